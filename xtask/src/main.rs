@@ -1,0 +1,2 @@
+//! Project automation for netstack (`cargo xtask`).
+fn main() {}
