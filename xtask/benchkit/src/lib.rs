@@ -78,7 +78,9 @@ pub fn measure<R>(mut f: impl FnMut() -> R) -> PerIter {
         .map(|_| time(&mut f, iters).as_nanos() as f64 / iters as f64)
         .collect();
     samples.sort_by(f64::total_cmp);
-    PerIter { nanos: samples[SAMPLES / 2] }
+    PerIter {
+        nanos: samples[SAMPLES / 2],
+    }
 }
 
 /// Times `f` over `iters` iterations with one setup per iteration that is
@@ -99,7 +101,9 @@ pub fn measure_with_setup<I, R>(
         })
         .collect();
     samples.sort_by(f64::total_cmp);
-    PerIter { nanos: samples[SAMPLES / 2] }
+    PerIter {
+        nanos: samples[SAMPLES / 2],
+    }
 }
 
 fn time<R>(f: &mut impl FnMut() -> R, iters: u64) -> Duration {

@@ -1,0 +1,327 @@
+//! `cargo xtask test-all`: everything CI checks, in one command.
+//!
+//! Steps, in order: `cargo fmt --check`, `cargo clippy` with warnings denied,
+//! the test suite (cargo-nextest when installed, else `cargo test`), the doc
+//! tests, the loom models of every crate that has them (built with
+//! `--cfg loom` into a target directory of their own, so the main build is
+//! not invalidated), and Miri over the crates that contain `unsafe` when a
+//! nightly toolchain with Miri can be had. Each step prints one summary line;
+//! the last line is `N passed, N failed, N skipped`, counting tests (fmt and
+//! clippy count as one check each). The exit status is non-zero when
+//! anything failed.
+//!
+//! Tests that need root or `../shared/` skip with a printed reason on a
+//! developer's machine; under CI (`CI=true`) or with `--require-root-tests`
+//! this command sets `NETSTACK_FORBID_SKIP=1`, which turns such skips into
+//! failures.
+
+use std::fs;
+use std::process::Command;
+
+use crate::steps::{self, Counts, Output};
+
+/// Crates whose unit tests also run under Miri: the ones allowed `unsafe`
+/// that do no foreign calls.
+const MIRI_CRATES: &[&str] = &["dma-ring"];
+
+enum Outcome {
+    /// The step ran; `Some` counts when it ran tests.
+    Ran { ok: bool, counts: Option<Counts> },
+    /// The step could not run here, for the reason given.
+    Skipped(String),
+}
+
+struct Options {
+    require_root_tests: bool,
+    loom: bool,
+    miri: bool,
+}
+
+pub fn run(args: &[String]) -> Result<bool, String> {
+    let mut opts = Options {
+        require_root_tests: false,
+        loom: true,
+        miri: true,
+    };
+    for a in args {
+        match a.as_str() {
+            "--require-root-tests" => opts.require_root_tests = true,
+            "--no-loom" => opts.loom = false,
+            "--no-miri" => opts.miri = false,
+            other => return Err(format!("test-all: unknown option `{other}`")),
+        }
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let forbid_skip = ci || opts.require_root_tests;
+
+    let mut summary: Vec<String> = Vec::new();
+    let mut total = Counts::default();
+    let mut record = |name: &str, outcome: Outcome, secs: f64| {
+        let line = match outcome {
+            Outcome::Ran { ok, counts } => {
+                let c = counts.unwrap_or(if ok {
+                    Counts {
+                        passed: 1,
+                        ..Counts::default()
+                    }
+                } else {
+                    Counts {
+                        failed: 1,
+                        ..Counts::default()
+                    }
+                });
+                // A step that failed without any failing test (a build error)
+                // still counts as one failure.
+                let c = if ok || c.failed > 0 {
+                    c
+                } else {
+                    Counts { failed: 1, ..c }
+                };
+                total.add(c);
+                let what = if counts.is_some() {
+                    format!(
+                        " ({} passed, {} failed, {} skipped)",
+                        c.passed, c.failed, c.skipped
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{name:<10} {}{what} in {secs:.1}s",
+                    if ok { "ok" } else { "FAILED" }
+                )
+            }
+            Outcome::Skipped(why) => format!("{name:<10} skipped: {why}"),
+        };
+        println!("xtask: {line}");
+        summary.push(line);
+    };
+
+    // 1. Formatting.
+    let out = cargo(&["fmt", "--all", "--check"], &[]);
+    record(
+        "fmt",
+        Outcome::Ran {
+            ok: out.success,
+            counts: None,
+        },
+        out.elapsed.as_secs_f64(),
+    );
+
+    // 2. Lints.
+    let out = cargo(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    );
+    record(
+        "clippy",
+        Outcome::Ran {
+            ok: out.success,
+            counts: None,
+        },
+        out.elapsed.as_secs_f64(),
+    );
+
+    // 3. The test suite.
+    let forbid: &[(&str, &str)] = if forbid_skip {
+        &[("NETSTACK_FORBID_SKIP", "1")]
+    } else {
+        &[]
+    };
+    let out = if steps::has_program("cargo", &["nextest", "--version"]) {
+        cargo(&["nextest", "run", "--workspace", "--no-fail-fast"], forbid)
+    } else {
+        cargo(
+            &[
+                "test",
+                "--workspace",
+                "--lib",
+                "--bins",
+                "--tests",
+                "--examples",
+                "--no-fail-fast",
+            ],
+            forbid,
+        )
+    };
+    report_skips(&out);
+    record("tests", ran_tests(&out), out.elapsed.as_secs_f64());
+
+    // 4. Doc tests (nextest does not run them).
+    let out = cargo(&["test", "--workspace", "--doc"], &[]);
+    record("doctests", ran_tests(&out), out.elapsed.as_secs_f64());
+
+    // 5. loom models.
+    let loom_crates = crates_with_loom();
+    if !opts.loom {
+        record("loom", Outcome::Skipped("--no-loom given".into()), 0.0);
+    } else if loom_crates.is_empty() {
+        record(
+            "loom",
+            Outcome::Skipped("no crate has loom models yet".into()),
+            0.0,
+        );
+    } else {
+        let mut args = vec![
+            "test",
+            "--profile",
+            "loom",
+            "--target-dir",
+            "target/loom",
+            "--lib",
+        ];
+        for c in &loom_crates {
+            args.extend(["-p", c.as_str()]);
+        }
+        args.extend(["--", "loom"]);
+        let out = cargo(
+            &args,
+            &[("RUSTFLAGS", "--cfg loom"), ("LOOM_MAX_PREEMPTIONS", "2")],
+        );
+        record("loom", ran_tests(&out), out.elapsed.as_secs_f64());
+    }
+
+    // 6. Miri.
+    if opts.miri {
+        let present: Vec<&str> = MIRI_CRATES
+            .iter()
+            .copied()
+            .filter(|c| crate_has_code(c))
+            .collect();
+        if present.is_empty() {
+            record(
+                "miri",
+                Outcome::Skipped("no unsafe crate has code yet".into()),
+                0.0,
+            );
+        } else if let Err(why) = miri_available() {
+            record("miri", Outcome::Skipped(why), 0.0);
+        } else {
+            let mut args = vec![
+                "+nightly",
+                "miri",
+                "test",
+                "--target-dir",
+                "target/miri",
+                "--lib",
+            ];
+            for c in &present {
+                args.extend(["-p", c]);
+            }
+            let out = cargo(&args, &[]);
+            record("miri", ran_tests(&out), out.elapsed.as_secs_f64());
+        }
+    } else {
+        record("miri", Outcome::Skipped("--no-miri given".into()), 0.0);
+    }
+
+    println!();
+    for line in &summary {
+        println!("{line}");
+    }
+    println!(
+        "{} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.skipped
+    );
+    Ok(total.failed == 0)
+}
+
+fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // `cargo +nightly` must go through rustup's proxy, not the resolved cargo.
+    if args.first().is_some_and(|a| a.starts_with('+')) {
+        cmd = Command::new("cargo");
+    }
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    eprintln!("xtask: running cargo {}", args.join(" "));
+    steps::run(&mut cmd, true)
+}
+
+fn ran_tests(out: &Output) -> Outcome {
+    Outcome::Ran {
+        ok: out.success,
+        counts: steps::count_tests(&out.lines),
+    }
+}
+
+/// Repeats the `SKIP` lines tests printed, so they are not lost in the log.
+fn report_skips(out: &Output) {
+    for line in out
+        .lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with("SKIP "))
+    {
+        println!("xtask: {}", line.trim());
+    }
+}
+
+/// Workspace crates whose manifest declares a `cfg(loom)` dependency.
+fn crates_with_loom() -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(dir) = fs::read_dir(steps::root().join("crates")) else {
+        return found;
+    };
+    for entry in dir.flatten() {
+        let manifest = entry.path().join("Cargo.toml");
+        if fs::read_to_string(&manifest).is_ok_and(|t| t.contains("cfg(loom)")) {
+            found.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Whether a crate holds more than its opening description.
+fn crate_has_code(name: &str) -> bool {
+    fs::read_to_string(steps::root().join("crates").join(name).join("src/lib.rs")).is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.starts_with("mod ") || l.starts_with("pub mod "))
+    })
+}
+
+/// Makes `cargo +nightly miri` usable, installing the component when it
+/// can; says why not otherwise.
+fn miri_available() -> Result<(), String> {
+    if !steps::has_program("rustup", &["--version"]) {
+        return Err("rustup is not installed, so no nightly toolchain can be had".into());
+    }
+    if steps::has_program("cargo", &["+nightly", "miri", "--version"]) {
+        return Ok(());
+    }
+    eprintln!("xtask: trying `rustup component add miri rust-src --toolchain nightly`");
+    let out = steps::run(
+        Command::new("rustup").args([
+            "component",
+            "add",
+            "miri",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]),
+        true,
+    );
+    if out.success && steps::has_program("cargo", &["+nightly", "miri", "--version"]) {
+        Ok(())
+    } else {
+        let why = out
+            .lines
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .cloned()
+            .unwrap_or_default();
+        Err(format!(
+            "cargo +nightly miri is not available and could not be installed ({why})"
+        ))
+    }
+}
