@@ -1,0 +1,2 @@
+//! Benchmarks of the wire formats (filled in below).
+fn main() {}
