@@ -1,0 +1,1119 @@
+//! The socket buffer: one packet, its bytes in a pool buffer and its
+//! metadata.
+//!
+//! Mirrors `struct sk_buff` in `include/linux/skbuff.h` and the head
+//! operations of `net/core/skbuff.c`. The packet's bytes live in a
+//! [`PagePool`] buffer; the skb keeps the window `data..tail` inside it,
+//! with headroom in front for lower layers to `push` their headers into
+//! and tailroom behind for `put`:
+//!
+//! ```text
+//!  head          data                 tail              end
+//!   |  headroom   |   len bytes        |   tailroom      |
+//!   +-------------+--------------------+-----------------+
+//!   ^ mac_header / network_header / transport_header are offsets from head
+//! ```
+//!
+//! Cloning an skb (`skb_clone`) shares the buffer; writing through a clone
+//! (or through an skb that has clones) first copies the buffer into a fresh
+//! one from the same pool (`skb_unshare`), so the other holders see no
+//! change.
+//!
+//! # Deviations from Linux
+//!
+//! - No paged fragments (`skb_shinfo()->frags`) or frag lists: the data is
+//!   always linear, in one buffer of up to 64 KiB plus headroom. A GSO skb
+//!   simply uses the pool's large class.
+//! - Operations that would hit `skb_over_panic()`/`skb_under_panic()` in
+//!   Linux return an [`SkbError`] instead, and leave the skb unchanged.
+//! - `skb->dev` and `skb->skb_iif` are one field, [`SkBuff::ifindex`].
+
+use core::fmt;
+
+use bitflags::bitflags;
+
+use crate::page_pool::{Page, PageBuf, PagePool};
+use crate::time::Instant;
+
+/// Headroom that [`SkBuff::netdev_alloc`] reserves in front of a received
+/// frame.
+///
+/// Mirrors `NET_SKB_PAD` (`max(32, L1_CACHE_BYTES)`, 64 on x86-64).
+pub const NET_SKB_PAD: usize = 64;
+
+/// The ethertype of IPv4, in host order.
+///
+/// Mirrors `ETH_P_IP` in `include/uapi/linux/if_ether.h`.
+pub const ETH_P_IP: u16 = 0x0800;
+/// The ethertype of ARP, in host order. Mirrors `ETH_P_ARP`.
+pub const ETH_P_ARP: u16 = 0x0806;
+
+/// Why an skb operation was refused; the skb is left unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkbError {
+    /// `push` needed more headroom than there is (`skb_under_panic()`).
+    NoHeadroom {
+        /// Bytes requested.
+        needed: usize,
+        /// Headroom available.
+        headroom: usize,
+    },
+    /// `put` or `reserve` needed more tailroom than there is (`skb_over_panic()`).
+    NoTailroom {
+        /// Bytes requested.
+        needed: usize,
+        /// Tailroom available.
+        tailroom: usize,
+    },
+    /// `pull` or `trim` asked for more bytes than the skb holds.
+    TooShort {
+        /// Bytes the operation needs.
+        needed: usize,
+        /// Bytes the skb holds.
+        len: usize,
+    },
+    /// `reserve` on an skb that already holds data (Linux only reserves on
+    /// an empty skb).
+    NotEmpty {
+        /// Bytes the skb holds.
+        len: usize,
+    },
+    /// The pool had no buffer (a bounded pool is exhausted).
+    NoMem,
+    /// The requested buffer is larger than the pool's largest class.
+    TooBig {
+        /// Bytes requested.
+        size: usize,
+        /// The largest buffer the pool has.
+        max: usize,
+    },
+    /// A header offset would lie outside the buffer.
+    HeaderOutOfRange {
+        /// Which header (`"mac"`, `"network"`, `"transport"`).
+        header: &'static str,
+        /// The offset from `data` that was given.
+        offset: usize,
+        /// The bytes from `data` to the end of the buffer.
+        room: usize,
+    },
+    /// A header was read before it was set.
+    HeaderNotSet {
+        /// Which header.
+        header: &'static str,
+    },
+}
+
+impl fmt::Display for SkbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            SkbError::NoHeadroom { needed, headroom } => {
+                write!(
+                    f,
+                    "skb push of {needed} bytes: only {headroom} bytes of headroom"
+                )
+            }
+            SkbError::NoTailroom { needed, tailroom } => {
+                write!(
+                    f,
+                    "skb put/reserve of {needed} bytes: only {tailroom} bytes of tailroom"
+                )
+            }
+            SkbError::TooShort { needed, len } => {
+                write!(f, "skb holds {len} bytes, {needed} needed")
+            }
+            SkbError::NotEmpty { len } => {
+                write!(f, "skb reserve needs an empty skb, it holds {len} bytes")
+            }
+            SkbError::NoMem => f.write_str("page pool exhausted"),
+            SkbError::TooBig { size, max } => {
+                write!(
+                    f,
+                    "skb of {size} bytes requested: the pool's buffers hold at most {max}"
+                )
+            }
+            SkbError::HeaderOutOfRange {
+                header,
+                offset,
+                room,
+            } => {
+                write!(f, "{header} header offset {offset}: accepts 0..={room}")
+            }
+            SkbError::HeaderNotSet { header } => write!(f, "{header} header is not set"),
+        }
+    }
+}
+
+impl core::error::Error for SkbError {}
+
+/// Who the packet is for, as the link layer classified it.
+///
+/// Mirrors `skb->pkt_type` and the `PACKET_*` values of
+/// `include/uapi/linux/if_packet.h`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PktType {
+    /// To this host. `PACKET_HOST`.
+    #[doc(alias = "PACKET_HOST")]
+    #[default]
+    Host = 0,
+    /// To all (link-layer broadcast). `PACKET_BROADCAST`.
+    #[doc(alias = "PACKET_BROADCAST")]
+    Broadcast = 1,
+    /// To a link-layer multicast group. `PACKET_MULTICAST`.
+    #[doc(alias = "PACKET_MULTICAST")]
+    Multicast = 2,
+    /// To another host (seen in promiscuous mode). `PACKET_OTHERHOST`.
+    #[doc(alias = "PACKET_OTHERHOST")]
+    OtherHost = 3,
+    /// Sent by this host (seen by a tap). `PACKET_OUTGOING`.
+    #[doc(alias = "PACKET_OUTGOING")]
+    Outgoing = 4,
+    /// Looped back. `PACKET_LOOPBACK`.
+    #[doc(alias = "PACKET_LOOPBACK")]
+    Loopback = 5,
+}
+
+/// The checksum state of an skb.
+///
+/// Mirrors `skb->ip_summed` (`CHECKSUM_NONE`, `CHECKSUM_UNNECESSARY`,
+/// `CHECKSUM_COMPLETE`, `CHECKSUM_PARTIAL`) with the fields that go with
+/// each value (`skb->csum`, `csum_start`, `csum_offset`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum IpSummed {
+    /// Receive: the device did not check; transmit: software has
+    /// filled the checksum. `CHECKSUM_NONE`.
+    #[doc(alias = "CHECKSUM_NONE")]
+    #[default]
+    None,
+    /// Receive: the device verified the checksum. `CHECKSUM_UNNECESSARY`.
+    #[doc(alias = "CHECKSUM_UNNECESSARY")]
+    Unnecessary,
+    /// Receive: the device summed the whole packet (from `data`), the
+    /// 32-bit unfolded one's-complement sum is `csum`. `CHECKSUM_COMPLETE`.
+    #[doc(alias = "CHECKSUM_COMPLETE")]
+    Complete {
+        /// The unfolded sum (`__wsum`).
+        csum: u32,
+    },
+    /// Transmit: the device must sum from `csum_start` (offset from head)
+    /// to the end and store the result at `csum_start + csum_offset`.
+    /// `CHECKSUM_PARTIAL`.
+    #[doc(alias = "CHECKSUM_PARTIAL")]
+    Partial {
+        /// Where summing starts, as an offset from the buffer's head.
+        csum_start: u16,
+        /// Where the result goes, relative to `csum_start`.
+        csum_offset: u16,
+    },
+}
+
+bitflags! {
+    /// The kind of segmentation a GSO skb needs.
+    ///
+    /// Mirrors the `SKB_GSO_*` bits of `include/linux/skbuff.h`; they are
+    /// shifted by 16 to give the `NETIF_F_GSO_*` feature bits.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct SkbGsoType: u32 {
+        /// TCP over IPv4.
+        #[doc(alias = "SKB_GSO_TCPV4")]
+        const TCPV4 = 1 << 0;
+        /// From an untrusted source; must be re-verified.
+        #[doc(alias = "SKB_GSO_DODGY")]
+        const DODGY = 1 << 1;
+        /// TCP with CWR set: segmentation must handle ECN.
+        #[doc(alias = "SKB_GSO_TCP_ECN")]
+        const TCP_ECN = 1 << 2;
+        /// The IPv4 ID must stay fixed across segments.
+        #[doc(alias = "SKB_GSO_TCP_FIXEDID")]
+        const TCP_FIXEDID = 1 << 3;
+        /// TCP over IPv6.
+        #[doc(alias = "SKB_GSO_TCPV6")]
+        const TCPV6 = 1 << 4;
+        /// FCoE.
+        #[doc(alias = "SKB_GSO_FCOE")]
+        const FCOE = 1 << 5;
+        /// GRE tunnel.
+        #[doc(alias = "SKB_GSO_GRE")]
+        const GRE = 1 << 6;
+        /// GRE tunnel with checksum.
+        #[doc(alias = "SKB_GSO_GRE_CSUM")]
+        const GRE_CSUM = 1 << 7;
+        /// IP in IPv4.
+        #[doc(alias = "SKB_GSO_IPXIP4")]
+        const IPXIP4 = 1 << 8;
+        /// IP in IPv6.
+        #[doc(alias = "SKB_GSO_IPXIP6")]
+        const IPXIP6 = 1 << 9;
+        /// UDP tunnel.
+        #[doc(alias = "SKB_GSO_UDP_TUNNEL")]
+        const UDP_TUNNEL = 1 << 10;
+        /// UDP tunnel with outer checksum.
+        #[doc(alias = "SKB_GSO_UDP_TUNNEL_CSUM")]
+        const UDP_TUNNEL_CSUM = 1 << 11;
+        /// Only the innermost L4 header is segmented by hardware.
+        #[doc(alias = "SKB_GSO_PARTIAL")]
+        const PARTIAL = 1 << 12;
+        /// Tunnel with remote checksum offload.
+        #[doc(alias = "SKB_GSO_TUNNEL_REMCSUM")]
+        const TUNNEL_REMCSUM = 1 << 13;
+        /// SCTP.
+        #[doc(alias = "SKB_GSO_SCTP")]
+        const SCTP = 1 << 14;
+        /// IPsec ESP.
+        #[doc(alias = "SKB_GSO_ESP")]
+        const ESP = 1 << 15;
+        /// UDP fragmentation offload (UFO).
+        #[doc(alias = "SKB_GSO_UDP")]
+        const UDP = 1 << 16;
+        /// UDP payload segmentation (`UDP_SEGMENT`).
+        #[doc(alias = "SKB_GSO_UDP_L4")]
+        const UDP_L4 = 1 << 17;
+        /// Frag-list segmentation.
+        #[doc(alias = "SKB_GSO_FRAGLIST")]
+        const FRAGLIST = 1 << 18;
+    }
+}
+
+/// One packet: a window of bytes in a pool buffer, header offsets, and the
+/// metadata every layer reads or sets.
+///
+/// Mirrors `struct sk_buff` in `include/linux/skbuff.h`. An skb owns (or,
+/// after [`Clone`], shares) one [`PagePool`] buffer, which returns to the
+/// pool when the last skb using it drops. It is `Send` and `Sync`.
+///
+/// ```
+/// use netcore::{PagePool, PagePoolParams, SkBuff};
+///
+/// let pool = PagePool::new(PagePoolParams::default()).unwrap();
+/// let mut skb = SkBuff::alloc(&pool, 128).unwrap();
+/// skb.reserve(64).unwrap();                  // headroom for lower layers
+/// skb.put_data(b"payload").unwrap();         // the transport payload
+/// skb.push(4).unwrap().copy_from_slice(b"HDR:"); // a header in front
+/// assert_eq!(skb.data(), b"HDR:payload");
+/// assert_eq!(skb.headroom(), 60);
+/// assert_eq!(skb.pull(4).unwrap(), b"HDR:");
+/// assert_eq!(skb.data(), b"payload");
+/// ```
+#[doc(alias = "sk_buff")]
+#[derive(Debug)]
+pub struct SkBuff {
+    page: Page,
+    /// Offset of the first byte of data from the buffer's head.
+    data: usize,
+    /// Offset one past the last byte of data.
+    tail: usize,
+    mac_header: Option<u32>,
+    network_header: Option<u32>,
+    transport_header: Option<u32>,
+    /// The ethertype of the packet in host order (`skb->protocol`, which
+    /// Linux keeps in network order), e.g. [`ETH_P_IP`].
+    pub protocol: u16,
+    /// The interface the packet arrived on or leaves by (`skb->dev`'s
+    /// `ifindex` / `skb->skb_iif`); 0 when none.
+    pub ifindex: u32,
+    /// The firewall mark (`skb->mark`).
+    pub mark: u32,
+    /// The queueing priority (`skb->priority`).
+    pub priority: u32,
+    /// The device queue chosen for the packet (`skb->queue_mapping`).
+    pub queue_mapping: u16,
+    /// The flow hash (`skb->hash`); 0 when not computed.
+    pub hash: u32,
+    /// Whether [`SkBuff::hash`] covers the L4 ports (`skb->l4_hash`).
+    pub l4_hash: bool,
+    /// Whether the hash was computed in software (`skb->sw_hash`).
+    pub sw_hash: bool,
+    /// Who the packet is for (`skb->pkt_type`).
+    pub pkt_type: PktType,
+    /// The checksum state (`skb->ip_summed`, `csum`, `csum_start`,
+    /// `csum_offset`).
+    pub ip_summed: IpSummed,
+    /// The segment payload size of a GSO skb, 0 otherwise
+    /// (`skb_shinfo()->gso_size`).
+    pub gso_size: u16,
+    /// How many segments a GSO skb stands for (`skb_shinfo()->gso_segs`).
+    pub gso_segs: u16,
+    /// The kind of GSO skb (`skb_shinfo()->gso_type`).
+    pub gso_type: SkbGsoType,
+    /// When the packet was received or sent (`skb->tstamp`).
+    pub tstamp: Instant,
+    /// The VLAN tag the device stripped on receive or must insert on
+    /// transmit (`skb->vlan_tci` with `vlan_present`).
+    pub vlan_tci: Option<u16>,
+}
+
+impl SkBuff {
+    fn with_page(page: Page, data: usize, tail: usize) -> SkBuff {
+        SkBuff {
+            page,
+            data,
+            tail,
+            mac_header: None,
+            network_header: None,
+            transport_header: None,
+            protocol: 0,
+            ifindex: 0,
+            mark: 0,
+            priority: 0,
+            queue_mapping: 0,
+            hash: 0,
+            l4_hash: false,
+            sw_hash: false,
+            pkt_type: PktType::Host,
+            ip_summed: IpSummed::None,
+            gso_size: 0,
+            gso_segs: 0,
+            gso_type: SkbGsoType::empty(),
+            tstamp: Instant::ZERO,
+            vlan_tci: None,
+        }
+    }
+
+    /// Allocates an empty skb whose buffer has room for at least `size`
+    /// bytes, from the smallest pool class that fits.
+    ///
+    /// Mirrors `alloc_skb()` in `net/core/skbuff.c`. The skb has no
+    /// headroom until [`SkBuff::reserve`] is called. Fails with
+    /// [`SkbError::TooBig`] past the largest class and [`SkbError::NoMem`]
+    /// when the pool is exhausted.
+    #[doc(alias = "alloc_skb")]
+    pub fn alloc(pool: &PagePool, size: usize) -> Result<SkBuff, SkbError> {
+        if size > pool.max_buf_size() {
+            return Err(SkbError::TooBig {
+                size,
+                max: pool.max_buf_size(),
+            });
+        }
+        let buf = pool.alloc_size(size).ok_or(SkbError::NoMem)?;
+        Ok(SkBuff::with_page(buf.into_page(), 0, 0))
+    }
+
+    /// Allocates an empty skb for a received frame of up to `len` bytes,
+    /// with [`NET_SKB_PAD`] bytes of headroom reserved.
+    ///
+    /// Mirrors `netdev_alloc_skb()` in `net/core/skbuff.c`.
+    #[doc(alias = "netdev_alloc_skb")]
+    pub fn netdev_alloc(pool: &PagePool, len: usize) -> Result<SkBuff, SkbError> {
+        let mut skb = SkBuff::alloc(pool, len + NET_SKB_PAD)?;
+        skb.reserve(NET_SKB_PAD)?;
+        Ok(skb)
+    }
+
+    /// Wraps a pool buffer the device has written a frame into, without
+    /// copying: the frame is the `len` bytes starting at `headroom`.
+    ///
+    /// Mirrors `napi_build_skb()`/`build_skb()` in `net/core/skbuff.c`.
+    /// Takes ownership of `buf`; if `headroom + len` exceeds the buffer it
+    /// is handed back with the error.
+    #[doc(alias = "build_skb")]
+    #[doc(alias = "napi_build_skb")]
+    pub fn from_page(
+        buf: PageBuf,
+        headroom: usize,
+        len: usize,
+    ) -> Result<SkBuff, (PageBuf, SkbError)> {
+        let size = buf.len();
+        match headroom.checked_add(len) {
+            Some(end) if end <= size => Ok(SkBuff::with_page(buf.into_page(), headroom, end)),
+            _ => {
+                let tailroom = size.saturating_sub(headroom);
+                Err((
+                    buf,
+                    SkbError::NoTailroom {
+                        needed: len,
+                        tailroom,
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Allocates an skb with `headroom` bytes reserved and a copy of
+    /// `bytes` as its data.
+    ///
+    /// A convenience for tests and for building packets from a slice;
+    /// mirrors `alloc_skb()` + `skb_reserve()` + `skb_put_data()`.
+    pub fn from_slice(pool: &PagePool, headroom: usize, bytes: &[u8]) -> Result<SkBuff, SkbError> {
+        let mut skb = SkBuff::alloc(pool, headroom + bytes.len())?;
+        skb.reserve(headroom)?;
+        skb.put_data(bytes)?;
+        Ok(skb)
+    }
+
+    /// Bytes of data (`skb->len`).
+    pub fn len(&self) -> usize {
+        self.tail - self.data
+    }
+
+    /// Whether the skb holds no data.
+    pub fn is_empty(&self) -> bool {
+        self.tail == self.data
+    }
+
+    /// Free bytes in front of the data.
+    ///
+    /// Mirrors `skb_headroom()`.
+    #[doc(alias = "skb_headroom")]
+    pub fn headroom(&self) -> usize {
+        self.data
+    }
+
+    /// Free bytes behind the data.
+    ///
+    /// Mirrors `skb_tailroom()`.
+    #[doc(alias = "skb_tailroom")]
+    pub fn tailroom(&self) -> usize {
+        self.page.bytes().len() - self.tail
+    }
+
+    /// The size of the underlying buffer (`skb_end_offset()`).
+    #[doc(alias = "skb_end_offset")]
+    pub fn end_offset(&self) -> usize {
+        self.page.bytes().len()
+    }
+
+    /// The memory the skb accounts for against socket buffers: its buffer
+    /// plus the skb itself.
+    ///
+    /// Mirrors `skb->truesize` (`SKB_TRUESIZE()`).
+    #[doc(alias = "SKB_TRUESIZE")]
+    pub fn truesize(&self) -> usize {
+        self.page.bytes().len() + core::mem::size_of::<SkBuff>()
+    }
+
+    /// The data bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.page.bytes()[self.data..self.tail]
+    }
+
+    /// The data bytes, for writing; unshares the buffer first if it is
+    /// shared with a clone (which may fail with [`SkbError::NoMem`]).
+    pub fn data_mut(&mut self) -> Result<&mut [u8], SkbError> {
+        let (d, t) = (self.data, self.tail);
+        Ok(&mut self.buf_mut()?[d..t])
+    }
+
+    /// Prepends `len` bytes to the data, out of the headroom, and returns
+    /// them for the caller to fill in.
+    ///
+    /// Mirrors `skb_push()`. Fails with [`SkbError::NoHeadroom`] (Linux
+    /// calls `skb_under_panic()`), or [`SkbError::NoMem`] when a shared
+    /// buffer cannot be unshared.
+    #[doc(alias = "skb_push")]
+    pub fn push(&mut self, len: usize) -> Result<&mut [u8], SkbError> {
+        if len > self.data {
+            return Err(SkbError::NoHeadroom {
+                needed: len,
+                headroom: self.data,
+            });
+        }
+        self.buf_mut()?;
+        self.data -= len;
+        let (d, t) = (self.data, self.data + len);
+        Ok(&mut self.buf_mut()?[d..t])
+    }
+
+    /// Removes `len` bytes from the front of the data and returns them
+    /// (they stay readable in the headroom, e.g. through `mac_header()`).
+    ///
+    /// Mirrors `skb_pull()`; fails with [`SkbError::TooShort`] where Linux
+    /// returns `NULL`.
+    #[doc(alias = "skb_pull")]
+    pub fn pull(&mut self, len: usize) -> Result<&[u8], SkbError> {
+        if len > self.len() {
+            return Err(SkbError::TooShort {
+                needed: len,
+                len: self.len(),
+            });
+        }
+        let start = self.data;
+        self.data += len;
+        Ok(&self.page.bytes()[start..self.data])
+    }
+
+    /// Appends `len` bytes to the data, out of the tailroom, and returns
+    /// them for the caller to fill in (their contents are unspecified).
+    ///
+    /// Mirrors `skb_put()`; fails with [`SkbError::NoTailroom`] where Linux
+    /// calls `skb_over_panic()`.
+    #[doc(alias = "skb_put")]
+    pub fn put(&mut self, len: usize) -> Result<&mut [u8], SkbError> {
+        if len > self.tailroom() {
+            return Err(SkbError::NoTailroom {
+                needed: len,
+                tailroom: self.tailroom(),
+            });
+        }
+        self.buf_mut()?;
+        let start = self.tail;
+        self.tail += len;
+        let t = self.tail;
+        Ok(&mut self.buf_mut()?[start..t])
+    }
+
+    /// Appends `len` zero bytes.
+    ///
+    /// Mirrors `skb_put_zero()`.
+    #[doc(alias = "skb_put_zero")]
+    pub fn put_zero(&mut self, len: usize) -> Result<&mut [u8], SkbError> {
+        let b = self.put(len)?;
+        b.fill(0);
+        Ok(b)
+    }
+
+    /// Appends a copy of `bytes`.
+    ///
+    /// Mirrors `skb_put_data()`.
+    #[doc(alias = "skb_put_data")]
+    pub fn put_data(&mut self, bytes: &[u8]) -> Result<(), SkbError> {
+        self.put(bytes.len())?.copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Cuts the data down to its first `len` bytes.
+    ///
+    /// Mirrors `skb_trim()`. Header offsets that now lie past the data are
+    /// left as they are, as in Linux.
+    ///
+    /// # Deviations from Linux
+    /// `skb_trim()` silently ignores a `len` larger than the skb; this
+    /// returns [`SkbError::TooShort`] so the caller learns of its mistake.
+    #[doc(alias = "skb_trim")]
+    pub fn trim(&mut self, len: usize) -> Result<(), SkbError> {
+        if len > self.len() {
+            return Err(SkbError::TooShort {
+                needed: len,
+                len: self.len(),
+            });
+        }
+        self.tail = self.data + len;
+        Ok(())
+    }
+
+    /// Moves the start of an empty skb's data forward by `len` bytes,
+    /// creating headroom.
+    ///
+    /// Mirrors `skb_reserve()`. Fails with [`SkbError::NotEmpty`] on an skb
+    /// that holds data and [`SkbError::NoTailroom`] past the buffer's end.
+    #[doc(alias = "skb_reserve")]
+    pub fn reserve(&mut self, len: usize) -> Result<(), SkbError> {
+        if !self.is_empty() {
+            return Err(SkbError::NotEmpty { len: self.len() });
+        }
+        if len > self.tailroom() {
+            return Err(SkbError::NoTailroom {
+                needed: len,
+                tailroom: self.tailroom(),
+            });
+        }
+        self.data += len;
+        self.tail += len;
+        Ok(())
+    }
+
+    /// Whether the buffer is shared with a clone.
+    ///
+    /// Mirrors `skb_cloned()`.
+    #[doc(alias = "skb_cloned")]
+    pub fn is_cloned(&self) -> bool {
+        self.page.is_shared()
+    }
+
+    /// Gives this skb a private copy of its buffer if it shares it with a
+    /// clone; does nothing otherwise.
+    ///
+    /// Mirrors `skb_unshare()` (which calls `skb_copy()` on a cloned skb).
+    /// The copy comes from the same pool; fails with [`SkbError::NoMem`]
+    /// (leaving the skb shared) when the pool is exhausted.
+    #[doc(alias = "skb_unshare")]
+    #[doc(alias = "skb_cow")]
+    pub fn unshare(&mut self) -> Result<(), SkbError> {
+        if !self.page.is_shared() {
+            return Ok(());
+        }
+        let page = self.copy_page()?;
+        self.page = page;
+        Ok(())
+    }
+
+    /// A deep copy: same data, headroom, header offsets and metadata, in a
+    /// new buffer from the same pool.
+    ///
+    /// Mirrors `skb_copy()` in `net/core/skbuff.c`.
+    #[doc(alias = "skb_copy")]
+    pub fn copy(&self) -> Result<SkBuff, SkbError> {
+        let page = self.copy_page()?;
+        Ok(SkBuff {
+            page,
+            ..self.share_fields()
+        })
+    }
+
+    fn copy_page(&self) -> Result<Page, SkbError> {
+        let src = self.page.bytes();
+        let mut buf = self
+            .page
+            .pool()
+            .alloc_size(src.len())
+            .ok_or(SkbError::NoMem)?;
+        buf[..self.tail].copy_from_slice(&src[..self.tail]);
+        Ok(buf.into_page())
+    }
+
+    fn share_fields(&self) -> SkBuff {
+        SkBuff {
+            page: self.page.share(),
+            data: self.data,
+            tail: self.tail,
+            mac_header: self.mac_header,
+            network_header: self.network_header,
+            transport_header: self.transport_header,
+            protocol: self.protocol,
+            ifindex: self.ifindex,
+            mark: self.mark,
+            priority: self.priority,
+            queue_mapping: self.queue_mapping,
+            hash: self.hash,
+            l4_hash: self.l4_hash,
+            sw_hash: self.sw_hash,
+            pkt_type: self.pkt_type,
+            ip_summed: self.ip_summed,
+            gso_size: self.gso_size,
+            gso_segs: self.gso_segs,
+            gso_type: self.gso_type,
+            tstamp: self.tstamp,
+            vlan_tci: self.vlan_tci,
+        }
+    }
+
+    /// The whole buffer for writing, unsharing first.
+    fn buf_mut(&mut self) -> Result<&mut [u8], SkbError> {
+        self.unshare()?;
+        self.page.bytes_mut().ok_or(SkbError::NoMem)
+    }
+
+    /// Sets the flow hash and whether it covers L4 ports.
+    ///
+    /// Mirrors `skb_set_hash()` with `PKT_HASH_TYPE_L4` (`l4 = true`) or
+    /// `PKT_HASH_TYPE_L3`.
+    #[doc(alias = "skb_set_hash")]
+    pub fn set_hash(&mut self, hash: u32, l4: bool) {
+        self.hash = hash;
+        self.l4_hash = l4;
+        self.sw_hash = false;
+    }
+
+    /// Forgets the flow hash. Mirrors `skb_clear_hash()`.
+    #[doc(alias = "skb_clear_hash")]
+    pub fn clear_hash(&mut self) {
+        self.hash = 0;
+        self.l4_hash = false;
+        self.sw_hash = false;
+    }
+
+    /// Whether this is a GSO skb (`skb_is_gso()`).
+    #[doc(alias = "skb_is_gso")]
+    pub fn is_gso(&self) -> bool {
+        self.gso_size != 0
+    }
+
+    fn header_offset(&self, header: &'static str, offset: usize) -> Result<u32, SkbError> {
+        let room = self.end_offset() - self.data;
+        if offset > room {
+            return Err(SkbError::HeaderOutOfRange {
+                header,
+                offset,
+                room,
+            });
+        }
+        Ok((self.data + offset) as u32)
+    }
+
+    fn header_slice(&self, at: Option<u32>) -> Option<&[u8]> {
+        let at = at? as usize;
+        self.page.bytes().get(at..self.tail.max(at))
+    }
+
+    fn header_slice_mut(
+        &mut self,
+        header: &'static str,
+        at: Option<u32>,
+    ) -> Result<&mut [u8], SkbError> {
+        let at = at.ok_or(SkbError::HeaderNotSet { header })? as usize;
+        let end = self.tail.max(at);
+        Ok(&mut self.buf_mut()?[at..end])
+    }
+}
+
+macro_rules! header_accessors {
+    ($field:ident, $name:literal, [$a_reset:literal, $a_set:literal, $a_get:literal, $a_off:literal], $reset:ident, $set:ident, $get:ident, $get_mut:ident, $offset:ident, $was_set:ident) => {
+        impl SkBuff {
+            #[doc = concat!("Marks the start of the data as the ", $name, " header.")]
+            ///
+            #[doc = concat!("Mirrors `skb_reset_", $name, "_header()`.")]
+            #[doc(alias = $a_reset)]
+            pub fn $reset(&mut self) {
+                self.$field = Some(self.data as u32);
+            }
+
+            #[doc = concat!("Marks `offset` bytes past the start of the data as the ", $name, " header.")]
+            ///
+            #[doc = concat!("Mirrors `skb_set_", $name, "_header()`. Fails with ")]
+            /// [`SkbError::HeaderOutOfRange`] past the end of the buffer.
+            #[doc(alias = $a_set)]
+            pub fn $set(&mut self, offset: usize) -> Result<(), SkbError> {
+                self.$field = Some(self.header_offset($name, offset)?);
+                Ok(())
+            }
+
+            #[doc = concat!("The bytes from the ", $name, " header to the end of the data, or `None` if it was never set.")]
+            ///
+            #[doc = concat!("Mirrors `skb_", $name, "_header()`.")]
+            #[doc(alias = $a_get)]
+            pub fn $get(&self) -> Option<&[u8]> {
+                self.header_slice(self.$field)
+            }
+
+            #[doc = concat!("The bytes from the ", $name, " header to the end of the data, for writing (unshares first).")]
+            pub fn $get_mut(&mut self) -> Result<&mut [u8], SkbError> {
+                self.header_slice_mut($name, self.$field)
+            }
+
+            #[doc = concat!("The ", $name, " header's offset from the start of the data (negative once pulled past).")]
+            ///
+            #[doc = concat!("Mirrors `skb_", $name, "_offset()`.")]
+            #[doc(alias = $a_off)]
+            pub fn $offset(&self) -> Option<isize> {
+                self.$field.map(|h| h as isize - self.data as isize)
+            }
+
+            #[doc = concat!("Whether the ", $name, " header was set.")]
+            pub fn $was_set(&self) -> bool {
+                self.$field.is_some()
+            }
+        }
+    };
+}
+
+header_accessors!(
+    mac_header,
+    "mac",
+    [
+        "skb_reset_mac_header",
+        "skb_set_mac_header",
+        "skb_mac_header",
+        "skb_mac_offset"
+    ],
+    reset_mac_header,
+    set_mac_header,
+    mac_header,
+    mac_header_mut,
+    mac_offset,
+    mac_header_was_set
+);
+header_accessors!(
+    network_header,
+    "network",
+    [
+        "skb_reset_network_header",
+        "skb_set_network_header",
+        "skb_network_header",
+        "skb_network_offset"
+    ],
+    reset_network_header,
+    set_network_header,
+    network_header,
+    network_header_mut,
+    network_offset,
+    network_header_was_set
+);
+header_accessors!(
+    transport_header,
+    "transport",
+    [
+        "skb_reset_transport_header",
+        "skb_set_transport_header",
+        "skb_transport_header",
+        "skb_transport_offset"
+    ],
+    reset_transport_header,
+    set_transport_header,
+    transport_header,
+    transport_header_mut,
+    transport_offset,
+    transport_header_was_set
+);
+
+impl Clone for SkBuff {
+    /// A second skb over the same buffer, with its own copy of the window,
+    /// header offsets and metadata. Costs no buffer and no copy; the first
+    /// write through either skb unshares it.
+    ///
+    /// Mirrors `skb_clone()` in `net/core/skbuff.c`.
+    #[doc(alias = "skb_clone")]
+    fn clone(&self) -> SkBuff {
+        self.share_fields()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::page_pool::{PagePoolParams, SizeClass};
+
+    fn pool(limit: Option<usize>) -> PagePool {
+        PagePool::new(PagePoolParams {
+            small: SizeClass {
+                buf_size: 256,
+                pool_size: 16,
+                limit,
+            },
+            large: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn push_pull_put_trim_reserve() {
+        let p = pool(None);
+        let mut skb = SkBuff::alloc(&p, 200).unwrap();
+        assert_eq!((skb.len(), skb.headroom(), skb.tailroom()), (0, 0, 256));
+        skb.reserve(32).unwrap();
+        assert_eq!((skb.headroom(), skb.tailroom()), (32, 224));
+        skb.put_data(b"world").unwrap();
+        skb.push(6).unwrap().copy_from_slice(b"hello ");
+        assert_eq!(skb.data(), b"hello world");
+        assert_eq!(skb.headroom(), 26);
+        assert_eq!(skb.pull(6).unwrap(), b"hello ");
+        assert_eq!(skb.data(), b"world");
+        skb.trim(3).unwrap();
+        assert_eq!(skb.data(), b"wor");
+        assert_eq!(skb.put_zero(2).unwrap(), &[0, 0]);
+        assert_eq!(skb.data(), b"wor\0\0");
+        assert_eq!(skb.reserve(1), Err(SkbError::NotEmpty { len: 5 }));
+    }
+
+    #[test]
+    fn past_the_ends_is_an_error_and_changes_nothing() {
+        let p = pool(None);
+        let mut skb = SkBuff::from_slice(&p, 10, b"abcd").unwrap();
+        assert_eq!(
+            skb.push(11).unwrap_err(),
+            SkbError::NoHeadroom {
+                needed: 11,
+                headroom: 10
+            }
+        );
+        assert_eq!(
+            skb.pull(5).unwrap_err(),
+            SkbError::TooShort { needed: 5, len: 4 }
+        );
+        assert_eq!(
+            skb.put(243).unwrap_err(),
+            SkbError::NoTailroom {
+                needed: 243,
+                tailroom: 242
+            }
+        );
+        assert_eq!(
+            skb.trim(5).unwrap_err(),
+            SkbError::TooShort { needed: 5, len: 4 }
+        );
+        assert_eq!(
+            (skb.data(), skb.headroom(), skb.tailroom()),
+            (&b"abcd"[..], 10, 242)
+        );
+        assert!(skb.push(10).is_ok());
+        assert_eq!(skb.headroom(), 0);
+        let e = SkBuff::alloc(&p, 257).unwrap_err();
+        assert_eq!(
+            e,
+            SkbError::TooBig {
+                size: 257,
+                max: 256
+            }
+        );
+        assert!(e.to_string().contains("at most 256"), "{e}");
+    }
+
+    #[test]
+    fn header_offsets() {
+        let p = pool(None);
+        let mut frame = [0u8; 34];
+        frame[12] = 0x08;
+        frame[14] = 0x45;
+        let mut skb = SkBuff::from_slice(&p, NET_SKB_PAD, &frame).unwrap();
+        assert!(!skb.mac_header_was_set());
+        assert_eq!(
+            skb.mac_header_mut().unwrap_err(),
+            SkbError::HeaderNotSet { header: "mac" }
+        );
+        skb.reset_mac_header();
+        skb.pull(14).unwrap();
+        skb.reset_network_header();
+        skb.set_transport_header(20).unwrap();
+        assert_eq!(skb.mac_offset(), Some(-14));
+        assert_eq!(skb.network_offset(), Some(0));
+        assert_eq!(skb.transport_offset(), Some(20));
+        assert_eq!(skb.mac_header().unwrap()[12], 0x08);
+        assert_eq!(skb.network_header().unwrap()[0], 0x45);
+        assert_eq!(skb.transport_header().unwrap().len(), 0);
+        skb.network_header_mut().unwrap()[8] = 63;
+        assert_eq!(skb.data()[8], 63);
+        let e = skb.set_network_header(1000).unwrap_err();
+        assert!(matches!(
+            e,
+            SkbError::HeaderOutOfRange {
+                header: "network",
+                offset: 1000,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn clone_shares_and_write_copies() {
+        let p = pool(None);
+        let mut a = SkBuff::from_slice(&p, 16, b"shared").unwrap();
+        a.mark = 7;
+        let mut b = a.clone();
+        assert!(a.is_cloned() && b.is_cloned());
+        assert_eq!(p.stats().inflight(), 1, "a clone takes no buffer");
+        assert_eq!(b.data(), b"shared");
+        assert_eq!(b.mark, 7);
+        b.data_mut().unwrap()[0] = b'S';
+        assert_eq!(a.data(), b"shared", "the original is intact");
+        assert_eq!(b.data(), b"Shared");
+        assert!(!a.is_cloned() && !b.is_cloned());
+        assert_eq!(p.stats().inflight(), 2);
+        // Pushing through a clone also copies first.
+        let mut c = a.clone();
+        c.push(2).unwrap().copy_from_slice(b"xx");
+        assert_eq!(c.data(), b"xxshared");
+        assert_eq!(a.data(), b"shared");
+        drop((a, b, c));
+        assert_eq!(p.stats().inflight(), 0);
+    }
+
+    #[test]
+    fn cow_fails_cleanly_when_pool_exhausted() {
+        let p = pool(Some(1));
+        let a = SkBuff::from_slice(&p, 0, b"x").unwrap();
+        let mut b = a.clone();
+        assert_eq!(b.data_mut().unwrap_err(), SkbError::NoMem);
+        assert_eq!(b.push(0).unwrap_err(), SkbError::NoMem);
+        assert_eq!(b.data(), b"x");
+        assert!(b.is_cloned());
+        drop(a);
+        assert!(!b.is_cloned());
+        b.data_mut().unwrap()[0] = b'y';
+        assert_eq!(b.data(), b"y");
+        assert_eq!(p.stats().alloc_fail, 2);
+    }
+
+    #[test]
+    fn copy_is_deep() {
+        let p = pool(None);
+        let mut a = SkBuff::from_slice(&p, 8, b"abc").unwrap();
+        a.reset_network_header();
+        a.protocol = ETH_P_IP;
+        let mut b = a.copy().unwrap();
+        assert!(!a.is_cloned());
+        b.data_mut().unwrap()[0] = b'z';
+        assert_eq!((a.data(), b.data()), (&b"abc"[..], &b"zbc"[..]));
+        assert_eq!(
+            (b.protocol, b.headroom(), b.network_offset()),
+            (ETH_P_IP, 8, Some(0))
+        );
+    }
+
+    #[test]
+    fn from_page_is_zero_copy() {
+        let p = pool(None);
+        let mut buf = p.alloc().unwrap();
+        buf[NET_SKB_PAD..NET_SKB_PAD + 4].copy_from_slice(b"\x02\0\0\x01");
+        let skb = SkBuff::from_page(buf, NET_SKB_PAD, 60).unwrap();
+        assert_eq!(skb.len(), 60);
+        assert_eq!(&skb.data()[..4], b"\x02\0\0\x01");
+        assert_eq!(p.stats().alloc_slow, 1, "no second buffer");
+        let buf = p.alloc().unwrap();
+        let (buf, e) = SkBuff::from_page(buf, 200, 100).unwrap_err();
+        assert_eq!(
+            e,
+            SkbError::NoTailroom {
+                needed: 100,
+                tailroom: 56
+            }
+        );
+        assert_eq!(buf.len(), 256, "the buffer comes back");
+        let (_, e) = SkBuff::from_page(p.alloc().unwrap(), usize::MAX, 1).unwrap_err();
+        assert!(matches!(e, SkbError::NoTailroom { .. }));
+    }
+
+    #[test]
+    fn netdev_alloc_reserves_pad() {
+        let p = PagePool::new(PagePoolParams::default()).unwrap();
+        let skb = SkBuff::netdev_alloc(&p, 1514).unwrap();
+        assert_eq!(skb.headroom(), NET_SKB_PAD);
+        assert!(skb.tailroom() >= 1514);
+        let gso = SkBuff::netdev_alloc(&p, 60000).unwrap();
+        assert!(gso.tailroom() >= 60000);
+    }
+
+    #[test]
+    fn steady_state_allocates_nothing() {
+        let p = pool(None);
+        p.prefill(4);
+        let warm = p.stats();
+        for i in 0..10_000u32 {
+            let mut skb = SkBuff::alloc(&p, 128).unwrap();
+            skb.reserve(NET_SKB_PAD).unwrap();
+            skb.put_data(&i.to_be_bytes()).unwrap();
+            let c = skb.clone();
+            assert_eq!(c.data(), i.to_be_bytes());
+            drop((skb, c));
+        }
+        let s = p.stats();
+        assert_eq!(s.alloc_slow, warm.alloc_slow, "no new buffer after warm-up");
+        assert_eq!(s.alloc_fast - warm.alloc_fast, 10_000);
+        assert_eq!(s.recycle_ring - warm.recycle_ring, 10_000);
+        assert_eq!(s.release_cnt, 0);
+        assert_eq!(s.inflight(), 0);
+    }
+
+    #[test]
+    fn clones_dropped_on_other_threads_recycle_once() {
+        let p = pool(None);
+        for _ in 0..200 {
+            let a = SkBuff::from_slice(&p, 0, b"x").unwrap();
+            let b = a.clone();
+            let t = std::thread::spawn(move || drop(b));
+            drop(a);
+            t.join().unwrap();
+        }
+        let s = p.stats();
+        assert_eq!(s.inflight(), 0);
+        assert_eq!(s.recycle_ring + s.release_cnt, 200);
+    }
+
+    #[test]
+    fn metadata_and_hash() {
+        let p = pool(None);
+        let mut skb = SkBuff::alloc(&p, 10).unwrap();
+        skb.set_hash(0xdead_beef, true);
+        assert!(skb.l4_hash);
+        skb.clear_hash();
+        assert_eq!((skb.hash, skb.l4_hash), (0, false));
+        skb.gso_size = 1448;
+        skb.gso_type = SkbGsoType::TCPV4;
+        assert!(skb.is_gso());
+        assert_eq!(skb.truesize(), 256 + core::mem::size_of::<SkBuff>());
+    }
+
+    #[test]
+    fn send_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<SkBuff>();
+        check::<SkbError>();
+    }
+}
