@@ -167,8 +167,13 @@ impl IrqTable {
         Ok(self.irq_to_desc(irq)?.affinity())
     }
 
-    /// If `new` (a state just stored) had a latched interrupt taken out of it
-    /// by [`take_replay`], makes it pending on its CPU.
+    /// Replays a latched interrupt after an enable or unmask.
+    ///
+    /// `before_take` is the state the transition produced before
+    /// [`take_replay`] ran on it: if it was latched and `take_replay` cleared
+    /// the latch (the line can take interrupts now), this caller won the
+    /// right to replay it, and makes it pending on the line's CPU
+    /// (`check_irq_resend()` in `kernel/irq/resend.c`).
     pub(crate) fn replay_if_latched(&self, desc: &IrqDesc, before_take: u32) {
         if before_take & ST_PENDING != 0 && take_replay(before_take) & ST_PENDING == 0 {
             self.deliver_to_cpu(desc);
