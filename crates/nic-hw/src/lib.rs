@@ -1,13 +1,48 @@
 //! A simulated igb-class NIC, its bus, its driver and its wires.
 //!
-//! Mirrors `drivers/net/ethernet/intel/igb` and `drivers/pci`.
+//! Mirrors `drivers/net/ethernet/intel/igb`, `drivers/pci` and, on the wire
+//! side, `net/sched/sch_netem.c`, `net/bridge` and `drivers/net/tun.c`.
 //!
-//! It will hold the simulated NIC (MAC filter, FCS check, rx/tx descriptor
-//! rings, interrupt moderation, RSS over up to 16 queues, checksum and TSO
-//! offloads), a PCI-like bus with `pci_register_driver` and `probe`, the driver
-//! implementing `netcore::NetDevice` and `netcore::EthtoolOps`, the in-memory
-//! `VirtualWire` with netem-like impairments, and a Linux TAP backend.
+//! What is here now — the PHY/wire side:
 //!
-//! This crate is filled by issue 3; until then it holds only this
-//! description.
+//! - [`fcs`](fcs()): the Ethernet frame check sequence (CRC-32,
+//!   slice-by-8), [`append_fcs`], [`check_fcs`] (`lib/crc32.c`).
+//! - [`PhyPort`] and [`Medium`]: the seam between a MAC and what it is
+//!   attached to; frames cross it with their FCS. [`MediumPort`] is one port
+//!   of a shared medium.
+//! - [`VirtualWire`]: a full-duplex link in virtual time with rate,
+//!   delay, jitter, loss (random and Gilbert–Elliott), duplication,
+//!   reordering, corruption and a bounded transmit queue, configured by
+//!   [`LinkConfig`], counted in [`LinkStats`] (netem's model).
+//! - [`Switch`]: a learning switch over N links (the bridge's FDB and
+//!   flooding).
+//! - [`Rng`]: the seedable generator behind every impairment.
+//! - [`TapDevice`] (Linux): a TAP interface as a PHY, and
+//!   [`unshare_net_namespace`] for tests.
+//!
+//! What later parts add: the simulated NIC (MAC filter, FCS check, rx/tx
+//! descriptor rings, interrupt moderation, RSS over up to 16 queues,
+//! checksum and TSO offloads) owning one [`PhyPort`], a PCI-like bus with
+//! `pci_register_driver` and `probe`, and the igb driver implementing
+//! `netcore::NetDevice` and `netcore::EthtoolOps`.
 #![deny(unsafe_code)]
+
+mod fcs;
+mod phy;
+mod rng;
+mod switch;
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod tap;
+mod virtual_wire;
+
+pub use fcs::{CRC32_POLY_LE, ETH_FCS_LEN, append_fcs, check_fcs, crc32_le, fcs};
+pub use phy::{Delivery, Medium, MediumPort, PhyError, PhyPort};
+pub use rng::Rng;
+pub use switch::{BR_DEFAULT_AGEING_TIME, Switch, SwitchPortStats};
+#[cfg(target_os = "linux")]
+pub use tap::{TapDevice, TapOptions, VirtioNetHdr, unshare_net_namespace};
+pub use virtual_wire::{
+    GilbertElliott, IFG_LEN, LinkConfig, LinkConfigError, LinkStats, PREAMBLE_SFD_LEN, Side,
+    VirtualWire,
+};

@@ -1,0 +1,498 @@
+//! A Linux TAP device as a PHY: frames to and from the host kernel.
+//!
+//! Mirrors the user side of `drivers/net/tun.c`: open `/dev/net/tun`, bind
+//! the file to a TAP interface with the `TUNSETIFF` ioctl
+//! (`IFF_TAP | IFF_NO_PI`, optionally `IFF_VNET_HDR`), then every `read`
+//! returns one frame the kernel sent out of that interface and every `write`
+//! injects one frame as if it had arrived on it.
+//!
+//! Frames on a TAP carry no FCS. [`TapDevice::read_frame`] appends one and
+//! [`TapDevice::write_frame`] strips it, so a NIC model attached to a TAP
+//! sees the same frames as on a [`VirtualWire`](crate::VirtualWire).
+//!
+//! Creating a TAP needs root or `CAP_NET_ADMIN`; without it,
+//! [`TapDevice::open`] returns [`io::ErrorKind::PermissionDenied`] saying so.
+//! The device lives in the network namespace of the thread that opens it
+//! ([`unshare_net_namespace`] gives a thread a private one).
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+
+use netcore::Instant;
+
+use crate::fcs::{ETH_FCS_LEN, append_fcs};
+use crate::phy::{PhyError, PhyPort};
+
+/// The clone device every TAP is created through.
+const TUN_PATH: &str = "/dev/net/tun";
+/// Longest interface name plus its terminating NUL.
+///
+/// Mirrors `IFNAMSIZ` in `include/uapi/linux/if.h`.
+const IFNAMSIZ: usize = libc::IFNAMSIZ;
+/// Largest frame a read can return: 64 KiB of frame plus a virtio header.
+const RX_BUF_LEN: usize = 65_536 + VirtioNetHdr::LEN;
+
+/// The header the kernel puts before each frame when `IFF_VNET_HDR` is set.
+///
+/// Mirrors `struct virtio_net_hdr` in `include/uapi/linux/virtio_net.h`
+/// (the 10-byte legacy layout, in host byte order as `tun` uses it by
+/// default). It carries checksum and segmentation offload state: a frame
+/// with `flags & NEEDS_CSUM` has a partial checksum to finish at
+/// `csum_start + csum_offset`, and `gso_type` other than `GSO_NONE` means a
+/// super-frame to cut into `gso_size` segments.
+#[doc(alias = "virtio_net_hdr")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VirtioNetHdr {
+    /// `VIRTIO_NET_HDR_F_*` flags.
+    pub flags: u8,
+    /// `VIRTIO_NET_HDR_GSO_*` type.
+    pub gso_type: u8,
+    /// Length of the headers to copy into each segment.
+    pub hdr_len: u16,
+    /// Payload bytes per segment.
+    pub gso_size: u16,
+    /// Where checksumming starts.
+    pub csum_start: u16,
+    /// Where, after `csum_start`, the checksum is stored.
+    pub csum_offset: u16,
+}
+
+impl VirtioNetHdr {
+    /// Size of the header on the TAP file.
+    pub const LEN: usize = 10;
+    /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum is partial.
+    pub const F_NEEDS_CSUM: u8 = 1;
+    /// `VIRTIO_NET_HDR_F_DATA_VALID`: the checksum was verified.
+    pub const F_DATA_VALID: u8 = 2;
+    /// `VIRTIO_NET_HDR_GSO_NONE`.
+    pub const GSO_NONE: u8 = 0;
+    /// `VIRTIO_NET_HDR_GSO_TCPV4`.
+    pub const GSO_TCPV4: u8 = 1;
+    /// `VIRTIO_NET_HDR_GSO_UDP`.
+    pub const GSO_UDP: u8 = 3;
+    /// `VIRTIO_NET_HDR_GSO_TCPV6`.
+    pub const GSO_TCPV6: u8 = 4;
+    /// `VIRTIO_NET_HDR_GSO_ECN` (a flag or-ed into the type).
+    pub const GSO_ECN: u8 = 0x80;
+
+    /// Parses the first [`VirtioNetHdr::LEN`] bytes of `b`, or `None` if
+    /// `b` is shorter.
+    pub fn parse(b: &[u8]) -> Option<VirtioNetHdr> {
+        let b = b.get(..Self::LEN)?;
+        let u = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+        Some(VirtioNetHdr {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: u(2),
+            gso_size: u(4),
+            csum_start: u(6),
+            csum_offset: u(8),
+        })
+    }
+
+    /// The header's bytes as the TAP file expects them.
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
+        b
+    }
+}
+
+/// How [`TapDevice::open_with`] opens the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TapOptions {
+    nonblocking: bool,
+    vnet_hdr: bool,
+}
+
+impl TapOptions {
+    /// Blocking I/O, no virtio header.
+    pub fn new() -> TapOptions {
+        TapOptions::default()
+    }
+
+    /// Reads return `WouldBlock` instead of waiting when no frame is queued
+    /// (`O_NONBLOCK`), as a poll loop wants.
+    pub fn nonblocking(mut self, on: bool) -> TapOptions {
+        self.nonblocking = on;
+        self
+    }
+
+    /// Sets `IFF_VNET_HDR`: every frame is preceded by a [`VirtioNetHdr`].
+    pub fn vnet_hdr(mut self, on: bool) -> TapOptions {
+        self.vnet_hdr = on;
+        self
+    }
+}
+
+/// An open TAP interface.
+///
+/// Mirrors the user side of `struct tun_struct` (`drivers/net/tun.c`). The
+/// interface exists while the device is open (it is not made persistent),
+/// and disappears when it is dropped.
+#[derive(Debug)]
+pub struct TapDevice {
+    file: File,
+    name: String,
+    ifindex: u32,
+    vnet_hdr: bool,
+    rx_buf: Vec<u8>,
+}
+
+/// Checks an interface name as the kernel's `dev_valid_name()` does.
+fn check_name(name: &str) -> io::Result<()> {
+    let bad = name.len() >= IFNAMSIZ
+        || name == "."
+        || name == ".."
+        || name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace());
+    if bad {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "bad TAP name {name:?}: expected at most {} bytes without '/', ':', NUL or spaces (empty lets the kernel choose tapN)",
+                IFNAMSIZ - 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Turns an errno from opening or binding the device into a clear error.
+fn explain(e: &io::Error, what: &str, name: &str) -> io::Error {
+    match e.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{what} for TAP device {name:?} failed: root or CAP_NET_ADMIN is needed to create a TAP device ({e})"
+            ),
+        ),
+        Some(libc::ENOENT) => io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{TUN_PATH} does not exist: load the tun module (modprobe tun) ({e})"),
+        ),
+        Some(libc::EBUSY) => io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "{what} for TAP device {name:?} failed: the name is taken by another device or process ({e})"
+            ),
+        ),
+        _ => io::Error::new(
+            e.kind(),
+            format!("{what} for TAP device {name:?} failed: {e}"),
+        ),
+    }
+}
+
+impl TapDevice {
+    /// Creates (or attaches to) the TAP interface `name` with blocking I/O.
+    ///
+    /// An empty `name` lets the kernel choose (`tap0`, `tap1`, ...). The
+    /// interface starts down; bring it up with `ip link set NAME up`.
+    pub fn open(name: &str) -> io::Result<TapDevice> {
+        TapDevice::open_with(name, TapOptions::new())
+    }
+
+    /// Creates (or attaches to) the TAP interface `name` with `options`.
+    pub fn open_with(name: &str, options: TapOptions) -> io::Result<TapDevice> {
+        check_name(name)?;
+        let mut flags = libc::O_CLOEXEC;
+        if options.nonblocking {
+            flags |= libc::O_NONBLOCK;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(flags)
+            .open(TUN_PATH)
+            .map_err(|e| explain(&e, "opening /dev/net/tun", name))?;
+
+        // SAFETY: `ifreq` is a C struct of integers, arrays and a union of
+        // integers and pointers; all-zero bytes are a valid value of it.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, &src) in ifr.ifr_name.iter_mut().zip(name.as_bytes()) {
+            *dst = src as libc::c_char;
+        }
+        let mut ifflags = libc::IFF_TAP | libc::IFF_NO_PI;
+        if options.vnet_hdr {
+            ifflags |= libc::IFF_VNET_HDR;
+        }
+        ifr.ifr_ifru.ifru_flags = ifflags as libc::c_short;
+        // SAFETY: the descriptor is open for the lifetime of `file`;
+        // TUNSETIFF reads and writes one `struct ifreq`, and `ifr` is a valid,
+        // exclusively borrowed `ifreq` for the duration of the call.
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &raw mut ifr) };
+        if rc < 0 {
+            return Err(explain(&io::Error::last_os_error(), "TUNSETIFF", name));
+        }
+
+        // The kernel wrote the interface's actual name back (NUL-terminated
+        // within IFNAMSIZ, since it was zeroed and the kernel keeps it so).
+        let actual: Vec<u8> = ifr
+            .ifr_name
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        let actual = String::from_utf8_lossy(&actual).into_owned();
+        let cname = CString::new(actual.clone())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "interface name with NUL"))?;
+        // SAFETY: `cname` is a valid NUL-terminated string that outlives the
+        // call; if_nametoindex only reads it.
+        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        if ifindex == 0 {
+            return Err(explain(
+                &io::Error::last_os_error(),
+                "if_nametoindex",
+                &actual,
+            ));
+        }
+        Ok(TapDevice {
+            file,
+            name: actual,
+            ifindex,
+            vnet_hdr: options.vnet_hdr,
+            rx_buf: vec![0; RX_BUF_LEN],
+        })
+    }
+
+    /// The interface name (the kernel's choice if `open` was given "").
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The interface index in the namespace it was created in.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Whether frames carry a [`VirtioNetHdr`].
+    pub fn has_vnet_hdr(&self) -> bool {
+        self.vnet_hdr
+    }
+
+    /// Switches between blocking and non-blocking reads and writes.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        let fd = self.file.as_raw_fd();
+        // SAFETY: `fd` is open for the lifetime of `self.file`; F_GETFL
+        // takes no argument and only reads the descriptor's flags.
+        let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if fl < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fl = if on {
+            fl | libc::O_NONBLOCK
+        } else {
+            fl & !libc::O_NONBLOCK
+        };
+        // SAFETY: as above; F_SETFL takes an int of file status flags.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, fl) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Reads one frame as the kernel sent it: no FCS, and with the virtio
+    /// header in front if [`TapOptions::vnet_hdr`] was set. Returns its
+    /// length.
+    pub fn read_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read(buf)
+    }
+
+    /// Writes one frame as the kernel expects it: no FCS, with the virtio
+    /// header in front if [`TapOptions::vnet_hdr`] was set.
+    pub fn write_raw(&mut self, frame: &[u8]) -> io::Result<()> {
+        let n = self.file.write(frame)?;
+        if n == frame.len() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("TAP took {n} of {} bytes", frame.len()),
+            ))
+        }
+    }
+
+    /// Reads one frame the kernel sent and returns it with its FCS
+    /// appended, as a MAC would receive it from a cable.
+    ///
+    /// With a virtio header, the header is read and discarded; use
+    /// [`read_frame_vnet`](TapDevice::read_frame_vnet) to see it.
+    pub fn read_frame(&mut self) -> io::Result<Vec<u8>> {
+        self.read_frame_vnet().map(|(_, f)| f)
+    }
+
+    /// Like [`read_frame`](TapDevice::read_frame), also returning the
+    /// virtio header (all zeros when the device has none).
+    pub fn read_frame_vnet(&mut self) -> io::Result<(VirtioNetHdr, Vec<u8>)> {
+        let n = self.file.read(&mut self.rx_buf)?;
+        let data = &self.rx_buf[..n];
+        let (hdr, frame) = if self.vnet_hdr {
+            let hdr = VirtioNetHdr::parse(data).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("TAP read {n} bytes, shorter than a virtio_net_hdr"),
+                )
+            })?;
+            (hdr, &data[VirtioNetHdr::LEN..])
+        } else {
+            (VirtioNetHdr::default(), data)
+        };
+        let mut out = Vec::with_capacity(frame.len() + ETH_FCS_LEN);
+        out.extend_from_slice(frame);
+        append_fcs(&mut out);
+        Ok((hdr, out))
+    }
+
+    /// Strips the FCS from `frame_with_fcs` and writes the rest to the
+    /// kernel (with a zero virtio header if the device has one).
+    ///
+    /// A frame shorter than its FCS is refused with `InvalidInput`; the FCS
+    /// itself is not checked (the kernel would never see it).
+    pub fn write_frame(&mut self, frame_with_fcs: &[u8]) -> io::Result<()> {
+        self.write_frame_vnet(VirtioNetHdr::default(), frame_with_fcs)
+    }
+
+    /// Like [`write_frame`](TapDevice::write_frame), with `hdr` in front
+    /// when the device has a virtio header (ignored otherwise).
+    pub fn write_frame_vnet(&mut self, hdr: VirtioNetHdr, frame_with_fcs: &[u8]) -> io::Result<()> {
+        let Some(len) = frame_with_fcs.len().checked_sub(ETH_FCS_LEN) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "frame of {} bytes is shorter than its 4-byte FCS",
+                    frame_with_fcs.len()
+                ),
+            ));
+        };
+        let frame = &frame_with_fcs[..len];
+        if self.vnet_hdr {
+            let mut buf = Vec::with_capacity(VirtioNetHdr::LEN + len);
+            buf.extend_from_slice(&hdr.to_bytes());
+            buf.extend_from_slice(frame);
+            self.write_raw(&buf)
+        } else {
+            self.write_raw(frame)
+        }
+    }
+}
+
+impl AsRawFd for TapDevice {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+impl AsFd for TapDevice {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+impl PhyPort for TapDevice {
+    /// Writes the frame to the kernel without its FCS.
+    fn transmit(&mut self, _now: Instant, frame: Vec<u8>) -> Result<(), PhyError> {
+        if frame.len() < ETH_FCS_LEN {
+            return Err(PhyError::FrameTooShort { len: frame.len() });
+        }
+        self.write_frame(&frame).map_err(PhyError::from)
+    }
+
+    /// Reads one frame, FCS appended; `Ok(None)` when none is queued on a
+    /// non-blocking device.
+    fn receive(&mut self, _now: Instant) -> Result<Option<Vec<u8>>, PhyError> {
+        match self.read_frame() {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Always `None`: frames arrive when the descriptor becomes readable.
+    fn next_event(&self) -> Option<Instant> {
+        None
+    }
+}
+
+/// Moves the calling thread into a new, empty network namespace.
+///
+/// Mirrors `unshare(CLONE_NEWNET)` (`kernel/fork.c`). Only the calling
+/// thread moves: sockets it opens, TAP devices it creates and processes it
+/// spawns (`std::process::Command`) live in the new namespace, which the
+/// kernel deletes when its last user goes away, so nothing needs cleaning
+/// up. Needs root or `CAP_SYS_ADMIN`.
+pub fn unshare_net_namespace() -> io::Result<()> {
+    // SAFETY: unshare() takes flags by value and touches no memory of ours;
+    // CLONE_NEWNET changes only the calling thread's namespace pointer.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
+        let e = io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::EPERM) => io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("unshare(CLONE_NEWNET) needs root or CAP_SYS_ADMIN ({e})"),
+            ),
+            _ => e,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_names_are_refused_with_the_reason() {
+        for name in ["a/b", "x:1", "has space", "sixteen-chars-no", ".", ".."] {
+            let e = TapDevice::open(name).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{name}");
+            assert!(e.to_string().contains("bad TAP name"), "{e}");
+        }
+    }
+
+    #[test]
+    fn permission_errors_say_what_is_needed() {
+        let e = explain(
+            &io::Error::from_raw_os_error(libc::EPERM),
+            "TUNSETIFF",
+            "tap9",
+        );
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("root or CAP_NET_ADMIN"), "{e}");
+        let e = explain(
+            &io::Error::from_raw_os_error(libc::EACCES),
+            "opening /dev/net/tun",
+            "tap9",
+        );
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        let e = explain(
+            &io::Error::from_raw_os_error(libc::ENOENT),
+            "opening /dev/net/tun",
+            "tap9",
+        );
+        assert!(e.to_string().contains("modprobe tun"), "{e}");
+    }
+
+    #[test]
+    fn virtio_header_round_trips() {
+        let h = VirtioNetHdr {
+            flags: VirtioNetHdr::F_NEEDS_CSUM,
+            gso_type: VirtioNetHdr::GSO_TCPV4,
+            hdr_len: 54,
+            gso_size: 1448,
+            csum_start: 34,
+            csum_offset: 16,
+        };
+        assert_eq!(VirtioNetHdr::parse(&h.to_bytes()), Some(h));
+        assert_eq!(VirtioNetHdr::parse(&[0; 9]), None);
+    }
+}
