@@ -79,6 +79,15 @@ mod rx;
 mod sync;
 mod tx;
 
+// Each half may move to its own thread.
+const _: fn() = || {
+    fn assert_send<S: Send>() {}
+    assert_send::<RxDriver<Vec<u8>>>();
+    assert_send::<RxDevice<Vec<u8>>>();
+    assert_send::<TxDriver<Vec<u8>>>();
+    assert_send::<TxDevice<Vec<u8>>>();
+};
+
 #[cfg(all(test, loom))]
 mod loom_tests;
 #[cfg(all(test, not(loom)))]

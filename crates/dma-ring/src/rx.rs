@@ -55,7 +55,12 @@ pub fn rx_ring<T: Send>(count: usize) -> Result<(RxDriver<T>, RxDevice<T>), Ring
 ///
 /// Mirrors the driver side of `struct igb_ring` (`next_to_use`,
 /// `next_to_clean`, the `RDT` tail register). Owned by one thread (the
-/// queue's NAPI poller); `Send`, not `Clone`.
+/// queue's NAPI poller); `Send`, not `Clone`:
+///
+/// ```compile_fail
+/// let (driver, _device) = dma_ring::rx_ring::<u32>(4).unwrap();
+/// let second = driver.clone(); // one owner per half
+/// ```
 pub struct RxDriver<T> {
     end: DriverEnd<RxSlot<T>>,
 }
