@@ -9,13 +9,29 @@
 //! - errors: [`Errno`]; the lock order: [`lock_order`].
 #![forbid(unsafe_code)]
 
+mod dropreason;
 mod errno;
+mod ethtool;
+#[cfg(any(test, feature = "testutils"))]
+mod fake_netdevice;
 pub mod lock_order;
+mod netdevice;
 mod page_pool;
 mod skbuff;
 mod time;
 
+pub use dropreason::{DropReason, consume_skb, kfree_skb_reason};
 pub use errno::{Errno, UnknownErrno};
+pub use ethtool::{
+    EthtoolChannels, EthtoolCoalesce, EthtoolDrvinfo, EthtoolError, EthtoolOps, EthtoolRingparam,
+    EthtoolStat, format_channels, format_coalesce, format_drvinfo, format_features,
+    format_ringparam, format_stats,
+};
+pub use netdevice::{
+    DEFAULT_TX_QUEUE_LEN, DevAddr, ETH_DATA_LEN, ETH_MIN_MTU, MtuError, NETDEV_FEATURE_NAMES,
+    NetDevice, NetDeviceFlags, NetdevFeatures, NetdevQueue, NetdevTx, NetdevTxQueues,
+    RtnlLinkStats64, RxMode, validate_mtu,
+};
 pub use page_pool::{
     GSO_MAX_SIZE, PAGE_POOL_DEFAULT_BUF_SIZE, PAGE_POOL_DEFAULT_POOL_SIZE, PageBuf, PagePool,
     PagePoolParamError, PagePoolParams, PagePoolStats, SizeClass,
@@ -24,3 +40,10 @@ pub use skbuff::{
     ETH_P_ARP, ETH_P_IP, IpSummed, NET_SKB_PAD, PktType, SkBuff, SkbError, SkbGsoType,
 };
 pub use time::{Duration, Instant};
+
+/// The fake device for tests of the layers above the driver (`testutils`
+/// feature).
+#[cfg(any(test, feature = "testutils"))]
+pub mod testutil_netdev {
+    pub use crate::fake_netdevice::{FAKE_MAX_MTU, FAKE_MAX_RING, FakeNetDevice};
+}
