@@ -345,3 +345,208 @@ impl Medium for Switch {
         Switch::receive(self, now, port)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fcs::append_fcs;
+
+    const MAC0: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
+    const MAC1: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+    const MAC2: [u8; 6] = [0x02, 0, 0, 0, 0, 0x12];
+    const BCAST: [u8; 6] = [0xff; 6];
+
+    fn frame(dst: [u8; 6], src: [u8; 6], tag: u8) -> Vec<u8> {
+        let mut f = Vec::with_capacity(64);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x88, 0xb5, tag]);
+        f.resize(60, 0);
+        append_fcs(&mut f);
+        f
+    }
+
+    fn switch(ports: usize) -> Switch {
+        let mut sw = Switch::new(1);
+        for _ in 0..ports {
+            sw.add_port(LinkConfig::new()).unwrap();
+        }
+        sw
+    }
+
+    /// Sends `f` from `port` at `t` and returns the ports it reached.
+    fn send(sw: &mut Switch, t: Instant, port: usize, f: Vec<u8>) -> Vec<usize> {
+        let sent = f.clone();
+        sw.transmit(t, port, f).unwrap();
+        let got = sw.poll(t + Duration::from_millis(1));
+        assert!(got.iter().all(|d| d.frame == sent), "frames pass unchanged");
+        got.iter().map(|d| d.port).collect()
+    }
+
+    #[test]
+    fn learns_sources_floods_unknown_and_forwards_known() {
+        let mut sw = switch(3);
+        let t = Instant::ZERO;
+        // Broadcast from port 0 floods to the others; MAC0 is learned.
+        assert_eq!(send(&mut sw, t, 0, frame(BCAST, MAC0, 1)), [1, 2]);
+        assert_eq!(sw.fdb_lookup(t, MAC0), Some(0));
+        // Unknown unicast floods too.
+        assert_eq!(send(&mut sw, t, 1, frame(MAC2, MAC1, 2)), [0, 2]);
+        // Known unicast goes to one port only.
+        assert_eq!(send(&mut sw, t, 1, frame(MAC0, MAC1, 3)), [0]);
+        assert_eq!(send(&mut sw, t, 0, frame(MAC1, MAC0, 4)), [1]);
+        let s0 = *sw.port_stats(0).unwrap();
+        assert_eq!((s0.rx_packets, s0.flooded, s0.tx_packets), (2, 1, 2));
+        assert_eq!(s0.rx_bytes, 128);
+        let s1 = *sw.port_stats(1).unwrap();
+        assert_eq!((s1.rx_packets, s1.flooded, s1.tx_packets), (2, 1, 2));
+        let s2 = *sw.port_stats(2).unwrap();
+        assert_eq!((s2.rx_packets, s2.tx_packets, s2.tx_bytes), (0, 2, 128));
+    }
+
+    #[test]
+    fn multicast_floods_and_bad_sources_are_dropped() {
+        let mut sw = switch(3);
+        let t = Instant::ZERO;
+        let mcast = [0x01, 0x00, 0x5e, 0, 0, 1];
+        assert_eq!(send(&mut sw, t, 2, frame(mcast, MAC2, 1)), [0, 1]);
+        assert!(send(&mut sw, t, 2, frame(BCAST, mcast, 2)).is_empty());
+        assert!(send(&mut sw, t, 2, frame(BCAST, [0; 6], 3)).is_empty());
+        assert_eq!(sw.port_stats(2).unwrap().rx_dropped, 2);
+        assert_eq!(sw.fdb_len(), 1);
+    }
+
+    #[test]
+    fn never_sends_back_out_of_the_ingress_port() {
+        let mut sw = switch(2);
+        let t = Instant::ZERO;
+        // MAC0 and MAC2 both live behind port 0 (say, a hub).
+        send(&mut sw, t, 0, frame(BCAST, MAC0, 1));
+        send(&mut sw, t, 0, frame(BCAST, MAC2, 2));
+        assert!(send(&mut sw, t, 0, frame(MAC2, MAC0, 3)).is_empty());
+        assert_eq!(sw.port_stats(0).unwrap().rx_filtered, 1);
+        assert_eq!(sw.port_stats(1).unwrap().tx_packets, 2);
+        // A flood never includes the ingress port either.
+        assert_eq!(send(&mut sw, t, 1, frame(BCAST, MAC1, 4)), [0]);
+    }
+
+    #[test]
+    fn entries_age_out_after_300_seconds() {
+        let mut sw = switch(3);
+        send(&mut sw, Instant::ZERO, 0, frame(BCAST, MAC0, 1));
+        // Learned when the frame reached the switch: 68 ns + 1 µs in.
+        let learned = Instant::from_nanos(1_068);
+        assert_eq!(
+            send(&mut sw, Instant::from_secs(299), 1, frame(MAC0, MAC1, 2)),
+            [0]
+        );
+        assert_eq!(sw.fdb_lookup(Instant::from_secs(300), MAC0), Some(0));
+        assert_eq!(sw.fdb_lookup(learned + BR_DEFAULT_AGEING_TIME, MAC0), None);
+        assert_eq!(
+            send(&mut sw, Instant::from_secs(301), 1, frame(MAC0, MAC1, 3)),
+            [0, 2]
+        );
+        // Cleanup ran in poll: MAC0 is gone, MAC1 (just refreshed) stays.
+        assert_eq!(sw.fdb_len(), 1);
+        assert_eq!(sw.fdb_lookup(Instant::from_secs(301), MAC1), Some(1));
+    }
+
+    #[test]
+    fn ageing_time_is_configurable_and_stations_move() {
+        let mut sw = switch(3);
+        sw.set_ageing_time(Duration::from_secs(1));
+        send(&mut sw, Instant::ZERO, 0, frame(BCAST, MAC0, 1));
+        assert_eq!(
+            send(&mut sw, Instant::from_millis(500), 1, frame(MAC0, MAC1, 2)),
+            [0]
+        );
+        assert_eq!(
+            send(&mut sw, Instant::from_secs(2), 1, frame(MAC0, MAC1, 3)),
+            [0, 2]
+        );
+        // MAC0 moves to port 2: traffic follows it.
+        send(&mut sw, Instant::from_secs(3), 2, frame(BCAST, MAC0, 4));
+        assert_eq!(
+            send(&mut sw, Instant::from_secs(3), 1, frame(MAC0, MAC1, 5)),
+            [2]
+        );
+    }
+
+    #[test]
+    fn bad_fcs_and_runts_are_dropped_at_ingress() {
+        let mut sw = switch(2);
+        let mut f = frame(BCAST, MAC0, 1);
+        f[20] ^= 0x10;
+        assert!(send(&mut sw, Instant::ZERO, 0, f).is_empty());
+        assert!(send(&mut sw, Instant::ZERO, 0, vec![0xff; 12]).is_empty());
+        let s = sw.port_stats(0).unwrap();
+        assert_eq!(
+            (s.rx_packets, s.rx_crc_errors, s.rx_length_errors),
+            (2, 1, 1)
+        );
+        assert_eq!(sw.fdb_len(), 0, "nothing learned from a bad frame");
+    }
+
+    #[test]
+    fn store_and_forward_timing_and_corrupting_links() {
+        // Port 1's link corrupts everything: the switch drops what it
+        // receives there, and what it sends there arrives with a bad FCS.
+        let mut sw = Switch::new(3);
+        sw.add_port(LinkConfig::new()).unwrap();
+        sw.add_port(LinkConfig::new().corrupt(1.0)).unwrap();
+        sw.transmit(Instant::ZERO, 0, frame(BCAST, MAC0, 1))
+            .unwrap();
+        // 64 bytes at 10 Gbit/s: 68 ns (rounded up) plus 1 µs, twice.
+        assert_eq!(sw.next_event(), Some(Instant::from_nanos(1_068)));
+        assert!(sw.poll(Instant::from_nanos(1_068)).is_empty());
+        let got = sw.poll(Instant::from_millis(1));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].at, Instant::from_nanos(2 * 1_068));
+        assert!(!crate::check_fcs(&got[0].frame));
+        sw.transmit(Instant::from_millis(1), 1, frame(BCAST, MAC1, 2))
+            .unwrap();
+        assert!(sw.poll(Instant::from_millis(2)).is_empty());
+        assert_eq!(sw.port_stats(1).unwrap().rx_crc_errors, 1);
+        assert_eq!(sw.link_stats(1, Side::B).unwrap().corrupted, 1);
+    }
+
+    #[test]
+    fn receive_takes_one_port_and_bad_ports_are_errors() {
+        let mut sw = switch(3);
+        sw.transmit(Instant::ZERO, 0, frame(BCAST, MAC0, 1))
+            .unwrap();
+        let end = Instant::from_millis(1);
+        assert_eq!(sw.receive(end, 2).map(|d| d.port), Some(2));
+        assert!(sw.receive(end, 2).is_none());
+        assert_eq!(sw.poll(end).iter().map(|d| d.port).collect::<Vec<_>>(), [1]);
+        assert_eq!(
+            sw.transmit(end, 3, frame(BCAST, MAC0, 2)),
+            Err(PhyError::NoSuchPort { port: 3, ports: 3 })
+        );
+        assert!(sw.port_stats(3).is_none());
+    }
+
+    #[test]
+    fn same_seed_same_run() {
+        let go = || {
+            let mut sw = Switch::new(42);
+            for _ in 0..3 {
+                sw.add_port(LinkConfig::new().loss(0.2).jitter(Duration::from_micros(1)))
+                    .unwrap();
+            }
+            for i in 0..300u32 {
+                let t = Instant::from_micros(u64::from(i) * 2);
+                sw.transmit(
+                    t,
+                    (i % 3) as usize,
+                    frame(BCAST, [0x02, 0, 0, 0, 0, (i % 3) as u8], i as u8),
+                )
+                .unwrap();
+            }
+            sw.poll(Instant::from_secs(1))
+        };
+        let a = go();
+        assert_eq!(a, go());
+        assert!(a.len() > 200 && a.len() < 600, "{}", a.len());
+    }
+}

@@ -649,3 +649,372 @@ impl Medium for VirtualWire {
         VirtualWire::receive(self, now, port)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fcs::{append_fcs, check_fcs};
+
+    /// A frame of `len` bytes (FCS included) carrying `seq` at offset 14.
+    fn frame(seq: u32, len: usize) -> Vec<u8> {
+        let mut f = vec![0u8; len - 4];
+        f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
+        f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&[0x88, 0xb5]);
+        f[14..18].copy_from_slice(&seq.to_be_bytes());
+        append_fcs(&mut f);
+        f
+    }
+
+    fn seq_of(f: &[u8]) -> u32 {
+        u32::from_be_bytes([f[14], f[15], f[16], f[17]])
+    }
+
+    fn wire(cfg: LinkConfig, seed: u64) -> VirtualWire {
+        VirtualWire::new(cfg, LinkConfig::new(), seed).unwrap()
+    }
+
+    /// Sends `n` frames from A, one every `gap`, and collects everything.
+    fn run(w: &mut VirtualWire, n: u32, len: usize, gap: Duration) -> Vec<Delivery<Side>> {
+        let mut now = Instant::ZERO;
+        for i in 0..n {
+            w.transmit(now, Side::A, frame(i, len));
+            now += gap;
+        }
+        w.poll(Instant::MAX)
+    }
+
+    fn arrival_ns(d: &[Delivery<Side>]) -> Vec<u64> {
+        d.iter().map(|d| d.at.as_nanos()).collect()
+    }
+
+    #[test]
+    fn back_to_back_frames_queue_behind_each_other() {
+        // 10 Gbit/s: a 1500-byte frame occupies (1500 + 20) * 8 bits = 1216 ns.
+        let mut w = wire(LinkConfig::new(), 1);
+        let got = run(&mut w, 3, 1500, Duration::ZERO);
+        assert_eq!(arrival_ns(&got), [2216, 3432, 4648]);
+        assert!(got.iter().all(|d| d.port == Side::B));
+        assert_eq!(
+            got.iter().map(|d| seq_of(&d.frame)).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn fractional_serialisation_times_do_not_drift() {
+        // 64 bytes at 10 Gbit/s take 67.2 ns; arrivals round up to whole
+        // nanoseconds, but the link keeps exact time: the fifth ends at 336.
+        let mut w = wire(LinkConfig::new().delay(Duration::ZERO), 1);
+        let got = run(&mut w, 5, 64, Duration::ZERO);
+        assert_eq!(arrival_ns(&got), [68, 135, 202, 269, 336]);
+    }
+
+    #[test]
+    fn propagation_delay_and_idle_link() {
+        let cfg = LinkConfig::new()
+            .rate_bps(1_000_000_000)
+            .delay(Duration::from_millis(5));
+        let mut w = wire(cfg, 1);
+        let t0 = Instant::from_millis(1);
+        w.transmit(t0, Side::A, frame(0, 100));
+        // 120 bytes at 1 Gbit/s: 960 ns, then 5 ms on the wire.
+        let due = t0 + Duration::from_nanos(960) + Duration::from_millis(5);
+        assert_eq!(w.next_event(), Some(due));
+        assert!(w.poll(Instant::from_nanos(due.as_nanos() - 1)).is_empty());
+        assert_eq!(w.in_flight(Side::A), 1);
+        let got = w.poll(due);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].at, due);
+        assert_eq!(w.next_event(), None);
+        // A frame sent long after the link went idle starts at once.
+        let t1 = Instant::from_secs(1);
+        w.transmit(t1, Side::A, frame(1, 100));
+        assert_eq!(
+            w.next_event(),
+            Some(t1 + Duration::from_nanos(960) + Duration::from_millis(5))
+        );
+    }
+
+    #[test]
+    fn directions_are_independent_and_receive_is_per_side() {
+        let mut w = VirtualWire::new(
+            LinkConfig::new().delay(Duration::from_micros(10)),
+            LinkConfig::new().delay(Duration::from_micros(1)),
+            1,
+        )
+        .unwrap();
+        w.transmit(Instant::ZERO, Side::A, frame(1, 64));
+        w.transmit(Instant::ZERO, Side::B, frame(2, 64));
+        let end = Instant::from_millis(1);
+        let to_a = w.receive(end, Side::A).unwrap();
+        assert_eq!((to_a.port, seq_of(&to_a.frame)), (Side::A, 2));
+        assert!(w.receive(end, Side::A).is_none());
+        let all = w.poll(end);
+        assert_eq!(all.len(), 1);
+        assert_eq!((all[0].port, seq_of(&all[0].frame)), (Side::B, 1));
+        assert_eq!(w.stats(Side::A).delivered, 1);
+        assert_eq!(w.stats(Side::B).delivered, 1);
+        assert_eq!(w.stats(Side::A).tx_bytes, 64);
+    }
+
+    fn impaired() -> LinkConfig {
+        LinkConfig::new()
+            .rate_bps(1_000_000_000)
+            .delay(Duration::from_micros(20))
+            .jitter(Duration::from_micros(3))
+            .loss(0.05)
+            .gilbert_elliott(0.01, 0.3, 0.8, 0.0)
+            .duplicate(0.05)
+            .reorder(0.05, Duration::from_micros(50))
+            .corrupt(0.05)
+            .queue_limit(Some(8))
+    }
+
+    #[test]
+    fn same_seed_same_deliveries_other_seed_other_losses() {
+        let go = |seed| {
+            let mut w = wire(impaired(), seed);
+            let d = run(&mut w, 5_000, 200, Duration::from_nanos(1_500));
+            (d, *w.stats(Side::A))
+        };
+        let (a, sa) = go(11);
+        let (b, sb) = go(11);
+        assert_eq!(a, b, "byte for byte, time for time");
+        assert_eq!(sa, sb);
+        let (c, sc) = go(12);
+        let seqs = |d: &[Delivery<Side>]| d.iter().map(|d| seq_of(&d.frame)).collect::<Vec<_>>();
+        assert_ne!(seqs(&a), seqs(&c));
+        assert_ne!(sa, sc);
+        // Every impairment actually happened.
+        assert!(sa.dropped_loss > 0 && sa.dropped_queue > 0 && sa.duplicated > 0);
+        assert!(sa.reordered > 0 && sa.corrupted > 0);
+        assert_eq!(sa.delivered, a.len() as u64);
+        assert_eq!(
+            sa.tx_frames - sa.dropped_queue - sa.dropped_loss + sa.duplicated,
+            sa.delivered
+        );
+    }
+
+    #[test]
+    fn random_loss_rate_within_statistical_bounds() {
+        let mut w = wire(LinkConfig::new().loss(0.1), 3);
+        let got = run(&mut w, 100_000, 64, Duration::from_nanos(100));
+        let s = w.stats(Side::A);
+        // Binomial(100000, 0.1): mean 10000, sigma 94.9; six sigma is 569.
+        assert!(
+            (9_431..=10_569).contains(&s.dropped_loss),
+            "{}",
+            s.dropped_loss
+        );
+        assert_eq!(got.len() as u64 + s.dropped_loss, 100_000);
+    }
+
+    /// Lengths of the runs of consecutive lost sequence numbers.
+    fn loss_bursts(got: &[Delivery<Side>], n: u32) -> Vec<u32> {
+        let mut seen = vec![false; n as usize];
+        for d in got {
+            seen[seq_of(&d.frame) as usize] = true;
+        }
+        let mut bursts = Vec::new();
+        let mut run = 0;
+        for s in seen {
+            if s {
+                if run > 0 {
+                    bursts.push(run);
+                }
+                run = 0;
+            } else {
+                run += 1;
+            }
+        }
+        if run > 0 {
+            bursts.push(run);
+        }
+        bursts
+    }
+
+    #[test]
+    fn gilbert_elliott_losses_come_in_bursts_of_mean_one_over_r() {
+        let n = 100_000;
+        let mut w = wire(LinkConfig::new().gilbert_elliott(0.01, 0.25, 1.0, 0.0), 5);
+        let got = run(&mut w, n, 64, Duration::from_nanos(100));
+        let bursts = loss_bursts(&got, n);
+        let mean = f64::from(bursts.iter().sum::<u32>()) / bursts.len() as f64;
+        // Bad-state stays are geometric with mean 1/r = 4 (sd 3.5); about
+        // 960 bursts give a standard error near 0.11.
+        assert!(
+            (3.4..=4.6).contains(&mean),
+            "mean burst {mean} over {} bursts",
+            bursts.len()
+        );
+        // Stationary loss fraction p / (p + r) = 3.85%.
+        let lost = f64::from(n - got.len() as u32) / f64::from(n);
+        assert!((0.030..=0.047).contains(&lost), "{lost}");
+
+        // Independent loss at the same rate gives bursts barely above 1.
+        let mut w = wire(LinkConfig::new().loss(lost), 5);
+        let got = run(&mut w, n, 64, Duration::from_nanos(100));
+        let bursts = loss_bursts(&got, n);
+        let mean = f64::from(bursts.iter().sum::<u32>()) / bursts.len() as f64;
+        assert!(mean < 1.15, "{mean}");
+    }
+
+    #[test]
+    fn duplication_delivers_identical_copies() {
+        let mut w = wire(LinkConfig::new().duplicate(0.1), 7);
+        let got = run(&mut w, 10_000, 64, Duration::from_nanos(100));
+        let s = w.stats(Side::A);
+        // Binomial(10000, 0.1): sigma 30.
+        assert!((820..=1_180).contains(&s.duplicated), "{}", s.duplicated);
+        assert_eq!(got.len() as u64, 10_000 + s.duplicated);
+        let copies = got.windows(2).filter(|p| p[0].frame == p[1].frame).count() as u64;
+        assert_eq!(
+            copies, s.duplicated,
+            "each copy arrives right after its original"
+        );
+        assert!(got.iter().all(|d| check_fcs(&d.frame)));
+    }
+
+    #[test]
+    fn reordered_frames_are_overtaken_by_later_ones() {
+        let cfg = LinkConfig::new().reorder(0.1, Duration::from_micros(10));
+        let mut w = wire(cfg, 9);
+        let got = run(&mut w, 10_000, 64, Duration::from_micros(1));
+        let s = w.stats(Side::A);
+        assert!((820..=1_180).contains(&s.reordered), "{}", s.reordered);
+        // A frame is out of order when a later-sent frame arrived before it.
+        let order: Vec<u32> = got.iter().map(|d| seq_of(&d.frame)).collect();
+        let mut max_seen = None;
+        let mut late = 0u64;
+        for &q in &order {
+            if max_seen.is_some_and(|m| m > q) {
+                late += 1;
+            }
+            max_seen = max_seen.max(Some(q));
+        }
+        // The last picked frame may have no follower; all others are late.
+        assert!(
+            late + 1 >= s.reordered && late <= s.reordered,
+            "late {late} reordered {}",
+            s.reordered
+        );
+        assert_eq!(order.len(), 10_000);
+        assert!(
+            got.windows(2).all(|p| p[0].at <= p[1].at),
+            "deliveries come in time order"
+        );
+    }
+
+    #[test]
+    fn jitter_varies_delay_without_reordering() {
+        let cfg = LinkConfig::new()
+            .delay(Duration::from_micros(10))
+            .jitter(Duration::from_micros(5));
+        let mut w = wire(cfg, 4);
+        let got = run(&mut w, 2_000, 64, Duration::from_micros(1));
+        let order: Vec<u32> = got.iter().map(|d| seq_of(&d.frame)).collect();
+        assert_eq!(order, (0..2_000).collect::<Vec<_>>());
+        // Latency (arrival - send - 68 ns serialisation) spans the jitter range.
+        let lat: Vec<i64> = got
+            .iter()
+            .map(|d| d.at.as_nanos() as i64 - i64::from(seq_of(&d.frame)) * 1_000 - 68)
+            .collect();
+        assert!(
+            lat.iter().all(|&l| l >= 5_000),
+            "never less than delay - jitter"
+        );
+        assert!(lat.iter().any(|&l| l < 6_000) && lat.iter().any(|&l| l > 14_000));
+        assert_eq!(w.stats(Side::A).reordered, 0);
+    }
+
+    #[test]
+    fn corrupted_frames_differ_by_one_bit_and_fail_the_fcs() {
+        let mut w = wire(LinkConfig::new().corrupt(1.0), 8);
+        let got = run(&mut w, 200, 64, Duration::from_micros(1));
+        assert_eq!(w.stats(Side::A).corrupted, 200);
+        // Without jitter or reordering, the i-th delivery is frame i.
+        for (i, d) in (0..).zip(&got) {
+            assert!(!check_fcs(&d.frame));
+            let orig = frame(i, 64);
+            let flipped: u32 = d
+                .frame
+                .iter()
+                .zip(&orig)
+                .map(|(a, b)| (a ^ b).count_ones())
+                .sum();
+            assert_eq!(flipped, 1, "frame {i}");
+        }
+        let mut w = wire(LinkConfig::new().corrupt(0.1), 8);
+        let got = run(&mut w, 10_000, 64, Duration::from_micros(1));
+        let bad = got.iter().filter(|d| !check_fcs(&d.frame)).count() as u64;
+        assert_eq!(bad, w.stats(Side::A).corrupted);
+        assert!((820..=1_180).contains(&bad), "{bad}");
+    }
+
+    #[test]
+    fn queue_bound_drops_and_counts() {
+        // 1 Mbit/s: a 1500-byte frame occupies 12.16 ms.
+        let cfg = LinkConfig::new().rate_bps(1_000_000).queue_limit(Some(3));
+        let mut w = wire(cfg, 1);
+        for i in 0..10 {
+            w.transmit(Instant::ZERO, Side::A, frame(i, 1500));
+        }
+        let s = w.stats(Side::A);
+        assert_eq!((s.tx_frames, s.dropped_queue), (10, 7));
+        // Once the first frame is on the wire, there is room for one more.
+        let t = Instant::from_micros(12_160);
+        w.transmit(t, Side::A, frame(10, 1500));
+        w.transmit(t, Side::A, frame(11, 1500));
+        assert_eq!(w.stats(Side::A).dropped_queue, 8);
+        let got = w.poll(Instant::MAX);
+        assert_eq!(
+            got.iter().map(|d| seq_of(&d.frame)).collect::<Vec<_>>(),
+            [0, 1, 2, 10]
+        );
+        assert_eq!(got[3].at, Instant::from_nanos(4 * 12_160_000 + 1_000));
+    }
+
+    #[test]
+    fn bad_config_names_the_field() {
+        let field = |c: LinkConfig| c.validate().unwrap_err().field;
+        assert_eq!(field(LinkConfig::new().loss(1.5)), "loss");
+        assert_eq!(field(LinkConfig::new().loss(-0.1)), "loss");
+        assert_eq!(field(LinkConfig::new().duplicate(f64::NAN)), "duplicate");
+        assert_eq!(field(LinkConfig::new().corrupt(2.0)), "corrupt");
+        assert_eq!(field(LinkConfig::new().rate_bps(0)), "rate_bps");
+        assert_eq!(
+            field(LinkConfig::new().delay(Duration::from_secs(3601))),
+            "delay"
+        );
+        assert_eq!(
+            field(LinkConfig::new().jitter(Duration::from_secs(4000))),
+            "jitter"
+        );
+        assert_eq!(
+            field(LinkConfig::new().reorder(0.1, Duration::ZERO)),
+            "reorder_delay"
+        );
+        assert_eq!(
+            field(LinkConfig::new().reorder(1.1, Duration::from_micros(1))),
+            "reorder"
+        );
+        assert_eq!(field(LinkConfig::new().queue_limit(Some(0))), "queue_limit");
+        assert_eq!(
+            field(LinkConfig::new().gilbert_elliott(0.1, 2.0, 1.0, 0.0)),
+            "gilbert_elliott.r"
+        );
+        let e = LinkConfig::new().loss(1.5).validate().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid link config: loss = 1.5, expected a probability in 0..=1"
+        );
+        assert_eq!(
+            VirtualWire::new(LinkConfig::new(), LinkConfig::new().loss(7.0), 0)
+                .unwrap_err()
+                .field,
+            "loss"
+        );
+        assert!(LinkConfig::new().validate().is_ok());
+    }
+}
