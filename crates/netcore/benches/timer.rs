@@ -25,7 +25,10 @@ fn main() {
     let t = measure(|| {
         n += 1;
         // mod_timer of an already pending timer (the RTO re-arm on every ACK).
-        black_box(wheel.arm((n % 10_000) as u32, t0 + Duration::from_millis(300 + n % 1000)))
+        black_box(wheel.arm(
+            (n % 10_000) as u32,
+            t0 + Duration::from_millis(300 + n % 1000),
+        ))
     });
     report("timer mod_timer (pending)", t.as_nanos_f64(), "ns");
 

@@ -83,7 +83,9 @@ impl VirtualClock {
 
     /// A clock starting at `t`.
     pub fn starting_at(t: Instant) -> VirtualClock {
-        VirtualClock { nanos: Arc::new(AtomicU64::new(t.as_nanos())) }
+        VirtualClock {
+            nanos: Arc::new(AtomicU64::new(t.as_nanos())),
+        }
     }
 
     /// Moves the clock forward by `d` (saturating at [`Instant::MAX`]) and
@@ -94,7 +96,9 @@ impl VirtualClock {
         // need ordering with other memory synchronise through their own means.
         let prev = self
             .nanos
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_add(d)))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_add(d))
+            })
             .unwrap_or_else(|n| n);
         Instant::from_nanos(prev.saturating_add(d))
     }
@@ -107,7 +111,10 @@ impl VirtualClock {
         // fetch_max keeps the clock monotonic even with racing setters.
         let prev = self.nanos.fetch_max(requested, Ordering::Relaxed);
         if prev > requested {
-            Err(ClockWentBackwards { now: Instant::from_nanos(prev), requested: t })
+            Err(ClockWentBackwards {
+                now: Instant::from_nanos(prev),
+                requested: t,
+            })
         } else {
             Ok(())
         }
@@ -138,7 +145,9 @@ pub struct MonotonicClock {
 impl MonotonicClock {
     /// A clock whose epoch is the moment of this call.
     pub fn new() -> MonotonicClock {
-        MonotonicClock { origin: std::time::Instant::now() }
+        MonotonicClock {
+            origin: std::time::Instant::now(),
+        }
     }
 }
 

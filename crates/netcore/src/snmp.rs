@@ -451,7 +451,9 @@ struct MibShard {
 
 impl MibShard {
     fn new() -> MibShard {
-        MibShard { counters: core::array::from_fn(|_| AtomicU64::new(0)) }
+        MibShard {
+            counters: core::array::from_fn(|_| AtomicU64::new(0)),
+        }
     }
 }
 
@@ -579,7 +581,8 @@ impl NetMibs {
 
     /// Records the `Ip: Forwarding` value (from `net.ipv4.conf.all.forwarding`).
     pub fn set_ip_forwarding(&self, forwarding: bool) {
-        self.forwarding.store(u64::from(forwarding), Ordering::Relaxed);
+        self.forwarding
+            .store(u64::from(forwarding), Ordering::Relaxed);
     }
 
     /// Records the `Ip: DefaultTTL` value (from `net.ipv4.ip_default_ttl`).
@@ -610,7 +613,9 @@ impl NetMibs {
 
 impl fmt::Debug for NetMibs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NetMibs").field("nr_cpus", &self.shards.len()).finish_non_exhaustive()
+        f.debug_struct("NetMibs")
+            .field("nr_cpus", &self.shards.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -683,7 +688,9 @@ impl MibSnapshot {
 
     /// The per-type columns of the `Icmp:` line, In or Out.
     fn icmp_columns(&self, dir: IcmpMsgDir) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        ICMPMIBMAP.iter().map(move |&(name, ty)| (name, self.icmpmsg(dir, ty)))
+        ICMPMIBMAP
+            .iter()
+            .map(move |&(name, ty)| (name, self.icmpmsg(dir, ty)))
     }
 
     /// The text of `/proc/net/snmp`.
@@ -698,7 +705,12 @@ impl MibSnapshot {
         for &f in IpMib::ALL {
             let _ = write!(out, " {}", f.name());
         }
-        let _ = write!(out, "\nIp: {} {}", if self.forwarding { 1 } else { 2 }, self.default_ttl);
+        let _ = write!(
+            out,
+            "\nIp: {} {}",
+            if self.forwarding { 1 } else { 2 },
+            self.default_ttl
+        );
         for &f in IpMib::ALL {
             let _ = write!(out, " {}", self.get(f));
         }
@@ -733,8 +745,13 @@ impl MibSnapshot {
             let _ = write!(out, " {v}");
         }
         // icmpmsg_put(): non-zero types, 16 per line pair.
-        let nonzero: Vec<(usize, u64)> =
-            self.icmpmsg.iter().copied().enumerate().filter(|&(_, v)| v != 0).collect();
+        let nonzero: Vec<(usize, u64)> = self
+            .icmpmsg
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(_, v)| v != 0)
+            .collect();
         for chunk in nonzero.chunks(16) {
             out.push_str("\nIcmpMsg:");
             for &(i, _) in chunk {
@@ -797,12 +814,29 @@ impl MibSnapshot {
             _ => None,
         });
         let _ = writeln!(out, "Icmp:");
-        let _ = writeln!(out, "    {} ICMP messages received", self.get(IcmpMib::InMsgs));
-        let _ = writeln!(out, "    {} input ICMP message failed", self.get(IcmpMib::InErrors));
+        let _ = writeln!(
+            out,
+            "    {} ICMP messages received",
+            self.get(IcmpMib::InMsgs)
+        );
+        let _ = writeln!(
+            out,
+            "    {} input ICMP message failed",
+            self.get(IcmpMib::InErrors)
+        );
         let _ = writeln!(out, "    {} ICMP messages sent", self.get(IcmpMib::OutMsgs));
-        let _ = writeln!(out, "    {} ICMP messages failed", self.get(IcmpMib::OutErrors));
-        let nonzero: Vec<(usize, u64)> =
-            self.icmpmsg.iter().copied().enumerate().filter(|&(_, v)| v != 0).collect();
+        let _ = writeln!(
+            out,
+            "    {} ICMP messages failed",
+            self.get(IcmpMib::OutErrors)
+        );
+        let nonzero: Vec<(usize, u64)> = self
+            .icmpmsg
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(_, v)| v != 0)
+            .collect();
         if !nonzero.is_empty() {
             let _ = writeln!(out, "IcmpMsg:");
             for (i, v) in nonzero {
@@ -910,8 +944,14 @@ mod tests {
         assert_eq!(IpExtMib::COUNT, 18);
         assert_eq!(TcpMib::COUNT, 15);
         assert_eq!(UdpMib::COUNT, 9);
-        assert_eq!(LinuxMib::ALL.first().map(|f| f.name()), Some("SyncookiesSent"));
-        assert_eq!(LinuxMib::ALL.last().map(|f| f.name()), Some("TCPAODroppedIcmps"));
+        assert_eq!(
+            LinuxMib::ALL.first().map(|f| f.name()),
+            Some("SyncookiesSent")
+        );
+        assert_eq!(
+            LinuxMib::ALL.last().map(|f| f.name()),
+            Some("TCPAODroppedIcmps")
+        );
         assert_eq!(LinuxMib::TimeWaited.name(), "TW");
         assert_eq!(LinuxMib::TcpChallengeAck.name(), "TCPChallengeACK");
         // Every name is unique within its group.
@@ -1044,7 +1084,11 @@ UdpLite: 0 0 0 0 0 0 0 0 0
         let text = known_snapshot().netstat_s();
         assert!(text.starts_with("Ip:\n    Forwarding: 2\n    120 total packets received\n"));
         assert!(text.contains("    2 with invalid headers\n"));
-        assert!(text.contains("IcmpMsg:\n        InType3: 1\n        InType8: 2\n        OutType0: 2\n"));
+        assert!(
+            text.contains(
+                "IcmpMsg:\n        InType3: 1\n        InType8: 2\n        OutType0: 2\n"
+            )
+        );
         assert!(text.contains("Tcp:\n    RtoAlgorithm: 1\n    RtoMin: 200\n    RtoMax: 120000\n    MaxConn: -1\n    5 active connection openings\n    0 passive connection openings\n"));
         assert!(text.contains("Udp:\n    7 packets received\n    1 packets to unknown port received\nUdpLite:\nTcpExt:\n    ListenDrops: 9\n    TCPAODroppedIcmps: 1\nIpExt:\n    InOctets: 6000\n"));
     }

@@ -94,7 +94,9 @@ const NIL: u32 = u32::MAX;
 /// The level a timer `delta` jiffies away goes to. Mirrors the level choice
 /// of `calc_wheel_index()`.
 fn level_for(delta: u64) -> usize {
-    (0..LVL_DEPTH - 1).find(|&lvl| delta < lvl_start(lvl + 1)).unwrap_or(LVL_DEPTH - 1)
+    (0..LVL_DEPTH - 1)
+        .find(|&lvl| delta < lvl_start(lvl + 1))
+        .unwrap_or(LVL_DEPTH - 1)
 }
 
 fn jiffies_ceil(t: Instant) -> u64 {
@@ -296,7 +298,9 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
     /// Mirrors `timer_pending()`, returning the expiry as well.
     #[doc(alias = "timer_pending")]
     pub fn pending(&self, id: T) -> Option<Instant> {
-        self.ids.get(&id).map(|&idx| self.slab[idx as usize].deadline)
+        self.ids
+            .get(&id)
+            .map(|&idx| self.slab[idx as usize].deadline)
     }
 
     /// The earliest instant at which a pending timer is due, so an idle
@@ -429,7 +433,9 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
             let e = &mut self.slab[idx as usize];
             e.slot = Slot::Ready;
             let item = (e.deadline, e.seq, idx);
-            let pos = self.ready.partition_point(|r| (r.0, r.1) > (item.0, item.1));
+            let pos = self
+                .ready
+                .partition_point(|r| (r.0, r.1) > (item.0, item.1));
             self.ready.insert(pos, item);
             return;
         }
@@ -505,7 +511,8 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
                 idx = next;
             }
         }
-        self.ready.sort_unstable_by_key(|&(deadline, seq, _)| core::cmp::Reverse((deadline, seq)));
+        self.ready
+            .sort_unstable_by_key(|&(deadline, seq, _)| core::cmp::Reverse((deadline, seq)));
     }
 }
 
@@ -547,7 +554,10 @@ mod tests {
         assert_eq!(level_for(504), 2);
         assert_eq!(level_for(WHEEL_TIMEOUT_CUTOFF - 1), 8);
         assert_eq!(WHEEL_TIMEOUT_CUTOFF, 63 << 24);
-        assert_eq!(TimerWheel::<u32>::granularity(3), Some(Duration::from_millis(512)));
+        assert_eq!(
+            TimerWheel::<u32>::granularity(3),
+            Some(Duration::from_millis(512))
+        );
         assert_eq!(TimerWheel::<u32>::granularity(9), None);
     }
 
@@ -606,7 +616,10 @@ mod tests {
         w.arm(1, ms(10));
         w.arm(2, ms(20));
         w.arm(4, ms(20));
-        let ids: Vec<u32> = drain(&mut w, ms(40)).into_iter().map(|(id, _)| id).collect();
+        let ids: Vec<u32> = drain(&mut w, ms(40))
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         assert_eq!(ids, [1, 2, 4, 3]);
     }
 
