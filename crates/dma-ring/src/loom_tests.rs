@@ -229,3 +229,72 @@ fn loom_tx_drop_halves_on_both_threads() {
         dev.join().unwrap();
     });
 }
+
+/// Batched fill with one tail bump (`xmit_more`) and batched clean on a
+/// ring of 4: 5 descriptors, so the tail wraps and the ring fills.
+#[test]
+fn loom_tx_batched_ring_of_4() {
+    const N: u32 = 5;
+    loom::model(|| {
+        let (mut driver, mut device) = tx_ring::<Buf>(4).unwrap();
+        let dev = thread::spawn(move || {
+            let mut sent = 0;
+            while sent < N {
+                match device.fetch() {
+                    Some(f) => {
+                        assert_eq!(*f.buf.get_ref(), sent);
+                        f.write_back();
+                        sent += 1;
+                    }
+                    None => thread::yield_now(),
+                }
+            }
+        });
+        let mut next = 0;
+        let mut cleaned = Vec::new();
+        while cleaned.len() < N as usize {
+            let mut filled = 0;
+            while next < N && !driver.is_full() {
+                driver.fill(TxDesc::new(buf(next), 60)).unwrap();
+                next += 1;
+                filled += 1;
+            }
+            driver.flush();
+            let done = driver.clean_tx_irq(4, |d| cleaned.push(*d.buf.get_ref()));
+            if filled == 0 && done == 0 {
+                thread::yield_now();
+            }
+        }
+        dev.join().unwrap();
+        assert_eq!(cleaned, [0, 1, 2, 3, 4]);
+    });
+}
+
+/// The device takes a descriptor, drops the fetch without writing it back
+/// (the descriptor stays posted with its buffer), then fills it, while the
+/// driver polls: the driver never sees it early and gets it exactly once.
+#[test]
+fn loom_rx_fetch_abandoned_then_filled() {
+    loom::model(|| {
+        let (mut driver, mut device) = rx_ring::<Buf>(2).unwrap();
+        driver.post(buf(0)).unwrap();
+        let dev = thread::spawn(move || {
+            let fetch = device.fetch().expect("posted before the spawn");
+            assert_eq!(*fetch.buffer().get_ref(), 0);
+            drop(fetch);
+            device
+                .fetch()
+                .expect("still posted")
+                .write_back(RxWriteback::eop(9));
+        });
+        let got = loop {
+            if let Some((b, wb)) = driver.reap() {
+                break (*b.get_ref(), wb.length);
+            }
+            thread::yield_now();
+        };
+        dev.join().unwrap();
+        assert_eq!(got, (0, 9));
+        assert!(driver.is_empty());
+    });
+}
