@@ -17,8 +17,13 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+mod dropreason;
 mod errno;
+mod ethtool;
+#[cfg(any(test, feature = "testutils"))]
+mod fake_netdevice;
 pub mod lock_order;
+mod netdevice;
 mod page_pool;
 mod skbuff;
 mod snmp;
@@ -29,7 +34,18 @@ mod time;
 mod timer;
 
 pub use clock::{Clock, ClockWentBackwards, MonotonicClock, VirtualClock};
+pub use dropreason::{DropReason, consume_skb, kfree_skb_reason};
 pub use errno::{Errno, UnknownErrno};
+pub use ethtool::{
+    EthtoolChannels, EthtoolCoalesce, EthtoolDrvinfo, EthtoolError, EthtoolOps, EthtoolRingparam,
+    EthtoolStat, format_channels, format_coalesce, format_drvinfo, format_features,
+    format_ringparam, format_stats,
+};
+pub use netdevice::{
+    DEFAULT_TX_QUEUE_LEN, DevAddr, ETH_DATA_LEN, ETH_MIN_MTU, MtuError, NETDEV_FEATURE_NAMES,
+    NetDevice, NetDeviceFlags, NetdevFeatures, NetdevQueue, NetdevTx, NetdevTxQueues,
+    RtnlLinkStats64, RxMode, validate_mtu,
+};
 pub use page_pool::{
     GSO_MAX_SIZE, PAGE_POOL_DEFAULT_BUF_SIZE, PAGE_POOL_DEFAULT_POOL_SIZE, PageBuf, PagePool,
     PagePoolParamError, PagePoolParams, PagePoolStats, SizeClass,
@@ -44,3 +60,10 @@ pub use snmp::{
 pub use sysctl::{IntKey, RangeKey, StrKey, Sysctl, SysctlError, SysctlValue, VecKey};
 pub use time::{Duration, Instant};
 pub use timer::{HZ, LVL_BITS, LVL_CLK_SHIFT, LVL_DEPTH, LVL_SIZE, TimerWheel};
+
+/// The fake device for tests of the layers above the driver (`testutils`
+/// feature).
+#[cfg(any(test, feature = "testutils"))]
+pub mod testutil_netdev {
+    pub use crate::fake_netdevice::{FAKE_MAX_MTU, FAKE_MAX_RING, FakeNetDevice};
+}
