@@ -79,6 +79,11 @@ mod rx;
 mod sync;
 mod tx;
 
+// The README's example compiles and runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 // Each half may move to its own thread.
 const _: fn() = || {
     fn assert_send<S: Send>() {}
