@@ -292,7 +292,10 @@ mod tests {
         ops.set_ringparam(&ring).unwrap();
         assert_eq!(ops.get_ringparam().unwrap().rx_pending, 1024);
         assert_eq!(ops.get_channels().unwrap().combined_count, 4);
-        assert!(ops.set_coalesce(&crate::ethtool::EthtoolCoalesce::default()).is_err());
+        assert!(
+            ops.set_coalesce(&crate::ethtool::EthtoolCoalesce::default())
+                .is_err()
+        );
         assert!(ops.set_features(NetdevFeatures::TSO).is_err());
         ops.set_features(NetdevFeatures::SG | NetdevFeatures::GSO)
             .unwrap();

@@ -14,6 +14,31 @@
 //! - knobs: [`Sysctl`], the sysctl registry with Linux 6.18's defaults.
 //! - fixtures (`testutils` feature): `testutil::{FakeClock, FakeTimers}` and
 //!   the skip helpers `skip_unless_root`, `shared_dir_or_skip`.
+//!
+//! # Example
+//!
+//! A received frame, from a pool buffer to the IP header, without a copy:
+//!
+//! ```
+//! use netcore::{DropReason, ETH_P_IP, PagePool, PagePoolParams, SkBuff, kfree_skb_reason};
+//!
+//! let pool = PagePool::new(PagePoolParams::default()).unwrap();
+//! // The driver posts a buffer; the device writes a 34-byte frame at offset 64.
+//! let mut buf = pool.alloc().unwrap();
+//! buf[64 + 12..64 + 14].copy_from_slice(&ETH_P_IP.to_be_bytes());
+//! let mut skb = SkBuff::from_page(buf, 64, 34).unwrap();
+//! // eth_type_trans(): note the MAC header, read the ethertype, pull it.
+//! skb.reset_mac_header();
+//! skb.protocol = u16::from_be_bytes([skb.data()[12], skb.data()[13]]);
+//! skb.pull(14).unwrap();
+//! skb.reset_network_header();
+//! assert_eq!((skb.protocol, skb.len(), skb.mac_offset()), (ETH_P_IP, 20, Some(-14)));
+//! // A tap takes a clone (no copy); then the stack drops the packet.
+//! let tap = skb.clone();
+//! kfree_skb_reason(skb, DropReason::IpInhdr);
+//! drop(tap);
+//! assert_eq!(pool.stats().inflight(), 0); // back in the pool
+//! ```
 #![forbid(unsafe_code)]
 
 mod clock;
