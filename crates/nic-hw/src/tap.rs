@@ -138,7 +138,6 @@ impl TapOptions {
 /// Mirrors the user side of `struct tun_struct` (`drivers/net/tun.c`). The
 /// interface exists while the device is open (it is not made persistent),
 /// and disappears when it is dropped.
-#[derive(Debug)]
 pub struct TapDevice {
     file: File,
     name: String,
@@ -383,6 +382,17 @@ impl TapDevice {
         } else {
             self.write_raw(frame)
         }
+    }
+}
+
+impl std::fmt::Debug for TapDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TapDevice")
+            .field("name", &self.name)
+            .field("ifindex", &self.ifindex)
+            .field("fd", &self.file.as_raw_fd())
+            .field("vnet_hdr", &self.vnet_hdr)
+            .finish_non_exhaustive()
     }
 }
 

@@ -19,33 +19,23 @@ const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 const TAP_IP: [u8; 4] = [198, 18, 0, 1];
 const PEER_IP: [u8; 4] = [198, 18, 0, 2];
 
-/// Returns true (after printing why) when the test cannot run here; panics
-/// instead when CI forbids skipping.
+/// Returns true (after printing why) when the test cannot run here: not
+/// root, or no `/dev/net/tun`. Panics instead when CI forbids skipping
+/// (`CI=true` or `NETSTACK_FORBID_SKIP=1`).
 fn skip_unless_root(name: &str) -> bool {
-    // The effective uid is the third field of the `Uid:` line.
-    let euid_is_root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false);
-    let reason = if !euid_is_root {
-        Some("needs root (CAP_NET_ADMIN) to create a TAP device")
-    } else if !Path::new("/dev/net/tun").exists() {
-        Some("needs /dev/net/tun (modprobe tun)")
-    } else {
-        None
-    };
-    let Some(reason) = reason else { return false };
+    if netcore::testutil::skip_unless_root(name) {
+        return true;
+    }
+    if Path::new("/dev/net/tun").exists() {
+        return false;
+    }
     let forbid = std::env::var("CI").is_ok_and(|v| v == "true")
         || std::env::var("NETSTACK_FORBID_SKIP").is_ok_and(|v| v == "1");
     assert!(
         !forbid,
-        "{name}: {reason}, and skipping is forbidden (CI=true or NETSTACK_FORBID_SKIP=1)"
+        "{name}: needs /dev/net/tun, and skipping is forbidden"
     );
-    println!("SKIP {name}: {reason}");
+    println!("SKIP {name}: needs /dev/net/tun (modprobe tun)");
     true
 }
 
@@ -204,5 +194,46 @@ fn tap_is_gone_with_its_namespace_thread() {
     assert!(
         !out.status.success(),
         "nstap0 leaked into the test's namespace"
+    );
+}
+
+/// Set in the environment of the unprivileged re-run of this binary.
+const UNPRIV_CHILD: &str = "NIC_HW_TAP_UNPRIVILEGED_CHILD";
+
+#[test]
+fn unprivileged_open_says_root_or_cap_net_admin_is_needed() {
+    if std::env::var_os(UNPRIV_CHILD).is_some() {
+        // Running as nobody without capabilities (see below). Try the
+        // namespace first: were we privileged after all, the TAP below would
+        // then still stay out of the host's namespace.
+        let e = unshare_net_namespace().expect_err("nobody cannot unshare");
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        let e = TapDevice::open("nstapx").expect_err("nobody cannot create a TAP");
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("root or CAP_NET_ADMIN"), "{e}");
+        return;
+    }
+    if skip_unless_root("tap_unprivileged") {
+        return;
+    }
+    // Re-run this one test as uid/gid 65534 with every capability dropped,
+    // using util-linux's setpriv.
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["--inh-caps=-all", "--bounding-set=-all"])
+        .arg(exe)
+        .args([
+            "--exact",
+            "unprivileged_open_says_root_or_cap_net_admin_is_needed",
+        ])
+        .env(UNPRIV_CHILD, "1")
+        .output()
+        .expect("run setpriv (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "unprivileged run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
