@@ -1,7 +1,96 @@
-//! Zero-copy packet formats: Ethernet, ARP, IPv4, ICMPv4, UDP and TCP.
+//! Zero-copy packet formats: Ethernet, ARP, IPv4, ICMPv4, UDP and TCP, the
+//! Internet checksum, flow keys and the Toeplitz RSS hash.
 //!
-//! Mirrors `include/uapi/linux/{if_ether,if_arp,ip,icmp,udp,tcp}.h` and
-//! `net/core/flow_dissector.c`.
+//! Mirrors the uapi headers `include/uapi/linux/{if_ether,if_arp,ip,icmp,udp,tcp}.h`,
+//! the checksum helpers of `include/net/checksum.h` and `lib/checksum.c`, and
+//! `net/core/flow_dissector.c`. This crate holds formats only: no state, no
+//! counters, no policy; it depends on no other netstack crate.
+//!
+//! Each format has three parts:
+//!
+//! - a **layout struct** (`EthHdr`, `ArpHdr`, `Ipv4Hdr`, `IcmpHdr`, `UdpHdr`,
+//!   `TcpHdr`): `#[repr(C)]` zerocopy types with network-endian fields, read in
+//!   place over the frame like `struct iphdr` over `skb->data`;
+//! - a **checked view** (`EthernetFrame`, `ArpPacket`, `Ipv4Packet`,
+//!   `IcmpPacket`, `UdpPacket`, `TcpPacket`) over any zerocopy
+//!   `SplitByteSlice` (`&[u8]`, `&mut [u8]`): `new_checked` validates every
+//!   length once, after which no accessor can fail or panic. This is the
+//!   receive fast path. Views over `&mut [u8]` edit in place (TTL decrement
+//!   with an incremental checksum, NAT address rewrite, checksum fill);
+//! - a **`Repr`** (`EthernetRepr`, `ArpRepr`, `Ipv4Repr`, `IcmpRepr`,
+//!   `UdpRepr`, `TcpRepr`) with `parse`, `header_len`/`buffer_len` and `emit`,
+//!   for building packets and in tests. `emit` writes a header in front of a
+//!   payload that is already in place, as `skb_push` does.
+//!
+//! Errors are [`WireError`]s that carry the numbers that were wrong.
+//!
+//! # Example
+//!
+//! Build a TCP/IPv4/Ethernet frame with the reprs and read it back through
+//! the views:
+//!
+//! ```
+//! use core::net::Ipv4Addr;
+//! use wire::{
+//!     EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
+//!     TcpFlags, TcpOptions, TcpPacket, TcpRepr,
+//! };
+//!
+//! let (src, dst) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+//! let payload = b"hello";
+//! let tcp = TcpRepr {
+//!     src_port: 40000,
+//!     dst_port: 80,
+//!     seq: 1000,
+//!     ack: 0,
+//!     flags: TcpFlags::SYN,
+//!     window: 64240,
+//!     urgent: 0,
+//!     options: TcpOptions { mss: Some(1460), sack_ok: true, ..TcpOptions::default() },
+//!     payload_len: payload.len(),
+//! };
+//! let ip = Ipv4Repr {
+//!     src_addr: src,
+//!     dst_addr: dst,
+//!     protocol: IpProtocol::Tcp,
+//!     ttl: 64,
+//!     tos: 0,
+//!     ident: 1,
+//!     dont_frag: true,
+//!     more_frags: false,
+//!     frag_offset: 0,
+//!     options: heapless::Vec::new(),
+//!     payload_len: tcp.buffer_len(),
+//! };
+//! let eth = EthernetRepr {
+//!     src_addr: "02:00:00:00:00:01".parse()?,
+//!     dst_addr: EthernetAddress([0x02, 0, 0, 0, 0, 0x02]),
+//!     vlan: None,
+//!     ethertype: EtherType::Ipv4,
+//! };
+//!
+//! // Lay the payload down first, then push each header in front of it.
+//! let mut frame = vec![0u8; eth.buffer_len(ip.buffer_len())];
+//! let (l3, l4) = (eth.header_len(), eth.header_len() + ip.header_len());
+//! frame[l4 + tcp.header_len()..].copy_from_slice(payload);
+//! tcp.emit(&mut frame[l4..], src, dst)?;
+//! ip.emit(&mut frame[l3..])?;
+//! eth.emit(&mut frame)?;
+//!
+//! // The receive path: views, checksums verified, no Repr needed.
+//! let eth_v = EthernetFrame::new_checked(&frame[..])?;
+//! assert_eq!(eth_v.ethertype(), EtherType::Ipv4);
+//! let ip_v = Ipv4Packet::new_verified(eth_v.payload())?;
+//! let tcp_v = TcpPacket::new_checked(ip_v.payload())?;
+//! assert!(tcp_v.verify_checksum(ip_v.src_addr(), ip_v.dst_addr()));
+//! assert_eq!(tcp_v.payload(), payload);
+//!
+//! // And back to reprs for comparison.
+//! assert_eq!(TcpRepr::parse(&tcp_v, src, dst)?, tcp);
+//! assert_eq!(Ipv4Repr::parse(&ip_v)?, ip);
+//! assert_eq!(EthernetRepr::parse(&eth_v), eth);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
 mod arp;
