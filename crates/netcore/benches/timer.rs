@@ -2,7 +2,7 @@
 //! re-arm its retransmit timer and bump its counters.
 
 use benchkit::{black_box, measure, report};
-use netcore::{Duration, Instant, TimerWheel};
+use netcore::{Duration, Instant, IpMib, NetMibs, Sysctl, TimerWheel};
 
 fn main() {
     let t0 = Instant::from_secs(1);
@@ -40,4 +40,15 @@ fn main() {
         black_box(w2.pop_expired(now))
     });
     report("timer arm+expire (1 ms)", t.as_nanos_f64(), "ns");
+
+    let mibs = NetMibs::new(4);
+    let t = measure(|| mibs.inc(black_box(1), IpMib::InReceives));
+    report("mib counter inc (per-cpu shard)", t.as_nanos_f64(), "ns");
+
+    let t = measure(|| black_box(mibs.snapshot()));
+    report("mib snapshot (4 cpus)", t.as_nanos_f64(), "ns");
+
+    let sysctl = Sysctl::new();
+    let t = measure(|| black_box(sysctl.get_int(black_box(Sysctl::NETDEV_BUDGET))));
+    report("sysctl get_int (typed key)", t.as_nanos_f64(), "ns");
 }
