@@ -57,6 +57,7 @@ mod sysctl;
 pub mod testutil;
 mod time;
 mod timer;
+mod timer_context;
 
 pub use clock::{Clock, ClockWentBackwards, MonotonicClock, VirtualClock};
 pub use dropreason::{DropReason, consume_skb, kfree_skb_reason};
@@ -84,6 +85,7 @@ pub use snmp::{
 };
 pub use sysctl::{IntKey, RangeKey, StrKey, Sysctl, SysctlError, SysctlValue, VecKey};
 pub use time::{Duration, Instant};
+pub use timer_context::TimerContext;
 pub use timer::{HZ, LVL_BITS, LVL_CLK_SHIFT, LVL_DEPTH, LVL_SIZE, TimerWheel};
 
 /// The fake device for tests of the layers above the driver (`testutils`
