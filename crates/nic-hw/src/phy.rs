@@ -107,8 +107,8 @@ impl core::error::Error for PhyError {}
 /// (ports `0..n`).
 ///
 /// Contract: `now` never goes backwards between calls. Deliveries come out
-/// in the order of their `at`, ties broken by port then by transmission
-/// order, and the same calls give the same deliveries.
+/// in the order of their `at` (ties broken in a fixed order each medium
+/// documents), and the same calls give the same deliveries.
 pub trait Medium {
     /// How a port of this medium is named.
     type Port: Copy + Eq + fmt::Debug;

@@ -1,0 +1,1319 @@
+//! The simulated igb-class NIC: register file, EEPROM, MAC filter, rx and tx
+//! DMA engines, interrupt moderation, RSS and offloads.
+//!
+//! Mirrors the hardware that `drivers/net/ethernet/intel/igb` drives (an
+//! 82576, `E1000_DEV_ID_82576`), as the datasheet describes it and as
+//! `e1000_82575.c`/`e1000_mac.c` program it. The model is sans-IO and
+//! deterministic: it is driven by [`IgbHw::poll`] and [`IgbHw::on_timer`]
+//! with the current time, reports its next deadline with
+//! [`IgbHw::next_event`], takes frames from its [`PhyPort`], and touches the
+//! host only through the rx/tx descriptor rings (`dma-ring`) and MSI-X
+//! interrupts ([`IrqTable::raise_irq`]).
+//!
+//! ```text
+//!  PhyPort ─frame+FCS─▶ length/FCS check ─▶ MAC filter ─▶ RSS ─▶ rx ring q (DMA copy, DD)
+//!                                                                   │ moderation (EITR)
+//!                                                                   ▼
+//!                                      EICR cause ─▶ EIMS? ─▶ raise_irq(MSI-X line)
+//!  tx ring q ─TDT doorbell─▶ gather to EOP ─▶ TSO / csum insert ─▶ +FCS ─▶ PhyPort
+//! ```
+//!
+//! # Deviations from Linux
+//!
+//! - Descriptors carry buffer handles, not DMA addresses: the driver hands
+//!   the device its half of each ring ([`IgbHw::attach_rx_ring`] stands for
+//!   writing `RDBAL`/`RDBAH`/`RDLEN`), and the ring's tail *is* the `RDT`/
+//!   `TDT` register. A `TDT` write is still the doorbell that starts
+//!   transmission.
+//! - Checksum and TSO offloads locate the headers by parsing the frame
+//!   (Ethernet, one optional 802.1Q tag, IPv4, TCP/UDP) instead of reading
+//!   `MACLEN`/`IPLEN` from a context descriptor.
+//! - Interrupt moderation has separate rx and tx limits, in time and in
+//!   frames, per vector (`ethtool -C` semantics); igb hardware has a single
+//!   interval per vector (`EITR`). The rx interval is still `EITR`; the
+//!   others are model registers (see [`e1000_regs`](crate::e1000_regs)).
+//! - A frame larger than one rx buffer is dropped and counted in `ROC`
+//!   instead of spanning several descriptors (no jumbo frames).
+
+use std::fmt;
+use std::sync::Arc;
+
+use dma_ring::{RxDevice, RxStatusError, RxWriteback, TxCmd, TxDevice, TxPopts};
+use irq::IrqTable;
+use netcore::{Duration, Instant, PageBuf, SkBuff};
+use wire::{
+    FlowKeys, IpProtocol, csum_fold, csum_partial, csum_tcpudp_magic, ip_fast_csum,
+    skb_flow_dissect_flow_keys,
+};
+
+use crate::e1000_regs as r;
+use crate::fcs::{ETH_FCS_LEN, append_fcs, check_fcs};
+use crate::phy::PhyPort;
+
+/// Intel's PCI vendor id. `PCI_VENDOR_ID_INTEL`.
+pub const PCI_VENDOR_ID_INTEL: u16 = 0x8086;
+/// The 82576's device id (copper). `E1000_DEV_ID_82576`.
+pub const E1000_DEV_ID_82576: u16 = 0x10C9;
+/// The PCI class of an Ethernet controller (`PCI_CLASS_NETWORK_ETHERNET << 8`).
+pub const PCI_CLASS_NETWORK_ETHERNET: u32 = 0x020000;
+
+/// The smallest frame on the wire, FCS included (`ETH_ZLEN + ETH_FCS_LEN`).
+const MIN_FRAME_LEN: usize = 64;
+/// The largest frame without jumbo frames, FCS and one VLAN tag included.
+const MAX_STD_FRAME_LEN: u32 = 1522;
+
+/// The hardware statistics registers, accumulated since they were last
+/// read (they clear on read).
+///
+/// Mirrors the counters `igb_update_stats()` reads into `struct
+/// e1000_hw_stats`.
+#[doc(alias = "e1000_hw_stats")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct E1000HwStats {
+    /// `CRCERRS`: frames with a bad FCS.
+    pub crcerrs: u64,
+    /// `ALGNERRC`: alignment errors.
+    pub algnerrc: u64,
+    /// `MPC`: frames missed for lack of a posted descriptor.
+    pub mpc: u64,
+    /// `COLC`: collisions.
+    pub colc: u64,
+    /// `GPRC`: good frames received.
+    pub gprc: u64,
+    /// `BPRC`: broadcast frames received.
+    pub bprc: u64,
+    /// `MPRC`: multicast frames received.
+    pub mprc: u64,
+    /// `GPTC`: good frames transmitted.
+    pub gptc: u64,
+    /// `GORC`: good octets received (FCS included).
+    pub gorc: u64,
+    /// `GOTC`: good octets transmitted (FCS included).
+    pub gotc: u64,
+    /// `RNBC`: frames that found no rx buffer.
+    pub rnbc: u64,
+    /// `RUC`: undersized frames.
+    pub ruc: u64,
+    /// `ROC`: oversized frames.
+    pub roc: u64,
+    /// `TPR`: every frame received.
+    pub tpr: u64,
+    /// `TPT`: every frame transmitted.
+    pub tpt: u64,
+    /// `MPTC`: multicast frames transmitted.
+    pub mptc: u64,
+    /// `BPTC`: broadcast frames transmitted.
+    pub bptc: u64,
+    /// `TSCTC`: TSO contexts transmitted.
+    pub tsctc: u64,
+    /// `TSCTFC`: TSO contexts that failed.
+    pub tsctfc: u64,
+}
+
+/// The multicast table array position of a multicast address: `(register,
+/// bit)`.
+///
+/// Mirrors `igb_hash_mc_addr()` in `e1000_mac.c` with `mc_filter_type` 0
+/// and 128 registers: the hash is bits 4..16 of the address's last two bytes.
+#[doc(alias = "igb_hash_mc_addr")]
+pub fn igb_hash_mc_addr(mc_addr: &[u8; 6]) -> (usize, u32) {
+    let hash = ((u16::from(mc_addr[4]) >> 4) | (u16::from(mc_addr[5]) << 4)) & 0x0FFF;
+    (usize::from(hash >> 5) & 0x7F, u32::from(hash & 0x1F))
+}
+
+/// Builds the EEPROM image of a board with MAC address `mac`: the address
+/// in words 0..3 (little endian) and the checksum word making words
+/// 0..=0x3F sum to [`NVM_SUM`](r::NVM_SUM).
+///
+/// Mirrors the NVM layout `igb_read_mac_addr()` and
+/// `igb_validate_nvm_checksum()` rely on.
+pub fn igb_eeprom_image(mac: [u8; 6]) -> [u16; 64] {
+    let mut words = [0u16; 64];
+    for i in 0..3 {
+        words[i] = u16::from_le_bytes([mac[2 * i], mac[2 * i + 1]]);
+    }
+    let sum = words[..63].iter().fold(0u16, |s, w| s.wrapping_add(*w));
+    words[usize::from(r::NVM_CHECKSUM_REG)] = r::NVM_SUM.wrapping_sub(sum);
+    words
+}
+
+/// A Toeplitz hash precomputed per input byte for one key: `t[i][b]` is
+/// the hash contribution of byte value `b` at input position `i`.
+struct ToeplitzTable {
+    t: Box<[[u32; 256]; 12]>,
+}
+
+impl ToeplitzTable {
+    fn new(key: &[u8; 40]) -> Self {
+        let bit = |k: usize| -> u32 { u32::from(key[k / 8] >> (7 - (k % 8)) & 1) };
+        let window = |start: usize| -> u32 { (0..32).fold(0u32, |w, j| (w << 1) | bit(start + j)) };
+        let mut t = Box::new([[0u32; 256]; 12]);
+        for (i, row) in t.iter_mut().enumerate() {
+            let w: [u32; 8] = core::array::from_fn(|j| window(i * 8 + j));
+            for (b, slot) in row.iter_mut().enumerate() {
+                *slot = (0..8)
+                    .filter(|j| b & (0x80 >> j) != 0)
+                    .fold(0, |h, j| h ^ w[j]);
+            }
+        }
+        ToeplitzTable { t }
+    }
+
+    fn hash(&self, input: &[u8]) -> u32 {
+        input
+            .iter()
+            .zip(self.t.iter())
+            .fold(0, |h, (&b, row)| h ^ row[usize::from(b)])
+    }
+}
+
+/// One MSI-X table entry: the line a vector raises.
+#[derive(Clone)]
+struct MsixEntry {
+    irqs: Arc<IrqTable>,
+    line: u32,
+}
+
+/// Moderation state of one interrupt vector.
+#[derive(Clone, Copy, Debug, Default)]
+struct VectorState {
+    rx_usecs: u32,
+    rx_frames: u32,
+    tx_usecs: u32,
+    tx_frames: u32,
+    rx_pending: u32,
+    tx_pending: u32,
+    rx_deadline: Option<Instant>,
+    tx_deadline: Option<Instant>,
+    /// Interrupts this vector raised (for tests and `/proc/interrupts`
+    /// cross-checks).
+    raised: u64,
+}
+
+impl VectorState {
+    fn deadline(&self) -> Option<Instant> {
+        match (self.rx_deadline, self.tx_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+#[derive(Default)]
+struct RxQueue {
+    dev: Option<RxDevice<PageBuf>>,
+    rxdctl: u32,
+    srrctl: u32,
+    offset: usize,
+    vector: Option<usize>,
+    drops: u64,
+}
+
+#[derive(Default)]
+struct TxQueue {
+    dev: Option<TxDevice<SkBuff>>,
+    txdctl: u32,
+    vector: Option<usize>,
+    doorbell: bool,
+}
+
+/// What the device did with one frame from the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxOutcome {
+    /// Written into a descriptor of rx queue `queue`.
+    Received {
+        /// The queue RSS picked.
+        queue: usize,
+    },
+    /// Shorter than 64 bytes (`RUC`).
+    Undersize,
+    /// Longer than `RLPML` or than an rx buffer (`ROC`).
+    Oversize,
+    /// Bad FCS (`CRCERRS`).
+    CrcError,
+    /// Not for this station (MAC filter).
+    Filtered,
+    /// No descriptor posted (`MPC`, `RNBC`, `RQDPC`).
+    Missed {
+        /// The queue RSS picked.
+        queue: usize,
+    },
+    /// The receiver is disabled (`RCTL.EN` clear or bus mastering off).
+    Disabled,
+}
+
+/// The simulated NIC.
+///
+/// Mirrors the register-level behaviour of an 82576 as
+/// `drivers/net/ethernet/intel/igb` sees it through `rd32()`/`wr32()`.
+/// Wrap it in an [`IgbDevice`] to put it on a [`PciBus`](crate::PciBus).
+pub struct IgbHw {
+    ctrl: u32,
+    status: u32,
+    rctl: u32,
+    tctl: u32,
+    gpie: u32,
+    eims: u32,
+    eiac: u32,
+    eiam: u32,
+    eicr: u32,
+    icr: u32,
+    ims: u32,
+    rxcsum: u32,
+    rlpml: u32,
+    mrqc: u32,
+    ivar_misc: u32,
+    eerd: u32,
+    eeprom: [u16; 64],
+    rar: [(u32, u32); r::E1000_RAR_ENTRIES_82576],
+    mta: [u32; r::E1000_MTA_REGS],
+    reta: [u8; r::IGB_RETA_SIZE],
+    rss_key: [u8; 40],
+    rss_table: Option<ToeplitzTable>,
+    rxq: Vec<RxQueue>,
+    txq: Vec<TxQueue>,
+    vectors: Vec<VectorState>,
+    msix: Vec<Option<MsixEntry>>,
+    stats: E1000HwStats,
+    phy: Option<Box<dyn PhyPort + Send>>,
+    phy_errors: u64,
+    now: Instant,
+    bus_master: bool,
+}
+
+impl fmt::Debug for IgbHw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IgbHw")
+            .field("mac", &self.perm_addr())
+            .field("ctrl", &self.ctrl)
+            .field("rctl", &self.rctl)
+            .field("eims", &self.eims)
+            .field("eicr", &self.eicr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IgbHw {
+    /// A powered-on, reset 82576 whose EEPROM holds `mac`, attached to `phy`
+    /// (or to nothing: frames it sends are lost, as on an unplugged port).
+    pub fn new(mac: [u8; 6], phy: Option<Box<dyn PhyPort + Send>>) -> IgbHw {
+        let mut hw = IgbHw {
+            ctrl: 0,
+            status: 0,
+            rctl: 0,
+            tctl: 0,
+            gpie: 0,
+            eims: 0,
+            eiac: 0,
+            eiam: 0,
+            eicr: 0,
+            icr: 0,
+            ims: 0,
+            rxcsum: 0,
+            rlpml: MAX_STD_FRAME_LEN,
+            mrqc: 0,
+            ivar_misc: 0,
+            eerd: 0,
+            eeprom: igb_eeprom_image(mac),
+            rar: [(0, 0); r::E1000_RAR_ENTRIES_82576],
+            mta: [0; r::E1000_MTA_REGS],
+            reta: [0; r::IGB_RETA_SIZE],
+            rss_key: [0; 40],
+            rss_table: None,
+            rxq: (0..r::IGB_MAX_QUEUES).map(|_| RxQueue::default()).collect(),
+            txq: (0..r::IGB_MAX_QUEUES).map(|_| TxQueue::default()).collect(),
+            vectors: vec![VectorState::default(); r::IGB_MAX_MSIX_VECTORS],
+            msix: vec![None; r::IGB_MAX_MSIX_VECTORS],
+            stats: E1000HwStats::default(),
+            phy,
+            phy_errors: 0,
+            now: Instant::ZERO,
+            bus_master: false,
+        };
+        hw.reset();
+        hw
+    }
+
+    /// Global reset (`CTRL.RST`): registers to their defaults, RAR\[0\]
+    /// loaded from the EEPROM, link down, rings detached, statistics kept
+    /// (they clear on read, not on reset).
+    fn reset(&mut self) {
+        self.ctrl = 0;
+        self.status = r::STATUS_FD | r::STATUS_SPEED_1000;
+        self.rctl = 0;
+        self.tctl = 0;
+        self.gpie = 0;
+        self.eims = 0;
+        self.eiac = 0;
+        self.eiam = 0;
+        self.eicr = 0;
+        self.icr = 0;
+        self.ims = 0;
+        self.rxcsum = 0;
+        self.rlpml = MAX_STD_FRAME_LEN;
+        self.mrqc = 0;
+        self.mta = [0; r::E1000_MTA_REGS];
+        self.reta = [0; r::IGB_RETA_SIZE];
+        self.rar = [(0, 0); r::E1000_RAR_ENTRIES_82576];
+        let mac = self.perm_addr();
+        self.rar[0] = rar_from_mac(&mac);
+        for q in &mut self.rxq {
+            *q = RxQueue::default();
+        }
+        for q in &mut self.txq {
+            *q = TxQueue::default();
+        }
+        for v in &mut self.vectors {
+            let raised = v.raised;
+            *v = VectorState {
+                raised,
+                ..VectorState::default()
+            };
+        }
+    }
+
+    /// The permanent MAC address, as stored in the EEPROM.
+    pub fn perm_addr(&self) -> [u8; 6] {
+        let mut mac = [0u8; 6];
+        for i in 0..3 {
+            mac[2 * i..2 * i + 2].copy_from_slice(&self.eeprom[i].to_le_bytes());
+        }
+        mac
+    }
+
+    /// Sets or clears bus mastering (the `PCI_COMMAND_MASTER` bit): without
+    /// it the device does no DMA.
+    pub fn set_bus_master(&mut self, on: bool) {
+        self.bus_master = on;
+    }
+
+    /// Programs MSI-X table entry `vector` to raise `line` of `irqs` (what
+    /// the PCI core writes into the table in BAR 3).
+    pub fn msix_table_write(&mut self, vector: usize, irqs: Arc<IrqTable>, line: u32) {
+        if let Some(slot) = self.msix.get_mut(vector) {
+            *slot = Some(MsixEntry { irqs, line });
+        }
+    }
+
+    /// Clears MSI-X table entry `vector` (`pci_free_irq_vectors()`).
+    pub fn msix_table_clear(&mut self, vector: usize) {
+        if let Some(slot) = self.msix.get_mut(vector) {
+            *slot = None;
+        }
+    }
+
+    /// Hands the device its half of rx ring `queue`: it may now DMA into
+    /// the buffers the driver posts. Stands for `RDBAL`/`RDBAH`/`RDLEN`.
+    /// An out-of-range queue gives the half back.
+    pub fn attach_rx_ring(
+        &mut self,
+        queue: usize,
+        ring: RxDevice<PageBuf>,
+    ) -> Result<(), RxDevice<PageBuf>> {
+        match self.rxq.get_mut(queue) {
+            Some(q) => {
+                q.dev = Some(ring);
+                Ok(())
+            }
+            None => Err(ring),
+        }
+    }
+
+    /// Takes rx ring `queue` away from the device (queue disabled, DMA
+    /// stopped); the driver drops it and then reclaims its buffers.
+    pub fn detach_rx_ring(&mut self, queue: usize) -> Option<RxDevice<PageBuf>> {
+        self.rxq.get_mut(queue).and_then(|q| q.dev.take())
+    }
+
+    /// Hands the device its half of tx ring `queue` (`TDBAL`/`TDLEN`).
+    pub fn attach_tx_ring(
+        &mut self,
+        queue: usize,
+        ring: TxDevice<SkBuff>,
+    ) -> Result<(), TxDevice<SkBuff>> {
+        match self.txq.get_mut(queue) {
+            Some(q) => {
+                q.dev = Some(ring);
+                Ok(())
+            }
+            None => Err(ring),
+        }
+    }
+
+    /// Takes tx ring `queue` away from the device.
+    pub fn detach_tx_ring(&mut self, queue: usize) -> Option<TxDevice<SkBuff>> {
+        self.txq.get_mut(queue).and_then(|q| {
+            q.doorbell = false;
+            q.dev.take()
+        })
+    }
+
+    /// How many interrupts vector `vector` has raised since power-on.
+    pub fn vector_interrupts(&self, vector: usize) -> u64 {
+        self.vectors.get(vector).map_or(0, |v| v.raised)
+    }
+
+    /// Errors the PHY port returned (frames it could not take or give).
+    pub fn phy_errors(&self) -> u64 {
+        self.phy_errors
+    }
+
+    /// A register read. Mirrors `rd32()`; statistics registers, `EICR` and
+    /// `ICR` clear on read, as on the hardware. Unknown registers read 0.
+    pub fn rd32(&mut self, reg: u32) -> u32 {
+        if let Some(v) = self.rd_queue_reg(reg) {
+            return v;
+        }
+        match reg {
+            r::CTRL => self.ctrl,
+            r::STATUS => self.status,
+            r::EERD => self.eerd,
+            r::RCTL => self.rctl,
+            r::TCTL => self.tctl,
+            r::GPIE => self.gpie,
+            r::EICS => self.eicr,
+            r::EIMS => self.eims,
+            r::EIAC => self.eiac,
+            r::EIAM => self.eiam,
+            r::EICR => core::mem::take(&mut self.eicr),
+            r::ICR => core::mem::take(&mut self.icr),
+            r::IMS => self.ims,
+            r::RXCSUM => self.rxcsum,
+            r::RLPML => self.rlpml,
+            r::MRQC => self.mrqc,
+            r::IVAR_MISC => self.ivar_misc,
+            r::CRCERRS => take32(&mut self.stats.crcerrs),
+            r::ALGNERRC => take32(&mut self.stats.algnerrc),
+            r::MPC => take32(&mut self.stats.mpc),
+            r::COLC => take32(&mut self.stats.colc),
+            r::GPRC => take32(&mut self.stats.gprc),
+            r::BPRC => take32(&mut self.stats.bprc),
+            r::MPRC => take32(&mut self.stats.mprc),
+            r::GPTC => take32(&mut self.stats.gptc),
+            r::GORCL => self.stats.gorc as u32,
+            r::GORCH => (core::mem::take(&mut self.stats.gorc) >> 32) as u32,
+            r::GOTCL => self.stats.gotc as u32,
+            r::GOTCH => (core::mem::take(&mut self.stats.gotc) >> 32) as u32,
+            r::RNBC => take32(&mut self.stats.rnbc),
+            r::RUC => take32(&mut self.stats.ruc),
+            r::ROC => take32(&mut self.stats.roc),
+            r::TPR => take32(&mut self.stats.tpr),
+            r::TPT => take32(&mut self.stats.tpt),
+            r::MPTC => take32(&mut self.stats.mptc),
+            r::BPTC => take32(&mut self.stats.bptc),
+            r::TSCTC => take32(&mut self.stats.tsctc),
+            r::TSCTFC => take32(&mut self.stats.tsctfc),
+            _ => self.rd_array_reg(reg).unwrap_or(0),
+        }
+    }
+
+    fn rd_array_reg(&self, reg: u32) -> Option<u32> {
+        let idx = |base: u32, n: usize, stride: u32| {
+            (reg >= base && reg < base + n as u32 * stride && (reg - base) % stride == 0)
+                .then(|| ((reg - base) / stride) as usize)
+        };
+        if let Some(i) = idx(r::MTA, r::E1000_MTA_REGS, 4) {
+            return Some(self.mta[i]);
+        }
+        if let Some(i) = idx(r::ral(0), r::E1000_RAR_ENTRIES_82576, 8) {
+            return Some(self.rar[i].0);
+        }
+        if let Some(i) = idx(r::rah(0), r::E1000_RAR_ENTRIES_82576, 8) {
+            return Some(self.rar[i].1);
+        }
+        if let Some(i) = idx(r::RETA, r::IGB_RETA_SIZE / 4, 4) {
+            return Some(u32::from_le_bytes(
+                self.reta[i * 4..i * 4 + 4].try_into().ok()?,
+            ));
+        }
+        if let Some(i) = idx(r::RSSRK, 10, 4) {
+            return Some(u32::from_le_bytes(
+                self.rss_key[i * 4..i * 4 + 4].try_into().ok()?,
+            ));
+        }
+        if let Some(v) = idx(r::eitr(0), r::IGB_MAX_MSIX_VECTORS, 4) {
+            return Some(self.vectors[v].rx_usecs << 2);
+        }
+        if let Some(v) = idx(r::sim_eitr_frames(0), r::IGB_MAX_MSIX_VECTORS, 8) {
+            let s = &self.vectors[v];
+            return Some(s.rx_frames | (s.tx_frames << 16));
+        }
+        if let Some(v) = idx(r::sim_eitr_tx(0), r::IGB_MAX_MSIX_VECTORS, 8) {
+            return Some(self.vectors[v].tx_usecs);
+        }
+        if let Some(q) = idx(r::ivar(0), r::IGB_MAX_QUEUES, 4) {
+            let enc = |v: Option<usize>| v.map_or(0, |v| v as u32 | r::IVAR_VALID);
+            return Some(enc(self.rxq[q].vector) | (enc(self.txq[q].vector) << 8));
+        }
+        if let Some(q) = idx(r::sim_rxoff(0), r::IGB_MAX_QUEUES, 4) {
+            return Some(self.rxq[q].offset as u32);
+        }
+        None
+    }
+
+    /// Decodes a per-queue register: `(rx?, queue, offset within the block)`.
+    fn decode_queue_reg(reg: u32) -> Option<(bool, usize, u32)> {
+        let blocks = [
+            (0x02800u32, 0x100u32, true, 0usize),
+            (0x03800, 0x100, false, 0),
+            (0x0C000, 0x40, true, 0),
+            (0x0E000, 0x40, false, 0),
+        ];
+        for (base, stride, rx, _) in blocks {
+            let span = stride * r::IGB_MAX_QUEUES as u32;
+            if reg >= base && reg < base + span {
+                let q = ((reg - base) / stride) as usize;
+                let off = (reg - base) % stride;
+                let low_block = stride == 0x100;
+                if low_block && q >= 4 {
+                    return None;
+                }
+                if !low_block && q < 4 && off != 0x30 {
+                    return None;
+                }
+                return Some((rx, q, off));
+            }
+        }
+        None
+    }
+
+    fn rd_queue_reg(&mut self, reg: u32) -> Option<u32> {
+        let (rx, q, off) = Self::decode_queue_reg(reg)?;
+        if rx {
+            let rq = &mut self.rxq[q];
+            match off {
+                0x0C => Some(rq.srrctl),
+                0x10 => Some(rq.dev.as_ref().map_or(0, |d| d.head() as u32)),
+                0x28 => Some(rq.rxdctl),
+                0x30 => Some(take32(&mut rq.drops)),
+                _ => Some(0),
+            }
+        } else {
+            let tq = &self.txq[q];
+            match off {
+                0x10 => Some(tq.dev.as_ref().map_or(0, |d| d.head() as u32)),
+                0x28 => Some(tq.txdctl),
+                _ => Some(0),
+            }
+        }
+    }
+
+    /// A register write. Mirrors `wr32()`. Writes with side effects:
+    /// `CTRL.RST` resets, `CTRL.SLU` brings the link up (raising the
+    /// link-status cause), `EIMS` unmasks (firing a latched cause), `EICS`
+    /// sets causes, `TDT` rings the transmit doorbell, `EERD` reads the
+    /// EEPROM, `RSSRK` reloads the hash key.
+    pub fn wr32(&mut self, reg: u32, val: u32) {
+        if self.wr_queue_reg(reg, val) {
+            return;
+        }
+        match reg {
+            r::CTRL => {
+                if val & r::CTRL_RST != 0 {
+                    self.reset();
+                    return;
+                }
+                let was_up = self.status & r::STATUS_LU != 0;
+                self.ctrl = val;
+                if val & r::CTRL_SLU != 0 && !was_up {
+                    self.status |= r::STATUS_LU;
+                    self.raise_other(r::ICR_LSC);
+                } else if val & r::CTRL_SLU == 0 && was_up {
+                    self.status &= !r::STATUS_LU;
+                    self.raise_other(r::ICR_LSC);
+                }
+            }
+            r::EERD => {
+                if val & r::EERD_START != 0 {
+                    let addr = (val >> r::EERD_ADDR_SHIFT) as usize & 0x3FFF;
+                    let data = self.eeprom.get(addr).copied().unwrap_or(0xFFFF);
+                    self.eerd = (u32::from(data) << r::EERD_DATA_SHIFT)
+                        | (val & 0xFFFC & !r::EERD_START)
+                        | r::EERD_DONE;
+                }
+            }
+            r::RCTL => self.rctl = val,
+            r::TCTL => self.tctl = val,
+            r::GPIE => self.gpie = val,
+            r::EICS => self.set_causes(val),
+            r::EIMS => {
+                self.eims |= val;
+                let fire = self.eicr & self.eims;
+                for v in bits(fire) {
+                    self.deliver(v);
+                }
+            }
+            r::EIMC => self.eims &= !val,
+            r::EIAC => self.eiac = val,
+            r::EIAM => self.eiam = val,
+            r::EICR => self.eicr &= !val,
+            r::ICR => self.icr &= !val,
+            r::IMS => {
+                self.ims |= val;
+                if self.icr & self.ims != 0 {
+                    self.signal_other();
+                }
+            }
+            r::IMC => self.ims &= !val,
+            r::RXCSUM => self.rxcsum = val,
+            r::RLPML => self.rlpml = val & 0x3FFF,
+            r::MRQC => self.mrqc = val,
+            r::IVAR_MISC => self.ivar_misc = val,
+            _ => self.wr_array_reg(reg, val),
+        }
+    }
+
+    fn wr_array_reg(&mut self, reg: u32, val: u32) {
+        let idx = |base: u32, n: usize, stride: u32| {
+            (reg >= base && reg < base + n as u32 * stride && (reg - base) % stride == 0)
+                .then(|| ((reg - base) / stride) as usize)
+        };
+        if let Some(i) = idx(r::MTA, r::E1000_MTA_REGS, 4) {
+            self.mta[i] = val;
+        } else if let Some(i) = idx(r::ral(0), r::E1000_RAR_ENTRIES_82576, 8) {
+            self.rar[i].0 = val;
+        } else if let Some(i) = idx(r::rah(0), r::E1000_RAR_ENTRIES_82576, 8) {
+            self.rar[i].1 = val;
+        } else if let Some(i) = idx(r::RETA, r::IGB_RETA_SIZE / 4, 4) {
+            self.reta[i * 4..i * 4 + 4].copy_from_slice(&val.to_le_bytes());
+        } else if let Some(i) = idx(r::RSSRK, 10, 4) {
+            self.rss_key[i * 4..i * 4 + 4].copy_from_slice(&val.to_le_bytes());
+            self.rss_table = None;
+        } else if let Some(v) = idx(r::eitr(0), r::IGB_MAX_MSIX_VECTORS, 4) {
+            self.vectors[v].rx_usecs = (val & r::EITR_INTERVAL_MASK) >> 2;
+        } else if let Some(v) = idx(r::sim_eitr_frames(0), r::IGB_MAX_MSIX_VECTORS, 8) {
+            self.vectors[v].rx_frames = val & 0xFFFF;
+            self.vectors[v].tx_frames = val >> 16;
+        } else if let Some(v) = idx(r::sim_eitr_tx(0), r::IGB_MAX_MSIX_VECTORS, 8) {
+            self.vectors[v].tx_usecs = val & 0xFFFF;
+        } else if let Some(q) = idx(r::ivar(0), r::IGB_MAX_QUEUES, 4) {
+            let dec = |b: u32| (b & r::IVAR_VALID != 0).then_some((b & 0x1F) as usize);
+            self.rxq[q].vector = dec(val & 0xFF);
+            self.txq[q].vector = dec((val >> 8) & 0xFF);
+        } else if let Some(q) = idx(r::sim_rxoff(0), r::IGB_MAX_QUEUES, 4) {
+            self.rxq[q].offset = val as usize;
+        }
+    }
+
+    fn wr_queue_reg(&mut self, reg: u32, val: u32) -> bool {
+        let Some((rx, q, off)) = Self::decode_queue_reg(reg) else {
+            return false;
+        };
+        if rx {
+            let rq = &mut self.rxq[q];
+            match off {
+                0x0C => rq.srrctl = val,
+                0x28 => rq.rxdctl = val,
+                // RDT: the ring's tail is published by the driver half itself.
+                _ => {}
+            }
+        } else {
+            let tq = &mut self.txq[q];
+            match off {
+                0x18 => tq.doorbell = true,
+                0x28 => tq.txdctl = val,
+                _ => {}
+            }
+        }
+        true
+    }
+
+    fn set_causes(&mut self, mask: u32) {
+        for v in bits(mask) {
+            self.signal_vector(v);
+        }
+    }
+
+    /// A non-queue cause (link status change): latched in ICR, signalled on
+    /// the "other" vector when unmasked in IMS.
+    fn raise_other(&mut self, cause: u32) {
+        self.icr |= cause;
+        if self.ims & cause != 0 {
+            self.signal_other();
+        }
+    }
+
+    fn signal_other(&mut self) {
+        if self.ivar_misc & r::IVAR_VALID != 0 {
+            let v = (self.ivar_misc & 0x1F) as usize;
+            self.signal_vector(v);
+        }
+    }
+
+    /// Sets the cause of vector `v` in EICR and interrupts if unmasked.
+    fn signal_vector(&mut self, v: usize) {
+        if v >= r::IGB_MAX_MSIX_VECTORS {
+            return;
+        }
+        self.eicr |= 1 << v;
+        if self.eims & (1 << v) != 0 {
+            self.deliver(v);
+        }
+    }
+
+    /// Sends vector `v`'s MSI-X message, then applies auto-mask (`EIAM`
+    /// with `GPIE.EIAME`) and auto-clear (`EIAC`).
+    fn deliver(&mut self, v: usize) {
+        let bit = 1u32 << v;
+        if let Some(Some(entry)) = self.msix.get(v) {
+            // A line freed by the driver makes the raise spurious; the IRQ
+            // core counts it, nothing else to do.
+            let _ = entry.irqs.raise_irq(entry.line);
+            self.vectors[v].raised += 1;
+        }
+        if self.gpie & r::GPIE_EIAME != 0 && self.eiam & bit != 0 {
+            self.eims &= !bit;
+        }
+        if self.eiac & bit != 0 {
+            self.eicr &= !bit;
+        }
+    }
+
+    /// The moderation limit of vector `v` was reached: reset its counters
+    /// and signal its cause.
+    fn itr_fire(&mut self, v: usize) {
+        let s = &mut self.vectors[v];
+        s.rx_pending = 0;
+        s.tx_pending = 0;
+        s.rx_deadline = None;
+        s.tx_deadline = None;
+        self.signal_vector(v);
+    }
+
+    fn rx_event(&mut self, v: usize, now: Instant) {
+        let s = &mut self.vectors[v];
+        s.rx_pending += 1;
+        if s.rx_usecs == 0 || (s.rx_frames != 0 && s.rx_pending >= s.rx_frames) {
+            self.itr_fire(v);
+        } else if s.rx_deadline.is_none() {
+            s.rx_deadline = Some(now + Duration::from_micros(u64::from(s.rx_usecs)));
+        }
+    }
+
+    fn tx_event(&mut self, v: usize, now: Instant) {
+        let s = &mut self.vectors[v];
+        s.tx_pending += 1;
+        if s.tx_usecs == 0 || (s.tx_frames != 0 && s.tx_pending >= s.tx_frames) {
+            self.itr_fire(v);
+        } else if s.tx_deadline.is_none() {
+            s.tx_deadline = Some(now + Duration::from_micros(u64::from(s.tx_usecs)));
+        }
+    }
+
+    /// When the device next needs [`poll`](IgbHw::poll) or
+    /// [`on_timer`](IgbHw::on_timer): a rung doorbell (now), a moderation
+    /// timer, or a frame due at the PHY.
+    pub fn next_event(&self) -> Option<Instant> {
+        let doorbell = self
+            .txq
+            .iter()
+            .any(|q| q.doorbell && q.dev.is_some())
+            .then_some(self.now);
+        let timers = self.vectors.iter().filter_map(VectorState::deadline).min();
+        let phy = self.phy.as_ref().and_then(|p| p.next_event());
+        [doorbell, timers, phy].into_iter().flatten().min()
+    }
+
+    /// Fires every moderation timer due by `now`.
+    pub fn on_timer(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        for v in 0..self.vectors.len() {
+            if self.vectors[v].deadline().is_some_and(|d| d <= now) {
+                self.itr_fire(v);
+            }
+        }
+    }
+
+    /// Runs the device up to `now`: transmits what rung doorbells handed
+    /// it, receives every frame the PHY has for it, fires due timers.
+    /// Returns how many frames it received from the PHY.
+    pub fn poll(&mut self, now: Instant) -> usize {
+        self.now = self.now.max(now);
+        for q in 0..self.txq.len() {
+            if core::mem::take(&mut self.txq[q].doorbell) {
+                self.igb_xmit_ring(q, now);
+            }
+        }
+        let mut received = 0;
+        if let Some(mut phy) = self.phy.take() {
+            loop {
+                match phy.receive(now) {
+                    Ok(Some(frame)) => {
+                        received += 1;
+                        self.receive_frame(now, &frame);
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        self.phy_errors += 1;
+                        break;
+                    }
+                }
+            }
+            self.phy = Some(phy);
+        }
+        self.on_timer(now);
+        received
+    }
+
+    /// The MAC filter: whether a frame for `dst` is accepted.
+    fn mac_filter(&self, dst: &[u8; 6]) -> bool {
+        if dst == &[0xFF; 6] {
+            return self.rctl & (r::RCTL_BAM | r::RCTL_MPE | r::RCTL_UPE) != 0;
+        }
+        if dst[0] & 1 != 0 {
+            if self.rctl & r::RCTL_MPE != 0 {
+                return true;
+            }
+            let (reg, bit) = igb_hash_mc_addr(dst);
+            return self.mta[reg] & (1 << bit) != 0;
+        }
+        if self.rctl & r::RCTL_UPE != 0 {
+            return true;
+        }
+        let want = rar_from_mac(dst);
+        self.rar
+            .iter()
+            .any(|&(lo, hi)| hi & r::RAH_AV != 0 && lo == want.0 && hi & 0xFFFF == want.1 & 0xFFFF)
+    }
+
+    /// The RSS hash and queue of a frame.
+    fn rss(&mut self, frame: &[u8]) -> (u32, usize) {
+        if self.mrqc & r::MRQC_ENABLE_RSS_MQ == 0 {
+            return (0, 0);
+        }
+        let Some(keys) = skb_flow_dissect_flow_keys(frame, 0) else {
+            return (0, 0);
+        };
+        if keys.n_proto != wire::EtherType::Ipv4 {
+            return (0, 0);
+        }
+        let key = self.rss_key;
+        let table = self.rss_table.get_or_insert_with(|| ToeplitzTable::new(&key));
+        let hash = rss_hash(table, &keys, self.mrqc);
+        (hash, usize::from(self.reta[(hash & 0x7F) as usize]))
+    }
+
+    /// One frame (FCS included) arrives from the wire.
+    ///
+    /// The receive path of the MAC: size checks (`RUC`, `ROC`), the FCS
+    /// check (`CRCERRS`), the MAC filter, RSS, then the DMA into the next
+    /// posted descriptor of the chosen queue (`MPC` when there is none),
+    /// the write-back with `DD`, `EOP`, checksum status and the RSS hash,
+    /// and the rx moderation step of the queue's vector.
+    pub fn receive_frame(&mut self, now: Instant, frame: &[u8]) -> RxOutcome {
+        if self.rctl & r::RCTL_EN == 0 || !self.bus_master {
+            return RxOutcome::Disabled;
+        }
+        let len = frame.len();
+        if len < MIN_FRAME_LEN {
+            self.stats.ruc += 1;
+            return RxOutcome::Undersize;
+        }
+        if len > self.rlpml as usize + ETH_FCS_LEN {
+            self.stats.roc += 1;
+            return RxOutcome::Oversize;
+        }
+        if !check_fcs(frame) {
+            self.stats.crcerrs += 1;
+            return RxOutcome::CrcError;
+        }
+        let Ok(dst) = <[u8; 6]>::try_from(&frame[..6]) else {
+            return RxOutcome::Undersize;
+        };
+        if !self.mac_filter(&dst) {
+            return RxOutcome::Filtered;
+        }
+        self.stats.tpr += 1;
+        let payload = &frame[..len - ETH_FCS_LEN];
+        let dma_len = if self.rctl & r::RCTL_SECRC != 0 {
+            payload.len()
+        } else {
+            len
+        };
+        let (hash, queue) = self.rss(payload);
+        let mut status = RxStatusError::EOP;
+        if self.rxcsum & (r::RXCSUM_IPOFL | r::RXCSUM_TUOFL) != 0 {
+            status |= rx_checksum(payload, self.rxcsum);
+        } else {
+            status |= RxStatusError::IXSM;
+        }
+        let report_hash = self.rxcsum & r::RXCSUM_PCSD != 0;
+        let rq = &mut self.rxq[queue];
+        let Some(dev) = rq.dev.as_mut().filter(|_| rq.rxdctl & r::RXDCTL_QUEUE_ENABLE != 0)
+        else {
+            rq.drops += 1;
+            self.stats.mpc += 1;
+            self.stats.rnbc += 1;
+            return RxOutcome::Missed { queue };
+        };
+        let Some(mut fetch) = dev.fetch() else {
+            rq.drops += 1;
+            self.stats.mpc += 1;
+            self.stats.rnbc += 1;
+            return RxOutcome::Missed { queue };
+        };
+        let off = rq.offset;
+        let buf = fetch.buffer_mut();
+        let Some(dst_bytes) = buf.get_mut(off..off + dma_len) else {
+            // Does not fit one buffer: the descriptor stays posted.
+            drop(fetch);
+            self.stats.roc += 1;
+            return RxOutcome::Oversize;
+        };
+        dst_bytes.copy_from_slice(&frame[..dma_len]);
+        fetch.write_back(RxWriteback {
+            length: dma_len as u16,
+            status_error: status,
+            rss_hash: if report_hash { hash } else { 0 },
+            vlan: 0,
+        });
+        let vector = rq.vector;
+        self.stats.gprc += 1;
+        self.stats.gorc += len as u64;
+        if dst == [0xFF; 6] {
+            self.stats.bprc += 1;
+        } else if dst[0] & 1 != 0 {
+            self.stats.mprc += 1;
+        }
+        if let Some(v) = vector {
+            self.rx_event(v, now);
+        }
+        RxOutcome::Received { queue }
+    }
+
+    /// The transmit engine of queue `q`: takes every descriptor handed over
+    /// (gathering each frame up to its `EOP`), applies the offloads, adds
+    /// the FCS, sends the frames to the PHY, writes `DD` back and steps the
+    /// queue's tx moderation.
+    fn igb_xmit_ring(&mut self, q: usize, now: Instant) {
+        if self.tctl & r::TCTL_EN == 0 || !self.bus_master {
+            return;
+        }
+        let tq = &mut self.txq[q];
+        if tq.txdctl & r::TXDCTL_QUEUE_ENABLE == 0 {
+            return;
+        }
+        let Some(dev) = tq.dev.as_mut() else { return };
+        let vector = tq.vector;
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut stats = E1000HwStats::default();
+        let mut packets = 0u32;
+        let mut frame: Vec<u8> = Vec::new();
+        let mut first: Option<(TxCmd, TxPopts, u16, u16)> = None;
+        while let Some(fetch) = dev.fetch() {
+            let desc = &*fetch;
+            let len = usize::from(desc.len).min(desc.buf.len());
+            frame.extend_from_slice(&desc.buf.data()[..len]);
+            let head = *first.get_or_insert((desc.cmd, desc.popts, desc.mss, desc.hdr_len));
+            let eop = desc.cmd.contains(TxCmd::EOP);
+            fetch.write_back();
+            if !eop {
+                continue;
+            }
+            first = None;
+            packets += 1;
+            let (cmd, popts, mss, hdr_len) = head;
+            let data = core::mem::take(&mut frame);
+            if cmd.contains(TxCmd::TSE) {
+                match tso_segment(&data, usize::from(mss), usize::from(hdr_len)) {
+                    Some(segs) => {
+                        stats.tsctc += 1;
+                        out.extend(segs);
+                    }
+                    None => stats.tsctfc += 1,
+                }
+            } else {
+                let mut data = data;
+                tx_checksum(&mut data, popts);
+                out.push(data);
+            }
+        }
+        for mut f in out {
+            if f.len() < MIN_FRAME_LEN - ETH_FCS_LEN {
+                f.resize(MIN_FRAME_LEN - ETH_FCS_LEN, 0);
+            }
+            append_fcs(&mut f);
+            stats.gptc += 1;
+            stats.tpt += 1;
+            stats.gotc += f.len() as u64;
+            if f[..6] == [0xFF; 6] {
+                stats.bptc += 1;
+            } else if f[0] & 1 != 0 {
+                stats.mptc += 1;
+            }
+            if let Some(phy) = self.phy.as_mut()
+                && phy.transmit(now, f).is_err()
+            {
+                self.phy_errors += 1;
+            }
+        }
+        let s = &mut self.stats;
+        s.gptc += stats.gptc;
+        s.tpt += stats.tpt;
+        s.gotc += stats.gotc;
+        s.bptc += stats.bptc;
+        s.mptc += stats.mptc;
+        s.tsctc += stats.tsctc;
+        s.tsctfc += stats.tsctfc;
+        if let Some(v) = vector {
+            for _ in 0..packets {
+                self.tx_event(v, now);
+            }
+        }
+    }
+}
+
+fn take32(c: &mut u64) -> u32 {
+    core::mem::take(c).min(u64::from(u32::MAX)) as u32
+}
+
+fn bits(mask: u32) -> impl Iterator<Item = usize> {
+    (0..32).filter(move |b| mask & (1 << b) != 0)
+}
+
+/// The RAL/RAH pair of a MAC address (RAH without the valid bit).
+fn rar_from_mac(mac: &[u8; 6]) -> (u32, u32) {
+    (
+        u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]),
+        u32::from(u16::from_le_bytes([mac[4], mac[5]])) | r::RAH_AV,
+    )
+}
+
+fn rss_hash(table: &ToeplitzTable, keys: &FlowKeys, mrqc: u32) -> u32 {
+    let mut input = [0u8; 12];
+    input[..4].copy_from_slice(&keys.src.octets());
+    input[4..8].copy_from_slice(&keys.dst.octets());
+    input[8..10].copy_from_slice(&keys.sport.to_be_bytes());
+    input[10..].copy_from_slice(&keys.dport.to_be_bytes());
+    let four_tuple = !keys.is_fragment
+        && match keys.ip_proto {
+            IpProtocol::Tcp => mrqc & r::MRQC_RSS_FIELD_IPV4_TCP != 0,
+            IpProtocol::Udp => mrqc & r::MRQC_RSS_FIELD_IPV4_UDP != 0,
+            _ => false,
+        };
+    if four_tuple {
+        table.hash(&input)
+    } else if mrqc & r::MRQC_RSS_FIELD_IPV4 != 0 {
+        table.hash(&input[..8])
+    } else {
+        0
+    }
+}
+
+/// Where the IPv4 header of an Ethernet frame starts (one optional 802.1Q
+/// tag), if the frame carries IPv4.
+fn ipv4_offset(frame: &[u8]) -> Option<usize> {
+    let et = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    match et {
+        0x0800 => Some(14),
+        0x8100 if frame.get(16..18)? == [0x08, 0x00] => Some(18),
+        _ => None,
+    }
+}
+
+/// The checksum status bits the receive checksum offload reports.
+fn rx_checksum(frame: &[u8], rxcsum: u32) -> RxStatusError {
+    let Some(l3) = ipv4_offset(frame) else {
+        return RxStatusError::empty();
+    };
+    let Some(&vihl) = frame.get(l3) else {
+        return RxStatusError::empty();
+    };
+    let ihl = usize::from(vihl & 0x0F) * 4;
+    if vihl >> 4 != 4 || ihl < 20 || frame.len() < l3 + ihl {
+        return RxStatusError::empty();
+    }
+    let iph = &frame[l3..l3 + ihl];
+    let tot_len = usize::from(u16::from_be_bytes([iph[2], iph[3]]));
+    let mut st = RxStatusError::empty();
+    if rxcsum & r::RXCSUM_IPOFL != 0 {
+        st |= RxStatusError::IPCS;
+        if ip_fast_csum(iph) != 0 {
+            st |= RxStatusError::IPE;
+            return st;
+        }
+    }
+    let frag = u16::from_be_bytes([iph[6], iph[7]]) & 0x3FFF != 0;
+    if rxcsum & r::RXCSUM_TUOFL == 0 || frag || tot_len < ihl || frame.len() < l3 + tot_len {
+        return st;
+    }
+    let l4 = &frame[l3 + ihl..l3 + tot_len];
+    let (proto, bit) = match iph[9] {
+        6 if l4.len() >= 20 => (6u8, RxStatusError::TCPCS),
+        17 if l4.len() >= 8 => (17u8, RxStatusError::UDPCS),
+        _ => return st,
+    };
+    st |= bit;
+    if proto == 17 && l4[6..8] == [0, 0] {
+        return st;
+    }
+    let src = ipv4_at(iph, 12);
+    let dst = ipv4_at(iph, 16);
+    if csum_tcpudp_magic(src, dst, l4.len() as u16, proto, csum_partial(l4, 0)) != 0 {
+        st |= RxStatusError::TCPE;
+    }
+    st
+}
+
+fn ipv4_at(b: &[u8], at: usize) -> core::net::Ipv4Addr {
+    core::net::Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
+}
+
+/// Transmit checksum insertion (`TXSM`: the L4 checksum over a field that
+/// holds the pseudo-header sum, as `CHECKSUM_PARTIAL` leaves it; `IXSM`:
+/// the IPv4 header checksum).
+fn tx_checksum(frame: &mut [u8], popts: TxPopts) {
+    if popts.is_empty() {
+        return;
+    }
+    let Some(l3) = ipv4_offset(frame) else { return };
+    let Some(&vihl) = frame.get(l3) else { return };
+    let ihl = usize::from(vihl & 0x0F) * 4;
+    if ihl < 20 || frame.len() < l3 + ihl {
+        return;
+    }
+    if popts.contains(TxPopts::IXSM) {
+        frame[l3 + 10..l3 + 12].fill(0);
+        let c = ip_fast_csum(&frame[l3..l3 + ihl]);
+        frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+    }
+    if popts.contains(TxPopts::TXSM) {
+        let tot_len = usize::from(u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]]));
+        let end = (l3 + tot_len).min(frame.len());
+        let l4 = l3 + ihl;
+        let check_at = match frame[l3 + 9] {
+            6 if end >= l4 + 20 => l4 + 16,
+            17 if end >= l4 + 8 => l4 + 6,
+            _ => return,
+        };
+        let mut c = csum_fold(csum_partial(&frame[l4..end], 0));
+        if c == 0 && frame[l3 + 9] == 17 {
+            c = 0xFFFF;
+        }
+        frame[check_at..check_at + 2].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+/// TCP segmentation offload: cuts one large TCP/IPv4 frame into frames of
+/// at most `mss` payload bytes, each with its own IPv4 total length, id
+/// and header checksum, and TCP sequence number, flags and checksum (FIN
+/// and PSH on the last segment only, CWR on the first only).
+///
+/// Returns `None` (`TSCTFC`) when the headers do not parse or `hdr_len`
+/// disagrees with them.
+fn tso_segment(frame: &[u8], mss: usize, hdr_len: usize) -> Option<Vec<Vec<u8>>> {
+    const FIN: u8 = 0x01;
+    const PSH: u8 = 0x08;
+    const CWR: u8 = 0x80;
+    let l3 = ipv4_offset(frame)?;
+    let vihl = *frame.get(l3)?;
+    let ihl = usize::from(vihl & 0x0F) * 4;
+    if vihl >> 4 != 4 || ihl < 20 || *frame.get(l3 + 9)? != 6 || mss == 0 {
+        return None;
+    }
+    let l4 = l3 + ihl;
+    let doff = usize::from(*frame.get(l4 + 12)? >> 4) * 4;
+    if doff < 20 || l4 + doff != hdr_len || frame.len() < hdr_len {
+        return None;
+    }
+    let hdr = &frame[..hdr_len];
+    let payload = &frame[hdr_len..];
+    let id = u16::from_be_bytes([hdr[l3 + 4], hdr[l3 + 5]]);
+    let seq = u32::from_be_bytes(hdr[l4 + 4..l4 + 8].try_into().ok()?);
+    let flags = hdr[l4 + 13];
+    let src = ipv4_at(hdr, l3 + 12);
+    let dst = ipv4_at(hdr, l3 + 16);
+    let chunks: Vec<&[u8]> = if payload.is_empty() {
+        vec![payload]
+    } else {
+        payload.chunks(mss).collect()
+    };
+    let n = chunks.len();
+    let mut segs = Vec::with_capacity(n);
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let mut seg = Vec::with_capacity(hdr_len + chunk.len() + ETH_FCS_LEN);
+        seg.extend_from_slice(hdr);
+        seg.extend_from_slice(chunk);
+        let ip_len = (ihl + doff + chunk.len()) as u16;
+        seg[l3 + 2..l3 + 4].copy_from_slice(&ip_len.to_be_bytes());
+        seg[l3 + 4..l3 + 6].copy_from_slice(&id.wrapping_add(i as u16).to_be_bytes());
+        seg[l3 + 10..l3 + 12].fill(0);
+        let ipc = ip_fast_csum(&seg[l3..l4]);
+        seg[l3 + 10..l3 + 12].copy_from_slice(&ipc.to_be_bytes());
+        let s = seq.wrapping_add((i * mss) as u32);
+        seg[l4 + 4..l4 + 8].copy_from_slice(&s.to_be_bytes());
+        let mut f = flags;
+        if i + 1 != n {
+            f &= !(FIN | PSH);
+        }
+        if i != 0 {
+            f &= !CWR;
+        }
+        seg[l4 + 13] = f;
+        seg[l4 + 16..l4 + 18].fill(0);
+        let tcp_len = (doff + chunk.len()) as u16;
+        let c = csum_tcpudp_magic(src, dst, tcp_len, 6, csum_partial(&seg[l4..], 0));
+        seg[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+        segs.push(seg);
+    }
+    Some(segs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eeprom_holds_mac_and_checksum() {
+        let mac = [0x02, 0, 0, 0, 0, 0x01];
+        let img = igb_eeprom_image(mac);
+        assert_eq!(
+            img.iter().fold(0u16, |s, w| s.wrapping_add(*w)),
+            r::NVM_SUM
+        );
+        let mut hw = IgbHw::new(mac, None);
+        assert_eq!(hw.perm_addr(), mac);
+        hw.wr32(r::EERD, (2 << r::EERD_ADDR_SHIFT) | r::EERD_START);
+        let v = hw.rd32(r::EERD);
+        assert_ne!(v & r::EERD_DONE, 0);
+        assert_eq!((v >> r::EERD_DATA_SHIFT) as u16, 0x0100);
+        // RAR[0] loaded from the EEPROM at reset.
+        assert_eq!(hw.rd32(r::rah(0)), 0x0100 | r::RAH_AV);
+    }
+
+    #[test]
+    fn toeplitz_table_matches_wire() {
+        let key = wire::RSS_DEFAULT_KEY;
+        let t = ToeplitzTable::new(&key);
+        let input = [66, 9, 149, 187, 161, 142, 100, 80, 0x0a, 0xea, 0x06, 0xe6];
+        assert_eq!(t.hash(&input), wire::toeplitz_hash(&key, &input));
+        assert_eq!(t.hash(&input), 0x51cc_c178);
+        assert_eq!(t.hash(&input[..8]), 0x323e_8fc2);
+    }
+
+    #[test]
+    fn mc_hash_is_igbs() {
+        // 01:00:5e:00:00:01: hash = (0x00 >> 4) | (0x01 << 4) = 0x010.
+        assert_eq!(igb_hash_mc_addr(&[1, 0, 0x5e, 0, 0, 1]), (0, 16));
+        assert_eq!(igb_hash_mc_addr(&[1, 0, 0x5e, 0, 0xf0, 0xff]), (0x7F, 0x1F));
+    }
+
+    #[test]
+    fn clear_on_read_and_queue_decode() {
+        let mut hw = IgbHw::new([2, 0, 0, 0, 0, 1], None);
+        hw.stats.gprc = 5;
+        hw.stats.gorc = (7 << 32) | 9;
+        assert_eq!(hw.rd32(r::GPRC), 5);
+        assert_eq!(hw.rd32(r::GPRC), 0);
+        assert_eq!(hw.rd32(r::GORCL), 9);
+        assert_eq!(hw.rd32(r::GORCH), 7);
+        assert_eq!(hw.rd32(r::GORCL), 0);
+        assert_eq!(IgbHw::decode_queue_reg(r::rxdctl(5)), Some((true, 5, 0x28)));
+        assert_eq!(IgbHw::decode_queue_reg(r::tdt(2)), Some((false, 2, 0x18)));
+        assert_eq!(IgbHw::decode_queue_reg(r::rqdpc(1)), Some((true, 1, 0x30)));
+        hw.wr32(r::rxdctl(9), r::RXDCTL_QUEUE_ENABLE);
+        assert_eq!(hw.rd32(r::rxdctl(9)), r::RXDCTL_QUEUE_ENABLE);
+        hw.wr32(r::eitr(3), 50 << 2);
+        assert_eq!(hw.rd32(r::eitr(3)), 50 << 2);
+    }
+}
