@@ -48,7 +48,9 @@ use wire::{
 
 use crate::e1000_regs as r;
 use crate::fcs::{ETH_FCS_LEN, append_fcs, check_fcs};
+use crate::pci::{PCI_COMMAND_MASTER, PciConfigHeader, PciFunction};
 use crate::phy::PhyPort;
+use parking_lot::{Mutex, MutexGuard};
 
 /// Intel's PCI vendor id. `PCI_VENDOR_ID_INTEL`.
 pub const PCI_VENDOR_ID_INTEL: u16 = 0x8086;
@@ -115,7 +117,6 @@ pub struct E1000HwStats {
 ///
 /// Mirrors `igb_hash_mc_addr()` in `e1000_mac.c` with `mc_filter_type` 0
 /// and 128 registers: the hash is bits 4..16 of the address's last two bytes.
-#[doc(alias = "igb_hash_mc_addr")]
 pub fn igb_hash_mc_addr(mc_addr: &[u8; 6]) -> (usize, u32) {
     let hash = ((u16::from(mc_addr[4]) >> 4) | (u16::from(mc_addr[5]) << 4)) & 0x0FFF;
     (usize::from(hash >> 5) & 0x7F, u32::from(hash & 0x1F))
@@ -356,7 +357,7 @@ impl IgbHw {
         self.reta = [0; r::IGB_RETA_SIZE];
         self.rar = [(0, 0); r::E1000_RAR_ENTRIES_82576];
         let mac = self.perm_addr();
-        self.rar[0] = rar_from_mac(&mac);
+        self.rar[0] = rar_from_mac(mac);
         for q in &mut self.rxq {
             *q = RxQueue::default();
         }
@@ -509,7 +510,7 @@ impl IgbHw {
 
     fn rd_array_reg(&self, reg: u32) -> Option<u32> {
         let idx = |base: u32, n: usize, stride: u32| {
-            (reg >= base && reg < base + n as u32 * stride && (reg - base) % stride == 0)
+            (reg >= base && reg < base + n as u32 * stride && (reg - base).is_multiple_of(stride))
                 .then(|| ((reg - base) / stride) as usize)
         };
         if let Some(i) = idx(r::MTA, r::E1000_MTA_REGS, 4) {
@@ -665,7 +666,7 @@ impl IgbHw {
 
     fn wr_array_reg(&mut self, reg: u32, val: u32) {
         let idx = |base: u32, n: usize, stride: u32| {
-            (reg >= base && reg < base + n as u32 * stride && (reg - base) % stride == 0)
+            (reg >= base && reg < base + n as u32 * stride && (reg - base).is_multiple_of(stride))
                 .then(|| ((reg - base) / stride) as usize)
         };
         if let Some(i) = idx(r::MTA, r::E1000_MTA_REGS, 4) {
@@ -856,15 +857,15 @@ impl IgbHw {
     }
 
     /// The MAC filter: whether a frame for `dst` is accepted.
-    fn mac_filter(&self, dst: &[u8; 6]) -> bool {
-        if dst == &[0xFF; 6] {
+    fn mac_filter(&self, dst: [u8; 6]) -> bool {
+        if dst == [0xFF; 6] {
             return self.rctl & (r::RCTL_BAM | r::RCTL_MPE | r::RCTL_UPE) != 0;
         }
         if dst[0] & 1 != 0 {
             if self.rctl & r::RCTL_MPE != 0 {
                 return true;
             }
-            let (reg, bit) = igb_hash_mc_addr(dst);
+            let (reg, bit) = igb_hash_mc_addr(&dst);
             return self.mta[reg] & (1 << bit) != 0;
         }
         if self.rctl & r::RCTL_UPE != 0 {
@@ -920,7 +921,7 @@ impl IgbHw {
         let Ok(dst) = <[u8; 6]>::try_from(&frame[..6]) else {
             return RxOutcome::Undersize;
         };
-        if !self.mac_filter(&dst) {
+        if !self.mac_filter(dst) {
             return RxOutcome::Filtered;
         }
         self.stats.tpr += 1;
@@ -1063,6 +1064,98 @@ impl IgbHw {
     }
 }
 
+/// An [`IgbHw`] as a PCI function: the model behind a lock, which is what
+/// BAR 0 maps to.
+///
+/// The lock stands for the serialisation a real device's register file
+/// gives for free; it is uncontended in the simulation (one thread) and
+/// held only for one register access or one `poll` step otherwise.
+#[derive(Debug)]
+pub struct IgbDevice {
+    hw: Mutex<IgbHw>,
+}
+
+impl IgbDevice {
+    /// An 82576 with `mac` in its EEPROM, attached to `phy`.
+    pub fn new(mac: [u8; 6], phy: Option<Box<dyn PhyPort + Send>>) -> Arc<IgbDevice> {
+        Arc::new(IgbDevice {
+            hw: Mutex::new(IgbHw::new(mac, phy)),
+        })
+    }
+
+    /// Locks the model for a sequence of accesses.
+    pub fn lock(&self) -> MutexGuard<'_, IgbHw> {
+        self.hw.lock()
+    }
+
+    /// A register read (`rd32()`).
+    pub fn rd32(&self, reg: u32) -> u32 {
+        self.hw.lock().rd32(reg)
+    }
+
+    /// A register write (`wr32()`).
+    pub fn wr32(&self, reg: u32, val: u32) {
+        self.hw.lock().wr32(reg, val);
+    }
+
+    /// See [`IgbHw::poll`].
+    pub fn poll(&self, now: Instant) -> usize {
+        self.hw.lock().poll(now)
+    }
+
+    /// See [`IgbHw::next_event`].
+    pub fn next_event(&self) -> Option<Instant> {
+        self.hw.lock().next_event()
+    }
+
+    /// See [`IgbHw::on_timer`].
+    pub fn on_timer(&self, now: Instant) {
+        self.hw.lock().on_timer(now);
+    }
+}
+
+impl PciFunction for IgbDevice {
+    fn header(&self) -> PciConfigHeader {
+        PciConfigHeader {
+            vendor_id: PCI_VENDOR_ID_INTEL,
+            device_id: E1000_DEV_ID_82576,
+            revision: 1,
+            class: PCI_CLASS_NETWORK_ETHERNET,
+            subsystem_vendor_id: PCI_VENDOR_ID_INTEL,
+            subsystem_id: 0x0000,
+        }
+    }
+
+    fn msix_vectors(&self) -> u16 {
+        r::IGB_MAX_MSIX_VECTORS as u16
+    }
+
+    fn command_write(&self, command: u16) {
+        self.hw
+            .lock()
+            .set_bus_master(command & PCI_COMMAND_MASTER != 0);
+    }
+
+    fn msix_table_write(&self, vector: u16, irqs: Arc<IrqTable>, line: u32) {
+        self.hw
+            .lock()
+            .msix_table_write(usize::from(vector), irqs, line);
+    }
+
+    fn msix_table_clear(&self, vector: u16) {
+        self.hw.lock().msix_table_clear(usize::from(vector));
+    }
+
+    fn surprise_remove(&self) {
+        let mut hw = self.hw.lock();
+        hw.set_bus_master(false);
+        for q in 0..r::IGB_MAX_QUEUES {
+            drop(hw.detach_rx_ring(q));
+            drop(hw.detach_tx_ring(q));
+        }
+    }
+}
+
 fn take32(c: &mut u64) -> u32 {
     core::mem::take(c).min(u64::from(u32::MAX)) as u32
 }
@@ -1072,7 +1165,7 @@ fn bits(mask: u32) -> impl Iterator<Item = usize> {
 }
 
 /// The RAL/RAH pair of a MAC address (RAH without the valid bit).
-fn rar_from_mac(mac: &[u8; 6]) -> (u32, u32) {
+fn rar_from_mac(mac: [u8; 6]) -> (u32, u32) {
     (
         u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]),
         u32::from(u16::from_le_bytes([mac[4], mac[5]])) | r::RAH_AV,

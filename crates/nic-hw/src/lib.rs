@@ -27,7 +27,10 @@
 //! `netcore::NetDevice` and `netcore::EthtoolOps`.
 #![deny(unsafe_code)]
 
+pub mod e1000_regs;
 mod fcs;
+mod igb_hw;
+mod pci;
 mod phy;
 mod rng;
 mod switch;
@@ -37,6 +40,14 @@ mod tap;
 mod virtual_wire;
 
 pub use fcs::{CRC32_POLY_LE, ETH_FCS_LEN, append_fcs, check_fcs, crc32_le, fcs};
+pub use igb_hw::{
+    E1000_DEV_ID_82576, E1000HwStats, IgbDevice, IgbHw, PCI_CLASS_NETWORK_ETHERNET,
+    PCI_VENDOR_ID_INTEL, RxOutcome, igb_eeprom_image, igb_hash_mc_addr,
+};
+pub use pci::{
+    PCI_ANY_ID, PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PciBdf, PciBus,
+    PciConfigHeader, PciDev, PciDeviceId, PciDriver, PciError, PciFunction, pci_match_id,
+};
 pub use phy::{Delivery, Medium, MediumPort, PhyError, PhyPort};
 pub use rng::Rng;
 pub use switch::{BR_DEFAULT_AGEING_TIME, Switch, SwitchPortStats};
