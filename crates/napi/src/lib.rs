@@ -84,3 +84,6 @@ pub use dev::{
 };
 pub use gro::{GroResult, GroStats};
 pub use netdevice::{MIN_NAPI_ID, NAPI_POLL_WEIGHT, NapiState};
+
+#[cfg(all(test, loom))]
+mod loom_tests;
