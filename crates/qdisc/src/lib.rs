@@ -6,21 +6,26 @@
 //! [`Qdisc::dequeue`] until it is empty or its quota is spent, hands each
 //! packet to the driver, gives back a packet the driver refused with
 //! [`Qdisc::requeue`] (`dev_requeue_skb()`), and arms a timer at
-//! [`Qdisc::next_event`] for shaping qdiscs (`qdisc_watchdog`).
+//! [`Qdisc::next_event`] for shaping qdiscs (`qdisc_watchdog`). A device
+//! whose qdisc says `!has_enqueue()` ([`Noqueue`]) is driven directly.
 //!
 //! Contents, by the kernel file each mirrors:
 //!
 //! - `sch_generic.c`: [`Qdisc`], [`NetXmit`], [`QdiscStats`], the requeue
 //!   slot [`GsoSkb`], [`Noqueue`] and the default [`PfifoFast`].
-//! - `sch_api.c` and tc's printing: [`format_tc_qdisc_show`],
-//!   [`sprint_size`], [`sprint_time`], [`sprint_rate`].
+//! - `sch_fifo.c`: [`Fifo`] (`pfifo`, `bfifo`).
+//! - `sch_fq_codel.c` on `codel.h`/`codel_impl.h`: [`FqCodel`] on the
+//!   CoDel pieces of [`codel`].
+//! - `sch_tbf.c`: [`Tbf`].
+//! - `sch_api.c` and tc's printing: [`qdisc_create`],
+//!   [`qdisc_create_dflt`], [`qdisc_graft`], [`format_tc_qdisc_show`].
 //!
 //! ```
 //! use netcore::{Instant, PagePool, PagePoolParams, SkBuff};
-//! use qdisc::{NetXmit, PfifoFast, Qdisc};
+//! use qdisc::{NetXmit, QdiscDev, format_tc_qdisc_show, qdisc_create_dflt};
 //!
 //! let pool = PagePool::new(PagePoolParams::default()).unwrap();
-//! let mut q = PfifoFast::new(1000);
+//! let mut q = qdisc_create_dflt("pfifo_fast", &QdiscDev::default()).unwrap();
 //! let mut bulk = SkBuff::from_slice(&pool, 0, &[0u8; 1000]).unwrap();
 //! bulk.priority = 2; // TC_PRIO_BULK: band 2
 //! let mut ssh = SkBuff::from_slice(&pool, 0, &[0u8; 100]).unwrap();
@@ -28,17 +33,30 @@
 //! assert_eq!(q.enqueue(bulk, Instant::ZERO), NetXmit::Success);
 //! assert_eq!(q.enqueue(ssh, Instant::ZERO), NetXmit::Success);
 //! assert_eq!(q.dequeue(Instant::ZERO).unwrap().len(), 100); // band 0 first
-//! assert_eq!(q.stats().backlog, 1000);
+//! assert!(format_tc_qdisc_show(None, q.as_ref()).contains(" Sent 100 bytes 1 pkt "));
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod codel;
 mod sch_api;
+mod sch_fifo;
+mod sch_fq_codel;
 mod sch_generic;
+mod sch_tbf;
 #[cfg(any(test, feature = "testutils"))]
 pub mod testutil;
 
-pub use sch_api::{format_tc_qdisc_show, sprint_rate, sprint_size, sprint_time};
+pub use sch_api::{
+    QDISC_KINDS, QdiscDev, QdiscError, QdiscGraft, format_tc_qdisc_show, qdisc_create,
+    qdisc_create_dflt, qdisc_graft, sprint_rate, sprint_size, sprint_time,
+};
+pub use sch_fifo::{BFIFO_DEFAULT_LIMIT, ETH_HLEN, Fifo, FifoLimit};
+pub use sch_fq_codel::{
+    FQ_CODEL_MAX_FLOWS, FQ_CODEL_QUANTUM_MAX, FQ_CODEL_QUANTUM_MIN, FqCodel, FqCodelParams,
+    FqCodelXstats, reciprocal_scale, skb_get_hash,
+};
 pub use sch_generic::{
     GsoSkb, NetXmit, Noqueue, PFIFO_FAST_BANDS, PRIO2BAND, PfifoFast, Qdisc, QdiscStats,
     TC_PRIO_MAX, dev_requeue_skb,
 };
+pub use sch_tbf::{Tbf, TbfParams, psched_l2t_ns};

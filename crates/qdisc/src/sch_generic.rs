@@ -291,6 +291,16 @@ pub trait Qdisc: Send {
     }
 }
 
+impl fmt::Debug for dyn Qdisc {
+    /// The kind and the counters (a qdisc's queue is not printed).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Qdisc")
+            .field("id", &self.id())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
 /// Hands a packet the driver refused back to the qdisc. Mirrors
 /// `dev_requeue_skb()` in `net/sched/sch_generic.c`.
 pub fn dev_requeue_skb(skb: SkBuff, q: &mut dyn Qdisc) {
