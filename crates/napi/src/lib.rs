@@ -76,13 +76,14 @@ mod dev;
 mod gro;
 mod netdevice;
 mod sync;
+mod tcp_offload;
 
 pub use dev::{
     __napi_schedule, __napi_schedule_on, GroReceive, NapiError, NapiPoll, NapiPollCtx,
     NapiPollResult, NapiStruct, PollList, PollLists, dev_weight, napi_poll, napi_schedule,
     napi_schedule_on, netif_napi_add, netif_napi_add_weight,
 };
-pub use gro::{GroResult, GroStats};
+pub use gro::{GRO_HASH_BUCKETS, GroResult, GroStats, MAX_GRO_SKBS};
 pub use netdevice::{MIN_NAPI_ID, NAPI_POLL_WEIGHT, NapiState};
 
 #[cfg(all(test, loom))]
