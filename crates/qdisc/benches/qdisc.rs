@@ -45,4 +45,9 @@ fn main() {
         &mut qdisc::PfifoFast::new(1000),
         &pool,
     );
+    bench_cycle(
+        "fq_codel enqueue+dequeue",
+        &mut qdisc::FqCodel::default(),
+        &pool,
+    );
 }

@@ -280,7 +280,12 @@ pub fn codel_dequeue(
         // If the delay went above target soon after the last dropping
         // state ended, start from that state's drop rate.
         let delta = vars.count.wrapping_sub(vars.lastcount);
-        if delta > 1 && time_before(now.wrapping_sub(vars.drop_next), 16 * params.interval) {
+        if delta > 1
+            && time_before(
+                now.wrapping_sub(vars.drop_next),
+                params.interval.wrapping_mul(16),
+            )
+        {
             vars.count = delta;
             codel_newton_step(vars);
         } else {

@@ -60,3 +60,8 @@ pub use sch_generic::{
     TC_PRIO_MAX, dev_requeue_skb,
 };
 pub use sch_tbf::{Tbf, TbfParams, psched_l2t_ns};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

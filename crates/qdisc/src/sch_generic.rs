@@ -597,6 +597,12 @@ mod tests {
         assert_eq!(q.stats().drops, 1);
         assert_eq!(pool.stats().inflight(), 0);
         assert!(PfifoFast::default().has_enqueue());
+        assert_eq!(
+            crate::format_tc_qdisc_show(Some("lo"), &q),
+            "qdisc noqueue 0: dev lo root refcnt 2 \n \
+             Sent 0 bytes 0 pkt (dropped 1, overlimits 0 requeues 0) \n \
+             backlog 0b 0p requeues 0\n"
+        );
     }
 
     #[test]
