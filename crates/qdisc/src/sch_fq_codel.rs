@@ -613,6 +613,33 @@ mod tests {
         assert_eq!(q.classify(&mut skb), 37);
     }
 
+    /// Ethernet + IPv4 + UDP from 198.18.0.1:`sport` to 198.18.0.2:53.
+    fn udp_frame(sport: u16) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[198, 18, 0, 1, 198, 18, 0, 2]);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&[0, 53, 0, 8, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn a_missing_hash_is_computed_from_the_flow_keys_and_kept() {
+        let pool = pool();
+        let mut a = SkBuff::from_slice(&pool, 0, &udp_frame(1000)).unwrap();
+        let mut a2 = SkBuff::from_slice(&pool, 0, &udp_frame(1000)).unwrap();
+        let mut b = SkBuff::from_slice(&pool, 0, &udp_frame(1001)).unwrap();
+        let ha = skb_get_hash(&mut a);
+        assert_ne!(ha, 0);
+        assert_eq!((a.hash, a.l4_hash, a.sw_hash), (ha, true, true));
+        assert_eq!(skb_get_hash(&mut a2), ha, "same flow, same hash");
+        assert_ne!(skb_get_hash(&mut b), ha, "other port, other hash");
+        // a frame the dissector cannot read keeps hash 0 (flow 0)
+        let mut junk = SkBuff::from_slice(&pool, 0, &[1, 2, 3]).unwrap();
+        assert_eq!(skb_get_hash(&mut junk), 0);
+        assert_eq!(FqCodel::default().classify(&mut junk), 0);
+    }
+
     #[test]
     fn new_flows_are_served_before_old_ones_by_quantum() {
         let pool = pool();

@@ -301,6 +301,19 @@ impl fmt::Debug for dyn Qdisc {
     }
 }
 
+// Every built-in qdisc fits in a `Box<dyn Qdisc>` a device can own and
+// move between threads.
+const _: fn() = || {
+    fn assert_impl<T: Qdisc + Send + 'static>() {}
+    fn assert_send<T: Send + ?Sized>() {}
+    assert_impl::<Noqueue>();
+    assert_impl::<PfifoFast>();
+    assert_impl::<crate::Fifo>();
+    assert_impl::<crate::FqCodel>();
+    assert_impl::<crate::Tbf>();
+    assert_send::<Box<dyn Qdisc>>();
+};
+
 /// Hands a packet the driver refused back to the qdisc. Mirrors
 /// `dev_requeue_skb()` in `net/sched/sch_generic.c`.
 pub fn dev_requeue_skb(skb: SkBuff, q: &mut dyn Qdisc) {
