@@ -16,6 +16,9 @@ fn main() {
     });
     report("skb alloc+free (pool)", t.as_nanos_f64(), "ns");
 
+    let t = measure(|| black_box(pool.alloc().expect("pool is unbounded")).len());
+    report("page pool alloc+free", t.as_nanos_f64(), "ns");
+
     let t = measure(|| {
         let mut v = black_box(Vec::<u8>::with_capacity(2048));
         v.resize(60, 0xab);

@@ -12,26 +12,81 @@
 //! ```text
 //!   PagePool ── alloc() ──▶ PageBuf ──▶ rx ring ──▶ SkBuff::from_page ──▶ ... ──▶ drop
 //!      ▲                                                                         │
-//!      └──────────────────────── recycle ring (pool_size) ◀──────────────────────┘
+//!      └──────────── thread's alloc cache / shared recycle ring ◀────────────────┘
 //! ```
+//!
+//! # Fast path and shared ring
+//!
+//! Like Linux's lockless per-NAPI `alloc` cache in front of the `ptr_ring`,
+//! every thread keeps, per pool and size class, a small stack of free
+//! buffers (up to `PP_ALLOC_CACHE_SIZE` = 128, at most half the ring). An
+//! allocation and a free on the same thread touch only that stack: no lock,
+//! no atomic read-modify-write, no shared cache line. The shared ring (one
+//! `parking_lot` mutex per class, a leaf lock, see
+//! [`lock_order`](crate::lock_order)) is touched once per batch of
+//! `PP_ALLOC_CACHE_REFILL` = 64 (at most a quarter of the ring): a thread whose
+//! cache is empty refills it from the ring, a thread whose cache is full
+//! spills its oldest buffers into the ring. A buffer freed on another thread
+//! lands in *that* thread's cache and reaches the ring when it spills, so
+//! cross-thread frees are batched too.
+//!
+//! ```text
+//!  thread A (e.g. NAPI rx)                          thread B (e.g. socket reader)
+//!  ┌────────────────────────┐                       ┌────────────────────────┐
+//!  │ alloc: pop ◀─┐         │                       │      ┌─▶ push :free    │
+//!  │ free:  push ─┴▶ cache  │  fast path: no lock   │  cache ◀┘              │
+//!  │       (≤ cache_cap)    │                       │       (≤ cache_cap)    │
+//!  └──────────┬─────────────┘                       └─────────────┬──────────┘
+//!      refill │ batch (empty)                        spill batch  │ (full)
+//!             ▼                                                   ▼
+//!        ┌───────────────────── shared recycle ring ──────────────────────┐
+//!        │ Mutex<Vec>, ≤ pool_size free buffers; full ⇒ release (ring_full)│
+//!        └─────────────────────────────────────────────────────────────────┘
+//!             │ ring empty ⇒ create a buffer (alloc_slow) or, when a bounded
+//!             ▼ class is at its limit, fail (alloc_fail)
+//! ```
+//!
+//! A buffer is one `Arc` holding its bytes, its class and an internal handle
+//! to its pool, set when the buffer is created; allocating and freeing it
+//! moves that `Arc` without touching a reference count. Each thread cache
+//! publishes its counters (single-writer atomics) to its class, so
+//! [`PagePool::stats`] sums the ring's counters and every cache's: they are
+//! exact whenever the threads using the pool are quiescent, and
+//! `inflight()` returns to its start once every buffer is freed.
+//!
+//! Dropping the last [`PagePool`] handle destroys the pool
+//! (`page_pool_destroy()`): the ring and the calling thread's caches are
+//! released at once; another thread's cache for the pool is released when
+//! that thread next refills, spills or creates a cache, or exits. Buffers
+//! still in use keep the pool's memory alive and are released when dropped.
 //!
 //! # Deviations from Linux
 //!
-//! - Linux keeps a lockless per-NAPI `alloc` cache in front of a `ptr_ring`
-//!   that other CPUs recycle into. Here each size class has one
-//!   `parking_lot` mutex around a preallocated free list: the fast path is
-//!   one uncontended lock, a `Vec::pop` and a reference-count increment.
-//!   The free-list lock is a leaf lock (see [`lock_order`](crate::lock_order)).
+//! - The alloc cache is per thread rather than per NAPI instance (safe Rust
+//!   has no "this CPU's softirq" context), and any thread may free into its
+//!   own cache, not only the pool's NAPI: cross-CPU frees are batched
+//!   instead of taking the `ptr_ring` producer lock per page.
+//! - A class whose ring holds fewer than 2 buffers has no thread caches:
+//!   every allocation and free takes the ring's lock.
+//! - `alloc_fast` counts allocations from a cache or the ring and
+//!   `recycle_ring` counts frees into a cache or the ring; Linux splits them
+//!   into `fast`/`refill` and `cached`/`ring`.
 //! - Linux pools hand out pages of one order; here a pool has one or two
 //!   size classes (the second for GSO/GRO skbs up to 64 KiB plus headroom).
 //! - A pool may be *bounded* ([`SizeClass::limit`]): it then creates at most
 //!   that many buffers and [`PagePool::alloc`] returns `None` when all are in
 //!   use (counted in [`PagePoolStats::alloc_fail`]), like a NIC whose buffer
 //!   memory is fixed. Linux's pool falls back to the page allocator instead.
+//!   Buffers parked in a thread's cache count as in use; to bound what idle
+//!   threads can hold, a bounded class's thread caches hold at most an
+//!   eighth of the limit.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use parking_lot::Mutex;
 
@@ -189,37 +244,367 @@ impl PagePoolStats {
     }
 }
 
-/// The bytes of one buffer and the class it belongs to.
-#[derive(Debug)]
+/// The most free buffers one thread keeps for one size class of one pool.
+///
+/// Mirrors `PP_ALLOC_CACHE_SIZE` in `include/net/page_pool/types.h`; a
+/// class with a small ring keeps fewer (see [`ClassPool::new`]).
+const PP_ALLOC_CACHE_SIZE: usize = 128;
+
+/// How many buffers move between a thread's cache and the shared ring at
+/// once. Mirrors `PP_ALLOC_CACHE_REFILL`.
+const PP_ALLOC_CACHE_REFILL: usize = 64;
+
+/// Source of [`PoolInner::id`]: every pool gets a distinct one, so a thread
+/// cache keyed by it can never mistake a new pool for a dropped one.
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The bytes of one buffer, the class it belongs to and a handle to its
+/// pool, set once when the buffer is created.
 struct PageData {
     bytes: Box<[u8]>,
     class: u8,
+    /// Whether the class has thread caches (`cache_cap > 0`).
+    cacheable: bool,
+    /// `pool.inner.key(class)`, copied here so that a free finds its thread
+    /// cache without reading the pool.
+    key: u64,
+    /// An internal handle (`user == false`): it keeps the pool's memory
+    /// alive while the buffer exists but does not keep the pool in use.
+    pool: PagePool,
 }
 
-#[derive(Debug)]
+/// The counters a thread's cache updates without a lock. Only the owning
+/// thread writes them (with plain load + store, no read-modify-write);
+/// [`PagePool::stats`] reads them through the class's registry.
+#[derive(Default)]
+struct CacheCounters {
+    alloc_fast: AtomicU64,
+    recycle_ring: AtomicU64,
+    /// Free buffers in the thread's cache now.
+    cached: AtomicU64,
+}
+
+impl CacheCounters {
+    fn bump(counter: &AtomicU64) {
+        // Single writer: a plain add, which a concurrent reader sees whole.
+        counter.store(counter.load(Relaxed) + 1, Relaxed);
+    }
+}
+
 struct ClassState {
-    /// Free buffers; its capacity is `pool_size`, reserved up front so that
-    /// recycling never grows it.
+    /// The shared recycle ring (Linux's `ptr_ring`); its capacity is
+    /// `pool_size`, reserved up front so that recycling never grows it.
     free: Vec<Arc<PageData>>,
     stats: PagePoolStats,
+    /// The counters of every thread cache of this class, summed by
+    /// [`PagePool::stats`].
+    caches: Vec<Arc<CacheCounters>>,
 }
 
-#[derive(Debug)]
 struct ClassPool {
     params: SizeClass,
+    /// The capacity of a thread's cache for this class; 0 when the class
+    /// is too small to cache per thread (every operation takes the lock).
+    cache_cap: usize,
+    /// How many buffers a refill or spill moves at once.
+    batch: usize,
     state: Mutex<ClassState>,
 }
 
-#[derive(Debug)]
 struct PoolInner {
+    id: u64,
+    /// How many user handles ([`PagePool`]s with `user == true`) exist.
+    /// When it drops to 0 the pool is destroyed: its free buffers are
+    /// released, and buffers returned later are released too.
+    users: AtomicUsize,
     classes: Vec<ClassPool>,
+}
+
+impl PoolInner {
+    fn key(&self, class: usize) -> u64 {
+        (self.id << 1) | class as u64
+    }
+
+    fn is_live(&self) -> bool {
+        self.users.load(Relaxed) > 0
+    }
+
+    /// Creates a buffer whose creation `reserve_new` has counted.
+    fn new_page(self: &Arc<PoolInner>, class: usize) -> Arc<PageData> {
+        Arc::new(PageData {
+            bytes: vec![0; self.classes[class].params.buf_size].into_boxed_slice(),
+            class: class as u8,
+            cacheable: self.classes[class].cache_cap > 0,
+            key: self.key(class),
+            pool: PagePool {
+                inner: Arc::clone(self),
+                user: false,
+            },
+        })
+    }
+
+    /// Takes a buffer from the shared ring, or counts the creation of a new
+    /// one (`Some(None)`), or counts a failure (`None`).
+    ///
+    /// Mirrors `page_pool_alloc_pages()` without the alloc cache.
+    fn alloc_in_ring(self: &Arc<PoolInner>, class: usize) -> Option<Arc<PageData>> {
+        let cp = &self.classes[class];
+        let mut st = cp.state.lock();
+        if let Some(data) = st.free.pop() {
+            st.stats.alloc_fast += 1;
+            st.stats.cached -= 1;
+            return Some(data);
+        }
+        let created = st.reserve_new(&cp.params);
+        drop(st);
+        created.then(|| self.new_page(class))
+    }
+
+    /// Puts a buffer whose last handle is gone on its class's ring, or
+    /// releases it when the ring is full or the pool destroyed.
+    ///
+    /// Mirrors `page_pool_recycle_in_ring()`.
+    fn recycle_in_ring(&self, data: Arc<PageData>) {
+        let cp = &self.classes[usize::from(data.class)];
+        let mut st = cp.state.lock();
+        if !self.is_live() {
+            st.stats.release_cnt += 1;
+        } else if st.free.len() < cp.params.pool_size {
+            st.free.push(data);
+            st.stats.recycle_ring += 1;
+            st.stats.cached += 1;
+            return;
+        } else {
+            st.stats.recycle_ring_full += 1;
+            st.stats.release_cnt += 1;
+        }
+        drop(st);
+        drop(data);
+    }
+
+    /// Releases every free buffer of the shared rings and of this thread's
+    /// caches; other threads release theirs lazily (see the module doc).
+    ///
+    /// Mirrors `page_pool_destroy()`.
+    fn destroy(&self) {
+        let _ = ALLOC_CACHES.try_with(|t| {
+            if let Ok(mut t) = t.try_borrow_mut() {
+                t.purge_dead();
+            }
+        });
+        for cp in &self.classes {
+            let mut st = cp.state.lock();
+            let freed = std::mem::take(&mut st.free);
+            st.stats.cached -= freed.len() as u64;
+            st.stats.release_cnt += freed.len() as u64;
+            drop(st);
+            drop(freed);
+        }
+    }
+}
+
+impl ClassState {
+    /// Counts a new buffer if a bounded class has room for it, or a failure.
+    fn reserve_new(&mut self, params: &SizeClass) -> bool {
+        if let Some(limit) = params.limit
+            && self.stats.hold_cnt - self.stats.release_cnt >= limit as u64
+        {
+            self.stats.alloc_fail += 1;
+            return false;
+        }
+        self.stats.alloc_slow += 1;
+        self.stats.hold_cnt += 1;
+        true
+    }
+}
+
+/// One thread's cache of free buffers for one class of one pool: the
+/// counterpart of Linux's per-NAPI `pool->alloc` array.
+struct AllocCache {
+    key: u64,
+    class: usize,
+    cap: usize,
+    batch: usize,
+    pool: Arc<PoolInner>,
+    /// Free buffers, the most recently freed (cache-hot) last.
+    free: Vec<Arc<PageData>>,
+    counters: Arc<CacheCounters>,
+}
+
+impl AllocCache {
+    /// Hands the cache's buffers back to its pool (or releases them if the
+    /// pool is destroyed or its ring is full) and folds its counters into
+    /// the class's.
+    ///
+    /// Mirrors `page_pool_empty_alloc_cache_once()`.
+    fn retire(mut self) {
+        let cp = &self.pool.classes[self.class];
+        let mut st = cp.state.lock();
+        st.caches.retain(|c| !Arc::ptr_eq(c, &self.counters));
+        st.stats.alloc_fast += self.counters.alloc_fast.load(Relaxed);
+        st.stats.recycle_ring += self.counters.recycle_ring.load(Relaxed);
+        let room = if self.pool.is_live() {
+            cp.params.pool_size.saturating_sub(st.free.len())
+        } else {
+            0
+        };
+        let n = room.min(self.free.len());
+        let at = self.free.len() - n;
+        st.free.extend(self.free.drain(at..));
+        st.stats.cached += n as u64;
+        st.stats.release_cnt += self.free.len() as u64;
+        drop(st);
+        // Releases the rest, then maybe the pool itself.
+        drop(self);
+    }
+}
+
+/// The caches of one thread, one per (pool, class) it has used.
+struct ThreadCaches {
+    caches: Vec<AllocCache>,
+}
+
+impl Drop for ThreadCaches {
+    /// A thread exiting hands its cached buffers back to their pools.
+    fn drop(&mut self) {
+        for c in self.caches.drain(..) {
+            c.retire();
+        }
+    }
+}
+
+thread_local! {
+    static ALLOC_CACHES: RefCell<ThreadCaches> =
+        const { RefCell::new(ThreadCaches { caches: Vec::new() }) };
+}
+
+impl ThreadCaches {
+    fn find(&self, key: u64) -> Option<usize> {
+        self.caches.iter().position(|c| c.key == key)
+    }
+
+    /// Retires the caches of destroyed pools.
+    fn purge_dead(&mut self) {
+        if self.caches.iter().all(|c| c.pool.is_live()) {
+            return;
+        }
+        let (live, dead): (Vec<_>, Vec<_>) = self.caches.drain(..).partition(|c| c.pool.is_live());
+        self.caches = live;
+        for c in dead {
+            c.retire();
+        }
+    }
+
+    /// Creates this thread's cache for `class` of `pool`, registering its
+    /// counters with the class; returns its index.
+    fn create(&mut self, pool: &Arc<PoolInner>, class: usize) -> usize {
+        self.purge_dead();
+        let cp = &pool.classes[class];
+        let counters = Arc::new(CacheCounters::default());
+        cp.state.lock().caches.push(Arc::clone(&counters));
+        self.caches.push(AllocCache {
+            key: pool.key(class),
+            class,
+            cap: cp.cache_cap,
+            batch: cp.batch,
+            pool: Arc::clone(pool),
+            free: Vec::with_capacity(cp.cache_cap),
+            counters,
+        });
+        self.caches.len() - 1
+    }
+
+    /// Takes a buffer from this thread's cache, refilling it from the ring
+    /// in a batch when empty, creating a buffer when both are empty, or
+    /// `None` when a bounded class is exhausted.
+    ///
+    /// Mirrors `page_pool_alloc_pages()` → `__page_pool_get_cached()` →
+    /// `page_pool_refill_alloc_cache()`.
+    fn alloc(&mut self, pool: &Arc<PoolInner>, class: usize) -> Option<Arc<PageData>> {
+        let i = match self.find(pool.key(class)) {
+            Some(i) => i,
+            None => self.create(pool, class),
+        };
+        let c = &mut self.caches[i];
+        if let Some(data) = c.free.pop() {
+            CacheCounters::bump(&c.counters.alloc_fast);
+            c.counters.cached.store(c.free.len() as u64, Relaxed);
+            return Some(data);
+        }
+        let cp = &pool.classes[class];
+        let mut st = cp.state.lock();
+        let n = c.batch.min(st.free.len());
+        let data = if n > 0 {
+            let at = st.free.len() - n;
+            c.free.extend(st.free.drain(at..));
+            st.stats.cached -= n as u64;
+            let data = c.free.pop();
+            CacheCounters::bump(&c.counters.alloc_fast);
+            c.counters.cached.store(c.free.len() as u64, Relaxed);
+            drop(st);
+            data
+        } else {
+            let created = st.reserve_new(&cp.params);
+            drop(st);
+            created.then(|| pool.new_page(class))
+        };
+        self.purge_dead();
+        data
+    }
+
+    /// Keeps a freed buffer in this thread's cache; when the cache is full,
+    /// first spills a batch of its oldest buffers to the ring, and releases
+    /// the buffer if the ring is full too.
+    ///
+    /// Mirrors `page_pool_recycle_in_cache()`, falling back to
+    /// `page_pool_recycle_in_ring()`.
+    fn free(&mut self, data: Arc<PageData>) {
+        let i = if let Some(i) = self.find(data.key) {
+            i
+        } else {
+            let pool = Arc::clone(&data.pool.inner);
+            self.create(&pool, usize::from(data.class))
+        };
+        let c = &mut self.caches[i];
+        if c.free.len() < c.cap {
+            c.free.push(data);
+            CacheCounters::bump(&c.counters.recycle_ring);
+            c.counters.cached.store(c.free.len() as u64, Relaxed);
+            return;
+        }
+        let cp = &c.pool.classes[c.class];
+        let mut st = cp.state.lock();
+        let room = if c.pool.is_live() {
+            cp.params.pool_size.saturating_sub(st.free.len())
+        } else {
+            0
+        };
+        let n = c.batch.min(room);
+        st.free.extend(c.free.drain(..n));
+        st.stats.cached += n as u64;
+        let released = if n > 0 {
+            c.free.push(data);
+            CacheCounters::bump(&c.counters.recycle_ring);
+            None
+        } else {
+            st.stats.recycle_ring_full += 1;
+            st.stats.release_cnt += 1;
+            Some(data)
+        };
+        c.counters.cached.store(c.free.len() as u64, Relaxed);
+        drop(st);
+        drop(released);
+        self.purge_dead();
+    }
 }
 
 /// A pool of fixed-size packet buffers; cloning the handle is cheap and
 /// every clone names the same pool.
 ///
 /// Mirrors `struct page_pool` and `page_pool_create()` in
-/// `net/core/page_pool.c`.
+/// `net/core/page_pool.c`; dropping the last handle mirrors
+/// `page_pool_destroy()`: the free buffers are released at once, buffers
+/// still in use are released when they are dropped.
 ///
 /// Thread-safe: buffers may be allocated on one thread and dropped on
 /// another, as the thread runtime does when a tx completion runs on a CPU
@@ -237,9 +622,48 @@ struct PoolInner {
 /// assert_eq!(pool.stats().recycle_ring, 1);
 /// ```
 #[doc(alias = "page_pool")]
-#[derive(Clone, Debug)]
 pub struct PagePool {
     inner: Arc<PoolInner>,
+    /// Whether this is a user's handle (counted in `users`) rather than the
+    /// internal one inside a buffer.
+    user: bool,
+}
+
+impl Clone for PagePool {
+    /// Another handle to the same pool.
+    fn clone(&self) -> PagePool {
+        self.inner.users.fetch_add(1, Relaxed);
+        PagePool {
+            inner: Arc::clone(&self.inner),
+            user: true,
+        }
+    }
+}
+
+impl Drop for PagePool {
+    fn drop(&mut self) {
+        // AcqRel: the destroying thread sees every earlier use of the pool.
+        if self.user && self.inner.users.fetch_sub(1, AcqRel) == 1 {
+            self.inner.destroy();
+        }
+    }
+}
+
+impl fmt::Debug for PagePool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PagePool")
+            .field("id", &self.inner.id)
+            .field(
+                "classes",
+                &self
+                    .inner
+                    .classes
+                    .iter()
+                    .map(|c| c.params)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl PagePool {
@@ -293,7 +717,12 @@ impl PagePool {
             classes.push(ClassPool::new(large));
         }
         Ok(PagePool {
-            inner: Arc::new(PoolInner { classes }),
+            inner: Arc::new(PoolInner {
+                id: NEXT_POOL_ID.fetch_add(1, Relaxed),
+                users: AtomicUsize::new(1),
+                classes,
+            }),
+            user: true,
         })
     }
 
@@ -332,55 +761,51 @@ impl PagePool {
     }
 
     fn alloc_class(&self, class: usize) -> Option<PageBuf> {
-        let cp = &self.inner.classes[class];
-        let mut st = cp.state.lock();
-        if let Some(data) = st.free.pop() {
-            st.stats.alloc_fast += 1;
-            st.stats.cached -= 1;
-            drop(st);
-            return Some(PageBuf {
-                page: Page {
-                    data: Some(data),
-                    pool: self.clone(),
-                },
-            });
-        }
-        if let Some(limit) = cp.params.limit
-            && st.stats.hold_cnt - st.stats.release_cnt >= limit as u64
-        {
-            st.stats.alloc_fail += 1;
-            return None;
-        }
-        st.stats.alloc_slow += 1;
-        st.stats.hold_cnt += 1;
-        drop(st);
-        let data = Arc::new(PageData {
-            bytes: vec![0; cp.params.buf_size].into_boxed_slice(),
-            class: class as u8,
-        });
+        let data = if self.inner.classes[class].cache_cap > 0 {
+            ALLOC_CACHES
+                .try_with(|t| {
+                    let mut t = t.try_borrow_mut().ok()?;
+                    Some(t.alloc(&self.inner, class))
+                })
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| self.inner.alloc_in_ring(class))
+        } else {
+            self.inner.alloc_in_ring(class)
+        }?;
         Some(PageBuf {
-            page: Page {
-                data: Some(data),
-                pool: self.clone(),
-            },
+            page: Page { data: Some(data) },
         })
     }
 
     /// Fills the small class's recycle ring with up to `n` new buffers
     /// (bounded by `pool_size` and `limit`), so later allocations take the
     /// fast path. Returns how many were added.
+    ///
+    /// They are counted as allocated (`alloc_slow`) and recycled
+    /// (`recycle_ring`), as if taken and dropped at once.
     pub fn prefill(&self, n: usize) -> usize {
-        let bufs: Vec<PageBuf> = (0..n).map_while(|_| self.alloc()).collect();
-        let added = bufs.len();
-        drop(bufs);
+        let cp = &self.inner.classes[0];
+        let mut st = cp.state.lock();
+        let mut added = 0;
+        while added < n && st.free.len() < cp.params.pool_size && st.reserve_new(&cp.params) {
+            st.free.push(self.inner.new_page(0));
+            st.stats.recycle_ring += 1;
+            st.stats.cached += 1;
+            added += 1;
+        }
         added
     }
 
     /// The counters summed over all size classes.
+    ///
+    /// They include what every thread's cache has done so far; they are
+    /// exact once the threads using the pool are quiescent (a thread's
+    /// in-progress allocation may be seen half counted).
     pub fn stats(&self) -> PagePoolStats {
         let mut sum = PagePoolStats::default();
         for c in &self.inner.classes {
-            sum.add(&c.state.lock().stats);
+            sum.add(&c.stats());
         }
         sum
     }
@@ -388,54 +813,77 @@ impl PagePool {
     /// The counters of one size class (0 = small, 1 = large), or `None`
     /// if the pool has no such class.
     pub fn class_stats(&self, class: usize) -> Option<PagePoolStats> {
-        self.inner.classes.get(class).map(|c| c.state.lock().stats)
+        self.inner.classes.get(class).map(ClassPool::stats)
     }
 
     /// Whether `self` and `other` are handles to the same pool.
     pub fn same_pool(&self, other: &PagePool) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
-
-    /// Puts a buffer whose last handle is gone back on its class's ring.
-    ///
-    /// Mirrors `page_pool_put_page()` / `page_pool_recycle_in_ring()`.
-    fn recycle(&self, data: Arc<PageData>) {
-        let Some(cp) = self.inner.classes.get(usize::from(data.class)) else {
-            return;
-        };
-        let mut st = cp.state.lock();
-        if st.free.len() < cp.params.pool_size {
-            st.free.push(data);
-            st.stats.recycle_ring += 1;
-            st.stats.cached += 1;
-        } else {
-            st.stats.recycle_ring_full += 1;
-            st.stats.release_cnt += 1;
-            drop(st);
-            drop(data);
-        }
-    }
 }
 
 impl ClassPool {
     fn new(params: SizeClass) -> ClassPool {
+        // A thread caches at most half the ring (so a small ring stays the
+        // bound on free buffers a single thread sees) and, in a bounded
+        // class, an eighth of the limit (so idle threads cannot hoard it).
+        let cache_cap = PP_ALLOC_CACHE_SIZE
+            .min(params.pool_size / 2)
+            .min(params.limit.map_or(usize::MAX, |l| l / 8));
         ClassPool {
             params,
+            cache_cap,
+            batch: PP_ALLOC_CACHE_REFILL.min(cache_cap / 2).max(1),
             state: Mutex::new(ClassState {
                 free: Vec::with_capacity(params.pool_size),
                 stats: PagePoolStats::default(),
+                caches: Vec::new(),
             }),
         }
+    }
+
+    fn stats(&self) -> PagePoolStats {
+        let st = self.state.lock();
+        let mut s = st.stats;
+        for c in &st.caches {
+            s.alloc_fast += c.alloc_fast.load(Relaxed);
+            s.recycle_ring += c.recycle_ring.load(Relaxed);
+            s.cached += c.cached.load(Relaxed);
+        }
+        s
+    }
+}
+
+/// Returns a buffer whose last handle is gone to its pool: this thread's
+/// cache when the class has one, the shared ring otherwise.
+///
+/// Mirrors `page_pool_put_page()`.
+fn page_pool_put_page(data: Arc<PageData>) {
+    if !data.cacheable || !data.pool.inner.is_live() {
+        let inner = Arc::clone(&data.pool.inner);
+        inner.recycle_in_ring(data);
+        return;
+    }
+    let mut slot = Some(data);
+    let _ = ALLOC_CACHES.try_with(|t| {
+        if let Ok(mut t) = t.try_borrow_mut()
+            && let Some(data) = slot.take()
+        {
+            t.free(data);
+        }
+    });
+    // The thread is exiting (its caches are gone) or the cache is busy.
+    if let Some(data) = slot {
+        let inner = Arc::clone(&data.pool.inner);
+        inner.recycle_in_ring(data);
     }
 }
 
 /// A reference to a pool buffer that may be shared (by cloned skbs); the
 /// buffer returns to its pool when the last reference drops.
-#[derive(Debug)]
 pub(crate) struct Page {
     /// `Some` until `drop` takes it.
     data: Option<Arc<PageData>>,
-    pool: PagePool,
 }
 
 impl Page {
@@ -461,30 +909,45 @@ impl Page {
 
     /// The pool the buffer belongs to.
     pub(crate) fn pool(&self) -> &PagePool {
-        &self.pool
+        &self.data().pool
     }
 
     /// A second reference to the same buffer (no copy).
     pub(crate) fn share(&self) -> Page {
         Page {
             data: self.data.clone(),
-            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Page {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.data {
+            Some(d) => f
+                .debug_struct("Page")
+                .field("pool", &d.pool.inner.id)
+                .field("class", &d.class)
+                .field("len", &d.bytes.len())
+                .field("refs", &Arc::strong_count(d))
+                .finish(),
+            None => f.write_str("Page(dropped)"),
         }
     }
 }
 
 impl Drop for Page {
     fn drop(&mut self) {
-        let Some(mut data) = self.data.take() else {
+        let Some(data) = self.data.take() else {
             return;
         };
-        if Arc::get_mut(&mut data).is_some() {
-            // The only reference: nobody can clone it any more, recycle it.
-            self.pool.recycle(data);
+        // No `Weak<PageData>` is ever made, so a count of 1 means this is
+        // the only reference and nobody can clone it any more.
+        if Arc::strong_count(&data) == 1 {
+            page_pool_put_page(data);
         } else if let Some(inner) = Arc::into_inner(data) {
             // Another reference was dropped concurrently and we turned out
             // to be the last one. Rare; re-wrapping costs one allocation.
-            self.pool.recycle(Arc::new(inner));
+            page_pool_put_page(Arc::new(inner));
         }
         // Otherwise a clone still holds the buffer and will recycle it.
     }
@@ -667,6 +1130,216 @@ mod tests {
         assert_eq!(pool.prefill(3), 3);
         let _a = pool.alloc().unwrap();
         assert_eq!(pool.stats().alloc_fast, 1);
+    }
+
+    fn unbounded(pool_size: usize) -> PagePool {
+        PagePool::new(PagePoolParams {
+            small: SizeClass {
+                buf_size: 64,
+                pool_size,
+                limit: None,
+            },
+            large: None,
+        })
+        .unwrap()
+    }
+
+    /// Every allocation is returned exactly once, and the counters agree.
+    fn assert_conserved(s: &PagePoolStats) {
+        assert_eq!(s.inflight(), 0, "{s:?}");
+        assert_eq!(
+            s.alloc_fast + s.alloc_slow,
+            s.recycle_ring + s.recycle_ring_full,
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn cross_thread_alloc_free_storm_conserves_buffers() {
+        use std::sync::mpsc;
+        let pool = unbounded(64);
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..4).map(|_| mpsc::channel::<PageBuf>()).unzip();
+        let threads: Vec<_> = rxs
+            .into_iter()
+            .enumerate()
+            .map(|(i, rx)| {
+                let pool = pool.clone();
+                let next = txs[(i + 1) % 4].clone();
+                std::thread::spawn(move || {
+                    for n in 0..5_000u32 {
+                        let mut b = pool.alloc().unwrap();
+                        b[0] = n as u8;
+                        if n % 2 == 0 {
+                            next.send(b).unwrap(); // freed by the next thread
+                        }
+                        while let Ok(b) = rx.try_recv() {
+                            drop(b);
+                        }
+                    }
+                    drop(next);
+                    rx // drained below, once every sender is gone
+                })
+            })
+            .collect();
+        drop(txs);
+        let rxs: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        for rx in rxs {
+            rx.iter().for_each(drop);
+        }
+        let s = pool.stats();
+        assert_conserved(&s);
+        assert_eq!(s.alloc_fast + s.alloc_slow, 20_000);
+        let cap = pool.inner.classes[0].cache_cap as u64;
+        assert!(
+            s.cached <= 64 + cap,
+            "the ring plus this thread's cache at most: {s:?}"
+        );
+    }
+
+    #[test]
+    fn bounded_pool_storm_never_exceeds_limit() {
+        let pool = PagePool::new(PagePoolParams {
+            small: SizeClass {
+                buf_size: 64,
+                pool_size: 64,
+                limit: Some(64),
+            },
+            large: None,
+        })
+        .unwrap();
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let pool = pool.clone();
+                std::thread::spawn(move || {
+                    let mut held = Vec::new();
+                    for n in 0..3_000 {
+                        if let Some(b) = pool.alloc() {
+                            held.push(b);
+                        }
+                        if n % 3 == 0 || held.len() > 8 {
+                            held.clear();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = pool.stats();
+        assert_conserved(&s);
+        assert!(s.hold_cnt - s.release_cnt <= 64, "{s:?}");
+        assert_eq!(s.cached, s.hold_cnt - s.release_cnt);
+    }
+
+    #[test]
+    fn thread_cache_is_capped() {
+        let pool = unbounded(1024);
+        let cap = pool.inner.classes[0].cache_cap;
+        assert_eq!(cap, PP_ALLOC_CACHE_SIZE);
+        let bufs: Vec<PageBuf> = (0..1000).map(|_| pool.alloc().unwrap()).collect();
+        drop(bufs);
+        let st = pool.inner.classes[0].state.lock();
+        let mine: u64 = st.caches.iter().map(|c| c.cached.load(Relaxed)).sum();
+        assert!(mine as usize <= cap, "{mine} cached by this thread");
+        assert_eq!(
+            st.free.len() + mine as usize,
+            1000,
+            "the rest went to the ring"
+        );
+        drop(st);
+        let s = pool.stats();
+        assert_eq!((s.cached, s.inflight(), s.release_cnt), (1000, 0, 0));
+        // Allocating them all again creates nothing new.
+        let bufs: Vec<PageBuf> = (0..1000).map(|_| pool.alloc().unwrap()).collect();
+        assert_eq!(pool.stats().alloc_slow, 1000);
+        drop(bufs);
+    }
+
+    #[test]
+    fn small_ring_has_no_thread_cache() {
+        let pool = unbounded(1);
+        assert_eq!(pool.inner.classes[0].cache_cap, 0);
+        drop(pool.alloc().unwrap());
+        assert!(pool.inner.classes[0].state.lock().caches.is_empty());
+        assert_eq!(pool.stats().cached, 1);
+    }
+
+    #[test]
+    fn pool_drop_releases_buffers_cached_by_other_threads() {
+        use std::sync::mpsc;
+        let pool = unbounded(1024);
+        let weak = Arc::downgrade(&pool.inner);
+        // A buffer kept in use: it keeps the pool's memory (and counters)
+        // alive after the last handle is gone.
+        let probe = pool.alloc().unwrap();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let worker = {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                let bufs: Vec<PageBuf> = (0..10).map(|_| pool.alloc().unwrap()).collect();
+                drop(bufs); // into this thread's cache
+                drop(pool);
+                done_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                // Using any other pool retires the dead pool's cache.
+                let other = unbounded(64);
+                drop(other.alloc());
+                done_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+            })
+        };
+        done_rx.recv().unwrap();
+        let s = probe.pool().stats();
+        assert_eq!((s.cached, s.inflight()), (10, 1), "{s:?}");
+        drop(pool); // destroys the pool: the ring is emptied at once
+        assert_eq!(probe.pool().stats().cached, 10, "the worker still holds 10");
+        go_tx.send(()).unwrap();
+        done_rx.recv().unwrap();
+        let s = probe.pool().stats();
+        assert_eq!((s.cached, s.release_cnt, s.inflight()), (0, 10, 1), "{s:?}");
+        // The last buffer in use is released when dropped, then the pool.
+        drop(probe);
+        assert!(weak.upgrade().is_none(), "the pool is freed");
+        go_tx.send(()).unwrap();
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn thread_exit_releases_cache_of_dropped_pool() {
+        let pool = unbounded(1024);
+        let weak = Arc::downgrade(&pool.inner);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let worker = {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                drop((0..5).map(|_| pool.alloc().unwrap()).collect::<Vec<_>>());
+                drop(pool);
+                rx.recv().unwrap();
+            })
+        };
+        while pool.stats().cached < 5 {
+            std::thread::yield_now();
+        }
+        drop(pool);
+        assert!(weak.upgrade().is_some(), "the worker's cache holds buffers");
+        tx.send(()).unwrap();
+        worker.join().unwrap();
+        assert!(weak.upgrade().is_none(), "thread exit released them");
+    }
+
+    #[test]
+    fn buffer_dropped_after_pool_is_released() {
+        let pool = unbounded(64);
+        let buf = pool.alloc().unwrap();
+        let handle = buf.pool().clone();
+        drop(pool);
+        assert!(handle.alloc().is_some(), "a handle from a buffer is a user");
+        drop(handle);
+        let weak = Arc::downgrade(&buf.pool().inner);
+        drop(buf);
+        assert!(weak.upgrade().is_none());
     }
 
     #[test]

@@ -394,9 +394,16 @@ impl SkBuff {
     /// Mirrors `netdev_alloc_skb()` in `net/core/skbuff.c`.
     #[doc(alias = "netdev_alloc_skb")]
     pub fn netdev_alloc(pool: &PagePool, len: usize) -> Result<SkBuff, SkbError> {
-        let mut skb = SkBuff::alloc(pool, len + NET_SKB_PAD)?;
-        skb.reserve(NET_SKB_PAD)?;
-        Ok(skb)
+        let size = len.saturating_add(NET_SKB_PAD);
+        if size > pool.max_buf_size() {
+            return Err(SkbError::TooBig {
+                size,
+                max: pool.max_buf_size(),
+            });
+        }
+        let buf = pool.alloc_size(size).ok_or(SkbError::NoMem)?;
+        // The buffer holds at least `size` bytes, so the reserve fits.
+        Ok(SkBuff::with_page(buf.into_page(), NET_SKB_PAD, NET_SKB_PAD))
     }
 
     /// Wraps a pool buffer the device has written a frame into, without
@@ -507,10 +514,10 @@ impl SkBuff {
                 headroom: self.data,
             });
         }
-        self.buf_mut()?;
+        self.unshare()?;
+        let buf = self.page.bytes_mut().ok_or(SkbError::NoMem)?;
         self.data -= len;
-        let (d, t) = (self.data, self.data + len);
-        Ok(&mut self.buf_mut()?[d..t])
+        Ok(&mut buf[self.data..self.data + len])
     }
 
     /// Removes `len` bytes from the front of the data and returns them
@@ -544,11 +551,11 @@ impl SkBuff {
                 tailroom: self.tailroom(),
             });
         }
-        self.buf_mut()?;
+        self.unshare()?;
+        let buf = self.page.bytes_mut().ok_or(SkbError::NoMem)?;
         let start = self.tail;
         self.tail += len;
-        let t = self.tail;
-        Ok(&mut self.buf_mut()?[start..t])
+        Ok(&mut buf[start..self.tail])
     }
 
     /// Appends `len` zero bytes.
