@@ -1,12 +1,41 @@
 //! IPv4, with Ethernet, ARP and neighbours, routing and ICMP.
 //!
-//! Mirrors `net/ethernet`, `net/core/neighbour.c` and `net/ipv4/{arp,route,fib_*,ip_input,ip_output,ip_fragment,icmp,protocol,af_inet}.c`.
+//! Mirrors `net/ethernet`, `net/core/neighbour.c` and
+//! `net/ipv4/{arp,devinet,fib_*,route,ip_input,ip_output,ip_fragment,icmp,protocol,af_inet}.c`.
 //!
-//! It will hold `eth_type_trans`, ARP and the neighbour cache with NUD
-//! states, the FIB with longest-prefix match, `ip_rcv` and `ip_local_deliver`
-//! with reassembly, the `NetProtocol` registry (`inet_add_protocol`),
-//! `ip_queue_xmit` and `ip_output` with fragmentation, and ICMP.
+//! The parts below are sans-IO data structures: each takes an explicit
+//! `now`, arms its timers through [`netcore::TimerContext`] with an
+//! [`Ipv4Timer`], counts into [`netcore::NetMibs`], reads its knobs from
+//! [`netcore::Sysctl`], and returns what must happen (frames to send,
+//! packets released or dropped, ICMP errors to emit) instead of doing it.
+//! The receive and transmit glue (`ip_rcv`, `ip_output`, `eth_type_trans`,
+//! the `NetProtocol` registry) wires them to `softnet`.
 //!
-//! This crate is filled by issue 5; until then it holds only this
-//! description.
+//! Table of contents:
+//!
+//! - addresses and routing: [`InetDevices`] (`devinet.c`), [`FibTrie`]
+//!   (`fib_trie.c`), [`Fib`], [`FibConfig`], [`NetnsIpv4`] (`fib_frontend.c`,
+//!   `fib_semantics.c`, `route.c`), with `ip addr`/`ip route` listings;
+//! - neighbours: [`NeighTable`] (`net/core/neighbour.c`) and the ARP
+//!   protocol ([`arp_process`], [`arp_solicit`], [`arp_create`]; `arp.c`);
+//! - fragments: [`Ipv4Frags`] (reassembly, `ip_fragment.c` and
+//!   `inet_fragment.c`) and [`ip_do_fragment`] (`ip_output.c`);
+//! - ICMP: [`icmp_send`], [`icmp_reply`] and the rate limiters
+//!   ([`IcmpRateLimit`]; `icmp.c`, `inetpeer.c`);
+//! - timers: [`Ipv4Timer`]; randomness: [`Prandom`].
 #![forbid(unsafe_code)]
+
+mod devinet;
+mod fib_trie;
+mod random;
+mod route;
+mod timers;
+
+pub use devinet::{IfaFlags, InDevice, InIfaddr, InetDevices, LinkFacts};
+pub use fib_trie::FibTrie;
+pub use random::Prandom;
+pub use route::{
+    Fib, FibAlias, FibConfig, FibNh, FibResult, NetnsIpv4, RT_TABLE_LOCAL, RT_TABLE_MAIN,
+    RouteTable, RtProt, RtScope, RtnType,
+};
+pub use timers::{FragId, Ipv4Timer, NeighId};

@@ -1,0 +1,462 @@
+//! Interface addresses: `struct in_ifaddr` lists per device.
+//!
+//! Mirrors `net/ipv4/devinet.c`: adding and removing addresses
+//! (`inet_insert_ifa()`, `inet_del_ifa()`), choosing a source address
+//! (`inet_select_addr()`), and the `ip addr` listing iproute2 prints from
+//! `RTM_GETADDR`. The routes an address brings (`fib_add_ifaddr()`) are the
+//! FIB's business: see [`NetnsIpv4`](crate::NetnsIpv4), which ties both.
+
+use core::fmt::Write as _;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use netcore::Errno;
+
+use crate::fib_trie::prefix_mask;
+use crate::route::RtScope;
+
+bitflags::bitflags! {
+    /// Flags of an interface address.
+    ///
+    /// Mirrors the `IFA_F_*` values in `include/uapi/linux/if_addr.h`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct IfaFlags: u32 {
+        /// `IFA_F_SECONDARY`: another address of the same subnet came first.
+        const SECONDARY = 0x01;
+        /// `IFA_F_PERMANENT`: configured, not learned (no lifetime).
+        const PERMANENT = 0x80;
+        /// `IFA_F_NOPREFIXROUTE`: do not add the connected prefix route.
+        const NOPREFIXROUTE = 0x200;
+    }
+}
+
+/// One IPv4 address of a device.
+///
+/// Mirrors `struct in_ifaddr` in `include/linux/inetdevice.h`.
+#[doc(alias = "in_ifaddr")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InIfaddr {
+    /// The device's index.
+    pub ifindex: u32,
+    /// The local address (`ifa_local`).
+    pub ifa_local: Ipv4Addr,
+    /// The peer or local address (`ifa_address`; equal to `ifa_local`
+    /// on broadcast links).
+    pub ifa_address: Ipv4Addr,
+    /// Prefix length (`ifa_prefixlen`).
+    pub ifa_prefixlen: u8,
+    /// Broadcast address (`ifa_broadcast`), `None` when not assigned.
+    pub ifa_broadcast: Option<Ipv4Addr>,
+    /// Label (`ifa_label`), the device name by default.
+    pub ifa_label: String,
+    /// Scope (`ifa_scope`).
+    pub ifa_scope: RtScope,
+    /// Flags (`ifa_flags`).
+    pub ifa_flags: IfaFlags,
+}
+
+impl InIfaddr {
+    /// `ip addr add LOCAL/PLEN dev LABEL`: scope global, permanent, no
+    /// broadcast (add [`InIfaddr::with_brd_plus`] for iproute2's `brd +`).
+    pub fn new(ifindex: u32, local: Ipv4Addr, prefixlen: u8, label: &str) -> InIfaddr {
+        InIfaddr {
+            ifindex,
+            ifa_local: local,
+            ifa_address: local,
+            ifa_prefixlen: prefixlen,
+            ifa_broadcast: None,
+            ifa_label: label.to_owned(),
+            ifa_scope: RtScope::Universe,
+            ifa_flags: IfaFlags::PERMANENT,
+        }
+    }
+
+    /// Sets the broadcast address to the highest address of the subnet, as
+    /// iproute2's `brd +` does (and `ip addr add` does by default for
+    /// prefixes shorter than /31).
+    pub fn with_brd_plus(mut self) -> InIfaddr {
+        self.ifa_broadcast = (self.ifa_prefixlen < 31)
+            .then(|| Ipv4Addr::from(u32::from(self.ifa_local) | !self.mask()));
+        self
+    }
+
+    /// Sets the scope (`ip addr add ... scope link`).
+    pub fn with_scope(mut self, scope: RtScope) -> InIfaddr {
+        self.ifa_scope = scope;
+        self
+    }
+
+    /// The netmask in host order (`ifa_mask`).
+    pub fn mask(&self) -> u32 {
+        prefix_mask(self.ifa_prefixlen)
+    }
+
+    /// The subnet's network address.
+    pub fn prefix(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.ifa_address) & self.mask())
+    }
+
+    /// Whether `addr` is in this address's subnet. Mirrors `inet_ifa_match()`.
+    #[doc(alias = "inet_ifa_match")]
+    pub fn matches(&self, addr: Ipv4Addr) -> bool {
+        (u32::from(addr) ^ u32::from(self.ifa_address)) & self.mask() == 0
+    }
+
+    /// Whether the address is secondary.
+    pub fn is_secondary(&self) -> bool {
+        self.ifa_flags.contains(IfaFlags::SECONDARY)
+    }
+}
+
+/// The IPv4 state of one device.
+///
+/// Mirrors `struct in_device` (its `ifa_list`).
+#[doc(alias = "in_device")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InDevice {
+    /// The device's index.
+    pub ifindex: u32,
+    /// The device's name.
+    pub name: String,
+    /// Whether the device is up (`IFF_UP`); routes of addresses on a down
+    /// device other than the local one are not added, as in Linux.
+    pub up: bool,
+    /// Whether this is the loopback device (`IFF_LOOPBACK`).
+    pub loopback: bool,
+    ifa_list: Vec<InIfaddr>,
+}
+
+impl InDevice {
+    /// The addresses, primaries first, in the order `ip addr` lists them.
+    pub fn ifa_list(&self) -> &[InIfaddr] {
+        &self.ifa_list
+    }
+}
+
+/// What `ip addr` prints about a device that is not IPv4's to know: the
+/// device layer fills it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkFacts {
+    /// The flags between `<` and `>`, e.g. `BROADCAST,MULTICAST,UP,LOWER_UP`.
+    pub flags: String,
+    /// MTU.
+    pub mtu: u32,
+    /// Root qdisc kind, e.g. `pfifo_fast`.
+    pub qdisc: String,
+    /// Operational state, e.g. `UP`.
+    pub state: String,
+    /// `txqueuelen`.
+    pub qlen: u32,
+    /// Link type and addresses, e.g. `link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff`.
+    pub link: String,
+}
+
+/// The devices' IPv4 address lists.
+///
+/// Mirrors the set of `struct in_device` hanging off the net devices of one
+/// namespace.
+#[derive(Clone, Debug, Default)]
+pub struct InetDevices {
+    devs: BTreeMap<u32, InDevice>,
+}
+
+impl InetDevices {
+    /// No devices.
+    pub fn new() -> InetDevices {
+        InetDevices::default()
+    }
+
+    /// Attaches IPv4 state to a device. Mirrors `inetdev_init()`.
+    ///
+    /// Errors: [`Errno::Exist`] when `ifindex` already has it,
+    /// [`Errno::Inval`] for ifindex 0.
+    pub fn inetdev_init(&mut self, ifindex: u32, name: &str, loopback: bool) -> Result<(), Errno> {
+        if ifindex == 0 {
+            return Err(Errno::Inval);
+        }
+        if self.devs.contains_key(&ifindex) {
+            return Err(Errno::Exist);
+        }
+        self.devs.insert(
+            ifindex,
+            InDevice {
+                ifindex,
+                name: name.to_owned(),
+                up: true,
+                loopback,
+                ifa_list: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// The device `ifindex`.
+    pub fn dev(&self, ifindex: u32) -> Option<&InDevice> {
+        self.devs.get(&ifindex)
+    }
+
+    /// Sets whether a device is up.
+    pub fn set_up(&mut self, ifindex: u32, up: bool) -> Result<(), Errno> {
+        self.devs.get_mut(&ifindex).ok_or(Errno::NoDev)?.up = up;
+        Ok(())
+    }
+
+    /// The name of device `ifindex`, `"?"` when unknown.
+    pub fn name(&self, ifindex: u32) -> &str {
+        self.devs.get(&ifindex).map_or("?", |d| d.name.as_str())
+    }
+
+    /// Every device, by index.
+    pub fn iter(&self) -> impl Iterator<Item = &InDevice> {
+        self.devs.values()
+    }
+
+    /// Adds an address; returns the stored copy (with `SECONDARY` set when
+    /// an address of the same subnet is already there).
+    ///
+    /// Mirrors `__inet_insert_ifa()`. Errors: [`Errno::NoDev`] for an unknown
+    /// device, [`Errno::Inval`] for a prefix length over 32 or a zero local
+    /// address, [`Errno::Exist`] when the same address and prefix length is
+    /// already on the device.
+    pub fn inet_insert_ifa(&mut self, mut ifa: InIfaddr) -> Result<InIfaddr, Errno> {
+        if ifa.ifa_prefixlen > 32 || ifa.ifa_local.is_unspecified() {
+            return Err(Errno::Inval);
+        }
+        let dev = self.devs.get_mut(&ifa.ifindex).ok_or(Errno::NoDev)?;
+        ifa.ifa_flags.remove(IfaFlags::SECONDARY);
+        for old in &dev.ifa_list {
+            if old.ifa_prefixlen == ifa.ifa_prefixlen && old.matches(ifa.ifa_address) {
+                if old.ifa_local == ifa.ifa_local {
+                    return Err(Errno::Exist);
+                }
+                if old.ifa_scope != ifa.ifa_scope {
+                    return Err(Errno::Inval);
+                }
+                ifa.ifa_flags.insert(IfaFlags::SECONDARY);
+            }
+        }
+        if ifa.is_secondary() {
+            dev.ifa_list.push(ifa.clone());
+        } else {
+            // Primaries go before the secondaries, after the other primaries.
+            let at = dev
+                .ifa_list
+                .iter()
+                .position(InIfaddr::is_secondary)
+                .unwrap_or(dev.ifa_list.len());
+            dev.ifa_list.insert(at, ifa.clone());
+        }
+        Ok(ifa)
+    }
+
+    /// Removes `local/prefixlen` from a device; returns the removed
+    /// addresses, the named one first.
+    ///
+    /// Mirrors `__inet_del_ifa()` with `promote_secondaries` off (Linux's
+    /// default): removing a primary also removes the secondaries of its
+    /// subnet. Errors: [`Errno::NoDev`], [`Errno::AddrNotAvail`] when the
+    /// address is not on the device.
+    pub fn inet_del_ifa(
+        &mut self,
+        ifindex: u32,
+        local: Ipv4Addr,
+        prefixlen: u8,
+    ) -> Result<Vec<InIfaddr>, Errno> {
+        let dev = self.devs.get_mut(&ifindex).ok_or(Errno::NoDev)?;
+        let pos = dev
+            .ifa_list
+            .iter()
+            .position(|a| a.ifa_local == local && a.ifa_prefixlen == prefixlen)
+            .ok_or(Errno::AddrNotAvail)?;
+        let gone = dev.ifa_list.remove(pos);
+        let mut removed = vec![gone.clone()];
+        if !gone.is_secondary() {
+            dev.ifa_list.retain(|a| {
+                let same = a.is_secondary()
+                    && a.ifa_prefixlen == gone.ifa_prefixlen
+                    && gone.matches(a.ifa_address);
+                if same {
+                    removed.push(a.clone());
+                }
+                !same
+            });
+        }
+        Ok(removed)
+    }
+
+    /// The primary address of `ifa`'s subnet on its device (itself when it
+    /// is primary). Mirrors the `prim` search of `fib_add_ifaddr()`.
+    pub fn primary_of<'a>(&'a self, ifa: &'a InIfaddr) -> Option<&'a InIfaddr> {
+        if !ifa.is_secondary() {
+            return Some(ifa);
+        }
+        self.devs.get(&ifa.ifindex)?.ifa_list.iter().find(|p| {
+            !p.is_secondary() && p.ifa_prefixlen == ifa.ifa_prefixlen && p.matches(ifa.ifa_address)
+        })
+    }
+
+    /// The address the host uses as source toward `dst` out of `ifindex`.
+    ///
+    /// Mirrors `inet_select_addr()`: among the device's primary addresses of
+    /// scope at most `scope`, the first one whose subnet holds `dst`, else
+    /// the first one; when the device has none, the first primary address of
+    /// another device with a scope below link (global).
+    pub fn inet_select_addr(
+        &self,
+        ifindex: u32,
+        dst: Ipv4Addr,
+        scope: RtScope,
+    ) -> Option<Ipv4Addr> {
+        let mut first = None;
+        if let Some(dev) = self.devs.get(&ifindex) {
+            for ifa in dev.ifa_list.iter().filter(|a| !a.is_secondary()) {
+                if ifa.ifa_scope > scope {
+                    continue;
+                }
+                if dst.is_unspecified() || ifa.matches(dst) {
+                    return Some(ifa.ifa_local);
+                }
+                first.get_or_insert(ifa.ifa_local);
+            }
+        }
+        if first.is_some() {
+            return first;
+        }
+        self.devs
+            .values()
+            .flat_map(|d| d.ifa_list.iter())
+            .find(|a| !a.is_secondary() && a.ifa_scope < RtScope::Link && a.ifa_scope <= scope)
+            .map(|a| a.ifa_local)
+    }
+
+    /// The address entry holding `local`, on any device.
+    pub fn ifa_by_local(&self, local: Ipv4Addr) -> Option<&InIfaddr> {
+        self.devs
+            .values()
+            .flat_map(|d| d.ifa_list.iter())
+            .find(|a| a.ifa_local == local)
+    }
+
+    /// `ip addr show dev NAME` for one device: the link line from `link`,
+    /// then one `inet` line (and its lifetime line) per address.
+    ///
+    /// Mirrors what iproute2's `print_linkinfo()`/`print_addrinfo()` print
+    /// from the kernel's `RTM_NEWLINK`/`RTM_NEWADDR` dumps.
+    pub fn ip_addr_show(&self, ifindex: u32, link: &LinkFacts) -> Result<String, Errno> {
+        let dev = self.devs.get(&ifindex).ok_or(Errno::NoDev)?;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{}: {}: <{}> mtu {} qdisc {} state {} group default qlen {}",
+            dev.ifindex, dev.name, link.flags, link.mtu, link.qdisc, link.state, link.qlen
+        );
+        let _ = writeln!(s, "    {}", link.link);
+        for a in &dev.ifa_list {
+            let _ = write!(s, "    inet {}/{} ", a.ifa_local, a.ifa_prefixlen);
+            if let Some(b) = a.ifa_broadcast {
+                let _ = write!(s, "brd {b} ");
+            }
+            let _ = write!(s, "scope {} ", a.ifa_scope.name());
+            if a.is_secondary() {
+                s.push_str("secondary ");
+            }
+            if a.ifa_flags.contains(IfaFlags::NOPREFIXROUTE) {
+                s.push_str("noprefixroute ");
+            }
+            let _ = writeln!(s, "{}", a.ifa_label);
+            s.push_str("       valid_lft forever preferred_lft forever\n");
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn secondary_and_primary_removal_and_source_choice() {
+        let mut d = InetDevices::new();
+        d.inetdev_init(2, "eth0", false).unwrap();
+        assert_eq!(d.inetdev_init(2, "eth0", false), Err(Errno::Exist));
+        let a = d
+            .inet_insert_ifa(InIfaddr::new(2, ip("198.18.0.1"), 24, "eth0").with_brd_plus())
+            .unwrap();
+        assert!(!a.is_secondary());
+        assert_eq!(a.ifa_broadcast, Some(ip("198.18.0.255")));
+        let b = d
+            .inet_insert_ifa(InIfaddr::new(2, ip("198.18.0.5"), 24, "eth0"))
+            .unwrap();
+        assert!(b.is_secondary());
+        assert_eq!(d.primary_of(&b).unwrap().ifa_local, ip("198.18.0.1"));
+        d.inet_insert_ifa(InIfaddr::new(2, ip("198.19.0.1"), 16, "eth0"))
+            .unwrap();
+        assert_eq!(
+            d.inet_insert_ifa(InIfaddr::new(2, ip("198.18.0.1"), 24, "eth0")),
+            Err(Errno::Exist)
+        );
+        assert_eq!(
+            d.inet_insert_ifa(InIfaddr::new(9, ip("198.18.0.1"), 24, "x")),
+            Err(Errno::NoDev)
+        );
+        // Primaries first, secondaries last.
+        let order: Vec<_> = d
+            .dev(2)
+            .unwrap()
+            .ifa_list()
+            .iter()
+            .map(|a| a.ifa_local)
+            .collect();
+        assert_eq!(
+            order,
+            [ip("198.18.0.1"), ip("198.19.0.1"), ip("198.18.0.5")]
+        );
+        assert_eq!(
+            d.inet_select_addr(2, ip("198.19.7.7"), RtScope::Link),
+            Some(ip("198.19.0.1"))
+        );
+        assert_eq!(
+            d.inet_select_addr(2, ip("8.8.8.8"), RtScope::Universe),
+            Some(ip("198.18.0.1"))
+        );
+        // Removing the primary takes its secondary along.
+        let gone = d.inet_del_ifa(2, ip("198.18.0.1"), 24).unwrap();
+        assert_eq!(gone.len(), 2);
+        assert_eq!(gone[1].ifa_local, ip("198.18.0.5"));
+        assert_eq!(
+            d.inet_del_ifa(2, ip("198.18.0.1"), 24),
+            Err(Errno::AddrNotAvail)
+        );
+    }
+
+    #[test]
+    fn ip_addr_show_format() {
+        let mut d = InetDevices::new();
+        d.inetdev_init(2, "eth0", false).unwrap();
+        d.inet_insert_ifa(InIfaddr::new(2, ip("198.18.0.1"), 24, "eth0").with_brd_plus())
+            .unwrap();
+        d.inet_insert_ifa(InIfaddr::new(2, ip("198.18.0.9"), 24, "eth0"))
+            .unwrap();
+        let link = LinkFacts {
+            flags: "BROADCAST,MULTICAST,UP,LOWER_UP".into(),
+            mtu: 1500,
+            qdisc: "pfifo_fast".into(),
+            state: "UP".into(),
+            qlen: 1000,
+            link: "link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff".into(),
+        };
+        assert_eq!(
+            d.ip_addr_show(2, &link).unwrap(),
+            "2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc pfifo_fast state UP group default qlen 1000\n\
+             \x20   link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff\n\
+             \x20   inet 198.18.0.1/24 brd 198.18.0.255 scope global eth0\n\
+             \x20      valid_lft forever preferred_lft forever\n\
+             \x20   inet 198.18.0.9/24 scope global secondary eth0\n\
+             \x20      valid_lft forever preferred_lft forever\n"
+        );
+    }
+}

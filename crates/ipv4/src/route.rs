@@ -1,0 +1,1093 @@
+//! The FIB: route types, tables, longest-prefix lookup, the routes an
+//! interface address brings, and the `ip route` listings.
+//!
+//! Mirrors `net/ipv4/fib_frontend.c` (`fib_add_ifaddr()`,
+//! `fib_del_ifaddr()`, `inet_rtm_newroute()`, `inet_addr_type()`),
+//! `net/ipv4/fib_semantics.c` (`fib_create_info()`, `fib_check_nh()`,
+//! `fib_props`), the table half of `net/ipv4/fib_trie.c`
+//! (`fib_table_insert()`, `fib_table_delete()`, `fib_table_lookup()`), and
+//! the output-route part of `net/ipv4/route.c` that `ip route get` shows.
+//!
+//! ```text
+//!  ip addr add ──▶ InetDevices::inet_insert_ifa ──▶ fib_add_ifaddr ──▶ Fib
+//!  ip route add ─────────────────────────────────▶ fib_table_insert ──┘
+//!  ip_route_output / ip_route_input ──▶ Fib::fib_lookup ──▶ FibResult
+//! ```
+//!
+//! # Deviations from Linux
+//!
+//! - Only the local (255) and main (254) tables exist, kept in one trie as
+//!   Linux does when no policy rule was added (`fib_unmerge()` never ran):
+//!   a lookup is one longest-prefix match over both, and for equal prefixes
+//!   the local table's alias comes first. Other table ids are refused with
+//!   `EOPNOTSUPP`.
+//! - One nexthop per route (no multipath, no nexthop objects), no TOS
+//!   selectors, no route cache exceptions (PMTU, redirects).
+//! - Routes whose preferred source disappears with an address are not
+//!   flushed (`fib_sync_down_addr()`), except the kernel routes the address
+//!   brought.
+
+use core::fmt;
+use core::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use netcore::Errno;
+
+use crate::devinet::{IfaFlags, InIfaddr, InetDevices};
+use crate::fib_trie::{FibTrie, prefix_mask};
+
+/// The main routing table's id. Mirrors `RT_TABLE_MAIN`.
+pub const RT_TABLE_MAIN: u32 = 254;
+/// The local routing table's id. Mirrors `RT_TABLE_LOCAL`.
+pub const RT_TABLE_LOCAL: u32 = 255;
+
+/// How far a route or address reaches.
+///
+/// Mirrors `enum rt_scope_t` in `include/uapi/linux/rtnetlink.h`; a larger
+/// value is a narrower scope.
+#[doc(alias = "rt_scope_t")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RtScope {
+    /// `RT_SCOPE_UNIVERSE` (printed `global`).
+    Universe = 0,
+    /// `RT_SCOPE_SITE`.
+    Site = 200,
+    /// `RT_SCOPE_LINK`: on the attached link.
+    Link = 253,
+    /// `RT_SCOPE_HOST`: on this host.
+    Host = 254,
+    /// `RT_SCOPE_NOWHERE`.
+    Nowhere = 255,
+}
+
+impl RtScope {
+    /// The name iproute2 prints (`rtnl_rtscope_n2a()`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RtScope::Universe => "global",
+            RtScope::Site => "site",
+            RtScope::Link => "link",
+            RtScope::Host => "host",
+            RtScope::Nowhere => "nowhere",
+        }
+    }
+}
+
+/// The type of a route: what happens to a packet that matches it.
+///
+/// Mirrors the `RTN_*` values in `include/uapi/linux/rtnetlink.h` that this
+/// FIB handles, with their `fib_props` errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RtnType {
+    /// `RTN_UNICAST`: a gateway or a directly connected destination.
+    Unicast = 1,
+    /// `RTN_LOCAL`: an address of this host.
+    Local = 2,
+    /// `RTN_BROADCAST`: sent and accepted as broadcast.
+    Broadcast = 3,
+    /// `RTN_MULTICAST`: only returned by [`NetnsIpv4::inet_addr_type`].
+    Multicast = 5,
+    /// `RTN_BLACKHOLE`: silently discarded (`EINVAL`).
+    Blackhole = 6,
+    /// `RTN_UNREACHABLE`: host unreachable (`EHOSTUNREACH`).
+    Unreachable = 7,
+    /// `RTN_PROHIBIT`: administratively prohibited (`EACCES`).
+    Prohibit = 8,
+}
+
+impl RtnType {
+    /// The name iproute2 prints (`rtnl_rtntype_n2a()`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RtnType::Unicast => "unicast",
+            RtnType::Local => "local",
+            RtnType::Broadcast => "broadcast",
+            RtnType::Multicast => "multicast",
+            RtnType::Blackhole => "blackhole",
+            RtnType::Unreachable => "unreachable",
+            RtnType::Prohibit => "prohibit",
+        }
+    }
+
+    /// The error a lookup that ends on this type returns. Mirrors
+    /// `fib_props[type].error`.
+    #[doc(alias = "fib_props")]
+    pub fn error(self) -> Option<Errno> {
+        match self {
+            RtnType::Blackhole => Some(Errno::Inval),
+            RtnType::Unreachable => Some(Errno::HostUnreach),
+            RtnType::Prohibit => Some(Errno::Acces),
+            _ => None,
+        }
+    }
+}
+
+/// Who installed a route.
+///
+/// Mirrors the `RTPROT_*` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RtProt {
+    /// `RTPROT_KERNEL`: added by the kernel for an address.
+    Kernel,
+    /// `RTPROT_BOOT`: `ip route add` without `proto` (not printed).
+    Boot,
+    /// `RTPROT_STATIC`: added by the administrator as permanent.
+    Static,
+}
+
+impl RtProt {
+    /// The name iproute2 prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            RtProt::Kernel => "kernel",
+            RtProt::Boot => "boot",
+            RtProt::Static => "static",
+        }
+    }
+}
+
+fn table_name(tb: u32) -> String {
+    match tb {
+        RT_TABLE_MAIN => "main".into(),
+        RT_TABLE_LOCAL => "local".into(),
+        n => n.to_string(),
+    }
+}
+
+/// A route's nexthop.
+///
+/// Mirrors `struct fib_nh` (one nexthop, IPv4 gateway).
+#[doc(alias = "fib_nh")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FibNh {
+    /// The gateway, `None` when the destination is directly connected.
+    pub gw: Option<Ipv4Addr>,
+    /// The output device; 0 for routes without a nexthop (unreachable…).
+    pub oif: u32,
+    /// The nexthop's scope: link through a gateway, host when connected.
+    pub scope: RtScope,
+}
+
+/// One route of one prefix.
+///
+/// Mirrors `struct fib_alias` with its `struct fib_info`.
+#[doc(alias = "fib_alias")]
+#[doc(alias = "fib_info")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FibAlias {
+    /// The table (`fa->tb_id`).
+    pub tb_id: u32,
+    /// The type (`fa->fa_type`).
+    pub fa_type: RtnType,
+    /// The route's scope (`fib_scope`).
+    pub scope: RtScope,
+    /// Who added it (`fib_protocol`).
+    pub protocol: RtProt,
+    /// The metric (`fib_priority`); lower wins.
+    pub priority: u32,
+    /// The preferred source address (`fib_prefsrc`).
+    pub prefsrc: Option<Ipv4Addr>,
+    /// The nexthop.
+    pub nh: FibNh,
+}
+
+/// A route request, as `ip route add/del` sends it.
+///
+/// Mirrors `struct fib_config`. Unset fields mean "default" when adding and
+/// "any" when deleting, as in Linux.
+#[doc(alias = "fib_config")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FibConfig {
+    /// Destination prefix (`fc_dst`).
+    pub dst: Ipv4Addr,
+    /// Prefix length (`fc_dst_len`).
+    pub dst_len: u8,
+    /// Table (`fc_table`), main by default.
+    pub table: u32,
+    /// Type (`fc_type`); `None`: unicast when adding, any when deleting.
+    pub fc_type: Option<RtnType>,
+    /// Scope (`fc_scope`); `None`: chosen as iproute2 does when adding.
+    pub scope: Option<RtScope>,
+    /// Protocol (`fc_protocol`); `None`: boot when adding.
+    pub protocol: Option<RtProt>,
+    /// Metric (`fc_priority`); `None`: 0 when adding.
+    pub priority: Option<u32>,
+    /// Preferred source (`fc_prefsrc`).
+    pub prefsrc: Option<Ipv4Addr>,
+    /// Gateway (`fc_gw4`).
+    pub gw: Option<Ipv4Addr>,
+    /// Output device (`fc_oif`).
+    pub oif: Option<u32>,
+}
+
+impl FibConfig {
+    /// A request for `dst/dst_len` in the main table.
+    pub fn new(dst: Ipv4Addr, dst_len: u8) -> FibConfig {
+        FibConfig {
+            dst,
+            dst_len,
+            table: RT_TABLE_MAIN,
+            fc_type: None,
+            scope: None,
+            protocol: None,
+            priority: None,
+            prefsrc: None,
+            gw: None,
+            oif: None,
+        }
+    }
+    /// `via GW`.
+    pub fn via(mut self, gw: Ipv4Addr) -> Self {
+        self.gw = Some(gw);
+        self
+    }
+    /// `dev IFINDEX`.
+    pub fn dev(mut self, oif: u32) -> Self {
+        self.oif = Some(oif);
+        self
+    }
+    /// The route type (`ip route add unreachable …`).
+    pub fn rtn_type(mut self, t: RtnType) -> Self {
+        self.fc_type = Some(t);
+        self
+    }
+    /// `table ID`.
+    pub fn table(mut self, tb: u32) -> Self {
+        self.table = tb;
+        self
+    }
+    /// `metric N`.
+    pub fn metric(mut self, prio: u32) -> Self {
+        self.priority = Some(prio);
+        self
+    }
+    /// `src ADDR`.
+    pub fn src(mut self, prefsrc: Ipv4Addr) -> Self {
+        self.prefsrc = Some(prefsrc);
+        self
+    }
+    /// `proto P`.
+    pub fn proto(mut self, p: RtProt) -> Self {
+        self.protocol = Some(p);
+        self
+    }
+    /// `scope S`.
+    pub fn with_scope(mut self, s: RtScope) -> Self {
+        self.scope = Some(s);
+        self
+    }
+}
+
+/// What a lookup found.
+///
+/// Mirrors `struct fib_result`.
+#[doc(alias = "fib_result")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FibResult<'a> {
+    /// The matched prefix.
+    pub prefix: Ipv4Addr,
+    /// Its length (`prefixlen`).
+    pub prefixlen: u8,
+    /// The route (`fa`/`fi`): type, scope, nexthop, source.
+    pub alias: &'a FibAlias,
+}
+
+impl FibResult<'_> {
+    /// The route type (`res->type`).
+    pub fn rt_type(&self) -> RtnType {
+        self.alias.fa_type
+    }
+}
+
+/// Which table(s) `ip route show` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteTable {
+    /// `table main` (the default).
+    Main,
+    /// `table local`.
+    Local,
+    /// `table all`.
+    All,
+}
+
+/// The IPv4 routing tables (local and main, merged).
+///
+/// Mirrors `net->ipv4.fib_main` / `fib_local` over one `struct trie`.
+#[derive(Clone, Debug, Default)]
+pub struct Fib {
+    trie: FibTrie<Vec<FibAlias>>,
+}
+
+fn key_of(cfg_dst: Ipv4Addr, len: u8) -> Result<u32, Errno> {
+    let key = u32::from(cfg_dst);
+    if len > 32 || key & !prefix_mask(len) != 0 {
+        return Err(Errno::Inval);
+    }
+    Ok(key)
+}
+
+impl Fib {
+    /// Empty tables.
+    pub fn new() -> Fib {
+        Fib::default()
+    }
+
+    /// Number of routes in both tables.
+    pub fn nr_routes(&self) -> usize {
+        self.trie.iter().map(|(_, _, v)| v.len()).sum()
+    }
+
+    /// The route for `daddr`: the longest matching prefix, local table
+    /// first among equals.
+    ///
+    /// Mirrors `fib_lookup()` → `fib_table_lookup()`. Errors:
+    /// [`Errno::NetUnreach`] without a match, and the route type's error for
+    /// unreachable ([`Errno::HostUnreach`]), blackhole ([`Errno::Inval`])
+    /// and prohibit ([`Errno::Acces`]) routes.
+    #[inline]
+    pub fn fib_lookup(&self, daddr: Ipv4Addr) -> Result<FibResult<'_>, Errno> {
+        let (key, plen, aliases) = self
+            .trie
+            .lookup(u32::from(daddr))
+            .ok_or(Errno::NetUnreach)?;
+        let alias = aliases.first().ok_or(Errno::NetUnreach)?;
+        if let Some(e) = alias.fa_type.error() {
+            return Err(e);
+        }
+        Ok(FibResult {
+            prefix: Ipv4Addr::from(key),
+            prefixlen: plen,
+            alias,
+        })
+    }
+
+    /// The longest match for `daddr` among unicast/local routes whose scope is
+    /// narrower than `scope`: how a gateway is validated.
+    fn lookup_scoped(&self, daddr: Ipv4Addr, scope: RtScope) -> Option<FibAlias> {
+        let a = u32::from(daddr);
+        (0..=32u8).rev().find_map(|l| {
+            self.trie
+                .get(a & prefix_mask(l), l)?
+                .iter()
+                .copied()
+                .find(|fa| {
+                    fa.scope > scope && matches!(fa.fa_type, RtnType::Unicast | RtnType::Local)
+                })
+        })
+    }
+
+    /// Inserts a fully formed alias. `excl`: refuse a route of the same
+    /// table and metric (`NLM_F_EXCL`, `ip route add`); otherwise refuse only
+    /// an identical one (`NLM_F_APPEND`, `fib_magic()`).
+    ///
+    /// Mirrors `fib_table_insert()`. Errors: [`Errno::Inval`] for a bad
+    /// prefix, [`Errno::Exist`].
+    pub fn fib_table_insert(
+        &mut self,
+        dst: Ipv4Addr,
+        dst_len: u8,
+        fa: FibAlias,
+        excl: bool,
+    ) -> Result<(), Errno> {
+        let key = key_of(dst, dst_len)?;
+        if self.trie.get(key, dst_len).is_none() {
+            self.trie
+                .insert(key, dst_len, Vec::new())
+                .map_err(|_| Errno::Inval)?;
+        }
+        let list = self.trie.get_mut(key, dst_len).ok_or(Errno::Inval)?;
+        let clash = list.iter().any(|o| {
+            if excl {
+                o.tb_id == fa.tb_id && o.priority == fa.priority
+            } else {
+                *o == fa
+            }
+        });
+        if clash {
+            if list.is_empty() {
+                self.trie.remove(key, dst_len);
+            }
+            return Err(Errno::Exist);
+        }
+        // Local table before main, then by metric, appended among equals.
+        let at = list
+            .iter()
+            .position(|o| o.tb_id < fa.tb_id || (o.tb_id == fa.tb_id && o.priority > fa.priority))
+            .unwrap_or(list.len());
+        list.insert(at, fa);
+        Ok(())
+    }
+
+    /// Removes the first route of `dst/dst_len` for which `matches` holds.
+    ///
+    /// Mirrors `fib_table_delete()`. Errors: [`Errno::Srch`] when none does
+    /// (`RTNETLINK answers: No such process`), [`Errno::Inval`] for a bad
+    /// prefix.
+    pub fn fib_table_delete(
+        &mut self,
+        dst: Ipv4Addr,
+        dst_len: u8,
+        matches: impl Fn(&FibAlias) -> bool,
+    ) -> Result<FibAlias, Errno> {
+        let key = key_of(dst, dst_len)?;
+        let list = self.trie.get_mut(key, dst_len).ok_or(Errno::Srch)?;
+        let pos = list.iter().position(matches).ok_or(Errno::Srch)?;
+        let fa = list.remove(pos);
+        if list.is_empty() {
+            self.trie.remove(key, dst_len);
+        }
+        Ok(fa)
+    }
+
+    /// Every route as `(prefix, len, alias)` in dump order.
+    pub fn routes(&self) -> impl Iterator<Item = (Ipv4Addr, u8, &FibAlias)> {
+        self.trie
+            .iter()
+            .flat_map(|(k, l, v)| v.iter().map(move |fa| (Ipv4Addr::from(k), l, fa)))
+    }
+}
+
+/// The IPv4 configuration of one network namespace: device addresses and
+/// the FIB, kept consistent the way the kernel's notifier chain does.
+///
+/// Mirrors the address and routing part of `struct netns_ipv4`, with the
+/// rtnetlink handlers `inet_rtm_newaddr()`, `inet_rtm_deladdr()`,
+/// `inet_rtm_newroute()`, `inet_rtm_delroute()` and
+/// `inet_rtm_getroute()`.
+///
+/// ```
+/// use ipv4::{FibConfig, InIfaddr, NetnsIpv4, RouteTable};
+///
+/// let mut net = NetnsIpv4::new();
+/// net.devices.inetdev_init(1, "lo", true).unwrap();
+/// net.devices.inetdev_init(2, "eth0", false).unwrap();
+/// net.inet_rtm_newaddr(InIfaddr::new(2, "198.18.0.1".parse().unwrap(), 24, "eth0").with_brd_plus())
+///     .unwrap();
+/// net.inet_rtm_newroute(FibConfig::new("0.0.0.0".parse().unwrap(), 0).via("198.18.0.254".parse().unwrap()))
+///     .unwrap();
+/// assert_eq!(
+///     net.ip_route_show(RouteTable::Main),
+///     "default via 198.18.0.254 dev eth0 \n\
+///      198.18.0.0/24 dev eth0 proto kernel scope link src 198.18.0.1 \n"
+/// );
+/// assert_eq!(
+///     net.ip_route_get("198.18.1.5".parse().unwrap()).unwrap(),
+///     "198.18.1.5 via 198.18.0.254 dev eth0 src 198.18.0.1 uid 0 \n    cache \n"
+/// );
+/// ```
+#[doc(alias = "netns_ipv4")]
+#[derive(Clone, Debug, Default)]
+pub struct NetnsIpv4 {
+    /// Device addresses.
+    pub devices: InetDevices,
+    /// The routing tables.
+    pub fib: Fib,
+}
+
+/// One route an address brings: `(type, dst, len, alias)`.
+type MagicRoute = (Ipv4Addr, u8, FibAlias);
+
+impl NetnsIpv4 {
+    /// No devices, no routes.
+    pub fn new() -> NetnsIpv4 {
+        NetnsIpv4::default()
+    }
+
+    /// The routes `fib_add_ifaddr()` adds for `ifa` (given the current
+    /// address lists), as `fib_magic()` builds them.
+    fn ifaddr_routes(&self, ifa: &InIfaddr) -> Vec<MagicRoute> {
+        let Some(dev) = self.devices.dev(ifa.ifindex) else {
+            return Vec::new();
+        };
+        let Some(prim) = self.devices.primary_of(ifa) else {
+            return Vec::new();
+        };
+        let magic = |fa_type: RtnType, dst: Ipv4Addr, len: u8| {
+            let tb_id = if fa_type == RtnType::Unicast {
+                RT_TABLE_MAIN
+            } else {
+                RT_TABLE_LOCAL
+            };
+            let scope = if fa_type == RtnType::Local {
+                RtScope::Host
+            } else {
+                RtScope::Link
+            };
+            (
+                dst,
+                len,
+                FibAlias {
+                    tb_id,
+                    fa_type,
+                    scope,
+                    protocol: RtProt::Kernel,
+                    priority: 0,
+                    prefsrc: Some(prim.ifa_local),
+                    nh: FibNh {
+                        gw: None,
+                        oif: ifa.ifindex,
+                        scope: RtScope::Host,
+                    },
+                },
+            )
+        };
+        let addr = ifa.ifa_local;
+        let mask = ifa.mask();
+        let prefix = Ipv4Addr::from(u32::from(ifa.ifa_address) & mask);
+        let mut out = vec![magic(RtnType::Local, addr, 32)];
+        if !dev.up {
+            return out;
+        }
+        if let Some(brd) = ifa.ifa_broadcast
+            && !brd.is_broadcast()
+            && !brd.is_unspecified()
+        {
+            out.push(magic(RtnType::Broadcast, brd, 32));
+        }
+        if !prefix.is_unspecified()
+            && !ifa.is_secondary()
+            && (prefix != addr || ifa.ifa_prefixlen < 32)
+        {
+            if !ifa.ifa_flags.contains(IfaFlags::NOPREFIXROUTE) {
+                let t = if dev.loopback {
+                    RtnType::Local
+                } else {
+                    RtnType::Unicast
+                };
+                out.push(magic(t, prefix, ifa.ifa_prefixlen));
+            }
+            if ifa.ifa_prefixlen < 31 {
+                out.push(magic(
+                    RtnType::Broadcast,
+                    Ipv4Addr::from(u32::from(prefix) | !mask),
+                    32,
+                ));
+            }
+        }
+        out
+    }
+
+    /// `ip addr add`: adds the address and its routes — the local route
+    /// (table local, scope host), the broadcast route(s) (table local) and
+    /// the connected prefix route (table main, scope link), each with the
+    /// subnet's primary address as preferred source.
+    ///
+    /// Mirrors `inet_rtm_newaddr()` → `__inet_insert_ifa()` →
+    /// `fib_add_ifaddr()`. Since Linux 5.14 no broadcast route is added for
+    /// the network address itself (only for the highest address). Returns
+    /// the stored address. Errors: those of
+    /// [`InetDevices::inet_insert_ifa`].
+    #[doc(alias = "fib_add_ifaddr")]
+    pub fn inet_rtm_newaddr(&mut self, ifa: InIfaddr) -> Result<InIfaddr, Errno> {
+        let ifa = self.devices.inet_insert_ifa(ifa)?;
+        for (dst, len, fa) in self.ifaddr_routes(&ifa) {
+            // An identical kernel route (a shared broadcast) is not an error.
+            match self.fib.fib_table_insert(dst, len, fa, false) {
+                Ok(()) | Err(Errno::Exist) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ifa)
+    }
+
+    /// `ip addr del`: removes the address (and, for a primary, the
+    /// secondaries of its subnet) and the kernel routes no remaining
+    /// address needs.
+    ///
+    /// Mirrors `inet_rtm_deladdr()` → `__inet_del_ifa()` →
+    /// `fib_del_ifaddr()`. Returns the removed addresses.
+    #[doc(alias = "fib_del_ifaddr")]
+    pub fn inet_rtm_deladdr(
+        &mut self,
+        ifindex: u32,
+        local: Ipv4Addr,
+        prefixlen: u8,
+    ) -> Result<Vec<InIfaddr>, Errno> {
+        let dev = self.devices.dev(ifindex).ok_or(Errno::NoDev)?;
+        let doomed: Vec<InIfaddr> = {
+            let target = dev
+                .ifa_list()
+                .iter()
+                .find(|a| a.ifa_local == local && a.ifa_prefixlen == prefixlen)
+                .ok_or(Errno::AddrNotAvail)?;
+            dev.ifa_list()
+                .iter()
+                .filter(|a| {
+                    *a == target
+                        || (!target.is_secondary()
+                            && a.is_secondary()
+                            && a.ifa_prefixlen == target.ifa_prefixlen
+                            && target.matches(a.ifa_address))
+                })
+                .cloned()
+                .collect()
+        };
+        let old: Vec<MagicRoute> = doomed.iter().flat_map(|a| self.ifaddr_routes(a)).collect();
+        let removed = self.devices.inet_del_ifa(ifindex, local, prefixlen)?;
+        let wanted: Vec<MagicRoute> = self
+            .devices
+            .iter()
+            .flat_map(|d| d.ifa_list().iter())
+            .flat_map(|a| self.ifaddr_routes(a))
+            .collect();
+        for (dst, len, fa) in old {
+            if !wanted.contains(&(dst, len, fa)) {
+                let _ = self.fib.fib_table_delete(dst, len, |o| *o == fa);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// `ip route add`.
+    ///
+    /// Mirrors `inet_rtm_newroute()` → `fib_create_info()` (with
+    /// `fib_check_nh()`) → `fib_table_insert()` with `NLM_F_EXCL`. Defaults
+    /// as iproute2 sends them: type unicast, protocol boot, scope host for
+    /// local routes, link for broadcast and gateway-less unicast routes,
+    /// global otherwise.
+    ///
+    /// Errors: [`Errno::OpNotSupp`] for a table other than main and local;
+    /// [`Errno::Inval`] for a prefix with host bits, a gateway or device on
+    /// an unreachable/blackhole/prohibit route, a unicast route with neither,
+    /// a host-scope route with a gateway, or a preferred source that is not
+    /// local; [`Errno::NoDev`] for an unknown device;
+    /// [`Errno::NetUnreach`] for a gateway no connected route reaches;
+    /// [`Errno::Exist`] for a route of the same table, prefix and metric.
+    pub fn inet_rtm_newroute(&mut self, cfg: FibConfig) -> Result<(), Errno> {
+        if cfg.table != RT_TABLE_MAIN && cfg.table != RT_TABLE_LOCAL {
+            return Err(Errno::OpNotSupp);
+        }
+        key_of(cfg.dst, cfg.dst_len)?;
+        let fa_type = cfg.fc_type.unwrap_or(RtnType::Unicast);
+        if fa_type == RtnType::Multicast {
+            return Err(Errno::Inval);
+        }
+        let scope = cfg.scope.unwrap_or(match fa_type {
+            RtnType::Local => RtScope::Host,
+            RtnType::Broadcast => RtScope::Link,
+            RtnType::Unicast if cfg.gw.is_none() => RtScope::Link,
+            _ => RtScope::Universe,
+        });
+        if scope > RtScope::Host {
+            return Err(Errno::Inval);
+        }
+        if let Some(oif) = cfg.oif
+            && self.devices.dev(oif).is_none()
+        {
+            return Err(Errno::NoDev);
+        }
+        let nh = if fa_type.error().is_some() {
+            if cfg.gw.is_some() || cfg.oif.is_some() {
+                return Err(Errno::Inval);
+            }
+            FibNh {
+                gw: None,
+                oif: 0,
+                scope: RtScope::Nowhere,
+            }
+        } else if let Some(gw) = cfg.gw {
+            if scope == RtScope::Host {
+                return Err(Errno::Inval);
+            }
+            // fib_check_nh_v4_gw(): the gateway must be on a link route.
+            let via = self.fib.lookup_scoped(gw, scope).ok_or(Errno::NetUnreach)?;
+            if cfg.oif.is_some_and(|o| o != via.nh.oif) {
+                return Err(Errno::NetUnreach);
+            }
+            FibNh {
+                gw: Some(gw),
+                oif: via.nh.oif,
+                scope: RtScope::Link,
+            }
+        } else {
+            let oif = cfg.oif.ok_or(Errno::Inval)?;
+            FibNh {
+                gw: None,
+                oif,
+                scope: RtScope::Host,
+            }
+        };
+        if let Some(src) = cfg.prefsrc
+            && !(fa_type == RtnType::Local && src == cfg.dst)
+            && self.inet_addr_type(src) != RtnType::Local
+        {
+            return Err(Errno::Inval);
+        }
+        let fa = FibAlias {
+            tb_id: cfg.table,
+            fa_type,
+            scope,
+            protocol: cfg.protocol.unwrap_or(RtProt::Boot),
+            priority: cfg.priority.unwrap_or(0),
+            prefsrc: cfg.prefsrc,
+            nh,
+        };
+        self.fib.fib_table_insert(cfg.dst, cfg.dst_len, fa, true)
+    }
+
+    /// `ip route del`: removes the first route of the prefix and table that
+    /// matches every field `cfg` sets.
+    ///
+    /// Mirrors `inet_rtm_delroute()` → `fib_table_delete()`. Errors:
+    /// [`Errno::Srch`] when no route matches.
+    pub fn inet_rtm_delroute(&mut self, cfg: FibConfig) -> Result<FibAlias, Errno> {
+        self.fib.fib_table_delete(cfg.dst, cfg.dst_len, |fa| {
+            fa.tb_id == cfg.table
+                && cfg.fc_type.is_none_or(|t| t == fa.fa_type)
+                && cfg.scope.is_none_or(|s| s == fa.scope)
+                && cfg.protocol.is_none_or(|p| p == fa.protocol)
+                && cfg.priority.is_none_or(|p| p == fa.priority)
+                && cfg.prefsrc.is_none_or(|s| Some(s) == fa.prefsrc)
+                && cfg.gw.is_none_or(|g| Some(g) == fa.nh.gw)
+                && cfg.oif.is_none_or(|o| o == fa.nh.oif)
+        })
+    }
+
+    /// The type of an address from this host's point of view.
+    ///
+    /// Mirrors `inet_addr_type()`: 0.0.0.0 and 255.255.255.255 are
+    /// broadcast, 224/4 multicast, otherwise the type of the matching route
+    /// (local, broadcast, unicast), unicast when there is none.
+    pub fn inet_addr_type(&self, addr: Ipv4Addr) -> RtnType {
+        if addr.is_unspecified() || addr.is_broadcast() {
+            return RtnType::Broadcast;
+        }
+        if addr.is_multicast() {
+            return RtnType::Multicast;
+        }
+        self.fib
+            .fib_lookup(addr)
+            .map_or(RtnType::Unicast, |r| r.rt_type())
+    }
+
+    /// The source address for traffic matching `res`.
+    ///
+    /// Mirrors `fib_result_prefsrc()`: the route's preferred source, else
+    /// the output device's address chosen by `inet_select_addr()` toward the
+    /// gateway.
+    pub fn fib_result_prefsrc(&self, res: &FibResult<'_>) -> Option<Ipv4Addr> {
+        res.alias.prefsrc.or_else(|| {
+            self.devices.inet_select_addr(
+                res.alias.nh.oif,
+                res.alias.nh.gw.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                res.alias.scope,
+            )
+        })
+    }
+
+    fn loopback_name(&self) -> &str {
+        self.devices
+            .iter()
+            .find(|d| d.loopback)
+            .map_or("lo", |d| d.name.as_str())
+    }
+
+    fn format_route(
+        &self,
+        out: &mut String,
+        dst: Ipv4Addr,
+        len: u8,
+        fa: &FibAlias,
+        show_table: bool,
+    ) {
+        if fa.fa_type != RtnType::Unicast {
+            let _ = write!(out, "{} ", fa.fa_type.name());
+        }
+        match len {
+            0 => out.push_str("default "),
+            32 => {
+                let _ = write!(out, "{dst} ");
+            }
+            _ => {
+                let _ = write!(out, "{dst}/{len} ");
+            }
+        }
+        if let Some(gw) = fa.nh.gw {
+            let _ = write!(out, "via {gw} ");
+        }
+        if fa.nh.oif != 0 {
+            let _ = write!(out, "dev {} ", self.devices.name(fa.nh.oif));
+        }
+        if show_table && fa.tb_id != RT_TABLE_MAIN {
+            let _ = write!(out, "table {} ", table_name(fa.tb_id));
+        }
+        if fa.protocol != RtProt::Boot {
+            let _ = write!(out, "proto {} ", fa.protocol.name());
+        }
+        if fa.scope != RtScope::Universe {
+            let _ = write!(out, "scope {} ", fa.scope.name());
+        }
+        if let Some(src) = fa.prefsrc {
+            let _ = write!(out, "src {src} ");
+        }
+        if fa.priority != 0 {
+            let _ = write!(out, "metric {} ", fa.priority);
+        }
+        out.push('\n');
+    }
+
+    /// `ip route show [table main|local|all]` in iproute2's format (each
+    /// route line ends with a space, as iproute2 prints it).
+    ///
+    /// Mirrors the `RTM_GETROUTE` dump (`fib_table_dump()`, main before
+    /// local with `table all`) as iproute2's `print_route()` renders it.
+    pub fn ip_route_show(&self, table: RouteTable) -> String {
+        let mut out = String::new();
+        let tables: &[u32] = match table {
+            RouteTable::Main => &[RT_TABLE_MAIN],
+            RouteTable::Local => &[RT_TABLE_LOCAL],
+            RouteTable::All => &[RT_TABLE_MAIN, RT_TABLE_LOCAL],
+        };
+        for &tb in tables {
+            for (dst, len, fa) in self.fib.routes().filter(|r| r.2.tb_id == tb) {
+                self.format_route(&mut out, dst, len, fa, table == RouteTable::All);
+            }
+        }
+        out
+    }
+
+    /// `ip route get ADDR` as iproute2 prints it (uid 0).
+    ///
+    /// Mirrors `inet_rtm_getroute()` → `ip_route_output_key_hash_rcu()`:
+    /// local destinations leave through the loopback device with the route's
+    /// preferred source; broadcast ones are flagged `<local,brd>`; others
+    /// show the gateway, device and chosen source. Errors: those of
+    /// [`Fib::fib_lookup`].
+    #[doc(alias = "inet_rtm_getroute")]
+    pub fn ip_route_get(&self, daddr: Ipv4Addr) -> Result<String, Errno> {
+        let res = self.fib.fib_lookup(daddr)?;
+        let fa = res.alias;
+        let mut out = String::new();
+        match fa.fa_type {
+            RtnType::Local => {
+                let src = fa.prefsrc.unwrap_or(daddr);
+                let _ = write!(
+                    out,
+                    "local {daddr} dev {} table local src {src} uid 0 \n    cache <local> \n",
+                    self.loopback_name()
+                );
+            }
+            RtnType::Broadcast => {
+                let src = self
+                    .fib_result_prefsrc(&res)
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                let _ = write!(
+                    out,
+                    "broadcast {daddr} dev {} table local src {src} uid 0 \n    cache <local,brd> \n",
+                    self.devices.name(fa.nh.oif)
+                );
+            }
+            _ => {
+                let src = self
+                    .fib_result_prefsrc(&res)
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                let _ = write!(out, "{daddr} ");
+                if let Some(gw) = fa.nh.gw {
+                    let _ = write!(out, "via {gw} ");
+                }
+                let _ = write!(
+                    out,
+                    "dev {} src {src} uid 0 \n    cache \n",
+                    self.devices.name(fa.nh.oif)
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl fmt::Display for RtScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn host() -> NetnsIpv4 {
+        let mut net = NetnsIpv4::new();
+        net.devices.inetdev_init(1, "lo", true).unwrap();
+        net.devices.inetdev_init(2, "eth0", false).unwrap();
+        net.inet_rtm_newaddr(InIfaddr::new(1, ip("127.0.0.1"), 8, "lo").with_scope(RtScope::Host))
+            .unwrap();
+        net.inet_rtm_newaddr(InIfaddr::new(2, ip("198.18.0.1"), 24, "eth0").with_brd_plus())
+            .unwrap();
+        net
+    }
+
+    #[test]
+    fn address_routes_exactly_as_linux_lists_them() {
+        let net = host();
+        assert_eq!(
+            net.ip_route_show(RouteTable::Local),
+            "local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1 \n\
+             local 127.0.0.1 dev lo proto kernel scope host src 127.0.0.1 \n\
+             broadcast 127.255.255.255 dev lo proto kernel scope link src 127.0.0.1 \n\
+             local 198.18.0.1 dev eth0 proto kernel scope host src 198.18.0.1 \n\
+             broadcast 198.18.0.255 dev eth0 proto kernel scope link src 198.18.0.1 \n"
+        );
+        assert_eq!(
+            net.ip_route_show(RouteTable::Main),
+            "198.18.0.0/24 dev eth0 proto kernel scope link src 198.18.0.1 \n"
+        );
+        assert_eq!(
+            net.ip_route_show(RouteTable::All),
+            "198.18.0.0/24 dev eth0 proto kernel scope link src 198.18.0.1 \n\
+             local 127.0.0.0/8 dev lo table local proto kernel scope host src 127.0.0.1 \n\
+             local 127.0.0.1 dev lo table local proto kernel scope host src 127.0.0.1 \n\
+             broadcast 127.255.255.255 dev lo table local proto kernel scope link src 127.0.0.1 \n\
+             local 198.18.0.1 dev eth0 table local proto kernel scope host src 198.18.0.1 \n\
+             broadcast 198.18.0.255 dev eth0 table local proto kernel scope link src 198.18.0.1 \n"
+        );
+    }
+
+    #[test]
+    fn secondary_address_and_deletion() {
+        let mut net = host();
+        net.inet_rtm_newaddr(InIfaddr::new(2, ip("198.18.0.9"), 24, "eth0").with_brd_plus())
+            .unwrap();
+        // A secondary brings only its local route, with the primary as source.
+        assert_eq!(
+            net.ip_route_show(RouteTable::Local)
+                .lines()
+                .filter(|l| l.contains("198.18"))
+                .collect::<Vec<_>>(),
+            [
+                "local 198.18.0.1 dev eth0 proto kernel scope host src 198.18.0.1 ",
+                "local 198.18.0.9 dev eth0 proto kernel scope host src 198.18.0.1 ",
+                "broadcast 198.18.0.255 dev eth0 proto kernel scope link src 198.18.0.1 ",
+            ]
+        );
+        // Deleting the secondary keeps the primary's routes.
+        net.inet_rtm_deladdr(2, ip("198.18.0.9"), 24).unwrap();
+        assert_eq!(net.fib.nr_routes(), 6);
+        // Deleting the primary removes everything it brought.
+        net.inet_rtm_deladdr(2, ip("198.18.0.1"), 24).unwrap();
+        assert_eq!(net.ip_route_show(RouteTable::Main), "");
+        assert!(!net.ip_route_show(RouteTable::Local).contains("198.18"));
+        assert_eq!(net.fib.nr_routes(), 3);
+    }
+
+    #[test]
+    fn static_routes_lookup_and_route_get() {
+        let mut net = host();
+        net.inet_rtm_newroute(FibConfig::new(ip("0.0.0.0"), 0).via(ip("198.18.0.254")))
+            .unwrap();
+        net.inet_rtm_newroute(
+            FibConfig::new(ip("198.19.0.0"), 16)
+                .via(ip("198.18.0.253"))
+                .metric(100)
+                .proto(RtProt::Static),
+        )
+        .unwrap();
+        net.inet_rtm_newroute(FibConfig::new(ip("198.19.5.0"), 24).rtn_type(RtnType::Unreachable))
+            .unwrap();
+        net.inet_rtm_newroute(FibConfig::new(ip("198.19.6.0"), 24).rtn_type(RtnType::Blackhole))
+            .unwrap();
+        net.inet_rtm_newroute(FibConfig::new(ip("198.19.7.0"), 24).rtn_type(RtnType::Prohibit))
+            .unwrap();
+        assert_eq!(
+            net.ip_route_show(RouteTable::Main),
+            "default via 198.18.0.254 dev eth0 \n\
+             198.18.0.0/24 dev eth0 proto kernel scope link src 198.18.0.1 \n\
+             198.19.0.0/16 via 198.18.0.253 dev eth0 proto static metric 100 \n\
+             unreachable 198.19.5.0/24 \n\
+             blackhole 198.19.6.0/24 \n\
+             prohibit 198.19.7.0/24 \n"
+        );
+        assert_eq!(
+            net.ip_route_get(ip("198.18.1.5")).unwrap(),
+            "198.18.1.5 via 198.18.0.254 dev eth0 src 198.18.0.1 uid 0 \n    cache \n"
+        );
+        assert_eq!(
+            net.ip_route_get(ip("198.18.0.7")).unwrap(),
+            "198.18.0.7 dev eth0 src 198.18.0.1 uid 0 \n    cache \n"
+        );
+        assert_eq!(
+            net.ip_route_get(ip("198.18.0.1")).unwrap(),
+            "local 198.18.0.1 dev lo table local src 198.18.0.1 uid 0 \n    cache <local> \n"
+        );
+        assert_eq!(
+            net.ip_route_get(ip("198.18.0.255")).unwrap(),
+            "broadcast 198.18.0.255 dev eth0 table local src 198.18.0.1 uid 0 \n    cache <local,brd> \n"
+        );
+        let r = net.fib.fib_lookup(ip("198.19.4.4")).unwrap();
+        assert_eq!((r.prefix, r.prefixlen), (ip("198.19.0.0"), 16));
+        assert_eq!(r.alias.nh.gw, Some(ip("198.18.0.253")));
+        assert_eq!(
+            net.fib.fib_lookup(ip("198.19.5.1")).unwrap_err(),
+            Errno::HostUnreach
+        );
+        assert_eq!(
+            net.fib.fib_lookup(ip("198.19.6.1")).unwrap_err(),
+            Errno::Inval
+        );
+        assert_eq!(
+            net.fib.fib_lookup(ip("198.19.7.1")).unwrap_err(),
+            Errno::Acces
+        );
+        assert_eq!(net.inet_addr_type(ip("198.18.0.1")), RtnType::Local);
+        assert_eq!(net.inet_addr_type(ip("198.18.0.255")), RtnType::Broadcast);
+        assert_eq!(net.inet_addr_type(ip("198.18.0.2")), RtnType::Unicast);
+        assert_eq!(net.inet_addr_type(ip("224.0.0.1")), RtnType::Multicast);
+
+        // Errors, as the kernel answers them.
+        let dup = FibConfig::new(ip("0.0.0.0"), 0).via(ip("198.18.0.200"));
+        assert_eq!(net.inet_rtm_newroute(dup), Err(Errno::Exist));
+        assert_eq!(net.inet_rtm_newroute(dup.metric(5)), Ok(()));
+        assert_eq!(
+            net.inet_rtm_newroute(FibConfig::new(ip("198.20.0.1"), 16).dev(2)),
+            Err(Errno::Inval)
+        );
+        assert_eq!(
+            net.inet_rtm_newroute(FibConfig::new(ip("198.20.0.0"), 16).via(ip("203.0.113.1"))),
+            Err(Errno::NetUnreach)
+        );
+        assert_eq!(
+            net.inet_rtm_newroute(FibConfig::new(ip("198.20.0.0"), 16).dev(9)),
+            Err(Errno::NoDev)
+        );
+        assert_eq!(
+            net.inet_rtm_newroute(
+                FibConfig::new(ip("198.20.0.0"), 16)
+                    .dev(2)
+                    .src(ip("198.18.0.2"))
+            ),
+            Err(Errno::Inval)
+        );
+        assert_eq!(
+            net.inet_rtm_newroute(FibConfig::new(ip("198.20.0.0"), 16).dev(2).table(100)),
+            Err(Errno::OpNotSupp)
+        );
+        assert_eq!(
+            net.inet_rtm_newroute(
+                FibConfig::new(ip("198.20.0.0"), 16)
+                    .rtn_type(RtnType::Unreachable)
+                    .dev(2)
+            ),
+            Err(Errno::Inval)
+        );
+        // Delete by prefix; the metric-0 default goes first.
+        let gone = net
+            .inet_rtm_delroute(FibConfig::new(ip("0.0.0.0"), 0))
+            .unwrap();
+        assert_eq!(gone.nh.gw, Some(ip("198.18.0.254")));
+        assert_eq!(
+            net.ip_route_get(ip("203.0.113.9")).unwrap(),
+            "203.0.113.9 via 198.18.0.200 dev eth0 src 198.18.0.1 uid 0 \n    cache \n"
+        );
+        assert_eq!(
+            net.inet_rtm_delroute(FibConfig::new(ip("198.21.0.0"), 16)),
+            Err(Errno::Srch)
+        );
+        net.inet_rtm_delroute(FibConfig::new(ip("0.0.0.0"), 0))
+            .unwrap();
+        assert_eq!(net.ip_route_get(ip("203.0.113.9")), Err(Errno::NetUnreach));
+    }
+}
