@@ -1,12 +1,111 @@
-//! Packet filtering, connection tracking and NAT for IPv4.
+//! Netfilter for IPv4: the hook points, their priorities and verdicts.
 //!
-//! Mirrors `net/netfilter` and `net/ipv4/netfilter`.
+//! Mirrors `net/netfilter/core.c`, `net/netfilter/nf_queue.c`,
+//! `include/linux/netfilter.h` and `include/uapi/linux/netfilter{,_ipv4}.h`.
+//! The IPv4 layer calls [`NF_HOOK`] at its five hook points
+//! ([`NfInetHooks`]); plug-ins implementing [`NfHookOps`] are registered at
+//! a point and priority with [`NfHooks::nf_register_net_hook`] and decide
+//! with an [`NfVerdict`]. Tables with rules (iptables), connection tracking
+//! and NAT come later and will be hooks of this kind.
 //!
-//! It will hold the five IPv4 hook points with priorities and verdicts
-//! (`nf_register_net_hook`, `NF_HOOK`), iptables-like tables, chains, rules
-//! and targets with counters and an `iptables-save` text form, connection
-//! tracking, and NAT.
+//! Protocol code is generic over the per-CPU host context `C` (defined by
+//! `netstack`); hooks receive it mutably. The context reaches its host's
+//! hooks through [`NfHookContext`].
 //!
-//! This crate is filled by issue 12; until then it holds only this
-//! description.
+//! Contents, by the kernel file each mirrors:
+//!
+//! - `include/uapi/linux/netfilter.h`, `include/linux/netfilter.h`:
+//!   [`NfInetHooks`], [`NfVerdict`], [`NfHookState`], the [`NfHookOps`]
+//!   trait with its packet handle [`NfSkb`], [`NfHookContext`], [`nf_hook`]
+//!   and [`NF_HOOK`].
+//! - `include/uapi/linux/netfilter_ipv4.h`: the `NF_IP_PRI_*` priorities.
+//! - `net/netfilter/core.c`: [`NfHooks`] (`nf_register_net_hook`,
+//!   `nf_unregister_net_hook`), [`NfHookReg`], [`NfHookHandle`],
+//!   [`NfHookEntries`], [`nf_hook_slow`], [`NfHookResult`],
+//!   [`NfConsumed`] and the per-point [`NfHookStats`].
+//! - `net/netfilter/nf_queue.c`: [`NfQueueHandler`], [`NfQueueEntry`],
+//!   [`nf_reinject`].
+//!
+//! # Example
+//!
+//! Two hooks at LOCAL_IN: a mangle hook marks the packet, a filter hook
+//! drops marked packets; an unmarked path shows `okfn` running.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use netcore::{Errno, PagePool, PagePoolParams, SkBuff};
+//! use netfilter::{
+//!     NF_HOOK, NF_IP_PRI_FILTER, NF_IP_PRI_MANGLE, NfConsumed, NfHookContext, NfHookReg,
+//!     NfHookState, NfHooks, NfInetHooks, NfVerdict,
+//! };
+//!
+//! struct Cpu {
+//!     hooks: Arc<NfHooks<Cpu>>,
+//!     delivered: usize,
+//! }
+//! impl NfHookContext for Cpu {
+//!     fn nf_hooks(&self) -> &NfHooks<Cpu> {
+//!         &self.hooks
+//!     }
+//! }
+//!
+//! let hooks = Arc::new(NfHooks::new());
+//! // -t mangle -A INPUT -p udp -j MARK --set-mark 1 (byte 9 of the IPv4 header is the protocol)
+//! hooks
+//!     .nf_register_net_hook(NfHookReg::from_fn(NfInetHooks::LocalIn, NF_IP_PRI_MANGLE, |mut skb, _, _| {
+//!         if skb.data().get(9) == Some(&17) {
+//!             skb.mark = 1;
+//!         }
+//!         NfVerdict::Accept
+//!     }))
+//!     .unwrap();
+//! // -t filter -A INPUT -m mark --mark 1 -j DROP
+//! hooks
+//!     .nf_register_net_hook(NfHookReg::from_fn(NfInetHooks::LocalIn, NF_IP_PRI_FILTER, |skb, _, _| {
+//!         if skb.mark == 1 { NfVerdict::DROP } else { NfVerdict::Accept }
+//!     }))
+//!     .unwrap();
+//!
+//! let mut cpu = Cpu { hooks: Arc::clone(&hooks), delivered: 0 };
+//! let pool = PagePool::new(PagePoolParams::default()).unwrap();
+//! let state = NfHookState::new(NfInetHooks::LocalIn, 1, 0);
+//! let ip_local_deliver_finish = |cpu: &mut Cpu, skb: SkBuff| cpu.delivered += skb.len();
+//!
+//! let mut tcp = [0u8; 40];
+//! tcp[9] = 6;
+//! let skb = SkBuff::from_slice(&pool, 0, &tcp).unwrap();
+//! assert_eq!(NF_HOOK(&mut cpu, &state, skb, ip_local_deliver_finish), Ok(()));
+//! let mut udp = [0u8; 28];
+//! udp[9] = 17;
+//! let skb = SkBuff::from_slice(&pool, 0, &udp).unwrap();
+//! let r = NF_HOOK(&mut cpu, &state, skb, ip_local_deliver_finish);
+//! assert_eq!(r, Err(NfConsumed::Dropped(Errno::Perm)));
+//!
+//! assert_eq!(cpu.delivered, 40);
+//! let st = hooks.stats(NfInetHooks::LocalIn);
+//! assert_eq!((st.packets, st.accepted, st.dropped), (2, 1, 1));
+//! assert_eq!(pool.stats().inflight(), 0);
+//! ```
 #![forbid(unsafe_code)]
+
+mod core;
+mod netfilter;
+mod netfilter_ipv4;
+mod nf_queue;
+
+pub use crate::core::{
+    MAX_HOOK_COUNT, NfConsumed, NfHookEntries, NfHookHandle, NfHookReg, NfHookResult, NfHookStats,
+    NfHooks, nf_hook_slow,
+};
+pub use crate::netfilter::{
+    InvalidHook, NF_HOOK, NF_INET_NUMHOOKS, NFPROTO_IPV4, NfHookContext, NfHookOps, NfHookState,
+    NfInetHooks, NfSkb, NfVerdict, nf_hook,
+};
+pub use crate::netfilter_ipv4::{
+    NF_IP_PRI_CONNTRACK, NF_IP_PRI_CONNTRACK_CONFIRM, NF_IP_PRI_CONNTRACK_DEFRAG,
+    NF_IP_PRI_CONNTRACK_HELPER, NF_IP_PRI_FILTER, NF_IP_PRI_FIRST, NF_IP_PRI_LAST,
+    NF_IP_PRI_MANGLE, NF_IP_PRI_NAT_DST, NF_IP_PRI_NAT_SRC, NF_IP_PRI_RAW,
+    NF_IP_PRI_RAW_BEFORE_DEFRAG, NF_IP_PRI_SECURITY, NF_IP_PRI_SELINUX_FIRST,
+    NF_IP_PRI_SELINUX_LAST,
+};
+pub use crate::nf_queue::{NfQueueEntry, NfQueueHandler, nf_reinject};
