@@ -27,12 +27,16 @@
 
 mod devinet;
 mod fib_trie;
+mod neighbour;
 mod random;
 mod route;
 mod timers;
 
 pub use devinet::{IfaFlags, InDevice, InIfaddr, InetDevices, LinkFacts};
 pub use fib_trie::FibTrie;
+pub use neighbour::{
+    NeighAction, NeighParms, NeighStatistics, NeighTable, NeighUpdateFlags, Neighbour, NudState,
+};
 pub use random::Prandom;
 pub use route::{
     Fib, FibAlias, FibConfig, FibNh, FibResult, NetnsIpv4, RT_TABLE_LOCAL, RT_TABLE_MAIN,
