@@ -37,6 +37,18 @@ impl NfHookOps<Cpu> for AcceptHook {
 fn main() {
     let pool = PagePool::new(PagePoolParams::default()).expect("pool");
     let state = NfHookState::new(NfInetHooks::PreRouting, 1, 0);
+    // Baseline: moving the skb out of its slot and back, which every
+    // NF_HOOK figure below includes.
+    let mut slot = Some(SkBuff::from_slice(&pool, 0, &[0x45; 64]).expect("skb"));
+    let per = measure(|| {
+        let skb = black_box(slot.take().expect("skb"));
+        slot = Some(skb);
+    });
+    report(
+        "NF_HOOK harness baseline (skb out of its slot and back)",
+        per.as_nanos_f64(),
+        "ns/pkt",
+    );
     for n in [0usize, 1, 4] {
         let mut cpu = Cpu {
             hooks: Arc::new(NfHooks::new()),

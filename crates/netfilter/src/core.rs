@@ -586,6 +586,17 @@ pub(crate) fn nf_iterate<C: ?Sized>(
                 None => NfVerdict::Stolen,
             },
         };
+        // ACCEPT and REPEAT leave the packet where it is, without moving it.
+        if slot.is_some() {
+            match verdict {
+                NfVerdict::Accept => {
+                    i += 1;
+                    continue;
+                }
+                NfVerdict::Repeat => continue,
+                _ => {}
+            }
+        }
         let Some(skb) = slot.take() else {
             // The hook stole the packet, whatever it returned.
             if verdict != NfVerdict::Stolen {

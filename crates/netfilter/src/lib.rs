@@ -109,3 +109,8 @@ pub use crate::netfilter_ipv4::{
     NF_IP_PRI_SELINUX_LAST,
 };
 pub use crate::nf_queue::{NfQueueEntry, NfQueueHandler, nf_reinject};
+
+/// The README's example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
