@@ -25,6 +25,7 @@
 //! - timers: [`Ipv4Timer`]; randomness: [`Prandom`].
 #![forbid(unsafe_code)]
 
+mod arp;
 mod devinet;
 mod fib_trie;
 mod neighbour;
@@ -32,6 +33,10 @@ mod random;
 mod route;
 mod timers;
 
+pub use arp::{
+    ArpDecision, ArpFrame, arp_create, arp_parse, arp_process, arp_solicit,
+    inetdev_send_gratuitous_arp,
+};
 pub use devinet::{IfaFlags, InDevice, InIfaddr, InetDevices, LinkFacts};
 pub use fib_trie::FibTrie;
 pub use neighbour::{

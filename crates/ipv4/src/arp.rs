@@ -1,0 +1,583 @@
+//! The ARP protocol: building requests and replies, the `arp_process`
+//! decision on a received packet, solicitation for the neighbour cache, and
+//! gratuitous ARP.
+//!
+//! Mirrors `net/ipv4/arp.c` with `arp_ignore=0`, `arp_announce=0`,
+//! `arp_filter=0`, `arp_accept=0` and no proxy ARP (Linux's defaults).
+//!
+//! ```text
+//!  frame ─▶ arp_parse ─▶ arp_process ─┬─▶ Reply(ArpFrame)          request for a local address
+//!                                     ├─▶ NeighTable::neigh_update  reply / request from a known peer
+//!                                     └─▶ Ignored                   everything else
+//!  NeighAction::Solicit ─▶ arp_solicit ─▶ ArpFrame (who-has)
+//! ```
+
+use std::net::Ipv4Addr;
+
+use netcore::{ETH_P_ARP, Instant, NET_SKB_PAD, PagePool, PktType, SkBuff, SkbError, TimerContext};
+use wire::{
+    ARP_ETH_IPV4_LEN, ArpOp, ArpPacket, ArpRepr, ETH_HLEN, EtherType, EthernetAddress,
+    EthernetRepr, WireError,
+};
+
+use crate::neighbour::{NeighAction, NeighParms, NeighTable, NeighUpdateFlags, NudState};
+use crate::route::{NetnsIpv4, RtScope, RtnType};
+use crate::timers::Ipv4Timer;
+
+/// An ARP packet to transmit, with its Ethernet addressing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpFrame {
+    /// The device to send it on.
+    pub ifindex: u32,
+    /// Ethernet destination (broadcast unless a unicast probe or reply).
+    pub eth_dst: EthernetAddress,
+    /// Ethernet source (the device address).
+    pub eth_src: EthernetAddress,
+    /// The ARP fields.
+    pub arp: ArpRepr,
+}
+
+impl ArpFrame {
+    /// The frame as bytes: Ethernet header and the 28-byte ARP packet (the
+    /// driver pads to the 60-byte minimum, as in Linux).
+    pub fn to_bytes(&self) -> [u8; ETH_HLEN + ARP_ETH_IPV4_LEN] {
+        let mut b = [0u8; ETH_HLEN + ARP_ETH_IPV4_LEN];
+        let eth = EthernetRepr {
+            src_addr: self.eth_src,
+            dst_addr: self.eth_dst,
+            ethertype: EtherType::Arp,
+            vlan: None,
+        };
+        // Both writes fit the array by construction.
+        let _ = eth.emit(&mut b);
+        let _ = self.arp.emit(&mut b[ETH_HLEN..]);
+        b
+    }
+
+    /// The frame in an skb from `pool`, ready for `dev_queue_xmit`
+    /// (`protocol` ARP, `ifindex` set, MAC header marked).
+    pub fn to_skb(&self, pool: &PagePool) -> Result<SkBuff, SkbError> {
+        let mut skb = SkBuff::from_slice(pool, NET_SKB_PAD, &self.to_bytes())?;
+        skb.reset_mac_header();
+        skb.set_network_header(ETH_HLEN)?;
+        skb.protocol = ETH_P_ARP;
+        skb.ifindex = self.ifindex;
+        Ok(skb)
+    }
+}
+
+/// Builds an ARP packet.
+///
+/// Mirrors `arp_create()`: the Ethernet destination is `dest_hw` or
+/// broadcast, the target hardware address `target_hw` or zero.
+#[allow(clippy::too_many_arguments)]
+pub fn arp_create(
+    op: ArpOp,
+    ifindex: u32,
+    dest_ip: Ipv4Addr,
+    src_ip: Ipv4Addr,
+    dest_hw: Option<EthernetAddress>,
+    src_hw: EthernetAddress,
+    target_hw: Option<EthernetAddress>,
+) -> ArpFrame {
+    ArpFrame {
+        ifindex,
+        eth_dst: dest_hw.unwrap_or(EthernetAddress::BROADCAST),
+        eth_src: src_hw,
+        arp: ArpRepr {
+            operation: op,
+            sha: src_hw,
+            sip: src_ip,
+            tha: target_hw.unwrap_or(EthernetAddress::ZERO),
+            tip: dest_ip,
+        },
+    }
+}
+
+/// Checks a received ARP packet (the bytes after the Ethernet header).
+///
+/// Mirrors the header checks of `arp_rcv()` and the first checks of
+/// `arp_process()`: Ethernet/IPv4 only, 28 bytes at least, operation
+/// request or reply, target neither multicast nor loopback.
+///
+/// Errors: [`WireError::Truncated`] and [`WireError::Unsupported`] (the
+/// packet is dropped; Linux counts it in no MIB, only as a drop reason).
+pub fn arp_parse(data: &[u8]) -> Result<ArpRepr, WireError> {
+    let pkt = ArpPacket::new_checked(data)?;
+    let repr = ArpRepr::parse(&pkt);
+    if !matches!(repr.operation, ArpOp::Request | ArpOp::Reply) {
+        return Err(WireError::Unsupported {
+            field: "ar_op",
+            value: u16::from(repr.operation).into(),
+        });
+    }
+    if repr.tip.is_multicast() || repr.tip.is_loopback() {
+        return Err(WireError::Unsupported {
+            field: "ar_tip",
+            value: repr.tip.to_bits(),
+        });
+    }
+    Ok(repr)
+}
+
+/// What [`arp_process`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArpDecision {
+    /// Send this reply (a request for one of our addresses).
+    Reply(ArpFrame),
+    /// The neighbour cache took the sender's address.
+    Updated,
+    /// Nothing to do (not for us, unsolicited, or refused).
+    Ignored,
+}
+
+/// Processes a received ARP packet.
+///
+/// Mirrors `arp_process()` with Linux's defaults:
+/// - a DAD probe (sender 0.0.0.0) asking for a local address gets a reply;
+/// - a request whose target is a local address of this host (any device:
+///   `arp_ignore=0`) creates or refreshes the sender's entry as STALE
+///   (`neigh_event_ns()`) and is answered;
+/// - otherwise an existing entry for the sender is updated — REACHABLE for
+///   a unicast reply, STALE for requests and broadcast replies — and a
+///   different address replaces the cached one only after `locktime` or for
+///   a gratuitous ARP; unknown senders create nothing (`arp_accept=0`).
+///
+/// Released packets land in `out` as [`NeighAction::Output`].
+#[allow(clippy::too_many_arguments)]
+pub fn arp_process<T: TimerContext<Ipv4Timer>>(
+    tbl: &mut NeighTable,
+    timers: &mut T,
+    now: Instant,
+    net: &NetnsIpv4,
+    ifindex: u32,
+    dev_addr: EthernetAddress,
+    pkt_type: PktType,
+    arp: &ArpRepr,
+    out: &mut Vec<NeighAction>,
+) -> ArpDecision {
+    let (sip, tip, sha) = (arp.sip, arp.tip, arp.sha);
+    let request = arp.operation == ArpOp::Request;
+    if sip.is_unspecified() {
+        if request && net.inet_addr_type(tip) == RtnType::Local {
+            return ArpDecision::Reply(arp_create(
+                ArpOp::Reply,
+                ifindex,
+                sip,
+                tip,
+                Some(sha),
+                dev_addr,
+                Some(sha),
+            ));
+        }
+        return ArpDecision::Ignored;
+    }
+    // ip_route_input_noref(tip, sip): a martian source gets no answer.
+    let martian = sip.is_multicast() || sip.is_broadcast() || sip.is_loopback();
+    if request && !martian && net.inet_addr_type(tip) == RtnType::Local {
+        if tbl
+            .neigh_event_ns(timers, now, ifindex, sip, sha, out)
+            .is_some()
+        {
+            return ArpDecision::Reply(arp_create(
+                ArpOp::Reply,
+                ifindex,
+                sip,
+                tip,
+                Some(sha),
+                dev_addr,
+                Some(sha),
+            ));
+        }
+        return ArpDecision::Ignored;
+    }
+    let Some(n) = tbl.peek(ifindex, sip) else {
+        return ArpDecision::Ignored;
+    };
+    let id = n.id;
+    // arp_is_garp()
+    let is_garp =
+        net.inet_addr_type(sip) == RtnType::Unicast && tip == sip && (request || arp.tha == sha);
+    let override_ = now > n.updated + tbl.parms().locktime || is_garp;
+    let state = if arp.operation != ArpOp::Reply || pkt_type != PktType::Host {
+        NudState::STALE
+    } else {
+        NudState::REACHABLE
+    };
+    let flags = if override_ {
+        NeighUpdateFlags::OVERRIDE
+    } else {
+        NeighUpdateFlags::empty()
+    };
+    match tbl.neigh_update(timers, now, id, Some(sha), state, flags, out) {
+        Ok(()) => ArpDecision::Updated,
+        Err(_) => ArpDecision::Ignored,
+    }
+}
+
+/// Turns a [`NeighAction::Solicit`] into the ARP request to send; `None`
+/// for other actions or when the probe is left to user space
+/// (`app_solicit`).
+///
+/// Mirrors `arp_solicit()` with `arp_announce=0`: the source address is
+/// that of the packet waiting for resolution if it is local, else
+/// `inet_select_addr(dev, target, RT_SCOPE_LINK)`; the first
+/// `ucast_solicit` probes of a round (PROBE state) go unicast to the cached
+/// address, the following ones broadcast.
+pub fn arp_solicit(
+    action: &NeighAction,
+    parms: &NeighParms,
+    net: &NetnsIpv4,
+    dev_addr: EthernetAddress,
+) -> Option<ArpFrame> {
+    let NeighAction::Solicit {
+        ifindex,
+        target,
+        probes,
+        ha,
+        saddr_hint,
+    } = *action
+    else {
+        return None;
+    };
+    let saddr = saddr_hint
+        .filter(|&s| net.inet_addr_type(s) == RtnType::Local)
+        .or_else(|| net.devices.inet_select_addr(ifindex, target, RtScope::Link))
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let dst_hw = if probes < parms.ucast_probes {
+        Some(ha)
+    } else if probes - parms.ucast_probes < parms.app_probes {
+        return None;
+    } else {
+        None
+    };
+    Some(arp_create(
+        ArpOp::Request,
+        ifindex,
+        target,
+        saddr,
+        dst_hw,
+        dev_addr,
+        None,
+    ))
+}
+
+/// Gratuitous ARP requests announcing every address of a device
+/// (sender and target IP both the address, broadcast).
+///
+/// Mirrors `inetdev_send_gratuitous_arp()`. Linux sends them when a device
+/// comes up or changes its hardware address with `arp_notify=1`, and on
+/// `NETDEV_NOTIFY_PEERS`; `ip addr add` alone sends none (so
+/// [`NetnsIpv4::inet_rtm_newaddr`] does not call this), tools such as
+/// `arping -U` do it from user space.
+pub fn inetdev_send_gratuitous_arp(
+    net: &NetnsIpv4,
+    ifindex: u32,
+    dev_addr: EthernetAddress,
+) -> Vec<ArpFrame> {
+    net.devices.dev(ifindex).map_or_else(Vec::new, |dev| {
+        dev.ifa_list()
+            .iter()
+            .map(|ifa| {
+                arp_create(
+                    ArpOp::Request,
+                    ifindex,
+                    ifa.ifa_local,
+                    ifa.ifa_local,
+                    None,
+                    dev_addr,
+                    None,
+                )
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devinet::InIfaddr;
+    use netcore::testutil::FakeTimers;
+    use netcore::{Duration, PagePoolParams};
+
+    const ETH0: u32 = 2;
+    const MY_HA: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+    const PEER_HA: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn net() -> NetnsIpv4 {
+        let mut net = NetnsIpv4::new();
+        net.devices.inetdev_init(1, "lo", true).unwrap();
+        net.devices.inetdev_init(ETH0, "eth0", false).unwrap();
+        net.devices.inetdev_init(3, "eth1", false).unwrap();
+        net.inet_rtm_newaddr(InIfaddr::new(ETH0, ip("198.18.0.1"), 24, "eth0").with_brd_plus())
+            .unwrap();
+        net.inet_rtm_newaddr(InIfaddr::new(3, ip("198.19.0.1"), 24, "eth1").with_brd_plus())
+            .unwrap();
+        net
+    }
+
+    fn request(sip: &str, tip: &str) -> ArpRepr {
+        ArpRepr {
+            operation: ArpOp::Request,
+            sha: PEER_HA,
+            sip: ip(sip),
+            tha: EthernetAddress::ZERO,
+            tip: ip(tip),
+        }
+    }
+
+    #[test]
+    fn request_for_a_local_address_is_answered_and_learns_the_sender() {
+        let net = net();
+        let mut timers = FakeTimers::new();
+        let now = Instant::from_secs(1);
+        let mut tbl = NeighTable::new(NeighParms::default(), 1, now);
+        let mut out = Vec::new();
+        let d = arp_process(
+            &mut tbl,
+            &mut timers,
+            now,
+            &net,
+            ETH0,
+            MY_HA,
+            PktType::Broadcast,
+            &request("198.18.0.2", "198.18.0.1"),
+            &mut out,
+        );
+        let ArpDecision::Reply(reply) = d else {
+            panic!("{d:?}")
+        };
+        // 198.18.0.1 is-at 02:00:00:00:00:01, unicast to the asker.
+        assert_eq!(
+            reply.to_bytes(),
+            [
+                2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x06, // Ethernet
+                0, 1, 0x08, 0, 6, 4, 0, 2, // hrd, pro, hln, pln, op=reply
+                2, 0, 0, 0, 0, 1, 198, 18, 0, 1, // sha, sip
+                2, 0, 0, 0, 0, 2, 198, 18, 0, 2, // tha, tip
+            ]
+        );
+        let n = tbl.peek(ETH0, ip("198.18.0.2")).unwrap();
+        assert_eq!((n.nud_state, n.ha), (NudState::STALE, PEER_HA));
+        // arp_ignore=0: an address of another device is answered too.
+        let d = arp_process(
+            &mut tbl,
+            &mut timers,
+            now,
+            &net,
+            ETH0,
+            MY_HA,
+            PktType::Broadcast,
+            &request("198.18.0.3", "198.19.0.1"),
+            &mut out,
+        );
+        assert!(matches!(d, ArpDecision::Reply(r) if r.arp.sip == ip("198.19.0.1")));
+        // Not ours: ignored, nothing learnt (arp_accept=0).
+        let d = arp_process(
+            &mut tbl,
+            &mut timers,
+            now,
+            &net,
+            ETH0,
+            MY_HA,
+            PktType::Broadcast,
+            &request("198.18.0.4", "198.18.0.9"),
+            &mut out,
+        );
+        assert_eq!(d, ArpDecision::Ignored);
+        assert!(tbl.peek(ETH0, ip("198.18.0.4")).is_none());
+        // DAD probe: answered to the asker, target IP 0.
+        let d = arp_process(
+            &mut tbl,
+            &mut timers,
+            now,
+            &net,
+            ETH0,
+            MY_HA,
+            PktType::Broadcast,
+            &request("0.0.0.0", "198.18.0.1"),
+            &mut out,
+        );
+        assert!(
+            matches!(d, ArpDecision::Reply(r) if r.arp.tip.is_unspecified() && r.eth_dst == PEER_HA)
+        );
+    }
+
+    #[test]
+    fn reply_resolves_a_pending_entry_and_locktime_protects_it() {
+        let net = net();
+        let pool = PagePool::new(PagePoolParams::default()).unwrap();
+        let mut timers = FakeTimers::new();
+        let now = Instant::from_secs(10);
+        timers.advance_to(now);
+        let mut tbl = NeighTable::new(NeighParms::default(), 1, now);
+        let mut out = Vec::new();
+        let skb = SkBuff::from_slice(&pool, 64, &[0u8; 20]).unwrap();
+        tbl.neigh_resolve_output(&mut timers, now, ETH0, ip("198.18.0.2"), skb, &mut out)
+            .unwrap();
+        // The who-has: broadcast, source chosen on the subnet (the queued
+        // bytes are not a valid datagram, so no hint).
+        let who_has = arp_solicit(&out[0], tbl.parms(), &net, MY_HA).unwrap();
+        assert_eq!(who_has.eth_dst, EthernetAddress::BROADCAST);
+        assert_eq!(
+            (who_has.arp.sip, who_has.arp.tip, who_has.arp.tha),
+            (ip("198.18.0.1"), ip("198.18.0.2"), EthernetAddress::ZERO)
+        );
+        out.clear();
+        let reply = ArpRepr {
+            operation: ArpOp::Reply,
+            sha: PEER_HA,
+            sip: ip("198.18.0.2"),
+            tha: MY_HA,
+            tip: ip("198.18.0.1"),
+        };
+        let d = arp_process(
+            &mut tbl,
+            &mut timers,
+            now,
+            &net,
+            ETH0,
+            MY_HA,
+            PktType::Host,
+            &reply,
+            &mut out,
+        );
+        assert_eq!(d, ArpDecision::Updated);
+        assert!(matches!(&out[..], [NeighAction::Output { ha, .. }] if *ha == PEER_HA));
+        assert_eq!(
+            tbl.peek(ETH0, ip("198.18.0.2")).unwrap().nud_state,
+            NudState::REACHABLE
+        );
+        // A second reply with another address within locktime: the first wins.
+        let other = ArpRepr {
+            sha: EthernetAddress([2, 0, 0, 0, 0, 9]),
+            ..reply
+        };
+        arp_process(
+            &mut tbl,
+            &mut timers,
+            now,
+            &net,
+            ETH0,
+            MY_HA,
+            PktType::Host,
+            &other,
+            &mut out,
+        );
+        assert_eq!(tbl.peek(ETH0, ip("198.18.0.2")).unwrap().ha, PEER_HA);
+        // After locktime it replaces it.
+        let later = now + Duration::from_secs(2);
+        arp_process(
+            &mut tbl,
+            &mut timers,
+            later,
+            &net,
+            ETH0,
+            MY_HA,
+            PktType::Host,
+            &other,
+            &mut out,
+        );
+        assert_eq!(tbl.peek(ETH0, ip("198.18.0.2")).unwrap().ha, other.sha);
+    }
+
+    #[test]
+    fn solicit_source_and_unicast_probes() {
+        let net = net();
+        let parms = NeighParms::default();
+        let solicit = |probes, hint: Option<&str>| NeighAction::Solicit {
+            ifindex: ETH0,
+            target: ip("198.18.0.2"),
+            probes,
+            ha: PEER_HA,
+            saddr_hint: hint.map(ip),
+        };
+        // A local source of the queued packet is used, even of another device.
+        let f = arp_solicit(&solicit(3, Some("198.19.0.1")), &parms, &net, MY_HA).unwrap();
+        assert_eq!(f.arp.sip, ip("198.19.0.1"));
+        // A forwarded packet's foreign source is not.
+        let f = arp_solicit(&solicit(3, Some("203.0.113.7")), &parms, &net, MY_HA).unwrap();
+        assert_eq!(f.arp.sip, ip("198.18.0.1"));
+        // Probes 0..3 (PROBE state) are unicast to the cached address.
+        let f = arp_solicit(&solicit(0, None), &parms, &net, MY_HA).unwrap();
+        assert_eq!((f.eth_dst, f.arp.tha), (PEER_HA, EthernetAddress::ZERO));
+    }
+
+    #[test]
+    fn malformed_packets_are_refused() {
+        let good = arp_create(
+            ArpOp::Request,
+            ETH0,
+            ip("198.18.0.1"),
+            ip("198.18.0.2"),
+            None,
+            PEER_HA,
+            None,
+        )
+        .to_bytes();
+        assert_eq!(arp_parse(&good[ETH_HLEN..]).unwrap().tip, ip("198.18.0.1"));
+        assert!(matches!(
+            arp_parse(&good[ETH_HLEN..ETH_HLEN + 20]),
+            Err(WireError::Truncated { .. })
+        ));
+        let mut bad = good;
+        bad[ETH_HLEN + 7] = 3; // RARP request
+        assert!(matches!(
+            arp_parse(&bad[ETH_HLEN..]),
+            Err(WireError::Unsupported { field: "ar_op", .. })
+        ));
+        let mut bad = good;
+        bad[ETH_HLEN + 1] = 6; // hardware type 6
+        assert!(matches!(
+            arp_parse(&bad[ETH_HLEN..]),
+            Err(WireError::Unsupported {
+                field: "ar_hrd",
+                ..
+            })
+        ));
+        let mcast = arp_create(
+            ArpOp::Request,
+            ETH0,
+            ip("224.0.0.1"),
+            ip("198.18.0.2"),
+            None,
+            PEER_HA,
+            None,
+        )
+        .to_bytes();
+        assert!(matches!(
+            arp_parse(&mcast[ETH_HLEN..]),
+            Err(WireError::Unsupported {
+                field: "ar_tip",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn gratuitous_arp_announces_each_address() {
+        let net = net();
+        let pool = PagePool::new(PagePoolParams::default()).unwrap();
+        let g = inetdev_send_gratuitous_arp(&net, ETH0, MY_HA);
+        assert_eq!(g.len(), 1);
+        let f = g[0];
+        assert_eq!(
+            (f.eth_dst, f.arp.operation, f.arp.sip, f.arp.tip),
+            (
+                EthernetAddress::BROADCAST,
+                ArpOp::Request,
+                ip("198.18.0.1"),
+                ip("198.18.0.1")
+            )
+        );
+        let skb = f.to_skb(&pool).unwrap();
+        assert_eq!(
+            (skb.len(), skb.protocol, skb.ifindex),
+            (42, ETH_P_ARP, ETH0)
+        );
+    }
+}
