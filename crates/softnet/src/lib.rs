@@ -45,7 +45,7 @@ mod sch_generic;
 mod sync;
 #[cfg(all(test, not(loom)))]
 mod tests;
-#[cfg(any(test, feature = "testutils"))]
+#[cfg(all(any(test, feature = "testutils"), not(loom)))]
 pub mod testutil;
 
 pub use dev::{
