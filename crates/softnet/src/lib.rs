@@ -29,7 +29,66 @@
 //! (`Softirqs` to raise `NET_RX`/`NET_TX`), `qdisc` (the `Qdisc` trait) and
 //! `netcore` (`NetDevice`, `SkBuff`, sysctls, timers); it offers
 //! [`PacketType`] to the protocols above and implements `napi`'s
-//! `GroReceive` for the NAPIs below. See the README for a whole example.
+//! `GroReceive` for the NAPIs below.
+//!
+//! # Example
+//!
+//! A one-CPU host: a context type, an IPv4 handler and a tap registered
+//! with `dev_add_pack`, one packet received through `netif_rx` and the
+//! `NET_RX` softirq:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use irq::{CpuWakeup, SoftirqNr, Softirqs};
+//! use napi::PollLists;
+//! use netcore::{ETH_P_IP, Instant, PagePool, PagePoolParams, SkBuff, Sysctl, TimerContext};
+//! use softnet::{NetRx, PacketType, PtypeMatch, Softnet, SoftnetContext, SoftnetData,
+//!               SoftnetTimer, net_rx_action, netif_rx};
+//!
+//! // The host's per-CPU context: every layer's context trait is implemented on it.
+//! struct Cpu { sd: SoftnetData<Cpu> }
+//! impl TimerContext<SoftnetTimer> for Cpu {
+//!     fn arm_timer(&mut self, _: SoftnetTimer, _: Instant) -> Option<Instant> { None }
+//!     fn cancel_timer(&mut self, _: SoftnetTimer) -> Option<Instant> { None }
+//!     fn timer_pending(&self, _: SoftnetTimer) -> Option<Instant> { None }
+//! }
+//! impl SoftnetContext for Cpu {
+//!     fn now(&self) -> Instant { Instant::ZERO }
+//!     fn softnet_data(&mut self) -> &mut SoftnetData<Cpu> { &mut self.sd }
+//! }
+//!
+//! // A protocol handler, generic over the context as ipv4's `ip_rcv` is.
+//! struct IpRcv(AtomicU64);
+//! impl<C: SoftnetContext> PacketType<C> for IpRcv {
+//!     fn ptype(&self) -> PtypeMatch { PtypeMatch::Type(ETH_P_IP) }
+//!     fn func(&self, skb: SkBuff, _ctx: &mut C) -> NetRx {
+//!         assert_eq!(skb.data()[0], 0x45);
+//!         self.0.fetch_add(1, Ordering::Relaxed);
+//!         NetRx::Success
+//!     }
+//!     fn name(&self) -> &str { "ip_rcv" }
+//! }
+//!
+//! let softirqs = Arc::new(Softirqs::new(1, CpuWakeup::new()).unwrap());
+//! let net = Softnet::<Cpu>::new(PollLists::new(1)?, softirqs.clone(), Arc::new(Sysctl::new()))?;
+//! let ip = Arc::new(IpRcv(AtomicU64::new(0)));
+//! net.dev_add_pack(ip.clone());
+//! let mut cpu0 = Cpu { sd: net.softnet_data(0)? };
+//!
+//! // A received IPv4 packet, after the driver's eth_type_trans().
+//! let pool = PagePool::new(PagePoolParams::default()).unwrap();
+//! let mut skb = SkBuff::from_slice(&pool, 64, &[0x45; 20]).unwrap();
+//! skb.protocol = ETH_P_IP;
+//! assert_eq!(netif_rx(&mut cpu0, skb), NetRx::Success); // onto CPU 0's backlog
+//!
+//! // CPU 0's runner: NET_RX is pending; net_rx_action polls the backlog NAPI.
+//! assert_ne!(softirqs.local_softirq_pending(0).unwrap() & SoftirqNr::NetRx.mask(), 0);
+//! net_rx_action(&mut cpu0);
+//! assert_eq!(ip.0.load(Ordering::Relaxed), 1);
+//! assert!(net.softnet_stat().starts_with("00000001 00000000 00000000"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
 mod backlog;
