@@ -28,6 +28,8 @@
 mod arp;
 mod devinet;
 mod fib_trie;
+mod ip_fragment;
+mod ip_output_frag;
 mod neighbour;
 mod random;
 mod route;
@@ -39,6 +41,8 @@ pub use arp::{
 };
 pub use devinet::{IfaFlags, InDevice, InIfaddr, InetDevices, LinkFacts};
 pub use fib_trie::FibTrie;
+pub use ip_fragment::{FragAction, FragKey, Ipv4Frags};
+pub use ip_output_frag::{FragmentError, ip_do_fragment};
 pub use neighbour::{
     NeighAction, NeighParms, NeighStatistics, NeighTable, NeighUpdateFlags, Neighbour, NudState,
 };
