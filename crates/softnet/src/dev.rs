@@ -230,13 +230,14 @@ impl<C: SoftnetContext> Softnet<C> {
             backlog.napi_enable()?;
             cpus.push(SoftnetCpu { queue, backlog });
         }
+        let dev_base = DevBase::new(nr_cpus, Arc::clone(&sysctl));
         Ok(Arc::new(Softnet {
             cpus: cpus.into_boxed_slice(),
             poll_lists,
             softirqs,
             sysctl,
             ptypes: PtypeRegistry::new(),
-            dev_base: DevBase::new(nr_cpus),
+            dev_base,
             wake_watch: PlMutex::new(Vec::new()),
             wake_watch_len: StdAtomicUsize::new(0),
         }))

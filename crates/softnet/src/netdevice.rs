@@ -13,10 +13,11 @@
 //!
 //! # Deviations from Linux
 //!
-//! - The default qdisc (`pfifo_fast`, or `noqueue` when `txqueuelen` is 0)
-//!   is attached per transmit queue at registration, where Linux attaches
-//!   `noop` and installs `mq` + the default qdisc in `dev_activate()`; a
-//!   device that is down refuses packets before the qdisc instead.
+//! - The default qdisc (`net.core.default_qdisc`, or `noqueue` when
+//!   `txqueuelen` is 0) is attached per transmit queue at registration,
+//!   where Linux attaches `noop` and installs `mq` + the default qdisc in
+//!   `dev_activate()`; a device that is down refuses packets before the
+//!   qdisc instead.
 //! - An unknown ethertype counts `rx_dropped`, as Linux does
 //!   (`rx_nohandler` is only counted by exact-match delivery, for bonding
 //!   slaves, which does not exist here; the counter is kept for `ip -s`).
@@ -26,9 +27,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use netcore::Sysctl;
 use netcore::{DevAddr, Errno, NetDevice, NetdevTxQueues, RtnlLinkStats64};
 use parking_lot::{Mutex, MutexGuard, RwLock};
-use qdisc::{Noqueue, PfifoFast, Qdisc};
+use qdisc::{Noqueue, PfifoFast, Qdisc, QdiscDev, qdisc_create_dflt};
 
 use crate::SoftnetError;
 use crate::rps::{CpuMask, RpsMap, XpsMaps};
@@ -109,12 +111,22 @@ impl fmt::Debug for NetDev {
     }
 }
 
-fn default_qdisc(txqueuelen: u32) -> Box<dyn Qdisc> {
+/// The qdisc a new tx queue gets: `noqueue` without a queue length, else
+/// `net.core.default_qdisc` (`pfifo_fast` if that kind cannot be built
+/// without parameters). Mirrors `attach_one_default_qdisc()`.
+fn default_qdisc(sysctl: &Sysctl, txqueuelen: u32, mtu: u32) -> Box<dyn Qdisc> {
     if txqueuelen == 0 {
-        Box::new(Noqueue::new())
-    } else {
-        Box::new(PfifoFast::new(txqueuelen))
+        return Box::new(Noqueue::new());
     }
+    let kind = sysctl.get_str(Sysctl::DEFAULT_QDISC);
+    let dev = QdiscDev {
+        tx_queue_len: txqueuelen,
+        mtu,
+    };
+    qdisc_create_dflt(&kind, &dev).unwrap_or_else(|e| {
+        tracing::warn!(target: "netstack::softnet", kind = &*kind, error = %e, "default_qdisc refused; using pfifo_fast");
+        Box::new(PfifoFast::new(txqueuelen))
+    })
 }
 
 impl NetDev {
@@ -313,6 +325,7 @@ impl NetDev {
 pub struct DevBase {
     inner: RwLock<DevBaseInner>,
     nr_cpus: usize,
+    sysctl: Arc<Sysctl>,
     rps_needed: Arc<AtomicUsize>,
 }
 
@@ -346,10 +359,11 @@ fn dev_valid_name(name: &str) -> bool {
 }
 
 impl DevBase {
-    pub(crate) fn new(nr_cpus: usize) -> DevBase {
+    pub(crate) fn new(nr_cpus: usize, sysctl: Arc<Sysctl>) -> DevBase {
         DevBase {
             inner: RwLock::new(DevBaseInner::default()),
             nr_cpus,
+            sysctl,
             rps_needed: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -384,11 +398,11 @@ impl DevBase {
             return Err(Errno::Exist);
         }
         let tx_state = dev.tx_queues().clone();
-        let txqueuelen = dev.txqueuelen();
+        let (txqueuelen, mtu) = (dev.txqueuelen(), dev.mtu());
         let txq = (0..tx_state.len())
             .map(|_| TxQueue {
                 root: Mutex::new(QdiscRoot {
-                    qdisc: default_qdisc(txqueuelen),
+                    qdisc: default_qdisc(&self.sysctl, txqueuelen, mtu),
                     running: false,
                     deactivated: true,
                 }),

@@ -765,3 +765,134 @@ fn tshark_reads(bytes: &[u8], frames: usize) {
         "{text}"
     );
 }
+
+#[test]
+fn the_default_qdisc_follows_the_sysctl() {
+    let sysctl = netcore::Sysctl::new();
+    sysctl.set("net.core.default_qdisc", "fq_codel").unwrap();
+    let host = TestHost::with_sysctl(1, sysctl);
+    let (nd, _st) = open_dev(&host, "eth0", 1, 2);
+    assert_eq!(nd.with_qdisc(1, |q| q.id()).unwrap(), "fq_codel");
+}
+
+#[test]
+fn a_shaping_qdisc_arms_its_watchdog_and_sends_when_it_fires() {
+    let mut host = TestHost::new(1);
+    let (nd, st) = open_dev(&host, "eth0", 1, 1);
+    // 1000 bytes/s, a 200-byte bucket: one 60-byte packet now, the next later.
+    let tbf = qdisc::Tbf::new(qdisc::TbfParams {
+        rate: 1000,
+        burst: 200,
+        limit: 10_000,
+    })
+    .unwrap();
+    let _ = nd.dev_graft_qdisc(0, Box::new(tbf)).unwrap();
+    let pool = pool();
+    for s in 0..6 {
+        let skb = SkBuff::from_slice(&pool, 64, &flow_frame(0, s)).unwrap();
+        let _ = dev_queue_xmit(host.ctx(0), &nd, skb);
+    }
+    let sent_now = st.lock().transmitted.len();
+    assert!(
+        (1..6).contains(&sent_now),
+        "the bucket lets some through: {sent_now}"
+    );
+    let timer = crate::SoftnetTimer::QdiscWatchdog {
+        ifindex: 1,
+        queue: 0,
+    };
+    let at = host.ctx(0).timers.scheduled(timer).expect("watchdog armed");
+    assert!(at > netcore::Clock::now(&host.clock));
+    // Time passes; the watchdog fires and NET_TX sends the rest, a few at a time.
+    for _ in 0..20 {
+        host.clock.advance(Duration::from_millis(100));
+        host.run_until_idle();
+    }
+    let seqs: Vec<u32> = st
+        .lock()
+        .transmitted
+        .iter()
+        .map(|(s, _)| seq_of(s))
+        .collect();
+    assert_eq!(seqs, [0, 1, 2, 3, 4, 5]);
+}
+
+/// A NIC that hands its frames to GRO.
+struct GroNic(PagePool, VecDeque<Vec<u8>>);
+impl NapiPoll for GroNic {
+    fn poll(&mut self, napi: &mut NapiPollCtx<'_>, budget: usize) -> usize {
+        let mut work = 0;
+        while work < budget {
+            let Some(f) = self.1.pop_front() else { break };
+            let mut skb = rx_skb(&self.0, &f, 1, 0);
+            skb.ip_summed = netcore::IpSummed::Unnecessary;
+            napi.napi_gro_receive(skb);
+            work += 1;
+        }
+        if work < budget {
+            napi.napi_complete_done(work);
+        }
+        work
+    }
+}
+
+#[test]
+fn gro_merges_a_tcp_flow_before_delivery() {
+    let mut host = TestHost::new(1);
+    let ip = recorder(&host, ETH_P_IP);
+    let frames: VecDeque<Vec<u8>> = (0..8)
+        .map(|i| tcp_frame(A, B, 40000, 80, 1 + i * 1000, 1000))
+        .collect();
+    let p = pool();
+    let napi = netif_napi_add(&host.lists, 1, GroNic(p.clone(), frames));
+    napi.set_gro_pool(Some(p));
+    napi.napi_enable().unwrap();
+    napi_schedule_on(&napi, 0, &host.softirqs).unwrap();
+    host.run_until_idle();
+    assert_eq!(
+        ip.count.load(Ordering::Relaxed),
+        1,
+        "eight segments, one skb"
+    );
+    assert_eq!(napi.gro_stats().merged, 7);
+}
+
+#[test]
+fn a_hard_irq_schedules_napi_and_the_softirq_polls_it() {
+    let mut host = TestHost::new(2);
+    let ip = recorder(&host, ETH_P_IP);
+    let log = Arc::default();
+    let napi = add_nic(&host, 1, frames(0, 10), &log, None);
+    let irqs = irq::IrqTable::new("test-msi", 32, 2, irq::CpuWakeup::new()).unwrap();
+    let n2 = Arc::clone(&napi);
+    irqs.request_irq(
+        24,
+        move |_irq: u32, ctx: &mut irq::HardIrqContext<'_>| {
+            let _ = napi::napi_schedule(&n2, ctx);
+            irq::IrqReturn::Handled
+        },
+        "eth0-rx-0",
+    )
+    .unwrap();
+    irqs.irq_set_affinity(24, 1).unwrap();
+    irqs.raise_irq(24).unwrap();
+    irqs.handle_pending(1, &host.softirqs).unwrap();
+    assert!(host.pending(1, SoftirqNr::NetRx));
+    host.run_softirqs(1);
+    assert_eq!(ip.count.load(Ordering::Relaxed), 10);
+    assert!(ip.seen.lock().iter().all(|&(cpu, _, _)| cpu == 1));
+    assert_eq!(host.net.softnet_stat_cpu(1).unwrap().processed, 10);
+    assert!(!napi.napi_is_scheduled());
+}
+
+#[test]
+fn dev_kfree_skb_irq_frees_in_net_tx() {
+    let mut host = TestHost::new(1);
+    let pool = pool();
+    let skb = SkBuff::from_slice(&pool, 0, &[1, 2, 3]).unwrap();
+    crate::dev_kfree_skb_irq(host.ctx(0), skb);
+    assert_eq!(pool.stats().inflight(), 1);
+    assert!(host.pending(0, SoftirqNr::NetTx));
+    host.run_softirqs(0);
+    assert_eq!(pool.stats().inflight(), 0);
+}
