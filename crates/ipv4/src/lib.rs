@@ -28,6 +28,7 @@
 mod arp;
 mod devinet;
 mod fib_trie;
+mod icmp;
 mod ip_fragment;
 mod ip_output_frag;
 mod neighbour;
@@ -41,6 +42,10 @@ pub use arp::{
 };
 pub use devinet::{IfaFlags, InDevice, InIfaddr, InetDevices, LinkFacts};
 pub use fib_trie::FibTrie;
+pub use icmp::{
+    ICMP_ERROR_MAX_LEN, IPTOS_PREC_INTERNETCONTROL, IcmpError, IcmpRateLimit, IcmpSendCtx,
+    icmp_reply, icmp_send,
+};
 pub use ip_fragment::{FragAction, FragKey, Ipv4Frags};
 pub use ip_output_frag::{FragmentError, ip_do_fragment};
 pub use neighbour::{
