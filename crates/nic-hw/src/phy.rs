@@ -24,6 +24,12 @@
 //!   them in virtual time (the wire, the switch).
 //! - [`PhyPort`]: one endpoint, the thing a NIC owns. [`MediumPort`] turns
 //!   one port of a shared [`Medium`] into a [`PhyPort`].
+//!
+//! Both traits have copying twins of their calls (`transmit_slice`,
+//! `receive_into`, and on [`Medium`] `poll_into` and `recycle`) with default
+//! implementations. The virtual media override them to reuse frame buffers,
+//! so a NIC that receives into one `Vec` and transmits from a slice costs no
+//! allocation per frame.
 
 use std::fmt;
 use std::io;
@@ -129,6 +135,48 @@ pub trait Medium {
     /// The next frame that has arrived at `port` by `now`, if any; other
     /// ports' frames stay queued.
     fn receive(&mut self, now: Instant, port: Self::Port) -> Option<Delivery<Self::Port>>;
+
+    /// Like [`transmit`](Medium::transmit), but copies `frame`; a medium
+    /// that recycles buffers copies it into one it already owns instead of
+    /// allocating.
+    fn transmit_slice(
+        &mut self,
+        now: Instant,
+        port: Self::Port,
+        frame: &[u8],
+    ) -> Result<(), PhyError> {
+        self.transmit(now, port, frame.to_vec())
+    }
+
+    /// Like [`poll`](Medium::poll), but appends to `out` (which a caller
+    /// keeps between calls); returns how many deliveries were appended.
+    fn poll_into(&mut self, now: Instant, out: &mut Vec<Delivery<Self::Port>>) -> usize {
+        let got = self.poll(now);
+        let n = got.len();
+        out.extend(got);
+        n
+    }
+
+    /// Like [`receive`](Medium::receive), but puts the frame in `buf`
+    /// (replacing what it held) and returns its arrival time; `None` leaves
+    /// `buf` alone. A medium that recycles buffers keeps `buf`'s old
+    /// allocation for a later [`transmit_slice`](Medium::transmit_slice).
+    fn receive_into(
+        &mut self,
+        now: Instant,
+        port: Self::Port,
+        buf: &mut Vec<u8>,
+    ) -> Option<Instant> {
+        let d = self.receive(now, port)?;
+        *buf = d.frame;
+        Some(d.at)
+    }
+
+    /// Hands a frame buffer (say, from a [`poll`](Medium::poll) delivery
+    /// the caller is done with) back for reuse. The default drops it.
+    fn recycle(&mut self, frame: Vec<u8>) {
+        drop(frame);
+    }
 }
 
 /// One endpoint of a medium: what a NIC model owns as its PHY.
@@ -147,6 +195,30 @@ pub trait PhyPort {
     /// time, or `None` if only an outside event (a host file descriptor
     /// becoming readable, another transmit) can produce one.
     fn next_event(&self) -> Option<Instant>;
+
+    /// Sends a copy of `frame` (FCS included) at `now`. Backends that
+    /// recycle buffers (the virtual media) avoid an allocation per frame;
+    /// the default copies into a new `Vec`.
+    fn transmit_slice(&mut self, now: Instant, frame: &[u8]) -> Result<(), PhyError> {
+        self.transmit(now, frame.to_vec())
+    }
+
+    /// Puts the next frame (FCS included) that has arrived by `now` in
+    /// `buf`, replacing its contents, and returns `true`; returns `false`
+    /// and leaves `buf` alone when there is none. Backends that recycle
+    /// buffers keep `buf`'s old allocation, so a NIC that receives into
+    /// the same `Vec` and transmits with
+    /// [`transmit_slice`](PhyPort::transmit_slice) allocates nothing per
+    /// frame.
+    fn receive_into(&mut self, now: Instant, buf: &mut Vec<u8>) -> Result<bool, PhyError> {
+        match self.receive(now)? {
+            Some(frame) => {
+                *buf = frame;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 }
 
 /// One port of a [`Medium`] shared with other ports, as a [`PhyPort`].
@@ -217,6 +289,16 @@ impl<M: Medium> PhyPort for MediumPort<M> {
         let m = self.medium.lock().unwrap_or_else(PoisonError::into_inner);
         m.next_event()
     }
+
+    fn transmit_slice(&mut self, now: Instant, frame: &[u8]) -> Result<(), PhyError> {
+        let mut m = self.medium.lock().unwrap_or_else(PoisonError::into_inner);
+        m.transmit_slice(now, self.port, frame)
+    }
+
+    fn receive_into(&mut self, now: Instant, buf: &mut Vec<u8>) -> Result<bool, PhyError> {
+        let mut m = self.medium.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(m.receive_into(now, self.port, buf).is_some())
+    }
 }
 
 const _: fn() = || {
@@ -225,3 +307,115 @@ const _: fn() = || {
     assert_port::<MediumPort<crate::Switch>>();
     let _object_safe: Option<Box<dyn PhyPort + Send>> = None;
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LinkConfig, Side, Switch, VirtualWire, append_fcs};
+
+    /// A medium with only the required methods: a loopback that hands each
+    /// frame back to its sender at once, to exercise the provided methods.
+    #[derive(Default)]
+    struct Loopback {
+        queue: Vec<Delivery<usize>>,
+    }
+
+    impl Medium for Loopback {
+        type Port = usize;
+        fn transmit(&mut self, now: Instant, port: usize, frame: Vec<u8>) -> Result<(), PhyError> {
+            self.queue.push(Delivery {
+                at: now,
+                port,
+                frame,
+            });
+            Ok(())
+        }
+        fn next_event(&self) -> Option<Instant> {
+            self.queue.first().map(|d| d.at)
+        }
+        fn poll(&mut self, _now: Instant) -> Vec<Delivery<usize>> {
+            std::mem::take(&mut self.queue)
+        }
+        fn receive(&mut self, _now: Instant, port: usize) -> Option<Delivery<usize>> {
+            let i = self.queue.iter().position(|d| d.port == port)?;
+            Some(self.queue.remove(i))
+        }
+    }
+
+    #[test]
+    fn provided_medium_methods_follow_the_required_ones() {
+        let mut m = Loopback::default();
+        let t = Instant::from_nanos(5);
+        m.transmit_slice(t, 1, &[1, 2, 3]).unwrap();
+        m.transmit_slice(t, 2, &[4]).unwrap();
+        let mut buf = vec![9; 10];
+        assert_eq!(m.receive_into(t, 2, &mut buf), Some(t));
+        assert_eq!(buf, [4]);
+        assert_eq!(m.receive_into(t, 2, &mut buf), None);
+        assert_eq!(buf, [4]);
+        let mut out = vec![Delivery {
+            at: Instant::ZERO,
+            port: 0,
+            frame: vec![],
+        }];
+        assert_eq!(m.poll_into(t, &mut out), 1);
+        assert_eq!(
+            out[1],
+            Delivery {
+                at: t,
+                port: 1,
+                frame: vec![1, 2, 3]
+            }
+        );
+        m.recycle(vec![0; 4]);
+        assert!(m.queue.is_empty());
+    }
+
+    fn frame(tag: u8) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x88, 0xb5, tag]);
+        f.resize(60, 0);
+        append_fcs(&mut f);
+        f
+    }
+
+    #[test]
+    fn medium_port_slice_and_into_calls_reach_the_medium() {
+        let wire = Arc::new(Mutex::new(
+            VirtualWire::symmetric(LinkConfig::new(), 1).unwrap(),
+        ));
+        let mut a = MediumPort::new(wire.clone(), Side::A);
+        let mut b = MediumPort::new(wire.clone(), Side::B);
+        a.transmit_slice(Instant::ZERO, &frame(1)).unwrap();
+        a.transmit_slice(Instant::ZERO, &frame(2)).unwrap();
+        let mut buf = Vec::new();
+        assert!(!b.receive_into(Instant::ZERO, &mut buf).unwrap());
+        let end = Instant::from_millis(1);
+        assert!(b.receive_into(end, &mut buf).unwrap());
+        assert_eq!(buf, frame(1));
+        assert!(b.receive_into(end, &mut buf).unwrap());
+        assert_eq!(buf, frame(2));
+        assert!(!b.receive_into(end, &mut buf).unwrap());
+        assert!(
+            !a.receive_into(end, &mut buf).unwrap(),
+            "nothing came back to A"
+        );
+        assert_eq!(wire.lock().unwrap().stats(Side::A).delivered, 2);
+
+        // A switch port behaves the same, and bad ports are still errors.
+        let mut sw = Switch::new(1);
+        sw.add_port(LinkConfig::new()).unwrap();
+        sw.add_port(LinkConfig::new()).unwrap();
+        let sw = Arc::new(Mutex::new(sw));
+        let mut p0 = MediumPort::new(sw.clone(), 0);
+        let mut p1 = MediumPort::new(sw.clone(), 1);
+        p0.transmit_slice(Instant::ZERO, &frame(3)).unwrap();
+        assert!(p1.receive_into(end, &mut buf).unwrap());
+        assert_eq!(buf, frame(3));
+        let mut bad = MediumPort::new(sw, 5);
+        assert_eq!(
+            bad.transmit_slice(end, &frame(4)),
+            Err(PhyError::NoSuchPort { port: 5, ports: 2 })
+        );
+    }
+}

@@ -17,7 +17,16 @@
 //!  host 2 ══wire 2══╝
 //! ```
 //!
+//! The switch recycles frame buffers (flooded copies, dropped frames,
+//! buffers handed back with [`Switch::recycle`] or
+//! [`Switch::receive_into`]), and `br_fdb_cleanup()` only walks the table
+//! once the earliest entry can have expired.
+//!
 //! # Deviations from Linux
+//!
+//! The forwarding database hashes with a fixed multiplicative hash instead
+//! of `jhash` with a random seed: the stations are simulated, and a fixed
+//! hash keeps runs reproducible.
 //!
 //! A hardware switch, not a bridge device: no local delivery to the switch
 //! itself, no STP, no VLANs, no hairpin mode. Frames with a bad FCS are
@@ -25,6 +34,7 @@
 //! never sees an FCS).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use netcore::{Duration, Instant};
 
@@ -40,6 +50,40 @@ pub const BR_DEFAULT_AGEING_TIME: Duration = Duration::from_secs(300);
 
 /// Length of an Ethernet header (two addresses and the type).
 const ETH_HLEN: usize = 14;
+
+/// Most spare frame buffers the switch keeps for reuse.
+const MAX_SPARE: usize = 256;
+
+/// A MAC address as the forwarding database's key: its six bytes in the
+/// low 48 bits of a `u64`.
+fn mac_key(mac: [u8; 6]) -> u64 {
+    let [a, b, c, d, e, f] = mac;
+    u64::from_le_bytes([a, b, c, d, e, f, 0, 0])
+}
+
+/// The forwarding database's hash: one multiply and a fold of a 48-bit
+/// key, in the spirit of `br_mac_hash()`'s `jhash` of the address. The
+/// table is fed by simulated stations, so a keyed (flood-resistant) hash
+/// buys nothing, and a fixed one keeps runs reproducible.
+#[derive(Clone, Copy, Debug, Default)]
+struct MacHasher(u64);
+
+impl Hasher for MacHasher {
+    fn finish(&self) -> u64 {
+        let x = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^ (x >> 29)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).rotate_left(5);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
 
 /// Counters of one switch port.
 ///
@@ -112,11 +156,18 @@ struct Port {
 #[derive(Debug)]
 pub struct Switch {
     ports: Vec<Port>,
-    fdb: HashMap<[u8; 6], FdbEntry>,
+    fdb: HashMap<u64, FdbEntry, BuildHasherDefault<MacHasher>>,
     ageing_time: Duration,
+    /// No entry expires before this: `br_fdb_cleanup()` has nothing to do
+    /// until then (Linux re-arms its gc work the same way).
+    next_cleanup: Instant,
     rng: Rng,
     /// Frames that reached a host, in arrival order, not yet handed out.
     ready: VecDeque<Delivery<usize>>,
+    /// Deliveries of one link being processed, kept to reuse its memory.
+    scratch: Vec<Delivery<Side>>,
+    /// Emptied frame buffers for flooded copies and `transmit_slice`.
+    spare: Vec<Vec<u8>>,
 }
 
 impl Switch {
@@ -125,10 +176,13 @@ impl Switch {
     pub fn new(seed: u64) -> Switch {
         Switch {
             ports: Vec::new(),
-            fdb: HashMap::new(),
+            fdb: HashMap::default(),
             ageing_time: BR_DEFAULT_AGEING_TIME,
+            next_cleanup: Instant::MAX,
             rng: Rng::new(seed),
             ready: VecDeque::new(),
+            scratch: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -138,6 +192,8 @@ impl Switch {
     /// entry expire at once, so all unicast floods.
     pub fn set_ageing_time(&mut self, ageing_time: Duration) {
         self.ageing_time = ageing_time;
+        // Expiry times moved: the next cleanup recomputes them.
+        self.next_cleanup = Instant::ZERO;
     }
 
     /// Adds a port whose link (both directions) follows `cfg`; returns its
@@ -168,6 +224,32 @@ impl Switch {
         Ok(())
     }
 
+    /// Like [`transmit`](Switch::transmit), but copies `frame` into a
+    /// buffer the switch recycled, so a steady stream allocates nothing.
+    pub fn transmit_slice(
+        &mut self,
+        now: Instant,
+        port: usize,
+        frame: &[u8],
+    ) -> Result<(), PhyError> {
+        let ports = self.ports.len();
+        if port >= ports {
+            return Err(PhyError::NoSuchPort { port, ports });
+        }
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.extend_from_slice(frame);
+        self.transmit(now, port, buf)
+    }
+
+    /// Gives a frame buffer back for reuse (its contents are discarded).
+    pub fn recycle(&mut self, frame: Vec<u8>) {
+        if self.spare.len() < MAX_SPARE && frame.capacity() > 0 {
+            let mut frame = frame;
+            frame.clear();
+            self.spare.push(frame);
+        }
+    }
+
     /// When the switch next has work: a frame reaching it or a host.
     pub fn next_event(&self) -> Option<Instant> {
         if let Some(d) = self.ready.front() {
@@ -179,9 +261,19 @@ impl Switch {
     /// Runs the switch up to `now` and returns every frame that reached a
     /// host, in arrival order (ties by port).
     pub fn poll(&mut self, now: Instant) -> Vec<Delivery<usize>> {
+        let mut out = Vec::new();
+        self.poll_into(now, &mut out);
+        out
+    }
+
+    /// Like [`poll`](Switch::poll), but appends to `out`; returns how many
+    /// deliveries were appended.
+    pub fn poll_into(&mut self, now: Instant, out: &mut Vec<Delivery<usize>>) -> usize {
         self.advance(now);
         self.br_fdb_cleanup(now);
-        self.ready.drain(..).collect()
+        let n = self.ready.len();
+        out.extend(self.ready.drain(..));
+        n
     }
 
     /// Runs the switch up to `now` and returns the next frame that reached
@@ -190,6 +282,20 @@ impl Switch {
         self.advance(now);
         let i = self.ready.iter().position(|d| d.port == port)?;
         self.ready.remove(i)
+    }
+
+    /// Like [`receive`](Switch::receive), but swaps the frame into `buf`,
+    /// keeping `buf`'s old allocation for reuse; returns the arrival time.
+    pub fn receive_into(
+        &mut self,
+        now: Instant,
+        port: usize,
+        buf: &mut Vec<u8>,
+    ) -> Option<Instant> {
+        let d = self.receive(now, port)?;
+        let old = std::mem::replace(buf, d.frame);
+        self.recycle(old);
+        Some(d.at)
     }
 
     /// The counters of `port`, or `None` if it does not exist.
@@ -210,7 +316,7 @@ impl Switch {
     #[doc(alias = "br_fdb_find")]
     pub fn fdb_lookup(&self, now: Instant, mac: [u8; 6]) -> Option<usize> {
         self.fdb
-            .get(&mac)
+            .get(&mac_key(mac))
             .filter(|e| !self.has_expired(now, e))
             .map(|e| e.port)
     }
@@ -219,8 +325,19 @@ impl Switch {
     ///
     /// Mirrors `br_fdb_cleanup()`.
     pub fn br_fdb_cleanup(&mut self, now: Instant) {
+        if now < self.next_cleanup {
+            return;
+        }
         let ageing = self.ageing_time;
-        self.fdb.retain(|_, e| e.updated + ageing > now);
+        let mut next = Instant::MAX;
+        self.fdb.retain(|_, e| {
+            let expires = e.updated + ageing;
+            if expires > now {
+                next = next.min(expires);
+            }
+            expires > now
+        });
+        self.next_cleanup = next;
     }
 
     /// The number of addresses in the forwarding database (expired ones
@@ -242,11 +359,13 @@ impl Switch {
             .min()
             .filter(|&t| t <= now)
         {
+            let mut batch = std::mem::take(&mut self.scratch);
             for i in 0..self.ports.len() {
                 if self.ports[i].wire.next_event() != Some(t) {
                     continue;
                 }
-                for d in self.ports[i].wire.poll(t) {
+                self.ports[i].wire.poll_into(t, &mut batch);
+                for d in batch.drain(..) {
                     match d.port {
                         Side::A => self.ready.push_back(Delivery {
                             at: d.at,
@@ -257,6 +376,7 @@ impl Switch {
                     }
                 }
             }
+            self.scratch = batch;
         }
     }
 
@@ -270,10 +390,12 @@ impl Switch {
         stats.rx_bytes += frame.len() as u64;
         if frame.len() < ETH_HLEN + ETH_FCS_LEN {
             stats.rx_length_errors += 1;
+            self.recycle(frame);
             return;
         }
         if !check_fcs(&frame) {
             stats.rx_crc_errors += 1;
+            self.recycle(frame);
             return;
         }
         let mut dst = [0u8; 6];
@@ -283,11 +405,14 @@ impl Switch {
         // is_valid_ether_addr(): not multicast, not all zeros.
         if src[0] & 1 != 0 || src == [0; 6] {
             stats.rx_dropped += 1;
+            self.recycle(frame);
             return;
         }
         // br_fdb_update(): learn or refresh, moving the address if it
         // turned up on another port.
-        self.fdb.insert(src, FdbEntry { port, updated: now });
+        self.fdb
+            .insert(mac_key(src), FdbEntry { port, updated: now });
+        self.next_cleanup = self.next_cleanup.min(now + self.ageing_time);
 
         let known = if dst[0] & 1 == 0 {
             self.fdb_lookup(now, dst)
@@ -295,24 +420,35 @@ impl Switch {
             None
         };
         match known {
-            Some(out) if out == port => self.ports[port].stats.rx_filtered += 1,
+            Some(out) if out == port => {
+                self.ports[port].stats.rx_filtered += 1;
+                self.recycle(frame);
+            }
             Some(out) => self.br_forward(now, out, frame),
             None => {
                 self.ports[port].stats.flooded += 1;
-                self.br_flood(now, port, &frame);
+                self.br_flood(now, port, frame);
             }
         }
     }
 
-    /// Sends `frame` to every port but `ingress`.
+    /// Sends `frame` to every port but `ingress`, in port order; the last
+    /// port gets the frame itself, the others copies.
     ///
     /// Mirrors `br_flood()`, where `should_deliver()` skips the ingress port.
-    fn br_flood(&mut self, now: Instant, ingress: usize, frame: &[u8]) {
-        for out in 0..self.ports.len() {
+    fn br_flood(&mut self, now: Instant, ingress: usize, frame: Vec<u8>) {
+        let Some(last) = (0..self.ports.len()).rev().find(|&p| p != ingress) else {
+            self.recycle(frame);
+            return;
+        };
+        for out in 0..last {
             if out != ingress {
-                self.br_forward(now, out, frame.to_vec());
+                let mut copy = self.spare.pop().unwrap_or_default();
+                copy.extend_from_slice(&frame);
+                self.br_forward(now, out, copy);
             }
         }
+        self.br_forward(now, last, frame);
     }
 
     /// Sends `frame` out of `port`.
@@ -343,6 +479,22 @@ impl Medium for Switch {
 
     fn receive(&mut self, now: Instant, port: usize) -> Option<Delivery<usize>> {
         Switch::receive(self, now, port)
+    }
+
+    fn transmit_slice(&mut self, now: Instant, port: usize, frame: &[u8]) -> Result<(), PhyError> {
+        Switch::transmit_slice(self, now, port, frame)
+    }
+
+    fn poll_into(&mut self, now: Instant, out: &mut Vec<Delivery<usize>>) -> usize {
+        Switch::poll_into(self, now, out)
+    }
+
+    fn receive_into(&mut self, now: Instant, port: usize, buf: &mut Vec<u8>) -> Option<Instant> {
+        Switch::receive_into(self, now, port, buf)
+    }
+
+    fn recycle(&mut self, frame: Vec<u8>) {
+        Switch::recycle(self, frame);
     }
 }
 
@@ -524,6 +676,75 @@ mod tests {
             Err(PhyError::NoSuchPort { port: 3, ports: 3 })
         );
         assert!(sw.port_stats(3).is_none());
+    }
+
+    #[test]
+    fn buffer_reusing_calls_match_owning_ones() {
+        let mk = || {
+            let mut sw = Switch::new(5);
+            for _ in 0..4 {
+                sw.add_port(LinkConfig::new().corrupt(0.1).duplicate(0.1))
+                    .unwrap();
+            }
+            sw
+        };
+        let (mut a, mut b) = (mk(), mk());
+        let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+        for i in 0..400u32 {
+            let t = Instant::from_nanos(u64::from(i) * 500);
+            let port = (i % 4) as usize;
+            let dst = if i % 5 == 0 {
+                BCAST
+            } else {
+                [0x02, 0, 0, 0, 0, (i % 3) as u8]
+            };
+            let f = frame(dst, [0x02, 0, 0, 0, 0, port as u8], i as u8);
+            b.transmit_slice(t, port, &f).unwrap();
+            a.transmit(t, port, f).unwrap();
+            got_a.extend(a.poll(t));
+            // b's receiver copies what it needs and hands the buffers back.
+            let mut batch = Vec::new();
+            b.poll_into(t, &mut batch);
+            for d in batch {
+                got_b.push(d.clone());
+                b.recycle(d.frame);
+            }
+        }
+        got_a.extend(a.poll(Instant::from_secs(1)));
+        b.poll_into(Instant::from_secs(1), &mut got_b);
+        assert_eq!(got_a, got_b);
+        for p in 0..4 {
+            assert_eq!(a.port_stats(p), b.port_stats(p));
+        }
+        assert!(a.port_stats(0).unwrap().rx_crc_errors > 0);
+        assert_eq!(
+            b.transmit_slice(Instant::from_secs(1), 4, &[0; 64]),
+            Err(PhyError::NoSuchPort { port: 4, ports: 4 })
+        );
+    }
+
+    #[test]
+    fn receive_into_and_a_shorter_ageing_time_clean_at_once() {
+        let mut sw = switch(3);
+        send(&mut sw, Instant::ZERO, 0, frame(BCAST, MAC0, 1));
+        send(&mut sw, Instant::ZERO, 1, frame(BCAST, MAC1, 2));
+        assert_eq!(sw.fdb_len(), 2);
+        sw.transmit(Instant::from_secs(1), 1, frame(MAC0, MAC1, 3))
+            .unwrap();
+        let mut buf = Vec::new();
+        let t = Instant::from_secs(2);
+        assert_eq!(sw.receive_into(t, 2, &mut buf), None);
+        assert_eq!(
+            sw.receive_into(t, 0, &mut buf),
+            Some(Instant::from_nanos(1_000_000_000 + 2 * 1_068))
+        );
+        assert_eq!(buf, frame(MAC0, MAC1, 3));
+        // Both entries would live to 300 s; a 1 s ageing time expires MAC0
+        // (last seen near 0 s) on the next poll but keeps MAC1 (seen at 1 s).
+        sw.set_ageing_time(Duration::from_millis(1_500));
+        assert!(sw.poll(t).is_empty());
+        assert_eq!(sw.fdb_len(), 1);
+        assert_eq!(sw.fdb_lookup(t, MAC1), Some(1));
     }
 
     #[test]
