@@ -889,7 +889,9 @@ impl IgbHw {
             return (0, 0);
         }
         let key = self.rss_key;
-        let table = self.rss_table.get_or_insert_with(|| ToeplitzTable::new(&key));
+        let table = self
+            .rss_table
+            .get_or_insert_with(|| ToeplitzTable::new(&key));
         let hash = rss_hash(table, &keys, self.mrqc);
         (hash, usize::from(self.reta[(hash & 0x7F) as usize]))
     }
@@ -940,7 +942,10 @@ impl IgbHw {
         }
         let report_hash = self.rxcsum & r::RXCSUM_PCSD != 0;
         let rq = &mut self.rxq[queue];
-        let Some(dev) = rq.dev.as_mut().filter(|_| rq.rxdctl & r::RXDCTL_QUEUE_ENABLE != 0)
+        let Some(dev) = rq
+            .dev
+            .as_mut()
+            .filter(|_| rq.rxdctl & r::RXDCTL_QUEUE_ENABLE != 0)
         else {
             rq.drops += 1;
             self.stats.mpc += 1;
@@ -1360,10 +1365,7 @@ mod tests {
     fn eeprom_holds_mac_and_checksum() {
         let mac = [0x02, 0, 0, 0, 0, 0x01];
         let img = igb_eeprom_image(mac);
-        assert_eq!(
-            img.iter().fold(0u16, |s, w| s.wrapping_add(*w)),
-            r::NVM_SUM
-        );
+        assert_eq!(img.iter().fold(0u16, |s, w| s.wrapping_add(*w)), r::NVM_SUM);
         let mut hw = IgbHw::new(mac, None);
         assert_eq!(hw.perm_addr(), mac);
         hw.wr32(r::EERD, (2 << r::EERD_ADDR_SHIFT) | r::EERD_START);

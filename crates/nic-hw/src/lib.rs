@@ -29,7 +29,9 @@
 
 pub mod e1000_regs;
 mod fcs;
+mod igb_ethtool;
 mod igb_hw;
+mod igb_main;
 mod pci;
 mod phy;
 mod rng;
@@ -37,12 +39,20 @@ mod switch;
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 mod tap;
+#[cfg(any(test, feature = "testutils"))]
+pub mod testutil;
 mod virtual_wire;
 
 pub use fcs::{CRC32_POLY_LE, ETH_FCS_LEN, append_fcs, check_fcs, crc32_le, fcs};
+pub use igb_ethtool::{IGB_MAX_COALESCED_FRAMES, IGB_MAX_ITR_USECS, IGB_MIN_ITR_USECS};
 pub use igb_hw::{
     E1000_DEV_ID_82576, E1000HwStats, IgbDevice, IgbHw, PCI_CLASS_NETWORK_ETHERNET,
     PCI_VENDOR_ID_INTEL, RxOutcome, igb_eeprom_image, igb_hash_mc_addr,
+};
+pub use igb_main::{
+    DESC_NEEDED, IGB_DEFAULT_ITR, IGB_DEFAULT_TX_WORK, IGB_DRIVER_NAME, IGB_HW_FEATURES,
+    IGB_MAX_DATA_PER_TXD, IGB_MAX_RX_QUEUES, IGB_PCI_TBL, IGB_SKB_PAD, IgbAdapter, IgbDriver,
+    IgbNetdev, IgbPoll, IgbRingStats, NON_Q_VECTORS, TX_WAKE_THRESHOLD,
 };
 pub use pci::{
     PCI_ANY_ID, PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PciBdf, PciBus,

@@ -90,7 +90,10 @@ impl PciDeviceId {
 /// The first entry of `ids` that matches `header`.
 ///
 /// Mirrors `pci_match_id()` in `drivers/pci/pci-driver.c`.
-pub fn pci_match_id<'a>(ids: &'a [PciDeviceId], header: &PciConfigHeader) -> Option<&'a PciDeviceId> {
+pub fn pci_match_id<'a>(
+    ids: &'a [PciDeviceId],
+    header: &PciConfigHeader,
+) -> Option<&'a PciDeviceId> {
     ids.iter().find(|id| id.matches(header))
 }
 

@@ -1,0 +1,1118 @@
+//! The igb driver: probe, open/stop, transmit, NAPI poll and interrupt
+//! handlers for the simulated 82576.
+//!
+//! Mirrors `drivers/net/ethernet/intel/igb/igb_main.c`. The driver touches
+//! the device only through register reads and writes on its mapped BAR
+//! ([`IgbDevice::rd32`]/[`IgbDevice::wr32`]) and through the descriptor
+//! rings, as igb does:
+//!
+//! - [`IgbDriver`] is the `struct pci_driver` (`igb_driver`): its `probe`
+//!   ([`igb_probe`](IgbDriver)) enables the device, sets bus mastering and
+//!   the DMA mask, maps BAR 0, resets the MAC, reads the address from the
+//!   EEPROM (checking the NVM checksum), allocates MSI-X vectors and
+//!   registers an [`IgbAdapter`] — the net device.
+//! - [`IgbAdapter`] implements [`NetDevice`] (`igb_netdev_ops`) and
+//!   [`EthtoolOps`](netcore::EthtoolOps) (in `igb_ethtool.rs`).
+//! - Each queue pair has a q_vector: one MSI-X vector, one NAPI whose poll
+//!   ([`IgbPoll`]) cleans tx then rx (`igb_poll`).
+//!
+//! # Deviations from Linux
+//!
+//! - NAPIs and q_vectors are created at `open` and deleted at `stop`
+//!   (igb allocates them at probe and on channel changes); rings likewise.
+//! - The driver does `eth_type_trans()`'s work itself (MAC header, pull of
+//!   the Ethernet header, `protocol`, `pkt_type`): `nic-hw` may not depend
+//!   on `ipv4`, which owns that function.
+//! - A `CHECKSUM_PARTIAL` skb always gets `TXSM`: the core resolves partial
+//!   checksums in software before `start_xmit` when the feature is off
+//!   (`skb_checksum_help()` in `validate_xmit_skb()`); likewise a GSO skb
+//!   reaching the driver with TSO off is dropped and counted, since the
+//!   core would have segmented it.
+//! - The tx ring is shared by `start_xmit` and the poll routine through an
+//!   uncontended mutex (igb relies on `next_to_use`/`next_to_clean` being
+//!   touched by one side each).
+
+use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dma_ring::{
+    IGB_DEFAULT_RXD, IGB_DEFAULT_TXD, RxDriver, RxStatusError, TxCmd, TxDesc, TxDriver, TxPopts,
+    rx_ring, tx_ring,
+};
+use irq::{HardIrqContext, IrqReturn, IrqTable};
+use napi::{NapiPoll, NapiPollCtx, NapiStruct, PollLists, napi_schedule, netif_napi_add};
+use netcore::{
+    DevAddr, ETH_DATA_LEN, ETH_MIN_MTU, Errno, EthtoolCoalesce, IpSummed, MtuError, NET_SKB_PAD,
+    NetDevice, NetDeviceFlags, NetdevFeatures, NetdevTx, NetdevTxQueues, PageBuf, PagePool,
+    PktType, RtnlLinkStats64, RxMode, SkBuff, validate_mtu,
+};
+use parking_lot::Mutex;
+
+use crate::e1000_regs as r;
+use crate::igb_hw::{
+    E1000_DEV_ID_82576, E1000HwStats, IgbDevice, PCI_VENDOR_ID_INTEL, igb_hash_mc_addr,
+};
+use crate::pci::{PciBdf, PciDev, PciDeviceId, PciDriver};
+
+/// The driver's name. `igb_driver_name`.
+pub const IGB_DRIVER_NAME: &str = "igb";
+/// Bytes of headroom the device leaves before each received frame
+/// (`IGB_SKB_PAD`: `NET_SKB_PAD + NET_IP_ALIGN`).
+pub const IGB_SKB_PAD: usize = NET_SKB_PAD + 2;
+/// The most queue pairs (`ethtool -L combined`).
+pub const IGB_MAX_RX_QUEUES: usize = r::IGB_MAX_QUEUES;
+/// Vectors that are not queue vectors (the link/"other" vector).
+/// `NON_Q_VECTORS`.
+pub const NON_Q_VECTORS: usize = 1;
+/// The most bytes one tx descriptor carries. `IGB_MAX_DATA_PER_TXD`.
+pub const IGB_MAX_DATA_PER_TXD: usize = 1 << 15;
+/// Budget of tx descriptors one poll cleans. `IGB_DEFAULT_TX_WORK`.
+pub const IGB_DEFAULT_TX_WORK: usize = 128;
+/// Descriptors a frame may need in the worst case. `DESC_NEEDED`.
+pub const DESC_NEEDED: usize = 4;
+/// Free descriptors after which a stopped queue is woken.
+/// `TX_WAKE_THRESHOLD` (`DESC_NEEDED * 2`).
+pub const TX_WAKE_THRESHOLD: usize = DESC_NEEDED * 2;
+/// Default interrupt interval: igb's `IGB_DEFAULT_ITR` (3).
+pub const IGB_DEFAULT_ITR: u32 = 3;
+
+/// The IDs igb binds to (`igb_pci_tbl`), limited to the modelled part.
+pub static IGB_PCI_TBL: [PciDeviceId; 1] = [PciDeviceId::device(
+    PCI_VENDOR_ID_INTEL,
+    E1000_DEV_ID_82576,
+    0,
+)];
+
+/// Per-ring counters, kept across `stop`/`open`.
+///
+/// Mirrors `struct igb_rx_queue_stats` / `igb_tx_queue_stats` (`u64_stats`).
+#[derive(Debug, Default)]
+pub struct IgbRingStats {
+    /// Frames passed up on this rx queue.
+    pub rx_packets: AtomicU64,
+    /// Bytes passed up (Ethernet header included, FCS stripped).
+    pub rx_bytes: AtomicU64,
+    /// Frames the device dropped for this queue (`RQDPC`).
+    pub rx_drops: AtomicU64,
+    /// Frames with a checksum error reported by the device.
+    pub rx_csum_err: AtomicU64,
+    /// Buffer allocations that failed while refilling.
+    pub rx_alloc_failed: AtomicU64,
+    /// Frames sent on this tx queue (TSO segments counted one by one).
+    pub tx_packets: AtomicU64,
+    /// Bytes sent (headers of every segment included).
+    pub tx_bytes: AtomicU64,
+    /// Times the queue was woken after being stopped (`restart_queue`).
+    pub tx_restart_queue: AtomicU64,
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// One queue pair's rings, shared by `start_xmit` and the poll routine.
+type SharedTx = Arc<Mutex<Option<TxDriver<SkBuff>>>>;
+type SharedRx = Arc<Mutex<Option<RxDriver<PageBuf>>>>;
+
+/// One q_vector of an up device.
+///
+/// Mirrors `struct igb_q_vector`.
+#[derive(Debug)]
+struct IgbQVector {
+    napi: Arc<NapiStruct>,
+    rx: SharedRx,
+    tx: SharedTx,
+    irq: u32,
+}
+
+/// The NAPI poll routine of one q_vector.
+///
+/// Mirrors `igb_poll()` with `igb_clean_tx_irq()` and `igb_clean_rx_irq()`.
+pub struct IgbPoll {
+    queue: usize,
+    vector: usize,
+    rx: SharedRx,
+    tx: SharedTx,
+    hw: Arc<IgbDevice>,
+    pool: PagePool,
+    stats: Arc<IgbRingStats>,
+    tx_queues: NetdevTxQueues,
+    features: NetdevFeatures,
+    ifindex: u32,
+    dev_addr: DevAddr,
+}
+
+impl std::fmt::Debug for IgbPoll {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IgbPoll")
+            .field("queue", &self.queue)
+            .field("vector", &self.vector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IgbPoll {
+    /// Reclaims sent descriptors, frees their skbs, counts them, and wakes
+    /// the queue if it was stopped and has room again. Returns whether the
+    /// ring was cleaned completely within the budget.
+    ///
+    /// Mirrors `igb_clean_tx_irq()`.
+    fn igb_clean_tx_irq(&mut self) -> bool {
+        let mut guard = self.tx.lock();
+        let Some(tx) = guard.as_mut() else {
+            return true;
+        };
+        let (mut packets, mut bytes) = (0u64, 0u64);
+        let mut frame_bytes = 0usize;
+        let mut tso: Option<(usize, usize)> = None;
+        let cleaned = tx.clean_tx_irq(IGB_DEFAULT_TX_WORK, |desc| {
+            frame_bytes += usize::from(desc.len);
+            if desc.cmd.contains(TxCmd::TSE) {
+                tso = Some((usize::from(desc.mss), usize::from(desc.hdr_len)));
+            }
+            if desc.cmd.contains(TxCmd::EOP) {
+                // igb_tx_map(): bytecount = len + (gso_segs - 1) * hdr_len.
+                let (segs, hdr) = match tso.take() {
+                    Some((mss, hdr)) if mss > 0 && frame_bytes > hdr => {
+                        ((frame_bytes - hdr).div_ceil(mss), hdr)
+                    }
+                    _ => (1, 0),
+                };
+                packets += segs as u64;
+                bytes += (frame_bytes + (segs - 1) * hdr) as u64;
+                frame_bytes = 0;
+            }
+            drop(desc.buf);
+        });
+        add(&self.stats.tx_packets, packets);
+        add(&self.stats.tx_bytes, bytes);
+        let room = tx.unused();
+        let size = tx.size();
+        drop(guard);
+        if let Some(q) = self.tx_queues.get(self.queue as u16)
+            && q.is_stopped()
+            && room >= TX_WAKE_THRESHOLD.min(size / 2)
+            && q.wake()
+        {
+            add(&self.stats.tx_restart_queue, 1);
+        }
+        cleaned < IGB_DEFAULT_TX_WORK
+    }
+
+    /// Reaps received frames, builds skbs on their buffers without copying,
+    /// fills in checksum, hash, queue and protocol, passes them to GRO, and
+    /// refills the ring. Returns how many frames it handled.
+    ///
+    /// Mirrors `igb_clean_rx_irq()` with `igb_build_skb()`,
+    /// `igb_process_skb_fields()` (`igb_rx_checksum()`, `igb_rx_hash()`,
+    /// `skb_record_rx_queue()`, `eth_type_trans()`) and
+    /// `igb_alloc_rx_buffers()`.
+    fn igb_clean_rx_irq(&mut self, napi: &mut NapiPollCtx<'_>, budget: usize) -> usize {
+        let mut guard = self.rx.lock();
+        let Some(rx) = guard.as_mut() else { return 0 };
+        let (mut packets, mut bytes, mut csum_err) = (0u64, 0u64, 0u64);
+        let rxcsum = self.features.contains(NetdevFeatures::RXCSUM);
+        let rxhash = self.features.contains(NetdevFeatures::RXHASH);
+        let (queue, ifindex, dev_addr) = (self.queue, self.ifindex, self.dev_addr);
+        let done = rx.clean_rx_irq(budget, |buf, wb| {
+            if wb.status_error.has_frame_error() {
+                return; // igb_cleanup_headers(): dropped, buffer back to the pool
+            }
+            let Ok(mut skb) = SkBuff::from_page(buf, IGB_SKB_PAD, usize::from(wb.length)) else {
+                return;
+            };
+            packets += 1;
+            bytes += skb.len() as u64;
+            let st = wb.status_error;
+            if rxcsum && !st.contains(RxStatusError::IXSM) {
+                if st.intersects(RxStatusError::TCPE | RxStatusError::IPE) {
+                    csum_err += 1;
+                } else if st.intersects(RxStatusError::TCPCS | RxStatusError::UDPCS) {
+                    skb.ip_summed = IpSummed::Unnecessary;
+                }
+            }
+            if rxhash {
+                skb.set_hash(wb.rss_hash, false);
+            }
+            skb.queue_mapping = queue as u16;
+            skb.ifindex = ifindex;
+            if eth_type_trans(&mut skb, dev_addr).is_err() {
+                return;
+            }
+            napi.napi_gro_receive(skb);
+        });
+        let want = rx.unused();
+        let posted = rx.alloc_rx_buffers(want, || self.pool.alloc());
+        drop(guard);
+        add(&self.stats.rx_packets, packets);
+        add(&self.stats.rx_bytes, bytes);
+        add(&self.stats.rx_csum_err, csum_err);
+        add(&self.stats.rx_alloc_failed, (want - posted) as u64);
+        done
+    }
+}
+
+/// Sets the MAC header, pulls the Ethernet header and sets `protocol` and
+/// `pkt_type`. Mirrors `eth_type_trans()` in `net/ethernet/eth.c` (see the
+/// module's deviations).
+fn eth_type_trans(skb: &mut SkBuff, dev_addr: DevAddr) -> Result<(), netcore::SkbError> {
+    skb.reset_mac_header();
+    let hdr = skb.pull(wire::ETH_HLEN)?;
+    let dst: [u8; 6] = [hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], hdr[5]];
+    let proto = u16::from_be_bytes([hdr[12], hdr[13]]);
+    skb.pkt_type = if dst[0] & 1 != 0 {
+        if dst == [0xFF; 6] {
+            PktType::Broadcast
+        } else {
+            PktType::Multicast
+        }
+    } else if dst == dev_addr {
+        PktType::Host
+    } else {
+        PktType::OtherHost
+    };
+    skb.protocol = proto;
+    skb.reset_network_header();
+    Ok(())
+}
+
+impl NapiPoll for IgbPoll {
+    /// Mirrors `igb_poll()`: tx clean, rx clean within `budget`, and on
+    /// completion `igb_ring_irq_enable()` (unmask the vector in `EIMS`).
+    fn poll(&mut self, napi: &mut NapiPollCtx<'_>, budget: usize) -> usize {
+        let clean_complete = self.igb_clean_tx_irq();
+        let work = self.igb_clean_rx_irq(napi, budget);
+        if !clean_complete || work >= budget {
+            return budget;
+        }
+        if napi.napi_complete_done(work) {
+            self.hw.wr32(r::EIMS, 1 << self.vector);
+        }
+        work.min(budget.saturating_sub(1))
+    }
+}
+
+/// The net device of one 82576: configuration, rings when up, counters.
+///
+/// Mirrors `struct igb_adapter` together with its `struct net_device`.
+pub struct IgbAdapter {
+    pub(crate) name: String,
+    pub(crate) ifindex: u32,
+    pub(crate) dev_addr: DevAddr,
+    pub(crate) bus_info: String,
+    pub(crate) hw: Arc<IgbDevice>,
+    irqs: Arc<IrqTable>,
+    irq_lines: Vec<u32>,
+    pool: PagePool,
+    lists: Arc<PollLists>,
+    pub(crate) num_queues: usize,
+    pub(crate) rx_ring_count: usize,
+    pub(crate) tx_ring_count: usize,
+    pub(crate) coalesce: EthtoolCoalesce,
+    pub(crate) features: NetdevFeatures,
+    mtu: u32,
+    flags: NetDeviceFlags,
+    tx_queues: NetdevTxQueues,
+    q_vectors: Vec<IgbQVector>,
+    pub(crate) ring_stats: Vec<Arc<IgbRingStats>>,
+    pub(crate) hw_stats: Mutex<E1000HwStats>,
+    tx_dropped: AtomicU64,
+    pub(crate) tx_timeout_count: u64,
+    rx_mode: RxMode,
+    removed: bool,
+}
+
+impl std::fmt::Debug for IgbAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IgbAdapter")
+            .field("name", &self.name)
+            .field("ifindex", &self.ifindex)
+            .field("num_queues", &self.num_queues)
+            .field("flags", &self.flags)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The features igb can toggle (`netdev->hw_features`).
+pub const IGB_HW_FEATURES: NetdevFeatures = NetdevFeatures::SG
+    .union(NetdevFeatures::IP_CSUM)
+    .union(NetdevFeatures::TSO)
+    .union(NetdevFeatures::RXCSUM)
+    .union(NetdevFeatures::RXHASH)
+    .union(NetdevFeatures::GRO);
+
+impl IgbAdapter {
+    /// The device is up (`netif_running()`).
+    pub fn is_up(&self) -> bool {
+        self.flags.contains(NetDeviceFlags::UP)
+    }
+
+    /// The NAPI of queue pair `q` while the device is up.
+    pub fn napi(&self, q: usize) -> Option<&Arc<NapiStruct>> {
+        self.q_vectors.get(q).map(|v| &v.napi)
+    }
+
+    /// The Linux IRQ number of queue pair `q`'s vector while up.
+    pub fn queue_irq(&self, q: usize) -> Option<u32> {
+        self.q_vectors.get(q).map(|v| v.irq)
+    }
+
+    /// The mapped device (for the simulation's event loop).
+    pub fn device(&self) -> &Arc<IgbDevice> {
+        &self.hw
+    }
+
+    /// Per-queue counters.
+    pub fn ring_stats(&self, q: usize) -> Option<&IgbRingStats> {
+        self.ring_stats.get(q).map(AsRef::as_ref)
+    }
+
+    /// Reads (and thereby clears) the hardware statistics registers into
+    /// the accumulated counters. Mirrors `igb_update_stats()`.
+    pub fn igb_update_stats(&self) {
+        let hw = &self.hw;
+        let mut s = self.hw_stats.lock();
+        let mut hwl = hw.lock();
+        s.crcerrs += u64::from(hwl.rd32(r::CRCERRS));
+        s.algnerrc += u64::from(hwl.rd32(r::ALGNERRC));
+        s.mpc += u64::from(hwl.rd32(r::MPC));
+        s.colc += u64::from(hwl.rd32(r::COLC));
+        s.gprc += u64::from(hwl.rd32(r::GPRC));
+        s.bprc += u64::from(hwl.rd32(r::BPRC));
+        s.mprc += u64::from(hwl.rd32(r::MPRC));
+        s.gptc += u64::from(hwl.rd32(r::GPTC));
+        let lo = u64::from(hwl.rd32(r::GORCL));
+        s.gorc += lo | (u64::from(hwl.rd32(r::GORCH)) << 32);
+        let lo = u64::from(hwl.rd32(r::GOTCL));
+        s.gotc += lo | (u64::from(hwl.rd32(r::GOTCH)) << 32);
+        s.rnbc += u64::from(hwl.rd32(r::RNBC));
+        s.ruc += u64::from(hwl.rd32(r::RUC));
+        s.roc += u64::from(hwl.rd32(r::ROC));
+        s.tpr += u64::from(hwl.rd32(r::TPR));
+        s.tpt += u64::from(hwl.rd32(r::TPT));
+        s.mptc += u64::from(hwl.rd32(r::MPTC));
+        s.bptc += u64::from(hwl.rd32(r::BPTC));
+        s.tsctc += u64::from(hwl.rd32(r::TSCTC));
+        s.tsctfc += u64::from(hwl.rd32(r::TSCTFC));
+        for (q, st) in self.ring_stats.iter().enumerate() {
+            add(&st.rx_drops, u64::from(hwl.rd32(r::rqdpc(q))));
+        }
+    }
+
+    /// Programs the receive filter: RAR\[0\] from the device address, the
+    /// multicast table from the list, promiscuous/all-multicast in RCTL.
+    /// Mirrors `igb_set_rx_mode()` and `igb_write_mc_addr_list()`.
+    fn igb_write_rx_mode(&self) {
+        let mut hw = self.hw.lock();
+        let mac = self.dev_addr;
+        hw.wr32(
+            r::ral(0),
+            u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]),
+        );
+        hw.wr32(
+            r::rah(0),
+            u32::from(u16::from_le_bytes([mac[4], mac[5]])) | r::RAH_AV,
+        );
+        let mut mta = [0u32; r::E1000_MTA_REGS];
+        for addr in &self.rx_mode.mc_list {
+            let (reg, bit) = igb_hash_mc_addr(addr);
+            mta[reg] |= 1 << bit;
+        }
+        for (i, v) in mta.iter().enumerate() {
+            hw.wr32(r::mta(i), *v);
+        }
+        let mut rctl = hw.rd32(r::RCTL) & !(r::RCTL_UPE | r::RCTL_MPE);
+        if self.rx_mode.promisc {
+            rctl |= r::RCTL_UPE | r::RCTL_MPE;
+        } else if self.rx_mode.allmulti {
+            rctl |= r::RCTL_MPE;
+        }
+        hw.wr32(r::RCTL, rctl);
+    }
+
+    /// Writes the moderation of every queue vector.
+    /// Mirrors `igb_write_itr()` for each vector (`igb_set_coalesce()`).
+    pub(crate) fn igb_write_itr_all(&self) {
+        let c = &self.coalesce;
+        let mut hw = self.hw.lock();
+        for q in 0..self.num_queues {
+            let v = q + NON_Q_VECTORS;
+            hw.wr32(
+                r::eitr(v),
+                (c.rx_coalesce_usecs << 2) & r::EITR_INTERVAL_MASK,
+            );
+            hw.wr32(
+                r::sim_eitr_frames(v),
+                (c.rx_max_coalesced_frames & 0xFFFF) | (c.tx_max_coalesced_frames << 16),
+            );
+            hw.wr32(r::sim_eitr_tx(v), c.tx_coalesce_usecs);
+        }
+    }
+
+    /// Writes the RXCSUM register from the features.
+    fn igb_write_rxcsum(&self) {
+        let mut v = r::RXCSUM_PCSD;
+        if self.features.contains(NetdevFeatures::RXCSUM) {
+            v |= r::RXCSUM_IPOFL | r::RXCSUM_TUOFL;
+        }
+        self.hw.wr32(r::RXCSUM, v);
+    }
+
+    /// Brings the device up. Mirrors `__igb_open()`:
+    /// `igb_setup_all_tx_resources()`, `igb_setup_all_rx_resources()`,
+    /// `igb_configure()` (rx mode, RSS, rings, `igb_alloc_rx_buffers()`),
+    /// `igb_request_irq()`, `napi_enable()`, `igb_configure_msix()`,
+    /// `igb_irq_enable()`, link up, `netif_tx_start_all_queues()`.
+    fn igb_open(&mut self) -> Result<(), Errno> {
+        if self.removed {
+            return Err(Errno::NoDev);
+        }
+        if self.is_up() {
+            return Ok(());
+        }
+        let n = self.num_queues;
+        let mut rings = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (txd, txdev) = tx_ring::<SkBuff>(self.tx_ring_count).map_err(|_| Errno::Inval)?;
+            let (rxd, rxdev) = rx_ring::<PageBuf>(self.rx_ring_count).map_err(|_| Errno::Inval)?;
+            rings.push((txd, txdev, rxd, rxdev));
+        }
+        // igb_configure(): filter, RSS, checksum, rings.
+        self.igb_write_rx_mode();
+        self.igb_setup_mrqc();
+        self.igb_write_rxcsum();
+        let mut q_rings = Vec::with_capacity(n);
+        {
+            let mut hw = self.hw.lock();
+            hw.wr32(r::RLPML, self.mtu + 18 + 4);
+            for (q, (txd, txdev, rxd, rxdev)) in rings.into_iter().enumerate() {
+                let v = (q + NON_Q_VECTORS) as u32;
+                if hw.attach_tx_ring(q, txdev).is_err() || hw.attach_rx_ring(q, rxdev).is_err() {
+                    return Err(Errno::Inval);
+                }
+                hw.wr32(r::txdctl(q), r::TXDCTL_QUEUE_ENABLE);
+                hw.wr32(r::srrctl(q), 2); // BSIZEPKT: 2 KB buffers
+                hw.wr32(r::sim_rxoff(q), IGB_SKB_PAD as u32);
+                hw.wr32(r::rxdctl(q), r::RXDCTL_QUEUE_ENABLE);
+                hw.wr32(r::ivar(q), (v | r::IVAR_VALID) | ((v | r::IVAR_VALID) << 8));
+                q_rings.push((txd, rxd));
+            }
+            let rctl = (hw.rd32(r::RCTL) & (r::RCTL_UPE | r::RCTL_MPE))
+                | r::RCTL_EN
+                | r::RCTL_BAM
+                | r::RCTL_SECRC;
+            hw.wr32(r::RCTL, rctl);
+            hw.wr32(r::TCTL, r::TCTL_EN);
+        }
+        let mut q_vectors = Vec::with_capacity(n);
+        for (q, (txd, mut rxd)) in q_rings.into_iter().enumerate() {
+            let want = rxd.unused();
+            let posted = rxd.alloc_rx_buffers(want, || self.pool.alloc());
+            add(&self.ring_stats[q].rx_alloc_failed, (want - posted) as u64);
+            let rx: SharedRx = Arc::new(Mutex::new(Some(rxd)));
+            let tx: SharedTx = Arc::new(Mutex::new(Some(txd)));
+            let vector = q + NON_Q_VECTORS;
+            let poll = IgbPoll {
+                queue: q,
+                vector,
+                rx: Arc::clone(&rx),
+                tx: Arc::clone(&tx),
+                hw: Arc::clone(&self.hw),
+                pool: self.pool.clone(),
+                stats: Arc::clone(&self.ring_stats[q]),
+                tx_queues: self.tx_queues.clone(),
+                features: self.features,
+                ifindex: self.ifindex,
+                dev_addr: self.dev_addr,
+            };
+            let napi = netif_napi_add(&self.lists, self.ifindex, poll);
+            if self.features.contains(NetdevFeatures::GRO) {
+                napi.set_gro_pool(Some(self.pool.clone()));
+            }
+            q_vectors.push(IgbQVector {
+                napi,
+                rx,
+                tx,
+                irq: self.irq_lines[vector],
+            });
+        }
+        // igb_request_irq() → igb_request_msix().
+        let other = self.irq_lines[0];
+        let hw = Arc::clone(&self.hw);
+        self.irqs
+            .request_irq(
+                other,
+                move |_irq: u32, _ctx: &mut HardIrqContext<'_>| igb_msix_other(&hw),
+                self.name.clone(),
+            )
+            .map_err(|_| Errno::Busy)?;
+        for (q, qv) in q_vectors.iter().enumerate() {
+            let napi = Arc::clone(&qv.napi);
+            let name = format!("{}-TxRx-{q}", self.name);
+            if self
+                .irqs
+                .request_irq(
+                    qv.irq,
+                    move |_irq: u32, ctx: &mut HardIrqContext<'_>| igb_msix_ring(&napi, ctx),
+                    name,
+                )
+                .is_err()
+            {
+                let _ = self.irqs.free_irq(other);
+                for prev in &q_vectors[..q] {
+                    let _ = self.irqs.free_irq(prev.irq);
+                }
+                return Err(Errno::Busy);
+            }
+        }
+        for qv in &q_vectors {
+            let _ = qv.napi.napi_enable();
+        }
+        self.q_vectors = q_vectors;
+        self.igb_write_itr_all();
+        {
+            // igb_configure_msix() + igb_irq_enable().
+            let queue_mask = ((1u32 << n) - 1) << NON_Q_VECTORS;
+            let mut hw = self.hw.lock();
+            hw.wr32(r::GPIE, r::GPIE_MSIX_MODE | r::GPIE_PBA | r::GPIE_EIAME);
+            hw.wr32(r::IVAR_MISC, r::IVAR_VALID);
+            // eims_enable_mask: the queue vectors and the other vector,
+            // all auto-cleared and auto-masked (igb_irq_enable()).
+            hw.wr32(r::EIAC, queue_mask | 1);
+            hw.wr32(r::EIAM, queue_mask | 1);
+            hw.wr32(r::EIMS, queue_mask | 1);
+            hw.wr32(r::IMS, r::ICR_LSC);
+            let ctrl = hw.rd32(r::CTRL);
+            hw.wr32(r::CTRL, ctrl | r::CTRL_SLU);
+        }
+        for q in 0..self.tx_queues.len() {
+            if let Some(txq) = self.tx_queues.get(q) {
+                txq.start();
+            }
+        }
+        self.flags |= NetDeviceFlags::UP | NetDeviceFlags::RUNNING | NetDeviceFlags::LOWER_UP;
+        Ok(())
+    }
+
+    /// Programs RSS: the key, the redirection table spreading the queues
+    /// in contiguous blocks, and MRQC. Mirrors `igb_setup_mrqc()` and
+    /// `igb_write_rss_indir_tbl()`.
+    fn igb_setup_mrqc(&self) {
+        let mut hw = self.hw.lock();
+        for (i, w) in wire::RSS_DEFAULT_KEY.chunks_exact(4).enumerate() {
+            hw.wr32(r::rssrk(i), u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+        }
+        let n = self.num_queues;
+        for reg in 0..r::IGB_RETA_SIZE / 4 {
+            let e = |j: usize| ((j * n) / r::IGB_RETA_SIZE) as u8;
+            let j = reg * 4;
+            hw.wr32(
+                r::reta(reg),
+                u32::from_le_bytes([e(j), e(j + 1), e(j + 2), e(j + 3)]),
+            );
+        }
+        let mrqc = if n > 1 {
+            r::MRQC_ENABLE_RSS_MQ | r::MRQC_RSS_FIELD_IPV4 | r::MRQC_RSS_FIELD_IPV4_TCP
+        } else {
+            0
+        };
+        hw.wr32(r::MRQC, mrqc);
+    }
+
+    /// Brings the device down and frees everything `open` took. Mirrors
+    /// `__igb_close()` → `igb_down()` (receiver and queues disabled,
+    /// interrupts masked, `napi_disable()`, `igb_free_irq()`),
+    /// `igb_free_all_tx_resources()` and `igb_free_all_rx_resources()`
+    /// (`igb_clean_tx_ring()`/`igb_clean_rx_ring()` give every buffer back).
+    fn igb_close(&mut self) {
+        if !self.is_up() {
+            return;
+        }
+        self.flags
+            .remove(NetDeviceFlags::UP | NetDeviceFlags::RUNNING | NetDeviceFlags::LOWER_UP);
+        self.tx_queues.stop_all();
+        {
+            let mut hw = self.hw.lock();
+            let rctl = hw.rd32(r::RCTL);
+            hw.wr32(r::RCTL, rctl & !r::RCTL_EN);
+            hw.wr32(r::TCTL, 0);
+            hw.wr32(r::EIMC, !0);
+            hw.wr32(r::EIAM, 0);
+            hw.wr32(r::IMC, !0);
+            for q in 0..self.num_queues {
+                hw.wr32(r::rxdctl(q), 0);
+                hw.wr32(r::txdctl(q), 0);
+            }
+            let ctrl = hw.rd32(r::CTRL);
+            hw.wr32(r::CTRL, ctrl & !r::CTRL_SLU);
+        }
+        let _ = self.irqs.free_irq(self.irq_lines[0]);
+        let q_vectors = core::mem::take(&mut self.q_vectors);
+        for (q, qv) in q_vectors.into_iter().enumerate() {
+            // A NAPI still listed on a CPU finds its rings gone and
+            // completes with no work; nothing waits for it here.
+            qv.napi.napi_disable();
+            let _ = self.irqs.free_irq(qv.irq);
+            let (rxdev, txdev) = {
+                let mut hw = self.hw.lock();
+                (hw.detach_rx_ring(q), hw.detach_tx_ring(q))
+            };
+            drop(rxdev);
+            drop(txdev);
+            if let Some(rx) = qv.rx.lock().take() {
+                drop(rx.clean_rx_ring());
+            }
+            if let Some(tx) = qv.tx.lock().take() {
+                drop(tx.clean_tx_ring());
+            }
+            qv.napi.netif_napi_del();
+        }
+        self.igb_update_stats();
+    }
+
+    /// Stops the device for good: the PCI device is going away. Mirrors
+    /// `igb_remove()` (`unregister_netdev()` closes it first).
+    fn igb_remove(&mut self) {
+        self.igb_close();
+        self.removed = true;
+    }
+
+    /// Reconfigures with the device down and back up if it was up (ring,
+    /// channel and feature changes). Mirrors `igb_reinit_locked()`.
+    pub(crate) fn igb_reinit_locked(
+        &mut self,
+        change: impl FnOnce(&mut Self),
+    ) -> Result<(), Errno> {
+        let was_up = self.is_up();
+        self.igb_close();
+        change(self);
+        if was_up { self.igb_open() } else { Ok(()) }
+    }
+
+    /// Tx descriptors a frame of `len` bytes needs.
+    fn igb_desc_count(&self, len: usize) -> usize {
+        if self.features.contains(NetdevFeatures::SG) {
+            len.div_ceil(IGB_MAX_DATA_PER_TXD).max(1)
+        } else {
+            1
+        }
+    }
+
+    /// Maps one skb onto tx descriptors and rings the doorbell. Mirrors
+    /// `igb_xmit_frame_ring()` with `igb_tso()`, `igb_tx_csum()`,
+    /// `igb_tx_map()` and `igb_maybe_stop_tx()`.
+    fn igb_xmit_frame_ring(&mut self, skb: SkBuff, queue: u16) -> NetdevTx {
+        if !self.is_up() {
+            add(&self.tx_dropped, 1);
+            return NetdevTx::Ok;
+        }
+        let q = usize::from(queue) % self.num_queues;
+        let len = skb.len();
+        let count = self.igb_desc_count(len);
+        let tso = skb.is_gso();
+        if (tso && !self.features.contains(NetdevFeatures::TSO))
+            || (count == 1 && len > IGB_MAX_DATA_PER_TXD)
+            || len < wire::ETH_HLEN
+        {
+            add(&self.tx_dropped, 1);
+            return NetdevTx::Ok;
+        }
+        let hdr_len = if tso {
+            tso_header_len(skb.data())
+        } else {
+            None
+        };
+        if tso && hdr_len.is_none() {
+            add(&self.tx_dropped, 1);
+            return NetdevTx::Ok;
+        }
+        let Some(qv) = self.q_vectors.get(q) else {
+            add(&self.tx_dropped, 1);
+            return NetdevTx::Ok;
+        };
+        let txq = self.tx_queues.get(q as u16);
+        let mut guard = qv.tx.lock();
+        let Some(tx) = guard.as_mut() else {
+            add(&self.tx_dropped, 1);
+            return NetdevTx::Ok;
+        };
+        // igb_maybe_stop_tx(tx_ring, count + 3), room for a context descriptor too.
+        if tx.unused() < count + 1 {
+            if let Some(txq) = txq {
+                txq.stop();
+            }
+            return NetdevTx::Busy(skb);
+        }
+        let popts = match skb.ip_summed {
+            IpSummed::Partial { .. } => TxPopts::TXSM,
+            _ => TxPopts::empty(),
+        };
+        let gso_size = skb.gso_size;
+        let mut pieces = Vec::with_capacity(count);
+        if count == 1 {
+            pieces.push(skb);
+        } else {
+            for i in 0..count {
+                let start = i * IGB_MAX_DATA_PER_TXD;
+                let n = IGB_MAX_DATA_PER_TXD.min(len - start);
+                let mut piece = skb.clone();
+                if piece.pull(start).is_err() || piece.trim(n).is_err() {
+                    add(&self.tx_dropped, 1);
+                    return NetdevTx::Ok;
+                }
+                pieces.push(piece);
+            }
+            drop(skb);
+        }
+        let last = pieces.len() - 1;
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let n = piece.len() as u16;
+            let mut desc = TxDesc::new(piece, n);
+            if i != last {
+                desc.cmd.remove(TxCmd::EOP | TxCmd::RS);
+            }
+            if i == 0 {
+                desc = match hdr_len {
+                    Some(h) => desc.with_tso(gso_size, h as u16),
+                    None => desc.with_csum(popts),
+                };
+            }
+            if tx.fill(desc).is_err() {
+                // Unreachable after the room check; the frame is lost whole.
+                add(&self.tx_dropped, 1);
+            }
+        }
+        tx.flush();
+        let tail = tx.tail() as u32;
+        let room = tx.unused();
+        drop(guard);
+        self.hw.wr32(r::tdt(q), tail);
+        // igb_maybe_stop_tx(tx_ring, DESC_NEEDED): stop early.
+        if room < DESC_NEEDED
+            && let Some(txq) = txq
+        {
+            txq.stop();
+        }
+        NetdevTx::Ok
+    }
+}
+
+/// The length of the Ethernet + IPv4 + TCP headers of a TSO frame.
+fn tso_header_len(frame: &[u8]) -> Option<usize> {
+    let l3 = match u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]) {
+        0x0800 => 14,
+        0x8100 => 18,
+        _ => return None,
+    };
+    let ihl = usize::from(frame.get(l3)? & 0x0F) * 4;
+    let doff = usize::from(frame.get(l3 + ihl + 12)? >> 4) * 4;
+    (ihl >= 20 && doff >= 20).then_some(l3 + ihl + doff)
+}
+
+/// The hard-IRQ handler of a queue vector. Mirrors `igb_msix_ring()`: the
+/// device auto-masked the vector (`EIAM`); schedule its NAPI.
+fn igb_msix_ring(napi: &Arc<NapiStruct>, ctx: &mut HardIrqContext<'_>) -> IrqReturn {
+    let _ = napi_schedule(napi, ctx);
+    IrqReturn::Handled
+}
+
+/// The hard-IRQ handler of the "other" vector. Mirrors `igb_msix_other()`:
+/// read (and clear) ICR, note a link change, re-enable the vector.
+fn igb_msix_other(hw: &IgbDevice) -> IrqReturn {
+    let mut hw = hw.lock();
+    let icr = hw.rd32(r::ICR);
+    hw.wr32(r::EIMS, 1);
+    if icr == 0 {
+        IrqReturn::None
+    } else {
+        IrqReturn::Handled
+    }
+}
+
+impl NetDevice for IgbAdapter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    fn dev_addr(&self) -> DevAddr {
+        self.dev_addr
+    }
+
+    fn flags(&self) -> NetDeviceFlags {
+        self.flags
+    }
+
+    fn mtu(&self) -> u32 {
+        self.mtu
+    }
+
+    fn max_mtu(&self) -> u32 {
+        // One rx buffer must hold the frame (see the device's deviations).
+        (self.pool.buf_size().saturating_sub(IGB_SKB_PAD + 18 + 4) as u32).min(9216)
+    }
+
+    fn change_mtu(&mut self, new_mtu: u32) -> Result<(), MtuError> {
+        validate_mtu(new_mtu, ETH_MIN_MTU, self.max_mtu())?;
+        self.mtu = new_mtu;
+        if self.is_up() {
+            self.hw.wr32(r::RLPML, new_mtu + 18 + 4);
+        }
+        Ok(())
+    }
+
+    fn features(&self) -> NetdevFeatures {
+        self.features
+    }
+
+    fn hw_features(&self) -> NetdevFeatures {
+        IGB_HW_FEATURES
+    }
+
+    fn tx_queues(&self) -> &NetdevTxQueues {
+        &self.tx_queues
+    }
+
+    /// Mirrors `igb_open()`.
+    fn open(&mut self) -> Result<(), Errno> {
+        let r = self.igb_open();
+        if r.is_err() {
+            self.flags.insert(NetDeviceFlags::UP);
+            self.igb_close();
+        }
+        r
+    }
+
+    /// Mirrors `igb_close()`.
+    fn stop(&mut self) -> Result<(), Errno> {
+        self.igb_close();
+        Ok(())
+    }
+
+    /// Mirrors `igb_xmit_frame()`.
+    fn start_xmit(&mut self, skb: SkBuff, queue: u16) -> NetdevTx {
+        self.igb_xmit_frame_ring(skb, queue)
+    }
+
+    /// Mirrors `igb_get_stats64()` (after `igb_update_stats()`).
+    fn stats64(&self) -> RtnlLinkStats64 {
+        self.igb_update_stats();
+        let s = *self.hw_stats.lock();
+        let sum = |f: fn(&IgbRingStats) -> &AtomicU64| {
+            self.ring_stats.iter().map(|r| get(f(r))).sum::<u64>()
+        };
+        let rqdpc = sum(|r| &r.rx_drops);
+        RtnlLinkStats64 {
+            rx_packets: sum(|r| &r.rx_packets),
+            rx_bytes: sum(|r| &r.rx_bytes),
+            tx_packets: sum(|r| &r.tx_packets),
+            tx_bytes: sum(|r| &r.tx_bytes),
+            multicast: s.mprc,
+            rx_errors: s.crcerrs + s.algnerrc + s.ruc + s.roc,
+            rx_length_errors: s.ruc + s.roc,
+            rx_crc_errors: s.crcerrs,
+            rx_frame_errors: s.algnerrc,
+            rx_missed_errors: s.mpc,
+            rx_fifo_errors: rqdpc,
+            collisions: s.colc,
+            tx_dropped: get(&self.tx_dropped),
+            ..RtnlLinkStats64::default()
+        }
+    }
+
+    /// Mirrors `igb_set_rx_mode()`.
+    fn set_rx_mode(&mut self, mode: &RxMode) {
+        self.rx_mode = mode.clone();
+        self.flags.set(NetDeviceFlags::PROMISC, mode.promisc);
+        self.flags.set(NetDeviceFlags::ALLMULTI, mode.allmulti);
+        self.igb_write_rx_mode();
+    }
+
+    fn ethtool_ops(&mut self) -> Option<&mut dyn netcore::EthtoolOps> {
+        Some(self)
+    }
+}
+
+/// A registered igb net device, shared by the driver (for `remove`) and
+/// whoever drives it (the host, a test). The lock is the device lock of
+/// `netcore::NetDevice`'s contract.
+pub type IgbNetdev = Arc<Mutex<IgbAdapter>>;
+
+/// The igb PCI driver.
+///
+/// Mirrors `static struct pci_driver igb_driver` with `igb_probe()` and
+/// `igb_remove()`. It allocates rx buffers from `pool` (the stack's one
+/// page pool) and binds NAPIs to `lists`.
+pub struct IgbDriver {
+    pool: PagePool,
+    lists: Arc<PollLists>,
+    next_ifindex: Mutex<u32>,
+    netdevs: Mutex<Vec<(PciBdf, IgbNetdev)>>,
+}
+
+impl std::fmt::Debug for IgbDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IgbDriver")
+            .field("netdevs", &self.netdevs.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IgbDriver {
+    /// A driver whose devices get interface indexes from `first_ifindex`
+    /// on and names `eth0`, `eth1`, ... in probe order.
+    pub fn new(pool: PagePool, lists: Arc<PollLists>, first_ifindex: u32) -> Arc<IgbDriver> {
+        Arc::new(IgbDriver {
+            pool,
+            lists,
+            next_ifindex: Mutex::new(first_ifindex.max(1)),
+            netdevs: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The net device bound to `bdf`, if any.
+    pub fn netdev(&self, bdf: PciBdf) -> Option<IgbNetdev> {
+        self.netdevs
+            .lock()
+            .iter()
+            .find(|(b, _)| *b == bdf)
+            .map(|(_, n)| Arc::clone(n))
+    }
+
+    /// Every net device this driver registered, in probe order.
+    pub fn netdevs(&self) -> Vec<IgbNetdev> {
+        self.netdevs
+            .lock()
+            .iter()
+            .map(|(_, n)| Arc::clone(n))
+            .collect()
+    }
+
+    /// Reads one EEPROM word through EERD. Mirrors `igb_read_nvm_eerd()`.
+    fn igb_read_nvm_eerd(hw: &IgbDevice, word: u16) -> Result<u16, Errno> {
+        hw.wr32(
+            r::EERD,
+            (u32::from(word) << r::EERD_ADDR_SHIFT) | r::EERD_START,
+        );
+        let v = hw.rd32(r::EERD);
+        if v & r::EERD_DONE == 0 {
+            return Err(Errno::Io);
+        }
+        Ok((v >> r::EERD_DATA_SHIFT) as u16)
+    }
+}
+
+impl PciDriver for IgbDriver {
+    fn name(&self) -> &'static str {
+        IGB_DRIVER_NAME
+    }
+
+    fn id_table(&self) -> &[PciDeviceId] {
+        &IGB_PCI_TBL
+    }
+
+    /// Mirrors `igb_probe()`.
+    fn probe(&self, pdev: &mut PciDev, _id: &PciDeviceId) -> Result<Box<dyn Any + Send>, Errno> {
+        pdev.pci_enable_device()?;
+        if let Err(e) = pdev.dma_set_mask_and_coherent(u64::MAX) {
+            pdev.pci_disable_device();
+            return Err(e);
+        }
+        pdev.pci_set_master();
+        let Some(hw) = pdev.pci_iomap::<IgbDevice>(0) else {
+            pdev.pci_disable_device();
+            return Err(Errno::Io);
+        };
+        // igb_reset_hw(): a global reset loads RAR[0] from the NVM.
+        hw.wr32(r::CTRL, r::CTRL_RST);
+        // igb_validate_nvm_checksum() and igb_read_mac_addr().
+        let mut sum = 0u16;
+        let mut words = [0u16; 64];
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = Self::igb_read_nvm_eerd(&hw, i as u16)?;
+            sum = sum.wrapping_add(*w);
+        }
+        if sum != r::NVM_SUM {
+            pdev.pci_clear_master();
+            pdev.pci_disable_device();
+            return Err(Errno::Io);
+        }
+        let mut mac = [0u8; 6];
+        for i in 0..3 {
+            mac[2 * i..2 * i + 2].copy_from_slice(&words[i].to_le_bytes());
+        }
+        if mac[0] & 1 != 0 || mac == [0; 6] {
+            pdev.pci_clear_master();
+            pdev.pci_disable_device();
+            return Err(Errno::Io);
+        }
+        // igb_init_interrupt_scheme(): one vector per queue pair + other.
+        let nvec = pdev.pci_alloc_irq_vectors(
+            (NON_Q_VECTORS + 1) as u16,
+            (NON_Q_VECTORS + IGB_MAX_RX_QUEUES) as u16,
+        )?;
+        let irq_lines: Vec<u32> = (0..nvec).filter_map(|v| pdev.pci_irq_vector(v)).collect();
+        let ifindex = {
+            let mut next = self.next_ifindex.lock();
+            let i = *next;
+            *next += 1;
+            i
+        };
+        let unit = self.netdevs.lock().len();
+        let adapter = IgbAdapter {
+            name: format!("eth{unit}"),
+            ifindex,
+            dev_addr: mac,
+            bus_info: pdev.pci_name(),
+            hw,
+            irqs: Arc::clone(pdev.irq_table()),
+            irq_lines,
+            pool: self.pool.clone(),
+            lists: Arc::clone(&self.lists),
+            num_queues: 1,
+            rx_ring_count: IGB_DEFAULT_RXD,
+            tx_ring_count: IGB_DEFAULT_TXD,
+            coalesce: EthtoolCoalesce {
+                rx_coalesce_usecs: IGB_DEFAULT_ITR,
+                tx_coalesce_usecs: IGB_DEFAULT_ITR,
+                ..EthtoolCoalesce::default()
+            },
+            features: IGB_HW_FEATURES,
+            mtu: ETH_DATA_LEN,
+            flags: NetDeviceFlags::BROADCAST | NetDeviceFlags::MULTICAST,
+            tx_queues: NetdevTxQueues::new(IGB_MAX_RX_QUEUES as u16),
+            q_vectors: Vec::new(),
+            ring_stats: (0..IGB_MAX_RX_QUEUES).map(|_| Arc::default()).collect(),
+            hw_stats: Mutex::new(E1000HwStats::default()),
+            tx_dropped: AtomicU64::new(0),
+            tx_timeout_count: 0,
+            rx_mode: RxMode::default(),
+            removed: false,
+        };
+        let netdev: IgbNetdev = Arc::new(Mutex::new(adapter));
+        self.netdevs.lock().push((pdev.bdf(), Arc::clone(&netdev)));
+        Ok(Box::new(netdev))
+    }
+
+    /// Mirrors `igb_remove()`: unregister (closing the device if up), free
+    /// the vectors, stop DMA, disable the device.
+    fn remove(&self, pdev: &mut PciDev, drvdata: Box<dyn Any + Send>) {
+        if let Ok(netdev) = drvdata.downcast::<IgbNetdev>() {
+            netdev.lock().igb_remove();
+            self.netdevs
+                .lock()
+                .retain(|(_, n)| !Arc::ptr_eq(n, &netdev));
+        }
+        pdev.pci_free_irq_vectors();
+        pdev.pci_clear_master();
+        pdev.pci_disable_device();
+    }
+}
