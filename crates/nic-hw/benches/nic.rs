@@ -38,7 +38,8 @@ fn main() {
         let mut nd = rx.nd();
         let ops = nd.ethtool_ops().expect("igb has ethtool ops");
         let (f, _) = ops.get_features().expect("features");
-        ops.set_features(f - netcore::NetdevFeatures::GRO).expect("GRO off");
+        ops.set_features(f - netcore::NetdevFeatures::GRO)
+            .expect("GRO off");
     }
     let mut frame = udp_frame(
         MAC_A,
@@ -76,7 +77,11 @@ fn main() {
         drop(hw);
         poll_once(&rx, &mut sink);
     });
-    report("igb rx 64 B, batch of 64 incl. reap", per.as_nanos_f64() / BATCH as f64, "ns/frame");
+    report(
+        "igb rx 64 B, batch of 64 incl. reap",
+        per.as_nanos_f64() / BATCH as f64,
+        "ns/frame",
+    );
 
     // Transmit: driver fill → device send (to no PHY) → clean.
     let mut tx = TestHost::new(MAC_A, None, 1, pool.clone());

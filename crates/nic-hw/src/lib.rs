@@ -20,11 +20,18 @@
 //! - [`TapDevice`] (Linux): a TAP interface as a PHY, and
 //!   [`unshare_net_namespace`] for tests.
 //!
-//! What later parts add: the simulated NIC (MAC filter, FCS check, rx/tx
-//! descriptor rings, interrupt moderation, RSS over up to 16 queues,
-//! checksum and TSO offloads) owning one [`PhyPort`], a PCI-like bus with
-//! `pci_register_driver` and `probe`, and the igb driver implementing
-//! `netcore::NetDevice` and `netcore::EthtoolOps`.
+//! The NIC and its driver:
+//!
+//! - [`IgbHw`] / [`IgbDevice`]: an 82576 at register level ([`e1000_regs`]):
+//!   EEPROM, MAC filter, FCS check, RSS, rx/tx DMA over `dma-ring` rings,
+//!   interrupt causes, masks and moderation, TSO and checksum offloads,
+//!   clear-on-read statistics.
+//! - [`PciBus`], [`PciDev`], [`PciDriver`], [`PciDeviceId`]: the bus,
+//!   `pci_register_driver`, probe and (hot) removal.
+//! - [`IgbDriver`], [`IgbAdapter`], [`IgbPoll`]: the igb driver, its
+//!   `netcore::NetDevice` and `netcore::EthtoolOps`, its NAPI poll.
+//! - `testutil` (`testutils` feature): hosts, a wire and an event loop in
+//!   virtual time, frame builders.
 #![deny(unsafe_code)]
 
 pub mod e1000_regs;
