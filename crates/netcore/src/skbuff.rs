@@ -340,6 +340,10 @@ pub struct SkBuff {
     /// The VLAN tag the device stripped on receive or must insert on
     /// transmit (`skb->vlan_tci` with `vlan_present`).
     pub vlan_tci: Option<u16>,
+    /// The connection-tracking reference (`skb->_nfct`): an opaque handle
+    /// that only the `netfilter` crate interprets (entry and direction of
+    /// the packet's connection); 0 when the packet is not tracked.
+    pub nfct: u32,
 }
 
 impl SkBuff {
@@ -366,6 +370,7 @@ impl SkBuff {
             gso_type: SkbGsoType::empty(),
             tstamp: Instant::ZERO,
             vlan_tci: None,
+            nfct: 0,
         }
     }
 
@@ -690,6 +695,7 @@ impl SkBuff {
             gso_type: self.gso_type,
             tstamp: self.tstamp,
             vlan_tci: self.vlan_tci,
+            nfct: self.nfct,
         }
     }
 
