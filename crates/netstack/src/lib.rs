@@ -1,12 +1,43 @@
-//! A userspace TCP/IP stack whose structure is the Linux networking stack.
+//! A userspace TCP/IP stack whose structure is the Linux networking stack,
+//! assembled.
 //!
-//! Mirrors the kernel's networking as a whole: `net_dev_init`, `inet_init`, ksoftirqd, `/proc`.
+//! Mirrors the kernel's networking as a whole: `net_dev_init`, the PCI core
+//! probing NICs, `inet_init`, the softirq machinery and ksoftirqd, `/proc`,
+//! and the tools that read it (`ip`, `ethtool`, `tc`, `netstat`, `tcpdump`).
 //!
-//! It will wire the layer crates into a `Host`, own the two runtimes
-//! (deterministic simulation and real threads), print reports in the formats
-//! of `ip`, `ss`, `ethtool` and `tc`, write pcap captures and packet walks,
-//! and provide the `netstack` command.
+//! Contents:
 //!
-//! This crate is filled by issue 6; until then it holds only this
-//! description.
+//! - hosts: [`Host`], [`HostBuilder`], [`NicConfig`], [`HostShared`] (the
+//!   namespace), [`Nic`]; the per-CPU context [`CpuCtx`] every layer is
+//!   generic over, its [`HostTimer`]s, and one CPU's loop [`cpu_run`]
+//!   (`cpu.rs`); the driver's device as the core sees it
+//!   ([`DriverNetDevice`]).
+//! - networks and the simulation runtime: [`Network`] (virtual time,
+//!   discrete events), [`Link`].
+//! - experiments: [`PacketCounter`]; pcap captures ([`Capture`]).
+//! - errors: [`NetstackError`].
 #![forbid(unsafe_code)]
+
+mod cpu;
+mod error;
+mod host;
+mod inet;
+mod netdev;
+mod network;
+mod ptype;
+mod report;
+mod walk;
+
+pub use cpu::{
+    CPU_RUN_MAX_ROUNDS, CpuCtx, CpuRunStats, HostTimer, ProcessWork, cpu_has_work, cpu_run,
+};
+pub use error::NetstackError;
+pub use host::{
+    Capture, FIRST_MSI_IRQ, FIRST_NIC_IFINDEX, Host, HostBuilder, HostShared, NR_IRQS, Nic,
+    NicConfig, default_mac,
+};
+pub use netdev::DriverNetDevice;
+pub use network::{AppEvent, DEFAULT_EVENT_BUDGET, Link, Network, PhyEnd, WireStats};
+pub use ptype::PacketCounter;
+pub use report::{REPORT_NAMES, Report};
+pub use walk::{Stage, Walk, WalkLayer, record_walk};

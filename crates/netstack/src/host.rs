@@ -1,0 +1,668 @@
+//! A host: one network namespace's worth of stack, built from its parts.
+//!
+//! Mirrors the boot of the networking stack: `net_dev_init()` (per-CPU
+//! softnet data, the backlog NAPIs, the softirq actions), the PCI core
+//! probing the NICs and the driver registering them (`pci_register_driver()`
+//! → `igb_probe()` → `register_netdev()`), `inet_init()` (`dev_add_pack()`
+//! for IPv4 and ARP, `inet_add_protocol()` for ICMP…), then the
+//! configuration `ip addr add`, `ip route add` and `sysctl -w` would do.
+//!
+//! ```text
+//!  Host ── HostShared (Arc, the namespace: devices, ptypes, hooks, FIB, MIBs, sysctls)
+//!   └── cpus: [CpuCtx; N]   each: SoftnetData, TimerWheel<HostTimer>, clock
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+use std::sync::Arc;
+
+use irq::{CpuWakeup, IrqTable, Softirqs};
+use napi::PollLists;
+use netcore::{
+    Clock, DevAddr, EthtoolChannels, EthtoolOps, EthtoolRingparam, NetMibs, PagePool,
+    PagePoolParams, SizeClass, Sysctl, TimerWheel, VirtualClock,
+};
+use netfilter::NfHooks;
+use nic_hw::{IgbDevice, IgbDriver, IgbNetdev, PciBus, PhyPort};
+use parking_lot::Mutex;
+use qdisc::Qdisc;
+use softnet::{NetDev, PacketType, PcapFilter, PcapTap, Softnet, dev_open};
+
+use crate::cpu::{CpuCtx, ProcessWork};
+use crate::error::NetstackError;
+use crate::netdev::DriverNetDevice;
+
+/// The first IRQ number the host's PCI bus hands out for MSI-X vectors
+/// (lower numbers are the legacy lines of a PC).
+pub const FIRST_MSI_IRQ: u32 = 24;
+
+/// How many IRQ lines a host's interrupt controller has.
+pub const NR_IRQS: u32 = 1024;
+
+/// The ifindex the first NIC gets (1 is `lo` in Linux).
+pub const FIRST_NIC_IFINDEX: u32 = 2;
+
+/// How one NIC of a host is configured at build time.
+///
+/// Mirrors what a PC's slot, the NIC's EEPROM and the first `ethtool -L`,
+/// `-G`, `-C` calls decide: the MAC, the number of combined channels, the
+/// ring sizes, the interrupt moderation, and what the PHY is plugged into.
+#[derive(Default)]
+pub struct NicConfig {
+    /// The MAC in the NIC's EEPROM; derived from the host name if `None`.
+    pub mac: Option<[u8; 6]>,
+    /// Combined channels (queue pairs with one MSI-X vector each); 1 if 0.
+    pub queues: u32,
+    /// rx/tx descriptors per ring (`ethtool -G rx N tx N`); the driver's
+    /// default if `None`.
+    pub ring: Option<u32>,
+    /// `rx-usecs` (`ethtool -C`); the driver's default if `None`.
+    pub rx_usecs: Option<u32>,
+    /// The `rps_cpus` mask text (hex, as in sysfs) for every rx queue.
+    pub rps_cpus: Option<String>,
+    phy: Option<Box<dyn PhyPort + Send>>,
+}
+
+impl fmt::Debug for NicConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NicConfig")
+            .field("mac", &self.mac)
+            .field("queues", &self.queues)
+            .field("ring", &self.ring)
+            .field("rx_usecs", &self.rx_usecs)
+            .field("rps_cpus", &self.rps_cpus)
+            .field("phy", &self.phy.is_some())
+            .finish()
+    }
+}
+
+impl NicConfig {
+    /// A NIC with one queue pair, the driver's defaults and no cable.
+    pub fn new() -> NicConfig {
+        NicConfig::default()
+    }
+
+    /// Sets the MAC.
+    pub fn mac(mut self, mac: [u8; 6]) -> NicConfig {
+        self.mac = Some(mac);
+        self
+    }
+
+    /// Sets the number of combined channels.
+    pub fn queues(mut self, n: u32) -> NicConfig {
+        self.queues = n;
+        self
+    }
+
+    /// Sets the rx and tx ring sizes.
+    pub fn ring(mut self, n: u32) -> NicConfig {
+        self.ring = Some(n);
+        self
+    }
+
+    /// Sets `rx-usecs`.
+    pub fn rx_usecs(mut self, usecs: u32) -> NicConfig {
+        self.rx_usecs = Some(usecs);
+        self
+    }
+
+    /// Sets the RPS mask of every rx queue (hex text, as `rps_cpus`).
+    pub fn rps_cpus(mut self, mask: &str) -> NicConfig {
+        self.rps_cpus = Some(mask.to_owned());
+        self
+    }
+
+    /// Plugs the PHY into `port` (a wire end, a switch port, a TAP).
+    pub fn phy(mut self, port: Box<dyn PhyPort + Send>) -> NicConfig {
+        self.phy = Some(port);
+        self
+    }
+}
+
+/// One NIC of a built host: the device model, the driver's adapter and
+/// the core's registered device.
+#[derive(Clone)]
+pub struct Nic {
+    /// The device model on the bus (what the runtime polls).
+    pub device: Arc<IgbDevice>,
+    /// The driver's adapter (ethtool reaches it here).
+    pub adapter: IgbNetdev,
+    /// The registered net device.
+    pub netdev: Arc<NetDev>,
+}
+
+impl fmt::Debug for Nic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Nic")
+            .field("name", &self.netdev.name())
+            .field("ifindex", &self.netdev.ifindex())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The host-wide state: what Linux keeps in `struct net` and in globals.
+///
+/// Shared (`Arc`) by every CPU context of the host and by the runtimes.
+pub struct HostShared {
+    /// The host's name (`uname -n`), used in reports and walks.
+    pub name: String,
+    /// The interrupt controller's lines.
+    pub irqs: Arc<IrqTable>,
+    /// Per-CPU softirq state.
+    pub softirqs: Arc<Softirqs>,
+    /// The "kick CPU n" hook the runtime sets.
+    pub wakeup: CpuWakeup,
+    /// Per-CPU NAPI poll lists.
+    pub poll_lists: Arc<PollLists>,
+    /// The device layer (devices, packet types, backlogs).
+    pub softnet: Arc<Softnet<CpuCtx>>,
+    /// The one buffer pool.
+    pub pool: PagePool,
+    /// The sysctls.
+    pub sysctl: Arc<Sysctl>,
+    /// The MIB counters (`/proc/net/snmp`, `/proc/net/netstat`).
+    pub mibs: Arc<NetMibs>,
+    /// The netfilter hooks.
+    pub nf_hooks: NfHooks<CpuCtx>,
+    /// The NICs, in bus order.
+    pub nics: Vec<Nic>,
+    /// The PCI bus the NICs sit on.
+    pub bus: Mutex<PciBus>,
+    /// The igb driver.
+    pub driver: Arc<IgbDriver>,
+    process: Box<[Mutex<VecDeque<ProcessWork>>]>,
+}
+
+impl fmt::Debug for HostShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostShared")
+            .field("name", &self.name)
+            .field("nics", &self.nics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostShared {
+    /// The number of CPUs.
+    pub fn nr_cpus(&self) -> usize {
+        self.process.len()
+    }
+
+    pub(crate) fn process_queue(&self, cpu: usize) -> &Mutex<VecDeque<ProcessWork>> {
+        &self.process[cpu.min(self.process.len() - 1)]
+    }
+
+    /// Queues `work` for `cpu`'s process context and kicks the CPU.
+    pub fn run_on(&self, cpu: usize, work: impl FnOnce(&mut CpuCtx) + Send + 'static) {
+        self.process_queue(cpu).lock().push_back(Box::new(work));
+        self.wakeup.kick(cpu);
+    }
+
+    /// The registered device named `name`.
+    pub fn dev(&self, name: &str) -> Option<Arc<NetDev>> {
+        self.softnet.dev_base().dev_get_by_name(name)
+    }
+
+    /// The NIC whose net device is named `name`.
+    pub fn nic(&self, name: &str) -> Option<&Nic> {
+        self.nics.iter().find(|n| n.netdev.name() == name)
+    }
+}
+
+/// A host: the shared namespace state and its CPUs.
+///
+/// Build one with [`Host::builder`]; run it in a [`crate::Network`]
+/// (simulation) or with [`crate::ThreadRuntime`].
+pub struct Host {
+    pub(crate) shared: Arc<HostShared>,
+    pub(crate) cpus: Vec<CpuCtx>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("name", &self.shared.name)
+            .field("cpus", &self.shared.nr_cpus())
+            .field("nics", &self.shared.nics)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Host`]: CPUs, NICs, addresses, routes, sysctls.
+///
+/// ```
+/// use netstack::{Host, NicConfig};
+/// let h = Host::builder().name("h1").cpus(2).nic(NicConfig::new().queues(2)).build()?;
+/// assert_eq!(h.nr_cpus(), 2);
+/// assert_eq!(h.shared().dev("eth0").unwrap().ifindex(), 2);
+/// # Ok::<(), netstack::NetstackError>(())
+/// ```
+pub struct HostBuilder {
+    name: String,
+    cpus: usize,
+    nics: Vec<NicConfig>,
+    addrs: Vec<(usize, String)>,
+    routes: Vec<String>,
+    sysctls: Vec<(String, String)>,
+    clock: Option<Arc<dyn Clock>>,
+    seed: u64,
+}
+
+impl fmt::Debug for HostBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostBuilder")
+            .field("name", &self.name)
+            .field("cpus", &self.cpus)
+            .field("nics", &self.nics)
+            .field("addrs", &self.addrs)
+            .field("routes", &self.routes)
+            .field("sysctls", &self.sysctls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for HostBuilder {
+    fn default() -> HostBuilder {
+        HostBuilder {
+            name: "host".to_owned(),
+            cpus: 1,
+            nics: Vec::new(),
+            addrs: Vec::new(),
+            routes: Vec::new(),
+            sysctls: Vec::new(),
+            clock: None,
+            seed: 1,
+        }
+    }
+}
+
+impl HostBuilder {
+    /// Sets the host name.
+    pub fn name(mut self, name: &str) -> HostBuilder {
+        name.clone_into(&mut self.name);
+        self
+    }
+
+    /// Sets the number of CPUs (1..=64).
+    pub fn cpus(mut self, n: usize) -> HostBuilder {
+        self.cpus = n;
+        self
+    }
+
+    /// Adds a NIC (the next `ethN`).
+    pub fn nic(mut self, nic: NicConfig) -> HostBuilder {
+        self.nics.push(nic);
+        self
+    }
+
+    /// Adds an address (`198.18.0.1/24`) to the last NIC added (`ip addr
+    /// add … dev ethN`).
+    pub fn addr(mut self, cidr: &str) -> HostBuilder {
+        let dev = self.nics.len().saturating_sub(1);
+        self.addrs.push((dev, cidr.to_owned()));
+        self
+    }
+
+    /// Adds an address to NIC number `nic` (0 is `eth0`).
+    pub fn addr_on(mut self, nic: usize, cidr: &str) -> HostBuilder {
+        self.addrs.push((nic, cidr.to_owned()));
+        self
+    }
+
+    /// Adds a route in `ip route add` syntax: `198.18.1.0/24 via
+    /// 198.18.0.254`, `default via 198.18.0.254`, `198.18.2.0/24 dev eth1`.
+    pub fn route(mut self, spec: &str) -> HostBuilder {
+        self.routes.push(spec.to_owned());
+        self
+    }
+
+    /// Sets a sysctl (`net.ipv4.ip_forward`, `1`) before the stack starts.
+    pub fn sysctl(mut self, key: &str, value: &str) -> HostBuilder {
+        self.sysctls.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The clock every CPU reads (a shared `VirtualClock` in a simulated
+    /// network, a `MonotonicClock` for the thread runtime). A private
+    /// virtual clock by default.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> HostBuilder {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Seeds the host's random numbers (IP IDs, ARP jitter).
+    pub fn seed(mut self, seed: u64) -> HostBuilder {
+        self.seed = seed;
+        self
+    }
+
+    /// Builds the host: `net_dev_init`, PCI probe, device registration and
+    /// open, `inet_init`, then addresses, routes and sysctls.
+    ///
+    /// Errors name the argument and what it accepts, or the layer that
+    /// refused.
+    pub fn build(self) -> Result<Host, NetstackError> {
+        let n = self.cpus;
+        if n == 0 || n > 64 {
+            return Err(NetstackError::bad_arg("cpus", "1..=64"));
+        }
+        let clock = self
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(VirtualClock::new()));
+        let sysctl = Arc::new(Sysctl::new());
+        for (k, v) in &self.sysctls {
+            sysctl
+                .set(k, v)
+                .map_err(|e| NetstackError::Config(format!("sysctl {k}={v}: {e}")))?;
+        }
+        // net_dev_init(): per-CPU state, backlog NAPIs.
+        let wakeup = CpuWakeup::new();
+        let irqs = Arc::new(
+            IrqTable::new("PCI-MSIX", NR_IRQS, n, wakeup.clone()).map_err(NetstackError::layer)?,
+        );
+        let softirqs = Arc::new(Softirqs::new(n, wakeup.clone()).map_err(NetstackError::layer)?);
+        let poll_lists = PollLists::new(n).map_err(NetstackError::layer)?;
+        let softnet = Softnet::<CpuCtx>::new(
+            Arc::clone(&poll_lists),
+            Arc::clone(&softirqs),
+            Arc::clone(&sysctl),
+        )
+        .map_err(NetstackError::layer)?;
+        let rx_bufs: usize = self
+            .nics
+            .iter()
+            .map(|c| c.queues.max(1) as usize * c.ring.unwrap_or(256) as usize)
+            .sum();
+        let pool = PagePool::new(PagePoolParams {
+            small: SizeClass {
+                pool_size: (rx_bufs + 1024).next_power_of_two(),
+                ..SizeClass::DEFAULT
+            },
+            ..PagePoolParams::default()
+        })
+        .map_err(NetstackError::layer)?;
+        let mibs = Arc::new(NetMibs::new(n));
+
+        // The PCI bus: one 82576 per NIC, then the igb driver probes them.
+        let mut bus = PciBus::new(0, Arc::clone(&irqs), FIRST_MSI_IRQ);
+        let mut nic_cfgs = Vec::with_capacity(self.nics.len());
+        let mut devices = Vec::with_capacity(self.nics.len());
+        for (i, mut cfg) in self.nics.into_iter().enumerate() {
+            let mac = cfg.mac.unwrap_or_else(|| default_mac(&self.name, i));
+            if mac[0] & 1 != 0 || mac == [0; 6] {
+                return Err(NetstackError::bad_arg(
+                    "mac",
+                    "a unicast, non-zero address (02:… is locally administered)",
+                ));
+            }
+            let dev = IgbDevice::new(mac, cfg.phy.take());
+            bus.add_device(Arc::clone(&dev))
+                .map_err(NetstackError::layer)?;
+            devices.push(dev);
+            nic_cfgs.push(cfg);
+        }
+        let driver = IgbDriver::new(pool.clone(), Arc::clone(&poll_lists), FIRST_NIC_IFINDEX);
+        bus.pci_register_driver(driver.clone())
+            .map_err(NetstackError::layer)?;
+
+        // register_netdev() + dev_open(), with the first ethtool settings.
+        let adapters = driver.netdevs();
+        if adapters.len() != devices.len() {
+            return Err(NetstackError::Config(format!(
+                "igb bound {} of {} NICs",
+                adapters.len(),
+                devices.len()
+            )));
+        }
+        let mut nics = Vec::with_capacity(adapters.len());
+        for ((adapter, device), cfg) in adapters.into_iter().zip(devices).zip(&nic_cfgs) {
+            let queues = cfg.queues.max(1);
+            {
+                let mut a = adapter.lock();
+                let name = netcore::NetDevice::name(&*a).to_owned();
+                let ops: &mut dyn EthtoolOps = &mut *a;
+                let ch = ops.get_channels().map_err(NetstackError::layer)?;
+                ops.set_channels(&EthtoolChannels {
+                    combined_count: queues,
+                    ..ch
+                })
+                .map_err(|e| NetstackError::Config(format!("{name}: ethtool -L: {e}")))?;
+                if let Some(ring) = cfg.ring {
+                    let r = ops.get_ringparam().map_err(NetstackError::layer)?;
+                    ops.set_ringparam(&EthtoolRingparam {
+                        rx_pending: ring,
+                        tx_pending: ring,
+                        ..r
+                    })
+                    .map_err(|e| NetstackError::Config(format!("{name}: ethtool -G: {e}")))?;
+                }
+                if let Some(usecs) = cfg.rx_usecs {
+                    let c = ops.get_coalesce().map_err(NetstackError::layer)?;
+                    ops.set_coalesce(&netcore::EthtoolCoalesce {
+                        rx_coalesce_usecs: usecs,
+                        ..c
+                    })
+                    .map_err(|e| NetstackError::Config(format!("{name}: ethtool -C: {e}")))?;
+                }
+            }
+            let netdev = softnet
+                .dev_base()
+                .register_netdevice(
+                    Box::new(DriverNetDevice::new(Arc::clone(&adapter))),
+                    queues as u16,
+                )
+                .map_err(|e| NetstackError::Config(format!("register_netdevice: {e}")))?;
+            dev_open(&netdev).map_err(|e| NetstackError::Config(format!("dev_open: {e}")))?;
+            // Spread the queue vectors over the CPUs, as irqbalance would.
+            {
+                let a = adapter.lock();
+                for q in 0..queues as usize {
+                    if let Some(irq) = a.queue_irq(q) {
+                        irqs.irq_set_affinity(irq, q % n)
+                            .map_err(NetstackError::layer)?;
+                    }
+                }
+            }
+            if let Some(mask) = &cfg.rps_cpus {
+                for q in 0..queues as u16 {
+                    netdev
+                        .store_rps_cpus(q, mask)
+                        .map_err(|e| NetstackError::Config(format!("rps_cpus {mask}: {e}")))?;
+                }
+            }
+            nics.push(Nic {
+                device,
+                adapter,
+                netdev,
+            });
+        }
+
+        let shared = Arc::new(HostShared {
+            name: self.name.clone(),
+            irqs,
+            softirqs,
+            wakeup,
+            poll_lists,
+            softnet: Arc::clone(&softnet),
+            pool,
+            sysctl,
+            mibs,
+            nf_hooks: NfHooks::new(),
+            nics,
+            bus: Mutex::new(bus),
+            driver,
+            process: (0..n).map(|_| Mutex::new(VecDeque::new())).collect(),
+        });
+        let now = clock.now();
+        let mut cpus = Vec::with_capacity(n);
+        for cpu in 0..n {
+            cpus.push(CpuCtx {
+                cpu,
+                sd: softnet.softnet_data(cpu).map_err(NetstackError::layer)?,
+                timers: TimerWheel::new(now),
+                clock: Arc::clone(&clock),
+                host: Arc::clone(&shared),
+            });
+        }
+        let _ = (&self.addrs, &self.routes, self.seed);
+        Ok(Host {
+            shared,
+            cpus,
+            clock,
+        })
+    }
+}
+
+/// The MAC a NIC gets when none is given: locally administered,
+/// `02:` + four bytes of a hash of the host name + the NIC number.
+pub fn default_mac(host: &str, nic: usize) -> DevAddr {
+    // FNV-1a: stable across runs and platforms.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in host.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let b = h.to_be_bytes();
+    [0x02, b[0], b[1], b[2], b[3], nic as u8]
+}
+
+impl Host {
+    /// A builder with one CPU, no NIC.
+    pub fn builder() -> HostBuilder {
+        HostBuilder::default()
+    }
+
+    /// The host's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The number of CPUs.
+    pub fn nr_cpus(&self) -> usize {
+        self.shared.nr_cpus()
+    }
+
+    /// The host-wide state.
+    pub fn shared(&self) -> &Arc<HostShared> {
+        &self.shared
+    }
+
+    /// The clock the host's CPUs read.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Runs `f` on CPU `cpu`'s context now (process context). Only while
+    /// the host is not handed to the thread runtime; errors name `cpu`.
+    pub fn with_cpu<R>(
+        &mut self,
+        cpu: usize,
+        f: impl FnOnce(&mut CpuCtx) -> R,
+    ) -> Result<R, NetstackError> {
+        let ctx = self.cpus.get_mut(cpu).ok_or_else(|| {
+            NetstackError::bad_arg("cpu", "a CPU of the host, or the host runs on threads")
+        })?;
+        Ok(f(ctx))
+    }
+
+    /// Queues `work` for CPU `cpu`'s process context (it runs the next
+    /// time the runtime runs that CPU).
+    pub fn run_on(&self, cpu: usize, work: impl FnOnce(&mut CpuCtx) + Send + 'static) {
+        self.shared.run_on(cpu, work);
+    }
+
+    /// Registers a packet handler or tap. Mirrors `dev_add_pack()`.
+    pub fn dev_add_pack(&self, pt: Arc<dyn PacketType<CpuCtx>>) {
+        self.shared.softnet.dev_add_pack(pt);
+    }
+
+    /// Replaces the qdisc of `dev`'s tx queue `queue` (`tc qdisc replace
+    /// dev DEV root …`); returns the old one.
+    pub fn replace_qdisc(
+        &self,
+        dev: &str,
+        queue: u16,
+        qdisc: Box<dyn Qdisc>,
+    ) -> Result<Box<dyn Qdisc>, NetstackError> {
+        let d = self
+            .shared
+            .dev(dev)
+            .ok_or_else(|| NetstackError::NoDevice(dev.to_owned()))?;
+        d.dev_graft_qdisc(queue, qdisc)
+            .map_err(NetstackError::layer)
+    }
+
+    /// Runs `f` on the ethtool operations of `dev`'s driver.
+    pub fn with_ethtool<R>(
+        &self,
+        dev: &str,
+        f: impl FnOnce(&mut dyn EthtoolOps) -> R,
+    ) -> Result<R, NetstackError> {
+        let nic = self
+            .shared
+            .nic(dev)
+            .ok_or_else(|| NetstackError::NoDevice(dev.to_owned()))?;
+        let mut a = nic.adapter.lock();
+        Ok(f(&mut *a))
+    }
+
+    /// Starts a pcap capture of `dev` (`tcpdump -i DEV -w PATH`): both
+    /// directions, nanosecond timestamps of the host's clock.
+    pub fn capture(&self, dev: &str, path: &Path) -> Result<Capture, NetstackError> {
+        let d = self
+            .shared
+            .dev(dev)
+            .ok_or_else(|| NetstackError::NoDevice(dev.to_owned()))?;
+        let file = File::create(path)
+            .map_err(|e| NetstackError::Io(format!("{}: {e}", path.display())))?;
+        let tap = Arc::new(
+            PcapTap::new(
+                BufWriter::new(file),
+                Vec::<PcapFilter>::new(),
+                Some(d.ifindex()),
+            )
+            .map_err(|e| NetstackError::Io(format!("{}: {e}", path.display())))?,
+        );
+        self.dev_add_pack(tap.clone());
+        Ok(Capture {
+            tap,
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// A running pcap capture; flush it before reading the file.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    tap: Arc<PcapTap<BufWriter<File>>>,
+    path: std::path::PathBuf,
+}
+
+impl Capture {
+    /// Where the capture goes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Packets captured so far.
+    pub fn captured(&self) -> u64 {
+        self.tap.captured()
+    }
+
+    /// Writes buffered packets to the file.
+    pub fn flush(&self) -> Result<(), NetstackError> {
+        self.tap
+            .with_writer(std::io::Write::flush)
+            .map_err(|e| NetstackError::Io(format!("{}: {e}", self.path.display())))
+    }
+}
+
+/// Dispatches an expired IPv4 timer (wired when `inet_init` runs).
+pub(crate) fn ipv4_handle_timer(_ctx: &mut CpuCtx, t: ipv4::Ipv4Timer) {
+    tracing::trace!(target: "netstack::ipv4", timer = ?t, "ipv4 timer");
+}

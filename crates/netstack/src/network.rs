@@ -1,0 +1,436 @@
+//! A network of hosts joined by wires and switches, and the simulation
+//! runtime that runs it in virtual time.
+//!
+//! No kernel twin: this is the lab around the kernels. The simulation is
+//! one thread and a discrete-event loop over virtual time:
+//!
+//! ```text
+//! loop:
+//!   settle(now):  repeat { poll every NIC (wire → MAC filter → DMA → MSI-X;
+//!                          doorbells → tx → wire), run every CPU (cpu_run) }
+//!                 until nothing moved
+//!   run the application events due at now (in (time, seq) order)
+//!   now = min(next app event, next wire delivery / NIC moderation timer,
+//!             next CPU timer)        ← idle time costs nothing
+//! ```
+//!
+//! Determinism: hosts, NICs and CPUs are visited in a fixed order, every
+//! random choice (wire impairments, the stack's random numbers) comes from
+//! generators seeded from the network's seed, and time is virtual, so one
+//! seed gives the same packets, byte for byte, and the same counters.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use netcore::{Clock, Duration, Instant, MonotonicClock, VirtualClock};
+use nic_hw::{LinkConfig, LinkStats, MediumPort, PhyPort, Side, Switch, VirtualWire};
+
+use crate::cpu::cpu_run;
+use crate::error::NetstackError;
+use crate::host::{Host, HostBuilder};
+
+/// The default number of loop iterations [`Network::run_until_idle`] may
+/// take before it gives up with [`NetstackError::EventBudgetExhausted`].
+pub const DEFAULT_EVENT_BUDGET: u64 = 10_000_000;
+
+/// An application event: a closure run on the network at a virtual time.
+pub type AppEvent = Box<dyn FnOnce(&mut Network) + Send>;
+
+/// One link of the network, kept for its counters.
+#[derive(Clone)]
+pub enum Link {
+    /// A point-to-point wire.
+    Wire {
+        /// The link's name (`w0`, or as described).
+        name: String,
+        /// The wire.
+        wire: Arc<Mutex<VirtualWire>>,
+    },
+    /// A learning switch.
+    Switch {
+        /// The switch's name.
+        name: String,
+        /// The switch.
+        switch: Arc<Mutex<Switch>>,
+    },
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Link::Wire { name, .. } => write!(f, "Wire({name})"),
+            Link::Switch { name, .. } => write!(f, "Switch({name})"),
+        }
+    }
+}
+
+/// A PHY end to plug into a NIC ([`crate::NicConfig::phy`]).
+pub type PhyEnd = Box<dyn PhyPort + Send>;
+
+/// The counters of a wire's two directions: (A→B, B→A).
+pub type WireStats = (LinkStats, LinkStats);
+
+/// Hosts joined by links, run by the simulation (or handed to the thread
+/// runtime).
+pub struct Network {
+    pub(crate) clock: Arc<dyn Clock>,
+    vclock: Option<VirtualClock>,
+    seed: u64,
+    pub(crate) hosts: Vec<Host>,
+    links: Vec<Link>,
+    events: BinaryHeap<Reverse<(Instant, u64)>>,
+    actions: std::collections::HashMap<u64, AppEvent>,
+    next_seq: u64,
+    event_budget: u64,
+    events_run: u64,
+}
+
+impl fmt::Debug for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Network")
+            .field("now", &self.clock.now())
+            .field("hosts", &self.hosts)
+            .field("links", &self.links)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Network {
+    /// An empty simulated network in virtual time starting at zero; every
+    /// random choice is drawn from `seed`.
+    pub fn new(seed: u64) -> Network {
+        let vclock = VirtualClock::new();
+        Network {
+            clock: Arc::new(vclock.clone()),
+            vclock: Some(vclock),
+            seed,
+            hosts: Vec::new(),
+            links: Vec::new(),
+            events: BinaryHeap::new(),
+            actions: std::collections::HashMap::new(),
+            next_seq: 0,
+            event_budget: DEFAULT_EVENT_BUDGET,
+            events_run: 0,
+        }
+    }
+
+    /// An empty network on the real monotonic clock, for
+    /// [`crate::ThreadRuntime`].
+    pub fn realtime(seed: u64) -> Network {
+        let mut n = Network::new(seed);
+        n.clock = Arc::new(MonotonicClock::new());
+        n.vclock = None;
+        n
+    }
+
+    /// Whether the network runs in virtual time.
+    pub fn is_simulated(&self) -> bool {
+        self.vclock.is_some()
+    }
+
+    /// The network's seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// The clock every host reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    fn link_seed(&self) -> u64 {
+        self.seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(self.links.len() as u64 + 1)
+    }
+
+    /// Adds a point-to-point wire with `cfg` both ways; returns its two
+    /// ends, to plug into NICs with [`crate::NicConfig::phy`].
+    pub fn wire(&mut self, name: &str, cfg: LinkConfig) -> Result<(PhyEnd, PhyEnd), NetstackError> {
+        let wire = VirtualWire::symmetric(cfg, self.link_seed())
+            .map_err(|e| NetstackError::Config(format!("link {name}: {e}")))?;
+        let wire = Arc::new(Mutex::new(wire));
+        self.links.push(Link::Wire {
+            name: name.to_owned(),
+            wire: Arc::clone(&wire),
+        });
+        Ok((
+            Box::new(MediumPort::new(Arc::clone(&wire), Side::A)),
+            Box::new(MediumPort::new(wire, Side::B)),
+        ))
+    }
+
+    /// Adds a learning switch with `ports` ports, each on a link with
+    /// `cfg`; returns the host ends of the ports' links.
+    pub fn switch(
+        &mut self,
+        name: &str,
+        ports: usize,
+        cfg: &LinkConfig,
+    ) -> Result<Vec<PhyEnd>, NetstackError> {
+        let mut sw = Switch::new(self.link_seed());
+        for _ in 0..ports {
+            sw.add_port(cfg.clone())
+                .map_err(|e| NetstackError::Config(format!("switch {name}: {e}")))?;
+        }
+        let sw = Arc::new(Mutex::new(sw));
+        self.links.push(Link::Switch {
+            name: name.to_owned(),
+            switch: Arc::clone(&sw),
+        });
+        Ok((0..ports)
+            .map(|p| Box::new(MediumPort::new(Arc::clone(&sw), p)) as PhyEnd)
+            .collect())
+    }
+
+    /// Builds a host on the network's clock and adds it; returns its index.
+    pub fn add_host(&mut self, builder: HostBuilder) -> Result<usize, NetstackError> {
+        let seed = self
+            .seed
+            .wrapping_add(0x5851_F42D_4C95_7F2D_u64.wrapping_mul(self.hosts.len() as u64 + 1));
+        let host = builder.clock(Arc::clone(&self.clock)).seed(seed).build()?;
+        if self.hosts.iter().any(|h| h.name() == host.name()) {
+            return Err(NetstackError::Config(format!(
+                "two hosts named `{}`",
+                host.name()
+            )));
+        }
+        self.hosts.push(host);
+        Ok(self.hosts.len() - 1)
+    }
+
+    /// The hosts, in the order they were added.
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// The host named `name`.
+    pub fn host(&self, name: &str) -> Result<&Host, NetstackError> {
+        self.hosts
+            .iter()
+            .find(|h| h.name() == name)
+            .ok_or_else(|| NetstackError::NoHost(name.to_owned()))
+    }
+
+    /// The host named `name`, mutably.
+    pub fn host_mut(&mut self, name: &str) -> Result<&mut Host, NetstackError> {
+        self.hosts
+            .iter_mut()
+            .find(|h| h.name() == name)
+            .ok_or_else(|| NetstackError::NoHost(name.to_owned()))
+    }
+
+    /// The links, in the order they were added.
+    pub fn links(&self) -> &[Link] {
+        &self.links
+    }
+
+    /// The counters of the wire named `name`.
+    pub fn wire_stats(&self, name: &str) -> Option<WireStats> {
+        self.links.iter().find_map(|l| match l {
+            Link::Wire { name: n, wire } if n == name => {
+                let w = wire
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                Some((*w.stats(Side::A), *w.stats(Side::B)))
+            }
+            _ => None,
+        })
+    }
+
+    /// Sets how many loop iterations [`Network::run_until_idle`] and
+    /// [`Network::run_until`] may take in all (default
+    /// [`DEFAULT_EVENT_BUDGET`]).
+    pub fn set_event_budget(&mut self, budget: u64) {
+        self.event_budget = budget;
+    }
+
+    /// Loop iterations run so far.
+    pub fn events_run(&self) -> u64 {
+        self.events_run
+    }
+
+    /// Schedules `f` to run on the network at virtual time `at` (an
+    /// application step). Events at one instant run in the order they were
+    /// scheduled.
+    pub fn at(&mut self, at: Instant, f: impl FnOnce(&mut Network) + Send + 'static) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.events.push(Reverse((at, seq)));
+        self.actions.insert(seq, Box::new(f));
+    }
+
+    /// Schedules `f` to run `after` from now.
+    pub fn after(&mut self, after: Duration, f: impl FnOnce(&mut Network) + Send + 'static) {
+        let at = self.now().saturating_add(after);
+        self.at(at, f);
+    }
+
+    fn check_simulated(&self) -> Result<&VirtualClock, NetstackError> {
+        self.vclock.as_ref().ok_or_else(|| {
+            NetstackError::Runtime(
+                "this network runs on the real clock: start it with ThreadRuntime".to_owned(),
+            )
+        })
+    }
+
+    /// Runs every NIC and CPU at the current instant until nothing moves.
+    /// Returns how many rounds it took.
+    pub fn settle(&mut self) -> Result<u64, NetstackError> {
+        self.check_simulated()?;
+        let now = self.now();
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            self.spend(1)?;
+            let mut moved = false;
+            for h in &mut self.hosts {
+                for nic in &h.shared.nics {
+                    moved |= nic.device.poll(now) > 0;
+                }
+                for ctx in &mut h.cpus {
+                    let s = cpu_run(ctx);
+                    moved |= s.did_work() || s.more;
+                }
+            }
+            if !moved {
+                return Ok(rounds);
+            }
+        }
+    }
+
+    fn spend(&mut self, n: u64) -> Result<(), NetstackError> {
+        self.events_run += n;
+        if self.events_run > self.event_budget {
+            return Err(NetstackError::EventBudgetExhausted {
+                budget: self.event_budget,
+                at_ns: self.now().as_nanos(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The next instant after now at which something is due: an
+    /// application event, a frame or moderation timer at a NIC, a timer
+    /// on a CPU.
+    pub fn next_event(&self) -> Option<Instant> {
+        self.next_event_inner(true)
+    }
+
+    fn next_event_inner(&self, with_timers: bool) -> Option<Instant> {
+        let now = self.now();
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t
+                && t > now
+            {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(self.events.peek().map(|Reverse((t, _))| *t));
+        for h in &self.hosts {
+            for nic in &h.shared.nics {
+                consider(nic.device.next_event());
+            }
+            if with_timers {
+                for ctx in &h.cpus {
+                    consider(ctx.next_timer());
+                }
+            }
+        }
+        // An application event due now counts as "now".
+        if let Some(Reverse((t, _))) = self.events.peek()
+            && *t <= now
+        {
+            return Some(now);
+        }
+        next
+    }
+
+    fn run_due_events(&mut self) -> Result<bool, NetstackError> {
+        let now = self.now();
+        let mut ran = false;
+        while let Some(Reverse((t, seq))) = self.events.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.events.pop();
+            if let Some(f) = self.actions.remove(&seq) {
+                self.spend(1)?;
+                f(self);
+                ran = true;
+                self.settle()?;
+            }
+        }
+        Ok(ran)
+    }
+
+    /// Runs the network until virtual time `until` (events at `until`
+    /// included), jumping over idle periods.
+    pub fn run_until(&mut self, until: Instant) -> Result<(), NetstackError> {
+        self.run_until_inner(until, true)
+    }
+
+    fn run_until_inner(&mut self, until: Instant, with_timers: bool) -> Result<(), NetstackError> {
+        self.check_simulated()?;
+        loop {
+            self.settle()?;
+            self.run_due_events()?;
+            let next = if with_timers {
+                self.next_event_inner(true)
+            } else {
+                // Idle mode: only traffic and application events keep the
+                // network running, but timers due before them still fire
+                // on time.
+                self.next_event_inner(false)
+                    .map(|t| self.next_event_inner(true).map_or(t, |a| a.min(t)))
+            };
+            match next {
+                Some(t) if t <= until => self.advance_to(t)?,
+                _ => {
+                    if until > self.now() && until != Instant::MAX {
+                        self.advance_to(until)?;
+                        self.settle()?;
+                        self.run_due_events()?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Runs the network for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) -> Result<(), NetstackError> {
+        let until = self.now().saturating_add(d);
+        self.run_until(until)
+    }
+
+    /// Runs until nothing is left to happen: no application event, nothing
+    /// on a wire or in a NIC, no CPU work. Armed timers alone (neighbour
+    /// garbage collection, reachability, TIME_WAIT) do not keep the network
+    /// busy: they stay armed, and [`Network::run_for`] lets them fire; a
+    /// timer due while traffic is in flight fires as usual.
+    ///
+    /// Refuses to loop forever: errors with
+    /// [`NetstackError::EventBudgetExhausted`] past the event budget
+    /// (a broadcast storm through switches, a timer re-armed at once).
+    pub fn run_until_idle(&mut self) -> Result<(), NetstackError> {
+        self.run_until_inner(Instant::MAX, false)
+    }
+
+    fn advance_to(&mut self, t: Instant) -> Result<(), NetstackError> {
+        let vc = self.check_simulated()?;
+        if t > vc.now() {
+            vc.set(t)
+                .map_err(|e| NetstackError::Runtime(format!("virtual clock: {e}")))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,184 @@
+//! Reports in the formats of the Linux tools, assembled from the layers'
+//! own formatters.
+//!
+//! Mirrors what `ip`, `ethtool`, `tc`, `netstat` and `sysctl` print and
+//! the `/proc` files they read: `/proc/interrupts` and `/proc/softirqs`
+//! (`irq`), `/proc/net/softnet_stat` (`softnet`), `/proc/net/snmp` and
+//! `netstat -s` (`netcore`'s MIBs), `sysctl -a` (`netcore`), `tc -s qdisc`
+//! (`qdisc`), `ethtool -S/-g/-c/-l/-i` (`netcore`'s formatters over the
+//! driver's `EthtoolOps`), `ip addr`/`ip route`/`ip neigh` (`ipv4`).
+
+use core::fmt;
+use core::str::FromStr;
+
+use netcore::{
+    EthtoolOps, format_channels, format_coalesce, format_drvinfo, format_ringparam, format_stats,
+};
+
+use crate::error::NetstackError;
+use crate::host::Host;
+
+/// One report a host can print.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// `ip addr show`.
+    IpAddr,
+    /// `ip route show` (the main table).
+    IpRoute,
+    /// `ip neigh show`.
+    IpNeigh,
+    /// `ethtool -S DEV`.
+    EthtoolStats(String),
+    /// `ethtool -g DEV`.
+    EthtoolRing(String),
+    /// `ethtool -c DEV`.
+    EthtoolCoalesce(String),
+    /// `ethtool -l DEV`.
+    EthtoolChannels(String),
+    /// `ethtool -i DEV`.
+    EthtoolDriver(String),
+    /// `tc -s qdisc show`.
+    TcQdisc,
+    /// `cat /proc/interrupts`.
+    ProcInterrupts,
+    /// `cat /proc/softirqs`.
+    ProcSoftirqs,
+    /// `cat /proc/net/softnet_stat`.
+    SoftnetStat,
+    /// `cat /proc/net/snmp`.
+    ProcNetSnmp,
+    /// `netstat -s`.
+    NetstatS,
+    /// `sysctl -a` (the net.* keys this stack has).
+    SysctlA,
+}
+
+/// The report names [`Report::from_str`] accepts.
+pub const REPORT_NAMES: &str = "\"ip addr\", \"ip route\", \"ip neigh\", \"ethtool -S DEV\", \
+\"ethtool -g DEV\", \"ethtool -c DEV\", \"ethtool -l DEV\", \"ethtool -i DEV\", \"tc -s qdisc\", \
+\"/proc/interrupts\", \"/proc/softirqs\", \"/proc/net/softnet_stat\", \"/proc/net/snmp\", \
+\"netstat -s\", \"sysctl -a\"";
+
+impl FromStr for Report {
+    type Err = NetstackError;
+
+    fn from_str(s: &str) -> Result<Report, NetstackError> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let dev = |i: usize| words.get(i).map(|d| (*d).to_owned());
+        let r = match words.as_slice() {
+            ["ip", "addr" | "a" | "address", ..] => Some(Report::IpAddr),
+            ["ip", "route" | "r", ..] => Some(Report::IpRoute),
+            ["ip", "neigh" | "n" | "neighbour", ..] => Some(Report::IpNeigh),
+            ["ethtool", "-S", _] => dev(2).map(Report::EthtoolStats),
+            ["ethtool", "-g", _] => dev(2).map(Report::EthtoolRing),
+            ["ethtool", "-c", _] => dev(2).map(Report::EthtoolCoalesce),
+            ["ethtool", "-l", _] => dev(2).map(Report::EthtoolChannels),
+            ["ethtool", "-i", _] => dev(2).map(Report::EthtoolDriver),
+            ["tc", "-s", "qdisc", ..] | ["tc", "qdisc", ..] => Some(Report::TcQdisc),
+            ["/proc/interrupts"] => Some(Report::ProcInterrupts),
+            ["/proc/softirqs"] => Some(Report::ProcSoftirqs),
+            ["/proc/net/softnet_stat"] => Some(Report::SoftnetStat),
+            ["/proc/net/snmp"] => Some(Report::ProcNetSnmp),
+            ["netstat", "-s"] => Some(Report::NetstatS),
+            ["sysctl", "-a"] => Some(Report::SysctlA),
+            _ => None,
+        };
+        r.ok_or_else(|| {
+            NetstackError::Config(format!("unknown report `{s}`: accepts {REPORT_NAMES}"))
+        })
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Report::IpAddr => f.write_str("ip addr"),
+            Report::IpRoute => f.write_str("ip route"),
+            Report::IpNeigh => f.write_str("ip neigh"),
+            Report::EthtoolStats(d) => write!(f, "ethtool -S {d}"),
+            Report::EthtoolRing(d) => write!(f, "ethtool -g {d}"),
+            Report::EthtoolCoalesce(d) => write!(f, "ethtool -c {d}"),
+            Report::EthtoolChannels(d) => write!(f, "ethtool -l {d}"),
+            Report::EthtoolDriver(d) => write!(f, "ethtool -i {d}"),
+            Report::TcQdisc => f.write_str("tc -s qdisc"),
+            Report::ProcInterrupts => f.write_str("/proc/interrupts"),
+            Report::ProcSoftirqs => f.write_str("/proc/softirqs"),
+            Report::SoftnetStat => f.write_str("/proc/net/softnet_stat"),
+            Report::ProcNetSnmp => f.write_str("/proc/net/snmp"),
+            Report::NetstatS => f.write_str("netstat -s"),
+            Report::SysctlA => f.write_str("sysctl -a"),
+        }
+    }
+}
+
+impl Host {
+    /// Prints `report` as the Linux tool would for this host.
+    pub fn report(&self, report: &Report) -> Result<String, NetstackError> {
+        let s = &self.shared;
+        let ethtool = |dev: &str, f: &dyn Fn(&dyn EthtoolOps) -> Result<String, NetstackError>| {
+            self.with_ethtool(dev, |ops| f(ops))?
+        };
+        match report {
+            Report::IpAddr => Ok(crate::inet::ip_addr_show(s)),
+            Report::IpRoute => Ok(crate::inet::ip_route_show(s)),
+            Report::IpNeigh => Ok(crate::inet::ip_neigh_show(s)),
+            Report::EthtoolStats(d) => ethtool(d, &|ops| {
+                Ok(format!(
+                    "NIC statistics:\n{}",
+                    format_stats(&ops.get_ethtool_stats())
+                ))
+            }),
+            Report::EthtoolRing(d) => ethtool(d, &|ops| {
+                Ok(format_ringparam(
+                    d,
+                    &ops.get_ringparam().map_err(NetstackError::layer)?,
+                ))
+            }),
+            Report::EthtoolCoalesce(d) => ethtool(d, &|ops| {
+                Ok(format_coalesce(
+                    d,
+                    &ops.get_coalesce().map_err(NetstackError::layer)?,
+                ))
+            }),
+            Report::EthtoolChannels(d) => ethtool(d, &|ops| {
+                Ok(format_channels(
+                    d,
+                    &ops.get_channels().map_err(NetstackError::layer)?,
+                ))
+            }),
+            Report::EthtoolDriver(d) => ethtool(d, &|ops| Ok(format_drvinfo(&ops.get_drvinfo()))),
+            Report::TcQdisc => self.tc_qdisc_show(),
+            Report::ProcInterrupts => Ok(s.irqs.proc_interrupts()),
+            Report::ProcSoftirqs => Ok(s.softirqs.proc_softirqs()),
+            Report::SoftnetStat => Ok(s.softnet.softnet_stat()),
+            Report::ProcNetSnmp => Ok(s.mibs.snapshot().proc_net_snmp()),
+            Report::NetstatS => Ok(s.mibs.snapshot().netstat_s()),
+            Report::SysctlA => Ok(s.sysctl.list()),
+        }
+    }
+
+    /// `tc -s qdisc show`: the qdisc of every transmit queue in use of
+    /// every device.
+    fn tc_qdisc_show(&self) -> Result<String, NetstackError> {
+        let mut out = String::new();
+        for nic in &self.shared.nics {
+            let dev = &nic.netdev;
+            let used = self
+                .with_ethtool(dev.name(), |ops| {
+                    ops.get_channels().map(|c| c.combined_count)
+                })?
+                .map_err(NetstackError::layer)?
+                .max(1) as u16;
+            for q in 0..used.min(dev.num_tx_queues()) {
+                let text = dev
+                    .with_qdisc(q, |qd| qdisc::format_tc_qdisc_show(Some(dev.name()), qd))
+                    .map_err(NetstackError::layer)?;
+                out.push_str(&text);
+                if !text.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+        }
+        Ok(out)
+    }
+}

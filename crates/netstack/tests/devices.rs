@@ -1,0 +1,117 @@
+//! Frames through the whole device path of two simulated hosts:
+//! dev_queue_xmit → qdisc → igb start_xmit → tx ring → wire → MAC filter →
+//! DMA → MSI-X → napi_schedule → NET_RX → net_rx_action → igb poll →
+//! netif_receive_skb → a counting packet type.
+
+use std::sync::Arc;
+
+use netcore::{Duration, Instant, SkBuff};
+use netstack::{Host, Network, NicConfig, PacketCounter, Report};
+use nic_hw::LinkConfig;
+use softnet::{PtypeMatch, dev_queue_xmit};
+
+const ETH_P_EXPERIMENT: u16 = 0x88B5;
+
+fn two_hosts(seed: u64, cfg: LinkConfig) -> Network {
+    let mut net = Network::new(seed);
+    let (a, b) = net.wire("w0", cfg).unwrap();
+    net.add_host(
+        Host::builder()
+            .name("h1")
+            .cpus(2)
+            .nic(NicConfig::new().queues(2).phy(a)),
+    )
+    .unwrap();
+    net.add_host(
+        Host::builder()
+            .name("h2")
+            .cpus(2)
+            .nic(NicConfig::new().queues(2).phy(b)),
+    )
+    .unwrap();
+    net
+}
+
+fn frame(src: [u8; 6], dst: [u8; 6], i: u8, len: usize) -> Vec<u8> {
+    let mut f = Vec::with_capacity(len);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ETH_P_EXPERIMENT.to_be_bytes());
+    f.extend((0..len - 14).map(|j| i.wrapping_add(j as u8)));
+    f
+}
+
+fn send(net: &mut Network, from: &str, n: u8) {
+    let h1 = net.host(from).unwrap().shared().clone();
+    let dst = net.host("h2").unwrap().shared().nics[0].netdev.dev_addr();
+    let src = h1.nics[0].netdev.dev_addr();
+    h1.clone().run_on(0, move |ctx| {
+        let dev = h1.dev("eth0").unwrap();
+        for i in 0..n {
+            let mut skb = SkBuff::from_slice(&h1.pool, 64, &frame(src, dst, i, 100)).unwrap();
+            skb.protocol = ETH_P_EXPERIMENT;
+            assert_eq!(dev_queue_xmit(ctx, &dev, skb), Ok(qdisc::NetXmit::Success));
+        }
+    });
+}
+
+#[test]
+fn frames_cross_the_wire_and_reach_the_packet_type_with_exact_counters() {
+    let mut net = two_hosts(7, LinkConfig::default());
+    let counter = Arc::new(PacketCounter::new(PtypeMatch::Type(ETH_P_EXPERIMENT), None));
+    net.host("h2").unwrap().dev_add_pack(counter.clone());
+    send(&mut net, "h1", 5);
+    net.run_until_idle().unwrap();
+
+    assert_eq!(counter.packets(), 5);
+    assert_eq!(counter.bytes(), 5 * 86);
+    let h2 = net.host("h2").unwrap();
+    let st = h2.shared().dev("eth0").unwrap().dev_get_stats();
+    assert_eq!((st.rx_packets, st.rx_bytes), (5, 5 * 100));
+    let h1 = net.host("h1").unwrap();
+    let st = h1.shared().dev("eth0").unwrap().dev_get_stats();
+    assert_eq!((st.tx_packets, st.tx_bytes), (5, 5 * 100));
+    // No RSS hash for a non-IP frame: queue 0, whose vector is on CPU 0.
+    let ss = h2.report(&Report::SoftnetStat).unwrap();
+    let cpu0: Vec<&str> = ss.lines().next().unwrap().split(' ').collect();
+    assert_eq!(cpu0[0], "00000005", "{ss}");
+    let ethtool = h2.report(&Report::EthtoolStats("eth0".into())).unwrap();
+    assert!(ethtool.contains("rx_packets: 5"), "{ethtool}");
+    assert!(ethtool.contains("rx_queue_0_packets: 5"), "{ethtool}");
+    let irqs = h2.report(&Report::ProcInterrupts).unwrap();
+    assert!(irqs.contains("eth0-TxRx-0"), "{irqs}");
+}
+
+#[test]
+fn virtual_time_jumps_over_idle_periods() {
+    let mut net = two_hosts(1, LinkConfig::default().delay(Duration::from_millis(250)));
+    let counter = Arc::new(PacketCounter::new(PtypeMatch::Type(ETH_P_EXPERIMENT), None));
+    net.host("h2").unwrap().dev_add_pack(counter.clone());
+    net.at(Instant::from_secs(30), |net| send(net, "h1", 1));
+    net.run_until(Instant::from_secs(30)).unwrap();
+    assert_eq!(counter.packets(), 0);
+    net.run_until_idle().unwrap();
+    assert_eq!(counter.packets(), 1);
+    let now = net.now();
+    assert!(
+        now >= Instant::from_millis(30_250) && now < Instant::from_millis(30_251),
+        "{now:?}"
+    );
+    assert!(
+        net.events_run() < 200,
+        "{} loop iterations",
+        net.events_run()
+    );
+}
+
+#[test]
+fn the_event_budget_stops_a_run_that_never_ends() {
+    fn again(net: &mut Network) {
+        net.after(Duration::from_micros(1), again);
+    }
+    let mut net = two_hosts(1, LinkConfig::default());
+    net.after(Duration::ZERO, again);
+    net.set_event_budget(1000);
+    let err = net.run_until_idle().unwrap_err();
+    assert!(err.to_string().contains("event budget of 1000"), "{err}");
+}
