@@ -265,7 +265,8 @@ fn report_skips(out: &Output) {
     }
 }
 
-/// Workspace crates whose manifest declares a `cfg(loom)` dependency.
+/// Workspace crates whose manifest declares a `cfg(loom)` dependency, i.e.
+/// the crates that have loom models.
 fn crates_with_loom() -> Vec<String> {
     let mut found = Vec::new();
     let Ok(dir) = fs::read_dir(steps::root().join("crates")) else {
@@ -273,7 +274,11 @@ fn crates_with_loom() -> Vec<String> {
     };
     for entry in dir.flatten() {
         let manifest = entry.path().join("Cargo.toml");
-        if fs::read_to_string(&manifest).is_ok_and(|t| t.contains("cfg(loom)")) {
+        // A loom model needs loom as a dependency under `cfg(loom)`; the
+        // lint table's `check-cfg` entry alone does not count.
+        if fs::read_to_string(&manifest)
+            .is_ok_and(|t| t.contains("[target.'cfg(loom)'.dependencies]"))
+        {
             found.push(entry.file_name().to_string_lossy().into_owned());
         }
     }

@@ -85,8 +85,8 @@ pub use snmp::{
 };
 pub use sysctl::{IntKey, RangeKey, StrKey, Sysctl, SysctlError, SysctlValue, VecKey};
 pub use time::{Duration, Instant};
-pub use timer_context::TimerContext;
 pub use timer::{HZ, LVL_BITS, LVL_CLK_SHIFT, LVL_DEPTH, LVL_SIZE, TimerWheel};
+pub use timer_context::TimerContext;
 
 /// The fake device for tests of the layers above the driver (`testutils`
 /// feature).

@@ -35,17 +35,23 @@ impl Instant {
 
     /// The instant `micros` microseconds after the epoch.
     pub const fn from_micros(micros: u64) -> Instant {
-        Instant { nanos: micros.saturating_mul(1_000) }
+        Instant {
+            nanos: micros.saturating_mul(1_000),
+        }
     }
 
     /// The instant `millis` milliseconds after the epoch.
     pub const fn from_millis(millis: u64) -> Instant {
-        Instant { nanos: millis.saturating_mul(1_000_000) }
+        Instant {
+            nanos: millis.saturating_mul(1_000_000),
+        }
     }
 
     /// The instant `secs` seconds after the epoch.
     pub const fn from_secs(secs: u64) -> Instant {
-        Instant { nanos: secs.saturating_mul(1_000_000_000) }
+        Instant {
+            nanos: secs.saturating_mul(1_000_000_000),
+        }
     }
 
     /// Nanoseconds since the epoch.
@@ -117,7 +123,12 @@ impl fmt::Debug for Instant {
 impl fmt::Display for Instant {
     /// Seconds with nanosecond precision, as `tcpdump -tt` prints time.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:09}", self.nanos / 1_000_000_000, self.nanos % 1_000_000_000)
+        write!(
+            f,
+            "{}.{:09}",
+            self.nanos / 1_000_000_000,
+            self.nanos % 1_000_000_000
+        )
     }
 }
 
@@ -133,6 +144,9 @@ mod tests {
         assert_eq!(Instant::ZERO - t, Duration::ZERO);
         assert_eq!(t - Instant::ZERO, Duration::from_millis(5));
         assert_eq!(Instant::ZERO.checked_sub(Duration::from_nanos(1)), None);
-        assert_eq!(format!("{}", Instant::from_nanos(1_500_000_001)), "1.500000001");
+        assert_eq!(
+            format!("{}", Instant::from_nanos(1_500_000_001)),
+            "1.500000001"
+        );
     }
 }
