@@ -14,12 +14,21 @@
 
 use std::net::Ipv4Addr;
 
-use netcore::{ETH_P_ARP, Instant, NET_SKB_PAD, PagePool, PktType, SkBuff, SkbError, TimerContext};
+use core::marker::PhantomData;
+use std::sync::Arc;
+
+use netcore::{
+    DropReason, ETH_P_ARP, Instant, NET_SKB_PAD, PagePool, PktType, SkBuff, SkbError, TimerContext,
+    consume_skb, kfree_skb_reason,
+};
+use softnet::{NetRx, PacketType, PtypeMatch, dev_queue_xmit};
 use wire::{
     ARP_ETH_IPV4_LEN, ArpOp, ArpPacket, ArpRepr, ETH_HLEN, EtherType, EthernetAddress,
     EthernetRepr, WireError,
 };
 
+use crate::context::{Ipv4Context, Ipv4Net};
+use crate::ip_output::neigh_run_actions;
 use crate::neighbour::{NeighAction, NeighParms, NeighTable, NeighUpdateFlags, NudState};
 use crate::route::{NetnsIpv4, RtScope, RtnType};
 use crate::timers::Ipv4Timer;
@@ -291,6 +300,106 @@ pub fn inetdev_send_gratuitous_arp(
             })
             .collect()
     })
+}
+
+/// The ARP packet handler registered with `dev_add_pack` by
+/// [`inet_init`](crate::inet_init).
+///
+/// Mirrors `arp_packet_type` (`.type = ETH_P_ARP, .func = arp_rcv`).
+pub struct ArpRcv<C: ?Sized> {
+    net: Arc<Ipv4Net<C>>,
+    _ctx: PhantomData<fn(&mut C)>,
+}
+
+impl<C: ?Sized> ArpRcv<C> {
+    /// The handler for `net`.
+    pub fn new(net: Arc<Ipv4Net<C>>) -> ArpRcv<C> {
+        ArpRcv {
+            net,
+            _ctx: PhantomData,
+        }
+    }
+}
+
+impl<C: ?Sized> core::fmt::Debug for ArpRcv<C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ArpRcv")
+    }
+}
+
+impl<C: Ipv4Context> PacketType<C> for ArpRcv<C> {
+    fn ptype(&self) -> PtypeMatch {
+        PtypeMatch::Type(ETH_P_ARP)
+    }
+
+    fn func(&self, skb: SkBuff, ctx: &mut C) -> NetRx {
+        arp_rcv_net(&self.net, ctx, skb)
+    }
+
+    fn name(&self) -> &'static str {
+        "arp_rcv"
+    }
+}
+
+/// Receives one ARP packet from the device layer.
+///
+/// Mirrors `arp_rcv()` → `arp_process()`: frames for another host or
+/// looped back are consumed unread; a device without IPv4 state, a packet
+/// shorter than the Ethernet/IPv4 ARP layout or of another hardware or
+/// protocol type is dropped; otherwise [`arp_process`] decides, a reply goes
+/// out with `dev_queue_xmit`, and packets released by a resolved neighbour
+/// are transmitted. `skb.data()` starts at the ARP header. Consumes `skb`.
+pub fn arp_rcv<C: Ipv4Context>(ctx: &mut C, skb: SkBuff) -> NetRx {
+    let net = Arc::clone(ctx.ipv4());
+    arp_rcv_net(&net, ctx, skb)
+}
+
+fn arp_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
+    if matches!(skb.pkt_type, PktType::OtherHost | PktType::Loopback) {
+        consume_skb(skb);
+        return NetRx::Success;
+    }
+    let Some(dev) = net.dev(skb.ifindex) else {
+        kfree_skb_reason(skb, DropReason::NotSpecified);
+        return NetRx::Drop;
+    };
+    let arp = match arp_parse(skb.data()) {
+        Ok(a) => a,
+        Err(WireError::Truncated { .. }) => {
+            kfree_skb_reason(skb, DropReason::PktTooSmall);
+            return NetRx::Drop;
+        }
+        Err(_) => {
+            kfree_skb_reason(skb, DropReason::NotSpecified);
+            return NetRx::Drop;
+        }
+    };
+    let now = ctx.now();
+    let mut out = Vec::new();
+    let decision = {
+        let netns = net.netns().read();
+        let mut tbl = net.arp_tbl().lock();
+        arp_process(
+            &mut tbl,
+            ctx,
+            now,
+            &netns,
+            skb.ifindex,
+            dev.dev_addr,
+            skb.pkt_type,
+            &arp,
+            &mut out,
+        )
+    };
+    consume_skb(skb);
+    if let ArpDecision::Reply(frame) = decision
+        && let Some(nd) = dev.dev.as_ref()
+        && let Ok(reply) = frame.to_skb(net.pool())
+    {
+        let _ = dev_queue_xmit(ctx, nd, reply);
+    }
+    neigh_run_actions(net, ctx, out);
+    NetRx::Success
 }
 
 #[cfg(test)]

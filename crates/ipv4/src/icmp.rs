@@ -1,10 +1,11 @@
 //! ICMP messages this host sends: errors about received packets and echo
 //! replies, with Linux's suppression rules and rate limits.
 //!
-//! Mirrors `net/ipv4/icmp.c` (`__icmp_send()`, `icmp_reply()`,
+//! Mirrors `net/ipv4/icmp.c` (`__icmp_send()`, `icmp_build_reply()`,
 //! `icmp_global_allow()`, `icmpv4_xrlim_allow()`) and
 //! `inet_peer_xrlim_allow()` in `net/ipv4/inetpeer.c`. The receive side
-//! (`icmp_rcv()`) belongs to the input glue.
+//! (`icmp_rcv()`) and the sending glue (`icmp_send()` routing and
+//! transmitting what is built here) are in `icmp_rcv.rs`.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -25,9 +26,10 @@ const IPTOS_TOS_MASK: u8 = 0x1e;
 const NR_ICMP_TYPES: u8 = 18;
 const XRLIM_BURST_FACTOR: u64 = 6;
 
-/// Why no ICMP message was built.
+/// Why no ICMP message was built (the reasons `__icmp_send()` returns
+/// early).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IcmpError {
+pub enum IcmpSendError {
     /// The offending packet has no complete IP header.
     Truncated,
     /// It was not addressed to this host at the link layer.
@@ -156,7 +158,7 @@ impl IcmpRateLimit {
         code: u8,
         daddr: Ipv4Addr,
         loopback: bool,
-    ) -> Result<(), IcmpError> {
+    ) -> Result<(), IcmpSendError> {
         let mask = sysctl.get_int(Sysctl::ICMP_RATEMASK);
         let unlimited = icmp_type > NR_ICMP_TYPES
             || (icmp_type == 3 && code == 4)
@@ -166,12 +168,12 @@ impl IcmpRateLimit {
         }
         if !self.icmp_global_allow(sysctl, now) {
             mibs.inc(cpu, IcmpMib::OutRateLimitGlobal);
-            return Err(IcmpError::RateLimitGlobal);
+            return Err(IcmpSendError::RateLimitGlobal);
         }
         let timeout = u64::try_from(sysctl.get_int(Sysctl::ICMP_RATELIMIT)).unwrap_or(0);
         if !loopback && !self.inet_peer_xrlim_allow(daddr, timeout, now) {
             mibs.inc(cpu, IcmpMib::OutRateLimitHost);
-            return Err(IcmpError::RateLimitHost);
+            return Err(IcmpSendError::RateLimitHost);
         }
         // icmp_global_consume(): 0, 1 or 2 credits.
         self.credit -= i64::from(self.rng.below(3));
@@ -184,7 +186,7 @@ fn build(
     ip: &Ipv4Repr,
     msg: IcmpMessage,
     quote: &[u8],
-) -> Result<SkBuff, IcmpError> {
+) -> Result<SkBuff, IcmpSendError> {
     let icmp = IcmpRepr {
         message: msg,
         payload_len: quote.len(),
@@ -192,9 +194,9 @@ fn build(
     let mut b = vec![0u8; ip.buffer_len()];
     let h = ip.header_len();
     b[h + 8..].copy_from_slice(quote);
-    icmp.emit(&mut b[h..]).map_err(|_| IcmpError::NoMem)?;
-    ip.emit(&mut b).map_err(|_| IcmpError::NoMem)?;
-    let mut skb = SkBuff::from_slice(pool, NET_SKB_PAD, &b).map_err(|_| IcmpError::NoMem)?;
+    icmp.emit(&mut b[h..]).map_err(|_| IcmpSendError::NoMem)?;
+    ip.emit(&mut b).map_err(|_| IcmpSendError::NoMem)?;
+    let mut skb = SkBuff::from_slice(pool, NET_SKB_PAD, &b).map_err(|_| IcmpSendError::NoMem)?;
     skb.reset_network_header();
     skb.protocol = netcore::ETH_P_IP;
     Ok(skb)
@@ -207,7 +209,7 @@ fn count_out(mibs: &NetMibs, cpu: usize, t: u8) {
 
 /// Builds an ICMP error about `skb_in` (which starts at its IP header).
 ///
-/// Mirrors `__icmp_send()`. Refuses ([`IcmpError`]) when the packet was not
+/// Mirrors `__icmp_send()`. Refuses ([`IcmpSendError`]) when the packet was not
 /// for this host at the link layer, went to a broadcast or multicast
 /// address, is a non-first fragment, is itself an ICMP error, or is rate
 /// limited. The message quotes as much of the offending datagram as fits
@@ -215,8 +217,9 @@ fn count_out(mibs: &NetMibs, cpu: usize, t: u8) {
 /// "internetwork control", TTL `ip_default_ttl`, DF clear. Counters:
 /// `OutMsgs`, `OutType<N>` (`OutDestUnreachs`, `OutTimeExcds`, …), and the
 /// rate-limit counters.
+#[doc(alias = "__icmp_send")]
 #[allow(clippy::too_many_arguments)]
-pub fn icmp_send(
+pub fn icmp_build_error(
     skb_in: &SkBuff,
     msg: IcmpMessage,
     ctx: &IcmpSendCtx,
@@ -226,21 +229,21 @@ pub fn icmp_send(
     cpu: usize,
     now: Instant,
     pool: &PagePool,
-) -> Result<SkBuff, IcmpError> {
+) -> Result<SkBuff, IcmpSendError> {
     let data = skb_in.data();
     if data.len() < 20 {
-        return Err(IcmpError::Truncated);
+        return Err(IcmpSendError::Truncated);
     }
     if skb_in.pkt_type != PktType::Host {
-        return Err(IcmpError::NotHost);
+        return Err(IcmpSendError::NotHost);
     }
     let daddr = Ipv4Addr::new(data[16], data[17], data[18], data[19]);
     if ctx.dst_broadcast || daddr.is_multicast() || daddr.is_broadcast() {
-        return Err(IcmpError::Broadcast);
+        return Err(IcmpSendError::Broadcast);
     }
     let frag_off = u16::from_be_bytes([data[6], data[7]]);
     if frag_off & IP_OFFSET != 0 {
-        return Err(IcmpError::NotFirstFragment);
+        return Err(IcmpSendError::NotFirstFragment);
     }
     let mut probe = [0u8; 8];
     IcmpRepr {
@@ -248,13 +251,13 @@ pub fn icmp_send(
         payload_len: 0,
     }
     .emit(&mut probe)
-    .map_err(|_| IcmpError::NoMem)?;
+    .map_err(|_| IcmpSendError::NoMem)?;
     let (icmp_type, code) = (probe[0], probe[1]);
     let ihl = usize::from(data[0] & 0x0f) * 4;
     if is_error_type(icmp_type) && data[9] == u8::from(IpProtocol::Icmp) {
-        let inner = *data.get(ihl).ok_or(IcmpError::Truncated)?;
+        let inner = *data.get(ihl).ok_or(IcmpSendError::Truncated)?;
         if inner > NR_ICMP_TYPES || is_error_type(inner) {
-            return Err(IcmpError::AboutIcmpError);
+            return Err(IcmpSendError::AboutIcmpError);
         }
     }
     let saddr_in = Ipv4Addr::new(data[12], data[13], data[14], data[15]);
@@ -270,7 +273,7 @@ pub fn icmp_send(
     )?;
     let room = ctx.mtu.min(ICMP_ERROR_MAX_LEN) as isize - 20 - 8;
     if room <= 20 {
-        return Err(IcmpError::TinyMtu);
+        return Err(IcmpSendError::TinyMtu);
     }
     let quote = &data[..data.len().min(room as usize)];
     let tos = if is_error_type(icmp_type) {
@@ -302,20 +305,21 @@ pub fn icmp_send(
 /// Mirrors `icmp_echo()` → `icmp_reply()`: same identifier, sequence and
 /// data, source the request's destination, TOS kept, TTL
 /// `ip_default_ttl`. Echo replies are outside `icmp_ratemask`, so only
-/// counted (`OutMsgs`, `OutEchoReps`). Errors: [`IcmpError::Truncated`]
+/// counted (`OutMsgs`, `OutEchoReps`). Errors: [`IcmpSendError::Truncated`]
 /// for anything but an echo request.
-pub fn icmp_reply(
+#[doc(alias = "icmp_reply")]
+pub fn icmp_build_reply(
     skb_in: &SkBuff,
     ident: u16,
     sysctl: &Sysctl,
     mibs: &NetMibs,
     cpu: usize,
     pool: &PagePool,
-) -> Result<SkBuff, IcmpError> {
-    let p = Ipv4Packet::new_checked(skb_in.data()).map_err(|_| IcmpError::Truncated)?;
+) -> Result<SkBuff, IcmpSendError> {
+    let p = Ipv4Packet::new_checked(skb_in.data()).map_err(|_| IcmpSendError::Truncated)?;
     let icmp = p.payload();
     if icmp.len() < 8 || icmp[0] != u8::from(IcmpType::Echo) {
-        return Err(IcmpError::Truncated);
+        return Err(IcmpSendError::Truncated);
     }
     let msg = IcmpMessage::EchoReply {
         ident: u16::from_be_bytes([icmp[4], icmp[5]]),

@@ -25,35 +25,57 @@
 //! - timers: [`Ipv4Timer`]; randomness: [`Prandom`].
 #![forbid(unsafe_code)]
 
+mod af_inet;
 mod arp;
+mod context;
 mod devinet;
+mod eth;
 mod fib_trie;
 mod icmp;
+mod icmp_rcv;
+mod ip_forward;
 mod ip_fragment;
+mod ip_input;
+mod ip_output;
 mod ip_output_frag;
 mod neighbour;
+mod protocol;
 mod random;
 mod route;
+#[cfg(any(test, feature = "testutils"))]
+pub mod testutil;
 mod timers;
 
+pub use af_inet::inet_init;
+
 pub use arp::{
-    ArpDecision, ArpFrame, arp_create, arp_parse, arp_process, arp_solicit,
+    ArpDecision, ArpFrame, ArpRcv, arp_create, arp_parse, arp_process, arp_rcv, arp_solicit,
     inetdev_send_gratuitous_arp,
 };
+pub use context::{Ipv4Context, Ipv4Dev, Ipv4Net, LOOPBACK_IFINDEX, LOOPBACK_MTU};
 pub use devinet::{IfaFlags, InDevice, InIfaddr, InetDevices, LinkFacts};
+pub use eth::{eth_header, eth_type_trans, ip_eth_mc_map};
 pub use fib_trie::FibTrie;
 pub use icmp::{
-    ICMP_ERROR_MAX_LEN, IPTOS_PREC_INTERNETCONTROL, IcmpError, IcmpRateLimit, IcmpSendCtx,
-    icmp_reply, icmp_send,
+    ICMP_ERROR_MAX_LEN, IPTOS_PREC_INTERNETCONTROL, IcmpRateLimit, IcmpSendCtx, IcmpSendError,
+    icmp_build_error, icmp_build_reply,
 };
+pub use icmp_rcv::{IcmpProtocol, icmp_rcv, icmp_send};
+pub use ip_forward::ip_forward;
 pub use ip_fragment::{FragAction, FragKey, Ipv4Frags};
+pub use ip_input::{IpRcv, ip_local_deliver, ip_rcv, ip_rcv_core};
+pub use ip_output::{
+    InetSock, IpPmtudisc, MAX_IP_HEADROOM, ip_build_and_send_pkt, ip_local_out, ip_output,
+    ip_queue_xmit, ip_route_output_key,
+};
 pub use ip_output_frag::{FragmentError, ip_do_fragment};
 pub use neighbour::{
     NeighAction, NeighParms, NeighStatistics, NeighTable, NeighUpdateFlags, Neighbour, NudState,
 };
+pub use protocol::{IcmpErrInfo, IcmpError, NetProtocol};
 pub use random::Prandom;
 pub use route::{
-    Fib, FibAlias, FibConfig, FibNh, FibResult, NetnsIpv4, RT_TABLE_LOCAL, RT_TABLE_MAIN,
-    RouteTable, RtProt, RtScope, RtnType,
+    Fib, FibAlias, FibConfig, FibNh, FibResult, Flowi4, NetnsIpv4, RT_TABLE_LOCAL, RT_TABLE_MAIN,
+    RouteInputError, RouteTable, RtProt, RtScope, Rtable, RtnType,
 };
-pub use timers::{FragId, Ipv4Timer, NeighId};
+pub use timers::{FragId, Ipv4Timer, NeighId, handle_timer};

@@ -896,6 +896,298 @@ impl NetnsIpv4 {
     }
 }
 
+/// A routing decision for one packet.
+///
+/// Mirrors the parts of `struct rtable` (with its `dst_entry`) that the
+/// packet path reads: the route type (`rt_type`), the output device
+/// (`dst.dev`), the gateway (`rt_gw4` when `rt_uses_gateway`) and the
+/// source to use (`fl4->saddr` on output, `spec_dst` on input). It is
+/// computed per packet and never cached (no `dst` cache).
+#[doc(alias = "rtable")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rtable {
+    /// `Local` and `Broadcast`/`Multicast` input routes deliver locally,
+    /// `Unicast` forwards (input) or sends (output).
+    pub rt_type: RtnType,
+    /// The output device's ifindex ([`LOOPBACK_IFINDEX`](crate::LOOPBACK_IFINDEX)
+    /// for local output, the input device for local input).
+    pub oif: u32,
+    /// The gateway, when the destination is not on link.
+    pub gateway: Option<Ipv4Addr>,
+    /// The source address for this route.
+    pub prefsrc: Ipv4Addr,
+}
+
+impl Rtable {
+    /// The address to resolve on the link: the gateway, else `daddr`.
+    ///
+    /// Mirrors `rt_nexthop()`.
+    pub fn rt_nexthop(&self, daddr: Ipv4Addr) -> Ipv4Addr {
+        self.gateway.unwrap_or(daddr)
+    }
+}
+
+/// The keys of an output route lookup.
+///
+/// Mirrors `struct flowi4` (the fields IPv4 output uses).
+#[doc(alias = "flowi4")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flowi4 {
+    /// Destination (`daddr`); unspecified means "this host".
+    pub daddr: Ipv4Addr,
+    /// Source (`saddr`); unspecified lets the route choose, and the lookup
+    /// fills it in.
+    pub saddr: Ipv4Addr,
+    /// Output device (`flowi4_oif`), 0 for any.
+    pub oif: u32,
+    /// IP protocol (`flowi4_proto`).
+    pub proto: u8,
+    /// TOS (`flowi4_tos`).
+    pub tos: u8,
+    /// Firewall mark (`flowi4_mark`).
+    pub mark: u32,
+}
+
+impl Flowi4 {
+    /// A flow to `daddr` for `proto`, any source, any device.
+    pub fn new(daddr: Ipv4Addr, proto: u8) -> Flowi4 {
+        Flowi4 {
+            daddr,
+            saddr: Ipv4Addr::UNSPECIFIED,
+            oif: 0,
+            proto,
+            tos: 0,
+            mark: 0,
+        }
+    }
+}
+
+/// Why an input route lookup gave no route to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteInputError {
+    /// The source is multicast, limited broadcast, `0.0.0.0/8` or loopback
+    /// (`martian_source`).
+    MartianSource,
+    /// The destination is `0.0.0.0/8`, loopback, or a route type that cannot
+    /// be forwarded (`martian_destination`).
+    MartianDestination,
+    /// A multicast group this host has not joined (`ip_route_input_mc()`
+    /// not reached): dropped without a counter.
+    NotOurMulticast,
+    /// The route is an error route, built by `no_route`/`ip_error()`:
+    /// `EHOSTUNREACH` (not for us and forwarding off, or an unreachable
+    /// route), `ENETUNREACH` (no route), `EACCES` (prohibit), `EINVAL`
+    /// (blackhole).
+    Unreachable(Errno),
+}
+
+impl NetnsIpv4 {
+    /// Routes a received datagram.
+    ///
+    /// Mirrors `ip_route_input_noref()` → `ip_route_input_slow()` in
+    /// `net/ipv4/route.c`, in its order: multicast or limited-broadcast
+    /// sources are martian; a limited-broadcast destination (or 0 → 0) is
+    /// broadcast input; zero-net and loopback sources/destinations are
+    /// martian; then the FIB: local and broadcast routes deliver locally
+    /// (with `spec_dst` as [`Rtable::prefsrc`]), a unicast route forwards when
+    /// `forwarding` (`IN_DEV_FORWARD`) is on, and everything else is an
+    /// [`RouteInputError::Unreachable`] with the errno `ip_error()` acts on
+    /// (with forwarding off every miss is `EHOSTUNREACH`).
+    ///
+    /// # Deviations from Linux
+    ///
+    /// No reverse-path filter (`rp_filter` is 0 by default in Linux too),
+    /// no multicast groups (IGMP is not implemented), no redirect decision.
+    pub fn ip_route_input(
+        &self,
+        daddr: Ipv4Addr,
+        saddr: Ipv4Addr,
+        ifindex: u32,
+        forwarding: bool,
+    ) -> Result<Rtable, RouteInputError> {
+        let local_src = |r: &Self| {
+            r.devices
+                .inet_select_addr(ifindex, saddr, RtScope::Link)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED)
+        };
+        if daddr.is_multicast() {
+            return Err(RouteInputError::NotOurMulticast);
+        }
+        if saddr.is_multicast() || saddr.is_broadcast() {
+            return Err(RouteInputError::MartianSource);
+        }
+        if daddr.is_broadcast() || (saddr.is_unspecified() && daddr.is_unspecified()) {
+            return Ok(Rtable {
+                rt_type: RtnType::Broadcast,
+                oif: ifindex,
+                gateway: None,
+                prefsrc: local_src(self),
+            });
+        }
+        if saddr.octets()[0] == 0 {
+            return Err(RouteInputError::MartianSource);
+        }
+        if daddr.octets()[0] == 0 || daddr.is_loopback() {
+            return Err(RouteInputError::MartianDestination);
+        }
+        if saddr.is_loopback() {
+            return Err(RouteInputError::MartianSource);
+        }
+        let res = match self.fib.fib_lookup(daddr) {
+            Ok(res) => res,
+            Err(e) => {
+                let e = if forwarding { e } else { Errno::HostUnreach };
+                return Err(RouteInputError::Unreachable(e));
+            }
+        };
+        match res.rt_type() {
+            RtnType::Broadcast => Ok(Rtable {
+                rt_type: RtnType::Broadcast,
+                oif: ifindex,
+                gateway: None,
+                prefsrc: local_src(self),
+            }),
+            RtnType::Local => Ok(Rtable {
+                rt_type: RtnType::Local,
+                oif: ifindex,
+                gateway: None,
+                prefsrc: daddr,
+            }),
+            _ if !forwarding => Err(RouteInputError::Unreachable(Errno::HostUnreach)),
+            RtnType::Unicast => Ok(Rtable {
+                rt_type: RtnType::Unicast,
+                oif: res.alias.nh.oif,
+                gateway: res.alias.nh.gw,
+                prefsrc: self
+                    .fib_result_prefsrc(&res)
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED),
+            }),
+            _ => Err(RouteInputError::MartianDestination),
+        }
+    }
+
+    /// Routes a datagram this host sends, filling in `fl4.saddr` when unset.
+    ///
+    /// Mirrors `ip_route_output_key()` → `ip_route_output_key_hash_rcu()`
+    /// and `__mkroute_output()`: a set source must be local; no destination
+    /// means this host (127.0.0.1 when no source either); a device with a
+    /// limited-broadcast or multicast destination needs no lookup; a local
+    /// route goes out by loopback with the destination (or the route's
+    /// preferred source) as source; otherwise the FIB's route, or the named
+    /// device assumed on link when the FIB's route leaves by another one.
+    /// Limited broadcast gives a broadcast route and 224/4 a multicast one.
+    ///
+    /// # Errors
+    ///
+    /// [`Errno::Inval`] for a source that is not local or not unicast;
+    /// [`Errno::NoDev`] for an unknown `oif`; the FIB's errors
+    /// ([`Errno::NetUnreach`], [`Errno::HostUnreach`], …).
+    pub fn ip_route_output_key(&self, fl4: &mut Flowi4) -> Result<Rtable, Errno> {
+        let lo = crate::context::LOOPBACK_IFINDEX;
+        if !fl4.saddr.is_unspecified() {
+            if fl4.saddr.is_multicast() || fl4.saddr.is_broadcast() || fl4.saddr.octets()[0] == 0 {
+                return Err(Errno::Inval);
+            }
+            if self.inet_addr_type(fl4.saddr) != RtnType::Local {
+                return Err(Errno::Inval);
+            }
+        }
+        if fl4.oif != 0 {
+            if self.devices.dev(fl4.oif).is_none() {
+                return Err(Errno::NoDev);
+            }
+            if fl4.daddr.is_broadcast() || fl4.daddr.is_multicast() {
+                if fl4.saddr.is_unspecified() {
+                    fl4.saddr = self
+                        .devices
+                        .inet_select_addr(fl4.oif, Ipv4Addr::UNSPECIFIED, RtScope::Link)
+                        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                }
+                let rt_type = if fl4.daddr.is_broadcast() {
+                    RtnType::Broadcast
+                } else {
+                    RtnType::Multicast
+                };
+                return Ok(Rtable {
+                    rt_type,
+                    oif: fl4.oif,
+                    gateway: None,
+                    prefsrc: fl4.saddr,
+                });
+            }
+        }
+        if fl4.daddr.is_unspecified() {
+            fl4.daddr = fl4.saddr;
+            if fl4.daddr.is_unspecified() {
+                fl4.daddr = Ipv4Addr::LOCALHOST;
+                fl4.saddr = Ipv4Addr::LOCALHOST;
+            }
+            return Ok(Rtable {
+                rt_type: RtnType::Local,
+                oif: lo,
+                gateway: None,
+                prefsrc: fl4.saddr,
+            });
+        }
+        let res = match self.fib.fib_lookup(fl4.daddr) {
+            Ok(res) => res,
+            Err(e) if fl4.oif == 0 => return Err(e),
+            Err(_) => {
+                // "Routing tables are wrong: assume the destination is on link."
+                if fl4.saddr.is_unspecified() {
+                    fl4.saddr = self
+                        .devices
+                        .inet_select_addr(fl4.oif, Ipv4Addr::UNSPECIFIED, RtScope::Link)
+                        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                }
+                return Ok(Rtable {
+                    rt_type: RtnType::Unicast,
+                    oif: fl4.oif,
+                    gateway: None,
+                    prefsrc: fl4.saddr,
+                });
+            }
+        };
+        if res.rt_type() == RtnType::Local {
+            if fl4.saddr.is_unspecified() {
+                fl4.saddr = res.alias.prefsrc.unwrap_or(fl4.daddr);
+            }
+            return Ok(Rtable {
+                rt_type: RtnType::Local,
+                oif: lo,
+                gateway: None,
+                prefsrc: fl4.saddr,
+            });
+        }
+        let (oif, gateway) = if fl4.oif != 0 && fl4.oif != res.alias.nh.oif {
+            (fl4.oif, None)
+        } else {
+            (res.alias.nh.oif, res.alias.nh.gw)
+        };
+        if fl4.saddr.is_unspecified() {
+            fl4.saddr = if oif == res.alias.nh.oif {
+                self.fib_result_prefsrc(&res)
+            } else {
+                self.devices.inet_select_addr(oif, fl4.daddr, RtScope::Link)
+            }
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        }
+        let rt_type = if fl4.daddr.is_broadcast() || res.rt_type() == RtnType::Broadcast {
+            RtnType::Broadcast
+        } else if fl4.daddr.is_multicast() {
+            RtnType::Multicast
+        } else {
+            RtnType::Unicast
+        };
+        Ok(Rtable {
+            rt_type,
+            oif,
+            gateway,
+            prefsrc: fl4.saddr,
+        })
+    }
+}
+
 impl fmt::Display for RtScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

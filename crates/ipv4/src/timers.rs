@@ -34,3 +34,40 @@ pub enum Ipv4Timer {
     /// `ip_expire()` in `net/ipv4/ip_fragment.c`.
     FragExpire(FragId),
 }
+
+/// Runs an expired IPv4 timer: the host's `TIMER` softirq dispatch calls
+/// it with each [`Ipv4Timer`] its wheel fires on this CPU.
+///
+/// Mirrors the timer callbacks themselves: `neigh_timer_handler()` (ARP
+/// probes go out with `dev_queue_xmit`; packets of an entry that failed get
+/// ICMP host unreachable), `neigh_periodic_work()`, and `ip_expire()`
+/// (`ReasmFails`, `ReasmTimeout`, and ICMP time exceeded in reassembly
+/// about the first fragment when it had arrived).
+pub fn handle_timer<C: crate::Ipv4Context>(ctx: &mut C, timer: Ipv4Timer) {
+    use crate::icmp_rcv::icmp_send_net;
+    use crate::ip_fragment::FragAction;
+    use crate::protocol::IcmpError;
+
+    let net = std::sync::Arc::clone(ctx.ipv4());
+    let now = ctx.now();
+    match timer {
+        Ipv4Timer::NeighTimer(_) | Ipv4Timer::NeighGc => {
+            let mut out = Vec::new();
+            net.arp_tbl().lock().on_timer(ctx, now, timer, &mut out);
+            crate::ip_output::neigh_run_actions(&net, ctx, out);
+        }
+        Ipv4Timer::FragExpire(_) => {
+            let cpu = ctx.smp_processor_id();
+            let action = net.frags().lock().on_timer(ctx, net.mibs(), cpu, timer);
+            if let Some(FragAction::TimeExceeded { head }) = action {
+                let _ = icmp_send_net(
+                    &net,
+                    ctx,
+                    &head,
+                    IcmpError::TimeExceeded(wire::IcmpTimeExceeded::FragTime),
+                );
+                netcore::kfree_skb_reason(head, netcore::DropReason::FragReasmTimeout);
+            }
+        }
+    }
+}

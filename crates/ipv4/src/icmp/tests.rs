@@ -55,7 +55,7 @@ fn error_quotes_up_to_576_bytes_with_internetcontrol_tos() {
     let mut lim = IcmpRateLimit::new(1);
     let now = Instant::from_secs(100);
     let big = datagram(&pool, IpProtocol::Udp, &[7u8; 1000], 0, "198.18.0.1");
-    let out = icmp_send(
+    let out = icmp_build_error(
         &big,
         PORT_UNREACH,
         &ctx(),
@@ -86,7 +86,7 @@ fn error_quotes_up_to_576_bytes_with_internetcontrol_tos() {
         code: IcmpDestUnreach::FragNeeded,
         next_hop_mtu: 1400,
     };
-    let out = icmp_send(
+    let out = icmp_build_error(
         &small,
         fneed,
         &ctx(),
@@ -118,13 +118,13 @@ fn suppression_rules() {
     let mut lim = IcmpRateLimit::new(1);
     let now = Instant::from_secs(100);
     let send = |skb: &SkBuff, c: &IcmpSendCtx, lim: &mut IcmpRateLimit| {
-        icmp_send(skb, PORT_UNREACH, c, lim, &sysctl, &mibs, 0, now, &pool).map(|_| ())
+        icmp_build_error(skb, PORT_UNREACH, c, lim, &sysctl, &mibs, 0, now, &pool).map(|_| ())
     };
     // A non-first fragment.
     let frag = datagram(&pool, IpProtocol::Udp, &[0; 16], 8, "198.18.0.1");
     assert_eq!(
         send(&frag, &ctx(), &mut lim),
-        Err(IcmpError::NotFirstFragment)
+        Err(IcmpSendError::NotFirstFragment)
     );
     // To a broadcast / multicast address, or not for us at the link layer.
     let bcast = datagram(&pool, IpProtocol::Udp, &[0; 16], 0, "198.18.0.255");
@@ -132,12 +132,15 @@ fn suppression_rules() {
         dst_broadcast: true,
         ..ctx()
     };
-    assert_eq!(send(&bcast, &c, &mut lim), Err(IcmpError::Broadcast));
+    assert_eq!(send(&bcast, &c, &mut lim), Err(IcmpSendError::Broadcast));
     let mcast = datagram(&pool, IpProtocol::Udp, &[0; 16], 0, "224.0.0.1");
-    assert_eq!(send(&mcast, &ctx(), &mut lim), Err(IcmpError::Broadcast));
+    assert_eq!(
+        send(&mcast, &ctx(), &mut lim),
+        Err(IcmpSendError::Broadcast)
+    );
     let mut other = datagram(&pool, IpProtocol::Udp, &[0; 16], 0, "198.18.0.1");
     other.pkt_type = PktType::OtherHost;
-    assert_eq!(send(&other, &ctx(), &mut lim), Err(IcmpError::NotHost));
+    assert_eq!(send(&other, &ctx(), &mut lim), Err(IcmpSendError::NotHost));
     // About an ICMP error: never; about an echo request: yes.
     let err = datagram(
         &pool,
@@ -146,7 +149,10 @@ fn suppression_rules() {
         0,
         "198.18.0.1",
     );
-    assert_eq!(send(&err, &ctx(), &mut lim), Err(IcmpError::AboutIcmpError));
+    assert_eq!(
+        send(&err, &ctx(), &mut lim),
+        Err(IcmpSendError::AboutIcmpError)
+    );
     let echo = datagram(
         &pool,
         IpProtocol::Icmp,
@@ -170,7 +176,7 @@ fn per_host_limit_bursts_six_then_one_per_second() {
     };
     let mut sent = 0;
     for _ in 0..10 {
-        if icmp_send(&skb, te, &ctx(), &mut lim, &sysctl, &mibs, 0, t0, &pool).is_ok() {
+        if icmp_build_error(&skb, te, &ctx(), &mut lim, &sysctl, &mibs, 0, t0, &pool).is_ok() {
             sent += 1;
         }
     }
@@ -178,18 +184,18 @@ fn per_host_limit_bursts_six_then_one_per_second() {
     assert_eq!(mibs.get(IcmpMib::OutRateLimitHost), 4);
     let t1 = t0 + Duration::from_millis(999);
     assert_eq!(
-        icmp_send(&skb, te, &ctx(), &mut lim, &sysctl, &mibs, 0, t1, &pool).unwrap_err(),
-        IcmpError::RateLimitHost
+        icmp_build_error(&skb, te, &ctx(), &mut lim, &sysctl, &mibs, 0, t1, &pool).unwrap_err(),
+        IcmpSendError::RateLimitHost
     );
     let t2 = t0 + Duration::from_secs(1);
-    assert!(icmp_send(&skb, te, &ctx(), &mut lim, &sysctl, &mibs, 0, t2, &pool).is_ok());
+    assert!(icmp_build_error(&skb, te, &ctx(), &mut lim, &sysctl, &mibs, 0, t2, &pool).is_ok());
     // Frag needed is never limited; echo replies are outside the mask.
     let fneed = IcmpMessage::DstUnreachable {
         code: IcmpDestUnreach::FragNeeded,
         next_hop_mtu: 1400,
     };
     for _ in 0..10 {
-        icmp_send(&skb, fneed, &ctx(), &mut lim, &sysctl, &mibs, 0, t2, &pool).unwrap();
+        icmp_build_error(&skb, fneed, &ctx(), &mut lim, &sysctl, &mibs, 0, t2, &pool).unwrap();
     }
 }
 
@@ -234,7 +240,7 @@ fn echo_reply_mirrors_the_request() {
     let c = wire::ip_compute_csum(&req);
     req[2..4].copy_from_slice(&c.to_be_bytes());
     let skb = datagram(&pool, IpProtocol::Icmp, &req, 0, "198.18.0.1");
-    let out = icmp_reply(&skb, 5, &sysctl, &mibs, 0, &pool).unwrap();
+    let out = icmp_build_reply(&skb, 5, &sysctl, &mibs, 0, &pool).unwrap();
     let p = Ipv4Packet::new_verified(out.data()).unwrap();
     assert_eq!(
         (p.src_addr(), p.dst_addr(), p.tos()),

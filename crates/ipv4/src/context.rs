@@ -1,0 +1,432 @@
+//! The host-wide IPv4 state, and what the layer needs from a CPU's context.
+//!
+//! Mirrors `struct netns_ipv4` (`include/net/netns/ipv4.h`) with the
+//! globals of the IPv4 layer that hang off it or off `init_net`: the
+//! routing tables and device addresses, `arp_tbl`, the fragment queues
+//! (`fqdir`), the ICMP rate limiters, `inet_protos[]` and the `ip_idents`
+//! array of `net/ipv4/route.c`.
+//!
+//! ```text
+//!   CPU 0 ctx ──┐                      Ipv4Net (Arc, one per host)
+//!   CPU 1 ctx ──┼── ipv4() ──▶  netns (RwLock: devices, FIB)   arp_tbl (Mutex)
+//!   …           │               frags (Mutex)  icmp limits (Mutex)
+//!               │               inet_protos[256] (RwLock)  ip_idents (atomics)
+//!               └── softnet_data(), nf_hooks(), TimerContext<Ipv4Timer>
+//! ```
+//!
+//! Lock order (see `netcore::lock_order`): `netns` before `arp_tbl`; no
+//! other lock of this file is taken while one of them is held, and none is
+//! held across a call into softnet, netfilter or a protocol handler.
+
+use core::fmt;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use netcore::{Errno, HZ, Instant, NetDeviceFlags, NetMibs, PagePool, Sysctl, TimerContext};
+use netfilter::NfHookContext;
+use parking_lot::{Mutex, RwLock};
+use softnet::{NetDev, SoftnetContext};
+use wire::EthernetAddress;
+
+use crate::devinet::InIfaddr;
+use crate::icmp::IcmpRateLimit;
+use crate::ip_fragment::Ipv4Frags;
+use crate::neighbour::{NeighParms, NeighTable};
+use crate::protocol::NetProtocol;
+use crate::route::NetnsIpv4;
+use crate::timers::Ipv4Timer;
+
+/// The interface index of the loopback device, as in Linux (`lo` is
+/// always the first device of a namespace).
+pub const LOOPBACK_IFINDEX: u32 = 1;
+
+/// The MTU of the loopback device (`LOOPBACK_MTU` in
+/// `drivers/net/loopback.c`, 64 KiB).
+pub const LOOPBACK_MTU: u32 = 65536;
+
+/// What the IPv4 layer needs from the host's per-CPU context.
+///
+/// The host (`netstack`) implements it on its CPU context type, beside
+/// [`SoftnetContext`] (the clock, this CPU's softnet data and so the
+/// device table and `dev_queue_xmit`), [`NfHookContext`] (the netfilter
+/// hooks) and [`TimerContext<Ipv4Timer>`] (this CPU's timer wheel, for
+/// neighbour and fragment timers). The one method of its own reaches the
+/// host-wide [`Ipv4Net`]; counters, sysctls and the buffer pool are reached
+/// through it ([`Ipv4Net::mibs`], [`Ipv4Net::sysctl`], [`Ipv4Net::pool`]).
+///
+/// Every function of the layer is called from the CPU's runner (softirq
+/// context) or from process context on that CPU; none blocks.
+pub trait Ipv4Context: SoftnetContext + NfHookContext + TimerContext<Ipv4Timer> {
+    /// The host's IPv4 state (`dev_net(skb->dev)->ipv4`).
+    fn ipv4(&self) -> &Arc<Ipv4Net<Self>>;
+}
+
+/// What the IPv4 layer keeps about one device.
+///
+/// The parts of `struct net_device` that output reads on every packet,
+/// cached at [`Ipv4Net::inetdev_init`] so the packet path takes no
+/// device lock.
+#[derive(Clone)]
+pub struct Ipv4Dev {
+    /// The device's index.
+    pub ifindex: u32,
+    /// The softnet device to transmit on; `None` for the built-in loopback.
+    pub dev: Option<Arc<NetDev>>,
+    /// The MTU (`dev->mtu`).
+    pub mtu: u32,
+    /// The hardware address (`dev->dev_addr`).
+    pub dev_addr: EthernetAddress,
+    /// Whether this is a loopback device (`IFF_LOOPBACK`).
+    pub loopback: bool,
+}
+
+impl fmt::Debug for Ipv4Dev {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ipv4Dev")
+            .field("ifindex", &self.ifindex)
+            .field("mtu", &self.mtu)
+            .field("dev_addr", &self.dev_addr)
+            .field("loopback", &self.loopback)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `IP_IDENTS_SZ`: buckets of the per-destination IP ID generator.
+const IP_IDENTS_SZ: usize = 2048;
+
+/// The per-destination IP identification generator.
+///
+/// Mirrors `ip_idents`/`ip_tstamps` and `ip_idents_reserve()` in
+/// `net/ipv4/route.c`: a hash of (daddr, saddr, protocol) keyed per host
+/// picks a bucket; each bucket is a counter that also jumps forward by a
+/// random amount below the jiffies elapsed since it was last used, so an
+/// observer cannot count another host's traffic.
+///
+/// # Deviations from Linux
+///
+/// The hash is a keyed 64-bit mix rather than SipHash, and the random jump
+/// is drawn from a hash of (key, bucket, jiffies) so that a seeded run is
+/// reproducible. Neither guards a secret here.
+struct IpIdents {
+    key: u64,
+    idents: Box<[AtomicU32]>,
+    tstamps: Box<[AtomicU32]>,
+}
+
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl IpIdents {
+    fn new(seed: u64) -> IpIdents {
+        IpIdents {
+            key: mix64(seed ^ 0x6970_5f69_6465_6e74),
+            idents: (0..IP_IDENTS_SZ).map(|_| AtomicU32::new(0)).collect(),
+            tstamps: (0..IP_IDENTS_SZ).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    /// Mirrors `__ip_select_ident()` → `ip_idents_reserve()`: reserves
+    /// `segs` consecutive ids for the flow and returns the first.
+    fn reserve(
+        &self,
+        daddr: Ipv4Addr,
+        saddr: Ipv4Addr,
+        protocol: u8,
+        segs: u16,
+        now: Instant,
+    ) -> u16 {
+        let hash = mix64(
+            self.key
+                ^ (u64::from(daddr.to_bits()) << 32 | u64::from(saddr.to_bits()))
+                ^ u64::from(protocol).rotate_left(17),
+        );
+        let bucket = (hash as usize) & (IP_IDENTS_SZ - 1);
+        let jiffies = (now.as_millis() * HZ / 1000) as u32;
+        let old = self.tstamps[bucket].load(Ordering::Relaxed);
+        let mut delta = 0;
+        if old != jiffies
+            && self.tstamps[bucket]
+                .compare_exchange(old, jiffies, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let span = u64::from(jiffies.wrapping_sub(old));
+            let r = mix64(self.key ^ (bucket as u64) << 32 ^ u64::from(jiffies));
+            delta = (((r >> 32) * span) >> 32) as u32;
+        }
+        // Relaxed: ids order nothing; uniqueness comes from the RMW.
+        let v = self.idents[bucket].fetch_add(u32::from(segs) + delta, Ordering::Relaxed);
+        v.wrapping_add(delta) as u16
+    }
+}
+
+/// The IPv4 state of one host (network namespace).
+///
+/// Mirrors `struct netns_ipv4` with the IPv4 globals: addresses and
+/// routes ([`NetnsIpv4`]), the ARP table ([`NeighTable`]), the reassembly
+/// queues ([`Ipv4Frags`]), the ICMP rate limiters, the protocol table
+/// (`inet_protos[]`) and the IP ID generator. Shared as `Arc<Ipv4Net<C>>`
+/// by every CPU's context; each part has its own lock (see the module
+/// doc for their order).
+pub struct Ipv4Net<C: ?Sized> {
+    sysctl: Arc<Sysctl>,
+    mibs: Arc<NetMibs>,
+    pool: PagePool,
+    netns: RwLock<NetnsIpv4>,
+    devs: RwLock<HashMap<u32, Ipv4Dev>>,
+    arp_tbl: Mutex<NeighTable>,
+    frags: Mutex<Ipv4Frags>,
+    icmp_limit: Mutex<IcmpRateLimit>,
+    inet_protos: RwLock<Vec<Option<Arc<dyn NetProtocol<C>>>>>,
+    idents: IpIdents,
+}
+
+impl<C: ?Sized> fmt::Debug for Ipv4Net<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ipv4Net")
+            .field("devs", &self.devs.read().len())
+            .field("routes", &self.netns.read().fib.nr_routes())
+            .field("neighbours", &self.arp_tbl.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: ?Sized> Ipv4Net<C> {
+    /// The IPv4 state of a new host: the loopback device `lo` (ifindex
+    /// [`LOOPBACK_IFINDEX`], `127.0.0.1/8`), an empty ARP table and
+    /// fragment table configured from `sysctl`, the ICMP limiters, no
+    /// protocol registered. `seed` drives every random choice (neighbour
+    /// reachable time, ICMP credit, IP ids), so equal seeds give equal runs.
+    ///
+    /// Mirrors the per-namespace init of `inet_init()`: `ip_rt_init()`,
+    /// `arp_init()` → `neigh_table_init()`, `ipfrag_init()`,
+    /// `icmp_sk_init()`, plus `loopback_net_init()` and the
+    /// `127.0.0.1/8` address `inet_rtm_newaddr` gives `lo`.
+    pub fn new(
+        sysctl: Arc<Sysctl>,
+        mibs: Arc<NetMibs>,
+        pool: PagePool,
+        seed: u64,
+        now: Instant,
+    ) -> Ipv4Net<C> {
+        let mut netns = NetnsIpv4::new();
+        // Both succeed on a fresh table; errors would only mean lo exists.
+        let _ = netns.devices.inetdev_init(LOOPBACK_IFINDEX, "lo", true);
+        let _ = netns.inet_rtm_newaddr(InIfaddr::new(
+            LOOPBACK_IFINDEX,
+            Ipv4Addr::LOCALHOST,
+            8,
+            "lo",
+        ));
+        let mut devs = HashMap::new();
+        devs.insert(
+            LOOPBACK_IFINDEX,
+            Ipv4Dev {
+                ifindex: LOOPBACK_IFINDEX,
+                dev: None,
+                mtu: LOOPBACK_MTU,
+                dev_addr: EthernetAddress::ZERO,
+                loopback: true,
+            },
+        );
+        let parms = NeighParms::from_sysctl(&sysctl);
+        Ipv4Net {
+            arp_tbl: Mutex::new(NeighTable::new(parms, mix64(seed ^ 1), now)),
+            frags: Mutex::new(Ipv4Frags::new(&sysctl)),
+            icmp_limit: Mutex::new(IcmpRateLimit::new(mix64(seed ^ 2))),
+            inet_protos: RwLock::new(vec![None; 256]),
+            idents: IpIdents::new(seed),
+            netns: RwLock::new(netns),
+            devs: RwLock::new(devs),
+            sysctl,
+            mibs,
+            pool,
+        }
+    }
+
+    /// The host's sysctls.
+    pub fn sysctl(&self) -> &Arc<Sysctl> {
+        &self.sysctl
+    }
+
+    /// The host's SNMP counters (`net->mib`).
+    pub fn mibs(&self) -> &Arc<NetMibs> {
+        &self.mibs
+    }
+
+    /// The buffer pool the layer allocates from (ICMP messages, ARP,
+    /// fragments, reassembled datagrams).
+    pub fn pool(&self) -> &PagePool {
+        &self.pool
+    }
+
+    /// Reads the addresses and routes.
+    pub fn with_netns<R>(&self, f: impl FnOnce(&NetnsIpv4) -> R) -> R {
+        f(&self.netns.read())
+    }
+
+    /// Changes the addresses and routes (`ip addr add`, `ip route add`).
+    pub fn with_netns_mut<R>(&self, f: impl FnOnce(&mut NetnsIpv4) -> R) -> R {
+        f(&mut self.netns.write())
+    }
+
+    /// Reads or changes the ARP table (`ip neigh`). Actions the table
+    /// hands back (solicitations, released packets) are the caller's: use
+    /// the table's own methods only for inspection and administration.
+    pub fn with_arp_tbl<R>(&self, f: impl FnOnce(&mut NeighTable) -> R) -> R {
+        f(&mut self.arp_tbl.lock())
+    }
+
+    /// Reads the reassembly queues.
+    pub fn with_frags<R>(&self, f: impl FnOnce(&Ipv4Frags) -> R) -> R {
+        f(&self.frags.lock())
+    }
+
+    pub(crate) fn arp_tbl(&self) -> &Mutex<NeighTable> {
+        &self.arp_tbl
+    }
+
+    pub(crate) fn frags(&self) -> &Mutex<Ipv4Frags> {
+        &self.frags
+    }
+
+    pub(crate) fn icmp_limit(&self) -> &Mutex<IcmpRateLimit> {
+        &self.icmp_limit
+    }
+
+    pub(crate) fn netns(&self) -> &RwLock<NetnsIpv4> {
+        &self.netns
+    }
+
+    /// Attaches IPv4 to a registered softnet device: records its MTU and
+    /// address for the output path and gives it an (empty) address list.
+    ///
+    /// Mirrors `inetdev_event(NETDEV_REGISTER)` → `inetdev_init()`.
+    /// Errors: [`Errno::Exist`] when the ifindex already has IPv4 state
+    /// (ifindex [`LOOPBACK_IFINDEX`] is `lo`'s).
+    pub fn inetdev_init(&self, dev: &Arc<NetDev>) -> Result<(), Errno> {
+        let ifindex = dev.ifindex();
+        let (mtu, flags) = dev.with_device(|d| (d.mtu(), d.flags()));
+        let loopback = flags.contains(NetDeviceFlags::LOOPBACK);
+        self.netns
+            .write()
+            .devices
+            .inetdev_init(ifindex, dev.name(), loopback)?;
+        self.devs.write().insert(
+            ifindex,
+            Ipv4Dev {
+                ifindex,
+                dev: Some(Arc::clone(dev)),
+                mtu,
+                dev_addr: EthernetAddress(dev.dev_addr()),
+                loopback,
+            },
+        );
+        Ok(())
+    }
+
+    /// Records a device's new MTU. Mirrors `inetdev_event(NETDEV_CHANGEMTU)`.
+    /// Errors: [`Errno::NoDev`] for a device without IPv4 state.
+    pub fn netdev_change_mtu(&self, ifindex: u32, mtu: u32) -> Result<(), Errno> {
+        self.devs.write().get_mut(&ifindex).ok_or(Errno::NoDev)?.mtu = mtu;
+        Ok(())
+    }
+
+    /// The IPv4 view of device `ifindex`.
+    pub fn dev(&self, ifindex: u32) -> Option<Ipv4Dev> {
+        self.devs.read().get(&ifindex).cloned()
+    }
+
+    /// The MTU of device `ifindex` (0 when unknown).
+    pub(crate) fn dev_mtu(&self, ifindex: u32) -> u32 {
+        self.devs.read().get(&ifindex).map_or(0, |d| d.mtu)
+    }
+
+    /// Registers `prot` as the handler of IP protocol `protocol`.
+    ///
+    /// Mirrors `inet_add_protocol()` in `net/ipv4/protocol.c`.
+    /// Errors: [`Errno::Busy`] when the slot is taken (Linux returns -1).
+    pub fn inet_add_protocol(
+        &self,
+        prot: Arc<dyn NetProtocol<C>>,
+        protocol: u8,
+    ) -> Result<(), Errno> {
+        let mut protos = self.inet_protos.write();
+        let slot = &mut protos[usize::from(protocol)];
+        if slot.is_some() {
+            return Err(Errno::Busy);
+        }
+        *slot = Some(prot);
+        Ok(())
+    }
+
+    /// Removes `prot` from IP protocol `protocol`.
+    ///
+    /// Mirrors `inet_del_protocol()`. Errors: [`Errno::NoEnt`] when `prot`
+    /// is not the registered handler.
+    pub fn inet_del_protocol(
+        &self,
+        prot: &Arc<dyn NetProtocol<C>>,
+        protocol: u8,
+    ) -> Result<(), Errno> {
+        let mut protos = self.inet_protos.write();
+        let slot = &mut protos[usize::from(protocol)];
+        match slot {
+            Some(p) if Arc::ptr_eq(p, prot) => {
+                *slot = None;
+                Ok(())
+            }
+            _ => Err(Errno::NoEnt),
+        }
+    }
+
+    /// The handler of IP protocol `protocol` (`inet_protos[protocol]`).
+    pub fn inet_protocol(&self, protocol: u8) -> Option<Arc<dyn NetProtocol<C>>> {
+        self.inet_protos.read()[usize::from(protocol)].clone()
+    }
+
+    /// Reserves `segs` IP ids for datagrams from `saddr` to `daddr` of
+    /// `protocol`; returns the first.
+    ///
+    /// Mirrors `__ip_select_ident()`.
+    #[doc(alias = "__ip_select_ident")]
+    pub fn ip_select_ident(
+        &self,
+        daddr: Ipv4Addr,
+        saddr: Ipv4Addr,
+        protocol: u8,
+        segs: u16,
+        now: Instant,
+    ) -> u16 {
+        self.idents
+            .reserve(daddr, saddr, protocol, segs.max(1), now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idents_count_up_per_destination_and_jump_with_time() {
+        let ids = IpIdents::new(7);
+        let a = Ipv4Addr::new(198, 18, 0, 1);
+        let b = Ipv4Addr::new(198, 18, 0, 2);
+        let t = Instant::from_millis(5);
+        let first = ids.reserve(b, a, 17, 1, t);
+        // Same jiffy: consecutive.
+        assert_eq!(ids.reserve(b, a, 17, 1, t), first.wrapping_add(1));
+        assert_eq!(ids.reserve(b, a, 17, 3, t), first.wrapping_add(2));
+        assert_eq!(ids.reserve(b, a, 17, 1, t), first.wrapping_add(5));
+        // Same seed, same sequence.
+        let again = IpIdents::new(7);
+        assert_eq!(again.reserve(b, a, 17, 1, t), first);
+        // Much later: at least the plain increment.
+        let later = ids.reserve(b, a, 17, 1, Instant::from_secs(100));
+        assert!(later.wrapping_sub(first) >= 6);
+    }
+}

@@ -1,0 +1,117 @@
+//! IPv4 forwarding: datagrams routed through this host.
+//!
+//! Mirrors `ip_forward()`, `ip_forward_finish()` and `ip_exceeds_mtu()` in
+//! `net/ipv4/ip_forward.c` with `ip_decrease_ttl()` of `include/net/ip.h`.
+//!
+//! ```text
+//!  ip_rcv_finish (unicast route, ip_forward=1) ─▶ ip_forward
+//!     ├─ not PACKET_HOST ─▶ drop
+//!     ├─ TTL ≤ 1 ─▶ ICMP time exceeded, InHdrErrors
+//!     ├─ DF and longer than the output MTU ─▶ ICMP frag needed (MTU), FragFails
+//!     └─ TTL − 1 (incremental checksum) ─▶ NF_HOOK(FORWARD) ─▶ ip_forward_finish
+//!            └─ ForwDatagrams ─▶ ip_output (POST_ROUTING, fragmentation, neighbour)
+//! ```
+
+use netcore::{DropReason, IpMib, PktType, SkBuff, kfree_skb_reason};
+use netfilter::{NF_HOOK, NfConsumed, NfHookState, NfInetHooks};
+use softnet::NetRx;
+use wire::{IP_DF, IcmpTimeExceeded, csum_replace2};
+
+use crate::context::{Ipv4Context, Ipv4Net};
+use crate::icmp_rcv::icmp_send_net;
+use crate::ip_output::ip_output_net;
+use crate::protocol::IcmpError;
+use crate::route::Rtable;
+
+/// Forwards a datagram along `rt` (a unicast input route).
+///
+/// Mirrors `ip_forward()`: only link-layer unicasts to this host are
+/// forwarded; a TTL of 1 or less gets ICMP time exceeded in transit
+/// (`InHdrErrors`, `IP_INHDR`); a DF datagram longer than the output
+/// device's MTU gets ICMP fragmentation needed with that MTU (`FragFails`,
+/// `PKT_TOO_BIG`); otherwise the TTL is decremented with an incremental
+/// checksum update and the datagram goes through the FORWARD hook to
+/// `ip_forward_finish()` (`ForwDatagrams`) and `ip_output()`. `skb.data()`
+/// starts at the IP header. Consumes `skb`.
+///
+/// # Deviations from Linux
+///
+/// No ICMP redirects (`ip_rt_send_redirect()`), no router-alert chain, no
+/// source-route options.
+#[tracing::instrument(level = "trace", name = "ip_forward", skip_all, fields(oif = rt.oif, len = skb.len()))]
+pub fn ip_forward<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    mut skb: SkBuff,
+    rt: &Rtable,
+) -> NetRx {
+    let cpu = ctx.smp_processor_id();
+    if skb.pkt_type != PktType::Host {
+        kfree_skb_reason(skb, DropReason::NotSpecified);
+        return NetRx::Drop;
+    }
+    let d = skb.data();
+    if d[8] <= 1 {
+        net.mibs().inc(cpu, IpMib::InHdrErrors);
+        let _ = icmp_send_net(
+            net,
+            ctx,
+            &skb,
+            IcmpError::TimeExceeded(IcmpTimeExceeded::Ttl),
+        );
+        kfree_skb_reason(skb, DropReason::IpInhdr);
+        return NetRx::Drop;
+    }
+    let mtu = net.dev_mtu(rt.oif) as usize;
+    let df = u16::from_be_bytes([d[6], d[7]]) & IP_DF != 0;
+    if skb.len() > mtu && df && !skb.is_gso() {
+        net.mibs().inc(cpu, IpMib::FragFails);
+        let _ = icmp_send_net(
+            net,
+            ctx,
+            &skb,
+            IcmpError::FragNeeded {
+                mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
+            },
+        );
+        kfree_skb_reason(skb, DropReason::PktTooBig);
+        return NetRx::Drop;
+    }
+    // skb_cow() then ip_decrease_ttl().
+    let Ok(h) = skb.data_mut() else {
+        kfree_skb_reason(skb, DropReason::Nomem);
+        return NetRx::Drop;
+    };
+    let old = u16::from_be_bytes([h[8], h[9]]);
+    h[8] -= 1;
+    let new = u16::from_be_bytes([h[8], h[9]]);
+    let check = csum_replace2(u16::from_be_bytes([h[10], h[11]]), old, new);
+    h[10..12].copy_from_slice(&check.to_be_bytes());
+    let in_ifindex = skb.ifindex;
+    let state = NfHookState::new(NfInetHooks::Forward, in_ifindex, rt.oif);
+    let rt = *rt;
+    match NF_HOOK(ctx, &state, skb, |ctx, skb| {
+        ip_forward_finish(net, ctx, skb, &rt, in_ifindex)
+    }) {
+        Ok(r) => r,
+        Err(NfConsumed::Dropped(_) | NfConsumed::QueueFailed(_)) => NetRx::Drop,
+        Err(NfConsumed::Stolen | NfConsumed::Queued) => NetRx::Success,
+    }
+}
+
+/// Mirrors `ip_forward_finish()`: counts `ForwDatagrams` and sends the
+/// datagram with `dst_output()` → `ip_output()`.
+fn ip_forward_finish<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    skb: SkBuff,
+    rt: &Rtable,
+    in_ifindex: u32,
+) -> NetRx {
+    let cpu = ctx.smp_processor_id();
+    net.mibs().inc(cpu, IpMib::ForwDatagrams);
+    match ip_output_net(net, ctx, skb, rt, in_ifindex) {
+        Ok(()) => NetRx::Success,
+        Err(_) => NetRx::Drop,
+    }
+}

@@ -1,0 +1,368 @@
+//! IPv4 receive path: validation, PRE_ROUTING, the input route, local
+//! delivery (reassembly, LOCAL_IN, the protocol table).
+//!
+//! Mirrors `net/ipv4/ip_input.c` (`ip_rcv()`, `ip_rcv_core()`,
+//! `ip_rcv_finish()`, `ip_rcv_finish_core()`, `ip_local_deliver()`,
+//! `ip_local_deliver_finish()`, `ip_protocol_deliver_rcu()`) and
+//! `ip_error()` of `net/ipv4/route.c`.
+//!
+//! ```text
+//!  netif_receive_skb ─▶ ip_rcv ─▶ ip_rcv_core ── InReceives, InOctets, ECN counts
+//!     │   OTHERHOST │ version/IHL (InHdrErrors) │ csum (InCsumErrors) │ tot_len (InTruncatedPkts)
+//!     └─▶ NF_HOOK(PRE_ROUTING) ─▶ ip_rcv_finish ─▶ ip_route_input
+//!           ├─ local/broadcast ─▶ ip_local_deliver ─▶ ip_defrag ─▶ NF_HOOK(LOCAL_IN)
+//!           │      └─▶ ip_local_deliver_finish ─▶ inet_protos[proto].handler ── InDelivers
+//!           │              (none: ICMP protocol unreachable, InUnknownProtos)
+//!           ├─ unicast, forwarding on ─▶ ip_forward
+//!           └─ error ─▶ ip_error (InAddrErrors / InNoRoutes, ICMP unreachable when forwarding)
+//! ```
+
+use core::marker::PhantomData;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use netcore::{
+    DropReason, Errno, IpExtMib, IpMib, IpSummed, PktType, SkBuff, Sysctl, kfree_skb_reason,
+};
+use netfilter::{NF_HOOK, NfConsumed, NfHookState, NfInetHooks};
+use softnet::{NetRx, PacketType, PtypeMatch};
+use wire::{IcmpDestUnreach, Ipv4Packet, ip_fast_csum};
+
+use crate::context::{Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX};
+use crate::icmp_rcv::icmp_send_net;
+use crate::ip_forward::ip_forward;
+use crate::ip_fragment::FragAction;
+use crate::ip_output::ip_is_fragment;
+use crate::protocol::IcmpError;
+use crate::route::{RouteInputError, Rtable, RtnType};
+
+/// The IPv4 packet handler registered with `dev_add_pack` by
+/// [`inet_init`](crate::inet_init).
+///
+/// Mirrors `ip_packet_type` (`.type = ETH_P_IP, .func = ip_rcv`) in
+/// `net/ipv4/af_inet.c`. Holds the host's [`Ipv4Net`] so the packet path
+/// needs no reference count.
+pub struct IpRcv<C: ?Sized> {
+    net: Arc<Ipv4Net<C>>,
+    _ctx: PhantomData<fn(&mut C)>,
+}
+
+impl<C: ?Sized> IpRcv<C> {
+    /// The handler for `net`.
+    pub fn new(net: Arc<Ipv4Net<C>>) -> IpRcv<C> {
+        IpRcv {
+            net,
+            _ctx: PhantomData,
+        }
+    }
+}
+
+impl<C: ?Sized> core::fmt::Debug for IpRcv<C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("IpRcv")
+    }
+}
+
+impl<C: Ipv4Context> PacketType<C> for IpRcv<C> {
+    fn ptype(&self) -> PtypeMatch {
+        PtypeMatch::Type(netcore::ETH_P_IP)
+    }
+
+    fn func(&self, skb: SkBuff, ctx: &mut C) -> NetRx {
+        ip_rcv_net(&self.net, ctx, skb)
+    }
+
+    fn name(&self) -> &'static str {
+        "ip_rcv"
+    }
+}
+
+/// Receives one IPv4 datagram from the device layer.
+///
+/// Mirrors `ip_rcv()`: [`ip_rcv_core`]'s checks, then
+/// `NF_HOOK(PRE_ROUTING)` → `ip_rcv_finish()` (input route, options,
+/// `InMcastPkts`/`InBcastPkts`, then local delivery, forwarding or
+/// `ip_error()`). `skb.data()` starts at the IP header (after
+/// `eth_type_trans()`), `skb.ifindex` is the receiving device. Consumes
+/// `skb`; called on the receiving CPU in softirq context.
+///
+/// Counters: `InReceives`, `InOctets`, `InNoECTPkts`…`InCEPkts`,
+/// `InHdrErrors`, `InCsumErrors`, `InTruncatedPkts`, `InDiscards`,
+/// `InAddrErrors`, `InNoRoutes`, `InDelivers`, `InUnknownProtos`, and the
+/// reassembly and forwarding counters. Drops: `OTHERHOST`, `IP_INHDR`,
+/// `IP_CSUM`, `PKT_TOO_SMALL`, `NETFILTER_DROP`, `IP_INADDRERRORS`,
+/// `IP_INNOROUTES`, `IP_NOPROTO`, …
+///
+/// # Deviations from Linux
+///
+/// The header checksum is not recomputed when the device set
+/// `CHECKSUM_UNNECESSARY` (Linux always runs `ip_fast_csum()`; our NIC
+/// model validates the IPv4 header when it says so).
+pub fn ip_rcv<C: Ipv4Context>(ctx: &mut C, skb: SkBuff) -> NetRx {
+    let net = Arc::clone(ctx.ipv4());
+    ip_rcv_net(&net, ctx, skb)
+}
+
+const ECN_MIBS: [IpExtMib; 4] = [
+    IpExtMib::InNoECTPkts,
+    IpExtMib::InECT1Pkts,
+    IpExtMib::InECT0Pkts,
+    IpExtMib::InCEPkts,
+];
+
+/// Validates the IP header and trims link-layer padding; `None` when the
+/// datagram was dropped.
+///
+/// Mirrors `ip_rcv_core()`, check for check and counter for counter:
+/// `OTHERHOST` frames are dropped before anything is counted; then
+/// `InReceives`/`InOctets`; fewer than 20 bytes, IHL < 5 or version ≠ 4
+/// are `InHdrErrors`; the ECN codepoint is counted; a header longer than
+/// the data is `InHdrErrors`; a bad checksum is `InCsumErrors` and
+/// `InHdrErrors`; a total length beyond the data is `InTruncatedPkts`
+/// (`PKT_TOO_SMALL`), one shorter than the header `InHdrErrors`. Sets the
+/// network and transport headers.
+pub fn ip_rcv_core<C: ?Sized>(net: &Ipv4Net<C>, cpu: usize, mut skb: SkBuff) -> Option<SkBuff> {
+    let mibs = net.mibs();
+    if skb.pkt_type == PktType::OtherHost {
+        kfree_skb_reason(skb, DropReason::OtherHost);
+        return None;
+    }
+    mibs.inc(cpu, IpMib::InReceives);
+    mibs.add(cpu, IpExtMib::InOctets, skb.len() as u64);
+    let reason = 'hdr: {
+        let d = skb.data();
+        if d.len() < 20 {
+            break 'hdr DropReason::IpInhdr;
+        }
+        let ihl = usize::from(d[0] & 0x0f) * 4;
+        if ihl < 20 || d[0] >> 4 != 4 {
+            break 'hdr DropReason::IpInhdr;
+        }
+        mibs.add(
+            cpu,
+            ECN_MIBS[usize::from(d[1] & 3)],
+            u64::from(skb.gso_segs.max(1)),
+        );
+        if d.len() < ihl {
+            break 'hdr DropReason::IpInhdr;
+        }
+        if skb.ip_summed != IpSummed::Unnecessary && ip_fast_csum(&d[..ihl]) != 0 {
+            mibs.inc(cpu, IpExtMib::InCsumErrors);
+            break 'hdr DropReason::IpCsum;
+        }
+        let tot = usize::from(u16::from_be_bytes([d[2], d[3]]));
+        if d.len() < tot {
+            mibs.inc(cpu, IpExtMib::InTruncatedPkts);
+            kfree_skb_reason(skb, DropReason::PktTooSmall);
+            return None;
+        }
+        if tot < ihl {
+            break 'hdr DropReason::IpInhdr;
+        }
+        if skb.trim(tot).is_err() {
+            mibs.inc(cpu, IpMib::InDiscards);
+            kfree_skb_reason(skb, DropReason::NotSpecified);
+            return None;
+        }
+        skb.reset_network_header();
+        if skb.set_transport_header(ihl).is_err() {
+            break 'hdr DropReason::IpInhdr;
+        }
+        return Some(skb);
+    };
+    mibs.inc(cpu, IpMib::InHdrErrors);
+    kfree_skb_reason(skb, reason);
+    None
+}
+
+fn nf_netrx(r: Result<NetRx, NfConsumed>) -> NetRx {
+    match r {
+        Ok(r) => r,
+        Err(NfConsumed::Dropped(_) | NfConsumed::QueueFailed(_)) => NetRx::Drop,
+        Err(NfConsumed::Stolen | NfConsumed::Queued) => NetRx::Success,
+    }
+}
+
+pub(crate) fn ip_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
+    let cpu = ctx.smp_processor_id();
+    let Some(skb) = ip_rcv_core(net, cpu, skb) else {
+        return NetRx::Drop;
+    };
+    let state = NfHookState::new(NfInetHooks::PreRouting, skb.ifindex, 0);
+    nf_netrx(NF_HOOK(ctx, &state, skb, |ctx, skb| {
+        ip_rcv_finish(net, ctx, skb)
+    }))
+}
+
+/// Mirrors `ip_rcv_finish()` / `ip_rcv_finish_core()`.
+fn ip_rcv_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
+    let cpu = ctx.smp_processor_id();
+    let d = skb.data();
+    let saddr = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
+    let daddr = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
+    let ihl = usize::from(d[0] & 0x0f) * 4;
+    let forwarding = net.sysctl().get_int(Sysctl::IP_FORWARD) != 0;
+    let route = if skb.ifindex == LOOPBACK_IFINDEX {
+        // A datagram looped back by loopback_xmit keeps its output route
+        // (Linux keeps skb_dst): it is for this host.
+        Ok(Rtable {
+            rt_type: if daddr.is_broadcast() {
+                RtnType::Broadcast
+            } else {
+                RtnType::Local
+            },
+            oif: LOOPBACK_IFINDEX,
+            gateway: None,
+            prefsrc: daddr,
+        })
+    } else {
+        net.netns()
+            .read()
+            .ip_route_input(daddr, saddr, skb.ifindex, forwarding)
+    };
+    let rt = match route {
+        Ok(rt) => rt,
+        Err(RouteInputError::Unreachable(e)) => return ip_error(net, ctx, skb, e, forwarding),
+        Err(_) => {
+            kfree_skb_reason(skb, DropReason::NotSpecified);
+            return NetRx::Drop;
+        }
+    };
+    if ihl > 20 && Ipv4Packet::new_checked(skb.data()).is_err() {
+        // ip_rcv_options() → ip_options_compile() failed.
+        net.mibs().inc(cpu, IpMib::InHdrErrors);
+        kfree_skb_reason(skb, DropReason::IpInhdr);
+        return NetRx::Drop;
+    }
+    let len = skb.len() as u64;
+    match rt.rt_type {
+        RtnType::Multicast => {
+            net.mibs().inc(cpu, IpExtMib::InMcastPkts);
+            net.mibs().add(cpu, IpExtMib::InMcastOctets, len);
+        }
+        RtnType::Broadcast => {
+            net.mibs().inc(cpu, IpExtMib::InBcastPkts);
+            net.mibs().add(cpu, IpExtMib::InBcastOctets, len);
+        }
+        _ => {}
+    }
+    match rt.rt_type {
+        RtnType::Unicast => ip_forward(net, ctx, skb, &rt),
+        _ => ip_local_deliver(net, ctx, skb),
+    }
+}
+
+/// Mirrors `ip_error()`: with forwarding off, `EHOSTUNREACH` counts
+/// `InAddrErrors` and `ENETUNREACH` `InNoRoutes`, silently; with it on,
+/// the sender gets host, network (`InNoRoutes`) or administratively
+/// prohibited unreachable, and `EINVAL` (blackhole) nothing.
+fn ip_error<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    skb: SkBuff,
+    err: Errno,
+    forwarding: bool,
+) -> NetRx {
+    let cpu = ctx.smp_processor_id();
+    let mibs = net.mibs();
+    let mut reason = DropReason::NotSpecified;
+    let code = match (forwarding, err) {
+        (false, Errno::HostUnreach) => {
+            mibs.inc(cpu, IpMib::InAddrErrors);
+            reason = DropReason::IpInaddrerrors;
+            None
+        }
+        (_, Errno::NetUnreach) => {
+            mibs.inc(cpu, IpExtMib::InNoRoutes);
+            reason = DropReason::IpInnoroutes;
+            forwarding.then_some(IcmpDestUnreach::NetUnreach)
+        }
+        (true, Errno::HostUnreach) => Some(IcmpDestUnreach::HostUnreach),
+        (true, Errno::Acces) => Some(IcmpDestUnreach::PktFiltered),
+        _ => None,
+    };
+    if let Some(code) = code {
+        let _ = icmp_send_net(net, ctx, &skb, IcmpError::DestUnreach(code));
+    }
+    kfree_skb_reason(skb, reason);
+    NetRx::Drop
+}
+
+/// Delivers a datagram for this host: reassembles fragments, runs
+/// LOCAL_IN, hands the payload to its protocol.
+///
+/// Mirrors `ip_local_deliver()`. `skb.data()` starts at the IP header.
+/// Consumes `skb`.
+pub fn ip_local_deliver<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb: SkBuff) -> NetRx {
+    if ip_is_fragment(skb.data()) {
+        let now = ctx.now();
+        let cpu = ctx.smp_processor_id();
+        let action = net
+            .frags()
+            .lock()
+            .ip_defrag(ctx, now, net.mibs(), cpu, net.pool(), skb);
+        skb = match action {
+            FragAction::Reassembled(s) => s,
+            FragAction::Queued => return NetRx::Success,
+            FragAction::Dropped(_) => return NetRx::Drop,
+            FragAction::TimeExceeded { head } => {
+                kfree_skb_reason(head, DropReason::FragReasmTimeout);
+                return NetRx::Drop;
+            }
+        };
+        let ihl = usize::from(skb.data()[0] & 0x0f) * 4;
+        let _ = skb.set_transport_header(ihl);
+    }
+    let state = NfHookState::new(NfInetHooks::LocalIn, skb.ifindex, 0);
+    nf_netrx(NF_HOOK(ctx, &state, skb, |ctx, skb| {
+        ip_local_deliver_finish(net, ctx, skb)
+    }))
+}
+
+/// Mirrors `ip_local_deliver_finish()` → `ip_protocol_deliver_rcu()`:
+/// pulls the IP header and calls the protocol's handler (`InDelivers`,
+/// also when the handler hands the datagram back for an ICMP error), or
+/// answers protocol unreachable (`InUnknownProtos`, `IP_NOPROTO`).
+fn ip_local_deliver_finish<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    mut skb: SkBuff,
+) -> NetRx {
+    let cpu = ctx.smp_processor_id();
+    let d = skb.data();
+    let ihl = usize::from(d[0] & 0x0f) * 4;
+    let protocol = d[9];
+    if skb.pull(ihl).is_err() {
+        net.mibs().inc(cpu, IpMib::InHdrErrors);
+        kfree_skb_reason(skb, DropReason::IpInhdr);
+        return NetRx::Drop;
+    }
+    if let Some(prot) = net.inet_protocol(protocol) {
+        {
+            let r = prot.handler(skb, ctx);
+            net.mibs().inc(cpu, IpMib::InDelivers);
+            if let Err((mut skb, error)) = r {
+                let reason = if error == IcmpError::PORT_UNREACH {
+                    DropReason::NoSocket
+                } else {
+                    DropReason::NotSpecified
+                };
+                if let Some(off) = skb.network_offset()
+                    && off <= 0
+                    && skb.push(off.unsigned_abs()).is_ok()
+                {
+                    let _ = icmp_send_net(net, ctx, &skb, error);
+                }
+                kfree_skb_reason(skb, reason);
+            }
+            NetRx::Success
+        }
+    } else {
+        net.mibs().inc(cpu, IpMib::InUnknownProtos);
+        if skb.push(ihl).is_ok() {
+            let _ = icmp_send_net(net, ctx, &skb, IcmpError::PROT_UNREACH);
+        }
+        kfree_skb_reason(skb, DropReason::IpNoproto);
+        NetRx::Drop
+    }
+}
