@@ -4,3 +4,5 @@
 //! fixtures they share. Tests that join several layers (hosts on virtual
 //! wires, a TAP device in a network namespace) belong here rather than in
 //! any one crate.
+
+pub mod packetdrill;
