@@ -607,3 +607,120 @@ fn options_init_cleanup_and_defines() {
     let e = parse_err("0 %{ assert (1 == }%");
     assert!(matches!(e.kind, ParseErrorKind::Syntax(_)), "{e}");
 }
+
+/// The project's own self-test scripts in `tests/packetdrill/tests/`.
+fn own_scripts() -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packetdrill/tests");
+    let mut files = Vec::new();
+    pkt_files(&dir, &mut files);
+    files
+        .into_iter()
+        .map(|f| {
+            let name = f
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned();
+            (name, std::fs::read_to_string(&f).expect("readable"))
+        })
+        .collect()
+}
+
+#[test]
+fn own_self_test_scripts_parse_and_declare_their_outcome() {
+    let scripts = own_scripts();
+    let mut passes = 0;
+    let mut fails = 0;
+    for (name, src) in &scripts {
+        let script = parse(src);
+        let expect = src
+            .lines()
+            .find_map(|l| l.strip_prefix("// Expect: "))
+            .unwrap_or_else(|| panic!("{name}: no `// Expect:` line"));
+        if expect == "PASS" {
+            passes += 1;
+            continue;
+        }
+        fails += 1;
+        let line: u32 = expect
+            .strip_prefix("FAIL line ")
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: bad Expect line `{expect}`"));
+        assert!(
+            script.events.iter().any(|e| e.line == line),
+            "{name}: no event on line {line}"
+        );
+    }
+    assert_eq!(
+        (passes, fails),
+        (1, 3),
+        "one script must pass, three must fail"
+    );
+}
+
+#[test]
+fn wrong_ack_fixture_message_matches_the_matcher() {
+    use integration_tests::packetdrill::{
+        ActualPacket, ExpectedPacket, IpSpec, Tolerance, match_outbound, schedule,
+    };
+    let (_, src) = own_scripts()
+        .into_iter()
+        .find(|(n, _)| n == "wrong-ack.pkt")
+        .expect("wrong-ack.pkt exists");
+    let script = parse(&src);
+    let event = script
+        .events
+        .iter()
+        .find(|e| e.line == 18)
+        .expect("line 18");
+    let Action::Packet(p) = &event.action else {
+        panic!("line 18 is a packet")
+    };
+    let PacketBody::Tcp(tcp) = &p.body else {
+        panic!("TCP")
+    };
+    // Every earlier event is at +0 except the handshake ACK at +.1.
+    let when = schedule(event.time, 100_000);
+    let tol = Tolerance::from_config(&Config::default());
+    let e = ExpectedPacket {
+        line: event.line,
+        tcp: tcp.clone(),
+        ip: IpSpec::default(),
+        when,
+        tolerance: tol.allowed(100_000, 100_000),
+        ts_tick_usecs: None,
+        ts_tolerance: 4000,
+    };
+    let got = ActualPacket {
+        time: 100_000,
+        tos: 0,
+        ttl: 64,
+        ip_csum_ok: true,
+        flags: wire::TcpFlags::ACK,
+        reserved: 0,
+        seq: 1,
+        ack: 1001,
+        win: 502,
+        urg: 0,
+        options_len: 0,
+        options: vec![],
+        payload_len: 0,
+        payload_zero: true,
+    };
+    let documented: String = src
+        .lines()
+        .skip_while(|l| !l.starts_with("// Failure: "))
+        .take(2)
+        .map(|l| {
+            l.trim_start_matches("// Failure: ")
+                .trim_start_matches("//")
+                .trim()
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        match_outbound(&e, &got).unwrap_err().to_string(),
+        documented
+    );
+}

@@ -1,0 +1,102 @@
+//! `packetdrill`: runs packetdrill scripts and prints the report.
+//!
+//! Usage: `packetdrill [-D NAME=value]... PATH...` where each PATH is a
+//! `.pkt` file or a directory searched for them. Today only the front half
+//! exists: each script is parsed, its options checked and its init command
+//! turned into settings. A script with a syntax error is a FAIL, one with an
+//! unsupported construct a SKIP naming it, and one that parses is a SKIP
+//! until the executor that drives the stack is added — never a PASS.
+//! The exit status is 1 when any script failed, 2 on a usage error.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use integration_tests::packetdrill::{
+    Config, InitSettings, Outcome, Report, parse_script, read_defaults,
+};
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        entries.sort();
+        for e in entries {
+            if e.is_dir() || e.extension().is_some_and(|x| x == "pkt") {
+                collect(&e, out)?;
+            }
+        }
+    } else {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+fn run_one(path: &Path, defines: &BTreeMap<String, String>) -> Outcome {
+    let src = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Fail(format!("cannot read script: {e}")),
+    };
+    let script = match parse_script(&src, defines) {
+        Ok(s) => s,
+        Err(e) => return Outcome::from_parse_error(&e),
+    };
+    if let Err((line, e)) = Config::from_script_options(&script.options) {
+        return Outcome::Skip(format!("line {line}: {e}"));
+    }
+    if let Some(init) = &script.init {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        if let Err(e) = InitSettings::default().apply(&init.steps, &mut |p| read_defaults(dir, p)) {
+            return Outcome::Skip(format!("line {}: {e}", init.line));
+        }
+    }
+    Outcome::Skip(format!(
+        "parsed ({} events); the executor is not built yet",
+        script.events.len()
+    ))
+}
+
+fn main() -> ExitCode {
+    let mut defines = BTreeMap::new();
+    let mut paths = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "-D" {
+            let Some((k, v)) = args.next().and_then(|d| {
+                d.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            }) else {
+                eprintln!("packetdrill: -D takes NAME=value");
+                return ExitCode::from(2);
+            };
+            defines.insert(k, v);
+        } else if a.starts_with('-') {
+            eprintln!("packetdrill: unknown argument {a} (accepts -D NAME=value and paths)");
+            return ExitCode::from(2);
+        } else {
+            paths.push(PathBuf::from(a));
+        }
+    }
+    if paths.is_empty() {
+        eprintln!("usage: packetdrill [-D NAME=value]... PATH...");
+        return ExitCode::from(2);
+    }
+    let mut files = Vec::new();
+    for p in &paths {
+        if let Err(e) = collect(p, &mut files) {
+            eprintln!("packetdrill: {}: {e}", p.display());
+            return ExitCode::from(2);
+        }
+    }
+    let mut report = Report::new();
+    for f in &files {
+        report.push(f.display().to_string(), run_one(f, &defines));
+    }
+    print!("{report}");
+    if report.all_passed_or_skipped() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
