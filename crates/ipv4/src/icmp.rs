@@ -122,14 +122,18 @@ impl IcmpRateLimit {
     /// message costs `icmp_ratelimit`, at most six in a burst; a new peer
     /// starts as if last seen 60 s ago.
     fn inet_peer_xrlim_allow(&mut self, daddr: Ipv4Addr, timeout_ms: u64, now: Instant) -> bool {
+        // A new peer was "last seen" 60 s ago (`rate_last = jiffies - 60*HZ`,
+        // which wraps in the kernel; here it must not saturate at time 0).
+        let mut fresh = false;
         let (tokens, last) = self.peers.entry(daddr).or_insert_with(|| {
-            (
-                0,
-                now.checked_sub(Duration::from_secs(60))
-                    .unwrap_or(Instant::ZERO),
-            )
+            fresh = true;
+            (0, now)
         });
-        let delta = now.saturating_duration_since(*last).as_millis() as u64;
+        let delta = if fresh {
+            Duration::from_secs(60).as_millis() as u64
+        } else {
+            now.saturating_duration_since(*last).as_millis() as u64
+        };
         if delta > 0 {
             *last = now;
             *tokens = (*tokens + delta).min(XRLIM_BURST_FACTOR * timeout_ms);

@@ -56,3 +56,394 @@ fn ping_resolves_arp_then_echo_request_and_reply_with_exact_counters() {
     assert_eq!(reply[34], 0);
     assert_eq!(&reply[38..42], &[0, 7, 0, 1]);
 }
+
+use std::sync::Arc;
+
+use ipv4::testutil::{RecordingProtocol, TestIpHost};
+use ipv4::{InetSock, IpPmtudisc, MAX_IP_HEADROOM, NetProtocol, ip_build_and_send_pkt};
+use netcore::{Clock, Duration, Errno, SkBuff};
+use netfilter::{NF_IP_PRI_FILTER, NfHookReg, NfInetHooks, NfVerdict};
+
+/// Registers a recording transport on protocol 253 of `host`.
+fn recorder(host: &TestIpHost, refuse: bool) -> Arc<RecordingProtocol> {
+    let p = Arc::new(RecordingProtocol {
+        refuse,
+        ..RecordingProtocol::default()
+    });
+    let dynp: Arc<dyn NetProtocol<_>> = p.clone();
+    host.ipv4.inet_add_protocol(dynp, 253).unwrap();
+    p
+}
+
+/// Sends `len` bytes of protocol 253 from `host` to `daddr`, the socket
+/// adjusted by `f`; runs the host.
+fn send(
+    host: &mut TestIpHost,
+    daddr: Ipv4Addr,
+    len: usize,
+    f: impl FnOnce(&mut InetSock),
+) -> Result<Ipv4Addr, Errno> {
+    let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+    let skb = SkBuff::from_slice(&host.pool, MAX_IP_HEADROOM, &payload).unwrap();
+    let mut sk = InetSock::new(253, &host.sysctl);
+    f(&mut sk);
+    let r = ip_build_and_send_pkt(&mut host.cpu, skb, &mut sk, Ipv4Addr::UNSPECIFIED, daddr);
+    host.run_until_idle();
+    r
+}
+
+fn forwarding() -> Sysctl {
+    let s = Sysctl::new();
+    s.set_int(Sysctl::IP_FORWARD, 1).unwrap();
+    s
+}
+
+/// A (198.18.1.2) — R (198.18.1.1 | 198.18.2.1, forwarding) — B (198.18.2.2);
+/// R's second link has MTU `mtu2`. Host indices 0 (A), 1 (R), 2 (B).
+fn routed(mtu2: u32) -> TestNetwork {
+    let mut n = TestNetwork::new();
+    let a = n.add_host(Sysctl::new());
+    let r = n.add_host(forwarding());
+    let b = n.add_host(Sysctl::new());
+    let ia = n.hosts[a].add_device(1, 1500, ip("198.18.1.2"), 24);
+    let r0 = n.hosts[r].add_device(3, 1500, ip("198.18.1.1"), 24);
+    let r1 = n.hosts[r].add_device(3, mtu2, ip("198.18.2.1"), 24);
+    let ib = n.hosts[b].add_device(2, 1500, ip("198.18.2.2"), 24);
+    n.hosts[a].route_add(ip("0.0.0.0"), 0, ip("198.18.1.1"));
+    n.hosts[b].route_add(ip("0.0.0.0"), 0, ip("198.18.2.1"));
+    n.connect(&[(a, ia), (r, r0)]);
+    n.connect(&[(r, r1), (b, ib)]);
+    n
+}
+
+fn ipv4_frames(n: &TestNetwork, from_host: usize) -> Vec<Vec<u8>> {
+    n.log
+        .iter()
+        .filter(|(_, h, _, f)| *h == from_host && f[12..14] == [8, 0])
+        .map(|(_, _, _, f)| f[14..].to_vec())
+        .collect()
+}
+
+#[test]
+fn ping_both_ways_second_needs_no_arp() {
+    let mut n = pair();
+    n.hosts[0].ping(ip("198.18.0.2"), 1, 1, 8).unwrap();
+    n.run_until_idle();
+    assert_eq!(n.log.len(), 4);
+    // B learned A from A's request (STALE): its own ping goes straight out.
+    n.hosts[1].ping(ip("198.18.0.1"), 2, 1, 8).unwrap();
+    n.run_until_idle();
+    assert_eq!(n.log.len(), 6, "echo request and reply only");
+    for h in &n.hosts {
+        assert_eq!(h.icmpmsg(IcmpMsgDir::In, 8), 1);
+        assert_eq!(h.icmpmsg(IcmpMsgDir::In, 0), 1);
+        assert_eq!(
+            h.icmpmsg(IcmpMsgDir::Out, 8),
+            0,
+            "pings are built outside ICMP"
+        );
+        assert_eq!(h.icmpmsg(IcmpMsgDir::Out, 0), 1);
+        assert_eq!(h.mib(IpMib::InReceives), 2);
+        assert_eq!(h.mib(IpMib::InDelivers), 2);
+        assert_eq!(h.mib(IpMib::OutRequests), 2);
+        assert_eq!(h.mib(IpMib::OutTransmits), 2);
+        assert_eq!(h.mib(IcmpMib::InMsgs), 2);
+        assert_eq!(h.mib(IcmpMib::InErrors), 0);
+    }
+}
+
+#[test]
+fn router_forwards_between_subnets_decrementing_ttl() {
+    let mut n = routed(1500);
+    n.hosts[0].ping(ip("198.18.2.2"), 9, 1, 32).unwrap();
+    n.run_until_idle();
+    let at_b = ipv4_frames(&n, 1);
+    // R forwarded the request (to B) and the reply (to A).
+    assert_eq!(at_b.len(), 2);
+    let req = at_b.iter().find(|f| f[16..20] == [198, 18, 2, 2]).unwrap();
+    let sent = ipv4_frames(&n, 0);
+    assert_eq!(sent[0][8], 64);
+    assert_eq!(req[8], 63, "TTL decremented");
+    assert_eq!(wire::ip_fast_csum(&req[..20]), 0, "checksum updated");
+    let r = &n.hosts[1];
+    assert_eq!(r.mib(IpMib::ForwDatagrams), 2);
+    assert_eq!(r.mib(IpMib::InReceives), 2);
+    assert_eq!(r.mib(IpMib::InDelivers), 0);
+    assert_eq!(r.mib(IpMib::OutRequests), 0);
+    assert_eq!(r.mib(IpMib::OutTransmits), 2);
+    assert_eq!(n.hosts[0].icmpmsg(IcmpMsgDir::In, 0), 1);
+    assert_eq!(n.hosts[2].icmpmsg(IcmpMsgDir::In, 8), 1);
+}
+
+#[test]
+fn ttl_one_gets_time_exceeded_back_to_the_senders_transport() {
+    let mut n = routed(1500);
+    let rec = recorder(&n.hosts[0], false);
+    n.hosts[0].ping(ip("198.18.2.2"), 1, 1, 8).unwrap(); // resolve ARP everywhere
+    n.run_until_idle();
+    send(&mut n.hosts[0], ip("198.18.2.2"), 40, |sk| {
+        sk.uc_ttl = Some(1)
+    })
+    .unwrap();
+    n.run_until_idle();
+    let r = &n.hosts[1];
+    assert_eq!(r.mib(IpMib::InHdrErrors), 1);
+    assert_eq!(r.icmpmsg(IcmpMsgDir::Out, 11), 1);
+    assert_eq!(r.mib(IpMib::ForwDatagrams), 2, "only the ping went through");
+    let errs = rec.errors.lock();
+    assert_eq!(errs.len(), 1);
+    let (t, code, _, quoted) = &errs[0];
+    assert_eq!((*t, *code), (11, 0));
+    assert_eq!(&quoted[16..20], &[198, 18, 2, 2]);
+    assert_eq!(quoted[9], 253);
+    assert_eq!(n.hosts[0].icmpmsg(IcmpMsgDir::In, 11), 1);
+}
+
+#[test]
+fn df_datagram_larger_than_the_next_link_gets_frag_needed_with_its_mtu() {
+    let mut n = routed(1000);
+    let rec = recorder(&n.hosts[0], false);
+    n.hosts[0].ping(ip("198.18.2.2"), 1, 1, 8).unwrap();
+    n.run_until_idle();
+    send(&mut n.hosts[0], ip("198.18.2.2"), 1200, |sk| {
+        sk.pmtudisc = IpPmtudisc::Do;
+    })
+    .unwrap();
+    n.run_until_idle();
+    assert_eq!(n.hosts[1].mib(IpMib::FragFails), 1);
+    assert_eq!(n.hosts[1].icmpmsg(IcmpMsgDir::Out, 3), 1);
+    let errs = rec.errors.lock();
+    assert_eq!(errs.len(), 1);
+    assert_eq!((errs[0].0, errs[0].1, errs[0].2), (3, 4, 1000));
+    assert_eq!(
+        n.hosts[2].mib(IpMib::InReceives),
+        1,
+        "only the ping arrived"
+    );
+    // Without DF the router fragments instead.
+    drop(errs);
+    send(&mut n.hosts[0], ip("198.18.2.2"), 1200, |sk| {
+        sk.pmtudisc = IpPmtudisc::Dont;
+    })
+    .unwrap();
+    n.run_until_idle();
+    assert_eq!(n.hosts[1].mib(IpMib::FragOKs), 1);
+    assert_eq!(n.hosts[1].mib(IpMib::FragCreates), 2);
+    assert_eq!(n.hosts[2].mib(IpMib::ReasmOKs), 1);
+}
+
+#[test]
+fn big_echo_is_fragmented_at_1500_and_reassembled_both_ways() {
+    let mut n = pair();
+    n.hosts[0].ping(ip("198.18.0.2"), 3, 1, 4000).unwrap();
+    n.run_until_idle();
+    let (a, b) = (&n.hosts[0], &n.hosts[1]);
+    // 4008 bytes of ICMP: 1480 + 1480 + 1048.
+    assert_eq!(a.mib(IpMib::FragOKs), 1);
+    assert_eq!(a.mib(IpMib::FragCreates), 3);
+    assert_eq!(a.mib(IpMib::OutRequests), 1);
+    assert_eq!(a.mib(IpMib::OutTransmits), 3);
+    assert_eq!(b.mib(IpMib::ReasmReqds), 3);
+    assert_eq!(b.mib(IpMib::ReasmOKs), 1);
+    assert_eq!(b.mib(IpMib::InDelivers), 1);
+    assert_eq!(b.mib(IpMib::FragCreates), 3, "the reply is fragmented too");
+    assert_eq!(a.mib(IpMib::ReasmOKs), 1);
+    assert_eq!(a.icmpmsg(IcmpMsgDir::In, 0), 1);
+    let sizes: Vec<usize> = ipv4_frames(&n, 0).iter().map(Vec::len).collect();
+    assert_eq!(sizes, [1500, 1500, 1068]);
+}
+
+/// Resolves ARP between the pair, then has A send a 3000-byte datagram of
+/// protocol 253 to B and returns its fragments without delivering them.
+fn fragments_of_a_send(n: &mut TestNetwork) -> Vec<Vec<u8>> {
+    n.hosts[0].ping(ip("198.18.0.2"), 1, 1, 8).unwrap();
+    n.run_until_idle();
+    send(&mut n.hosts[0], ip("198.18.0.2"), 3000, |sk| {
+        sk.pmtudisc = IpPmtudisc::Dont;
+    })
+    .unwrap();
+    let frames = n.hosts[0].take_frames(2);
+    assert_eq!(frames.len(), 3);
+    frames
+}
+
+#[test]
+fn fragments_out_of_order_and_duplicated_reassemble_once() {
+    let mut n = pair();
+    let rec = recorder(&n.hosts[1], false);
+    let f = fragments_of_a_send(&mut n);
+    let b = &mut n.hosts[1];
+    for i in [2, 0, 2, 1, 0] {
+        let _ = b.receive(2, &f[i]);
+    }
+    assert_eq!(b.mib(IpMib::ReasmReqds), 5);
+    assert_eq!(b.mib(IpMib::ReasmOKs), 1);
+    // The last copy of fragment 0 started a new queue, which waits.
+    assert_eq!(b.ipv4.with_frags(ipv4::Ipv4Frags::nr_queues), 1);
+    let got = rec.delivered.lock();
+    assert_eq!(got.len(), 1);
+    let want: Vec<u8> = (0..3000).map(|i| (i * 7) as u8).collect();
+    assert_eq!(got[0], want);
+}
+
+#[test]
+fn overlapping_fragment_discards_the_queue() {
+    let mut n = pair();
+    let rec = recorder(&n.hosts[1], false);
+    let f = fragments_of_a_send(&mut n);
+    // A copy of fragment 1 moved 8 bytes back overlaps fragment 0.
+    let mut bad = f[1].clone();
+    let ip = &mut bad[14..34];
+    let off = u16::from_be_bytes([ip[6], ip[7]]);
+    ip[6..8].copy_from_slice(&(off - 1).to_be_bytes());
+    ip[10..12].fill(0);
+    let c = wire::ip_fast_csum(ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let b = &mut n.hosts[1];
+    let _ = b.receive(2, &f[0]);
+    let _ = b.receive(2, &bad);
+    assert_eq!(b.mib(IpExtMib::ReasmOverlaps), 1);
+    assert_eq!(b.mib(IpMib::ReasmFails), 1);
+    assert!(rec.delivered.lock().is_empty());
+}
+
+#[test]
+fn lost_fragment_times_out_after_ipfrag_time_with_time_exceeded() {
+    let mut n = pair();
+    let f = fragments_of_a_send(&mut n);
+    let t0 = n.clock.now();
+    let _ = n.hosts[1].receive(2, &f[0]);
+    let _ = n.hosts[1].receive(2, &f[2]);
+    n.advance(Duration::from_secs(29));
+    assert_eq!(n.hosts[1].mib(IpMib::ReasmTimeout), 0);
+    n.advance(Duration::from_secs(1));
+    let b = &n.hosts[1];
+    assert_eq!(b.mib(IpMib::ReasmTimeout), 1);
+    assert_eq!(b.mib(IpMib::ReasmFails), 1);
+    assert_eq!(b.icmpmsg(IcmpMsgDir::Out, 11), 1);
+    assert_eq!(n.clock.now(), t0 + Duration::from_secs(30));
+    // A hears of it: time exceeded, fragment reassembly.
+    assert_eq!(n.hosts[0].icmpmsg(IcmpMsgDir::In, 11), 1);
+    let te = ipv4_frames(&n, 1).into_iter().last().unwrap();
+    assert_eq!((te[20], te[21]), (11, 1));
+}
+
+#[test]
+fn netfilter_drop_at_local_in_stops_delivery() {
+    let mut n = pair();
+    let _handle = n.hosts[1]
+        .hooks
+        .nf_register_net_hook(NfHookReg::from_fn(
+            NfInetHooks::LocalIn,
+            NF_IP_PRI_FILTER,
+            |skb, _, _| {
+                if skb.data().get(9) == Some(&1) {
+                    NfVerdict::DROP
+                } else {
+                    NfVerdict::Accept
+                }
+            },
+        ))
+        .unwrap();
+    n.hosts[0].ping(ip("198.18.0.2"), 1, 1, 8).unwrap();
+    n.run_until_idle();
+    let b = &n.hosts[1];
+    assert_eq!(b.mib(IpMib::InReceives), 1);
+    assert_eq!(b.mib(IpMib::InDelivers), 0);
+    assert_eq!(b.mib(IcmpMib::InMsgs), 0);
+    let st = b.hooks.stats(NfInetHooks::LocalIn);
+    assert_eq!((st.packets, st.dropped), (1, 1));
+    assert_eq!(n.hosts[0].icmpmsg(IcmpMsgDir::In, 0), 0, "no reply");
+}
+
+#[test]
+fn not_for_us_without_forwarding_counts_in_addr_errors() {
+    let mut n = pair();
+    n.hosts[0].route_add(ip("198.18.5.0"), 24, ip("198.18.0.2"));
+    n.hosts[0].ping(ip("198.18.5.5"), 1, 1, 8).unwrap();
+    n.run_until_idle();
+    let b = &n.hosts[1];
+    assert_eq!(b.mib(IpMib::InReceives), 1);
+    assert_eq!(b.mib(IpMib::InAddrErrors), 1);
+    assert_eq!(b.mib(IcmpMib::OutMsgs), 0, "silent with forwarding off");
+}
+
+#[test]
+fn unknown_protocol_gets_protocol_unreachable() {
+    let mut n = pair();
+    let rec = recorder(&n.hosts[0], false);
+    send(&mut n.hosts[0], ip("198.18.0.2"), 16, |_| {}).unwrap();
+    n.run_until_idle();
+    assert_eq!(n.hosts[1].mib(IpMib::InUnknownProtos), 1);
+    assert_eq!(n.hosts[1].mib(IpMib::InDelivers), 0);
+    let errs = rec.errors.lock();
+    assert_eq!((errs[0].0, errs[0].1), (3, 2));
+}
+
+#[test]
+fn refused_datagram_gets_port_unreachable_and_counts_in_delivers() {
+    let mut n = pair();
+    let rec = recorder(&n.hosts[0], false);
+    let _b = recorder(&n.hosts[1], true);
+    send(&mut n.hosts[0], ip("198.18.0.2"), 16, |_| {}).unwrap();
+    n.run_until_idle();
+    assert_eq!(n.hosts[1].mib(IpMib::InDelivers), 1);
+    assert_eq!(n.hosts[1].icmpmsg(IcmpMsgDir::Out, 3), 1);
+    let errs = rec.errors.lock();
+    assert_eq!((errs[0].0, errs[0].1), (3, 3));
+    assert_eq!(errs[0].3.len(), 20 + 16, "the whole datagram is quoted");
+}
+
+#[test]
+fn unresolved_neighbour_fails_after_three_probes_with_host_unreachable() {
+    let mut n = pair();
+    let rec = recorder(&n.hosts[0], false);
+    send(&mut n.hosts[0], ip("198.18.0.9"), 16, |_| {}).unwrap();
+    n.advance(Duration::from_secs(10));
+    let arp: Vec<_> = n
+        .log
+        .iter()
+        .filter(|(_, h, _, f)| *h == 0 && f[12..14] == [8, 6])
+        .map(|(t, _, _, _)| t.as_millis())
+        .collect();
+    assert_eq!(arp, [0, 1000, 2000], "mcast_solicit probes a second apart");
+    let errs = rec.errors.lock();
+    assert_eq!(errs.len(), 1);
+    assert_eq!((errs[0].0, errs[0].1), (3, 1));
+    assert_eq!(n.hosts[0].icmpmsg(IcmpMsgDir::Out, 3), 1);
+}
+
+#[test]
+fn loopback_delivers_to_own_addresses() {
+    let mut n = pair();
+    n.hosts[0].ping(ip("127.0.0.1"), 1, 1, 8).unwrap();
+    n.hosts[0].ping(ip("198.18.0.1"), 1, 2, 8).unwrap();
+    n.run_until_idle();
+    let a = &n.hosts[0];
+    assert_eq!(a.icmpmsg(IcmpMsgDir::In, 8), 2);
+    assert_eq!(a.icmpmsg(IcmpMsgDir::In, 0), 2);
+    assert_eq!(a.mib(IpMib::InReceives), 4);
+    assert_eq!(a.mib(IpMib::OutTransmits), 4);
+    assert!(n.log.is_empty(), "nothing on the wire");
+}
+
+#[test]
+fn echo_ignore_all_and_broadcast_echo_are_honoured() {
+    let mut n = pair();
+    n.hosts[1]
+        .sysctl
+        .set_int(Sysctl::ICMP_ECHO_IGNORE_ALL, 1)
+        .unwrap();
+    n.hosts[0].ping(ip("198.18.0.2"), 1, 1, 8).unwrap();
+    n.run_until_idle();
+    assert_eq!(n.hosts[1].icmpmsg(IcmpMsgDir::In, 8), 1);
+    assert_eq!(n.hosts[1].icmpmsg(IcmpMsgDir::Out, 0), 0);
+    // A directed-broadcast echo is dropped as an ICMP error by default.
+    n.hosts[0].ping(ip("198.18.0.255"), 1, 2, 8).unwrap();
+    n.run_until_idle();
+    let b = &n.hosts[1];
+    assert_eq!(b.icmpmsg(IcmpMsgDir::In, 8), 2);
+    assert_eq!(b.mib(IcmpMib::InErrors), 1);
+    assert_eq!(b.mib(IpExtMib::InBcastPkts), 1);
+    assert_eq!(n.hosts[0].mib(IpExtMib::OutBcastPkts), 1);
+}
