@@ -366,3 +366,6 @@ fn ip_local_deliver_finish<C: Ipv4Context>(
         NetRx::Drop
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+use netcore::{Clock, IpSummed, PktType, VirtualClock};
+use proptest::prelude::*;
+
+use super::*;
+use crate::testutil::{TestIpHost, TestNetwork};
+
+/// A host at 198.18.0.1/24 on eth0 (ifindex 2).
+fn host() -> TestIpHost {
+    let mut h = TestIpHost::new(&VirtualClock::new(), 1);
+    h.add_device(1, 1500, Ipv4Addr::new(198, 18, 0, 1), 24);
+    h
+}
+
+/// A datagram of `payload` bytes from 198.18.0.2 to 198.18.0.1 with a
+/// correct checksum, protocol 253.
+fn datagram(payload: usize) -> Vec<u8> {
+    let mut d = vec![0u8; 20 + payload];
+    d[0] = 0x45;
+    d[2..4].copy_from_slice(&((20 + payload) as u16).to_be_bytes());
+    d[8] = 64;
+    d[9] = 253;
+    d[12..16].copy_from_slice(&[198, 18, 0, 2]);
+    d[16..20].copy_from_slice(&[198, 18, 0, 1]);
+    refill(&mut d);
+    d
+}
+
+fn refill(d: &mut [u8]) {
+    d[10..12].fill(0);
+    let ihl = (usize::from(d[0] & 0x0f) * 4).min(d.len());
+    let c = ip_fast_csum(&d[..ihl]);
+    d[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+fn core(h: &TestIpHost, bytes: &[u8], pkt_type: PktType, summed: IpSummed) -> Option<SkBuff> {
+    let mut skb = SkBuff::from_slice(&h.pool, 64, bytes).unwrap();
+    skb.ifindex = 2;
+    skb.pkt_type = pkt_type;
+    skb.ip_summed = summed;
+    ip_rcv_core(&h.ipv4, 0, skb)
+}
+
+#[test]
+fn otherhost_is_dropped_before_counting() {
+    let h = host();
+    assert!(core(&h, &datagram(8), PktType::OtherHost, IpSummed::None).is_none());
+    assert_eq!(h.mib(IpMib::InReceives), 0);
+}
+
+#[test]
+fn header_errors_are_counted_as_linux_does() {
+    let h = host();
+    let mut v6 = datagram(8);
+    v6[0] = 0x65;
+    refill(&mut v6);
+    let mut ihl4 = datagram(8);
+    ihl4[0] = 0x44;
+    refill(&mut ihl4);
+    let mut short_tot = datagram(8);
+    short_tot[2..4].copy_from_slice(&19u16.to_be_bytes());
+    refill(&mut short_tot);
+    let mut long_ihl = datagram(8);
+    long_ihl[0] = 0x4f; // 60 bytes of header in a 28-byte datagram
+    for bad in [&v6[..], &ihl4, &short_tot, &long_ihl, &datagram(8)[..19]] {
+        assert!(core(&h, bad, PktType::Host, IpSummed::None).is_none());
+    }
+    assert_eq!(h.mib(IpMib::InReceives), 5);
+    assert_eq!(h.mib(IpMib::InHdrErrors), 5);
+    assert_eq!(h.mib(IpExtMib::InCsumErrors), 0);
+    assert_eq!(h.mib(IpExtMib::InTruncatedPkts), 0);
+}
+
+#[test]
+fn bad_checksum_counts_both_csum_and_header_errors_unless_offloaded() {
+    let h = host();
+    let mut d = datagram(8);
+    d[10] ^= 0xff;
+    assert!(core(&h, &d, PktType::Host, IpSummed::None).is_none());
+    assert_eq!(h.mib(IpExtMib::InCsumErrors), 1);
+    assert_eq!(h.mib(IpMib::InHdrErrors), 1);
+    assert!(core(&h, &d, PktType::Host, IpSummed::Unnecessary).is_some());
+    assert_eq!(h.mib(IpExtMib::InCsumErrors), 1);
+}
+
+#[test]
+fn truncated_datagram_is_in_truncated_pkts_and_padding_is_trimmed() {
+    let h = host();
+    let d = datagram(40);
+    assert!(core(&h, &d[..50], PktType::Host, IpSummed::None).is_none());
+    assert_eq!(h.mib(IpExtMib::InTruncatedPkts), 1);
+    assert_eq!(h.mib(IpMib::InHdrErrors), 0);
+    let mut padded = datagram(8);
+    padded.resize(46, 0xee);
+    let skb = core(&h, &padded, PktType::Host, IpSummed::None).unwrap();
+    assert_eq!(skb.len(), 28);
+    assert_eq!(skb.transport_offset(), Some(20));
+    assert_eq!(h.mib(IpExtMib::InOctets), 50 + 46);
+}
+
+#[test]
+fn ecn_codepoints_are_counted() {
+    let h = host();
+    for ecn in [0u8, 1, 2, 3, 3] {
+        let mut d = datagram(8);
+        d[1] = ecn;
+        refill(&mut d);
+        assert!(core(&h, &d, PktType::Host, IpSummed::None).is_some());
+    }
+    let got = [
+        IpExtMib::InNoECTPkts,
+        IpExtMib::InECT1Pkts,
+        IpExtMib::InECT0Pkts,
+        IpExtMib::InCEPkts,
+    ]
+    .map(|m| h.mib(m));
+    assert_eq!(got, [1, 1, 1, 2]);
+}
+
+#[test]
+fn bad_options_are_header_errors_after_routing() {
+    let mut h = host();
+    let mut d = vec![0u8; 28];
+    d[0] = 0x46;
+    d[2..4].copy_from_slice(&28u16.to_be_bytes());
+    d[8] = 64;
+    d[9] = 253;
+    d[12..16].copy_from_slice(&[198, 18, 0, 2]);
+    d[16..20].copy_from_slice(&[198, 18, 0, 1]);
+    d[20..24].copy_from_slice(&[7, 9, 4, 0]); // record route, length past the header
+    refill(&mut d);
+    let mut skb = SkBuff::from_slice(&h.pool, 64, &d).unwrap();
+    skb.ifindex = 2;
+    assert_eq!(ip_rcv(&mut h.cpu, skb), NetRx::Drop);
+    assert_eq!(h.mib(IpMib::InHdrErrors), 1);
+}
+
+fn frame_to(dst: [u8; 6], ethertype: u16, body: &[u8]) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&[0x02, 0, 0, 0, 2, 2]);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+/// A header with a valid checksum and arbitrary (lying) fields.
+fn lying_header() -> impl Strategy<Value = Vec<u8>> {
+    (
+        0u8..16,
+        any::<u16>(),
+        any::<u16>(),
+        any::<u8>(),
+        any::<u8>(),
+        prop::collection::vec(any::<u8>(), 0..120),
+        any::<bool>(),
+    )
+        .prop_map(|(ihl, tot, frag, ttl, proto, rest, to_us)| {
+            let mut d = vec![0u8; 20];
+            d[0] = 0x40 | ihl;
+            d[2..4].copy_from_slice(&tot.to_be_bytes());
+            d[6..8].copy_from_slice(&frag.to_be_bytes());
+            d[8] = ttl;
+            d[9] = proto;
+            d[12..16].copy_from_slice(&[198, 18, 0, 2]);
+            let dst = if to_us {
+                [198, 18, 0, 1]
+            } else {
+                [198, 18, 7, 7]
+            };
+            d[16..20].copy_from_slice(&dst);
+            d.extend_from_slice(&rest);
+            refill(&mut d);
+            d
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn random_and_lying_datagrams_are_counted_and_dropped_never_a_panic(
+        random in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..80), 0..8),
+        lying in prop::collection::vec(lying_header(), 0..8),
+        arp in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..4),
+    ) {
+        let mut n = TestNetwork::new();
+        let a = n.add_host(netcore::Sysctl::new());
+        let b = n.add_host(netcore::Sysctl::new());
+        let ia = n.hosts[a].add_device(1, 1500, Ipv4Addr::new(198, 18, 0, 1), 24);
+        let ib = n.hosts[b].add_device(2, 1500, Ipv4Addr::new(198, 18, 0, 2), 24);
+        n.connect(&[(a, ia), (b, ib)]);
+        let me = n.hosts[a].port(ia).addr.0;
+        let mut sent = 0u64;
+        for body in random.iter().chain(lying.iter()) {
+            let _ = n.hosts[a].receive(ia, &frame_to(me, 0x0800, body));
+            sent += 1;
+        }
+        for body in &arp {
+            let _ = n.hosts[a].receive(ia, &frame_to([0xff; 6], 0x0806, body));
+        }
+        n.run_until_idle();
+        let h = &n.hosts[a];
+        prop_assert_eq!(h.mib(IpMib::InReceives), sent);
+        let accounted = h.mib(IpMib::InHdrErrors)
+            + h.mib(IpExtMib::InTruncatedPkts)
+            + h.mib(IpMib::InAddrErrors)
+            + h.mib(IpMib::InDelivers)
+            + h.mib(IpMib::InUnknownProtos)
+            + h.mib(IpMib::ReasmReqds)
+            + h.mib(IpMib::InDiscards);
+        prop_assert!(accounted <= sent + h.mib(IpMib::ReasmOKs));
+        // Every queued fragment expires and every buffer comes back.
+        n.advance(netcore::Duration::from_secs(60));
+        prop_assert_eq!(n.hosts[a].pool.stats().inflight(), 0);
+        prop_assert!(n.clock.now() >= netcore::Instant::from_secs(60));
+    }
+}
