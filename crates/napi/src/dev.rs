@@ -558,6 +558,7 @@ pub fn __napi_schedule(
 ) -> Result<(), NapiError> {
     let cpu = ctx.smp_processor_id();
     napi.lists.cpu(cpu)?.list_add_tail(Arc::clone(napi));
+    tracing::trace!(target: "netstack::napi", napi_id = napi.napi_id, cpu, "napi_schedule");
     ctx.raise_softirq_irqoff(SoftirqNr::NetRx);
     Ok(())
 }
@@ -668,6 +669,7 @@ impl NapiPollCtx<'_> {
     /// header, the MAC header set (compared as Linux's
     /// `gro_list_prepare()` does).
     pub fn napi_gro_receive(&mut self, skb: SkBuff) -> GroResult {
+        tracing::trace!(target: "netstack::napi", len = skb.len(), proto = skb.protocol, queue = skb.queue_mapping, "napi_gro_receive");
         let jiffies = self.jiffies();
         self.gro.napi_gro_receive(skb, &mut *self.sink, jiffies)
     }

@@ -188,10 +188,10 @@ pub fn cpu_run(ctx: &mut CpuCtx) -> CpuRunStats {
             stats.process_work += 1;
             worked = true;
         }
-        let n = host.irqs.handle_pending(cpu, &host.softirqs).unwrap_or(0);
-        if n > 0 {
-            tracing::trace!(target: "netstack::irq", cpu, handlers = n, "handle_irq");
+        if host.irqs.irqs_pending(cpu).unwrap_or(false) {
+            tracing::trace!(target: "netstack::irq", cpu, "handle_irq");
         }
+        let n = host.irqs.handle_pending(cpu, &host.softirqs).unwrap_or(0);
         stats.hardirqs += n;
         worked |= n > 0;
         let now = ctx.clock.now();
@@ -277,7 +277,7 @@ fn run_timer_softirq(ctx: &mut CpuCtx) {
         tracing::trace!(target: "netstack::timer", timer = ?id, "expire_timers");
         match id {
             HostTimer::Softnet(t) => softnet::handle_timer(ctx, t),
-            HostTimer::Ipv4(t) => crate::host::ipv4_handle_timer(ctx, t),
+            HostTimer::Ipv4(t) => ipv4::handle_timer(ctx, t),
         }
     }
 }

@@ -167,6 +167,10 @@ pub struct HostShared {
     pub mibs: Arc<NetMibs>,
     /// The netfilter hooks.
     pub nf_hooks: NfHooks<CpuCtx>,
+    /// The IPv4 state (addresses, routes, ARP, fragments, protocols).
+    pub ipv4: Arc<ipv4::Ipv4Net<CpuCtx>>,
+    /// The ping sockets.
+    pub pings: crate::ping::PingTable,
     /// The NICs, in bus order.
     pub nics: Vec<Nic>,
     /// The PCI bus the NICs sit on.
@@ -482,6 +486,14 @@ impl HostBuilder {
             });
         }
 
+        let now = clock.now();
+        let ipv4 = Arc::new(ipv4::Ipv4Net::new(
+            Arc::clone(&sysctl),
+            Arc::clone(&mibs),
+            pool.clone(),
+            self.seed,
+            now,
+        ));
         let shared = Arc::new(HostShared {
             name: self.name.clone(),
             irqs,
@@ -493,12 +505,13 @@ impl HostBuilder {
             sysctl,
             mibs,
             nf_hooks: NfHooks::new(),
+            ipv4,
+            pings: crate::ping::PingTable::default(),
             nics,
             bus: Mutex::new(bus),
             driver,
             process: (0..n).map(|_| Mutex::new(VecDeque::new())).collect(),
         });
-        let now = clock.now();
         let mut cpus = Vec::with_capacity(n);
         for cpu in 0..n {
             cpus.push(CpuCtx {
@@ -509,7 +522,8 @@ impl HostBuilder {
                 host: Arc::clone(&shared),
             });
         }
-        let _ = (&self.addrs, &self.routes, self.seed);
+        // inet_init() runs on CPU 0 (its neighbour GC timer lives there).
+        crate::inet::inet_setup(&mut cpus[0], &self.addrs, &self.routes)?;
         Ok(Host {
             shared,
             cpus,
@@ -660,9 +674,4 @@ impl Capture {
             .with_writer(std::io::Write::flush)
             .map_err(|e| NetstackError::Io(format!("{}: {e}", self.path.display())))
     }
-}
-
-/// Dispatches an expired IPv4 timer (wired when `inet_init` runs).
-pub(crate) fn ipv4_handle_timer(_ctx: &mut CpuCtx, t: ipv4::Ipv4Timer) {
-    tracing::trace!(target: "netstack::ipv4", timer = ?t, "ipv4 timer");
 }

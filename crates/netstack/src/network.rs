@@ -293,7 +293,17 @@ impl Network {
             let mut moved = false;
             for h in &mut self.hosts {
                 for nic in &h.shared.nics {
-                    moved |= nic.device.poll(now) > 0;
+                    let frames = nic.device.poll(now);
+                    if frames > 0 {
+                        moved = true;
+                        let _nic = tracing::trace_span!(target: "netstack::nic", "nic", host = %h.shared.name).entered();
+                        tracing::trace!(
+                            target: "netstack::nic",
+                            dev = nic.netdev.name(),
+                            frames,
+                            "nic_rx: wire, MAC filter, FCS, DMA to rx ring, DD"
+                        );
+                    }
                 }
                 for ctx in &mut h.cpus {
                     let s = cpu_run(ctx);

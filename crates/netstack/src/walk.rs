@@ -29,6 +29,31 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+/// The crates whose spans and events are stages (their `tracing`
+/// targets: `netstack::…` by convention, or the module path when an
+/// `#[instrument]` gives none).
+pub const STACK_TARGETS: [&str; 11] = [
+    "netstack",
+    "softnet",
+    "napi",
+    "ipv4",
+    "netfilter",
+    "qdisc",
+    "irq",
+    "nic_hw",
+    "tcp",
+    "udp",
+    "socket",
+];
+
+fn is_stack_target(target: &str) -> bool {
+    STACK_TARGETS.iter().any(|t| {
+        target
+            .strip_prefix(t)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
 /// One stage of a walk.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Stage {
@@ -86,6 +111,21 @@ impl Walk {
                 stages: self.stages[i..].to_vec(),
             },
         )
+    }
+
+    /// Splits the walk after the first stage for which `at` is true.
+    pub fn split_after(&self, at: impl Fn(&Stage) -> bool) -> (Walk, Walk) {
+        match self.stages.iter().position(at) {
+            Some(i) => (
+                Walk {
+                    stages: self.stages[..=i].to_vec(),
+                },
+                Walk {
+                    stages: self.stages[i + 1..].to_vec(),
+                },
+            ),
+            None => (self.clone(), Walk::default()),
+        }
     }
 
     /// Keeps stages without addresses and those whose `saddr`/`daddr`
@@ -286,7 +326,7 @@ where
         let meta = span.metadata();
         let is_frame = (meta.name() == "cpu" && meta.target() == "netstack::cpu")
             || (meta.name() == "nic" && meta.target() == "netstack::nic");
-        if !is_frame && self.recording() && meta.target().starts_with("netstack") {
+        if !is_frame && self.recording() && is_stack_target(meta.target()) {
             let (host, cpu, depth) = span
                 .parent()
                 .map_or((String::new(), None, 0), |p| locate(p.scope()));
@@ -316,7 +356,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if !self.recording() || !event.metadata().target().starts_with("netstack") {
+        if !self.recording() || !is_stack_target(event.metadata().target()) {
             return;
         }
         let mut ft = FieldText::default();

@@ -115,3 +115,41 @@ fn the_event_budget_stops_a_run_that_never_ends() {
     let err = net.run_until_idle().unwrap_err();
     assert!(err.to_string().contains("event budget of 1000"), "{err}");
 }
+
+#[test]
+fn frames_cross_on_the_thread_runtime() {
+    let mut net = Network::realtime(3);
+    let (a, b) = net.wire("w0", LinkConfig::default()).unwrap();
+    net.add_host(
+        Host::builder()
+            .name("h1")
+            .cpus(2)
+            .nic(NicConfig::new().queues(2).phy(a)),
+    )
+    .unwrap();
+    net.add_host(
+        Host::builder()
+            .name("h2")
+            .cpus(2)
+            .nic(NicConfig::new().queues(2).phy(b)),
+    )
+    .unwrap();
+    let counter = Arc::new(PacketCounter::new(PtypeMatch::Type(ETH_P_EXPERIMENT), None));
+    net.host("h2").unwrap().dev_add_pack(counter.clone());
+    send(&mut net, "h1", 3);
+    let rt = netstack::ThreadRuntime::start(net).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while counter.packets() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let net = rt.stop().unwrap();
+    assert_eq!(counter.packets(), 3);
+    let st = net
+        .host("h2")
+        .unwrap()
+        .shared()
+        .dev("eth0")
+        .unwrap()
+        .dev_get_stats();
+    assert_eq!(st.rx_packets, 3);
+}

@@ -598,6 +598,7 @@ fn netif_receive_skb_core<C: SoftnetContext>(
     dev_cache: &mut Option<Arc<NetDev>>,
 ) -> NetRx {
     net.cpus[cpu].queue.processed.inc_local();
+    tracing::trace!(target: "netstack::softnet", cpu, ifindex = skb.ifindex, proto = skb.protocol, taps = ptypes.all.len(), "netif_receive_skb");
     skb.reset_network_header();
     if !skb.transport_header_was_set() {
         skb.reset_transport_header();
@@ -724,6 +725,7 @@ pub fn net_rx_action<C: SoftnetContext>(ctx: &mut C) {
             break;
         }
     }
+    tracing::trace!(target: "netstack::softnet", cpu, budget = net.sysctl.netdev_budget(), left = budget, "net_rx_action done");
     list.extend(poll_list.list_splice_init());
     list.extend(repoll);
     if !list.is_empty() {

@@ -1,0 +1,224 @@
+//! The thread runtime: one OS thread per CPU, in real time.
+//!
+//! Mirrors how Linux runs its CPUs: each CPU runs the same loop as in the
+//! simulation (process work, hard IRQs, softirqs, ksoftirqd, timers) and,
+//! with nothing pending, idles until an interrupt or an IPI wakes it
+//! (`do_idle()` → `cpuidle`, woken by `smp_send_reschedule()`). Here a CPU
+//! parks on a condition variable with a timeout at its next timer; the
+//! hosts' `irq::CpuWakeup` hook unparks it when an IRQ or a softirq is
+//! raised for it (a NIC's MSI-X line, an RPS hand-over from another CPU,
+//! work queued by an application). One device thread runs the NIC models
+//! (wire deliveries, TAP reads, doorbells, moderation timers), as the
+//! hardware runs beside the CPUs.
+//!
+//! # Deviations from Linux
+//!
+//! - The device thread polls the NICs (and through them their PHYs: wires,
+//!   TAP devices) and sleeps 20 µs when none had work, instead of being
+//!   driven by the hardware: the NIC model is sans-IO and the TAP backend
+//!   is a non-blocking descriptor.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use netcore::{Clock, Duration};
+use parking_lot::{Condvar, Mutex};
+
+use crate::cpu::{CpuCtx, cpu_has_work, cpu_run};
+use crate::error::NetstackError;
+use crate::host::HostShared;
+use crate::network::Network;
+
+/// The longest a CPU sleeps without a timer (it re-checks the stop flag).
+pub const IDLE_PARK_MAX: Duration = Duration::from_millis(10);
+
+/// How long the device thread sleeps when no NIC had work.
+pub const DEVICE_IDLE_SLEEP: Duration = Duration::from_micros(20);
+
+/// A CPU's idle state: parked until kicked or its timeout.
+#[derive(Default)]
+struct Parker {
+    kicked: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Parker {
+    fn unpark(&self) {
+        *self.kicked.lock() = true;
+        self.cv.notify_one();
+    }
+
+    fn park_timeout(&self, d: Duration) {
+        let mut k = self.kicked.lock();
+        if !*k {
+            let _ = self.cv.wait_for(&mut k, d);
+        }
+        *k = false;
+    }
+}
+
+/// A network running on threads. Stop it with [`ThreadRuntime::stop`] to
+/// get the network back (with its counters) for reports.
+pub struct ThreadRuntime {
+    net: Option<Network>,
+    stop: Arc<AtomicBool>,
+    cpus: Vec<(usize, JoinHandle<CpuCtx>)>,
+    device: Option<JoinHandle<()>>,
+}
+
+impl core::fmt::Debug for ThreadRuntime {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ThreadRuntime")
+            .field("cpus", &self.cpus.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ThreadRuntime {
+    /// Starts a network built with [`Network::realtime`]: one thread per
+    /// CPU of every host and one device thread.
+    pub fn start(mut net: Network) -> Result<ThreadRuntime, NetstackError> {
+        if net.is_simulated() {
+            return Err(NetstackError::Runtime(
+                "the thread runtime needs a network on the real clock (Network::realtime)"
+                    .to_owned(),
+            ));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let clock = Arc::clone(net.clock());
+        let mut cpus = Vec::new();
+        for (hi, host) in net.hosts.iter_mut().enumerate() {
+            let parkers: Arc<Vec<Parker>> =
+                Arc::new((0..host.nr_cpus()).map(|_| Parker::default()).collect());
+            let p = Arc::clone(&parkers);
+            host.shared.wakeup.set(move |cpu| {
+                if let Some(p) = p.get(cpu) {
+                    p.unpark();
+                }
+            });
+            for ctx in std::mem::take(&mut host.cpus) {
+                let parkers = Arc::clone(&parkers);
+                let stop = Arc::clone(&stop);
+                let clock = Arc::clone(&clock);
+                let name = format!("{}-cpu{}", host.shared.name, ctx.cpu);
+                let h = std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || cpu_thread(ctx, &parkers, &stop, &*clock))
+                    .map_err(|e| NetstackError::Runtime(format!("spawning a CPU thread: {e}")))?;
+                cpus.push((hi, h));
+            }
+        }
+        let hosts: Vec<Arc<HostShared>> = net.hosts.iter().map(|h| Arc::clone(&h.shared)).collect();
+        let dstop = Arc::clone(&stop);
+        let device = std::thread::Builder::new()
+            .name("nic-hw".to_owned())
+            .spawn(move || device_thread(&hosts, &dstop, &*clock))
+            .map_err(|e| NetstackError::Runtime(format!("spawning the device thread: {e}")))?;
+        Ok(ThreadRuntime {
+            net: Some(net),
+            stop,
+            cpus,
+            device: Some(device),
+        })
+    }
+
+    /// The shared state of the host named `name`.
+    pub fn host(&self, name: &str) -> Result<Arc<HostShared>, NetstackError> {
+        self.net
+            .as_ref()
+            .and_then(|n| n.hosts.iter().find(|h| h.name() == name))
+            .map(|h| Arc::clone(&h.shared))
+            .ok_or_else(|| NetstackError::NoHost(name.to_owned()))
+    }
+
+    /// The network's clock.
+    pub fn clock(&self) -> Option<Arc<dyn Clock>> {
+        self.net.as_ref().map(|n| Arc::clone(n.clock()))
+    }
+
+    /// Stops every thread and returns the network, its CPUs back in their
+    /// hosts.
+    pub fn stop(mut self) -> Result<Network, NetstackError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<Network, NetstackError> {
+        self.stop.store(true, Ordering::Release);
+        let mut net = self
+            .net
+            .take()
+            .ok_or_else(|| NetstackError::Runtime("already stopped".to_owned()))?;
+        for h in &net.hosts {
+            // Wake every CPU so it sees the stop flag.
+            for cpu in 0..h.nr_cpus() {
+                h.shared.wakeup.kick(cpu);
+            }
+        }
+        let mut failed = false;
+        for (hi, j) in self.cpus.drain(..) {
+            match j.join() {
+                Ok(ctx) => net.hosts[hi].cpus.push(ctx),
+                Err(_) => failed = true,
+            }
+        }
+        for h in &mut net.hosts {
+            h.cpus.sort_by_key(|c| c.cpu);
+            h.shared.wakeup.clear();
+        }
+        if let Some(d) = self.device.take() {
+            failed |= d.join().is_err();
+        }
+        if failed {
+            return Err(NetstackError::Runtime(
+                "a runtime thread panicked".to_owned(),
+            ));
+        }
+        Ok(net)
+    }
+}
+
+impl Drop for ThreadRuntime {
+    fn drop(&mut self) {
+        if self.net.is_some() {
+            let _ = self.shutdown();
+        }
+    }
+}
+
+/// One CPU: run until nothing is pending, then park until kicked or the
+/// next timer.
+fn cpu_thread(mut ctx: CpuCtx, parkers: &[Parker], stop: &AtomicBool, clock: &dyn Clock) -> CpuCtx {
+    let cpu = ctx.cpu;
+    while !stop.load(Ordering::Acquire) {
+        let s = cpu_run(&mut ctx);
+        if s.more || cpu_has_work(&ctx) {
+            continue;
+        }
+        let now = clock.now();
+        let timeout = ctx
+            .next_timer()
+            .map_or(IDLE_PARK_MAX, |t| t.saturating_duration_since(now))
+            .min(IDLE_PARK_MAX);
+        if let Some(p) = parkers.get(cpu) {
+            p.park_timeout(timeout);
+        }
+    }
+    ctx
+}
+
+/// The NICs: poll every device of every host; sleep briefly when idle.
+fn device_thread(hosts: &[Arc<HostShared>], stop: &AtomicBool, clock: &dyn Clock) {
+    while !stop.load(Ordering::Acquire) {
+        let now = clock.now();
+        let mut moved = 0;
+        for h in hosts {
+            for nic in &h.nics {
+                moved += nic.device.poll(now);
+            }
+        }
+        if moved == 0 {
+            std::thread::sleep(DEVICE_IDLE_SLEEP);
+        }
+    }
+}
