@@ -88,10 +88,29 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod classifier;
 mod core;
+mod ip_tables;
+mod ipt_reject;
+mod iptables_save;
 mod netfilter;
 mod netfilter_ipv4;
+mod nf_conntrack_core;
+mod nf_conntrack_proto_icmp;
+mod nf_conntrack_proto_tcp;
+mod nf_conntrack_proto_udp;
+mod nf_nat_core;
+mod nf_nat_masquerade;
 mod nf_queue;
+mod x_tables;
+mod xt_conntrack;
+mod xt_length;
+mod xt_limit;
+mod xt_log;
+mod xt_mark;
+mod xt_multiport;
+mod xt_nat;
+mod xt_tcpudp;
 
 pub use crate::core::{
     MAX_HOOK_COUNT, NfConsumed, NfHookEntries, NfHookHandle, NfHookReg, NfHookResult, NfHookStats,
@@ -109,6 +128,51 @@ pub use crate::netfilter_ipv4::{
     NF_IP_PRI_SELINUX_LAST,
 };
 pub use crate::nf_queue::{NfQueueEntry, NfQueueHandler, nf_reinject};
+
+pub use crate::ip_tables::{
+    IPT_F_FRAG, IPT_INV_DSTIP, IPT_INV_FRAG, IPT_INV_PROTO, IPT_INV_SRCIP, IPT_INV_VIA_IN,
+    IPT_INV_VIA_OUT, IpTables, IptChain, IptEntry, IptIcmp, IptIface, IptIp, IptPolicy,
+    IptTableKind, XT_MAX_JUMP_DEPTH, XtError, XtMatch, XtTable, XtTarget, nf_nat_ipv4_fn,
+};
+pub use crate::ipt_reject::{IptRejectWith, reject_tg};
+pub use crate::iptables_save::{
+    RestoreError, ipt_rule_to_string, iptables_restore, iptables_save, iptables_save_table,
+    parse_rule,
+};
+pub use crate::nf_conntrack_core::{
+    IpConntrackDir, IpConntrackInfo, IpConntrackStat, NF_CT_EVICTION_RANGE, NF_CT_MAX_SLOTS,
+    NF_CT_UNCONFIRMED_TIMEOUT, NFCT_UNTRACKED, NfConn, NfConnProto, NfConntrack, NfConntrackTuple,
+    ips, nf_ct_get_info,
+};
+pub use crate::nf_conntrack_proto_icmp::is_icmp_error;
+pub use crate::nf_conntrack_proto_tcp::{
+    IP_CT_TCP_FLAG_BE_LIBERAL, IP_CT_TCP_FLAG_CLOSE_INIT, IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED,
+    IP_CT_TCP_FLAG_MAXACK_SET, IP_CT_TCP_FLAG_SACK_PERM, IP_CT_TCP_FLAG_WINDOW_SCALE, IpCtTcp,
+    IpCtTcpState, NF_CT_TCP_MAX_RETRANS, NF_CT_TCP_TIMEOUT_RETRANS, NF_CT_TCP_TIMEOUT_UNACK,
+    TcpConntrack, tcp_error, tcp_new,
+};
+pub use crate::nf_nat_core::{
+    NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_PERSISTENT, NF_NAT_RANGE_PROTO_RANDOM,
+    NF_NAT_RANGE_PROTO_RANDOM_FULLY, NF_NAT_RANGE_PROTO_SPECIFIED, NfNatManipType, NfNatRange2,
+    nf_nat_ipv4_manip_pkt,
+};
+pub use crate::nf_nat_masquerade::nf_nat_masquerade_ipv4;
+pub use crate::x_tables::{IFNAMSIZ, IfName, NetfilterContext, XtActionParam, XtCounters};
+pub use crate::xt_conntrack::{
+    XT_CONNTRACK_STATE_INVALID, XT_STATE_ESTABLISHED, XT_STATE_NAMES, XT_STATE_NEW,
+    XT_STATE_RELATED, XT_STATE_UNTRACKED, XtConntrackMtinfo, xt_state_bit,
+};
+pub use crate::xt_length::XtLengthInfo;
+pub use crate::xt_limit::{
+    XT_LIMIT_AVG_DEFAULT, XT_LIMIT_BURST_DEFAULT, XT_LIMIT_SCALE, XtRateinfo,
+};
+pub use crate::xt_log::{LOG_DEFAULT_LEVEL, XtLogInfo, log_tg, nf_log_line};
+pub use crate::xt_mark::{XtMarkMtinfo1, XtMarkTginfo2};
+pub use crate::xt_multiport::{XT_MULTI_PORTS, XtMultiport, XtMultiportFlags};
+pub use crate::xt_nat::{nf_nat_redirect_ipv4, xt_nat_target};
+pub use crate::xt_tcpudp::{
+    XT_TCP_INV_DSTPT, XT_TCP_INV_FLAGS, XT_TCP_INV_SRCPT, XtTcp, XtUdp, port_match,
+};
 
 /// The README's example runs as a doctest.
 #[cfg(doctest)]
