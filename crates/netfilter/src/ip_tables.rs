@@ -575,7 +575,7 @@ fn translate_table(kind: IptTableKind, chains: Vec<IptChain>) -> Result<IptTable
             NfInetHooks::ALL.iter().find(|h| h.name() == c.name),
         ) {
             (Some(_), Some(h)) if kind.valid_hooks().contains(h) => {
-                hook_entry[h.index()] = Some(i as u32)
+                hook_entry[h.index()] = Some(i as u32);
             }
             (Some(_), _) => {
                 return Err(err(
@@ -837,7 +837,7 @@ fn check_entry(
             "DNAT",
         )?,
         XtTarget::Masquerade(_) => {
-            allowed(Some(IptTableKind::Nat), bit(PostRouting), "MASQUERADE")?
+            allowed(Some(IptTableKind::Nat), bit(PostRouting), "MASQUERADE")?;
         }
         XtTarget::Redirect(_) => allowed(
             Some(IptTableKind::Nat),
