@@ -35,7 +35,7 @@ use crate::icmp::IcmpRateLimit;
 use crate::ip_fragment::Ipv4Frags;
 use crate::neighbour::{NeighParms, NeighTable};
 use crate::protocol::NetProtocol;
-use crate::route::NetnsIpv4;
+use crate::route::{NetnsIpv4, RtScope};
 use crate::timers::Ipv4Timer;
 
 /// The interface index of the loopback device, as in Linux (`lo` is
@@ -216,12 +216,9 @@ impl<C: ?Sized> Ipv4Net<C> {
         let mut netns = NetnsIpv4::new();
         // Both succeed on a fresh table; errors would only mean lo exists.
         let _ = netns.devices.inetdev_init(LOOPBACK_IFINDEX, "lo", true);
-        let _ = netns.inet_rtm_newaddr(InIfaddr::new(
-            LOOPBACK_IFINDEX,
-            Ipv4Addr::LOCALHOST,
-            8,
-            "lo",
-        ));
+        let _ = netns.inet_rtm_newaddr(
+            InIfaddr::new(LOOPBACK_IFINDEX, Ipv4Addr::LOCALHOST, 8, "lo").with_scope(RtScope::Host),
+        );
         let mut devs = HashMap::new();
         devs.insert(
             LOOPBACK_IFINDEX,
@@ -386,7 +383,20 @@ impl<C: ?Sized> Ipv4Net<C> {
 
     /// The handler of IP protocol `protocol` (`inet_protos[protocol]`).
     pub fn inet_protocol(&self, protocol: u8) -> Option<Arc<dyn NetProtocol<C>>> {
-        self.inet_protos.read()[usize::from(protocol)].clone()
+        self.inet_protos.read_recursive()[usize::from(protocol)].clone()
+    }
+
+    /// Runs `f` with the handler of IP protocol `protocol`, without taking
+    /// a reference count: the table stays read-locked (recursively, so a
+    /// handler may look up protocols itself) while `f` runs. A handler
+    /// must not register or remove protocols.
+    pub(crate) fn with_inet_protocol<R>(
+        &self,
+        protocol: u8,
+        f: impl FnOnce(Option<&Arc<dyn NetProtocol<C>>>) -> R,
+    ) -> R {
+        let protos = self.inet_protos.read_recursive();
+        f(protos[usize::from(protocol)].as_ref())
     }
 
     /// Reserves `segs` IP ids for datagrams from `saddr` to `daddr` of

@@ -337,33 +337,39 @@ fn ip_local_deliver_finish<C: Ipv4Context>(
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return NetRx::Drop;
     }
-    if let Some(prot) = net.inet_protocol(protocol) {
-        {
+    let delivered = net.with_inet_protocol(protocol, |prot| match prot {
+        Some(prot) => {
             let r = prot.handler(skb, ctx);
             net.mibs().inc(cpu, IpMib::InDelivers);
-            if let Err((mut skb, error)) = r {
-                let reason = if error == IcmpError::PORT_UNREACH {
-                    DropReason::NoSocket
-                } else {
-                    DropReason::NotSpecified
-                };
-                if let Some(off) = skb.network_offset()
-                    && off <= 0
-                    && skb.push(off.unsigned_abs()).is_ok()
-                {
-                    let _ = icmp_send_net(net, ctx, &skb, error);
-                }
-                kfree_skb_reason(skb, reason);
+            Ok(r)
+        }
+        None => Err(skb),
+    });
+    match delivered {
+        Ok(Ok(())) => NetRx::Success,
+        Ok(Err((mut skb, error))) => {
+            let reason = if error == IcmpError::PORT_UNREACH {
+                DropReason::NoSocket
+            } else {
+                DropReason::NotSpecified
+            };
+            if let Some(off) = skb.network_offset()
+                && off <= 0
+                && skb.push(off.unsigned_abs()).is_ok()
+            {
+                let _ = icmp_send_net(net, ctx, &skb, error);
             }
+            kfree_skb_reason(skb, reason);
             NetRx::Success
         }
-    } else {
-        net.mibs().inc(cpu, IpMib::InUnknownProtos);
-        if skb.push(ihl).is_ok() {
-            let _ = icmp_send_net(net, ctx, &skb, IcmpError::PROT_UNREACH);
+        Err(mut skb) => {
+            net.mibs().inc(cpu, IpMib::InUnknownProtos);
+            if skb.push(ihl).is_ok() {
+                let _ = icmp_send_net(net, ctx, &skb, IcmpError::PROT_UNREACH);
+            }
+            kfree_skb_reason(skb, DropReason::IpNoproto);
+            NetRx::Drop
         }
-        kfree_skb_reason(skb, DropReason::IpNoproto);
-        NetRx::Drop
     }
 }
 

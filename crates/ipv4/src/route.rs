@@ -1382,4 +1382,141 @@ mod tests {
             .unwrap();
         assert_eq!(net.ip_route_get(ip("203.0.113.9")), Err(Errno::NetUnreach));
     }
+
+    #[test]
+    fn input_routes_follow_ip_route_input_slow() {
+        let mut net = host();
+        net.inet_rtm_newroute(FibConfig::new(ip("198.18.9.0"), 24).via(ip("198.18.0.254")))
+            .unwrap();
+        let peer = ip("198.18.0.2");
+        let local = net
+            .ip_route_input(ip("198.18.0.1"), peer, 2, false)
+            .unwrap();
+        assert_eq!(
+            (local.rt_type, local.oif, local.prefsrc),
+            (RtnType::Local, 2, ip("198.18.0.1"))
+        );
+        let brd = net
+            .ip_route_input(ip("198.18.0.255"), peer, 2, false)
+            .unwrap();
+        assert_eq!(
+            (brd.rt_type, brd.prefsrc),
+            (RtnType::Broadcast, ip("198.18.0.1"))
+        );
+        let lbc = net
+            .ip_route_input(Ipv4Addr::BROADCAST, peer, 2, false)
+            .unwrap();
+        assert_eq!(lbc.rt_type, RtnType::Broadcast);
+        // Not for us: forwarding decides.
+        assert_eq!(
+            net.ip_route_input(ip("198.18.9.9"), peer, 2, false),
+            Err(RouteInputError::Unreachable(Errno::HostUnreach))
+        );
+        let fwd = net.ip_route_input(ip("198.18.9.9"), peer, 2, true).unwrap();
+        assert_eq!(
+            (fwd.rt_type, fwd.gateway),
+            (RtnType::Unicast, Some(ip("198.18.0.254")))
+        );
+        assert_eq!(fwd.rt_nexthop(ip("198.18.9.9")), ip("198.18.0.254"));
+        assert_eq!(
+            net.ip_route_input(ip("203.0.113.1"), peer, 2, true),
+            Err(RouteInputError::Unreachable(Errno::NetUnreach))
+        );
+        assert_eq!(
+            net.ip_route_input(ip("203.0.113.1"), peer, 2, false),
+            Err(RouteInputError::Unreachable(Errno::HostUnreach))
+        );
+        // Martians.
+        for (d, s, e) in [
+            (
+                ip("198.18.0.1"),
+                ip("224.0.0.1"),
+                RouteInputError::MartianSource,
+            ),
+            (
+                ip("198.18.0.1"),
+                Ipv4Addr::BROADCAST,
+                RouteInputError::MartianSource,
+            ),
+            (
+                ip("198.18.0.1"),
+                ip("0.1.2.3"),
+                RouteInputError::MartianSource,
+            ),
+            (
+                ip("198.18.0.1"),
+                ip("127.0.0.1"),
+                RouteInputError::MartianSource,
+            ),
+            (ip("127.0.0.1"), peer, RouteInputError::MartianDestination),
+            (ip("0.0.0.7"), peer, RouteInputError::MartianDestination),
+            (ip("239.1.1.1"), peer, RouteInputError::NotOurMulticast),
+        ] {
+            assert_eq!(net.ip_route_input(d, s, 2, true), Err(e), "{d} from {s}");
+        }
+    }
+
+    #[test]
+    fn output_routes_choose_device_gateway_and_source() {
+        let mut net = host();
+        net.inet_rtm_newroute(FibConfig::new(Ipv4Addr::UNSPECIFIED, 0).via(ip("198.18.0.254")))
+            .unwrap();
+        let mut fl4 = Flowi4::new(ip("203.0.113.5"), 17);
+        let rt = net.ip_route_output_key(&mut fl4).unwrap();
+        assert_eq!(
+            (rt.rt_type, rt.oif, rt.gateway, fl4.saddr),
+            (
+                RtnType::Unicast,
+                2,
+                Some(ip("198.18.0.254")),
+                ip("198.18.0.1")
+            )
+        );
+        let mut fl4 = Flowi4::new(ip("198.18.0.7"), 17);
+        let rt = net.ip_route_output_key(&mut fl4).unwrap();
+        assert_eq!(
+            (rt.gateway, rt.rt_nexthop(fl4.daddr)),
+            (None, ip("198.18.0.7"))
+        );
+        // To ourselves: loopback, the destination as source.
+        let mut fl4 = Flowi4::new(ip("198.18.0.1"), 1);
+        let rt = net.ip_route_output_key(&mut fl4).unwrap();
+        assert_eq!(
+            (rt.rt_type, rt.oif, fl4.saddr),
+            (RtnType::Local, 1, ip("198.18.0.1"))
+        );
+        let mut fl4 = Flowi4::new(Ipv4Addr::UNSPECIFIED, 1);
+        let rt = net.ip_route_output_key(&mut fl4).unwrap();
+        assert_eq!(
+            (rt.rt_type, fl4.daddr, fl4.saddr),
+            (RtnType::Local, Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)
+        );
+        // Broadcast on a named device.
+        let mut fl4 = Flowi4::new(Ipv4Addr::BROADCAST, 17);
+        fl4.oif = 2;
+        let rt = net.ip_route_output_key(&mut fl4).unwrap();
+        assert_eq!(
+            (rt.rt_type, rt.oif, fl4.saddr),
+            (RtnType::Broadcast, 2, ip("198.18.0.1"))
+        );
+        let mut fl4 = Flowi4::new(ip("198.18.0.255"), 17);
+        assert_eq!(
+            net.ip_route_output_key(&mut fl4).unwrap().rt_type,
+            RtnType::Broadcast
+        );
+        // A source that is not ours, an unknown device, no route.
+        let mut fl4 = Flowi4::new(ip("198.18.0.7"), 17);
+        fl4.saddr = ip("198.18.0.99");
+        assert_eq!(net.ip_route_output_key(&mut fl4), Err(Errno::Inval));
+        let mut fl4 = Flowi4::new(ip("198.18.0.7"), 17);
+        fl4.oif = 9;
+        assert_eq!(net.ip_route_output_key(&mut fl4), Err(Errno::NoDev));
+        let bare = host();
+        let mut fl4 = Flowi4::new(ip("203.0.113.5"), 17);
+        assert_eq!(bare.ip_route_output_key(&mut fl4), Err(Errno::NetUnreach));
+        // With the device named, a destination off every route is on link.
+        fl4.oif = 2;
+        let rt = bare.ip_route_output_key(&mut fl4).unwrap();
+        assert_eq!((rt.oif, rt.gateway, fl4.saddr), (2, None, ip("198.18.0.1")));
+    }
 }

@@ -182,7 +182,7 @@ fn ttl_one_gets_time_exceeded_back_to_the_senders_transport() {
     n.hosts[0].ping(ip("198.18.2.2"), 1, 1, 8).unwrap(); // resolve ARP everywhere
     n.run_until_idle();
     send(&mut n.hosts[0], ip("198.18.2.2"), 40, |sk| {
-        sk.uc_ttl = Some(1)
+        sk.uc_ttl = Some(1);
     })
     .unwrap();
     n.run_until_idle();
