@@ -3,19 +3,30 @@
 //!
 //! Mirrors the kernel's networking as a whole: `net_dev_init`, the PCI core
 //! probing NICs, `inet_init`, the softirq machinery and ksoftirqd, `/proc`,
-//! and the tools that read it (`ip`, `ethtool`, `tc`, `netstat`, `tcpdump`).
+//! and the tools that read it (`ip`, `ethtool`, `tc`, `netstat`, `tcpdump`,
+//! `ping`).
 //!
 //! Contents:
 //!
-//! - hosts: [`Host`], [`HostBuilder`], [`NicConfig`], [`HostShared`] (the
-//!   namespace), [`Nic`]; the per-CPU context [`CpuCtx`] every layer is
-//!   generic over, its [`HostTimer`]s, and one CPU's loop [`cpu_run`]
-//!   (`cpu.rs`); the driver's device as the core sees it
-//!   ([`DriverNetDevice`]).
-//! - networks and the simulation runtime: [`Network`] (virtual time,
-//!   discrete events), [`Link`].
-//! - experiments: [`PacketCounter`]; pcap captures ([`Capture`]).
+//! - hosts (`host.rs`, `inet.rs`): [`Host`], [`HostBuilder`], [`NicConfig`],
+//!   [`HostShared`] (the namespace), [`Nic`], [`parse_route`]; the driver's
+//!   device as the core sees it ([`DriverNetDevice`], `netdev.rs`).
+//! - one CPU (`cpu.rs`): the per-CPU context [`CpuCtx`] every layer is
+//!   generic over, its [`HostTimer`]s, and the loop [`cpu_run`].
+//! - the simulation runtime (`network.rs`): [`Network`] in virtual time with
+//!   a discrete-event loop, [`Link`]s (wires and switches).
+//! - the thread runtime (`threads.rs`): [`ThreadRuntime`].
+//! - applications: `ping` ([`PingSocket`], [`PingReport`], `ping.rs`);
+//!   experiments: [`PacketCounter`]; captures: [`Capture`].
+//! - seeing: reports in the tools' formats ([`Report`], `report.rs`),
+//!   packet walks ([`WalkLayer`], [`Walk`], `walk.rs`).
+//! - descriptions and scenarios (`config.rs`, `scenario.rs`):
+//!   [`NetworkDesc`], [`build_network`], [`run_scenario`].
+//! - the demo and walk of the `netstack` command (`demo.rs`): [`run_demo`],
+//!   [`run_walk`].
 //! - errors: [`NetstackError`].
+//!
+//! See `docs/runtime.md` and `docs/walk.md`.
 #![forbid(unsafe_code)]
 
 mod config;
@@ -58,3 +69,8 @@ pub use report::{REPORT_NAMES, Report};
 pub use scenario::run_scenario;
 pub use threads::{DEVICE_IDLE_SLEEP, IDLE_PARK_MAX, ThreadRuntime};
 pub use walk::{Stage, Walk, WalkLayer, record_walk};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -113,7 +113,7 @@ fn run(cmd: Command) -> Result<(), NetstackError> {
 fn with_file(file: &std::path::Path, e: NetstackError) -> NetstackError {
     match e {
         NetstackError::Parse { line, problem } => {
-            NetstackError::Config(format!("{}:{line}: {problem}", file.display()))
+            NetstackError::Config(format!("{}: line {line}: {problem}", file.display()))
         }
         other => other,
     }
