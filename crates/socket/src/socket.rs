@@ -1,0 +1,1001 @@
+//! The socket calls of one host: the fd table and the BSD API with
+//! Linux's errno values.
+//!
+//! Mirrors `net/socket.c` (`__sys_socket`, `__sys_bind`, ..., `sock_ioctl`),
+//! the fd table of `fs/file.c` (`alloc_fd` with `RLIMIT_NOFILE`) and
+//! `fs/file_table.c` (`fs.file-max`), `sk_setsockopt()`/`sk_getsockopt()`
+//! of `net/core/sock.c`, `inet_create()` of `net/ipv4/af_inet.c`, and the
+//! epoll system calls of `fs/eventpoll.c`.
+//!
+//! ```text
+//!  application ─► SocketLayer::recv(fd) ─► fd table ─► Socket ─► ProtoOps::recvmsg (never blocks)
+//!                       ▲   EAGAIN and blocking: wait on the socket's WaitQueue  │
+//!                       └──────────── woken by the transport's Wakeup ◄──────────┘
+//! ```
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use netcore::{Clock, Duration, Errno, Sysctl};
+use parking_lot::{Mutex, RwLock};
+
+use crate::eventpoll::{EpollEvent, Eventpoll, Pollable};
+use crate::net::{
+    AF_INET, AF_UNSPEC, InetProtosw, MsgFlags, ProtoOps, RecvMsg, SOCK_CLOEXEC, SOCK_NONBLOCK,
+    SkOpt, SockType,
+};
+use crate::wait::WaitQueue;
+
+/// A file descriptor.
+pub type Fd = i32;
+
+/// `SOL_SOCKET`.
+pub const SOL_SOCKET: i32 = 1;
+/// `SOL_IP` (`IPPROTO_IP`).
+pub const SOL_IP: i32 = 0;
+/// `SOL_TCP` (`IPPROTO_TCP`).
+pub const SOL_TCP: i32 = 6;
+/// `SOL_UDP` (`IPPROTO_UDP`).
+pub const SOL_UDP: i32 = 17;
+/// `SO_REUSEADDR`.
+pub const SO_REUSEADDR: i32 = 2;
+/// `SO_TYPE` (read-only).
+pub const SO_TYPE: i32 = 3;
+/// `SO_ERROR` (read-only; reading clears it).
+pub const SO_ERROR: i32 = 4;
+/// `SO_BROADCAST`.
+pub const SO_BROADCAST: i32 = 6;
+/// `SO_SNDBUF`.
+pub const SO_SNDBUF: i32 = 7;
+/// `SO_RCVBUF`.
+pub const SO_RCVBUF: i32 = 8;
+/// `SO_KEEPALIVE`.
+pub const SO_KEEPALIVE: i32 = 9;
+/// `SO_NO_CHECK`.
+pub const SO_NO_CHECK: i32 = 11;
+/// `SO_LINGER` (`struct linger`, 8 bytes).
+pub const SO_LINGER: i32 = 13;
+/// `SO_REUSEPORT`.
+pub const SO_REUSEPORT: i32 = 15;
+/// `SO_RCVTIMEO` (`SO_RCVTIMEO_OLD`, a 16-byte `struct timeval`).
+pub const SO_RCVTIMEO: i32 = 20;
+/// `SO_SNDTIMEO` (`SO_SNDTIMEO_OLD`).
+pub const SO_SNDTIMEO: i32 = 21;
+/// `SO_ACCEPTCONN` (read-only).
+pub const SO_ACCEPTCONN: i32 = 30;
+/// `SO_MARK`.
+pub const SO_MARK: i32 = 36;
+/// `SO_PROTOCOL` (read-only).
+pub const SO_PROTOCOL: i32 = 38;
+/// `SO_DOMAIN` (read-only).
+pub const SO_DOMAIN: i32 = 39;
+
+/// `F_GETFL`.
+pub const F_GETFL: i32 = 3;
+/// `F_SETFL`.
+pub const F_SETFL: i32 = 4;
+/// `O_RDWR`.
+pub const O_RDWR: i32 = 2;
+/// `O_NONBLOCK`.
+pub const O_NONBLOCK: i32 = 0o4000;
+/// `FIONREAD` (`SIOCINQ`).
+pub const FIONREAD: u32 = 0x541B;
+/// `FIONBIO`.
+pub const FIONBIO: u32 = 0x5421;
+
+/// The default `RLIMIT_NOFILE` soft limit (`INR_OPEN_CUR`).
+pub const INR_OPEN_CUR: u64 = 1024;
+/// The largest `RLIMIT_NOFILE` (`fs.nr_open` default, `INR_OPEN_MAX`
+/// 1048576).
+pub const NR_OPEN_DEFAULT: u64 = 1 << 20;
+
+/// The smallest receive buffer (`SOCK_MIN_RCVBUF`): `TCP_SKB_MIN_TRUESIZE`,
+/// 2048 + `SKB_DATA_ALIGN(sizeof(struct sk_buff))` on x86-64.
+pub const SOCK_MIN_RCVBUF: i64 = 2048 + 256;
+/// The smallest send buffer (`SOCK_MIN_SNDBUF`): twice that.
+pub const SOCK_MIN_SNDBUF: i64 = 2 * SOCK_MIN_RCVBUF;
+
+/// `sizeof(struct sockaddr_in)`.
+pub const SOCKADDR_IN_LEN: usize = 16;
+/// `sizeof(struct sockaddr_storage)`: longer addresses are `EINVAL`.
+const SOCKADDR_STORAGE_LEN: usize = 128;
+
+/// What the socket layer needs from its host.
+///
+/// The host lends a per-CPU context for process-context work (a send runs
+/// the transmit path on the calling CPU, as a system call does), gives the
+/// clock that `SO_RCVTIMEO`/`SO_SNDTIMEO` and `epoll_wait` timeouts are
+/// measured on, and the sysctls (`fs.file-max`, `net.core.rmem_max`, ...).
+pub trait SocketHost: Send + Sync + 'static {
+    /// The host's per-CPU context type.
+    type Ctx: 'static;
+
+    /// Runs `f` with a context of the calling thread's CPU.
+    fn with_ctx<R>(&self, f: impl FnOnce(&mut Self::Ctx) -> R) -> R;
+
+    /// The host's clock.
+    fn clock(&self) -> &dyn Clock;
+
+    /// The host's sysctls.
+    fn sysctl(&self) -> &Sysctl;
+
+    /// Whether a call may put the calling thread to sleep. The thread
+    /// runtime says yes; the single-threaded simulation says no, and a
+    /// call that would block returns `EAGAIN` instead (the simulation
+    /// resumes the application after an epoll or wake-up event).
+    fn can_sleep(&self) -> bool {
+        true
+    }
+}
+
+/// File-level state of a socket (`struct file` flags and the `struct
+/// sock` fields only the socket layer uses).
+#[derive(Clone, Copy, Debug, Default)]
+struct SockFile {
+    /// `O_NONBLOCK`.
+    nonblock: bool,
+    /// `sk_rcvtimeo`: `None` waits forever.
+    rcvtimeo: Option<Duration>,
+    /// `sk_sndtimeo`.
+    sndtimeo: Option<Duration>,
+}
+
+/// An open socket.
+///
+/// Mirrors `struct socket` with its `struct file`: the transport
+/// ([`ProtoOps`]), the wait queue (`struct socket_wq`) and the file
+/// flags.
+pub struct Socket<C: ?Sized + 'static> {
+    ops: Arc<dyn ProtoOps<C>>,
+    wq: Arc<WaitQueue>,
+    file: Mutex<SockFile>,
+}
+
+impl<C: ?Sized + 'static> std::fmt::Debug for Socket<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("type", &self.ops.sock_type())
+            .field("ino", &self.ops.ino())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: ?Sized + 'static> Socket<C> {
+    fn new(ops: Arc<dyn ProtoOps<C>>, nonblock: bool) -> Arc<Socket<C>> {
+        let wq = Arc::new(WaitQueue::new());
+        let hook = Arc::clone(&wq);
+        ops.set_wakeup(Some(Arc::new(move |key| hook.wake_up(key))));
+        Arc::new(Socket {
+            ops,
+            wq,
+            file: Mutex::new(SockFile {
+                nonblock,
+                ..SockFile::default()
+            }),
+        })
+    }
+
+    /// The transport.
+    pub fn ops(&self) -> &Arc<dyn ProtoOps<C>> {
+        &self.ops
+    }
+}
+
+impl<C: ?Sized + 'static> Pollable for Socket<C> {
+    fn poll(&self) -> u32 {
+        self.ops.poll()
+    }
+
+    fn wait_queue(&self) -> &WaitQueue {
+        &self.wq
+    }
+}
+
+enum File<C: ?Sized + 'static> {
+    /// fds 0–2: standard streams (not sockets).
+    Stdio,
+    Socket(Arc<Socket<C>>),
+    Epoll(Arc<Eventpoll>),
+    /// An fd reserved while `accept` waits.
+    Reserved,
+}
+
+impl<C: ?Sized + 'static> Clone for File<C> {
+    fn clone(&self) -> Self {
+        match self {
+            File::Stdio => File::Stdio,
+            File::Socket(s) => File::Socket(Arc::clone(s)),
+            File::Epoll(e) => File::Epoll(Arc::clone(e)),
+            File::Reserved => File::Reserved,
+        }
+    }
+}
+
+/// The socket layer of one host: its fd table and system calls.
+///
+/// Mirrors a process's `files_struct` (the fd table, limited by
+/// `RLIMIT_NOFILE`, 1024 by default, `EMFILE` beyond) with the host-wide
+/// count of open files (`fs.file-max`, `ENFILE` beyond), the `AF_INET`
+/// protocol switch (`inetsw`), and the socket system calls. fds 0, 1 and 2
+/// are taken by the standard streams, so the first socket is fd 3, as in a
+/// fresh process.
+///
+/// Every call returns `Err(Errno)` with Linux's value; see
+/// `docs/socket.md` for the table.
+pub struct SocketLayer<H: SocketHost> {
+    host: Arc<H>,
+    fds: Mutex<Vec<Option<File<H::Ctx>>>>,
+    rlimit_nofile: AtomicU64,
+    nr_files: AtomicU64,
+    next_ino: AtomicU64,
+    inetsw: RwLock<Vec<Arc<dyn InetProtosw<H::Ctx>>>>,
+}
+
+impl<H: SocketHost> std::fmt::Debug for SocketLayer<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketLayer")
+            .field("open_files", &self.nr_files.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses a `struct sockaddr_in` as `bind`/`connect` receive it.
+///
+/// Mirrors `move_addr_to_kernel()` plus the family and length checks of
+/// `inet_bind()`/`ip4_datagram_connect()`: longer than
+/// `sockaddr_storage` or shorter than `sockaddr_in` → `EINVAL`; a family
+/// other than `AF_INET` → `EAFNOSUPPORT`. Returns `None` for `AF_UNSPEC`
+/// (the caller decides: bind treats it as `AF_INET` with `INADDR_ANY`,
+/// connect as a disconnect).
+pub fn sockaddr_in_parse(bytes: &[u8]) -> Result<Option<SocketAddrV4>, Errno> {
+    if bytes.len() > SOCKADDR_STORAGE_LEN {
+        return Err(Errno::Inval);
+    }
+    let family = bytes
+        .get(..2)
+        .map(|f| i32::from(u16::from_ne_bytes([f[0], f[1]])));
+    if family == Some(AF_UNSPEC) && bytes.len() < SOCKADDR_IN_LEN {
+        return Ok(None);
+    }
+    if bytes.len() < SOCKADDR_IN_LEN {
+        return Err(Errno::Inval);
+    }
+    let port = u16::from_be_bytes([bytes[2], bytes[3]]);
+    let ip = Ipv4Addr::new(bytes[4], bytes[5], bytes[6], bytes[7]);
+    match family {
+        Some(AF_INET) => Ok(Some(SocketAddrV4::new(ip, port))),
+        Some(AF_UNSPEC) => Ok(None),
+        _ => Err(Errno::AfNoSupport),
+    }
+}
+
+/// Encodes `addr` as a `struct sockaddr_in`.
+pub fn sockaddr_in_bytes(addr: SocketAddrV4) -> [u8; SOCKADDR_IN_LEN] {
+    let mut b = [0u8; SOCKADDR_IN_LEN];
+    b[..2].copy_from_slice(&(AF_INET as u16).to_ne_bytes());
+    b[2..4].copy_from_slice(&addr.port().to_be_bytes());
+    b[4..8].copy_from_slice(&addr.ip().octets());
+    b
+}
+
+fn read_int(optval: &[u8]) -> Result<i32, Errno> {
+    let b = optval.get(..4).ok_or(Errno::Inval)?;
+    Ok(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn put(out: &mut [u8], val: &[u8]) -> usize {
+    let n = out.len().min(val.len());
+    out[..n].copy_from_slice(&val[..n]);
+    n
+}
+
+/// Reads a `struct timeval` for `SO_RCVTIMEO`/`SO_SNDTIMEO`.
+///
+/// Mirrors `sock_set_timeout()`: shorter than 16 bytes → `EINVAL`;
+/// `tv_usec` outside `0..1_000_000` → `EDOM` in Linux, `EINVAL` here
+/// (`EDOM` is not in [`Errno`]); a negative `tv_sec` is a zero timeout
+/// (fail at once); zero means wait forever.
+fn read_timeval(optval: &[u8]) -> Result<Option<Duration>, Errno> {
+    let b = optval.get(..16).ok_or(Errno::Inval)?;
+    let sec = i64::from_ne_bytes(b[..8].try_into().map_err(|_| Errno::Inval)?);
+    let usec = i64::from_ne_bytes(b[8..16].try_into().map_err(|_| Errno::Inval)?);
+    if !(0..1_000_000).contains(&usec) {
+        return Err(Errno::Inval);
+    }
+    if sec < 0 {
+        return Ok(Some(Duration::ZERO));
+    }
+    if sec == 0 && usec == 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        Duration::from_secs(sec as u64) + Duration::from_micros(usec as u64),
+    ))
+}
+
+fn timeval_bytes(t: Option<Duration>) -> [u8; 16] {
+    let t = t.unwrap_or(Duration::ZERO);
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&(t.as_secs() as i64).to_ne_bytes());
+    b[8..].copy_from_slice(&i64::from(t.subsec_micros()).to_ne_bytes());
+    b
+}
+
+impl<H: SocketHost> SocketLayer<H> {
+    /// The socket layer of `host`, with no protocol registered (see
+    /// [`SocketLayer::inet_register_protosw`]) and fds 0–2 taken.
+    pub fn new(host: Arc<H>) -> Arc<SocketLayer<H>> {
+        Arc::new(SocketLayer {
+            host,
+            fds: Mutex::new(vec![
+                Some(File::Stdio),
+                Some(File::Stdio),
+                Some(File::Stdio),
+            ]),
+            rlimit_nofile: AtomicU64::new(INR_OPEN_CUR),
+            nr_files: AtomicU64::new(3),
+            next_ino: AtomicU64::new(10_000),
+            inetsw: RwLock::new(Vec::new()),
+        })
+    }
+
+    /// The host.
+    pub fn host(&self) -> &Arc<H> {
+        &self.host
+    }
+
+    /// Registers a transport for `socket(AF_INET, type, protocol)`.
+    ///
+    /// Mirrors `inet_register_protosw()`.
+    pub fn inet_register_protosw(&self, p: Arc<dyn InetProtosw<H::Ctx>>) {
+        self.inetsw.write().push(p);
+    }
+
+    /// The `RLIMIT_NOFILE` soft limit (`getrlimit`).
+    pub fn rlimit_nofile(&self) -> u64 {
+        self.rlimit_nofile.load(Ordering::Relaxed)
+    }
+
+    /// Sets the `RLIMIT_NOFILE` limit (`setrlimit`): fds at or above it
+    /// cannot be allocated. `EPERM` above `fs.nr_open` (1048576), as for
+    /// an unprivileged raise; `EINVAL` for 0 is not Linux's (it accepts 0)
+    /// so 0 is accepted.
+    pub fn set_rlimit_nofile(&self, limit: u64) -> Result<(), Errno> {
+        if limit > NR_OPEN_DEFAULT {
+            return Err(Errno::Perm);
+        }
+        self.rlimit_nofile.store(limit, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Files open on the host (`/proc/sys/fs/file-nr`'s first field).
+    pub fn nr_files(&self) -> u64 {
+        self.nr_files.load(Ordering::Relaxed)
+    }
+
+    /// Allocates the lowest free fd for `file`.
+    ///
+    /// Mirrors `get_unused_fd_flags()` (`EMFILE` at `RLIMIT_NOFILE`) and
+    /// `alloc_empty_file()` (`ENFILE` at `fs.file-max`).
+    fn fd_install(&self, file: File<H::Ctx>) -> Result<Fd, Errno> {
+        let mut fds = self.fds.lock();
+        let slot = fds.iter().position(Option::is_none).unwrap_or(fds.len());
+        if slot as u64 >= self.rlimit_nofile() {
+            return Err(Errno::MFile);
+        }
+        let max = self.host.sysctl().get_int(Sysctl::FS_FILE_MAX);
+        if self.nr_files.load(Ordering::Relaxed) >= u64::try_from(max).unwrap_or(0) {
+            return Err(Errno::NFile);
+        }
+        self.nr_files.fetch_add(1, Ordering::Relaxed);
+        if slot == fds.len() {
+            fds.push(Some(file));
+        } else {
+            fds[slot] = Some(file);
+        }
+        Ok(slot as Fd)
+    }
+
+    fn file(&self, fd: Fd) -> Result<File<H::Ctx>, Errno> {
+        let fds = self.fds.lock();
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| fds.get(i))
+            .and_then(Option::as_ref)
+            .filter(|f| !matches!(f, File::Reserved))
+            .cloned()
+            .ok_or(Errno::BadF)
+    }
+
+    /// The socket behind `fd`: `EBADF` for no file, `ENOTSOCK` for a file
+    /// that is not a socket (`sockfd_lookup_light()`).
+    pub fn sock(&self, fd: Fd) -> Result<Arc<Socket<H::Ctx>>, Errno> {
+        match self.file(fd)? {
+            File::Socket(s) => Ok(s),
+            _ => Err(Errno::NotSock),
+        }
+    }
+
+    fn with_ctx<R>(&self, f: impl FnOnce(&mut H::Ctx) -> R) -> R {
+        self.host.with_ctx(f)
+    }
+
+    /// Retries `attempt` until it stops returning `EAGAIN`, sleeping on
+    /// `sock`'s wait queue between tries while it is not `ready` (the
+    /// `EPOLL*` bits that would let it progress).
+    ///
+    /// Mirrors the `sk_wait_event()` / `sock_rcvtimeo()` loops of the
+    /// transports: non-blocking (or a host that cannot sleep) → `EAGAIN`;
+    /// timeout on the host clock → `EAGAIN`.
+    fn wait_loop<T>(
+        &self,
+        sock: &Socket<H::Ctx>,
+        nonblock: bool,
+        timeo: Option<Duration>,
+        ready: u32,
+        mut attempt: impl FnMut(&mut H::Ctx) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        let clock = self.host.clock();
+        let deadline = timeo.map(|t| clock.now().saturating_add(t));
+        loop {
+            let seen = sock.wq.seq();
+            match self.with_ctx(&mut attempt) {
+                Err(Errno::Again) => {}
+                other => return other,
+            }
+            if nonblock || !self.host.can_sleep() || sock.ops.poll() & ready != 0 {
+                return Err(Errno::Again);
+            }
+            if !sock.wq.wait_changed(seen, clock, deadline) {
+                return Err(Errno::Again);
+            }
+        }
+    }
+
+    /// Creates a socket.
+    ///
+    /// Mirrors `__sys_socket()` → `sock_create()` → `inet_create()`:
+    /// flags in `ty` other than `SOCK_NONBLOCK | SOCK_CLOEXEC` → `EINVAL`;
+    /// a family other than `AF_INET` → `EAFNOSUPPORT`; a type outside
+    /// `0..SOCK_MAX` → `EINVAL`; a protocol outside `0..256` → `EINVAL`; a
+    /// type no transport serves → `ESOCKTNOSUPPORT`; a protocol the type's
+    /// transports do not speak → `EPROTONOSUPPORT`; then `EMFILE`/`ENFILE`.
+    /// Protocol 0 picks the type's default (TCP for `SOCK_STREAM`, UDP for
+    /// `SOCK_DGRAM`).
+    pub fn socket(&self, domain: i32, ty: i32, protocol: i32) -> Result<Fd, Errno> {
+        let flags = ty & !0xf;
+        if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+            return Err(Errno::Inval);
+        }
+        if domain != AF_INET {
+            return Err(Errno::AfNoSupport);
+        }
+        let ty = SockType::from_raw(ty & 0xf)?;
+        if !(0..256).contains(&protocol) {
+            return Err(Errno::Inval);
+        }
+        let sw = {
+            let inetsw = self.inetsw.read();
+            let mut of_type = inetsw.iter().filter(|p| p.sock_type() == ty).peekable();
+            if of_type.peek().is_none() {
+                return Err(Errno::SockTNoSupport);
+            }
+            let found = of_type.find(|p| protocol == 0 || i32::from(p.protocol()) == protocol);
+            Arc::clone(found.ok_or(Errno::ProtoNoSupport)?)
+        };
+        let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
+        let ops = self.with_ctx(|ctx| sw.create(ctx, ino))?;
+        let sock = Socket::new(ops, flags & SOCK_NONBLOCK != 0);
+        match self.fd_install(File::Socket(Arc::clone(&sock))) {
+            Ok(fd) => Ok(fd),
+            Err(e) => {
+                self.with_ctx(|ctx| sock.ops.release(ctx));
+                Err(e)
+            }
+        }
+    }
+
+    /// Binds `fd` to `addr`. Mirrors `__sys_bind()` → `inet_bind()`.
+    pub fn bind(&self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
+        let sock = self.sock(fd)?;
+        self.with_ctx(|ctx| sock.ops.bind(ctx, addr))
+    }
+
+    /// Binds `fd` to the `struct sockaddr_in` in `addr` (see
+    /// [`sockaddr_in_parse`]); `AF_UNSPEC` is accepted only with
+    /// `INADDR_ANY`, as `inet_bind()`'s compatibility rule says.
+    pub fn bind_raw(&self, fd: Fd, addr: &[u8]) -> Result<(), Errno> {
+        let sock = self.sock(fd)?;
+        let parsed = sockaddr_in_parse(addr)?;
+        let addr = match parsed {
+            Some(a) => a,
+            None if addr.len() >= SOCKADDR_IN_LEN && addr[4..8] == [0; 4] => SocketAddrV4::new(
+                Ipv4Addr::UNSPECIFIED,
+                u16::from_be_bytes([addr[2], addr[3]]),
+            ),
+            None => return Err(Errno::AfNoSupport),
+        };
+        self.with_ctx(|ctx| sock.ops.bind(ctx, addr))
+    }
+
+    /// Connects `fd` to `addr`.
+    ///
+    /// Mirrors `__sys_connect()`: a datagram socket records the peer
+    /// (`inet_dgram_connect`); a stream socket sends its SYN and, when
+    /// blocking, waits up to `SO_SNDTIMEO` for the handshake
+    /// (`inet_stream_connect`: `EINPROGRESS` when non-blocking or on
+    /// timeout, the connection's error, e.g. `ECONNREFUSED`, on failure).
+    pub fn connect(&self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
+        let sock = self.sock(fd)?;
+        self.connect_sock(&sock, Some(addr))
+    }
+
+    /// Connects with a raw `struct sockaddr`: `AF_UNSPEC` dissolves a
+    /// datagram association (see [`sockaddr_in_parse`] for the errors).
+    pub fn connect_raw(&self, fd: Fd, addr: &[u8]) -> Result<(), Errno> {
+        let sock = self.sock(fd)?;
+        let addr = sockaddr_in_parse(addr)?;
+        self.connect_sock(&sock, addr)
+    }
+
+    fn connect_sock(
+        &self,
+        sock: &Arc<Socket<H::Ctx>>,
+        addr: Option<SocketAddrV4>,
+    ) -> Result<(), Errno> {
+        match self.with_ctx(|ctx| sock.ops.connect(ctx, addr)) {
+            Err(Errno::InProgress) => {
+                let file = *sock.file.lock();
+                if file.nonblock || !self.host.can_sleep() {
+                    return Err(Errno::InProgress);
+                }
+                let clock = self.host.clock();
+                let deadline = file.sndtimeo.map(|t| clock.now().saturating_add(t));
+                let done = crate::eventpoll::EpollEvents::EPOLLOUT
+                    | crate::eventpoll::EpollEvents::EPOLLERR
+                    | crate::eventpoll::EpollEvents::EPOLLHUP;
+                loop {
+                    let seen = sock.wq.seq();
+                    if sock.ops.poll() & done.bits() != 0 {
+                        break;
+                    }
+                    if !sock.wq.wait_changed(seen, clock, deadline) {
+                        return Err(Errno::InProgress);
+                    }
+                }
+                match sock.ops.sk_getopt(SkOpt::Error)? {
+                    0 => Ok(()),
+                    e => Err(Errno::from_i32(e as i32).unwrap_or(Errno::ConnRefused)),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Marks `fd` as listening. Mirrors `__sys_listen()`: the backlog is
+    /// capped at `net.core.somaxconn`; `EOPNOTSUPP` on a datagram socket.
+    pub fn listen(&self, fd: Fd, backlog: i32) -> Result<(), Errno> {
+        let sock = self.sock(fd)?;
+        let somaxconn = self.host.sysctl().get_int(Sysctl::SOMAXCONN);
+        let backlog = i32::try_from(i64::from(backlog).min(somaxconn)).unwrap_or(backlog);
+        self.with_ctx(|ctx| sock.ops.listen(ctx, backlog))
+    }
+
+    /// Accepts a connection. See [`SocketLayer::accept4`].
+    pub fn accept(&self, fd: Fd) -> Result<(Fd, SocketAddrV4), Errno> {
+        self.accept4(fd, 0)
+    }
+
+    /// Accepts a connection, with `SOCK_NONBLOCK` and/or `SOCK_CLOEXEC`
+    /// for the new socket.
+    ///
+    /// Mirrors `__sys_accept4()`: other flags → `EINVAL`; the new fd is
+    /// reserved first (`EMFILE`/`ENFILE` without taking a connection);
+    /// then waits (up to `SO_RCVTIMEO`) for a connection unless
+    /// non-blocking (`EAGAIN`); `EOPNOTSUPP` on a datagram socket.
+    pub fn accept4(&self, fd: Fd, flags: i32) -> Result<(Fd, SocketAddrV4), Errno> {
+        if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+            return Err(Errno::Inval);
+        }
+        let sock = self.sock(fd)?;
+        let newfd = self.fd_install(File::Reserved)?;
+        let file = *sock.file.lock();
+        let got = self.wait_loop(&sock, file.nonblock, file.rcvtimeo, 0, |ctx| {
+            sock.ops.accept(ctx)
+        });
+        match got {
+            Ok(ops) => {
+                let peer = ops
+                    .getname(true)
+                    .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+                let new = Socket::new(ops, flags & SOCK_NONBLOCK != 0);
+                self.fds.lock()[newfd as usize] = Some(File::Socket(new));
+                Ok((newfd, peer))
+            }
+            Err(e) => {
+                self.fds.lock()[newfd as usize] = None;
+                self.nr_files.fetch_sub(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends on a connected socket. Mirrors `__sys_sendto()` without an
+    /// address.
+    pub fn send(&self, fd: Fd, buf: &[u8], flags: MsgFlags) -> Result<usize, Errno> {
+        self.sendto(fd, buf, flags, None)
+    }
+
+    /// Sends, to `to` for an unconnected datagram socket.
+    ///
+    /// Mirrors `__sys_sendto()` → `sock_sendmsg()`: blocks (up to
+    /// `SO_SNDTIMEO`) while the send buffer is full unless non-blocking
+    /// (`O_NONBLOCK` or `MSG_DONTWAIT`: `EAGAIN`).
+    pub fn sendto(
+        &self,
+        fd: Fd,
+        buf: &[u8],
+        flags: MsgFlags,
+        to: Option<SocketAddrV4>,
+    ) -> Result<usize, Errno> {
+        let sock = self.sock(fd)?;
+        let file = *sock.file.lock();
+        let nonblock = file.nonblock || flags.contains(MsgFlags::DONTWAIT);
+        let writable = crate::eventpoll::EpollEvents::EPOLLOUT.bits();
+        self.wait_loop(&sock, nonblock, file.sndtimeo, writable, |ctx| {
+            sock.ops.sendmsg(ctx, buf, to, flags)
+        })
+    }
+
+    /// Sends the concatenation of `iov` as one message. Mirrors
+    /// `__sys_sendmsg()` (gather).
+    pub fn sendmsg(
+        &self,
+        fd: Fd,
+        iov: &[&[u8]],
+        to: Option<SocketAddrV4>,
+        flags: MsgFlags,
+    ) -> Result<usize, Errno> {
+        let buf: Vec<u8> = iov.concat();
+        self.sendto(fd, &buf, flags, to)
+    }
+
+    /// Receives into `buf`; returns the length (the full datagram length
+    /// with `MSG_TRUNC`). See [`SocketLayer::recvmsg`].
+    pub fn recv(&self, fd: Fd, buf: &mut [u8], flags: MsgFlags) -> Result<usize, Errno> {
+        Ok(self.recv_inner(fd, buf, flags)?.len)
+    }
+
+    /// Receives into `buf` with the sender's address.
+    pub fn recvfrom(
+        &self,
+        fd: Fd,
+        buf: &mut [u8],
+        flags: MsgFlags,
+    ) -> Result<(usize, Option<SocketAddrV4>), Errno> {
+        let r = self.recv_inner(fd, buf, flags)?;
+        Ok((r.len, r.from))
+    }
+
+    /// Receives one message scattered over `iov`.
+    ///
+    /// Mirrors `__sys_recvmsg()` → `sock_recvmsg()`: `MSG_PEEK` leaves the
+    /// data queued, `MSG_TRUNC` returns the real length of a longer
+    /// datagram, `msg_flags` has `MSG_TRUNC` when it was cut; blocks (up
+    /// to `SO_RCVTIMEO`, then `EAGAIN`) unless `O_NONBLOCK` or
+    /// `MSG_DONTWAIT` (`EAGAIN` at once). A pending socket error is
+    /// returned first.
+    pub fn recvmsg(
+        &self,
+        fd: Fd,
+        iov: &mut [&mut [u8]],
+        flags: MsgFlags,
+    ) -> Result<RecvMsg, Errno> {
+        let total: usize = iov.iter().map(|b| b.len()).sum();
+        let mut buf = vec![0u8; total];
+        let r = self.recv_inner(fd, &mut buf, flags)?;
+        let mut at = 0;
+        for b in iov.iter_mut() {
+            let n = b.len().min(r.copied.saturating_sub(at));
+            b[..n].copy_from_slice(&buf[at..at + n]);
+            at += n;
+        }
+        Ok(r)
+    }
+
+    fn recv_inner(&self, fd: Fd, buf: &mut [u8], flags: MsgFlags) -> Result<RecvMsg, Errno> {
+        let sock = self.sock(fd)?;
+        let file = *sock.file.lock();
+        let nonblock = file.nonblock || flags.contains(MsgFlags::DONTWAIT);
+        let flags = if nonblock {
+            flags | MsgFlags::DONTWAIT
+        } else {
+            flags - MsgFlags::DONTWAIT
+        };
+        let readable = crate::eventpoll::EpollEvents::EPOLLIN.bits();
+        self.wait_loop(&sock, nonblock, file.rcvtimeo, readable, |ctx| {
+            sock.ops.recvmsg(ctx, buf, flags)
+        })
+    }
+
+    /// Shuts down part of a connection. Mirrors `__sys_shutdown()` →
+    /// `inet_shutdown()`: `how` outside 0..=2 → `EINVAL`; an unconnected
+    /// socket → `ENOTCONN` (pollers still see the shutdown).
+    pub fn shutdown(&self, fd: Fd, how: i32) -> Result<(), Errno> {
+        let sock = self.sock(fd)?;
+        self.with_ctx(|ctx| sock.ops.shutdown(ctx, how))
+    }
+
+    /// Closes `fd`.
+    ///
+    /// Mirrors `close()` → `fput()` → `sock_close()` → `proto_ops.release`,
+    /// with `eventpoll_release()` removing the socket from every epoll
+    /// instance first. `EBADF` for an fd that is not open.
+    pub fn close(&self, fd: Fd) -> Result<(), Errno> {
+        let file = {
+            let mut fds = self.fds.lock();
+            let slot = usize::try_from(fd)
+                .ok()
+                .and_then(|i| fds.get_mut(i))
+                .filter(|s| matches!(s, Some(f) if !matches!(f, File::Reserved)))
+                .ok_or(Errno::BadF)?;
+            slot.take().ok_or(Errno::BadF)?
+        };
+        self.nr_files.fetch_sub(1, Ordering::Relaxed);
+        if let File::Socket(sock) = file {
+            let epolls: Vec<Arc<Eventpoll>> = self
+                .fds
+                .lock()
+                .iter()
+                .filter_map(|f| match f {
+                    Some(File::Epoll(e)) => Some(Arc::clone(e)),
+                    _ => None,
+                })
+                .collect();
+            let target: Arc<dyn Pollable> = sock.clone();
+            for ep in epolls {
+                ep.release_target(&target);
+            }
+            sock.ops.set_wakeup(None);
+            self.with_ctx(|ctx| sock.ops.release(ctx));
+            sock.wq.wake_up(u32::MAX);
+        }
+        Ok(())
+    }
+
+    /// The local address. Mirrors `__sys_getsockname()`.
+    pub fn getsockname(&self, fd: Fd) -> Result<SocketAddrV4, Errno> {
+        self.sock(fd)?.ops.getname(false)
+    }
+
+    /// The peer address; `ENOTCONN` when none. Mirrors
+    /// `__sys_getpeername()`.
+    pub fn getpeername(&self, fd: Fd) -> Result<SocketAddrV4, Errno> {
+        self.sock(fd)?.ops.getname(true)
+    }
+
+    /// Sets an option.
+    ///
+    /// Mirrors `__sys_setsockopt()` → `sk_setsockopt()` for `SOL_SOCKET`,
+    /// the protocol's `setsockopt` for other levels. `optval` is the raw
+    /// option (a native-endian `int` for most, `struct linger` for
+    /// `SO_LINGER`, `struct timeval` for the timeouts); shorter than that
+    /// → `EINVAL`; an unknown or read-only option → `ENOPROTOOPT`.
+    /// `SO_RCVBUF`/`SO_SNDBUF` are capped at `net.core.rmem_max` /
+    /// `wmem_max` (a negative value reads as huge, so it gets the cap),
+    /// doubled, and raised to `SOCK_MIN_RCVBUF` (2304) /
+    /// `SOCK_MIN_SNDBUF` (4608).
+    pub fn setsockopt(&self, fd: Fd, level: i32, optname: i32, optval: &[u8]) -> Result<(), Errno> {
+        let sock = self.sock(fd)?;
+        if level != SOL_SOCKET {
+            return self.with_ctx(|ctx| sock.ops.setsockopt(ctx, level, optname, optval));
+        }
+        let sysctl = self.host.sysctl();
+        match optname {
+            SO_RCVTIMEO => sock.file.lock().rcvtimeo = read_timeval(optval)?,
+            SO_SNDTIMEO => sock.file.lock().sndtimeo = read_timeval(optval)?,
+            SO_LINGER => {
+                let b = optval.get(..8).ok_or(Errno::Inval)?;
+                let onoff = read_int(&b[..4])?;
+                let secs = read_int(&b[4..8])?;
+                sock.ops.sk_setopt(
+                    SkOpt::Linger,
+                    if onoff == 0 {
+                        -1
+                    } else {
+                        i64::from(secs.max(0))
+                    },
+                )?;
+            }
+            _ => {
+                let val = read_int(optval)?;
+                let (opt, v) = match optname {
+                    SO_REUSEADDR => (SkOpt::ReuseAddr, i64::from(val != 0)),
+                    SO_REUSEPORT => (SkOpt::ReusePort, i64::from(val != 0)),
+                    SO_KEEPALIVE => (SkOpt::KeepAlive, i64::from(val != 0)),
+                    SO_BROADCAST => (SkOpt::Broadcast, i64::from(val != 0)),
+                    SO_NO_CHECK => (SkOpt::NoCheck, i64::from(val != 0)),
+                    SO_MARK => (SkOpt::Mark, i64::from(val as u32)),
+                    SO_RCVBUF => {
+                        let capped = u64::from(val as u32)
+                            .min(u64::try_from(sysctl.get_int(Sysctl::RMEM_MAX)).unwrap_or(0));
+                        let v = (capped as i64).min(i64::from(i32::MAX / 2));
+                        (SkOpt::RcvBuf, (v * 2).max(SOCK_MIN_RCVBUF))
+                    }
+                    SO_SNDBUF => {
+                        let capped = u64::from(val as u32)
+                            .min(u64::try_from(sysctl.get_int(Sysctl::WMEM_MAX)).unwrap_or(0));
+                        let v = (capped as i64).min(i64::from(i32::MAX / 2));
+                        (SkOpt::SndBuf, (v * 2).max(SOCK_MIN_SNDBUF))
+                    }
+                    _ => return Err(Errno::NoProtoOpt),
+                };
+                sock.ops.sk_setopt(opt, v)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets an `int` option (`setsockopt(fd, level, name, &val, 4)`).
+    pub fn setsockopt_int(&self, fd: Fd, level: i32, optname: i32, val: i32) -> Result<(), Errno> {
+        self.setsockopt(fd, level, optname, &val.to_ne_bytes())
+    }
+
+    /// Reads an option into `optval`; returns the length written (the
+    /// option's size, cut to `optval.len()`, as Linux cuts to `optlen`).
+    ///
+    /// Mirrors `sk_getsockopt()` for `SOL_SOCKET` (`SO_ERROR` clears the
+    /// pending error), the protocol's `getsockopt` otherwise; unknown →
+    /// `ENOPROTOOPT`.
+    pub fn getsockopt(
+        &self,
+        fd: Fd,
+        level: i32,
+        optname: i32,
+        optval: &mut [u8],
+    ) -> Result<usize, Errno> {
+        let sock = self.sock(fd)?;
+        if level != SOL_SOCKET {
+            return sock.ops.getsockopt(level, optname, optval);
+        }
+        let int = |v: i64| (v as i32).to_ne_bytes();
+        let ops = &sock.ops;
+        let n = match optname {
+            SO_TYPE => put(optval, &int(ops.sock_type() as i64)),
+            SO_PROTOCOL => put(optval, &int(i64::from(ops.protocol()))),
+            SO_DOMAIN => put(optval, &int(i64::from(AF_INET))),
+            SO_ERROR => put(optval, &int(ops.sk_getopt(SkOpt::Error)?)),
+            SO_ACCEPTCONN => put(optval, &int(ops.sk_getopt(SkOpt::AcceptConn)?)),
+            SO_REUSEADDR => put(optval, &int(ops.sk_getopt(SkOpt::ReuseAddr)?)),
+            SO_REUSEPORT => put(optval, &int(ops.sk_getopt(SkOpt::ReusePort)?)),
+            SO_KEEPALIVE => put(optval, &int(ops.sk_getopt(SkOpt::KeepAlive)?)),
+            SO_BROADCAST => put(optval, &int(ops.sk_getopt(SkOpt::Broadcast)?)),
+            SO_NO_CHECK => put(optval, &int(ops.sk_getopt(SkOpt::NoCheck)?)),
+            SO_MARK => put(optval, &int(ops.sk_getopt(SkOpt::Mark)?)),
+            SO_RCVBUF => put(optval, &int(ops.sk_getopt(SkOpt::RcvBuf)?)),
+            SO_SNDBUF => put(optval, &int(ops.sk_getopt(SkOpt::SndBuf)?)),
+            SO_LINGER => {
+                let l = ops.sk_getopt(SkOpt::Linger)?;
+                let mut b = [0u8; 8];
+                b[..4].copy_from_slice(&i32::from(l >= 0).to_ne_bytes());
+                b[4..].copy_from_slice(&(l.max(0) as i32).to_ne_bytes());
+                put(optval, &b)
+            }
+            SO_RCVTIMEO => put(optval, &timeval_bytes(sock.file.lock().rcvtimeo)),
+            SO_SNDTIMEO => put(optval, &timeval_bytes(sock.file.lock().sndtimeo)),
+            _ => return Err(Errno::NoProtoOpt),
+        };
+        Ok(n)
+    }
+
+    /// Reads an `int` option.
+    pub fn getsockopt_int(&self, fd: Fd, level: i32, optname: i32) -> Result<i32, Errno> {
+        let mut b = [0u8; 4];
+        self.getsockopt(fd, level, optname, &mut b)?;
+        Ok(i32::from_ne_bytes(b))
+    }
+
+    /// `fcntl(fd, F_GETFL)` / `fcntl(fd, F_SETFL, flags)`: only
+    /// `O_NONBLOCK` can change; other commands → `EINVAL`.
+    pub fn fcntl(&self, fd: Fd, cmd: i32, arg: i32) -> Result<i32, Errno> {
+        let file = self.file(fd)?;
+        match (cmd, file) {
+            (F_GETFL, File::Socket(s)) => Ok(O_RDWR
+                | if s.file.lock().nonblock {
+                    O_NONBLOCK
+                } else {
+                    0
+                }),
+            (F_GETFL, _) => Ok(O_RDWR),
+            (F_SETFL, File::Socket(s)) => {
+                s.file.lock().nonblock = arg & O_NONBLOCK != 0;
+                Ok(0)
+            }
+            (F_SETFL, _) => Ok(0),
+            _ => Err(Errno::Inval),
+        }
+    }
+
+    /// `ioctl(fd, FIONREAD, &n)` (the first datagram's length on UDP, the
+    /// bytes queued on TCP) and `ioctl(fd, FIONBIO, &on)`; other requests,
+    /// or a file that is not a socket → `ENOTTY`.
+    pub fn ioctl(&self, fd: Fd, request: u32, arg: &mut i32) -> Result<(), Errno> {
+        let File::Socket(sock) = self.file(fd)? else {
+            return Err(Errno::NoTty);
+        };
+        match request {
+            FIONREAD => *arg = i32::try_from(sock.ops.ioctl_inq()).unwrap_or(i32::MAX),
+            FIONBIO => sock.file.lock().nonblock = *arg != 0,
+            _ => return Err(Errno::NoTty),
+        }
+        Ok(())
+    }
+
+    /// Creates an epoll instance. Mirrors `epoll_create1()`: flags other
+    /// than `EPOLL_CLOEXEC` → `EINVAL`; `EMFILE`/`ENFILE`.
+    pub fn epoll_create1(&self, flags: i32) -> Result<Fd, Errno> {
+        if flags & !crate::eventpoll::EPOLL_CLOEXEC != 0 {
+            return Err(Errno::Inval);
+        }
+        self.fd_install(File::Epoll(Eventpoll::new()))
+    }
+
+    /// Adds, modifies or removes `fd` in the interest list of `epfd`.
+    ///
+    /// Mirrors `do_epoll_ctl()`: `EBADF` for a closed `epfd` or `fd`;
+    /// `EPERM` for a target that cannot be polled (a standard stream, or
+    /// an epoll fd: nesting is not supported here); `EINVAL` when `epfd`
+    /// is not an epoll fd or equals `fd`, or for an unknown op; then
+    /// `EEXIST`/`ENOENT` (see [`Eventpoll::epoll_ctl`]).
+    pub fn epoll_ctl(
+        &self,
+        epfd: Fd,
+        op: i32,
+        fd: Fd,
+        event: Option<EpollEvent>,
+    ) -> Result<(), Errno> {
+        let ep = self.file(epfd)?;
+        let target = self.file(fd)?;
+        let target: Arc<dyn Pollable> = match target {
+            File::Socket(s) => s,
+            _ => return Err(Errno::Perm),
+        };
+        let File::Epoll(ep) = ep else {
+            return Err(Errno::Inval);
+        };
+        if epfd == fd {
+            return Err(Errno::Inval);
+        }
+        ep.epoll_ctl(op, fd, &target, event)
+    }
+
+    /// Waits for events on `epfd`.
+    ///
+    /// Mirrors `epoll_wait()`: `maxevents <= 0` → `EINVAL`, `epfd` not an
+    /// epoll fd → `EINVAL`; `timeout_ms` -1 waits forever, 0 polls, else
+    /// waits that many milliseconds on the host clock.
+    pub fn epoll_wait(
+        &self,
+        epfd: Fd,
+        maxevents: i32,
+        timeout_ms: i32,
+    ) -> Result<Vec<EpollEvent>, Errno> {
+        let File::Epoll(ep) = self.file(epfd)? else {
+            return Err(Errno::Inval);
+        };
+        let maxevents = usize::try_from(maxevents).map_err(|_| Errno::Inval)?;
+        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
+        ep.epoll_wait(maxevents, timeout, self.host.clock(), self.host.can_sleep())
+    }
+
+    /// The fd of the socket with inode `ino`, for `ss -p`'s process
+    /// column.
+    pub fn fd_of_ino(&self, ino: u64) -> Option<Fd> {
+        self.fds
+            .lock()
+            .iter()
+            .position(|f| matches!(f, Some(File::Socket(s)) if s.ops.ino() == ino))
+            .map(|i| i as Fd)
+    }
+}

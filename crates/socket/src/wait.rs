@@ -1,0 +1,107 @@
+//! Socket wait queues: blocked callers and poll callbacks.
+//!
+//! Mirrors `struct socket_wq` / `wait_queue_head_t` (`include/linux/wait.h`,
+//! `kernel/sched/wait.c`) in the thread runtime's form: a condvar for
+//! callers blocked in a socket call, and a list of callbacks (epoll's
+//! `ep_poll_callback`) run on every wake-up with its poll key.
+
+use netcore::{Clock, Duration, Instant};
+use parking_lot::{Condvar, Mutex};
+use std::sync::Arc;
+
+/// A callback on a wait queue: `(key)`. Returns `false` when it is dead
+/// and should be removed.
+pub(crate) type WaitCallback = Arc<dyn Fn(u32) -> bool + Send + Sync>;
+
+/// One socket's wait queue.
+///
+/// Mirrors `struct socket_wq`. A wake-up bumps a sequence number (so a
+/// waiter that checked readiness before sleeping cannot miss it), wakes
+/// every blocked caller and runs every callback with the key.
+#[derive(Default)]
+pub struct WaitQueue {
+    seq: Mutex<u64>,
+    cond: Condvar,
+    callbacks: Mutex<Vec<(u64, WaitCallback)>>,
+}
+
+impl std::fmt::Debug for WaitQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitQueue")
+            .field("seq", &*self.seq.lock())
+            .field("callbacks", &self.callbacks.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WaitQueue {
+    /// An empty queue.
+    pub fn new() -> WaitQueue {
+        WaitQueue::default()
+    }
+
+    /// The current wake-up count; pass it to [`WaitQueue::wait_changed`].
+    pub fn seq(&self) -> u64 {
+        *self.seq.lock()
+    }
+
+    /// Wakes every waiter and runs every callback with `key`.
+    ///
+    /// Mirrors `wake_up_interruptible_sync_poll(&wq->wait, key)`. The
+    /// callback list is copied first so a callback may take locks that
+    /// are held while callbacks are added (epoll's).
+    pub fn wake_up(&self, key: u32) {
+        {
+            let mut seq = self.seq.lock();
+            *seq = seq.wrapping_add(1);
+        }
+        self.cond.notify_all();
+        let callbacks: Vec<(u64, WaitCallback)> = self.callbacks.lock().clone();
+        let mut dead = Vec::new();
+        for (id, cb) in &callbacks {
+            if !cb(key) {
+                dead.push(*id);
+            }
+        }
+        if !dead.is_empty() {
+            self.callbacks.lock().retain(|(id, _)| !dead.contains(id));
+        }
+    }
+
+    /// Adds a callback under `id`. Mirrors `add_wait_queue()` as
+    /// `ep_ptable_queue_proc()` uses it.
+    pub(crate) fn add_callback(&self, id: u64, cb: WaitCallback) {
+        self.callbacks.lock().push((id, cb));
+    }
+
+    /// Removes the callback `id`. Mirrors `remove_wait_queue()`.
+    pub(crate) fn remove_callback(&self, id: u64) {
+        self.callbacks.lock().retain(|(i, _)| *i != id);
+    }
+
+    /// Blocks until a wake-up after `seen` or until `deadline` on `clock`
+    /// (`None`: no deadline). Returns `false` on timeout.
+    ///
+    /// The deadline is measured on the host's clock; the thread sleeps in
+    /// slices of at most 10 ms of real time and re-reads the clock, so a
+    /// virtual clock advanced by another thread is honoured too.
+    pub fn wait_changed(&self, seen: u64, clock: &dyn Clock, deadline: Option<Instant>) -> bool {
+        let mut seq = self.seq.lock();
+        loop {
+            if *seq != seen {
+                return true;
+            }
+            let slice = match deadline {
+                None => Duration::from_millis(10),
+                Some(d) => {
+                    let left = d.saturating_duration_since(clock.now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    left.min(Duration::from_millis(10))
+                }
+            };
+            self.cond.wait_for(&mut seq, slice);
+        }
+    }
+}
