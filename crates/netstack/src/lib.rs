@@ -15,7 +15,8 @@
 //!   generic over, its [`HostTimer`]s, and the loop [`cpu_run`].
 //! - the simulation runtime (`network.rs`): [`Network`] in virtual time with
 //!   a discrete-event loop, [`Link`]s (wires and switches).
-//! - the thread runtime (`threads.rs`): [`ThreadRuntime`].
+//! - the thread runtime (`threads.rs`): [`ThreadRuntime`]; a TAP device as
+//!   a NIC's PHY ([`TapPhy`], `tap.rs`).
 //! - applications: `ping` ([`PingSocket`], [`PingReport`], `ping.rs`);
 //!   experiments: [`PacketCounter`]; captures: [`Capture`].
 //! - seeing: reports in the tools' formats ([`Report`], `report.rs`),
@@ -41,6 +42,8 @@ mod ping;
 mod ptype;
 mod report;
 mod scenario;
+#[cfg(target_os = "linux")]
+mod tap;
 mod threads;
 mod walk;
 
@@ -67,6 +70,8 @@ pub use ping::{PING_TIMESTAMP_LEN, PingReply, PingReport, PingSocket, PingTable}
 pub use ptype::PacketCounter;
 pub use report::{REPORT_NAMES, Report};
 pub use scenario::run_scenario;
+#[cfg(target_os = "linux")]
+pub use tap::{ETH_ZLEN, TapPhy};
 pub use threads::{DEVICE_IDLE_SLEEP, IDLE_PARK_MAX, ThreadRuntime};
 pub use walk::{Stage, Walk, WalkLayer, record_walk};
 
