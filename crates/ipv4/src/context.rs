@@ -24,8 +24,10 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use netcore::{Errno, HZ, Instant, NetDeviceFlags, NetMibs, PagePool, Sysctl, TimerContext};
-use netfilter::NfHookContext;
+use netcore::{
+    Errno, HZ, Instant, NetDeviceFlags, NetMibs, PagePool, SkBuff, Sysctl, TimerContext,
+};
+use netfilter::{NF_HOOK, NfConsumed, NfHookContext, NfHookState, NfInetHooks};
 use parking_lot::{Mutex, RwLock};
 use softnet::{NetDev, SoftnetContext};
 use wire::EthernetAddress;
@@ -61,6 +63,32 @@ pub const LOOPBACK_MTU: u32 = 65536;
 pub trait Ipv4Context: SoftnetContext + NfHookContext + TimerContext<Ipv4Timer> {
     /// The host's IPv4 state (`dev_net(skb->dev)->ipv4`).
     fn ipv4(&self) -> &Arc<Ipv4Net<Self>>;
+}
+
+/// Runs the netfilter hooks of `hook`, then `okfn` — `NF_HOOK()` with the
+/// `nf_hooks_needed` static-key test first, so that a point without hooks
+/// costs one atomic load and the skb goes straight to `okfn`.
+///
+/// Mirrors the `NF_HOOK()` macro (`include/linux/netfilter.h`) as IPv4
+/// calls it.
+#[inline(always)]
+pub(crate) fn nf_hook_ipv4<C: NfHookContext, R>(
+    ctx: &mut C,
+    hook: NfInetHooks,
+    in_ifindex: u32,
+    out_ifindex: u32,
+    skb: SkBuff,
+    okfn: impl FnOnce(&mut C, SkBuff) -> R,
+) -> Result<R, NfConsumed> {
+    if ctx.nf_hooks().nf_hook_entries_head(hook).is_none() {
+        return Ok(okfn(ctx, skb));
+    }
+    NF_HOOK(
+        ctx,
+        &NfHookState::new(hook, in_ifindex, out_ifindex),
+        skb,
+        okfn,
+    )
 }
 
 /// What the IPv4 layer keeps about one device.
@@ -386,17 +414,14 @@ impl<C: ?Sized> Ipv4Net<C> {
         self.inet_protos.read_recursive()[usize::from(protocol)].clone()
     }
 
-    /// Runs `f` with the handler of IP protocol `protocol`, without taking
-    /// a reference count: the table stays read-locked (recursively, so a
-    /// handler may look up protocols itself) while `f` runs. A handler
-    /// must not register or remove protocols.
-    pub(crate) fn with_inet_protocol<R>(
+    /// The protocol table, read-locked recursively (a handler may look up
+    /// protocols itself while its caller holds the table); handlers run
+    /// under it without a reference count and must not register or remove
+    /// protocols.
+    pub(crate) fn inet_protos_read(
         &self,
-        protocol: u8,
-        f: impl FnOnce(Option<&Arc<dyn NetProtocol<C>>>) -> R,
-    ) -> R {
-        let protos = self.inet_protos.read_recursive();
-        f(protos[usize::from(protocol)].as_ref())
+    ) -> parking_lot::RwLockReadGuard<'_, Vec<Option<Arc<dyn NetProtocol<C>>>>> {
+        self.inet_protos.read_recursive()
     }
 
     /// Reserves `segs` IP ids for datagrams from `saddr` to `daddr` of

@@ -13,11 +13,11 @@
 //! ```
 
 use netcore::{DropReason, IpMib, PktType, SkBuff, kfree_skb_reason};
-use netfilter::{NF_HOOK, NfConsumed, NfHookState, NfInetHooks};
+use netfilter::{NfConsumed, NfInetHooks};
 use softnet::NetRx;
 use wire::{IP_DF, IcmpTimeExceeded, csum_replace2};
 
-use crate::context::{Ipv4Context, Ipv4Net};
+use crate::context::{Ipv4Context, Ipv4Net, nf_hook_ipv4};
 use crate::icmp_rcv::icmp_send_net;
 use crate::ip_output::ip_output_net;
 use crate::protocol::IcmpError;
@@ -88,11 +88,15 @@ pub fn ip_forward<C: Ipv4Context>(
     let check = csum_replace2(u16::from_be_bytes([h[10], h[11]]), old, new);
     h[10..12].copy_from_slice(&check.to_be_bytes());
     let in_ifindex = skb.ifindex;
-    let state = NfHookState::new(NfInetHooks::Forward, in_ifindex, rt.oif);
     let rt = *rt;
-    match NF_HOOK(ctx, &state, skb, |ctx, skb| {
-        ip_forward_finish(net, ctx, skb, &rt, in_ifindex)
-    }) {
+    match nf_hook_ipv4(
+        ctx,
+        NfInetHooks::Forward,
+        in_ifindex,
+        rt.oif,
+        skb,
+        |ctx, skb| ip_forward_finish(net, ctx, skb, &rt, in_ifindex),
+    ) {
         Ok(r) => r,
         Err(NfConsumed::Dropped(_) | NfConsumed::QueueFailed(_)) => NetRx::Drop,
         Err(NfConsumed::Stolen | NfConsumed::Queued) => NetRx::Success,

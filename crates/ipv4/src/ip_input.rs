@@ -24,11 +24,11 @@ use std::sync::Arc;
 use netcore::{
     DropReason, Errno, IpExtMib, IpMib, IpSummed, PktType, SkBuff, Sysctl, kfree_skb_reason,
 };
-use netfilter::{NF_HOOK, NfConsumed, NfHookState, NfInetHooks};
+use netfilter::{NfConsumed, NfInetHooks};
 use softnet::{NetRx, PacketType, PtypeMatch};
 use wire::{IcmpDestUnreach, Ipv4Packet, ip_fast_csum};
 
-use crate::context::{Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX};
+use crate::context::{Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX, nf_hook_ipv4};
 use crate::icmp_rcv::icmp_send_net;
 use crate::ip_forward::ip_forward;
 use crate::ip_fragment::FragAction;
@@ -110,8 +110,8 @@ const ECN_MIBS: [IpExtMib; 4] = [
     IpExtMib::InCEPkts,
 ];
 
-/// Validates the IP header and trims link-layer padding; `None` when the
-/// datagram was dropped.
+/// Validates the IP header and trims link-layer padding; on `Err` the
+/// caller frees the skb with the reason (`kfree_skb_reason`).
 ///
 /// Mirrors `ip_rcv_core()`, check for check and counter for counter:
 /// `OTHERHOST` frames are dropped before anything is counted; then
@@ -121,11 +121,14 @@ const ECN_MIBS: [IpExtMib; 4] = [
 /// `InHdrErrors`; a total length beyond the data is `InTruncatedPkts`
 /// (`PKT_TOO_SMALL`), one shorter than the header `InHdrErrors`. Sets the
 /// network and transport headers.
-pub fn ip_rcv_core<C: ?Sized>(net: &Ipv4Net<C>, cpu: usize, mut skb: SkBuff) -> Option<SkBuff> {
+pub fn ip_rcv_core<C: ?Sized>(
+    net: &Ipv4Net<C>,
+    cpu: usize,
+    skb: &mut SkBuff,
+) -> Result<(), DropReason> {
     let mibs = net.mibs();
     if skb.pkt_type == PktType::OtherHost {
-        kfree_skb_reason(skb, DropReason::OtherHost);
-        return None;
+        return Err(DropReason::OtherHost);
     }
     mibs.inc(cpu, IpMib::InReceives);
     mibs.add(cpu, IpExtMib::InOctets, skb.len() as u64);
@@ -153,26 +156,23 @@ pub fn ip_rcv_core<C: ?Sized>(net: &Ipv4Net<C>, cpu: usize, mut skb: SkBuff) -> 
         let tot = usize::from(u16::from_be_bytes([d[2], d[3]]));
         if d.len() < tot {
             mibs.inc(cpu, IpExtMib::InTruncatedPkts);
-            kfree_skb_reason(skb, DropReason::PktTooSmall);
-            return None;
+            return Err(DropReason::PktTooSmall);
         }
         if tot < ihl {
             break 'hdr DropReason::IpInhdr;
         }
-        if skb.trim(tot).is_err() {
+        if d.len() > tot && skb.trim(tot).is_err() {
             mibs.inc(cpu, IpMib::InDiscards);
-            kfree_skb_reason(skb, DropReason::NotSpecified);
-            return None;
+            return Err(DropReason::NotSpecified);
         }
         skb.reset_network_header();
         if skb.set_transport_header(ihl).is_err() {
             break 'hdr DropReason::IpInhdr;
         }
-        return Some(skb);
+        return Ok(());
     };
     mibs.inc(cpu, IpMib::InHdrErrors);
-    kfree_skb_reason(skb, reason);
-    None
+    Err(reason)
 }
 
 fn nf_netrx(r: Result<NetRx, NfConsumed>) -> NetRx {
@@ -183,15 +183,21 @@ fn nf_netrx(r: Result<NetRx, NfConsumed>) -> NetRx {
     }
 }
 
-pub(crate) fn ip_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
+pub(crate) fn ip_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb: SkBuff) -> NetRx {
     let cpu = ctx.smp_processor_id();
-    let Some(skb) = ip_rcv_core(net, cpu, skb) else {
+    if let Err(reason) = ip_rcv_core(net, cpu, &mut skb) {
+        kfree_skb_reason(skb, reason);
         return NetRx::Drop;
-    };
-    let state = NfHookState::new(NfInetHooks::PreRouting, skb.ifindex, 0);
-    nf_netrx(NF_HOOK(ctx, &state, skb, |ctx, skb| {
-        ip_rcv_finish(net, ctx, skb)
-    }))
+    }
+    let in_ifindex = skb.ifindex;
+    nf_netrx(nf_hook_ipv4(
+        ctx,
+        NfInetHooks::PreRouting,
+        in_ifindex,
+        0,
+        skb,
+        |ctx, skb| ip_rcv_finish(net, ctx, skb),
+    ))
 }
 
 /// Mirrors `ip_rcv_finish()` / `ip_rcv_finish_core()`.
@@ -313,10 +319,15 @@ pub fn ip_local_deliver<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb: 
         let ihl = usize::from(skb.data()[0] & 0x0f) * 4;
         let _ = skb.set_transport_header(ihl);
     }
-    let state = NfHookState::new(NfInetHooks::LocalIn, skb.ifindex, 0);
-    nf_netrx(NF_HOOK(ctx, &state, skb, |ctx, skb| {
-        ip_local_deliver_finish(net, ctx, skb)
-    }))
+    let in_ifindex = skb.ifindex;
+    nf_netrx(nf_hook_ipv4(
+        ctx,
+        NfInetHooks::LocalIn,
+        in_ifindex,
+        0,
+        skb,
+        |ctx, skb| ip_local_deliver_finish(net, ctx, skb),
+    ))
 }
 
 /// Mirrors `ip_local_deliver_finish()` → `ip_protocol_deliver_rcu()`:
@@ -337,14 +348,17 @@ fn ip_local_deliver_finish<C: Ipv4Context>(
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return NetRx::Drop;
     }
-    let delivered = net.with_inet_protocol(protocol, |prot| match prot {
-        Some(prot) => {
-            let r = prot.handler(skb, ctx);
-            net.mibs().inc(cpu, IpMib::InDelivers);
-            Ok(r)
+    let delivered = {
+        let protos = net.inet_protos_read();
+        match &protos[usize::from(protocol)] {
+            Some(prot) => {
+                let r = prot.handler(skb, ctx);
+                net.mibs().inc(cpu, IpMib::InDelivers);
+                Ok(r)
+            }
+            None => Err(skb),
         }
-        None => Err(skb),
-    });
+    };
     match delivered {
         Ok(Ok(())) => NetRx::Success,
         Ok(Err((mut skb, error))) => {

@@ -27,13 +27,13 @@ use netcore::{
     DropReason, ETH_P_IP, Errno, IpExtMib, IpMib, IpSummed, NET_SKB_PAD, PktType, SkBuff, Sysctl,
     kfree_skb_reason,
 };
-use netfilter::{NF_HOOK, NfConsumed, NfHookState, NfInetHooks};
+use netfilter::{NfConsumed, NfInetHooks};
 use qdisc::NetXmit;
 use softnet::{dev_queue_xmit, netif_rx};
 use wire::{ETH_HLEN, EthernetAddress, IP_DF, IP_OFFSET};
 
 use crate::arp::arp_solicit;
-use crate::context::{Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX};
+use crate::context::{Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX, nf_hook_ipv4};
 use crate::eth::{eth_header, ip_eth_mc_map};
 use crate::icmp_rcv::icmp_send_net;
 use crate::ip_output_frag::ip_do_fragment;
@@ -281,7 +281,7 @@ fn ip_build_xmit<C: Ipv4Context>(
     rt: &Rtable,
     df: bool,
 ) -> Result<(), Errno> {
-    let mut skb = skb_cow_head(net, skb, MAX_IP_HEADROOM)?;
+    let mut skb = skb_cow_head(net, skb, 20)?;
     skb.reset_transport_header();
     let ttl = if rt.rt_type == RtnType::Multicast {
         sk.mc_ttl
@@ -372,11 +372,15 @@ pub(crate) fn ip_local_out_net<C: Ipv4Context>(
     h[10..12].copy_from_slice(&c.to_be_bytes());
     skb.protocol = ETH_P_IP;
     skb.reset_network_header();
-    let state = NfHookState::new(NfInetHooks::LocalOut, 0, rt.oif);
     let rt = *rt;
-    nf_result(NF_HOOK(ctx, &state, skb, |ctx, skb| {
-        ip_output_net(net, ctx, skb, &rt, 0)
-    }))
+    nf_result(nf_hook_ipv4(
+        ctx,
+        NfInetHooks::LocalOut,
+        0,
+        rt.oif,
+        skb,
+        |ctx, skb| ip_output_net(net, ctx, skb, &rt, 0),
+    ))
 }
 
 /// Runs POST_ROUTING and the output of a datagram, local or forwarded.
@@ -408,11 +412,15 @@ pub(crate) fn ip_output_net<C: Ipv4Context>(
 ) -> Result<(), Errno> {
     skb.ifindex = rt.oif;
     skb.protocol = ETH_P_IP;
-    let state = NfHookState::new(NfInetHooks::PostRouting, in_ifindex, rt.oif);
     let rt = *rt;
-    nf_result(NF_HOOK(ctx, &state, skb, |ctx, skb| {
-        ip_finish_output(net, ctx, skb, &rt)
-    }))
+    nf_result(nf_hook_ipv4(
+        ctx,
+        NfInetHooks::PostRouting,
+        in_ifindex,
+        rt.oif,
+        skb,
+        |ctx, skb| ip_finish_output(net, ctx, skb, &rt),
+    ))
 }
 
 /// Mirrors `ip_finish_output()` → `__ip_finish_output()`: fragments what

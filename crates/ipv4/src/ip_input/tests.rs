@@ -37,7 +37,7 @@ fn core(h: &TestIpHost, bytes: &[u8], pkt_type: PktType, summed: IpSummed) -> Op
     skb.ifindex = 2;
     skb.pkt_type = pkt_type;
     skb.ip_summed = summed;
-    ip_rcv_core(&h.ipv4, 0, skb)
+    ip_rcv_core(&h.ipv4, 0, &mut skb).ok().map(|()| skb)
 }
 
 #[test]
