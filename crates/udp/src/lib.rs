@@ -19,6 +19,9 @@
 //! - from IP: [`udp_rcv`] (hands the skb back when no socket matched, so
 //!   IP sends port unreachable) and [`udp_err`] (ICMP errors to sockets);
 //! - listings: [`proc_net_udp`] (`/proc/net/udp`), [`ss_udp`] (`ss -uanp`);
+//! - IPv4: [`UdpProtocol`] (`udp_protocol`, registered by
+//!   [`udp_add_protocol`]) and [`UdpNetContext`], which makes any
+//!   [`ipv4::Ipv4Context`] with a UDP table a [`UdpContext`];
 //! - the seam below: [`UdpContext`], with [`Flowi4`] and [`RouteInfo`];
 //!   `testutil` (feature `testutils`) has a fake IP layer joining two
 //!   hosts back to back.
@@ -55,6 +58,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod af_inet;
 mod context;
 mod sock;
 mod sock_reuseport;
@@ -62,6 +66,7 @@ mod sock_reuseport;
 pub mod testutil;
 mod udp;
 
+pub use af_inet::{UdpNetContext, UdpProtocol, udp_add_protocol};
 pub use context::{Flowi4, RouteInfo, UdpContext};
 pub use sock::{
     POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDHUP, POLLRDNORM, POLLWRBAND, POLLWRNORM,

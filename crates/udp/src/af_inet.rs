@@ -1,0 +1,136 @@
+//! UDP plugged into IPv4: the `udp_protocol` handler pair and the bridge
+//! from [`ipv4::Ipv4Context`] to [`UdpContext`].
+//!
+//! Mirrors `udp_protocol` (`.handler = udp_rcv, .err_handler = udp_err`)
+//! and its `inet_add_protocol(&udp_protocol, IPPROTO_UDP)` in
+//! `inet_init()` (`net/ipv4/af_inet.c`), and the IP calls of
+//! `udp_sendmsg()`: `ip_route_output_flow()` and `ip_send_skb()`.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use ipv4::{IcmpErrInfo, IcmpError, Ipv4Context, NetProtocol, RtnType};
+use netcore::{Errno, Instant, NetMibs, PagePool, SkBuff, Sysctl};
+
+use crate::context::{Flowi4, RouteInfo, UdpContext};
+use crate::udp::{IPPROTO_UDP, UdpTable, udp_err, udp_rcv};
+
+/// UDP's entry in the IPv4 protocol table.
+///
+/// Mirrors `static const struct net_protocol udp_protocol`: `handler` is
+/// [`udp_rcv`] (a datagram no socket wants comes back with
+/// [`IcmpError::PORT_UNREACH`]), `err_handler` is [`udp_err`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UdpProtocol;
+
+impl<C: UdpContext> NetProtocol<C> for UdpProtocol {
+    fn handler(&self, skb: SkBuff, ctx: &mut C) -> Result<(), (SkBuff, IcmpError)> {
+        udp_rcv(ctx, skb).map_err(|skb| (skb, IcmpError::PORT_UNREACH))
+    }
+
+    fn err_handler(&self, info: &IcmpErrInfo<'_>, ctx: &mut C) {
+        let _ = udp_err(ctx, info.icmp_type, info.code, info.info, info.quoted);
+    }
+
+    #[allow(clippy::unnecessary_literal_bound)] // the trait's signature
+    fn name(&self) -> &str {
+        "udp"
+    }
+}
+
+/// Registers UDP with the host's IPv4 layer (protocol 17).
+///
+/// Mirrors `inet_add_protocol(&udp_protocol, IPPROTO_UDP)` in
+/// `inet_init()`. `EBUSY` when protocol 17 is taken.
+pub fn udp_add_protocol<C: Ipv4Context + UdpContext>(ctx: &C) -> Result<(), Errno> {
+    let prot: Arc<dyn NetProtocol<C>> = Arc::new(UdpProtocol);
+    ctx.ipv4().inet_add_protocol(prot, IPPROTO_UDP)
+}
+
+/// What a host context adds to [`Ipv4Context`] for UDP: the socket table,
+/// its CPU number readable through `&self`, and randomness. With it, the
+/// context is a [`UdpContext`] whose route lookup and output are
+/// `ipv4`'s ([`ipv4::ip_route_output_key`], [`ipv4::ip_build_and_send_pkt`]).
+pub trait UdpNetContext: Ipv4Context {
+    /// The host's UDP table.
+    fn udp_table(&self) -> &UdpTable;
+    /// The CPU this context runs on.
+    fn cpu_id(&self) -> usize;
+    /// A random 32-bit number.
+    fn prandom_u32(&mut self) -> u32;
+}
+
+/// The CPU clock, through the supertrait of [`Ipv4Context`] (UDP does not
+/// name `softnet`).
+fn ipv4_now<T: Ipv4Context>(ctx: &T) -> Instant {
+    ctx.now()
+}
+
+impl<C: UdpNetContext> UdpContext for C {
+    fn udp_table(&self) -> &UdpTable {
+        UdpNetContext::udp_table(self)
+    }
+
+    fn mibs(&self) -> &NetMibs {
+        self.ipv4().mibs()
+    }
+
+    fn cpu(&self) -> usize {
+        self.cpu_id()
+    }
+
+    fn sysctl(&self) -> &Sysctl {
+        self.ipv4().sysctl()
+    }
+
+    fn page_pool(&self) -> &PagePool {
+        self.ipv4().pool()
+    }
+
+    fn now(&self) -> Instant {
+        ipv4_now(self)
+    }
+
+    fn prandom_u32(&mut self) -> u32 {
+        UdpNetContext::prandom_u32(self)
+    }
+
+    fn inet_addr_valid_or_nonlocal(&self, addr: Ipv4Addr) -> bool {
+        let ty = self.ipv4().with_netns(|n| n.inet_addr_type(addr));
+        matches!(ty, RtnType::Local | RtnType::Broadcast | RtnType::Multicast)
+    }
+
+    fn ip_route_output(&mut self, fl: &Flowi4) -> Result<RouteInfo, Errno> {
+        let mut fl4 = ipv4::Flowi4 {
+            daddr: fl.daddr,
+            saddr: fl.saddr,
+            oif: fl.oif,
+            proto: fl.proto,
+            tos: fl.tos,
+            mark: fl.mark,
+        };
+        let rt = ipv4::ip_route_output_key(self, &mut fl4)?;
+        let mtu = self.ipv4().dev(rt.oif).map_or(1500, |d| d.mtu);
+        Ok(RouteInfo {
+            saddr: fl4.saddr,
+            mtu,
+            broadcast: rt.rt_type == RtnType::Broadcast,
+            csum_offload: false,
+        })
+    }
+
+    fn ip_send_skb(
+        &mut self,
+        skb: SkBuff,
+        fl: &Flowi4,
+        _rt: &RouteInfo,
+        _df: bool,
+    ) -> Result<(), Errno> {
+        let mut sk = ipv4::InetSock::new(IPPROTO_UDP, self.ipv4().sysctl());
+        sk.saddr = fl.saddr;
+        sk.tos = fl.tos;
+        sk.mark = fl.mark;
+        sk.bound_dev_if = fl.oif;
+        ipv4::ip_build_and_send_pkt(self, skb, &mut sk, fl.saddr, fl.daddr).map(|_| ())
+    }
+}
