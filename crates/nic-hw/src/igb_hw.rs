@@ -280,6 +280,12 @@ pub struct IgbHw {
     phy_errors: u64,
     now: Instant,
     bus_master: bool,
+    /// The frame the transmit engine is gathering (reused).
+    tx_frame: Vec<u8>,
+    /// The TSO segment the transmit engine is cutting (reused).
+    tx_seg: Vec<u8>,
+    /// The frame the receive side last took from the PHY (reused).
+    rx_frame: Vec<u8>,
 }
 
 impl fmt::Debug for IgbHw {
@@ -330,6 +336,9 @@ impl IgbHw {
             phy_errors: 0,
             now: Instant::ZERO,
             bus_master: false,
+            tx_frame: Vec::new(),
+            tx_seg: Vec::new(),
+            rx_frame: Vec::new(),
         };
         hw.reset();
         hw
@@ -837,19 +846,23 @@ impl IgbHw {
         }
         let mut received = 0;
         if let Some(mut phy) = self.phy.take() {
+            // One buffer for every frame: the PHY swaps its contents with
+            // the buffers it recycles.
+            let mut frame = core::mem::take(&mut self.rx_frame);
             loop {
-                match phy.receive(now) {
-                    Ok(Some(frame)) => {
+                match phy.receive_into(now, &mut frame) {
+                    Ok(true) => {
                         received += 1;
                         self.receive_frame(now, &frame);
                     }
-                    Ok(None) => break,
+                    Ok(false) => break,
                     Err(_) => {
                         self.phy_errors += 1;
                         break;
                     }
                 }
             }
+            self.rx_frame = frame;
             self.phy = Some(phy);
         }
         self.on_timer(now);
@@ -1001,10 +1014,18 @@ impl IgbHw {
         }
         let Some(dev) = tq.dev.as_mut() else { return };
         let vector = tq.vector;
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        let mut stats = E1000HwStats::default();
+        // The frame being gathered and the TSO segment being cut live in
+        // buffers the device keeps, so transmission allocates nothing.
+        let mut frame = core::mem::take(&mut self.tx_frame);
+        let mut seg = core::mem::take(&mut self.tx_seg);
+        frame.clear();
+        let mut mac = TxMac {
+            phy: &mut self.phy,
+            phy_errors: &mut self.phy_errors,
+            stats: &mut self.stats,
+            now,
+        };
         let mut packets = 0u32;
-        let mut frame: Vec<u8> = Vec::new();
         let mut first: Option<(TxCmd, TxPopts, u16, u16)> = None;
         while let Some(fetch) = dev.fetch() {
             let desc = &*fetch;
@@ -1019,52 +1040,66 @@ impl IgbHw {
             first = None;
             packets += 1;
             let (cmd, popts, mss, hdr_len) = head;
-            let data = core::mem::take(&mut frame);
             if cmd.contains(TxCmd::TSE) {
-                match tso_segment(&data, usize::from(mss), usize::from(hdr_len)) {
-                    Some(segs) => {
-                        stats.tsctc += 1;
-                        out.extend(segs);
-                    }
-                    None => stats.tsctfc += 1,
+                let sent = tso_segment(
+                    &frame,
+                    usize::from(mss),
+                    usize::from(hdr_len),
+                    &mut seg,
+                    |f| {
+                        mac.send(f);
+                    },
+                );
+                if sent {
+                    mac.stats.tsctc += 1;
+                } else {
+                    mac.stats.tsctfc += 1;
                 }
             } else {
-                let mut data = data;
-                tx_checksum(&mut data, popts);
-                out.push(data);
+                tx_checksum(&mut frame, popts);
+                mac.send(&mut frame);
             }
+            frame.clear();
         }
-        for mut f in out {
-            if f.len() < MIN_FRAME_LEN - ETH_FCS_LEN {
-                f.resize(MIN_FRAME_LEN - ETH_FCS_LEN, 0);
-            }
-            append_fcs(&mut f);
-            stats.gptc += 1;
-            stats.tpt += 1;
-            stats.gotc += f.len() as u64;
-            if f[..6] == [0xFF; 6] {
-                stats.bptc += 1;
-            } else if f[0] & 1 != 0 {
-                stats.mptc += 1;
-            }
-            if let Some(phy) = self.phy.as_mut()
-                && phy.transmit(now, f).is_err()
-            {
-                self.phy_errors += 1;
-            }
-        }
-        let s = &mut self.stats;
-        s.gptc += stats.gptc;
-        s.tpt += stats.tpt;
-        s.gotc += stats.gotc;
-        s.bptc += stats.bptc;
-        s.mptc += stats.mptc;
-        s.tsctc += stats.tsctc;
-        s.tsctfc += stats.tsctfc;
+        self.tx_frame = frame;
+        self.tx_seg = seg;
         if let Some(v) = vector {
             for _ in 0..packets {
                 self.tx_event(v, now);
             }
+        }
+    }
+}
+
+/// The transmit MAC: pads, appends the FCS, counts and hands frames to the
+/// PHY (the fields of [`IgbHw`] it needs, borrowed next to a tx ring).
+struct TxMac<'a> {
+    phy: &'a mut Option<Box<dyn PhyPort + Send>>,
+    phy_errors: &'a mut u64,
+    stats: &'a mut E1000HwStats,
+    now: Instant,
+}
+
+impl TxMac<'_> {
+    /// Sends one frame (no FCS yet; `frame` is left with the FCS appended).
+    fn send(&mut self, frame: &mut Vec<u8>) {
+        if frame.len() < MIN_FRAME_LEN - ETH_FCS_LEN {
+            frame.resize(MIN_FRAME_LEN - ETH_FCS_LEN, 0);
+        }
+        append_fcs(frame);
+        let stats = &mut *self.stats;
+        stats.gptc += 1;
+        stats.tpt += 1;
+        stats.gotc += frame.len() as u64;
+        if frame[..6] == [0xFF; 6] {
+            stats.bptc += 1;
+        } else if frame[0] & 1 != 0 {
+            stats.mptc += 1;
+        }
+        if let Some(phy) = self.phy.as_mut()
+            && phy.transmit_slice(self.now, frame).is_err()
+        {
+            *self.phy_errors += 1;
         }
     }
 }
@@ -1226,7 +1261,7 @@ fn rx_checksum(frame: &[u8], rxcsum: u32) -> RxStatusError {
     let mut st = RxStatusError::empty();
     if rxcsum & r::RXCSUM_IPOFL != 0 {
         st |= RxStatusError::IPCS;
-        if fold(ones_sum(iph)) != 0xFFFF {
+        if ones_sum(iph) != 0xFFFF {
             st |= RxStatusError::IPE;
             return st;
         }
@@ -1245,36 +1280,54 @@ fn rx_checksum(frame: &[u8], rxcsum: u32) -> RxStatusError {
     if proto == 17 && l4[6..8] == [0, 0] {
         return st;
     }
-    // The pseudo header: addresses, protocol, length.
-    let pseudo = ones_sum(&iph[12..20]) + u64::from(proto) + l4.len() as u64;
-    if fold(ones_sum(l4) + pseudo) != 0xFFFF {
+    // The pseudo header: addresses, protocol, length (at most 65535).
+    let sum = u32::from(ones_sum(&iph[12..20]))
+        + u32::from(ones_sum(l4))
+        + u32::from(proto)
+        + l4.len() as u32;
+    if fold16(u64::from(sum)) != 0xFFFF {
         st |= RxStatusError::TCPE;
     }
     st
 }
 
-/// The ones'-complement sum of `data` as big-endian 16-bit words, unfolded:
-/// 32-bit words are added into a 64-bit accumulator, which folds to the
-/// same 16-bit sum (RFC 1071 §2(B)); the receive checksum check's hot path.
-fn ones_sum(data: &[u8]) -> u64 {
-    let mut chunks = data.chunks_exact(4);
-    let mut sum: u64 = chunks
-        .by_ref()
-        .map(|c| u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+/// The 16-bit ones'-complement sum of `data` as big-endian words (a last
+/// odd byte padded with zero), folded: what [`csum_partial`] gives from 0,
+/// with a scalar path for the short runs a receive check mostly sees
+/// (IPv4 headers, pseudo-header addresses, small datagrams).
+///
+/// The short path adds little-endian 32-bit words into a 64-bit
+/// accumulator and byte-swaps the folded result, exact because the
+/// ones'-complement sum is a sum modulo 2^16 − 1 (RFC 1071 §2(A), (B)).
+#[inline]
+fn ones_sum(data: &[u8]) -> u16 {
+    if data.len() >= 128 {
+        return fold16(u64::from(csum_partial(data, 0)));
+    }
+    let (words, tail) = data.as_chunks::<4>();
+    let mut acc: u64 = words
+        .iter()
+        .map(|w| u64::from(u32::from_le_bytes(*w)))
         .sum();
-    let rest = chunks.remainder();
-    let mut pad = [0u8; 4];
-    pad[..rest.len()].copy_from_slice(rest);
-    sum += u64::from(u32::from_be_bytes(pad));
-    sum
+    // The last one to three bytes as a zero-padded little-endian word.
+    acc += u64::from(
+        tail.iter()
+            .rev()
+            .fold(0u32, |w, &b| (w << 8) | u32::from(b)),
+    );
+    fold16(acc).swap_bytes()
 }
 
-/// Folds a [`ones_sum`] to 16 bits with end-around carries.
-fn fold(mut sum: u64) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
-    sum as u16
+/// Folds a sum of 16-bit words to 16 bits with end-around carries; a
+/// nonzero sum never folds to 0.
+#[inline]
+fn fold16(mut s: u64) -> u16 {
+    s = (s & 0xFFFF_FFFF) + (s >> 32);
+    s = (s & 0xFFFF_FFFF) + (s >> 32);
+    s = (s & 0xFFFF) + (s >> 16);
+    s = (s & 0xFFFF) + (s >> 16);
+    s = (s & 0xFFFF) + (s >> 16);
+    s as u16
 }
 
 fn ipv4_at(b: &[u8], at: usize) -> core::net::Ipv4Addr {
@@ -1319,41 +1372,50 @@ fn tx_checksum(frame: &mut [u8], popts: TxPopts) {
 /// TCP segmentation offload: cuts one large TCP/IPv4 frame into frames of
 /// at most `mss` payload bytes, each with its own IPv4 total length, id
 /// and header checksum, and TCP sequence number, flags and checksum (FIN
-/// and PSH on the last segment only, CWR on the first only).
+/// and PSH on the last segment only, CWR on the first only). Each segment
+/// is built in `seg` and handed to `emit`, in order.
 ///
-/// Returns `None` (`TSCTFC`) when the headers do not parse or `hdr_len`
-/// disagrees with them.
-fn tso_segment(frame: &[u8], mss: usize, hdr_len: usize) -> Option<Vec<Vec<u8>>> {
+/// Returns `false` (`TSCTFC`), having emitted nothing, when the headers do
+/// not parse or `hdr_len` disagrees with them.
+fn tso_segment(
+    frame: &[u8],
+    mss: usize,
+    hdr_len: usize,
+    seg: &mut Vec<u8>,
+    mut emit: impl FnMut(&mut Vec<u8>),
+) -> bool {
     const FIN: u8 = 0x01;
     const PSH: u8 = 0x08;
     const CWR: u8 = 0x80;
-    let l3 = ipv4_offset(frame)?;
-    let vihl = *frame.get(l3)?;
+    let Some(l3) = ipv4_offset(frame) else {
+        return false;
+    };
+    let (Some(&vihl), Some(&proto)) = (frame.get(l3), frame.get(l3 + 9)) else {
+        return false;
+    };
     let ihl = usize::from(vihl & 0x0F) * 4;
-    if vihl >> 4 != 4 || ihl < 20 || *frame.get(l3 + 9)? != 6 || mss == 0 {
-        return None;
+    if vihl >> 4 != 4 || ihl < 20 || proto != 6 || mss == 0 {
+        return false;
     }
     let l4 = l3 + ihl;
-    let doff = usize::from(*frame.get(l4 + 12)? >> 4) * 4;
+    let Some(&doff) = frame.get(l4 + 12) else {
+        return false;
+    };
+    let doff = usize::from(doff >> 4) * 4;
     if doff < 20 || l4 + doff != hdr_len || frame.len() < hdr_len {
-        return None;
+        return false;
     }
     let hdr = &frame[..hdr_len];
     let payload = &frame[hdr_len..];
     let id = u16::from_be_bytes([hdr[l3 + 4], hdr[l3 + 5]]);
-    let seq = u32::from_be_bytes(hdr[l4 + 4..l4 + 8].try_into().ok()?);
+    let seq = u32::from_be_bytes([hdr[l4 + 4], hdr[l4 + 5], hdr[l4 + 6], hdr[l4 + 7]]);
     let flags = hdr[l4 + 13];
     let src = ipv4_at(hdr, l3 + 12);
     let dst = ipv4_at(hdr, l3 + 16);
-    let chunks: Vec<&[u8]> = if payload.is_empty() {
-        vec![payload]
-    } else {
-        payload.chunks(mss).collect()
-    };
-    let n = chunks.len();
-    let mut segs = Vec::with_capacity(n);
-    for (i, chunk) in chunks.into_iter().enumerate() {
-        let mut seg = Vec::with_capacity(hdr_len + chunk.len() + ETH_FCS_LEN);
+    let n = payload.len().div_ceil(mss).max(1);
+    for i in 0..n {
+        let chunk = &payload[(i * mss).min(payload.len())..((i + 1) * mss).min(payload.len())];
+        seg.clear();
         seg.extend_from_slice(hdr);
         seg.extend_from_slice(chunk);
         let ip_len = (ihl + doff + chunk.len()) as u16;
@@ -1376,9 +1438,9 @@ fn tso_segment(frame: &[u8], mss: usize, hdr_len: usize) -> Option<Vec<Vec<u8>>>
         let tcp_len = (doff + chunk.len()) as u16;
         let c = csum_tcpudp_magic(src, dst, tcp_len, 6, csum_partial(&seg[l4..], 0));
         seg[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
-        segs.push(seg);
+        emit(seg);
     }
-    Some(segs)
+    true
 }
 
 #[cfg(test)]
@@ -1411,12 +1473,64 @@ mod tests {
     }
 
     #[test]
-    fn fast_sum_matches_wire() {
-        let data: Vec<u8> = (0..61u32).map(|i| (i * 37 + 11) as u8).collect();
-        for n in [0, 1, 2, 3, 20, 21, 60, 61] {
+    fn ones_sum_matches_wire() {
+        let data: Vec<u8> = (0..1600u32).map(|i| (i * 37 + 11) as u8).collect();
+        for n in (0..140).chain([255, 256, 1480, 1600]) {
             let d = &data[..n];
-            assert_eq!(!fold(ones_sum(d)), wire::ip_compute_csum(d), "len {n}");
+            assert_eq!(!ones_sum(d), wire::ip_compute_csum(d), "len {n}");
         }
+        // All ones stays all ones (never the zero of the other form).
+        assert_eq!(ones_sum(&[0xFF; 20]), 0xFFFF);
+        assert_eq!(ones_sum(&[]), 0);
+    }
+
+    #[test]
+    fn rx_checksum_status_bits() {
+        use crate::testutil::{MAC_A, MAC_B, tcp_frame, udp_frame};
+        let (a, b) = (
+            core::net::Ipv4Addr::new(198, 18, 0, 1),
+            core::net::Ipv4Addr::new(198, 18, 0, 2),
+        );
+        let all = r::RXCSUM_IPOFL | r::RXCSUM_TUOFL;
+        for len in [0, 1, 18, 1471] {
+            let udp = udp_frame(MAC_A, MAC_B, a, b, (1, 2), len);
+            assert_eq!(
+                rx_checksum(&udp, all),
+                RxStatusError::IPCS | RxStatusError::UDPCS,
+                "udp {len}"
+            );
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let mut tcp = tcp_frame(MAC_A, MAC_B, a, b, (1, 2), 9, 0x10, &payload);
+            assert_eq!(
+                rx_checksum(&tcp, all),
+                RxStatusError::IPCS | RxStatusError::TCPCS,
+                "tcp {len}"
+            );
+            let last = tcp.len() - 1;
+            tcp[last] ^= 0x40;
+            assert_eq!(
+                rx_checksum(&tcp, all),
+                RxStatusError::IPCS | RxStatusError::TCPCS | RxStatusError::TCPE,
+                "bad tcp {len}"
+            );
+            tcp[22] ^= 1; // TTL: the IPv4 header checksum no longer holds
+            assert_eq!(
+                rx_checksum(&tcp, all),
+                RxStatusError::IPCS | RxStatusError::IPE
+            );
+            assert_eq!(
+                rx_checksum(&tcp, r::RXCSUM_TUOFL),
+                RxStatusError::TCPCS | RxStatusError::TCPE
+            );
+        }
+        // UDP with no checksum (0) is not checked.
+        let mut udp = udp_frame(MAC_A, MAC_B, a, b, (1, 2), 10);
+        udp[40..42].fill(0);
+        udp[45] ^= 0xFF;
+        assert_eq!(
+            rx_checksum(&udp, all),
+            RxStatusError::IPCS | RxStatusError::UDPCS
+        );
     }
 
     #[test]

@@ -263,15 +263,36 @@ impl IgbPoll {
 fn eth_type_trans(skb: &mut SkBuff, dev_addr: DevAddr) -> Result<(), netcore::SkbError> {
     skb.reset_mac_header();
     let hdr = skb.pull(wire::ETH_HLEN)?;
-    let dst: [u8; 6] = [hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], hdr[5]];
+    let Some(hdr) = hdr.first_chunk::<{ wire::ETH_HLEN }>() else {
+        let len = hdr.len();
+        return Err(netcore::SkbError::TooShort {
+            needed: wire::ETH_HLEN,
+            len,
+        });
+    };
     let proto = u16::from_be_bytes([hdr[12], hdr[13]]);
-    skb.pkt_type = if dst[0] & 1 != 0 {
-        if dst == [0xFF; 6] {
+    // ether_addr_equal_64bits(): one 64-bit load, the source MAC's first
+    // two bytes masked off.
+    let dst = u64::from_le_bytes([
+        hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], hdr[5], hdr[6], hdr[7],
+    ]) & 0xFFFF_FFFF_FFFF;
+    let own = u64::from_le_bytes([
+        dev_addr[0],
+        dev_addr[1],
+        dev_addr[2],
+        dev_addr[3],
+        dev_addr[4],
+        dev_addr[5],
+        0,
+        0,
+    ]);
+    skb.pkt_type = if hdr[0] & 1 != 0 {
+        if dst == 0xFFFF_FFFF_FFFF {
             PktType::Broadcast
         } else {
             PktType::Multicast
         }
-    } else if dst == dev_addr {
+    } else if dst == own {
         PktType::Host
     } else {
         PktType::OtherHost
@@ -753,10 +774,21 @@ impl IgbAdapter {
             _ => TxPopts::empty(),
         };
         let gso_size = skb.gso_size;
-        let mut pieces = Vec::with_capacity(count);
+        let first = |desc: TxDesc<SkBuff>| match hdr_len {
+            Some(h) => desc.with_tso(gso_size, h as u16),
+            None => desc.with_csum(popts),
+        };
         if count == 1 {
-            pieces.push(skb);
+            let n = len as u16;
+            if tx.fill(first(TxDesc::new(skb, n))).is_err() {
+                // Unreachable after the room check.
+                add(&self.tx_dropped, 1);
+            }
         } else {
+            // One descriptor per IGB_MAX_DATA_PER_TXD bytes, each a clone
+            // of the skb trimmed to its piece; all are cut before any is
+            // filled so that a failure loses the frame whole.
+            let mut pieces = Vec::with_capacity(count);
             for i in 0..count {
                 let start = i * IGB_MAX_DATA_PER_TXD;
                 let n = IGB_MAX_DATA_PER_TXD.min(len - start);
@@ -768,23 +800,20 @@ impl IgbAdapter {
                 pieces.push(piece);
             }
             drop(skb);
-        }
-        let last = pieces.len() - 1;
-        for (i, piece) in pieces.into_iter().enumerate() {
-            let n = piece.len() as u16;
-            let mut desc = TxDesc::new(piece, n);
-            if i != last {
-                desc.cmd.remove(TxCmd::EOP | TxCmd::RS);
-            }
-            if i == 0 {
-                desc = match hdr_len {
-                    Some(h) => desc.with_tso(gso_size, h as u16),
-                    None => desc.with_csum(popts),
-                };
-            }
-            if tx.fill(desc).is_err() {
-                // Unreachable after the room check; the frame is lost whole.
-                add(&self.tx_dropped, 1);
+            let last = pieces.len() - 1;
+            for (i, piece) in pieces.into_iter().enumerate() {
+                let n = piece.len() as u16;
+                let mut desc = TxDesc::new(piece, n);
+                if i != last {
+                    desc.cmd.remove(TxCmd::EOP | TxCmd::RS);
+                }
+                if i == 0 {
+                    desc = first(desc);
+                }
+                if tx.fill(desc).is_err() {
+                    // Unreachable after the room check; the frame is lost whole.
+                    add(&self.tx_dropped, 1);
+                }
             }
         }
         tx.flush();
