@@ -1,28 +1,63 @@
-//! IPv4, with Ethernet, ARP and neighbours, routing and ICMP.
+//! IPv4, with Ethernet, ARP and neighbours, routing, forwarding and ICMP.
 //!
-//! Mirrors `net/ethernet`, `net/core/neighbour.c` and
-//! `net/ipv4/{arp,devinet,fib_*,route,ip_input,ip_output,ip_fragment,icmp,protocol,af_inet}.c`.
+//! Mirrors `net/ethernet/eth.c`, `net/core/neighbour.c` and
+//! `net/ipv4/{af_inet,protocol,ip_input,ip_forward,ip_output,ip_fragment,icmp,arp,devinet,fib_*,route}.c`.
+//! `docs/ipv4.md` walks a datagram through it.
 //!
-//! The parts below are sans-IO data structures: each takes an explicit
-//! `now`, arms its timers through [`netcore::TimerContext`] with an
-//! [`Ipv4Timer`], counts into [`netcore::NetMibs`], reads its knobs from
-//! [`netcore::Sysctl`], and returns what must happen (frames to send,
-//! packets released or dropped, ICMP errors to emit) instead of doing it.
-//! The receive and transmit glue (`ip_rcv`, `ip_output`, `eth_type_trans`,
-//! the `NetProtocol` registry) wires them to `softnet`.
+//! Seams: below, `softnet` ([`PacketType`](softnet::PacketType) handlers
+//! registered with `dev_add_pack`, `dev_queue_xmit`, `netif_rx` for
+//! loopback) and `netfilter` (`NF_HOOK` at the five IPv4 hook points);
+//! above, transports implement [`NetProtocol`] and call [`ip_queue_xmit`],
+//! [`ip_build_and_send_pkt`] or [`ip_local_out`]; the host implements
+//! [`Ipv4Context`] on its CPU context and calls [`handle_timer`] from its
+//! TIMER softirq.
 //!
 //! Table of contents:
 //!
+//! - the host-wide state and the context: [`Ipv4Net`], [`Ipv4Context`],
+//!   [`Ipv4Dev`] (`netns_ipv4`); bring-up: [`inet_init`] (`af_inet.c`);
+//! - Ethernet: [`eth_type_trans`], [`eth_header`], [`ip_eth_mc_map`];
+//! - receive: [`ip_rcv`], [`ip_rcv_core`], [`ip_local_deliver`], [`IpRcv`]
+//!   (`ip_input.c`); forwarding: [`ip_forward`] (`ip_forward.c`);
+//! - transmit: [`InetSock`], [`ip_queue_xmit`], [`ip_build_and_send_pkt`],
+//!   [`ip_local_out`], [`ip_output`], [`ip_route_output_key`] (`ip_output.c`);
+//! - protocols: [`NetProtocol`], [`IcmpError`], [`IcmpErrInfo`]
+//!   (`protocol.c`);
+//! - ICMP: [`icmp_rcv`], [`icmp_send`], [`IcmpProtocol`], and the builders
+//!   [`icmp_build_error`], [`icmp_build_reply`] with the rate limiters
+//!   [`IcmpRateLimit`] (`icmp.c`, `inetpeer.c`);
+//! - ARP and neighbours: [`arp_rcv`], [`ArpRcv`], [`arp_process`],
+//!   [`arp_solicit`], [`arp_create`] (`arp.c`), [`NeighTable`]
+//!   (`neighbour.c`);
 //! - addresses and routing: [`InetDevices`] (`devinet.c`), [`FibTrie`]
-//!   (`fib_trie.c`), [`Fib`], [`FibConfig`], [`NetnsIpv4`] (`fib_frontend.c`,
-//!   `fib_semantics.c`, `route.c`), with `ip addr`/`ip route` listings;
-//! - neighbours: [`NeighTable`] (`net/core/neighbour.c`) and the ARP
-//!   protocol ([`arp_process`], [`arp_solicit`], [`arp_create`]; `arp.c`);
+//!   (`fib_trie.c`), [`Fib`], [`FibConfig`], [`NetnsIpv4`] with
+//!   `ip_route_input`/`ip_route_output_key`, [`Rtable`], [`Flowi4`]
+//!   (`fib_frontend.c`, `fib_semantics.c`, `route.c`), with `ip addr`/`ip
+//!   route` listings;
 //! - fragments: [`Ipv4Frags`] (reassembly, `ip_fragment.c` and
 //!   `inet_fragment.c`) and [`ip_do_fragment`] (`ip_output.c`);
-//! - ICMP: [`icmp_send`], [`icmp_reply`] and the rate limiters
-//!   ([`IcmpRateLimit`]; `icmp.c`, `inetpeer.c`);
-//! - timers: [`Ipv4Timer`]; randomness: [`Prandom`].
+//! - timers: [`Ipv4Timer`], [`handle_timer`]; randomness: [`Prandom`];
+//! - test fixtures (feature `testutils`): [`testutil`].
+//!
+//! # Example
+//!
+//! Two hosts on a fake wire; one pings the other (ARP first):
+//!
+//! ```
+//! use ipv4::testutil::TestNetwork;
+//! use netcore::{IcmpMsgDir, IpMib, Sysctl};
+//!
+//! let mut n = TestNetwork::new();
+//! let a = n.add_host(Sysctl::new());
+//! let b = n.add_host(Sysctl::new());
+//! let ia = n.hosts[a].add_device(1, 1500, "198.18.0.1".parse().unwrap(), 24);
+//! let ib = n.hosts[b].add_device(2, 1500, "198.18.0.2".parse().unwrap(), 24);
+//! n.connect(&[(a, ia), (b, ib)]);
+//! n.hosts[a].ping("198.18.0.2".parse().unwrap(), 1, 1, 56).unwrap();
+//! assert_eq!(n.run_until_idle(), 4); // who-has, is-at, echo request, echo reply
+//! assert_eq!(n.hosts[b].mib(IpMib::InDelivers), 1);
+//! assert_eq!(n.hosts[a].icmpmsg(IcmpMsgDir::In, 0), 1); // InEchoReps
+//! ```
 #![forbid(unsafe_code)]
 
 mod af_inet;
@@ -79,3 +114,8 @@ pub use route::{
     RouteInputError, RouteTable, RtProt, RtScope, Rtable, RtnType,
 };
 pub use timers::{FragId, Ipv4Timer, NeighId, handle_timer};
+
+/// The README's examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
