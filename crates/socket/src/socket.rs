@@ -359,8 +359,7 @@ impl<H: SocketHost> SocketLayer<H> {
 
     /// Sets the `RLIMIT_NOFILE` limit (`setrlimit`): fds at or above it
     /// cannot be allocated. `EPERM` above `fs.nr_open` (1048576), as for
-    /// an unprivileged raise; `EINVAL` for 0 is not Linux's (it accepts 0)
-    /// so 0 is accepted.
+    /// an unprivileged raise.
     pub fn set_rlimit_nofile(&self, limit: u64) -> Result<(), Errno> {
         if limit > NR_OPEN_DEFAULT {
             return Err(Errno::Perm);
