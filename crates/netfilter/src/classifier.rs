@@ -104,7 +104,8 @@ impl IntervalField {
 /// An interface field: exact names seen in rules, a conservative set for
 /// other names, and a set for "no interface".
 struct IfaceField {
-    names: HashMap<IfName, u32>,
+    /// Few names in practice: a linear scan beats hashing 16 bytes.
+    names: Vec<(IfName, u32)>,
     other: u32,
     none: u32,
 }
@@ -132,10 +133,10 @@ impl IfaceField {
             }
             store.intern(&v)
         };
-        let mut map = HashMap::new();
+        let mut map = Vec::new();
         for n in &names {
             let o = set_for(&|spec, inv| spec.matches(Some(n)) ^ inv);
-            map.insert(*n, o);
+            map.push((*n, o));
         }
         // Any other name: wildcards and inverted specs may match, exact
         // names from the rules do not (this name is not one of them).
@@ -152,7 +153,11 @@ impl IfaceField {
     fn lookup(&self, name: Option<&IfName>) -> u32 {
         match name {
             None => self.none,
-            Some(n) => self.names.get(n).copied().unwrap_or(self.other),
+            Some(n) => self
+                .names
+                .iter()
+                .find(|(m, _)| m == n)
+                .map_or(self.other, |&(_, o)| o),
         }
     }
 }
@@ -353,42 +358,63 @@ impl Classifier {
     pub(crate) fn first_from(
         &self,
         par: &XtActionParam,
-        in_name: Option<&IfName>,
-        out_name: Option<&IfName>,
+        names: impl Fn() -> (Option<IfName>, Option<IfName>),
         pos: usize,
         mut eval: impl FnMut(usize) -> bool,
     ) -> Option<usize> {
+        let first = pos / 64;
         let mut offs = [self.all; 8];
         let mut k = 1;
-        let mut push = |o: u32| {
-            offs[k] = o;
-            k += 1;
+        // Look fields up one at a time, cheapest and most selective first,
+        // and stop as soon as no candidate is left.
+        let add = |o: u32, offs: &mut [u32; 8], k: &mut usize| -> bool {
+            offs[*k] = o;
+            *k += 1;
+            (first..self.words).all(|w| {
+                offs[..*k]
+                    .iter()
+                    .fold(u64::MAX, |m, &o| m & self.store[o as usize + w])
+                    == 0
+            })
         };
-        if let Some(f) = &self.src {
-            push(f.lookup(par.saddr));
-        }
-        if let Some(f) = &self.dst {
-            push(f.lookup(par.daddr));
-        }
-        if let Some(t) = &self.proto {
-            push(t[usize::from(par.protocol)]);
+        if let Some(t) = &self.proto
+            && add(t[usize::from(par.protocol)], &mut offs, &mut k)
+        {
+            return None;
         }
         if par.has_ports {
-            if let Some(f) = &self.sport {
-                push(f.lookup(u32::from(par.sport)));
+            if let Some(f) = &self.dport
+                && add(f.lookup(u32::from(par.dport)), &mut offs, &mut k)
+            {
+                return None;
             }
-            if let Some(f) = &self.dport {
-                push(f.lookup(u32::from(par.dport)));
+            if let Some(f) = &self.sport
+                && add(f.lookup(u32::from(par.sport)), &mut offs, &mut k)
+            {
+                return None;
             }
         }
-        if let Some(f) = &self.iniface {
-            push(f.lookup(in_name));
+        if let Some(f) = &self.src
+            && add(f.lookup(par.saddr), &mut offs, &mut k)
+        {
+            return None;
         }
-        if let Some(f) = &self.outiface {
-            push(f.lookup(out_name));
+        if let Some(f) = &self.dst
+            && add(f.lookup(par.daddr), &mut offs, &mut k)
+        {
+            return None;
+        }
+        if let Some(f) = &self.iniface
+            && add(f.lookup(names().0.as_ref()), &mut offs, &mut k)
+        {
+            return None;
+        }
+        if let Some(f) = &self.outiface
+            && add(f.lookup(names().1.as_ref()), &mut offs, &mut k)
+        {
+            return None;
         }
         let offs = &offs[..k];
-        let first = pos / 64;
         for w in first..self.words {
             let mut m = u64::MAX;
             for &o in offs {

@@ -17,6 +17,7 @@
 //!     end of built-in chain ─► policy (counted)
 //! ```
 
+use std::cell::Cell;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -512,6 +513,8 @@ impl fmt::Display for XtError {
 
 impl std::error::Error for XtError {}
 
+type IfNames = (Option<IfName>, Option<IfName>);
+
 /// What a rule does, resolved.
 #[derive(Clone, Copy)]
 enum Jump {
@@ -526,7 +529,6 @@ struct IptTableInfo {
     jumps: Vec<Vec<Jump>>,
     classifiers: Vec<Option<Classifier>>,
     hook_entry: [Option<u32>; 5],
-    uses_iface: bool,
 }
 
 /// One table, swapped as a whole on replace.
@@ -670,17 +672,11 @@ fn translate_table(kind: IptTableKind, chains: Vec<IptChain>) -> Result<IptTable
         .iter()
         .map(|c| (c.rules.len() > CLASSIFY_MIN_RULES).then(|| Classifier::build(&c.rules)))
         .collect();
-    let uses_iface = chains.iter().any(|c| {
-        c.rules
-            .iter()
-            .any(|e| e.ip.iniface.is_some() || e.ip.outiface.is_some())
-    });
     Ok(IptTableInfo {
         chains,
         jumps,
         classifiers,
         hook_entry,
-        uses_iface,
     })
 }
 
@@ -957,13 +953,19 @@ impl XtTable {
         let Some(par) = XtActionParam::parse(skb.data(), state) else {
             return NfVerdict::DROP;
         };
-        let (in_name, out_name) = if info.uses_iface {
-            (
+        // Interface names are fetched from the host only when a rule needs
+        // them, once per traversal.
+        let names_cache: Cell<Option<IfNames>> = Cell::new(None);
+        let names = |ctx: &C| -> IfNames {
+            if let Some(n) = names_cache.get() {
+                return n;
+            }
+            let n = (
                 ctx.dev_name(state.in_ifindex),
                 ctx.dev_name(state.out_ifindex),
-            )
-        } else {
-            (None, None)
+            );
+            names_cache.set(Some(n));
+            n
         };
         let now = ctx.now();
         let len = skb.len();
@@ -975,13 +977,19 @@ impl XtTable {
             let ci = chain as usize;
             let rules = &info.chains[ci].rules;
             let skb_ref: &SkBuff = skb;
+            let ctx_ref: &C = ctx;
             let full = |i: usize| {
                 let e = &rules[i];
-                e.ip.ip_packet_match(&par, in_name.as_ref(), out_name.as_ref())
+                let (i_n, o_n) = if e.ip.iniface.is_some() || e.ip.outiface.is_some() {
+                    names(ctx_ref)
+                } else {
+                    (None, None)
+                };
+                e.ip.ip_packet_match(&par, i_n.as_ref(), o_n.as_ref())
                     && e.matches.iter().all(|m| m.mt(&par, skb_ref, now))
             };
             let hit = match &info.classifiers[ci] {
-                Some(cl) => cl.first_from(&par, in_name.as_ref(), out_name.as_ref(), pos, full),
+                Some(cl) => cl.first_from(&par, || names(ctx_ref), pos, full),
                 None => (pos..rules.len()).find(|&i| full(i)),
             };
             let ret = match hit {
