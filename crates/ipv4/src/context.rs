@@ -27,9 +27,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use netcore::{
     Errno, HZ, Instant, NetDeviceFlags, NetMibs, PagePool, SkBuff, Sysctl, TimerContext,
 };
-use netfilter::{NF_HOOK, NfConsumed, NfHookContext, NfHookState, NfInetHooks};
+use netfilter::{
+    NF_HOOK, NfConsumed, NfHookContext, NfHookResult, NfHookState, NfInetHooks, NfQueueEntry,
+    NfVerdict, nf_reinject,
+};
 use parking_lot::{Mutex, RwLock};
-use softnet::{NetDev, SoftnetContext};
+use softnet::{NetDev, NetRx, SoftnetContext};
 use wire::EthernetAddress;
 
 use crate::devinet::InIfaddr;
@@ -89,6 +92,36 @@ pub(crate) fn nf_hook_ipv4<C: NfHookContext, R>(
         skb,
         okfn,
     )
+}
+
+/// Continues a datagram a netfilter queue handler gives back with its
+/// verdict: the remaining hooks of its point run ([`nf_reinject`]), then
+/// the IPv4 step that point leads to.
+///
+/// Mirrors `nf_reinject()` calling `entry->state.okfn`: `ip_rcv_finish`
+/// after PRE_ROUTING, `ip_local_deliver_finish` after LOCAL_IN,
+/// `ip_forward_finish` after FORWARD, `dst_output` (`ip_output`) after
+/// LOCAL_OUT and `ip_finish_output` after POST_ROUTING.
+///
+/// # Deviations from Linux
+///
+/// The skb carries no route, so the FORWARD, LOCAL_OUT and POST_ROUTING
+/// continuations route the datagram again (toward the recorded output
+/// device for POST_ROUTING); a datagram that no longer has a route is
+/// dropped.
+pub fn ip_nf_reinject<C: Ipv4Context>(
+    ctx: &mut C,
+    entry: NfQueueEntry<C>,
+    verdict: NfVerdict,
+) -> NetRx {
+    let state = entry.state;
+    let skb = match nf_reinject(entry, verdict, ctx) {
+        NfHookResult::Continue(skb) => skb,
+        NfHookResult::Consumed(NfConsumed::Stolen | NfConsumed::Queued) => return NetRx::Success,
+        NfHookResult::Consumed(_) => return NetRx::Drop,
+    };
+    let net = Arc::clone(ctx.ipv4());
+    crate::ip_input::ip_nf_continue(&net, ctx, skb, &state)
 }
 
 /// What the IPv4 layer keeps about one device.

@@ -105,7 +105,7 @@ pub fn ip_forward<C: Ipv4Context>(
 
 /// Mirrors `ip_forward_finish()`: counts `ForwDatagrams` and sends the
 /// datagram with `dst_output()` → `ip_output()`.
-fn ip_forward_finish<C: Ipv4Context>(
+pub(crate) fn ip_forward_finish<C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,
     skb: SkBuff,

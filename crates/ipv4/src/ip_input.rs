@@ -24,7 +24,7 @@ use std::sync::Arc;
 use netcore::{
     DropReason, Errno, IpExtMib, IpMib, IpSummed, PktType, SkBuff, Sysctl, kfree_skb_reason,
 };
-use netfilter::{NfConsumed, NfInetHooks};
+use netfilter::{NfConsumed, NfHookState, NfInetHooks};
 use softnet::{NetRx, PacketType, PtypeMatch};
 use wire::{IcmpDestUnreach, Ipv4Packet, ip_fast_csum};
 
@@ -34,7 +34,7 @@ use crate::ip_forward::ip_forward;
 use crate::ip_fragment::FragAction;
 use crate::ip_output::ip_is_fragment;
 use crate::protocol::IcmpError;
-use crate::route::{RouteInputError, Rtable, RtnType};
+use crate::route::{Flowi4, RouteInputError, Rtable, RtnType};
 
 /// The IPv4 packet handler registered with `dev_add_pack` by
 /// [`inet_init`](crate::inet_init).
@@ -255,6 +255,68 @@ fn ip_rcv_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> 
     match rt.rt_type {
         RtnType::Unicast => ip_forward(net, ctx, skb, &rt),
         _ => ip_local_deliver(net, ctx, skb),
+    }
+}
+
+/// The step after hook point `state.hook` for a datagram a queue handler
+/// reinjected (see [`ip_nf_reinject`](crate::ip_nf_reinject)).
+pub(crate) fn ip_nf_continue<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    skb: SkBuff,
+    state: &NfHookState,
+) -> NetRx {
+    let d = skb.data();
+    if d.len() < 20 {
+        kfree_skb_reason(skb, DropReason::IpInhdr);
+        return NetRx::Drop;
+    }
+    let saddr = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
+    let daddr = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
+    let output_route = |oif: u32| {
+        let mut fl4 = Flowi4::new(daddr, d[9]);
+        fl4.oif = oif;
+        net.netns().read().ip_route_output_key(&mut fl4)
+    };
+    match state.hook {
+        NfInetHooks::PreRouting => ip_rcv_finish(net, ctx, skb),
+        NfInetHooks::LocalIn => ip_local_deliver_finish(net, ctx, skb),
+        NfInetHooks::Forward => {
+            let rt = net
+                .netns()
+                .read()
+                .ip_route_input(daddr, saddr, state.in_ifindex, true);
+            match rt {
+                Ok(rt) if rt.rt_type == RtnType::Unicast => {
+                    crate::ip_forward::ip_forward_finish(net, ctx, skb, &rt, state.in_ifindex)
+                }
+                _ => {
+                    kfree_skb_reason(skb, DropReason::IpInnoroutes);
+                    NetRx::Drop
+                }
+            }
+        }
+        NfInetHooks::LocalOut | NfInetHooks::PostRouting => {
+            let oif = if state.hook == NfInetHooks::PostRouting {
+                state.out_ifindex
+            } else {
+                0
+            };
+            let Ok(rt) = output_route(oif) else {
+                kfree_skb_reason(skb, DropReason::IpOutnoroutes);
+                return NetRx::Drop;
+            };
+            let r = if state.hook == NfInetHooks::LocalOut {
+                crate::ip_output::ip_output_net(net, ctx, skb, &rt, 0)
+            } else {
+                crate::ip_output::ip_finish_output(net, ctx, skb, &rt)
+            };
+            if r.is_ok() {
+                NetRx::Success
+            } else {
+                NetRx::Drop
+            }
+        }
     }
 }
 

@@ -425,7 +425,7 @@ pub(crate) fn ip_output_net<C: Ipv4Context>(
 
 /// Mirrors `ip_finish_output()` → `__ip_finish_output()`: fragments what
 /// exceeds the route MTU, then `ip_finish_output2()`.
-fn ip_finish_output<C: Ipv4Context>(
+pub(crate) fn ip_finish_output<C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,
     skb: SkBuff,

@@ -87,7 +87,7 @@ pub use arp::{
     ArpDecision, ArpFrame, ArpRcv, arp_create, arp_parse, arp_process, arp_rcv, arp_solicit,
     inetdev_send_gratuitous_arp,
 };
-pub use context::{Ipv4Context, Ipv4Dev, Ipv4Net, LOOPBACK_IFINDEX, LOOPBACK_MTU};
+pub use context::{Ipv4Context, Ipv4Dev, Ipv4Net, LOOPBACK_IFINDEX, LOOPBACK_MTU, ip_nf_reinject};
 pub use devinet::{IfaFlags, InDevice, InIfaddr, InetDevices, LinkFacts};
 pub use eth::{eth_header, eth_type_trans, ip_eth_mc_map};
 pub use fib_trie::FibTrie;

@@ -447,3 +447,48 @@ fn echo_ignore_all_and_broadcast_echo_are_honoured() {
     assert_eq!(b.mib(IpExtMib::InBcastPkts), 1);
     assert_eq!(n.hosts[0].mib(IpExtMib::OutBcastPkts), 1);
 }
+
+/// A queue handler that keeps what it is given.
+#[derive(Default)]
+struct Keep(parking_lot::Mutex<Vec<netfilter::NfQueueEntry<ipv4::testutil::Ipv4TestCtx>>>);
+
+impl netfilter::NfQueueHandler<ipv4::testutil::Ipv4TestCtx> for Keep {
+    fn outfn(
+        &self,
+        entry: netfilter::NfQueueEntry<ipv4::testutil::Ipv4TestCtx>,
+        _queuenum: u16,
+        _ctx: &mut ipv4::testutil::Ipv4TestCtx,
+    ) -> Result<(), (netfilter::NfQueueEntry<ipv4::testutil::Ipv4TestCtx>, Errno)> {
+        self.0.lock().push(entry);
+        Ok(())
+    }
+}
+
+#[test]
+fn queued_datagram_continues_where_it_stopped_when_reinjected() {
+    let mut n = pair();
+    let keep = Arc::new(Keep::default());
+    n.hosts[1].hooks.nf_register_queue_handler(keep.clone());
+    let _h = n.hosts[1]
+        .hooks
+        .nf_register_net_hook(NfHookReg::from_fn(
+            NfInetHooks::LocalIn,
+            NF_IP_PRI_FILTER,
+            |_, _, _| NfVerdict::Queue {
+                num: 0,
+                bypass: false,
+            },
+        ))
+        .unwrap();
+    n.hosts[0].ping(ip("198.18.0.2"), 1, 1, 8).unwrap();
+    n.run_until_idle();
+    assert_eq!(n.hosts[1].mib(IcmpMib::InMsgs), 0, "held in the queue");
+    let entry = keep.0.lock().pop().unwrap();
+    assert_eq!(entry.state.hook, NfInetHooks::LocalIn);
+    let b = &mut n.hosts[1];
+    let r = ipv4::ip_nf_reinject(&mut b.cpu, entry, NfVerdict::Accept);
+    assert_eq!(r, softnet::NetRx::Success);
+    n.run_until_idle();
+    assert_eq!(n.hosts[1].mib(IpMib::InDelivers), 1);
+    assert_eq!(n.hosts[0].icmpmsg(IcmpMsgDir::In, 0), 1, "the reply came");
+}
