@@ -5,8 +5,9 @@
 //! The IPv4 layer calls [`NF_HOOK`] at its five hook points
 //! ([`NfInetHooks`]); plug-ins implementing [`NfHookOps`] are registered at
 //! a point and priority with [`NfHooks::nf_register_net_hook`] and decide
-//! with an [`NfVerdict`]. Tables with rules (iptables), connection tracking
-//! and NAT come later and will be hooks of this kind.
+//! with an [`NfVerdict`]. The iptables tables ([`XtTable`], [`IpTables`]),
+//! connection tracking ([`NfConntrack`]) and NAT are hooks of this kind;
+//! what they need from the IP layer comes through [`NetfilterContext`].
 //!
 //! Protocol code is generic over the per-CPU host context `C` (defined by
 //! `netstack`); hooks receive it mutably. The context reaches its host's
@@ -25,6 +26,25 @@
 //!   [`NfConsumed`] and the per-point [`NfHookStats`].
 //! - `net/netfilter/nf_queue.c`: [`NfQueueHandler`], [`NfQueueEntry`],
 //!   [`nf_reinject`].
+//! - `net/netfilter/x_tables.c`: [`XtActionParam`], [`XtCounters`],
+//!   [`IfName`], the host seam [`NetfilterContext`].
+//! - `net/ipv4/netfilter/ip_tables.c`, `iptable_*.c`: [`XtTable`],
+//!   [`IpTables`], [`IptChain`], [`IptEntry`], [`IptIp`], [`IptIcmp`],
+//!   [`XtMatch`], [`XtTarget`], [`nf_nat_ipv4_fn`]; the compiled
+//!   classifier (`classifier.rs`, no kernel twin).
+//! - `net/netfilter/xt_*.c`, `ipt_REJECT.c`: [`XtTcp`], [`XtUdp`],
+//!   [`XtMultiport`], [`XtConntrackMtinfo`], [`XtMarkMtinfo1`],
+//!   [`XtMarkTginfo2`], [`XtLengthInfo`], [`XtRateinfo`], [`XtLogInfo`],
+//!   [`IptRejectWith`], [`xt_nat_target`], [`nf_nat_redirect_ipv4`].
+//! - iptables' `iptables-save`/`iptables-restore`: [`iptables_save`],
+//!   [`iptables_restore`], [`parse_rule`], [`ipt_rule_to_string`].
+//! - `net/netfilter/nf_conntrack_core.c`, `nf_conntrack_proto_*.c`:
+//!   [`NfConntrack`], [`NfConn`], [`NfConntrackTuple`],
+//!   [`IpConntrackInfo`], [`IpConntrackStat`], [`IpCtTcp`],
+//!   [`TcpConntrack`].
+//! - `net/netfilter/nf_nat_core.c`, `nf_nat_proto.c`,
+//!   `nf_nat_masquerade.c`: [`NfNatRange2`], [`NfNatManipType`],
+//!   [`nf_nat_ipv4_manip_pkt`], [`nf_nat_masquerade_ipv4`].
 //!
 //! # Example
 //!
