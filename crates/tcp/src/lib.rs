@@ -1,12 +1,101 @@
-//! The TCP of Linux.
+//! The TCP of Linux, sans-IO.
 //!
-//! Mirrors `net/ipv4/tcp*.c`, `inet_connection_sock.c` and `inet_hashtables.c`.
+//! Mirrors `net/ipv4/tcp*.c`, `inet_connection_sock.c`, `inet_hashtables.c`,
+//! `inet_timewait_sock.c`, `syncookies.c` and `net/core/secure_seq.c`: the
+//! state machine with all eleven states, request sockets with the SYN and
+//! accept queues and SYN cookies, the lookup tables with Linux's port
+//! selection, send and receive queues with Nagle, delayed ACKs, SACK and
+//! D-SACK, RTO and loss recovery (NewReno/SACK with PRR), the timers, RFC
+//! 5961 protections, `TCP_INFO` and the Tcp/TcpExt counters.
 //!
-//! It will hold the state machine, request sockets and the accept queue,
-//! options, timers, send and receive buffers, loss recovery, and congestion
-//! control behind the `CongestionOps` trait (`tcp_congestion_ops`) with Reno
-//! and CUBIC built in.
+//! The crate never does I/O and never reads a clock: everything it needs
+//! from the host comes through [`TcpContext`] (time, timers, counters,
+//! sysctls, buffers, randomness, route lookup, `ip_queue_xmit`, socket
+//! wake-ups). Timers are typed ids ([`TcpTimer`]) that the host fires back
+//! into [`TcpStack::handle_timer`]; segments from IP enter at
+//! [`tcp_v4_rcv`]. Congestion control is a plug-in ([`CongestionOps`],
+//! Reno built in).
 //!
-//! This crate is filled by issue 8; until then it holds only this
-//! description.
+//! Table of contents:
+//!
+//! - the host's TCP and the socket-facing operations: [`TcpStack`],
+//!   [`TcpSocket`], [`MsgFlags`], [`PollMask`], [`SockOpt`],
+//!   [`SockOptName`], [`Shutdown`] (`tcp.rs`);
+//! - the context seam: [`TcpContext`], [`SkEvent`], [`TcpRoute`]
+//!   (`context.rs`);
+//! - receive: [`tcp_v4_rcv`], [`tcp_v4_err`], [`tcp_v4_send_reset`]
+//!   (`tcp_ipv4.rs`), the state machine (`tcp_input.rs`), TIME-WAIT
+//!   (`tcp_minisocks.rs`), listeners (`inet_connection_sock.rs`);
+//! - send: `tcp_output.rs` ([`tcp_select_initial_window`]);
+//! - timers: [`TcpTimer`] (`tcp_timer.rs`);
+//! - tables: [`InetHashinfo`] (`inet_hashtables.rs`); secrets and ISNs:
+//!   [`secure_tcp_seq`] (`secure_seq.rs`); SYN cookies (`syncookies.rs`);
+//! - congestion control: [`CongestionOps`], [`Reno`],
+//!   [`CongestionRegistry`] (`tcp_cong.rs`);
+//! - `TCP_INFO` and `ss`: [`TcpInfo`], [`SsEntry`] (`inet_diag.rs`);
+//! - states and constants: [`TcpState`], [`SockId`] (`tcp_sock.rs`);
+//! - fixtures (`testutils` feature): `testutil::{FakeTcpCtx, Net}`.
+//!
+//! # Example
+//!
+//! Two hosts back to back in virtual time: connect, send, receive.
+//!
+//! ```
+//! # #[cfg(feature = "testutils")] {
+//! use tcp::testutil::Net;
+//! use tcp::MsgFlags;
+//!
+//! let mut net = Net::new(1);
+//! let (client, server) = net.connect_pair(80);
+//! net.send(0, &client, b"hello");
+//! net.run_for_ms(10);
+//! let mut buf = [0u8; 16];
+//! let n = net.recv(1, &server, &mut buf).unwrap();
+//! assert_eq!(&buf[..n], b"hello");
+//! # }
+//! ```
 #![forbid(unsafe_code)]
+
+mod context;
+mod inet_connection_sock;
+mod inet_diag;
+mod inet_hashtables;
+mod secure_seq;
+mod syncookies;
+mod tcp;
+mod tcp_cong;
+mod tcp_input;
+mod tcp_ipv4;
+mod tcp_minisocks;
+mod tcp_output;
+mod tcp_sock;
+mod tcp_timer;
+#[cfg(test)]
+mod tests;
+#[cfg(any(test, feature = "testutils"))]
+pub mod testutil;
+
+pub use context::{SkEvent, TcpContext, TcpRoute};
+pub use inet_diag::{SsEntry, TcpInfo};
+pub use inet_hashtables::{EhashEntry, FourTuple, InetHashinfo};
+pub use secure_seq::{
+    SiphashKey, SplitMix64, TcpSecrets, secure_ipv4_port_ephemeral, secure_tcp_seq,
+    secure_tcp_ts_off, siphash,
+};
+pub use syncookies::{
+    MSSTAB, cookie_init_timestamp, cookie_timestamp_decode, cookie_v4_check_mss,
+    cookie_v4_init_sequence,
+};
+pub use tcp::{MsgFlags, PollMask, Shutdown, SockOpt, SockOptName, TcpSocket, TcpStack};
+pub use tcp_cong::{
+    CaEvent, CongestionFactory, CongestionOps, CongestionRegistry, Reno, TCP_INFINITE_SSTHRESH,
+    TcpCaState, TcpCwnd,
+};
+pub use tcp_input::TcpSeg;
+pub use tcp_ipv4::{TcpIcmpError, tcp_v4_err, tcp_v4_rcv, tcp_v4_send_reset};
+pub use tcp_output::{TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, tcp_select_initial_window};
+pub use tcp_sock::{
+    MAX_TCP_HEADER, SockId, TCP_DELACK_MAX, TCP_DELACK_MIN, TCP_INIT_CWND, TCP_MSS_DEFAULT,
+    TCP_RTO_MAX, TCP_RTO_MIN, TCP_TIMEOUT_INIT, TCP_TIMEWAIT_LEN, TcpState, after, before, between,
+};
+pub use tcp_timer::TcpTimer;

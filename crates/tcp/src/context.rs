@@ -1,0 +1,105 @@
+//! What TCP needs from its surroundings: the [`TcpContext`] trait.
+//!
+//! No kernel twin: in Linux TCP reaches these through globals and
+//! `struct net` (`sock_net(sk)->mib`, `->ipv4.sysctl_*`, `jiffies`,
+//! `ip_queue_xmit()`, `sk->sk_data_ready()`); netstack passes them as one
+//! per-CPU context, as every layer does (design phase 3, "the host context
+//! type `C`"). The host implements it (or a blanket impl over
+//! `ipv4::Ipv4Context` does once that trait lands); the tests implement it
+//! with a fake that carries segments between two stacks in virtual time.
+
+use core::net::Ipv4Addr;
+
+use netcore::{Errno, Instant, NetMibs, PagePool, SkBuff, Sysctl, TimerContext};
+
+use crate::tcp_sock::SockId;
+use crate::tcp_timer::TcpTimer;
+
+/// A wake-up the socket layer consumes (its wait queues and epoll).
+///
+/// Mirrors the socket callbacks `sk->sk_data_ready()`,
+/// `sk->sk_write_space()`, `sk->sk_state_change()` and
+/// `sk->sk_error_report()` of `include/net/sock.h`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SkEvent {
+    /// Data (or a FIN, or a connection on a listener) is ready to read.
+    /// Mirrors `sk_data_ready()` (`sock_def_readable()`).
+    DataReady,
+    /// Send-buffer space was freed. Mirrors `sk_write_space()`
+    /// (`sk_stream_write_space()`).
+    WriteSpace,
+    /// The TCP state changed (connected, closed). Mirrors
+    /// `sk_state_change()` (`sock_def_wakeup()`).
+    StateChange,
+    /// `sk_err` was set. Mirrors `sk_error_report()`.
+    ErrorReport,
+}
+
+/// The result of a route lookup for a connection.
+///
+/// Mirrors what TCP takes from `struct rtable` after `ip_route_connect()`:
+/// the source address the route picks (`fl4->saddr`) and the path MTU
+/// (`dst_mtu()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpRoute {
+    /// The source address for the destination.
+    pub saddr: Ipv4Addr,
+    /// The path MTU towards the destination.
+    pub mtu: u32,
+}
+
+/// What TCP needs from the host, on the CPU that runs it.
+///
+/// The IP layer's part is behind [`TcpContext::ip_queue_xmit`] and
+/// [`TcpContext::ip_route_output`]; timers go through
+/// [`TimerContext<TcpTimer>`]. Called with the socket lock held: an
+/// implementation must not call back into TCP synchronously for the same
+/// socket (queue a looped-back segment instead, as `netif_rx()` does).
+pub trait TcpContext: TimerContext<TcpTimer> {
+    /// The current time (`tcp_clock_ns()`/`jiffies`).
+    fn now(&self) -> Instant;
+
+    /// The CPU this context runs on, for the per-CPU MIB shards.
+    fn cpu(&self) -> usize {
+        0
+    }
+
+    /// The host's MIB counters (`net->mib`).
+    fn mibs(&self) -> &NetMibs;
+
+    /// The host's sysctls (`net->ipv4.sysctl_tcp_*`, `net->core`).
+    fn sysctl(&self) -> &Sysctl;
+
+    /// The host's buffer pool, for the skbs TCP builds.
+    fn page_pool(&self) -> &PagePool;
+
+    /// 32 random bits from the host's seeded source
+    /// (`get_random_u32()`); deterministic in simulation.
+    fn prandom_u32(&mut self) -> u32;
+
+    /// Finds the route for a connection to `daddr` (from `saddr` if it is
+    /// set). Mirrors `ip_route_connect()`/`inet_csk_route_req()`.
+    ///
+    /// Errors: `ENETUNREACH`, `EHOSTUNREACH`.
+    fn ip_route_output(
+        &mut self,
+        daddr: Ipv4Addr,
+        saddr: Option<Ipv4Addr>,
+    ) -> Result<TcpRoute, Errno>;
+
+    /// Sends a fully built TCP segment from `saddr` to `daddr`: the skb's
+    /// data starts at the TCP header (checksum filled) and it has headroom
+    /// for the IP and link headers. Mirrors `ip_queue_xmit()` (and
+    /// `ip_build_and_send_pkt()`, `ip_send_unicast_reply()` for segments of
+    /// no full socket). Takes ownership of `skb`.
+    ///
+    /// Errors: the IP layer's, e.g. `ENOBUFS` when a queue dropped it;
+    /// TCP treats them as a loss (`tcp_transmit_skb()` does the same).
+    fn ip_queue_xmit(&mut self, skb: SkBuff, saddr: Ipv4Addr, daddr: Ipv4Addr)
+    -> Result<(), Errno>;
+
+    /// Tells the socket layer that `sk` has `event`. Mirrors the
+    /// `sk_data_ready`/`sk_write_space`/`sk_state_change`/`sk_error_report`
+    /// callbacks.
+    fn sk_wake(&mut self, sk: SockId, event: SkEvent);
+}

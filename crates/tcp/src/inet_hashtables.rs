@@ -1,0 +1,410 @@
+//! The lookup tables: established (4-tuple), listening, and bind buckets,
+//! with ephemeral port selection.
+//!
+//! Mirrors `net/ipv4/inet_hashtables.c` (`__inet_lookup_established()`,
+//! `__inet_lookup_listener()`, `__inet_hash_connect()`, `inet_ehash_insert()`)
+//! and the bind-conflict rules of `inet_csk_get_port()` /
+//! `inet_csk_bind_conflict()` in `net/ipv4/inet_connection_sock.c`.
+//!
+//! ```text
+//!   ehash:  (saddr, sport, daddr, dport) -> full or TIME-WAIT socket
+//!   lhash:  port -> [(bound addr, listener)]
+//!   bhash:  port -> bucket [(owner, addr, SO_REUSEADDR, listening)]
+//! ```
+
+use core::net::Ipv4Addr;
+use std::collections::HashMap;
+
+use netcore::Errno;
+
+use crate::tcp_sock::SockId;
+
+/// The 4-tuple of a connection from the local side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FourTuple {
+    /// Local address.
+    pub laddr: Ipv4Addr,
+    /// Local port.
+    pub lport: u16,
+    /// Remote address.
+    pub raddr: Ipv4Addr,
+    /// Remote port.
+    pub rport: u16,
+}
+
+/// What an established-hash entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EhashEntry {
+    /// A full socket.
+    Sock(SockId),
+    /// A TIME-WAIT mini socket (`inet_timewait_sock`).
+    TimeWait(SockId),
+}
+
+/// One user of a bound port. Mirrors a socket on `tb->owners`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BindOwner {
+    pub id: SockId,
+    pub addr: Ipv4Addr,
+    pub reuse: bool,
+    pub listening: bool,
+    /// Bound by `connect()`'s port search, not by `bind()`
+    /// (`tb->fastreuse == -1`).
+    pub by_connect: bool,
+    pub time_wait: bool,
+}
+
+/// The host's TCP tables. Mirrors `struct inet_hashinfo`.
+#[derive(Debug, Default)]
+pub struct InetHashinfo {
+    pub(crate) ehash: HashMap<FourTuple, EhashEntry>,
+    pub(crate) lhash: HashMap<u16, Vec<(Ipv4Addr, SockId)>>,
+    pub(crate) bhash: HashMap<u16, Vec<BindOwner>>,
+    /// `table_perturb[]` of `__inet_hash_connect()`.
+    pub(crate) table_perturb: Vec<u32>,
+}
+
+/// `INET_TABLE_PERTURB_SIZE`.
+const INET_TABLE_PERTURB_SIZE: usize = 1 << 16;
+
+fn addrs_overlap(a: Ipv4Addr, b: Ipv4Addr) -> bool {
+    a.is_unspecified() || b.is_unspecified() || a == b
+}
+
+impl InetHashinfo {
+    /// Empty tables.
+    pub fn new() -> InetHashinfo {
+        InetHashinfo::default()
+    }
+
+    /// Finds the socket of an established or TIME-WAIT connection.
+    /// Mirrors `__inet_lookup_established()`.
+    pub fn lookup_established(&self, t: &FourTuple) -> Option<EhashEntry> {
+        self.ehash.get(t).copied()
+    }
+
+    /// Finds the listener for `(daddr, dport)`: an exact address beats the
+    /// wildcard. Mirrors `__inet_lookup_listener()` (the score of
+    /// `compute_score()` for the address).
+    pub fn lookup_listener(&self, daddr: Ipv4Addr, dport: u16) -> Option<SockId> {
+        let list = self.lhash.get(&dport)?;
+        list.iter()
+            .find(|(a, _)| *a == daddr)
+            .or_else(|| list.iter().find(|(a, _)| a.is_unspecified()))
+            .map(|&(_, id)| id)
+    }
+
+    /// Whether `owner` may take `port` on `addr` next to the current owners.
+    /// Mirrors `inet_csk_bind_conflict()` with `SO_REUSEADDR`: two sockets
+    /// conflict when their addresses overlap, unless both set
+    /// `SO_REUSEADDR` and the other is not listening.
+    fn bind_conflict(&self, port: u16, addr: Ipv4Addr, reuse: bool) -> bool {
+        self.bhash.get(&port).is_some_and(|owners| {
+            owners
+                .iter()
+                .any(|o| addrs_overlap(o.addr, addr) && !(reuse && o.reuse && !o.listening))
+        })
+    }
+
+    /// Binds `id` to `addr:port`; port 0 picks a free port from
+    /// `range` (odd offsets first, as `inet_csk_find_open_port()` leaves the
+    /// even ones to `connect()`). Mirrors `inet_csk_get_port()`.
+    ///
+    /// Errors: `EADDRINUSE` on a conflict or when no port is free.
+    pub(crate) fn bind(
+        &mut self,
+        id: SockId,
+        addr: Ipv4Addr,
+        port: u16,
+        reuse: bool,
+        range: (u16, u16),
+        rand: u32,
+    ) -> Result<u16, Errno> {
+        let port = if port == 0 {
+            let (low, high) = (u32::from(range.0), u32::from(range.1) + 1);
+            let mut remaining = high - low;
+            if remaining > 1 {
+                remaining &= !1;
+            }
+            let mut offset = (rand % remaining) | 1;
+            let mut found = None;
+            'scan: loop {
+                let mut port = low + offset;
+                let mut i = 0;
+                while i < remaining {
+                    if port >= high {
+                        port -= remaining;
+                    }
+                    if !self.bind_conflict(port as u16, addr, reuse)
+                        && !self.bhash.contains_key(&(port as u16))
+                    {
+                        found = Some(port as u16);
+                        break 'scan;
+                    }
+                    i += 2;
+                    port += 2;
+                }
+                offset = offset.wrapping_sub(1);
+                if offset & 1 != 0 {
+                    break;
+                }
+            }
+            found.ok_or(Errno::AddrInUse)?
+        } else {
+            if self.bind_conflict(port, addr, reuse) {
+                return Err(Errno::AddrInUse);
+            }
+            port
+        };
+        self.bhash.entry(port).or_default().push(BindOwner {
+            id,
+            addr,
+            reuse,
+            listening: false,
+            by_connect: false,
+            time_wait: false,
+        });
+        Ok(port)
+    }
+
+    /// Removes `id` from the bucket of `port`. Mirrors `inet_put_port()`.
+    pub(crate) fn unbind(&mut self, id: SockId, port: u16) {
+        if let Some(owners) = self.bhash.get_mut(&port) {
+            owners.retain(|o| o.id != id);
+            if owners.is_empty() {
+                self.bhash.remove(&port);
+            }
+        }
+    }
+
+    /// Moves a port's ownership from a full socket to its TIME-WAIT socket.
+    /// Mirrors `inet_twsk_hashdance()` (the tw joins `tb->owners`).
+    pub(crate) fn rebind_time_wait(&mut self, from: SockId, to: SockId, port: u16) {
+        if let Some(o) = self
+            .bhash
+            .get_mut(&port)
+            .and_then(|owners| owners.iter_mut().find(|o| o.id == from))
+        {
+            o.id = to;
+            o.time_wait = true;
+            o.listening = false;
+        }
+    }
+
+    /// Whether `listen()` may start on `port` (another listener on an
+    /// overlapping address is a conflict even with `SO_REUSEADDR`).
+    /// Mirrors the `inet_csk_get_port()` re-check of `inet_csk_listen_start()`.
+    pub(crate) fn listen_conflict(&self, id: SockId, addr: Ipv4Addr, port: u16) -> bool {
+        self.bhash.get(&port).is_some_and(|owners| {
+            owners
+                .iter()
+                .any(|o| o.id != id && addrs_overlap(o.addr, addr) && o.listening)
+        })
+    }
+
+    /// Adds a listener. Mirrors `inet_hash()` / `__inet_hash()`.
+    pub(crate) fn hash_listener(&mut self, id: SockId, addr: Ipv4Addr, port: u16) {
+        self.lhash.entry(port).or_default().push((addr, id));
+        if let Some(o) = self
+            .bhash
+            .get_mut(&port)
+            .and_then(|owners| owners.iter_mut().find(|o| o.id == id))
+        {
+            o.listening = true;
+        }
+    }
+
+    /// Removes a listener. Mirrors `inet_unhash()` for a listener.
+    pub(crate) fn unhash_listener(&mut self, id: SockId, port: u16) {
+        if let Some(list) = self.lhash.get_mut(&port) {
+            list.retain(|&(_, l)| l != id);
+            if list.is_empty() {
+                self.lhash.remove(&port);
+            }
+        }
+        if let Some(o) = self
+            .bhash
+            .get_mut(&port)
+            .and_then(|owners| owners.iter_mut().find(|o| o.id == id))
+        {
+            o.listening = false;
+        }
+    }
+
+    /// Inserts a connection; `EADDRNOTAVAIL` if the 4-tuple is taken.
+    /// Mirrors `inet_ehash_insert()`.
+    pub(crate) fn ehash_insert(&mut self, t: FourTuple, e: EhashEntry) -> Result<(), Errno> {
+        if self.ehash.contains_key(&t) {
+            return Err(Errno::AddrNotAvail);
+        }
+        self.ehash.insert(t, e);
+        Ok(())
+    }
+
+    /// Removes a connection if it is still `e`. Mirrors `inet_unhash()` /
+    /// `inet_twsk_unhash()`.
+    pub(crate) fn ehash_remove(&mut self, t: &FourTuple, e: EhashEntry) {
+        if self.ehash.get(t) == Some(&e) {
+            self.ehash.remove(t);
+        }
+    }
+
+    /// Picks a local port for `connect()` and hashes the connection.
+    ///
+    /// Mirrors `__inet_hash_connect()` of Linux 6.x: the search starts at
+    /// `table_perturb[index] + (port_offset >> 32)` modulo the range, tries
+    /// the ports of the range's low parity first in steps of two, then the
+    /// other parity; a port already used by `connect()` may be shared when
+    /// the 4-tuple is unique (`__inet_check_established()`), a port bound by
+    /// `bind()` may not. On success `table_perturb[index]` moves on by the
+    /// distance searched plus a random multiple of two (`get_random_u32_below(8)`).
+    ///
+    /// Errors: `EADDRNOTAVAIL` when every port is taken.
+    #[allow(clippy::too_many_arguments)] // the kernel function's inputs, one by one
+    pub(crate) fn hash_connect(
+        &mut self,
+        id: SockId,
+        laddr: Ipv4Addr,
+        raddr: Ipv4Addr,
+        rport: u16,
+        range: (u16, u16),
+        port_offset: u64,
+        rand8: u32,
+    ) -> Result<u16, Errno> {
+        if self.table_perturb.is_empty() {
+            self.table_perturb = vec![0; INET_TABLE_PERTURB_SIZE];
+        }
+        let (low, high_incl) = (u32::from(range.0), u32::from(range.1));
+        let high = high_incl + 1;
+        let mut remaining = high - low;
+        if remaining > 1 {
+            remaining &= !1;
+        }
+        let step = 2;
+        let index = (port_offset as usize) & (INET_TABLE_PERTURB_SIZE - 1);
+        let mut offset = self.table_perturb[index].wrapping_add((port_offset >> 32) as u32);
+        offset %= remaining;
+        offset &= !1;
+        loop {
+            let mut port = low + offset;
+            let mut i = 0;
+            while i < remaining {
+                if port >= high {
+                    port -= remaining;
+                }
+                let p = port as u16;
+                let t = FourTuple {
+                    laddr,
+                    lport: p,
+                    raddr,
+                    rport,
+                };
+                let usable = match self.bhash.get(&p) {
+                    None => true,
+                    Some(owners) => {
+                        owners.iter().all(|o| o.by_connect && !o.time_wait)
+                            && !self.ehash.contains_key(&t)
+                    }
+                };
+                if usable {
+                    self.bhash.entry(p).or_default().push(BindOwner {
+                        id,
+                        addr: laddr,
+                        reuse: false,
+                        listening: false,
+                        by_connect: true,
+                        time_wait: false,
+                    });
+                    self.ehash.insert(t, EhashEntry::Sock(id));
+                    let i = i.max(rand8 % 8 * step);
+                    self.table_perturb[index] = self.table_perturb[index].wrapping_add(i + step);
+                    return Ok(p);
+                }
+                i += step;
+                port += step;
+            }
+            offset += 1;
+            if offset & 1 == 0 || remaining <= 1 {
+                return Err(Errno::AddrNotAvail);
+            }
+        }
+    }
+
+    /// Number of sockets in the established table (full and TIME-WAIT).
+    pub fn ehash_len(&self) -> usize {
+        self.ehash.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    #[test]
+    fn reuseaddr_rules() {
+        let mut h = InetHashinfo::new();
+        let r = (32768, 60999);
+        assert_eq!(h.bind(SockId(1), A, 80, false, r, 0), Ok(80));
+        assert_eq!(h.bind(SockId(2), A, 80, true, r, 0), Err(Errno::AddrInUse));
+        assert_eq!(
+            h.bind(SockId(2), Ipv4Addr::UNSPECIFIED, 80, false, r, 0),
+            Err(Errno::AddrInUse)
+        );
+        // Another address does not overlap.
+        assert_eq!(h.bind(SockId(3), B, 80, false, r, 0), Ok(80));
+        // Both with SO_REUSEADDR, neither listening: allowed.
+        assert_eq!(h.bind(SockId(4), A, 81, true, r, 0), Ok(81));
+        assert_eq!(h.bind(SockId(5), A, 81, true, r, 0), Ok(81));
+        // Once one listens, the other may not bind again.
+        h.hash_listener(SockId(4), A, 81);
+        assert_eq!(h.bind(SockId(6), A, 81, true, r, 0), Err(Errno::AddrInUse));
+        assert_eq!(h.lookup_listener(A, 81), Some(SockId(4)));
+        h.unhash_listener(SockId(4), 81);
+        assert_eq!(h.lookup_listener(A, 81), None);
+        // Port 0 picks an odd offset in the range.
+        let p = h.bind(SockId(7), A, 0, false, r, 12).unwrap();
+        assert_eq!(p, 32768 + 13);
+    }
+
+    #[test]
+    fn listener_exact_beats_wildcard() {
+        let mut h = InetHashinfo::new();
+        h.hash_listener(SockId(1), Ipv4Addr::UNSPECIFIED, 80);
+        h.hash_listener(SockId(2), B, 80);
+        assert_eq!(h.lookup_listener(B, 80), Some(SockId(2)));
+        assert_eq!(h.lookup_listener(A, 80), Some(SockId(1)));
+    }
+
+    #[test]
+    fn hash_connect_parity_and_sharing() {
+        let mut h = InetHashinfo::new();
+        let r = (32768, 60999);
+        // Offset 0 from the key: first port is `low`, even parity.
+        let p1 = h.hash_connect(SockId(1), A, B, 80, r, 0, 0).unwrap();
+        assert_eq!(p1, 32768);
+        // The perturbation moved on by one step: next search starts at +2.
+        let p2 = h.hash_connect(SockId(2), A, B, 80, r, 0, 0).unwrap();
+        assert_eq!(p2, 32770);
+        // A different destination may share a port used by connect().
+        h.table_perturb[0] = 0;
+        let p3 = h.hash_connect(SockId(3), A, B, 81, r, 0, 0).unwrap();
+        assert_eq!(p3, 32768);
+        // A port bound by bind() is skipped.
+        h.table_perturb[0] = 0;
+        h.bind(SockId(9), A, 32772, false, r, 0).unwrap();
+        let p4 = h.hash_connect(SockId(4), A, B, 80, r, 0, 0).unwrap();
+        assert_eq!(p4, 32774);
+        // A tiny range runs out, then tries the other parity.
+        let mut h = InetHashinfo::new();
+        let r = (1000, 1001);
+        assert_eq!(h.hash_connect(SockId(1), A, B, 80, r, 0, 0), Ok(1000));
+        assert_eq!(h.hash_connect(SockId(2), A, B, 80, r, 0, 0), Ok(1001));
+        assert_eq!(
+            h.hash_connect(SockId(3), A, B, 80, r, 0, 0),
+            Err(Errno::AddrNotAvail)
+        );
+    }
+}

@@ -1,0 +1,1163 @@
+//! The host's TCP and the socket-facing operations.
+//!
+//! Mirrors `net/ipv4/tcp.c` (`tcp_sendmsg_locked()`, `tcp_recvmsg_locked()`,
+//! `tcp_cleanup_rbuf()`, `tcp_close()`, `tcp_shutdown()`, `tcp_disconnect()`,
+//! `tcp_set_state()`, `tcp_done()`, `tcp_poll()`, `do_tcp_setsockopt()`,
+//! `do_tcp_getsockopt()`, `tcp_get_info()`), the `struct proto tcp_prot`
+//! entry points of `net/ipv4/tcp_ipv4.c` (`tcp_v4_init_sock()`,
+//! `tcp_v4_connect()`), and `inet_bind()`/`inet_listen()`/`inet_accept()`
+//! of `af_inet.c`.
+//!
+//! Sockets live in the host's table as `Arc<TcpSocket>`, each with its own
+//! lock (`lock_sock()`); the tables of `inet_hashtables.rs` map addresses to
+//! socket ids. The operations never block: where Linux would sleep they
+//! return `EAGAIN`/`EINPROGRESS` and the socket layer waits for the
+//! matching [`SkEvent`](crate::SkEvent).
+//!
+//! # Deviations from Linux
+//!
+//! - Blocking, `SO_RCVTIMEO`/`SO_SNDTIMEO` and lingering close with a
+//!   timeout belong to the socket layer.
+//! - No urgent data (`MSG_OOB`), no TCP Fast Open, no ECN, no TSO/GSO.
+
+use core::net::{Ipv4Addr, SocketAddrV4};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bitflags::bitflags;
+use netcore::{Duration, Errno, Sysctl, TcpMib};
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::context::{SkEvent, TcpContext};
+use crate::inet_connection_sock::{ListenState, inet_csk_listen_stop};
+use crate::inet_hashtables::{EhashEntry, FourTuple, InetHashinfo};
+use crate::secure_seq::{
+    TcpSecrets, secure_ipv4_port_ephemeral, secure_tcp_seq, secure_tcp_ts_off,
+};
+use crate::tcp_cong::CongestionRegistry;
+use crate::tcp_minisocks::InetTimewaitSock;
+use crate::tcp_output::{
+    TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, tcp_connect, tcp_current_mss,
+    tcp_push_pending_frames, tcp_queue_data, tcp_receive_window, tcp_select_window_raw,
+    tcp_send_ack, tcp_send_active_reset, tcp_send_fin, tp_nonagle,
+};
+use crate::tcp_sock::{
+    ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK,
+    SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, SYSCTL_MEM_MAX, SockId, TCP_TIMEWAIT_LEN, TcpSock, TcpState,
+    after,
+};
+use crate::tcp_timer::{TcpTimer, inet_csk_clear_xmit_timers, inet_csk_reset_keepalive_timer};
+
+/// One TCP socket of the host: its id and its state behind the socket lock.
+///
+/// Mirrors a `struct sock` of `tcp_prot` with `sk_lock` (`lock_sock()`).
+/// Handed to the socket layer as `Arc<TcpSocket>`; every operation goes
+/// through [`TcpStack`].
+pub struct TcpSocket {
+    id: SockId,
+    inner: Mutex<TcpSock>,
+}
+
+impl core::fmt::Debug for TcpSocket {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TcpSocket")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TcpSocket {
+    /// The socket's id (also the key of its timers and wake-ups).
+    pub fn id(&self) -> SockId {
+        self.id
+    }
+
+    pub(crate) fn new(tp: TcpSock) -> Arc<TcpSocket> {
+        Arc::new(TcpSocket {
+            id: tp.id,
+            inner: Mutex::new(tp),
+        })
+    }
+
+    /// `lock_sock()`.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, TcpSock> {
+        self.inner.lock()
+    }
+
+    /// The current state (`sk->sk_state`).
+    pub fn state(&self) -> TcpState {
+        self.inner.lock().state
+    }
+
+    /// The local address (`inet_saddr`, `inet_sport`).
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.inner.lock().local()
+    }
+
+    /// The peer's address (`inet_daddr`, `inet_dport`).
+    pub fn peer_addr(&self) -> SocketAddrV4 {
+        self.inner.lock().remote()
+    }
+
+    /// Bytes of our structures this socket holds while idle: the socket
+    /// struct, its `Arc`, and the capacity of its queues.
+    pub fn footprint(&self) -> usize {
+        let tp = self.inner.lock();
+        core::mem::size_of::<TcpSocket>() + 2 * core::mem::size_of::<usize>() + tp.heap_bytes()
+    }
+}
+
+bitflags! {
+    /// Flags of `sendmsg`/`recvmsg`. Mirrors the `MSG_*` bits.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct MsgFlags: u32 {
+        /// `MSG_PEEK`: read without consuming.
+        const PEEK = 0x2;
+        /// `MSG_DONTWAIT`: never wait (the operations here never do).
+        const DONTWAIT = 0x40;
+        /// `MSG_WAITALL`: the socket layer waits for the full length.
+        const WAITALL = 0x100;
+        /// `MSG_MORE`: more data follows, hold partial segments.
+        const MORE = 0x8000;
+    }
+}
+
+bitflags! {
+    /// Readiness of a socket for epoll. Mirrors the `EPOLL*` bits that
+    /// `tcp_poll()` returns.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct PollMask: u32 {
+        /// `EPOLLIN`.
+        const IN = 0x001;
+        /// `EPOLLOUT`.
+        const OUT = 0x004;
+        /// `EPOLLERR`.
+        const ERR = 0x008;
+        /// `EPOLLHUP`.
+        const HUP = 0x010;
+        /// `EPOLLRDNORM`.
+        const RDNORM = 0x040;
+        /// `EPOLLWRNORM`.
+        const WRNORM = 0x100;
+        /// `EPOLLRDHUP`.
+        const RDHUP = 0x2000;
+    }
+}
+
+/// Which direction `shutdown()` closes. Mirrors `SHUT_RD`, `SHUT_WR`,
+/// `SHUT_RDWR`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// `SHUT_RD`.
+    Read,
+    /// `SHUT_WR`.
+    Write,
+    /// `SHUT_RDWR`.
+    Both,
+}
+
+/// A socket option with its value, for `setsockopt`.
+///
+/// Mirrors the `SOL_SOCKET` and `SOL_TCP` options TCP implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockOpt {
+    /// `SO_REUSEADDR`.
+    ReuseAddr(bool),
+    /// `SO_KEEPALIVE`.
+    KeepAlive(bool),
+    /// `SO_LINGER`: `None` off, `Some(secs)` on (0 = abortive close).
+    Linger(Option<u32>),
+    /// `SO_SNDBUF` (stored doubled, as Linux does).
+    SndBuf(u32),
+    /// `SO_RCVBUF` (stored doubled).
+    RcvBuf(u32),
+    /// `TCP_NODELAY`.
+    NoDelay(bool),
+    /// `TCP_CORK`.
+    Cork(bool),
+    /// `TCP_KEEPIDLE` in seconds (1..=32767).
+    KeepIdle(u32),
+    /// `TCP_KEEPINTVL` in seconds (1..=32767).
+    KeepIntvl(u32),
+    /// `TCP_KEEPCNT` (1..=127).
+    KeepCnt(u32),
+    /// `TCP_MAXSEG` (88..=32767, before connecting).
+    MaxSeg(u32),
+    /// `TCP_SYNCNT` (1..=127).
+    SynCnt(u32),
+    /// `TCP_USER_TIMEOUT` in ms.
+    UserTimeout(u32),
+    /// `TCP_WINDOW_CLAMP`.
+    WindowClamp(u32),
+}
+
+/// The name of an option for `getsockopt`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockOptName {
+    /// `SO_REUSEADDR`.
+    ReuseAddr,
+    /// `SO_KEEPALIVE`.
+    KeepAlive,
+    /// `SO_SNDBUF`.
+    SndBuf,
+    /// `SO_RCVBUF`.
+    RcvBuf,
+    /// `SO_ERROR` (reading clears it): the errno number, 0 for none.
+    Error,
+    /// `TCP_NODELAY`.
+    NoDelay,
+    /// `TCP_CORK`.
+    Cork,
+    /// `TCP_KEEPIDLE`.
+    KeepIdle,
+    /// `TCP_KEEPINTVL`.
+    KeepIntvl,
+    /// `TCP_KEEPCNT`.
+    KeepCnt,
+    /// `TCP_MAXSEG`: the current MSS (or the user's before connecting).
+    MaxSeg,
+    /// `TCP_SYNCNT`.
+    SynCnt,
+    /// `TCP_USER_TIMEOUT`.
+    UserTimeout,
+}
+
+/// The host's TCP: sockets, lookup tables, secrets and shared limits.
+///
+/// Mirrors the TCP part of `struct net` (`net->ipv4.tcp_death_row`,
+/// `tcp_hashinfo`, `tcp_challenge_*`) plus `tcp_prot`. One per host,
+/// shared (`Arc`) by its CPUs; each socket has its own lock. Lock order:
+/// a socket's lock before the tables' lock; a listener's lock before its
+/// children's.
+pub struct TcpStack {
+    socks: Mutex<HashMap<SockId, Arc<TcpSocket>>>,
+    pub(crate) tw: Mutex<HashMap<SockId, InetTimewaitSock>>,
+    next_id: AtomicU64,
+    pub(crate) hashinfo: Mutex<InetHashinfo>,
+    pub(crate) secrets: TcpSecrets,
+    /// The congestion-control algorithms (`tcp_cong_list`).
+    pub congestion: CongestionRegistry,
+    /// `tcp_challenge_timestamp` (seconds) and `tcp_challenge_count`.
+    pub(crate) challenge: Mutex<(u64, u32)>,
+}
+
+impl core::fmt::Debug for TcpStack {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TcpStack")
+            .field("sockets", &self.socks.lock().len())
+            .field("time_wait", &self.tw.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TcpStack {
+    /// A host's TCP with secrets drawn from `seed` (the host's seeded
+    /// random source: the same seed gives the same ISNs and ports).
+    pub fn new(seed: u64) -> TcpStack {
+        TcpStack {
+            socks: Mutex::new(HashMap::new()),
+            tw: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            hashinfo: Mutex::new(InetHashinfo::new()),
+            secrets: TcpSecrets::from_seed(seed),
+            congestion: CongestionRegistry::new(),
+            challenge: Mutex::new((u64::MAX, 0)),
+        }
+    }
+
+    pub(crate) fn alloc_id(&self) -> SockId {
+        SockId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn get(&self, id: SockId) -> Option<Arc<TcpSocket>> {
+        self.socks.lock().get(&id).cloned()
+    }
+
+    pub(crate) fn insert(&self, sk: Arc<TcpSocket>) {
+        self.socks.lock().insert(sk.id, sk);
+    }
+
+    pub(crate) fn remove(&self, id: SockId) {
+        self.socks.lock().remove(&id);
+    }
+
+    /// The number of full sockets the host holds (TIME-WAIT not included).
+    pub fn socket_count(&self) -> usize {
+        self.socks.lock().len()
+    }
+
+    /// The number of TIME-WAIT (and FIN-WAIT-2 mini) sockets.
+    pub fn time_wait_count(&self) -> usize {
+        self.tw.lock().len()
+    }
+
+    pub(crate) fn all_sockets(&self) -> Vec<Arc<TcpSocket>> {
+        let mut v: Vec<_> = self.socks.lock().values().cloned().collect();
+        v.sort_by_key(|s| s.id);
+        v
+    }
+
+    /// A new closed socket. Mirrors `tcp_v4_init_sock()` /
+    /// `tcp_init_sock()`: `sk_sndbuf = tcp_wmem[1]`, `sk_rcvbuf =
+    /// tcp_rmem[1]`, the congestion control of `tcp_congestion_control`
+    /// (Reno until CUBIC is registered).
+    pub fn socket<C: TcpContext>(&self, ctx: &C) -> Arc<TcpSocket> {
+        let sysctl = ctx.sysctl();
+        let ca = self
+            .congestion
+            .default_for(&sysctl.get_str(Sysctl::TCP_CONGESTION_CONTROL));
+        let tp = TcpSock::new(
+            self.alloc_id(),
+            sysctl.tcp_wmem()[1] as u32,
+            sysctl.tcp_rmem()[1] as u32,
+            ca,
+        );
+        let sk = TcpSocket::new(tp);
+        self.insert(sk.clone());
+        sk
+    }
+
+    /// Binds to a local address and port (0 = pick one). Mirrors
+    /// `inet_bind()` + `inet_csk_get_port()`.
+    ///
+    /// Errors: `EINVAL` if already bound, `EADDRINUSE`.
+    pub fn bind<C: TcpContext>(
+        &self,
+        ctx: &mut C,
+        sk: &TcpSocket,
+        addr: SocketAddrV4,
+    ) -> Result<(), Errno> {
+        let mut tp = sk.lock();
+        if tp.state != TcpState::Close || tp.sport != 0 {
+            return Err(Errno::Inval);
+        }
+        let range = port_range(ctx.sysctl());
+        let rand = ctx.prandom_u32();
+        let port = self.hashinfo.lock().bind(
+            tp.id,
+            *addr.ip(),
+            addr.port(),
+            tp.opts.reuseaddr,
+            range,
+            rand,
+        )?;
+        tp.saddr = *addr.ip();
+        tp.sport = port;
+        tp.bound = true;
+        tp.bind_addr_locked = !addr.ip().is_unspecified();
+        Ok(())
+    }
+
+    /// Starts listening. Mirrors `inet_listen()` +
+    /// `inet_csk_listen_start()`: the backlog is `min(backlog, somaxconn)`
+    /// (`sk_max_ack_backlog`); an unbound socket gets an ephemeral port.
+    ///
+    /// Errors: `EINVAL` (connected), `EADDRINUSE` (another listener).
+    pub fn listen<C: TcpContext>(
+        &self,
+        ctx: &mut C,
+        sk: &TcpSocket,
+        backlog: i32,
+    ) -> Result<(), Errno> {
+        let mut tp = sk.lock();
+        let somaxconn = ctx.sysctl().get_int(Sysctl::SOMAXCONN).max(0) as u32;
+        let backlog = (backlog.max(0) as u32).min(somaxconn);
+        match tp.state {
+            TcpState::Listen => {
+                if let Some(l) = tp.listen.as_mut() {
+                    l.max_ack_backlog = backlog;
+                }
+                return Ok(());
+            }
+            TcpState::Close => {}
+            _ => return Err(Errno::Inval),
+        }
+        if !tp.bound {
+            drop(tp);
+            self.bind(ctx, sk, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+            tp = sk.lock();
+        }
+        let mut h = self.hashinfo.lock();
+        if h.listen_conflict(tp.id, tp.saddr, tp.sport) {
+            return Err(Errno::AddrInUse);
+        }
+        h.hash_listener(tp.id, tp.saddr, tp.sport);
+        drop(h);
+        tp.listen = Some(Box::new(ListenState::new(backlog)));
+        tp.state = TcpState::Listen;
+        Ok(())
+    }
+
+    /// Opens a connection. Mirrors `tcp_v4_connect()`: route lookup for
+    /// the source address and MTU, an ephemeral port by
+    /// `__inet_hash_connect()`, the ISN (`secure_tcp_seq()`) and timestamp
+    /// offset (`secure_tcp_ts_off()`), then `tcp_connect()`.
+    ///
+    /// Returns `EINPROGRESS` when the SYN is out; completion comes as
+    /// `StateChange` (then [`SockOptName::Error`] tells the result).
+    /// Errors: `EISCONN`, `EALREADY`, `EINVAL`, route errors,
+    /// `EADDRNOTAVAIL`.
+    pub fn connect<C: TcpContext>(
+        &self,
+        ctx: &mut C,
+        sk: &TcpSocket,
+        addr: SocketAddrV4,
+    ) -> Result<(), Errno> {
+        let mut tp = sk.lock();
+        match tp.state {
+            TcpState::Close => {}
+            TcpState::SynSent | TcpState::SynRecv => return Err(Errno::Already),
+            TcpState::Listen => return Err(Errno::Inval),
+            _ => return Err(Errno::IsConn),
+        }
+        if addr.port() == 0 || addr.ip().is_unspecified() {
+            return Err(Errno::Inval);
+        }
+        let route = ctx.ip_route_output(*addr.ip(), tp.bind_addr_locked.then_some(tp.saddr))?;
+        if !tp.bind_addr_locked {
+            tp.saddr = route.saddr;
+        }
+        tp.daddr = *addr.ip();
+        tp.dport = addr.port();
+        tp.pmtu = route.mtu;
+        let id = tp.id;
+        {
+            let mut h = self.hashinfo.lock();
+            if tp.sport == 0 {
+                let off = secure_ipv4_port_ephemeral(&self.secrets, tp.saddr, tp.daddr, tp.dport);
+                let rand8 = ctx.prandom_u32();
+                let port = h.hash_connect(
+                    id,
+                    tp.saddr,
+                    tp.daddr,
+                    tp.dport,
+                    port_range(ctx.sysctl()),
+                    off,
+                    rand8,
+                )?;
+                tp.sport = port;
+                tp.bound = true;
+            } else {
+                let t = four_tuple(&tp);
+                h.ehash_insert(t, EhashEntry::Sock(id))?;
+            }
+        }
+        let now = ctx.now();
+        if ctx.sysctl().get_int(Sysctl::TCP_TIMESTAMPS) != 0 {
+            tp.tsoffset = secure_tcp_ts_off(&self.secrets, tp.saddr, tp.daddr);
+        }
+        let iss = secure_tcp_seq(&self.secrets, tp.saddr, tp.daddr, tp.sport, tp.dport, now);
+        tcp_set_state(self, ctx, &mut tp, TcpState::SynSent);
+        tcp_connect(ctx, &mut tp, iss)?;
+        Err(Errno::InProgress)
+    }
+
+    /// Takes a connection from the accept queue. Mirrors
+    /// `inet_csk_accept()`. Errors: `EINVAL` (not listening), `EAGAIN`
+    /// (queue empty).
+    pub fn accept(&self, sk: &TcpSocket) -> Result<Arc<TcpSocket>, Errno> {
+        let mut tp = sk.lock();
+        if tp.state != TcpState::Listen {
+            return Err(Errno::Inval);
+        }
+        let l = tp.listen.as_mut().ok_or(Errno::Inval)?;
+        let child = l.accept_queue.pop_front().ok_or(Errno::Again)?;
+        drop(tp);
+        child.lock().parent = None;
+        Ok(child)
+    }
+
+    /// Queues data for sending and pushes what may go. Mirrors
+    /// `tcp_sendmsg_locked()` + `tcp_push()`: data is copied into skbs of
+    /// one MSS (`size_goal`), up to `SO_SNDBUF`; without `MSG_MORE` the last
+    /// segment is marked PSH and sent as Nagle allows.
+    ///
+    /// Returns the bytes queued. Errors: a pending `SO_ERROR`, `EPIPE`
+    /// after `shutdown(SHUT_WR)` or close, `ENOTCONN`, `EAGAIN` (buffer
+    /// full, or still connecting).
+    pub fn sendmsg<C: TcpContext>(
+        &self,
+        ctx: &mut C,
+        sk: &TcpSocket,
+        data: &[u8],
+        flags: MsgFlags,
+    ) -> Result<usize, Errno> {
+        let mut tp = sk.lock();
+        if let Some(e) = tp.sk_err.take() {
+            return Err(e);
+        }
+        if tp.shutdown & SEND_SHUTDOWN != 0 {
+            return Err(Errno::Pipe);
+        }
+        match tp.state {
+            TcpState::Established | TcpState::CloseWait => {}
+            TcpState::SynSent | TcpState::SynRecv => return Err(Errno::Again),
+            TcpState::Close | TcpState::Listen => return Err(Errno::NotConn),
+            _ => return Err(Errno::Pipe),
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let size_goal = usize::from(tcp_current_mss(&tp));
+        let copied = tcp_queue_data(ctx, &mut tp, data, size_goal)?;
+        if copied < data.len() {
+            tp.nospace = true;
+            if let Some(since) = tp.sndbuf_limited_since.as_ref() {
+                let _ = since;
+            } else {
+                tp.sndbuf_limited_since = Some(ctx.now());
+            }
+        } else if let Some(since) = tp.sndbuf_limited_since.take() {
+            tp.sndbuf_limited += ctx.now().saturating_duration_since(since);
+        }
+        if copied == 0 {
+            return Err(Errno::Again);
+        }
+        // tcp_push(): mark PSH unless MSG_MORE, or when forced.
+        let forced = after(tp.write_seq, tp.pushed_seq.wrapping_add(tp.max_window >> 1));
+        if !flags.contains(MsgFlags::MORE) || forced {
+            tcp_mark_push(&mut tp);
+        }
+        let nonagle = if flags.contains(MsgFlags::MORE) {
+            TCP_NAGLE_CORK
+        } else {
+            tp_nonagle(&tp)
+        };
+        tcp_push_pending_frames(ctx, &mut tp, nonagle);
+        Ok(copied)
+    }
+
+    /// Reads received data. Mirrors `tcp_recvmsg_locked()` with
+    /// `tcp_cleanup_rbuf()`: `MSG_PEEK` leaves the data queued; reading
+    /// frees receive space and may send a window update.
+    ///
+    /// Returns the bytes read, 0 at end of stream. Errors: `ENOTCONN`, a
+    /// pending `SO_ERROR`, `EAGAIN` when nothing is there yet.
+    pub fn recvmsg<C: TcpContext>(
+        &self,
+        ctx: &mut C,
+        sk: &TcpSocket,
+        buf: &mut [u8],
+        flags: MsgFlags,
+    ) -> Result<usize, Errno> {
+        let mut tp = sk.lock();
+        if tp.state == TcpState::Listen {
+            return Err(Errno::NotConn);
+        }
+        let peek = flags.contains(MsgFlags::PEEK);
+        let mut copied = 0usize;
+        let mut seq = tp.copied_seq;
+        for s in &tp.receive_queue {
+            if copied == buf.len() {
+                break;
+            }
+            let off = seq.wrapping_sub(s.seq) as usize;
+            let data = s.skb.data();
+            if off >= data.len() {
+                continue;
+            }
+            let n = (data.len() - off).min(buf.len() - copied);
+            buf[copied..copied + n].copy_from_slice(&data[off..off + n]);
+            copied += n;
+            seq = seq.wrapping_add(n as u32);
+        }
+        if copied == 0 {
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            if let Some(e) = tp.sk_err.take() {
+                return Err(e);
+            }
+            if tp.shutdown & RCV_SHUTDOWN != 0 {
+                return Ok(0);
+            }
+            if tp.state == TcpState::Close {
+                return if tp.rcv_fin {
+                    Ok(0)
+                } else {
+                    Err(Errno::NotConn)
+                };
+            }
+            return Err(Errno::Again);
+        }
+        if !peek {
+            tp.copied_seq = seq;
+            while let Some(front) = tp.receive_queue.front() {
+                let end = front.seq.wrapping_add(front.skb.len() as u32);
+                if after(end, tp.copied_seq) {
+                    break;
+                }
+                let s = tp.receive_queue.pop_front().expect("checked front");
+                tp.rmem_alloc = tp.rmem_alloc.saturating_sub(s.skb.truesize() as u32);
+            }
+            if tp.receive_queue.is_empty() {
+                tp.receive_queue = std::collections::VecDeque::new();
+            }
+            tcp_cleanup_rbuf(ctx, &mut tp, copied);
+        }
+        Ok(copied)
+    }
+
+    /// Closes one or both directions. Mirrors `inet_shutdown()` +
+    /// `tcp_shutdown()`: `SHUT_WR` sends a FIN (ESTABLISHED → FIN-WAIT-1,
+    /// CLOSE-WAIT → LAST-ACK); `SHUT_RD` makes reads return 0.
+    ///
+    /// Errors: `ENOTCONN` when not connected.
+    pub fn shutdown<C: TcpContext>(
+        &self,
+        ctx: &mut C,
+        sk: &TcpSocket,
+        how: Shutdown,
+    ) -> Result<(), Errno> {
+        let mut tp = sk.lock();
+        let bits = match how {
+            Shutdown::Read => RCV_SHUTDOWN,
+            Shutdown::Write => SEND_SHUTDOWN,
+            Shutdown::Both => SHUTDOWN_MASK,
+        };
+        match tp.state {
+            TcpState::Close => {
+                tp.shutdown |= bits;
+                return Err(Errno::NotConn);
+            }
+            TcpState::Listen => {
+                if bits & RCV_SHUTDOWN != 0 {
+                    self.disconnect(ctx, &mut tp);
+                }
+                return Ok(());
+            }
+            TcpState::SynSent => {
+                self.disconnect(ctx, &mut tp);
+                return Ok(());
+            }
+            _ => {}
+        }
+        tp.shutdown |= bits;
+        if bits & SEND_SHUTDOWN != 0
+            && matches!(
+                tp.state,
+                TcpState::Established | TcpState::SynRecv | TcpState::CloseWait
+            )
+            && tcp_close_state(self, ctx, &mut tp)
+        {
+            tcp_send_fin(ctx, &mut tp);
+        }
+        if !tp.dead {
+            ctx.sk_wake(tp.id, SkEvent::StateChange);
+        }
+        Ok(())
+    }
+
+    /// Closes the socket for the user. Mirrors `tcp_close()`: unread data
+    /// or `SO_LINGER` 0 abort with a RST (`TCPAbortOnClose`,
+    /// `TCPAbortOnData`); otherwise a FIN is sent and the socket lives on,
+    /// orphaned, through FIN-WAIT/LAST-ACK (an orphaned FIN-WAIT-2 becomes a
+    /// mini socket for `tcp_fin_timeout`). A listener resets its queued
+    /// connections (`inet_csk_listen_stop()`).
+    pub fn close<C: TcpContext>(&self, ctx: &mut C, sk: &TcpSocket) {
+        let mut tp = sk.lock();
+        tp.shutdown = SHUTDOWN_MASK;
+        let cpu = ctx.cpu();
+        if tp.state == TcpState::Listen {
+            tcp_set_state(self, ctx, &mut tp, TcpState::Close);
+            inet_csk_listen_stop(self, ctx, &mut tp);
+        } else {
+            let unread = tp.rcv_queued_bytes() > 0;
+            if unread {
+                ctx.mibs().inc(cpu, netcore::LinuxMib::TcpAbortOnClose);
+                tcp_set_state(self, ctx, &mut tp, TcpState::Close);
+                tcp_send_active_reset(ctx, &mut tp);
+            } else if tp.opts.linger == Some(0) {
+                self.disconnect(ctx, &mut tp);
+                ctx.mibs().inc(cpu, netcore::LinuxMib::TcpAbortOnData);
+            } else if tcp_close_state(self, ctx, &mut tp) {
+                tcp_send_fin(ctx, &mut tp);
+            }
+        }
+        // adjudge_to_death: orphan the socket.
+        tp.dead = true;
+        tcp_purge_receive_queue(&mut tp);
+        if tp.state == TcpState::FinWait2 {
+            let tmo = tcp_fin_time(ctx, &tp);
+            if tmo > TCP_TIMEWAIT_LEN {
+                inet_csk_reset_keepalive_timer(ctx, tp.id, tmo.saturating_sub(TCP_TIMEWAIT_LEN));
+            } else {
+                crate::tcp_minisocks::tcp_time_wait(self, ctx, &mut tp, TcpState::FinWait2, tmo);
+                return;
+            }
+        }
+        if tp.state == TcpState::Close {
+            inet_csk_destroy_sock(self, ctx, &mut tp);
+        }
+    }
+
+    /// Aborts the connection: RST if synchronized, back to CLOSE, queues
+    /// purged. Mirrors `tcp_disconnect()`.
+    pub(crate) fn disconnect<C: TcpContext>(&self, ctx: &mut C, tp: &mut TcpSock) {
+        let old = tp.state;
+        if old != TcpState::Close {
+            tcp_set_state(self, ctx, tp, TcpState::Close);
+        }
+        if old == TcpState::Listen {
+            inet_csk_listen_stop(self, ctx, tp);
+        } else if matches!(
+            old,
+            TcpState::Established
+                | TcpState::CloseWait
+                | TcpState::FinWait1
+                | TcpState::FinWait2
+                | TcpState::SynRecv
+                | TcpState::Closing
+                | TcpState::LastAck
+        ) {
+            tcp_send_active_reset(ctx, tp);
+        } else if old == TcpState::SynSent {
+            tp.sk_err = Some(Errno::ConnReset);
+        }
+        inet_csk_clear_xmit_timers(ctx, tp.id);
+        tcp_write_queue_purge(tp);
+        tcp_purge_receive_queue(tp);
+        if !tp.dead {
+            ctx.sk_wake(tp.id, SkEvent::StateChange);
+        }
+    }
+
+    /// Sets an option. Mirrors `sk_setsockopt()` / `do_tcp_setsockopt()`.
+    ///
+    /// Errors: `EINVAL` naming nothing more than Linux does (a value out
+    /// of the range documented on each [`SockOpt`] variant).
+    pub fn setsockopt<C: TcpContext>(
+        &self,
+        ctx: &mut C,
+        sk: &TcpSocket,
+        opt: SockOpt,
+    ) -> Result<(), Errno> {
+        let mut tp = sk.lock();
+        match opt {
+            SockOpt::ReuseAddr(v) => tp.opts.reuseaddr = v,
+            SockOpt::KeepAlive(v) => {
+                // tcp_set_keepalive()
+                if v && !tp.opts.keepalive
+                    && !matches!(tp.state, TcpState::Close | TcpState::Listen)
+                {
+                    let when = crate::tcp_timer::keepalive_time_when(ctx, &tp);
+                    inet_csk_reset_keepalive_timer(ctx, tp.id, when);
+                } else if !v {
+                    ctx.cancel_timer(TcpTimer::Keepalive(tp.id));
+                }
+                tp.opts.keepalive = v;
+            }
+            SockOpt::Linger(v) => tp.opts.linger = v,
+            SockOpt::SndBuf(v) => {
+                tp.sndbuf = (v.min(SYSCTL_MEM_MAX) * 2).max(SOCK_MIN_SNDBUF);
+                tp.opts.sndbuf_locked = true;
+                if tp.nospace && tp.sk_stream_wspace() >= tp.wmem_queued / 2 {
+                    tp.nospace = false;
+                    ctx.sk_wake(tp.id, SkEvent::WriteSpace);
+                }
+            }
+            SockOpt::RcvBuf(v) => {
+                tp.rcvbuf = (v.min(SYSCTL_MEM_MAX) * 2).max(SOCK_MIN_RCVBUF);
+                tp.opts.rcvbuf_locked = true;
+            }
+            SockOpt::NoDelay(v) => {
+                tp.opts.nodelay = v;
+                if v {
+                    let n = tp_nonagle(&tp) | TCP_NAGLE_PUSH;
+                    tcp_push_pending_frames(ctx, &mut tp, n);
+                }
+            }
+            SockOpt::Cork(v) => {
+                tp.opts.cork = v;
+                if !v {
+                    let n = if tp.opts.nodelay {
+                        TCP_NAGLE_OFF | TCP_NAGLE_PUSH
+                    } else {
+                        0
+                    };
+                    tcp_push_pending_frames(ctx, &mut tp, n);
+                }
+            }
+            SockOpt::KeepIdle(v) => {
+                if !(1..=32767).contains(&v) {
+                    return Err(Errno::Inval);
+                }
+                tp.opts.keepidle = Some(v);
+                if tp.opts.keepalive && !matches!(tp.state, TcpState::Close | TcpState::Listen) {
+                    let last = tp.rcv_tstamp.max(tp.ack.lrcvtime);
+                    let elapsed = ctx.now().saturating_duration_since(last);
+                    let when = Duration::from_secs(u64::from(v)).saturating_sub(elapsed);
+                    inet_csk_reset_keepalive_timer(ctx, tp.id, when);
+                }
+            }
+            SockOpt::KeepIntvl(v) => {
+                if !(1..=32767).contains(&v) {
+                    return Err(Errno::Inval);
+                }
+                tp.opts.keepintvl = Some(v);
+            }
+            SockOpt::KeepCnt(v) => {
+                if !(1..=127).contains(&v) {
+                    return Err(Errno::Inval);
+                }
+                tp.opts.keepcnt = Some(v as u8);
+            }
+            SockOpt::MaxSeg(v) => {
+                if !(88..=32767).contains(&v) {
+                    return Err(Errno::Inval);
+                }
+                tp.rx_opt.user_mss = v as u16;
+            }
+            SockOpt::SynCnt(v) => {
+                if !(1..=127).contains(&v) {
+                    return Err(Errno::Inval);
+                }
+                tp.opts.syn_retries = Some(v as u8);
+            }
+            SockOpt::UserTimeout(v) => tp.opts.user_timeout = v,
+            SockOpt::WindowClamp(v) => {
+                if v == 0 {
+                    if tp.state != TcpState::Close {
+                        return Err(Errno::Inval);
+                    }
+                    tp.opts.window_clamp = 0;
+                } else {
+                    let v = v.max(SOCK_MIN_RCVBUF / 2);
+                    tp.opts.window_clamp = v;
+                    tp.window_clamp = v;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads an option. Mirrors `sk_getsockopt()` / `do_tcp_getsockopt()`.
+    pub fn getsockopt<C: TcpContext>(
+        &self,
+        ctx: &C,
+        sk: &TcpSocket,
+        name: SockOptName,
+    ) -> Result<i64, Errno> {
+        let mut tp = sk.lock();
+        let s = ctx.sysctl();
+        Ok(match name {
+            SockOptName::ReuseAddr => i64::from(tp.opts.reuseaddr),
+            SockOptName::KeepAlive => i64::from(tp.opts.keepalive),
+            SockOptName::SndBuf => i64::from(tp.sndbuf),
+            SockOptName::RcvBuf => i64::from(tp.rcvbuf),
+            SockOptName::Error => tp.sk_err.take().map_or(0, |e| i64::from(e as i32)),
+            SockOptName::NoDelay => i64::from(tp.opts.nodelay),
+            SockOptName::Cork => i64::from(tp.opts.cork),
+            SockOptName::KeepIdle => i64::from(
+                tp.opts
+                    .keepidle
+                    .unwrap_or(s.get_int(Sysctl::TCP_KEEPALIVE_TIME) as u32),
+            ),
+            SockOptName::KeepIntvl => i64::from(
+                tp.opts
+                    .keepintvl
+                    .unwrap_or(s.get_int(Sysctl::TCP_KEEPALIVE_INTVL) as u32),
+            ),
+            SockOptName::KeepCnt => i64::from(
+                tp.opts
+                    .keepcnt
+                    .unwrap_or(s.get_int(Sysctl::TCP_KEEPALIVE_PROBES) as u8),
+            ),
+            SockOptName::MaxSeg => {
+                if matches!(tp.state, TcpState::Close | TcpState::Listen) {
+                    i64::from(if tp.rx_opt.user_mss != 0 {
+                        tp.rx_opt.user_mss
+                    } else {
+                        crate::tcp_sock::TCP_MSS_DEFAULT
+                    })
+                } else {
+                    i64::from(tp.mss_cache)
+                }
+            }
+            SockOptName::SynCnt => i64::from(
+                tp.opts
+                    .syn_retries
+                    .unwrap_or(s.get_int(Sysctl::TCP_SYN_RETRIES) as u8),
+            ),
+            SockOptName::UserTimeout => i64::from(tp.opts.user_timeout),
+        })
+    }
+
+    /// Readiness for epoll. Mirrors `tcp_poll()` (and
+    /// `inet_csk_listen_poll()` for a listener).
+    pub fn poll(&self, sk: &TcpSocket) -> PollMask {
+        let tp = sk.lock();
+        let mut mask = PollMask::empty();
+        if tp.state == TcpState::Listen {
+            if tp
+                .listen
+                .as_ref()
+                .is_some_and(|l| !l.accept_queue.is_empty())
+            {
+                mask |= PollMask::IN | PollMask::RDNORM;
+            }
+            return mask;
+        }
+        if tp.shutdown == SHUTDOWN_MASK || tp.state == TcpState::Close {
+            mask |= PollMask::HUP;
+        }
+        if tp.shutdown & RCV_SHUTDOWN != 0 {
+            mask |= PollMask::IN | PollMask::RDNORM | PollMask::RDHUP;
+        }
+        if !matches!(tp.state, TcpState::SynSent | TcpState::SynRecv) {
+            if tp.rcv_queued_bytes() > 0 {
+                mask |= PollMask::IN | PollMask::RDNORM;
+            }
+            if tp.shutdown & SEND_SHUTDOWN != 0
+                || tp.sk_stream_wspace() >= tp.wmem_queued / 2 && tp.sk_stream_memory_free()
+            {
+                mask |= PollMask::OUT | PollMask::WRNORM;
+            }
+        }
+        if tp.sk_err.is_some() {
+            mask |= PollMask::ERR;
+        }
+        mask
+    }
+
+    /// The connection's `struct tcp_info`. Mirrors `tcp_get_info()`.
+    pub fn tcp_info<C: TcpContext>(&self, ctx: &C, sk: &TcpSocket) -> crate::TcpInfo {
+        let tp = sk.lock();
+        crate::inet_diag::tcp_get_info(ctx.now(), &tp)
+    }
+
+    /// Dispatches an expired timer. Mirrors the kernel's timer callbacks
+    /// (`tcp_write_timer()`, `tcp_delack_timer()`, `tcp_keepalive_timer()`,
+    /// `tw_timer_handler()`, `reqsk_timer_handler()`), each taking the
+    /// socket lock first. A timer of a socket that is gone is ignored.
+    pub fn handle_timer<C: TcpContext>(&self, ctx: &mut C, timer: TcpTimer) {
+        use crate::tcp_timer as t;
+        match timer {
+            TcpTimer::TimeWait(id) => crate::tcp_minisocks::tw_timer_handler(self, ctx, id),
+            TcpTimer::SynAck { listener, req } => {
+                if let Some(sk) = self.get(listener) {
+                    let mut tp = sk.lock();
+                    crate::inet_connection_sock::reqsk_timer_handler(self, ctx, &mut tp, req);
+                }
+            }
+            TcpTimer::Retransmit(id)
+            | TcpTimer::Probe0(id)
+            | TcpTimer::DelAck(id)
+            | TcpTimer::Keepalive(id) => {
+                let Some(sk) = self.get(id) else { return };
+                let mut tp = sk.lock();
+                match timer {
+                    TcpTimer::Retransmit(_) => t::tcp_retransmit_timer(self, ctx, &mut tp),
+                    TcpTimer::Probe0(_) => t::tcp_probe_timer(self, ctx, &mut tp),
+                    TcpTimer::DelAck(_) => t::tcp_delack_timer(ctx, &mut tp),
+                    _ => t::tcp_keepalive_timer(self, ctx, &mut tp),
+                }
+            }
+        }
+    }
+}
+
+/// `ip_local_port_range` as `(lo, hi)`.
+pub(crate) fn port_range(s: &Sysctl) -> (u16, u16) {
+    let (lo, hi) = s.ip_local_port_range();
+    (lo.clamp(1, 65535) as u16, hi.clamp(1, 65535) as u16)
+}
+
+pub(crate) fn four_tuple(tp: &TcpSock) -> FourTuple {
+    FourTuple {
+        laddr: tp.saddr,
+        lport: tp.sport,
+        raddr: tp.daddr,
+        rport: tp.dport,
+    }
+}
+
+/// Marks the unsent tail segment PSH. Mirrors `tcp_mark_push()`.
+fn tcp_mark_push(tp: &mut TcpSock) {
+    tp.pushed_seq = tp.write_seq;
+    if tp.write_queue.len() > tp.packets_out as usize
+        && let Some(tail) = tp.write_queue.back_mut()
+    {
+        tail.flags |= wire::TcpFlags::PSH;
+    }
+}
+
+/// After the user read `copied` bytes: ACK if one is due and worth sending
+/// now, or if the window can grow to at least twice what was offered.
+/// Mirrors `tcp_cleanup_rbuf()`.
+pub(crate) fn tcp_cleanup_rbuf<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, copied: usize) {
+    let mut time_to_ack = false;
+    if tp.ack.pending & ICSK_ACK_SCHED != 0 {
+        let unacked = tp.rcv_nxt.wrapping_sub(tp.rcv_wup);
+        if unacked > u32::from(tp.ack.rcv_mss)
+            || (copied > 0
+                && (tp.ack.pending & ICSK_ACK_PUSHED2 != 0
+                    || (tp.ack.pending & ICSK_ACK_PUSHED != 0 && tp.ack.pingpong == 0))
+                && tp.rmem_alloc == 0)
+        {
+            time_to_ack = true;
+        }
+    }
+    if copied > 0 && !time_to_ack && tp.shutdown & RCV_SHUTDOWN == 0 {
+        let now_win = tcp_receive_window(tp);
+        if 2 * now_win <= tp.window_clamp {
+            let new_window = tcp_select_window_raw(tp);
+            if new_window != 0 && new_window >= 2 * now_win {
+                time_to_ack = true;
+            }
+        }
+    }
+    if time_to_ack
+        && !matches!(
+            tp.state,
+            TcpState::Close | TcpState::Listen | TcpState::SynSent
+        )
+    {
+        tcp_send_ack(ctx, tp);
+    }
+}
+
+/// Moves to `state` with Linux's bookkeeping. Mirrors `tcp_set_state()`:
+/// `CurrEstab` up on ESTABLISHED and down when leaving ESTABLISHED or
+/// CLOSE-WAIT, `EstabResets` when ESTABLISHED or CLOSE-WAIT goes straight to
+/// CLOSE, and on CLOSE the socket leaves the lookup tables and its port.
+pub(crate) fn tcp_set_state<C: TcpContext>(
+    stack: &TcpStack,
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    state: TcpState,
+) {
+    let old = tp.state;
+    let cpu = ctx.cpu();
+    let mibs = ctx.mibs();
+    match state {
+        TcpState::Established => {
+            if old != TcpState::Established {
+                mibs.inc(cpu, TcpMib::CurrEstab);
+            }
+        }
+        TcpState::CloseWait => {
+            if old == TcpState::SynRecv {
+                mibs.inc(cpu, TcpMib::CurrEstab);
+            }
+        }
+        TcpState::Close => {
+            if matches!(old, TcpState::CloseWait | TcpState::Established) {
+                mibs.inc(cpu, TcpMib::EstabResets);
+            }
+            unhash(stack, tp);
+            if matches!(old, TcpState::Established | TcpState::CloseWait) {
+                mibs.dec(cpu, TcpMib::CurrEstab);
+            }
+        }
+        _ => {
+            if matches!(old, TcpState::Established | TcpState::CloseWait) {
+                mibs.dec(cpu, TcpMib::CurrEstab);
+            }
+        }
+    }
+    tracing::debug!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, from = ?old, to = ?state, "tcp_set_state");
+    tp.state = state;
+}
+
+/// Removes the socket from the tables and releases its port. Mirrors
+/// `inet_unhash()` + `inet_put_port()`.
+fn unhash(stack: &TcpStack, tp: &mut TcpSock) {
+    let mut h = stack.hashinfo.lock();
+    if tp.state == TcpState::Listen {
+        h.unhash_listener(tp.id, tp.sport);
+    } else {
+        let t = four_tuple(tp);
+        h.ehash_remove(&t, EhashEntry::Sock(tp.id));
+    }
+    if tp.bound {
+        h.unbind(tp.id, tp.sport);
+        tp.bound = false;
+    }
+}
+
+/// The connection is finished: CLOSE, timers stopped, the user told, an
+/// orphan freed. Mirrors `tcp_done()` (`AttemptFails` from SYN-SENT and
+/// SYN-RECV).
+pub(crate) fn tcp_done<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
+    if matches!(tp.state, TcpState::SynSent | TcpState::SynRecv) {
+        ctx.mibs().inc(ctx.cpu(), TcpMib::AttemptFails);
+    }
+    tcp_set_state(stack, ctx, tp, TcpState::Close);
+    inet_csk_clear_xmit_timers(ctx, tp.id);
+    tp.shutdown = SHUTDOWN_MASK;
+    if tp.dead {
+        inet_csk_destroy_sock(stack, ctx, tp);
+    } else {
+        ctx.sk_wake(tp.id, SkEvent::StateChange);
+    }
+}
+
+/// Reports a fatal error (`ETIMEDOUT`, or the soft error seen) and
+/// finishes the connection. Mirrors `tcp_write_err()` (`TCPAbortOnTimeout`).
+pub(crate) fn tcp_write_err<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
+    let err = crate::tcp_timer::timeout_errno(tp);
+    tp.sk_err = Some(err);
+    ctx.sk_wake(tp.id, SkEvent::ErrorReport);
+    tcp_write_queue_purge(tp);
+    tcp_done(stack, ctx, tp);
+    ctx.mibs()
+        .inc(ctx.cpu(), netcore::LinuxMib::TcpAbortOnTimeout);
+}
+
+/// Frees the write queue. Mirrors `tcp_write_queue_purge()`.
+pub(crate) fn tcp_write_queue_purge(tp: &mut TcpSock) {
+    tp.write_queue = std::collections::VecDeque::new();
+    tp.wmem_queued = 0;
+    tp.packets_out = 0;
+    tp.sacked_out = 0;
+    tp.lost_out = 0;
+    tp.retrans_out = 0;
+}
+
+fn tcp_purge_receive_queue(tp: &mut TcpSock) {
+    tp.receive_queue = std::collections::VecDeque::new();
+    tp.ofo_queue = std::collections::VecDeque::new();
+    tp.rmem_alloc = 0;
+}
+
+/// Frees a closed orphan: it leaves the host's socket table. Mirrors
+/// `inet_csk_destroy_sock()`.
+pub(crate) fn inet_csk_destroy_sock<C: TcpContext>(
+    stack: &TcpStack,
+    ctx: &mut C,
+    tp: &mut TcpSock,
+) {
+    inet_csk_clear_xmit_timers(ctx, tp.id);
+    tcp_write_queue_purge(tp);
+    tcp_purge_receive_queue(tp);
+    tp.destroyed = true;
+    stack.remove(tp.id);
+}
+
+/// The state a user close or `SHUT_WR` moves to, and whether a FIN must be
+/// sent. Mirrors `tcp_close_state()` with its `new_state[]` table.
+fn tcp_close_state<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) -> bool {
+    let (next, fin) = match tp.state {
+        TcpState::Established | TcpState::SynRecv => (TcpState::FinWait1, true),
+        TcpState::CloseWait => (TcpState::LastAck, true),
+        TcpState::SynSent | TcpState::TimeWait | TcpState::Close | TcpState::Listen => {
+            (TcpState::Close, false)
+        }
+        s => (s, false),
+    };
+    if next != tp.state {
+        tcp_set_state(stack, ctx, tp, next);
+    }
+    fin
+}
+
+/// How long an orphaned FIN-WAIT-2 socket lives: `tcp_fin_timeout`, at
+/// least 3.5 RTO. Mirrors `tcp_fin_time()`.
+pub(crate) fn tcp_fin_time<C: TcpContext>(ctx: &C, tp: &TcpSock) -> Duration {
+    let fin = Duration::from_secs(ctx.sysctl().get_int(Sysctl::TCP_FIN_TIMEOUT).max(0) as u64);
+    let rto = tp.rto;
+    let min = (rto * 4).saturating_sub(rto / 2);
+    fin.max(min)
+}

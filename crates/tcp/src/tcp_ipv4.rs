@@ -1,0 +1,281 @@
+//! TCP over IPv4: the receive entry point, socket lookup, resets and ICMP
+//! errors.
+//!
+//! Mirrors `net/ipv4/tcp_ipv4.c`: `tcp_v4_rcv()` (header and checksum
+//! checks, `InSegs`, `InErrs`, `InCsumErrors`, lookup in the established
+//! then listening tables, TIME-WAIT handling), `tcp_v4_do_rcv()`,
+//! `tcp_v4_send_reset()`, `tcp_v4_send_ack()` (for TIME-WAIT) and
+//! `tcp_v4_err()`.
+//!
+//! ```text
+//!  ip_local_deliver -> tcp_v4_rcv -> ehash: full socket -> tcp_rcv_state_process
+//!                                  |        TIME-WAIT   -> tcp_timewait_state_process
+//!                                  -> lhash: listener  -> tcp_check_req / cookie / tcp_conn_request
+//!                                  -> none             -> tcp_v4_send_reset
+//! ```
+
+use core::net::Ipv4Addr;
+
+use netcore::{Errno, IpSummed, LinuxMib, SkBuff, TcpMib};
+use wire::{Ipv4Packet, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
+
+use crate::context::{SkEvent, TcpContext};
+use crate::inet_connection_sock::tcp_listen_rcv;
+use crate::inet_hashtables::{EhashEntry, FourTuple};
+use crate::tcp::TcpStack;
+use crate::tcp_input::{TcpSeg, tcp_rcv_state_process};
+use crate::tcp_minisocks::{TwVerdict, inet_twsk_kill, tcp_timewait_state_process};
+use crate::tcp_output::build_segment;
+use crate::tcp_sock::{TcpState, before};
+
+/// Receives one TCP segment from IP.
+///
+/// Mirrors `tcp_v4_rcv()`. The skb's data starts at the TCP header and its
+/// network header is set (the IPv4 header gives the addresses). Consumes
+/// the skb: it is queued, processed or dropped. Counters: `InSegs`,
+/// `InErrs` (bad header), `InCsumErrors` (bad checksum), `OutRsts` (no
+/// socket).
+#[tracing::instrument(level = "trace", skip_all, fields(len = skb.len()))]
+pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff) {
+    let cpu = ctx.cpu();
+    let Some((saddr, daddr)) = skb.network_header().and_then(|nh| {
+        Ipv4Packet::new_checked(nh)
+            .ok()
+            .map(|ip| (ip.src_addr(), ip.dst_addr()))
+    }) else {
+        ctx.mibs().inc(cpu, TcpMib::InErrs);
+        return;
+    };
+    let seg = {
+        let Ok(p) = TcpPacket::new_checked(skb.data()) else {
+            ctx.mibs().inc(cpu, TcpMib::InErrs);
+            return;
+        };
+        if !matches!(skb.ip_summed, IpSummed::Unnecessary) && !p.verify_checksum(saddr, daddr) {
+            ctx.mibs().inc(cpu, TcpMib::InCsumErrors);
+            ctx.mibs().inc(cpu, TcpMib::InErrs);
+            return;
+        }
+        ctx.mibs().inc(cpu, TcpMib::InSegs);
+        let flags = p.flags();
+        let len = p.payload().len() as u32;
+        let seq = p.seq_number();
+        TcpSeg {
+            saddr,
+            daddr,
+            sport: p.src_port(),
+            dport: p.dst_port(),
+            seq,
+            end_seq: seq
+                .wrapping_add(len)
+                .wrapping_add(u32::from(flags.contains(TcpFlags::SYN)))
+                .wrapping_add(u32::from(flags.contains(TcpFlags::FIN))),
+            ack_seq: p.ack_number(),
+            flags,
+            window: p.window(),
+            opts: TcpOptions::parse(p.options()).unwrap_or_default(),
+            len,
+        }
+    };
+    let hlen = TcpPacket::new_checked(skb.data()).map_or(20, |p| p.header_len());
+    if skb.pull(hlen).is_err() {
+        ctx.mibs().inc(cpu, TcpMib::InErrs);
+        return;
+    }
+    tracing::trace!(target: "netstack::tcp", sport = seg.sport, dport = seg.dport, seq = seg.seq, ack = seg.ack_seq, flags = ?seg.flags, "tcp_v4_rcv");
+    tcp_v4_rcv_seg(stack, ctx, &seg, skb, None);
+}
+
+fn tcp_v4_rcv_seg<C: TcpContext>(
+    stack: &TcpStack,
+    ctx: &mut C,
+    seg: &TcpSeg,
+    skb: SkBuff,
+    isn: Option<u32>,
+) {
+    let t = FourTuple {
+        laddr: seg.daddr,
+        lport: seg.dport,
+        raddr: seg.saddr,
+        rport: seg.sport,
+    };
+    let found = stack.hashinfo.lock().lookup_established(&t);
+    match found {
+        Some(EhashEntry::Sock(id)) => {
+            let Some(sk) = stack.get(id) else {
+                tcp_v4_send_reset(ctx, seg);
+                return;
+            };
+            let mut tp = sk.lock();
+            if tp.state == TcpState::Close {
+                drop(tp);
+                tcp_v4_send_reset(ctx, seg);
+                return;
+            }
+            if tcp_rcv_state_process(stack, ctx, &mut tp, seg, skb) {
+                drop(tp);
+                tcp_v4_send_reset(ctx, seg);
+            }
+        }
+        Some(EhashEntry::TimeWait(id)) => {
+            let (verdict, tw) = tcp_timewait_state_process(stack, ctx, id, seg);
+            match verdict {
+                TwVerdict::Success => {}
+                TwVerdict::Ack => {
+                    if let Some(tw) = tw {
+                        tcp_v4_timewait_ack(ctx, &tw);
+                    }
+                }
+                TwVerdict::Rst => tcp_v4_send_reset(ctx, seg),
+                TwVerdict::Syn(isn) => {
+                    inet_twsk_kill(stack, ctx, id);
+                    tcp_v4_rcv_seg(stack, ctx, seg, skb, Some(isn));
+                }
+            }
+        }
+        None => {
+            let listener = stack.hashinfo.lock().lookup_listener(seg.daddr, seg.dport);
+            let Some(sk) = listener.and_then(|id| stack.get(id)) else {
+                tcp_v4_send_reset(ctx, seg);
+                return;
+            };
+            let mut lp = sk.lock();
+            if lp.state != TcpState::Listen {
+                drop(lp);
+                tcp_v4_send_reset(ctx, seg);
+                return;
+            }
+            if tcp_listen_rcv(stack, ctx, &mut lp, seg, skb, isn) {
+                drop(lp);
+                tcp_v4_send_reset(ctx, seg);
+            }
+        }
+    }
+}
+
+/// Answers a segment with a RST: `seq = ack_seq` if it had ACK, else
+/// `ack = seq + len (+SYN +FIN)`; never for a RST. Mirrors
+/// `tcp_v4_send_reset()`. Counters: `OutSegs`, `OutRsts`.
+pub fn tcp_v4_send_reset<C: TcpContext>(ctx: &mut C, seg: &TcpSeg) {
+    if seg.has(TcpFlags::RST) {
+        return;
+    }
+    let (seq, ack, flags) = if seg.has(TcpFlags::ACK) {
+        (seg.ack_seq, 0, TcpFlags::RST)
+    } else {
+        (0, seg.end_seq, TcpFlags::RST | TcpFlags::ACK)
+    };
+    let repr = TcpRepr {
+        src_port: seg.dport,
+        dst_port: seg.sport,
+        seq,
+        ack,
+        flags,
+        window: 0,
+        urgent: 0,
+        options: TcpOptions::default(),
+        payload_len: 0,
+    };
+    send_reply(ctx, &repr, seg.daddr, seg.saddr);
+    ctx.mibs().inc(ctx.cpu(), TcpMib::OutRsts);
+}
+
+fn send_reply<C: TcpContext>(ctx: &mut C, repr: &TcpRepr, saddr: Ipv4Addr, daddr: Ipv4Addr) {
+    if let Ok(skb) = build_segment(ctx, repr, None, saddr, daddr) {
+        ctx.mibs().inc(ctx.cpu(), TcpMib::OutSegs);
+        let _ = ctx.ip_queue_xmit(skb, saddr, daddr);
+    }
+}
+
+/// ACKs a segment on behalf of a TIME-WAIT socket. Mirrors
+/// `tcp_v4_timewait_ack()` / `tcp_v4_send_ack()`.
+fn tcp_v4_timewait_ack<C: TcpContext>(ctx: &mut C, tw: &crate::tcp_minisocks::InetTimewaitSock) {
+    let now = ctx.now();
+    let opts = TcpOptions {
+        timestamp: tw.tstamp_ok.then(|| {
+            (
+                (now.as_millis() as u32).wrapping_add(tw.tsoffset),
+                tw.ts_recent,
+            )
+        }),
+        ..TcpOptions::default()
+    };
+    let repr = TcpRepr {
+        src_port: tw.t.lport,
+        dst_port: tw.t.rport,
+        seq: tw.snd_nxt,
+        ack: tw.rcv_nxt,
+        flags: TcpFlags::ACK,
+        window: (tw.rcv_wnd >> tw.rcv_wscale).min(65535) as u16,
+        urgent: 0,
+        options: opts,
+        payload_len: 0,
+    };
+    send_reply(ctx, &repr, tw.t.laddr, tw.t.raddr);
+}
+
+/// What an ICMP error says to TCP.
+///
+/// Mirrors the `(type, code)` cases `tcp_v4_err()` distinguishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpIcmpError {
+    /// Destination unreachable (net/host/port/protocol): a soft error,
+    /// hard in SYN-SENT. Carries the errno `icmp_err_convert[]` gives.
+    Unreachable(Errno),
+    /// Fragmentation needed with the next-hop MTU (`ICMP_FRAG_NEEDED`).
+    FragNeeded(u16),
+    /// Source quench and others: ignored.
+    Other,
+}
+
+/// Handles an ICMP error about a segment we sent: `saddr:sport` is ours,
+/// `seq` the sequence number of the quoted header. Mirrors `tcp_v4_err()`:
+/// ignored unless `seq` is in `[snd_una, snd_nxt)` (`OutOfWindowIcmps`); in
+/// SYN-SENT/SYN-RECV an unreachable aborts the connect with the error; an
+/// established connection records it as a soft error; a smaller MTU lowers
+/// the MSS (`tcp_v4_mtu_reduced()`).
+#[allow(clippy::too_many_arguments)] // the kernel function's inputs, one by one
+pub fn tcp_v4_err<C: TcpContext>(
+    stack: &TcpStack,
+    ctx: &mut C,
+    saddr: Ipv4Addr,
+    sport: u16,
+    daddr: Ipv4Addr,
+    dport: u16,
+    seq: u32,
+    err: TcpIcmpError,
+) {
+    let t = FourTuple {
+        laddr: saddr,
+        lport: sport,
+        raddr: daddr,
+        rport: dport,
+    };
+    let Some(EhashEntry::Sock(id)) = stack.hashinfo.lock().lookup_established(&t) else {
+        return;
+    };
+    let Some(sk) = stack.get(id) else { return };
+    let mut tp = sk.lock();
+    if tp.state != TcpState::SynSent && (before(seq, tp.snd_una) || !before(seq, tp.snd_nxt)) {
+        ctx.mibs().inc(ctx.cpu(), LinuxMib::OutOfWindowIcmps);
+        return;
+    }
+    match err {
+        TcpIcmpError::FragNeeded(mtu) => {
+            let mtu = u32::from(mtu).max(68);
+            if mtu < tp.pmtu {
+                crate::tcp_output::tcp_sync_mss(&mut tp, mtu);
+                crate::tcp_output::tcp_xmit_retransmit_queue(ctx, &mut tp);
+            }
+        }
+        TcpIcmpError::Unreachable(e) => match tp.state {
+            TcpState::SynSent | TcpState::SynRecv => {
+                tp.sk_err = Some(e);
+                ctx.sk_wake(tp.id, SkEvent::ErrorReport);
+                crate::tcp::tcp_done(stack, ctx, &mut tp);
+            }
+            _ => tp.sk_err_soft = Some(e),
+        },
+        TcpIcmpError::Other => {}
+    }
+}

@@ -1,0 +1,241 @@
+//! TIME-WAIT mini sockets and the birth of a child socket.
+//!
+//! Mirrors `net/ipv4/tcp_minisocks.c` (`tcp_time_wait()`,
+//! `tcp_timewait_state_process()`, `tcp_create_openreq_child()`) and
+//! `net/ipv4/inet_timewait_sock.c` (`inet_twsk_hashdance()`,
+//! `tw_timer_handler()`, `inet_twsk_kill()`).
+//!
+//! A connection that reaches TIME-WAIT (or an orphan in FIN-WAIT-2) gives
+//! up its full socket for an [`InetTimewaitSock`] of a few dozen bytes that
+//! keeps the 4-tuple and the port for `TCP_TIMEWAIT_LEN` (60 s) and answers
+//! stray segments.
+
+use core::net::Ipv4Addr;
+
+use netcore::{Duration, Instant, LinuxMib};
+use wire::TcpFlags;
+
+use crate::context::TcpContext;
+use crate::inet_hashtables::{EhashEntry, FourTuple};
+use crate::tcp::{TcpStack, four_tuple, tcp_done};
+use crate::tcp_input::TcpSeg;
+use crate::tcp_sock::TcpSock;
+use crate::tcp_sock::{SockId, TCP_TIMEWAIT_LEN, TcpState, after, before};
+use crate::tcp_timer::TcpTimer;
+
+/// A connection in TIME-WAIT (or an orphaned FIN-WAIT-2).
+///
+/// Mirrors `struct inet_timewait_sock` with `struct tcp_timewait_sock`.
+#[derive(Clone, Debug)]
+pub(crate) struct InetTimewaitSock {
+    pub id: SockId,
+    pub t: FourTuple,
+    /// `tw_substate`: `TimeWait` or `FinWait2`.
+    pub substate: TcpState,
+    pub rcv_nxt: u32,
+    pub snd_nxt: u32,
+    pub rcv_wnd: u32,
+    pub rcv_wscale: u8,
+    pub tstamp_ok: bool,
+    pub ts_recent: u32,
+    pub ts_recent_stamp: u64,
+    pub tsoffset: u32,
+    pub expires: Instant,
+    pub last_oow_ack_time: Option<Instant>,
+}
+
+/// What `tcp_timewait_state_process()` decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TwVerdict {
+    /// Nothing to send (`TCP_TW_SUCCESS`).
+    Success,
+    /// Send an ACK (`TCP_TW_ACK`).
+    Ack,
+    /// Send a RST (`TCP_TW_RST`).
+    Rst,
+    /// A new SYN may reopen the connection with this ISN (`TCP_TW_SYN`).
+    Syn(u32),
+}
+
+/// Moves a full socket to TIME-WAIT (or FIN-WAIT-2) as a mini socket that
+/// takes over its hash entry and port for `timeo` (`TCP_TIMEWAIT_LEN` for
+/// TIME-WAIT), then finishes the full socket. Mirrors `tcp_time_wait()` +
+/// `inet_twsk_hashdance()`.
+pub(crate) fn tcp_time_wait<C: TcpContext>(
+    stack: &TcpStack,
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    state: TcpState,
+    timeo: Duration,
+) {
+    let now = ctx.now();
+    let timeo = if state == TcpState::TimeWait {
+        TCP_TIMEWAIT_LEN
+    } else {
+        timeo
+    };
+    let id = stack.alloc_id();
+    let t = four_tuple(tp);
+    let tw = InetTimewaitSock {
+        id,
+        t,
+        substate: state,
+        rcv_nxt: tp.rcv_nxt,
+        snd_nxt: tp.snd_nxt,
+        rcv_wnd: crate::tcp_output::tcp_receive_window(tp),
+        rcv_wscale: tp.rx_opt.rcv_wscale,
+        tstamp_ok: tp.rx_opt.tstamp_ok,
+        ts_recent: tp.rx_opt.ts_recent,
+        ts_recent_stamp: tp.rx_opt.ts_recent_stamp,
+        tsoffset: tp.tsoffset,
+        expires: now + timeo,
+        last_oow_ack_time: None,
+    };
+    {
+        let mut h = stack.hashinfo.lock();
+        h.ehash_remove(&t, EhashEntry::Sock(tp.id));
+        let _ = h.ehash_insert(t, EhashEntry::TimeWait(id));
+        if tp.bound {
+            h.rebind_time_wait(tp.id, id, tp.sport);
+            tp.bound = false;
+        }
+    }
+    stack.tw.lock().insert(id, tw);
+    ctx.arm_timer(TcpTimer::TimeWait(id), now + timeo);
+    tracing::debug!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, state = ?state, "tcp_time_wait");
+    tcp_done(stack, ctx, tp);
+}
+
+/// Removes a mini socket from the tables. Mirrors `inet_twsk_kill()`.
+pub(crate) fn inet_twsk_kill<C: TcpContext>(stack: &TcpStack, ctx: &mut C, id: SockId) {
+    let Some(tw) = stack.tw.lock().remove(&id) else {
+        return;
+    };
+    ctx.cancel_timer(TcpTimer::TimeWait(id));
+    let mut h = stack.hashinfo.lock();
+    h.ehash_remove(&tw.t, EhashEntry::TimeWait(id));
+    h.unbind(id, tw.t.lport);
+}
+
+/// TIME-WAIT is over. Mirrors `tw_timer_handler()` (`TW` counted).
+pub(crate) fn tw_timer_handler<C: TcpContext>(stack: &TcpStack, ctx: &mut C, id: SockId) {
+    if stack.tw.lock().contains_key(&id) {
+        ctx.mibs().inc(ctx.cpu(), LinuxMib::TimeWaited);
+        inet_twsk_kill(stack, ctx, id);
+    }
+}
+
+fn reschedule<C: TcpContext>(ctx: &mut C, tw: &mut InetTimewaitSock, timeo: Duration) {
+    tw.expires = ctx.now() + timeo;
+    ctx.arm_timer(TcpTimer::TimeWait(tw.id), tw.expires);
+}
+
+/// Handles a segment for a mini socket. Mirrors
+/// `tcp_timewait_state_process()`: in FIN-WAIT-2 a FIN moves it to
+/// TIME-WAIT (ACKed); in TIME-WAIT an in-window RST kills it (RFC 1337 off),
+/// a bare ACK restarts the 60 s, an out-of-window segment is ACKed (rate
+/// limited, `TCPACKSkippedTimeWait`), and a newer SYN may reopen.
+pub(crate) fn tcp_timewait_state_process<C: TcpContext>(
+    stack: &TcpStack,
+    ctx: &mut C,
+    id: SockId,
+    seg: &TcpSeg,
+) -> (TwVerdict, Option<InetTimewaitSock>) {
+    let now = ctx.now();
+    let secs = now.as_nanos() / 1_000_000_000;
+    let mut tws = stack.tw.lock();
+    let Some(tw) = tws.get_mut(&id) else {
+        return (TwVerdict::Success, None);
+    };
+    let rst = seg.has(TcpFlags::RST);
+    let syn = seg.has(TcpFlags::SYN);
+    let ack = seg.has(TcpFlags::ACK);
+    let saw_ts = tw.tstamp_ok && seg.opts.timestamp.is_some();
+    let tsval = seg.opts.timestamp.map_or(0, |t| t.0);
+    let paws_reject =
+        saw_ts && tw.ts_recent_stamp != 0 && (tw.ts_recent.wrapping_sub(tsval) as i32) > 1 && !rst;
+    let verdict = if tw.substate == TcpState::FinWait2 {
+        let in_window = !before(seg.end_seq, tw.rcv_nxt)
+            && !after(seg.seq, tw.rcv_nxt.wrapping_add(tw.rcv_wnd));
+        if paws_reject || !in_window {
+            oow_ack(ctx, tw, LinuxMib::TcpAckSkippedFinWait2)
+        } else if rst {
+            drop(tws);
+            inet_twsk_kill(stack, ctx, id);
+            return (TwVerdict::Success, None);
+        } else if syn && !before(seg.seq, tw.rcv_nxt) {
+            TwVerdict::Rst
+        } else if !ack || !after(seg.end_seq, tw.rcv_nxt) || seg.end_seq == seg.seq {
+            TwVerdict::Success
+        } else if !seg.has(TcpFlags::FIN) || seg.end_seq != tw.rcv_nxt.wrapping_add(1) {
+            TwVerdict::Rst
+        } else {
+            tw.substate = TcpState::TimeWait;
+            tw.rcv_nxt = seg.end_seq;
+            if saw_ts {
+                tw.ts_recent = tsval;
+                tw.ts_recent_stamp = secs;
+            }
+            reschedule(ctx, tw, TCP_TIMEWAIT_LEN);
+            TwVerdict::Ack
+        }
+    } else if !paws_reject && seg.seq == tw.rcv_nxt && (seg.seq == seg.end_seq || rst) {
+        if rst {
+            drop(tws);
+            inet_twsk_kill(stack, ctx, id);
+            return (TwVerdict::Success, None);
+        }
+        reschedule(ctx, tw, TCP_TIMEWAIT_LEN);
+        if saw_ts {
+            tw.ts_recent = tsval;
+            tw.ts_recent_stamp = secs;
+        }
+        TwVerdict::Success
+    } else if syn
+        && !rst
+        && !ack
+        && !paws_reject
+        && (after(seg.seq, tw.rcv_nxt) || (saw_ts && (tw.ts_recent.wrapping_sub(tsval) as i32) < 0))
+    {
+        let mut isn = tw.snd_nxt.wrapping_add(65535 + 2);
+        if isn == 0 {
+            isn = 1;
+        }
+        TwVerdict::Syn(isn)
+    } else {
+        if paws_reject {
+            ctx.mibs().inc(ctx.cpu(), LinuxMib::PawsTimewait);
+        }
+        if rst {
+            TwVerdict::Success
+        } else {
+            if paws_reject || ack {
+                reschedule(ctx, tw, TCP_TIMEWAIT_LEN);
+            }
+            oow_ack(ctx, tw, LinuxMib::TcpAckSkippedTimeWait)
+        }
+    };
+    (verdict, Some(tw.clone()))
+}
+
+fn oow_ack<C: TcpContext>(ctx: &C, tw: &mut InetTimewaitSock, mib: LinuxMib) -> TwVerdict {
+    let now = ctx.now();
+    let limit = Duration::from_millis(
+        ctx.sysctl()
+            .get_int(netcore::Sysctl::TCP_INVALID_RATELIMIT)
+            .max(0) as u64,
+    );
+    if let Some(last) = tw.last_oow_ack_time
+        && now.saturating_duration_since(last) < limit
+    {
+        ctx.mibs().inc(ctx.cpu(), mib);
+        return TwVerdict::Success;
+    }
+    tw.last_oow_ack_time = Some(now);
+    TwVerdict::Ack
+}
+
+/// The addresses of a mini socket, for `ss`.
+pub(crate) fn tw_addrs(tw: &InetTimewaitSock) -> (Ipv4Addr, u16, Ipv4Addr, u16) {
+    (tw.t.laddr, tw.t.lport, tw.t.raddr, tw.t.rport)
+}

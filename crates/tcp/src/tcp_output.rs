@@ -1,0 +1,940 @@
+//! Sending: segment building, the write queue, windows, ACKs, FIN, RST,
+//! SYN, retransmission and probes.
+//!
+//! Mirrors `net/ipv4/tcp_output.c`: `__tcp_transmit_skb()`,
+//! `tcp_options_write()` (through [`wire::TcpOptions::emit`]),
+//! `tcp_select_window()`, `tcp_select_initial_window()`, `tcp_sync_mss()`,
+//! `tcp_current_mss()`, `tcp_write_xmit()` with the Nagle, cwnd and window
+//! tests, `tcp_send_ack()`, `tcp_send_delayed_ack()`, `tcp_send_fin()`,
+//! `tcp_send_active_reset()`, `tcp_connect()`, `tcp_retransmit_skb()`,
+//! `tcp_xmit_retransmit_queue()`, `tcp_send_probe0()`, `tcp_write_wakeup()`.
+//!
+//! ```text
+//!  tcp_sendmsg -> write queue -> tcp_push -> tcp_write_xmit
+//!       (cwnd test, rwnd test, Nagle) -> tcp_transmit_skb -> ip_queue_xmit
+//! ```
+
+use netcore::{Duration, Errno, Instant, LinuxMib, SkBuff, Sysctl, TcpMib};
+use wire::{TcpFlags, TcpOptions, TcpRepr, TcpSackBlock};
+
+use crate::context::TcpContext;
+use crate::tcp_sock::{
+    ICSK_ACK_PUSHED, ICSK_ACK_SCHED, ICSK_ACK_TIMER, MAX_TCP_HEADER, TCP_ATO_MIN, TCP_DELACK_MAX,
+    TCP_DELACK_MIN, TCP_MAX_QUICKACKS, TCP_MAX_WSCALE, TCP_RTO_MAX, TCPCB_EVER_RETRANS, TCPCB_LOST,
+    TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSock, TcpState, TxSkb, after, before,
+};
+use crate::tcp_timer::{TcpTimer, inet_csk_reset_xmit_timer, tcp_reset_xmit_timer};
+
+/// `TCP_NAGLE_OFF`: `TCP_NODELAY` is set.
+pub const TCP_NAGLE_OFF: u8 = 1;
+/// `TCP_NAGLE_CORK`: hold partial segments.
+pub const TCP_NAGLE_CORK: u8 = 2;
+/// `TCP_NAGLE_PUSH`: send partial segments now.
+pub const TCP_NAGLE_PUSH: u8 = 4;
+
+/// The Nagle mode from the socket options (`tp->nonagle`).
+pub(crate) fn tp_nonagle(tp: &TcpSock) -> u8 {
+    if tp.opts.cork {
+        TCP_NAGLE_CORK
+    } else if tp.opts.nodelay {
+        TCP_NAGLE_OFF
+    } else {
+        0
+    }
+}
+
+/// Bytes of TCP header without options plus the aligned timestamp option
+/// when negotiated (`tp->tcp_header_len`).
+pub(crate) fn tcp_header_len(tp: &TcpSock) -> u16 {
+    if tp.rx_opt.tstamp_ok { 32 } else { 20 }
+}
+
+/// Converts a path MTU to an MSS: `__tcp_mtu_to_mss()` minus the
+/// timestamp option (`tcp_mtu_to_mss()`).
+pub(crate) fn tcp_mtu_to_mss(tp: &TcpSock, pmtu: u32) -> u16 {
+    let mut mss = pmtu.saturating_sub(40).min(u32::from(u16::MAX)) as u16;
+    mss = mss.min(tp.rx_opt.mss_clamp);
+    mss = mss.max(48);
+    mss - (tcp_header_len(tp) - 20)
+}
+
+/// Clamps a segment size to half the largest window the peer offered.
+/// Mirrors `tcp_bound_to_half_wnd()`.
+fn tcp_bound_to_half_wnd(tp: &TcpSock, pktsize: u32) -> u32 {
+    let cutoff = if tp.max_window > u32::from(crate::tcp_sock::TCP_MSS_DEFAULT) {
+        tp.max_window >> 1
+    } else {
+        tp.max_window
+    };
+    if cutoff > 0 && pktsize > cutoff {
+        cutoff.max(68 - u32::from(tcp_header_len(tp)))
+    } else {
+        pktsize
+    }
+}
+
+/// Recomputes `mss_cache` for a path MTU. Mirrors `tcp_sync_mss()`.
+pub(crate) fn tcp_sync_mss(tp: &mut TcpSock, pmtu: u32) -> u16 {
+    let mss = tcp_mtu_to_mss(tp, pmtu);
+    let mss = tcp_bound_to_half_wnd(tp, u32::from(mss)) as u16;
+    tp.pmtu = pmtu;
+    tp.mss_cache = mss;
+    mss
+}
+
+/// The payload size of the next segment: `mss_cache` less the option bytes
+/// beyond `tcp_header_len` (SACK blocks). Mirrors `tcp_current_mss()`.
+pub(crate) fn tcp_current_mss(tp: &TcpSock) -> u16 {
+    let opts = established_options(tp, Instant::ZERO);
+    let hlen = 20 + opts.buffer_len() as u16;
+    let base = tcp_header_len(tp);
+    tp.mss_cache
+        .saturating_sub(hlen.saturating_sub(base))
+        .max(1)
+}
+
+/// The MSS to announce: the route's MTU minus 40, or `TCP_MAXSEG`.
+/// Mirrors `tcp_advertise_mss()` / `dst_metric_advmss()`.
+pub(crate) fn tcp_advertise_mss(mtu: u32, user_mss: u16) -> u16 {
+    let mss = mtu.saturating_sub(40).clamp(88, 65535) as u16;
+    if user_mss != 0 {
+        mss.min(user_mss)
+    } else {
+        mss
+    }
+}
+
+/// Picks the initial receive window, its clamp and the window scale.
+///
+/// Mirrors `tcp_select_initial_window()`: the window is the space rounded
+/// down to a multiple of the MSS and at most 65535 (a SYN's window is never
+/// scaled); the scale is chosen so that the largest buffer
+/// (`max(tcp_rmem[2], rmem_max)`) fits: `ilog2(space) - 15`, at most 14.
+pub fn tcp_select_initial_window(
+    sysctl: &Sysctl,
+    space: u32,
+    mss: u32,
+    window_clamp: u32,
+    wscale_ok: bool,
+) -> (u32, u32, u8) {
+    let mut clamp = if window_clamp == 0 {
+        65535u32 << TCP_MAX_WSCALE
+    } else {
+        window_clamp
+    };
+    let mut space = space.min(clamp);
+    if space > mss {
+        space = space / mss * mss;
+    }
+    let rcv_wnd = space.min(65535);
+    let mut wscale = 0u8;
+    if wscale_ok {
+        let rmem_max = sysctl.tcp_rmem()[2].max(0) as u32;
+        let s = space
+            .max(rmem_max)
+            .max(crate::tcp_sock::SYSCTL_MEM_MAX)
+            .min(clamp);
+        let ilog = 31 - s.max(1).leading_zeros() as i32;
+        wscale = (ilog - 15).clamp(0, i32::from(TCP_MAX_WSCALE)) as u8;
+    }
+    clamp = clamp.min(65535u32 << wscale);
+    (rcv_wnd, clamp, wscale)
+}
+
+/// The window to offer now, before scaling. Mirrors `__tcp_select_window()`.
+pub(crate) fn tcp_select_window_raw(tp: &mut TcpSock) -> u32 {
+    let mut mss = u32::from(tp.ack.rcv_mss.max(1));
+    let mut free_space = tp.tcp_space();
+    let allowed_space = tp.tcp_full_space();
+    let full_space = tp.window_clamp.min(allowed_space);
+    if mss > full_space {
+        mss = full_space;
+        if mss == 0 {
+            return 0;
+        }
+    }
+    let wscale = u32::from(tp.rx_opt.rcv_wscale);
+    if free_space < (full_space >> 1) {
+        tp.ack.quick = 0;
+        free_space = free_space >> wscale << wscale;
+        if free_space < (allowed_space >> 4) || free_space < mss {
+            return 0;
+        }
+    }
+    if free_space > tp.rcv_ssthresh {
+        free_space = tp.rcv_ssthresh;
+    }
+    if wscale != 0 {
+        (free_space + (1 << wscale) - 1) >> wscale << wscale
+    } else {
+        let mut window = tp.rcv_wnd;
+        if window <= free_space.saturating_sub(mss) || window > free_space {
+            window = free_space / mss * mss;
+        } else if mss == full_space && free_space > window + (full_space >> 1) {
+            window = free_space;
+        }
+        window
+    }
+}
+
+/// The receive window still open to the peer: `tcp_receive_window()`.
+pub(crate) fn tcp_receive_window(tp: &TcpSock) -> u32 {
+    let win = tp.rcv_wup.wrapping_add(tp.rcv_wnd).wrapping_sub(tp.rcv_nxt) as i32;
+    win.max(0) as u32
+}
+
+/// Chooses the window field of an outgoing segment and records it as
+/// offered (`rcv_wnd`, `rcv_wup`); never shrinks the window already offered.
+///
+/// Mirrors `tcp_select_window()`. Counters: `TCPWantZeroWindowAdv`,
+/// `TCPToZeroWindowAdv`, `TCPFromZeroWindowAdv`.
+pub(crate) fn tcp_select_window<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> u16 {
+    let old_win = tp.rcv_wnd;
+    let cur_win = tcp_receive_window(tp);
+    let mut new_win = tcp_select_window_raw(tp);
+    let wscale = u32::from(tp.rx_opt.rcv_wscale);
+    if new_win < cur_win {
+        if new_win == 0 {
+            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpWantZeroWindowAdv);
+        }
+        new_win = (cur_win + (1 << wscale) - 1) >> wscale << wscale;
+    }
+    tp.rcv_wnd = new_win;
+    tp.rcv_wup = tp.rcv_nxt;
+    let new_win = new_win.min(65535u32 << wscale) >> wscale;
+    if new_win == 0 {
+        if old_win != 0 {
+            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpToZeroWindowAdv);
+        }
+    } else if old_win == 0 {
+        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpFromZeroWindowAdv);
+    }
+    new_win as u16
+}
+
+/// The options of a segment of an established connection: timestamps and
+/// SACK blocks (a D-SACK first). Mirrors `tcp_established_options()`.
+pub(crate) fn established_options(tp: &TcpSock, now: Instant) -> TcpOptions {
+    let mut o = TcpOptions::default();
+    if tp.rx_opt.tstamp_ok {
+        o.timestamp = Some((tp.tcp_time_stamp(now), tp.rx_opt.ts_recent));
+    }
+    if tp.rx_opt.sack_ok {
+        let room = if tp.rx_opt.tstamp_ok { 3 } else { 4 };
+        if let Some(d) = tp.duplicate_sack.filter(|_| tp.dsack_pending) {
+            let _ = o.sack_blocks.push(d);
+        }
+        for b in &tp.selective_acks {
+            if o.sack_blocks.len() >= room {
+                break;
+            }
+            let _ = o.sack_blocks.push(*b);
+        }
+    }
+    o
+}
+
+/// The options of a SYN from a full socket. Mirrors `tcp_syn_options()`.
+pub(crate) fn syn_options(tp: &TcpSock, now: Instant) -> TcpOptions {
+    TcpOptions {
+        mss: Some(tp.advmss),
+        wscale: tp.rx_opt.wscale_ok.then_some(tp.rx_opt.rcv_wscale),
+        sack_ok: tp.rx_opt.sack_ok,
+        timestamp: tp
+            .rx_opt
+            .tstamp_ok
+            .then(|| (tp.tcp_time_stamp(now), tp.rx_opt.ts_recent)),
+        sack_blocks: wire::SackBlocks::new(),
+    }
+}
+
+/// Builds a segment in a fresh skb (copying `payload` if any) with
+/// [`MAX_TCP_HEADER`] of headroom, checksum filled.
+///
+/// Mirrors the header fill of `__tcp_transmit_skb()` /
+/// `tcp_v4_send_check()`.
+pub(crate) fn build_segment<C: TcpContext>(
+    ctx: &C,
+    repr: &TcpRepr,
+    payload: Option<&SkBuff>,
+    saddr: core::net::Ipv4Addr,
+    daddr: core::net::Ipv4Addr,
+) -> Result<SkBuff, Errno> {
+    let hlen = repr.header_len();
+    let mut skb = match payload {
+        Some(p) if !p.is_empty() => p.copy().map_err(|_| Errno::NoBufs)?,
+        _ => {
+            let mut s =
+                SkBuff::alloc(ctx.page_pool(), MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
+            s.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
+            s
+        }
+    };
+    skb.push(hlen).map_err(|_| Errno::NoBufs)?;
+    skb.reset_transport_header();
+    let buf = skb.data_mut().map_err(|_| Errno::NoBufs)?;
+    repr.emit(buf, saddr, daddr).map_err(|_| Errno::Inval)?;
+    Ok(skb)
+}
+
+/// Sends one segment of `tp`: builds the header from the socket's state
+/// (window, options, ACK) and hands it to IP.
+///
+/// Mirrors `__tcp_transmit_skb()`. A segment carrying ACK clears the
+/// delayed-ACK state (`tcp_event_ack_sent()`). Counters: `OutSegs` (not for
+/// retransmissions), `OutRsts`.
+pub(crate) fn tcp_transmit<C: TcpContext>(
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    seq: u32,
+    flags: TcpFlags,
+    payload: Option<&SkBuff>,
+    retrans: bool,
+) -> Result<(), Errno> {
+    let now = ctx.now();
+    let syn = flags.contains(TcpFlags::SYN);
+    let (options, window) = if syn {
+        (syn_options(tp, now), tp.rcv_wnd.min(65535) as u16)
+    } else {
+        let o = established_options(tp, now);
+        let w = tcp_select_window(ctx, tp);
+        (o, w)
+    };
+    let ack_flag = flags.contains(TcpFlags::ACK);
+    let repr = TcpRepr {
+        src_port: tp.sport,
+        dst_port: tp.dport,
+        seq,
+        ack: if ack_flag { tp.rcv_nxt } else { 0 },
+        flags,
+        window,
+        urgent: 0,
+        options,
+        payload_len: payload.map_or(0, SkBuff::len),
+    };
+    let skb = build_segment(ctx, &repr, payload, tp.saddr, tp.daddr)?;
+    let cpu = ctx.cpu();
+    if !retrans {
+        ctx.mibs().inc(cpu, TcpMib::OutSegs);
+    }
+    if flags.contains(TcpFlags::RST) {
+        ctx.mibs().inc(cpu, TcpMib::OutRsts);
+    }
+    tp.segs_out += 1;
+    if repr.payload_len > 0 {
+        tp.data_segs_out += 1;
+        tp.bytes_sent += repr.payload_len as u64;
+    }
+    if ack_flag {
+        tcp_event_ack_sent(ctx, tp);
+    }
+    tp.dsack_pending = false;
+    tracing::trace!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, seq, ack = repr.ack, ?flags, len = repr.payload_len, "tcp_transmit_skb");
+    let (saddr, daddr) = (tp.saddr, tp.daddr);
+    ctx.ip_queue_xmit(skb, saddr, daddr)
+}
+
+/// An ACK went out: leave quick-ACK mode by the segments it covered and
+/// stop the delayed-ACK timer. Mirrors `tcp_event_ack_sent()` with
+/// `tcp_dec_quickack_mode()` and `inet_csk_clear_xmit_timer(ICSK_TIME_DACK)`.
+fn tcp_event_ack_sent<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    if tp.ack.quick > 0 {
+        tp.ack.quick -= 1;
+        if tp.ack.quick == 0 {
+            tp.ack.ato = TCP_ATO_MIN;
+        }
+    }
+    tp.ack.pending = 0;
+    ctx.cancel_timer(TcpTimer::DelAck(tp.id));
+}
+
+/// Sends a pure ACK now. Mirrors `tcp_send_ack()` / `__tcp_send_ack()`.
+pub(crate) fn tcp_send_ack<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    if tp.state == TcpState::Close {
+        return;
+    }
+    let seq = tcp_acceptable_seq(tp);
+    let _ = tcp_transmit(ctx, tp, seq, TcpFlags::ACK, None, false);
+}
+
+/// The sequence number for a segment without data: `snd_nxt` if it is in
+/// the peer's window, else its right edge. Mirrors `tcp_acceptable_seq()`.
+pub(crate) fn tcp_acceptable_seq(tp: &TcpSock) -> u32 {
+    let wnd_end = tp.snd_una.wrapping_add(tp.snd_wnd);
+    if !before(wnd_end, tp.snd_nxt)
+        || (tp.rx_opt.wscale_ok && (tp.snd_nxt.wrapping_sub(wnd_end) >> tp.rx_opt.snd_wscale) == 0)
+    {
+        tp.snd_nxt
+    } else {
+        wnd_end
+    }
+}
+
+/// Schedules a delayed ACK. Mirrors `tcp_send_delayed_ack()`: the timeout
+/// is the ATO, bounded by 200 ms in ping-pong mode or after PSH, by 500 ms
+/// otherwise and by the smoothed RTT (at least `TCP_DELACK_MIN`); an ACK
+/// already due within a quarter of the ATO goes out now.
+pub(crate) fn tcp_send_delayed_ack<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    let now = ctx.now();
+    let mut ato = tp.ack.ato;
+    if ato > TCP_DELACK_MIN {
+        let mut max_ato = if tp.ack.pingpong > 0 || tp.ack.pending & ICSK_ACK_PUSHED != 0 {
+            TCP_DELACK_MAX
+        } else {
+            Duration::from_millis(500)
+        };
+        if tp.srtt_us != 0 {
+            let rtt = Duration::from_micros(u64::from(tp.srtt_us >> 3)).max(TCP_DELACK_MIN);
+            max_ato = max_ato.min(rtt);
+        }
+        ato = ato.min(max_ato);
+    }
+    ato = ato.min(TCP_DELACK_MAX);
+    let mut timeout = now + ato;
+    if tp.ack.pending & ICSK_ACK_TIMER != 0 {
+        if tp.ack.timeout <= now + ato / 4 {
+            tcp_send_ack(ctx, tp);
+            return;
+        }
+        if timeout >= tp.ack.timeout {
+            timeout = tp.ack.timeout;
+        }
+    }
+    tp.ack.pending |= ICSK_ACK_SCHED | ICSK_ACK_TIMER;
+    tp.ack.timeout = timeout;
+    ctx.arm_timer(TcpTimer::DelAck(tp.id), timeout);
+}
+
+/// Appends `len` bytes of data to the write queue from `data`, filling the
+/// unsent tail segment up to `size_goal` first. Returns the bytes queued.
+///
+/// The copy half of `tcp_sendmsg_locked()`: `tcp_write_queue_tail()` with
+/// room, else `tcp_stream_alloc_skb()` + `skb_copy_to_page_nocache()`.
+pub(crate) fn tcp_queue_data<C: TcpContext>(
+    ctx: &C,
+    tp: &mut TcpSock,
+    data: &[u8],
+    size_goal: usize,
+) -> Result<usize, Errno> {
+    let mut copied = 0;
+    while copied < data.len() {
+        if !tp.sk_stream_memory_free() {
+            break;
+        }
+        let unsent_tail = tp.write_queue.len() > tp.packets_out as usize;
+        let can_append = unsent_tail
+            && tp.write_queue.back().is_some_and(|t| {
+                (t.len() as usize) < size_goal && !t.flags.intersects(TcpFlags::FIN | TcpFlags::SYN)
+            });
+        if !can_append {
+            let mut skb = SkBuff::alloc(ctx.page_pool(), MAX_TCP_HEADER + size_goal)
+                .map_err(|_| Errno::NoBufs)?;
+            skb.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
+            let seq = tp.write_seq;
+            tp.wmem_queued += skb.truesize() as u32;
+            tp.write_queue.push_back(TxSkb {
+                skb,
+                seq,
+                end_seq: seq,
+                flags: TcpFlags::ACK,
+                sacked: 0,
+                sent_at: None,
+            });
+        }
+        let Some(tail) = tp.write_queue.back_mut() else {
+            break;
+        };
+        let room = size_goal - tail.len() as usize;
+        let n = room.min(data.len() - copied);
+        tail.skb
+            .put_data(&data[copied..copied + n])
+            .map_err(|_| Errno::NoBufs)?;
+        tail.end_seq = tail.end_seq.wrapping_add(n as u32);
+        tp.write_seq = tp.write_seq.wrapping_add(n as u32);
+        copied += n;
+    }
+    Ok(copied)
+}
+
+/// The Nagle test for the send head. Mirrors `tcp_nagle_test()` with
+/// `tcp_nagle_check()` and `tcp_minshall_check()`.
+fn tcp_nagle_test(tp: &TcpSock, skb: &TxSkb, cur_mss: u32, nonagle: u8) -> bool {
+    if nonagle & TCP_NAGLE_PUSH != 0 {
+        return true;
+    }
+    if skb.flags.contains(TcpFlags::FIN) {
+        return true;
+    }
+    let partial = skb.len() < cur_mss;
+    let minshall = after(tp.snd_sml, tp.snd_una) && !after(tp.snd_sml, tp.snd_nxt);
+    !(partial
+        && (nonagle & TCP_NAGLE_CORK != 0 || (nonagle == 0 && tp.packets_out > 0 && minshall)))
+}
+
+/// Splits write-queue entry `idx` so that it carries at most `len` bytes.
+/// Mirrors `tcp_fragment()`.
+fn tcp_fragment<C: TcpContext>(
+    ctx: &C,
+    tp: &mut TcpSock,
+    idx: usize,
+    len: u32,
+) -> Result<(), Errno> {
+    let seg = &mut tp.write_queue[idx];
+    if seg.len() <= len {
+        return Ok(());
+    }
+    let tail_bytes = seg.skb.data()[len as usize..].to_vec();
+    let mut skb = SkBuff::alloc(ctx.page_pool(), MAX_TCP_HEADER + tail_bytes.len())
+        .map_err(|_| Errno::NoBufs)?;
+    skb.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
+    skb.put_data(&tail_bytes).map_err(|_| Errno::NoBufs)?;
+    seg.skb.trim(len as usize).map_err(|_| Errno::NoBufs)?;
+    let new_seq = seg.seq.wrapping_add(len);
+    let new = TxSkb {
+        skb,
+        seq: new_seq,
+        end_seq: seg.end_seq,
+        flags: seg.flags,
+        sacked: seg.sacked & !TCPCB_SACKED_ACKED,
+        sent_at: seg.sent_at,
+    };
+    seg.end_seq = new_seq;
+    seg.flags.remove(TcpFlags::FIN | TcpFlags::PSH);
+    let truesize = new.skb.truesize() as u32;
+    tp.wmem_queued += truesize;
+    tp.write_queue.insert(idx + 1, new);
+    Ok(())
+}
+
+/// Sends what the windows and Nagle allow from the write queue.
+///
+/// Mirrors `tcp_write_xmit()`: for each unsent segment, `tcp_cwnd_test()`
+/// (segments in flight below cwnd), `tcp_snd_wnd_test()` (the segment ends
+/// inside `snd_una + snd_wnd`), `tcp_nagle_test()` for the last one, then
+/// `tcp_transmit_skb()` and `tcp_event_new_data_sent()` (arming the RTO
+/// when the first segment leaves). Returns true when nothing could be sent
+/// although data is waiting (the caller arms the probe timer).
+pub(crate) fn tcp_write_xmit<C: TcpContext>(
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    nonagle: u8,
+    push_one: bool,
+) -> bool {
+    let now = ctx.now();
+    let mut sent_pkts = 0;
+    let mss_now = u32::from(tcp_current_mss(tp));
+    let mut cwnd_limited = false;
+    let mut rwnd_limited = false;
+    loop {
+        let idx = tp.packets_out as usize;
+        if idx >= tp.write_queue.len() {
+            break;
+        }
+        if tp.write_queue[idx].seq == tp.write_queue[idx].end_seq
+            && !tp.write_queue[idx]
+                .flags
+                .intersects(TcpFlags::FIN | TcpFlags::SYN)
+        {
+            // An empty entry (nothing written yet): not sendable.
+            break;
+        }
+        let in_flight = tp.packets_in_flight();
+        if in_flight >= tp.cwnd.snd_cwnd {
+            cwnd_limited = true;
+            break;
+        }
+        // tcp_mss_split_point(): at most one MSS, and no more than the window.
+        if tp.write_queue[idx].len() > mss_now && tcp_fragment(ctx, tp, idx, mss_now).is_err() {
+            break;
+        }
+        let seg = &tp.write_queue[idx];
+        let wnd_end = tp.snd_una.wrapping_add(tp.snd_wnd);
+        if after(seg.end_seq, wnd_end) && seg.len() > 0 {
+            // tcp_snd_wnd_test() fails; a split to the window edge is only
+            // done for a segment that is at least a full MSS of window.
+            let room = wnd_end.wrapping_sub(seg.seq) as i32;
+            if room >= mss_now as i32 && (room as u32) < seg.len() {
+                let _ = tcp_fragment(ctx, tp, idx, room as u32);
+                continue;
+            }
+            rwnd_limited = true;
+            break;
+        }
+        let is_last = idx + 1 == tp.write_queue.len();
+        let seg = &tp.write_queue[idx];
+        let nl = if is_last { nonagle } else { TCP_NAGLE_PUSH };
+        if seg.len() < mss_now && !tcp_nagle_test(tp, seg, mss_now, nl) {
+            break;
+        }
+        if tcp_transmit_head(ctx, tp, idx, now).is_err() {
+            break;
+        }
+        sent_pkts += 1;
+        if push_one {
+            break;
+        }
+    }
+    if rwnd_limited {
+        tp.rwnd_limited_since.get_or_insert(now);
+    } else if let Some(since) = tp.rwnd_limited_since.take() {
+        tp.rwnd_limited += now.saturating_duration_since(since);
+    }
+    tp.cwnd.is_cwnd_limited = cwnd_limited || tp.packets_in_flight() >= tp.cwnd.snd_cwnd;
+    if sent_pkts > 0 {
+        return false;
+    }
+    tp.packets_out == 0 && (tp.write_queue.len() > tp.packets_out as usize)
+}
+
+/// Transmits the first unsent segment (index `idx == packets_out`) and
+/// accounts it as new data sent. Mirrors the tail of `tcp_write_xmit()`
+/// with `tcp_event_new_data_sent()` and `tcp_minshall_update()`.
+fn tcp_transmit_head<C: TcpContext>(
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    idx: usize,
+    now: Instant,
+) -> Result<(), Errno> {
+    let (seq, end_seq, mut flags, len) = {
+        let s = &tp.write_queue[idx];
+        (s.seq, s.end_seq, s.flags, s.len())
+    };
+    let mss_now = u32::from(tcp_current_mss(tp));
+    if idx + 1 == tp.write_queue.len() && len > 0 {
+        // tcp_mark_push(): the last segment of a write carries PSH.
+        flags |= TcpFlags::PSH;
+    }
+    if tp.packets_out == 0 {
+        let ca = &mut tp.ca_ops;
+        ca.cwnd_event(&mut tp.cwnd, crate::tcp_cong::CaEvent::TxStart);
+    }
+    let payload = (len > 0).then(|| tp.write_queue[idx].skb.copy());
+    let payload = match payload {
+        Some(Ok(p)) => Some(p),
+        Some(Err(_)) => return Err(Errno::NoBufs),
+        None => None,
+    };
+    // The header is built by tcp_transmit from the socket; the payload is
+    // already a private copy so no second copy is needed.
+    tcp_transmit(ctx, tp, seq, flags, payload.as_ref(), false)?;
+    let seg = &mut tp.write_queue[idx];
+    seg.sent_at = Some(now);
+    seg.flags = flags;
+    tp.snd_nxt = end_seq;
+    tp.packets_out += 1;
+    if len > 0 {
+        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpOrigDataSent);
+    }
+    if len < mss_now {
+        tp.snd_sml = end_seq;
+    }
+    if matches!(
+        tp.ca_state,
+        crate::tcp_cong::TcpCaState::Recovery | crate::tcp_cong::TcpCaState::Cwr
+    ) {
+        tp.prr_out += 1;
+    }
+    tp.lsndtime = now;
+    // tcp_event_data_sent(): a reply within the ATO means ping-pong.
+    if len > 0 && now.saturating_duration_since(tp.ack.lrcvtime) < tp.ack.ato {
+        tp.ack.pingpong = tp.ack.pingpong.saturating_add(1);
+    }
+    if tp.packets_out == 1 {
+        // First segment in flight: arm the retransmission timer.
+        tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto);
+    }
+    Ok(())
+}
+
+/// Pushes pending frames with the socket's Nagle mode and arms the probe
+/// timer if the peer's window holds them back. Mirrors
+/// `__tcp_push_pending_frames()` + `tcp_check_probe_timer()`.
+pub(crate) fn tcp_push_pending_frames<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, nonagle: u8) {
+    if tp.state == TcpState::Close || tp.state == TcpState::SynSent {
+        return;
+    }
+    if tcp_write_xmit(ctx, tp, nonagle, false) {
+        tcp_check_probe_timer(ctx, tp);
+    }
+}
+
+/// Arms the zero-window probe timer when nothing is in flight and no timer
+/// is pending. Mirrors `tcp_check_probe_timer()`.
+pub(crate) fn tcp_check_probe_timer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    if tp.packets_out == 0
+        && ctx.timer_pending(TcpTimer::Probe0(tp.id)).is_none()
+        && ctx.timer_pending(TcpTimer::Retransmit(tp.id)).is_none()
+    {
+        let when = tcp_probe0_base(tp);
+        inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Probe0(tp.id), when, TCP_RTO_MAX);
+    }
+}
+
+/// The base interval of the zero-window probe: the RTO, at least 200 ms.
+/// Mirrors `tcp_probe0_base()`.
+pub(crate) fn tcp_probe0_base(tp: &TcpSock) -> Duration {
+    tp.rto.max(crate::tcp_sock::TCP_RTO_MIN)
+}
+
+/// Queues a FIN (on the unsent tail if there is one) and pushes.
+/// Mirrors `tcp_send_fin()`.
+pub(crate) fn tcp_send_fin<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    let unsent_tail = tp.write_queue.len() > tp.packets_out as usize;
+    if unsent_tail && let Some(tail) = tp.write_queue.back_mut() {
+        tail.flags |= TcpFlags::FIN;
+        tail.end_seq = tail.end_seq.wrapping_add(1);
+        tp.write_seq = tp.write_seq.wrapping_add(1);
+    } else {
+        let Ok(mut skb) = SkBuff::alloc(ctx.page_pool(), MAX_TCP_HEADER) else {
+            return;
+        };
+        if skb.reserve(MAX_TCP_HEADER).is_err() {
+            return;
+        }
+        let seq = tp.write_seq;
+        tp.write_queue.push_back(TxSkb {
+            skb,
+            seq,
+            end_seq: seq.wrapping_add(1),
+            flags: TcpFlags::ACK | TcpFlags::FIN,
+            sacked: 0,
+            sent_at: None,
+        });
+        tp.write_seq = tp.write_seq.wrapping_add(1);
+    }
+    tcp_push_pending_frames(ctx, tp, TCP_NAGLE_OFF);
+}
+
+/// Sends a RST for an abort (close with unread data, `SO_LINGER` 0,
+/// `tcp_abort`). Mirrors `tcp_send_active_reset()`.
+pub(crate) fn tcp_send_active_reset<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    let seq = tcp_acceptable_seq(tp);
+    let _ = tcp_transmit(ctx, tp, seq, TcpFlags::ACK | TcpFlags::RST, None, false);
+}
+
+/// Retransmits write-queue entry `idx`. Mirrors `__tcp_retransmit_skb()`:
+/// trims what was already acked, refragments to the current MSS, sends
+/// with `RetransSegs` counted and marks it `TCPCB_SACKED_RETRANS`.
+pub(crate) fn tcp_retransmit_skb<C: TcpContext>(
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    idx: usize,
+) -> Result<(), Errno> {
+    let now = ctx.now();
+    let mss_now = u32::from(tcp_current_mss(tp));
+    if tp.write_queue[idx].len() > mss_now {
+        tcp_fragment(ctx, tp, idx, mss_now)?;
+        if idx < tp.packets_out as usize {
+            // The new piece was already sent: it stays part of the flight.
+            tp.packets_out += 1;
+            if tp.write_queue[idx + 1].sacked & TCPCB_LOST != 0 {
+                tp.lost_out += 1;
+            }
+        }
+    }
+    let (seq, flags, len) = {
+        let s = &tp.write_queue[idx];
+        (s.seq, s.flags, s.len())
+    };
+    let payload = if len > 0 {
+        Some(tp.write_queue[idx].skb.copy().map_err(|_| Errno::NoBufs)?)
+    } else {
+        None
+    };
+    let mut f = flags;
+    if f.contains(TcpFlags::SYN) && tp.state == TcpState::SynSent {
+        f.remove(TcpFlags::ACK);
+    }
+    tcp_transmit(ctx, tp, seq, f, payload.as_ref(), true)?;
+    let cpu = ctx.cpu();
+    ctx.mibs().inc(cpu, TcpMib::RetransSegs);
+    if f.contains(TcpFlags::SYN) {
+        ctx.mibs().inc(cpu, LinuxMib::TcpSynRetrans);
+    }
+    tp.total_retrans += 1;
+    tp.bytes_retrans += u64::from(len);
+    let seg = &mut tp.write_queue[idx];
+    if seg.sacked & TCPCB_SACKED_RETRANS == 0 {
+        tp.retrans_out += 1;
+    }
+    seg.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
+    seg.sent_at = Some(now);
+    if tp.retrans_stamp.is_none() {
+        tp.retrans_stamp = Some(now);
+    }
+    if tp.undo_marker.is_some() {
+        tp.undo_retrans += 1;
+    }
+    if matches!(
+        tp.ca_state,
+        crate::tcp_cong::TcpCaState::Recovery | crate::tcp_cong::TcpCaState::Cwr
+    ) {
+        tp.prr_out += 1;
+    }
+    Ok(())
+}
+
+/// Retransmits segments marked lost, as cwnd allows, then new data.
+/// Mirrors `tcp_xmit_retransmit_queue()`.
+pub(crate) fn tcp_xmit_retransmit_queue<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    let mut idx = 0;
+    while idx < tp.packets_out as usize {
+        if tp.packets_in_flight() >= tp.cwnd.snd_cwnd {
+            return;
+        }
+        let s = tp.write_queue[idx].sacked;
+        if s & TCPCB_LOST != 0 && s & (TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS) == 0 {
+            if tcp_retransmit_skb(ctx, tp, idx).is_err() {
+                return;
+            }
+            if idx == 0 {
+                tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto);
+            }
+        }
+        idx += 1;
+    }
+}
+
+/// Sends a zero-window probe or a window-edge segment. Mirrors
+/// `tcp_write_wakeup()`: if data fits in the window it is sent (split to the
+/// window), else a segment with `snd_una - 1` (`tcp_xmit_probe_skb()`).
+/// Returns whether new data went out.
+pub(crate) fn tcp_write_wakeup<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) -> bool {
+    let idx = tp.packets_out as usize;
+    let wnd_end = tp.snd_una.wrapping_add(tp.snd_wnd);
+    if idx < tp.write_queue.len() && before(tp.write_queue[idx].seq, wnd_end) {
+        let room = wnd_end.wrapping_sub(tp.write_queue[idx].seq);
+        let mss = u32::from(tcp_current_mss(tp));
+        let limit = room.min(mss);
+        if tp.write_queue[idx].len() > limit && tcp_fragment(ctx, tp, idx, limit).is_err() {
+            return false;
+        }
+        let now = ctx.now();
+        return tcp_transmit_head(ctx, tp, idx, now).is_ok();
+    }
+    // tcp_xmit_probe_skb(): an old sequence number forces an ACK.
+    let seq = tp.snd_una.wrapping_sub(1);
+    let _ = tcp_transmit(ctx, tp, seq, TcpFlags::ACK, None, false);
+    false
+}
+
+/// Starts an active open: sets up the window and sends the SYN.
+/// Mirrors `tcp_connect_init()` + `tcp_connect()`: `ActiveOpens`, the SYN
+/// on the write queue, the RTO armed at the initial 1 s.
+pub(crate) fn tcp_connect<C: TcpContext>(
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    iss: u32,
+) -> Result<(), Errno> {
+    let sysctl = ctx.sysctl().clone();
+    tp.rx_opt.tstamp_ok = sysctl.get_int(Sysctl::TCP_TIMESTAMPS) != 0;
+    tp.rx_opt.sack_ok = sysctl.get_int(Sysctl::TCP_SACK) != 0;
+    tp.rx_opt.wscale_ok = sysctl.get_int(Sysctl::TCP_WINDOW_SCALING) != 0;
+    let mss = tcp_advertise_mss(tp.pmtu, tp.rx_opt.user_mss);
+    tp.advmss = mss;
+    if tp.rx_opt.user_mss != 0 {
+        tp.rx_opt.mss_clamp = tp.rx_opt.user_mss;
+    } else {
+        tp.rx_opt.mss_clamp = mss;
+    }
+    tp.max_window = 0;
+    let pmtu = tp.pmtu;
+    tcp_sync_mss(tp, pmtu);
+    tp.ack.rcv_mss = tp.advmss.clamp(
+        crate::tcp_sock::TCP_MIN_MSS,
+        crate::tcp_sock::TCP_MSS_DEFAULT,
+    );
+    let (rcv_wnd, clamp, wscale) = tcp_select_initial_window(
+        &sysctl,
+        tp.tcp_full_space(),
+        u32::from(tp.advmss),
+        tp.opts.window_clamp,
+        tp.rx_opt.wscale_ok,
+    );
+    tp.rcv_wnd = rcv_wnd;
+    tp.window_clamp = clamp;
+    tp.rx_opt.rcv_wscale = wscale;
+    tp.rcv_ssthresh = rcv_wnd;
+    tp.rcv_nxt = 0;
+    tp.rcv_wup = 0;
+    tp.copied_seq = 0;
+    tp.snd_una = iss;
+    tp.snd_nxt = iss;
+    tp.write_seq = iss;
+    tp.pushed_seq = iss;
+    tp.snd_sml = iss;
+    tp.snd_wnd = 0;
+    tp.snd_wl1 = 0;
+    tp.rto = crate::tcp_sock::TCP_TIMEOUT_INIT;
+    tp.retransmits = 0;
+    let Ok(mut skb) = SkBuff::alloc(ctx.page_pool(), MAX_TCP_HEADER) else {
+        return Err(Errno::NoBufs);
+    };
+    skb.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
+    tp.write_queue.push_back(TxSkb {
+        skb,
+        seq: iss,
+        end_seq: iss.wrapping_add(1),
+        flags: TcpFlags::SYN,
+        sacked: 0,
+        sent_at: None,
+    });
+    tp.write_seq = iss.wrapping_add(1);
+    tp.snd_nxt = tp.write_seq;
+    tp.pushed_seq = tp.write_seq;
+    tp.packets_out = 1;
+    let now = ctx.now();
+    tp.write_queue[0].sent_at = Some(now);
+    tp.retrans_stamp = Some(now);
+    ctx.mibs().inc(ctx.cpu(), TcpMib::ActiveOpens);
+    let _ = tcp_transmit(ctx, tp, iss, TcpFlags::SYN, None, false);
+    tp.lsndtime = now;
+    tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto);
+    Ok(())
+}
+
+/// Grants quick ACKs: about one per two full segments of the window, at
+/// least two, at most `max`. Mirrors `tcp_incr_quickack()`.
+pub(crate) fn tcp_incr_quickack(tp: &mut TcpSock, max: u8) {
+    let rcv_mss = u32::from(tp.ack.rcv_mss.max(1));
+    let mut quickacks = tp.rcv_wnd / (2 * rcv_mss);
+    if quickacks == 0 {
+        quickacks = 2;
+    }
+    let quickacks = quickacks.min(u32::from(max)) as u8;
+    if quickacks > tp.ack.quick {
+        tp.ack.quick = quickacks;
+    }
+}
+
+/// Enters quick-ACK mode. Mirrors `tcp_enter_quickack_mode()`.
+pub(crate) fn tcp_enter_quickack_mode(tp: &mut TcpSock, max: u8) {
+    tcp_incr_quickack(tp, max);
+    tp.ack.pingpong = 0;
+    tp.ack.ato = TCP_ATO_MIN;
+}
+
+/// Whether an ACK should go out at once. Mirrors `tcp_in_quickack_mode()`.
+pub(crate) fn tcp_in_quickack_mode(tp: &TcpSock) -> bool {
+    tp.ack.quick > 0 && tp.ack.pingpong == 0
+}
+
+/// The bound on quick ACKs (`TCP_MAX_QUICKACKS`), re-exported for input.
+pub(crate) const MAX_QUICKACKS: u8 = TCP_MAX_QUICKACKS;
+
+/// Marks a SACK block covered by D-SACK. Mirrors `tcp_dsack_set()`.
+pub(crate) fn tcp_dsack_set<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, end_seq: u32) {
+    if tp.rx_opt.sack_ok && ctx.sysctl().get_int(Sysctl::TCP_DSACK) != 0 {
+        let mib = if before(seq, tp.rcv_nxt) {
+            LinuxMib::TcpDsackOldSent
+        } else {
+            LinuxMib::TcpDsackOfoSent
+        };
+        ctx.mibs().inc(ctx.cpu(), mib);
+        tp.duplicate_sack = Some(TcpSackBlock {
+            start_seq: seq,
+            end_seq,
+        });
+        tp.dsack_pending = true;
+    }
+}

@@ -1,0 +1,581 @@
+//! The TCP socket: its states, sequence space, windows, queues and timers'
+//! bookkeeping.
+//!
+//! Mirrors `struct tcp_sock` (`include/linux/tcp.h`), the parts of
+//! `struct inet_connection_sock` (`include/net/inet_connection_sock.h`),
+//! `struct inet_sock` and `struct sock` that TCP uses, and the constants of
+//! `include/net/tcp.h` and `include/net/tcp_states.h`.
+//!
+//! ```text
+//!   snd_una          snd_nxt                write_seq
+//!      |  in flight     |   unsent (write queue) |
+//!   ---+----------------+------------------------+----->  sequence space
+//!      [      write queue: TxSkb, TxSkb, ...     ]
+//!
+//!   copied_seq        rcv_nxt         rcv_wup + rcv_wnd
+//!      | receive queue   |  window offered  |
+//!   ---+-----------------+------------------+----------->  (ofo queue beyond rcv_nxt)
+//! ```
+//!
+//! The buffers are allocated on demand: an idle established socket keeps
+//! empty `VecDeque`s (no heap) and no skb.
+
+use core::net::{Ipv4Addr, SocketAddrV4};
+use std::collections::VecDeque;
+
+use netcore::{Duration, Errno, Instant, SkBuff};
+use wire::{TcpFlags, TcpSackBlock};
+
+use crate::inet_connection_sock::ListenState;
+use crate::tcp_cong::{CongestionOps, TcpCaState, TcpCwnd};
+
+/// Identifies a socket (full, time-wait) for the life of the host; never
+/// reused, so a stale timer is recognised and ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SockId(pub u64);
+
+/// The TCP states.
+///
+/// Mirrors `enum { TCP_ESTABLISHED = 1, ... }` in
+/// `include/net/tcp_states.h`, with the kernel's numbering (what
+/// `/proc/net/tcp` prints in its `st` column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum TcpState {
+    /// `TCP_ESTABLISHED`.
+    #[doc(alias = "TCP_ESTABLISHED")]
+    Established = 1,
+    /// `TCP_SYN_SENT`.
+    #[doc(alias = "TCP_SYN_SENT")]
+    SynSent = 2,
+    /// `TCP_SYN_RECV`.
+    #[doc(alias = "TCP_SYN_RECV")]
+    SynRecv = 3,
+    /// `TCP_FIN_WAIT1`.
+    #[doc(alias = "TCP_FIN_WAIT1")]
+    FinWait1 = 4,
+    /// `TCP_FIN_WAIT2`.
+    #[doc(alias = "TCP_FIN_WAIT2")]
+    FinWait2 = 5,
+    /// `TCP_TIME_WAIT`.
+    #[doc(alias = "TCP_TIME_WAIT")]
+    TimeWait = 6,
+    /// `TCP_CLOSE`.
+    #[doc(alias = "TCP_CLOSE")]
+    Close = 7,
+    /// `TCP_CLOSE_WAIT`.
+    #[doc(alias = "TCP_CLOSE_WAIT")]
+    CloseWait = 8,
+    /// `TCP_LAST_ACK`.
+    #[doc(alias = "TCP_LAST_ACK")]
+    LastAck = 9,
+    /// `TCP_LISTEN`.
+    #[doc(alias = "TCP_LISTEN")]
+    Listen = 10,
+    /// `TCP_CLOSING`.
+    #[doc(alias = "TCP_CLOSING")]
+    Closing = 11,
+}
+
+impl TcpState {
+    /// The name `ss` prints (`ESTAB`, `SYN-SENT`, ...).
+    ///
+    /// Mirrors `sstate_name[]` of iproute2's `ss`.
+    pub fn ss_name(self) -> &'static str {
+        match self {
+            TcpState::Established => "ESTAB",
+            TcpState::SynSent => "SYN-SENT",
+            TcpState::SynRecv => "SYN-RECV",
+            TcpState::FinWait1 => "FIN-WAIT-1",
+            TcpState::FinWait2 => "FIN-WAIT-2",
+            TcpState::TimeWait => "TIME-WAIT",
+            TcpState::Close => "UNCONN",
+            TcpState::CloseWait => "CLOSE-WAIT",
+            TcpState::LastAck => "LAST-ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::Closing => "CLOSING",
+        }
+    }
+}
+
+/// Sequence number `a` comes before `b` (mod 2^32). Mirrors `before()`.
+#[inline]
+pub fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+/// Sequence number `a` comes after `b`. Mirrors `after()`.
+#[inline]
+pub fn after(a: u32, b: u32) -> bool {
+    before(b, a)
+}
+
+/// `seq2 <= seq1 <= seq3` in sequence space. Mirrors `between()`.
+#[inline]
+pub fn between(seq1: u32, seq2: u32, seq3: u32) -> bool {
+    seq3.wrapping_sub(seq2) >= seq1.wrapping_sub(seq2)
+}
+
+/// Headroom reserved in front of every TCP segment for the TCP, IP and
+/// link headers. Mirrors `MAX_TCP_HEADER` (`L1_CACHE_ALIGN(128 + MAX_HEADER)`).
+pub const MAX_TCP_HEADER: usize = 192;
+/// The MSS assumed when the peer sends none. Mirrors `TCP_MSS_DEFAULT`.
+pub const TCP_MSS_DEFAULT: u16 = 536;
+/// The smallest MSS TCP will use (`TCP_MIN_MSS`).
+pub const TCP_MIN_MSS: u16 = 88;
+/// The largest window scale (`TCP_MAX_WSCALE`).
+pub const TCP_MAX_WSCALE: u8 = 14;
+/// Initial congestion window in segments (`TCP_INIT_CWND`).
+pub const TCP_INIT_CWND: u32 = 10;
+/// Initial RTO, 1 s (`TCP_TIMEOUT_INIT`).
+pub const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
+/// Largest RTO, 120 s (`TCP_RTO_MAX`).
+pub const TCP_RTO_MAX: Duration = Duration::from_secs(120);
+/// Smallest RTO, 200 ms (`TCP_RTO_MIN`).
+pub const TCP_RTO_MIN: Duration = Duration::from_millis(200);
+/// Smallest delayed-ACK timeout, 40 ms (`TCP_DELACK_MIN`, `HZ/25`).
+pub const TCP_DELACK_MIN: Duration = Duration::from_millis(40);
+/// Largest delayed-ACK timeout, 200 ms (`TCP_DELACK_MAX`, `HZ/5`).
+pub const TCP_DELACK_MAX: Duration = Duration::from_millis(200);
+/// Smallest ATO, 40 ms (`TCP_ATO_MIN`).
+pub const TCP_ATO_MIN: Duration = Duration::from_millis(40);
+/// Quick ACKs granted at most (`TCP_MAX_QUICKACKS`).
+pub const TCP_MAX_QUICKACKS: u8 = 16;
+/// Length of TIME-WAIT, 60 s (`TCP_TIMEWAIT_LEN`).
+pub const TCP_TIMEWAIT_LEN: Duration = Duration::from_secs(60);
+/// Smallest send buffer (`SOCK_MIN_SNDBUF`, 2 * 2048 + skb overhead).
+pub const SOCK_MIN_SNDBUF: u32 = 4608;
+/// Smallest receive buffer (`SOCK_MIN_RCVBUF`).
+pub const SOCK_MIN_RCVBUF: u32 = 2304;
+/// `net.core.wmem_max`/`rmem_max` default (212992).
+pub const SYSCTL_MEM_MAX: u32 = 212_992;
+/// `TCP_RMEM_TO_WIN_SCALE`: `scaling_ratio` is a fraction of 256.
+pub const TCP_RMEM_TO_WIN_SCALE: u32 = 8;
+/// `TCP_DEFAULT_SCALING_RATIO`: half the buffer is window until measured.
+pub const TCP_DEFAULT_SCALING_RATIO: u8 = 1 << (TCP_RMEM_TO_WIN_SCALE - 1);
+
+/// `sk->sk_shutdown` bit: no more receives. Mirrors `RCV_SHUTDOWN`.
+pub const RCV_SHUTDOWN: u8 = 1;
+/// `sk->sk_shutdown` bit: no more sends. Mirrors `SEND_SHUTDOWN`.
+pub const SEND_SHUTDOWN: u8 = 2;
+/// Both directions. Mirrors `SHUTDOWN_MASK`.
+pub const SHUTDOWN_MASK: u8 = 3;
+
+/// `TCPCB_SACKED_ACKED`: the segment was SACKed.
+pub const TCPCB_SACKED_ACKED: u8 = 0x01;
+/// `TCPCB_SACKED_RETRANS`: the segment was retransmitted and the copy is in flight.
+pub const TCPCB_SACKED_RETRANS: u8 = 0x02;
+/// `TCPCB_LOST`: the segment is marked lost.
+pub const TCPCB_LOST: u8 = 0x04;
+/// `TCPCB_EVER_RETRANS`: the segment was retransmitted at least once.
+pub const TCPCB_EVER_RETRANS: u8 = 0x80;
+
+/// `icsk_ack.pending` bit: an ACK is due. Mirrors `ICSK_ACK_SCHED`.
+pub const ICSK_ACK_SCHED: u8 = 1;
+/// The delayed-ACK timer is armed. Mirrors `ICSK_ACK_TIMER`.
+pub const ICSK_ACK_TIMER: u8 = 2;
+/// The last segment had PSH. Mirrors `ICSK_ACK_PUSHED`.
+pub const ICSK_ACK_PUSHED: u8 = 4;
+/// Twice pushed. Mirrors `ICSK_ACK_PUSHED2`.
+pub const ICSK_ACK_PUSHED2: u8 = 8;
+/// Send the ACK at once. Mirrors `ICSK_ACK_NOW`.
+pub const ICSK_ACK_NOW: u8 = 16;
+
+/// One segment of the write queue (sent or not).
+///
+/// Mirrors an skb of `sk_write_queue`/`tcp_rtx_queue` with its
+/// `struct tcp_skb_cb`: `seq`, `end_seq` (SYN and FIN count one),
+/// `tcp_flags`, `sacked`, and the send time `skb_mstamp_ns`. The skb holds
+/// the payload only, with [`MAX_TCP_HEADER`] of headroom.
+#[derive(Debug)]
+pub(crate) struct TxSkb {
+    pub skb: SkBuff,
+    pub seq: u32,
+    pub end_seq: u32,
+    pub flags: TcpFlags,
+    pub sacked: u8,
+    /// When it was last sent (`skb_mstamp_ns`); `None` before the first send.
+    pub sent_at: Option<Instant>,
+}
+
+impl TxSkb {
+    pub fn len(&self) -> u32 {
+        self.skb.len() as u32
+    }
+}
+
+/// One skb of the receive or out-of-order queue with its starting sequence
+/// number. The skb's data is the payload only.
+#[derive(Debug)]
+pub(crate) struct RxSkb {
+    pub seq: u32,
+    pub skb: SkBuff,
+    pub fin: bool,
+}
+
+impl RxSkb {
+    pub fn end_seq(&self) -> u32 {
+        self.seq
+            .wrapping_add(self.skb.len() as u32)
+            .wrapping_add(u32::from(self.fin))
+    }
+}
+
+/// The options negotiated and last seen. Mirrors `struct
+/// tcp_options_received` (`tp->rx_opt`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RxOpt {
+    pub ts_recent_stamp: u64,
+    pub ts_recent: u32,
+    pub rcv_tsval: u32,
+    pub rcv_tsecr: u32,
+    pub saw_tstamp: bool,
+    pub tstamp_ok: bool,
+    pub sack_ok: bool,
+    pub wscale_ok: bool,
+    pub snd_wscale: u8,
+    pub rcv_wscale: u8,
+    pub mss_clamp: u16,
+    pub user_mss: u16,
+}
+
+/// The delayed-ACK engine. Mirrors `icsk->icsk_ack`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IcskAck {
+    pub pending: u8,
+    pub quick: u8,
+    pub pingpong: u8,
+    pub ato: Duration,
+    pub timeout: Instant,
+    pub lrcvtime: Instant,
+    pub last_seg_size: u16,
+    pub rcv_mss: u16,
+}
+
+/// Socket options set by the user (`SO_*`, `TCP_*`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SockOpts {
+    pub reuseaddr: bool,
+    pub keepalive: bool,
+    pub nodelay: bool,
+    pub cork: bool,
+    pub linger: Option<u32>,
+    pub keepidle: Option<u32>,
+    pub keepintvl: Option<u32>,
+    pub keepcnt: Option<u8>,
+    pub syn_retries: Option<u8>,
+    pub user_timeout: u32,
+    pub sndbuf_locked: bool,
+    pub rcvbuf_locked: bool,
+    pub window_clamp: u32,
+}
+
+/// The state of one TCP socket, behind its socket lock.
+///
+/// Mirrors `struct tcp_sock` with its `inet_connection_sock`, `inet_sock`
+/// and `sock` parts. Crate-internal: the socket layer goes through the
+/// functions of `tcp.rs`.
+pub(crate) struct TcpSock {
+    pub id: SockId,
+    pub state: TcpState,
+    // inet_sock
+    pub saddr: Ipv4Addr,
+    pub daddr: Ipv4Addr,
+    pub sport: u16,
+    pub dport: u16,
+    /// The port is in the bind table (`inet_csk(sk)->icsk_bind_hash`).
+    pub bound: bool,
+    /// The address was set by `bind()` (`SOCK_BINDADDR_LOCK`).
+    pub bind_addr_locked: bool,
+    // sock
+    pub sk_err: Option<Errno>,
+    pub sk_err_soft: Option<Errno>,
+    pub shutdown: u8,
+    /// Orphaned: closed by the user, kept alive by TCP (`SOCK_DEAD`).
+    pub dead: bool,
+    /// The user's descriptor is gone and the socket was freed
+    /// (`inet_csk_destroy_sock()` ran).
+    pub destroyed: bool,
+    pub sndbuf: u32,
+    pub rcvbuf: u32,
+    pub wmem_queued: u32,
+    pub rmem_alloc: u32,
+    pub opts: SockOpts,
+    // tcp_sock: send side
+    pub snd_una: u32,
+    pub snd_nxt: u32,
+    pub snd_wnd: u32,
+    pub snd_wl1: u32,
+    pub max_window: u32,
+    pub write_seq: u32,
+    pub pushed_seq: u32,
+    pub snd_sml: u32,
+    pub mss_cache: u16,
+    pub advmss: u16,
+    pub pmtu: u32,
+    pub tsoffset: u32,
+    pub lsndtime: Instant,
+    pub retrans_stamp: Option<Instant>,
+    pub write_queue: VecDeque<TxSkb>,
+    /// Segments in flight, SACKed, lost, retransmitted (`packets_out`, ...).
+    pub packets_out: u32,
+    pub sacked_out: u32,
+    pub lost_out: u32,
+    pub retrans_out: u32,
+    pub high_seq: u32,
+    pub prr_delivered: u32,
+    pub prr_out: u32,
+    pub prior_cwnd: u32,
+    pub undo_marker: Option<u32>,
+    pub undo_retrans: i32,
+    pub ca_state: TcpCaState,
+    pub cwnd: TcpCwnd,
+    pub ca_ops: Box<dyn CongestionOps>,
+    // RTT (tcp_rtt_estimator), in microseconds; srtt and mdev scaled by 8 and 4.
+    pub srtt_us: u32,
+    pub mdev_us: u32,
+    pub mdev_max_us: u32,
+    pub rttvar_us: u32,
+    pub rtt_seq: u32,
+    pub rto: Duration,
+    pub min_rtt_us: u32,
+    // icsk
+    pub retransmits: u8,
+    pub backoff: u8,
+    pub probes_out: u8,
+    pub ack: IcskAck,
+    pub syn_retries_done: u8,
+    // tcp_sock: receive side
+    pub rcv_nxt: u32,
+    pub rcv_wup: u32,
+    pub rcv_wnd: u32,
+    pub copied_seq: u32,
+    pub window_clamp: u32,
+    pub rcv_ssthresh: u32,
+    pub scaling_ratio: u8,
+    pub rx_opt: RxOpt,
+    pub rcv_tstamp: Instant,
+    pub receive_queue: VecDeque<RxSkb>,
+    pub ofo_queue: VecDeque<RxSkb>,
+    pub selective_acks: heapless::Vec<TcpSackBlock, 4>,
+    pub duplicate_sack: Option<TcpSackBlock>,
+    pub dsack_pending: bool,
+    pub rcv_fin: bool,
+    // counters for TCP_INFO
+    pub total_retrans: u32,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub bytes_retrans: u64,
+    pub segs_in: u32,
+    pub segs_out: u32,
+    pub data_segs_in: u32,
+    pub data_segs_out: u32,
+    pub delivered: u32,
+    pub last_data_recv: Instant,
+    pub last_ack_recv: Instant,
+    pub rwnd_limited_since: Option<Instant>,
+    pub rwnd_limited: Duration,
+    pub sndbuf_limited_since: Option<Instant>,
+    pub sndbuf_limited: Duration,
+    /// Last out-of-window ACK or challenge ACK sent (`last_oow_ack_time`).
+    pub last_oow_ack_time: Option<Instant>,
+    /// A writer found the send buffer full (`SOCK_NOSPACE`).
+    pub nospace: bool,
+    /// Listener state (SYN and accept queues), only on a listening socket.
+    pub listen: Option<Box<ListenState>>,
+    /// For a child not yet accepted: the listener it belongs to.
+    pub parent: Option<SockId>,
+}
+
+impl TcpSock {
+    /// A new closed socket: `tcp_init_sock()` with the defaults of
+    /// `tcp_wmem[1]`/`tcp_rmem[1]`.
+    pub fn new(id: SockId, sndbuf: u32, rcvbuf: u32, ca_ops: Box<dyn CongestionOps>) -> TcpSock {
+        TcpSock {
+            id,
+            state: TcpState::Close,
+            saddr: Ipv4Addr::UNSPECIFIED,
+            daddr: Ipv4Addr::UNSPECIFIED,
+            sport: 0,
+            dport: 0,
+            bound: false,
+            bind_addr_locked: false,
+            sk_err: None,
+            sk_err_soft: None,
+            shutdown: 0,
+            dead: false,
+            destroyed: false,
+            sndbuf,
+            rcvbuf,
+            wmem_queued: 0,
+            rmem_alloc: 0,
+            opts: SockOpts {
+                reuseaddr: false,
+                keepalive: false,
+                nodelay: false,
+                cork: false,
+                linger: None,
+                keepidle: None,
+                keepintvl: None,
+                keepcnt: None,
+                syn_retries: None,
+                user_timeout: 0,
+                sndbuf_locked: false,
+                rcvbuf_locked: false,
+                window_clamp: 0,
+            },
+            snd_una: 0,
+            snd_nxt: 0,
+            snd_wnd: 0,
+            snd_wl1: 0,
+            max_window: 0,
+            write_seq: 0,
+            pushed_seq: 0,
+            snd_sml: 0,
+            mss_cache: TCP_MSS_DEFAULT,
+            advmss: TCP_MSS_DEFAULT,
+            pmtu: 0,
+            tsoffset: 0,
+            lsndtime: Instant::ZERO,
+            retrans_stamp: None,
+            write_queue: VecDeque::new(),
+            packets_out: 0,
+            sacked_out: 0,
+            lost_out: 0,
+            retrans_out: 0,
+            high_seq: 0,
+            prr_delivered: 0,
+            prr_out: 0,
+            prior_cwnd: 0,
+            undo_marker: None,
+            undo_retrans: 0,
+            ca_state: TcpCaState::Open,
+            cwnd: TcpCwnd::new(),
+            ca_ops,
+            srtt_us: 0,
+            mdev_us: 0,
+            mdev_max_us: 0,
+            rttvar_us: 0,
+            rtt_seq: 0,
+            rto: TCP_TIMEOUT_INIT,
+            min_rtt_us: u32::MAX,
+            retransmits: 0,
+            backoff: 0,
+            probes_out: 0,
+            ack: IcskAck::default(),
+            syn_retries_done: 0,
+            rcv_nxt: 0,
+            rcv_wup: 0,
+            rcv_wnd: 0,
+            copied_seq: 0,
+            window_clamp: 0,
+            rcv_ssthresh: 0,
+            scaling_ratio: TCP_DEFAULT_SCALING_RATIO,
+            rx_opt: RxOpt {
+                mss_clamp: TCP_MSS_DEFAULT,
+                ..RxOpt::default()
+            },
+            rcv_tstamp: Instant::ZERO,
+            receive_queue: VecDeque::new(),
+            ofo_queue: VecDeque::new(),
+            selective_acks: heapless::Vec::new(),
+            duplicate_sack: None,
+            dsack_pending: false,
+            rcv_fin: false,
+            total_retrans: 0,
+            bytes_acked: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+            bytes_retrans: 0,
+            segs_in: 0,
+            segs_out: 0,
+            data_segs_in: 0,
+            data_segs_out: 0,
+            delivered: 0,
+            last_data_recv: Instant::ZERO,
+            last_ack_recv: Instant::ZERO,
+            rwnd_limited_since: None,
+            rwnd_limited: Duration::ZERO,
+            sndbuf_limited_since: None,
+            sndbuf_limited: Duration::ZERO,
+            last_oow_ack_time: None,
+            nospace: false,
+            listen: None,
+            parent: None,
+        }
+    }
+
+    /// The local address and port.
+    pub fn local(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.saddr, self.sport)
+    }
+
+    /// The remote address and port.
+    pub fn remote(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.daddr, self.dport)
+    }
+
+    /// Segments in flight: `tcp_packets_in_flight()` =
+    /// `packets_out - (sacked_out + lost_out) + retrans_out`.
+    pub fn packets_in_flight(&self) -> u32 {
+        (self.packets_out + self.retrans_out).saturating_sub(self.sacked_out + self.lost_out)
+    }
+
+    /// Bytes not yet sent: `write_seq - snd_nxt`.
+    pub fn unsent_bytes(&self) -> u32 {
+        self.write_seq.wrapping_sub(self.snd_nxt)
+    }
+
+    /// The time stamp clock of this connection in ms, with its offset
+    /// (`tcp_time_stamp_ts()` + `tp->tsoffset`).
+    pub fn tcp_time_stamp(&self, now: Instant) -> u32 {
+        (now.as_millis() as u32).wrapping_add(self.tsoffset)
+    }
+
+    /// Free receive space as a window: `tcp_space()` through
+    /// `tcp_win_from_space()`.
+    pub fn tcp_space(&self) -> u32 {
+        let free = self.rcvbuf.saturating_sub(self.rmem_alloc);
+        tcp_win_from_space(self.scaling_ratio, free)
+    }
+
+    /// The whole buffer as a window (`tcp_full_space()`).
+    pub fn tcp_full_space(&self) -> u32 {
+        tcp_win_from_space(self.scaling_ratio, self.rcvbuf)
+    }
+
+    /// Bytes in the receive queue not yet read.
+    pub fn rcv_queued_bytes(&self) -> u32 {
+        let end = if self.rcv_fin {
+            self.rcv_nxt.wrapping_sub(1)
+        } else {
+            self.rcv_nxt
+        };
+        end.wrapping_sub(self.copied_seq)
+    }
+
+    /// Free space in the send buffer: `sk_stream_wspace()`.
+    pub fn sk_stream_wspace(&self) -> u32 {
+        self.sndbuf.saturating_sub(self.wmem_queued)
+    }
+
+    /// Whether writing is allowed by the buffer (`sk_stream_memory_free()`).
+    pub fn sk_stream_memory_free(&self) -> bool {
+        self.wmem_queued < self.sndbuf
+    }
+
+    /// A rough count of the heap this socket holds beyond its struct.
+    pub fn heap_bytes(&self) -> usize {
+        self.write_queue.capacity() * core::mem::size_of::<TxSkb>()
+            + (self.receive_queue.capacity() + self.ofo_queue.capacity())
+                * core::mem::size_of::<RxSkb>()
+            + self.wmem_queued as usize
+            + self.rmem_alloc as usize
+    }
+}
+
+/// The window a buffer of `space` bytes can offer: `__tcp_win_from_space()`.
+pub fn tcp_win_from_space(scaling_ratio: u8, space: u32) -> u32 {
+    ((u64::from(space) * u64::from(scaling_ratio)) >> TCP_RMEM_TO_WIN_SCALE) as u32
+}

@@ -1,0 +1,402 @@
+//! TCP's timers: retransmission, zero-window probe, delayed ACK,
+//! keepalive (and orphaned FIN-WAIT-2), TIME-WAIT and SYN-ACK.
+//!
+//! Mirrors `net/ipv4/tcp_timer.c` (`tcp_retransmit_timer()`,
+//! `tcp_write_timeout()`, `retransmits_timed_out()`, `tcp_probe_timer()`,
+//! `tcp_delack_timer_handler()`, `tcp_keepalive_timer()`), the
+//! `inet_csk_reset_xmit_timer()` family of `include/net/inet_connection_sock.h`,
+//! `tw_timer_handler()` (`inet_timewait_sock.c`) and `reqsk_timer_handler()`
+//! (`inet_connection_sock.c`).
+//!
+//! Timers are typed ids ([`TcpTimer`]) armed through the context; the host
+//! fires them back through [`tcp_handle_timer`](crate::tcp_handle_timer).
+//! As with `icsk_pending`, the retransmission and probe timers exclude each
+//! other: arming one cancels the other.
+
+use netcore::{Duration, Errno, LinuxMib, Sysctl};
+
+use crate::context::TcpContext;
+use crate::tcp::{TcpStack, tcp_done, tcp_write_err};
+use crate::tcp_input::tcp_enter_loss;
+use crate::tcp_output::{
+    tcp_probe0_base, tcp_retransmit_skb, tcp_send_ack, tcp_send_active_reset, tcp_write_wakeup,
+};
+use crate::tcp_sock::{
+    ICSK_ACK_SCHED, ICSK_ACK_TIMER, SockId, TCP_ATO_MIN, TCP_RTO_MAX, TCP_RTO_MIN,
+    TCP_TIMEOUT_INIT, TCP_TIMEWAIT_LEN, TcpSock, TcpState,
+};
+
+/// A TCP timer of one socket.
+///
+/// Mirrors the timers of `struct inet_connection_sock` and friends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TcpTimer {
+    /// Retransmission timeout. Mirrors `icsk_retransmit_timer` with
+    /// `ICSK_TIME_RETRANS` (`tcp_retransmit_timer()`).
+    Retransmit(SockId),
+    /// Zero-window probe. Mirrors `icsk_retransmit_timer` with
+    /// `ICSK_TIME_PROBE0` (`tcp_probe_timer()`).
+    Probe0(SockId),
+    /// Delayed ACK. Mirrors `icsk_delack_timer` (`tcp_delack_timer()`).
+    DelAck(SockId),
+    /// Keepalive, and the orphaned FIN-WAIT-2 timeout. Mirrors `sk_timer`
+    /// (`tcp_keepalive_timer()`).
+    Keepalive(SockId),
+    /// End of TIME-WAIT (or of a FIN-WAIT-2 mini socket). Mirrors
+    /// `tw_timer` (`tw_timer_handler()`).
+    TimeWait(SockId),
+    /// SYN-ACK retransmission of one request socket of a listener.
+    /// Mirrors `rsk_timer` (`reqsk_timer_handler()`).
+    SynAck {
+        /// The listener.
+        listener: SockId,
+        /// The request socket's number within the listener.
+        req: u32,
+    },
+}
+
+/// Arms the retransmit or probe timer `what` for `when` (capped at
+/// `max_when`), cancelling the other one. Mirrors
+/// `inet_csk_reset_xmit_timer()`.
+pub(crate) fn inet_csk_reset_xmit_timer<C: TcpContext>(
+    ctx: &mut C,
+    tp: &TcpSock,
+    what: TcpTimer,
+    when: Duration,
+    max_when: Duration,
+) {
+    let when = when.min(max_when);
+    let other = match what {
+        TcpTimer::Retransmit(_) => TcpTimer::Probe0(tp.id),
+        _ => TcpTimer::Retransmit(tp.id),
+    };
+    ctx.cancel_timer(other);
+    let at = ctx.now() + when;
+    ctx.arm_timer(what, at);
+}
+
+/// Arms the retransmit/probe timer with `TCP_RTO_MAX` as the cap. Mirrors
+/// `tcp_reset_xmit_timer()`.
+pub(crate) fn tcp_reset_xmit_timer<C: TcpContext>(
+    ctx: &mut C,
+    tp: &TcpSock,
+    what: TcpTimer,
+    when: Duration,
+) {
+    inet_csk_reset_xmit_timer(ctx, tp, what, when, TCP_RTO_MAX);
+}
+
+/// Stops every timer of a socket. Mirrors `inet_csk_clear_xmit_timers()` +
+/// `sk_stop_timer(sk, &sk->sk_timer)`.
+pub(crate) fn inet_csk_clear_xmit_timers<C: TcpContext>(ctx: &mut C, id: SockId) {
+    ctx.cancel_timer(TcpTimer::Retransmit(id));
+    ctx.cancel_timer(TcpTimer::Probe0(id));
+    ctx.cancel_timer(TcpTimer::DelAck(id));
+    ctx.cancel_timer(TcpTimer::Keepalive(id));
+}
+
+/// Whether retransmissions started at `retrans_stamp` have gone on for
+/// as long as `boundary` exponential backoffs from `rto_base` would take.
+/// Mirrors `retransmits_timed_out()` with `tcp_model_timeout()`.
+pub(crate) fn retransmits_timed_out(
+    tp: &TcpSock,
+    now: netcore::Instant,
+    boundary: u32,
+    user_timeout_ms: u32,
+) -> bool {
+    if tp.retransmits == 0 {
+        return false;
+    }
+    let Some(start) = tp.retrans_stamp else {
+        return false;
+    };
+    let timeout_ms = if user_timeout_ms != 0 {
+        u64::from(user_timeout_ms)
+    } else {
+        let rto_base = if matches!(tp.state, TcpState::SynSent | TcpState::SynRecv) {
+            TCP_TIMEOUT_INIT
+        } else {
+            TCP_RTO_MIN
+        }
+        .as_millis() as u64;
+        let rto_max = TCP_RTO_MAX.as_millis() as u64;
+        let thresh = (rto_max / rto_base).ilog2();
+        let boundary = u64::from(boundary);
+        let thresh = u64::from(thresh);
+        if boundary <= thresh {
+            ((2u64 << boundary) - 1) * rto_base
+        } else {
+            ((2u64 << thresh) - 1) * rto_base + (boundary - thresh) * rto_max
+        }
+    };
+    now.saturating_duration_since(start).as_millis() as u64 >= timeout_ms
+}
+
+/// Decides whether the connection has retransmitted for too long.
+/// Mirrors `tcp_write_timeout()`: SYN-SENT gives up after `tcp_syn_retries`
+/// plus `tcp_syn_linear_timeouts` retransmissions, SYN-RECV after
+/// `tcp_syn_retries`, others after the time `tcp_retries2` backoffs take.
+fn tcp_write_timeout<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) -> bool {
+    let sysctl = ctx.sysctl();
+    let now = ctx.now();
+    let expired = if matches!(tp.state, TcpState::SynSent | TcpState::SynRecv) {
+        let retry_until = u32::from(
+            tp.opts
+                .syn_retries
+                .unwrap_or(sysctl.get_int(Sysctl::TCP_SYN_RETRIES) as u8),
+        );
+        let mut max = retry_until;
+        if tp.state == TcpState::SynSent {
+            max += sysctl.get_int(Sysctl::TCP_SYN_LINEAR_TIMEOUTS) as u32;
+        }
+        u32::from(tp.retransmits) >= max
+            || (tp.opts.user_timeout != 0
+                && retransmits_timed_out(tp, now, retry_until, tp.opts.user_timeout))
+    } else {
+        let mut retry_until = sysctl.get_int(Sysctl::TCP_RETRIES2) as u32;
+        if tp.dead {
+            let alive = tp.rto < TCP_RTO_MAX;
+            let mut r = sysctl.get_int(Sysctl::TCP_ORPHAN_RETRIES) as u32;
+            if r == 0 && alive {
+                r = 8;
+            }
+            retry_until = r;
+        }
+        retransmits_timed_out(tp, now, retry_until, tp.opts.user_timeout)
+    };
+    if expired {
+        tcp_write_err(stack, ctx, tp);
+    }
+    expired
+}
+
+/// The retransmission timer fired. Mirrors `tcp_retransmit_timer()`:
+/// `TCPTimeouts`, the give-up check, `tcp_enter_loss()`, the head
+/// retransmitted, then the RTO doubled (kept at its initial value for the
+/// first `tcp_syn_linear_timeouts` SYN timeouts) and re-armed.
+pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
+    if tp.packets_out == 0 || matches!(tp.state, TcpState::Close | TcpState::Listen) {
+        return;
+    }
+    let now = ctx.now();
+    let cpu = ctx.cpu();
+    if tp.snd_wnd == 0 && !tp.dead && !matches!(tp.state, TcpState::SynSent | TcpState::SynRecv) {
+        // The receiver shrank its window: retransmissions act as probes
+        // and never time the connection out while it answers.
+        if now.saturating_duration_since(tp.rcv_tstamp) > TCP_RTO_MAX {
+            tcp_write_err(stack, ctx, tp);
+            return;
+        }
+        tcp_enter_loss(ctx, tp);
+        let _ = tcp_retransmit_skb(ctx, tp, 0);
+    } else {
+        ctx.mibs().inc(cpu, LinuxMib::TcpTimeouts);
+        if tcp_write_timeout(stack, ctx, tp) {
+            return;
+        }
+        tcp_enter_loss(ctx, tp);
+        tp.retransmits = tp.retransmits.saturating_add(1);
+        tp.syn_retries_done = tp.syn_retries_done.saturating_add(1);
+        if tcp_retransmit_skb(ctx, tp, 0).is_err() {
+            let id = tp.id;
+            inet_csk_reset_xmit_timer(
+                ctx,
+                tp,
+                TcpTimer::Retransmit(id),
+                Duration::from_millis(500),
+                TCP_RTO_MAX,
+            );
+            return;
+        }
+    }
+    let linear = ctx.sysctl().get_int(Sysctl::TCP_SYN_LINEAR_TIMEOUTS) as u32;
+    if tp.state != TcpState::SynSent || u32::from(tp.syn_retries_done) > linear {
+        tp.backoff = tp.backoff.saturating_add(1);
+        tp.rto = (tp.rto * 2).min(TCP_RTO_MAX);
+    }
+    let mut when = tp.rto;
+    if tp.opts.user_timeout != 0
+        && let Some(start) = tp.retrans_stamp
+    {
+        let elapsed = now.saturating_duration_since(start);
+        let remaining =
+            Duration::from_millis(u64::from(tp.opts.user_timeout)).saturating_sub(elapsed);
+        when = when.min(remaining.max(Duration::from_millis(1)));
+    }
+    let id = tp.id;
+    inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), when, TCP_RTO_MAX);
+}
+
+/// The zero-window probe timer fired. Mirrors `tcp_probe_timer()` and
+/// `tcp_send_probe0()`: a probe (`TCPWinProbe`), `probes_out` counted, the
+/// interval doubled from the RTO up to 120 s; the connection dies after
+/// `tcp_retries2` unanswered probes.
+pub(crate) fn tcp_probe_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
+    let unsent = tp.write_queue.len() > tp.packets_out as usize;
+    if tp.packets_out > 0 || !unsent {
+        tp.probes_out = 0;
+        return;
+    }
+    let sysctl = ctx.sysctl();
+    let mut max_probes = sysctl.get_int(Sysctl::TCP_RETRIES2) as u32;
+    if tp.dead {
+        let alive = tcp_probe0_base(tp) * (1u32 << tp.backoff.min(16)) < TCP_RTO_MAX;
+        let mut r = sysctl.get_int(Sysctl::TCP_ORPHAN_RETRIES) as u32;
+        if r == 0 && alive {
+            r = 8;
+        }
+        max_probes = r;
+        if !alive && u32::from(tp.backoff) >= max_probes {
+            tcp_write_err(stack, ctx, tp);
+            return;
+        }
+    }
+    if u32::from(tp.probes_out) >= max_probes {
+        tcp_write_err(stack, ctx, tp);
+        return;
+    }
+    tcp_send_probe0(ctx, tp);
+}
+
+/// Sends one zero-window probe and re-arms the probe timer. Mirrors
+/// `tcp_send_probe0()`.
+pub(crate) fn tcp_send_probe0<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    let sent_data = tcp_write_wakeup(ctx, tp);
+    if !sent_data {
+        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpWinProbe);
+    }
+    let unsent = tp.write_queue.len() > tp.packets_out as usize;
+    if tp.packets_out > 0 || !unsent {
+        tp.probes_out = 0;
+        tp.backoff = 0;
+        return;
+    }
+    tp.probes_out = tp.probes_out.saturating_add(1);
+    let retries2 = ctx.sysctl().get_int(Sysctl::TCP_RETRIES2) as u8;
+    if tp.backoff < retries2 {
+        tp.backoff += 1;
+    }
+    let when = (tcp_probe0_base(tp) * (1u32 << tp.backoff.min(20))).min(TCP_RTO_MAX);
+    let id = tp.id;
+    tcp_reset_xmit_timer(ctx, tp, TcpTimer::Probe0(id), when);
+}
+
+/// The delayed-ACK timer fired. Mirrors `tcp_delack_timer_handler()`: the
+/// ACK goes out; outside ping-pong mode the ATO doubles (up to the RTO), in
+/// ping-pong mode it leaves ping-pong and resets the ATO. `DelayedACKs`.
+pub(crate) fn tcp_delack_timer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    if matches!(tp.state, TcpState::Close | TcpState::Listen)
+        || tp.ack.pending & ICSK_ACK_TIMER == 0
+    {
+        return;
+    }
+    tp.ack.pending &= !ICSK_ACK_TIMER;
+    if tp.ack.pending & ICSK_ACK_SCHED != 0 {
+        if tp.ack.pingpong == 0 {
+            tp.ack.ato = (tp.ack.ato * 2).min(tp.rto);
+        } else {
+            tp.ack.pingpong = 0;
+            tp.ack.ato = TCP_ATO_MIN;
+        }
+        tcp_send_ack(ctx, tp);
+        ctx.mibs().inc(ctx.cpu(), LinuxMib::DelayedAcks);
+    }
+}
+
+/// `keepalive_time_when()`: `TCP_KEEPIDLE` or `tcp_keepalive_time`.
+pub(crate) fn keepalive_time_when<C: TcpContext>(ctx: &C, tp: &TcpSock) -> Duration {
+    Duration::from_secs(u64::from(
+        tp.opts
+            .keepidle
+            .unwrap_or(ctx.sysctl().get_int(Sysctl::TCP_KEEPALIVE_TIME) as u32),
+    ))
+}
+
+fn keepalive_intvl_when<C: TcpContext>(ctx: &C, tp: &TcpSock) -> Duration {
+    Duration::from_secs(u64::from(
+        tp.opts
+            .keepintvl
+            .unwrap_or(ctx.sysctl().get_int(Sysctl::TCP_KEEPALIVE_INTVL) as u32),
+    ))
+}
+
+fn keepalive_probes<C: TcpContext>(ctx: &C, tp: &TcpSock) -> u8 {
+    tp.opts
+        .keepcnt
+        .unwrap_or(ctx.sysctl().get_int(Sysctl::TCP_KEEPALIVE_PROBES) as u8)
+}
+
+/// Arms the keepalive timer `after` from now. Mirrors
+/// `inet_csk_reset_keepalive_timer()`.
+pub(crate) fn inet_csk_reset_keepalive_timer<C: TcpContext>(
+    ctx: &mut C,
+    id: SockId,
+    after: Duration,
+) {
+    let at = ctx.now() + after;
+    ctx.arm_timer(TcpTimer::Keepalive(id), at);
+}
+
+/// The keepalive timer fired. Mirrors `tcp_keepalive_timer()`: an orphaned
+/// FIN-WAIT-2 socket is reset and closed; otherwise, once the connection has
+/// been idle for `TCP_KEEPIDLE`, a probe (`snd_una - 1`, `TCPKeepAlive`) goes
+/// out every `TCP_KEEPINTVL` and after `TCP_KEEPCNT` unanswered probes the
+/// connection is reset with `ETIMEDOUT`.
+pub(crate) fn tcp_keepalive_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
+    let now = ctx.now();
+    if tp.state == TcpState::Listen {
+        return;
+    }
+    if tp.state == TcpState::FinWait2 && tp.dead {
+        let fin = crate::tcp::tcp_fin_time(ctx, tp);
+        if fin > TCP_TIMEWAIT_LEN {
+            crate::tcp_minisocks::tcp_time_wait(
+                stack,
+                ctx,
+                tp,
+                TcpState::FinWait2,
+                fin.saturating_sub(TCP_TIMEWAIT_LEN),
+            );
+            return;
+        }
+        tcp_send_active_reset(ctx, tp);
+        tcp_done(stack, ctx, tp);
+        return;
+    }
+    if !tp.opts.keepalive || matches!(tp.state, TcpState::Close | TcpState::SynSent) {
+        return;
+    }
+    let when = keepalive_time_when(ctx, tp);
+    let unsent = tp.write_queue.len() > tp.packets_out as usize;
+    let next = if tp.packets_out > 0 || unsent {
+        when
+    } else {
+        let last = tp.rcv_tstamp.max(tp.ack.lrcvtime);
+        let elapsed = now.saturating_duration_since(last);
+        if elapsed >= when {
+            let user_timeout = tp.opts.user_timeout;
+            if (user_timeout != 0
+                && elapsed >= Duration::from_millis(u64::from(user_timeout))
+                && tp.probes_out > 0)
+                || (user_timeout == 0 && tp.probes_out >= keepalive_probes(ctx, tp))
+            {
+                tcp_send_active_reset(ctx, tp);
+                tcp_write_err(stack, ctx, tp);
+                return;
+            }
+            tcp_write_wakeup(ctx, tp);
+            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpKeepAlive);
+            tp.probes_out = tp.probes_out.saturating_add(1);
+            keepalive_intvl_when(ctx, tp)
+        } else {
+            when.saturating_sub(elapsed)
+        }
+    };
+    inet_csk_reset_keepalive_timer(ctx, tp.id, next);
+}
+
+/// Forgets the RTT-based state after the write error path. (Helper for
+/// `tcp_write_err()` callers that need an errno.)
+pub(crate) fn timeout_errno(tp: &TcpSock) -> Errno {
+    tp.sk_err_soft.unwrap_or(Errno::TimedOut)
+}

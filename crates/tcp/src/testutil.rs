@@ -1,0 +1,618 @@
+//! Test fixtures: a fake [`TcpContext`] per host and a [`Net`] that carries
+//! segments between hosts in virtual time, with seeded loss, reordering
+//! and duplication.
+//!
+//! No kernel twin (STYLE.md §8: netstack3's fake network stepped to idle).
+//! Host `i` has the address `198.18.0.(i+1)`; the wire delivers by
+//! destination address after a fixed delay, so two hosts form a
+//! back-to-back link. Every segment put on the wire is recorded in
+//! [`Net::log`] with its parsed header, so tests check what was sent.
+
+use core::net::{Ipv4Addr, SocketAddrV4};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use netcore::{
+    Duration, Errno, Instant, NetMibs, PagePool, PagePoolParams, SkBuff, Sysctl, TimerContext,
+};
+use wire::{IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, TcpRepr};
+
+use crate::context::{SkEvent, TcpContext, TcpRoute};
+use crate::tcp::{MsgFlags, TcpSocket, TcpStack};
+use crate::tcp_sock::SockId;
+use crate::tcp_timer::TcpTimer;
+
+/// The fake context of one host.
+pub struct FakeTcpCtx {
+    /// The host's address.
+    pub addr: Ipv4Addr,
+    /// The route MTU every lookup returns.
+    pub mtu: u32,
+    now: Instant,
+    mibs: NetMibs,
+    sysctl: Sysctl,
+    pool: PagePool,
+    rng: crate::SplitMix64,
+    timers: HashMap<TcpTimer, (Instant, u64)>,
+    timer_seq: u64,
+    /// Segments handed to `ip_queue_xmit`, with their IP header pushed.
+    pub out: Vec<SkBuff>,
+    /// Wake-ups, in order.
+    pub events: Vec<(SockId, SkEvent)>,
+}
+
+impl FakeTcpCtx {
+    /// A context for a host at `addr`, seeded with `seed`.
+    pub fn new(addr: Ipv4Addr, seed: u64, pool: PagePool) -> FakeTcpCtx {
+        FakeTcpCtx {
+            addr,
+            mtu: 1500,
+            now: Instant::ZERO,
+            mibs: NetMibs::new(1),
+            sysctl: Sysctl::new(),
+            pool,
+            rng: crate::SplitMix64::new(seed),
+            timers: HashMap::new(),
+            timer_seq: 0,
+            out: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Sets the clock (only forward).
+    pub fn set_now(&mut self, t: Instant) {
+        self.now = self.now.max(t);
+    }
+
+    /// The earliest armed timer.
+    pub fn next_timer(&self) -> Option<(Instant, u64, TcpTimer)> {
+        self.timers
+            .iter()
+            .map(|(&id, &(at, seq))| (at, seq, id))
+            .min_by_key(|&(at, seq, _)| (at, seq))
+    }
+
+    /// All armed timers.
+    pub fn timers(&self) -> Vec<(TcpTimer, Instant)> {
+        let mut v: Vec<_> = self.timers.iter().map(|(&id, &(at, _))| (id, at)).collect();
+        v.sort_by_key(|&(_, at)| at);
+        v
+    }
+
+    /// Whether `ev` was reported for `sk` (and forgets the events).
+    pub fn take_event(&mut self, sk: SockId, ev: SkEvent) -> bool {
+        let found = self.events.contains(&(sk, ev));
+        self.events.clear();
+        found
+    }
+}
+
+impl TimerContext<TcpTimer> for FakeTcpCtx {
+    fn arm_timer(&mut self, id: TcpTimer, at: Instant) -> Option<Instant> {
+        self.timer_seq += 1;
+        self.timers.insert(id, (at, self.timer_seq)).map(|p| p.0)
+    }
+
+    fn cancel_timer(&mut self, id: TcpTimer) -> Option<Instant> {
+        self.timers.remove(&id).map(|p| p.0)
+    }
+
+    fn timer_pending(&self, id: TcpTimer) -> Option<Instant> {
+        self.timers.get(&id).map(|p| p.0)
+    }
+}
+
+impl TcpContext for FakeTcpCtx {
+    fn now(&self) -> Instant {
+        self.now
+    }
+
+    fn mibs(&self) -> &NetMibs {
+        &self.mibs
+    }
+
+    fn sysctl(&self) -> &Sysctl {
+        &self.sysctl
+    }
+
+    fn page_pool(&self) -> &PagePool {
+        &self.pool
+    }
+
+    fn prandom_u32(&mut self) -> u32 {
+        self.rng.next_u64() as u32
+    }
+
+    fn ip_route_output(
+        &mut self,
+        daddr: Ipv4Addr,
+        saddr: Option<Ipv4Addr>,
+    ) -> Result<TcpRoute, Errno> {
+        if daddr.octets()[..3] != [198, 18, 0] {
+            return Err(Errno::NetUnreach);
+        }
+        Ok(TcpRoute {
+            saddr: saddr.unwrap_or(self.addr),
+            mtu: self.mtu,
+        })
+    }
+
+    fn ip_queue_xmit(
+        &mut self,
+        mut skb: SkBuff,
+        saddr: Ipv4Addr,
+        daddr: Ipv4Addr,
+    ) -> Result<(), Errno> {
+        let ip = Ipv4Repr {
+            src_addr: saddr,
+            dst_addr: daddr,
+            protocol: IpProtocol::Tcp,
+            ttl: 64,
+            tos: 0,
+            ident: 0,
+            dont_frag: true,
+            more_frags: false,
+            frag_offset: 0,
+            options: heapless::Vec::new(),
+            payload_len: skb.len(),
+        };
+        let hlen = ip.header_len();
+        skb.push(hlen).map_err(|_| Errno::NoBufs)?;
+        skb.reset_network_header();
+        let buf = skb.data_mut().map_err(|_| Errno::NoBufs)?;
+        ip.emit(buf).map_err(|_| Errno::Inval)?;
+        self.out.push(skb);
+        Ok(())
+    }
+
+    fn sk_wake(&mut self, sk: SockId, event: SkEvent) {
+        self.events.push((sk, event));
+    }
+}
+
+/// One host of a [`Net`].
+pub struct Host {
+    /// Its TCP.
+    pub stack: TcpStack,
+    /// Its context.
+    pub ctx: FakeTcpCtx,
+}
+
+/// A segment seen on the wire.
+#[derive(Clone, Debug)]
+pub struct Seg {
+    /// When it was sent.
+    pub at: Instant,
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Its TCP header.
+    pub tcp: TcpRepr,
+    /// Whether the wire dropped it.
+    pub dropped: bool,
+}
+
+impl Seg {
+    /// Whether the segment has exactly these flags.
+    pub fn is(&self, f: TcpFlags) -> bool {
+        self.tcp.flags == f
+    }
+
+    /// Payload length.
+    pub fn len(&self) -> usize {
+        self.tcp.payload_len
+    }
+
+    /// Whether it carries no payload.
+    pub fn is_empty(&self) -> bool {
+        self.tcp.payload_len == 0
+    }
+}
+
+/// Seeded impairments of the wire (applied to each segment).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Impair {
+    /// Probability of dropping a segment.
+    pub loss: f64,
+    /// Probability of delivering a second copy.
+    pub duplicate: f64,
+    /// Probability of delaying a segment by up to `reorder_delay` extra.
+    pub reorder: f64,
+    /// The extra delay of a reordered segment.
+    pub reorder_delay: Duration,
+}
+
+type DropFilter = Box<dyn FnMut(&Seg) -> bool>;
+
+/// Hosts joined by a wire with a fixed one-way delay, in virtual time.
+pub struct Net {
+    /// The hosts.
+    pub hosts: Vec<Host>,
+    /// Every segment put on the wire, in order.
+    pub log: Vec<Seg>,
+    /// One-way delay.
+    pub delay: Duration,
+    /// Impairments.
+    pub impair: Impair,
+    wire: BTreeMap<(Instant, u64), (usize, SkBuff)>,
+    wire_seq: u64,
+    now: Instant,
+    rng: crate::SplitMix64,
+    drop_filter: Option<DropFilter>,
+    /// Record segments in [`Net::log`] (turn off for long transfers).
+    pub logging: bool,
+}
+
+impl Net {
+    /// `n` hosts, 1 ms apart, no impairment, seeded with `seed`.
+    pub fn new(n: usize) -> Net {
+        Net::with_seed(n, 1)
+    }
+
+    /// `n` hosts with the given seed.
+    pub fn with_seed(n: usize, seed: u64) -> Net {
+        let pool = PagePool::new(PagePoolParams::default()).expect("default pool params are valid");
+        let hosts = (0..n)
+            .map(|i| {
+                let addr = Ipv4Addr::new(198, 18, 0, i as u8 + 1);
+                Host {
+                    stack: TcpStack::new(seed.wrapping_mul(31).wrapping_add(i as u64)),
+                    ctx: FakeTcpCtx::new(addr, seed ^ (i as u64 + 100), pool.clone()),
+                }
+            })
+            .collect();
+        Net {
+            hosts,
+            log: Vec::new(),
+            delay: Duration::from_millis(1),
+            impair: Impair::default(),
+            wire: BTreeMap::new(),
+            wire_seq: 0,
+            now: Instant::ZERO,
+            rng: crate::SplitMix64::new(seed ^ 0x5eed),
+            drop_filter: None,
+            logging: true,
+        }
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The address of host `i`.
+    pub fn addr(&self, i: usize) -> Ipv4Addr {
+        self.hosts[i].ctx.addr
+    }
+
+    /// Drops every segment for which `f` returns true (in addition to the
+    /// random impairments).
+    pub fn set_drop_filter(&mut self, f: impl FnMut(&Seg) -> bool + 'static) {
+        self.drop_filter = Some(Box::new(f));
+    }
+
+    /// Removes the drop filter.
+    pub fn clear_drop_filter(&mut self) {
+        self.drop_filter = None;
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+
+    fn collect_out(&mut self, i: usize) {
+        let out = core::mem::take(&mut self.hosts[i].ctx.out);
+        for skb in out {
+            self.put_on_wire(skb);
+        }
+    }
+
+    fn put_on_wire(&mut self, skb: SkBuff) {
+        let Some(seg) = parse_seg(self.now, skb.data()) else {
+            return;
+        };
+        let mut dropped = self.chance(self.impair.loss);
+        if let Some(f) = self.drop_filter.as_mut()
+            && f(&seg)
+        {
+            dropped = true;
+        }
+        let dst = seg.dst;
+        if self.logging {
+            self.log.push(Seg { dropped, ..seg });
+        }
+        if dropped {
+            return;
+        }
+        let Some(to) = self.hosts.iter().position(|h| h.ctx.addr == dst) else {
+            return;
+        };
+        let mut at = self.now + self.delay;
+        if self.chance(self.impair.reorder) {
+            let extra = self
+                .rng
+                .below(self.impair.reorder_delay.as_micros().max(1) as u32);
+            at += Duration::from_micros(u64::from(extra));
+        }
+        if self.chance(self.impair.duplicate)
+            && let Ok(copy) = skb.copy()
+        {
+            self.wire_seq += 1;
+            self.wire
+                .insert((at + Duration::from_micros(10), self.wire_seq), (to, copy));
+        }
+        self.wire_seq += 1;
+        self.wire.insert((at, self.wire_seq), (to, skb));
+    }
+
+    /// Puts a hand-made segment from `src` (any address) on the wire
+    /// towards host `to`.
+    pub fn inject(&mut self, src: Ipv4Addr, to: usize, repr: &TcpRepr, payload: &[u8]) {
+        let dst = self.addr(to);
+        let mut buf = vec![0u8; repr.header_len() + payload.len()];
+        buf[repr.header_len()..].copy_from_slice(payload);
+        repr.emit(&mut buf, src, dst).expect("test segment fits");
+        let pool = self.hosts[to].ctx.page_pool().clone();
+        let mut skb = SkBuff::from_slice(&pool, crate::tcp_sock::MAX_TCP_HEADER, &buf)
+            .expect("pool has room");
+        let _ = FakeTcpCtx::ip_queue_xmit_from(&mut skb, src, dst);
+        self.put_on_wire(skb);
+    }
+
+    /// Runs the next event (a delivery or a timer). Returns false when
+    /// nothing is pending.
+    pub fn step(&mut self) -> bool {
+        let wire_next = self.wire.keys().next().copied();
+        let timer_next = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.ctx.next_timer().map(|(at, seq, id)| (at, seq, i, id)))
+            .min_by_key(|&(at, seq, i, _)| (at, i, seq));
+        let take_wire = match (wire_next, timer_next) {
+            (None, None) => return false,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((wa, _)), Some((ta, ..))) => wa <= ta,
+        };
+        if take_wire {
+            let key = wire_next.expect("checked");
+            let (to, mut skb) = self.wire.remove(&key).expect("present");
+            self.now = self.now.max(key.0);
+            let h = &mut self.hosts[to];
+            h.ctx.set_now(self.now);
+            let hl = skb.data().first().map_or(20, |b| usize::from(b & 0xf) * 4);
+            skb.reset_network_header();
+            if skb.pull(hl).is_ok() {
+                skb.reset_transport_header();
+                crate::tcp_v4_rcv(&h.stack, &mut h.ctx, skb);
+            }
+            self.collect_out(to);
+        } else {
+            let (at, _, i, id) = timer_next.expect("checked");
+            self.now = self.now.max(at);
+            let h = &mut self.hosts[i];
+            h.ctx.set_now(self.now);
+            h.ctx.cancel_timer(id);
+            h.stack.handle_timer(&mut h.ctx, id);
+            self.collect_out(i);
+        }
+        true
+    }
+
+    /// Runs events up to `t` and sets the clock to `t`.
+    pub fn run_until_time(&mut self, t: Instant) {
+        loop {
+            let wire_next = self.wire.keys().next().map(|k| k.0);
+            let timer_next = self
+                .hosts
+                .iter()
+                .filter_map(|h| h.ctx.next_timer().map(|x| x.0))
+                .min();
+            let next = match (wire_next, timer_next) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => break,
+            };
+            if next > t {
+                break;
+            }
+            self.step();
+        }
+        self.now = self.now.max(t);
+        for h in &mut self.hosts {
+            h.ctx.set_now(t);
+        }
+    }
+
+    /// Runs for `ms` milliseconds of virtual time.
+    pub fn run_for_ms(&mut self, ms: u64) {
+        let t = self.now + Duration::from_millis(ms);
+        self.run_until_time(t);
+    }
+
+    /// Runs until `done` holds, at most `limit` of virtual time; returns
+    /// whether it held.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&mut Net) -> bool) -> bool {
+        let end = self.now + limit;
+        while self.now <= end {
+            if done(self) {
+                return true;
+            }
+            if !self.step() {
+                return done(self);
+            }
+        }
+        done(self)
+    }
+
+    /// A new socket on host `i`.
+    pub fn socket(&mut self, i: usize) -> Arc<TcpSocket> {
+        let h = &mut self.hosts[i];
+        h.stack.socket(&h.ctx)
+    }
+
+    /// A listener on host `i` at `port`.
+    pub fn listen(&mut self, i: usize, port: u16, backlog: i32) -> Arc<TcpSocket> {
+        let sk = self.socket(i);
+        let h = &mut self.hosts[i];
+        h.stack
+            .bind(
+                &mut h.ctx,
+                &sk,
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
+            )
+            .expect("bind");
+        h.stack.listen(&mut h.ctx, &sk, backlog).expect("listen");
+        sk
+    }
+
+    /// Starts a connect from host `i` to host `to`'s `port`.
+    pub fn connect(&mut self, i: usize, sk: &TcpSocket, to: usize, port: u16) -> Result<(), Errno> {
+        let dst = SocketAddrV4::new(self.addr(to), port);
+        let h = &mut self.hosts[i];
+        let r = h.stack.connect(&mut h.ctx, sk, dst);
+        self.collect_out(i);
+        r
+    }
+
+    /// Takes a connection from a listener on host `i`.
+    pub fn accept(&mut self, i: usize, l: &TcpSocket) -> Result<Arc<TcpSocket>, Errno> {
+        self.hosts[i].stack.accept(l)
+    }
+
+    /// Sends on host `i`.
+    pub fn send(&mut self, i: usize, sk: &TcpSocket, data: &[u8]) -> Result<usize, Errno> {
+        self.send_flags(i, sk, data, MsgFlags::empty())
+    }
+
+    /// Sends with flags on host `i`.
+    pub fn send_flags(
+        &mut self,
+        i: usize,
+        sk: &TcpSocket,
+        data: &[u8],
+        flags: MsgFlags,
+    ) -> Result<usize, Errno> {
+        let h = &mut self.hosts[i];
+        let r = h.stack.sendmsg(&mut h.ctx, sk, data, flags);
+        self.collect_out(i);
+        r
+    }
+
+    /// Receives on host `i`.
+    pub fn recv(&mut self, i: usize, sk: &TcpSocket, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.recv_flags(i, sk, buf, MsgFlags::empty())
+    }
+
+    /// Receives with flags on host `i`.
+    pub fn recv_flags(
+        &mut self,
+        i: usize,
+        sk: &TcpSocket,
+        buf: &mut [u8],
+        flags: MsgFlags,
+    ) -> Result<usize, Errno> {
+        let h = &mut self.hosts[i];
+        let r = h.stack.recvmsg(&mut h.ctx, sk, buf, flags);
+        self.collect_out(i);
+        r
+    }
+
+    /// Closes on host `i`.
+    pub fn close(&mut self, i: usize, sk: &TcpSocket) {
+        let h = &mut self.hosts[i];
+        h.stack.close(&mut h.ctx, sk);
+        self.collect_out(i);
+    }
+
+    /// Shuts down a direction on host `i`.
+    pub fn shutdown(
+        &mut self,
+        i: usize,
+        sk: &TcpSocket,
+        how: crate::Shutdown,
+    ) -> Result<(), Errno> {
+        let h = &mut self.hosts[i];
+        let r = h.stack.shutdown(&mut h.ctx, sk, how);
+        self.collect_out(i);
+        r
+    }
+
+    /// Sets an option on host `i`.
+    pub fn setsockopt(
+        &mut self,
+        i: usize,
+        sk: &TcpSocket,
+        opt: crate::SockOpt,
+    ) -> Result<(), Errno> {
+        let h = &mut self.hosts[i];
+        let r = h.stack.setsockopt(&mut h.ctx, sk, opt);
+        self.collect_out(i);
+        r
+    }
+
+    /// A counter of host `i`.
+    pub fn mib<F: netcore::MibField>(&self, i: usize, f: F) -> u64 {
+        self.hosts[i].ctx.mibs().get(f)
+    }
+
+    /// Connects host 0 to a listener on host 1 at `port` and returns the
+    /// client socket and the accepted server socket.
+    pub fn connect_pair(&mut self, port: u16) -> (Arc<TcpSocket>, Arc<TcpSocket>) {
+        let l = self.listen(1, port, 128);
+        let c = self.socket(0);
+        assert_eq!(self.connect(0, &c, 1, port), Err(Errno::InProgress));
+        let ok = self.run_until(Duration::from_secs(5), |n| {
+            n.hosts[1].stack.poll(&l).contains(crate::PollMask::IN)
+        });
+        assert!(ok, "handshake did not complete");
+        let s = self.accept(1, &l).expect("accept");
+        self.close(1, &l);
+        (c, s)
+    }
+
+    /// Segments logged from host `i`.
+    pub fn from(&self, i: usize) -> Vec<&Seg> {
+        let a = self.addr(i);
+        self.log.iter().filter(|s| s.src == a).collect()
+    }
+}
+
+impl FakeTcpCtx {
+    /// Marks a hand-made segment as if the IP layer built it (used by
+    /// [`Net::inject`]).
+    fn ip_queue_xmit_from(skb: &mut SkBuff, saddr: Ipv4Addr, daddr: Ipv4Addr) -> Result<(), Errno> {
+        let ip = Ipv4Repr {
+            src_addr: saddr,
+            dst_addr: daddr,
+            protocol: IpProtocol::Tcp,
+            ttl: 64,
+            tos: 0,
+            ident: 0,
+            dont_frag: true,
+            more_frags: false,
+            frag_offset: 0,
+            options: heapless::Vec::new(),
+            payload_len: skb.len(),
+        };
+        skb.push(ip.header_len()).map_err(|_| Errno::NoBufs)?;
+        let buf = skb.data_mut().map_err(|_| Errno::NoBufs)?;
+        ip.emit(buf).map_err(|_| Errno::Inval)
+    }
+}
+
+/// Parses an IPv4/TCP datagram into a logged [`Seg`].
+pub fn parse_seg(at: Instant, data: &[u8]) -> Option<Seg> {
+    let ip = Ipv4Packet::new_checked(data).ok()?;
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    let repr = TcpRepr::parse(&tcp, ip.src_addr(), ip.dst_addr()).ok()?;
+    Some(Seg {
+        at,
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        tcp: repr,
+        dropped: false,
+    })
+}
