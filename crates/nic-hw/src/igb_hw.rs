@@ -1258,10 +1258,14 @@ fn rx_checksum(frame: &[u8], rxcsum: u32) -> RxStatusError {
     }
     let iph = &frame[l3..l3 + ihl];
     let tot_len = usize::from(u16::from_be_bytes([iph[2], iph[3]]));
+    // The sums are kept in little-endian word order and folded once per
+    // check (see `le_sum`); a sum folds to 0xFFFF in either byte order or
+    // in neither. The addresses are summed once, for both checks.
+    let addrs = le_sum(&iph[12..20]);
     let mut st = RxStatusError::empty();
     if rxcsum & r::RXCSUM_IPOFL != 0 {
         st |= RxStatusError::IPCS;
-        if ones_sum(iph) != 0xFFFF {
+        if fold16(le_sum(&iph[..12]) + addrs + le_sum(&iph[20..])) != 0xFFFF {
             st |= RxStatusError::IPE;
             return st;
         }
@@ -1280,53 +1284,48 @@ fn rx_checksum(frame: &[u8], rxcsum: u32) -> RxStatusError {
     if proto == 17 && l4[6..8] == [0, 0] {
         return st;
     }
-    // The pseudo header: addresses, protocol, length (at most 65535).
-    let sum = u32::from(ones_sum(&iph[12..20]))
-        + u32::from(ones_sum(l4))
-        + u32::from(proto)
-        + l4.len() as u32;
-    if fold16(u64::from(sum)) != 0xFFFF {
+    // The pseudo header: addresses, then protocol and length (at most
+    // 65535) as big-endian words, byte-swapped into the sum's order.
+    let pseudo = addrs
+        + u64::from(u16::from(proto).swap_bytes())
+        + u64::from((l4.len() as u16).swap_bytes());
+    if fold16(pseudo + le_sum(l4)) != 0xFFFF {
         st |= RxStatusError::TCPE;
     }
     st
 }
 
-/// The 16-bit ones'-complement sum of `data` as big-endian words (a last
-/// odd byte padded with zero), folded: what [`csum_partial`] gives from 0,
-/// with a scalar path for the short runs a receive check mostly sees
-/// (IPv4 headers, pseudo-header addresses, small datagrams).
-///
-/// The short path adds little-endian 32-bit words into a 64-bit
-/// accumulator and byte-swaps the folded result, exact because the
-/// ones'-complement sum is a sum modulo 2^16 − 1 (RFC 1071 §2(A), (B)).
+/// A sum of `data` as little-endian 32-bit words (the last one to three
+/// bytes zero-padded), unfolded: congruent modulo 2^16 − 1 to the
+/// byte-swapped 16-bit ones'-complement sum of `data` as big-endian words
+/// (RFC 1071 §2(A), (B)), so [`fold16`] of it, byte-swapped, is what
+/// [`csum_partial`] gives from 0. Short runs (headers, small datagrams)
+/// take a scalar loop; long ones `csum_partial`'s vector code.
 #[inline]
-fn ones_sum(data: &[u8]) -> u16 {
+fn le_sum(data: &[u8]) -> u64 {
     if data.len() >= 128 {
-        return fold16(u64::from(csum_partial(data, 0)));
+        return u64::from((csum_partial(data, 0) as u16).swap_bytes());
     }
     let (words, tail) = data.as_chunks::<4>();
-    let mut acc: u64 = words
+    let acc: u64 = words
         .iter()
         .map(|w| u64::from(u32::from_le_bytes(*w)))
         .sum();
-    // The last one to three bytes as a zero-padded little-endian word.
-    acc += u64::from(
-        tail.iter()
-            .rev()
-            .fold(0u32, |w, &b| (w << 8) | u32::from(b)),
-    );
-    fold16(acc).swap_bytes()
+    let last = tail
+        .iter()
+        .rev()
+        .fold(0u32, |w, &b| (w << 8) | u32::from(b));
+    acc + u64::from(last)
 }
 
-/// Folds a sum of 16-bit words to 16 bits with end-around carries; a
-/// nonzero sum never folds to 0.
+/// Folds a sum of fewer than 2^48 words to 16 bits with end-around
+/// carries; a nonzero sum never folds to 0.
 #[inline]
-fn fold16(mut s: u64) -> u16 {
-    s = (s & 0xFFFF_FFFF) + (s >> 32);
-    s = (s & 0xFFFF_FFFF) + (s >> 32);
-    s = (s & 0xFFFF) + (s >> 16);
-    s = (s & 0xFFFF) + (s >> 16);
-    s = (s & 0xFFFF) + (s >> 16);
+fn fold16(s: u64) -> u16 {
+    let s = (s & 0xFFFF_FFFF) + (s >> 32);
+    let s = (s & 0xFFFF) + (s >> 16);
+    let s = (s & 0xFFFF) + (s >> 16);
+    let s = (s & 0xFFFF) + (s >> 16);
     s as u16
 }
 
@@ -1473,15 +1472,20 @@ mod tests {
     }
 
     #[test]
-    fn ones_sum_matches_wire() {
+    fn le_sum_folds_to_wires_sum() {
         let data: Vec<u8> = (0..1600u32).map(|i| (i * 37 + 11) as u8).collect();
         for n in (0..140).chain([255, 256, 1480, 1600]) {
             let d = &data[..n];
-            assert_eq!(!ones_sum(d), wire::ip_compute_csum(d), "len {n}");
+            assert_eq!(
+                !fold16(le_sum(d)).swap_bytes(),
+                wire::ip_compute_csum(d),
+                "len {n}"
+            );
         }
         // All ones stays all ones (never the zero of the other form).
-        assert_eq!(ones_sum(&[0xFF; 20]), 0xFFFF);
-        assert_eq!(ones_sum(&[]), 0);
+        assert_eq!(fold16(le_sum(&[0xFF; 20])), 0xFFFF);
+        assert_eq!(fold16(le_sum(&[])), 0);
+        assert_eq!(fold16((1 << 48) - 1), 0xFFFF);
     }
 
     #[test]
