@@ -387,6 +387,27 @@ impl<C: ?Sized> Ipv4Net<C> {
         Ok(())
     }
 
+    /// Detaches IPv4 from a device that goes away: its addresses and
+    /// routes are removed, its neighbours flushed (their queued packets
+    /// dropped; timers armed on other CPUs find no entry and do nothing).
+    ///
+    /// Mirrors `inetdev_event(NETDEV_UNREGISTER)` → `inetdev_destroy()`,
+    /// `fib_disable_ip()` and `neigh_ifdown()`. Errors: [`Errno::NoDev`];
+    /// [`Errno::Inval`] for `lo`.
+    pub fn inetdev_destroy<T: TimerContext<Ipv4Timer>>(
+        &self,
+        timers: &mut T,
+        ifindex: u32,
+    ) -> Result<(), Errno> {
+        if ifindex == LOOPBACK_IFINDEX {
+            return Err(Errno::Inval);
+        }
+        self.netns.write().inetdev_destroy(ifindex)?;
+        self.devs.write().remove(&ifindex);
+        self.arp_tbl.lock().neigh_ifdown(timers, ifindex);
+        Ok(())
+    }
+
     /// Records a device's new MTU. Mirrors `inetdev_event(NETDEV_CHANGEMTU)`.
     /// Errors: [`Errno::NoDev`] for a device without IPv4 state.
     pub fn netdev_change_mtu(&self, ifindex: u32, mtu: u32) -> Result<(), Errno> {

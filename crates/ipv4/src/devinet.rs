@@ -190,6 +190,12 @@ impl InetDevices {
         Ok(())
     }
 
+    /// Detaches IPv4 state from a device; returns it. Mirrors
+    /// `inetdev_destroy()`. Errors: [`Errno::NoDev`].
+    pub fn inetdev_destroy(&mut self, ifindex: u32) -> Result<InDevice, Errno> {
+        self.devs.remove(&ifindex).ok_or(Errno::NoDev)
+    }
+
     /// The device `ifindex`.
     pub fn dev(&self, ifindex: u32) -> Option<&InDevice> {
         self.devs.get(&ifindex)

@@ -455,6 +455,27 @@ impl NeighTable {
         }
     }
 
+    /// Removes every entry of device `ifindex`, dropping their queued
+    /// packets (`NEIGH_DEAD`); returns how many went.
+    ///
+    /// Mirrors `neigh_ifdown()` (the device went down or away).
+    pub fn neigh_ifdown<T: TimerContext<Ipv4Timer>>(
+        &mut self,
+        timers: &mut T,
+        ifindex: u32,
+    ) -> usize {
+        let ids: Vec<NeighId> = self
+            .neighs
+            .values()
+            .filter(|n| n.ifindex == ifindex)
+            .map(|n| n.id)
+            .collect();
+        for &id in &ids {
+            self.neigh_destroy(timers, id);
+        }
+        ids.len()
+    }
+
     /// `ip neigh del`: removes the entry. Errors: [`Errno::NoEnt`].
     pub fn neigh_delete<T: TimerContext<Ipv4Timer>>(
         &mut self,

@@ -638,6 +638,40 @@ impl NetnsIpv4 {
         Ok(removed)
     }
 
+    /// Removes a device's addresses, the routes they brought and every
+    /// other route through it, then its IPv4 state; returns the routes
+    /// removed besides the address routes.
+    ///
+    /// Mirrors `inetdev_event(NETDEV_UNREGISTER)` → `inetdev_destroy()`
+    /// (each address through `inet_del_ifa()` → `fib_del_ifaddr()`) and
+    /// `fib_disable_ip()` → `fib_sync_down_dev()` for the routes left.
+    /// Errors: [`Errno::NoDev`].
+    pub fn inetdev_destroy(&mut self, ifindex: u32) -> Result<usize, Errno> {
+        let addrs: Vec<(Ipv4Addr, u8)> = self
+            .devices
+            .dev(ifindex)
+            .ok_or(Errno::NoDev)?
+            .ifa_list()
+            .iter()
+            .filter(|a| !a.is_secondary())
+            .map(|a| (a.ifa_local, a.ifa_prefixlen))
+            .collect();
+        for (local, len) in addrs {
+            let _ = self.inet_rtm_deladdr(ifindex, local, len);
+        }
+        let doomed: Vec<(Ipv4Addr, u8, FibAlias)> = self
+            .fib
+            .routes()
+            .filter(|(_, _, fa)| fa.nh.oif == ifindex)
+            .map(|(d, l, fa)| (d, l, *fa))
+            .collect();
+        for (dst, len, fa) in &doomed {
+            let _ = self.fib.fib_table_delete(*dst, *len, |o| o == fa);
+        }
+        self.devices.inetdev_destroy(ifindex)?;
+        Ok(doomed.len())
+    }
+
     /// `ip route add`.
     ///
     /// Mirrors `inet_rtm_newroute()` → `fib_create_info()` (with

@@ -492,3 +492,107 @@ fn queued_datagram_continues_where_it_stopped_when_reinjected() {
     assert_eq!(n.hosts[1].mib(IpMib::InDelivers), 1);
     assert_eq!(n.hosts[0].icmpmsg(IcmpMsgDir::In, 0), 1, "the reply came");
 }
+
+#[test]
+fn local_df_datagram_over_the_mtu_fails_with_emsgsize_and_an_icmp_to_itself() {
+    let mut n = pair();
+    let rec = recorder(&n.hosts[0], false);
+    n.hosts[0].ping(ip("198.18.0.2"), 1, 1, 8).unwrap();
+    n.run_until_idle();
+    let r = send(&mut n.hosts[0], ip("198.18.0.2"), 2000, |sk| {
+        sk.pmtudisc = IpPmtudisc::Do;
+    });
+    assert_eq!(r, Err(Errno::MsgSize));
+    n.run_until_idle();
+    let a = &n.hosts[0];
+    assert_eq!(a.mib(IpMib::FragFails), 1);
+    assert_eq!(a.mib(IpMib::FragOKs), 0);
+    let errs = rec.errors.lock();
+    assert_eq!(errs.len(), 1);
+    assert_eq!((errs[0].0, errs[0].1, errs[0].2), (3, 4, 1500));
+    assert_eq!(n.hosts[1].mib(IpMib::InReceives), 1, "only the ping left");
+}
+
+#[test]
+fn no_route_counts_out_no_routes_and_returns_ehostunreach() {
+    let mut n = pair();
+    let r = send(&mut n.hosts[0], ip("203.0.113.9"), 10, |_| {});
+    assert_eq!(r, Err(Errno::HostUnreach));
+    assert_eq!(n.hosts[0].mib(IpMib::OutNoRoutes), 1);
+    assert_eq!(n.hosts[0].mib(IpMib::OutRequests), 0);
+    assert_eq!(n.hosts[0].pool.stats().inflight(), 0);
+}
+
+#[test]
+fn icmp_with_a_bad_checksum_is_counted_and_dropped() {
+    let mut n = pair();
+    n.hosts[0].ping(ip("198.18.0.2"), 1, 1, 8).unwrap();
+    n.run_until_idle();
+    let mut frame = n
+        .log
+        .iter()
+        .find(|(_, h, _, f)| *h == 0 && f[12..14] == [8, 0])
+        .unwrap()
+        .3
+        .clone();
+    frame[14 + 20 + 2] ^= 0x55; // ICMP checksum
+    let b = &mut n.hosts[1];
+    let _ = b.receive(2, &frame);
+    assert_eq!(b.mib(IcmpMib::InMsgs), 2);
+    assert_eq!(b.mib(IcmpMib::InCsumErrors), 1);
+    assert_eq!(b.mib(IcmpMib::InErrors), 1);
+    assert_eq!(
+        b.icmpmsg(IcmpMsgDir::Out, 0),
+        1,
+        "only the first was answered"
+    );
+}
+
+#[test]
+fn arp_for_another_host_is_not_answered_and_creates_nothing() {
+    let mut n = pair();
+    let frame = softnet::testutil::arp_request_frame([198, 18, 0, 7], [198, 18, 0, 8]);
+    let b = &mut n.hosts[1];
+    let _ = b.receive(2, &frame);
+    assert!(b.take_frames(2).is_empty());
+    assert_eq!(b.ipv4.with_arp_tbl(|t| t.len()), 0);
+    // A request for B's address is answered to the asker's address.
+    let frame = softnet::testutil::arp_request_frame([198, 18, 0, 7], [198, 18, 0, 2]);
+    let _ = b.receive(2, &frame);
+    let out = b.take_frames(2);
+    assert_eq!(out.len(), 1);
+    assert_eq!(&out[0][..6], &[0x02, 0, 0, 0, 0, 0x01]);
+    assert_eq!(u16::from_be_bytes([out[0][20], out[0][21]]), 2, "ARP reply");
+    assert_eq!(&out[0][28..32], &[198, 18, 0, 2]);
+    assert_eq!(
+        b.ipv4.with_arp_tbl(|t| t.len()),
+        1,
+        "the asker is now STALE"
+    );
+}
+
+#[test]
+fn destroying_a_device_removes_its_addresses_routes_and_neighbours() {
+    let mut n = routed(1500);
+    n.hosts[1].ping(ip("198.18.2.2"), 1, 1, 8).unwrap();
+    n.run_until_idle();
+    let r = &mut n.hosts[1];
+    r.route_add(ip("198.18.8.0"), 24, ip("198.18.2.2"));
+    assert_eq!(r.ipv4.with_arp_tbl(|t| t.len()), 1);
+    let r = &mut n.hosts[1];
+    let ipv4 = std::sync::Arc::clone(&r.ipv4);
+    ipv4.inetdev_destroy(&mut r.cpu, 3).unwrap();
+    assert_eq!(ipv4.with_arp_tbl(|t| t.len()), 0);
+    assert!(ipv4.dev(3).is_none());
+    let routes = ipv4.with_netns(|n| n.ip_route_show(ipv4::RouteTable::All));
+    assert!(!routes.contains("198.18.2."), "{routes}");
+    assert!(!routes.contains("198.18.8."), "{routes}");
+    assert!(routes.contains("198.18.1.0/24 dev eth0"), "{routes}");
+    assert_eq!(ipv4.inetdev_destroy(&mut r.cpu, 3), Err(Errno::NoDev));
+    assert_eq!(ipv4.inetdev_destroy(&mut r.cpu, 1), Err(Errno::Inval));
+    // Sending there now has no route.
+    assert_eq!(
+        send(r, ip("198.18.2.2"), 8, |_| {}),
+        Err(Errno::HostUnreach)
+    );
+}
