@@ -410,20 +410,12 @@ fn ip_local_deliver_finish<C: Ipv4Context>(
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return NetRx::Drop;
     }
-    let delivered = {
-        let protos = net.inet_protos_read();
-        match &protos[usize::from(protocol)] {
-            Some(prot) => {
-                let r = prot.handler(skb, ctx);
-                net.mibs().inc(cpu, IpMib::InDelivers);
-                Ok(r)
-            }
-            None => Err(skb),
-        }
-    };
-    match delivered {
-        Ok(Ok(())) => NetRx::Success,
-        Ok(Err((mut skb, error))) => {
+    let protos = net.inet_protos_read();
+    if let Some(prot) = &protos[usize::from(protocol)] {
+        let r = prot.handler(skb, ctx);
+        drop(protos);
+        net.mibs().inc(cpu, IpMib::InDelivers);
+        if let Err((mut skb, error)) = r {
             let reason = if error == IcmpError::PORT_UNREACH {
                 DropReason::NoSocket
             } else {
@@ -436,17 +428,16 @@ fn ip_local_deliver_finish<C: Ipv4Context>(
                 let _ = icmp_send_net(net, ctx, &skb, error);
             }
             kfree_skb_reason(skb, reason);
-            NetRx::Success
         }
-        Err(mut skb) => {
-            net.mibs().inc(cpu, IpMib::InUnknownProtos);
-            if skb.push(ihl).is_ok() {
-                let _ = icmp_send_net(net, ctx, &skb, IcmpError::PROT_UNREACH);
-            }
-            kfree_skb_reason(skb, DropReason::IpNoproto);
-            NetRx::Drop
-        }
+        return NetRx::Success;
     }
+    drop(protos);
+    net.mibs().inc(cpu, IpMib::InUnknownProtos);
+    if skb.push(ihl).is_ok() {
+        let _ = icmp_send_net(net, ctx, &skb, IcmpError::PROT_UNREACH);
+    }
+    kfree_skb_reason(skb, DropReason::IpNoproto);
+    NetRx::Drop
 }
 
 #[cfg(test)]
