@@ -354,6 +354,7 @@ pub fn arp_rcv<C: Ipv4Context>(ctx: &mut C, skb: SkBuff) -> NetRx {
     arp_rcv_net(&net, ctx, skb)
 }
 
+#[tracing::instrument(level = "trace", name = "arp_rcv", target = "netstack::ipv4", skip_all, fields(ifindex = skb.ifindex))]
 fn arp_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
     if matches!(skb.pkt_type, PktType::OtherHost | PktType::Loopback) {
         consume_skb(skb);

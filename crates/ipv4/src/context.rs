@@ -154,6 +154,79 @@ impl fmt::Debug for Ipv4Dev {
     }
 }
 
+/// `IN4_ADDR_HSIZE`: slots of the local-address table.
+const IN4_ADDR_HSIZE: usize = 256;
+
+/// The host's local unicast addresses, readable without a lock.
+///
+/// Mirrors `inet_addr_lst` and `inet_lookup_ifaddr_rcu()` in
+/// `net/ipv4/devinet.c`: Linux keeps every interface address in an
+/// RCU-protected hash so that `__ip_dev_find()` takes no lock. Here the
+/// table is open-addressed over atomics and rebuilt (under the routing
+/// lock) after every address change; readers use it only to recognise a
+/// destination as local before taking the routing lock, and fall back to
+/// the FIB on a miss, so a reader that races a rebuild at worst takes the
+/// slow path (or, for an address being removed, delivers locally once, as
+/// an RCU reader in Linux may).
+struct InetAddrLst {
+    slots: Box<[AtomicU32]>,
+}
+
+impl InetAddrLst {
+    fn new() -> InetAddrLst {
+        InetAddrLst {
+            slots: (0..IN4_ADDR_HSIZE).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    fn hash(a: u32) -> usize {
+        (a.wrapping_mul(0x9e37_79b9) >> 24) as usize
+    }
+
+    /// Refills the table from the addresses of `netns` (loopback addresses
+    /// excluded: they are local only on `lo`). Past half full it stays
+    /// empty, which sends every reader to the FIB.
+    fn rebuild(&self, netns: &NetnsIpv4) {
+        let mut new = vec![0u32; IN4_ADDR_HSIZE];
+        let mut n = 0;
+        for ifa in netns.devices.iter().flat_map(|d| d.ifa_list().iter()) {
+            let a = ifa.ifa_local.to_bits();
+            if a == 0 || ifa.ifa_local.is_loopback() {
+                continue;
+            }
+            n += 1;
+            let mut i = Self::hash(a);
+            while new[i] != 0 && new[i] != a {
+                i = (i + 1) % IN4_ADDR_HSIZE;
+            }
+            new[i] = a;
+        }
+        if n > IN4_ADDR_HSIZE / 2 {
+            new.fill(0);
+        }
+        // Release: a reader that sees an address sees the routes the
+        // change installed (they were written before, under the lock).
+        for (slot, v) in self.slots.iter().zip(new) {
+            slot.store(v, Ordering::Release);
+        }
+    }
+
+    /// Whether `a` is one of the host's (non-loopback) addresses.
+    #[inline]
+    fn contains(&self, a: Ipv4Addr) -> bool {
+        let a = a.to_bits();
+        let mut i = Self::hash(a);
+        for _ in 0..IN4_ADDR_HSIZE {
+            match self.slots[i].load(Ordering::Acquire) {
+                0 => return false,
+                v if v == a => return true,
+                _ => i = (i + 1) % IN4_ADDR_HSIZE,
+            }
+        }
+        false
+    }
+}
+
 /// `IP_IDENTS_SZ`: buckets of the per-destination IP ID generator.
 const IP_IDENTS_SZ: usize = 2048;
 
@@ -244,6 +317,7 @@ pub struct Ipv4Net<C: ?Sized> {
     icmp_limit: Mutex<IcmpRateLimit>,
     inet_protos: RwLock<Vec<Option<Arc<dyn NetProtocol<C>>>>>,
     idents: IpIdents,
+    inet_addr_lst: InetAddrLst,
 }
 
 impl<C: ?Sized> fmt::Debug for Ipv4Net<C> {
@@ -298,6 +372,7 @@ impl<C: ?Sized> Ipv4Net<C> {
             icmp_limit: Mutex::new(IcmpRateLimit::new(mix64(seed ^ 2))),
             inet_protos: RwLock::new(vec![None; 256]),
             idents: IpIdents::new(seed),
+            inet_addr_lst: InetAddrLst::new(),
             netns: RwLock::new(netns),
             devs: RwLock::new(devs),
             sysctl,
@@ -329,7 +404,19 @@ impl<C: ?Sized> Ipv4Net<C> {
 
     /// Changes the addresses and routes (`ip addr add`, `ip route add`).
     pub fn with_netns_mut<R>(&self, f: impl FnOnce(&mut NetnsIpv4) -> R) -> R {
-        f(&mut self.netns.write())
+        let mut netns = self.netns.write();
+        let r = f(&mut netns);
+        self.inet_addr_lst.rebuild(&netns);
+        r
+    }
+
+    /// Whether `addr` is one of this host's unicast addresses (loopback
+    /// addresses aside), without taking a lock.
+    ///
+    /// Mirrors `inet_lookup_ifaddr_rcu()`.
+    #[inline]
+    pub fn inet_lookup_ifaddr(&self, addr: Ipv4Addr) -> bool {
+        self.inet_addr_lst.contains(addr)
     }
 
     /// Reads or changes the ARP table (`ip neigh`). Actions the table
@@ -402,7 +489,11 @@ impl<C: ?Sized> Ipv4Net<C> {
         if ifindex == LOOPBACK_IFINDEX {
             return Err(Errno::Inval);
         }
-        self.netns.write().inetdev_destroy(ifindex)?;
+        {
+            let mut netns = self.netns.write();
+            netns.inetdev_destroy(ifindex)?;
+            self.inet_addr_lst.rebuild(&netns);
+        }
         self.devs.write().remove(&ifindex);
         self.arp_tbl.lock().neigh_ifdown(timers, ifindex);
         Ok(())

@@ -38,7 +38,7 @@ use crate::route::Rtable;
 ///
 /// No ICMP redirects (`ip_rt_send_redirect()`), no router-alert chain, no
 /// source-route options.
-#[tracing::instrument(level = "trace", name = "ip_forward", skip_all, fields(oif = rt.oif, len = skb.len()))]
+#[tracing::instrument(level = "trace", name = "ip_forward", target = "netstack::ipv4", skip_all, fields(oif = rt.oif, len = skb.len()))]
 pub fn ip_forward<C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,

@@ -183,6 +183,7 @@ fn nf_netrx(r: Result<NetRx, NfConsumed>) -> NetRx {
     }
 }
 
+#[tracing::instrument(level = "trace", name = "ip_rcv", target = "netstack::ipv4", skip_all, fields(ifindex = skb.ifindex, len = skb.len()))]
 pub(crate) fn ip_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb: SkBuff) -> NetRx {
     let cpu = ctx.smp_processor_id();
     if let Err(reason) = ip_rcv_core(net, cpu, &mut skb) {
@@ -198,6 +199,12 @@ pub(crate) fn ip_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb:
         skb,
         |ctx, skb| ip_rcv_finish(net, ctx, skb),
     ))
+}
+
+/// The source checks `ip_route_input_slow()` makes before the FIB
+/// (multicast, limited broadcast, `0.0.0.0/8`, loopback).
+fn martian_source(saddr: Ipv4Addr) -> bool {
+    saddr.is_multicast() || saddr.is_broadcast() || saddr.octets()[0] == 0 || saddr.is_loopback()
 }
 
 /// Mirrors `ip_rcv_finish()` / `ip_rcv_finish_core()`.
@@ -218,6 +225,15 @@ fn ip_rcv_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> 
                 RtnType::Local
             },
             oif: LOOPBACK_IFINDEX,
+            gateway: None,
+            prefsrc: daddr,
+        })
+    } else if net.inet_lookup_ifaddr(daddr) && !martian_source(saddr) {
+        // One of our addresses: the FIB would answer with its local route
+        // (the local table's /32 wins every lookup), so skip the lock.
+        Ok(Rtable {
+            rt_type: RtnType::Local,
+            oif: skb.ifindex,
             gateway: None,
             prefsrc: daddr,
         })
@@ -361,6 +377,7 @@ fn ip_error<C: Ipv4Context>(
 ///
 /// Mirrors `ip_local_deliver()`. `skb.data()` starts at the IP header.
 /// Consumes `skb`.
+#[tracing::instrument(level = "trace", name = "ip_local_deliver", target = "netstack::ipv4", skip_all, fields(len = skb.len()))]
 pub fn ip_local_deliver<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb: SkBuff) -> NetRx {
     if ip_is_fragment(skb.data()) {
         let now = ctx.now();

@@ -195,7 +195,7 @@ pub fn ip_route_output_key<C: Ipv4Context>(ctx: &C, fl4: &mut Flowi4) -> Result<
 ///
 /// [`Errno::HostUnreach`] when there is no route (counted `OutNoRoutes`,
 /// dropped `IP_OUTNOROUTES`); otherwise those of [`ip_local_out`].
-#[tracing::instrument(level = "trace", name = "ip_queue_xmit", skip_all, fields(daddr = %sk.daddr, len = skb.len()))]
+#[tracing::instrument(level = "trace", name = "ip_queue_xmit", target = "netstack::ipv4", skip_all, fields(daddr = %sk.daddr, len = skb.len()))]
 pub fn ip_queue_xmit<C: Ipv4Context>(
     ctx: &mut C,
     sk: &mut InetSock,
@@ -403,6 +403,7 @@ pub fn ip_output<C: Ipv4Context>(
     ip_output_net(&net, ctx, skb, rt, in_ifindex)
 }
 
+#[tracing::instrument(level = "trace", name = "ip_output", target = "netstack::ipv4", skip_all, fields(oif = rt.oif, len = skb.len()))]
 pub(crate) fn ip_output_net<C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,

@@ -37,7 +37,7 @@
 //! - fragments: [`Ipv4Frags`] (reassembly, `ip_fragment.c` and
 //!   `inet_fragment.c`) and [`ip_do_fragment`] (`ip_output.c`);
 //! - timers: [`Ipv4Timer`], [`handle_timer`]; randomness: [`Prandom`];
-//! - test fixtures (feature `testutils`): [`testutil`].
+//! - test fixtures (feature `testutils`): the `testutil` module.
 //!
 //! # Example
 //!

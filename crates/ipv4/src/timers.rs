@@ -43,6 +43,12 @@ pub enum Ipv4Timer {
 /// ICMP host unreachable), `neigh_periodic_work()`, and `ip_expire()`
 /// (`ReasmFails`, `ReasmTimeout`, and ICMP time exceeded in reassembly
 /// about the first fragment when it had arrived).
+#[tracing::instrument(
+    level = "trace",
+    name = "ipv4_timer",
+    target = "netstack::ipv4",
+    skip(ctx)
+)]
 pub fn handle_timer<C: crate::Ipv4Context>(ctx: &mut C, timer: Ipv4Timer) {
     use crate::icmp_rcv::icmp_send_net;
     use crate::ip_fragment::FragAction;
