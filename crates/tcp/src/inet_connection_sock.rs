@@ -155,13 +155,14 @@ fn send_synack<C: TcpContext>(ctx: &mut C, req: &RequestSock, tsval: Option<u32>
 /// Sizes a request's receive window. Mirrors `tcp_openreq_init_rwin()`.
 fn openreq_init_rwin<C: TcpContext>(ctx: &C, listener: &TcpSock, req: &mut RequestSock) {
     let mss = u32::from(req.advmss) - if req.tstamp_ok { 12 } else { 0 };
-    let (wnd, clamp, wscale) = tcp_select_initial_window(
-        ctx.sysctl(),
-        listener.tcp_full_space(),
-        mss,
-        listener.opts.window_clamp,
-        req.wscale_ok,
-    );
+    let full_space = listener.tcp_full_space();
+    let mut clamp = listener.opts.window_clamp;
+    // A locked SO_RCVBUF bounds the window and hence the scale.
+    if listener.opts.rcvbuf_locked && (clamp == 0 || clamp > full_space) {
+        clamp = full_space;
+    }
+    let (wnd, clamp, wscale) =
+        tcp_select_initial_window(ctx.sysctl(), full_space, mss, clamp, req.wscale_ok);
     req.rcv_wnd = wnd;
     req.window_clamp = clamp;
     req.rcv_wscale = wscale;

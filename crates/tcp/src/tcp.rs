@@ -104,7 +104,18 @@ impl TcpSocket {
     /// struct, its `Arc`, and the capacity of its queues.
     pub fn footprint(&self) -> usize {
         let tp = self.inner.lock();
-        core::mem::size_of::<TcpSocket>() + 2 * core::mem::size_of::<usize>() + tp.heap_bytes()
+        // The socket, its Arc counts, its queues, and its entries in the
+        // host's tables (socket map, established hash, bind bucket).
+        let tables = 2 * core::mem::size_of::<SockId>()
+            + core::mem::size_of::<usize>()
+            + core::mem::size_of::<FourTuple>()
+            + core::mem::size_of::<EhashEntry>()
+            + core::mem::size_of::<crate::inet_hashtables::BindOwner>()
+            + 3;
+        core::mem::size_of::<TcpSocket>()
+            + 2 * core::mem::size_of::<usize>()
+            + tp.heap_bytes()
+            + tables
     }
 }
 

@@ -553,8 +553,11 @@ fn tcp_clean_rtx_queue<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, now: Instan
         } else {
             flag |= FLAG_DATA_ACKED;
         }
-        tp.wmem_queued = tp.wmem_queued.saturating_sub(s.skb.truesize() as u32);
+        tp.wmem_queued = tp.wmem_queued.saturating_sub(s.truesize());
         tp.delivered += 1;
+    }
+    if tp.write_queue.is_empty() && tp.write_queue.capacity() > 0 {
+        tp.write_queue = std::collections::VecDeque::new();
     }
     if flag & FLAG_ACKED != 0 {
         let mut rtt_us = seq_rtt.map(|d| d.as_micros() as i64);
@@ -655,6 +658,7 @@ fn tcp_ack<C: TcpContext>(
     flag |= sflag;
     tp.rcv_tstamp = now;
     tp.last_ack_recv = now;
+    tp.probes_out = 0;
     if prior_packets == 0 {
         // no_queue: an ACK that opens the window ends the probing.
         tcp_ack_probe(ctx, tp);
@@ -910,6 +914,7 @@ fn tcp_fin<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
     for s in tp.ofo_queue.drain(..) {
         tp.rmem_alloc = tp.rmem_alloc.saturating_sub(s.skb.truesize() as u32);
     }
+    tp.ofo_queue = std::collections::VecDeque::new();
     tp.selective_acks.clear();
     if !tp.dead {
         ctx.sk_wake(tp.id, SkEvent::StateChange);
@@ -1168,6 +1173,7 @@ fn tcp_data_queue<C: TcpContext>(
             fin_now |= tcp_ofo_queue(ctx, tp);
             if tp.ofo_queue.is_empty() {
                 tp.ack.pending |= ICSK_ACK_NOW;
+                tp.ofo_queue = std::collections::VecDeque::new();
             }
         }
         if !tp.selective_acks.is_empty() {

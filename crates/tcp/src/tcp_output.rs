@@ -20,8 +20,9 @@ use wire::{TcpFlags, TcpOptions, TcpRepr, TcpSackBlock};
 use crate::context::TcpContext;
 use crate::tcp_sock::{
     ICSK_ACK_PUSHED, ICSK_ACK_SCHED, ICSK_ACK_TIMER, MAX_TCP_HEADER, TCP_ATO_MIN, TCP_DELACK_MAX,
-    TCP_DELACK_MIN, TCP_MAX_QUICKACKS, TCP_MAX_WSCALE, TCP_RTO_MAX, TCPCB_EVER_RETRANS, TCPCB_LOST,
-    TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSock, TcpState, TxSkb, after, before,
+    TCP_DELACK_MIN, TCP_MAX_QUICKACKS, TCP_MAX_WSCALE, TCP_RTO_MAX, TCP_SKB_OVERHEAD,
+    TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSock, TcpState,
+    TxSkb, after, before,
 };
 use crate::tcp_timer::{TcpTimer, inet_csk_reset_xmit_timer, tcp_reset_xmit_timer};
 
@@ -431,7 +432,7 @@ pub(crate) fn tcp_queue_data<C: TcpContext>(
                 .map_err(|_| Errno::NoBufs)?;
             skb.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
             let seq = tp.write_seq;
-            tp.wmem_queued += skb.truesize() as u32;
+            tp.wmem_queued += TCP_SKB_OVERHEAD;
             tp.write_queue.push_back(TxSkb {
                 skb,
                 seq,
@@ -451,6 +452,7 @@ pub(crate) fn tcp_queue_data<C: TcpContext>(
             .map_err(|_| Errno::NoBufs)?;
         tail.end_seq = tail.end_seq.wrapping_add(n as u32);
         tp.write_seq = tp.write_seq.wrapping_add(n as u32);
+        tp.wmem_queued += n as u32;
         copied += n;
     }
     Ok(copied)
@@ -500,8 +502,7 @@ fn tcp_fragment<C: TcpContext>(
     };
     seg.end_seq = new_seq;
     seg.flags.remove(TcpFlags::FIN | TcpFlags::PSH);
-    let truesize = new.skb.truesize() as u32;
-    tp.wmem_queued += truesize;
+    tp.wmem_queued += TCP_SKB_OVERHEAD;
     tp.write_queue.insert(idx + 1, new);
     Ok(())
 }
@@ -595,15 +596,11 @@ fn tcp_transmit_head<C: TcpContext>(
     idx: usize,
     now: Instant,
 ) -> Result<(), Errno> {
-    let (seq, end_seq, mut flags, len) = {
+    let (seq, end_seq, flags, len) = {
         let s = &tp.write_queue[idx];
         (s.seq, s.end_seq, s.flags, s.len())
     };
     let mss_now = u32::from(tcp_current_mss(tp));
-    if idx + 1 == tp.write_queue.len() && len > 0 {
-        // tcp_mark_push(): the last segment of a write carries PSH.
-        flags |= TcpFlags::PSH;
-    }
     if tp.packets_out == 0 {
         let ca = &mut tp.ca_ops;
         ca.cwnd_event(&mut tp.cwnd, crate::tcp_cong::CaEvent::TxStart);
@@ -692,6 +689,7 @@ pub(crate) fn tcp_send_fin<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
             return;
         }
         let seq = tp.write_seq;
+        tp.wmem_queued += TCP_SKB_OVERHEAD;
         tp.write_queue.push_back(TxSkb {
             skb,
             seq,
@@ -722,6 +720,15 @@ pub(crate) fn tcp_retransmit_skb<C: TcpContext>(
 ) -> Result<(), Errno> {
     let now = ctx.now();
     let mss_now = u32::from(tcp_current_mss(tp));
+    // tcp_trim_head(): drop what a partial ACK already covered.
+    let snd_una = tp.snd_una;
+    let seg = &mut tp.write_queue[idx];
+    if before(seg.seq, snd_una) && after(seg.end_seq, snd_una) && seg.len() > 0 {
+        let cut = snd_una.wrapping_sub(seg.seq).min(seg.len());
+        let _ = seg.skb.pull(cut as usize);
+        seg.seq = seg.seq.wrapping_add(cut);
+        tp.wmem_queued = tp.wmem_queued.saturating_sub(cut);
+    }
     if tp.write_queue[idx].len() > mss_now {
         tcp_fragment(ctx, tp, idx, mss_now)?;
         if idx < tp.packets_out as usize {
@@ -844,11 +851,17 @@ pub(crate) fn tcp_connect<C: TcpContext>(
         crate::tcp_sock::TCP_MIN_MSS,
         crate::tcp_sock::TCP_MSS_DEFAULT,
     );
+    let full_space = tp.tcp_full_space();
+    let mut clamp = tp.opts.window_clamp;
+    // tcp_connect_init(): a locked SO_RCVBUF bounds the window clamp.
+    if tp.opts.rcvbuf_locked && (clamp == 0 || clamp > full_space) {
+        clamp = full_space;
+    }
     let (rcv_wnd, clamp, wscale) = tcp_select_initial_window(
         &sysctl,
-        tp.tcp_full_space(),
+        full_space,
         u32::from(tp.advmss),
-        tp.opts.window_clamp,
+        clamp,
         tp.rx_opt.wscale_ok,
     );
     tp.rcv_wnd = rcv_wnd;
@@ -871,6 +884,7 @@ pub(crate) fn tcp_connect<C: TcpContext>(
         return Err(Errno::NoBufs);
     };
     skb.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
+    tp.wmem_queued += TCP_SKB_OVERHEAD;
     tp.write_queue.push_back(TxSkb {
         skb,
         seq: iss,

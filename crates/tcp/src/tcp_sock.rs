@@ -119,6 +119,10 @@ pub fn between(seq1: u32, seq2: u32, seq3: u32) -> bool {
 /// Headroom reserved in front of every TCP segment for the TCP, IP and
 /// link headers. Mirrors `MAX_TCP_HEADER` (`L1_CACHE_ALIGN(128 + MAX_HEADER)`).
 pub const MAX_TCP_HEADER: usize = 192;
+/// What the send buffer is charged per segment beyond its payload: the skb
+/// struct and its reserved headroom. Stands for the head part of Linux's
+/// `skb->truesize` (payload lives in page frags and is charged by size).
+pub const TCP_SKB_OVERHEAD: u32 = (core::mem::size_of::<SkBuff>() + MAX_TCP_HEADER) as u32;
 /// The MSS assumed when the peer sends none. Mirrors `TCP_MSS_DEFAULT`.
 pub const TCP_MSS_DEFAULT: u16 = 536;
 /// The smallest MSS TCP will use (`TCP_MIN_MSS`).
@@ -201,6 +205,11 @@ pub(crate) struct TxSkb {
 impl TxSkb {
     pub fn len(&self) -> u32 {
         self.skb.len() as u32
+    }
+
+    /// What this segment costs the send buffer (`skb->truesize`).
+    pub fn truesize(&self) -> u32 {
+        TCP_SKB_OVERHEAD + self.len()
     }
 }
 

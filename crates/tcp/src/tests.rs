@@ -2,16 +2,19 @@
 //! virtual time, checking the segments on the wire as well as what the
 //! application sees.
 
-use netcore::{Duration, Errno, LinuxMib, TcpMib};
-use wire::{TcpFlags, TcpOptions};
+use core::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::testutil::Net;
-use crate::{Shutdown, TcpState};
+use netcore::{Duration, Errno, LinuxMib, TcpMib};
+use wire::{TcpFlags, TcpOptions, TcpRepr};
+
+use crate::testutil::{Impair, Net};
+use crate::{MsgFlags, PollMask, Shutdown, SockOpt, SockOptName, TcpState};
 
 const SYN: TcpFlags = TcpFlags::SYN;
 const ACK: TcpFlags = TcpFlags::ACK;
 const FIN: TcpFlags = TcpFlags::FIN;
 const PSH: TcpFlags = TcpFlags::PSH;
+const RST: TcpFlags = TcpFlags::RST;
 
 fn fnv(data: &[u8]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
@@ -159,4 +162,800 @@ fn transfer_10mb_hash_equal() {
     // The SYN counts one, as in tcp_snd_una_update().
     assert_eq!(info.bytes_acked, data.len() as u64 + 1);
     assert_eq!(info.total_retrans, 0);
+}
+
+/// Runs a bidirectional-close scenario and returns the two sockets.
+fn pair() -> (
+    Net,
+    std::sync::Arc<crate::TcpSocket>,
+    std::sync::Arc<crate::TcpSocket>,
+) {
+    let mut net = Net::new(2);
+    let (c, s) = net.connect_pair(80);
+    net.log.clear();
+    (net, c, s)
+}
+
+#[test]
+fn orderly_close_active_and_passive_with_time_wait_60s() {
+    let (mut net, c, s) = pair();
+    net.close(0, &c);
+    assert_eq!(c.state(), TcpState::FinWait1);
+    net.run_for_ms(5);
+    // The orphan's full socket is gone: a FIN-WAIT-2 mini socket remains.
+    assert_eq!(c.state(), TcpState::Close);
+    assert_eq!(s.state(), TcpState::CloseWait);
+    assert_eq!(net.hosts[0].stack.socket_count(), 0);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+    assert_eq!(net.hosts[0].stack.ss(net.now())[0].state, "FIN-WAIT-2");
+    let mut buf = [0u8; 8];
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(0));
+    net.close(1, &s);
+    assert_eq!(s.state(), TcpState::LastAck);
+    let t_close = net.now();
+    net.run_for_ms(5);
+    assert_eq!(s.state(), TcpState::Close);
+    assert_eq!(net.hosts[1].stack.socket_count(), 0);
+    // Wire: FIN (client), ACK (delayed 40 ms in CLOSE-WAIT? no: the close
+    // came first, so the FIN went out and the ACK of the FIN came at once),
+    // FIN (server), ACK (client, from TIME-WAIT).
+    let flags: Vec<_> = net.log.iter().map(|s| s.tcp.flags).collect();
+    assert_eq!(flags, [FIN | ACK, ACK, FIN | ACK, ACK], "{:#?}", net.log);
+    let ss = net.hosts[0].stack.ss(net.now());
+    assert_eq!(ss.len(), 1);
+    assert_eq!(ss[0].state, "TIME-WAIT");
+    // TIME-WAIT lasts TCP_TIMEWAIT_LEN from the FIN's arrival.
+    net.run_until_time(t_close + Duration::from_millis(59_990));
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+    net.run_until_time(t_close + Duration::from_millis(60_010));
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 0);
+    assert_eq!(net.mib(0, LinuxMib::TimeWaited), 1);
+    assert_eq!(net.mib(0, TcpMib::CurrEstab), 0);
+    assert_eq!(net.mib(1, TcpMib::CurrEstab), 0);
+    assert_eq!(net.mib(0, TcpMib::EstabResets), 0);
+}
+
+#[test]
+fn close_with_unread_data_and_linger_zero_send_rst() {
+    let (mut net, c, s) = pair();
+    net.send(0, &c, b"unread").unwrap();
+    net.run_for_ms(5);
+    net.close(1, &s);
+    net.run_for_ms(5);
+    let rst = net
+        .from(1)
+        .into_iter()
+        .find(|x| x.tcp.flags.contains(RST))
+        .cloned()
+        .unwrap();
+    assert!(rst.is(RST | ACK));
+    assert_eq!(net.mib(1, LinuxMib::TcpAbortOnClose), 1);
+    assert_eq!(net.mib(1, TcpMib::OutRsts), 1);
+    assert_eq!(c.state(), TcpState::Close);
+    let mut buf = [0u8; 8];
+    assert_eq!(net.recv(0, &c, &mut buf), Err(Errno::ConnReset));
+    assert_eq!(net.mib(0, TcpMib::EstabResets), 1);
+
+    let (mut net, c, s) = pair();
+    net.setsockopt(0, &c, SockOpt::Linger(Some(0))).unwrap();
+    net.close(0, &c);
+    net.run_for_ms(5);
+    assert!(net.log[0].is(RST | ACK));
+    assert_eq!(s.state(), TcpState::Close);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 0);
+}
+
+#[test]
+fn connect_refused_by_rst() {
+    let mut net = Net::new(2);
+    let c = net.socket(0);
+    assert_eq!(net.connect(0, &c, 1, 9), Err(Errno::InProgress));
+    net.run_for_ms(5);
+    assert!(net.log[0].is(SYN));
+    assert!(net.log[1].is(RST | ACK));
+    assert_eq!(net.log[1].tcp.ack, net.log[0].tcp.seq.wrapping_add(1));
+    assert_eq!(c.state(), TcpState::Close);
+    let h = &net.hosts[0];
+    assert_eq!(
+        h.stack.getsockopt(&h.ctx, &c, SockOptName::Error),
+        Ok(i64::from(Errno::ConnRefused as i32))
+    );
+    assert_eq!(net.mib(0, TcpMib::AttemptFails), 1);
+    assert_eq!(net.mib(1, TcpMib::OutRsts), 1);
+}
+
+#[test]
+fn syn_retransmits_linear_then_exponential_then_etimedout() {
+    let mut net = Net::new(2);
+    net.set_drop_filter(|s| s.tcp.flags.contains(SYN));
+    let c = net.socket(0);
+    let _ = net.connect(0, &c, 1, 80);
+    net.run_for_ms(200_000);
+    let syns: Vec<_> = net
+        .log
+        .iter()
+        .filter(|s| s.is(SYN))
+        .map(|s| s.at.as_millis())
+        .collect();
+    // tcp_syn_retries 6 + tcp_syn_linear_timeouts 4 = 10 retransmissions.
+    assert_eq!(
+        syns,
+        [
+            0, 1000, 2000, 3000, 4000, 5000, 7000, 11000, 19000, 35000, 67000
+        ]
+    );
+    assert_eq!(c.state(), TcpState::Close);
+    let h = &net.hosts[0];
+    assert_eq!(
+        h.stack.getsockopt(&h.ctx, &c, SockOptName::Error),
+        Ok(i64::from(Errno::TimedOut as i32))
+    );
+    assert_eq!(net.mib(0, LinuxMib::TcpSynRetrans), 10);
+    assert_eq!(net.mib(0, TcpMib::AttemptFails), 1);
+}
+
+#[test]
+fn synack_retransmission_and_lost_final_ack() {
+    let mut net = Net::new(2);
+    let l = net.listen(1, 80, 16);
+    // Drop the client's first two segments after the SYN (final ACK).
+    let mut dropped = 0;
+    net.set_drop_filter(move |s| {
+        if s.is(ACK) && s.src == Ipv4Addr::new(198, 18, 0, 1) && dropped < 1 {
+            dropped += 1;
+            return true;
+        }
+        false
+    });
+    let c = net.socket(0);
+    let _ = net.connect(0, &c, 1, 80);
+    net.run_for_ms(1500);
+    // The SYN-ACK was resent after 1 s; the client ACKed it again.
+    let synacks: Vec<_> = net
+        .log
+        .iter()
+        .filter(|s| s.is(SYN | ACK))
+        .map(|s| s.at.as_millis())
+        .collect();
+    assert_eq!(synacks, [1, 1001]);
+    assert_eq!(c.state(), TcpState::Established);
+    assert!(net.accept(1, &l).is_ok());
+    assert_eq!(net.mib(1, LinuxMib::TcpSynRetrans), 1);
+}
+
+#[test]
+fn simultaneous_open_and_simultaneous_close() {
+    let mut net = Net::new(2);
+    let a = net.socket(0);
+    let b = net.socket(1);
+    for (i, sk, port) in [(0, &a, 1111u16), (1, &b, 2222)] {
+        let h = &mut net.hosts[i];
+        h.stack
+            .bind(
+                &mut h.ctx,
+                sk,
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
+            )
+            .unwrap();
+    }
+    assert_eq!(net.connect(0, &a, 1, 2222), Err(Errno::InProgress));
+    assert_eq!(net.connect(1, &b, 0, 1111), Err(Errno::InProgress));
+    net.run_for_ms(20);
+    assert_eq!(a.state(), TcpState::Established);
+    assert_eq!(b.state(), TcpState::Established);
+    // Crossed SYNs, then each side answers with SYN-ACK, then ACKs.
+    assert!(net.log[0].is(SYN) && net.log[1].is(SYN));
+    assert_eq!(net.log.iter().filter(|s| s.is(SYN | ACK)).count(), 2);
+    net.send(0, &a, b"x").unwrap();
+    net.run_for_ms(5);
+    let mut buf = [0u8; 4];
+    assert_eq!(net.recv(1, &b, &mut buf), Ok(1));
+    // Simultaneous close: both FINs cross, both go through CLOSING.
+    net.log.clear();
+    net.close(0, &a);
+    net.close(1, &b);
+    assert_eq!(a.state(), TcpState::FinWait1);
+    net.run_for_ms(1);
+    let flags: Vec<_> = net.log.iter().take(4).map(|s| s.tcp.flags).collect();
+    assert_eq!(flags, [FIN | ACK, FIN | ACK, ACK, ACK]);
+    net.run_for_ms(10);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+    assert_eq!(net.hosts[1].stack.time_wait_count(), 1);
+    assert_eq!(net.hosts[0].stack.socket_count(), 0);
+}
+
+#[test]
+fn shutdown_write_then_read_half_close() {
+    let (mut net, c, s) = pair();
+    net.shutdown(0, &c, Shutdown::Write).unwrap();
+    net.run_for_ms(50);
+    assert_eq!(net.send(0, &c, b"x"), Err(Errno::Pipe));
+    // The server can still send to the half-closed client.
+    net.send(1, &s, b"reply").unwrap();
+    net.run_for_ms(5);
+    let mut buf = [0u8; 8];
+    assert_eq!(net.recv(0, &c, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"reply");
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(0));
+    assert!(
+        net.hosts[1]
+            .stack
+            .poll(&s)
+            .contains(PollMask::RDHUP | PollMask::IN | PollMask::OUT)
+    );
+    // SHUT_RD: reads return 0 at once.
+    net.shutdown(1, &s, Shutdown::Read).unwrap();
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(0));
+    net.close(1, &s);
+    net.run_for_ms(5);
+    assert_eq!(c.state(), TcpState::Close);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+}
+
+#[test]
+fn msg_peek_and_poll() {
+    let (mut net, c, s) = pair();
+    assert_eq!(
+        net.hosts[1].stack.poll(&s),
+        PollMask::OUT | PollMask::WRNORM
+    );
+    net.send(0, &c, b"abcdef").unwrap();
+    net.run_for_ms(5);
+    assert!(net.hosts[1].stack.poll(&s).contains(PollMask::IN));
+    let mut buf = [0u8; 4];
+    assert_eq!(net.recv_flags(1, &s, &mut buf, MsgFlags::PEEK), Ok(4));
+    assert_eq!(&buf, b"abcd");
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(4));
+    assert_eq!(&buf, b"abcd");
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(2));
+    assert_eq!(&buf[..2], b"ef");
+}
+
+#[test]
+fn nagle_on_and_off_packet_counts() {
+    // Ten 100-byte writes while the first is unacknowledged.
+    let count = |nodelay: bool| {
+        let (mut net, c, _s) = pair();
+        net.setsockopt(0, &c, SockOpt::NoDelay(nodelay)).unwrap();
+        for _ in 0..10 {
+            net.send(0, &c, &[1u8; 100]).unwrap();
+        }
+        net.run_for_ms(50);
+        net.from(0)
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.len())
+            .collect::<Vec<_>>()
+    };
+    // Nagle: one small segment, then the rest coalesced when it is acked.
+    assert_eq!(count(false), [100, 900]);
+    // TCP_NODELAY: every write is its own segment.
+    assert_eq!(count(true), [100; 10]);
+}
+
+#[test]
+fn cork_and_msg_more_hold_partial_segments() {
+    let (mut net, c, _s) = pair();
+    net.setsockopt(0, &c, SockOpt::Cork(true)).unwrap();
+    net.send(0, &c, &[1; 40]).unwrap();
+    net.run_for_ms(50);
+    net.send(0, &c, &[1; 40]).unwrap();
+    net.run_for_ms(10);
+    assert!(net.log.is_empty());
+    net.setsockopt(0, &c, SockOpt::Cork(false)).unwrap();
+    assert!(net.log[0].is(PSH | ACK));
+    assert_eq!(net.log[0].len(), 80);
+    net.run_for_ms(10);
+    net.log.clear();
+    // MSG_MORE: held, then TCP_NODELAY pushes them, without PSH.
+    net.setsockopt(0, &c, SockOpt::NoDelay(true)).unwrap();
+    net.send_flags(0, &c, &[1; 40], MsgFlags::MORE).unwrap();
+    net.run_for_ms(50);
+    net.send_flags(0, &c, &[1; 40], MsgFlags::MORE).unwrap();
+    net.run_for_ms(10);
+    assert!(net.log.is_empty());
+    net.setsockopt(0, &c, SockOpt::NoDelay(true)).unwrap();
+    assert!(net.log[0].is(ACK));
+    assert_eq!(net.log[0].len(), 80);
+}
+
+#[test]
+fn accept_queue_overflow_counts_and_drops_final_ack() {
+    let mut net = Net::new(2);
+    let l = net.listen(1, 80, 1);
+    // A completes and waits in the accept queue.
+    let a = net.socket(0);
+    let _ = net.connect(0, &a, 1, 80);
+    net.run_for_ms(10);
+    // B and C handshake at once: both SYNs find room; B's ACK fills the
+    // queue (backlog 1 holds two: sk_acceptq_is_full() is "more than"),
+    // C's ACK is dropped.
+    let b = net.socket(0);
+    let c = net.socket(0);
+    let _ = net.connect(0, &b, 1, 80);
+    let _ = net.connect(0, &c, 1, 80);
+    net.run_for_ms(10);
+    assert_eq!(net.mib(1, LinuxMib::ListenOverflows), 1);
+    assert_eq!(net.mib(1, LinuxMib::ListenDrops), 1);
+    assert_eq!(net.mib(1, TcpMib::PassiveOpens), 2);
+    assert_eq!(net.mib(1, LinuxMib::SyncookiesSent), 0);
+    // C thinks it is connected; its request waits on the server.
+    assert_eq!(c.state(), TcpState::Established);
+    assert_eq!(net.accept(1, &l).unwrap().peer_addr(), a.local_addr());
+    assert_eq!(net.accept(1, &l).unwrap().peer_addr(), b.local_addr());
+    assert_eq!(net.accept(1, &l).err(), Some(Errno::Again));
+    // The SYN-ACK retransmission after 1 s makes C ACK again (a challenge
+    // ACK for the old SYN); now the child is created.
+    net.run_for_ms(1500);
+    assert_eq!(net.accept(1, &l).unwrap().peer_addr(), c.local_addr());
+    assert_eq!(net.mib(1, LinuxMib::TcpSynRetrans), 1);
+    assert_eq!(net.mib(0, LinuxMib::TcpSynChallenge), 1);
+    // With the queue full, a new SYN is dropped outright.
+    for _ in 0..2 {
+        let d = net.socket(0);
+        let _ = net.connect(0, &d, 1, 80);
+        net.run_for_ms(10);
+    }
+    net.log.clear();
+    let f = net.socket(0);
+    let _ = net.connect(0, &f, 1, 80);
+    net.run_for_ms(10);
+    assert_eq!(net.log.len(), 1, "only the SYN: {:#?}", net.log);
+    assert_eq!(f.state(), TcpState::SynSent);
+    assert_eq!(net.mib(1, LinuxMib::ListenOverflows), 2);
+    assert_eq!(net.mib(1, LinuxMib::ListenDrops), 2);
+}
+
+#[test]
+fn syn_flood_with_cookies_legit_client_connects() {
+    let mut net = Net::new(2);
+    let l = net.listen(1, 80, 8);
+    // 200 spoofed SYNs from an address nobody answers for.
+    for i in 0..200u16 {
+        let syn = TcpRepr {
+            src_port: 10000 + i,
+            dst_port: 80,
+            seq: u32::from(i) * 7777,
+            ack: 0,
+            flags: SYN,
+            window: 65535,
+            urgent: 0,
+            options: TcpOptions {
+                mss: Some(1460),
+                ..TcpOptions::default()
+            },
+            payload_len: 0,
+        };
+        net.inject(Ipv4Addr::new(198, 18, 0, 99), 1, &syn, &[]);
+    }
+    net.run_for_ms(5);
+    assert!(net.mib(1, LinuxMib::SyncookiesSent) >= 190);
+    assert!(net.mib(1, LinuxMib::TcpReqQFullDoCookies) >= 190);
+    // A real client still gets in, through a cookie.
+    net.log.clear();
+    let c = net.socket(0);
+    let _ = net.connect(0, &c, 1, 80);
+    net.run_for_ms(10);
+    assert_eq!(c.state(), TcpState::Established);
+    let s = net.accept(1, &l).unwrap();
+    assert_eq!(net.mib(1, LinuxMib::SyncookiesRecv), 1);
+    // The cookie SYN-ACK's TS value carries wscale and SACK in its low bits.
+    let sa = net.log.iter().find(|s| s.is(SYN | ACK)).unwrap();
+    assert!(sa.tcp.options.sack_ok && sa.tcp.options.wscale.is_some());
+    let info = net.hosts[1].stack.tcp_info(&net.hosts[1].ctx, &s);
+    assert_eq!(info.snd_wscale, 10);
+    assert_eq!(info.options, 7);
+    // Data flows both ways.
+    net.send(0, &c, b"ping").unwrap();
+    net.run_for_ms(5);
+    let mut buf = [0u8; 8];
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(4));
+    // A forged cookie ACK fails.
+    let bad = TcpRepr {
+        src_port: 4444,
+        dst_port: 80,
+        seq: 1,
+        ack: 12345,
+        flags: ACK,
+        window: 100,
+        urgent: 0,
+        options: TcpOptions::default(),
+        payload_len: 0,
+    };
+    net.inject(Ipv4Addr::new(198, 18, 0, 1), 1, &bad, &[]);
+    net.run_for_ms(5);
+    assert_eq!(net.mib(1, LinuxMib::SyncookiesFailed), 1);
+    let rst = net
+        .from(1)
+        .into_iter()
+        .rev()
+        .find(|s| s.tcp.dst_port == 4444)
+        .cloned()
+        .unwrap();
+    assert!(rst.is(RST));
+    assert_eq!(rst.tcp.seq, 12345);
+}
+
+#[test]
+fn keepalive_probes_then_timeout() {
+    let (mut net, c, s) = pair();
+    net.setsockopt(0, &c, SockOpt::KeepIdle(10)).unwrap();
+    net.setsockopt(0, &c, SockOpt::KeepIntvl(2)).unwrap();
+    net.setsockopt(0, &c, SockOpt::KeepCnt(3)).unwrap();
+    net.setsockopt(0, &c, SockOpt::KeepAlive(true)).unwrap();
+    let t0 = net.now();
+    net.run_for_ms(10_500);
+    // One probe at 10 s: seq = snd_una - 1, no data; the peer ACKs it.
+    let probes: Vec<_> = net
+        .from(0)
+        .into_iter()
+        .filter(|x| x.is(ACK))
+        .cloned()
+        .collect();
+    assert_eq!(probes.len(), 1);
+    assert_eq!((probes[0].at - t0).as_millis(), 10_000);
+    let snd_una = net.hosts[1]
+        .stack
+        .tcp_info(&net.hosts[1].ctx, &s)
+        .bytes_received;
+    assert_eq!(snd_una, 0);
+    assert!(net.from(1).iter().any(|x| x.at > probes[0].at && x.is(ACK)));
+    assert_eq!(net.mib(0, LinuxMib::TcpKeepAlive), 1);
+    // Now the peer disappears: 10 s after its last ACK (at 10.002 s) a
+    // probe, then one every 2 s; after 3 unanswered, RST and ETIMEDOUT.
+    net.set_drop_filter(|s| s.src == Ipv4Addr::new(198, 18, 0, 2));
+    net.log.clear();
+    net.run_for_ms(30_000);
+    let at: Vec<_> = net
+        .from(0)
+        .iter()
+        .map(|x| (x.at - t0).as_millis())
+        .collect();
+    assert_eq!(at, [20_002, 22_002, 24_002, 26_002], "{:#?}", net.log);
+    assert!(net.log.last().unwrap().tcp.flags.contains(RST));
+    assert_eq!(c.state(), TcpState::Close);
+    let h = &net.hosts[0];
+    assert_eq!(
+        h.stack.getsockopt(&h.ctx, &c, SockOptName::Error),
+        Ok(i64::from(Errno::TimedOut as i32))
+    );
+}
+
+#[test]
+fn zero_window_and_persist_probes() {
+    let mut net = Net::new(2);
+    // A small receive buffer (set on the listener, inherited) fills up.
+    let l = net.socket(1);
+    net.setsockopt(1, &l, SockOpt::RcvBuf(4096)).unwrap();
+    {
+        let h = &mut net.hosts[1];
+        h.stack
+            .bind(&mut h.ctx, &l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80))
+            .unwrap();
+        h.stack.listen(&mut h.ctx, &l, 8).unwrap();
+    }
+    let c = net.socket(0);
+    let _ = net.connect(0, &c, 1, 80);
+    net.run_for_ms(10);
+    let s = net.accept(1, &l).unwrap();
+    let syn_ack = net.log.iter().find(|x| x.is(SYN | ACK)).unwrap();
+    assert_eq!(syn_ack.tcp.window, 2896);
+    let data = pattern(64 * 1024, 3);
+    let mut sent = 0;
+    for _ in 0..50 {
+        if let Ok(k) = net.send(0, &c, &data[sent..]) {
+            sent += k;
+        }
+        net.run_for_ms(20);
+    }
+    let zero = net.from(1).into_iter().any(|x| x.tcp.window == 0);
+    assert!(zero, "receiver never advertised a zero window");
+    assert!(net.mib(1, LinuxMib::TcpToZeroWindowAdv) >= 1);
+    // Probes go out with growing intervals while the window stays shut.
+    net.log.clear();
+    net.run_for_ms(15_000);
+    let probes: Vec<_> = net.from(0).into_iter().cloned().collect();
+    assert!(probes.len() >= 3, "{probes:?}");
+    // Each probe is an old sequence number without data (tcp_xmit_probe_skb).
+    let snd_una = net.from(1).last().unwrap().tcp.ack;
+    assert!(
+        probes
+            .iter()
+            .all(|p| p.is_empty() && p.tcp.seq == snd_una.wrapping_sub(1))
+    );
+    // The interval doubles (tcp_probe0_when()); each answer re-arms the
+    // timer from its arrival (tcp_ack_probe()), one RTT (2 ms) later.
+    let gaps: Vec<_> = probes
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_millis())
+        .collect();
+    assert!(gaps.windows(2).all(|g| g[1] + 2 == 2 * g[0]), "{gaps:?}");
+    assert!(net.mib(0, LinuxMib::TcpWinProbe) >= 3);
+    assert_eq!(c.state(), TcpState::Established);
+    // The reader drains: the window opens and everything arrives.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let ok = net.run_until(Duration::from_secs(120), |n| {
+        if sent < data.len()
+            && let Ok(k) = n.send(0, &c, &data[sent..])
+        {
+            sent += k;
+        }
+        while let Ok(k) = n.recv(1, &s, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        got.len() == data.len()
+    });
+    assert!(ok, "got {}", got.len());
+    assert_eq!(fnv(&got), fnv(&data));
+    assert!(net.mib(1, LinuxMib::TcpFromZeroWindowAdv) >= 1);
+}
+
+#[test]
+fn rfc5961_challenge_acks() {
+    let (mut net, c, s) = pair();
+    let cl = c.local_addr();
+    let h1 = &net.hosts[1];
+    let info = h1.stack.tcp_info(&h1.ctx, &s);
+    let _ = info;
+    // Learn the server's rcv_nxt from the last ACK the client sent.
+    net.send(0, &c, b"hello").unwrap();
+    net.run_for_ms(5);
+    let last = net.from(0).into_iter().last().cloned().unwrap();
+    let rcv_nxt = last.tcp.seq.wrapping_add(5);
+    let mk = |seq: u32, flags: TcpFlags| TcpRepr {
+        src_port: cl.port(),
+        dst_port: 80,
+        seq,
+        ack: 0,
+        flags,
+        window: 100,
+        urgent: 0,
+        options: TcpOptions::default(),
+        payload_len: 0,
+    };
+    net.log.clear();
+    // In-window but inexact RST: challenge ACK, connection survives.
+    net.inject(*cl.ip(), 1, &mk(rcv_nxt.wrapping_add(100), RST), &[]);
+    net.run_for_ms(5);
+    assert_eq!(s.state(), TcpState::Established);
+    assert_eq!(net.mib(1, LinuxMib::TcpChallengeAck), 1);
+    let ch = net
+        .from(1)
+        .into_iter()
+        .find(|x| x.is(ACK))
+        .cloned()
+        .unwrap();
+    assert_eq!(ch.tcp.ack, rcv_nxt);
+    // Out-of-window RST: dropped silently.
+    net.log.clear();
+    net.inject(*cl.ip(), 1, &mk(rcv_nxt.wrapping_add(10_000_000), RST), &[]);
+    net.run_for_ms(5);
+    assert!(net.from(1).is_empty());
+    assert_eq!(s.state(), TcpState::Established);
+    // A SYN on an established connection: challenge ACK (after the
+    // per-socket 500 ms limit), TCPSYNChallenge.
+    net.run_for_ms(600);
+    net.inject(*cl.ip(), 1, &mk(rcv_nxt.wrapping_add(7), SYN), &[]);
+    net.run_for_ms(5);
+    assert_eq!(net.mib(1, LinuxMib::TcpSynChallenge), 1);
+    assert_eq!(net.mib(1, LinuxMib::TcpChallengeAck), 2);
+    assert_eq!(s.state(), TcpState::Established);
+    // Within 500 ms a second challenge is skipped.
+    net.inject(*cl.ip(), 1, &mk(rcv_nxt.wrapping_add(9), RST), &[]);
+    net.run_for_ms(5);
+    assert_eq!(net.mib(1, LinuxMib::TcpAckSkippedChallenge), 1);
+    // The exact RST resets.
+    net.inject(*cl.ip(), 1, &mk(rcv_nxt, RST), &[]);
+    net.run_for_ms(5);
+    assert_eq!(s.state(), TcpState::Close);
+    let mut buf = [0u8; 16];
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(5));
+    assert_eq!(net.recv(1, &s, &mut buf), Err(Errno::ConnReset));
+}
+
+#[test]
+fn fast_retransmit_after_three_dupacks() {
+    let (mut net, c, s) = pair();
+    // Drop the third data segment once.
+    let mut n = 0;
+    net.set_drop_filter(move |x| {
+        if !x.is_empty() && x.src == Ipv4Addr::new(198, 18, 0, 1) {
+            n += 1;
+            return n == 3;
+        }
+        false
+    });
+    let data = pattern(8 * 1448, 5);
+    net.send(0, &c, &data).unwrap();
+    net.run_for_ms(50);
+    let mut buf = vec![0u8; 20000];
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(data.len()));
+    assert_eq!(&buf[..data.len()], &data[..]);
+    // Dupacks carried SACK blocks; the hole was resent before any RTO.
+    let sacks = net
+        .from(1)
+        .iter()
+        .filter(|x| !x.tcp.options.sack_blocks.is_empty())
+        .count();
+    assert!(sacks >= 3, "{sacks}");
+    assert_eq!(net.mib(0, LinuxMib::TcpSackRecovery), 1);
+    assert_eq!(net.mib(0, LinuxMib::TcpTimeouts), 0);
+    assert_eq!(net.mib(0, TcpMib::RetransSegs), 1);
+    let retx: Vec<_> = net.from(0).into_iter().filter(|x| !x.is_empty()).collect();
+    assert_eq!(retx.last().unwrap().tcp.seq, retx[2].tcp.seq);
+    assert_eq!(net.mib(1, LinuxMib::TcpOfoQueue), 5);
+}
+
+#[test]
+fn rto_backoff_and_retries2_etimedout() {
+    let (mut net, c, _s) = pair();
+    net.set_drop_filter(|x| x.src == Ipv4Addr::new(198, 18, 0, 2));
+    let t0 = net.now();
+    net.send(0, &c, b"lost").unwrap();
+    net.run_for_ms(1_000_000);
+    let at: Vec<_> = net
+        .from(0)
+        .iter()
+        .filter(|x| !x.is_empty())
+        .map(|x| (x.at - t0).as_millis())
+        .collect();
+    // RTO starts near 200 ms + RTT and doubles up to 120 s; 15 retries.
+    assert_eq!(at.len(), 16, "{at:?}");
+    let gaps: Vec<_> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!((200..=210).contains(&gaps[0]), "{gaps:?}");
+    assert_eq!(gaps[1], gaps[0] * 2);
+    assert_eq!(*gaps.last().unwrap(), 120_000);
+    assert_eq!(c.state(), TcpState::Close);
+    let h = &net.hosts[0];
+    assert_eq!(
+        h.stack.getsockopt(&h.ctx, &c, SockOptName::Error),
+        Ok(i64::from(Errno::TimedOut as i32))
+    );
+    assert_eq!(net.mib(0, LinuxMib::TcpTimeouts), 16);
+}
+
+fn lossy_transfer(seed: u64, impair: Impair, len: usize) {
+    let mut net = Net::with_seed(2, seed);
+    net.logging = false;
+    let (c, s) = net.connect_pair(80);
+    net.impair = impair;
+    let data = pattern(len, seed);
+    let mut sent = 0;
+    let mut got = Vec::with_capacity(len);
+    let mut buf = vec![0u8; 65536];
+    let ok = net.run_until(Duration::from_secs(3600), |n| {
+        if sent < data.len()
+            && let Ok(k) = n.send(0, &c, &data[sent..])
+        {
+            sent += k;
+        }
+        while let Ok(k) = n.recv(1, &s, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        got.len() == data.len()
+    });
+    assert!(
+        ok,
+        "seed {seed} {impair:?}: got {} of {}",
+        got.len(),
+        data.len()
+    );
+    assert_eq!(fnv(&got), fnv(&data), "seed {seed} {impair:?}");
+    // Close cleanly too.
+    net.close(0, &c);
+    net.close(1, &s);
+    let ok = net.run_until(Duration::from_secs(600), |n| {
+        n.hosts[0].stack.socket_count() == 0 && n.hosts[1].stack.socket_count() == 0
+    });
+    assert!(ok, "seed {seed}: close did not finish");
+}
+
+#[test]
+fn integrity_under_loss_reordering_duplication() {
+    for seed in 1..=3 {
+        for loss in [0.01, 0.05, 0.10] {
+            lossy_transfer(
+                seed,
+                Impair {
+                    loss,
+                    ..Impair::default()
+                },
+                300_000,
+            );
+        }
+        lossy_transfer(
+            seed,
+            Impair {
+                reorder: 0.1,
+                reorder_delay: Duration::from_millis(3),
+                ..Impair::default()
+            },
+            300_000,
+        );
+        lossy_transfer(
+            seed,
+            Impair {
+                duplicate: 0.1,
+                ..Impair::default()
+            },
+            300_000,
+        );
+        lossy_transfer(
+            seed,
+            Impair {
+                loss: 0.05,
+                duplicate: 0.05,
+                reorder: 0.05,
+                reorder_delay: Duration::from_millis(2),
+            },
+            300_000,
+        );
+    }
+}
+
+#[test]
+fn idle_connection_footprint() {
+    let (net, c, s) = pair();
+    let _ = net;
+    for sk in [&c, &s] {
+        let f = sk.footprint();
+        assert!(f <= 1000, "idle socket holds {f} bytes");
+    }
+}
+
+#[test]
+fn ss_listing() {
+    let mut net = Net::new(2);
+    let _l = net.listen(1, 80, 16);
+    let c = net.socket(0);
+    let _ = net.connect(0, &c, 1, 80);
+    net.run_for_ms(10);
+    let text = net.hosts[1].stack.ss_text(net.now());
+    assert!(
+        text.contains("LISTEN     1      16     0.0.0.0:80"),
+        "{text}"
+    );
+    assert!(text.contains("ESTAB"), "{text}");
+    assert!(text.contains("reno wscale:10,10"), "{text}");
+}
+
+#[test]
+fn bind_conflicts_and_reuseaddr_with_time_wait() {
+    let (mut net, c, s) = pair();
+    // The client closes first: its port stays in TIME-WAIT.
+    let port = c.local_addr().port();
+    net.close(0, &c);
+    net.run_for_ms(5);
+    net.close(1, &s);
+    net.run_for_ms(5);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+    let a = net.socket(0);
+    let h = &mut net.hosts[0];
+    assert_eq!(
+        h.stack.bind(
+            &mut h.ctx,
+            &a,
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
+        ),
+        Err(Errno::AddrInUse)
+    );
+    let b = net.socket(0);
+    net.setsockopt(0, &b, SockOpt::ReuseAddr(true)).unwrap();
+    let h = &mut net.hosts[0];
+    assert_eq!(
+        h.stack.bind(
+            &mut h.ctx,
+            &b,
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
+        ),
+        Err(Errno::AddrInUse),
+        "a TIME-WAIT socket without SO_REUSEADDR still blocks"
+    );
 }

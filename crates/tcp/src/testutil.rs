@@ -353,6 +353,7 @@ impl Net {
         let mut buf = vec![0u8; repr.header_len() + payload.len()];
         buf[repr.header_len()..].copy_from_slice(payload);
         repr.emit(&mut buf, src, dst).expect("test segment fits");
+        self.sync(to);
         let pool = self.hosts[to].ctx.page_pool().clone();
         let mut skb = SkBuff::from_slice(&pool, crate::tcp_sock::MAX_TCP_HEADER, &buf)
             .expect("pool has room");
@@ -447,16 +448,23 @@ impl Net {
         done(self)
     }
 
+    fn sync(&mut self, i: usize) -> &mut Host {
+        let now = self.now;
+        let h = &mut self.hosts[i];
+        h.ctx.set_now(now);
+        h
+    }
+
     /// A new socket on host `i`.
     pub fn socket(&mut self, i: usize) -> Arc<TcpSocket> {
-        let h = &mut self.hosts[i];
+        let h = self.sync(i);
         h.stack.socket(&h.ctx)
     }
 
     /// A listener on host `i` at `port`.
     pub fn listen(&mut self, i: usize, port: u16, backlog: i32) -> Arc<TcpSocket> {
         let sk = self.socket(i);
-        let h = &mut self.hosts[i];
+        let h = self.sync(i);
         h.stack
             .bind(
                 &mut h.ctx,
@@ -471,7 +479,7 @@ impl Net {
     /// Starts a connect from host `i` to host `to`'s `port`.
     pub fn connect(&mut self, i: usize, sk: &TcpSocket, to: usize, port: u16) -> Result<(), Errno> {
         let dst = SocketAddrV4::new(self.addr(to), port);
-        let h = &mut self.hosts[i];
+        let h = self.sync(i);
         let r = h.stack.connect(&mut h.ctx, sk, dst);
         self.collect_out(i);
         r
@@ -495,7 +503,7 @@ impl Net {
         data: &[u8],
         flags: MsgFlags,
     ) -> Result<usize, Errno> {
-        let h = &mut self.hosts[i];
+        let h = self.sync(i);
         let r = h.stack.sendmsg(&mut h.ctx, sk, data, flags);
         self.collect_out(i);
         r
@@ -514,7 +522,7 @@ impl Net {
         buf: &mut [u8],
         flags: MsgFlags,
     ) -> Result<usize, Errno> {
-        let h = &mut self.hosts[i];
+        let h = self.sync(i);
         let r = h.stack.recvmsg(&mut h.ctx, sk, buf, flags);
         self.collect_out(i);
         r
@@ -522,7 +530,7 @@ impl Net {
 
     /// Closes on host `i`.
     pub fn close(&mut self, i: usize, sk: &TcpSocket) {
-        let h = &mut self.hosts[i];
+        let h = self.sync(i);
         h.stack.close(&mut h.ctx, sk);
         self.collect_out(i);
     }
@@ -534,7 +542,7 @@ impl Net {
         sk: &TcpSocket,
         how: crate::Shutdown,
     ) -> Result<(), Errno> {
-        let h = &mut self.hosts[i];
+        let h = self.sync(i);
         let r = h.stack.shutdown(&mut h.ctx, sk, how);
         self.collect_out(i);
         r
@@ -547,7 +555,7 @@ impl Net {
         sk: &TcpSocket,
         opt: crate::SockOpt,
     ) -> Result<(), Errno> {
-        let h = &mut self.hosts[i];
+        let h = self.sync(i);
         let r = h.stack.setsockopt(&mut h.ctx, sk, opt);
         self.collect_out(i);
         r
