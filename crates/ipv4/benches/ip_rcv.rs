@@ -9,6 +9,7 @@
 //! page pool (allocation outside or inside the timed loop) and free them
 //! in the handler.
 
+use std::cell::RefCell;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,22 +18,26 @@ use benchkit::{measure, measure_with_setup, report};
 use ipv4::testutil::{Ipv4TestCtx, TestIpHost};
 use ipv4::{IcmpError, IpRcv, NetProtocol, ip_rcv};
 use netcore::{IpMib, IpSummed, NET_SKB_PAD, SkBuff, VirtualClock};
-use parking_lot::Mutex;
 use softnet::PacketType;
 
-/// A transport that counts, and keeps the skb for the loop to reuse when
-/// asked to.
+thread_local! {
+    /// Where the recycling handler leaves the skb for the loop (the bench
+    /// runs on one thread).
+    static SLOT: RefCell<Option<SkBuff>> = const { RefCell::new(None) };
+}
+
+/// A transport that counts, and hands the skb back to the loop when
+/// `keep` is set.
 struct Counting {
     n: AtomicU64,
     keep: bool,
-    slot: Mutex<Option<SkBuff>>,
 }
 
 impl NetProtocol<Ipv4TestCtx> for Counting {
     fn handler(&self, skb: SkBuff, _ctx: &mut Ipv4TestCtx) -> Result<(), (SkBuff, IcmpError)> {
         self.n.fetch_add(1, Ordering::Relaxed);
         if self.keep {
-            *self.slot.lock() = Some(skb);
+            SLOT.with(|s| *s.borrow_mut() = Some(skb));
         }
         Ok(())
     }
@@ -60,7 +65,6 @@ fn main() {
     let proto = Arc::new(Counting {
         n: AtomicU64::new(0),
         keep: false,
-        slot: Mutex::new(None),
     });
     host.ipv4
         .inet_add_protocol(proto.clone(), 253)
@@ -68,7 +72,6 @@ fn main() {
     let recycler = Arc::new(Counting {
         n: AtomicU64::new(0),
         keep: true,
-        slot: Mutex::new(None),
     });
     host.ipv4
         .inet_add_protocol(recycler.clone(), 252)
@@ -93,7 +96,7 @@ fn main() {
     // The handler softnet calls for ETH_P_IP, as `inet_init` registered it.
     let ip_packet_type = IpRcv::new(Arc::clone(&host.ipv4));
     let t = measure(|| {
-        let mut skb = recycler.slot.lock().take().expect("handed back");
+        let mut skb = SLOT.with(|s| s.borrow_mut().take()).expect("handed back");
         skb.push(20).expect("the pulled IP header");
         ip_packet_type.func(skb, &mut host.cpu)
     });
