@@ -23,6 +23,8 @@
 //!   [`SockOptName`], [`Shutdown`] (`tcp.rs`);
 //! - the context seam: [`TcpContext`], [`SkEvent`], [`TcpRoute`]
 //!   (`context.rs`);
+//! - the IPv4 protocol table entry: [`TcpProtocol`] (`ipv4::NetProtocol`
+//!   with `tcp_v4_rcv`/`tcp_v4_err`, `protocol.rs`);
 //! - receive: [`tcp_v4_rcv`], [`tcp_v4_err`], [`tcp_v4_send_reset`]
 //!   (`tcp_ipv4.rs`), the state machine (`tcp_input.rs`), TIME-WAIT
 //!   (`tcp_minisocks.rs`), listeners (`inet_connection_sock.rs`);
@@ -60,6 +62,7 @@ mod context;
 mod inet_connection_sock;
 mod inet_diag;
 mod inet_hashtables;
+mod protocol;
 mod secure_seq;
 mod syncookies;
 mod tcp;
@@ -78,6 +81,7 @@ pub mod testutil;
 pub use context::{SkEvent, TcpContext, TcpRoute};
 pub use inet_diag::{SsEntry, TcpInfo};
 pub use inet_hashtables::{EhashEntry, FourTuple, InetHashinfo};
+pub use protocol::{TcpProtocol, tcp_icmp_decode};
 pub use secure_seq::{
     SiphashKey, SplitMix64, TcpSecrets, secure_ipv4_port_ephemeral, secure_tcp_seq,
     secure_tcp_ts_off, siphash,

@@ -1,0 +1,146 @@
+//! TCP's entry in the IPv4 protocol table.
+//!
+//! Mirrors `tcp_protocol` (`struct net_protocol` in `net/ipv4/af_inet.c`)
+//! with `.handler = tcp_v4_rcv` and `.err_handler = tcp_v4_err`,
+//! registered by `inet_init()` through `inet_add_protocol()`.
+
+use std::sync::Arc;
+
+use ipv4::{IcmpErrInfo, IcmpError, NetProtocol};
+use netcore::{Errno, SkBuff};
+
+use crate::context::TcpContext;
+use crate::tcp::TcpStack;
+use crate::tcp_ipv4::{TcpIcmpError, tcp_v4_err, tcp_v4_rcv};
+
+/// The TCP handler for `IPPROTO_TCP` in the host's protocol table.
+///
+/// Mirrors `tcp_protocol` in `net/ipv4/af_inet.c`. The host registers one
+/// per namespace: `ipv4.inet_add_protocol(IPPROTO_TCP,
+/// Arc::new(TcpProtocol::new(stack)))`; its context type implements
+/// [`TcpContext`].
+#[derive(Clone, Debug)]
+pub struct TcpProtocol {
+    /// The host's TCP.
+    pub stack: Arc<TcpStack>,
+}
+
+impl TcpProtocol {
+    /// The handler of `stack`.
+    pub fn new(stack: Arc<TcpStack>) -> TcpProtocol {
+        TcpProtocol { stack }
+    }
+}
+
+/// Reads what `tcp_v4_err()` needs from an ICMP error: our address and
+/// port, the peer's, the quoted sequence number and the kind of error.
+///
+/// Mirrors the decoding at the top of `tcp_v4_err()`: destination
+/// unreachable (fragmentation needed with its MTU, otherwise the errno of
+/// `icmp_err_convert[]`) and time exceeded (`EHOSTUNREACH`) matter; other
+/// types are ignored. `None` when the quoted TCP header is too short.
+pub fn tcp_icmp_decode(info: &IcmpErrInfo<'_>) -> Option<(u16, u16, u32, TcpIcmpError)> {
+    let th = info.transport();
+    if th.len() < 8 {
+        return None;
+    }
+    let sport = u16::from_be_bytes([th[0], th[1]]);
+    let dport = u16::from_be_bytes([th[2], th[3]]);
+    let seq = u32::from_be_bytes([th[4], th[5], th[6], th[7]]);
+    let err = match (info.icmp_type, info.code) {
+        (3, 4) => TcpIcmpError::FragNeeded(u16::try_from(info.info).unwrap_or(u16::MAX)),
+        (3, code) if code <= 15 => {
+            TcpIcmpError::Unreachable(info.errno().map_or(Errno::HostUnreach, |e| e.0))
+        }
+        (11, _) => TcpIcmpError::Unreachable(Errno::HostUnreach),
+        _ => TcpIcmpError::Other,
+    };
+    Some((sport, dport, seq, err))
+}
+
+impl<C: TcpContext> NetProtocol<C> for TcpProtocol {
+    /// Mirrors `tcp_v4_rcv()`: TCP consumes every segment (a segment for
+    /// no socket is answered with a RST, never an ICMP error).
+    fn handler(&self, skb: SkBuff, ctx: &mut C) -> Result<(), (SkBuff, IcmpError)> {
+        tcp_v4_rcv(&self.stack, ctx, skb);
+        Ok(())
+    }
+
+    /// Mirrors `tcp_v4_err()`.
+    fn err_handler(&self, info: &IcmpErrInfo<'_>, ctx: &mut C) {
+        if let Some((sport, dport, seq, err)) = tcp_icmp_decode(info) {
+            tcp_v4_err(
+                &self.stack,
+                ctx,
+                info.saddr(),
+                sport,
+                info.daddr(),
+                dport,
+                seq,
+                err,
+            );
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "tcp"
+    }
+}
+
+#[cfg(any(test, feature = "testutils"))]
+const _: fn() = || {
+    fn assert_impl<T: NetProtocol<crate::testutil::FakeTcpCtx>>() {}
+    assert_impl::<TcpProtocol>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    #[test]
+    fn decode_icmp_errors() {
+        // A quoted IPv4 header (20 bytes) + 8 bytes of TCP header.
+        let mut q = vec![0u8; 28];
+        q[0] = 0x45;
+        q[9] = 6;
+        q[12..16].copy_from_slice(&[198, 18, 0, 1]);
+        q[16..20].copy_from_slice(&[198, 18, 0, 2]);
+        q[20..22].copy_from_slice(&40000u16.to_be_bytes());
+        q[22..24].copy_from_slice(&80u16.to_be_bytes());
+        q[24..28].copy_from_slice(&0x0102_0304u32.to_be_bytes());
+        let mk = |t, c, info| IcmpErrInfo {
+            icmp_type: t,
+            code: c,
+            info,
+            from: Ipv4Addr::new(198, 18, 0, 9),
+            ifindex: 2,
+            quoted: &q,
+        };
+        assert_eq!(
+            tcp_icmp_decode(&mk(3, 4, 1400)),
+            Some((40000, 80, 0x0102_0304, TcpIcmpError::FragNeeded(1400)))
+        );
+        assert_eq!(
+            tcp_icmp_decode(&mk(3, 1, 0)).map(|d| d.3),
+            Some(TcpIcmpError::Unreachable(Errno::HostUnreach))
+        );
+        assert_eq!(
+            tcp_icmp_decode(&mk(3, 3, 0)).map(|d| d.3),
+            Some(TcpIcmpError::Unreachable(Errno::ConnRefused))
+        );
+        assert_eq!(
+            tcp_icmp_decode(&mk(11, 0, 0)).map(|d| d.3),
+            Some(TcpIcmpError::Unreachable(Errno::HostUnreach))
+        );
+        assert_eq!(
+            tcp_icmp_decode(&mk(4, 0, 0)).map(|d| d.3),
+            Some(TcpIcmpError::Other)
+        );
+        let short = IcmpErrInfo {
+            quoted: &q[..24],
+            ..mk(3, 1, 0)
+        };
+        assert_eq!(tcp_icmp_decode(&short), None);
+    }
+}
