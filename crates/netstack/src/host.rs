@@ -171,6 +171,8 @@ pub struct HostShared {
     pub ipv4: Arc<ipv4::Ipv4Net<CpuCtx>>,
     /// The ping sockets.
     pub pings: crate::ping::PingTable,
+    /// The transports (the UDP table) and the socket layer.
+    pub transports: crate::sockets::Transports,
     /// The NICs, in bus order.
     pub nics: Vec<Nic>,
     /// The PCI bus the NICs sit on.
@@ -494,6 +496,7 @@ impl HostBuilder {
             self.seed,
             now,
         ));
+        let transports = crate::sockets::Transports::new(self.seed, n, &sysctl, &clock);
         let shared = Arc::new(HostShared {
             name: self.name.clone(),
             irqs,
@@ -507,6 +510,7 @@ impl HostBuilder {
             nf_hooks: NfHooks::new(),
             ipv4,
             pings: crate::ping::PingTable::default(),
+            transports,
             nics,
             bus: Mutex::new(bus),
             driver,

@@ -91,6 +91,7 @@ pub(crate) fn inet_setup(
     routes: &[String],
 ) -> Result<(), NetstackError> {
     ipv4::inet_init(ctx).map_err(|e| NetstackError::Config(format!("inet_init: {e}")))?;
+    crate::sockets::inet_init_transports(ctx)?;
     let host = Arc::clone(&ctx.host);
     let net = &host.ipv4;
     for nic in &host.nics {

@@ -18,6 +18,10 @@
 //! - the thread runtime (`threads.rs`): [`ThreadRuntime`]; a TAP device as
 //!   a NIC's PHY ([`TapPhy`], `tap.rs`).
 //! - applications: `ping` ([`PingSocket`], [`PingReport`], `ping.rs`);
+//!   sockets (`sockets.rs`): UDP registered at boot ([`Transports`]), the
+//!   host's socket layer ([`HostSocketLayer`] over [`HostSockets`]), the
+//!   std-like [`UdpSocket`], application code on a CPU
+//!   ([`HostShared::app_on`], [`Host::app`], [`Network::app`]);
 //!   experiments: [`PacketCounter`]; captures: [`Capture`].
 //! - seeing: reports in the tools' formats ([`Report`], `report.rs`),
 //!   packet walks ([`WalkLayer`], [`Walk`], `walk.rs`).
@@ -42,6 +46,7 @@ mod ping;
 mod ptype;
 mod report;
 mod scenario;
+mod sockets;
 #[cfg(target_os = "linux")]
 mod tap;
 mod threads;
@@ -70,6 +75,9 @@ pub use ping::{PING_TIMESTAMP_LEN, PingReply, PingReport, PingSocket, PingTable}
 pub use ptype::PacketCounter;
 pub use report::{REPORT_NAMES, Report};
 pub use scenario::run_scenario;
+pub use sockets::{
+    AsHost, CPU_HANDOFF_TIMEOUT, HostSocketLayer, HostSockets, Transports, UdpSocket,
+};
 #[cfg(target_os = "linux")]
 pub use tap::{ETH_ZLEN, TapPhy};
 pub use threads::{DEVICE_IDLE_SLEEP, IDLE_PARK_MAX, ThreadRuntime};

@@ -92,6 +92,7 @@ impl ThreadRuntime {
             let parkers: Arc<Vec<Parker>> =
                 Arc::new((0..host.nr_cpus()).map(|_| Parker::default()).collect());
             let p = Arc::clone(&parkers);
+            host.shared.socket_host().set_threaded(true);
             host.shared.wakeup.set(move |cpu| {
                 if let Some(p) = p.get(cpu) {
                     p.unpark();
@@ -165,6 +166,7 @@ impl ThreadRuntime {
         for h in &mut net.hosts {
             h.cpus.sort_by_key(|c| c.cpu);
             h.shared.wakeup.clear();
+            h.shared.socket_host().set_threaded(false);
         }
         if let Some(d) = self.device.take() {
             failed |= d.join().is_err();

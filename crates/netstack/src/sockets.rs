@@ -1,0 +1,550 @@
+//! Sockets on a host: UDP registered at boot, the host's socket layer, and
+//! how an application's system calls reach a CPU.
+//!
+//! Mirrors three pieces of Linux: `inet_init()` registering UDP
+//! (`inet_add_protocol(&udp_protocol, IPPROTO_UDP)`, `udp_table_init()`,
+//! `inet_register_protosw()` for `SOCK_DGRAM`); the `struct net` fields UDP
+//! reads (`net->ipv4.udp_table`); and a system call running in process
+//! context on the CPU its task is scheduled on, with bottom halves off
+//! (`local_bh_disable()`), so the transmit path of a `sendto` uses that
+//! CPU's `softnet_data` and timer wheel.
+//!
+//! ```text
+//!  application ── netstack::UdpSocket / host.socket_layer() ── SocketLayer<HostSockets>
+//!                                                                 │ with_ctx(f)
+//!    lent CPU context (app_on / Host::app / Network::app) ◄───────┤ 1. this thread holds a lent CPU
+//!    the CPU thread hands its context over (thread runtime) ◄─────┤ 2. another thread (blocking calls)
+//!    a context built for the call, timers handed to the CPU ◄─────┘ 3. outside any CPU (simulation set-up)
+//! ```
+//!
+//! # Deviations from Linux
+//!
+//! - A CPU context belongs to its runner (the simulation loop or a CPU
+//!   thread), so "running on a CPU" is a lend: application code given to
+//!   [`HostShared::app_on`], [`Host::app`] or [`Network::app`] runs with the
+//!   CPU's context moved into the host's lend slot, where the socket layer
+//!   finds it; the CPU runs nothing else meanwhile (as with bottom halves
+//!   off). On the thread runtime a call from an application thread asks the
+//!   CPU thread for its context and waits for it.
+//! - A call made outside any CPU while no thread runtime runs the host
+//!   (set-up code between simulation steps) runs on a context built for the
+//!   call: what it queued for transmission is flushed at once
+//!   (`net_tx_action`) and the timers it armed (ARP) are handed to the
+//!   application CPU.
+
+use std::net::{SocketAddrV4, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread::ThreadId;
+
+use ipv4::Prandom;
+use netcore::{Clock, Duration, Instant, Sysctl, TimerWheel};
+use parking_lot::{Condvar, Mutex};
+use socket::{SocketHost, SocketLayer, UdpProtosw};
+use udp::{UdpNetContext, UdpTable};
+
+use crate::cpu::CpuCtx;
+use crate::error::NetstackError;
+use crate::host::{Host, HostShared};
+use crate::network::Network;
+
+/// How long a call from an application thread waits for a CPU thread to
+/// hand over its context before it runs on a context built for the call
+/// (the runtime is stopping).
+pub const CPU_HANDOFF_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A host's socket layer.
+pub type HostSocketLayer = SocketLayer<HostSockets>;
+
+/// The transport state of a host (part of [`HostShared`]).
+///
+/// Mirrors the `struct net` fields of the transports: `udp_table`
+/// (`udp_table_init()`), and the host's socket layer (`inetsw`, the fd
+/// table).
+pub struct Transports {
+    /// The UDP socket table (`net->ipv4.udp_table`).
+    pub udp: UdpTable,
+    rng: Mutex<Prandom>,
+    layer: Arc<HostSocketLayer>,
+}
+
+impl std::fmt::Debug for Transports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transports")
+            .field("udp", &self.udp)
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transports {
+    /// The transports of a host with `cpus` CPUs, seeded with `seed`
+    /// (`udp_ehash_secret`, ephemeral ports).
+    pub(crate) fn new(
+        seed: u64,
+        cpus: usize,
+        sysctl: &Arc<Sysctl>,
+        clock: &Arc<dyn Clock>,
+    ) -> Transports {
+        let mut rng = Prandom::new(seed ^ 0x7564_7073_6f63_6b73);
+        let secret = (rng.next_u64() >> 32) as u32;
+        let host = Arc::new(HostSockets {
+            host: OnceLock::new(),
+            clock: Arc::clone(clock),
+            sysctl: Arc::clone(sysctl),
+            lent: (0..cpus).map(|_| Mutex::new(None)).collect(),
+            threaded: AtomicBool::new(false),
+            remote: Mutex::new(()),
+            app_cpu: AtomicUsize::new(0),
+        });
+        let layer = SocketLayer::new(host);
+        layer.inet_register_protosw(Arc::new(UdpProtosw));
+        Transports {
+            udp: UdpTable::new(secret),
+            rng: Mutex::new(rng),
+            layer,
+        }
+    }
+}
+
+/// Registers the transports with IPv4 on a host being built (after
+/// `ipv4::inet_init`), as `inet_init()` does after ICMP.
+pub(crate) fn inet_init_transports(ctx: &mut CpuCtx) -> Result<(), NetstackError> {
+    let _ = ctx
+        .host
+        .transports
+        .layer
+        .host()
+        .host
+        .set(Arc::downgrade(&ctx.host));
+    udp::udp_add_protocol(ctx)
+        .map_err(|e| NetstackError::Config(format!("inet_add_protocol(udp): {e}")))
+}
+
+impl UdpNetContext for CpuCtx {
+    fn udp_table(&self) -> &UdpTable {
+        &self.host.transports.udp
+    }
+
+    fn cpu_id(&self) -> usize {
+        self.cpu
+    }
+
+    fn prandom_u32(&mut self) -> u32 {
+        (self.host.transports.rng.lock().next_u64() >> 32) as u32
+    }
+}
+
+/// A CPU context lent to application code on one thread.
+type Lent = Option<(ThreadId, CpuCtx)>;
+
+/// What the socket layer of a host needs from it: a CPU context for each
+/// call, the clock, the sysctls, and whether a caller may sleep.
+///
+/// Mirrors the task side of a system call: `current` running on a CPU
+/// (`smp_processor_id()`), sleeping in `schedule_timeout()` when it may.
+pub struct HostSockets {
+    host: OnceLock<Weak<HostShared>>,
+    clock: Arc<dyn Clock>,
+    sysctl: Arc<Sysctl>,
+    lent: Box<[Mutex<Lent>]>,
+    threaded: AtomicBool,
+    remote: Mutex<()>,
+    app_cpu: AtomicUsize,
+}
+
+impl std::fmt::Debug for HostSockets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostSockets")
+            .field("threaded", &self.threaded.load(Ordering::Relaxed))
+            .field("app_cpu", &self.app_cpu.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Puts a lent context back in its runner's hands, even if the
+/// application code panicked.
+struct LendGuard<'a> {
+    slot: &'a Mutex<Lent>,
+    ctx: &'a mut CpuCtx,
+}
+
+impl Drop for LendGuard<'_> {
+    fn drop(&mut self) {
+        if let Some((_, real)) = self.slot.lock().take() {
+            // The placeholder that stood in for the CPU is dropped here.
+            let _ = std::mem::replace(self.ctx, real);
+        }
+    }
+}
+
+/// The hand-over of a CPU thread's context to an application thread.
+enum Handoff {
+    Waiting,
+    Offered(CpuCtx),
+    InUse,
+    Returned(CpuCtx),
+    Cancelled,
+}
+
+struct HandoffCell {
+    state: Mutex<Handoff>,
+    cv: Condvar,
+}
+
+impl HostSockets {
+    fn shared(&self) -> Option<Arc<HostShared>> {
+        self.host.get().and_then(Weak::upgrade)
+    }
+
+    /// The CPU application threads' calls run on (0 by default).
+    pub fn app_cpu(&self) -> usize {
+        self.app_cpu.load(Ordering::Relaxed)
+    }
+
+    /// Sets the CPU application threads' calls run on (`taskset`); errors
+    /// name `cpu` when the host has no such CPU.
+    pub fn set_app_cpu(&self, cpu: usize) -> Result<(), NetstackError> {
+        if cpu >= self.lent.len() {
+            return Err(NetstackError::bad_arg("cpu", "a CPU of the host"));
+        }
+        self.app_cpu.store(cpu, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether a thread runtime runs the host's CPUs.
+    pub fn threaded(&self) -> bool {
+        self.threaded.load(Ordering::Acquire)
+    }
+
+    /// Told by the thread runtime when it starts and stops running the
+    /// host.
+    pub(crate) fn set_threaded(&self, on: bool) {
+        self.threaded.store(on, Ordering::Release);
+    }
+
+    fn lent_here(&self) -> bool {
+        let me = std::thread::current().id();
+        self.lent.iter().any(|s| {
+            s.try_lock()
+                .is_some_and(|g| g.as_ref().is_some_and(|(t, _)| *t == me))
+        })
+    }
+
+    /// Runs `f` with `ctx` lent to this thread's socket calls.
+    fn lend<R>(&self, ctx: &mut CpuCtx, f: impl FnOnce() -> R) -> R {
+        let cpu = ctx.cpu.min(self.lent.len() - 1);
+        let placeholder = scratch_ctx(&ctx.host, ctx.cpu, &ctx.clock);
+        let real = std::mem::replace(ctx, placeholder);
+        let slot = &self.lent[cpu];
+        *slot.lock() = Some((std::thread::current().id(), real));
+        let _guard = LendGuard { slot, ctx };
+        f()
+    }
+
+    /// Asks the application CPU's thread for its context, runs `f` with
+    /// it, and gives it back. `Err(f)` when no context came in time.
+    fn with_remote_ctx<R, F: FnOnce(&mut CpuCtx) -> R>(
+        &self,
+        host: &Arc<HostShared>,
+        f: F,
+    ) -> Result<R, F> {
+        let _one_at_a_time = self.remote.lock();
+        let cpu = self.app_cpu();
+        let cell = Arc::new(HandoffCell {
+            state: Mutex::new(Handoff::Waiting),
+            cv: Condvar::new(),
+        });
+        let placeholder = scratch_ctx(host, cpu, &self.clock);
+        let theirs = Arc::clone(&cell);
+        host.run_on(cpu, move |ctx| {
+            let mut st = theirs.state.lock();
+            if !matches!(*st, Handoff::Waiting) {
+                return;
+            }
+            *st = Handoff::Offered(std::mem::replace(ctx, placeholder));
+            theirs.cv.notify_all();
+            loop {
+                if let Handoff::Returned(_) = &*st
+                    && let Handoff::Returned(real) = std::mem::replace(&mut *st, Handoff::Waiting)
+                {
+                    let _ = std::mem::replace(ctx, real);
+                    return;
+                }
+                theirs.cv.wait(&mut st);
+            }
+        });
+        let deadline = std::time::Instant::now() + CPU_HANDOFF_TIMEOUT;
+        let mut st = cell.state.lock();
+        let real = loop {
+            if let Handoff::Offered(_) = &*st
+                && let Handoff::Offered(c) = std::mem::replace(&mut *st, Handoff::InUse)
+            {
+                break c;
+            }
+            if cell.cv.wait_until(&mut st, deadline).timed_out() && matches!(*st, Handoff::Waiting)
+            {
+                *st = Handoff::Cancelled;
+                return Err(f);
+            }
+        };
+        drop(st);
+        let mut back = GiveBack {
+            cell: &cell,
+            ctx: Some(real),
+        };
+        match back.ctx.as_mut() {
+            Some(ctx) => Ok(f(ctx)),
+            None => Err(f),
+        }
+    }
+}
+
+/// Gives a handed-over context back to its CPU thread, even if the call
+/// panicked.
+struct GiveBack<'a> {
+    cell: &'a HandoffCell,
+    ctx: Option<CpuCtx>,
+}
+
+impl Drop for GiveBack<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.ctx.take() {
+            *self.cell.state.lock() = Handoff::Returned(c);
+            self.cell.cv.notify_all();
+        }
+    }
+}
+
+/// A context for CPU `cpu` of `host` that no runner owns: a stand-in
+/// while the real one is lent, or the context of a call made outside any
+/// CPU.
+fn scratch_ctx(host: &Arc<HostShared>, cpu: usize, clock: &Arc<dyn Clock>) -> CpuCtx {
+    let cpu = cpu.min(host.nr_cpus() - 1);
+    CpuCtx {
+        cpu,
+        sd: host
+            .softnet
+            .softnet_data(cpu)
+            .unwrap_or_else(|_| unreachable_cpu(host)),
+        timers: TimerWheel::new(clock.now()),
+        clock: Arc::clone(clock),
+        host: Arc::clone(host),
+    }
+}
+
+/// CPU 0's softnet data: every host has CPU 0, and `cpu` was clamped to
+/// the host's CPUs, so the first lookup cannot fail; this keeps the
+/// function total.
+fn unreachable_cpu(host: &Arc<HostShared>) -> softnet::SoftnetData<CpuCtx> {
+    match host.softnet.softnet_data(0) {
+        Ok(sd) => sd,
+        Err(e) => panic!("host {} has no CPU 0: {e}", host.name),
+    }
+}
+
+/// Runs `f` on a context built for the call, then flushes what it queued
+/// for transmission and hands its timers to the application CPU.
+fn with_scratch_ctx<R>(
+    host: &Arc<HostShared>,
+    cpu: usize,
+    clock: &Arc<dyn Clock>,
+    f: impl FnOnce(&mut CpuCtx) -> R,
+) -> R {
+    let mut ctx = scratch_ctx(host, cpu, clock);
+    let r = f(&mut ctx);
+    softnet::net_tx_action(&mut ctx);
+    let mut timers = Vec::new();
+    while let Some(t) = ctx.timers.pop_expired(Instant::MAX) {
+        timers.push(t);
+    }
+    if !timers.is_empty() {
+        host.run_on(ctx.cpu, move |c| {
+            for (id, at) in timers {
+                c.timers.arm(id, at);
+            }
+        });
+    }
+    r
+}
+
+impl SocketHost for HostSockets {
+    type Ctx = CpuCtx;
+
+    /// # Panics
+    ///
+    /// When the host was dropped while its socket layer is still used
+    /// (the [`UdpSocket`] wrapper keeps its host alive, so only a bare
+    /// [`SocketLayer`] kept past its host can get here).
+    fn with_ctx<R>(&self, f: impl FnOnce(&mut CpuCtx) -> R) -> R {
+        let me = std::thread::current().id();
+        for slot in &*self.lent {
+            if let Some(mut g) = slot.try_lock()
+                && let Some((t, ctx)) = g.as_mut()
+                && *t == me
+            {
+                return f(ctx);
+            }
+        }
+        let Some(host) = self.shared() else {
+            panic!("a socket call on a host that no longer exists");
+        };
+        let f = if self.threaded() {
+            match self.with_remote_ctx(&host, f) {
+                Ok(r) => return r,
+                Err(f) => f,
+            }
+        } else {
+            f
+        };
+        with_scratch_ctx(&host, self.app_cpu(), &self.clock, f)
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    fn sysctl(&self) -> &Sysctl {
+        &self.sysctl
+    }
+
+    fn can_sleep(&self) -> bool {
+        self.threaded() && !self.lent_here()
+    }
+}
+
+impl HostShared {
+    /// The host's socket layer: its fd table (`RLIMIT_NOFILE`) and socket
+    /// calls (`socket`, `bind`, `sendto`, `recvmsg`, `epoll_*`, ...).
+    pub fn socket_layer(&self) -> &Arc<HostSocketLayer> {
+        &self.transports.layer
+    }
+
+    /// What the socket layer runs on (the lend of CPU contexts, the
+    /// application CPU).
+    pub fn socket_host(&self) -> &Arc<HostSockets> {
+        self.transports.layer.host()
+    }
+
+    /// Queues application code for `cpu`'s process context: `f` runs the
+    /// next time the runtime runs that CPU, with the CPU's context lent to
+    /// its socket calls (which do not sleep there: a call that would wait
+    /// returns `EAGAIN`).
+    pub fn app_on(&self, cpu: usize, f: impl FnOnce() + Send + 'static) {
+        self.run_on(cpu, move |ctx| {
+            let sockets = Arc::clone(ctx.host.socket_host());
+            sockets.lend(ctx, f);
+        });
+    }
+}
+
+impl Host {
+    /// Runs application code now on CPU `cpu` (process context), its
+    /// socket calls on that CPU's context; the simulation runs what they
+    /// queued at its next step. Errors name `cpu` when the host has no such
+    /// CPU or runs on threads.
+    pub fn app<R>(&mut self, cpu: usize, f: impl FnOnce() -> R) -> Result<R, NetstackError> {
+        let sockets = Arc::clone(self.shared.socket_host());
+        self.with_cpu(cpu, |ctx| sockets.lend(ctx, f))
+    }
+
+    /// The host's socket layer.
+    pub fn socket_layer(&self) -> &Arc<HostSocketLayer> {
+        self.shared.socket_layer()
+    }
+}
+
+impl Network {
+    /// Runs application code now on CPU 0 of host `host` (see
+    /// [`Host::app`]); meant for application steps scheduled with
+    /// [`Network::at`]/[`Network::after`].
+    pub fn app<R>(&mut self, host: &str, f: impl FnOnce() -> R) -> Result<R, NetstackError> {
+        self.host_mut(host)?.app(0, f)
+    }
+}
+
+/// Something that names a host: a [`Host`], its [`HostShared`].
+pub trait AsHost {
+    /// The host-wide state.
+    fn as_host(&self) -> &Arc<HostShared>;
+}
+
+impl AsHost for Host {
+    fn as_host(&self) -> &Arc<HostShared> {
+        self.shared()
+    }
+}
+
+impl AsHost for Arc<HostShared> {
+    fn as_host(&self) -> &Arc<HostShared> {
+        self
+    }
+}
+
+fn v4(addr: impl ToSocketAddrs) -> std::io::Result<SocketAddrV4> {
+    addr.to_socket_addrs()?
+        .find_map(|a| match a {
+            std::net::SocketAddr::V4(a) => Some(a),
+            std::net::SocketAddr::V6(_) => None,
+        })
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "address: accepts an IPv4 socket address (198.18.0.1:7)",
+            )
+        })
+}
+
+/// A UDP socket on a host, shaped like `std::net::UdpSocket`.
+///
+/// Mirrors `socket(AF_INET, SOCK_DGRAM, 0)` and the calls on it, through
+/// the host's socket layer. The methods of [`socket::UdpSocket`] (receive,
+/// timeouts, `set_nonblocking`, `take_error`, ...) are reached through
+/// `Deref`; errors are `std::io::Error`s with Linux's errno
+/// (`raw_os_error()`).
+pub struct UdpSocket {
+    inner: socket::UdpSocket<HostSockets>,
+    host: Arc<HostShared>,
+}
+
+impl std::fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("host", &self.host.name)
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl UdpSocket {
+    /// Creates a socket on `host` bound to `addr` (`"198.18.0.1:7"`,
+    /// `"0.0.0.0:0"`).
+    pub fn bind(host: &impl AsHost, addr: impl ToSocketAddrs) -> std::io::Result<UdpSocket> {
+        let host = Arc::clone(host.as_host());
+        let inner = socket::UdpSocket::bind(host.socket_layer(), v4(addr)?)?;
+        Ok(UdpSocket { inner, host })
+    }
+
+    /// Sends `buf` to `addr`.
+    pub fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> std::io::Result<usize> {
+        self.inner.send_to(buf, v4(addr)?)
+    }
+
+    /// Connects to `addr` (sets the default destination and filters what
+    /// is received).
+    pub fn connect(&self, addr: impl ToSocketAddrs) -> std::io::Result<()> {
+        self.inner.connect(v4(addr)?)
+    }
+
+    /// The host the socket lives on.
+    pub fn host(&self) -> &Arc<HostShared> {
+        &self.host
+    }
+}
+
+impl std::ops::Deref for UdpSocket {
+    type Target = socket::UdpSocket<HostSockets>;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}

@@ -1,0 +1,387 @@
+//! UDP between hosts through every layer: sockets, UDP, IPv4 (with
+//! fragmentation), neighbours, qdisc, the igb NIC model, NAPI, softnet and
+//! a wire; on the simulation and on the thread runtime.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use netcore::{Duration, IcmpMsgDir, IpMib, UdpMib};
+use netstack::{Host, Network, NicConfig, ThreadRuntime, UdpSocket};
+use nic_hw::LinkConfig;
+use socket::{
+    AF_INET, EPOLL_CTL_ADD, EpollEvent, EpollEvents, MsgFlags, SO_RCVBUF, SO_REUSEPORT,
+    SOCK_NONBLOCK, SOL_SOCKET,
+};
+
+const H1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const H2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const SOCK_DGRAM: i32 = 2;
+const ECONNREFUSED: i32 = 111;
+const EAGAIN: i32 = 11;
+
+fn pair_on(mut net: Network) -> Network {
+    let (a, b) = net
+        .wire(
+            "w0",
+            LinkConfig::default()
+                .rate_bps(10_000_000_000)
+                .delay(Duration::from_micros(1)),
+        )
+        .unwrap();
+    net.add_host(
+        Host::builder()
+            .name("h1")
+            .cpus(2)
+            .nic(NicConfig::new().queues(2).phy(a))
+            .addr("198.18.0.1/24"),
+    )
+    .unwrap();
+    net.add_host(
+        Host::builder()
+            .name("h2")
+            .cpus(2)
+            .nic(NicConfig::new().queues(2).phy(b))
+            .addr("198.18.0.2/24"),
+    )
+    .unwrap();
+    net
+}
+
+fn pair() -> Network {
+    pair_on(Network::new(7))
+}
+
+fn host(net: &Network, name: &str) -> Arc<netstack::HostShared> {
+    Arc::clone(net.host(name).unwrap().shared())
+}
+
+fn udp(net: &Network, name: &str, f: UdpMib) -> u64 {
+    net.host(name).unwrap().shared().mibs.get(f)
+}
+
+fn ip(net: &Network, name: &str, f: IpMib) -> u64 {
+    net.host(name).unwrap().shared().mibs.get(f)
+}
+
+fn step(net: &mut Network) {
+    net.run_for(Duration::from_millis(5)).unwrap();
+}
+
+/// Receives without waiting, on `host`'s CPU 0.
+fn recv_now(
+    net: &mut Network,
+    host: &str,
+    s: &UdpSocket,
+) -> std::io::Result<(Vec<u8>, SocketAddrV4)> {
+    net.app(host, || {
+        let mut buf = vec![0u8; 65536];
+        s.set_nonblocking(true)?;
+        let (n, from) = s.recv_from(&mut buf)?;
+        buf.truncate(n);
+        Ok((buf, from))
+    })
+    .unwrap()
+}
+
+#[test]
+fn unconnected_datagrams_both_ways() {
+    let mut net = pair();
+    let (h1, h2) = (host(&net, "h1"), host(&net, "h2"));
+    let server = UdpSocket::bind(&h2, "0.0.0.0:7").unwrap();
+    let client = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
+    let cport = client.local_addr().unwrap().port();
+    assert!(cport >= 32768, "ephemeral port {cport}");
+    let sent = net
+        .app("h1", || {
+            client.send_to(b"hello over the wire", "198.18.0.2:7")
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(sent, 19);
+    // Nothing has crossed yet: the datagram waits for ARP.
+    assert_eq!(
+        recv_now(&mut net, "h2", &server)
+            .unwrap_err()
+            .raw_os_error(),
+        Some(EAGAIN)
+    );
+    step(&mut net);
+    let (got, from) = recv_now(&mut net, "h2", &server).unwrap();
+    assert_eq!(got, b"hello over the wire");
+    assert_eq!(from, SocketAddrV4::new(H1, cport));
+    net.app("h2", || server.send_to(b"and back", from))
+        .unwrap()
+        .unwrap();
+    step(&mut net);
+    let (got, from) = recv_now(&mut net, "h1", &client).unwrap();
+    assert_eq!(
+        (got.as_slice(), from),
+        (&b"and back"[..], SocketAddrV4::new(H2, 7))
+    );
+    for h in ["h1", "h2"] {
+        assert_eq!(udp(&net, h, UdpMib::InDatagrams), 1, "{h}");
+        assert_eq!(udp(&net, h, UdpMib::OutDatagrams), 1, "{h}");
+        assert_eq!(udp(&net, h, UdpMib::NoPorts), 0, "{h}");
+    }
+    assert_eq!(ip(&net, "h2", IpMib::InDelivers), 1);
+}
+
+#[test]
+fn connected_datagrams_both_ways() {
+    let mut net = pair();
+    let (h1, h2) = (host(&net, "h1"), host(&net, "h2"));
+    let a = UdpSocket::bind(&h1, "198.18.0.1:4000").unwrap();
+    let b = UdpSocket::bind(&h2, "198.18.0.2:5000").unwrap();
+    a.connect("198.18.0.2:5000").unwrap();
+    b.connect("198.18.0.1:4000").unwrap();
+    assert_eq!(a.peer_addr().unwrap(), SocketAddrV4::new(H2, 5000));
+    for i in 0..5u8 {
+        net.app("h1", || a.send(&[i; 100])).unwrap().unwrap();
+        net.app("h2", || b.send(&[i + 100; 200])).unwrap().unwrap();
+    }
+    step(&mut net);
+    for i in 0..5u8 {
+        let (x, _) = recv_now(&mut net, "h2", &b).unwrap();
+        assert_eq!(x, vec![i; 100]);
+        let (y, _) = recv_now(&mut net, "h1", &a).unwrap();
+        assert_eq!(y, vec![i + 100; 200]);
+    }
+    assert_eq!(
+        recv_now(&mut net, "h1", &a).unwrap_err().raw_os_error(),
+        Some(EAGAIN)
+    );
+    assert_eq!(udp(&net, "h1", UdpMib::InDatagrams), 5);
+    assert_eq!(udp(&net, "h2", UdpMib::OutDatagrams), 5);
+}
+
+#[test]
+fn port_unreachable_is_econnrefused() {
+    let mut net = pair();
+    let h1 = host(&net, "h1");
+    let s = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
+    s.connect("198.18.0.2:9999").unwrap();
+    net.app("h1", || s.send(b"anyone?")).unwrap().unwrap();
+    step(&mut net);
+    assert_eq!(udp(&net, "h2", UdpMib::NoPorts), 1);
+    let h2m = &net.host("h2").unwrap().shared().mibs;
+    assert_eq!(
+        h2m.snapshot().icmpmsg(IcmpMsgDir::Out, 3),
+        1,
+        "OutDestUnreachs"
+    );
+    let h1m = &net.host("h1").unwrap().shared().mibs;
+    assert_eq!(
+        h1m.snapshot().icmpmsg(IcmpMsgDir::In, 3),
+        1,
+        "InDestUnreachs"
+    );
+    let err = recv_now(&mut net, "h1", &s).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(ECONNREFUSED), "{err}");
+    // Reported once.
+    assert_eq!(
+        recv_now(&mut net, "h1", &s).unwrap_err().raw_os_error(),
+        Some(EAGAIN)
+    );
+}
+
+#[test]
+fn receive_queue_over_rcvbuf_drops_and_counts() {
+    let mut net = pair();
+    let (h1, h2) = (host(&net, "h1"), host(&net, "h2"));
+    let rx = UdpSocket::bind(&h2, "0.0.0.0:6000").unwrap();
+    let layer = h2.socket_layer();
+    layer
+        .setsockopt_int(rx.as_raw_fd(), SOL_SOCKET, SO_RCVBUF, 2048)
+        .unwrap();
+    assert_eq!(
+        layer
+            .getsockopt_int(rx.as_raw_fd(), SOL_SOCKET, SO_RCVBUF)
+            .unwrap(),
+        4096
+    );
+    let tx = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
+    let n = 40;
+    for _ in 0..n {
+        net.app("h1", || tx.send_to(&[0x5a; 1000], "198.18.0.2:6000"))
+            .unwrap()
+            .unwrap();
+        step(&mut net);
+    }
+    let mut got = 0;
+    while let Ok((d, _)) = recv_now(&mut net, "h2", &rx) {
+        assert_eq!(d, vec![0x5a; 1000]);
+        got += 1;
+    }
+    let drops = udp(&net, "h2", UdpMib::RcvbufErrors);
+    assert!(got > 0 && drops > 0, "got {got}, drops {drops}");
+    assert_eq!(got + drops, n);
+    assert_eq!(udp(&net, "h2", UdpMib::InErrors), drops);
+    assert_eq!(udp(&net, "h2", UdpMib::InDatagrams), got);
+}
+
+#[test]
+fn reuseport_spreads_flows() {
+    let mut net = pair();
+    let (h1, h2) = (host(&net, "h1"), host(&net, "h2"));
+    let layer = h2.socket_layer();
+    let fds: Vec<i32> = (0..2)
+        .map(|_| {
+            let fd = layer
+                .socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0)
+                .unwrap();
+            layer
+                .setsockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)
+                .unwrap();
+            layer.bind(fd, SocketAddrV4::new(H2, 5353)).unwrap();
+            fd
+        })
+        .collect();
+    let flows = 32;
+    let senders: Vec<UdpSocket> = (0..flows)
+        .map(|_| UdpSocket::bind(&h1, "0.0.0.0:0").unwrap())
+        .collect();
+    for s in &senders {
+        net.app("h1", || s.send_to(b"flow", "198.18.0.2:5353"))
+            .unwrap()
+            .unwrap();
+    }
+    step(&mut net);
+    let mut per_socket = Vec::new();
+    for &fd in &fds {
+        let mut n = 0;
+        let mut buf = [0u8; 16];
+        while net
+            .app("h2", || layer.recv(fd, &mut buf, MsgFlags::empty()))
+            .unwrap()
+            .is_ok()
+        {
+            n += 1;
+        }
+        per_socket.push(n);
+    }
+    assert_eq!(per_socket.iter().sum::<usize>(), flows);
+    assert!(per_socket.iter().all(|&n| n > 0), "{per_socket:?}");
+}
+
+#[test]
+fn datagram_over_the_mtu_is_fragmented_and_reassembled() {
+    let mut net = pair();
+    let (h1, h2) = (host(&net, "h1"), host(&net, "h2"));
+    let rx = UdpSocket::bind(&h2, "0.0.0.0:7000").unwrap();
+    let tx = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
+    let big: Vec<u8> = (0..8000u32).map(|i| (i * 7 % 251) as u8).collect();
+    net.app("h1", || tx.send_to(&big, "198.18.0.2:7000"))
+        .unwrap()
+        .unwrap();
+    step(&mut net);
+    let (got, _) = recv_now(&mut net, "h2", &rx).unwrap();
+    assert_eq!(got.len(), 8000);
+    assert_eq!(got, big);
+    // 8 + 8000 bytes of UDP in 1480-byte pieces: 6 fragments.
+    assert_eq!(ip(&net, "h1", IpMib::FragOKs), 1);
+    assert_eq!(ip(&net, "h1", IpMib::FragCreates), 6);
+    assert_eq!(ip(&net, "h2", IpMib::ReasmReqds), 6);
+    assert_eq!(ip(&net, "h2", IpMib::ReasmOKs), 1);
+    assert_eq!(udp(&net, "h2", UdpMib::InDatagrams), 1);
+}
+
+#[test]
+fn epoll_reports_real_arrivals() {
+    let mut net = pair();
+    let (h1, h2) = (host(&net, "h1"), host(&net, "h2"));
+    let rx = UdpSocket::bind(&h2, "0.0.0.0:8000").unwrap();
+    let layer = h2.socket_layer();
+    let ep = layer.epoll_create1(0).unwrap();
+    layer
+        .epoll_ctl(
+            ep,
+            EPOLL_CTL_ADD,
+            rx.as_raw_fd(),
+            Some(EpollEvent {
+                events: EpollEvents::EPOLLIN,
+                data: 42,
+            }),
+        )
+        .unwrap();
+    // The simulation cannot sleep: a timeout returns what is ready now.
+    assert!(layer.epoll_wait(ep, 8, 1000).unwrap().is_empty());
+    let tx = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
+    net.app("h1", || tx.send_to(b"wake up", "198.18.0.2:8000"))
+        .unwrap()
+        .unwrap();
+    step(&mut net);
+    let ev = layer.epoll_wait(ep, 8, 0).unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].data, 42);
+    assert!(ev[0].events.contains(EpollEvents::EPOLLIN));
+    let (got, _) = recv_now(&mut net, "h2", &rx).unwrap();
+    assert_eq!(got, b"wake up");
+    assert!(layer.epoll_wait(ep, 8, 0).unwrap().is_empty());
+}
+
+#[test]
+fn queued_application_steps_run_on_a_cpu() {
+    let mut net = pair();
+    let (h1, h2) = (host(&net, "h1"), host(&net, "h2"));
+    let rx = Arc::new(UdpSocket::bind(&h2, "0.0.0.0:9000").unwrap());
+    let tx = Arc::new(UdpSocket::bind(&h1, "0.0.0.0:0").unwrap());
+    for i in 0..3u8 {
+        let (tx, h1) = (Arc::clone(&tx), Arc::clone(&h1));
+        net.after(Duration::from_millis(u64::from(i)), move |_| {
+            h1.app_on(1, move || {
+                let _ = tx.send_to(&[i], "198.18.0.2:9000");
+            });
+        });
+    }
+    let got = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    {
+        let (rx, h2, got) = (Arc::clone(&rx), Arc::clone(&h2), Arc::clone(&got));
+        net.after(Duration::from_millis(10), move |_| {
+            h2.app_on(0, move || {
+                rx.set_nonblocking(false).unwrap();
+                let mut buf = [0u8; 4];
+                // A blocking call on a CPU that cannot sleep: EAGAIN when empty.
+                while let Ok(n) = rx.recv(&mut buf) {
+                    got.lock().push(buf[..n].to_vec());
+                }
+            });
+        });
+    }
+    net.run_for(Duration::from_millis(20)).unwrap();
+    assert_eq!(*got.lock(), vec![vec![0], vec![1], vec![2]]);
+}
+
+#[test]
+fn blocking_send_and_receive_on_the_thread_runtime() {
+    let net = pair_on(Network::realtime(3));
+    let rt = ThreadRuntime::start(net).unwrap();
+    let (h1, h2) = (rt.host("h1").unwrap(), rt.host("h2").unwrap());
+    let server = UdpSocket::bind(&h2, "0.0.0.0:7").unwrap();
+    server
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        for _ in 0..3 {
+            let (n, from) = server.recv_from(&mut buf).unwrap();
+            server.send_to(&buf[..n], from).unwrap();
+        }
+    });
+    let client = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    client.connect("198.18.0.2:7").unwrap();
+    for i in 0..3u8 {
+        let msg = vec![i; 500 + usize::from(i)];
+        client.send(&msg).unwrap();
+        let mut buf = [0u8; 2048];
+        let n = client.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], msg.as_slice());
+    }
+    echo.join().unwrap();
+    let net = rt.stop().unwrap();
+    assert_eq!(udp(&net, "h1", UdpMib::InDatagrams), 3);
+    assert_eq!(udp(&net, "h2", UdpMib::InDatagrams), 3);
+    assert_eq!(udp(&net, "h2", UdpMib::OutDatagrams), 3);
+}
