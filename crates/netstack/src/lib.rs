@@ -21,7 +21,8 @@
 //!   sockets (`sockets.rs`): UDP registered at boot ([`Transports`]), the
 //!   host's socket layer ([`HostSocketLayer`] over [`HostSockets`]), the
 //!   std-like [`UdpSocket`], application code on a CPU
-//!   ([`HostShared::app_on`], [`Host::app`], [`Network::app`]);
+//!   ([`HostShared::app_on`], [`Host::app`], [`Network::app`]); a UDP
+//!   echo exchange ([`udp_echo`], `echo.rs`);
 //!   experiments: [`PacketCounter`]; captures: [`Capture`].
 //! - seeing: reports in the tools' formats ([`Report`], `report.rs`),
 //!   packet walks ([`WalkLayer`], [`Walk`], `walk.rs`).
@@ -37,10 +38,12 @@
 mod config;
 mod cpu;
 mod demo;
+mod echo;
 mod error;
 mod host;
 mod inet;
 mod netdev;
+mod netfilter;
 mod network;
 mod ping;
 mod ptype;
@@ -52,6 +55,10 @@ mod tap;
 mod threads;
 mod walk;
 
+pub use crate::netfilter::{
+    HostNetfilter, NF_CT_GC_INTERVAL, NfState, NfTimer, handle_timer as nf_handle_timer,
+    nf_iptables_restore,
+};
 pub use config::{
     Built, NetworkDesc, PingSpec, Scenario, build as build_network, line_of, parse_cidr,
     parse_duration, parse_mac, parse_rate,
@@ -63,6 +70,7 @@ pub use demo::{
     DEMO_H1, DEMO_H2, DemoOutcome, DemoWalk, default_pcap_path, demo_network, run_demo, run_walk,
     schedule_ping,
 };
+pub use echo::{ECHO_POLL, ECHO_TIMEOUT, UdpEchoReport, udp_echo};
 pub use error::NetstackError;
 pub use host::{
     Capture, FIRST_MSI_IRQ, FIRST_NIC_IFINDEX, Host, HostBuilder, HostShared, NR_IRQS, Nic,

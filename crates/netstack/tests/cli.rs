@@ -24,6 +24,14 @@ fn demo_runs_and_exits_zero() {
         text.contains("5 packets transmitted, 5 received, 0% packet loss"),
         "{text}"
     );
+    assert!(
+        text.contains("udp echo: 10 datagrams sent, 10 echoed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("h2: Udp InDatagrams 10 OutDatagrams 10 NoPorts 0"),
+        "{text}"
+    );
     assert!(text.contains(&pcap.display().to_string()), "{text}");
     let bytes = std::fs::read(&pcap).unwrap();
     assert_eq!(&bytes[..4], &0xa1b2_3c4du32.to_le_bytes());

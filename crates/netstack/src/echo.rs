@@ -1,0 +1,231 @@
+//! A UDP echo exchange between two simulated hosts: the echo service (RFC
+//! 862, `inetd`'s `echo dgram`) on one, a client timing round trips on the
+//! other, both busy-polling epoll.
+//!
+//! No kernel twin: an application on the socket layer, as `netstack demo`
+//! runs it.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use netcore::{Duration, Errno};
+use socket::{EPOLL_CTL_ADD, EpollEvent, EpollEvents};
+
+use crate::error::NetstackError;
+use crate::network::Network;
+use crate::sockets::UdpSocket;
+
+/// How often the two applications poll epoll (virtual time): the
+/// resolution of the round-trip times.
+pub const ECHO_POLL: Duration = Duration::from_micros(1);
+
+/// How long the client waits for one reply before it counts it lost.
+pub const ECHO_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// What the echo client saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpEchoReport {
+    /// The echo server's address.
+    pub server: SocketAddrV4,
+    /// Payload bytes per datagram.
+    pub size: usize,
+    /// Datagrams sent.
+    pub sent: usize,
+    /// Round-trip times of the replies that came back intact, by sequence
+    /// number (1-based).
+    pub rtts: Vec<(u32, Duration)>,
+}
+
+impl UdpEchoReport {
+    /// Replies received.
+    pub fn received(&self) -> usize {
+        self.rtts.len()
+    }
+}
+
+fn us(d: Duration) -> String {
+    let ns = d.as_nanos();
+    format!("{}.{:03}", ns / 1000, ns % 1000)
+}
+
+impl fmt::Display for UdpEchoReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (seq, rtt) in &self.rtts {
+            writeln!(
+                f,
+                "{} bytes from {}: seq={seq} time={} us",
+                self.size,
+                self.server,
+                us(*rtt)
+            )?;
+        }
+        write!(
+            f,
+            "--- {} udp echo: {} datagrams sent, {} echoed",
+            self.server,
+            self.sent,
+            self.received()
+        )?;
+        if let (Some(min), Some(max)) = (
+            self.rtts.iter().map(|r| r.1).min(),
+            self.rtts.iter().map(|r| r.1).max(),
+        ) {
+            let n = self.rtts.len() as u64;
+            let avg = Duration::from_nanos(
+                self.rtts.iter().map(|r| r.1.as_nanos() as u64).sum::<u64>() / n,
+            );
+            write!(
+                f,
+                ", rtt min/avg/max = {}/{}/{} us",
+                us(min),
+                us(avg),
+                us(max)
+            )?;
+        }
+        writeln!(f)
+    }
+}
+
+fn io(e: &std::io::Error) -> NetstackError {
+    NetstackError::Runtime(format!("udp echo: {e}"))
+}
+
+fn errno(e: Errno) -> NetstackError {
+    NetstackError::Runtime(format!("udp echo: {e}"))
+}
+
+/// Runs an echo server on `server` (bound to `0.0.0.0:port`) and sends
+/// `count` datagrams of `size` bytes from `client` to `server_addr:port`,
+/// one at a time; each reply is checked byte for byte and timed (to
+/// [`ECHO_POLL`]).
+///
+/// Errors name the host or the socket call that failed; `size` must be
+/// 4..=65507 (the sequence number is the first 4 bytes).
+pub fn udp_echo(
+    net: &mut Network,
+    client: &str,
+    server: &str,
+    server_addr: SocketAddrV4,
+    count: u32,
+    size: usize,
+) -> Result<UdpEchoReport, NetstackError> {
+    if !(4..=udp::UDP_MAX_PAYLOAD).contains(&size) {
+        return Err(NetstackError::bad_arg("size", "4..=65507 bytes"));
+    }
+    let sh = std::sync::Arc::clone(net.host(server)?.shared());
+    let ch = std::sync::Arc::clone(net.host(client)?.shared());
+    let srv = UdpSocket::bind(
+        &sh,
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, server_addr.port()),
+    )
+    .map_err(|e| io(&e))?;
+    let cli = UdpSocket::bind(&ch, "0.0.0.0:0").map_err(|e| io(&e))?;
+    cli.connect(server_addr).map_err(|e| io(&e))?;
+    srv.set_nonblocking(true).map_err(|e| io(&e))?;
+    cli.set_nonblocking(true).map_err(|e| io(&e))?;
+    let watch = |s: &UdpSocket| -> Result<i32, NetstackError> {
+        let layer = s.host().socket_layer();
+        let ep = layer.epoll_create1(0).map_err(errno)?;
+        layer
+            .epoll_ctl(
+                ep,
+                EPOLL_CTL_ADD,
+                s.as_raw_fd(),
+                Some(EpollEvent {
+                    events: EpollEvents::EPOLLIN,
+                    data: 0,
+                }),
+            )
+            .map_err(errno)?;
+        Ok(ep)
+    };
+    let (sep, cep) = (watch(&srv)?, watch(&cli)?);
+    let mut report = UdpEchoReport {
+        server: server_addr,
+        size,
+        sent: 0,
+        rtts: Vec::new(),
+    };
+    let mut buf = vec![0u8; size.max(2048)];
+    for seq in 1..=count {
+        let msg: Vec<u8> = seq
+            .to_be_bytes()
+            .into_iter()
+            .chain((4..size).map(|i| i as u8))
+            .collect();
+        let t0 = net.now();
+        net.app(client, || cli.send(&msg))?.map_err(|e| io(&e))?;
+        report.sent += 1;
+        let deadline = t0.saturating_add(ECHO_TIMEOUT);
+        while net.now() < deadline {
+            net.run_for(ECHO_POLL)?;
+            if !sh
+                .socket_layer()
+                .epoll_wait(sep, 8, 0)
+                .map_err(errno)?
+                .is_empty()
+            {
+                // The echo service: every datagram back to its sender.
+                net.app(server, || {
+                    while let Ok((n, from)) = srv.recv_from(&mut buf) {
+                        let _ = srv.send_to(&buf[..n], from);
+                    }
+                })?;
+            }
+            if ch
+                .socket_layer()
+                .epoll_wait(cep, 8, 0)
+                .map_err(errno)?
+                .is_empty()
+            {
+                continue;
+            }
+            let got = net.app(client, || cli.recv(&mut buf))?;
+            if let Ok(n) = got
+                && buf[..n] == msg[..]
+            {
+                report
+                    .rtts
+                    .push((seq, net.now().saturating_duration_since(t0)));
+                break;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The demo's UDP part: 10 datagrams of 64 bytes from h1 to the echo
+/// service on h2, with the Udp counters of both hosts; the text says what
+/// failed if the exchange could not run.
+pub(crate) fn demo_udp_echo(net: &mut Network) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::from(
+        "\nh1$ udp echo 198.18.0.2:7 (10 datagrams of 64 bytes; h2 runs the echo service)\n",
+    );
+    match udp_echo(
+        net,
+        "h1",
+        "h2",
+        SocketAddrV4::new(crate::demo::DEMO_H2, 7),
+        10,
+        64,
+    ) {
+        Ok(r) => text.push_str(&r.to_string()),
+        Err(e) => {
+            let _ = writeln!(text, "udp echo failed: {e}");
+        }
+    }
+    for h in net.hosts() {
+        let m = &h.shared().mibs;
+        let _ = writeln!(
+            text,
+            "  {}: Udp InDatagrams {} OutDatagrams {} NoPorts {} RcvbufErrors {}",
+            h.name(),
+            m.get(netcore::UdpMib::InDatagrams),
+            m.get(netcore::UdpMib::OutDatagrams),
+            m.get(netcore::UdpMib::NoPorts),
+            m.get(netcore::UdpMib::RcvbufErrors)
+        );
+    }
+    text
+}
