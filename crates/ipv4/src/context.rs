@@ -22,7 +22,7 @@ use core::fmt;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use netcore::{
     Errno, HZ, Instant, NetDeviceFlags, NetMibs, PagePool, SkBuff, Sysctl, TimerContext,
@@ -40,6 +40,7 @@ use crate::icmp::IcmpRateLimit;
 use crate::ip_fragment::Ipv4Frags;
 use crate::neighbour::{NeighParms, NeighTable};
 use crate::protocol::NetProtocol;
+use crate::random::HashRnd;
 use crate::route::{NetnsIpv4, RtScope};
 use crate::timers::Ipv4Timer;
 
@@ -84,6 +85,7 @@ pub(crate) fn nf_hook_ipv4<C: NfHookContext, R>(
     okfn: impl FnOnce(&mut C, SkBuff) -> R,
 ) -> Result<R, NfConsumed> {
     if ctx.nf_hooks().nf_hook_entries_head(hook).is_none() {
+        tracing::trace!(target: "netstack::netfilter", in_ifindex, out_ifindex, verdict = "NF_ACCEPT", hooks = 0, "{}", hook.c_name());
         return Ok(okfn(ctx, skb));
     }
     NF_HOOK(
@@ -311,13 +313,14 @@ pub struct Ipv4Net<C: ?Sized> {
     mibs: Arc<NetMibs>,
     pool: PagePool,
     netns: RwLock<NetnsIpv4>,
-    devs: RwLock<HashMap<u32, Ipv4Dev>>,
+    devs: RwLock<HashMap<u32, Ipv4Dev, HashRnd>>,
     arp_tbl: Mutex<NeighTable>,
     frags: Mutex<Ipv4Frags>,
     icmp_limit: Mutex<IcmpRateLimit>,
     inet_protos: RwLock<Vec<Option<Arc<dyn NetProtocol<C>>>>>,
     idents: IpIdents,
     inet_addr_lst: InetAddrLst,
+    rt_genid: AtomicU64,
 }
 
 impl<C: ?Sized> fmt::Debug for Ipv4Net<C> {
@@ -354,7 +357,7 @@ impl<C: ?Sized> Ipv4Net<C> {
         let _ = netns.inet_rtm_newaddr(
             InIfaddr::new(LOOPBACK_IFINDEX, Ipv4Addr::LOCALHOST, 8, "lo").with_scope(RtScope::Host),
         );
-        let mut devs = HashMap::new();
+        let mut devs = HashMap::with_hasher(HashRnd(mix64(seed ^ 3)));
         devs.insert(
             LOOPBACK_IFINDEX,
             Ipv4Dev {
@@ -373,6 +376,7 @@ impl<C: ?Sized> Ipv4Net<C> {
             inet_protos: RwLock::new(vec![None; 256]),
             idents: IpIdents::new(seed),
             inet_addr_lst: InetAddrLst::new(),
+            rt_genid: AtomicU64::new(1),
             netns: RwLock::new(netns),
             devs: RwLock::new(devs),
             sysctl,
@@ -407,6 +411,7 @@ impl<C: ?Sized> Ipv4Net<C> {
         let mut netns = self.netns.write();
         let r = f(&mut netns);
         self.inet_addr_lst.rebuild(&netns);
+        self.rt_cache_flush();
         r
     }
 
@@ -457,10 +462,12 @@ impl<C: ?Sized> Ipv4Net<C> {
         let ifindex = dev.ifindex();
         let (mtu, flags) = dev.with_device(|d| (d.mtu(), d.flags()));
         let loopback = flags.contains(NetDeviceFlags::LOOPBACK);
-        self.netns
-            .write()
-            .devices
-            .inetdev_init(ifindex, dev.name(), loopback)?;
+        {
+            let mut netns = self.netns.write();
+            netns.devices.inetdev_init(ifindex, dev.name(), loopback)?;
+            netns.devices.set_mtu(ifindex, mtu)?;
+        }
+        self.rt_cache_flush();
         self.devs.write().insert(
             ifindex,
             Ipv4Dev {
@@ -494,6 +501,7 @@ impl<C: ?Sized> Ipv4Net<C> {
             netns.inetdev_destroy(ifindex)?;
             self.inet_addr_lst.rebuild(&netns);
         }
+        self.rt_cache_flush();
         self.devs.write().remove(&ifindex);
         self.arp_tbl.lock().neigh_ifdown(timers, ifindex);
         Ok(())
@@ -503,17 +511,27 @@ impl<C: ?Sized> Ipv4Net<C> {
     /// Errors: [`Errno::NoDev`] for a device without IPv4 state.
     pub fn netdev_change_mtu(&self, ifindex: u32, mtu: u32) -> Result<(), Errno> {
         self.devs.write().get_mut(&ifindex).ok_or(Errno::NoDev)?.mtu = mtu;
+        self.netns.write().devices.set_mtu(ifindex, mtu)?;
+        self.rt_cache_flush();
         Ok(())
+    }
+
+    /// Makes every cached route obsolete. Mirrors `rt_cache_flush()`
+    /// (`rt_genid_bump_ipv4()`): sockets compare their cached route's
+    /// generation with [`Ipv4Net::rt_genid`].
+    pub fn rt_cache_flush(&self) {
+        self.rt_genid.fetch_add(1, Ordering::Release);
+    }
+
+    /// The route generation. Mirrors `rt_genid_ipv4()`.
+    #[inline]
+    pub fn rt_genid(&self) -> u64 {
+        self.rt_genid.load(Ordering::Acquire)
     }
 
     /// The IPv4 view of device `ifindex`.
     pub fn dev(&self, ifindex: u32) -> Option<Ipv4Dev> {
         self.devs.read().get(&ifindex).cloned()
-    }
-
-    /// The MTU of device `ifindex` (0 when unknown).
-    pub(crate) fn dev_mtu(&self, ifindex: u32) -> u32 {
-        self.devs.read().get(&ifindex).map_or(0, |d| d.mtu)
     }
 
     /// Registers `prot` as the handler of IP protocol `protocol`.

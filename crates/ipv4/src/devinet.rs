@@ -123,6 +123,9 @@ pub struct InDevice {
     pub up: bool,
     /// Whether this is the loopback device (`IFF_LOOPBACK`).
     pub loopback: bool,
+    /// The device's MTU (`dev->mtu`), which output routes carry:
+    /// 1500 until set, 65536 for loopback.
+    pub mtu: u32,
     ifa_list: Vec<InIfaddr>,
 }
 
@@ -184,6 +187,11 @@ impl InetDevices {
                 name: name.to_owned(),
                 up: true,
                 loopback,
+                mtu: if loopback {
+                    crate::context::LOOPBACK_MTU
+                } else {
+                    netcore::ETH_DATA_LEN
+                },
                 ifa_list: Vec::new(),
             },
         );
@@ -199,6 +207,12 @@ impl InetDevices {
     /// The device `ifindex`.
     pub fn dev(&self, ifindex: u32) -> Option<&InDevice> {
         self.devs.get(&ifindex)
+    }
+
+    /// Sets a device's MTU (`NETDEV_CHANGEMTU`). Errors: [`Errno::NoDev`].
+    pub fn set_mtu(&mut self, ifindex: u32, mtu: u32) -> Result<(), Errno> {
+        self.devs.get_mut(&ifindex).ok_or(Errno::NoDev)?.mtu = mtu;
+        Ok(())
     }
 
     /// Sets whether a device is up.

@@ -91,7 +91,7 @@ pub(crate) fn icmp_send_net<C: Ipv4Context>(
     let sctx = IcmpSendCtx {
         saddr,
         dst_broadcast,
-        mtu: net.dev_mtu(rt.oif) as usize,
+        mtu: rt.mtu as usize,
         ident: net.ip_select_ident(iph_saddr, saddr, IpProtocol::Icmp.into(), 1, now),
         loopback: rt.oif == LOOPBACK_IFINDEX,
     };

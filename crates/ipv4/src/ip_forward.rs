@@ -62,7 +62,7 @@ pub fn ip_forward<C: Ipv4Context>(
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return NetRx::Drop;
     }
-    let mtu = net.dev_mtu(rt.oif) as usize;
+    let mtu = rt.mtu as usize;
     let df = u16::from_be_bytes([d[6], d[7]]) & IP_DF != 0;
     if skb.len() > mtu && df && !skb.is_gso() {
         net.mibs().inc(cpu, IpMib::FragFails);

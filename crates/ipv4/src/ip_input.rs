@@ -28,7 +28,7 @@ use netfilter::{NfConsumed, NfHookState, NfInetHooks};
 use softnet::{NetRx, PacketType, PtypeMatch};
 use wire::{IcmpDestUnreach, Ipv4Packet, ip_fast_csum};
 
-use crate::context::{Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX, nf_hook_ipv4};
+use crate::context::{Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX, LOOPBACK_MTU, nf_hook_ipv4};
 use crate::icmp_rcv::icmp_send_net;
 use crate::ip_forward::ip_forward;
 use crate::ip_fragment::FragAction;
@@ -219,6 +219,7 @@ fn ip_rcv_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> 
         // A datagram looped back by loopback_xmit keeps its output route
         // (Linux keeps skb_dst): it is for this host.
         Ok(Rtable {
+            mtu: LOOPBACK_MTU,
             rt_type: if daddr.is_broadcast() {
                 RtnType::Broadcast
             } else {
@@ -232,6 +233,7 @@ fn ip_rcv_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> 
         // One of our addresses: the FIB would answer with its local route
         // (the local table's /32 wins every lookup), so skip the lock.
         Ok(Rtable {
+            mtu: LOOPBACK_MTU,
             rt_type: RtnType::Local,
             oif: skb.ifindex,
             gateway: None,
@@ -256,6 +258,7 @@ fn ip_rcv_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> 
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return NetRx::Drop;
     }
+    tracing::trace!(target: "netstack::ipv4", saddr = %saddr, daddr = %daddr, rt_type = ?rt.rt_type, decision = if rt.rt_type == RtnType::Unicast { "forward" } else { "local" }, "ip_route_input");
     let len = skb.len() as u64;
     match rt.rt_type {
         RtnType::Multicast => {

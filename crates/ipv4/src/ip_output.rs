@@ -99,6 +99,10 @@ pub struct InetSock {
     pub mark: u32,
     /// Queueing priority (`sk_priority`).
     pub priority: u32,
+    /// The route [`ip_queue_xmit`] last used, with the route generation it
+    /// was computed in (`sk_dst_cache`); stale once
+    /// [`Ipv4Net::rt_genid`] moves on.
+    pub dst_cache: Option<(Rtable, u64)>,
 }
 
 impl InetSock {
@@ -122,6 +126,21 @@ impl InetSock {
             bound_dev_if: 0,
             mark: 0,
             priority: 0,
+            dst_cache: None,
+        }
+    }
+
+    /// The cached route if it is still valid. Mirrors `__sk_dst_check()`:
+    /// a route computed before the last [`Ipv4Net::rt_cache_flush`] is
+    /// dropped.
+    pub fn sk_dst_check(&mut self, rt_genid: u64) -> Option<Rtable> {
+        match self.dst_cache {
+            Some((rt, genid)) if genid == rt_genid => Some(rt),
+            Some(_) => {
+                self.dst_cache = None;
+                None
+            }
+            None => None,
         }
     }
 }
@@ -183,9 +202,10 @@ pub fn ip_route_output_key<C: Ipv4Context>(ctx: &C, fl4: &mut Flowi4) -> Result<
 
 /// Sends a transport segment of a connected socket.
 ///
-/// Mirrors `ip_queue_xmit()` → `__ip_queue_xmit()`: routes toward
+/// Mirrors `ip_queue_xmit()` → `__ip_queue_xmit()`: uses the socket's
+/// cached route while it is valid (`__sk_dst_check()`), else routes toward
 /// `sk.daddr` (from `sk.saddr`, filled in when unset, and
-/// `sk.bound_dev_if`), pushes a 20-byte IP header (TOS `sk.tos`, TTL
+/// `sk.bound_dev_if`) and caches the result, pushes a 20-byte IP header (TOS `sk.tos`, TTL
 /// `uc_ttl` or `ip_default_ttl` — `mc_ttl` toward a multicast group —,
 /// DF per `ip_dont_fragment()`, id from `ip_select_ident_segs()`), then
 /// [`ip_local_out`]. `skb.data()` starts at the transport header; reserve
@@ -210,16 +230,24 @@ pub fn ip_queue_xmit<C: Ipv4Context>(
         tos: sk.tos,
         mark: sk.mark,
     };
-    let route = net.netns().read().ip_route_output_key(&mut fl4);
-    let Ok(rt) = route else {
-        let cpu = ctx.smp_processor_id();
-        net.mibs().inc(cpu, IpMib::OutNoRoutes);
-        kfree_skb_reason(skb, DropReason::IpOutnoroutes);
-        return Err(Errno::HostUnreach);
+    let genid = net.rt_genid();
+    let rt = if let Some(rt) = sk.sk_dst_check(genid) {
+        fl4.saddr = rt.prefsrc;
+        rt
+    } else {
+        let route = net.netns().read().ip_route_output_key(&mut fl4);
+        let Ok(rt) = route else {
+            let cpu = ctx.smp_processor_id();
+            net.mibs().inc(cpu, IpMib::OutNoRoutes);
+            kfree_skb_reason(skb, DropReason::IpOutnoroutes);
+            return Err(Errno::HostUnreach);
+        };
+        if sk.saddr.is_unspecified() {
+            sk.saddr = fl4.saddr;
+        }
+        sk.dst_cache = Some((rt, genid));
+        rt
     };
-    if sk.saddr.is_unspecified() {
-        sk.saddr = fl4.saddr;
-    }
     let df = ip_dont_fragment(sk);
     ip_build_xmit(&net, ctx, skb, sk, &fl4, &rt, df)
 }
@@ -260,7 +288,7 @@ pub fn ip_build_and_send_pkt<C: Ipv4Context>(
         kfree_skb_reason(skb, DropReason::IpOutnoroutes);
         return Err(Errno::HostUnreach);
     };
-    let mtu = net.dev_mtu(rt.oif) as usize;
+    let mtu = rt.mtu as usize;
     let df = match sk.pmtudisc {
         IpPmtudisc::Do | IpPmtudisc::Probe => true,
         IpPmtudisc::Want => skb.len() + 20 <= mtu,
@@ -432,7 +460,7 @@ pub(crate) fn ip_finish_output<C: Ipv4Context>(
     skb: SkBuff,
     rt: &Rtable,
 ) -> Result<(), Errno> {
-    let mtu = net.dev_mtu(rt.oif) as usize;
+    let mtu = rt.mtu as usize;
     if skb.is_gso() || skb.len() <= mtu {
         return ip_finish_output2(net, ctx, skb, rt);
     }
@@ -526,6 +554,7 @@ fn ip_finish_output2<C: Ipv4Context>(
             .filter(|n| n.nud_state.intersects(NudState::CONNECTED))
             .map(|n| n.ha)
     };
+    tracing::trace!(target: "netstack::ipv4", nexthop = %nexthop, "{}", if ha.is_some() { "neigh_hh_output" } else { "neigh_resolve_output" });
     if let Some(ha) = ha {
         return neigh_hh_output(net, ctx, skb, rt.oif, ha);
     }

@@ -26,7 +26,7 @@ use netcore::{
 };
 use wire::EthernetAddress;
 
-use crate::random::Prandom;
+use crate::random::{HashRnd, Prandom};
 use crate::timers::{Ipv4Timer, NeighId};
 
 bitflags::bitflags! {
@@ -296,7 +296,7 @@ pub enum NeighAction {
 pub struct NeighTable {
     parms: NeighParms,
     reachable_time: Duration,
-    by_key: HashMap<(u32, Ipv4Addr), NeighId>,
+    by_key: HashMap<(u32, Ipv4Addr), NeighId, HashRnd>,
     /// In id order, which is creation order: the `gc_list` walk order.
     neighs: BTreeMap<NeighId, Neighbour>,
     next_id: u64,
@@ -315,10 +315,12 @@ impl NeighTable {
     pub fn new(parms: NeighParms, seed: u64, now: Instant) -> NeighTable {
         let mut rng = Prandom::new(seed);
         let reachable_time = neigh_rand_reach_time(&mut rng, parms.base_reachable_time);
+        // neigh_hash_alloc(): the table's random hash key.
+        let hash_rnd = HashRnd(rng.next_u64());
         NeighTable {
             parms,
             reachable_time,
-            by_key: HashMap::new(),
+            by_key: HashMap::with_hasher(hash_rnd),
             neighs: BTreeMap::new(),
             next_id: 1,
             stats: NeighStatistics::default(),

@@ -950,6 +950,9 @@ pub struct Rtable {
     pub gateway: Option<Ipv4Addr>,
     /// The source address for this route.
     pub prefsrc: Ipv4Addr,
+    /// The output device's MTU (`dst_mtu()`); for local input routes the
+    /// input device's.
+    pub mtu: u32,
 }
 
 impl Rtable {
@@ -1039,6 +1042,23 @@ impl NetnsIpv4 {
         ifindex: u32,
         forwarding: bool,
     ) -> Result<Rtable, RouteInputError> {
+        self.ip_route_input_slow(daddr, saddr, ifindex, forwarding)
+            .map(|rt| self.with_mtu(rt))
+    }
+
+    /// Fills in the output device's MTU.
+    fn with_mtu(&self, mut rt: Rtable) -> Rtable {
+        rt.mtu = self.devices.dev(rt.oif).map_or(0, |d| d.mtu);
+        rt
+    }
+
+    fn ip_route_input_slow(
+        &self,
+        daddr: Ipv4Addr,
+        saddr: Ipv4Addr,
+        ifindex: u32,
+        forwarding: bool,
+    ) -> Result<Rtable, RouteInputError> {
         let local_src = |r: &Self| {
             r.devices
                 .inet_select_addr(ifindex, saddr, RtScope::Link)
@@ -1052,6 +1072,7 @@ impl NetnsIpv4 {
         }
         if daddr.is_broadcast() || (saddr.is_unspecified() && daddr.is_unspecified()) {
             return Ok(Rtable {
+                mtu: 0,
                 rt_type: RtnType::Broadcast,
                 oif: ifindex,
                 gateway: None,
@@ -1076,12 +1097,14 @@ impl NetnsIpv4 {
         };
         match res.rt_type() {
             RtnType::Broadcast => Ok(Rtable {
+                mtu: 0,
                 rt_type: RtnType::Broadcast,
                 oif: ifindex,
                 gateway: None,
                 prefsrc: local_src(self),
             }),
             RtnType::Local => Ok(Rtable {
+                mtu: 0,
                 rt_type: RtnType::Local,
                 oif: ifindex,
                 gateway: None,
@@ -1089,6 +1112,7 @@ impl NetnsIpv4 {
             }),
             _ if !forwarding => Err(RouteInputError::Unreachable(Errno::HostUnreach)),
             RtnType::Unicast => Ok(Rtable {
+                mtu: 0,
                 rt_type: RtnType::Unicast,
                 oif: res.alias.nh.oif,
                 gateway: res.alias.nh.gw,
@@ -1117,6 +1141,11 @@ impl NetnsIpv4 {
     /// [`Errno::NoDev`] for an unknown `oif`; the FIB's errors
     /// ([`Errno::NetUnreach`], [`Errno::HostUnreach`], …).
     pub fn ip_route_output_key(&self, fl4: &mut Flowi4) -> Result<Rtable, Errno> {
+        self.ip_route_output_key_hash(fl4)
+            .map(|rt| self.with_mtu(rt))
+    }
+
+    fn ip_route_output_key_hash(&self, fl4: &mut Flowi4) -> Result<Rtable, Errno> {
         let lo = crate::context::LOOPBACK_IFINDEX;
         if !fl4.saddr.is_unspecified() {
             if fl4.saddr.is_multicast() || fl4.saddr.is_broadcast() || fl4.saddr.octets()[0] == 0 {
@@ -1143,6 +1172,7 @@ impl NetnsIpv4 {
                     RtnType::Multicast
                 };
                 return Ok(Rtable {
+                    mtu: 0,
                     rt_type,
                     oif: fl4.oif,
                     gateway: None,
@@ -1157,6 +1187,7 @@ impl NetnsIpv4 {
                 fl4.saddr = Ipv4Addr::LOCALHOST;
             }
             return Ok(Rtable {
+                mtu: 0,
                 rt_type: RtnType::Local,
                 oif: lo,
                 gateway: None,
@@ -1175,6 +1206,7 @@ impl NetnsIpv4 {
                         .unwrap_or(Ipv4Addr::UNSPECIFIED);
                 }
                 return Ok(Rtable {
+                    mtu: 0,
                     rt_type: RtnType::Unicast,
                     oif: fl4.oif,
                     gateway: None,
@@ -1187,6 +1219,7 @@ impl NetnsIpv4 {
                 fl4.saddr = res.alias.prefsrc.unwrap_or(fl4.daddr);
             }
             return Ok(Rtable {
+                mtu: 0,
                 rt_type: RtnType::Local,
                 oif: lo,
                 gateway: None,
@@ -1214,6 +1247,7 @@ impl NetnsIpv4 {
             RtnType::Unicast
         };
         Ok(Rtable {
+            mtu: 0,
             rt_type,
             oif,
             gateway,

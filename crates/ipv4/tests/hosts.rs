@@ -596,3 +596,34 @@ fn destroying_a_device_removes_its_addresses_routes_and_neighbours() {
         Err(Errno::HostUnreach)
     );
 }
+
+#[test]
+fn connected_socket_caches_its_route_until_the_tables_change() {
+    let mut n = pair();
+    let rec = recorder(&n.hosts[1], false);
+    let a = &mut n.hosts[0];
+    let mut sk = InetSock::new(253, &a.sysctl);
+    sk.daddr = ip("198.18.0.2");
+    let mut xmit = |a: &mut TestIpHost, sk: &mut InetSock| {
+        let skb = SkBuff::from_slice(&a.pool, MAX_IP_HEADROOM, b"segment").unwrap();
+        ipv4::ip_queue_xmit(&mut a.cpu, sk, skb).unwrap();
+        a.run_until_idle();
+    };
+    xmit(a, &mut sk);
+    let (rt, genid) = sk.dst_cache.unwrap();
+    assert_eq!((rt.oif, rt.mtu, sk.saddr), (2, 1500, ip("198.18.0.1")));
+    xmit(a, &mut sk);
+    assert_eq!(sk.dst_cache.unwrap().1, genid, "still valid");
+    a.route_add(ip("198.18.9.0"), 24, ip("198.18.0.2"));
+    assert!(sk.sk_dst_check(a.ipv4.rt_genid()).is_none(), "flushed");
+    xmit(a, &mut sk);
+    assert!(sk.dst_cache.unwrap().1 > genid);
+    n.run_until_idle();
+    // The connected socket's own id counter numbers its DF datagrams.
+    let ids: Vec<u16> = ipv4_frames(&n, 0)
+        .iter()
+        .map(|f| u16::from_be_bytes([f[4], f[5]]))
+        .collect();
+    assert_eq!(ids, [0, 1, 2]);
+    assert_eq!(rec.delivered.lock().len(), 3);
+}
