@@ -43,18 +43,18 @@
 //! Two hosts back to back in virtual time: connect, send, receive.
 //!
 //! ```
-//! # #[cfg(feature = "testutils")] {
 //! use tcp::testutil::Net;
-//! use tcp::MsgFlags;
+//! use tcp::{PollMask, TcpState};
 //!
-//! let mut net = Net::new(1);
+//! let mut net = Net::new(2);
 //! let (client, server) = net.connect_pair(80);
-//! net.send(0, &client, b"hello");
+//! assert_eq!(client.state(), TcpState::Established);
+//! net.send(0, &client, b"hello").unwrap();
 //! net.run_for_ms(10);
+//! assert!(net.hosts[1].stack.poll(&server).contains(PollMask::IN));
 //! let mut buf = [0u8; 16];
 //! let n = net.recv(1, &server, &mut buf).unwrap();
 //! assert_eq!(&buf[..n], b"hello");
-//! # }
 //! ```
 #![forbid(unsafe_code)]
 
@@ -103,3 +103,8 @@ pub use tcp_sock::{
     TCP_RTO_MAX, TCP_RTO_MIN, TCP_TIMEOUT_INIT, TCP_TIMEWAIT_LEN, TcpState, after, before, between,
 };
 pub use tcp_timer::TcpTimer;
+
+/// The README's examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

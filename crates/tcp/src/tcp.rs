@@ -90,6 +90,17 @@ impl TcpSocket {
         self.inner.lock().state
     }
 
+    /// Bytes received and not yet read (`ioctl(SIOCINQ)`). Mirrors
+    /// `tcp_inq()`: 0 on a listener.
+    pub fn inq(&self) -> usize {
+        let tp = self.inner.lock();
+        if tp.state == TcpState::Listen {
+            0
+        } else {
+            tp.rcv_queued_bytes() as usize
+        }
+    }
+
     /// The local address (`inet_saddr`, `inet_sport`).
     pub fn local_addr(&self) -> SocketAddrV4 {
         self.inner.lock().local()

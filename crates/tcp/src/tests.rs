@@ -959,3 +959,208 @@ fn bind_conflicts_and_reuseaddr_with_time_wait() {
         "a TIME-WAIT socket without SO_REUSEADDR still blocks"
     );
 }
+
+#[test]
+fn ack_every_second_full_segment_after_quickacks() {
+    let (mut net, c, s) = pair();
+    let data = pattern(200 * 1448, 11);
+    let mut sent = 0;
+    let mut got = 0;
+    let mut buf = vec![0u8; 65536];
+    net.run_until(Duration::from_secs(30), |n| {
+        if sent < data.len()
+            && let Ok(k) = n.send(0, &c, &data[sent..])
+        {
+            sent += k;
+        }
+        while let Ok(k) = n.recv(1, &s, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            got += k;
+        }
+        got == data.len()
+    });
+    assert_eq!(got, data.len());
+    let data_segs = net.from(0).iter().filter(|x| !x.is_empty()).count();
+    let acks = net.from(1).iter().filter(|x| x.is(ACK)).count();
+    assert_eq!(data_segs, 200);
+    // Quick ACKs at first, then one ACK per two full segments.
+    assert!(
+        (100..150).contains(&acks),
+        "{acks} ACKs for {data_segs} segments"
+    );
+    assert_eq!(net.mib(0, TcpMib::RetransSegs), 0);
+}
+
+#[test]
+fn duplicate_segment_gets_dsack() {
+    let (mut net, c, _s) = pair();
+    net.impair.duplicate = 1.0;
+    net.send(0, &c, &[5u8; 500]).unwrap();
+    net.impair.duplicate = 0.0;
+    net.run_for_ms(50);
+    let data = net
+        .from(0)
+        .into_iter()
+        .find(|x| x.len() == 500)
+        .cloned()
+        .unwrap();
+    let dsack = net
+        .from(1)
+        .into_iter()
+        .find(|x| !x.tcp.options.sack_blocks.is_empty())
+        .cloned()
+        .expect("a D-SACK");
+    let b = dsack.tcp.options.sack_blocks[0];
+    assert_eq!(
+        (b.start_seq, b.end_seq),
+        (data.tcp.seq, data.tcp.seq.wrapping_add(500))
+    );
+    assert!(crate::before(b.start_seq, dsack.tcp.ack));
+    assert_eq!(net.mib(1, LinuxMib::TcpDsackOldSent), 1);
+    assert_eq!(net.mib(1, LinuxMib::DelayedAckLost), 1);
+    assert_eq!(net.mib(0, LinuxMib::TcpDsackRecv), 1);
+}
+
+#[test]
+fn paws_rejects_old_timestamp() {
+    let (mut net, c, s) = pair();
+    net.send(0, &c, b"abc").unwrap();
+    net.run_for_ms(5);
+    let last = net
+        .from(0)
+        .into_iter()
+        .find(|x| x.len() == 3)
+        .cloned()
+        .unwrap();
+    let (tsval, tsecr) = last.tcp.options.timestamp.unwrap();
+    // Same data again with a timestamp from long ago.
+    let old = TcpRepr {
+        seq: last.tcp.seq.wrapping_add(3),
+        options: TcpOptions {
+            timestamp: Some((tsval.wrapping_sub(100_000), tsecr)),
+            ..TcpOptions::default()
+        },
+        payload_len: 3,
+        ..last.tcp.clone()
+    };
+    net.log.clear();
+    net.run_for_ms(600);
+    net.inject(last.src, 1, &old, b"xyz");
+    net.run_for_ms(5);
+    assert_eq!(net.mib(1, LinuxMib::PawsEstabRejected), 1);
+    let mut buf = [0u8; 8];
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(3));
+    assert_eq!(&buf[..3], b"abc");
+    // A duplicate ACK answered it.
+    assert!(net.from(1).iter().any(|x| x.is(ACK)));
+}
+
+#[test]
+fn time_wait_accepts_newer_syn() {
+    let mut net = Net::new(2);
+    let listener = |net: &mut Net| {
+        let l = net.socket(1);
+        net.setsockopt(1, &l, SockOpt::ReuseAddr(true)).unwrap();
+        let h = &mut net.hosts[1];
+        h.stack
+            .bind(&mut h.ctx, &l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80))
+            .unwrap();
+        h.stack.listen(&mut h.ctx, &l, 8).unwrap();
+        l
+    };
+    let l = listener(&mut net);
+    let c = net.socket(0);
+    let _ = net.connect(0, &c, 1, 80);
+    net.run_for_ms(10);
+    let s = net.accept(1, &l).unwrap();
+    net.close(1, &l);
+    let cport = c.local_addr().port();
+    // The server closes first and keeps the TIME-WAIT.
+    net.close(1, &s);
+    net.run_for_ms(5);
+    net.close(0, &c);
+    net.run_for_ms(5);
+    assert_eq!(net.hosts[1].stack.time_wait_count(), 1);
+    let tw_snd_nxt = net
+        .from(1)
+        .into_iter()
+        .rev()
+        .find(|x| x.tcp.flags.contains(FIN))
+        .unwrap()
+        .tcp
+        .seq
+        .wrapping_add(1);
+    // A new listener on the same port (SO_REUSEADDR on both), and the
+    // client from the same port.
+    let l2 = listener(&mut net);
+    net.run_for_ms(1000);
+    let c2 = net.socket(0);
+    {
+        let h = &mut net.hosts[0];
+        h.stack
+            .bind(
+                &mut h.ctx,
+                &c2,
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cport),
+            )
+            .unwrap();
+    }
+    net.log.clear();
+    let _ = net.connect(0, &c2, 1, 80);
+    net.run_for_ms(10);
+    assert_eq!(c2.state(), TcpState::Established);
+    let sa = net.log.iter().find(|x| x.is(SYN | ACK)).unwrap();
+    // The ISN continues the old connection's sequence space.
+    assert_eq!(sa.tcp.seq, tw_snd_nxt.wrapping_add(65537));
+    assert_eq!(net.hosts[1].stack.time_wait_count(), 0);
+    assert!(net.accept(1, &l2).is_ok());
+}
+
+#[test]
+fn icmp_unreachable_aborts_connect() {
+    let mut net = Net::new(2);
+    net.set_drop_filter(|_| true);
+    let c = net.socket(0);
+    let _ = net.connect(0, &c, 1, 80);
+    let syn = net.log[0].clone();
+    let h = &mut net.hosts[0];
+    crate::tcp_v4_err(
+        &h.stack,
+        &mut h.ctx,
+        syn.src,
+        syn.tcp.src_port,
+        syn.dst,
+        syn.tcp.dst_port,
+        syn.tcp.seq,
+        crate::TcpIcmpError::Unreachable(Errno::HostUnreach),
+    );
+    assert_eq!(c.state(), TcpState::Close);
+    assert_eq!(
+        h.stack.getsockopt(&h.ctx, &c, SockOptName::Error),
+        Ok(i64::from(Errno::HostUnreach as i32))
+    );
+    assert!(h.ctx.take_event(c.id(), crate::SkEvent::ErrorReport));
+}
+
+#[test]
+fn send_buffer_full_then_write_space() {
+    let (mut net, c, s) = pair();
+    net.setsockopt(0, &c, SockOpt::SndBuf(8192)).unwrap();
+    let big = vec![1u8; 100_000];
+    let n = net.send(0, &c, &big).unwrap();
+    assert!(n < big.len() && n > 8000, "{n}");
+    assert_eq!(net.send(0, &c, &big), Err(Errno::Again));
+    assert!(!net.hosts[0].stack.poll(&c).contains(PollMask::OUT));
+    net.hosts[0].ctx.events.clear();
+    net.run_for_ms(20);
+    assert!(
+        net.hosts[0]
+            .ctx
+            .take_event(c.id(), crate::SkEvent::WriteSpace)
+    );
+    assert!(net.hosts[0].stack.poll(&c).contains(PollMask::OUT));
+    let mut buf = vec![0u8; 200_000];
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(n));
+}
