@@ -604,7 +604,7 @@ fn connected_socket_caches_its_route_until_the_tables_change() {
     let a = &mut n.hosts[0];
     let mut sk = InetSock::new(253, &a.sysctl);
     sk.daddr = ip("198.18.0.2");
-    let mut xmit = |a: &mut TestIpHost, sk: &mut InetSock| {
+    let xmit = |a: &mut TestIpHost, sk: &mut InetSock| {
         let skb = SkBuff::from_slice(&a.pool, MAX_IP_HEADROOM, b"segment").unwrap();
         ipv4::ip_queue_xmit(&mut a.cpu, sk, skb).unwrap();
         a.run_until_idle();
