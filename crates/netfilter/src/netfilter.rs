@@ -345,10 +345,12 @@ pub trait NfHookContext {
 /// [`nf_hook_slow`] on a snapshot of the entries.
 #[inline]
 pub fn nf_hook<C: NfHookContext>(ctx: &mut C, state: &NfHookState, skb: SkBuff) -> NfHookResult {
-    match ctx.nf_hooks().nf_hook_entries_head(state.hook) {
+    let r = match ctx.nf_hooks().nf_hook_entries_head(state.hook) {
         None => NfHookResult::Continue(skb),
         Some(entries) => nf_hook_slow(skb, state, &entries, 0, ctx),
-    }
+    };
+    tracing::trace!(target: "netstack::netfilter", in_ifindex = state.in_ifindex, out_ifindex = state.out_ifindex, verdict = match &r { NfHookResult::Continue(_) => "NF_ACCEPT", NfHookResult::Consumed(NfConsumed::Stolen) => "NF_STOLEN", NfHookResult::Consumed(NfConsumed::Queued) => "NF_QUEUE", NfHookResult::Consumed(_) => "NF_DROP" }, "{}", state.hook.c_name());
+    r
 }
 
 /// Runs the hooks of `state.hook` over `skb`, then `okfn` if they all

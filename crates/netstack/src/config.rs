@@ -130,6 +130,9 @@ pub struct HostDesc {
     /// Sysctls set before the stack starts.
     #[serde(default)]
     pub sysctl: HashMap<String, Spanned<toml::Value>>,
+    /// An `iptables-restore` ruleset loaded once the host is up.
+    #[serde(default)]
+    pub iptables: Option<Spanned<String>>,
 }
 
 fn one_usize() -> usize {
@@ -518,6 +521,11 @@ pub fn build(text: &str, desc: NetworkDesc) -> Result<Built, NetstackError> {
         }
         net.add_host(b)
             .map_err(|e| err_at(text, &h.name, e.to_string()))?;
+        if let Some(rules) = &h.iptables {
+            net.host_mut(h.name.get_ref())?
+                .iptables_restore(rules.get_ref())
+                .map_err(|e| err_at(text, rules, e.to_string()))?;
+        }
     }
     let mut sc = Scenario::default();
     let s = desc.scenario;

@@ -42,6 +42,8 @@ pub enum HostTimer {
     Softnet(SoftnetTimer),
     /// An IPv4 timer (neighbours, reassembly).
     Ipv4(ipv4::Ipv4Timer),
+    /// A netfilter timer (the conntrack garbage collector).
+    Netfilter(crate::netfilter::NfTimer),
 }
 
 /// Work queued for a CPU's process context: an application step or a
@@ -278,6 +280,7 @@ fn run_timer_softirq(ctx: &mut CpuCtx) {
         match id {
             HostTimer::Softnet(t) => softnet::handle_timer(ctx, t),
             HostTimer::Ipv4(t) => ipv4::handle_timer(ctx, t),
+            HostTimer::Netfilter(t) => crate::netfilter::handle_timer(ctx, t),
         }
     }
 }

@@ -171,6 +171,8 @@ pub struct HostShared {
     pub ipv4: Arc<ipv4::Ipv4Net<CpuCtx>>,
     /// The ping sockets.
     pub pings: crate::ping::PingTable,
+    /// The iptables tables and conntrack, once a ruleset is loaded.
+    pub netfilter: crate::netfilter::HostNetfilter,
     /// The transports (the UDP table) and the socket layer.
     pub transports: crate::sockets::Transports,
     /// The NICs, in bus order.
@@ -510,6 +512,7 @@ impl HostBuilder {
             nf_hooks: NfHooks::new(),
             ipv4,
             pings: crate::ping::PingTable::default(),
+            netfilter: crate::netfilter::HostNetfilter::default(),
             transports,
             nics,
             bus: Mutex::new(bus),

@@ -51,13 +51,20 @@ pub enum Report {
     NetstatS,
     /// `sysctl -a` (the net.* keys this stack has).
     SysctlA,
+    /// `iptables-save` (`-c`: with rule counters).
+    IptablesSave {
+        /// Whether rule counters are printed (`-c`).
+        counters: bool,
+    },
+    /// `conntrack -L`.
+    ConntrackL,
 }
 
 /// The report names [`Report::from_str`] accepts.
 pub const REPORT_NAMES: &str = "\"ip addr\", \"ip route\", \"ip neigh\", \"ethtool -S DEV\", \
 \"ethtool -g DEV\", \"ethtool -c DEV\", \"ethtool -l DEV\", \"ethtool -i DEV\", \"tc -s qdisc\", \
 \"/proc/interrupts\", \"/proc/softirqs\", \"/proc/net/softnet_stat\", \"/proc/net/snmp\", \
-\"netstat -s\", \"sysctl -a\"";
+\"netstat -s\", \"sysctl -a\", \"iptables-save\", \"iptables-save -c\", \"conntrack -L\"";
 
 impl FromStr for Report {
     type Err = NetstackError;
@@ -81,6 +88,9 @@ impl FromStr for Report {
             ["/proc/net/snmp"] => Some(Report::ProcNetSnmp),
             ["netstat", "-s"] => Some(Report::NetstatS),
             ["sysctl", "-a"] => Some(Report::SysctlA),
+            ["iptables-save"] => Some(Report::IptablesSave { counters: false }),
+            ["iptables-save", "-c"] => Some(Report::IptablesSave { counters: true }),
+            ["conntrack", "-L"] => Some(Report::ConntrackL),
             _ => None,
         };
         r.ok_or_else(|| {
@@ -107,6 +117,9 @@ impl fmt::Display for Report {
             Report::ProcNetSnmp => f.write_str("/proc/net/snmp"),
             Report::NetstatS => f.write_str("netstat -s"),
             Report::SysctlA => f.write_str("sysctl -a"),
+            Report::IptablesSave { counters: false } => f.write_str("iptables-save"),
+            Report::IptablesSave { counters: true } => f.write_str("iptables-save -c"),
+            Report::ConntrackL => f.write_str("conntrack -L"),
         }
     }
 }
@@ -154,6 +167,18 @@ impl Host {
             Report::ProcNetSnmp => Ok(s.mibs.snapshot().proc_net_snmp()),
             Report::NetstatS => Ok(s.mibs.snapshot().netstat_s()),
             Report::SysctlA => Ok(s.sysctl.list()),
+            // Without a loaded ruleset the tables are not registered:
+            // iptables-save prints nothing, conntrack -L no entry.
+            Report::IptablesSave { counters } => Ok(s
+                .netfilter
+                .get()
+                .map(|nf| nf.iptables_save(*counters))
+                .unwrap_or_default()),
+            Report::ConntrackL => Ok(s
+                .netfilter
+                .get()
+                .map(|nf| nf.conntrack_list(self.clock.now()))
+                .unwrap_or_default()),
         }
     }
 
