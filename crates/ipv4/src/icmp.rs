@@ -48,6 +48,9 @@ pub enum IcmpSendError {
     TinyMtu,
     /// No buffer.
     NoMem,
+    /// No route back to the offending datagram's source
+    /// (`icmp_route_lookup()` failed).
+    NoRoute,
 }
 
 /// What the caller knows about the route of the reply and the offending

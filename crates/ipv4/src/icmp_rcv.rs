@@ -44,8 +44,7 @@ const NR_ICMP_UNREACH: u8 = 15;
 ///
 /// # Errors
 ///
-/// Why nothing was sent ([`IcmpSendError`]); [`IcmpSendError::NoMem`]
-/// also stands for "no route back".
+/// Why nothing was sent ([`IcmpSendError`]).
 pub fn icmp_send<C: Ipv4Context>(
     ctx: &mut C,
     skb_in: &SkBuff,
@@ -79,7 +78,7 @@ pub(crate) fn icmp_send_net<C: Ipv4Context>(
         fl4.saddr = saddr;
         let rt = netns
             .ip_route_output_key(&mut fl4)
-            .map_err(|_| IcmpSendError::NoMem)?;
+            .map_err(|_| IcmpSendError::NoRoute)?;
         (
             rt,
             fl4.saddr,

@@ -214,7 +214,7 @@ fn ip_rcv_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> 
     let saddr = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
     let daddr = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
     let ihl = usize::from(d[0] & 0x0f) * 4;
-    let forwarding = net.sysctl().get_int(Sysctl::IP_FORWARD) != 0;
+    let mut forwarding = false;
     let route = if skb.ifindex == LOOPBACK_IFINDEX {
         // A datagram looped back by loopback_xmit keeps its output route
         // (Linux keeps skb_dst): it is for this host.
@@ -240,6 +240,7 @@ fn ip_rcv_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> 
             prefsrc: daddr,
         })
     } else {
+        forwarding = net.sysctl().get_int(Sysctl::IP_FORWARD) != 0;
         net.netns()
             .read()
             .ip_route_input(daddr, saddr, skb.ifindex, forwarding)
