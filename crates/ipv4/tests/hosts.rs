@@ -627,3 +627,82 @@ fn connected_socket_caches_its_route_until_the_tables_change() {
     assert_eq!(ids, [0, 1, 2]);
     assert_eq!(rec.delivered.lock().len(), 3);
 }
+
+#[test]
+fn broadcast_ping_on_a_shared_segment_is_answered_by_every_willing_host() {
+    let mut n = TestNetwork::new();
+    let willing = || {
+        let s = Sysctl::new();
+        s.set_int(Sysctl::ICMP_ECHO_IGNORE_BROADCASTS, 0).unwrap();
+        s
+    };
+    let a = n.add_host(Sysctl::new());
+    let b = n.add_host(willing());
+    let c = n.add_host(willing());
+    let ia = n.hosts[a].add_device(1, 1500, ip("198.18.0.1"), 24);
+    let ib = n.hosts[b].add_device(2, 1500, ip("198.18.0.2"), 24);
+    let ic = n.hosts[c].add_device(3, 1500, ip("198.18.0.3"), 24);
+    n.connect(&[(a, ia), (b, ib), (c, ic)]);
+    n.hosts[a].ping(ip("198.18.0.255"), 5, 1, 8).unwrap();
+    n.run_until_idle();
+    assert_eq!(n.hosts[a].mib(IpExtMib::OutBcastPkts), 1);
+    for h in [b, c] {
+        assert_eq!(n.hosts[h].mib(IpExtMib::InBcastPkts), 1);
+        assert_eq!(n.hosts[h].icmpmsg(IcmpMsgDir::Out, 0), 1);
+    }
+    assert_eq!(n.hosts[a].icmpmsg(IcmpMsgDir::In, 0), 2);
+    // Each reply comes from the replier's own address, not the broadcast.
+    let sources: Vec<[u8; 4]> = [b, c]
+        .iter()
+        .map(|&h| {
+            let f = ipv4_frames(&n, h).pop().unwrap();
+            [f[12], f[13], f[14], f[15]]
+        })
+        .collect();
+    assert_eq!(sources, [[198, 18, 0, 2], [198, 18, 0, 3]]);
+}
+
+#[test]
+fn local_out_and_forward_hooks_drop_with_their_errno_and_counters() {
+    let mut n = routed(1500);
+    n.hosts[0].ping(ip("198.18.2.2"), 1, 1, 8).unwrap();
+    n.run_until_idle();
+    let _out = n.hosts[0]
+        .hooks
+        .nf_register_net_hook(NfHookReg::from_fn(
+            NfInetHooks::LocalOut,
+            NF_IP_PRI_FILTER,
+            |skb, _, _| {
+                if skb.data().get(9) == Some(&253) {
+                    NfVerdict::Drop(Some(Errno::Acces))
+                } else {
+                    NfVerdict::Accept
+                }
+            },
+        ))
+        .unwrap();
+    assert_eq!(
+        send(&mut n.hosts[0], ip("198.18.2.2"), 8, |_| {}),
+        Err(Errno::Acces)
+    );
+    assert_eq!(
+        n.hosts[0].mib(IpMib::OutRequests),
+        2,
+        "counted before the hook"
+    );
+    assert_eq!(n.hosts[0].mib(IpMib::OutTransmits), 1);
+    let _fwd = n.hosts[1]
+        .hooks
+        .nf_register_net_hook(NfHookReg::from_fn(
+            NfInetHooks::Forward,
+            NF_IP_PRI_FILTER,
+            |_, _, _| NfVerdict::DROP,
+        ))
+        .unwrap();
+    n.hosts[0].ping(ip("198.18.2.2"), 1, 2, 8).unwrap();
+    n.run_until_idle();
+    let r = &n.hosts[1];
+    assert_eq!(r.hooks.stats(NfInetHooks::Forward).dropped, 1);
+    assert_eq!(r.mib(IpMib::ForwDatagrams), 2, "only the first exchange");
+    assert_eq!(n.hosts[2].mib(IpMib::InReceives), 1);
+}
