@@ -142,6 +142,12 @@ impl<C: Ipv4Context> NetProtocol<C> for IcmpProtocol {
 /// `icmp_echo_ignore_broadcasts` is 0); then hands echo requests to
 /// `icmp_echo()` and errors to `icmp_unreach()`. Consumes `skb`. Returns
 /// whether it was consumed (`true`) or dropped.
+///
+/// # Deviations from Linux
+///
+/// No ping or raw sockets: echo replies (`ping_rcv()`), timestamps and
+/// address-mask messages are counted and consumed; redirects and source
+/// quench are consumed without effect; no extended echo (PROBE).
 #[tracing::instrument(level = "trace", name = "icmp_rcv", target = "netstack::ipv4", skip_all, fields(len = skb.len()))]
 pub fn icmp_rcv<C: Ipv4Context>(ctx: &mut C, skb: SkBuff) -> bool {
     let net = Arc::clone(ctx.ipv4());
