@@ -85,6 +85,8 @@ pub(crate) struct RequestSock {
 pub(crate) struct ListenState {
     pub max_ack_backlog: u32,
     pub syn_queue: HashMap<FourTuple, RequestSock>,
+    /// Request number → its 4-tuple, for the SYN-ACK timers.
+    pub req_index: HashMap<u32, FourTuple>,
     pub next_req: u32,
     pub accept_queue: VecDeque<Arc<TcpSocket>>,
     pub last_synq_overflow: Option<Instant>,
@@ -286,11 +288,13 @@ pub(crate) fn tcp_conn_request<C: TcpContext>(
     let id = req.id;
     send_synack(ctx, &req, None, false);
     if let Some(old) = l.syn_queue.insert(t, req) {
+        l.req_index.remove(&old.id);
         ctx.cancel_timer(TcpTimer::SynAck {
             listener: lp.id,
             req: old.id,
         });
     }
+    l.req_index.insert(id, t);
     ctx.arm_timer(
         TcpTimer::SynAck {
             listener: lp.id,
@@ -313,12 +317,7 @@ pub(crate) fn reqsk_timer_handler<C: TcpContext>(
     let max_retries = ctx.sysctl().get_int(Sysctl::TCP_SYNACK_RETRIES).max(0) as u8;
     let lid = lp.id;
     let Some(l) = lp.listen.as_mut() else { return };
-    let Some(t) = l
-        .syn_queue
-        .iter()
-        .find(|(_, r)| r.id == req_id)
-        .map(|(t, _)| *t)
-    else {
+    let Some(&t) = l.req_index.get(&req_id) else {
         return;
     };
     let Some(req) = l.syn_queue.get_mut(&t) else {
@@ -326,6 +325,7 @@ pub(crate) fn reqsk_timer_handler<C: TcpContext>(
     };
     if req.num_timeout >= max_retries {
         l.syn_queue.remove(&t);
+        l.req_index.remove(&req_id);
         return;
     }
     req.num_retrans = req.num_retrans.saturating_add(1);
@@ -425,6 +425,7 @@ fn tcp_check_req<C: TcpContext>(
         ctx.mibs().inc(cpu, TcpMib::AttemptFails);
         if let Some(l) = lp.listen.as_mut() {
             l.syn_queue.remove(&t);
+            l.req_index.remove(&req.id);
         }
         ctx.cancel_timer(TcpTimer::SynAck {
             listener: lp.id,
@@ -440,6 +441,7 @@ fn tcp_check_req<C: TcpContext>(
         Some(()) => {
             if let Some(l) = lp.listen.as_mut() {
                 l.syn_queue.remove(&t);
+                l.req_index.remove(&req.id);
             }
             ctx.cancel_timer(TcpTimer::SynAck {
                 listener: lp.id,
@@ -655,11 +657,18 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
     }
     // tcp_child_process(): the ACK moves the child to ESTABLISHED.
     let rst = tcp_rcv_state_process(stack, ctx, &mut tp, seg, skb);
-    let child = TcpSocket::new(tp);
-    stack.insert(child.clone());
-    if rst {
+    if rst || tp.state == TcpState::Close {
+        // The ACK did not complete the handshake: the child goes away.
+        tp.dead = true;
+        if tp.state == TcpState::Close {
+            crate::tcp::inet_csk_destroy_sock(stack, ctx, &mut tp);
+        } else {
+            crate::tcp::tcp_done(stack, ctx, &mut tp);
+        }
         return Some(());
     }
+    let child = TcpSocket::new(tp);
+    stack.insert(child.clone());
     let l = lp.listen.as_mut()?;
     l.accept_queue.push_back(child);
     ctx.sk_wake(lp.id, SkEvent::DataReady);
@@ -679,6 +688,7 @@ pub(crate) fn inet_csk_listen_stop<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
             req: req.id,
         });
     }
+    l.req_index.clear();
     while let Some(child) = l.accept_queue.pop_front() {
         let mut c = child.lock();
         stack.disconnect(ctx, &mut c);

@@ -521,7 +521,12 @@ impl TcpStack {
         if data.is_empty() {
             return Ok(0);
         }
-        let size_goal = usize::from(tcp_current_mss(&tp));
+        // tcp_send_mss(): one MSS per skb, bounded by the largest buffer.
+        let max_payload = ctx
+            .page_pool()
+            .max_buf_size()
+            .saturating_sub(crate::tcp_sock::MAX_TCP_HEADER);
+        let size_goal = usize::from(tcp_current_mss(&tp)).min(max_payload).max(1);
         let copied = tcp_queue_data(ctx, &mut tp, data, size_goal)?;
         if copied < data.len() {
             tp.nospace = true;

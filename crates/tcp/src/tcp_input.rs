@@ -19,7 +19,7 @@
 
 use core::net::Ipv4Addr;
 
-use netcore::{Duration, Instant, LinuxMib, SkBuff, Sysctl, TcpMib};
+use netcore::{DropReason, Duration, Instant, LinuxMib, SkBuff, Sysctl, TcpMib, kfree_skb_reason};
 use wire::{TcpFlags, TcpOptions, TcpSackBlock};
 
 use crate::context::{SkEvent, TcpContext};
@@ -96,8 +96,8 @@ enum AckResult {
     Ok,
     /// An old duplicate ACK: nothing to clean, the segment's data still counts.
     Old,
-    /// Unacceptable: drop the segment.
-    Drop,
+    /// Unacceptable: drop the segment for this reason.
+    Drop(DropReason),
 }
 
 /// The stamp of `tcp_store_ts_recent()` is in seconds.
@@ -258,14 +258,14 @@ fn tcp_validate_incoming<C: TcpContext>(
     ctx: &mut C,
     tp: &mut TcpSock,
     seg: &TcpSeg,
-) -> bool {
+) -> Result<(), DropReason> {
     let now = ctx.now();
     let cpu = ctx.cpu();
     let rst = seg.has(TcpFlags::RST);
     let syn = seg.has(TcpFlags::SYN);
     if tp.rx_opt.saw_tstamp && !tcp_paws_check(tp, 1, now) && !tcp_disordered_ack(tp, seg) && !rst {
         if syn {
-            return syn_challenge(stack, ctx, tp);
+            return Err(syn_challenge(stack, ctx, tp));
         }
         ctx.mibs().inc(cpu, LinuxMib::PawsEstabRejected);
         if !(seg.seq == seg.end_seq || syn)
@@ -273,12 +273,13 @@ fn tcp_validate_incoming<C: TcpContext>(
         {
             tcp_send_dupack(ctx, tp, seg);
         }
-        return false;
+        // SKB_DROP_REASON_TCP_RFC7323_PAWS: an old segment by its timestamp.
+        return Err(DropReason::TcpOldSequence);
     }
     if !tcp_sequence(tp, seg.seq, seg.end_seq) {
         if !rst {
             if syn {
-                return syn_challenge(stack, ctx, tp);
+                return Err(syn_challenge(stack, ctx, tp));
             }
             if after(seg.seq, tp.rcv_nxt) {
                 ctx.mibs().inc(cpu, LinuxMib::BeyondWindow);
@@ -290,7 +291,11 @@ fn tcp_validate_incoming<C: TcpContext>(
         } else if tcp_reset_check(tp, seg) {
             tcp_reset(stack, ctx, tp);
         }
-        return false;
+        return Err(if before(seg.end_seq, tp.rcv_wup) {
+            DropReason::TcpOldSequence
+        } else {
+            DropReason::TcpInvalidSequence
+        });
     }
     if rst {
         let max_sack = tp.selective_acks.iter().map(|b| b.end_seq).max();
@@ -302,7 +307,7 @@ fn tcp_validate_incoming<C: TcpContext>(
         } else {
             tcp_send_challenge_ack(stack, ctx, tp);
         }
-        return false;
+        return Err(DropReason::TcpReset);
     }
     if syn {
         if tp.state == TcpState::SynRecv
@@ -311,19 +316,19 @@ fn tcp_validate_incoming<C: TcpContext>(
             && seg.seq.wrapping_add(1) == tp.rcv_nxt
             && seg.ack_seq == tp.snd_nxt
         {
-            return true;
+            return Ok(());
         }
-        return syn_challenge(stack, ctx, tp);
+        return Err(syn_challenge(stack, ctx, tp));
     }
-    true
+    Ok(())
 }
 
-fn syn_challenge<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) -> bool {
+fn syn_challenge<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) -> DropReason {
     let cpu = ctx.cpu();
     ctx.mibs().inc(cpu, TcpMib::InErrs);
     ctx.mibs().inc(cpu, LinuxMib::TcpSynChallenge);
     tcp_send_challenge_ack(stack, ctx, tp);
-    false
+    DropReason::TcpInvalidSyn
 }
 
 /// A RST at `rcv_nxt - 1` after our FIN was acked by a FIN. Mirrors
@@ -605,7 +610,7 @@ fn tcp_ack<C: TcpContext>(
             if flag & FLAG_NO_CHALLENGE_ACK == 0 {
                 tcp_send_challenge_ack(stack, ctx, tp);
             }
-            return AckResult::Drop;
+            return AckResult::Drop(DropReason::TcpTooOldAck);
         }
         // old_ack: SACK information still counts.
         if !seg.opts.sack_blocks.is_empty() {
@@ -620,7 +625,7 @@ fn tcp_ack<C: TcpContext>(
         if flag & FLAG_NO_CHALLENGE_ACK == 0 {
             tcp_send_challenge_ack(stack, ctx, tp);
         }
-        return AckResult::Drop;
+        return AckResult::Drop(DropReason::TcpAckUnsentData);
     }
     if after(ack, prior_snd_una) {
         flag |= FLAG_SND_UNA_ADVANCED;
@@ -671,7 +676,6 @@ fn tcp_ack<C: TcpContext>(
     }
     let dubious =
         flag & FLAG_NOT_DUP == 0 || tp.ca_state != TcpCaState::Open || flag & FLAG_DATA_SACKED != 0;
-    let in_reduction = matches!(tp.ca_state, TcpCaState::Recovery | TcpCaState::Cwr);
     if dubious {
         tcp_fastretrans_alert(
             ctx,
@@ -682,12 +686,12 @@ fn tcp_ack<C: TcpContext>(
             prior_in_flight,
         );
     }
-    if flag & FLAG_ACKED != 0
-        && !in_reduction
-        && !matches!(tp.ca_state, TcpCaState::Recovery | TcpCaState::Cwr)
+    // tcp_cong_control(): cwnd grows on forward progress (tcp_may_raise_cwnd())
+    // unless a reduction is under way.
+    if flag & FLAG_DATA_ACKED != 0 && !matches!(tp.ca_state, TcpCaState::Recovery | TcpCaState::Cwr)
     {
-        // tcp_cong_avoid(): only on forward progress, outside reduction.
-        tp.ca_ops.cong_avoid(&mut tp.cwnd, ack, acked);
+        tp.ca_ops
+            .cong_avoid(&mut tp.cwnd, ack, acked + newly_sacked);
     }
     tcp_xmit_retransmit_queue(ctx, tp);
     AckResult::Ok
@@ -1006,6 +1010,7 @@ fn tcp_data_queue_ofo<C: TcpContext>(
     let truesize = skb.truesize() as u32;
     if !tcp_try_rmem_schedule(tp, truesize) {
         ctx.mibs().inc(cpu, LinuxMib::TcpOfoDrop);
+        kfree_skb_reason(skb, DropReason::TcpOfoDrop);
         return;
     }
     ctx.mibs().inc(cpu, LinuxMib::TcpOfoQueue);
@@ -1030,6 +1035,7 @@ fn tcp_data_queue_ofo<C: TcpContext>(
             ctx.mibs().inc(cpu, LinuxMib::TcpOfoMerge);
             tcp_dsack_set(ctx, tp, seq, end);
             tcp_sack_new_ofo_skb(tp, orig.0, orig.1);
+            kfree_skb_reason(skb, DropReason::TcpOfomerge);
             return;
         }
         if after(pend, seq) {
@@ -1144,6 +1150,7 @@ fn tcp_data_queue<C: TcpContext>(
             ctx.mibs().inc(cpu, LinuxMib::TcpZeroWindowDrop);
             tcp_enter_quickack_mode(tp, MAX_QUICKACKS);
             tp.ack.pending |= ICSK_ACK_SCHED;
+            kfree_skb_reason(skb, DropReason::TcpZerowindow);
             return;
         }
         let cut = tp.rcv_nxt.wrapping_sub(seq);
@@ -1159,6 +1166,7 @@ fn tcp_data_queue<C: TcpContext>(
                 if !tp.dead {
                     ctx.sk_wake(tp.id, SkEvent::DataReady);
                 }
+                kfree_skb_reason(skb, DropReason::ProtoMem);
                 return;
             }
         }
@@ -1193,11 +1201,13 @@ fn tcp_data_queue<C: TcpContext>(
         tcp_dsack_set(ctx, tp, seq, seg.end_seq);
         tcp_enter_quickack_mode(tp, MAX_QUICKACKS);
         tp.ack.pending |= ICSK_ACK_SCHED;
+        kfree_skb_reason(skb, DropReason::TcpOldData);
         return;
     }
     if !before(seq, tp.rcv_nxt.wrapping_add(tcp_receive_window(tp))) {
         tcp_enter_quickack_mode(tp, MAX_QUICKACKS);
         tp.ack.pending |= ICSK_ACK_SCHED;
+        kfree_skb_reason(skb, DropReason::TcpOverwindow);
         return;
     }
     tcp_data_queue_ofo(ctx, tp, seq, skb, fin);
@@ -1424,10 +1434,12 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
         _ => {}
     }
     tcp_parse_ts(tp, seg);
-    if !tcp_validate_incoming(stack, ctx, tp, seg) {
+    if let Err(reason) = tcp_validate_incoming(stack, ctx, tp, seg) {
+        kfree_skb_reason(skb, reason);
         return false;
     }
     if !seg.has(TcpFlags::ACK) {
+        kfree_skb_reason(skb, DropReason::TcpFlags);
         return false;
     }
     let flag = FLAG_UPDATE_TS_RECENT
@@ -1437,11 +1449,9 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
             0
         };
     let res = tcp_ack(stack, ctx, tp, seg, flag);
-    if res == AckResult::Drop {
-        if tp.state == TcpState::SynRecv {
-            return true;
-        }
-        return false;
+    if let AckResult::Drop(reason) = res {
+        kfree_skb_reason(skb, reason);
+        return tp.state == TcpState::SynRecv;
     }
     match tp.state {
         TcpState::SynRecv => {

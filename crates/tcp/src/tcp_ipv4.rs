@@ -16,7 +16,7 @@
 
 use core::net::Ipv4Addr;
 
-use netcore::{Errno, IpSummed, LinuxMib, SkBuff, TcpMib};
+use netcore::{DropReason, Errno, IpSummed, LinuxMib, SkBuff, TcpMib, kfree_skb_reason};
 use wire::{Ipv4Packet, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
 
 use crate::context::{SkEvent, TcpContext};
@@ -44,23 +44,26 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
             .map(|ip| (ip.src_addr(), ip.dst_addr()))
     }) else {
         ctx.mibs().inc(cpu, TcpMib::InErrs);
+        kfree_skb_reason(skb, DropReason::PktTooSmall);
         return;
     };
-    let seg = {
+    let (seg, hlen) = {
         let Ok(p) = TcpPacket::new_checked(skb.data()) else {
             ctx.mibs().inc(cpu, TcpMib::InErrs);
+            kfree_skb_reason(skb, DropReason::PktTooSmall);
             return;
         };
         if !matches!(skb.ip_summed, IpSummed::Unnecessary) && !p.verify_checksum(saddr, daddr) {
             ctx.mibs().inc(cpu, TcpMib::InCsumErrors);
             ctx.mibs().inc(cpu, TcpMib::InErrs);
+            kfree_skb_reason(skb, DropReason::TcpCsum);
             return;
         }
         ctx.mibs().inc(cpu, TcpMib::InSegs);
         let flags = p.flags();
         let len = p.payload().len() as u32;
         let seq = p.seq_number();
-        TcpSeg {
+        let seg = TcpSeg {
             saddr,
             daddr,
             sport: p.src_port(),
@@ -75,9 +78,9 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
             window: p.window(),
             opts: TcpOptions::parse(p.options()).unwrap_or_default(),
             len,
-        }
+        };
+        (seg, p.header_len())
     };
-    let hlen = TcpPacket::new_checked(skb.data()).map_or(20, |p| p.header_len());
     if skb.pull(hlen).is_err() {
         ctx.mibs().inc(cpu, TcpMib::InErrs);
         return;
@@ -104,12 +107,14 @@ fn tcp_v4_rcv_seg<C: TcpContext>(
         Some(EhashEntry::Sock(id)) => {
             let Some(sk) = stack.get(id) else {
                 tcp_v4_send_reset(ctx, seg);
+                kfree_skb_reason(skb, DropReason::NoSocket);
                 return;
             };
             let mut tp = sk.lock();
             if tp.state == TcpState::Close {
                 drop(tp);
                 tcp_v4_send_reset(ctx, seg);
+                kfree_skb_reason(skb, DropReason::TcpClose);
                 return;
             }
             if tcp_rcv_state_process(stack, ctx, &mut tp, seg, skb) {
@@ -137,12 +142,14 @@ fn tcp_v4_rcv_seg<C: TcpContext>(
             let listener = stack.hashinfo.lock().lookup_listener(seg.daddr, seg.dport);
             let Some(sk) = listener.and_then(|id| stack.get(id)) else {
                 tcp_v4_send_reset(ctx, seg);
+                kfree_skb_reason(skb, DropReason::NoSocket);
                 return;
             };
             let mut lp = sk.lock();
             if lp.state != TcpState::Listen {
                 drop(lp);
                 tcp_v4_send_reset(ctx, seg);
+                kfree_skb_reason(skb, DropReason::NoSocket);
                 return;
             }
             if tcp_listen_rcv(stack, ctx, &mut lp, seg, skb, isn) {

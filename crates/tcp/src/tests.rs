@@ -1164,3 +1164,38 @@ fn send_buffer_full_then_write_space() {
     let mut buf = vec![0u8; 200_000];
     assert_eq!(net.recv(1, &s, &mut buf), Ok(n));
 }
+
+#[test]
+fn loopback_sized_mtu_transfer() {
+    let mut net = Net::new(2);
+    net.logging = false;
+    for h in &mut net.hosts {
+        h.ctx.mtu = 65536;
+    }
+    let (c, s) = net.connect_pair(80);
+    let info = net.hosts[0].stack.tcp_info(&net.hosts[0].ctx, &c);
+    // tcp_bound_to_half_wnd(): no more than half the peer's largest window
+    // (65484, the 64 KiB of space rounded to its MSS).
+    assert_eq!(info.snd_mss, 65484 / 2);
+    assert_eq!(info.advmss, 65496);
+    let data = pattern(1 << 20, 4);
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 17];
+    let ok = net.run_until(Duration::from_secs(60), |n| {
+        if sent < data.len()
+            && let Ok(k) = n.send(0, &c, &data[sent..])
+        {
+            sent += k;
+        }
+        while let Ok(k) = n.recv(1, &s, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        got.len() == data.len()
+    });
+    assert!(ok, "got {}", got.len());
+    assert_eq!(fnv(&got), fnv(&data));
+}
