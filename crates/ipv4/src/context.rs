@@ -10,7 +10,7 @@
 //!   CPU 0 ctx ──┐                      Ipv4Net (Arc, one per host)
 //!   CPU 1 ctx ──┼── ipv4() ──▶  netns (RwLock: devices, FIB)   arp_tbl (Mutex)
 //!   …           │               frags (Mutex)  icmp limits (Mutex)
-//!               │               inet_protos[256] (RwLock)  ip_idents (atomics)
+//!               │               inet_protos[256] (write-once cells)  ip_idents (atomics)
 //!               └── softnet_data(), nf_hooks(), TimerContext<Ipv4Timer>
 //! ```
 //!
@@ -22,7 +22,8 @@ use core::fmt;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use netcore::{
     Errno, HZ, Instant, NetDeviceFlags, NetMibs, PagePool, SkBuff, Sysctl, TimerContext,
@@ -153,6 +154,100 @@ impl fmt::Debug for Ipv4Dev {
             .field("dev_addr", &self.dev_addr)
             .field("loopback", &self.loopback)
             .finish_non_exhaustive()
+    }
+}
+
+/// The 256-slot protocol table, readable without a lock.
+///
+/// Mirrors `inet_protos[MAX_INET_PROTOS]`, an array of RCU pointers that
+/// `inet_add_protocol()` fills with `cmpxchg()`. Without RCU, each slot's
+/// first registration goes into a write-once cell that readers reach with
+/// one atomic load; a registration after a removal (rare: Linux modules do
+/// it on reload) goes to a locked overflow table. `state` says which is
+/// current: 0 none, 1 the first, 2 the overflow.
+pub(crate) struct InetProtos<C: ?Sized> {
+    first: Box<[OnceLock<Arc<dyn NetProtocol<C>>>]>,
+    state: Box<[AtomicU8]>,
+    later: RwLock<Vec<Option<Arc<dyn NetProtocol<C>>>>>,
+    update: Mutex<()>,
+}
+
+/// A protocol handler borrowed from [`InetProtos`].
+pub(crate) enum ProtoRef<'a, C: ?Sized> {
+    /// The slot's first registration.
+    First(&'a Arc<dyn NetProtocol<C>>),
+    /// A later one, taken from the overflow table with a reference count.
+    Later(Arc<dyn NetProtocol<C>>),
+}
+
+impl<C: ?Sized> ProtoRef<'_, C> {
+    /// The handler.
+    pub(crate) fn get(&self) -> &Arc<dyn NetProtocol<C>> {
+        match self {
+            ProtoRef::First(p) => p,
+            ProtoRef::Later(p) => p,
+        }
+    }
+}
+
+const PROTO_NONE: u8 = 0;
+const PROTO_FIRST: u8 = 1;
+const PROTO_LATER: u8 = 2;
+
+impl<C: ?Sized> InetProtos<C> {
+    fn new() -> InetProtos<C> {
+        InetProtos {
+            first: (0..256).map(|_| OnceLock::new()).collect(),
+            state: (0..256).map(|_| AtomicU8::new(PROTO_NONE)).collect(),
+            later: RwLock::new(vec![None; 256]),
+            update: Mutex::new(()),
+        }
+    }
+
+    #[inline]
+    fn get(&self, protocol: u8) -> Option<ProtoRef<'_, C>> {
+        let i = usize::from(protocol);
+        // Acquire: pairs with the Release in add(); the handler written
+        // before is visible.
+        match self.state[i].load(Ordering::Acquire) {
+            PROTO_FIRST => self.first[i].get().map(ProtoRef::First),
+            PROTO_LATER => self.later.read_recursive()[i].clone().map(ProtoRef::Later),
+            _ => None,
+        }
+    }
+
+    fn add(&self, prot: Arc<dyn NetProtocol<C>>, protocol: u8) -> Result<(), Errno> {
+        let _u = self.update.lock();
+        let i = usize::from(protocol);
+        if self.state[i].load(Ordering::Relaxed) != PROTO_NONE {
+            return Err(Errno::Busy);
+        }
+        match self.first[i].set(prot) {
+            Ok(()) => self.state[i].store(PROTO_FIRST, Ordering::Release),
+            Err(prot) => {
+                self.later.write()[i] = Some(prot);
+                self.state[i].store(PROTO_LATER, Ordering::Release);
+            }
+        }
+        Ok(())
+    }
+
+    fn del(&self, prot: &Arc<dyn NetProtocol<C>>, protocol: u8) -> Result<(), Errno> {
+        let _u = self.update.lock();
+        let i = usize::from(protocol);
+        let current = match self.state[i].load(Ordering::Relaxed) {
+            PROTO_FIRST => self.first[i].get().is_some_and(|p| Arc::ptr_eq(p, prot)),
+            PROTO_LATER => self.later.read()[i]
+                .as_ref()
+                .is_some_and(|p| Arc::ptr_eq(p, prot)),
+            _ => false,
+        };
+        if !current {
+            return Err(Errno::NoEnt);
+        }
+        self.state[i].store(PROTO_NONE, Ordering::Release);
+        self.later.write()[i] = None;
+        Ok(())
     }
 }
 
@@ -317,7 +412,7 @@ pub struct Ipv4Net<C: ?Sized> {
     arp_tbl: Mutex<NeighTable>,
     frags: Mutex<Ipv4Frags>,
     icmp_limit: Mutex<IcmpRateLimit>,
-    inet_protos: RwLock<Vec<Option<Arc<dyn NetProtocol<C>>>>>,
+    inet_protos: InetProtos<C>,
     idents: IpIdents,
     inet_addr_lst: InetAddrLst,
     rt_genid: AtomicU64,
@@ -373,7 +468,7 @@ impl<C: ?Sized> Ipv4Net<C> {
             arp_tbl: Mutex::new(NeighTable::new(parms, mix64(seed ^ 1), now)),
             frags: Mutex::new(Ipv4Frags::new(&sysctl)),
             icmp_limit: Mutex::new(IcmpRateLimit::new(mix64(seed ^ 2))),
-            inet_protos: RwLock::new(vec![None; 256]),
+            inet_protos: InetProtos::new(),
             idents: IpIdents::new(seed),
             inet_addr_lst: InetAddrLst::new(),
             rt_genid: AtomicU64::new(1),
@@ -543,16 +638,12 @@ impl<C: ?Sized> Ipv4Net<C> {
         prot: Arc<dyn NetProtocol<C>>,
         protocol: u8,
     ) -> Result<(), Errno> {
-        let mut protos = self.inet_protos.write();
-        let slot = &mut protos[usize::from(protocol)];
-        if slot.is_some() {
-            return Err(Errno::Busy);
-        }
-        *slot = Some(prot);
-        Ok(())
+        self.inet_protos.add(prot, protocol)
     }
 
-    /// Removes `prot` from IP protocol `protocol`.
+    /// Removes `prot` from IP protocol `protocol`. A packet already in the
+    /// handler finishes there (Linux waits for that with
+    /// `synchronize_net()`; here the table keeps the handler alive).
     ///
     /// Mirrors `inet_del_protocol()`. Errors: [`Errno::NoEnt`] when `prot`
     /// is not the registered handler.
@@ -561,30 +652,20 @@ impl<C: ?Sized> Ipv4Net<C> {
         prot: &Arc<dyn NetProtocol<C>>,
         protocol: u8,
     ) -> Result<(), Errno> {
-        let mut protos = self.inet_protos.write();
-        let slot = &mut protos[usize::from(protocol)];
-        match slot {
-            Some(p) if Arc::ptr_eq(p, prot) => {
-                *slot = None;
-                Ok(())
-            }
-            _ => Err(Errno::NoEnt),
-        }
+        self.inet_protos.del(prot, protocol)
     }
 
     /// The handler of IP protocol `protocol` (`inet_protos[protocol]`).
     pub fn inet_protocol(&self, protocol: u8) -> Option<Arc<dyn NetProtocol<C>>> {
-        self.inet_protos.read_recursive()[usize::from(protocol)].clone()
+        self.inet_protos.get(protocol).map(|r| Arc::clone(r.get()))
     }
 
-    /// The protocol table, read-locked recursively (a handler may look up
-    /// protocols itself while its caller holds the table); handlers run
-    /// under it without a reference count and must not register or remove
-    /// protocols.
-    pub(crate) fn inet_protos_read(
-        &self,
-    ) -> parking_lot::RwLockReadGuard<'_, Vec<Option<Arc<dyn NetProtocol<C>>>>> {
-        self.inet_protos.read_recursive()
+    /// The handler of `protocol`, borrowed for the length of one call, with
+    /// no lock or reference count when it is the slot's first registration
+    /// (the common case: transports register once at boot).
+    #[inline]
+    pub(crate) fn inet_protocol_ref(&self, protocol: u8) -> Option<ProtoRef<'_, C>> {
+        self.inet_protos.get(protocol)
     }
 
     /// Reserves `segs` IP ids for datagrams from `saddr` to `daddr` of
@@ -608,6 +689,42 @@ impl<C: ?Sized> Ipv4Net<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Named(&'static str);
+    impl NetProtocol<()> for Named {
+        fn handler(
+            &self,
+            _skb: SkBuff,
+            _ctx: &mut (),
+        ) -> Result<(), (SkBuff, crate::protocol::IcmpError)> {
+            Ok(())
+        }
+        fn name(&self) -> &str {
+            self.0
+        }
+    }
+
+    #[test]
+    fn protocol_slots_register_once_remove_and_register_again() {
+        let t: InetProtos<()> = InetProtos::new();
+        let udp: Arc<dyn NetProtocol<()>> = Arc::new(Named("udp"));
+        let other: Arc<dyn NetProtocol<()>> = Arc::new(Named("other"));
+        assert!(t.get(17).is_none());
+        t.add(Arc::clone(&udp), 17).unwrap();
+        assert_eq!(t.add(Arc::clone(&other), 17), Err(Errno::Busy));
+        assert!(matches!(t.get(17), Some(ProtoRef::First(_))));
+        assert_eq!(t.get(17).unwrap().get().name(), "udp");
+        assert_eq!(t.del(&other, 17), Err(Errno::NoEnt));
+        t.del(&udp, 17).unwrap();
+        assert!(t.get(17).is_none());
+        // A second registration lives in the locked overflow table.
+        t.add(Arc::clone(&other), 17).unwrap();
+        assert!(matches!(t.get(17), Some(ProtoRef::Later(_))));
+        assert_eq!(t.get(17).unwrap().get().name(), "other");
+        t.del(&other, 17).unwrap();
+        assert!(t.get(17).is_none());
+        assert_eq!(t.del(&other, 17), Err(Errno::NoEnt));
+    }
 
     #[test]
     fn idents_count_up_per_destination_and_jump_with_time() {

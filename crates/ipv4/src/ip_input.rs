@@ -431,10 +431,9 @@ fn ip_local_deliver_finish<C: Ipv4Context>(
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return NetRx::Drop;
     }
-    let protos = net.inet_protos_read();
-    if let Some(prot) = &protos[usize::from(protocol)] {
-        let r = prot.handler(skb, ctx);
-        drop(protos);
+    if let Some(prot) = net.inet_protocol_ref(protocol) {
+        let r = prot.get().handler(skb, ctx);
+        drop(prot);
         net.mibs().inc(cpu, IpMib::InDelivers);
         if let Err((mut skb, error)) = r {
             let reason = if error == IcmpError::PORT_UNREACH {
@@ -452,7 +451,6 @@ fn ip_local_deliver_finish<C: Ipv4Context>(
         }
         return NetRx::Success;
     }
-    drop(protos);
     net.mibs().inc(cpu, IpMib::InUnknownProtos);
     if skb.push(ihl).is_ok() {
         let _ = icmp_send_net(net, ctx, &skb, IcmpError::PROT_UNREACH);
