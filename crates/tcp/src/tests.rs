@@ -1199,3 +1199,102 @@ fn loopback_sized_mtu_transfer() {
     assert!(ok, "got {}", got.len());
     assert_eq!(fnv(&got), fnv(&data));
 }
+
+#[test]
+fn random_segments_never_panic_or_leak() {
+    for seed in 1..=4u64 {
+        let mut net = Net::with_seed(2, seed);
+        net.logging = false;
+        let (c, s) = net.connect_pair(80);
+        let l = net.listen(1, 81, 4);
+        let cl = c.local_addr();
+        let mut r = crate::SplitMix64::new(seed * 977);
+        // Learn the sequence numbers in play from a real exchange.
+        net.logging = true;
+        net.send(0, &c, b"x").unwrap();
+        net.run_for_ms(5);
+        let seg = net
+            .from(0)
+            .into_iter()
+            .find(|x| x.len() == 1)
+            .cloned()
+            .unwrap();
+        net.logging = false;
+        let (seq0, ack0) = (seg.tcp.seq.wrapping_add(1), seg.tcp.ack);
+        for i in 0..3000u32 {
+            let flags = TcpFlags::from_bits_truncate(r.next_u64() as u16 & 0x1ff);
+            let near = |r: &mut crate::SplitMix64, base: u32| match r.below(4) {
+                0 => r.next_u64() as u32,
+                _ => base.wrapping_add(r.below(200_000)).wrapping_sub(100_000),
+            };
+            let mut options = TcpOptions::default();
+            if r.below(3) == 0 {
+                options.timestamp = Some((r.next_u64() as u32, r.next_u64() as u32));
+            }
+            if r.below(4) == 0 {
+                for _ in 0..r.below(3) + 1 {
+                    let a = near(&mut r, ack0);
+                    let _ = options.sack_blocks.push(wire::TcpSackBlock {
+                        start_seq: a,
+                        end_seq: a.wrapping_add(r.below(5000)),
+                    });
+                }
+            }
+            if r.below(5) == 0 {
+                options.mss = Some(r.below(70_000) as u16);
+                options.wscale = Some(r.below(20) as u8);
+                options.sack_ok = r.below(2) == 0;
+            }
+            let len = if r.below(2) == 0 {
+                r.below(1500) as usize
+            } else {
+                0
+            };
+            let dport = [80u16, 81, 82][r.below(3) as usize];
+            let sport = if r.below(4) == 0 {
+                r.below(65535) as u16
+            } else {
+                cl.port()
+            };
+            let repr = TcpRepr {
+                src_port: sport,
+                dst_port: dport,
+                seq: near(&mut r, seq0),
+                ack: near(&mut r, ack0),
+                flags,
+                window: r.next_u64() as u16,
+                urgent: 0,
+                options,
+                payload_len: len,
+            };
+            let payload = vec![(i % 251) as u8; len];
+            if repr.header_len() <= 60 {
+                net.inject(*cl.ip(), 1, &repr, &payload);
+            }
+            if i % 50 == 0 {
+                net.run_for_ms(3);
+                let mut buf = [0u8; 4096];
+                while matches!(net.recv(1, &s, &mut buf), Ok(n) if n > 0) {}
+                while net.accept(1, &l).is_ok() {}
+            }
+        }
+        net.run_for_ms(100);
+        assert!(net.mib(1, TcpMib::InSegs) > 3000);
+        assert!(
+            net.mib(1, TcpMib::OutRsts) > 100,
+            "segments for no socket are reset"
+        );
+        // Everything closes; after TIME-WAIT no buffer is left anywhere.
+        net.close(0, &c);
+        net.close(1, &s);
+        net.close(1, &l);
+        net.run_for_ms(300_000);
+        for h in &net.hosts {
+            assert_eq!(h.stack.socket_count(), 0, "seed {seed}");
+            assert_eq!(h.stack.time_wait_count(), 0, "seed {seed}");
+        }
+        let pool = crate::TcpContext::page_pool(&net.hosts[0].ctx).clone();
+        drop(net);
+        assert_eq!(pool.stats().inflight(), 0, "seed {seed}: leaked buffers");
+    }
+}
