@@ -1232,7 +1232,7 @@ fn random_segments_never_panic_or_leak() {
                 options.timestamp = Some((r.next_u64() as u32, r.next_u64() as u32));
             }
             if r.below(4) == 0 {
-                for _ in 0..r.below(3) + 1 {
+                for _ in 0..=r.below(3) {
                     let a = near(&mut r, ack0);
                     let _ = options.sack_blocks.push(wire::TcpSackBlock {
                         start_seq: a,
