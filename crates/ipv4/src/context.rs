@@ -418,6 +418,12 @@ pub struct Ipv4Net<C: ?Sized> {
     rt_genid: AtomicU64,
 }
 
+// The host shares one `Ipv4Net` between its CPU threads.
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Ipv4Net<()>>();
+};
+
 impl<C: ?Sized> fmt::Debug for Ipv4Net<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ipv4Net")
