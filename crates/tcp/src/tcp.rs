@@ -590,7 +590,8 @@ impl TcpStack {
             seq = seq.wrapping_add(n as u32);
         }
         if copied == 0 {
-            if buf.is_empty() {
+            // SOCK_DONE (the FIN arrived) first, then a pending error.
+            if buf.is_empty() || tp.rcv_fin {
                 return Ok(0);
             }
             if let Some(e) = tp.sk_err.take() {
@@ -948,6 +949,26 @@ impl TcpStack {
         mask
     }
 
+    /// Bytes queued for reading. Mirrors `ioctl(SIOCINQ)` (`tcp_inq()`);
+    /// `EINVAL` on a listener.
+    pub fn ioctl_inq(&self, sk: &TcpSocket) -> Result<u32, Errno> {
+        let tp = sk.lock();
+        if tp.state == TcpState::Listen {
+            return Err(Errno::Inval);
+        }
+        Ok(tp.rcv_queued_bytes())
+    }
+
+    /// Bytes not yet acknowledged by the peer. Mirrors
+    /// `ioctl(SIOCOUTQ)` (`write_seq - snd_una`); `EINVAL` on a listener.
+    pub fn ioctl_outq(&self, sk: &TcpSocket) -> Result<u32, Errno> {
+        let tp = sk.lock();
+        if tp.state == TcpState::Listen {
+            return Err(Errno::Inval);
+        }
+        Ok(tp.write_seq.wrapping_sub(tp.snd_una))
+    }
+
     /// The connection's `struct tcp_info`. Mirrors `tcp_get_info()`.
     pub fn tcp_info<C: TcpContext>(&self, ctx: &C, sk: &TcpSocket) -> crate::TcpInfo {
         let tp = sk.lock();
@@ -1156,6 +1177,10 @@ pub(crate) fn inet_csk_destroy_sock<C: TcpContext>(
     ctx: &mut C,
     tp: &mut TcpSock,
 ) {
+    if tp.bound {
+        // A socket closed before it connected still holds its port.
+        unhash(stack, tp);
+    }
     inet_csk_clear_xmit_timers(ctx, tp.id);
     tcp_write_queue_purge(tp);
     tcp_purge_receive_queue(tp);

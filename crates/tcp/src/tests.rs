@@ -1298,3 +1298,76 @@ fn random_segments_never_panic_or_leak() {
         assert_eq!(pool.stats().inflight(), 0, "seed {seed}: leaked buffers");
     }
 }
+
+#[test]
+fn orphan_fin_wait2_times_out_then_resets() {
+    let (mut net, c, s) = pair();
+    let t0 = net.now();
+    net.close(0, &c);
+    net.run_for_ms(10);
+    assert_eq!(net.hosts[0].stack.ss(net.now())[0].state, "FIN-WAIT-2");
+    // The peer never closes: tcp_fin_timeout (60 s) later the mini socket
+    // is gone and the port free.
+    net.run_until_time(t0 + Duration::from_millis(59_000));
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+    net.run_until_time(t0 + Duration::from_millis(61_000));
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 0);
+    assert!(net.hosts[0].stack.ss(net.now()).is_empty());
+    // Data from the peer now meets no socket: RST.
+    net.log.clear();
+    net.send(1, &s, b"late").unwrap();
+    net.run_for_ms(5);
+    assert!(net.from(0).iter().any(|x| x.tcp.flags.contains(RST)));
+    assert_eq!(s.state(), TcpState::Close);
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        net.recv(1, &s, &mut buf),
+        Ok(0),
+        "the FIN came before the RST"
+    );
+}
+
+#[test]
+fn ioctl_queues_and_tcp_info() {
+    let (mut net, c, s) = pair();
+    net.send(0, &c, &[9u8; 3000]).unwrap();
+    assert_eq!(net.hosts[0].stack.ioctl_outq(&c), Ok(3000));
+    net.run_for_ms(50);
+    assert_eq!(net.hosts[0].stack.ioctl_outq(&c), Ok(0));
+    assert_eq!(net.hosts[1].stack.ioctl_inq(&s), Ok(3000));
+    let h = &net.hosts[1];
+    let i = h.stack.tcp_info(&h.ctx, &s);
+    assert_eq!(i.state, TcpState::Established as u8);
+    assert_eq!(i.bytes_received, 3000);
+    assert_eq!(i.data_segs_in, 3);
+    assert_eq!(i.rcv_mss, 1448);
+    assert_eq!(i.last_data_recv, 49);
+    let h = &net.hosts[0];
+    let i = h.stack.tcp_info(&h.ctx, &c);
+    assert_eq!(i.bytes_acked, 3001);
+    assert_eq!(i.data_segs_out, 3);
+    assert_eq!(i.unacked, 0);
+    assert!(i.rto >= 200_000 && i.rto < 210_000, "{}", i.rto);
+    assert_eq!(i.snd_ssthresh, crate::TCP_INFINITE_SSTHRESH);
+    // A closed, unconnected socket frees its bound port.
+    let a = net.socket(0);
+    let h = &mut net.hosts[0];
+    h.stack
+        .bind(
+            &mut h.ctx,
+            &a,
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 4242),
+        )
+        .unwrap();
+    h.stack.close(&mut h.ctx, &a);
+    let b = net.socket(0);
+    let h = &mut net.hosts[0];
+    assert_eq!(
+        h.stack.bind(
+            &mut h.ctx,
+            &b,
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 4242)
+        ),
+        Ok(())
+    );
+}
