@@ -218,11 +218,11 @@ fn icmp_echo<C: Ipv4Context>(
         consume_skb(skb);
         return true;
     }
-    let Some(off) = skb.network_offset() else {
+    let Some(off) = skb.network_offset().filter(|&o| o <= 0) else {
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return false;
     };
-    if skb.push(off.unsigned_abs()).is_err() {
+    if skb.push(off.unsigned_abs()).is_err() || skb.len() < 20 {
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return false;
     }
