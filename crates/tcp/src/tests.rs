@@ -1308,9 +1308,9 @@ fn orphan_fin_wait2_times_out_then_resets() {
     assert_eq!(net.hosts[0].stack.ss(net.now())[0].state, "FIN-WAIT-2");
     // The peer never closes: tcp_fin_timeout (60 s) later the mini socket
     // is gone and the port free.
-    net.run_until_time(t0 + Duration::from_millis(59_000));
+    net.run_until_time(t0 + Duration::from_secs(59));
     assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
-    net.run_until_time(t0 + Duration::from_millis(61_000));
+    net.run_until_time(t0 + Duration::from_secs(61));
     assert_eq!(net.hosts[0].stack.time_wait_count(), 0);
     assert!(net.hosts[0].stack.ss(net.now()).is_empty());
     // Data from the peer now meets no socket: RST.
