@@ -6,6 +6,7 @@
 //! of the workspace, printed as one table).
 
 mod bench;
+mod fuzz;
 mod steps;
 mod test_all;
 
@@ -15,12 +16,17 @@ use std::process::ExitCode;
 const COMMANDS: &[(&str, &str)] = &[
     (
         "test-all",
-        "fmt, clippy, the test suite, doc tests, loom models and Miri; one line per step, then `N passed, N failed` \
-         [--require-root-tests] [--no-loom] [--no-miri]",
+        "fmt, clippy, the test suite, doc tests, loom models, Miri and bounded fuzzing; one line per step, then `N passed, N failed` \
+         [--require-root-tests] [--no-loom] [--no-miri] [--no-fuzz]",
     ),
     (
         "bench",
         "run every benchmark and print one table of figures [--json FILE] [CRATE...]",
+    ),
+    (
+        "fuzz",
+        "run the cargo-fuzz targets of fuzz/ (default: all, 20 s each); fails on a crash \
+         [TARGET...] [--seconds N]",
     ),
 ];
 
@@ -41,6 +47,7 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "test-all" => test_all::run(rest),
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::run(rest),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(true)

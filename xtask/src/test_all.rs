@@ -5,7 +5,9 @@
 //! tests, the loom models of every crate that has them (built with
 //! `--cfg loom` into a target directory of their own, so the main build is
 //! not invalidated), and Miri over the crates that contain `unsafe` when a
-//! nightly toolchain with Miri can be had. Each step prints one summary line;
+//! nightly toolchain with Miri can be had, then every fuzz target for
+//! [`FUZZ_SECONDS`] seconds when cargo-fuzz is installed (`.ci/run`
+//! installs it). Each step prints one summary line;
 //! the last line is `N passed, N failed, N skipped`, counting tests (fmt and
 //! clippy count as one check each). The exit status is non-zero when
 //! anything failed.
@@ -24,6 +26,9 @@ use crate::steps::{self, Counts, Output};
 /// that do no foreign calls.
 const MIRI_CRATES: &[&str] = &["dma-ring"];
 
+/// Seconds each fuzz target runs in the `fuzz` step.
+const FUZZ_SECONDS: u64 = 10;
+
 enum Outcome {
     /// The step ran; `Some` counts when it ran tests.
     Ran { ok: bool, counts: Option<Counts> },
@@ -35,6 +40,7 @@ struct Options {
     require_root_tests: bool,
     loom: bool,
     miri: bool,
+    fuzz: bool,
 }
 
 pub fn run(args: &[String]) -> Result<bool, String> {
@@ -42,12 +48,14 @@ pub fn run(args: &[String]) -> Result<bool, String> {
         require_root_tests: false,
         loom: true,
         miri: true,
+        fuzz: true,
     };
     for a in args {
         match a.as_str() {
             "--require-root-tests" => opts.require_root_tests = true,
             "--no-loom" => opts.loom = false,
             "--no-miri" => opts.miri = false,
+            "--no-fuzz" => opts.fuzz = false,
             other => return Err(format!("test-all: unknown option `{other}`")),
         }
     }
@@ -220,6 +228,44 @@ pub fn run(args: &[String]) -> Result<bool, String> {
         }
     } else {
         record("miri", Outcome::Skipped("--no-miri given".into()), 0.0);
+    }
+
+    // 7. Fuzzing, bounded: the stable build without a sanitizer, the same
+    // on every machine (a fresh CI machine has no nightly toolchain).
+    if !opts.fuzz {
+        record("fuzz", Outcome::Skipped("--no-fuzz given".into()), 0.0);
+    } else if !crate::fuzz::cargo_fuzz_installed() {
+        record(
+            "fuzz",
+            Outcome::Skipped(
+                "cargo-fuzz is not installed (`cargo install cargo-fuzz --locked`; .ci/run does it)"
+                    .into(),
+            ),
+            0.0,
+        );
+    } else {
+        let runs = crate::fuzz::run_bounded(
+            crate::fuzz::TARGETS,
+            FUZZ_SECONDS,
+            crate::fuzz::Toolchain::StableNoSanitizer,
+        );
+        let secs = runs.iter().map(|r| r.secs).sum();
+        for r in &runs {
+            println!("xtask: {}", r.line);
+        }
+        let counts = steps::Counts {
+            passed: runs.iter().filter(|r| r.ok).count() as u64,
+            failed: runs.iter().filter(|r| !r.ok).count() as u64,
+            skipped: 0,
+        };
+        record(
+            "fuzz",
+            Outcome::Ran {
+                ok: counts.failed == 0,
+                counts: Some(counts),
+            },
+            secs,
+        );
     }
 
     println!();
