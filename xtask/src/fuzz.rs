@@ -1,4 +1,4 @@
-//! `cargo xtask fuzz [TARGET...] [--seconds N]`: runs the cargo-fuzz
+//! `cargo xtask fuzz [TARGET...] [--seconds N] [--no-sanitizer]`: runs the cargo-fuzz
 //! targets of `fuzz/` for a bounded time each.
 //!
 //! Installs cargo-fuzz when it is absent (`cargo install cargo-fuzz
@@ -11,6 +11,8 @@
 //! `fuzz/corpus/TARGET` (git-ignored, kept between runs), seeded from
 //! `fuzz/seeds/TARGET`. One line per target; the command fails on a crash
 //! and names the input libFuzzer saved.
+//!
+//! `--no-sanitizer` forces the stable build, the one test-all uses.
 //!
 //! `cargo xtask test-all` runs the same targets for a few seconds each
 //! through [`run_bounded`], without installing anything.
@@ -72,6 +74,7 @@ pub struct TargetRun {
 pub fn run(args: &[String]) -> Result<bool, String> {
     let mut seconds = DEFAULT_SECONDS;
     let mut targets: Vec<&'static str> = Vec::new();
+    let mut no_sanitizer = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -83,6 +86,7 @@ pub fn run(args: &[String]) -> Result<bool, String> {
                     format!("fuzz: --seconds `{v}`: accepts a positive integer of seconds")
                 })?;
             }
+            "--no-sanitizer" => no_sanitizer = true,
             other if other.starts_with('-') => {
                 return Err(format!("fuzz: unknown option `{other}`"));
             }
@@ -115,7 +119,11 @@ pub fn run(args: &[String]) -> Result<bool, String> {
             ));
         }
     }
-    let toolchain = Toolchain::detect();
+    let toolchain = if no_sanitizer {
+        Toolchain::StableNoSanitizer
+    } else {
+        Toolchain::detect()
+    };
     println!(
         "xtask: fuzzing {} target(s) for {seconds}s each ({})",
         targets.len(),

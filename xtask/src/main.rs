@@ -26,7 +26,7 @@ const COMMANDS: &[(&str, &str)] = &[
     (
         "fuzz",
         "run the cargo-fuzz targets of fuzz/ (default: all, 20 s each); fails on a crash \
-         [TARGET...] [--seconds N]",
+         [TARGET...] [--seconds N] [--no-sanitizer]",
     ),
 ];
 
