@@ -214,3 +214,81 @@ proptest! {
         prop_assert!(n.clock.now() >= netcore::Instant::from_secs(60));
     }
 }
+
+/// Cuts a protocol-253 datagram carrying `payload` into fragments at the
+/// given 8-byte-aligned cut points.
+fn fragments(payload: &[u8], cuts: &[usize], id: u16) -> Vec<Vec<u8>> {
+    let mut bounds: Vec<usize> = cuts
+        .iter()
+        .map(|c| (c % payload.len().max(1)) & !7)
+        .filter(|&c| c > 0)
+        .collect();
+    bounds.push(0);
+    bounds.push((payload.len() / 2) & !7); // at least two fragments
+    bounds.push(payload.len());
+    bounds.sort_unstable();
+    bounds.dedup();
+    bounds
+        .windows(2)
+        .map(|w| {
+            let (off, end) = (w[0], w[1]);
+            let mut d = vec![0u8; 20];
+            d[0] = 0x45;
+            d[2..4].copy_from_slice(&((20 + end - off) as u16).to_be_bytes());
+            d[4..6].copy_from_slice(&id.to_be_bytes());
+            let mut fo = (off / 8) as u16;
+            if end < payload.len() {
+                fo |= wire::IP_MF;
+            }
+            d[6..8].copy_from_slice(&fo.to_be_bytes());
+            d[8] = 64;
+            d[9] = 253;
+            d[12..16].copy_from_slice(&[198, 18, 0, 2]);
+            d[16..20].copy_from_slice(&[198, 18, 0, 1]);
+            d.extend_from_slice(&payload[off..end]);
+            refill(&mut d);
+            d
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_order_with_duplicates_reassembles_the_payload_only_when_complete(
+        payload in prop::collection::vec(any::<u8>(), 16..3000),
+        cuts in prop::collection::vec(any::<usize>(), 0..6),
+        order in prop::collection::vec(any::<prop::sample::Index>(), 1..24),
+    ) {
+        let mut h = host();
+        let rec = std::sync::Arc::new(crate::testutil::RecordingProtocol::default());
+        let p: std::sync::Arc<dyn crate::NetProtocol<crate::testutil::Ipv4TestCtx>> = rec.clone();
+        h.ipv4.inet_add_protocol(p, 253).unwrap();
+        let frags = fragments(&payload, &cuts, 77);
+        let me = h.port(2).addr.0;
+        // Every fragment once, in a shuffled order, plus duplicates.
+        let mut seq: Vec<usize> = order.iter().map(|i| i.index(frags.len())).collect();
+        seq.extend(0..frags.len());
+        let mut seen = vec![false; frags.len()];
+        let mut delivered_at = None;
+        for (n, i) in seq.iter().enumerate() {
+            let _ = h.receive(2, &frame_to(me, 0x0800, &frags[*i]));
+            seen[*i] = true;
+            if delivered_at.is_none() && !rec.delivered.lock().is_empty() {
+                delivered_at = Some(n);
+                prop_assert!(seen.iter().all(|&s| s), "delivered before every fragment came");
+            }
+        }
+        let got = rec.delivered.lock();
+        prop_assert!(!got.is_empty());
+        prop_assert_eq!(&got[0], &payload);
+        prop_assert_eq!(h.mib(IpMib::ReasmOKs) as usize, got.len());
+        drop(got);
+        // Leftover queues (duplicates after completion) expire; nothing leaks.
+        let clock = h.clock.clone();
+        let _ = clock.set(clock.now() + netcore::Duration::from_secs(31));
+        h.run_until_idle();
+        prop_assert_eq!(h.ipv4.with_frags(crate::Ipv4Frags::nr_queues), 0);
+    }
+}
