@@ -1,11 +1,11 @@
 //! `packetdrill`: runs packetdrill scripts and prints the report.
 //!
 //! Usage: `packetdrill [-D NAME=value]... PATH...` where each PATH is a
-//! `.pkt` file or a directory searched for them. Today only the front half
-//! exists: each script is parsed, its options checked and its init command
-//! turned into settings. A script with a syntax error is a FAIL, one with an
-//! unsupported construct a SKIP naming it, and one that parses is a SKIP
-//! until the executor that drives the stack is added — never a PASS.
+//! `.pkt` file or a directory searched for them. Each script is parsed, its
+//! options checked, its init command turned into settings, and then run
+//! against a fresh TCP stack in virtual time (`packetdrill::run_script`).
+//! A script with a syntax error or a mismatch is a FAIL, one that uses
+//! something the runner does not support a SKIP naming it — never a PASS.
 //! The exit status is 1 when any script failed, 2 on a usage error.
 
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use integration_tests::packetdrill::{
-    Config, InitSettings, Outcome, Report, parse_script, read_defaults,
+    Config, InitSettings, Outcome, Report, parse_script, read_defaults, run_script,
 };
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -42,19 +42,18 @@ fn run_one(path: &Path, defines: &BTreeMap<String, String>) -> Outcome {
         Ok(s) => s,
         Err(e) => return Outcome::from_parse_error(&e),
     };
-    if let Err((line, e)) = Config::from_script_options(&script.options) {
-        return Outcome::Skip(format!("line {line}: {e}"));
-    }
+    let config = match Config::from_script_options(&script.options) {
+        Ok(c) => c,
+        Err((line, e)) => return Outcome::Skip(format!("line {line}: {e}")),
+    };
+    let mut settings = InitSettings::default();
     if let Some(init) = &script.init {
         let dir = path.parent().unwrap_or(Path::new("."));
-        if let Err(e) = InitSettings::default().apply(&init.steps, &mut |p| read_defaults(dir, p)) {
+        if let Err(e) = settings.apply(&init.steps, &mut |p| read_defaults(dir, p)) {
             return Outcome::Skip(format!("line {}: {e}", init.line));
         }
     }
-    Outcome::Skip(format!(
-        "parsed ({} events); the executor is not built yet",
-        script.events.len()
-    ))
+    run_script(&script, &config, &settings)
 }
 
 fn main() -> ExitCode {

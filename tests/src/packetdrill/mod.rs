@@ -12,7 +12,7 @@
 //!                                   │           │ options ─▶ Config
 //!                                   │           │ `init`  ─▶ ShellStep ─▶ InitSettings
 //!                                   │           │ %{ }%   ─▶ python::Program
-//!  executor (elsewhere):  events ─▶ timing::schedule ─▶ inject / sniff
+//!  executor (exec.rs):    events ─▶ timing::schedule ─▶ inject / sniff
 //!                         sniffed bytes ─▶ ActualPacket ─▶ to_script_space (SeqMap, TsMap)
 //!                                        ─▶ match_outbound(ExpectedPacket) ─▶ Mismatch
 //!                         end of run ─▶ python::Env::run per block ─▶ Outcome ─▶ Report
@@ -42,6 +42,8 @@
 
 mod ast;
 mod config;
+mod exec;
+mod exec_ctx;
 mod lexer;
 mod matcher;
 mod parser;
@@ -58,6 +60,7 @@ pub use ast::{
     format_tcp_flags,
 };
 pub use config::{Config, ConfigError, IpVersion};
+pub use exec::run_script;
 pub use lexer::{LexError, Token, TokenKind, tokenize};
 pub use matcher::{
     ActualPacket, ActualTcpOption, CaptureError, ExpectedPacket, Field, Mismatch, match_outbound,
