@@ -301,9 +301,10 @@ impl InetHashinfo {
                 };
                 let usable = match self.bhash.get(&p) {
                     None => true,
+                    // Only connect()-ed owners (TIME-WAIT ones included):
+                    // the port is shared if this 4-tuple is free.
                     Some(owners) => {
-                        owners.iter().all(|o| o.by_connect && !o.time_wait)
-                            && !self.ehash.contains_key(&t)
+                        owners.iter().all(|o| o.by_connect) && !self.ehash.contains_key(&t)
                     }
                 };
                 if usable {
@@ -397,6 +398,20 @@ mod tests {
         h.bind(SockId(9), A, 32772, false, r, 0).unwrap();
         let p4 = h.hash_connect(SockId(4), A, B, 80, r, 0, 0).unwrap();
         assert_eq!(p4, 32774);
+        // A TIME-WAIT 4-tuple blocks its own port for that peer only.
+        h.table_perturb[0] = 0;
+        h.rebind_time_wait(SockId(1), SockId(50), 32768);
+        let t = FourTuple {
+            laddr: A,
+            lport: 32768,
+            raddr: B,
+            rport: 80,
+        };
+        h.ehash.insert(t, EhashEntry::TimeWait(SockId(50)));
+        let p5 = h.hash_connect(SockId(5), A, B, 80, r, 0, 0).unwrap();
+        assert_ne!(p5, 32768);
+        h.table_perturb[0] = 0;
+        assert_eq!(h.hash_connect(SockId(6), A, B, 82, r, 0, 0), Ok(32768));
         // A tiny range runs out, then tries the other parity.
         let mut h = InetHashinfo::new();
         let r = (1000, 1001);

@@ -81,7 +81,7 @@ pub mod testutil;
 pub use context::{SkEvent, TcpContext, TcpRoute};
 pub use inet_diag::{SsEntry, TcpInfo};
 pub use inet_hashtables::{EhashEntry, FourTuple, InetHashinfo};
-pub use protocol::{TcpProtocol, tcp_icmp_decode};
+pub use protocol::{TcpProtocol, tcp_icmp_decode, tcp_ip_queue_xmit, tcp_ip_route_output};
 pub use secure_seq::{
     SiphashKey, SplitMix64, TcpSecrets, secure_ipv4_port_ephemeral, secure_tcp_seq,
     secure_tcp_ts_off, siphash,

@@ -4,12 +4,16 @@
 //! with `.handler = tcp_v4_rcv` and `.err_handler = tcp_v4_err`,
 //! registered by `inet_init()` through `inet_add_protocol()`.
 
+use core::net::Ipv4Addr;
 use std::sync::Arc;
 
-use ipv4::{IcmpErrInfo, IcmpError, NetProtocol};
+use ipv4::{
+    Flowi4, IcmpErrInfo, IcmpError, InetSock, Ipv4Context, NetProtocol, ip_build_and_send_pkt,
+    ip_route_output_key,
+};
 use netcore::{Errno, SkBuff};
 
-use crate::context::TcpContext;
+use crate::context::{TcpContext, TcpRoute};
 use crate::tcp::TcpStack;
 use crate::tcp_ipv4::{TcpIcmpError, tcp_v4_err, tcp_v4_rcv};
 
@@ -56,6 +60,60 @@ pub fn tcp_icmp_decode(info: &IcmpErrInfo<'_>) -> Option<(u16, u16, u32, TcpIcmp
         _ => TcpIcmpError::Other,
     };
     Some((sport, dport, seq, err))
+}
+
+/// `IPPROTO_TCP`.
+const IPPROTO_TCP: u8 = 6;
+
+/// The route lookup of [`TcpContext::ip_route_output`] for a host whose
+/// context is an [`Ipv4Context`]: the source address the route picks and
+/// the output device's MTU.
+///
+/// Mirrors `ip_route_connect()` (`ip_route_output_key()` with
+/// `flowi4_proto = IPPROTO_TCP`). Errors: those of the route lookup
+/// (`EHOSTUNREACH`, `ENETUNREACH`).
+pub fn tcp_ip_route_output<C: Ipv4Context>(
+    ctx: &C,
+    daddr: Ipv4Addr,
+    saddr: Option<Ipv4Addr>,
+) -> Result<TcpRoute, Errno> {
+    let mut fl4 = Flowi4 {
+        daddr,
+        saddr: saddr.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        oif: 0,
+        proto: IPPROTO_TCP,
+        tos: 0,
+        mark: 0,
+    };
+    let rt = ip_route_output_key(ctx, &mut fl4)?;
+    Ok(TcpRoute {
+        saddr: fl4.saddr,
+        mtu: rt.mtu,
+    })
+}
+
+/// The transmit of [`TcpContext::ip_queue_xmit`] for a host whose context
+/// is an [`Ipv4Context`]: a TCP segment from `saddr` to `daddr` through
+/// `ip_build_and_send_pkt()` (route, IP header with DF, LOCAL_OUT,
+/// `ip_output`). Consumes `skb`.
+///
+/// Mirrors `ip_queue_xmit()` as `tcp_transmit_skb()` calls it.
+///
+/// # Deviations from Linux
+///
+/// The route is looked up per segment (no `sk_dst_cache` kept in the TCP
+/// socket yet).
+pub fn tcp_ip_queue_xmit<C: Ipv4Context>(
+    ctx: &mut C,
+    skb: SkBuff,
+    saddr: Ipv4Addr,
+    daddr: Ipv4Addr,
+) -> Result<(), Errno> {
+    let sysctl = Arc::clone(ctx.ipv4().sysctl());
+    let mut sk = InetSock::new(IPPROTO_TCP, &sysctl);
+    sk.saddr = saddr;
+    sk.daddr = daddr;
+    ip_build_and_send_pkt(ctx, skb, &mut sk, saddr, daddr).map(|_| ())
 }
 
 impl<C: TcpContext> NetProtocol<C> for TcpProtocol {
