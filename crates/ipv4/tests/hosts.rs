@@ -706,3 +706,59 @@ fn local_out_and_forward_hooks_drop_with_their_errno_and_counters() {
     assert_eq!(r.mib(IpMib::ForwDatagrams), 2, "only the first exchange");
     assert_eq!(n.hosts[2].mib(IpMib::InReceives), 1);
 }
+
+/// An Ethernet frame from B to A carrying an ICMP message of `icmp_type`,
+/// `code` and 4-byte `rest` that quotes a protocol-253 datagram A sent.
+fn icmp_to_a(n: &TestNetwork, icmp_type: u8, code: u8, rest: [u8; 4]) -> Vec<u8> {
+    let mut quoted = vec![0x45, 0, 0, 36, 0, 1, 0x40, 0, 64, 253, 0, 0];
+    quoted.extend_from_slice(&[198, 18, 0, 1, 198, 18, 0, 2]);
+    let c = wire::ip_fast_csum(&quoted);
+    quoted[10..12].copy_from_slice(&c.to_be_bytes());
+    quoted.extend_from_slice(&[0xaa; 16]);
+    let mut icmp = vec![icmp_type, code, 0, 0];
+    icmp.extend_from_slice(&rest);
+    icmp.extend_from_slice(&quoted);
+    let c = wire::ip_compute_csum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut ip = vec![0x45, 0xc0, 0, 0, 0, 9, 0, 0, 64, 1, 0, 0];
+    ip[2..4].copy_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&[198, 18, 0, 2, 198, 18, 0, 1]);
+    let c = wire::ip_fast_csum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut f = n.hosts[0].port(2).addr.0.to_vec();
+    f.extend_from_slice(&n.hosts[1].port(2).addr.0);
+    f.extend_from_slice(&[8, 0]);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&icmp);
+    f
+}
+
+#[test]
+fn icmp_errors_reach_the_quoted_protocols_err_handler_with_their_info() {
+    let mut n = pair();
+    let rec = recorder(&n.hosts[0], false);
+    let pp = icmp_to_a(&n, 12, 0, [20, 0, 0, 0]);
+    let fneed = icmp_to_a(&n, 3, 4, [0, 0, 0x05, 0x78]);
+    let bad_code = icmp_to_a(&n, 3, 16, [0; 4]);
+    let a = &mut n.hosts[0];
+    for f in [&pp, &fneed, &bad_code] {
+        let _ = a.receive(2, f);
+    }
+    let errs = rec.errors.lock();
+    let got: Vec<(u8, u8, u32)> = errs.iter().map(|e| (e.0, e.1, e.2)).collect();
+    assert_eq!(
+        got,
+        [(12, 0, 20), (3, 4, 1400)],
+        "unknown codes are ignored"
+    );
+    assert_eq!(&errs[0].3[..2], &[0x45, 0]);
+    assert_eq!(errs[0].3.len(), 36);
+    assert_eq!(a.icmpmsg(IcmpMsgDir::In, 12), 1);
+    assert_eq!(a.icmpmsg(IcmpMsgDir::In, 3), 2);
+    assert_eq!(a.mib(IcmpMib::InErrors), 0);
+    // With ip_no_pmtu_disc=1 the MTU is not passed on.
+    a.sysctl.set_int(Sysctl::IP_NO_PMTU_DISC, 1).unwrap();
+    drop(errs);
+    let _ = a.receive(2, &fneed);
+    assert_eq!(rec.errors.lock()[2].2, 0);
+}
