@@ -56,6 +56,17 @@ const WAIT_LIMIT_USECS: Usecs = 600_000_000;
 /// The first remote port the harness uses for connections to a listener.
 const REMOTE_PORT_BASE: u16 = 48_000;
 
+/// Sysctls of `defaults.sh` that the stack does not have and that cannot
+/// change a run: `tcp_fack` no longer exists in Linux 6.18 either (the
+/// write fails there too), `tcp_ecn_option` only shapes the AccECN option,
+/// which is never negotiated while `tcp_ecn` is 0, and `tcp_fastopen_key`
+/// only keys TFO cookies, whose option lines make a script SKIP.
+const INERT_SYSCTLS: [&str; 3] = [
+    "net.ipv4.tcp_fack",
+    "net.ipv4.tcp_ecn_option",
+    "net.ipv4.tcp_fastopen_key",
+];
+
 /// Why a run stopped early.
 enum Stop {
     Fail(String),
@@ -155,7 +166,10 @@ impl Executor {
         let mtu = init.mtus.values().next().copied().unwrap_or(config.mtu);
         let ctx = PdCtx::new(local, remote, mtu, pool);
         for (k, v) in &init.sysctls {
-            if let Err(e) = ctx.sysctl_ref().set(k, v) {
+            if INERT_SYSCTLS.contains(&k.as_str()) {
+                continue;
+            }
+            if let Err(e) = ctx.sysctl_ref().set(k, &decimal(v)) {
                 return Err(Stop::Skip(format!("unsupported: sysctl {k}={v}: {e}")));
             }
         }
@@ -233,7 +247,7 @@ impl Executor {
                 for step in &sh.steps {
                     match step {
                         ShellStep::Sysctl { key, value, .. } => {
-                            if let Err(e) = self.ctx.sysctl_ref().set(key, value) {
+                            if let Err(e) = self.ctx.sysctl_ref().set(key, &decimal(value)) {
                                 return skip(ev.line, format!("sysctl {key}={value}: {e}"));
                             }
                         }
@@ -983,6 +997,15 @@ impl PdCtx {
     fn sysctl_ref(&self) -> &netcore::Sysctl {
         tcp::TcpContext::sysctl(self)
     }
+}
+
+/// `v` with a hex integer (`0x70403`) written in decimal: Linux's
+/// `proc_dointvec()` parses with base 0, `netcore::Sysctl` in base 10.
+fn decimal(v: &str) -> String {
+    v.trim()
+        .strip_prefix("0x")
+        .and_then(|h| i64::from_str_radix(h, 16).ok())
+        .map_or_else(|| v.to_string(), |n| n.to_string())
 }
 
 /// Compares a call's result with the script's: value, and errno for -1.
