@@ -908,8 +908,21 @@ fn integrity_under_loss_reordering_duplication() {
 
 #[test]
 fn idle_connection_footprint() {
-    let (net, c, s) = pair();
-    let _ = net;
+    let (mut net, c, s) = pair();
+    // Traffic both ways, all read: the queues are released afterwards.
+    let (a, b) = (pattern(100_000, 1), pattern(50_000, 2));
+    let mut sent = [0usize; 2];
+    let mut buf = vec![0u8; 200_000];
+    let mut got = [0usize; 2];
+    net.run_until(Duration::from_secs(10), |n| {
+        sent[0] += n.send(0, &c, &a[sent[0]..]).unwrap_or(0);
+        sent[1] += n.send(1, &s, &b[sent[1]..]).unwrap_or(0);
+        got[1] += n.recv(1, &s, &mut buf).unwrap_or(0);
+        got[0] += n.recv(0, &c, &mut buf).unwrap_or(0);
+        got == [50_000, 100_000]
+    });
+    assert_eq!(got, [50_000, 100_000]);
+    net.run_for_ms(1000);
     for sk in [&c, &s] {
         let f = sk.footprint();
         assert!(f <= 1000, "idle socket holds {f} bytes");
