@@ -437,22 +437,25 @@ fn tcp_check_req<C: TcpContext>(
     if !seg.has(TcpFlags::ACK) {
         return false;
     }
-    match tcp_v4_syn_recv_sock(stack, ctx, lp, seg, &req, skb) {
-        Some(()) => {
-            if let Some(l) = lp.listen.as_mut() {
-                l.syn_queue.remove(&t);
-                l.req_index.remove(&req.id);
-            }
-            ctx.cancel_timer(TcpTimer::SynAck {
-                listener: lp.id,
-                req: req.id,
-            });
+    let created = tcp_v4_syn_recv_sock(stack, ctx, lp, seg, &req, skb).is_some();
+    let abort = !created && ctx.sysctl().get_int(Sysctl::TCP_ABORT_ON_OVERFLOW) != 0;
+    if created || abort {
+        // The request is done: a child took its place, or (listen_overflow
+        // with tcp_abort_on_overflow) it is reset.
+        if let Some(l) = lp.listen.as_mut() {
+            l.syn_queue.remove(&t);
+            l.req_index.remove(&req.id);
         }
-        None => {
-            if let Some(r) = lp.listen.as_mut().and_then(|l| l.syn_queue.get_mut(&t)) {
-                r.acked = true;
-            }
+        ctx.cancel_timer(TcpTimer::SynAck {
+            listener: lp.id,
+            req: req.id,
+        });
+        if abort {
+            ctx.mibs().inc(cpu, LinuxMib::EmbryonicRsts);
+            return true;
         }
+    } else if let Some(r) = lp.listen.as_mut().and_then(|l| l.syn_queue.get_mut(&t)) {
+        r.acked = true;
     }
     false
 }

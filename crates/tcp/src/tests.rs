@@ -1390,3 +1390,53 @@ fn ioctl_queues_and_tcp_info() {
         Ok(())
     );
 }
+
+#[test]
+fn synack_retries_then_request_dropped_and_abort_on_overflow() {
+    let mut net = Net::new(2);
+    let l = net.listen(1, 80, 16);
+    // The client's answers never arrive.
+    net.set_drop_filter(|s| s.is(ACK));
+    let c = net.socket(0);
+    let _ = net.connect(0, &c, 1, 80);
+    net.run_for_ms(100_000);
+    let synacks: Vec<_> = net
+        .log
+        .iter()
+        .filter(|s| s.is(SYN | ACK))
+        .map(|s| s.at.as_millis())
+        .collect();
+    // tcp_synack_retries = 5: 1, 2, 4, 8, 16 s apart.
+    assert_eq!(synacks, [1, 1001, 3001, 7001, 15001, 31001]);
+    assert_eq!(net.mib(1, LinuxMib::TcpSynRetrans), 5);
+    assert!(net.accept(1, &l).is_err());
+    // The request is gone: the late ACK finds no request and gets a RST.
+    net.clear_drop_filter();
+    net.log.clear();
+    net.send(0, &c, b"late").unwrap();
+    net.run_for_ms(5);
+    assert!(net.from(1).iter().any(|x| x.tcp.flags.contains(RST)));
+
+    // tcp_abort_on_overflow = 1: an ACK that finds the accept queue full
+    // is answered with a RST.
+    let mut net = Net::new(2);
+    crate::TcpContext::sysctl(&net.hosts[1].ctx)
+        .set("net.ipv4.tcp_abort_on_overflow", "1")
+        .unwrap();
+    let _l = net.listen(1, 80, 2);
+    for _ in 0..2 {
+        let a = net.socket(0);
+        let _ = net.connect(0, &a, 1, 80);
+        net.run_for_ms(10);
+    }
+    // Two more at once: both SYNs fit, the second ACK overflows.
+    let b = net.socket(0);
+    let _ = net.connect(0, &b, 1, 80);
+    let d = net.socket(0);
+    let _ = net.connect(0, &d, 1, 80);
+    net.run_for_ms(10);
+    assert_eq!(net.mib(1, LinuxMib::EmbryonicRsts), 1);
+    assert_eq!(net.mib(1, LinuxMib::ListenOverflows), 1);
+    assert_eq!(b.state(), TcpState::Established);
+    assert_eq!(d.state(), TcpState::Close);
+}
