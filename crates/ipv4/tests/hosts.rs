@@ -762,3 +762,25 @@ fn icmp_errors_reach_the_quoted_protocols_err_handler_with_their_info() {
     let _ = a.receive(2, &fneed);
     assert_eq!(rec.errors.lock()[2].2, 0);
 }
+
+#[test]
+fn ip_ids_follow_ip_select_ident_segs() {
+    let mut n = pair();
+    n.hosts[0].ping(ip("198.18.0.2"), 1, 1, 8).unwrap();
+    n.run_until_idle();
+    let a = &mut n.hosts[0];
+    // Unconnected with DF (IP_PMTUDISC_WANT and it fits): id 0.
+    send(a, ip("198.18.0.2"), 10, |_| {}).unwrap();
+    // Without DF: the per-destination counter, consecutive within a jiffy.
+    send(a, ip("198.18.0.2"), 10, |sk| sk.pmtudisc = IpPmtudisc::Dont).unwrap();
+    send(a, ip("198.18.0.2"), 10, |sk| sk.pmtudisc = IpPmtudisc::Dont).unwrap();
+    n.run_until_idle();
+    let frames = ipv4_frames(&n, 0);
+    let last3: Vec<(u16, bool)> = frames[frames.len() - 3..]
+        .iter()
+        .map(|f| (u16::from_be_bytes([f[4], f[5]]), f[6] & 0x40 != 0))
+        .collect();
+    assert_eq!(last3[0], (0, true));
+    assert!(!last3[1].1 && !last3[2].1);
+    assert_eq!(last3[2].0, last3[1].0.wrapping_add(1));
+}
