@@ -7,6 +7,7 @@
 
 mod bench;
 mod fuzz;
+mod packetdrill;
 mod steps;
 mod test_all;
 
@@ -22,6 +23,10 @@ const COMMANDS: &[(&str, &str)] = &[
     (
         "bench",
         "run every benchmark and print one table of figures [--json FILE] [CRATE...]",
+    ),
+    (
+        "packetdrill",
+        "run packetdrill scripts against the stack (default: ../shared core set); `N passed, N failed, N skipped` [PATH...]",
     ),
     (
         "fuzz",
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "test-all" => test_all::run(rest),
         "bench" => bench::run(rest),
+        "packetdrill" => packetdrill::run(rest),
         "fuzz" => fuzz::run(rest),
         "help" | "-h" | "--help" => {
             print!("{}", usage());

@@ -268,6 +268,42 @@ pub fn run(args: &[String]) -> Result<bool, String> {
         );
     }
 
+    // 8. packetdrill: the conformance corpus; only a script of
+    // tests/packetdrill/expected-pass.list that stops passing fails the step.
+    let start = std::time::Instant::now();
+    match crate::packetdrill::step() {
+        Ok((regressions, c)) => {
+            println!(
+                "xtask: packetdrill corpus: {} passed, {} failed, {} skipped; {regressions} of expected-pass.list not passing",
+                c.passed, c.failed, c.skipped
+            );
+            record(
+                "packetdrill",
+                Outcome::Ran {
+                    ok: regressions == 0,
+                    counts: Some(steps::Counts {
+                        passed: c.passed,
+                        failed: regressions,
+                        skipped: c.skipped + c.failed - regressions.min(c.failed),
+                    }),
+                },
+                start.elapsed().as_secs_f64(),
+            );
+        }
+        Err(why) if ci => {
+            println!("xtask: packetdrill: {why} (CI=true requires the corpus)");
+            record(
+                "packetdrill",
+                Outcome::Ran {
+                    ok: false,
+                    counts: None,
+                },
+                0.0,
+            );
+        }
+        Err(why) => record("packetdrill", Outcome::Skipped(why), 0.0),
+    }
+
     println!();
     for line in &summary {
         println!("{line}");
