@@ -599,6 +599,9 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
         .unwrap_or_else(|| Box::new(crate::tcp_cong::Reno));
     let mut tp = TcpSock::new(stack.alloc_id(), lp.sndbuf, lp.rcvbuf, ca);
     tp.opts = lp.opts;
+    // inet_csk_clone_lock() copies sk_userlocks: the child keeps the
+    // listener's port until it is freed.
+    tp.bind_port_locked = true;
     tp.saddr = req.t.laddr;
     tp.sport = req.t.lport;
     tp.daddr = req.t.raddr;

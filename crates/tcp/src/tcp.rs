@@ -367,6 +367,7 @@ impl TcpStack {
         tp.saddr = *addr.ip();
         tp.sport = port;
         tp.bound = true;
+        tp.bind_port_locked = addr.port() != 0;
         tp.bind_addr_locked = !addr.ip().is_unspecified();
         Ok(())
     }
@@ -446,7 +447,11 @@ impl TcpStack {
         let id = tp.id;
         {
             let mut h = self.hashinfo.lock();
-            if tp.sport == 0 {
+            if tp.bound {
+                // bind() chose the port: only the 4-tuple must be free.
+                let t = four_tuple(&tp);
+                h.ehash_insert(t, EhashEntry::Sock(id))?;
+            } else {
                 let off = secure_ipv4_port_ephemeral(&self.secrets, tp.saddr, tp.daddr, tp.dport);
                 let rand8 = ctx.prandom_u32();
                 let port = h.hash_connect(
@@ -460,9 +465,6 @@ impl TcpStack {
                 )?;
                 tp.sport = port;
                 tp.bound = true;
-            } else {
-                let t = four_tuple(&tp);
-                h.ehash_insert(t, EhashEntry::Sock(id))?;
             }
         }
         let now = ctx.now();
@@ -1111,6 +1113,10 @@ pub(crate) fn tcp_set_state<C: TcpContext>(
 
 /// Removes the socket from the tables and releases its port. Mirrors
 /// `inet_unhash()` + `inet_put_port()`.
+///
+/// A port the user chose with `bind()` stays bound until the socket is
+/// freed (`SOCK_BINDPORT_LOCK`); an automatic one is released and the local
+/// socket leaves the bind table, so a later `connect()` picks a new port.
 fn unhash(stack: &TcpStack, tp: &mut TcpSock) {
     let mut h = stack.hashinfo.lock();
     if tp.state == TcpState::Listen {
@@ -1119,7 +1125,8 @@ fn unhash(stack: &TcpStack, tp: &mut TcpSock) {
         let t = four_tuple(tp);
         h.ehash_remove(&t, EhashEntry::Sock(tp.id));
     }
-    if tp.bound {
+    if tp.bound && !tp.bind_port_locked {
+        // inet_put_port() clears inet_num; inet_sport stays for a last RST.
         h.unbind(tp.id, tp.sport);
         tp.bound = false;
     }
@@ -1178,8 +1185,9 @@ pub(crate) fn inet_csk_destroy_sock<C: TcpContext>(
     tp: &mut TcpSock,
 ) {
     if tp.bound {
-        // A socket closed before it connected still holds its port.
-        unhash(stack, tp);
+        // inet_put_port(): the port is released with the socket.
+        stack.hashinfo.lock().unbind(tp.id, tp.sport);
+        tp.bound = false;
     }
     inet_csk_clear_xmit_timers(ctx, tp.id);
     tcp_write_queue_purge(tp);

@@ -296,6 +296,8 @@ pub(crate) struct TcpSock {
     pub bound: bool,
     /// The address was set by `bind()` (`SOCK_BINDADDR_LOCK`).
     pub bind_addr_locked: bool,
+    /// The port was chosen by the user (`SOCK_BINDPORT_LOCK`).
+    pub bind_port_locked: bool,
     // sock
     pub sk_err: Option<Errno>,
     pub sk_err_soft: Option<Errno>,
@@ -410,6 +412,7 @@ impl TcpSock {
             dport: 0,
             bound: false,
             bind_addr_locked: false,
+            bind_port_locked: false,
             sk_err: None,
             sk_err_soft: None,
             shutdown: 0,

@@ -1440,3 +1440,35 @@ fn synack_retries_then_request_dropped_and_abort_on_overflow() {
     assert_eq!(b.state(), TcpState::Established);
     assert_eq!(d.state(), TcpState::Close);
 }
+
+#[test]
+fn reconnect_after_refusal_picks_a_new_port() {
+    let mut net = Net::new(2);
+    let c = net.socket(0);
+    let _ = net.connect(0, &c, 1, 80);
+    net.run_for_ms(5);
+    assert_eq!(c.state(), TcpState::Close);
+    let first = net.log[0].tcp.src_port;
+    let _l = net.listen(1, 80, 8);
+    assert_eq!(net.connect(0, &c, 1, 80), Err(Errno::InProgress));
+    net.run_for_ms(5);
+    assert_eq!(c.state(), TcpState::Established);
+    let second = net
+        .log
+        .iter()
+        .rev()
+        .find(|s| s.is(SYN))
+        .unwrap()
+        .tcp
+        .src_port;
+    assert!((32768..=60999).contains(&second));
+    assert_eq!(
+        net.hosts[0]
+            .stack
+            .hashinfo
+            .lock()
+            .bhash
+            .contains_key(&first),
+        first == second
+    );
+}
