@@ -765,9 +765,12 @@ pub(crate) fn tcp_retransmit_skb<C: TcpContext>(
         tp.retrans_out += 1;
     }
     seg.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
+    // retrans_stamp is the first (original) send time of the segment, so
+    // the give-up time counts from it (tcp_skb_timestamp_ts()).
+    let first_sent = seg.sent_at.unwrap_or(now);
     seg.sent_at = Some(now);
     if tp.retrans_stamp.is_none() {
-        tp.retrans_stamp = Some(now);
+        tp.retrans_stamp = Some(first_sent);
     }
     if tp.undo_marker.is_some() {
         tp.undo_retrans += 1;
