@@ -39,8 +39,8 @@ use crate::tcp_cong::CongestionRegistry;
 use crate::tcp_minisocks::InetTimewaitSock;
 use crate::tcp_output::{
     TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, tcp_connect, tcp_current_mss,
-    tcp_push_pending_frames, tcp_queue_data, tcp_receive_window, tcp_select_window_raw,
-    tcp_send_ack, tcp_send_active_reset, tcp_send_fin, tp_nonagle,
+    tcp_push_pending_frames, tcp_queue_chunk, tcp_receive_window, tcp_select_window_raw,
+    tcp_send_ack, tcp_send_active_reset, tcp_send_fin, tcp_write_xmit, tp_nonagle,
 };
 use crate::tcp_sock::{
     ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK,
@@ -529,13 +529,39 @@ impl TcpStack {
             .max_buf_size()
             .saturating_sub(crate::tcp_sock::MAX_TCP_HEADER);
         let size_goal = usize::from(tcp_current_mss(&tp)).min(max_payload).max(1);
-        let copied = tcp_queue_data(ctx, &mut tp, data, size_goal)?;
-        if copied < data.len() {
+        // The copy loop of tcp_sendmsg_locked(): a full skb is pushed at
+        // once when more than half the peer's largest window was written
+        // since the last push (forced_push(), marked PSH), or sent alone
+        // when it is the send head (tcp_push_one()).
+        let mut copied = 0;
+        let mut out_of_space = false;
+        while copied < data.len() {
+            let Some((n, full)) =
+                tcp_queue_chunk(ctx, &mut tp, &data[copied..], size_goal, copied == 0)?
+            else {
+                out_of_space = true;
+                break;
+            };
+            copied += n;
+            if copied == data.len() || !full {
+                continue;
+            }
+            if forced_push(&tp) {
+                tcp_mark_push(&mut tp);
+                tcp_push_pending_frames(ctx, &mut tp, TCP_NAGLE_PUSH);
+            } else if tp.write_queue.len() == tp.packets_out as usize + 1 {
+                tcp_write_xmit(ctx, &mut tp, TCP_NAGLE_PUSH, true);
+            }
+        }
+        if out_of_space {
+            // wait_for_space: SOCK_NOSPACE, and what was copied is pushed.
             tp.nospace = true;
-            if let Some(since) = tp.sndbuf_limited_since.as_ref() {
-                let _ = since;
-            } else {
+            if tp.sndbuf_limited_since.is_none() {
                 tp.sndbuf_limited_since = Some(ctx.now());
+            }
+            if copied > 0 {
+                tcp_mark_push(&mut tp);
+                tcp_push_pending_frames(ctx, &mut tp, TCP_NAGLE_PUSH);
             }
         } else if let Some(since) = tp.sndbuf_limited_since.take() {
             tp.sndbuf_limited += ctx.now().saturating_duration_since(since);
@@ -544,8 +570,7 @@ impl TcpStack {
             return Err(Errno::Again);
         }
         // tcp_push(): mark PSH unless MSG_MORE, or when forced.
-        let forced = after(tp.write_seq, tp.pushed_seq.wrapping_add(tp.max_window >> 1));
-        if !flags.contains(MsgFlags::MORE) || forced {
+        if !flags.contains(MsgFlags::MORE) || forced_push(&tp) {
             tcp_mark_push(&mut tp);
         }
         let nonagle = if flags.contains(MsgFlags::MORE) {
@@ -1021,6 +1046,12 @@ pub(crate) fn four_tuple(tp: &TcpSock) -> FourTuple {
         raddr: tp.daddr,
         rport: tp.dport,
     }
+}
+
+/// More than half the peer's largest window was written since the last
+/// push. Mirrors `forced_push()`.
+fn forced_push(tp: &TcpSock) -> bool {
+    after(tp.write_seq, tp.pushed_seq.wrapping_add(tp.max_window >> 1))
 }
 
 /// Marks the unsent tail segment PSH. Mirrors `tcp_mark_push()`.

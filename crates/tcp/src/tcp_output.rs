@@ -406,56 +406,60 @@ pub(crate) fn tcp_send_delayed_ack<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock)
     ctx.arm_timer(TcpTimer::DelAck(tp.id), timeout);
 }
 
-/// Appends `len` bytes of data to the write queue from `data`, filling the
-/// unsent tail segment up to `size_goal` first. Returns the bytes queued.
+/// Copies the front of `data` into the write queue: into the unsent tail
+/// skb while it is below `size_goal`, else into a new skb. Returns the
+/// bytes copied and whether that skb is now full, or `None` when a new skb
+/// is needed but the send buffer is full (`wait_for_space`).
 ///
-/// The copy half of `tcp_sendmsg_locked()`: `tcp_write_queue_tail()` with
-/// room, else `tcp_stream_alloc_skb()` + `skb_copy_to_page_nocache()`.
-pub(crate) fn tcp_queue_data<C: TcpContext>(
+/// One step of the copy loop of `tcp_sendmsg_locked()`
+/// (`tcp_write_queue_tail()` with room, else `tcp_stream_alloc_skb()` +
+/// `tcp_skb_entail()`). On the first copy of a write into an existing tail
+/// skb its PSH is cleared, as Linux does, to be set again when the write
+/// ends.
+pub(crate) fn tcp_queue_chunk<C: TcpContext>(
     ctx: &C,
     tp: &mut TcpSock,
     data: &[u8],
     size_goal: usize,
-) -> Result<usize, Errno> {
-    let mut copied = 0;
-    while copied < data.len() {
+    first_copy: bool,
+) -> Result<Option<(usize, bool)>, Errno> {
+    let unsent_tail = tp.write_queue.len() > tp.packets_out as usize;
+    let can_append = unsent_tail
+        && tp.write_queue.back().is_some_and(|t| {
+            (t.len() as usize) < size_goal && !t.flags.intersects(TcpFlags::FIN | TcpFlags::SYN)
+        });
+    if !can_append {
         if !tp.sk_stream_memory_free() {
-            break;
+            return Ok(None);
         }
-        let unsent_tail = tp.write_queue.len() > tp.packets_out as usize;
-        let can_append = unsent_tail
-            && tp.write_queue.back().is_some_and(|t| {
-                (t.len() as usize) < size_goal && !t.flags.intersects(TcpFlags::FIN | TcpFlags::SYN)
-            });
-        if !can_append {
-            let mut skb = SkBuff::alloc(ctx.page_pool(), MAX_TCP_HEADER + size_goal)
-                .map_err(|_| Errno::NoBufs)?;
-            skb.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
-            let seq = tp.write_seq;
-            tp.wmem_queued += TCP_SKB_OVERHEAD;
-            tp.write_queue.push_back(TxSkb {
-                skb,
-                seq,
-                end_seq: seq,
-                flags: TcpFlags::ACK,
-                sacked: 0,
-                sent_at: None,
-            });
-        }
-        let Some(tail) = tp.write_queue.back_mut() else {
-            break;
-        };
-        let room = size_goal - tail.len() as usize;
-        let n = room.min(data.len() - copied);
-        tail.skb
-            .put_data(&data[copied..copied + n])
+        let mut skb = SkBuff::alloc(ctx.page_pool(), MAX_TCP_HEADER + size_goal)
             .map_err(|_| Errno::NoBufs)?;
-        tail.end_seq = tail.end_seq.wrapping_add(n as u32);
-        tp.write_seq = tp.write_seq.wrapping_add(n as u32);
-        tp.wmem_queued += n as u32;
-        copied += n;
+        skb.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
+        let seq = tp.write_seq;
+        tp.wmem_queued += TCP_SKB_OVERHEAD;
+        tp.write_queue.push_back(TxSkb {
+            skb,
+            seq,
+            end_seq: seq,
+            flags: TcpFlags::ACK,
+            sacked: 0,
+            sent_at: None,
+        });
     }
-    Ok(copied)
+    let Some(tail) = tp.write_queue.back_mut() else {
+        return Ok(None);
+    };
+    if first_copy {
+        tail.flags.remove(TcpFlags::PSH);
+    }
+    let room = size_goal.saturating_sub(tail.len() as usize);
+    let n = room.min(data.len());
+    tail.skb.put_data(&data[..n]).map_err(|_| Errno::NoBufs)?;
+    tail.end_seq = tail.end_seq.wrapping_add(n as u32);
+    let full = tail.len() as usize >= size_goal;
+    tp.write_seq = tp.write_seq.wrapping_add(n as u32);
+    tp.wmem_queued += n as u32;
+    Ok(Some((n, full)))
 }
 
 /// The Nagle test for the send head. Mirrors `tcp_nagle_test()` with

@@ -1472,3 +1472,36 @@ fn reconnect_after_refusal_picks_a_new_port() {
         first == second
     );
 }
+
+#[test]
+fn psh_on_forced_push_and_at_the_end_of_a_write() {
+    let (mut net, c, s) = pair();
+    net.setsockopt(0, &c, SockOpt::SndBuf(200_000)).unwrap();
+    assert_eq!(net.send(0, &c, &pattern(100_000, 8)), Ok(100_000));
+    let mut buf = vec![0u8; 200_000];
+    let mut got = 0;
+    net.run_until(Duration::from_secs(10), |n| {
+        got += n.recv(1, &s, &mut buf).unwrap_or(0);
+        got == 100_000
+    });
+    let mut data: Vec<_> = net
+        .from(0)
+        .into_iter()
+        .filter(|x| !x.is_empty())
+        .cloned()
+        .collect();
+    // The first data segment logged is the first sent (no loss here).
+    let base = data[0].tcp.seq;
+    data.sort_by_key(|x| x.tcp.seq.wrapping_sub(base));
+    assert_eq!(data.len(), 70);
+    let psh: Vec<_> = data
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.tcp.flags.contains(PSH))
+        .map(|(i, _)| i)
+        .collect();
+    // forced_push(): more than half the peer's largest window (65160)
+    // written since the last push, at segments 23, 46 and 69; and the
+    // write's last segment.
+    assert_eq!(psh, [22, 45, 68, 69]);
+}
