@@ -543,8 +543,12 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
             // An empty entry (nothing written yet): not sendable.
             break;
         }
+        // tcp_cwnd_test(): cwnd bounds the flight, except for a final FIN
+        // that fits one segment.
         let in_flight = tp.packets_in_flight();
-        if in_flight >= tp.cwnd.snd_cwnd {
+        let fin_only = tp.write_queue[idx].flags.contains(TcpFlags::FIN)
+            && tp.write_queue[idx].len() <= mss_now;
+        if in_flight >= tp.cwnd.snd_cwnd && !fin_only {
             cwnd_limited = true;
             break;
         }

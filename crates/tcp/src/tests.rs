@@ -1505,3 +1505,18 @@ fn psh_on_forced_push_and_at_the_end_of_a_write() {
     // write's last segment.
     assert_eq!(psh, [22, 45, 68, 69]);
 }
+
+#[test]
+fn fin_is_not_held_by_cwnd() {
+    let (mut net, c, _s) = pair();
+    // The peer never ACKs: ten segments fill cwnd, then SHUT_RDWR.
+    net.set_drop_filter(|x| x.src == Ipv4Addr::new(198, 18, 0, 2));
+    net.send(0, &c, &pattern(10 * 1448, 3)).unwrap();
+    net.run_for_ms(1);
+    net.shutdown(0, &c, Shutdown::Both).unwrap();
+    let last = net.log.last().unwrap();
+    assert!(last.is(FIN | ACK), "{last:?}");
+    assert_eq!(net.from(0).iter().filter(|x| !x.is_empty()).count(), 10);
+    let h = &net.hosts[0];
+    assert_eq!(h.stack.tcp_info(&h.ctx, &c).snd_cwnd, 10);
+}
