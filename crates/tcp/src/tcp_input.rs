@@ -606,7 +606,9 @@ fn tcp_ack<C: TcpContext>(
     let prior_packets = tp.packets_out;
     let prior_in_flight = tp.packets_in_flight();
     if before(ack, prior_snd_una) {
-        if before(ack, prior_snd_una.wrapping_sub(tp.max_window)) {
+        // RFC 5961 §5.2 with the window bounded by what was ever acked.
+        let max_window = u64::from(tp.max_window).min(tp.bytes_acked) as u32;
+        if before(ack, prior_snd_una.wrapping_sub(max_window)) {
             if flag & FLAG_NO_CHALLENGE_ACK == 0 {
                 tcp_send_challenge_ack(stack, ctx, tp);
             }
