@@ -44,6 +44,9 @@ pub enum HostTimer {
     Ipv4(ipv4::Ipv4Timer),
     /// A netfilter timer (the conntrack garbage collector).
     Netfilter(crate::netfilter::NfTimer),
+    /// A TCP timer (retransmit, delayed ACK, keepalive, TIME-WAIT,
+    /// SYN-ACK).
+    Tcp(tcp::TcpTimer),
 }
 
 /// Work queued for a CPU's process context: an application step or a
@@ -281,6 +284,7 @@ fn run_timer_softirq(ctx: &mut CpuCtx) {
             HostTimer::Softnet(t) => softnet::handle_timer(ctx, t),
             HostTimer::Ipv4(t) => ipv4::handle_timer(ctx, t),
             HostTimer::Netfilter(t) => crate::netfilter::handle_timer(ctx, t),
+            HostTimer::Tcp(t) => crate::tcp::tcp_handle_timer(ctx, t),
         }
     }
 }

@@ -193,7 +193,10 @@ pub fn run_demo(seed: u64, pcap: &Path) -> Result<DemoOutcome, NetstackError> {
 /// The transports' part of the demo: a UDP echo exchange (TCP joins when
 /// its sockets exist).
 fn demo_transports(net: &mut Network) -> Vec<String> {
-    vec![crate::echo::demo_udp_echo(net)]
+    vec![
+        crate::echo::demo_udp_echo(net),
+        crate::tcp::demo_tcp_bulk(net),
+    ]
 }
 
 /// The walks `netstack walk` prints: one echo request from h1 to h2 and

@@ -52,6 +52,7 @@ mod scenario;
 mod sockets;
 #[cfg(target_os = "linux")]
 mod tap;
+mod tcp;
 mod threads;
 mod walk;
 
@@ -88,6 +89,7 @@ pub use sockets::{
 };
 #[cfg(target_os = "linux")]
 pub use tap::{ETH_ZLEN, TapPhy};
+pub use tcp::{HostTcp, TcpBulkReport, bulk_pattern, tcp_bulk, tcp_handle_timer};
 pub use threads::{DEVICE_IDLE_SLEEP, IDLE_PARK_MAX, ThreadRuntime};
 pub use walk::{Stage, Walk, WalkLayer, record_walk};
 

@@ -64,6 +64,8 @@ pub type HostSocketLayer = SocketLayer<HostSockets>;
 pub struct Transports {
     /// The UDP socket table (`net->ipv4.udp_table`).
     pub udp: UdpTable,
+    /// The host's TCP (`tcp_hashinfo`, the sockets and their wake-ups).
+    pub tcp: crate::tcp::HostTcp,
     rng: Mutex<Prandom>,
     layer: Arc<HostSocketLayer>,
 }
@@ -99,8 +101,11 @@ impl Transports {
         });
         let layer = SocketLayer::new(host);
         layer.inet_register_protosw(Arc::new(UdpProtosw));
+        let tcp = crate::tcp::HostTcp::new(seed);
+        layer.inet_register_protosw(Arc::new(tcp.protosw()));
         Transports {
             udp: UdpTable::new(secret),
+            tcp,
             rng: Mutex::new(rng),
             layer,
         }
@@ -118,7 +123,8 @@ pub(crate) fn inet_init_transports(ctx: &mut CpuCtx) -> Result<(), NetstackError
         .host
         .set(Arc::downgrade(&ctx.host));
     udp::udp_add_protocol(ctx)
-        .map_err(|e| NetstackError::Config(format!("inet_add_protocol(udp): {e}")))
+        .map_err(|e| NetstackError::Config(format!("inet_add_protocol(udp): {e}")))?;
+    crate::tcp::tcp_add_protocol(ctx)
 }
 
 impl UdpNetContext for CpuCtx {

@@ -132,7 +132,7 @@ impl<C: UdpContext> ProtoOps<C> for UdpOps {
         self.sk.first_packet_length()
     }
 
-    fn sk_setopt(&self, opt: SkOpt, val: i64) -> Result<(), Errno> {
+    fn sk_setopt(&self, _ctx: &mut C, opt: SkOpt, val: i64) -> Result<(), Errno> {
         match opt {
             SkOpt::RcvBuf => self.sk.set_rcvbuf(i32::try_from(val).unwrap_or(i32::MAX)),
             SkOpt::SndBuf => self.sk.set_sndbuf(i32::try_from(val).unwrap_or(i32::MAX)),
@@ -148,7 +148,7 @@ impl<C: UdpContext> ProtoOps<C> for UdpOps {
         Ok(())
     }
 
-    fn sk_getopt(&self, opt: SkOpt) -> Result<i64, Errno> {
+    fn sk_getopt(&self, _ctx: &mut C, opt: SkOpt) -> Result<i64, Errno> {
         Ok(match opt {
             SkOpt::RcvBuf => i64::from(self.sk.rcvbuf()),
             SkOpt::SndBuf => i64::from(self.sk.sndbuf()),

@@ -11,7 +11,8 @@
 //! - the seam to transports: [`ProtoOps`] (`struct proto_ops`), created
 //!   through an [`InetProtosw`] registered with
 //!   [`SocketLayer::inet_register_protosw`]; UDP's are [`UdpOps`] and
-//!   [`UdpProtosw`], TCP provides its own;
+//!   [`UdpProtosw`], TCP's [`TcpOps`] and [`TcpProtosw`] with the
+//!   wake-up registry [`TcpWakeups`] (`tcp_ops.rs`);
 //! - the calls: [`SocketLayer`] (one host's fd table and system calls:
 //!   `socket`, `bind`, `connect`, `listen`, `accept4`, `sendto`,
 //!   `recvmsg`, `shutdown`, `close`, `setsockopt`, `fcntl`, `ioctl`,
@@ -53,6 +54,7 @@ mod eventpoll;
 mod net;
 mod socket;
 mod std_net;
+mod tcp_ops;
 #[cfg(any(test, feature = "testutils"))]
 pub mod testutil;
 mod wait;
@@ -74,4 +76,8 @@ pub use socket::{
     SOL_TCP, SOL_UDP, Socket, SocketHost, SocketLayer, sockaddr_in_bytes, sockaddr_in_parse,
 };
 pub use std_net::{TcpListener, TcpStream, UdpSocket};
+pub use tcp_ops::{
+    IPPROTO_TCP, TCP_CORK, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_MAXSEG, TCP_NODELAY,
+    TCP_SYNCNT, TCP_USER_TIMEOUT, TCP_WINDOW_CLAMP, TcpOps, TcpProtosw, TcpWakeups, sk_event_key,
+};
 pub use wait::WaitQueue;

@@ -231,11 +231,12 @@ pub trait ProtoOps<C: ?Sized>: Send + Sync {
     fn ioctl_inq(&self) -> usize;
 
     /// Sets a `struct sock` field (see [`SkOpt`]); `ENOPROTOOPT` when the
-    /// transport has no such field.
-    fn sk_setopt(&self, opt: SkOpt, val: i64) -> Result<(), Errno>;
+    /// transport has no such field. Runs on a CPU (`ctx`): TCP arms the
+    /// keepalive timer for `SO_KEEPALIVE`.
+    fn sk_setopt(&self, ctx: &mut C, opt: SkOpt, val: i64) -> Result<(), Errno>;
 
     /// Reads a `struct sock` field (see [`SkOpt`]).
-    fn sk_getopt(&self, opt: SkOpt) -> Result<i64, Errno>;
+    fn sk_getopt(&self, ctx: &mut C, opt: SkOpt) -> Result<i64, Errno>;
 
     /// A protocol-level option (`SOL_IP`, `SOL_TCP`, `SOL_UDP`). Mirrors
     /// `proto.setsockopt`; `ENOPROTOOPT` by default.
@@ -252,8 +253,14 @@ pub trait ProtoOps<C: ?Sized>: Send + Sync {
 
     /// Reads a protocol-level option into `optval`, returning its length.
     /// Mirrors `proto.getsockopt`; `ENOPROTOOPT` by default.
-    fn getsockopt(&self, level: i32, optname: i32, optval: &mut [u8]) -> Result<usize, Errno> {
-        let _ = (level, optname, optval);
+    fn getsockopt(
+        &self,
+        ctx: &mut C,
+        level: i32,
+        optname: i32,
+        optval: &mut [u8],
+    ) -> Result<usize, Errno> {
+        let _ = (ctx, level, optname, optval);
         Err(Errno::NoProtoOpt)
     }
 

@@ -563,7 +563,7 @@ impl<H: SocketHost> SocketLayer<H> {
                         return Err(Errno::InProgress);
                     }
                 }
-                match sock.ops.sk_getopt(SkOpt::Error)? {
+                match self.with_ctx(|ctx| sock.ops.sk_getopt(ctx, SkOpt::Error))? {
                     0 => Ok(()),
                     e => Err(Errno::from_i32(e as i32).unwrap_or(Errno::ConnRefused)),
                 }
@@ -798,14 +798,17 @@ impl<H: SocketHost> SocketLayer<H> {
                 let b = optval.get(..8).ok_or(Errno::Inval)?;
                 let onoff = read_int(&b[..4])?;
                 let secs = read_int(&b[4..8])?;
-                sock.ops.sk_setopt(
-                    SkOpt::Linger,
-                    if onoff == 0 {
-                        -1
-                    } else {
-                        i64::from(secs.max(0))
-                    },
-                )?;
+                self.with_ctx(|ctx| {
+                    sock.ops.sk_setopt(
+                        ctx,
+                        SkOpt::Linger,
+                        if onoff == 0 {
+                            -1
+                        } else {
+                            i64::from(secs.max(0))
+                        },
+                    )
+                })?;
             }
             _ => {
                 let val = read_int(optval)?;
@@ -830,7 +833,7 @@ impl<H: SocketHost> SocketLayer<H> {
                     }
                     _ => return Err(Errno::NoProtoOpt),
                 };
-                sock.ops.sk_setopt(opt, v)?;
+                self.with_ctx(|ctx| sock.ops.sk_setopt(ctx, opt, v))?;
             }
         }
         Ok(())
@@ -856,35 +859,37 @@ impl<H: SocketHost> SocketLayer<H> {
     ) -> Result<usize, Errno> {
         let sock = self.sock(fd)?;
         if level != SOL_SOCKET {
-            return sock.ops.getsockopt(level, optname, optval);
+            return self.with_ctx(|ctx| sock.ops.getsockopt(ctx, level, optname, optval));
         }
         let int = |v: i64| (v as i32).to_ne_bytes();
         let ops = &sock.ops;
-        let n = match optname {
-            SO_TYPE => put(optval, &int(ops.sock_type() as i64)),
-            SO_PROTOCOL => put(optval, &int(i64::from(ops.protocol()))),
-            SO_DOMAIN => put(optval, &int(i64::from(AF_INET))),
-            SO_ERROR => put(optval, &int(ops.sk_getopt(SkOpt::Error)?)),
-            SO_ACCEPTCONN => put(optval, &int(ops.sk_getopt(SkOpt::AcceptConn)?)),
-            SO_REUSEADDR => put(optval, &int(ops.sk_getopt(SkOpt::ReuseAddr)?)),
-            SO_REUSEPORT => put(optval, &int(ops.sk_getopt(SkOpt::ReusePort)?)),
-            SO_KEEPALIVE => put(optval, &int(ops.sk_getopt(SkOpt::KeepAlive)?)),
-            SO_BROADCAST => put(optval, &int(ops.sk_getopt(SkOpt::Broadcast)?)),
-            SO_NO_CHECK => put(optval, &int(ops.sk_getopt(SkOpt::NoCheck)?)),
-            SO_MARK => put(optval, &int(ops.sk_getopt(SkOpt::Mark)?)),
-            SO_RCVBUF => put(optval, &int(ops.sk_getopt(SkOpt::RcvBuf)?)),
-            SO_SNDBUF => put(optval, &int(ops.sk_getopt(SkOpt::SndBuf)?)),
-            SO_LINGER => {
-                let l = ops.sk_getopt(SkOpt::Linger)?;
-                let mut b = [0u8; 8];
-                b[..4].copy_from_slice(&i32::from(l >= 0).to_ne_bytes());
-                b[4..].copy_from_slice(&(l.max(0) as i32).to_ne_bytes());
-                put(optval, &b)
-            }
-            SO_RCVTIMEO => put(optval, &timeval_bytes(sock.file.lock().rcvtimeo)),
-            SO_SNDTIMEO => put(optval, &timeval_bytes(sock.file.lock().sndtimeo)),
-            _ => return Err(Errno::NoProtoOpt),
-        };
+        let n = self.with_ctx(|ctx| -> Result<usize, Errno> {
+            Ok(match optname {
+                SO_TYPE => put(optval, &int(ops.sock_type() as i64)),
+                SO_PROTOCOL => put(optval, &int(i64::from(ops.protocol()))),
+                SO_DOMAIN => put(optval, &int(i64::from(AF_INET))),
+                SO_ERROR => put(optval, &int(ops.sk_getopt(ctx, SkOpt::Error)?)),
+                SO_ACCEPTCONN => put(optval, &int(ops.sk_getopt(ctx, SkOpt::AcceptConn)?)),
+                SO_REUSEADDR => put(optval, &int(ops.sk_getopt(ctx, SkOpt::ReuseAddr)?)),
+                SO_REUSEPORT => put(optval, &int(ops.sk_getopt(ctx, SkOpt::ReusePort)?)),
+                SO_KEEPALIVE => put(optval, &int(ops.sk_getopt(ctx, SkOpt::KeepAlive)?)),
+                SO_BROADCAST => put(optval, &int(ops.sk_getopt(ctx, SkOpt::Broadcast)?)),
+                SO_NO_CHECK => put(optval, &int(ops.sk_getopt(ctx, SkOpt::NoCheck)?)),
+                SO_MARK => put(optval, &int(ops.sk_getopt(ctx, SkOpt::Mark)?)),
+                SO_RCVBUF => put(optval, &int(ops.sk_getopt(ctx, SkOpt::RcvBuf)?)),
+                SO_SNDBUF => put(optval, &int(ops.sk_getopt(ctx, SkOpt::SndBuf)?)),
+                SO_LINGER => {
+                    let l = ops.sk_getopt(ctx, SkOpt::Linger)?;
+                    let mut b = [0u8; 8];
+                    b[..4].copy_from_slice(&i32::from(l >= 0).to_ne_bytes());
+                    b[4..].copy_from_slice(&(l.max(0) as i32).to_ne_bytes());
+                    put(optval, &b)
+                }
+                SO_RCVTIMEO => put(optval, &timeval_bytes(sock.file.lock().rcvtimeo)),
+                SO_SNDTIMEO => put(optval, &timeval_bytes(sock.file.lock().sndtimeo)),
+                _ => return Err(Errno::NoProtoOpt),
+            })
+        })?;
         Ok(n)
     }
 

@@ -224,9 +224,9 @@ impl<H: SocketHost> UdpSocket<H> {
 /// A listening TCP socket on a netstack host.
 ///
 /// Mirrors `std::net::TcpListener`: `bind` sets `SO_REUSEADDR`, binds and
-/// listens with a backlog of 128, as std does on Linux. Works once a
-/// `SOCK_STREAM` transport is registered (TCP plugs in through
-/// [`crate::ProtoOps`]); until then `bind` fails with `ESOCKTNOSUPPORT`.
+/// listens with a backlog of 128, as std does on Linux. Needs the
+/// `SOCK_STREAM` transport registered ([`crate::TcpProtosw`]); without it
+/// `bind` fails with `ESOCKTNOSUPPORT`.
 pub struct TcpListener<H: SocketHost> {
     fd: OwnedFd<H>,
 }
@@ -254,6 +254,11 @@ impl<H: SocketHost> TcpListener<H> {
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
         self.fd.layer.getsockname(self.fd.fd).map_err(io_err)
+    }
+
+    /// The fd (for epoll).
+    pub fn as_raw_fd(&self) -> Fd {
+        self.fd.fd
     }
 
     /// Accepts a connection.
@@ -295,6 +300,28 @@ impl<H: SocketHost> TcpStream<H> {
         let fd = OwnedFd::socket(layer, SockType::Stream)?;
         layer.connect(fd.fd, addr).map_err(io_err)?;
         Ok(TcpStream { fd })
+    }
+
+    /// Starts connecting to `addr` without waiting: the socket is
+    /// non-blocking and its SYN is out (`connect()` returned
+    /// `EINPROGRESS`); the connection is up when the socket polls
+    /// writable, and [`TcpStream::take_error`] tells a failure. What an
+    /// application on a runtime that cannot block (the simulation) uses.
+    pub fn connect_nonblocking(
+        layer: &Arc<SocketLayer<H>>,
+        addr: SocketAddrV4,
+    ) -> io::Result<TcpStream<H>> {
+        let fd = OwnedFd::socket(layer, SockType::Stream)?;
+        fd.set_nonblocking(true)?;
+        match layer.connect(fd.fd, addr) {
+            Ok(()) | Err(Errno::InProgress) => Ok(TcpStream { fd }),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    /// The fd (for epoll).
+    pub fn as_raw_fd(&self) -> Fd {
+        self.fd.fd
     }
 
     /// The local address.

@@ -1,0 +1,450 @@
+//! `AF_INET` stream sockets: TCP behind the [`ProtoOps`] seam.
+//!
+//! Mirrors `inet_stream_ops` and the TCP entry of `inetsw_array[]` in
+//! `net/ipv4/af_inet.c` (`inet_stream_connect()`, `inet_accept()`,
+//! `inet_listen()`, `inet_shutdown()`, `inet_release()`), with
+//! `tcp_prot`'s methods reached through the `tcp` crate's [`TcpStack`],
+//! and the socket wake-ups (`sk->sk_wq`) TCP raises through
+//! [`TcpContext::sk_wake`].
+//!
+//! # Deviations from Linux
+//!
+//! - TCP raises its wake-ups with the socket lock held, and the socket
+//!   layer's hooks poll the socket (epoll), which takes that lock; so the
+//!   host queues them ([`TcpWakeups::sk_wake`]) and delivers them once
+//!   TCP has returned ([`TcpWakeups::flush`]): the adapter after each
+//!   call, the host after `tcp_v4_rcv` and after TCP's timers.
+//! - `connect(AF_UNSPEC)` on a stream socket (`tcp_disconnect()`) is
+//!   `EOPNOTSUPP`; abort with `SO_LINGER` 0 and `close` instead.
+//! - `SO_REUSEPORT`, `SO_BROADCAST`, `SO_NO_CHECK` and `SO_MARK` are
+//!   `ENOPROTOOPT` (TCP here keeps no such field).
+
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+
+use netcore::Errno;
+use parking_lot::Mutex;
+use tcp::{SkEvent, SockId, SockOpt, SockOptName, TcpContext, TcpSocket, TcpStack, TcpState};
+
+use crate::net::{InetProtosw, MsgFlags, ProtoOps, RecvMsg, SkOpt, SockType, Wakeup};
+
+/// `IPPROTO_TCP`.
+pub const IPPROTO_TCP: u8 = 6;
+
+/// `TCP_NODELAY`.
+pub const TCP_NODELAY: i32 = 1;
+/// `TCP_MAXSEG`.
+pub const TCP_MAXSEG: i32 = 2;
+/// `TCP_CORK`.
+pub const TCP_CORK: i32 = 3;
+/// `TCP_KEEPIDLE`.
+pub const TCP_KEEPIDLE: i32 = 4;
+/// `TCP_KEEPINTVL`.
+pub const TCP_KEEPINTVL: i32 = 5;
+/// `TCP_KEEPCNT`.
+pub const TCP_KEEPCNT: i32 = 6;
+/// `TCP_SYNCNT`.
+pub const TCP_SYNCNT: i32 = 7;
+/// `TCP_WINDOW_CLAMP`.
+pub const TCP_WINDOW_CLAMP: i32 = 10;
+/// `TCP_USER_TIMEOUT`.
+pub const TCP_USER_TIMEOUT: i32 = 18;
+
+/// The poll key a TCP wake-up carries to the socket's wait queue.
+///
+/// Mirrors the keys of `sock_def_readable()` (`EPOLLIN | EPOLLRDNORM`),
+/// `sk_stream_write_space()` (`EPOLLOUT | EPOLLWRNORM`),
+/// `sock_def_wakeup()` (every waiter) and `sock_def_error_report()`
+/// (`EPOLLERR`).
+pub fn sk_event_key(event: SkEvent) -> u32 {
+    const IN: u32 = 0x001 | 0x040;
+    const OUT: u32 = 0x004 | 0x100;
+    const ERR: u32 = 0x008;
+    const HUP: u32 = 0x010 | 0x2000;
+    match event {
+        SkEvent::DataReady => IN,
+        SkEvent::WriteSpace => OUT,
+        SkEvent::StateChange => IN | OUT | ERR | HUP,
+        SkEvent::ErrorReport => ERR,
+    }
+}
+
+/// The wake-up hooks of a host's TCP sockets and the wake-ups waiting to
+/// be delivered.
+///
+/// Mirrors `sk->sk_wq` of each TCP socket: the hook the socket layer
+/// installs ([`ProtoOps::set_wakeup`]), found by socket id. One per host,
+/// shared by its CPUs.
+#[derive(Default)]
+pub struct TcpWakeups {
+    hooks: Mutex<HashMap<SockId, Wakeup>>,
+    pending: Mutex<Vec<(SockId, u32)>>,
+}
+
+impl std::fmt::Debug for TcpWakeups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpWakeups")
+            .field("hooks", &self.hooks.lock().len())
+            .field("pending", &self.pending.lock().len())
+            .finish()
+    }
+}
+
+impl TcpWakeups {
+    /// An empty registry.
+    pub fn new() -> TcpWakeups {
+        TcpWakeups::default()
+    }
+
+    /// Queues `event` for socket `sk` (what a host's
+    /// [`TcpContext::sk_wake`] does). Wake-ups of a socket without a hook
+    /// (not yet accepted, or closed) are dropped at delivery.
+    pub fn sk_wake(&self, sk: SockId, event: SkEvent) {
+        self.pending.lock().push((sk, sk_event_key(event)));
+    }
+
+    /// Delivers the queued wake-ups. Call with no TCP socket lock held.
+    pub fn flush(&self) {
+        loop {
+            let batch = std::mem::take(&mut *self.pending.lock());
+            if batch.is_empty() {
+                return;
+            }
+            for (sk, key) in batch {
+                let hook = self.hooks.lock().get(&sk).cloned();
+                if let Some(hook) = hook {
+                    hook(key);
+                }
+            }
+        }
+    }
+
+    /// Wake-ups queued and not yet delivered.
+    pub fn pending(&self) -> usize {
+        self.pending.lock().len()
+    }
+
+    fn set(&self, sk: SockId, wakeup: Option<Wakeup>) {
+        let mut hooks = self.hooks.lock();
+        match wakeup {
+            Some(w) => {
+                hooks.insert(sk, w);
+            }
+            None => {
+                hooks.remove(&sk);
+            }
+        }
+    }
+}
+
+/// A TCP socket as the socket layer sees it.
+///
+/// Mirrors a `struct socket` whose `ops` is `inet_stream_ops` and whose
+/// `sk` is a TCP sock.
+#[derive(Debug)]
+pub struct TcpOps {
+    sk: Arc<TcpSocket>,
+    stack: Arc<TcpStack>,
+    wakeups: Arc<TcpWakeups>,
+    ino: u64,
+    /// `SO_LINGER` as the socket layer reads it back (-1 off).
+    linger: Mutex<i64>,
+}
+
+impl TcpOps {
+    /// Wraps a TCP socket of `stack`.
+    pub fn new(
+        sk: Arc<TcpSocket>,
+        stack: Arc<TcpStack>,
+        wakeups: Arc<TcpWakeups>,
+        ino: u64,
+    ) -> TcpOps {
+        TcpOps {
+            sk,
+            stack,
+            wakeups,
+            ino,
+            linger: Mutex::new(-1),
+        }
+    }
+
+    /// The TCP socket.
+    pub fn sock(&self) -> &Arc<TcpSocket> {
+        &self.sk
+    }
+
+    /// Runs a TCP call, then delivers the wake-ups it raised.
+    fn call<R>(&self, f: impl FnOnce() -> R) -> R {
+        let r = f();
+        self.wakeups.flush();
+        r
+    }
+}
+
+fn int_opt(optval: &[u8]) -> Result<u32, Errno> {
+    let b = optval.get(..4).ok_or(Errno::Inval)?;
+    let v = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+    u32::try_from(v).map_err(|_| Errno::Inval)
+}
+
+impl<C: TcpContext> ProtoOps<C> for TcpOps {
+    fn sock_type(&self) -> SockType {
+        SockType::Stream
+    }
+
+    fn protocol(&self) -> u8 {
+        IPPROTO_TCP
+    }
+
+    fn set_wakeup(&self, wakeup: Option<Wakeup>) {
+        self.wakeups.set(self.sk.id(), wakeup);
+    }
+
+    fn bind(&self, ctx: &mut C, addr: SocketAddrV4) -> Result<(), Errno> {
+        self.call(|| self.stack.bind(ctx, &self.sk, addr))
+    }
+
+    /// Mirrors `inet_stream_connect()`: `EINPROGRESS` once the SYN is out;
+    /// a second call reports `EALREADY` while connecting, `EISCONN` once
+    /// connected, or the connection's error.
+    fn connect(&self, ctx: &mut C, addr: Option<SocketAddrV4>) -> Result<(), Errno> {
+        let Some(addr) = addr else {
+            return Err(Errno::OpNotSupp);
+        };
+        self.call(|| self.stack.connect(ctx, &self.sk, addr))
+    }
+
+    fn listen(&self, ctx: &mut C, backlog: i32) -> Result<(), Errno> {
+        self.call(|| self.stack.listen(ctx, &self.sk, backlog))
+    }
+
+    fn accept(&self, ctx: &mut C) -> Result<Arc<dyn ProtoOps<C>>, Errno> {
+        let _ = ctx;
+        let child = self.stack.accept(&self.sk)?;
+        let ino = self.ino.wrapping_mul(1_000_003) ^ child.id().0;
+        Ok(Arc::new(TcpOps::new(
+            child,
+            Arc::clone(&self.stack),
+            Arc::clone(&self.wakeups),
+            ino,
+        )))
+    }
+
+    fn sendmsg(
+        &self,
+        ctx: &mut C,
+        buf: &[u8],
+        to: Option<SocketAddrV4>,
+        flags: MsgFlags,
+    ) -> Result<usize, Errno> {
+        // tcp_sendmsg() ignores msg_name on a connected socket; MSG_OOB
+        // (urgent data) is not implemented.
+        let _ = to;
+        if flags.contains(MsgFlags::OOB) {
+            return Err(Errno::OpNotSupp);
+        }
+        let mut f = tcp::MsgFlags::empty();
+        if flags.contains(MsgFlags::MORE) {
+            f |= tcp::MsgFlags::MORE;
+        }
+        if flags.contains(MsgFlags::DONTWAIT) {
+            f |= tcp::MsgFlags::DONTWAIT;
+        }
+        self.call(|| self.stack.sendmsg(ctx, &self.sk, buf, f))
+    }
+
+    fn recvmsg(&self, ctx: &mut C, buf: &mut [u8], flags: MsgFlags) -> Result<RecvMsg, Errno> {
+        if flags.contains(MsgFlags::OOB) {
+            return Err(Errno::Inval);
+        }
+        let mut f = tcp::MsgFlags::empty();
+        if flags.contains(MsgFlags::PEEK) {
+            f |= tcp::MsgFlags::PEEK;
+        }
+        let n = self.call(|| self.stack.recvmsg(ctx, &self.sk, buf, f))?;
+        Ok(RecvMsg {
+            len: n,
+            copied: n,
+            from: None,
+            flags: MsgFlags::empty(),
+        })
+    }
+
+    fn shutdown(&self, ctx: &mut C, how: i32) -> Result<(), Errno> {
+        let how = match how {
+            0 => tcp::Shutdown::Read,
+            1 => tcp::Shutdown::Write,
+            2 => tcp::Shutdown::Both,
+            _ => return Err(Errno::Inval),
+        };
+        self.call(|| self.stack.shutdown(ctx, &self.sk, how))
+    }
+
+    fn release(&self, ctx: &mut C) {
+        self.wakeups.set(self.sk.id(), None);
+        self.call(|| self.stack.close(ctx, &self.sk));
+    }
+
+    /// Mirrors `inet_getname()`: the peer only once connected (`ENOTCONN`
+    /// in CLOSE, LISTEN and SYN-SENT).
+    fn getname(&self, peer: bool) -> Result<SocketAddrV4, Errno> {
+        if !peer {
+            return Ok(self.sk.local_addr());
+        }
+        match self.sk.state() {
+            TcpState::Close | TcpState::Listen | TcpState::SynSent => Err(Errno::NotConn),
+            _ => Ok(self.sk.peer_addr()),
+        }
+    }
+
+    fn poll(&self) -> u32 {
+        self.stack.poll(&self.sk).bits()
+    }
+
+    fn ioctl_inq(&self) -> usize {
+        self.sk.inq()
+    }
+
+    fn sk_setopt(&self, ctx: &mut C, opt: SkOpt, val: i64) -> Result<(), Errno> {
+        // The socket layer hands the buffer sizes already doubled;
+        // TCP's SockOpt doubles them itself.
+        let half = |v: i64| u32::try_from(v / 2).unwrap_or(u32::MAX);
+        let o = match opt {
+            SkOpt::RcvBuf => SockOpt::RcvBuf(half(val)),
+            SkOpt::SndBuf => SockOpt::SndBuf(half(val)),
+            SkOpt::ReuseAddr => SockOpt::ReuseAddr(val != 0),
+            SkOpt::KeepAlive => SockOpt::KeepAlive(val != 0),
+            SkOpt::Linger => {
+                *self.linger.lock() = val;
+                SockOpt::Linger(u32::try_from(val).ok())
+            }
+            SkOpt::ReusePort
+            | SkOpt::Broadcast
+            | SkOpt::NoCheck
+            | SkOpt::Mark
+            | SkOpt::Error
+            | SkOpt::AcceptConn => return Err(Errno::NoProtoOpt),
+        };
+        self.call(|| self.stack.setsockopt(ctx, &self.sk, o))
+    }
+
+    fn sk_getopt(&self, ctx: &mut C, opt: SkOpt) -> Result<i64, Errno> {
+        let name = match opt {
+            SkOpt::RcvBuf => SockOptName::RcvBuf,
+            SkOpt::SndBuf => SockOptName::SndBuf,
+            SkOpt::ReuseAddr => SockOptName::ReuseAddr,
+            SkOpt::KeepAlive => SockOptName::KeepAlive,
+            SkOpt::Error => SockOptName::Error,
+            SkOpt::Linger => return Ok(*self.linger.lock()),
+            SkOpt::AcceptConn => return Ok(i64::from(self.sk.state() == TcpState::Listen)),
+            SkOpt::ReusePort | SkOpt::Broadcast | SkOpt::NoCheck | SkOpt::Mark => {
+                return Ok(0);
+            }
+        };
+        self.stack.getsockopt(ctx, &self.sk, name)
+    }
+
+    /// Mirrors `do_tcp_setsockopt()` for the `SOL_TCP` options TCP keeps
+    /// (`TCP_NODELAY`, `TCP_MAXSEG`, `TCP_CORK`, `TCP_KEEPIDLE`,
+    /// `TCP_KEEPINTVL`, `TCP_KEEPCNT`, `TCP_SYNCNT`, `TCP_WINDOW_CLAMP`,
+    /// `TCP_USER_TIMEOUT`): an `int`, `EINVAL` when shorter or negative.
+    fn setsockopt(
+        &self,
+        ctx: &mut C,
+        level: i32,
+        optname: i32,
+        optval: &[u8],
+    ) -> Result<(), Errno> {
+        if level != i32::from(IPPROTO_TCP) {
+            return Err(Errno::NoProtoOpt);
+        }
+        let v = int_opt(optval)?;
+        let o = match optname {
+            TCP_NODELAY => SockOpt::NoDelay(v != 0),
+            TCP_MAXSEG => SockOpt::MaxSeg(v),
+            TCP_CORK => SockOpt::Cork(v != 0),
+            TCP_KEEPIDLE => SockOpt::KeepIdle(v),
+            TCP_KEEPINTVL => SockOpt::KeepIntvl(v),
+            TCP_KEEPCNT => SockOpt::KeepCnt(v),
+            TCP_SYNCNT => SockOpt::SynCnt(v),
+            TCP_WINDOW_CLAMP => SockOpt::WindowClamp(v),
+            TCP_USER_TIMEOUT => SockOpt::UserTimeout(v),
+            _ => return Err(Errno::NoProtoOpt),
+        };
+        self.call(|| self.stack.setsockopt(ctx, &self.sk, o))
+    }
+
+    /// Mirrors `do_tcp_getsockopt()` for the same options (an `int`).
+    fn getsockopt(
+        &self,
+        ctx: &mut C,
+        level: i32,
+        optname: i32,
+        optval: &mut [u8],
+    ) -> Result<usize, Errno> {
+        if level != i32::from(IPPROTO_TCP) {
+            return Err(Errno::NoProtoOpt);
+        }
+        let name = match optname {
+            TCP_NODELAY => SockOptName::NoDelay,
+            TCP_MAXSEG => SockOptName::MaxSeg,
+            TCP_CORK => SockOptName::Cork,
+            TCP_KEEPIDLE => SockOptName::KeepIdle,
+            TCP_KEEPINTVL => SockOptName::KeepIntvl,
+            TCP_KEEPCNT => SockOptName::KeepCnt,
+            TCP_SYNCNT => SockOptName::SynCnt,
+            TCP_USER_TIMEOUT => SockOptName::UserTimeout,
+            _ => return Err(Errno::NoProtoOpt),
+        };
+        let v = self.stack.getsockopt(ctx, &self.sk, name)?;
+        let b = (v as i32).to_ne_bytes();
+        let n = optval.len().min(b.len());
+        optval[..n].copy_from_slice(&b[..n]);
+        Ok(n)
+    }
+
+    fn ino(&self) -> u64 {
+        self.ino
+    }
+}
+
+/// The TCP entry of the `AF_INET` protocol switch: `SOCK_STREAM`,
+/// `IPPROTO_TCP`.
+///
+/// Mirrors `{ .type = SOCK_STREAM, .protocol = IPPROTO_TCP, .prot =
+/// &tcp_prot, .ops = &inet_stream_ops }` in `inetsw_array[]`; `create` is
+/// `tcp_v4_init_sock()` through [`TcpStack::socket`].
+#[derive(Debug, Clone)]
+pub struct TcpProtosw {
+    stack: Arc<TcpStack>,
+    wakeups: Arc<TcpWakeups>,
+}
+
+impl TcpProtosw {
+    /// The entry for the host's TCP `stack`, its sockets' hooks in
+    /// `wakeups`.
+    pub fn new(stack: Arc<TcpStack>, wakeups: Arc<TcpWakeups>) -> TcpProtosw {
+        TcpProtosw { stack, wakeups }
+    }
+}
+
+impl<C: TcpContext> InetProtosw<C> for TcpProtosw {
+    fn sock_type(&self) -> SockType {
+        SockType::Stream
+    }
+
+    fn protocol(&self) -> u8 {
+        IPPROTO_TCP
+    }
+
+    fn create(&self, ctx: &mut C, ino: u64) -> Result<Arc<dyn ProtoOps<C>>, Errno> {
+        let sk = self.stack.socket(ctx);
+        Ok(Arc::new(TcpOps::new(
+            sk,
+            Arc::clone(&self.stack),
+            Arc::clone(&self.wakeups),
+            ino,
+        )))
+    }
+}
