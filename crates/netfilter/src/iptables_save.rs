@@ -836,6 +836,20 @@ pub fn parse_rule(words: &[String]) -> Result<IptEntry, String> {
     {
         return Err("empty target name".into());
     }
+    // A conntrack/state match with no state to test is refused, as
+    // iptables does ("conntrack: At least one option is required",
+    // "state match: You must specify `--state'").
+    for m in &matches {
+        if let XtMatch::Conntrack(c) = m
+            && c.state_mask == 0
+        {
+            return Err(if c.alias {
+                "state match: you must specify --state".into()
+            } else {
+                "conntrack: at least one option is required".into()
+            });
+        }
+    }
     Ok(IptEntry::new(ip, matches, target))
 }
 

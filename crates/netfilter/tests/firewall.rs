@@ -768,6 +768,20 @@ fn an_invalid_ruleset_is_refused_whole_with_its_line() {
             .reason,
         "COMMIT expected for table filter"
     );
+    // A state match with no state to test is refused, as iptables does
+    // (found by the iptables_restore fuzz target: it printed as a bare
+    // `-m conntrack`, which then failed to restore the same).
+    let bare = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m conntrack -j ACCEPT\nCOMMIT\n";
+    let e = iptables_restore(&h.tables, bare, false).unwrap_err();
+    assert_eq!(e.line, 3);
+    assert_eq!(e.reason, "conntrack: at least one option is required");
+    let bare_state = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m state -j ACCEPT\nCOMMIT\n";
+    assert_eq!(
+        iptables_restore(&h.tables, bare_state, false)
+            .unwrap_err()
+            .reason,
+        "state match: you must specify --state"
+    );
     // Nothing changed, and the firewall still works.
     assert_eq!(iptables_save(&h.tables, false), before);
     assert!(
