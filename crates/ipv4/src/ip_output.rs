@@ -28,7 +28,7 @@ use netcore::{
     kfree_skb_reason,
 };
 use netfilter::{NfConsumed, NfInetHooks};
-use qdisc::NetXmit;
+use softnet::NetXmit;
 use softnet::{dev_queue_xmit, netif_rx};
 use wire::{ETH_HLEN, EthernetAddress, IP_DF, IP_OFFSET};
 

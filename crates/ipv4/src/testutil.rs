@@ -12,8 +12,6 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use irq::{CpuWakeup, SoftirqNr, Softirqs};
-use napi::PollLists;
 use netcore::{
     Clock, DevAddr, Duration, Errno, IcmpMsgDir, Instant, MibField, MtuError, NET_SKB_PAD,
     NetDevice, NetDeviceFlags, NetMibs, NetdevFeatures, NetdevTx, NetdevTxQueues, PagePool,
@@ -21,6 +19,8 @@ use netcore::{
 };
 use netfilter::{NfHookContext, NfHooks};
 use parking_lot::Mutex;
+use softnet::PollLists;
+use softnet::{CpuWakeup, SoftirqNr, Softirqs};
 use softnet::{
     NetDev, NetRx, Softnet, SoftnetContext, SoftnetData, SoftnetTimer, dev_open, net_rx_action,
     net_tx_action, netif_receive_skb,

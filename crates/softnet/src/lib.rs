@@ -121,3 +121,9 @@ pub use pcap::{
 pub use ptype::{NetRx, PacketType, PtypeMatch, TcIngress, TcVerdict};
 pub use rps::{CpuMask, RpsMap, reciprocal_scale, skb_get_hash, skb_tx_hash};
 pub use sch_generic::dev_tx_weight;
+
+// The lower-layer types in softnet's own signatures, re-exported so that a
+// layer above (ipv4) can name them without depending on those crates.
+pub use irq::{CpuWakeup, SoftirqNr, Softirqs};
+pub use napi::PollLists;
+pub use qdisc::NetXmit;
