@@ -29,6 +29,7 @@
 //! - `skb->dev` and `skb->skb_iif` are one field, [`SkBuff::ifindex`].
 
 use core::fmt;
+use std::sync::Arc;
 
 use bitflags::bitflags;
 
@@ -274,6 +275,57 @@ bitflags! {
     }
 }
 
+/// What runs when an skb that a socket charged is freed.
+///
+/// Mirrors `skb->destructor` with `skb->sk` (for transmit,
+/// `sock_wfree()`, which gives `skb->truesize` back to `sk_wmem_alloc`).
+/// A socket implements it on its shared state, charges the skb's
+/// [`SkBuff::truesize`] to its send-buffer count, and sets itself with
+/// [`SkBuff::set_destructor`]; [`SkbDestructor::destruct`] then runs
+/// exactly once: when the skb is dropped (which is what [`crate::consume_skb`]
+/// and [`crate::kfree_skb_reason`] do) or when [`SkBuff::orphan`] is called.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use netcore::{PagePool, PagePoolParams, SkBuff, SkbDestructor, consume_skb};
+///
+/// #[derive(Debug, Default)]
+/// struct Sock { wmem_alloc: AtomicUsize }
+/// impl SkbDestructor for Sock {
+///     fn destruct(&self, skb: &SkBuff) {          // sock_wfree()
+///         self.wmem_alloc.fetch_sub(skb.truesize(), Ordering::Relaxed);
+///     }
+/// }
+///
+/// let pool = PagePool::new(PagePoolParams::default()).unwrap();
+/// let sk = Arc::new(Sock::default());
+/// let mut skb = SkBuff::from_slice(&pool, 64, b"datagram").unwrap();
+/// sk.wmem_alloc.fetch_add(skb.truesize(), Ordering::Relaxed); // skb_set_owner_w()
+/// skb.set_destructor(sk.clone());
+/// assert!(sk.wmem_alloc.load(Ordering::Relaxed) > 0);
+/// consume_skb(skb);                                // transmitted and freed
+/// assert_eq!(sk.wmem_alloc.load(Ordering::Relaxed), 0);
+/// ```
+#[doc(alias = "destructor")]
+#[doc(alias = "sock_wfree")]
+pub trait SkbDestructor: Send + Sync {
+    /// Releases what the owner charged for `skb`; called once, as the skb
+    /// is freed or orphaned. Mirrors the `skb->destructor(skb)` call in
+    /// `skb_release_head_state()`.
+    fn destruct(&self, skb: &SkBuff);
+}
+
+/// The owner of an skb and its destructor (`skb->sk` + `skb->destructor`).
+#[derive(Clone)]
+struct SkbOwner(Arc<dyn SkbDestructor>);
+
+impl fmt::Debug for SkbOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SkbOwner")
+    }
+}
+
 /// One packet: a window of bytes in a pool buffer, header offsets, and the
 /// metadata every layer reads or sets.
 ///
@@ -344,6 +396,9 @@ pub struct SkBuff {
     /// that only the `netfilter` crate interprets (entry and direction of
     /// the packet's connection); 0 when the packet is not tracked.
     pub nfct: u32,
+    /// The socket charged for the skb and its destructor (`skb->sk`,
+    /// `skb->destructor`); see [`SkbDestructor`].
+    owner: Option<SkbOwner>,
 }
 
 impl SkBuff {
@@ -371,6 +426,7 @@ impl SkBuff {
             tstamp: Instant::ZERO,
             vlan_tci: None,
             nfct: 0,
+            owner: None,
         }
     }
 
@@ -655,10 +711,9 @@ impl SkBuff {
     #[doc(alias = "skb_copy")]
     pub fn copy(&self) -> Result<SkBuff, SkbError> {
         let page = self.copy_page()?;
-        Ok(SkBuff {
-            page,
-            ..self.share_fields()
-        })
+        let mut copy = self.share_fields();
+        copy.page = page;
+        Ok(copy)
     }
 
     fn copy_page(&self) -> Result<Page, SkbError> {
@@ -696,6 +751,7 @@ impl SkBuff {
             tstamp: self.tstamp,
             vlan_tci: self.vlan_tci,
             nfct: self.nfct,
+            owner: None,
         }
     }
 
@@ -728,6 +784,34 @@ impl SkBuff {
     #[doc(alias = "skb_is_gso")]
     pub fn is_gso(&self) -> bool {
         self.gso_size != 0
+    }
+
+    /// Makes `owner` the skb's owner: its [`SkbDestructor::destruct`] runs
+    /// when the skb is freed. An earlier owner is released first.
+    ///
+    /// Mirrors the `skb_orphan()` + `skb->sk = sk; skb->destructor = ...`
+    /// part of `skb_set_owner_w()` in `net/core/sock.c`; charging
+    /// `sk_wmem_alloc` is the caller's part.
+    #[doc(alias = "skb_set_owner_w")]
+    pub fn set_destructor(&mut self, owner: Arc<dyn SkbDestructor>) {
+        self.orphan();
+        self.owner = Some(SkbOwner(owner));
+    }
+
+    /// Runs the destructor now and forgets the owner, so the skb no longer
+    /// counts against its socket. Does nothing on an skb without one.
+    ///
+    /// Mirrors `skb_orphan()` in `include/linux/skbuff.h`.
+    #[doc(alias = "skb_orphan")]
+    pub fn orphan(&mut self) {
+        if let Some(SkbOwner(owner)) = self.owner.take() {
+            owner.destruct(self);
+        }
+    }
+
+    /// Whether a destructor is set (`skb->destructor != NULL`).
+    pub fn has_destructor(&self) -> bool {
+        self.owner.is_some()
     }
 
     fn header_offset(&self, header: &'static str, offset: usize) -> Result<u32, SkbError> {
@@ -857,10 +941,19 @@ header_accessors!(
     transport_header_was_set
 );
 
+impl Drop for SkBuff {
+    /// Runs the owner's destructor, then releases the buffer to its pool.
+    /// Mirrors `skb_release_head_state()` + `skb_release_data()`.
+    fn drop(&mut self) {
+        self.orphan();
+    }
+}
+
 impl Clone for SkBuff {
     /// A second skb over the same buffer, with its own copy of the window,
     /// header offsets and metadata. Costs no buffer and no copy; the first
-    /// write through either skb unshares it.
+    /// write through either skb unshares it. The clone has no owner
+    /// (`skb_clone()` sets `n->destructor = NULL`).
     ///
     /// Mirrors `skb_clone()` in `net/core/skbuff.c`.
     #[doc(alias = "skb_clone")]
@@ -1121,6 +1214,62 @@ mod tests {
         skb.gso_type = SkbGsoType::TCPV4;
         assert!(skb.is_gso());
         assert_eq!(skb.truesize(), 256 + core::mem::size_of::<SkBuff>());
+    }
+
+    #[derive(Default)]
+    struct Wmem {
+        alloc: std::sync::atomic::AtomicUsize,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    impl SkbDestructor for Wmem {
+        fn destruct(&self, skb: &SkBuff) {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.alloc.fetch_sub(skb.truesize(), Relaxed);
+            self.calls.fetch_add(1, Relaxed);
+        }
+    }
+
+    #[test]
+    fn destructor_runs_once_on_free_or_orphan() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = pool(None);
+        let sk = Arc::new(Wmem::default());
+        let charge = |skb: &mut SkBuff| {
+            sk.alloc.fetch_add(skb.truesize(), Relaxed);
+            skb.set_destructor(sk.clone());
+        };
+        let mut a = SkBuff::from_slice(&p, 8, b"one").unwrap();
+        charge(&mut a);
+        assert!(a.has_destructor());
+        let c = a.clone();
+        assert!(!c.has_destructor(), "a clone is not charged");
+        drop(c);
+        assert_eq!(sk.calls.load(Relaxed), 0);
+        let d = a.copy().unwrap();
+        assert!(!d.has_destructor(), "a copy is not charged");
+        drop(d);
+        assert_eq!(sk.alloc.load(Relaxed), a.truesize());
+        crate::consume_skb(a);
+        assert_eq!((sk.alloc.load(Relaxed), sk.calls.load(Relaxed)), (0, 1));
+
+        let mut b = SkBuff::from_slice(&p, 8, b"two").unwrap();
+        charge(&mut b);
+        b.orphan();
+        assert_eq!((sk.alloc.load(Relaxed), sk.calls.load(Relaxed)), (0, 2));
+        assert!(!b.has_destructor());
+        crate::kfree_skb_reason(b, crate::DropReason::NotSpecified);
+        assert_eq!(sk.calls.load(Relaxed), 2, "orphaned: nothing runs on free");
+
+        // Setting a new owner releases the old one first.
+        let mut e = SkBuff::from_slice(&p, 8, b"three").unwrap();
+        charge(&mut e);
+        charge(&mut e);
+        assert_eq!(sk.calls.load(Relaxed), 3);
+        assert_eq!(sk.alloc.load(Relaxed), e.truesize());
+        drop(e);
+        assert_eq!((sk.alloc.load(Relaxed), sk.calls.load(Relaxed)), (0, 4));
+        assert_eq!(p.stats().inflight(), 0);
     }
 
     #[test]
