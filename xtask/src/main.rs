@@ -22,7 +22,8 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "bench",
-        "run every benchmark and print one table of figures [--json FILE] [CRATE...]",
+        "run every bench target N times, print medians/min/max, pair <workload>/netstack with <workload>/linux; \
+         writes target/bench/report.{json,md} [--runs N (5)] [--out DIR] [--json FILE] [CRATE...]",
     ),
     (
         "packetdrill",

@@ -8,8 +8,13 @@
 //! BENCH<TAB>name<TAB>value<TAB>unit
 //! ```
 //!
-//! `cargo xtask bench` runs every bench target, collects those lines and
-//! prints them as one table (or writes them as JSON with `--json FILE`).
+//! `cargo xtask bench` runs every bench target five times, collects those
+//! lines and prints one table of medians with min and max; it writes
+//! `target/bench/report.json` and `report.md`. A figure named
+//! `<workload>/netstack` is paired with `<workload>/linux` (same unit) and
+//! their ratio computed; [`report_vs_linux`] prints such a pair. The
+//! `memcpy` bench of this crate measures [`memcpy_bandwidth`], the ceiling
+//! of bulk transfer on the machine.
 //! Figures are ratios and rates measured in one run on one machine; no test
 //! ever asserts a wall-clock bound.
 //!
@@ -116,5 +121,51 @@ fn time<R>(f: &mut impl FnMut() -> R, iters: u64) -> Duration {
 
 /// Prints one figure in the format `cargo xtask bench` collects.
 pub fn report(name: &str, value: f64, unit: &str) {
-    println!("BENCH\t{name}\t{value:.3}\t{unit}");
+    println!("{}", format_line(name, value, unit));
+}
+
+/// Prints a workload's figure for netstack and for the Linux kernel, named
+/// `<workload>/netstack` and `<workload>/linux`, which `cargo xtask bench`
+/// pairs into one row with their ratio.
+pub fn report_vs_linux(workload: &str, netstack: f64, linux: f64, unit: &str) {
+    report(&format!("{workload}/netstack"), netstack, unit);
+    report(&format!("{workload}/linux"), linux, unit);
+}
+
+/// The `BENCH` line of one figure.
+pub fn format_line(name: &str, value: f64, unit: &str) -> String {
+    format!("BENCH\t{name}\t{value:.3}\t{unit}")
+}
+
+/// The machine's memory-copy bandwidth in GB/s (10^9 bytes per second):
+/// the median time to copy a `bytes`-long buffer that does not fit in the
+/// caches (use at least 64 MiB). Bulk transfer through any stack that
+/// copies the data once on each side cannot beat half of it.
+pub fn memcpy_bandwidth(bytes: usize) -> f64 {
+    let src = vec![0x5au8; bytes];
+    let mut dst = vec![0u8; bytes];
+    let per = measure(|| {
+        dst.copy_from_slice(black_box(&src));
+        black_box(dst[bytes / 2])
+    });
+    per.gbytes_per_second(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_have_four_tab_separated_fields() {
+        assert_eq!(
+            format_line("udp 64B", 1.23456, "Mpps"),
+            "BENCH\tudp 64B\t1.235\tMpps"
+        );
+    }
+
+    #[test]
+    fn memcpy_bandwidth_is_positive() {
+        let gbs = memcpy_bandwidth(1 << 16);
+        assert!(gbs.is_finite() && gbs > 0.0, "{gbs}");
+    }
 }
