@@ -69,7 +69,10 @@ pub use phy::{Delivery, Medium, MediumPort, PhyError, PhyPort};
 pub use rng::Rng;
 pub use switch::{BR_DEFAULT_AGEING_TIME, Switch, SwitchPortStats};
 #[cfg(target_os = "linux")]
-pub use tap::{TapDevice, TapOptions, VirtioNetHdr, unshare_net_namespace};
+pub use tap::{
+    StopSignals, TUN_F_CSUM, TUN_F_TSO_ECN, TUN_F_TSO4, TUN_F_TSO6, TapDevice, TapOptions,
+    VirtioNetHdr, unshare_net_namespace,
+};
 pub use virtual_wire::{
     GilbertElliott, IFG_LEN, LinkConfig, LinkConfigError, LinkStats, PREAMBLE_SFD_LEN, Side,
     VirtualWire,

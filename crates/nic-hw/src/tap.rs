@@ -300,6 +300,87 @@ impl TapDevice {
         Ok(())
     }
 
+    /// Tells the kernel which offloads this side accepts on frames it
+    /// reads: a mask of `TUN_F_*` bits ([`TUN_F_CSUM`], [`TUN_F_TSO4`],
+    /// ...). With [`TUN_F_CSUM`] the kernel may hand over frames whose
+    /// checksum is only partial (`VIRTIO_NET_HDR_F_NEEDS_CSUM`); with
+    /// [`TUN_F_TSO4`] as well it may hand over TCP super-frames of up to
+    /// 64 KiB (`VIRTIO_NET_HDR_GSO_TCPV4`) in one read.
+    ///
+    /// Mirrors the `TUNSETOFFLOAD` ioctl (`set_offload()` in
+    /// `drivers/net/tun.c`). Needs a device opened with
+    /// [`TapOptions::vnet_hdr`]: without a header the kernel could not say
+    /// what it left undone, so the call is refused with `InvalidInput`.
+    pub fn set_offload(&self, flags: u32) -> io::Result<()> {
+        if !self.vnet_hdr {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "TUNSETOFFLOAD needs a TAP opened with IFF_VNET_HDR (TapOptions::vnet_hdr)",
+            ));
+        }
+        // SAFETY: the descriptor is open for the lifetime of `self.file`;
+        // TUNSETOFFLOAD takes its argument by value (an unsigned long of
+        // TUN_F_* bits) and touches no memory of ours.
+        let rc = unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                libc::TUNSETOFFLOAD,
+                libc::c_ulong::from(flags),
+            )
+        };
+        if rc < 0 {
+            return Err(explain(
+                &io::Error::last_os_error(),
+                "TUNSETOFFLOAD",
+                &self.name,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Brings the kernel side of the interface up (`ip link set NAME up`).
+    ///
+    /// Mirrors the `SIOCGIFFLAGS`/`SIOCSIFFLAGS` pair `ifconfig NAME up`
+    /// uses (`dev_ioctl()` → `dev_change_flags()` with `IFF_UP`). A TAP
+    /// whose interface is down refuses writes with `EIO`, so a host
+    /// attached to it could not send.
+    pub fn set_link_up(&self) -> io::Result<()> {
+        // SAFETY: socket() takes integers and returns a new descriptor or -1.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by socket() and is owned by nobody
+        // else; the OwnedFd closes it once.
+        let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        // SAFETY: all-zero bytes are a valid `ifreq` (see open_with).
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, &src) in ifr.ifr_name.iter_mut().zip(self.name.as_bytes()) {
+            *dst = src as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of one
+        // valid, exclusively borrowed `ifreq`.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &raw mut ifr) } < 0 {
+            return Err(explain(
+                &io::Error::last_os_error(),
+                "SIOCGIFFLAGS",
+                &self.name,
+            ));
+        }
+        // SAFETY: SIOCGIFFLAGS filled `ifru_flags`, the union member read.
+        let flags = unsafe { ifr.ifr_ifru.ifru_flags };
+        ifr.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+        // SAFETY: as above; SIOCSIFFLAGS only reads the `ifreq`.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &raw mut ifr) } < 0 {
+            return Err(explain(
+                &io::Error::last_os_error(),
+                "SIOCSIFFLAGS",
+                &self.name,
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads one frame as the kernel sent it: no FCS, and with the virtio
     /// header in front if [`TapOptions::vnet_hdr`] was set. Returns its
     /// length.
@@ -430,6 +511,69 @@ impl PhyPort for TapDevice {
     /// Always `None`: frames arrive when the descriptor becomes readable.
     fn next_event(&self) -> Option<Instant> {
         None
+    }
+}
+
+/// `TUN_F_CSUM`: this side accepts frames with a partial checksum.
+pub const TUN_F_CSUM: u32 = 0x01;
+/// `TUN_F_TSO4`: this side accepts TCP/IPv4 super-frames.
+pub const TUN_F_TSO4: u32 = 0x02;
+/// `TUN_F_TSO6`: this side accepts TCP/IPv6 super-frames.
+pub const TUN_F_TSO6: u32 = 0x04;
+/// `TUN_F_TSO_ECN`: super-frames may carry ECN (CWR) marks.
+pub const TUN_F_TSO_ECN: u32 = 0x08;
+
+/// The termination signals (`SIGINT`, `SIGTERM`) held back from every
+/// thread and taken one at a time by [`StopSignals::wait`].
+///
+/// Mirrors the `sigprocmask()` + `sigwait()` pattern of a daemon that
+/// stops cleanly on Ctrl-C: block the signals before any thread is
+/// started (threads inherit the mask), then wait for them in one place
+/// instead of running code in a signal handler.
+#[derive(Clone, Copy)]
+pub struct StopSignals {
+    set: libc::sigset_t,
+}
+
+impl std::fmt::Debug for StopSignals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StopSignals(SIGINT, SIGTERM)")
+    }
+}
+
+impl StopSignals {
+    /// Blocks `SIGINT` and `SIGTERM` in the calling thread (call it before
+    /// starting threads, which inherit the mask).
+    pub fn block() -> io::Result<StopSignals> {
+        // SAFETY: all-zero bytes are a valid sigset_t, and sigemptyset
+        // initialises it anyway.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid, exclusively borrowed sigset_t; the
+        // signal numbers are valid.
+        unsafe {
+            libc::sigemptyset(&raw mut set);
+            libc::sigaddset(&raw mut set, libc::SIGINT);
+            libc::sigaddset(&raw mut set, libc::SIGTERM);
+        }
+        // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+        let rc =
+            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut()) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        Ok(StopSignals { set })
+    }
+
+    /// Waits until `SIGINT` or `SIGTERM` arrives and returns its number.
+    pub fn wait(&self) -> io::Result<i32> {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `self.set` is an initialised sigset_t and `sig` a valid
+        // out-pointer for the duration of the call.
+        let rc = unsafe { libc::sigwait(&raw const self.set, &raw mut sig) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        Ok(sig)
     }
 }
 
