@@ -5,7 +5,8 @@
 //! and `kernel/time`: the types every layer above the wire formats speaks.
 //!
 //! - time: [`Instant`] and [`Duration`].
-//! - buffers: [`SkBuff`] on [`PagePool`] buffers ([`PageBuf`]).
+//! - buffers: [`SkBuff`] on [`PagePool`] buffers ([`PageBuf`]); the flow
+//!   hash [`skb_get_hash`] with [`reciprocal_scale`] and [`jhash_3words`].
 //! - errors: [`Errno`]; the lock order: [`lock_order`].
 //! - clocks and timers: [`Clock`] ([`VirtualClock`], [`MonotonicClock`]) and
 //!   the hierarchical [`TimerWheel`] of typed timer ids.
@@ -47,6 +48,7 @@ mod errno;
 mod ethtool;
 #[cfg(any(test, feature = "testutils"))]
 mod fake_netdevice;
+mod flow_dissector;
 pub mod lock_order;
 mod netdevice;
 mod page_pool;
@@ -67,6 +69,7 @@ pub use ethtool::{
     EthtoolStat, format_channels, format_coalesce, format_drvinfo, format_features,
     format_ringparam, format_stats,
 };
+pub use flow_dissector::{jhash_3words, reciprocal_scale, skb_get_hash};
 pub use netdevice::{
     DEFAULT_TX_QUEUE_LEN, DevAddr, ETH_DATA_LEN, ETH_MIN_MTU, MtuError, NETDEV_FEATURE_NAMES,
     NetDevice, NetDeviceFlags, NetdevFeatures, NetdevQueue, NetdevTx, NetdevTxQueues,
@@ -81,8 +84,8 @@ pub use skbuff::{
     SkbGsoType,
 };
 pub use snmp::{
-    IcmpMib, IcmpMsgDir, IpExtMib, IpMib, LinuxMib, MibField, MibSnapshot, NetMibs, TcpMib,
-    UdpLiteMib, UdpMib,
+    IcmpMib, IcmpMsgDir, IpExtMib, IpMib, LinuxMib, MibField, MibSnapshot, NetMibs, NetMibsCpu,
+    TcpMib, UdpLiteMib, UdpMib,
 };
 pub use sysctl::{IntKey, RangeKey, StrKey, Sysctl, SysctlError, SysctlValue, VecKey};
 pub use time::{Duration, Instant};

@@ -46,6 +46,7 @@ mod sch_tbf;
 #[cfg(any(test, feature = "testutils"))]
 pub mod testutil;
 
+pub use netcore::{reciprocal_scale, skb_get_hash};
 pub use sch_api::{
     QDISC_KINDS, QdiscDev, QdiscError, QdiscGraft, format_tc_qdisc_show, qdisc_create,
     qdisc_create_dflt, qdisc_graft, sprint_rate, sprint_size, sprint_time,
@@ -53,7 +54,7 @@ pub use sch_api::{
 pub use sch_fifo::{BFIFO_DEFAULT_LIMIT, ETH_HLEN, Fifo, FifoLimit};
 pub use sch_fq_codel::{
     FQ_CODEL_MAX_FLOWS, FQ_CODEL_QUANTUM_MAX, FQ_CODEL_QUANTUM_MIN, FqCodel, FqCodelParams,
-    FqCodelXstats, reciprocal_scale, skb_get_hash,
+    FqCodelXstats,
 };
 pub use sch_generic::{
     GsoSkb, NetXmit, Noqueue, PFIFO_FAST_BANDS, PRIO2BAND, PfifoFast, Qdisc, QdiscStats,

@@ -13,16 +13,16 @@
 //! - No `ce_threshold` and no external classifier (`tc filter`); a packet
 //!   goes to the flow `skb.priority` names (when its major number is this
 //!   qdisc's handle, as in Linux) or to its hash bucket.
-//! - When `skb.hash` is 0 the hash is computed from the frame's flow keys
-//!   (`skb_get_hash()` runs the flow dissector) with a fixed-seed mix rather
-//!   than `jhash` with a boot-time random seed, so runs are reproducible;
-//!   the hash is stored in the skb, as Linux stores it.
+//! - The flow hash is [`netcore::skb_get_hash`], whose software hash is a
+//!   fixed-key Toeplitz hash rather than `siphash` with a boot-time random
+//!   key, so runs are reproducible; the hash is stored in the skb, as Linux
+//!   stores it.
 //! - No per-class statistics (`tc -s class show`).
 
 use core::fmt;
 use std::collections::VecDeque;
 
-use netcore::{DropReason, Instant, SkBuff, kfree_skb_reason};
+use netcore::{DropReason, Instant, SkBuff, kfree_skb_reason, reciprocal_scale, skb_get_hash};
 
 use crate::codel::{
     CodelParams, CodelQueue, CodelSkb, CodelStats, CodelVars, codel_dequeue, codel_get_time,
@@ -390,42 +390,6 @@ impl CodelQueue for FlowQueue<'_> {
     }
 }
 
-/// Maps a 32-bit value onto `0..n` by multiplication. Mirrors
-/// `reciprocal_scale()` in `include/linux/kernel.h`.
-pub fn reciprocal_scale(val: u32, n: u32) -> u32 {
-    ((u64::from(val) * u64::from(n)) >> 32) as u32
-}
-
-/// The packet's flow hash, computed from its frame (and stored) when it
-/// has none. Mirrors `skb_get_hash()`; see the module's deviations for the
-/// hash function.
-pub fn skb_get_hash(skb: &mut SkBuff) -> u32 {
-    if skb.hash != 0 {
-        return skb.hash;
-    }
-    let Some(keys) = wire::skb_flow_dissect_flow_keys(skb.data(), 0) else {
-        return 0;
-    };
-    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
-    for word in [
-        u64::from(u32::from(keys.src)),
-        u64::from(u32::from(keys.dst)),
-        (u64::from(keys.sport) << 16) | u64::from(keys.dport),
-        u64::from(u8::from(keys.ip_proto)),
-    ] {
-        h = (h ^ word).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-    }
-    let mut hash = (h ^ (h >> 32)) as u32;
-    if hash == 0 {
-        hash = 1;
-    }
-    let l4 = keys.sport != 0 || keys.dport != 0;
-    skb.set_hash(hash, l4);
-    skb.sw_hash = true;
-    hash
-}
-
 impl Qdisc for FqCodel {
     fn id(&self) -> &'static str {
         "fq_codel"
@@ -634,9 +598,10 @@ mod tests {
         assert_eq!((a.hash, a.l4_hash, a.sw_hash), (ha, true, true));
         assert_eq!(skb_get_hash(&mut a2), ha, "same flow, same hash");
         assert_ne!(skb_get_hash(&mut b), ha, "other port, other hash");
-        // a frame the dissector cannot read keeps hash 0 (flow 0)
+        // a frame the dissector cannot read gets hash 1, as in Linux
+        // (`__flow_hash_from_keys()` never returns 0): flow 0
         let mut junk = SkBuff::from_slice(&pool, 0, &[1, 2, 3]).unwrap();
-        assert_eq!(skb_get_hash(&mut junk), 0);
+        assert_eq!(skb_get_hash(&mut junk), 1);
         assert_eq!(FqCodel::default().classify(&mut junk), 0);
     }
 

@@ -64,9 +64,10 @@ use crate::ptype::{
     NetRx, PacketType, PtypeEntry, PtypeLists, PtypeMatch, PtypeRegistry, TcIngress, TcVerdict,
     same_handler,
 };
-use crate::rps::{skb_get_hash, skb_tx_hash};
+use crate::rps::skb_tx_hash;
 use crate::sch_generic::{qdisc_run_begin, qdisc_run_inner};
 use crate::sync::Arc as SyncArc;
+use netcore::skb_get_hash;
 use std::sync::Arc;
 
 /// A bad argument to a softnet call.

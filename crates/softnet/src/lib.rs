@@ -113,13 +113,14 @@ pub use dev::{
     netif_rx, netif_schedule_queue, netif_tx_wake_queue,
 };
 pub use net_procfs::SoftnetStat;
+pub use netcore::{reciprocal_scale, skb_get_hash};
 pub use netdevice::{DevBase, IFNAMSIZ, NetDev, dev_close, dev_open};
 pub use pcap::{
     LINKTYPE_ETHERNET, PCAP_MAGIC_NSEC, PCAP_SNAPLEN, PcapFilter, PcapFilterError, PcapTap,
     PcapWriter,
 };
 pub use ptype::{NetRx, PacketType, PtypeMatch, TcIngress, TcVerdict};
-pub use rps::{CpuMask, RpsMap, reciprocal_scale, skb_get_hash, skb_tx_hash};
+pub use rps::{CpuMask, RpsMap, skb_tx_hash};
 pub use sch_generic::dev_tx_weight;
 
 // The lower-layer types in softnet's own signatures, re-exported so that a

@@ -10,10 +10,9 @@
 //!
 //! # Deviations from Linux
 //!
-//! - The software flow hash is the Toeplitz hash of the flow keys under
-//!   [`wire::RSS_DEFAULT_KEY`], not `siphash` under a random boot-time key:
-//!   the simulation must be reproducible. Like Linux, a zero result is
-//!   replaced by 1 so that "no hash" stays distinguishable.
+//! - The flow hash and `reciprocal_scale()` live in `netcore`
+//!   ([`netcore::skb_get_hash`], whose Toeplitz software hash is a
+//!   deviation of its own); this module re-exports them.
 //! - No RFS (`rps_sock_flow_entries` is 0 by default in Linux too) and no
 //!   flow limit (`flow_limit_cpu_bitmap` is empty by default).
 //! - `skb_tx_hash()` never uses a recorded receive queue (forwarding keeps
@@ -21,8 +20,7 @@
 
 use core::fmt;
 
-use netcore::SkBuff;
-use wire::{RSS_DEFAULT_KEY, skb_flow_dissect_flow_keys};
+use netcore::{SkBuff, reciprocal_scale, skb_get_hash};
 
 use crate::SoftnetError;
 
@@ -172,14 +170,6 @@ impl RpsMap {
     }
 }
 
-/// Maps `val` uniformly onto `0..ep_ro` without a division.
-///
-/// Mirrors `reciprocal_scale()` in `include/linux/math.h`.
-#[inline]
-pub fn reciprocal_scale(val: u32, ep_ro: u32) -> u32 {
-    ((u64::from(val) * u64::from(ep_ro)) >> 32) as u32
-}
-
 /// The Ethernet frame of an skb, wherever its data starts: from the MAC
 /// header if one is set before or at `data` (received, after
 /// `eth_type_trans`), else from `data` (transmitted).
@@ -188,29 +178,6 @@ pub(crate) fn skb_frame(skb: &SkBuff) -> &[u8] {
         Some(off) if off <= 0 => skb.mac_header().unwrap_or_else(|| skb.data()),
         _ => skb.data(),
     }
-}
-
-/// The flow hash of an skb, computing and storing a software hash when
-/// the device gave none (or only an L3 one).
-///
-/// Mirrors `skb_get_hash()` → `__skb_get_hash()`: dissects the flow keys
-/// and hashes them (see the module's deviations), marks the hash `sw_hash`
-/// and `l4_hash` when ports were covered.
-#[doc(alias = "__skb_get_hash")]
-pub fn skb_get_hash(skb: &mut SkBuff) -> u32 {
-    if !skb.l4_hash && !skb.sw_hash {
-        let (hash, l4) = match skb_flow_dissect_flow_keys(skb_frame(skb), 0) {
-            Some(keys) => (
-                keys.toeplitz_hash(&RSS_DEFAULT_KEY),
-                keys.sport != 0 || keys.dport != 0,
-            ),
-            None => (0, false),
-        };
-        skb.hash = if hash == 0 { 1 } else { hash };
-        skb.l4_hash = l4;
-        skb.sw_hash = true;
-    }
-    skb.hash
 }
 
 /// The per-CPU transmit-queue lists of one device, built from every tx
