@@ -18,9 +18,9 @@
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use netcore::{Errno, SkBuff, Sysctl};
+use netcore::{Errno, SkBuff, SkbDestructor, Sysctl};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 /// Readable (`EPOLLIN`, `POLLIN`).
@@ -120,8 +120,6 @@ pub(crate) struct UdpSockInner {
     pub sndbuf: i32,
     /// `sk_rmem_alloc`: truesize of the skbs in the receive queue.
     pub rmem_alloc: usize,
-    /// `sk_wmem_alloc`: truesize of datagrams being sent.
-    pub wmem_alloc: usize,
     /// `sk_receive_queue`.
     pub receive_queue: VecDeque<SkBuff>,
     /// `sk_err`: the pending error, reported once by the next call.
@@ -154,6 +152,11 @@ pub(crate) struct UdpSockInner {
 pub struct UdpSock {
     inner: Mutex<UdpSockInner>,
     wakeup: RwLock<Option<SkWakeup>>,
+    /// `sk_wmem_alloc`: truesize of the datagrams this socket sent that
+    /// are not freed yet (queued in a qdisc, on a TX ring, in flight to a
+    /// local socket). An atomic, as in Linux, so the skb destructor never
+    /// needs the socket lock.
+    wmem_alloc: AtomicUsize,
     /// `sk_drops`.
     drops: AtomicU32,
     /// The inode number `/proc/net/udp` and `ss` print.
@@ -194,7 +197,6 @@ impl UdpSock {
                 rcvbuf: clamp(sysctl.get_int(Sysctl::RMEM_DEFAULT)),
                 sndbuf: clamp(sysctl.get_int(Sysctl::WMEM_DEFAULT)),
                 rmem_alloc: 0,
-                wmem_alloc: 0,
                 receive_queue: VecDeque::new(),
                 err: None,
                 shutdown: 0,
@@ -207,6 +209,7 @@ impl UdpSock {
                 dead: false,
             }),
             wakeup: RwLock::new(None),
+            wmem_alloc: AtomicUsize::new(0),
             drops: AtomicU32::new(0),
             ino,
         })
@@ -304,9 +307,19 @@ impl UdpSock {
         self.lock().rmem_alloc
     }
 
-    /// `sk_wmem_alloc`.
+    /// `sk_wmem_alloc`: bytes (truesize) of sent datagrams not yet freed.
     pub fn wmem_alloc(&self) -> usize {
-        self.lock().wmem_alloc
+        self.wmem_alloc.load(Ordering::Acquire)
+    }
+
+    /// Charges `skb` to the send buffer and makes the socket its owner, so
+    /// freeing the skb gives the bytes back.
+    ///
+    /// Mirrors `skb_set_owner_w()` in `net/core/sock.c`.
+    pub(crate) fn skb_set_owner_w(self: &Arc<Self>, skb: &mut SkBuff) {
+        skb.orphan();
+        self.wmem_alloc.fetch_add(skb.truesize(), Ordering::AcqRel);
+        skb.set_destructor(Arc::clone(self) as Arc<dyn SkbDestructor>);
     }
 
     /// `SO_REUSEADDR`.
@@ -418,9 +431,39 @@ impl UdpSock {
             mask |= POLLIN | POLLRDNORM;
         }
         let sndbuf = usize::try_from(sk.sndbuf).unwrap_or(0);
-        if sk.wmem_alloc < sndbuf / 2 {
+        if self.wmem_alloc() < sndbuf / 2 {
             mask |= POLLOUT | POLLWRNORM | POLLWRBAND;
         }
         mask
+    }
+}
+
+impl SkbDestructor for UdpSock {
+    /// Gives a freed datagram's truesize back to `sk_wmem_alloc` and wakes
+    /// writers when the socket becomes writable again (less than half of
+    /// `sk_sndbuf` in use).
+    ///
+    /// Mirrors `sock_wfree()` → `sock_def_write_space()` in
+    /// `net/core/sock.c`.
+    #[doc(alias = "sock_wfree")]
+    fn destruct(&self, skb: &SkBuff) {
+        let len = skb.truesize();
+        let before = self
+            .wmem_alloc
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                Some(w.saturating_sub(len))
+            })
+            .unwrap_or(0);
+        let after = before.saturating_sub(len);
+        // sndbuf is read without the lock, as Linux reads sk_sndbuf with
+        // READ_ONCE(); a socket whose lock is held elsewhere gets the
+        // wake-up anyway (a spurious wake-up is harmless).
+        let half = self
+            .inner
+            .try_lock()
+            .map_or(0, |sk| usize::try_from(sk.sndbuf).unwrap_or(0) / 2);
+        if before >= half && after < half || half == 0 {
+            self.wake(POLLOUT | POLLWRNORM | POLLWRBAND);
+        }
     }
 }

@@ -53,6 +53,10 @@ pub struct FakeUdpHost {
     pub icmp_port_unreach: Mutex<bool>,
     /// Whether IP output fails with this errno (to test error paths).
     pub fail_output: Mutex<Option<Errno>>,
+    /// When set, sent packets wait here (as in a qdisc or on a TX ring)
+    /// instead of being delivered; [`FakeUdpHost::flush_tx`] frees them
+    /// as a transmit completion would.
+    pub hold_tx: Mutex<Option<Vec<SkBuff>>>,
     peer: RwLock<Weak<FakeUdpHost>>,
 }
 
@@ -78,6 +82,7 @@ impl FakeUdpHost {
             sent: Mutex::new(Vec::new()),
             icmp_port_unreach: Mutex::new(true),
             fail_output: Mutex::new(None),
+            hold_tx: Mutex::new(None),
             peer: RwLock::new(Weak::new()),
         })
     }
@@ -97,6 +102,23 @@ impl FakeUdpHost {
             host: Arc::clone(self),
             rng: 0x9e37_79b9 ^ u32::from(self.addr),
         }
+    }
+
+    /// Holds every sent packet from now on (see [`FakeUdpHost::hold_tx`]).
+    pub fn hold_tx(&self) {
+        let mut h = self.hold_tx.lock();
+        if h.is_none() {
+            *h = Some(Vec::new());
+        }
+    }
+
+    /// Frees the held packets, as a NIC's transmit completion does, and
+    /// returns how many there were; packets are held no longer.
+    pub fn flush_tx(&self) -> usize {
+        let held = self.hold_tx.lock().take().unwrap_or_default();
+        let n = held.len();
+        drop(held);
+        n
     }
 
     fn peer(&self) -> Option<Arc<FakeUdpHost>> {
@@ -221,6 +243,10 @@ impl UdpContext for FakeUdpCtx {
             df,
             daddr: fl.daddr,
         });
+        if let Some(held) = self.host.hold_tx.lock().as_mut() {
+            held.push(skb);
+            return Ok(());
+        }
         // The receiving host: ourselves for local and loopback addresses,
         // the peer otherwise.
         let dest = if fl.daddr == self.host.addr || fl.daddr.is_loopback() {

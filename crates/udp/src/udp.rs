@@ -562,6 +562,10 @@ fn udp_checksum_ok(skb: &SkBuff, saddr: Ipv4Addr, daddr: Ipv4Addr) -> bool {
 /// to be adjusted for every header pulled): the sum is recomputed.
 #[tracing::instrument(level = "trace", target = "netstack::udp", skip_all, fields(len = skb.len()))]
 pub fn udp_rcv<C: UdpContext>(ctx: &mut C, mut skb: SkBuff) -> Result<(), SkBuff> {
+    // A datagram sent to this host still belongs to its sender's send
+    // buffer: release it before it is queued here (Linux's ip_rcv_core()
+    // and loopback_xmit() call skb_orphan()).
+    skb.orphan();
     let cpu = ctx.cpu();
     let mibs = ctx.mibs();
     let data = skb.data();
@@ -780,11 +784,12 @@ pub fn udp_recvmsg<C: UdpContext>(
 /// fragments larger ones. Success counts `OutDatagrams`; an `ENOBUFS` from
 /// below counts `SndbufErrors` and is reported as success, as in Linux.
 ///
-/// # Deviations from Linux
-///
-/// `sk_wmem_alloc` is charged from the datagram's allocation until IP
-/// output returns, not until the device frees it (netcore's skbs have no
-/// destructor), so `SO_SNDBUF` only limits datagrams being built at once.
+/// The datagram's truesize is charged to `sk_wmem_alloc` from here until
+/// the skb is freed — after the NIC's transmit completion, a qdisc drop,
+/// or a local receiver's read — by [`UdpSock`]'s skb destructor
+/// (`skb_set_owner_w()` / `sock_wfree()`), so `SO_SNDBUF` bounds what the
+/// socket has queued below it, and `sock_wfree()` wakes a writer waiting
+/// for room.
 #[tracing::instrument(level = "trace", target = "netstack::udp", skip_all, fields(len = buf.len()))]
 pub fn udp_sendmsg<C: UdpContext>(
     ctx: &mut C,
@@ -839,7 +844,6 @@ pub fn udp_sendmsg<C: UdpContext>(
         ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
         return Err(Errno::NoBufs);
     };
-    let truesize = skb.truesize();
     {
         let mut inner = sk.lock();
         if let Some(err) = inner.err.take() {
@@ -848,13 +852,16 @@ pub fn udp_sendmsg<C: UdpContext>(
         if inner.shutdown & SEND_SHUTDOWN != 0 {
             return Err(Errno::Pipe);
         }
-        if inner.wmem_alloc >= usize::try_from(inner.sndbuf).unwrap_or(0) {
+        // sock_alloc_send_pskb(): room while sk_wmem_alloc < sk_sndbuf.
+        if sk.wmem_alloc() >= usize::try_from(inner.sndbuf).unwrap_or(0) {
             drop(inner);
             ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
             return Err(Errno::Again);
         }
-        inner.wmem_alloc += truesize;
     }
+    // skb_set_owner_w(): charged until the skb is freed (transmitted,
+    // dropped, or read by a local receiver).
+    sk.skb_set_owner_w(&mut skb);
     let rt_saddr = if fl.saddr.is_unspecified() {
         rt.saddr
     } else {
@@ -873,17 +880,6 @@ pub fn udp_sendmsg<C: UdpContext>(
         }
         Err(e) => Err(e),
     };
-    let wake = {
-        let mut inner = sk.lock();
-        let sndbuf = usize::try_from(inner.sndbuf).unwrap_or(0);
-        let was_full = inner.wmem_alloc >= sndbuf / 2;
-        inner.wmem_alloc = inner.wmem_alloc.saturating_sub(truesize);
-        was_full && inner.wmem_alloc < sndbuf / 2
-    };
-    if wake {
-        // sock_wfree() → sk_write_space()
-        sk.wake(POLLOUT | POLLWRNORM | POLLWRBAND);
-    }
     match result {
         Ok(()) => {
             ctx.mibs().inc(ctx.cpu(), UdpMib::OutDatagrams);
@@ -1041,10 +1037,11 @@ pub fn proc_net_udp(table: &UdpTable) -> String {
     );
     let hex = |a: Ipv4Addr| u32::from_le_bytes(a.octets());
     for sk in table.sockets() {
-        let (addrs, state, wmem, rmem) = {
+        let (addrs, state, rmem) = {
             let inner = sk.lock();
-            (inner.addrs, inner.state, inner.wmem_alloc, inner.rmem_alloc)
+            (inner.addrs, inner.state, inner.rmem_alloc)
         };
+        let wmem = sk.wmem_alloc();
         let line = format!(
             "{:5}: {:08X}:{:04X} {:08X}:{:04X} {:02X} {:08X}:{:08X} {:02X}:{:08X} {:08X} {:5} {:8} {} {} {:016x} {}",
             addrs.num,
@@ -1081,10 +1078,11 @@ pub fn ss_udp(table: &UdpTable, process: impl Fn(u64) -> Option<String>) -> Stri
     let mut out =
         String::from("State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n");
     for sk in table.sockets() {
-        let (addrs, state, wmem, rmem) = {
+        let (addrs, state, rmem) = {
             let inner = sk.lock();
-            (inner.addrs, inner.state, inner.wmem_alloc, inner.rmem_alloc)
+            (inner.addrs, inner.state, inner.rmem_alloc)
         };
+        let wmem = sk.wmem_alloc();
         let st = match state {
             UdpState::Established => "ESTAB",
             UdpState::Close => "UNCONN",

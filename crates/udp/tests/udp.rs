@@ -624,3 +624,54 @@ fn proc_net_udp_and_ss_list_sockets_like_linux() {
     assert_eq!(proc_net_udp(&p.b.table).lines().count(), 1);
     assert!(p.b.table.is_empty());
 }
+
+#[test]
+fn so_sndbuf_charges_each_datagram_until_its_skb_is_freed() {
+    let mut p = pair();
+    let s = UdpSock::new(1, &p.a.sysctl);
+    let r = UdpSock::new(2, &p.b.sysctl);
+    inet_bind(&mut p.cb, &r, any(53)).unwrap();
+    let to = SocketAddrV4::new(p.b.addr, 53);
+    let wakes = Arc::new(AtomicU32::new(0));
+    let w = Arc::clone(&wakes);
+    s.set_wakeup(Some(Arc::new(move |key| {
+        if key & POLLOUT != 0 {
+            w.fetch_add(1, Ordering::Relaxed);
+        }
+    })));
+    // Delivered at once: the skb is freed (orphaned at the receiver), so
+    // nothing stays charged.
+    assert_eq!(udp_sendmsg(&mut p.ca, &s, b"x", Some(to)), Ok(1));
+    assert_eq!(s.wmem_alloc(), 0);
+    // Held below the socket (a qdisc, a TX ring): each datagram stays
+    // charged, up to sk_sndbuf; then EAGAIN and SndbufErrors.
+    s.set_sndbuf(4608); // SOCK_MIN_SNDBUF, as setsockopt stores it
+    wakes.store(0, Ordering::Relaxed);
+    p.a.hold_tx();
+    let mut sent = 0;
+    let err = loop {
+        match udp_sendmsg(&mut p.ca, &s, &[7; 64], Some(to)) {
+            Ok(64) => sent += 1,
+            other => break other,
+        }
+        assert!(sent < 100, "the send buffer never filled");
+    };
+    assert_eq!(err, Err(Errno::Again));
+    assert!(sent >= 1);
+    let charged = s.wmem_alloc();
+    assert!(
+        charged >= 4608,
+        "{charged} bytes charged after {sent} datagrams"
+    );
+    assert_eq!(s.poll() & POLLOUT, 0, "not writable while full");
+    assert_eq!(p.a.mibs.get(UdpMib::SndbufErrors), 1);
+    assert_eq!(p.a.mibs.get(UdpMib::OutDatagrams), sent + 1);
+    assert_eq!(wakes.load(Ordering::Relaxed), 0);
+    // Transmit completion frees them: the charge goes back to zero, the
+    // writer is woken once (sock_wfree → sk_write_space) and may send.
+    assert_eq!(p.a.flush_tx(), usize::try_from(sent).unwrap());
+    assert_eq!(s.wmem_alloc(), 0);
+    assert_ne!(s.poll() & POLLOUT, 0);
+    assert_eq!(wakes.load(Ordering::Relaxed), 1);
+    assert_eq!(udp_sendmsg(&mut p.ca, &s, &[7; 64], Some(to)), Ok(64));
+}
