@@ -22,7 +22,8 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use netcore::{
-    DropReason, Errno, IpExtMib, IpMib, IpSummed, PktType, SkBuff, Sysctl, kfree_skb_reason,
+    DropReason, Errno, IpExtMib, IpMib, IpSummed, NetMibsCpu, PktType, SkBuff, Sysctl,
+    kfree_skb_reason,
 };
 use netfilter::{NfConsumed, NfHookState, NfInetHooks};
 use softnet::{NetRx, PacketType, PtypeMatch};
@@ -110,6 +111,43 @@ const ECN_MIBS: [IpExtMib; 4] = [
     IpExtMib::InCEPkts,
 ];
 
+/// The fields of the IP header the receive path reads, taken once by
+/// [`ip_rcv_core`] and carried down the fast path (Linux reads them through
+/// `ip_hdr(skb)` at each step; here that would mean slicing the skb
+/// again). Re-read after a netfilter hook ran, since a hook may rewrite the
+/// header.
+#[derive(Clone, Copy, Debug)]
+struct RcvHdr {
+    saddr: Ipv4Addr,
+    daddr: Ipv4Addr,
+    /// Header length in bytes (`ihl * 4`).
+    ihl: usize,
+    protocol: u8,
+    /// MF set or a non-zero offset (`ip_is_fragment()`).
+    frag: bool,
+}
+
+impl RcvHdr {
+    /// Reads the fields from a header `ip_rcv_core` has validated (or, on
+    /// a slow path, from one that may have been rewritten): `None` when
+    /// `d` is too short for the header it announces.
+    #[inline]
+    fn parse(d: &[u8]) -> Option<RcvHdr> {
+        let h: &[u8; 20] = d.first_chunk()?;
+        let ihl = usize::from(h[0] & 0x0f) * 4;
+        if ihl < 20 || d.len() < ihl {
+            return None;
+        }
+        Some(RcvHdr {
+            saddr: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
+            daddr: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+            ihl,
+            protocol: h[9],
+            frag: ip_is_fragment(h),
+        })
+    }
+}
+
 /// Validates the IP header and trims link-layer padding; on `Err` the
 /// caller frees the skb with the reason (`kfree_skb_reason`).
 ///
@@ -126,53 +164,69 @@ pub fn ip_rcv_core<C: ?Sized>(
     cpu: usize,
     skb: &mut SkBuff,
 ) -> Result<(), DropReason> {
-    let mibs = net.mibs();
+    ip_rcv_core_hdr(net.mibs().this_cpu(cpu), skb).map(|_| ())
+}
+
+/// [`ip_rcv_core`] on this CPU's counters, handing back the header fields
+/// the rest of the path reads.
+#[inline]
+fn ip_rcv_core_hdr(mib: NetMibsCpu<'_>, skb: &mut SkBuff) -> Result<RcvHdr, DropReason> {
     if skb.pkt_type == PktType::OtherHost {
         return Err(DropReason::OtherHost);
     }
-    mibs.inc(cpu, IpMib::InReceives);
-    mibs.add(cpu, IpExtMib::InOctets, skb.len() as u64);
-    let reason = 'hdr: {
+    let len = skb.len();
+    mib.inc(IpMib::InReceives);
+    mib.add(IpExtMib::InOctets, len as u64);
+    let ip_summed = skb.ip_summed;
+    let gso_segs = skb.gso_segs;
+    let (reason, hdr) = 'hdr: {
         let d = skb.data();
-        if d.len() < 20 {
-            break 'hdr DropReason::IpInhdr;
+        let Some(h) = d.first_chunk::<20>() else {
+            break 'hdr (DropReason::IpInhdr, None);
+        };
+        let ihl = usize::from(h[0] & 0x0f) * 4;
+        if ihl < 20 || h[0] >> 4 != 4 {
+            break 'hdr (DropReason::IpInhdr, None);
         }
-        let ihl = usize::from(d[0] & 0x0f) * 4;
-        if ihl < 20 || d[0] >> 4 != 4 {
-            break 'hdr DropReason::IpInhdr;
-        }
-        mibs.add(
-            cpu,
-            ECN_MIBS[usize::from(d[1] & 3)],
-            u64::from(skb.gso_segs.max(1)),
-        );
+        mib.add(ECN_MIBS[usize::from(h[1] & 3)], u64::from(gso_segs.max(1)));
         if d.len() < ihl {
-            break 'hdr DropReason::IpInhdr;
+            break 'hdr (DropReason::IpInhdr, None);
         }
-        if skb.ip_summed != IpSummed::Unnecessary && ip_fast_csum(&d[..ihl]) != 0 {
-            mibs.inc(cpu, IpExtMib::InCsumErrors);
-            break 'hdr DropReason::IpCsum;
+        if ip_summed != IpSummed::Unnecessary && ip_fast_csum(&d[..ihl]) != 0 {
+            mib.inc(IpExtMib::InCsumErrors);
+            break 'hdr (DropReason::IpCsum, None);
         }
-        let tot = usize::from(u16::from_be_bytes([d[2], d[3]]));
+        let tot = usize::from(u16::from_be_bytes([h[2], h[3]]));
         if d.len() < tot {
-            mibs.inc(cpu, IpExtMib::InTruncatedPkts);
+            mib.inc(IpExtMib::InTruncatedPkts);
             return Err(DropReason::PktTooSmall);
         }
         if tot < ihl {
-            break 'hdr DropReason::IpInhdr;
+            break 'hdr (DropReason::IpInhdr, None);
         }
-        if d.len() > tot && skb.trim(tot).is_err() {
-            mibs.inc(cpu, IpMib::InDiscards);
-            return Err(DropReason::NotSpecified);
-        }
-        skb.reset_network_header();
-        if skb.set_transport_header(ihl).is_err() {
-            break 'hdr DropReason::IpInhdr;
-        }
-        return Ok(());
+        let hdr = RcvHdr {
+            saddr: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
+            daddr: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+            ihl,
+            protocol: h[9],
+            frag: ip_is_fragment(h),
+        };
+        (DropReason::NotSpecified, Some((hdr, tot)))
     };
-    mibs.inc(cpu, IpMib::InHdrErrors);
-    Err(reason)
+    let Some((hdr, tot)) = hdr else {
+        mib.inc(IpMib::InHdrErrors);
+        return Err(reason);
+    };
+    if len > tot && skb.trim(tot).is_err() {
+        mib.inc(IpMib::InDiscards);
+        return Err(DropReason::NotSpecified);
+    }
+    skb.reset_network_header();
+    if skb.set_transport_header(hdr.ihl).is_err() {
+        mib.inc(IpMib::InHdrErrors);
+        return Err(DropReason::IpInhdr);
+    }
+    Ok(hdr)
 }
 
 fn nf_netrx(r: Result<NetRx, NfConsumed>) -> NetRx {
@@ -185,10 +239,16 @@ fn nf_netrx(r: Result<NetRx, NfConsumed>) -> NetRx {
 
 #[tracing::instrument(level = "trace", name = "ip_rcv", target = "netstack::ipv4", skip_all, fields(ifindex = skb.ifindex, len = skb.len()))]
 pub(crate) fn ip_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb: SkBuff) -> NetRx {
-    let cpu = ctx.smp_processor_id();
-    if let Err(reason) = ip_rcv_core(net, cpu, &mut skb) {
-        kfree_skb_reason(skb, reason);
-        return NetRx::Drop;
+    let mib = net.mibs().this_cpu(ctx.smp_processor_id());
+    let hdr = match ip_rcv_core_hdr(mib, &mut skb) {
+        Ok(hdr) => hdr,
+        Err(reason) => {
+            kfree_skb_reason(skb, reason);
+            return NetRx::Drop;
+        }
+    };
+    if no_hooks(ctx, NfInetHooks::PreRouting, skb.ifindex) {
+        return ip_rcv_finish_hdr(net, ctx, mib, skb, hdr);
     }
     let in_ifindex = skb.ifindex;
     nf_netrx(nf_hook_ipv4(
@@ -201,19 +261,50 @@ pub(crate) fn ip_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb:
     ))
 }
 
+/// Whether no hook is registered at `hook` (the `nf_hooks_needed` static
+/// key): the fast path then skips `NF_HOOK()` and keeps the header fields
+/// it parsed.
+#[inline(always)]
+fn no_hooks<C: Ipv4Context>(ctx: &C, hook: NfInetHooks, in_ifindex: u32) -> bool {
+    if ctx.nf_hooks().nf_hook_entries_head(hook).is_some() {
+        return false;
+    }
+    tracing::trace!(target: "netstack::netfilter", in_ifindex, out_ifindex = 0, verdict = "NF_ACCEPT", hooks = 0, "{}", hook.c_name());
+    true
+}
+
 /// The source checks `ip_route_input_slow()` makes before the FIB
 /// (multicast, limited broadcast, `0.0.0.0/8`, loopback).
 fn martian_source(saddr: Ipv4Addr) -> bool {
     saddr.is_multicast() || saddr.is_broadcast() || saddr.octets()[0] == 0 || saddr.is_loopback()
 }
 
-/// Mirrors `ip_rcv_finish()` / `ip_rcv_finish_core()`.
+/// Mirrors `ip_rcv_finish()` / `ip_rcv_finish_core()` for a datagram
+/// whose header a PRE_ROUTING hook may have rewritten: reads it again.
 fn ip_rcv_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
-    let cpu = ctx.smp_processor_id();
-    let d = skb.data();
-    let saddr = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
-    let daddr = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
-    let ihl = usize::from(d[0] & 0x0f) * 4;
+    let mib = net.mibs().this_cpu(ctx.smp_processor_id());
+    let Some(hdr) = RcvHdr::parse(skb.data()) else {
+        mib.inc(IpMib::InHdrErrors);
+        kfree_skb_reason(skb, DropReason::IpInhdr);
+        return NetRx::Drop;
+    };
+    ip_rcv_finish_hdr(net, ctx, mib, skb, hdr)
+}
+
+/// Mirrors `ip_rcv_finish()` / `ip_rcv_finish_core()`: the input route,
+/// options, `InMcastPkts`/`InBcastPkts`, then local delivery, forwarding
+/// or `ip_error()`.
+#[inline]
+fn ip_rcv_finish_hdr<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    mib: NetMibsCpu<'_>,
+    skb: SkBuff,
+    hdr: RcvHdr,
+) -> NetRx {
+    let RcvHdr {
+        saddr, daddr, ihl, ..
+    } = hdr;
     let mut forwarding = false;
     let route = if skb.ifindex == LOOPBACK_IFINDEX {
         // A datagram looped back by loopback_xmit keeps its output route
@@ -255,26 +346,25 @@ fn ip_rcv_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> 
     };
     if ihl > 20 && Ipv4Packet::new_checked(skb.data()).is_err() {
         // ip_rcv_options() → ip_options_compile() failed.
-        net.mibs().inc(cpu, IpMib::InHdrErrors);
+        mib.inc(IpMib::InHdrErrors);
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return NetRx::Drop;
     }
     tracing::trace!(target: "netstack::ipv4", saddr = %saddr, daddr = %daddr, rt_type = ?rt.rt_type, decision = if rt.rt_type == RtnType::Unicast { "forward" } else { "local" }, "ip_route_input");
-    let len = skb.len() as u64;
-    match rt.rt_type {
-        RtnType::Multicast => {
-            net.mibs().inc(cpu, IpExtMib::InMcastPkts);
-            net.mibs().add(cpu, IpExtMib::InMcastOctets, len);
-        }
-        RtnType::Broadcast => {
-            net.mibs().inc(cpu, IpExtMib::InBcastPkts);
-            net.mibs().add(cpu, IpExtMib::InBcastOctets, len);
-        }
-        _ => {}
-    }
     match rt.rt_type {
         RtnType::Unicast => ip_forward(net, ctx, skb, &rt),
-        _ => ip_local_deliver(net, ctx, skb),
+        RtnType::Multicast => {
+            mib.inc(IpExtMib::InMcastPkts);
+            mib.add(IpExtMib::InMcastOctets, skb.len() as u64);
+            ip_local_deliver_hdr(net, ctx, mib, skb, hdr)
+        }
+        RtnType::Broadcast => {
+            mib.inc(IpExtMib::InBcastPkts);
+            mib.add(IpExtMib::InBcastOctets, skb.len() as u64);
+            ip_local_deliver_hdr(net, ctx, mib, skb, hdr)
+        }
+        // Local (and anything else ip_route_input hands back for us).
+        _ => ip_local_deliver_hdr(net, ctx, mib, skb, hdr),
     }
 }
 
@@ -380,10 +470,29 @@ fn ip_error<C: Ipv4Context>(
 /// LOCAL_IN, hands the payload to its protocol.
 ///
 /// Mirrors `ip_local_deliver()`. `skb.data()` starts at the IP header.
-/// Consumes `skb`.
+/// Consumes `skb`; a datagram too short for the header it announces is
+/// `InHdrErrors`.
+pub fn ip_local_deliver<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
+    let mib = net.mibs().this_cpu(ctx.smp_processor_id());
+    let Some(hdr) = RcvHdr::parse(skb.data()) else {
+        mib.inc(IpMib::InHdrErrors);
+        kfree_skb_reason(skb, DropReason::IpInhdr);
+        return NetRx::Drop;
+    };
+    ip_local_deliver_hdr(net, ctx, mib, skb, hdr)
+}
+
+/// [`ip_local_deliver`] with the header fields already read.
 #[tracing::instrument(level = "trace", name = "ip_local_deliver", target = "netstack::ipv4", skip_all, fields(len = skb.len()))]
-pub fn ip_local_deliver<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb: SkBuff) -> NetRx {
-    if ip_is_fragment(skb.data()) {
+#[inline]
+fn ip_local_deliver_hdr<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    mib: NetMibsCpu<'_>,
+    mut skb: SkBuff,
+    mut hdr: RcvHdr,
+) -> NetRx {
+    if hdr.frag {
         let now = ctx.now();
         let cpu = ctx.smp_processor_id();
         let action = net
@@ -399,8 +508,16 @@ pub fn ip_local_deliver<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb: 
                 return NetRx::Drop;
             }
         };
-        let ihl = usize::from(skb.data()[0] & 0x0f) * 4;
-        let _ = skb.set_transport_header(ihl);
+        let Some(whole) = RcvHdr::parse(skb.data()) else {
+            mib.inc(IpMib::InHdrErrors);
+            kfree_skb_reason(skb, DropReason::IpInhdr);
+            return NetRx::Drop;
+        };
+        hdr = whole;
+        let _ = skb.set_transport_header(hdr.ihl);
+    }
+    if no_hooks(ctx, NfInetHooks::LocalIn, skb.ifindex) {
+        return ip_local_deliver_finish_hdr(net, ctx, mib, skb, hdr.ihl, hdr.protocol);
     }
     let in_ifindex = skb.ifindex;
     nf_netrx(nf_hook_ipv4(
@@ -413,50 +530,76 @@ pub fn ip_local_deliver<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb: 
     ))
 }
 
+/// Mirrors `ip_local_deliver_finish()` for a datagram a LOCAL_IN hook may
+/// have rewritten: reads the header again.
+fn ip_local_deliver_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
+    let mib = net.mibs().this_cpu(ctx.smp_processor_id());
+    let Some(hdr) = RcvHdr::parse(skb.data()) else {
+        mib.inc(IpMib::InHdrErrors);
+        kfree_skb_reason(skb, DropReason::IpInhdr);
+        return NetRx::Drop;
+    };
+    ip_local_deliver_finish_hdr(net, ctx, mib, skb, hdr.ihl, hdr.protocol)
+}
+
 /// Mirrors `ip_local_deliver_finish()` → `ip_protocol_deliver_rcu()`:
 /// pulls the IP header and calls the protocol's handler (`InDelivers`,
 /// also when the handler hands the datagram back for an ICMP error), or
 /// answers protocol unreachable (`InUnknownProtos`, `IP_NOPROTO`).
-fn ip_local_deliver_finish<C: Ipv4Context>(
+#[inline]
+fn ip_local_deliver_finish_hdr<C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,
+    mib: NetMibsCpu<'_>,
     mut skb: SkBuff,
+    ihl: usize,
+    protocol: u8,
 ) -> NetRx {
-    let cpu = ctx.smp_processor_id();
-    let d = skb.data();
-    let ihl = usize::from(d[0] & 0x0f) * 4;
-    let protocol = d[9];
     if skb.pull(ihl).is_err() {
-        net.mibs().inc(cpu, IpMib::InHdrErrors);
+        mib.inc(IpMib::InHdrErrors);
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return NetRx::Drop;
     }
     if let Some(prot) = net.inet_protocol_ref(protocol) {
         let r = prot.get().handler(skb, ctx);
         drop(prot);
-        net.mibs().inc(cpu, IpMib::InDelivers);
-        if let Err((mut skb, error)) = r {
-            let reason = if error == IcmpError::PORT_UNREACH {
-                DropReason::NoSocket
-            } else {
-                DropReason::NotSpecified
-            };
-            if let Some(off) = skb.network_offset()
-                && off <= 0
-                && skb.push(off.unsigned_abs()).is_ok()
-            {
-                let _ = icmp_send_net(net, ctx, &skb, error);
-            }
-            kfree_skb_reason(skb, reason);
+        mib.inc(IpMib::InDelivers);
+        if let Err((skb, error)) = r {
+            ip_protocol_error(net, ctx, skb, error);
         }
         return NetRx::Success;
     }
-    net.mibs().inc(cpu, IpMib::InUnknownProtos);
+    mib.inc(IpMib::InUnknownProtos);
     if skb.push(ihl).is_ok() {
         let _ = icmp_send_net(net, ctx, &skb, IcmpError::PROT_UNREACH);
     }
     kfree_skb_reason(skb, DropReason::IpNoproto);
     NetRx::Drop
+}
+
+/// A protocol handed the datagram back for an ICMP error (port
+/// unreachable from UDP, …): send it about the original header, then free
+/// the datagram. Kept out of line, off the delivery path.
+#[cold]
+#[inline(never)]
+fn ip_protocol_error<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    mut skb: SkBuff,
+    error: IcmpError,
+) {
+    let reason = if error == IcmpError::PORT_UNREACH {
+        DropReason::NoSocket
+    } else {
+        DropReason::NotSpecified
+    };
+    if let Some(off) = skb.network_offset()
+        && off <= 0
+        && skb.push(off.unsigned_abs()).is_ok()
+    {
+        let _ = icmp_send_net(net, ctx, &skb, error);
+    }
+    kfree_skb_reason(skb, reason);
 }
 
 #[cfg(test)]
