@@ -36,7 +36,7 @@
 //!   instead of spanning several descriptors (no jumbo frames).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use dma_ring::{RxDevice, RxStatusError, RxWriteback, TxCmd, TxDevice, TxPopts};
 use irq::IrqTable;
@@ -169,9 +169,14 @@ impl ToeplitzTable {
 }
 
 /// One MSI-X table entry: the line a vector raises.
+///
+/// A real entry holds a message address and data, which keep nothing
+/// alive; likewise the entry does not own the interrupt controller. An
+/// owning handle would close a cycle (the table's handlers hold the
+/// device, the device its table) and leak both with every rx buffer.
 #[derive(Clone)]
 struct MsixEntry {
-    irqs: Arc<IrqTable>,
+    irqs: Weak<IrqTable>,
     line: u32,
 }
 
@@ -398,10 +403,14 @@ impl IgbHw {
     }
 
     /// Programs MSI-X table entry `vector` to raise `line` of `irqs` (what
-    /// the PCI core writes into the table in BAR 3).
-    pub fn msix_table_write(&mut self, vector: usize, irqs: Arc<IrqTable>, line: u32) {
+    /// the PCI core writes into the table in BAR 3). The entry refers to
+    /// `irqs` without keeping it alive, as a message address owns nothing.
+    pub fn msix_table_write(&mut self, vector: usize, irqs: &Arc<IrqTable>, line: u32) {
         if let Some(slot) = self.msix.get_mut(vector) {
-            *slot = Some(MsixEntry { irqs, line });
+            *slot = Some(MsixEntry {
+                irqs: Arc::downgrade(irqs),
+                line,
+            });
         }
     }
 
@@ -765,10 +774,13 @@ impl IgbHw {
     /// with `GPIE.EIAME`) and auto-clear (`EIAC`).
     fn deliver(&mut self, v: usize) {
         let bit = 1u32 << v;
-        if let Some(Some(entry)) = self.msix.get(v) {
+        if let Some(Some(entry)) = self.msix.get(v)
+            && let Some(irqs) = entry.irqs.upgrade()
+        {
             // A line freed by the driver makes the raise spurious; the IRQ
-            // core counts it, nothing else to do.
-            let _ = entry.irqs.raise_irq(entry.line);
+            // core counts it, nothing else to do. A controller already gone
+            // (the host is being torn down) takes no message at all.
+            let _ = irqs.raise_irq(entry.line);
             self.vectors[v].raised += 1;
         }
         if self.gpie & r::GPIE_EIAME != 0 && self.eiam & bit != 0 {
@@ -1176,7 +1188,7 @@ impl PciFunction for IgbDevice {
             .set_bus_master(command & PCI_COMMAND_MASTER != 0);
     }
 
-    fn msix_table_write(&self, vector: u16, irqs: Arc<IrqTable>, line: u32) {
+    fn msix_table_write(&self, vector: u16, irqs: &Arc<IrqTable>, line: u32) {
         self.hw
             .lock()
             .msix_table_write(usize::from(vector), irqs, line);

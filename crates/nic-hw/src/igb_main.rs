@@ -359,6 +359,17 @@ impl std::fmt::Debug for IgbAdapter {
     }
 }
 
+impl Drop for IgbAdapter {
+    /// Mirrors `free_netdev()` after `unregister_netdev()`, which closes a
+    /// device that is still up: the last handle to an adapter that was never
+    /// stopped (its host dropped whole) still frees its IRQs, detaches its
+    /// rings from the device and gives every posted buffer back to the pool,
+    /// whoever else still holds its NAPIs or its device model.
+    fn drop(&mut self) {
+        self.igb_close();
+    }
+}
+
 /// The features igb can toggle (`netdev->hw_features`).
 pub const IGB_HW_FEATURES: NetdevFeatures = NetdevFeatures::SG
     .union(NetdevFeatures::IP_CSUM)
@@ -675,9 +686,11 @@ impl IgbAdapter {
         let _ = self.irqs.free_irq(self.irq_lines[0]);
         let q_vectors = core::mem::take(&mut self.q_vectors);
         for (q, qv) in q_vectors.into_iter().enumerate() {
-            // A NAPI still listed on a CPU finds its rings gone and
-            // completes with no work; nothing waits for it here.
+            // napi_disable() waits for a scheduled poll to finish; this one
+            // cannot wait, so a NAPI still listed on a CPU is taken off the
+            // list instead (a listed NAPI and its lists hold each other).
             qv.napi.napi_disable();
+            self.igb_unlist_napi(&qv.napi);
             let _ = self.irqs.free_irq(qv.irq);
             let (rxdev, txdev) = {
                 let mut hw = self.hw.lock();
@@ -694,6 +707,23 @@ impl IgbAdapter {
             qv.napi.netif_napi_del();
         }
         self.igb_update_stats();
+    }
+
+    /// Takes `napi` off every CPU's poll list. A NAPI caught in flight by a
+    /// `net_rx_action` that has already taken its list finds its rings gone
+    /// and completes with no work.
+    fn igb_unlist_napi(&self, napi: &Arc<NapiStruct>) {
+        for cpu in 0..self.lists.nr_cpus() {
+            let Ok(list) = self.lists.cpu(cpu) else {
+                continue;
+            };
+            let mut listed = list.list_splice_init();
+            let before = listed.len();
+            listed.retain(|n| !Arc::ptr_eq(n, napi));
+            if listed.len() != before || !listed.is_empty() {
+                list.list_splice(&mut listed);
+            }
+        }
     }
 
     /// Stops the device for good: the PCI device is going away. Mirrors

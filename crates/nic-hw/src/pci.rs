@@ -125,8 +125,10 @@ pub trait PciFunction: Any + Send + Sync {
     fn msix_vectors(&self) -> u16;
     /// The command register changed (`PCI_COMMAND_MASTER` gates DMA).
     fn command_write(&self, command: u16);
-    /// Programs MSI-X table entry `vector` to raise `line` of `irqs`.
-    fn msix_table_write(&self, vector: u16, irqs: Arc<IrqTable>, line: u32);
+    /// Programs MSI-X table entry `vector` to raise `line` of `irqs`. The
+    /// function must not keep `irqs` alive (hold a `Weak`): the table's
+    /// handlers hold the function, so an owning handle would be a cycle.
+    fn msix_table_write(&self, vector: u16, irqs: &Arc<IrqTable>, line: u32);
     /// Clears MSI-X table entry `vector`.
     fn msix_table_clear(&self, vector: u16);
     /// The function is being removed from the bus: stop all activity.
@@ -341,7 +343,7 @@ impl PciDev {
         self.pci_free_irq_vectors();
         for v in 0..n {
             self.function
-                .msix_table_write(v, Arc::clone(&self.irqs), self.irq_base + u32::from(v));
+                .msix_table_write(v, &self.irqs, self.irq_base + u32::from(v));
         }
         self.allocated = n;
         Ok(n)

@@ -640,3 +640,92 @@ fn removing_devices_during_traffic_leaks_nothing() {
     let _ = Instant::ZERO;
     let _ = IGB_SKB_PAD;
 }
+
+/// What a host's teardown must give back: every pool buffer, and the last
+/// reference to its IRQ table and its device model.
+struct Refs {
+    irqs: std::sync::Weak<irq::IrqTable>,
+    dev: std::sync::Weak<nic_hw::IgbDevice>,
+}
+
+fn refs(sim: &Sim) -> [Refs; 2] {
+    [0, 1].map(|i| Refs {
+        irqs: std::sync::Arc::downgrade(&sim.hosts[i].irqs),
+        dev: std::sync::Arc::downgrade(&sim.hosts[i].dev),
+    })
+}
+
+fn traffic(sim: &mut Sim) {
+    let frame = udp_frame(MAC_A, MAC_B, IP_A, IP_B, (1, 2), 200);
+    for _ in 0..300 {
+        xmit(sim, 0, &frame);
+        step(sim, Duration::from_micros(2));
+    }
+    step(sim, Duration::from_millis(1));
+    assert_eq!(sim.hosts[1].delivered.len(), 300);
+}
+
+#[test]
+fn open_traffic_close_drop_returns_every_buffer_and_reference() {
+    let pool = PagePool::new(PagePoolParams::default()).unwrap();
+    let start = pool.stats().inflight();
+    let mut sim = Sim::two_nics_with_pool(LinkConfig::new(), 5, pool.clone(), 1);
+    let refs = refs(&sim);
+    traffic(&mut sim);
+    for h in &mut sim.hosts {
+        h.nd().stop().unwrap();
+        h.delivered.clear();
+    }
+    assert_eq!(
+        pool.stats().inflight(),
+        start,
+        "close gave every buffer back"
+    );
+    // igb_close() freed the IRQs: only the host itself holds its table.
+    for (h, r) in sim.hosts.iter().zip(&refs) {
+        assert_eq!(std::sync::Arc::strong_count(&h.irqs), r.irqs.strong_count());
+    }
+    drop(sim);
+    for r in &refs {
+        assert_eq!(r.irqs.strong_count(), 0, "IRQ table freed");
+        assert_eq!(r.dev.strong_count(), 0, "device model freed");
+    }
+    assert_eq!(pool.stats().inflight(), start);
+}
+
+#[test]
+fn dropping_hosts_that_are_up_frees_their_rings() {
+    // No close: the hosts go away with their devices up, NAPIs and IRQs
+    // registered and buffers posted (what dropping a whole network does).
+    let pool = PagePool::new(PagePoolParams::default()).unwrap();
+    let start = pool.stats().inflight();
+    let mut sim = Sim::two_nics_with_pool(LinkConfig::new(), 6, pool.clone(), 1);
+    let refs = refs(&sim);
+    traffic(&mut sim);
+    // One more frame reaches host B's ring and its IRQ schedules the NAPI,
+    // which is still listed (not polled) when the hosts go away.
+    xmit(
+        &mut sim,
+        0,
+        &udp_frame(MAC_A, MAC_B, IP_A, IP_B, (1, 2), 200),
+    );
+    let now = sim.now;
+    sim.hosts[0].run(now);
+    let t = now + Duration::from_millis(1);
+    let b = &sim.hosts[1];
+    assert_eq!(b.dev.poll(t), 1, "the frame arrived");
+    b.dev.on_timer(t + Duration::from_millis(1)); // rx-usecs expires
+    b.irqs.handle_pending(0, &b.softirqs).unwrap();
+    assert_eq!(
+        b.lists.cpu(0).unwrap().len(),
+        1,
+        "NAPI scheduled, not polled"
+    );
+    assert!(pool.stats().inflight() > start, "rings hold posted buffers");
+    drop(sim);
+    for r in &refs {
+        assert_eq!(r.irqs.strong_count(), 0, "IRQ table freed");
+        assert_eq!(r.dev.strong_count(), 0, "device model freed");
+    }
+    assert_eq!(pool.stats().inflight(), start, "every rx buffer came back");
+}
