@@ -26,6 +26,7 @@ use crate::steps::{self, Output};
 pub const TARGETS: &[&str] = &[
     "wire_parsers",
     "ip_rcv",
+    "tcp_v4_rcv",
     "host_rx",
     "iptables_restore",
     "network_desc",
