@@ -17,6 +17,11 @@
 //!   a discrete-event loop, [`Link`]s (wires and switches).
 //! - the thread runtime (`threads.rs`): [`ThreadRuntime`]; a TAP device as
 //!   a NIC's PHY ([`TapPhy`], `tap.rs`).
+//! - real hosts (Linux): a host on a TAP device ([`TapHost`],
+//!   `serve.rs`) with inetd's services and an HTTP responder ([`Inetd`]),
+//!   the HTTP/1.1 pieces (`http.rs`: [`HttpUrl`], [`http_pattern`]) and
+//!   the client commands ([`http_get`], [`ping()`], [`udp_exchange`],
+//!   `client.rs`); see `docs/hosts.md`.
 //! - applications: `ping` ([`PingSocket`], [`PingReport`], `ping.rs`);
 //!   sockets (`sockets.rs`): UDP registered at boot ([`Transports`]), the
 //!   host's socket layer ([`HostSocketLayer`] over [`HostSockets`]), the
@@ -35,12 +40,15 @@
 //! See `docs/runtime.md` and `docs/walk.md`.
 #![forbid(unsafe_code)]
 
+#[cfg(target_os = "linux")]
+mod client;
 mod config;
 mod cpu;
 mod demo;
 mod echo;
 mod error;
 mod host;
+mod http;
 mod inet;
 mod netdev;
 mod netfilter;
@@ -49,6 +57,8 @@ mod ping;
 mod ptype;
 mod report;
 mod scenario;
+#[cfg(target_os = "linux")]
+mod serve;
 mod sockets;
 #[cfg(target_os = "linux")]
 mod tap;
@@ -60,6 +70,8 @@ pub use crate::netfilter::{
     HostNetfilter, NF_CT_GC_INTERVAL, NfState, NfTimer, handle_timer as nf_handle_timer,
     nf_iptables_restore,
 };
+#[cfg(target_os = "linux")]
+pub use client::{http_get, ping, udp_exchange};
 pub use config::{
     Built, NetworkDesc, PingSpec, Scenario, build as build_network, line_of, parse_cidr,
     parse_duration, parse_mac, parse_rate,
@@ -77,6 +89,11 @@ pub use host::{
     Capture, FIRST_MSI_IRQ, FIRST_NIC_IFINDEX, Host, HostBuilder, HostShared, NR_IRQS, Nic,
     NicConfig, default_mac,
 };
+pub use http::{
+    BadRequest, HTTP_MAX_BYTES, HTTP_MAX_HEAD, HTTP_PATTERN_PERIOD, HttpGetReport, HttpRequest,
+    HttpResponseHead, HttpRoute, HttpUrl, ReadWrite, head_end, http_get_on, http_pattern,
+    parse_request, parse_response, response_head, route as http_route, write_pattern,
+};
 pub use inet::{RouteSpec, parse_route};
 pub use netdev::DriverNetDevice;
 pub use network::{AppEvent, DEFAULT_EVENT_BUDGET, Link, Network, PhyEnd, WireStats};
@@ -84,11 +101,16 @@ pub use ping::{PING_TIMESTAMP_LEN, PingReply, PingReport, PingSocket, PingTable}
 pub use ptype::PacketCounter;
 pub use report::{REPORT_NAMES, Report};
 pub use scenario::run_scenario;
+#[cfg(target_os = "linux")]
+pub use serve::{
+    INETD_POLL, Inetd, InetdSummary, ServiceStats, TAP_HOST_NAME, TapHost, TapHostConfig,
+    chargen_line,
+};
 pub use sockets::{
     AsHost, CPU_HANDOFF_TIMEOUT, HostSocketLayer, HostSockets, Transports, UdpSocket,
 };
 #[cfg(target_os = "linux")]
-pub use tap::{ETH_ZLEN, TapPhy};
+pub use tap::{ETH_ZLEN, TapOffloadStats, TapPhy};
 pub use tcp::{HostTcp, TcpBulkReport, bulk_pattern, tcp_bulk, tcp_handle_timer};
 pub use threads::{DEVICE_IDLE_SLEEP, IDLE_PARK_MAX, ThreadRuntime};
 pub use walk::{Stage, Walk, WalkLayer, record_walk};

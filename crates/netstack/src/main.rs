@@ -1,6 +1,7 @@
-//! The `netstack` command: the demo, packet walks, and networks described
-//! in TOML.
+//! The `netstack` command: the demo, packet walks, networks described in
+//! TOML, and a host on a TAP device serving and talking to real ones.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -44,6 +45,87 @@ enum Command {
         /// The description (see docs/runtime.md for the format).
         file: PathBuf,
     },
+    /// Attach a host to a TAP device and serve TCP/UDP echo (7), discard
+    /// (9), chargen (19) and HTTP/1.1 (80) until Ctrl-C (see docs/hosts.md).
+    Serve {
+        #[command(flatten)]
+        attach: AttachArgs,
+    },
+    /// HTTP/1.1 GET through a TAP-attached host; prints the time and the
+    /// throughput on stderr.
+    Get {
+        /// http://A.B.C.D[:PORT][/PATH]
+        url: String,
+        /// Write the body here instead of standard output.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// Give up when no byte arrives for this many seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        #[command(flatten)]
+        attach: AttachArgs,
+    },
+    /// Ping ADDR from a TAP-attached host.
+    Ping {
+        /// The destination.
+        dst: std::net::Ipv4Addr,
+        /// Echo requests to send.
+        #[arg(short = 'c', default_value_t = 3)]
+        count: u16,
+        /// Seconds between requests.
+        #[arg(short = 'i', default_value_t = 1.0)]
+        interval: f64,
+        /// Payload bytes.
+        #[arg(short = 's', default_value_t = 56)]
+        size: usize,
+        #[command(flatten)]
+        attach: AttachArgs,
+    },
+    /// Send each line of standard input as one UDP datagram to ADDR:PORT
+    /// from a TAP-attached host and print the replies (like `nc -u`).
+    Udp {
+        /// The destination, A.B.C.D:PORT.
+        dst: std::net::SocketAddrV4,
+        /// Milliseconds to wait for a reply to each datagram.
+        #[arg(long, default_value_t = 1000)]
+        wait_ms: u64,
+        #[command(flatten)]
+        attach: AttachArgs,
+    },
+}
+
+/// How a host attaches to a TAP device.
+#[derive(clap::Args, Debug)]
+struct AttachArgs {
+    /// The TAP interface (created if absent; brought up).
+    #[arg(long)]
+    tap: String,
+    /// The host's address, A.B.C.D/LEN.
+    #[arg(long)]
+    addr: String,
+    /// Default gateway.
+    #[arg(long)]
+    gateway: Option<std::net::Ipv4Addr>,
+    /// CPUs (threads) of the host.
+    #[arg(long, default_value_t = 2)]
+    cpus: usize,
+    /// Write a pcap of the host's eth0 here.
+    #[arg(long)]
+    pcap: Option<PathBuf>,
+    /// Open the TAP without IFF_VNET_HDR offloads (one frame per write).
+    #[arg(long)]
+    no_offload: bool,
+}
+
+impl AttachArgs {
+    fn config(&self) -> netstack::TapHostConfig {
+        let mut c = netstack::TapHostConfig::new(&self.tap, &self.addr);
+        c.gateway = self.gateway;
+        c.cpus = self.cpus;
+        c.pcap.clone_from(&self.pcap);
+        c.offload = !self.no_offload;
+        c
+    }
 }
 
 fn main() -> ExitCode {
@@ -107,7 +189,157 @@ fn run(cmd: Command) -> Result<(), NetstackError> {
             print!("{out}");
             Ok(())
         }
+        Command::Serve { attach } => serve(&attach),
+        Command::Get {
+            url,
+            output,
+            timeout,
+            attach,
+        } => get(&url, output.as_deref(), timeout, &attach),
+        Command::Ping {
+            dst,
+            count,
+            interval,
+            size,
+            attach,
+        } => {
+            if !(interval.is_finite() && (0.0..=3600.0).contains(&interval)) {
+                return Err(NetstackError::BadArgument {
+                    name: "interval",
+                    accepts: "0 to 3600 seconds",
+                });
+            }
+            let th = netstack::TapHost::attach(&attach.config())?;
+            let iv = std::time::Duration::from_secs_f64(interval);
+            let r = netstack::ping(
+                th.host(),
+                dst,
+                count,
+                size,
+                iv,
+                std::time::Duration::from_secs(2),
+            );
+            th.stop()?;
+            let r = r?;
+            print!("{r}");
+            if r.received() == 0 {
+                return Err(NetstackError::Runtime(format!("no reply from {dst}")));
+            }
+            Ok(())
+        }
+        Command::Udp {
+            dst,
+            wait_ms,
+            attach,
+        } => {
+            let mut payloads = Vec::new();
+            for line in std::io::stdin().lines() {
+                let line = line.map_err(|e| NetstackError::Io(format!("stdin: {e}")))?;
+                payloads.push(format!("{line}\n").into_bytes());
+            }
+            let th = netstack::TapHost::attach(&attach.config())?;
+            let r = netstack::udp_exchange(
+                th.host(),
+                dst,
+                &payloads,
+                std::time::Duration::from_millis(wait_ms),
+            );
+            th.stop()?;
+            let replies = r?;
+            let mut out = std::io::stdout().lock();
+            for rep in &replies {
+                out.write_all(rep)
+                    .map_err(|e| NetstackError::Io(format!("stdout: {e}")))?;
+            }
+            eprintln!(
+                "udp {dst}: {} datagrams sent, {} replies",
+                payloads.len(),
+                replies.len()
+            );
+            Ok(())
+        }
     }
+}
+
+/// `netstack serve`: attach, serve until SIGINT/SIGTERM, print a summary.
+fn serve(attach: &AttachArgs) -> Result<(), NetstackError> {
+    // Block the stop signals before any thread starts, so only the wait
+    // below takes them.
+    let signals = nic_hw::StopSignals::block()
+        .map_err(|e| NetstackError::Runtime(format!("blocking SIGINT/SIGTERM: {e}")))?;
+    let th = netstack::TapHost::attach(&attach.config())?;
+    let inetd = netstack::Inetd::start(th.host())?;
+    println!(
+        "netstack: serving on {} ({}): echo 7, discard 9, chargen 19 (TCP, UDP), http 80; Ctrl-C stops",
+        th.tap_name(),
+        attach.addr
+    );
+    let sig = signals
+        .wait()
+        .map_err(|e| NetstackError::Runtime(format!("sigwait: {e}")))?;
+    let up = th.uptime();
+    let summary = inetd.stop()?;
+    let net = th.stop()?;
+    println!(
+        "\nnetstack: stopped by signal {sig} after {:.1} s",
+        up.as_secs_f64()
+    );
+    print!("{summary}");
+    let h = net.host(netstack::TAP_HOST_NAME)?;
+    let st = h.shared().nics[0].netdev.dev_get_stats();
+    println!(
+        "eth0: RX packets {} bytes {}  TX packets {} bytes {}",
+        st.rx_packets, st.rx_bytes, st.tx_packets, st.tx_bytes
+    );
+    let m = h.shared().mibs.snapshot();
+    println!(
+        "Tcp: ActiveOpens {} PassiveOpens {} RetransSegs {} InErrs {} OutRsts {}",
+        m.get(netcore::TcpMib::ActiveOpens),
+        m.get(netcore::TcpMib::PassiveOpens),
+        m.get(netcore::TcpMib::RetransSegs),
+        m.get(netcore::TcpMib::InErrs),
+        m.get(netcore::TcpMib::OutRsts)
+    );
+    Ok(())
+}
+
+/// `netstack get`.
+fn get(
+    url: &str,
+    output: Option<&std::path::Path>,
+    timeout: u64,
+    attach: &AttachArgs,
+) -> Result<(), NetstackError> {
+    let url: netstack::HttpUrl = url.parse().map_err(NetstackError::Config)?;
+    let mut sink: Box<dyn Write> = match output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p)
+                .map_err(|e| NetstackError::Io(format!("{}: {e}", p.display())))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let th = netstack::TapHost::attach(&attach.config())?;
+    let r = netstack::http_get(
+        th.host(),
+        &url,
+        &mut sink,
+        std::time::Duration::from_secs(timeout.max(1)),
+    );
+    let flushed = sink.flush();
+    th.stop()?;
+    let r = r?;
+    flushed.map_err(|e| NetstackError::Io(format!("writing the body: {e}")))?;
+    eprintln!(
+        "netstack get: HTTP {} {} bytes in {:.3} s ({:.3} Gbit/s)",
+        r.status,
+        r.bytes,
+        r.elapsed.as_secs_f64(),
+        r.gbps()
+    );
+    if r.status >= 400 {
+        return Err(NetstackError::Runtime(format!("HTTP status {}", r.status)));
+    }
+    Ok(())
 }
 
 fn with_file(file: &std::path::Path, e: NetstackError) -> NetstackError {
