@@ -649,6 +649,8 @@ impl TcpStack {
             if tp.receive_queue.is_empty() {
                 tp.receive_queue = std::collections::VecDeque::new();
             }
+            let now = ctx.now();
+            crate::tcp_input::tcp_rcv_space_adjust(ctx.sysctl(), &mut tp, now);
             tcp_cleanup_rbuf(ctx, &mut tp, copied);
         }
         Ok(copied)

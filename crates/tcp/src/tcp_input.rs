@@ -852,25 +852,19 @@ fn tcp_cwnd_reduction(tp: &mut TcpSock, newly_acked_sacked: u32, flag: u32) {
 /// grants quick ACKs, the ATO follows the inter-arrival time. Mirrors
 /// `tcp_event_data_recv()` with `tcp_measure_rcv_mss()` and
 /// `tcp_grow_window()`.
-fn tcp_event_data_recv<C: TcpContext>(ctx: &C, tp: &mut TcpSock, len: u32, truesize: u32) {
+///
+/// `gso_size` is the segment size of a GRO packet (0 for one segment);
+/// `len` and `truesize` are the packet's payload and memory charge.
+fn tcp_event_data_recv<C: TcpContext>(
+    ctx: &C,
+    tp: &mut TcpSock,
+    gso_size: u32,
+    len: u32,
+    truesize: u32,
+) {
     let now = ctx.now();
     tp.ack.pending |= ICSK_ACK_SCHED;
-    // tcp_measure_rcv_mss()
-    let lss = tp.ack.last_seg_size;
-    if len >= u32::from(tp.ack.rcv_mss) {
-        tp.ack.rcv_mss = (len.min(u32::from(tp.advmss))) as u16;
-        let ratio =
-            (u64::from(len) << crate::tcp_sock::TCP_RMEM_TO_WIN_SCALE) / u64::from(truesize.max(1));
-        if ratio > 0 && ratio < 256 {
-            tp.scaling_ratio = ratio as u8;
-        }
-    } else if len > 0 {
-        if len + 40 >= u32::from(lss) && len >= 536 {
-            tp.ack.rcv_mss = len as u16;
-        }
-        tp.ack.pending |= ICSK_ACK_PUSHED;
-    }
-    tp.ack.last_seg_size = len as u16;
+    tcp_measure_rcv_mss(tp, gso_size, len, truesize);
     if tp.ack.ato.is_zero() {
         tcp_incr_quickack(tp, MAX_QUICKACKS);
         tp.ack.ato = TCP_ATO_MIN;
@@ -885,14 +879,93 @@ fn tcp_event_data_recv<C: TcpContext>(ctx: &C, tp: &mut TcpSock, len: u32, trues
         }
     }
     tp.ack.lrcvtime = now;
-    // tcp_grow_window()
-    let room = tp
-        .window_clamp
-        .min(tp.tcp_space())
-        .saturating_sub(tp.rcv_ssthresh);
-    if room > 0 {
-        let incr = (2 * u32::from(tp.advmss)).max(2 * len);
-        tp.rcv_ssthresh += room.min(incr);
+    tcp_rcv_rtt_measure(tp, now, len);
+    if len >= 128 {
+        tcp_grow_window(ctx.sysctl(), tp, len, truesize);
+    }
+}
+
+/// Learns the peer's segment size and the payload-to-memory ratio of
+/// what the NIC delivers. Mirrors `tcp_measure_rcv_mss()`: the size is
+/// the GRO segment size when there is one; `scaling_ratio` (len/truesize
+/// in 1/256) is measured only when that size changes, and a new ratio
+/// resets the window clamp to what the buffer can hold
+/// (`tcp_set_window_clamp(tcp_win_from_space(sk_rcvbuf))`).
+fn tcp_measure_rcv_mss(tp: &mut TcpSock, gso_size: u32, len: u32, truesize: u32) {
+    let lss = u32::from(tp.ack.last_seg_size);
+    tp.ack.last_seg_size = 0;
+    let seg = if gso_size != 0 { gso_size } else { len };
+    if seg >= u32::from(tp.ack.rcv_mss) {
+        if seg != u32::from(tp.ack.rcv_mss) {
+            let val = (u64::from(len) << crate::tcp_sock::TCP_RMEM_TO_WIN_SCALE)
+                / u64::from(truesize.max(1));
+            let old = tp.scaling_ratio;
+            tp.scaling_ratio = val.clamp(1, 255) as u8;
+            if old != tp.scaling_ratio {
+                let clamp = crate::tcp_sock::tcp_win_from_space(tp.scaling_ratio, tp.rcvbuf);
+                tcp_set_window_clamp(tp, clamp);
+            }
+        }
+        tp.ack.rcv_mss = seg.min(u32::from(tp.advmss)) as u16;
+    } else {
+        if len + 40 >= lss && len >= 536 {
+            tp.ack.rcv_mss = len as u16;
+        }
+        if tp.ack.pending & ICSK_ACK_PUSHED != 0 {
+            tp.ack.pending |= crate::tcp_sock::ICSK_ACK_PUSHED2;
+        }
+        tp.ack.pending |= ICSK_ACK_PUSHED;
+    }
+    tp.ack.last_seg_size = seg.min(u32::from(u16::MAX)) as u16;
+}
+
+/// Sets the largest window to offer; shrinking it lowers `rcv_ssthresh`,
+/// growing it lets `rcv_ssthresh` follow the window offered. Mirrors
+/// `tcp_set_window_clamp()` for a non-zero value.
+pub(crate) fn tcp_set_window_clamp(tp: &mut TcpSock, val: u32) {
+    let old = tp.window_clamp;
+    let new = val.max(crate::tcp_sock::SOCK_MIN_RCVBUF / 2);
+    if new == old {
+        return;
+    }
+    tp.window_clamp = new;
+    if new < old {
+        tp.rcv_ssthresh = tp.rcv_ssthresh.min(new);
+    } else {
+        tp.rcv_ssthresh = tp.rcv_ssthresh.max(tp.rcv_wnd.min(new));
+    }
+}
+
+/// Raises `rcv_ssthresh` (the window offered in slow start) while
+/// packets of this payload-to-memory ratio would still fit the buffer.
+/// Mirrors `tcp_grow_window()` with `__tcp_grow_window()`.
+fn tcp_grow_window(sysctl: &Sysctl, tp: &mut TcpSock, len: u32, truesize: u32) {
+    let room = i64::from(tp.window_clamp.min(tp.tcp_space())) - i64::from(tp.rcv_ssthresh);
+    if room <= 0 {
+        return;
+    }
+    let ratio = tp.scaling_ratio;
+    let win = |space: u32| crate::tcp_sock::tcp_win_from_space(ratio, space);
+    let incr = if win(truesize) <= len {
+        2 * u32::from(tp.advmss)
+    } else {
+        // Check #2: an skb this wasteful fits the largest buffer.
+        let mut t = win(truesize) >> 1;
+        let mut window = win(sysctl.tcp_rmem()[2].clamp(0, i64::from(u32::MAX)) as u32) >> 1;
+        let mut incr = 0;
+        while tp.rcv_ssthresh <= window {
+            if t <= len {
+                incr = 2 * u32::from(tp.ack.rcv_mss);
+                break;
+            }
+            t >>= 1;
+            window >>= 1;
+        }
+        incr
+    };
+    if incr > 0 {
+        let incr = incr.max(2 * len);
+        tp.rcv_ssthresh += (room as u32).min(incr);
         tp.ack.quick |= 1;
     }
 }
@@ -927,10 +1000,204 @@ fn tcp_fin<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
     }
 }
 
-/// Whether a segment of `truesize` may be charged to the receive buffer.
-/// Mirrors `tcp_try_rmem_schedule()` (without pruning).
-fn tcp_try_rmem_schedule(tp: &TcpSock, truesize: u32) -> bool {
-    tp.rmem_alloc + truesize <= tp.rcvbuf
+/// Whether a packet of `len` payload bytes fits the receive buffer.
+/// Mirrors `tcp_can_ingest()` (Linux 6.18: `sk_rmem_alloc + skb->len <=
+/// sk_rcvbuf`; the charge is the truesize, the test the length, so a
+/// window computed with `scaling_ratio` is honoured).
+fn tcp_can_ingest(tp: &TcpSock, len: u32) -> bool {
+    u64::from(tp.rmem_alloc) + u64::from(len) <= u64::from(tp.rcvbuf)
+}
+
+/// Makes room for a packet of `len` bytes, pruning the queues if the
+/// buffer is full. Mirrors `tcp_try_rmem_schedule()`; false means drop.
+fn tcp_try_rmem_schedule<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, len: u32) -> bool {
+    tcp_can_ingest(tp, len) || tcp_prune_queue(ctx, tp, seq, len)
+}
+
+/// The buffer is full: grow it to what is allocated if the sysctl allows
+/// (the peer was offered a window this memory backs), and offer no more
+/// than two segments beyond it. Mirrors `tcp_clamp_window()`.
+fn tcp_clamp_window(sysctl: &Sysctl, tp: &mut TcpSock) {
+    tp.ack.quick = 0;
+    let rmem2 = sysctl.tcp_rmem()[2].clamp(0, i64::from(u32::MAX)) as u32;
+    if tp.rcvbuf < rmem2 && !tp.opts.rcvbuf_locked {
+        tp.rcvbuf = tp.rmem_alloc.min(rmem2).max(tp.rcvbuf);
+    }
+    if tp.rmem_alloc > tp.rcvbuf {
+        tp.rcv_ssthresh = tp.window_clamp.min(2 * u32::from(tp.advmss));
+    }
+}
+
+/// Frees memory for an arriving packet of `len` bytes at `seq`: clamp the
+/// window, collapse the queues into compact buffers, then as a last
+/// resort drop out-of-order data above `seq`. Mirrors
+/// `tcp_prune_queue()`; false when nothing helped (the caller drops, the
+/// peer retransmits). Counters: `PruneCalled`, `RcvPruned`.
+fn tcp_prune_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, len: u32) -> bool {
+    let cpu = ctx.cpu();
+    ctx.mibs().inc(cpu, LinuxMib::PruneCalled);
+    tcp_clamp_window(ctx.sysctl(), tp);
+    if tcp_can_ingest(tp, len) {
+        return true;
+    }
+    tcp_collapse_ofo_queue(ctx, tp);
+    if !tp.receive_queue.is_empty() {
+        let n = tp.receive_queue.len();
+        let start = tp.copied_seq;
+        tcp_collapse(ctx, tp, Queue::Receive, 0, n, start);
+    }
+    if tcp_can_ingest(tp, len) {
+        return true;
+    }
+    tcp_prune_ofo_queue(ctx, tp, seq, len);
+    if tcp_can_ingest(tp, len) {
+        return true;
+    }
+    ctx.mibs().inc(cpu, LinuxMib::RcvPruned);
+    false
+}
+
+/// Which queue [`tcp_collapse`] works on.
+#[derive(Clone, Copy)]
+enum Queue {
+    Receive,
+    OutOfOrder,
+}
+
+/// The payload a compact buffer holds: one small pool buffer. Stands for
+/// `SKB_MAX_ORDER(0, 0)` (one page less its shared info).
+const TCP_COLLAPSE_CHUNK: usize = netcore::PAGE_POOL_DEFAULT_BUF_SIZE;
+
+/// Copies the contiguous skbs `from..to` of a queue, from the first one
+/// that wastes memory (its `truesize` as a window exceeds its length),
+/// into compact buffers, dropping bytes before `start`. Mirrors
+/// `tcp_collapse()`. Leaves the queue as it was when buffers run out.
+/// Counter: `TCPRcvCollapsed` (one per skb replaced).
+fn tcp_collapse<C: TcpContext>(
+    ctx: &C,
+    tp: &mut TcpSock,
+    which: Queue,
+    from: usize,
+    to: usize,
+    start: u32,
+) {
+    let ratio = tp.scaling_ratio;
+    let q = match which {
+        Queue::Receive => &mut tp.receive_queue,
+        Queue::OutOfOrder => &mut tp.ofo_queue,
+    };
+    let wasteful = |s: &RxSkb| {
+        crate::tcp_sock::tcp_win_from_space(ratio, s.skb.truesize() as u32) > s.skb.len() as u32
+    };
+    let Some(first) = (from..to).find(|&i| wasteful(&q[i])) else {
+        return;
+    };
+    let mut seq = if after(start, q[first].seq) {
+        start
+    } else {
+        q[first].seq
+    };
+    let mut out: Vec<RxSkb> = Vec::new();
+    let mut cur: Option<SkBuff> = None;
+    for s in q.range(first..to) {
+        let off = seq.wrapping_sub(s.seq) as usize;
+        let data = s.skb.data();
+        let mut rest = data.get(off..).unwrap_or(&[]);
+        while !rest.is_empty() {
+            if cur.as_ref().is_none_or(|c| c.tailroom() == 0) {
+                if let Some(c) = cur.take() {
+                    let n = c.len() as u32;
+                    out.push(RxSkb {
+                        seq: seq.wrapping_sub(n),
+                        skb: c,
+                        fin: false,
+                    });
+                }
+                let Ok(c) = SkBuff::alloc(ctx.page_pool(), TCP_COLLAPSE_CHUNK) else {
+                    return;
+                };
+                cur = Some(c);
+            }
+            let Some(c) = cur.as_mut() else { return };
+            let n = c.tailroom().min(rest.len());
+            if c.put_data(&rest[..n]).is_err() {
+                return;
+            }
+            rest = &rest[n..];
+            seq = seq.wrapping_add(n as u32);
+        }
+    }
+    if let Some(c) = cur.take() {
+        let n = c.len() as u32;
+        out.push(RxSkb {
+            seq: seq.wrapping_sub(n),
+            skb: c,
+            fin: false,
+        });
+    }
+    let old: Vec<RxSkb> = q.drain(first..to).collect();
+    let freed: u32 = old.iter().map(|s| s.skb.truesize() as u32).sum();
+    let added: u32 = out.iter().map(|s| s.skb.truesize() as u32).sum();
+    ctx.mibs()
+        .add(ctx.cpu(), LinuxMib::TcpRcvCollapsed, old.len() as u64);
+    for (k, s) in out.into_iter().enumerate() {
+        q.insert(first + k, s);
+    }
+    tp.rmem_alloc = tp.rmem_alloc.saturating_sub(freed) + added;
+}
+
+/// Collapses each run of contiguous out-of-order skbs (a run ends at a
+/// gap or a FIN). Mirrors `tcp_collapse_ofo_queue()`.
+fn tcp_collapse_ofo_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock) {
+    let mut i = 0;
+    while i < tp.ofo_queue.len() {
+        let mut j = i + 1;
+        while j < tp.ofo_queue.len()
+            && !tp.ofo_queue[j - 1].fin
+            && tp.ofo_queue[j].seq == tp.ofo_queue[j - 1].end_seq()
+        {
+            j += 1;
+        }
+        // A FIN stays in its own skb.
+        let end = if tp.ofo_queue[j - 1].fin { j - 1 } else { j };
+        let before_len = tp.ofo_queue.len();
+        if end > i {
+            let start = tp.ofo_queue[i].seq;
+            tcp_collapse(ctx, tp, Queue::OutOfOrder, i, end, start);
+        }
+        // Skip past the run, whose skb count may have changed.
+        let after_len = tp.ofo_queue.len();
+        i = (j + after_len).saturating_sub(before_len).max(i + 1);
+    }
+}
+
+/// Drops out-of-order data from the highest sequence down, never what
+/// lies below the arriving packet's `seq`, until it fits. Mirrors
+/// `tcp_prune_ofo_queue()`; SACK blocks are reset as Linux does
+/// (`tcp_sack_reset()`). Counter: `OfoPruned`.
+fn tcp_prune_ofo_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, len: u32) -> bool {
+    if tp.ofo_queue.is_empty() {
+        return false;
+    }
+    ctx.mibs().inc(ctx.cpu(), LinuxMib::OfoPruned);
+    let mut pruned = false;
+    while let Some(last) = tp.ofo_queue.back() {
+        if after(seq, last.seq) {
+            break;
+        }
+        let s = tp.ofo_queue.pop_back().expect("checked back");
+        tp.rmem_alloc = tp.rmem_alloc.saturating_sub(s.skb.truesize() as u32);
+        kfree_skb_reason(s.skb, DropReason::TcpOfoQueuePrune);
+        pruned = true;
+        if tcp_can_ingest(tp, len) {
+            break;
+        }
+    }
+    if pruned {
+        tp.selective_acks.clear();
+        tp.dsack_pending = false;
+    }
+    pruned
 }
 
 /// Updates the SACK blocks to report for a new out-of-order segment:
@@ -1009,8 +1276,7 @@ fn tcp_data_queue_ofo<C: TcpContext>(
     fin: bool,
 ) {
     let cpu = ctx.cpu();
-    let truesize = skb.truesize() as u32;
-    if !tcp_try_rmem_schedule(tp, truesize) {
+    if !tcp_try_rmem_schedule(ctx, tp, seq, skb.len() as u32) {
         ctx.mibs().inc(cpu, LinuxMib::TcpOfoDrop);
         kfree_skb_reason(skb, DropReason::TcpOfoDrop);
         return;
@@ -1071,23 +1337,42 @@ fn tcp_data_queue_ofo<C: TcpContext>(
     if skb.is_empty() && !fin {
         return;
     }
+    // Appending to the last out-of-order skb: into its spare room.
+    let skb = if pos == tp.ofo_queue.len() && pos > 0 && !fin {
+        match tcp_try_coalesce(ctx, &mut tp.ofo_queue[pos - 1], seq, skb) {
+            Ok(()) => {
+                tcp_sack_new_ofo_skb(tp, orig.0, orig.1);
+                return;
+            }
+            Err(skb) => skb,
+        }
+    } else {
+        skb
+    };
     tp.rmem_alloc += skb.truesize() as u32;
     tp.ofo_queue.insert(pos, RxSkb { seq, skb, fin });
     tcp_sack_new_ofo_skb(tp, orig.0, orig.1);
 }
 
-/// Appends in-order data to the receive queue. Mirrors `tcp_queue_rcv()`.
-fn tcp_queue_rcv(tp: &mut TcpSock, seq: u32, skb: SkBuff, fin: bool) {
+/// Appends in-order data to the receive queue, into the tail skb's spare
+/// room when it fits. Mirrors `tcp_queue_rcv()`.
+fn tcp_queue_rcv<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, skb: SkBuff, fin: bool) {
     let len = skb.len() as u32;
     tp.rcv_nxt = seq.wrapping_add(len);
     tp.bytes_received += u64::from(len);
     if len > 0 {
-        tp.rmem_alloc += skb.truesize() as u32;
-        tp.receive_queue.push_back(RxSkb {
-            seq,
-            skb,
-            fin: false,
-        });
+        let skb = match tp.receive_queue.back_mut() {
+            Some(tail) => tcp_try_coalesce(ctx, tail, seq, skb).err(),
+            None => Some(skb),
+        };
+        if let Some(skb) = skb {
+            tp.rmem_alloc += skb.truesize() as u32;
+            tp.receive_queue.push_back(RxSkb {
+                seq,
+                skb,
+                fin: false,
+            });
+        }
     }
     if fin {
         tp.rcv_nxt = tp.rcv_nxt.wrapping_add(1);
@@ -1115,7 +1400,7 @@ fn tcp_ofo_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> bool {
             let _ = s.skb.pull(cut as usize);
         }
         let seq = tp.rcv_nxt;
-        tcp_queue_rcv(tp, seq, s.skb, s.fin);
+        tcp_queue_rcv(ctx, tp, seq, s.skb, s.fin);
         if s.fin {
             fin_seen = true;
             break;
@@ -1161,22 +1446,26 @@ fn tcp_data_queue<C: TcpContext>(
             let _ = skb.pull(cut as usize);
         }
         let truesize = skb.truesize() as u32;
-        if !skb.is_empty() && !tcp_try_rmem_schedule(tp, truesize) {
+        let gso_size = u32::from(skb.gso_size);
+        // An empty queue takes the packet whatever its size
+        // (`sk_forced_mem_schedule()`).
+        if !skb.is_empty()
+            && !tp.receive_queue.is_empty()
+            && !tcp_try_rmem_schedule(ctx, tp, tp.rcv_nxt, skb.len() as u32)
+        {
             tp.ack.pending |= ICSK_ACK_NOW | ICSK_ACK_SCHED;
-            if !tp.receive_queue.is_empty() {
-                ctx.mibs().inc(cpu, LinuxMib::TcpRcvQDrop);
-                if !tp.dead {
-                    ctx.sk_wake(tp.id, SkEvent::DataReady);
-                }
-                kfree_skb_reason(skb, DropReason::ProtoMem);
-                return;
+            ctx.mibs().inc(cpu, LinuxMib::TcpRcvQDrop);
+            if !tp.dead {
+                ctx.sk_wake(tp.id, SkEvent::DataReady);
             }
+            kfree_skb_reason(skb, DropReason::ProtoMem);
+            return;
         }
         let len = skb.len() as u32;
         let seq_now = tp.rcv_nxt;
-        tcp_queue_rcv(tp, seq_now, skb, fin);
+        tcp_queue_rcv(ctx, tp, seq_now, skb, fin);
         if len > 0 {
-            tcp_event_data_recv(ctx, tp, len, truesize);
+            tcp_event_data_recv(ctx, tp, gso_size, len, truesize);
         }
         let mut fin_now = fin;
         if !tp.ofo_queue.is_empty() {
@@ -1402,11 +1691,145 @@ pub(crate) fn tcp_init_transfer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     };
     tp.lsndtime = now;
     tp.rcv_tstamp = now;
-    tp.rcv_ssthresh = tp.rcv_ssthresh.min(tp.window_clamp);
+    tcp_init_buffer_space(ctx.sysctl(), tp, now);
     if tp.opts.keepalive {
         let when = crate::tcp_timer::keepalive_time_when(ctx, tp);
         inet_csk_reset_keepalive_timer(ctx, tp.id, when);
     }
+}
+
+/// Sizes the window clamp to the buffer and starts receive autotuning.
+/// Mirrors the receive half of `tcp_init_buffer_space()`: `rcvq_space`
+/// starts at `min(rcv_ssthresh, rcv_wnd, TCP_INIT_CWND * advmss)`, the
+/// clamp is the full space less `1/2^tcp_app_win` and one segment.
+fn tcp_init_buffer_space(sysctl: &Sysctl, tp: &mut TcpSock, now: Instant) {
+    let advmss = u32::from(tp.advmss);
+    tp.rcvq_space = tp
+        .rcv_ssthresh
+        .min(tp.rcv_wnd)
+        .min(crate::tcp_sock::TCP_INIT_CWND * advmss);
+    tp.rcvq_time = now;
+    tp.rcvq_seq = tp.copied_seq;
+    let app_win = sysctl.get_int(Sysctl::TCP_APP_WIN).clamp(0, 31) as u32;
+    let maxwin = tp.tcp_full_space();
+    if tp.window_clamp >= maxwin {
+        tp.window_clamp = maxwin;
+        if app_win != 0 && maxwin > 4 * advmss {
+            tp.window_clamp = (maxwin - (maxwin >> app_win)).max(4 * advmss);
+        }
+    }
+    if app_win != 0 && tp.window_clamp > 2 * advmss && tp.window_clamp + advmss > maxwin {
+        tp.window_clamp = (2 * advmss).max(maxwin.saturating_sub(advmss));
+    }
+    tp.rcv_ssthresh = tp.rcv_ssthresh.min(tp.window_clamp);
+}
+
+/// Takes a receiver-side RTT sample of `sample_us`. Mirrors
+/// `tcp_rcv_rtt_update()`: the minimum when the sample is bounded by the
+/// window (`win_dep`), a 1/8 moving average otherwise.
+fn tcp_rcv_rtt_update(tp: &mut TcpSock, sample_us: u32, win_dep: bool) {
+    let old = tp.rcv_rtt_us;
+    let m = sample_us.saturating_mul(8);
+    tp.rcv_rtt_us = if old == 0 || m < old {
+        m
+    } else if win_dep {
+        return;
+    } else {
+        old - (old >> 3) + sample_us
+    };
+}
+
+/// Measures the receiver's RTT as the time to receive one window of data,
+/// and from time stamps when they give a non-zero delay. Mirrors
+/// `tcp_rcv_rtt_measure()` and `tcp_rcv_rtt_measure_ts()`.
+fn tcp_rcv_rtt_measure(tp: &mut TcpSock, now: Instant, seg_len: u32) {
+    if tp.rx_opt.tstamp_ok && tp.rx_opt.rcv_tsecr != tp.rcv_rtt_last_tsecr {
+        tp.rcv_rtt_last_tsecr = tp.rx_opt.rcv_tsecr;
+        if seg_len >= u32::from(tp.ack.rcv_mss) {
+            let delta_ms = tp.tcp_time_stamp(now).wrapping_sub(tp.rx_opt.rcv_tsecr);
+            if delta_ms > 0 && delta_ms < i32::MAX as u32 / 1000 {
+                tcp_rcv_rtt_update(tp, delta_ms * 1000, false);
+            }
+        }
+    }
+    if let Some(t0) = tp.rcv_rtt_time {
+        if before(tp.rcv_nxt, tp.rcv_rtt_seq) {
+            return;
+        }
+        let us = now
+            .saturating_duration_since(t0)
+            .as_micros()
+            .clamp(1, u128::from(u32::MAX / 8)) as u32;
+        tcp_rcv_rtt_update(tp, us, true);
+    }
+    tp.rcv_rtt_seq = tp.rcv_nxt.wrapping_add(tp.rcv_wnd);
+    tp.rcv_rtt_time = Some(now);
+}
+
+/// After the user read data: once per receiver RTT, if more was read than
+/// last time, grow the receive buffer so the sender may double its rate.
+/// Mirrors `tcp_rcv_space_adjust()` with `tcp_rcvbuf_grow()` (DRS).
+pub(crate) fn tcp_rcv_space_adjust(sysctl: &Sysctl, tp: &mut TcpSock, now: Instant) {
+    let time_us = now.saturating_duration_since(tp.rcvq_time).as_micros();
+    if tp.rcv_rtt_us == 0 || time_us < u128::from(tp.rcv_rtt_us >> 3) {
+        return;
+    }
+    let copied = i64::from(tp.copied_seq.wrapping_sub(tp.rcvq_seq))
+        - i64::from(tp.rcv_nxt.wrapping_sub(tp.copied_seq));
+    if copied > i64::from(tp.rcvq_space) {
+        tcp_rcvbuf_grow(sysctl, tp, copied as u32);
+    }
+    tp.rcvq_seq = tp.copied_seq;
+    tp.rcvq_time = now;
+}
+
+/// Mirrors `tcp_rcvbuf_grow()`: the window for two RTTs of what was read,
+/// plus the growth seen (slow start) and the out-of-order span, as buffer
+/// space through `scaling_ratio`, at most `tcp_rmem[2]`.
+fn tcp_rcvbuf_grow(sysctl: &Sysctl, tp: &mut TcpSock, newval: u32) {
+    let oldval = tp.rcvq_space.max(1);
+    tp.rcvq_space = newval;
+    if sysctl.get_int(Sysctl::TCP_MODERATE_RCVBUF) == 0 || tp.opts.rcvbuf_locked {
+        return;
+    }
+    let mut rcvwin = u64::from(newval) << 1;
+    let grow = rcvwin * u64::from(newval.saturating_sub(oldval)) / u64::from(oldval);
+    rcvwin += grow << 1;
+    if let Some(last) = tp.ofo_queue.back() {
+        rcvwin += u64::from(last.end_seq().wrapping_sub(tp.rcv_nxt));
+    }
+    let cap = sysctl.tcp_rmem()[2].clamp(0, i64::from(u32::MAX)) as u32;
+    let rcvwin = rcvwin.min(u64::from(u32::MAX)) as u32;
+    let rcvbuf = crate::tcp_sock::tcp_space_from_win(tp.scaling_ratio, rcvwin).min(cap);
+    if rcvbuf > tp.rcvbuf {
+        tp.rcvbuf = rcvbuf;
+        tp.window_clamp = crate::tcp_sock::tcp_win_from_space(tp.scaling_ratio, rcvbuf);
+    }
+}
+
+/// Appends `skb` to the tail skb `to` when it continues it and fits its
+/// spare room, so no second buffer is held. Mirrors `tcp_try_coalesce()`
+/// with the tailroom copy of `skb_try_coalesce()` (the charge does not
+/// change). Counter: `TCPRcvCoalesce`. Hands `skb` back when it cannot.
+fn tcp_try_coalesce<C: TcpContext>(
+    ctx: &C,
+    to: &mut RxSkb,
+    seq: u32,
+    skb: SkBuff,
+) -> Result<(), SkBuff> {
+    if to.fin
+        || seq != to.end_seq()
+        || skb.is_empty()
+        || skb.len() > to.skb.tailroom()
+        || to.skb.is_cloned()
+    {
+        return Err(skb);
+    }
+    if to.skb.put_data(skb.data()).is_err() {
+        return Err(skb);
+    }
+    ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpRcvCoalesce);
+    Ok(())
 }
 
 /// Runs a segment through a synchronized socket (every state but LISTEN,

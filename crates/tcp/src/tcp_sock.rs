@@ -364,6 +364,17 @@ pub(crate) struct TcpSock {
     pub window_clamp: u32,
     pub rcv_ssthresh: u32,
     pub scaling_ratio: u8,
+    /// Receiver's RTT estimate (`rcv_rtt_est`): µs scaled by 8, the
+    /// sequence that ends the current sample and its start.
+    pub rcv_rtt_us: u32,
+    pub rcv_rtt_seq: u32,
+    pub rcv_rtt_time: Option<Instant>,
+    pub rcv_rtt_last_tsecr: u32,
+    /// Receive-buffer autotuning (`rcvq_space`): bytes read per RTT, from
+    /// `rcvq_seq` at `rcvq_time`.
+    pub rcvq_space: u32,
+    pub rcvq_seq: u32,
+    pub rcvq_time: Instant,
     pub rx_opt: RxOpt,
     pub rcv_tstamp: Instant,
     pub receive_queue: VecDeque<RxSkb>,
@@ -484,6 +495,13 @@ impl TcpSock {
             window_clamp: 0,
             rcv_ssthresh: 0,
             scaling_ratio: TCP_DEFAULT_SCALING_RATIO,
+            rcv_rtt_us: 0,
+            rcv_rtt_seq: 0,
+            rcv_rtt_time: None,
+            rcv_rtt_last_tsecr: 0,
+            rcvq_space: 0,
+            rcvq_seq: 0,
+            rcvq_time: Instant::ZERO,
             rx_opt: RxOpt {
                 mss_clamp: TCP_MSS_DEFAULT,
                 ..RxOpt::default()
@@ -585,6 +603,12 @@ impl TcpSock {
             + self.wmem_queued as usize
             + self.rmem_alloc as usize
     }
+}
+
+/// The buffer that backs a window of `win` bytes: `__tcp_space_from_win()`.
+pub fn tcp_space_from_win(scaling_ratio: u8, win: u32) -> u32 {
+    ((u64::from(win) << TCP_RMEM_TO_WIN_SCALE) / u64::from(scaling_ratio.max(1)))
+        .min(u64::from(u32::MAX)) as u32
 }
 
 /// The window a buffer of `space` bytes can offer: `__tcp_win_from_space()`.
