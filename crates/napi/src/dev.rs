@@ -645,6 +645,8 @@ pub struct NapiPollCtx<'a> {
     cpu: usize,
     softirqs: &'a Softirqs,
     now: Instant,
+    /// `now` in jiffies, computed once per poll.
+    jiffies: u64,
     completed: bool,
 }
 
@@ -744,7 +746,7 @@ impl NapiPollCtx<'_> {
     }
 
     fn jiffies(&self) -> u64 {
-        self.now.as_nanos() / (1_000_000_000 / netcore::HZ)
+        self.jiffies
     }
 }
 
@@ -800,6 +802,7 @@ pub fn napi_poll(
         cpu,
         softirqs,
         now,
+        jiffies: now.as_nanos() / (1_000_000_000 / netcore::HZ),
         completed: false,
     };
     let mut work = 0;

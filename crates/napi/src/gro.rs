@@ -23,10 +23,11 @@
 //!   not have. Without a pool ([`NapiStruct::set_gro_pool`](crate::NapiStruct::set_gro_pool))
 //!   GRO is off, as with `NETIF_F_GRO` cleared.
 //! - Packets pass up one by one, not batched by `gro_normal_batch`.
-//! - A packet GRO cannot handle (not TCP, IP options, a fragment, a bad
-//!   checksum) first flushes the held packets of its address pair, so the
-//!   order between, say, an ICMP error and the TCP segments of the same
-//!   hosts is kept; Linux passes it up ahead of them.
+//! - A TCP segment GRO cannot handle (IP options, a fragment, a bad
+//!   checksum) first flushes the held packets of its address pair, so a
+//!   flow's order is kept; Linux passes it up ahead of them. A packet of
+//!   another protocol goes up at once, as in Linux (only TCP has a GRO
+//!   handler here), and costs one look at the IP protocol byte.
 //! - Checksums: a segment the device verified (`CHECKSUM_UNNECESSARY`) is
 //!   merged as is; any other is verified in software first, as
 //!   `skb_gro_checksum_validate()` does, and a bad one is not merged. A
@@ -40,7 +41,9 @@ use netcore::{ETH_P_IP, GSO_MAX_SIZE, IpSummed, NET_SKB_PAD, PagePool, SkBuff, S
 use wire::ETH_HLEN;
 
 use crate::dev::GroReceive;
-use crate::tcp_offload::{TcpGroVerdict, parse_inet_tcp, tcp_gro_receive, tcp4_gro_complete};
+use crate::tcp_offload::{
+    IPPROTO_TCP, TcpGroVerdict, parse_inet_tcp, tcp_gro_receive, tcp4_gro_complete,
+};
 
 /// The number of GRO hash buckets per NAPI. Mirrors `GRO_HASH_BUCKETS`.
 pub const GRO_HASH_BUCKETS: usize = 8;
@@ -126,6 +129,8 @@ pub(crate) struct FlowKey {
 pub(crate) struct GroList {
     pool: Option<PagePool>,
     hash: Box<[HVec<GroSkb, MAX_GRO_SKBS>; GRO_HASH_BUCKETS]>,
+    /// Bit `i` is set when bucket `i` holds packets (`gro->bitmask`).
+    gro_bitmask: u8,
     stats: GroStats,
 }
 
@@ -165,12 +170,23 @@ impl GroList {
         sink: &mut dyn GroReceive,
         jiffies: u64,
     ) -> GroResult {
+        // netif_elide_gro(): GRO off (no pool, as with NETIF_F_GRO
+        // cleared), or not IPv4.
         if self.pool.is_none() || skb.protocol != ETH_P_IP {
             return self.normal(skb, sink);
         }
+        // inet_gro_receive(): only TCP has a GRO handler here; any other
+        // protocol goes up at once and leaves the held packets alone.
+        if skb.data().get(9) != Some(&IPPROTO_TCP) {
+            return self.normal(skb, sink);
+        }
         let Some(seg) = parse_inet_tcp(&skb) else {
-            // Not something GRO handles: keep the order of its address pair.
-            if let Some((saddr, daddr)) = crate::tcp_offload::ipv4_addrs(&skb) {
+            // A TCP segment GRO cannot handle (options, fragment, bad
+            // checksum): its address pair's held packets go up first, so
+            // the flow's order is kept.
+            if self.gro_bitmask != 0
+                && let Some((saddr, daddr)) = crate::tcp_offload::ipv4_addrs(&skb)
+            {
                 self.flush_matching(sink, |k| {
                     k.ifindex == skb.ifindex && k.saddr == saddr && k.daddr == daddr
                 });
@@ -198,6 +214,7 @@ impl GroList {
                 self.stats.merged += 1;
                 if flush && let Some(i) = pos {
                     let p = self.hash[bucket].remove(i);
+                    self.update_bitmask(bucket);
                     self.napi_gro_complete(p, sink);
                     self.stats.flushes += 1;
                 }
@@ -206,6 +223,7 @@ impl GroList {
             TcpGroVerdict::NotMerged { flush_skb } => {
                 if let Some(i) = pos {
                     let p = self.hash[bucket].remove(i);
+                    self.update_bitmask(bucket);
                     self.napi_gro_complete(p, sink);
                     self.stats.flushes += 1;
                 }
@@ -230,9 +248,19 @@ impl GroList {
                 };
                 // Cannot fail: a full bucket was made room in above.
                 let _ = self.hash[bucket].push(held);
+                self.update_bitmask(bucket);
                 self.stats.held += 1;
                 GroResult::Held
             }
+        }
+    }
+
+    /// Sets or clears bucket `bucket`'s bit in `gro_bitmask`.
+    fn update_bitmask(&mut self, bucket: usize) {
+        if self.hash[bucket].is_empty() {
+            self.gro_bitmask &= !(1 << bucket);
+        } else {
+            self.gro_bitmask |= 1 << bucket;
         }
     }
 
@@ -267,8 +295,14 @@ impl GroList {
         flush_old: bool,
         jiffies: u64,
     ) {
+        if self.gro_bitmask == 0 {
+            return;
+        }
         let mut any = false;
         for bucket in 0..GRO_HASH_BUCKETS {
+            if self.gro_bitmask & (1 << bucket) == 0 {
+                continue;
+            }
             let keep_from = if flush_old {
                 self.hash[bucket]
                     .iter()
@@ -282,6 +316,7 @@ impl GroList {
                 self.napi_gro_complete(p, sink);
                 any = true;
             }
+            self.update_bitmask(bucket);
         }
         if any {
             self.stats.flushes += 1;
@@ -302,6 +337,7 @@ impl GroList {
                     i += 1;
                 }
             }
+            self.update_bitmask(bucket);
         }
         if any {
             self.stats.flushes += 1;
@@ -313,6 +349,7 @@ impl GroList {
         for bucket in self.hash.iter_mut() {
             bucket.clear();
         }
+        self.gro_bitmask = 0;
     }
 }
 
@@ -645,7 +682,7 @@ mod tests {
     }
 
     #[test]
-    fn a_non_tcp_packet_flushes_the_held_one_first() {
+    fn a_non_tcp_packet_passes_the_held_ones_and_leaves_them_held() {
         let pool = pool();
         let mut g = gro(&pool);
         let udp = Seg {
@@ -655,9 +692,29 @@ mod tests {
         };
         let (r, out) = run(&mut g, &pool, &[seg(0, 100), seg(1, 100), udp]);
         assert_eq!(r, [GroResult::Held, GroResult::Merged, GroResult::Normal]);
+        assert_eq!(out.len(), 1, "only the UDP packet went up");
+        assert_eq!(out[0].data()[9], 17);
+        assert_eq!(g.held(), 1);
+        let (r, _) = run(&mut g, &pool, &[seg(2, 100)]);
+        assert_eq!(r, [GroResult::Merged], "the flow still merges");
+    }
+
+    #[test]
+    fn a_tcp_segment_gro_cannot_take_flushes_its_hosts_held_packets_first() {
+        let pool = pool();
+        let mut g = gro(&pool);
+        let bad = Seg {
+            summed: IpSummed::None,
+            ..seg(2, 100)
+        };
+        let mut bad_skb = frame(&pool, &bad);
+        // Corrupt the TCP checksum: GRO must not merge it.
+        bad_skb.data_mut().unwrap()[20 + 16] ^= 0xff;
+        let (r, mut out) = run(&mut g, &pool, &[seg(0, 100), seg(1, 100)]);
+        assert_eq!(r, [GroResult::Held, GroResult::Merged]);
+        assert_eq!(g.napi_gro_receive(bad_skb, &mut out, 0), GroResult::Normal);
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0].gso_segs, 2);
-        assert_eq!(out[1].data()[9], 17);
+        assert_eq!(out[0].gso_segs, 2, "the held packet went up first");
         assert_eq!(g.held(), 0);
     }
 

@@ -34,7 +34,8 @@ use wire::{
 
 use crate::gro::{GroSkb, grow_for_merge};
 
-const IPPROTO_TCP: u8 = 6;
+/// The IP protocol number of TCP (`IPPROTO_TCP`).
+pub(crate) const IPPROTO_TCP: u8 = 6;
 const TCP_FLAGS_OFF: usize = 13;
 const TCP_CHECK_OFF: usize = 16;
 
