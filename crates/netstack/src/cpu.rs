@@ -193,7 +193,9 @@ pub fn cpu_run(ctx: &mut CpuCtx) -> CpuRunStats {
             stats.process_work += 1;
             worked = true;
         }
-        if host.irqs.irqs_pending(cpu).unwrap_or(false) {
+        if tracing::enabled!(target: "netstack::irq", tracing::Level::TRACE)
+            && host.irqs.irqs_pending(cpu).unwrap_or(false)
+        {
             tracing::trace!(target: "netstack::irq", cpu, "handle_irq");
         }
         let n = host.irqs.handle_pending(cpu, &host.softirqs).unwrap_or(0);

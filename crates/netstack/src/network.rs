@@ -331,37 +331,42 @@ impl Network {
     /// application event, a frame or moderation timer at a NIC, a timer
     /// on a CPU.
     pub fn next_event(&self) -> Option<Instant> {
-        self.next_event_inner(true)
+        self.next_events().1
     }
 
-    fn next_event_inner(&self, with_timers: bool) -> Option<Instant> {
+    /// The next instant after now at which something is due, in one pass
+    /// over the network: `(without CPU timers, with CPU timers)`.
+    fn next_events(&self) -> (Option<Instant>, Option<Instant>) {
         let now = self.now();
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t
-                && t > now
-            {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
-        consider(self.events.peek().map(|Reverse((t, _))| *t));
-        for h in &self.hosts {
-            for nic in &h.shared.nics {
-                consider(nic.device.next_event());
-            }
-            if with_timers {
-                for ctx in &h.cpus {
-                    consider(ctx.next_timer());
-                }
-            }
-        }
         // An application event due now counts as "now".
         if let Some(Reverse((t, _))) = self.events.peek()
             && *t <= now
         {
-            return Some(now);
+            return (Some(now), Some(now));
         }
-        next
+        let later = |t: Option<Instant>, next: &mut Option<Instant>| {
+            if let Some(t) = t
+                && t > now
+            {
+                *next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        let mut traffic: Option<Instant> = None;
+        later(self.events.peek().map(|Reverse((t, _))| *t), &mut traffic);
+        let mut timers: Option<Instant> = None;
+        for h in &self.hosts {
+            for nic in &h.shared.nics {
+                later(nic.device.next_event(), &mut traffic);
+            }
+            for ctx in &h.cpus {
+                later(ctx.next_timer(), &mut timers);
+            }
+        }
+        let all = match (traffic, timers) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        (traffic, all)
     }
 
     fn run_due_events(&mut self) -> Result<bool, NetstackError> {
@@ -393,14 +398,14 @@ impl Network {
         loop {
             self.settle()?;
             self.run_due_events()?;
+            let (traffic, all) = self.next_events();
             let next = if with_timers {
-                self.next_event_inner(true)
+                all
             } else {
                 // Idle mode: only traffic and application events keep the
                 // network running, but timers due before them still fire
                 // on time.
-                self.next_event_inner(false)
-                    .map(|t| self.next_event_inner(true).map_or(t, |a| a.min(t)))
+                traffic.map(|t| all.map_or(t, |a| a.min(t)))
             };
             match next {
                 Some(t) if t <= until => self.advance_to(t)?,
