@@ -48,17 +48,33 @@ impl Store {
     }
 }
 
-/// A field over `0..=max` split into intervals.
+/// An entry of a field's lookup trie: a set (store offset), an inner
+/// node, or a short list of intervals scanned in order.
+const TAG_SHIFT: u32 = 30;
+const TAG_SET: u32 = 0;
+const TAG_NODE: u32 = 1;
+const TAG_LIST: u32 = 2;
+/// A range holding at most this many intervals becomes a list, not a node.
+const LIST_MAX: usize = 8;
+
+/// A field over `0..2^bits` split into intervals, each with its set.
+///
+/// The lookup is a multibit trie with 8-bit strides (as a routing table's
+/// DIR-24-8): a value walks at most `bits / 8` nodes of 256 entries, and a
+/// range holding few intervals ends in a short list instead of a node —
+/// no search over every interval, and memory bounded by the interval
+/// count (a node exists only where more than [`LIST_MAX`] intervals meet).
 struct IntervalField {
-    /// Start of each interval, ascending, the first 0.
-    starts: Vec<u32>,
-    /// Store offset of each interval's bitset.
-    sets: Vec<u32>,
+    bits: u32,
+    root: u32,
+    nodes: Vec<u32>,
+    list: Vec<(u32, u32)>,
 }
 
 impl IntervalField {
-    /// `ranges[r]`: the disjoint inclusive intervals rule `r` admits.
-    fn build(ranges: &[Vec<(u32, u32)>], store: &mut Store) -> IntervalField {
+    /// `ranges[r]`: the disjoint inclusive intervals rule `r` admits, over
+    /// `0..2^bits`.
+    fn build(ranges: &[Vec<(u32, u32)>], bits: u32, store: &mut Store) -> IntervalField {
         let mut events: Vec<(u64, usize)> = Vec::new();
         for (r, iv) in ranges.iter().enumerate() {
             for &(lo, hi) in iv {
@@ -78,7 +94,7 @@ impl IntervalField {
                 cur[r / 64] ^= 1 << (r % 64);
                 i += 1;
             }
-            if point > u64::from(u32::MAX) {
+            if point >= 1u64 << bits {
                 break;
             }
             let off = store.intern(&cur);
@@ -91,13 +107,70 @@ impl IntervalField {
                 None => break,
             }
         }
-        IntervalField { starts, sets }
+        let mut f = IntervalField {
+            bits,
+            root: 0,
+            nodes: Vec::new(),
+            list: Vec::new(),
+        };
+        f.root = f.entry(&starts, &sets, 0, bits);
+        f
+    }
+
+    /// The entry for the values `lo..lo + 2^width`.
+    fn entry(&mut self, starts: &[u32], sets: &[u32], lo: u64, width: u32) -> u32 {
+        let hi = lo + (1u64 << width);
+        let first = starts
+            .partition_point(|&s| u64::from(s) <= lo)
+            .saturating_sub(1);
+        let end = starts.partition_point(|&s| u64::from(s) < hi);
+        if end - first == 1 {
+            return (TAG_SET << TAG_SHIFT) | sets[first];
+        }
+        if end - first <= LIST_MAX {
+            let at = self.list.len();
+            for k in first..end {
+                self.list
+                    .push((u64::from(starts[k]).max(lo) as u32, sets[k]));
+            }
+            return (TAG_LIST << TAG_SHIFT) | ((end - first) as u32) << 26 | at as u32;
+        }
+        let at = self.nodes.len();
+        self.nodes.resize(at + 256, 0);
+        for c in 0..256u64 {
+            let e = self.entry(starts, sets, lo + (c << (width - 8)), width - 8);
+            self.nodes[at + c as usize] = e;
+        }
+        (TAG_NODE << TAG_SHIFT) | (at >> 8) as u32
     }
 
     #[inline]
     fn lookup(&self, v: u32) -> u32 {
-        let i = self.starts.partition_point(|&s| s <= v);
-        self.sets[i.saturating_sub(1)]
+        let mut e = self.root;
+        let mut shift = self.bits;
+        loop {
+            match e >> TAG_SHIFT {
+                TAG_SET => return e,
+                TAG_NODE => {
+                    shift -= 8;
+                    let node = ((e & 0x3fff_ffff) as usize) << 8;
+                    e = self.nodes[node | ((v >> shift) & 0xff) as usize];
+                }
+                _ => {
+                    let at = (e & 0x03ff_ffff) as usize;
+                    let n = ((e >> 26) & 0xf) as usize;
+                    let l = &self.list[at..at + n];
+                    let mut r = l[0].1;
+                    for &(s, o) in &l[1..] {
+                        if s > v {
+                            break;
+                        }
+                        r = o;
+                    }
+                    return r;
+                }
+            }
+        }
     }
 }
 
@@ -243,8 +316,9 @@ fn rule_ports(e: &IptEntry) -> (PortSets, PortSets) {
 }
 
 impl Classifier {
-    /// Builds the filter for a chain's rules.
-    pub(crate) fn build(rules: &[IptEntry]) -> Classifier {
+    /// Builds the filter for a chain's rules; `None` (walk the chain) if
+    /// the sets would not fit the 30-bit offsets of the lookup tries.
+    pub(crate) fn build(rules: &[IptEntry]) -> Option<Classifier> {
         let n = rules.len();
         let words = n.div_ceil(64).max(1);
         let mut store = Store {
@@ -283,8 +357,8 @@ impl Classifier {
             })
             .collect();
         let uses = |v: &[Vec<(u32, u32)>], f: &Vec<(u32, u32)>| v.iter().any(|r| r != f);
-        let src = uses(&src, &full).then(|| IntervalField::build(&src, &mut store));
-        let dst = uses(&dst, &full).then(|| IntervalField::build(&dst, &mut store));
+        let src = uses(&src, &full).then(|| IntervalField::build(&src, 32, &mut store));
+        let dst = uses(&dst, &full).then(|| IntervalField::build(&dst, 32, &mut store));
 
         let proto = rules.iter().any(|e| e.ip.proto != 0).then(|| {
             let mut t = Box::new([0u32; 256]);
@@ -310,8 +384,8 @@ impl Classifier {
             .iter()
             .map(|p| p.1.clone().unwrap_or_else(|| full16.clone()))
             .collect();
-        let sport = uses(&sp, &full16).then(|| IntervalField::build(&sp, &mut store));
-        let dport = uses(&dp, &full16).then(|| IntervalField::build(&dp, &mut store));
+        let sport = uses(&sp, &full16).then(|| IntervalField::build(&sp, 16, &mut store));
+        let dport = uses(&dp, &full16).then(|| IntervalField::build(&dp, 16, &mut store));
 
         let ins: Vec<_> = rules
             .iter()
@@ -338,7 +412,10 @@ impl Classifier {
             .any(Option::is_some)
             .then(|| IfaceField::build(&outs, &mut store));
 
-        Classifier {
+        if store.data.len() >= 1 << TAG_SHIFT {
+            return None;
+        }
+        Some(Classifier {
             words,
             store: store.data,
             all: all_off,
@@ -349,7 +426,7 @@ impl Classifier {
             dport,
             iniface,
             outiface,
-        }
+        })
     }
 
     /// The first rule at or after `pos`, in order, among the candidates,
@@ -363,68 +440,72 @@ impl Classifier {
         mut eval: impl FnMut(usize) -> bool,
     ) -> Option<usize> {
         let first = pos / 64;
-        let mut offs = [self.all; 8];
-        let mut k = 1;
-        // Look fields up one at a time, cheapest and most selective first,
-        // and stop as soon as no candidate is left.
-        let add = |o: u32, offs: &mut [u32; 8], k: &mut usize| -> bool {
-            offs[*k] = o;
-            *k += 1;
-            (first..self.words).all(|w| {
-                offs[..*k]
-                    .iter()
-                    .fold(u64::MAX, |m, &o| m & self.store[o as usize + w])
-                    == 0
-            })
+        let n = self.words - first;
+        // The candidates so far, from word `first` on: a stack buffer for
+        // up to 2,048 rules, the heap beyond.
+        let mut stack = [0u64; 32];
+        let mut heap = Vec::new();
+        let acc: &mut [u64] = if n <= stack.len() {
+            &mut stack[..n]
+        } else {
+            heap.resize(n, 0);
+            &mut heap
         };
+        acc.copy_from_slice(&self.store[self.all as usize + first..][..n]);
+        acc[0] &= u64::MAX << (pos % 64);
+        // ANDs one field's set into the candidates; true when none is left.
+        let and = |o: u32, acc: &mut [u64]| -> bool {
+            let set = &self.store[o as usize + first..][..acc.len()];
+            let mut any = 0;
+            for (a, &b) in acc.iter_mut().zip(set) {
+                *a &= b;
+                any |= *a;
+            }
+            any == 0
+        };
+        // Fields one at a time, cheapest and most selective first; stop as
+        // soon as no candidate is left.
         if let Some(t) = &self.proto
-            && add(t[usize::from(par.protocol)], &mut offs, &mut k)
+            && and(t[usize::from(par.protocol)], acc)
         {
             return None;
         }
         if par.has_ports {
             if let Some(f) = &self.dport
-                && add(f.lookup(u32::from(par.dport)), &mut offs, &mut k)
+                && and(f.lookup(u32::from(par.dport)), acc)
             {
                 return None;
             }
             if let Some(f) = &self.sport
-                && add(f.lookup(u32::from(par.sport)), &mut offs, &mut k)
+                && and(f.lookup(u32::from(par.sport)), acc)
             {
                 return None;
             }
         }
         if let Some(f) = &self.src
-            && add(f.lookup(par.saddr), &mut offs, &mut k)
+            && and(f.lookup(par.saddr), acc)
         {
             return None;
         }
         if let Some(f) = &self.dst
-            && add(f.lookup(par.daddr), &mut offs, &mut k)
+            && and(f.lookup(par.daddr), acc)
         {
             return None;
         }
         if let Some(f) = &self.iniface
-            && add(f.lookup(names().0.as_ref()), &mut offs, &mut k)
+            && and(f.lookup(names().0.as_ref()), acc)
         {
             return None;
         }
         if let Some(f) = &self.outiface
-            && add(f.lookup(names().1.as_ref()), &mut offs, &mut k)
+            && and(f.lookup(names().1.as_ref()), acc)
         {
             return None;
         }
-        let offs = &offs[..k];
-        for w in first..self.words {
-            let mut m = u64::MAX;
-            for &o in offs {
-                m &= self.store[o as usize + w];
-            }
-            if w == first {
-                m &= u64::MAX << (pos % 64);
-            }
+        for (w, &word) in acc.iter().enumerate() {
+            let mut m = word;
             while m != 0 {
-                let i = w * 64 + m.trailing_zeros() as usize;
+                let i = (first + w) * 64 + m.trailing_zeros() as usize;
                 if eval(i) {
                     return Some(i);
                 }

@@ -670,7 +670,13 @@ fn translate_table(kind: IptTableKind, chains: Vec<IptChain>) -> Result<IptTable
     }
     let classifiers: Vec<Option<Classifier>> = chains
         .iter()
-        .map(|c| (c.rules.len() > CLASSIFY_MIN_RULES).then(|| Classifier::build(&c.rules)))
+        .map(|c| {
+            if c.rules.len() > CLASSIFY_MIN_RULES {
+                Classifier::build(&c.rules)
+            } else {
+                None
+            }
+        })
         .collect();
     Ok(IptTableInfo {
         chains,
