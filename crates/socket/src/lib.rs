@@ -18,6 +18,9 @@
 //!   `recvmsg`, `shutdown`, `close`, `setsockopt`, `fcntl`, `ioctl`,
 //!   `epoll_*`), over a [`SocketHost`];
 //! - waiting: [`WaitQueue`] (blocked callers and poll callbacks);
+//! - listings: [`ss_render`] lays out [`SsRow`]s as `ss` prints them
+//!   (`ss.rs`, iproute2's `misc/ss.c`), [`SocketLayer::socket_files`]
+//!   gives the fds for `ss -p`;
 //! - epoll: [`Eventpoll`], [`EpollEvents`], [`EpollEvent`];
 //! - wrappers: [`UdpSocket`], [`TcpListener`], [`TcpStream`] with
 //!   `std::io::Error::from_raw_os_error` errors;
@@ -53,6 +56,7 @@ mod af_inet;
 mod eventpoll;
 mod net;
 mod socket;
+mod ss;
 mod std_net;
 mod tcp_ops;
 #[cfg(any(test, feature = "testutils"))]
@@ -73,8 +77,10 @@ pub use socket::{
     SO_ACCEPTCONN, SO_BROADCAST, SO_DOMAIN, SO_ERROR, SO_KEEPALIVE, SO_LINGER, SO_MARK,
     SO_NO_CHECK, SO_PROTOCOL, SO_RCVBUF, SO_RCVTIMEO, SO_REUSEADDR, SO_REUSEPORT, SO_SNDBUF,
     SO_SNDTIMEO, SO_TYPE, SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, SOCKADDR_IN_LEN, SOL_IP, SOL_SOCKET,
-    SOL_TCP, SOL_UDP, Socket, SocketHost, SocketLayer, sockaddr_in_bytes, sockaddr_in_parse,
+    SOL_TCP, SOL_UDP, Socket, SocketFile, SocketHost, SocketLayer, sockaddr_in_bytes,
+    sockaddr_in_parse,
 };
+pub use ss::{SsOptions, SsRow, ss_process, ss_render};
 pub use std_net::{TcpListener, TcpStream, UdpSocket};
 pub use tcp_ops::{
     IPPROTO_TCP, TCP_CORK, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_MAXSEG, TCP_NODELAY,

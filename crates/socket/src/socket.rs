@@ -141,6 +141,22 @@ struct SockFile {
     sndtimeo: Option<Duration>,
 }
 
+/// One open socket file as a listing sees it
+/// ([`SocketLayer::socket_files`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketFile {
+    /// The fd.
+    pub fd: Fd,
+    /// The IP protocol (`IPPROTO_TCP` 6, `IPPROTO_UDP` 17).
+    pub protocol: u8,
+    /// The inode number.
+    pub ino: u64,
+    /// The local address (`getsockname()`), when it has one.
+    pub local: Option<SocketAddrV4>,
+    /// The peer (`getpeername()`), when connected.
+    pub peer: Option<SocketAddrV4>,
+}
+
 /// An open socket.
 ///
 /// Mirrors `struct socket` with its `struct file`: the transport
@@ -991,6 +1007,34 @@ impl<H: SocketHost> SocketLayer<H> {
         let maxevents = usize::try_from(maxevents).map_err(|_| Errno::Inval)?;
         let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
         ep.epoll_wait(maxevents, timeout, self.host.clock(), self.host.can_sleep())
+    }
+
+    /// The open socket files, in fd order, for listings (`ss -p`'s
+    /// process column, matched by inode or by addresses).
+    ///
+    /// Mirrors what `ss` reads from `/proc/PID/fd/*` (`socket:[INODE]`
+    /// links), with each socket's addresses.
+    pub fn socket_files(&self) -> Vec<SocketFile> {
+        let socks: Vec<(Fd, Arc<Socket<H::Ctx>>)> = self
+            .fds
+            .lock()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| match f {
+                Some(File::Socket(s)) => Some((i as Fd, Arc::clone(s))),
+                _ => None,
+            })
+            .collect();
+        socks
+            .into_iter()
+            .map(|(fd, s)| SocketFile {
+                fd,
+                protocol: s.ops.protocol(),
+                ino: s.ops.ino(),
+                local: s.ops.getname(false).ok(),
+                peer: s.ops.getname(true).ok(),
+            })
+            .collect()
     }
 
     /// The fd of the socket with inode `ino`, for `ss -p`'s process
