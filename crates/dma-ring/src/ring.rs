@@ -312,6 +312,21 @@ impl<S> DeviceEnd<S> {
         Some(slot.desc.with_mut(|desc| f(unsafe { &mut *desc })))
     }
 
+    /// The descriptor at the head, read in place, if the device owns one;
+    /// does not reload the tail (call after `with_head` found one).
+    pub(crate) fn head_ref(&self) -> Option<&S> {
+        if self.head == self.tail_cache {
+            return None;
+        }
+        let slot = self.shared.slot(self.head);
+        // SAFETY: `head != tail_cache`, and `tail_cache` was loaded with
+        // Acquire: the slot is in `[head, tail)`, owned by the device. The
+        // returned borrow of `self` keeps `write_back` (the only hand-back,
+        // which needs `&mut self`) from running while it lives, and the
+        // driver does not touch device-owned slots.
+        Some(slot.desc.with(|desc| unsafe { &*desc }))
+    }
+
     /// Runs `f` on the descriptor at the head, then writes `status | DD`
     /// back and advances the head. The caller has seen `with_head` succeed
     /// since the last write-back.

@@ -33,7 +33,6 @@ impl<T> UnsafeCell<T> {
 
     /// Calls `f` with a shared raw pointer to the value.
     #[inline(always)]
-    #[allow(dead_code)] // The ring itself only needs `with_mut`; kept for loom parity.
     pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
         f(self.0.get())
     }

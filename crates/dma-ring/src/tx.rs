@@ -217,12 +217,9 @@ impl<T: Send> TxDevice<T> {
     /// length and offload requests; [`TxFetch::write_back`] marks it sent.
     /// Dropping the fetch without writing back leaves it unsent.
     pub fn fetch(&mut self) -> Option<TxFetch<'_, T>> {
-        let desc = self.end.with_head(Option::take)?;
-        let desc = desc.expect("a filled tx descriptor holds a buffer");
-        Some(TxFetch {
-            dev: self,
-            desc: Some(desc),
-        })
+        let filled = self.end.with_head(|slot| slot.is_some())?;
+        assert!(filled, "a filled tx descriptor holds a buffer");
+        Some(TxFetch { dev: self })
     }
 }
 
@@ -236,38 +233,33 @@ impl<T> fmt::Debug for TxDevice<T> {
 }
 
 /// A filled tx descriptor the device is sending.
+///
+/// The descriptor stays in its slot while the device reads it (a real NIC
+/// reads descriptors where they lie, too): the fetch is a view of the slot
+/// at the head, which the device owns until [`write_back`](Self::write_back).
+/// Dropping the fetch without writing back leaves the descriptor unsent.
 pub struct TxFetch<'a, T: Send> {
     dev: &'a mut TxDevice<T>,
-    desc: Option<TxDesc<T>>,
 }
 
 impl<T: Send> TxFetch<'_, T> {
     /// Writes `DD` back and advances the head: the descriptor and its buffer
     /// belong to the driver again, to be cleaned.
-    pub fn write_back(mut self) {
-        let desc = self.desc.take();
-        self.dev
-            .end
-            .write_back(TxStatus::DD.bits(), |slot| *slot = desc);
+    pub fn write_back(self) {
+        self.dev.end.write_back(TxStatus::DD.bits(), |_| {});
     }
 }
 
 impl<T: Send> Deref for TxFetch<'_, T> {
     type Target = TxDesc<T>;
 
+    #[inline]
     fn deref(&self) -> &TxDesc<T> {
-        self.desc
-            .as_ref()
-            .expect("descriptor present until write-back")
-    }
-}
-
-impl<T: Send> Drop for TxFetch<'_, T> {
-    fn drop(&mut self) {
-        if let Some(desc) = self.desc.take() {
-            // Not sent: the descriptor stays the device's, unchanged.
-            self.dev.end.with_head(|slot| *slot = Some(desc));
-        }
+        self.dev
+            .end
+            .head_ref()
+            .and_then(Option::as_ref)
+            .expect("the fetched descriptor stays at the head until write-back")
     }
 }
 
