@@ -462,6 +462,9 @@ impl AllocCache {
 /// The caches of one thread, one per (pool, class) it has used.
 struct ThreadCaches {
     caches: Vec<AllocCache>,
+    /// The cache used last: a thread usually works one pool and class at a
+    /// time, so `find` looks here first.
+    last: usize,
 }
 
 impl Drop for ThreadCaches {
@@ -475,12 +478,53 @@ impl Drop for ThreadCaches {
 
 thread_local! {
     static ALLOC_CACHES: RefCell<ThreadCaches> =
-        const { RefCell::new(ThreadCaches { caches: Vec::new() }) };
+        const { RefCell::new(ThreadCaches { caches: Vec::new(), last: 0 }) };
 }
 
 impl ThreadCaches {
-    fn find(&self, key: u64) -> Option<usize> {
-        self.caches.iter().position(|c| c.key == key)
+    #[inline]
+    fn find(&mut self, key: u64) -> Option<usize> {
+        if self.caches.get(self.last).is_some_and(|c| c.key == key) {
+            return Some(self.last);
+        }
+        let i = self.caches.iter().position(|c| c.key == key)?;
+        self.last = i;
+        Some(i)
+    }
+
+    /// The fast path of [`alloc`](Self::alloc): a buffer from this thread's
+    /// cache for `key`, or `None` when there is no such cache or it is
+    /// empty. No lock, no atomic read-modify-write.
+    ///
+    /// Mirrors `__page_pool_get_cached()` when `pool->alloc.count` is not 0.
+    #[inline]
+    fn alloc_cached(&mut self, key: u64) -> Option<Arc<PageData>> {
+        let i = self.find(key)?;
+        let c = &mut self.caches[i];
+        let data = c.free.pop()?;
+        CacheCounters::bump(&c.counters.alloc_fast);
+        c.counters.cached.store(c.free.len() as u64, Relaxed);
+        Some(data)
+    }
+
+    /// The fast path of [`free`](Self::free): keeps `data` in this thread's
+    /// cache if it has one for the buffer with room; gives it back
+    /// otherwise.
+    ///
+    /// Mirrors `page_pool_recycle_in_cache()`.
+    #[inline]
+    fn free_cached(&mut self, data: Arc<PageData>) -> Result<(), Arc<PageData>> {
+        let Some(i) = self.find(data.key) else {
+            return Err(data);
+        };
+        let c = &mut self.caches[i];
+        if c.free.len() >= c.cap {
+            return Err(data);
+        }
+        c.free.push(data);
+        CacheCounters::bump(&c.counters.recycle_ring);
+        c.counters.cached.store(c.free.len() as u64, Relaxed);
+        Ok(())
     }
 
     /// Retires the caches of destroyed pools.
@@ -490,6 +534,7 @@ impl ThreadCaches {
         }
         let (live, dead): (Vec<_>, Vec<_>) = self.caches.drain(..).partition(|c| c.pool.is_live());
         self.caches = live;
+        self.last = 0;
         for c in dead {
             c.retire();
         }
@@ -511,7 +556,8 @@ impl ThreadCaches {
             free: Vec::with_capacity(cp.cache_cap),
             counters,
         });
-        self.caches.len() - 1
+        self.last = self.caches.len() - 1;
+        self.last
     }
 
     /// Takes a buffer from this thread's cache, refilling it from the ring
@@ -520,6 +566,8 @@ impl ThreadCaches {
     ///
     /// Mirrors `page_pool_alloc_pages()` → `__page_pool_get_cached()` →
     /// `page_pool_refill_alloc_cache()`.
+    #[cold]
+    #[inline(never)]
     fn alloc(&mut self, pool: &Arc<PoolInner>, class: usize) -> Option<Arc<PageData>> {
         let i = match self.find(pool.key(class)) {
             Some(i) => i,
@@ -558,6 +606,8 @@ impl ThreadCaches {
     ///
     /// Mirrors `page_pool_recycle_in_cache()`, falling back to
     /// `page_pool_recycle_in_ring()`.
+    #[cold]
+    #[inline(never)]
     fn free(&mut self, data: Arc<PageData>) {
         let i = if let Some(i) = self.find(data.key) {
             i
@@ -760,8 +810,27 @@ impl PagePool {
         self.alloc_class(class)
     }
 
+    #[inline]
     fn alloc_class(&self, class: usize) -> Option<PageBuf> {
-        let data = if self.inner.classes[class].cache_cap > 0 {
+        // The fast path: this thread's cache has a buffer (a class without
+        // thread caches never has a cache entry, so it always misses).
+        let key = self.inner.key(class);
+        let data = match ALLOC_CACHES.try_with(|t| t.try_borrow_mut().ok()?.alloc_cached(key)) {
+            Ok(Some(data)) => data,
+            _ => self.alloc_class_slow(class)?,
+        };
+        Some(PageBuf {
+            page: Page { data: Some(data) },
+        })
+    }
+
+    /// Refills this thread's cache from the shared ring, creates the cache
+    /// or a buffer, or falls back to the ring when the class has no thread
+    /// caches or the thread's caches are unavailable.
+    #[cold]
+    #[inline(never)]
+    fn alloc_class_slow(&self, class: usize) -> Option<Arc<PageData>> {
+        if self.inner.classes[class].cache_cap > 0 {
             ALLOC_CACHES
                 .try_with(|t| {
                     let mut t = t.try_borrow_mut().ok()?;
@@ -772,10 +841,7 @@ impl PagePool {
                 .unwrap_or_else(|| self.inner.alloc_in_ring(class))
         } else {
             self.inner.alloc_in_ring(class)
-        }?;
-        Some(PageBuf {
-            page: Page { data: Some(data) },
-        })
+        }
     }
 
     /// Fills the small class's recycle ring with up to `n` new buffers
@@ -858,7 +924,32 @@ impl ClassPool {
 /// cache when the class has one, the shared ring otherwise.
 ///
 /// Mirrors `page_pool_put_page()`.
+#[inline]
 fn page_pool_put_page(data: Arc<PageData>) {
+    if !data.cacheable || !data.pool.inner.is_live() {
+        page_pool_put_page_slow(data);
+        return;
+    }
+    // The fast path: room in this thread's cache for the buffer's class.
+    let mut slot = Some(data);
+    let _ = ALLOC_CACHES.try_with(|t| {
+        if let Ok(mut t) = t.try_borrow_mut()
+            && let Some(data) = slot.take()
+            && let Err(data) = t.free_cached(data)
+        {
+            slot = Some(data);
+        }
+    });
+    if let Some(data) = slot {
+        page_pool_put_page_slow(data);
+    }
+}
+
+/// [`page_pool_put_page`] when the thread's cache is missing, full or
+/// busy, the class has no caches or the pool is destroyed.
+#[cold]
+#[inline(never)]
+fn page_pool_put_page_slow(data: Arc<PageData>) {
     if !data.cacheable || !data.pool.inner.is_live() {
         let inner = Arc::clone(&data.pool.inner);
         inner.recycle_in_ring(data);
