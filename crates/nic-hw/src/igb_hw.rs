@@ -36,6 +36,7 @@
 //!   instead of spanning several descriptors (no jumbo frames).
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use dma_ring::{RxDevice, RxStatusError, RxWriteback, TxCmd, TxDevice, TxPopts};
@@ -1122,9 +1123,17 @@ impl TxMac<'_> {
 /// The lock stands for the serialisation a real device's register file
 /// gives for free; it is uncontended in the simulation (one thread) and
 /// held only for one register access or one `poll` step otherwise.
+///
+/// A transmit doorbell (`TDT` write, once per frame in `igb_xmit_frame_ring()`)
+/// takes no lock: like a posted MMIO write it only sets the queue's doorbell
+/// flag, which the device picks up whenever it is next locked (`poll`,
+/// `next_event`, any register access). The driver publishes the ring's tail
+/// (Release) before it rings; the device takes the flag with Acquire before
+/// it fetches descriptors.
 #[derive(Debug)]
 pub struct IgbDevice {
     hw: Mutex<IgbHw>,
+    tdt_doorbell: [AtomicBool; r::IGB_MAX_QUEUES],
 }
 
 impl IgbDevice {
@@ -1132,38 +1141,68 @@ impl IgbDevice {
     pub fn new(mac: [u8; 6], phy: Option<Box<dyn PhyPort + Send>>) -> Arc<IgbDevice> {
         Arc::new(IgbDevice {
             hw: Mutex::new(IgbHw::new(mac, phy)),
+            tdt_doorbell: core::array::from_fn(|_| AtomicBool::new(false)),
         })
     }
 
-    /// Locks the model for a sequence of accesses.
+    /// Locks the model for a sequence of accesses (after handing it the
+    /// doorbells rung since it was last locked).
     pub fn lock(&self) -> MutexGuard<'_, IgbHw> {
-        self.hw.lock()
+        let mut hw = self.hw.lock();
+        for (q, bell) in self.tdt_doorbell.iter().enumerate() {
+            // Relaxed peek, then Acquire: pairs with the Release store in
+            // `wr32`, so the descriptors published before it are visible.
+            if bell.load(Ordering::Relaxed) && bell.swap(false, Ordering::Acquire) {
+                hw.txq[q].doorbell = true;
+            }
+        }
+        hw
     }
 
     /// A register read (`rd32()`).
     pub fn rd32(&self, reg: u32) -> u32 {
-        self.hw.lock().rd32(reg)
+        self.lock().rd32(reg)
     }
 
-    /// A register write (`wr32()`).
+    /// A register write (`wr32()`); a `TDT` write rings the queue's
+    /// doorbell without taking the lock.
     pub fn wr32(&self, reg: u32, val: u32) {
-        self.hw.lock().wr32(reg, val);
+        if let Some(q) = tdt_queue(reg) {
+            // Release: the tail the driver published happens-before the
+            // device's Acquire in `lock`.
+            self.tdt_doorbell[q].store(true, Ordering::Release);
+            return;
+        }
+        self.lock().wr32(reg, val);
     }
 
     /// See [`IgbHw::poll`].
     pub fn poll(&self, now: Instant) -> usize {
-        self.hw.lock().poll(now)
+        self.lock().poll(now)
     }
 
     /// See [`IgbHw::next_event`].
     pub fn next_event(&self) -> Option<Instant> {
-        self.hw.lock().next_event()
+        self.lock().next_event()
     }
 
     /// See [`IgbHw::on_timer`].
     pub fn on_timer(&self, now: Instant) {
-        self.hw.lock().on_timer(now);
+        self.lock().on_timer(now);
     }
+}
+
+/// The queue whose `TDT` register `reg` is, if it is one.
+#[inline]
+fn tdt_queue(reg: u32) -> Option<usize> {
+    let q = if (r::tdt(0)..=r::tdt(3)).contains(&reg) {
+        (reg - r::tdt(0)) / 0x100
+    } else if (r::tdt(4)..=r::tdt(r::IGB_MAX_QUEUES - 1)).contains(&reg) {
+        (reg - r::tdt(4)) / 0x40 + 4
+    } else {
+        return None;
+    };
+    (reg == r::tdt(q as usize)).then_some(q as usize)
 }
 
 impl PciFunction for IgbDevice {
@@ -1183,23 +1222,21 @@ impl PciFunction for IgbDevice {
     }
 
     fn command_write(&self, command: u16) {
-        self.hw
-            .lock()
+        self.lock()
             .set_bus_master(command & PCI_COMMAND_MASTER != 0);
     }
 
     fn msix_table_write(&self, vector: u16, irqs: &Arc<IrqTable>, line: u32) {
-        self.hw
-            .lock()
+        self.lock()
             .msix_table_write(usize::from(vector), irqs, line);
     }
 
     fn msix_table_clear(&self, vector: u16) {
-        self.hw.lock().msix_table_clear(usize::from(vector));
+        self.lock().msix_table_clear(usize::from(vector));
     }
 
     fn surprise_remove(&self) {
-        let mut hw = self.hw.lock();
+        let mut hw = self.lock();
         hw.set_bus_master(false);
         for q in 0..r::IGB_MAX_QUEUES {
             drop(hw.detach_rx_ring(q));
@@ -1554,6 +1591,24 @@ mod tests {
         // 01:00:5e:00:00:01: hash = (0x00 >> 4) | (0x01 << 4) = 0x010.
         assert_eq!(igb_hash_mc_addr(&[1, 0, 0x5e, 0, 0, 1]), (0, 16));
         assert_eq!(igb_hash_mc_addr(&[1, 0, 0x5e, 0, 0xf0, 0xff]), (0x7F, 0x1F));
+    }
+
+    #[test]
+    fn tdt_doorbell_is_decoded_for_every_queue_only() {
+        for q in 0..r::IGB_MAX_QUEUES {
+            assert_eq!(tdt_queue(r::tdt(q)), Some(q));
+            assert_eq!(tdt_queue(r::tdt(q) + 4), None);
+            assert_eq!(tdt_queue(r::txdctl(q)), None);
+            assert_eq!(tdt_queue(r::rdt(q)), None);
+        }
+        assert_eq!(tdt_queue(r::CTRL), None);
+        let dev = IgbDevice::new([2, 0, 0, 0, 0, 1], None);
+        dev.wr32(r::tdt(5), 1);
+        assert!(
+            dev.lock().txq[5].doorbell,
+            "the rung doorbell reaches the model"
+        );
+        assert!(!dev.tdt_doorbell[5].load(Ordering::Relaxed));
     }
 
     #[test]

@@ -1,0 +1,89 @@
+//! A fixed-count run of the `nic` bench's rx and tx loops, for instruction
+//! profiles (`valgrind --tool=callgrind`, `perf record`), where the bench's
+//! time-calibrated loops would run a count that depends on the tool's
+//! slowdown.
+//!
+//! `cargo build --release -p nic-hw --example nic_profile`, then run it
+//! under the profiler with `rx` or `tx` and a batch count (64 frames per
+//! batch): `nic_profile rx 10000`.
+
+use core::net::Ipv4Addr;
+use std::hint::black_box;
+
+use napi::{napi_poll, napi_schedule_on};
+use netcore::{Instant, NetDevice, NetdevFeatures, PagePool, PagePoolParams, SkBuff};
+use nic_hw::testutil::{MAC_A, MAC_B, TestHost, udp_frame};
+use nic_hw::{RxOutcome, append_fcs};
+
+const BATCH: usize = 64;
+
+fn poll_once(h: &TestHost, sink: &mut Vec<SkBuff>) -> usize {
+    let napi = h.nd().napi(0).cloned().expect("device is up");
+    let _ = napi_schedule_on(&napi, 0, &h.softirqs);
+    let list = h.lists.cpu(0).expect("cpu 0");
+    let mut work = 0;
+    while let Some(n) = list.pop_front() {
+        if let Ok(r) = napi_poll(&n, 0, &h.softirqs, sink, Instant::ZERO) {
+            work += r.work;
+            if r.repoll {
+                list.list_add_tail(n);
+            }
+        }
+        sink.clear();
+    }
+    work
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let what = args.next().unwrap_or_else(|| "rx".into());
+    let batches: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let pool = PagePool::new(PagePoolParams::default()).expect("default pool");
+    let mut frame = udp_frame(
+        MAC_A,
+        MAC_B,
+        Ipv4Addr::new(198, 18, 0, 1),
+        Ipv4Addr::new(198, 18, 0, 2),
+        (1000, 2000),
+        18,
+    );
+    append_fcs(&mut frame);
+    let mut sink = Vec::with_capacity(BATCH);
+    let mut host = TestHost::new(
+        if what == "rx" { MAC_B } else { MAC_A },
+        None,
+        1,
+        pool.clone(),
+    );
+    host.open();
+    {
+        let mut nd = host.nd();
+        let ops = nd.ethtool_ops().expect("igb has ethtool ops");
+        let (f, _) = ops.get_features().expect("features");
+        ops.set_features(f - NetdevFeatures::GRO).expect("GRO off");
+    }
+    let mut total = 0usize;
+    for _ in 0..batches {
+        if what == "rx" {
+            {
+                let mut hw = host.dev.lock();
+                for _ in 0..BATCH {
+                    let o = hw.receive_frame(Instant::ZERO, black_box(&frame));
+                    debug_assert!(matches!(o, RxOutcome::Received { .. }));
+                }
+            }
+            total += poll_once(&host, &mut sink);
+        } else {
+            {
+                let mut nd = host.nd();
+                for _ in 0..BATCH {
+                    let skb = SkBuff::from_slice(&pool, 64, black_box(&frame[..60])).expect("pool");
+                    black_box(nd.start_xmit(skb, 0));
+                }
+            }
+            host.dev.poll(Instant::ZERO);
+            total += poll_once(&host, &mut sink);
+        }
+    }
+    println!("{what}: {total} frames polled in {batches} batches of {BATCH}");
+}
