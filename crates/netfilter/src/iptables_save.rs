@@ -171,7 +171,7 @@ fn print_states(out: &mut String, mask: u16) {
     out.push_str(&names.join(","));
 }
 
-fn print_rate(out: &mut String, period: u32) {
+pub(crate) fn print_rate(out: &mut String, period: u32) {
     let rates: [(&str, u64); 4] = [
         ("day", u64::from(XT_LIMIT_SCALE) * 24 * 60 * 60),
         ("hour", u64::from(XT_LIMIT_SCALE) * 60 * 60),

@@ -112,6 +112,7 @@ mod classifier;
 mod core;
 mod ip_tables;
 mod ipt_reject;
+mod iptables_list;
 mod iptables_save;
 mod netfilter;
 mod netfilter_ipv4;
@@ -155,6 +156,7 @@ pub use crate::ip_tables::{
     IptTableKind, XT_MAX_JUMP_DEPTH, XtError, XtMatch, XtTable, XtTarget, nf_nat_ipv4_fn,
 };
 pub use crate::ipt_reject::{IptRejectWith, reject_tg};
+pub use crate::iptables_list::{IptListFormat, iptables_list};
 pub use crate::iptables_save::{
     RestoreError, ipt_rule_to_string, iptables_restore, iptables_save, iptables_save_table,
     parse_rule,
