@@ -204,7 +204,7 @@ impl<C: ?Sized> InetProtos<C> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn get(&self, protocol: u8) -> Option<ProtoRef<'_, C>> {
         let i = usize::from(protocol);
         // Acquire: pairs with the Release in add(); the handler written

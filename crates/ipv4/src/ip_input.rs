@@ -169,7 +169,7 @@ pub fn ip_rcv_core<C: ?Sized>(
 
 /// [`ip_rcv_core`] on this CPU's counters, handing back the header fields
 /// the rest of the path reads.
-#[inline]
+#[inline(always)]
 fn ip_rcv_core_hdr(mib: NetMibsCpu<'_>, skb: &mut SkBuff) -> Result<RcvHdr, DropReason> {
     if skb.pkt_type == PktType::OtherHost {
         return Err(DropReason::OtherHost);
@@ -237,8 +237,27 @@ fn nf_netrx(r: Result<NetRx, NfConsumed>) -> NetRx {
     }
 }
 
-#[tracing::instrument(level = "trace", name = "ip_rcv", target = "netstack::ipv4", skip_all, fields(ifindex = skb.ifindex, len = skb.len()))]
+/// `ip_rcv` for the host `net`.
+///
+/// With tracing on (the `TRACE` level of `netstack::ipv4` enabled) the
+/// datagram walks every stage inside an `ip_rcv` span, so that each emits
+/// its event in order. With it off, the common case is one body: a whole
+/// datagram without options, for one of our unicast addresses, from a sane
+/// source, with no hook at PRE_ROUTING or LOCAL_IN, goes from
+/// [`ip_rcv_core`] straight to `ip_local_deliver_finish()`.
+///
+/// Every stage the fast path skips would have done nothing to such a
+/// datagram: the hooks are empty (`nf_hooks_needed`), the FIB would
+/// answer with the local table's /32 (which wins every lookup), there are
+/// no options to compile and nothing to reassemble. The skb, a value of
+/// about 200 bytes, is then moved once, into the protocol's handler,
+/// rather than at each stage. Anything else goes the whole way
+/// ([`ip_rcv_after_core`]).
+#[inline]
 pub(crate) fn ip_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb: SkBuff) -> NetRx {
+    if tracing::enabled!(target: "netstack::ipv4", tracing::Level::TRACE) {
+        return ip_rcv_traced(net, ctx, skb);
+    }
     let mib = net.mibs().this_cpu(ctx.smp_processor_id());
     let hdr = match ip_rcv_core_hdr(mib, &mut skb) {
         Ok(hdr) => hdr,
@@ -247,6 +266,60 @@ pub(crate) fn ip_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb:
             return NetRx::Drop;
         }
     };
+    if hdr.ihl == 20
+        && !hdr.frag
+        && skb.ifindex != LOOPBACK_IFINDEX
+        && ctx
+            .nf_hooks()
+            .nf_hook_entries_head(NfInetHooks::PreRouting)
+            .is_none()
+        && ctx
+            .nf_hooks()
+            .nf_hook_entries_head(NfInetHooks::LocalIn)
+            .is_none()
+        && net.inet_lookup_ifaddr(hdr.daddr)
+        && !martian_source(hdr.saddr)
+        && skb.pull(20).is_ok()
+    {
+        // ip_local_deliver_finish() → ip_protocol_deliver_rcu().
+        if let Some(prot) = net.inet_protocol_ref(hdr.protocol) {
+            let r = prot.get().handler(skb, ctx);
+            drop(prot);
+            mib.inc(IpMib::InDelivers);
+            if let Err((skb, error)) = r {
+                ip_protocol_error(net, ctx, skb, error);
+            }
+            return NetRx::Success;
+        }
+        return ip_unknown_protocol(net, ctx, mib, skb, hdr.ihl);
+    }
+    ip_rcv_after_core(net, ctx, mib, skb, hdr)
+}
+
+#[cold]
+#[inline(never)]
+fn ip_rcv_traced<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb: SkBuff) -> NetRx {
+    let _span = tracing::trace_span!(target: "netstack::ipv4", "ip_rcv", ifindex = skb.ifindex, len = skb.len()).entered();
+    let mib = net.mibs().this_cpu(ctx.smp_processor_id());
+    match ip_rcv_core_hdr(mib, &mut skb) {
+        Ok(hdr) => ip_rcv_after_core(net, ctx, mib, skb, hdr),
+        Err(reason) => {
+            kfree_skb_reason(skb, reason);
+            NetRx::Drop
+        }
+    }
+}
+
+/// Mirrors the rest of `ip_rcv()` after [`ip_rcv_core`]:
+/// `NF_HOOK(PRE_ROUTING)` → `ip_rcv_finish()`.
+#[inline(never)]
+fn ip_rcv_after_core<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    mib: NetMibsCpu<'_>,
+    skb: SkBuff,
+    hdr: RcvHdr,
+) -> NetRx {
     if no_hooks(ctx, NfInetHooks::PreRouting, skb.ifindex) {
         return ip_rcv_finish_hdr(net, ctx, mib, skb, hdr);
     }
@@ -294,6 +367,11 @@ fn ip_rcv_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> 
 /// Mirrors `ip_rcv_finish()` / `ip_rcv_finish_core()`: the input route,
 /// options, `InMcastPkts`/`InBcastPkts`, then local delivery, forwarding
 /// or `ip_error()`.
+///
+/// A unicast datagram to one of our addresses from a sane source goes
+/// straight to [`ip_local_deliver`]: the FIB would answer with the local
+/// table's /32, which wins every lookup, so the lookup (and the routing
+/// lock) is skipped. Everything else takes [`ip_rcv_finish_slow`].
 #[inline]
 fn ip_rcv_finish_hdr<C: Ipv4Context>(
     net: &Ipv4Net<C>,
@@ -302,9 +380,45 @@ fn ip_rcv_finish_hdr<C: Ipv4Context>(
     skb: SkBuff,
     hdr: RcvHdr,
 ) -> NetRx {
-    let RcvHdr {
-        saddr, daddr, ihl, ..
-    } = hdr;
+    if skb.ifindex == LOOPBACK_IFINDEX
+        || !net.inet_lookup_ifaddr(hdr.daddr)
+        || martian_source(hdr.saddr)
+    {
+        return ip_rcv_finish_slow(net, ctx, mib, skb, hdr);
+    }
+    if hdr.ihl > 20 && !ip_rcv_options(mib, &skb) {
+        kfree_skb_reason(skb, DropReason::IpInhdr);
+        return NetRx::Drop;
+    }
+    tracing::trace!(target: "netstack::ipv4", saddr = %hdr.saddr, daddr = %hdr.daddr, rt_type = ?RtnType::Local, decision = "local", "ip_route_input");
+    ip_local_deliver_hdr(net, ctx, mib, skb, hdr)
+}
+
+/// Mirrors `ip_rcv_options()` → `ip_options_compile()`: whether the
+/// options of a header longer than 20 bytes parse; counts `InHdrErrors`
+/// when they do not.
+#[cold]
+#[inline(never)]
+fn ip_rcv_options(mib: NetMibsCpu<'_>, skb: &SkBuff) -> bool {
+    if Ipv4Packet::new_checked(skb.data()).is_err() {
+        mib.inc(IpMib::InHdrErrors);
+        return false;
+    }
+    true
+}
+
+/// The rest of `ip_rcv_finish()`: looped-back datagrams, and the input
+/// route from the FIB (`ip_route_input_noref()`) for everything that is
+/// not plainly one of our unicast addresses.
+#[inline(never)]
+fn ip_rcv_finish_slow<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    mib: NetMibsCpu<'_>,
+    skb: SkBuff,
+    hdr: RcvHdr,
+) -> NetRx {
+    let RcvHdr { saddr, daddr, .. } = hdr;
     let mut forwarding = false;
     let route = if skb.ifindex == LOOPBACK_IFINDEX {
         // A datagram looped back by loopback_xmit keeps its output route
@@ -317,16 +431,6 @@ fn ip_rcv_finish_hdr<C: Ipv4Context>(
                 RtnType::Local
             },
             oif: LOOPBACK_IFINDEX,
-            gateway: None,
-            prefsrc: daddr,
-        })
-    } else if net.inet_lookup_ifaddr(daddr) && !martian_source(saddr) {
-        // One of our addresses: the FIB would answer with its local route
-        // (the local table's /32 wins every lookup), so skip the lock.
-        Ok(Rtable {
-            mtu: LOOPBACK_MTU,
-            rt_type: RtnType::Local,
-            oif: skb.ifindex,
             gateway: None,
             prefsrc: daddr,
         })
@@ -344,9 +448,7 @@ fn ip_rcv_finish_hdr<C: Ipv4Context>(
             return NetRx::Drop;
         }
     };
-    if ihl > 20 && Ipv4Packet::new_checked(skb.data()).is_err() {
-        // ip_rcv_options() → ip_options_compile() failed.
-        mib.inc(IpMib::InHdrErrors);
+    if hdr.ihl > 20 && !ip_rcv_options(mib, &skb) {
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return NetRx::Drop;
     }
@@ -483,9 +585,39 @@ pub fn ip_local_deliver<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBu
 }
 
 /// [`ip_local_deliver`] with the header fields already read.
-#[tracing::instrument(level = "trace", name = "ip_local_deliver", target = "netstack::ipv4", skip_all, fields(len = skb.len()))]
+/// With tracing on, runs inside an `ip_local_deliver` span.
 #[inline]
 fn ip_local_deliver_hdr<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    mib: NetMibsCpu<'_>,
+    skb: SkBuff,
+    hdr: RcvHdr,
+) -> NetRx {
+    if tracing::enabled!(target: "netstack::ipv4", tracing::Level::TRACE) {
+        return ip_local_deliver_traced(net, ctx, mib, skb, hdr);
+    }
+    ip_local_deliver_body(net, ctx, mib, skb, hdr)
+}
+
+#[cold]
+#[inline(never)]
+fn ip_local_deliver_traced<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    mib: NetMibsCpu<'_>,
+    skb: SkBuff,
+    hdr: RcvHdr,
+) -> NetRx {
+    let _span = tracing::trace_span!(target: "netstack::ipv4", "ip_local_deliver", len = skb.len())
+        .entered();
+    ip_local_deliver_body(net, ctx, mib, skb, hdr)
+}
+
+/// Mirrors `ip_local_deliver()`: `ip_defrag()`, LOCAL_IN, then
+/// `ip_local_deliver_finish()`.
+#[inline]
+fn ip_local_deliver_body<C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,
     mib: NetMibsCpu<'_>,
@@ -569,6 +701,21 @@ fn ip_local_deliver_finish_hdr<C: Ipv4Context>(
         }
         return NetRx::Success;
     }
+    ip_unknown_protocol(net, ctx, mib, skb, ihl)
+}
+
+/// No handler for the protocol: `InUnknownProtos`, ICMP protocol
+/// unreachable about the datagram (its IP header pushed back), drop with
+/// `IP_NOPROTO`.
+#[cold]
+#[inline(never)]
+fn ip_unknown_protocol<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    mib: NetMibsCpu<'_>,
+    mut skb: SkBuff,
+    ihl: usize,
+) -> NetRx {
     mib.inc(IpMib::InUnknownProtos);
     if skb.push(ihl).is_ok() {
         let _ = icmp_send_net(net, ctx, &skb, IcmpError::PROT_UNREACH);
