@@ -16,12 +16,12 @@
 //!
 //! # Deviations from Linux
 //!
-//! - Merging copies: the first merge moves the held packet into a
-//!   [`GSO_MAX_SIZE`]-class buffer of the NAPI's pool and each later
-//!   segment's payload is copied into its tailroom. Linux chains the
-//!   segments' pages as frags (`skb_gro_receive()`), which [`SkBuff`] does
-//!   not have. Without a pool ([`NapiStruct::set_gro_pool`](crate::NapiStruct::set_gro_pool))
-//!   GRO is off, as with `NETIF_F_GRO` cleared.
+//! - Merging chains each segment's buffer to the held packet as a fragment
+//!   ([`SkBuff::append_frags`]), as `skb_gro_receive()` does, with no copy;
+//!   fragments beyond `MAX_SKB_FRAGS` stay in the same list instead of a
+//!   `frag_list`. Without a pool ([`NapiStruct::set_gro_pool`](crate::NapiStruct::set_gro_pool))
+//!   GRO is off, as with `NETIF_F_GRO` cleared; the pool is not used for
+//!   merging.
 //! - Packets pass up one by one, not batched by `gro_normal_batch`.
 //! - A TCP segment GRO cannot handle (IP options, a fragment, a bad
 //!   checksum) first flushes the held packets of its address pair, so a
@@ -37,7 +37,7 @@
 //!   and `CHECKSUM_NONE`. Linux marks every merged packet `CHECKSUM_PARTIAL`.
 
 use heapless::Vec as HVec;
-use netcore::{ETH_P_IP, GSO_MAX_SIZE, IpSummed, NET_SKB_PAD, PagePool, SkBuff, SkbGsoType};
+use netcore::{ETH_P_IP, IpSummed, PagePool, SkBuff, SkbGsoType};
 use wire::ETH_HLEN;
 
 use crate::dev::GroReceive;
@@ -203,12 +203,7 @@ impl GroList {
         };
         let bucket = (skb.hash as usize) & (GRO_HASH_BUCKETS - 1);
         let pos = self.hash[bucket].iter().position(|p| p.key == key);
-        let verdict = tcp_gro_receive(
-            pos.map(|i| &mut self.hash[bucket][i]),
-            &skb,
-            &seg,
-            self.pool.as_ref(),
-        );
+        let verdict = tcp_gro_receive(pos.map(|i| &mut self.hash[bucket][i]), skb, &seg);
         match verdict {
             TcpGroVerdict::Merged { flush } => {
                 self.stats.merged += 1;
@@ -220,7 +215,7 @@ impl GroList {
                 }
                 GroResult::Merged
             }
-            TcpGroVerdict::NotMerged { flush_skb } => {
+            TcpGroVerdict::NotMerged { flush_skb, skb } => {
                 if let Some(i) = pos {
                     let p = self.hash[bucket].remove(i);
                     self.update_bitmask(bucket);
@@ -353,43 +348,11 @@ impl GroList {
     }
 }
 
-/// Moves a held packet into a large pool buffer with room to grow to
-/// [`GSO_MAX_SIZE`], keeping its MAC header, offsets and metadata.
-pub(crate) fn grow_for_merge(skb: &SkBuff, pool: &PagePool) -> Option<SkBuff> {
-    let mac = mac_header(skb);
-    let mac_len = mac.map_or(0, |m| m.len());
-    let mut big = SkBuff::alloc(pool, NET_SKB_PAD + mac_len + GSO_MAX_SIZE).ok()?;
-    big.reserve(NET_SKB_PAD).ok()?;
-    if let Some(m) = mac {
-        big.put_data(&m).ok()?;
-        big.reset_mac_header();
-        big.pull(mac_len).ok()?;
-    }
-    big.put_data(skb.data()).ok()?;
-    big.reset_network_header();
-    if let Some(t) = skb.transport_offset() {
-        big.set_transport_header(usize::try_from(t).ok()?).ok()?;
-    }
-    big.protocol = skb.protocol;
-    big.ifindex = skb.ifindex;
-    big.mark = skb.mark;
-    big.priority = skb.priority;
-    big.queue_mapping = skb.queue_mapping;
-    big.hash = skb.hash;
-    big.l4_hash = skb.l4_hash;
-    big.sw_hash = skb.sw_hash;
-    big.pkt_type = skb.pkt_type;
-    big.ip_summed = skb.ip_summed;
-    big.tstamp = skb.tstamp;
-    big.vlan_tci = skb.vlan_tci;
-    Some(big)
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::net::Ipv4Addr;
 
-    use netcore::{ETH_P_IP, PagePoolParams};
+    use netcore::{ETH_P_IP, GSO_MAX_SIZE, PagePoolParams};
     use wire::{Ipv4Packet, TcpFlags, TcpPacket, csum_partial, csum_tcpudp_magic, ip_fast_csum};
 
     use super::*;
@@ -496,7 +459,15 @@ mod tests {
         (r, out)
     }
 
+    /// The packet's bytes in one piece (a linearized clone).
+    fn flat(skb: &SkBuff) -> SkBuff {
+        let mut c = skb.clone();
+        c.linearize().unwrap();
+        c
+    }
+
     fn tcp_payload(skb: &SkBuff) -> Vec<u8> {
+        let skb = &flat(skb);
         let ip = Ipv4Packet::new_verified(skb.data()).unwrap();
         TcpPacket::new_checked(ip.payload())
             .unwrap()
@@ -517,7 +488,18 @@ mod tests {
         assert_eq!(out.len(), 1);
         let skb = &out[0];
         assert_eq!(skb.len(), 20 + 32 + 10 * 1000);
-        let ip = Ipv4Packet::new_verified(skb.data()).unwrap();
+        assert_eq!(
+            (skb.headlen(), skb.nr_frags()),
+            (20 + 32 + 1000, 9),
+            "each merged segment is chained as a fragment"
+        );
+        assert_eq!(
+            pool.stats().inflight(),
+            10,
+            "no buffer beyond the segments'"
+        );
+        let flat = flat(skb);
+        let ip = Ipv4Packet::new_verified(flat.data()).unwrap();
         assert_eq!(usize::from(ip.total_len()), skb.len());
         let want: Vec<u8> = segs.iter().flat_map(|s| s.payload.clone()).collect();
         assert_eq!(tcp_payload(skb), want);
@@ -549,7 +531,8 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].ip_summed, IpSummed::None);
         assert_eq!(out[0].gso_segs, 3);
-        let ip = Ipv4Packet::new_verified(out[0].data()).unwrap();
+        let flat0 = flat(&out[0]);
+        let ip = Ipv4Packet::new_verified(flat0.data()).unwrap();
         let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
         assert!(tcp.verify_checksum(ip.src_addr(), ip.dst_addr()));
         // A corrupted unverified segment is not merged: it goes up as is,
@@ -604,7 +587,8 @@ mod tests {
         assert_eq!(r, [GroResult::Held, GroResult::Merged, GroResult::Merged]);
         assert_eq!(out.len(), 1, "sent up at once");
         assert_eq!(out[0].gso_segs, 3);
-        let ip = Ipv4Packet::new_verified(out[0].data()).unwrap();
+        let flat0 = flat(&out[0]);
+        let ip = Ipv4Packet::new_verified(flat0.data()).unwrap();
         let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
         assert!(tcp.flags().contains(TcpFlags::PSH));
         // A short segment closes it too.

@@ -26,13 +26,13 @@
 
 use std::net::Ipv4Addr;
 
-use netcore::{GSO_MAX_SIZE, IpSummed, PagePool, SkBuff, SkbGsoType};
+use netcore::{GSO_MAX_SIZE, IpSummed, SkBuff, SkbGsoType};
 use wire::{
     IP_DF, IPV4_MIN_HLEN, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, csum_partial, csum_sub,
     csum_tcpudp_magic, ip_fast_csum,
 };
 
-use crate::gro::{GroSkb, grow_for_merge};
+use crate::gro::GroSkb;
 
 /// The IP protocol number of TCP (`IPPROTO_TCP`).
 pub(crate) const IPPROTO_TCP: u8 = 6;
@@ -109,7 +109,7 @@ pub(crate) fn parse_inet_tcp(skb: &SkBuff) -> Option<InetTcpSeg> {
 }
 
 /// What `tcp_gro_receive()` decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum TcpGroVerdict {
     /// Merged into the held packet; `flush`: send that packet up now.
     Merged {
@@ -121,6 +121,8 @@ pub(crate) enum TcpGroVerdict {
     NotMerged {
         /// Send the segment up instead of holding it.
         flush_skb: bool,
+        /// The segment, handed back.
+        skb: SkBuff,
     },
 }
 
@@ -144,87 +146,95 @@ fn inet_gro_flush(iph: &[u8], iph2: &[u8], p: &mut GroSkb) -> bool {
 }
 
 /// `tcp_gro_receive()` against the held packet `p` of the segment's flow.
+///
+/// Takes the segment; hands it back unless it was merged.
 pub(crate) fn tcp_gro_receive(
     p: Option<&mut GroSkb>,
-    skb: &SkBuff,
+    skb: SkBuff,
     seg: &InetTcpSeg,
-    pool: Option<&PagePool>,
 ) -> TcpGroVerdict {
-    let data = skb.data();
-    let th = &data[IPV4_MIN_HLEN..IPV4_MIN_HLEN + seg.thlen];
+    let th = &skb.data()[IPV4_MIN_HLEN..IPV4_MIN_HLEN + seg.thlen];
     let flags = TcpFlags::from_bits_retain(u16::from(th[TCP_FLAGS_OFF]));
     let len = seg.payload_len;
     let mut mss = 1usize;
-    let mut merged = false;
-    if let Some(p) = p {
-        let pd = p.skb.data();
-        let mut iph2 = [0u8; IPV4_MIN_HLEN];
-        iph2.copy_from_slice(&pd[..IPV4_MIN_HLEN]);
-        let th2 = &pd[IPV4_MIN_HLEN..];
-        let flags2 = TcpFlags::from_bits_retain(u16::from(th2[TCP_FLAGS_OFF]));
-        let ignore = TcpFlags::CWR | TcpFlags::FIN | TcpFlags::PSH;
-        let mut flush = flags.contains(TcpFlags::CWR);
-        // The data offset byte (with the reserved bits and AE) and the flags.
-        flush |= th[12] != th2[12];
-        flush |= !((flags ^ flags2) - ignore).is_empty();
-        // The ACK number and every option byte.
-        flush |= th[8..12] != th2[8..12];
-        flush |= th.get(20..) != th2.get(20..seg.thlen);
-        flush |= inet_gro_flush(&data[..IPV4_MIN_HLEN], &iph2, p);
-        mss = usize::from(p.mss);
-        flush |= len.wrapping_sub(1) >= mss;
-        flush |= p.next_seq != seg.seq;
-        flush |= seg.ip_flush;
-        if !flush && skb_gro_receive(p, skb, seg, pool) {
-            merged = true;
-            let keep = (flags & (TcpFlags::FIN | TcpFlags::PSH)).bits() as u8;
-            if keep != 0
-                && let Ok(d) = p.skb.data_mut()
-            {
-                d[IPV4_MIN_HLEN + TCP_FLAGS_OFF] |= keep;
-            }
+    let mut skb = Some(skb);
+    if let Some(p) = p
+        && let Some(s) = skb.take()
+    {
+        let flush = tcp_gro_flush(p, &s, seg, flags);
+        let back = if flush {
+            Some(s)
         } else {
-            mss = 1;
+            skb_gro_receive(p, s, seg)
+        };
+        match back {
+            None => {
+                mss = usize::from(p.mss);
+                let keep = (flags & (TcpFlags::FIN | TcpFlags::PSH)).bits() as u8;
+                if keep != 0
+                    && let Ok(d) = p.skb.data_mut()
+                {
+                    d[IPV4_MIN_HLEN + TCP_FLAGS_OFF] |= keep;
+                }
+            }
+            Some(s) => skb = Some(s),
         }
     }
     let closing = TcpFlags::URG | TcpFlags::PSH | TcpFlags::RST | TcpFlags::SYN | TcpFlags::FIN;
     let flush = len < mss || flags.intersects(closing);
-    if merged {
-        TcpGroVerdict::Merged { flush }
-    } else {
-        TcpGroVerdict::NotMerged {
+    match skb {
+        Some(skb) => TcpGroVerdict::NotMerged {
             flush_skb: flush || seg.ip_flush,
-        }
+            skb,
+        },
+        None => TcpGroVerdict::Merged { flush },
     }
 }
 
-/// Appends the segment's payload to the held packet, moving the held packet
-/// into a large buffer at its first merge. `false` when it would reach
-/// [`GSO_MAX_SIZE`] or no buffer is available (`-E2BIG` / no memory).
-fn skb_gro_receive(
-    p: &mut GroSkb,
-    skb: &SkBuff,
-    seg: &InetTcpSeg,
-    pool: Option<&PagePool>,
-) -> bool {
+/// The checks of `tcp_gro_receive()` against the held packet `p`: `true`
+/// means the segment must not be merged.
+fn tcp_gro_flush(p: &mut GroSkb, skb: &SkBuff, seg: &InetTcpSeg, flags: TcpFlags) -> bool {
+    let data = skb.data();
+    let th = &data[IPV4_MIN_HLEN..IPV4_MIN_HLEN + seg.thlen];
+    let pd = p.skb.data();
+    let mut iph2 = [0u8; IPV4_MIN_HLEN];
+    iph2.copy_from_slice(&pd[..IPV4_MIN_HLEN]);
+    let th2 = &pd[IPV4_MIN_HLEN..];
+    let flags2 = TcpFlags::from_bits_retain(u16::from(th2[TCP_FLAGS_OFF]));
+    let ignore = TcpFlags::CWR | TcpFlags::FIN | TcpFlags::PSH;
+    let mut flush = flags.contains(TcpFlags::CWR);
+    // The data offset byte (with the reserved bits and AE) and the flags.
+    flush |= th[12] != th2[12];
+    flush |= !((flags ^ flags2) - ignore).is_empty();
+    // The ACK number and every option byte.
+    flush |= th[8..12] != th2[8..12];
+    flush |= th.get(20..) != th2.get(20..seg.thlen);
+    flush |= inet_gro_flush(&data[..IPV4_MIN_HLEN], &iph2, p);
+    let mss = usize::from(p.mss);
+    flush |= seg.payload_len.wrapping_sub(1) >= mss;
+    flush |= p.next_seq != seg.seq;
+    flush | seg.ip_flush
+}
+
+/// Chains the segment's payload to the held packet as a fragment (its own
+/// buffer, shared: no copy). Hands the segment back, unmerged, when the
+/// packet would reach [`GSO_MAX_SIZE`] (`-E2BIG`).
+fn skb_gro_receive(p: &mut GroSkb, skb: SkBuff, seg: &InetTcpSeg) -> Option<SkBuff> {
     let len = seg.payload_len;
     if p.skb.len() + len >= GSO_MAX_SIZE {
-        return false;
+        return Some(skb);
     }
-    if p.skb.tailroom() < len || p.skb.is_cloned() {
-        let Some(big) = pool.and_then(|pool| grow_for_merge(&p.skb, pool)) else {
-            return false;
-        };
-        p.skb = big;
-    }
-    let start = IPV4_MIN_HLEN + seg.thlen;
-    if p.skb.put_data(&skb.data()[start..start + len]).is_err() {
-        return false;
+    let csum_unnecessary = skb.ip_summed == IpSummed::Unnecessary;
+    // The segment's payload starts after its IP and TCP headers; a frame
+    // padded past `tot_len` is never merged (`ip_flush`), so the rest of
+    // the skb is exactly the payload.
+    if let Err((skb, _)) = p.skb.append_frags(skb, IPV4_MIN_HLEN + seg.thlen) {
+        return Some(*skb);
     }
     p.count += 1;
     p.next_seq = p.next_seq.wrapping_add(len as u32);
-    p.all_csum_unnecessary &= skb.ip_summed == IpSummed::Unnecessary;
-    true
+    p.all_csum_unnecessary &= csum_unnecessary;
+    None
 }
 
 /// Fixes the headers of a merged packet: IPv4 total length and checksum,
@@ -234,6 +244,17 @@ fn skb_gro_receive(
 /// `tcp_gro_complete()`; see the module's deviations for the checksum.
 pub(crate) fn tcp4_gro_complete(skb: &mut SkBuff, count: u16, mss: u16, all_unnecessary: bool) {
     let tot_len = skb.len() as u16;
+    let check_at = IPV4_MIN_HLEN + TCP_CHECK_OFF;
+    let Ok(d) = skb.data_mut() else { return };
+    d[check_at..check_at + 2].fill(0);
+    // The TCP header and payload, fragments included (`skb_checksum()`).
+    let tcp_len = tot_len - IPV4_MIN_HLEN as u16;
+    let tcp_sum = if all_unnecessary {
+        0
+    } else {
+        skb.checksum(IPV4_MIN_HLEN, usize::from(tcp_len), 0)
+            .unwrap_or(0)
+    };
     let Ok(d) = skb.data_mut() else { return };
     d[2..4].copy_from_slice(&tot_len.to_be_bytes());
     d[10..12].fill(0);
@@ -241,20 +262,11 @@ pub(crate) fn tcp4_gro_complete(skb: &mut SkBuff, count: u16, mss: u16, all_unne
     d[10..12].copy_from_slice(&check.to_be_bytes());
     let saddr = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
     let daddr = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
-    let tcp_len = tot_len - IPV4_MIN_HLEN as u16;
     let cwr = d[IPV4_MIN_HLEN + TCP_FLAGS_OFF] & (TcpFlags::CWR.bits() as u8) != 0;
-    let check_at = IPV4_MIN_HLEN + TCP_CHECK_OFF;
-    d[check_at..check_at + 2].fill(0);
     let check = if all_unnecessary {
         !csum_tcpudp_magic(saddr, daddr, tcp_len, IPPROTO_TCP, 0)
     } else {
-        csum_tcpudp_magic(
-            saddr,
-            daddr,
-            tcp_len,
-            IPPROTO_TCP,
-            csum_partial(&d[IPV4_MIN_HLEN..], 0),
-        )
+        csum_tcpudp_magic(saddr, daddr, tcp_len, IPPROTO_TCP, tcp_sum)
     };
     d[check_at..check_at + 2].copy_from_slice(&check.to_be_bytes());
     skb.ip_summed = if all_unnecessary {

@@ -19,11 +19,20 @@
 //! one from the same pool (`skb_unshare`), so the other holders see no
 //! change.
 //!
+//! Past the linear part an skb may carry fragments: read-only windows
+//! into other pool buffers, shared by reference (`skb_shinfo()->frags`).
+//! GRO chains the payload of merged segments this way, without a copy.
+//! [`SkBuff::len`] counts every byte, [`SkBuff::data`] is the linear part
+//! only ([`SkBuff::headlen`] bytes); a reader that needs the rest uses
+//! [`SkBuff::copy_bits`], [`SkBuff::frags`] or [`SkBuff::checksum`], and
+//! one that truly needs contiguous bytes calls [`SkBuff::linearize`].
+//!
 //! # Deviations from Linux
 //!
-//! - No paged fragments (`skb_shinfo()->frags`) or frag lists: the data is
-//!   always linear, in one buffer of up to 64 KiB plus headroom. A GSO skb
-//!   simply uses the pool's large class.
+//! - One list of fragments stands for both `skb_shinfo()->frags` and
+//!   `frag_list`: it is not limited to `MAX_SKB_FRAGS` (17), so a GRO packet
+//!   of 45 segments keeps one fragment per segment instead of chaining
+//!   skbs. Fragments are never written through the skb.
 //! - Operations that would hit `skb_over_panic()`/`skb_under_panic()` in
 //!   Linux return an [`SkbError`] instead, and leave the skb unchanged.
 //! - `skb->dev` and `skb->skb_iif` are one field, [`SkBuff::ifindex`].
@@ -88,6 +97,12 @@ pub enum SkbError {
         /// The largest buffer the pool has.
         max: usize,
     },
+    /// A linear-only operation (`put`) on an skb that has fragments; Linux
+    /// asserts `SKB_LINEAR_ASSERT()`.
+    Nonlinear {
+        /// Bytes held in fragments.
+        data_len: usize,
+    },
     /// A header offset would lie outside the buffer.
     HeaderOutOfRange {
         /// Which header (`"mac"`, `"network"`, `"transport"`).
@@ -126,6 +141,10 @@ impl fmt::Display for SkbError {
                 write!(f, "skb reserve needs an empty skb, it holds {len} bytes")
             }
             SkbError::NoMem => f.write_str("page pool exhausted"),
+            SkbError::Nonlinear { data_len } => write!(
+                f,
+                "skb has {data_len} bytes in fragments: linearize it first"
+            ),
             SkbError::TooBig { size, max } => {
                 write!(
                     f,
@@ -316,6 +335,29 @@ pub trait SkbDestructor: Send + Sync {
     fn destruct(&self, skb: &SkBuff);
 }
 
+/// A read-only window into a shared pool buffer holding packet bytes that
+/// follow the linear part. Mirrors `skb_frag_t` (`netmem`, `offset`, `len`).
+#[derive(Debug)]
+struct SkbFrag {
+    page: Page,
+    off: usize,
+    len: usize,
+}
+
+impl SkbFrag {
+    fn bytes(&self) -> &[u8] {
+        &self.page.bytes()[self.off..self.off + self.len]
+    }
+
+    fn share(&self) -> SkbFrag {
+        SkbFrag {
+            page: self.page.share(),
+            off: self.off,
+            len: self.len,
+        }
+    }
+}
+
 /// The owner of an skb and its destructor (`skb->sk` + `skb->destructor`).
 #[derive(Clone)]
 struct SkbOwner(Arc<dyn SkbDestructor>);
@@ -399,6 +441,10 @@ pub struct SkBuff {
     /// The socket charged for the skb and its destructor (`skb->sk`,
     /// `skb->destructor`); see [`SkbDestructor`].
     owner: Option<SkbOwner>,
+    /// Bytes past the linear part (`skb_shinfo()->frags`), in order.
+    frags: Vec<SkbFrag>,
+    /// Their total length (`skb->data_len`).
+    data_len: usize,
 }
 
 impl SkBuff {
@@ -427,6 +473,8 @@ impl SkBuff {
             vlan_tci: None,
             nfct: 0,
             owner: None,
+            frags: Vec::new(),
+            data_len: 0,
         }
     }
 
@@ -508,14 +556,43 @@ impl SkBuff {
         Ok(skb)
     }
 
-    /// Bytes of data (`skb->len`).
+    /// Bytes of data, fragments included (`skb->len`).
     pub fn len(&self) -> usize {
-        self.tail - self.data
+        self.tail - self.data + self.data_len
     }
 
     /// Whether the skb holds no data.
     pub fn is_empty(&self) -> bool {
-        self.tail == self.data
+        self.len() == 0
+    }
+
+    /// Bytes in the linear part, the ones [`SkBuff::data`] returns.
+    ///
+    /// Mirrors `skb_headlen()`.
+    #[doc(alias = "skb_headlen")]
+    pub fn headlen(&self) -> usize {
+        self.tail - self.data
+    }
+
+    /// Bytes held in fragments (`skb->data_len`).
+    pub fn data_len(&self) -> usize {
+        self.data_len
+    }
+
+    /// Whether some bytes are in fragments. Mirrors `skb_is_nonlinear()`.
+    #[doc(alias = "skb_is_nonlinear")]
+    pub fn is_nonlinear(&self) -> bool {
+        self.data_len != 0
+    }
+
+    /// The number of fragments (`skb_shinfo()->nr_frags`).
+    pub fn nr_frags(&self) -> usize {
+        self.frags.len()
+    }
+
+    /// The fragments' bytes, in order, after the linear part.
+    pub fn frags(&self) -> impl Iterator<Item = &[u8]> {
+        self.frags.iter().map(SkbFrag::bytes)
     }
 
     /// Free bytes in front of the data.
@@ -546,16 +623,19 @@ impl SkBuff {
     /// Mirrors `skb->truesize` (`SKB_TRUESIZE()`).
     #[doc(alias = "SKB_TRUESIZE")]
     pub fn truesize(&self) -> usize {
-        self.page.bytes().len() + core::mem::size_of::<SkBuff>()
+        let frags: usize = self.frags.iter().map(|f| f.page.bytes().len()).sum();
+        self.page.bytes().len() + frags + core::mem::size_of::<SkBuff>()
     }
 
-    /// The data bytes.
+    /// The bytes of the linear part ([`SkBuff::headlen`] of them; all the
+    /// data unless the skb [is nonlinear](SkBuff::is_nonlinear)).
     pub fn data(&self) -> &[u8] {
         &self.page.bytes()[self.data..self.tail]
     }
 
-    /// The data bytes, for writing; unshares the buffer first if it is
-    /// shared with a clone (which may fail with [`SkbError::NoMem`]).
+    /// The bytes of the linear part, for writing; unshares the buffer first
+    /// if it is shared with a clone (which may fail with
+    /// [`SkbError::NoMem`]).
     pub fn data_mut(&mut self) -> Result<&mut [u8], SkbError> {
         let (d, t) = (self.data, self.tail);
         Ok(&mut self.buf_mut()?[d..t])
@@ -585,13 +665,14 @@ impl SkBuff {
     /// (they stay readable in the headroom, e.g. through `mac_header()`).
     ///
     /// Mirrors `skb_pull()`; fails with [`SkbError::TooShort`] where Linux
-    /// returns `NULL`.
+    /// returns `NULL`, and past the linear part (call
+    /// [`SkBuff::linearize`] first, as `pskb_may_pull()` would).
     #[doc(alias = "skb_pull")]
     pub fn pull(&mut self, len: usize) -> Result<&[u8], SkbError> {
-        if len > self.len() {
+        if len > self.headlen() {
             return Err(SkbError::TooShort {
                 needed: len,
-                len: self.len(),
+                len: self.headlen(),
             });
         }
         let start = self.data;
@@ -603,9 +684,15 @@ impl SkBuff {
     /// them for the caller to fill in (their contents are unspecified).
     ///
     /// Mirrors `skb_put()`; fails with [`SkbError::NoTailroom`] where Linux
-    /// calls `skb_over_panic()`.
+    /// calls `skb_over_panic()`, and with [`SkbError::Nonlinear`] on an skb
+    /// with fragments.
     #[doc(alias = "skb_put")]
     pub fn put(&mut self, len: usize) -> Result<&mut [u8], SkbError> {
+        if self.is_nonlinear() {
+            return Err(SkbError::Nonlinear {
+                data_len: self.data_len,
+            });
+        }
         if len > self.tailroom() {
             return Err(SkbError::NoTailroom {
                 needed: len,
@@ -640,7 +727,8 @@ impl SkBuff {
 
     /// Cuts the data down to its first `len` bytes.
     ///
-    /// Mirrors `skb_trim()`. Header offsets that now lie past the data are
+    /// Mirrors `skb_trim()` (`pskb_trim()` on an skb with fragments, which
+    /// are cut or dropped). Header offsets that now lie past the data are
     /// left as they are, as in Linux.
     ///
     /// # Deviations from Linux
@@ -654,7 +742,22 @@ impl SkBuff {
                 len: self.len(),
             });
         }
-        self.tail = self.data + len;
+        let headlen = self.headlen();
+        if len <= headlen {
+            self.tail = self.data + len;
+            self.frags.clear();
+            self.data_len = 0;
+            return Ok(());
+        }
+        // pskb_trim(): keep the fragments that hold the first bytes.
+        let mut left = len - headlen;
+        self.frags.retain_mut(|f| {
+            let keep = left.min(f.len);
+            f.len = keep;
+            left -= keep;
+            keep != 0
+        });
+        self.data_len = len - headlen;
         Ok(())
     }
 
@@ -707,7 +810,9 @@ impl SkBuff {
     /// A deep copy: same data, headroom, header offsets and metadata, in a
     /// new buffer from the same pool.
     ///
-    /// Mirrors `skb_copy()` in `net/core/skbuff.c`.
+    /// Mirrors `skb_copy()` in `net/core/skbuff.c`; the fragments (never
+    /// written through an skb) are shared, not copied, as `pskb_copy()`
+    /// does.
     #[doc(alias = "skb_copy")]
     pub fn copy(&self) -> Result<SkBuff, SkbError> {
         let page = self.copy_page()?;
@@ -752,6 +857,8 @@ impl SkBuff {
             vlan_tci: self.vlan_tci,
             nfct: self.nfct,
             owner: None,
+            frags: self.frags.iter().map(SkbFrag::share).collect(),
+            data_len: self.data_len,
         }
     }
 
@@ -784,6 +891,159 @@ impl SkBuff {
     #[doc(alias = "skb_is_gso")]
     pub fn is_gso(&self) -> bool {
         self.gso_size != 0
+    }
+
+    /// Appends the data of `from` past its first `offset` bytes to this
+    /// skb as fragments, sharing `from`'s buffers: no byte is copied.
+    ///
+    /// Mirrors the chaining part of `skb_gro_receive()` in
+    /// `net/core/gro.c`: the linear payload of `from` becomes one fragment
+    /// of its buffer (`skb->head_frag`), and its own fragments move over.
+    /// `from` is consumed (its owner, if any, is released). Fails with
+    /// [`SkbError::TooShort`] when `offset` is past `from`'s data, handing
+    /// `from` back.
+    #[doc(alias = "skb_gro_receive")]
+    pub fn append_frags(
+        &mut self,
+        mut from: SkBuff,
+        offset: usize,
+    ) -> Result<(), (Box<SkBuff>, SkbError)> {
+        if offset > from.len() {
+            let e = SkbError::TooShort {
+                needed: offset,
+                len: from.len(),
+            };
+            return Err((Box::new(from), e));
+        }
+        let head = from.headlen();
+        if offset < head {
+            self.frags.push(SkbFrag {
+                page: from.page.share(),
+                off: from.data + offset,
+                len: head - offset,
+            });
+            self.data_len += head - offset;
+        }
+        let mut skip = offset.saturating_sub(head);
+        for mut f in from.frags.drain(..) {
+            let cut = skip.min(f.len);
+            skip -= cut;
+            f.off += cut;
+            f.len -= cut;
+            if f.len != 0 {
+                self.data_len += f.len;
+                self.frags.push(f);
+            }
+        }
+        from.data_len = 0;
+        Ok(())
+    }
+
+    /// Copies `to.len()` bytes of data starting `offset` bytes past `data`
+    /// into `to`, reading across the linear part and the fragments.
+    ///
+    /// Mirrors `skb_copy_bits()` in `net/core/skbuff.c`. Fails with
+    /// [`SkbError::TooShort`] when the range ends past the data.
+    #[doc(alias = "skb_copy_bits")]
+    pub fn copy_bits(&self, offset: usize, to: &mut [u8]) -> Result<(), SkbError> {
+        let needed = offset.saturating_add(to.len());
+        if needed > self.len() {
+            return Err(SkbError::TooShort {
+                needed,
+                len: self.len(),
+            });
+        }
+        let mut pos = 0; // offset of the current piece's first byte
+        let mut done = 0;
+        for piece in core::iter::once(self.data()).chain(self.frags()) {
+            if done == to.len() {
+                break;
+            }
+            let end = pos + piece.len();
+            let from = offset + done;
+            if from < end {
+                let n = (end - from).min(to.len() - done);
+                to[done..done + n].copy_from_slice(&piece[from - pos..from - pos + n]);
+                done += n;
+            }
+            pos = end;
+        }
+        Ok(())
+    }
+
+    /// The 32-bit one's-complement sum of `len` bytes of data from
+    /// `offset`, added to `sum`, across the linear part and the fragments.
+    ///
+    /// Mirrors `skb_checksum()` in `net/core/skbuff.c` (pieces joined with
+    /// `csum_block_add()`, which swaps bytes after an odd-length piece).
+    /// Fails with [`SkbError::TooShort`] when the range ends past the data.
+    #[doc(alias = "skb_checksum")]
+    pub fn checksum(&self, offset: usize, len: usize, sum: u32) -> Result<u32, SkbError> {
+        let needed = offset.saturating_add(len);
+        if needed > self.len() {
+            return Err(SkbError::TooShort {
+                needed,
+                len: self.len(),
+            });
+        }
+        let mut csum = sum;
+        let mut pos = 0;
+        let mut done = 0;
+        for piece in core::iter::once(self.data()).chain(self.frags()) {
+            if done == len {
+                break;
+            }
+            let end = pos + piece.len();
+            let from = offset + done;
+            if from < end {
+                let n = (end - from).min(len - done);
+                let part = wire::csum_partial(&piece[from - pos..from - pos + n], 0);
+                csum = wire::csum_block_add(csum, part, done);
+                done += n;
+            }
+            pos = end;
+        }
+        Ok(csum)
+    }
+
+    /// Moves every fragment's bytes into the linear part, so that
+    /// [`SkBuff::data`] is the whole packet. Does nothing on a linear skb.
+    ///
+    /// Mirrors `skb_linearize()` (`__pskb_pull_tail()` of all of
+    /// `data_len`): the bytes go into the tailroom when they fit and the
+    /// buffer is not shared, else into a new buffer of the same pool that
+    /// keeps the headroom and header offsets. Fails with
+    /// [`SkbError::TooBig`] or [`SkbError::NoMem`] (the skb unchanged) when
+    /// no buffer can hold the packet.
+    #[doc(alias = "skb_linearize")]
+    #[doc(alias = "__pskb_pull_tail")]
+    pub fn linearize(&mut self) -> Result<(), SkbError> {
+        if !self.is_nonlinear() {
+            return Ok(());
+        }
+        let need = self.tail + self.data_len;
+        if self.tailroom() < self.data_len || self.page.is_shared() {
+            let pool = self.page.pool();
+            if need > pool.max_buf_size() {
+                return Err(SkbError::TooBig {
+                    size: need,
+                    max: pool.max_buf_size(),
+                });
+            }
+            let mut buf = pool.alloc_size(need).ok_or(SkbError::NoMem)?;
+            buf[..self.tail].copy_from_slice(&self.page.bytes()[..self.tail]);
+            self.page = buf.into_page();
+        }
+        let buf = self.page.bytes_mut().ok_or(SkbError::NoMem)?;
+        let mut at = self.tail;
+        for f in &self.frags {
+            buf[at..at + f.len].copy_from_slice(f.bytes());
+            at += f.len;
+        }
+        self.tail = at;
+        self.frags.clear();
+        self.data_len = 0;
+        Ok(())
     }
 
     /// Makes `owner` the skb's owner: its [`SkbDestructor::destruct`] runs
@@ -1270,6 +1530,116 @@ mod tests {
         drop(e);
         assert_eq!((sk.alloc.load(Relaxed), sk.calls.load(Relaxed)), (0, 4));
         assert_eq!(p.stats().inflight(), 0);
+    }
+
+    /// A head skb "HDR" followed by the payloads of `parts`, chained as
+    /// fragments (each part is an skb with a 2-byte header "h:").
+    fn chained(p: &PagePool, parts: &[&[u8]]) -> SkBuff {
+        let mut head = SkBuff::from_slice(p, 8, b"HDR").unwrap();
+        for part in parts {
+            let mut seg = SkBuff::from_slice(p, 8, b"h:").unwrap();
+            seg.put_data(part).unwrap();
+            head.append_frags(seg, 2).unwrap();
+        }
+        head
+    }
+
+    #[test]
+    fn fragments_chain_without_a_copy_and_read_back() {
+        let p = pool(None);
+        let skb = chained(&p, &[b"hello", b" ", b"world!"]);
+        assert_eq!((skb.len(), skb.headlen(), skb.data_len()), (15, 3, 12));
+        assert!(skb.is_nonlinear());
+        assert_eq!(skb.nr_frags(), 3);
+        assert_eq!(skb.data(), b"HDR");
+        assert_eq!(p.stats().inflight(), 4, "one buffer per segment, no copy");
+        assert_eq!(skb.truesize(), 4 * 256 + core::mem::size_of::<SkBuff>());
+        let mut all = [0u8; 15];
+        skb.copy_bits(0, &mut all).unwrap();
+        assert_eq!(&all, b"HDRhello world!");
+        let mut mid = [0u8; 6];
+        skb.copy_bits(5, &mut mid).unwrap();
+        assert_eq!(&mid, b"llo wo");
+        assert_eq!(
+            skb.copy_bits(10, &mut [0u8; 6]).unwrap_err(),
+            SkbError::TooShort {
+                needed: 16,
+                len: 15
+            }
+        );
+        // Odd-length pieces: the sum equals that of the contiguous bytes.
+        for off in 0..4 {
+            let flat = wire::csum_partial(&all[off..], 0);
+            let got = skb.checksum(off, 15 - off, 0).unwrap();
+            assert_eq!(wire::csum_fold(got), wire::csum_fold(flat), "offset {off}");
+        }
+        // A fragment's bytes from an skb with fragments of its own.
+        let mut outer = SkBuff::from_slice(&p, 0, b"X").unwrap();
+        outer.append_frags(skb, 4).unwrap();
+        assert_eq!(outer.len(), 12);
+        let mut rest = [0u8; 11];
+        outer.copy_bits(1, &mut rest).unwrap();
+        assert_eq!(&rest, b"ello world!");
+        drop(outer);
+        assert_eq!(p.stats().inflight(), 0);
+    }
+
+    #[test]
+    fn linearize_in_place_or_into_a_new_buffer() {
+        let p = pool(None);
+        let mut skb = chained(&p, &[b"abc", b"defg"]);
+        skb.reset_network_header();
+        skb.linearize().unwrap();
+        assert!(!skb.is_nonlinear());
+        assert_eq!(skb.data(), b"HDRabcdefg");
+        assert_eq!(skb.network_offset(), Some(0));
+        assert_eq!(p.stats().inflight(), 1, "the fragments' buffers went back");
+        // Shared head: a new buffer, the clone keeps its view.
+        let mut a = chained(&p, &[b"xyz"]);
+        let b = a.clone();
+        a.linearize().unwrap();
+        assert_eq!(a.data(), b"HDRxyz");
+        assert_eq!((b.data(), b.len()), (&b"HDR"[..], 6));
+        // Too big for the pool: an error and nothing changes.
+        let big = [7u8; 200];
+        let mut c = chained(&p, &[&big, &big]);
+        assert_eq!(
+            c.linearize().unwrap_err(),
+            SkbError::TooBig {
+                size: 411,
+                max: 256
+            }
+        );
+        assert_eq!(c.len(), 403);
+    }
+
+    #[test]
+    fn linear_only_operations_on_fragments() {
+        let p = pool(None);
+        let mut skb = chained(&p, &[b"hello", b"world"]);
+        assert_eq!(
+            skb.put(1).unwrap_err(),
+            SkbError::Nonlinear { data_len: 10 }
+        );
+        assert!(skb.put(1).unwrap_err().to_string().contains("linearize"));
+        assert_eq!(
+            skb.pull(4).unwrap_err(),
+            SkbError::TooShort { needed: 4, len: 3 }
+        );
+        skb.trim(10).unwrap();
+        assert_eq!((skb.len(), skb.nr_frags()), (10, 2));
+        let mut out = [0u8; 10];
+        skb.copy_bits(0, &mut out).unwrap();
+        assert_eq!(&out, b"HDRhellowo");
+        skb.trim(8).unwrap();
+        assert_eq!((skb.len(), skb.nr_frags()), (8, 1));
+        skb.trim(2).unwrap();
+        assert_eq!((skb.data(), skb.nr_frags()), (&b"HD"[..], 0));
+        let (seg, e) = skb
+            .append_frags(SkBuff::from_slice(&p, 0, b"ab").unwrap(), 3)
+            .unwrap_err();
+        assert_eq!(e, SkbError::TooShort { needed: 3, len: 2 });
+        assert_eq!(seg.data(), b"ab");
     }
 
     #[test]

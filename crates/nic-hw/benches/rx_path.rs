@@ -61,6 +61,10 @@ impl PacketType<TestCtx> for Counter {
     fn name(&self) -> &'static str {
         "count_rcv"
     }
+    /// It only counts: a GRO packet's chained segments are fine as they are.
+    fn accepts_nonlinear(&self) -> bool {
+        true
+    }
 }
 
 /// One host: softnet (one CPU) with the counting handler, and one igb NIC

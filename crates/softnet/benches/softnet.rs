@@ -62,6 +62,9 @@ impl PacketType<BenchCtx> for Counter {
         drop(skb);
         NetRx::Success
     }
+    fn accepts_nonlinear(&self) -> bool {
+        true
+    }
 }
 
 /// The receive ring the "device" fills outside the timed loop: skbs built

@@ -581,6 +581,22 @@ fn netif_receive_skb_internal<C: SoftnetContext>(
     netif_receive_skb_core(ctx, net, ptypes, cpu, skb, dev_cache)
 }
 
+/// Makes `skb` linear unless its consumer reads fragments; `false` when
+/// that needed a buffer the pool could not give (the caller drops it with
+/// `NOMEM`). See [`PacketType::accepts_nonlinear`].
+fn linear_for<C: ?Sized>(skb: &mut SkBuff, pt: Option<&dyn PacketType<C>>) -> bool {
+    if !skb.is_nonlinear() || pt.is_some_and(PacketType::accepts_nonlinear) {
+        return true;
+    }
+    match skb.linearize() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(target: "netstack::softnet", ifindex = skb.ifindex, len = skb.len(), error = %e, "cannot linearize a GRO packet");
+            false
+        }
+    }
+}
+
 /// Delivers one packet: a clone to every tap, then the tc ingress hook,
 /// then the handler(s) registered for `skb.protocol`.
 ///
@@ -607,12 +623,19 @@ fn netif_receive_skb_core<C: SoftnetContext>(
     let ifindex = skb.ifindex;
     for tap in &ptypes.all {
         if tap.dev.is_none_or(|d| d == ifindex) {
-            let _ = tap.pt.func(skb.clone(), ctx);
+            let mut c = skb.clone();
+            if linear_for(&mut c, Some(&*tap.pt)) {
+                let _ = tap.pt.func(c, ctx);
+            }
         }
     }
     if !ptypes.ingress.is_empty()
         && let Some((_, hook)) = ptypes.ingress.iter().find(|(i, _)| *i == ifindex)
     {
+        if !linear_for::<C>(&mut skb, None) {
+            kfree_skb_reason(skb, DropReason::Nomem);
+            return NetRx::Drop;
+        }
         match hook.classify(skb, ctx) {
             TcVerdict::Ok(s) => skb = s,
             TcVerdict::Shot(s) => {
@@ -627,12 +650,19 @@ fn netif_receive_skb_core<C: SoftnetContext>(
     for (ty, e) in &ptypes.base {
         if *ty == proto && e.dev.is_none_or(|d| d == ifindex) {
             if let Some(p) = prev {
-                let _ = p.pt.func(skb.clone(), ctx);
+                let mut c = skb.clone();
+                if linear_for(&mut c, Some(&*p.pt)) {
+                    let _ = p.pt.func(c, ctx);
+                }
             }
             prev = Some(e);
         }
     }
     if let Some(p) = prev {
+        if !linear_for(&mut skb, Some(&*p.pt)) {
+            kfree_skb_reason(skb, DropReason::Nomem);
+            return NetRx::Drop;
+        }
         return p.pt.func(skb, ctx);
     }
     if let Some(dev) = cached_dev(net, dev_cache, ifindex) {

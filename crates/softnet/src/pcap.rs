@@ -241,7 +241,18 @@ impl<W: Write> PcapTap<W> {
     /// Writes `skb` if it matches; the timestamp is `tstamp` if set, else
     /// `now`.
     pub fn capture(&self, skb: &SkBuff, now: Instant) {
-        let frame = skb_frame(skb);
+        let head = skb_frame(skb);
+        let whole: Vec<u8>;
+        let frame = if skb.is_nonlinear() {
+            whole = core::iter::once(head)
+                .chain(skb.frags())
+                .flatten()
+                .copied()
+                .collect();
+            &whole[..]
+        } else {
+            head
+        };
         if !self.filters.iter().all(|f| f.matches(frame)) {
             return;
         }
@@ -273,6 +284,10 @@ impl<C: SoftnetContext, W: Write + Send> PacketType<C> for PcapTap<W> {
     fn func(&self, skb: SkBuff, ctx: &mut C) -> NetRx {
         self.capture(&skb, ctx.now());
         NetRx::Success
+    }
+
+    fn accepts_nonlinear(&self) -> bool {
+        true
     }
 
     fn name(&self) -> &'static str {

@@ -79,6 +79,19 @@ pub trait PacketType<C: ?Sized>: Send + Sync {
     /// Handles one packet. Mirrors `packet_type.func`.
     fn func(&self, skb: SkBuff, ctx: &mut C) -> NetRx;
 
+    /// Whether `func` reads fragments ([`SkBuff::frags`],
+    /// [`SkBuff::copy_bits`]) and so takes a GRO packet as it is. `false`
+    /// (the default): softnet linearizes a nonlinear skb first, so `data()`
+    /// is the whole packet.
+    ///
+    /// # Deviations from Linux
+    /// Every Linux handler copes with paged skbs (`pskb_may_pull()`); here
+    /// a handler opts in, so layers not yet written for fragments still
+    /// see contiguous bytes.
+    fn accepts_nonlinear(&self) -> bool {
+        false
+    }
+
     /// The handler's name, as `/proc/net/ptype`'s `Function` column shows
     /// it (`ip_rcv`, `packet_rcv`).
     #[allow(clippy::unnecessary_literal_bound)] // implementors may return a field

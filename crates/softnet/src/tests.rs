@@ -836,13 +836,51 @@ impl NapiPoll for GroNic {
     }
 }
 
+/// What [`FragSeen`] records of one skb: nonlinear?, linear bytes,
+/// length, and the TCP payload bytes read through `copy_bits`.
+type SkbShape = (bool, usize, usize, Vec<u8>);
+
+/// An IPv4 handler that records the shape of each skb.
+struct FragSeen {
+    accept: bool,
+    seen: Mutex<Vec<SkbShape>>,
+}
+
+impl PacketType<TestCtx> for FragSeen {
+    fn ptype(&self) -> PtypeMatch {
+        PtypeMatch::Type(ETH_P_IP)
+    }
+    fn func(&self, skb: SkBuff, _ctx: &mut TestCtx) -> NetRx {
+        let mut payload = vec![0u8; skb.len().saturating_sub(40)];
+        skb.copy_bits(40, &mut payload).unwrap();
+        self.seen
+            .lock()
+            .push((skb.is_nonlinear(), skb.headlen(), skb.len(), payload));
+        NetRx::Success
+    }
+    fn accepts_nonlinear(&self) -> bool {
+        self.accept
+    }
+}
+
 #[test]
 fn gro_merges_a_tcp_flow_before_delivery() {
     let mut host = TestHost::new(1);
     let ip = recorder(&host, ETH_P_IP);
+    let frags = Arc::new(FragSeen {
+        accept: true,
+        seen: Mutex::default(),
+    });
+    let linear = Arc::new(FragSeen {
+        accept: false,
+        seen: Mutex::default(),
+    });
+    host.net.dev_add_pack(frags.clone());
+    host.net.dev_add_pack(linear.clone());
     let frames: VecDeque<Vec<u8>> = (0..8)
         .map(|i| tcp_frame(A, B, 40000, 80, 1 + i * 1000, 1000))
         .collect();
+    let want: Vec<u8> = frames.iter().flat_map(|f| f[14 + 40..].to_vec()).collect();
     let p = pool();
     let napi = netif_napi_add(&host.lists, 1, GroNic(p.clone(), frames));
     napi.set_gro_pool(Some(p));
@@ -855,6 +893,17 @@ fn gro_merges_a_tcp_flow_before_delivery() {
         "eight segments, one skb"
     );
     assert_eq!(napi.gro_stats().merged, 7);
+    let len = 40 + 8000;
+    assert_eq!(
+        frags.seen.lock()[..],
+        [(true, 1040, len, want.clone())],
+        "a handler that reads fragments gets the chained segments"
+    );
+    assert_eq!(
+        linear.seen.lock()[..],
+        [(false, len, len, want)],
+        "any other handler gets the packet linearized"
+    );
 }
 
 #[test]
