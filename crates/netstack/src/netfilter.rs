@@ -32,8 +32,8 @@ use std::sync::Arc;
 
 use netcore::{Duration, Instant, SkBuff, TimerContext};
 use netfilter::{
-    IfName, IpTables, NetfilterContext, NfConntrack, NfHookHandle, NfInetHooks, iptables_restore,
-    iptables_save,
+    IfName, IpTables, IptListFormat, IptTableKind, NetfilterContext, NfConntrack, NfHookHandle,
+    NfInetHooks, iptables_list, iptables_restore, iptables_save,
 };
 use parking_lot::Mutex;
 use wire::{IcmpDestUnreach, TcpFlags, TcpOptions, TcpRepr};
@@ -86,6 +86,12 @@ impl NfState {
     /// when `counters`, as `iptables-save -c`).
     pub fn iptables_save(&self, counters: bool) -> String {
         iptables_save(&self.tables, counters)
+    }
+
+    /// What `iptables -t TABLE -L -n` prints with the options of `fmt`
+    /// (`-v` for the packet and byte counters of each rule and policy).
+    pub fn iptables_list(&self, table: IptTableKind, fmt: IptListFormat) -> String {
+        iptables_list(self.tables.table(table), fmt)
     }
 
     /// What `conntrack -L` prints at `now`.
@@ -195,6 +201,17 @@ impl Host {
     /// The host's loaded netfilter, if a ruleset was loaded.
     pub fn netfilter(&self) -> Option<Arc<NfState>> {
         self.shared.netfilter.get()
+    }
+
+    /// `iptables -t TABLE -L -n` with the options of `fmt`, e.g.
+    /// [`IptListFormat::VERBOSE`] for `iptables -L -v -n`. A host without
+    /// a ruleset lists the pristine table: built-in chains, policy ACCEPT,
+    /// no rules, zero counters.
+    pub fn iptables_list(&self, table: IptTableKind, fmt: IptListFormat) -> String {
+        match self.netfilter() {
+            Some(nf) => nf.iptables_list(table, fmt),
+            None => iptables_list(IpTables::new().table(table), fmt),
+        }
     }
 }
 

@@ -1,13 +1,20 @@
-//! Netfilter on simulated hosts: a firewall (ACCEPT, DROP, REJECT,
-//! stateful rules) and a NAT router masquerading two clients, over the
-//! simulated NICs and wires; and the two example scenarios.
+//! Netfilter on simulated hosts: a firewall (ACCEPT, DROP, REJECT with
+//! ICMP or a TCP reset seen on the wire, stateful rules for ICMP and TCP),
+//! its `iptables -L -v -n` listing, and a NAT router masquerading two
+//! clients, over the simulated NICs and wires; and the two example
+//! scenarios.
 
-use std::net::Ipv4Addr;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
-use netcore::{Duration, IcmpMsgDir, IpMib};
-use netstack::{Host, Network, NicConfig, PingSocket, Report};
+use netcore::{Duration, IcmpMsgDir, IpMib, TcpMib};
+use netfilter::{IptListFormat, IptTableKind};
+use netstack::{Host, Network, NicConfig, PingSocket, Report, UdpSocket};
 use nic_hw::LinkConfig;
+use socket::{TcpListener, TcpStream};
+
+const ECONNREFUSED: i32 = 111;
 
 fn ping(net: &mut Network, from: &str, to: Ipv4Addr, count: u16) -> Arc<PingSocket> {
     let h = net.host(from).unwrap().shared().clone();
@@ -293,4 +300,287 @@ fn the_nat_example_runs() {
         "{text}"
     );
     assert!(text.contains("src=198.18.2.2 dst=198.18.2.1"), "{text}");
+}
+
+/// One IPv4 packet of a capture: addresses, protocol, total length and the
+/// transport header's first 20 bytes (or fewer).
+#[derive(Debug)]
+struct Seen {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    len: u16,
+    l4: Vec<u8>,
+}
+
+impl Seen {
+    fn ports(&self) -> (u16, u16) {
+        (
+            u16::from_be_bytes([self.l4[0], self.l4[1]]),
+            u16::from_be_bytes([self.l4[2], self.l4[3]]),
+        )
+    }
+    fn tcp_flags(&self) -> u8 {
+        self.l4[13]
+    }
+    fn seq_ack(&self) -> (u32, u32) {
+        let w = |o: usize| u32::from_be_bytes(self.l4[o..o + 4].try_into().unwrap());
+        (w(4), w(8))
+    }
+}
+
+/// The IPv4 packets of a pcap file (Ethernet link type), in order.
+fn pcap_ipv4(bytes: &[u8]) -> Vec<Seen> {
+    assert_eq!(
+        &bytes[..4],
+        &0xa1b2_3c4d_u32.to_le_bytes(),
+        "nanosecond pcap"
+    );
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let incl = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        let frame = &bytes[at + 16..at + 16 + incl];
+        at += 16 + incl;
+        if frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
+            continue;
+        }
+        let ip = &frame[14..];
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let l4 = &ip[ihl..];
+        out.push(Seen {
+            src: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+            dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+            proto: ip[9],
+            len: u16::from_be_bytes([ip[2], ip[3]]),
+            l4: l4[..l4.len().min(20)].to_vec(),
+        });
+    }
+    out
+}
+
+const REJECTS: &str = "\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp -m tcp --dport 23 -j REJECT --reject-with tcp-reset
+-A INPUT -p udp -m udp --dport 9999 -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+";
+
+const H1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const FW: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+/// h1 and fw on one wire, fw with `rules`.
+fn wired(rules: &str) -> Network {
+    let mut net = Network::new(11);
+    let (a, b) = net.wire("w0", LinkConfig::default()).unwrap();
+    for (name, end, addr) in [("h1", a, "198.18.0.1/24"), ("fw", b, "198.18.0.2/24")] {
+        net.add_host(
+            Host::builder()
+                .name(name)
+                .nic(NicConfig::new().phy(end))
+                .addr(addr),
+        )
+        .unwrap();
+    }
+    net.host_mut("fw").unwrap().iptables_restore(rules).unwrap();
+    net
+}
+
+fn pcap_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("netstack-nf-{}-{name}.pcap", std::process::id()))
+}
+
+/// REJECT answers for the stack: a TCP reset to a port that has a
+/// listener (so the RST is netfilter's, not TCP's), and an ICMP port
+/// unreachable to a port that has a bound UDP socket. Both are seen on the
+/// client's wire, and the client's sockets get ECONNREFUSED.
+#[test]
+fn reject_answers_with_a_reset_or_an_icmp_seen_on_the_wire() {
+    let mut net = wired(REJECTS);
+    let h1 = Arc::clone(net.host("h1").unwrap().shared());
+    let fw = Arc::clone(net.host("fw").unwrap().shared());
+    let path = pcap_path("reject");
+    let cap = net.host("h1").unwrap().capture("eth0", &path).unwrap();
+
+    // Open doors behind the firewall: both would answer without the rules.
+    let l = TcpListener::bind(
+        fw.socket_layer(),
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 23),
+    )
+    .unwrap();
+    l.set_nonblocking(true).unwrap();
+    let srv = UdpSocket::bind(&fw, "0.0.0.0:9999").unwrap();
+
+    let c = net
+        .app("h1", || {
+            TcpStream::connect_nonblocking(h1.socket_layer(), SocketAddrV4::new(FW, 23))
+        })
+        .unwrap()
+        .unwrap();
+    let u = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
+    u.connect("198.18.0.2:9999").unwrap();
+    net.app("h1", || u.send(b"anyone?")).unwrap().unwrap();
+    net.run_for(Duration::from_millis(20)).unwrap();
+
+    // The client's view: refused, both ways.
+    let err = net.app("h1", || c.take_error()).unwrap().unwrap();
+    assert_eq!(err.and_then(|e| e.raw_os_error()), Some(ECONNREFUSED));
+    let mut buf = [0u8; 64];
+    let e = net
+        .app("h1", || {
+            u.set_nonblocking(true)?;
+            u.recv(&mut buf)
+        })
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(ECONNREFUSED), "{e}");
+    // Nothing reached the sockets behind the rules, and TCP itself sent no
+    // reset: the one on the wire is REJECT's.
+    let e = net.app("fw", || l.accept()).unwrap().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    let e = net
+        .app("fw", || {
+            srv.set_nonblocking(true)?;
+            srv.recv_from(&mut buf)
+        })
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    assert_eq!(fw.mibs.get(TcpMib::OutRsts), 0);
+    assert_eq!(h1.mibs.get(TcpMib::AttemptFails), 1);
+
+    // The wire.
+    cap.flush().unwrap();
+    let seen = pcap_ipv4(&std::fs::read(&path).unwrap());
+    let _ = std::fs::remove_file(&path);
+    let syn = seen
+        .iter()
+        .find(|p| p.proto == 6 && p.src == H1 && p.ports().1 == 23)
+        .expect("the SYN");
+    assert_eq!(syn.tcp_flags(), 0x02);
+    let rsts: Vec<&Seen> = seen
+        .iter()
+        .filter(|p| p.proto == 6 && p.src == FW && p.tcp_flags() & 0x04 != 0)
+        .collect();
+    assert_eq!(rsts.len(), 1, "{seen:?}");
+    let rst = rsts[0];
+    // nf_send_reset to a SYN: RST|ACK, seq 0, acking the SYN.
+    assert_eq!(rst.tcp_flags(), 0x14);
+    assert_eq!(rst.ports(), (23, syn.ports().0));
+    assert_eq!(rst.seq_ack(), (0, syn.seq_ack().0.wrapping_add(1)));
+    assert_eq!(rst.dst, H1);
+    let dgram = seen
+        .iter()
+        .find(|p| p.proto == 17 && p.src == H1)
+        .expect("the datagram");
+    let unreach: Vec<&Seen> = seen
+        .iter()
+        .filter(|p| p.proto == 1 && p.src == FW)
+        .collect();
+    assert_eq!(unreach.len(), 1, "{seen:?}");
+    // Type 3 (destination unreachable), code 3 (port), quoting the
+    // datagram: its header follows the 8 bytes of ICMP header.
+    assert_eq!(&unreach[0].l4[..2], &[3, 3]);
+    assert_eq!(
+        unreach[0].len,
+        20 + 8 + dgram.len,
+        "the whole small datagram is quoted"
+    );
+
+    // iptables -L -v -n counts each rule's one packet and its bytes; the
+    // reset and the ICMP error left through OUTPUT (ip_local_out).
+    let list = net
+        .host("fw")
+        .unwrap()
+        .iptables_list(IptTableKind::Filter, IptListFormat::VERBOSE);
+    let want = format!(
+        "Chain INPUT (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+    1 {:>5} REJECT     tcp  --  *      *       0.0.0.0/0            0.0.0.0/0            tcp dpt:23 reject-with tcp-reset
+    1 {:>5} REJECT     udp  --  *      *       0.0.0.0/0            0.0.0.0/0            udp dpt:9999 reject-with icmp-port-unreachable
+
+Chain FORWARD (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+
+Chain OUTPUT (policy ACCEPT 2 packets, {} bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+",
+        syn.len,
+        dgram.len,
+        rst.len + unreach[0].len
+    );
+    assert_eq!(list, want);
+}
+
+const STATEFUL_TCP: &str = "\
+*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m conntrack --ctstate INVALID -j DROP
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+COMMIT
+";
+
+/// A firewall that accepts only its own connections' packets: its TCP
+/// connection out to h1 completes and carries data back, while h1's
+/// connection attempts in meet the DROP policy (no SYN-ACK, no reset).
+#[test]
+fn stateful_tcp_lets_replies_in_and_drops_unsolicited_syns() {
+    let mut net = wired(STATEFUL_TCP);
+    let h1 = Arc::clone(net.host("h1").unwrap().shared());
+    let fw = Arc::clone(net.host("fw").unwrap().shared());
+    let l1 = TcpListener::bind(
+        h1.socket_layer(),
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80),
+    )
+    .unwrap();
+    let lfw = TcpListener::bind(
+        fw.socket_layer(),
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 22),
+    )
+    .unwrap();
+    l1.set_nonblocking(true).unwrap();
+    lfw.set_nonblocking(true).unwrap();
+
+    // Outbound from fw: allowed, and the replies come in as ESTABLISHED.
+    let mut out = net
+        .app("fw", || {
+            TcpStream::connect_nonblocking(fw.socket_layer(), SocketAddrV4::new(H1, 80))
+        })
+        .unwrap()
+        .unwrap();
+    net.run_for(Duration::from_millis(5)).unwrap();
+    let (mut s, _) = net.app("h1", || l1.accept()).unwrap().unwrap();
+    assert_eq!(net.app("h1", || s.write(b"reply")).unwrap().unwrap(), 5);
+    net.run_for(Duration::from_millis(5)).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(net.app("fw", || out.read(&mut buf)).unwrap().unwrap(), 5);
+    assert_eq!(&buf[..5], b"reply");
+
+    // Inbound to fw: the SYN and its retransmission are dropped.
+    let c = net
+        .app("h1", || {
+            TcpStream::connect_nonblocking(h1.socket_layer(), SocketAddrV4::new(FW, 22))
+        })
+        .unwrap()
+        .unwrap();
+    net.run_for(Duration::from_millis(1500)).unwrap();
+    assert!(net.app("h1", || c.take_error()).unwrap().unwrap().is_none());
+    let e = net.app("fw", || lfw.accept()).unwrap().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    assert_eq!(fw.mibs.get(TcpMib::PassiveOpens), 0);
+    assert_eq!(fw.mibs.get(TcpMib::OutRsts), 0);
+    let nf = net.host("fw").unwrap().netfilter().unwrap();
+    let input = &nf.tables.table(IptTableKind::Filter).chains()[0];
+    let (dropped, _) = input.counters.get();
+    // The initial SYN and one retransmission (after the 1 s initial RTO).
+    assert_eq!(dropped, 2, "{}", nf.iptables_save(true));
+    let (invalid, _) = input.rules[0].counters.get();
+    assert_eq!(invalid, 0);
+    let (established, _) = input.rules[1].counters.get();
+    assert!(established >= 2, "SYN-ACK and data: {established}");
 }
