@@ -99,7 +99,7 @@ pub use netdev::DriverNetDevice;
 pub use network::{AppEvent, DEFAULT_EVENT_BUDGET, Link, Network, PhyEnd, WireStats};
 pub use ping::{PING_TIMESTAMP_LEN, PingReply, PingReport, PingSocket, PingTable};
 pub use ptype::PacketCounter;
-pub use report::{REPORT_NAMES, Report};
+pub use report::{REPORT_NAMES, Report, SS_APP_COMM, SS_APP_PID};
 pub use scenario::run_scenario;
 #[cfg(target_os = "linux")]
 pub use serve::{

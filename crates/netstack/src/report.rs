@@ -6,10 +6,19 @@
 //! (`irq`), `/proc/net/softnet_stat` (`softnet`), `/proc/net/snmp` and
 //! `netstat -s` (`netcore`'s MIBs), `sysctl -a` (`netcore`), `tc -s qdisc`
 //! (`qdisc`), `ethtool -S/-g/-c/-l/-i` (`netcore`'s formatters over the
-//! driver's `EthtoolOps`), `ip addr`/`ip route`/`ip neigh` (`ipv4`).
+//! driver's `EthtoolOps`), `ip addr`/`ip route`/`ip neigh` (`ipv4`),
+//! `/proc/net/udp` (`udp`), `ss -uanp`/`ss -tanpi` (`socket`'s layout of
+//! rows from the UDP table and `tcp`'s `inet_diag`).
+//!
+//! # Deviations from Linux
+//!
+//! A host has no processes: `ss -p` shows every open socket file as
+//! belonging to one process, [`SS_APP_COMM`] with pid [`SS_APP_PID`],
+//! with the socket layer's fd.
 
 use core::fmt;
 use core::str::FromStr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use netcore::{
     EthtoolOps, format_channels, format_coalesce, format_drvinfo, format_ringparam, format_stats,
@@ -58,13 +67,26 @@ pub enum Report {
     },
     /// `conntrack -L`.
     ConntrackL,
+    /// `cat /proc/net/udp`.
+    ProcNetUdp,
+    /// `ss -uan`, `ss -tan` and their `-p` (processes) and `-i` (TCP
+    /// details) forms, e.g. `ss -uanp`, `ss -tanpi`.
+    Ss {
+        /// TCP (`-t`) or UDP (`-u`).
+        tcp: bool,
+        /// `-p`.
+        processes: bool,
+        /// `-i` (TCP only, as `ss` prints no details for UDP).
+        info: bool,
+    },
 }
 
 /// The report names [`Report::from_str`] accepts.
 pub const REPORT_NAMES: &str = "\"ip addr\", \"ip route\", \"ip neigh\", \"ethtool -S DEV\", \
 \"ethtool -g DEV\", \"ethtool -c DEV\", \"ethtool -l DEV\", \"ethtool -i DEV\", \"tc -s qdisc\", \
 \"/proc/interrupts\", \"/proc/softirqs\", \"/proc/net/softnet_stat\", \"/proc/net/snmp\", \
-\"netstat -s\", \"sysctl -a\", \"iptables-save\", \"iptables-save -c\", \"conntrack -L\"";
+\"netstat -s\", \"sysctl -a\", \"iptables-save\", \"iptables-save -c\", \"conntrack -L\", \
+\"/proc/net/udp\", \"ss -uan[p]\", \"ss -tan[p][i]\"";
 
 impl FromStr for Report {
     type Err = NetstackError;
@@ -91,6 +113,8 @@ impl FromStr for Report {
             ["iptables-save"] => Some(Report::IptablesSave { counters: false }),
             ["iptables-save", "-c"] => Some(Report::IptablesSave { counters: true }),
             ["conntrack", "-L"] => Some(Report::ConntrackL),
+            ["/proc/net/udp"] => Some(Report::ProcNetUdp),
+            ["ss", flags] => parse_ss_flags(flags),
             _ => None,
         };
         r.ok_or_else(|| {
@@ -120,9 +144,50 @@ impl fmt::Display for Report {
             Report::IptablesSave { counters: false } => f.write_str("iptables-save"),
             Report::IptablesSave { counters: true } => f.write_str("iptables-save -c"),
             Report::ConntrackL => f.write_str("conntrack -L"),
+            Report::ProcNetUdp => f.write_str("/proc/net/udp"),
+            Report::Ss {
+                tcp,
+                processes,
+                info,
+            } => write!(
+                f,
+                "ss -{}an{}{}",
+                if *tcp { 't' } else { 'u' },
+                if *processes { "p" } else { "" },
+                if *info { "i" } else { "" }
+            ),
         }
     }
 }
+
+/// `ss`'s flags as one word (`-uanp`, `-tanpi`): `a` and `n` and one of
+/// `t`/`u`, with `p` and (for TCP) `i`, in any order.
+fn parse_ss_flags(flags: &str) -> Option<Report> {
+    let f = flags.strip_prefix('-')?;
+    if f.chars().any(|c| !"tuanpi".contains(c)) || !f.contains('a') || !f.contains('n') {
+        return None;
+    }
+    let tcp = match (f.contains('t'), f.contains('u')) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => return None,
+    };
+    let info = f.contains('i');
+    if info && !tcp {
+        return None;
+    }
+    Some(Report::Ss {
+        tcp,
+        processes: f.contains('p'),
+        info,
+    })
+}
+
+/// The command name `ss -p` shows for a host's applications: the host's
+/// sockets all belong to one process (see [`SS_APP_PID`]).
+pub const SS_APP_COMM: &str = "app";
+/// The pid `ss -p` shows for a host's applications.
+pub const SS_APP_PID: u32 = 1;
 
 impl Host {
     /// Prints `report` as the Linux tool would for this host.
@@ -179,7 +244,87 @@ impl Host {
                 .get()
                 .map(|nf| nf.conntrack_list(self.clock.now()))
                 .unwrap_or_default()),
+            Report::ProcNetUdp => Ok(udp::proc_net_udp(&s.transports.udp)),
+            Report::Ss {
+                tcp,
+                processes,
+                info,
+            } => {
+                let rows = if *tcp { self.ss_tcp() } else { self.ss_udp() };
+                Ok(socket::ss_render(
+                    &rows,
+                    socket::SsOptions {
+                        processes: *processes,
+                        info: *info,
+                    },
+                ))
+            }
         }
+    }
+
+    /// The UDP sockets as `ss -ua` lists them (`udp_diag`): `UNCONN` or
+    /// `ESTAB`, `Recv-Q` `sk_rmem_alloc`, `Send-Q` `sk_wmem_alloc`, in the
+    /// order of the socket table.
+    fn ss_udp(&self) -> Vec<socket::SsRow> {
+        let files = self.shared.socket_layer().socket_files();
+        self.shared
+            .transports
+            .udp
+            .sockets()
+            .iter()
+            .map(|sk| {
+                let ino = sk.ino();
+                socket::SsRow {
+                    state: match sk.state() {
+                        udp::UdpState::Established => "ESTAB",
+                        udp::UdpState::Close => "UNCONN",
+                    },
+                    recv_q: sk.rmem_alloc() as u64,
+                    send_q: sk.wmem_alloc() as u64,
+                    local: sk.local_addr(),
+                    peer: sk
+                        .peer_addr()
+                        .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+                    process: files
+                        .iter()
+                        .find(|f| f.protocol == udp::IPPROTO_UDP && f.ino == ino)
+                        .map(|f| socket::ss_process(SS_APP_COMM, SS_APP_PID, f.fd)),
+                    info: None,
+                }
+            })
+            .collect()
+    }
+
+    /// The TCP sockets as `ss -ta` lists them (`tcp_diag`, from
+    /// [`tcp::TcpStack::ss`]): full sockets, then TIME-WAIT ones; the
+    /// process is the open file with the same addresses.
+    fn ss_tcp(&self) -> Vec<socket::SsRow> {
+        let files = self.shared.socket_layer().socket_files();
+        let entries = self.shared.transports.tcp.stack.ss(self.clock.now());
+        entries
+            .into_iter()
+            .map(|e| {
+                let process = files
+                    .iter()
+                    .find(|f| {
+                        f.protocol == socket::IPPROTO_TCP
+                            && f.local == Some(e.local)
+                            && f.peer
+                                .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
+                                == e.peer
+                    })
+                    .map(|f| socket::ss_process(SS_APP_COMM, SS_APP_PID, f.fd));
+                socket::SsRow {
+                    state: e.state,
+                    recv_q: u64::from(e.recv_q),
+                    send_q: u64::from(e.send_q),
+                    local: e.local,
+                    peer: e.peer,
+                    process,
+                    info: Some(e.info),
+                }
+            })
+            .collect()
     }
 
     /// `tc -s qdisc show`: the qdisc of every transmit queue in use of

@@ -9,7 +9,7 @@ use netcore::{Duration, IcmpMsgDir, IpMib, UdpMib};
 use netstack::{Host, Network, NicConfig, ThreadRuntime, UdpSocket};
 use nic_hw::LinkConfig;
 use socket::{
-    AF_INET, EPOLL_CTL_ADD, EpollEvent, EpollEvents, MsgFlags, SO_RCVBUF, SO_REUSEPORT,
+    AF_INET, EPOLL_CTL_ADD, EpollEvent, EpollEvents, MsgFlags, SO_RCVBUF, SO_REUSEPORT, SO_SNDBUF,
     SOCK_NONBLOCK, SOL_SOCKET,
 };
 
@@ -384,4 +384,198 @@ fn blocking_send_and_receive_on_the_thread_runtime() {
     assert_eq!(udp(&net, "h1", UdpMib::InDatagrams), 3);
     assert_eq!(udp(&net, "h2", UdpMib::InDatagrams), 3);
     assert_eq!(udp(&net, "h2", UdpMib::OutDatagrams), 3);
+}
+
+/// `/proc/net/udp` and `ss -uanp` on a host, in the kernel's and
+/// iproute2's exact formats: a bound socket holding two unread datagrams
+/// (its `rx_queue`/`Recv-Q` is their truesize), a connected one, an
+/// unbound one (no line), with the socket layer's fds.
+#[test]
+fn proc_net_udp_and_ss_uanp_reports() {
+    let mut net = pair();
+    let h1 = host(&net, "h1");
+    let h2 = host(&net, "h2");
+    let rx = UdpSocket::bind(&h2, "198.18.0.2:5000").unwrap();
+    let tx = UdpSocket::bind(&h1, "0.0.0.0:4000").unwrap();
+    let c = UdpSocket::bind(&h2, "0.0.0.0:53").unwrap();
+    net.app("h2", || c.connect("198.18.0.1:4000"))
+        .unwrap()
+        .unwrap();
+    net.app("h1", || {
+        tx.send_to(&[1; 64], "198.18.0.2:5000").unwrap();
+        tx.send_to(&[2; 10], "198.18.0.2:5000").unwrap();
+    })
+    .unwrap();
+    step(&mut net);
+    let queued = h2
+        .transports
+        .udp
+        .sockets()
+        .iter()
+        .find(|sk| sk.local_addr().port() == 5000)
+        .unwrap()
+        .rmem_alloc();
+    assert!(queued > 0);
+    let h = net.host("h2").unwrap();
+    let text = h.report(&"/proc/net/udp".parse().unwrap()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops            "
+    );
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines.iter().all(|l| l.len() == 127), "{text}");
+    // Port 53 sorts first: connected to 198.18.0.1:4000 (st 01), which
+    // bound it to the route's source address (ip4_datagram_connect).
+    assert!(
+        lines[1].starts_with("   53: 020012C6:0035 010012C6:0FA0 01 00000000:00000000 00:00000000 00000000     0        0 "),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            " 5000: 020012C6:1388 00000000:0000 07 00000000:{queued:08X} 00:00000000 00000000     0        0 "
+        )),
+        "{}",
+        lines[2]
+    );
+    let fd_c = c.as_raw_fd();
+    let fd_rx = rx.as_raw_fd();
+    let ss = h.report(&"ss -uanp".parse().unwrap()).unwrap();
+    let users = |fd: i32| format!("users:((\"app\",pid=1,fd={fd}))");
+    let expect = format!(
+        "State  Recv-Q Send-Q Local Address:Port Peer Address:PortProcess                    \n\
+         ESTAB  0      0         198.18.0.2:53     198.18.0.1:4000 {}\n\
+         UNCONN {queued:<6} 0         198.18.0.2:5000      0.0.0.0:*    {}\n",
+        users(fd_c),
+        users(fd_rx)
+    );
+    assert_eq!(ss, expect);
+    let plain = h.report(&"ss -uan".parse().unwrap()).unwrap();
+    assert_eq!(
+        plain,
+        format!(
+            "State  Recv-Q Send-Q Local Address:Port Peer Address:PortProcess\n\
+             ESTAB  0      0         198.18.0.2:53     198.18.0.1:4000       \n\
+             UNCONN {queued:<6} 0         198.18.0.2:5000      0.0.0.0:*          \n"
+        )
+    );
+    assert!("ss -uanpi".parse::<netstack::Report>().is_err());
+    assert_eq!(
+        "ss -tanpi".parse::<netstack::Report>().unwrap().to_string(),
+        "ss -tanpi"
+    );
+}
+
+/// `ss -tanp` and `ss -tanpi` list a listener, an established pair and the
+/// TCP details, with the process column from the socket layer's fds.
+#[test]
+fn ss_tanpi_lists_tcp_sockets() {
+    let mut net = pair();
+    let h1 = host(&net, "h1");
+    let h2 = host(&net, "h2");
+    let l = net
+        .app("h2", || {
+            socket::TcpListener::bind(h2.socket_layer(), SocketAddrV4::new(H2, 8080))
+        })
+        .unwrap()
+        .unwrap();
+    let c = net
+        .app("h1", || {
+            socket::TcpStream::connect_nonblocking(h1.socket_layer(), SocketAddrV4::new(H2, 8080))
+        })
+        .unwrap()
+        .unwrap();
+    step(&mut net);
+    let port = c.local_addr().unwrap().port();
+    let h = net.host("h2").unwrap();
+    let ss = h.report(&"ss -tanp".parse().unwrap()).unwrap();
+    let users = format!(" users:((\"app\",pid=1,fd={}))", l.as_raw_fd());
+    // The connection is not accepted yet: no process. The last line's
+    // Process field does not count toward its width (see socket::ss).
+    assert_eq!(
+        ss,
+        format!(
+            "State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process{pad}\n\
+             LISTEN 1      128       198.18.0.2:8080      0.0.0.0:*    {users}\n\
+             ESTAB  0      0         198.18.0.2:8080   198.18.0.1:{port}{pad2}\n",
+            pad = " ".repeat(users.len() - "Process".len()),
+            pad2 = " ".repeat(users.len()),
+        )
+    );
+    let si = h.report(&"ss -tanpi".parse().unwrap()).unwrap();
+    let lines: Vec<&str> = si.lines().collect();
+    assert_eq!(lines.len(), 5, "{si}");
+    // The details (from tcp's inet_diag) on their own line after a tab
+    // and a space, as tcp_show_info() prints them.
+    assert!(
+        lines[2].starts_with("\t ") && lines[2].contains(" rto:"),
+        "{si}"
+    );
+    assert!(
+        lines[4].starts_with("\t ") && lines[4].contains(" rto:"),
+        "{si}"
+    );
+    drop(c);
+}
+
+/// SO_SNDBUF through every layer: datagrams stay charged to the sender
+/// while they sit in the qdisc and on the TX ring, a non-blocking send
+/// gets EAGAIN (and SndbufErrors) once sk_wmem_alloc reaches sk_sndbuf,
+/// and the NIC's transmit completion gives the room back.
+#[test]
+fn so_sndbuf_is_charged_until_transmit_completion() {
+    let mut net = pair();
+    let h1 = host(&net, "h1");
+    let h2 = host(&net, "h2");
+    let rx = UdpSocket::bind(&h2, "198.18.0.2:5000").unwrap();
+    let tx = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
+    tx.connect("198.18.0.2:5000").unwrap();
+    // Resolve ARP first, so datagrams go straight to the device.
+    net.app("h1", || tx.send(&[0; 64])).unwrap().unwrap();
+    step(&mut net);
+    let layer = h1.socket_layer();
+    let fd = tx.as_raw_fd();
+    // 4608 (SOCK_MIN_SNDBUF) after setsockopt's doubling and floor.
+    layer.setsockopt_int(fd, SOL_SOCKET, SO_SNDBUF, 1).unwrap();
+    assert_eq!(
+        layer.getsockopt_int(fd, SOL_SOCKET, SO_SNDBUF).unwrap(),
+        4608
+    );
+    tx.set_nonblocking(true).unwrap();
+    let errors = udp(&net, "h1", UdpMib::SndbufErrors);
+    let (sent, err) = net
+        .app("h1", || {
+            let mut sent = 0;
+            loop {
+                match tx.send(&[7; 64]) {
+                    Ok(_) => sent += 1,
+                    Err(e) => return (sent, e),
+                }
+                assert!(sent < 1000, "SO_SNDBUF never filled");
+            }
+        })
+        .unwrap();
+    assert_eq!(err.raw_os_error(), Some(EAGAIN));
+    assert!(sent >= 1);
+    assert_eq!(udp(&net, "h1", UdpMib::SndbufErrors), errors + 1);
+    let charged = |h: &Arc<netstack::HostShared>| {
+        h.transports
+            .udp
+            .sockets()
+            .iter()
+            .map(|s| s.wmem_alloc())
+            .sum::<usize>()
+    };
+    assert!(charged(&h1) >= 4608);
+    // Transmit and complete: the charge goes back, sending works again.
+    step(&mut net);
+    assert_eq!(charged(&h1), 0);
+    net.app("h1", || tx.send(&[8; 64])).unwrap().unwrap();
+    step(&mut net);
+    let mut got = 0;
+    while recv_now(&mut net, "h2", &rx).is_ok() {
+        got += 1;
+    }
+    assert_eq!(got, 1 + sent + 1, "every accepted datagram arrived");
 }
