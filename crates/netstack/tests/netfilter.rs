@@ -584,3 +584,124 @@ fn stateful_tcp_lets_replies_in_and_drops_unsolicited_syns() {
     let (established, _) = input.rules[1].counters.get();
     assert!(established >= 2, "SYN-ACK and data: {established}");
 }
+
+/// Eight clients behind a masquerading router each send from the same UDP
+/// source port to one server: the server sees only the router's address,
+/// with eight distinct ports (the first client keeps 5000, the clashes get
+/// others); each echo returns to its own client; the router's mapping
+/// table lists the eight flows, refreshed to the UDP timeouts, and empties
+/// once they expire.
+#[test]
+fn many_clients_behind_a_nat_router_share_its_address_and_one_source_port() {
+    const CLIENTS: u8 = 8;
+    let mut net = Network::new(5);
+    let lan = net
+        .switch("lan", usize::from(CLIENTS) + 1, &LinkConfig::default())
+        .unwrap();
+    let (out_r, out_s) = net.wire("wan", LinkConfig::default()).unwrap();
+    let mut lan = lan.into_iter();
+    net.add_host(
+        Host::builder()
+            .name("r")
+            .sysctl("net.ipv4.ip_forward", "1")
+            .nic(NicConfig::new().phy(lan.next().unwrap()))
+            .addr("198.18.1.1/24")
+            .nic(NicConfig::new().phy(out_r))
+            .addr("198.18.2.1/24"),
+    )
+    .unwrap();
+    for i in 0..CLIENTS {
+        net.add_host(
+            Host::builder()
+                .name(&format!("c{i}"))
+                .nic(NicConfig::new().phy(lan.next().unwrap()))
+                .addr(&format!("198.18.1.{}/24", 10 + i))
+                .route("default via 198.18.1.1"),
+        )
+        .unwrap();
+    }
+    net.add_host(
+        Host::builder()
+            .name("srv")
+            .nic(NicConfig::new().phy(out_s))
+            .addr("198.18.2.2/24"),
+    )
+    .unwrap();
+    net.host_mut("r").unwrap().iptables_restore(NAT).unwrap();
+    let srv_host = Arc::clone(net.host("srv").unwrap().shared());
+    let srv = UdpSocket::bind(&srv_host, "0.0.0.0:53").unwrap();
+    srv.set_nonblocking(true).unwrap();
+
+    let mut socks = Vec::new();
+    for i in 0..CLIENTS {
+        let name = format!("c{i}");
+        let h = Arc::clone(net.host(&name).unwrap().shared());
+        let s = UdpSocket::bind(&h, "0.0.0.0:5000").unwrap();
+        s.set_nonblocking(true).unwrap();
+        net.app(&name, || s.send_to(&[i; 8], "198.18.2.2:53"))
+            .unwrap()
+            .unwrap();
+        // One at a time, so that client 0 is the first to claim port 5000.
+        net.run_for(Duration::from_millis(2)).unwrap();
+        socks.push((name, s));
+    }
+
+    // The server: every datagram from the router, each from its own port;
+    // it echoes each one back.
+    let mut ports = std::collections::BTreeMap::new();
+    let mut buf = [0u8; 64];
+    while let Ok((n, from)) = net.app("srv", || srv.recv_from(&mut buf)).unwrap() {
+        assert_eq!(n, 8);
+        assert_eq!(*from.ip(), ip("198.18.2.1"), "the server sees the router");
+        assert!(
+            ports.insert(from.port(), buf[0]).is_none(),
+            "port {} given twice",
+            from.port()
+        );
+        net.app("srv", || srv.send_to(&buf[..n], from))
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(ports.len(), usize::from(CLIENTS));
+    assert_eq!(
+        ports.get(&5000),
+        Some(&0),
+        "the first client keeps its port"
+    );
+    net.run_for(Duration::from_millis(5)).unwrap();
+    for (i, (name, s)) in socks.iter().enumerate() {
+        let (n, from) = net
+            .app(name, || s.recv_from(&mut buf))
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((n, buf[0]), (8, i as u8), "{name} gets its own echo");
+        assert_eq!(from, "198.18.2.2:53".parse().unwrap());
+    }
+
+    // The mapping table: eight replied flows, each reply translated to the
+    // router's address and the port the server saw. The first reply
+    // refreshed the flow with the unreplied timeout (30 s): SEEN_REPLY is
+    // set after udp_packet() runs, as in Linux.
+    let r = net.host("r").unwrap();
+    let ct = r.report(&Report::ConntrackL).unwrap();
+    assert_eq!(ct.lines().count(), usize::from(CLIENTS), "{ct}");
+    for (port, &i) in &ports {
+        let line = ct
+            .lines()
+            .find(|l| l.contains(&format!("src=198.18.1.{} ", 10 + i)))
+            .unwrap_or_else(|| panic!("no flow of client {i}:\n{ct}"));
+        assert!(line.starts_with("udp      17 29 "), "{line}");
+        assert!(
+            line.contains(&format!(
+                "src=198.18.2.2 dst=198.18.2.1 sport=53 dport={port} "
+            )),
+            "{line}"
+        );
+        assert!(!line.contains("[UNREPLIED]") && !line.contains("[ASSURED]"));
+    }
+    let nf = r.netfilter().unwrap();
+    assert_eq!(nf.ct.stat().insert_failed, 0);
+    // 31 s later the gc has reaped them all.
+    net.run_for(Duration::from_secs(31)).unwrap();
+    assert_eq!(nf.ct.count(), 0, "{}", nf.conntrack_list(net.now()));
+}
