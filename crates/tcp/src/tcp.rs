@@ -309,6 +309,14 @@ impl TcpStack {
         self.socks.lock().len()
     }
 
+    /// The bytes of our structures held by every full socket of this host
+    /// (the sum of [`TcpSocket::footprint`]), as `/proc/net/sockstat`'s
+    /// `mem` accounts the kernel's.
+    pub fn sockets_footprint(&self) -> usize {
+        let socks: Vec<Arc<TcpSocket>> = self.socks.lock().values().cloned().collect();
+        socks.iter().map(|s| s.footprint()).sum()
+    }
+
     /// The number of TIME-WAIT (and FIN-WAIT-2 mini) sockets.
     pub fn time_wait_count(&self) -> usize {
         self.tw.lock().len()

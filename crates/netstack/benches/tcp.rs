@@ -1,0 +1,299 @@
+//! TCP between two simulated hosts through every layer (sockets, TCP,
+//! IPv4, neighbours, qdisc, the igb model, NAPI/GRO, softnet, a 10 Gbit/s
+//! 1500-MTU VirtualWire), each figure beside the Linux kernel's TCP over
+//! loopback (`std::net`) measured in the same run.
+//!
+//! Figures (`<workload>/netstack` beside `<workload>/linux`):
+//! - `tcp_bulk` (Gbit/s of application data per second of wall time) and
+//!   `tcp_bulk_cpu` (CPU ms per MiB moved, both ends);
+//! - `tcp_crr` (connect + accept + close cycles per second);
+//! - `tcp_rr_1B` (1-byte request/response round trips per second);
+//! - `tcp_idle_conn_bytes` (bytes per idle established socket: our
+//!   structures; for Linux the growth of the kernel's slab per socket);
+//! - `tcp_rr_1B_10k_idle` (round trips per second with 10,000 idle
+//!   connections open on the same hosts).
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Instant as WallInstant;
+
+use benchkit::report;
+use netcore::Duration;
+use netstack::{Host, HostSockets, Network, NicConfig, tcp_bulk};
+use nic_hw::LinkConfig;
+use socket::{TcpListener, TcpStream};
+
+type Stream = TcpStream<HostSockets>;
+const H2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+fn network() -> Network {
+    let mut net = Network::new(1);
+    net.set_event_budget(u64::MAX);
+    let (a, b) = net
+        .wire(
+            "w0",
+            LinkConfig::default()
+                .rate_bps(10_000_000_000)
+                .delay(Duration::from_micros(1)),
+        )
+        .unwrap();
+    for (name, addr, phy) in [("h1", "198.18.0.1/24", a), ("h2", "198.18.0.2/24", b)] {
+        net.add_host(
+            Host::builder()
+                .name(name)
+                .nic(NicConfig::new().phy(phy))
+                .addr(addr),
+        )
+        .unwrap();
+    }
+    net
+}
+
+/// CPU time of the whole process (user + system), from `/proc/self/stat`.
+fn cpu_time() -> std::time::Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the ')'.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    std::time::Duration::from_millis(ticks * 10)
+}
+
+fn slab_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Slab:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn bulk() {
+    const BYTES: u64 = 64 * 1024 * 1024;
+    let mut net = network();
+    let c0 = cpu_time();
+    let r = tcp_bulk(
+        &mut net,
+        "h1",
+        "h2",
+        SocketAddrV4::new(H2, 5001),
+        BYTES,
+        Duration::from_micros(20),
+        Duration::from_secs(600),
+    )
+    .unwrap();
+    let cpu = cpu_time().saturating_sub(c0);
+    assert!(r.intact && r.closed, "{r:?}");
+    report("tcp_bulk/netstack", r.gbps_real(), "Gbit/s");
+    report(
+        "tcp_bulk_cpu/netstack",
+        cpu.as_secs_f64() * 1e3 / (BYTES as f64 / 1048576.0),
+        "ms/MiB",
+    );
+    // The kernel: a writer thread and a reader over 127.0.0.1.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let c0 = cpu_time();
+    let t0 = WallInstant::now();
+    let w = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let buf = vec![0x5au8; 256 * 1024];
+        let mut left = BYTES;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            s.write_all(&buf[..n]).unwrap();
+            left -= n as u64;
+        }
+    });
+    let (mut s, _) = l.accept().unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0u64;
+    while got < BYTES {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    w.join().unwrap();
+    let wall = t0.elapsed();
+    let cpu = cpu_time().saturating_sub(c0);
+    report(
+        "tcp_bulk/linux",
+        got as f64 * 8.0 / wall.as_nanos() as f64,
+        "Gbit/s",
+    );
+    report(
+        "tcp_bulk_cpu/linux",
+        cpu.as_secs_f64() * 1e3 / (BYTES as f64 / 1048576.0),
+        "ms/MiB",
+    );
+}
+
+/// Connects h1 to h2's listener, returning both ends.
+fn connect(net: &mut Network, l: &TcpListener<HostSockets>, port: u16) -> (Stream, Stream) {
+    let h1 = Arc::clone(net.host("h1").unwrap().shared());
+    let c = net
+        .app("h1", || {
+            TcpStream::connect_nonblocking(h1.socket_layer(), SocketAddrV4::new(H2, port))
+        })
+        .unwrap()
+        .unwrap();
+    net.run_until_idle().unwrap();
+    let (s, _) = net.app("h2", || l.accept()).unwrap().unwrap();
+    (c, s)
+}
+
+fn listener(net: &Network, port: u16) -> TcpListener<HostSockets> {
+    let h2 = Arc::clone(net.host("h2").unwrap().shared());
+    let l = TcpListener::bind(
+        h2.socket_layer(),
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
+    )
+    .unwrap();
+    l.set_nonblocking(true).unwrap();
+    l
+}
+
+fn crr() {
+    const N: u32 = 2000;
+    let mut net = network();
+    let l = listener(&net, 6000);
+    // Resolve ARP first.
+    let (c, s) = connect(&mut net, &l, 6000);
+    net.app("h1", || drop(c)).unwrap();
+    net.app("h2", || drop(s)).unwrap();
+    net.run_until_idle().unwrap();
+    let t0 = WallInstant::now();
+    for _ in 0..N {
+        let (c, s) = connect(&mut net, &l, 6000);
+        net.app("h1", || drop(c)).unwrap();
+        net.app("h2", || drop(s)).unwrap();
+        net.run_until_idle().unwrap();
+    }
+    report(
+        "tcp_crr/netstack",
+        f64::from(N) / t0.elapsed().as_secs_f64(),
+        "conn/s",
+    );
+    let kl = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = kl.local_addr().unwrap();
+    let t0 = WallInstant::now();
+    for _ in 0..N {
+        let c = std::net::TcpStream::connect(addr).unwrap();
+        let (s, _) = kl.accept().unwrap();
+        drop(c);
+        drop(s);
+    }
+    report(
+        "tcp_crr/linux",
+        f64::from(N) / t0.elapsed().as_secs_f64(),
+        "conn/s",
+    );
+}
+
+/// Runs `n` 1-byte round trips on an established pair; returns trips/s.
+fn rr_netstack(net: &mut Network, c: &mut Stream, s: &mut Stream, n: u32) -> f64 {
+    let mut b = [0u8; 1];
+    let t0 = WallInstant::now();
+    for _ in 0..n {
+        net.app("h1", || c.write(&[1])).unwrap().unwrap();
+        net.run_until_idle().unwrap();
+        net.app("h2", || s.read(&mut b)).unwrap().unwrap();
+        net.app("h2", || s.write(&b)).unwrap().unwrap();
+        net.run_until_idle().unwrap();
+        net.app("h1", || c.read(&mut b)).unwrap().unwrap();
+    }
+    f64::from(n) / t0.elapsed().as_secs_f64()
+}
+
+fn rr_linux(n: u32) -> f64 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let srv = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut b = [0u8; 1];
+        while s.read(&mut b).unwrap_or(0) == 1 {
+            s.write_all(&b).unwrap();
+        }
+    });
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_nodelay(true).unwrap();
+    let mut b = [0u8; 1];
+    let t0 = WallInstant::now();
+    for _ in 0..n {
+        c.write_all(&[1]).unwrap();
+        c.read_exact(&mut b).unwrap();
+    }
+    let rate = f64::from(n) / t0.elapsed().as_secs_f64();
+    drop(c);
+    srv.join().unwrap();
+    rate
+}
+
+fn rr() {
+    const N: u32 = 20_000;
+    const IDLE: usize = 10_000;
+    let mut net = network();
+    let l = listener(&net, 6001);
+    let (mut c, mut s) = connect(&mut net, &l, 6001);
+    c.set_nodelay(true).unwrap();
+    s.set_nodelay(true).unwrap();
+    let rate = rr_netstack(&mut net, &mut c, &mut s, N);
+    report("tcp_rr_1B/netstack", rate, "trips/s");
+    report("tcp_rr_1B/linux", rr_linux(N), "trips/s");
+
+    // Open 10,000 more connections, leave them idle, measure again.
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        idle.push(connect(&mut net, &l, 6001));
+    }
+    let h1 = Arc::clone(net.host("h1").unwrap().shared());
+    let h2 = Arc::clone(net.host("h2").unwrap().shared());
+    let socks = h1.transports.tcp.stack.socket_count() + h2.transports.tcp.stack.socket_count();
+    let bytes =
+        h1.transports.tcp.stack.sockets_footprint() + h2.transports.tcp.stack.sockets_footprint();
+    report(
+        "tcp_idle_conn_bytes/netstack",
+        bytes as f64 / socks as f64,
+        "bytes",
+    );
+    let rate = rr_netstack(&mut net, &mut c, &mut s, N);
+    report("tcp_rr_1B_10k_idle/netstack", rate, "trips/s");
+    drop(idle);
+
+    // The kernel: the slab growth per socket over 2,000 loopback pairs, and
+    // the round trips with 10,000 idle pairs open (20,000 descriptors).
+    let kl = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = kl.local_addr().unwrap();
+    let slab0 = slab_bytes();
+    let mut kidle = Vec::with_capacity(IDLE);
+    for _ in 0..2000 {
+        let c = std::net::TcpStream::connect(addr).unwrap();
+        let (s, _) = kl.accept().unwrap();
+        kidle.push((c, s));
+    }
+    let grown = slab_bytes().saturating_sub(slab0);
+    report("tcp_idle_conn_bytes/linux", grown as f64 / 4000.0, "bytes");
+    let mut opened = kidle.len();
+    while opened < IDLE {
+        match std::net::TcpStream::connect(addr).and_then(|c| kl.accept().map(|(s, _)| (c, s))) {
+            Ok(p) => kidle.push(p),
+            Err(_) => break,
+        }
+        opened += 1;
+    }
+    report("tcp_rr_1B_10k_idle/linux", rr_linux(N), "trips/s");
+    drop(kidle);
+}
+
+fn main() {
+    bulk();
+    crr();
+    rr();
+}
