@@ -279,9 +279,15 @@ fn loom_rx_fetch_abandoned_then_filled() {
         let (mut driver, mut device) = rx_ring::<Buf>(2).unwrap();
         driver.post(buf(0)).unwrap();
         let dev = thread::spawn(move || {
-            let fetch = device.fetch().expect("posted before the spawn");
-            assert_eq!(*fetch.buffer().get_ref(), 0);
-            drop(fetch);
+            // Fetched and read, then abandoned without a write-back.
+            assert_eq!(
+                *device
+                    .fetch()
+                    .expect("posted before the spawn")
+                    .buffer()
+                    .get_ref(),
+                0
+            );
             device
                 .fetch()
                 .expect("still posted")

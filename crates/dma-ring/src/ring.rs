@@ -81,6 +81,7 @@ pub(crate) struct Shared<S> {
 unsafe impl<S: Send> Sync for Shared<S> {}
 
 impl<S> Shared<S> {
+    #[inline]
     fn slot(&self, index: usize) -> &Slot<S> {
         &self.slots[index & self.mask]
     }
@@ -144,16 +145,19 @@ pub(crate) struct DriverEnd<S> {
 }
 
 impl<S> DriverEnd<S> {
+    #[inline]
     pub(crate) fn size(&self) -> usize {
         self.shared.mask + 1
     }
 
     /// Slots holding a descriptor the driver has not cleaned yet.
+    #[inline]
     pub(crate) fn used(&self) -> usize {
         self.next_to_use.wrapping_sub(self.next_to_clean)
     }
 
     /// Slots free for the driver to fill (`igb_desc_unused()`).
+    #[inline]
     pub(crate) fn unused(&self) -> usize {
         self.size() - self.used()
     }
@@ -182,6 +186,7 @@ impl<S> DriverEnd<S> {
 
     /// Fills the slot at `next_to_use` with `f` if one is free, without
     /// handing it to the device; returns `value` back if the ring is full.
+    #[inline]
     pub(crate) fn stage<V>(&mut self, value: V, f: impl FnOnce(&mut S, V)) -> Result<(), V> {
         if self.used() == self.size() {
             return Err(value);
@@ -202,6 +207,7 @@ impl<S> DriverEnd<S> {
     }
 
     /// Bumps the tail over every staged descriptor (`writel(i, tail)`).
+    #[inline]
     pub(crate) fn flush(&mut self) {
         if self.tail != self.next_to_use {
             self.tail = self.next_to_use;
@@ -215,6 +221,7 @@ impl<S> DriverEnd<S> {
     /// Cleans the descriptor at `next_to_clean` if the device has written it
     /// back: `f` gets the slot and its status word. Returns `None` at the
     /// first descriptor without `DD`.
+    #[inline]
     pub(crate) fn clean<R>(&mut self, f: impl FnOnce(&mut S, u32) -> R) -> Option<R> {
         if self.next_to_clean == self.tail {
             // Nothing handed to the device is outstanding.
@@ -273,6 +280,7 @@ pub(crate) struct DeviceEnd<S> {
 }
 
 impl<S> DeviceEnd<S> {
+    #[inline]
     pub(crate) fn size(&self) -> usize {
         self.shared.mask + 1
     }
@@ -291,6 +299,7 @@ impl<S> DeviceEnd<S> {
 
     /// Whether the device owns a descriptor at its head; reloads the tail
     /// only when the cached copy says the ring is empty.
+    #[inline]
     fn peek(&mut self) -> bool {
         if self.head == self.tail_cache {
             // Acquire: pairs with the driver's Release in
@@ -302,6 +311,7 @@ impl<S> DeviceEnd<S> {
 
     /// Runs `f` on the descriptor at the head, if the device owns one,
     /// without writing it back.
+    #[inline]
     pub(crate) fn with_head<R>(&mut self, f: impl FnOnce(&mut S) -> R) -> Option<R> {
         if !self.peek() {
             return None;
@@ -314,6 +324,7 @@ impl<S> DeviceEnd<S> {
 
     /// The descriptor at the head, read in place, if the device owns one;
     /// does not reload the tail (call after `with_head` found one).
+    #[inline]
     pub(crate) fn head_ref(&self) -> Option<&S> {
         if self.head == self.tail_cache {
             return None;
@@ -325,6 +336,20 @@ impl<S> DeviceEnd<S> {
         // which needs `&mut self`) from running while it lives, and the
         // driver does not touch device-owned slots.
         Some(slot.desc.with(|desc| unsafe { &*desc }))
+    }
+
+    /// The descriptor at the head, for writing in place, if the device owns
+    /// one; does not reload the tail (call after `with_head` found one).
+    #[inline]
+    pub(crate) fn head_mut(&mut self) -> Option<&mut S> {
+        if self.head == self.tail_cache {
+            return None;
+        }
+        let slot = self.shared.slot(self.head);
+        // SAFETY: as in `head_ref`, the slot is in `[head, tail)`, owned by
+        // the device; the `&mut self` borrow makes this the only reference
+        // the device side holds to it until it ends.
+        Some(slot.desc.with_mut(|desc| unsafe { &mut *desc }))
     }
 
     /// Runs `f` on the descriptor at the head, then writes `status | DD`

@@ -76,6 +76,7 @@ impl<T: Send> RxDriver<T> {
     /// Mirrors `igb_desc_unused()` in `igb.h`, without its one reserved slot
     /// (free-running indices tell a full ring from an empty one).
     #[doc(alias = "igb_desc_unused")]
+    #[inline]
     pub fn unused(&self) -> usize {
         self.end.unused()
     }
@@ -86,6 +87,7 @@ impl<T: Send> RxDriver<T> {
     }
 
     /// Whether no descriptor can be posted.
+    #[inline]
     pub fn is_full(&self) -> bool {
         self.end.unused() == 0
     }
@@ -128,6 +130,7 @@ impl<T: Send> RxDriver<T> {
 
     /// Writes one empty buffer into the next descriptor without bumping the
     /// tail: the device does not see it until [`flush`](Self::flush).
+    #[inline]
     pub fn stage(&mut self, buf: T) -> Result<(), Full<T>> {
         self.end
             .stage(buf, |slot, buf| {
@@ -138,6 +141,7 @@ impl<T: Send> RxDriver<T> {
     }
 
     /// Bumps the tail over every staged descriptor (`writel(i, rx_ring->tail)`).
+    #[inline]
     pub fn flush(&mut self) {
         self.end.flush();
     }
@@ -150,6 +154,7 @@ impl<T: Send> RxDriver<T> {
     /// `igb_alloc_mapped_page()`, and `None` is its allocation failure
     /// (`alloc_rx_buff_failed`), after which the ring is left as it is.
     #[doc(alias = "igb_alloc_rx_buffers")]
+    #[inline]
     pub fn alloc_rx_buffers(
         &mut self,
         count: usize,
@@ -169,6 +174,7 @@ impl<T: Send> RxDriver<T> {
     /// Reaps the descriptor at `next_to_clean` if the device has written it
     /// back: the buffer and what the device wrote. `None` at the first
     /// descriptor without `DD`; nothing after it is looked at.
+    #[inline]
     pub fn reap(&mut self) -> Option<(T, RxWriteback)> {
         self.end
             .clean(|slot, status| {
@@ -202,6 +208,7 @@ impl<T: Send> RxDriver<T> {
     /// descriptors; buffers come from the caller here, so refilling is its
     /// step.
     #[doc(alias = "igb_clean_rx_irq")]
+    #[inline]
     pub fn clean_rx_irq(
         &mut self,
         budget: usize,
@@ -276,13 +283,11 @@ impl<T: Send> RxDevice<T> {
     ///
     /// The buffer is the device's until [`RxFetch::write_back`]; dropping
     /// the fetch without writing back leaves the descriptor posted.
+    #[inline]
     pub fn fetch(&mut self) -> Option<RxFetch<'_, T>> {
-        let buf = self.end.with_head(|slot| slot.buf.take())?;
-        let buf = buf.expect("a posted rx descriptor holds a buffer");
-        Some(RxFetch {
-            dev: self,
-            buf: Some(buf),
-        })
+        let posted = self.end.with_head(|slot| slot.buf.is_some())?;
+        assert!(posted, "a posted rx descriptor holds a buffer");
+        Some(RxFetch { dev: self })
     }
 }
 
@@ -297,44 +302,45 @@ impl<T> fmt::Debug for RxDevice<T> {
 
 /// A posted rx descriptor the device is filling.
 ///
-/// Gives the device the buffer to write the frame into; [`write_back`]
-/// (Self::write_back) returns it to the ring with the write-back and `DD`.
+/// A view of the descriptor at the device's head: the device writes the
+/// frame into the posted buffer where it lies (as a NIC DMAs into the
+/// buffer the descriptor points at), and [`write_back`](Self::write_back)
+/// hands the descriptor to the driver with the write-back and `DD`.
+/// Dropping the fetch without writing back leaves the descriptor posted.
 pub struct RxFetch<'a, T: Send> {
     dev: &'a mut RxDevice<T>,
-    buf: Option<T>,
 }
 
 impl<T: Send> RxFetch<'_, T> {
     /// The posted buffer.
+    #[inline]
     pub fn buffer(&self) -> &T {
-        self.buf.as_ref().expect("buffer present until write-back")
+        self.dev
+            .end
+            .head_ref()
+            .and_then(|slot| slot.buf.as_ref())
+            .expect("the fetched descriptor stays at the head until write-back")
     }
 
     /// The posted buffer, to write the frame into.
+    #[inline]
     pub fn buffer_mut(&mut self) -> &mut T {
-        self.buf.as_mut().expect("buffer present until write-back")
+        self.dev
+            .end
+            .head_mut()
+            .and_then(|slot| slot.buf.as_mut())
+            .expect("the fetched descriptor stays at the head until write-back")
     }
 
     /// Writes `wb` back with `DD` set and advances the head: the descriptor
     /// and its buffer now belong to the driver.
-    pub fn write_back(mut self, wb: RxWriteback) {
-        let buf = self.buf.take();
+    pub fn write_back(self, wb: RxWriteback) {
         let status = (wb.status_error | RxStatusError::DD).bits();
         self.dev.end.write_back(status, |slot| {
-            slot.buf = buf;
             slot.length = wb.length;
             slot.rss_hash = wb.rss_hash;
             slot.vlan = wb.vlan;
         });
-    }
-}
-
-impl<T: Send> Drop for RxFetch<'_, T> {
-    fn drop(&mut self) {
-        if let Some(buf) = self.buf.take() {
-            // Not written back: the descriptor stays posted with its buffer.
-            self.dev.end.with_head(|slot| slot.buf = Some(buf));
-        }
     }
 }
 

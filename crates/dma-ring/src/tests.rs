@@ -174,9 +174,7 @@ fn rx_reap_stops_at_first_descriptor_without_dd() {
     }
     device_rx(&mut device, RxWriteback::eop(10));
     // The device takes the second descriptor but has not written it back.
-    let fetch = device.fetch().unwrap();
-    assert_eq!(*fetch.buffer(), 1);
-    drop(fetch);
+    assert_eq!(*device.fetch().unwrap().buffer(), 1);
 
     let mut got = Vec::new();
     assert_eq!(driver.clean_rx_irq(64, |buf, _| got.push(buf)), 1);

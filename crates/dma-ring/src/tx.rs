@@ -62,6 +62,7 @@ impl<T: Send> TxDriver<T> {
     /// stops the queue when this is too small
     /// (`igb_maybe_stop_tx()`).
     #[doc(alias = "igb_desc_unused")]
+    #[inline]
     pub fn unused(&self) -> usize {
         self.end.unused()
     }
@@ -117,6 +118,7 @@ impl<T: Send> TxDriver<T> {
     /// Fills one descriptor without bumping the tail, as igb does while
     /// `netdev_xmit_more()` says more frames follow; [`flush`](Self::flush)
     /// hands them over.
+    #[inline]
     pub fn fill(&mut self, desc: TxDesc<T>) -> Result<(), Full<TxDesc<T>>> {
         self.end
             .stage(desc, |slot, desc| {
@@ -127,6 +129,7 @@ impl<T: Send> TxDriver<T> {
     }
 
     /// Bumps the tail over every filled descriptor (`writel(i, tx_ring->tail)`).
+    #[inline]
     pub fn flush(&mut self) {
         self.end.flush();
     }
@@ -134,6 +137,7 @@ impl<T: Send> TxDriver<T> {
     /// Cleans the descriptor at `next_to_clean` if the device has sent it,
     /// giving the descriptor (with its buffer) back; `None` at the first one
     /// without `DD`.
+    #[inline]
     pub fn clean(&mut self) -> Option<TxDesc<T>> {
         self.end
             .clean(|slot, status| {
@@ -149,6 +153,7 @@ impl<T: Send> TxDriver<T> {
     /// Mirrors `igb_clean_tx_irq()` in `igb_main.c` (whose budget is
     /// `tx_work_limit`, `IGB_DEFAULT_TX_WORK` = 128).
     #[doc(alias = "igb_clean_tx_irq")]
+    #[inline]
     pub fn clean_tx_irq(&mut self, budget: usize, mut free: impl FnMut(TxDesc<T>)) -> usize {
         let mut done = 0;
         while done < budget {
@@ -216,6 +221,7 @@ impl<T: Send> TxDevice<T> {
     /// The fetch derefs to the [`TxDesc`], so the device reads the buffer,
     /// length and offload requests; [`TxFetch::write_back`] marks it sent.
     /// Dropping the fetch without writing back leaves it unsent.
+    #[inline]
     pub fn fetch(&mut self) -> Option<TxFetch<'_, T>> {
         let filled = self.end.with_head(|slot| slot.is_some())?;
         assert!(filled, "a filled tx descriptor holds a buffer");
@@ -245,6 +251,7 @@ pub struct TxFetch<'a, T: Send> {
 impl<T: Send> TxFetch<'_, T> {
     /// Writes `DD` back and advances the head: the descriptor and its buffer
     /// belong to the driver again, to be cleaned.
+    #[inline]
     pub fn write_back(self) {
         self.dev.end.write_back(TxStatus::DD.bits(), |_| {});
     }

@@ -978,16 +978,19 @@ pub(crate) struct Page {
 }
 
 impl Page {
+    #[inline]
     fn data(&self) -> &Arc<PageData> {
         self.data.as_ref().expect("page data is present until drop")
     }
 
     /// The whole buffer.
+    #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.data().bytes
     }
 
     /// The whole buffer for writing, or `None` when another skb shares it.
+    #[inline]
     pub(crate) fn bytes_mut(&mut self) -> Option<&mut [u8]> {
         let data = self.data.as_mut()?;
         Arc::get_mut(data).map(|d| &mut *d.bytes)
@@ -1059,6 +1062,7 @@ pub struct PageBuf {
 
 impl PageBuf {
     /// The buffer's size in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.page.bytes().len()
     }
@@ -1080,12 +1084,14 @@ impl PageBuf {
 
 impl Deref for PageBuf {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.page.bytes()
     }
 }
 
 impl DerefMut for PageBuf {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // A PageBuf is never shared: it is created unique and not Clone.
         self.page
