@@ -14,6 +14,9 @@
 //!        │child
 //!        ▼
 //!   node[d]   ──leaf──▶ best prefix of length 25..=32
+//!
+//!   node = runs (256 bits: where a new value starts) + one slot per run
+//!   node[i] = slots[rank(runs, i)]     rank = popcount of runs[0..=i] - 1
 //! ```
 //!
 //! A lookup reads at most three slots and keeps the deepest leaf it saw.
@@ -23,10 +26,17 @@
 //! Linux uses a level-compressed, path-compressed binary trie (LC-trie)
 //! whose nodes resize as they fill. This is a fixed-stride multibit trie
 //! (16-8-8) with controlled prefix expansion: each prefix is written into
-//! the slots of the level its length falls in. It trades memory (a 512 KiB
-//! root per table) for a lookup of at most three dependent loads and a much
-//! simpler update path. The observable behaviour — longest-prefix match,
-//! dump order — is the same. Nodes emptied by deletions are not reclaimed.
+//! the slots of the level its length falls in. The 2^16-slot root is a
+//! plain array (512 KiB per table); the 256-slot nodes below it are stored
+//! run-length compressed, as Poptrie does: a 256-bit map of where a run
+//! of equal slots starts and one slot per run, indexed by a popcount. A
+//! node holding one /20 takes three slots instead of 256, so 100,000
+//! random prefixes take a few MiB instead of 100+ and the lookup stays in
+//! cache. A lookup is at most three dependent slot reads (two loads each
+//! below the root); an update decompresses the one or two nodes it
+//! touches, changes them and compresses them again. The observable
+//! behaviour — longest-prefix match, dump order — is the same. Nodes
+//! emptied by deletions are not reclaimed.
 
 use std::collections::HashMap;
 
@@ -34,7 +44,7 @@ const NONE: u32 = u32::MAX;
 const ROOT_BITS: u32 = 16;
 const NODE_SLOTS: usize = 256;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Slot {
     /// The entry of the longest prefix of this level covering the slot.
     leaf: u32,
@@ -46,6 +56,80 @@ const EMPTY: Slot = Slot {
     leaf: NONE,
     child: NONE,
 };
+
+/// A 256-slot node, run-length compressed.
+#[derive(Clone, Debug)]
+struct Node {
+    /// Bit `i` (word `i / 64`, bit `i % 64`) is set when slot `i` starts a
+    /// run: it is slot 0 or differs from slot `i - 1`.
+    runs: [u64; 4],
+    /// Runs starting in the words before each word.
+    base: [u16; 4],
+    /// One slot per run, in order.
+    slots: Box<[Slot]>,
+}
+
+impl Node {
+    fn empty() -> Node {
+        Node::compress(&[EMPTY; NODE_SLOTS])
+    }
+
+    /// Slot `i` (0..256).
+    #[inline]
+    fn get(&self, i: usize) -> Slot {
+        let w = (i >> 6) & 3;
+        let upto = u64::MAX >> (63 - (i & 63));
+        // Bit 0 of word 0 is always set, so the rank is at least 1.
+        let rank = usize::from(self.base[w]) + (self.runs[w] & upto).count_ones() as usize;
+        self.slots[rank - 1]
+    }
+
+    fn expand(&self) -> [Slot; NODE_SLOTS] {
+        let mut full = [EMPTY; NODE_SLOTS];
+        let mut run = 0usize;
+        for (i, s) in full.iter_mut().enumerate() {
+            if self.runs[i >> 6] >> (i & 63) & 1 == 1 {
+                run += 1;
+            }
+            *s = self.slots[run - 1];
+        }
+        full
+    }
+
+    fn compress(full: &[Slot; NODE_SLOTS]) -> Node {
+        let mut runs = [0u64; 4];
+        let mut base = [0u16; 4];
+        let mut slots = Vec::new();
+        for (i, s) in full.iter().enumerate() {
+            if i % 64 == 0 {
+                base[i >> 6] = slots.len() as u16;
+            }
+            if i == 0 || full[i - 1] != *s {
+                runs[i >> 6] |= 1 << (i & 63);
+                slots.push(*s);
+            }
+        }
+        Node {
+            runs,
+            base,
+            slots: slots.into_boxed_slice(),
+        }
+    }
+}
+
+/// Where a prefix's slots are: the root's, or a node's.
+#[derive(Clone, Copy, Debug)]
+enum Span {
+    Root {
+        start: usize,
+        count: usize,
+    },
+    Node {
+        node: usize,
+        start: usize,
+        count: usize,
+    },
+}
 
 #[derive(Clone, Debug)]
 struct Entry<V> {
@@ -62,7 +146,7 @@ struct Entry<V> {
 #[derive(Clone, Debug)]
 pub struct FibTrie<V> {
     root: Vec<Slot>,
-    nodes: Vec<Slot>,
+    nodes: Vec<Node>,
     entries: Vec<Option<Entry<V>>>,
     free: Vec<u32>,
     index: HashMap<(u32, u8), u32>,
@@ -89,6 +173,18 @@ fn level_lo(plen: u8) -> u8 {
         0..=16 => 0,
         17..=24 => 17,
         _ => 25,
+    }
+}
+
+/// Applies `f` to every slot of `span`.
+fn update_span(root: &mut [Slot], nodes: &mut [Node], span: Span, mut f: impl FnMut(&mut Slot)) {
+    match span {
+        Span::Root { start, count } => root[start..start + count].iter_mut().for_each(f),
+        Span::Node { node, start, count } => {
+            let mut full = nodes[node].expand();
+            full[start..start + count].iter_mut().for_each(&mut f);
+            nodes[node] = Node::compress(&full);
+        }
     }
 }
 
@@ -133,17 +229,19 @@ impl<V> FibTrie<V> {
     }
 
     fn alloc_node(&mut self) -> u32 {
-        let id = (self.nodes.len() / NODE_SLOTS) as u32;
-        self.nodes.extend(std::iter::repeat_n(EMPTY, NODE_SLOTS));
-        id
+        self.nodes.push(Node::empty());
+        (self.nodes.len() - 1) as u32
     }
 
-    /// The index into `root` or `nodes` of the slots the prefix covers at its
-    /// level, creating the nodes on the way when `create`.
-    fn slot_range(&mut self, key: u32, plen: u8, create: bool) -> Option<(bool, usize, usize)> {
+    /// The slots the prefix covers at its level, creating the nodes on the
+    /// way when `create`.
+    fn span(&mut self, key: u32, plen: u8, create: bool) -> Option<Span> {
         let r = (key >> ROOT_BITS) as usize;
         if plen <= 16 {
-            return Some((true, r, 1 << (16 - plen)));
+            return Some(Span::Root {
+                start: r,
+                count: 1 << (16 - plen),
+            });
         }
         if self.root[r].child == NONE {
             if !create {
@@ -151,19 +249,33 @@ impl<V> FibTrie<V> {
             }
             self.root[r].child = self.alloc_node();
         }
-        let n1 = self.root[r].child as usize * NODE_SLOTS;
-        let i1 = n1 + ((key >> 8) & 0xff) as usize;
+        let n1 = self.root[r].child as usize;
+        let i1 = ((key >> 8) & 0xff) as usize;
         if plen <= 24 {
-            return Some((false, i1, 1 << (24 - plen)));
+            return Some(Span::Node {
+                node: n1,
+                start: i1,
+                count: 1 << (24 - plen),
+            });
         }
-        if self.nodes[i1].child == NONE {
+        let mut n2 = self.nodes[n1].get(i1).child;
+        if n2 == NONE {
             if !create {
                 return None;
             }
-            self.nodes[i1].child = self.alloc_node();
+            n2 = self.alloc_node();
+            let span = Span::Node {
+                node: n1,
+                start: i1,
+                count: 1,
+            };
+            update_span(&mut self.root, &mut self.nodes, span, |s| s.child = n2);
         }
-        let n2 = self.nodes[i1].child as usize * NODE_SLOTS;
-        Some((false, n2 + (key & 0xff) as usize, 1 << (32 - plen)))
+        Some(Span::Node {
+            node: n2 as usize,
+            start: (key & 0xff) as usize,
+            count: 1 << (32 - plen),
+        })
     }
 
     /// Inserts or replaces the value for `key/plen`; returns the old value.
@@ -187,23 +299,14 @@ impl<V> FibTrie<V> {
             (self.entries.len() - 1) as u32
         };
         self.index.insert((key, plen), id);
-        let (is_root, start, count) = self
-            .slot_range(key, plen, true)
-            .expect("create makes the path");
-        for i in start..start + count {
-            let cur = if is_root {
-                self.root[i].leaf
-            } else {
-                self.nodes[i].leaf
-            };
-            if cur == NONE || self.entry(cur).plen <= plen {
-                if is_root {
-                    self.root[i].leaf = id;
-                } else {
-                    self.nodes[i].leaf = id;
-                }
+        let span = self.span(key, plen, true).expect("create makes the path");
+        let entries = &self.entries;
+        let plen_of = |id: u32| entries[id as usize].as_ref().map_or(0, |e| e.plen);
+        update_span(&mut self.root, &mut self.nodes, span, |s| {
+            if s.leaf == NONE || plen_of(s.leaf) <= plen {
+                s.leaf = id;
             }
-        }
+        });
         Ok(None)
     }
 
@@ -219,17 +322,12 @@ impl<V> FibTrie<V> {
             .rev()
             .find_map(|l| self.index.get(&(key & prefix_mask(l), l)).copied())
             .unwrap_or(NONE);
-        if let Some((is_root, start, count)) = self.slot_range(key, plen, false) {
-            let slots = if is_root {
-                &mut self.root[start..start + count]
-            } else {
-                &mut self.nodes[start..start + count]
-            };
-            for s in slots {
+        if let Some(span) = self.span(key, plen, false) {
+            update_span(&mut self.root, &mut self.nodes, span, |s| {
                 if s.leaf == id {
                     s.leaf = fallback;
                 }
-            }
+            });
         }
         self.free.push(id);
         self.entries[id as usize].take().map(|e| e.value)
@@ -243,12 +341,12 @@ impl<V> FibTrie<V> {
         let s0 = self.root[(addr >> ROOT_BITS) as usize];
         let mut best = s0.leaf;
         if s0.child != NONE {
-            let s1 = self.nodes[s0.child as usize * NODE_SLOTS + ((addr >> 8) & 0xff) as usize];
+            let s1 = self.nodes[s0.child as usize].get(((addr >> 8) & 0xff) as usize);
             if s1.leaf != NONE {
                 best = s1.leaf;
             }
             if s1.child != NONE {
-                let s2 = self.nodes[s1.child as usize * NODE_SLOTS + (addr & 0xff) as usize];
+                let s2 = self.nodes[s1.child as usize].get((addr & 0xff) as usize);
                 if s2.leaf != NONE {
                     best = s2.leaf;
                 }
@@ -321,6 +419,31 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn node_compression_round_trips(
+            vals in proptest::collection::vec((0u32..4, 0u32..3), NODE_SLOTS),
+            runs in proptest::collection::vec(1usize..40, 1..20),
+        ) {
+            // Runs of equal slots of random lengths, with few distinct values.
+            let mut full = [EMPTY; NODE_SLOTS];
+            let mut i = 0;
+            for (k, len) in runs.iter().cycle().enumerate().take(NODE_SLOTS) {
+                let (leaf, child) = vals[k];
+                for s in full.iter_mut().skip(i).take(*len) {
+                    *s = Slot { leaf: if leaf == 3 { NONE } else { leaf }, child: if child == 2 { NONE } else { child } };
+                }
+                i += len;
+                if i >= NODE_SLOTS { break; }
+            }
+            let node = Node::compress(&full);
+            prop_assert_eq!(node.expand(), full);
+            for (i, s) in full.iter().enumerate() {
+                prop_assert_eq!(node.get(i), *s, "slot {}", i);
+            }
+            let distinct_runs = 1 + full.windows(2).filter(|w| w[0] != w[1]).count();
+            prop_assert_eq!(node.slots.len(), distinct_runs);
+        }
+
         #[test]
         fn lpm_matches_brute_force(
             ops in proptest::collection::vec((any::<bool>(), prefix()), 1..200),

@@ -315,7 +315,27 @@ pub enum RouteTable {
 /// Mirrors `net->ipv4.fib_main` / `fib_local` over one `struct trie`.
 #[derive(Clone, Debug, Default)]
 pub struct Fib {
-    trie: FibTrie<Vec<FibAlias>>,
+    trie: FibTrie<FibLeaf>,
+}
+
+/// The routes of one prefix, in lookup order (local table first, then by
+/// metric), with a copy of the first kept beside the trie's key so that a
+/// lookup reads it without following the list's heap pointer.
+///
+/// Mirrors the `fa_list` of a `struct key_vector` leaf in `fib_trie.c`.
+#[derive(Clone, Debug, Default)]
+struct FibLeaf {
+    head: Option<FibAlias>,
+    list: Vec<FibAlias>,
+}
+
+impl FibLeaf {
+    /// Changes the list and refreshes the head copy.
+    fn update<R>(&mut self, f: impl FnOnce(&mut Vec<FibAlias>) -> R) -> R {
+        let r = f(&mut self.list);
+        self.head = self.list.first().copied();
+        r
+    }
 }
 
 fn key_of(cfg_dst: Ipv4Addr, len: u8) -> Result<u32, Errno> {
@@ -334,7 +354,7 @@ impl Fib {
 
     /// Number of routes in both tables.
     pub fn nr_routes(&self) -> usize {
-        self.trie.iter().map(|(_, _, v)| v.len()).sum()
+        self.trie.iter().map(|(_, _, v)| v.list.len()).sum()
     }
 
     /// The route for `daddr`: the longest matching prefix, local table
@@ -346,11 +366,11 @@ impl Fib {
     /// and prohibit ([`Errno::Acces`]) routes.
     #[inline]
     pub fn fib_lookup(&self, daddr: Ipv4Addr) -> Result<FibResult<'_>, Errno> {
-        let (key, plen, aliases) = self
+        let (key, plen, leaf) = self
             .trie
             .lookup(u32::from(daddr))
             .ok_or(Errno::NetUnreach)?;
-        let alias = aliases.first().ok_or(Errno::NetUnreach)?;
+        let alias = leaf.head.as_ref().ok_or(Errno::NetUnreach)?;
         if let Some(e) = alias.fa_type.error() {
             return Err(e);
         }
@@ -368,6 +388,7 @@ impl Fib {
         (0..=32u8).rev().find_map(|l| {
             self.trie
                 .get(a & prefix_mask(l), l)?
+                .list
                 .iter()
                 .copied()
                 .find(|fa| {
@@ -392,11 +413,11 @@ impl Fib {
         let key = key_of(dst, dst_len)?;
         if self.trie.get(key, dst_len).is_none() {
             self.trie
-                .insert(key, dst_len, Vec::new())
+                .insert(key, dst_len, FibLeaf::default())
                 .map_err(|_| Errno::Inval)?;
         }
-        let list = self.trie.get_mut(key, dst_len).ok_or(Errno::Inval)?;
-        let clash = list.iter().any(|o| {
+        let leaf = self.trie.get_mut(key, dst_len).ok_or(Errno::Inval)?;
+        let clash = leaf.list.iter().any(|o| {
             if excl {
                 o.tb_id == fa.tb_id && o.priority == fa.priority
             } else {
@@ -404,17 +425,21 @@ impl Fib {
             }
         });
         if clash {
-            if list.is_empty() {
+            if leaf.list.is_empty() {
                 self.trie.remove(key, dst_len);
             }
             return Err(Errno::Exist);
         }
-        // Local table before main, then by metric, appended among equals.
-        let at = list
-            .iter()
-            .position(|o| o.tb_id < fa.tb_id || (o.tb_id == fa.tb_id && o.priority > fa.priority))
-            .unwrap_or(list.len());
-        list.insert(at, fa);
+        leaf.update(|list| {
+            // Local table before main, then by metric, appended among equals.
+            let at = list
+                .iter()
+                .position(|o| {
+                    o.tb_id < fa.tb_id || (o.tb_id == fa.tb_id && o.priority > fa.priority)
+                })
+                .unwrap_or(list.len());
+            list.insert(at, fa);
+        });
         Ok(())
     }
 
@@ -430,10 +455,10 @@ impl Fib {
         matches: impl Fn(&FibAlias) -> bool,
     ) -> Result<FibAlias, Errno> {
         let key = key_of(dst, dst_len)?;
-        let list = self.trie.get_mut(key, dst_len).ok_or(Errno::Srch)?;
-        let pos = list.iter().position(matches).ok_or(Errno::Srch)?;
-        let fa = list.remove(pos);
-        if list.is_empty() {
+        let leaf = self.trie.get_mut(key, dst_len).ok_or(Errno::Srch)?;
+        let pos = leaf.list.iter().position(matches).ok_or(Errno::Srch)?;
+        let fa = leaf.update(|list| list.remove(pos));
+        if leaf.list.is_empty() {
             self.trie.remove(key, dst_len);
         }
         Ok(fa)
@@ -443,7 +468,7 @@ impl Fib {
     pub fn routes(&self) -> impl Iterator<Item = (Ipv4Addr, u8, &FibAlias)> {
         self.trie
             .iter()
-            .flat_map(|(k, l, v)| v.iter().map(move |fa| (Ipv4Addr::from(k), l, fa)))
+            .flat_map(|(k, l, v)| v.list.iter().map(move |fa| (Ipv4Addr::from(k), l, fa)))
     }
 }
 
