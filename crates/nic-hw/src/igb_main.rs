@@ -145,6 +145,9 @@ pub struct IgbPoll {
     features: NetdevFeatures,
     ifindex: u32,
     dev_addr: DevAddr,
+    /// The buffers of one refill, taken from the pool in one step (kept
+    /// to reuse its allocation).
+    refill: Vec<PageBuf>,
 }
 
 impl std::fmt::Debug for IgbPoll {
@@ -247,8 +250,13 @@ impl IgbPoll {
             napi.napi_gro_receive(skb);
         });
         let want = rx.unused();
-        let posted = rx.alloc_rx_buffers(want, || self.pool.alloc());
+        self.pool.alloc_bulk(want, &mut self.refill);
+        let refill = &mut self.refill;
+        let posted = rx.alloc_rx_buffers(want, || refill.pop());
         drop(guard);
+        // Nothing is left over (the ring had room for `want`); whatever
+        // is goes back to the pool.
+        self.refill.clear();
         add(&self.stats.rx_packets, packets);
         add(&self.stats.rx_bytes, bytes);
         add(&self.stats.rx_csum_err, csum_err);
@@ -561,6 +569,7 @@ impl IgbAdapter {
                 features: self.features,
                 ifindex: self.ifindex,
                 dev_addr: self.dev_addr,
+                refill: Vec::with_capacity(self.rx_ring_count),
             };
             let napi = netif_napi_add(&self.lists, self.ifindex, poll);
             if self.features.contains(NetdevFeatures::GRO) {
