@@ -100,6 +100,63 @@ impl NfState {
     }
 }
 
+/// Parses the arguments of an `iptables` listing command (after the
+/// word `iptables`): `[-t TABLE] -L -n [-v] [-x] [--line-numbers]`, the
+/// flags in any order, also combined (`-Lvn`, `-nvL`). `-n` is required:
+/// only the numeric form exists (see `netfilter::iptables_list`).
+pub(crate) fn parse_iptables_list(args: &[&str]) -> Option<(IptTableKind, IptListFormat)> {
+    let mut table = IptTableKind::Filter;
+    let mut fmt = IptListFormat::default();
+    let (mut list, mut numeric) = (false, false);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match *a {
+            "-t" | "--table" => table = IptTableKind::from_name(it.next()?)?,
+            "--list" => list = true,
+            "--numeric" => numeric = true,
+            "--verbose" => fmt.verbose = true,
+            "--exact" => fmt.exact = true,
+            "--line-numbers" => fmt.line_numbers = true,
+            f if f.len() > 1 && f.starts_with('-') && !f.starts_with("--") => {
+                for c in f[1..].chars() {
+                    match c {
+                        'L' => list = true,
+                        'n' => numeric = true,
+                        'v' => fmt.verbose = true,
+                        'x' => fmt.exact = true,
+                        _ => return None,
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    (list && numeric).then_some((table, fmt))
+}
+
+/// The command line of a listing, in the canonical form
+/// [`parse_iptables_list`] reads back: `iptables [-t TABLE] -L -n [-v]
+/// [-x] [--line-numbers]`.
+pub(crate) fn iptables_list_command(table: IptTableKind, fmt: IptListFormat) -> String {
+    let mut s = String::from("iptables");
+    if table != IptTableKind::Filter {
+        s.push_str(" -t ");
+        s.push_str(table.name());
+    }
+    s.push_str(" -L");
+    if fmt.verbose {
+        s.push_str(" -v");
+    }
+    s.push_str(" -n");
+    if fmt.exact {
+        s.push_str(" -x");
+    }
+    if fmt.line_numbers {
+        s.push_str(" --line-numbers");
+    }
+    s
+}
+
 /// The slot in the host-wide state that holds the loaded netfilter, empty
 /// until the first ruleset.
 #[derive(Debug, Default)]
@@ -326,6 +383,45 @@ mod tests {
         d[32] = 5 << 4;
         d[33] = flags;
         d
+    }
+
+    #[test]
+    fn iptables_list_commands_parse_and_print_back() {
+        let v = IptListFormat::VERBOSE;
+        for (cmd, want) in [
+            ("-L -v -n", Some((IptTableKind::Filter, v))),
+            ("-nvL", Some((IptTableKind::Filter, v))),
+            (
+                "-t nat -L -n",
+                Some((IptTableKind::Nat, IptListFormat::default())),
+            ),
+            (
+                "-L -n -v -x --line-numbers",
+                Some((
+                    IptTableKind::Filter,
+                    IptListFormat {
+                        verbose: true,
+                        exact: true,
+                        line_numbers: true,
+                    },
+                )),
+            ),
+            ("-L -v", None),
+            ("-t nosuch -L -n", None),
+            ("-L -n -Z", None),
+        ] {
+            let args: Vec<&str> = cmd.split_whitespace().collect();
+            assert_eq!(parse_iptables_list(&args), want, "{cmd}");
+            if let Some((t, f)) = want {
+                let line = iptables_list_command(t, f);
+                let back: Vec<&str> = line.split_whitespace().skip(1).collect();
+                assert_eq!(parse_iptables_list(&back), want, "{line}");
+            }
+        }
+        assert_eq!(
+            iptables_list_command(IptTableKind::Nat, v),
+            "iptables -t nat -L -v -n"
+        );
     }
 
     #[test]

@@ -67,6 +67,13 @@ pub enum Report {
     },
     /// `conntrack -L`.
     ConntrackL,
+    /// `iptables [-t TABLE] -L -n [-v] [-x] [--line-numbers]`.
+    IptablesList {
+        /// The table (`-t`, filter by default).
+        table: netfilter::IptTableKind,
+        /// `-v`, `-x`, `--line-numbers`.
+        fmt: netfilter::IptListFormat,
+    },
     /// `cat /proc/net/udp`.
     ProcNetUdp,
     /// `ss -uan`, `ss -tan` and their `-p` (processes) and `-i` (TCP
@@ -86,6 +93,7 @@ pub const REPORT_NAMES: &str = "\"ip addr\", \"ip route\", \"ip neigh\", \"ethto
 \"ethtool -g DEV\", \"ethtool -c DEV\", \"ethtool -l DEV\", \"ethtool -i DEV\", \"tc -s qdisc\", \
 \"/proc/interrupts\", \"/proc/softirqs\", \"/proc/net/softnet_stat\", \"/proc/net/snmp\", \
 \"netstat -s\", \"sysctl -a\", \"iptables-save\", \"iptables-save -c\", \"conntrack -L\", \
+\"iptables [-t TABLE] -L -n [-v] [-x] [--line-numbers]\", \
 \"/proc/net/udp\", \"ss -uan[p]\", \"ss -tan[p][i]\"";
 
 impl FromStr for Report {
@@ -113,6 +121,8 @@ impl FromStr for Report {
             ["iptables-save"] => Some(Report::IptablesSave { counters: false }),
             ["iptables-save", "-c"] => Some(Report::IptablesSave { counters: true }),
             ["conntrack", "-L"] => Some(Report::ConntrackL),
+            ["iptables", args @ ..] => crate::netfilter::parse_iptables_list(args)
+                .map(|(table, fmt)| Report::IptablesList { table, fmt }),
             ["/proc/net/udp"] => Some(Report::ProcNetUdp),
             ["ss", flags] => parse_ss_flags(flags),
             _ => None,
@@ -144,6 +154,9 @@ impl fmt::Display for Report {
             Report::IptablesSave { counters: false } => f.write_str("iptables-save"),
             Report::IptablesSave { counters: true } => f.write_str("iptables-save -c"),
             Report::ConntrackL => f.write_str("conntrack -L"),
+            Report::IptablesList { table, fmt } => {
+                f.write_str(&crate::netfilter::iptables_list_command(*table, *fmt))
+            }
             Report::ProcNetUdp => f.write_str("/proc/net/udp"),
             Report::Ss {
                 tcp,
@@ -244,6 +257,7 @@ impl Host {
                 .get()
                 .map(|nf| nf.conntrack_list(self.clock.now()))
                 .unwrap_or_default()),
+            Report::IptablesList { table, fmt } => Ok(self.iptables_list(*table, *fmt)),
             Report::ProcNetUdp => Ok(udp::proc_net_udp(&s.transports.udp)),
             Report::Ss {
                 tcp,

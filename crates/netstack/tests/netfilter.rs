@@ -286,6 +286,17 @@ fn the_firewall_example_runs() {
     let text = run_example("firewall.toml");
     assert!(text.contains("3 packets transmitted, 3 received"), "{text}");
     assert!(text.contains("3 packets transmitted, 0 received"), "{text}");
+    assert!(text.contains("fw$ iptables -L -v -n\n"), "{text}");
+    assert!(
+        text.contains("Chain INPUT (policy DROP 3 packets, 252 bytes)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "    3   252 REJECT     icmp --  *      *       198.18.0.3           0.0.0.0/0            reject-with icmp-port-unreachable\n"
+        ),
+        "{text}"
+    );
     assert!(text.contains("fw$ iptables-save -c"), "{text}");
     assert!(text.contains(":INPUT DROP [3:252]"), "{text}");
     assert!(text.contains("fw$ conntrack -L"), "{text}");
@@ -300,6 +311,13 @@ fn the_nat_example_runs() {
         "{text}"
     );
     assert!(text.contains("src=198.18.2.2 dst=198.18.2.1"), "{text}");
+    // MASQUERADE overflows its 9-column target field, as in iptables.
+    assert!(
+        text.contains(
+            "    2   168 MASQUERADE  all  --  *      eth1    0.0.0.0/0            0.0.0.0/0           \n"
+        ),
+        "{text}"
+    );
 }
 
 /// One IPv4 packet of a capture: addresses, protocol, total length and the
