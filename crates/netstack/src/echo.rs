@@ -1,23 +1,22 @@
 //! A UDP echo exchange between two simulated hosts: the echo service (RFC
 //! 862, `inetd`'s `echo dgram`) on one, a client timing round trips on the
-//! other, both busy-polling epoll.
+//! other, both event-driven (each step is pushed by its socket's wake-up).
 //!
 //! No kernel twin: an application on the socket layer, as `netstack demo`
 //! runs it.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::{Arc, Weak};
 
-use netcore::{Duration, Errno};
-use socket::{EPOLL_CTL_ADD, EpollEvent, EpollEvents};
+use netcore::{Clock, Duration, Instant};
+use parking_lot::Mutex;
+use socket::EpollEvents;
 
 use crate::error::NetstackError;
+use crate::host::HostShared;
 use crate::network::Network;
 use crate::sockets::UdpSocket;
-
-/// How often the two applications poll epoll (virtual time): the
-/// resolution of the round-trip times.
-pub const ECHO_POLL: Duration = Duration::from_micros(1);
 
 /// How long the client waits for one reply before it counts it lost.
 pub const ECHO_TIMEOUT: Duration = Duration::from_millis(10);
@@ -90,17 +89,67 @@ fn io(e: &std::io::Error) -> NetstackError {
     NetstackError::Runtime(format!("udp echo: {e}"))
 }
 
-fn errno(e: Errno) -> NetstackError {
-    NetstackError::Runtime(format!("udp echo: {e}"))
+/// The echo service on `srv`: each time the socket becomes readable, a
+/// step runs on CPU 0 that sends every queued datagram back to its sender
+/// and waits again. Holds the socket weakly: dropping it stops the service.
+fn echo_service(host: &Arc<HostShared>, srv: Weak<UdpSocket>) -> Result<(), NetstackError> {
+    let Some(fd) = srv.upgrade().map(|s| s.as_raw_fd()) else {
+        return Ok(());
+    };
+    let h = Arc::downgrade(host);
+    host.app_on_ready(0, fd, EpollEvents::EPOLLIN.bits(), move || {
+        let Some(s) = srv.upgrade() else { return };
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(&buf[..n], from);
+        }
+        drop(s);
+        if let Some(h) = h.upgrade() {
+            let _ = echo_service(&h, srv);
+        }
+    })
+}
+
+/// The client's wait for the reply `msg`: a step pushed when its socket
+/// is readable reads what came; the matching reply records the instant it
+/// was read, anything else waits again.
+fn await_reply(
+    host: &Arc<HostShared>,
+    cli: Weak<UdpSocket>,
+    msg: Arc<Vec<u8>>,
+    clock: Arc<dyn Clock>,
+    got: Arc<Mutex<Option<Instant>>>,
+) -> Result<(), NetstackError> {
+    let Some(fd) = cli.upgrade().map(|s| s.as_raw_fd()) else {
+        return Ok(());
+    };
+    let h = Arc::downgrade(host);
+    host.app_on_ready(0, fd, EpollEvents::EPOLLIN.bits(), move || {
+        let Some(s) = cli.upgrade() else { return };
+        let mut buf = vec![0u8; msg.len().max(2048)];
+        while let Ok(n) = s.recv(&mut buf) {
+            if buf[..n] == msg[..] {
+                *got.lock() = Some(clock.now());
+                return;
+            }
+        }
+        drop(s);
+        if let Some(h) = h.upgrade() {
+            let _ = await_reply(&h, cli, msg, clock, got);
+        }
+    })
 }
 
 /// Runs an echo server on `server` (bound to `0.0.0.0:port`) and sends
 /// `count` datagrams of `size` bytes from `client` to `server_addr:port`,
-/// one at a time; each reply is checked byte for byte and timed (to
-/// [`ECHO_POLL`]).
+/// one at a time; each reply is checked byte for byte and timed. Both
+/// applications are event-driven: their steps are pushed by their
+/// sockets' wake-ups ([`HostShared::app_on_ready`]), so a round trip is
+/// timed to the instant the reply was read, and nothing polls.
 ///
 /// Errors name the host or the socket call that failed; `size` must be
-/// 4..=65507 (the sequence number is the first 4 bytes).
+/// 4..=65507 (the sequence number is the first 4 bytes). A reply not back
+/// within [`ECHO_TIMEOUT`] counts as lost.
 pub fn udp_echo(
     net: &mut Network,
     client: &str,
@@ -112,83 +161,50 @@ pub fn udp_echo(
     if !(4..=udp::UDP_MAX_PAYLOAD).contains(&size) {
         return Err(NetstackError::bad_arg("size", "4..=65507 bytes"));
     }
-    let sh = std::sync::Arc::clone(net.host(server)?.shared());
-    let ch = std::sync::Arc::clone(net.host(client)?.shared());
-    let srv = UdpSocket::bind(
-        &sh,
-        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, server_addr.port()),
-    )
-    .map_err(|e| io(&e))?;
-    let cli = UdpSocket::bind(&ch, "0.0.0.0:0").map_err(|e| io(&e))?;
+    let sh = Arc::clone(net.host(server)?.shared());
+    let ch = Arc::clone(net.host(client)?.shared());
+    let srv = Arc::new(
+        UdpSocket::bind(
+            &sh,
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, server_addr.port()),
+        )
+        .map_err(|e| io(&e))?,
+    );
+    let cli = Arc::new(UdpSocket::bind(&ch, "0.0.0.0:0").map_err(|e| io(&e))?);
     cli.connect(server_addr).map_err(|e| io(&e))?;
     srv.set_nonblocking(true).map_err(|e| io(&e))?;
     cli.set_nonblocking(true).map_err(|e| io(&e))?;
-    let watch = |s: &UdpSocket| -> Result<i32, NetstackError> {
-        let layer = s.host().socket_layer();
-        let ep = layer.epoll_create1(0).map_err(errno)?;
-        layer
-            .epoll_ctl(
-                ep,
-                EPOLL_CTL_ADD,
-                s.as_raw_fd(),
-                Some(EpollEvent {
-                    events: EpollEvents::EPOLLIN,
-                    data: 0,
-                }),
-            )
-            .map_err(errno)?;
-        Ok(ep)
-    };
-    let (sep, cep) = (watch(&srv)?, watch(&cli)?);
+    echo_service(&sh, Arc::downgrade(&srv))?;
     let mut report = UdpEchoReport {
         server: server_addr,
         size,
         sent: 0,
         rtts: Vec::new(),
     };
-    let mut buf = vec![0u8; size.max(2048)];
+    let clock = Arc::clone(net.clock());
     for seq in 1..=count {
-        let msg: Vec<u8> = seq
-            .to_be_bytes()
-            .into_iter()
-            .chain((4..size).map(|i| i as u8))
-            .collect();
+        let msg: Arc<Vec<u8>> = Arc::new(
+            seq.to_be_bytes()
+                .into_iter()
+                .chain((4..size).map(|i| i as u8))
+                .collect(),
+        );
         let t0 = net.now();
         net.app(client, || cli.send(&msg))?.map_err(|e| io(&e))?;
         report.sent += 1;
+        let got = Arc::new(Mutex::new(None));
+        await_reply(
+            &ch,
+            Arc::downgrade(&cli),
+            Arc::clone(&msg),
+            Arc::clone(&clock),
+            Arc::clone(&got),
+        )?;
         let deadline = t0.saturating_add(ECHO_TIMEOUT);
-        while net.now() < deadline {
-            net.run_for(ECHO_POLL)?;
-            if !sh
-                .socket_layer()
-                .epoll_wait(sep, 8, 0)
-                .map_err(errno)?
-                .is_empty()
-            {
-                // The echo service: every datagram back to its sender.
-                net.app(server, || {
-                    while let Ok((n, from)) = srv.recv_from(&mut buf) {
-                        let _ = srv.send_to(&buf[..n], from);
-                    }
-                })?;
-            }
-            if ch
-                .socket_layer()
-                .epoll_wait(cep, 8, 0)
-                .map_err(errno)?
-                .is_empty()
-            {
-                continue;
-            }
-            let got = net.app(client, || cli.recv(&mut buf))?;
-            if let Ok(n) = got
-                && buf[..n] == msg[..]
-            {
-                report
-                    .rtts
-                    .push((seq, net.now().saturating_duration_since(t0)));
-                break;
-            }
+        if net.run_until_done(deadline, || got.lock().is_some())?
+            && let Some(at) = *got.lock()
+        {
+            report.rtts.push((seq, at.saturating_duration_since(t0)));
         }
     }
     Ok(report)

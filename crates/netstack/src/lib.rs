@@ -83,7 +83,7 @@ pub use demo::{
     DEMO_H1, DEMO_H2, DemoOutcome, DemoWalk, default_pcap_path, demo_network, run_demo, run_walk,
     schedule_ping,
 };
-pub use echo::{ECHO_POLL, ECHO_TIMEOUT, UdpEchoReport, udp_echo};
+pub use echo::{ECHO_TIMEOUT, UdpEchoReport, udp_echo};
 pub use error::NetstackError;
 pub use host::{
     Capture, FIRST_MSI_IRQ, FIRST_NIC_IFINDEX, Host, HostBuilder, HostShared, NR_IRQS, Nic,
@@ -110,10 +110,12 @@ pub use sockets::{
     AsHost, CPU_HANDOFF_TIMEOUT, HostSocketLayer, HostSockets, Transports, UdpSocket,
 };
 #[cfg(target_os = "linux")]
-pub use tap::{ETH_ZLEN, TapOffloadStats, TapPhy};
-pub use tcp::{HostTcp, TcpBulkReport, bulk_pattern, tcp_bulk, tcp_handle_timer};
+pub use tap::{ETH_ZLEN, TapCapture, TapOffloadStats, TapPhy};
+pub use tcp::{
+    HostTcp, TcpBulkReport, TcpListener, TcpStream, bulk_pattern, tcp_bulk, tcp_handle_timer,
+};
 pub use threads::{DEVICE_IDLE_SLEEP, IDLE_PARK_MAX, ThreadRuntime};
-pub use walk::{Stage, Walk, WalkLayer, record_walk};
+pub use walk::{Stage, TcpWalk, Walk, WalkLayer, record_walk, run_tcp_walk};
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -390,14 +390,40 @@ impl Network {
     /// Runs the network until virtual time `until` (events at `until`
     /// included), jumping over idle periods.
     pub fn run_until(&mut self, until: Instant) -> Result<(), NetstackError> {
-        self.run_until_inner(until, true)
+        self.run_until_inner(until, true, &mut || false)
     }
 
-    fn run_until_inner(&mut self, until: Instant, with_timers: bool) -> Result<(), NetstackError> {
+    /// Runs the network until `done()` holds (checked each time the
+    /// network has settled at an instant) or virtual time `until`,
+    /// whichever comes first; returns whether `done()` held. For an
+    /// application that waits for something its pushed steps record (a
+    /// reply, a transfer's end) without polling the network.
+    pub fn run_until_done(
+        &mut self,
+        until: Instant,
+        mut done: impl FnMut() -> bool,
+    ) -> Result<bool, NetstackError> {
+        let mut met = false;
+        self.run_until_inner(until, true, &mut || {
+            met = done();
+            met
+        })?;
+        Ok(met)
+    }
+
+    fn run_until_inner(
+        &mut self,
+        until: Instant,
+        with_timers: bool,
+        done: &mut dyn FnMut() -> bool,
+    ) -> Result<(), NetstackError> {
         self.check_simulated()?;
         loop {
             self.settle()?;
             self.run_due_events()?;
+            if done() {
+                return Ok(());
+            }
             let (traffic, all) = self.next_events();
             let next = if with_timers {
                 all
@@ -437,7 +463,7 @@ impl Network {
     /// [`NetstackError::EventBudgetExhausted`] past the event budget
     /// (a broadcast storm through switches, a timer re-armed at once).
     pub fn run_until_idle(&mut self) -> Result<(), NetstackError> {
-        self.run_until_inner(Instant::MAX, false)
+        self.run_until_inner(Instant::MAX, false, &mut || false)
     }
 
     fn advance_to(&mut self, t: Instant) -> Result<(), NetstackError> {

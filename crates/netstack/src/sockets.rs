@@ -444,6 +444,37 @@ impl HostShared {
     }
 }
 
+impl HostShared {
+    /// Queues application code for `cpu`'s process context to run once
+    /// the socket `fd` of this host's socket layer is ready for `events`
+    /// (`EPOLLIN`, `EPOLLOUT`, ...; errors and hang-ups always count): the
+    /// protocol's wake-up (`sk_data_ready()`, `sk_write_space()`, ...)
+    /// pushes the step, nothing polls. At once when the socket is ready
+    /// now. One-shot: a step that wants more calls this again.
+    ///
+    /// Mirrors a task blocked on its socket (or a one-shot
+    /// `IORING_OP_POLL_ADD`) being woken by the socket's wait queue and
+    /// scheduled on its CPU (`try_to_wake_up()`); see
+    /// [`socket::SocketLayer::poll_add`]. Errors name `fd` when it is not
+    /// an open socket.
+    pub fn app_on_ready(
+        self: &Arc<Self>,
+        cpu: usize,
+        fd: socket::Fd,
+        events: u32,
+        f: impl FnOnce() + Send + 'static,
+    ) -> Result<(), NetstackError> {
+        let host = Arc::downgrade(self);
+        self.socket_layer()
+            .poll_add(fd, events, move |_| {
+                if let Some(h) = host.upgrade() {
+                    h.app_on(cpu, f);
+                }
+            })
+            .map_err(|_| NetstackError::bad_arg("fd", "an open socket of the host"))
+    }
+}
+
 impl Host {
     /// Runs application code now on CPU `cpu` (process context), its
     /// socket calls on that CPU's context; the simulation runs what they

@@ -579,3 +579,74 @@ fn so_sndbuf_is_charged_until_transmit_completion() {
     }
     assert_eq!(got, 1 + sent + 1, "every accepted datagram arrived");
 }
+
+/// An application step is pushed by its socket's wake-up: registered while
+/// nothing is queued it does not run; the datagram's arrival
+/// (sk_data_ready) queues it once on the CPU, and it finds the datagram.
+#[test]
+fn a_readable_socket_pushes_its_application_step() {
+    let mut net = pair();
+    let h1 = host(&net, "h1");
+    let h2 = host(&net, "h2");
+    let rx = Arc::new(UdpSocket::bind(&h2, "198.18.0.2:5000").unwrap());
+    rx.set_nonblocking(true).unwrap();
+    let tx = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
+    let runs = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let (r, log, clock) = (Arc::clone(&rx), Arc::clone(&runs), Arc::clone(net.clock()));
+    h2.app_on_ready(0, rx.as_raw_fd(), EpollEvents::EPOLLIN.bits(), move || {
+        let mut buf = [0u8; 64];
+        log.lock().push((clock.now(), r.recv(&mut buf).ok()));
+    })
+    .unwrap();
+    step(&mut net);
+    assert!(runs.lock().is_empty(), "ran before anything arrived");
+    let t0 = net.now();
+    net.app("h1", || tx.send_to(b"wake", "198.18.0.2:5000"))
+        .unwrap()
+        .unwrap();
+    let arrived = net
+        .run_until_done(t0.saturating_add(Duration::from_millis(5)), || {
+            !runs.lock().is_empty()
+        })
+        .unwrap();
+    assert!(arrived);
+    let got = runs.lock().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, Some(4), "the step found the datagram");
+    // It ran at the instant of delivery: after the wire's 1 µs, well
+    // before any polling period would have come round.
+    let waited = got[0].0.saturating_duration_since(t0);
+    assert!(waited > Duration::from_micros(1) && waited < Duration::from_micros(200));
+    // One-shot: a second datagram does not run it again.
+    net.app("h1", || tx.send_to(b"again", "198.18.0.2:5000"))
+        .unwrap()
+        .unwrap();
+    step(&mut net);
+    assert_eq!(runs.lock().len(), 1);
+    assert!(
+        h2.app_on_ready(0, 999, EpollEvents::EPOLLIN.bits(), || {})
+            .is_err()
+    );
+}
+
+/// The echo exchange runs on pushed steps: every reply comes back, all
+/// round trips of a quiet network are equal, and the loop iterations
+/// stay proportional to the packets, not to the time waited.
+#[test]
+fn udp_echo_is_event_driven() {
+    let mut net = pair();
+    let before = net.events_run();
+    let r = netstack::udp_echo(&mut net, "h1", "h2", SocketAddrV4::new(H2, 7), 10, 64).unwrap();
+    assert_eq!((r.sent, r.received()), (10, 10), "{r}");
+    // The first round trip resolves ARP; the others are alike.
+    let later: Vec<_> = r.rtts[1..].iter().map(|x| x.1).collect();
+    assert!(later.windows(2).all(|w| w[0] == w[1]), "{r}");
+    assert!(r.rtts[0].1 > later[0]);
+    let iterations = net.events_run() - before;
+    assert!(
+        iterations < 500,
+        "{iterations} loop iterations for 10 echoes"
+    );
+    // The service stopped with the exchange: its port is free again.
+    assert!(UdpSocket::bind(&host(&net, "h2"), "0.0.0.0:7").is_ok());
+}

@@ -116,7 +116,8 @@ struct EpInner {
     seq: u64,
 }
 
-static NEXT_ITEM_ID: AtomicU64 = AtomicU64::new(1);
+/// Wait-queue callback ids, unique among epoll items and one-shot polls.
+pub(crate) static NEXT_ITEM_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One epoll instance.
 ///

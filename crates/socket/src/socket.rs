@@ -141,6 +141,9 @@ struct SockFile {
     sndtimeo: Option<Duration>,
 }
 
+/// The completion of a one-shot [`SocketLayer::poll_add`].
+type PollCallback = Box<dyn FnOnce(u32) + Send>;
+
 /// One open socket file as a listing sees it
 /// ([`SocketLayer::socket_files`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1007,6 +1010,52 @@ impl<H: SocketHost> SocketLayer<H> {
         let maxevents = usize::try_from(maxevents).map_err(|_| Errno::Inval)?;
         let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
         ep.epoll_wait(maxevents, timeout, self.host.clock(), self.host.can_sleep())
+    }
+
+    /// Calls `cb` once, with the readiness mask, when the socket `fd`
+    /// becomes ready for one of `events` (`EPOLLIN`, `EPOLLOUT`, ...;
+    /// `EPOLLERR` and `EPOLLHUP` always count) — at once if it is ready
+    /// now. `EBADF`/`ENOTSOCK` for a bad fd.
+    ///
+    /// Mirrors a one-shot `IORING_OP_POLL_ADD` (`io_poll_add()`, whose
+    /// wait-queue entry `io_poll_wake()` completes on the first wake-up
+    /// whose key matches): how an event-driven application gets pushed
+    /// to run when its socket is ready instead of polling it.
+    pub fn poll_add(
+        &self,
+        fd: Fd,
+        events: u32,
+        cb: impl FnOnce(u32) + Send + 'static,
+    ) -> Result<(), Errno> {
+        use crate::eventpoll::EpollEvents;
+        let sock = self.sock(fd)?;
+        let mask = events | EpollEvents::EPOLLERR.bits() | EpollEvents::EPOLLHUP.bits();
+        let slot: Arc<Mutex<Option<PollCallback>>> = Arc::new(Mutex::new(Some(Box::new(cb))));
+        let id = crate::eventpoll::NEXT_ITEM_ID.fetch_add(1, Ordering::Relaxed);
+        let theirs = Arc::clone(&slot);
+        sock.wq.add_callback(
+            id,
+            Arc::new(move |key| {
+                if key & mask == 0 {
+                    return true;
+                }
+                let cb = theirs.lock().take();
+                if let Some(cb) = cb {
+                    cb(key & mask);
+                }
+                false
+            }),
+        );
+        // vfs_poll() at submission: ready now → complete inline.
+        let now = sock.ops.poll() & mask;
+        if now != 0 {
+            sock.wq.remove_callback(id);
+            let cb = slot.lock().take();
+            if let Some(cb) = cb {
+                cb(now);
+            }
+        }
+        Ok(())
     }
 
     /// The open socket files, in fd order, for listings (`ss -p`'s
