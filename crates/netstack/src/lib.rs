@@ -110,12 +110,10 @@ pub use sockets::{
     AsHost, CPU_HANDOFF_TIMEOUT, HostSocketLayer, HostSockets, Transports, UdpSocket,
 };
 #[cfg(target_os = "linux")]
-pub use tap::{ETH_ZLEN, TapCapture, TapOffloadStats, TapPhy};
-pub use tcp::{
-    HostTcp, TcpBulkReport, TcpListener, TcpStream, bulk_pattern, tcp_bulk, tcp_handle_timer,
-};
+pub use tap::{ETH_ZLEN, TapOffloadStats, TapPhy};
+pub use tcp::{HostTcp, TcpBulkReport, bulk_pattern, tcp_bulk, tcp_handle_timer};
 pub use threads::{DEVICE_IDLE_SLEEP, IDLE_PARK_MAX, ThreadRuntime};
-pub use walk::{Stage, TcpWalk, Walk, WalkLayer, record_walk, run_tcp_walk};
+pub use walk::{Stage, Walk, WalkLayer, record_walk};
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
