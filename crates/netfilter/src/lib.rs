@@ -38,6 +38,8 @@
 //!   [`IptRejectWith`], [`xt_nat_target`], [`nf_nat_redirect_ipv4`].
 //! - iptables' `iptables-save`/`iptables-restore`: [`iptables_save`],
 //!   [`iptables_restore`], [`parse_rule`], [`ipt_rule_to_string`].
+//! - iptables' `iptables -L -n` (`list_entries()`): [`iptables_list`],
+//!   [`IptListFormat`].
 //! - `net/netfilter/nf_conntrack_core.c`, `nf_conntrack_proto_*.c`:
 //!   [`NfConntrack`], [`NfConn`], [`NfConntrackTuple`],
 //!   [`IpConntrackInfo`], [`IpConntrackStat`], [`IpCtTcp`],
