@@ -1,8 +1,9 @@
 //! Netfilter on simulated hosts: a firewall (ACCEPT, DROP, REJECT with
-//! ICMP or a TCP reset seen on the wire, stateful rules for ICMP and TCP),
-//! its `iptables -L -v -n` listing, and a NAT router masquerading two
-//! clients, over the simulated NICs and wires; and the two example
-//! scenarios.
+//! ICMP or a TCP reset seen on the wire, stateful rules for ICMP and TCP,
+//! INVALID catching an out-of-window segment forged on the wire), its
+//! `iptables -L -v -n` listing, NAT routers (two pinging clients; eight
+//! clients from one source port), over the simulated NICs and wires; and
+//! the two example scenarios.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use netcore::{Duration, IcmpMsgDir, IpMib, TcpMib};
 use netfilter::{IptListFormat, IptTableKind};
 use netstack::{Host, Network, NicConfig, PingSocket, Report, UdpSocket};
-use nic_hw::LinkConfig;
+use nic_hw::{LinkConfig, PhyError, PhyPort};
 use socket::{TcpListener, TcpStream};
 
 const ECONNREFUSED: i32 = 111;
@@ -722,4 +723,157 @@ fn many_clients_behind_a_nat_router_share_its_address_and_one_source_port() {
     // 31 s later the gc has reaped them all.
     net.run_for(Duration::from_secs(31)).unwrap();
     assert_eq!(nf.ct.count(), 0, "{}", nf.conntrack_list(net.now()));
+}
+
+/// A PHY between h1's NIC and its wire that records what h1 sends and
+/// slips queued frames onto the wire before h1's next frame: a forged
+/// segment injected mid-connection, as an attacker on the link would.
+struct Injector {
+    inner: Box<dyn PhyPort + Send>,
+    sent: Arc<parking_lot::Mutex<Vec<Vec<u8>>>>,
+    queued: Arc<parking_lot::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl PhyPort for Injector {
+    fn transmit(&mut self, now: netcore::Instant, frame: Vec<u8>) -> Result<(), PhyError> {
+        for f in self.queued.lock().drain(..) {
+            self.inner.transmit(now, f)?;
+        }
+        self.sent.lock().push(frame.clone());
+        self.inner.transmit(now, frame)
+    }
+    fn receive(&mut self, now: netcore::Instant) -> Result<Option<Vec<u8>>, PhyError> {
+        self.inner.receive(now)
+    }
+    fn next_event(&self) -> Option<netcore::Instant> {
+        self.inner.next_event()
+    }
+}
+
+/// The one's-complement sum of `data` (RFC 1071), folded.
+fn csum(data: &[u8], mut sum: u32) -> u16 {
+    for c in data.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// `frame` (Ethernet, FCS included, IPv4/TCP) with its sequence number
+/// moved by `delta`, checksums and FCS recomputed.
+fn shift_seq(frame: &[u8], delta: u32) -> Vec<u8> {
+    let mut f = frame[..frame.len() - 4].to_vec();
+    let ip = 14;
+    let ihl = usize::from(f[ip] & 0x0f) * 4;
+    let tot = usize::from(u16::from_be_bytes([f[ip + 2], f[ip + 3]]));
+    let th = ip + ihl;
+    let seq = u32::from_be_bytes(f[th + 4..th + 8].try_into().unwrap()).wrapping_add(delta);
+    f[th + 4..th + 8].copy_from_slice(&seq.to_be_bytes());
+    f[th + 16..th + 18].copy_from_slice(&[0, 0]);
+    let seg_len = tot - ihl;
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&f[ip + 12..ip + 20]);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&(seg_len as u16).to_be_bytes());
+    let partial: u32 = pseudo
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    let c = csum(&f[th..ip + tot], partial);
+    f[th + 16..th + 18].copy_from_slice(&c.to_be_bytes());
+    nic_hw::append_fcs(&mut f);
+    f
+}
+
+/// A segment far outside the window of an established connection, forged
+/// on the wire, is INVALID to conntrack and dropped by the INVALID rule
+/// before TCP sees it; the connection goes on.
+#[test]
+fn invalid_catches_an_out_of_window_segment_forged_on_the_wire() {
+    let mut net = Network::new(13);
+    let (a, b) = net.wire("w0", LinkConfig::default()).unwrap();
+    let sent = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let queued = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let a = Box::new(Injector {
+        inner: a,
+        sent: Arc::clone(&sent),
+        queued: Arc::clone(&queued),
+    });
+    for (name, end, addr) in [
+        ("h1", a as Box<dyn PhyPort + Send>, "198.18.0.1/24"),
+        ("fw", b, "198.18.0.2/24"),
+    ] {
+        net.add_host(
+            Host::builder()
+                .name(name)
+                .nic(NicConfig::new().phy(end))
+                .addr(addr),
+        )
+        .unwrap();
+    }
+    net.host_mut("fw")
+        .unwrap()
+        .iptables_restore(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+             -A INPUT -m conntrack --ctstate INVALID -j DROP\nCOMMIT\n",
+        )
+        .unwrap();
+    let h1 = Arc::clone(net.host("h1").unwrap().shared());
+    let fw = Arc::clone(net.host("fw").unwrap().shared());
+    let l = TcpListener::bind(
+        fw.socket_layer(),
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80),
+    )
+    .unwrap();
+    let mut c = net
+        .app("h1", || {
+            TcpStream::connect_nonblocking(h1.socket_layer(), SocketAddrV4::new(FW, 80))
+        })
+        .unwrap()
+        .unwrap();
+    net.run_for(Duration::from_millis(5)).unwrap();
+    let (mut s, _) = net.app("fw", || l.accept()).unwrap().unwrap();
+    assert_eq!(net.app("h1", || c.write(b"hello")).unwrap().unwrap(), 5);
+    net.run_for(Duration::from_millis(5)).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(net.app("fw", || s.read(&mut buf)).unwrap().unwrap(), 5);
+
+    // Forge: h1's data segment again, 10 MB further on.
+    let data = sent
+        .lock()
+        .iter()
+        .rev()
+        .find(|f| {
+            f.len() > 14 + 40 + 4 && f[14 + 9] == 6 && {
+                let tot = usize::from(u16::from_be_bytes([f[16], f[17]]));
+                tot > 40
+            }
+        })
+        .cloned()
+        .expect("h1's data segment");
+    let forged = shift_seq(&data, 10_000_000);
+    let forged_len = u64::from(u16::from_be_bytes([forged[16], forged[17]]));
+    queued.lock().push(forged);
+    let invalid_before = net
+        .host("fw")
+        .unwrap()
+        .netfilter()
+        .unwrap()
+        .ct
+        .stat()
+        .invalid;
+    assert_eq!(net.app("h1", || c.write(b"more")).unwrap().unwrap(), 4);
+    net.run_for(Duration::from_millis(5)).unwrap();
+    assert!(queued.lock().is_empty(), "the forged segment went out");
+
+    // The INVALID rule took it; conntrack counted it; TCP never saw it,
+    // and the connection still carries data.
+    let nf = net.host("fw").unwrap().netfilter().unwrap();
+    let input = &nf.tables.table(IptTableKind::Filter).chains()[0];
+    assert_eq!(input.rules[0].counters.get(), (1, forged_len));
+    assert_eq!(nf.ct.stat().invalid, invalid_before + 1);
+    assert_eq!(net.app("fw", || s.read(&mut buf)).unwrap().unwrap(), 4);
+    assert_eq!(&buf[..4], b"more");
 }
