@@ -112,7 +112,7 @@ pub use sockets::{
 #[cfg(target_os = "linux")]
 pub use tap::{ETH_ZLEN, TapOffloadStats, TapPhy};
 pub use tcp::{HostTcp, TcpBulkReport, bulk_pattern, tcp_bulk, tcp_handle_timer};
-pub use threads::{DEVICE_IDLE_SLEEP, IDLE_PARK_MAX, ThreadRuntime};
+pub use threads::{DEVICE_IDLE_MAX, DEVICE_IDLE_SLEEP, IDLE_PARK_MAX, ThreadRuntime};
 pub use walk::{Stage, Walk, WalkLayer, record_walk};
 
 /// The README's example, compiled and run as a doctest.

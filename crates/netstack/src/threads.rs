@@ -11,15 +11,25 @@
 //! (wire deliveries, TAP reads, doorbells, moderation timers), as the
 //! hardware runs beside the CPUs.
 //!
+//! The device thread sleeps too: until the earliest instant a NIC has
+//! something due (a frame arriving off a wire, an interrupt moderation
+//! timer), or until a CPU thread that ran work kicks it (a driver that
+//! rang a transmit doorbell or refilled a receive ring: the posted MMIO
+//! write that wakes the hardware).
+//!
 //! # Deviations from Linux
 //!
-//! - The device thread polls the NICs (and through them their PHYs: wires,
-//!   TAP devices) and sleeps 20 µs when none had work, instead of being
-//!   driven by the hardware: the NIC model is sans-IO and the TAP backend
-//!   is a non-blocking descriptor.
+//! - A TAP descriptor cannot wake the device thread (the NIC model is
+//!   sans-IO and the TAP backend a non-blocking descriptor, with no
+//!   `poll(2)` under `forbid(unsafe_code)`): while idle the thread looks
+//!   at the NICs after [`DEVICE_IDLE_SLEEP`], doubling up to
+//!   [`DEVICE_IDLE_MAX`] while nothing comes, and back to the minimum on
+//!   the first frame, so an idle runtime costs about a thousand wake-ups
+//!   a second instead of spinning, and a frame from the kernel waits at
+//!   most [`DEVICE_IDLE_MAX`] after a quiet spell.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use netcore::{Clock, Duration};
@@ -33,8 +43,14 @@ use crate::network::Network;
 /// The longest a CPU sleeps without a timer (it re-checks the stop flag).
 pub const IDLE_PARK_MAX: Duration = Duration::from_millis(10);
 
-/// How long the device thread sleeps when no NIC had work.
+/// The device thread's first idle sleep when no NIC had work and none has
+/// anything due sooner (see [`DEVICE_IDLE_MAX`]).
 pub const DEVICE_IDLE_SLEEP: Duration = Duration::from_micros(20);
+
+/// The longest the device thread sleeps with nothing due (the idle sleep
+/// doubles from [`DEVICE_IDLE_SLEEP`] up to this): how late a frame from
+/// a backend that cannot wake it (a TAP) may be seen after a quiet spell.
+pub const DEVICE_IDLE_MAX: Duration = Duration::from_millis(1);
 
 /// A CPU's idle state: parked until kicked or its timeout.
 #[derive(Default)]
@@ -65,6 +81,8 @@ pub struct ThreadRuntime {
     stop: Arc<AtomicBool>,
     cpus: Vec<(usize, JoinHandle<CpuCtx>)>,
     device: Option<JoinHandle<()>>,
+    device_parker: Arc<Parker>,
+    device_rounds: Arc<AtomicU64>,
 }
 
 impl core::fmt::Debug for ThreadRuntime {
@@ -87,6 +105,7 @@ impl ThreadRuntime {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let clock = Arc::clone(net.clock());
+        let device_parker = Arc::new(Parker::default());
         let mut cpus = Vec::new();
         for (hi, host) in net.hosts.iter_mut().enumerate() {
             let parkers: Arc<Vec<Parker>> =
@@ -102,25 +121,31 @@ impl ThreadRuntime {
                 let parkers = Arc::clone(&parkers);
                 let stop = Arc::clone(&stop);
                 let clock = Arc::clone(&clock);
+                let device = Arc::clone(&device_parker);
                 let name = format!("{}-cpu{}", host.shared.name, ctx.cpu);
                 let h = std::thread::Builder::new()
                     .name(name)
-                    .spawn(move || cpu_thread(ctx, &parkers, &stop, &*clock))
+                    .spawn(move || cpu_thread(ctx, &parkers, &device, &stop, &*clock))
                     .map_err(|e| NetstackError::Runtime(format!("spawning a CPU thread: {e}")))?;
                 cpus.push((hi, h));
             }
         }
         let hosts: Vec<Arc<HostShared>> = net.hosts.iter().map(|h| Arc::clone(&h.shared)).collect();
         let dstop = Arc::clone(&stop);
+        let dparker = Arc::clone(&device_parker);
+        let device_rounds = Arc::new(AtomicU64::new(0));
+        let rounds = Arc::clone(&device_rounds);
         let device = std::thread::Builder::new()
             .name("nic-hw".to_owned())
-            .spawn(move || device_thread(&hosts, &dstop, &*clock))
+            .spawn(move || device_thread(&hosts, &dparker, &rounds, &dstop, &*clock))
             .map_err(|e| NetstackError::Runtime(format!("spawning the device thread: {e}")))?;
         Ok(ThreadRuntime {
             net: Some(net),
             stop,
             cpus,
             device: Some(device),
+            device_parker,
+            device_rounds,
         })
     }
 
@@ -131,6 +156,12 @@ impl ThreadRuntime {
             .and_then(|n| n.hosts.iter().find(|h| h.name() == name))
             .map(|h| Arc::clone(&h.shared))
             .ok_or_else(|| NetstackError::NoHost(name.to_owned()))
+    }
+
+    /// How many times the device thread has looked at the NICs so far
+    /// (each wake-up, whether by a due event, a kick or the idle sleep).
+    pub fn device_rounds(&self) -> u64 {
+        self.device_rounds.load(Ordering::Relaxed)
     }
 
     /// The network's clock.
@@ -168,6 +199,7 @@ impl ThreadRuntime {
             h.shared.wakeup.clear();
             h.shared.socket_host().set_threaded(false);
         }
+        self.device_parker.unpark();
         if let Some(d) = self.device.take() {
             failed |= d.join().is_err();
         }
@@ -189,11 +221,21 @@ impl Drop for ThreadRuntime {
 }
 
 /// One CPU: run until nothing is pending, then park until kicked or the
-/// next timer.
-fn cpu_thread(mut ctx: CpuCtx, parkers: &[Parker], stop: &AtomicBool, clock: &dyn Clock) -> CpuCtx {
+/// next timer. A round that did work kicks the device thread (the driver
+/// may have rung a doorbell or refilled a ring).
+fn cpu_thread(
+    mut ctx: CpuCtx,
+    parkers: &[Parker],
+    device: &Parker,
+    stop: &AtomicBool,
+    clock: &dyn Clock,
+) -> CpuCtx {
     let cpu = ctx.cpu;
     while !stop.load(Ordering::Acquire) {
         let s = cpu_run(&mut ctx);
+        if s.did_work() {
+            device.unpark();
+        }
         if s.more || cpu_has_work(&ctx) {
             continue;
         }
@@ -209,18 +251,39 @@ fn cpu_thread(mut ctx: CpuCtx, parkers: &[Parker], stop: &AtomicBool, clock: &dy
     ctx
 }
 
-/// The NICs: poll every device of every host; sleep briefly when idle.
-fn device_thread(hosts: &[Arc<HostShared>], stop: &AtomicBool, clock: &dyn Clock) {
+/// The NICs: poll every device of every host; when none had work, sleep
+/// until the earliest thing due at a NIC, a kick from a CPU, or the idle
+/// sleep (which grows while nothing happens).
+fn device_thread(
+    hosts: &[Arc<HostShared>],
+    parker: &Parker,
+    rounds: &AtomicU64,
+    stop: &AtomicBool,
+    clock: &dyn Clock,
+) {
+    let mut idle = DEVICE_IDLE_SLEEP;
     while !stop.load(Ordering::Acquire) {
+        rounds.fetch_add(1, Ordering::Relaxed);
         let now = clock.now();
         let mut moved = 0;
+        let mut next: Option<netcore::Instant> = None;
         for h in hosts {
             for nic in &h.nics {
                 moved += nic.device.poll(now);
+                if let Some(t) = nic.device.next_event() {
+                    next = Some(next.map_or(t, |n| n.min(t)));
+                }
             }
         }
-        if moved == 0 {
-            std::thread::sleep(DEVICE_IDLE_SLEEP);
+        if moved > 0 {
+            idle = DEVICE_IDLE_SLEEP;
+            continue;
         }
+        let due = next.map(|t| t.saturating_duration_since(clock.now()));
+        if due.is_some_and(|d| d.is_zero()) {
+            continue;
+        }
+        parker.park_timeout(due.map_or(idle, |d| d.min(idle)));
+        idle = Duration::from_nanos((idle.as_nanos() * 2).min(DEVICE_IDLE_MAX.as_nanos()) as u64);
     }
 }

@@ -650,3 +650,36 @@ fn udp_echo_is_event_driven() {
     // The service stopped with the exchange: its port is free again.
     assert!(UdpSocket::bind(&host(&net, "h2"), "0.0.0.0:7").is_ok());
 }
+
+/// The thread runtime's device thread sleeps while nothing happens
+/// (DEVICE_IDLE_SLEEP doubling up to DEVICE_IDLE_MAX, or until a NIC has
+/// something due) instead of looking at the NICs every 20 µs, and still
+/// carries traffic at once: a CPU that rang a doorbell kicks it.
+#[test]
+fn the_device_thread_sleeps_when_idle_and_wakes_for_traffic() {
+    let net = pair_on(Network::realtime(5));
+    let rt = ThreadRuntime::start(net).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let r0 = rt.device_rounds();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let idle_rounds = rt.device_rounds() - r0;
+    // 200 ms at DEVICE_IDLE_MAX (1 ms) is about 200 rounds; looking every
+    // 20 µs would be thousands.
+    assert!(
+        idle_rounds < 600,
+        "{idle_rounds} device rounds in 200 ms idle"
+    );
+    let (h1, h2) = (rt.host("h1").unwrap(), rt.host("h2").unwrap());
+    let rx = UdpSocket::bind(&h2, "0.0.0.0:9").unwrap();
+    rx.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let tx = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
+    for i in 0..3u8 {
+        tx.send_to(&[i; 32], "198.18.0.2:9").unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(rx.recv(&mut buf).unwrap(), 32);
+        assert_eq!(buf[0], i);
+    }
+    drop((rx, tx));
+    rt.stop().unwrap();
+}
