@@ -1,47 +1,13 @@
 //! Choosing one socket of an `SO_REUSEPORT` group by flow hash.
 //!
 //! Mirrors `reuseport_select_sock()` in `net/core/sock_reuseport.c`, with
-//! the flow hash of `udp_ehashfn()` (`net/ipv4/udp.c`, `jhash_3words()` from
-//! `include/linux/jhash.h`) and `reciprocal_scale()` from
-//! `include/linux/kernel.h`.
+//! the flow hash of `udp_ehashfn()` (`net/ipv4/udp.c`). `jhash_3words()`
+//! and `reciprocal_scale()` are netcore's (`netcore::flow_dissector`), the
+//! one definition RPS, XPS and `fq_codel` use too.
 
 use std::net::Ipv4Addr;
 
-/// The arbitrary initial value of Bob Jenkins' hash (`JHASH_INITVAL`).
-const JHASH_INITVAL: u32 = 0xdead_beef;
-
-/// Hashes three words.
-///
-/// Mirrors `jhash_3words()` (`__jhash_nwords()` then `__jhash_final()`).
-pub fn jhash_3words(a: u32, b: u32, c: u32, initval: u32) -> u32 {
-    let init = initval.wrapping_add(JHASH_INITVAL).wrapping_add(3 << 2);
-    let (mut a, mut b, mut c) = (
-        a.wrapping_add(init),
-        b.wrapping_add(init),
-        c.wrapping_add(init),
-    );
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(14));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(11));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(25));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(16));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(4));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(14));
-    c ^= b;
-    c.wrapping_sub(b.rotate_left(24))
-}
-
-/// Maps a 32-bit hash onto `0..n` without a division.
-///
-/// Mirrors `reciprocal_scale()`.
-pub fn reciprocal_scale(val: u32, n: u32) -> u32 {
-    ((u64::from(val) * u64::from(n)) >> 32) as u32
-}
+pub use netcore::{jhash_3words, reciprocal_scale};
 
 /// The flow hash of a received datagram, for `SO_REUSEPORT` selection.
 ///

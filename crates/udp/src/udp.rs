@@ -561,6 +561,7 @@ fn udp_checksum_ok(skb: &SkBuff, saddr: Ipv4Addr, daddr: Ipv4Addr) -> bool {
 /// `CHECKSUM_COMPLETE` sum from the device is not trusted (it would need
 /// to be adjusted for every header pulled): the sum is recomputed.
 #[tracing::instrument(level = "trace", target = "netstack::udp", skip_all, fields(len = skb.len()))]
+#[allow(clippy::result_large_err)] // the skb goes back by value (STYLE.md §5)
 pub fn udp_rcv<C: UdpContext>(ctx: &mut C, mut skb: SkBuff) -> Result<(), SkBuff> {
     // A datagram sent to this host still belongs to its sender's send
     // buffer: release it before it is queued here (Linux's ip_rcv_core()
