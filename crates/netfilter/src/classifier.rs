@@ -451,8 +451,16 @@ impl Classifier {
             heap.resize(n, 0);
             &mut heap
         };
-        acc.copy_from_slice(&self.store[self.all as usize + first..][..n]);
+        // The protocol's set (or every rule) starts the candidates.
+        let init = self
+            .proto
+            .as_ref()
+            .map_or(self.all, |t| t[usize::from(par.protocol)]);
+        acc.copy_from_slice(&self.store[init as usize + first..][..n]);
         acc[0] &= u64::MAX << (pos % 64);
+        if acc.iter().all(|&w| w == 0) {
+            return None;
+        }
         // ANDs one field's set into the candidates; true when none is left.
         let and = |o: u32, acc: &mut [u64]| -> bool {
             let set = &self.store[o as usize + first..][..acc.len()];
@@ -463,13 +471,8 @@ impl Classifier {
             }
             any == 0
         };
-        // Fields one at a time, cheapest and most selective first; stop as
+        // The other fields one at a time, most selective first; stop as
         // soon as no candidate is left.
-        if let Some(t) = &self.proto
-            && and(t[usize::from(par.protocol)], acc)
-        {
-            return None;
-        }
         if par.has_ports {
             if let Some(f) = &self.dport
                 && and(f.lookup(u32::from(par.dport)), acc)
