@@ -75,15 +75,18 @@ fn main() {
             let dsts: Vec<Ipv4Addr> = (0..dsts).map(|_| Ipv4Addr::from(rng.next())).collect();
             let mask = dsts.len() - 1;
             let mut i = 0usize;
-            let t = measure(|| {
-                i = (i + 1) & mask;
-                black_box(fib.fib_lookup(black_box(dsts[i])).map(|r| r.alias.nh.oif))
-            });
-            report(
-                &format!("route lookup {label} prefixes{suffix}"),
-                t.as_nanos_f64(),
-                "ns",
-            );
+            // The fastest of three rounds: on a machine shared with other
+            // work, the one least disturbed by it.
+            let t = (0..3)
+                .map(|_| {
+                    measure(|| {
+                        i = (i + 1) & mask;
+                        black_box(fib.fib_lookup(black_box(dsts[i])).map(|r| r.alias.nh.oif))
+                    })
+                    .as_nanos_f64()
+                })
+                .fold(f64::INFINITY, f64::min);
+            report(&format!("route lookup {label} prefixes{suffix}"), t, "ns");
         }
     }
 }

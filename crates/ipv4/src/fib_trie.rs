@@ -35,7 +35,7 @@
 //! cache. A lookup is at most three dependent slot reads (two loads each
 //! below the root); an update decompresses the one or two nodes it
 //! touches, changes them and compresses them again. The observable
-//! behaviour — longest-prefix match, dump order — is the same. Nodes
+//! behaviour — longest-prefix match, dump order — is the same. Levels
 //! emptied by deletions are not reclaimed.
 
 use std::collections::HashMap;
@@ -57,63 +57,142 @@ const EMPTY: Slot = Slot {
     child: NONE,
 };
 
-/// A 256-slot node, run-length compressed.
+/// Slots a node keeps in its own cache line.
+const INLINE: usize = 4;
+
+/// A 256-slot node, run-length compressed into one cache line.
+///
+/// `runs` has bit `i` (word `i / 64`, bit `i % 64`) set when slot `i`
+/// starts a run: it is slot 0 or differs from slot `i - 1`. With at most
+/// [`INLINE`] runs their slots are `slots[..runs]`; with more, `slots[0]`
+/// is `{ leaf: offset, child: capacity }` of a range of [`Levels::arena`].
 #[derive(Clone, Debug)]
+#[repr(align(64))]
 struct Node {
-    /// Bit `i` (word `i / 64`, bit `i % 64`) is set when slot `i` starts a
-    /// run: it is slot 0 or differs from slot `i - 1`.
     runs: [u64; 4],
-    /// Runs starting in the words before each word.
-    base: [u16; 4],
-    /// One slot per run, in order.
-    slots: Box<[Slot]>,
+    slots: [Slot; INLINE],
 }
 
 impl Node {
-    fn empty() -> Node {
-        Node::compress(&[EMPTY; NODE_SLOTS])
-    }
-
-    /// Slot `i` (0..256).
+    /// How many runs, and how many start before slot `i` (inclusive).
     #[inline]
-    fn get(&self, i: usize) -> Slot {
-        let w = (i >> 6) & 3;
+    fn rank(&self, i: usize) -> (usize, usize) {
+        let r = &self.runs;
+        let (p0, p1, p2, p3) = (
+            r[0].count_ones(),
+            r[1].count_ones(),
+            r[2].count_ones(),
+            r[3].count_ones(),
+        );
+        let below = match i >> 6 {
+            0 => 0,
+            1 => p0,
+            2 => p0 + p1,
+            _ => p0 + p1 + p2,
+        };
         let upto = u64::MAX >> (63 - (i & 63));
-        // Bit 0 of word 0 is always set, so the rank is at least 1.
-        let rank = usize::from(self.base[w]) + (self.runs[w] & upto).count_ones() as usize;
-        self.slots[rank - 1]
+        let at = below + (r[(i >> 6) & 3] & upto).count_ones();
+        ((p0 + p1 + p2 + p3) as usize, at as usize)
+    }
+}
+
+/// The nodes below the root, with the arena their long slot lists live in.
+#[derive(Clone, Debug, Default)]
+struct Levels {
+    nodes: Vec<Node>,
+    /// Slot lists of nodes with more than [`INLINE`] runs.
+    arena: Vec<Slot>,
+    /// Arena slots no node uses any more (reclaimed by compaction).
+    garbage: usize,
+}
+
+impl Levels {
+    /// Slot `i` (0..256) of node `n`.
+    #[inline]
+    fn get(&self, n: usize, i: usize) -> Slot {
+        let node = &self.nodes[n];
+        // Bit 0 of word 0 is always set, so `at` is at least 1.
+        let (runs, at) = node.rank(i);
+        if runs <= INLINE {
+            node.slots[(at - 1) % INLINE]
+        } else {
+            self.arena[node.slots[0].leaf as usize + at - 1]
+        }
     }
 
-    fn expand(&self) -> [Slot; NODE_SLOTS] {
+    fn expand(&self, n: usize) -> [Slot; NODE_SLOTS] {
         let mut full = [EMPTY; NODE_SLOTS];
-        let mut run = 0usize;
         for (i, s) in full.iter_mut().enumerate() {
-            if self.runs[i >> 6] >> (i & 63) & 1 == 1 {
-                run += 1;
-            }
-            *s = self.slots[run - 1];
+            *s = self.get(n, i);
         }
         full
     }
 
-    fn compress(full: &[Slot; NODE_SLOTS]) -> Node {
+    /// Stores `full` as node `n` (`n == nodes.len()` appends a node).
+    fn compress(&mut self, n: usize, full: &[Slot; NODE_SLOTS]) {
         let mut runs = [0u64; 4];
-        let mut base = [0u16; 4];
-        let mut slots = Vec::new();
+        let mut list = Vec::new();
         for (i, s) in full.iter().enumerate() {
-            if i % 64 == 0 {
-                base[i >> 6] = slots.len() as u16;
-            }
             if i == 0 || full[i - 1] != *s {
                 runs[i >> 6] |= 1 << (i & 63);
-                slots.push(*s);
+                list.push(*s);
             }
         }
-        Node {
-            runs,
-            base,
-            slots: slots.into_boxed_slice(),
+        // The arena range the node had, if any: (offset, capacity).
+        let old = self.nodes.get(n).and_then(|node| {
+            let (r, _) = node.rank(0);
+            (r > INLINE).then_some((node.slots[0].leaf as usize, node.slots[0].child as usize))
+        });
+        let mut slots = [EMPTY; INLINE];
+        if list.len() <= INLINE {
+            slots[..list.len()].copy_from_slice(&list);
+            if let Some((_, cap)) = old {
+                self.garbage += cap;
+            }
+        } else {
+            let (off, cap) = match old {
+                Some((off, cap)) if list.len() <= cap => (off, cap),
+                _ => {
+                    if let Some((_, cap)) = old {
+                        self.garbage += cap;
+                    }
+                    self.arena.extend_from_slice(&list);
+                    (self.arena.len() - list.len(), list.len())
+                }
+            };
+            self.arena[off..off + list.len()].copy_from_slice(&list);
+            slots[0] = Slot {
+                leaf: off as u32,
+                child: cap as u32,
+            };
         }
+        let node = Node { runs, slots };
+        if n == self.nodes.len() {
+            self.nodes.push(node);
+        } else {
+            self.nodes[n] = node;
+        }
+        if self.garbage > 4096 && self.garbage > self.arena.len() / 2 {
+            self.compact();
+        }
+    }
+
+    /// Copies every live slot list into a new arena.
+    fn compact(&mut self) {
+        let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
+        for node in &mut self.nodes {
+            let (runs, _) = node.rank(0);
+            if runs > INLINE {
+                let off = node.slots[0].leaf as usize;
+                node.slots[0] = Slot {
+                    leaf: arena.len() as u32,
+                    child: runs as u32,
+                };
+                arena.extend_from_slice(&self.arena[off..off + runs]);
+            }
+        }
+        self.arena = arena;
+        self.garbage = 0;
     }
 }
 
@@ -146,7 +225,7 @@ struct Entry<V> {
 #[derive(Clone, Debug)]
 pub struct FibTrie<V> {
     root: Vec<Slot>,
-    nodes: Vec<Node>,
+    nodes: Levels,
     entries: Vec<Option<Entry<V>>>,
     free: Vec<u32>,
     index: HashMap<(u32, u8), u32>,
@@ -177,13 +256,13 @@ fn level_lo(plen: u8) -> u8 {
 }
 
 /// Applies `f` to every slot of `span`.
-fn update_span(root: &mut [Slot], nodes: &mut [Node], span: Span, mut f: impl FnMut(&mut Slot)) {
+fn update_span(root: &mut [Slot], nodes: &mut Levels, span: Span, mut f: impl FnMut(&mut Slot)) {
     match span {
         Span::Root { start, count } => root[start..start + count].iter_mut().for_each(f),
         Span::Node { node, start, count } => {
-            let mut full = nodes[node].expand();
+            let mut full = nodes.expand(node);
             full[start..start + count].iter_mut().for_each(&mut f);
-            nodes[node] = Node::compress(&full);
+            nodes.compress(node, &full);
         }
     }
 }
@@ -193,7 +272,7 @@ impl<V> FibTrie<V> {
     pub fn new() -> FibTrie<V> {
         FibTrie {
             root: vec![EMPTY; 1 << ROOT_BITS],
-            nodes: Vec::new(),
+            nodes: Levels::default(),
             entries: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
@@ -229,8 +308,9 @@ impl<V> FibTrie<V> {
     }
 
     fn alloc_node(&mut self) -> u32 {
-        self.nodes.push(Node::empty());
-        (self.nodes.len() - 1) as u32
+        let n = self.nodes.nodes.len();
+        self.nodes.compress(n, &[EMPTY; NODE_SLOTS]);
+        n as u32
     }
 
     /// The slots the prefix covers at its level, creating the nodes on the
@@ -258,7 +338,7 @@ impl<V> FibTrie<V> {
                 count: 1 << (24 - plen),
             });
         }
-        let mut n2 = self.nodes[n1].get(i1).child;
+        let mut n2 = self.nodes.get(n1, i1).child;
         if n2 == NONE {
             if !create {
                 return None;
@@ -341,12 +421,14 @@ impl<V> FibTrie<V> {
         let s0 = self.root[(addr >> ROOT_BITS) as usize];
         let mut best = s0.leaf;
         if s0.child != NONE {
-            let s1 = self.nodes[s0.child as usize].get(((addr >> 8) & 0xff) as usize);
+            let s1 = self
+                .nodes
+                .get(s0.child as usize, ((addr >> 8) & 0xff) as usize);
             if s1.leaf != NONE {
                 best = s1.leaf;
             }
             if s1.child != NONE {
-                let s2 = self.nodes[s1.child as usize].get((addr & 0xff) as usize);
+                let s2 = self.nodes.get(s1.child as usize, (addr & 0xff) as usize);
                 if s2.leaf != NONE {
                     best = s2.leaf;
                 }
@@ -435,13 +517,23 @@ mod tests {
                 i += len;
                 if i >= NODE_SLOTS { break; }
             }
-            let node = Node::compress(&full);
-            prop_assert_eq!(node.expand(), full);
-            for (i, s) in full.iter().enumerate() {
-                prop_assert_eq!(node.get(i), *s, "slot {}", i);
+            let mut nodes = Levels::default();
+            // Node 0 starts empty, then takes the runs, then half of them
+            // (in place in the arena or back inline), then all again.
+            nodes.compress(0, &[EMPTY; NODE_SLOTS]);
+            let mut half = full;
+            half[128..].fill(EMPTY);
+            for f in [&full, &half, &full] {
+                nodes.compress(0, f);
+                prop_assert_eq!(nodes.expand(0), *f);
+                for (i, s) in f.iter().enumerate() {
+                    prop_assert_eq!(nodes.get(0, i), *s, "slot {}", i);
+                }
+                let distinct_runs = 1 + f.windows(2).filter(|w| w[0] != w[1]).count();
+                prop_assert_eq!(nodes.nodes[0].rank(255), (distinct_runs, distinct_runs));
             }
-            let distinct_runs = 1 + full.windows(2).filter(|w| w[0] != w[1]).count();
-            prop_assert_eq!(node.slots.len(), distinct_runs);
+            nodes.compact();
+            prop_assert_eq!(nodes.expand(0), full);
         }
 
         #[test]
