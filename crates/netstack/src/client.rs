@@ -11,13 +11,13 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use socket::TcpStream;
+use socket::{EPOLL_CTL_ADD, EpollEvent, EpollEvents, TcpStream};
 
 use crate::error::NetstackError;
 use crate::host::HostShared;
 use crate::http::{HttpGetReport, HttpUrl, http_get_on};
 use crate::ping::PingReport;
-use crate::sockets::UdpSocket;
+use crate::sockets::{HostSockets, UdpSocket};
 
 /// `GET url` through `host`'s TCP, body copied to `sink`.
 ///
@@ -31,13 +31,110 @@ pub fn http_get(
     timeout: StdDuration,
 ) -> Result<HttpGetReport, NetstackError> {
     let start = StdInstant::now();
-    let mut s = TcpStream::connect(host.socket_layer(), url.addr)
-        .map_err(|e| NetstackError::Runtime(format!("connect to {}: {e}", url.addr)))?;
-    s.set_read_timeout(Some(timeout))
-        .and_then(|()| s.set_write_timeout(Some(timeout)))
+    let s = connect_timeout(host, url.addr, timeout)?;
+    let slice = timeout.min(StdDuration::from_millis(200));
+    s.set_read_timeout(Some(slice))
+        .and_then(|()| s.set_write_timeout(Some(slice)))
         .map_err(|e| NetstackError::Runtime(format!("setsockopt: {e}")))?;
+    let mut s = Patient { s, idle: timeout };
     http_get_on(&mut s, url, sink, start)
         .map_err(|e| NetstackError::Runtime(format!("GET {}{}: {e}", url.addr, url.path)))
+}
+
+/// Connects to `addr`, giving up after `timeout` (`connect()` on a
+/// non-blocking socket, then `epoll_wait()` for it to become writable, as
+/// `curl --connect-timeout` does).
+pub fn connect_timeout(
+    host: &Arc<HostShared>,
+    addr: SocketAddrV4,
+    timeout: StdDuration,
+) -> Result<TcpStream<HostSockets>, NetstackError> {
+    let err = |what: &str, e: &dyn std::fmt::Display| {
+        NetstackError::Runtime(format!("connect to {addr}: {what}: {e}"))
+    };
+    let layer = host.socket_layer();
+    let s = TcpStream::connect_nonblocking(layer, addr).map_err(|e| err("connect", &e))?;
+    let ep = layer
+        .epoll_create1(0)
+        .map_err(|e| err("epoll_create1", &e))?;
+    let r = (|| {
+        layer
+            .epoll_ctl(
+                ep,
+                EPOLL_CTL_ADD,
+                s.as_raw_fd(),
+                Some(EpollEvent {
+                    events: EpollEvents::EPOLLOUT,
+                    data: 0,
+                }),
+            )
+            .map_err(|e| err("epoll_ctl", &e))?;
+        let until = StdInstant::now() + timeout;
+        loop {
+            let left = until.saturating_duration_since(StdInstant::now());
+            if left.is_zero() {
+                return Err(err("timed out", &format!("no answer in {timeout:?}")));
+            }
+            let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+            let ready = layer
+                .epoll_wait(ep, 1, ms)
+                .map_err(|e| err("epoll_wait", &e))?;
+            if !ready.is_empty() {
+                break;
+            }
+        }
+        if let Some(e) = s.take_error().map_err(|e| err("SO_ERROR", &e))? {
+            return Err(err("refused or unreachable", &e));
+        }
+        s.set_nonblocking(false).map_err(|e| err("fcntl", &e))
+    })();
+    let _ = layer.close(ep);
+    r.map(|()| s)
+}
+
+/// A stream whose reads and writes wait up to `idle` for progress,
+/// retrying the short `SO_RCVTIMEO`/`SO_SNDTIMEO` waits (and the
+/// `EAGAIN` a blocking call may return when data arrives as it gives up).
+struct Patient<S> {
+    s: S,
+    idle: StdDuration,
+}
+
+fn waits(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
+impl<S: std::io::Read> std::io::Read for Patient<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let until = StdInstant::now() + self.idle;
+        loop {
+            match self.s.read(buf) {
+                Err(e) if waits(&e) && StdInstant::now() < until => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+impl<S: Write> Write for Patient<S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let until = StdInstant::now() + self.idle;
+        loop {
+            match self.s.write(buf) {
+                Err(e) if waits(&e) && StdInstant::now() < until => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.s.flush()
+    }
 }
 
 /// Sends `count` echo requests of `size` bytes to `dst`, one every

@@ -109,7 +109,7 @@ struct AttachArgs {
     /// CPUs (threads) of the host.
     #[arg(long, default_value_t = 2)]
     cpus: usize,
-    /// Write a pcap of the host's eth0 here.
+    /// Write a pcap of the frames crossing the TAP here.
     #[arg(long)]
     pcap: Option<PathBuf>,
     /// Open the TAP without IFF_VNET_HDR offloads (one frame per write).

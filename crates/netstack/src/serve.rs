@@ -34,14 +34,14 @@ use parking_lot::Mutex;
 use socket::{EPOLL_CTL_ADD, EpollEvent, EpollEvents, TcpListener, TcpStream};
 
 use crate::error::NetstackError;
-use crate::host::{Capture, Host, HostShared, NicConfig};
+use crate::host::{Host, HostShared, NicConfig};
 use crate::http::{
     BadRequest, HTTP_MAX_HEAD, HTTP_PATTERN_PERIOD, HttpRoute, head_end, parse_request,
     pattern_period, response_head, route,
 };
 use crate::network::Network;
 use crate::sockets::{HostSockets, UdpSocket};
-use crate::tap::TapPhy;
+use crate::tap::{TapCapture, TapPhy};
 use crate::threads::ThreadRuntime;
 
 /// How often service threads look at the stop flag while idle.
@@ -61,7 +61,8 @@ pub struct TapHostConfig {
     pub gateway: Option<Ipv4Addr>,
     /// CPUs of the host (threads).
     pub cpus: usize,
-    /// Where to write a pcap of the host's `eth0`.
+    /// Where to write a pcap of the frames crossing the TAP (the cable
+    /// between our NIC and the kernel).
     pub pcap: Option<PathBuf>,
     /// Whether to open the TAP with `IFF_VNET_HDR` and ask for checksum
     /// and TSO offloads (`TUNSETOFFLOAD`).
@@ -91,7 +92,7 @@ impl TapHostConfig {
 pub struct TapHost {
     rt: Option<ThreadRuntime>,
     host: Arc<HostShared>,
-    capture: Option<Capture>,
+    capture: Option<TapCapture>,
     tap: String,
     addr: Ipv4Addr,
     started: StdInstant,
@@ -120,21 +121,30 @@ impl TapHost {
         tap.set_link_up()
             .map_err(|e| NetstackError::Io(format!("TAP {}: {e}", cfg.tap)))?;
         let name = tap.name().to_owned();
+        let mut phy = TapPhy::new(tap);
+        let capture = match &cfg.pcap {
+            Some(p) => {
+                let f = std::fs::File::create(p)
+                    .map_err(|e| NetstackError::Io(format!("{}: {e}", p.display())))?;
+                let w = softnet::PcapWriter::new(std::io::BufWriter::new(f))
+                    .map_err(|e| NetstackError::Io(format!("{}: {e}", p.display())))?;
+                let c: TapCapture = Arc::new(Mutex::new(w));
+                phy = phy.with_capture(Arc::clone(&c));
+                Some(c)
+            }
+            None => None,
+        };
         let mut net = Network::realtime(cfg.seed);
         let mut b = Host::builder()
             .name(TAP_HOST_NAME)
             .cpus(cfg.cpus)
             .seed(cfg.seed)
-            .nic(NicConfig::new().phy(Box::new(TapPhy::new(tap))))
+            .nic(NicConfig::new().phy(Box::new(phy)))
             .addr(&cfg.addr);
         if let Some(gw) = cfg.gateway {
             b = b.route(&format!("default via {gw}"));
         }
         net.add_host(b)?;
-        let capture = match &cfg.pcap {
-            Some(p) => Some(net.host(TAP_HOST_NAME)?.capture("eth0", p)?),
-            None => None,
-        };
         let rt = ThreadRuntime::start(net)?;
         let host = rt.host(TAP_HOST_NAME)?;
         Ok(TapHost {
@@ -162,9 +172,15 @@ impl TapHost {
         self.addr
     }
 
-    /// The capture, if one was asked for.
-    pub fn capture(&self) -> Option<&Capture> {
-        self.capture.as_ref()
+    /// Writes what the capture buffered to its file.
+    pub fn flush_capture(&self) -> Result<(), NetstackError> {
+        match &self.capture {
+            Some(c) => c
+                .lock()
+                .flush()
+                .map_err(|e| NetstackError::Io(format!("capture: {e}"))),
+            None => Ok(()),
+        }
     }
 
     /// Time since the host started.
@@ -180,9 +196,7 @@ impl TapHost {
             .take()
             .ok_or_else(|| NetstackError::Runtime("already stopped".to_owned()))?;
         let net = rt.stop()?;
-        if let Some(c) = &self.capture {
-            c.flush()?;
-        }
+        self.flush_capture()?;
         Ok(net)
     }
 }

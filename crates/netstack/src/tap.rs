@@ -33,11 +33,15 @@
 //!   a segment that cannot be merged.
 
 use std::collections::VecDeque;
-use std::io;
+use std::fs::File;
+use std::io::{self, BufWriter};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use netcore::Instant;
 use nic_hw::{ETH_FCS_LEN, PhyError, PhyPort, TapDevice, VirtioNetHdr, append_fcs};
+use parking_lot::Mutex;
+use softnet::PcapWriter;
 use wire::{csum_fold, csum_partial, csum_tcpudp_magic, ip_fast_csum};
 
 /// The minimum Ethernet frame without FCS (`ETH_ZLEN`).
@@ -82,6 +86,10 @@ pub struct TapOffloadStats {
     pub tx_gso_segments: u64,
 }
 
+/// A pcap of the frames crossing a TAP, shared between the PHY that
+/// writes it and the owner that flushes it.
+pub type TapCapture = Arc<Mutex<PcapWriter<BufWriter<File>>>>;
+
 /// A TCP segment being merged for the kernel: the first segment's frame
 /// (no FCS) with later payloads appended.
 #[derive(Debug)]
@@ -108,6 +116,7 @@ pub struct TapPhy {
     rxq: VecDeque<Vec<u8>>,
     tx: Option<TxBatch>,
     stats: TapOffloadStats,
+    capture: Option<TapCapture>,
 }
 
 impl TapPhy {
@@ -120,6 +129,24 @@ impl TapPhy {
             rxq: VecDeque::new(),
             tx: None,
             stats: TapOffloadStats::default(),
+            capture: None,
+        }
+    }
+
+    /// Also writes every frame that crosses the TAP to `capture`, as a
+    /// capture on the cable would see it: the NIC's frames before they are
+    /// merged for the kernel, the kernel's after they are cut and their
+    /// checksums finished (no FCS either way).
+    pub fn with_capture(mut self, capture: TapCapture) -> TapPhy {
+        self.capture = Some(capture);
+        self
+    }
+
+    fn capture(&self, now: Instant, frame: &[u8]) {
+        if let Some(c) = &self.capture {
+            // A full disk must not stop the traffic; the capture just ends
+            // short, as tcpdump's would.
+            let _ = c.lock().write_packet(now, frame);
         }
     }
 
@@ -389,11 +416,12 @@ fn can_merge(b: &TxBatch, seg: &[u8], ihl: usize, thl: usize) -> bool {
 }
 
 impl PhyPort for TapPhy {
-    fn transmit(&mut self, _now: Instant, mut frame: Vec<u8>) -> Result<(), PhyError> {
+    fn transmit(&mut self, now: Instant, mut frame: Vec<u8>) -> Result<(), PhyError> {
         let Some(len) = frame.len().checked_sub(ETH_FCS_LEN) else {
             return Err(PhyError::FrameTooShort { len: frame.len() });
         };
         frame.truncate(len);
+        self.capture(now, &frame);
         if !self.tap.has_vnet_hdr() {
             self.stats.tx_writes += 1;
             return self.tap.write_raw(&frame).map_err(PhyError::from);
@@ -445,13 +473,17 @@ impl PhyPort for TapPhy {
         self.write_plain(&frame).map_err(PhyError::from)
     }
 
-    fn receive(&mut self, _now: Instant) -> Result<Option<Vec<u8>>, PhyError> {
+    fn receive(&mut self, now: Instant) -> Result<Option<Vec<u8>>, PhyError> {
         // The device polls its PHY after transmitting: the burst is over.
         self.flush_tx()?;
         if self.rxq.is_empty() {
             self.read_one()?;
         }
-        Ok(self.rxq.pop_front())
+        let f = self.rxq.pop_front();
+        if let Some(f) = &f {
+            self.capture(now, &f[..f.len() - ETH_FCS_LEN]);
+        }
+        Ok(f)
     }
 
     fn next_event(&self) -> Option<Instant> {
