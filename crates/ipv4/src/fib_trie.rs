@@ -15,8 +15,9 @@
 //!        ▼
 //!   node[d]   ──leaf──▶ best prefix of length 25..=32
 //!
-//!   node = runs (256 bits: where a new value starts) + one slot per run
-//!   node[i] = slots[rank(runs, i)]     rank = popcount of runs[0..=i] - 1
+//!   node = runs (256 bits: where a new value starts) + up to 4 slots,
+//!          in one 64-byte line; more slots live in a shared arena
+//!   node[i] = slot number rank(runs, i)   rank = popcount of runs[0..=i] - 1
 //! ```
 //!
 //! A lookup reads at most three slots and keeps the deepest leaf it saw.
@@ -29,14 +30,15 @@
 //! the slots of the level its length falls in. The 2^16-slot root is a
 //! plain array (512 KiB per table); the 256-slot nodes below it are stored
 //! run-length compressed, as Poptrie does: a 256-bit map of where a run
-//! of equal slots starts and one slot per run, indexed by a popcount. A
-//! node holding one /20 takes three slots instead of 256, so 100,000
-//! random prefixes take a few MiB instead of 100+ and the lookup stays in
-//! cache. A lookup is at most three dependent slot reads (two loads each
-//! below the root); an update decompresses the one or two nodes it
-//! touches, changes them and compresses them again. The observable
-//! behaviour — longest-prefix match, dump order — is the same. Levels
-//! emptied by deletions are not reclaimed.
+//! of equal slots starts and one slot per run, found by a popcount. A node
+//! with at most four runs (one /20 in a /16 makes three) fits in one cache
+//! line; longer lists live in an arena shared by all nodes. 100,000 random
+//! prefixes take a few MiB instead of the 100+ MiB of uncompressed nodes,
+//! so more of the table stays in cache. An update decompresses the one or
+//! two nodes it touches, changes them and compresses them again; arena
+//! space a node outgrows is reclaimed by compaction once it is half the
+//! arena. The observable behaviour — longest-prefix match, dump order — is
+//! the same. Nodes emptied by deletions are not reclaimed.
 
 use std::collections::HashMap;
 
