@@ -81,7 +81,7 @@ pub(crate) struct Shared<S> {
 unsafe impl<S: Send> Sync for Shared<S> {}
 
 impl<S> Shared<S> {
-    #[inline]
+    #[inline(always)]
     fn slot(&self, index: usize) -> &Slot<S> {
         &self.slots[index & self.mask]
     }
@@ -186,7 +186,7 @@ impl<S> DriverEnd<S> {
 
     /// Fills the slot at `next_to_use` with `f` if one is free, without
     /// handing it to the device; returns `value` back if the ring is full.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn stage<V>(&mut self, value: V, f: impl FnOnce(&mut S, V)) -> Result<(), V> {
         if self.used() == self.size() {
             return Err(value);
@@ -221,7 +221,7 @@ impl<S> DriverEnd<S> {
     /// Cleans the descriptor at `next_to_clean` if the device has written it
     /// back: `f` gets the slot and its status word. Returns `None` at the
     /// first descriptor without `DD`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn clean<R>(&mut self, f: impl FnOnce(&mut S, u32) -> R) -> Option<R> {
         if self.next_to_clean == self.tail {
             // Nothing handed to the device is outstanding.
@@ -299,7 +299,7 @@ impl<S> DeviceEnd<S> {
 
     /// Whether the device owns a descriptor at its head; reloads the tail
     /// only when the cached copy says the ring is empty.
-    #[inline]
+    #[inline(always)]
     fn peek(&mut self) -> bool {
         if self.head == self.tail_cache {
             // Acquire: pairs with the driver's Release in
@@ -311,7 +311,7 @@ impl<S> DeviceEnd<S> {
 
     /// Runs `f` on the descriptor at the head, if the device owns one,
     /// without writing it back.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn with_head<R>(&mut self, f: impl FnOnce(&mut S) -> R) -> Option<R> {
         if !self.peek() {
             return None;
@@ -324,7 +324,7 @@ impl<S> DeviceEnd<S> {
 
     /// The descriptor at the head, read in place, if the device owns one;
     /// does not reload the tail (call after `with_head` found one).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn head_ref(&self) -> Option<&S> {
         if self.head == self.tail_cache {
             return None;
@@ -340,7 +340,7 @@ impl<S> DeviceEnd<S> {
 
     /// The descriptor at the head, for writing in place, if the device owns
     /// one; does not reload the tail (call after `with_head` found one).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn head_mut(&mut self) -> Option<&mut S> {
         if self.head == self.tail_cache {
             return None;
@@ -355,6 +355,7 @@ impl<S> DeviceEnd<S> {
     /// Runs `f` on the descriptor at the head, then writes `status | DD`
     /// back and advances the head. The caller has seen `with_head` succeed
     /// since the last write-back.
+    #[inline(always)]
     pub(crate) fn write_back(&mut self, status: u32, f: impl FnOnce(&mut S)) {
         debug_assert!(
             self.head != self.tail_cache,

@@ -334,6 +334,7 @@ impl<T: Send> RxFetch<'_, T> {
 
     /// Writes `wb` back with `DD` set and advances the head: the descriptor
     /// and its buffer now belong to the driver.
+    #[inline]
     pub fn write_back(self, wb: RxWriteback) {
         let status = (wb.status_error | RxStatusError::DD).bits();
         self.dev.end.write_back(status, |slot| {
