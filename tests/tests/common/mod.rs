@@ -123,6 +123,15 @@ pub fn lan_link() -> LinkConfig {
 impl Lab {
     /// The lab with `sysctls` set on the victim (`key`, `value`).
     pub fn new(seed: u64, sysctls: &[(&str, &str)]) -> Lab {
+        Lab::with_victim_nic(seed, sysctls, |nic| nic)
+    }
+
+    /// The lab with the victim's NIC configured by `nic`.
+    pub fn with_victim_nic(
+        seed: u64,
+        sysctls: &[(&str, &str)],
+        nic: impl FnOnce(NicConfig) -> NicConfig,
+    ) -> Lab {
         let mut net = Network::new(seed);
         let mut ports = net.switch("sw0", 3, &lan_link()).unwrap();
         let attacker = ports.pop().unwrap();
@@ -131,7 +140,7 @@ impl Lab {
         let mut victim = Host::builder()
             .name("victim")
             .cpus(1)
-            .nic(NicConfig::new().mac(VICTIM_MAC).phy(victim_port))
+            .nic(nic(NicConfig::new().mac(VICTIM_MAC).phy(victim_port)))
             .addr("198.18.0.2/24");
         for (k, v) in sysctls {
             victim = victim.sysctl(k, v);
