@@ -31,15 +31,14 @@ use std::sync::Arc;
 
 use ipv4::{IcmpErrInfo, IcmpError, Ipv4Context, NetProtocol};
 use netcore::{Errno, Instant, LinuxMib, NetMibs, PagePool, SkBuff, Sysctl, TcpMib, TimerContext};
-use socket::{
-    EPOLL_CTL_ADD, EpollEvent, EpollEvents, TcpListener, TcpProtosw, TcpStream, TcpWakeups,
-};
+use socket::{EPOLL_CTL_ADD, EpollEvent, EpollEvents, TcpProtosw, TcpWakeups};
 use tcp::{SkEvent, SockId, TcpContext, TcpProtocol, TcpRoute, TcpStack, TcpTimer};
 
 use crate::cpu::{CpuCtx, HostTimer};
 use crate::error::NetstackError;
+use crate::host::HostShared;
 use crate::network::Network;
-use crate::sockets::HostSockets;
+use crate::sockets::{AsHost, HostSockets};
 
 /// `IPPROTO_TCP`.
 const IPPROTO_TCP: u8 = 6;
@@ -318,11 +317,11 @@ pub fn tcp_bulk(
     step: netcore::Duration,
     limit: netcore::Duration,
 ) -> Result<TcpBulkReport, NetstackError> {
-    type Stream = TcpStream<HostSockets>;
+    type Stream = socket::TcpStream<HostSockets>;
     let sh = Arc::clone(net.host(server)?.shared());
     let ch = Arc::clone(net.host(client)?.shared());
     let retrans0 = ch.mibs.get(TcpMib::RetransSegs);
-    let listener = TcpListener::bind(
+    let listener = socket::TcpListener::bind(
         sh.socket_layer(),
         SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, server_addr.port()),
     )
@@ -334,7 +333,7 @@ pub fn tcp_bulk(
     let t0 = net.now();
     let mut tx: Stream = net
         .app(client, || {
-            TcpStream::connect_nonblocking(ch.socket_layer(), server_addr)
+            socket::TcpStream::connect_nonblocking(ch.socket_layer(), server_addr)
         })?
         .map_err(|e| rt_err("connect", &e))?;
     let sep = sh
@@ -565,4 +564,151 @@ pub(crate) fn demo_tcp_bulk(net: &mut Network) -> String {
         );
     }
     text
+}
+
+/// The first IPv4 address `addr` names, or an error naming the argument.
+fn v4(addr: impl std::net::ToSocketAddrs) -> std::io::Result<SocketAddrV4> {
+    addr.to_socket_addrs()?
+        .find_map(|a| match a {
+            std::net::SocketAddr::V4(a) => Some(a),
+            std::net::SocketAddr::V6(_) => None,
+        })
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "address: accepts an IPv4 socket address (198.18.0.2:80)",
+            )
+        })
+}
+
+/// A TCP listener on a host, shaped like `std::net::TcpListener`.
+///
+/// Mirrors `socket(AF_INET, SOCK_STREAM, 0)` + `bind()` + `listen()`
+/// through the host's socket layer. The methods of
+/// [`socket::TcpListener`] (`accept`, `local_addr`, `set_nonblocking`,
+/// ...) are reached through `Deref`; `accept` here wraps the stream.
+/// Errors are `std::io::Error`s with Linux's errno (`raw_os_error()`).
+pub struct TcpListener {
+    inner: socket::TcpListener<HostSockets>,
+    host: Arc<HostShared>,
+}
+
+impl std::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("host", &self.host.name)
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl TcpListener {
+    /// Listens on `host` at `addr` (`"0.0.0.0:80"`).
+    pub fn bind(
+        host: &impl AsHost,
+        addr: impl std::net::ToSocketAddrs,
+    ) -> std::io::Result<TcpListener> {
+        let host = Arc::clone(host.as_host());
+        let inner = socket::TcpListener::bind(host.socket_layer(), v4(addr)?)?;
+        Ok(TcpListener { inner, host })
+    }
+
+    /// Takes one connection: the stream and the peer's address
+    /// (`EAGAIN`/`WouldBlock` when none is queued and the listener is
+    /// non-blocking or the host cannot sleep).
+    pub fn accept(&self) -> std::io::Result<(TcpStream, SocketAddrV4)> {
+        let (inner, peer) = self.inner.accept()?;
+        Ok((
+            TcpStream {
+                inner,
+                host: Arc::clone(&self.host),
+            },
+            peer,
+        ))
+    }
+
+    /// The host the listener lives on.
+    pub fn host(&self) -> &Arc<HostShared> {
+        &self.host
+    }
+}
+
+impl std::ops::Deref for TcpListener {
+    type Target = socket::TcpListener<HostSockets>;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+/// A TCP connection on a host, shaped like `std::net::TcpStream`
+/// (`Read + Write`).
+///
+/// Mirrors `socket(AF_INET, SOCK_STREAM, 0)` + `connect()` and the calls on
+/// it. The methods of [`socket::TcpStream`] (`shutdown`, `set_nodelay`,
+/// `take_error`, timeouts, ...) are reached through `Deref`.
+pub struct TcpStream {
+    inner: socket::TcpStream<HostSockets>,
+    host: Arc<HostShared>,
+}
+
+impl std::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("host", &self.host.name)
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl TcpStream {
+    /// Connects from `host` to `addr`, waiting for the handshake. On a
+    /// simulated host, which cannot sleep, use
+    /// [`TcpStream::connect_nonblocking`] and run the network.
+    pub fn connect(
+        host: &impl AsHost,
+        addr: impl std::net::ToSocketAddrs,
+    ) -> std::io::Result<TcpStream> {
+        let host = Arc::clone(host.as_host());
+        let inner = socket::TcpStream::connect(host.socket_layer(), v4(addr)?)?;
+        Ok(TcpStream { inner, host })
+    }
+
+    /// Sends the SYN and returns at once (`O_NONBLOCK` + `connect()` giving
+    /// `EINPROGRESS`): the stream is writable when the handshake is done,
+    /// and [`socket::TcpStream::take_error`] reports a refusal.
+    pub fn connect_nonblocking(
+        host: &impl AsHost,
+        addr: impl std::net::ToSocketAddrs,
+    ) -> std::io::Result<TcpStream> {
+        let host = Arc::clone(host.as_host());
+        let inner = socket::TcpStream::connect_nonblocking(host.socket_layer(), v4(addr)?)?;
+        Ok(TcpStream { inner, host })
+    }
+
+    /// The host the stream lives on.
+    pub fn host(&self) -> &Arc<HostShared> {
+        &self.host
+    }
+}
+
+impl std::ops::Deref for TcpStream {
+    type Target = socket::TcpStream<HostSockets>;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::io::Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl std::io::Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

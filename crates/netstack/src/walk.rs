@@ -390,3 +390,89 @@ pub fn record_walk<R>(clock: Arc<dyn Clock>, f: impl FnOnce() -> R) -> (R, Walk)
     let r = tracing::subscriber::with_default(subscriber, f);
     (r, layer.stop())
 }
+
+/// The walk of one TCP data segment from h1 to h2 and of what answers it.
+#[derive(Debug)]
+pub struct TcpWalk {
+    /// The segment: from `tcp_sendmsg` on h1 through h1's egress, the
+    /// wire, h2's ingress and `tcp_v4_rcv` to `tcp_data_queue` on h2.
+    pub data: Walk,
+    /// What followed: h2's ACK back to h1 and the reader's `tcp_recvmsg`.
+    pub ack: Walk,
+}
+
+/// Runs the demo network, connects h1 to h2 over TCP (`TCP_NODELAY`), lets
+/// the handshake and its ACKs settle, then records the walk of one write
+/// of `len` bytes (at most one MSS) and its ACK.
+///
+/// Errors name the socket call that failed.
+pub fn run_tcp_walk(seed: u64, len: usize) -> Result<TcpWalk, crate::NetstackError> {
+    use std::io::{Read as _, Write as _};
+    use std::net::SocketAddrV4;
+
+    use crate::NetstackError;
+    use crate::demo::{DEMO_H2, demo_network};
+    use crate::tcp::{TcpListener, TcpStream};
+
+    fn io(what: &str) -> impl Fn(std::io::Error) -> NetstackError + '_ {
+        move |e| NetstackError::Runtime(format!("tcp walk: {what}: {e}"))
+    }
+    if len == 0 || len > 1448 {
+        return Err(NetstackError::Config(format!(
+            "tcp walk: len {len}: accepts 1..=1448 (one segment)"
+        )));
+    }
+    let mut net = demo_network(seed)?;
+    let h1 = Arc::clone(net.host("h1")?.shared());
+    let h2 = Arc::clone(net.host("h2")?.shared());
+    let l = TcpListener::bind(
+        &h2,
+        SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 5002),
+    )
+    .map_err(io("listen"))?;
+    l.set_nonblocking(true).map_err(io("listen"))?;
+    let mut c = net
+        .app("h1", || {
+            TcpStream::connect_nonblocking(&h1, SocketAddrV4::new(DEMO_H2, 5002))
+        })?
+        .map_err(io("connect"))?;
+    net.run_for(netcore::Duration::from_millis(10))?;
+    let (mut s, _) = net.app("h2", || l.accept())?.map_err(io("accept"))?;
+    c.set_nodelay(true).map_err(io("setsockopt"))?;
+    s.set_nonblocking(true).map_err(io("fcntl"))?;
+    net.run_for(netcore::Duration::from_millis(100))?;
+    let payload: Vec<u8> = (0..len as u64).map(crate::bulk_pattern).collect();
+    let mut buf = vec![0u8; len];
+    let clock = Arc::clone(net.clock());
+    let (r, walk) = record_walk(clock, || -> Result<usize, NetstackError> {
+        // The system calls run on the application's CPU of each host.
+        let cpu1 = h1.socket_host().app_cpu();
+        net.app("h1", || {
+            let _cpu =
+                tracing::trace_span!(target: "netstack::cpu", "cpu", host = "h1", cpu = cpu1)
+                    .entered();
+            c.write(&payload)
+        })?
+        .map_err(io("write"))?;
+        net.run_for(netcore::Duration::from_millis(1))?;
+        let cpu2 = h2.socket_host().app_cpu();
+        let n = net
+            .app("h2", || {
+                let _cpu =
+                    tracing::trace_span!(target: "netstack::cpu", "cpu", host = "h2", cpu = cpu2)
+                        .entered();
+                s.read(&mut buf)
+            })?
+            .map_err(io("read"))?;
+        net.run_for(netcore::Duration::from_millis(50))?;
+        Ok(n)
+    });
+    let n = r?;
+    if n != len || buf != payload {
+        return Err(NetstackError::Runtime(format!(
+            "tcp walk: h2 read {n} of {len} bytes"
+        )));
+    }
+    let (data, ack) = walk.split_after(|st| st.host == "h2" && st.name == "tcp_data_queue");
+    Ok(TcpWalk { data, ack })
+}

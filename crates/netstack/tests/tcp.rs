@@ -334,3 +334,47 @@ fn nodelay_echo_delivers_the_tail() {
     // Nagle off: about one segment per write (writes were < MSS).
     assert!(tcp(&net, "h1", TcpMib::OutSegs) - out0 >= k as u64 / 2);
 }
+
+/// `netstack::TcpListener`/`TcpStream`, shaped like `std::net`'s, over a
+/// host's socket layer: connect, accept, both ways, refusal as an errno.
+#[test]
+fn std_like_listener_and_stream() {
+    let mut net = pair(19, 0.0);
+    let h1 = Arc::clone(net.host("h1").unwrap().shared());
+    let h2 = Arc::clone(net.host("h2").unwrap().shared());
+    let l = netstack::TcpListener::bind(&h2, "0.0.0.0:8080").unwrap();
+    l.set_nonblocking(true).unwrap();
+    assert_eq!(l.host().name, "h2");
+    let mut c = net
+        .app("h1", || {
+            netstack::TcpStream::connect_nonblocking(&h1, "198.18.0.2:8080")
+        })
+        .unwrap()
+        .unwrap();
+    net.run_for(Duration::from_millis(1)).unwrap();
+    let (mut s, peer) = net.app("h2", || l.accept()).unwrap().unwrap();
+    assert_eq!(peer, c.local_addr().unwrap());
+    assert_eq!(s.host().name, "h2");
+    net.app("h1", || c.write_all(b"ping")).unwrap().unwrap();
+    net.run_for(Duration::from_millis(1)).unwrap();
+    let mut b = [0u8; 8];
+    assert_eq!(net.app("h2", || s.read(&mut b)).unwrap().unwrap(), 4);
+    assert_eq!(&b[..4], b"ping");
+    net.app("h2", || s.write_all(b"pong")).unwrap().unwrap();
+    net.run_for(Duration::from_millis(1)).unwrap();
+    assert_eq!(net.app("h1", || c.read(&mut b)).unwrap().unwrap(), 4);
+    assert_eq!(&b[..4], b"pong");
+    // A bad address names the argument.
+    let e = netstack::TcpListener::bind(&h2, "[::1]:80").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    // A closed port: the SYN is answered by a RST, ECONNREFUSED.
+    let r = net
+        .app("h1", || {
+            netstack::TcpStream::connect_nonblocking(&h1, "198.18.0.2:9")
+        })
+        .unwrap()
+        .unwrap();
+    net.run_for(Duration::from_millis(1)).unwrap();
+    let err = net.app("h1", || r.take_error()).unwrap().unwrap();
+    assert_eq!(err.and_then(|e| e.raw_os_error()), Some(ECONNREFUSED));
+}

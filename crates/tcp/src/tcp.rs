@@ -516,6 +516,7 @@ impl TcpStack {
         flags: MsgFlags,
     ) -> Result<usize, Errno> {
         let mut tp = sk.lock();
+        tracing::trace!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, len = data.len(), "tcp_sendmsg");
         if let Some(e) = tp.sk_err.take() {
             return Err(e);
         }
@@ -644,6 +645,7 @@ impl TcpStack {
             }
             return Err(Errno::Again);
         }
+        tracing::trace!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, copied, "tcp_recvmsg");
         if !peek {
             tp.copied_seq = seq;
             while let Some(front) = tp.receive_queue.front() {

@@ -1429,6 +1429,7 @@ fn tcp_data_queue<C: TcpContext>(
     }
     tp.data_segs_in += u32::from(seg.len > 0);
     tp.last_data_recv = ctx.now();
+    tracing::trace!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, seq, len = seg.len, rcv_nxt = tp.rcv_nxt, "tcp_data_queue");
     if seq == tp.rcv_nxt || (before(seq, tp.rcv_nxt) && after(seg.end_seq, tp.rcv_nxt)) {
         if before(seq, tp.rcv_nxt) {
             tcp_dsack_set(ctx, tp, seq, tp.rcv_nxt);
@@ -1811,6 +1812,7 @@ fn tcp_rcvbuf_grow(sysctl: &Sysctl, tp: &mut TcpSock, newval: u32) {
 /// spare room, so no second buffer is held. Mirrors `tcp_try_coalesce()`
 /// with the tailroom copy of `skb_try_coalesce()` (the charge does not
 /// change). Counter: `TCPRcvCoalesce`. Hands `skb` back when it cannot.
+#[allow(clippy::result_large_err)] // the skb goes back by value when it cannot be merged
 fn tcp_try_coalesce<C: TcpContext>(
     ctx: &C,
     to: &mut RxSkb,
