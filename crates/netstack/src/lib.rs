@@ -71,7 +71,7 @@ pub use crate::netfilter::{
     nf_iptables_restore,
 };
 #[cfg(target_os = "linux")]
-pub use client::{http_get, ping, udp_exchange};
+pub use client::{connect_timeout, http_get, ping, udp_exchange};
 pub use config::{
     Built, NetworkDesc, PingSpec, Scenario, build as build_network, line_of, parse_cidr,
     parse_duration, parse_mac, parse_rate,
@@ -110,7 +110,7 @@ pub use sockets::{
     AsHost, CPU_HANDOFF_TIMEOUT, HostSocketLayer, HostSockets, Transports, UdpSocket,
 };
 #[cfg(target_os = "linux")]
-pub use tap::{ETH_ZLEN, TapOffloadStats, TapPhy};
+pub use tap::{ETH_ZLEN, TapCapture, TapOffloadStats, TapPhy};
 pub use tcp::{
     HostTcp, TcpBulkReport, TcpListener, TcpStream, bulk_pattern, tcp_bulk, tcp_handle_timer,
 };
