@@ -116,6 +116,111 @@ fn ecn_codepoints_are_counted() {
     assert_eq!(got, [1, 1, 1, 2]);
 }
 
+/// A subscriber that enables every span and event and counts the
+/// `ip_rcv` spans, to run the receive path as it runs with tracing on.
+#[derive(Default)]
+struct CountSpans(std::sync::atomic::AtomicU64);
+
+impl tracing::Subscriber for CountSpans {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        if span.metadata().name() == "ip_rcv" {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn fast_path_counts_and_delivers_as_the_stage_by_stage_path() {
+    use crate::testutil::RecordingProtocol;
+    let mut with_opts = vec![0u8; 32];
+    with_opts[0] = 0x46;
+    with_opts[2..4].copy_from_slice(&32u16.to_be_bytes());
+    with_opts[8] = 64;
+    with_opts[9] = 253;
+    with_opts[12..16].copy_from_slice(&[198, 18, 0, 2]);
+    with_opts[16..20].copy_from_slice(&[198, 18, 0, 1]);
+    with_opts[20..24].copy_from_slice(&[1, 1, 1, 0]); // NOP NOP NOP EOL
+    with_opts[24..].copy_from_slice(b"options!");
+    refill(&mut with_opts);
+    let proto = |p: u8, dst: u8| {
+        let mut d = datagram(16);
+        d[9] = p;
+        d[19] = dst;
+        refill(&mut d);
+        d
+    };
+    let mut bad_csum = datagram(8);
+    bad_csum[10] ^= 1;
+    let frags = fragments(&[0xab; 40], &[16], 7);
+    let mut inputs = vec![
+        datagram(16),    // the fast path
+        with_opts,       // options: the whole way
+        proto(200, 1),   // no handler: protocol unreachable
+        proto(254, 1),   // handed back: port unreachable
+        proto(253, 9),   // not ours, forwarding off: InAddrErrors
+        proto(253, 255), // subnet broadcast: InBcastPkts
+        bad_csum,
+    ];
+    inputs.extend(frags);
+    let run = |tracing_on: bool| {
+        let mut h = host();
+        let keep = Arc::new(RecordingProtocol::default());
+        let refuse = Arc::new(RecordingProtocol {
+            refuse: true,
+            ..RecordingProtocol::default()
+        });
+        h.ipv4.inet_add_protocol(keep.clone(), 253).unwrap();
+        h.ipv4.inet_add_protocol(refuse.clone(), 254).unwrap();
+        let counter = Arc::new(CountSpans::default());
+        let mut feed = |h: &mut TestIpHost| {
+            for bytes in &inputs {
+                let mut skb = SkBuff::from_slice(&h.pool, 64, bytes).unwrap();
+                skb.ifindex = 2;
+                let _ = ip_rcv(&mut h.cpu, skb);
+            }
+        };
+        if tracing_on {
+            let dispatch = tracing::Dispatch::from(Arc::clone(&counter));
+            tracing::dispatcher::with_default(&dispatch, || feed(&mut h));
+        } else {
+            feed(&mut h);
+        }
+        let snap = h.mibs.snapshot();
+        let delivered = keep.delivered.lock().clone();
+        let spans = counter.0.load(std::sync::atomic::Ordering::Relaxed);
+        (
+            snap.proc_net_snmp(),
+            snap.proc_net_netstat(),
+            delivered,
+            spans,
+        )
+    };
+    let fast = run(false);
+    let traced = run(true);
+    assert_eq!(fast.3, 0);
+    assert_eq!(
+        traced.3,
+        inputs.len() as u64,
+        "every datagram in an ip_rcv span"
+    );
+    assert_eq!(fast.0, traced.0, "/proc/net/snmp");
+    assert_eq!(fast.1, traced.1, "/proc/net/netstat");
+    assert_eq!(fast.2, traced.2, "delivered payloads");
+    // What both saw: the plain datagram, the optioned one, the broadcast
+    // and the reassembled one reached protocol 253.
+    assert_eq!(fast.2.len(), 4);
+    assert!(fast.0.contains("Ip: 2 64 9 1 1 0 1 0 5 "), "{}", fast.0);
+}
+
 #[test]
 fn bad_options_are_header_errors_after_routing() {
     let mut h = host();
