@@ -181,7 +181,7 @@ fn fast_path_counts_and_delivers_as_the_stage_by_stage_path() {
         h.ipv4.inet_add_protocol(keep.clone(), 253).unwrap();
         h.ipv4.inet_add_protocol(refuse.clone(), 254).unwrap();
         let counter = Arc::new(CountSpans::default());
-        let mut feed = |h: &mut TestIpHost| {
+        let feed = |h: &mut TestIpHost| {
             for bytes in &inputs {
                 let mut skb = SkBuff::from_slice(&h.pool, 64, bytes).unwrap();
                 skb.ifindex = 2;
