@@ -98,7 +98,11 @@ impl<C: Ipv4Context> PacketType<C> for IpRcv<C> {
 ///
 /// The header checksum is not recomputed when the device set
 /// `CHECKSUM_UNNECESSARY` (Linux always runs `ip_fast_csum()`; our NIC
-/// model validates the IPv4 header when it says so).
+/// model validates the IPv4 header when it says so). A plain unicast
+/// datagram for one of our addresses, with no hook registered and tracing
+/// off, goes from `ip_rcv_core()` to the protocol's handler in one step
+/// (no FIB lookup: the local /32 would win it), with the same checks and
+/// counters; `docs/ipv4.md` §7 lists what that skips and why it may.
 pub fn ip_rcv<C: Ipv4Context>(ctx: &mut C, skb: SkBuff) -> NetRx {
     let net = Arc::clone(ctx.ipv4());
     ip_rcv_net(&net, ctx, skb)
