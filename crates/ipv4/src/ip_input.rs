@@ -15,6 +15,9 @@
 //!           │              (none: ICMP protocol unreachable, InUnknownProtos)
 //!           ├─ unicast, forwarding on ─▶ ip_forward
 //!           └─ error ─▶ ip_error (InAddrErrors / InNoRoutes, ICMP unreachable when forwarding)
+//!
+//!  fast path (no hooks, tracing off, IHL 5, not a fragment, daddr one of ours):
+//!  ip_rcv ─▶ ip_rcv_core ─▶ ip_local_deliver_finish ─▶ inet_protos[proto].handler
 //! ```
 
 use core::marker::PhantomData;
