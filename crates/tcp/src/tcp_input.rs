@@ -9,7 +9,20 @@
 //! `tcp_fastretrans_alert()` (NewReno/SACK recovery with PRR's
 //! `tcp_cwnd_reduction()`), `tcp_enter_loss()`, `tcp_data_queue()`,
 //! `tcp_data_queue_ofo()`, `tcp_ofo_queue()`, `tcp_fin()`,
-//! `tcp_event_data_recv()`, `__tcp_ack_snd_check()`.
+//! `tcp_event_data_recv()`, `__tcp_ack_snd_check()`; receive memory:
+//! `tcp_measure_rcv_mss()`, `tcp_grow_window()`, `tcp_try_coalesce()`,
+//! `tcp_try_rmem_schedule()` with `tcp_prune_queue()`, `tcp_collapse()`
+//! and `tcp_prune_ofo_queue()`, `tcp_init_buffer_space()` and DRS
+//! (`tcp_rcv_space_adjust()`).
+//!
+//! # Deviations from Linux
+//!
+//! - Segments reach TCP linear (softnet linearizes GRO packets for IPv4),
+//!   so `tcp_try_coalesce()` only copies into the tail skb's spare room
+//!   (no fragment stealing) and `tcp_collapse()` copies into small pool
+//!   buffers (2 KiB, not a page).
+//! - There is no global `tcp_mem` pressure: only the socket's
+//!   `sk_rcvbuf` bounds the receive queues.
 //!
 //! ```text
 //!  segment -> tcp_validate_incoming -> tcp_ack -> tcp_data_queue -> rcv queue
