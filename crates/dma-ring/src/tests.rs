@@ -529,3 +529,29 @@ fn head_and_tail_registers_follow_the_hardware() {
     assert_eq!(device.pending(), 4);
     assert!(format!("{driver:?}").contains("tail: 2"));
 }
+
+#[test]
+fn tx_clean_consume_inspects_in_order_and_drops_each_buffer_once() {
+    use std::sync::Arc;
+    let (mut driver, mut device) = tx_ring::<Arc<u32>>(4).unwrap();
+    let bufs: Vec<Arc<u32>> = (0..3).map(Arc::new).collect();
+    for b in &bufs {
+        driver.xmit(TxDesc::new(Arc::clone(b), 60)).unwrap();
+    }
+    device.fetch().unwrap().write_back();
+    device.fetch().unwrap().write_back();
+    let mut seen = Vec::new();
+    assert_eq!(driver.clean_tx_irq_consume(64, |d| seen.push(*d.buf)), 2);
+    assert_eq!(seen, vec![0, 1], "stops at the first descriptor without DD");
+    assert_eq!(Arc::strong_count(&bufs[0]), 1, "dropped in its slot");
+    assert_eq!(Arc::strong_count(&bufs[1]), 1);
+    assert_eq!(
+        Arc::strong_count(&bufs[2]),
+        2,
+        "not sent: still in the ring"
+    );
+    device.fetch().unwrap().write_back();
+    assert_eq!(driver.clean_tx_irq_consume(1, |_| {}), 1);
+    assert_eq!(Arc::strong_count(&bufs[2]), 1);
+    assert!(driver.is_empty());
+}

@@ -164,6 +164,38 @@ impl<T: Send> TxDriver<T> {
         done
     }
 
+    /// Cleans up to `budget` sent descriptors in order: `inspect` reads each
+    /// one where it lies, then its buffer is dropped in its slot; returns
+    /// how many.
+    ///
+    /// Mirrors `igb_clean_tx_irq()` reading a `tx_buffer` and freeing its
+    /// skb in place (`napi_consume_skb()`); unlike
+    /// [`clean_tx_irq`](Self::clean_tx_irq) nothing is moved out of the
+    /// ring, which matters when the buffer handle is large.
+    #[inline]
+    pub fn clean_tx_irq_consume(
+        &mut self,
+        budget: usize,
+        mut inspect: impl FnMut(&TxDesc<T>),
+    ) -> usize {
+        let mut done = 0;
+        while done < budget {
+            let cleaned = self.end.clean(|slot, status| {
+                debug_assert!(TxStatus::from_bits_retain(status).contains(TxStatus::DD));
+                if let Some(desc) = slot.as_ref() {
+                    inspect(desc);
+                }
+                // Dropped where it lies.
+                *slot = None;
+            });
+            if cleaned.is_none() {
+                break;
+            }
+            done += 1;
+        }
+        done
+    }
+
     /// Tears the ring down and returns every buffer still in it, in ring
     /// order from `next_to_clean` (sent first, then unsent). Fails, giving
     /// the driver back, while the device half exists.

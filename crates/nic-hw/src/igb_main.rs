@@ -173,7 +173,7 @@ impl IgbPoll {
         let (mut packets, mut bytes) = (0u64, 0u64);
         let mut frame_bytes = 0usize;
         let mut tso: Option<(usize, usize)> = None;
-        let cleaned = tx.clean_tx_irq(IGB_DEFAULT_TX_WORK, |desc| {
+        let cleaned = tx.clean_tx_irq_consume(IGB_DEFAULT_TX_WORK, |desc| {
             frame_bytes += usize::from(desc.len);
             if desc.cmd.contains(TxCmd::TSE) {
                 tso = Some((usize::from(desc.mss), usize::from(desc.hdr_len)));
@@ -190,7 +190,7 @@ impl IgbPoll {
                 bytes += (frame_bytes + (segs - 1) * hdr) as u64;
                 frame_bytes = 0;
             }
-            drop(desc.buf);
+            // The ring frees the skb where it lies (napi_consume_skb()).
         });
         add(&self.stats.tx_packets, packets);
         add(&self.stats.tx_bytes, bytes);
