@@ -552,6 +552,28 @@ pub fn default_mac(host: &str, nic: usize) -> DevAddr {
     [0x02, b[0], b[1], b[2], b[3], nic as u8]
 }
 
+impl Drop for Host {
+    /// Tears the host down as a network namespace going away does:
+    /// every device is closed through its driver (`dev_close()` →
+    /// `ndo_stop`, which frees the IRQs, stops NAPI and gives every posted
+    /// receive buffer back to the pool), and work still queued for the
+    /// CPUs is dropped (it may hold sockets of the host).
+    ///
+    /// Mirrors `cleanup_net()` → `default_device_exit_batch()` →
+    /// `unregister_netdevice_many()` → `dev_close_many()`.
+    fn drop(&mut self) {
+        for nic in &self.shared.nics {
+            if let Err(e) = softnet::dev_close(&nic.netdev) {
+                tracing::warn!(target: "netstack::host", host = %self.shared.name, dev = nic.netdev.name(), err = %e, "dev_close at teardown");
+            }
+        }
+        for q in &self.shared.process {
+            let work: Vec<ProcessWork> = q.lock().drain(..).collect();
+            drop(work);
+        }
+    }
+}
+
 impl Host {
     /// A builder with one CPU, no NIC.
     pub fn builder() -> HostBuilder {

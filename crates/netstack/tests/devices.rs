@@ -153,3 +153,44 @@ fn frames_cross_on_the_thread_runtime() {
         .dev_get_stats();
     assert_eq!(st.rx_packets, 3);
 }
+
+/// Dropping a network tears its hosts down like a namespace going away:
+/// each device is closed through the driver (IRQs freed, NAPI stopped,
+/// posted receive buffers back in the pool) and nothing keeps the hosts
+/// or their device models alive.
+#[test]
+fn dropping_a_network_closes_its_devices_and_frees_everything() {
+    let mut net = two_hosts(3, LinkConfig::default());
+    send(&mut net, "h1", 20);
+    net.run_for(Duration::from_millis(1)).unwrap();
+    let hosts: Vec<_> = net
+        .hosts()
+        .iter()
+        .map(|h| Arc::downgrade(h.shared()))
+        .collect();
+    let devices: Vec<_> = net
+        .hosts()
+        .iter()
+        .map(|h| Arc::clone(&h.shared().nics[0].device))
+        .collect();
+    let pools: Vec<_> = net
+        .hosts()
+        .iter()
+        .map(|h| h.shared().pool.clone())
+        .collect();
+    assert!(
+        pools.iter().all(|p| p.stats().inflight() > 0),
+        "rx rings are posted"
+    );
+    drop(net);
+    assert!(
+        hosts.iter().all(|h| h.upgrade().is_none()),
+        "a host outlived its network"
+    );
+    for d in &devices {
+        assert_eq!(Arc::strong_count(d), 1, "a device model outlived its host");
+    }
+    for p in &pools {
+        assert_eq!(p.stats().inflight(), 0, "{:?}", p.stats());
+    }
+}
