@@ -1520,3 +1520,56 @@ fn fin_is_not_held_by_cwnd() {
     let h = &net.hosts[0];
     assert_eq!(h.stack.tcp_info(&h.ctx, &c).snd_cwnd, 10);
 }
+
+/// A window offered is a promise the receive buffer keeps: small segments
+/// (each in a buffer far larger than its payload) from a sender with
+/// `TCP_NODELAY` fill a reader that never reads, up to a zero window,
+/// without one in-window segment dropped — the tail skb takes them in its
+/// spare room (`tcp_try_coalesce()`), and the peer retransmits nothing.
+#[test]
+fn small_segments_fill_the_window_without_drops() {
+    let (mut net, c, s) = pair();
+    net.setsockopt(0, &c, SockOpt::NoDelay(true)).unwrap();
+    let data = pattern(400 * 1024, 9);
+    let mut sent = 0;
+    for _ in 0..4000 {
+        if sent < data.len()
+            && let Ok(k) = net.send(0, &c, &data[sent..(sent + 100).min(data.len())])
+        {
+            sent += k;
+        }
+        net.run_for_ms(1);
+        if net.from(1).last().is_some_and(|x| x.tcp.window == 0) {
+            break;
+        }
+    }
+    assert!(
+        net.from(1).iter().any(|x| x.tcp.window == 0),
+        "the reader's window never closed"
+    );
+    assert_eq!(net.mib(1, LinuxMib::TcpRcvQDrop), 0);
+    assert_eq!(net.mib(1, LinuxMib::TcpOfoDrop), 0);
+    assert_eq!(net.mib(1, LinuxMib::RcvPruned), 0);
+    assert_eq!(net.mib(0, TcpMib::RetransSegs), 0);
+    assert!(net.mib(1, LinuxMib::TcpRcvCoalesce) > 0);
+    // Everything accepted is there, in order, once the reader drains it.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let ok = net.run_until(Duration::from_secs(120), |n| {
+        if sent < data.len()
+            && let Ok(k) = n.send(0, &c, &data[sent..(sent + 100).min(data.len())])
+        {
+            sent += k;
+        }
+        while let Ok(k) = n.recv(1, &s, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        got.len() == data.len()
+    });
+    assert!(ok, "got {} of {}", got.len(), data.len());
+    assert_eq!(fnv(&got), fnv(&data));
+    assert_eq!(net.mib(1, LinuxMib::TcpRcvQDrop), 0);
+}
