@@ -250,28 +250,59 @@ fn assert_clean_capture(pcap: &Path) {
     );
 }
 
+/// Runs tshark over `pcap` with display filter `filter` and prints
+/// `fields` (tab-separated, one line per packet); no reassembly.
+fn tshark_fields(pcap: &Path, filter: &str, fields: &[&str]) -> String {
+    let mut args = vec![
+        "tshark",
+        "-n",
+        "-r",
+        pcap.to_str().unwrap(),
+        "-o",
+        "tcp.desegment_tcp_streams:FALSE",
+        "-Y",
+        filter,
+        "-T",
+        "fields",
+    ];
+    for f in fields {
+        args.extend(["-e", f]);
+    }
+    ok(300, &args)
+}
+
 /// The TCP option kinds of the SYNs (and SYN-ACKs) `src` sent, one
 /// comma-separated list per segment, as tshark decodes them.
 fn syn_option_kinds(pcap: &Path, src: &str) -> Vec<String> {
     let filter = format!("tcp.flags.syn == 1 && ip.src == {src}");
-    ok(
-        120,
-        &[
-            "tshark",
-            "-n",
-            "-r",
-            pcap.to_str().unwrap(),
-            "-Y",
-            &filter,
-            "-T",
-            "fields",
-            "-e",
-            "tcp.option_kind",
-        ],
-    )
-    .lines()
-    .map(str::to_owned)
-    .collect()
+    tshark_fields(pcap, &filter, &["tcp.option_kind"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The option words `ss -ti` prints for the one connection in `out`
+/// before `wscale:` (`ts`, `sack`, `ecn`, the congestion control), and
+/// the `wscale:` and `mss:` values.
+fn ss_options(out: &str) -> (Vec<String>, String, String) {
+    let line = out
+        .lines()
+        .find(|l| l.contains("wscale:"))
+        .unwrap_or_else(|| panic!("no connection in `ss -ti`:\n{out}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let flags = words
+        .iter()
+        .take_while(|w| !w.starts_with("wscale:"))
+        .map(|w| (*w).to_owned())
+        .collect();
+    let get = |k: &str| {
+        words
+            .iter()
+            .find_map(|w| w.strip_prefix(k))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (flags, get("wscale:"), get("mss:"))
 }
 
 /// Stops the services and the host; returns the capture's path after a
@@ -519,6 +550,9 @@ fn curl_downloads_100_mb(loss: bool) {
         assert_eq!(sum.http_2xx, 2, "{sum}");
         let retrans = th.host().mibs.get(TcpMib::RetransSegs);
         if loss {
+            let (din, dout) = loss_drops();
+            println!("{name}: nftables dropped {din} in, {dout} out; we retransmitted {retrans}");
+            assert!(din > 0 && dout > 0, "the loss rules dropped nothing");
             assert!(retrans > 0, "2 % loss must cost retransmissions");
         }
         stop(th, Some(inetd));
@@ -534,14 +568,25 @@ fn curl_downloads_100_mb_from_our_responder_over_one_keep_alive_connection() {
     curl_downloads_100_mb(false);
 }
 
+/// The packets the loss rules dropped (input, output).
+fn loss_drops() -> (u64, u64) {
+    let out = ok(10, &["nft", "list", "table", "inet", "loss"]);
+    let mut n = out.lines().filter_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let i = w.iter().position(|x| *x == "packets")?;
+        w.get(i + 1)?.parse::<u64>().ok()
+    });
+    (n.next().unwrap_or(0), n.next().unwrap_or(0))
+}
+
 /// Drops 2 % of packets at random each way on the kernel side.
 fn add_loss() {
     for cmd in [
         "add table inet loss",
         "add chain inet loss in { type filter hook input priority 0 ; }",
         "add chain inet loss out { type filter hook output priority 0 ; }",
-        "add rule inet loss in iifname nstap0 numgen random mod 100 < 2 drop",
-        "add rule inet loss out oifname nstap0 numgen random mod 100 < 2 drop",
+        "add rule inet loss in iifname nstap0 numgen random mod 100 < 2 counter drop",
+        "add rule inet loss out oifname nstap0 numgen random mod 100 < 2 counter drop",
     ] {
         let args: Vec<&str> = std::iter::once("nft").chain(cmd.split(' ')).collect();
         ok(10, &args);
@@ -617,6 +662,11 @@ fn get_from_python(loss: bool) {
             r.elapsed.as_secs_f64(),
             r.gbps() * 1000.0
         );
+        if loss {
+            let (din, dout) = loss_drops();
+            println!("{name}: nftables dropped {din} in, {dout} out");
+            assert!(din > 0 && dout > 0, "the loss rules dropped nothing");
+        }
         assert_eq!(r.status, 200);
         assert_eq!(r.bytes, DOWNLOAD + 1);
         assert_eq!(out.split_whitespace().next(), Some(want.as_str()));
@@ -675,39 +725,60 @@ fn the_kernel_sees_our_negotiated_options_and_our_syn_ack_order_matches_its_syn(
         let deadline = Instant::now() + Duration::from_secs(10);
         let info = loop {
             let out = ok(10, &["ss", "-tin", "state", "established", "dst", US]);
-            if out.contains("mss:") || Instant::now() > deadline {
+            if out.contains("wscale:") || Instant::now() > deadline {
                 break out;
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        for want in [" ts ", " sack ", " wscale:", " mss:1448 "] {
-            assert!(info.contains(want), "`ss -ti` lacks {want:?}:\n{info}");
-        }
-        drop(conn);
-        stop(th, Some(inetd));
-        // The window scale the kernel uses toward us is what we sent, and
-        // our SYN-ACK's options come in the order of the kernel's SYN.
-        let our_shift = ok(
-            60,
+        // The same view of a connection between two kernel sockets of this
+        // namespace: what the kernel negotiates with itself.
+        let kl = std::net::TcpListener::bind("198.18.0.1:0").unwrap();
+        let kaddr = kl.local_addr().unwrap();
+        let _kc = std::net::TcpStream::connect(kaddr).unwrap();
+        let _ks = kl.accept().unwrap();
+        let kinfo = ok(
+            10,
             &[
-                "tshark",
-                "-n",
-                "-r",
-                pcap.to_str().unwrap(),
-                "-Y",
-                &format!("tcp.flags.syn == 1 && ip.src == {US}"),
-                "-T",
-                "fields",
-                "-e",
-                "tcp.options.wscale.shift",
+                "ss",
+                "-tin",
+                "state",
+                "established",
+                "dst",
+                &kaddr.to_string(),
             ],
         );
-        let snd_wscale = info
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("wscale:"))
-            .and_then(|w| w.split(',').next())
-            .unwrap();
-        assert_eq!(our_shift.trim(), snd_wscale, "{info}");
+        drop(conn);
+        stop(th, Some(inetd));
+        let (flags, wscale, mss) = ss_options(&info);
+        let (kflags, _, _) = ss_options(&kinfo);
+        println!("ss -ti toward us: {flags:?} wscale:{wscale} mss:{mss}");
+        assert_eq!(
+            flags, kflags,
+            "options as between two kernel sockets:\n{info}\n{kinfo}"
+        );
+        assert_eq!(
+            mss, "1448",
+            "MSS 1460 less the 12 bytes of timestamps:\n{info}"
+        );
+        // The window scale the kernel uses toward us is what our SYN-ACK
+        // announced (and ours toward it what its SYN did).
+        let shifts = tshark_fields(
+            &pcap,
+            "tcp.flags.syn == 1",
+            &["ip.src", "tcp.options.wscale.shift"],
+        );
+        let shift = |src: &str| {
+            shifts
+                .lines()
+                .find_map(|l| l.strip_prefix(src).map(|r| r.trim().to_owned()))
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            wscale,
+            format!("{},{}", shift(US), shift("198.18.0.1")),
+            "{info}\n{shifts}"
+        );
+        // Our SYN-ACK's options come in the order of the kernel's SYN.
         let theirs = syn_option_kinds(&pcap, "198.18.0.1");
         let ours = syn_option_kinds(&pcap, US);
         assert_eq!(theirs.len(), 1);
