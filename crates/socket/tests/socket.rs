@@ -719,3 +719,39 @@ fn so_reuseport_through_the_socket_calls() {
     assert_eq!(counts.iter().sum::<i32>(), 40);
     assert!(counts.iter().all(|&c| c > 5), "{counts:?}");
 }
+
+/// `poll_add` is one-shot and pushed: nothing runs while the socket is not
+/// ready, the first matching wake-up runs the callback once with the mask,
+/// a socket already ready completes at once, a non-matching wake-up
+/// (writable while waiting to read) does nothing, and bad fds are refused.
+#[test]
+fn poll_add_fires_once_on_the_first_matching_wakeup() {
+    use std::sync::Mutex;
+    let (a, b) = FakeSocketHost::pair();
+    let rx = udp(&b, 5000);
+    let tx = udp(&a, 0);
+    let fired = Arc::new(Mutex::new(Vec::new()));
+    let f = Arc::clone(&fired);
+    b.poll_add(rx, EpollEvents::EPOLLIN.bits(), move |mask| {
+        f.lock().unwrap().push(mask);
+    })
+    .unwrap();
+    // Write space (EPOLLOUT) wakes the queue too, but is not what it waits
+    // for.
+    b.setsockopt_int(rx, SOL_SOCKET, SO_SNDBUF, 65536).unwrap();
+    assert!(fired.lock().unwrap().is_empty());
+    let to = Some(SocketAddrV4::new(B, 5000));
+    a.sendto(tx, b"one", MsgFlags::empty(), to).unwrap();
+    assert_eq!(*fired.lock().unwrap(), vec![EpollEvents::EPOLLIN.bits()]);
+    a.sendto(tx, b"two", MsgFlags::empty(), to).unwrap();
+    assert_eq!(fired.lock().unwrap().len(), 1, "one-shot");
+    // Ready now: completes inline.
+    let f = Arc::clone(&fired);
+    b.poll_add(rx, EpollEvents::EPOLLIN.bits(), move |mask| {
+        f.lock().unwrap().push(mask);
+    })
+    .unwrap();
+    assert_eq!(fired.lock().unwrap().len(), 2);
+    assert_eq!(b.poll_add(99, 1, |_| {}), Err(Errno::BadF));
+    assert_eq!(b.poll_add(0, 1, |_| {}), Err(Errno::NotSock));
+}
