@@ -38,6 +38,10 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Walk one TCP data segment of this many bytes (1..=1448) from h1
+        /// to h2 and its ACK, instead of an ICMP echo.
+        #[arg(long, value_name = "LEN")]
+        tcp: Option<usize>,
     },
     /// Run a network and scenario described in a TOML file and print the
     /// reports it asks for.
@@ -164,7 +168,31 @@ fn run(cmd: Command) -> Result<(), NetstackError> {
             print!("{}", out.text);
             Ok(())
         }
-        Command::Walk { seed, json } => {
+        Command::Walk {
+            seed,
+            json,
+            tcp: Some(len),
+        } => {
+            let w = netstack::run_tcp_walk(seed, len)?;
+            if json {
+                println!(
+                    "{{\"data\": {}, \"ack\": {}}}",
+                    w.data.to_json(),
+                    w.ack.to_json()
+                );
+            } else {
+                println!("TCP data segment h1 -> h2 ({len} bytes, 198.18.0.1 -> 198.18.0.2):");
+                print!("{}", w.data.to_text());
+                println!("\nIts ACK h2 -> h1, and the reader's tcp_recvmsg:");
+                print!("{}", w.ack.to_text());
+            }
+            Ok(())
+        }
+        Command::Walk {
+            seed,
+            json,
+            tcp: None,
+        } => {
             let w = netstack::run_walk(seed)?;
             if json {
                 println!(
