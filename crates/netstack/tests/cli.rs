@@ -60,12 +60,18 @@ fn walk_tcp_shows_a_data_segment_and_its_ack() {
     let out = netstack().args(["walk", "--tcp", "100"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("TCP data segment h1 -> h2 (100 bytes"), "{text}");
+    assert!(
+        text.contains("TCP data segment h1 -> h2 (100 bytes"),
+        "{text}"
+    );
     for stage in ["tcp_sendmsg", "tcp_v4_rcv", "tcp_data_queue", "tcp_recvmsg"] {
         assert!(text.contains(stage), "no {stage} in:\n{text}");
     }
     let out = netstack().args(["walk", "--tcp", "0"]).output().unwrap();
-    assert!(!out.status.success(), "a zero-byte TCP walk must be refused");
+    assert!(
+        !out.status.success(),
+        "a zero-byte TCP walk must be refused"
+    );
 }
 
 fn run_file(name: &str, text: &str) -> std::process::Output {
