@@ -5,8 +5,8 @@
 //!
 //! What is here now — the PHY/wire side:
 //!
-//! - [`fcs`](fcs()): the Ethernet frame check sequence (CRC-32,
-//!   slice-by-8), [`append_fcs`], [`check_fcs`] (`lib/crc32.c`).
+//! - [`fcs`](fcs()): the Ethernet frame check sequence (CRC-32 with
+//!   `PCLMULQDQ` folding), [`append_fcs`], [`check_fcs`] (`lib/crc32.c`).
 //! - [`PhyPort`] and [`Medium`]: the seam between a MAC and what it is
 //!   attached to; frames cross it with their FCS. [`MediumPort`] is one port
 //!   of a shared medium.
