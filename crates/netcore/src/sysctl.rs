@@ -545,7 +545,8 @@ impl Sysctl {
     ///
     /// Mirrors `proc_dointvec_minmax()` and the handlers of the string and
     /// vector keys: leading and trailing whitespace is ignored, vectors are
-    /// whitespace-separated. A value out of range, malformed, or of the
+    /// whitespace-separated, and integers are read in base 0 as
+    /// `proc_get_long()` reads them (`0x1`, `010` and `8` all work). A value out of range, malformed, or of the
     /// wrong arity is rejected with an error naming the key and what it
     /// accepts; the old value is kept.
     pub fn set(&self, name: &str, text: &str) -> Result<(), SysctlError> {
@@ -564,7 +565,9 @@ impl Sysctl {
         match spec.kind {
             Kind::Int { min, max } => {
                 let expected = || format!("an integer in {min}..={max}");
-                let v: i64 = text.trim().parse().map_err(|_| invalid(expected()))?;
+                let Some(&[v]) = parse_ints(text).as_deref() else {
+                    return Err(invalid(expected()));
+                };
                 if !(min..=max).contains(&v) {
                     return Err(invalid(expected()));
                 }
@@ -635,8 +638,38 @@ impl fmt::Debug for Sysctl {
     }
 }
 
+/// The whitespace-separated integers of `text`, each read as
+/// [`proc_get_long`] reads it; `None` if any word is not one.
 fn parse_ints(text: &str) -> Option<Vec<i64>> {
-    text.split_whitespace().map(|w| w.parse().ok()).collect()
+    text.split_whitespace().map(proc_get_long).collect()
+}
+
+/// One integer as `proc_get_long()` in `kernel/sysctl.c` reads it: an
+/// optional `-`, then base 0 as `simple_strtoul()` picks it (`0x`/`0X`
+/// hexadecimal, a leading `0` octal, otherwise decimal), so `0x1`, `010`
+/// and `8` are all accepted as `/proc/sys` accepts them.
+fn proc_get_long(word: &str) -> Option<i64> {
+    let (neg, digits) = match word.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, word),
+    };
+    let (radix, body) = if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+        .filter(|h| h.starts_with(|c: char| c.is_ascii_hexdigit()))
+    {
+        (16, hex)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
+    } else {
+        (10, digits)
+    };
+    // `from_str_radix` would accept a sign of its own; the kernel does not.
+    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let v = i64::from_str_radix(body, radix).ok()?;
+    Some(if neg { -v } else { v })
 }
 
 fn pack(lo: i64, hi: i64) -> i64 {
@@ -762,6 +795,32 @@ mod tests {
         assert_eq!(s.netdev_budget(), 300);
         assert_eq!(s.tcp_rmem(), [4096, 131_072, 33_554_432]);
         assert_eq!(s.ip_local_port_range(), (32768, 60999));
+    }
+
+    #[test]
+    fn integers_are_read_in_base_0_as_proc_dointvec_reads_them() {
+        let s = Sysctl::new();
+        s.set("net.ipv4.tcp_sack", "0x0").unwrap();
+        assert_eq!(s.get_int(Sysctl::TCP_SACK), 0);
+        s.set("net.ipv4.tcp_sack", " 0X1\n").unwrap();
+        assert_eq!(s.get_int(Sysctl::TCP_SACK), 1);
+        s.set("net.core.netdev_budget", "0x258").unwrap();
+        assert_eq!(s.netdev_budget(), 600);
+        s.set("net.core.netdev_budget", "010").unwrap();
+        assert_eq!(s.netdev_budget(), 8);
+        s.set("net.core.netdev_budget", "0").unwrap();
+        assert_eq!(s.netdev_budget(), 0);
+        s.set("net.ipv4.tcp_rmem", "0x1000 0x20000\t020000")
+            .unwrap();
+        assert_eq!(s.tcp_rmem(), [4096, 131_072, 8192]);
+        s.set("net.ipv4.ip_local_port_range", "0x8000 60999")
+            .unwrap();
+        assert_eq!(s.ip_local_port_range(), (32768, 60999));
+        // Not numbers in any base, or two where one is wanted: rejected.
+        for bad in ["0x", "0xg", "09", "+1", "1 2", "", "--1"] {
+            assert!(s.set("net.core.netdev_budget", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(s.netdev_budget(), 0);
     }
 
     #[test]

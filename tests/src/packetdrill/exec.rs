@@ -169,7 +169,7 @@ impl Executor {
             if INERT_SYSCTLS.contains(&k.as_str()) {
                 continue;
             }
-            if let Err(e) = ctx.sysctl_ref().set(k, &decimal(v)) {
+            if let Err(e) = ctx.sysctl_ref().set(k, v) {
                 return Err(Stop::Skip(format!("unsupported: sysctl {k}={v}: {e}")));
             }
         }
@@ -247,7 +247,7 @@ impl Executor {
                 for step in &sh.steps {
                     match step {
                         ShellStep::Sysctl { key, value, .. } => {
-                            if let Err(e) = self.ctx.sysctl_ref().set(key, &decimal(value)) {
+                            if let Err(e) = self.ctx.sysctl_ref().set(key, value) {
                                 return skip(ev.line, format!("sysctl {key}={value}: {e}"));
                             }
                         }
@@ -611,7 +611,16 @@ impl Executor {
             "listen" => {
                 let (_, sk, _) = self.fd(line, a.first())?;
                 let backlog = a.get(1).and_then(int).unwrap_or(0) as i32;
-                self.stack.listen(&mut self.ctx, &sk, backlog).map(|()| 0)
+                let r = self.stack.listen(&mut self.ctx, &sk, backlog).map(|()| 0);
+                if r.is_ok() && !self.active && self.local_port.is_none() {
+                    // As packetdrill does, a segment that is not a SYN
+                    // sent before any connection exists goes to the
+                    // listener's port from a fresh remote port.
+                    self.next_remote_port = self.next_remote_port.wrapping_add(1);
+                    self.remote_port = self.next_remote_port;
+                    self.local_port = Some(self.config.bind_port);
+                }
+                r
             }
             "connect" => {
                 let (fd, sk, nonblock) = self.fd(line, a.first())?;
@@ -997,15 +1006,6 @@ impl PdCtx {
     fn sysctl_ref(&self) -> &netcore::Sysctl {
         tcp::TcpContext::sysctl(self)
     }
-}
-
-/// `v` with a hex integer (`0x70403`) written in decimal: Linux's
-/// `proc_dointvec()` parses with base 0, `netcore::Sysctl` in base 10.
-fn decimal(v: &str) -> String {
-    v.trim()
-        .strip_prefix("0x")
-        .and_then(|h| i64::from_str_radix(h, 16).ok())
-        .map_or_else(|| v.to_string(), |n| n.to_string())
 }
 
 /// Compares a call's result with the script's: value, and errno for -1.
