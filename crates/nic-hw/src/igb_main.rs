@@ -226,7 +226,10 @@ impl IgbPoll {
             if wb.status_error.has_frame_error() {
                 return; // igb_cleanup_headers(): dropped, buffer back to the pool
             }
-            let Ok(mut skb) = SkBuff::from_page(buf, IGB_SKB_PAD, usize::from(wb.length)) else {
+            // The skb is filled in where from_page() built it (in the
+            // `Result`) and moved only once, into napi_gro_receive().
+            let mut built = SkBuff::from_page(buf, IGB_SKB_PAD, usize::from(wb.length));
+            let Ok(skb) = built.as_mut() else {
                 return;
             };
             packets += 1;
@@ -244,10 +247,12 @@ impl IgbPoll {
             }
             skb.queue_mapping = queue as u16;
             skb.ifindex = ifindex;
-            if eth_type_trans(&mut skb, dev_addr).is_err() {
+            if eth_type_trans(skb, dev_addr).is_err() {
                 return;
             }
-            napi.napi_gro_receive(skb);
+            if let Ok(skb) = built {
+                napi.napi_gro_receive(skb);
+            }
         });
         let want = rx.unused();
         self.pool.alloc_bulk(want, &mut self.refill);
