@@ -80,8 +80,8 @@ pub use page_pool::{
     PagePoolParamError, PagePoolParams, PagePoolStats, SizeClass,
 };
 pub use skbuff::{
-    ETH_P_ARP, ETH_P_IP, IpSummed, NET_SKB_PAD, PktType, SkBuff, SkbDestructor, SkbError,
-    SkbGsoType,
+    ETH_P_ARP, ETH_P_IP, IpSummed, MAX_SKB_FRAGS, NET_SKB_PAD, PktType, SkBuff, SkbDestructor,
+    SkbError, SkbGsoType,
 };
 pub use snmp::{
     IcmpMib, IcmpMsgDir, IpExtMib, IpMib, LinuxMib, MibField, MibSnapshot, NetMibs, NetMibsCpu,

@@ -45,6 +45,11 @@ use bitflags::bitflags;
 use crate::page_pool::{Page, PageBuf, PagePool};
 use crate::time::Instant;
 
+/// The fragments an skb holds before Linux would chain a `frag_list`
+/// (`MAX_SKB_FRAGS`, 17 by default); here only the initial capacity of the
+/// fragment list, which grows past it (see the module's deviations).
+pub const MAX_SKB_FRAGS: usize = 17;
+
 /// Headroom that [`SkBuff::netdev_alloc`] reserves in front of a received
 /// frame.
 ///
@@ -595,6 +600,12 @@ impl SkBuff {
         self.frags.iter().map(SkbFrag::bytes)
     }
 
+    /// The pool the skb's buffer came from; new skbs built from this one
+    /// (segments, copies) come from it too.
+    pub fn pool(&self) -> &PagePool {
+        self.page.pool()
+    }
+
     /// Free bytes in front of the data.
     ///
     /// Mirrors `skb_headroom()`.
@@ -916,6 +927,10 @@ impl SkBuff {
             return Err((Box::new(from), e));
         }
         let head = from.headlen();
+        if self.frags.capacity() == 0 {
+            // Room for MAX_SKB_FRAGS at once rather than growing by doubling.
+            self.frags.reserve(MAX_SKB_FRAGS);
+        }
         if offset < head {
             self.frags.push(SkbFrag {
                 page: from.page.share(),

@@ -59,6 +59,7 @@ use parking_lot::Mutex as PlMutex;
 use qdisc::NetXmit;
 
 use crate::backlog::{BacklogPoll, BacklogQueue, enqueue_to_backlog};
+use crate::gso::{XmitSkbs, validate_xmit_skb};
 use crate::netdevice::{DevBase, NetDev};
 use crate::ptype::{
     NetRx, PacketType, PtypeEntry, PtypeLists, PtypeMatch, PtypeRegistry, TcIngress, TcVerdict,
@@ -861,9 +862,16 @@ pub fn dev_queue_xmit<C: SoftnetContext>(
         .get(txq)
         .is_none_or(netcore::NetdevQueue::is_stopped);
     if !stopped {
-        match dev_hard_start_xmit(ctx, dev, txq, skb) {
-            NetdevTx::Ok => return Ok(NetXmit::Success),
-            NetdevTx::Busy(s) => skb = s,
+        match dev_hard_start_xmit_list(ctx, dev, txq, validate_xmit_skb(skb, dev)) {
+            (NetdevTx::Ok, _) => return Ok(NetXmit::Success),
+            (NetdevTx::Busy(s), rest) => {
+                // Segments behind a refused one go with it.
+                for seg in rest {
+                    dev.tx_dropped_inc();
+                    kfree_skb_reason(seg, DropReason::NotSpecified);
+                }
+                skb = s;
+            }
         }
     }
     tracing::warn!(target: "netstack::softnet", ifindex = dev.ifindex(), "Virtual device asks to queue packet!");
@@ -917,6 +925,32 @@ pub(crate) fn dev_hard_start_xmit<C: SoftnetContext>(
         return NetdevTx::Busy(skb);
     }
     d.start_xmit(skb, txq)
+}
+
+/// Hands the packets [`validate_xmit_skb`] left to the driver, in order,
+/// until one is refused; returns the last verdict and the packets not yet
+/// tried (behind a refused one).
+///
+/// Mirrors `dev_hard_start_xmit()`'s loop over an skb list (`xmit_one()`
+/// per packet). A dropped packet counts as sent, as Linux continues.
+pub(crate) fn dev_hard_start_xmit_list<C: SoftnetContext>(
+    ctx: &mut C,
+    dev: &NetDev,
+    txq: u16,
+    skbs: XmitSkbs,
+) -> (NetdevTx, VecDeque<SkBuff>) {
+    match skbs {
+        XmitSkbs::One(skb) => (dev_hard_start_xmit(ctx, dev, txq, skb), VecDeque::new()),
+        XmitSkbs::Dropped => (NetdevTx::Ok, VecDeque::new()),
+        XmitSkbs::Segs(mut segs) => {
+            while let Some(seg) = segs.pop_front() {
+                if let NetdevTx::Busy(seg) = dev_hard_start_xmit(ctx, dev, txq, seg) {
+                    return (NetdevTx::Busy(seg), segs);
+                }
+            }
+            (NetdevTx::Ok, segs)
+        }
+    }
 }
 
 /// Puts a tx queue's qdisc on this CPU's output queue and raises `NET_TX`,

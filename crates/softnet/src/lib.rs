@@ -23,6 +23,11 @@
 //! - `net-procfs.c`: [`Softnet::softnet_stat`], [`SoftnetStat`],
 //!   [`Softnet::ptype_show`].
 //! - `sch_generic.c`: [`dev_tx_weight`] and the qdisc run loop.
+//! - `gso.c` (and `validate_xmit_skb()`): [`skb_gso_segment`],
+//!   [`skb_gso_ok`], [`netif_needs_gso`]; software GSO runs on the way to
+//!   the driver for a device without TSO.
+//! - `tcp_offload.c` / `af_inet.c` (GSO half): [`tcp4_gso_segment`],
+//!   [`GsoError`].
 //! - a pcap tap: [`PcapTap`], [`PcapFilter`].
 //!
 //! Seams: it consumes `napi` (poll lists, [`napi::napi_poll`]), `irq`
@@ -93,6 +98,7 @@
 
 mod backlog;
 mod dev;
+mod gso;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod net_procfs;
@@ -102,6 +108,7 @@ mod ptype;
 mod rps;
 mod sch_generic;
 mod sync;
+mod tcp_offload;
 #[cfg(all(test, not(loom)))]
 mod tests;
 #[cfg(all(any(test, feature = "testutils"), not(loom)))]
@@ -112,6 +119,7 @@ pub use dev::{
     dev_queue_xmit, handle_timer, net_rx_action, net_tx_action, netdev_pick_tx, netif_receive_skb,
     netif_rx, netif_schedule_queue, netif_tx_wake_queue,
 };
+pub use gso::{netif_needs_gso, skb_gso_ok, skb_gso_segment};
 pub use net_procfs::SoftnetStat;
 pub use netcore::{reciprocal_scale, skb_get_hash};
 pub use netdevice::{DevBase, IFNAMSIZ, NetDev, dev_close, dev_open};
@@ -122,6 +130,7 @@ pub use pcap::{
 pub use ptype::{NetRx, PacketType, PtypeMatch, TcIngress, TcVerdict};
 pub use rps::{CpuMask, RpsMap, skb_tx_hash};
 pub use sch_generic::dev_tx_weight;
+pub use tcp_offload::{GsoError, tcp4_gso_segment};
 
 // The lower-layer types in softnet's own signatures, re-exported so that a
 // layer above (ipv4) can name them without depending on those crates.

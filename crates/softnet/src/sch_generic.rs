@@ -18,8 +18,9 @@ use netcore::{NetdevTx, Sysctl};
 use parking_lot::MutexGuard;
 
 use crate::dev::{
-    SoftnetContext, SoftnetTimer, dev_hard_start_xmit, netif_schedule_queue, wait_for_wake,
+    SoftnetContext, SoftnetTimer, dev_hard_start_xmit_list, netif_schedule_queue, wait_for_wake,
 };
+use crate::gso::validate_xmit_skb;
 use crate::netdevice::{NetDev, QdiscRoot};
 
 /// The most packets one qdisc run sends before yielding to `NET_TX`.
@@ -96,13 +97,18 @@ pub(crate) fn qdisc_run_inner<'a, C: SoftnetContext>(
         };
         // sch_direct_xmit(): the root lock is not held while the driver runs.
         drop(root);
-        let ret = dev_hard_start_xmit(ctx, dev, txq, skb);
+        let (ret, rest) = dev_hard_start_xmit_list(ctx, dev, txq, validate_xmit_skb(skb, dev));
         root = q.root.lock();
         match ret {
             NetdevTx::Ok => packets += 1,
             NetdevTx::Busy(skb) => {
+                // The refused packet and, after a GSO split, the segments
+                // behind it go back in order.
                 tracing::trace!(target: "netstack::softnet", ifindex = dev.ifindex(), txq, "dev_requeue_skb");
                 root.qdisc.requeue(skb);
+                for seg in rest {
+                    root.qdisc.requeue(seg);
+                }
                 netif_schedule_queue(ctx, dev, txq);
                 break;
             }

@@ -945,3 +945,122 @@ fn dev_kfree_skb_irq_frees_in_net_tx() {
     host.run_softirqs(0);
     assert_eq!(pool.stats().inflight(), 0);
 }
+
+/// A 64 KiB TCP/IPv4 GSO skb as TCP would hand it to `dev_queue_xmit`:
+/// Ethernet + IPv4 (ID 0x1234, DF) + TCP with timestamps (ACK|PSH|FIN,
+/// seq 1000), `payload` bytes, `gso_size` 1448, `CHECKSUM_PARTIAL`.
+fn gso_skb(pool: &PagePool, payload: &[u8]) -> SkBuff {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
+    let tot = (20 + 32 + payload.len()) as u16;
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&tot.to_be_bytes());
+    f.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&[198, 18, 0, 1, 198, 18, 0, 2]);
+    f.extend_from_slice(&40000u16.to_be_bytes());
+    f.extend_from_slice(&80u16.to_be_bytes());
+    f.extend_from_slice(&1000u32.to_be_bytes());
+    f.extend_from_slice(&77u32.to_be_bytes());
+    f.extend_from_slice(&[0x80, 0x19, 0xff, 0xff, 0, 0, 0, 0]); // doff 8, ACK|PSH|FIN
+    f.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 9]);
+    f.extend_from_slice(payload);
+    let mut skb = SkBuff::from_slice(pool, 64, &f).unwrap();
+    skb.protocol = ETH_P_IP;
+    skb.set_network_header(14).unwrap();
+    skb.set_transport_header(34).unwrap();
+    skb.gso_size = 1448;
+    skb.gso_type = netcore::SkbGsoType::TCPV4;
+    skb.ip_summed = netcore::IpSummed::Partial {
+        csum_start: 64 + 34,
+        csum_offset: 16,
+    };
+    skb
+}
+
+#[test]
+fn a_gso_skb_is_segmented_in_software_for_a_device_without_tso() {
+    use wire::{Ipv4Packet, TcpFlags, TcpPacket};
+    let mut host = TestHost::new(1);
+    let (nd, st) = open_dev(&host, "eth0", 1, 1);
+    // The driver takes ten frames, then is busy: the rest is requeued.
+    st.lock().tx_room = Some(10);
+    let pool = pool();
+    let payload: Vec<u8> = (0..65_000u32).map(|i| (i % 251) as u8).collect();
+    let skb = gso_skb(&pool, &payload);
+    assert!(crate::netif_needs_gso(&skb, netcore::NetdevFeatures::SG));
+    assert!(!crate::netif_needs_gso(
+        &skb,
+        netcore::NetdevFeatures::SG | netcore::NetdevFeatures::TSO
+    ));
+    assert_eq!(dev_queue_xmit(host.ctx(0), &nd, skb), Ok(NetXmit::Success));
+    assert_eq!(st.lock().transmitted.len(), 10);
+    st.lock().tx_room = None;
+    netif_tx_wake_queue(host.ctx(0), &nd, 0).unwrap();
+    host.run_until_idle();
+
+    let st = st.lock();
+    let n = 65_000usize.div_ceil(1448);
+    assert_eq!(st.transmitted.len(), n, "one frame per MSS");
+    let mut got = Vec::new();
+    for (i, (seg, _)) in st.transmitted.iter().enumerate() {
+        let last = i + 1 == n;
+        let f = seg.data();
+        assert!(!seg.is_gso() && !seg.is_nonlinear());
+        let ip = Ipv4Packet::new_verified(&f[14..]).expect("valid IPv4 header and checksum");
+        let len = if last { 65_000 - 44 * 1448 } else { 1448 };
+        assert_eq!(usize::from(ip.total_len()), 20 + 32 + len, "segment {i}");
+        assert_eq!(ip.ident(), 0x1234 + i as u16, "IP ID of segment {i}");
+        assert!(ip.dont_frag());
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(
+            tcp.verify_checksum(ip.src_addr(), ip.dst_addr()),
+            "TCP checksum of segment {i}"
+        );
+        assert_eq!(tcp.seq_number(), 1000 + (i * 1448) as u32);
+        let fin_psh = TcpFlags::FIN | TcpFlags::PSH;
+        assert!(tcp.flags().contains(TcpFlags::ACK));
+        if last {
+            assert!(tcp.flags().contains(fin_psh), "FIN and PSH on the last");
+        } else {
+            assert!(
+                !tcp.flags().intersects(fin_psh),
+                "no FIN/PSH on segment {i}"
+            );
+        }
+        assert_eq!(tcp.header_len(), 32, "options copied");
+        assert_eq!(seg.ip_summed, netcore::IpSummed::None);
+        got.extend_from_slice(tcp.payload());
+    }
+    assert_eq!(got, payload, "the payload, in order, nothing lost");
+    drop(st);
+    let q = nd.with_qdisc(0, |q| q.stats()).unwrap();
+    assert_eq!((q.qlen, q.drops), (0, 0));
+    assert_eq!(nd.dev_get_stats().tx_dropped, 0);
+}
+
+#[test]
+fn gso_refuses_what_it_cannot_segment_and_keeps_checksum_offload() {
+    let pool = pool();
+    let payload = vec![7u8; 3000];
+    let skb = gso_skb(&pool, &payload);
+    // A device with checksum offload gets the pseudo-header sum.
+    let segs = crate::skb_gso_segment(&skb, netcore::NetdevFeatures::IP_CSUM).unwrap();
+    assert_eq!(segs.len(), 3);
+    assert!(matches!(
+        segs[0].ip_summed,
+        netcore::IpSummed::Partial {
+            csum_start: 98,
+            csum_offset: 16
+        }
+    ));
+    let mut udp = gso_skb(&pool, &payload);
+    udp.gso_type = netcore::SkbGsoType::UDP_L4;
+    let e = crate::skb_gso_segment(&udp, netcore::NetdevFeatures::empty()).unwrap_err();
+    assert!(matches!(e, crate::GsoError::Unsupported { .. }));
+    assert!(e.to_string().contains("TCPV4"), "{e}");
+    let mut short = gso_skb(&pool, &payload);
+    short.trim(40).unwrap();
+    assert!(matches!(
+        crate::skb_gso_segment(&short, netcore::NetdevFeatures::empty()),
+        Err(crate::GsoError::Malformed { .. })
+    ));
+}
