@@ -8,7 +8,8 @@
 //! `CI=true`, where the corpus must be present).
 //!
 //! The `test-all` step runs the whole corpus (core set, kernel selftests,
-//! gVisor scripts) and fails only when a script listed in
+//! gVisor scripts) and the project's own scripts in
+//! `tests/packetdrill/conformance/`, and fails only when a script listed in
 //! `tests/packetdrill/expected-pass.list` does not pass: the list holds what
 //! passes today and only grows.
 
@@ -25,6 +26,13 @@ pub fn corpus_dir() -> PathBuf {
 /// The scripts that must keep passing.
 fn expected_pass_list() -> PathBuf {
     steps::root().join("tests/packetdrill/expected-pass.list")
+}
+
+/// The project's own conformance scripts (Linux behaviours the corpus
+/// does not cover), listed in `expected-pass.list` by their path from the
+/// repository's root.
+fn own_scripts_dir() -> PathBuf {
+    steps::root().join("tests/packetdrill/conformance")
 }
 
 /// Non-comment lines of a list file (one relative path per line).
@@ -65,6 +73,8 @@ fn run_runner(paths: &[PathBuf], echo: bool) -> Result<Vec<ScriptResult>, String
     let out = steps::run(&mut cmd, echo);
     let corpus = corpus_dir();
     let prefix = format!("{}/", corpus.display());
+    // The project's own scripts are named from the repository's root.
+    let root_prefix = format!("{}/", steps::root().display());
     let mut results = Vec::new();
     for l in &out.lines {
         let Some((status, rest)) = l.split_once(' ') else {
@@ -73,7 +83,10 @@ fn run_runner(paths: &[PathBuf], echo: bool) -> Result<Vec<ScriptResult>, String
         if !matches!(status, "PASS" | "FAIL" | "SKIP") {
             continue;
         }
-        let rest = rest.strip_prefix(&prefix).unwrap_or(rest);
+        let rest = rest
+            .strip_prefix(&prefix)
+            .or_else(|| rest.strip_prefix(&root_prefix))
+            .unwrap_or(rest);
         let path = rest.split(": ").next().unwrap_or(rest).to_string();
         results.push(ScriptResult {
             status: status.to_string(),
@@ -145,11 +158,12 @@ pub fn step() -> Result<(u64, Counts), String> {
         return Err(format!("{} is missing", dir.display()));
     }
     let expected = read_list(&expected_pass_list())?;
-    let paths = ["tcp", "linux-selftests", "gvisor"]
+    let mut paths = ["tcp", "linux-selftests", "gvisor"]
         .iter()
         .map(|d| dir.join(d))
         .filter(|p| p.is_dir())
         .collect::<Vec<_>>();
+    paths.push(own_scripts_dir());
     let results = run_runner(&paths, false)?;
     let mut regressions = 0;
     for e in &expected {

@@ -152,6 +152,10 @@ struct Executor {
     deferred: Option<Stop>,
     prev_script_time: Usecs,
     snapshots: Vec<Snapshot>,
+    /// `nstat`'s history: the counter values of its last update (`nstat`
+    /// or `nstat -n`); empty (all zero) until then, as in a fresh
+    /// namespace.
+    nstat_history: BTreeMap<String, u64>,
 }
 
 impl Executor {
@@ -191,6 +195,7 @@ impl Executor {
             deferred: None,
             prev_script_time: 0,
             snapshots: Vec::new(),
+            nstat_history: BTreeMap::new(),
         })
     }
 
@@ -249,6 +254,30 @@ impl Executor {
                         ShellStep::Sysctl { key, value, .. } => {
                             if let Err(e) = self.ctx.sysctl_ref().set(key, value) {
                                 return skip(ev.line, format!("sysctl {key}={value}: {e}"));
+                            }
+                        }
+                        ShellStep::NstatReset => self.nstat_history = self.nstat_counters(),
+                        ShellStep::NstatExpect {
+                            counter,
+                            value,
+                            update_history,
+                        } => {
+                            let now = self.nstat_counters();
+                            let Some(&cur) = now.get(counter) else {
+                                return skip(ev.line, format!("nstat counter {counter}"));
+                            };
+                            let base = self.nstat_history.get(counter).copied().unwrap_or(0);
+                            let delta = i64::try_from(cur.wrapping_sub(base)).unwrap_or(-1);
+                            if *update_history {
+                                self.nstat_history = now;
+                            }
+                            // nstat prints only counters that moved, so
+                            // `grep -q " 0 "` never matches a counter.
+                            if delta != *value || delta == 0 {
+                                return fail(
+                                    ev.line,
+                                    format!("nstat: {counter} grew by {delta}, expected {value}"),
+                                );
                             }
                         }
                         other => return skip(ev.line, format!("timed shell command {other:?}")),
@@ -999,6 +1028,27 @@ impl Executor {
             }
         }
         Ok(())
+    }
+}
+
+impl Executor {
+    /// Every counter under the name `nstat` prints (`TcpExtBeyondWindow`,
+    /// `TcpInSegs`, …): the group label and the counter's name.
+    fn nstat_counters(&self) -> BTreeMap<String, u64> {
+        fn add<F: netcore::MibField>(snap: &netcore::MibSnapshot, out: &mut BTreeMap<String, u64>) {
+            for (name, v) in snap.group::<F>() {
+                out.insert(format!("{}{name}", F::GROUP), v);
+            }
+        }
+        let snap = tcp::TcpContext::mibs(&self.ctx).snapshot();
+        let mut out = BTreeMap::new();
+        add::<netcore::IpMib>(&snap, &mut out);
+        add::<netcore::IpExtMib>(&snap, &mut out);
+        add::<netcore::IcmpMib>(&snap, &mut out);
+        add::<netcore::TcpMib>(&snap, &mut out);
+        add::<netcore::UdpMib>(&snap, &mut out);
+        add::<netcore::LinuxMib>(&snap, &mut out);
+        out
     }
 }
 
