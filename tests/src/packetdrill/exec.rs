@@ -609,6 +609,15 @@ impl Executor {
                 if !fam_ok || ty & 0xf != 1 {
                     return skip(line, "socket() other than an IPv4 SOCK_STREAM");
                 }
+                // inet_create() finds no SOCK_STREAM protocol but TCP
+                // (IPPROTO_TCP, or 0 for the default).
+                match a.get(2).and_then(int) {
+                    Some(0 | 6) => {}
+                    Some(_) => {
+                        return check_result(line, "socket", &s.result, Err(Errno::ProtoNoSupport));
+                    }
+                    None => return skip(line, "socket() protocol"),
+                }
                 if s.result.value < 0 {
                     return skip(line, "socket() expected to fail");
                 }
@@ -1071,18 +1080,29 @@ fn check_result(line: u32, name: &str, want: &SyscallResult, got: Result<i64, Er
             ),
         ),
         Err(e) => {
-            if want.value == -1 && want.errno.as_deref() == Some(e.name()) {
+            // `= -1` with no errno checks only the failure, as packetdrill.
+            if want.value == -1 && want.errno.as_deref().is_none_or(|n| n == e.name()) {
                 Ok(())
             } else {
-                fail(
-                    line,
+                // packetdrill's wording: "non-negative" for a wanted fd or
+                // count, the errno by number and strerror().
+                let wanted = if want.value >= 0 {
+                    "non-negative result".to_string()
+                } else {
                     format!(
-                        "runtime error in {name} call: Expected result {}{} but got -1 with errno {} ({})",
+                        "result {}{}",
                         want.value,
                         want.errno
                             .as_deref()
                             .map(|e| format!(" {e}"))
-                            .unwrap_or_default(),
+                            .unwrap_or_default()
+                    )
+                };
+                fail(
+                    line,
+                    format!(
+                        "runtime error in {name} call: Expected {wanted} but got -1 with errno {} ({}, {})",
+                        e as i32,
                         e.name(),
                         e.strerror()
                     ),
@@ -1112,6 +1132,7 @@ fn symbol(s: &str) -> Option<i64> {
         "F_GETFL" => 3,
         "F_SETFL" => 4,
         "IPPROTO_TCP" | "SOL_TCP" => 6,
+        "IPPROTO_UDP" => 17,
         "MSG_DONTWAIT" => 0x40,
         "MSG_WAITALL" => 0x100,
         "O_NONBLOCK" | "SOCK_NONBLOCK" => 0x800,
