@@ -6,3 +6,4 @@
 //! any one crate.
 
 pub mod packetdrill;
+pub mod scale;

@@ -13,7 +13,10 @@
 //! It prints one table and writes `report.json` and `report.md` into
 //! `target/bench/` (or `--out DIR`); `--json FILE` also writes the JSON to
 //! FILE. Each figure carries the command that reproduces it
-//! (`cargo bench -p CRATE --bench TARGET`).
+//! (`cargo bench -p CRATE --bench TARGET`). `--scale N` sets
+//! `NETSTACK_SCALE_CONNS` for the scale bench of `integration-tests`
+//! (concurrent established connections; `--scale 1000000` is the issue's
+//! million).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -87,6 +90,8 @@ pub struct Pair {
 
 struct Options {
     runs: usize,
+    /// `--scale N`: `NETSTACK_SCALE_CONNS` for the scale bench.
+    scale: Option<u64>,
     json: Option<PathBuf>,
     out: PathBuf,
     packages: Vec<String>,
@@ -95,6 +100,7 @@ struct Options {
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut opts = Options {
         runs: DEFAULT_RUNS,
+        scale: None,
         json: None,
         out: steps::root().join("target").join("bench"),
         packages: Vec::new(),
@@ -119,6 +125,14 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 opts.runs = v.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
                     format!("bench: --runs `{v}`: accepts a positive integer of runs")
                 })?;
+            }
+            "--scale" => {
+                let v = it
+                    .next()
+                    .ok_or("bench: --scale needs a number of connections (a positive integer)")?;
+                opts.scale = Some(v.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    format!("bench: --scale `{v}`: accepts a positive integer of connections")
+                })?);
             }
             s if s.starts_with('-') => return Err(format!("bench: unknown option `{s}`")),
             s => opts.packages.push(s.to_string()),
@@ -168,6 +182,9 @@ pub fn run(args: &[String]) -> Result<bool, String> {
             );
             let mut cmd = Command::new(&t.exe);
             cmd.arg("--bench");
+            if let Some(n) = opts.scale {
+                cmd.env("NETSTACK_SCALE_CONNS", n.to_string());
+            }
             let out = run_in(&mut cmd, &t.dir);
             if !out.success {
                 ok = false;

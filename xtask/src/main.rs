@@ -23,7 +23,7 @@ const COMMANDS: &[(&str, &str)] = &[
     (
         "bench",
         "run every bench target N times, print medians/min/max, pair <workload>/netstack with <workload>/linux; \
-         writes target/bench/report.{json,md} [--runs N (5)] [--out DIR] [--json FILE] [CRATE...]",
+         writes target/bench/report.{json,md} [--runs N (5)] [--scale CONNS] [--out DIR] [--json FILE] [CRATE...]",
     ),
     (
         "packetdrill",

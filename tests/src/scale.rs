@@ -1,0 +1,275 @@
+//! Many concurrent established TCP connections between two simulated
+//! hosts, for the scale test (a bounded count) and the scale bench (up to
+//! the issue's 1,000,000).
+//!
+//! Host `h1` (198.18.0.1) connects to `h2` (198.18.0.2) over a 10 Gbit/s
+//! wire; `h2` listens on as many ports as the connection count needs
+//! (one four-tuple space per port: `ip_local_port_range` is widened to
+//! 1024–65535 on `h1`, so 60,000 connections per port). Both hosts raise
+//! `RLIMIT_NOFILE` to fit, as the seed document's limits would be raised on
+//! Linux. Connections open in batches through the socket API, the server
+//! accepting as they come, exactly as an application would.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Instant;
+
+use netcore::{Duration, TcpMib};
+use netstack::{Host, HostSockets, Network, NicConfig};
+use nic_hw::LinkConfig;
+use socket::{TcpListener, TcpStream};
+
+/// Connections per listening port.
+pub const CONNS_PER_PORT: usize = 60_000;
+/// The first listening port on `h2`.
+pub const FIRST_PORT: u16 = 10_000;
+/// Connections started per batch (below the listen backlog of 128, so
+/// the accept queue never overflows).
+const BATCH: usize = 100;
+
+/// What opening the connections took.
+#[derive(Clone, Copy, Debug)]
+pub struct ScaleReport {
+    /// Established connections (each has a socket on both hosts).
+    pub conns: usize,
+    /// Wall-clock seconds to open them all (build excluded).
+    pub open_secs: f64,
+    /// Virtual seconds the simulation ran to open them.
+    pub virtual_secs: f64,
+    /// Growth of the process's resident memory per connection (both
+    /// ends, every table and fd included), in bytes; `None` where
+    /// `/proc/self/statm` cannot be read.
+    pub rss_per_conn: Option<f64>,
+}
+
+/// Two hosts holding `conns` established connections.
+pub struct ScaleLab {
+    // Sockets go before the network that holds their hosts.
+    /// The client ends.
+    pub clients: Vec<TcpStream<HostSockets>>,
+    /// The server ends, in accept order.
+    pub servers: Vec<TcpStream<HostSockets>>,
+    listeners: Vec<TcpListener<HostSockets>>,
+    /// The network.
+    pub net: Network,
+}
+
+/// The process's resident set in bytes.
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn host(name: &str, addr: &str, phy: netstack::PhyEnd) -> netstack::HostBuilder {
+    Host::builder()
+        .name(name)
+        .cpus(1)
+        .nic(NicConfig::new().phy(phy))
+        .addr(addr)
+        .sysctl("net.ipv4.ip_local_port_range", "1024 65535")
+}
+
+/// Opens `conns` connections from `h1` to `h2`; errors say what failed.
+pub fn open_connections(conns: usize, seed: u64) -> Result<(ScaleReport, ScaleLab), String> {
+    let mut net = Network::new(seed);
+    // Every connection's handshake is in flight at once in a batch: room
+    // in the wire for all of it.
+    let (a, b) = net
+        .wire(
+            "w0",
+            LinkConfig::default()
+                .rate_bps(10_000_000_000)
+                .delay(Duration::from_micros(5)),
+        )
+        .map_err(|e| e.to_string())?;
+    net.add_host(host("h1", "198.18.0.1/24", a))
+        .map_err(|e| e.to_string())?;
+    net.add_host(host("h2", "198.18.0.2/24", b))
+        .map_err(|e| e.to_string())?;
+    let h1 = Arc::clone(net.host("h1").map_err(|e| e.to_string())?.shared());
+    let h2 = Arc::clone(net.host("h2").map_err(|e| e.to_string())?.shared());
+    let nofile = (conns + 1024) as u64;
+    for h in [&h1, &h2] {
+        h.socket_layer()
+            .set_rlimit_nofile(nofile)
+            .map_err(|e| format!("setrlimit(RLIMIT_NOFILE, {nofile}): {e:?}"))?;
+    }
+    let ports = conns.div_ceil(CONNS_PER_PORT).max(1);
+    let mut listeners = Vec::new();
+    for i in 0..ports {
+        let port = FIRST_PORT + i as u16;
+        let l = net
+            .app("h2", || {
+                TcpListener::bind(
+                    h2.socket_layer(),
+                    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
+                )
+            })
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("listen on {port}: {e}"))?;
+        l.set_nonblocking(true).map_err(|e| e.to_string())?;
+        listeners.push(l);
+    }
+
+    let rss0 = rss_bytes();
+    let start = Instant::now();
+    let vstart = net.now();
+    let mut clients = Vec::with_capacity(conns);
+    let mut servers = Vec::with_capacity(conns);
+    while clients.len() < conns || servers.len() < conns {
+        let first = clients.len();
+        let n = BATCH.min(conns - first);
+        let batch = net
+            .app("h1", || {
+                (first..first + n)
+                    .map(|i| {
+                        let port = FIRST_PORT + (i / CONNS_PER_PORT) as u16;
+                        TcpStream::connect_nonblocking(
+                            h1.socket_layer(),
+                            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), port),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|e| e.to_string())?;
+        for s in batch {
+            clients.push(s.map_err(|e| format!("connect #{}: {e}", clients.len()))?);
+        }
+        net.run_for(Duration::from_micros(200))
+            .map_err(|e| e.to_string())?;
+        let accepted = net
+            .app("h2", || {
+                let mut out = Vec::new();
+                for l in &listeners {
+                    while let Ok((s, _)) = l.accept() {
+                        out.push(s);
+                    }
+                }
+                out
+            })
+            .map_err(|e| e.to_string())?;
+        if clients.len() == conns && accepted.is_empty() {
+            // Everything started: wait for the stragglers (a SYN
+            // retransmission takes a second).
+            net.run_for(Duration::from_millis(100))
+                .map_err(|e| e.to_string())?;
+            if net.now().saturating_duration_since(vstart) > Duration::from_secs(30) {
+                use netcore::LinuxMib;
+                return Err(format!(
+                    "only {} of {conns} connections accepted after 30 s (h1 CurrEstab {}, \
+                     h2 CurrEstab {}, ListenOverflows {}, ListenDrops {}, SyncookiesSent {}, \
+                     h1 AttemptFails {})",
+                    servers.len(),
+                    h1.mibs.get(TcpMib::CurrEstab),
+                    h2.mibs.get(TcpMib::CurrEstab),
+                    h2.mibs.get(LinuxMib::ListenOverflows),
+                    h2.mibs.get(LinuxMib::ListenDrops),
+                    h2.mibs.get(LinuxMib::SyncookiesSent),
+                    h1.mibs.get(TcpMib::AttemptFails),
+                ));
+            }
+        }
+        servers.extend(accepted);
+    }
+    let open_secs = start.elapsed().as_secs_f64();
+    let virtual_secs = net.now().saturating_duration_since(vstart).as_secs_f64();
+    let rss_per_conn = match (rss0, rss_bytes()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / conns as f64),
+        _ => None,
+    };
+    for (h, name) in [(&h1, "h1"), (&h2, "h2")] {
+        let est = h.mibs.get(TcpMib::CurrEstab);
+        if est != conns as u64 {
+            return Err(format!(
+                "{name} has {est} established connections, not {conns}"
+            ));
+        }
+    }
+    Ok((
+        ScaleReport {
+            conns,
+            open_secs,
+            virtual_secs,
+            rss_per_conn,
+        },
+        ScaleLab {
+            clients,
+            servers,
+            listeners,
+            net,
+        },
+    ))
+}
+
+impl ScaleLab {
+    /// Sends a distinct message over every `stride`-th connection, client
+    /// to server, and checks that each server end reads exactly it.
+    /// Returns how many connections were checked.
+    pub fn check_every(&mut self, stride: usize) -> Result<usize, String> {
+        let picks: Vec<usize> = (0..self.clients.len()).step_by(stride.max(1)).collect();
+        let clients = &mut self.clients;
+        let sent: Vec<(SocketAddrV4, Vec<u8>)> = self
+            .net
+            .app("h1", || {
+                picks
+                    .iter()
+                    .map(|&i| {
+                        let msg = format!("connection {i} says hello").into_bytes();
+                        let c = &mut clients[i];
+                        let _ = c.write(&msg);
+                        (c.local_addr().expect("connected"), msg)
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.to_string())?;
+        self.net
+            .run_for(Duration::from_millis(50))
+            .map_err(|e| e.to_string())?;
+        let servers = &mut self.servers;
+        let got: Vec<(SocketAddrV4, Vec<u8>)> = self
+            .net
+            .app("h2", || {
+                let mut out = Vec::new();
+                let mut buf = [0u8; 256];
+                for s in servers.iter_mut() {
+                    match s.read(&mut buf) {
+                        Ok(n) => out.push((s.peer_addr().expect("connected"), buf[..n].to_vec())),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                        Err(e) => out.push((
+                            s.peer_addr().expect("connected"),
+                            e.to_string().into_bytes(),
+                        )),
+                    }
+                }
+                out
+            })
+            .map_err(|e| e.to_string())?;
+        if got.len() != sent.len() {
+            return Err(format!(
+                "{} connections carried data, {} were written to",
+                got.len(),
+                sent.len()
+            ));
+        }
+        for (peer, msg) in &sent {
+            let Some((_, data)) = got.iter().find(|(p, _)| p == peer) else {
+                return Err(format!("nothing arrived from {peer}"));
+            };
+            if data != msg {
+                return Err(format!("{peer} sent {msg:?}, the server read {data:?}"));
+            }
+        }
+        Ok(sent.len())
+    }
+
+    /// Closes every socket inside the hosts' application context.
+    pub fn close(mut self) {
+        let clients = std::mem::take(&mut self.clients);
+        let servers = std::mem::take(&mut self.servers);
+        let listeners = std::mem::take(&mut self.listeners);
+        let _ = self.net.app("h1", || drop(clients));
+        let _ = self.net.app("h2", || drop((servers, listeners)));
+    }
+}
