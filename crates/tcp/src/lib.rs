@@ -14,7 +14,7 @@
 //! wake-ups). Timers are typed ids ([`TcpTimer`]) that the host fires back
 //! into [`TcpStack::handle_timer`]; segments from IP enter at
 //! [`tcp_v4_rcv`]. Congestion control is a plug-in ([`CongestionOps`],
-//! Reno built in).
+//! Reno and CUBIC built in, CUBIC the default).
 //!
 //! Table of contents:
 //!
@@ -33,7 +33,7 @@
 //! - tables: [`InetHashinfo`] (`inet_hashtables.rs`); secrets and ISNs:
 //!   [`secure_tcp_seq`] (`secure_seq.rs`); SYN cookies (`syncookies.rs`);
 //! - congestion control: [`CongestionOps`], [`Reno`],
-//!   [`CongestionRegistry`] (`tcp_cong.rs`);
+//!   [`CongestionRegistry`] (`tcp_cong.rs`), [`Cubic`] (`tcp_cubic.rs`);
 //! - `TCP_INFO` and `ss`: [`TcpInfo`], [`SsEntry`] (`inet_diag.rs`);
 //! - states and constants: [`TcpState`], [`SockId`] (`tcp_sock.rs`);
 //! - fixtures (`testutils` feature): `testutil::{FakeTcpCtx, Net}`.
@@ -67,6 +67,7 @@ mod secure_seq;
 mod syncookies;
 mod tcp;
 mod tcp_cong;
+mod tcp_cubic;
 mod tcp_input;
 mod tcp_ipv4;
 mod tcp_minisocks;
@@ -95,6 +96,7 @@ pub use tcp_cong::{
     CaEvent, CongestionFactory, CongestionOps, CongestionRegistry, Reno, TCP_INFINITE_SSTHRESH,
     TcpCaState, TcpCwnd,
 };
+pub use tcp_cubic::{Cubic, CubicParams, cubic_root};
 pub use tcp_input::TcpSeg;
 pub use tcp_ipv4::{TcpIcmpError, tcp_v4_err, tcp_v4_rcv, tcp_v4_send_reset};
 pub use tcp_output::{TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, tcp_select_initial_window};

@@ -899,6 +899,43 @@ impl TcpStack {
         Ok(())
     }
 
+    /// `setsockopt(TCP_CONGESTION)`: switches the socket to the algorithm
+    /// registered as `name`. Mirrors `tcp_set_congestion_control()` with
+    /// `tcp_reinit_congestion_control()`: on a connected socket the new
+    /// algorithm starts from the current cwnd and ssthresh (`.init` runs
+    /// and the socket leaves any per-algorithm state behind).
+    ///
+    /// # Errors
+    ///
+    /// `ENOENT` when no algorithm of that name is registered
+    /// ([`CongestionRegistry::available`] lists them).
+    pub fn set_congestion_control<C: TcpContext>(
+        &self,
+        ctx: &C,
+        sk: &TcpSocket,
+        name: &str,
+    ) -> Result<(), Errno> {
+        let ca = self.congestion.find(name).ok_or(Errno::NoEnt)?;
+        let mut tp = sk.lock();
+        if tp.ca_ops.name() == ca.name() {
+            return Ok(());
+        }
+        tp.ca_ops = ca;
+        if !matches!(tp.state, TcpState::Close | TcpState::Listen) {
+            let tp = &mut *tp;
+            tp.cwnd.tcp_mstamp = ctx.now().as_micros();
+            tp.cwnd.snd_una = tp.snd_una;
+            tp.cwnd.snd_nxt = tp.snd_nxt;
+            tp.ca_ops.init(&mut tp.cwnd);
+        }
+        Ok(())
+    }
+
+    /// `getsockopt(TCP_CONGESTION)`: the socket's algorithm name.
+    pub fn congestion_control(&self, sk: &TcpSocket) -> &'static str {
+        sk.lock().ca_ops.name()
+    }
+
     /// Reads an option. Mirrors `sk_getsockopt()` / `do_tcp_getsockopt()`.
     pub fn getsockopt<C: TcpContext>(
         &self,

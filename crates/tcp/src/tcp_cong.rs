@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::tcp_cubic::Cubic;
+
 /// The congestion-avoidance state machine (`icsk_ca_state`).
 ///
 /// Mirrors `enum tcp_ca_state` in `include/net/tcp.h`.
@@ -60,6 +62,15 @@ pub struct TcpCwnd {
     pub is_cwnd_limited: bool,
     /// Smoothed RTT in µs, scaled by 8 (`srtt_us`), for controllers that use it.
     pub srtt_us: u32,
+    /// The socket's clock in µs when the controller is called
+    /// (`tp->tcp_mstamp`).
+    pub tcp_mstamp: u64,
+    /// When data was last sent, µs on the same clock (`tp->lsndtime`).
+    pub lsndtime: u64,
+    /// First unacknowledged sequence number (`snd_una`).
+    pub snd_una: u32,
+    /// Next sequence number to send (`snd_nxt`).
+    pub snd_nxt: u32,
 }
 
 /// `TCP_INFINITE_SSTHRESH`.
@@ -75,6 +86,10 @@ impl TcpCwnd {
             snd_cwnd_clamp: !0,
             is_cwnd_limited: false,
             srtt_us: 0,
+            tcp_mstamp: 0,
+            lsndtime: 0,
+            snd_una: 0,
+            snd_nxt: 0,
         }
     }
 
@@ -183,6 +198,46 @@ impl CongestionOps for Reno {
     }
 }
 
+/// The ssthresh to keep across a restart: the current one in CWR or
+/// Recovery, else at least ¾ of cwnd. Mirrors `tcp_current_ssthresh()`.
+pub(crate) fn tcp_current_ssthresh(tp: &TcpCwnd, ca_state: TcpCaState) -> u32 {
+    if matches!(ca_state, TcpCaState::Cwr | TcpCaState::Recovery) {
+        tp.snd_ssthresh
+    } else {
+        tp.snd_ssthresh.max((tp.snd_cwnd >> 1) + (tp.snd_cwnd >> 2))
+    }
+}
+
+/// Congestion window validation after idle (RFC 7661 as Linux does it):
+/// when nothing is in flight and the last send was more than one RTO ago,
+/// cwnd is halved per RTO of idle time, down to the initial window.
+/// Mirrors `tcp_slow_start_after_idle_check()` + `tcp_cwnd_restart()`;
+/// `enabled` is `net.ipv4.tcp_slow_start_after_idle`.
+pub(crate) fn tcp_slow_start_after_idle_check(
+    ca: &mut dyn CongestionOps,
+    tp: &mut TcpCwnd,
+    ca_state: TcpCaState,
+    enabled: bool,
+    packets_out: u32,
+    idle_us: u64,
+    rto_us: u64,
+) {
+    if !enabled || packets_out > 0 || rto_us == 0 || idle_us <= rto_us {
+        return;
+    }
+    let restart_cwnd = crate::tcp_sock::TCP_INIT_CWND.min(tp.snd_cwnd);
+    ca.cwnd_event(tp, CaEvent::CwndRestart);
+    tp.snd_ssthresh = tcp_current_ssthresh(tp, ca_state);
+    let mut cwnd = tp.snd_cwnd;
+    let mut delta = idle_us;
+    while delta > rto_us && cwnd > restart_cwnd {
+        delta -= rto_us;
+        cwnd >>= 1;
+    }
+    tp.snd_cwnd = cwnd.max(restart_cwnd);
+    tp.snd_cwnd_cnt = 0;
+}
+
 /// Builds one per-socket instance of an algorithm.
 pub type CongestionFactory = Arc<dyn Fn() -> Box<dyn CongestionOps> + Send + Sync>;
 
@@ -207,12 +262,13 @@ impl Default for CongestionRegistry {
 }
 
 impl CongestionRegistry {
-    /// A registry holding Reno.
+    /// A registry holding the built-in Reno and CUBIC.
     pub fn new() -> CongestionRegistry {
         let r = CongestionRegistry {
             algos: RwLock::new(BTreeMap::new()),
         };
         let _ = r.register("reno", Arc::new(|| Box::new(Reno)));
+        let _ = r.register("cubic", Arc::new(|| Box::new(Cubic::new())));
         r
     }
 
@@ -279,8 +335,9 @@ mod tests {
     #[test]
     fn registry() {
         let reg = CongestionRegistry::new();
-        assert_eq!(reg.available(), ["reno"]);
-        assert_eq!(reg.default_for("cubic").name(), "reno");
+        assert_eq!(reg.available(), ["cubic", "reno"]);
+        assert_eq!(reg.default_for("cubic").name(), "cubic");
+        assert_eq!(reg.default_for("vegas").name(), "reno");
         assert_eq!(
             reg.register("reno", Arc::new(|| Box::new(Reno))),
             Err(netcore::Errno::Exist)

@@ -674,6 +674,11 @@ fn tcp_ack<C: TcpContext>(
         tp.bytes_acked += u64::from(ack.wrapping_sub(tp.snd_una));
     }
     tp.snd_una = ack;
+    // What the congestion controller reads of the socket (tcp_mstamp,
+    // snd_una, snd_nxt) is current for this ACK.
+    tp.cwnd.tcp_mstamp = now.as_micros();
+    tp.cwnd.snd_una = tp.snd_una;
+    tp.cwnd.snd_nxt = tp.snd_nxt;
     let (sflag, newly_sacked) = tcp_sacktag_write_queue(ctx, tp, seg, prior_snd_una);
     flag |= sflag;
     tp.rcv_tstamp = now;
@@ -1697,6 +1702,9 @@ pub(crate) fn tcp_finish_connect<C: TcpContext>(stack: &TcpStack, ctx: &mut C, t
 /// Sets up cwnd and buffers for data transfer. Mirrors `tcp_init_transfer()`.
 pub(crate) fn tcp_init_transfer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     let now = ctx.now();
+    tp.cwnd.tcp_mstamp = now.as_micros();
+    tp.cwnd.snd_una = tp.snd_una;
+    tp.cwnd.snd_nxt = tp.snd_nxt;
     tp.ca_ops.init(&mut tp.cwnd);
     tp.cwnd.snd_cwnd = if tp.total_retrans > 1 {
         1

@@ -432,6 +432,21 @@ pub(crate) fn tcp_queue_chunk<C: TcpContext>(
         if !tp.sk_stream_memory_free() {
             return Ok(None);
         }
+        // tcp_skb_entail() → tcp_slow_start_after_idle_check()
+        let idle = ctx.now().saturating_duration_since(tp.lsndtime);
+        let ssai = ctx
+            .sysctl()
+            .get_int(netcore::Sysctl::TCP_SLOW_START_AFTER_IDLE)
+            != 0;
+        crate::tcp_cong::tcp_slow_start_after_idle_check(
+            tp.ca_ops.as_mut(),
+            &mut tp.cwnd,
+            tp.ca_state,
+            ssai,
+            tp.packets_out,
+            idle.as_micros() as u64,
+            tp.rto.as_micros() as u64,
+        );
         let mut skb = SkBuff::alloc(ctx.page_pool(), MAX_TCP_HEADER + size_goal)
             .map_err(|_| Errno::NoBufs)?;
         skb.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
@@ -610,6 +625,8 @@ fn tcp_transmit_head<C: TcpContext>(
     };
     let mss_now = u32::from(tcp_current_mss(tp));
     if tp.packets_out == 0 {
+        tp.cwnd.tcp_mstamp = now.as_micros();
+        tp.cwnd.lsndtime = tp.lsndtime.as_micros();
         let ca = &mut tp.ca_ops;
         ca.cwnd_event(&mut tp.cwnd, crate::tcp_cong::CaEvent::TxStart);
     }

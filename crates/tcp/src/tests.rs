@@ -942,7 +942,7 @@ fn ss_listing() {
         "{text}"
     );
     assert!(text.contains("ESTAB"), "{text}");
-    assert!(text.contains("reno wscale:10,10"), "{text}");
+    assert!(text.contains("cubic wscale:10,10"), "{text}");
 }
 
 #[test]
@@ -1572,4 +1572,75 @@ fn small_segments_fill_the_window_without_drops() {
     assert!(ok, "got {} of {}", got.len(), data.len());
     assert_eq!(fnv(&got), fnv(&data));
     assert_eq!(net.mib(1, LinuxMib::TcpRcvQDrop), 0);
+}
+
+#[test]
+fn tcp_congestion_per_socket() {
+    let (mut net, c, s) = pair();
+    let stack = &net.hosts[0].stack;
+    // net.ipv4.tcp_congestion_control defaults to cubic.
+    assert_eq!(stack.congestion_control(&c), "cubic");
+    assert_eq!(
+        stack.set_congestion_control(&net.hosts[0].ctx, &c, "vegas"),
+        Err(Errno::NoEnt)
+    );
+    stack
+        .set_congestion_control(&net.hosts[0].ctx, &c, "reno")
+        .unwrap();
+    assert_eq!(stack.congestion_control(&c), "reno");
+    assert!(stack.ss_text(net.now()).contains("reno wscale:10,10"));
+    // The switched socket still carries data.
+    net.send(0, &c, &[7u8; 3000]).unwrap();
+    net.run_for_ms(50);
+    let mut buf = [0u8; 4000];
+    assert_eq!(net.recv(1, &s, &mut buf).unwrap(), 3000);
+    // The sysctl picks the algorithm of new sockets.
+    crate::TcpContext::sysctl(&net.hosts[0].ctx)
+        .set("net.ipv4.tcp_congestion_control", "reno")
+        .unwrap();
+    let n = net.socket(0);
+    assert_eq!(net.hosts[0].stack.congestion_control(&n), "reno");
+}
+
+/// Grows cwnd with a bulk send, idles `idle_ms`, then writes again and
+/// returns (cwnd before the idle, cwnd after the new write).
+fn cwnd_across_idle(slow_start_after_idle: bool, idle_ms: u64) -> (u32, u32) {
+    let (mut net, c, s) = pair();
+    if !slow_start_after_idle {
+        crate::TcpContext::sysctl(&net.hosts[0].ctx)
+            .set("net.ipv4.tcp_slow_start_after_idle", "0")
+            .unwrap();
+    }
+    // A send buffer larger than the flight, so the flow is cwnd-limited.
+    net.setsockopt(0, &c, SockOpt::SndBuf(1 << 20)).unwrap();
+    let data = vec![1u8; 300_000];
+    let mut sent = 0;
+    let mut buf = vec![0u8; 65536];
+    while sent < data.len() {
+        sent += net.send(0, &c, &data[sent..]).unwrap_or(0);
+        net.run_for_ms(5);
+        while net.recv(1, &s, &mut buf).is_ok_and(|n| n > 0) {}
+    }
+    net.run_for_ms(50);
+    while net.recv(1, &s, &mut buf).is_ok_and(|n| n > 0) {}
+    let before = net.hosts[0].stack.tcp_info(&net.hosts[0].ctx, &c);
+    net.run_for_ms(idle_ms);
+    net.send(0, &c, b"x").unwrap();
+    let after = net.hosts[0].stack.tcp_info(&net.hosts[0].ctx, &c);
+    (before.snd_cwnd, after.snd_cwnd)
+}
+
+#[test]
+fn slow_start_after_idle_restarts_cwnd() {
+    // Idle for many RTOs: cwnd falls back to the initial window.
+    let (before, after) = cwnd_across_idle(true, 5000);
+    assert!(before > 20, "cwnd {before} did not grow");
+    assert_eq!(after, crate::TCP_INIT_CWND);
+    // tcp_slow_start_after_idle = 0 keeps the window.
+    let (before, after) = cwnd_across_idle(false, 5000);
+    assert!(before > 20, "cwnd {before} did not grow");
+    assert_eq!(after, before);
+    // Idle for less than one RTO: nothing changes.
+    let (before, after) = cwnd_across_idle(true, 100);
+    assert_eq!(after, before);
 }
