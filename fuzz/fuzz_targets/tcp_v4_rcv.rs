@@ -87,7 +87,11 @@ fuzz_target!(|data: &[u8]| {
     net.run_for_ms(500);
     let mut track = Track::default();
     for s in &net.log {
-        let from = if s.src == net.addr(CLIENT) { CLIENT } else { SERVER };
+        let from = if s.src == net.addr(CLIENT) {
+            CLIENT
+        } else {
+            SERVER
+        };
         track.see(from, s.tcp.seq, s.tcp.payload_len as u32, s.tcp.flags);
     }
     net.logging = false;
@@ -233,12 +237,8 @@ fn pump(w: &mut World) {
                 let Some(seg) = parse_seg(w.now, skb.data()) else {
                     continue;
                 };
-                w.track.see(
-                    from,
-                    seg.tcp.seq,
-                    seg.tcp.payload_len as u32,
-                    seg.tcp.flags,
-                );
+                w.track
+                    .see(from, seg.tcp.seq, seg.tcp.payload_len as u32, seg.tcp.flags);
                 // Answers to fuzzed sources go nowhere.
                 if let Some(to) = [CLIENT, SERVER]
                     .into_iter()
@@ -263,7 +263,12 @@ fn advance(w: &mut World, d: Duration) {
     let end = w.now + d;
     for _ in 0..TIMERS_MAX {
         let next = (0..2)
-            .filter_map(|i| w.net.hosts[i].ctx.next_timer().map(|(at, seq, id)| (at, i, seq, id)))
+            .filter_map(|i| {
+                w.net.hosts[i]
+                    .ctx
+                    .next_timer()
+                    .map(|(at, seq, id)| (at, i, seq, id))
+            })
             .min_by_key(|&(at, i, seq, _)| (at, i, seq));
         let Some((at, i, _, id)) = next else { break };
         if at > end {
@@ -305,7 +310,9 @@ fn app_other(w: &mut World, bytes: &[u8]) {
     h.ctx.set_now(w.now);
     match op & 7 {
         0 | 1 | 2 => {
-            let _ = h.stack.recvmsg(&mut h.ctx, &sk, &mut buf, MsgFlags::DONTWAIT);
+            let _ = h
+                .stack
+                .recvmsg(&mut h.ctx, &sk, &mut buf, MsgFlags::DONTWAIT);
         }
         3 => {
             let _ = h.stack.shutdown(&mut h.ctx, &sk, Shutdown::Write);
