@@ -158,6 +158,7 @@ pub fn run(args: &[String]) -> Result<bool, String> {
         }
     }
     cmd.arg("--benches");
+    eprintln!("xtask: building the bench targets (cargo bench --no-run)");
     let build = steps::run(&mut cmd, false);
     if !build.success {
         for l in build.lines.iter().filter(|l| !l.starts_with('{')) {
