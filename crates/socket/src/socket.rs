@@ -27,6 +27,10 @@ use crate::net::{
 };
 use crate::wait::WaitQueue;
 
+/// How many times a blocking call retries at once when its attempt said
+/// `EAGAIN` but `poll` already reports the socket ready (see `wait_loop`).
+const WAIT_LOOP_RACE_RETRIES: u32 = 3;
+
 /// A file descriptor.
 pub type Fd = i32;
 
@@ -456,15 +460,25 @@ impl<H: SocketHost> SocketLayer<H> {
     ) -> Result<T, Errno> {
         let clock = self.host.clock();
         let deadline = timeo.map(|t| clock.now().saturating_add(t));
+        // Consecutive tries that failed although `poll` said ready: the
+        // state changed between the attempt and the poll (data arrived,
+        // space freed), so try again at once — a few times, then sleep on
+        // the queue so a poll/attempt disagreement cannot spin.
+        let mut raced = 0u32;
         loop {
             let seen = sock.wq.seq();
             match self.with_ctx(&mut attempt) {
                 Err(Errno::Again) => {}
                 other => return other,
             }
-            if nonblock || !self.host.can_sleep() || sock.ops.poll() & ready != 0 {
+            if nonblock || !self.host.can_sleep() {
                 return Err(Errno::Again);
             }
+            if sock.ops.poll() & ready != 0 && raced < WAIT_LOOP_RACE_RETRIES {
+                raced += 1;
+                continue;
+            }
+            raced = 0;
             if !sock.wq.wait_changed(seen, clock, deadline) {
                 return Err(Errno::Again);
             }
