@@ -32,14 +32,14 @@ use std::sync::Arc;
 
 use netcore::{Errno, PagePool, PagePoolParams, SkBuff};
 use tcp::{
-    MAX_TCP_HEADER, MsgFlags, Shutdown, SockOpt, SockOptName, TcpInfo, TcpSocket, TcpStack,
-    TcpState,
+    MAX_TCP_HEADER, MsgFlags, Shutdown, SockOpt, SockOptName, TcpIcmpError, TcpInfo, TcpSocket,
+    TcpStack, TcpState,
 };
 use wire::{IpProtocol, Ipv4Repr, TcpFlags};
 
 use super::ast::{
-    Action, Event, Expr, IpSpec, PacketBody, PacketSpec, Script, SyscallResult, SyscallSpec,
-    TcpOptionSpec, TcpOptionsSpec, TcpSpec, Usecs,
+    Action, Event, Expr, IcmpEchoed, IcmpSpec, IpSpec, PacketBody, PacketSpec, Script,
+    SyscallResult, SyscallSpec, TcpOptionSpec, TcpOptionsSpec, TcpSpec, Usecs,
 };
 use super::config::{Config, IpVersion};
 use super::exec_ctx::{Captured, PdCtx};
@@ -435,8 +435,10 @@ impl Executor {
     }
 
     fn inbound(&mut self, line: u32, p: &PacketSpec) -> Step {
-        let PacketBody::Tcp(spec) = &p.body else {
-            return skip(line, "inbound non-TCP packet");
+        let spec = match &p.body {
+            PacketBody::Tcp(spec) => spec,
+            PacketBody::Icmp(icmp) if p.ports.is_none() => return self.inbound_icmp(line, icmp),
+            _ => return skip(line, "inbound non-TCP packet"),
         };
         if p.ports.is_some() {
             return skip(line, "sport>dport");
@@ -467,6 +469,38 @@ impl Executor {
         }
         skb.reset_transport_header();
         tcp::tcp_v4_rcv(&self.stack, &mut self.ctx, skb);
+        self.after_stack();
+        Ok(())
+    }
+
+    /// An ICMP error quoting one of our segments, handed to
+    /// `tcp_v4_err()` as `icmp_unreach()` would: the quoted sequence
+    /// number mapped to the live one, the (type, code) turned into what
+    /// `tcp_v4_err()` distinguishes.
+    fn inbound_icmp(&mut self, line: u32, icmp: &IcmpSpec) -> Step {
+        let Some(IcmpEchoed::Tcp { start_seq, .. }) = icmp.echoed else {
+            return skip(line, "ICMP error not quoting a TCP segment");
+        };
+        let Some(err) = icmp_error(icmp) else {
+            return skip(line, format!("ICMP {icmp}"));
+        };
+        let (IpAddr::V4(l), IpAddr::V4(r)) = (self.config.local_ip, self.config.remote_ip) else {
+            return skip(line, "IPv6");
+        };
+        let Some(sport) = self.local_port else {
+            return fail(line, "ICMP error before the socket under test has a port");
+        };
+        let seq = self.seq.inbound_ack(start_seq);
+        tcp::tcp_v4_err(
+            &self.stack,
+            &mut self.ctx,
+            l,
+            sport,
+            r,
+            self.remote_port,
+            seq,
+            err,
+        );
         self.after_stack();
         Ok(())
     }
@@ -1064,6 +1098,39 @@ impl Executor {
 impl PdCtx {
     fn sysctl_ref(&self) -> &netcore::Sysctl {
         tcp::TcpContext::sysctl(self)
+    }
+}
+
+/// What `tcp_v4_err()` makes of an ICMP error: `icmp_err_convert[]` for
+/// "destination unreachable", `EHOSTUNREACH` for "time exceeded", `EPROTO`
+/// for "parameter problem", nothing for "source quench". `None`: a type
+/// or code the runner does not know.
+fn icmp_error(icmp: &IcmpSpec) -> Option<TcpIcmpError> {
+    let unreach = |e| Some(TcpIcmpError::Unreachable(e));
+    match (icmp.kind.as_str(), icmp.code.as_deref()) {
+        ("unreachable", Some("frag_needed")) => {
+            Some(TcpIcmpError::FragNeeded(u16::try_from(icmp.mtu?).ok()?))
+        }
+        ("unreachable", Some(code)) => match code {
+            "net_unreachable" | "net_unknown" | "net_prohibited" | "net_unreachable_for_tos" => {
+                unreach(Errno::NetUnreach)
+            }
+            "host_unreachable"
+            | "host_prohibited"
+            | "host_unreachable_for_tos"
+            | "packet_filtered"
+            | "precedence_violation"
+            | "precedence_cutoff" => unreach(Errno::HostUnreach),
+            "protocol_unreachable" => unreach(Errno::NoProtoOpt),
+            "port_unreachable" => unreach(Errno::ConnRefused),
+            "source_route_failed" => unreach(Errno::OpNotSupp),
+            "host_unknown" => unreach(Errno::HostDown),
+            _ => None,
+        },
+        ("time_exceeded", _) => unreach(Errno::HostUnreach),
+        ("parameter_problem", _) => unreach(Errno::Proto),
+        ("source_quench", _) => Some(TcpIcmpError::Other),
+        _ => None,
     }
 }
 
