@@ -12,6 +12,11 @@
 //!   structures; for Linux the growth of the kernel's slab per socket);
 //! - `tcp_rr_1B_10k_idle` (round trips per second with 10,000 idle
 //!   connections open on the same hosts).
+//!
+//! For a profiler run (`valgrind --tool=callgrind`), the environment picks
+//! the workloads and shrinks them: `NETSTACK_TCP_BENCH=bulk,crr,rr`,
+//! `NETSTACK_TCP_BULK_MIB` (64), `NETSTACK_TCP_CRR_N` (2000),
+//! `NETSTACK_TCP_RR_N` (20,000), `NETSTACK_TCP_IDLE_N` (10,000).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -73,7 +78,12 @@ fn slab_bytes() -> u64 {
 }
 
 fn bulk() {
-    const BYTES: u64 = 64 * 1024 * 1024;
+    // `NETSTACK_TCP_BULK_MIB` shrinks the transfer for a profiler run.
+    let mib: u64 = std::env::var("NETSTACK_TCP_BULK_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let bytes = mib * 1024 * 1024;
     let mut net = network();
     let c0 = cpu_time();
     let r = tcp_bulk(
@@ -81,7 +91,7 @@ fn bulk() {
         "h1",
         "h2",
         SocketAddrV4::new(H2, 5001),
-        BYTES,
+        bytes,
         Duration::from_micros(20),
         Duration::from_secs(600),
     )
@@ -91,7 +101,7 @@ fn bulk() {
     report("tcp_bulk/netstack", r.gbps_real(), "Gbit/s");
     report(
         "tcp_bulk_cpu/netstack",
-        cpu.as_secs_f64() * 1e3 / (BYTES as f64 / 1048576.0),
+        cpu.as_secs_f64() * 1e3 / (bytes as f64 / 1048576.0),
         "ms/MiB",
     );
     // The kernel: a writer thread and a reader over 127.0.0.1.
@@ -102,7 +112,7 @@ fn bulk() {
     let w = std::thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         let buf = vec![0x5au8; 256 * 1024];
-        let mut left = BYTES;
+        let mut left = bytes;
         while left > 0 {
             let n = left.min(buf.len() as u64) as usize;
             s.write_all(&buf[..n]).unwrap();
@@ -112,7 +122,7 @@ fn bulk() {
     let (mut s, _) = l.accept().unwrap();
     let mut buf = vec![0u8; 256 * 1024];
     let mut got = 0u64;
-    while got < BYTES {
+    while got < bytes {
         let n = s.read(&mut buf).unwrap();
         if n == 0 {
             break;
@@ -129,7 +139,7 @@ fn bulk() {
     );
     report(
         "tcp_bulk_cpu/linux",
-        cpu.as_secs_f64() * 1e3 / (BYTES as f64 / 1048576.0),
+        cpu.as_secs_f64() * 1e3 / (bytes as f64 / 1048576.0),
         "ms/MiB",
     );
 }
@@ -159,8 +169,17 @@ fn listener(net: &Network, port: u16) -> TcpListener<HostSockets> {
     l
 }
 
+/// `var` from the environment, else `default` (smaller runs for a
+/// profiler).
+fn env_or(var: &str, default: u32) -> u32 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn crr() {
-    const N: u32 = 2000;
+    let n = env_or("NETSTACK_TCP_CRR_N", 2000);
     let mut net = network();
     let l = listener(&net, 6000);
     // Resolve ARP first.
@@ -169,7 +188,7 @@ fn crr() {
     net.app("h2", || drop(s)).unwrap();
     net.run_until_idle().unwrap();
     let t0 = WallInstant::now();
-    for _ in 0..N {
+    for _ in 0..n {
         let (c, s) = connect(&mut net, &l, 6000);
         net.app("h1", || drop(c)).unwrap();
         net.app("h2", || drop(s)).unwrap();
@@ -177,13 +196,13 @@ fn crr() {
     }
     report(
         "tcp_crr/netstack",
-        f64::from(N) / t0.elapsed().as_secs_f64(),
+        f64::from(n) / t0.elapsed().as_secs_f64(),
         "conn/s",
     );
     let kl = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = kl.local_addr().unwrap();
     let t0 = WallInstant::now();
-    for _ in 0..N {
+    for _ in 0..n {
         let c = std::net::TcpStream::connect(addr).unwrap();
         let (s, _) = kl.accept().unwrap();
         drop(c);
@@ -191,7 +210,7 @@ fn crr() {
     }
     report(
         "tcp_crr/linux",
-        f64::from(N) / t0.elapsed().as_secs_f64(),
+        f64::from(n) / t0.elapsed().as_secs_f64(),
         "conn/s",
     );
 }
@@ -237,8 +256,8 @@ fn rr_linux(n: u32) -> f64 {
 }
 
 fn rr() {
-    const N: u32 = 20_000;
-    const IDLE: usize = 10_000;
+    let n = env_or("NETSTACK_TCP_RR_N", 20_000);
+    let idle_n = env_or("NETSTACK_TCP_IDLE_N", 10_000) as usize;
     let mut net = network();
     for h in ["h1", "h2"] {
         // Room for 10,000 connections' descriptors (`ulimit -n 65536`).
@@ -249,13 +268,13 @@ fn rr() {
     let (mut c, mut s) = connect(&mut net, &l, 6001);
     c.set_nodelay(true).unwrap();
     s.set_nodelay(true).unwrap();
-    let rate = rr_netstack(&mut net, &mut c, &mut s, N);
+    let rate = rr_netstack(&mut net, &mut c, &mut s, n);
     report("tcp_rr_1B/netstack", rate, "trips/s");
-    report("tcp_rr_1B/linux", rr_linux(N), "trips/s");
+    report("tcp_rr_1B/linux", rr_linux(n), "trips/s");
 
     // Open 10,000 more connections, leave them idle, measure again.
-    let mut idle = Vec::with_capacity(IDLE);
-    for _ in 0..IDLE {
+    let mut idle = Vec::with_capacity(idle_n);
+    for _ in 0..idle_n {
         idle.push(connect(&mut net, &l, 6001));
     }
     let h1 = Arc::clone(net.host("h1").unwrap().shared());
@@ -268,7 +287,7 @@ fn rr() {
         bytes as f64 / socks as f64,
         "bytes",
     );
-    let rate = rr_netstack(&mut net, &mut c, &mut s, N);
+    let rate = rr_netstack(&mut net, &mut c, &mut s, n);
     report("tcp_rr_1B_10k_idle/netstack", rate, "trips/s");
     drop(idle);
 
@@ -277,7 +296,7 @@ fn rr() {
     let kl = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = kl.local_addr().unwrap();
     let slab0 = slab_bytes();
-    let mut kidle = Vec::with_capacity(IDLE);
+    let mut kidle = Vec::with_capacity(idle_n);
     for _ in 0..2000 {
         let c = std::net::TcpStream::connect(addr).unwrap();
         let (s, _) = kl.accept().unwrap();
@@ -286,7 +305,7 @@ fn rr() {
     let grown = slab_bytes().saturating_sub(slab0);
     report("tcp_idle_conn_bytes/linux", grown as f64 / 4000.0, "bytes");
     let mut opened = kidle.len();
-    while opened < IDLE {
+    while opened < idle_n {
         match std::net::TcpStream::connect(addr).and_then(|c| kl.accept().map(|(s, _)| (c, s))) {
             Ok(p) => kidle.push(p),
             Err(_) => break,
@@ -297,12 +316,22 @@ fn rr() {
     // may stop the kernel short of 10,000 pairs; it is printed).
     kidle.truncate(kidle.len().saturating_sub(16));
     eprintln!("tcp_rr_1B_10k_idle/linux: {} idle pairs open", kidle.len());
-    report("tcp_rr_1B_10k_idle/linux", rr_linux(N), "trips/s");
+    report("tcp_rr_1B_10k_idle/linux", rr_linux(n), "trips/s");
     drop(kidle);
 }
 
+/// Runs every figure, or only those named in `NETSTACK_TCP_BENCH`
+/// (comma-separated: `bulk`, `crr`, `rr`), e.g. to profile one workload.
 fn main() {
-    bulk();
-    crr();
-    rr();
+    let only = std::env::var("NETSTACK_TCP_BENCH").unwrap_or_default();
+    let want = |w: &str| only.is_empty() || only.split(',').any(|x| x == w);
+    if want("bulk") {
+        bulk();
+    }
+    if want("crr") {
+        crr();
+    }
+    if want("rr") {
+        rr();
+    }
 }

@@ -269,17 +269,6 @@ pub fn bulk_pattern(i: u64) -> u8 {
     pattern_table()[(i % PATTERN_PERIOD as u64) as usize]
 }
 
-/// Fills `buf` with the stream's bytes from offset `at` (whole slices of
-/// the pattern, so that it stays fast in debug builds).
-fn bulk_fill(at: u64, buf: &mut [u8]) {
-    let t = pattern_table();
-    let mut off = (at % PATTERN_PERIOD as u64) as usize;
-    for chunk in buf.chunks_mut(PATTERN_PERIOD) {
-        chunk.copy_from_slice(&t[off..off + chunk.len()]);
-        off = (off + chunk.len()) % PATTERN_PERIOD;
-    }
-}
-
 /// Whether `buf` holds the stream's bytes from offset `at`.
 fn bulk_check(at: u64, buf: &[u8]) -> bool {
     let t = pattern_table();
@@ -433,9 +422,12 @@ pub fn tcp_bulk(
                     return Err(rt_err("connect", &e));
                 }
                 while sent < bytes {
-                    let n = usize::try_from((bytes - sent).min(chunk.len() as u64)).unwrap_or(0);
-                    bulk_fill(sent, &mut chunk[..n]);
-                    match tx.write(&chunk[..n]) {
+                    // Straight from the pattern table (two periods): no
+                    // refill of a buffer per attempt, as a writer that
+                    // keeps its data in place.
+                    let n = usize::try_from((bytes - sent).min(PATTERN_PERIOD as u64)).unwrap_or(0);
+                    let off = (sent % PATTERN_PERIOD as u64) as usize;
+                    match tx.write(&pattern_table()[off..off + n]) {
                         Ok(w) => sent += w as u64,
                         Err(e) if e.raw_os_error() == Some(Errno::Again.as_i32()) => break,
                         Err(e) => return Err(rt_err("write", &e)),
