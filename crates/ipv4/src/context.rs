@@ -26,7 +26,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use netcore::{
-    Errno, HZ, Instant, NetDeviceFlags, NetMibs, PagePool, SkBuff, Sysctl, TimerContext,
+    Errno, HZ, Instant, NetDeviceFlags, NetMibs, PagePool, SkBuff, Sysctl, SysctlValue,
+    TimerContext,
 };
 use netfilter::{
     NF_HOOK, NfConsumed, NfHookContext, NfHookResult, NfHookState, NfInetHooks, NfQueueEntry,
@@ -36,7 +37,7 @@ use parking_lot::{Mutex, RwLock};
 use softnet::{NetDev, NetRx, SoftnetContext};
 use wire::EthernetAddress;
 
-use crate::devinet::InIfaddr;
+use crate::devinet::{DevconfKnob, DevconfTarget, InIfaddr};
 use crate::icmp::IcmpRateLimit;
 use crate::ip_fragment::Ipv4Frags;
 use crate::neighbour::{NeighParms, NeighTable};
@@ -453,6 +454,19 @@ impl<C: ?Sized> Ipv4Net<C> {
         now: Instant,
     ) -> Ipv4Net<C> {
         let mut netns = NetnsIpv4::new();
+        // `arp_notify` for conf/all and conf/default, when the host's
+        // sysctl registry carries them (Linux's default, 0, otherwise).
+        for (target, name) in [
+            (DevconfTarget::All, "net.ipv4.conf.all.arp_notify"),
+            (DevconfTarget::Default, "net.ipv4.conf.default.arp_notify"),
+        ] {
+            if let Ok(SysctlValue::Int(v)) = sysctl.get(name) {
+                let v = i32::try_from(v).unwrap_or(i32::MAX);
+                let _ = netns
+                    .devices
+                    .devinet_conf_set(target, DevconfKnob::ArpNotify, v);
+            }
+        }
         // Both succeed on a fresh table; errors would only mean lo exists.
         let _ = netns.devices.inetdev_init(LOOPBACK_IFINDEX, "lo", true);
         let _ = netns.inet_rtm_newaddr(
@@ -613,6 +627,25 @@ impl<C: ?Sized> Ipv4Net<C> {
     pub fn netdev_change_mtu(&self, ifindex: u32, mtu: u32) -> Result<(), Errno> {
         self.devs.write().get_mut(&ifindex).ok_or(Errno::NoDev)?.mtu = mtu;
         self.netns.write().devices.set_mtu(ifindex, mtu)?;
+        self.rt_cache_flush();
+        Ok(())
+    }
+
+    /// Records a device's new hardware address (read from its softnet
+    /// device) and flushes the route cache.
+    ///
+    /// Mirrors the `NETDEV_CHANGEADDR` work of `arp_netdev_event()` (see
+    /// [`inetdev_event`](crate::inetdev_event), which also announces the
+    /// addresses). Errors: [`Errno::NoDev`] for a device without IPv4
+    /// state.
+    pub fn netdev_change_addr(&self, ifindex: u32) -> Result<(), Errno> {
+        {
+            let mut devs = self.devs.write();
+            let d = devs.get_mut(&ifindex).ok_or(Errno::NoDev)?;
+            if let Some(nd) = d.dev.as_ref() {
+                d.dev_addr = EthernetAddress(nd.dev_addr());
+            }
+        }
         self.rt_cache_flush();
         Ok(())
     }

@@ -5,13 +5,32 @@
 //! (`inet_select_addr()`), and the `ip addr` listing iproute2 prints from
 //! `RTM_GETADDR`. The routes an address brings (`fib_add_ifaddr()`) are the
 //! FIB's business: see [`NetnsIpv4`](crate::NetnsIpv4), which ties both.
+//!
+//! Also the per-device settings `net.ipv4.conf.{all,default,DEV}.*`
+//! (`struct ipv4_devconf`, so far `arp_notify`) and the device events IPv4
+//! reacts to (`inetdev_event()`): a device coming up or changing its
+//! hardware address announces its addresses with gratuitous ARP when
+//! `arp_notify` is on (Linux's default is off), and always on
+//! `NETDEV_NOTIFY_PEERS`. Adding an address never does (Linux's
+//! `inetaddr_chain` listeners only add routes).
+//!
+//! # Deviations from Linux
+//!
+//! `NETDEV_CHANGEADDR` records the new hardware address and flushes the
+//! route cache, but does not flush the device's neighbours
+//! (`neigh_changeaddr()`): the peers' entries are what the gratuitous ARP
+//! refreshes, and ours stay valid since they name the peers' addresses.
 
 use core::fmt::Write as _;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
-use netcore::Errno;
+use netcore::{Errno, NetDeviceFlags};
+use softnet::dev_queue_xmit;
 
+use crate::arp::inetdev_send_gratuitous_arp;
+use crate::context::Ipv4Context;
 use crate::fib_trie::prefix_mask;
 use crate::route::RtScope;
 
@@ -108,9 +127,61 @@ impl InIfaddr {
     }
 }
 
+/// Per-device IPv4 settings, the `net.ipv4.conf.*` sysctls.
+///
+/// Mirrors `struct ipv4_devconf` with the `IPV4_DEVCONF_ARP_NOTIFY` entry;
+/// the other entries netstack honours are host-wide sysctls for now.
+#[doc(alias = "ipv4_devconf")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ipv4Devconf {
+    /// `arp_notify`: announce the device's addresses with gratuitous ARP
+    /// when it comes up or changes its hardware address (non-zero), or not
+    /// (0, Linux's default).
+    pub arp_notify: i32,
+    /// Whether `arp_notify` was written for this device, which stops
+    /// writes to `default` from reaching it (the `state` bitmap of
+    /// `ipv4_devconf`).
+    arp_notify_set: bool,
+}
+
+/// A per-device setting. Mirrors the `IPV4_DEVCONF_*` indices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DevconfKnob {
+    /// `arp_notify` (`IPV4_DEVCONF_ARP_NOTIFY`).
+    ArpNotify,
+}
+
+/// Which `net.ipv4.conf.*` directory a write goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DevconfTarget {
+    /// `conf/all` (`net->ipv4.devconf_all`): combined with each device's
+    /// own value, the larger wins (`IN_DEV_MAXCONF`).
+    All,
+    /// `conf/default` (`net->ipv4.devconf_dflt`): copied into new devices,
+    /// and into existing ones that never had the knob written.
+    Default,
+    /// `conf/DEV` of the device with this index.
+    Dev(u32),
+}
+
+/// A device event IPv4 reacts to in [`inetdev_event`].
+///
+/// Mirrors the `NETDEV_*` values of `enum netdev_cmd` that reach
+/// `inetdev_event()` and send gratuitous ARP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NetdevEvent {
+    /// `NETDEV_UP`: the device was brought up (`dev_open()`).
+    Up,
+    /// `NETDEV_CHANGEADDR`: the device's hardware address changed.
+    ChangeAddr,
+    /// `NETDEV_NOTIFY_PEERS`: a driver (failover, migration) asks for the
+    /// peers to be told where the addresses are now.
+    NotifyPeers,
+}
+
 /// The IPv4 state of one device.
 ///
-/// Mirrors `struct in_device` (its `ifa_list`).
+/// Mirrors `struct in_device` (its `ifa_list` and `cnf`).
 #[doc(alias = "in_device")]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InDevice {
@@ -126,6 +197,9 @@ pub struct InDevice {
     /// The device's MTU (`dev->mtu`), which output routes carry:
     /// 1500 until set, 65536 for loopback.
     pub mtu: u32,
+    /// The device's settings (`in_dev->cnf`), a copy of `conf/default` at
+    /// creation.
+    pub cnf: Ipv4Devconf,
     ifa_list: Vec<InIfaddr>,
 }
 
@@ -161,6 +235,8 @@ pub struct LinkFacts {
 #[derive(Clone, Debug, Default)]
 pub struct InetDevices {
     devs: BTreeMap<u32, InDevice>,
+    devconf_all: Ipv4Devconf,
+    devconf_dflt: Ipv4Devconf,
 }
 
 impl InetDevices {
@@ -192,6 +268,10 @@ impl InetDevices {
                 } else {
                     netcore::ETH_DATA_LEN
                 },
+                cnf: Ipv4Devconf {
+                    arp_notify_set: false,
+                    ..self.devconf_dflt
+                },
                 ifa_list: Vec::new(),
             },
         );
@@ -219,6 +299,58 @@ impl InetDevices {
     pub fn set_up(&mut self, ifindex: u32, up: bool) -> Result<(), Errno> {
         self.devs.get_mut(&ifindex).ok_or(Errno::NoDev)?.up = up;
         Ok(())
+    }
+
+    /// The settings of `conf/all` or `conf/default`; `None` for a device
+    /// target (read [`InDevice::cnf`]).
+    pub fn devconf(&self, target: DevconfTarget) -> Option<Ipv4Devconf> {
+        match target {
+            DevconfTarget::All => Some(self.devconf_all),
+            DevconfTarget::Default => Some(self.devconf_dflt),
+            DevconfTarget::Dev(i) => self.devs.get(&i).map(|d| d.cnf),
+        }
+    }
+
+    /// Writes `net.ipv4.conf.{all,default,DEV}.KNOB`.
+    ///
+    /// Mirrors `devinet_conf_proc()`: a device write marks the knob as
+    /// set for that device; a `default` write reaches every device whose
+    /// knob was never set (`devinet_copy_dflt_conf()`). `arp_notify` is a
+    /// `proc_dointvec` boolean: any value, non-zero meaning on.
+    /// Errors: [`Errno::NoDev`] for a device target without IPv4 state.
+    pub fn devinet_conf_set(
+        &mut self,
+        target: DevconfTarget,
+        knob: DevconfKnob,
+        value: i32,
+    ) -> Result<(), Errno> {
+        let DevconfKnob::ArpNotify = knob;
+        match target {
+            DevconfTarget::All => self.devconf_all.arp_notify = value,
+            DevconfTarget::Default => {
+                self.devconf_dflt.arp_notify = value;
+                for d in self.devs.values_mut().filter(|d| !d.cnf.arp_notify_set) {
+                    d.cnf.arp_notify = value;
+                }
+            }
+            DevconfTarget::Dev(i) => {
+                let cnf = &mut self.devs.get_mut(&i).ok_or(Errno::NoDev)?.cnf;
+                cnf.arp_notify = value;
+                cnf.arp_notify_set = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether device `ifindex` announces itself on up and address change:
+    /// the larger of `conf/all` and the device's own `arp_notify` is
+    /// non-zero. Mirrors `IN_DEV_ARP_NOTIFY()` (`IN_DEV_MAXCONF`); `false`
+    /// for an unknown device.
+    #[doc(alias = "IN_DEV_ARP_NOTIFY")]
+    pub fn in_dev_arp_notify(&self, ifindex: u32) -> bool {
+        self.devs
+            .get(&ifindex)
+            .is_some_and(|d| self.devconf_all.arp_notify.max(d.cnf.arp_notify) != 0)
     }
 
     /// The name of device `ifindex`, `"?"` when unknown.
@@ -390,6 +522,78 @@ impl InetDevices {
     }
 }
 
+/// Reacts to a device event; returns how many gratuitous ARP requests
+/// went to the device's queue.
+///
+/// Mirrors the gratuitous-ARP part of `inetdev_event()`:
+/// - [`NetdevEvent::Up`] marks the device up and (re)adds its addresses'
+///   routes (`fib_netdev_event()` → `fib_add_ifaddr()`), then announces
+///   the addresses if [`InetDevices::in_dev_arp_notify`];
+/// - [`NetdevEvent::ChangeAddr`] records the new hardware address, flushes
+///   the route cache (`arp_netdev_event()`), then announces as for `Up`;
+/// - [`NetdevEvent::NotifyPeers`] always announces.
+///
+/// Announcing is [`inetdev_send_gratuitous_arp`] for every address on the
+/// device, each frame through `dev_queue_xmit()`. Loopback and `IFF_NOARP`
+/// devices send nothing (`arp_send()` returns early for them); neither
+/// does a device under the 68-byte IPv4 minimum MTU on `Up`
+/// (`inetdev_valid_mtu()`).
+///
+/// `arp_notify` defaults to 0 as in Linux: a host only announces itself
+/// when asked to (`net.ipv4.conf.*.arp_notify=1`). Adding an address to a
+/// device that is up sends nothing, as in Linux, where `inet_insert_ifa()`
+/// only tells the `inetaddr_chain` (routes), never ARP.
+///
+/// Errors: [`Errno::NoDev`] for a device without IPv4 state.
+pub fn inetdev_event<C: Ipv4Context>(
+    ctx: &mut C,
+    ifindex: u32,
+    event: NetdevEvent,
+) -> Result<usize, Errno> {
+    let net = Arc::clone(ctx.ipv4());
+    if net.dev(ifindex).is_none() {
+        return Err(Errno::NoDev);
+    }
+    match event {
+        NetdevEvent::Up => {
+            net.with_netns_mut(|n| n.fib_netdev_up(ifindex))?;
+            if net.dev(ifindex).is_some_and(|d| d.mtu < 68) {
+                return Ok(0);
+            }
+        }
+        NetdevEvent::ChangeAddr => net.netdev_change_addr(ifindex)?,
+        NetdevEvent::NotifyPeers => {}
+    }
+    let notify = match event {
+        NetdevEvent::Up | NetdevEvent::ChangeAddr => {
+            net.with_netns(|n| n.devices.in_dev_arp_notify(ifindex))
+        }
+        NetdevEvent::NotifyPeers => true,
+    };
+    let Some(dev) = net.dev(ifindex) else {
+        return Err(Errno::NoDev);
+    };
+    let Some(nd) = dev.dev.as_ref() else {
+        return Ok(0);
+    };
+    let noarp = nd.with_device(|d| {
+        d.flags()
+            .intersects(NetDeviceFlags::NOARP | NetDeviceFlags::LOOPBACK)
+    });
+    if !notify || noarp || dev.loopback {
+        return Ok(0);
+    }
+    let frames = net.with_netns(|n| inetdev_send_gratuitous_arp(n, ifindex, dev.dev_addr));
+    let mut sent = 0;
+    for f in frames {
+        if let Ok(skb) = f.to_skb(net.pool()) {
+            let _ = dev_queue_xmit(ctx, nd, skb);
+            sent += 1;
+        }
+    }
+    Ok(sent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,6 +655,36 @@ mod tests {
             d.inet_del_ifa(2, ip("198.18.0.1"), 24),
             Err(Errno::AddrNotAvail)
         );
+    }
+
+    #[test]
+    fn arp_notify_default_all_and_device_values_combine_as_in_linux() {
+        let mut d = InetDevices::new();
+        d.inetdev_init(2, "eth0", false).unwrap();
+        assert!(!d.in_dev_arp_notify(2));
+        // conf/all on: every device announces (the larger value wins).
+        d.devinet_conf_set(DevconfTarget::All, DevconfKnob::ArpNotify, 1)
+            .unwrap();
+        assert!(d.in_dev_arp_notify(2));
+        d.devinet_conf_set(DevconfTarget::All, DevconfKnob::ArpNotify, 0)
+            .unwrap();
+        // conf/default reaches devices that never had the knob written,
+        // and new devices, but not a device written explicitly.
+        d.inetdev_init(3, "eth1", false).unwrap();
+        d.devinet_conf_set(DevconfTarget::Dev(3), DevconfKnob::ArpNotify, 0)
+            .unwrap();
+        d.devinet_conf_set(DevconfTarget::Default, DevconfKnob::ArpNotify, 1)
+            .unwrap();
+        assert!(d.in_dev_arp_notify(2));
+        assert!(!d.in_dev_arp_notify(3));
+        d.inetdev_init(4, "eth2", false).unwrap();
+        assert_eq!(d.dev(4).unwrap().cnf.arp_notify, 1);
+        assert!(!d.in_dev_arp_notify(9));
+        assert_eq!(
+            d.devinet_conf_set(DevconfTarget::Dev(9), DevconfKnob::ArpNotify, 1),
+            Err(Errno::NoDev)
+        );
+        assert_eq!(d.devconf(DevconfTarget::Dev(9)), None);
     }
 
     #[test]

@@ -88,7 +88,10 @@ pub use arp::{
     inetdev_send_gratuitous_arp,
 };
 pub use context::{Ipv4Context, Ipv4Dev, Ipv4Net, LOOPBACK_IFINDEX, LOOPBACK_MTU, ip_nf_reinject};
-pub use devinet::{IfaFlags, InDevice, InIfaddr, InetDevices, LinkFacts};
+pub use devinet::{
+    DevconfKnob, DevconfTarget, IfaFlags, InDevice, InIfaddr, InetDevices, Ipv4Devconf, LinkFacts,
+    NetdevEvent, inetdev_event,
+};
 pub use eth::{eth_header, eth_type_trans, ip_eth_mc_map};
 pub use fib_trie::FibTrie;
 pub use icmp::{

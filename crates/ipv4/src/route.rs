@@ -663,6 +663,30 @@ impl NetnsIpv4 {
         Ok(removed)
     }
 
+    /// Marks a device up and adds the routes of each of its addresses
+    /// (those an address on a down device does not get: broadcast and
+    /// connected prefix routes); routes already there stay as they are.
+    ///
+    /// Mirrors `inetdev_event(NETDEV_UP)` and `fib_netdev_event(NETDEV_UP)`
+    /// → `fib_add_ifaddr()` for every address. Errors: [`Errno::NoDev`].
+    pub fn fib_netdev_up(&mut self, ifindex: u32) -> Result<(), Errno> {
+        self.devices.set_up(ifindex, true)?;
+        let ifas: Vec<InIfaddr> = self
+            .devices
+            .dev(ifindex)
+            .map(|d| d.ifa_list().to_vec())
+            .unwrap_or_default();
+        for ifa in &ifas {
+            for (dst, len, fa) in self.ifaddr_routes(ifa) {
+                match self.fib.fib_table_insert(dst, len, fa, false) {
+                    Ok(()) | Err(Errno::Exist) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Removes a device's addresses, the routes they brought and every
     /// other route through it, then its IPv4 state; returns the routes
     /// removed besides the address routes.

@@ -784,3 +784,84 @@ fn ip_ids_follow_ip_select_ident_segs() {
     assert!(!last3[1].1 && !last3[2].1);
     assert_eq!(last3[2].0, last3[1].0.wrapping_add(1));
 }
+
+/// A host with `eth0` = 198.18.0.1/24 and 198.18.0.9/24 (secondary), an
+/// ARP pcap tap on every device and `conf.eth0.arp_notify` = `arp_notify`;
+/// the device event `event` is delivered. Returns the ARP frames the tap
+/// saw and the count `inetdev_event` returned.
+fn garp_capture(arp_notify: i32, event: ipv4::NetdevEvent) -> (Vec<Vec<u8>>, usize) {
+    use ipv4::{DevconfKnob, DevconfTarget};
+    use softnet::{PacketType, PcapFilter, PcapTap};
+    let clock = netcore::VirtualClock::new();
+    let mut h = TestIpHost::new(&clock, 7);
+    let eth0 = h.add_device(1, 1500, ip("198.18.0.1"), 24);
+    let tap =
+        Arc::new(PcapTap::new(Vec::new(), PcapFilter::parse_expr("arp").unwrap(), None).unwrap());
+    let dyn_tap: Arc<dyn PacketType<_>> = tap.clone();
+    h.softnet.dev_add_pack(dyn_tap);
+    h.ipv4
+        .with_netns_mut(|n| {
+            n.devices
+                .devinet_conf_set(DevconfTarget::Dev(eth0), DevconfKnob::ArpNotify, arp_notify)
+        })
+        .unwrap();
+    // Adding an address to a device that is up announces nothing, even
+    // with arp_notify on (Linux's inet_insert_ifa() never calls ARP).
+    h.ipv4
+        .with_netns_mut(|n| {
+            n.inet_rtm_newaddr(ipv4::InIfaddr::new(eth0, ip("198.18.0.9"), 24, "eth0"))
+        })
+        .unwrap();
+    h.run_until_idle();
+    assert_eq!(tap.captured(), 0);
+    let sent = ipv4::inetdev_event(&mut h.cpu, eth0, event).unwrap();
+    h.run_until_idle();
+    let pcap = tap.with_writer(|w| w.clone());
+    let (_, records) = softnet::testutil::read_pcap(&pcap).unwrap();
+    let frames: Vec<Vec<u8>> = records.into_iter().map(|r| r.data).collect();
+    // What the tap saw is what the device put on the wire.
+    assert_eq!(h.take_frames(eth0), frames);
+    (frames, sent)
+}
+
+/// The gratuitous ARP request announcing `addr` from `02:00:00:00:01:02`.
+fn garp_bytes(addr: [u8; 4]) -> Vec<u8> {
+    let mac = [2, 0, 0, 0, 1, 2];
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&addr);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&addr);
+    f
+}
+
+#[test]
+fn arp_notify_on_announces_every_address_when_the_device_comes_up() {
+    let (frames, sent) = garp_capture(1, ipv4::NetdevEvent::Up);
+    assert_eq!(sent, 2);
+    assert_eq!(
+        frames,
+        [garp_bytes([198, 18, 0, 1]), garp_bytes([198, 18, 0, 9])]
+    );
+    let (frames, sent) = garp_capture(1, ipv4::NetdevEvent::ChangeAddr);
+    assert_eq!((frames.len(), sent), (2, 2));
+}
+
+#[test]
+fn arp_notify_off_by_default_sends_nothing_on_up_but_notify_peers_always_does() {
+    // Linux's default: off in conf/all and conf/default.
+    let d = ipv4::InetDevices::new();
+    for t in [ipv4::DevconfTarget::All, ipv4::DevconfTarget::Default] {
+        assert_eq!(d.devconf(t).unwrap().arp_notify, 0);
+    }
+    let (frames, sent) = garp_capture(0, ipv4::NetdevEvent::Up);
+    assert!(frames.is_empty());
+    assert_eq!(sent, 0);
+    let (frames, _) = garp_capture(0, ipv4::NetdevEvent::ChangeAddr);
+    assert!(frames.is_empty());
+    let (frames, sent) = garp_capture(0, ipv4::NetdevEvent::NotifyPeers);
+    assert_eq!(sent, 2);
+    assert_eq!(frames[0], garp_bytes([198, 18, 0, 1]));
+}
