@@ -225,6 +225,37 @@ pub struct Impair {
 
 type DropFilter = Box<dyn FnMut(&Seg) -> bool>;
 
+/// A bottleneck in front of every host: segments towards a host leave a
+/// drop-tail FIFO at `rate_bps` (serialised by IP length) before the
+/// wire's one-way delay.
+#[derive(Clone, Copy, Debug)]
+pub struct Bottleneck {
+    /// Link rate in bits per second.
+    pub rate_bps: u64,
+    /// Segments the queue holds (the one in transmission included);
+    /// an arrival beyond it is dropped.
+    pub queue_limit: usize,
+}
+
+impl Bottleneck {
+    /// A bottleneck of `rate_bps` whose queue holds one bandwidth-delay
+    /// product of 1500-byte packets at round-trip time `rtt`.
+    pub fn one_bdp(rate_bps: u64, rtt: Duration) -> Bottleneck {
+        let bdp_bytes = rate_bps / 8 * rtt.as_micros() as u64 / 1_000_000;
+        Bottleneck {
+            rate_bps,
+            queue_limit: (bdp_bytes / 1500).max(1) as usize,
+        }
+    }
+}
+
+/// One direction's FIFO: departure times of the queued segments.
+#[derive(Debug, Default)]
+struct BottleneckQueue {
+    departures: std::collections::VecDeque<Instant>,
+    drops: u64,
+}
+
 /// Hosts joined by a wire with a fixed one-way delay, in virtual time.
 pub struct Net {
     /// The hosts.
@@ -242,6 +273,9 @@ pub struct Net {
     drop_filter: Option<DropFilter>,
     /// Record segments in [`Net::log`] (turn off for long transfers).
     pub logging: bool,
+    /// A rate-limited drop-tail queue before each host (none by default).
+    pub bottleneck: Option<Bottleneck>,
+    queues: Vec<BottleneckQueue>,
 }
 
 impl Net {
@@ -273,7 +307,24 @@ impl Net {
             rng: crate::SplitMix64::new(seed ^ 0x5eed),
             drop_filter: None,
             logging: true,
+            bottleneck: None,
+            queues: (0..n).map(|_| BottleneckQueue::default()).collect(),
         }
+    }
+
+    /// Segments the bottleneck in front of host `i` dropped.
+    pub fn bottleneck_drops(&self, i: usize) -> u64 {
+        self.queues.get(i).map_or(0, |q| q.drops)
+    }
+
+    /// Segments queued at the bottleneck in front of host `i`.
+    pub fn bottleneck_backlog(&mut self, i: usize) -> usize {
+        let now = self.now;
+        let q = &mut self.queues[i];
+        while q.departures.front().is_some_and(|&d| d <= now) {
+            q.departures.pop_front();
+        }
+        q.departures.len()
     }
 
     /// The current virtual time.
@@ -329,6 +380,23 @@ impl Net {
             return;
         };
         let mut at = self.now + self.delay;
+        if let Some(b) = self.bottleneck {
+            let now = self.now;
+            let q = &mut self.queues[to];
+            while q.departures.front().is_some_and(|&d| d <= now) {
+                q.departures.pop_front();
+            }
+            if q.departures.len() >= b.queue_limit {
+                q.drops += 1;
+                return;
+            }
+            let start = q.departures.back().copied().unwrap_or(now).max(now);
+            let bits = skb.len() as u64 * 8;
+            let tx = Duration::from_nanos(bits * 1_000_000_000 / b.rate_bps.max(1));
+            let done = start + tx;
+            q.departures.push_back(done);
+            at = done + self.delay;
+        }
         if self.chance(self.impair.reorder) {
             let extra = self
                 .rng

@@ -1,0 +1,242 @@
+//! Congestion control over a bottleneck, in virtual time: 100 Mbit/s,
+//! 20 ms RTT, a drop-tail queue of one bandwidth-delay product. Each test
+//! samples `TCP_INFO` (cwnd, ssthresh, ca_state) over time and checks the
+//! shape of the window as well as the throughput.
+
+use std::sync::Arc;
+
+use netcore::{Duration, LinuxMib, TcpMib};
+use tcp::testutil::{Bottleneck, Net};
+use tcp::{TcpContext, TcpInfo, TcpSocket};
+
+const RATE: u64 = 100_000_000;
+const RTT: Duration = Duration::from_millis(20);
+
+/// One bulk flow from host `from` to host `to`.
+struct Flow {
+    from: usize,
+    to: usize,
+    c: Arc<TcpSocket>,
+    s: Arc<TcpSocket>,
+    received: u64,
+}
+
+/// A `TCP_INFO` sample of one flow.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    ms: u64,
+    cwnd: u32,
+    ssthresh: u32,
+    ca_state: u8,
+    received: u64,
+}
+
+/// Hosts behind the bottleneck, with buffers large enough that only the
+/// congestion window limits the flows.
+fn bottleneck_net(hosts: usize, ca: &str, rate_bps: u64) -> Net {
+    let mut net = Net::with_seed(hosts, 7);
+    net.delay = RTT / 2;
+    net.logging = false;
+    net.bottleneck = Some(Bottleneck::one_bdp(rate_bps, RTT));
+    for h in &net.hosts {
+        let s = h.ctx.sysctl();
+        s.set("net.ipv4.tcp_wmem", "4096 4194304 4194304").unwrap();
+        s.set("net.ipv4.tcp_rmem", "4096 4194304 6291456").unwrap();
+        s.set("net.ipv4.tcp_congestion_control", ca).unwrap();
+    }
+    net
+}
+
+fn flow(net: &mut Net, from: usize, to: usize, port: u16) -> Flow {
+    let l = net.listen(to, port, 8);
+    let c = net.socket(from);
+    let _ = net.connect(from, &c, to, port);
+    net.run_for_ms(50);
+    let s = net.accept(to, &l).unwrap();
+    Flow {
+        from,
+        to,
+        c,
+        s,
+        received: 0,
+    }
+}
+
+fn info(net: &Net, f: &Flow) -> TcpInfo {
+    let h = &net.hosts[f.from];
+    h.stack.tcp_info(&h.ctx, &f.c)
+}
+
+/// Runs the flows for `ms`, keeping every send buffer full and every
+/// receiver reading, and samples each flow every `every_ms`.
+fn run(net: &mut Net, flows: &mut [Flow], ms: u64, every_ms: u64) -> Vec<Vec<Sample>> {
+    let chunk = vec![0x5au8; 256 * 1024];
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut samples = vec![Vec::new(); flows.len()];
+    let start = net.now();
+    for t in 1..=ms {
+        for f in flows.iter_mut() {
+            while net.send(f.from, &f.c, &chunk).is_ok_and(|n| n > 0) {}
+            while let Ok(n) = net.recv(f.to, &f.s, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                f.received += n as u64;
+            }
+        }
+        net.run_until_time(start + Duration::from_millis(t));
+        if t % every_ms == 0 {
+            for (i, f) in flows.iter().enumerate() {
+                let inf = info(net, f);
+                samples[i].push(Sample {
+                    ms: t,
+                    cwnd: inf.snd_cwnd,
+                    ssthresh: inf.snd_ssthresh,
+                    ca_state: inf.ca_state,
+                    received: f.received,
+                });
+            }
+        }
+    }
+    samples
+}
+
+/// Bits per second a flow received between samples `a` and `b`.
+fn rate(s: &[Sample], a: usize, b: usize) -> f64 {
+    (s[b].received - s[a].received) as f64 * 8.0 * 1000.0 / (s[b].ms - s[a].ms) as f64
+}
+
+fn mib(net: &Net, i: usize, f: impl netcore::MibField) -> u64 {
+    net.mib(i, f)
+}
+
+#[test]
+fn cubic_fills_the_bottleneck() {
+    let mut net = bottleneck_net(2, "cubic", RATE);
+    let mut flows = [flow(&mut net, 0, 1, 5001)];
+    let s = &run(&mut net, &mut flows, 6000, 10)[0];
+    // Slow start leaves with the first loss or HyStart, then CUBIC holds
+    // the queue: ssthresh is set, the window sits around one to two BDPs
+    // (166 packets each) and recovery happens without a timeout.
+    assert!(s.iter().any(|x| x.ssthresh < 0x7fff_ffff), "{s:?}");
+    assert!(s.iter().any(|x| x.ca_state != 0), "never left Open");
+    let late = &s[s.len() / 2..];
+    let max = late.iter().map(|x| x.cwnd).max().unwrap();
+    let min = late.iter().map(|x| x.cwnd).min().unwrap();
+    assert!(max <= 400 && min >= 60, "cwnd {min}..{max}");
+    // Link utilisation over the last 4 s (1448 of each 1500 bytes are
+    // payload): at least 90 %.
+    let goodput = rate(s, s.len() / 2, s.len() - 1);
+    let util = goodput * 1500.0 / 1448.0 / RATE as f64;
+    assert!(util >= 0.90, "utilisation {util:.3}");
+    assert_eq!(mib(&net, 0, LinuxMib::TcpTimeouts), 0);
+    assert!(net.bottleneck_drops(1) > 0);
+}
+
+#[test]
+fn reno_cwnd_is_a_sawtooth() {
+    // 20 Mbit/s (a 33-packet BDP) gives a sawtooth period of about 2 s.
+    let mut net = bottleneck_net(2, "reno", RATE / 5);
+    let mut flows = [flow(&mut net, 0, 1, 5001)];
+    let s = &run(&mut net, &mut flows, 8000, 20)[0];
+    // After slow start: linear growth of about one segment per RTT, then
+    // a halving at each loss (ssthresh = cwnd / 2), several times.
+    let cwnds: Vec<u32> = s.iter().map(|x| x.cwnd).collect();
+    let mut cuts = 0;
+    let mut i = 1;
+    while i + 1 < s.len() {
+        // A peak: the window stops rising and falls over the next samples.
+        if s[i].cwnd > s[i + 1].cwnd && s[i - 1].cwnd <= s[i].cwnd {
+            let peak = s[i];
+            let mut j = i + 1;
+            while j + 1 < s.len() && s[j + 1].cwnd < s[j].cwnd {
+                j += 1;
+            }
+            let trough = s[j];
+            if i > 50 {
+                // Multiplicative decrease to about half, ssthresh with it.
+                assert!(trough.cwnd * 10 <= peak.cwnd * 6, "{peak:?} {trough:?}");
+                assert!(
+                    trough.ssthresh.abs_diff(peak.cwnd / 2) <= peak.cwnd / 10,
+                    "{peak:?} {trough:?}"
+                );
+                // Then linear growth: ~1 segment per RTT (20..40 ms with
+                // the queue), never faster than 2 per 20 ms sample.
+                let next = s[j..]
+                    .iter()
+                    .position(|x| x.cwnd < s[j].cwnd)
+                    .map_or(s.len(), |k| k + j);
+                for w in s[j..next].windows(2) {
+                    assert!(w[1].cwnd <= w[0].cwnd + 2, "{w:?}");
+                }
+                cuts += 1;
+            }
+            i = j;
+        }
+        i += 1;
+    }
+    assert!(cuts >= 2, "no sawtooth: {cwnds:?}");
+    assert_eq!(mib(&net, 0, LinuxMib::TcpTimeouts), 0);
+}
+
+#[test]
+fn two_cubic_flows_share_fairly() {
+    // 10 Mbit/s keeps the 30 s run short in debug builds; the queue is
+    // still one BDP.
+    let mut net = bottleneck_net(3, "cubic", RATE / 10);
+    let mut flows = [flow(&mut net, 0, 2, 5001), flow(&mut net, 1, 2, 5002)];
+    // The second flow starts 2 s later.
+    let _ = run(&mut net, &mut flows[..1], 2000, 100);
+    let s = run(&mut net, &mut flows, 30_000, 100);
+    let n = s[0].len();
+    let a = rate(&s[0], n - 100, n - 1);
+    let b = rate(&s[1], n - 100, n - 1);
+    // Jain's index over the last 10 s.
+    let jain = (a + b).powi(2) / (2.0 * (a * a + b * b));
+    assert!(jain > 0.95, "jain {jain:.3}: {a:.0} vs {b:.0}");
+    assert!((a + b) * 1500.0 / 1448.0 > 0.9 * (RATE / 10) as f64);
+    // Both windows moved (losses shared), neither starved.
+    for f in &s {
+        assert!(f.iter().any(|x| x.ca_state == 3), "no recovery");
+        assert!(f[n - 1].cwnd >= 8, "{:?}", f[n - 1]);
+    }
+}
+
+#[test]
+fn one_loss_is_recovered_without_rto() {
+    let mut net = bottleneck_net(2, "cubic", RATE);
+    // No queue drops: a queue of 4 BDP and a window clamp keep the flow
+    // below it; one data segment is dropped by hand.
+    net.bottleneck = Some(Bottleneck {
+        rate_bps: RATE,
+        queue_limit: 10_000,
+    });
+    let mut flows = [flow(&mut net, 0, 1, 5001)];
+    let _ = run(&mut net, &mut flows, 300, 10);
+    let mut dropped = false;
+    net.set_drop_filter(move |seg| {
+        if !dropped && !seg.is_empty() {
+            dropped = true;
+            return true;
+        }
+        false
+    });
+    let s = &run(&mut net, &mut flows, 1000, 1)[0];
+    net.clear_drop_filter();
+    let before = s[0];
+    // Fast recovery: Recovery entered, ssthresh = 0.7 cwnd, then Open.
+    let rec = s.iter().position(|x| x.ca_state == 3).expect("recovery");
+    assert!(
+        s[rec].ssthresh <= before.cwnd * 717 / 1024 + 20,
+        "{:?}",
+        s[rec]
+    );
+    let back = s[rec..]
+        .iter()
+        .position(|x| x.ca_state == 0)
+        .expect("open again");
+    assert!(back <= 100, "recovery took {back} ms");
+    assert_eq!(mib(&net, 0, LinuxMib::TcpTimeouts), 0);
+    assert_eq!(mib(&net, 0, TcpMib::RetransSegs), 1);
+    assert_eq!(mib(&net, 0, LinuxMib::TcpSackRecovery), 1);
+}
