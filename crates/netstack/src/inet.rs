@@ -111,6 +111,12 @@ pub(crate) fn inet_setup(
         net.with_netns_mut(|n| n.inet_rtm_newaddr(ifa))
             .map_err(|e| NetstackError::Config(format!("ip addr add {cidr}: {e}")))?;
     }
+    // NETDEV_UP with the addresses on (`ip addr add`, then `ip link set
+    // up`): gratuitous ARP when arp_notify is on (Linux's default is off).
+    for nic in &host.nics {
+        ipv4::inetdev_event(ctx, nic.netdev.ifindex(), ipv4::NetdevEvent::Up)
+            .map_err(NetstackError::layer)?;
+    }
     for spec in routes {
         let r = parse_route(spec).map_err(NetstackError::Config)?;
         let mut cfg = FibConfig::new(r.dst, r.dst_len);
