@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use netcore::{Clock, Duration, Instant, MonotonicClock, VirtualClock};
 use nic_hw::{LinkConfig, LinkStats, MediumPort, PhyPort, Side, Switch, VirtualWire};
 
-use crate::cpu::cpu_run;
+use crate::cpu::{cpu_has_work, cpu_run};
 use crate::error::NetstackError;
 use crate::host::{Host, HostBuilder};
 
@@ -306,6 +306,11 @@ impl Network {
                     }
                 }
                 for ctx in &mut h.cpus {
+                    // An idle CPU stays in its idle loop (the check is
+                    // cpu_run's own first look, without the IRQ entry).
+                    if !cpu_has_work(ctx) {
+                        continue;
+                    }
                     let s = cpu_run(ctx);
                     moved |= s.did_work() || s.more;
                 }
