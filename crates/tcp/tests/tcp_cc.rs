@@ -240,3 +240,23 @@ fn one_loss_is_recovered_without_rto() {
     assert_eq!(mib(&net, 0, TcpMib::RetransSegs), 1);
     assert_eq!(mib(&net, 0, LinuxMib::TcpSackRecovery), 1);
 }
+
+#[allow(dead_code)]
+#[path = "../examples/fixed_cwnd.rs"]
+mod fixed_cwnd;
+
+#[test]
+fn a_user_congestion_control_holds_its_window() {
+    let o = fixed_cwnd::run().unwrap();
+    assert_eq!(o.name, "fixed");
+    // Every sample after the start: exactly the fixed window.
+    assert!(
+        o.cwnds.iter().all(|&w| w == fixed_cwnd::FIXED_CWND),
+        "{:?}",
+        o.cwnds
+    );
+    // 20 segments per 20 ms RTT: about 11.6 Mbit/s of payload, far below
+    // what CUBIC takes of the same link.
+    let mbit = o.received as f64 * 8.0 / o.elapsed.as_secs_f64() / 1e6;
+    assert!((9.0..12.5).contains(&mbit), "{mbit:.2} Mbit/s");
+}
