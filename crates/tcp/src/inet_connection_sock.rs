@@ -252,6 +252,13 @@ pub(crate) fn tcp_conn_request<C: TcpContext>(
         acked: false,
         synack_sent: now,
     };
+    if want_cookie && !req.tstamp_ok {
+        // `tcp_clear_options()`: without timestamps a cookie has nowhere
+        // to keep SACK and window scaling, so neither is offered.
+        req.sack_ok = false;
+        req.wscale_ok = false;
+        req.snd_wscale = 0;
+    }
     openreq_init_rwin(ctx, lp, &mut req);
     if want_cookie {
         let (cookie, qmss) = cookie_v4_init_sequence(

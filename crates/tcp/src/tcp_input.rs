@@ -1442,7 +1442,9 @@ fn tcp_data_queue<C: TcpContext>(
     let fin = seg.has(TcpFlags::FIN);
     let seq = seg.seq;
     let data_end = seq.wrapping_add(seg.len);
-    if seg.len == 0 && !fin {
+    // `seq == end_seq`: nothing in sequence space. A SYN counts, so the
+    // peer's SYN-ACK in a simultaneous open goes on and is ACKed as old.
+    if seq == seg.end_seq {
         return;
     }
     tp.data_segs_in += u32::from(seg.len > 0);

@@ -215,7 +215,30 @@ pub(crate) fn tcp_timewait_state_process<C: TcpContext>(
             oow_ack(ctx, tw, LinuxMib::TcpAckSkippedTimeWait)
         }
     };
-    (verdict, Some(tw.clone()))
+    let tw = tw.clone();
+    drop(tws);
+    if matches!(verdict, TwVerdict::Syn(_)) && !tw_syn_has_listener(stack, &tw) {
+        // `tcp_v4_rcv()`: TCP_TW_SYN with no listener falls through to
+        // TCP_TW_ACK, `tcp_v4_timewait_ack()`, without rate limit.
+        return (TwVerdict::Ack, Some(tw));
+    }
+    (verdict, Some(tw))
+}
+
+/// Whether a listener would take a SYN that reopens `tw`'s port: the
+/// `inet_lookup_listener()` that `tcp_v4_rcv()` runs for `TCP_TW_SYN`.
+///
+/// # Deviations from Linux
+/// Linux looks the listener up in `tcp_v4_rcv()`; here it is done at the
+/// end of [`tcp_timewait_state_process`], whose `TCP_TW_SYN` verdict then
+/// already means "a listener takes it" and `TCP_TW_ACK` covers the rest.
+fn tw_syn_has_listener(stack: &TcpStack, tw: &InetTimewaitSock) -> bool {
+    let id = stack
+        .hashinfo
+        .lock()
+        .lookup_listener(tw.t.laddr, tw.t.lport);
+    id.and_then(|id| stack.get(id))
+        .is_some_and(|sk| sk.lock().state == TcpState::Listen)
 }
 
 fn oow_ack<C: TcpContext>(ctx: &C, tw: &mut InetTimewaitSock, mib: LinuxMib) -> TwVerdict {
