@@ -164,6 +164,7 @@ impl GroList {
 
     /// Mirrors `napi_gro_receive()` → `dev_gro_receive()` →
     /// `inet_gro_receive()` → `tcp4_gro_receive()`.
+    #[inline]
     pub(crate) fn napi_gro_receive(
         &mut self,
         skb: SkBuff,
@@ -259,6 +260,7 @@ impl GroList {
         }
     }
 
+    #[inline]
     fn normal(&mut self, skb: SkBuff, sink: &mut dyn GroReceive) -> GroResult {
         self.stats.normal += 1;
         sink.netif_receive_skb(skb);
