@@ -90,6 +90,22 @@ pub(crate) fn nf_hook_ipv4<C: NfHookContext, R>(
         tracing::trace!(target: "netstack::netfilter", in_ifindex, out_ifindex, verdict = "NF_ACCEPT", hooks = 0, "{}", hook.c_name());
         return Ok(okfn(ctx, skb));
     }
+    nf_hook_slow_ipv4(ctx, hook, in_ifindex, out_ifindex, skb, okfn)
+}
+
+/// The part of [`nf_hook_ipv4`] that runs registered hooks, kept out of
+/// line so the hook-free path carries no copy of it. Mirrors
+/// `nf_hook_slow()`.
+#[cold]
+#[inline(never)]
+fn nf_hook_slow_ipv4<C: NfHookContext, R>(
+    ctx: &mut C,
+    hook: NfInetHooks,
+    in_ifindex: u32,
+    out_ifindex: u32,
+    skb: SkBuff,
+    okfn: impl FnOnce(&mut C, SkBuff) -> R,
+) -> Result<R, NfConsumed> {
     NF_HOOK(
         ctx,
         &NfHookState::new(hook, in_ifindex, out_ifindex),

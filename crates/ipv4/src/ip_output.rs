@@ -151,17 +151,31 @@ fn ip_dont_fragment(sk: &InetSock) -> bool {
     matches!(sk.pmtudisc, IpPmtudisc::Do | IpPmtudisc::Want)
 }
 
-/// Makes sure `skb` has `needed` bytes of writable headroom, copying it
-/// into a fresh buffer if not. Mirrors `skb_cow_head()` /
-/// `skb_realloc_headroom()`.
+/// Makes sure `skb` has `needed` bytes of writable headroom, replacing it
+/// with a copy in a fresh buffer if not. Mirrors `skb_cow_head()`; the
+/// common case (room enough, not shared) is a test and no move of the skb.
+#[inline]
 pub(crate) fn skb_cow_head<C: ?Sized>(
     net: &Ipv4Net<C>,
-    skb: SkBuff,
+    skb: &mut SkBuff,
     needed: usize,
-) -> Result<SkBuff, Errno> {
+) -> Result<(), Errno> {
     if skb.headroom() >= needed && !skb.is_cloned() {
-        return Ok(skb);
+        return Ok(());
     }
+    skb_realloc_headroom(net, skb, needed)
+}
+
+/// The copy [`skb_cow_head`] falls back to. Mirrors
+/// `skb_realloc_headroom()`. Errors: [`Errno::NoBufs`] when the pool is
+/// empty (`skb` is then left as it was).
+#[cold]
+#[inline(never)]
+fn skb_realloc_headroom<C: ?Sized>(
+    net: &Ipv4Net<C>,
+    skb: &mut SkBuff,
+    needed: usize,
+) -> Result<(), Errno> {
     let mut copy = SkBuff::from_slice(net.pool(), needed.max(NET_SKB_PAD), skb.data())
         .map_err(|_| Errno::NoBufs)?;
     copy.protocol = skb.protocol;
@@ -184,7 +198,8 @@ pub(crate) fn skb_cow_head<C: ?Sized>(
     {
         let _ = copy.set_transport_header(off);
     }
-    Ok(copy)
+    *skb = copy;
+    Ok(())
 }
 
 /// Routes a datagram this host sends: [`NetnsIpv4::ip_route_output_key`](crate::NetnsIpv4::ip_route_output_key)
@@ -303,13 +318,13 @@ pub fn ip_build_and_send_pkt<C: Ipv4Context>(
 fn ip_build_xmit<C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,
-    skb: SkBuff,
+    mut skb: SkBuff,
     sk: &mut InetSock,
     fl4: &Flowi4,
     rt: &Rtable,
     df: bool,
 ) -> Result<(), Errno> {
-    let mut skb = skb_cow_head(net, skb, 20)?;
+    skb_cow_head(net, &mut skb, 20)?;
     skb.reset_transport_header();
     let ttl = if rt.rt_type == RtnType::Multicast {
         sk.mc_ttl
@@ -588,7 +603,7 @@ fn loopback_xmit<C: Ipv4Context>(ctx: &mut C, mut skb: SkBuff) {
 pub(crate) fn neigh_hh_output<C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,
-    skb: SkBuff,
+    mut skb: SkBuff,
     ifindex: u32,
     ha: EthernetAddress,
 ) -> Result<(), Errno> {
@@ -600,7 +615,7 @@ pub(crate) fn neigh_hh_output<C: Ipv4Context>(
         loopback_xmit(ctx, skb);
         return Ok(());
     };
-    let mut skb = skb_cow_head(net, skb, ETH_HLEN)?;
+    skb_cow_head(net, &mut skb, ETH_HLEN)?;
     if eth_header(&mut skb, ETH_P_IP, ha, dev.dev_addr).is_err() {
         kfree_skb_reason(skb, DropReason::Nomem);
         return Err(Errno::NoBufs);

@@ -865,3 +865,39 @@ fn arp_notify_off_by_default_sends_nothing_on_up_but_notify_peers_always_does() 
     assert_eq!(sent, 2);
     assert_eq!(frames[0], garp_bytes([198, 18, 0, 1]));
 }
+
+#[test]
+fn segment_without_headroom_or_shared_with_a_clone_is_copied_not_corrupted() {
+    let mut n = pair();
+    let rec = recorder(&n.hosts[1], false);
+    let payload: Vec<u8> = (0..64u8).collect();
+    // No headroom at all: skb_cow_head() copies for the IP and Ethernet
+    // headers.
+    let skb = SkBuff::from_slice(&n.hosts[0].pool, 0, &payload).unwrap();
+    let mut sk = InetSock::new(253, &n.hosts[0].sysctl);
+    ip_build_and_send_pkt(
+        &mut n.hosts[0].cpu,
+        skb,
+        &mut sk,
+        Ipv4Addr::UNSPECIFIED,
+        ip("198.18.0.2"),
+    )
+    .unwrap();
+    // Room enough, but the buffer is shared with a clone the caller keeps:
+    // the clone must still read the bare payload afterwards.
+    let skb = SkBuff::from_slice(&n.hosts[0].pool, MAX_IP_HEADROOM, &payload).unwrap();
+    let kept = skb.clone();
+    ip_build_and_send_pkt(
+        &mut n.hosts[0].cpu,
+        skb,
+        &mut sk,
+        Ipv4Addr::UNSPECIFIED,
+        ip("198.18.0.2"),
+    )
+    .unwrap();
+    n.run_until_idle();
+    assert_eq!(kept.data(), &payload[..]);
+    assert_eq!(*rec.delivered.lock(), [payload.clone(), payload]);
+    assert_eq!(n.hosts[0].mib(IpMib::OutRequests), 2);
+    assert_eq!(n.hosts[0].mib(IpMib::OutTransmits), 2);
+}
