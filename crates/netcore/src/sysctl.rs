@@ -159,6 +159,7 @@ sysctls! {
     CONF_ALL_ARP_ANNOUNCE: IntKey = "net.ipv4.conf.all.arp_announce", int(0, 2), Def::Int(0);
     CONF_ALL_ARP_FILTER: IntKey = "net.ipv4.conf.all.arp_filter", BOOL, Def::Int(0);
     CONF_ALL_ARP_IGNORE: IntKey = "net.ipv4.conf.all.arp_ignore", int(0, 8), Def::Int(0);
+    CONF_ALL_ARP_NOTIFY: IntKey = "net.ipv4.conf.all.arp_notify", BOOL, Def::Int(0);
     CONF_ALL_FORWARDING: IntKey = "net.ipv4.conf.all.forwarding", BOOL, Def::Int(0);
     CONF_ALL_LOG_MARTIANS: IntKey = "net.ipv4.conf.all.log_martians", BOOL, Def::Int(0);
     CONF_ALL_RP_FILTER: IntKey = "net.ipv4.conf.all.rp_filter", int(0, 2), Def::Int(0);
@@ -168,6 +169,7 @@ sysctls! {
     CONF_DEFAULT_ARP_ANNOUNCE: IntKey = "net.ipv4.conf.default.arp_announce", int(0, 2), Def::Int(0);
     CONF_DEFAULT_ARP_FILTER: IntKey = "net.ipv4.conf.default.arp_filter", BOOL, Def::Int(0);
     CONF_DEFAULT_ARP_IGNORE: IntKey = "net.ipv4.conf.default.arp_ignore", int(0, 8), Def::Int(0);
+    CONF_DEFAULT_ARP_NOTIFY: IntKey = "net.ipv4.conf.default.arp_notify", BOOL, Def::Int(0);
     CONF_DEFAULT_FORWARDING: IntKey = "net.ipv4.conf.default.forwarding", BOOL, Def::Int(0);
     CONF_DEFAULT_LOG_MARTIANS: IntKey = "net.ipv4.conf.default.log_martians", BOOL, Def::Int(0);
     CONF_DEFAULT_RP_FILTER: IntKey = "net.ipv4.conf.default.rp_filter", int(0, 2), Def::Int(0);
