@@ -212,6 +212,10 @@ pub enum SockOpt {
     UserTimeout(u32),
     /// `TCP_WINDOW_CLAMP`.
     WindowClamp(u32),
+    /// `TCP_LINGER2` in seconds: how long an orphaned connection stays in
+    /// FIN-WAIT-2. Negative: none (reset when the peer ACKs our FIN);
+    /// 0: `tcp_fin_timeout`; above 120 (`TCP_FIN_TIMEOUT_MAX`): 120.
+    Linger2(i32),
 }
 
 /// The name of an option for `getsockopt`.
@@ -243,6 +247,9 @@ pub enum SockOptName {
     SynCnt,
     /// `TCP_USER_TIMEOUT`.
     UserTimeout,
+    /// `TCP_LINGER2`: -1 when disabled, else the FIN-WAIT-2 lifetime in
+    /// seconds (`tcp_fin_timeout` when unset).
+    Linger2,
 }
 
 /// The host's TCP: sockets, lookup tables, secrets and shared limits.
@@ -745,7 +752,12 @@ impl TcpStack {
         // adjudge_to_death: orphan the socket.
         tp.dead = true;
         tcp_purge_receive_queue(&mut tp);
-        if tp.state == TcpState::FinWait2 {
+        if tp.state == TcpState::FinWait2 && tp.opts.linger2 < 0 {
+            // No FIN-WAIT-2 wanted: abort (`TCPAbortOnLinger`).
+            tcp_set_state(self, ctx, &mut tp, TcpState::Close);
+            tcp_send_active_reset(ctx, &mut tp);
+            ctx.mibs().inc(cpu, netcore::LinuxMib::TcpAbortOnLinger);
+        } else if tp.state == TcpState::FinWait2 {
             let tmo = tcp_fin_time(ctx, &tp);
             if tmo > TCP_TIMEWAIT_LEN {
                 inet_csk_reset_keepalive_timer(ctx, tp.id, tmo.saturating_sub(TCP_TIMEWAIT_LEN));
@@ -883,6 +895,7 @@ impl TcpStack {
                 tp.opts.syn_retries = Some(v as u8);
             }
             SockOpt::UserTimeout(v) => tp.opts.user_timeout = v,
+            SockOpt::Linger2(v) => tp.opts.linger2 = v.clamp(-1, TCP_FIN_TIMEOUT_MAX_SECS),
             SockOpt::WindowClamp(v) => {
                 if v == 0 {
                     if tp.state != TcpState::Close {
@@ -985,6 +998,10 @@ impl TcpStack {
                     .unwrap_or(s.get_int(Sysctl::TCP_SYN_RETRIES) as u8),
             ),
             SockOptName::UserTimeout => i64::from(tp.opts.user_timeout),
+            SockOptName::Linger2 => match tp.opts.linger2 {
+                0 => s.get_int(Sysctl::TCP_FIN_TIMEOUT),
+                v => i64::from(v),
+            },
         })
     }
 
@@ -1293,10 +1310,18 @@ fn tcp_close_state<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSoc
     fin
 }
 
-/// How long an orphaned FIN-WAIT-2 socket lives: `tcp_fin_timeout`, at
-/// least 3.5 RTO. Mirrors `tcp_fin_time()`.
+/// The largest `TCP_LINGER2`, in seconds (`TCP_FIN_TIMEOUT_MAX`, 120 s).
+const TCP_FIN_TIMEOUT_MAX_SECS: i32 = 120;
+
+/// How long an orphaned FIN-WAIT-2 socket lives: `TCP_LINGER2` if set,
+/// else `tcp_fin_timeout`, at least 3.5 RTO. Mirrors `tcp_fin_time()`.
 pub(crate) fn tcp_fin_time<C: TcpContext>(ctx: &C, tp: &TcpSock) -> Duration {
-    let fin = Duration::from_secs(ctx.sysctl().get_int(Sysctl::TCP_FIN_TIMEOUT).max(0) as u64);
+    let secs = if tp.opts.linger2 > 0 {
+        i64::from(tp.opts.linger2)
+    } else {
+        ctx.sysctl().get_int(Sysctl::TCP_FIN_TIMEOUT)
+    };
+    let fin = Duration::from_secs(secs.max(0) as u64);
     let rto = tp.rto;
     let min = (rto * 4).saturating_sub(rto / 2);
     fin.max(min)

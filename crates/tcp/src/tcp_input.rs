@@ -1012,7 +1012,10 @@ fn tcp_fin<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
         tp.rmem_alloc = tp.rmem_alloc.saturating_sub(s.skb.truesize() as u32);
     }
     tp.ofo_queue = std::collections::VecDeque::new();
+    // tcp_sack_reset(): no SACK blocks and no pending D-SACK, so the ACK
+    // of a FIN that repeats old data carries no D-SACK of it.
     tp.selective_acks.clear();
+    tp.dsack_pending = false;
     if !tp.dead {
         ctx.sk_wake(tp.id, SkEvent::StateChange);
     }
@@ -1468,19 +1471,18 @@ fn tcp_data_queue<C: TcpContext>(
         }
         let truesize = skb.truesize() as u32;
         let gso_size = u32::from(skb.gso_size);
-        // An empty queue takes the packet whatever its size
-        // (`sk_forced_mem_schedule()`).
-        if !skb.is_empty()
-            && !tp.receive_queue.is_empty()
-            && !tcp_try_rmem_schedule(ctx, tp, tp.rcv_nxt, skb.len() as u32)
-        {
+        // No room: ACK at once. An empty queue, or a bare FIN, is taken
+        // anyway (`sk_forced_mem_schedule()`).
+        if !tcp_try_rmem_schedule(ctx, tp, tp.rcv_nxt, skb.len() as u32) {
             tp.ack.pending |= ICSK_ACK_NOW | ICSK_ACK_SCHED;
-            ctx.mibs().inc(cpu, LinuxMib::TcpRcvQDrop);
             if !tp.dead {
                 ctx.sk_wake(tp.id, SkEvent::DataReady);
             }
-            kfree_skb_reason(skb, DropReason::ProtoMem);
-            return;
+            if !skb.is_empty() && !tp.receive_queue.is_empty() {
+                ctx.mibs().inc(cpu, LinuxMib::TcpRcvQDrop);
+                kfree_skb_reason(skb, DropReason::ProtoMem);
+                return;
+            }
         }
         let len = skb.len() as u32;
         let seq_now = tp.rcv_nxt;
@@ -1924,6 +1926,12 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
             tcp_set_state(stack, ctx, tp, TcpState::FinWait2);
             tp.shutdown |= SEND_SHUTDOWN;
             if tp.dead {
+                if tp.opts.linger2 < 0 {
+                    // TCP_LINGER2 < 0: no orphaned FIN-WAIT-2 at all.
+                    tcp_done(stack, ctx, tp);
+                    ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpAbortOnData);
+                    return true;
+                }
                 if seg.end_seq != seg.seq
                     && after(
                         seg.end_seq.wrapping_sub(u32::from(seg.has(TcpFlags::FIN))),

@@ -274,6 +274,10 @@ pub(crate) struct SockOpts {
     pub keepcnt: Option<u8>,
     pub syn_retries: Option<u8>,
     pub user_timeout: u32,
+    /// `TCP_LINGER2` (`tp->linger2`) in seconds, at most 120: orphaned
+    /// FIN-WAIT-2 lifetime; 0 uses `tcp_fin_timeout`, -1 means no
+    /// FIN-WAIT-2 (reset at once).
+    pub linger2: i32,
     pub sndbuf_locked: bool,
     pub rcvbuf_locked: bool,
     pub window_clamp: u32,
@@ -444,6 +448,7 @@ impl TcpSock {
                 keepcnt: None,
                 syn_retries: None,
                 user_timeout: 0,
+                linger2: 0,
                 sndbuf_locked: false,
                 rcvbuf_locked: false,
                 window_clamp: 0,

@@ -1644,3 +1644,107 @@ fn slow_start_after_idle_restarts_cwnd() {
     let (before, after) = cwnd_across_idle(true, 100);
     assert_eq!(after, before);
 }
+
+#[test]
+fn simultaneous_open_acks_the_peer_syn_ack_at_once() {
+    let mut net = Net::new(2);
+    let a = net.socket(0);
+    let b = net.socket(1);
+    for (i, sk, port) in [(0, &a, 1111u16), (1, &b, 2222)] {
+        let h = &mut net.hosts[i];
+        h.stack
+            .bind(
+                &mut h.ctx,
+                sk,
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
+            )
+            .unwrap();
+    }
+    let _ = net.connect(0, &a, 1, 2222);
+    let _ = net.connect(1, &b, 0, 1111);
+    net.run_for_ms(20);
+    assert_eq!(a.state(), TcpState::Established);
+    assert_eq!(b.state(), TcpState::Established);
+    // Each side's SYN-ACK reaches a SYN_RECV socket, establishes it and,
+    // as an old sequence, is ACKed at once (not after the delayed ACK).
+    for (me, peer) in [(0usize, 1usize), (1, 0)] {
+        let peer_sa = net
+            .log
+            .iter()
+            .find(|s| s.src == net.addr(peer) && s.is(SYN | ACK))
+            .unwrap()
+            .clone();
+        let ack = net
+            .log
+            .iter()
+            .find(|s| s.src == net.addr(me) && s.tcp.flags == ACK && s.is_empty())
+            .unwrap_or_else(|| panic!("host {me} sent no ACK: {:#?}", net.log));
+        assert_eq!(ack.tcp.ack, peer_sa.tcp.seq.wrapping_add(1));
+        assert!(ack.at <= peer_sa.at + net.delay, "ACK delayed: {ack:?}");
+    }
+}
+
+#[test]
+fn syn_to_time_wait_without_listener_gets_the_time_wait_ack() {
+    let (mut net, c, s) = pair();
+    // The client closes first and ends in TIME_WAIT; no listener on its port.
+    net.close(0, &c);
+    net.run_for_ms(5);
+    net.close(1, &s);
+    net.run_for_ms(5);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+    let last_ack = net.from(0).last().unwrap().tcp.clone();
+    net.log.clear();
+    let syn = TcpRepr {
+        src_port: last_ack.dst_port,
+        dst_port: last_ack.src_port,
+        seq: last_ack.ack.wrapping_add(100_000),
+        ack: 0,
+        flags: SYN,
+        window: 65535,
+        urgent: 0,
+        options: TcpOptions::default(),
+        payload_len: 0,
+    };
+    net.inject(net.addr(1), 0, &syn, &[]);
+    net.run_for_ms(1);
+    let out = net.from(0);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    // tcp_v4_timewait_ack(): snd_nxt, rcv_nxt, no RST.
+    assert_eq!(out[0].tcp.flags, ACK);
+    assert_eq!(out[0].tcp.seq, last_ack.seq);
+    assert_eq!(out[0].tcp.ack, last_ack.ack);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+}
+
+fn linger2(net: &Net, sk: &crate::TcpSocket) -> Result<i64, Errno> {
+    let h = &net.hosts[0];
+    h.stack.getsockopt(&h.ctx, sk, SockOptName::Linger2)
+}
+
+#[test]
+fn tcp_linger2_sets_the_orphaned_fin_wait2_lifetime() {
+    let (mut net, c, _s) = pair();
+    assert_eq!(linger2(&net, &c), Ok(60));
+    net.setsockopt(0, &c, SockOpt::Linger2(5)).unwrap();
+    assert_eq!(linger2(&net, &c), Ok(5));
+    let t0 = net.now();
+    net.close(0, &c);
+    net.run_for_ms(10);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+    net.run_until_time(t0 + Duration::from_secs(4));
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+    net.run_until_time(t0 + Duration::from_secs(6));
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 0);
+
+    // Negative: no FIN-WAIT-2; the ACK of our FIN is answered by a RST.
+    let (mut net, c, s) = pair();
+    net.setsockopt(0, &c, SockOpt::Linger2(-7)).unwrap();
+    assert_eq!(linger2(&net, &c), Ok(-1));
+    net.close(0, &c);
+    net.run_for_ms(10);
+    assert!(net.from(0).iter().any(|x| x.tcp.flags.contains(RST)));
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 0);
+    assert_eq!(s.state(), TcpState::Close);
+    assert_eq!(net.hosts[0].stack.socket_count(), 0);
+}

@@ -1267,6 +1267,7 @@ fn sockopt(line: u32, name: Option<&Expr>, val: Option<&Expr>) -> Result<SockOpt
         "TCP_SYNCNT" => SockOpt::SynCnt(u),
         "TCP_USER_TIMEOUT" => SockOpt::UserTimeout(u),
         "TCP_WINDOW_CLAMP" => SockOpt::WindowClamp(u),
+        "TCP_LINGER2" => SockOpt::Linger2(i32::try_from(v.clamp(-1, 1 << 20)).unwrap_or(-1)),
         other => return skip(line, format!("setsockopt({other})")),
     })
 }
@@ -1286,6 +1287,7 @@ fn sockopt_name(n: &str) -> Option<SockOptName> {
         "TCP_MAXSEG" => SockOptName::MaxSeg,
         "TCP_SYNCNT" => SockOptName::SynCnt,
         "TCP_USER_TIMEOUT" => SockOptName::UserTimeout,
+        "TCP_LINGER2" => SockOptName::Linger2,
         _ => return None,
     })
 }
