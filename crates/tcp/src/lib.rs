@@ -72,6 +72,7 @@ mod tcp_input;
 mod tcp_ipv4;
 mod tcp_minisocks;
 mod tcp_output;
+mod tcp_recovery;
 mod tcp_sock;
 mod tcp_timer;
 #[cfg(test)]

@@ -1084,6 +1084,7 @@ impl TcpStack {
             }
             TcpTimer::Retransmit(id)
             | TcpTimer::Probe0(id)
+            | TcpTimer::LossProbe(id)
             | TcpTimer::DelAck(id)
             | TcpTimer::Keepalive(id) => {
                 let Some(sk) = self.get(id) else { return };
@@ -1091,6 +1092,9 @@ impl TcpStack {
                 match timer {
                     TcpTimer::Retransmit(_) => t::tcp_retransmit_timer(self, ctx, &mut tp),
                     TcpTimer::Probe0(_) => t::tcp_probe_timer(self, ctx, &mut tp),
+                    TcpTimer::LossProbe(_) => {
+                        crate::tcp_recovery::tcp_send_loss_probe(ctx, &mut tp);
+                    }
                     TcpTimer::DelAck(_) => t::tcp_delack_timer(ctx, &mut tp),
                     _ => t::tcp_keepalive_timer(self, ctx, &mut tp),
                 }

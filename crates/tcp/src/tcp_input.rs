@@ -691,6 +691,15 @@ fn tcp_ack<C: TcpContext>(
     }
     let (cflag, acked) = tcp_clean_rtx_queue(ctx, tp, now);
     flag |= cflag;
+    if tp.tlp_high_seq.is_some() {
+        let tlp_flags = crate::tcp_recovery::TlpAckFlags {
+            snd_una_advanced: flag & FLAG_SND_UNA_ADVANCED != 0,
+            not_dup: flag & FLAG_NOT_DUP != 0,
+            data_sacked: flag & FLAG_DATA_SACKED != 0,
+            dsack_tlp: false,
+        };
+        crate::tcp_recovery::tcp_process_tlp_ack(ctx, tp, ack, &tlp_flags);
+    }
     if tp.retrans_out == 0 && flag & FLAG_SND_UNA_ADVANCED != 0 {
         tp.retrans_stamp = None;
     }
@@ -712,6 +721,11 @@ fn tcp_ack<C: TcpContext>(
     {
         tp.ca_ops
             .cong_avoid(&mut tp.cwnd, ack, acked + newly_sacked);
+    }
+    // tcp_set_xmit_timer(): the loss probe replaces the RTO re-armed by
+    // tcp_clean_rtx_queue() when it may.
+    if flag & FLAG_ACKED != 0 {
+        crate::tcp_recovery::tcp_schedule_loss_probe(ctx, tp, true);
     }
     tcp_xmit_retransmit_queue(ctx, tp);
     AckResult::Ok

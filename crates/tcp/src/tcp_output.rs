@@ -605,6 +605,8 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
     }
     tp.cwnd.is_cwnd_limited = cwnd_limited || tp.packets_in_flight() >= tp.cwnd.snd_cwnd;
     if sent_pkts > 0 {
+        // Send one loss probe per tail loss episode.
+        crate::tcp_recovery::tcp_schedule_loss_probe(ctx, tp, false);
         return false;
     }
     tp.packets_out == 0 && (tp.write_queue.len() > tp.packets_out as usize)

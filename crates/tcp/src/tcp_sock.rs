@@ -343,6 +343,11 @@ pub(crate) struct TcpSock {
     pub prior_cwnd: u32,
     pub undo_marker: Option<u32>,
     pub undo_retrans: i32,
+    /// `snd_nxt` when a tail loss probe went out, until its episode ends
+    /// (`tlp_high_seq`, 0 in Linux for none).
+    pub tlp_high_seq: Option<u32>,
+    /// Whether that probe was a retransmission (`tlp_retrans`).
+    pub tlp_retrans: bool,
     pub ca_state: TcpCaState,
     pub cwnd: TcpCwnd,
     pub ca_ops: Box<dyn CongestionOps>,
@@ -478,6 +483,8 @@ impl TcpSock {
             prior_cwnd: 0,
             undo_marker: None,
             undo_retrans: 0,
+            tlp_high_seq: None,
+            tlp_retrans: false,
             ca_state: TcpCaState::Open,
             cwnd: TcpCwnd::new(),
             ca_ops,

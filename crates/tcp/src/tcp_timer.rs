@@ -37,6 +37,9 @@ pub enum TcpTimer {
     /// Zero-window probe. Mirrors `icsk_retransmit_timer` with
     /// `ICSK_TIME_PROBE0` (`tcp_probe_timer()`).
     Probe0(SockId),
+    /// Tail loss probe (RFC 8985 §7). Mirrors `icsk_retransmit_timer` with
+    /// `ICSK_TIME_LOSS_PROBE` (`tcp_send_loss_probe()`).
+    LossProbe(SockId),
     /// Delayed ACK. Mirrors `icsk_delack_timer` (`tcp_delack_timer()`).
     DelAck(SockId),
     /// Keepalive, and the orphaned FIN-WAIT-2 timeout. Mirrors `sk_timer`
@@ -66,11 +69,16 @@ pub(crate) fn inet_csk_reset_xmit_timer<C: TcpContext>(
     max_when: Duration,
 ) {
     let when = when.min(max_when);
-    let other = match what {
-        TcpTimer::Retransmit(_) => TcpTimer::Probe0(tp.id),
-        _ => TcpTimer::Retransmit(tp.id),
-    };
-    ctx.cancel_timer(other);
+    // The three share icsk_retransmit_timer: arming one replaces the others.
+    for other in [
+        TcpTimer::Retransmit(tp.id),
+        TcpTimer::Probe0(tp.id),
+        TcpTimer::LossProbe(tp.id),
+    ] {
+        if other != what {
+            ctx.cancel_timer(other);
+        }
+    }
     let at = ctx.now() + when;
     ctx.arm_timer(what, at);
 }
@@ -91,6 +99,7 @@ pub(crate) fn tcp_reset_xmit_timer<C: TcpContext>(
 pub(crate) fn inet_csk_clear_xmit_timers<C: TcpContext>(ctx: &mut C, id: SockId) {
     ctx.cancel_timer(TcpTimer::Retransmit(id));
     ctx.cancel_timer(TcpTimer::Probe0(id));
+    ctx.cancel_timer(TcpTimer::LossProbe(id));
     ctx.cancel_timer(TcpTimer::DelAck(id));
     ctx.cancel_timer(TcpTimer::Keepalive(id));
 }

@@ -803,11 +803,15 @@ fn rto_backoff_and_retries2_etimedout() {
         .filter(|x| !x.is_empty())
         .map(|x| (x.at - t0).as_millis())
         .collect();
-    // RTO starts near 200 ms + RTT and doubles up to 120 s; 15 retries.
-    assert_eq!(at.len(), 16, "{at:?}");
+    // A tail loss probe first (2·SRTT + TCP_RTO_MIN for one segment,
+    // capped by the RTO), then the RTO starts near 200 ms + RTT and
+    // doubles up to 120 s; 15 retries.
+    assert_eq!(at.len(), 17, "{at:?}");
+    assert_eq!(net.mib(0, LinuxMib::TcpLossProbes), 1);
     let gaps: Vec<_> = at.windows(2).map(|w| w[1] - w[0]).collect();
     assert!((200..=210).contains(&gaps[0]), "{gaps:?}");
-    assert_eq!(gaps[1], gaps[0] * 2);
+    assert!((200..=210).contains(&gaps[1]), "{gaps:?}");
+    assert_eq!(gaps[2], gaps[1] * 2);
     assert_eq!(*gaps.last().unwrap(), 120_000);
     assert_eq!(c.state(), TcpState::Close);
     let h = &net.hosts[0];
@@ -1550,7 +1554,11 @@ fn small_segments_fill_the_window_without_drops() {
     assert_eq!(net.mib(1, LinuxMib::TcpRcvQDrop), 0);
     assert_eq!(net.mib(1, LinuxMib::TcpOfoDrop), 0);
     assert_eq!(net.mib(1, LinuxMib::RcvPruned), 0);
-    assert_eq!(net.mib(0, TcpMib::RetransSegs), 0);
+    // The only retransmissions are tail loss probes (the reader's delayed
+    // ACKs outlast 2·SRTT), never a recovery or an RTO.
+    assert!(net.mib(0, TcpMib::RetransSegs) <= net.mib(0, LinuxMib::TcpLossProbes));
+    assert_eq!(net.mib(0, LinuxMib::TcpTimeouts), 0);
+    assert_eq!(net.mib(0, LinuxMib::TcpSackRecovery), 0);
     assert!(net.mib(1, LinuxMib::TcpRcvCoalesce) > 0);
     // Everything accepted is there, in order, once the reader drains it.
     let mut got = Vec::new();
@@ -1643,6 +1651,61 @@ fn slow_start_after_idle_restarts_cwnd() {
     // Idle for less than one RTO: nothing changes.
     let (before, after) = cwnd_across_idle(true, 100);
     assert_eq!(after, before);
+}
+
+/// A loss at the tail of a flight is repaired by the loss probe
+/// (RFC 8985 §7) two RTTs later, not by the RTO: `TCPLossProbes`, one
+/// retransmission, no timeout, and the cwnd reduced once
+/// (`TCPLossProbeRecovery`) when the ACK that follows shows the loss.
+#[test]
+fn tail_loss_is_repaired_by_tlp() {
+    let (mut net, c, s) = pair();
+    let data = pattern(7 * 1448 + 500, 3);
+    let mut buf = vec![0u8; 65536];
+    // Drop the last data segment of the burst once, and the ACK of the
+    // one before it, so two segments are outstanding when the probe is
+    // armed (2·SRTT + 2 ms; with a single one out the probe also waits
+    // for a delayed ACK and falls on the RTO).
+    let mut tail_seq = None;
+    let mut ack_dropped = false;
+    net.set_drop_filter(move |x| {
+        if tail_seq.is_none() && !x.is_empty() && x.len() < 1448 {
+            tail_seq = Some(x.tcp.seq);
+            return true;
+        }
+        if !ack_dropped && x.is_empty() && Some(x.tcp.ack) == tail_seq {
+            ack_dropped = true;
+            return true;
+        }
+        false
+    });
+    net.send(0, &c, &data).unwrap();
+    let t0 = net.now();
+    let mut got = Vec::new();
+    assert!(net.run_until(Duration::from_secs(5), |n| {
+        while let Ok(k) = n.recv(1, &s, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        got.len() == data.len()
+    }));
+    assert_eq!(got, data);
+    let took = net.now() - t0;
+    // Well before the 200 ms minimum RTO: 2·SRTT (+2 ms) after the burst.
+    assert!(took < Duration::from_millis(50), "{took:?}");
+    assert_eq!(net.mib(0, LinuxMib::TcpLossProbes), 1);
+    assert_eq!(net.mib(0, TcpMib::RetransSegs), 1);
+    assert_eq!(net.mib(0, LinuxMib::TcpTimeouts), 0);
+    // New data after the repair: the episode ends with one reduction.
+    net.send(0, &c, &data[..2000]).unwrap();
+    net.run_for_ms(20);
+    assert_eq!(net.mib(0, LinuxMib::TcpLossProbeRecovery), 1);
+    let h = &net.hosts[0];
+    let info = h.stack.tcp_info(&h.ctx, &c);
+    assert_eq!(info.ca_state, 0);
+    assert!(info.snd_ssthresh < 0x7fff_ffff, "{info:?}");
 }
 
 #[test]

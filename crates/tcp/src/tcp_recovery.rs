@@ -1,0 +1,199 @@
+//! Tail loss probes (RFC 8985 §7).
+//!
+//! Mirrors the TLP part of `net/ipv4/tcp_output.c` and `tcp_input.c`:
+//! `tcp_schedule_loss_probe()` arms a probe two smoothed RTTs after the
+//! last transmission while the connection is in Open or CWR with SACK;
+//! when it fires, `tcp_send_loss_probe()` sends one new segment if the
+//! window allows, else retransmits the last one, so a loss at the tail of
+//! a flight is detected by ACKs rather than by the RTO;
+//! `tcp_process_tlp_ack()` ends the episode and reduces cwnd (CWR) when
+//! the probe repaired a real loss (`TCPLossProbes`,
+//! `TCPLossProbeRecovery`).
+//!
+//! # Deviations from Linux
+//!
+//! - When cwnd allows no new segment, Linux's `tcp_write_xmit(push_one =
+//!   2)` forces one out anyway; here cwnd is raised by one for that call.
+//! - RACK's time-based loss marking is not implemented: after a probe that
+//!   retransmits the tail, the earlier holes are found by the SACK
+//!   scoreboard (`tcp_update_scoreboard()`), as with `tcp_recovery=0`.
+
+use netcore::{Duration, LinuxMib, Sysctl};
+
+use crate::context::TcpContext;
+use crate::tcp_cong::{CaEvent, TcpCaState};
+use crate::tcp_output::{TCP_NAGLE_OFF, tcp_retransmit_skb, tcp_write_xmit};
+use crate::tcp_sock::{TCP_RTO_MAX, TCP_RTO_MIN, TCP_TIMEOUT_INIT, TcpSock, after, before};
+use crate::tcp_timer::{TcpTimer, inet_csk_reset_xmit_timer};
+
+/// `TCP_TIMEOUT_MIN`: 2 jiffies, the slack added to the probe timeout
+/// when more than one segment is in flight.
+const TCP_TIMEOUT_MIN: Duration = Duration::from_millis(2);
+
+/// `FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DATA_SACKED` of
+/// `tcp_input.c`, as the caller passes them.
+pub(crate) struct TlpAckFlags {
+    /// The ACK moved `snd_una` (`FLAG_SND_UNA_ADVANCED`).
+    pub snd_una_advanced: bool,
+    /// The ACK carried data, a window update or acked something
+    /// (`FLAG_NOT_DUP`).
+    pub not_dup: bool,
+    /// The ACK SACKed new data (`FLAG_DATA_SACKED`).
+    pub data_sacked: bool,
+    /// The ACK's D-SACK covers the probe (`FLAG_DSACK_TLP`).
+    pub dsack_tlp: bool,
+}
+
+/// Restarts the RTO from the head's send time. Mirrors `tcp_rearm_rto()`.
+pub(crate) fn tcp_rearm_rto<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    if tp.packets_out == 0 {
+        ctx.cancel_timer(TcpTimer::Retransmit(tp.id));
+        ctx.cancel_timer(TcpTimer::LossProbe(tp.id));
+        return;
+    }
+    let mut rto = tp.rto;
+    if let Some(delta) = tcp_rto_delta(ctx, tp) {
+        // The head was sent a while ago: the RTO is due from then.
+        rto = delta.max(Duration::from_micros(1));
+    }
+    let id = tp.id;
+    inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), rto, TCP_RTO_MAX);
+}
+
+/// How far in the future the RTO of the head is. Mirrors
+/// `tcp_rto_delta_us()`.
+fn tcp_rto_delta<C: TcpContext>(ctx: &C, tp: &TcpSock) -> Option<Duration> {
+    let sent = tp.write_queue.front()?.sent_at?;
+    let due = sent + tp.rto;
+    Some(due.saturating_duration_since(ctx.now()))
+}
+
+/// Arms the tail loss probe instead of the RTO when allowed. Mirrors
+/// `tcp_schedule_loss_probe()`: `tcp_early_retrans` 3 or 4, SACK, data in
+/// flight, CA state Open or CWR; the probe timeout is 2·SRTT plus
+/// `TCP_RTO_MIN` for a single segment in flight (the peer may delay its
+/// ACK) or `TCP_TIMEOUT_MIN` otherwise, `TCP_TIMEOUT_INIT` without an RTT
+/// sample, and never later than the RTO.
+pub(crate) fn tcp_schedule_loss_probe<C: TcpContext>(
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    advancing_rto: bool,
+) -> bool {
+    let early_retrans = ctx.sysctl().get_int(Sysctl::TCP_EARLY_RETRANS);
+    if !(early_retrans == 3 || early_retrans == 4)
+        || tp.packets_out == 0
+        || !tp.rx_opt.sack_ok
+        || !matches!(tp.ca_state, TcpCaState::Open | TcpCaState::Cwr)
+    {
+        return false;
+    }
+    let mut timeout = if tp.srtt_us != 0 {
+        // srtt_us is scaled by 8: >> 2 is two RTTs.
+        let two_srtt = Duration::from_micros(u64::from(tp.srtt_us >> 2));
+        if tp.packets_out == 1 {
+            two_srtt + TCP_RTO_MIN
+        } else {
+            two_srtt + TCP_TIMEOUT_MIN
+        }
+    } else {
+        TCP_TIMEOUT_INIT
+    };
+    let rto_delta = if advancing_rto {
+        Some(tp.rto)
+    } else {
+        tcp_rto_delta(ctx, tp)
+    };
+    if let Some(d) = rto_delta
+        && !d.is_zero()
+    {
+        timeout = timeout.min(d);
+    }
+    let id = tp.id;
+    inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::LossProbe(id), timeout, TCP_RTO_MAX);
+    true
+}
+
+/// The loss probe timer fired. Mirrors `tcp_send_loss_probe()`: one probe
+/// per episode (`tlp_high_seq`); a new segment if one may go, else the
+/// last segment again; `TCPLossProbes`; then the RTO re-armed.
+pub(crate) fn tcp_send_loss_probe<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    if tp.packets_out == 0 {
+        return;
+    }
+    if tp.tlp_high_seq.is_none() {
+        tp.tlp_retrans = false;
+        let pcount = tp.packets_out;
+        let unsent = tp.write_queue.len() > tp.packets_out as usize;
+        let mut sent = false;
+        if unsent {
+            // push_one = 2: one segment even when cwnd is used up.
+            tp.cwnd.snd_cwnd += 1;
+            tcp_write_xmit(ctx, tp, TCP_NAGLE_OFF, true);
+            tp.cwnd.snd_cwnd -= 1;
+            sent = tp.packets_out > pcount;
+        }
+        if !sent {
+            let last = tp.packets_out as usize - 1;
+            if tcp_retransmit_skb(ctx, tp, last).is_ok() {
+                tp.tlp_retrans = true;
+                sent = true;
+            }
+        }
+        if sent {
+            // Record snd_nxt for loss detection.
+            tp.tlp_high_seq = Some(tp.snd_nxt);
+            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpLossProbes);
+            ctx.cancel_timer(TcpTimer::LossProbe(tp.id));
+        }
+    }
+    // rearm_timer: the RTO from the head's send time.
+    tcp_rearm_rto(ctx, tp);
+}
+
+/// An ACK arrived during a probe episode. Mirrors `tcp_process_tlp_ack()`:
+/// a probe of new data, a D-SACK of the probe, or a pure duplicate ACK
+/// means nothing was lost; an ACK beyond `tlp_high_seq` after a
+/// retransmitted probe means the probe repaired a loss, so cwnd is reduced
+/// once (CWR entered and left at once, `TCPLossProbeRecovery`).
+pub(crate) fn tcp_process_tlp_ack<C: TcpContext>(
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    ack: u32,
+    flags: &TlpAckFlags,
+) {
+    let Some(high) = tp.tlp_high_seq else {
+        return;
+    };
+    if before(ack, high) {
+        return;
+    }
+    if !tp.tlp_retrans || flags.dsack_tlp {
+        tp.tlp_high_seq = None;
+    } else if after(ack, high) {
+        // tcp_init_cwnd_reduction() + CWR + tcp_end_cwnd_reduction().
+        tp.tlp_high_seq = None;
+        tp.high_seq = tp.snd_nxt;
+        tp.prior_cwnd = tp.cwnd.snd_cwnd;
+        tp.prr_delivered = 0;
+        tp.prr_out = 0;
+        let ss = tp.ca_ops.ssthresh(&tp.cwnd);
+        tp.cwnd.snd_ssthresh = ss;
+        tp.ca_ops.set_state(&mut tp.cwnd, TcpCaState::Cwr);
+        tp.ca_state = TcpCaState::Cwr;
+        tp.cwnd.snd_cwnd = ss.max(1);
+        tp.cwnd.snd_cwnd_cnt = 0;
+        tp.ca_ops.cwnd_event(&mut tp.cwnd, CaEvent::CompleteCwr);
+        // tcp_try_keep_open()
+        let st = if tp.sacked_out > 0 || tp.retrans_out > 0 || tp.lost_out > 0 {
+            TcpCaState::Disorder
+        } else {
+            TcpCaState::Open
+        };
+        tp.ca_ops.set_state(&mut tp.cwnd, st);
+        tp.ca_state = st;
+        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpLossProbeRecovery);
+    } else if !(flags.snd_una_advanced || flags.not_dup || flags.data_sacked) {
+        // A pure duplicate: the original and the probe both arrived.
+        tp.tlp_high_seq = None;
+    }
+}
