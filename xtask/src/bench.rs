@@ -594,12 +594,13 @@ fn report_markdown(
         s.push('\n');
     }
     s.push_str("## Every figure\n\n");
-    s.push_str("| bench | figure | median | min | max | unit | reproduce |\n");
+    s.push_str("| package/bench | figure | median | min | max | unit | reproduce |\n");
     s.push_str("| --- | --- | ---: | ---: | ---: | --- | --- |\n");
     for f in summaries {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {} | `{}` |",
+            "| {}/{} | {} | {:.3} | {:.3} | {:.3} | {} | `{}` |",
+            f.package,
             f.bench,
             md_cell(&f.name),
             f.median,
