@@ -238,6 +238,25 @@ fn tcp_send_dupack<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, seg: &TcpSeg) {
     tcp_send_ack(ctx, tp);
 }
 
+/// Adds `seq..end_seq` to the pending D-SACK block if it touches it, or
+/// starts one. Mirrors `tcp_dsack_extend()` with `tcp_sack_extend()`: a
+/// range that neither overlaps nor abuts the block is not reported.
+fn tcp_dsack_extend<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, end_seq: u32) {
+    match tp.duplicate_sack.as_mut() {
+        Some(sp) if tp.dsack_pending => {
+            if !after(seq, sp.end_seq) && !after(sp.start_seq, end_seq) {
+                if before(seq, sp.start_seq) {
+                    sp.start_seq = seq;
+                }
+                if after(end_seq, sp.end_seq) {
+                    sp.end_seq = end_seq;
+                }
+            }
+        }
+        _ => tcp_dsack_set(ctx, tp, seq, end_seq),
+    }
+}
+
 /// A RST was accepted: report the error and close. Mirrors `tcp_reset()`:
 /// `ECONNREFUSED` in SYN-SENT, `EPIPE` in CLOSE-WAIT, else `ECONNRESET`.
 pub(crate) fn tcp_reset<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
@@ -1418,6 +1437,10 @@ fn tcp_queue_rcv<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, skb: SkBuff
 /// Mirrors `tcp_ofo_queue()`. Returns whether a FIN was reached.
 fn tcp_ofo_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> bool {
     let mut fin_seen = false;
+    // What the in-order segment just covered: held data below it was
+    // received twice and is reported as one D-SACK block, extended over
+    // the ranges it touches (`dsack_high`).
+    let dsack_high = tp.rcv_nxt;
     while let Some(front) = tp.ofo_queue.front() {
         if after(front.seq, tp.rcv_nxt) {
             break;
@@ -1425,13 +1448,19 @@ fn tcp_ofo_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> bool {
         let mut s = tp.ofo_queue.pop_front().expect("checked front");
         tp.rmem_alloc = tp.rmem_alloc.saturating_sub(s.skb.truesize() as u32);
         let end = s.end_seq();
+        if before(s.seq, dsack_high) {
+            let dsack = if before(end, dsack_high) {
+                end
+            } else {
+                dsack_high
+            };
+            tcp_dsack_extend(ctx, tp, s.seq, dsack);
+        }
         if !after(end, tp.rcv_nxt) {
-            tcp_dsack_set(ctx, tp, s.seq, end);
             continue;
         }
         let cut = tp.rcv_nxt.wrapping_sub(s.seq);
         if cut > 0 {
-            tcp_dsack_set(ctx, tp, s.seq, tp.rcv_nxt);
             let _ = s.skb.pull(cut as usize);
         }
         let seq = tp.rcv_nxt;
