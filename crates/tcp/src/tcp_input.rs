@@ -1514,14 +1514,19 @@ fn tcp_data_queue<C: TcpContext>(
         }
         let truesize = skb.truesize() as u32;
         let gso_size = u32::from(skb.gso_size);
-        // No room: ACK at once. An empty queue, or a bare FIN, is taken
-        // anyway (`sk_forced_mem_schedule()`).
-        if !tcp_try_rmem_schedule(ctx, tp, tp.rcv_nxt, skb.len() as u32) {
+        // No room: ACK at once, and drop data unless the receive queue is
+        // empty; a bare FIN is taken anyway (`sk_forced_mem_schedule()`).
+        // Data into an empty queue skips the check: our truesize runs
+        // larger than Linux's, and pruning the out-of-order queue for it
+        // would lose what Linux keeps.
+        if (skb.is_empty() || !tp.receive_queue.is_empty())
+            && !tcp_try_rmem_schedule(ctx, tp, tp.rcv_nxt, skb.len() as u32)
+        {
             tp.ack.pending |= ICSK_ACK_NOW | ICSK_ACK_SCHED;
             if !tp.dead {
                 ctx.sk_wake(tp.id, SkEvent::DataReady);
             }
-            if !skb.is_empty() && !tp.receive_queue.is_empty() {
+            if !skb.is_empty() {
                 ctx.mibs().inc(cpu, LinuxMib::TcpRcvQDrop);
                 kfree_skb_reason(skb, DropReason::ProtoMem);
                 return;
