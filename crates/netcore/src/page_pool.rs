@@ -720,16 +720,19 @@ impl PagePool {
     /// Creates a pool.
     ///
     /// Mirrors `page_pool_create()`. Fails, naming the field, when a buffer
-    /// or ring size is zero, a limit is zero, or the large class is not
-    /// larger than the small one.
+    /// or ring size is zero, a buffer size is [`u32::MAX`] or more (an skb
+    /// keeps 32-bit offsets into its buffer), a limit is zero, or the large
+    /// class is not larger than the small one.
     #[doc(alias = "page_pool_create")]
     pub fn new(params: PagePoolParams) -> Result<PagePool, PagePoolParamError> {
         let check = |c: &SizeClass, size: &'static str, ring: &'static str, limit: &'static str| {
-            if c.buf_size == 0 {
+            // An skb keeps its offsets into the buffer as u32, with
+            // u32::MAX meaning "header not set" (Linux: `sk_buff_data_t`).
+            if c.buf_size == 0 || c.buf_size >= u32::MAX as usize {
                 return Err(PagePoolParamError {
                     param: size,
-                    value: 0,
-                    accepts: "1 or more bytes",
+                    value: c.buf_size,
+                    accepts: "1 to 4294967294 bytes",
                 });
             }
             if c.pool_size == 0 {
@@ -1037,16 +1040,19 @@ impl Page {
     }
 
     /// Whether another reference to this buffer exists.
+    #[inline]
     pub(crate) fn is_shared(&self) -> bool {
         Arc::strong_count(self.data()) > 1
     }
 
     /// The pool the buffer belongs to.
+    #[inline]
     pub(crate) fn pool(&self) -> &PagePool {
         &self.data().pool
     }
 
     /// A second reference to the same buffer (no copy).
+    #[inline]
     pub(crate) fn share(&self) -> Page {
         Page {
             data: self.data.clone(),
@@ -1230,6 +1236,16 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(e.param, "small.buf_size");
+        let e = PagePool::new(PagePoolParams {
+            small: SizeClass {
+                buf_size: u32::MAX as usize,
+                ..SizeClass::DEFAULT
+            },
+            large: None,
+        })
+        .unwrap_err();
+        assert_eq!((e.param, e.value), ("small.buf_size", u32::MAX as usize));
+        assert!(e.to_string().contains("1 to 4294967294 bytes"), "{e}");
         let e = PagePool::new(PagePoolParams {
             small: SizeClass::DEFAULT,
             large: Some(SizeClass {

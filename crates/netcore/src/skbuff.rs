@@ -397,13 +397,17 @@ impl fmt::Debug for SkbOwner {
 #[derive(Debug)]
 pub struct SkBuff {
     page: Page,
-    /// Offset of the first byte of data from the buffer's head.
-    data: usize,
-    /// Offset one past the last byte of data.
-    tail: usize,
-    mac_header: Option<u32>,
-    network_header: Option<u32>,
-    transport_header: Option<u32>,
+    /// Offset of the first byte of data from the buffer's head
+    /// (`skb->data` as a `sk_buff_data_t` offset); a pool buffer is at most
+    /// [`u32::MAX`] bytes.
+    data: u32,
+    /// Offset one past the last byte of data (`skb->tail`).
+    tail: u32,
+    /// Header offsets from the buffer's head, [`NO_HEADER`] when unset
+    /// (Linux uses `(u16)~0U`).
+    mac_header: u32,
+    network_header: u32,
+    transport_header: u32,
     /// The ethertype of the packet in host order (`skb->protocol`, which
     /// Linux keeps in network order), e.g. [`ETH_P_IP`].
     pub protocol: u16,
@@ -446,21 +450,38 @@ pub struct SkBuff {
     /// The socket charged for the skb and its destructor (`skb->sk`,
     /// `skb->destructor`); see [`SkbDestructor`].
     owner: Option<SkbOwner>,
-    /// Bytes past the linear part (`skb_shinfo()->frags`), in order.
+    /// The fragments, allocated on first use (`skb_shinfo()`, which Linux
+    /// also keeps outside `struct sk_buff`); `None` on a linear skb that
+    /// never had any.
+    shinfo: Option<Box<SkbSharedInfo>>,
+    /// Bytes held in fragments (`skb->data_len`).
+    data_len: u32,
+}
+
+/// The header-offset sentinel of an unset header (`(u16)~0U` in Linux's
+/// `skb_mac_header_was_set()`).
+const NO_HEADER: u32 = u32::MAX;
+
+/// The part of an skb that only skbs with fragments need, kept out of
+/// line so a linear skb stays small to move.
+///
+/// Mirrors the `frags` array of `struct skb_shared_info`.
+#[derive(Debug, Default)]
+struct SkbSharedInfo {
+    /// Bytes past the linear part, in order.
     frags: Vec<SkbFrag>,
-    /// Their total length (`skb->data_len`).
-    data_len: usize,
 }
 
 impl SkBuff {
+    #[inline]
     fn with_page(page: Page, data: usize, tail: usize) -> SkBuff {
         SkBuff {
             page,
-            data,
-            tail,
-            mac_header: None,
-            network_header: None,
-            transport_header: None,
+            data: data as u32,
+            tail: tail as u32,
+            mac_header: NO_HEADER,
+            network_header: NO_HEADER,
+            transport_header: NO_HEADER,
             protocol: 0,
             ifindex: 0,
             mark: 0,
@@ -478,9 +499,35 @@ impl SkBuff {
             vlan_tci: None,
             nfct: 0,
             owner: None,
-            frags: Vec::new(),
+            shinfo: None,
             data_len: 0,
         }
+    }
+
+    /// The fragments (empty on an skb that never had any).
+    #[inline]
+    fn frag_slice(&self) -> &[SkbFrag] {
+        self.shinfo.as_deref().map_or(&[], |sh| &sh.frags)
+    }
+
+    /// Drops every fragment (keeps the out-of-line part for reuse).
+    fn clear_frags(&mut self) {
+        if let Some(sh) = self.shinfo.as_deref_mut() {
+            sh.frags.clear();
+        }
+        self.data_len = 0;
+    }
+
+    /// `skb->data` as a buffer offset.
+    #[inline]
+    fn data_off(&self) -> usize {
+        self.data as usize
+    }
+
+    /// `skb->tail` as a buffer offset.
+    #[inline]
+    fn tail_off(&self) -> usize {
+        self.tail as usize
     }
 
     /// Allocates an empty skb whose buffer has room for at least `size`
@@ -562,11 +609,13 @@ impl SkBuff {
     }
 
     /// Bytes of data, fragments included (`skb->len`).
+    #[inline]
     pub fn len(&self) -> usize {
-        self.tail - self.data + self.data_len
+        self.headlen() + self.data_len as usize
     }
 
     /// Whether the skb holds no data.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -575,29 +624,32 @@ impl SkBuff {
     ///
     /// Mirrors `skb_headlen()`.
     #[doc(alias = "skb_headlen")]
+    #[inline]
     pub fn headlen(&self) -> usize {
-        self.tail - self.data
+        (self.tail - self.data) as usize
     }
 
     /// Bytes held in fragments (`skb->data_len`).
+    #[inline]
     pub fn data_len(&self) -> usize {
-        self.data_len
+        self.data_len as usize
     }
 
     /// Whether some bytes are in fragments. Mirrors `skb_is_nonlinear()`.
     #[doc(alias = "skb_is_nonlinear")]
+    #[inline]
     pub fn is_nonlinear(&self) -> bool {
         self.data_len != 0
     }
 
     /// The number of fragments (`skb_shinfo()->nr_frags`).
     pub fn nr_frags(&self) -> usize {
-        self.frags.len()
+        self.frag_slice().len()
     }
 
     /// The fragments' bytes, in order, after the linear part.
     pub fn frags(&self) -> impl Iterator<Item = &[u8]> {
-        self.frags.iter().map(SkbFrag::bytes)
+        self.frag_slice().iter().map(SkbFrag::bytes)
     }
 
     /// The pool the skb's buffer came from; new skbs built from this one
@@ -610,20 +662,23 @@ impl SkBuff {
     ///
     /// Mirrors `skb_headroom()`.
     #[doc(alias = "skb_headroom")]
+    #[inline]
     pub fn headroom(&self) -> usize {
-        self.data
+        self.data_off()
     }
 
     /// Free bytes behind the data.
     ///
     /// Mirrors `skb_tailroom()`.
     #[doc(alias = "skb_tailroom")]
+    #[inline]
     pub fn tailroom(&self) -> usize {
-        self.page.bytes().len() - self.tail
+        self.page.bytes().len() - self.tail_off()
     }
 
     /// The size of the underlying buffer (`skb_end_offset()`).
     #[doc(alias = "skb_end_offset")]
+    #[inline]
     pub fn end_offset(&self) -> usize {
         self.page.bytes().len()
     }
@@ -634,21 +689,23 @@ impl SkBuff {
     /// Mirrors `skb->truesize` (`SKB_TRUESIZE()`).
     #[doc(alias = "SKB_TRUESIZE")]
     pub fn truesize(&self) -> usize {
-        let frags: usize = self.frags.iter().map(|f| f.page.bytes().len()).sum();
+        let frags: usize = self.frag_slice().iter().map(|f| f.page.bytes().len()).sum();
         self.page.bytes().len() + frags + core::mem::size_of::<SkBuff>()
     }
 
     /// The bytes of the linear part ([`SkBuff::headlen`] of them; all the
     /// data unless the skb [is nonlinear](SkBuff::is_nonlinear)).
+    #[inline]
     pub fn data(&self) -> &[u8] {
-        &self.page.bytes()[self.data..self.tail]
+        &self.page.bytes()[self.data_off()..self.tail_off()]
     }
 
     /// The bytes of the linear part, for writing; unshares the buffer first
     /// if it is shared with a clone (which may fail with
     /// [`SkbError::NoMem`]).
+    #[inline]
     pub fn data_mut(&mut self) -> Result<&mut [u8], SkbError> {
-        let (d, t) = (self.data, self.tail);
+        let (d, t) = (self.data_off(), self.tail_off());
         Ok(&mut self.buf_mut()?[d..t])
     }
 
@@ -659,17 +716,21 @@ impl SkBuff {
     /// calls `skb_under_panic()`), or [`SkbError::NoMem`] when a shared
     /// buffer cannot be unshared.
     #[doc(alias = "skb_push")]
+    #[inline]
     pub fn push(&mut self, len: usize) -> Result<&mut [u8], SkbError> {
-        if len > self.data {
+        let headroom = self.data_off();
+        if len > headroom {
             return Err(SkbError::NoHeadroom {
                 needed: len,
-                headroom: self.data,
+                headroom,
             });
         }
         self.unshare()?;
         let buf = self.page.bytes_mut().ok_or(SkbError::NoMem)?;
-        self.data -= len;
-        Ok(&mut buf[self.data..self.data + len])
+        let start = headroom - len;
+        // `start` is below the old offset, which fits in u32.
+        self.data = start as u32;
+        Ok(&mut buf[start..headroom])
     }
 
     /// Removes `len` bytes from the front of the data and returns them
@@ -679,6 +740,7 @@ impl SkBuff {
     /// returns `NULL`, and past the linear part (call
     /// [`SkBuff::linearize`] first, as `pskb_may_pull()` would).
     #[doc(alias = "skb_pull")]
+    #[inline]
     pub fn pull(&mut self, len: usize) -> Result<&[u8], SkbError> {
         if len > self.headlen() {
             return Err(SkbError::TooShort {
@@ -686,9 +748,10 @@ impl SkBuff {
                 len: self.headlen(),
             });
         }
-        let start = self.data;
-        self.data += len;
-        Ok(&self.page.bytes()[start..self.data])
+        let start = self.data_off();
+        // At most `tail`, which fits in u32.
+        self.data = (start + len) as u32;
+        Ok(&self.page.bytes()[start..start + len])
     }
 
     /// Appends `len` bytes to the data, out of the tailroom, and returns
@@ -698,10 +761,11 @@ impl SkBuff {
     /// calls `skb_over_panic()`, and with [`SkbError::Nonlinear`] on an skb
     /// with fragments.
     #[doc(alias = "skb_put")]
+    #[inline]
     pub fn put(&mut self, len: usize) -> Result<&mut [u8], SkbError> {
         if self.is_nonlinear() {
             return Err(SkbError::Nonlinear {
-                data_len: self.data_len,
+                data_len: self.data_len(),
             });
         }
         if len > self.tailroom() {
@@ -711,10 +775,11 @@ impl SkBuff {
             });
         }
         self.unshare()?;
+        let start = self.tail_off();
         let buf = self.page.bytes_mut().ok_or(SkbError::NoMem)?;
-        let start = self.tail;
-        self.tail += len;
-        Ok(&mut buf[start..self.tail])
+        // Within the buffer, whose size fits in u32.
+        self.tail = (start + len) as u32;
+        Ok(&mut buf[start..start + len])
     }
 
     /// Appends `len` zero bytes.
@@ -731,6 +796,7 @@ impl SkBuff {
     ///
     /// Mirrors `skb_put_data()`.
     #[doc(alias = "skb_put_data")]
+    #[inline]
     pub fn put_data(&mut self, bytes: &[u8]) -> Result<(), SkbError> {
         self.put(bytes.len())?.copy_from_slice(bytes);
         Ok(())
@@ -755,20 +821,22 @@ impl SkBuff {
         }
         let headlen = self.headlen();
         if len <= headlen {
-            self.tail = self.data + len;
-            self.frags.clear();
-            self.data_len = 0;
+            self.tail = (self.data_off() + len) as u32;
+            self.clear_frags();
             return Ok(());
         }
         // pskb_trim(): keep the fragments that hold the first bytes.
         let mut left = len - headlen;
-        self.frags.retain_mut(|f| {
-            let keep = left.min(f.len);
-            f.len = keep;
-            left -= keep;
-            keep != 0
-        });
-        self.data_len = len - headlen;
+        if let Some(sh) = self.shinfo.as_deref_mut() {
+            sh.frags.retain_mut(|f| {
+                let keep = left.min(f.len);
+                f.len = keep;
+                left -= keep;
+                keep != 0
+            });
+        }
+        // Less than the old data_len, which fits in u32.
+        self.data_len = (len - headlen) as u32;
         Ok(())
     }
 
@@ -788,8 +856,9 @@ impl SkBuff {
                 tailroom: self.tailroom(),
             });
         }
-        self.data += len;
-        self.tail += len;
+        // Within the buffer, whose size fits in u32.
+        self.data += len as u32;
+        self.tail += len as u32;
         Ok(())
     }
 
@@ -797,6 +866,7 @@ impl SkBuff {
     ///
     /// Mirrors `skb_cloned()`.
     #[doc(alias = "skb_cloned")]
+    #[inline]
     pub fn is_cloned(&self) -> bool {
         self.page.is_shared()
     }
@@ -809,10 +879,18 @@ impl SkBuff {
     /// (leaving the skb shared) when the pool is exhausted.
     #[doc(alias = "skb_unshare")]
     #[doc(alias = "skb_cow")]
+    #[inline]
     pub fn unshare(&mut self) -> Result<(), SkbError> {
         if !self.page.is_shared() {
             return Ok(());
         }
+        self.unshare_slow()
+    }
+
+    /// The copying part of [`SkBuff::unshare`], out of line.
+    #[cold]
+    #[inline(never)]
+    fn unshare_slow(&mut self) -> Result<(), SkbError> {
         let page = self.copy_page()?;
         self.page = page;
         Ok(())
@@ -839,7 +917,8 @@ impl SkBuff {
             .pool()
             .alloc_size(src.len())
             .ok_or(SkbError::NoMem)?;
-        buf[..self.tail].copy_from_slice(&src[..self.tail]);
+        let tail = self.tail_off();
+        buf[..tail].copy_from_slice(&src[..tail]);
         Ok(buf.into_page())
     }
 
@@ -868,12 +947,17 @@ impl SkBuff {
             vlan_tci: self.vlan_tci,
             nfct: self.nfct,
             owner: None,
-            frags: self.frags.iter().map(SkbFrag::share).collect(),
+            shinfo: self.shinfo.as_deref().map(|sh| {
+                Box::new(SkbSharedInfo {
+                    frags: sh.frags.iter().map(SkbFrag::share).collect(),
+                })
+            }),
             data_len: self.data_len,
         }
     }
 
     /// The whole buffer for writing, unsharing first.
+    #[inline]
     fn buf_mut(&mut self) -> Result<&mut [u8], SkbError> {
         self.unshare()?;
         self.page.bytes_mut().ok_or(SkbError::NoMem)
@@ -884,6 +968,7 @@ impl SkBuff {
     /// Mirrors `skb_set_hash()` with `PKT_HASH_TYPE_L4` (`l4 = true`) or
     /// `PKT_HASH_TYPE_L3`.
     #[doc(alias = "skb_set_hash")]
+    #[inline]
     pub fn set_hash(&mut self, hash: u32, l4: bool) {
         self.hash = hash;
         self.l4_hash = l4;
@@ -900,6 +985,7 @@ impl SkBuff {
 
     /// Whether this is a GSO skb (`skb_is_gso()`).
     #[doc(alias = "skb_is_gso")]
+    #[inline]
     pub fn is_gso(&self) -> bool {
         self.gso_size != 0
     }
@@ -911,8 +997,9 @@ impl SkBuff {
     /// `net/core/gro.c`: the linear payload of `from` becomes one fragment
     /// of its buffer (`skb->head_frag`), and its own fragments move over.
     /// `from` is consumed (its owner, if any, is released). Fails with
-    /// [`SkbError::TooShort`] when `offset` is past `from`'s data, handing
-    /// `from` back.
+    /// [`SkbError::TooShort`] when `offset` is past `from`'s data, and with
+    /// [`SkbError::TooBig`] when the fragments would hold more than
+    /// [`u32::MAX`] bytes, handing `from` back.
     #[doc(alias = "skb_gro_receive")]
     pub fn append_frags(
         &mut self,
@@ -926,30 +1013,43 @@ impl SkBuff {
             };
             return Err((Box::new(from), e));
         }
-        let head = from.headlen();
-        if self.frags.capacity() == 0 {
-            // Room for MAX_SKB_FRAGS at once rather than growing by doubling.
-            self.frags.reserve(MAX_SKB_FRAGS);
+        let added = from.len() - offset;
+        let total = self.data_len() + added;
+        if total > u32::MAX as usize {
+            let e = SkbError::TooBig {
+                size: total,
+                max: u32::MAX as usize,
+            };
+            return Err((Box::new(from), e));
         }
+        let head = from.headlen();
+        // Room for MAX_SKB_FRAGS at once rather than growing by doubling.
+        let sh = self.shinfo.get_or_insert_with(|| {
+            Box::new(SkbSharedInfo {
+                frags: Vec::with_capacity(MAX_SKB_FRAGS),
+            })
+        });
         if offset < head {
-            self.frags.push(SkbFrag {
+            sh.frags.push(SkbFrag {
                 page: from.page.share(),
-                off: from.data + offset,
+                off: from.data_off() + offset,
                 len: head - offset,
             });
-            self.data_len += head - offset;
         }
         let mut skip = offset.saturating_sub(head);
-        for mut f in from.frags.drain(..) {
-            let cut = skip.min(f.len);
-            skip -= cut;
-            f.off += cut;
-            f.len -= cut;
-            if f.len != 0 {
-                self.data_len += f.len;
-                self.frags.push(f);
+        if let Some(from_sh) = from.shinfo.as_deref_mut() {
+            for mut f in from_sh.frags.drain(..) {
+                let cut = skip.min(f.len);
+                skip -= cut;
+                f.off += cut;
+                f.len -= cut;
+                if f.len != 0 {
+                    sh.frags.push(f);
+                }
             }
         }
+        // Checked against u32::MAX above.
+        self.data_len = total as u32;
         from.data_len = 0;
         Ok(())
     }
@@ -1036,8 +1136,9 @@ impl SkBuff {
         if !self.is_nonlinear() {
             return Ok(());
         }
-        let need = self.tail + self.data_len;
-        if self.tailroom() < self.data_len || self.page.is_shared() {
+        let tail = self.tail_off();
+        let need = tail + self.data_len();
+        if self.tailroom() < self.data_len() || self.page.is_shared() {
             let pool = self.page.pool();
             if need > pool.max_buf_size() {
                 return Err(SkbError::TooBig {
@@ -1046,18 +1147,18 @@ impl SkBuff {
                 });
             }
             let mut buf = pool.alloc_size(need).ok_or(SkbError::NoMem)?;
-            buf[..self.tail].copy_from_slice(&self.page.bytes()[..self.tail]);
+            buf[..tail].copy_from_slice(&self.page.bytes()[..tail]);
             self.page = buf.into_page();
         }
         let buf = self.page.bytes_mut().ok_or(SkbError::NoMem)?;
-        let mut at = self.tail;
-        for f in &self.frags {
+        let mut at = tail;
+        for f in self.shinfo.as_deref().map_or(&[][..], |sh| &sh.frags) {
             buf[at..at + f.len].copy_from_slice(f.bytes());
             at += f.len;
         }
-        self.tail = at;
-        self.frags.clear();
-        self.data_len = 0;
+        // `need` fits in the buffer, whose size fits in u32.
+        self.tail = at as u32;
+        self.clear_frags();
         Ok(())
     }
 
@@ -1078,6 +1179,7 @@ impl SkBuff {
     ///
     /// Mirrors `skb_orphan()` in `include/linux/skbuff.h`.
     #[doc(alias = "skb_orphan")]
+    #[inline]
     pub fn orphan(&mut self) {
         if let Some(SkbOwner(owner)) = self.owner.take() {
             owner.destruct(self);
@@ -1085,12 +1187,14 @@ impl SkBuff {
     }
 
     /// Whether a destructor is set (`skb->destructor != NULL`).
+    #[inline]
     pub fn has_destructor(&self) -> bool {
         self.owner.is_some()
     }
 
+    #[inline]
     fn header_offset(&self, header: &'static str, offset: usize) -> Result<u32, SkbError> {
-        let room = self.end_offset() - self.data;
+        let room = self.end_offset() - self.data_off();
         if offset > room {
             return Err(SkbError::HeaderOutOfRange {
                 header,
@@ -1098,21 +1202,25 @@ impl SkBuff {
                 room,
             });
         }
-        Ok((self.data + offset) as u32)
+        // At most the buffer size, which is below NO_HEADER (u32::MAX).
+        Ok((self.data_off() + offset) as u32)
     }
 
-    fn header_slice(&self, at: Option<u32>) -> Option<&[u8]> {
-        let at = at? as usize;
-        self.page.bytes().get(at..self.tail.max(at))
+    #[inline]
+    fn header_slice(&self, at: u32) -> Option<&[u8]> {
+        if at == NO_HEADER {
+            return None;
+        }
+        let at = at as usize;
+        self.page.bytes().get(at..self.tail_off().max(at))
     }
 
-    fn header_slice_mut(
-        &mut self,
-        header: &'static str,
-        at: Option<u32>,
-    ) -> Result<&mut [u8], SkbError> {
-        let at = at.ok_or(SkbError::HeaderNotSet { header })? as usize;
-        let end = self.tail.max(at);
+    fn header_slice_mut(&mut self, header: &'static str, at: u32) -> Result<&mut [u8], SkbError> {
+        if at == NO_HEADER {
+            return Err(SkbError::HeaderNotSet { header });
+        }
+        let at = at as usize;
+        let end = self.tail_off().max(at);
         Ok(&mut self.buf_mut()?[at..end])
     }
 }
@@ -1124,8 +1232,9 @@ macro_rules! header_accessors {
             ///
             #[doc = concat!("Mirrors `skb_reset_", $name, "_header()`.")]
             #[doc(alias = $a_reset)]
+            #[inline]
             pub fn $reset(&mut self) {
-                self.$field = Some(self.data as u32);
+                self.$field = self.data;
             }
 
             #[doc = concat!("Marks `offset` bytes past the start of the data as the ", $name, " header.")]
@@ -1133,8 +1242,9 @@ macro_rules! header_accessors {
             #[doc = concat!("Mirrors `skb_set_", $name, "_header()`. Fails with ")]
             /// [`SkbError::HeaderOutOfRange`] past the end of the buffer.
             #[doc(alias = $a_set)]
+            #[inline]
             pub fn $set(&mut self, offset: usize) -> Result<(), SkbError> {
-                self.$field = Some(self.header_offset($name, offset)?);
+                self.$field = self.header_offset($name, offset)?;
                 Ok(())
             }
 
@@ -1142,6 +1252,7 @@ macro_rules! header_accessors {
             ///
             #[doc = concat!("Mirrors `skb_", $name, "_header()`.")]
             #[doc(alias = $a_get)]
+            #[inline]
             pub fn $get(&self) -> Option<&[u8]> {
                 self.header_slice(self.$field)
             }
@@ -1155,13 +1266,15 @@ macro_rules! header_accessors {
             ///
             #[doc = concat!("Mirrors `skb_", $name, "_offset()`.")]
             #[doc(alias = $a_off)]
+            #[inline]
             pub fn $offset(&self) -> Option<isize> {
-                self.$field.map(|h| h as isize - self.data as isize)
+                (self.$field != NO_HEADER).then(|| self.$field as isize - self.data as isize)
             }
 
             #[doc = concat!("Whether the ", $name, " header was set.")]
+            #[inline]
             pub fn $was_set(&self) -> bool {
-                self.$field.is_some()
+                self.$field != NO_HEADER
             }
         }
     };
@@ -1219,6 +1332,7 @@ header_accessors!(
 impl Drop for SkBuff {
     /// Runs the owner's destructor, then releases the buffer to its pool.
     /// Mirrors `skb_release_head_state()` + `skb_release_data()`.
+    #[inline]
     fn drop(&mut self) {
         self.orphan();
     }
@@ -1662,5 +1776,48 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<SkBuff>();
         check::<SkbError>();
+    }
+
+    /// Every stage hands skbs on by value, so each move is a copy of the
+    /// whole struct: keep it within 112 bytes (two cache lines at most,
+    /// where it was 200 with `usize` offsets and the fragment list inline).
+    #[test]
+    fn skbuff_is_small_to_move() {
+        let size = core::mem::size_of::<SkBuff>();
+        assert!(size <= 112, "size_of::<SkBuff>() = {size}, limit 112");
+        assert_eq!(core::mem::size_of::<Option<Box<SkbSharedInfo>>>(), 8);
+    }
+
+    #[test]
+    fn unset_headers_and_headers_at_the_buffer_end() {
+        let p = pool(None);
+        let mut skb = SkBuff::from_slice(&p, 16, b"abcd").unwrap();
+        assert!(!skb.mac_header_was_set());
+        assert_eq!(skb.network_header(), None);
+        assert_eq!(skb.transport_offset(), None);
+        assert_eq!(
+            skb.transport_header_mut().unwrap_err(),
+            SkbError::HeaderNotSet {
+                header: "transport"
+            }
+        );
+        // The last valid offset is the buffer's end: an empty header.
+        skb.set_transport_header(256 - 16).unwrap();
+        assert_eq!(skb.transport_offset(), Some(240));
+        assert_eq!(skb.transport_header(), Some(&[][..]));
+        assert_eq!(
+            skb.set_network_header(241).unwrap_err(),
+            SkbError::HeaderOutOfRange {
+                header: "network",
+                offset: 241,
+                room: 240
+            }
+        );
+        assert!(!skb.network_header_was_set());
+        skb.reset_mac_header();
+        assert_eq!(skb.mac_offset(), Some(0));
+        skb.pull(2).unwrap();
+        assert_eq!(skb.mac_offset(), Some(-2));
+        assert_eq!(skb.mac_header(), Some(&b"abcd"[..]));
     }
 }
