@@ -1811,3 +1811,48 @@ fn tcp_linger2_sets_the_orphaned_fin_wait2_lifetime() {
     assert_eq!(s.state(), TcpState::Close);
     assert_eq!(net.hosts[0].stack.socket_count(), 0);
 }
+
+#[test]
+fn cookie_syn_ack_without_timestamps_offers_only_the_mss() {
+    let mut net = Net::new(2);
+    let _l = net.listen(1, 80, 1);
+    let syn = |port: u16| TcpRepr {
+        src_port: port,
+        dst_port: 80,
+        seq: 1000,
+        ack: 0,
+        flags: SYN,
+        window: 65535,
+        urgent: 0,
+        options: TcpOptions {
+            mss: Some(1000),
+            wscale: Some(7),
+            sack_ok: true,
+            ..TcpOptions::default()
+        },
+        payload_len: 0,
+    };
+    // backlog 1: two requests fit (`qlen > sk_max_ack_backlog` is full),
+    // the third gets a cookie.
+    for port in [5001u16, 5002, 5003] {
+        net.inject(Ipv4Addr::new(198, 18, 0, 99), 1, &syn(port), &[]);
+    }
+    net.run_for_ms(1);
+    assert_eq!(net.mib(1, LinuxMib::SyncookiesSent), 1);
+    let sas: Vec<_> = net
+        .from(1)
+        .into_iter()
+        .filter(|s| s.is(SYN | ACK))
+        .collect();
+    assert_eq!(sas.len(), 3);
+    for sa in &sas[..2] {
+        assert!(sa.tcp.options.sack_ok && sa.tcp.options.wscale.is_some());
+    }
+    // No timestamps: nowhere to keep SACK or window scaling (tcp_clear_options()).
+    let cookie = &sas[2].tcp;
+    assert_eq!(cookie.dst_port, 5003);
+    assert_eq!(cookie.options.mss, Some(1460));
+    assert!(!cookie.options.sack_ok);
+    assert_eq!(cookie.options.wscale, None);
+    assert_eq!(cookie.options.timestamp, None);
+}
