@@ -102,4 +102,8 @@ pub trait TcpContext: TimerContext<TcpTimer> {
     /// `sk_data_ready`/`sk_write_space`/`sk_state_change`/`sk_error_report`
     /// callbacks.
     fn sk_wake(&mut self, sk: SockId, event: SkEvent);
+
+    /// One sample of the per-ACK trace (the `tcp:tcp_probe` tracepoint).
+    /// Does nothing unless the host records it.
+    fn tcp_probe(&mut self, _sample: &crate::TcpProbe) {}
 }

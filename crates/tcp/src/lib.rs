@@ -72,6 +72,7 @@ mod tcp_input;
 mod tcp_ipv4;
 mod tcp_minisocks;
 mod tcp_output;
+mod tcp_probe;
 mod tcp_recovery;
 mod tcp_sock;
 mod tcp_timer;
@@ -101,6 +102,7 @@ pub use tcp_cubic::{Cubic, CubicParams, cubic_root};
 pub use tcp_input::TcpSeg;
 pub use tcp_ipv4::{TcpIcmpError, tcp_v4_err, tcp_v4_rcv, tcp_v4_send_reset};
 pub use tcp_output::{TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, tcp_select_initial_window};
+pub use tcp_probe::TcpProbe;
 pub use tcp_sock::{
     MAX_TCP_HEADER, SockId, TCP_DELACK_MAX, TCP_DELACK_MIN, TCP_INIT_CWND, TCP_MSS_DEFAULT,
     TCP_RTO_MAX, TCP_RTO_MIN, TCP_TIMEOUT_INIT, TCP_TIMEWAIT_LEN, TcpState, after, before, between,

@@ -746,6 +746,11 @@ fn tcp_ack<C: TcpContext>(
     if flag & FLAG_ACKED != 0 {
         crate::tcp_recovery::tcp_schedule_loss_probe(ctx, tp, true);
     }
+    // trace_tcp_probe()
+    let acked_bytes = u64::from(ack.wrapping_sub(prior_snd_una));
+    let sample = crate::tcp_probe::tcp_probe_sample(tp, now, acked_bytes, tp.probe_prev);
+    tp.probe_prev = Some((now, sample.delivery_rate));
+    ctx.tcp_probe(&sample);
     tcp_xmit_retransmit_queue(ctx, tp);
     AckResult::Ok
 }

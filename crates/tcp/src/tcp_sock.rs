@@ -348,6 +348,8 @@ pub(crate) struct TcpSock {
     pub tlp_high_seq: Option<u32>,
     /// Whether that probe was a retransmission (`tlp_retrans`).
     pub tlp_retrans: bool,
+    /// Time and delivery rate of the last `tcp_probe` sample.
+    pub probe_prev: Option<(Instant, u64)>,
     pub ca_state: TcpCaState,
     pub cwnd: TcpCwnd,
     pub ca_ops: Box<dyn CongestionOps>,
@@ -485,6 +487,7 @@ impl TcpSock {
             undo_retrans: 0,
             tlp_high_seq: None,
             tlp_retrans: false,
+            probe_prev: None,
             ca_state: TcpCaState::Open,
             cwnd: TcpCwnd::new(),
             ca_ops,

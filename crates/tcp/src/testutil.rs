@@ -39,6 +39,8 @@ pub struct FakeTcpCtx {
     pub out: Vec<SkBuff>,
     /// Wake-ups, in order.
     pub events: Vec<(SockId, SkEvent)>,
+    /// The `tcp_probe` trace, recorded when `Some`.
+    pub probes: Option<Vec<crate::TcpProbe>>,
 }
 
 impl FakeTcpCtx {
@@ -56,6 +58,7 @@ impl FakeTcpCtx {
             timer_seq: 0,
             out: Vec::new(),
             events: Vec::new(),
+            probes: None,
         }
     }
 
@@ -167,6 +170,12 @@ impl TcpContext for FakeTcpCtx {
 
     fn sk_wake(&mut self, sk: SockId, event: SkEvent) {
         self.events.push((sk, event));
+    }
+
+    fn tcp_probe(&mut self, sample: &crate::TcpProbe) {
+        if let Some(p) = self.probes.as_mut() {
+            p.push(*sample);
+        }
     }
 }
 

@@ -114,6 +114,7 @@ fn mib(net: &Net, i: usize, f: impl netcore::MibField) -> u64 {
 fn cubic_fills_the_bottleneck() {
     let mut net = bottleneck_net(2, "cubic", RATE);
     let mut flows = [flow(&mut net, 0, 1, 5001)];
+    net.hosts[0].ctx.probes = Some(Vec::new());
     let s = &run(&mut net, &mut flows, 6000, 10)[0];
     // Slow start leaves with the first loss or HyStart, then CUBIC holds
     // the queue: ssthresh is set, the window sits around one to two BDPs
@@ -131,6 +132,24 @@ fn cubic_fills_the_bottleneck() {
     assert!(util >= 0.90, "utilisation {util:.3}");
     assert_eq!(mib(&net, 0, LinuxMib::TcpTimeouts), 0);
     assert!(net.bottleneck_drops(1) > 0);
+    // The per-ACK trace agrees: one sample per ACK, in time order, the
+    // last one showing TCP_INFO's cwnd, a smoothed RTT between the base
+    // 20 ms and 20 ms plus a full queue, the flight within cwnd (plus the
+    // probe's one) and a delivery rate near the bottleneck's.
+    let probes = net.hosts[0].ctx.probes.take().unwrap();
+    assert!(probes.len() > 5_000, "{}", probes.len());
+    assert!(probes.windows(2).all(|w| w[0].at <= w[1].at));
+    let last = probes.last().unwrap();
+    assert_eq!(last.snd_cwnd, info(&net, &flows[0]).snd_cwnd);
+    let late = &probes[probes.len() / 2..];
+    assert!(late.iter().all(|p| (19_000..=45_000).contains(&p.srtt_us)));
+    assert!(late.iter().all(|p| p.inflight <= p.snd_cwnd + 1));
+    assert!(late.iter().any(|p| p.ca_state == tcp::TcpCaState::Recovery));
+    let mean_rate = late.iter().map(|p| p.delivery_rate).sum::<u64>() / late.len() as u64;
+    assert!(
+        (10_000_000..=13_000_000).contains(&mean_rate),
+        "{mean_rate} B/s"
+    );
 }
 
 #[test]
