@@ -29,7 +29,9 @@
 //!   (`tcp_ipv4.rs`), the state machine (`tcp_input.rs`), TIME-WAIT
 //!   (`tcp_minisocks.rs`), listeners (`inet_connection_sock.rs`);
 //! - send: `tcp_output.rs` ([`tcp_select_initial_window`]);
-//! - timers: [`TcpTimer`] (`tcp_timer.rs`);
+//! - timers: [`TcpTimer`] (`tcp_timer.rs`); tail loss probes
+//!   (`tcp_recovery.rs`);
+//! - the per-ACK trace: [`TcpProbe`] (`tcp_probe.rs`);
 //! - tables: [`InetHashinfo`] (`inet_hashtables.rs`); secrets and ISNs:
 //!   [`secure_tcp_seq`] (`secure_seq.rs`); SYN cookies (`syncookies.rs`);
 //! - congestion control: [`CongestionOps`], [`Reno`],
