@@ -378,3 +378,30 @@ fn std_like_listener_and_stream() {
     let err = net.app("h1", || r.take_error()).unwrap().unwrap();
     assert_eq!(err.and_then(|e| e.raw_os_error()), Some(ECONNREFUSED));
 }
+
+/// `TCP_LINGER2` through the socket layer: unset it reads back as
+/// `tcp_fin_timeout` (60), a value sets it, a negative value is accepted
+/// (abort instead of FIN_WAIT2) and reads back as -1, a short buffer is
+/// `EINVAL`.
+#[test]
+fn tcp_linger2_through_setsockopt() {
+    let mut net = pair(23, 0.0);
+    let (c, _s, _l) = connected(&mut net, 7003);
+    let h1 = Arc::clone(net.host("h1").unwrap().shared());
+    let layer = h1.socket_layer();
+    let fd = c.as_raw_fd();
+    let get = || layer.getsockopt_int(fd, socket::SOL_TCP, socket::TCP_LINGER2);
+    assert_eq!(get(), Ok(60));
+    layer
+        .setsockopt_int(fd, socket::SOL_TCP, socket::TCP_LINGER2, 5)
+        .unwrap();
+    assert_eq!(get(), Ok(5));
+    layer
+        .setsockopt_int(fd, socket::SOL_TCP, socket::TCP_LINGER2, -7)
+        .unwrap();
+    assert_eq!(get(), Ok(-1));
+    assert_eq!(
+        layer.setsockopt(fd, socket::SOL_TCP, socket::TCP_LINGER2, &[1, 0]),
+        Err(netcore::Errno::Inval)
+    );
+}

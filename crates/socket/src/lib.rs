@@ -83,7 +83,8 @@ pub use socket::{
 pub use ss::{SsOptions, SsRow, ss_process, ss_render};
 pub use std_net::{TcpListener, TcpStream, UdpSocket};
 pub use tcp_ops::{
-    IPPROTO_TCP, TCP_CORK, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_MAXSEG, TCP_NODELAY,
-    TCP_SYNCNT, TCP_USER_TIMEOUT, TCP_WINDOW_CLAMP, TcpOps, TcpProtosw, TcpWakeups, sk_event_key,
+    IPPROTO_TCP, TCP_CORK, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_LINGER2, TCP_MAXSEG,
+    TCP_NODELAY, TCP_SYNCNT, TCP_USER_TIMEOUT, TCP_WINDOW_CLAMP, TcpOps, TcpProtosw, TcpWakeups,
+    sk_event_key,
 };
 pub use wait::WaitQueue;

@@ -46,6 +46,8 @@ pub const TCP_KEEPINTVL: i32 = 5;
 pub const TCP_KEEPCNT: i32 = 6;
 /// `TCP_SYNCNT`.
 pub const TCP_SYNCNT: i32 = 7;
+/// `TCP_LINGER2`: lifetime of an orphaned FIN_WAIT2 socket, seconds.
+pub const TCP_LINGER2: i32 = 8;
 /// `TCP_WINDOW_CLAMP`.
 pub const TCP_WINDOW_CLAMP: i32 = 10;
 /// `TCP_USER_TIMEOUT`.
@@ -183,9 +185,13 @@ impl TcpOps {
 }
 
 fn int_opt(optval: &[u8]) -> Result<u32, Errno> {
+    u32::try_from(signed_int_opt(optval)?).map_err(|_| Errno::Inval)
+}
+
+/// An `int` option value that may be negative; `EINVAL` when shorter.
+fn signed_int_opt(optval: &[u8]) -> Result<i32, Errno> {
     let b = optval.get(..4).ok_or(Errno::Inval)?;
-    let v = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-    u32::try_from(v).map_err(|_| Errno::Inval)
+    Ok(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 impl<C: TcpContext> ProtoOps<C> for TcpOps {
@@ -347,8 +353,9 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
 
     /// Mirrors `do_tcp_setsockopt()` for the `SOL_TCP` options TCP keeps
     /// (`TCP_NODELAY`, `TCP_MAXSEG`, `TCP_CORK`, `TCP_KEEPIDLE`,
-    /// `TCP_KEEPINTVL`, `TCP_KEEPCNT`, `TCP_SYNCNT`, `TCP_WINDOW_CLAMP`,
-    /// `TCP_USER_TIMEOUT`): an `int`, `EINVAL` when shorter or negative.
+    /// `TCP_KEEPINTVL`, `TCP_KEEPCNT`, `TCP_SYNCNT`, `TCP_LINGER2`,
+    /// `TCP_WINDOW_CLAMP`, `TCP_USER_TIMEOUT`): an `int`, `EINVAL` when
+    /// shorter or out of the option's range.
     fn setsockopt(
         &self,
         ctx: &mut C,
@@ -358,6 +365,11 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
     ) -> Result<(), Errno> {
         if level != i32::from(IPPROTO_TCP) {
             return Err(Errno::NoProtoOpt);
+        }
+        if optname == TCP_LINGER2 {
+            // Signed: a negative value means "abort instead of FIN_WAIT2".
+            let v = signed_int_opt(optval)?;
+            return self.call(|| self.stack.setsockopt(ctx, &self.sk, SockOpt::Linger2(v)));
         }
         let v = int_opt(optval)?;
         let o = match optname {
@@ -394,6 +406,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             TCP_KEEPINTVL => SockOptName::KeepIntvl,
             TCP_KEEPCNT => SockOptName::KeepCnt,
             TCP_SYNCNT => SockOptName::SynCnt,
+            TCP_LINGER2 => SockOptName::Linger2,
             TCP_USER_TIMEOUT => SockOptName::UserTimeout,
             _ => return Err(Errno::NoProtoOpt),
         };
