@@ -146,6 +146,13 @@ const SHORT: usize = 512;
 /// Rounds of [`measure_with_setup`] per figure; the fastest is reported.
 const ROUNDS: usize = 7;
 
+/// Whether the figure `name` is wanted: all of them unless `IP_RCV_BENCH`
+/// names one (so a profiler can be pointed at a single figure, e.g.
+/// `IP_RCV_BENCH=ip_rcv_local_deliver_64B valgrind --tool=callgrind ...`).
+fn wanted(name: &str) -> bool {
+    std::env::var("IP_RCV_BENCH").map_or(true, |only| only == name)
+}
+
 /// [`measure_with_setup`] run [`ROUNDS`] times: the fastest round.
 fn best_of<I, R>(mut setup: impl FnMut() -> I, mut f: impl FnMut(I) -> R) -> PerIter {
     (0..ROUNDS)
@@ -191,32 +198,40 @@ fn main() {
     let _ = ip_rcv(&mut host.cpu, first);
     // The handler softnet calls for ETH_P_IP, as `inet_init` registered it.
     let ip_packet_type = IpRcv::new(Arc::clone(&host.ipv4));
-    let t = best_of(
-        || make(IpSummed::None),
-        |skb| rx(&ip_packet_type, &mut host.cpu, skb),
-    );
-    report("ip_rcv_local_deliver_64B", t.as_nanos_f64(), "ns/pkt");
-    let t = best_of(|| (), |()| rx_one(&ip_packet_type, &mut host.cpu));
-    report(
-        "ip_rcv_local_deliver_64B_recycled",
-        t.as_nanos_f64(),
-        "ns/pkt",
-    );
-    let t = best_of(
-        || make(IpSummed::Unnecessary),
-        |skb| rx(&ip_packet_type, &mut host.cpu, skb),
-    );
-    report(
-        "ip_rcv_local_deliver_64B_csum_offload",
-        t.as_nanos_f64(),
-        "ns/pkt",
-    );
-    let t = best_of(|| (), |()| ip_rcv(&mut host.cpu, make(IpSummed::None)));
-    report(
-        "ip_rcv_local_deliver_64B_with_skb_alloc",
-        t.as_nanos_f64(),
-        "ns/pkt",
-    );
+    if wanted("ip_rcv_local_deliver_64B") {
+        let t = best_of(
+            || make(IpSummed::None),
+            |skb| rx(&ip_packet_type, &mut host.cpu, skb),
+        );
+        report("ip_rcv_local_deliver_64B", t.as_nanos_f64(), "ns/pkt");
+    }
+    if wanted("ip_rcv_local_deliver_64B_recycled") {
+        let t = best_of(|| (), |()| rx_one(&ip_packet_type, &mut host.cpu));
+        report(
+            "ip_rcv_local_deliver_64B_recycled",
+            t.as_nanos_f64(),
+            "ns/pkt",
+        );
+    }
+    if wanted("ip_rcv_local_deliver_64B_csum_offload") {
+        let t = best_of(
+            || make(IpSummed::Unnecessary),
+            |skb| rx(&ip_packet_type, &mut host.cpu, skb),
+        );
+        report(
+            "ip_rcv_local_deliver_64B_csum_offload",
+            t.as_nanos_f64(),
+            "ns/pkt",
+        );
+    }
+    if wanted("ip_rcv_local_deliver_64B_with_skb_alloc") {
+        let t = best_of(|| (), |()| ip_rcv(&mut host.cpu, make(IpSummed::None)));
+        report(
+            "ip_rcv_local_deliver_64B_with_skb_alloc",
+            t.as_nanos_f64(),
+            "ns/pkt",
+        );
+    }
     // Transmit.
     let (dev, _) = ipv4::testutil::WireDevice::new("null0", 9, [2, 0, 0, 0, 9, 9], 1500);
     let null = NullDevice(dev);
@@ -253,20 +268,31 @@ fn main() {
     .expect("neighbour");
     let mut sk = ipv4::InetSock::new(17, &host.sysctl);
     let payload = [0u8; 64];
-    let t = best_of(
-        || SkBuff::from_slice(&pool, ipv4::MAX_IP_HEADROOM, &payload).expect("pool"),
-        |skb| ipv4::ip_build_and_send_pkt(&mut host.cpu, skb, &mut sk, Ipv4Addr::UNSPECIFIED, peer),
-    );
-    report("ip_output_64B", t.as_nanos_f64(), "ns/pkt");
+    if wanted("ip_output_64B") {
+        let t = best_of(
+            || SkBuff::from_slice(&pool, ipv4::MAX_IP_HEADROOM, &payload).expect("pool"),
+            |skb| {
+                ipv4::ip_build_and_send_pkt(
+                    &mut host.cpu,
+                    skb,
+                    &mut sk,
+                    Ipv4Addr::UNSPECIFIED,
+                    peer,
+                )
+            },
+        );
+        report("ip_output_64B", t.as_nanos_f64(), "ns/pkt");
+    }
     // A connected socket: the cached route (sk_dst_cache) skips the FIB.
     let mut csk = ipv4::InetSock::new(6, &host.sysctl);
     csk.daddr = peer;
-    let t = best_of(
-        || SkBuff::from_slice(&pool, ipv4::MAX_IP_HEADROOM, &payload).expect("pool"),
-        |skb| ipv4::ip_queue_xmit(&mut host.cpu, &mut csk, skb),
-    );
-    report("ip_queue_xmit_64B", t.as_nanos_f64(), "ns/pkt");
-    assert!(host.mib(IpMib::OutTransmits) > 0);
+    if wanted("ip_queue_xmit_64B") {
+        let t = best_of(
+            || SkBuff::from_slice(&pool, ipv4::MAX_IP_HEADROOM, &payload).expect("pool"),
+            |skb| ipv4::ip_queue_xmit(&mut host.cpu, &mut csk, skb),
+        );
+        report("ip_queue_xmit_64B", t.as_nanos_f64(), "ns/pkt");
+    }
     assert_eq!(host.mib(IpMib::OutNoRoutes), 0);
 
     assert_eq!(

@@ -155,6 +155,26 @@ impl RcvHdr {
     }
 }
 
+/// Whether a 20-byte IP header (no options) sums to a correct checksum.
+///
+/// The common case of `ip_fast_csum()` (`arch/x86/include/asm/checksum_64.h`),
+/// which Linux also unrolls for `ihl == 5`: five 32-bit words added into a
+/// 64-bit accumulator, folded to 16 bits; a header whose checksum field is
+/// right sums to all ones. Words are read little-endian: the ones'
+/// complement sum is byte-order independent up to a byte swap, and all ones
+/// is the same either way.
+#[inline(always)]
+fn ip_fast_csum20_ok(h: &[u8; 20]) -> bool {
+    let w = |i: usize| u64::from(u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    // Below 5 * 2^32: no overflow; fold 64 → 32 → 16 bits.
+    let s = w(0) + w(4) + w(8) + w(12) + w(16);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    s == 0xffff
+}
+
 /// Validates the IP header and trims link-layer padding; on `Err` the
 /// caller frees the skb with the reason (`kfree_skb_reason`).
 ///
@@ -199,7 +219,13 @@ fn ip_rcv_core_hdr(mib: NetMibsCpu<'_>, skb: &mut SkBuff) -> Result<RcvHdr, Drop
         if d.len() < ihl {
             break 'hdr (DropReason::IpInhdr, None);
         }
-        if ip_summed != IpSummed::Unnecessary && ip_fast_csum(&d[..ihl]) != 0 {
+        if ip_summed != IpSummed::Unnecessary
+            && !(if ihl == 20 {
+                ip_fast_csum20_ok(h)
+            } else {
+                ip_fast_csum(&d[..ihl]) == 0
+            })
+        {
             mib.inc(IpExtMib::InCsumErrors);
             break 'hdr (DropReason::IpCsum, None);
         }
@@ -758,3 +784,32 @@ fn ip_protocol_error<C: Ipv4Context>(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod csum20_tests {
+    use proptest::prelude::*;
+
+    use super::ip_fast_csum20_ok;
+
+    proptest! {
+        /// The unrolled sum agrees with the general `ip_fast_csum()` on any
+        /// 20 bytes.
+        #[test]
+        fn agrees_with_ip_fast_csum(h in any::<[u8; 20]>()) {
+            prop_assert_eq!(ip_fast_csum20_ok(&h), wire::ip_fast_csum(&h) == 0);
+        }
+
+        /// A header with its checksum filled in passes; flipping any one
+        /// bit makes it fail.
+        #[test]
+        fn correct_passes_one_bit_flip_fails(mut h in any::<[u8; 20]>(), bit in 0usize..160) {
+            h[0] = 0x45;
+            h[10..12].fill(0);
+            let c = wire::ip_fast_csum(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            prop_assert!(ip_fast_csum20_ok(&h));
+            h[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(!ip_fast_csum20_ok(&h));
+        }
+    }
+}
