@@ -166,13 +166,18 @@ impl RcvHdr {
 #[inline(always)]
 fn ip_fast_csum20_ok(h: &[u8; 20]) -> bool {
     let w = |i: usize| u64::from(u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
-    // Below 5 * 2^32: no overflow; fold 64 → 32 → 16 bits.
+    // Below 5 * 2^32: no overflow. Fold 64 → 32 → 16 bits, each time
+    // adding the carry back in (end-around carry), which cannot carry
+    // again.
     let s = w(0) + w(4) + w(8) + w(12) + w(16);
-    let s = (s & 0xffff_ffff) + (s >> 32);
-    let s = (s & 0xffff) + (s >> 16);
-    let s = (s & 0xffff) + (s >> 16);
-    let s = (s & 0xffff) + (s >> 16);
-    s == 0xffff
+    #[allow(clippy::cast_possible_truncation)] // the halves, on purpose
+    let (lo, hi) = (s as u32, (s >> 32) as u32);
+    let (s, c) = lo.overflowing_add(hi);
+    let s = s + u32::from(c);
+    #[allow(clippy::cast_possible_truncation)] // the halves, on purpose
+    let (lo, hi) = (s as u16, (s >> 16) as u16);
+    let (s, c) = lo.overflowing_add(hi);
+    s + u16::from(c) == 0xffff
 }
 
 /// Validates the IP header and trims link-layer padding; on `Err` the
