@@ -66,6 +66,8 @@ pub struct CpuCtx {
     pub(crate) timers: TimerWheel<HostTimer>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) host: Arc<HostShared>,
+    /// Where TCP's trace goes while it is recorded (`None`: off).
+    pub(crate) tcp_trace: Option<crate::plot::TcpTraceLog>,
 }
 
 impl core::fmt::Debug for CpuCtx {
@@ -98,6 +100,16 @@ impl CpuCtx {
     /// Timers armed on this CPU.
     pub fn timers_pending(&self) -> usize {
         self.timers.len()
+    }
+
+    /// Starts (`Some`) or stops (`None`) recording TCP's trace on this
+    /// CPU: each `tcp_probe` sample and each segment TCP transmits.
+    ///
+    /// Mirrors enabling the `tcp:tcp_probe` tracepoint (`echo 1 >
+    /// /sys/kernel/tracing/events/tcp/tcp_probe/enable`) plus a capture
+    /// of the sender's segments; one log may be shared by several CPUs.
+    pub fn set_tcp_trace(&mut self, log: Option<crate::plot::TcpTraceLog>) {
+        self.tcp_trace = log;
     }
 }
 

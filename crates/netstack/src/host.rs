@@ -527,6 +527,7 @@ impl HostBuilder {
                 timers: TimerWheel::new(now),
                 clock: Arc::clone(&clock),
                 host: Arc::clone(&shared),
+                tcp_trace: None,
             });
         }
         // inet_init() runs on CPU 0 (its neighbour GC timer lives there).

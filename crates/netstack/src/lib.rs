@@ -29,6 +29,8 @@
 //!   ([`HostShared::app_on`], [`Host::app`], [`Network::app`]); a UDP
 //!   echo exchange ([`udp_echo`], `echo.rs`);
 //!   experiments: [`PacketCounter`]; captures: [`Capture`].
+//! - `netstack plot` (`plot.rs`): the recorded TCP trace ([`TcpTrace`],
+//!   [`SentSegment`]) drawn as cwnd and time-sequence graphs ([`run_plot`]).
 //! - seeing: reports in the tools' formats ([`Report`], `report.rs`),
 //!   packet walks ([`WalkLayer`], [`Walk`], `walk.rs`).
 //! - descriptions and scenarios (`config.rs`, `scenario.rs`):
@@ -54,6 +56,7 @@ mod netdev;
 mod netfilter;
 mod network;
 mod ping;
+mod plot;
 mod ptype;
 mod report;
 mod scenario;
@@ -98,6 +101,7 @@ pub use inet::{RouteSpec, parse_route};
 pub use netdev::DriverNetDevice;
 pub use network::{AppEvent, DEFAULT_EVENT_BUDGET, Link, Network, PhyEnd, WireStats};
 pub use ping::{PING_TIMESTAMP_LEN, PingReply, PingReport, PingSocket, PingTable};
+pub use plot::{PlotOptions, PlotReport, SentSegment, TcpTrace, TcpTraceLog, run_plot};
 pub use ptype::PacketCounter;
 pub use report::{REPORT_NAMES, Report, SS_APP_COMM, SS_APP_PID};
 pub use scenario::run_scenario;

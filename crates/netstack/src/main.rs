@@ -43,6 +43,22 @@ enum Command {
         #[arg(long, value_name = "LEN")]
         tcp: Option<usize>,
     },
+    /// Run a TCP bulk transfer h1 -> h2 on the demo's hosts, record the
+    /// sender's tcp_probe trace and write cwnd.svg and tseq.svg.
+    Plot {
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Bytes to send.
+        #[arg(long, default_value_t = 1 << 20)]
+        bytes: u64,
+        /// Probability the wire drops a frame (each direction, 0..1).
+        #[arg(long, default_value_t = 0.02)]
+        loss: f64,
+        /// Directory for the SVG files.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
     /// Run a network and scenario described in a TOML file and print the
     /// reports it asks for.
     Run {
@@ -206,6 +222,30 @@ fn run(cmd: Command) -> Result<(), NetstackError> {
                 println!("\nEcho reply h2 -> h1:");
                 print!("{}", w.reply.to_text());
             }
+            Ok(())
+        }
+        Command::Plot {
+            seed,
+            bytes,
+            loss,
+            out,
+        } => {
+            let r = netstack::run_plot(&netstack::PlotOptions {
+                seed,
+                bytes,
+                loss,
+                out,
+            })?;
+            println!(
+                "{} bytes in {:?} (virtual), {} retransmitted segments, {} tcp_probe samples, {} cwnd reductions",
+                r.bulk.bytes,
+                r.bulk.virtual_time,
+                r.bulk.retrans,
+                r.trace.probes.len(),
+                r.trace.cwnd_reductions()
+            );
+            println!("{}", r.cwnd_svg.display());
+            println!("{}", r.tseq_svg.display());
             Ok(())
         }
         Command::Run { file } => {

@@ -336,6 +336,7 @@ fn scratch_ctx(host: &Arc<HostShared>, cpu: usize, clock: &Arc<dyn Clock>) -> Cp
         timers: TimerWheel::new(clock.now()),
         clock: Arc::clone(clock),
         host: Arc::clone(host),
+        tcp_trace: None,
     }
 }
 

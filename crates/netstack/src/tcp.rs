@@ -191,11 +191,20 @@ impl TcpContext for CpuCtx {
         let mut sk = ipv4::InetSock::new(IPPROTO_TCP, &self.host.sysctl);
         sk.saddr = saddr;
         sk.pmtudisc = ipv4::IpPmtudisc::Do;
+        if let Some(log) = &self.tcp_trace {
+            crate::plot::trace_xmit(log, self.clock.now(), &skb, saddr, daddr);
+        }
         ipv4::ip_build_and_send_pkt(self, skb, &mut sk, saddr, daddr).map(|_| ())
     }
 
     fn sk_wake(&mut self, sk: SockId, event: SkEvent) {
         self.host.transports.tcp.wakeups.sk_wake(sk, event);
+    }
+
+    fn tcp_probe(&mut self, sample: &tcp::TcpProbe) {
+        if let Some(log) = &self.tcp_trace {
+            log.lock().probes.push(*sample);
+        }
     }
 }
 
