@@ -317,6 +317,7 @@ pub(crate) fn ip_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb:
             .is_none()
         && net.inet_lookup_ifaddr(hdr.daddr)
         && !martian_source(hdr.saddr)
+        && !net.inet_lookup_ifaddr(hdr.saddr)
         && skb.pull(20).is_ok()
     {
         // ip_local_deliver_finish() → ip_protocol_deliver_rcu().
@@ -406,7 +407,8 @@ fn ip_rcv_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> 
 /// options, `InMcastPkts`/`InBcastPkts`, then local delivery, forwarding
 /// or `ip_error()`.
 ///
-/// A unicast datagram to one of our addresses from a sane source goes
+/// A unicast datagram to one of our addresses from a sane source (not
+/// martian, not one of our own addresses: see `own_source` in route.rs) goes
 /// straight to [`ip_local_deliver`]: the FIB would answer with the local
 /// table's /32, which wins every lookup, so the lookup (and the routing
 /// lock) is skipped. Everything else takes [`ip_rcv_finish_slow`].
@@ -421,6 +423,7 @@ fn ip_rcv_finish_hdr<C: Ipv4Context>(
     if skb.ifindex == LOOPBACK_IFINDEX
         || !net.inet_lookup_ifaddr(hdr.daddr)
         || martian_source(hdr.saddr)
+        || net.inet_lookup_ifaddr(hdr.saddr)
     {
         return ip_rcv_finish_slow(net, ctx, mib, skb, hdr);
     }

@@ -1120,6 +1120,9 @@ impl NetnsIpv4 {
             return Err(RouteInputError::MartianSource);
         }
         if daddr.is_broadcast() || (saddr.is_unspecified() && daddr.is_unspecified()) {
+            if !saddr.is_unspecified() && self.own_source(saddr, ifindex) {
+                return Err(RouteInputError::MartianSource);
+            }
             return Ok(Rtable {
                 mtu: 0,
                 rt_type: RtnType::Broadcast,
@@ -1144,6 +1147,9 @@ impl NetnsIpv4 {
                 return Err(RouteInputError::Unreachable(e));
             }
         };
+        if self.own_source(saddr, ifindex) {
+            return Err(RouteInputError::MartianSource);
+        }
         match res.rt_type() {
             RtnType::Broadcast => Ok(Rtable {
                 mtu: 0,
@@ -1171,6 +1177,18 @@ impl NetnsIpv4 {
             }),
             _ => Err(RouteInputError::MartianDestination),
         }
+    }
+
+    /// Whether `saddr`, seen on a datagram that arrived on `ifindex`, is one
+    /// of this host's own addresses coming in from outside (a LAND-style
+    /// spoof).
+    ///
+    /// Mirrors the `rp_filter=0` fast path of `fib_validate_source()`: with
+    /// `accept_local=0` (Linux's default) a local address as source is
+    /// `-EINVAL`, i.e. a martian source, unless the device is loopback.
+    /// `accept_local` itself is not implemented (always 0).
+    pub(crate) fn own_source(&self, saddr: Ipv4Addr, ifindex: u32) -> bool {
+        ifindex != crate::context::LOOPBACK_IFINDEX && self.devices.ifa_by_local(saddr).is_some()
     }
 
     /// Routes a datagram this host sends, filling in `fl4.saddr` when unset.
