@@ -519,7 +519,9 @@ impl AsHost for Arc<HostShared> {
     }
 }
 
-fn v4(addr: impl ToSocketAddrs) -> std::io::Result<SocketAddrV4> {
+/// The first IPv4 address `addr` names, or an error naming the argument
+/// (`InvalidInput`). Shared by the UDP and TCP std-like wrappers.
+pub(crate) fn v4(addr: impl ToSocketAddrs) -> std::io::Result<SocketAddrV4> {
     addr.to_socket_addrs()?
         .find_map(|a| match a {
             std::net::SocketAddr::V4(a) => Some(a),

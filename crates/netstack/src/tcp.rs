@@ -38,7 +38,7 @@ use crate::cpu::{CpuCtx, HostTimer};
 use crate::error::NetstackError;
 use crate::host::HostShared;
 use crate::network::Network;
-use crate::sockets::{AsHost, HostSockets};
+use crate::sockets::{AsHost, HostSockets, v4};
 
 /// `IPPROTO_TCP`.
 const IPPROTO_TCP: u8 = 6;
@@ -565,21 +565,6 @@ pub(crate) fn demo_tcp_bulk(net: &mut Network) -> String {
         );
     }
     text
-}
-
-/// The first IPv4 address `addr` names, or an error naming the argument.
-fn v4(addr: impl std::net::ToSocketAddrs) -> std::io::Result<SocketAddrV4> {
-    addr.to_socket_addrs()?
-        .find_map(|a| match a {
-            std::net::SocketAddr::V4(a) => Some(a),
-            std::net::SocketAddr::V6(_) => None,
-        })
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "address: accepts an IPv4 socket address (198.18.0.2:80)",
-            )
-        })
 }
 
 /// A TCP listener on a host, shaped like `std::net::TcpListener`.
