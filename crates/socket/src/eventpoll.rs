@@ -285,6 +285,29 @@ impl Eventpoll {
         }
     }
 
+    /// Forgets the item for `fd` if it watches `target` (the file being
+    /// closed).
+    ///
+    /// Mirrors `eventpoll_release()` for a file open under one fd (this
+    /// layer has no `dup`, so a socket's item is keyed by its own fd):
+    /// one lookup instead of the walk of [`Eventpoll::release_target`].
+    pub fn release_file(&self, fd: i32, target: &Arc<dyn Pollable>) {
+        let mut inner = self.inner.lock();
+        let Some(item) = inner.items.get(&fd) else {
+            return;
+        };
+        if !Arc::ptr_eq(&item.target, target) {
+            return;
+        }
+        let id = item.id;
+        let was_ready = item.ready;
+        inner.items.remove(&fd);
+        if was_ready {
+            inner.rdllist.retain(|&f| f != fd);
+        }
+        target.wait_queue().remove_callback(id);
+    }
+
     /// Collects up to `maxevents` ready events.
     ///
     /// Mirrors `ep_send_events()`: each item taken off the ready list is

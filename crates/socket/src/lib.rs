@@ -54,6 +54,7 @@
 
 mod af_inet;
 mod eventpoll;
+mod file;
 mod net;
 mod socket;
 mod ss;

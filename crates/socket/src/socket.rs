@@ -21,6 +21,7 @@ use netcore::{Clock, Duration, Errno, Sysctl};
 use parking_lot::{Mutex, RwLock};
 
 use crate::eventpoll::{EpollEvent, Eventpoll, Pollable};
+use crate::file::FdTable;
 use crate::net::{
     AF_INET, AF_UNSPEC, InetProtosw, MsgFlags, ProtoOps, RecvMsg, SOCK_CLOEXEC, SOCK_NONBLOCK,
     SkOpt, SockType,
@@ -248,7 +249,10 @@ impl<C: ?Sized + 'static> Clone for File<C> {
 /// `docs/socket.md` for the table.
 pub struct SocketLayer<H: SocketHost> {
     host: Arc<H>,
-    fds: Mutex<Vec<Option<File<H::Ctx>>>>,
+    fds: Mutex<FdTable<File<H::Ctx>>>,
+    /// The open epoll instances, for `eventpoll_release()` on a close
+    /// (Linux finds them through the file's `f_ep` list).
+    epolls: Mutex<Vec<Arc<Eventpoll>>>,
     rlimit_nofile: AtomicU64,
     nr_files: AtomicU64,
     next_ino: AtomicU64,
@@ -351,11 +355,14 @@ impl<H: SocketHost> SocketLayer<H> {
     pub fn new(host: Arc<H>) -> Arc<SocketLayer<H>> {
         Arc::new(SocketLayer {
             host,
-            fds: Mutex::new(vec![
-                Some(File::Stdio),
-                Some(File::Stdio),
-                Some(File::Stdio),
-            ]),
+            fds: Mutex::new({
+                let mut fds = FdTable::new();
+                for _ in 0..3 {
+                    fds.alloc_fd(File::Stdio, 3);
+                }
+                fds
+            }),
+            epolls: Mutex::new(Vec::new()),
             rlimit_nofile: AtomicU64::new(INR_OPEN_CUR),
             nr_files: AtomicU64::new(3),
             next_ino: AtomicU64::new(10_000),
@@ -398,25 +405,20 @@ impl<H: SocketHost> SocketLayer<H> {
 
     /// Allocates the lowest free fd for `file`.
     ///
-    /// Mirrors `get_unused_fd_flags()` (`EMFILE` at `RLIMIT_NOFILE`) and
+    /// Mirrors `get_unused_fd_flags()` (`EMFILE` at `RLIMIT_NOFILE`; the
+    /// lowest free fd from the table's bitmaps, see `file.rs`) and
     /// `alloc_empty_file()` (`ENFILE` at `fs.file-max`).
     fn fd_install(&self, file: File<H::Ctx>) -> Result<Fd, Errno> {
+        let end = usize::try_from(self.rlimit_nofile()).unwrap_or(usize::MAX);
         let mut fds = self.fds.lock();
-        let slot = fds.iter().position(Option::is_none).unwrap_or(fds.len());
-        if slot as u64 >= self.rlimit_nofile() {
-            return Err(Errno::MFile);
-        }
+        let fd = fds.alloc_fd(file, end).ok_or(Errno::MFile)?;
         let max = self.host.sysctl().get_int(Sysctl::FS_FILE_MAX);
         if self.nr_files.load(Ordering::Relaxed) >= u64::try_from(max).unwrap_or(0) {
+            fds.take(fd);
             return Err(Errno::NFile);
         }
         self.nr_files.fetch_add(1, Ordering::Relaxed);
-        if slot == fds.len() {
-            fds.push(Some(file));
-        } else {
-            fds[slot] = Some(file);
-        }
-        Ok(slot as Fd)
+        Ok(fd as Fd)
     }
 
     fn file(&self, fd: Fd) -> Result<File<H::Ctx>, Errno> {
@@ -424,7 +426,6 @@ impl<H: SocketHost> SocketLayer<H> {
         usize::try_from(fd)
             .ok()
             .and_then(|i| fds.get(i))
-            .and_then(Option::as_ref)
             .filter(|f| !matches!(f, File::Reserved))
             .cloned()
             .ok_or(Errno::BadF)
@@ -642,11 +643,11 @@ impl<H: SocketHost> SocketLayer<H> {
                     .getname(true)
                     .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
                 let new = Socket::new(ops, flags & SOCK_NONBLOCK != 0);
-                self.fds.lock()[newfd as usize] = Some(File::Socket(new));
+                self.fds.lock().replace(newfd as usize, File::Socket(new));
                 Ok((newfd, peer))
             }
             Err(e) => {
-                self.fds.lock()[newfd as usize] = None;
+                self.fds.lock().take(newfd as usize);
                 self.nr_files.fetch_sub(1, Ordering::Relaxed);
                 Err(e)
             }
@@ -767,27 +768,21 @@ impl<H: SocketHost> SocketLayer<H> {
     pub fn close(&self, fd: Fd) -> Result<(), Errno> {
         let file = {
             let mut fds = self.fds.lock();
-            let slot = usize::try_from(fd)
+            let i = usize::try_from(fd)
                 .ok()
-                .and_then(|i| fds.get_mut(i))
-                .filter(|s| matches!(s, Some(f) if !matches!(f, File::Reserved)))
+                .filter(|&i| fds.get(i).is_some_and(|f| !matches!(f, File::Reserved)))
                 .ok_or(Errno::BadF)?;
-            slot.take().ok_or(Errno::BadF)?
+            fds.take(i).ok_or(Errno::BadF)?
         };
         self.nr_files.fetch_sub(1, Ordering::Relaxed);
+        if let File::Epoll(ep) = &file {
+            self.epolls.lock().retain(|e| !Arc::ptr_eq(e, ep));
+        }
         if let File::Socket(sock) = file {
-            let epolls: Vec<Arc<Eventpoll>> = self
-                .fds
-                .lock()
-                .iter()
-                .filter_map(|f| match f {
-                    Some(File::Epoll(e)) => Some(Arc::clone(e)),
-                    _ => None,
-                })
-                .collect();
+            let epolls: Vec<Arc<Eventpoll>> = self.epolls.lock().clone();
             let target: Arc<dyn Pollable> = sock.clone();
             for ep in epolls {
-                ep.release_target(&target);
+                ep.release_file(fd, &target);
             }
             sock.ops.set_wakeup(None);
             self.with_ctx(|ctx| sock.ops.release(ctx));
@@ -975,7 +970,10 @@ impl<H: SocketHost> SocketLayer<H> {
         if flags & !crate::eventpoll::EPOLL_CLOEXEC != 0 {
             return Err(Errno::Inval);
         }
-        self.fd_install(File::Epoll(Eventpoll::new()))
+        let ep = Eventpoll::new();
+        let fd = self.fd_install(File::Epoll(Arc::clone(&ep)))?;
+        self.epolls.lock().push(ep);
+        Ok(fd)
     }
 
     /// Adds, modifies or removes `fd` in the interest list of `epfd`.
@@ -1082,9 +1080,8 @@ impl<H: SocketHost> SocketLayer<H> {
             .fds
             .lock()
             .iter()
-            .enumerate()
             .filter_map(|(i, f)| match f {
-                Some(File::Socket(s)) => Some((i as Fd, Arc::clone(s))),
+                File::Socket(s) => Some((i as Fd, Arc::clone(s))),
                 _ => None,
             })
             .collect();
@@ -1106,7 +1103,7 @@ impl<H: SocketHost> SocketLayer<H> {
         self.fds
             .lock()
             .iter()
-            .position(|f| matches!(f, Some(File::Socket(s)) if s.ops.ino() == ino))
-            .map(|i| i as Fd)
+            .find(|(_, f)| matches!(f, File::Socket(s) if s.ops.ino() == ino))
+            .map(|(i, _)| i as Fd)
     }
 }
