@@ -7,17 +7,21 @@
 //! `netstat_seq_show()`).
 //!
 //! ```text
-//!  CPU 0 shard  [Ip | IpExt | Icmp | Tcp | Udp | UdpLite | TcpExt]  (cache-padded)
-//!  CPU 1 shard  [Ip | IpExt | Icmp | Tcp | Udp | UdpLite | TcpExt]
-//!  ...                                  \___ inc(cpu, field): one Relaxed add
+//!  CPU 0  shared [Ip | IpExt | Icmp | Tcp | Udp | UdpLite | TcpExt]  inc(cpu, f): atomic add, any thread
+//!         local  [Ip | IpExt | Icmp | Tcp | Udp | UdpLite | TcpExt]  this_cpu(cpu): load + store,
+//!         owner  (the one thread that writes `local`)                   by the owner thread only
+//!  CPU 1  shared [...]  local [...]  owner
+//!  ...                                              (each shard cache-padded)
 //!  IcmpMsg      [In type 0..255 | Out type 0..255]  (shared atomics, as Linux)
-//!                         snapshot() = sum of the shards
+//!                         snapshot() = sum of every shard
 //! ```
 //!
 //! Each group is an enum whose variants are the counters, in the order Linux
 //! prints them, and whose [`MibField::name`] is the name Linux prints.
 
+use core::cell::Cell;
 use core::fmt::{self, Write as _};
+use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// A counter of one MIB group.
@@ -457,39 +461,127 @@ impl MibShard {
     }
 }
 
+/// A CPU's two shards and the owner of the local one.
+struct MibCpu {
+    /// Bumped with atomic adds from any thread ([`NetMibs::inc`], and
+    /// [`NetMibs::this_cpu`] on a thread that is not the owner).
+    shared: MibShard,
+    /// Bumped with a plain load and store, only by `owner`.
+    local: MibShard,
+    /// The [`mib_thread`] id of the one thread that writes `local`; 0
+    /// until a thread claims it, then never changed.
+    owner: AtomicU64,
+}
+
+impl MibCpu {
+    fn new() -> MibCpu {
+        MibCpu {
+            shared: MibShard::new(),
+            local: MibShard::new(),
+            owner: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the calling thread (id `me`) is, or has just become, the
+    /// one writer of the local shard.
+    #[inline]
+    fn owned_by(&self, me: u64) -> bool {
+        let owner = self.owner.load(Ordering::Relaxed);
+        if owner == me {
+            return true;
+        }
+        // Relaxed: the owner id orders nothing; only the thread whose id
+        // is stored ever writes `local`, and it read its own store.
+        owner == 0
+            && self
+                .owner
+                .compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// The source of [`mib_thread`] ids; 0 is never handed out.
+static NEXT_MIB_THREAD: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's id for claiming local shards (0 until first asked).
+    static MIB_THREAD: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A number that names the calling thread for as long as the process
+/// runs (never reused, never 0); `None` while the thread is being torn
+/// down.
+#[inline]
+fn mib_thread() -> Option<u64> {
+    MIB_THREAD
+        .try_with(|id| {
+            let v = id.get();
+            if v != 0 {
+                return v;
+            }
+            let v = NEXT_MIB_THREAD.fetch_add(1, Ordering::Relaxed);
+            id.set(v);
+            v
+        })
+        .ok()
+}
+
 /// One CPU's shard of a [`NetMibs`], from [`NetMibs::this_cpu`].
 ///
 /// Mirrors the per-CPU pointer `this_cpu_ptr()` yields for
-/// `SNMP_INC_STATS()`: bumping through it is one relaxed atomic add on
-/// this CPU's cache lines.
+/// `__SNMP_INC_STATS()`. On the thread that owns the CPU's local shard a
+/// bump is a plain load and store (Linux's `__this_cpu_add()` in softirq
+/// context, no locked instruction); on any other thread it is one relaxed
+/// atomic add on the CPU's shared shard. The handle is neither `Send` nor
+/// `Sync`, so it is only ever used on the thread that made it: the local
+/// shard has one writer, and no count is lost:
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let mibs = netcore::NetMibs::new(1);
+/// send(mibs.this_cpu(0)); // a handle cannot move to another thread
+/// ```
 #[derive(Clone, Copy)]
 pub struct NetMibsCpu<'a> {
     shard: &'a MibShard,
+    /// Whether `shard` is the local shard this thread owns.
+    local: bool,
+    /// Keeps the handle on the thread that made it.
+    _thread: PhantomData<*const ()>,
 }
 
 impl NetMibsCpu<'_> {
-    /// Adds one to `field`. Mirrors `SNMP_INC_STATS()`.
+    /// Adds one to `field`. Mirrors `__SNMP_INC_STATS()`.
     #[inline]
     pub fn inc<F: MibField>(self, field: F) {
-        self.shard.counters[F::OFFSET + field.index()].fetch_add(1, Ordering::Relaxed);
+        self.add(field, 1);
     }
 
-    /// Adds `n` to `field`. Mirrors `SNMP_ADD_STATS()`.
+    /// Adds `n` to `field`. Mirrors `__SNMP_ADD_STATS()`.
     #[inline]
     pub fn add<F: MibField>(self, field: F, n: u64) {
-        self.shard.counters[F::OFFSET + field.index()].fetch_add(n, Ordering::Relaxed);
+        let c = &self.shard.counters[F::OFFSET + field.index()];
+        if self.local {
+            // The one writer: load + store loses nothing, and a reader's
+            // relaxed load sees the old or the new value, never a tear.
+            c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        } else {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// Subtracts one from a gauge. Mirrors `SNMP_DEC_STATS()`.
     #[inline]
     pub fn dec<F: MibField>(self, field: F) {
-        self.shard.counters[F::OFFSET + field.index()].fetch_sub(1, Ordering::Relaxed);
+        self.add(field, 1u64.wrapping_neg());
     }
 }
 
 impl fmt::Debug for NetMibsCpu<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NetMibsCpu").finish_non_exhaustive()
+        f.debug_struct("NetMibsCpu")
+            .field("local", &self.local)
+            .finish_non_exhaustive()
     }
 }
 
@@ -507,8 +599,29 @@ pub enum IcmpMsgDir {
 /// Mirrors `struct netns_mib` (`net->mib`) with its per-CPU
 /// `ip_statistics`, `icmp_statistics`, `tcp_statistics`, `udp_statistics`,
 /// `udplite_statistics`, `net_statistics` and the shared
-/// `icmpmsg_statistics`. Bumping is one relaxed atomic add on the CPU's own
-/// shard (`SNMP_INC_STATS`); reading sums the shards (`snmp_fold_field`).
+/// `icmpmsg_statistics`. Reading sums the shards (`snmp_fold_field`).
+///
+/// Each CPU has two shards. [`NetMibs::inc`] and friends, callable from
+/// any thread, add atomically to the CPU's *shared* shard
+/// (`SNMP_INC_STATS`). [`NetMibs::this_cpu`] is for the CPU's own receive
+/// path: the first thread to ask for a CPU's handle becomes the one writer
+/// of that CPU's *local* shard and bumps it with a plain load and store
+/// (`__SNMP_INC_STATS`, which Linux may use because softirq context is not
+/// preempted on its CPU); any other thread's handle adds atomically to the
+/// shared shard.
+///
+/// # Deviations from Linux
+///
+/// Linux's `__this_cpu_inc()` relies on the CPU running one context at a
+/// time. Here a CPU's context can be used from more than one thread (the
+/// thread runtime lends a CPU's context to an application thread; scratch
+/// contexts of application threads carry a CPU number too), so "this CPU"
+/// is not enough to make a plain increment safe. Ownership is per thread
+/// instead: the local shard has exactly one writer for its whole life (the
+/// thread that claimed it), every other writer uses atomic adds on a
+/// separate shard, and a handle cannot leave the thread that made it. No
+/// count is lost; the cost is that a thread other than the claimant pays
+/// the atomic add, even when it runs that CPU's receive path.
 ///
 /// ```
 /// use netcore::{IpMib, NetMibs, TcpMib};
@@ -523,7 +636,7 @@ pub enum IcmpMsgDir {
 /// assert_eq!(snap.get(TcpMib::CurrEstab), 0);
 /// ```
 pub struct NetMibs {
-    shards: Box<[MibShard]>,
+    cpus: Box<[MibCpu]>,
     icmpmsg: Box<[AtomicU64]>,
     forwarding: AtomicU64,
     default_ttl: AtomicU64,
@@ -535,7 +648,7 @@ impl NetMibs {
     /// MaxConn -1), forwarding off and DefaultTTL 64.
     pub fn new(nr_cpus: usize) -> NetMibs {
         let mibs = NetMibs {
-            shards: (0..nr_cpus.max(1)).map(|_| MibShard::new()).collect(),
+            cpus: (0..nr_cpus.max(1)).map(|_| MibCpu::new()).collect(),
             icmpmsg: (0..ICMPMSG_MIB_MAX).map(|_| AtomicU64::new(0)).collect(),
             forwarding: AtomicU64::new(0),
             default_ttl: AtomicU64::new(64),
@@ -550,29 +663,39 @@ impl NetMibs {
 
     /// Number of per-CPU shards.
     pub fn nr_cpus(&self) -> usize {
-        self.shards.len()
+        self.cpus.len()
     }
 
     #[inline]
-    fn shard(&self, cpu: usize) -> &MibShard {
-        let n = self.shards.len();
-        // An out-of-range CPU folds onto an existing shard rather than
+    fn cpu(&self, cpu: usize) -> &MibCpu {
+        let n = self.cpus.len();
+        // An out-of-range CPU folds onto an existing one rather than
         // panic; the test keeps the division off the common path.
-        &self.shards[if cpu < n { cpu } else { cpu % n }]
+        &self.cpus[if cpu < n { cpu } else { cpu % n }]
     }
 
     #[inline]
     fn cell<F: MibField>(&self, cpu: usize, field: F) -> &AtomicU64 {
-        &self.shard(cpu).counters[F::OFFSET + field.index()]
+        &self.cpu(cpu).shared.counters[F::OFFSET + field.index()]
     }
 
-    /// `cpu`'s own counters, for a path that bumps several: each bump is
-    /// then one relaxed add at a fixed offset, with no shard lookup.
+    /// Every shard, shared and local, of every CPU.
+    fn shards(&self) -> impl Iterator<Item = &MibShard> {
+        self.cpus.iter().flat_map(|c| [&c.shared, &c.local])
+    }
+
+    /// `cpu`'s own counters, for the CPU's receive path, which bumps
+    /// several: each bump is then one add at a fixed offset, with no shard
+    /// lookup.
     ///
     /// Mirrors `this_cpu_ptr(net->mib.ip_statistics)` as the
-    /// `__IP_INC_STATS()` family uses it (`this_cpu_inc()`). An
-    /// out-of-range `cpu` folds onto an existing shard, as [`NetMibs::inc`]
-    /// does.
+    /// `__IP_INC_STATS()` family uses it (`__this_cpu_inc()`). The first
+    /// thread to call this for `cpu` becomes the one writer of its local
+    /// shard, and its bumps are a plain load and store; on every other
+    /// thread the handle adds atomically to the shared shard, as
+    /// [`NetMibs::inc`] does (see the type's `# Deviations from Linux`).
+    /// An out-of-range `cpu` folds onto an existing CPU, as
+    /// [`NetMibs::inc`] does.
     ///
     /// ```
     /// use netcore::{IpMib, NetMibs};
@@ -587,8 +710,12 @@ impl NetMibs {
     #[doc(alias = "this_cpu_ptr")]
     #[inline]
     pub fn this_cpu(&self, cpu: usize) -> NetMibsCpu<'_> {
+        let c = self.cpu(cpu);
+        let local = mib_thread().is_some_and(|me| c.owned_by(me));
         NetMibsCpu {
-            shard: self.shard(cpu),
+            shard: if local { &c.local } else { &c.shared },
+            local,
+            _thread: PhantomData,
         }
     }
 
@@ -623,8 +750,8 @@ impl NetMibs {
     /// Sets `field` to `value` (for gauges and constants; not a packet-path
     /// operation: concurrent increments on other CPUs may be lost).
     pub fn set<F: MibField>(&self, field: F, value: u64) {
-        for (cpu, shard) in self.shards.iter().enumerate() {
-            let v = if cpu == 0 { value } else { 0 };
+        for (i, shard) in self.shards().enumerate() {
+            let v = if i == 0 { value } else { 0 };
             shard.counters[F::OFFSET + field.index()].store(v, Ordering::Relaxed);
         }
     }
@@ -634,7 +761,7 @@ impl NetMibs {
     /// Mirrors `snmp_fold_field()`.
     #[doc(alias = "snmp_fold_field")]
     pub fn get<F: MibField>(&self, field: F) -> u64 {
-        self.shards.iter().fold(0u64, |acc, s| {
+        self.shards().fold(0u64, |acc, s| {
             acc.wrapping_add(s.counters[F::OFFSET + field.index()].load(Ordering::Relaxed))
         })
     }
@@ -662,7 +789,7 @@ impl NetMibs {
     /// Sums every shard into a plain snapshot.
     pub fn snapshot(&self) -> MibSnapshot {
         let mut values = vec![0u64; SHARD_LEN];
-        for shard in &*self.shards {
+        for shard in self.shards() {
             for (v, c) in values.iter_mut().zip(shard.counters.iter()) {
                 *v = v.wrapping_add(c.load(Ordering::Relaxed));
             }
@@ -683,7 +810,7 @@ impl NetMibs {
 impl fmt::Debug for NetMibs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NetMibs")
-            .field("nr_cpus", &self.shards.len())
+            .field("nr_cpus", &self.cpus.len())
             .finish_non_exhaustive()
     }
 }
@@ -1090,25 +1217,90 @@ mod tests {
         mibs.snapshot()
     }
 
+    /// The value of `IpMib::InReceives` in CPU `cpu`'s shared and local
+    /// shards.
+    fn in_receives_on(mibs: &NetMibs, cpu: usize) -> (u64, u64) {
+        let at = IpMib::OFFSET + IpMib::InReceives.index();
+        let c = &mibs.cpus[cpu];
+        (
+            c.shared.counters[at].load(Ordering::Relaxed),
+            c.local.counters[at].load(Ordering::Relaxed),
+        )
+    }
+
     #[test]
-    fn this_cpu_bumps_the_same_shard_as_inc() {
+    fn this_cpu_bumps_the_cpu_that_inc_bumps() {
         let mibs = NetMibs::new(3);
         let c1 = mibs.this_cpu(1);
         c1.inc(IpMib::InReceives);
         c1.add(IpExtMib::InOctets, 64);
         c1.inc(TcpMib::CurrEstab);
         mibs.this_cpu(2).dec(TcpMib::CurrEstab);
-        // CPU 4 of 3 shards folds onto shard 1, as inc() does.
+        // CPU 4 of 3 folds onto CPU 1, as inc() does.
         mibs.this_cpu(4).inc(IpMib::InReceives);
         mibs.inc(4, IpMib::InReceives);
         assert_eq!(mibs.get(IpMib::InReceives), 3);
         assert_eq!(mibs.get(IpExtMib::InOctets), 64);
         assert_eq!(mibs.get(TcpMib::CurrEstab), 0);
-        let on_shard = |cpu: usize| {
-            mibs.shards[cpu].counters[IpMib::OFFSET + IpMib::InReceives.index()]
-                .load(Ordering::Relaxed)
-        };
-        assert_eq!((on_shard(0), on_shard(1), on_shard(2)), (0, 3, 0));
+        assert_eq!(mibs.snapshot().get(IpMib::InReceives), 3);
+        // This thread claimed CPU 1's local shard: this_cpu() bumps it,
+        // inc() the shared one.
+        assert_eq!(in_receives_on(&mibs, 0), (0, 0));
+        assert_eq!(in_receives_on(&mibs, 1), (1, 2));
+        assert_eq!(in_receives_on(&mibs, 2), (0, 0));
+        assert!(format!("{c1:?}").contains("local: true"));
+        // set() clears the local shards too.
+        mibs.set(IpMib::InReceives, 7);
+        assert_eq!(mibs.get(IpMib::InReceives), 7);
+    }
+
+    #[test]
+    fn another_thread_adds_to_the_shared_shard() {
+        let mibs = NetMibs::new(2);
+        mibs.this_cpu(0).inc(IpMib::InReceives);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let h = mibs.this_cpu(0);
+                assert!(format!("{h:?}").contains("local: false"));
+                h.inc(IpMib::InReceives);
+                // CPU 1 is still free: this thread claims it.
+                mibs.this_cpu(1).inc(IpMib::InReceives);
+            });
+        });
+        assert_eq!(in_receives_on(&mibs, 0), (1, 1));
+        assert_eq!(in_receives_on(&mibs, 1), (0, 1));
+        // The claimant of CPU 1 has exited; this thread still counts,
+        // through the shared shard.
+        mibs.this_cpu(1).inc(IpMib::InReceives);
+        assert_eq!(in_receives_on(&mibs, 1), (1, 1));
+        assert_eq!(mibs.get(IpMib::InReceives), 4);
+    }
+
+    /// The owner's plain bumps and other threads' atomic ones on the same
+    /// CPU, at once: every count arrives.
+    #[test]
+    fn no_count_is_lost_when_threads_share_a_cpu() {
+        const N: u64 = 20_000;
+        let mibs = NetMibs::new(1);
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let mibs = &mibs;
+                s.spawn(move || {
+                    for i in 0..N {
+                        if (i + t) % 2 == 0 {
+                            mibs.this_cpu(0).inc(IpMib::InReceives);
+                        } else {
+                            mibs.inc(0, IpMib::InReceives);
+                        }
+                        mibs.this_cpu(0).add(IpExtMib::InOctets, 3);
+                    }
+                });
+            }
+        });
+        assert_eq!(mibs.get(IpMib::InReceives), 4 * N);
+        assert_eq!(mibs.get(IpExtMib::InOctets), 4 * N * 3);
+        let (shared, local) = in_receives_on(&mibs, 0);
+        assert!(local > 0 && shared > 0, "both shards were used");
     }
 
     #[test]
