@@ -28,7 +28,7 @@ use std::net::Ipv4Addr;
 
 use netcore::{GSO_MAX_SIZE, IpSummed, SkBuff, SkbGsoType};
 use wire::{
-    IP_DF, IPV4_MIN_HLEN, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, csum_partial, csum_sub,
+    IP_DF, IP_MF, IP_OFFSET, IPV4_MIN_HLEN, TCP_MIN_HLEN, TcpFlags, csum_partial, csum_sub,
     csum_tcpudp_magic, ip_fast_csum,
 };
 
@@ -66,46 +66,77 @@ pub(crate) fn ipv4_addrs(skb: &SkBuff) -> Option<([u8; 4], [u8; 4])> {
 
 /// The checks of `inet_gro_receive()` and `tcp4_gro_receive()` that decide
 /// whether GRO handles the packet at all; `None` passes it up unchanged.
+///
+/// Reads the headers in place, as the kernel does through `skb_gro_header()`:
+/// a 20-byte IPv4 header (`*(u8 *)iph != 0x45` goes out), protocol TCP, not
+/// a fragment, a valid header checksum, a total length the skb holds; a TCP
+/// data offset of at least 20 bytes within it; and a valid TCP checksum
+/// (unless the device verified it). TCP options are not parsed: like
+/// `tcp_gro_receive()`, GRO only compares their bytes with the held
+/// packet's.
+#[inline]
 pub(crate) fn parse_inet_tcp(skb: &SkBuff) -> Option<InetTcpSeg> {
     let data = skb.data();
-    // No IP options: `*(u8 *)iph != 0x45` goes out.
-    if data.first() != Some(&0x45) {
+    let iph: &[u8; IPV4_MIN_HLEN] = data.first_chunk()?;
+    if iph[0] != 0x45 || iph[9] != IPPROTO_TCP {
         return None;
     }
-    let ip = Ipv4Packet::new_checked(data).ok()?;
-    if ip.is_fragment() || ip.protocol() != IpProtocol::Tcp {
+    let frag_off = u16::from_be_bytes([iph[6], iph[7]]);
+    if frag_off & (IP_MF | IP_OFFSET) != 0 || ip_fast_csum(iph) != 0 {
         return None;
     }
-    if ip_fast_csum(&data[..IPV4_MIN_HLEN]) != 0 {
+    let tot_len = usize::from(u16::from_be_bytes([iph[2], iph[3]]));
+    // The TCP segment, bounded by the IP total length.
+    let th = data.get(IPV4_MIN_HLEN..tot_len)?;
+    let doff = th.get(12)?;
+    let thlen = usize::from(doff >> 4) * 4;
+    if thlen < TCP_MIN_HLEN || thlen > th.len() {
         return None;
     }
-    let frag_off = ip.header().frag_off.get();
-    let ip_flush = usize::from(ip.total_len()) != data.len() || frag_off & !IP_DF != 0;
-    let (saddr, daddr) = (ip.src_addr(), ip.dst_addr());
-    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
-    let tcp_len = ip.payload().len();
+    // Padding after `tot_len`, or frag bits other than DF.
+    let ip_flush = tot_len != data.len() || frag_off & !IP_DF != 0;
+    let saddr: [u8; 4] = [iph[12], iph[13], iph[14], iph[15]];
+    let daddr: [u8; 4] = [iph[16], iph[17], iph[18], iph[19]];
     let csum_ok = match skb.ip_summed {
         IpSummed::Unnecessary => true,
         IpSummed::Complete { csum } if !ip_flush => {
             // The device summed from the IP header: take the header out.
-            let tcp_sum = csum_sub(csum, csum_partial(&data[..IPV4_MIN_HLEN], 0));
-            csum_tcpudp_magic(saddr, daddr, tcp_len as u16, IPPROTO_TCP, tcp_sum) == 0
+            let tcp_sum = csum_sub(csum, csum_partial(iph, 0));
+            csum_tcpudp_magic(
+                Ipv4Addr::from(saddr),
+                Ipv4Addr::from(daddr),
+                th.len() as u16,
+                IPPROTO_TCP,
+                tcp_sum,
+            ) == 0
         }
-        _ => tcp.verify_checksum(saddr, daddr),
+        _ => tcp_checksum_ok(saddr, daddr, th),
     };
     if !csum_ok {
         return None;
     }
-    let th = ip.payload();
     Some(InetTcpSeg {
-        saddr: saddr.octets(),
-        daddr: daddr.octets(),
-        ports: th[0..4].try_into().ok()?,
-        seq: tcp.seq_number(),
-        payload_len: tcp.payload().len(),
-        thlen: tcp.header_len(),
+        saddr,
+        daddr,
+        ports: [th[0], th[1], th[2], th[3]],
+        seq: u32::from_be_bytes([th[4], th[5], th[6], th[7]]),
+        payload_len: th.len() - thlen,
+        thlen,
         ip_flush,
     })
+}
+
+/// Verifies the checksum of the TCP segment `th` in software
+/// (`skb_gro_checksum_validate()` → `__skb_gro_checksum_complete()`).
+#[cold]
+fn tcp_checksum_ok(saddr: [u8; 4], daddr: [u8; 4], th: &[u8]) -> bool {
+    csum_tcpudp_magic(
+        Ipv4Addr::from(saddr),
+        Ipv4Addr::from(daddr),
+        th.len() as u16,
+        IPPROTO_TCP,
+        csum_partial(th, 0),
+    ) == 0
 }
 
 /// What `tcp_gro_receive()` decided.
@@ -148,51 +179,50 @@ fn inet_gro_flush(iph: &[u8], iph2: &[u8], p: &mut GroSkb) -> bool {
 /// `tcp_gro_receive()` against the held packet `p` of the segment's flow.
 ///
 /// Takes the segment; hands it back unless it was merged.
+#[inline]
 pub(crate) fn tcp_gro_receive(
     p: Option<&mut GroSkb>,
     skb: SkBuff,
     seg: &InetTcpSeg,
 ) -> TcpGroVerdict {
-    let th = &skb.data()[IPV4_MIN_HLEN..IPV4_MIN_HLEN + seg.thlen];
-    let flags = TcpFlags::from_bits_retain(u16::from(th[TCP_FLAGS_OFF]));
-    let len = seg.payload_len;
-    let mut mss = 1usize;
-    let mut skb = Some(skb);
-    if let Some(p) = p
-        && let Some(s) = skb.take()
-    {
-        let flush = tcp_gro_flush(p, &s, seg, flags);
-        let back = if flush {
-            Some(s)
-        } else {
-            skb_gro_receive(p, s, seg)
-        };
-        match back {
-            None => {
-                mss = usize::from(p.mss);
-                let keep = (flags & (TcpFlags::FIN | TcpFlags::PSH)).bits() as u8;
-                if keep != 0
-                    && let Ok(d) = p.skb.data_mut()
-                {
-                    d[IPV4_MIN_HLEN + TCP_FLAGS_OFF] |= keep;
-                }
-            }
-            Some(s) => skb = Some(s),
-        }
-    }
+    // parse_inet_tcp() checked that the TCP header lies in the data.
+    let flags = skb
+        .data()
+        .get(IPV4_MIN_HLEN + TCP_FLAGS_OFF)
+        .map_or(TcpFlags::empty(), |&f| {
+            TcpFlags::from_bits_retain(u16::from(f))
+        });
     let closing = TcpFlags::URG | TcpFlags::PSH | TcpFlags::RST | TcpFlags::SYN | TcpFlags::FIN;
-    let flush = len < mss || flags.intersects(closing);
-    match skb {
-        Some(skb) => TcpGroVerdict::NotMerged {
-            flush_skb: flush || seg.ip_flush,
-            skb,
-        },
-        None => TcpGroVerdict::Merged { flush },
+    let len = seg.payload_len;
+    // Not merged: the segment goes up at once if it closes (an empty one
+    // counts as shorter than `mss` = 1), else it is held.
+    let not_merged = |skb: SkBuff| TcpGroVerdict::NotMerged {
+        flush_skb: len < 1 || flags.intersects(closing) || seg.ip_flush,
+        skb,
+    };
+    let Some(p) = p else {
+        return not_merged(skb);
+    };
+    if tcp_gro_flush(p, &skb, seg, flags) {
+        return not_merged(skb);
+    }
+    if let Some(skb) = skb_gro_receive(p, skb, seg) {
+        return not_merged(skb);
+    }
+    let keep = (flags & (TcpFlags::FIN | TcpFlags::PSH)).bits() as u8;
+    if keep != 0
+        && let Ok(d) = p.skb.data_mut()
+    {
+        d[IPV4_MIN_HLEN + TCP_FLAGS_OFF] |= keep;
+    }
+    TcpGroVerdict::Merged {
+        flush: len < usize::from(p.mss) || flags.intersects(closing),
     }
 }
 
 /// The checks of `tcp_gro_receive()` against the held packet `p`: `true`
 /// means the segment must not be merged.
+#[inline]
 fn tcp_gro_flush(p: &mut GroSkb, skb: &SkBuff, seg: &InetTcpSeg, flags: TcpFlags) -> bool {
     let data = skb.data();
     let th = &data[IPV4_MIN_HLEN..IPV4_MIN_HLEN + seg.thlen];
@@ -219,6 +249,7 @@ fn tcp_gro_flush(p: &mut GroSkb, skb: &SkBuff, seg: &InetTcpSeg, flags: TcpFlags
 /// Chains the segment's payload to the held packet as a fragment (its own
 /// buffer, shared: no copy). Hands the segment back, unmerged, when the
 /// packet would reach [`GSO_MAX_SIZE`] (`-E2BIG`).
+#[inline]
 fn skb_gro_receive(p: &mut GroSkb, skb: SkBuff, seg: &InetTcpSeg) -> Option<SkBuff> {
     let len = seg.payload_len;
     if p.skb.len() + len >= GSO_MAX_SIZE {

@@ -1051,6 +1051,15 @@ impl Page {
         &self.data().pool
     }
 
+    /// Moves the reference out, leaving an empty page that must not be
+    /// read again (its drop does nothing). No reference count is touched.
+    #[inline]
+    pub(crate) fn take(&mut self) -> Page {
+        Page {
+            data: self.data.take(),
+        }
+    }
+
     /// A second reference to the same buffer (no copy).
     #[inline]
     pub(crate) fn share(&self) -> Page {

@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use bitflags::bitflags;
 
-use crate::page_pool::{Page, PageBuf, PagePool};
+use crate::page_pool::{GSO_MAX_SIZE, Page, PageBuf, PagePool};
 use crate::time::Instant;
 
 /// The fragments an skb holds before Linux would chain a `frag_list`
@@ -1029,10 +1029,23 @@ impl SkBuff {
                 frags: Vec::with_capacity(MAX_SKB_FRAGS),
             })
         });
+        if sh.frags.len() == sh.frags.capacity() {
+            // Grow once to what a 64 KiB packet of fragments this size
+            // needs (GRO appends one per segment), not by doubling.
+            let len = sh.frags.len();
+            let need = (GSO_MAX_SIZE / added.max(1) + 1)
+                .min(4 * MAX_SKB_FRAGS)
+                .max(2 * len);
+            sh.frags.reserve_exact(need.max(len + 1) - len);
+        }
         if offset < head {
+            let off = from.data_off() + offset;
+            // The buffer moves over without a reference count update;
+            // `from` is released first, while it is still whole.
+            from.orphan();
             sh.frags.push(SkbFrag {
-                page: from.page.share(),
-                off: from.data_off() + offset,
+                page: from.page.take(),
+                off,
                 len: head - offset,
             });
         }
@@ -1711,6 +1724,46 @@ mod tests {
         assert_eq!(&rest, b"ello world!");
         drop(outer);
         assert_eq!(p.stats().inflight(), 0);
+    }
+
+    /// `append_frags` moves the segment's buffer into the fragment list:
+    /// its owner is released once, a clone of the segment still reads its
+    /// bytes, and every buffer returns to the pool exactly once, also past
+    /// `MAX_SKB_FRAGS` fragments (as GRO builds a 64 KiB packet).
+    #[test]
+    fn appended_segments_move_their_buffer_and_release_their_owner() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = pool(None);
+        let sk = Arc::new(Wmem::default());
+        let mut head = SkBuff::from_slice(&p, 8, b"HDR").unwrap();
+        let mut seg = SkBuff::from_slice(&p, 8, b"h:owned").unwrap();
+        sk.alloc.fetch_add(seg.truesize(), Relaxed);
+        seg.set_destructor(sk.clone());
+        head.append_frags(seg, 2).unwrap();
+        assert_eq!((sk.alloc.load(Relaxed), sk.calls.load(Relaxed)), (0, 1));
+        let seg = SkBuff::from_slice(&p, 8, b"h:shared").unwrap();
+        let keep = seg.clone();
+        head.append_frags(seg, 2).unwrap();
+        for i in 0..3 * MAX_SKB_FRAGS {
+            let seg = SkBuff::from_slice(&p, 8, &[b'h', b':', b'a' + (i % 26) as u8]).unwrap();
+            head.append_frags(seg, 2).unwrap();
+        }
+        assert_eq!(head.nr_frags(), 2 + 3 * MAX_SKB_FRAGS);
+        assert_eq!(head.len(), 3 + 5 + 6 + 3 * MAX_SKB_FRAGS);
+        let mut bytes = vec![0u8; head.len()];
+        head.copy_bits(0, &mut bytes).unwrap();
+        assert_eq!(&bytes[..15], b"HDRownedshareda");
+        assert_eq!(
+            bytes.last(),
+            Some(&(b'a' + ((3 * MAX_SKB_FRAGS - 1) % 26) as u8))
+        );
+        assert_eq!(keep.data(), b"h:shared", "the clone still reads its bytes");
+        assert_eq!(p.stats().inflight(), 3 + 3 * MAX_SKB_FRAGS as u64);
+        drop(head);
+        assert_eq!(p.stats().inflight(), 1, "only the clone's buffer is left");
+        drop(keep);
+        assert_eq!(p.stats().inflight(), 0);
+        assert_eq!(sk.calls.load(Relaxed), 1);
     }
 
     #[test]
