@@ -4,8 +4,10 @@
 //! slowdown.
 //!
 //! `cargo build --release -p nic-hw --example nic_profile`, then run it
-//! under the profiler with `rx` or `tx` and a batch count (64 frames per
-//! batch): `nic_profile rx 10000`.
+//! under the profiler with `reap`, `rx` or `tx` and a batch count (64
+//! frames per batch): `nic_profile reap 10000`. `reap` is the `nic` bench's
+//! issue figure (wire → device → ring → driver reap + refill, no skb),
+//! `rx` the NAPI poll with skbs, `tx` xmit → send → clean.
 
 use core::net::Ipv4Addr;
 use std::hint::black_box;
@@ -50,7 +52,7 @@ fn main() {
     append_fcs(&mut frame);
     let mut sink = Vec::with_capacity(BATCH);
     let mut host = TestHost::new(
-        if what == "rx" { MAC_B } else { MAC_A },
+        if what == "tx" { MAC_A } else { MAC_B },
         None,
         1,
         pool.clone(),
@@ -64,7 +66,16 @@ fn main() {
     }
     let mut total = 0usize;
     for _ in 0..batches {
-        if what == "rx" {
+        if what == "reap" {
+            {
+                let mut hw = host.dev.lock();
+                for _ in 0..BATCH {
+                    let o = hw.receive_frame(Instant::ZERO, black_box(&frame));
+                    debug_assert!(matches!(o, RxOutcome::Received { .. }));
+                }
+            }
+            total += host.nd().igb_clean_rx_irq_xdp_drop(0, BATCH);
+        } else if what == "rx" {
             {
                 let mut hw = host.dev.lock();
                 for _ in 0..BATCH {

@@ -130,6 +130,53 @@ fn full_rx_ring_drops_and_counts_missed() {
     );
 }
 
+#[test]
+fn xdp_drop_reap_counts_frames_and_reposts_every_buffer() {
+    let sim = Sim::two_nics(LinkConfig::new(), 1);
+    {
+        let mut nd = sim.hosts[1].nd();
+        let ops = nd.ethtool_ops().unwrap();
+        let mut r = ops.get_ringparam().unwrap();
+        r.rx_pending = 64;
+        ops.set_ringparam(&r).unwrap();
+    }
+    let mut frame = udp_frame(MAC_A, MAC_B, IP_A, IP_B, (1, 2), 18);
+    append_fcs(&mut frame);
+    let b = &sim.hosts[1];
+    let inflight = b.pool.stats().inflight();
+    let now = sim.now;
+    let rx = |n: usize| {
+        (0..n)
+            .filter(|_| {
+                b.dev.lock().receive_frame(now, &frame) == (RxOutcome::Received { queue: 0 })
+            })
+            .count()
+    };
+    assert_eq!(rx(10), 10);
+    // Within the budget, in order; then the rest; then nothing.
+    assert_eq!(b.nd().igb_clean_rx_irq_xdp_drop(0, 4), 4);
+    assert_eq!(b.nd().igb_clean_rx_irq_xdp_drop(0, 64), 6);
+    assert_eq!(b.nd().igb_clean_rx_irq_xdp_drop(0, 64), 0);
+    assert_eq!(stat(b, "rx_queue_0_packets"), 10);
+    assert_eq!(stat(b, "rx_queue_0_bytes"), 10 * 60, "FCS stripped");
+    // Every buffer went straight back into the ring: three laps of the
+    // 64-entry ring find a descriptor for every frame, and no buffer was
+    // allocated or freed.
+    for _ in 0..3 {
+        assert_eq!(rx(64), 64);
+        assert_eq!(rx(1), 0, "the ring is full until reaped");
+        assert_eq!(b.nd().igb_clean_rx_irq_xdp_drop(0, 64), 64);
+    }
+    assert_eq!(b.pool.stats().inflight(), inflight);
+    assert_eq!(stat(b, "rx_queue_0_packets"), 10 + 3 * 64);
+    assert_eq!(stat(b, "rx_missed_errors"), 3);
+    assert!(b.delivered.is_empty(), "no skb was built");
+    // No such queue; a device that is down.
+    assert_eq!(b.nd().igb_clean_rx_irq_xdp_drop(1, 64), 0);
+    sim.hosts[1].nd().stop().unwrap();
+    assert_eq!(sim.hosts[1].nd().igb_clean_rx_irq_xdp_drop(0, 64), 0);
+}
+
 fn irqs_for(rx_frames: u32) -> u64 {
     let mut sim = Sim::two_nics(LinkConfig::new(), 3);
     {
