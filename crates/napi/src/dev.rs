@@ -670,6 +670,7 @@ impl NapiPollCtx<'_> {
     /// look as after `eth_type_trans()`: `protocol` set, data at the network
     /// header, the MAC header set (compared as Linux's
     /// `gro_list_prepare()` does).
+    #[inline]
     pub fn napi_gro_receive(&mut self, skb: SkBuff) -> GroResult {
         tracing::trace!(target: "netstack::napi", len = skb.len(), proto = skb.protocol, queue = skb.queue_mapping, "napi_gro_receive");
         let jiffies = self.jiffies();
@@ -678,6 +679,7 @@ impl NapiPollCtx<'_> {
 
     /// Passes a packet up without GRO. Mirrors `netif_receive_skb()` called
     /// from a poll routine.
+    #[inline]
     pub fn netif_receive_skb(&mut self, skb: SkBuff) {
         self.sink.netif_receive_skb(skb);
     }

@@ -575,6 +575,7 @@ impl SkBuff {
     /// is handed back with the error.
     #[doc(alias = "build_skb")]
     #[doc(alias = "napi_build_skb")]
+    #[inline]
     pub fn from_page(
         buf: PageBuf,
         headroom: usize,

@@ -564,6 +564,7 @@ fn get_rps_cpu<C: ?Sized>(
 }
 
 /// `netif_receive_skb_internal()`: RPS, then the core.
+#[inline]
 fn netif_receive_skb_internal<C: SoftnetContext>(
     ctx: &mut C,
     net: &Softnet<C>,
@@ -585,10 +586,18 @@ fn netif_receive_skb_internal<C: SoftnetContext>(
 /// Makes `skb` linear unless its consumer reads fragments; `false` when
 /// that needed a buffer the pool could not give (the caller drops it with
 /// `NOMEM`). See [`PacketType::accepts_nonlinear`].
+#[inline]
 fn linear_for<C: ?Sized>(skb: &mut SkBuff, pt: Option<&dyn PacketType<C>>) -> bool {
     if !skb.is_nonlinear() || pt.is_some_and(PacketType::accepts_nonlinear) {
         return true;
     }
+    linearize_for_handler(skb)
+}
+
+/// The slow half of [`linear_for`]: copies a GRO packet into one buffer.
+#[cold]
+#[inline(never)]
+fn linearize_for_handler(skb: &mut SkBuff) -> bool {
     match skb.linearize() {
         Ok(()) => true,
         Err(e) => {
@@ -607,6 +616,7 @@ fn linear_for<C: ?Sized>(skb: &mut SkBuff, pt: Option<&dyn PacketType<C>>) -> bo
 /// the packet with [`DropReason::UnhandledProto`]; a tc `SHOT` frees it
 /// with [`DropReason::TcIngress`].
 #[doc(alias = "__netif_receive_skb_core")]
+#[inline]
 fn netif_receive_skb_core<C: SoftnetContext>(
     ctx: &mut C,
     net: &Softnet<C>,
@@ -622,29 +632,14 @@ fn netif_receive_skb_core<C: SoftnetContext>(
         skb.reset_transport_header();
     }
     let ifindex = skb.ifindex;
-    for tap in &ptypes.all {
-        if tap.dev.is_none_or(|d| d == ifindex) {
-            let mut c = skb.clone();
-            if linear_for(&mut c, Some(&*tap.pt)) {
-                let _ = tap.pt.func(c, ctx);
-            }
-        }
+    if !ptypes.all.is_empty() {
+        deliver_ptype_all(ctx, ptypes, &skb);
     }
-    if !ptypes.ingress.is_empty()
-        && let Some((_, hook)) = ptypes.ingress.iter().find(|(i, _)| *i == ifindex)
-    {
-        if !linear_for::<C>(&mut skb, None) {
-            kfree_skb_reason(skb, DropReason::Nomem);
-            return NetRx::Drop;
-        }
-        match hook.classify(skb, ctx) {
-            TcVerdict::Ok(s) => skb = s,
-            TcVerdict::Shot(s) => {
-                kfree_skb_reason(s, DropReason::TcIngress);
-                return NetRx::Drop;
-            }
-            TcVerdict::Stolen => return NetRx::Success,
-        }
+    if !ptypes.ingress.is_empty() {
+        skb = match sch_handle_ingress(ctx, ptypes, skb) {
+            Ok(skb) => skb,
+            Err(consumed) => return consumed,
+        };
     }
     let proto = skb.protocol;
     let mut prev: Option<&PtypeEntry<C>> = None;
@@ -672,6 +667,48 @@ fn netif_receive_skb_core<C: SoftnetContext>(
     tracing::trace!(target: "netstack::softnet", ifindex, proto, reason = "UNHANDLED_PROTO", "netif_receive_skb drop");
     kfree_skb_reason(skb, DropReason::UnhandledProto);
     NetRx::Drop
+}
+
+/// Gives every `ptype_all` tap of the packet's device a clone of it (the
+/// `ptype_all` loop of `__netif_receive_skb_core()`); out of line so that a
+/// host without taps pays one test.
+#[inline(never)]
+fn deliver_ptype_all<C: SoftnetContext>(ctx: &mut C, ptypes: &PtypeLists<C>, skb: &SkBuff) {
+    for tap in &ptypes.all {
+        if tap.dev.is_none_or(|d| d == skb.ifindex) {
+            let mut c = skb.clone();
+            if linear_for(&mut c, Some(&*tap.pt)) {
+                let _ = tap.pt.func(c, ctx);
+            }
+        }
+    }
+}
+
+/// Runs the device's tc ingress hook, if it has one: the packet back to go
+/// on, or what became of it (dropped, stolen). Mirrors
+/// `sch_handle_ingress()`.
+#[inline(never)]
+fn sch_handle_ingress<C: SoftnetContext>(
+    ctx: &mut C,
+    ptypes: &PtypeLists<C>,
+    mut skb: SkBuff,
+) -> Result<SkBuff, NetRx> {
+    let ifindex = skb.ifindex;
+    let Some((_, hook)) = ptypes.ingress.iter().find(|(i, _)| *i == ifindex) else {
+        return Ok(skb);
+    };
+    if !linear_for::<C>(&mut skb, None) {
+        kfree_skb_reason(skb, DropReason::Nomem);
+        return Err(NetRx::Drop);
+    }
+    match hook.classify(skb, ctx) {
+        TcVerdict::Ok(s) => Ok(s),
+        TcVerdict::Shot(s) => {
+            kfree_skb_reason(s, DropReason::TcIngress);
+            Err(NetRx::Drop)
+        }
+        TcVerdict::Stolen => Err(NetRx::Success),
+    }
 }
 
 /// Delivers a received packet on this CPU (or, with RPS, queues it for the
