@@ -250,6 +250,39 @@ impl<S> DriverEnd<S> {
         Some(out)
     }
 
+    /// On a full ring, cleans the descriptor at `next_to_clean` if the
+    /// device has written it back and stages the same slot again, with
+    /// whatever `f` left in it, without moving it: `f` gets the slot and
+    /// its status word. Returns `None` at the first descriptor without `DD`
+    /// or when the ring is not full (the slot to refill is then another).
+    ///
+    /// On a full ring `next_to_use == next_to_clean + size`, so the slot
+    /// the driver cleans is the very slot it fills next; a buffer reused in
+    /// place (igb's `igb_reuse_rx_page()`) stays where it is.
+    #[inline(always)]
+    pub(crate) fn clean_restage<R>(&mut self, f: impl FnOnce(&mut S, u32) -> R) -> Option<R> {
+        if self.used() != self.size() || self.next_to_clean == self.tail {
+            return None;
+        }
+        let slot = self.shared.slot(self.next_to_clean);
+        // Acquire: as in `clean`, pairs with the device's Release of `DD`.
+        let status = slot.status.load(Ordering::Acquire);
+        if status & DD == 0 {
+            return None;
+        }
+        // SAFETY: `DD` is set, so the slot is the driver's, as in `clean`;
+        // after the clean it is in `[next_to_use, next_to_clean + size)`
+        // (the ring was full), still the driver's until a tail bump hands
+        // it over, and the driver holds `&mut self`.
+        let out = slot.desc.with_mut(|desc| f(unsafe { &mut *desc }, status));
+        // Relaxed: as in `stage`, clears this lap's `DD` before the slot is
+        // handed over again by `flush`'s Release.
+        slot.status.store(0, Ordering::Relaxed);
+        self.next_to_clean = self.next_to_clean.wrapping_add(1);
+        self.next_to_use = self.next_to_use.wrapping_add(1);
+        Some(out)
+    }
+
     /// Takes every outstanding descriptor once the device half is gone, in
     /// ring order from `next_to_clean`; `Err(self)` while it is attached.
     pub(crate) fn drain<R>(

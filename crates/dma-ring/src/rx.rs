@@ -33,6 +33,19 @@ struct RxSlot<T> {
     vlan: u16,
 }
 
+impl<T> RxSlot<T> {
+    /// The write-back the device left in this slot, with its status word.
+    #[inline(always)]
+    fn writeback(&self, status: u32) -> RxWriteback {
+        RxWriteback {
+            length: self.length,
+            status_error: RxStatusError::from_bits_retain(status),
+            rss_hash: self.rss_hash,
+            vlan: self.vlan,
+        }
+    }
+}
+
 /// Creates an rx ring of `count` descriptors and splits it into its
 /// driver and device halves.
 ///
@@ -177,16 +190,7 @@ impl<T: Send> RxDriver<T> {
     #[inline]
     pub fn reap(&mut self) -> Option<(T, RxWriteback)> {
         self.end
-            .clean(|slot, status| {
-                let buf = slot.buf.take();
-                let wb = RxWriteback {
-                    length: slot.length,
-                    status_error: RxStatusError::from_bits_retain(status),
-                    rss_hash: slot.rss_hash,
-                    vlan: slot.vlan,
-                };
-                (buf, wb)
-            })
+            .clean(|slot, status| (slot.buf.take(), RxSlot::writeback(slot, status)))
             .map(|(buf, wb)| {
                 (
                     buf.expect("a written-back rx descriptor holds its buffer"),
@@ -220,6 +224,37 @@ impl<T: Send> RxDriver<T> {
             deliver(buf, wb);
             done += 1;
         }
+        done
+    }
+
+    /// Reaps up to `budget` written-back descriptors in order, shows each
+    /// buffer and its write-back to `peek`, and posts the same buffer again;
+    /// bumps the tail once at the end. Returns how many.
+    ///
+    /// Mirrors `igb_clean_rx_irq()` when every frame is consumed without
+    /// keeping its buffer (an XDP program returning `XDP_DROP`):
+    /// `igb_reuse_rx_page()` moves the buffer to `next_to_alloc`. On a full
+    /// ring — the steady state — that is the slot just cleaned, so the
+    /// buffer does not move at all; otherwise it moves to `next_to_use`.
+    #[doc(alias = "igb_reuse_rx_page")]
+    #[inline]
+    pub fn reuse_rx_irq(&mut self, budget: usize, mut peek: impl FnMut(&T, RxWriteback)) -> usize {
+        let mut done = 0;
+        while done < budget {
+            let in_place = self.end.clean_restage(|slot, status| {
+                if let Some(buf) = slot.buf.as_ref() {
+                    peek(buf, RxSlot::writeback(slot, status));
+                }
+            });
+            if in_place.is_none() {
+                let Some((buf, wb)) = self.reap() else { break };
+                peek(&buf, wb);
+                let staged = self.stage(buf);
+                debug_assert!(staged.is_ok(), "the slot just reaped is free");
+            }
+            done += 1;
+        }
+        self.flush();
         done
     }
 

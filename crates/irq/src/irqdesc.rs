@@ -256,8 +256,16 @@ impl fmt::Debug for IrqDesc {
 
 /// A set of lines, one bit each: a CPU's pending hard IRQs or pending IRQ
 /// threads. Set from any thread, drained by the owning CPU.
+///
+/// A summary word says which runs of words may hold a bit (bit `w / group`
+/// for word `w`, `group` words per bit so that 64 bits cover the table),
+/// like the two-level pending bitmaps of an interrupt controller: a CPU
+/// with nothing pending learns it from one load however many lines the
+/// table has, and a drain still visits lines in ascending order.
 pub(crate) struct IrqBitmap {
     words: Box<[AtomicU64]>,
+    summary: AtomicU64,
+    group: usize,
 }
 
 impl IrqBitmap {
@@ -265,6 +273,8 @@ impl IrqBitmap {
         let n = (nr_irqs as usize).div_ceil(64);
         IrqBitmap {
             words: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            summary: AtomicU64::new(0),
+            group: n.div_ceil(64).max(1),
         }
     }
 
@@ -272,29 +282,49 @@ impl IrqBitmap {
     ///
     /// Release: the state the raiser wrote before (the device's descriptor
     /// write-back) is visible to the CPU that drains the bit with Acquire.
+    /// The setter that makes a word non-empty then sets the word's summary
+    /// bit; until it has, a drain may miss the word, and the kick that
+    /// follows a `true` return makes the CPU look again.
     pub(crate) fn set(&self, irq: u32) -> bool {
+        let w = (irq / 64) as usize;
         let bit = 1u64 << (irq % 64);
-        let word = &self.words[(irq / 64) as usize];
-        word.fetch_or(bit, Ordering::AcqRel) & bit == 0
+        let prev = self.words[w].fetch_or(bit, Ordering::AcqRel);
+        if prev == 0 {
+            self.summary
+                .fetch_or(1 << (w / self.group), Ordering::Release);
+        }
+        prev & bit == 0
     }
 
     /// Takes every set bit, lowest line first, calling `f` for each.
     pub(crate) fn drain(&self, mut f: impl FnMut(u32)) {
-        for (i, word) in self.words.iter().enumerate() {
-            if word.load(Ordering::Relaxed) == 0 {
-                continue;
-            }
-            let mut bits = word.swap(0, Ordering::AcqRel);
-            while bits != 0 {
-                let b = bits.trailing_zeros();
-                bits &= bits - 1;
-                f(i as u32 * 64 + b);
+        if self.summary.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        // Acquire: pairs with the Release in `set`, so the words it made
+        // non-empty are seen below. A word that becomes non-empty after the
+        // swap sets its summary bit again.
+        let mut summary = self.summary.swap(0, Ordering::Acquire);
+        while summary != 0 {
+            let first = summary.trailing_zeros() as usize * self.group;
+            summary &= summary - 1;
+            for (i, word) in self.words.iter().enumerate().skip(first).take(self.group) {
+                if word.load(Ordering::Relaxed) == 0 {
+                    continue;
+                }
+                let mut bits = word.swap(0, Ordering::AcqRel);
+                while bits != 0 {
+                    let b = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    f(i as u32 * 64 + b);
+                }
             }
         }
     }
 
+    /// Whether a line may be pending: one load of the summary word.
     pub(crate) fn any(&self) -> bool {
-        self.words.iter().any(|w| w.load(Ordering::Acquire) != 0)
+        self.summary.load(Ordering::Acquire) != 0
     }
 }
 

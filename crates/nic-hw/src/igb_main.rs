@@ -441,17 +441,8 @@ impl IgbAdapter {
         };
         let mut guard = qv.rx.lock();
         let Some(rx) = guard.as_mut() else { return 0 };
-        let (mut done, mut bytes) = (0usize, 0u64);
-        while done < budget {
-            let Some((buf, wb)) = rx.reap() else { break };
-            bytes += u64::from(wb.length);
-            done += 1;
-            // igb_reuse_rx_page(): the slot just reaped is free, so the
-            // buffer always finds room; were it not, it would go back to
-            // the pool on drop.
-            let _ = rx.stage(buf);
-        }
-        rx.flush();
+        let mut bytes = 0u64;
+        let done = rx.reuse_rx_irq(budget, |_, wb| bytes += u64::from(wb.length));
         drop(guard);
         if done > 0 {
             let st = &self.ring_stats[q];
