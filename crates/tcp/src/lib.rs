@@ -31,6 +31,8 @@
 //! - send: `tcp_output.rs` ([`tcp_select_initial_window`]);
 //! - timers: [`TcpTimer`] (`tcp_timer.rs`); tail loss probes
 //!   (`tcp_recovery.rs`);
+//! - memory: `tcp_mem` accounting and pressure, [`TcpMemory`]
+//!   (`tcp_mem.rs`);
 //! - the per-ACK trace: [`TcpProbe`] (`tcp_probe.rs`);
 //! - tables: [`InetHashinfo`] (`inet_hashtables.rs`); secrets and ISNs:
 //!   [`secure_tcp_seq`] (`secure_seq.rs`); SYN cookies (`syncookies.rs`);
@@ -72,6 +74,7 @@ mod tcp_cong;
 mod tcp_cubic;
 mod tcp_input;
 mod tcp_ipv4;
+mod tcp_mem;
 mod tcp_minisocks;
 mod tcp_output;
 mod tcp_probe;
@@ -103,6 +106,7 @@ pub use tcp_cong::{
 pub use tcp_cubic::{Cubic, CubicParams, cubic_root};
 pub use tcp_input::TcpSeg;
 pub use tcp_ipv4::{TcpIcmpError, tcp_v4_err, tcp_v4_rcv, tcp_v4_send_reset};
+pub use tcp_mem::{SK_MEM_QUANTUM, TcpMemory};
 pub use tcp_output::{TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, tcp_select_initial_window};
 pub use tcp_probe::TcpProbe;
 pub use tcp_sock::{

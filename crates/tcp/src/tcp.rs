@@ -269,6 +269,8 @@ pub struct TcpStack {
     pub congestion: CongestionRegistry,
     /// `tcp_challenge_timestamp` (seconds) and `tcp_challenge_count`.
     pub(crate) challenge: Mutex<(u64, u32)>,
+    /// The host's TCP memory (`tcp_memory_allocated`, `tcp_mem`).
+    pub(crate) mem: Arc<crate::tcp_mem::TcpMemory>,
 }
 
 impl core::fmt::Debug for TcpStack {
@@ -292,7 +294,14 @@ impl TcpStack {
             secrets: TcpSecrets::from_seed(seed),
             congestion: CongestionRegistry::new(),
             challenge: Mutex::new((u64::MAX, 0)),
+            mem: Arc::new(crate::tcp_mem::TcpMemory::new()),
         }
+    }
+
+    /// The host's TCP memory: pages charged against `net.ipv4.tcp_mem`
+    /// and the pressure state (`/proc/net/sockstat`'s `mem`).
+    pub fn memory(&self) -> &crate::tcp_mem::TcpMemory {
+        &self.mem
     }
 
     pub(crate) fn alloc_id(&self) -> SockId {
@@ -304,11 +313,15 @@ impl TcpStack {
     }
 
     pub(crate) fn insert(&self, sk: Arc<TcpSocket>) {
-        self.socks.lock().insert(sk.id, sk);
+        if self.socks.lock().insert(sk.id, sk).is_none() {
+            self.mem.sockets_allocated_inc();
+        }
     }
 
     pub(crate) fn remove(&self, id: SockId) {
-        self.socks.lock().remove(&id);
+        if self.socks.lock().remove(&id).is_some() {
+            self.mem.sockets_allocated_dec();
+        }
     }
 
     /// The number of full sockets the host holds (TIME-WAIT not included).
@@ -552,8 +565,17 @@ impl TcpStack {
         let mut copied = 0;
         let mut out_of_space = false;
         while copied < data.len() {
+            // tcp_wmem_schedule(): protocol memory (tcp_mem) for the copy.
+            let overhead = crate::tcp_sock::TCP_SKB_OVERHEAD;
+            let want = (data.len() - copied).min(size_goal) as u32 + overhead;
+            let granted = crate::tcp_mem::tcp_wmem_schedule(&self.mem, ctx, &mut tp, want);
+            if granted <= overhead {
+                out_of_space = true;
+                break;
+            }
+            let end = copied + (granted - overhead) as usize;
             let Some((n, full)) =
-                tcp_queue_chunk(ctx, &mut tp, &data[copied..], size_goal, copied == 0)?
+                tcp_queue_chunk(ctx, &mut tp, &data[copied..end], size_goal, copied == 0)?
             else {
                 out_of_space = true;
                 break;
@@ -669,6 +691,7 @@ impl TcpStack {
             let now = ctx.now();
             crate::tcp_input::tcp_rcv_space_adjust(ctx.sysctl(), &mut tp, now);
             tcp_cleanup_rbuf(ctx, &mut tp, copied);
+            crate::tcp_mem::sk_mem_reclaim(ctx, &mut tp);
         }
         Ok(copied)
     }
@@ -752,6 +775,7 @@ impl TcpStack {
         // adjudge_to_death: orphan the socket.
         tp.dead = true;
         tcp_purge_receive_queue(&mut tp);
+        crate::tcp_mem::sk_mem_reclaim(ctx, &mut tp);
         if tp.state == TcpState::FinWait2 && tp.opts.linger2 < 0 {
             // No FIN-WAIT-2 wanted: abort (`TCPAbortOnLinger`).
             tcp_set_state(self, ctx, &mut tp, TcpState::Close);
@@ -797,6 +821,7 @@ impl TcpStack {
         inet_csk_clear_xmit_timers(ctx, tp.id);
         tcp_write_queue_purge(tp);
         tcp_purge_receive_queue(tp);
+        crate::tcp_mem::sk_mem_reclaim(ctx, tp);
         if !tp.dead {
             ctx.sk_wake(tp.id, SkEvent::StateChange);
         }
@@ -1293,6 +1318,7 @@ pub(crate) fn inet_csk_destroy_sock<C: TcpContext>(
     inet_csk_clear_xmit_timers(ctx, tp.id);
     tcp_write_queue_purge(tp);
     tcp_purge_receive_queue(tp);
+    crate::tcp_mem::sk_mem_reclaim(ctx, tp);
     tp.destroyed = true;
     stack.remove(tp.id);
 }

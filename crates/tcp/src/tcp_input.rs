@@ -21,8 +21,9 @@
 //!   so `tcp_try_coalesce()` only copies into the tail skb's spare room
 //!   (no fragment stealing) and `tcp_collapse()` copies into small pool
 //!   buffers (2 KiB, not a page).
-//! - There is no global `tcp_mem` pressure: only the socket's
-//!   `sk_rcvbuf` bounds the receive queues.
+//! - Receive memory is charged to `tcp_mem` (`tcp_mem.rs`) by the queue
+//!   functions here, but freed memory returns to it when `tcp_v4_rcv()`,
+//!   `recvmsg()` or close reclaim it, not at each free (see `tcp_mem.rs`).
 //!
 //! ```text
 //!  segment -> tcp_validate_incoming -> tcp_ack -> tcp_data_queue -> rcv queue
@@ -38,6 +39,9 @@ use wire::{TcpFlags, TcpOptions, TcpSackBlock};
 use crate::context::{SkEvent, TcpContext};
 use crate::tcp::{TcpStack, tcp_done, tcp_set_state};
 use crate::tcp_cong::{CaEvent, TcpCaState};
+use crate::tcp_mem::{
+    sk_forced_mem_schedule, sk_rmem_schedule, tcp_adjust_rcv_ssthresh, tcp_under_memory_pressure,
+};
 use crate::tcp_output::{
     MAX_QUICKACKS, tcp_dsack_set, tcp_enter_quickack_mode, tcp_in_quickack_mode, tcp_incr_quickack,
     tcp_push_pending_frames, tcp_receive_window, tcp_select_window_raw, tcp_send_ack,
@@ -1067,10 +1071,30 @@ fn tcp_can_ingest(tp: &TcpSock, len: u32) -> bool {
     u64::from(tp.rmem_alloc) + u64::from(len) <= u64::from(tp.rcvbuf)
 }
 
-/// Makes room for a packet of `len` bytes, pruning the queues if the
-/// buffer is full. Mirrors `tcp_try_rmem_schedule()`; false means drop.
-fn tcp_try_rmem_schedule<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, len: u32) -> bool {
-    tcp_can_ingest(tp, len) || tcp_prune_queue(ctx, tp, seq, len)
+/// Makes room for a packet of `len` bytes costing `truesize`: the socket's
+/// buffer must take it and the host's `tcp_mem` must grant the memory
+/// (`sk_rmem_schedule()`); otherwise the queues are pruned, then
+/// out-of-order data dropped until the memory is granted. Mirrors
+/// `tcp_try_rmem_schedule()`; false means drop.
+fn tcp_try_rmem_schedule<C: TcpContext>(
+    stack: &TcpStack,
+    ctx: &C,
+    tp: &mut TcpSock,
+    seq: u32,
+    len: u32,
+    truesize: u32,
+) -> bool {
+    if !tcp_can_ingest(tp, len) || !sk_rmem_schedule(&stack.mem, ctx, tp, truesize) {
+        if !tcp_prune_queue(ctx, tp, seq, len) {
+            return false;
+        }
+        while !sk_rmem_schedule(&stack.mem, ctx, tp, truesize) {
+            if !tcp_prune_ofo_queue(ctx, tp, seq, len) {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// The buffer is full: grow it to what is allocated if the sysctl allows
@@ -1095,7 +1119,11 @@ fn tcp_clamp_window(sysctl: &Sysctl, tp: &mut TcpSock) {
 fn tcp_prune_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, len: u32) -> bool {
     let cpu = ctx.cpu();
     ctx.mibs().inc(cpu, LinuxMib::PruneCalled);
-    tcp_clamp_window(ctx.sysctl(), tp);
+    if !tcp_can_ingest(tp, len) {
+        tcp_clamp_window(ctx.sysctl(), tp);
+    } else if tcp_under_memory_pressure(tp) {
+        tcp_adjust_rcv_ssthresh(tp);
+    }
     if tcp_can_ingest(tp, len) {
         return true;
     }
@@ -1248,7 +1276,7 @@ fn tcp_prune_ofo_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, len: 
         tp.rmem_alloc = tp.rmem_alloc.saturating_sub(s.skb.truesize() as u32);
         kfree_skb_reason(s.skb, DropReason::TcpOfoQueuePrune);
         pruned = true;
-        if tcp_can_ingest(tp, len) {
+        if tcp_can_ingest(tp, len) && !tcp_under_memory_pressure(tp) {
             break;
         }
     }
@@ -1328,6 +1356,7 @@ fn tcp_sack_remove(tp: &mut TcpSock) {
 /// noting duplicates for D-SACK. Mirrors `tcp_data_queue_ofo()`.
 /// Counters: `TCPOFOQueue`, `TCPOFOMerge`, `TCPOFODrop`.
 fn tcp_data_queue_ofo<C: TcpContext>(
+    stack: &TcpStack,
     ctx: &C,
     tp: &mut TcpSock,
     mut seq: u32,
@@ -1335,7 +1364,8 @@ fn tcp_data_queue_ofo<C: TcpContext>(
     fin: bool,
 ) {
     let cpu = ctx.cpu();
-    if !tcp_try_rmem_schedule(ctx, tp, seq, skb.len() as u32) {
+    let (len, truesize) = (skb.len() as u32, skb.truesize() as u32);
+    if !tcp_try_rmem_schedule(stack, ctx, tp, seq, len, truesize) {
         ctx.mibs().inc(cpu, LinuxMib::TcpOfoDrop);
         kfree_skb_reason(skb, DropReason::TcpOfoDrop);
         return;
@@ -1523,19 +1553,22 @@ fn tcp_data_queue<C: TcpContext>(
         // empty; a bare FIN is taken anyway (`sk_forced_mem_schedule()`).
         // Data into an empty queue skips the check: our truesize runs
         // larger than Linux's, and pruning the out-of-order queue for it
-        // would lose what Linux keeps.
-        if (skb.is_empty() || !tp.receive_queue.is_empty())
-            && !tcp_try_rmem_schedule(ctx, tp, tp.rcv_nxt, skb.len() as u32)
-        {
-            tp.ack.pending |= ICSK_ACK_NOW | ICSK_ACK_SCHED;
-            if !tp.dead {
-                ctx.sk_wake(tp.id, SkEvent::DataReady);
+        // would lose what Linux keeps. It only asks tcp_mem, and takes the
+        // memory anyway when refused (`sk_forced_mem_schedule()`).
+        if skb.is_empty() || !tp.receive_queue.is_empty() {
+            if !tcp_try_rmem_schedule(stack, ctx, tp, tp.rcv_nxt, skb.len() as u32, truesize) {
+                tp.ack.pending |= ICSK_ACK_NOW | ICSK_ACK_SCHED;
+                if !tp.dead {
+                    ctx.sk_wake(tp.id, SkEvent::DataReady);
+                }
+                if !skb.is_empty() {
+                    ctx.mibs().inc(cpu, LinuxMib::TcpRcvQDrop);
+                    kfree_skb_reason(skb, DropReason::ProtoMem);
+                    return;
+                }
             }
-            if !skb.is_empty() {
-                ctx.mibs().inc(cpu, LinuxMib::TcpRcvQDrop);
-                kfree_skb_reason(skb, DropReason::ProtoMem);
-                return;
-            }
+        } else if !sk_rmem_schedule(&stack.mem, ctx, tp, truesize) {
+            sk_forced_mem_schedule(&stack.mem, tp, truesize);
         }
         let len = skb.len() as u32;
         let seq_now = tp.rcv_nxt;
@@ -1577,7 +1610,7 @@ fn tcp_data_queue<C: TcpContext>(
         kfree_skb_reason(skb, DropReason::TcpOverwindow);
         return;
     }
-    tcp_data_queue_ofo(ctx, tp, seq, skb, fin);
+    tcp_data_queue_ofo(stack, ctx, tp, seq, skb, fin);
 }
 
 /// Sends an ACK now or schedules a delayed one. Mirrors

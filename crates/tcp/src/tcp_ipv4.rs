@@ -117,7 +117,11 @@ fn tcp_v4_rcv_seg<C: TcpContext>(
                 kfree_skb_reason(skb, DropReason::TcpClose);
                 return;
             }
-            if tcp_rcv_state_process(stack, ctx, &mut tp, seg, skb) {
+            let rst = tcp_rcv_state_process(stack, ctx, &mut tp, seg, skb);
+            // What the segment freed (ACKed data, pruned queues) goes back
+            // to the host's tcp_mem at once, as sk_mem_uncharge() does.
+            crate::tcp_mem::sk_mem_reclaim(ctx, &mut tp);
+            if rst {
                 drop(tp);
                 tcp_v4_send_reset(ctx, seg);
             }

@@ -315,6 +315,8 @@ pub(crate) struct TcpSock {
     pub rcvbuf: u32,
     pub wmem_queued: u32,
     pub rmem_alloc: u32,
+    /// The pages charged to the host's TCP memory (`sk_forward_alloc`).
+    pub sk_mem: crate::tcp_mem::SkMem,
     pub opts: SockOpts,
     // tcp_sock: send side
     pub snd_una: u32,
@@ -444,6 +446,7 @@ impl TcpSock {
             rcvbuf,
             wmem_queued: 0,
             rmem_alloc: 0,
+            sk_mem: crate::tcp_mem::SkMem::default(),
             opts: SockOpts {
                 reuseaddr: false,
                 keepalive: false,

@@ -1,0 +1,621 @@
+//! Protocol memory: the `net.ipv4.tcp_mem` limits, each socket's
+//! `sk_forward_alloc` quanta and TCP memory pressure.
+//!
+//! Mirrors the memory-accounting half of `net/core/sock.c`
+//! (`__sk_mem_raise_allocated()`, `__sk_mem_schedule()`,
+//! `__sk_mem_reduce_allocated()`, `__sk_mem_reclaim()`,
+//! `sk_forced_mem_schedule()`), its inline helpers in
+//! `include/net/sock.h` (`sk_rmem_schedule()`, `sk_wmem_schedule()`,
+//! `sk_mem_reclaim()`, `sk_mem_pages()`, `sk_under_memory_pressure()`) and
+//! `tcp_enter_memory_pressure()`/`tcp_leave_memory_pressure()` of
+//! `net/ipv4/tcp.c`.
+//!
+//! ```text
+//!   host (one network namespace)      TcpMemory: memory_allocated (pages)
+//!     |                                          memory_pressure (since)
+//!     +-- socket A  pages ---------+             sockets_allocated
+//!     +-- socket B  pages ---------+--> sum == memory_allocated
+//!
+//!   a socket's pages * 4096 = rmem_alloc + wmem_queued + sk_forward_alloc
+//!
+//!   sk_rmem_schedule / sk_wmem_schedule(size):
+//!     size <= sk_forward_alloc           -> yes, nothing global changes
+//!     else raise by whole pages          -> __sk_mem_raise_allocated:
+//!        allocated <= tcp_mem[0]          yes, leave pressure
+//!        allocated >  tcp_mem[1]          enter pressure (TCPMemoryPressures)
+//!        allocated >  tcp_mem[2]          no (the caller drops or blocks)
+//!        under pressure                   yes for small or below-average sockets
+//!   sk_mem_reclaim: whole free pages of sk_forward_alloc go back
+//!     (below tcp_mem[0]: leave pressure, TCPMemoryPressuresChrono += ms)
+//! ```
+//!
+//! # Deviations from Linux
+//!
+//! - The charge follows the queues: a socket records the pages it holds
+//!   and `sk_forward_alloc` is derived as those pages less what its queues
+//!   hold (`sk_rmem_alloc + sk_wmem_queued`), instead of being adjusted by
+//!   every `sk_mem_charge()`/`sk_mem_uncharge()`. Freeing data therefore
+//!   raises `sk_forward_alloc` at once, as `sk_mem_uncharge()` does, and
+//!   the pages go back to the host at the next [`sk_mem_reclaim`]: after
+//!   each segment `tcp_v4_rcv()` processed, after `recvmsg()` and when the
+//!   socket is closed or freed. A socket dropped without that returns its
+//!   pages when it is freed.
+//! - `memory_allocated` is one atomic per host, not a per-CPU cache in
+//!   front of a global counter (`sk_memory_allocated_add()` batches per
+//!   CPU); `tcp_mem` is per host (network namespace), where Linux's is
+//!   global. There is no memory cgroup.
+//! - Refusing send memory does not shrink `SO_SNDBUF`
+//!   (`sk_stream_moderate_sndbuf()`): netstack has no `tcp_sndbuf_expand()`
+//!   to grow it back, so the writer is refused (`EAGAIN`) until memory is
+//!   freed instead.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use netcore::{LinuxMib, Sysctl};
+
+use crate::context::TcpContext;
+use crate::tcp_sock::TcpSock;
+
+/// The accounting unit of protocol memory: one page
+/// (`PAGE_SIZE`, formerly `SK_MEM_QUANTUM`). `tcp_mem` counts these.
+pub const SK_MEM_QUANTUM: i64 = 4096;
+
+/// One host's TCP memory: the pages every TCP socket holds, whether TCP is
+/// under memory pressure, and how many sockets there are.
+///
+/// Mirrors `tcp_memory_allocated`, `tcp_memory_pressure` and
+/// `tcp_sockets_allocated` of `net/ipv4/tcp.c`, which `tcp_prot` points
+/// at (`memory_allocated`, `memory_pressure`, `sockets_allocated`), with
+/// the limits in `net.ipv4.tcp_mem` (`sysctl_mem`). `/proc/net/sockstat`
+/// prints [`TcpMemory::memory_allocated`] as the `mem` of its `TCP:` line.
+///
+/// Shared by the host's [`crate::TcpStack`] and its sockets (each socket
+/// that holds memory keeps a reference, as `sk->sk_prot` does).
+#[doc(alias = "tcp_memory_allocated")]
+#[derive(Debug, Default)]
+pub struct TcpMemory {
+    /// Pages charged to TCP sockets (`tcp_memory_allocated`).
+    memory_allocated: AtomicI64,
+    /// 0, or the time (ms, at least 1) pressure was entered
+    /// (`tcp_memory_pressure`, which holds jiffies).
+    memory_pressure: AtomicU64,
+    /// Full sockets (`tcp_sockets_allocated`).
+    sockets_allocated: AtomicI64,
+}
+
+impl TcpMemory {
+    /// No memory charged, no pressure, no sockets.
+    pub fn new() -> TcpMemory {
+        TcpMemory::default()
+    }
+
+    /// The pages charged to TCP sockets now. Mirrors
+    /// `sk_memory_allocated()` (the `mem` of `/proc/net/sockstat`).
+    pub fn memory_allocated(&self) -> i64 {
+        self.memory_allocated.load(Ordering::Relaxed)
+    }
+
+    /// Whether TCP is under memory pressure. Mirrors
+    /// `tcp_under_memory_pressure()` (without memory cgroups).
+    pub fn under_memory_pressure(&self) -> bool {
+        self.memory_pressure.load(Ordering::Relaxed) != 0
+    }
+
+    /// The number of full TCP sockets. Mirrors
+    /// `sk_sockets_allocated_read_positive()`.
+    pub fn sockets_allocated(&self) -> i64 {
+        self.sockets_allocated.load(Ordering::Relaxed).max(0)
+    }
+
+    /// Counts a new full socket (`sk_sockets_allocated_inc()`).
+    pub(crate) fn sockets_allocated_inc(&self) {
+        self.sockets_allocated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a freed full socket (`sk_sockets_allocated_dec()`).
+    pub(crate) fn sockets_allocated_dec(&self) {
+        self.sockets_allocated.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Adds `amt` pages; returns the new total. Mirrors
+    /// `sk_memory_allocated_add()`.
+    fn memory_allocated_add(&self, amt: i64) -> i64 {
+        self.memory_allocated.fetch_add(amt, Ordering::Relaxed) + amt
+    }
+
+    /// Takes `amt` pages away. Mirrors `sk_memory_allocated_sub()`.
+    fn memory_allocated_sub(&self, amt: i64) {
+        self.memory_allocated.fetch_sub(amt, Ordering::Relaxed);
+    }
+}
+
+/// What one socket holds of its protocol's memory.
+///
+/// Stands for `sk->sk_forward_alloc` with `sk->sk_prot`: the pages this
+/// socket charged to [`TcpMemory`] (see the module's deviations for how
+/// `sk_forward_alloc` derives from them). Returns its pages when dropped.
+#[derive(Debug, Default)]
+pub(crate) struct SkMem {
+    prot: Option<Arc<TcpMemory>>,
+    pages: i64,
+}
+
+impl SkMem {
+    /// The pages this socket holds.
+    #[cfg(test)]
+    pub(crate) fn pages(&self) -> i64 {
+        self.pages
+    }
+}
+
+impl Drop for SkMem {
+    fn drop(&mut self) {
+        if let Some(prot) = &self.prot
+            && self.pages > 0
+        {
+            prot.memory_allocated_sub(self.pages);
+        }
+    }
+}
+
+/// Whether memory is for receiving or sending (`SK_MEM_RECV`,
+/// `SK_MEM_SEND`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SkMemKind {
+    /// Receive queues (`SK_MEM_RECV`).
+    Recv,
+    /// The write queue (`SK_MEM_SEND`).
+    Send,
+}
+
+/// The pages that hold `amt` bytes, rounded up. Mirrors `sk_mem_pages()`.
+pub(crate) fn sk_mem_pages(amt: i64) -> i64 {
+    (amt.max(0) + SK_MEM_QUANTUM - 1) / SK_MEM_QUANTUM
+}
+
+/// The bytes this socket may still queue without charging more pages; less
+/// than zero when its queues hold more than it charged (as after
+/// [`sk_forced_mem_schedule`]). Mirrors `sk->sk_forward_alloc`.
+pub(crate) fn sk_forward_alloc(tp: &TcpSock) -> i64 {
+    tp.sk_mem.pages * SK_MEM_QUANTUM - i64::from(tp.rmem_alloc) - i64::from(tp.wmem_queued)
+}
+
+/// `tcp_mem[i]`: 0 the level below which pressure ends, 1 the level above
+/// which it starts, 2 the hard limit. Mirrors `sk_prot_mem_limits()`.
+fn sk_prot_mem_limits(sysctl: &Sysctl, i: usize) -> i64 {
+    sysctl.get_vec(Sysctl::TCP_MEM)[i]
+}
+
+/// Marks TCP under memory pressure, once. Mirrors
+/// `tcp_enter_memory_pressure()`. Counter: `TCPMemoryPressures`.
+pub(crate) fn tcp_enter_memory_pressure<C: TcpContext>(mem: &TcpMemory, ctx: &C) {
+    if mem.under_memory_pressure() {
+        return;
+    }
+    let since = (ctx.now().as_nanos() / 1_000_000).max(1);
+    if mem
+        .memory_pressure
+        .compare_exchange(0, since, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpMemoryPressures);
+        tracing::debug!(target: "netstack::tcp", allocated = mem.memory_allocated(), "tcp_enter_memory_pressure");
+    }
+}
+
+/// Ends memory pressure. Mirrors `tcp_leave_memory_pressure()`. Counter:
+/// `TCPMemoryPressuresChrono` (milliseconds spent under pressure).
+pub(crate) fn tcp_leave_memory_pressure<C: TcpContext>(mem: &TcpMemory, ctx: &C) {
+    if !mem.under_memory_pressure() {
+        return;
+    }
+    let since = mem.memory_pressure.swap(0, Ordering::Relaxed);
+    if since != 0 {
+        let now = ctx.now().as_nanos() / 1_000_000;
+        ctx.mibs().add(
+            ctx.cpu(),
+            LinuxMib::TcpMemoryPressuresChrono,
+            now.saturating_sub(since),
+        );
+        tracing::debug!(target: "netstack::tcp", allocated = mem.memory_allocated(), "tcp_leave_memory_pressure");
+    }
+}
+
+/// Charges `amt` pages to the protocol for a request of `size` bytes and
+/// says whether the socket may have them; refused pages are taken back.
+///
+/// Mirrors `__sk_mem_raise_allocated()`: under `tcp_mem[0]` always (and
+/// pressure ends); above `tcp_mem[1]` pressure starts; above `tcp_mem[2]`
+/// never; in between, a socket below `tcp_rmem[0]`/`tcp_wmem[0]` or using
+/// less than its share (`tcp_mem[2]` over the socket count) still may. A
+/// send request by a socket whose queue already reaches `SO_SNDBUF` is
+/// granted (the writer will wait for the buffer anyway).
+pub(crate) fn sk_mem_raise_allocated<C: TcpContext>(
+    mem: &TcpMemory,
+    ctx: &C,
+    tp: &TcpSock,
+    size: i64,
+    amt: i64,
+    kind: SkMemKind,
+) -> bool {
+    let sysctl = ctx.sysctl();
+    let allocated = mem.memory_allocated_add(amt);
+    if allocated <= sk_prot_mem_limits(sysctl, 0) {
+        tcp_leave_memory_pressure(mem, ctx);
+        return true;
+    }
+    if allocated > sk_prot_mem_limits(sysctl, 1) {
+        tcp_enter_memory_pressure(mem, ctx);
+    }
+    if allocated <= sk_prot_mem_limits(sysctl, 2) {
+        // The minimum buffer is guaranteed under pressure (RFC 7323 needs
+        // a few segments of window), but never past the hard limit.
+        let below_min = match kind {
+            SkMemKind::Recv => i64::from(tp.rmem_alloc) < sysctl.tcp_rmem()[0],
+            SkMemKind::Send => i64::from(tp.wmem_queued) < sysctl.tcp_wmem()[0],
+        };
+        if below_min {
+            return true;
+        }
+        if !mem.under_memory_pressure() {
+            return true;
+        }
+        // Fair share: sockets using less than the average may grow.
+        let used = i64::from(tp.wmem_queued) + i64::from(tp.rmem_alloc) + sk_forward_alloc(tp);
+        if sk_prot_mem_limits(sysctl, 2) > mem.sockets_allocated() * sk_mem_pages(used) {
+            return true;
+        }
+    }
+    // suppress_allocation:
+    if kind == SkMemKind::Send && i64::from(tp.wmem_queued) + size >= i64::from(tp.sndbuf) {
+        return true;
+    }
+    tracing::trace!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, allocated, ?kind, "sock_exceed_buf_limit");
+    mem.memory_allocated_sub(amt);
+    false
+}
+
+/// Charges the pages `size` bytes need to the socket, if the protocol
+/// grants them. Mirrors `__sk_mem_schedule()`.
+pub(crate) fn sk_mem_schedule<C: TcpContext>(
+    mem: &Arc<TcpMemory>,
+    ctx: &C,
+    tp: &mut TcpSock,
+    size: i64,
+    kind: SkMemKind,
+) -> bool {
+    let amt = sk_mem_pages(size);
+    sk_mem_attach(mem, tp);
+    tp.sk_mem.pages += amt;
+    if sk_mem_raise_allocated(mem, ctx, tp, size, amt, kind) {
+        true
+    } else {
+        tp.sk_mem.pages -= amt;
+        false
+    }
+}
+
+/// Makes `mem` the socket's protocol accounting if it has none yet.
+fn sk_mem_attach(mem: &Arc<TcpMemory>, tp: &mut TcpSock) {
+    if tp.sk_mem.prot.is_none() {
+        tp.sk_mem.prot = Some(Arc::clone(mem));
+    }
+}
+
+/// Whether `size` more bytes (an skb's truesize) may join the receive
+/// queues, charging pages if `sk_forward_alloc` does not cover them.
+/// Mirrors `sk_rmem_schedule()`.
+pub(crate) fn sk_rmem_schedule<C: TcpContext>(
+    mem: &Arc<TcpMemory>,
+    ctx: &C,
+    tp: &mut TcpSock,
+    size: u32,
+) -> bool {
+    let delta = i64::from(size) - sk_forward_alloc(tp);
+    delta <= 0 || sk_mem_schedule(mem, ctx, tp, delta, SkMemKind::Recv)
+}
+
+/// Whether `size` more bytes may join the write queue, charging pages if
+/// `sk_forward_alloc` does not cover them. Mirrors `sk_wmem_schedule()`.
+pub(crate) fn sk_wmem_schedule<C: TcpContext>(
+    mem: &Arc<TcpMemory>,
+    ctx: &C,
+    tp: &mut TcpSock,
+    size: u32,
+) -> bool {
+    let delta = i64::from(size) - sk_forward_alloc(tp);
+    delta <= 0 || sk_mem_schedule(mem, ctx, tp, delta, SkMemKind::Send)
+}
+
+/// Charges the pages `size` bytes need whatever the limits say, so a
+/// connection always makes progress (the first skb of an empty queue).
+/// Mirrors `sk_forced_mem_schedule()`.
+pub(crate) fn sk_forced_mem_schedule(mem: &Arc<TcpMemory>, tp: &mut TcpSock, size: u32) {
+    let delta = i64::from(size) - sk_forward_alloc(tp);
+    if delta <= 0 {
+        return;
+    }
+    let amt = sk_mem_pages(delta);
+    sk_mem_attach(mem, tp);
+    tp.sk_mem.pages += amt;
+    mem.memory_allocated_add(amt);
+}
+
+/// Gives `amt` pages back to the protocol; pressure ends below
+/// `tcp_mem[0]`. Mirrors `__sk_mem_reduce_allocated()`.
+pub(crate) fn sk_mem_reduce_allocated<C: TcpContext>(mem: &TcpMemory, ctx: &C, amt: i64) {
+    mem.memory_allocated_sub(amt);
+    if mem.under_memory_pressure() && mem.memory_allocated() < sk_prot_mem_limits(ctx.sysctl(), 0) {
+        tcp_leave_memory_pressure(mem, ctx);
+    }
+}
+
+/// Returns the whole pages of `sk_forward_alloc` to the protocol. Mirrors
+/// `sk_mem_reclaim()` with `__sk_mem_reclaim()`; after the queues are
+/// purged it frees everything the socket held.
+pub(crate) fn sk_mem_reclaim<C: TcpContext>(ctx: &C, tp: &mut TcpSock) {
+    let reclaimable = sk_forward_alloc(tp);
+    if reclaimable < SK_MEM_QUANTUM {
+        return;
+    }
+    let Some(prot) = tp.sk_mem.prot.clone() else {
+        return;
+    };
+    let amt = (reclaimable / SK_MEM_QUANTUM).min(tp.sk_mem.pages);
+    tp.sk_mem.pages -= amt;
+    sk_mem_reduce_allocated(&prot, ctx, amt);
+}
+
+/// Whether the socket's protocol is under memory pressure. Mirrors
+/// `tcp_under_memory_pressure()` (false for a socket that never charged
+/// memory).
+pub(crate) fn tcp_under_memory_pressure(tp: &TcpSock) -> bool {
+    tp.sk_mem
+        .prot
+        .as_ref()
+        .is_some_and(|p| p.under_memory_pressure())
+}
+
+/// Lowers the window to offer to four segments under memory pressure.
+/// Mirrors `tcp_adjust_rcv_ssthresh()` (no `SO_RESERVE_MEM`).
+pub(crate) fn tcp_adjust_rcv_ssthresh(tp: &mut TcpSock) {
+    tp.rcv_ssthresh = tp.rcv_ssthresh.min(4 * u32::from(tp.advmss));
+}
+
+/// How many of `copy` bytes the writer may queue now: all if
+/// `sk_wmem_schedule()` grants them, else what `sk_forward_alloc` still
+/// covers, with a forced charge up to `tcp_wmem[0]` so a socket with
+/// little queued always progresses. 0 means wait for memory (`EAGAIN`).
+/// Mirrors `tcp_wmem_schedule()` in `net/ipv4/tcp.c`.
+pub(crate) fn tcp_wmem_schedule<C: TcpContext>(
+    mem: &Arc<TcpMemory>,
+    ctx: &C,
+    tp: &mut TcpSock,
+    copy: u32,
+) -> u32 {
+    if sk_wmem_schedule(mem, ctx, tp, copy) {
+        return copy;
+    }
+    let left = ctx.sysctl().tcp_wmem()[0] - i64::from(tp.wmem_queued);
+    if left > 0 {
+        sk_forced_mem_schedule(mem, tp, left.min(i64::from(copy)) as u32);
+    }
+    sk_forward_alloc(tp).clamp(0, i64::from(copy)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp_sock::SockId;
+    use crate::testutil::{FakeTcpCtx, Net};
+    use core::net::Ipv4Addr;
+    use netcore::{Duration, Instant, PagePool, PagePoolParams};
+
+    const Q: u32 = SK_MEM_QUANTUM as u32;
+
+    fn ctx(tcp_mem: &str) -> FakeTcpCtx {
+        let pool = PagePool::new(PagePoolParams::default()).unwrap();
+        let c = FakeTcpCtx::new(Ipv4Addr::new(198, 18, 0, 1), 1, pool);
+        c.sysctl().set("net.ipv4.tcp_mem", tcp_mem).unwrap();
+        c
+    }
+
+    fn sock(id: u64) -> TcpSock {
+        TcpSock::new(SockId(id), 16384, 131_072, Box::new(crate::Reno))
+    }
+
+    fn mib(c: &FakeTcpCtx, f: LinuxMib) -> u64 {
+        c.mibs().get(f)
+    }
+
+    #[test]
+    fn pages_round_up_and_forward_alloc_covers_what_was_charged() {
+        assert_eq!(sk_mem_pages(0), 0);
+        assert_eq!(sk_mem_pages(1), 1);
+        assert_eq!(sk_mem_pages(4096), 1);
+        assert_eq!(sk_mem_pages(4097), 2);
+        let c = ctx("100 200 300");
+        let mem = Arc::new(TcpMemory::new());
+        let mut tp = sock(1);
+        assert!(sk_rmem_schedule(&mem, &c, &mut tp, 3000));
+        assert_eq!((tp.sk_mem.pages(), mem.memory_allocated()), (1, 1));
+        tp.rmem_alloc += 3000;
+        assert_eq!(sk_forward_alloc(&tp), 1096);
+        // Covered by sk_forward_alloc: nothing global changes.
+        assert!(sk_rmem_schedule(&mem, &c, &mut tp, 1000));
+        assert_eq!(mem.memory_allocated(), 1);
+        // Beyond it: the pages for what it does not cover are charged.
+        assert!(sk_rmem_schedule(&mem, &c, &mut tp, 2 * Q));
+        assert_eq!(mem.memory_allocated(), 3);
+        assert_eq!(sk_forward_alloc(&tp), 3 * i64::from(Q) - 3000);
+        // Freeing the data gives the whole pages back.
+        tp.rmem_alloc = 0;
+        sk_mem_reclaim(&c, &mut tp);
+        assert_eq!((tp.sk_mem.pages(), mem.memory_allocated()), (0, 0));
+        assert_eq!(mib(&c, LinuxMib::TcpMemoryPressures), 0);
+    }
+
+    #[test]
+    fn pressure_starts_above_tcp_mem_1_and_ends_below_tcp_mem_0_with_its_duration() {
+        let mut c = ctx("2 4 6");
+        let mem = Arc::new(TcpMemory::new());
+        let mut a = sock(1);
+        mem.sockets_allocated_inc();
+        // Four pages: at the pressure level, not above it.
+        assert!(sk_rmem_schedule(&mem, &c, &mut a, 4 * Q));
+        assert!(!mem.under_memory_pressure());
+        a.rmem_alloc = 4 * Q;
+        // The fifth page starts pressure (counted once); a socket above
+        // tcp_rmem[0] but under its fair share (6 pages for 1 socket)
+        // still gets it.
+        c.set_now(Instant::ZERO + Duration::from_secs(1));
+        assert!(sk_rmem_schedule(&mem, &c, &mut a, Q));
+        assert!(mem.under_memory_pressure());
+        assert!(tcp_under_memory_pressure(&a));
+        assert_eq!(mib(&c, LinuxMib::TcpMemoryPressures), 1);
+        a.rmem_alloc += Q;
+        // A sixth page would be its whole share: refused, nothing kept.
+        assert!(!sk_rmem_schedule(&mem, &c, &mut a, Q));
+        assert_eq!((a.sk_mem.pages(), mem.memory_allocated()), (5, 5));
+        // A socket below tcp_rmem[0] is guaranteed its minimum...
+        let mut b = sock(2);
+        assert!(sk_rmem_schedule(&mem, &c, &mut b, 100));
+        b.rmem_alloc = 100;
+        assert_eq!(mem.memory_allocated(), 6);
+        // ...but never past tcp_mem[2].
+        assert!(!sk_rmem_schedule(&mem, &c, &mut b, Q));
+        assert_eq!((b.sk_mem.pages(), mem.memory_allocated()), (1, 6));
+        assert_eq!(mib(&c, LinuxMib::TcpMemoryPressures), 1);
+        // Reading down to five pages keeps pressure; below two ends it.
+        c.set_now(Instant::ZERO + Duration::from_millis(1250));
+        a.rmem_alloc = 4 * Q;
+        sk_mem_reclaim(&c, &mut a);
+        assert_eq!(mem.memory_allocated(), 5);
+        assert!(mem.under_memory_pressure());
+        a.rmem_alloc = 0;
+        sk_mem_reclaim(&c, &mut a);
+        assert_eq!(mem.memory_allocated(), 1);
+        assert!(!mem.under_memory_pressure());
+        assert_eq!(mib(&c, LinuxMib::TcpMemoryPressuresChrono), 250);
+    }
+
+    #[test]
+    fn under_pressure_small_sockets_and_fair_shares_are_granted_large_ones_refused() {
+        let c = ctx("1 2 8");
+        let mem = Arc::new(TcpMemory::new());
+        for _ in 0..2 {
+            mem.sockets_allocated_inc();
+        }
+        let mut big = sock(1);
+        assert!(sk_rmem_schedule(&mem, &c, &mut big, 5 * Q));
+        big.rmem_alloc = 5 * Q;
+        assert!(mem.under_memory_pressure());
+        // big holds 5 pages; 2 sockets * 5 > 8: above its share.
+        assert!(!sk_rmem_schedule(&mem, &c, &mut big, Q));
+        // A socket below tcp_rmem[0] (4096) is guaranteed its minimum.
+        let mut small = sock(2);
+        assert!(sk_rmem_schedule(&mem, &c, &mut small, 1000));
+        assert_eq!(mem.memory_allocated(), 6);
+        // The first skb of an empty queue is charged whatever the limits.
+        let mut forced = sock(3);
+        sk_forced_mem_schedule(&mem, &mut forced, 3 * Q);
+        assert_eq!((forced.sk_mem.pages(), mem.memory_allocated()), (3, 9));
+        // Freed sockets give their pages back.
+        drop(forced);
+        drop(small);
+        drop(big);
+        assert_eq!(mem.memory_allocated(), 0);
+    }
+
+    #[test]
+    fn send_memory_is_refused_past_the_hard_limit_except_below_tcp_wmem_0() {
+        let c = ctx("1 2 4");
+        let mem = Arc::new(TcpMemory::new());
+        mem.sockets_allocated_inc();
+        let mut tp = sock(1);
+        tp.sndbuf = 1 << 20;
+        assert_eq!(tcp_wmem_schedule(&mem, &c, &mut tp, 4 * Q), 4 * Q);
+        tp.wmem_queued = 4 * Q;
+        // Over tcp_mem[2] with tcp_wmem[0] queued: nothing more.
+        assert_eq!(tcp_wmem_schedule(&mem, &c, &mut tp, 2000), 0);
+        assert_eq!(mem.memory_allocated(), 4);
+        // A writer with (almost) nothing queued may go up to tcp_wmem[0].
+        let mut w = sock(2);
+        w.sndbuf = 1 << 20;
+        let got = tcp_wmem_schedule(&mem, &c, &mut w, 10_000);
+        assert_eq!(got, 4096);
+        // A queue already at SO_SNDBUF is granted (it blocks on the buffer).
+        tp.sndbuf = 4 * Q;
+        assert_eq!(tcp_wmem_schedule(&mem, &c, &mut tp, 100), 100);
+    }
+
+    /// Three senders into one host that does not read, `tcp_mem` = 4 8 12
+    /// pages there: its TCP memory stays near the hard limit, drops are
+    /// counted, and once it reads everything arrives byte-exact and
+    /// pressure ends.
+    #[test]
+    fn a_host_that_does_not_read_stays_under_tcp_mem_and_recovers_exact() {
+        let mut net = Net::new(2);
+        net.hosts[1]
+            .ctx
+            .sysctl()
+            .set("net.ipv4.tcp_mem", "4 8 12")
+            .unwrap();
+        let l = net.listen(1, 80, 16);
+        let mut pairs = Vec::new();
+        for _ in 0..3 {
+            let c = net.socket(0);
+            let _ = net.connect(0, &c, 1, 80);
+            net.run_for_ms(5);
+            let s = net.accept(1, &l).unwrap();
+            pairs.push((c, s));
+        }
+        let data: Vec<u8> = (0..150_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut sent = [0usize; 3];
+        let mut peak = 0i64;
+        for _ in 0..400 {
+            for ((c, _), n) in pairs.iter().zip(sent.iter_mut()) {
+                if let Ok(k) = net.send(0, c, &data[*n..]) {
+                    *n += k;
+                }
+            }
+            net.run_for_ms(1);
+            peak = peak.max(net.hosts[1].stack.memory().memory_allocated());
+        }
+        let h = &net.hosts[1];
+        let drops = mib(&h.ctx, LinuxMib::TcpRcvQDrop) + mib(&h.ctx, LinuxMib::TcpOfoDrop);
+        assert!(mib(&h.ctx, LinuxMib::TcpMemoryPressures) >= 1);
+        assert!(drops > 0, "nothing was refused at tcp_mem = 4 8 12");
+        // The hard limit, plus one forced skb per socket.
+        assert!(peak <= 12 + 3, "TCP held {peak} pages");
+        let queued: u32 = pairs.iter().map(|(_, s)| s.lock().rmem_alloc).sum();
+        assert!(queued <= 15 * Q, "{queued} bytes queued");
+        // The reader comes back: every byte, in order, on every connection.
+        let mut got = vec![Vec::new(); 3];
+        let mut buf = vec![0u8; 65536];
+        for _ in 0..20_000 {
+            for (((c, s), n), g) in pairs.iter().zip(sent.iter_mut()).zip(got.iter_mut()) {
+                if *n < data.len()
+                    && let Ok(k) = net.send(0, c, &data[*n..])
+                {
+                    *n += k;
+                }
+                while let Ok(k) = net.recv(1, s, &mut buf) {
+                    g.extend_from_slice(&buf[..k]);
+                }
+            }
+            if got.iter().all(|g| g.len() == data.len()) {
+                break;
+            }
+            net.run_for_ms(1);
+        }
+        for g in &got {
+            assert!(*g == data, "{} bytes, not byte-exact", g.len());
+        }
+        let h = &net.hosts[1];
+        assert!(!h.stack.memory().under_memory_pressure());
+        assert!(mib(&h.ctx, LinuxMib::TcpMemoryPressuresChrono) > 0);
+        assert!(h.stack.memory().memory_allocated() <= 3);
+    }
+}
