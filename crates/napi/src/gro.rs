@@ -135,12 +135,15 @@ pub(crate) struct GroList {
 }
 
 /// The MAC header of an skb whose data starts at the network header.
+#[inline]
 fn mac_header(skb: &SkBuff) -> Option<[u8; ETH_HLEN]> {
-    let off = skb.mac_offset()?;
-    if off != -(ETH_HLEN as isize) {
+    // From the MAC header to the tail: exactly ETH_HLEN more than the data
+    // when the data starts right after it.
+    let mac = skb.mac_header()?;
+    if mac.len() != skb.headlen() + ETH_HLEN {
         return None;
     }
-    skb.mac_header()?.get(..ETH_HLEN)?.try_into().ok()
+    mac.first_chunk().copied()
 }
 
 impl GroList {
