@@ -638,7 +638,6 @@ fn a_reader_that_stops_is_bounded_by_its_receive_buffer_and_resumes_exact() {
 }
 
 #[test]
-#[ignore = "tcp: tcp_mem is not enforced (no sk_memory_allocated accounting, TCPMemoryPressures never counts); four unread connections queued 341,728 bytes with tcp_mem = 16 32 48 pages"]
 fn tcp_mem_pressure_bounds_memory_and_connections_recover() {
     // tcp_mem in pages: pressure at 32 pages (128 KiB), hard limit 48.
     const HARD: usize = 48 * 4096;
@@ -654,6 +653,7 @@ fn tcp_mem_pressure_bounds_memory_and_connections_recover() {
         .collect();
     let mut sent = [0usize; 4];
     let mut max_queued = 0usize;
+    let mut max_pages = 0i64;
     for _ in 0..2_000 {
         for (s, n) in conns.iter_mut().zip(sent.iter_mut()) {
             if *n < data.len()
@@ -675,7 +675,16 @@ fn tcp_mem_pressure_bounds_memory_and_connections_recover() {
             .map(|e| e.recv_q)
             .sum();
         max_queued = max_queued.max(queued as usize);
+        max_pages = max_pages.max(v.transports.tcp.stack.memory().memory_allocated());
     }
+    // Pages charged to TCP: the hard limit, plus at most one skb per
+    // connection forced into an empty receive queue.
+    assert!(
+        max_pages <= 48 + 4,
+        "TCP held {max_pages} pages with tcp_mem[2] = 48"
+    );
+    let drops = lab.mib(LinuxMib::TcpRcvQDrop) + lab.mib(LinuxMib::TcpOfoDrop);
+    assert!(drops > 0, "nothing was dropped past tcp_mem");
     assert!(
         lab.mib(LinuxMib::TcpMemoryPressures) > 0,
         "tcp_mem pressure never entered (receive queues reached {max_queued} bytes)"
@@ -721,4 +730,90 @@ fn tcp_mem_pressure_bounds_memory_and_connections_recover() {
             g.len()
         );
     }
+    // Everything read: pressure is over and its duration counted.
+    assert!(!v.transports.tcp.stack.memory().under_memory_pressure());
+    assert!(lab.mib(LinuxMib::TcpMemoryPressuresChrono) > 0);
+    lab.serves_legit_client(20_000);
+}
+
+#[test]
+fn fd_exhaustion_fails_accept_with_emfile_and_a_client_is_served_once_fds_free() {
+    const EMFILE: i32 = 24;
+    // The service process may hold 32 fds (RLIMIT_NOFILE); the echo
+    // listener and the attacked service's listener take some of them.
+    const NOFILE: usize = 32;
+    let mut lab = Lab::new(12, &[]);
+    let v = lab.victim();
+    let layer = Arc::clone(v.socket_layer());
+    layer.set_rlimit_nofile(NOFILE as u64).unwrap();
+    let svc = lab
+        .net
+        .app("victim", || {
+            socket::TcpListener::bind(
+                &layer,
+                std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9),
+            )
+        })
+        .unwrap()
+        .unwrap();
+    svc.set_nonblocking(true).unwrap();
+    let base = layer.nr_files() as usize;
+    // The attacker opens 200 connections and keeps them; the service
+    // accepts all it can and holds them.
+    let c = lab.client();
+    let mut attack = Vec::new();
+    let mut held = Vec::new();
+    let mut emfile = 0usize;
+    for _ in 0..200 {
+        let s = lab
+            .net
+            .app("client", || {
+                socket::TcpStream::connect_nonblocking(
+                    c.socket_layer(),
+                    std::net::SocketAddrV4::new(VICTIM, 9),
+                )
+            })
+            .unwrap()
+            .unwrap();
+        attack.push(s);
+        lab.step();
+        loop {
+            match lab.net.app("victim", || svc.accept()).unwrap() {
+                Ok((s, _)) => held.push(s),
+                Err(e) if e.raw_os_error() == Some(EMFILE) => {
+                    emfile += 1;
+                    break;
+                }
+                Err(e) => {
+                    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "accept: {e}");
+                    break;
+                }
+            }
+        }
+    }
+    lab.run(Duration::from_millis(50));
+    assert_eq!(held.len(), NOFILE - base, "fds the service got");
+    assert_eq!(layer.nr_files(), NOFILE as u64);
+    assert!(emfile > 0, "accept never failed with EMFILE");
+    // 200 connections behind an accept that cannot take them: the
+    // backlog of 128 overflowed.
+    assert!(lab.mib(LinuxMib::ListenOverflows) > 0);
+    // A legitimate client's handshake completes (TCP needs no fd), but
+    // the echo service cannot accept it while the fds are taken.
+    let (mut s, _) = lab.connect();
+    lab.run(Duration::from_millis(200));
+    assert_eq!(
+        lab.echo.conns(),
+        0,
+        "the echo service accepted past the limit"
+    );
+    // The service drops the attacker's connections: fds free, and the
+    // waiting client is served byte-exact, as is a new one.
+    lab.net.app("victim", || drop(held)).unwrap();
+    lab.net.app("client", || drop(attack)).unwrap();
+    lab.echo_exact(&mut s, 20_000, 12, Duration::from_secs(5));
+    assert_eq!(lab.echo.conns(), 1);
+    lab.net.app("client", || drop(s)).unwrap();
+    lab.run(Duration::from_millis(5));
+    lab.serves_legit_client(20_000);
 }
