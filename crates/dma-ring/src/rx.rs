@@ -358,7 +358,7 @@ impl<T: Send> RxFetch<'_, T> {
     }
 
     /// The posted buffer, to write the frame into.
-    #[inline]
+    #[inline(always)]
     pub fn buffer_mut(&mut self) -> &mut T {
         self.dev
             .end

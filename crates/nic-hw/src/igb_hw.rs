@@ -950,11 +950,20 @@ impl IgbHw {
             .any(|&(lo, hi)| hi & r::RAH_AV != 0 && lo == want.0 && hi & 0xFFFF == want.1 & 0xFFFF)
     }
 
-    /// The RSS hash and queue of a frame.
+    /// The RSS hash and queue of a frame: queue 0 without RSS, so the
+    /// single-queue path does not carry the dissector inline.
+    #[inline(always)]
     fn rss(&mut self, frame: &[u8]) -> (u32, usize) {
         if self.mrqc & r::MRQC_ENABLE_RSS_MQ == 0 {
             return (0, 0);
         }
+        self.rss_hash_queue(frame)
+    }
+
+    /// [`rss`](Self::rss) with RSS on: dissect, hash, look up the
+    /// redirection table.
+    #[inline(never)]
+    fn rss_hash_queue(&mut self, frame: &[u8]) -> (u32, usize) {
         let Some(keys) = skb_flow_dissect_flow_keys(frame, 0) else {
             return (0, 0);
         };
@@ -1363,15 +1372,17 @@ fn rx_checksum(frame: &[u8], rxcsum: u32) -> RxStatusError {
     let Some(l3) = ipv4_offset(frame) else {
         return RxStatusError::empty();
     };
-    let Some(&vihl) = frame.get(l3) else {
+    // The fixed header as an array (no further bounds checks on it), the
+    // options after it, the rest of the datagram after them.
+    let Some((fixed, after)) = frame.get(l3..).and_then(<[u8]>::split_first_chunk::<20>) else {
         return RxStatusError::empty();
     };
+    let vihl = fixed[0];
     let ihl = usize::from(vihl & 0x0F) * 4;
-    if vihl >> 4 != 4 || ihl < 20 || frame.len() < l3 + ihl {
+    if vihl >> 4 != 4 || ihl < 20 {
         return RxStatusError::empty();
     }
-    let iph = &frame[l3..l3 + ihl];
-    let Some((fixed, opts)) = iph.split_first_chunk::<20>() else {
+    let Some((opts, payload)) = after.split_at_checked(ihl - 20) else {
         return RxStatusError::empty();
     };
     let tot_len = usize::from(u16::from_be_bytes([fixed[2], fixed[3]]));
@@ -1393,12 +1404,14 @@ fn rx_checksum(frame: &[u8], rxcsum: u32) -> RxStatusError {
             return st;
         }
     }
-    let frag = u16::from_be_bytes([iph[6], iph[7]]) & 0x3FFF != 0;
-    if rxcsum & r::RXCSUM_TUOFL == 0 || frag || tot_len < ihl || frame.len() < l3 + tot_len {
+    let frag = u16::from_be_bytes([fixed[6], fixed[7]]) & 0x3FFF != 0;
+    if rxcsum & r::RXCSUM_TUOFL == 0 || frag {
         return st;
     }
-    let l4 = &frame[l3 + ihl..l3 + tot_len];
-    let (proto, bit) = match iph[9] {
+    let Some(l4) = tot_len.checked_sub(ihl).and_then(|n| payload.get(..n)) else {
+        return st;
+    };
+    let (proto, bit) = match fixed[9] {
         6 if l4.len() >= 20 => (6u8, RxStatusError::TCPCS),
         17 if l4.len() >= 8 => (17u8, RxStatusError::UDPCS),
         _ => return st,
@@ -1464,13 +1477,16 @@ fn csum_add(a: u64, b: u64) -> u64 {
 
 /// Folds a 64-bit partial sum to 16 bits with end-around carries; a
 /// nonzero sum never folds to 0.
-#[inline]
+///
+/// 64 → 32 bits with one add and its carry, then 32 → 16 the way
+/// `csum_fold()` does: the high half of `a + ror32(a, 16)` is the two
+/// halves' sum with its end-around carry.
+#[inline(always)]
 fn fold16(s: u64) -> u16 {
-    let s = (s & 0xFFFF_FFFF) + (s >> 32);
-    let s = (s & 0xFFFF) + (s >> 16);
-    let s = (s & 0xFFFF) + (s >> 16);
-    let s = (s & 0xFFFF) + (s >> 16);
-    s as u16
+    let (lo, carry) = (s as u32).overflowing_add((s >> 32) as u32);
+    // With a carry, `lo` is at most 2^32 − 2: adding it back cannot wrap.
+    let a = lo + u32::from(carry);
+    (a.wrapping_add(a.rotate_right(16)) >> 16) as u16
 }
 
 fn ipv4_at(b: &[u8], at: usize) -> core::net::Ipv4Addr {
@@ -1643,6 +1659,9 @@ mod tests {
         assert_eq!(fold16(le_sum(&[0xFF; 20])), 0xFFFF);
         assert_eq!(fold16(le_sum(&[])), 0);
         assert_eq!(fold16((1 << 48) - 1), 0xFFFF);
+        assert_eq!(fold16(u64::MAX), 0xFFFF);
+        assert_eq!(fold16(1 << 63), 0x8000);
+        assert_eq!(fold16(0x0001_0000_0000_0000), 1);
     }
 
     #[test]
@@ -1692,6 +1711,36 @@ mod tests {
             rx_checksum(&udp, all),
             RxStatusError::IPCS | RxStatusError::UDPCS
         );
+        // IPv4 options (IHL 6, four NOPs) are summed into the header
+        // checksum and skipped before the datagram.
+        let base = udp_frame(MAC_A, MAC_B, a, b, (1, 2), 10);
+        let mut opt = base[..34].to_vec();
+        opt.extend_from_slice(&[1, 1, 1, 1]);
+        opt.extend_from_slice(&base[34..]);
+        opt[14] = 0x46;
+        let tot = u16::from_be_bytes([opt[16], opt[17]]) + 4;
+        opt[16..18].copy_from_slice(&tot.to_be_bytes());
+        opt[24..26].fill(0);
+        let c = wire::ip_fast_csum(&opt[14..38]);
+        opt[24..26].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(
+            rx_checksum(&opt, all),
+            RxStatusError::IPCS | RxStatusError::UDPCS
+        );
+        opt[35] ^= 0x10; // an option byte: the header sum breaks
+        assert_eq!(
+            rx_checksum(&opt, all),
+            RxStatusError::IPCS | RxStatusError::IPE
+        );
+        // Truncated: the total length runs past the frame, no L4 check;
+        // a header longer than the frame, no check at all.
+        let mut short = base.clone();
+        short[16..18].copy_from_slice(&0x0400u16.to_be_bytes());
+        short[24..26].fill(0);
+        let c = wire::ip_fast_csum(&short[14..34]);
+        short[24..26].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(rx_checksum(&short, all), RxStatusError::IPCS);
+        assert_eq!(rx_checksum(&base[..30], all), RxStatusError::empty());
     }
 
     #[test]
