@@ -138,7 +138,7 @@ pub fn run_demo(seed: u64, pcap: &Path) -> Result<DemoOutcome, NetstackError> {
     );
     for h in net.hosts() {
         let s = h.shared();
-        let st = s.nics[0].netdev.dev_get_stats();
+        let st = s.nics()[0].netdev.dev_get_stats();
         let m = s.mibs.snapshot();
         let processed: Vec<String> = (0..h.nr_cpus())
             .map(|c| {

@@ -26,8 +26,8 @@ use netcore::{
     PagePoolParams, SizeClass, Sysctl, TimerWheel, VirtualClock,
 };
 use netfilter::NfHooks;
-use nic_hw::{IgbDevice, IgbDriver, IgbNetdev, PciBus, PhyPort};
-use parking_lot::Mutex;
+use nic_hw::{IgbDevice, IgbDriver, IgbNetdev, PciBdf, PciBus, PhyPort};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use qdisc::Qdisc;
 use softnet::{NetDev, PacketType, PcapFilter, PcapTap, Softnet, dev_open};
 
@@ -128,6 +128,8 @@ impl NicConfig {
 pub struct Nic {
     /// The device model on the bus (what the runtime polls).
     pub device: Arc<IgbDevice>,
+    /// Where the device sits on the host's PCI bus (`lspci`).
+    pub bdf: PciBdf,
     /// The driver's adapter (ethtool reaches it here).
     pub adapter: IgbNetdev,
     /// The registered net device.
@@ -175,8 +177,11 @@ pub struct HostShared {
     pub netfilter: crate::netfilter::HostNetfilter,
     /// The transports (the UDP table) and the socket layer.
     pub transports: crate::sockets::Transports,
-    /// The NICs, in bus order.
-    pub nics: Vec<Nic>,
+    /// The NICs bound to a driver and registered, in bus order.
+    nics: RwLock<Vec<Nic>>,
+    /// Every NIC device model plugged into the host, bound or removed
+    /// from the bus: the hardware the runtimes poll.
+    hw: Vec<Arc<IgbDevice>>,
     /// The PCI bus the NICs sit on.
     pub bus: Mutex<PciBus>,
     /// The igb driver.
@@ -188,7 +193,7 @@ impl fmt::Debug for HostShared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HostShared")
             .field("name", &self.name)
-            .field("nics", &self.nics)
+            .field("nics", &*self.nics.read())
             .finish_non_exhaustive()
     }
 }
@@ -215,8 +220,31 @@ impl HostShared {
     }
 
     /// The NIC whose net device is named `name`.
-    pub fn nic(&self, name: &str) -> Option<&Nic> {
-        self.nics.iter().find(|n| n.netdev.name() == name)
+    pub fn nic(&self, name: &str) -> Option<Nic> {
+        self.nics
+            .read()
+            .iter()
+            .find(|n| n.netdev.name() == name)
+            .cloned()
+    }
+
+    /// The NICs bound to their driver and registered, in bus order (what
+    /// `ip link` lists). A NIC removed from the bus
+    /// ([`Host::pci_stop_and_remove_bus_device`]) is not among them; one
+    /// probed again ([`Host::pci_rescan_bus`]) comes back at the end.
+    ///
+    /// The list is read-locked while the guard lives: do not remove or
+    /// probe a device while holding it.
+    pub fn nics(&self) -> RwLockReadGuard<'_, Vec<Nic>> {
+        self.nics.read()
+    }
+
+    /// Every NIC device model plugged into the host, whether a driver
+    /// drives it or it was removed from the bus: the hardware the
+    /// runtimes poll (a removed device still takes frames off its cable
+    /// and drops them, as a powered card with no driver does).
+    pub fn nic_devices(&self) -> &[Arc<IgbDevice>] {
+        &self.hw
     }
 }
 
@@ -235,7 +263,7 @@ impl fmt::Debug for Host {
         f.debug_struct("Host")
             .field("name", &self.shared.name)
             .field("cpus", &self.shared.nr_cpus())
-            .field("nics", &self.shared.nics)
+            .field("nics", &*self.shared.nics())
             .finish_non_exhaustive()
     }
 }
@@ -409,9 +437,10 @@ impl HostBuilder {
                 ));
             }
             let dev = IgbDevice::new(mac, cfg.phy.take());
-            bus.add_device(Arc::clone(&dev))
+            let bdf = bus
+                .add_device(Arc::clone(&dev))
                 .map_err(NetstackError::layer)?;
-            devices.push(dev);
+            devices.push((dev, bdf));
             nic_cfgs.push(cfg);
         }
         let driver = IgbDriver::new(pool.clone(), Arc::clone(&poll_lists), FIRST_NIC_IFINDEX);
@@ -427,8 +456,9 @@ impl HostBuilder {
                 devices.len()
             )));
         }
+        let hw: Vec<Arc<IgbDevice>> = devices.iter().map(|(d, _)| Arc::clone(d)).collect();
         let mut nics = Vec::with_capacity(adapters.len());
-        for ((adapter, device), cfg) in adapters.into_iter().zip(devices).zip(&nic_cfgs) {
+        for ((adapter, (device, bdf)), cfg) in adapters.into_iter().zip(devices).zip(&nic_cfgs) {
             let queues = cfg.queues.max(1);
             {
                 let mut a = adapter.lock();
@@ -485,6 +515,7 @@ impl HostBuilder {
             }
             nics.push(Nic {
                 device,
+                bdf,
                 adapter,
                 netdev,
             });
@@ -514,7 +545,8 @@ impl HostBuilder {
             pings: crate::ping::PingTable::default(),
             netfilter: crate::netfilter::HostNetfilter::default(),
             transports,
-            nics,
+            nics: RwLock::new(nics),
+            hw,
             bus: Mutex::new(bus),
             driver,
             process: (0..n).map(|_| Mutex::new(VecDeque::new())).collect(),
@@ -563,7 +595,7 @@ impl Drop for Host {
     /// Mirrors `cleanup_net()` → `default_device_exit_batch()` →
     /// `unregister_netdevice_many()` → `dev_close_many()`.
     fn drop(&mut self) {
-        for nic in &self.shared.nics {
+        for nic in self.shared.nics().iter() {
             if let Err(e) = softnet::dev_close(&nic.netdev) {
                 tracing::warn!(target: "netstack::host", host = %self.shared.name, dev = nic.netdev.name(), err = %e, "dev_close at teardown");
             }
@@ -653,6 +685,190 @@ impl Host {
             .ok_or_else(|| NetstackError::NoDevice(dev.to_owned()))?;
         let mut a = nic.adapter.lock();
         Ok(f(&mut *a))
+    }
+
+    /// Removes NIC `dev`'s PCI device from the running host, as `echo 1 >
+    /// /sys/bus/pci/devices/…/remove` does; returns where it sat on the bus.
+    ///
+    /// Mirrors `pci_stop_and_remove_bus_device()`: the driver is unbound
+    /// (`igb_remove()`), whose `unregister_netdev()` closes the device
+    /// (`dev_close()`: qdiscs reset and their packets freed, `ndo_stop`
+    /// frees the rings' buffers back to the pool, the IRQs and the NAPIs),
+    /// and the `NETDEV_UNREGISTER` notifier takes IPv4 off it
+    /// (`inetdev_destroy()`: its addresses and every route through it go,
+    /// as `fib_disable_ip()` does; `neigh_ifdown()` flushes its neighbours).
+    /// The MSI-X vectors are freed and bus mastering is turned off. The
+    /// device model stays in its slot ([`HostShared::nic_devices`]) and
+    /// [`Host::pci_rescan_bus`] finds it again.
+    ///
+    /// Sockets keep their state: TCP retransmits into the missing route
+    /// (`EHOSTUNREACH` as a soft error) until the device and an address
+    /// come back or `tcp_retries2` runs out.
+    ///
+    /// Errors: [`NetstackError::NoDevice`] when no NIC is named `dev`.
+    ///
+    /// # Deviations from Linux
+    ///
+    /// The igb driver here does not call the core's `unregister_netdev()`
+    /// itself (the host registered the device, so the host unregisters it
+    /// before unbinding the driver); the order of the steps is Linux's.
+    #[doc(alias = "remove_device")]
+    pub fn pci_stop_and_remove_bus_device(&mut self, dev: &str) -> Result<PciBdf, NetstackError> {
+        let nic = self
+            .shared
+            .nic(dev)
+            .ok_or_else(|| NetstackError::NoDevice(dev.to_owned()))?;
+        let ifindex = nic.netdev.ifindex();
+        // unregister_netdev(): dev_close(), then NETDEV_UNREGISTER.
+        self.shared
+            .softnet
+            .dev_base()
+            .unregister_netdevice(ifindex)
+            .map_err(|e| NetstackError::Config(format!("unregister_netdevice {dev}: {e}")))?;
+        let shared = Arc::clone(&self.shared);
+        match self.with_cpu(0, |ctx| shared.ipv4.inetdev_destroy(ctx, ifindex))? {
+            Ok(()) | Err(netcore::Errno::NoDev) => {}
+            Err(e) => {
+                return Err(NetstackError::Config(format!("inetdev_destroy {dev}: {e}")));
+            }
+        }
+        self.shared
+            .nics
+            .write()
+            .retain(|n| !Arc::ptr_eq(&n.netdev, &nic.netdev));
+        // The bus unbinds igb (igb_remove()) and forgets the device.
+        self.shared
+            .bus
+            .lock()
+            .remove_device(nic.bdf)
+            .map_err(|e| NetstackError::Config(format!("remove {}: {e}", nic.bdf)))?;
+        tracing::info!(target: "netstack::host", host = %self.shared.name, dev, bdf = %nic.bdf, "pci_stop_and_remove_bus_device");
+        Ok(nic.bdf)
+    }
+
+    /// Finds every NIC device in the host's slots that is not on the bus
+    /// and probes it again, as `echo 1 > /sys/bus/pci/rescan` does;
+    /// returns the names of the net devices that appeared.
+    ///
+    /// Mirrors `pci_rescan_bus()` → `pci_bus_add_devices()` →
+    /// `igb_probe()` → `register_netdev()`, then `ip link set DEV up`
+    /// (`dev_open()`, `NETDEV_UP`). Each device comes back as a new net
+    /// device with a new ifindex and the driver's defaults (one queue
+    /// pair, default rings and coalescing, no RPS): nothing of its former
+    /// configuration survives, and it has no IPv4 address until one is
+    /// added ([`Host::ip_addr_add`]).
+    ///
+    /// Errors: the bus's, the driver's or the core's, naming the step.
+    ///
+    /// # Deviations from Linux
+    ///
+    /// The driver names its devices `eth<N>` with N its count of bound
+    /// devices, where Linux's `dev_alloc_name()` takes the lowest free
+    /// number: re-probing the only NIC gives `eth0` as in Linux, but
+    /// re-probing one of several whose last is still bound collides with
+    /// that name and fails in `register_netdevice`.
+    #[doc(alias = "probe_device")]
+    pub fn pci_rescan_bus(&mut self) -> Result<Vec<String>, NetstackError> {
+        let shared = Arc::clone(&self.shared);
+        let n = shared.nr_cpus();
+        let mut names = Vec::new();
+        for device in &shared.hw {
+            if shared
+                .nics
+                .read()
+                .iter()
+                .any(|x| Arc::ptr_eq(&x.device, device))
+            {
+                continue;
+            }
+            let before = shared.driver.netdevs();
+            let bdf = shared
+                .bus
+                .lock()
+                .add_device(Arc::clone(device))
+                .map_err(|e| NetstackError::Config(format!("pci_rescan_bus: {e}")))?;
+            let Some(adapter) = shared
+                .driver
+                .netdevs()
+                .into_iter()
+                .find(|a| !before.iter().any(|b| Arc::ptr_eq(a, b)))
+            else {
+                return Err(NetstackError::Config(format!(
+                    "pci_rescan_bus: igb did not bind {bdf}"
+                )));
+            };
+            let queues = {
+                let mut a = adapter.lock();
+                let ops: &mut dyn EthtoolOps = &mut *a;
+                ops.get_channels()
+                    .map_err(NetstackError::layer)?
+                    .combined_count
+                    .max(1)
+            };
+            let netdev = shared
+                .softnet
+                .dev_base()
+                .register_netdevice(
+                    Box::new(DriverNetDevice::new(Arc::clone(&adapter))),
+                    queues as u16,
+                )
+                .map_err(|e| NetstackError::Config(format!("register_netdevice: {e}")))?;
+            dev_open(&netdev).map_err(|e| NetstackError::Config(format!("dev_open: {e}")))?;
+            {
+                let a = adapter.lock();
+                for q in 0..queues as usize {
+                    if let Some(irq) = a.queue_irq(q) {
+                        shared
+                            .irqs
+                            .irq_set_affinity(irq, q % n)
+                            .map_err(NetstackError::layer)?;
+                    }
+                }
+            }
+            let ifindex = netdev.ifindex();
+            shared.ipv4.inetdev_init(&netdev).map_err(|e| {
+                NetstackError::Config(format!("inetdev_init {}: {e}", netdev.name()))
+            })?;
+            shared
+                .ipv4
+                .with_netns_mut(|x| x.devices.set_up(ifindex, true))
+                .map_err(NetstackError::layer)?;
+            self.with_cpu(0, |ctx| {
+                ipv4::inetdev_event(ctx, ifindex, ipv4::NetdevEvent::Up)
+            })?
+            .map_err(NetstackError::layer)?;
+            names.push(netdev.name().to_owned());
+            tracing::info!(target: "netstack::host", host = %shared.name, dev = netdev.name(), %bdf, "pci_rescan_bus: probed");
+            shared.nics.write().push(Nic {
+                device: Arc::clone(device),
+                bdf,
+                adapter,
+                netdev,
+            });
+        }
+        Ok(names)
+    }
+
+    /// Adds an IPv4 address (`198.18.0.1/24`) to device `dev` of the
+    /// running host, with its prefix route, as `ip addr add CIDR dev DEV`.
+    ///
+    /// Mirrors `inet_rtm_newaddr()` → `__inet_insert_ifa()` →
+    /// `fib_add_ifaddr()`. Errors name the argument (`cidr`) or the
+    /// device, or carry the layer's refusal (`EEXIST`).
+    pub fn ip_addr_add(&mut self, dev: &str, cidr: &str) -> Result<(), NetstackError> {
+        let d = self
+            .shared
+            .dev(dev)
+            .ok_or_else(|| NetstackError::NoDevice(dev.to_owned()))?;
+        let (a, plen) = crate::config::parse_cidr(cidr).map_err(NetstackError::Config)?;
+        let ifa = ipv4::InIfaddr::new(d.ifindex(), a, plen, d.name());
+        self.shared
+            .ipv4
+            .with_netns_mut(|n| n.inet_rtm_newaddr(ifa))
+            .map_err(|e| NetstackError::Config(format!("ip addr add {cidr} dev {dev}: {e}")))?;
+        // fib_inetaddr_event(NETDEV_UP): cached routes are looked up again.
+        self.shared.ipv4.rt_cache_flush();
+        Ok(())
     }
 
     /// Starts a pcap capture of `dev` (`tcpdump -i DEV -w PATH`): both

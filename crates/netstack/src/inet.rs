@@ -94,7 +94,7 @@ pub(crate) fn inet_setup(
     crate::sockets::inet_init_transports(ctx)?;
     let host = Arc::clone(&ctx.host);
     let net = &host.ipv4;
-    for nic in &host.nics {
+    for nic in host.nics().iter() {
         net.inetdev_init(&nic.netdev).map_err(|e| {
             NetstackError::Config(format!("inetdev_init {}: {e}", nic.netdev.name()))
         })?;
@@ -103,8 +103,9 @@ pub(crate) fn inet_setup(
     }
     for (i, cidr) in addrs {
         let nic = host
-            .nics
+            .nics()
             .get(*i)
+            .cloned()
             .ok_or_else(|| NetstackError::Config(format!("address {cidr}: no NIC eth{i}")))?;
         let (a, plen) = crate::config::parse_cidr(cidr).map_err(NetstackError::Config)?;
         let ifa = InIfaddr::new(nic.netdev.ifindex(), a, plen, nic.netdev.name());
@@ -113,7 +114,7 @@ pub(crate) fn inet_setup(
     }
     // NETDEV_UP with the addresses on (`ip addr add`, then `ip link set
     // up`): gratuitous ARP when arp_notify is on (Linux's default is off).
-    for nic in &host.nics {
+    for nic in host.nics().iter() {
         ipv4::inetdev_event(ctx, nic.netdev.ifindex(), ipv4::NetdevEvent::Up)
             .map_err(NetstackError::layer)?;
     }
@@ -152,7 +153,12 @@ pub(crate) fn ip_addr_show(s: &HostShared) -> String {
                     qlen: 1000,
                     link: "link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00".to_owned(),
                 }
-            } else if let Some(nic) = s.nics.iter().find(|x| x.netdev.ifindex() == d.ifindex) {
+            } else if let Some(nic) = s
+                .nics()
+                .iter()
+                .find(|x| x.netdev.ifindex() == d.ifindex)
+                .cloned()
+            {
                 let (flags, mtu, qlen) = nic
                     .netdev
                     .with_device(|dev| (dev.flags(), dev.mtu(), dev.txqueuelen()));
@@ -201,7 +207,7 @@ pub(crate) fn ip_route_show(s: &HostShared) -> String {
 /// `ip neigh show`.
 pub(crate) fn ip_neigh_show(s: &HostShared) -> String {
     let names: Vec<(u32, String)> = s
-        .nics
+        .nics()
         .iter()
         .map(|n| (n.netdev.ifindex(), n.netdev.name().to_owned()))
         .collect();

@@ -85,6 +85,8 @@ pub struct Network {
     next_seq: u64,
     event_budget: u64,
     events_run: u64,
+    /// CPUs that do not run: (host index, CPU, until).
+    stalls: Vec<(usize, usize, Instant)>,
 }
 
 impl fmt::Debug for Network {
@@ -113,6 +115,7 @@ impl Network {
             next_seq: 0,
             event_budget: DEFAULT_EVENT_BUDGET,
             events_run: 0,
+            stalls: Vec::new(),
         }
     }
 
@@ -281,25 +284,73 @@ impl Network {
         })
     }
 
+    /// Stalls CPU `cpu` of host `host` for `d` of virtual time: the CPU
+    /// runs nothing (no process work, no hard IRQ, no softirq, no timer)
+    /// until the stall ends, then catches up.
+    ///
+    /// No kernel twin: a fault injector modelling a CPU taken away from
+    /// networking (a long section with interrupts off, a real-time task
+    /// that does not yield, a vCPU the hypervisor does not schedule).
+    /// Work for the CPU keeps arriving meanwhile: an RPS backlog other
+    /// CPUs steer packets to fills up to `net.core.netdev_max_backlog`
+    /// and the excess is dropped and counted in
+    /// `/proc/net/softnet_stat`'s `dropped` column, as in Linux. A second
+    /// stall of the same CPU replaces the first.
+    ///
+    /// Errors name the host or the `cpu` argument; a thread-runtime
+    /// network is refused.
+    pub fn stall_cpu(&mut self, host: &str, cpu: usize, d: Duration) -> Result<(), NetstackError> {
+        self.check_simulated()?;
+        let h = self
+            .hosts
+            .iter()
+            .position(|x| x.name() == host)
+            .ok_or_else(|| NetstackError::NoHost(host.to_owned()))?;
+        if cpu >= self.hosts[h].nr_cpus() {
+            return Err(NetstackError::bad_arg("cpu", "a CPU of the host"));
+        }
+        let until = self.now().saturating_add(d);
+        self.stalls.retain(|&(x, c, _)| (x, c) != (h, cpu));
+        self.stalls.push((h, cpu, until));
+        // The loop must come back when the stall ends.
+        self.at(until, |_| {});
+        Ok(())
+    }
+
+    /// Whether CPU `cpu` of host `host` is stalled now
+    /// ([`Network::stall_cpu`]).
+    pub fn cpu_stalled(&self, host: &str, cpu: usize) -> bool {
+        let now = self.now();
+        self.hosts
+            .iter()
+            .position(|x| x.name() == host)
+            .is_some_and(|h| {
+                self.stalls
+                    .iter()
+                    .any(|&(x, c, until)| (x, c) == (h, cpu) && until > now)
+            })
+    }
+
     /// Runs every NIC and CPU at the current instant until nothing moves.
     /// Returns how many rounds it took.
     pub fn settle(&mut self) -> Result<u64, NetstackError> {
         self.check_simulated()?;
         let now = self.now();
+        self.stalls.retain(|&(_, _, until)| until > now);
         let mut rounds = 0;
         loop {
             rounds += 1;
             self.spend(1)?;
             let mut moved = false;
-            for h in &mut self.hosts {
-                for nic in &h.shared.nics {
-                    let frames = nic.device.poll(now);
+            for (hi, h) in self.hosts.iter_mut().enumerate() {
+                for (slot, device) in h.shared.nic_devices().iter().enumerate() {
+                    let frames = device.poll(now);
                     if frames > 0 {
                         moved = true;
                         let _nic = tracing::trace_span!(target: "netstack::nic", "nic", host = %h.shared.name).entered();
                         tracing::trace!(
                             target: "netstack::nic",
-                            dev = nic.netdev.name(),
+                            slot,
                             frames,
                             "nic_rx: wire, MAC filter, FCS, DMA to rx ring, DD"
                         );
@@ -309,6 +360,9 @@ impl Network {
                     // An idle CPU stays in its idle loop (the check is
                     // cpu_run's own first look, without the IRQ entry).
                     if !cpu_has_work(ctx) {
+                        continue;
+                    }
+                    if self.stalls.iter().any(|&(x, c, _)| (x, c) == (hi, ctx.cpu)) {
                         continue;
                     }
                     let s = cpu_run(ctx);
@@ -360,8 +414,8 @@ impl Network {
         later(self.events.peek().map(|Reverse((t, _))| *t), &mut traffic);
         let mut timers: Option<Instant> = None;
         for h in &self.hosts {
-            for nic in &h.shared.nics {
-                later(nic.device.next_event(), &mut traffic);
+            for device in h.shared.nic_devices() {
+                later(device.next_event(), &mut traffic);
             }
             for ctx in &h.cpus {
                 later(ctx.next_timer(), &mut timers);

@@ -345,7 +345,8 @@ impl Host {
     /// every device.
     fn tc_qdisc_show(&self) -> Result<String, NetstackError> {
         let mut out = String::new();
-        for nic in &self.shared.nics {
+        let nics = self.shared.nics().clone();
+        for nic in &nics {
             let dev = &nic.netdev;
             let used = self
                 .with_ethtool(dev.name(), |ops| {

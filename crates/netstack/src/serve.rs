@@ -821,7 +821,7 @@ fn status_page(sh: &InetdShared) -> String {
         sh.started.elapsed().as_secs_f64()
     );
     let _ = writeln!(s, "{}", sh.counters.summary());
-    for nic in &h.nics {
+    for nic in h.nics().iter() {
         let st = nic.netdev.dev_get_stats();
         let _ = writeln!(
             s,

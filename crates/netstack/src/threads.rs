@@ -274,9 +274,9 @@ fn device_thread(
         let mut moved = 0;
         let mut next: Option<netcore::Instant> = None;
         for h in hosts {
-            for nic in &h.nics {
-                moved += nic.device.poll(now);
-                if let Some(t) = nic.device.next_event() {
+            for device in h.nic_devices() {
+                moved += device.poll(now);
+                if let Some(t) = device.next_event() {
                     next = Some(next.map_or(t, |n| n.min(t)));
                 }
             }

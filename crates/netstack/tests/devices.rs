@@ -43,8 +43,8 @@ fn frame(src: [u8; 6], dst: [u8; 6], i: u8, len: usize) -> Vec<u8> {
 
 fn send(net: &mut Network, from: &str, n: u8) {
     let h1 = net.host(from).unwrap().shared().clone();
-    let dst = net.host("h2").unwrap().shared().nics[0].netdev.dev_addr();
-    let src = h1.nics[0].netdev.dev_addr();
+    let dst = net.host("h2").unwrap().shared().nics()[0].netdev.dev_addr();
+    let src = h1.nics()[0].netdev.dev_addr();
     h1.clone().run_on(0, move |ctx| {
         let dev = h1.dev("eth0").unwrap();
         for i in 0..n {
@@ -171,7 +171,7 @@ fn dropping_a_network_closes_its_devices_and_frees_everything() {
     let devices: Vec<_> = net
         .hosts()
         .iter()
-        .map(|h| Arc::clone(&h.shared().nics[0].device))
+        .map(|h| Arc::clone(&h.shared().nics()[0].device))
         .collect();
     let pools: Vec<_> = net
         .hosts()

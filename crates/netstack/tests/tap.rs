@@ -54,7 +54,7 @@ fn a_host_on_a_tap_answers_the_kernels_ping_and_pings_the_kernel() {
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
         if !o.status.success() {
             let h = rt.host("h1").unwrap();
-            let st = h.nics[0].netdev.dev_get_stats();
+            let st = h.nics()[0].netdev.dev_get_stats();
             eprintln!(
                 "h1 eth0: rx {} tx {} packets\n{}",
                 st.rx_packets,

@@ -179,6 +179,59 @@ impl Lab {
         }
     }
 
+    /// The lab with a victim of `cpus` CPUs whose NIC is configured by
+    /// `nic` (for RPS: `nic.rps_cpus("2")` steers every flow to CPU 1).
+    pub fn with_victim_cpus(
+        seed: u64,
+        cpus: usize,
+        nic: impl FnOnce(NicConfig) -> NicConfig,
+    ) -> Lab {
+        let mut net = Network::new(seed);
+        let mut ports = net.switch("sw0", 3, &lan_link()).unwrap();
+        let attacker = ports.pop().unwrap();
+        let client_port = ports.pop().unwrap();
+        let victim_port = ports.pop().unwrap();
+        net.add_host(
+            Host::builder()
+                .name("victim")
+                .cpus(cpus)
+                .nic(nic(NicConfig::new().mac(VICTIM_MAC).phy(victim_port)))
+                .addr("198.18.0.2/24"),
+        )
+        .unwrap();
+        net.add_host(
+            Host::builder()
+                .name("client")
+                .cpus(1)
+                .nic(NicConfig::new().mac(CLIENT_MAC).phy(client_port))
+                .addr("198.18.0.1/24"),
+        )
+        .unwrap();
+        let v = Arc::clone(net.host("victim").unwrap().shared());
+        let listener = net
+            .app("victim", || {
+                TcpListener::bind(
+                    v.socket_layer(),
+                    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, ECHO_PORT),
+                )
+            })
+            .unwrap()
+            .unwrap();
+        listener.set_nonblocking(true).unwrap();
+        Lab {
+            net,
+            attacker,
+            echo: EchoServer {
+                listener,
+                conns: Vec::new(),
+                echoed: 0,
+                accepting: true,
+                reading: true,
+            },
+            attacker_rx: Vec::new(),
+        }
+    }
+
     /// The victim's host state.
     pub fn victim(&self) -> Arc<HostShared> {
         Arc::clone(self.net.host("victim").unwrap().shared())
