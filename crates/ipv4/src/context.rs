@@ -183,8 +183,8 @@ impl fmt::Debug for Ipv4Dev {
 /// it on reload) goes to a locked overflow table. `state` says which is
 /// current: 0 none, 1 the first, 2 the overflow.
 pub(crate) struct InetProtos<C: ?Sized> {
-    first: Box<[OnceLock<Arc<dyn NetProtocol<C>>>]>,
-    state: Box<[AtomicU8]>,
+    first: Box<[OnceLock<Arc<dyn NetProtocol<C>>>; 256]>,
+    state: Box<[AtomicU8; 256]>,
     later: RwLock<Vec<Option<Arc<dyn NetProtocol<C>>>>>,
     update: Mutex<()>,
 }
@@ -214,8 +214,9 @@ const PROTO_LATER: u8 = 2;
 impl<C: ?Sized> InetProtos<C> {
     fn new() -> InetProtos<C> {
         InetProtos {
-            first: (0..256).map(|_| OnceLock::new()).collect(),
-            state: (0..256).map(|_| AtomicU8::new(PROTO_NONE)).collect(),
+            // Fixed 256-slot arrays: a `u8` protocol needs no bounds check.
+            first: Box::new(core::array::from_fn(|_| OnceLock::new())),
+            state: Box::new(core::array::from_fn(|_| AtomicU8::new(PROTO_NONE))),
             later: RwLock::new(vec![None; 256]),
             update: Mutex::new(()),
         }
@@ -228,9 +229,17 @@ impl<C: ?Sized> InetProtos<C> {
         // before is visible.
         match self.state[i].load(Ordering::Acquire) {
             PROTO_FIRST => self.first[i].get().map(ProtoRef::First),
-            PROTO_LATER => self.later.read_recursive()[i].clone().map(ProtoRef::Later),
+            PROTO_LATER => self.get_later(i),
             _ => None,
         }
+    }
+
+    /// A registration made after a removal, from the locked overflow
+    /// table (rare; off the delivery path).
+    #[cold]
+    #[inline(never)]
+    fn get_later(&self, i: usize) -> Option<ProtoRef<'_, C>> {
+        self.later.read_recursive()[i].clone().map(ProtoRef::Later)
     }
 
     fn add(&self, prot: Arc<dyn NetProtocol<C>>, protocol: u8) -> Result<(), Errno> {
@@ -718,7 +727,7 @@ impl<C: ?Sized> Ipv4Net<C> {
     /// The handler of `protocol`, borrowed for the length of one call, with
     /// no lock or reference count when it is the slot's first registration
     /// (the common case: transports register once at boot).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn inet_protocol_ref(&self, protocol: u8) -> Option<ProtoRef<'_, C>> {
         self.inet_protos.get(protocol)
     }

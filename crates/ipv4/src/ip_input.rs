@@ -16,9 +16,16 @@
 //!           ├─ unicast, forwarding on ─▶ ip_forward
 //!           └─ error ─▶ ip_error (InAddrErrors / InNoRoutes, ICMP unreachable when forwarding)
 //!
-//!  fast path (no hooks, tracing off, IHL 5, not a fragment, daddr one of ours):
-//!  ip_rcv ─▶ ip_rcv_core ─▶ ip_local_deliver_finish ─▶ inet_protos[proto].handler
 //! ```
+//!
+//! The stages after `ip_rcv_core` form one chain (`ip_rcv_chain`), entered
+//! at `ip_rcv()`, at `ip_rcv_finish()` after a PRE_ROUTING hook, at
+//! `ip_local_deliver()` and at `ip_local_deliver_finish()` after a
+//! LOCAL_IN hook. Each stage decides once; whatever the common case (no
+//! hook, IHL 5, not a fragment, daddr one of ours) does not need is a call
+//! out of line. Tracing is an observer of the same chain: with it on, the
+//! chain runs inside `ip_rcv` and `ip_local_deliver` spans and emits the
+//! stage events.
 
 use core::marker::PhantomData;
 use std::net::Ipv4Addr;
@@ -102,10 +109,10 @@ impl<C: Ipv4Context> PacketType<C> for IpRcv<C> {
 /// The header checksum is not recomputed when the device set
 /// `CHECKSUM_UNNECESSARY` (Linux always runs `ip_fast_csum()`; our NIC
 /// model validates the IPv4 header when it says so). A plain unicast
-/// datagram for one of our addresses, with no hook registered and tracing
-/// off, goes from `ip_rcv_core()` to the protocol's handler in one step
-/// (no FIB lookup: the local /32 would win it), with the same checks and
-/// counters; `docs/ipv4.md` §7 lists what that skips and why it may.
+/// datagram for one of our addresses goes to local delivery without a FIB
+/// lookup (the local /32 would win it), with the same checks and counters;
+/// `docs/ipv4.md` §7 lists what that skips and why it may. The netfilter
+/// "no hook" events are emitted only with `netstack::ipv4` tracing on.
 pub fn ip_rcv<C: Ipv4Context>(ctx: &mut C, skb: SkBuff) -> NetRx {
     let net = Arc::clone(ctx.ipv4());
     ip_rcv_net(&net, ctx, skb)
@@ -275,93 +282,191 @@ fn nf_netrx(r: Result<NetRx, NfConsumed>) -> NetRx {
     }
 }
 
+/// Whether the receive path runs with its spans and events: the `TRACE`
+/// level of `netstack::ipv4` is enabled.
+#[inline(always)]
+fn trace_on() -> bool {
+    tracing::enabled!(target: "netstack::ipv4", tracing::Level::TRACE)
+}
+
 /// `ip_rcv` for the host `net`.
 ///
-/// With tracing on (the `TRACE` level of `netstack::ipv4` enabled) the
-/// datagram walks every stage inside an `ip_rcv` span, so that each emits
-/// its event in order. With it off, the common case is one body: a whole
-/// datagram without options, for one of our unicast addresses, from a sane
-/// source, with no hook at PRE_ROUTING or LOCAL_IN, goes from
-/// [`ip_rcv_core`] straight to `ip_local_deliver_finish()`.
+/// The receive path is one chain of stages ([`ip_rcv_chain`]), each
+/// mirroring its Linux twin and each making its checks once. The chain is
+/// generic over `TRACE`, its observer: with tracing off it compiles into
+/// this function's body with no span and no event; with tracing on
+/// ([`ip_rcv_traced`]) the same stages run inside an `ip_rcv` span and
+/// emit their events. What a datagram needs beyond the common case — a
+/// hook, a FIB lookup, options, reassembly, an ICMP error — is a call out
+/// of line, so the common case moves the skb once, into the protocol's
+/// handler.
 ///
-/// Every stage the fast path skips would have done nothing to such a
-/// datagram: the hooks are empty (`nf_hooks_needed`), the FIB would
-/// answer with the local table's /32 (which wins every lookup), there are
-/// no options to compile and nothing to reassemble. The skb, a value of
-/// about 200 bytes, is then moved once, into the protocol's handler,
-/// rather than at each stage. Anything else goes the whole way
-/// ([`ip_rcv_after_core`]).
+/// The common case is a whole datagram without options, for one of our
+/// unicast addresses, from a sane source, with no hook at PRE_ROUTING or
+/// LOCAL_IN. Every stage it passes without work would have done nothing
+/// to it: the hooks are empty (`nf_hooks_needed`), the FIB would answer
+/// with the local table's /32 (which wins every lookup), there are no
+/// options to compile and nothing to reassemble.
 #[inline]
-pub(crate) fn ip_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb: SkBuff) -> NetRx {
-    if tracing::enabled!(target: "netstack::ipv4", tracing::Level::TRACE) {
+pub(crate) fn ip_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
+    // The chain itself turns to ip_rcv_traced() when tracing is on: a
+    // by-value skb passed on unchanged costs nothing, but one passed on
+    // after a test is copied.
+    ip_rcv_chain::<false, { RcvStage::RcvCore as u8 }, C>(net, ctx, skb)
+}
+
+/// [`ip_rcv_net`] with tracing on: the same stages inside an `ip_rcv`
+/// span, with their events.
+#[cold]
+#[inline(never)]
+fn ip_rcv_traced<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
+    let _span = tracing::trace_span!(target: "netstack::ipv4", "ip_rcv", ifindex = skb.ifindex, len = skb.len()).entered();
+    ip_rcv_chain::<true, { RcvStage::RcvCore as u8 }, C>(net, ctx, skb)
+}
+
+/// The stages of the receive path, in the order a datagram passes them.
+/// Each entry point of the path starts [`ip_rcv_chain`] at its own stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+enum RcvStage {
+    /// [`ip_rcv_core`]'s checks and counters, from `ip_rcv()`.
+    RcvCore,
+    /// `NF_HOOK(PRE_ROUTING, …, ip_rcv_finish)`, from `ip_rcv()`.
+    PreRouting,
+    /// `ip_rcv_finish()`: the input route and options (after a
+    /// PRE_ROUTING hook accepted the datagram).
+    RcvFinish,
+    /// `ip_local_deliver()`: its span when tracing, then reassembly.
+    LocalDeliver,
+    /// `ip_defrag()` inside `ip_local_deliver()`.
+    Defrag,
+    /// `NF_HOOK(LOCAL_IN, …, ip_local_deliver_finish)` (a reassembled
+    /// datagram continues here).
+    LocalIn,
+    /// `ip_local_deliver_finish()`: the protocol's handler (after a
+    /// LOCAL_IN hook accepted the datagram).
+    LocalDeliverFinish,
+}
+
+impl RcvStage {
+    /// The stage whose `as u8` is `n` (a const generic argument cannot be
+    /// an enum on stable Rust); past the last, the last.
+    const fn from_u8(n: u8) -> RcvStage {
+        match n {
+            0 => RcvStage::RcvCore,
+            1 => RcvStage::PreRouting,
+            2 => RcvStage::RcvFinish,
+            3 => RcvStage::LocalDeliver,
+            4 => RcvStage::Defrag,
+            5 => RcvStage::LocalIn,
+            _ => RcvStage::LocalDeliverFinish,
+        }
+    }
+}
+
+/// The receive path from stage `from` on: `ip_rcv_core()` →
+/// `NF_HOOK(PRE_ROUTING)` → `ip_rcv_finish()` → `ip_local_deliver()`
+/// (`ip_defrag()`, `NF_HOOK(LOCAL_IN)`) → `ip_local_deliver_finish()`.
+/// `skb.data()` starts at the IP header; a stage after
+/// [`RcvStage::RcvCore`] reads the header again (a hook may have
+/// rewritten it) and counts one too short for itself as `InHdrErrors`.
+///
+/// One function body per entry point (`FROM`, a [`RcvStage`] as `u8`,
+/// and `TRACE` are constants), so the skb stays where the caller put it
+/// from the first stage to the handler: a by-value skb handed to a stage
+/// function the compiler inlines is still copied, 112 bytes each time.
+/// Each stage's decision is its own function ([`ip_rcv_core`],
+/// [`no_hooks`], [`ip_rcv_finish_core`]); what the common case does not
+/// need leaves the chain through an out-of-line call.
+#[inline(never)]
+fn ip_rcv_chain<const TRACE: bool, const FROM: u8, C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    mut skb: SkBuff,
+) -> NetRx {
+    let from = RcvStage::from_u8(FROM);
+    if !TRACE && from == RcvStage::RcvCore && trace_on() {
         return ip_rcv_traced(net, ctx, skb);
     }
     let mib = net.mibs().this_cpu(ctx.smp_processor_id());
-    let hdr = match ip_rcv_core_hdr(mib, &mut skb) {
+    let hdr = if from == RcvStage::RcvCore {
+        ip_rcv_core_hdr(mib, &mut skb)
+    } else {
+        RcvHdr::parse(skb.data()).ok_or(DropReason::IpInhdr)
+    };
+    let hdr = match hdr {
         Ok(hdr) => hdr,
         Err(reason) => {
+            if from != RcvStage::RcvCore {
+                mib.inc(IpMib::InHdrErrors);
+            }
             kfree_skb_reason(skb, reason);
             return NetRx::Drop;
         }
     };
-    if hdr.ihl == 20
-        && !hdr.frag
-        && skb.ifindex != LOOPBACK_IFINDEX
-        && ctx
-            .nf_hooks()
-            .nf_hook_entries_head(NfInetHooks::PreRouting)
-            .is_none()
-        && ctx
-            .nf_hooks()
-            .nf_hook_entries_head(NfInetHooks::LocalIn)
-            .is_none()
-        && net.inet_lookup_ifaddr(hdr.daddr)
-        && !martian_source(hdr.saddr)
-        && !net.inet_lookup_ifaddr(hdr.saddr)
-        && skb.pull(20).is_ok()
+    if from <= RcvStage::PreRouting
+        && !no_hooks::<TRACE, C>(ctx, NfInetHooks::PreRouting, skb.ifindex)
     {
-        // ip_local_deliver_finish() → ip_protocol_deliver_rcu().
-        if let Some(prot) = net.inet_protocol_ref(hdr.protocol) {
-            let r = prot.get().handler(skb, ctx);
-            drop(prot);
-            mib.inc(IpMib::InDelivers);
-            if let Err((skb, error)) = r {
-                ip_protocol_error(net, ctx, skb, error);
+        return ip_rcv_prerouting(net, ctx, skb);
+    }
+    if from <= RcvStage::RcvFinish {
+        match ip_rcv_finish_core::<TRACE, C>(net, mib, &skb, &hdr) {
+            RcvRoute::Local => {}
+            RcvRoute::Lookup => return ip_rcv_finish_slow::<TRACE, C>(net, ctx, mib, skb, &hdr),
+            RcvRoute::Drop(reason) => {
+                kfree_skb_reason(skb, reason);
+                return NetRx::Drop;
             }
-            return NetRx::Success;
-        }
-        return ip_unknown_protocol(net, ctx, mib, skb, hdr.ihl);
-    }
-    ip_rcv_after_core(net, ctx, mib, skb, hdr)
-}
-
-#[cold]
-#[inline(never)]
-fn ip_rcv_traced<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, mut skb: SkBuff) -> NetRx {
-    let _span = tracing::trace_span!(target: "netstack::ipv4", "ip_rcv", ifindex = skb.ifindex, len = skb.len()).entered();
-    let mib = net.mibs().this_cpu(ctx.smp_processor_id());
-    match ip_rcv_core_hdr(mib, &mut skb) {
-        Ok(hdr) => ip_rcv_after_core(net, ctx, mib, skb, hdr),
-        Err(reason) => {
-            kfree_skb_reason(skb, reason);
-            NetRx::Drop
         }
     }
+    if TRACE && from <= RcvStage::LocalDeliver {
+        return ip_local_deliver_traced(net, ctx, skb);
+    }
+    if from <= RcvStage::Defrag && hdr.frag {
+        return ip_local_deliver_defrag::<TRACE, C>(net, ctx, skb);
+    }
+    if from <= RcvStage::LocalIn && !no_hooks::<TRACE, C>(ctx, NfInetHooks::LocalIn, skb.ifindex) {
+        return ip_local_deliver_localin(net, ctx, skb);
+    }
+    // ip_local_deliver_finish() → ip_protocol_deliver_rcu(): pull the IP
+    // header, call the protocol's handler (InDelivers, also when it hands
+    // the datagram back for an ICMP error), or answer protocol unreachable
+    // (InUnknownProtos, IP_NOPROTO).
+    if skb.pull(hdr.ihl).is_err() {
+        mib.inc(IpMib::InHdrErrors);
+        kfree_skb_reason(skb, DropReason::IpInhdr);
+        return NetRx::Drop;
+    }
+    if let Some(prot) = net.inet_protocol_ref(hdr.protocol) {
+        let r = prot.get().handler(skb, ctx);
+        drop(prot);
+        mib.inc(IpMib::InDelivers);
+        if let Err((skb, error)) = r {
+            ip_protocol_error(net, ctx, skb, error);
+        }
+        return NetRx::Success;
+    }
+    ip_unknown_protocol(net, ctx, mib, skb, hdr.ihl)
 }
 
-/// Mirrors the rest of `ip_rcv()` after [`ip_rcv_core`]:
-/// `NF_HOOK(PRE_ROUTING)` → `ip_rcv_finish()`.
-#[inline(never)]
-fn ip_rcv_after_core<C: Ipv4Context>(
+/// [`ip_rcv_chain`] from `FROM`, with the observer chosen at run time:
+/// for the entry points off the common path (after a hook).
+fn ip_rcv_chain_from<const FROM: u8, C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,
-    mib: NetMibsCpu<'_>,
     skb: SkBuff,
-    hdr: RcvHdr,
 ) -> NetRx {
-    if no_hooks(ctx, NfInetHooks::PreRouting, skb.ifindex) {
-        return ip_rcv_finish_hdr(net, ctx, mib, skb, hdr);
+    if trace_on() {
+        ip_rcv_chain::<true, FROM, C>(net, ctx, skb)
+    } else {
+        ip_rcv_chain::<false, FROM, C>(net, ctx, skb)
     }
+}
+
+/// `NF_HOOK(PRE_ROUTING, …, ip_rcv_finish)` when a hook is registered.
+#[cold]
+#[inline(never)]
+fn ip_rcv_prerouting<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
     let in_ifindex = skb.ifindex;
     nf_netrx(nf_hook_ipv4(
         ctx,
@@ -374,14 +479,20 @@ fn ip_rcv_after_core<C: Ipv4Context>(
 }
 
 /// Whether no hook is registered at `hook` (the `nf_hooks_needed` static
-/// key): the fast path then skips `NF_HOOK()` and keeps the header fields
-/// it parsed.
+/// key, one atomic load): the stage then skips `NF_HOOK()` and keeps the
+/// header fields it parsed. With `TRACE`, says so in a netfilter event.
 #[inline(always)]
-fn no_hooks<C: Ipv4Context>(ctx: &C, hook: NfInetHooks, in_ifindex: u32) -> bool {
+fn no_hooks<const TRACE: bool, C: Ipv4Context>(
+    ctx: &C,
+    hook: NfInetHooks,
+    in_ifindex: u32,
+) -> bool {
     if ctx.nf_hooks().nf_hook_entries_head(hook).is_some() {
         return false;
     }
-    tracing::trace!(target: "netstack::netfilter", in_ifindex, out_ifindex = 0, verdict = "NF_ACCEPT", hooks = 0, "{}", hook.c_name());
+    if TRACE {
+        tracing::trace!(target: "netstack::netfilter", in_ifindex, out_ifindex = 0, verdict = "NF_ACCEPT", hooks = 0, "{}", hook.c_name());
+    }
     true
 }
 
@@ -391,48 +502,54 @@ fn martian_source(saddr: Ipv4Addr) -> bool {
     saddr.is_multicast() || saddr.is_broadcast() || saddr.octets()[0] == 0 || saddr.is_loopback()
 }
 
-/// Mirrors `ip_rcv_finish()` / `ip_rcv_finish_core()` for a datagram
-/// whose header a PRE_ROUTING hook may have rewritten: reads it again.
+/// Mirrors `ip_rcv_finish()` for a datagram whose header a PRE_ROUTING
+/// hook may have rewritten: reads it again, then runs the chain from
+/// `ip_rcv_finish()`.
 fn ip_rcv_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
-    let mib = net.mibs().this_cpu(ctx.smp_processor_id());
-    let Some(hdr) = RcvHdr::parse(skb.data()) else {
-        mib.inc(IpMib::InHdrErrors);
-        kfree_skb_reason(skb, DropReason::IpInhdr);
-        return NetRx::Drop;
-    };
-    ip_rcv_finish_hdr(net, ctx, mib, skb, hdr)
+    ip_rcv_chain_from::<{ RcvStage::RcvFinish as u8 }, C>(net, ctx, skb)
 }
 
-/// Mirrors `ip_rcv_finish()` / `ip_rcv_finish_core()`: the input route,
-/// options, `InMcastPkts`/`InBcastPkts`, then local delivery, forwarding
-/// or `ip_error()`.
+/// What [`ip_rcv_finish_core`] decided.
+#[derive(Clone, Copy, Debug)]
+enum RcvRoute {
+    /// For one of our unicast addresses: local delivery.
+    Local,
+    /// Anything else: the FIB decides ([`ip_rcv_finish_slow`]).
+    Lookup,
+    /// Bad options.
+    Drop(DropReason),
+}
+
+/// Mirrors `ip_rcv_finish_core()`: where the datagram goes.
 ///
 /// A unicast datagram to one of our addresses from a sane source (not
-/// martian, not one of our own addresses: see `own_source` in route.rs) goes
-/// straight to [`ip_local_deliver`]: the FIB would answer with the local
-/// table's /32, which wins every lookup, so the lookup (and the routing
-/// lock) is skipped. Everything else takes [`ip_rcv_finish_slow`].
-#[inline]
-fn ip_rcv_finish_hdr<C: Ipv4Context>(
+/// martian, not one of our own addresses: see `own_source` in route.rs)
+/// is delivered locally without a FIB lookup: the FIB would answer with
+/// the local table's /32, which wins every lookup, so the lookup (and the
+/// routing lock) is skipped. Its options, if any, are checked
+/// (`ip_rcv_options()`). Everything else, looped-back datagrams included,
+/// takes the lookup.
+#[inline(always)]
+fn ip_rcv_finish_core<const TRACE: bool, C: Ipv4Context>(
     net: &Ipv4Net<C>,
-    ctx: &mut C,
     mib: NetMibsCpu<'_>,
-    skb: SkBuff,
-    hdr: RcvHdr,
-) -> NetRx {
+    skb: &SkBuff,
+    hdr: &RcvHdr,
+) -> RcvRoute {
     if skb.ifindex == LOOPBACK_IFINDEX
         || !net.inet_lookup_ifaddr(hdr.daddr)
         || martian_source(hdr.saddr)
         || net.inet_lookup_ifaddr(hdr.saddr)
     {
-        return ip_rcv_finish_slow(net, ctx, mib, skb, hdr);
+        return RcvRoute::Lookup;
     }
-    if hdr.ihl > 20 && !ip_rcv_options(mib, &skb) {
-        kfree_skb_reason(skb, DropReason::IpInhdr);
-        return NetRx::Drop;
+    if hdr.ihl > 20 && !ip_rcv_options(mib, skb) {
+        return RcvRoute::Drop(DropReason::IpInhdr);
     }
-    tracing::trace!(target: "netstack::ipv4", saddr = %hdr.saddr, daddr = %hdr.daddr, rt_type = ?RtnType::Local, decision = "local", "ip_route_input");
-    ip_local_deliver_hdr(net, ctx, mib, skb, hdr)
+    if TRACE {
+        tracing::trace!(target: "netstack::ipv4", saddr = %hdr.saddr, daddr = %hdr.daddr, rt_type = ?RtnType::Local, decision = "local", "ip_route_input");
+    }
+    RcvRoute::Local
 }
 
 /// Mirrors `ip_rcv_options()` → `ip_options_compile()`: whether the
@@ -452,14 +569,14 @@ fn ip_rcv_options(mib: NetMibsCpu<'_>, skb: &SkBuff) -> bool {
 /// route from the FIB (`ip_route_input_noref()`) for everything that is
 /// not plainly one of our unicast addresses.
 #[inline(never)]
-fn ip_rcv_finish_slow<C: Ipv4Context>(
+fn ip_rcv_finish_slow<const TRACE: bool, C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,
     mib: NetMibsCpu<'_>,
     skb: SkBuff,
-    hdr: RcvHdr,
+    hdr: &RcvHdr,
 ) -> NetRx {
-    let RcvHdr { saddr, daddr, .. } = hdr;
+    let RcvHdr { saddr, daddr, .. } = *hdr;
     let mut forwarding = false;
     let route = if skb.ifindex == LOOPBACK_IFINDEX {
         // A datagram looped back by loopback_xmit keeps its output route
@@ -493,22 +610,23 @@ fn ip_rcv_finish_slow<C: Ipv4Context>(
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return NetRx::Drop;
     }
-    tracing::trace!(target: "netstack::ipv4", saddr = %saddr, daddr = %daddr, rt_type = ?rt.rt_type, decision = if rt.rt_type == RtnType::Unicast { "forward" } else { "local" }, "ip_route_input");
+    if TRACE {
+        tracing::trace!(target: "netstack::ipv4", saddr = %saddr, daddr = %daddr, rt_type = ?rt.rt_type, decision = if rt.rt_type == RtnType::Unicast { "forward" } else { "local" }, "ip_route_input");
+    }
     match rt.rt_type {
-        RtnType::Unicast => ip_forward(net, ctx, skb, &rt),
+        RtnType::Unicast => return ip_forward(net, ctx, skb, &rt),
         RtnType::Multicast => {
             mib.inc(IpExtMib::InMcastPkts);
             mib.add(IpExtMib::InMcastOctets, skb.len() as u64);
-            ip_local_deliver_hdr(net, ctx, mib, skb, hdr)
         }
         RtnType::Broadcast => {
             mib.inc(IpExtMib::InBcastPkts);
             mib.add(IpExtMib::InBcastOctets, skb.len() as u64);
-            ip_local_deliver_hdr(net, ctx, mib, skb, hdr)
         }
         // Local (and anything else ip_route_input hands back for us).
-        _ => ip_local_deliver_hdr(net, ctx, mib, skb, hdr),
+        _ => {}
     }
+    ip_rcv_chain::<TRACE, { RcvStage::LocalDeliver as u8 }, C>(net, ctx, skb)
 }
 
 /// The step after hook point `state.hook` for a datagram a queue handler
@@ -616,82 +734,56 @@ fn ip_error<C: Ipv4Context>(
 /// Consumes `skb`; a datagram too short for the header it announces is
 /// `InHdrErrors`.
 pub fn ip_local_deliver<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
-    let mib = net.mibs().this_cpu(ctx.smp_processor_id());
-    let Some(hdr) = RcvHdr::parse(skb.data()) else {
-        mib.inc(IpMib::InHdrErrors);
-        kfree_skb_reason(skb, DropReason::IpInhdr);
-        return NetRx::Drop;
-    };
-    ip_local_deliver_hdr(net, ctx, mib, skb, hdr)
+    ip_rcv_chain_from::<{ RcvStage::LocalDeliver as u8 }, C>(net, ctx, skb)
 }
 
-/// [`ip_local_deliver`] with the header fields already read.
-/// With tracing on, runs inside an `ip_local_deliver` span.
-#[inline]
-fn ip_local_deliver_hdr<C: Ipv4Context>(
-    net: &Ipv4Net<C>,
-    ctx: &mut C,
-    mib: NetMibsCpu<'_>,
-    skb: SkBuff,
-    hdr: RcvHdr,
-) -> NetRx {
-    if tracing::enabled!(target: "netstack::ipv4", tracing::Level::TRACE) {
-        return ip_local_deliver_traced(net, ctx, mib, skb, hdr);
-    }
-    ip_local_deliver_body(net, ctx, mib, skb, hdr)
-}
-
+/// `ip_local_deliver()` with tracing on: the rest of the chain inside an
+/// `ip_local_deliver` span.
 #[cold]
 #[inline(never)]
-fn ip_local_deliver_traced<C: Ipv4Context>(
-    net: &Ipv4Net<C>,
-    ctx: &mut C,
-    mib: NetMibsCpu<'_>,
-    skb: SkBuff,
-    hdr: RcvHdr,
-) -> NetRx {
+fn ip_local_deliver_traced<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
     let _span = tracing::trace_span!(target: "netstack::ipv4", "ip_local_deliver", len = skb.len())
         .entered();
-    ip_local_deliver_body(net, ctx, mib, skb, hdr)
+    ip_rcv_chain::<true, { RcvStage::Defrag as u8 }, C>(net, ctx, skb)
 }
 
-/// Mirrors `ip_local_deliver()`: `ip_defrag()`, LOCAL_IN, then
-/// `ip_local_deliver_finish()`.
-#[inline]
-fn ip_local_deliver_body<C: Ipv4Context>(
+/// `ip_defrag()` for a fragment, then the chain from LOCAL_IN for the
+/// datagram it completes.
+#[cold]
+#[inline(never)]
+fn ip_local_deliver_defrag<const TRACE: bool, C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,
-    mib: NetMibsCpu<'_>,
-    mut skb: SkBuff,
-    mut hdr: RcvHdr,
+    skb: SkBuff,
 ) -> NetRx {
-    if hdr.frag {
-        let now = ctx.now();
-        let cpu = ctx.smp_processor_id();
-        let action = net
-            .frags()
-            .lock()
-            .ip_defrag(ctx, now, net.mibs(), cpu, net.pool(), skb);
-        skb = match action {
-            FragAction::Reassembled(s) => s,
-            FragAction::Queued => return NetRx::Success,
-            FragAction::Dropped(_) => return NetRx::Drop,
-            FragAction::TimeExceeded { head } => {
-                kfree_skb_reason(head, DropReason::FragReasmTimeout);
-                return NetRx::Drop;
-            }
-        };
-        let Some(whole) = RcvHdr::parse(skb.data()) else {
-            mib.inc(IpMib::InHdrErrors);
-            kfree_skb_reason(skb, DropReason::IpInhdr);
+    let now = ctx.now();
+    let cpu = ctx.smp_processor_id();
+    let action = net
+        .frags()
+        .lock()
+        .ip_defrag(ctx, now, net.mibs(), cpu, net.pool(), skb);
+    let mut skb = match action {
+        FragAction::Reassembled(s) => s,
+        FragAction::Queued => return NetRx::Success,
+        FragAction::Dropped(_) => return NetRx::Drop,
+        FragAction::TimeExceeded { head } => {
+            kfree_skb_reason(head, DropReason::FragReasmTimeout);
             return NetRx::Drop;
-        };
-        hdr = whole;
+        }
+    };
+    // The whole datagram's header (the chain reads it again, and counts
+    // one too short for itself).
+    if let Some(hdr) = RcvHdr::parse(skb.data()) {
         let _ = skb.set_transport_header(hdr.ihl);
     }
-    if no_hooks(ctx, NfInetHooks::LocalIn, skb.ifindex) {
-        return ip_local_deliver_finish_hdr(net, ctx, mib, skb, hdr.ihl, hdr.protocol);
-    }
+    ip_rcv_chain::<TRACE, { RcvStage::LocalIn as u8 }, C>(net, ctx, skb)
+}
+
+/// `NF_HOOK(LOCAL_IN, …, ip_local_deliver_finish)` when a hook is
+/// registered.
+#[cold]
+#[inline(never)]
+fn ip_local_deliver_localin<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
     let in_ifindex = skb.ifindex;
     nf_netrx(nf_hook_ipv4(
         ctx,
@@ -704,45 +796,10 @@ fn ip_local_deliver_body<C: Ipv4Context>(
 }
 
 /// Mirrors `ip_local_deliver_finish()` for a datagram a LOCAL_IN hook may
-/// have rewritten: reads the header again.
+/// have rewritten: reads the header again, then runs the last stage of the
+/// chain.
 fn ip_local_deliver_finish<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
-    let mib = net.mibs().this_cpu(ctx.smp_processor_id());
-    let Some(hdr) = RcvHdr::parse(skb.data()) else {
-        mib.inc(IpMib::InHdrErrors);
-        kfree_skb_reason(skb, DropReason::IpInhdr);
-        return NetRx::Drop;
-    };
-    ip_local_deliver_finish_hdr(net, ctx, mib, skb, hdr.ihl, hdr.protocol)
-}
-
-/// Mirrors `ip_local_deliver_finish()` → `ip_protocol_deliver_rcu()`:
-/// pulls the IP header and calls the protocol's handler (`InDelivers`,
-/// also when the handler hands the datagram back for an ICMP error), or
-/// answers protocol unreachable (`InUnknownProtos`, `IP_NOPROTO`).
-#[inline]
-fn ip_local_deliver_finish_hdr<C: Ipv4Context>(
-    net: &Ipv4Net<C>,
-    ctx: &mut C,
-    mib: NetMibsCpu<'_>,
-    mut skb: SkBuff,
-    ihl: usize,
-    protocol: u8,
-) -> NetRx {
-    if skb.pull(ihl).is_err() {
-        mib.inc(IpMib::InHdrErrors);
-        kfree_skb_reason(skb, DropReason::IpInhdr);
-        return NetRx::Drop;
-    }
-    if let Some(prot) = net.inet_protocol_ref(protocol) {
-        let r = prot.get().handler(skb, ctx);
-        drop(prot);
-        mib.inc(IpMib::InDelivers);
-        if let Err((skb, error)) = r {
-            ip_protocol_error(net, ctx, skb, error);
-        }
-        return NetRx::Success;
-    }
-    ip_unknown_protocol(net, ctx, mib, skb, ihl)
+    ip_rcv_chain_from::<{ RcvStage::LocalDeliverFinish as u8 }, C>(net, ctx, skb)
 }
 
 /// No handler for the protocol: `InUnknownProtos`, ICMP protocol

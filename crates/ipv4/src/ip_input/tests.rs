@@ -171,8 +171,21 @@ fn fast_path_counts_and_delivers_as_the_stage_by_stage_path() {
         bad_csum,
     ];
     inputs.extend(frags);
-    let run = |tracing_on: bool| {
+    let run = |tracing_on: bool, hooked: bool| {
         let mut h = host();
+        // Hooks that accept everything: the datagrams leave the common
+        // path at each hook point and come back through the okfn.
+        let _hooks = hooked.then(|| {
+            [NfInetHooks::PreRouting, NfInetHooks::LocalIn].map(|hook| {
+                h.hooks
+                    .nf_register_net_hook(netfilter::NfHookReg::from_fn(
+                        hook,
+                        netfilter::NF_IP_PRI_FILTER,
+                        |_, _, _| netfilter::NfVerdict::Accept,
+                    ))
+                    .unwrap()
+            })
+        });
         let keep = Arc::new(RecordingProtocol::default());
         let refuse = Arc::new(RecordingProtocol {
             refuse: true,
@@ -197,15 +210,29 @@ fn fast_path_counts_and_delivers_as_the_stage_by_stage_path() {
         let snap = h.mibs.snapshot();
         let delivered = keep.delivered.lock().clone();
         let spans = counter.0.load(std::sync::atomic::Ordering::Relaxed);
+        let hooked_packets =
+            [NfInetHooks::PreRouting, NfInetHooks::LocalIn].map(|hook| h.hooks.stats(hook).packets);
         (
             snap.proc_net_snmp(),
             snap.proc_net_netstat(),
             delivered,
             spans,
+            hooked_packets,
         )
     };
-    let fast = run(false);
-    let traced = run(true);
+    let fast = run(false, false);
+    let traced = run(true, false);
+    assert_eq!(fast.4, [0, 0]);
+    for (tracing_on, hooked) in [(false, true), (true, true)] {
+        let with_hooks = run(tracing_on, hooked);
+        // Every datagram with a valid header met PRE_ROUTING (all but the
+        // bad checksum); every one for this host met LOCAL_IN once
+        // (the fragments as one reassembled datagram).
+        assert_eq!(with_hooks.4, [inputs.len() as u64 - 1, 6]);
+        assert_eq!(fast.0, with_hooks.0, "/proc/net/snmp with hooks");
+        assert_eq!(fast.1, with_hooks.1, "/proc/net/netstat with hooks");
+        assert_eq!(fast.2, with_hooks.2, "delivered payloads with hooks");
+    }
     assert_eq!(fast.3, 0);
     assert_eq!(
         traced.3,
@@ -395,5 +422,22 @@ proptest! {
         let _ = clock.set(clock.now() + netcore::Duration::from_secs(31));
         h.run_until_idle();
         prop_assert_eq!(h.ipv4.with_frags(crate::Ipv4Frags::nr_queues), 0);
+    }
+}
+
+#[test]
+fn every_rcv_stage_survives_the_trip_through_its_number() {
+    let all = [
+        RcvStage::RcvCore,
+        RcvStage::PreRouting,
+        RcvStage::RcvFinish,
+        RcvStage::LocalDeliver,
+        RcvStage::Defrag,
+        RcvStage::LocalIn,
+        RcvStage::LocalDeliverFinish,
+    ];
+    for (i, stage) in all.into_iter().enumerate() {
+        assert_eq!(usize::from(stage as u8), i, "in path order");
+        assert_eq!(RcvStage::from_u8(stage as u8), stage);
     }
 }
