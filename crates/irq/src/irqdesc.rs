@@ -297,10 +297,17 @@ impl IrqBitmap {
     }
 
     /// Takes every set bit, lowest line first, calling `f` for each.
-    pub(crate) fn drain(&self, mut f: impl FnMut(u32)) {
-        if self.summary.load(Ordering::Relaxed) == 0 {
-            return;
+    /// With nothing pending it is one load and a return.
+    #[inline]
+    pub(crate) fn drain(&self, f: impl FnMut(u32)) {
+        if self.summary.load(Ordering::Relaxed) != 0 {
+            self.drain_pending(f);
         }
+    }
+
+    /// [`drain`](Self::drain) once the summary says something may be set.
+    #[inline(never)]
+    fn drain_pending(&self, mut f: impl FnMut(u32)) {
         // Acquire: pairs with the Release in `set`, so the words it made
         // non-empty are seen below. A word that becomes non-empty after the
         // swap sets its summary bit again.

@@ -4,10 +4,11 @@
 //! slowdown.
 //!
 //! `cargo build --release -p nic-hw --example nic_profile`, then run it
-//! under the profiler with `reap`, `rx` or `tx` and a batch count (64
-//! frames per batch): `nic_profile reap 10000`. `reap` is the `nic` bench's
+//! under the profiler with `reap`, `rx`, `tx` or `idle` and a batch count
+//! (64 frames per batch): `nic_profile reap 10000`. `reap` is the `nic` bench's
 //! issue figure (wire → device → ring → driver reap + refill, no skb),
-//! `rx` the NAPI poll with skbs, `tx` xmit → send → clean.
+//! `rx` the NAPI poll with skbs, `tx` xmit → send → clean, `idle` 64
+//! device polls and `handle_pending` calls with nothing to do.
 
 use core::net::Ipv4Addr;
 use std::hint::black_box;
@@ -66,7 +67,14 @@ fn main() {
     }
     let mut total = 0usize;
     for _ in 0..batches {
-        if what == "reap" {
+        if what == "idle" {
+            // What a CPU's runner does on every turn with nothing to do:
+            // poll the device, handle pending hard IRQs.
+            for _ in 0..BATCH {
+                total += host.dev.poll(Instant::ZERO);
+                total += host.irqs.handle_pending(0, &host.softirqs).expect("cpu 0");
+            }
+        } else if what == "reap" {
             {
                 let mut hw = host.dev.lock();
                 for _ in 0..BATCH {
