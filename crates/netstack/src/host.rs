@@ -707,6 +707,18 @@ impl Host {
     ///
     /// Errors: [`NetstackError::NoDevice`] when no NIC is named `dev`.
     ///
+    /// ```
+    /// use netstack::{Host, NicConfig};
+    /// let mut h = Host::builder().nic(NicConfig::new()).addr("198.18.0.1/24").build()?;
+    /// let old = h.shared().dev("eth0").unwrap().ifindex();
+    /// h.pci_stop_and_remove_bus_device("eth0")?;
+    /// assert!(h.shared().dev("eth0").is_none());
+    /// assert_eq!(h.pci_rescan_bus()?, ["eth0"]);
+    /// h.ip_addr_add("eth0", "198.18.0.1/24")?;
+    /// assert_ne!(h.shared().dev("eth0").unwrap().ifindex(), old);
+    /// # Ok::<(), netstack::NetstackError>(())
+    /// ```
+    ///
     /// # Deviations from Linux
     ///
     /// The igb driver here does not call the core's `unregister_netdev()`

@@ -299,6 +299,19 @@ impl Network {
     ///
     /// Errors name the host or the `cpu` argument; a thread-runtime
     /// network is refused.
+    ///
+    /// ```
+    /// use netstack::{Host, Network};
+    /// use netcore::Duration;
+    /// let mut net = Network::new(1);
+    /// net.add_host(Host::builder().name("h").cpus(2))?;
+    /// net.stall_cpu("h", 1, Duration::from_millis(50))?;
+    /// assert!(net.cpu_stalled("h", 1));
+    /// net.run_for(Duration::from_millis(50))?;
+    /// assert!(!net.cpu_stalled("h", 1));
+    /// assert!(net.stall_cpu("h", 2, Duration::from_millis(1)).is_err());
+    /// # Ok::<(), netstack::NetstackError>(())
+    /// ```
     pub fn stall_cpu(&mut self, host: &str, cpu: usize, d: Duration) -> Result<(), NetstackError> {
         self.check_simulated()?;
         let h = self
