@@ -459,7 +459,15 @@ fn mixed_workload_over_impaired_links_never_corrupts_silently() {
     let started = std::time::Instant::now();
     let mut total = Outcome::default();
     for &seed in &seeds {
-        let o = run(seed);
+        // Any panic inside a run (an unwrap included) names its seed.
+        let o = std::panic::catch_unwind(|| run(seed)).unwrap_or_else(|e| {
+            let msg = e
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| e.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            panic!("seed {seed} (replay: NETSTACK_MIXED_SEED={seed}): {msg}")
+        });
         total.tcp_complete += o.tcp_complete;
         total.tcp_errors += o.tcp_errors;
         total.udp_received += o.udp_received;
