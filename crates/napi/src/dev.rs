@@ -673,6 +673,12 @@ impl NapiPollCtx<'_> {
     #[inline]
     pub fn napi_gro_receive(&mut self, skb: SkBuff) -> GroResult {
         tracing::trace!(target: "netstack::napi", len = skb.len(), proto = skb.protocol, queue = skb.queue_mapping, "napi_gro_receive");
+        // The packets GRO has no handler for go straight up, with one move.
+        if !self.gro.gro_may_hold(&skb) {
+            self.gro.count_normal();
+            self.sink.netif_receive_skb(skb);
+            return GroResult::Normal;
+        }
         let jiffies = self.jiffies();
         self.gro.napi_gro_receive(skb, &mut *self.sink, jiffies)
     }

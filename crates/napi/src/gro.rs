@@ -174,14 +174,7 @@ impl GroList {
         sink: &mut dyn GroReceive,
         jiffies: u64,
     ) -> GroResult {
-        // netif_elide_gro(): GRO off (no pool, as with NETIF_F_GRO
-        // cleared), or not IPv4.
-        if self.pool.is_none() || skb.protocol != ETH_P_IP {
-            return self.normal(skb, sink);
-        }
-        // inet_gro_receive(): only TCP has a GRO handler here; any other
-        // protocol goes up at once and leaves the held packets alone.
-        if skb.data().get(9) != Some(&IPPROTO_TCP) {
+        if !self.gro_may_hold(&skb) {
             return self.normal(skb, sink);
         }
         let Some(seg) = parse_inet_tcp(&skb) else {
@@ -252,6 +245,22 @@ impl GroList {
                 GroResult::Held
             }
         }
+    }
+
+    /// Whether GRO may do anything with `skb` but pass it up: GRO is on
+    /// and the packet is IPv4/TCP. Mirrors `netif_elide_gro()` (no pool, as
+    /// with `NETIF_F_GRO` cleared; not IPv4) and the offload lookup of
+    /// `inet_gro_receive()` (only TCP has a GRO handler here: any other
+    /// protocol goes up at once and leaves the held packets alone).
+    #[inline]
+    pub(crate) fn gro_may_hold(&self, skb: &SkBuff) -> bool {
+        self.pool.is_some() && skb.protocol == ETH_P_IP && skb.data().get(9) == Some(&IPPROTO_TCP)
+    }
+
+    /// Counts a packet passed up unchanged (`GRO_NORMAL`).
+    #[inline]
+    pub(crate) fn count_normal(&mut self) {
+        self.stats.normal += 1;
     }
 
     /// Sets or clears bucket `bucket`'s bit in `gro_bitmask`.
