@@ -292,13 +292,13 @@ const IN4_ADDR_HSIZE: usize = 256;
 /// slow path (or, for an address being removed, delivers locally once, as
 /// an RCU reader in Linux may).
 struct InetAddrLst {
-    slots: Box<[AtomicU32]>,
+    slots: Box<[AtomicU32; IN4_ADDR_HSIZE]>,
 }
 
 impl InetAddrLst {
     fn new() -> InetAddrLst {
         InetAddrLst {
-            slots: (0..IN4_ADDR_HSIZE).map(|_| AtomicU32::new(0)).collect(),
+            slots: Box::new(core::array::from_fn(|_| AtomicU32::new(0))),
         }
     }
 
@@ -335,7 +335,7 @@ impl InetAddrLst {
     }
 
     /// Whether `a` is one of the host's (non-loopback) addresses.
-    #[inline]
+    #[inline(always)]
     fn contains(&self, a: Ipv4Addr) -> bool {
         let a = a.to_bits();
         let mut i = Self::hash(a);
