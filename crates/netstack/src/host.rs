@@ -701,8 +701,8 @@ impl Host {
     /// device model stays in its slot ([`HostShared::nic_devices`]) and
     /// [`Host::pci_rescan_bus`] finds it again.
     ///
-    /// Sockets keep their state: TCP retransmits into the missing route
-    /// (`EHOSTUNREACH` as a soft error) until the device and an address
+    /// Sockets keep their state: TCP keeps retransmitting with backoff
+    /// (its route lookups fail meanwhile) until the device and an address
     /// come back or `tcp_retries2` runs out.
     ///
     /// Errors: [`NetstackError::NoDevice`] when no NIC is named `dev`.
