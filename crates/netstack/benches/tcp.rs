@@ -11,12 +11,19 @@
 //! - `tcp_idle_conn_bytes` (bytes per idle established socket: our
 //!   structures; for Linux the growth of the kernel's slab per socket);
 //! - `tcp_rr_1B_10k_idle` (round trips per second with 10,000 idle
-//!   connections open on the same hosts).
+//!   connections open on the same hosts);
+//! - `tcp_loss1_goodput` (Mbit/s of a bulk transfer over a 1 Gbit/s,
+//!   1500-MTU path with 1 % random loss each way and a 10 ms RTT: netstack
+//!   over a VirtualWire in virtual time, the median of five seeds; the
+//!   kernel between two network namespaces whose TAP devices a relay
+//!   thread joins with the same delay and loss, in wall time; root only,
+//!   skipped with the reason otherwise).
 //!
 //! For a profiler run (`valgrind --tool=callgrind`), the environment picks
 //! the workloads and shrinks them: `NETSTACK_TCP_BENCH=bulk,crr,rr`,
 //! `NETSTACK_TCP_BULK_MIB` (64), `NETSTACK_TCP_CRR_N` (2000),
-//! `NETSTACK_TCP_RR_N` (20,000), `NETSTACK_TCP_IDLE_N` (10,000).
+//! `NETSTACK_TCP_RR_N` (20,000), `NETSTACK_TCP_IDLE_N` (10,000),
+//! `NETSTACK_TCP_BENCH=loss1` with `NETSTACK_TCP_LOSS1_MIB` (8).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -33,16 +40,19 @@ type Stream = TcpStream<HostSockets>;
 const H2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
 fn network() -> Network {
-    let mut net = Network::new(1);
+    network_with(
+        1,
+        LinkConfig::default()
+            .rate_bps(10_000_000_000)
+            .delay(Duration::from_micros(1)),
+    )
+}
+
+/// Two hosts, h1 and h2, on one wire with `link`, seeded with `seed`.
+fn network_with(seed: u64, link: LinkConfig) -> Network {
+    let mut net = Network::new(seed);
     net.set_event_budget(u64::MAX);
-    let (a, b) = net
-        .wire(
-            "w0",
-            LinkConfig::default()
-                .rate_bps(10_000_000_000)
-                .delay(Duration::from_micros(1)),
-        )
-        .unwrap();
+    let (a, b) = net.wire("w0", link).unwrap();
     for (name, addr, phy) in [("h1", "198.18.0.1/24", a), ("h2", "198.18.0.2/24", b)] {
         net.add_host(
             Host::builder()
@@ -320,8 +330,241 @@ fn rr() {
     drop(kidle);
 }
 
+/// One-way delay of the lossy path (a 10 ms RTT).
+const LOSS1_DELAY_MS: u64 = 5;
+/// Probability that a frame is lost, in each direction.
+const LOSS1_P: f64 = 0.01;
+
+/// The lossy path: 1 Gbit/s, 5 ms each way, 1 % random loss each way.
+fn loss1_link() -> LinkConfig {
+    LinkConfig::default()
+        .rate_bps(1_000_000_000)
+        .delay(Duration::from_millis(LOSS1_DELAY_MS))
+        .loss(LOSS1_P)
+}
+
+/// Goodput (Mbit/s of application data over virtual time) of one bulk
+/// transfer of `bytes` over the lossy path, seeded with `seed`.
+fn loss1_netstack(seed: u64, bytes: u64) -> f64 {
+    let mut net = network_with(seed, loss1_link());
+    let r = tcp_bulk(
+        &mut net,
+        "h1",
+        "h2",
+        SocketAddrV4::new(H2, 5002),
+        bytes,
+        Duration::from_micros(100),
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    assert!(r.intact && r.closed, "{r:?}");
+    r.gbps_virtual() * 1e3
+}
+
+/// Moves the calling thread into a new network namespace with a TAP
+/// device `tap` holding `addr` (1500 MTU, up). Needs root.
+fn loss1_ns(tap: &str, addr: &str) -> Result<nic_hw::TapDevice, String> {
+    nic_hw::unshare_net_namespace().map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
+    let dev = nic_hw::TapDevice::open(tap).map_err(|e| format!("TAP {tap}: {e}"))?;
+    for args in [
+        vec!["link", "set", "lo", "up"],
+        vec!["link", "set", tap, "mtu", "1500", "up"],
+        vec!["addr", "add", addr, "dev", tap],
+    ] {
+        let ok = std::process::Command::new("ip")
+            .args(&args)
+            .status()
+            .map_err(|e| format!("ip: {e}"))?
+            .success();
+        if !ok {
+            return Err(format!("`ip {}` failed", args.join(" ")));
+        }
+    }
+    Ok(dev)
+}
+
+/// The kernel's wire between the two namespaces: every frame one TAP
+/// sends is written to the other after `LOSS1_DELAY_MS`, unless it is
+/// lost (`LOSS1_P`), until `stop`. A delay line in wall time: frames
+/// leave in order, polled every 20 µs at most.
+fn loss1_relay(
+    mut taps: [nic_hw::TapDevice; 2],
+    stop: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<()> {
+    use std::collections::VecDeque;
+    use std::sync::atomic::Ordering;
+    let delay = std::time::Duration::from_millis(LOSS1_DELAY_MS);
+    let mut rng = nic_hw::Rng::new(0x1055);
+    for t in &taps {
+        t.set_nonblocking(true)?;
+    }
+    let mut line: VecDeque<(WallInstant, usize, Vec<u8>)> = VecDeque::new();
+    let mut buf = vec![0u8; 65536];
+    let (mut passed, mut lost, mut largest) = (0u64, 0u64, 0usize);
+    while !stop.load(Ordering::Relaxed) {
+        let now = WallInstant::now();
+        for (from, tap) in taps.iter_mut().enumerate() {
+            loop {
+                match tap.read_raw(&mut buf) {
+                    Ok(n) => {
+                        largest = largest.max(n);
+                        if rng.gen_bool(LOSS1_P) {
+                            lost += 1;
+                        } else {
+                            passed += 1;
+                            line.push_back((now + delay, 1 - from, buf[..n].to_vec()));
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        while line.front().is_some_and(|f| f.0 <= now) {
+            let (_, to, frame) = line.pop_front().expect("checked front");
+            // A full TAP queue drops the frame, as a full link would.
+            let _ = taps[to].write_raw(&frame);
+        }
+        std::thread::sleep(std::time::Duration::from_micros(20));
+    }
+    eprintln!(
+        "tcp_loss1_goodput/linux: relay passed {passed} frames, lost {lost}, largest {largest} bytes"
+    );
+    Ok(())
+}
+
+/// Goodput (Mbit/s, wall time) of the kernel's TCP sending `bytes` over
+/// the lossy path: a server thread in one namespace, a client thread in
+/// another, a relay thread between their TAP devices.
+fn loss1_linux(bytes: u64) -> Result<f64, String> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    const SERVER: &str = "198.18.1.1:5201";
+    let deadline = std::time::Duration::from_secs(300);
+    let (tap_tx, tap_rx) = mpsc::channel::<Result<nic_hw::TapDevice, String>>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (res_tx, res_rx) = mpsc::channel::<Result<f64, String>>();
+    let server_tap = tap_tx.clone();
+    let server = std::thread::spawn(move || {
+        let setup = loss1_ns("l1a", "198.18.1.1/24").and_then(|tap| {
+            let l = std::net::TcpListener::bind(SERVER).map_err(|e| format!("bind: {e}"))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            Ok((tap, l))
+        });
+        let l = match setup {
+            Ok((tap, l)) => {
+                let _ = server_tap.send(Ok(tap));
+                l
+            }
+            Err(e) => {
+                let _ = server_tap.send(Err(e));
+                return;
+            }
+        };
+        let t0 = WallInstant::now();
+        let mut s = loop {
+            match l.accept() {
+                Ok((s, _)) => break s,
+                Err(_) if t0.elapsed() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(e) => {
+                    let _ = res_tx.send(Err(format!("accept: {e}")));
+                    return;
+                }
+            }
+        };
+        let start = WallInstant::now();
+        let _ = s.set_nonblocking(false);
+        let _ = s.set_read_timeout(Some(deadline));
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut got = 0u64;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got += n as u64,
+                Err(e) => {
+                    let _ = res_tx.send(Err(format!("read: {e}")));
+                    return;
+                }
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let _ = res_tx.send(if got == bytes {
+            Ok(got as f64 * 8.0 / secs / 1e6)
+        } else {
+            Err(format!("received {got} of {bytes} bytes"))
+        });
+    });
+    let client = std::thread::spawn(move || {
+        match loss1_ns("l1b", "198.18.1.2/24") {
+            Ok(tap) => {
+                let _ = tap_tx.send(Ok(tap));
+            }
+            Err(e) => {
+                let _ = tap_tx.send(Err(e));
+                return;
+            }
+        }
+        if go_rx.recv().is_err() {
+            return;
+        }
+        let addr = SERVER.parse().expect("a socket address");
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, deadline) else {
+            return;
+        };
+        let buf = vec![0x5au8; 256 * 1024];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            if s.write_all(&buf[..n]).is_err() {
+                return;
+            }
+            left -= n as u64;
+        }
+    });
+    let taps = (tap_rx.recv(), tap_rx.recv());
+    let result = match taps {
+        (Ok(Ok(a)), Ok(Ok(b))) => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let relay_stop = Arc::clone(&stop);
+            let relay = std::thread::spawn(move || loss1_relay([a, b], &relay_stop));
+            let _ = go_tx.send(());
+            let r = res_rx
+                .recv_timeout(deadline)
+                .unwrap_or_else(|e| Err(format!("no result: {e}")));
+            stop.store(true, Ordering::Relaxed);
+            match relay.join() {
+                Ok(Ok(())) => r,
+                Ok(Err(e)) => Err(format!("relay: {e}")),
+                Err(_) => Err("relay panicked".to_owned()),
+            }
+        }
+        (Ok(Err(e)), _) | (_, Ok(Err(e))) => Err(e),
+        _ => Err("a namespace thread ended early".to_owned()),
+    };
+    drop(go_tx);
+    let _ = client.join();
+    let _ = server.join();
+    result
+}
+
+/// `tcp_loss1_goodput`: netstack's median over five seeds, then the
+/// kernel's over the relay (or the reason it was skipped).
+fn loss1() {
+    let bytes = u64::from(env_or("NETSTACK_TCP_LOSS1_MIB", 8)) << 20;
+    let mut runs: Vec<f64> = (1..=5).map(|seed| loss1_netstack(seed, bytes)).collect();
+    runs.sort_by(f64::total_cmp);
+    report("tcp_loss1_goodput/netstack", runs[2], "Mbit/s");
+    match loss1_linux(bytes) {
+        Ok(mbps) => report("tcp_loss1_goodput/linux", mbps, "Mbit/s"),
+        Err(e) => eprintln!("tcp_loss1_goodput/linux: skipped: {e}"),
+    }
+}
+
 /// Runs every figure, or only those named in `NETSTACK_TCP_BENCH`
-/// (comma-separated: `bulk`, `crr`, `rr`), e.g. to profile one workload.
+/// (comma-separated: `bulk`, `crr`, `rr`, `loss1`), e.g. to profile one
+/// workload.
 fn main() {
     let only = std::env::var("NETSTACK_TCP_BENCH").unwrap_or_default();
     let want = |w: &str| only.is_empty() || only.split(',').any(|x| x == w);
@@ -333,5 +576,8 @@ fn main() {
     }
     if want("rr") {
         rr();
+    }
+    if want("loss1") {
+        loss1();
     }
 }
