@@ -158,22 +158,23 @@ pub(crate) enum TcpGroVerdict {
 }
 
 /// `inet_gro_flush()`: the IPv4 fields that must match the held packet's,
-/// and the IP ID rule. `true` means do not merge.
-fn inet_gro_flush(iph: &[u8], iph2: &[u8], p: &mut GroSkb) -> bool {
+/// and the IP ID rule, against a held packet of `count` segments whose ID
+/// was found fixed (`fixedid`). Returns whether not to merge, and whether
+/// the flow's ID is now known to be fixed.
+#[inline]
+fn inet_gro_flush(iph: &[u8], iph2: &[u8], count: u16, fixedid: bool) -> (bool, bool) {
     let id = u16::from_be_bytes([iph[4], iph[5]]);
     let id2 = u16::from_be_bytes([iph2[4], iph2[5]]);
     let df = iph[6] & 0x40 != 0;
     let df2 = iph2[6] & 0x40 != 0;
     // TTL, TOS and DF must match.
     if iph[8] != iph2[8] || iph[1] != iph2[1] || df != df2 {
-        return true;
+        return (true, fixedid);
     }
     let ipid_offset = id.wrapping_sub(id2);
-    if p.count == 1 && df && ipid_offset == 0 {
-        p.ip_fixedid = true;
-    }
-    let expect = if p.ip_fixedid { 0 } else { p.count };
-    ipid_offset != expect
+    let fixedid = fixedid || (count == 1 && df && ipid_offset == 0);
+    let expect = if fixedid { 0 } else { count };
+    (ipid_offset != expect, fixedid)
 }
 
 /// `tcp_gro_receive()` against the held packet `p` of the segment's flow.
@@ -227,9 +228,10 @@ fn tcp_gro_flush(p: &mut GroSkb, skb: &SkBuff, seg: &InetTcpSeg, flags: TcpFlags
     let data = skb.data();
     let th = &data[IPV4_MIN_HLEN..IPV4_MIN_HLEN + seg.thlen];
     let pd = p.skb.data();
-    let mut iph2 = [0u8; IPV4_MIN_HLEN];
-    iph2.copy_from_slice(&pd[..IPV4_MIN_HLEN]);
-    let th2 = &pd[IPV4_MIN_HLEN..];
+    // The held packet passed parse_inet_tcp() too: its headers are there.
+    let Some((iph2, th2)) = pd.split_at_checked(IPV4_MIN_HLEN) else {
+        return true;
+    };
     let flags2 = TcpFlags::from_bits_retain(u16::from(th2[TCP_FLAGS_OFF]));
     let ignore = TcpFlags::CWR | TcpFlags::FIN | TcpFlags::PSH;
     let mut flush = flags.contains(TcpFlags::CWR);
@@ -239,7 +241,9 @@ fn tcp_gro_flush(p: &mut GroSkb, skb: &SkBuff, seg: &InetTcpSeg, flags: TcpFlags
     // The ACK number and every option byte.
     flush |= th[8..12] != th2[8..12];
     flush |= th.get(20..) != th2.get(20..seg.thlen);
-    flush |= inet_gro_flush(&data[..IPV4_MIN_HLEN], &iph2, p);
+    let (ip_flush, fixedid) = inet_gro_flush(&data[..IPV4_MIN_HLEN], iph2, p.count, p.ip_fixedid);
+    p.ip_fixedid = fixedid;
+    flush |= ip_flush;
     let mss = usize::from(p.mss);
     flush |= seg.payload_len.wrapping_sub(1) >= mss;
     flush |= p.next_seq != seg.seq;
