@@ -1398,8 +1398,9 @@ fn rx_checksum(frame: &[u8], rxcsum: u32) -> RxStatusError {
         let rest = u64::from(u32::from_le_bytes([
             fixed[8], fixed[9], fixed[10], fixed[11],
         ]));
-        let sum = csum_add(csum_add(word(0), rest), csum_add(addrs, le_sum(opts)));
-        if fold16(sum) != 0xFFFF {
+        let sum =
+            u128::from(word(0)) + u128::from(rest) + u128::from(addrs) + u128::from(le_sum(opts));
+        if fold16(fold128(sum)) != 0xFFFF {
             st |= RxStatusError::IPE;
             return st;
         }
@@ -1422,11 +1423,10 @@ fn rx_checksum(frame: &[u8], rxcsum: u32) -> RxStatusError {
     }
     // The pseudo header: addresses, then protocol and length (at most
     // 65535) as big-endian words, byte-swapped into the sum's order.
-    let pseudo = csum_add(
-        addrs,
-        u64::from(u16::from(proto).swap_bytes()) + u64::from((l4.len() as u16).swap_bytes()),
-    );
-    if fold16(csum_add(pseudo, le_sum(l4))) != 0xFFFF {
+    let pseudo = u128::from(addrs)
+        + u128::from(u16::from(proto).swap_bytes())
+        + u128::from((l4.len() as u16).swap_bytes());
+    if fold16(fold128(pseudo + u128::from(le_sum(l4)))) != 0xFFFF {
         st |= RxStatusError::TCPE;
     }
     st
@@ -1445,26 +1445,32 @@ fn le_sum(data: &[u8]) -> u64 {
     if data.len() >= 128 {
         return u64::from((csum_partial(data, 0) as u16).swap_bytes());
     }
-    let (words, mut tail) = data.as_chunks::<8>();
-    let acc = words
+    let (words, tail) = data.as_chunks::<8>();
+    // A 128-bit accumulator takes each word with one add and one add-with-
+    // carry; the end-around carries are put back once, in `fold128`.
+    let mut acc = words
         .iter()
-        .fold(0u64, |acc, w| csum_add(acc, u64::from_le_bytes(*w)));
-    let mut last = 0u64;
-    let mut shift = 0;
-    if let Some((w, rest)) = tail.split_first_chunk::<4>() {
-        last = u64::from(u32::from_le_bytes(*w));
-        shift = 32;
-        tail = rest;
+        .fold(0u128, |acc, w| acc + u128::from(u64::from_le_bytes(*w)));
+    if !tail.is_empty() {
+        acc += u128::from(match data.last_chunk::<8>() {
+            // The last eight bytes end with the tail: shifting out the
+            // bytes before it leaves each tail byte at its place in the
+            // zero-padded last word.
+            Some(w) => u64::from_le_bytes(*w) >> (8 * (8 - tail.len())),
+            None => tail
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b)),
+        });
     }
-    if let Some((w, rest)) = tail.split_first_chunk::<2>() {
-        last |= u64::from(u16::from_le_bytes(*w)) << shift;
-        shift += 16;
-        tail = rest;
-    }
-    if let [b] = tail {
-        last |= u64::from(*b) << shift;
-    }
-    csum_add(acc, last)
+    fold128(acc)
+}
+
+/// Folds a 128-bit sum of 64-bit words to 64 bits with an end-around
+/// carry (congruent modulo 2^64 − 1).
+#[inline(always)]
+fn fold128(acc: u128) -> u64 {
+    csum_add(acc as u64, (acc >> 64) as u64)
 }
 
 /// Adds two 64-bit partial sums with an end-around carry (ones'-complement
