@@ -164,7 +164,7 @@ pub(crate) fn tcp_get_info(now: Instant, tp: &TcpSock) -> TcpInfo {
         snd_ssthresh: tp.cwnd.snd_ssthresh,
         snd_cwnd: tp.cwnd.snd_cwnd,
         advmss: u32::from(tp.advmss),
-        reordering: 3,
+        reordering: tp.reordering,
         rcv_space: tp.rcv_wnd,
         total_retrans: tp.total_retrans,
         bytes_acked: tp.bytes_acked,

@@ -5,8 +5,9 @@
 //! state machine with all eleven states, request sockets with the SYN and
 //! accept queues and SYN cookies, the lookup tables with Linux's port
 //! selection, send and receive queues with Nagle, delayed ACKs, SACK and
-//! D-SACK, RTO and loss recovery (NewReno/SACK with PRR), the timers, RFC
-//! 5961 protections, `TCP_INFO` and the Tcp/TcpExt counters.
+//! D-SACK, RTO and loss recovery (RACK-TLP, SACK and NewReno with PRR,
+//! undo and F-RTO), the timers, RFC 5961 protections, `TCP_INFO` and the
+//! Tcp/TcpExt counters.
 //!
 //! The crate never does I/O and never reads a clock: everything it needs
 //! from the host comes through [`TcpContext`] (time, timers, counters,
@@ -30,7 +31,8 @@
 //!   (`tcp_minisocks.rs`), listeners (`inet_connection_sock.rs`);
 //! - send: `tcp_output.rs` ([`tcp_select_initial_window`]);
 //! - timers: [`TcpTimer`] (`tcp_timer.rs`); tail loss probes
-//!   (`tcp_recovery.rs`);
+//!   (`tcp_recovery.rs`); RACK loss detection and NewReno loss marking
+//!   (`tcp_rack.rs`);
 //! - memory: `tcp_mem` accounting and pressure, [`TcpMemory`]
 //!   (`tcp_mem.rs`);
 //! - the per-ACK trace: [`TcpProbe`] (`tcp_probe.rs`);
@@ -78,6 +80,7 @@ mod tcp_mem;
 mod tcp_minisocks;
 mod tcp_output;
 mod tcp_probe;
+mod tcp_rack;
 mod tcp_recovery;
 mod tcp_sock;
 mod tcp_timer;

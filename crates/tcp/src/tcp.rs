@@ -1110,6 +1110,7 @@ impl TcpStack {
             TcpTimer::Retransmit(id)
             | TcpTimer::Probe0(id)
             | TcpTimer::LossProbe(id)
+            | TcpTimer::ReoTimeout(id)
             | TcpTimer::DelAck(id)
             | TcpTimer::Keepalive(id) => {
                 let Some(sk) = self.get(id) else { return };
@@ -1120,6 +1121,7 @@ impl TcpStack {
                     TcpTimer::LossProbe(_) => {
                         crate::tcp_recovery::tcp_send_loss_probe(ctx, &mut tp);
                     }
+                    TcpTimer::ReoTimeout(_) => crate::tcp_rack::tcp_rack_reo_timeout(ctx, &mut tp),
                     TcpTimer::DelAck(_) => t::tcp_delack_timer(ctx, &mut tp),
                     _ => t::tcp_keepalive_timer(self, ctx, &mut tp),
                 }

@@ -32,6 +32,7 @@
 //! ```
 
 use core::net::Ipv4Addr;
+use core::num::NonZeroU32;
 
 use netcore::{DropReason, Duration, Instant, LinuxMib, SkBuff, Sysctl, TcpMib, kfree_skb_reason};
 use wire::{TcpFlags, TcpOptions, TcpSackBlock};
@@ -99,12 +100,20 @@ const FLAG_DATA_ACKED: u32 = 0x04;
 const FLAG_RETRANS_DATA_ACKED: u32 = 0x08;
 const FLAG_SYN_ACKED: u32 = 0x10;
 const FLAG_DATA_SACKED: u32 = 0x20;
+const FLAG_ECE: u32 = 0x40;
+const FLAG_LOST_RETRANS: u32 = 0x80;
+const FLAG_ORIG_SACK_ACKED: u32 = 0x200;
 const FLAG_SND_UNA_ADVANCED: u32 = 0x400;
 const FLAG_DSACKING_ACK: u32 = 0x800;
+const FLAG_SET_XMIT_TIMER: u32 = 0x1000;
+const FLAG_SACK_RENEGING: u32 = 0x2000;
 const FLAG_UPDATE_TS_RECENT: u32 = 0x4000;
 const FLAG_NO_CHALLENGE_ACK: u32 = 0x8000;
+const FLAG_DSACK_TLP: u32 = 0x20000;
 const FLAG_ACKED: u32 = FLAG_DATA_ACKED | FLAG_SYN_ACKED;
 const FLAG_NOT_DUP: u32 = FLAG_DATA | FLAG_WIN_UPDATE | FLAG_ACKED;
+const FLAG_CA_ALERT: u32 = FLAG_DATA_SACKED | FLAG_ECE | FLAG_DSACKING_ACK;
+const FLAG_FORWARD_PROGRESS: u32 = FLAG_ACKED | FLAG_DATA_SACKED;
 
 /// The outcome of `tcp_ack()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -428,143 +437,551 @@ pub(crate) fn tcp_rtt_estimator<C: TcpContext>(ctx: &C, tp: &mut TcpSock, mrtt_u
 
 /// Moves the CA state, telling the congestion controller. Mirrors
 /// `tcp_set_ca_state()`.
-fn tcp_set_ca_state(tp: &mut TcpSock, st: TcpCaState) {
+pub(crate) fn tcp_set_ca_state(tp: &mut TcpSock, st: TcpCaState) {
     tp.ca_ops.set_state(&mut tp.cwnd, st);
     tp.ca_state = st;
 }
 
-/// The retransmission timer expired: everything not SACKed is lost, cwnd
-/// drops to one segment above the flight, ssthresh is cut once per window.
-/// Mirrors `tcp_enter_loss()` with `tcp_timeout_mark_lost()`.
-pub(crate) fn tcp_enter_loss<C: TcpContext>(_ctx: &mut C, tp: &mut TcpSock) {
-    tp.retrans_out = 0;
-    tp.lost_out = 0;
-    let n = tp.packets_out as usize;
-    for seg in tp.write_queue.iter_mut().take(n) {
-        seg.sacked &= !TCPCB_SACKED_RETRANS;
-        if seg.sacked & TCPCB_SACKED_ACKED == 0 {
-            seg.sacked |= TCPCB_LOST;
-            tp.lost_out += 1;
+/// The peer sends SACK options. Mirrors `tcp_is_sack()`.
+fn tcp_is_sack(tp: &TcpSock) -> bool {
+    tp.rx_opt.sack_ok
+}
+
+/// Segments known to have left the network: SACKed or lost. Mirrors
+/// `tcp_left_out()`.
+fn tcp_left_out(tp: &TcpSock) -> u32 {
+    tp.sacked_out + tp.lost_out
+}
+
+/// The end of the highest SACKed segment, `snd_una` when none is SACKed.
+/// Mirrors `tcp_highest_sack_seq()`.
+pub(crate) fn tcp_highest_sack_seq(tp: &TcpSock) -> u32 {
+    if tp.sacked_out == 0 {
+        return tp.snd_una;
+    }
+    let n = (tp.packets_out as usize).min(tp.write_queue.len());
+    tp.write_queue
+        .iter()
+        .take(n)
+        .rev()
+        .find(|s| s.sacked & TCPCB_SACKED_ACKED != 0)
+        .map_or(tp.snd_una, |s| s.end_seq)
+}
+
+/// Something of the current flight was retransmitted. Mirrors
+/// `tcp_any_retrans_done()`.
+fn tcp_any_retrans_done(tp: &TcpSock) -> bool {
+    tp.retrans_out > 0
+        || (tp.packets_out > 0
+            && tp
+                .write_queue
+                .front()
+                .is_some_and(|s| s.sacked & TCPCB_EVER_RETRANS != 0))
+}
+
+/// The peer's echoed timestamp is older than `when` (our time stamp
+/// clock). Mirrors `tcp_tsopt_ecr_before()`.
+fn tcp_tsopt_ecr_before(tp: &TcpSock, when: u32) -> bool {
+    tp.rx_opt.saw_tstamp && tp.rx_opt.rcv_tsecr != 0 && before(tp.rx_opt.rcv_tsecr, when)
+}
+
+/// The ACK echoes a timestamp from before our first retransmission, so it
+/// answers the original (Eifel, RFC 3522); with nothing retransmitted,
+/// any ACK does. Mirrors `tcp_packet_delayed()`.
+fn tcp_packet_delayed(tp: &TcpSock) -> bool {
+    if tp.first_retrans_at != 0 {
+        tcp_tsopt_ecr_before(tp, tp.first_retrans_at)
+    } else {
+        !tcp_any_retrans_done(tp)
+    }
+}
+
+/// The cwnd reduction may be undone: every retransmission of the episode
+/// was D-SACKed, or the ACK answers an original. Mirrors `tcp_may_undo()`.
+fn tcp_may_undo(tp: &TcpSock) -> bool {
+    tp.undo_marker.is_some() && (tp.undo_retrans == 0 || tcp_packet_delayed(tp))
+}
+
+/// Starts an undo episode: retransmissions in flight may still be
+/// D-SACKed. Mirrors `tcp_init_undo()`.
+fn tcp_init_undo(tp: &mut TcpSock) {
+    tp.undo_marker = NonZeroU32::new(tp.snd_una);
+    tp.undo_retrans = tp.retrans_out as i32;
+    if tp.tlp_high_seq.is_some() && tp.tlp_retrans {
+        tp.undo_retrans += 1;
+    }
+    if tp.undo_retrans == 0 {
+        // 0 means "may undo now".
+        tp.undo_retrans = -1;
+    }
+}
+
+/// Reverts a cwnd reduction proven spurious: cwnd from the controller's
+/// `undo_cwnd`, ssthresh back to `prior_ssthresh`; with `unmark_loss`
+/// the lost marks go too. Mirrors `tcp_undo_cwnd_reduction()`.
+fn tcp_undo_cwnd_reduction(tp: &mut TcpSock, unmark_loss: bool) {
+    if unmark_loss {
+        let n = tp.packets_out as usize;
+        for s in tp.write_queue.iter_mut().take(n) {
+            s.sacked &= !TCPCB_LOST;
+        }
+        tp.lost_out = 0;
+    }
+    if tp.prior_ssthresh != 0 {
+        let prior_cwnd = tp.prior_cwnd;
+        tp.cwnd.snd_cwnd = tp.ca_ops.undo_cwnd(&tp.cwnd, prior_cwnd);
+        if tp.prior_ssthresh > tp.cwnd.snd_ssthresh {
+            tp.cwnd.snd_ssthresh = tp.prior_ssthresh;
         }
     }
+    tp.undo_marker = None;
+    // Make RACK look at the queue again.
+    tp.rack.advanced = true;
+}
+
+/// Records reordering seen from SACKs: a hole at `low_seq` filled below
+/// the highest SACK raises `reordering` to that distance in segments (at
+/// most `tcp_max_reordering`). Mirrors `tcp_check_sack_reordering()`.
+/// Counters: `TCPSACKReorder`, `TCPTSReorder` (`ts`).
+fn tcp_check_sack_reordering<C: TcpContext>(ctx: &C, tp: &mut TcpSock, low_seq: u32, ts: bool) {
+    let mss = u32::from(tp.mss_cache);
+    let fack = tcp_highest_sack_seq(tp);
+    if !before(low_seq, fack) {
+        return;
+    }
+    let metric = fack.wrapping_sub(low_seq);
+    if mss > 0 && metric > tp.reordering.saturating_mul(mss) {
+        let max = ctx.sysctl().get_int(Sysctl::TCP_MAX_REORDERING).max(1) as u32;
+        tp.reordering = metric.div_ceil(mss).min(max);
+    }
+    tp.reord_seen += 1;
+    let mib = if ts {
+        LinuxMib::TcpTsReorder
+    } else {
+        LinuxMib::TcpSackReorder
+    };
+    ctx.mibs().inc(ctx.cpu(), mib);
+}
+
+/// Without SACK, duplicate ACKs beyond the flight mean reordering: the
+/// SACK estimate is capped and `reordering` raised. Mirrors
+/// `tcp_check_reno_reordering()` with `tcp_limit_reno_sacked()`.
+/// Counter: `TCPRenoReorder`.
+fn tcp_check_reno_reordering<C: TcpContext>(ctx: &C, tp: &mut TcpSock, addend: u32) {
+    let holes = tp.lost_out.max(1).min(tp.packets_out);
+    if tp.sacked_out + holes <= tp.packets_out {
+        return;
+    }
+    tp.sacked_out = tp.packets_out - holes;
+    let max = ctx.sysctl().get_int(Sysctl::TCP_MAX_REORDERING).max(1) as u32;
+    tp.reordering = (tp.packets_out + addend).min(max);
+    tp.reord_seen += 1;
+    ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpRenoReorder);
+}
+
+/// Without SACK, a duplicate ACK stands for one segment delivered.
+/// Mirrors `tcp_add_reno_sack()`.
+fn tcp_add_reno_sack<C: TcpContext>(ctx: &C, tp: &mut TcpSock, num_dupack: u32) {
+    if num_dupack == 0 {
+        return;
+    }
+    let prior_sacked = tp.sacked_out;
+    tp.sacked_out += num_dupack;
+    tcp_check_reno_reordering(ctx, tp, 0);
+    tp.delivered += tp.sacked_out.saturating_sub(prior_sacked);
+}
+
+/// Without SACK, an ACK of `acked` segments filled one hole; the rest
+/// consumed duplicate ACKs. Mirrors `tcp_remove_reno_sacks()`.
+fn tcp_remove_reno_sacks<C: TcpContext>(ctx: &C, tp: &mut TcpSock, acked: u32) {
+    if acked > 0 {
+        tp.delivered += acked.saturating_sub(tp.sacked_out).max(1);
+        if acked > tp.sacked_out {
+            tp.sacked_out = 0;
+        } else {
+            tp.sacked_out -= acked - 1;
+        }
+    }
+    tcp_check_reno_reordering(ctx, tp, acked);
+}
+
+/// The retransmission timer expired: segments not SACKed and not sent
+/// within the last RACK RTT are lost (all of them, SACKed ones too, when
+/// the receiver reneged), ssthresh is cut once per window, cwnd drops to
+/// one segment above the flight, and F-RTO (RFC 5682) starts when no
+/// recovery was under way. Mirrors `tcp_enter_loss()` with
+/// `tcp_timeout_mark_lost()`. Counter: `TCPSACKReneging`.
+pub(crate) fn tcp_enter_loss<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    let new_recovery = (tp.ca_state as u8) < (TcpCaState::Recovery as u8);
+    // tcp_timeout_mark_lost()
+    let now = ctx.now();
+    let n = (tp.packets_out as usize).min(tp.write_queue.len());
+    let is_reneg = n > 0 && tp.write_queue[0].sacked & TCPCB_SACKED_ACKED != 0;
+    if is_reneg {
+        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpSackReneging);
+        tp.sacked_out = 0;
+        tp.is_sack_reneg = true;
+    } else if !tcp_is_sack(tp) {
+        tp.sacked_out = 0;
+    }
+    for i in 0..n {
+        if is_reneg {
+            tp.write_queue[i].sacked &= !TCPCB_SACKED_ACKED;
+        } else if i > 0 {
+            let sent = tp.write_queue[i].sent_at.map_or(0, Instant::as_micros);
+            if crate::tcp_rack::tcp_rack_skb_timeout(tp, now, sent, 0) > 0 {
+                // Sent too recently to call lost yet.
+                continue;
+            }
+        }
+        crate::tcp_rack::tcp_mark_skb_lost(ctx, tp, i);
+    }
+    // Reduce ssthresh if it has not yet been made inside this window.
     if matches!(tp.ca_state, TcpCaState::Open | TcpCaState::Disorder)
         || !after(tp.high_seq, tp.snd_una)
         || (tp.ca_state == TcpCaState::Loss && tp.retransmits == 0)
     {
+        tp.prior_ssthresh = crate::tcp_cong::tcp_current_ssthresh(&tp.cwnd, tp.ca_state);
         tp.prior_cwnd = tp.cwnd.snd_cwnd;
         let ss = tp.ca_ops.ssthresh(&tp.cwnd);
         tp.cwnd.snd_ssthresh = ss;
         tp.ca_ops.cwnd_event(&mut tp.cwnd, CaEvent::Loss);
+        tcp_init_undo(tp);
     }
     tp.cwnd.snd_cwnd = tp.packets_in_flight() + 1;
     tp.cwnd.snd_cwnd_cnt = 0;
+    // A timeout after many duplicate ACKs: reordering was overestimated.
+    let reordering = ctx.sysctl().get_int(Sysctl::TCP_REORDERING).max(1) as u32;
+    if matches!(tp.ca_state, TcpCaState::Open | TcpCaState::Disorder) && tp.sacked_out >= reordering
+    {
+        tp.reordering = tp.reordering.min(reordering);
+    }
     tcp_set_ca_state(tp, TcpCaState::Loss);
     tp.high_seq = tp.snd_nxt;
+    tp.tlp_high_seq = None;
+    // F-RTO step 1: only when no recovery was under way, or on repeated
+    // timeouts of the same snd_una.
+    tp.frto = ctx.sysctl().get_int(Sysctl::TCP_FRTO) != 0 && (new_recovery || tp.retransmits > 0);
 }
 
-/// Marks SACK blocks on the retransmission queue. Mirrors
-/// `tcp_sacktag_write_queue()` with `tcp_check_dsack()`: a first block
-/// below `snd_una` (or inside the second) is a D-SACK (`TCPDSACKRecv`).
-/// Returns the flags and the number of segments newly SACKed.
+/// What `tcp_sacktag_write_queue()` and `tcp_clean_rtx_queue()` learn
+/// from one ACK. Mirrors `struct tcp_sacktag_state`.
+#[derive(Clone, Copy, Debug, Default)]
+struct TcpSacktagState {
+    /// Lowest sequence delivered out of order (`reord`).
+    reord: u32,
+    /// Send times (µs) of the first and last never-retransmitted segments
+    /// newly SACKed (`first_sackt`, `last_sackt`).
+    first_sackt: Option<u64>,
+    last_sackt: Option<u64>,
+    /// `FLAG_*` bits found.
+    flag: u32,
+    /// Segments newly SACKed, D-SACKed duplicates included (`sack_delivered`).
+    sack_delivered: u32,
+    /// Send time (µs) of the newest segment this ACK delivered.
+    newest_sent_us: u64,
+    /// The end of the highest SACKed segment as the walk goes
+    /// (`tcp_highest_sack_seq()`, `snd_una` when none).
+    highest: u32,
+}
+
+/// Tags one segment covered by a SACK block (`dup_sack` for the D-SACK
+/// block). Mirrors `tcp_sacktag_one()`.
+fn tcp_sacktag_one(
+    tp: &mut TcpSock,
+    state: &mut TcpSacktagState,
+    idx: usize,
+    dup_sack: bool,
+    now: Instant,
+) {
+    let (start_seq, end_seq, mut sacked, sent) = {
+        let s = &tp.write_queue[idx];
+        (
+            s.seq,
+            s.end_seq,
+            s.sacked,
+            s.sent_at.map_or(0, Instant::as_micros),
+        )
+    };
+    let ever_retrans = sacked & (TCPCB_EVER_RETRANS | TCPCB_SACKED_RETRANS) != 0;
+    // Account a D-SACK for a retransmitted segment.
+    if dup_sack && ever_retrans {
+        if let Some(marker) = tp.undo_marker.map(NonZeroU32::get)
+            && tp.undo_retrans > 0
+            && after(end_seq, marker)
+        {
+            tp.undo_retrans = (tp.undo_retrans - 1).max(0);
+        }
+        if sacked & TCPCB_SACKED_ACKED != 0 && before(start_seq, state.reord) {
+            state.reord = start_seq;
+        }
+    }
+    // Already cumulatively acked: nothing to do.
+    if !after(end_seq, tp.snd_una) {
+        return;
+    }
+    if sacked & TCPCB_SACKED_ACKED == 0 {
+        crate::tcp_rack::tcp_rack_advance(
+            tp,
+            now,
+            sacked & (TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS) != 0,
+            end_seq,
+            sent,
+        );
+        state.newest_sent_us = state.newest_sent_us.max(sent);
+        if sacked & TCPCB_SACKED_RETRANS != 0 {
+            // A retransmission not marked lost is believed still in
+            // flight: its mark stays.
+            if sacked & TCPCB_LOST != 0 {
+                sacked &= !(TCPCB_LOST | TCPCB_SACKED_RETRANS);
+                tp.lost_out = tp.lost_out.saturating_sub(1);
+                tp.retrans_out = tp.retrans_out.saturating_sub(1);
+            }
+        } else {
+            if !ever_retrans {
+                // A never-retransmitted segment in a hole: reordering.
+                if before(start_seq, state.highest) && before(start_seq, state.reord) {
+                    state.reord = start_seq;
+                }
+                if !after(end_seq, tp.high_seq) {
+                    state.flag |= FLAG_ORIG_SACK_ACKED;
+                }
+                if state.first_sackt.is_none() {
+                    state.first_sackt = Some(sent);
+                }
+                state.last_sackt = Some(sent);
+            }
+            if sacked & TCPCB_LOST != 0 {
+                sacked &= !TCPCB_LOST;
+                tp.lost_out = tp.lost_out.saturating_sub(1);
+            }
+        }
+        sacked |= TCPCB_SACKED_ACKED;
+        state.flag |= FLAG_DATA_SACKED;
+        tp.sacked_out += 1;
+        state.sack_delivered += 1;
+        if tp.sacked_out == 1 || !before(start_seq, state.highest) {
+            state.highest = end_seq;
+        }
+    }
+    // A D-SACK of a retransmission still marked in flight: it arrived.
+    if dup_sack && sacked & TCPCB_SACKED_RETRANS != 0 {
+        sacked &= !TCPCB_SACKED_RETRANS;
+        tp.retrans_out = tp.retrans_out.saturating_sub(1);
+    }
+    tp.write_queue[idx].sacked = sacked;
+}
+
+/// Checks a D-SACK block: counts the duplicate segments, ignores dubious
+/// ones (longer than any window, or more than was retransmitted), notes
+/// it for RACK and for undo. Returns the number of duplicate segments, 0
+/// for a dubious one. Mirrors `tcp_dsack_seen()`.
+fn tcp_dsack_seen(tp: &mut TcpSock, start: u32, end: u32, state: &mut TcpSacktagState) -> u32 {
+    if !before(start, end) {
+        return 0;
+    }
+    let seq_len = end.wrapping_sub(start);
+    if seq_len > tp.max_window {
+        return 0;
+    }
+    let mss = u32::from(tp.mss_cache).max(1);
+    let mut dup_segs = 1;
+    if seq_len > mss {
+        dup_segs = seq_len.div_ceil(mss);
+    } else if tp.tlp_high_seq.map(NonZeroU32::get) == Some(end) {
+        state.flag |= FLAG_DSACK_TLP;
+    }
+    tp.dsack_dups += dup_segs;
+    if tp.dsack_dups > tp.total_retrans {
+        // The duplicates were never retransmitted by us.
+        return 0;
+    }
+    if tp.reord_seen > 0 && state.flag & FLAG_DSACK_TLP == 0 {
+        tp.rack.dsack_seen = true;
+    }
+    state.flag |= FLAG_DSACKING_ACK;
+    // A spurious retransmission was delivered.
+    state.sack_delivered += dup_segs;
+    dup_segs
+}
+
+/// Whether the first SACK block is a D-SACK (RFC 2883): below the ACK,
+/// or inside the second block. Mirrors `tcp_check_dsack()`. Counters:
+/// `TCPDSACKRecv`, `TCPDSACKOfoRecv`, `TCPDSACKIgnoredDubious`,
+/// `TCPDSACKRecvSegs`.
+fn tcp_check_dsack<C: TcpContext>(
+    ctx: &C,
+    tp: &mut TcpSock,
+    seg: &TcpSeg,
+    prior_snd_una: u32,
+    state: &mut TcpSacktagState,
+) -> bool {
+    let blocks = &seg.opts.sack_blocks;
+    let cpu = ctx.cpu();
+    let Some(first) = blocks.first().copied() else {
+        return false;
+    };
+    if before(first.start_seq, seg.ack_seq) {
+        ctx.mibs().inc(cpu, LinuxMib::TcpDsackRecv);
+    } else if let Some(second) = blocks.get(1) {
+        if after(first.end_seq, second.end_seq) || before(first.start_seq, second.start_seq) {
+            return false;
+        }
+        ctx.mibs().inc(cpu, LinuxMib::TcpDsackOfoRecv);
+    } else {
+        return false;
+    }
+    let dup_segs = tcp_dsack_seen(tp, first.start_seq, first.end_seq, state);
+    if dup_segs == 0 {
+        ctx.mibs().inc(cpu, LinuxMib::TcpDsackIgnoredDubious);
+        return false;
+    }
+    ctx.mibs()
+        .add(cpu, LinuxMib::TcpDsackRecvSegs, u64::from(dup_segs));
+    // A D-SACK for data already acked: count it against undo_retrans.
+    if let Some(marker) = tp.undo_marker.map(NonZeroU32::get)
+        && tp.undo_retrans > 0
+        && !after(first.end_seq, prior_snd_una)
+        && after(first.end_seq, marker)
+    {
+        tp.undo_retrans = (tp.undo_retrans - dup_segs as i32).max(0);
+    }
+    true
+}
+
+/// Marks SACK blocks on the retransmission queue (the scoreboard):
+/// `TCPCB_SACKED_ACKED` per covered segment with `sacked_out`, lost and
+/// retransmitted marks cleared, D-SACKs checked, RACK advanced, and
+/// reordering detected. Returns the `FLAG_*` bits. Mirrors
+/// `tcp_sacktag_write_queue()`. Counter: `TCPSACKDiscard`.
+///
+/// # Deviations from Linux
+///
+/// Segments are never split or merged to match a block (no
+/// `tcp_shift_skb_data()`/`tcp_match_skb_to_sack()`): each write-queue
+/// entry is one segment, and only entries a block covers entirely are
+/// tagged, as Linux does for single-segment skbs.
 fn tcp_sacktag_write_queue<C: TcpContext>(
     ctx: &C,
     tp: &mut TcpSock,
     seg: &TcpSeg,
     prior_snd_una: u32,
-) -> (u32, u32) {
-    let blocks = &seg.opts.sack_blocks;
-    if blocks.is_empty() || !tp.rx_opt.sack_ok {
-        return (0, 0);
+    state: &mut TcpSacktagState,
+) -> u32 {
+    let now = ctx.now();
+    state.flag = 0;
+    state.reord = tp.snd_nxt;
+    if seg.opts.sack_blocks.is_empty() || !tcp_is_sack(tp) {
+        return 0;
     }
-    let mut flag = 0;
-    let mut newly = 0;
-    let first = blocks[0];
-    let dsack = before(first.start_seq, seg.ack_seq)
-        || blocks.get(1).is_some_and(|b| {
-            !after(first.end_seq, b.end_seq) && !before(first.start_seq, b.start_seq)
-        });
-    if dsack {
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpDsackRecv);
-        flag |= FLAG_DSACKING_ACK;
-    }
+    state.highest = tcp_highest_sack_seq(tp);
+    let found_dup_sack = tcp_check_dsack(ctx, tp, seg, prior_snd_una, state);
     let lower = prior_snd_una.wrapping_sub(tp.max_window);
-    for (i, b) in blocks.iter().enumerate() {
-        if i == 0 && dsack {
-            continue;
-        }
+    // In order of sequence, the D-SACK block first, so the walk sees the
+    // highest SACK grow as Linux's sorted walk does.
+    let mut blocks: heapless::Vec<(bool, TcpSackBlock), 4> = heapless::Vec::new();
+    for (i, b) in seg.opts.sack_blocks.iter().enumerate() {
+        let _ = blocks.push((found_dup_sack && i == 0, *b));
+    }
+    blocks.sort_unstable_by_key(|(dup, b)| (!*dup, b.start_seq.wrapping_sub(prior_snd_una)));
+    for &(dup_sack, b) in &blocks {
         if !after(b.end_seq, b.start_seq)
             || after(b.end_seq, tp.snd_nxt)
-            || before(b.start_seq, lower)
+            || (!dup_sack && before(b.start_seq, lower))
+            || (dup_sack && before(b.start_seq, lower.wrapping_sub(tp.max_window)))
         {
-            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpSackDiscard);
+            if !dup_sack || after(b.end_seq, tp.snd_nxt) {
+                ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpSackDiscard);
+            } else {
+                ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpDsackIgnoredOld);
+            }
             continue;
         }
-        let n = tp.packets_out as usize;
-        for s in tp.write_queue.iter_mut().take(n) {
-            if !before(s.seq, b.start_seq)
-                && !after(s.end_seq, b.end_seq)
-                && s.sacked & TCPCB_SACKED_ACKED == 0
-            {
-                if s.sacked & TCPCB_SACKED_RETRANS != 0 {
-                    tp.retrans_out = tp.retrans_out.saturating_sub(1);
-                }
-                if s.sacked & TCPCB_LOST != 0 {
-                    tp.lost_out = tp.lost_out.saturating_sub(1);
-                }
-                s.sacked = (s.sacked & !(TCPCB_SACKED_RETRANS | TCPCB_LOST)) | TCPCB_SACKED_ACKED;
-                tp.sacked_out += 1;
-                newly += 1;
-                flag |= FLAG_DATA_SACKED;
+        if !dup_sack && !after(b.end_seq, prior_snd_una) {
+            // Only old, already acked data: nothing to tag.
+            continue;
+        }
+        let n = (tp.packets_out as usize).min(tp.write_queue.len());
+        for idx in 0..n {
+            let (s_seq, s_end) = (tp.write_queue[idx].seq, tp.write_queue[idx].end_seq);
+            if !after(s_end, b.start_seq) {
+                continue;
+            }
+            if !before(s_seq, b.end_seq) {
+                break;
+            }
+            if !before(s_seq, b.start_seq) && !after(s_end, b.end_seq) {
+                tcp_sacktag_one(tp, state, idx, dup_sack, now);
             }
         }
     }
-    (flag, newly)
+    let flag = state.flag;
+    if tp.ca_state != TcpCaState::Loss || tp.undo_marker.is_some() {
+        let reord = state.reord;
+        tcp_check_sack_reordering(ctx, tp, reord, false);
+    }
+    flag
 }
 
-/// Marks lost the segments with at least `tcp_reordering` SACKed segments
-/// above them (the RFC 6675 `IsLost()` rule); without SACK, the head.
-/// Mirrors `tcp_mark_head_lost()` / `tcp_update_scoreboard()`.
-fn tcp_update_scoreboard(tp: &mut TcpSock, reordering: u32, mark_head: bool) {
-    let n = tp.packets_out as usize;
-    if !tp.rx_opt.sack_ok || tp.sacked_out == 0 {
-        if mark_head
-            && let Some(s) = tp.write_queue.front_mut()
-            && n > 0
-            && s.sacked & (TCPCB_LOST | TCPCB_SACKED_ACKED) == 0
-        {
-            s.sacked |= TCPCB_LOST;
-            tp.lost_out += 1;
+/// Marks lost, from the head, the segments with more than `packets`
+/// SACKed segments below them; with `mark_head` only the head. Mirrors
+/// `tcp_mark_head_lost()`.
+fn tcp_mark_head_lost<C: TcpContext>(ctx: &C, tp: &mut TcpSock, packets: u32, mark_head: bool) {
+    let n = (tp.packets_out as usize).min(tp.write_queue.len());
+    let mut cnt = 0;
+    for i in 0..n {
+        if after(tp.write_queue[i].end_seq, tp.snd_nxt) {
+            break;
         }
-        return;
-    }
-    let mut sacked_above = 0;
-    for i in (0..n).rev() {
-        let s = &mut tp.write_queue[i];
-        if s.sacked & TCPCB_SACKED_ACKED != 0 {
-            sacked_above += 1;
-        } else if sacked_above >= reordering && s.sacked & (TCPCB_LOST | TCPCB_SACKED_RETRANS) == 0
-        {
-            s.sacked |= TCPCB_LOST;
-            tp.lost_out += 1;
+        let sacked = tp.write_queue[i].sacked;
+        if sacked & TCPCB_SACKED_ACKED != 0 {
+            cnt += 1;
         }
-    }
-    if mark_head
-        && let Some(s) = tp.write_queue.front_mut()
-        && s.sacked & (TCPCB_LOST | TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS) == 0
-    {
-        s.sacked |= TCPCB_LOST;
-        tp.lost_out += 1;
+        if cnt > packets {
+            break;
+        }
+        if sacked & TCPCB_LOST == 0 {
+            crate::tcp_rack::tcp_mark_skb_lost(ctx, tp, i);
+        }
+        if mark_head {
+            break;
+        }
     }
 }
 
-/// Removes fully acknowledged segments from the queue, takes an RTT sample
-/// (Karn: only from never-retransmitted segments, else from the echoed
-/// timestamp) and re-arms or stops the RTO. Mirrors
-/// `tcp_clean_rtx_queue()` + `tcp_ack_update_rtt()` + `tcp_rearm_rto()`.
-fn tcp_clean_rtx_queue<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, now: Instant) -> (u32, u32) {
+/// The SACK scoreboard without RACK (`tcp_recovery=0`): segments with at
+/// least `reordering` SACKed segments above them are lost (RFC 6675
+/// `IsLost()`), or the head on a fast retransmit. Mirrors
+/// `tcp_update_scoreboard()`.
+fn tcp_update_scoreboard<C: TcpContext>(ctx: &C, tp: &mut TcpSock, fast_rexmit: bool) {
+    if tcp_is_sack(tp) {
+        let sacked_upto = i64::from(tp.sacked_out) - i64::from(tp.reordering);
+        if sacked_upto >= 0 {
+            tcp_mark_head_lost(ctx, tp, sacked_upto as u32, false);
+        } else if fast_rexmit {
+            tcp_mark_head_lost(ctx, tp, 1, true);
+        }
+    }
+}
+
+/// Removes fully acknowledged segments from the queue, takes an RTT
+/// sample (Karn: from never-retransmitted segments, else from SACKs or
+/// the echoed timestamp), notes reordering when a never-retransmitted
+/// hole is filled, and advances RACK. Returns the flags and the number of
+/// segments acked. Mirrors `tcp_clean_rtx_queue()` with
+/// `tcp_ack_update_rtt()`.
+fn tcp_clean_rtx_queue<C: TcpContext>(
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    now: Instant,
+    prior_fack: u32,
+    sack: &mut TcpSacktagState,
+) -> (u32, u32) {
     let mut flag = 0;
     let mut acked = 0;
-    let mut seq_rtt: Option<Duration> = None;
+    let mut first_ackt: Option<u64> = None;
+    let mut last_ackt: Option<u64> = None;
+    let mut reord = tp.snd_nxt;
     while tp.packets_out > 0 {
         let Some(s) = tp.write_queue.front() else {
             break;
@@ -575,19 +992,47 @@ fn tcp_clean_rtx_queue<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, now: Instan
         let s = tp.write_queue.pop_front().expect("checked front");
         tp.packets_out -= 1;
         acked += 1;
-        if s.sacked & TCPCB_SACKED_RETRANS != 0 {
-            tp.retrans_out = tp.retrans_out.saturating_sub(1);
-        }
-        if s.sacked & TCPCB_SACKED_ACKED != 0 {
-            tp.sacked_out = tp.sacked_out.saturating_sub(1);
-        }
-        if s.sacked & TCPCB_LOST != 0 {
-            tp.lost_out = tp.lost_out.saturating_sub(1);
-        }
-        if s.sacked & TCPCB_EVER_RETRANS != 0 {
+        let sacked = s.sacked;
+        let sent = s.sent_at.map_or(0, Instant::as_micros);
+        if sacked & (TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS) != 0 {
+            if sacked & TCPCB_SACKED_RETRANS != 0 {
+                tp.retrans_out = tp.retrans_out.saturating_sub(1);
+            }
             flag |= FLAG_RETRANS_DATA_ACKED;
-        } else if let Some(sent) = s.sent_at {
-            seq_rtt = Some(now.saturating_duration_since(sent));
+        } else if sacked & TCPCB_SACKED_ACKED == 0 {
+            last_ackt = Some(sent);
+            if first_ackt.is_none() {
+                first_ackt = last_ackt;
+            }
+            if before(s.seq, reord) {
+                reord = s.seq;
+            }
+            if !after(s.end_seq, tp.high_seq) {
+                flag |= FLAG_ORIG_SACK_ACKED;
+            }
+        }
+        if sacked & TCPCB_SACKED_ACKED != 0 {
+            tp.sacked_out = tp.sacked_out.saturating_sub(1);
+        } else if tcp_is_sack(tp) {
+            tp.delivered += 1;
+            let spurious = sacked & TCPCB_EVER_RETRANS != 0
+                && tp.rx_opt.saw_tstamp
+                && tp.rx_opt.rcv_tsecr != 0
+                && s.sent_at
+                    .is_some_and(|t| before(tp.rx_opt.rcv_tsecr, tp.tcp_time_stamp(t)));
+            if !spurious {
+                crate::tcp_rack::tcp_rack_advance(
+                    tp,
+                    now,
+                    sacked & (TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS) != 0,
+                    s.end_seq,
+                    sent,
+                );
+            }
+            sack.newest_sent_us = sack.newest_sent_us.max(sent);
+        }
+        if sacked & TCPCB_LOST != 0 {
+            tp.lost_out = tp.lost_out.saturating_sub(1);
         }
         if s.flags.contains(TcpFlags::SYN) {
             flag |= FLAG_SYN_ACKED;
@@ -595,40 +1040,105 @@ fn tcp_clean_rtx_queue<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, now: Instan
             flag |= FLAG_DATA_ACKED;
         }
         tp.wmem_queued = tp.wmem_queued.saturating_sub(s.truesize());
-        tp.delivered += 1;
     }
     if tp.write_queue.is_empty() && tp.write_queue.capacity() > 0 {
         tp.write_queue = std::collections::VecDeque::new();
     }
-    if flag & FLAG_ACKED != 0 {
-        let mut rtt_us = seq_rtt.map(|d| d.as_micros() as i64);
-        if rtt_us.is_none() && tp.rx_opt.saw_tstamp && tp.rx_opt.rcv_tsecr != 0 {
-            let delta = tp.tcp_time_stamp(now).wrapping_sub(tp.rx_opt.rcv_tsecr) as i32;
-            if delta >= 0 {
-                rtt_us = Some(i64::from(delta) * 1000);
-            }
-        }
-        if let Some(r) = rtt_us {
-            tcp_rtt_estimator(ctx, tp, r);
-            tp.backoff = 0;
-        }
-        tp.ca_ops
-            .pkts_acked(&mut tp.cwnd, acked, rtt_us.unwrap_or(-1));
-        // tcp_rearm_rto()
-        if tp.packets_out == 0 {
-            ctx.cancel_timer(TcpTimer::Retransmit(tp.id));
-        } else {
-            let id = tp.id;
-            inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), tp.rto, TCP_RTO_MAX);
+    if tp.packets_out > 0
+        && tp
+            .write_queue
+            .front()
+            .is_some_and(|s| s.sacked & TCPCB_SACKED_ACKED != 0)
+    {
+        flag |= FLAG_SACK_RENEGING;
+    }
+    // tcp_ack_update_rtt(): the cumulative ACK, else the SACKs, else the
+    // echoed timestamp.
+    let now_us = now.as_micros();
+    let mut seq_rtt_us: Option<i64> = None;
+    let mut ca_rtt_us: Option<i64> = None;
+    if let (Some(first), Some(last)) = (first_ackt, last_ackt)
+        && flag & FLAG_RETRANS_DATA_ACKED == 0
+    {
+        seq_rtt_us = Some(now_us.saturating_sub(first) as i64);
+        ca_rtt_us = Some(now_us.saturating_sub(last) as i64);
+    }
+    let mut sack_rtt_us = None;
+    if let (Some(first), Some(last)) = (sack.first_sackt, sack.last_sackt) {
+        sack_rtt_us = Some(now_us.saturating_sub(first) as i64);
+        ca_rtt_us = Some(now_us.saturating_sub(last) as i64);
+    }
+    if seq_rtt_us.is_none() {
+        seq_rtt_us = sack_rtt_us;
+    }
+    if seq_rtt_us.is_none()
+        && tp.rx_opt.saw_tstamp
+        && tp.rx_opt.rcv_tsecr != 0
+        && flag & FLAG_ACKED != 0
+    {
+        let delta = tp.tcp_time_stamp(now).wrapping_sub(tp.rx_opt.rcv_tsecr) as i32;
+        if delta >= 0 {
+            seq_rtt_us = Some(i64::from(delta) * 1000);
+            ca_rtt_us = seq_rtt_us;
         }
     }
+    let rtt_update = seq_rtt_us.is_some();
+    if let Some(r) = seq_rtt_us {
+        if let Some(ca) = ca_rtt_us {
+            tp.min_rtt_us = tp.min_rtt_us.min(ca.max(1) as u32);
+        }
+        tcp_rtt_estimator(ctx, tp, r);
+        tp.backoff = 0;
+    }
+    if flag & FLAG_ACKED != 0 {
+        flag |= FLAG_SET_XMIT_TIMER;
+        if !tcp_is_sack(tp) {
+            tcp_remove_reno_sacks(ctx, tp, acked);
+            // Without SACK bits, progress may be due to a retransmission.
+            if flag & FLAG_RETRANS_DATA_ACKED != 0 {
+                flag &= !FLAG_ORIG_SACK_ACKED;
+            }
+        } else if before(reord, prior_fack) {
+            // A never-retransmitted hole got filled: reordering.
+            tcp_check_sack_reordering(ctx, tp, reord, false);
+        }
+    } else if rtt_update
+        && let Some(sack_rtt) = sack_rtt_us
+        && let Some(head_sent) = tp.write_queue.front().and_then(|s| s.sent_at)
+        && tp.packets_out > 0
+        && sack_rtt > now_us.saturating_sub(head_sent.as_micros()) as i64
+    {
+        // The SACK RTT comes from data sent before the head was last
+        // (re)sent: re-arm, else the timer could be pushed out forever.
+        flag |= FLAG_SET_XMIT_TIMER;
+    }
+    if flag & FLAG_ACKED != 0 {
+        tp.ca_ops
+            .pkts_acked(&mut tp.cwnd, acked, ca_rtt_us.unwrap_or(-1));
+    }
     (flag, acked)
+}
+
+/// Arms the loss probe, else the RTO. Mirrors `tcp_set_xmit_timer()`.
+fn tcp_set_xmit_timer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    if !crate::tcp_recovery::tcp_schedule_loss_probe(ctx, tp, true) {
+        crate::tcp_recovery::tcp_rearm_rto(ctx, tp);
+    }
+}
+
+/// Whether the ACK needs the slow path of loss recovery: a duplicate,
+/// SACK or D-SACK information, or a state other than Open. Mirrors
+/// `tcp_ack_is_dubious()`.
+fn tcp_ack_is_dubious(tp: &TcpSock, flag: u32) -> bool {
+    flag & FLAG_NOT_DUP == 0 || flag & FLAG_CA_ALERT != 0 || tp.ca_state != TcpCaState::Open
 }
 
 /// Processes an incoming ACK. Mirrors `tcp_ack()`: RFC 5961 §5.2 (an ACK
 /// beyond `snd_nxt`, or older than `snd_una - max_window`, gets a challenge
 /// ACK and is dropped), the window update, SACK tagging, cleaning the
-/// queue, loss recovery and cwnd growth.
+/// queue, RACK's reordering window, the loss probe's end, loss recovery
+/// (`tcp_fastretrans_alert()`), the timers, cwnd (`tcp_cong_control()`)
+/// and the retransmissions recovery asks for (`tcp_xmit_recovery()`).
 fn tcp_ack<C: TcpContext>(
     stack: &TcpStack,
     ctx: &mut C,
@@ -640,7 +1150,11 @@ fn tcp_ack<C: TcpContext>(
     let prior_snd_una = tp.snd_una;
     let ack = seg.ack_seq;
     let prior_packets = tp.packets_out;
-    let prior_in_flight = tp.packets_in_flight();
+    let prior_delivered = tp.delivered;
+    let prior_lost = tp.lost;
+    let mut sack_state = TcpSacktagState::default();
+    let mut rexmit = Rexmit::None;
+    tp.cwnd.tcp_mstamp = now.as_micros();
     if before(ack, prior_snd_una) {
         // RFC 5961 §5.2 with the window bounded by what was ever acked.
         let max_window = u64::from(tp.max_window).min(tp.bytes_acked) as u32;
@@ -652,10 +1166,10 @@ fn tcp_ack<C: TcpContext>(
         }
         // old_ack: SACK information still counts.
         if !seg.opts.sack_blocks.is_empty() {
-            let (f, newly) = tcp_sacktag_write_queue(ctx, tp, seg, prior_snd_una);
-            flag |= f;
-            tcp_fastretrans_alert(ctx, tp, prior_snd_una, flag, newly, prior_in_flight);
-            tcp_xmit_retransmit_queue(ctx, tp);
+            flag |= tcp_sacktag_write_queue(ctx, tp, seg, prior_snd_una, &mut sack_state);
+            tp.delivered += sack_state.sack_delivered;
+            tcp_fastretrans_alert(ctx, tp, prior_snd_una, 0, &mut flag, &mut rexmit);
+            tcp_xmit_recovery(ctx, tp, rexmit);
         }
         return AckResult::Old;
     }
@@ -669,12 +1183,20 @@ fn tcp_ack<C: TcpContext>(
         flag |= FLAG_SND_UNA_ADVANCED;
         tp.retransmits = 0;
     }
+    let prior_fack = if tcp_is_sack(tp) {
+        tcp_highest_sack_seq(tp)
+    } else {
+        tp.snd_una
+    };
     if flag & FLAG_UPDATE_TS_RECENT != 0
         && tp.rx_opt.saw_tstamp
         && !after(seg.seq, tp.rcv_wup)
         && tcp_paws_check(tp, 0, now)
     {
         tcp_store_ts_recent(tp, now);
+    }
+    if seg.seq != seg.end_seq {
+        flag |= FLAG_DATA;
     }
     // tcp_ack_update_window()
     let mut nwin = u32::from(seg.window);
@@ -699,64 +1221,123 @@ fn tcp_ack<C: TcpContext>(
     tp.snd_una = ack;
     // What the congestion controller reads of the socket (tcp_mstamp,
     // snd_una, snd_nxt) is current for this ACK.
-    tp.cwnd.tcp_mstamp = now.as_micros();
     tp.cwnd.snd_una = tp.snd_una;
     tp.cwnd.snd_nxt = tp.snd_nxt;
-    let (sflag, newly_sacked) = tcp_sacktag_write_queue(ctx, tp, seg, prior_snd_una);
-    flag |= sflag;
+    if !seg.opts.sack_blocks.is_empty() {
+        flag |= tcp_sacktag_write_queue(ctx, tp, seg, prior_snd_una, &mut sack_state);
+    }
+    tp.delivered += sack_state.sack_delivered;
     tp.rcv_tstamp = now;
     tp.last_ack_recv = now;
     tp.probes_out = 0;
     if prior_packets == 0 {
-        // no_queue: an ACK that opens the window ends the probing.
+        // no_queue: a D-SACK may still undo; an ACK that opens the
+        // window ends the probing.
+        if flag & FLAG_DSACKING_ACK != 0 {
+            tcp_fastretrans_alert(ctx, tp, prior_snd_una, 0, &mut flag, &mut rexmit);
+        }
         tcp_ack_probe(ctx, tp);
+        if tp.tlp_high_seq.is_some() {
+            tcp_process_tlp_ack(ctx, tp, ack, flag);
+        }
         return AckResult::Ok;
     }
-    let (cflag, acked) = tcp_clean_rtx_queue(ctx, tp, now);
+    let (cflag, _acked) = tcp_clean_rtx_queue(ctx, tp, now, prior_fack, &mut sack_state);
     flag |= cflag;
+    crate::tcp_rack::tcp_rack_update_reo_wnd(ctx, tp, sack_state.newest_sent_us);
     if tp.tlp_high_seq.is_some() {
-        let tlp_flags = crate::tcp_recovery::TlpAckFlags {
-            snd_una_advanced: flag & FLAG_SND_UNA_ADVANCED != 0,
-            not_dup: flag & FLAG_NOT_DUP != 0,
-            data_sacked: flag & FLAG_DATA_SACKED != 0,
-            dsack_tlp: false,
-        };
-        crate::tcp_recovery::tcp_process_tlp_ack(ctx, tp, ack, &tlp_flags);
+        tcp_process_tlp_ack(ctx, tp, ack, flag);
     }
     if tp.retrans_out == 0 && flag & FLAG_SND_UNA_ADVANCED != 0 {
         tp.retrans_stamp = None;
     }
-    let dubious =
-        flag & FLAG_NOT_DUP == 0 || tp.ca_state != TcpCaState::Open || flag & FLAG_DATA_SACKED != 0;
-    if dubious {
-        tcp_fastretrans_alert(
-            ctx,
-            tp,
-            prior_snd_una,
-            flag,
-            acked + newly_sacked,
-            prior_in_flight,
-        );
+    if tcp_ack_is_dubious(tp, flag) {
+        let num_dupack =
+            u32::from(flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DSACKING_ACK) == 0);
+        tcp_fastretrans_alert(ctx, tp, prior_snd_una, num_dupack, &mut flag, &mut rexmit);
     }
-    // tcp_cong_control(): cwnd grows on forward progress (tcp_may_raise_cwnd())
-    // unless a reduction is under way.
-    if flag & FLAG_DATA_ACKED != 0 && !matches!(tp.ca_state, TcpCaState::Recovery | TcpCaState::Cwr)
-    {
-        tp.ca_ops
-            .cong_avoid(&mut tp.cwnd, ack, acked + newly_sacked);
+    // Re-arm the loss probe or the RTO unless RACK armed its timer.
+    if flag & FLAG_SET_XMIT_TIMER != 0 {
+        tcp_set_xmit_timer(ctx, tp);
     }
-    // tcp_set_xmit_timer(): the loss probe replaces the RTO re-armed by
-    // tcp_clean_rtx_queue() when it may.
-    if flag & FLAG_ACKED != 0 {
-        crate::tcp_recovery::tcp_schedule_loss_probe(ctx, tp, true);
-    }
+    let delivered = tp.delivered.wrapping_sub(prior_delivered);
+    let losses = tp.lost.wrapping_sub(prior_lost);
+    tcp_cong_control(ctx, tp, ack, delivered, losses, flag);
     // trace_tcp_probe()
     let acked_bytes = u64::from(ack.wrapping_sub(prior_snd_una));
-    let sample = crate::tcp_probe::tcp_probe_sample(tp, now, acked_bytes, tp.probe_prev);
-    tp.probe_prev = Some((now, sample.delivery_rate));
+    let prev = (tp.probe_prev.0 != Instant::ZERO).then_some(tp.probe_prev);
+    let sample = crate::tcp_probe::tcp_probe_sample(tp, now, acked_bytes, prev);
+    tp.probe_prev = (now, sample.delivery_rate);
     ctx.tcp_probe(&sample);
-    tcp_xmit_retransmit_queue(ctx, tp);
+    tcp_xmit_recovery(ctx, tp, rexmit);
     AckResult::Ok
+}
+
+/// Hands `tcp_process_tlp_ack()` the ACK's flags.
+fn tcp_process_tlp_ack<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, ack: u32, flag: u32) {
+    let tlp_flags = crate::tcp_recovery::TlpAckFlags {
+        snd_una_advanced: flag & FLAG_SND_UNA_ADVANCED != 0,
+        not_dup: flag & FLAG_NOT_DUP != 0,
+        data_sacked: flag & FLAG_DATA_SACKED != 0,
+        dsack_tlp: flag & FLAG_DSACK_TLP != 0,
+    };
+    crate::tcp_recovery::tcp_process_tlp_ack(ctx, tp, ack, &tlp_flags);
+}
+
+/// Grows cwnd, or shrinks it by PRR while in CWR or Recovery. Mirrors
+/// `tcp_cong_control()` with `tcp_may_raise_cwnd()`: with reordering
+/// above the sysctl any forward progress grows cwnd, else only a
+/// cumulative ACK of new data (RFC 5681).
+fn tcp_cong_control<C: TcpContext>(
+    ctx: &C,
+    tp: &mut TcpSock,
+    ack: u32,
+    acked_sacked: u32,
+    losses: u32,
+    flag: u32,
+) {
+    if matches!(tp.ca_state, TcpCaState::Cwr | TcpCaState::Recovery) {
+        tcp_cwnd_reduction(tp, acked_sacked, losses, flag);
+        return;
+    }
+    let sysctl_reordering = ctx.sysctl().get_int(Sysctl::TCP_REORDERING).max(1) as u32;
+    let may_raise = if tp.reordering > sysctl_reordering {
+        flag & FLAG_FORWARD_PROGRESS != 0
+    } else {
+        flag & FLAG_DATA_ACKED != 0
+    };
+    if may_raise {
+        tp.ca_ops.cong_avoid(&mut tp.cwnd, ack, acked_sacked);
+    }
+}
+
+/// What recovery asks `tcp_ack()` to send. Mirrors `REXMIT_NONE`,
+/// `REXMIT_LOST`, `REXMIT_NEW`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rexmit {
+    /// Nothing.
+    None,
+    /// Retransmit the segments marked lost.
+    Lost,
+    /// F-RTO: send new data.
+    New,
+}
+
+/// Sends what recovery asked for: new data for F-RTO (which ends F-RTO
+/// if none could go), then the lost segments. Mirrors
+/// `tcp_xmit_recovery()`.
+fn tcp_xmit_recovery<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, rexmit: Rexmit) {
+    if rexmit == Rexmit::None || tp.state == TcpState::SynSent {
+        return;
+    }
+    if rexmit == Rexmit::New {
+        tcp_push_pending_frames(ctx, tp, crate::tcp_output::TCP_NAGLE_OFF);
+        if after(tp.snd_nxt, tp.high_seq) {
+            return;
+        }
+        tp.frto = false;
+    }
+    tcp_xmit_retransmit_queue(ctx, tp);
 }
 
 /// An ACK with nothing in flight: if the window now takes the head, stop
@@ -782,110 +1363,429 @@ fn tcp_ack_probe<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     }
 }
 
-/// Loss recovery on dubious ACKs. Mirrors `tcp_fastretrans_alert()` in its
-/// NewReno (RFC 6582) and SACK forms: duplicate ACKs (or SACKed segments)
-/// beyond `tcp_reordering` start fast recovery (`TCPRenoRecovery` /
-/// `TCPSackRecovery`, `TCPFastRetrans`), with ssthresh from the congestion
-/// controller and cwnd reduced by PRR (`tcp_cwnd_reduction()`); a partial
-/// ACK retransmits the next hole; an ACK at or beyond `high_seq` ends the
-/// recovery (`tcp_end_cwnd_reduction()`) or the loss state.
+/// Starts a cwnd reduction episode: `high_seq`, `prior_cwnd`, PRR's
+/// counters, ssthresh from the controller. Mirrors
+/// `tcp_init_cwnd_reduction()`.
+pub(crate) fn tcp_init_cwnd_reduction(tp: &mut TcpSock) {
+    tp.high_seq = tp.snd_nxt;
+    tp.tlp_high_seq = None;
+    tp.cwnd.snd_cwnd_cnt = 0;
+    tp.prior_cwnd = tp.cwnd.snd_cwnd;
+    tp.prr_delivered = 0;
+    tp.prr_out = 0;
+    let ss = tp.ca_ops.ssthresh(&tp.cwnd);
+    tp.cwnd.snd_ssthresh = ss;
+}
+
+/// Ends a reduction: cwnd set to ssthresh in CWR or Recovery (unless it
+/// was undone). Mirrors `tcp_end_cwnd_reduction()`.
+pub(crate) fn tcp_end_cwnd_reduction(tp: &mut TcpSock) {
+    if tp.cwnd.snd_ssthresh < crate::tcp_cong::TCP_INFINITE_SSTHRESH
+        && (tp.ca_state == TcpCaState::Cwr || tp.undo_marker.is_some())
+    {
+        tp.cwnd.snd_cwnd = tp.cwnd.snd_ssthresh;
+    }
+    tp.ca_ops.cwnd_event(&mut tp.cwnd, CaEvent::CompleteCwr);
+}
+
+/// Enters fast recovery. Mirrors `tcp_enter_recovery()`. Counters:
+/// `TCPSackRecovery` / `TCPRenoRecovery`.
+pub(crate) fn tcp_enter_recovery<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, ece_ack: bool) {
+    // The clock for undo and ETIMEDOUT starts with the fast retransmit.
+    tp.retrans_stamp = None;
+    tp.first_retrans_at = 0;
+    let mib = if tcp_is_sack(tp) {
+        LinuxMib::TcpSackRecovery
+    } else {
+        LinuxMib::TcpRenoRecovery
+    };
+    ctx.mibs().inc(ctx.cpu(), mib);
+    tp.prior_ssthresh = 0;
+    tcp_init_undo(tp);
+    if !matches!(tp.ca_state, TcpCaState::Cwr | TcpCaState::Recovery) {
+        if !ece_ack {
+            tp.prior_ssthresh = crate::tcp_cong::tcp_current_ssthresh(&tp.cwnd, tp.ca_state);
+        }
+        tcp_init_cwnd_reduction(tp);
+    }
+    tcp_set_ca_state(tp, TcpCaState::Recovery);
+}
+
+/// Stays Open, or Disorder while SACKed, lost or retransmitted segments
+/// remain. Mirrors `tcp_try_keep_open()`.
+pub(crate) fn tcp_try_keep_open(tp: &mut TcpSock) {
+    let state = if tcp_left_out(tp) > 0 || tcp_any_retrans_done(tp) {
+        TcpCaState::Disorder
+    } else {
+        TcpCaState::Open
+    };
+    if tp.ca_state != state {
+        tcp_set_ca_state(tp, state);
+        tp.high_seq = tp.snd_nxt;
+    }
+}
+
+/// No recovery needed yet. Mirrors `tcp_try_to_open()`.
+fn tcp_try_to_open(tp: &mut TcpSock) {
+    if !tcp_any_retrans_done(tp) {
+        tp.retrans_stamp = None;
+        tp.first_retrans_at = 0;
+    }
+    if tp.ca_state != TcpCaState::Cwr {
+        tcp_try_keep_open(tp);
+    }
+}
+
+/// Recovery ended at `high_seq`: undo if it was spurious (`TCPFullUndo`,
+/// `TCPLossUndo`), and go Open. Returns true when a NewReno connection
+/// must hold the state until something above `high_seq` is acked.
+/// Mirrors `tcp_try_undo_recovery()`.
+fn tcp_try_undo_recovery<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> bool {
+    if tcp_may_undo(tp) {
+        let mib = if tp.ca_state == TcpCaState::Loss {
+            LinuxMib::TcpLossUndo
+        } else {
+            LinuxMib::TcpFullUndo
+        };
+        tcp_undo_cwnd_reduction(tp, false);
+        ctx.mibs().inc(ctx.cpu(), mib);
+    } else if tp.rack.reo_wnd_persist > 0 {
+        tp.rack.reo_wnd_persist -= 1;
+    }
+    if !tcp_is_sack(tp) && !tcp_any_retrans_done(tp) {
+        // RFC 6582: hold until something above high_seq is acked.
+        tp.retrans_stamp = None;
+        tp.first_retrans_at = 0;
+        return true;
+    }
+    tcp_set_ca_state(tp, TcpCaState::Open);
+    tp.is_sack_reneg = false;
+    false
+}
+
+/// Every retransmission of the episode was D-SACKed: undo
+/// (`TCPDSACKUndo`). Mirrors `tcp_try_undo_dsack()`.
+fn tcp_try_undo_dsack<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> bool {
+    if tp.undo_marker.is_some() && tp.undo_retrans == 0 {
+        tp.rack.reo_wnd_persist =
+            (tp.rack.reo_wnd_persist + 1).min(crate::tcp_rack::TCP_RACK_RECOVERY_THRESH);
+        tcp_undo_cwnd_reduction(tp, false);
+        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpDsackUndo);
+        return true;
+    }
+    false
+}
+
+/// A partial ACK in Recovery: if it answers an original (timestamps), the
+/// hole was reordering — undo when nothing retransmitted is in flight
+/// (`TCPPartialUndo`); otherwise the next hole may need a fast
+/// retransmit. Returns true to stop further processing. Mirrors
+/// `tcp_try_undo_partial()`.
+fn tcp_try_undo_partial<C: TcpContext>(
+    ctx: &C,
+    tp: &mut TcpSock,
+    prior_snd_una: u32,
+    do_lost: &mut bool,
+) -> bool {
+    if tp.undo_marker.is_some() && tcp_packet_delayed(tp) {
+        tcp_check_sack_reordering(ctx, tp, prior_snd_una, true);
+        if tp.retrans_out > 0 {
+            return true;
+        }
+        if !tcp_any_retrans_done(tp) {
+            tp.retrans_stamp = None;
+            tp.first_retrans_at = 0;
+        }
+        tcp_undo_cwnd_reduction(tp, true);
+        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpPartialUndo);
+        tcp_try_keep_open(tp);
+    } else {
+        *do_lost = tcp_force_fast_retransmit(tp);
+    }
+    false
+}
+
+/// In Loss: undo on an ACK of an original (`frto_undo` when F-RTO proved
+/// the timeout spurious). Counters: `TCPLossUndo`, `TCPSpuriousRTOs`.
+/// Mirrors `tcp_try_undo_loss()`.
+fn tcp_try_undo_loss<C: TcpContext>(ctx: &C, tp: &mut TcpSock, frto_undo: bool) -> bool {
+    if frto_undo || tcp_may_undo(tp) {
+        tcp_undo_cwnd_reduction(tp, true);
+        let cpu = ctx.cpu();
+        ctx.mibs().inc(cpu, LinuxMib::TcpLossUndo);
+        if frto_undo {
+            ctx.mibs().inc(cpu, LinuxMib::TcpSpuriousRtos);
+        }
+        tp.retransmits = 0;
+        if !tcp_is_sack(tp) && tp.snd_una == tp.high_seq {
+            // tcp_is_non_sack_preventing_reopen(): hold the state until
+            // something above high_seq is acked (RFC 6582).
+            if !tcp_any_retrans_done(tp) {
+                tp.retrans_stamp = None;
+                tp.first_retrans_at = 0;
+            }
+            return true;
+        }
+        if frto_undo || tcp_is_sack(tp) {
+            tcp_set_ca_state(tp, TcpCaState::Open);
+            tp.is_sack_reneg = false;
+        }
+        return true;
+    }
+    false
+}
+
+/// An ACK in the Loss state, with F-RTO (RFC 5682 §3.1, the SACK
+/// version): an ACK of never-retransmitted data proves the timeout
+/// spurious; a first new ACK lets new data go out (step 2.b) before
+/// deciding. Mirrors `tcp_process_loss()`.
+fn tcp_process_loss<C: TcpContext>(
+    ctx: &C,
+    tp: &mut TcpSock,
+    flag: u32,
+    num_dupack: u32,
+    rexmit: &mut Rexmit,
+) {
+    let recovered = !before(tp.snd_una, tp.high_seq);
+    if flag & FLAG_SND_UNA_ADVANCED != 0 && tcp_try_undo_loss(ctx, tp, false) {
+        return;
+    }
+    if tp.frto {
+        // Step 3.b: never-retransmitted data (s)acked: spurious timeout.
+        if flag & FLAG_ORIG_SACK_ACKED != 0 && tcp_try_undo_loss(ctx, tp, true) {
+            return;
+        }
+        if after(tp.snd_nxt, tp.high_seq) {
+            if flag & FLAG_DATA_SACKED != 0 || num_dupack > 0 {
+                // Step 3.a: the loss was real.
+                tp.frto = false;
+            }
+        } else if flag & FLAG_SND_UNA_ADVANCED != 0 && !recovered {
+            tp.high_seq = tp.snd_nxt;
+            // Step 2.b: send new data if any may go, else fall back.
+            let unsent = tp.write_queue.len() > tp.packets_out as usize;
+            let wnd_end = tp.snd_una.wrapping_add(tp.snd_wnd);
+            if unsent && after(wnd_end, tp.snd_nxt) {
+                *rexmit = Rexmit::New;
+                return;
+            }
+            tp.frto = false;
+        }
+    }
+    if recovered {
+        // Step 2.a and the first part of 3.a.
+        tcp_try_undo_recovery(ctx, tp);
+        return;
+    }
+    if !tcp_is_sack(tp) {
+        if after(tp.snd_nxt, tp.high_seq) && num_dupack > 0 {
+            tcp_add_reno_sack(ctx, tp, num_dupack);
+        } else if flag & FLAG_SND_UNA_ADVANCED != 0 {
+            tp.sacked_out = 0;
+        }
+    }
+    *rexmit = Rexmit::Lost;
+}
+
+/// The highest SACK is more than `reordering` segments above `snd_una`.
+/// Mirrors `tcp_force_fast_retransmit()`.
+fn tcp_force_fast_retransmit(tp: &TcpSock) -> bool {
+    after(
+        tcp_highest_sack_seq(tp),
+        tp.snd_una
+            .wrapping_add(tp.reordering.saturating_mul(u32::from(tp.mss_cache))),
+    )
+}
+
+/// Marks losses: NewReno's head rule without SACK, RACK with it. Mirrors
+/// `tcp_identify_packet_loss()`.
+fn tcp_identify_packet_loss<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, ack_flag: &mut u32) {
+    if tp.packets_out == 0 || tp.write_queue.is_empty() {
+        return;
+    }
+    if !tcp_is_sack(tp) {
+        crate::tcp_rack::tcp_newreno_mark_lost(ctx, tp, *ack_flag & FLAG_SND_UNA_ADVANCED != 0);
+    } else if crate::tcp_rack::tcp_is_rack(ctx) {
+        let prior_retrans = tp.retrans_out;
+        if crate::tcp_rack::tcp_rack_mark_lost(ctx, tp) {
+            *ack_flag &= !FLAG_SET_XMIT_TIMER;
+        }
+        if prior_retrans > tp.retrans_out {
+            *ack_flag |= FLAG_LOST_RETRANS;
+        }
+    }
+}
+
+/// Whether to start fast recovery: a loss is proven, or (without RACK)
+/// more than `reordering` segments were SACKed. Mirrors
+/// `tcp_time_to_recover()`.
+fn tcp_time_to_recover<C: TcpContext>(ctx: &C, tp: &TcpSock) -> bool {
+    if tp.lost_out > 0 {
+        return true;
+    }
+    !crate::tcp_rack::tcp_is_rack(ctx) && tp.sacked_out + 1 > tp.reordering
+}
+
+/// The receiver dropped data it had SACKed: wait a little for it to
+/// recover before the RTO logic takes over. Mirrors
+/// `tcp_check_sack_reneging()`.
+fn tcp_check_sack_reneging<C: TcpContext>(
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    ack_flag: &mut u32,
+) -> bool {
+    if *ack_flag & FLAG_SACK_RENEGING != 0 && *ack_flag & FLAG_SND_UNA_ADVANCED != 0 {
+        let delay =
+            Duration::from_micros(u64::from(tp.srtt_us >> 4)).max(Duration::from_millis(10));
+        let id = tp.id;
+        inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), delay, TCP_RTO_MAX);
+        *ack_flag &= !FLAG_SET_XMIT_TIMER;
+        return true;
+    }
+    false
+}
+
+/// Loss recovery on dubious ACKs: the state machine of Open, Disorder,
+/// CWR, Recovery and Loss. Mirrors `tcp_fastretrans_alert()`: exits at
+/// `high_seq` (with undo), partial ACKs and D-SACK undo in Recovery,
+/// F-RTO in Loss, and losses found by RACK (or NewReno's duplicate ACKs,
+/// or the SACK scoreboard with `tcp_recovery=0`) starting Recovery; the
+/// retransmissions themselves follow in `tcp_xmit_recovery()`.
 fn tcp_fastretrans_alert<C: TcpContext>(
     ctx: &mut C,
     tp: &mut TcpSock,
     prior_snd_una: u32,
-    flag: u32,
-    newly_acked_sacked: u32,
-    _prior_in_flight: u32,
+    num_dupack: u32,
+    ack_flag: &mut u32,
+    rexmit: &mut Rexmit,
 ) {
-    let cpu = ctx.cpu();
-    let reordering = ctx.sysctl().get_int(Sysctl::TCP_REORDERING).max(1) as u32;
-    let is_dupack = tp.snd_una == prior_snd_una && flag & FLAG_NOT_DUP == 0;
-    let sack = tp.rx_opt.sack_ok;
-    if !sack && is_dupack && tp.packets_out > 0 {
-        // tcp_add_reno_sack(): a dupack stands for one segment delivered.
-        tp.sacked_out = (tp.sacked_out + 1).min(tp.packets_out.saturating_sub(1));
+    let flag = *ack_flag;
+    let mut do_lost =
+        num_dupack > 0 || (flag & FLAG_DATA_SACKED != 0 && tcp_force_fast_retransmit(tp));
+    let mut fast_rexmit = false;
+    if tp.packets_out == 0 && tp.sacked_out > 0 {
+        tp.sacked_out = 0;
     }
-    if !sack && flag & FLAG_SND_UNA_ADVANCED != 0 {
-        // tcp_remove_reno_sacks()
-        tp.sacked_out = tp
-            .sacked_out
-            .saturating_sub(newly_acked_sacked)
-            .min(tp.packets_out.saturating_sub(1));
-        if tp.ca_state != TcpCaState::Recovery {
-            tp.sacked_out = 0;
+    // B. Reneging SACKs.
+    if tcp_check_sack_reneging(ctx, tp, ack_flag) {
+        return;
+    }
+    // D. State exits when high_seq is acked.
+    if tp.ca_state == TcpCaState::Open {
+        tp.retrans_stamp = None;
+        tp.first_retrans_at = 0;
+    } else if !before(tp.snd_una, tp.high_seq) {
+        match tp.ca_state {
+            // CWR is held until something above high_seq is acked.
+            TcpCaState::Cwr if tp.snd_una != tp.high_seq => {
+                tcp_end_cwnd_reduction(tp);
+                tcp_set_ca_state(tp, TcpCaState::Open);
+            }
+            TcpCaState::Recovery => {
+                if !tcp_is_sack(tp) {
+                    tp.sacked_out = 0;
+                }
+                if tcp_try_undo_recovery(ctx, tp) {
+                    return;
+                }
+                tcp_end_cwnd_reduction(tp);
+            }
+            _ => {}
         }
     }
+    // E. Process the state.
+    let mut enter_recovery = false;
     match tp.ca_state {
-        TcpCaState::Recovery | TcpCaState::Cwr if !before(tp.snd_una, tp.high_seq) => {
-            // tcp_end_cwnd_reduction()
-            tp.cwnd.snd_cwnd = tp.cwnd.snd_ssthresh.max(1);
-            tp.cwnd.snd_cwnd_cnt = 0;
-            tp.ca_ops.cwnd_event(&mut tp.cwnd, CaEvent::CompleteCwr);
-            if !sack {
-                tp.sacked_out = 0;
+        TcpCaState::Recovery => {
+            if flag & FLAG_SND_UNA_ADVANCED == 0 {
+                if !tcp_is_sack(tp) {
+                    tcp_add_reno_sack(ctx, tp, num_dupack);
+                }
+            } else if tcp_try_undo_partial(ctx, tp, prior_snd_una, &mut do_lost) {
+                return;
             }
-            tcp_set_ca_state(tp, TcpCaState::Open);
-            tp.undo_marker = None;
-            return;
-        }
-        TcpCaState::Loss if !before(tp.snd_una, tp.high_seq) => {
-            tcp_set_ca_state(tp, TcpCaState::Open);
-            if !sack {
-                tp.sacked_out = 0;
+            if tcp_try_undo_dsack(ctx, tp) {
+                tcp_try_to_open(tp);
             }
-            return;
+            tcp_identify_packet_loss(ctx, tp, ack_flag);
+            if tp.ca_state != TcpCaState::Recovery {
+                if !tcp_time_to_recover(ctx, tp) {
+                    return;
+                }
+                // Undone, but a loss is evident: a new recovery.
+                tcp_enter_recovery(ctx, tp, false);
+            }
         }
         TcpCaState::Loss => {
-            let mark_head = !sack && flag & FLAG_SND_UNA_ADVANCED != 0;
-            tcp_update_scoreboard(tp, reordering, mark_head);
-            return;
-        }
-        TcpCaState::Recovery => {
-            if flag & FLAG_SND_UNA_ADVANCED != 0 && !sack {
-                // NewReno partial ACK: the next segment is lost too.
-                tcp_update_scoreboard(tp, reordering, true);
+            tcp_process_loss(ctx, tp, flag, num_dupack, rexmit);
+            tcp_identify_packet_loss(ctx, tp, ack_flag);
+            if tp.ca_state == TcpCaState::Open || *ack_flag & FLAG_LOST_RETRANS != 0 {
+                // Undone, or retransmissions were lost: decide afresh.
+                enter_recovery = tcp_open_state(ctx, tp, flag, num_dupack, ack_flag);
+                if !enter_recovery {
+                    return;
+                }
+                fast_rexmit = true;
             } else {
-                tcp_update_scoreboard(tp, reordering, false);
+                return;
             }
-            tcp_cwnd_reduction(tp, newly_acked_sacked, flag);
-            return;
         }
-        _ => {}
-    }
-    // Open, Disorder: time to recover?
-    let dupthresh_hit = tp.sacked_out + 1 > reordering || tp.lost_out > 0;
-    if dupthresh_hit && tp.packets_out > 0 {
-        let mib = if sack {
-            LinuxMib::TcpSackRecovery
-        } else {
-            LinuxMib::TcpRenoRecovery
-        };
-        ctx.mibs().inc(cpu, mib);
-        // tcp_enter_recovery() + tcp_init_cwnd_reduction()
-        tp.undo_marker = Some(tp.snd_una);
-        tp.undo_retrans = 0;
-        tp.high_seq = tp.snd_nxt;
-        tp.prior_cwnd = tp.cwnd.snd_cwnd;
-        tp.prr_delivered = 0;
-        tp.prr_out = 0;
-        let ss = tp.ca_ops.ssthresh(&tp.cwnd);
-        tp.cwnd.snd_ssthresh = ss;
-        tcp_set_ca_state(tp, TcpCaState::Recovery);
-        tcp_update_scoreboard(tp, reordering, true);
-        ctx.mibs().inc(cpu, LinuxMib::TcpFastRetrans);
-        tcp_cwnd_reduction(tp, newly_acked_sacked, flag);
-    } else if tp.sacked_out > 0 || is_dupack {
-        if tp.ca_state == TcpCaState::Open {
-            tcp_set_ca_state(tp, TcpCaState::Disorder);
+        _ => {
+            enter_recovery = tcp_open_state(ctx, tp, flag, num_dupack, ack_flag);
+            if !enter_recovery {
+                return;
+            }
+            fast_rexmit = true;
         }
-    } else if tp.ca_state == TcpCaState::Disorder {
-        tcp_set_ca_state(tp, TcpCaState::Open);
     }
+    let _ = enter_recovery;
+    if !crate::tcp_rack::tcp_is_rack(ctx) && do_lost {
+        tcp_update_scoreboard(ctx, tp, fast_rexmit);
+    }
+    *rexmit = Rexmit::Lost;
 }
 
-/// Proportional Rate Reduction (RFC 6937). Mirrors `tcp_cwnd_reduction()`.
-fn tcp_cwnd_reduction(tp: &mut TcpSock, newly_acked_sacked: u32, flag: u32) {
-    if newly_acked_sacked == 0 && flag & FLAG_SND_UNA_ADVANCED == 0 && tp.prr_out > 0 {
+/// The `default:` arm of `tcp_fastretrans_alert()` (Open, Disorder, CWR):
+/// NewReno's duplicate-ACK count, D-SACK undo, loss detection, and
+/// Recovery when it is time (returns true, having entered it).
+fn tcp_open_state<C: TcpContext>(
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    flag: u32,
+    num_dupack: u32,
+    ack_flag: &mut u32,
+) -> bool {
+    if !tcp_is_sack(tp) {
+        if flag & FLAG_SND_UNA_ADVANCED != 0 {
+            tp.sacked_out = 0;
+        }
+        tcp_add_reno_sack(ctx, tp, num_dupack);
+    }
+    if matches!(tp.ca_state, TcpCaState::Open | TcpCaState::Disorder) {
+        tcp_try_undo_dsack(ctx, tp);
+    }
+    tcp_identify_packet_loss(ctx, tp, ack_flag);
+    if !tcp_time_to_recover(ctx, tp) {
+        tcp_try_to_open(tp);
+        return false;
+    }
+    tcp_enter_recovery(ctx, tp, false);
+    true
+}
+
+/// Proportional Rate Reduction (RFC 6937): in CWR or Recovery, cwnd
+/// follows what was delivered, sending `ssthresh/prior_cwnd` of it while
+/// the flight is above ssthresh, and growing back to ssthresh at most one
+/// segment beyond what was delivered below it (the slow-start reduction
+/// bound, without the extra segment when this ACK marked new losses).
+/// Mirrors `tcp_cwnd_reduction()`.
+pub(crate) fn tcp_cwnd_reduction(
+    tp: &mut TcpSock,
+    newly_acked_sacked: u32,
+    newly_lost: u32,
+    flag: u32,
+) {
+    if newly_acked_sacked == 0 || tp.prior_cwnd == 0 {
         return;
     }
     let in_flight = tp.packets_in_flight();
@@ -895,15 +1795,16 @@ fn tcp_cwnd_reduction(tp: &mut TcpSock, newly_acked_sacked: u32, flag: u32) {
     let sndcnt: i64 = if delta < 0 {
         let dividend =
             u64::from(ssthresh) * u64::from(tp.prr_delivered) + u64::from(tp.prior_cwnd) - 1;
-        (dividend / u64::from(tp.prior_cwnd.max(1))) as i64 - i64::from(tp.prr_out)
+        (dividend / u64::from(tp.prior_cwnd)) as i64 - i64::from(tp.prr_out)
     } else {
         let mut s = (i64::from(tp.prr_delivered) - i64::from(tp.prr_out))
             .max(i64::from(newly_acked_sacked));
-        if flag & FLAG_SND_UNA_ADVANCED != 0 {
+        if flag & FLAG_SND_UNA_ADVANCED != 0 && newly_lost == 0 {
             s += 1;
         }
         s.min(delta)
     };
+    // Force a fast retransmit on entering recovery.
     let sndcnt = sndcnt.max(i64::from(tp.prr_out == 0));
     tp.cwnd.snd_cwnd = (i64::from(in_flight) + sndcnt).max(1) as u32;
 }
@@ -1803,6 +2704,8 @@ pub(crate) fn tcp_init_transfer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     };
     tp.lsndtime = now;
     tp.rcv_tstamp = now;
+    // tcp_init_sock(): the reordering degree starts at the sysctl.
+    tp.reordering = ctx.sysctl().get_int(Sysctl::TCP_REORDERING).max(1) as u32;
     tcp_init_buffer_space(ctx.sysctl(), tp, now);
     if tp.opts.keepalive {
         let when = crate::tcp_timer::keepalive_time_when(ctx, tp);

@@ -737,10 +737,13 @@ pub(crate) fn tcp_send_active_reset<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock
     let _ = tcp_transmit(ctx, tp, seq, TcpFlags::ACK | TcpFlags::RST, None, false);
 }
 
-/// Retransmits write-queue entry `idx`. Mirrors `__tcp_retransmit_skb()`:
+/// Sends write-queue entry `idx` again. Mirrors `__tcp_retransmit_skb()`:
 /// trims what was already acked, refragments to the current MSS, sends
-/// with `RetransSegs` counted and marks it `TCPCB_SACKED_RETRANS`.
-pub(crate) fn tcp_retransmit_skb<C: TcpContext>(
+/// it, counts `RetransSegs` (`TCPSynRetrans` for a SYN), `total_retrans`
+/// and `bytes_retrans`, and marks it `TCPCB_EVER_RETRANS`. The loss
+/// probe uses this directly: its copy is not counted in `retrans_out`.
+#[doc(alias = "__tcp_retransmit_skb")]
+pub(crate) fn tcp_retransmit_skb_core<C: TcpContext>(
     ctx: &mut C,
     tp: &mut TcpSock,
     idx: usize,
@@ -788,47 +791,95 @@ pub(crate) fn tcp_retransmit_skb<C: TcpContext>(
     tp.total_retrans += 1;
     tp.bytes_retrans += u64::from(len);
     let seg = &mut tp.write_queue[idx];
-    if seg.sacked & TCPCB_SACKED_RETRANS == 0 {
-        tp.retrans_out += 1;
-    }
-    seg.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
-    // retrans_stamp is the first (original) send time of the segment, so
-    // the give-up time counts from it (tcp_skb_timestamp_ts()).
-    let first_sent = seg.sent_at.unwrap_or(now);
+    seg.sacked |= TCPCB_EVER_RETRANS;
     seg.sent_at = Some(now);
-    if tp.retrans_stamp.is_none() {
-        tp.retrans_stamp = Some(first_sent);
-    }
-    if tp.undo_marker.is_some() {
-        tp.undo_retrans += 1;
-    }
-    if matches!(
-        tp.ca_state,
-        crate::tcp_cong::TcpCaState::Recovery | crate::tcp_cong::TcpCaState::Cwr
-    ) {
-        tp.prr_out += 1;
-    }
     Ok(())
 }
 
-/// Retransmits segments marked lost, as cwnd allows, then new data.
-/// Mirrors `tcp_xmit_retransmit_queue()`.
+/// Retransmits write-queue entry `idx` as part of recovery. Mirrors
+/// `tcp_retransmit_skb()`: [`tcp_retransmit_skb_core`], then the segment
+/// is `TCPCB_SACKED_RETRANS` (counted in `retrans_out`), the episode's
+/// first retransmission is stamped (`retrans_stamp`) and `undo_retrans`
+/// counts one more retransmission a D-SACK may prove spurious.
+///
+/// # Deviations from Linux
+///
+/// `retrans_stamp` holds the original send time of the first segment
+/// retransmitted (the give-up timers count from it); the time of the
+/// first retransmission itself, which Eifel undo compares the echoed
+/// timestamp with, is kept apart in `first_retrans_at`.
+pub(crate) fn tcp_retransmit_skb<C: TcpContext>(
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    idx: usize,
+) -> Result<(), Errno> {
+    let first_sent = tp.write_queue[idx].sent_at;
+    tcp_retransmit_skb_core(ctx, tp, idx)?;
+    let now = ctx.now();
+    let seg = &mut tp.write_queue[idx];
+    if seg.sacked & TCPCB_SACKED_RETRANS == 0 {
+        tp.retrans_out += 1;
+    }
+    seg.sacked |= TCPCB_SACKED_RETRANS;
+    if tp.retrans_stamp.is_none() {
+        tp.retrans_stamp = Some(first_sent.unwrap_or(now));
+    }
+    if tp.first_retrans_at == 0 {
+        tp.first_retrans_at = tp.tcp_time_stamp(now).max(1);
+    }
+    if tp.undo_retrans < 0 {
+        tp.undo_retrans = 0;
+    }
+    tp.undo_retrans += 1;
+    Ok(())
+}
+
+/// Retransmits the segments marked lost and not yet retransmitted, in
+/// order, while cwnd allows and fewer retransmissions than losses are in
+/// flight; PRR's `prr_out` counts them in CWR and Recovery, and the RTO
+/// restarts when the head goes again (unless RACK's timer is pending).
+/// Mirrors `tcp_xmit_retransmit_queue()`. Counters: `TCPFastRetrans`
+/// (outside Loss), `TCPSlowStartRetrans` (in Loss).
 pub(crate) fn tcp_xmit_retransmit_queue<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    if tp.packets_out == 0 {
+        return;
+    }
+    let mut rearm_timer = false;
     let mut idx = 0;
-    while idx < tp.packets_out as usize {
+    while idx < (tp.packets_out as usize).min(tp.write_queue.len()) {
         if tp.packets_in_flight() >= tp.cwnd.snd_cwnd {
-            return;
+            break;
         }
         let s = tp.write_queue[idx].sacked;
-        if s & TCPCB_LOST != 0 && s & (TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS) == 0 {
-            if tcp_retransmit_skb(ctx, tp, idx).is_err() {
-                return;
-            }
-            if idx == 0 {
-                tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto);
-            }
+        if tp.retrans_out >= tp.lost_out {
+            break;
+        }
+        if s & TCPCB_LOST == 0 || s & (TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS) != 0 {
+            idx += 1;
+            continue;
+        }
+        let mib = if tp.ca_state == crate::tcp_cong::TcpCaState::Loss {
+            LinuxMib::TcpSlowStartRetrans
+        } else {
+            LinuxMib::TcpFastRetrans
+        };
+        if tcp_retransmit_skb(ctx, tp, idx).is_err() {
+            break;
+        }
+        ctx.mibs().inc(ctx.cpu(), mib);
+        if matches!(
+            tp.ca_state,
+            crate::tcp_cong::TcpCaState::Recovery | crate::tcp_cong::TcpCaState::Cwr
+        ) {
+            tp.prr_out += 1;
+        }
+        if idx == 0 && ctx.timer_pending(TcpTimer::ReoTimeout(tp.id)).is_none() {
+            rearm_timer = true;
         }
         idx += 1;
+    }
+    if rearm_timer {
+        tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto);
     }
 }
 

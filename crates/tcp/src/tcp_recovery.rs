@@ -14,15 +14,17 @@
 //!
 //! - When cwnd allows no new segment, Linux's `tcp_write_xmit(push_one =
 //!   2)` forces one out anyway; here cwnd is raised by one for that call.
-//! - RACK's time-based loss marking is not implemented: after a probe that
-//!   retransmits the tail, the earlier holes are found by the SACK
-//!   scoreboard (`tcp_update_scoreboard()`), as with `tcp_recovery=0`.
+//! - The loss probe, the reordering timer and the RTO are separate
+//!   [`TcpTimer`] ids that exclude each other, instead of one timer with
+//!   `icsk_pending` saying which it is.
+
+use core::num::NonZeroU32;
 
 use netcore::{Duration, LinuxMib, Sysctl};
 
 use crate::context::TcpContext;
-use crate::tcp_cong::{CaEvent, TcpCaState};
-use crate::tcp_output::{TCP_NAGLE_OFF, tcp_retransmit_skb, tcp_write_xmit};
+use crate::tcp_cong::TcpCaState;
+use crate::tcp_output::{TCP_NAGLE_OFF, tcp_retransmit_skb_core, tcp_write_xmit};
 use crate::tcp_sock::{TCP_RTO_MAX, TCP_RTO_MIN, TCP_TIMEOUT_INIT, TcpSock, after, before};
 use crate::tcp_timer::{TcpTimer, inet_csk_reset_xmit_timer};
 
@@ -44,15 +46,27 @@ pub(crate) struct TlpAckFlags {
     pub dsack_tlp: bool,
 }
 
-/// Restarts the RTO from the head's send time. Mirrors `tcp_rearm_rto()`.
+/// Restarts the RTO: a full RTO from now, or, while the loss probe or the
+/// reordering timer holds the slot, from the head's send time. Mirrors
+/// `tcp_rearm_rto()`.
 pub(crate) fn tcp_rearm_rto<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    let offset = ctx.timer_pending(TcpTimer::LossProbe(tp.id)).is_some()
+        || ctx.timer_pending(TcpTimer::ReoTimeout(tp.id)).is_some();
+    tcp_rearm_rto_from(ctx, tp, offset);
+}
+
+/// [`tcp_rearm_rto`] with the choice made by the caller: `from_head` when
+/// the timer that fired was the loss probe or the reordering timer
+/// (`icsk_pending` still names it in Linux).
+pub(crate) fn tcp_rearm_rto_from<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, from_head: bool) {
     if tp.packets_out == 0 {
         ctx.cancel_timer(TcpTimer::Retransmit(tp.id));
         ctx.cancel_timer(TcpTimer::LossProbe(tp.id));
+        ctx.cancel_timer(TcpTimer::ReoTimeout(tp.id));
         return;
     }
     let mut rto = tp.rto;
-    if let Some(delta) = tcp_rto_delta(ctx, tp) {
+    if from_head && let Some(delta) = tcp_rto_delta(ctx, tp) {
         // The head was sent a while ago: the RTO is due from then.
         rto = delta.max(Duration::from_micros(1));
     }
@@ -115,16 +129,24 @@ pub(crate) fn tcp_schedule_loss_probe<C: TcpContext>(
 
 /// The loss probe timer fired. Mirrors `tcp_send_loss_probe()`: one probe
 /// per episode (`tlp_high_seq`); a new segment if one may go, else the
-/// last segment again; `TCPLossProbes`; then the RTO re-armed.
+/// last segment again (not counted in `retrans_out`); `TCPLossProbes`;
+/// then a full RTO from now after a probe, or the RTO of the head when
+/// none could go.
 pub(crate) fn tcp_send_loss_probe<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     if tp.packets_out == 0 {
         return;
     }
+    let mut sent = false;
     if tp.tlp_high_seq.is_none() {
         tp.tlp_retrans = false;
         let pcount = tp.packets_out;
-        let unsent = tp.write_queue.len() > tp.packets_out as usize;
-        let mut sent = false;
+        // tcp_snd_wnd_test() on the first unsent segment.
+        let mss = u32::from(crate::tcp_output::tcp_current_mss(tp));
+        let wnd_end = tp.snd_una.wrapping_add(tp.snd_wnd);
+        let unsent = tp
+            .write_queue
+            .get(tp.packets_out as usize)
+            .is_some_and(|s| !after(s.seq.wrapping_add(s.len().min(mss)), wnd_end));
         if unsent {
             // push_one = 2: one segment even when cwnd is used up.
             tp.cwnd.snd_cwnd += 1;
@@ -132,22 +154,21 @@ pub(crate) fn tcp_send_loss_probe<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) 
             tp.cwnd.snd_cwnd -= 1;
             sent = tp.packets_out > pcount;
         }
-        if !sent {
+        if !sent && !unsent {
             let last = tp.packets_out as usize - 1;
-            if tcp_retransmit_skb(ctx, tp, last).is_ok() {
+            if tcp_retransmit_skb_core(ctx, tp, last).is_ok() {
                 tp.tlp_retrans = true;
                 sent = true;
             }
         }
         if sent {
             // Record snd_nxt for loss detection.
-            tp.tlp_high_seq = Some(tp.snd_nxt);
+            tp.tlp_high_seq = NonZeroU32::new(tp.snd_nxt);
             ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpLossProbes);
-            ctx.cancel_timer(TcpTimer::LossProbe(tp.id));
         }
     }
-    // rearm_timer: the RTO from the head's send time.
-    tcp_rearm_rto(ctx, tp);
+    ctx.cancel_timer(TcpTimer::LossProbe(tp.id));
+    tcp_rearm_rto_from(ctx, tp, !sent);
 }
 
 /// An ACK arrived during a probe episode. Mirrors `tcp_process_tlp_ack()`:
@@ -161,7 +182,7 @@ pub(crate) fn tcp_process_tlp_ack<C: TcpContext>(
     ack: u32,
     flags: &TlpAckFlags,
 ) {
-    let Some(high) = tp.tlp_high_seq else {
+    let Some(high) = tp.tlp_high_seq.map(NonZeroU32::get) else {
         return;
     };
     if before(ack, high) {
@@ -170,27 +191,11 @@ pub(crate) fn tcp_process_tlp_ack<C: TcpContext>(
     if !tp.tlp_retrans || flags.dsack_tlp {
         tp.tlp_high_seq = None;
     } else if after(ack, high) {
-        // tcp_init_cwnd_reduction() + CWR + tcp_end_cwnd_reduction().
-        tp.tlp_high_seq = None;
-        tp.high_seq = tp.snd_nxt;
-        tp.prior_cwnd = tp.cwnd.snd_cwnd;
-        tp.prr_delivered = 0;
-        tp.prr_out = 0;
-        let ss = tp.ca_ops.ssthresh(&tp.cwnd);
-        tp.cwnd.snd_ssthresh = ss;
-        tp.ca_ops.set_state(&mut tp.cwnd, TcpCaState::Cwr);
-        tp.ca_state = TcpCaState::Cwr;
-        tp.cwnd.snd_cwnd = ss.max(1);
-        tp.cwnd.snd_cwnd_cnt = 0;
-        tp.ca_ops.cwnd_event(&mut tp.cwnd, CaEvent::CompleteCwr);
-        // tcp_try_keep_open()
-        let st = if tp.sacked_out > 0 || tp.retrans_out > 0 || tp.lost_out > 0 {
-            TcpCaState::Disorder
-        } else {
-            TcpCaState::Open
-        };
-        tp.ca_ops.set_state(&mut tp.cwnd, st);
-        tp.ca_state = st;
+        // The probe repaired a loss: reduce cwnd once through CWR.
+        crate::tcp_input::tcp_init_cwnd_reduction(tp);
+        crate::tcp_input::tcp_set_ca_state(tp, TcpCaState::Cwr);
+        crate::tcp_input::tcp_end_cwnd_reduction(tp);
+        crate::tcp_input::tcp_try_keep_open(tp);
         ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpLossProbeRecovery);
     } else if !(flags.snd_una_advanced || flags.not_dup || flags.data_sacked) {
         // A pure duplicate: the original and the probe both arrived.

@@ -21,6 +21,7 @@
 //! empty `VecDeque`s (no heap) and no skb.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
+use core::num::NonZeroU32;
 use std::collections::VecDeque;
 
 use netcore::{Duration, Errno, Instant, SkBuff};
@@ -131,6 +132,9 @@ pub const TCP_MIN_MSS: u16 = 88;
 pub const TCP_MAX_WSCALE: u8 = 14;
 /// Initial congestion window in segments (`TCP_INIT_CWND`).
 pub const TCP_INIT_CWND: u32 = 10;
+/// Default reordering degree (`TCP_FASTRETRANS_THRESH`, the default of
+/// `net.ipv4.tcp_reordering`).
+pub const TCP_REORDERING_DEFAULT: u32 = 3;
 /// Initial RTO, 1 s (`TCP_TIMEOUT_INIT`).
 pub const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
 /// Largest RTO, 120 s (`TCP_RTO_MAX`).
@@ -343,15 +347,33 @@ pub(crate) struct TcpSock {
     pub prr_delivered: u32,
     pub prr_out: u32,
     pub prior_cwnd: u32,
-    pub undo_marker: Option<u32>,
+    pub undo_marker: Option<NonZeroU32>,
     pub undo_retrans: i32,
+    /// Loss recovery state of `tcp_input.c`/`tcp_recovery.c`: the
+    /// reordering degree in segments (`tp->reordering`), how often
+    /// reordering was seen (`reord_seen`), ssthresh before the reduction
+    /// for undo (`prior_ssthresh`, 0 for none), the receiver reneged on
+    /// SACKs (`is_sack_reneg`), F-RTO under way (`frto`), segments ever
+    /// marked lost (`tp->lost`), the time stamp clock of the first
+    /// retransmission of the episode (for Eifel undo, 0 for none), D-SACKed
+    /// segments (`dsack_dups`) and RACK (`tp->rack`).
+    pub reordering: u32,
+    pub reord_seen: u32,
+    pub prior_ssthresh: u32,
+    pub is_sack_reneg: bool,
+    pub frto: bool,
+    pub lost: u32,
+    pub first_retrans_at: u32,
+    pub dsack_dups: u32,
+    pub rack: crate::tcp_rack::TcpRack,
     /// `snd_nxt` when a tail loss probe went out, until its episode ends
     /// (`tlp_high_seq`, 0 in Linux for none).
-    pub tlp_high_seq: Option<u32>,
+    pub tlp_high_seq: Option<NonZeroU32>,
     /// Whether that probe was a retransmission (`tlp_retrans`).
     pub tlp_retrans: bool,
-    /// Time and delivery rate of the last `tcp_probe` sample.
-    pub probe_prev: Option<(Instant, u64)>,
+    /// Time and delivery rate of the last `tcp_probe` sample; a time of
+    /// zero for none yet.
+    pub probe_prev: (Instant, u64),
     pub ca_state: TcpCaState,
     pub cwnd: TcpCwnd,
     pub ca_ops: Box<dyn CongestionOps>,
@@ -488,9 +510,18 @@ impl TcpSock {
             prior_cwnd: 0,
             undo_marker: None,
             undo_retrans: 0,
+            reordering: TCP_REORDERING_DEFAULT,
+            reord_seen: 0,
+            prior_ssthresh: 0,
+            is_sack_reneg: false,
+            frto: false,
+            lost: 0,
+            first_retrans_at: 0,
+            dsack_dups: 0,
+            rack: crate::tcp_rack::TcpRack::new(),
             tlp_high_seq: None,
             tlp_retrans: false,
-            probe_prev: None,
+            probe_prev: (Instant::ZERO, 0),
             ca_state: TcpCaState::Open,
             cwnd: TcpCwnd::new(),
             ca_ops,

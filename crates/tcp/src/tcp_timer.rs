@@ -17,6 +17,7 @@ use netcore::{Duration, Errno, LinuxMib, Sysctl};
 
 use crate::context::TcpContext;
 use crate::tcp::{TcpStack, tcp_done, tcp_write_err};
+use crate::tcp_cong::TcpCaState;
 use crate::tcp_input::tcp_enter_loss;
 use crate::tcp_output::{
     tcp_probe0_base, tcp_retransmit_skb, tcp_send_ack, tcp_send_active_reset, tcp_write_wakeup,
@@ -40,6 +41,10 @@ pub enum TcpTimer {
     /// Tail loss probe (RFC 8985 §7). Mirrors `icsk_retransmit_timer` with
     /// `ICSK_TIME_LOSS_PROBE` (`tcp_send_loss_probe()`).
     LossProbe(SockId),
+    /// RACK's reordering timer (RFC 8985 §6.2). Mirrors
+    /// `icsk_retransmit_timer` with `ICSK_TIME_REO_TIMEOUT`
+    /// (`tcp_rack_reo_timeout()`).
+    ReoTimeout(SockId),
     /// Delayed ACK. Mirrors `icsk_delack_timer` (`tcp_delack_timer()`).
     DelAck(SockId),
     /// Keepalive, and the orphaned FIN-WAIT-2 timeout. Mirrors `sk_timer`
@@ -69,11 +74,12 @@ pub(crate) fn inet_csk_reset_xmit_timer<C: TcpContext>(
     max_when: Duration,
 ) {
     let when = when.min(max_when);
-    // The three share icsk_retransmit_timer: arming one replaces the others.
+    // The four share icsk_retransmit_timer: arming one replaces the others.
     for other in [
         TcpTimer::Retransmit(tp.id),
         TcpTimer::Probe0(tp.id),
         TcpTimer::LossProbe(tp.id),
+        TcpTimer::ReoTimeout(tp.id),
     ] {
         if other != what {
             ctx.cancel_timer(other);
@@ -100,6 +106,7 @@ pub(crate) fn inet_csk_clear_xmit_timers<C: TcpContext>(ctx: &mut C, id: SockId)
     ctx.cancel_timer(TcpTimer::Retransmit(id));
     ctx.cancel_timer(TcpTimer::Probe0(id));
     ctx.cancel_timer(TcpTimer::LossProbe(id));
+    ctx.cancel_timer(TcpTimer::ReoTimeout(id));
     ctx.cancel_timer(TcpTimer::DelAck(id));
     ctx.cancel_timer(TcpTimer::Keepalive(id));
 }
@@ -189,6 +196,7 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
     }
     let now = ctx.now();
     let cpu = ctx.cpu();
+    tp.tlp_high_seq = None;
     if tp.snd_wnd == 0 && !tp.dead && !matches!(tp.state, TcpState::SynSent | TcpState::SynRecv) {
         // The receiver shrank its window: retransmissions act as probes
         // and never time the connection out while it answers.
@@ -202,6 +210,23 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
         ctx.mibs().inc(cpu, LinuxMib::TcpTimeouts);
         if tcp_write_timeout(stack, ctx, tp) {
             return;
+        }
+        if tp.retransmits == 0 {
+            // The first timeout of an episode: which recovery failed.
+            let sack = tp.rx_opt.sack_ok;
+            let mib = match tp.ca_state {
+                TcpCaState::Recovery if sack => Some(LinuxMib::TcpSackRecoveryFail),
+                TcpCaState::Recovery => Some(LinuxMib::TcpRenoRecoveryFail),
+                TcpCaState::Loss => Some(LinuxMib::TcpLossFailures),
+                TcpCaState::Disorder if sack => Some(LinuxMib::TcpSackFailures),
+                TcpCaState::Disorder => Some(LinuxMib::TcpRenoFailures),
+                _ if tp.sacked_out > 0 && sack => Some(LinuxMib::TcpSackFailures),
+                _ if tp.sacked_out > 0 => Some(LinuxMib::TcpRenoFailures),
+                _ => None,
+            };
+            if let Some(mib) = mib {
+                ctx.mibs().inc(cpu, mib);
+            }
         }
         tcp_enter_loss(ctx, tp);
         tp.retransmits = tp.retransmits.saturating_add(1);

@@ -1,0 +1,357 @@
+//! Loss recovery in virtual time: RACK's reordering window adapting to a
+//! path that reorders by three segments, a spurious retransmission
+//! timeout undone (Eifel with timestamps, F-RTO without), and one loss
+//! repaired by RACK's reordering timer instead of the RTO. Each test
+//! samples `TCP_INFO` (cwnd, ssthresh, ca_state, reordering) over time.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use netcore::{Duration, Instant, LinuxMib, TcpMib};
+use tcp::testutil::{Bottleneck, Net};
+use tcp::{TcpContext, TcpInfo, TcpSocket};
+use wire::TcpRepr;
+
+/// The byte every test writes, so a segment can be rebuilt from its header.
+const FILL: u8 = 0x5a;
+const CA_OPEN: u8 = 0;
+const CA_RECOVERY: u8 = 3;
+const CA_LOSS: u8 = 4;
+
+/// A `TCP_INFO` sample of the sender.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    ms: u64,
+    cwnd: u32,
+    ssthresh: u32,
+    ca_state: u8,
+    reordering: u32,
+    total_retrans: u32,
+}
+
+/// Two hosts 10 ms apart (20 ms RTT), buffers sized so the window, not
+/// the application, limits the flow.
+fn net(seed: u64, timestamps: bool) -> Net {
+    let mut net = Net::with_seed(2, seed);
+    net.delay = Duration::from_millis(10);
+    net.logging = false;
+    for h in &net.hosts {
+        let s = h.ctx.sysctl();
+        s.set("net.ipv4.tcp_wmem", "4096 262144 262144").unwrap();
+        s.set("net.ipv4.tcp_rmem", "4096 1048576 1048576").unwrap();
+        s.set(
+            "net.ipv4.tcp_timestamps",
+            if timestamps { "1" } else { "0" },
+        )
+        .unwrap();
+    }
+    net
+}
+
+fn info(net: &Net, c: &TcpSocket) -> TcpInfo {
+    net.hosts[0].stack.tcp_info(&net.hosts[0].ctx, c)
+}
+
+fn sample(net: &Net, c: &TcpSocket, start: Instant) -> Sample {
+    let i = info(net, c);
+    Sample {
+        ms: net.now().saturating_duration_since(start).as_millis() as u64,
+        cwnd: i.snd_cwnd,
+        ssthresh: i.snd_ssthresh,
+        ca_state: i.ca_state,
+        reordering: i.reordering,
+        total_retrans: i.total_retrans,
+    }
+}
+
+/// Keeps host 0's send buffer full and drains host 1, checking every byte.
+fn pump(net: &mut Net, c: &TcpSocket, s: &TcpSocket, received: &mut u64) {
+    let chunk = vec![FILL; 16 * 1024];
+    while net.send(0, c, &chunk).is_ok_and(|n| n > 0) {}
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = net.recv(1, s, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        assert!(buf[..n].iter().all(|&b| b == FILL), "data corrupted");
+        *received += n as u64;
+    }
+}
+
+/// Segments held back by the wire's filter, released by the test loop.
+#[derive(Default)]
+struct Held {
+    /// Held segments with how many data segments went out after them.
+    segs: Vec<(TcpRepr, u32)>,
+    /// The test is re-injecting: let everything through.
+    injecting: bool,
+    /// Data segments host 0 sent.
+    data_segs: u64,
+    /// Segments held so far.
+    events: u32,
+}
+
+fn reinject(net: &mut Net, held: &Rc<RefCell<Held>>, from: usize, to: usize, repr: &TcpRepr) {
+    let payload = vec![FILL; repr.payload_len];
+    held.borrow_mut().injecting = true;
+    let src = net.addr(from);
+    net.inject(src, to, repr, &payload);
+    held.borrow_mut().injecting = false;
+}
+
+#[test]
+fn reordering_by_three_segments_stops_causing_retransmissions() {
+    let mut net = net(11, true);
+    // 20 Mbit/s: a segment every 0.6 ms, so three segments of displacement
+    // are far less than a quarter of the 20 ms minimum RTT.
+    net.bottleneck = Some(Bottleneck {
+        rate_bps: 20_000_000,
+        queue_limit: 10_000,
+    });
+    let (c, s) = net.connect_pair(5001);
+    let held = Rc::new(RefCell::new(Held::default()));
+    let addr0 = net.addr(0);
+    let h = held.clone();
+    // Every 150th data segment (ten times) is held until three later data
+    // segments have left, then sent: it arrives three segments late.
+    net.set_drop_filter(move |seg| {
+        let mut h = h.borrow_mut();
+        if h.injecting || seg.src != addr0 || seg.is_empty() {
+            return false;
+        }
+        h.data_segs += 1;
+        for (_, later) in &mut h.segs {
+            *later += 1;
+        }
+        if h.data_segs % 150 == 100 && h.events < 10 {
+            h.events += 1;
+            h.segs.push((seg.tcp.clone(), 0));
+            return true;
+        }
+        false
+    });
+    let start = net.now();
+    let end = start + Duration::from_secs(3);
+    let mut received = 0;
+    let mut samples = Vec::new();
+    let mut next_sample = start;
+    // Retransmissions counted at each reordering event.
+    let mut retrans_at_event = Vec::new();
+    while net.now() < end {
+        pump(&mut net, &c, &s, &mut received);
+        if !net.step() {
+            break;
+        }
+        let due: Vec<TcpRepr> = {
+            let mut h = held.borrow_mut();
+            let (go, keep): (Vec<_>, Vec<_>) = h.segs.drain(..).partition(|(_, l)| *l >= 3);
+            h.segs = keep;
+            go.into_iter().map(|(r, _)| r).collect()
+        };
+        for r in &due {
+            retrans_at_event.push(net.mib(0, TcpMib::RetransSegs));
+            reinject(&mut net, &held, 0, 1, r);
+        }
+        if net.now() >= next_sample {
+            samples.push(sample(&net, &c, start));
+            next_sample += Duration::from_millis(10);
+        }
+    }
+    net.clear_drop_filter();
+    let events = held.borrow().events;
+    assert_eq!(events, 10, "reordering events");
+    let retrans = net.mib(0, TcpMib::RetransSegs);
+    // The first event is taken for a loss (three SACKed segments make
+    // RACK's window zero) and the retransmission proves spurious; from
+    // then on RACK waits min_rtt/4 and the reordering is absorbed.
+    assert!(
+        retrans <= 1,
+        "{retrans} retransmissions: {retrans_at_event:?}"
+    );
+    let after_second = retrans_at_event[1];
+    assert_eq!(retrans, after_second, "{retrans_at_event:?}");
+    assert_eq!(net.mib(0, LinuxMib::TcpTimeouts), 0);
+    let reorder = net.mib(0, LinuxMib::TcpSackReorder) + net.mib(0, LinuxMib::TcpTsReorder);
+    assert!(reorder >= 1, "reordering never detected");
+    let last = samples.last().copied().expect("samples");
+    assert!(last.reordering >= 4, "{last:?}");
+    // A spurious recovery is undone: a D-SACK or an ACK of the original.
+    let undo = net.mib(0, LinuxMib::TcpDsackUndo)
+        + net.mib(0, LinuxMib::TcpPartialUndo)
+        + net.mib(0, LinuxMib::TcpFullUndo);
+    if retrans > 0 {
+        assert!(undo >= 1, "spurious recovery not undone");
+    }
+    // Over time: no sample in Loss, and cwnd never cut below half of what
+    // it was 100 ms earlier once the flow is going.
+    assert!(samples.iter().all(|x| x.ca_state != CA_LOSS), "{samples:?}");
+    for w in samples.windows(11).skip(20) {
+        assert!(w[10].cwnd * 2 >= w[0].cwnd, "cwnd collapsed: {w:?}");
+    }
+    assert!(received > 3_000_000, "only {received} bytes");
+}
+
+/// Runs a bulk flow for 600 ms, then holds every segment from host 1 for
+/// `stall` and releases them in order: the sender times out although
+/// nothing was lost. Returns the samples and the sample index where the
+/// stall began and ended.
+fn stall_acks(net: &mut Net, stall: Duration) -> (Vec<Sample>, usize, usize) {
+    let (c, s) = net.connect_pair(5002);
+    let held = Rc::new(RefCell::new(Held::default()));
+    let start = net.now();
+    let mut received = 0;
+    let mut samples = Vec::new();
+    let mut ms = 0;
+    let mut run_ms = |net: &mut Net, samples: &mut Vec<Sample>, n: u64, received: &mut u64| {
+        for _ in 0..n {
+            pump(net, &c, &s, received);
+            ms += 1;
+            net.run_until_time(start + Duration::from_millis(ms));
+            samples.push(sample(net, &c, start));
+        }
+    };
+    run_ms(net, &mut samples, 600, &mut received);
+    let addr1 = net.addr(1);
+    let h = held.clone();
+    net.set_drop_filter(move |seg| {
+        let mut h = h.borrow_mut();
+        if h.injecting || seg.src != addr1 {
+            return false;
+        }
+        h.segs.push((seg.tcp.clone(), 0));
+        true
+    });
+    let stall_start = samples.len();
+    run_ms(net, &mut samples, stall.as_millis() as u64, &mut received);
+    net.clear_drop_filter();
+    let acks: Vec<TcpRepr> = held.borrow_mut().segs.drain(..).map(|(r, _)| r).collect();
+    assert!(!acks.is_empty());
+    for r in &acks {
+        reinject(net, &held, 1, 0, r);
+    }
+    let stall_end = samples.len();
+    run_ms(net, &mut samples, 400, &mut received);
+    assert!(received > 500_000, "only {received} bytes");
+    (samples, stall_start, stall_end)
+}
+
+#[test]
+fn spurious_rto_is_undone_by_timestamps() {
+    let mut net = net(12, true);
+    let (samples, stall, release) = stall_acks(&mut net, Duration::from_millis(450));
+    let before = samples[stall - 1];
+    assert!(net.mib(0, LinuxMib::TcpTimeouts) >= 1, "no RTO");
+    // The timeout entered Loss with cwnd at one segment above the flight.
+    let loss = samples[stall..release]
+        .iter()
+        .find(|x| x.ca_state == CA_LOSS)
+        .copied()
+        .expect("Loss state");
+    assert!(loss.cwnd < before.cwnd, "{loss:?} {before:?}");
+    // The released ACKs echo timestamps from before the retransmission:
+    // Eifel undoes the reduction and the connection is Open again with
+    // the window it had.
+    assert!(net.mib(0, LinuxMib::TcpLossUndo) >= 1);
+    let after = samples[release..]
+        .iter()
+        .find(|x| x.ca_state == CA_OPEN)
+        .copied()
+        .expect("back to Open");
+    assert!(after.ms - samples[release].ms <= 50, "{after:?}");
+    assert!(after.cwnd >= before.cwnd, "cwnd {after:?} was {before:?}");
+    assert!(after.ssthresh >= before.ssthresh, "{after:?} {before:?}");
+    // And it stays out of Loss.
+    let undone = samples
+        .iter()
+        .position(|x| x.ms == after.ms)
+        .expect("sample");
+    assert!(samples[undone..].iter().all(|x| x.ca_state != CA_LOSS));
+}
+
+#[test]
+fn spurious_rto_is_undone_by_frto() {
+    // No timestamps: only F-RTO (RFC 5682) can tell the timeout was
+    // spurious, from an ACK of data that was never retransmitted.
+    let mut net = net(13, false);
+    let (samples, stall, release) = stall_acks(&mut net, Duration::from_millis(450));
+    let before = samples[stall - 1];
+    assert!(net.mib(0, LinuxMib::TcpTimeouts) >= 1, "no RTO");
+    assert!(
+        samples[stall..release]
+            .iter()
+            .any(|x| x.ca_state == CA_LOSS)
+    );
+    assert!(net.mib(0, LinuxMib::TcpSpuriousRtos) >= 1);
+    assert!(net.mib(0, LinuxMib::TcpLossUndo) >= 1);
+    let after = samples[release..]
+        .iter()
+        .find(|x| x.ca_state == CA_OPEN)
+        .copied()
+        .expect("back to Open");
+    assert!(after.cwnd >= before.cwnd, "cwnd {after:?} was {before:?}");
+}
+
+#[test]
+fn one_loss_is_found_by_the_rack_reordering_timer() {
+    let mut net = net(14, true);
+    net.logging = true;
+    let (c, s) = net.connect_pair(5003);
+    // A few exchanges for an RTT estimate.
+    let mut received = 0;
+    let mut buf = [0u8; 8192];
+    for _ in 0..5 {
+        net.send(0, &c, &[FILL; 100]).unwrap();
+        net.run_for_ms(50);
+        received += net.recv(1, &s, &mut buf).unwrap();
+    }
+    let mss = info(&net, &c).snd_mss as usize;
+    // Three segments; the first is lost. Only two are SACKed, fewer than
+    // the duplicate-ACK threshold: RACK's timer finds the loss.
+    let mut first = true;
+    net.set_drop_filter(move |seg| {
+        let drop = first && !seg.is_empty();
+        if drop {
+            first = false;
+        }
+        drop
+    });
+    let start = net.now();
+    net.send(0, &c, &vec![FILL; 3 * mss]).unwrap();
+    let mut samples = Vec::new();
+    for _ in 0..300 {
+        net.run_for_ms(1);
+        samples.push(sample(&net, &c, start));
+        if let Ok(n) = net.recv(1, &s, &mut buf) {
+            received += n;
+        }
+    }
+    net.clear_drop_filter();
+    assert_eq!(received, 500 + 3 * mss);
+    assert_eq!(net.mib(0, LinuxMib::TcpTimeouts), 0);
+    assert_eq!(net.mib(0, TcpMib::RetransSegs), 1);
+    // The retransmission leaves one RTT (20 ms) plus a quarter of the
+    // minimum RTT (5 ms) plus 2 ms of timer slack after the original.
+    let data: Vec<_> = net.from(0).into_iter().filter(|x| !x.is_empty()).collect();
+    let lost = data.iter().find(|x| x.dropped).expect("dropped segment");
+    let again = data
+        .iter()
+        .find(|x| !x.dropped && x.tcp.seq == lost.tcp.seq)
+        .expect("retransmission");
+    let gap = again.at.saturating_duration_since(lost.at).as_micros();
+    assert!(
+        (26_000..=29_000).contains(&gap),
+        "retransmitted after {gap} µs"
+    );
+    // Recovery was entered by the timer and left when the hole filled.
+    let rec = samples
+        .iter()
+        .position(|x| x.ca_state == CA_RECOVERY)
+        .expect("Recovery");
+    assert!(samples[rec].ms >= 26, "{:?}", samples[rec]);
+    let open = samples[rec..]
+        .iter()
+        .find(|x| x.ca_state == CA_OPEN)
+        .expect("Open again");
+    assert!(open.ms <= samples[rec].ms + 30, "{open:?}");
+    assert_eq!(samples.last().map(|x| x.total_retrans), Some(1));
+}
