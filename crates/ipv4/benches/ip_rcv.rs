@@ -17,7 +17,7 @@
 //! `ip_rcv`, which takes the host state from the context). `_recycled`
 //! passes one skb round and round: the handler parks it in a thread-local
 //! and the loop pushes the IP header back and receives it again; no pool
-//! work, but the park and fetch move the 200-byte `SkBuff` about six
+//! work, but the park and fetch move the 112-byte `SkBuff` about six
 //! times, so it is not cheaper.
 //!
 //! `ip_output_64B` times the transmit side: `ip_build_and_send_pkt` of a
