@@ -1905,6 +1905,11 @@ fn tcp_grow_window(sysctl: &Sysctl, tp: &mut TcpSock, len: u32, truesize: u32) {
     if room <= 0 {
         return;
     }
+    if tcp_under_memory_pressure(tp) {
+        // Under tcp_mem pressure the window stops growing.
+        tcp_adjust_rcv_ssthresh(tp);
+        return;
+    }
     let ratio = tp.scaling_ratio;
     let win = |space: u32| crate::tcp_sock::tcp_win_from_space(ratio, space);
     let incr = if win(truesize) <= len {
