@@ -407,7 +407,7 @@ fn ip_rcv_chain<const TRACE: bool, const FROM: u8, C: Ipv4Context>(
     if from <= RcvStage::PreRouting
         && !no_hooks::<TRACE, C>(ctx, NfInetHooks::PreRouting, skb.ifindex)
     {
-        return ip_rcv_prerouting(net, ctx, skb);
+        return ip_rcv_nf_hook(net, ctx, skb, NfInetHooks::PreRouting);
     }
     if from <= RcvStage::RcvFinish {
         match ip_rcv_finish_core::<TRACE, C>(net, mib, &skb, &hdr) {
@@ -426,7 +426,7 @@ fn ip_rcv_chain<const TRACE: bool, const FROM: u8, C: Ipv4Context>(
         return ip_local_deliver_defrag::<TRACE, C>(net, ctx, skb);
     }
     if from <= RcvStage::LocalIn && !no_hooks::<TRACE, C>(ctx, NfInetHooks::LocalIn, skb.ifindex) {
-        return ip_local_deliver_localin(net, ctx, skb);
+        return ip_rcv_nf_hook(net, ctx, skb, NfInetHooks::LocalIn);
     }
     // ip_local_deliver_finish() → ip_protocol_deliver_rcu(): pull the IP
     // header, call the protocol's handler (InDelivers, also when it hands
@@ -463,19 +463,25 @@ fn ip_rcv_chain_from<const FROM: u8, C: Ipv4Context>(
     }
 }
 
-/// `NF_HOOK(PRE_ROUTING, …, ip_rcv_finish)` when a hook is registered.
+/// `NF_HOOK(hook, …, okfn)` on the receive path when a hook is registered
+/// at PRE_ROUTING (okfn `ip_rcv_finish()`) or LOCAL_IN (okfn
+/// `ip_local_deliver_finish()`).
 #[cold]
 #[inline(never)]
-fn ip_rcv_prerouting<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
+fn ip_rcv_nf_hook<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    skb: SkBuff,
+    hook: NfInetHooks,
+) -> NetRx {
     let in_ifindex = skb.ifindex;
-    nf_netrx(nf_hook_ipv4(
-        ctx,
-        NfInetHooks::PreRouting,
-        in_ifindex,
-        0,
-        skb,
-        |ctx, skb| ip_rcv_finish(net, ctx, skb),
-    ))
+    nf_netrx(nf_hook_ipv4(ctx, hook, in_ifindex, 0, skb, |ctx, skb| {
+        if hook == NfInetHooks::LocalIn {
+            ip_local_deliver_finish(net, ctx, skb)
+        } else {
+            ip_rcv_finish(net, ctx, skb)
+        }
+    }))
 }
 
 /// Whether no hook is registered at `hook` (the `nf_hooks_needed` static
@@ -777,22 +783,6 @@ fn ip_local_deliver_defrag<const TRACE: bool, C: Ipv4Context>(
         let _ = skb.set_transport_header(hdr.ihl);
     }
     ip_rcv_chain::<TRACE, { RcvStage::LocalIn as u8 }, C>(net, ctx, skb)
-}
-
-/// `NF_HOOK(LOCAL_IN, …, ip_local_deliver_finish)` when a hook is
-/// registered.
-#[cold]
-#[inline(never)]
-fn ip_local_deliver_localin<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> NetRx {
-    let in_ifindex = skb.ifindex;
-    nf_netrx(nf_hook_ipv4(
-        ctx,
-        NfInetHooks::LocalIn,
-        in_ifindex,
-        0,
-        skb,
-        |ctx, skb| ip_local_deliver_finish(net, ctx, skb),
-    ))
 }
 
 /// Mirrors `ip_local_deliver_finish()` for a datagram a LOCAL_IN hook may
