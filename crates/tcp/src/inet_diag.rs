@@ -96,6 +96,9 @@ pub struct TcpInfo {
     pub data_segs_out: u32,
     /// `tcpi_delivered`.
     pub delivered: u32,
+    /// `tcpi_busy_time` (µs with data queued or in flight, the limited
+    /// times included).
+    pub busy_time: u64,
     /// `tcpi_rwnd_limited` (µs the sender was limited by the peer's window).
     pub rwnd_limited: u64,
     /// `tcpi_sndbuf_limited` (µs limited by the send buffer).
@@ -126,14 +129,8 @@ pub(crate) fn tcp_get_info(now: Instant, tp: &TcpSock) -> TcpInfo {
     if tp.rx_opt.wscale_ok {
         options |= 4;
     }
-    let mut rwnd_limited = tp.rwnd_limited;
-    if let Some(s) = tp.rwnd_limited_since {
-        rwnd_limited += now.saturating_duration_since(s);
-    }
-    let mut sndbuf_limited = tp.sndbuf_limited;
-    if let Some(s) = tp.sndbuf_limited_since {
-        sndbuf_limited += now.saturating_duration_since(s);
-    }
+    let (busy_time, rwnd_limited, sndbuf_limited) =
+        crate::tcp_output::tcp_get_info_chrono_stats(tp, now);
     let listen = tp.state == TcpState::Listen;
     let (acc, backlog) = crate::inet_connection_sock::listen_queue_lens(tp);
     TcpInfo {
@@ -180,8 +177,9 @@ pub(crate) fn tcp_get_info(now: Instant, tp: &TcpSock) -> TcpInfo {
         data_segs_in: tp.data_segs_in,
         data_segs_out: tp.data_segs_out,
         delivered: tp.delivered,
-        rwnd_limited: rwnd_limited.as_micros() as u64,
-        sndbuf_limited: sndbuf_limited.as_micros() as u64,
+        busy_time,
+        rwnd_limited,
+        sndbuf_limited,
         bytes_sent: tp.bytes_sent,
         bytes_retrans: tp.bytes_retrans,
         snd_wnd: tp.snd_wnd,

@@ -557,7 +557,17 @@ impl TcpStack {
             .page_pool()
             .max_buf_size()
             .saturating_sub(crate::tcp_sock::MAX_TCP_HEADER);
-        let size_goal = usize::from(tcp_current_mss(&tp)).min(max_payload).max(1);
+        let mss_now = tcp_current_mss(&tp);
+        let size_goal = usize::from(mss_now).min(max_payload).max(1);
+        // The skb Linux would fill (tcp_xmit_size_goal()), built here from
+        // MSS-sized entries; writing into an unsent one clears its PSH.
+        let skb_goal = crate::tcp_output::tcp_xmit_size_goal(&tp, u32::from(mss_now));
+        let mut skb_len = write_skb_len(&tp);
+        if skb_len > 0
+            && let Some(tail) = tp.write_queue.back_mut()
+        {
+            tail.flags.remove(wire::TcpFlags::PSH);
+        }
         // The copy loop of tcp_sendmsg_locked(): a full skb is pushed at
         // once when more than half the peer's largest window was written
         // since the last push (forced_push(), marked PSH), or sent alone
@@ -565,6 +575,11 @@ impl TcpStack {
         let mut copied = 0;
         let mut out_of_space = false;
         while copied < data.len() {
+            if skb_len == 0 || skb_len >= skb_goal {
+                // A new skb (tcp_stream_alloc_skb() + tcp_skb_entail()).
+                tp.write_skb_seq = tp.write_seq;
+                skb_len = 0;
+            }
             // tcp_wmem_schedule(): protocol memory (tcp_mem) for the copy.
             let overhead = crate::tcp_sock::TCP_SKB_OVERHEAD;
             let want = (data.len() - copied).min(size_goal) as u32 + overhead;
@@ -573,38 +588,45 @@ impl TcpStack {
                 out_of_space = true;
                 break;
             }
-            let end = copied + (granted - overhead) as usize;
-            let Some((n, full)) =
+            let end = (copied + (granted - overhead) as usize)
+                .min(copied + (skb_goal - skb_len) as usize);
+            let Some((n, _)) =
                 tcp_queue_chunk(ctx, &mut tp, &data[copied..end], size_goal, copied == 0)?
             else {
                 out_of_space = true;
                 break;
             };
             copied += n;
-            if copied == data.len() || !full {
+            skb_len += n as u32;
+            if copied == data.len() || skb_len < skb_goal {
                 continue;
             }
             if forced_push(&tp) {
                 tcp_mark_push(&mut tp);
                 tcp_push_pending_frames(ctx, &mut tp, TCP_NAGLE_PUSH);
-            } else if tp.write_queue.len() == tp.packets_out as usize + 1 {
+            } else if !after(tp.write_skb_seq, tp.snd_nxt) {
+                // tcp_push_one(): this skb is the send head.
                 tcp_write_xmit(ctx, &mut tp, TCP_NAGLE_PUSH, true);
             }
         }
         if out_of_space {
             // wait_for_space: SOCK_NOSPACE, and what was copied is pushed.
             tp.nospace = true;
-            if tp.sndbuf_limited_since.is_none() {
-                tp.sndbuf_limited_since = Some(ctx.now());
-            }
             if copied > 0 {
                 tcp_mark_push(&mut tp);
                 tcp_push_pending_frames(ctx, &mut tp, TCP_NAGLE_PUSH);
             }
-        } else if let Some(since) = tp.sndbuf_limited_since.take() {
-            tp.sndbuf_limited += ctx.now().saturating_duration_since(since);
         }
         if copied == 0 {
+            if tp.write_queue.is_empty() {
+                // out_err with EAGAIN and nothing queued: wake the writer
+                // (edge-triggered poll) and stop the sndbuf chronograph.
+                crate::tcp_output::tcp_chrono_stop(
+                    &mut tp,
+                    crate::tcp_sock::TcpChrono::SndbufLimited,
+                    ctx.now(),
+                );
+            }
             return Err(Errno::Again);
         }
         // tcp_push(): mark PSH unless MSG_MORE, or when forced.
@@ -1143,6 +1165,26 @@ pub(crate) fn four_tuple(tp: &TcpSock) -> FourTuple {
         raddr: tp.daddr,
         rport: tp.dport,
     }
+}
+
+/// The bytes of the unsent skb `tcp_sendmsg_locked()` would append to
+/// (`tcp_write_queue_tail()`), 0 when there is none: all was sent, or the
+/// tail carries a FIN.
+fn write_skb_len(tp: &TcpSock) -> u32 {
+    if tp.write_seq == tp.snd_nxt
+        || tp.write_queue.back().is_none_or(|t| {
+            t.flags
+                .intersects(wire::TcpFlags::FIN | wire::TcpFlags::SYN)
+        })
+    {
+        return 0;
+    }
+    let start = if after(tp.write_skb_seq, tp.snd_nxt) {
+        tp.write_skb_seq
+    } else {
+        tp.snd_nxt
+    };
+    tp.write_seq.wrapping_sub(start)
 }
 
 /// More than half the peer's largest window was written since the last

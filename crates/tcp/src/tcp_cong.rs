@@ -58,8 +58,15 @@ pub struct TcpCwnd {
     pub snd_cwnd_cnt: u32,
     /// Upper bound of `snd_cwnd` (`snd_cwnd_clamp`).
     pub snd_cwnd_clamp: u32,
-    /// Whether the last flight was limited by cwnd (`is_cwnd_limited`).
+    /// Whether the current window's flight was limited by cwnd
+    /// (`is_cwnd_limited`); read it through [`TcpCwnd::tcp_is_cwnd_limited`].
     pub is_cwnd_limited: bool,
+    /// The most segments out in the current window while not cwnd-limited
+    /// (`max_packets_out`).
+    pub max_packets_out: u32,
+    /// `snd_nxt` when the window's usage was last sampled; a new window
+    /// starts when `snd_una` reaches it (`cwnd_usage_seq`).
+    pub cwnd_usage_seq: u32,
     /// Smoothed RTT in µs, scaled by 8 (`srtt_us`), for controllers that use it.
     pub srtt_us: u32,
     /// The socket's clock in µs when the controller is called
@@ -85,6 +92,8 @@ impl TcpCwnd {
             snd_cwnd_cnt: 0,
             snd_cwnd_clamp: !0,
             is_cwnd_limited: false,
+            max_packets_out: 0,
+            cwnd_usage_seq: 0,
             srtt_us: 0,
             tcp_mstamp: 0,
             lsndtime: 0,
@@ -96,6 +105,17 @@ impl TcpCwnd {
     /// Whether cwnd is below ssthresh. Mirrors `tcp_in_slow_start()`.
     pub fn in_slow_start(&self) -> bool {
         self.snd_cwnd < self.snd_ssthresh
+    }
+
+    /// Whether the sender is using the window it has, so cwnd may grow:
+    /// the window's flight was cwnd-limited, or in slow start cwnd is still
+    /// below twice the most segments that were out. Mirrors
+    /// `tcp_is_cwnd_limited()` in `include/net/tcp.h`.
+    pub fn tcp_is_cwnd_limited(&self) -> bool {
+        if self.is_cwnd_limited {
+            return true;
+        }
+        self.in_slow_start() && self.snd_cwnd < 2 * self.max_packets_out
     }
 
     /// Grows cwnd by one per ACKed segment up to ssthresh; returns the
@@ -184,7 +204,7 @@ impl CongestionOps for Reno {
     }
 
     fn cong_avoid(&mut self, tp: &mut TcpCwnd, _ack: u32, mut acked: u32) {
-        if !tp.is_cwnd_limited {
+        if !tp.tcp_is_cwnd_limited() {
             return;
         }
         if tp.in_slow_start() {

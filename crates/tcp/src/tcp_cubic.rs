@@ -387,7 +387,7 @@ impl CongestionOps for Cubic {
     }
 
     fn cong_avoid(&mut self, tp: &mut TcpCwnd, _ack: u32, mut acked: u32) {
-        if !tp.is_cwnd_limited {
+        if !tp.tcp_is_cwnd_limited() {
             return;
         }
         if tp.in_slow_start() {

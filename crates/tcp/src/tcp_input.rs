@@ -554,7 +554,7 @@ fn tcp_check_sack_reordering<C: TcpContext>(ctx: &C, tp: &mut TcpSock, low_seq: 
         let max = ctx.sysctl().get_int(Sysctl::TCP_MAX_REORDERING).max(1) as u32;
         tp.reordering = metric.div_ceil(mss).min(max);
     }
-    tp.reord_seen += 1;
+    tp.reord_seen = tp.reord_seen.saturating_add(1);
     let mib = if ts {
         LinuxMib::TcpTsReorder
     } else {
@@ -575,7 +575,7 @@ fn tcp_check_reno_reordering<C: TcpContext>(ctx: &C, tp: &mut TcpSock, addend: u
     tp.sacked_out = tp.packets_out - holes;
     let max = ctx.sysctl().get_int(Sysctl::TCP_MAX_REORDERING).max(1) as u32;
     tp.reordering = (tp.packets_out + addend).min(max);
-    tp.reord_seen += 1;
+    tp.reord_seen = tp.reord_seen.saturating_add(1);
     ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpRenoReorder);
 }
 
@@ -588,14 +588,18 @@ fn tcp_add_reno_sack<C: TcpContext>(ctx: &C, tp: &mut TcpSock, num_dupack: u32) 
     let prior_sacked = tp.sacked_out;
     tp.sacked_out += num_dupack;
     tcp_check_reno_reordering(ctx, tp, 0);
-    tp.delivered += tp.sacked_out.saturating_sub(prior_sacked);
+    tp.delivered = tp
+        .delivered
+        .wrapping_add(tp.sacked_out.saturating_sub(prior_sacked));
 }
 
 /// Without SACK, an ACK of `acked` segments filled one hole; the rest
 /// consumed duplicate ACKs. Mirrors `tcp_remove_reno_sacks()`.
 fn tcp_remove_reno_sacks<C: TcpContext>(ctx: &C, tp: &mut TcpSock, acked: u32) {
     if acked > 0 {
-        tp.delivered += acked.saturating_sub(tp.sacked_out).max(1);
+        tp.delivered = tp
+            .delivered
+            .wrapping_add(acked.saturating_sub(tp.sacked_out).max(1));
         if acked > tp.sacked_out {
             tp.sacked_out = 0;
         } else {
@@ -759,7 +763,7 @@ fn tcp_sacktag_one(
         sacked |= TCPCB_SACKED_ACKED;
         state.flag |= FLAG_DATA_SACKED;
         tp.sacked_out += 1;
-        state.sack_delivered += 1;
+        state.sack_delivered = state.sack_delivered.saturating_add(1);
         if tp.sacked_out == 1 || !before(start_seq, state.highest) {
             state.highest = end_seq;
         }
@@ -791,7 +795,7 @@ fn tcp_dsack_seen(tp: &mut TcpSock, start: u32, end: u32, state: &mut TcpSacktag
     } else if tp.tlp_high_seq.map(NonZeroU32::get) == Some(end) {
         state.flag |= FLAG_DSACK_TLP;
     }
-    tp.dsack_dups += dup_segs;
+    tp.dsack_dups = tp.dsack_dups.saturating_add(dup_segs);
     if tp.dsack_dups > tp.total_retrans {
         // The duplicates were never retransmitted by us.
         return 0;
@@ -801,7 +805,7 @@ fn tcp_dsack_seen(tp: &mut TcpSock, start: u32, end: u32, state: &mut TcpSacktag
     }
     state.flag |= FLAG_DSACKING_ACK;
     // A spurious retransmission was delivered.
-    state.sack_delivered += dup_segs;
+    state.sack_delivered = state.sack_delivered.saturating_add(dup_segs);
     dup_segs
 }
 
@@ -1014,7 +1018,7 @@ fn tcp_clean_rtx_queue<C: TcpContext>(
         if sacked & TCPCB_SACKED_ACKED != 0 {
             tp.sacked_out = tp.sacked_out.saturating_sub(1);
         } else if tcp_is_sack(tp) {
-            tp.delivered += 1;
+            tp.delivered = tp.delivered.wrapping_add(1);
             let spurious = sacked & TCPCB_EVER_RETRANS != 0
                 && tp.rx_opt.saw_tstamp
                 && tp.rx_opt.rcv_tsecr != 0
@@ -1167,7 +1171,7 @@ fn tcp_ack<C: TcpContext>(
         // old_ack: SACK information still counts.
         if !seg.opts.sack_blocks.is_empty() {
             flag |= tcp_sacktag_write_queue(ctx, tp, seg, prior_snd_una, &mut sack_state);
-            tp.delivered += sack_state.sack_delivered;
+            tp.delivered = tp.delivered.wrapping_add(sack_state.sack_delivered);
             tcp_fastretrans_alert(ctx, tp, prior_snd_una, 0, &mut flag, &mut rexmit);
             tcp_xmit_recovery(ctx, tp, rexmit);
         }
@@ -1226,7 +1230,7 @@ fn tcp_ack<C: TcpContext>(
     if !seg.opts.sack_blocks.is_empty() {
         flag |= tcp_sacktag_write_queue(ctx, tp, seg, prior_snd_una, &mut sack_state);
     }
-    tp.delivered += sack_state.sack_delivered;
+    tp.delivered = tp.delivered.wrapping_add(sack_state.sack_delivered);
     tp.rcv_tstamp = now;
     tp.last_ack_recv = now;
     tp.probes_out = 0;
@@ -1791,7 +1795,7 @@ pub(crate) fn tcp_cwnd_reduction(
     let in_flight = tp.packets_in_flight();
     let ssthresh = tp.cwnd.snd_ssthresh;
     let delta = i64::from(ssthresh) - i64::from(in_flight);
-    tp.prr_delivered += newly_acked_sacked;
+    tp.prr_delivered = tp.prr_delivered.saturating_add(newly_acked_sacked);
     let sndcnt: i64 = if delta < 0 {
         let dividend =
             u64::from(ssthresh) * u64::from(tp.prr_delivered) + u64::from(tp.prior_cwnd) - 1;
@@ -2549,11 +2553,17 @@ pub(crate) fn tcp_ack_snd_check<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
 pub(crate) fn tcp_data_snd_check<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     let nonagle = tp_nonagle(tp);
     tcp_push_pending_frames(ctx, tp, nonagle);
+    let now = ctx.now();
     if tp.nospace && tp.sk_stream_wspace() >= tp.wmem_queued / 2 {
         tp.nospace = false;
         if !tp.dead {
             ctx.sk_wake(tp.id, SkEvent::WriteSpace);
         }
+        crate::tcp_output::tcp_chrono_stop(tp, crate::tcp_sock::TcpChrono::SndbufLimited, now);
+    }
+    if tp.write_queue.is_empty() {
+        // Everything sent was acknowledged: the busy period ends.
+        crate::tcp_output::tcp_chrono_stop(tp, crate::tcp_sock::TcpChrono::Busy, now);
     }
 }
 

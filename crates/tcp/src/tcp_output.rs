@@ -21,8 +21,8 @@ use crate::context::TcpContext;
 use crate::tcp_sock::{
     ICSK_ACK_PUSHED, ICSK_ACK_SCHED, ICSK_ACK_TIMER, MAX_TCP_HEADER, TCP_ATO_MIN, TCP_DELACK_MAX,
     TCP_DELACK_MIN, TCP_MAX_QUICKACKS, TCP_MAX_WSCALE, TCP_RTO_MAX, TCP_SKB_OVERHEAD,
-    TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSock, TcpState,
-    TxSkb, after, before,
+    TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpChrono, TcpSock,
+    TcpState, TxSkb, after, before,
 };
 use crate::tcp_timer::{TcpTimer, inet_csk_reset_xmit_timer, tcp_reset_xmit_timer};
 
@@ -92,6 +92,78 @@ pub(crate) fn tcp_current_mss(tp: &TcpSock) -> u16 {
     tp.mss_cache
         .saturating_sub(hlen.saturating_sub(base))
         .max(1)
+}
+
+/// The largest GSO packet TCP builds: `GSO_LEGACY_MAX_SIZE` (64 KiB) less
+/// `MAX_TCP_HEADER + 1`, as `sk_setup_caps()` sets `sk_gso_max_size`
+/// (Linux's x86-64 `MAX_TCP_HEADER` of 320 bytes).
+pub(crate) const SK_GSO_MAX_SIZE: u32 = 65536 - (320 + 1);
+/// The most segments in one GSO packet (`GSO_MAX_SEGS`).
+pub(crate) const GSO_MAX_SEGS: u32 = 65535;
+/// `sk_pacing_shift` of TCP sockets: a GSO packet carries about 1 ms of
+/// the pacing rate (2^10 = 1024 packets a second).
+const SK_PACING_SHIFT: u32 = 10;
+
+/// How many bytes `tcp_sendmsg_locked()` puts in one skb: a whole number
+/// of MSS up to the GSO size, at most half the peer's largest window.
+/// Mirrors `tcp_xmit_size_goal()` (with `tcp_bound_to_half_wnd()`).
+pub(crate) fn tcp_xmit_size_goal(tp: &TcpSock, mss_now: u32) -> u32 {
+    let mss_now = mss_now.max(1);
+    let new_size_goal = tcp_bound_to_half_wnd(tp, SK_GSO_MAX_SIZE);
+    let gso_segs = (new_size_goal / mss_now).min(GSO_MAX_SEGS);
+    (gso_segs * mss_now).max(mss_now)
+}
+
+/// The pacing rate in bytes per second: 200 % (slow start, below half
+/// ssthresh) or 120 % of `cwnd * mss / srtt`. Mirrors
+/// `tcp_update_pacing_rate()`.
+///
+/// # Deviations from Linux
+///
+/// Linux stores the rate in `sk_pacing_rate` after each ACK; here it is
+/// computed when needed from the same inputs (cwnd, ssthresh,
+/// `packets_out`, srtt), so it is the rate of the latest state.
+pub(crate) fn tcp_pacing_rate(sysctl: &Sysctl, tp: &TcpSock) -> u64 {
+    let mut rate = u64::from(tp.mss_cache) * ((1_000_000 / 100) << 3);
+    let ratio = if tp.cwnd.snd_cwnd < tp.cwnd.snd_ssthresh / 2 {
+        sysctl.get_int(Sysctl::TCP_PACING_SS_RATIO)
+    } else {
+        sysctl.get_int(Sysctl::TCP_PACING_CA_RATIO)
+    };
+    rate = rate.saturating_mul(ratio.max(0) as u64);
+    rate = rate.saturating_mul(u64::from(tp.cwnd.snd_cwnd.max(tp.packets_out)));
+    if tp.srtt_us != 0 {
+        rate /= u64::from(tp.srtt_us);
+    }
+    rate
+}
+
+/// The most segments one GSO packet should carry: about 1 ms worth of
+/// the pacing rate, more when the minimum RTT is small, at least
+/// `tcp_min_tso_segs`. Mirrors `tcp_tso_segs()` + `tcp_tso_autosize()`.
+pub(crate) fn tcp_tso_segs(sysctl: &Sysctl, tp: &TcpSock, mss_now: u32) -> u32 {
+    let min_tso = sysctl.get_int(Sysctl::TCP_MIN_TSO_SEGS).max(1) as u32;
+    let mut bytes = tcp_pacing_rate(sysctl, tp) >> SK_PACING_SHIFT;
+    let rtt_log = sysctl.get_int(Sysctl::TCP_TSO_RTT_LOG).clamp(0, 63) as u32;
+    let r = u64::from(tp.min_rtt_us) >> rtt_log;
+    if r < 32 {
+        bytes += u64::from(SK_GSO_MAX_SIZE >> r);
+    }
+    let bytes = bytes.min(u64::from(SK_GSO_MAX_SIZE)) as u32;
+    (bytes / mss_now.max(1)).max(min_tso).min(GSO_MAX_SEGS)
+}
+
+/// How many more segments cwnd lets out now: none once the flight fills
+/// cwnd, else the room left but at most half of cwnd, so that at least two
+/// GSO packets are in flight. Mirrors `tcp_cwnd_test()`.
+pub(crate) fn tcp_cwnd_test(tp: &TcpSock) -> u32 {
+    let in_flight = tp.packets_in_flight();
+    let cwnd = tp.cwnd.snd_cwnd;
+    if in_flight >= cwnd {
+        return 0;
+    }
+    let halfcwnd = (cwnd >> 1).max(1);
+    halfcwnd.min(cwnd - in_flight)
 }
 
 /// The MSS to announce: the route's MTU minus 40, or `TCP_MAXSEG`.
@@ -452,6 +524,10 @@ pub(crate) fn tcp_queue_chunk<C: TcpContext>(
         skb.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
         let seq = tp.write_seq;
         tp.wmem_queued += TCP_SKB_OVERHEAD;
+        if tp.write_queue.is_empty() {
+            // tcp_add_write_queue_tail(): the queue starts being busy.
+            tcp_chrono_start(tp, TcpChrono::Busy, ctx.now());
+        }
         tp.write_queue.push_back(TxSkb {
             skb,
             seq,
@@ -528,12 +604,32 @@ fn tcp_fragment<C: TcpContext>(
 
 /// Sends what the windows and Nagle allow from the write queue.
 ///
-/// Mirrors `tcp_write_xmit()`: for each unsent segment, `tcp_cwnd_test()`
-/// (segments in flight below cwnd), `tcp_snd_wnd_test()` (the segment ends
-/// inside `snd_una + snd_wnd`), `tcp_nagle_test()` for the last one, then
-/// `tcp_transmit_skb()` and `tcp_event_new_data_sent()` (arming the RTO
-/// when the first segment leaves). Returns true when nothing could be sent
-/// although data is waiting (the caller arms the probe timer).
+/// Mirrors `tcp_write_xmit()`. Each round builds one GSO packet from the
+/// first unsent segment on: `tcp_cwnd_test()` (room in cwnd, at most half
+/// of it) bounded by `tcp_tso_segs()`, then `tcp_snd_wnd_test()` (the
+/// first MSS ends inside `snd_una + snd_wnd`), `tcp_mss_split_point()`
+/// (whole segments inside the window; a trailing partial segment only if
+/// Nagle allows) and `tcp_nagle_test()` when it is a single segment. The
+/// packet's segments go out through `tcp_transmit_skb()` and
+/// `tcp_event_new_data_sent()` (arming the RTO when the first segment
+/// leaves). A packet of more than one segment carries PSH, as
+/// `__tcp_transmit_skb()` forces it on every GSO packet (so its last
+/// segment has it after segmentation); a single segment keeps the flags
+/// `tcp_sendmsg_locked()` gave it. `push_one` sends one packet
+/// (`tcp_push_one()`). At the end `tcp_cwnd_validate()` records whether
+/// cwnd was used. Returns true when nothing could be sent although data is
+/// waiting (the caller arms the probe timer).
+///
+/// # Deviations from Linux
+///
+/// The write queue holds one entry per MSS, so a GSO packet is a run of
+/// consecutive entries sent back to back; `tcp_grow_skb()` (moving bytes
+/// from the next skb into a short head skb) is implicit, as a run may span
+/// the skbs `tcp_sendmsg_locked()` would have built. `tcp_tso_should_defer()`
+/// is not modelled: a packet goes as soon as cwnd and the window allow.
+/// Data that leaves an empty pipe after an idle RTO first restarts cwnd
+/// (`tcp_slow_start_after_idle_check()`), also when a zero window, not the
+/// application, kept the pipe empty.
 pub(crate) fn tcp_write_xmit<C: TcpContext>(
     ctx: &mut C,
     tp: &mut TcpSock,
@@ -543,6 +639,24 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
     let now = ctx.now();
     let mut sent_pkts = 0;
     let mss_now = u32::from(tcp_current_mss(tp));
+    if tp.packets_out == 0 && tp.write_queue.front().is_some_and(|s| s.len() > 0) {
+        // Data is about to leave an empty pipe after idle (a zero window
+        // held it back, or the application): cwnd restarts as RFC 2861
+        // asks, before the flight is sized, as tcp_skb_entail() does for
+        // a write.
+        let idle = now.saturating_duration_since(tp.lsndtime);
+        let ssai = ctx.sysctl().get_int(Sysctl::TCP_SLOW_START_AFTER_IDLE) != 0;
+        crate::tcp_cong::tcp_slow_start_after_idle_check(
+            tp.ca_ops.as_mut(),
+            &mut tp.cwnd,
+            tp.ca_state,
+            ssai,
+            tp.packets_out,
+            idle.as_micros() as u64,
+            tp.rto.as_micros() as u64,
+        );
+    }
+    let max_segs = tcp_tso_segs(ctx.sysctl(), tp, mss_now);
     let mut cwnd_limited = false;
     let mut rwnd_limited = false;
     loop {
@@ -560,14 +674,19 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
         }
         // tcp_cwnd_test(): cwnd bounds the flight, except for a final FIN
         // that fits one segment.
-        let in_flight = tp.packets_in_flight();
         let fin_only = tp.write_queue[idx].flags.contains(TcpFlags::FIN)
             && tp.write_queue[idx].len() <= mss_now;
-        if in_flight >= tp.cwnd.snd_cwnd && !fin_only {
-            cwnd_limited = true;
-            break;
+        let mut cwnd_quota = tcp_cwnd_test(tp);
+        if cwnd_quota == 0 {
+            if !fin_only {
+                cwnd_limited = true;
+                break;
+            }
+            cwnd_quota = 1;
         }
-        // tcp_mss_split_point(): at most one MSS, and no more than the window.
+        let cwnd_quota = cwnd_quota.min(max_segs);
+        // Entries are at most one MSS (the MSS may have shrunk since they
+        // were queued).
         if tp.write_queue[idx].len() > mss_now && tcp_fragment(ctx, tp, idx, mss_now).is_err() {
             break;
         }
@@ -584,32 +703,172 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
             rwnd_limited = true;
             break;
         }
-        let is_last = idx + 1 == tp.write_queue.len();
-        let seg = &tp.write_queue[idx];
-        let nl = if is_last { nonagle } else { TCP_NAGLE_PUSH };
-        if seg.len() < mss_now && !tcp_nagle_test(tp, seg, mss_now, nl) {
-            break;
+        let segs = tcp_gso_run(ctx, tp, idx, cwnd_quota, mss_now, nonagle);
+        if segs == 1 {
+            let is_last = idx + 1 == tp.write_queue.len();
+            let seg = &tp.write_queue[idx];
+            let nl = if is_last { nonagle } else { TCP_NAGLE_PUSH };
+            if seg.len() < mss_now && !tcp_nagle_test(tp, seg, mss_now, nl) {
+                break;
+            }
         }
-        if tcp_transmit_head(ctx, tp, idx, now).is_err() {
-            break;
+        // __tcp_transmit_skb(): PSH on a GSO packet, i.e. on its last
+        // segment once segmented.
+        let mut failed = false;
+        for k in 0..segs {
+            let extra = if segs > 1 && k + 1 == segs {
+                TcpFlags::PSH
+            } else {
+                TcpFlags::empty()
+            };
+            if tcp_transmit_head(ctx, tp, idx + k, now, extra).is_err() {
+                failed = true;
+                break;
+            }
+            sent_pkts += 1;
         }
-        sent_pkts += 1;
-        if push_one {
+        if failed || push_one {
             break;
         }
     }
     if rwnd_limited {
-        tp.rwnd_limited_since.get_or_insert(now);
-    } else if let Some(since) = tp.rwnd_limited_since.take() {
-        tp.rwnd_limited += now.saturating_duration_since(since);
+        tcp_chrono_start(tp, TcpChrono::RwndLimited, now);
+    } else {
+        tcp_chrono_stop(tp, TcpChrono::RwndLimited, now);
     }
-    tp.cwnd.is_cwnd_limited = cwnd_limited || tp.packets_in_flight() >= tp.cwnd.snd_cwnd;
+    let cwnd_limited = cwnd_limited || tp.packets_in_flight() >= tp.cwnd.snd_cwnd;
+    if sent_pkts > 0 || cwnd_limited {
+        tcp_cwnd_validate(tp, cwnd_limited, now);
+    }
     if sent_pkts > 0 {
         // Send one loss probe per tail loss episode.
         crate::tcp_recovery::tcp_schedule_loss_probe(ctx, tp, false);
         return false;
     }
     tp.packets_out == 0 && (tp.write_queue.len() > tp.packets_out as usize)
+}
+
+/// How many unsent entries from `idx` on form one GSO packet: up to
+/// `quota` segments, every one but the last a full MSS without FIN, all
+/// inside the peer's window, and a trailing partial segment only when
+/// Nagle would send it. Mirrors `tcp_mss_split_point()` (with
+/// `tcp_nagle_check()`); entries longer than an MSS are split first.
+fn tcp_gso_run<C: TcpContext>(
+    ctx: &C,
+    tp: &mut TcpSock,
+    idx: usize,
+    quota: u32,
+    mss_now: u32,
+    nonagle: u8,
+) -> usize {
+    let wnd_end = tp.snd_una.wrapping_add(tp.snd_wnd);
+    let mut n = 1usize;
+    while (n as u32) < quota {
+        let j = idx + n;
+        if j >= tp.write_queue.len() {
+            break;
+        }
+        let prev = &tp.write_queue[j - 1];
+        if prev.len() != mss_now || prev.flags.intersects(TcpFlags::FIN | TcpFlags::SYN) {
+            break;
+        }
+        if tp.write_queue[j].len() > mss_now && tcp_fragment(ctx, tp, j, mss_now).is_err() {
+            break;
+        }
+        let s = &tp.write_queue[j];
+        if s.seq == s.end_seq && !s.flags.contains(TcpFlags::FIN) {
+            break;
+        }
+        if after(s.end_seq, wnd_end) && s.len() > 0 {
+            break;
+        }
+        if s.len() < mss_now
+            && j + 1 == tp.write_queue.len()
+            && !tcp_nagle_test(tp, s, mss_now, nonagle)
+        {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Records how much of cwnd the flight used. Mirrors the first half of
+/// `tcp_cwnd_validate()`: a new window (once `snd_una` reaches
+/// `cwnd_usage_seq`), a cwnd-limited send, or a larger flight while not
+/// cwnd-limited resets `is_cwnd_limited` and `max_packets_out`, which
+/// [`crate::TcpCwnd::tcp_is_cwnd_limited`] reads when an ACK may grow cwnd.
+///
+/// # Deviations from Linux
+///
+/// The second half, `snd_cwnd_used`/`snd_cwnd_stamp` and
+/// `tcp_cwnd_application_limited()` (with `tcp_slow_start_after_idle`, an
+/// RTO in which an application-limited sender did not use cwnd halves the
+/// unused part), is not built: the socket stays within its 1000-byte
+/// budget, and the restart after idle (`tcp_cwnd_restart()`) is.
+pub(crate) fn tcp_cwnd_validate(tp: &mut TcpSock, is_cwnd_limited: bool, now: Instant) {
+    let packets_out = tp.packets_out;
+    let c = &mut tp.cwnd;
+    if !before(tp.snd_una, c.cwnd_usage_seq)
+        || is_cwnd_limited
+        || (!c.is_cwnd_limited && packets_out > c.max_packets_out)
+    {
+        c.is_cwnd_limited = is_cwnd_limited;
+        c.max_packets_out = packets_out;
+        c.cwnd_usage_seq = tp.snd_nxt;
+    }
+    // Network starves with nothing left to send while the writer waits
+    // for send buffer: the send buffer is what limits.
+    if !c.tcp_is_cwnd_limited()
+        && tp.write_queue.len() <= tp.packets_out as usize
+        && tp.nospace
+        && matches!(tp.state, TcpState::Established | TcpState::CloseWait)
+    {
+        tcp_chrono_start(tp, TcpChrono::SndbufLimited, now);
+    }
+}
+
+/// Switches the chronograph to `new`, adding the time since it last
+/// switched to what was being timed. Mirrors `tcp_chrono_set()`.
+fn tcp_chrono_set(tp: &mut TcpSock, new: TcpChrono, now: Instant) {
+    let old = tp.chrono_type;
+    if old != TcpChrono::Unspec {
+        let spent = now.saturating_duration_since(tp.chrono_start).as_micros() as u64;
+        tp.chrono_stat[old as usize - 1] += spent;
+    }
+    tp.chrono_start = now;
+    tp.chrono_type = new;
+}
+
+/// Starts timing `kind` unless something of higher priority is timed.
+/// Mirrors `tcp_chrono_start()`.
+pub(crate) fn tcp_chrono_start(tp: &mut TcpSock, kind: TcpChrono, now: Instant) {
+    if kind > tp.chrono_type {
+        tcp_chrono_set(tp, kind, now);
+    }
+}
+
+/// `kind` ended: with both queues empty nothing is timed any more, else
+/// if `kind` was being timed the socket is back to busy. Mirrors
+/// `tcp_chrono_stop()`.
+pub(crate) fn tcp_chrono_stop(tp: &mut TcpSock, kind: TcpChrono, now: Instant) {
+    if tp.write_queue.is_empty() {
+        tcp_chrono_set(tp, TcpChrono::Unspec, now);
+    } else if kind == tp.chrono_type {
+        tcp_chrono_set(tp, TcpChrono::Busy, now);
+    }
+}
+
+/// The chronograph's totals in µs, the running period included: busy
+/// (all three kinds), rwnd-limited, sndbuf-limited. Mirrors
+/// `tcp_get_info_chrono_stats()`.
+pub(crate) fn tcp_get_info_chrono_stats(tp: &TcpSock, now: Instant) -> (u64, u64, u64) {
+    let mut stats = tp.chrono_stat;
+    if tp.chrono_type != TcpChrono::Unspec {
+        stats[tp.chrono_type as usize - 1] +=
+            now.saturating_duration_since(tp.chrono_start).as_micros() as u64;
+    }
+    (stats.iter().sum(), stats[1], stats[2])
 }
 
 /// Transmits the first unsent segment (index `idx == packets_out`) and
@@ -620,6 +879,7 @@ fn tcp_transmit_head<C: TcpContext>(
     tp: &mut TcpSock,
     idx: usize,
     now: Instant,
+    extra: TcpFlags,
 ) -> Result<(), Errno> {
     let (seq, end_seq, flags, len) = {
         let s = &tp.write_queue[idx];
@@ -640,7 +900,7 @@ fn tcp_transmit_head<C: TcpContext>(
     };
     // The header is built by tcp_transmit from the socket; the payload is
     // already a private copy so no second copy is needed.
-    tcp_transmit(ctx, tp, seq, flags, payload.as_ref(), false)?;
+    tcp_transmit(ctx, tp, seq, flags | extra, payload.as_ref(), false)?;
     let seg = &mut tp.write_queue[idx];
     seg.sent_at = Some(now);
     seg.flags = flags;
@@ -717,6 +977,9 @@ pub(crate) fn tcp_send_fin<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
         }
         let seq = tp.write_seq;
         tp.wmem_queued += TCP_SKB_OVERHEAD;
+        if tp.write_queue.is_empty() {
+            tcp_chrono_start(tp, TcpChrono::Busy, ctx.now());
+        }
         tp.write_queue.push_back(TxSkb {
             skb,
             seq,
@@ -885,7 +1148,8 @@ pub(crate) fn tcp_xmit_retransmit_queue<C: TcpContext>(ctx: &mut C, tp: &mut Tcp
 
 /// Sends a zero-window probe or a window-edge segment. Mirrors
 /// `tcp_write_wakeup()`: if data fits in the window it is sent (split to the
-/// window), else a segment with `snd_una - 1` (`tcp_xmit_probe_skb()`).
+/// window, marked PSH, `pushed_seq` moved past it), else a segment with
+/// `snd_una - 1` (`tcp_xmit_probe_skb()`).
 /// Returns whether new data went out.
 pub(crate) fn tcp_write_wakeup<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) -> bool {
     let idx = tp.packets_out as usize;
@@ -897,8 +1161,14 @@ pub(crate) fn tcp_write_wakeup<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) -> 
         if tp.write_queue[idx].len() > limit && tcp_fragment(ctx, tp, idx, limit).is_err() {
             return false;
         }
+        // The probe is pushed: PSH, and pushed_seq moves past it.
+        let end_seq = tp.write_queue[idx].end_seq;
+        if before(tp.pushed_seq, end_seq) {
+            tp.pushed_seq = end_seq;
+        }
+        tp.write_queue[idx].flags |= TcpFlags::PSH;
         let now = ctx.now();
-        return tcp_transmit_head(ctx, tp, idx, now).is_ok();
+        return tcp_transmit_head(ctx, tp, idx, now, TcpFlags::empty()).is_ok();
     }
     // tcp_xmit_probe_skb(): an old sequence number forces an ACK.
     let seq = tp.snd_una.wrapping_sub(1);

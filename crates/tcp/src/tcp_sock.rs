@@ -189,6 +189,22 @@ pub const ICSK_ACK_PUSHED2: u8 = 8;
 /// Send the ACK at once. Mirrors `ICSK_ACK_NOW`.
 pub const ICSK_ACK_NOW: u8 = 16;
 
+/// What the `TCP_INFO` chronograph is timing, in rising priority: nothing,
+/// data queued (busy), held back by the peer's window, held back by the
+/// send buffer. Mirrors `enum tcp_chrono`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TcpChrono {
+    /// `TCP_CHRONO_UNSPEC`.
+    #[default]
+    Unspec = 0,
+    /// `TCP_CHRONO_BUSY`: data is queued or in flight.
+    Busy = 1,
+    /// `TCP_CHRONO_RWND_LIMITED`.
+    RwndLimited = 2,
+    /// `TCP_CHRONO_SNDBUF_LIMITED`.
+    SndbufLimited = 3,
+}
+
 /// One segment of the write queue (sent or not).
 ///
 /// Mirrors an skb of `sk_write_queue`/`tcp_rtx_queue` with its
@@ -330,6 +346,11 @@ pub(crate) struct TcpSock {
     pub max_window: u32,
     pub write_seq: u32,
     pub pushed_seq: u32,
+    /// Where the skb `tcp_sendmsg_locked()` fills last began: the write
+    /// queue holds one entry per MSS, and this marks the `size_goal`-sized
+    /// skb Linux would have built around them (its unsent part starts at
+    /// `max(write_skb_seq, snd_nxt)`).
+    pub write_skb_seq: u32,
     pub snd_sml: u32,
     pub mss_cache: u16,
     pub advmss: u16,
@@ -431,10 +452,13 @@ pub(crate) struct TcpSock {
     pub delivered: u32,
     pub last_data_recv: Instant,
     pub last_ack_recv: Instant,
-    pub rwnd_limited_since: Option<Instant>,
-    pub rwnd_limited: Duration,
-    pub sndbuf_limited_since: Option<Instant>,
-    pub sndbuf_limited: Duration,
+    /// The chronograph of `TCP_INFO`'s busy, rwnd-limited and
+    /// sndbuf-limited times: what is being timed (`chrono_type`), since
+    /// when (`chrono_start`), and the µs so far of each kind
+    /// (`chrono_stat`).
+    pub chrono_type: TcpChrono,
+    pub chrono_start: Instant,
+    pub chrono_stat: [u64; 3],
     /// Last out-of-window ACK or challenge ACK sent (`last_oow_ack_time`).
     pub last_oow_ack_time: Option<Instant>,
     /// A writer found the send buffer full (`SOCK_NOSPACE`).
@@ -492,6 +516,7 @@ impl TcpSock {
             max_window: 0,
             write_seq: 0,
             pushed_seq: 0,
+            write_skb_seq: 0,
             snd_sml: 0,
             mss_cache: TCP_MSS_DEFAULT,
             advmss: TCP_MSS_DEFAULT,
@@ -574,10 +599,9 @@ impl TcpSock {
             delivered: 0,
             last_data_recv: Instant::ZERO,
             last_ack_recv: Instant::ZERO,
-            rwnd_limited_since: None,
-            rwnd_limited: Duration::ZERO,
-            sndbuf_limited_since: None,
-            sndbuf_limited: Duration::ZERO,
+            chrono_type: TcpChrono::Unspec,
+            chrono_start: Instant::ZERO,
+            chrono_stat: [0; 3],
             last_oow_ack_time: None,
             nospace: false,
             listen: None,

@@ -1477,37 +1477,109 @@ fn reconnect_after_refusal_picks_a_new_port() {
     );
 }
 
-#[test]
-fn psh_on_forced_push_and_at_the_end_of_a_write() {
-    let (mut net, c, s) = pair();
-    net.setsockopt(0, &c, SockOpt::SndBuf(200_000)).unwrap();
-    assert_eq!(net.send(0, &c, &pattern(100_000, 8)), Ok(100_000));
-    let mut buf = vec![0u8; 200_000];
-    let mut got = 0;
-    net.run_until(Duration::from_secs(10), |n| {
-        got += n.recv(1, &s, &mut buf).unwrap_or(0);
-        got == 100_000
-    });
+/// Data segments host 0 sent, in sequence order.
+fn data_sent(net: &Net) -> Vec<crate::testutil::Seg> {
     let mut data: Vec<_> = net
         .from(0)
         .into_iter()
         .filter(|x| !x.is_empty())
         .cloned()
         .collect();
-    // The first data segment logged is the first sent (no loss here).
-    let base = data[0].tcp.seq;
-    data.sort_by_key(|x| x.tcp.seq.wrapping_sub(base));
-    assert_eq!(data.len(), 70);
-    let psh: Vec<_> = data
-        .iter()
+    if let Some(base) = data.first().map(|x| x.tcp.seq) {
+        data.sort_by_key(|x| x.tcp.seq.wrapping_sub(base));
+    }
+    data
+}
+
+/// Indexes of the segments that carry PSH.
+fn psh_at(segs: &[crate::testutil::Seg]) -> Vec<usize> {
+    segs.iter()
         .enumerate()
         .filter(|(_, x)| x.tcp.flags.contains(PSH))
         .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn psh_on_every_gso_packet_of_the_first_flight() {
+    let (mut net, c, _s) = pair();
+    // No ACK comes back: the first flight is what cwnd (10) lets out.
+    net.set_drop_filter(|x| x.src == Ipv4Addr::new(198, 18, 0, 2));
+    assert_eq!(net.send(0, &c, &pattern(10 * 1448, 8)), Ok(10 * 1448));
+    net.run_for_ms(1);
+    let data = data_sent(&net);
+    assert_eq!(data.len(), 10);
+    // tcp_cwnd_test() lets out at most half of cwnd per GSO packet: two
+    // packets of five segments, each ending in PSH (__tcp_transmit_skb()).
+    assert_eq!(psh_at(&data), [4, 9]);
+}
+
+#[test]
+fn single_segments_carry_psh_only_at_the_end_of_a_write() {
+    let (mut net, c, _s) = pair();
+    // tcp_min_tso_segs and a slow pacing rate cannot make a packet one
+    // segment here, but TCP_NODELAY with writes of one MSS each can: each
+    // write is pushed on its own, one segment, PSH as the write's end.
+    net.set_drop_filter(|x| x.src == Ipv4Addr::new(198, 18, 0, 2));
+    net.setsockopt(0, &c, SockOpt::NoDelay(true)).unwrap();
+    for i in 0..3 {
+        assert_eq!(net.send(0, &c, &pattern(1448, i)), Ok(1448));
+    }
+    // MSG_MORE: queued, not pushed and not marked.
+    assert_eq!(
+        net.send_flags(0, &c, &pattern(100, 9), MsgFlags::MORE),
+        Ok(100)
+    );
+    net.run_for_ms(1);
+    let data = data_sent(&net);
+    assert_eq!(data.len(), 3);
+    assert_eq!(psh_at(&data), [0, 1, 2]);
+    let tp = c.lock();
+    let unsent: Vec<_> = tp.write_queue.iter().skip(tp.packets_out as usize).collect();
+    assert_eq!(unsent.len(), 1);
+    assert!(!unsent[0].flags.contains(PSH));
+}
+
+#[test]
+fn forced_push_marks_the_skb_that_passes_half_the_window() {
+    let (mut net, c, _s) = pair();
+    net.set_drop_filter(|x| x.src == Ipv4Addr::new(198, 18, 0, 2));
+    net.setsockopt(0, &c, SockOpt::SndBuf(400_000)).unwrap();
+    assert_eq!(net.send(0, &c, &pattern(100_000, 8)), Ok(100_000));
+    net.run_for_ms(1);
+    let tp = c.lock();
+    // The peer's largest window is 65160: skbs of tcp_xmit_size_goal() =
+    // 22 segments (half the window, whole MSS). forced_push() holds when
+    // the second skb is full (44 segments written since the last push),
+    // so its last segment is marked; the write's last segment is marked
+    // by tcp_push(). The first flight's GSO PSH is not kept in the queue.
+    assert_eq!(tp.max_window, 65160);
+    let marked: Vec<usize> = tp
+        .write_queue
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.flags.contains(PSH))
+        .map(|(i, _)| i)
         .collect();
-    // forced_push(): more than half the peer's largest window (65160)
-    // written since the last push, at segments 23, 46 and 69; and the
-    // write's last segment.
-    assert_eq!(psh, [22, 45, 68, 69]);
+    assert_eq!(tp.write_queue.len(), 70);
+    assert_eq!(marked, [43, 69]);
+}
+
+#[test]
+fn slow_start_grows_cwnd_to_twice_the_flight_when_not_cwnd_limited() {
+    let (mut net, c, s) = pair();
+    // Six segments with cwnd 10: not cwnd-limited, but in slow start
+    // tcp_is_cwnd_limited() lets cwnd grow up to 2 * max_packets_out.
+    assert_eq!(net.send(0, &c, &pattern(6 * 1448, 1)), Ok(6 * 1448));
+    let mut buf = vec![0u8; 10 * 1448];
+    let mut got = 0;
+    net.run_until(Duration::from_secs(2), |n| {
+        got += n.recv(1, &s, &mut buf).unwrap_or(0);
+        got == 6 * 1448 && c.lock().packets_out == 0
+    });
+    let tp = c.lock();
+    assert_eq!(tp.cwnd.max_packets_out, 6);
+    assert_eq!(tp.cwnd.snd_cwnd, 12);
 }
 
 #[test]

@@ -1294,7 +1294,7 @@ fn sockopt_name(n: &str) -> Option<SockOptName> {
 
 /// The `tcpi_*` names of a `TCP_INFO` snapshot.
 fn snapshot(i: &TcpInfo) -> BTreeMap<String, i128> {
-    let fields: [(&str, i128); 44] = [
+    let fields: [(&str, i128); 45] = [
         ("state", i.state.into()),
         ("ca_state", i.ca_state.into()),
         ("retransmits", i.retransmits.into()),
@@ -1333,6 +1333,7 @@ fn snapshot(i: &TcpInfo) -> BTreeMap<String, i128> {
         ("data_segs_in", i.data_segs_in.into()),
         ("data_segs_out", i.data_segs_out.into()),
         ("delivered", i.delivered.into()),
+        ("busy_time", i.busy_time.into()),
         ("rwnd_limited", i.rwnd_limited.into()),
         ("sndbuf_limited", i.sndbuf_limited.into()),
         ("bytes_sent", i.bytes_sent.into()),
