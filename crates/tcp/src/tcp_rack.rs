@@ -125,7 +125,9 @@ fn tcp_rack_reo_wnd<C: TcpContext>(ctx: &C, tp: &TcpSock) -> u32 {
     if tcp_min_rtt(tp) == u32::MAX {
         return 0;
     }
-    ((tcp_min_rtt(tp) >> 2) * u32::from(tp.rack.reo_wnd_steps)).min(tp.srtt_us >> 3)
+    (tcp_min_rtt(tp) >> 2)
+        .saturating_mul(u32::from(tp.rack.reo_wnd_steps))
+        .min(tp.srtt_us >> 3)
 }
 
 /// How long until the segment sent at `sent_us` is overdue (µs, may be
@@ -148,42 +150,43 @@ pub(crate) fn tcp_mark_skb_lost<C: TcpContext>(ctx: &C, tp: &mut TcpSock, idx: u
             tp.write_queue[idx].sacked &= !TCPCB_SACKED_RETRANS;
             tp.retrans_out = tp.retrans_out.saturating_sub(1);
             ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpLostRetransmit);
-            tp.lost += 1;
+            tp.lost = tp.lost.wrapping_add(1);
         }
     } else {
         tp.write_queue[idx].sacked |= TCPCB_LOST;
         tp.lost_out += 1;
-        tp.lost += 1;
+        tp.lost = tp.lost.wrapping_add(1);
     }
 }
 
 /// Marks lost the segments sent before the RACK segment that are overdue;
 /// returns the longest wait (µs) among those not yet due, 0 for none.
-/// Mirrors `tcp_rack_detect_loss()`; the queue is walked in send order
-/// (`tsorted_sent_queue`).
+/// Mirrors `tcp_rack_detect_loss()`.
+///
+/// Linux walks `tsorted_sent_queue` in send order and stops at the first
+/// segment sent after the RACK one; the write queue here is in sequence
+/// order, so every segment in flight is tested: the same segments are
+/// marked, since "sent before the RACK segment" holds for a prefix of the
+/// send order.
 fn tcp_rack_detect_loss<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> u32 {
     let now = ctx.now();
     let reo_wnd = tcp_rack_reo_wnd(ctx, tp);
     let n = (tp.packets_out as usize).min(tp.write_queue.len());
-    // Send order: by send time, then sequence.
-    let mut order: Vec<(u64, u32, usize)> = Vec::with_capacity(n);
-    for (i, s) in tp.write_queue.iter().take(n).enumerate() {
-        if s.sacked & TCPCB_SACKED_ACKED != 0 {
+    let mut reo_timeout = 0u32;
+    for idx in 0..n {
+        let (sacked, sent, end_seq) = {
+            let s = &tp.write_queue[idx];
+            (s.sacked, s.sent_at.map_or(0, Instant::as_micros), s.end_seq)
+        };
+        if sacked & TCPCB_SACKED_ACKED != 0 {
             continue;
         }
         // Skip ones marked lost but not yet retransmitted.
-        if s.sacked & TCPCB_LOST != 0 && s.sacked & TCPCB_SACKED_RETRANS == 0 {
+        if sacked & TCPCB_LOST != 0 && sacked & TCPCB_SACKED_RETRANS == 0 {
             continue;
         }
-        let sent = s.sent_at.map_or(0, Instant::as_micros);
-        order.push((sent, s.end_seq.wrapping_sub(tp.snd_una), i));
-    }
-    order.sort_unstable();
-    let mut reo_timeout = 0u32;
-    for (sent, _, idx) in order {
-        let end_seq = tp.write_queue[idx].end_seq;
         if !tcp_skb_sent_after(tp.rack.mstamp, sent, tp.rack.end_seq, end_seq) {
-            break;
+            continue;
         }
         let remaining = tcp_rack_skb_timeout(tp, now, sent, reo_wnd);
         if remaining <= 0 {
@@ -253,7 +256,7 @@ pub(crate) fn tcp_rack_reo_timeout<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock)
     if prior_inflight != tp.packets_in_flight() {
         if tp.ca_state != TcpCaState::Recovery {
             crate::tcp_input::tcp_enter_recovery(ctx, tp, false);
-            let newly_lost = tp.lost - lost;
+            let newly_lost = tp.lost.wrapping_sub(lost);
             crate::tcp_input::tcp_cwnd_reduction(tp, 1, newly_lost, 0);
         }
         crate::tcp_output::tcp_xmit_retransmit_queue(ctx, tp);
