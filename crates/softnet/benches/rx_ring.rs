@@ -278,13 +278,19 @@ fn eth_type_trans(skb: &mut SkBuff) -> Option<()> {
     skb.reset_mac_header();
     let hdr = skb.pull(ETH_HLEN).ok()?.first_chunk::<ETH_HLEN>()?;
     let proto = u16::from_be_bytes([hdr[12], hdr[13]]);
-    let pkt_type = if hdr[0] & 1 != 0 {
-        if hdr[..6] == [0xff; 6] {
+    // ether_addr_equal_64bits(): one 64-bit load, the source MAC's first
+    // two bytes masked off.
+    let [a, b, c, d, e, f, g, h, ..] = *hdr;
+    let dst = u64::from_le_bytes([a, b, c, d, e, f, g, h]) & 0xFFFF_FFFF_FFFF;
+    let [o0, o1, o2, o3, o4, o5] = DEV_ADDR;
+    let own = u64::from_le_bytes([o0, o1, o2, o3, o4, o5, 0, 0]);
+    let pkt_type = if a & 1 != 0 {
+        if dst == 0xFFFF_FFFF_FFFF {
             PktType::Broadcast
         } else {
             PktType::Multicast
         }
-    } else if hdr[..6] == DEV_ADDR {
+    } else if dst == own {
         PktType::Host
     } else {
         PktType::OtherHost
