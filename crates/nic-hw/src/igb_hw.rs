@@ -60,6 +60,10 @@ pub const E1000_DEV_ID_82576: u16 = 0x10C9;
 /// The PCI class of an Ethernet controller (`PCI_CLASS_NETWORK_ETHERNET << 8`).
 pub const PCI_CLASS_NETWORK_ETHERNET: u32 = 0x020000;
 
+// The doorbell and timer bitmaps of `IgbHw` have one bit per queue and per
+// vector in a `u32`.
+const _: () = assert!(r::IGB_MAX_QUEUES <= 32 && r::IGB_MAX_MSIX_VECTORS <= 32);
+
 /// The smallest frame on the wire, FCS included (`ETH_ZLEN + ETH_FCS_LEN`).
 const MIN_FRAME_LEN: usize = 64;
 /// The largest frame without jumbo frames, FCS and one VLAN tag included.
@@ -1803,6 +1807,41 @@ mod tests {
         hw.wr32(r::RCTL, r::RCTL_EN | r::RCTL_BAM);
         assert!(passed(&mut hw, [0xFF; 6]));
         assert_eq!(hw.rd32(r::BPRC), 0, "counted only when received");
+    }
+
+    #[test]
+    fn timers_and_doorbells_are_visited_by_their_bits() {
+        let mut hw = IgbHw::new([2, 0, 0, 0, 0, 1], None);
+        let us = |n: u64| Instant::ZERO + Duration::from_micros(n);
+        hw.wr32(r::eitr(3), 10 << 2);
+        hw.wr32(r::eitr(5), 20 << 2);
+        assert_eq!(hw.next_event(), None, "idle: nothing armed");
+        hw.rx_event(3, us(0));
+        hw.rx_event(5, us(5));
+        hw.rx_event(3, us(7)); // the timer runs from the first frame
+        assert_eq!(hw.timers_armed, (1 << 3) | (1 << 5));
+        assert_eq!(hw.next_event(), Some(us(10)));
+        hw.on_timer(us(9));
+        assert_eq!(hw.rd32(r::EICS), 0, "nothing due yet");
+        hw.on_timer(us(10));
+        assert_eq!(hw.rd32(r::EICS), 1 << 3, "vector 3's cause latched");
+        assert_eq!(hw.timers_armed, 1 << 5);
+        assert_eq!(hw.next_event(), Some(us(25)));
+        hw.on_timer(us(30));
+        assert_eq!(hw.rd32(r::EICS), (1 << 3) | (1 << 5));
+        assert_eq!((hw.timers_armed, hw.next_event()), (0, None));
+        // A frame limit fires at once and arms nothing.
+        hw.wr32(r::sim_eitr_frames(3), 2);
+        hw.rx_event(3, us(40));
+        hw.rx_event(3, us(41));
+        assert_eq!(hw.timers_armed, 0);
+        assert_eq!(hw.vectors[3].rx_pending, 0, "fired on the second frame");
+        // A doorbell on a queue without a ring is no event; `poll` clears it.
+        hw.wr32(r::tdt(2), 1);
+        assert_eq!(hw.tx_doorbells, 1 << 2);
+        assert_eq!(hw.next_event(), None);
+        hw.poll(us(50));
+        assert_eq!(hw.tx_doorbells, 0);
     }
 
     #[test]
