@@ -318,3 +318,124 @@ pub(crate) fn tcp_newreno_mark_lost<C: TcpContext>(
         tcp_mark_skb_lost(ctx, tp, 0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::net::Ipv4Addr;
+
+    use netcore::{Duration, Instant, PagePool, PagePoolParams};
+
+    use super::*;
+    use crate::tcp_cong::Reno;
+    use crate::tcp_sock::SockId;
+    use crate::testutil::FakeTcpCtx;
+
+    fn ctx() -> FakeTcpCtx {
+        let pool = PagePool::new(PagePoolParams::default()).expect("pool");
+        let mut ctx = FakeTcpCtx::new(Ipv4Addr::new(198, 18, 0, 1), 1, pool);
+        ctx.set_now(Instant::from_secs(10));
+        ctx
+    }
+
+    /// A socket with a 20 ms minimum and smoothed RTT.
+    fn sock() -> TcpSock {
+        let mut tp = TcpSock::new(SockId(1), 65536, 65536, Box::new(Reno));
+        tp.min_rtt_us = 20_000;
+        tp.srtt_us = 20_000 << 3;
+        tp
+    }
+
+    #[test]
+    fn reo_wnd_is_zero_until_reordering_is_seen_then_a_quarter_min_rtt() {
+        let ctx = ctx();
+        let mut tp = sock();
+        // Open, nothing SACKed: min_rtt/4.
+        assert_eq!(tcp_rack_reo_wnd(&ctx, &tp), 5_000);
+        // The duplicate-ACK threshold reached: no settling time.
+        tp.sacked_out = 3;
+        assert_eq!(tcp_rack_reo_wnd(&ctx, &tp), 0);
+        // Unless tcp_recovery has TCP_RACK_NO_DUPTHRESH.
+        ctx.sysctl().set("net.ipv4.tcp_recovery", "5").unwrap();
+        assert_eq!(tcp_rack_reo_wnd(&ctx, &tp), 5_000);
+        ctx.sysctl().set("net.ipv4.tcp_recovery", "1").unwrap();
+        // In Recovery without reordering seen: none either.
+        tp.sacked_out = 0;
+        tp.ca_state = TcpCaState::Recovery;
+        assert_eq!(tcp_rack_reo_wnd(&ctx, &tp), 0);
+        // Once reordering was seen: steps of min_rtt/4, at most SRTT.
+        tp.reord_seen = 1;
+        assert_eq!(tcp_rack_reo_wnd(&ctx, &tp), 5_000);
+        tp.rack.reo_wnd_steps = 3;
+        assert_eq!(tcp_rack_reo_wnd(&ctx, &tp), 15_000);
+        tp.rack.reo_wnd_steps = 10;
+        assert_eq!(tcp_rack_reo_wnd(&ctx, &tp), 20_000);
+    }
+
+    #[test]
+    fn dsack_widens_the_window_once_per_round_trip_and_it_decays() {
+        let mut ctx = ctx();
+        let mut tp = sock();
+        let t0 = ctx.now();
+        // A D-SACK: one more step, kept for 16 recoveries.
+        tp.rack.dsack_seen = true;
+        tcp_rack_update_reo_wnd(&ctx, &mut tp, t0.as_micros() - 20_000);
+        assert_eq!(tp.rack.reo_wnd_steps, 2);
+        assert_eq!(tp.rack.reo_wnd_persist, TCP_RACK_RECOVERY_THRESH);
+        assert!(!tp.rack.dsack_seen);
+        // Another D-SACK for data sent before that change: ignored.
+        ctx.set_now(t0 + Duration::from_millis(5));
+        tp.rack.dsack_seen = true;
+        tcp_rack_update_reo_wnd(&ctx, &mut tp, t0.as_micros() - 1_000);
+        assert_eq!(tp.rack.reo_wnd_steps, 2);
+        assert!(!tp.rack.dsack_seen);
+        // One for data sent after it: a third step.
+        ctx.set_now(t0 + Duration::from_millis(40));
+        tp.rack.dsack_seen = true;
+        tcp_rack_update_reo_wnd(&ctx, &mut tp, (t0 + Duration::from_millis(20)).as_micros());
+        assert_eq!(tp.rack.reo_wnd_steps, 3);
+        // Without D-SACKs the steps stay while persist lasts, then reset.
+        let sent = (t0 + Duration::from_millis(30)).as_micros();
+        tcp_rack_update_reo_wnd(&ctx, &mut tp, sent);
+        assert_eq!(tp.rack.reo_wnd_steps, 3);
+        tp.rack.reo_wnd_persist = 0;
+        tcp_rack_update_reo_wnd(&ctx, &mut tp, sent);
+        assert_eq!(tp.rack.reo_wnd_steps, 1);
+        // TCP_RACK_STATIC_REO_WND: never widened.
+        ctx.sysctl().set("net.ipv4.tcp_recovery", "3").unwrap();
+        tp.rack.dsack_seen = true;
+        tcp_rack_update_reo_wnd(&ctx, &mut tp, sent);
+        assert_eq!(tp.rack.reo_wnd_steps, 1);
+    }
+
+    #[test]
+    fn rack_advance_keeps_the_latest_sent_and_skips_ambiguous_retransmissions() {
+        let ctx = ctx();
+        let mut tp = sock();
+        let now = ctx.now();
+        let us = now.as_micros();
+        tcp_rack_advance(&mut tp, now, false, 3000, us - 30_000);
+        assert_eq!(
+            (tp.rack.mstamp, tp.rack.rtt_us, tp.rack.end_seq),
+            (us - 30_000, 30_000, 3000)
+        );
+        assert!(tp.rack.advanced);
+        // An older segment: its RTT is taken, the newest send time stays.
+        tcp_rack_advance(&mut tp, now, false, 1000, us - 40_000);
+        assert_eq!(
+            (tp.rack.mstamp, tp.rack.rtt_us, tp.rack.end_seq),
+            (us - 30_000, 40_000, 3000)
+        );
+        // Same send time, higher sequence: it is the later one.
+        tcp_rack_advance(&mut tp, now, false, 4000, us - 30_000);
+        assert_eq!(tp.rack.end_seq, 4000);
+        // A retransmission acked within min_rtt may be the original's ACK.
+        tcp_rack_advance(&mut tp, now, true, 2000, us - 5_000);
+        assert_eq!((tp.rack.mstamp, tp.rack.rtt_us), (us - 30_000, 30_000));
+        // Acked after min_rtt: it counts.
+        tcp_rack_advance(&mut tp, now, true, 2000, us - 25_000);
+        assert_eq!(
+            (tp.rack.mstamp, tp.rack.rtt_us, tp.rack.end_seq),
+            (us - 25_000, 25_000, 2000)
+        );
+    }
+}
