@@ -371,7 +371,8 @@ fn loss1_netstack(seed: u64, bytes: u64) -> f64 {
 }
 
 /// Moves the calling thread into a new network namespace with a TAP
-/// device `tap` holding `addr` (1500 MTU, up). Needs root.
+/// device `tap` holding `addr` (1500 MTU, up) and CUBIC as its congestion
+/// control. Needs root.
 fn loss1_ns(tap: &str, addr: &str) -> Result<nic_hw::TapDevice, String> {
     nic_hw::unshare_net_namespace().map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
     let dev = nic_hw::TapDevice::open(tap).map_err(|e| format!("TAP {tap}: {e}"))?;
@@ -379,6 +380,18 @@ fn loss1_ns(tap: &str, addr: &str) -> Result<nic_hw::TapDevice, String> {
         vec!["link", "set", "lo", "up"],
         vec!["link", "set", tap, "mtu", "1500", "up"],
         vec!["addr", "add", addr, "dev", tap],
+        // A new namespace has the host's default congestion control (BBR
+        // on some machines, and not writable there); the route's
+        // `congctl` makes it CUBIC against CUBIC.
+        vec![
+            "route",
+            "replace",
+            "198.18.1.0/24",
+            "dev",
+            tap,
+            "congctl",
+            "cubic",
+        ],
     ] {
         let ok = std::process::Command::new("ip")
             .args(&args)
