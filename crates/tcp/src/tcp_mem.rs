@@ -550,6 +550,70 @@ mod tests {
         assert_eq!(tcp_wmem_schedule(&mem, &c, &mut tp, 100), 100);
     }
 
+    /// Two writers on a host with `tcp_mem` = 2 4 6 pages whose segments
+    /// are not acknowledged (the path drops them): the first fills its
+    /// send buffer, the second gets `tcp_wmem[0]` and then `EAGAIN` with
+    /// room left in its buffer; once ACKs free memory it writes again.
+    #[test]
+    fn a_writer_past_tcp_mem_gets_eagain_until_acks_free_memory() {
+        let mut net = Net::new(2);
+        net.hosts[0]
+            .ctx
+            .sysctl()
+            .set("net.ipv4.tcp_mem", "2 4 6")
+            .unwrap();
+        let l = net.listen(1, 80, 16);
+        let mut pairs = Vec::new();
+        for _ in 0..2 {
+            let c = net.socket(0);
+            let _ = net.connect(0, &c, 1, 80);
+            net.run_for_ms(5);
+            let s = net.accept(1, &l).unwrap();
+            pairs.push((c, s));
+        }
+        let from = net.addr(0);
+        net.set_drop_filter(move |seg| seg.src == from && !seg.is_empty());
+        let data = vec![0x42u8; 64 * 1024];
+        let (a, b) = (&pairs[0].0, &pairs[1].0);
+        // The first writer fills its 16 KiB send buffer (five pages).
+        let mut sent_a = 0;
+        while let Ok(n) = net.send(0, a, &data) {
+            sent_a += n;
+        }
+        assert!(sent_a >= 12_000, "first writer queued {sent_a}");
+        let pages = net.hosts[0].stack.memory().memory_allocated();
+        assert!(pages >= 4, "{pages} pages for a full send buffer");
+        // The second is held to about tcp_wmem[0], then refused.
+        let mut sent_b = 0;
+        let err = loop {
+            match net.send(0, b, &data) {
+                Ok(n) => sent_b += n,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, netcore::Errno::Again);
+        assert!(
+            sent_b > 0 && sent_b <= 4096,
+            "second writer queued {sent_b}"
+        );
+        assert!(b.lock().sk_stream_memory_free(), "refused with buffer room");
+        let h = &net.hosts[0];
+        assert!(h.stack.memory().memory_allocated() <= 6 + 1);
+        assert!(mib(&h.ctx, LinuxMib::TcpMemoryPressures) >= 1);
+        // The path heals: retransmissions are acknowledged, memory is
+        // freed, and the second writer is taken again.
+        net.clear_drop_filter();
+        let mut more = 0;
+        for _ in 0..3_000 {
+            net.run_for_ms(1);
+            if let Ok(n) = net.send(0, b, &data[..1000]) {
+                more += n;
+                break;
+            }
+        }
+        assert_eq!(more, 1000, "the writer stayed refused after ACKs");
+    }
+
     /// Three senders into one host that does not read, `tcp_mem` = 4 8 12
     /// pages there: its TCP memory stays near the hard limit, drops are
     /// counted, and once it reads everything arrives byte-exact and
