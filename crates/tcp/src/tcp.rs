@@ -812,6 +812,12 @@ impl TcpStack {
                 return;
             }
         }
+        if tp.state != TcpState::Close && crate::tcp_mem::tcp_check_oom(ctx, &tp) {
+            // Out of tcp_mem: the orphan is not kept (`TCPAbortOnMemory`).
+            tcp_set_state(self, ctx, &mut tp, TcpState::Close);
+            tcp_send_active_reset(ctx, &mut tp);
+            ctx.mibs().inc(cpu, netcore::LinuxMib::TcpAbortOnMemory);
+        }
         if tp.state == TcpState::Close {
             inet_csk_destroy_sock(self, ctx, &mut tp);
         }

@@ -48,6 +48,10 @@
 //!   (`sk_stream_moderate_sndbuf()`): netstack has no `tcp_sndbuf_expand()`
 //!   to grow it back, so the writer is refused (`EAGAIN`) until memory is
 //!   freed instead.
+//! - `tcp_check_oom()` looks at memory only: netstack does not count
+//!   orphans against `tcp_max_orphans` (`tcp_too_many_orphans()`), and
+//!   only `close()` applies it (not the retransmission and probe timers'
+//!   `tcp_out_of_resources()`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -404,6 +408,26 @@ pub(crate) fn tcp_wmem_schedule<C: TcpContext>(
     sk_forward_alloc(tp).clamp(0, i64::from(copy)) as u32
 }
 
+/// Whether the host is out of TCP memory for this socket: it queues more
+/// than `SOCK_MIN_SNDBUF` for sending while TCP holds more than
+/// `tcp_mem[2]` pages. Mirrors `tcp_out_of_memory()`.
+pub(crate) fn tcp_out_of_memory<C: TcpContext>(ctx: &C, tp: &TcpSock) -> bool {
+    let mem = tp.sk_mem.prot.as_ref();
+    tp.wmem_queued > crate::tcp_sock::SOCK_MIN_SNDBUF
+        && mem.is_some_and(|m| m.memory_allocated() > sk_prot_mem_limits(ctx.sysctl(), 2))
+}
+
+/// Whether an orphan must be dropped rather than kept alive: TCP is out
+/// of memory. Mirrors `tcp_check_oom()` (without its orphan count, see
+/// the module's deviations).
+pub(crate) fn tcp_check_oom<C: TcpContext>(ctx: &C, tp: &TcpSock) -> bool {
+    let oom = tcp_out_of_memory(ctx, tp);
+    if oom {
+        tracing::info!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, "out of memory -- consider tuning tcp_mem");
+    }
+    oom
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,6 +636,48 @@ mod tests {
             }
         }
         assert_eq!(more, 1000, "the writer stayed refused after ACKs");
+    }
+
+    /// Closing a socket with unacknowledged data while TCP is past
+    /// `tcp_mem[2]` does not leave an orphan: it is reset and freed
+    /// (`TCPAbortOnMemory`), and its pages return.
+    #[test]
+    fn close_past_tcp_mem_resets_instead_of_keeping_an_orphan() {
+        let mut net = Net::new(2);
+        let l = net.listen(1, 80, 16);
+        let c = net.socket(0);
+        let _ = net.connect(0, &c, 1, 80);
+        net.run_for_ms(5);
+        let _s = net.accept(1, &l).unwrap();
+        let from = net.addr(0);
+        net.set_drop_filter(move |seg| seg.src == from && !seg.is_empty());
+        let mut queued = 0;
+        while let Ok(n) = net.send(0, &c, &[7u8; 4096]) {
+            queued += n;
+        }
+        assert!(queued > 8192);
+        let pages = net.hosts[0].stack.memory().memory_allocated();
+        // A hard limit below what is held: the next close finds TCP out
+        // of memory.
+        net.hosts[0]
+            .ctx
+            .sysctl()
+            .set("net.ipv4.tcp_mem", "1 1 1")
+            .unwrap();
+        assert!(pages > 1);
+        net.clear_drop_filter();
+        net.close(0, &c);
+        let h = &net.hosts[0];
+        assert_eq!(c.state(), crate::TcpState::Close);
+        assert_eq!(mib(&h.ctx, LinuxMib::TcpAbortOnMemory), 1);
+        assert_eq!(h.stack.memory().memory_allocated(), 0);
+        net.run_for_ms(5);
+        assert!(
+            net.log
+                .iter()
+                .any(|s| s.src == from && s.tcp.flags.contains(wire::TcpFlags::RST)),
+            "no RST for the aborted connection"
+        );
     }
 
     /// Three senders into one host that does not read, `tcp_mem` = 4 8 12
