@@ -486,13 +486,14 @@ fn tcp_tsopt_ecr_before(tp: &TcpSock, when: u32) -> bool {
 }
 
 /// The ACK echoes a timestamp from before our first retransmission, so it
-/// answers the original (Eifel, RFC 3522); with nothing retransmitted,
-/// any ACK does. Mirrors `tcp_packet_delayed()`.
+/// answers the original (Eifel, RFC 3522); when the episode sent no
+/// retransmission at all (`undo_retrans` still -1), any ACK does. Mirrors
+/// `tcp_packet_delayed()`.
 fn tcp_packet_delayed(tp: &TcpSock) -> bool {
     if tp.first_retrans_at != 0 {
         tcp_tsopt_ecr_before(tp, tp.first_retrans_at)
     } else {
-        !tcp_any_retrans_done(tp)
+        tp.undo_retrans < 0
     }
 }
 
@@ -1456,14 +1457,26 @@ fn tcp_try_undo_recovery<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> bool {
     } else if tp.rack.reo_wnd_persist > 0 {
         tp.rack.reo_wnd_persist -= 1;
     }
-    if !tcp_is_sack(tp) && !tcp_any_retrans_done(tp) {
-        // RFC 6582: hold until something above high_seq is acked.
-        tp.retrans_stamp = None;
-        tp.first_retrans_at = 0;
+    if tcp_is_non_sack_preventing_reopen(tp) {
         return true;
     }
     tcp_set_ca_state(tp, TcpCaState::Open);
     tp.is_sack_reneg = false;
+    false
+}
+
+/// Without SACK, an ACK exactly at `high_seq` keeps the state until
+/// something above it is acked (RFC 6582: no false fast retransmit from
+/// the duplicate ACKs still to come). Mirrors
+/// `tcp_is_non_sack_preventing_reopen()`.
+fn tcp_is_non_sack_preventing_reopen(tp: &mut TcpSock) -> bool {
+    if tp.snd_una == tp.high_seq && !tcp_is_sack(tp) {
+        if !tcp_any_retrans_done(tp) {
+            tp.retrans_stamp = None;
+            tp.first_retrans_at = 0;
+        }
+        return true;
+    }
     false
 }
 
@@ -1521,13 +1534,7 @@ fn tcp_try_undo_loss<C: TcpContext>(ctx: &C, tp: &mut TcpSock, frto_undo: bool) 
             ctx.mibs().inc(cpu, LinuxMib::TcpSpuriousRtos);
         }
         tp.retransmits = 0;
-        if !tcp_is_sack(tp) && tp.snd_una == tp.high_seq {
-            // tcp_is_non_sack_preventing_reopen(): hold the state until
-            // something above high_seq is acked (RFC 6582).
-            if !tcp_any_retrans_done(tp) {
-                tp.retrans_stamp = None;
-                tp.first_retrans_at = 0;
-            }
+        if tcp_is_non_sack_preventing_reopen(tp) {
             return true;
         }
         if frto_undo || tcp_is_sack(tp) {

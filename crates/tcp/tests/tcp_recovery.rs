@@ -412,3 +412,63 @@ fn one_loss_is_found_by_the_rack_reordering_timer() {
     assert!(open.ms <= samples[rec].ms + 30, "{open:?}");
     assert_eq!(samples.last().map(|x| x.total_retrans), Some(1));
 }
+
+#[test]
+fn newreno_repairs_two_holes_in_one_recovery() {
+    // Without SACK (RFC 6582): three duplicate ACKs retransmit the first
+    // hole, the partial ACK that follows retransmits the second, all in
+    // one recovery episode and without a timeout.
+    let mut net = net(15, true);
+    for h in &net.hosts {
+        h.ctx.sysctl().set("net.ipv4.tcp_sack", "0").unwrap();
+    }
+    let (c, s) = net.connect_pair(5004);
+    let start = net.now();
+    let mut received = 0;
+    let mut samples = Vec::new();
+    for ms in 1..=300 {
+        pump(&mut net, &c, &s, &mut received);
+        net.run_until_time(start + Duration::from_millis(ms));
+    }
+    assert_eq!(net.mib(0, TcpMib::RetransSegs), 0);
+    // Drop the next data segment and the fifth after it.
+    let mut seen = 0;
+    net.set_drop_filter(move |seg| {
+        if seg.is_empty() {
+            return false;
+        }
+        seen += 1;
+        seen == 1 || seen == 6
+    });
+    for ms in 301..=800 {
+        pump(&mut net, &c, &s, &mut received);
+        net.run_until_time(start + Duration::from_millis(ms));
+        samples.push(sample(&net, &c, start));
+    }
+    net.clear_drop_filter();
+    assert_eq!(net.mib(0, LinuxMib::TcpTimeouts), 0);
+    assert_eq!(net.mib(0, LinuxMib::TcpRenoRecovery), 1);
+    assert_eq!(net.mib(0, LinuxMib::TcpSackRecovery), 0);
+    // Real losses: nothing to undo.
+    assert_eq!(net.mib(0, LinuxMib::TcpFullUndo), 0);
+    assert_eq!(net.mib(0, TcpMib::RetransSegs), 2);
+    let rec = samples
+        .iter()
+        .position(|x| x.ca_state == CA_RECOVERY)
+        .expect("Recovery");
+    let open = samples[rec..]
+        .iter()
+        .position(|x| x.ca_state == CA_OPEN)
+        .expect("Open again");
+    // Two round trips: the fast retransmit, then the partial ACK's.
+    assert!((20..=80).contains(&open), "recovery took {open} ms");
+    // Leaving Recovery sets cwnd to ssthresh (CUBIC's 0.7).
+    let before = samples[rec - 1];
+    let after = samples[rec + open];
+    assert_eq!(after.cwnd, after.ssthresh, "{after:?}");
+    assert!(
+        after.ssthresh <= before.cwnd * 717 / 1024 + 1,
+        "{before:?} {after:?}"
+    );
+    assert!(received > 1_000_000, "only {received} bytes");
+}
