@@ -1064,7 +1064,7 @@ impl IgbHw {
             self.stats.roc += 1;
             return RxOutcome::Oversize;
         };
-        dst_bytes.copy_from_slice(&frame[..dma_len]);
+        dma_copy(dst_bytes, &frame[..dma_len]);
         fetch.write_back(RxWriteback {
             length: dma_len as u16,
             status_error: status,
@@ -1325,6 +1325,30 @@ impl PciFunction for IgbDevice {
             drop(hw.detach_rx_ring(q));
             drop(hw.detach_tx_ring(q));
         }
+    }
+}
+
+/// The receive DMA's copy of one frame into its buffer (`dst.len() ==
+/// src.len()`). Frames up to 128 bytes are copied inline in 16-byte
+/// pieces, the last piece overlapping the one before it, instead of
+/// calling `memcpy` (a tenth of the rx time for 60-byte frames); longer
+/// ones with `copy_from_slice`.
+#[inline(always)]
+fn dma_copy(dst: &mut [u8], src: &[u8]) {
+    if !(16..=128).contains(&src.len()) || dst.len() != src.len() {
+        dst.copy_from_slice(src);
+        return;
+    }
+    for (d, s) in dst
+        .as_chunks_mut::<16>()
+        .0
+        .iter_mut()
+        .zip(src.as_chunks::<16>().0)
+    {
+        *d = *s;
+    }
+    if let (Some(d), Some(s)) = (dst.last_chunk_mut::<16>(), src.last_chunk::<16>()) {
+        *d = *s;
     }
 }
 
@@ -1842,6 +1866,16 @@ mod tests {
         assert_eq!(hw.next_event(), None);
         hw.poll(us(50));
         assert_eq!(hw.tx_doorbells, 0);
+    }
+
+    #[test]
+    fn dma_copy_copies_every_length() {
+        let src: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for n in 0..300 {
+            let mut dst = vec![0u8; n];
+            dma_copy(&mut dst, &src[..n]);
+            assert_eq!(dst, src[..n], "len {n}");
+        }
     }
 
     #[test]
