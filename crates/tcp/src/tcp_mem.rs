@@ -621,8 +621,11 @@ mod tests {
             "second writer queued {sent_b}"
         );
         assert!(b.lock().sk_stream_memory_free(), "refused with buffer room");
+        // Past tcp_mem[2] only the forced tcp_wmem[0] was added (the first
+        // writer may have gone past it while filling an skb beyond its
+        // SO_SNDBUF, which Linux grants too).
         let h = &net.hosts[0];
-        assert!(h.stack.memory().memory_allocated() <= 6 + 1);
+        assert!(h.stack.memory().memory_allocated() <= pages.max(6) + 2);
         assert!(mib(&h.ctx, LinuxMib::TcpMemoryPressures) >= 1);
         // The path heals: retransmissions are acknowledged, memory is
         // freed, and the second writer is taken again.
