@@ -1039,19 +1039,26 @@ impl SkBuff {
                 .max(2 * len);
             sh.frags.reserve_exact(need.max(len + 1) - len);
         }
+        // Take `from` apart: release its owner while it is still whole,
+        // then move its buffer and fragments out (no reference count is
+        // touched). Nothing is left for its drop to release, so it is
+        // forgotten rather than dropped field by field.
+        let from_off = from.data_off();
+        from.orphan();
+        let page = from.page.take();
+        let from_sh = from.shinfo.take();
+        core::mem::forget(from);
         if offset < head {
-            let off = from.data_off() + offset;
-            // The buffer moves over without a reference count update;
-            // `from` is released first, while it is still whole.
-            from.orphan();
             sh.frags.push(SkbFrag {
-                page: from.page.take(),
-                off,
+                page,
+                off: from_off + offset,
                 len: head - offset,
             });
+        } else {
+            drop(page);
         }
         let mut skip = offset.saturating_sub(head);
-        if let Some(from_sh) = from.shinfo.as_deref_mut() {
+        if let Some(mut from_sh) = from_sh {
             for mut f in from_sh.frags.drain(..) {
                 let cut = skip.min(f.len);
                 skip -= cut;
@@ -1064,7 +1071,6 @@ impl SkBuff {
         }
         // Checked against u32::MAX above.
         self.data_len = total as u32;
-        from.data_len = 0;
         Ok(())
     }
 
