@@ -907,7 +907,13 @@ fn tcp_sacktag_write_queue<C: TcpContext>(
             continue;
         }
         let n = (tp.packets_out as usize).min(tp.write_queue.len());
-        for idx in 0..n {
+        // The queue is in sequence order: skip to the first segment that
+        // ends past the block's start (tcp_sacktag_skip()).
+        let first = tp
+            .write_queue
+            .partition_point(|s| !after(s.end_seq, b.start_seq))
+            .min(n);
+        for idx in first..n {
             let (s_seq, s_end) = (tp.write_queue[idx].seq, tp.write_queue[idx].end_seq);
             if !after(s_end, b.start_seq) {
                 continue;
