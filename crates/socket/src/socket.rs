@@ -14,8 +14,8 @@
 //! ```
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use netcore::{Clock, Duration, Errno, Sysctl};
 use parking_lot::{Mutex, RwLock};
@@ -168,11 +168,11 @@ pub struct SocketFile {
 /// An open socket.
 ///
 /// Mirrors `struct socket` with its `struct file`: the transport
-/// ([`ProtoOps`]), the wait queue (`struct socket_wq`) and the file
-/// flags.
+/// ([`ProtoOps`]), the wait queue (`struct socket_wq`, embedded as in
+/// Linux) and the file flags.
 pub struct Socket<C: ?Sized + 'static> {
     ops: Arc<dyn ProtoOps<C>>,
-    wq: Arc<WaitQueue>,
+    wq: WaitQueue,
     file: Mutex<SockFile>,
 }
 
@@ -187,16 +187,24 @@ impl<C: ?Sized + 'static> std::fmt::Debug for Socket<C> {
 
 impl<C: ?Sized + 'static> Socket<C> {
     fn new(ops: Arc<dyn ProtoOps<C>>, nonblock: bool) -> Arc<Socket<C>> {
-        let wq = Arc::new(WaitQueue::new());
-        let hook = Arc::clone(&wq);
-        ops.set_wakeup(Some(Arc::new(move |key| hook.wake_up(key))));
-        Arc::new(Socket {
-            ops,
-            wq,
-            file: Mutex::new(SockFile {
-                nonblock,
-                ..SockFile::default()
-            }),
+        Arc::new_cyclic(|me: &Weak<Socket<C>>| {
+            // The transport's wake-up reaches the embedded wait queue
+            // (`sk->sk_wq`); it holds no reference that would keep the
+            // socket alive.
+            let me = me.clone();
+            ops.set_wakeup(Some(Arc::new(move |key| {
+                if let Some(sock) = me.upgrade() {
+                    sock.wq.wake_up(key);
+                }
+            })));
+            Socket {
+                ops,
+                wq: WaitQueue::new(),
+                file: Mutex::new(SockFile {
+                    nonblock,
+                    ..SockFile::default()
+                }),
+            }
         })
     }
 

@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use netcore::Errno;
 use parking_lot::Mutex;
@@ -151,7 +152,7 @@ pub struct TcpOps {
     wakeups: Arc<TcpWakeups>,
     ino: u64,
     /// `SO_LINGER` as the socket layer reads it back (-1 off).
-    linger: Mutex<i64>,
+    linger: AtomicI64,
 }
 
 impl TcpOps {
@@ -167,7 +168,7 @@ impl TcpOps {
             stack,
             wakeups,
             ino,
-            linger: Mutex::new(-1),
+            linger: AtomicI64::new(-1),
         }
     }
 
@@ -322,7 +323,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             SkOpt::ReuseAddr => SockOpt::ReuseAddr(val != 0),
             SkOpt::KeepAlive => SockOpt::KeepAlive(val != 0),
             SkOpt::Linger => {
-                *self.linger.lock() = val;
+                self.linger.store(val, Ordering::Relaxed);
                 SockOpt::Linger(u32::try_from(val).ok())
             }
             SkOpt::ReusePort
@@ -342,7 +343,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             SkOpt::ReuseAddr => SockOptName::ReuseAddr,
             SkOpt::KeepAlive => SockOptName::KeepAlive,
             SkOpt::Error => SockOptName::Error,
-            SkOpt::Linger => return Ok(*self.linger.lock()),
+            SkOpt::Linger => return Ok(self.linger.load(Ordering::Relaxed)),
             SkOpt::AcceptConn => return Ok(i64::from(self.sk.state() == TcpState::Listen)),
             SkOpt::ReusePort | SkOpt::Broadcast | SkOpt::NoCheck | SkOpt::Mark => {
                 return Ok(0);
