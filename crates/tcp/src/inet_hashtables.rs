@@ -41,6 +41,36 @@ pub enum EhashEntry {
     TimeWait(SockId),
 }
 
+/// An [`EhashEntry`] as the established table stores it: the socket id
+/// in two 32-bit halves with the TIME-WAIT tag in the top bit, so an
+/// entry with its 12-byte key takes 20 bytes instead of 32 (Linux links
+/// the sockets into the buckets through `sk_nulls_node` instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EhashSlot([u32; 2]);
+
+/// The tag bit of a TIME-WAIT entry in an [`EhashSlot`].
+const EHASH_TW: u32 = 1 << 31;
+
+impl EhashSlot {
+    /// Packs `e`. Socket ids come from a counter and stay below 2^63.
+    fn pack(e: EhashEntry) -> EhashSlot {
+        let (id, tw) = match e {
+            EhashEntry::Sock(id) => (id.0, 0),
+            EhashEntry::TimeWait(id) => (id.0, EHASH_TW),
+        };
+        EhashSlot([((id >> 32) as u32 & !EHASH_TW) | tw, id as u32])
+    }
+
+    fn unpack(self) -> EhashEntry {
+        let id = SockId((u64::from(self.0[0] & !EHASH_TW) << 32) | u64::from(self.0[1]));
+        if self.0[0] & EHASH_TW == 0 {
+            EhashEntry::Sock(id)
+        } else {
+            EhashEntry::TimeWait(id)
+        }
+    }
+}
+
 /// One user of a bound port. Mirrors a socket on `tb->owners`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BindOwner {
@@ -57,7 +87,7 @@ pub(crate) struct BindOwner {
 /// The host's TCP tables. Mirrors `struct inet_hashinfo`.
 #[derive(Debug, Default)]
 pub struct InetHashinfo {
-    pub(crate) ehash: HashMap<FourTuple, EhashEntry>,
+    pub(crate) ehash: HashMap<FourTuple, EhashSlot>,
     pub(crate) lhash: HashMap<u16, Vec<(Ipv4Addr, SockId)>>,
     pub(crate) bhash: HashMap<u16, Vec<BindOwner>>,
     /// `table_perturb[]` of `__inet_hash_connect()`.
@@ -80,7 +110,7 @@ impl InetHashinfo {
     /// Finds the socket of an established or TIME-WAIT connection.
     /// Mirrors `__inet_lookup_established()`.
     pub fn lookup_established(&self, t: &FourTuple) -> Option<EhashEntry> {
-        self.ehash.get(t).copied()
+        self.ehash.get(t).map(|s| s.unpack())
     }
 
     /// Finds the listener for `(daddr, dport)`: an exact address beats the
@@ -237,14 +267,14 @@ impl InetHashinfo {
         if self.ehash.contains_key(&t) {
             return Err(Errno::AddrNotAvail);
         }
-        self.ehash.insert(t, e);
+        self.ehash.insert(t, EhashSlot::pack(e));
         Ok(())
     }
 
     /// Removes a connection if it is still `e`. Mirrors `inet_unhash()` /
     /// `inet_twsk_unhash()`.
     pub(crate) fn ehash_remove(&mut self, t: &FourTuple, e: EhashEntry) {
-        if self.ehash.get(t) == Some(&e) {
+        if self.ehash.get(t) == Some(&EhashSlot::pack(e)) {
             self.ehash.remove(t);
         }
     }
@@ -316,7 +346,7 @@ impl InetHashinfo {
                         by_connect: true,
                         time_wait: false,
                     });
-                    self.ehash.insert(t, EhashEntry::Sock(id));
+                    self.ehash.insert(t, EhashSlot::pack(EhashEntry::Sock(id)));
                     let i = i.max(rand8 % 8 * step);
                     self.table_perturb[index] = self.table_perturb[index].wrapping_add(i + step);
                     return Ok(p);
@@ -371,6 +401,36 @@ mod tests {
     }
 
     #[test]
+    fn ehash_entries_pack_and_unpack() {
+        for id in [0, 1, 0xffff_ffff, 0x1_0000_0000, (1 << 63) - 1] {
+            for e in [
+                EhashEntry::Sock(SockId(id)),
+                EhashEntry::TimeWait(SockId(id)),
+            ] {
+                assert_eq!(EhashSlot::pack(e).unpack(), e);
+            }
+        }
+        assert_eq!(core::mem::size_of::<(FourTuple, EhashSlot)>(), 20);
+        let mut h = InetHashinfo::new();
+        let t = FourTuple {
+            laddr: A,
+            lport: 40000,
+            raddr: B,
+            rport: 80,
+        };
+        h.ehash_insert(t, EhashEntry::TimeWait(SockId(7))).unwrap();
+        assert_eq!(
+            h.lookup_established(&t),
+            Some(EhashEntry::TimeWait(SockId(7)))
+        );
+        // Removing another entry for the same tuple leaves it.
+        h.ehash_remove(&t, EhashEntry::Sock(SockId(7)));
+        assert_eq!(h.ehash_len(), 1);
+        h.ehash_remove(&t, EhashEntry::TimeWait(SockId(7)));
+        assert_eq!(h.lookup_established(&t), None);
+    }
+
+    #[test]
     fn listener_exact_beats_wildcard() {
         let mut h = InetHashinfo::new();
         h.hash_listener(SockId(1), Ipv4Addr::UNSPECIFIED, 80);
@@ -407,7 +467,8 @@ mod tests {
             raddr: B,
             rport: 80,
         };
-        h.ehash.insert(t, EhashEntry::TimeWait(SockId(50)));
+        h.ehash
+            .insert(t, EhashSlot::pack(EhashEntry::TimeWait(SockId(50))));
         let p5 = h.hash_connect(SockId(5), A, B, 80, r, 0, 0).unwrap();
         assert_ne!(p5, 32768);
         h.table_perturb[0] = 0;
