@@ -30,6 +30,9 @@ pub const FIRST_PORT: u16 = 10_000;
 /// the accept queue never overflows).
 const BATCH: usize = 100;
 
+/// A connection's (client end, server end).
+type Ends = (SocketAddrV4, SocketAddrV4);
+
 /// What opening the connections took.
 #[derive(Clone, Copy, Debug)]
 pub struct ScaleReport {
@@ -43,6 +46,35 @@ pub struct ScaleReport {
     /// ends, every table and fd included), in bytes; `None` where
     /// `/proc/self/statm` cannot be read.
     pub rss_per_conn: Option<f64>,
+}
+
+/// What the echo workload took ([`ScaleLab::echo_all`]).
+#[derive(Clone, Copy, Debug)]
+pub struct EchoReport {
+    /// Connections that each carried one message there and back.
+    pub conns: usize,
+    /// Bytes of each message.
+    pub len: usize,
+    /// Wall-clock seconds for all the round trips.
+    pub secs: f64,
+    /// Virtual seconds the simulation ran meanwhile.
+    pub virtual_secs: f64,
+}
+
+/// Clients that send their echo message per step: as many as the
+/// connections opened per step, so a step's segments fit in the NIC's
+/// transmit ring (a full ring while softirqs run at one virtual instant
+/// keeps `net_tx_action` rescheduling itself).
+const ECHO_BATCH: usize = BATCH;
+
+/// The echo message of connection `i`: `len` bytes that differ between
+/// any two connections (its index, little-endian, repeated, each byte
+/// mixed with its position).
+fn echo_msg(i: usize, len: usize) -> Vec<u8> {
+    let tag = (i as u64).to_le_bytes();
+    (0..len)
+        .map(|j| tag[j % 8] ^ (j as u8).wrapping_mul(31))
+        .collect()
 }
 
 /// Two hosts holding `conns` established connections.
@@ -64,13 +96,17 @@ pub fn rss_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-fn host(name: &str, addr: &str, phy: netstack::PhyEnd) -> netstack::HostBuilder {
+fn host(name: &str, addr: &str, phy: netstack::PhyEnd, files: usize) -> netstack::HostBuilder {
+    // fs.file-max (838,860 by default, 10 % of memory in KiB) is raised
+    // with RLIMIT_NOFILE, as the seed document raises both on Linux.
+    let file_max = files.max(838_860).to_string();
     Host::builder()
         .name(name)
         .cpus(1)
         .nic(NicConfig::new().phy(phy))
         .addr(addr)
         .sysctl("net.ipv4.ip_local_port_range", "1024 65535")
+        .sysctl("fs.file-max", &file_max)
 }
 
 /// Opens `conns` connections from `h1` to `h2`; errors say what failed.
@@ -86,13 +122,14 @@ pub fn open_connections(conns: usize, seed: u64) -> Result<(ScaleReport, ScaleLa
                 .delay(Duration::from_micros(5)),
         )
         .map_err(|e| e.to_string())?;
-    net.add_host(host("h1", "198.18.0.1/24", a))
+    let nofile = conns + 1024;
+    net.add_host(host("h1", "198.18.0.1/24", a, nofile))
         .map_err(|e| e.to_string())?;
-    net.add_host(host("h2", "198.18.0.2/24", b))
+    net.add_host(host("h2", "198.18.0.2/24", b, nofile))
         .map_err(|e| e.to_string())?;
     let h1 = Arc::clone(net.host("h1").map_err(|e| e.to_string())?.shared());
     let h2 = Arc::clone(net.host("h2").map_err(|e| e.to_string())?.shared());
-    let nofile = (conns + 1024) as u64;
+    let nofile = nofile as u64;
     for h in [&h1, &h2] {
         h.socket_layer()
             .set_rlimit_nofile(nofile)
@@ -212,7 +249,9 @@ impl ScaleLab {
     pub fn check_every(&mut self, stride: usize) -> Result<usize, String> {
         let picks: Vec<usize> = (0..self.clients.len()).step_by(stride.max(1)).collect();
         let clients = &mut self.clients;
-        let sent: Vec<(SocketAddrV4, Vec<u8>)> = self
+        // A connection is named by its two ends: with several listening
+        // ports one client port serves several connections.
+        let sent: Vec<(Ends, Vec<u8>)> = self
             .net
             .app("h1", || {
                 picks
@@ -221,7 +260,11 @@ impl ScaleLab {
                         let msg = format!("connection {i} says hello").into_bytes();
                         let c = &mut clients[i];
                         let _ = c.write(&msg);
-                        (c.local_addr().expect("connected"), msg)
+                        let ends = (
+                            c.local_addr().expect("connected"),
+                            c.peer_addr().expect("connected"),
+                        );
+                        (ends, msg)
                     })
                     .collect()
             })
@@ -230,20 +273,22 @@ impl ScaleLab {
             .run_for(Duration::from_millis(50))
             .map_err(|e| e.to_string())?;
         let servers = &mut self.servers;
-        let got: Vec<(SocketAddrV4, Vec<u8>)> = self
+        let got: Vec<(Ends, Vec<u8>)> = self
             .net
             .app("h2", || {
                 let mut out = Vec::new();
                 let mut buf = [0u8; 256];
                 for s in servers.iter_mut() {
-                    match s.read(&mut buf) {
-                        Ok(n) => out.push((s.peer_addr().expect("connected"), buf[..n].to_vec())),
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                        Err(e) => out.push((
-                            s.peer_addr().expect("connected"),
-                            e.to_string().into_bytes(),
-                        )),
-                    }
+                    let data = match s.read(&mut buf) {
+                        Ok(n) => buf[..n].to_vec(),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                        Err(e) => e.to_string().into_bytes(),
+                    };
+                    let ends = (
+                        s.peer_addr().expect("connected"),
+                        s.local_addr().expect("connected"),
+                    );
+                    out.push((ends, data));
                 }
                 out
             })
@@ -255,15 +300,169 @@ impl ScaleLab {
                 sent.len()
             ));
         }
-        for (peer, msg) in &sent {
-            let Some((_, data)) = got.iter().find(|(p, _)| p == peer) else {
-                return Err(format!("nothing arrived from {peer}"));
+        let got: std::collections::HashMap<Ends, Vec<u8>> = got.into_iter().collect();
+        for ((from, to), msg) in &sent {
+            let Some(data) = got.get(&(*from, *to)) else {
+                return Err(format!("nothing arrived from {from} at {to}"));
             };
             if data != msg {
-                return Err(format!("{peer} sent {msg:?}, the server read {data:?}"));
+                return Err(format!(
+                    "{from} sent {:?} to {to}, the server read {:?}",
+                    String::from_utf8_lossy(msg),
+                    String::from_utf8_lossy(data)
+                ));
             }
         }
         Ok(sent.len())
+    }
+
+    /// The C10K-style echo workload: every client sends a message of its
+    /// own (`len` bytes, at least 8), its server end reads it whole and
+    /// writes it back, and the client checks the bytes it reads. Clients
+    /// start in steps of 100 (each step runs the network for 200 µs
+    /// between the client writes, the server echoes and the client
+    /// reads), and the connections that have not finished carry over to
+    /// the next step, as an event loop would serve them.
+    pub fn echo_all(&mut self, len: usize) -> Result<EchoReport, String> {
+        let len = len.max(8);
+        let n = self.clients.len();
+        let start = Instant::now();
+        let vstart = self.net.now();
+        // The server end of each client: matched by the connection's
+        // two addresses.
+        let (clients, servers) = (&self.clients, &self.servers);
+        let by_ends: std::collections::HashMap<Ends, usize> = self
+            .net
+            .app("h2", || {
+                servers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, s)| Some(((s.peer_addr().ok()?, s.local_addr().ok()?), j)))
+                    .collect()
+            })
+            .map_err(|e| e.to_string())?;
+        let pair: Vec<usize> = self
+            .net
+            .app("h1", || {
+                clients
+                    .iter()
+                    .map(|c| {
+                        let ends = (c.local_addr().ok()?, c.peer_addr().ok()?);
+                        by_ends.get(&ends).copied()
+                    })
+                    .collect::<Option<Vec<usize>>>()
+            })
+            .map_err(|e| e.to_string())?
+            .ok_or("a client has no server end")?;
+        drop(by_ends);
+        // Bytes read so far, by client index, on each side.
+        let mut at_server: std::collections::HashMap<usize, Vec<u8>> =
+            std::collections::HashMap::new();
+        let mut at_client: std::collections::HashMap<usize, Vec<u8>> =
+            std::collections::HashMap::new();
+        let mut started = 0;
+        while started < n || !at_server.is_empty() || !at_client.is_empty() {
+            let batch = started..(started + ECHO_BATCH).min(n);
+            started = batch.end;
+            let clients = &mut self.clients;
+            let wrote = self
+                .net
+                .app("h1", || {
+                    for i in batch.clone() {
+                        let msg = echo_msg(i, len);
+                        match clients[i].write(&msg) {
+                            Ok(k) if k == len => {}
+                            other => return Err(format!("client {i} wrote {other:?} of {len}")),
+                        }
+                    }
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())?;
+            wrote?;
+            at_server.extend(batch.map(|i| (i, Vec::new())));
+            self.net
+                .run_for(Duration::from_micros(200))
+                .map_err(|e| e.to_string())?;
+            let servers = &mut self.servers;
+            let echoed = self
+                .net
+                .app("h2", || {
+                    let mut done = Vec::new();
+                    let mut buf = [0u8; 256];
+                    for (&i, got) in &mut at_server {
+                        let s = &mut servers[pair[i]];
+                        match s.read(&mut buf) {
+                            Ok(0) => return Err(format!("server end of {i}: end of stream")),
+                            Ok(k) => got.extend_from_slice(&buf[..k]),
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                            Err(e) => return Err(format!("server end of {i}: {e}")),
+                        }
+                        if got.len() >= len {
+                            match s.write(got) {
+                                Ok(k) if k == got.len() => done.push(i),
+                                other => {
+                                    return Err(format!("server end of {i} echoed {other:?}"));
+                                }
+                            }
+                        }
+                    }
+                    Ok(done)
+                })
+                .map_err(|e| e.to_string())??;
+            for i in echoed {
+                at_server.remove(&i);
+                at_client.insert(i, Vec::new());
+            }
+            self.net
+                .run_for(Duration::from_micros(200))
+                .map_err(|e| e.to_string())?;
+            let clients = &mut self.clients;
+            let finished = self
+                .net
+                .app("h1", || {
+                    let mut done = Vec::new();
+                    let mut buf = [0u8; 256];
+                    for (&i, got) in &mut at_client {
+                        match clients[i].read(&mut buf) {
+                            Ok(0) => return Err(format!("client {i}: end of stream")),
+                            Ok(k) => got.extend_from_slice(&buf[..k]),
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                            Err(e) => return Err(format!("client {i}: {e}")),
+                        }
+                        if got.len() >= len {
+                            if *got != echo_msg(i, len) {
+                                return Err(format!(
+                                    "client {i} sent {:?}, read back {got:?}",
+                                    echo_msg(i, len)
+                                ));
+                            }
+                            done.push(i);
+                        }
+                    }
+                    Ok(done)
+                })
+                .map_err(|e| e.to_string())??;
+            for i in finished {
+                at_client.remove(&i);
+            }
+            if self.net.now().saturating_duration_since(vstart) > Duration::from_secs(60) {
+                return Err(format!(
+                    "echo: {} servers and {} clients still waiting after 60 s",
+                    at_server.len(),
+                    at_client.len()
+                ));
+            }
+        }
+        Ok(EchoReport {
+            conns: n,
+            len,
+            secs: start.elapsed().as_secs_f64(),
+            virtual_secs: self
+                .net
+                .now()
+                .saturating_duration_since(vstart)
+                .as_secs_f64(),
+        })
     }
 
     /// Closes every socket inside the hosts' application context.

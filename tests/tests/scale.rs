@@ -14,6 +14,9 @@ fn thousands_of_established_connections_each_carry_their_own_bytes() {
     // Every 7th connection carries a message of its own to its own peer.
     let checked = lab.check_every(7).unwrap();
     assert_eq!(checked, CONNS.div_ceil(7));
+    // C10K-style echo: every connection carries 32 bytes there and back.
+    let echo = lab.echo_all(32).unwrap();
+    assert_eq!((echo.conns, echo.len), (CONNS, 32));
     if let Some(per) = report.rss_per_conn {
         eprintln!(
             "{CONNS} connections: {per:.0} bytes of resident memory per connection (both ends), {:.1} s virtual",
