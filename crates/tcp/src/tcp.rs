@@ -590,8 +590,14 @@ impl TcpStack {
             }
             let end = (copied + (granted - overhead) as usize)
                 .min(copied + (skb_goal - skb_len) as usize);
-            let Some((n, _)) =
-                tcp_queue_chunk(ctx, &mut tp, &data[copied..end], size_goal, copied == 0)?
+            let Some((n, _)) = tcp_queue_chunk(
+                ctx,
+                &mut tp,
+                &data[copied..end],
+                size_goal,
+                copied == 0,
+                skb_len == 0,
+            )?
             else {
                 out_of_space = true;
                 break;

@@ -479,9 +479,11 @@ pub(crate) fn tcp_send_delayed_ack<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock)
 }
 
 /// Copies the front of `data` into the write queue: into the unsent tail
-/// skb while it is below `size_goal`, else into a new skb. Returns the
-/// bytes copied and whether that skb is now full, or `None` when a new skb
-/// is needed but the send buffer is full (`wait_for_space`).
+/// entry while it is below `size_goal`, else into a new entry. `new_skb`
+/// says the entry starts a new skb of `tcp_sendmsg_locked()`: only then
+/// is the send buffer checked and the idle restart done. Returns the
+/// bytes copied and whether that entry is now full, or `None` when a new
+/// skb is needed but the send buffer is full (`wait_for_space`).
 ///
 /// One step of the copy loop of `tcp_sendmsg_locked()`
 /// (`tcp_write_queue_tail()` with room, else `tcp_stream_alloc_skb()` +
@@ -494,13 +496,17 @@ pub(crate) fn tcp_queue_chunk<C: TcpContext>(
     data: &[u8],
     size_goal: usize,
     first_copy: bool,
+    new_skb: bool,
 ) -> Result<Option<(usize, bool)>, Errno> {
     let unsent_tail = tp.write_queue.len() > tp.packets_out as usize;
     let can_append = unsent_tail
         && tp.write_queue.back().is_some_and(|t| {
             (t.len() as usize) < size_goal && !t.flags.intersects(TcpFlags::FIN | TcpFlags::SYN)
         });
-    if !can_append {
+    if !can_append && new_skb {
+        // new_segment: the send buffer is checked once per skb
+        // (sk_stream_memory_free()), so an skb being filled may take the
+        // queue past sk_sndbuf as in Linux.
         if !tp.sk_stream_memory_free() {
             return Ok(None);
         }
@@ -519,6 +525,8 @@ pub(crate) fn tcp_queue_chunk<C: TcpContext>(
             idle.as_micros() as u64,
             tp.rto.as_micros() as u64,
         );
+    }
+    if !can_append {
         let mut skb = SkBuff::alloc(ctx.page_pool(), MAX_TCP_HEADER + size_goal)
             .map_err(|_| Errno::NoBufs)?;
         skb.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;

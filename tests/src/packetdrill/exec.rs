@@ -899,6 +899,7 @@ impl Executor {
         tol: Usecs,
     ) -> Result<Result<i64, Errno>, Stop> {
         let data = vec![0u8; len];
+        self.ctx.woken.remove(&sk.id());
         let r = self.stack.sendmsg(&mut self.ctx, sk, &data, flags);
         self.after_stack();
         let blocking = !nonblock && !flags.contains(MsgFlags::DONTWAIT);
@@ -1009,6 +1010,10 @@ impl Executor {
                 flags,
             } => match self.fds.get(&fd).map(|f| f.sk.clone()) {
                 None => Some(Err(Errno::BadF)),
+                // A writer blocked in sk_stream_wait_memory() tries again
+                // only when the socket wakes it (sk_stream_write_space()
+                // once a third of the buffer is free, an error, data).
+                Some(sk) if !self.ctx.woken.remove(&sk.id()) => None,
                 Some(sk) => {
                     let data = vec![0u8; len - done];
                     match self.stack.sendmsg(&mut self.ctx, &sk, &data, flags) {

@@ -39,6 +39,9 @@ pub(super) struct PdCtx {
     pub(super) mtu: u32,
     /// Segments sent, in order.
     pub(super) out: Vec<Captured>,
+    /// Sockets the stack woke (`sk_write_space`, `sk_data_ready`, …)
+    /// since the runner last looked: a blocked call tries again only then.
+    pub(super) woken: std::collections::BTreeSet<SockId>,
 }
 
 impl PdCtx {
@@ -55,6 +58,7 @@ impl PdCtx {
             remote,
             mtu,
             out: Vec::new(),
+            woken: std::collections::BTreeSet::new(),
         }
     }
 
@@ -156,5 +160,7 @@ impl TcpContext for PdCtx {
         Ok(())
     }
 
-    fn sk_wake(&mut self, _sk: SockId, _event: SkEvent) {}
+    fn sk_wake(&mut self, sk: SockId, _event: SkEvent) {
+        self.woken.insert(sk);
+    }
 }
