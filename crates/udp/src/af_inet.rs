@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use ipv4::{IcmpErrInfo, IcmpError, Ipv4Context, NetProtocol, RtnType};
 use netcore::{Errno, Instant, NetMibs, PagePool, SkBuff, Sysctl};
+use wire::IP_DF;
 
 use crate::context::{Flowi4, RouteInfo, UdpContext};
 use crate::udp::{IPPROTO_UDP, UdpTable, udp_err, udp_rcv};
@@ -110,27 +111,87 @@ impl<C: UdpNetContext> UdpContext for C {
             mark: fl.mark,
         };
         let rt = ipv4::ip_route_output_key(self, &mut fl4)?;
-        let mtu = self.ipv4().dev(rt.oif).map_or(1500, |d| d.mtu);
         Ok(RouteInfo {
             saddr: fl4.saddr,
-            mtu,
+            // dst_mtu(): the route carries its device's MTU.
+            mtu: rt.mtu,
             broadcast: rt.rt_type == RtnType::Broadcast,
             csum_offload: false,
+            dst: Some(rt),
         })
+    }
+
+    fn rt_genid(&self) -> u64 {
+        self.ipv4().rt_genid()
     }
 
     fn ip_send_skb(
         &mut self,
-        skb: SkBuff,
+        mut skb: SkBuff,
         fl: &Flowi4,
-        _rt: &RouteInfo,
-        _df: bool,
+        rt: &RouteInfo,
+        df: bool,
+        id: Option<u16>,
     ) -> Result<(), Errno> {
-        let mut sk = ipv4::InetSock::new(IPPROTO_UDP, self.ipv4().sysctl());
-        sk.saddr = fl.saddr;
-        sk.tos = fl.tos;
-        sk.mark = fl.mark;
-        sk.bound_dev_if = fl.oif;
-        ipv4::ip_build_and_send_pkt(self, skb, &mut sk, fl.saddr, fl.daddr).map(|_| ())
+        let Some(dst) = rt.dst else {
+            // No route object: let IP route and build the header itself.
+            let mut sk = ipv4::InetSock::new(IPPROTO_UDP, self.ipv4().sysctl());
+            sk.saddr = fl.saddr;
+            sk.tos = fl.tos;
+            sk.mark = fl.mark;
+            sk.bound_dev_if = fl.oif;
+            return ipv4::ip_build_and_send_pkt(self, skb, &mut sk, fl.saddr, fl.daddr).map(|_| ());
+        };
+        let sysctl = self.ipv4().sysctl();
+        // IP_PMTUDISC_WANT (DONT with ip_no_pmtu_disc): DF when it fits.
+        let df = df && sysctl.get_int(Sysctl::IP_NO_PMTU_DISC) == 0;
+        let ttl = if dst.rt_type == RtnType::Multicast {
+            UDP_MC_TTL
+        } else {
+            u8::try_from(sysctl.get_int(Sysctl::IP_DEFAULT_TTL)).unwrap_or(64)
+        };
+        let id = match id {
+            Some(id) => id,
+            None if df => 0,
+            None => {
+                let now = ipv4_now(self);
+                self.ipv4()
+                    .ip_select_ident(fl.daddr, fl.saddr, IPPROTO_UDP, 1, now)
+            }
+        };
+        ip_make_skb_header(&mut skb, fl, ttl, id, df)?;
+        ipv4::ip_local_out(self, skb, &dst)
     }
+}
+
+/// `mc_ttl`: the TTL of multicast datagrams (`IP_MULTICAST_TTL`, 1).
+const UDP_MC_TTL: u8 = 1;
+
+/// Pushes the 20-byte IPv4 header of a datagram UDP built; `ip_local_out`
+/// fills in the total length and the header checksum.
+///
+/// Mirrors the header fill of `__ip_make_skb()` (`net/ipv4/ip_output.c`):
+/// version and IHL, TOS, DF, TTL, protocol, addresses, the id from
+/// `ip_select_ident_segs()`; `skb->mark` from the socket.
+fn ip_make_skb_header(
+    skb: &mut SkBuff,
+    fl: &Flowi4,
+    ttl: u8,
+    id: u16,
+    df: bool,
+) -> Result<(), Errno> {
+    let h = skb.push(20).map_err(|_| Errno::NoBufs)?;
+    h[0] = 0x45;
+    h[1] = fl.tos;
+    h[2..4].fill(0);
+    h[4..6].copy_from_slice(&id.to_be_bytes());
+    h[6..8].copy_from_slice(&(if df { IP_DF } else { 0u16 }).to_be_bytes());
+    h[8] = ttl;
+    h[9] = IPPROTO_UDP;
+    h[10..12].fill(0);
+    h[12..16].copy_from_slice(&fl.saddr.octets());
+    h[16..20].copy_from_slice(&fl.daddr.octets());
+    skb.reset_network_header();
+    skb.mark = fl.mark;
+    Ok(())
 }

@@ -55,6 +55,11 @@ pub struct RouteInfo {
     /// Whether the output device sums UDP itself (`NETIF_F_HW_CSUM` or
     /// `NETIF_F_IP_CSUM`): UDP then leaves `CHECKSUM_PARTIAL` for it.
     pub csum_offload: bool,
+    /// The route itself (`skb_dst()`), handed back to
+    /// [`UdpContext::ip_send_skb`] so IP output does not route the datagram
+    /// a second time; `None` from an IP layer without route objects (the
+    /// fake of `testutil`), which then routes in `ip_send_skb`.
+    pub dst: Option<ipv4::Rtable>,
 }
 
 /// The host services UDP calls.
@@ -96,19 +101,32 @@ pub trait UdpContext {
     /// call returns (`ENETUNREACH`, `EHOSTUNREACH`, `EINVAL`).
     fn ip_route_output(&mut self, fl: &Flowi4) -> Result<RouteInfo, Errno>;
 
-    /// Sends one UDP datagram: `skb.data()` starts at the UDP header and
-    /// the skb has at least [`crate::UDP_MAX_HEADER`] bytes of headroom.
-    /// IP pushes its header, fragments when the datagram does not fit the
-    /// MTU (`df` says whether DF may be set) and passes it down.
+    /// The routing generation: a route a connected socket cached
+    /// (`sk_dst_cache`) under another generation is stale and looked up
+    /// again.
+    ///
+    /// Mirrors `rt_genid_ipv4()` as `__sk_dst_check()` compares it (a
+    /// route's `rt_genid` against the namespace's).
+    fn rt_genid(&self) -> u64;
+
+    /// Sends one UDP datagram along `rt`: `skb.data()` starts at the UDP
+    /// header and the skb has at least [`crate::UDP_MAX_HEADER`] bytes of
+    /// headroom. IP pushes its header, fragments when the datagram does not
+    /// fit the MTU (`df` says whether DF may be set) and passes it down.
+    /// `id` is the IP id a connected socket's counter chose (`inet_id`);
+    /// `None` lets IP choose (0 with DF, else the per-destination
+    /// generator), as `ip_select_ident_segs()` does.
     ///
     /// Mirrors `ip_send_skb()` / `ip_local_out()` as `udp_send_skb()` calls
-    /// them. Takes ownership of `skb`. The error is what `sendmsg` returns
-    /// (`ENOBUFS` on a qdisc drop, `EHOSTUNREACH` after a failed ARP, ...).
+    /// them, with the IP header `__ip_make_skb()` fills. Takes ownership of
+    /// `skb`. The error is what `sendmsg` returns (`ENOBUFS` on a qdisc
+    /// drop, `EHOSTUNREACH` after a failed ARP, ...).
     fn ip_send_skb(
         &mut self,
         skb: SkBuff,
         fl: &Flowi4,
         rt: &RouteInfo,
         df: bool,
+        id: Option<u16>,
     ) -> Result<(), Errno>;
 }

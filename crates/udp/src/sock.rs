@@ -21,6 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use netcore::{Errno, SkBuff, SkbDestructor, Sysctl};
+
+use crate::context::RouteInfo;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 /// Readable (`EPOLLIN`, `POLLIN`).
@@ -140,6 +142,31 @@ pub(crate) struct UdpSockInner {
     pub hashed: bool,
     /// Whether `release` ran (`SOCK_DEAD`).
     pub dead: bool,
+    /// `sk_dst_cache`: a connected socket's route, with the routing
+    /// generation it was looked up in.
+    pub dst_cache: Option<(RouteInfo, u64)>,
+    /// `sk_txhash`: the flow hash a connected socket's datagrams carry to
+    /// the device layer (random, non-zero, set by connect); 0 for none.
+    pub txhash: u32,
+    /// `inet_id`: the IP id counter of a connected socket (random at
+    /// connect).
+    pub inet_id: u16,
+}
+
+impl UdpSockInner {
+    /// The cached route if it is still valid; a stale one is dropped.
+    ///
+    /// Mirrors `sk_dst_check()` / `__sk_dst_check()`.
+    pub fn sk_dst_check(&mut self, rt_genid: u64) -> Option<RouteInfo> {
+        match self.dst_cache {
+            Some((rt, genid)) if genid == rt_genid => Some(rt),
+            Some(_) => {
+                self.dst_cache = None;
+                None
+            }
+            None => None,
+        }
+    }
 }
 
 /// A UDP socket.
@@ -207,6 +234,9 @@ impl UdpSock {
                 tos: 0,
                 hashed: false,
                 dead: false,
+                dst_cache: None,
+                txhash: 0,
+                inet_id: 0,
             }),
             wakeup: RwLock::new(None),
             wmem_alloc: AtomicUsize::new(0),
@@ -367,9 +397,25 @@ impl UdpSock {
         self.lock().mark
     }
 
-    /// Sets `SO_MARK`.
+    /// Sets `SO_MARK`; the cached route is dropped (`sk_dst_reset()`), as
+    /// routing may depend on the mark.
     pub fn set_mark(&self, mark: u32) {
-        self.lock().mark = mark;
+        let mut sk = self.lock();
+        if sk.mark != mark {
+            sk.mark = mark;
+            sk.dst_cache = None;
+        }
+    }
+
+    /// Whether a route is cached (`sk_dst_get() != NULL`): after connect,
+    /// and after a connected send, until the routing generation moves on.
+    pub fn has_dst_cache(&self) -> bool {
+        self.lock().dst_cache.is_some()
+    }
+
+    /// `sk_txhash`: the flow hash connect chose, 0 before.
+    pub fn txhash(&self) -> u32 {
+        self.lock().txhash
     }
 
     /// Takes the pending error (`SO_ERROR`), clearing it.

@@ -28,6 +28,9 @@ pub struct SentDatagram {
     pub df: bool,
     /// The destination.
     pub daddr: Ipv4Addr,
+    /// The IP id UDP chose (a connected socket's `inet_id`), `None` when
+    /// it left the choice to IP.
+    pub id: Option<u16>,
 }
 
 /// One host of the back-to-back pair.
@@ -48,6 +51,8 @@ pub struct FakeUdpHost {
     pub csum_offload: Mutex<bool>,
     /// Every datagram sent, in order.
     pub sent: Mutex<Vec<SentDatagram>>,
+    /// Route lookups made ([`UdpContext::ip_route_output`] calls).
+    pub route_lookups: Mutex<usize>,
     /// Whether to answer datagrams to closed ports with ICMP port
     /// unreachable (default true).
     pub icmp_port_unreach: Mutex<bool>,
@@ -80,6 +85,7 @@ impl FakeUdpHost {
             mtu: Mutex::new(1500),
             csum_offload: Mutex::new(false),
             sent: Mutex::new(Vec::new()),
+            route_lookups: Mutex::new(0),
             icmp_port_unreach: Mutex::new(true),
             fail_output: Mutex::new(None),
             hold_tx: Mutex::new(None),
@@ -203,6 +209,7 @@ impl UdpContext for FakeUdpCtx {
         addr == self.host.addr || addr.is_loopback() || addr.is_broadcast() || addr.is_multicast()
     }
     fn ip_route_output(&mut self, fl: &Flowi4) -> Result<RouteInfo, Errno> {
+        *self.host.route_lookups.lock() += 1;
         let peer = self.host.peer().map(|p| p.addr);
         let known = fl.daddr == self.host.addr
             || fl.daddr.is_loopback()
@@ -223,7 +230,12 @@ impl UdpContext for FakeUdpCtx {
             mtu: *self.host.mtu.lock(),
             broadcast: fl.daddr.is_broadcast(),
             csum_offload: *self.host.csum_offload.lock(),
+            dst: None,
         })
+    }
+    fn rt_genid(&self) -> u64 {
+        // A change of the fake's path MTU or offload is a new generation.
+        (u64::from(*self.host.mtu.lock()) << 1) | u64::from(*self.host.csum_offload.lock())
     }
     fn ip_send_skb(
         &mut self,
@@ -231,6 +243,7 @@ impl UdpContext for FakeUdpCtx {
         fl: &Flowi4,
         _rt: &RouteInfo,
         df: bool,
+        id: Option<u16>,
     ) -> Result<(), Errno> {
         if let Some(e) = *self.host.fail_output.lock() {
             return Err(e);
@@ -243,6 +256,7 @@ impl UdpContext for FakeUdpCtx {
             ip_len: tot_len,
             df,
             daddr: fl.daddr,
+            id,
         });
         if let Some(held) = self.host.hold_tx.lock().as_mut() {
             held.push(skb);

@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,7 +68,7 @@ struct UdpHashEntry {
 /// reading; bind, connect and close for writing. Lock order: a socket's
 /// lock may be held when taking the table lock, never the reverse.
 pub struct UdpTable {
-    slots: RwLock<HashMap<u16, Vec<UdpHashEntry>>>,
+    slots: RwLock<HashMap<u16, Vec<UdpHashEntry>, BuildHasherDefault<PortHasher>>>,
     /// `udp_ehash_secret`, the seed of the flow hash.
     secret: u32,
     next_seq: AtomicU64,
@@ -88,7 +89,7 @@ impl UdpTable {
     /// Mirrors `udp_table_init()`.
     pub fn new(secret: u32) -> UdpTable {
         UdpTable {
-            slots: RwLock::new(HashMap::new()),
+            slots: RwLock::new(HashMap::default()),
             secret,
             next_seq: AtomicU64::new(0),
         }
@@ -135,6 +136,40 @@ impl UdpTable {
                 slots.remove(&port);
             }
         }
+    }
+}
+
+/// The hash of a local port in [`UdpTable`]: one multiplication.
+///
+/// Mirrors `udp_hashfn()` (`(num + net_hash_mix(net)) & mask`), which
+/// needs no keyed hash either: the key is a port the host chose or bound,
+/// and at most 65,536 of them exist, so no sender can make a chain grow.
+#[derive(Default)]
+struct PortHasher(u64);
+
+impl Hasher for PortHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u8(b);
+        }
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.write_u64((self.0 << 8) | u64::from(b));
+    }
+
+    fn write_u16(&mut self, port: u16) {
+        self.write_u64(u64::from(port));
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        // Fibonacci hashing: the high bits (hashbrown's tag) and the low
+        // bits (its bucket) both depend on every bit of the port.
+        self.0 = v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
@@ -290,8 +325,10 @@ pub fn inet_autobind<C: UdpContext>(ctx: &mut C, sk: &Arc<UdpSock>) -> Result<()
 /// (`ENETUNREACH`, counting `OutNoRoutes`), refuses a broadcast peer
 /// without `SO_BROADCAST` (`EACCES`), takes the route's source address when
 /// the socket was bound to the wildcard, and marks the socket
-/// `TCP_ESTABLISHED`. A pending error is cleared (`sk->sk_err` is not
-/// reported by connect).
+/// `TCP_ESTABLISHED`. The route is cached for later sends
+/// (`sk_dst_set()`), the flow hash chosen (`sk_set_txhash()`) and the IP
+/// id counter started at a random value. A pending error is cleared
+/// (`sk->sk_err` is not reported by connect).
 #[doc(alias = "inet_dgram_connect")]
 pub fn ip4_datagram_connect<C: UdpContext>(
     ctx: &mut C,
@@ -299,6 +336,11 @@ pub fn ip4_datagram_connect<C: UdpContext>(
     addr: SocketAddrV4,
 ) -> Result<(), Errno> {
     inet_autobind(ctx, sk)?;
+    // sk_set_txhash() (net_tx_rndhash(): random, never 0) and the random
+    // start of inet_id, drawn before the socket lock is taken.
+    let txhash = ctx.prandom_u32().max(1);
+    let inet_id = (ctx.prandom_u32() >> 16) as u16;
+    let genid = ctx.rt_genid();
     let mut inner = sk.lock();
     let fl = Flowi4 {
         oif: inner.addrs.bound_dev_if,
@@ -333,6 +375,10 @@ pub fn ip4_datagram_connect<C: UdpContext>(
     addrs.dport = addr.port();
     inner.addrs = addrs;
     inner.state = UdpState::Established;
+    // sk_dst_set(): later sends to the peer reuse this route.
+    inner.dst_cache = Some((rt, genid));
+    inner.txhash = txhash;
+    inner.inet_id = inet_id;
     ctx.udp_table().rehash(sk, addrs);
     tracing::debug!(target: "netstack::udp", daddr = %addr.ip(), dport = addr.port(), "ip4_datagram_connect");
     Ok(())
@@ -347,6 +393,8 @@ pub fn ip4_datagram_connect<C: UdpContext>(
 pub fn udp_disconnect<C: UdpContext>(ctx: &mut C, sk: &Arc<UdpSock>) {
     let mut inner = sk.lock();
     inner.state = UdpState::Close;
+    // sk_dst_reset()
+    inner.dst_cache = None;
     let old_port = inner.addrs.num;
     let mut addrs = inner.addrs;
     addrs.daddr = Ipv4Addr::UNSPECIFIED;
@@ -774,7 +822,10 @@ pub fn udp_recvmsg<C: UdpContext>(
 /// `udp_send_skb()`. In order: autobind an unbound socket (`EAGAIN` when
 /// no port is free); more than 65,507 bytes → `EMSGSIZE`; the destination
 /// is `to` (port 0 → `EINVAL`) or the connected peer (none →
-/// `EDESTADDRREQ`); route it (`ENETUNREACH` counting `OutNoRoutes`, ...);
+/// `EDESTADDRREQ`); route it (`ENETUNREACH` counting `OutNoRoutes`, ...)
+/// — a send to the connected peer reuses the route connect cached
+/// (`sk_dst_check()`) while the routing generation has not moved on, and
+/// caches a fresh one otherwise (`sk_dst_set()`);
 /// a broadcast destination needs `SO_BROADCAST` (`EACCES`); a pending
 /// error is returned and cleared (`sock_alloc_send_pskb()`); a
 /// send-shut socket gives `EPIPE`; a full send buffer (`sk_wmem_alloc >=
@@ -782,7 +833,9 @@ pub fn udp_recvmsg<C: UdpContext>(
 /// checksum (zero with `SO_NO_CHECK`; the pseudo-header sum and
 /// `CHECKSUM_PARTIAL` when the route's device offloads it), DF is allowed
 /// when the datagram fits the path MTU (`IP_PMTUDISC_WANT`), and IP
-/// fragments larger ones. Success counts `OutDatagrams`; an `ENOBUFS` from
+/// fragments larger ones. A connected socket numbers its datagrams with
+/// its own IP id counter (`inet_id`) and marks them with its flow hash
+/// (`sk_txhash`, `skb_set_hash_from_sk()`). Success counts `OutDatagrams`; an `ENOBUFS` from
 /// below counts `SndbufErrors` and is reported as success, as in Linux.
 ///
 /// The datagram's truesize is charged to `sk_wmem_alloc` from here until
@@ -803,8 +856,10 @@ pub fn udp_sendmsg<C: UdpContext>(
     if len > UDP_MAX_PAYLOAD {
         return Err(Errno::MsgSize);
     }
-    let (fl, no_check, broadcast_ok) = {
-        let inner = sk.lock();
+    let genid = ctx.rt_genid();
+    let (fl, no_check, broadcast_ok, cached, txhash) = {
+        let mut inner = sk.lock();
+        let connected = to.is_none();
         let (daddr, dport) = if let Some(to) = to {
             if to.port() == 0 {
                 return Err(Errno::Inval);
@@ -826,16 +881,31 @@ pub fn udp_sendmsg<C: UdpContext>(
             dport,
             sport: inner.addrs.num,
         };
-        (fl, inner.no_check_tx, inner.broadcast)
+        // Only a send to the connected peer uses (and fills) the cache.
+        let cached = if connected {
+            Some(inner.sk_dst_check(genid))
+        } else {
+            None
+        };
+        (fl, inner.no_check_tx, inner.broadcast, cached, inner.txhash)
     };
-    let rt = match ctx.ip_route_output(&fl) {
-        Ok(rt) => rt,
-        Err(e) => {
-            if e == Errno::NetUnreach {
-                ctx.mibs().inc(ctx.cpu(), IpMib::OutNoRoutes);
+    let rt = if let Some(Some(rt)) = cached {
+        rt
+    } else {
+        let rt = match ctx.ip_route_output(&fl) {
+            Ok(rt) => rt,
+            Err(e) => {
+                if e == Errno::NetUnreach {
+                    ctx.mibs().inc(ctx.cpu(), IpMib::OutNoRoutes);
+                }
+                return Err(e);
             }
-            return Err(e);
+        };
+        if cached.is_some() {
+            // sk_dst_set()
+            sk.lock().dst_cache = Some((rt, genid));
         }
+        rt
     };
     if rt.broadcast && !broadcast_ok {
         return Err(Errno::Acces);
@@ -845,7 +915,7 @@ pub fn udp_sendmsg<C: UdpContext>(
         ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
         return Err(Errno::NoBufs);
     };
-    {
+    let id = {
         let mut inner = sk.lock();
         if let Some(err) = inner.err.take() {
             return Err(err);
@@ -859,10 +929,22 @@ pub fn udp_sendmsg<C: UdpContext>(
             ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
             return Err(Errno::Again);
         }
-    }
+        // ip_select_ident_segs(): a connected socket numbers its datagrams
+        // with its own counter (atomic_add_return(), so the first is the
+        // random start + 1).
+        (inner.state == UdpState::Established && !inner.addrs.daddr.is_unspecified()).then(|| {
+            inner.inet_id = inner.inet_id.wrapping_add(1);
+            inner.inet_id
+        })
+    };
     // skb_set_owner_w(): charged until the skb is freed (transmitted,
-    // dropped, or read by a local receiver).
+    // dropped, or read by a local receiver); skb_set_hash_from_sk(): a
+    // connected socket's datagrams carry its sk_txhash, so the device
+    // layer picks a queue without dissecting them.
     sk.skb_set_owner_w(&mut skb);
+    if txhash != 0 {
+        skb.set_hash(txhash, true);
+    }
     let rt_saddr = if fl.saddr.is_unspecified() {
         rt.saddr
     } else {
@@ -877,7 +959,7 @@ pub fn udp_sendmsg<C: UdpContext>(
                 ..fl
             };
             let df = ulen + 20 <= rt.mtu as usize;
-            ctx.ip_send_skb(skb, &fl, &rt, df)
+            ctx.ip_send_skb(skb, &fl, &rt, df, id)
         }
         Err(e) => Err(e),
     };

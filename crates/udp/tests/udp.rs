@@ -421,6 +421,81 @@ fn largest_datagram_is_sent_for_ip_to_fragment_and_arrives_whole() {
 }
 
 #[test]
+fn a_connected_socket_reuses_its_route_until_the_generation_moves_on() {
+    let mut p = pair();
+    let sa = UdpSock::new(1, &p.a.sysctl);
+    let sb = UdpSock::new(2, &p.b.sysctl);
+    inet_bind(&mut p.cb, &sb, any(5000)).unwrap();
+    let to = SocketAddrV4::new(p.b.addr, 5000);
+    ip4_datagram_connect(&mut p.ca, &sa, to).unwrap();
+    assert!(sa.has_dst_cache());
+    assert_eq!(*p.a.route_lookups.lock(), 1, "connect routes once");
+    for _ in 0..3 {
+        udp_sendmsg(&mut p.ca, &sa, b"x", None).unwrap();
+    }
+    assert_eq!(
+        *p.a.route_lookups.lock(),
+        1,
+        "connected sends use sk_dst_cache"
+    );
+    // An explicit address is not the connected path: routed each time.
+    udp_sendmsg(&mut p.ca, &sa, b"x", Some(to)).unwrap();
+    assert_eq!(*p.a.route_lookups.lock(), 2);
+    // A new routing generation (here: the path MTU changed) is looked up,
+    // and its MTU applies at once.
+    *p.a.mtu.lock() = 576;
+    let big = vec![7u8; 1000];
+    udp_sendmsg(&mut p.ca, &sa, &big, None).unwrap();
+    udp_sendmsg(&mut p.ca, &sa, &big, None).unwrap();
+    assert_eq!(*p.a.route_lookups.lock(), 3);
+    let sent = p.a.sent.lock().clone();
+    assert_eq!(
+        (sent[4].ip_len, sent[4].df),
+        (1028, false),
+        "over 576: no DF"
+    );
+    // SO_MARK may change the route: the cache is dropped.
+    sa.set_mark(7);
+    assert!(!sa.has_dst_cache());
+    udp_sendmsg(&mut p.ca, &sa, b"x", None).unwrap();
+    assert_eq!(*p.a.route_lookups.lock(), 4);
+    // Disconnect forgets the route.
+    udp_disconnect(&mut p.ca, &sa);
+    assert!(!sa.has_dst_cache());
+    for _ in 0..7 {
+        assert!(!recv(&mut p.cb, &sb).unwrap().0.is_empty());
+    }
+}
+
+#[test]
+fn a_connected_socket_numbers_its_datagrams_and_hashes_them_with_its_txhash() {
+    let mut p = pair();
+    let sa = UdpSock::new(1, &p.a.sysctl);
+    let sb = UdpSock::new(2, &p.b.sysctl);
+    let sc = UdpSock::new(3, &p.a.sysctl);
+    inet_bind(&mut p.cb, &sb, any(5000)).unwrap();
+    let to = SocketAddrV4::new(p.b.addr, 5000);
+    assert_eq!(sa.txhash(), 0);
+    ip4_datagram_connect(&mut p.ca, &sa, to).unwrap();
+    assert_ne!(sa.txhash(), 0, "sk_set_txhash() never leaves 0");
+    p.a.hold_tx();
+    udp_sendmsg(&mut p.ca, &sa, b"one", None).unwrap();
+    udp_sendmsg(&mut p.ca, &sa, b"two", None).unwrap();
+    udp_sendmsg(&mut p.ca, &sc, b"unconnected", Some(to)).unwrap();
+    let sent = p.a.sent.lock().clone();
+    let (first, second) = (sent[0].id.unwrap(), sent[1].id.unwrap());
+    assert_eq!(second, first.wrapping_add(1), "inet_id counts up");
+    assert_eq!(
+        sent[2].id, None,
+        "an unconnected socket leaves the id to IP"
+    );
+    let held = p.a.hold_tx.lock().take().unwrap();
+    assert_eq!((held[0].hash, held[0].l4_hash), (sa.txhash(), true));
+    assert_eq!((held[1].hash, held[1].l4_hash), (sa.txhash(), true));
+    assert_eq!((held[2].hash, held[2].l4_hash), (0, false));
+}
+
+#[test]
 fn recvmsg_peek_and_truncation() {
     let mut p = pair();
     let sa = UdpSock::new(1, &p.a.sysctl);
