@@ -46,9 +46,15 @@
 //!             ▼ class is at its limit, fail (alloc_fail)
 //! ```
 //!
-//! A buffer is one `Arc` holding its bytes, its class and an internal handle
-//! to its pool, set when the buffer is created; allocating and freeing it
-//! moves that `Arc` without touching a reference count. Each thread cache
+//! A buffer is one reference-counted allocation (a `triomphe` `Arc`, which
+//! has no weak references) holding its bytes, its class and an internal
+//! handle to its pool, set when the buffer is created. Free buffers and
+//! [`PageBuf`]s hold it as a `UniqueArc`, unique by type: allocating,
+//! writing into and freeing a buffer touch no reference count, and
+//! [`SkBuff::from_page`](crate::SkBuff::from_page) makes it shareable
+//! without an allocation. An skb's reference checks uniqueness with one
+//! load of the count (a write, a free) where `std::sync::Arc` would need a
+//! locked compare-exchange to rule out weak references. Each thread cache
 //! publishes its counters (single-writer atomics) to its class, so
 //! [`PagePool::stats`] sums the ring's counters and every cache's: they are
 //! exact whenever the threads using the pool are quiescent, and
@@ -89,6 +95,7 @@ use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use parking_lot::Mutex;
+use triomphe::UniqueArc;
 
 /// The default buffer size: room for a 1500-byte frame plus headroom.
 pub const PAGE_POOL_DEFAULT_BUF_SIZE: usize = 2048;
@@ -294,7 +301,7 @@ impl CacheCounters {
 struct ClassState {
     /// The shared recycle ring (Linux's `ptr_ring`); its capacity is
     /// `pool_size`, reserved up front so that recycling never grows it.
-    free: Vec<Arc<PageData>>,
+    free: Vec<UniqueArc<PageData>>,
     stats: PagePoolStats,
     /// The counters of every thread cache of this class, summed by
     /// [`PagePool::stats`].
@@ -330,8 +337,8 @@ impl PoolInner {
     }
 
     /// Creates a buffer whose creation `reserve_new` has counted.
-    fn new_page(self: &Arc<PoolInner>, class: usize) -> Arc<PageData> {
-        Arc::new(PageData {
+    fn new_page(self: &Arc<PoolInner>, class: usize) -> UniqueArc<PageData> {
+        UniqueArc::new(PageData {
             bytes: vec![0; self.classes[class].params.buf_size].into_boxed_slice(),
             class: class as u8,
             cacheable: self.classes[class].cache_cap > 0,
@@ -347,7 +354,7 @@ impl PoolInner {
     /// one (`Some(None)`), or counts a failure (`None`).
     ///
     /// Mirrors `page_pool_alloc_pages()` without the alloc cache.
-    fn alloc_in_ring(self: &Arc<PoolInner>, class: usize) -> Option<Arc<PageData>> {
+    fn alloc_in_ring(self: &Arc<PoolInner>, class: usize) -> Option<UniqueArc<PageData>> {
         let cp = &self.classes[class];
         let mut st = cp.state.lock();
         if let Some(data) = st.free.pop() {
@@ -364,7 +371,7 @@ impl PoolInner {
     /// releases it when the ring is full or the pool destroyed.
     ///
     /// Mirrors `page_pool_recycle_in_ring()`.
-    fn recycle_in_ring(&self, data: Arc<PageData>) {
+    fn recycle_in_ring(&self, data: UniqueArc<PageData>) {
         let cp = &self.classes[usize::from(data.class)];
         let mut st = cp.state.lock();
         if !self.is_live() {
@@ -427,7 +434,7 @@ struct AllocCache {
     batch: usize,
     pool: Arc<PoolInner>,
     /// Free buffers, the most recently freed (cache-hot) last.
-    free: Vec<Arc<PageData>>,
+    free: Vec<UniqueArc<PageData>>,
     counters: Arc<CacheCounters>,
 }
 
@@ -498,7 +505,7 @@ impl ThreadCaches {
     ///
     /// Mirrors `__page_pool_get_cached()` when `pool->alloc.count` is not 0.
     #[inline]
-    fn alloc_cached(&mut self, key: u64) -> Option<Arc<PageData>> {
+    fn alloc_cached(&mut self, key: u64) -> Option<UniqueArc<PageData>> {
         let i = self.find(key)?;
         let c = &mut self.caches[i];
         let data = c.free.pop()?;
@@ -513,7 +520,7 @@ impl ThreadCaches {
     ///
     /// Mirrors `page_pool_recycle_in_cache()`.
     #[inline]
-    fn free_cached(&mut self, data: Arc<PageData>) -> Result<(), Arc<PageData>> {
+    fn free_cached(&mut self, data: UniqueArc<PageData>) -> Result<(), UniqueArc<PageData>> {
         let Some(i) = self.find(data.key) else {
             return Err(data);
         };
@@ -568,7 +575,7 @@ impl ThreadCaches {
     /// `page_pool_refill_alloc_cache()`.
     #[cold]
     #[inline(never)]
-    fn alloc(&mut self, pool: &Arc<PoolInner>, class: usize) -> Option<Arc<PageData>> {
+    fn alloc(&mut self, pool: &Arc<PoolInner>, class: usize) -> Option<UniqueArc<PageData>> {
         let i = match self.find(pool.key(class)) {
             Some(i) => i,
             None => self.create(pool, class),
@@ -608,7 +615,7 @@ impl ThreadCaches {
     /// `page_pool_recycle_in_ring()`.
     #[cold]
     #[inline(never)]
-    fn free(&mut self, data: Arc<PageData>) {
+    fn free(&mut self, data: UniqueArc<PageData>) {
         let i = if let Some(i) = self.find(data.key) {
             i
         } else {
@@ -823,9 +830,7 @@ impl PagePool {
                 let at = c.free.len() - take;
                 // Oldest first: `out.pop()` then hands out the most
                 // recently freed (cache-hot) buffer first, as `alloc` does.
-                out.extend(c.free.drain(at..).map(|data| PageBuf {
-                    page: Page { data: Some(data) },
-                }));
+                out.extend(c.free.drain(at..).map(|data| PageBuf { data: Some(data) }));
                 let fast = &c.counters.alloc_fast;
                 fast.store(fast.load(Relaxed) + take as u64, Relaxed);
                 c.counters.cached.store(c.free.len() as u64, Relaxed);
@@ -862,9 +867,7 @@ impl PagePool {
             Ok(Some(data)) => data,
             _ => self.alloc_class_slow(class)?,
         };
-        Some(PageBuf {
-            page: Page { data: Some(data) },
-        })
+        Some(PageBuf { data: Some(data) })
     }
 
     /// Refills this thread's cache from the shared ring, creates the cache
@@ -872,7 +875,7 @@ impl PagePool {
     /// caches or the thread's caches are unavailable.
     #[cold]
     #[inline(never)]
-    fn alloc_class_slow(&self, class: usize) -> Option<Arc<PageData>> {
+    fn alloc_class_slow(&self, class: usize) -> Option<UniqueArc<PageData>> {
         if self.inner.classes[class].cache_cap > 0 {
             ALLOC_CACHES
                 .try_with(|t| {
@@ -968,7 +971,7 @@ impl ClassPool {
 ///
 /// Mirrors `page_pool_put_page()`.
 #[inline]
-fn page_pool_put_page(data: Arc<PageData>) {
+fn page_pool_put_page(data: UniqueArc<PageData>) {
     if !data.cacheable || !data.pool.inner.is_live() {
         page_pool_put_page_slow(data);
         return;
@@ -992,7 +995,7 @@ fn page_pool_put_page(data: Arc<PageData>) {
 /// busy, the class has no caches or the pool is destroyed.
 #[cold]
 #[inline(never)]
-fn page_pool_put_page_slow(data: Arc<PageData>) {
+fn page_pool_put_page_slow(data: UniqueArc<PageData>) {
     if !data.cacheable || !data.pool.inner.is_live() {
         let inner = Arc::clone(&data.pool.inner);
         inner.recycle_in_ring(data);
@@ -1017,12 +1020,12 @@ fn page_pool_put_page_slow(data: Arc<PageData>) {
 /// buffer returns to its pool when the last reference drops.
 pub(crate) struct Page {
     /// `Some` until `drop` takes it.
-    data: Option<Arc<PageData>>,
+    data: Option<triomphe::Arc<PageData>>,
 }
 
 impl Page {
     #[inline]
-    fn data(&self) -> &Arc<PageData> {
+    fn data(&self) -> &triomphe::Arc<PageData> {
         self.data.as_ref().expect("page data is present until drop")
     }
 
@@ -1036,13 +1039,16 @@ impl Page {
     #[inline]
     pub(crate) fn bytes_mut(&mut self) -> Option<&mut [u8]> {
         let data = self.data.as_mut()?;
-        Arc::get_mut(data).map(|d| &mut *d.bytes)
+        // `triomphe::Arc` has no weak references, so uniqueness is one
+        // load of the count, not a locked compare-exchange as in
+        // `std::sync::Arc::get_mut`.
+        triomphe::Arc::get_mut(data).map(|d| &mut *d.bytes)
     }
 
     /// Whether another reference to this buffer exists.
     #[inline]
     pub(crate) fn is_shared(&self) -> bool {
-        Arc::strong_count(self.data()) > 1
+        !self.data().is_unique()
     }
 
     /// The pool the buffer belongs to.
@@ -1077,7 +1083,7 @@ impl fmt::Debug for Page {
                 .field("pool", &d.pool.inner.id)
                 .field("class", &d.class)
                 .field("len", &d.bytes.len())
-                .field("refs", &Arc::strong_count(d))
+                .field("refs", &triomphe::Arc::count(d))
                 .finish(),
             None => f.write_str("Page(dropped)"),
         }
@@ -1085,21 +1091,29 @@ impl fmt::Debug for Page {
 }
 
 impl Drop for Page {
+    #[inline]
     fn drop(&mut self) {
         let Some(data) = self.data.take() else {
             return;
         };
-        // No `Weak<PageData>` is ever made, so a count of 1 means this is
-        // the only reference and nobody can clone it any more.
-        if Arc::strong_count(&data) == 1 {
-            page_pool_put_page(data);
-        } else if let Some(inner) = Arc::into_inner(data) {
-            // Another reference was dropped concurrently and we turned out
-            // to be the last one. Rare; re-wrapping costs one allocation.
-            page_pool_put_page(Arc::new(inner));
+        // A count of 1 means this is the only reference and nobody can
+        // clone it any more (there are no weak references): one load.
+        match triomphe::Arc::try_unique(data) {
+            Ok(unique) => page_pool_put_page(unique),
+            Err(shared) => page_put_shared(shared),
         }
-        // Otherwise a clone still holds the buffer and will recycle it.
     }
+}
+
+/// Drops a reference to a buffer that was shared when looked at; the last
+/// of concurrent droppers gets it back as unique and recycles it.
+#[cold]
+#[inline(never)]
+fn page_put_shared(shared: triomphe::Arc<PageData>) {
+    if let Some(unique) = triomphe::Arc::into_unique(shared) {
+        page_pool_put_page(unique);
+    }
+    // Otherwise a clone still holds the buffer and will recycle it.
 }
 
 /// An exclusively owned pool buffer: what a driver posts to its rx ring and
@@ -1110,16 +1124,42 @@ impl Drop for Page {
 /// the buffer to its pool (`page_pool_put_full_page()`). It is `Send` and
 /// `Sync`; it is not `Clone` — sharing happens only through cloned
 /// [`SkBuff`](crate::SkBuff)s.
-#[derive(Debug)]
+///
+/// The buffer is unique by type (a `triomphe::UniqueArc`): writing into it
+/// checks no reference count and takes no atomic operation, and turning it
+/// into an skb ([`SkBuff::from_page`](crate::SkBuff::from_page)) makes it
+/// shareable without an allocation.
 pub struct PageBuf {
-    page: Page,
+    /// `Some` until `drop` or [`PageBuf::into_page`] takes it.
+    data: Option<UniqueArc<PageData>>,
+}
+
+impl fmt::Debug for PageBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.data {
+            Some(d) => f
+                .debug_struct("PageBuf")
+                .field("pool", &d.pool.inner.id)
+                .field("class", &d.class)
+                .field("len", &d.bytes.len())
+                .finish(),
+            None => f.write_str("PageBuf(dropped)"),
+        }
+    }
 }
 
 impl PageBuf {
+    #[inline(always)]
+    fn data(&self) -> &PageData {
+        self.data
+            .as_ref()
+            .expect("a PageBuf holds its buffer until drop")
+    }
+
     /// The buffer's size in bytes.
     #[inline]
     pub fn len(&self) -> usize {
-        self.page.bytes().len()
+        self.data().bytes.len()
     }
 
     /// Whether the buffer has no bytes (never true for a pool buffer).
@@ -1129,11 +1169,25 @@ impl PageBuf {
 
     /// The pool this buffer returns to.
     pub fn pool(&self) -> &PagePool {
-        self.page.pool()
+        &self.data().pool
     }
 
-    pub(crate) fn into_page(self) -> Page {
-        self.page
+    /// Freezes the buffer into a shareable page (no allocation, no atomic
+    /// read-modify-write).
+    #[inline]
+    pub(crate) fn into_page(mut self) -> Page {
+        Page {
+            data: self.data.take().map(UniqueArc::shareable),
+        }
+    }
+}
+
+impl Drop for PageBuf {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(data) = self.data.take() {
+            page_pool_put_page(data);
+        }
     }
 }
 
@@ -1141,17 +1195,19 @@ impl Deref for PageBuf {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
-        self.page.bytes()
+        &self.data().bytes
     }
 }
 
 impl DerefMut for PageBuf {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
-        // A PageBuf is never shared: it is created unique and not Clone.
-        self.page
-            .bytes_mut()
-            .expect("a PageBuf owns its buffer exclusively")
+        // Unique by type: no reference count to check.
+        &mut self
+            .data
+            .as_mut()
+            .expect("a PageBuf holds its buffer until drop")
+            .bytes
     }
 }
 

@@ -519,13 +519,13 @@ impl SkBuff {
     }
 
     /// `skb->data` as a buffer offset.
-    #[inline]
+    #[inline(always)]
     fn data_off(&self) -> usize {
         self.data as usize
     }
 
     /// `skb->tail` as a buffer offset.
-    #[inline]
+    #[inline(always)]
     fn tail_off(&self) -> usize {
         self.tail as usize
     }
@@ -610,7 +610,7 @@ impl SkBuff {
     }
 
     /// Bytes of data, fragments included (`skb->len`).
-    #[inline]
+    #[inline(always)]
     pub fn len(&self) -> usize {
         self.headlen() + self.data_len as usize
     }
@@ -625,7 +625,7 @@ impl SkBuff {
     ///
     /// Mirrors `skb_headlen()`.
     #[doc(alias = "skb_headlen")]
-    #[inline]
+    #[inline(always)]
     pub fn headlen(&self) -> usize {
         (self.tail - self.data) as usize
     }
@@ -679,7 +679,7 @@ impl SkBuff {
 
     /// The size of the underlying buffer (`skb_end_offset()`).
     #[doc(alias = "skb_end_offset")]
-    #[inline]
+    #[inline(always)]
     pub fn end_offset(&self) -> usize {
         self.page.bytes().len()
     }
@@ -696,7 +696,7 @@ impl SkBuff {
 
     /// The bytes of the linear part ([`SkBuff::headlen`] of them; all the
     /// data unless the skb [is nonlinear](SkBuff::is_nonlinear)).
-    #[inline]
+    #[inline(always)]
     pub fn data(&self) -> &[u8] {
         &self.page.bytes()[self.data_off()..self.tail_off()]
     }
@@ -741,13 +741,10 @@ impl SkBuff {
     /// returns `NULL`, and past the linear part (call
     /// [`SkBuff::linearize`] first, as `pskb_may_pull()` would).
     #[doc(alias = "skb_pull")]
-    #[inline]
+    #[inline(always)]
     pub fn pull(&mut self, len: usize) -> Result<&[u8], SkbError> {
         if len > self.headlen() {
-            return Err(SkbError::TooShort {
-                needed: len,
-                len: self.headlen(),
-            });
+            return Err(too_short(len, self.headlen()));
         }
         let start = self.data_off();
         // At most `tail`, which fits in u32.
@@ -1212,15 +1209,11 @@ impl SkBuff {
         self.owner.is_some()
     }
 
-    #[inline]
+    #[inline(always)]
     fn header_offset(&self, header: &'static str, offset: usize) -> Result<u32, SkbError> {
         let room = self.end_offset() - self.data_off();
         if offset > room {
-            return Err(SkbError::HeaderOutOfRange {
-                header,
-                offset,
-                room,
-            });
+            return Err(header_out_of_range(header, offset, room));
         }
         // At most the buffer size, which is below NO_HEADER (u32::MAX).
         Ok((self.data_off() + offset) as u32)
@@ -1245,6 +1238,25 @@ impl SkBuff {
     }
 }
 
+/// The error of a `pull` past the linear part, out of line.
+#[cold]
+#[inline(never)]
+fn too_short(needed: usize, len: usize) -> SkbError {
+    SkbError::TooShort { needed, len }
+}
+
+/// The error of a header offset past the buffer, built out of line so the
+/// inlined setters stay short.
+#[cold]
+#[inline(never)]
+fn header_out_of_range(header: &'static str, offset: usize, room: usize) -> SkbError {
+    SkbError::HeaderOutOfRange {
+        header,
+        offset,
+        room,
+    }
+}
+
 macro_rules! header_accessors {
     ($field:ident, $name:literal, [$a_reset:literal, $a_set:literal, $a_get:literal, $a_off:literal], $reset:ident, $set:ident, $get:ident, $get_mut:ident, $offset:ident, $was_set:ident) => {
         impl SkBuff {
@@ -1252,7 +1264,7 @@ macro_rules! header_accessors {
             ///
             #[doc = concat!("Mirrors `skb_reset_", $name, "_header()`.")]
             #[doc(alias = $a_reset)]
-            #[inline]
+            #[inline(always)]
             pub fn $reset(&mut self) {
                 self.$field = self.data;
             }
@@ -1262,7 +1274,7 @@ macro_rules! header_accessors {
             #[doc = concat!("Mirrors `skb_set_", $name, "_header()`. Fails with ")]
             /// [`SkbError::HeaderOutOfRange`] past the end of the buffer.
             #[doc(alias = $a_set)]
-            #[inline]
+            #[inline(always)]
             pub fn $set(&mut self, offset: usize) -> Result<(), SkbError> {
                 self.$field = self.header_offset($name, offset)?;
                 Ok(())
@@ -1272,7 +1284,7 @@ macro_rules! header_accessors {
             ///
             #[doc = concat!("Mirrors `skb_", $name, "_header()`.")]
             #[doc(alias = $a_get)]
-            #[inline]
+            #[inline(always)]
             pub fn $get(&self) -> Option<&[u8]> {
                 self.header_slice(self.$field)
             }
@@ -1286,13 +1298,13 @@ macro_rules! header_accessors {
             ///
             #[doc = concat!("Mirrors `skb_", $name, "_offset()`.")]
             #[doc(alias = $a_off)]
-            #[inline]
+            #[inline(always)]
             pub fn $offset(&self) -> Option<isize> {
                 (self.$field != NO_HEADER).then(|| self.$field as isize - self.data as isize)
             }
 
             #[doc = concat!("Whether the ", $name, " header was set.")]
-            #[inline]
+            #[inline(always)]
             pub fn $was_set(&self) -> bool {
                 self.$field != NO_HEADER
             }
