@@ -40,6 +40,10 @@ pub struct ScaleReport {
     pub conns: usize,
     /// Wall-clock seconds to open them all (build excluded).
     pub open_secs: f64,
+    /// CPU seconds (user and system) the process spent opening them: the
+    /// wall-clock figure without the time other processes took the CPU;
+    /// `None` where `/proc/self/stat` cannot be read.
+    pub open_cpu_secs: Option<f64>,
     /// Virtual seconds the simulation ran to open them.
     pub virtual_secs: f64,
     /// Growth of the process's resident memory per connection (both
@@ -87,6 +91,18 @@ pub struct ScaleLab {
     listeners: Vec<TcpListener<HostSockets>>,
     /// The network.
     pub net: Network,
+}
+
+/// The CPU time (user + system) the process has used, in seconds
+/// (`/proc/self/stat` fields 14 and 15, in clock ticks of 1/100 s).
+pub fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces: count fields after its ')'.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// The process's resident set in bytes.
@@ -153,6 +169,7 @@ pub fn open_connections(conns: usize, seed: u64) -> Result<(ScaleReport, ScaleLa
     }
 
     let rss0 = rss_bytes();
+    let cpu0 = cpu_secs();
     let start = Instant::now();
     let vstart = net.now();
     let mut clients = Vec::with_capacity(conns);
@@ -213,6 +230,7 @@ pub fn open_connections(conns: usize, seed: u64) -> Result<(ScaleReport, ScaleLa
         servers.extend(accepted);
     }
     let open_secs = start.elapsed().as_secs_f64();
+    let open_cpu_secs = cpu0.zip(cpu_secs()).map(|(a, b)| b - a);
     let virtual_secs = net.now().saturating_duration_since(vstart).as_secs_f64();
     let rss_per_conn = match (rss0, rss_bytes()) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / conns as f64),
@@ -230,6 +248,7 @@ pub fn open_connections(conns: usize, seed: u64) -> Result<(ScaleReport, ScaleLa
         ScaleReport {
             conns,
             open_secs,
+            open_cpu_secs,
             virtual_secs,
             rss_per_conn,
         },
@@ -248,27 +267,35 @@ impl ScaleLab {
     /// Returns how many connections were checked.
     pub fn check_every(&mut self, stride: usize) -> Result<usize, String> {
         let picks: Vec<usize> = (0..self.clients.len()).step_by(stride.max(1)).collect();
-        let clients = &mut self.clients;
         // A connection is named by its two ends: with several listening
         // ports one client port serves several connections.
-        let sent: Vec<(Ends, Vec<u8>)> = self
-            .net
-            .app("h1", || {
-                picks
-                    .iter()
-                    .map(|&i| {
-                        let msg = format!("connection {i} says hello").into_bytes();
-                        let c = &mut clients[i];
-                        let _ = c.write(&msg);
-                        let ends = (
-                            c.local_addr().expect("connected"),
-                            c.peer_addr().expect("connected"),
-                        );
-                        (ends, msg)
-                    })
-                    .collect()
-            })
-            .map_err(|e| e.to_string())?;
+        let mut sent: Vec<(Ends, Vec<u8>)> = Vec::with_capacity(picks.len());
+        // Written in steps of BATCH, as the connections were opened (a
+        // step's segments must fit in the transmit ring).
+        for step in picks.chunks(BATCH) {
+            let clients = &mut self.clients;
+            let wrote: Vec<(Ends, Vec<u8>)> = self
+                .net
+                .app("h1", || {
+                    step.iter()
+                        .map(|&i| {
+                            let msg = format!("connection {i} says hello").into_bytes();
+                            let c = &mut clients[i];
+                            let _ = c.write(&msg);
+                            let ends = (
+                                c.local_addr().expect("connected"),
+                                c.peer_addr().expect("connected"),
+                            );
+                            (ends, msg)
+                        })
+                        .collect()
+                })
+                .map_err(|e| e.to_string())?;
+            sent.extend(wrote);
+            self.net
+                .run_for(Duration::from_micros(200))
+                .map_err(|e| e.to_string())?;
+        }
         self.net
             .run_for(Duration::from_millis(50))
             .map_err(|e| e.to_string())?;
@@ -324,8 +351,14 @@ impl ScaleLab {
     /// reads), and the connections that have not finished carry over to
     /// the next step, as an event loop would serve them.
     pub fn echo_all(&mut self, len: usize) -> Result<EchoReport, String> {
+        self.echo_first(self.clients.len(), len)
+    }
+
+    /// [`ScaleLab::echo_all`] over the first `count` connections only
+    /// (the others stay open and idle).
+    pub fn echo_first(&mut self, count: usize, len: usize) -> Result<EchoReport, String> {
         let len = len.max(8);
-        let n = self.clients.len();
+        let n = count.min(self.clients.len());
         let start = Instant::now();
         let vstart = self.net.now();
         // The server end of each client: matched by the connection's
@@ -344,7 +377,7 @@ impl ScaleLab {
         let pair: Vec<usize> = self
             .net
             .app("h1", || {
-                clients
+                clients[..n]
                     .iter()
                     .map(|c| {
                         let ends = (c.local_addr().ok()?, c.peer_addr().ok()?);
