@@ -292,6 +292,7 @@ struct CacheCounters {
 }
 
 impl CacheCounters {
+    #[inline]
     fn bump(counter: &AtomicU64) {
         // Single writer: a plain add, which a concurrent reader sees whole.
         counter.store(counter.load(Relaxed) + 1, Relaxed);
@@ -328,10 +329,12 @@ struct PoolInner {
 }
 
 impl PoolInner {
+    #[inline]
     fn key(&self, class: usize) -> u64 {
         (self.id << 1) | class as u64
     }
 
+    #[inline]
     fn is_live(&self) -> bool {
         self.users.load(Relaxed) > 0
     }

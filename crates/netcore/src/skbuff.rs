@@ -1364,9 +1364,27 @@ header_accessors!(
 impl Drop for SkBuff {
     /// Runs the owner's destructor, then releases the buffer to its pool.
     /// Mirrors `skb_release_head_state()` + `skb_release_data()`.
+    ///
+    /// The common skb (no owner, no fragments) only tests two fields here;
+    /// its buffer goes back to the pool's per-thread cache when the `page`
+    /// field drops. The rest is out of line in [`SkBuff::release_slow`].
     #[inline]
     fn drop(&mut self) {
+        if self.owner.is_some() || self.shinfo.is_some() {
+            self.release_slow();
+        }
+    }
+}
+
+impl SkBuff {
+    /// The uncommon part of freeing an skb: the owner's destructor
+    /// (`skb_release_head_state()`) and the fragments
+    /// (`skb_release_data()` dropping the `frags` references).
+    #[cold]
+    #[inline(never)]
+    fn release_slow(&mut self) {
         self.orphan();
+        self.shinfo = None;
     }
 }
 
