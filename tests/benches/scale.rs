@@ -65,7 +65,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let tag = format!("tcp_echo_{conns}_{}B", echo.len);
+    let tag = format!("tcp_echo_{}_{}B", echo.conns, echo.len);
     benchkit::report(&format!("{tag} time"), echo.secs, "s");
     benchkit::report(
         &format!("{tag} rate"),
