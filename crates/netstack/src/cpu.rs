@@ -21,6 +21,7 @@
 //!   repeat until nothing is pending
 //! ```
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -49,6 +50,118 @@ pub enum HostTimer {
     Tcp(tcp::TcpTimer),
 }
 
+/// A CPU's timer wheel, with its next expiry remembered between changes.
+///
+/// Mirrors `struct timer_base` with its `next_expiry` field, which Linux
+/// keeps so that the idle loop and the tick (`get_next_timer_interrupt()`,
+/// `run_local_timers()`) need not search the wheel: here the runtimes ask
+/// for the next expiry of every CPU each time they look for work, and the
+/// wheel is searched again only after a timer was armed, cancelled or
+/// handed out.
+///
+/// The wheel's buckets are allocated when the first timer is armed, so a
+/// context that never arms one (the stand-in a CPU keeps while its context
+/// is lent to an application call) costs no allocation; the wheel's clock
+/// then starts where it would have been, so timers land in the same
+/// buckets either way.
+pub(crate) struct CpuTimers {
+    wheel: Option<TimerWheel<HostTimer>>,
+    /// Where the wheel's clock starts when it is built (`timer_base::clk`).
+    start: Instant,
+    /// `wheel.next_expiry()` as of the last change.
+    next_expiry: Cell<NextExpiry>,
+}
+
+/// What [`CpuTimers`] remembers of its wheel's next expiry.
+#[derive(Clone, Copy, Debug)]
+enum NextExpiry {
+    /// A change made it stale (`timer_base::next_expiry_recalc`).
+    Stale,
+    /// Known: the earliest expiry, `None` with no timer armed.
+    Known(Option<Instant>),
+}
+
+impl CpuTimers {
+    /// An empty wheel whose clock starts at `now` (`init_timer_cpu()`).
+    pub(crate) fn new(now: Instant) -> CpuTimers {
+        CpuTimers {
+            wheel: None,
+            start: now,
+            next_expiry: Cell::new(NextExpiry::Known(None)),
+        }
+    }
+
+    /// Arms `id` for `at`; returns the deadline it replaced.
+    pub(crate) fn arm(&mut self, id: HostTimer, at: Instant) -> Option<Instant> {
+        self.next_expiry.set(NextExpiry::Stale);
+        let start = self.start;
+        self.wheel
+            .get_or_insert_with(|| TimerWheel::new(start))
+            .arm(id, at)
+    }
+
+    /// Cancels `id`; returns the deadline it had.
+    pub(crate) fn cancel(&mut self, id: HostTimer) -> Option<Instant> {
+        let prev = self.wheel.as_mut().and_then(|w| w.cancel(id));
+        if prev.is_some() {
+            self.next_expiry.set(NextExpiry::Stale);
+        }
+        prev
+    }
+
+    /// The deadline of `id`, if armed.
+    pub(crate) fn pending(&self, id: HostTimer) -> Option<Instant> {
+        self.wheel.as_ref().and_then(|w| w.pending(id))
+    }
+
+    /// Hands out one timer due at or before `now` (see
+    /// [`TimerWheel::pop_expired`]).
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<(HostTimer, Instant)> {
+        let Some(wheel) = self.wheel.as_mut() else {
+            // An empty wheel's clock moves past `now` (to the next jiffy).
+            if jiffy(self.start) <= jiffy(now) {
+                self.start = Instant::from_nanos((jiffy(now) + 1).saturating_mul(NSEC_PER_JIFFY));
+            }
+            return None;
+        };
+        self.next_expiry.set(NextExpiry::Stale);
+        wheel.pop_expired(now)
+    }
+
+    /// When the earliest timer is due, as the wheel's granularity places it.
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        if let NextExpiry::Known(next) = self.next_expiry.get() {
+            return next;
+        }
+        let next = self.wheel.as_ref().and_then(TimerWheel::next_expiry);
+        self.next_expiry.set(NextExpiry::Known(next));
+        next
+    }
+
+    /// Timers armed.
+    pub(crate) fn len(&self) -> usize {
+        self.wheel.as_ref().map_or(0, TimerWheel::len)
+    }
+}
+
+/// Nanoseconds per jiffy (`HZ` = 1000).
+const NSEC_PER_JIFFY: u64 = 1_000_000_000 / netcore::HZ;
+
+/// The jiffy `t` falls in.
+fn jiffy(t: Instant) -> u64 {
+    t.as_nanos() / NSEC_PER_JIFFY
+}
+
+impl From<TimerWheel<HostTimer>> for CpuTimers {
+    fn from(wheel: TimerWheel<HostTimer>) -> CpuTimers {
+        CpuTimers {
+            wheel: Some(wheel),
+            start: Instant::ZERO,
+            next_expiry: Cell::new(NextExpiry::Stale),
+        }
+    }
+}
+
 /// Work queued for a CPU's process context: an application step or a
 /// configuration change that must run on that CPU.
 pub type ProcessWork = Box<dyn FnOnce(&mut CpuCtx) + Send>;
@@ -63,7 +176,7 @@ pub type ProcessWork = Box<dyn FnOnce(&mut CpuCtx) + Send>;
 pub struct CpuCtx {
     pub(crate) cpu: usize,
     pub(crate) sd: SoftnetData<CpuCtx>,
-    pub(crate) timers: TimerWheel<HostTimer>,
+    pub(crate) timers: CpuTimers,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) host: Arc<HostShared>,
     /// Where TCP's trace goes while it is recorded (`None`: off).
@@ -300,5 +413,77 @@ fn run_timer_softirq(ctx: &mut CpuCtx) {
             HostTimer::Netfilter(t) => crate::netfilter::handle_timer(ctx, t),
             HostTimer::Tcp(t) => crate::tcp::tcp_handle_timer(ctx, t),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netcore::Duration;
+
+    fn watchdog(queue: u16) -> HostTimer {
+        HostTimer::Softnet(SoftnetTimer::QdiscWatchdog { ifindex: 1, queue })
+    }
+
+    /// A seeded walk of arms, cancels and expiries: the remembered next
+    /// expiry, every armed deadline and every timer handed out match a
+    /// plain wheel's, including a wheel built late (first arm after an
+    /// empty expiry pass moved its clock).
+    #[test]
+    fn cpu_timers_behave_like_a_plain_wheel() {
+        let start = Instant::ZERO.saturating_add(Duration::from_micros(1_500));
+        let mut plain: TimerWheel<HostTimer> = TimerWheel::new(start);
+        let mut lazy = CpuTimers::new(start);
+        let mut eager: CpuTimers = TimerWheel::new(start).into();
+        let mut now = start;
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for step in 0..4_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = watchdog((x % 13) as u16);
+            match (x >> 8) % 4 {
+                0 | 1 if step > 40 => {
+                    let at = now.saturating_add(Duration::from_micros((x >> 16) % 900_000));
+                    let p = plain.arm(id, at);
+                    assert_eq!(lazy.arm(id, at), p);
+                    assert_eq!(eager.arm(id, at), p);
+                }
+                2 => {
+                    let p = plain.cancel(id);
+                    assert_eq!(lazy.cancel(id), p);
+                    assert_eq!(eager.cancel(id), p);
+                }
+                _ => {
+                    now = now.saturating_add(Duration::from_micros((x >> 20) % 3_000));
+                    loop {
+                        let p = plain.pop_expired(now);
+                        assert_eq!(lazy.pop_expired(now), p);
+                        assert_eq!(eager.pop_expired(now), p);
+                        if p.is_none() {
+                            break;
+                        }
+                    }
+                }
+            }
+            assert_eq!(lazy.next_expiry(), plain.next_expiry(), "step {step}");
+            assert_eq!(eager.next_expiry(), plain.next_expiry(), "step {step}");
+            assert_eq!(lazy.pending(id), plain.pending(id));
+            assert_eq!(lazy.len(), plain.len());
+        }
+        assert!(plain.len() > 0, "the walk leaves timers armed");
+    }
+
+    #[test]
+    fn a_context_that_arms_no_timer_builds_no_wheel() {
+        let mut t = CpuTimers::new(Instant::ZERO);
+        assert_eq!(t.next_expiry(), None);
+        assert_eq!(t.pop_expired(Instant::MAX), None);
+        assert_eq!(t.cancel(watchdog(0)), None);
+        assert!(t.wheel.is_none());
+        let at = Instant::ZERO.saturating_add(Duration::from_millis(5));
+        t.arm(watchdog(0), at);
+        assert!(t.wheel.is_some());
+        assert_eq!(t.pending(watchdog(0)), Some(at));
     }
 }

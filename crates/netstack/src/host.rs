@@ -556,7 +556,7 @@ impl HostBuilder {
             cpus.push(CpuCtx {
                 cpu,
                 sd: softnet.softnet_data(cpu).map_err(NetstackError::layer)?,
-                timers: TimerWheel::new(now),
+                timers: TimerWheel::new(now).into(),
                 clock: Arc::clone(&clock),
                 host: Arc::clone(&shared),
                 tcp_trace: None,

@@ -87,6 +87,13 @@ pub struct Network {
     events_run: u64,
     /// CPUs that do not run: (host index, CPU, until).
     stalls: Vec<(usize, usize, Instant)>,
+    /// Each NIC's next event (host order, then slot order) as the loop
+    /// last read it, before it moved the clock.
+    nic_due: Vec<Option<Instant>>,
+    /// Whether [`Network::nic_due`] still describes the devices: set when
+    /// the loop moves the clock right after reading it, taken by the next
+    /// settle.
+    nic_due_valid: bool,
 }
 
 impl fmt::Debug for Network {
@@ -116,6 +123,8 @@ impl Network {
             event_budget: DEFAULT_EVENT_BUDGET,
             events_run: 0,
             stalls: Vec::new(),
+            nic_due: Vec::new(),
+            nic_due_valid: false,
         }
     }
 
@@ -346,20 +355,40 @@ impl Network {
 
     /// Runs every NIC and CPU at the current instant until nothing moves.
     /// Returns how many rounds it took.
+    ///
+    /// A round polls each host's NICs, then runs its CPUs that have work.
+    /// Only a CPU's work can give a device more to do at this instant
+    /// (a rung doorbell, a re-armed queue); frames a NIC takes off its
+    /// wire raise their interrupts on the same host, whose CPUs run later
+    /// in the same round. So another round follows only a round in which
+    /// some CPU ran: a frame arriving between interrupts costs one NIC poll.
+    /// When the loop has just moved the clock to the next event, the first
+    /// round skips the devices with nothing due (a device's
+    /// `next_event()`, read before the clock moved, is later than now),
+    /// up to the first device it polls, whose transmissions could reach
+    /// the devices after it.
     pub fn settle(&mut self) -> Result<u64, NetstackError> {
         self.check_simulated()?;
         let now = self.now();
         self.stalls.retain(|&(_, _, until)| until > now);
+        let mut hint = std::mem::take(&mut self.nic_due_valid);
         let mut rounds = 0;
         loop {
             rounds += 1;
             self.spend(1)?;
             let mut moved = false;
+            let mut idx = 0;
             for (hi, h) in self.hosts.iter_mut().enumerate() {
                 for (slot, device) in h.shared.nic_devices().iter().enumerate() {
+                    let due = self.nic_due.get(idx).copied();
+                    idx += 1;
+                    if hint && due.is_some_and(|d| d.is_none_or(|t| t > now)) {
+                        continue;
+                    }
+                    // Everything after a polled device is polled.
+                    hint = false;
                     let frames = device.poll(now);
                     if frames > 0 {
-                        moved = true;
                         let _nic = tracing::trace_span!(target: "netstack::nic", "nic", host = %h.shared.name).entered();
                         tracing::trace!(
                             target: "netstack::nic",
@@ -382,6 +411,7 @@ impl Network {
                     moved |= s.did_work() || s.more;
                 }
             }
+            hint = false;
             if !moved {
                 return Ok(rounds);
             }
@@ -409,6 +439,17 @@ impl Network {
     /// The next instant after now at which something is due, in one pass
     /// over the network: `(without CPU timers, with CPU timers)`.
     fn next_events(&self) -> (Option<Instant>, Option<Instant>) {
+        self.next_events_into(&mut Vec::new())
+    }
+
+    /// [`Network::next_events`], keeping each NIC's next event in `due`
+    /// (host order, then slot order; left empty when an application
+    /// event is due now).
+    fn next_events_into(
+        &self,
+        due: &mut Vec<Option<Instant>>,
+    ) -> (Option<Instant>, Option<Instant>) {
+        due.clear();
         let now = self.now();
         // An application event due now counts as "now".
         if let Some(Reverse((t, _))) = self.events.peek()
@@ -428,7 +469,9 @@ impl Network {
         let mut timers: Option<Instant> = None;
         for h in &self.hosts {
             for device in h.shared.nic_devices() {
-                later(device.next_event(), &mut traffic);
+                let next = device.next_event();
+                due.push(next);
+                later(next, &mut traffic);
             }
             for ctx in &h.cpus {
                 later(ctx.next_timer(), &mut timers);
@@ -496,7 +539,9 @@ impl Network {
             if done() {
                 return Ok(());
             }
-            let (traffic, all) = self.next_events();
+            let mut due = std::mem::take(&mut self.nic_due);
+            let (traffic, all) = self.next_events_into(&mut due);
+            self.nic_due = due;
             let next = if with_timers {
                 all
             } else {
@@ -506,7 +551,12 @@ impl Network {
                 traffic.map(|t| all.map_or(t, |a| a.min(t)))
             };
             match next {
-                Some(t) if t <= until => self.advance_to(t)?,
+                Some(t) if t <= until => {
+                    self.advance_to(t)?;
+                    // Nothing ran since the devices were read: the next
+                    // settle may skip those with nothing due.
+                    self.nic_due_valid = true;
+                }
                 _ => {
                     if until > self.now() && until != Instant::MAX {
                         self.advance_to(until)?;

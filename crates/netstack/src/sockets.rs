@@ -38,12 +38,12 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::thread::ThreadId;
 
 use ipv4::Prandom;
-use netcore::{Clock, Duration, Instant, Sysctl, TimerWheel};
+use netcore::{Clock, Duration, Instant, Sysctl};
 use parking_lot::{Condvar, Mutex};
 use socket::{SocketHost, SocketLayer, UdpProtosw};
 use udp::{UdpNetContext, UdpTable};
 
-use crate::cpu::CpuCtx;
+use crate::cpu::{CpuCtx, CpuTimers};
 use crate::error::NetstackError;
 use crate::host::{Host, HostShared};
 use crate::network::Network;
@@ -333,7 +333,8 @@ fn scratch_ctx(host: &Arc<HostShared>, cpu: usize, clock: &Arc<dyn Clock>) -> Cp
             .softnet
             .softnet_data(cpu)
             .unwrap_or_else(|_| unreachable_cpu(host)),
-        timers: TimerWheel::new(clock.now()),
+        // No allocation: the wheel is built only if the call arms a timer.
+        timers: CpuTimers::new(clock.now()),
         clock: Arc::clone(clock),
         host: Arc::clone(host),
         tcp_trace: None,
