@@ -471,7 +471,7 @@ mod tests {
             assert_eq!(lazy.pending(id), plain.pending(id));
             assert_eq!(lazy.len(), plain.len());
         }
-        assert!(plain.len() > 0, "the walk leaves timers armed");
+        assert!(!plain.is_empty(), "the walk leaves timers armed");
     }
 
     #[test]
