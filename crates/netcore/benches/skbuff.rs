@@ -19,6 +19,21 @@ fn main() {
     let t = measure(|| black_box(pool.alloc().expect("pool is unbounded")).len());
     report("page pool alloc+free", t.as_nanos_f64(), "ns");
 
+    // The rx buffer's life: the device writes a frame into a PageBuf (unique
+    // by type, no reference count touched), the driver builds an skb on it
+    // (`napi_build_skb()`), the stack frees it back to the thread's cache.
+    let t = measure(|| {
+        let mut buf = pool.alloc().expect("pool is unbounded");
+        buf[64..128].fill(0xab);
+        let skb = SkBuff::from_page(buf, 64, 64).expect("fits");
+        black_box(skb.len())
+    });
+    report(
+        "rx buffer alloc+write 64 B+build_skb+free",
+        t.as_nanos_f64(),
+        "ns",
+    );
+
     let t = measure(|| {
         let mut v = black_box(Vec::<u8>::with_capacity(2048));
         v.resize(60, 0xab);

@@ -38,6 +38,7 @@
 //! - `skb->dev` and `skb->skb_iif` are one field, [`SkBuff::ifindex`].
 
 use core::fmt;
+use core::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use bitflags::bitflags;
@@ -449,11 +450,17 @@ pub struct SkBuff {
     pub nfct: u32,
     /// The socket charged for the skb and its destructor (`skb->sk`,
     /// `skb->destructor`); see [`SkbDestructor`].
-    owner: Option<SkbOwner>,
+    ///
+    /// `ManuallyDrop` so that the drop glue of the common skb does not
+    /// carry this field's release: [`SkBuff`]'s `Drop` releases it (out of
+    /// line) whenever it is set.
+    owner: ManuallyDrop<Option<SkbOwner>>,
     /// The fragments, allocated on first use (`skb_shinfo()`, which Linux
     /// also keeps outside `struct sk_buff`); `None` on a linear skb that
     /// never had any.
-    shinfo: Option<Box<SkbSharedInfo>>,
+    ///
+    /// `ManuallyDrop` for the same reason as `owner`.
+    shinfo: ManuallyDrop<Option<Box<SkbSharedInfo>>>,
     /// Bytes held in fragments (`skb->data_len`).
     data_len: u32,
 }
@@ -498,8 +505,8 @@ impl SkBuff {
             tstamp: Instant::ZERO,
             vlan_tci: None,
             nfct: 0,
-            owner: None,
-            shinfo: None,
+            owner: ManuallyDrop::new(None),
+            shinfo: ManuallyDrop::new(None),
             data_len: 0,
         }
     }
@@ -944,12 +951,12 @@ impl SkBuff {
             tstamp: self.tstamp,
             vlan_tci: self.vlan_tci,
             nfct: self.nfct,
-            owner: None,
-            shinfo: self.shinfo.as_deref().map(|sh| {
+            owner: ManuallyDrop::new(None),
+            shinfo: ManuallyDrop::new(self.shinfo.as_deref().map(|sh| {
                 Box::new(SkbSharedInfo {
                     frags: sh.frags.iter().map(SkbFrag::share).collect(),
                 })
-            }),
+            })),
             data_len: self.data_len,
         }
     }
@@ -1188,7 +1195,7 @@ impl SkBuff {
     #[doc(alias = "skb_set_owner_w")]
     pub fn set_destructor(&mut self, owner: Arc<dyn SkbDestructor>) {
         self.orphan();
-        self.owner = Some(SkbOwner(owner));
+        *self.owner = Some(SkbOwner(owner));
     }
 
     /// Runs the destructor now and forgets the owner, so the skb no longer
@@ -1384,7 +1391,7 @@ impl SkBuff {
     #[inline(never)]
     fn release_slow(&mut self) {
         self.orphan();
-        self.shinfo = None;
+        *self.shinfo = None;
     }
 }
 
