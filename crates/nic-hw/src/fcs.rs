@@ -193,10 +193,17 @@ mod clmul {
         {
             return None;
         }
+        // Bytes in the first block: 1..=16; the other three are whole.
+        let head = data.len() - 48;
+        let (Some(first), Some(rest)) =
+            (data.first_chunk::<16>(), data[head..].first_chunk::<48>())
+        else {
+            return None;
+        };
         // SAFETY: `fold_4` only requires the CPU features in its
-        // `#[target_feature]` list, detected just above; it reads `data`
-        // through safe slice indexing alone.
-        Some(unsafe { fold_4(data) })
+        // `#[target_feature]` list, detected just above; its arguments are
+        // plain arrays and a length, read with safe indexing.
+        Some(unsafe { fold_4(first, rest, head) })
     }
 
     /// 16 bytes (little endian) as a lane.
@@ -206,19 +213,12 @@ mod clmul {
         _mm_set_epi64x((x >> 64) as i64, x as i64)
     }
 
-    /// The register after `data` (49..=64 bytes): the four blocks folded to
-    /// the end at once, then reduced.
+    /// The register after a 49..=64 byte frame given as its first 16 bytes
+    /// (`first`, of which the frame's first `head` bytes form the first block)
+    /// and its last 48 (`rest`, three whole blocks): the four blocks folded
+    /// to the end at once, then reduced.
     #[target_feature(enable = "pclmulqdq", enable = "sse2", enable = "sse4.1")]
-    fn fold_4(data: &[u8]) -> u32 {
-        let len = data.len();
-        // Bytes in the first block: 1..=16; the other three are whole.
-        let head = len - 48;
-        let Some(rest) = data[head..].first_chunk::<48>() else {
-            unreachable!("49..=64 bytes leave 48 after the head")
-        };
-        let Some(first) = data.first_chunk::<16>() else {
-            unreachable!("49..=64 bytes hold a first block")
-        };
+    fn fold_4(first: &[u8; 16], rest: &[u8; 48], head: usize) -> u32 {
         let word = |i: usize| {
             let mut w = [0u8; 16];
             w.copy_from_slice(&rest[16 * i..16 * i + 16]);
