@@ -89,6 +89,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
@@ -833,7 +834,9 @@ impl PagePool {
                 let at = c.free.len() - take;
                 // Oldest first: `out.pop()` then hands out the most
                 // recently freed (cache-hot) buffer first, as `alloc` does.
-                out.extend(c.free.drain(at..).map(|data| PageBuf { data: Some(data) }));
+                out.extend(c.free.drain(at..).map(|data| PageBuf {
+                    data: ManuallyDrop::new(Some(data)),
+                }));
                 let fast = &c.counters.alloc_fast;
                 fast.store(fast.load(Relaxed) + take as u64, Relaxed);
                 c.counters.cached.store(c.free.len() as u64, Relaxed);
@@ -870,7 +873,9 @@ impl PagePool {
             Ok(Some(data)) => data,
             _ => self.alloc_class_slow(class)?,
         };
-        Some(PageBuf { data: Some(data) })
+        Some(PageBuf {
+            data: ManuallyDrop::new(Some(data)),
+        })
     }
 
     /// Refills this thread's cache from the shared ring, creates the cache
@@ -1023,7 +1028,10 @@ fn page_pool_put_page_slow(data: UniqueArc<PageData>) {
 /// buffer returns to its pool when the last reference drops.
 pub(crate) struct Page {
     /// `Some` until `drop` takes it.
-    data: Option<triomphe::Arc<PageData>>,
+    ///
+    /// `ManuallyDrop`: [`Page`]'s `Drop` always takes it, so the drop glue
+    /// need not test it again.
+    data: ManuallyDrop<Option<triomphe::Arc<PageData>>>,
 }
 
 impl Page {
@@ -1065,7 +1073,7 @@ impl Page {
     #[inline]
     pub(crate) fn take(&mut self) -> Page {
         Page {
-            data: self.data.take(),
+            data: ManuallyDrop::new(self.data.take()),
         }
     }
 
@@ -1073,14 +1081,14 @@ impl Page {
     #[inline]
     pub(crate) fn share(&self) -> Page {
         Page {
-            data: self.data.clone(),
+            data: ManuallyDrop::new(Option::clone(&self.data)),
         }
     }
 }
 
 impl fmt::Debug for Page {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.data {
+        match &*self.data {
             Some(d) => f
                 .debug_struct("Page")
                 .field("pool", &d.pool.inner.id)
@@ -1134,12 +1142,13 @@ fn page_put_shared(shared: triomphe::Arc<PageData>) {
 /// shareable without an allocation.
 pub struct PageBuf {
     /// `Some` until `drop` or [`PageBuf::into_page`] takes it.
-    data: Option<UniqueArc<PageData>>,
+    /// `ManuallyDrop` for the same reason as [`Page`]'s.
+    data: ManuallyDrop<Option<UniqueArc<PageData>>>,
 }
 
 impl fmt::Debug for PageBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.data {
+        match &*self.data {
             Some(d) => f
                 .debug_struct("PageBuf")
                 .field("pool", &d.pool.inner.id)
@@ -1180,7 +1189,7 @@ impl PageBuf {
     #[inline]
     pub(crate) fn into_page(mut self) -> Page {
         Page {
-            data: self.data.take().map(UniqueArc::shareable),
+            data: ManuallyDrop::new(self.data.take().map(UniqueArc::shareable)),
         }
     }
 }
