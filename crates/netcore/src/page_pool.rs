@@ -286,17 +286,36 @@ struct PageData {
 /// [`PagePool::stats`] reads them through the class's registry.
 #[derive(Default)]
 struct CacheCounters {
+    /// Buffers taken from the cache.
     alloc_fast: AtomicU64,
+    /// Buffers freed into the cache.
     recycle_ring: AtomicU64,
-    /// Free buffers in the thread's cache now.
-    cached: AtomicU64,
+    /// Buffers moved into the cache from the shared ring (refills).
+    refilled: AtomicU64,
+    /// Buffers moved out of the cache to the shared ring (spills).
+    spilled: AtomicU64,
 }
 
 impl CacheCounters {
     #[inline]
     fn bump(counter: &AtomicU64) {
+        Self::add(counter, 1);
+    }
+
+    #[inline]
+    fn add(counter: &AtomicU64, n: u64) {
         // Single writer: a plain add, which a concurrent reader sees whole.
-        counter.store(counter.load(Relaxed) + 1, Relaxed);
+        counter.store(counter.load(Relaxed) + n, Relaxed);
+    }
+
+    /// Free buffers in the thread's cache now: what came in less what went
+    /// out, so the fast paths bump one counter and store nothing else.
+    /// Exact when the owning thread is quiescent; a reader racing with it
+    /// may be off by the operation in progress (never below zero).
+    fn cached(&self) -> u64 {
+        let came = self.refilled.load(Relaxed) + self.recycle_ring.load(Relaxed);
+        let went = self.alloc_fast.load(Relaxed) + self.spilled.load(Relaxed);
+        came.saturating_sub(went)
     }
 }
 
@@ -514,7 +533,6 @@ impl ThreadCaches {
         let c = &mut self.caches[i];
         let data = c.free.pop()?;
         CacheCounters::bump(&c.counters.alloc_fast);
-        c.counters.cached.store(c.free.len() as u64, Relaxed);
         Some(data)
     }
 
@@ -534,7 +552,6 @@ impl ThreadCaches {
         }
         c.free.push(data);
         CacheCounters::bump(&c.counters.recycle_ring);
-        c.counters.cached.store(c.free.len() as u64, Relaxed);
         Ok(())
     }
 
@@ -587,8 +604,7 @@ impl ThreadCaches {
         let c = &mut self.caches[i];
         if let Some(data) = c.free.pop() {
             CacheCounters::bump(&c.counters.alloc_fast);
-            c.counters.cached.store(c.free.len() as u64, Relaxed);
-            return Some(data);
+                return Some(data);
         }
         let cp = &pool.classes[class];
         let mut st = cp.state.lock();
@@ -596,11 +612,11 @@ impl ThreadCaches {
         let data = if n > 0 {
             let at = st.free.len() - n;
             c.free.extend(st.free.drain(at..));
+            CacheCounters::add(&c.counters.refilled, n as u64);
             st.stats.cached -= n as u64;
             let data = c.free.pop();
             CacheCounters::bump(&c.counters.alloc_fast);
-            c.counters.cached.store(c.free.len() as u64, Relaxed);
-            drop(st);
+                drop(st);
             data
         } else {
             let created = st.reserve_new(&cp.params);
@@ -630,8 +646,7 @@ impl ThreadCaches {
         if c.free.len() < c.cap {
             c.free.push(data);
             CacheCounters::bump(&c.counters.recycle_ring);
-            c.counters.cached.store(c.free.len() as u64, Relaxed);
-            return;
+                return;
         }
         let cp = &c.pool.classes[c.class];
         let mut st = cp.state.lock();
@@ -642,6 +657,7 @@ impl ThreadCaches {
         };
         let n = c.batch.min(room);
         st.free.extend(c.free.drain(..n));
+        CacheCounters::add(&c.counters.spilled, n as u64);
         st.stats.cached += n as u64;
         let released = if n > 0 {
             c.free.push(data);
@@ -652,7 +668,6 @@ impl ThreadCaches {
             st.stats.release_cnt += 1;
             Some(data)
         };
-        c.counters.cached.store(c.free.len() as u64, Relaxed);
         drop(st);
         drop(released);
         self.purge_dead();
@@ -839,8 +854,7 @@ impl PagePool {
                 }));
                 let fast = &c.counters.alloc_fast;
                 fast.store(fast.load(Relaxed) + take as u64, Relaxed);
-                c.counters.cached.store(c.free.len() as u64, Relaxed);
-                take
+                        take
             })
             .unwrap_or(0);
         let mut got = cached;
@@ -968,7 +982,7 @@ impl ClassPool {
         for c in &st.caches {
             s.alloc_fast += c.alloc_fast.load(Relaxed);
             s.recycle_ring += c.recycle_ring.load(Relaxed);
-            s.cached += c.cached.load(Relaxed);
+            s.cached += c.cached();
         }
         s
     }
@@ -1490,7 +1504,7 @@ mod tests {
         let bufs: Vec<PageBuf> = (0..1000).map(|_| pool.alloc().unwrap()).collect();
         drop(bufs);
         let st = pool.inner.classes[0].state.lock();
-        let mine: u64 = st.caches.iter().map(|c| c.cached.load(Relaxed)).sum();
+        let mine: u64 = st.caches.iter().map(|c| c.cached()).sum();
         assert!(mine as usize <= cap, "{mine} cached by this thread");
         assert_eq!(
             st.free.len() + mine as usize,
