@@ -304,7 +304,11 @@ impl CpuRunStats {
 /// `invoke_softirq()` → `__do_softirq()`, with `run_ksoftirqd()` and the
 /// tick's `run_local_timers()` raising `TIMER_SOFTIRQ`.
 pub fn cpu_run(ctx: &mut CpuCtx) -> CpuRunStats {
+    // One reference each for the whole run (the softirq actions borrow
+    // the context mutably).
     let host = Arc::clone(&ctx.host);
+    let clock = Arc::clone(&ctx.clock);
+    let softirqs = &host.softirqs;
     let cpu = ctx.cpu;
     let span =
         tracing::trace_span!(target: "netstack::cpu", "cpu", host = %host.name, cpu).entered();
@@ -323,17 +327,14 @@ pub fn cpu_run(ctx: &mut CpuCtx) -> CpuRunStats {
         {
             tracing::trace!(target: "netstack::irq", cpu, "handle_irq");
         }
-        let n = host.irqs.handle_pending(cpu, &host.softirqs).unwrap_or(0);
+        let n = host.irqs.handle_pending(cpu, softirqs).unwrap_or(0);
         stats.hardirqs += n;
         worked |= n > 0;
-        let now = ctx.clock.now();
-        if ctx.timers.next_expiry().is_some_and(|t| t <= now) {
+        if ctx.timers.next_expiry().is_some_and(|t| t <= clock.now()) {
             // run_local_timers(): the tick raises TIMER_SOFTIRQ.
-            let _ = host.softirqs.raise_softirq_irqoff(cpu, SoftirqNr::Timer);
+            let _ = softirqs.raise_softirq_irqoff(cpu, SoftirqNr::Timer);
         }
-        if host.softirqs.local_softirq_pending(cpu).unwrap_or(0) != 0 {
-            let softirqs = Arc::clone(&host.softirqs);
-            let clock = Arc::clone(&ctx.clock);
+        if softirqs.local_softirq_pending(cpu).unwrap_or(0) != 0 {
             let run = softirqs
                 .do_softirq(
                     cpu,
