@@ -1649,6 +1649,26 @@ mod tests {
     }
 
     #[test]
+    fn buffer_is_written_in_place_once_its_clones_are_gone() {
+        let p = pool(Some(2));
+        let mut a = SkBuff::from_slice(&p, 4, b"abcd").unwrap();
+        let b = a.clone();
+        assert!(a.is_cloned());
+        drop(b);
+        assert!(!a.is_cloned());
+        a.push(2).unwrap().copy_from_slice(b"xy");
+        assert_eq!(a.data(), b"xyabcd");
+        let s = p.stats();
+        assert_eq!(s.alloc_fast + s.alloc_slow, 1, "no copy was made: {s:?}");
+        drop(a);
+        // The buffer came back unique: the device can write into it again.
+        let mut buf = p.alloc().unwrap();
+        assert_eq!(&buf[2..8], b"xyabcd", "the same buffer, not cleared");
+        buf[2] = b'z';
+        assert_eq!(p.stats().alloc_slow, 1);
+    }
+
+    #[test]
     fn metadata_and_hash() {
         let p = pool(None);
         let mut skb = SkBuff::alloc(&p, 10).unwrap();
