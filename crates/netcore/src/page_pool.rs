@@ -604,7 +604,7 @@ impl ThreadCaches {
         let c = &mut self.caches[i];
         if let Some(data) = c.free.pop() {
             CacheCounters::bump(&c.counters.alloc_fast);
-                return Some(data);
+            return Some(data);
         }
         let cp = &pool.classes[class];
         let mut st = cp.state.lock();
@@ -616,7 +616,7 @@ impl ThreadCaches {
             st.stats.cached -= n as u64;
             let data = c.free.pop();
             CacheCounters::bump(&c.counters.alloc_fast);
-                drop(st);
+            drop(st);
             data
         } else {
             let created = st.reserve_new(&cp.params);
@@ -646,7 +646,7 @@ impl ThreadCaches {
         if c.free.len() < c.cap {
             c.free.push(data);
             CacheCounters::bump(&c.counters.recycle_ring);
-                return;
+            return;
         }
         let cp = &c.pool.classes[c.class];
         let mut st = cp.state.lock();
@@ -854,7 +854,7 @@ impl PagePool {
                 }));
                 let fast = &c.counters.alloc_fast;
                 fast.store(fast.load(Relaxed) + take as u64, Relaxed);
-                        take
+                take
             })
             .unwrap_or(0);
         let mut got = cached;
