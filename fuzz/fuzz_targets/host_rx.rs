@@ -9,14 +9,11 @@
 //! neighbour queue has expired, and the host's pool must hold exactly the
 //! buffers it held before the input (the rx ring's posted buffers).
 //!
-//! The host is built once per process and reused: building one per input
-//! would be slower, and dropping a `Network` leaks its host (see the
-//! README of this directory), which would run the fuzzer out of memory.
-//! So a crash may depend on earlier inputs; the in-flight check after
-//! every input keeps a leak attributable to the input that caused it.
-//!
-//! TODO(tcp): when TCP lands, add a `tcp_v4_rcv` target (segments to a
-//! listening and a connected socket of a host) beside this one.
+//! The host is built once per process and reused, because building one
+//! per input would be far slower. So a crash may depend on earlier inputs;
+//! the in-flight check after every input keeps a leak attributable to the
+//! input that caused it, and each input gets its own event budget. TCP
+//! segments have their own target, `tcp_v4_rcv`.
 
 #![no_main]
 
@@ -55,7 +52,14 @@ fuzz_target!(|data: &[u8]| {
     });
 });
 
+/// Loop iterations one input may take: a storm (a timer re-armed at once,
+/// a frame that makes more frames) fails the input that caused it.
+const EVENTS_PER_INPUT: u64 = 10_000_000;
+
 fn run(net: &mut Network, start: u64, data: &[u8]) {
+    // The network's event budget counts over its whole life and this one
+    // lives across inputs: give each input its own allowance.
+    net.set_event_budget(net.events_run() + EVENTS_PER_INPUT);
     let mut rest = data;
     while rest.len() >= 3 {
         let delay = rest[0];
