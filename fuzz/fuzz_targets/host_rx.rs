@@ -72,7 +72,10 @@ fn run(net: &mut Network, start: u64, data: &[u8]) {
         append_fcs(&mut frame);
         let now = net.now();
         let host = net.host("h1").expect("the host");
-        let _ = host.shared().nics()[0].device.lock().receive_frame(now, &frame);
+        let _ = host.shared().nics()[0]
+            .device
+            .lock()
+            .receive_frame(now, &frame);
         net.run_for(Duration::from_millis(u64::from(delay) * 100))
             .expect("the host runs within its event budget");
     }
@@ -86,5 +89,10 @@ fn run(net: &mut Network, start: u64, data: &[u8]) {
 }
 
 fn pool_inflight(net: &Network) -> u64 {
-    net.host("h1").expect("the host").shared().pool.stats().inflight()
+    net.host("h1")
+        .expect("the host")
+        .shared()
+        .pool
+        .stats()
+        .inflight()
 }
