@@ -771,14 +771,8 @@ impl Host {
     /// added ([`Host::ip_addr_add`]).
     ///
     /// Errors: the bus's, the driver's or the core's, naming the step.
-    ///
-    /// # Deviations from Linux
-    ///
-    /// The driver names its devices `eth<N>` with N its count of bound
-    /// devices, where Linux's `dev_alloc_name()` takes the lowest free
-    /// number: re-probing the only NIC gives `eth0` as in Linux, but
-    /// re-probing one of several whose last is still bound collides with
-    /// that name and fails in `register_netdevice`.
+    /// The driver names a re-probed device as `dev_alloc_name("eth%d")`
+    /// does: the lowest `eth<N>` no bound device uses.
     #[doc(alias = "probe_device")]
     pub fn pci_rescan_bus(&mut self) -> Result<Vec<String>, NetstackError> {
         let shared = Arc::clone(&self.shared);

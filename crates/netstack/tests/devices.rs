@@ -194,3 +194,40 @@ fn dropping_a_network_closes_its_devices_and_frees_everything() {
         assert_eq!(p.stats().inflight(), 0, "{:?}", p.stats());
     }
 }
+
+/// A NIC removed from the middle of three and the bus rescanned: the
+/// driver names it as `dev_alloc_name("eth%d")` does, with the lowest free
+/// unit (`eth1`), while `eth0` and `eth2` stay as they were.
+#[test]
+fn a_reprobed_nic_takes_the_lowest_free_name() {
+    let mut net = Network::new(3);
+    net.add_host(
+        Host::builder()
+            .name("h")
+            .nic(NicConfig::new())
+            .nic(NicConfig::new())
+            .nic(NicConfig::new()),
+    )
+    .unwrap();
+    net.run_until_idle().unwrap();
+    let names = |net: &Network| {
+        let mut v: Vec<String> = net
+            .host("h")
+            .unwrap()
+            .shared()
+            .nics()
+            .iter()
+            .map(|n| n.netdev.name().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&net), ["eth0", "eth1", "eth2"]);
+    let h = net.host_mut("h").unwrap();
+    h.pci_stop_and_remove_bus_device("eth1").unwrap();
+    assert_eq!(names(&net), ["eth0", "eth2"]);
+    let h = net.host_mut("h").unwrap();
+    assert_eq!(h.pci_rescan_bus().unwrap(), ["eth1"]);
+    assert_eq!(names(&net), ["eth0", "eth1", "eth2"]);
+    net.run_until_idle().unwrap();
+}

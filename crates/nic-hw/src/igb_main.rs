@@ -1179,7 +1179,19 @@ impl PciDriver for IgbDriver {
             *next += 1;
             i
         };
-        let unit = self.netdevs.lock().len();
+        // register_netdev() → dev_alloc_name("eth%d"): the lowest unit
+        // no bound device of this driver uses, so a re-probed NIC takes
+        // back the name its removal freed.
+        let unit = {
+            let bound = self.netdevs.lock();
+            let used: Vec<usize> = bound
+                .iter()
+                .filter_map(|(_, n)| n.lock().name.strip_prefix("eth")?.parse().ok())
+                .collect();
+            (0..=used.len())
+                .find(|u| !used.contains(u))
+                .unwrap_or(used.len())
+        };
         let adapter = IgbAdapter {
             name: format!("eth{unit}"),
             ifindex,
