@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use integration_tests::packetdrill::{
-    Config, InitSettings, Outcome, parse_script, read_defaults, run_script,
+    Config, InitSettings, LINKTYPE_RAW, Outcome, parse_script, read_defaults, run_script,
+    run_script_traced, write_pcap,
 };
 
 fn self_tests() -> PathBuf {
@@ -157,4 +158,48 @@ fn a_blocking_accept_returns_when_the_handshake_completes() {
          +0 %{ assert tcpi_state == TCP_ESTABLISHED, tcpi_state }%\n",
     );
     assert_eq!(o, Outcome::Pass);
+}
+
+/// A run written as pcap: the global header names raw IPv4, and the
+/// records are the run's packets in order with their virtual times — the
+/// SYN sent at 0, the SYN-ACK injected at 0.1 s, the ACK answering it, the
+/// retransmitted SYN never sent (the handshake finished first).
+#[test]
+fn a_run_is_written_as_a_pcap_of_its_packets() {
+    let script = parse_script(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+         +0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n\
+         +0 connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)\n\
+         +0 > S 0:0(0) <...>\n\
+         +.1 < S. 0:0(0) ack 1 win 65535 <mss 1460>\n\
+         +0 > . 1:1(0) ack 1\n",
+        &BTreeMap::new(),
+    )
+    .expect("inline script parses");
+    let (outcome, packets) =
+        run_script_traced(&script, &Config::default(), &InitSettings::default());
+    assert_eq!(outcome, Outcome::Pass);
+    let mut pcap = Vec::new();
+    write_pcap(&mut pcap, &packets).expect("written to memory");
+    let u32_at = |o: usize| u32::from_le_bytes(pcap[o..o + 4].try_into().unwrap());
+    assert_eq!(u32_at(0), 0xa1b2_c3d4);
+    assert_eq!(u32_at(20), LINKTYPE_RAW);
+    // (seconds, microseconds, TCP flags) of each record.
+    let mut records = Vec::new();
+    let mut o = 24;
+    while o < pcap.len() {
+        let (secs, usecs, len) = (u32_at(o), u32_at(o + 4), u32_at(o + 8) as usize);
+        assert_eq!(u32_at(o + 12) as usize, len, "whole packets are kept");
+        let ip = &pcap[o + 16..o + 16 + len];
+        assert_eq!(ip[0] >> 4, 4, "records start with the IPv4 header");
+        let ihl = usize::from(ip[0] & 0xf) * 4;
+        records.push((secs, usecs, ip[ihl + 13]));
+        o += 16 + len;
+    }
+    assert_eq!(o, pcap.len());
+    let (syn, ack) = (0x02, 0x10);
+    assert_eq!(
+        records,
+        [(0, 0, syn), (0, 100_000, syn | ack), (0, 100_000, ack)]
+    );
 }

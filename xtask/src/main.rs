@@ -27,7 +27,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "packetdrill",
-        "run packetdrill scripts against the stack (default: ../shared core set); `N passed, N failed, N skipped` [PATH...]",
+        "run packetdrill scripts against the stack (default: ../shared core set); `N passed, N failed, N skipped` [--pcap DIR] [PATH...]",
     ),
     (
         "fuzz",

@@ -58,7 +58,11 @@ pub struct ScriptResult {
 }
 
 /// Runs the runner binary on `paths` and returns its per-script results.
-fn run_runner(paths: &[PathBuf], echo: bool) -> Result<Vec<ScriptResult>, String> {
+fn run_runner(
+    paths: &[PathBuf],
+    pcap: Option<&str>,
+    echo: bool,
+) -> Result<Vec<ScriptResult>, String> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.args([
         "run",
@@ -69,6 +73,9 @@ fn run_runner(paths: &[PathBuf], echo: bool) -> Result<Vec<ScriptResult>, String
         "packetdrill",
         "--",
     ]);
+    if let Some(dir) = pcap {
+        cmd.args(["--pcap", dir]);
+    }
     cmd.args(paths);
     let out = steps::run(&mut cmd, echo);
     let corpus = corpus_dir();
@@ -116,8 +123,13 @@ fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// `cargo xtask packetdrill [PATH...]`.
+/// `cargo xtask packetdrill [--pcap DIR] [PATH...]`.
 pub fn run(args: &[String]) -> Result<bool, String> {
+    let (pcap, args) = match args {
+        [flag, dir, rest @ ..] if flag == "--pcap" => (Some(dir.as_str()), rest),
+        [flag] if flag == "--pcap" => return Err("--pcap takes a directory".into()),
+        _ => (None, args),
+    };
     let paths: Vec<PathBuf> = if args.is_empty() {
         let dir = corpus_dir();
         if !dir.is_dir() {
@@ -137,7 +149,7 @@ pub fn run(args: &[String]) -> Result<bool, String> {
             .map(|a| std::fs::canonicalize(a).unwrap_or_else(|_| PathBuf::from(a)))
             .collect()
     };
-    let results = run_runner(&paths, false)?;
+    let results = run_runner(&paths, pcap, false)?;
     for r in &results {
         println!("{}", r.line);
     }
@@ -164,7 +176,7 @@ pub fn step() -> Result<(u64, Counts), String> {
         .filter(|p| p.is_dir())
         .collect::<Vec<_>>();
     paths.push(own_scripts_dir());
-    let results = run_runner(&paths, false)?;
+    let results = run_runner(&paths, None, false)?;
     let mut regressions = 0;
     for e in &expected {
         match results.iter().find(|r| &r.path == e) {

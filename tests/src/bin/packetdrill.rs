@@ -1,11 +1,13 @@
 //! `packetdrill`: runs packetdrill scripts and prints the report.
 //!
-//! Usage: `packetdrill [-D NAME=value]... PATH...` where each PATH is a
+//! Usage: `packetdrill [-D NAME=value]... [--pcap DIR] PATH...` where each PATH is a
 //! `.pkt` file or a directory searched for them. Each script is parsed, its
 //! options checked, its init command turned into settings, and then run
 //! against a fresh TCP stack in virtual time (`packetdrill::run_script`).
 //! A script with a syntax error or a mismatch is a FAIL, one that uses
 //! something the runner does not support a SKIP naming it — never a PASS.
+//! With `--pcap DIR`, each script's packets (inbound as injected, outbound
+//! as sent, at their virtual times) are written to `DIR/<script>.pcap`.
 //! The exit status is 1 when any script failed, 2 on a usage error.
 
 use std::collections::BTreeMap;
@@ -13,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use integration_tests::packetdrill::{
-    Config, InitSettings, Outcome, Report, parse_script, read_defaults, run_script,
+    Config, InitSettings, Outcome, Report, parse_script, read_defaults, run_script_traced,
+    write_pcap,
 };
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -33,7 +36,7 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn run_one(path: &Path, defines: &BTreeMap<String, String>) -> Outcome {
+fn run_one(path: &Path, defines: &BTreeMap<String, String>, pcap: Option<&Path>) -> Outcome {
     let src = match std::fs::read_to_string(path) {
         Ok(s) => s,
         Err(e) => return Outcome::Fail(format!("cannot read script: {e}")),
@@ -53,12 +56,23 @@ fn run_one(path: &Path, defines: &BTreeMap<String, String>) -> Outcome {
             return Outcome::Skip(format!("line {}: {e}", init.line));
         }
     }
-    run_script(&script, &config, &settings)
+    let (outcome, packets) = run_script_traced(&script, &config, &settings);
+    if let Some(dir) = pcap {
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        let file = dir.join(format!("{stem}.pcap"));
+        let written = std::fs::File::create(&file)
+            .and_then(|f| write_pcap(std::io::BufWriter::new(f), &packets));
+        if let Err(e) = written {
+            eprintln!("packetdrill: {}: {e}", file.display());
+        }
+    }
+    outcome
 }
 
 fn main() -> ExitCode {
     let mut defines = BTreeMap::new();
     let mut paths = Vec::new();
+    let mut pcap: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "-D" {
@@ -70,15 +84,28 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             defines.insert(k, v);
+        } else if a == "--pcap" {
+            let Some(dir) = args.next() else {
+                eprintln!("packetdrill: --pcap takes a directory");
+                return ExitCode::from(2);
+            };
+            let dir = PathBuf::from(dir);
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("packetdrill: --pcap {}: {e}", dir.display());
+                return ExitCode::from(2);
+            }
+            pcap = Some(dir);
         } else if a.starts_with('-') {
-            eprintln!("packetdrill: unknown argument {a} (accepts -D NAME=value and paths)");
+            eprintln!(
+                "packetdrill: unknown argument {a} (accepts -D NAME=value, --pcap DIR and paths)"
+            );
             return ExitCode::from(2);
         } else {
             paths.push(PathBuf::from(a));
         }
     }
     if paths.is_empty() {
-        eprintln!("usage: packetdrill [-D NAME=value]... PATH...");
+        eprintln!("usage: packetdrill [-D NAME=value]... [--pcap DIR] PATH...");
         return ExitCode::from(2);
     }
     let mut files = Vec::new();
@@ -90,7 +117,10 @@ fn main() -> ExitCode {
     }
     let mut report = Report::new();
     for f in &files {
-        report.push(f.display().to_string(), run_one(f, &defines));
+        report.push(
+            f.display().to_string(),
+            run_one(f, &defines, pcap.as_deref()),
+        );
     }
     print!("{report}");
     if report.all_passed_or_skipped() {

@@ -86,11 +86,29 @@ fn fail<T>(line: u32, what: impl std::fmt::Display) -> Result<T, Stop> {
 /// Runs `script` with `config` after `init` (the init command's settings)
 /// and returns the outcome: PASS only when every line ran and matched.
 pub fn run_script(script: &Script, config: &Config, init: &InitSettings) -> Outcome {
-    match Executor::new(config, init).and_then(|mut ex| ex.run(script)) {
+    run_script_traced(script, config, init).0
+}
+
+/// [`run_script`], also returning every packet of the run in order: the
+/// inbound segments as injected and every datagram the stack sent, each
+/// with its virtual time in microseconds since the script started (what
+/// [`super::write_pcap`] writes for Wireshark).
+pub fn run_script_traced(
+    script: &Script,
+    config: &Config,
+    init: &InitSettings,
+) -> (Outcome, Vec<(i64, Vec<u8>)>) {
+    let mut ex = match Executor::new(config, init) {
+        Ok(ex) => ex,
+        Err(Stop::Fail(m)) => return (Outcome::Fail(m), Vec::new()),
+        Err(Stop::Skip(m)) => return (Outcome::Skip(m), Vec::new()),
+    };
+    let outcome = match ex.run(script) {
         Ok(()) => Outcome::Pass,
         Err(Stop::Fail(m)) => Outcome::Fail(m),
         Err(Stop::Skip(m)) => Outcome::Skip(m),
-    }
+    };
+    (outcome, std::mem::take(&mut ex.trace))
 }
 
 struct Fd {
@@ -156,6 +174,8 @@ struct Executor {
     /// or `nstat -n`); empty (all zero) until then, as in a fresh
     /// namespace.
     nstat_history: BTreeMap<String, u64>,
+    /// Every packet of the run, inbound and outbound, with its time.
+    trace: Vec<(Usecs, Vec<u8>)>,
 }
 
 impl Executor {
@@ -196,6 +216,7 @@ impl Executor {
             prev_script_time: 0,
             snapshots: Vec::new(),
             nstat_history: BTreeMap::new(),
+            trace: Vec::new(),
         })
     }
 
@@ -331,6 +352,7 @@ impl Executor {
     fn drain(&mut self) {
         let out = std::mem::take(&mut self.ctx.out);
         for Captured { usecs, bytes } in out {
+            self.trace.push((usecs, bytes.clone()));
             let ihl = usize::from(bytes.first().copied().unwrap_or(0x45) & 0xf) * 4;
             let port = |o: usize| {
                 bytes
@@ -459,6 +481,7 @@ impl Executor {
             );
         };
         let bytes = self.build_inbound(line, p.ip, spec, dport)?;
+        self.trace.push((self.now(), bytes.clone()));
         let pool = tcp::TcpContext::page_pool(&self.ctx).clone();
         let Ok(mut skb) = SkBuff::from_slice(&pool, MAX_TCP_HEADER, &bytes) else {
             return fail(line, "no buffer for the inbound packet");

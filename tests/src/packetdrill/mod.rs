@@ -47,6 +47,7 @@ mod exec_ctx;
 mod lexer;
 mod matcher;
 mod parser;
+mod pcap;
 pub mod python;
 mod report;
 mod seq_map;
@@ -60,13 +61,14 @@ pub use ast::{
     format_tcp_flags,
 };
 pub use config::{Config, ConfigError, IpVersion};
-pub use exec::run_script;
+pub use exec::{run_script, run_script_traced};
 pub use lexer::{LexError, Token, TokenKind, tokenize};
 pub use matcher::{
     ActualPacket, ActualTcpOption, CaptureError, ExpectedPacket, Field, Mismatch, match_outbound,
     timeout_message,
 };
 pub use parser::{KNOWN_SYSCALLS, ParseError, ParseErrorKind, parse_script};
+pub use pcap::{LINKTYPE_RAW, write_pcap};
 pub use report::{Outcome, Report};
 pub use seq_map::{SeqMap, TsMap, UnknownEcr, ts_val_ok};
 pub use shell::{InitSettings, ShellError, ShellStep, parse_shell, read_defaults};
