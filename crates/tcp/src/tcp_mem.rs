@@ -586,15 +586,7 @@ mod tests {
             .sysctl()
             .set("net.ipv4.tcp_mem", "2 4 6")
             .unwrap();
-        let l = net.listen(1, 80, 16);
-        let mut pairs = Vec::new();
-        for _ in 0..2 {
-            let c = net.socket(0);
-            let _ = net.connect(0, &c, 1, 80);
-            net.run_for_ms(5);
-            let s = net.accept(1, &l).unwrap();
-            pairs.push((c, s));
-        }
+        let pairs: Vec<_> = (0..2).map(|i| net.connect_pair(80 + i)).collect();
         let from = net.addr(0);
         net.set_drop_filter(move |seg| seg.src == from && !seg.is_empty());
         let data = vec![0x42u8; 64 * 1024];
@@ -647,11 +639,7 @@ mod tests {
     #[test]
     fn close_past_tcp_mem_resets_instead_of_keeping_an_orphan() {
         let mut net = Net::new(2);
-        let l = net.listen(1, 80, 16);
-        let c = net.socket(0);
-        let _ = net.connect(0, &c, 1, 80);
-        net.run_for_ms(5);
-        let _s = net.accept(1, &l).unwrap();
+        let (c, _s) = net.connect_pair(80);
         let from = net.addr(0);
         net.set_drop_filter(move |seg| seg.src == from && !seg.is_empty());
         let mut queued = 0;
@@ -695,15 +683,7 @@ mod tests {
             .sysctl()
             .set("net.ipv4.tcp_mem", "4 8 12")
             .unwrap();
-        let l = net.listen(1, 80, 16);
-        let mut pairs = Vec::new();
-        for _ in 0..3 {
-            let c = net.socket(0);
-            let _ = net.connect(0, &c, 1, 80);
-            net.run_for_ms(5);
-            let s = net.accept(1, &l).unwrap();
-            pairs.push((c, s));
-        }
+        let pairs: Vec<_> = (0..3).map(|i| net.connect_pair(80 + i)).collect();
         let data: Vec<u8> = (0..150_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
         let mut sent = [0usize; 3];
         let mut peak = 0i64;

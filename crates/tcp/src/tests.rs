@@ -323,9 +323,14 @@ fn synack_retransmission_and_lost_final_ack() {
     assert_eq!(net.mib(1, LinuxMib::TcpSynRetrans), 1);
 }
 
-#[test]
-fn simultaneous_open_and_simultaneous_close() {
-    let mut net = Net::new(2);
+/// A socket on host 0 bound to port 1111 and one on host 1 bound to 2222,
+/// for the simultaneous-open tests.
+fn bound_pair(
+    net: &mut Net,
+) -> (
+    std::sync::Arc<crate::TcpSocket>,
+    std::sync::Arc<crate::TcpSocket>,
+) {
     let a = net.socket(0);
     let b = net.socket(1);
     for (i, sk, port) in [(0, &a, 1111u16), (1, &b, 2222)] {
@@ -338,6 +343,13 @@ fn simultaneous_open_and_simultaneous_close() {
             )
             .unwrap();
     }
+    (a, b)
+}
+
+#[test]
+fn simultaneous_open_and_simultaneous_close() {
+    let mut net = Net::new(2);
+    let (a, b) = bound_pair(&mut net);
     assert_eq!(net.connect(0, &a, 1, 2222), Err(Errno::InProgress));
     assert_eq!(net.connect(1, &b, 0, 1111), Err(Errno::InProgress));
     net.run_for_ms(20);
@@ -1825,18 +1837,7 @@ fn tail_loss_is_repaired_by_tlp() {
 #[test]
 fn simultaneous_open_acks_the_peer_syn_ack_at_once() {
     let mut net = Net::new(2);
-    let a = net.socket(0);
-    let b = net.socket(1);
-    for (i, sk, port) in [(0, &a, 1111u16), (1, &b, 2222)] {
-        let h = &mut net.hosts[i];
-        h.stack
-            .bind(
-                &mut h.ctx,
-                sk,
-                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
-            )
-            .unwrap();
-    }
+    let (a, b) = bound_pair(&mut net);
     let _ = net.connect(0, &a, 1, 2222);
     let _ = net.connect(1, &b, 0, 1111);
     net.run_for_ms(20);
