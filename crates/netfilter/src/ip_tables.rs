@@ -77,12 +77,26 @@ pub struct IptIface {
 
 impl IptIface {
     /// Parses `eth0` or `eth+`.
+    ///
+    /// # Deviations from Linux
+    /// iptables only warns about odd characters in an interface name; this
+    /// refuses, besides names of `IFNAMSIZ` or more, every name no device
+    /// can carry (`dev_valid_name()`: `/`, `:`, whitespace), control or
+    /// quote characters and a leading `!` (read back as an inversion), so what `iptables-save` prints unquoted always
+    /// restores to the same rule.
     pub fn parse(s: &str) -> Option<IptIface> {
         let (name, wildcard) = match s.strip_suffix('+') {
             Some(n) => (n, true),
             None => (s, false),
         };
         if name.len() >= crate::x_tables::IFNAMSIZ || (!wildcard && name.is_empty()) {
+            return None;
+        }
+        if name.starts_with('!')
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'/' | b':' | b'"' | b'\'' | b'\\'))
+        {
             return None;
         }
         Some(IptIface {

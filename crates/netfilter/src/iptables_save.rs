@@ -734,7 +734,8 @@ pub fn parse_rule(words: &[String]) -> Result<IptEntry, String> {
                 let v = need(i, w)?;
                 let iface = IptIface::parse(v).ok_or_else(|| {
                     format!(
-                        "{w}: bad interface name \"{v}\" (at most 15 characters, + for a prefix)"
+                        "{w}: bad interface name \"{v}\" (at most 15 printable characters \\
+                         without / : quotes or a leading !; + for a prefix)"
                     )
                 })?;
                 if w == "-i" || w == "--in-interface" {
@@ -848,6 +849,13 @@ pub fn parse_rule(words: &[String]) -> Result<IptEntry, String> {
             } else {
                 "conntrack: at least one option is required".into()
             });
+        }
+        // libxt_multiport's final check: the match needs one of its port
+        // options ("multiport expects an option").
+        if let XtMatch::Multiport(mp) = m
+            && mp.ports.is_empty()
+        {
+            return Err("multiport expects an option (--sports, --dports or --ports)".into());
         }
     }
     Ok(IptEntry::new(ip, matches, target))
@@ -1392,6 +1400,21 @@ mod tests {
             parse_rule(&words("-m nosuch"))
                 .unwrap_err()
                 .contains("Couldn't load match")
+        );
+        // Found by the iptables_restore fuzz target: names iptables-save
+        // would print in a form that does not restore to the same rule.
+        for bad in ["in: x", "a\u{1f}b", "lo:0", "a/b", "\"x\"", "!eth0", "x\\y"] {
+            let err = parse_rule(&["-o".to_owned(), bad.to_owned()]).unwrap_err();
+            assert!(err.contains("bad interface name"), "{bad:?}: {err}");
+        }
+        assert!(parse_rule(&words("-i eth+ -o veth-1.2")).is_ok());
+        // Found by the iptables_restore fuzz target: a multiport match
+        // with no port option was accepted and then saved as
+        // `--dports ` with no argument, which restore refuses.
+        assert!(
+            parse_rule(&words("-p udp -m multiport"))
+                .unwrap_err()
+                .contains("multiport expects an option")
         );
     }
 }
