@@ -604,15 +604,19 @@ fn translate_table(kind: IptTableKind, chains: Vec<IptChain>) -> Result<IptTable
                 return Err(err(c, 0, "a built-in chain needs a policy"));
             }
             (None, _) => {
+                // A double quote would open a quoted word when
+                // iptables-restore reads the `-A`/`-j` lines iptables-save
+                // prints (names are printed bare), so the name could not
+                // be restored.
                 if c.name.is_empty()
                     || c.name.len() > 28
                     || c.name.starts_with('-')
-                    || c.name.contains(char::is_whitespace)
+                    || c.name.contains(|ch: char| ch.is_whitespace() || ch == '"')
                 {
                     return Err(err(
                         c,
                         0,
-                        "invalid chain name (1 to 28 characters, no blanks, not starting with '-')",
+                        "invalid chain name (1 to 28 characters, no blanks or double quotes, not starting with '-')",
                     ));
                 }
             }

@@ -662,6 +662,11 @@ fn parse_nat_range(s: &str, with_addr: bool) -> Result<NfNatRange2, String> {
     } else {
         (None, Some(s))
     };
+    // `--to-source ""` names no address and no port (libipt_SNAT's
+    // parse_to: "Bad IP address").
+    if with_addr && s.is_empty() {
+        return Err("bad IP address \"\" (expected a.b.c.d[-e.f.g.h][:port[-port]])".into());
+    }
     if let Some(a) = addrs.filter(|a| !a.is_empty()) {
         let (lo, hi) = a.split_once('-').unwrap_or((a, a));
         let bad = |x: &str| format!("bad IP address \"{x}\" in range \"{s}\"");
@@ -857,6 +862,18 @@ pub fn parse_rule(words: &[String]) -> Result<IptEntry, String> {
         {
             return Err("multiport expects an option (--sports, --dports or --ports)".into());
         }
+    }
+    // SNAT and DNAT need their range: libipt_SNAT/DNAT mark the option
+    // mandatory, and the kernel refuses a rule with no range.
+    let nat_range = match &target {
+        XtTarget::Snat(r) => Some((r, "SNAT", "--to-source")),
+        XtTarget::Dnat(r) => Some((r, "DNAT", "--to-destination")),
+        _ => None,
+    };
+    if let Some((r, name, opt)) = nat_range
+        && r.flags & (NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED) == 0
+    {
+        return Err(format!("{name}: option \"{opt}\" must be specified"));
     }
     Ok(IptEntry::new(ip, matches, target))
 }
@@ -1416,5 +1433,55 @@ mod tests {
                 .unwrap_err()
                 .contains("multiport expects an option")
         );
+        // Found by the iptables_restore fuzz target: SNAT/DNAT with no
+        // range were accepted and saved as `--to-source ` with nothing (or
+        // the next option) after it, which restore refuses.
+        for (rule, err) in [
+            ("-j SNAT", "SNAT: option \"--to-source\" must be specified"),
+            (
+                "-j SNAT --random",
+                "SNAT: option \"--to-source\" must be specified",
+            ),
+            (
+                "-j DNAT --persistent",
+                "DNAT: option \"--to-destination\" must be specified",
+            ),
+        ] {
+            assert_eq!(parse_rule(&words(rule)).unwrap_err(), err, "{rule}");
+        }
+        assert!(
+            parse_rule(&words("-j DNAT --to-destination \"\""))
+                .unwrap_err()
+                .contains("bad IP address \"\"")
+        );
+        let e = parse_rule(&words("-p tcp -j DNAT --to-destination :8080")).unwrap();
+        assert_eq!(
+            ipt_rule_to_string("PREROUTING", &e),
+            "-A PREROUTING -p tcp -j DNAT --to-destination :8080"
+        );
+    }
+
+    /// Found by the iptables_restore fuzz target: a chain whose name has a
+    /// double quote is printed bare by iptables-save (`-j a"b`), which
+    /// restore reads as an unterminated quoted word.
+    #[test]
+    fn chain_names_with_a_double_quote_are_refused() {
+        let tables = IpTables::new();
+        let text = "*filter\n:INPUT ACCEPT\n:a\"b - [0:0]\n-A INPUT -j \"a\\\"b\"\nCOMMIT\n";
+        let err = iptables_restore(&tables, text, false).unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        assert!(err.reason.contains("invalid chain name"), "{err}");
+        assert_eq!(
+            iptables_save(&tables, false),
+            iptables_save(&IpTables::new(), false)
+        );
+        // Backslashes and other punctuation print and restore as they are.
+        let text = "*filter\n:INPUT ACCEPT\n:a\\b'c - [0:0]\n-A INPUT -j a\\b'c\nCOMMIT\n";
+        iptables_restore(&tables, text, false).unwrap();
+        let saved = iptables_save(&tables, false);
+        assert!(saved.contains("-A INPUT -j a\\b'c\n"), "{saved}");
+        let again = IpTables::new();
+        iptables_restore(&again, &saved, false).unwrap();
+        assert_eq!(iptables_save(&again, false), saved);
     }
 }
