@@ -339,6 +339,16 @@ pub trait SkbDestructor: Send + Sync {
     /// is freed or orphaned. Mirrors the `skb->destructor(skb)` call in
     /// `skb_release_head_state()`.
     fn destruct(&self, skb: &SkBuff);
+
+    /// A qdisc that paces (sch_fq with `rate_enable`) tells the owning
+    /// socket it will honour the skbs' departure times, so the socket
+    /// need not pace itself. Does nothing by default (an owner that does
+    /// not pace).
+    ///
+    /// Mirrors `smp_store_release(&sk->sk_pacing_status, SK_PACING_FQ)`
+    /// in `fq_classify()` (`net/sched/sch_fq.c`).
+    #[doc(alias = "SK_PACING_FQ")]
+    fn set_pacing_status_fq(&self) {}
 }
 
 /// A read-only window into a shared pool buffer holding packet bytes that
@@ -1214,6 +1224,25 @@ impl SkBuff {
     #[inline]
     pub fn has_destructor(&self) -> bool {
         self.owner.is_some()
+    }
+
+    /// Identifies the owning socket while the skb has one: the same value
+    /// for every skb of one owner, for as long as the owner lives. A qdisc
+    /// keys its per-socket flows on it, as sch_fq keys them on `skb->sk`.
+    #[inline]
+    pub fn sk_id(&self) -> Option<usize> {
+        self.owner
+            .as_ref()
+            .map(|SkbOwner(o)| Arc::as_ptr(o).cast::<()>() as usize)
+    }
+
+    /// Tells the owning socket, if any, that the qdisc paces its skbs
+    /// ([`SkbDestructor::set_pacing_status_fq`]).
+    #[inline]
+    pub fn set_sk_pacing_status_fq(&self) {
+        if let Some(SkbOwner(o)) = self.owner.as_ref() {
+            o.set_pacing_status_fq();
+        }
     }
 
     #[inline(always)]

@@ -14,6 +14,7 @@
 //! - `sch_generic.c`: [`Qdisc`], [`NetXmit`], [`QdiscStats`], the requeue
 //!   slot [`GsoSkb`], [`Noqueue`] and the default [`PfifoFast`].
 //! - `sch_fifo.c`: [`Fifo`] (`pfifo`, `bfifo`).
+//! - `sch_fq.c`: [`Fq`] (pacing by the skbs' departure times).
 //! - `sch_fq_codel.c` on `codel.h`/`codel_impl.h`: [`FqCodel`] on the
 //!   CoDel pieces of [`codel`].
 //! - `sch_tbf.c`: [`Tbf`].
@@ -40,6 +41,7 @@
 pub mod codel;
 mod sch_api;
 mod sch_fifo;
+mod sch_fq;
 mod sch_fq_codel;
 mod sch_generic;
 mod sch_tbf;
@@ -52,6 +54,7 @@ pub use sch_api::{
     qdisc_create_dflt, qdisc_graft, sprint_rate, sprint_size, sprint_time,
 };
 pub use sch_fifo::{BFIFO_DEFAULT_LIMIT, ETH_HLEN, Fifo, FifoLimit};
+pub use sch_fq::{Fq, FqParams, FqXstats};
 pub use sch_fq_codel::{
     FQ_CODEL_MAX_FLOWS, FQ_CODEL_QUANTUM_MAX, FQ_CODEL_QUANTUM_MIN, FqCodel, FqCodelParams,
     FqCodelXstats,

@@ -27,7 +27,15 @@ use crate::sch_generic::{Noqueue, PfifoFast, Qdisc, QdiscStats};
 use crate::sch_tbf::{Tbf, TbfParams};
 
 /// The kinds [`qdisc_create`] knows.
-pub const QDISC_KINDS: [&str; 6] = ["pfifo_fast", "pfifo", "bfifo", "fq_codel", "tbf", "noqueue"];
+pub const QDISC_KINDS: [&str; 7] = [
+    "pfifo_fast",
+    "pfifo",
+    "bfifo",
+    "fq_codel",
+    "tbf",
+    "noqueue",
+    "fq",
+];
 
 /// Why a qdisc could not be created.
 ///
@@ -213,6 +221,42 @@ pub fn qdisc_create(
             }
             Ok(Box::new(FqCodel::new(p)?))
         }
+        "fq" => {
+            let mut p = crate::FqParams::for_mtu(dev.mtu);
+            while let Some(word) = words.next_word() {
+                match word {
+                    "limit" => p.limit = words.value("limit", parse_u32)?,
+                    "flow_limit" => p.flow_limit = words.value("flow_limit", parse_u32)?,
+                    "quantum" => p.quantum = words.value("quantum", parse_u32)?,
+                    "initial_quantum" => {
+                        p.initial_quantum = words.value("initial_quantum", parse_u32)?;
+                    }
+                    "maxrate" => p.flow_max_rate = words.value("maxrate", parse_rate)?,
+                    "low_rate_threshold" => {
+                        p.low_rate_threshold = words.value("low_rate_threshold", parse_rate)?;
+                    }
+                    "refill_delay" => {
+                        let us = words.value("refill_delay", parse_time_us)?;
+                        p.flow_refill_delay = Duration::from_micros(u64::from(us));
+                    }
+                    "horizon" => {
+                        let us = words.value("horizon", parse_time_us)?;
+                        p.horizon = Duration::from_micros(u64::from(us));
+                    }
+                    "orphan_mask" => p.orphan_mask = words.value("orphan_mask", parse_u32)?,
+                    "buckets" => {
+                        let n = words.value("buckets", parse_u32)?;
+                        p.buckets_log = n.max(1).ilog2();
+                    }
+                    "pacing" => p.rate_enable = true,
+                    "nopacing" => p.rate_enable = false,
+                    "horizon_drop" => p.horizon_drop = true,
+                    "horizon_cap" => p.horizon_drop = false,
+                    _ => return Err(words.unknown(word)),
+                }
+            }
+            Ok(Box::new(crate::Fq::new(p)?))
+        }
         _ => {
             let (mut rate, mut burst, mut limit, mut latency) = (None, None, None, None);
             while let Some(word) = words.next_word() {
@@ -306,9 +350,9 @@ impl<'a> Args<'a> {
 /// Which parser a parameter uses, for the error text.
 fn parse_name(param: &str) -> &'static str {
     match param {
-        "rate" => "rate",
+        "rate" | "maxrate" | "low_rate_threshold" => "rate",
         "burst" | "memory_limit" => "size",
-        "target" | "interval" | "latency" => "time",
+        "target" | "interval" | "latency" | "refill_delay" | "horizon" => "time",
         _ => "number",
     }
 }

@@ -311,6 +311,7 @@ const _: fn() = || {
     assert_impl::<crate::Fifo>();
     assert_impl::<crate::FqCodel>();
     assert_impl::<crate::Tbf>();
+    assert_impl::<crate::Fq>();
     assert_send::<Box<dyn Qdisc>>();
 };
 
