@@ -1461,6 +1461,78 @@ mod tests {
         );
     }
 
+    /// `*filter` with `:INPUT` and the user chains `names`, then `rules`.
+    fn filter_with_chains(names: &[String], rules: &[String]) -> String {
+        let mut t = String::from("*filter\n:INPUT ACCEPT\n");
+        for n in names {
+            let _ = writeln!(t, ":{n} - [0:0]");
+        }
+        for r in rules {
+            t.push_str(r);
+            t.push('\n');
+        }
+        t.push_str("COMMIT\n");
+        t
+    }
+
+    /// Found by fuzzing iptables_restore (an input that never finished):
+    /// the loop and depth check walked every path through the jumps, 2^40
+    /// of them for 40 chains each jumping twice to the next. Each chain is
+    /// now walked once per depth it is reached at.
+    #[test]
+    fn chains_reached_by_many_paths_are_checked_once() {
+        let names: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
+        let mut rules = vec!["-A INPUT -j c0".to_owned()];
+        for i in 0..39 {
+            let jump = format!("-A c{i} -j c{}", i + 1);
+            rules.push(jump.clone());
+            rules.push(jump);
+        }
+        let tables = IpTables::new();
+        iptables_restore(&tables, &filter_with_chains(&names, &rules), false).unwrap();
+        assert!(iptables_save(&tables, false).contains("-A c38 -j c39\n-A c38 -j c39\n"));
+    }
+
+    /// The depth limit still holds for a chain first reached shallow and
+    /// then again too deep, and a loop through a chain reached by two
+    /// paths is still found.
+    #[test]
+    fn depth_and_loops_are_checked_on_every_path() {
+        // INPUT -> x -> y directly (y at depth 2), then INPUT -> d0 -> ...
+        // -> d61 -> x -> y (y at depth 64).
+        let mut names: Vec<String> = (0..62).map(|i| format!("d{i}")).collect();
+        names.push("x".to_owned());
+        names.push("y".to_owned());
+        let mut rules = vec!["-A INPUT -j x".to_owned(), "-A INPUT -j d0".to_owned()];
+        for i in 0..61 {
+            rules.push(format!("-A d{i} -j d{}", i + 1));
+        }
+        rules.push("-A d61 -j x".to_owned());
+        rules.push("-A x -j y".to_owned());
+        let tables = IpTables::new();
+        let err =
+            iptables_restore(&tables, &filter_with_chains(&names, &rules), false).unwrap_err();
+        assert!(err.reason.contains("nested deeper than 64"), "{err}");
+        // Without the long path it loads.
+        rules.retain(|r| r != "-A d61 -j x");
+        iptables_restore(&tables, &filter_with_chains(&names, &rules), false).unwrap();
+
+        // b is reached from a and from c, and b -> c -> b loops.
+        let names: Vec<String> = ["a", "b", "c"].map(str::to_owned).to_vec();
+        let rules: Vec<String> = [
+            "-A INPUT -j a",
+            "-A INPUT -j c",
+            "-A a -j b",
+            "-A c -j b",
+            "-A b -g c",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let err =
+            iptables_restore(&tables, &filter_with_chains(&names, &rules), false).unwrap_err();
+        assert!(err.reason.contains("loop"), "{err}");
+    }
+
     /// Found by the iptables_restore fuzz target: a chain whose name has a
     /// double quote is printed bare by iptables-save (`-j a"b`), which
     /// restore reads as an unterminated quoted word.
