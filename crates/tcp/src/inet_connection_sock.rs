@@ -646,7 +646,8 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
     if req.num_retrans == 0 {
         // tcp_synack_rtt_meas(): the handshake gives the first RTT sample.
         let rtt = now.saturating_duration_since(req.synack_sent).as_micros() as i64;
-        crate::tcp_input::tcp_rtt_estimator(ctx, &mut tp, rtt);
+        let mut rs = crate::tcp_rate::RateSample::default();
+        crate::tcp_input::tcp_ack_update_rtt(ctx, &mut tp, 0, Some(rtt), Some(rtt), &mut rs);
     }
     tp.rcv_tstamp = now;
     ctx.mibs().inc(cpu, TcpMib::PassiveOpens);

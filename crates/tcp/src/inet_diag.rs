@@ -88,8 +88,14 @@ pub struct TcpInfo {
     pub segs_in: u32,
     /// `tcpi_notsent_bytes`.
     pub notsent_bytes: u32,
-    /// `tcpi_min_rtt` (µs).
+    /// `tcpi_min_rtt` (µs): the minimum over `tcp_min_rtt_wlen`.
     pub min_rtt: u32,
+    /// `tcpi_delivery_rate` (bytes per second): the last delivery-rate
+    /// sample kept (`tcp_compute_delivery_rate()`).
+    pub delivery_rate: u64,
+    /// `tcpi_delivery_rate_app_limited`: that sample was taken while the
+    /// application did not keep the pipe full.
+    pub delivery_rate_app_limited: bool,
     /// `tcpi_data_segs_in`.
     pub data_segs_in: u32,
     /// `tcpi_data_segs_out`.
@@ -174,6 +180,8 @@ pub(crate) fn tcp_get_info(now: Instant, tp: &TcpSock) -> TcpInfo {
         } else {
             tp.min_rtt_us
         },
+        delivery_rate: crate::tcp_rate::tcp_compute_delivery_rate(tp),
+        delivery_rate_app_limited: tp.rate.rate_app_limited,
         data_segs_in: tp.data_segs_in,
         data_segs_out: tp.data_segs_out,
         delivered: tp.delivered,

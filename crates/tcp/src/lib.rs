@@ -35,7 +35,9 @@
 //!   (`tcp_rack.rs`);
 //! - memory: `tcp_mem` accounting and pressure, [`TcpMemory`]
 //!   (`tcp_mem.rs`);
-//! - the per-ACK trace: [`TcpProbe`] (`tcp_probe.rs`);
+//! - the per-ACK trace: [`TcpProbe`] (`tcp_probe.rs`); delivery-rate
+//!   samples [`RateSample`] and the windowed min RTT (`tcp_rate.rs`,
+//!   [`Minmax`] in `win_minmax.rs`);
 //! - tables: [`InetHashinfo`] (`inet_hashtables.rs`); secrets and ISNs:
 //!   [`secure_tcp_seq`] (`secure_seq.rs`); SYN cookies (`syncookies.rs`);
 //! - congestion control: [`CongestionOps`], [`Reno`],
@@ -81,6 +83,7 @@ mod tcp_minisocks;
 mod tcp_output;
 mod tcp_probe;
 mod tcp_rack;
+mod tcp_rate;
 mod tcp_recovery;
 mod tcp_sock;
 mod tcp_timer;
@@ -88,6 +91,7 @@ mod tcp_timer;
 mod tests;
 #[cfg(any(test, feature = "testutils"))]
 pub mod testutil;
+mod win_minmax;
 
 pub use context::{SkEvent, TcpContext, TcpRoute};
 pub use inet_diag::{SsEntry, TcpInfo};
@@ -112,11 +116,13 @@ pub use tcp_ipv4::{TcpIcmpError, tcp_v4_err, tcp_v4_rcv, tcp_v4_send_reset};
 pub use tcp_mem::{SK_MEM_QUANTUM, TcpMemory};
 pub use tcp_output::{TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, tcp_select_initial_window};
 pub use tcp_probe::TcpProbe;
+pub use tcp_rate::RateSample;
 pub use tcp_sock::{
     MAX_TCP_HEADER, SockId, TCP_DELACK_MAX, TCP_DELACK_MIN, TCP_INIT_CWND, TCP_MSS_DEFAULT,
     TCP_RTO_MAX, TCP_RTO_MIN, TCP_TIMEOUT_INIT, TCP_TIMEWAIT_LEN, TcpState, after, before, between,
 };
 pub use tcp_timer::TcpTimer;
+pub use win_minmax::{Minmax, MinmaxSample};
 
 /// The README's examples run as doctests.
 #[cfg(doctest)]

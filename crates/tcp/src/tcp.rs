@@ -537,6 +537,8 @@ impl TcpStack {
     ) -> Result<usize, Errno> {
         let mut tp = sk.lock();
         tracing::trace!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, len = data.len(), "tcp_sendmsg");
+        // Is sending application-limited?
+        crate::tcp_rate::tcp_rate_check_app_limited(&mut tp);
         if let Some(e) = tp.sk_err.take() {
             return Err(e);
         }

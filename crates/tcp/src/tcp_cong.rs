@@ -181,6 +181,21 @@ pub trait CongestionOps: Send + fmt::Debug {
     /// (negative when none) (`.pkts_acked`).
     fn pkts_acked(&mut self, _tp: &mut TcpCwnd, _acked: u32, _rtt_us: i64) {}
 
+    /// Takes over the window for one ACK (`.cong_control`): the
+    /// controller sees the ACK's delivery-rate sample and sets cwnd (and
+    /// ssthresh) itself, as BBR does. Return `true` when it did; the
+    /// default returns `false`, which means the operation is absent and
+    /// TCP runs PRR in CWR/Recovery or [`CongestionOps::cong_avoid`].
+    ///
+    /// # Deviations from Linux
+    ///
+    /// The ACK's internal `FLAG_*` bits are not passed; what a controller
+    /// needs of them is in the sample (`acked_sacked`, `losses`,
+    /// `is_ack_delayed`).
+    fn cong_control(&mut self, _tp: &mut TcpCwnd, _ack: u32, _rs: &crate::RateSample) -> bool {
+        false
+    }
+
     /// The cwnd to restore when a loss proves spurious (`.undo_cwnd`).
     fn undo_cwnd(&mut self, tp: &TcpCwnd, prior_cwnd: u32) -> u32 {
         tp.snd_cwnd.max(prior_cwnd)

@@ -48,6 +48,7 @@ use crate::tcp_output::{
     tcp_push_pending_frames, tcp_receive_window, tcp_select_window_raw, tcp_send_ack,
     tcp_send_delayed_ack, tcp_sync_mss, tcp_xmit_retransmit_queue, tp_nonagle,
 };
+use crate::tcp_rate::{RateSample, tcp_rate_gen, tcp_rate_skb_delivered, tcp_update_rtt_min};
 use crate::tcp_sock::{
     ICSK_ACK_NOW, ICSK_ACK_PUSHED, ICSK_ACK_SCHED, RCV_SHUTDOWN, RxSkb, SEND_SHUTDOWN, TCP_ATO_MIN,
     TCP_RTO_MAX, TCP_TIMEWAIT_LEN, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED,
@@ -110,6 +111,7 @@ const FLAG_SACK_RENEGING: u32 = 0x2000;
 const FLAG_UPDATE_TS_RECENT: u32 = 0x4000;
 const FLAG_NO_CHALLENGE_ACK: u32 = 0x8000;
 const FLAG_DSACK_TLP: u32 = 0x20000;
+const FLAG_ACK_MAYBE_DELAYED: u32 = 0x10000;
 const FLAG_ACKED: u32 = FLAG_DATA_ACKED | FLAG_SYN_ACKED;
 const FLAG_NOT_DUP: u32 = FLAG_DATA | FLAG_WIN_UPDATE | FLAG_ACKED;
 const FLAG_CA_ALERT: u32 = FLAG_DATA_SACKED | FLAG_ECE | FLAG_DSACKING_ACK;
@@ -392,7 +394,6 @@ fn tcp_reset_check(tp: &TcpSock, seg: &TcpSeg) -> bool {
 pub(crate) fn tcp_rtt_estimator<C: TcpContext>(ctx: &C, tp: &mut TcpSock, mrtt_us: i64) {
     let rto_min_us = ctx.sysctl().get_int(Sysctl::TCP_RTO_MIN_US).max(1) as u32;
     let mut m = mrtt_us.max(1);
-    tp.min_rtt_us = tp.min_rtt_us.min(m as u32);
     let mut srtt = i64::from(tp.srtt_us);
     if srtt != 0 {
         m -= srtt >> 3;
@@ -688,6 +689,8 @@ struct TcpSacktagState {
     /// The end of the highest SACKed segment as the walk goes
     /// (`tcp_highest_sack_seq()`, `snd_una` when none).
     highest: u32,
+    /// The ACK's delivery-rate sample (`rate`).
+    rate: RateSample,
 }
 
 /// Tags one segment covered by a SACK block (`dup_sack` for the D-SACK
@@ -923,6 +926,7 @@ fn tcp_sacktag_write_queue<C: TcpContext>(
             }
             if !before(s_seq, b.start_seq) && !after(s_end, b.end_seq) {
                 tcp_sacktag_one(tp, state, idx, dup_sack, now);
+                tcp_rate_skb_delivered(&mut tp.rate, &mut tp.write_queue[idx], &mut state.rate);
             }
         }
     }
@@ -986,9 +990,11 @@ fn tcp_clean_rtx_queue<C: TcpContext>(
     tp: &mut TcpSock,
     now: Instant,
     prior_fack: u32,
+    prior_snd_una: u32,
     sack: &mut TcpSacktagState,
 ) -> (u32, u32) {
-    let mut flag = 0;
+    let prior_sacked = tp.sacked_out;
+    let mut flag = sack.flag & FLAG_CA_ALERT;
     let mut acked = 0;
     let mut first_ackt: Option<u64> = None;
     let mut last_ackt: Option<u64> = None;
@@ -1000,7 +1006,8 @@ fn tcp_clean_rtx_queue<C: TcpContext>(
         if after(s.end_seq, tp.snd_una) {
             break;
         }
-        let s = tp.write_queue.pop_front().expect("checked front");
+        let mut s = tp.write_queue.pop_front().expect("checked front");
+        tcp_rate_skb_delivered(&mut tp.rate, &mut s, &mut sack.rate);
         tp.packets_out -= 1;
         acked += 1;
         let sacked = s.sacked;
@@ -1093,14 +1100,18 @@ fn tcp_clean_rtx_queue<C: TcpContext>(
             ca_rtt_us = seq_rtt_us;
         }
     }
-    let rtt_update = seq_rtt_us.is_some();
-    if let Some(r) = seq_rtt_us {
-        if let Some(ca) = ca_rtt_us {
-            tp.min_rtt_us = tp.min_rtt_us.min(ca.max(1) as u32);
-        }
-        tcp_rtt_estimator(ctx, tp, r);
-        tp.backoff = 0;
+    // A lone runt ACKed alone with nothing SACKed is likely a delayed
+    // ACK: its RTT must not lower the min-RTT filter's future.
+    if acked == 1
+        && prior_sacked == 0
+        && tp.snd_una.wrapping_sub(prior_snd_una)
+            < u32::from(tp.mss_cache.min(tp.ack.rcv_mss.max(1)))
+        && sack.rate.prior_delivered.wrapping_add(1) == tp.delivered
+        && flag & (FLAG_CA_ALERT | FLAG_SYN_ACKED) == 0
+    {
+        flag |= FLAG_ACK_MAYBE_DELAYED;
     }
+    let rtt_update = tcp_ack_update_rtt(ctx, tp, flag, seq_rtt_us, ca_rtt_us, &mut sack.rate);
     if flag & FLAG_ACKED != 0 {
         flag |= FLAG_SET_XMIT_TIMER;
         if !tcp_is_sack(tp) {
@@ -1128,6 +1139,38 @@ fn tcp_clean_rtx_queue<C: TcpContext>(
             .pkts_acked(&mut tp.cwnd, acked, ca_rtt_us.unwrap_or(-1));
     }
     (flag, acked)
+}
+
+/// Takes one RTT sample into the windowed minimum (from the newest
+/// segment delivered, `ca_rtt_us`) and the SRTT/RTO estimator (from the
+/// oldest, `seq_rtt_us`), and records it in the rate sample. Returns
+/// whether there was a sample. Mirrors `tcp_ack_update_rtt()` with
+/// `tcp_update_rtt_min()`.
+pub(crate) fn tcp_ack_update_rtt<C: TcpContext>(
+    ctx: &C,
+    tp: &mut TcpSock,
+    flag: u32,
+    seq_rtt_us: Option<i64>,
+    ca_rtt_us: Option<i64>,
+    rs: &mut RateSample,
+) -> bool {
+    rs.rtt_us = ca_rtt_us.unwrap_or(-1);
+    let Some(seq_rtt) = seq_rtt_us else {
+        return false;
+    };
+    let ca_rtt = ca_rtt_us.unwrap_or(seq_rtt).max(0);
+    let wlen = ctx.sysctl().get_int(Sysctl::TCP_MIN_RTT_WLEN).max(0) as u32;
+    let now_ms = ctx.now().as_millis() as u32;
+    tcp_update_rtt_min(
+        tp,
+        wlen,
+        now_ms,
+        u32::try_from(ca_rtt).unwrap_or(u32::MAX),
+        flag & FLAG_ACK_MAYBE_DELAYED != 0,
+    );
+    tcp_rtt_estimator(ctx, tp, seq_rtt);
+    tp.backoff = 0;
+    true
 }
 
 /// Arms the loss probe, else the RTO. Mirrors `tcp_set_xmit_timer()`.
@@ -1163,6 +1206,7 @@ fn tcp_ack<C: TcpContext>(
     let prior_packets = tp.packets_out;
     let prior_delivered = tp.delivered;
     let prior_lost = tp.lost;
+    let is_sack_reneg = tp.is_sack_reneg;
     let mut sack_state = TcpSacktagState::default();
     let mut rexmit = Rexmit::None;
     tp.cwnd.tcp_mstamp = now.as_micros();
@@ -1253,7 +1297,10 @@ fn tcp_ack<C: TcpContext>(
         }
         return AckResult::Ok;
     }
-    let (cflag, _acked) = tcp_clean_rtx_queue(ctx, tp, now, prior_fack, &mut sack_state);
+    sack_state.rate.prior_in_flight = tp.packets_in_flight();
+    sack_state.flag = flag & FLAG_CA_ALERT;
+    let (cflag, _acked) =
+        tcp_clean_rtx_queue(ctx, tp, now, prior_fack, prior_snd_una, &mut sack_state);
     flag |= cflag;
     crate::tcp_rack::tcp_rack_update_reo_wnd(ctx, tp, sack_state.newest_sent_us);
     if tp.tlp_high_seq.is_some() {
@@ -1273,12 +1320,19 @@ fn tcp_ack<C: TcpContext>(
     }
     let delivered = tp.delivered.wrapping_sub(prior_delivered);
     let losses = tp.lost.wrapping_sub(prior_lost);
-    tcp_cong_control(ctx, tp, ack, delivered, losses, flag);
+    let mut rs = sack_state.rate;
+    rs.is_ack_delayed = flag & FLAG_ACK_MAYBE_DELAYED != 0;
+    tcp_rate_gen(
+        tp,
+        delivered,
+        losses,
+        is_sack_reneg,
+        now.as_micros(),
+        &mut rs,
+    );
+    tcp_cong_control(ctx, tp, ack, delivered, flag, &rs);
     // trace_tcp_probe()
-    let acked_bytes = u64::from(ack.wrapping_sub(prior_snd_una));
-    let prev = (tp.probe_prev.0 != Instant::ZERO).then_some(tp.probe_prev);
-    let sample = crate::tcp_probe::tcp_probe_sample(tp, now, acked_bytes, prev);
-    tp.probe_prev = (now, sample.delivery_rate);
+    let sample = crate::tcp_probe::tcp_probe_sample(tp, now, &rs);
     ctx.tcp_probe(&sample);
     tcp_xmit_recovery(ctx, tp, rexmit);
     AckResult::Ok
@@ -1296,19 +1350,24 @@ fn tcp_process_tlp_ack<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, ack: u32, f
 }
 
 /// Grows cwnd, or shrinks it by PRR while in CWR or Recovery. Mirrors
-/// `tcp_cong_control()` with `tcp_may_raise_cwnd()`: with reordering
-/// above the sysctl any forward progress grows cwnd, else only a
-/// cumulative ACK of new data (RFC 5681).
+/// `tcp_cong_control()` with `tcp_may_raise_cwnd()`: a controller with
+/// its own `cong_control` gets the ACK and its rate sample and decides
+/// alone; otherwise, with reordering above the sysctl any forward
+/// progress grows cwnd, else only a cumulative ACK of new data (RFC
+/// 5681).
 fn tcp_cong_control<C: TcpContext>(
     ctx: &C,
     tp: &mut TcpSock,
     ack: u32,
     acked_sacked: u32,
-    losses: u32,
     flag: u32,
+    rs: &RateSample,
 ) {
+    if tp.ca_ops.cong_control(&mut tp.cwnd, ack, rs) {
+        return;
+    }
     if matches!(tp.ca_state, TcpCaState::Cwr | TcpCaState::Recovery) {
-        tcp_cwnd_reduction(tp, acked_sacked, losses, flag);
+        tcp_cwnd_reduction(tp, acked_sacked, rs.losses, flag);
         return;
     }
     let sysctl_reordering = ctx.sysctl().get_int(Sysctl::TCP_REORDERING).max(1) as u32;

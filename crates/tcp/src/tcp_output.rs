@@ -543,6 +543,7 @@ pub(crate) fn tcp_queue_chunk<C: TcpContext>(
             flags: TcpFlags::ACK,
             sacked: 0,
             sent_at: None,
+            tx: crate::tcp_rate::TcpSkbTx::default(),
         });
     }
     let Some(tail) = tp.write_queue.back_mut() else {
@@ -602,6 +603,7 @@ fn tcp_fragment<C: TcpContext>(
         flags: seg.flags,
         sacked: seg.sacked & !TCPCB_SACKED_ACKED,
         sent_at: seg.sent_at,
+        tx: seg.tx,
     };
     seg.end_seq = new_seq;
     seg.flags.remove(TcpFlags::FIN | TcpFlags::PSH);
@@ -912,6 +914,7 @@ fn tcp_transmit_head<C: TcpContext>(
     let seg = &mut tp.write_queue[idx];
     seg.sent_at = Some(now);
     seg.flags = flags;
+    crate::tcp_rate::tcp_rate_skb_sent(tp, idx, now.as_micros());
     tp.snd_nxt = end_seq;
     tp.packets_out += 1;
     if len > 0 {
@@ -995,6 +998,7 @@ pub(crate) fn tcp_send_fin<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
             flags: TcpFlags::ACK | TcpFlags::FIN,
             sacked: 0,
             sent_at: None,
+            tx: crate::tcp_rate::TcpSkbTx::default(),
         });
         tp.write_seq = tp.write_seq.wrapping_add(1);
     }
@@ -1064,6 +1068,7 @@ pub(crate) fn tcp_retransmit_skb_core<C: TcpContext>(
     let seg = &mut tp.write_queue[idx];
     seg.sacked |= TCPCB_EVER_RETRANS;
     seg.sent_at = Some(now);
+    crate::tcp_rate::tcp_rate_skb_sent(tp, idx, now.as_micros());
     Ok(())
 }
 
@@ -1251,6 +1256,7 @@ pub(crate) fn tcp_connect<C: TcpContext>(
         flags: TcpFlags::SYN,
         sacked: 0,
         sent_at: None,
+        tx: crate::tcp_rate::TcpSkbTx::default(),
     });
     tp.write_seq = iss.wrapping_add(1);
     tp.snd_nxt = tp.write_seq;

@@ -13,15 +13,17 @@
 //! - Linux fires the tracepoint at the top of `tcp_rcv_established()`,
 //!   before the ACK is processed; here the sample is taken at the end of
 //!   `tcp_ack()`, so it shows the state the ACK produced.
-//! - `delivery_rate` is the bytes newly acknowledged by this ACK over the
-//!   time since the previous ACK's sample, smoothed over one SRTT, not
-//!   `tcp_rate.c`'s per-skb rate sample (which this crate does not keep).
+//! - `delivery_rate` is not a field of Linux's tracepoint: it is the
+//!   ACK's delivery-rate sample ([`RateSample`](crate::RateSample), the
+//!   rate `tcp_rate_gen()` computes), or the last valid one kept for
+//!   `TCP_INFO` (`tcpi_delivery_rate`) when this ACK gave none.
 
 use core::net::SocketAddrV4;
 
 use netcore::Instant;
 
 use crate::tcp_cong::TcpCaState;
+use crate::tcp_rate::RateSample;
 use crate::tcp_sock::TcpSock;
 
 /// One sample of the trace. Mirrors the fields of `trace_tcp_probe()`.
@@ -49,34 +51,18 @@ pub struct TcpProbe {
     pub inflight: u32,
     /// `icsk_ca_state`.
     pub ca_state: TcpCaState,
-    /// Estimated delivery rate, bytes per second.
+    /// The ACK's delivery-rate sample in bytes per second, else the last
+    /// valid one (`tcpi_delivery_rate`).
     pub delivery_rate: u64,
 }
 
-/// Builds the sample for `tp` after an ACK that acknowledged `acked_bytes`
-/// at `now`; `prev` is the previous sample's time and rate.
-pub(crate) fn tcp_probe_sample(
-    tp: &TcpSock,
-    now: Instant,
-    acked_bytes: u64,
-    prev: Option<(Instant, u64)>,
-) -> TcpProbe {
+/// Builds the sample for `tp` after an ACK processed at `now` whose
+/// rate sample is `rs`.
+pub(crate) fn tcp_probe_sample(tp: &TcpSock, now: Instant, rs: &RateSample) -> TcpProbe {
     let srtt_us = tp.srtt_us >> 3;
-    let delivery_rate = match prev {
-        Some((t, rate)) => {
-            let dt = now.saturating_duration_since(t).as_micros() as u64;
-            match (acked_bytes * 1_000_000).checked_div(dt) {
-                // An EWMA with a time constant of one SRTT.
-                Some(inst) => {
-                    let tau = u64::from(srtt_us).max(1);
-                    let w = dt.min(tau);
-                    (rate * (tau - w) + inst * w) / tau
-                }
-                None => rate,
-            }
-        }
-        None => 0,
-    };
+    let delivery_rate = rs
+        .delivery_rate(u32::from(tp.mss_cache))
+        .unwrap_or_else(|| crate::tcp_rate::tcp_compute_delivery_rate(tp));
     TcpProbe {
         at: now,
         src: SocketAddrV4::new(tp.saddr, tp.sport),

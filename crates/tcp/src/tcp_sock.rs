@@ -220,6 +220,8 @@ pub(crate) struct TxSkb {
     pub sacked: u8,
     /// When it was last sent (`skb_mstamp_ns`); `None` before the first send.
     pub sent_at: Option<Instant>,
+    /// The delivery state at that send, for rate sampling (`tx`).
+    pub tx: crate::tcp_rate::TcpSkbTx,
 }
 
 impl TxSkb {
@@ -392,9 +394,8 @@ pub(crate) struct TcpSock {
     pub tlp_high_seq: Option<NonZeroU32>,
     /// Whether that probe was a retransmission (`tlp_retrans`).
     pub tlp_retrans: bool,
-    /// Time and delivery rate of the last `tcp_probe` sample; a time of
-    /// zero for none yet.
-    pub probe_prev: (Instant, u64),
+    /// Delivery-rate sampling and the windowed min RTT (`tcp_rate.c`).
+    pub rate: crate::tcp_rate::TcpRateState,
     pub ca_state: TcpCaState,
     pub cwnd: TcpCwnd,
     pub ca_ops: Box<dyn CongestionOps>,
@@ -546,7 +547,7 @@ impl TcpSock {
             rack: crate::tcp_rack::TcpRack::new(),
             tlp_high_seq: None,
             tlp_retrans: false,
-            probe_prev: (Instant::ZERO, 0),
+            rate: crate::tcp_rate::TcpRateState::new(),
             ca_state: TcpCaState::Open,
             cwnd: TcpCwnd::new(),
             ca_ops,
