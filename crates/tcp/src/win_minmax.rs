@@ -32,9 +32,10 @@ pub struct MinmaxSample {
 ///
 /// let mut m = Minmax::new(0, u32::MAX);
 /// assert_eq!(m.running_min(100, 1, 30), 30);
-/// assert_eq!(m.running_min(100, 2, 50), 30);
+/// // A quarter of the window later, the 50 becomes the second choice.
+/// assert_eq!(m.running_min(100, 30, 50), 30);
 /// // The 30 ages out of the 100-unit window: the 50 taken later remains.
-/// assert_eq!(m.running_min(100, 150, 70), 50);
+/// assert_eq!(m.running_min(100, 120, 70), 50);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Minmax {
