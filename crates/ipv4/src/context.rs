@@ -234,6 +234,20 @@ impl<C: ?Sized> InetProtos<C> {
         }
     }
 
+    /// The slot's first registration when it is the current one: the
+    /// common case, for the delivery path (two acquire loads, no enum to
+    /// build or drop). `None` sends the caller to [`get`](Self::get).
+    #[inline(always)]
+    fn first(&self, protocol: u8) -> Option<&Arc<dyn NetProtocol<C>>> {
+        let i = usize::from(protocol);
+        // Acquire: pairs with the Release in add(), as in get().
+        if self.state[i].load(Ordering::Acquire) == PROTO_FIRST {
+            self.first[i].get()
+        } else {
+            None
+        }
+    }
+
     /// A registration made after a removal, from the locked overflow
     /// table (rare; off the delivery path).
     #[cold]
@@ -730,6 +744,14 @@ impl<C: ?Sized> Ipv4Net<C> {
     #[inline(always)]
     pub(crate) fn inet_protocol_ref(&self, protocol: u8) -> Option<ProtoRef<'_, C>> {
         self.inet_protos.get(protocol)
+    }
+
+    /// The handler of `protocol` when it is the slot's first registration
+    /// (see [`inet_protocol_ref`](Self::inet_protocol_ref)); `None` for a
+    /// later registration or none.
+    #[inline(always)]
+    pub(crate) fn inet_protocol_first(&self, protocol: u8) -> Option<&Arc<dyn NetProtocol<C>>> {
+        self.inet_protos.first(protocol)
     }
 
     /// Reserves `segs` IP ids for datagrams from `saddr` to `daddr` of

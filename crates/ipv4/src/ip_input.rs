@@ -203,13 +203,24 @@ pub fn ip_rcv_core<C: ?Sized>(
     cpu: usize,
     skb: &mut SkBuff,
 ) -> Result<(), DropReason> {
-    ip_rcv_core_hdr(net.mibs().this_cpu(cpu), skb).map(|_| ())
+    let mib = net.mibs().this_cpu(cpu);
+    let (hdr, tot) = ip_rcv_core_check(mib, skb)?;
+    if skb.len() > tot && skb.trim(tot).is_err() {
+        mib.inc(IpMib::InDiscards);
+        return Err(DropReason::NotSpecified);
+    }
+    ip_rcv_core_headers(mib, skb, hdr.ihl)
 }
 
-/// [`ip_rcv_core`] on this CPU's counters, handing back the header fields
-/// the rest of the path reads.
+/// The checks and counters of [`ip_rcv_core`] on this CPU's counters,
+/// reading the skb only: the header fields the rest of the path reads and
+/// the datagram's total length (the caller trims to it).
+///
+/// Reading only matters: the receive chain hands its skb to the
+/// protocol's handler by value, and the compiler passes the chain's own
+/// copy on only if no out-of-line call saw the skb's address before.
 #[inline(always)]
-fn ip_rcv_core_hdr(mib: NetMibsCpu<'_>, skb: &mut SkBuff) -> Result<RcvHdr, DropReason> {
+fn ip_rcv_core_check(mib: NetMibsCpu<'_>, skb: &SkBuff) -> Result<(RcvHdr, usize), DropReason> {
     if skb.pkt_type == PktType::OtherHost {
         return Err(DropReason::OtherHost);
     }
@@ -218,60 +229,83 @@ fn ip_rcv_core_hdr(mib: NetMibsCpu<'_>, skb: &mut SkBuff) -> Result<RcvHdr, Drop
     mib.add(IpExtMib::InOctets, len as u64);
     let ip_summed = skb.ip_summed;
     let gso_segs = skb.gso_segs;
-    let (reason, hdr) = 'hdr: {
-        let d = skb.data();
-        let Some(h) = d.first_chunk::<20>() else {
-            break 'hdr (DropReason::IpInhdr, None);
-        };
-        let ihl = usize::from(h[0] & 0x0f) * 4;
-        if ihl < 20 || h[0] >> 4 != 4 {
-            break 'hdr (DropReason::IpInhdr, None);
-        }
-        mib.add(ECN_MIBS[usize::from(h[1] & 3)], u64::from(gso_segs.max(1)));
-        if d.len() < ihl {
-            break 'hdr (DropReason::IpInhdr, None);
-        }
-        if ip_summed != IpSummed::Unnecessary
-            && !(if ihl == 20 {
-                ip_fast_csum20_ok(h)
-            } else {
-                ip_fast_csum(&d[..ihl]) == 0
-            })
-        {
-            mib.inc(IpExtMib::InCsumErrors);
-            break 'hdr (DropReason::IpCsum, None);
-        }
-        let tot = usize::from(u16::from_be_bytes([h[2], h[3]]));
-        if d.len() < tot {
-            mib.inc(IpExtMib::InTruncatedPkts);
-            return Err(DropReason::PktTooSmall);
-        }
-        if tot < ihl {
-            break 'hdr (DropReason::IpInhdr, None);
-        }
-        let hdr = RcvHdr {
-            saddr: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
-            daddr: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
-            ihl,
-            protocol: h[9],
-            frag: ip_is_fragment(h),
-        };
-        (DropReason::NotSpecified, Some((hdr, tot)))
+    let d = skb.data();
+    let Some(h) = d.first_chunk::<20>() else {
+        return Err(ip_rcv_hdr_error(mib, DropReason::IpInhdr));
     };
-    let Some((hdr, tot)) = hdr else {
-        mib.inc(IpMib::InHdrErrors);
-        return Err(reason);
-    };
-    if len > tot && skb.trim(tot).is_err() {
-        mib.inc(IpMib::InDiscards);
-        return Err(DropReason::NotSpecified);
+    let ihl = usize::from(h[0] & 0x0f) * 4;
+    if ihl < 20 || h[0] >> 4 != 4 {
+        return Err(ip_rcv_hdr_error(mib, DropReason::IpInhdr));
     }
+    mib.add(ECN_MIBS[usize::from(h[1] & 3)], u64::from(gso_segs.max(1)));
+    if d.len() < ihl {
+        return Err(ip_rcv_hdr_error(mib, DropReason::IpInhdr));
+    }
+    if ip_summed != IpSummed::Unnecessary
+        && !(if ihl == 20 {
+            ip_fast_csum20_ok(h)
+        } else {
+            ip_fast_csum(&d[..ihl]) == 0
+        })
+    {
+        mib.inc(IpExtMib::InCsumErrors);
+        return Err(ip_rcv_hdr_error(mib, DropReason::IpCsum));
+    }
+    let tot = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    if d.len() < tot {
+        mib.inc(IpExtMib::InTruncatedPkts);
+        return Err(DropReason::PktTooSmall);
+    }
+    if tot < ihl {
+        return Err(ip_rcv_hdr_error(mib, DropReason::IpInhdr));
+    }
+    let hdr = RcvHdr {
+        saddr: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
+        daddr: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+        ihl,
+        protocol: h[9],
+        frag: ip_is_fragment(h),
+    };
+    Ok((hdr, tot))
+}
+
+/// A header [`ip_rcv_core_check`] refuses: `InHdrErrors`, and the reason
+/// handed back.
+#[inline(always)]
+fn ip_rcv_hdr_error(mib: NetMibsCpu<'_>, reason: DropReason) -> DropReason {
+    mib.inc(IpMib::InHdrErrors);
+    reason
+}
+
+/// The writes of [`ip_rcv_core`] after its checks and the trim: the
+/// network header at the data, the transport header `ihl` bytes on.
+#[inline(always)]
+fn ip_rcv_core_headers(
+    mib: NetMibsCpu<'_>,
+    skb: &mut SkBuff,
+    ihl: usize,
+) -> Result<(), DropReason> {
     skb.reset_network_header();
-    if skb.set_transport_header(hdr.ihl).is_err() {
+    if skb.set_transport_header(ihl).is_err() {
         mib.inc(IpMib::InHdrErrors);
         return Err(DropReason::IpInhdr);
     }
-    Ok(hdr)
+    Ok(())
+}
+
+/// `pskb_trim_rcsum()` in [`ip_rcv_core`]: cuts link-layer padding off a
+/// datagram shorter than its frame; `None` (counted `InDiscards`, the skb
+/// freed) when that fails. Takes and gives back the skb by value so that
+/// the chain's skb is not seen by an out-of-line call (see
+/// [`ip_rcv_core_check`]).
+#[inline(never)]
+fn ip_rcv_trim(mib: NetMibsCpu<'_>, mut skb: SkBuff, tot: usize) -> Option<SkBuff> {
+    if skb.trim(tot).is_err() {
+        mib.inc(IpMib::InDiscards);
+        kfree_skb_reason(skb, DropReason::NotSpecified);
+        return None;
+    }
+    Some(skb)
 }
 
 fn nf_netrx(r: Result<NetRx, NfConsumed>) -> NetRx {
@@ -390,7 +424,18 @@ fn ip_rcv_chain<const TRACE: bool, const FROM: u8, C: Ipv4Context>(
     }
     let mib = net.mibs().this_cpu(ctx.smp_processor_id());
     let hdr = if from == RcvStage::RcvCore {
-        ip_rcv_core_hdr(mib, &mut skb)
+        match ip_rcv_core_check(mib, &skb) {
+            Ok((hdr, tot)) => {
+                if skb.len() > tot {
+                    match ip_rcv_trim(mib, skb, tot) {
+                        Some(s) => skb = s,
+                        None => return NetRx::Drop,
+                    }
+                }
+                ip_rcv_core_headers(mib, &mut skb, hdr.ihl).map(|()| hdr)
+            }
+            Err(reason) => Err(reason),
+        }
     } else {
         RcvHdr::parse(skb.data()).ok_or(DropReason::IpInhdr)
     };
@@ -432,12 +477,36 @@ fn ip_rcv_chain<const TRACE: bool, const FROM: u8, C: Ipv4Context>(
     // header, call the protocol's handler (InDelivers, also when it hands
     // the datagram back for an ICMP error), or answer protocol unreachable
     // (InUnknownProtos, IP_NOPROTO).
-    if skb.pull(hdr.ihl).is_err() {
+    if skb.advance(hdr.ihl).is_err() {
         mib.inc(IpMib::InHdrErrors);
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return NetRx::Drop;
     }
-    if let Some(prot) = net.inet_protocol_ref(hdr.protocol) {
+    if let Some(prot) = net.inet_protocol_first(hdr.protocol) {
+        let r = prot.handler(skb, ctx);
+        mib.inc(IpMib::InDelivers);
+        if let Err((skb, error)) = r {
+            ip_protocol_error(net, ctx, skb, error);
+        }
+        return NetRx::Success;
+    }
+    ip_protocol_deliver_slow(net, ctx, mib, skb, hdr.ihl, hdr.protocol)
+}
+
+/// The rest of `ip_protocol_deliver_rcu()`: a handler registered after a
+/// removal (from the locked overflow table), or none (protocol
+/// unreachable). Off the delivery path of a slot's first registration.
+#[cold]
+#[inline(never)]
+fn ip_protocol_deliver_slow<C: Ipv4Context>(
+    net: &Ipv4Net<C>,
+    ctx: &mut C,
+    mib: NetMibsCpu<'_>,
+    skb: SkBuff,
+    ihl: usize,
+    protocol: u8,
+) -> NetRx {
+    if let Some(prot) = net.inet_protocol_ref(protocol) {
         let r = prot.get().handler(skb, ctx);
         drop(prot);
         mib.inc(IpMib::InDelivers);
@@ -446,7 +515,7 @@ fn ip_rcv_chain<const TRACE: bool, const FROM: u8, C: Ipv4Context>(
         }
         return NetRx::Success;
     }
-    ip_unknown_protocol(net, ctx, mib, skb, hdr.ihl)
+    ip_unknown_protocol(net, ctx, mib, skb, ihl)
 }
 
 /// [`ip_rcv_chain`] from `FROM`, with the observer chosen at run time:
@@ -504,8 +573,13 @@ fn no_hooks<const TRACE: bool, C: Ipv4Context>(
 
 /// The source checks `ip_route_input_slow()` makes before the FIB
 /// (multicast, limited broadcast, `0.0.0.0/8`, loopback).
+/// Written on the address as one `u32`: multicast (224.0.0.0/4), the
+/// limited broadcast, `0.0.0.0/8` and `127.0.0.0/8`.
+#[inline(always)]
 fn martian_source(saddr: Ipv4Addr) -> bool {
-    saddr.is_multicast() || saddr.is_broadcast() || saddr.octets()[0] == 0 || saddr.is_loopback()
+    let a = saddr.to_bits();
+    let first = a >> 24;
+    first & 0xf0 == 0xe0 || a == u32::MAX || first == 0 || first == 127
 }
 
 /// Mirrors `ip_rcv_finish()` for a datagram whose header a PRE_ROUTING
@@ -549,7 +623,7 @@ fn ip_rcv_finish_core<const TRACE: bool, C: Ipv4Context>(
     {
         return RcvRoute::Lookup;
     }
-    if hdr.ihl > 20 && !ip_rcv_options(mib, skb) {
+    if hdr.ihl > 20 && !ip_rcv_options(mib, skb.data()) {
         return RcvRoute::Drop(DropReason::IpInhdr);
     }
     if TRACE {
@@ -560,11 +634,12 @@ fn ip_rcv_finish_core<const TRACE: bool, C: Ipv4Context>(
 
 /// Mirrors `ip_rcv_options()` → `ip_options_compile()`: whether the
 /// options of a header longer than 20 bytes parse; counts `InHdrErrors`
-/// when they do not.
+/// when they do not. Takes the datagram's bytes, not the skb (see
+/// [`ip_rcv_core_check`]).
 #[cold]
 #[inline(never)]
-fn ip_rcv_options(mib: NetMibsCpu<'_>, skb: &SkBuff) -> bool {
-    if Ipv4Packet::new_checked(skb.data()).is_err() {
+fn ip_rcv_options(mib: NetMibsCpu<'_>, header: &[u8]) -> bool {
+    if Ipv4Packet::new_checked(header).is_err() {
         mib.inc(IpMib::InHdrErrors);
         return false;
     }
@@ -612,7 +687,7 @@ fn ip_rcv_finish_slow<const TRACE: bool, C: Ipv4Context>(
             return NetRx::Drop;
         }
     };
-    if hdr.ihl > 20 && !ip_rcv_options(mib, &skb) {
+    if hdr.ihl > 20 && !ip_rcv_options(mib, skb.data()) {
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return NetRx::Drop;
     }

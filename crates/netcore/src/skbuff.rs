@@ -769,6 +769,25 @@ impl SkBuff {
         Ok(&self.page.bytes()[start..start + len])
     }
 
+    /// Removes `len` bytes from the front of the data, as
+    /// [`SkBuff::pull`] does, without handing them back: only the offsets
+    /// are read, not the buffer.
+    ///
+    /// Mirrors `__skb_pull()` where the caller has no use for the pointer
+    /// (`ip_local_deliver_finish()` pulling the IP header). Fails with
+    /// [`SkbError::TooShort`] past the linear part, where Linux's
+    /// `__skb_pull()` trusts its caller.
+    #[doc(alias = "__skb_pull")]
+    #[inline(always)]
+    pub fn advance(&mut self, len: usize) -> Result<(), SkbError> {
+        if len > self.headlen() {
+            return Err(too_short(len, self.headlen()));
+        }
+        // At most `tail`, which fits in u32.
+        self.data = (self.data_off() + len) as u32;
+        Ok(())
+    }
+
     /// Appends `len` bytes to the data, out of the tailroom, and returns
     /// them for the caller to fill in (their contents are unspecified).
     ///
@@ -1247,6 +1266,13 @@ impl SkBuff {
 
     #[inline(always)]
     fn header_offset(&self, header: &'static str, offset: usize) -> Result<u32, SkbError> {
+        // A header inside the linear data (the common case: one the caller
+        // has just parsed) is inside the buffer: no need to read the
+        // buffer's size.
+        if offset <= self.headlen() {
+            // At most `tail`, which fits in u32.
+            return Ok((self.data_off() + offset) as u32);
+        }
         let room = self.end_offset() - self.data_off();
         if offset > room {
             return Err(header_out_of_range(header, offset, room));
@@ -1550,6 +1576,49 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn header_offset_past_the_data_but_in_the_buffer() {
+        let p = pool(None);
+        let mut skb = SkBuff::from_slice(&p, NET_SKB_PAD, &[0u8; 20]).unwrap();
+        // Inside the data, at its end, and in the tailroom past it: all
+        // inside the buffer.
+        skb.set_transport_header(20).unwrap();
+        assert_eq!(skb.transport_offset(), Some(20));
+        skb.set_transport_header(21).unwrap();
+        assert_eq!(skb.transport_offset(), Some(21));
+        let room = skb.end_offset() - NET_SKB_PAD;
+        skb.set_transport_header(room).unwrap();
+        assert_eq!(skb.transport_offset(), Some(room as isize));
+        assert_eq!(
+            skb.set_transport_header(room + 1).unwrap_err(),
+            SkbError::HeaderOutOfRange {
+                header: "transport",
+                offset: room + 1,
+                room
+            }
+        );
+        assert_eq!(skb.transport_offset(), Some(room as isize), "unchanged");
+    }
+
+    #[test]
+    fn advance_moves_data_like_pull() {
+        let p = pool(None);
+        let mut a = SkBuff::from_slice(&p, NET_SKB_PAD, b"0123456789").unwrap();
+        let mut b = a.clone();
+        a.advance(4).unwrap();
+        assert_eq!(b.pull(4).unwrap(), b"0123");
+        assert_eq!(a.data(), b"456789");
+        assert_eq!(a.data(), b.data());
+        assert_eq!(a.headroom(), NET_SKB_PAD + 4);
+        assert_eq!(
+            a.advance(7).unwrap_err(),
+            SkbError::TooShort { needed: 7, len: 6 }
+        );
+        assert_eq!(a.data(), b"456789", "a failed advance changes nothing");
+        a.advance(6).unwrap();
+        assert!(a.is_empty());
     }
 
     #[test]
