@@ -14,17 +14,38 @@
 //! |<--------------- covered by the CRC ------------>|
 //! ```
 //!
-//! The arithmetic is the `crc32fast` crate's: it folds 16 bytes per step
-//! with carry-less multiplication (`PCLMULQDQ`, chosen at run time when the
-//! CPU has it) and falls back to a slice-by-16 table loop elsewhere. Both
-//! give the IEEE CRC-32 that 802.3 specifies; the tests below check them
-//! against a bit-at-a-time reference written from the definition.
+//! # The FCS unit
+//!
+//! A MAC checks the FCS of every received frame and computes it for every
+//! sent one, in hardware, at line rate. The model's FCS unit does the same
+//! arithmetic with the CPU's carry-less multiply (`PCLMULQDQ`) where the
+//! CPU has it: a frame of `16 k + p` bytes is `k` (or `k + 1`) 16-byte
+//! blocks folded into one 128-bit remainder, then reduced to 32 bits by a
+//! Barrett step — Linux's `crc32_le_arch()` on x86
+//! (`arch/x86/lib/crc-pclmul-template.S`) does the same, and so does the
+//! `crc32fast` crate. The kernel here is specialised for frames: no
+//! fold-by-4 set-up, the partial block at the *front* (the CRC of a message
+//! with a zero register is unchanged by leading zero bytes, so the first
+//! `p` bytes become a zero-padded block), the blocks loaded straight out of
+//! the frame. A 64-byte frame costs four loads, three folds and the
+//! reduction.
+//!
+//! This is the device model's hardware, so it is one of the crate's device
+//! backends allowed `unsafe` (see the crate's lint note): exactly one
+//! `unsafe` call, the dispatch into the `#[target_feature]` kernel after the
+//! CPU was seen to have the instruction; the kernel itself is safe code
+//! (the intrinsics it uses take no pointers). Without `PCLMULQDQ`, on other
+//! architectures and for inputs under 16 bytes, `crc32fast` computes the
+//! same bits (a slice-by-16 table loop when it has nothing better). The
+//! tests check both against a bit-at-a-time reference written from the
+//! definition.
 //!
 //! # Deviations from Linux
 //!
-//! `lib/crc32.c` picks its own accelerated path per architecture
-//! (`crc32_le_arch()`); here `crc32fast` makes that choice. The results are
-//! the same bits.
+//! `lib/crc32.c` picks its accelerated path per architecture
+//! (`crc32_le_arch()`) and folds from the front with a tail step; here the
+//! partial block is folded at the front and the fallback is `crc32fast`.
+//! The results are the same bits.
 
 use std::sync::LazyLock;
 
@@ -44,9 +65,19 @@ pub const CRC32_POLY_LE: u32 = 0xEDB8_8320;
 /// Mirrors `crc32_le(crc, p, len)` in `lib/crc32.c`: pass `!0` to start a
 /// fresh CRC, and feed the result back in to continue over more data.
 pub fn crc32_le(crc: u32, data: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(reg) = clmul::crc32_le(crc, data) {
+        return reg;
+    }
+    crc32_le_fallback(crc, data)
+}
+
+/// [`crc32_le`] without the carry-less multiply: `crc32fast`'s best
+/// portable path.
+fn crc32_le_fallback(crc: u32, data: &[u8]) -> u32 {
     // crc32fast keeps its state complemented (preset and final inversion
     // folded in), so the raw register is the complement of that state.
-    let mut h = crc32fast::Hasher::new_with_initial(!crc);
+    let mut h = crc_engine(!crc);
     h.update(data);
     !h.finalize()
 }
@@ -61,20 +92,136 @@ pub fn crc32_le(crc: u32, data: &[u8]) -> u32 {
 /// ```
 #[inline]
 pub fn fcs(frame: &[u8]) -> u32 {
-    let mut h = crc_engine();
-    h.update(frame);
-    h.finalize()
+    !crc32_le(!0, frame)
 }
 
-/// A fresh CRC state on the fastest implementation the CPU has.
+/// A CRC state holding `state` (crc32fast's complemented register) on the
+/// fastest implementation crc32fast has for this CPU.
 ///
-/// `crc32fast::hash` probes the CPU's features on every call; a frame-rate
-/// MAC model cannot afford that (it costs as much as the CRC of a small
-/// frame), so the probe runs once and each frame clones its result.
+/// `crc32fast::hash` probes the CPU's features on every call, which costs
+/// as much as the CRC of a small frame, so the probe runs once and each
+/// use clones its result.
 #[inline]
-fn crc_engine() -> crc32fast::Hasher {
+fn crc_engine(state: u32) -> crc32fast::Hasher {
     static ENGINE: LazyLock<crc32fast::Hasher> = LazyLock::new(crc32fast::Hasher::new);
-    ENGINE.clone()
+    if state == 0 {
+        ENGINE.clone()
+    } else {
+        crc32fast::Hasher::new_with_initial(state)
+    }
+}
+
+/// The carry-less-multiply kernel of the FCS unit (x86_64 only).
+///
+/// The constants are those of the reflected polynomial 0xEDB88320 that
+/// Intel's white paper ("Fast CRC Computation for Generic Polynomials
+/// Using PCLMULQDQ", 2009) derives and Linux's and zlib's x86 CRC code
+/// use: `K3`/`K4` fold 128 bits forward (x^(128+32) and x^(128-32) mod P,
+/// bit-reflected and shifted), `K5` folds the last 64 bits, `P_X` and
+/// `U_PRIME` are P(x) and its Barrett constant.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod clmul {
+    use core::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_clmulepi64_si128, _mm_cvtsi128_si32, _mm_set_epi32,
+        _mm_set_epi64x, _mm_srli_si128, _mm_xor_si128,
+    };
+
+    const K3: i64 = 0x1_7519_97d0;
+    const K4: i64 = 0x0_ccaa_009e;
+    const K5: i64 = 0x1_63cd_6124;
+    const P_X: i64 = 0x1_DB71_0641;
+    const U_PRIME: i64 = 0x1_F701_1641;
+
+    /// A 128-bit value as a vector (low 64 bits in lane 0).
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn vec(v: u128) -> __m128i {
+        _mm_set_epi64x((v >> 64) as i64, v as i64)
+    }
+
+    /// Bytes `at..at + 16` of `data` as a little-endian number (0 if they
+    /// are not all there; the callers stay in bounds).
+    #[inline(always)]
+    fn block(data: &[u8], at: usize) -> u128 {
+        data.get(at..)
+            .and_then(<[u8]>::first_chunk::<16>)
+            .map_or(0, |b| u128::from_le_bytes(*b))
+    }
+
+    /// `x` carried 128 bits forward and added to the next block `b`.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq")]
+    fn fold(x: __m128i, b: __m128i) -> __m128i {
+        let k3k4 = _mm_set_epi64x(K4, K3);
+        let lo = _mm_clmulepi64_si128::<0x00>(x, k3k4);
+        let hi = _mm_clmulepi64_si128::<0x11>(x, k3k4);
+        _mm_xor_si128(_mm_xor_si128(lo, hi), b)
+    }
+
+    /// [`crc32_le`](super::crc32_le) on the kernel, or `None` when the CPU
+    /// lacks `PCLMULQDQ` or `data` is shorter than one block.
+    #[inline]
+    pub(super) fn crc32_le(crc: u32, data: &[u8]) -> Option<u32> {
+        if data.len() < 16 || !std::arch::is_x86_feature_detected!("pclmulqdq") {
+            return None;
+        }
+        // SAFETY: the CPU has PCLMULQDQ (checked just above), the only
+        // feature the kernel enables beyond the x86_64 baseline (SSE2); the
+        // kernel has no other precondition and reads `data` through safe
+        // slices.
+        Some(unsafe { crc32_le_clmul(crc, data) })
+    }
+
+    /// The raw CRC register after `data` (at least 16 bytes), starting
+    /// from register `crc`.
+    #[target_feature(enable = "pclmulqdq")]
+    pub(super) fn crc32_le_clmul(crc: u32, data: &[u8]) -> u32 {
+        debug_assert!(data.len() >= 16);
+        // The register enters as the first four message bytes XORed with
+        // it (the register of a reflected CRC meets the input bytes
+        // least significant first).
+        let reg = u128::from(crc);
+        let p = data.len() % 16;
+        let first = block(data, 0) ^ reg;
+        let (mut x, at) = if p == 0 {
+            (vec(first), 16)
+        } else {
+            // The first p bytes, zero-padded in front to a whole block; the
+            // next block starts at byte p and carries what of the register
+            // lay beyond byte p.
+            let b0 = first << (8 * (16 - p));
+            let b1 = block(data, p) ^ (reg >> (8 * p));
+            (fold(vec(b0), vec(b1)), p + 16)
+        };
+        let rest = data.get(at..).unwrap_or_default();
+        for b in rest.as_chunks::<16>().0 {
+            x = fold(x, vec(u128::from_le_bytes(*b)));
+        }
+        reduce(x)
+    }
+
+    /// The 128-bit remainder reduced to the 32-bit register: fold to 96,
+    /// then 64 bits, then a Barrett reduction (bit-reflected variant).
+    #[inline]
+    #[target_feature(enable = "pclmulqdq")]
+    fn reduce(x: __m128i) -> u32 {
+        let low32 = _mm_set_epi32(0, 0, 0, !0);
+        let k4 = _mm_set_epi64x(K4, K3);
+        // x.lo * K4 + x.hi: 96 bits.
+        let x = _mm_xor_si128(_mm_clmulepi64_si128::<0x10>(x, k4), _mm_srli_si128::<8>(x));
+        // (x mod 2^32) * K5 + x / 2^32: 64 bits.
+        let x = _mm_xor_si128(
+            _mm_clmulepi64_si128::<0x00>(_mm_and_si128(x, low32), _mm_set_epi64x(0, K5)),
+            _mm_srli_si128::<4>(x),
+        );
+        // Barrett: T1 = (x mod 2^32) * mu, T2 = (T1 mod 2^32) * P; the
+        // register is bits 32..64 of x + T2.
+        let pu = _mm_set_epi64x(U_PRIME, P_X);
+        let t1 = _mm_clmulepi64_si128::<0x10>(_mm_and_si128(x, low32), pu);
+        let t2 = _mm_clmulepi64_si128::<0x00>(_mm_and_si128(t1, low32), pu);
+        _mm_cvtsi128_si32(_mm_srli_si128::<4>(_mm_xor_si128(x, t2))) as u32
+    }
 }
 
 /// What [`fcs`] gives over any frame followed by its own FCS: the IEEE
@@ -215,6 +362,49 @@ mod tests {
         // Without the preset the register starts at zero, and a single set
         // bit reaching bit 0 on the eighth shift leaves exactly the polynomial.
         assert_eq!(crc32_le(0, &[0x80]), CRC32_POLY_LE);
+    }
+
+    #[test]
+    fn clmul_kernel_and_fallback_match_bitwise_from_any_register() {
+        // Both engines of the FCS unit, called directly: every length
+        // 0..=300 (16..=300 for the kernel: each remainder p of the
+        // front-padded partial block, with the register spilling into the
+        // second block when p < 4), at every start alignment, from a
+        // preset, a zero and an arbitrary register.
+        fn raw_bitwise(mut c: u32, data: &[u8]) -> u32 {
+            for &b in data {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = if c & 1 != 0 {
+                        (c >> 1) ^ CRC32_POLY_LE
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            c
+        }
+        let data: Vec<u8> = (0..400u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        #[cfg(target_arch = "x86_64")]
+        let clmul = std::arch::is_x86_feature_detected!("pclmulqdq");
+        for reg in [!0u32, 0, 0x1234_5678, 0x8000_0001] {
+            for start in 0..4 {
+                for len in 0..=300 {
+                    let s = &data[start..start + len];
+                    let want = raw_bitwise(reg, s);
+                    assert_eq!(crc32_le_fallback(reg, s), want, "fallback len {len}");
+                    assert_eq!(crc32_le(reg, s), want, "crc32_le len {len}");
+                    #[cfg(target_arch = "x86_64")]
+                    assert_eq!(
+                        clmul::crc32_le(reg, s),
+                        (clmul && len >= 16).then_some(want),
+                        "clmul reg {reg:#x} start {start} len {len}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
