@@ -216,9 +216,8 @@ pub fn ip_rcv_core<C: ?Sized>(
 /// reading the skb only: the header fields the rest of the path reads and
 /// the datagram's total length (the caller trims to it).
 ///
-/// Reading only matters: the receive chain hands its skb to the
-/// protocol's handler by value, and the compiler passes the chain's own
-/// copy on only if no out-of-line call saw the skb's address before.
+/// The writes come after, from the caller: the trim ([`ip_rcv_trim`] on
+/// the chain) and the header offsets ([`ip_rcv_core_headers`]).
 #[inline(always)]
 fn ip_rcv_core_check(mib: NetMibsCpu<'_>, skb: &SkBuff) -> Result<(RcvHdr, usize), DropReason> {
     if skb.pkt_type == PktType::OtherHost {
@@ -295,9 +294,9 @@ fn ip_rcv_core_headers(
 
 /// `pskb_trim_rcsum()` in [`ip_rcv_core`]: cuts link-layer padding off a
 /// datagram shorter than its frame; `None` (counted `InDiscards`, the skb
-/// freed) when that fails. Takes and gives back the skb by value so that
-/// the chain's skb is not seen by an out-of-line call (see
-/// [`ip_rcv_core_check`]).
+/// freed) when that fails. Takes and gives back the skb by value, so the
+/// chain lends its skb to no out-of-line call on the way to the handler
+/// (the skb is still copied into the handler: `docs/ipv4.md` §7 says why).
 #[inline(never)]
 fn ip_rcv_trim(mib: NetMibsCpu<'_>, mut skb: SkBuff, tot: usize) -> Option<SkBuff> {
     if skb.trim(tot).is_err() {
@@ -634,8 +633,7 @@ fn ip_rcv_finish_core<const TRACE: bool, C: Ipv4Context>(
 
 /// Mirrors `ip_rcv_options()` → `ip_options_compile()`: whether the
 /// options of a header longer than 20 bytes parse; counts `InHdrErrors`
-/// when they do not. Takes the datagram's bytes, not the skb (see
-/// [`ip_rcv_core_check`]).
+/// when they do not. Takes the datagram's bytes, not the skb.
 #[cold]
 #[inline(never)]
 fn ip_rcv_options(mib: NetMibsCpu<'_>, header: &[u8]) -> bool {
