@@ -1103,14 +1103,11 @@ fn target_opt(t: &mut XtTarget, opt: &str, args: &[String]) -> Result<Option<usi
         (XtTarget::Mark(m), o @ ("--set-mark" | "--set-xmark")) => {
             let v = arg(args, opt)?;
             let (val, mask) = parse_mark_value(v, o)?;
-            *m = if o == "--set-xmark" || v.contains('/') {
-                XtMarkTginfo2 { mark: val, mask }
-            } else {
-                XtMarkTginfo2 {
-                    mark: val,
-                    mask: u32::MAX,
-                }
-            };
+            // libxt_MARK: `--set-mark v/m` clears m and sets v, so the bits
+            // of v are cleared too (mask v|m); `--set-xmark` takes both as
+            // given. Without a mask both clear every bit.
+            let mask = if o == "--set-mark" { val | mask } else { mask };
+            *m = XtMarkTginfo2 { mark: val, mask };
             1
         }
         (XtTarget::Mark(m), "--and-mark") => {
@@ -1394,6 +1391,18 @@ mod tests {
         assert_eq!(
             ipt_rule_to_string("X", &e),
             "-A X -m limit --limit 3/min -j MARK --set-xmark 0x1/0xffffffff"
+        );
+        // `--set-mark v/m` sets the bits of v whatever m says (mask v|m),
+        // `--set-xmark v/m` XORs v after clearing m.
+        let e = parse_rule(&words("-j MARK --set-mark 0x5/0xf0")).unwrap();
+        assert_eq!(
+            ipt_rule_to_string("X", &e),
+            "-A X -j MARK --set-xmark 0x5/0xf5"
+        );
+        let e = parse_rule(&words("-j MARK --set-xmark 0x5/0xf0")).unwrap();
+        assert_eq!(
+            ipt_rule_to_string("X", &e),
+            "-A X -j MARK --set-xmark 0x5/0xf0"
         );
     }
 

@@ -26,7 +26,8 @@ impl XtMarkMtinfo1 {
 
 /// The `MARK` target: `skb->mark = (skb->mark & ~mask) ^ mark`.
 ///
-/// `--set-mark v/m` is `mark = v, mask = m`; `--set-xmark v/m` the same;
+/// `--set-mark v/m` is `mark = v, mask = v | m`; `--set-xmark v/m` is
+/// `mark = v, mask = m`;
 /// `--and-mark b` is `mark = 0, mask = !b`; `--or-mark b` is
 /// `mark = b, mask = b`; `--xor-mark b` is `mark = b, mask = 0`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
