@@ -2626,6 +2626,11 @@ pub(crate) fn tcp_data_snd_check<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     let nonagle = tp_nonagle(tp);
     tcp_push_pending_frames(ctx, tp, nonagle);
     let now = ctx.now();
+    // tcp_check_space() -> tcp_new_space(): a writer is waiting; grow
+    // the buffer first if the window may use more.
+    if tp.nospace && tcp_should_expand_sndbuf(tp) {
+        tcp_sndbuf_expand(ctx.sysctl(), tp);
+    }
     if tp.nospace && tp.sk_stream_wspace() >= tp.wmem_queued / 2 {
         tp.nospace = false;
         if !tp.dead {
@@ -2793,11 +2798,64 @@ pub(crate) fn tcp_init_transfer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     tp.rcv_tstamp = now;
     // tcp_init_sock(): the reordering degree starts at the sysctl.
     tp.reordering = ctx.sysctl().get_int(Sysctl::TCP_REORDERING).max(1) as u32;
+    // The send half of tcp_init_buffer_space().
+    if !tp.opts.sndbuf_locked {
+        tcp_sndbuf_expand(ctx.sysctl(), tp);
+    }
     tcp_init_buffer_space(ctx.sysctl(), tp, now);
     if tp.opts.keepalive {
         let when = crate::tcp_timer::keepalive_time_when(ctx, tp);
         inet_csk_reset_keepalive_timer(ctx, tp.id, when);
     }
+}
+
+/// `SKB_DATA_ALIGN(sizeof(struct skb_shared_info))` on x86-64, the tail
+/// Linux reserves in every skb head.
+const SKB_SHINFO_SIZE: u32 = 320;
+
+/// Grows `SO_SNDBUF` to hold twice the congestion window (at least the
+/// initial window, and the reordering degree plus one) of worst-case
+/// segments, up to `tcp_wmem[2]`, so the window is never held back by
+/// the buffer while recovery needs a second window's worth. Mirrors
+/// `tcp_sndbuf_expand()`; the controller's `.sndbuf_expand` is always 2
+/// (Reno and CUBIC have none).
+///
+/// # Deviations from Linux
+///
+/// The per-segment cost is Linux's worst case (`MAX_TCP_HEADER` here is
+/// ours, the shared-info tail and the skb head are Linux's sizes):
+/// netstack charges less per segment, so the buffer holds a little more
+/// than two windows.
+pub(crate) fn tcp_sndbuf_expand(sysctl: &Sysctl, tp: &mut TcpSock) {
+    let mss = u32::from(tp.rx_opt.mss_clamp).max(u32::from(tp.mss_cache));
+    let per_mss = (mss + crate::tcp_sock::MAX_TCP_HEADER as u32 + SKB_SHINFO_SIZE)
+        .next_power_of_two()
+        + (core::mem::size_of::<SkBuff>() as u32).next_multiple_of(64);
+    let nr_segs = crate::tcp_sock::TCP_INIT_CWND
+        .max(tp.cwnd.snd_cwnd)
+        .max(tp.reordering + 1);
+    let sndmem = 2u64 * u64::from(nr_segs) * u64::from(per_mss);
+    let wmem_max = sysctl.tcp_wmem()[2].max(0) as u64;
+    if u64::from(tp.sndbuf) < sndmem {
+        tp.sndbuf = sndmem.min(wmem_max).min(u64::from(u32::MAX)) as u32;
+    }
+}
+
+/// Whether the send buffer may grow: not set by the user, no TCP memory
+/// pressure, and the flight below cwnd (a full window means the buffer
+/// is not what limits). Mirrors `tcp_should_expand_sndbuf()`.
+///
+/// # Deviations from Linux
+///
+/// Under pressure Linux also shrinks `sk_sndbuf` to the socket's unused
+/// reserved memory (`SO_RESERVE_MEM`), which netstack does not have; and
+/// the soft limit (`sk_memory_allocated() >= tcp_mem[0]`) is not tested
+/// here, only the pressure state `tcp_mem[1]` starts.
+fn tcp_should_expand_sndbuf(tp: &TcpSock) -> bool {
+    if tp.opts.sndbuf_locked || crate::tcp_mem::tcp_under_memory_pressure(tp) {
+        return false;
+    }
+    tp.packets_in_flight() < tp.cwnd.snd_cwnd
 }
 
 /// Sizes the window clamp to the buffer and starts receive autotuning.

@@ -591,6 +591,11 @@ mod tests {
         net.set_drop_filter(move |seg| seg.src == from && !seg.is_empty());
         let data = vec![0x42u8; 64 * 1024];
         let (a, b) = (&pairs[0].0, &pairs[1].0);
+        // 16 KiB send buffers, set by the user so tcp_sndbuf_expand()
+        // leaves them.
+        for sk in [a, b] {
+            net.setsockopt(0, sk, crate::SockOpt::SndBuf(8192)).unwrap();
+        }
         // The first writer fills its 16 KiB send buffer (five pages).
         let mut sent_a = 0;
         while let Ok(n) = net.send(0, a, &data) {

@@ -279,3 +279,134 @@ fn a_user_congestion_control_holds_its_window() {
     let mbit = o.received as f64 * 8.0 / o.elapsed.as_secs_f64() / 1e6;
     assert!((9.0..12.5).contains(&mbit), "{mbit:.2} Mbit/s");
 }
+
+/// A controller that takes the window from the delivery-rate samples
+/// alone through `cong_control` (BBR's idea in a few lines): cwnd is
+/// twice the largest delivery rate seen times the smallest RTT.
+#[derive(Debug)]
+struct RateCwnd {
+    /// Largest non-app-limited rate, segments per second.
+    max_bw: u64,
+    min_rtt_us: i64,
+    /// Every sample the controller was handed.
+    log: Arc<std::sync::Mutex<Vec<tcp::RateSample>>>,
+}
+
+impl tcp::CongestionOps for RateCwnd {
+    fn name(&self) -> &'static str {
+        "ratecwnd"
+    }
+
+    fn ssthresh(&mut self, tp: &tcp::TcpCwnd) -> u32 {
+        tp.snd_cwnd
+    }
+
+    fn cong_avoid(&mut self, _tp: &mut tcp::TcpCwnd, _ack: u32, _acked: u32) {
+        unreachable!("cong_control replaces cong_avoid");
+    }
+
+    fn cong_control(&mut self, tp: &mut tcp::TcpCwnd, _ack: u32, rs: &tcp::RateSample) -> bool {
+        self.log.lock().unwrap().push(*rs);
+        if rs.rtt_us > 0 && (self.min_rtt_us == 0 || rs.rtt_us < self.min_rtt_us) {
+            self.min_rtt_us = rs.rtt_us;
+        }
+        if rs.is_valid() && !rs.is_app_limited {
+            let bw = rs.delivered as u64 * 1_000_000 / rs.interval_us as u64;
+            self.max_bw = self.max_bw.max(bw);
+        }
+        if self.max_bw > 0 && self.min_rtt_us > 0 {
+            let bdp = self.max_bw * self.min_rtt_us as u64 / 1_000_000;
+            tp.snd_cwnd = (2 * bdp).max(4) as u32;
+        }
+        true
+    }
+}
+
+#[test]
+fn rate_samples_drive_a_controller_through_cong_control() {
+    // 10 Mbit/s, 20 ms: a BDP of 16.7 full-sized packets.
+    let mut net = bottleneck_net(2, "cubic", RATE / 10);
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = log.clone();
+    net.hosts[0]
+        .stack
+        .congestion
+        .register(
+            "ratecwnd",
+            Arc::new(move || {
+                Box::new(RateCwnd {
+                    max_bw: 0,
+                    min_rtt_us: 0,
+                    log: l.clone(),
+                })
+            }),
+        )
+        .unwrap();
+    let mut flows = [flow(&mut net, 0, 1, 5001)];
+    net.hosts[0]
+        .stack
+        .set_congestion_control(&net.hosts[0].ctx, &flows[0].c, "ratecwnd")
+        .unwrap();
+    let s = &run(&mut net, &mut flows, 3000, 10)[0];
+    // The window doubles per round trip from the samples (startup), then
+    // holds at two BDPs: 33 segments.
+    let late = &s[100..];
+    assert!(late.iter().all(|x| (28..=40).contains(&x.cwnd)), "{late:?}");
+    assert!(s[..5].iter().any(|x| x.cwnd < 28), "{s:?}");
+    // Every ACK was handed over with its sample: valid ones with a
+    // delivery rate near the bottleneck's payload rate (1448 of 1500
+    // bytes of 10 Mbit/s: 1.207 MB/s) once the pipe is full.
+    let log = log.lock().unwrap();
+    assert!(log.len() > 1000, "{}", log.len());
+    let valid: Vec<u64> = log[log.len() / 2..]
+        .iter()
+        .filter_map(|rs| rs.delivery_rate(1448))
+        .collect();
+    assert!(valid.len() * 10 > log.len() / 2 * 9, "{}", valid.len());
+    let mean = valid.iter().sum::<u64>() / valid.len() as u64;
+    assert!((1_100_000..=1_300_000).contains(&mean), "{mean} B/s");
+    assert!(log.iter().all(|rs| rs.acked_sacked <= 64));
+    let inf = info(&net, &flows[0]);
+    assert!(
+        (1_100_000..=1_300_000).contains(&inf.delivery_rate),
+        "{inf:?}"
+    );
+    assert!(!inf.delivery_rate_app_limited);
+    // A link at 100 % and a queue of 2 BDPs - 1 BDP in flight: at most a
+    // few drops, no timeouts.
+    assert_eq!(mib(&net, 0, LinuxMib::TcpTimeouts), 0);
+    let goodput = rate(s, 100, s.len() - 1);
+    assert!(
+        goodput * 1500.0 / 1448.0 > 0.9 * (RATE / 10) as f64,
+        "{goodput}"
+    );
+}
+
+#[test]
+fn app_limited_rate_samples_are_marked() {
+    let mut net = bottleneck_net(2, "cubic", RATE / 10);
+    let f = flow(&mut net, 0, 1, 5001);
+    let mut buf = vec![0u8; 64 * 1024];
+    let start = net.now();
+    // 4 KiB every 50 ms (0.66 Mbit/s): the sender leaves the pipe empty
+    // most of the time, and says so in TCP_INFO.
+    for t in 1..=40u64 {
+        net.send(0, &f.c, &[1u8; 4096]).unwrap();
+        net.run_until_time(start + Duration::from_millis(50 * t));
+        while net.recv(1, &f.s, &mut buf).is_ok_and(|n| n > 0) {}
+        let i = info(&net, &f);
+        if t > 2 {
+            assert!(i.delivery_rate_app_limited, "{t}: {i:?}");
+            assert!(i.delivery_rate > 0 && i.delivery_rate < 1_000_000, "{i:?}");
+            assert_eq!(i.ca_state, 0);
+        }
+    }
+    // Bulk writes: once the app-limited flight is delivered the samples
+    // are not marked, and the rate kept is the bottleneck's.
+    let mut flows = [f];
+    let s = run(&mut net, &mut flows, 2000, 100);
+    let i = info(&net, &flows[0]);
+    assert!(!i.delivery_rate_app_limited, "{i:?}");
+    assert!((1_000_000..=1_300_000).contains(&i.delivery_rate), "{i:?}");
+    assert!(s[0][s[0].len() - 1].cwnd > 16, "{:?}", s[0]);
+}
