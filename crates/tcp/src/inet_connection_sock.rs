@@ -673,7 +673,7 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
     let rst = tcp_rcv_state_process(stack, ctx, &mut tp, seg, skb);
     if rst || tp.state == TcpState::Close {
         // The ACK did not complete the handshake: the child goes away.
-        tp.dead = true;
+        crate::tcp_mem::sock_orphan(&stack.mem, &mut tp);
         if tp.state == TcpState::Close {
             crate::tcp::inet_csk_destroy_sock(stack, ctx, &mut tp);
         } else {
@@ -706,7 +706,7 @@ pub(crate) fn inet_csk_listen_stop<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
     while let Some(child) = l.accept_queue.pop_front() {
         let mut c = child.lock();
         stack.disconnect(ctx, &mut c);
-        c.dead = true;
+        crate::tcp_mem::sock_orphan(&stack.mem, &mut c);
         crate::tcp::inet_csk_destroy_sock(stack, ctx, &mut c);
     }
 }

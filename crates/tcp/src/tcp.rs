@@ -803,7 +803,7 @@ impl TcpStack {
             }
         }
         // adjudge_to_death: orphan the socket.
-        tp.dead = true;
+        crate::tcp_mem::sock_orphan(&self.mem, &mut tp);
         tcp_purge_receive_queue(&mut tp);
         crate::tcp_mem::sk_mem_reclaim(ctx, &mut tp);
         if tp.state == TcpState::FinWait2 && tp.opts.linger2 < 0 {
@@ -820,8 +820,9 @@ impl TcpStack {
                 return;
             }
         }
-        if tp.state != TcpState::Close && crate::tcp_mem::tcp_check_oom(ctx, &tp) {
-            // Out of tcp_mem: the orphan is not kept (`TCPAbortOnMemory`).
+        if tp.state != TcpState::Close && crate::tcp_mem::tcp_check_oom(&self.mem, ctx, &tp, 0) {
+            // Too many orphans or out of tcp_mem: the orphan is not kept
+            // (`TCPAbortOnMemory`).
             tcp_set_state(self, ctx, &mut tp, TcpState::Close);
             tcp_send_active_reset(ctx, &mut tp);
             ctx.mibs().inc(cpu, netcore::LinuxMib::TcpAbortOnMemory);
@@ -1357,7 +1358,7 @@ pub(crate) fn tcp_write_queue_purge(tp: &mut TcpSock) {
 
 fn tcp_purge_receive_queue(tp: &mut TcpSock) {
     tp.receive_queue = std::collections::VecDeque::new();
-    tp.ofo_queue = std::collections::VecDeque::new();
+    tp.ofo_queue.free();
     tp.rmem_alloc = 0;
 }
 
@@ -1377,6 +1378,7 @@ pub(crate) fn inet_csk_destroy_sock<C: TcpContext>(
     tcp_write_queue_purge(tp);
     tcp_purge_receive_queue(tp);
     crate::tcp_mem::sk_mem_reclaim(ctx, tp);
+    crate::tcp_mem::tcp_orphan_freed(&stack.mem, tp);
     tp.destroyed = true;
     stack.remove(tp.id);
 }

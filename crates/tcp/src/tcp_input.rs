@@ -491,30 +491,30 @@ fn tcp_tsopt_ecr_before(tp: &TcpSock, when: u32) -> bool {
 /// retransmission at all (`undo_retrans` still -1), any ACK does. Mirrors
 /// `tcp_packet_delayed()`.
 fn tcp_packet_delayed(tp: &TcpSock) -> bool {
-    if tp.first_retrans_at != 0 {
-        tcp_tsopt_ecr_before(tp, tp.first_retrans_at)
+    if tp.recovery.first_retrans_at != 0 {
+        tcp_tsopt_ecr_before(tp, tp.recovery.first_retrans_at)
     } else {
-        tp.undo_retrans < 0
+        tp.recovery.undo_retrans < 0
     }
 }
 
 /// The cwnd reduction may be undone: every retransmission of the episode
 /// was D-SACKed, or the ACK answers an original. Mirrors `tcp_may_undo()`.
 fn tcp_may_undo(tp: &TcpSock) -> bool {
-    tp.undo_marker.is_some() && (tp.undo_retrans == 0 || tcp_packet_delayed(tp))
+    tp.recovery.undo_marker.is_some() && (tp.recovery.undo_retrans == 0 || tcp_packet_delayed(tp))
 }
 
 /// Starts an undo episode: retransmissions in flight may still be
 /// D-SACKed. Mirrors `tcp_init_undo()`.
 fn tcp_init_undo(tp: &mut TcpSock) {
-    tp.undo_marker = NonZeroU32::new(tp.snd_una);
-    tp.undo_retrans = tp.retrans_out as i32;
-    if tp.tlp_high_seq.is_some() && tp.tlp_retrans {
-        tp.undo_retrans += 1;
+    tp.recovery.undo_marker = NonZeroU32::new(tp.snd_una);
+    tp.recovery.undo_retrans = tp.retrans_out as i32;
+    if tp.recovery.tlp_high_seq.is_some() && tp.recovery.tlp_retrans {
+        tp.recovery.undo_retrans += 1;
     }
-    if tp.undo_retrans == 0 {
+    if tp.recovery.undo_retrans == 0 {
         // 0 means "may undo now".
-        tp.undo_retrans = -1;
+        tp.recovery.undo_retrans = -1;
     }
 }
 
@@ -529,14 +529,14 @@ fn tcp_undo_cwnd_reduction(tp: &mut TcpSock, unmark_loss: bool) {
         }
         tp.lost_out = 0;
     }
-    if tp.prior_ssthresh != 0 {
-        let prior_cwnd = tp.prior_cwnd;
+    if tp.recovery.prior_ssthresh != 0 {
+        let prior_cwnd = tp.recovery.prior_cwnd;
         tp.cwnd.snd_cwnd = tp.ca_ops.undo_cwnd(&tp.cwnd, prior_cwnd);
-        if tp.prior_ssthresh > tp.cwnd.snd_ssthresh {
-            tp.cwnd.snd_ssthresh = tp.prior_ssthresh;
+        if tp.recovery.prior_ssthresh > tp.cwnd.snd_ssthresh {
+            tp.cwnd.snd_ssthresh = tp.recovery.prior_ssthresh;
         }
     }
-    tp.undo_marker = None;
+    tp.recovery.undo_marker = None;
     // Make RACK look at the queue again.
     tp.rack.advanced = true;
 }
@@ -556,7 +556,7 @@ fn tcp_check_sack_reordering<C: TcpContext>(ctx: &C, tp: &mut TcpSock, low_seq: 
         let max = ctx.sysctl().get_int(Sysctl::TCP_MAX_REORDERING).max(1) as u32;
         tp.reordering = metric.div_ceil(mss).min(max);
     }
-    tp.reord_seen = tp.reord_seen.saturating_add(1);
+    tp.recovery.reord_seen = tp.recovery.reord_seen.saturating_add(1);
     let mib = if ts {
         LinuxMib::TcpTsReorder
     } else {
@@ -577,7 +577,7 @@ fn tcp_check_reno_reordering<C: TcpContext>(ctx: &C, tp: &mut TcpSock, addend: u
     tp.sacked_out = tp.packets_out - holes;
     let max = ctx.sysctl().get_int(Sysctl::TCP_MAX_REORDERING).max(1) as u32;
     tp.reordering = (tp.packets_out + addend).min(max);
-    tp.reord_seen = tp.reord_seen.saturating_add(1);
+    tp.recovery.reord_seen = tp.recovery.reord_seen.saturating_add(1);
     ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpRenoReorder);
 }
 
@@ -626,7 +626,7 @@ pub(crate) fn tcp_enter_loss<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     if is_reneg {
         ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpSackReneging);
         tp.sacked_out = 0;
-        tp.is_sack_reneg = true;
+        tp.recovery.is_sack_reneg = true;
     } else if !tcp_is_sack(tp) {
         tp.sacked_out = 0;
     }
@@ -644,11 +644,11 @@ pub(crate) fn tcp_enter_loss<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     }
     // Reduce ssthresh if it has not yet been made inside this window.
     if matches!(tp.ca_state, TcpCaState::Open | TcpCaState::Disorder)
-        || !after(tp.high_seq, tp.snd_una)
+        || !after(tp.recovery.high_seq, tp.snd_una)
         || (tp.ca_state == TcpCaState::Loss && tp.retransmits == 0)
     {
-        tp.prior_ssthresh = crate::tcp_cong::tcp_current_ssthresh(&tp.cwnd, tp.ca_state);
-        tp.prior_cwnd = tp.cwnd.snd_cwnd;
+        tp.recovery.prior_ssthresh = crate::tcp_cong::tcp_current_ssthresh(&tp.cwnd, tp.ca_state);
+        tp.recovery.prior_cwnd = tp.cwnd.snd_cwnd;
         let ss = tp.ca_ops.ssthresh(&tp.cwnd);
         tp.cwnd.snd_ssthresh = ss;
         tp.ca_ops.cwnd_event(&mut tp.cwnd, CaEvent::Loss);
@@ -663,11 +663,12 @@ pub(crate) fn tcp_enter_loss<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
         tp.reordering = tp.reordering.min(reordering);
     }
     tcp_set_ca_state(tp, TcpCaState::Loss);
-    tp.high_seq = tp.snd_nxt;
-    tp.tlp_high_seq = None;
+    tp.recovery.high_seq = tp.snd_nxt;
+    tp.recovery.tlp_high_seq = None;
     // F-RTO step 1: only when no recovery was under way, or on repeated
     // timeouts of the same snd_una.
-    tp.frto = ctx.sysctl().get_int(Sysctl::TCP_FRTO) != 0 && (new_recovery || tp.retransmits > 0);
+    tp.recovery.frto =
+        ctx.sysctl().get_int(Sysctl::TCP_FRTO) != 0 && (new_recovery || tp.retransmits > 0);
 }
 
 /// What `tcp_sacktag_write_queue()` and `tcp_clean_rtx_queue()` learn
@@ -714,11 +715,11 @@ fn tcp_sacktag_one(
     let ever_retrans = sacked & (TCPCB_EVER_RETRANS | TCPCB_SACKED_RETRANS) != 0;
     // Account a D-SACK for a retransmitted segment.
     if dup_sack && ever_retrans {
-        if let Some(marker) = tp.undo_marker.map(NonZeroU32::get)
-            && tp.undo_retrans > 0
+        if let Some(marker) = tp.recovery.undo_marker.map(NonZeroU32::get)
+            && tp.recovery.undo_retrans > 0
             && after(end_seq, marker)
         {
-            tp.undo_retrans = (tp.undo_retrans - 1).max(0);
+            tp.recovery.undo_retrans = (tp.recovery.undo_retrans - 1).max(0);
         }
         if sacked & TCPCB_SACKED_ACKED != 0 && before(start_seq, state.reord) {
             state.reord = start_seq;
@@ -751,7 +752,7 @@ fn tcp_sacktag_one(
                 if before(start_seq, state.highest) && before(start_seq, state.reord) {
                     state.reord = start_seq;
                 }
-                if !after(end_seq, tp.high_seq) {
+                if !after(end_seq, tp.recovery.high_seq) {
                     state.flag |= FLAG_ORIG_SACK_ACKED;
                 }
                 if state.first_sackt.is_none() {
@@ -796,15 +797,15 @@ fn tcp_dsack_seen(tp: &mut TcpSock, start: u32, end: u32, state: &mut TcpSacktag
     let mut dup_segs = 1;
     if seq_len > mss {
         dup_segs = seq_len.div_ceil(mss);
-    } else if tp.tlp_high_seq.map(NonZeroU32::get) == Some(end) {
+    } else if tp.recovery.tlp_high_seq.map(NonZeroU32::get) == Some(end) {
         state.flag |= FLAG_DSACK_TLP;
     }
-    tp.dsack_dups = tp.dsack_dups.saturating_add(dup_segs);
-    if tp.dsack_dups > tp.total_retrans {
+    tp.recovery.dsack_dups = tp.recovery.dsack_dups.saturating_add(dup_segs);
+    if tp.recovery.dsack_dups > tp.total_retrans {
         // The duplicates were never retransmitted by us.
         return 0;
     }
-    if tp.reord_seen > 0 && state.flag & FLAG_DSACK_TLP == 0 {
+    if tp.recovery.reord_seen > 0 && state.flag & FLAG_DSACK_TLP == 0 {
         tp.rack.dsack_seen = true;
     }
     state.flag |= FLAG_DSACKING_ACK;
@@ -847,12 +848,12 @@ fn tcp_check_dsack<C: TcpContext>(
     ctx.mibs()
         .add(cpu, LinuxMib::TcpDsackRecvSegs, u64::from(dup_segs));
     // A D-SACK for data already acked: count it against undo_retrans.
-    if let Some(marker) = tp.undo_marker.map(NonZeroU32::get)
-        && tp.undo_retrans > 0
+    if let Some(marker) = tp.recovery.undo_marker.map(NonZeroU32::get)
+        && tp.recovery.undo_retrans > 0
         && !after(first.end_seq, prior_snd_una)
         && after(first.end_seq, marker)
     {
-        tp.undo_retrans = (tp.undo_retrans - dup_segs as i32).max(0);
+        tp.recovery.undo_retrans = (tp.recovery.undo_retrans - dup_segs as i32).max(0);
     }
     true
 }
@@ -931,7 +932,7 @@ fn tcp_sacktag_write_queue<C: TcpContext>(
         }
     }
     let flag = state.flag;
-    if tp.ca_state != TcpCaState::Loss || tp.undo_marker.is_some() {
+    if tp.ca_state != TcpCaState::Loss || tp.recovery.undo_marker.is_some() {
         let reord = state.reord;
         tcp_check_sack_reordering(ctx, tp, reord, false);
     }
@@ -1025,7 +1026,7 @@ fn tcp_clean_rtx_queue<C: TcpContext>(
             if before(s.seq, reord) {
                 reord = s.seq;
             }
-            if !after(s.end_seq, tp.high_seq) {
+            if !after(s.end_seq, tp.recovery.high_seq) {
                 flag |= FLAG_ORIG_SACK_ACKED;
             }
         }
@@ -1205,8 +1206,8 @@ fn tcp_ack<C: TcpContext>(
     let ack = seg.ack_seq;
     let prior_packets = tp.packets_out;
     let prior_delivered = tp.delivered;
-    let prior_lost = tp.lost;
-    let is_sack_reneg = tp.is_sack_reneg;
+    let prior_lost = tp.recovery.lost;
+    let is_sack_reneg = tp.recovery.is_sack_reneg;
     let mut sack_state = TcpSacktagState::default();
     let mut rexmit = Rexmit::None;
     tp.cwnd.tcp_mstamp = now.as_micros();
@@ -1292,7 +1293,7 @@ fn tcp_ack<C: TcpContext>(
             tcp_fastretrans_alert(ctx, tp, prior_snd_una, 0, &mut flag, &mut rexmit);
         }
         tcp_ack_probe(ctx, tp);
-        if tp.tlp_high_seq.is_some() {
+        if tp.recovery.tlp_high_seq.is_some() {
             tcp_process_tlp_ack(ctx, tp, ack, flag);
         }
         return AckResult::Ok;
@@ -1303,7 +1304,7 @@ fn tcp_ack<C: TcpContext>(
         tcp_clean_rtx_queue(ctx, tp, now, prior_fack, prior_snd_una, &mut sack_state);
     flag |= cflag;
     crate::tcp_rack::tcp_rack_update_reo_wnd(ctx, tp, sack_state.newest_sent_us);
-    if tp.tlp_high_seq.is_some() {
+    if tp.recovery.tlp_high_seq.is_some() {
         tcp_process_tlp_ack(ctx, tp, ack, flag);
     }
     if tp.retrans_out == 0 && flag & FLAG_SND_UNA_ADVANCED != 0 {
@@ -1319,7 +1320,7 @@ fn tcp_ack<C: TcpContext>(
         tcp_set_xmit_timer(ctx, tp);
     }
     let delivered = tp.delivered.wrapping_sub(prior_delivered);
-    let losses = tp.lost.wrapping_sub(prior_lost);
+    let losses = tp.recovery.lost.wrapping_sub(prior_lost);
     let mut rs = sack_state.rate;
     rs.is_ack_delayed = flag & FLAG_ACK_MAYBE_DELAYED != 0;
     tcp_rate_gen(
@@ -1402,10 +1403,10 @@ fn tcp_xmit_recovery<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, rexmit: Rexmi
     }
     if rexmit == Rexmit::New {
         tcp_push_pending_frames(ctx, tp, crate::tcp_output::TCP_NAGLE_OFF);
-        if after(tp.snd_nxt, tp.high_seq) {
+        if after(tp.snd_nxt, tp.recovery.high_seq) {
             return;
         }
-        tp.frto = false;
+        tp.recovery.frto = false;
     }
     tcp_xmit_retransmit_queue(ctx, tp);
 }
@@ -1437,12 +1438,12 @@ fn tcp_ack_probe<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
 /// counters, ssthresh from the controller. Mirrors
 /// `tcp_init_cwnd_reduction()`.
 pub(crate) fn tcp_init_cwnd_reduction(tp: &mut TcpSock) {
-    tp.high_seq = tp.snd_nxt;
-    tp.tlp_high_seq = None;
+    tp.recovery.high_seq = tp.snd_nxt;
+    tp.recovery.tlp_high_seq = None;
     tp.cwnd.snd_cwnd_cnt = 0;
-    tp.prior_cwnd = tp.cwnd.snd_cwnd;
-    tp.prr_delivered = 0;
-    tp.prr_out = 0;
+    tp.recovery.prior_cwnd = tp.cwnd.snd_cwnd;
+    tp.recovery.prr_delivered = 0;
+    tp.recovery.prr_out = 0;
     let ss = tp.ca_ops.ssthresh(&tp.cwnd);
     tp.cwnd.snd_ssthresh = ss;
 }
@@ -1451,7 +1452,7 @@ pub(crate) fn tcp_init_cwnd_reduction(tp: &mut TcpSock) {
 /// was undone). Mirrors `tcp_end_cwnd_reduction()`.
 pub(crate) fn tcp_end_cwnd_reduction(tp: &mut TcpSock) {
     if tp.cwnd.snd_ssthresh < crate::tcp_cong::TCP_INFINITE_SSTHRESH
-        && (tp.ca_state == TcpCaState::Cwr || tp.undo_marker.is_some())
+        && (tp.ca_state == TcpCaState::Cwr || tp.recovery.undo_marker.is_some())
     {
         tp.cwnd.snd_cwnd = tp.cwnd.snd_ssthresh;
     }
@@ -1463,18 +1464,19 @@ pub(crate) fn tcp_end_cwnd_reduction(tp: &mut TcpSock) {
 pub(crate) fn tcp_enter_recovery<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, ece_ack: bool) {
     // The clock for undo and ETIMEDOUT starts with the fast retransmit.
     tp.retrans_stamp = None;
-    tp.first_retrans_at = 0;
+    tp.recovery.first_retrans_at = 0;
     let mib = if tcp_is_sack(tp) {
         LinuxMib::TcpSackRecovery
     } else {
         LinuxMib::TcpRenoRecovery
     };
     ctx.mibs().inc(ctx.cpu(), mib);
-    tp.prior_ssthresh = 0;
+    tp.recovery.prior_ssthresh = 0;
     tcp_init_undo(tp);
     if !matches!(tp.ca_state, TcpCaState::Cwr | TcpCaState::Recovery) {
         if !ece_ack {
-            tp.prior_ssthresh = crate::tcp_cong::tcp_current_ssthresh(&tp.cwnd, tp.ca_state);
+            tp.recovery.prior_ssthresh =
+                crate::tcp_cong::tcp_current_ssthresh(&tp.cwnd, tp.ca_state);
         }
         tcp_init_cwnd_reduction(tp);
     }
@@ -1491,7 +1493,7 @@ pub(crate) fn tcp_try_keep_open(tp: &mut TcpSock) {
     };
     if tp.ca_state != state {
         tcp_set_ca_state(tp, state);
-        tp.high_seq = tp.snd_nxt;
+        tp.recovery.high_seq = tp.snd_nxt;
     }
 }
 
@@ -1499,7 +1501,7 @@ pub(crate) fn tcp_try_keep_open(tp: &mut TcpSock) {
 fn tcp_try_to_open(tp: &mut TcpSock) {
     if !tcp_any_retrans_done(tp) {
         tp.retrans_stamp = None;
-        tp.first_retrans_at = 0;
+        tp.recovery.first_retrans_at = 0;
     }
     if tp.ca_state != TcpCaState::Cwr {
         tcp_try_keep_open(tp);
@@ -1526,7 +1528,7 @@ fn tcp_try_undo_recovery<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> bool {
         return true;
     }
     tcp_set_ca_state(tp, TcpCaState::Open);
-    tp.is_sack_reneg = false;
+    tp.recovery.is_sack_reneg = false;
     false
 }
 
@@ -1535,10 +1537,10 @@ fn tcp_try_undo_recovery<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> bool {
 /// the duplicate ACKs still to come). Mirrors
 /// `tcp_is_non_sack_preventing_reopen()`.
 fn tcp_is_non_sack_preventing_reopen(tp: &mut TcpSock) -> bool {
-    if tp.snd_una == tp.high_seq && !tcp_is_sack(tp) {
+    if tp.snd_una == tp.recovery.high_seq && !tcp_is_sack(tp) {
         if !tcp_any_retrans_done(tp) {
             tp.retrans_stamp = None;
-            tp.first_retrans_at = 0;
+            tp.recovery.first_retrans_at = 0;
         }
         return true;
     }
@@ -1548,7 +1550,7 @@ fn tcp_is_non_sack_preventing_reopen(tp: &mut TcpSock) -> bool {
 /// Every retransmission of the episode was D-SACKed: undo
 /// (`TCPDSACKUndo`). Mirrors `tcp_try_undo_dsack()`.
 fn tcp_try_undo_dsack<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> bool {
-    if tp.undo_marker.is_some() && tp.undo_retrans == 0 {
+    if tp.recovery.undo_marker.is_some() && tp.recovery.undo_retrans == 0 {
         tp.rack.reo_wnd_persist =
             (tp.rack.reo_wnd_persist + 1).min(crate::tcp_rack::TCP_RACK_RECOVERY_THRESH);
         tcp_undo_cwnd_reduction(tp, false);
@@ -1569,14 +1571,14 @@ fn tcp_try_undo_partial<C: TcpContext>(
     prior_snd_una: u32,
     do_lost: &mut bool,
 ) -> bool {
-    if tp.undo_marker.is_some() && tcp_packet_delayed(tp) {
+    if tp.recovery.undo_marker.is_some() && tcp_packet_delayed(tp) {
         tcp_check_sack_reordering(ctx, tp, prior_snd_una, true);
         if tp.retrans_out > 0 {
             return true;
         }
         if !tcp_any_retrans_done(tp) {
             tp.retrans_stamp = None;
-            tp.first_retrans_at = 0;
+            tp.recovery.first_retrans_at = 0;
         }
         tcp_undo_cwnd_reduction(tp, true);
         ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpPartialUndo);
@@ -1604,7 +1606,7 @@ fn tcp_try_undo_loss<C: TcpContext>(ctx: &C, tp: &mut TcpSock, frto_undo: bool) 
         }
         if frto_undo || tcp_is_sack(tp) {
             tcp_set_ca_state(tp, TcpCaState::Open);
-            tp.is_sack_reneg = false;
+            tp.recovery.is_sack_reneg = false;
         }
         return true;
     }
@@ -1622,22 +1624,22 @@ fn tcp_process_loss<C: TcpContext>(
     num_dupack: u32,
     rexmit: &mut Rexmit,
 ) {
-    let recovered = !before(tp.snd_una, tp.high_seq);
+    let recovered = !before(tp.snd_una, tp.recovery.high_seq);
     if flag & FLAG_SND_UNA_ADVANCED != 0 && tcp_try_undo_loss(ctx, tp, false) {
         return;
     }
-    if tp.frto {
+    if tp.recovery.frto {
         // Step 3.b: never-retransmitted data (s)acked: spurious timeout.
         if flag & FLAG_ORIG_SACK_ACKED != 0 && tcp_try_undo_loss(ctx, tp, true) {
             return;
         }
-        if after(tp.snd_nxt, tp.high_seq) {
+        if after(tp.snd_nxt, tp.recovery.high_seq) {
             if flag & FLAG_DATA_SACKED != 0 || num_dupack > 0 {
                 // Step 3.a: the loss was real.
-                tp.frto = false;
+                tp.recovery.frto = false;
             }
         } else if flag & FLAG_SND_UNA_ADVANCED != 0 && !recovered {
-            tp.high_seq = tp.snd_nxt;
+            tp.recovery.high_seq = tp.snd_nxt;
             // Step 2.b: send new data if any may go, else fall back.
             let unsent = tp.write_queue.len() > tp.packets_out as usize;
             let wnd_end = tp.snd_una.wrapping_add(tp.snd_wnd);
@@ -1645,7 +1647,7 @@ fn tcp_process_loss<C: TcpContext>(
                 *rexmit = Rexmit::New;
                 return;
             }
-            tp.frto = false;
+            tp.recovery.frto = false;
         }
     }
     if recovered {
@@ -1654,7 +1656,7 @@ fn tcp_process_loss<C: TcpContext>(
         return;
     }
     if !tcp_is_sack(tp) {
-        if after(tp.snd_nxt, tp.high_seq) && num_dupack > 0 {
+        if after(tp.snd_nxt, tp.recovery.high_seq) && num_dupack > 0 {
             tcp_add_reno_sack(ctx, tp, num_dupack);
         } else if flag & FLAG_SND_UNA_ADVANCED != 0 {
             tp.sacked_out = 0;
@@ -1749,11 +1751,11 @@ fn tcp_fastretrans_alert<C: TcpContext>(
     // D. State exits when high_seq is acked.
     if tp.ca_state == TcpCaState::Open {
         tp.retrans_stamp = None;
-        tp.first_retrans_at = 0;
-    } else if !before(tp.snd_una, tp.high_seq) {
+        tp.recovery.first_retrans_at = 0;
+    } else if !before(tp.snd_una, tp.recovery.high_seq) {
         match tp.ca_state {
             // CWR is held until something above high_seq is acked.
-            TcpCaState::Cwr if tp.snd_una != tp.high_seq => {
+            TcpCaState::Cwr if tp.snd_una != tp.recovery.high_seq => {
                 tcp_end_cwnd_reduction(tp);
                 tcp_set_ca_state(tp, TcpCaState::Open);
             }
@@ -1861,19 +1863,20 @@ pub(crate) fn tcp_cwnd_reduction(
     newly_lost: u32,
     flag: u32,
 ) {
-    if newly_acked_sacked == 0 || tp.prior_cwnd == 0 {
+    if newly_acked_sacked == 0 || tp.recovery.prior_cwnd == 0 {
         return;
     }
     let in_flight = tp.packets_in_flight();
     let ssthresh = tp.cwnd.snd_ssthresh;
     let delta = i64::from(ssthresh) - i64::from(in_flight);
-    tp.prr_delivered = tp.prr_delivered.saturating_add(newly_acked_sacked);
+    tp.recovery.prr_delivered = tp.recovery.prr_delivered.saturating_add(newly_acked_sacked);
     let sndcnt: i64 = if delta < 0 {
-        let dividend =
-            u64::from(ssthresh) * u64::from(tp.prr_delivered) + u64::from(tp.prior_cwnd) - 1;
-        (dividend / u64::from(tp.prior_cwnd)) as i64 - i64::from(tp.prr_out)
+        let dividend = u64::from(ssthresh) * u64::from(tp.recovery.prr_delivered)
+            + u64::from(tp.recovery.prior_cwnd)
+            - 1;
+        (dividend / u64::from(tp.recovery.prior_cwnd)) as i64 - i64::from(tp.recovery.prr_out)
     } else {
-        let mut s = (i64::from(tp.prr_delivered) - i64::from(tp.prr_out))
+        let mut s = (i64::from(tp.recovery.prr_delivered) - i64::from(tp.recovery.prr_out))
             .max(i64::from(newly_acked_sacked));
         if flag & FLAG_SND_UNA_ADVANCED != 0 && newly_lost == 0 {
             s += 1;
@@ -1881,7 +1884,7 @@ pub(crate) fn tcp_cwnd_reduction(
         s.min(delta)
     };
     // Force a fast retransmit on entering recovery.
-    let sndcnt = sndcnt.max(i64::from(tp.prr_out == 0));
+    let sndcnt = sndcnt.max(i64::from(tp.recovery.prr_out == 0));
     tp.cwnd.snd_cwnd = (i64::from(in_flight) + sndcnt).max(1) as u32;
 }
 
@@ -2035,7 +2038,7 @@ fn tcp_fin<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
     for s in tp.ofo_queue.drain(..) {
         tp.rmem_alloc = tp.rmem_alloc.saturating_sub(s.skb.truesize() as u32);
     }
-    tp.ofo_queue = std::collections::VecDeque::new();
+    tp.ofo_queue.free();
     // tcp_sack_reset(): no SACK blocks and no pending D-SACK, so the ACK
     // of a FIN that repeats old data carries no D-SACK of it.
     tp.selective_acks.clear();
@@ -2563,7 +2566,7 @@ fn tcp_data_queue<C: TcpContext>(
             fin_now |= tcp_ofo_queue(ctx, tp);
             if tp.ofo_queue.is_empty() {
                 tp.ack.pending |= ICSK_ACK_NOW;
-                tp.ofo_queue = std::collections::VecDeque::new();
+                tp.ofo_queue.free();
             }
         }
         if !tp.selective_acks.is_empty() {
@@ -2888,9 +2891,9 @@ fn tcp_init_buffer_space(sysctl: &Sysctl, tp: &mut TcpSock, now: Instant) {
 /// `tcp_rcv_rtt_update()`: the minimum when the sample is bounded by the
 /// window (`win_dep`), a 1/8 moving average otherwise.
 fn tcp_rcv_rtt_update(tp: &mut TcpSock, sample_us: u32, win_dep: bool) {
-    let old = tp.rcv_rtt_us;
+    let old = tp.rcv_rtt_est.rtt_us;
     let m = sample_us.saturating_mul(8);
-    tp.rcv_rtt_us = if old == 0 || m < old {
+    tp.rcv_rtt_est.rtt_us = if old == 0 || m < old {
         m
     } else if win_dep {
         return;
@@ -2903,8 +2906,8 @@ fn tcp_rcv_rtt_update(tp: &mut TcpSock, sample_us: u32, win_dep: bool) {
 /// and from time stamps when they give a non-zero delay. Mirrors
 /// `tcp_rcv_rtt_measure()` and `tcp_rcv_rtt_measure_ts()`.
 fn tcp_rcv_rtt_measure(tp: &mut TcpSock, now: Instant, seg_len: u32) {
-    if tp.rx_opt.tstamp_ok && tp.rx_opt.rcv_tsecr != tp.rcv_rtt_last_tsecr {
-        tp.rcv_rtt_last_tsecr = tp.rx_opt.rcv_tsecr;
+    if tp.rx_opt.tstamp_ok && tp.rx_opt.rcv_tsecr != tp.rcv_rtt_est.last_tsecr {
+        tp.rcv_rtt_est.last_tsecr = tp.rx_opt.rcv_tsecr;
         if seg_len >= u32::from(tp.ack.rcv_mss) {
             let delta_ms = tp.tcp_time_stamp(now).wrapping_sub(tp.rx_opt.rcv_tsecr);
             if delta_ms > 0 && delta_ms < i32::MAX as u32 / 1000 {
@@ -2912,8 +2915,8 @@ fn tcp_rcv_rtt_measure(tp: &mut TcpSock, now: Instant, seg_len: u32) {
             }
         }
     }
-    if let Some(t0) = tp.rcv_rtt_time {
-        if before(tp.rcv_nxt, tp.rcv_rtt_seq) {
+    if let Some(t0) = tp.rcv_rtt_est.time {
+        if before(tp.rcv_nxt, tp.rcv_rtt_est.seq) {
             return;
         }
         let us = now
@@ -2922,8 +2925,8 @@ fn tcp_rcv_rtt_measure(tp: &mut TcpSock, now: Instant, seg_len: u32) {
             .clamp(1, u128::from(u32::MAX / 8)) as u32;
         tcp_rcv_rtt_update(tp, us, true);
     }
-    tp.rcv_rtt_seq = tp.rcv_nxt.wrapping_add(tp.rcv_wnd);
-    tp.rcv_rtt_time = Some(now);
+    tp.rcv_rtt_est.seq = tp.rcv_nxt.wrapping_add(tp.rcv_wnd);
+    tp.rcv_rtt_est.time = Some(now);
 }
 
 /// After the user read data: once per receiver RTT, if more was read than
@@ -2931,7 +2934,7 @@ fn tcp_rcv_rtt_measure(tp: &mut TcpSock, now: Instant, seg_len: u32) {
 /// Mirrors `tcp_rcv_space_adjust()` with `tcp_rcvbuf_grow()` (DRS).
 pub(crate) fn tcp_rcv_space_adjust(sysctl: &Sysctl, tp: &mut TcpSock, now: Instant) {
     let time_us = now.saturating_duration_since(tp.rcvq_time).as_micros();
-    if tp.rcv_rtt_us == 0 || time_us < u128::from(tp.rcv_rtt_us >> 3) {
+    if tp.rcv_rtt_est.rtt_us == 0 || time_us < u128::from(tp.rcv_rtt_est.rtt_us >> 3) {
         return;
     }
     let copied = i64::from(tp.copied_seq.wrapping_sub(tp.rcvq_seq))

@@ -48,10 +48,9 @@
 //!   (`sk_stream_moderate_sndbuf()`): netstack has no `tcp_sndbuf_expand()`
 //!   to grow it back, so the writer is refused (`EAGAIN`) until memory is
 //!   freed instead.
-//! - `tcp_check_oom()` looks at memory only: netstack does not count
-//!   orphans against `tcp_max_orphans` (`tcp_too_many_orphans()`), and
-//!   only `close()` applies it (not the retransmission and probe timers'
-//!   `tcp_out_of_resources()`).
+//! - Orphans are counted exactly in one atomic per host
+//!   ([`TcpMemory::orphan_count`]); Linux sums per-CPU counters into
+//!   `tcp_orphan_cache` every 100 ms and compares that.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -86,12 +85,23 @@ pub struct TcpMemory {
     memory_pressure: AtomicU64,
     /// Full sockets (`tcp_sockets_allocated`).
     sockets_allocated: AtomicI64,
+    /// Orphaned full sockets: closed by the user, still alive in TCP
+    /// (`tcp_orphan_count`).
+    orphans: AtomicI64,
 }
 
 impl TcpMemory {
     /// No memory charged, no pressure, no sockets.
     pub fn new() -> TcpMemory {
         TcpMemory::default()
+    }
+
+    /// Orphaned sockets alive now: closed by their user, kept by TCP to
+    /// finish the connection (FIN-WAIT-1, CLOSING, LAST-ACK, a long
+    /// FIN-WAIT-2). Mirrors `tcp_orphan_count` (what `/proc/net/sockstat`
+    /// prints as `orphan`); TIME-WAIT mini sockets are not counted.
+    pub fn orphan_count(&self) -> u64 {
+        self.orphans.load(Ordering::Relaxed).max(0) as u64
     }
 
     /// The pages charged to TCP sockets now. Mirrors
@@ -417,15 +427,87 @@ pub(crate) fn tcp_out_of_memory<C: TcpContext>(ctx: &C, tp: &TcpSock) -> bool {
         && mem.is_some_and(|m| m.memory_allocated() > sk_prot_mem_limits(ctx.sysctl(), 2))
 }
 
-/// Whether an orphan must be dropped rather than kept alive: TCP is out
-/// of memory. Mirrors `tcp_check_oom()` (without its orphan count, see
-/// the module's deviations).
-pub(crate) fn tcp_check_oom<C: TcpContext>(ctx: &C, tp: &TcpSock) -> bool {
+/// Marks the socket orphaned (`SOCK_DEAD`) and counts it. Mirrors
+/// `sock_orphan()` followed by `this_cpu_inc(tcp_orphan_count)` in
+/// `__tcp_close()` and `inet_child_forget()`.
+pub(crate) fn sock_orphan(mem: &TcpMemory, tp: &mut TcpSock) {
+    if !tp.dead && !tp.destroyed {
+        tp.dead = true;
+        mem.orphans.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// An orphan is being freed: it no longer counts. Mirrors the
+/// `this_cpu_dec(*sk->sk_prot->orphan_count)` of
+/// `inet_csk_destroy_sock()`; call before `destroyed` is set.
+pub(crate) fn tcp_orphan_freed(mem: &TcpMemory, tp: &TcpSock) {
+    if tp.dead && !tp.destroyed {
+        mem.orphans.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether there are too many orphans: their count, doubled `shift`
+/// times, is above `net.ipv4.tcp_max_orphans`. Mirrors
+/// `tcp_too_many_orphans()` (which reads the per-CPU counters' cached
+/// sum, `tcp_orphan_cache`; here the count is exact).
+pub(crate) fn tcp_too_many_orphans(mem: &TcpMemory, sysctl: &Sysctl, shift: u32) -> bool {
+    let max = sysctl.get_int(Sysctl::TCP_MAX_ORPHANS).max(0) as u64;
+    mem.orphan_count().checked_shl(shift).unwrap_or(u64::MAX) > max
+}
+
+/// Whether an orphan must be dropped rather than kept alive: too many
+/// orphans (weighted by `shift`) or TCP out of memory. Mirrors
+/// `tcp_check_oom()` with its two messages.
+pub(crate) fn tcp_check_oom<C: TcpContext>(
+    mem: &TcpMemory,
+    ctx: &C,
+    tp: &TcpSock,
+    shift: u32,
+) -> bool {
+    let too_many_orphans = tcp_too_many_orphans(mem, ctx.sysctl(), shift);
     let oom = tcp_out_of_memory(ctx, tp);
+    if too_many_orphans {
+        tracing::info!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, "too many orphaned sockets");
+    }
     if oom {
         tracing::info!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, "out of memory -- consider tuning tcp_mem");
     }
-    oom
+    too_many_orphans || oom
+}
+
+/// An orphan's retransmission or zero-window probe timer fired: drop it
+/// when orphans or memory run short. Mirrors `tcp_out_of_resources()`:
+/// an orphan that sent nothing for twice `TCP_RTO_MAX` (or whose caller
+/// does not want a reset) counts double, one with a soft error double
+/// again; a dropped orphan is reset if it sent within `TCP_TIMEWAIT_LEN`
+/// or its window is closed with nothing in flight (or `do_reset`), then
+/// finished (`TCPAbortOnMemory`). Returns whether it was dropped.
+pub(crate) fn tcp_out_of_resources<C: TcpContext>(
+    stack: &crate::tcp::TcpStack,
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    mut do_reset: bool,
+) -> bool {
+    let idle = ctx.now().saturating_duration_since(tp.lsndtime);
+    let mut shift = 0;
+    if idle > 2 * crate::tcp_sock::TCP_RTO_MAX || !do_reset {
+        shift += 1;
+    }
+    if tp.sk_err_soft.is_some() {
+        shift += 1;
+    }
+    if !tcp_check_oom(&stack.mem, ctx, tp, shift) {
+        return false;
+    }
+    if idle <= crate::tcp_sock::TCP_TIMEWAIT_LEN || (tp.snd_wnd == 0 && tp.packets_out == 0) {
+        do_reset = true;
+    }
+    if do_reset {
+        crate::tcp_output::tcp_send_active_reset(ctx, tp);
+    }
+    crate::tcp::tcp_done(stack, ctx, tp);
+    ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpAbortOnMemory);
+    true
 }
 
 #[cfg(test)]
@@ -674,6 +756,89 @@ mod tests {
                 .any(|s| s.src == from && s.tcp.flags.contains(wire::TcpFlags::RST)),
             "no RST for the aborted connection"
         );
+    }
+
+    /// Closes the client end of `n` connections whose peers never answer
+    /// (everything from host 1 is dropped), so each stays an orphan in
+    /// FIN-WAIT-1 retransmitting its FIN.
+    fn orphans(net: &mut Net, n: u16) -> Vec<Arc<crate::TcpSocket>> {
+        let pairs: Vec<_> = (0..n).map(|i| net.connect_pair(80 + i)).collect();
+        let peer = net.addr(1);
+        net.set_drop_filter(move |seg| seg.src == peer);
+        pairs
+            .into_iter()
+            .map(|(c, _s)| {
+                net.close(0, &c);
+                net.run_for_ms(1);
+                c
+            })
+            .collect()
+    }
+
+    fn rsts_from(net: &Net, from: Ipv4Addr, port: u16) -> usize {
+        net.log
+            .iter()
+            .filter(|s| {
+                s.src == from && s.tcp.dst_port == port && s.tcp.flags.contains(wire::TcpFlags::RST)
+            })
+            .count()
+    }
+
+    /// `tcp_max_orphans` = 2: the third connection closed while two
+    /// orphans live is reset at once instead of orphaned
+    /// (`TCPAbortOnMemory`), the two keep retransmitting their FINs.
+    #[test]
+    fn a_close_past_tcp_max_orphans_resets_the_connection() {
+        let mut net = Net::new(2);
+        net.hosts[0]
+            .ctx
+            .sysctl()
+            .set("net.ipv4.tcp_max_orphans", "2")
+            .unwrap();
+        let from = net.addr(0);
+        let socks = orphans(&mut net, 3);
+        let h = &net.hosts[0];
+        assert_eq!(h.stack.memory().orphan_count(), 2);
+        assert_eq!(mib(&h.ctx, LinuxMib::TcpAbortOnMemory), 1);
+        assert_eq!(socks[0].state(), crate::TcpState::FinWait1);
+        assert_eq!(socks[1].state(), crate::TcpState::FinWait1);
+        assert_eq!(socks[2].state(), crate::TcpState::Close);
+        assert_eq!(rsts_from(&net, from, 82), 1, "the third is reset");
+        assert_eq!(rsts_from(&net, from, 80) + rsts_from(&net, from, 81), 0);
+        // The orphans are freed when they finish: the count follows.
+        net.clear_drop_filter();
+        net.run_for_ms(3_000);
+        assert_eq!(net.hosts[0].stack.memory().orphan_count(), 0);
+        assert_eq!(mib(&net.hosts[0].ctx, LinuxMib::TcpAbortOnMemory), 1);
+    }
+
+    /// Orphans already alive when `tcp_max_orphans` is lowered are
+    /// dropped by their retransmission timer (`tcp_out_of_resources()`):
+    /// reset while above the limit, the rest keep going.
+    #[test]
+    fn orphans_over_a_lowered_limit_are_reset_by_their_timer() {
+        let mut net = Net::new(2);
+        let from = net.addr(0);
+        let socks = orphans(&mut net, 3);
+        assert_eq!(net.hosts[0].stack.memory().orphan_count(), 3);
+        assert_eq!(mib(&net.hosts[0].ctx, LinuxMib::TcpAbortOnMemory), 0);
+        net.hosts[0]
+            .ctx
+            .sysctl()
+            .set("net.ipv4.tcp_max_orphans", "1")
+            .unwrap();
+        // The FINs' retransmission timers fire within the first RTO.
+        net.run_for_ms(1_500);
+        let h = &net.hosts[0];
+        assert_eq!(h.stack.memory().orphan_count(), 1);
+        assert_eq!(mib(&h.ctx, LinuxMib::TcpAbortOnMemory), 2);
+        let closed = socks
+            .iter()
+            .filter(|c| c.state() == crate::TcpState::Close)
+            .count();
+        assert_eq!(closed, 2);
+        let rsts: usize = (80..83).map(|p| rsts_from(&net, from, p)).sum();
+        assert_eq!(rsts, 2);
     }
 
     /// Three senders into one host that does not read, `tcp_mem` = 4 8 12

@@ -841,19 +841,24 @@ pub(crate) fn tcp_cwnd_validate(tp: &mut TcpSock, is_cwnd_limited: bool, now: In
 /// Switches the chronograph to `new`, adding the time since it last
 /// switched to what was being timed. Mirrors `tcp_chrono_set()`.
 fn tcp_chrono_set(tp: &mut TcpSock, new: TcpChrono, now: Instant) {
-    let old = tp.chrono_type;
-    if old != TcpChrono::Unspec {
-        let spent = now.saturating_duration_since(tp.chrono_start).as_micros() as u64;
-        tp.chrono_stat[old as usize - 1] += spent;
+    let old = tp.chrono.kind;
+    if old == TcpChrono::Unspec && new == TcpChrono::Unspec {
+        // Nothing is timed before or after: leave the (possibly
+        // unallocated) chronograph alone.
+        return;
     }
-    tp.chrono_start = now;
-    tp.chrono_type = new;
+    if old != TcpChrono::Unspec {
+        let spent = now.saturating_duration_since(tp.chrono.start).as_micros() as u64;
+        tp.chrono.stat[old as usize - 1] += spent;
+    }
+    tp.chrono.start = now;
+    tp.chrono.kind = new;
 }
 
 /// Starts timing `kind` unless something of higher priority is timed.
 /// Mirrors `tcp_chrono_start()`.
 pub(crate) fn tcp_chrono_start(tp: &mut TcpSock, kind: TcpChrono, now: Instant) {
-    if kind > tp.chrono_type {
+    if kind > tp.chrono.kind {
         tcp_chrono_set(tp, kind, now);
     }
 }
@@ -864,7 +869,7 @@ pub(crate) fn tcp_chrono_start(tp: &mut TcpSock, kind: TcpChrono, now: Instant) 
 pub(crate) fn tcp_chrono_stop(tp: &mut TcpSock, kind: TcpChrono, now: Instant) {
     if tp.write_queue.is_empty() {
         tcp_chrono_set(tp, TcpChrono::Unspec, now);
-    } else if kind == tp.chrono_type {
+    } else if kind == tp.chrono.kind {
         tcp_chrono_set(tp, TcpChrono::Busy, now);
     }
 }
@@ -873,10 +878,10 @@ pub(crate) fn tcp_chrono_stop(tp: &mut TcpSock, kind: TcpChrono, now: Instant) {
 /// (all three kinds), rwnd-limited, sndbuf-limited. Mirrors
 /// `tcp_get_info_chrono_stats()`.
 pub(crate) fn tcp_get_info_chrono_stats(tp: &TcpSock, now: Instant) -> (u64, u64, u64) {
-    let mut stats = tp.chrono_stat;
-    if tp.chrono_type != TcpChrono::Unspec {
-        stats[tp.chrono_type as usize - 1] +=
-            now.saturating_duration_since(tp.chrono_start).as_micros() as u64;
+    let mut stats = tp.chrono.stat;
+    if tp.chrono.kind != TcpChrono::Unspec {
+        stats[tp.chrono.kind as usize - 1] +=
+            now.saturating_duration_since(tp.chrono.start).as_micros() as u64;
     }
     (stats.iter().sum(), stats[1], stats[2])
 }
@@ -927,7 +932,7 @@ fn tcp_transmit_head<C: TcpContext>(
         tp.ca_state,
         crate::tcp_cong::TcpCaState::Recovery | crate::tcp_cong::TcpCaState::Cwr
     ) {
-        tp.prr_out += 1;
+        tp.recovery.prr_out += 1;
     }
     tp.lsndtime = now;
     // tcp_event_data_sent(): a reply within the ATO means ping-pong.
@@ -1100,13 +1105,13 @@ pub(crate) fn tcp_retransmit_skb<C: TcpContext>(
     if tp.retrans_stamp.is_none() {
         tp.retrans_stamp = Some(first_sent.unwrap_or(now));
     }
-    if tp.first_retrans_at == 0 {
-        tp.first_retrans_at = tp.tcp_time_stamp(now).max(1);
+    if tp.recovery.first_retrans_at == 0 {
+        tp.recovery.first_retrans_at = tp.tcp_time_stamp(now).max(1);
     }
-    if tp.undo_retrans < 0 {
-        tp.undo_retrans = 0;
+    if tp.recovery.undo_retrans < 0 {
+        tp.recovery.undo_retrans = 0;
     }
-    tp.undo_retrans += 1;
+    tp.recovery.undo_retrans += 1;
     Ok(())
 }
 
@@ -1147,7 +1152,7 @@ pub(crate) fn tcp_xmit_retransmit_queue<C: TcpContext>(ctx: &mut C, tp: &mut Tcp
             tp.ca_state,
             crate::tcp_cong::TcpCaState::Recovery | crate::tcp_cong::TcpCaState::Cwr
         ) {
-            tp.prr_out += 1;
+            tp.recovery.prr_out += 1;
         }
         if idx == 0 && ctx.timer_pending(TcpTimer::ReoTimeout(tp.id)).is_none() {
             rearm_timer = true;

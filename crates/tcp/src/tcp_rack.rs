@@ -111,7 +111,7 @@ fn tcp_min_rtt(tp: &TcpSock) -> u32 {
 
 /// The reordering window in µs. Mirrors `tcp_rack_reo_wnd()`.
 fn tcp_rack_reo_wnd<C: TcpContext>(ctx: &C, tp: &TcpSock) -> u32 {
-    if tp.reord_seen == 0 {
+    if tp.recovery.reord_seen == 0 {
         // No reordering seen: be aggressive in recovery or once the
         // duplicate-ACK threshold is met.
         if tp.ca_state as u8 >= TcpCaState::Recovery as u8 {
@@ -150,12 +150,12 @@ pub(crate) fn tcp_mark_skb_lost<C: TcpContext>(ctx: &C, tp: &mut TcpSock, idx: u
             tp.write_queue[idx].sacked &= !TCPCB_SACKED_RETRANS;
             tp.retrans_out = tp.retrans_out.saturating_sub(1);
             ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpLostRetransmit);
-            tp.lost = tp.lost.wrapping_add(1);
+            tp.recovery.lost = tp.recovery.lost.wrapping_add(1);
         }
     } else {
         tp.write_queue[idx].sacked |= TCPCB_LOST;
         tp.lost_out += 1;
-        tp.lost = tp.lost.wrapping_add(1);
+        tp.recovery.lost = tp.recovery.lost.wrapping_add(1);
     }
 }
 
@@ -250,13 +250,13 @@ pub(crate) fn tcp_rack_reo_timeout<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock)
         return;
     }
     tp.cwnd.tcp_mstamp = ctx.now().as_micros();
-    let lost = tp.lost;
+    let lost = tp.recovery.lost;
     let prior_inflight = tp.packets_in_flight();
     let _ = tcp_rack_detect_loss(ctx, tp);
     if prior_inflight != tp.packets_in_flight() {
         if tp.ca_state != TcpCaState::Recovery {
             crate::tcp_input::tcp_enter_recovery(ctx, tp, false);
-            let newly_lost = tp.lost.wrapping_sub(lost);
+            let newly_lost = tp.recovery.lost.wrapping_sub(lost);
             crate::tcp_input::tcp_cwnd_reduction(tp, 1, newly_lost, 0);
         }
         crate::tcp_output::tcp_xmit_retransmit_queue(ctx, tp);
@@ -363,7 +363,7 @@ mod tests {
         tp.ca_state = TcpCaState::Recovery;
         assert_eq!(tcp_rack_reo_wnd(&ctx, &tp), 0);
         // Once reordering was seen: steps of min_rtt/4, at most SRTT.
-        tp.reord_seen = 1;
+        tp.recovery.reord_seen = 1;
         assert_eq!(tcp_rack_reo_wnd(&ctx, &tp), 5_000);
         tp.rack.reo_wnd_steps = 3;
         assert_eq!(tcp_rack_reo_wnd(&ctx, &tp), 15_000);

@@ -137,8 +137,8 @@ pub(crate) fn tcp_send_loss_probe<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) 
         return;
     }
     let mut sent = false;
-    if tp.tlp_high_seq.is_none() {
-        tp.tlp_retrans = false;
+    if tp.recovery.tlp_high_seq.is_none() {
+        tp.recovery.tlp_retrans = false;
         let pcount = tp.packets_out;
         // tcp_snd_wnd_test() on the first unsent segment.
         let mss = u32::from(crate::tcp_output::tcp_current_mss(tp));
@@ -157,13 +157,13 @@ pub(crate) fn tcp_send_loss_probe<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) 
         if !sent && !unsent {
             let last = tp.packets_out as usize - 1;
             if tcp_retransmit_skb_core(ctx, tp, last).is_ok() {
-                tp.tlp_retrans = true;
+                tp.recovery.tlp_retrans = true;
                 sent = true;
             }
         }
         if sent {
             // Record snd_nxt for loss detection.
-            tp.tlp_high_seq = NonZeroU32::new(tp.snd_nxt);
+            tp.recovery.tlp_high_seq = NonZeroU32::new(tp.snd_nxt);
             ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpLossProbes);
         }
     }
@@ -182,14 +182,14 @@ pub(crate) fn tcp_process_tlp_ack<C: TcpContext>(
     ack: u32,
     flags: &TlpAckFlags,
 ) {
-    let Some(high) = tp.tlp_high_seq.map(NonZeroU32::get) else {
+    let Some(high) = tp.recovery.tlp_high_seq.map(NonZeroU32::get) else {
         return;
     };
     if before(ack, high) {
         return;
     }
-    if !tp.tlp_retrans || flags.dsack_tlp {
-        tp.tlp_high_seq = None;
+    if !tp.recovery.tlp_retrans || flags.dsack_tlp {
+        tp.recovery.tlp_high_seq = None;
     } else if after(ack, high) {
         // The probe repaired a loss: reduce cwnd once through CWR.
         crate::tcp_input::tcp_init_cwnd_reduction(tp);
@@ -199,6 +199,6 @@ pub(crate) fn tcp_process_tlp_ack<C: TcpContext>(
         ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpLossProbeRecovery);
     } else if !(flags.snd_una_advanced || flags.not_dup || flags.data_sacked) {
         // A pure duplicate: the original and the probe both arrived.
-        tp.tlp_high_seq = None;
+        tp.recovery.tlp_high_seq = None;
     }
 }

@@ -305,6 +305,253 @@ pub(crate) struct SockOpts {
     pub window_clamp: u32,
 }
 
+/// Per-socket state that most connections never use, kept out of line and
+/// allocated on the first write.
+///
+/// Linux embeds all of `struct tcp_sock` in the socket; here the parts an
+/// idle or loss-free connection never touches (recovery and undo state,
+/// the out-of-order queue, SACK blocks, the receiver's RTT estimate) cost
+/// one pointer until first written, so a million idle connections fit in
+/// far less memory. Reading an unallocated box sees [`ColdState::EMPTY`],
+/// the value `tcp_init_sock()` would have left there; writing through
+/// `DerefMut` allocates it. Methods that only empty a queue
+/// ([`ColdBox::clear`], [`ColdBox::pop_front`], ...) do not allocate.
+///
+/// # Deviations from Linux
+///
+/// Linux has no such indirection: the state is inline in `tcp_sock`.
+pub(crate) struct ColdBox<T: ColdState>(Option<Box<T>>);
+
+/// A type that can live in a [`ColdBox`]: its initial value, readable
+/// without allocating.
+pub(crate) trait ColdState: Sized + 'static {
+    /// The value an unallocated box reads as.
+    const EMPTY: &'static Self;
+    /// A fresh value equal to [`ColdState::EMPTY`], for the first write.
+    fn fresh() -> Self;
+}
+
+impl<T: ColdState> ColdBox<T> {
+    /// An unallocated box.
+    pub const fn new() -> ColdBox<T> {
+        ColdBox(None)
+    }
+
+    /// Whether the state was written and so allocated.
+    #[cfg(test)]
+    pub fn is_allocated(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The state when allocated, without allocating.
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        self.0.as_deref_mut()
+    }
+
+    /// Drops the state (back to [`ColdState::EMPTY`]).
+    pub fn free(&mut self) {
+        self.0 = None;
+    }
+
+    /// Bytes allocated for the state.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |_| core::mem::size_of::<T>())
+    }
+}
+
+impl<T: ColdState> core::ops::Deref for ColdBox<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.0.as_deref().unwrap_or(T::EMPTY)
+    }
+}
+
+impl<T: ColdState> core::ops::DerefMut for ColdBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.get_or_insert_with(|| Box::new(T::fresh()))
+    }
+}
+
+impl<T: ColdState + core::fmt::Debug> core::fmt::Debug for ColdBox<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("(unallocated)"),
+        }
+    }
+}
+
+impl<'a, T: ColdState> IntoIterator for &'a ColdBox<T>
+where
+    &'a T: IntoIterator,
+{
+    type Item = <&'a T as IntoIterator>::Item;
+    type IntoIter = <&'a T as IntoIterator>::IntoIter;
+
+    fn into_iter(self) -> Self::IntoIter {
+        (**self).into_iter()
+    }
+}
+
+impl<T: 'static> ColdState for VecDeque<T> {
+    const EMPTY: &'static Self = &VecDeque::new();
+    fn fresh() -> Self {
+        VecDeque::new()
+    }
+}
+
+impl ColdState for heapless::Vec<TcpSackBlock, 4> {
+    const EMPTY: &'static Self = &heapless::Vec::new();
+    fn fresh() -> Self {
+        heapless::Vec::new()
+    }
+}
+
+/// Emptying a queue that was never allocated does not allocate it.
+impl<T: 'static> ColdBox<VecDeque<T>> {
+    /// `VecDeque::pop_front`, without allocating an unallocated queue.
+    pub fn pop_front(&mut self) -> Option<T> {
+        self.get_mut()?.pop_front()
+    }
+
+    /// `VecDeque::pop_back`, without allocating an unallocated queue.
+    pub fn pop_back(&mut self) -> Option<T> {
+        self.get_mut()?.pop_back()
+    }
+
+    /// The queue's capacity (0 when unallocated).
+    pub fn capacity(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.capacity())
+    }
+}
+
+/// Emptying the SACK blocks does not allocate them.
+impl ColdBox<heapless::Vec<TcpSackBlock, 4>> {
+    /// `heapless::Vec::clear`, without allocating.
+    pub fn clear(&mut self) {
+        if let Some(v) = self.get_mut() {
+            v.clear();
+        }
+    }
+
+    /// `heapless::Vec::retain`, without allocating.
+    pub fn retain(&mut self, f: impl FnMut(&TcpSackBlock) -> bool) {
+        if let Some(v) = self.get_mut() {
+            v.retain(f);
+        }
+    }
+}
+
+/// Loss recovery and undo state of `tcp_input.c`/`tcp_recovery.c`.
+///
+/// Mirrors these fields of `struct tcp_sock`: `high_seq`,
+/// `prr_delivered`, `prr_out`, `prior_cwnd`, `undo_marker` (0 in Linux
+/// for none), `undo_retrans`, `prior_ssthresh` (0 for none),
+/// `is_sack_reneg`, `frto`, `lost` (segments ever marked lost),
+/// `reord_seen`, `dsack_dups`, `tlp_high_seq` and `tlp_retrans`, plus the
+/// time stamp clock of the first retransmission of the episode for Eifel
+/// undo (`first_retrans_at`, 0 for none). Kept in a [`ColdBox`]: a
+/// connection without loss, retransmission or reordering never
+/// allocates it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TcpRecoveryState {
+    pub high_seq: u32,
+    pub prr_delivered: u32,
+    pub prr_out: u32,
+    pub prior_cwnd: u32,
+    pub undo_marker: Option<NonZeroU32>,
+    pub undo_retrans: i32,
+    pub prior_ssthresh: u32,
+    pub is_sack_reneg: bool,
+    pub frto: bool,
+    pub lost: u32,
+    pub first_retrans_at: u32,
+    pub dsack_dups: u32,
+    pub reord_seen: u32,
+    /// `snd_nxt` when a tail loss probe went out, until its episode ends
+    /// (`tlp_high_seq`, 0 in Linux for none).
+    pub tlp_high_seq: Option<NonZeroU32>,
+    /// Whether that probe was a retransmission (`tlp_retrans`).
+    pub tlp_retrans: bool,
+}
+
+impl TcpRecoveryState {
+    /// The state `tcp_init_sock()` leaves: no episode.
+    const INIT: TcpRecoveryState = TcpRecoveryState {
+        high_seq: 0,
+        prr_delivered: 0,
+        prr_out: 0,
+        prior_cwnd: 0,
+        undo_marker: None,
+        undo_retrans: 0,
+        prior_ssthresh: 0,
+        is_sack_reneg: false,
+        frto: false,
+        lost: 0,
+        first_retrans_at: 0,
+        dsack_dups: 0,
+        reord_seen: 0,
+        tlp_high_seq: None,
+        tlp_retrans: false,
+    };
+}
+
+impl ColdState for TcpRecoveryState {
+    const EMPTY: &'static Self = &TcpRecoveryState::INIT;
+    fn fresh() -> Self {
+        TcpRecoveryState::INIT
+    }
+}
+
+/// The receiver's RTT estimate. Mirrors `tp->rcv_rtt_est`: the estimate
+/// in µs scaled by 8 (`rtt_us`), the sequence that ends the current
+/// sample (`seq`) and when it began (`time`), plus the echoed time stamp
+/// of the last sample (`rcv_rtt_last_tsecr`). Kept in a [`ColdBox`]: a
+/// connection that never receives data never allocates it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RcvRttEst {
+    pub rtt_us: u32,
+    pub seq: u32,
+    pub time: Option<Instant>,
+    pub last_tsecr: u32,
+}
+
+impl ColdState for RcvRttEst {
+    const EMPTY: &'static Self = &RcvRttEst {
+        rtt_us: 0,
+        seq: 0,
+        time: None,
+        last_tsecr: 0,
+    };
+    fn fresh() -> Self {
+        *Self::EMPTY
+    }
+}
+
+/// The `TCP_INFO` chronograph: what is being timed (`chrono_type`),
+/// since when (`chrono_start`), and the µs so far of each kind
+/// (`chrono_stat`). Mirrors those fields of `struct tcp_sock`; kept in a
+/// [`ColdBox`], so a connection that never queues data never allocates
+/// it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TcpChronoState {
+    pub kind: TcpChrono,
+    pub start: Instant,
+    pub stat: [u64; 3],
+}
+
+impl ColdState for TcpChronoState {
+    const EMPTY: &'static Self = &TcpChronoState {
+        kind: TcpChrono::Unspec,
+        start: Instant::ZERO,
+        stat: [0; 3],
+    };
+    fn fresh() -> Self {
+        *Self::EMPTY
+    }
+}
+
 /// The state of one TCP socket, behind its socket lock.
 ///
 /// Mirrors `struct tcp_sock` with its `inet_connection_sock`, `inet_sock`
@@ -366,34 +613,12 @@ pub(crate) struct TcpSock {
     pub sacked_out: u32,
     pub lost_out: u32,
     pub retrans_out: u32,
-    pub high_seq: u32,
-    pub prr_delivered: u32,
-    pub prr_out: u32,
-    pub prior_cwnd: u32,
-    pub undo_marker: Option<NonZeroU32>,
-    pub undo_retrans: i32,
-    /// Loss recovery state of `tcp_input.c`/`tcp_recovery.c`: the
-    /// reordering degree in segments (`tp->reordering`), how often
-    /// reordering was seen (`reord_seen`), ssthresh before the reduction
-    /// for undo (`prior_ssthresh`, 0 for none), the receiver reneged on
-    /// SACKs (`is_sack_reneg`), F-RTO under way (`frto`), segments ever
-    /// marked lost (`tp->lost`), the time stamp clock of the first
-    /// retransmission of the episode (for Eifel undo, 0 for none), D-SACKed
-    /// segments (`dsack_dups`) and RACK (`tp->rack`).
+    /// The reordering degree in segments (`tp->reordering`).
     pub reordering: u32,
-    pub reord_seen: u32,
-    pub prior_ssthresh: u32,
-    pub is_sack_reneg: bool,
-    pub frto: bool,
-    pub lost: u32,
-    pub first_retrans_at: u32,
-    pub dsack_dups: u32,
+    /// Loss recovery and undo state, allocated on the first loss,
+    /// retransmission or reordering (see [`TcpRecoveryState`]).
+    pub recovery: ColdBox<TcpRecoveryState>,
     pub rack: crate::tcp_rack::TcpRack,
-    /// `snd_nxt` when a tail loss probe went out, until its episode ends
-    /// (`tlp_high_seq`, 0 in Linux for none).
-    pub tlp_high_seq: Option<NonZeroU32>,
-    /// Whether that probe was a retransmission (`tlp_retrans`).
-    pub tlp_retrans: bool,
     /// Delivery-rate sampling and the windowed min RTT (`tcp_rate.c`).
     pub rate: crate::tcp_rate::TcpRateState,
     pub ca_state: TcpCaState,
@@ -421,12 +646,9 @@ pub(crate) struct TcpSock {
     pub window_clamp: u32,
     pub rcv_ssthresh: u32,
     pub scaling_ratio: u8,
-    /// Receiver's RTT estimate (`rcv_rtt_est`): µs scaled by 8, the
-    /// sequence that ends the current sample and its start.
-    pub rcv_rtt_us: u32,
-    pub rcv_rtt_seq: u32,
-    pub rcv_rtt_time: Option<Instant>,
-    pub rcv_rtt_last_tsecr: u32,
+    /// Receiver's RTT estimate (`rcv_rtt_est`), allocated with the first
+    /// data received.
+    pub rcv_rtt_est: ColdBox<RcvRttEst>,
     /// Receive-buffer autotuning (`rcvq_space`): bytes read per RTT, from
     /// `rcvq_seq` at `rcvq_time`.
     pub rcvq_space: u32,
@@ -435,8 +657,11 @@ pub(crate) struct TcpSock {
     pub rx_opt: RxOpt,
     pub rcv_tstamp: Instant,
     pub receive_queue: VecDeque<RxSkb>,
-    pub ofo_queue: VecDeque<RxSkb>,
-    pub selective_acks: heapless::Vec<TcpSackBlock, 4>,
+    /// Out-of-order queue (`out_of_order_queue`), allocated with the
+    /// first segment past a hole.
+    pub ofo_queue: ColdBox<VecDeque<RxSkb>>,
+    /// SACK blocks to send (`selective_acks`), allocated with the first.
+    pub selective_acks: ColdBox<heapless::Vec<TcpSackBlock, 4>>,
     pub duplicate_sack: Option<TcpSackBlock>,
     pub dsack_pending: bool,
     pub rcv_fin: bool,
@@ -454,12 +679,8 @@ pub(crate) struct TcpSock {
     pub last_data_recv: Instant,
     pub last_ack_recv: Instant,
     /// The chronograph of `TCP_INFO`'s busy, rwnd-limited and
-    /// sndbuf-limited times: what is being timed (`chrono_type`), since
-    /// when (`chrono_start`), and the µs so far of each kind
-    /// (`chrono_stat`).
-    pub chrono_type: TcpChrono,
-    pub chrono_start: Instant,
-    pub chrono_stat: [u64; 3],
+    /// sndbuf-limited times, allocated when data is first queued.
+    pub chrono: ColdBox<TcpChronoState>,
     /// Last out-of-window ACK or challenge ACK sent (`last_oow_ack_time`).
     pub last_oow_ack_time: Option<Instant>,
     /// A writer found the send buffer full (`SOCK_NOSPACE`).
@@ -530,23 +751,9 @@ impl TcpSock {
             sacked_out: 0,
             lost_out: 0,
             retrans_out: 0,
-            high_seq: 0,
-            prr_delivered: 0,
-            prr_out: 0,
-            prior_cwnd: 0,
-            undo_marker: None,
-            undo_retrans: 0,
             reordering: TCP_REORDERING_DEFAULT,
-            reord_seen: 0,
-            prior_ssthresh: 0,
-            is_sack_reneg: false,
-            frto: false,
-            lost: 0,
-            first_retrans_at: 0,
-            dsack_dups: 0,
+            recovery: ColdBox::new(),
             rack: crate::tcp_rack::TcpRack::new(),
-            tlp_high_seq: None,
-            tlp_retrans: false,
             rate: crate::tcp_rate::TcpRateState::new(),
             ca_state: TcpCaState::Open,
             cwnd: TcpCwnd::new(),
@@ -570,10 +777,7 @@ impl TcpSock {
             window_clamp: 0,
             rcv_ssthresh: 0,
             scaling_ratio: TCP_DEFAULT_SCALING_RATIO,
-            rcv_rtt_us: 0,
-            rcv_rtt_seq: 0,
-            rcv_rtt_time: None,
-            rcv_rtt_last_tsecr: 0,
+            rcv_rtt_est: ColdBox::new(),
             rcvq_space: 0,
             rcvq_seq: 0,
             rcvq_time: Instant::ZERO,
@@ -583,8 +787,8 @@ impl TcpSock {
             },
             rcv_tstamp: Instant::ZERO,
             receive_queue: VecDeque::new(),
-            ofo_queue: VecDeque::new(),
-            selective_acks: heapless::Vec::new(),
+            ofo_queue: ColdBox::new(),
+            selective_acks: ColdBox::new(),
             duplicate_sack: None,
             dsack_pending: false,
             rcv_fin: false,
@@ -600,9 +804,7 @@ impl TcpSock {
             delivered: 0,
             last_data_recv: Instant::ZERO,
             last_ack_recv: Instant::ZERO,
-            chrono_type: TcpChrono::Unspec,
-            chrono_start: Instant::ZERO,
-            chrono_stat: [0; 3],
+            chrono: ColdBox::new(),
             last_oow_ack_time: None,
             nospace: false,
             listen: None,
@@ -674,6 +876,11 @@ impl TcpSock {
         self.write_queue.capacity() * core::mem::size_of::<TxSkb>()
             + (self.receive_queue.capacity() + self.ofo_queue.capacity())
                 * core::mem::size_of::<RxSkb>()
+            + self.recovery.heap_bytes()
+            + self.rcv_rtt_est.heap_bytes()
+            + self.ofo_queue.heap_bytes()
+            + self.selective_acks.heap_bytes()
+            + self.chrono.heap_bytes()
             + self.wmem_queued as usize
             + self.rmem_alloc as usize
     }
@@ -688,4 +895,92 @@ pub fn tcp_space_from_win(scaling_ratio: u8, win: u32) -> u32 {
 /// The window a buffer of `space` bytes can offer: `__tcp_win_from_space()`.
 pub fn tcp_win_from_space(scaling_ratio: u8, space: u32) -> u32 {
     ((u64::from(space) * u64::from(scaling_ratio)) >> TCP_RMEM_TO_WIN_SCALE) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Net;
+
+    /// What an idle established socket costs inline. The cold parts are
+    /// boxed ([`ColdBox`]); a field that grows the struct past this must
+    /// go out of line too (docs/hardening.md, Scale).
+    const TCP_SOCK_BUDGET: usize = 768;
+
+    #[test]
+    fn tcp_sock_stays_within_its_size_budget() {
+        let size = core::mem::size_of::<TcpSock>();
+        assert!(
+            size <= TCP_SOCK_BUDGET,
+            "TcpSock is {size} bytes, over its budget of {TCP_SOCK_BUDGET}"
+        );
+        // Each cold part costs one pointer until it is used.
+        assert_eq!(core::mem::size_of::<ColdBox<TcpRecoveryState>>(), 8);
+        assert_eq!(core::mem::size_of::<ColdBox<VecDeque<RxSkb>>>(), 8);
+    }
+
+    #[test]
+    fn a_loss_free_exchange_allocates_no_cold_state() {
+        let mut net = Net::new(2);
+        let (client, server) = net.connect_pair(80);
+        // Just connected: nothing cold is allocated on either end.
+        for sk in [&client, &server] {
+            let tp = sk.lock();
+            assert_eq!(tp.heap_bytes(), 0, "{:?}", tp.state);
+        }
+        for round in 0..5u8 {
+            net.send(0, &client, &[round; 300]).unwrap();
+            net.run_for_ms(50);
+            let mut buf = [0u8; 600];
+            assert_eq!(net.recv(1, &server, &mut buf).unwrap(), 300);
+            assert_eq!(buf[..300], [round; 300]);
+            net.send(1, &server, &buf[..100]).unwrap();
+            net.run_for_ms(50);
+            assert_eq!(net.recv(0, &client, &mut buf).unwrap(), 100);
+        }
+        for (name, sk) in [("client", &client), ("server", &server)] {
+            let tp = sk.lock();
+            assert_eq!(tp.state, TcpState::Established, "{name}");
+            assert!(!tp.recovery.is_allocated(), "{name}: {:?}", tp.recovery);
+            assert!(!tp.ofo_queue.is_allocated(), "{name}: ofo queue");
+            assert!(!tp.selective_acks.is_allocated(), "{name}: SACK blocks");
+            // Both sent data: the chronograph timed it.
+            assert!(tp.chrono.is_allocated(), "{name}: chrono");
+        }
+        // Both received data, so both measure the receiver's RTT.
+        assert!(server.lock().rcv_rtt_est.is_allocated());
+    }
+
+    #[test]
+    fn a_lost_segment_allocates_the_recovery_state_and_repairs_it() {
+        let mut net = Net::new(2);
+        let (client, server) = net.connect_pair(80);
+        // The second data segment from the client is lost once.
+        let from = net.addr(0);
+        let mut data_segs = 0;
+        net.set_drop_filter(move |seg| {
+            if seg.src == from && !seg.is_empty() {
+                data_segs += 1;
+                return data_segs == 2;
+            }
+            false
+        });
+        for i in 0..8u8 {
+            net.send(0, &client, &[i; 1000]).unwrap();
+            net.run_for_ms(1);
+        }
+        net.run_for_ms(2_000);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = net.recv(1, &server, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        let want: Vec<u8> = (0..8u8).flat_map(|i| [i; 1000]).collect();
+        assert_eq!(got, want);
+        assert!(client.lock().recovery.is_allocated());
+        assert!(!server.lock().recovery.is_allocated());
+    }
 }

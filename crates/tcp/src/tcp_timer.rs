@@ -177,6 +177,10 @@ fn tcp_write_timeout<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpS
                 r = 8;
             }
             retry_until = r;
+            let do_reset = alive || !retransmits_timed_out(tp, now, retry_until, 0);
+            if crate::tcp_mem::tcp_out_of_resources(stack, ctx, tp, do_reset) {
+                return true;
+            }
         }
         retransmits_timed_out(tp, now, retry_until, tp.opts.user_timeout)
     };
@@ -196,7 +200,7 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
     }
     let now = ctx.now();
     let cpu = ctx.cpu();
-    tp.tlp_high_seq = None;
+    tp.recovery.tlp_high_seq = None;
     if tp.snd_wnd == 0 && !tp.dead && !matches!(tp.state, TcpState::SynSent | TcpState::SynRecv) {
         // The receiver shrank its window: retransmissions act as probes
         // and never time the connection out while it answers.
@@ -282,6 +286,9 @@ pub(crate) fn tcp_probe_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: 
         max_probes = r;
         if !alive && u32::from(tp.backoff) >= max_probes {
             tcp_write_err(stack, ctx, tp);
+            return;
+        }
+        if crate::tcp_mem::tcp_out_of_resources(stack, ctx, tp, true) {
             return;
         }
     }
