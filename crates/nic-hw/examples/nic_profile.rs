@@ -4,10 +4,11 @@
 //! slowdown.
 //!
 //! `cargo build --release -p nic-hw --example nic_profile`, then run it
-//! under the profiler with `reap`, `rx`, `tx` or `idle` and a batch count
+//! under the profiler with `reap`, `rx`, `tx`, `tx1` or `idle` and a batch count
 //! (64 frames per batch): `nic_profile reap 10000`. `reap` is the `nic` bench's
 //! issue figure (wire → device → ring → driver reap + refill, no skb),
-//! `rx` the NAPI poll with skbs, `tx` xmit → send → clean, `idle` 64
+//! `rx` the NAPI poll with skbs, `tx` xmit (one xmit_more run per batch)
+//! → send → clean, `tx1` the same with one `start_xmit` per skb, `idle` 64
 //! device polls and `handle_pending` calls with nothing to do.
 
 use core::net::Ipv4Addr;
@@ -53,7 +54,7 @@ fn main() {
     append_fcs(&mut frame);
     let mut sink = Vec::with_capacity(BATCH);
     let mut host = TestHost::new(
-        if what == "tx" { MAC_A } else { MAC_B },
+        if what.starts_with("tx") { MAC_A } else { MAC_B },
         None,
         1,
         pool.clone(),
@@ -92,7 +93,7 @@ fn main() {
                 }
             }
             total += poll_once(&host, &mut sink);
-        } else {
+        } else if what == "tx1" {
             {
                 let mut nd = host.nd();
                 for _ in 0..BATCH {
@@ -100,6 +101,12 @@ fn main() {
                     black_box(nd.start_xmit(skb, 0));
                 }
             }
+            host.dev.poll(Instant::ZERO);
+            total += poll_once(&host, &mut sink);
+        } else {
+            let mut skbs = (0..BATCH)
+                .map(|_| SkBuff::from_slice(&pool, 64, black_box(&frame[..60])).expect("pool"));
+            black_box(host.nd().igb_xmit_frames(&mut skbs, 0));
             host.dev.poll(Instant::ZERO);
             total += poll_once(&host, &mut sink);
         }

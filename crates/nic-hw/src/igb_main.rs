@@ -810,13 +810,132 @@ impl IgbAdapter {
 
     /// Maps one skb onto tx descriptors and rings the doorbell. Mirrors
     /// `igb_xmit_frame_ring()` with `igb_tso()`, `igb_tx_csum()`,
-    /// `igb_tx_map()` and `igb_maybe_stop_tx()`.
-    fn igb_xmit_frame_ring(&mut self, skb: SkBuff, queue: u16) -> NetdevTx {
+    /// `igb_tx_map()` and `igb_maybe_stop_tx()`, called with
+    /// `netdev_xmit_more()` false.
+    fn igb_xmit_frame_ring(&self, skb: SkBuff, queue: u16) -> NetdevTx {
         if !self.is_up() {
             add(&self.tx_dropped, 1);
             return NetdevTx::Ok;
         }
         let q = usize::from(queue) % self.num_queues;
+        let txq = self.tx_queues.get(q as u16);
+        let Some(qv) = self.q_vectors.get(q) else {
+            add(&self.tx_dropped, 1);
+            return NetdevTx::Ok;
+        };
+        let mut guard = qv.tx.lock();
+        let Some(tx) = guard.as_mut() else {
+            add(&self.tx_dropped, 1);
+            return NetdevTx::Ok;
+        };
+        match self.igb_tx_map(tx, skb) {
+            Ok(true) => {}
+            Ok(false) => return NetdevTx::Ok,
+            Err(skb) => {
+                if let Some(txq) = txq {
+                    txq.stop();
+                }
+                return NetdevTx::Busy(skb);
+            }
+        }
+        tx.flush();
+        let tail = tx.tail() as u32;
+        let room = tx.unused();
+        drop(guard);
+        self.hw.wr32(r::tdt(q), tail);
+        // igb_maybe_stop_tx(tx_ring, DESC_NEEDED): stop early.
+        if room < DESC_NEEDED
+            && let Some(txq) = txq
+        {
+            txq.stop();
+        }
+        NetdevTx::Ok
+    }
+
+    /// Hands a run of skbs to tx queue `queue`: each is mapped onto
+    /// descriptors as [`start_xmit`](NetDevice::start_xmit) would, and the
+    /// tail (`TDT`) is written once, after the last.
+    ///
+    /// Mirrors `dev_hard_start_xmit()` walking an skb list into
+    /// `igb_xmit_frame_ring()` with `netdev_xmit_more()` true for every skb
+    /// but the last: igb then skips the `writel()` of the tail
+    /// (`if (netif_xmit_stopped(txq) || !netdev_xmit_more())`) and the
+    /// device sees the whole run on one doorbell.
+    ///
+    /// Takes skbs from `skbs` until it runs dry or the queue stops: when
+    /// the ring fills (`igb_maybe_stop_tx()` stops the queue early, with
+    /// [`DESC_NEEDED`] left) the tail is written at once and the skbs not
+    /// yet taken stay in the iterator. Returns [`NetdevTx::Busy`] with the
+    /// skb that found no room (the queue is then stopped), otherwise
+    /// [`NetdevTx::Ok`]. Frames the device cannot send (device down, TSO
+    /// off, too long) are dropped and counted in `tx_dropped`, as one at a
+    /// time.
+    ///
+    /// # Deviations from Linux
+    ///
+    /// igb's xmit path takes no lock of its own: the core holds the queue's
+    /// `_xmit_lock` and `igb_clean_tx_irq()` runs lock-free against it.
+    /// Here the ring's driver half (filling and cleaning) is one object
+    /// shared with the queue's NAPI poll behind a mutex; this path takes
+    /// it once per run of skbs, not once per skb.
+    #[doc(alias = "netdev_xmit_more")]
+    pub fn igb_xmit_frames(&self, skbs: &mut impl Iterator<Item = SkBuff>, queue: u16) -> NetdevTx {
+        if !self.is_up() {
+            add(&self.tx_dropped, skbs.by_ref().count() as u64);
+            return NetdevTx::Ok;
+        }
+        let q = usize::from(queue) % self.num_queues;
+        let txq = self.tx_queues.get(q as u16);
+        let Some(qv) = self.q_vectors.get(q) else {
+            add(&self.tx_dropped, skbs.by_ref().count() as u64);
+            return NetdevTx::Ok;
+        };
+        let mut guard = qv.tx.lock();
+        let Some(tx) = guard.as_mut() else {
+            drop(guard);
+            add(&self.tx_dropped, skbs.by_ref().count() as u64);
+            return NetdevTx::Ok;
+        };
+        let mut result = NetdevTx::Ok;
+        let mut filled = false;
+        for skb in skbs.by_ref() {
+            match self.igb_tx_map(tx, skb) {
+                Ok(queued) => filled |= queued,
+                Err(skb) => {
+                    // igb_maybe_stop_tx(tx_ring, count + 3) failed.
+                    if let Some(txq) = txq {
+                        txq.stop();
+                    }
+                    result = NetdevTx::Busy(skb);
+                    break;
+                }
+            }
+            // igb_maybe_stop_tx(tx_ring, DESC_NEEDED): stop early, and
+            // write the tail now (`netif_xmit_stopped()`).
+            if tx.unused() < DESC_NEEDED {
+                if let Some(txq) = txq {
+                    txq.stop();
+                }
+                break;
+            }
+        }
+        if !filled {
+            return result;
+        }
+        tx.flush();
+        let tail = tx.tail() as u32;
+        drop(guard);
+        self.hw.wr32(r::tdt(q), tail);
+        result
+    }
+
+    /// Fills the descriptors of one skb (the tail is not written).
+    /// Returns whether it was queued (`false`: dropped and counted), or the
+    /// skb back when the ring lacks room for it. Mirrors the part of
+    /// `igb_xmit_frame_ring()` before the tail write: the room check,
+    /// `igb_tso()`/`igb_tx_csum()` and `igb_tx_map()`.
+    #[inline(always)]
+    fn igb_tx_map(&self, tx: &mut TxDriver<SkBuff>, skb: SkBuff) -> Result<bool, SkBuff> {
         let len = skb.len();
         let count = self.igb_desc_count(len);
         let tso = skb.is_gso();
@@ -825,7 +944,7 @@ impl IgbAdapter {
             || len < wire::ETH_HLEN
         {
             add(&self.tx_dropped, 1);
-            return NetdevTx::Ok;
+            return Ok(false);
         }
         let hdr_len = if tso {
             tso_header_len(skb.data())
@@ -834,24 +953,11 @@ impl IgbAdapter {
         };
         if tso && hdr_len.is_none() {
             add(&self.tx_dropped, 1);
-            return NetdevTx::Ok;
+            return Ok(false);
         }
-        let Some(qv) = self.q_vectors.get(q) else {
-            add(&self.tx_dropped, 1);
-            return NetdevTx::Ok;
-        };
-        let txq = self.tx_queues.get(q as u16);
-        let mut guard = qv.tx.lock();
-        let Some(tx) = guard.as_mut() else {
-            add(&self.tx_dropped, 1);
-            return NetdevTx::Ok;
-        };
         // igb_maybe_stop_tx(tx_ring, count + 3), room for a context descriptor too.
         if tx.unused() < count + 1 {
-            if let Some(txq) = txq {
-                txq.stop();
-            }
-            return NetdevTx::Busy(skb);
+            return Err(skb);
         }
         let popts = match skb.ip_summed {
             IpSummed::Partial { .. } => TxPopts::TXSM,
@@ -867,51 +973,41 @@ impl IgbAdapter {
             if tx.fill(first(TxDesc::new(skb, n))).is_err() {
                 // Unreachable after the room check.
                 add(&self.tx_dropped, 1);
+                return Ok(false);
             }
-        } else {
-            // One descriptor per IGB_MAX_DATA_PER_TXD bytes, each a clone
-            // of the skb trimmed to its piece; all are cut before any is
-            // filled so that a failure loses the frame whole.
-            let mut pieces = Vec::with_capacity(count);
-            for i in 0..count {
-                let start = i * IGB_MAX_DATA_PER_TXD;
-                let n = IGB_MAX_DATA_PER_TXD.min(len - start);
-                let mut piece = skb.clone();
-                if piece.pull(start).is_err() || piece.trim(n).is_err() {
-                    add(&self.tx_dropped, 1);
-                    return NetdevTx::Ok;
-                }
-                pieces.push(piece);
+            return Ok(true);
+        }
+        // One descriptor per IGB_MAX_DATA_PER_TXD bytes, each a clone of
+        // the skb trimmed to its piece; all are cut before any is filled so
+        // that a failure loses the frame whole.
+        let mut pieces = Vec::with_capacity(count);
+        for i in 0..count {
+            let start = i * IGB_MAX_DATA_PER_TXD;
+            let n = IGB_MAX_DATA_PER_TXD.min(len - start);
+            let mut piece = skb.clone();
+            if piece.pull(start).is_err() || piece.trim(n).is_err() {
+                add(&self.tx_dropped, 1);
+                return Ok(false);
             }
-            drop(skb);
-            let last = pieces.len() - 1;
-            for (i, piece) in pieces.into_iter().enumerate() {
-                let n = piece.len() as u16;
-                let mut desc = TxDesc::new(piece, n);
-                if i != last {
-                    desc.cmd.remove(TxCmd::EOP | TxCmd::RS);
-                }
-                if i == 0 {
-                    desc = first(desc);
-                }
-                if tx.fill(desc).is_err() {
-                    // Unreachable after the room check; the frame is lost whole.
-                    add(&self.tx_dropped, 1);
-                }
+            pieces.push(piece);
+        }
+        drop(skb);
+        let last = pieces.len() - 1;
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let n = piece.len() as u16;
+            let mut desc = TxDesc::new(piece, n);
+            if i != last {
+                desc.cmd.remove(TxCmd::EOP | TxCmd::RS);
+            }
+            if i == 0 {
+                desc = first(desc);
+            }
+            if tx.fill(desc).is_err() {
+                // Unreachable after the room check; the frame is lost whole.
+                add(&self.tx_dropped, 1);
             }
         }
-        tx.flush();
-        let tail = tx.tail() as u32;
-        let room = tx.unused();
-        drop(guard);
-        self.hw.wr32(r::tdt(q), tail);
-        // igb_maybe_stop_tx(tx_ring, DESC_NEEDED): stop early.
-        if room < DESC_NEEDED
-            && let Some(txq) = txq
-        {
-            txq.stop();
-        }
-        NetdevTx::Ok
+        Ok(true)
     }
 }
 

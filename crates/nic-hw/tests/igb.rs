@@ -375,6 +375,90 @@ fn full_tx_ring_returns_busy_and_cleaning_restarts_the_queue() {
 }
 
 #[test]
+fn xmit_more_batch_fills_until_the_queue_stops_and_keeps_the_rest() {
+    // A run of 100 skbs into a 64-descriptor ring with `igb_xmit_frames`
+    // (xmit_more: one tail write per run): it takes exactly as many as
+    // one-at-a-time start_xmit does before the queue stops, leaves the
+    // rest in the iterator, and every frame taken arrives, in order.
+    let mut sim = Sim::two_nics(LinkConfig::new(), 2);
+    let mut one_by_one = Sim::two_nics(LinkConfig::new(), 2);
+    for s in [&mut sim, &mut one_by_one] {
+        let mut nd = s.hosts[0].nd();
+        let ops = nd.ethtool_ops().unwrap();
+        let mut r = ops.get_ringparam().unwrap();
+        r.tx_pending = 64;
+        ops.set_ringparam(&r).unwrap();
+    }
+    let frames: Vec<Vec<u8>> = (0..100u16)
+        .map(|i| udp_frame(MAC_A, MAC_B, IP_A, IP_B, (1, 1000 + i), 64))
+        .collect();
+    let mut accepted = 0;
+    while let NetdevTx::Ok = xmit(&mut one_by_one, 0, &frames[accepted]) {
+        accepted += 1;
+        if one_by_one.hosts[0]
+            .nd()
+            .tx_queues()
+            .get(0)
+            .unwrap()
+            .is_stopped()
+        {
+            break;
+        }
+    }
+    assert!(accepted > 32 && accepted < 64, "{accepted}");
+
+    let pool = sim.hosts[0].pool.clone();
+    let mut skbs = frames
+        .iter()
+        .map(|f| SkBuff::from_slice(&pool, 64, f).unwrap());
+    let r = sim.hosts[0].nd().igb_xmit_frames(&mut skbs, 0);
+    assert!(matches!(r, NetdevTx::Ok));
+    assert!(sim.hosts[0].nd().tx_queues().get(0).unwrap().is_stopped());
+    let rest: Vec<SkBuff> = skbs.collect();
+    assert_eq!(rest.len(), 100 - accepted, "the rest stay with the caller");
+    assert_eq!(rest[0].data(), &frames[accepted][..]);
+    step(&mut sim, Duration::from_millis(1));
+    assert!(!sim.hosts[0].nd().tx_queues().get(0).unwrap().is_stopped());
+    assert_eq!(sim.hosts[1].delivered.len(), accepted);
+    // The second run goes through whole.
+    let r = sim.hosts[0].nd().igb_xmit_frames(&mut rest.into_iter(), 0);
+    assert!(matches!(r, NetdevTx::Ok));
+    step(&mut sim, Duration::from_millis(1));
+    let got: Vec<&[u8]> = sim.hosts[1].delivered.iter().map(SkBuff::data).collect();
+    assert_eq!(got.len(), 100);
+    for (skb_data, frame) in got.iter().zip(&frames) {
+        // Delivered skbs start at the IP header (the MAC header pulled).
+        assert!(frame.ends_with(skb_data), "frames arrive in order");
+    }
+    assert_eq!(stat(&sim.hosts[0], "tx_packets"), 100);
+    assert_eq!(stat(&sim.hosts[0], "tx_dropped"), 0);
+}
+
+#[test]
+fn xmit_more_batch_on_a_full_ring_returns_busy_with_the_skb() {
+    let sim = Sim::two_nics(LinkConfig::new(), 2);
+    let frame = udp_frame(MAC_A, MAC_B, IP_A, IP_B, (1, 2), 64);
+    let pool = sim.hosts[0].pool.clone();
+    // Fill the ring one run at a time without letting the device send,
+    // ignoring the stopped queue (as a misbehaving caller would).
+    let mut busy = None;
+    for _ in 0..300 {
+        let skb = SkBuff::from_slice(&pool, 64, &frame).unwrap();
+        if let NetdevTx::Busy(skb) = sim.hosts[0]
+            .nd()
+            .igb_xmit_frames(&mut core::iter::once(skb), 0)
+        {
+            busy = Some(skb);
+            break;
+        }
+    }
+    let skb = busy.expect("a full ring answers busy");
+    assert_eq!(skb.data(), &frame[..], "the skb comes back unchanged");
+    assert!(sim.hosts[0].nd().tx_queues().get(0).unwrap().is_stopped());
+    assert_eq!(stat(&sim.hosts[0], "tx_dropped"), 0);
+}
+
+#[test]
 fn mac_filter_unicast_multicast_promisc() {
     let mut sim = Sim::two_nics(LinkConfig::new(), 4);
     let other = [0x02, 0, 0, 0, 0, 0x99];
