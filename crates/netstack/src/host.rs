@@ -412,7 +412,11 @@ impl HostBuilder {
         let rx_bufs: usize = self
             .nics
             .iter()
-            .map(|c| c.queues.max(1) as usize * c.ring.unwrap_or(256) as usize)
+            // Bounded by igb's limits (16 queues, 4096 descriptors): the
+            // pool is sized before `ethtool -L`/`-G` below check the
+            // values, and a ring of u32::MAX must get their error, not an
+            // allocation of 2^32 buffer slots.
+            .map(|c| c.queues.clamp(1, 16) as usize * c.ring.unwrap_or(256).min(4096) as usize)
             .sum();
         let pool = PagePool::new(PagePoolParams {
             small: SizeClass {

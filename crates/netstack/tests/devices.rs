@@ -231,3 +231,26 @@ fn a_reprobed_nic_takes_the_lowest_free_name() {
     assert_eq!(names(&net), ["eth0", "eth1", "eth2"]);
     net.run_until_idle().unwrap();
 }
+
+/// Found by the network_desc fuzz target (`ring = 4000000000` in a
+/// scenario): the page pool was sized from the ring before `ethtool -G`
+/// checked it, and the allocation of 2^32 slots aborted the process. Now
+/// the ring gets the driver's error and nothing is allocated for it.
+#[test]
+fn an_oversized_ring_is_refused_not_allocated() {
+    for (queues, ring) in [(1, u32::MAX), (u32::MAX, 4096), (u32::MAX, u32::MAX)] {
+        let mut net = Network::new(1);
+        let err = net
+            .add_host(
+                Host::builder()
+                    .name("h")
+                    .nic(NicConfig::new().queues(queues).ring(ring)),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ethtool -G") || err.contains("ethtool -L"),
+            "queues {queues} ring {ring}: {err}"
+        );
+    }
+}
