@@ -106,4 +106,11 @@ pub trait TcpContext: TimerContext<TcpTimer> {
     /// One sample of the per-ACK trace (the `tcp:tcp_probe` tracepoint).
     /// Does nothing unless the host records it.
     fn tcp_probe(&mut self, _sample: &crate::TcpProbe) {}
+
+    /// The host's TSQ list ([`crate::TcpStack::tsq_list`]): sockets whose
+    /// skbs were freed below TCP while TCP Small Queues held them back.
+    /// `None` (the default) turns TSQ off: TCP's skbs then have no owner.
+    fn tcp_tsq(&self) -> Option<&std::sync::Arc<crate::TsqList>> {
+        None
+    }
 }

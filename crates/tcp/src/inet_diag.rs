@@ -117,6 +117,10 @@ pub struct TcpInfo {
     pub snd_wnd: u32,
     /// `tcpi_rcv_wnd`.
     pub rcv_wnd: u32,
+    /// `tcpi_pacing_rate` (bytes per second; `u64::MAX` while unknown).
+    pub pacing_rate: u64,
+    /// `tcpi_max_pacing_rate` (`SO_MAX_PACING_RATE`; `u64::MAX`: none).
+    pub max_pacing_rate: u64,
 }
 
 fn ms_since(now: Instant, t: Instant) -> u32 {
@@ -192,6 +196,11 @@ pub(crate) fn tcp_get_info(now: Instant, tp: &TcpSock) -> TcpInfo {
         bytes_retrans: tp.bytes_retrans,
         snd_wnd: tp.snd_wnd,
         rcv_wnd: tp.rcv_wnd,
+        pacing_rate: crate::tcp_pacing::tcpi_pacing_rate(tp),
+        max_pacing_rate: tp
+            .pacing
+            .as_ref()
+            .map_or(u64::MAX, |p| p.sk_max_pacing_rate),
     }
 }
 

@@ -30,6 +30,8 @@
 //!   (`tcp_ipv4.rs`), the state machine (`tcp_input.rs`), TIME-WAIT
 //!   (`tcp_minisocks.rs`), listeners (`inet_connection_sock.rs`);
 //! - send: `tcp_output.rs` ([`tcp_select_initial_window`]);
+//! - pacing (`sk_pacing_rate`, EDT departure times, the pacing timer)
+//!   and TCP Small Queues: [`TsqList`] (`tcp_pacing.rs`);
 //! - timers: [`TcpTimer`] (`tcp_timer.rs`); tail loss probes
 //!   (`tcp_recovery.rs`); RACK loss detection and NewReno loss marking
 //!   (`tcp_rack.rs`);
@@ -81,6 +83,7 @@ mod tcp_ipv4;
 mod tcp_mem;
 mod tcp_minisocks;
 mod tcp_output;
+mod tcp_pacing;
 mod tcp_probe;
 mod tcp_rack;
 mod tcp_rate;
@@ -115,6 +118,7 @@ pub use tcp_input::TcpSeg;
 pub use tcp_ipv4::{TcpIcmpError, tcp_v4_err, tcp_v4_rcv, tcp_v4_send_reset};
 pub use tcp_mem::{SK_MEM_QUANTUM, TcpMemory};
 pub use tcp_output::{TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, tcp_select_initial_window};
+pub use tcp_pacing::TsqList;
 pub use tcp_probe::TcpProbe;
 pub use tcp_rate::RateSample;
 pub use tcp_sock::{

@@ -216,6 +216,9 @@ pub enum SockOpt {
     /// FIN-WAIT-2. Negative: none (reset when the peer ACKs our FIN);
     /// 0: `tcp_fin_timeout`; above 120 (`TCP_FIN_TIMEOUT_MAX`): 120.
     Linger2(i32),
+    /// `SO_MAX_PACING_RATE` in bytes per second (`u64::MAX`: no cap):
+    /// caps the pacing rate and asks for pacing.
+    MaxPacingRate(u64),
 }
 
 /// The name of an option for `getsockopt`.
@@ -250,6 +253,8 @@ pub enum SockOptName {
     /// `TCP_LINGER2`: -1 when disabled, else the FIN-WAIT-2 lifetime in
     /// seconds (`tcp_fin_timeout` when unset).
     Linger2,
+    /// `SO_MAX_PACING_RATE` (-1 for none, as `~0UL` reads back).
+    MaxPacingRate,
 }
 
 /// The host's TCP: sockets, lookup tables, secrets and shared limits.
@@ -271,6 +276,8 @@ pub struct TcpStack {
     pub(crate) challenge: Mutex<(u64, u32)>,
     /// The host's TCP memory (`tcp_memory_allocated`, `tcp_mem`).
     pub(crate) mem: Arc<crate::tcp_mem::TcpMemory>,
+    /// Sockets TSQ held back whose skbs were freed (`tsq_work`).
+    pub(crate) tsq: Arc<crate::TsqList>,
 }
 
 impl core::fmt::Debug for TcpStack {
@@ -295,6 +302,7 @@ impl TcpStack {
             congestion: CongestionRegistry::new(),
             challenge: Mutex::new((u64::MAX, 0)),
             mem: Arc::new(crate::tcp_mem::TcpMemory::new()),
+            tsq: Arc::new(crate::TsqList::default()),
         }
     }
 
@@ -958,6 +966,7 @@ impl TcpStack {
             }
             SockOpt::UserTimeout(v) => tp.opts.user_timeout = v,
             SockOpt::Linger2(v) => tp.opts.linger2 = v.clamp(-1, TCP_FIN_TIMEOUT_MAX_SECS),
+            SockOpt::MaxPacingRate(v) => crate::tcp_pacing::sk_set_max_pacing_rate(ctx, &mut tp, v),
             SockOpt::WindowClamp(v) => {
                 if v == 0 {
                     if tp.state != TcpState::Close {
@@ -1064,6 +1073,10 @@ impl TcpStack {
                 0 => s.get_int(Sysctl::TCP_FIN_TIMEOUT),
                 v => i64::from(v),
             },
+            SockOptName::MaxPacingRate => tp
+                .pacing
+                .as_ref()
+                .map_or(-1, |p| i64::try_from(p.sk_max_pacing_rate).unwrap_or(-1)),
         })
     }
 
@@ -1143,6 +1156,10 @@ impl TcpStack {
                     let mut tp = sk.lock();
                     crate::inet_connection_sock::reqsk_timer_handler(self, ctx, &mut tp, req);
                 }
+            }
+            TcpTimer::Pacing(id) => {
+                let Some(sk) = self.get(id) else { return };
+                crate::tcp_pacing::tcp_pace_kick(ctx, &mut sk.lock());
             }
             TcpTimer::Retransmit(id)
             | TcpTimer::Probe0(id)

@@ -100,9 +100,6 @@ pub(crate) fn tcp_current_mss(tp: &TcpSock) -> u16 {
 pub(crate) const SK_GSO_MAX_SIZE: u32 = 65536 - (320 + 1);
 /// The most segments in one GSO packet (`GSO_MAX_SEGS`).
 pub(crate) const GSO_MAX_SEGS: u32 = 65535;
-/// `sk_pacing_shift` of TCP sockets: a GSO packet carries about 1 ms of
-/// the pacing rate (2^10 = 1024 packets a second).
-const SK_PACING_SHIFT: u32 = 10;
 
 /// How many bytes `tcp_sendmsg_locked()` puts in one skb: a whole number
 /// of MSS up to the GSO size, at most half the peer's largest window.
@@ -114,36 +111,13 @@ pub(crate) fn tcp_xmit_size_goal(tp: &TcpSock, mss_now: u32) -> u32 {
     (gso_segs * mss_now).max(mss_now)
 }
 
-/// The pacing rate in bytes per second: 200 % (slow start, below half
-/// ssthresh) or 120 % of `cwnd * mss / srtt`. Mirrors
-/// `tcp_update_pacing_rate()`.
-///
-/// # Deviations from Linux
-///
-/// Linux stores the rate in `sk_pacing_rate` after each ACK; here it is
-/// computed when needed from the same inputs (cwnd, ssthresh,
-/// `packets_out`, srtt), so it is the rate of the latest state.
-pub(crate) fn tcp_pacing_rate(sysctl: &Sysctl, tp: &TcpSock) -> u64 {
-    let mut rate = u64::from(tp.mss_cache) * ((1_000_000 / 100) << 3);
-    let ratio = if tp.cwnd.snd_cwnd < tp.cwnd.snd_ssthresh / 2 {
-        sysctl.get_int(Sysctl::TCP_PACING_SS_RATIO)
-    } else {
-        sysctl.get_int(Sysctl::TCP_PACING_CA_RATIO)
-    };
-    rate = rate.saturating_mul(ratio.max(0) as u64);
-    rate = rate.saturating_mul(u64::from(tp.cwnd.snd_cwnd.max(tp.packets_out)));
-    if tp.srtt_us != 0 {
-        rate /= u64::from(tp.srtt_us);
-    }
-    rate
-}
-
 /// The most segments one GSO packet should carry: about 1 ms worth of
 /// the pacing rate, more when the minimum RTT is small, at least
 /// `tcp_min_tso_segs`. Mirrors `tcp_tso_segs()` + `tcp_tso_autosize()`.
 pub(crate) fn tcp_tso_segs(sysctl: &Sysctl, tp: &TcpSock, mss_now: u32) -> u32 {
     let min_tso = sysctl.get_int(Sysctl::TCP_MIN_TSO_SEGS).max(1) as u32;
-    let mut bytes = tcp_pacing_rate(sysctl, tp) >> SK_PACING_SHIFT;
+    let mut bytes =
+        crate::tcp_pacing::sk_pacing_rate(sysctl, tp) >> crate::tcp_pacing::SK_PACING_SHIFT;
     let rtt_log = sysctl.get_int(Sysctl::TCP_TSO_RTT_LOG).clamp(0, 63) as u32;
     let r = u64::from(tp.min_rtt_us) >> rtt_log;
     if r < 32 {
@@ -385,7 +359,14 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
         options,
         payload_len: payload.map_or(0, SkBuff::len),
     };
-    let skb = build_segment(ctx, &repr, payload, tp.saddr, tp.daddr)?;
+    let mut skb = build_segment(ctx, &repr, payload, tp.saddr, tp.daddr)?;
+    // The departure time (EDT, `skb_set_delivery_time()`), and for a
+    // segment with data the socket as its owner (`tcp_wfree`, TSQ).
+    let (tstamp, _) = crate::tcp_pacing::tcp_wstamp_for_xmit(ctx, tp);
+    skb.tstamp = tstamp;
+    if repr.payload_len > 0 {
+        crate::tcp_pacing::tcp_skb_set_owner_w(ctx, tp, &mut skb);
+    }
     let cpu = ctx.cpu();
     if !retrans {
         ctx.mibs().inc(cpu, TcpMib::OutSegs);
@@ -666,12 +647,18 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
             tp.rto.as_micros() as u64,
         );
     }
+    if tp.write_queue.len() > tp.packets_out as usize {
+        crate::tcp_pacing::tcp_update_pacing_rate(ctx, tp);
+    }
     let max_segs = tcp_tso_segs(ctx.sysctl(), tp, mss_now);
     let mut cwnd_limited = false;
     let mut rwnd_limited = false;
     loop {
         let idx = tp.packets_out as usize;
         if idx >= tp.write_queue.len() {
+            break;
+        }
+        if crate::tcp_pacing::tcp_pacing_check(ctx, tp) {
             break;
         }
         if tp.write_queue[idx].seq == tp.write_queue[idx].end_seq
@@ -722,6 +709,19 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
                 break;
             }
         }
+        // TCP Small Queues: at most ~1 ms (or two packets) below TCP.
+        let truesize: u32 = (idx..idx + segs)
+            .map(|j| tp.write_queue[j].truesize())
+            .sum();
+        let one_in_flight = tp.packets_out <= max_segs;
+        if crate::tcp_pacing::tcp_small_queue_check(ctx.sysctl(), tp, truesize, 0, one_in_flight) {
+            break;
+        }
+        let prior_wstamp = tp
+            .pacing
+            .as_ref()
+            .map_or(now.as_nanos(), |p| p.tcp_wstamp_ns);
+        let mut run_len = 0;
         // __tcp_transmit_skb(): PSH on a GSO packet, i.e. on its last
         // segment once segmented.
         let mut failed = false;
@@ -735,8 +735,11 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
                 failed = true;
                 break;
             }
+            run_len += tp.write_queue[idx + k].len();
             sent_pkts += 1;
         }
+        // The next departure time moves by the GSO packet's length.
+        crate::tcp_pacing::tcp_update_skb_after_send(tp, run_len, prior_wstamp);
         if failed || push_one {
             break;
         }
@@ -1062,7 +1065,12 @@ pub(crate) fn tcp_retransmit_skb_core<C: TcpContext>(
     if f.contains(TcpFlags::SYN) && tp.state == TcpState::SynSent {
         f.remove(TcpFlags::ACK);
     }
+    let prior_wstamp = tp
+        .pacing
+        .as_ref()
+        .map_or(now.as_nanos(), |p| p.tcp_wstamp_ns);
     tcp_transmit(ctx, tp, seq, f, payload.as_ref(), true)?;
+    crate::tcp_pacing::tcp_update_skb_after_send(tp, len, prior_wstamp);
     let cpu = ctx.cpu();
     ctx.mibs().inc(cpu, TcpMib::RetransSegs);
     if f.contains(TcpFlags::SYN) {
@@ -1129,6 +1137,14 @@ pub(crate) fn tcp_xmit_retransmit_queue<C: TcpContext>(ctx: &mut C, tp: &mut Tcp
     let mut idx = 0;
     while idx < (tp.packets_out as usize).min(tp.write_queue.len()) {
         if tp.packets_in_flight() >= tp.cwnd.snd_cwnd {
+            break;
+        }
+        // Pacing and TSQ (doubled for retransmissions) hold these too.
+        if crate::tcp_pacing::tcp_pacing_check(ctx, tp) {
+            break;
+        }
+        let truesize = tp.write_queue[idx].truesize();
+        if crate::tcp_pacing::tcp_small_queue_check(ctx.sysctl(), tp, truesize, 1, false) {
             break;
         }
         let s = tp.write_queue[idx].sacked;

@@ -685,6 +685,10 @@ pub(crate) struct TcpSock {
     pub last_oow_ack_time: Option<Instant>,
     /// A writer found the send buffer full (`SOCK_NOSPACE`).
     pub nospace: bool,
+    /// Pacing and TCP Small Queues (`sk_pacing_*`, `tcp_wstamp_ns`,
+    /// `sk_wmem_alloc`, `sk_tsq_flags`), allocated when the socket first
+    /// sends data or sets `SO_MAX_PACING_RATE` (`tcp_pacing.rs`).
+    pub pacing: Option<Box<crate::tcp_pacing::TcpPacing>>,
     /// Listener state (SYN and accept queues), only on a listening socket.
     pub listen: Option<Box<ListenState>>,
     /// For a child not yet accepted: the listener it belongs to.
@@ -807,6 +811,7 @@ impl TcpSock {
             chrono: ColdBox::new(),
             last_oow_ack_time: None,
             nospace: false,
+            pacing: None,
             listen: None,
             parent: None,
         }

@@ -53,6 +53,9 @@ pub enum TcpTimer {
     /// End of TIME-WAIT (or of a FIN-WAIT-2 mini socket). Mirrors
     /// `tw_timer` (`tw_timer_handler()`).
     TimeWait(SockId),
+    /// The next departure time of an internally paced socket. Mirrors
+    /// `tp->pacing_timer` (an hrtimer, `tcp_pace_kick()`).
+    Pacing(SockId),
     /// SYN-ACK retransmission of one request socket of a listener.
     /// Mirrors `rsk_timer` (`reqsk_timer_handler()`).
     SynAck {
@@ -109,6 +112,7 @@ pub(crate) fn inet_csk_clear_xmit_timers<C: TcpContext>(ctx: &mut C, id: SockId)
     ctx.cancel_timer(TcpTimer::ReoTimeout(id));
     ctx.cancel_timer(TcpTimer::DelAck(id));
     ctx.cancel_timer(TcpTimer::Keepalive(id));
+    ctx.cancel_timer(TcpTimer::Pacing(id));
 }
 
 /// Whether retransmissions started at `retrans_stamp` have gone on for

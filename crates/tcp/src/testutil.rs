@@ -41,6 +41,8 @@ pub struct FakeTcpCtx {
     pub events: Vec<(SockId, SkEvent)>,
     /// The `tcp_probe` trace, recorded when `Some`.
     pub probes: Option<Vec<crate::TcpProbe>>,
+    /// The host's TSQ list (TCP Small Queues on), set by [`Net`].
+    pub tsq: Option<std::sync::Arc<crate::TsqList>>,
 }
 
 impl FakeTcpCtx {
@@ -59,6 +61,7 @@ impl FakeTcpCtx {
             out: Vec::new(),
             events: Vec::new(),
             probes: None,
+            tsq: None,
         }
     }
 
@@ -177,6 +180,10 @@ impl TcpContext for FakeTcpCtx {
             p.push(*sample);
         }
     }
+
+    fn tcp_tsq(&self) -> Option<&std::sync::Arc<crate::TsqList>> {
+        self.tsq.as_ref()
+    }
 }
 
 /// One host of a [`Net`].
@@ -285,6 +292,12 @@ pub struct Net {
     /// A rate-limited drop-tail queue before each host (none by default).
     pub bottleneck: Option<Bottleneck>,
     queues: Vec<BottleneckQueue>,
+    /// The bottleneck stands for the sender's own qdisc and device: its
+    /// skbs are freed when they leave it (TCP Small Queues count them
+    /// until then), not when they enter the wire (the default).
+    pub bottleneck_is_local: bool,
+    /// When a queued segment leaves a local bottleneck (its wire key).
+    departures: BTreeMap<(Instant, u64), (Instant, u64)>,
 }
 
 impl Net {
@@ -299,10 +312,10 @@ impl Net {
         let hosts = (0..n)
             .map(|i| {
                 let addr = Ipv4Addr::new(198, 18, 0, i as u8 + 1);
-                Host {
-                    stack: TcpStack::new(seed.wrapping_mul(31).wrapping_add(i as u64)),
-                    ctx: FakeTcpCtx::new(addr, seed ^ (i as u64 + 100), pool.clone()),
-                }
+                let stack = TcpStack::new(seed.wrapping_mul(31).wrapping_add(i as u64));
+                let mut ctx = FakeTcpCtx::new(addr, seed ^ (i as u64 + 100), pool.clone());
+                ctx.tsq = Some(std::sync::Arc::clone(stack.tsq_list()));
+                Host { stack, ctx }
             })
             .collect();
         Net {
@@ -318,6 +331,8 @@ impl Net {
             logging: true,
             bottleneck: None,
             queues: (0..n).map(|_| BottleneckQueue::default()).collect(),
+            bottleneck_is_local: false,
+            departures: BTreeMap::new(),
         }
     }
 
@@ -368,7 +383,7 @@ impl Net {
         }
     }
 
-    fn put_on_wire(&mut self, skb: SkBuff) {
+    fn put_on_wire(&mut self, mut skb: SkBuff) {
         let Some(seg) = parse_seg(self.now, skb.data()) else {
             return;
         };
@@ -389,6 +404,7 @@ impl Net {
             return;
         };
         let mut at = self.now + self.delay;
+        let mut depart = None;
         if let Some(b) = self.bottleneck {
             let now = self.now;
             let q = &mut self.queues[to];
@@ -405,6 +421,11 @@ impl Net {
             let done = start + tx;
             q.departures.push_back(done);
             at = done + self.delay;
+            depart = (self.bottleneck_is_local && skb.has_destructor()).then_some(done);
+        }
+        if depart.is_none() {
+            // On the wire: the sender's device has freed the skb.
+            skb.orphan();
         }
         if self.chance(self.impair.reorder) {
             let extra = self
@@ -421,6 +442,10 @@ impl Net {
         }
         self.wire_seq += 1;
         self.wire.insert((at, self.wire_seq), (to, skb));
+        if let Some(done) = depart {
+            self.departures
+                .insert((done, self.wire_seq), (at, self.wire_seq));
+        }
     }
 
     /// Puts a hand-made segment from `src` (any address) on the wire
@@ -441,7 +466,24 @@ impl Net {
     /// Runs the next event (a delivery or a timer). Returns false when
     /// nothing is pending.
     pub fn step(&mut self) -> bool {
+        let departure = self.departures.keys().next().copied();
         let wire_next = self.wire.keys().next().copied();
+        let before_wire = wire_next.is_none_or(|(wa, _)| departure.is_some_and(|(d, _)| d <= wa));
+        if let Some(d) = departure.filter(|_| before_wire)
+            && self
+                .hosts
+                .iter()
+                .all(|h| h.ctx.next_timer().is_none_or(|(t, ..)| d.0 <= t))
+        {
+            // A segment leaves the bottleneck: its skb is freed (TSQ).
+            let key = self.departures.remove(&d).expect("present");
+            self.now = self.now.max(d.0);
+            if let Some((_, skb)) = self.wire.get_mut(&key) {
+                skb.orphan();
+            }
+            self.run_tsq();
+            return true;
+        }
         let timer_next = self
             .hosts
             .iter()
@@ -476,13 +518,34 @@ impl Net {
             h.stack.handle_timer(&mut h.ctx, id);
             self.collect_out(i);
         }
+        self.run_tsq();
         true
+    }
+
+    /// Runs each host's TSQ work (the host's `TASKLET` softirq).
+    fn run_tsq(&mut self) {
+        for i in 0..self.hosts.len() {
+            if self.hosts[i].stack.tsq_pending() {
+                let now = self.now;
+                let h = &mut self.hosts[i];
+                h.ctx.set_now(now);
+                h.stack.tcp_tsq_workfn(&mut h.ctx);
+                self.collect_out(i);
+            }
+        }
     }
 
     /// Runs events up to `t` and sets the clock to `t`.
     pub fn run_until_time(&mut self, t: Instant) {
         loop {
-            let wire_next = self.wire.keys().next().map(|k| k.0);
+            let wire_next = self
+                .wire
+                .keys()
+                .next()
+                .map(|k| k.0)
+                .into_iter()
+                .chain(self.departures.keys().next().map(|k| k.0))
+                .min();
             let timer_next = self
                 .hosts
                 .iter()
