@@ -69,13 +69,26 @@ fn info(net: &Net, f: &Flow) -> TcpInfo {
 
 /// Runs the flows for `ms`, keeping every send buffer full and every
 /// receiver reading, and samples each flow every `every_ms`.
+///
+/// The applications run once per millisecond, each flow's in turn, from
+/// a flow drawn at random (seeded) every millisecond. A fixed order made
+/// the receivers' ACKs on read (`tcp_cleanup_rbuf()` after a PSH segment)
+/// leave at the same virtual instant in the same order every time, so the
+/// first flow's sender always reached the drop-tail queue first and the
+/// second's data took the drops: a phase effect of the simulation that
+/// gave two CUBIC flows at 100 Mbit/s a Jain index of 0.75 (whichever
+/// started first), 0.93 with the order only alternating.
 fn run(net: &mut Net, flows: &mut [Flow], ms: u64, every_ms: u64) -> Vec<Vec<Sample>> {
     let chunk = vec![0x5au8; 256 * 1024];
     let mut buf = vec![0u8; 256 * 1024];
     let mut samples = vec![Vec::new(); flows.len()];
     let start = net.now();
+    let n = flows.len();
+    let mut order = tcp::SplitMix64::new(start.as_micros());
     for t in 1..=ms {
-        for f in flows.iter_mut() {
+        let first = order.next_u64() as usize;
+        for k in 0..n {
+            let f = &mut flows[(first + k) % n];
             while net.send(f.from, &f.c, &chunk).is_ok_and(|n| n > 0) {}
             while let Ok(n) = net.recv(f.to, &f.s, &mut buf) {
                 if n == 0 {
@@ -198,11 +211,12 @@ fn reno_cwnd_is_a_sawtooth() {
     assert_eq!(mib(&net, 0, LinuxMib::TcpTimeouts), 0);
 }
 
-#[test]
-fn two_cubic_flows_share_fairly() {
-    // 10 Mbit/s keeps the 30 s run short in debug builds; the queue is
-    // still one BDP.
-    let mut net = bottleneck_net(3, "cubic", RATE / 10);
+/// Two CUBIC flows from two hosts to a third over a bottleneck of
+/// `rate_bps`, the second starting 2 s after the first; 30 s of both.
+/// Checks Jain's index over the last 10 s, the link's use, and that both
+/// windows went through recovery; returns the index.
+fn two_cubic_flows(rate_bps: u64) -> f64 {
+    let mut net = bottleneck_net(3, "cubic", rate_bps);
     let mut flows = [flow(&mut net, 0, 2, 5001), flow(&mut net, 1, 2, 5002)];
     // The second flow starts 2 s later.
     let _ = run(&mut net, &mut flows[..1], 2000, 100);
@@ -213,12 +227,34 @@ fn two_cubic_flows_share_fairly() {
     // Jain's index over the last 10 s.
     let jain = (a + b).powi(2) / (2.0 * (a * a + b * b));
     assert!(jain > 0.95, "jain {jain:.3}: {a:.0} vs {b:.0}");
-    assert!((a + b) * 1500.0 / 1448.0 > 0.9 * (RATE / 10) as f64);
-    // Both windows moved (losses shared), neither starved.
-    for f in &s {
-        assert!(f.iter().any(|x| x.ca_state == 3), "no recovery");
+    assert!((a + b) * 1500.0 / 1448.0 > 0.9 * rate_bps as f64);
+    // Both windows moved (losses shared: ssthresh set again and again),
+    // neither starved, both recovered by SACK.
+    for (i, f) in s.iter().enumerate() {
+        let cuts = f
+            .windows(2)
+            .filter(|w| w[1].ssthresh != w[0].ssthresh)
+            .count();
+        assert!(cuts >= 3, "{cuts} reductions: {f:?}");
         assert!(f[n - 1].cwnd >= 8, "{:?}", f[n - 1]);
+        assert!(mib(&net, i, LinuxMib::TcpSackRecovery) >= 3);
     }
+    assert_eq!(mib(&net, 0, LinuxMib::TcpTimeouts), 0);
+    assert_eq!(mib(&net, 1, LinuxMib::TcpTimeouts), 0);
+    jain
+}
+
+#[test]
+fn two_cubic_flows_share_fairly() {
+    // 10 Mbit/s keeps the 30 s run short in debug builds; the queue is
+    // still one BDP. The 100 Mbit/s run is the next test.
+    two_cubic_flows(RATE / 10);
+}
+
+#[test]
+#[ignore = "30 s of two flows at 100 Mbit/s take ~30 s of CPU in a debug build; run with --release -- --ignored (figures in docs/tcp-recovery.md)"]
+fn two_cubic_flows_share_fairly_at_100_mbit() {
+    two_cubic_flows(RATE);
 }
 
 #[test]
