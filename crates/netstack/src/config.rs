@@ -414,6 +414,10 @@ fn link_config(text: &str, l: &LinkDesc) -> Result<LinkConfig, NetstackError> {
     Ok(cfg)
 }
 
+/// Most ports a switch may have: a Linux bridge's `BR_MAX_PORTS`
+/// (`net/bridge/br_private.h`).
+const BR_MAX_PORTS: usize = 1 << 10;
+
 /// Builds the network and checks the scenario of a description.
 pub fn build(text: &str, desc: NetworkDesc) -> Result<Built, NetstackError> {
     let mut net = Network::new(desc.seed);
@@ -444,6 +448,15 @@ pub fn build(text: &str, desc: NetworkDesc) -> Result<Built, NetstackError> {
                 let ports = l
                     .ports
                     .unwrap_or_else(|| attach_counts.get(name.as_str()).copied().unwrap_or(0));
+                // A bridge takes at most BR_MAX_PORTS ports; the text must
+                // not make the switch allocate what it asks for unchecked.
+                if ports > BR_MAX_PORTS {
+                    return Err(err_at(
+                        text,
+                        &l.name,
+                        format!("switch `{name}`: ports {ports}: accepts 0..={BR_MAX_PORTS}"),
+                    ));
+                }
                 net.switch(name, ports, &cfg)?
             }
             other => {
@@ -595,4 +608,25 @@ pub fn build(text: &str, desc: NetworkDesc) -> Result<Built, NetstackError> {
         sc.reports.push((host, list));
     }
     Ok(Built { net, scenario: sc })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the network_desc fuzz target: `ports = 100000000` built
+    /// that many switch ports and ran out of memory.
+    #[test]
+    fn a_switch_with_more_ports_than_a_bridge_is_refused() {
+        let text = "[[link]]\nname = \"sw\"\nkind = \"switch\"\nports = 100000000\n";
+        let desc = NetworkDesc::parse(text).unwrap();
+        let err = build(text, desc).unwrap_err();
+        assert!(
+            matches!(&err, NetstackError::Parse { line: 2, problem }
+                if problem.contains("ports 100000000: accepts 0..=1024")),
+            "{err}"
+        );
+        let text = "[[link]]\nname = \"sw\"\nkind = \"switch\"\nports = 1024\n";
+        build(text, NetworkDesc::parse(text).unwrap()).unwrap();
+    }
 }
