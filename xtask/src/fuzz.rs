@@ -181,6 +181,10 @@ pub fn run_bounded(targets: &[&'static str], seconds: u64, toolchain: Toolchain)
             // A fixed seed keeps the bounded CI run repeatable; exploration
             // still grows between runs through the kept corpus.
             .arg("-seed=1")
+            // An input that runs for a minute is a bug (a walk exponential
+            // in the input found this way took hours): fail on it with the
+            // input saved, instead of libFuzzer's default of 20 minutes.
+            .arg("-timeout=60")
             .arg("-print_final_stats=1");
         // host_rx keeps one host in a thread-local for the whole process;
         // LeakSanitizer would report it at exit, which is not a leak (the
