@@ -685,8 +685,6 @@ struct TcpSacktagState {
     flag: u32,
     /// Segments newly SACKed, D-SACKed duplicates included (`sack_delivered`).
     sack_delivered: u32,
-    /// Send time (µs) of the newest segment this ACK delivered.
-    newest_sent_us: u64,
     /// The end of the highest SACKed segment as the walk goes
     /// (`tcp_highest_sack_seq()`, `snd_una` when none).
     highest: u32,
@@ -737,7 +735,6 @@ fn tcp_sacktag_one(
             end_seq,
             sent,
         );
-        state.newest_sent_us = state.newest_sent_us.max(sent);
         if sacked & TCPCB_SACKED_RETRANS != 0 {
             // A retransmission not marked lost is believed still in
             // flight: its mark stays.
@@ -1048,7 +1045,6 @@ fn tcp_clean_rtx_queue<C: TcpContext>(
                     sent,
                 );
             }
-            sack.newest_sent_us = sack.newest_sent_us.max(sent);
         }
         if sacked & TCPCB_LOST != 0 {
             tp.lost_out = tp.lost_out.saturating_sub(1);
@@ -1303,7 +1299,7 @@ fn tcp_ack<C: TcpContext>(
     let (cflag, _acked) =
         tcp_clean_rtx_queue(ctx, tp, now, prior_fack, prior_snd_una, &mut sack_state);
     flag |= cflag;
-    crate::tcp_rack::tcp_rack_update_reo_wnd(ctx, tp, sack_state.newest_sent_us);
+    crate::tcp_rack::tcp_rack_update_reo_wnd(ctx, tp, &sack_state.rate);
     if tp.recovery.tlp_high_seq.is_some() {
         tcp_process_tlp_ack(ctx, tp, ack, flag);
     }

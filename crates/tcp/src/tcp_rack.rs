@@ -20,15 +20,10 @@
 //! `tcp_recovery` has `TCP_RACK_NO_DUPTHRESH`), else `min_rtt/4` times the
 //! D-SACK steps, at most SRTT.
 //!
-//! # Deviations from Linux
-//!
-//! - `tcp_rack_update_reo_wnd()` decides whether an RTT has passed since
-//!   the last widening from the send time of the newest segment the ACK
-//!   delivered (RACK's own timestamp) instead of `tcp_rate.c`'s
-//!   `rs->prior_delivered` count: both ask whether that segment was sent
-//!   after the window was last changed.
-//! - `min_rtt` is the smallest RTT ever seen, not the 5-minute windowed
-//!   minimum of `tcp_update_rtt_min()`.
+//! `min_rtt` is the windowed minimum of `tcp_update_rtt_min()` (over
+//! `tcp_min_rtt_wlen`, 300 s), and whether an RTT has passed since the
+//! window was last widened comes from the ACK's delivery-rate sample
+//! (`rs->prior_delivered`), as in Linux.
 
 use netcore::{Duration, Instant, LinuxMib, Sysctl};
 
@@ -62,9 +57,9 @@ pub(crate) struct TcpRack {
     pub rtt_us: u32,
     /// Its end sequence, the tie-break for equal send times (`end_seq`).
     pub end_seq: u32,
-    /// When the window was last widened, in ms of the time stamp clock
-    /// (`last_delivered`, see the module deviations).
-    pub last_widened: u32,
+    /// `tp->delivered` when the window was last widened
+    /// (`last_delivered`).
+    pub last_delivered: u32,
     /// The window in units of `min_rtt/4` (`reo_wnd_steps`).
     pub reo_wnd_steps: u8,
     /// Recoveries left before the window returns to one step
@@ -83,7 +78,7 @@ impl TcpRack {
             mstamp: 0,
             rtt_us: 0,
             end_seq: 0,
-            last_widened: 0,
+            last_delivered: 0,
             reo_wnd_steps: 1,
             reo_wnd_persist: 0,
             dsack_seen: false,
@@ -269,27 +264,27 @@ pub(crate) fn tcp_rack_reo_timeout<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock)
 /// Widens the reordering window by one step on a D-SACK that came at
 /// least an RTT after the last widening; after `TCP_RACK_RECOVERY_THRESH`
 /// recoveries without one, returns it to one step. Mirrors
-/// `tcp_rack_update_reo_wnd()`; `newest_sent_us` is the send time of the
-/// newest segment this ACK delivered (0 if none).
+/// `tcp_rack_update_reo_wnd()`: an RTT has passed when the newest
+/// segment this ACK delivered was sent after the widening, i.e. its rate
+/// sample's `prior_delivered` is not below `rack.last_delivered`.
 pub(crate) fn tcp_rack_update_reo_wnd<C: TcpContext>(
     ctx: &C,
     tp: &mut TcpSock,
-    newest_sent_us: u64,
+    rs: &crate::tcp_rate::RateSample,
 ) {
     if ctx.sysctl().get_int(Sysctl::TCP_RECOVERY) & TCP_RACK_STATIC_REO_WND != 0
-        || newest_sent_us == 0
+        || rs.prior_delivered == 0
     {
         return;
     }
     // Disregard a D-SACK if an RTT has not passed since the last change.
-    let newest_sent = tp.tcp_time_stamp(Instant::from_micros(newest_sent_us));
-    if before(newest_sent, tp.rack.last_widened) {
+    if before(rs.prior_delivered, tp.rack.last_delivered) {
         tp.rack.dsack_seen = false;
     }
     if tp.rack.dsack_seen {
         tp.rack.reo_wnd_steps = tp.rack.reo_wnd_steps.saturating_add(1);
         tp.rack.dsack_seen = false;
-        tp.rack.last_widened = tp.tcp_time_stamp(ctx.now());
+        tp.rack.last_delivered = tp.delivered;
         tp.rack.reo_wnd_persist = TCP_RACK_RECOVERY_THRESH;
     } else if tp.rack.reo_wnd_persist == 0 {
         tp.rack.reo_wnd_steps = 1;
@@ -323,7 +318,7 @@ pub(crate) fn tcp_newreno_mark_lost<C: TcpContext>(
 mod tests {
     use core::net::Ipv4Addr;
 
-    use netcore::{Duration, Instant, PagePool, PagePoolParams};
+    use netcore::{Instant, PagePool, PagePoolParams};
 
     use super::*;
     use crate::tcp_cong::Reno;
@@ -373,37 +368,48 @@ mod tests {
 
     #[test]
     fn dsack_widens_the_window_once_per_round_trip_and_it_decays() {
-        let mut ctx = ctx();
+        let ctx = ctx();
         let mut tp = sock();
-        let t0 = ctx.now();
+        // The ACK's rate sample: the newest segment it delivered was sent
+        // when `delivered` was `prior`.
+        let rs = |prior: u32| crate::tcp_rate::RateSample {
+            prior_delivered: prior,
+            ..crate::tcp_rate::RateSample::default()
+        };
+        tp.delivered = 100;
         // A D-SACK: one more step, kept for 16 recoveries.
         tp.rack.dsack_seen = true;
-        tcp_rack_update_reo_wnd(&ctx, &mut tp, t0.as_micros() - 20_000);
+        tcp_rack_update_reo_wnd(&ctx, &mut tp, &rs(90));
         assert_eq!(tp.rack.reo_wnd_steps, 2);
         assert_eq!(tp.rack.reo_wnd_persist, TCP_RACK_RECOVERY_THRESH);
+        assert_eq!(tp.rack.last_delivered, 100);
         assert!(!tp.rack.dsack_seen);
         // Another D-SACK for data sent before that change: ignored.
-        ctx.set_now(t0 + Duration::from_millis(5));
+        tp.delivered = 110;
         tp.rack.dsack_seen = true;
-        tcp_rack_update_reo_wnd(&ctx, &mut tp, t0.as_micros() - 1_000);
+        tcp_rack_update_reo_wnd(&ctx, &mut tp, &rs(99));
         assert_eq!(tp.rack.reo_wnd_steps, 2);
         assert!(!tp.rack.dsack_seen);
         // One for data sent after it: a third step.
-        ctx.set_now(t0 + Duration::from_millis(40));
+        tp.delivered = 140;
         tp.rack.dsack_seen = true;
-        tcp_rack_update_reo_wnd(&ctx, &mut tp, (t0 + Duration::from_millis(20)).as_micros());
+        tcp_rack_update_reo_wnd(&ctx, &mut tp, &rs(120));
+        assert_eq!(tp.rack.reo_wnd_steps, 3);
+        // No sample (nothing delivered): nothing changes.
+        tp.rack.reo_wnd_persist = 0;
+        tcp_rack_update_reo_wnd(&ctx, &mut tp, &rs(0));
         assert_eq!(tp.rack.reo_wnd_steps, 3);
         // Without D-SACKs the steps stay while persist lasts, then reset.
-        let sent = (t0 + Duration::from_millis(30)).as_micros();
-        tcp_rack_update_reo_wnd(&ctx, &mut tp, sent);
+        tp.rack.reo_wnd_persist = 1;
+        tcp_rack_update_reo_wnd(&ctx, &mut tp, &rs(130));
         assert_eq!(tp.rack.reo_wnd_steps, 3);
         tp.rack.reo_wnd_persist = 0;
-        tcp_rack_update_reo_wnd(&ctx, &mut tp, sent);
+        tcp_rack_update_reo_wnd(&ctx, &mut tp, &rs(130));
         assert_eq!(tp.rack.reo_wnd_steps, 1);
         // TCP_RACK_STATIC_REO_WND: never widened.
         ctx.sysctl().set("net.ipv4.tcp_recovery", "3").unwrap();
         tp.rack.dsack_seen = true;
-        tcp_rack_update_reo_wnd(&ctx, &mut tp, sent);
+        tcp_rack_update_reo_wnd(&ctx, &mut tp, &rs(135));
         assert_eq!(tp.rack.reo_wnd_steps, 1);
     }
 
