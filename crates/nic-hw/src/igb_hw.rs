@@ -1428,19 +1428,13 @@ fn rx_checksum(frame: &[u8], rxcsum: u32) -> RxStatusError {
     let tot_len = usize::from(u16::from_be_bytes([fixed[2], fixed[3]]));
     // The sums are kept in little-endian word order and folded once per
     // check (see `le_sum`); a sum folds to 0xFFFF in either byte order or
-    // in neither. The addresses are one 64-bit word, summed once for both
-    // checks.
-    let word = |at: usize| u64::from_le_bytes(*fixed[at..].first_chunk::<8>().unwrap_or(&[0; 8]));
-    let addrs = word(12);
+    // in neither. The addresses are summed once for both checks.
+    let addrs = le_sum32(&fixed[12..]);
     let mut st = RxStatusError::empty();
     if rxcsum & r::RXCSUM_IPOFL != 0 {
         st |= RxStatusError::IPCS;
-        let rest = u64::from(u32::from_le_bytes([
-            fixed[8], fixed[9], fixed[10], fixed[11],
-        ]));
-        let sum =
-            u128::from(word(0)) + u128::from(rest) + u128::from(addrs) + u128::from(le_sum(opts));
-        if fold16(fold128(sum)) != 0xFFFF {
+        let sum = le_sum32(&fixed[..12]) + addrs + le_sum(opts);
+        if fold16(sum) != 0xFFFF {
             st |= RxStatusError::IPE;
             return st;
         }
@@ -1463,62 +1457,47 @@ fn rx_checksum(frame: &[u8], rxcsum: u32) -> RxStatusError {
     }
     // The pseudo header: addresses, then protocol and length (at most
     // 65535) as big-endian words, byte-swapped into the sum's order.
-    let pseudo = u128::from(addrs)
-        + u128::from(u16::from(proto).swap_bytes())
-        + u128::from((l4.len() as u16).swap_bytes());
-    if fold16(fold128(pseudo + u128::from(le_sum(l4)))) != 0xFFFF {
+    let pseudo = addrs
+        + u64::from(u16::from(proto).swap_bytes())
+        + u64::from((l4.len() as u16).swap_bytes());
+    if fold16(pseudo + le_sum(l4)) != 0xFFFF {
         st |= RxStatusError::TCPE;
     }
     st
 }
 
-/// A sum of `data` as little-endian 64-bit words (the last one to seven
-/// bytes zero-padded) with end-around carries: congruent modulo 2^16 − 1
-/// (a divisor of 2^64 − 1) to the byte-swapped 16-bit ones'-complement sum
-/// of `data` as big-endian words (RFC 1071 §2(A), (B)), so [`fold16`] of
-/// it, byte-swapped, is what [`csum_partial`] gives from 0. `data` must
-/// start at an even offset of the packet. Short runs (headers, small
-/// datagrams) take a scalar loop of 8-byte words; long ones
-/// `csum_partial`'s vector code.
+/// The ones'-complement sum of `data`'s 16-bit words, in little-endian
+/// word order (bytes swapped in each word), not folded: at most 2^47, so
+/// a caller may add a few such sums and fold once with [`fold16`].
+///
+/// Below 128 bytes (headers, small datagrams) the words are taken 32 bits
+/// at a time into a 64-bit accumulator, which cannot overflow, so there
+/// is no carry to chase; the tail of 1 to 3 bytes is zero-padded as the
+/// checksum's definition pads an odd byte. Longer data goes to
+/// `csum_partial()`.
 #[inline(always)]
 fn le_sum(data: &[u8]) -> u64 {
     if data.len() >= 128 {
         return u64::from((csum_partial(data, 0) as u16).swap_bytes());
     }
-    let (words, tail) = data.as_chunks::<8>();
-    // A 128-bit accumulator takes each word with one add and one add-with-
-    // carry; the end-around carries are put back once, in `fold128`.
+    le_sum32(data)
+}
+
+/// [`le_sum`] below 128 bytes: 32-bit little-endian words into a `u64`.
+#[inline(always)]
+fn le_sum32(data: &[u8]) -> u64 {
+    let (words, tail) = data.as_chunks::<4>();
     let mut acc = words
         .iter()
-        .fold(0u128, |acc, w| acc + u128::from(u64::from_le_bytes(*w)));
-    if !tail.is_empty() {
-        acc += u128::from(match data.last_chunk::<8>() {
-            // The last eight bytes end with the tail: shifting out the
-            // bytes before it leaves each tail byte at its place in the
-            // zero-padded last word.
-            Some(w) => u64::from_le_bytes(*w) >> (8 * (8 - tail.len())),
-            None => tail
-                .iter()
-                .rev()
-                .fold(0u64, |w, &b| (w << 8) | u64::from(b)),
-        });
-    }
-    fold128(acc)
-}
-
-/// Folds a 128-bit sum of 64-bit words to 64 bits with an end-around
-/// carry (congruent modulo 2^64 − 1).
-#[inline(always)]
-fn fold128(acc: u128) -> u64 {
-    csum_add(acc as u64, (acc >> 64) as u64)
-}
-
-/// Adds two 64-bit partial sums with an end-around carry (ones'-complement
-/// addition), as `csum_add()` does for 32-bit ones.
-#[inline(always)]
-fn csum_add(a: u64, b: u64) -> u64 {
-    let (s, carry) = a.overflowing_add(b);
-    s + u64::from(carry)
+        .fold(0u64, |acc, w| acc + u64::from(u32::from_le_bytes(*w)));
+    acc += match *tail {
+        [a] => u64::from(a),
+        [a, b] => u64::from(u16::from_le_bytes([a, b])),
+        [a, b, c] => u64::from(u32::from_le_bytes([a, b, c, 0])),
+        // No tail (`as_chunks` leaves at most three bytes).
+        _ => 0,
+    };
+    acc
 }
 
 /// Folds a 64-bit partial sum to 16 bits with end-around carries; a
