@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use netcore::Errno;
 use parking_lot::Mutex;
@@ -145,14 +145,25 @@ impl TcpWakeups {
 ///
 /// Mirrors a `struct socket` whose `ops` is `inet_stream_ops` and whose
 /// `sk` is a TCP sock.
+///
+/// 24 bytes, so that with its `Arc` counts it takes a 48-byte heap chunk
+/// (a million sockets per host): the host's TCP and wake-ups are behind
+/// one shared `Arc`, the inode number is 32 bits as `get_next_ino()`'s.
 #[derive(Debug)]
 pub struct TcpOps {
     sk: Arc<TcpSocket>,
+    host: Arc<TcpOpsHost>,
+    ino: u32,
+    /// `SO_LINGER` as the socket layer reads it back (-1 off).
+    linger: AtomicI32,
+}
+
+/// What every TCP socket of a host shares: the host's TCP and the
+/// wake-up hooks.
+#[derive(Debug)]
+struct TcpOpsHost {
     stack: Arc<TcpStack>,
     wakeups: Arc<TcpWakeups>,
-    ino: u64,
-    /// `SO_LINGER` as the socket layer reads it back (-1 off).
-    linger: AtomicI64,
 }
 
 impl TcpOps {
@@ -163,12 +174,15 @@ impl TcpOps {
         wakeups: Arc<TcpWakeups>,
         ino: u64,
     ) -> TcpOps {
+        TcpOps::with_host(sk, Arc::new(TcpOpsHost { stack, wakeups }), ino)
+    }
+
+    fn with_host(sk: Arc<TcpSocket>, host: Arc<TcpOpsHost>, ino: u64) -> TcpOps {
         TcpOps {
             sk,
-            stack,
-            wakeups,
-            ino,
-            linger: AtomicI64::new(-1),
+            host,
+            ino: ino as u32,
+            linger: AtomicI32::new(-1),
         }
     }
 
@@ -180,7 +194,7 @@ impl TcpOps {
     /// Runs a TCP call, then delivers the wake-ups it raised.
     fn call<R>(&self, f: impl FnOnce() -> R) -> R {
         let r = f();
-        self.wakeups.flush();
+        self.host.wakeups.flush();
         r
     }
 }
@@ -205,11 +219,11 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
     }
 
     fn set_wakeup(&self, wakeup: Option<Wakeup>) {
-        self.wakeups.set(self.sk.id(), wakeup);
+        self.host.wakeups.set(self.sk.id(), wakeup);
     }
 
     fn bind(&self, ctx: &mut C, addr: SocketAddrV4) -> Result<(), Errno> {
-        self.call(|| self.stack.bind(ctx, &self.sk, addr))
+        self.call(|| self.host.stack.bind(ctx, &self.sk, addr))
     }
 
     /// Mirrors `inet_stream_connect()`: `EINPROGRESS` once the SYN is out;
@@ -219,21 +233,20 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
         let Some(addr) = addr else {
             return Err(Errno::OpNotSupp);
         };
-        self.call(|| self.stack.connect(ctx, &self.sk, addr))
+        self.call(|| self.host.stack.connect(ctx, &self.sk, addr))
     }
 
     fn listen(&self, ctx: &mut C, backlog: i32) -> Result<(), Errno> {
-        self.call(|| self.stack.listen(ctx, &self.sk, backlog))
+        self.call(|| self.host.stack.listen(ctx, &self.sk, backlog))
     }
 
     fn accept(&self, ctx: &mut C) -> Result<Arc<dyn ProtoOps<C>>, Errno> {
         let _ = ctx;
-        let child = self.stack.accept(&self.sk)?;
-        let ino = self.ino.wrapping_mul(1_000_003) ^ child.id().0;
-        Ok(Arc::new(TcpOps::new(
+        let child = self.host.stack.accept(&self.sk)?;
+        let ino = u64::from(self.ino).wrapping_mul(1_000_003) ^ child.id().0;
+        Ok(Arc::new(TcpOps::with_host(
             child,
-            Arc::clone(&self.stack),
-            Arc::clone(&self.wakeups),
+            Arc::clone(&self.host),
             ino,
         )))
     }
@@ -258,7 +271,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
         if flags.contains(MsgFlags::DONTWAIT) {
             f |= tcp::MsgFlags::DONTWAIT;
         }
-        self.call(|| self.stack.sendmsg(ctx, &self.sk, buf, f))
+        self.call(|| self.host.stack.sendmsg(ctx, &self.sk, buf, f))
     }
 
     fn recvmsg(&self, ctx: &mut C, buf: &mut [u8], flags: MsgFlags) -> Result<RecvMsg, Errno> {
@@ -269,7 +282,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
         if flags.contains(MsgFlags::PEEK) {
             f |= tcp::MsgFlags::PEEK;
         }
-        let n = self.call(|| self.stack.recvmsg(ctx, &self.sk, buf, f))?;
+        let n = self.call(|| self.host.stack.recvmsg(ctx, &self.sk, buf, f))?;
         Ok(RecvMsg {
             len: n,
             copied: n,
@@ -285,12 +298,12 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             2 => tcp::Shutdown::Both,
             _ => return Err(Errno::Inval),
         };
-        self.call(|| self.stack.shutdown(ctx, &self.sk, how))
+        self.call(|| self.host.stack.shutdown(ctx, &self.sk, how))
     }
 
     fn release(&self, ctx: &mut C) {
-        self.wakeups.set(self.sk.id(), None);
-        self.call(|| self.stack.close(ctx, &self.sk));
+        self.host.wakeups.set(self.sk.id(), None);
+        self.call(|| self.host.stack.close(ctx, &self.sk));
     }
 
     /// Mirrors `inet_getname()`: the peer only once connected (`ENOTCONN`
@@ -306,7 +319,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
     }
 
     fn poll(&self) -> u32 {
-        self.stack.poll(&self.sk).bits()
+        self.host.stack.poll(&self.sk).bits()
     }
 
     fn ioctl_inq(&self) -> usize {
@@ -323,7 +336,8 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             SkOpt::ReuseAddr => SockOpt::ReuseAddr(val != 0),
             SkOpt::KeepAlive => SockOpt::KeepAlive(val != 0),
             SkOpt::Linger => {
-                self.linger.store(val, Ordering::Relaxed);
+                self.linger
+                    .store(i32::try_from(val).unwrap_or(i32::MAX), Ordering::Relaxed);
                 SockOpt::Linger(u32::try_from(val).ok())
             }
             SkOpt::ReusePort
@@ -333,7 +347,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             | SkOpt::Error
             | SkOpt::AcceptConn => return Err(Errno::NoProtoOpt),
         };
-        self.call(|| self.stack.setsockopt(ctx, &self.sk, o))
+        self.call(|| self.host.stack.setsockopt(ctx, &self.sk, o))
     }
 
     fn sk_getopt(&self, ctx: &mut C, opt: SkOpt) -> Result<i64, Errno> {
@@ -343,13 +357,13 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             SkOpt::ReuseAddr => SockOptName::ReuseAddr,
             SkOpt::KeepAlive => SockOptName::KeepAlive,
             SkOpt::Error => SockOptName::Error,
-            SkOpt::Linger => return Ok(self.linger.load(Ordering::Relaxed)),
+            SkOpt::Linger => return Ok(i64::from(self.linger.load(Ordering::Relaxed))),
             SkOpt::AcceptConn => return Ok(i64::from(self.sk.state() == TcpState::Listen)),
             SkOpt::ReusePort | SkOpt::Broadcast | SkOpt::NoCheck | SkOpt::Mark => {
                 return Ok(0);
             }
         };
-        self.stack.getsockopt(ctx, &self.sk, name)
+        self.host.stack.getsockopt(ctx, &self.sk, name)
     }
 
     /// Mirrors `do_tcp_setsockopt()` for the `SOL_TCP` options TCP keeps
@@ -370,7 +384,11 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
         if optname == TCP_LINGER2 {
             // Signed: a negative value means "abort instead of FIN_WAIT2".
             let v = signed_int_opt(optval)?;
-            return self.call(|| self.stack.setsockopt(ctx, &self.sk, SockOpt::Linger2(v)));
+            return self.call(|| {
+                self.host
+                    .stack
+                    .setsockopt(ctx, &self.sk, SockOpt::Linger2(v))
+            });
         }
         let v = int_opt(optval)?;
         let o = match optname {
@@ -385,7 +403,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             TCP_USER_TIMEOUT => SockOpt::UserTimeout(v),
             _ => return Err(Errno::NoProtoOpt),
         };
-        self.call(|| self.stack.setsockopt(ctx, &self.sk, o))
+        self.call(|| self.host.stack.setsockopt(ctx, &self.sk, o))
     }
 
     /// Mirrors `do_tcp_getsockopt()` for the same options (an `int`).
@@ -411,7 +429,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             TCP_USER_TIMEOUT => SockOptName::UserTimeout,
             _ => return Err(Errno::NoProtoOpt),
         };
-        let v = self.stack.getsockopt(ctx, &self.sk, name)?;
+        let v = self.host.stack.getsockopt(ctx, &self.sk, name)?;
         let b = (v as i32).to_ne_bytes();
         let n = optval.len().min(b.len());
         optval[..n].copy_from_slice(&b[..n]);
@@ -419,7 +437,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
     }
 
     fn ino(&self) -> u64 {
-        self.ino
+        u64::from(self.ino)
     }
 }
 
@@ -431,15 +449,16 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
 /// `tcp_v4_init_sock()` through [`TcpStack::socket`].
 #[derive(Debug, Clone)]
 pub struct TcpProtosw {
-    stack: Arc<TcpStack>,
-    wakeups: Arc<TcpWakeups>,
+    host: Arc<TcpOpsHost>,
 }
 
 impl TcpProtosw {
     /// The entry for the host's TCP `stack`, its sockets' hooks in
     /// `wakeups`.
     pub fn new(stack: Arc<TcpStack>, wakeups: Arc<TcpWakeups>) -> TcpProtosw {
-        TcpProtosw { stack, wakeups }
+        TcpProtosw {
+            host: Arc::new(TcpOpsHost { stack, wakeups }),
+        }
     }
 }
 
@@ -453,12 +472,17 @@ impl<C: TcpContext> InetProtosw<C> for TcpProtosw {
     }
 
     fn create(&self, ctx: &mut C, ino: u64) -> Result<Arc<dyn ProtoOps<C>>, Errno> {
-        let sk = self.stack.socket(ctx);
-        Ok(Arc::new(TcpOps::new(
-            sk,
-            Arc::clone(&self.stack),
-            Arc::clone(&self.wakeups),
-            ino,
-        )))
+        let sk = self.host.stack.socket(ctx);
+        Ok(Arc::new(TcpOps::with_host(sk, Arc::clone(&self.host), ino)))
+    }
+}
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// With its `Arc` counts a TCP socket's ops take a 48-byte chunk.
+    #[test]
+    fn tcp_ops_is_three_words() {
+        assert_eq!(core::mem::size_of::<TcpOps>(), 24);
     }
 }

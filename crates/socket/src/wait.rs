@@ -20,16 +20,24 @@ pub(crate) type WaitCallback = Arc<dyn Fn(u32) -> bool + Send + Sync>;
 /// every blocked caller and runs every callback with the key.
 #[derive(Default)]
 pub struct WaitQueue {
-    seq: Mutex<u64>,
+    inner: Mutex<WqInner>,
     cond: Condvar,
-    callbacks: Mutex<Vec<(u64, WaitCallback)>>,
+}
+
+/// What the queue's lock guards: the wake-up count and the callbacks
+/// (one lock, so an idle socket's queue is 48 bytes).
+#[derive(Default)]
+struct WqInner {
+    seq: u64,
+    callbacks: Vec<(u64, WaitCallback)>,
 }
 
 impl std::fmt::Debug for WaitQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.inner.lock();
         f.debug_struct("WaitQueue")
-            .field("seq", &*self.seq.lock())
-            .field("callbacks", &self.callbacks.lock().len())
+            .field("seq", &inner.seq)
+            .field("callbacks", &inner.callbacks.len())
             .finish_non_exhaustive()
     }
 }
@@ -42,7 +50,7 @@ impl WaitQueue {
 
     /// The current wake-up count; pass it to [`WaitQueue::wait_changed`].
     pub fn seq(&self) -> u64 {
-        *self.seq.lock()
+        self.inner.lock().seq
     }
 
     /// Wakes every waiter and runs every callback with `key`.
@@ -51,12 +59,12 @@ impl WaitQueue {
     /// callback list is copied first so a callback may take locks that
     /// are held while callbacks are added (epoll's).
     pub fn wake_up(&self, key: u32) {
-        {
-            let mut seq = self.seq.lock();
-            *seq = seq.wrapping_add(1);
-        }
+        let callbacks: Vec<(u64, WaitCallback)> = {
+            let mut inner = self.inner.lock();
+            inner.seq = inner.seq.wrapping_add(1);
+            inner.callbacks.clone()
+        };
         self.cond.notify_all();
-        let callbacks: Vec<(u64, WaitCallback)> = self.callbacks.lock().clone();
         let mut dead = Vec::new();
         for (id, cb) in &callbacks {
             if !cb(key) {
@@ -64,19 +72,22 @@ impl WaitQueue {
             }
         }
         if !dead.is_empty() {
-            self.callbacks.lock().retain(|(id, _)| !dead.contains(id));
+            self.inner
+                .lock()
+                .callbacks
+                .retain(|(id, _)| !dead.contains(id));
         }
     }
 
     /// Adds a callback under `id`. Mirrors `add_wait_queue()` as
     /// `ep_ptable_queue_proc()` uses it.
     pub(crate) fn add_callback(&self, id: u64, cb: WaitCallback) {
-        self.callbacks.lock().push((id, cb));
+        self.inner.lock().callbacks.push((id, cb));
     }
 
     /// Removes the callback `id`. Mirrors `remove_wait_queue()`.
     pub(crate) fn remove_callback(&self, id: u64) {
-        self.callbacks.lock().retain(|(i, _)| *i != id);
+        self.inner.lock().callbacks.retain(|(i, _)| *i != id);
     }
 
     /// Blocks until a wake-up after `seen` or until `deadline` on `clock`
@@ -86,9 +97,9 @@ impl WaitQueue {
     /// slices of at most 10 ms of real time and re-reads the clock, so a
     /// virtual clock advanced by another thread is honoured too.
     pub fn wait_changed(&self, seen: u64, clock: &dyn Clock, deadline: Option<Instant>) -> bool {
-        let mut seq = self.seq.lock();
+        let mut inner = self.inner.lock();
         loop {
-            if *seq != seen {
+            if inner.seq != seen {
                 return true;
             }
             let slice = match deadline {
@@ -101,7 +112,7 @@ impl WaitQueue {
                     left.min(Duration::from_millis(10))
                 }
             };
-            self.cond.wait_for(&mut seq, slice);
+            self.cond.wait_for(&mut inner, slice);
         }
     }
 }

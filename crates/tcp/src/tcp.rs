@@ -724,7 +724,7 @@ impl TcpStack {
                 tp.rmem_alloc = tp.rmem_alloc.saturating_sub(s.skb.truesize() as u32);
             }
             if tp.receive_queue.is_empty() {
-                tp.receive_queue = std::collections::VecDeque::new();
+                tp.receive_queue.free();
             }
             let now = ctx.now();
             crate::tcp_input::tcp_rcv_space_adjust(ctx.sysctl(), &mut tp, now);
@@ -1365,7 +1365,7 @@ pub(crate) fn tcp_write_err<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &m
 
 /// Frees the write queue. Mirrors `tcp_write_queue_purge()`.
 pub(crate) fn tcp_write_queue_purge(tp: &mut TcpSock) {
-    tp.write_queue = std::collections::VecDeque::new();
+    tp.write_queue.free();
     tp.wmem_queued = 0;
     tp.packets_out = 0;
     tp.sacked_out = 0;
@@ -1374,7 +1374,7 @@ pub(crate) fn tcp_write_queue_purge(tp: &mut TcpSock) {
 }
 
 fn tcp_purge_receive_queue(tp: &mut TcpSock) {
-    tp.receive_queue = std::collections::VecDeque::new();
+    tp.receive_queue.free();
     tp.ofo_queue.free();
     tp.rmem_alloc = 0;
 }

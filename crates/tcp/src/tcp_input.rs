@@ -1057,7 +1057,7 @@ fn tcp_clean_rtx_queue<C: TcpContext>(
         tp.wmem_queued = tp.wmem_queued.saturating_sub(s.truesize());
     }
     if tp.write_queue.is_empty() && tp.write_queue.capacity() > 0 {
-        tp.write_queue = std::collections::VecDeque::new();
+        tp.write_queue.free();
     }
     if tp.packets_out > 0
         && tp
