@@ -19,6 +19,14 @@
 //!   thread joins with the same delay and loss, in wall time; root only,
 //!   skipped with the reason otherwise).
 //!
+//! - `tcp_bulk_tso_on` / `tcp_bulk_tso_off` (Gbit/s of application data
+//!   per second of wall time): the `tcp_bulk` transfer with the NICs'
+//!   TSO and GRO on (igb's default) and off (`ethtool -K eth0 tso off gro
+//!   off` on both hosts); the kernel's figure is a bulk transfer over a
+//!   veth pair of MTU 1500 between two network namespaces the bench
+//!   creates, with `tso`/`gso`/`gro` on or off on both ends (root only;
+//!   otherwise over loopback, and the figure says so on stderr).
+//!
 //! For a profiler run (`valgrind --tool=callgrind`), the environment picks
 //! the workloads and shrinks them: `NETSTACK_TCP_BENCH=bulk,crr,rr`,
 //! `NETSTACK_TCP_BULK_MIB` (64), `NETSTACK_TCP_CRR_N` (2000),
@@ -152,6 +160,218 @@ fn bulk() {
         cpu.as_secs_f64() * 1e3 / (bytes as f64 / 1048576.0),
         "ms/MiB",
     );
+}
+
+/// The bulk transfer of `bulk()` with the NICs' TSO and GRO `on` or off;
+/// returns Gbit/s of wall time.
+fn bulk_offload_netstack(bytes: u64, on: bool) -> f64 {
+    let mut net = network();
+    if !on {
+        for h in ["h1", "h2"] {
+            net.host(h)
+                .unwrap()
+                .with_ethtool("eth0", |ops| {
+                    let (f, _) = ops.get_features().expect("igb reports its features");
+                    ops.set_features(
+                        f - netcore::NetdevFeatures::TSO - netcore::NetdevFeatures::GRO,
+                    )
+                    .expect("igb turns TSO and GRO off");
+                })
+                .unwrap();
+        }
+    }
+    let r = tcp_bulk(
+        &mut net,
+        "h1",
+        "h2",
+        SocketAddrV4::new(H2, 5003),
+        bytes,
+        Duration::from_micros(20),
+        Duration::from_secs(600),
+    )
+    .unwrap();
+    assert!(r.intact && r.closed, "{r:?}");
+    r.gbps_real()
+}
+
+/// Runs `args` with `ip` (or `ethtool` when `cmd` says so) in the calling
+/// thread's network namespace.
+fn run_cmd(cmd: &str, args: &[&str]) -> Result<(), String> {
+    let ok = std::process::Command::new(cmd)
+        .args(args)
+        .status()
+        .map_err(|e| format!("{cmd}: {e}"))?
+        .success();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{cmd} {}` failed", args.join(" ")))
+    }
+}
+
+/// The calling thread's id (`gettid()`), from `/proc/thread-self`.
+fn gettid() -> Result<String, String> {
+    let link = std::fs::read_link("/proc/thread-self").map_err(|e| e.to_string())?;
+    link.file_name()
+        .map(|t| t.to_string_lossy().into_owned())
+        .ok_or_else(|| "no thread id".to_owned())
+}
+
+/// Brings `dev` up with `addr`, MTU 1500, and TSO/GSO/GRO `on` or off.
+fn veth_end(dev: &str, addr: &str, on: bool) -> Result<(), String> {
+    let o = if on { "on" } else { "off" };
+    run_cmd("ip", &["link", "set", "lo", "up"])?;
+    run_cmd("ip", &["addr", "add", addr, "dev", dev])?;
+    run_cmd("ip", &["link", "set", dev, "mtu", "1500", "up"])?;
+    run_cmd("ethtool", &["-K", dev, "tso", o, "gso", o, "gro", o])
+}
+
+/// Gbit/s (wall time) of the kernel's TCP moving `bytes` between two
+/// network namespaces joined by a veth pair of MTU 1500, offloads `on` or
+/// off. Needs root.
+fn veth_linux(bytes: u64, on: bool) -> Result<f64, String> {
+    use std::sync::mpsc;
+    const SERVER: &str = "198.18.2.2:5301";
+    let (tid_tx, tid_rx) = mpsc::channel::<Result<String, String>>();
+    let (cfg_tx, cfg_rx) = mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let (res_tx, res_rx) = mpsc::channel::<Result<f64, String>>();
+    let server = std::thread::spawn(move || {
+        let setup = nic_hw::unshare_net_namespace()
+            .map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))
+            .and_then(|()| gettid());
+        let ok = setup.is_ok();
+        let _ = tid_tx.send(setup);
+        if !ok || cfg_rx.recv().is_err() {
+            return;
+        }
+        let l = veth_end("vb", "198.18.2.2/24", on)
+            .and_then(|()| std::net::TcpListener::bind(SERVER).map_err(|e| format!("bind: {e}")));
+        let l = match l {
+            Ok(l) => {
+                let _ = ready_tx.send(Ok(()));
+                l
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
+        };
+        // Accept with a deadline: a client that failed never connects.
+        let _ = l.set_nonblocking(true);
+        let t_accept = WallInstant::now();
+        let mut s = loop {
+            match l.accept() {
+                Ok((s, _)) => break s,
+                Err(_) if t_accept.elapsed() < std::time::Duration::from_secs(30) => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(e) => {
+                    let _ = res_tx.send(Err(format!("accept: {e}")));
+                    return;
+                }
+            }
+        };
+        let _ = s.set_nonblocking(false);
+        let t0 = WallInstant::now();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut got = 0u64;
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let _ = res_tx.send(if got == bytes {
+            Ok(got as f64 * 8.0 / secs / 1e9)
+        } else {
+            Err(format!("received {got} of {bytes} bytes"))
+        });
+    });
+    let client = std::thread::spawn(move || -> Result<(), String> {
+        let tid = tid_rx.recv().map_err(|e| e.to_string())??;
+        nic_hw::unshare_net_namespace().map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
+        run_cmd(
+            "ip",
+            &[
+                "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &tid,
+            ],
+        )?;
+        veth_end("va", "198.18.2.1/24", on)?;
+        cfg_tx.send(()).map_err(|e| e.to_string())?;
+        ready_rx.recv().map_err(|e| e.to_string())??;
+        let addr = SERVER.parse().expect("a socket address");
+        let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(10))
+            .map_err(|e| format!("connect: {e}"))?;
+        let buf = vec![0x5au8; 256 * 1024];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            s.write_all(&buf[..n]).map_err(|e| format!("write: {e}"))?;
+            left -= n as u64;
+        }
+        Ok(())
+    });
+    let c = client.join().map_err(|_| "client panicked".to_owned())?;
+    let r = match c {
+        Ok(()) => res_rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .unwrap_or_else(|e| Err(format!("no result: {e}"))),
+        Err(e) => Err(e),
+    };
+    let _ = server.join();
+    r
+}
+
+/// Gbit/s of the kernel's TCP over loopback (the fallback without root).
+fn loopback_linux(bytes: u64) -> f64 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let w = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let buf = vec![0x5au8; 256 * 1024];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            s.write_all(&buf[..n]).unwrap();
+            left -= n as u64;
+        }
+    });
+    let (mut s, _) = l.accept().unwrap();
+    let t0 = WallInstant::now();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0u64;
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    w.join().unwrap();
+    got as f64 * 8.0 / t0.elapsed().as_secs_f64() / 1e9
+}
+
+/// `tcp_bulk_tso_on` and `tcp_bulk_tso_off`, netstack beside the kernel's
+/// veth pair (or loopback).
+fn bulk_offloads() {
+    let mib: u64 = std::env::var("NETSTACK_TCP_BULK_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let bytes = mib << 20;
+    for (on, name) in [(true, "tcp_bulk_tso_on"), (false, "tcp_bulk_tso_off")] {
+        report(
+            &format!("{name}/netstack"),
+            bulk_offload_netstack(bytes, on),
+            "Gbit/s",
+        );
+        let linux = veth_linux(bytes, on).unwrap_or_else(|e| {
+            eprintln!("{name}/linux: veth between namespaces unavailable ({e}): loopback instead");
+            loopback_linux(bytes)
+        });
+        report(&format!("{name}/linux"), linux, "Gbit/s");
+    }
 }
 
 /// Connects h1 to h2's listener, returning both ends.
@@ -585,13 +805,16 @@ fn loss1() {
 }
 
 /// Runs every figure, or only those named in `NETSTACK_TCP_BENCH`
-/// (comma-separated: `bulk`, `crr`, `rr`, `loss1`), e.g. to profile one
+/// (comma-separated: `bulk`, `tso`, `crr`, `rr`, `loss1`), e.g. to profile one
 /// workload.
 fn main() {
     let only = std::env::var("NETSTACK_TCP_BENCH").unwrap_or_default();
     let want = |w: &str| only.is_empty() || only.split(',').any(|x| x == w);
     if want("bulk") {
         bulk();
+    }
+    if want("tso") {
+        bulk_offloads();
     }
     if want("crr") {
         crr();

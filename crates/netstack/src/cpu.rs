@@ -393,6 +393,7 @@ fn softirq_action(ctx: &mut CpuCtx, nr: SoftirqNr) {
         SoftirqNr::NetRx => softnet::net_rx_action(ctx),
         SoftirqNr::NetTx => softnet::net_tx_action(ctx),
         SoftirqNr::Timer => run_timer_softirq(ctx),
+        SoftirqNr::Tasklet => crate::tcp::tcp_tsq_workfn(ctx),
         _ => {}
     }
 }

@@ -103,6 +103,14 @@ impl NetProtocol<CpuCtx> for TcpV4Protocol {
 /// `inet_add_protocol(&tcp_protocol, IPPROTO_TCP)` in `inet_init()`.
 pub(crate) fn tcp_add_protocol(ctx: &mut CpuCtx) -> Result<(), NetstackError> {
     let tcp = &ctx.host.transports.tcp;
+    // tcp_wfree() → tasklet_schedule(): the CPU that sent runs the TSQ
+    // work from its TASKLET softirq.
+    let host = Arc::downgrade(&ctx.host);
+    tcp.stack.tsq_set_kick(Box::new(move |cpu| {
+        if let Some(h) = host.upgrade() {
+            let _ = h.softirqs.raise_softirq(cpu, irq::SoftirqNr::Tasklet);
+        }
+    }));
     let prot: Arc<dyn NetProtocol<CpuCtx>> = Arc::new(TcpV4Protocol {
         inner: TcpProtocol::new(Arc::clone(&tcp.stack)),
         wakeups: Arc::clone(&tcp.wakeups),
@@ -205,6 +213,24 @@ impl TcpContext for CpuCtx {
         if let Some(log) = &self.tcp_trace {
             log.lock().probes.push(*sample);
         }
+    }
+
+    /// TCP Small Queues on: the host's list, run from the `TASKLET`
+    /// softirq ([`tcp_tsq_workfn`]).
+    fn tcp_tsq(&self) -> Option<&Arc<tcp::TsqList>> {
+        Some(self.host.transports.tcp.stack.tsq_list())
+    }
+}
+
+/// Runs TCP's TSQ work on this CPU (sockets whose skbs the device freed
+/// while TCP Small Queues held them back), then delivers the wake-ups.
+/// Mirrors the `TASKLET_SOFTIRQ` (6.18: `system_bh_wq`) run of
+/// `tcp_tsq_workfn()`.
+pub fn tcp_tsq_workfn(ctx: &mut CpuCtx) {
+    let host = Arc::clone(&ctx.host);
+    if host.transports.tcp.stack.tsq_pending() {
+        host.transports.tcp.stack.tcp_tsq_workfn(ctx);
+        host.transports.tcp.wakeups.flush();
     }
 }
 
