@@ -26,6 +26,9 @@
 //!   in Linux (`inet_csk_reqsk_queue_is_full()`); `tcp_max_syn_backlog`
 //!   only applies, as in Linux, when `tcp_syncookies` is 0.
 //! - No young/old pruning of the SYN queue in `reqsk_timer_handler()`.
+//! - `sk_txrehash` is not kept per socket (no `SO_TXREHASH`): a new flow
+//!   hash on retransmission follows `net.core.txrehash` directly, which is
+//!   what Linux does for a socket that never set the option.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -69,6 +72,9 @@ pub(crate) struct RequestSock {
     pub tstamp_ok: bool,
     pub ts_recent: u32,
     pub ts_off: u32,
+    /// The flow hash of the SYN-ACKs, inherited by the child
+    /// (`tcp_rsk(req)->txhash`).
+    pub txhash: u32,
     pub rcv_wnd: u32,
     pub window_clamp: u32,
     pub num_retrans: u8,
@@ -115,6 +121,33 @@ fn listendrop<C: TcpContext>(ctx: &C) {
     ctx.mibs().inc(ctx.cpu(), LinuxMib::ListenDrops);
 }
 
+/// A random flow hash for a socket's or request's segments, never 0 (0
+/// means "none"). Mirrors `net_tx_rndhash()` in `include/net/sock.h`.
+pub(crate) fn net_tx_rndhash<C: TcpContext>(ctx: &mut C) -> u32 {
+    ctx.prandom_u32().max(1)
+}
+
+/// Picks a new flow hash after a timeout, so the path's ECMP/queue choice
+/// may change, when the socket has one and `net.core.txrehash` allows it.
+/// Returns whether it changed. Mirrors `sk_rethink_txhash()` in
+/// `include/net/sock.h`; the caller counts `TCPTimeoutRehash`.
+pub(crate) fn sk_rethink_txhash<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) -> bool {
+    if tp.txhash == 0 || ctx.sysctl().get_int(Sysctl::TXREHASH) == 0 {
+        return false;
+    }
+    tp.txhash = net_tx_rndhash(ctx);
+    true
+}
+
+/// Retransmits a request's SYN-ACK with a new flow hash (when
+/// `net.core.txrehash` allows). Mirrors `tcp_rtx_synack()`.
+fn tcp_rtx_synack<C: TcpContext>(ctx: &mut C, req: &mut RequestSock) {
+    if ctx.sysctl().get_int(Sysctl::TXREHASH) != 0 {
+        req.txhash = net_tx_rndhash(ctx);
+    }
+    send_synack(ctx, req, None, true);
+}
+
 /// Builds and sends a SYN-ACK for `req`. Mirrors `tcp_make_synack()` +
 /// `tcp_v4_send_synack()`: window `min(rcv_wnd, 65535)` unscaled, options
 /// MSS, SACK_PERM, TS, WS in Linux's order.
@@ -141,9 +174,11 @@ fn send_synack<C: TcpContext>(ctx: &mut C, req: &RequestSock, tsval: Option<u32>
         options: opts,
         payload_len: 0,
     };
-    let Ok(skb) = build_segment(ctx, &repr, None, req.t.laddr, req.t.raddr) else {
+    let Ok(mut skb) = build_segment(ctx, &repr, None, req.t.laddr, req.t.raddr) else {
         return;
     };
+    // tcp_make_synack(): skb_set_hash() with the request's hash.
+    skb.set_hash(req.txhash, true);
     let cpu = ctx.cpu();
     if retrans {
         ctx.mibs().inc(cpu, TcpMib::RetransSegs);
@@ -245,6 +280,7 @@ pub(crate) fn tcp_conn_request<C: TcpContext>(
         } else {
             0
         },
+        txhash: net_tx_rndhash(ctx),
         rcv_wnd: 0,
         window_clamp: 0,
         num_retrans: 0,
@@ -337,9 +373,9 @@ pub(crate) fn reqsk_timer_handler<C: TcpContext>(
     }
     req.num_retrans = req.num_retrans.saturating_add(1);
     req.num_timeout = req.num_timeout.saturating_add(1);
-    let snapshot = req.clone();
-    send_synack(ctx, &snapshot, None, true);
-    let timeout = (TCP_TIMEOUT_INIT * (1u32 << snapshot.num_timeout.min(16))).min(TCP_RTO_MAX);
+    tcp_rtx_synack(ctx, req);
+    let num_timeout = req.num_timeout;
+    let timeout = (TCP_TIMEOUT_INIT * (1u32 << num_timeout.min(16))).min(TCP_RTO_MAX);
     ctx.arm_timer(
         TcpTimer::SynAck {
             listener: lid,
@@ -413,7 +449,9 @@ fn tcp_check_req<C: TcpContext>(
     let flg = seg.flags & (TcpFlags::SYN | TcpFlags::ACK | TcpFlags::RST | TcpFlags::FIN);
     // A retransmitted SYN: send the SYN-ACK again.
     if seg.seq == req.rcv_isn && flg == TcpFlags::SYN {
-        send_synack(ctx, &req, None, true);
+        if let Some(r) = lp.listen.as_mut().and_then(|l| l.syn_queue.get_mut(&t)) {
+            tcp_rtx_synack(ctx, r);
+        }
         return false;
     }
     if seg.has(TcpFlags::ACK) && seg.ack_seq != req.snt_isn.wrapping_add(1) {
@@ -491,7 +529,9 @@ fn send_req_ack<C: TcpContext>(ctx: &mut C, req: &RequestSock) {
         options: opts,
         payload_len: 0,
     };
-    if let Ok(skb) = build_segment(ctx, &repr, None, req.t.laddr, req.t.raddr) {
+    if let Ok(mut skb) = build_segment(ctx, &repr, None, req.t.laddr, req.t.raddr) {
+        // tcp_v4_reqsk_send_ack() replies with the request's hash.
+        skb.set_hash(req.txhash, true);
         ctx.mibs().inc(ctx.cpu(), TcpMib::OutSegs);
         let _ = ctx.ip_queue_xmit(skb, req.t.laddr, req.t.raddr);
     }
@@ -567,6 +607,8 @@ fn cookie_v4_check<C: TcpContext>(
         tstamp_ok,
         ts_recent: seg.opts.timestamp.map_or(0, |t| t.0),
         ts_off,
+        // cookie_tcp_reqsk_init(): a fresh hash for the child.
+        txhash: net_tx_rndhash(ctx),
         rcv_wnd: 0,
         window_clamp: 0,
         num_retrans: 0,
@@ -637,6 +679,8 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
     tp.rx_opt.mss_clamp = req.mss;
     tp.rx_opt.user_mss = lp.rx_opt.user_mss;
     tp.tsoffset = req.ts_off;
+    // tcp_v4_syn_recv_sock(): the child keeps the request's flow hash.
+    tp.txhash = req.txhash;
     tp.advmss = req.advmss;
     tp.snd_wnd = u32::from(seg.window) << tp.rx_opt.snd_wscale;
     tp.max_window = tp.snd_wnd;

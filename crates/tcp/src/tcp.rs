@@ -450,8 +450,9 @@ impl TcpStack {
 
     /// Opens a connection. Mirrors `tcp_v4_connect()`: route lookup for
     /// the source address and MTU, an ephemeral port by
-    /// `__inet_hash_connect()`, the ISN (`secure_tcp_seq()`) and timestamp
-    /// offset (`secure_tcp_ts_off()`), then `tcp_connect()`.
+    /// `__inet_hash_connect()`, a random flow hash (`sk_set_txhash()`), the
+    /// ISN (`secure_tcp_seq()`) and timestamp offset
+    /// (`secure_tcp_ts_off()`), then `tcp_connect()`.
     ///
     /// Returns `EINPROGRESS` when the SYN is out; completion comes as
     /// `StateChange` (then [`SockOptName::Error`] tells the result).
@@ -503,6 +504,9 @@ impl TcpStack {
                 tp.bound = true;
             }
         }
+        // sk_set_txhash(): every segment of the connection carries this
+        // hash, so the device layer picks a queue without dissecting it.
+        tp.txhash = crate::inet_connection_sock::net_tx_rndhash(ctx);
         let now = ctx.now();
         if ctx.sysctl().get_int(Sysctl::TCP_TIMESTAMPS) != 0 {
             tp.tsoffset = secure_tcp_ts_off(&self.secrets, tp.saddr, tp.daddr);

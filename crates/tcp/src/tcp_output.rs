@@ -328,8 +328,9 @@ pub(crate) fn build_segment<C: TcpContext>(
 /// (window, options, ACK) and hands it to IP.
 ///
 /// Mirrors `__tcp_transmit_skb()`. A segment carrying ACK clears the
-/// delayed-ACK state (`tcp_event_ack_sent()`). Counters: `OutSegs` (not for
-/// retransmissions), `OutRsts`.
+/// delayed-ACK state (`tcp_event_ack_sent()`); the skb carries the
+/// socket's flow hash (`skb_set_hash_from_sk()`). Counters: `OutSegs` (not
+/// for retransmissions), `OutRsts`.
 pub(crate) fn tcp_transmit<C: TcpContext>(
     ctx: &mut C,
     tp: &mut TcpSock,
@@ -360,6 +361,11 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
         payload_len: payload.map_or(0, SkBuff::len),
     };
     let mut skb = build_segment(ctx, &repr, payload, tp.saddr, tp.daddr)?;
+    // skb_set_hash_from_sk(): the socket's flow hash rides with the skb,
+    // so the qdisc and queue selection need not dissect it.
+    if tp.txhash != 0 {
+        skb.set_hash(tp.txhash, true);
+    }
     // The departure time (EDT, `skb_set_delivery_time()`), and for a
     // segment with data the socket as its owner (`tcp_wfree`, TSQ).
     let (tstamp, _) = crate::tcp_pacing::tcp_wstamp_for_xmit(ctx, tp);

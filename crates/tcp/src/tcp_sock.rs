@@ -573,6 +573,9 @@ pub(crate) struct TcpSock {
     /// The port was chosen by the user (`SOCK_BINDPORT_LOCK`).
     pub bind_port_locked: bool,
     // sock
+    /// The flow hash every segment carries (`sk_txhash`): random, chosen
+    /// at connect or taken from the request, 0 until then.
+    pub txhash: u32,
     pub sk_err: Option<Errno>,
     pub sk_err_soft: Option<Errno>,
     pub shutdown: u8,
@@ -714,6 +717,7 @@ impl TcpSock {
             bound: false,
             bind_addr_locked: false,
             bind_port_locked: false,
+            txhash: 0,
             sk_err: None,
             sk_err_soft: None,
             shutdown: 0,

@@ -156,6 +156,8 @@ pub(crate) fn retransmits_timed_out(
 /// Mirrors `tcp_write_timeout()`: SYN-SENT gives up after `tcp_syn_retries`
 /// plus `tcp_syn_linear_timeouts` retransmissions, SYN-RECV after
 /// `tcp_syn_retries`, others after the time `tcp_retries2` backoffs take.
+/// A connection that goes on gets a new flow hash (`sk_rethink_txhash()`,
+/// `TCPTimeoutRehash`).
 fn tcp_write_timeout<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) -> bool {
     let sysctl = ctx.sysctl();
     let now = ctx.now();
@@ -190,6 +192,9 @@ fn tcp_write_timeout<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpS
     };
     if expired {
         tcp_write_err(stack, ctx, tp);
+    } else if crate::inet_connection_sock::sk_rethink_txhash(ctx, tp) {
+        // The path may be what failed: try another hash (ECMP, queue).
+        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpTimeoutRehash);
     }
     expired
 }
