@@ -193,7 +193,7 @@ fn send_synack<C: TcpContext>(ctx: &mut C, req: &RequestSock, tsval: Option<u32>
 fn openreq_init_rwin<C: TcpContext>(ctx: &C, listener: &TcpSock, req: &mut RequestSock) {
     let mss = u32::from(req.advmss) - if req.tstamp_ok { 12 } else { 0 };
     let full_space = listener.tcp_full_space();
-    let mut clamp = listener.opts.window_clamp;
+    let mut clamp = listener.opts_ext.window_clamp;
     // A locked SO_RCVBUF bounds the window and hence the scale.
     if listener.opts.rcvbuf_locked && (clamp == 0 || clamp > full_space) {
         clamp = full_space;
@@ -648,6 +648,7 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
         .unwrap_or_else(|| Box::new(crate::tcp_cong::Reno));
     let mut tp = TcpSock::new(stack.alloc_id(), lp.sndbuf, lp.rcvbuf, ca);
     tp.opts = lp.opts;
+    tp.opts_ext = lp.opts_ext.clone();
     // inet_csk_clone_lock() copies sk_userlocks: the child keeps the
     // listener's port until it is freed.
     tp.bind_port_locked = true;

@@ -807,7 +807,7 @@ impl TcpStack {
                 ctx.mibs().inc(cpu, netcore::LinuxMib::TcpAbortOnClose);
                 tcp_set_state(self, ctx, &mut tp, TcpState::Close);
                 tcp_send_active_reset(ctx, &mut tp);
-            } else if tp.opts.linger == Some(0) {
+            } else if tp.opts_ext.linger == Some(0) {
                 self.disconnect(ctx, &mut tp);
                 ctx.mibs().inc(cpu, netcore::LinuxMib::TcpAbortOnData);
             } else if tcp_close_state(self, ctx, &mut tp) {
@@ -818,7 +818,7 @@ impl TcpStack {
         crate::tcp_mem::sock_orphan(&self.mem, &mut tp);
         tcp_purge_receive_queue(&mut tp);
         crate::tcp_mem::sk_mem_reclaim(ctx, &mut tp);
-        if tp.state == TcpState::FinWait2 && tp.opts.linger2 < 0 {
+        if tp.state == TcpState::FinWait2 && tp.opts_ext.linger2 < 0 {
             // No FIN-WAIT-2 wanted: abort (`TCPAbortOnLinger`).
             tcp_set_state(self, ctx, &mut tp, TcpState::Close);
             tcp_send_active_reset(ctx, &mut tp);
@@ -901,7 +901,7 @@ impl TcpStack {
                 }
                 tp.opts.keepalive = v;
             }
-            SockOpt::Linger(v) => tp.opts.linger = v,
+            SockOpt::Linger(v) => tp.opts_ext.linger = v,
             SockOpt::SndBuf(v) => {
                 tp.sndbuf = (v.min(SYSCTL_MEM_MAX) * 2).max(SOCK_MIN_SNDBUF);
                 tp.opts.sndbuf_locked = true;
@@ -936,7 +936,7 @@ impl TcpStack {
                 if !(1..=32767).contains(&v) {
                     return Err(Errno::Inval);
                 }
-                tp.opts.keepidle = Some(v);
+                tp.opts_ext.keepidle = Some(v);
                 if tp.opts.keepalive && !matches!(tp.state, TcpState::Close | TcpState::Listen) {
                     let last = tp.rcv_tstamp.max(tp.ack.lrcvtime);
                     let elapsed = ctx.now().saturating_duration_since(last);
@@ -948,13 +948,13 @@ impl TcpStack {
                 if !(1..=32767).contains(&v) {
                     return Err(Errno::Inval);
                 }
-                tp.opts.keepintvl = Some(v);
+                tp.opts_ext.keepintvl = Some(v);
             }
             SockOpt::KeepCnt(v) => {
                 if !(1..=127).contains(&v) {
                     return Err(Errno::Inval);
                 }
-                tp.opts.keepcnt = Some(v as u8);
+                tp.opts_ext.keepcnt = Some(v as u8);
             }
             SockOpt::MaxSeg(v) => {
                 if !(88..=32767).contains(&v) {
@@ -966,20 +966,20 @@ impl TcpStack {
                 if !(1..=127).contains(&v) {
                     return Err(Errno::Inval);
                 }
-                tp.opts.syn_retries = Some(v as u8);
+                tp.opts_ext.syn_retries = Some(v as u8);
             }
-            SockOpt::UserTimeout(v) => tp.opts.user_timeout = v,
-            SockOpt::Linger2(v) => tp.opts.linger2 = v.clamp(-1, TCP_FIN_TIMEOUT_MAX_SECS),
+            SockOpt::UserTimeout(v) => tp.opts_ext.user_timeout = v,
+            SockOpt::Linger2(v) => tp.opts_ext.linger2 = v.clamp(-1, TCP_FIN_TIMEOUT_MAX_SECS),
             SockOpt::MaxPacingRate(v) => crate::tcp_pacing::sk_set_max_pacing_rate(ctx, &mut tp, v),
             SockOpt::WindowClamp(v) => {
                 if v == 0 {
                     if tp.state != TcpState::Close {
                         return Err(Errno::Inval);
                     }
-                    tp.opts.window_clamp = 0;
+                    tp.opts_ext.window_clamp = 0;
                 } else {
                     let v = v.max(SOCK_MIN_RCVBUF / 2);
-                    tp.opts.window_clamp = v;
+                    tp.opts_ext.window_clamp = v;
                     tp.window_clamp = v;
                 }
             }
@@ -1042,17 +1042,17 @@ impl TcpStack {
             SockOptName::NoDelay => i64::from(tp.opts.nodelay),
             SockOptName::Cork => i64::from(tp.opts.cork),
             SockOptName::KeepIdle => i64::from(
-                tp.opts
+                tp.opts_ext
                     .keepidle
                     .unwrap_or(s.get_int(Sysctl::TCP_KEEPALIVE_TIME) as u32),
             ),
             SockOptName::KeepIntvl => i64::from(
-                tp.opts
+                tp.opts_ext
                     .keepintvl
                     .unwrap_or(s.get_int(Sysctl::TCP_KEEPALIVE_INTVL) as u32),
             ),
             SockOptName::KeepCnt => i64::from(
-                tp.opts
+                tp.opts_ext
                     .keepcnt
                     .unwrap_or(s.get_int(Sysctl::TCP_KEEPALIVE_PROBES) as u8),
             ),
@@ -1068,12 +1068,12 @@ impl TcpStack {
                 }
             }
             SockOptName::SynCnt => i64::from(
-                tp.opts
+                tp.opts_ext
                     .syn_retries
                     .unwrap_or(s.get_int(Sysctl::TCP_SYN_RETRIES) as u8),
             ),
-            SockOptName::UserTimeout => i64::from(tp.opts.user_timeout),
-            SockOptName::Linger2 => match tp.opts.linger2 {
+            SockOptName::UserTimeout => i64::from(tp.opts_ext.user_timeout),
+            SockOptName::Linger2 => match tp.opts_ext.linger2 {
                 0 => s.get_int(Sysctl::TCP_FIN_TIMEOUT),
                 v => i64::from(v),
             },
@@ -1427,8 +1427,8 @@ const TCP_FIN_TIMEOUT_MAX_SECS: i32 = 120;
 /// How long an orphaned FIN-WAIT-2 socket lives: `TCP_LINGER2` if set,
 /// else `tcp_fin_timeout`, at least 3.5 RTO. Mirrors `tcp_fin_time()`.
 pub(crate) fn tcp_fin_time<C: TcpContext>(ctx: &C, tp: &TcpSock) -> Duration {
-    let secs = if tp.opts.linger2 > 0 {
-        i64::from(tp.opts.linger2)
+    let secs = if tp.opts_ext.linger2 > 0 {
+        i64::from(tp.opts_ext.linger2)
     } else {
         ctx.sysctl().get_int(Sysctl::TCP_FIN_TIMEOUT)
     };

@@ -3059,7 +3059,7 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
             tcp_set_state(stack, ctx, tp, TcpState::FinWait2);
             tp.shutdown |= SEND_SHUTDOWN;
             if tp.dead {
-                if tp.opts.linger2 < 0 {
+                if tp.opts_ext.linger2 < 0 {
                     // TCP_LINGER2 < 0: no orphaned FIN-WAIT-2 at all.
                     tcp_done(stack, ctx, tp);
                     ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpAbortOnData);

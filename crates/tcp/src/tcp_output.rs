@@ -1243,7 +1243,7 @@ pub(crate) fn tcp_connect<C: TcpContext>(
         crate::tcp_sock::TCP_MSS_DEFAULT,
     );
     let full_space = tp.tcp_full_space();
-    let mut clamp = tp.opts.window_clamp;
+    let mut clamp = tp.opts_ext.window_clamp;
     // tcp_connect_init(): a locked SO_RCVBUF bounds the window clamp.
     if tp.opts.rcvbuf_locked && (clamp == 0 || clamp > full_space) {
         clamp = full_space;

@@ -163,7 +163,7 @@ fn tcp_write_timeout<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpS
     let now = ctx.now();
     let expired = if matches!(tp.state, TcpState::SynSent | TcpState::SynRecv) {
         let retry_until = u32::from(
-            tp.opts
+            tp.opts_ext
                 .syn_retries
                 .unwrap_or(sysctl.get_int(Sysctl::TCP_SYN_RETRIES) as u8),
         );
@@ -172,8 +172,8 @@ fn tcp_write_timeout<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpS
             max += sysctl.get_int(Sysctl::TCP_SYN_LINEAR_TIMEOUTS) as u32;
         }
         u32::from(tp.retransmits) >= max
-            || (tp.opts.user_timeout != 0
-                && retransmits_timed_out(tp, now, retry_until, tp.opts.user_timeout))
+            || (tp.opts_ext.user_timeout != 0
+                && retransmits_timed_out(tp, now, retry_until, tp.opts_ext.user_timeout))
     } else {
         let mut retry_until = sysctl.get_int(Sysctl::TCP_RETRIES2) as u32;
         if tp.dead {
@@ -188,7 +188,7 @@ fn tcp_write_timeout<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpS
                 return true;
             }
         }
-        retransmits_timed_out(tp, now, retry_until, tp.opts.user_timeout)
+        retransmits_timed_out(tp, now, retry_until, tp.opts_ext.user_timeout)
     };
     if expired {
         tcp_write_err(stack, ctx, tp);
@@ -262,12 +262,12 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
         tp.rto = (tp.rto * 2).min(TCP_RTO_MAX);
     }
     let mut when = tp.rto;
-    if tp.opts.user_timeout != 0
+    if tp.opts_ext.user_timeout != 0
         && let Some(start) = tp.retrans_stamp
     {
         let elapsed = now.saturating_duration_since(start);
         let remaining =
-            Duration::from_millis(u64::from(tp.opts.user_timeout)).saturating_sub(elapsed);
+            Duration::from_millis(u64::from(tp.opts_ext.user_timeout)).saturating_sub(elapsed);
         when = when.min(remaining.max(Duration::from_millis(1)));
     }
     let id = tp.id;
@@ -356,7 +356,7 @@ pub(crate) fn tcp_delack_timer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
 /// `keepalive_time_when()`: `TCP_KEEPIDLE` or `tcp_keepalive_time`.
 pub(crate) fn keepalive_time_when<C: TcpContext>(ctx: &C, tp: &TcpSock) -> Duration {
     Duration::from_secs(u64::from(
-        tp.opts
+        tp.opts_ext
             .keepidle
             .unwrap_or(ctx.sysctl().get_int(Sysctl::TCP_KEEPALIVE_TIME) as u32),
     ))
@@ -364,14 +364,14 @@ pub(crate) fn keepalive_time_when<C: TcpContext>(ctx: &C, tp: &TcpSock) -> Durat
 
 fn keepalive_intvl_when<C: TcpContext>(ctx: &C, tp: &TcpSock) -> Duration {
     Duration::from_secs(u64::from(
-        tp.opts
+        tp.opts_ext
             .keepintvl
             .unwrap_or(ctx.sysctl().get_int(Sysctl::TCP_KEEPALIVE_INTVL) as u32),
     ))
 }
 
 fn keepalive_probes<C: TcpContext>(ctx: &C, tp: &TcpSock) -> u8 {
-    tp.opts
+    tp.opts_ext
         .keepcnt
         .unwrap_or(ctx.sysctl().get_int(Sysctl::TCP_KEEPALIVE_PROBES) as u8)
 }
@@ -424,7 +424,7 @@ pub(crate) fn tcp_keepalive_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C, 
         let last = tp.rcv_tstamp.max(tp.ack.lrcvtime);
         let elapsed = now.saturating_duration_since(last);
         if elapsed >= when {
-            let user_timeout = tp.opts.user_timeout;
+            let user_timeout = tp.opts_ext.user_timeout;
             if (user_timeout != 0
                 && elapsed >= Duration::from_millis(u64::from(user_timeout))
                 && tp.probes_out > 0)
