@@ -27,8 +27,10 @@
 //! fold-by-4 set-up, the partial block at the *front* (the CRC of a message
 //! with a zero register is unchanged by leading zero bytes, so the first
 //! `p` bytes become a zero-padded block), the blocks loaded straight out of
-//! the frame. A 64-byte frame costs four loads, three folds and the
-//! reduction.
+//! the frame, three blocks at a time carried forward by 384, 256 and 128
+//! bits at once (six independent multiplies rather than a chain of
+//! three folds: a frame's CRC is a short dependency chain). A 64-byte
+//! frame costs four loads, one such step and the reduction.
 //!
 //! This is the device model's hardware, so it is one of the crate's device
 //! backends allowed `unsafe` (see the crate's lint note): exactly one
@@ -129,6 +131,10 @@ mod clmul {
 
     const K3: i64 = 0x1_7519_97d0;
     const K4: i64 = 0x0_ccaa_009e;
+    /// The pair for a fold 256 bits forward (x^288, x^224 mod P).
+    const K256: (i64, i64) = (0x0_f1da_05aa, 0x1_5a54_6366);
+    /// The pair for a fold 384 bits forward (x^416, x^352 mod P).
+    const K384: (i64, i64) = (0x0_3db1_ecdc, 0x1_7435_9406);
     const K5: i64 = 0x1_63cd_6124;
     const P_X: i64 = 0x1_DB71_0641;
     const U_PRIME: i64 = 0x1_F701_1641;
@@ -153,10 +159,32 @@ mod clmul {
     #[inline]
     #[target_feature(enable = "pclmulqdq")]
     fn fold(x: __m128i, b: __m128i) -> __m128i {
-        let k3k4 = _mm_set_epi64x(K4, K3);
-        let lo = _mm_clmulepi64_si128::<0x00>(x, k3k4);
-        let hi = _mm_clmulepi64_si128::<0x11>(x, k3k4);
-        _mm_xor_si128(_mm_xor_si128(lo, hi), b)
+        _mm_xor_si128(forward(x, K3, K4), b)
+    }
+
+    /// `x` carried forward by the distance whose constant pair is
+    /// `(lo, hi)` (x^(D+32) and x^(D-32) mod P, for D bits).
+    #[inline]
+    #[target_feature(enable = "pclmulqdq")]
+    fn forward(x: __m128i, lo: i64, hi: i64) -> __m128i {
+        let k = _mm_set_epi64x(hi, lo);
+        _mm_xor_si128(
+            _mm_clmulepi64_si128::<0x00>(x, k),
+            _mm_clmulepi64_si128::<0x11>(x, k),
+        )
+    }
+
+    /// `x` and the three blocks after it (the first XORed with `spill`)
+    /// folded in one step: each is carried forward by its own distance
+    /// (384, 256, 128 bits), so the six multiplies are independent instead
+    /// of one dependent chain.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq")]
+    fn fold3(x: __m128i, b: &[[u8; 16]; 3], spill: u128) -> __m128i {
+        let b1 = vec(u128::from_le_bytes(b[0]) ^ spill);
+        let [_, b2, b3] = b.map(|b| vec(u128::from_le_bytes(b)));
+        let a = _mm_xor_si128(forward(x, K384.0, K384.1), forward(b1, K256.0, K256.1));
+        _mm_xor_si128(_mm_xor_si128(a, forward(b2, K3, K4)), b3)
     }
 
     /// [`crc32_le`](super::crc32_le) on the kernel, or `None` when the CPU
@@ -184,19 +212,25 @@ mod clmul {
         let reg = u128::from(crc);
         let p = data.len() % 16;
         let first = block(data, 0) ^ reg;
-        let (mut x, at) = if p == 0 {
-            (vec(first), 16)
+        let (mut x, at, mut spill) = if p == 0 {
+            (vec(first), 16, 0)
         } else {
             // The first p bytes, zero-padded in front to a whole block; the
-            // next block starts at byte p and carries what of the register
-            // lay beyond byte p.
-            let b0 = first << (8 * (16 - p));
-            let b1 = block(data, p) ^ (reg >> (8 * p));
-            (fold(vec(b0), vec(b1)), p + 16)
+            // blocks after it start at byte p, and the first of them
+            // carries what of the register lay beyond byte p (`spill`).
+            (vec(first << (8 * (16 - p))), p, reg >> (8 * p))
         };
         let rest = data.get(at..).unwrap_or_default();
-        for b in rest.as_chunks::<16>().0 {
-            x = fold(x, vec(u128::from_le_bytes(*b)));
+        let (triples, _) = rest.as_chunks::<48>();
+        for t in triples {
+            if let Some(t) = t.as_chunks::<16>().0.first_chunk::<3>() {
+                x = fold3(x, t, spill);
+                spill = 0;
+            }
+        }
+        for b in rest[triples.len() * 48..].as_chunks::<16>().0 {
+            x = fold(x, vec(u128::from_le_bytes(*b) ^ spill));
+            spill = 0;
         }
         reduce(x)
     }
