@@ -199,7 +199,7 @@ pub fn qdisc_create(
             Ok(Box::new(match (kind, limit) {
                 ("pfifo", Some(l)) => Fifo::pfifo(l),
                 ("pfifo", None) => Fifo::pfifo_default(dev.tx_queue_len),
-                (_, Some(l)) => Fifo::bfifo(l),
+                (_, Some(l)) => Fifo::bfifo(l).with_mtu(dev.mtu),
                 (_, None) => Fifo::bfifo_default(dev.tx_queue_len, dev.mtu),
             }))
         }

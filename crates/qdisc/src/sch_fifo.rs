@@ -36,6 +36,8 @@ pub enum FifoLimit {
 pub struct Fifo {
     queue: VecDeque<SkBuff>,
     limit: FifoLimit,
+    /// `TCQ_F_CAN_BYPASS`, as `fifo_init()` decides it.
+    bypass: bool,
     stats: QdiscStats,
     gso: GsoSkb,
 }
@@ -60,17 +62,33 @@ impl Fifo {
     /// A `bfifo` with Linux's default limit, `txqueuelen × psched_mtu()`
     /// (`psched_mtu()` is the MTU plus the 14-byte Ethernet header).
     pub fn bfifo_default(tx_queue_len: u32, mtu: u32) -> Fifo {
-        Fifo::bfifo(tx_queue_len.saturating_mul(mtu + ETH_HLEN))
+        Fifo::bfifo(tx_queue_len.saturating_mul(mtu + ETH_HLEN)).with_mtu(mtu)
     }
 
-    /// A FIFO with the given limit.
+    /// A FIFO with the given limit, on a device of the default MTU (1500).
     pub fn new(limit: FifoLimit) -> Fifo {
         Fifo {
             queue: VecDeque::new(),
             limit,
+            bypass: false,
             stats: QdiscStats::default(),
             gso: GsoSkb::new(),
         }
+        .with_mtu(ETH_DATA_LEN)
+    }
+
+    /// The same FIFO on a device of MTU `mtu`, which decides whether an
+    /// empty `bfifo` may be bypassed: only if a full-sized frame
+    /// (`psched_mtu()`, the MTU plus the Ethernet header) fits its limit.
+    /// A `pfifo` may be bypassed whenever its limit is at least one
+    /// packet. Mirrors the `TCQ_F_CAN_BYPASS` decision of `fifo_init()`.
+    #[must_use]
+    pub fn with_mtu(mut self, mtu: u32) -> Fifo {
+        self.bypass = match self.limit {
+            FifoLimit::Packets(limit) => limit >= 1,
+            FifoLimit::Bytes(limit) => limit >= mtu.saturating_add(ETH_HLEN),
+        };
+        self
     }
 
     /// The limit.
@@ -135,6 +153,14 @@ impl Qdisc for Fifo {
 
     fn requeue(&mut self, skb: SkBuff) {
         self.gso.requeue(skb, &mut self.stats);
+    }
+
+    fn can_bypass(&self) -> bool {
+        self.bypass
+    }
+
+    fn bstats_bypass(&mut self, skb: &SkBuff) {
+        self.stats.bstats_update(skb);
     }
 
     fn reset(&mut self) {
@@ -214,5 +240,21 @@ mod tests {
         s.clear();
         Fifo::pfifo(100).dump(&mut s).unwrap();
         assert_eq!(s, "limit 100p");
+    }
+
+    #[test]
+    fn bypass_is_allowed_as_fifo_init_allows_it() {
+        assert!(Fifo::pfifo(1).can_bypass());
+        assert!(!Fifo::pfifo(0).can_bypass());
+        // bfifo: only if one full-sized frame (MTU + 14) fits
+        assert!(Fifo::bfifo(1514).can_bypass());
+        assert!(!Fifo::bfifo(1513).can_bypass());
+        assert!(!Fifo::bfifo(1514).with_mtu(9000).can_bypass());
+        assert!(Fifo::bfifo_default(1000, 9000).can_bypass());
+        let pool = pool();
+        let mut q = Fifo::pfifo(10);
+        q.bstats_bypass(&skb_len(&pool, 60));
+        let s = q.stats();
+        assert_eq!((s.packets, s.bytes, s.qlen, s.backlog), (1, 60, 0, 0));
     }
 }

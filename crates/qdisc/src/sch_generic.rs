@@ -23,8 +23,8 @@
 //!   `QDISC_CONGESTED`, ... reasons). Packets freed by [`Qdisc::reset`] use
 //!   [`DropReason::QueuePurge`] and are not counted as drops, as Linux's
 //!   `qdisc_reset()` does not count them.
-//! - No `TCQ_F_CAN_BYPASS` fast path: the caller always enqueues and then
-//!   dequeues, which gives the same order and the same counters.
+//! - `TCQ_F_CAN_BYPASS` is a method, [`Qdisc::can_bypass`], rather than a
+//!   flag word; `pfifo_fast` and the FIFOs answer as Linux sets the flag.
 //! - No per-CPU statistics (`TCQ_F_CPUSTATS`): one owner holds the qdisc
 //!   behind its root lock, so plain counters suffice.
 
@@ -265,6 +265,27 @@ pub trait Qdisc: Send {
         None
     }
 
+    /// Whether an empty instance of this qdisc may be bypassed: a packet
+    /// offered while it holds nothing and nobody runs it goes straight to
+    /// the driver, counted by [`Qdisc::bstats_bypass`] as if it had been
+    /// enqueued and dequeued at once. Only a work-conserving FIFO may say
+    /// yes (the order and the counters come out the same). Mirrors the
+    /// `TCQ_F_CAN_BYPASS` flag that `pfifo_fast_init()` and `fifo_init()`
+    /// set; `false` by default, as for every other qdisc.
+    #[doc(alias = "TCQ_F_CAN_BYPASS")]
+    fn can_bypass(&self) -> bool {
+        false
+    }
+
+    /// Counts a packet sent past the empty queue in the basic counters
+    /// (`bytes`, `packets`: `tc -s qdisc` shows it as sent). Called only
+    /// when [`Qdisc::can_bypass`] said yes and [`Qdisc::qlen`] is 0.
+    /// Mirrors `qdisc_bstats_update()` on the bypass path of
+    /// `__dev_xmit_skb()`; does nothing by default.
+    fn bstats_bypass(&mut self, skb: &SkBuff) {
+        let _ = skb;
+    }
+
     /// Whether the qdisc queues at all. `false` only for `noqueue`, whose
     /// device the caller drives directly. Mirrors the `q->enqueue != NULL`
     /// test of `__dev_queue_xmit()`.
@@ -488,6 +509,15 @@ impl Qdisc for PfifoFast {
         self.gso.requeue(skb, &mut self.stats);
     }
 
+    /// `pfifo_fast_init()` sets `TCQ_F_CAN_BYPASS`.
+    fn can_bypass(&self) -> bool {
+        true
+    }
+
+    fn bstats_bypass(&mut self, skb: &SkBuff) {
+        self.stats.bstats_update(skb);
+    }
+
     fn reset(&mut self) {
         self.gso.purge(&mut self.stats);
         for band in &mut self.bands {
@@ -616,6 +646,21 @@ mod tests {
             "qdisc noqueue 0: dev lo root refcnt 2 \n \
              Sent 0 bytes 0 pkt (dropped 1, overlimits 0 requeues 0) \n \
              backlog 0b 0p requeues 0\n"
+        );
+    }
+
+    #[test]
+    fn pfifo_fast_may_be_bypassed_and_counts_a_bypassed_packet_as_sent() {
+        let pool = pool();
+        let mut q = PfifoFast::new(10);
+        assert!(q.can_bypass());
+        assert!(!Noqueue::new().can_bypass());
+        q.bstats_bypass(&skb_len(&pool, 64));
+        let s = q.stats();
+        assert_eq!((s.packets, s.bytes, s.qlen, s.backlog), (1, 64, 0, 0));
+        assert!(
+            crate::format_tc_qdisc_show(None, &q).contains(" Sent 64 bytes 1 pkt "),
+            "tc shows a bypassed packet as sent"
         );
     }
 

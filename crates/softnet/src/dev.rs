@@ -66,7 +66,7 @@ use crate::ptype::{
     same_handler,
 };
 use crate::rps::skb_tx_hash;
-use crate::sch_generic::{qdisc_run_begin, qdisc_run_inner};
+use crate::sch_generic::{qdisc_run_begin, qdisc_run_inner, sch_direct_xmit};
 use crate::sync::Arc as SyncArc;
 use netcore::skb_get_hash;
 use std::sync::Arc;
@@ -859,6 +859,12 @@ pub fn netdev_pick_tx(dev: &NetDev, cpu: usize, skb: &mut SkBuff) -> u16 {
 /// runs the qdisc (or, for `noqueue`, calls the driver directly).
 ///
 /// Mirrors `dev_queue_xmit()` → `__dev_queue_xmit()` → `__dev_xmit_skb()`.
+/// A qdisc that may be bypassed (`TCQ_F_CAN_BYPASS`: `pfifo_fast`,
+/// `pfifo`, a `bfifo` that fits a full frame), is empty and is not being
+/// run is skipped: the packet goes straight to the driver
+/// (`sch_direct_xmit()`) and is counted in the qdisc's `Sent` bytes and
+/// packets, as if it had been enqueued and dequeued at once; a packet the
+/// driver refuses is requeued in the qdisc.
 /// Consumes `skb` (data at the Ethernet header). Returns the qdisc's verdict
 /// ([`NetXmit::Drop`] when it refused the packet, which it freed and
 /// counted). Errors: [`Errno::NetDown`] when the device is down, or a
@@ -886,6 +892,19 @@ pub fn dev_queue_xmit<C: SoftnetContext>(
             drop(root);
             kfree_skb_reason(skb, DropReason::QdiscDrop);
             return Ok(NetXmit::Drop);
+        }
+        if root.qdisc.can_bypass() && root.qdisc.qlen() == 0 && qdisc_run_begin(&mut root) {
+            // A work-conserving qdisc with nothing queued and nobody
+            // running it: straight to the driver, counted as sent.
+            root.qdisc.bstats_bypass(&skb);
+            let (mut root, sent) = sch_direct_xmit(ctx, dev, txq, skb, root);
+            if sent {
+                // Packets other CPUs enqueued meanwhile.
+                qdisc_run_inner(ctx, dev, txq, root);
+            } else {
+                root.running = false;
+            }
+            return Ok(NetXmit::Success);
         }
         let rc = root.qdisc.enqueue(skb, ctx.now());
         if qdisc_run_begin(&mut root) {

@@ -4,6 +4,8 @@
 //! Mirrors `qdisc_run_begin()`/`qdisc_run_end()` of
 //! `include/net/sch_generic.h` and `__qdisc_run()`, `qdisc_restart()`,
 //! `dequeue_skb()` and `sch_direct_xmit()` of `net/sched/sch_generic.c`.
+//! `dev_queue_xmit` uses [`sch_direct_xmit`] alone for a packet that
+//! bypasses an empty qdisc (`TCQ_F_CAN_BYPASS`).
 //! The qdisc itself (`Qdisc`, `pfifo_fast`, ...) is the `qdisc` crate's.
 //!
 //! Locking, as in Linux: the qdisc root lock is held to enqueue and to
@@ -22,6 +24,7 @@ use crate::dev::{
 };
 use crate::gso::validate_xmit_skb;
 use crate::netdevice::{NetDev, QdiscRoot};
+use netcore::SkBuff;
 
 /// The most packets one qdisc run sends before yielding to `NET_TX`.
 ///
@@ -63,7 +66,6 @@ pub(crate) fn qdisc_run_inner<'a, C: SoftnetContext>(
 ) {
     let _span = tracing::trace_span!(target: "netstack::softnet", "qdisc_run", ifindex = dev.ifindex(), txq).entered();
     let quota = dev_tx_weight(ctx.softnet_data().softnet().sysctl());
-    let q = &dev.txq[usize::from(txq)];
     let mut packets = 0;
     loop {
         if root.deactivated {
@@ -95,28 +97,49 @@ pub(crate) fn qdisc_run_inner<'a, C: SoftnetContext>(
             }
             break;
         };
-        // sch_direct_xmit(): the root lock is not held while the driver runs.
-        drop(root);
-        let (ret, rest) = dev_hard_start_xmit_list(ctx, dev, txq, validate_xmit_skb(skb, dev));
-        root = q.root.lock();
-        match ret {
-            NetdevTx::Ok => packets += 1,
-            NetdevTx::Busy(skb) => {
-                // The refused packet and, after a GSO split, the segments
-                // behind it go back in order.
-                tracing::trace!(target: "netstack::softnet", ifindex = dev.ifindex(), txq, "dev_requeue_skb");
-                root.qdisc.requeue(skb);
-                for seg in rest {
-                    root.qdisc.requeue(seg);
-                }
-                netif_schedule_queue(ctx, dev, txq);
-                break;
-            }
+        let sent;
+        (root, sent) = sch_direct_xmit(ctx, dev, txq, skb, root);
+        if !sent {
+            break;
         }
+        packets += 1;
         if packets >= quota {
             netif_schedule_queue(ctx, dev, txq);
             break;
         }
     }
     root.running = false;
+}
+
+/// Hands one packet to the driver with the root lock released, then takes
+/// the lock again; returns it and whether the driver took the packet.
+/// Called with the root lock held and RUNNING taken.
+///
+/// Mirrors `sch_direct_xmit()`: `NETDEV_TX_BUSY` (or a stopped driver
+/// queue) puts the packet, and after a GSO split the segments behind it,
+/// back in the qdisc in order (`dev_requeue_skb()`, counted in
+/// `requeues`) and schedules the qdisc on this CPU's `NET_TX`.
+pub(crate) fn sch_direct_xmit<'a, C: SoftnetContext>(
+    ctx: &mut C,
+    dev: &'a Arc<NetDev>,
+    txq: u16,
+    skb: SkBuff,
+    root: MutexGuard<'a, QdiscRoot>,
+) -> (MutexGuard<'a, QdiscRoot>, bool) {
+    // The root lock is not held while the driver runs.
+    drop(root);
+    let (ret, rest) = dev_hard_start_xmit_list(ctx, dev, txq, validate_xmit_skb(skb, dev));
+    let mut root = dev.txq[usize::from(txq)].root.lock();
+    match ret {
+        NetdevTx::Ok => (root, true),
+        NetdevTx::Busy(skb) => {
+            tracing::trace!(target: "netstack::softnet", ifindex = dev.ifindex(), txq, "dev_requeue_skb");
+            root.qdisc.requeue(skb);
+            for seg in rest {
+                root.qdisc.requeue(seg);
+            }
+            netif_schedule_queue(ctx, dev, txq);
+            (root, false)
+        }
+    }
 }
