@@ -533,4 +533,34 @@ mod tests {
             Err(WireError::BadChecksum)
         );
     }
+
+    /// Found by the wire_parsers fuzz target: 40 bytes of options on the
+    /// wire (a four-block SACK, MSS and SACK-permitted, packed without
+    /// NOPs) parse, but laid out as Linux writes them (NOP-aligned) they
+    /// need 44 bytes, so emit refuses them with the length instead of
+    /// writing a header whose data offset cannot say it.
+    #[test]
+    fn parsed_options_needing_more_room_than_40_bytes_are_refused_by_emit() {
+        let mut seg = [0u8; 60];
+        seg[..20].copy_from_slice(&SYN[..20]);
+        seg[12] = 0xf0; // data offset 15: 40 bytes of options
+        seg[13] = 0x10; // ACK
+        seg[20..22].copy_from_slice(&[5, 34]); // SACK, four blocks
+        for (i, b) in seg[22..54].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        seg[54..60].copy_from_slice(&[2, 4, 0x05, 0xb4, 4, 2]); // MSS, SACK_PERM
+        TcpPacket::new_checked(&mut seg[..])
+            .unwrap()
+            .fill_checksum(SRC, DST);
+        let p = TcpPacket::new_checked(&seg[..]).unwrap();
+        let r = TcpRepr::parse(&p, SRC, DST).unwrap();
+        assert_eq!(r.options.sack_blocks.len(), 4);
+        assert_eq!(r.options.mss, Some(1460));
+        let mut buf = vec![0u8; 80];
+        assert_eq!(
+            r.emit(&mut buf, SRC, DST),
+            Err(WireError::OptionsTooLong(44))
+        );
+    }
 }
