@@ -94,7 +94,21 @@ pub struct Network {
     /// the loop moves the clock right after reading it, taken by the next
     /// settle.
     nic_due_valid: bool,
+    /// When CPUs that were still busy at the end of a settle (softirq work
+    /// handed to ksoftirqd round after round) run next, if no other event
+    /// comes first.
+    ksoftirqd_due: Option<Instant>,
 }
+
+/// Settle rounds in a row in which some CPU hit [`crate::cpu::CPU_RUN_MAX_ROUNDS`]
+/// before the simulation stops running CPUs at this instant and lets time
+/// move to the next event (see [`Network::settle`]).
+pub const SETTLE_MAX_BUSY_ROUNDS: u64 = 16;
+
+/// How long a CPU left busy by [`Network::settle`] waits at most before it
+/// runs again: one jiffy, the next scheduler tick at which ksoftirqd would
+/// run at the latest.
+const KSOFTIRQD_DELAY: Duration = Duration::from_millis(1);
 
 impl fmt::Debug for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -125,6 +139,7 @@ impl Network {
             stalls: Vec::new(),
             nic_due: Vec::new(),
             nic_due_valid: false,
+            ksoftirqd_due: None,
         }
     }
 
@@ -367,16 +382,28 @@ impl Network {
     /// `next_event()`, read before the clock moved, is later than now),
     /// up to the first device it polls, whose transmissions could reach
     /// the devices after it.
+    ///
+    /// A CPU that stays busy at one instant (each of
+    /// [`SETTLE_MAX_BUSY_ROUNDS`] rounds in a row ends with its softirqs
+    /// handed to ksoftirqd and still pending, e.g. a qdisc rescheduling
+    /// itself on `NET_TX` while the driver's ring waits for the wire) is
+    /// left busy: the settle ends and the loop moves time to the next
+    /// event (at most one jiffy later), where the CPU runs again. In Linux
+    /// ksoftirqd is a thread the scheduler runs while the hardware works
+    /// on; in virtual time the hardware only moves when the clock does.
     pub fn settle(&mut self) -> Result<u64, NetstackError> {
         self.check_simulated()?;
         let now = self.now();
         self.stalls.retain(|&(_, _, until)| until > now);
+        self.ksoftirqd_due = None;
         let mut hint = std::mem::take(&mut self.nic_due_valid);
         let mut rounds = 0;
+        let mut busy_rounds = 0;
         loop {
             rounds += 1;
             self.spend(1)?;
             let mut moved = false;
+            let mut busy = false;
             let mut idx = 0;
             for (hi, h) in self.hosts.iter_mut().enumerate() {
                 for (slot, device) in h.shared.nic_devices().iter().enumerate() {
@@ -409,10 +436,17 @@ impl Network {
                     }
                     let s = cpu_run(ctx);
                     moved |= s.did_work() || s.more;
+                    busy |= s.more;
                 }
             }
             hint = false;
             if !moved {
+                return Ok(rounds);
+            }
+            busy_rounds = if busy { busy_rounds + 1 } else { 0 };
+            if busy_rounds >= SETTLE_MAX_BUSY_ROUNDS {
+                tracing::debug!(target: "netstack::cpu", rounds, "CPUs still busy: waiting for the next event (ksoftirqd)");
+                self.ksoftirqd_due = Some(now.saturating_add(KSOFTIRQD_DELAY));
                 return Ok(rounds);
             }
         }
@@ -466,6 +500,7 @@ impl Network {
         };
         let mut traffic: Option<Instant> = None;
         later(self.events.peek().map(|Reverse((t, _))| *t), &mut traffic);
+        later(self.ksoftirqd_due, &mut traffic);
         let mut timers: Option<Instant> = None;
         for h in &self.hosts {
             for device in h.shared.nic_devices() {
@@ -671,5 +706,136 @@ mod tests {
             (32..48).contains(&iterations),
             "{iterations} loop rounds for 32 datagrams"
         );
+    }
+}
+
+#[cfg(test)]
+mod burst_tests {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{Host, HostSockets, NicConfig};
+    use socket::{TcpListener, TcpStream};
+
+    /// Connections opened, then written to, each all at one instant.
+    const CONNS: usize = 200;
+    /// Descriptors per NIC ring: under a third of the data burst.
+    const RING: u32 = 64;
+
+    /// The message connection `i` sends: 1,000 bytes of its own.
+    fn msg(i: usize) -> Vec<u8> {
+        (0..1_000).map(|j| (i * 7 + j * 13) as u8).collect()
+    }
+
+    /// Issue 13's livelock: a burst written at one virtual instant that
+    /// is several times the transmit ring (the igb model's softnet queues
+    /// beyond its one hardware ring are never stopped, so `NET_TX`
+    /// reschedules itself while the ring waits for the wire) used to keep
+    /// `settle` at that instant for ever. Now both bursts (the SYNs, then
+    /// one segment per connection) complete and every byte arrives.
+    #[test]
+    fn a_burst_written_at_one_instant_completes_and_arrives_whole() {
+        let mut net = Network::new(3);
+        net.set_event_budget(200_000);
+        let (a, b) = net
+            .wire(
+                "w0",
+                LinkConfig::default()
+                    .rate_bps(10_000_000_000)
+                    .delay(Duration::from_micros(5)),
+            )
+            .unwrap();
+        for (name, phy, addr) in [("h1", a, "198.18.0.1/24"), ("h2", b, "198.18.0.2/24")] {
+            net.add_host(
+                Host::builder()
+                    .name(name)
+                    .nic(NicConfig::new().phy(phy).ring(RING))
+                    .addr(addr),
+            )
+            .unwrap();
+        }
+        let h1 = Arc::clone(net.host("h1").unwrap().shared());
+        let h2 = Arc::clone(net.host("h2").unwrap().shared());
+        let to = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 7);
+        let l = net
+            .app("h2", || {
+                TcpListener::bind(
+                    h2.socket_layer(),
+                    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7),
+                )
+            })
+            .unwrap()
+            .unwrap();
+        l.set_nonblocking(true).unwrap();
+        // Opened in bursts of 100 (within the accept backlog of 128),
+        // each at one instant and more than the ring holds.
+        let mut clients: Vec<TcpStream<HostSockets>> = Vec::new();
+        let mut servers: Vec<TcpStream<HostSockets>> = Vec::new();
+        while clients.len() < CONNS {
+            let batch: Vec<_> = net
+                .app("h1", || {
+                    (0..100)
+                        .map(|_| TcpStream::connect_nonblocking(h1.socket_layer(), to).unwrap())
+                        .collect()
+                })
+                .unwrap();
+            clients.extend(batch);
+            // A lost SYN or SYN-ACK is sent again after 1 s.
+            net.run_for(Duration::from_millis(1_100)).unwrap();
+            let acc: Vec<_> = net
+                .app("h2", || {
+                    std::iter::from_fn(|| l.accept().ok().map(|(s, _)| s)).collect()
+                })
+                .unwrap();
+            servers.extend(acc);
+        }
+        assert_eq!(servers.len(), CONNS, "every connection accepted");
+        // The server end of each client, by the client's port.
+        let ports: Vec<u16> = clients
+            .iter()
+            .map(|c| c.local_addr().unwrap().port())
+            .collect();
+        servers.sort_by_key(|s| {
+            let p = s.peer_addr().unwrap().port();
+            ports.iter().position(|&q| q == p).unwrap()
+        });
+        net.app("h1", || {
+            for (i, c) in clients.iter_mut().enumerate() {
+                c.write_all(&msg(i)).unwrap();
+            }
+        })
+        .unwrap();
+        // Segments the receiver's small ring dropped are retransmitted
+        // (RTO 1 s before an RTT sample).
+        net.run_for(Duration::from_millis(1_500)).unwrap();
+        let got: Vec<Vec<u8>> = net
+            .app("h2", || {
+                servers
+                    .iter_mut()
+                    .map(|s| {
+                        let mut data = Vec::new();
+                        let mut buf = [0u8; 2048];
+                        loop {
+                            match s.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => data.extend_from_slice(&buf[..n]),
+                                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                                Err(e) => panic!("read: {e}"),
+                            }
+                        }
+                        data
+                    })
+                    .collect()
+            })
+            .unwrap();
+        for (i, data) in got.iter().enumerate() {
+            assert!(
+                *data == msg(i),
+                "connection {i} read {} bytes, not its 1000",
+                data.len()
+            );
+        }
     }
 }
