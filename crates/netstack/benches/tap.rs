@@ -14,6 +14,10 @@
 //! multiply minutes). Needs root (TAP, namespaces, veth) and `nsenter`;
 //! prints `SKIP` and no figures otherwise. Everything happens in
 //! namespaces private to the bench's threads, removed when they end.
+//!
+//! For profiling, `NETSTACK_TAP_BENCH=download` (or `upload`) runs only
+//! that transfer through the TAP, with no kernel-to-kernel figure, and
+//! `NETSTACK_TAP_BENCH_MIB=N` moves N MiB instead of 1 GiB.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
@@ -23,7 +27,19 @@ use std::time::{Duration, Instant};
 use netstack::{HttpUrl, Inetd, TapHost, TapHostConfig, http_get, write_pattern};
 use nic_hw::unshare_net_namespace;
 
-const BYTES: u64 = 1 << 30;
+/// The bytes of each transfer: 1 GiB, or `NETSTACK_TAP_BENCH_MIB` MiB.
+fn bytes() -> u64 {
+    std::env::var("NETSTACK_TAP_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(1 << 30, |m| m << 20)
+}
+
+/// Which transfers run: both (`None`), or the one named by
+/// `NETSTACK_TAP_BENCH`.
+fn only() -> Option<String> {
+    std::env::var("NETSTACK_TAP_BENCH").ok()
+}
 
 fn ok(args: &[&str]) {
     let o = Command::new(args[0])
@@ -71,9 +87,10 @@ fn skip_head(s: &mut TcpStream) -> u64 {
     }
 }
 
-/// Netstack through the TAP: (download, upload) in Gbit/s.
-fn netstack_figures() -> (f64, f64) {
-    let t = std::thread::spawn(|| {
+/// Netstack through the TAP: (download, upload) in Gbit/s, each `None`
+/// when [`only`] left it out.
+fn netstack_figures(bytes: u64, down: bool, up: bool) -> (Option<f64>, Option<f64>) {
+    let t = std::thread::spawn(move || {
         unshare_net_namespace().expect("unshare(CLONE_NEWNET)");
         let th = TapHost::attach(&TapHostConfig::new("nsbench0", "198.18.0.2/24"))
             .expect("attach to nsbench0");
@@ -81,44 +98,62 @@ fn netstack_figures() -> (f64, f64) {
         ok(&["ip", "addr", "add", "198.18.0.1/24", "dev", "nsbench0"]);
         let inetd = Inetd::start(th.host()).unwrap();
         // Download: a kernel socket fetches from our responder.
-        let start = Instant::now();
-        let mut s = TcpStream::connect("198.18.0.2:80").expect("connect to our responder");
-        write!(
-            s,
-            "GET /bytes/{BYTES} HTTP/1.1\r\nHost: 198.18.0.2\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let first = skip_head(&mut s);
-        let n = first + drain(&mut s, BYTES - first);
-        let down = start.elapsed();
-        assert_eq!(n, BYTES);
-        drop(s);
-        // Upload: our client fetches from a kernel socket.
-        let l = TcpListener::bind("198.18.0.1:8080").unwrap();
-        let server = std::thread::spawn(move || {
-            let (mut c, _) = l.accept().unwrap();
-            let mut req = [0u8; 4096];
-            let _ = c.read(&mut req).unwrap();
+        let down = down.then(|| {
+            let start = Instant::now();
+            let mut s = TcpStream::connect("198.18.0.2:80").expect("connect to our responder");
             write!(
-                c,
-                "HTTP/1.1 200 OK\r\nContent-Length: {BYTES}\r\nConnection: close\r\n\r\n"
+                s,
+                "GET /bytes/{bytes} HTTP/1.1\r\nHost: 198.18.0.2\r\nConnection: close\r\n\r\n"
             )
             .unwrap();
-            write_pattern(&mut c, BYTES).unwrap();
+            let first = skip_head(&mut s);
+            let n = first + drain(&mut s, bytes - first);
+            let d = start.elapsed();
+            assert_eq!(n, bytes);
+            gbps(bytes, d)
         });
-        let url: HttpUrl = "http://198.18.0.1:8080/".parse().unwrap();
-        let r = http_get(
-            th.host(),
-            &url,
-            &mut std::io::sink(),
-            Duration::from_secs(30),
-        )
-        .unwrap();
-        assert_eq!(r.bytes, BYTES);
-        server.join().unwrap();
+        // Upload: our client fetches from a kernel socket.
+        let up = up.then(|| {
+            let l = TcpListener::bind("198.18.0.1:8080").unwrap();
+            let server = std::thread::spawn(move || {
+                let (mut c, _) = l.accept().unwrap();
+                let mut req = [0u8; 4096];
+                let _ = c.read(&mut req).unwrap();
+                write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {bytes}\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                write_pattern(&mut c, bytes).unwrap();
+            });
+            let url: HttpUrl = "http://198.18.0.1:8080/".parse().unwrap();
+            let r = http_get(
+                th.host(),
+                &url,
+                &mut std::io::sink(),
+                Duration::from_secs(30),
+            )
+            .unwrap();
+            assert_eq!(r.bytes, bytes);
+            server.join().unwrap();
+            gbps(bytes, r.elapsed)
+        });
         inetd.stop().unwrap();
+        if only().is_some() {
+            // Profiling runs: what crossed the TAP and what TCP counted.
+            eprintln!("{:?}", th.offload_stats());
+            eprintln!("{}", th.host().mibs.snapshot().netstat_s());
+            for nic in th.host().nics().iter() {
+                let a = nic.adapter.lock();
+                for (k, v) in netcore::EthtoolOps::get_ethtool_stats(&*a) {
+                    if v != 0 {
+                        eprintln!("{}: {k}: {v}", nic.netdev.name());
+                    }
+                }
+            }
+        }
         th.stop().unwrap();
-        (gbps(BYTES, down), gbps(BYTES, r.elapsed))
+        (down, up)
     });
     t.join().unwrap()
 }
@@ -134,7 +169,7 @@ impl Drop for Holder {
 }
 
 /// Kernel to kernel over veth: (download, upload) in Gbit/s.
-fn linux_figures() -> (f64, f64) {
+fn linux_figures(bytes: u64) -> (f64, f64) {
     // Namespace B: a thread that unshares and keeps a `sleep` in it.
     let (tx, rx) = std::sync::mpsc::channel::<u32>();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
@@ -149,15 +184,15 @@ fn linux_figures() -> (f64, f64) {
         );
         tx.send(holder.0.id()).unwrap();
         go_rx.recv().unwrap();
-        // Serve both directions: first send BYTES, then receive BYTES.
+        // Serve both directions: first send bytes, then receive bytes.
         let l = TcpListener::bind("198.19.0.2:5001").unwrap();
         go_rx.recv().unwrap();
         let (mut c, _) = l.accept().unwrap();
-        write_pattern(&mut c, BYTES).unwrap();
+        write_pattern(&mut c, bytes).unwrap();
         drop(c);
         let (mut c, _) = l.accept().unwrap();
-        let n = drain(&mut c, BYTES);
-        assert_eq!(n, BYTES);
+        let n = drain(&mut c, bytes);
+        assert_eq!(n, bytes);
         drop(holder);
     });
     let pid = rx.recv().unwrap().to_string();
@@ -196,16 +231,16 @@ fn linux_figures() -> (f64, f64) {
         };
         let start = Instant::now();
         let mut s = connect();
-        let n = drain(&mut s, BYTES);
+        let n = drain(&mut s, bytes);
         let down = start.elapsed();
-        assert_eq!(n, BYTES);
+        assert_eq!(n, bytes);
         let start = Instant::now();
         let mut s = connect();
-        write_pattern(&mut s, BYTES).unwrap();
+        write_pattern(&mut s, bytes).unwrap();
         s.shutdown(std::net::Shutdown::Write).unwrap();
         let _ = drain(&mut s, 1);
         let up = start.elapsed();
-        (gbps(BYTES, down), gbps(BYTES, up))
+        (gbps(bytes, down), gbps(bytes, up))
     });
     let r = a.join().unwrap();
     b.join().unwrap();
@@ -216,10 +251,27 @@ fn main() {
     if !netstack_bench_can_run() {
         return;
     }
-    let (nd, nu) = netstack_figures();
-    let (ld, lu) = linux_figures();
-    benchkit::report_vs_linux("tap_download", nd, ld, "Gbit/s");
-    benchkit::report_vs_linux("tap_upload", nu, lu, "Gbit/s");
+    let bytes = bytes();
+    match only().as_deref() {
+        Some(w @ ("download" | "upload")) => {
+            let (d, u) = netstack_figures(bytes, w == "download", w == "upload");
+            if let Some(d) = d {
+                benchkit::report("tap_download/netstack", d, "Gbit/s");
+            }
+            if let Some(u) = u {
+                benchkit::report("tap_upload/netstack", u, "Gbit/s");
+            }
+        }
+        Some(w) => panic!("NETSTACK_TAP_BENCH={w}: expected download or upload"),
+        None => {
+            let (nd, nu) = netstack_figures(bytes, true, true);
+            let (ld, lu) = linux_figures(bytes);
+            if let (Some(nd), Some(nu)) = (nd, nu) {
+                benchkit::report_vs_linux("tap_download", nd, ld, "Gbit/s");
+                benchkit::report_vs_linux("tap_upload", nu, lu, "Gbit/s");
+            }
+        }
+    }
 }
 
 fn netstack_bench_can_run() -> bool {

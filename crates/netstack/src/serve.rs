@@ -24,8 +24,8 @@ use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
@@ -41,7 +41,7 @@ use crate::http::{
 };
 use crate::network::Network;
 use crate::sockets::{HostSockets, UdpSocket};
-use crate::tap::{TapCapture, TapPhy};
+use crate::tap::{TapCapture, TapOffloadHandle, TapOffloadStats, TapPhy};
 use crate::threads::ThreadRuntime;
 
 /// How often service threads look at the stop flag while idle.
@@ -93,6 +93,7 @@ pub struct TapHost {
     rt: Option<ThreadRuntime>,
     host: Arc<HostShared>,
     capture: Option<TapCapture>,
+    offloads: TapOffloadHandle,
     tap: String,
     addr: Ipv4Addr,
     started: StdInstant,
@@ -122,6 +123,7 @@ impl TapHost {
             .map_err(|e| NetstackError::Io(format!("TAP {}: {e}", cfg.tap)))?;
         let name = tap.name().to_owned();
         let mut phy = TapPhy::new(tap);
+        let offloads = phy.offload_handle();
         let capture = match &cfg.pcap {
             Some(p) => {
                 let f = std::fs::File::create(p)
@@ -151,6 +153,7 @@ impl TapHost {
             rt: Some(rt),
             host,
             capture,
+            offloads,
             tap: name,
             addr,
             started: StdInstant::now(),
@@ -181,6 +184,12 @@ impl TapHost {
                 .map_err(|e| NetstackError::Io(format!("capture: {e}"))),
             None => Ok(()),
         }
+    }
+
+    /// What the TAP's virtio-net offloads did so far: reads and writes,
+    /// super-frames cut and merged.
+    pub fn offload_stats(&self) -> TapOffloadStats {
+        self.offloads.snapshot()
     }
 
     /// Time since the host started.
@@ -620,7 +629,7 @@ fn tcp_serve(sh: &InetdShared, svc: Service, mut s: Stream) {
     let r = match svc {
         Service::Echo | Service::Discard => stream_echo(sh, svc, &mut s),
         Service::Chargen => stream_chargen(sh, &mut s),
-        Service::Http => http_serve(sh, &mut s),
+        Service::Http => http_serve(sh, &Arc::new(Mutex::new(s))),
     };
     if let Err(e) = r {
         tracing::debug!("inetd: {svc:?} connection: {e}");
@@ -657,11 +666,12 @@ fn stream_chargen(sh: &InetdShared, s: &mut Stream) -> std::io::Result<()> {
     }
 }
 
-fn http_serve(sh: &InetdShared, s: &mut Stream) -> std::io::Result<()> {
+fn http_serve(sh: &InetdShared, stream: &Arc<Mutex<Stream>>) -> std::io::Result<()> {
     let c = &sh.counters;
     // Sixteen periods of the pattern (1 MB): bodies go out in writes of up
     // to that much, fewer system calls for the socket layer.
-    let period = pattern_period().repeat(16);
+    let period: Arc<[u8]> = pattern_period().repeat(16).into();
+    let mut guard = stream.lock();
     let mut buf = vec![0u8; HTTP_MAX_HEAD + 4096];
     let mut have = 0usize;
     loop {
@@ -673,7 +683,7 @@ fn http_serve(sh: &InetdShared, s: &mut Stream) -> std::io::Result<()> {
             if have >= HTTP_MAX_HEAD {
                 break None;
             }
-            let Some(n) = read_stoppable(s, &mut buf[have..], &sh.stop)? else {
+            let Some(n) = read_stoppable(&mut guard, &mut buf[have..], &sh.stop)? else {
                 return Ok(());
             };
             if n == 0 {
@@ -697,12 +707,12 @@ fn http_serve(sh: &InetdShared, s: &mut Stream) -> std::io::Result<()> {
                 let head =
                     response_head(400, "Bad Request", "text/plain", body.len() as u64, false);
                 let out = [head.as_bytes(), body.as_bytes()].concat();
-                if write_stoppable(s, &out, &sh.stop)? {
+                if write_stoppable(&mut guard, &out, &sh.stop)? {
                     c.http
                         .bytes_out
                         .fetch_add(out.len() as u64, Ordering::Relaxed);
                 }
-                let _ = s.shutdown(std::net::Shutdown::Write);
+                let _ = guard.shutdown(std::net::Shutdown::Write);
                 return Ok(());
             }
         };
@@ -716,7 +726,7 @@ fn http_serve(sh: &InetdShared, s: &mut Stream) -> std::io::Result<()> {
         body_left -= k as u64;
         while body_left > 0 {
             let lim = (buf.len() as u64).min(body_left) as usize;
-            let Some(n) = read_stoppable(s, &mut buf[..lim], &sh.stop)? else {
+            let Some(n) = read_stoppable(&mut guard, &mut buf[..lim], &sh.stop)? else {
                 return Ok(());
             };
             if n == 0 {
@@ -730,18 +740,21 @@ fn http_serve(sh: &InetdShared, s: &mut Stream) -> std::io::Result<()> {
             HttpRoute::Bytes(n) => {
                 c.http_2xx.fetch_add(1, Ordering::Relaxed);
                 let head = response_head(200, "OK", "application/octet-stream", n, keep);
-                let mut ok = write_stoppable(s, head.as_bytes(), &sh.stop)?;
-                let mut sent = head.len() as u64;
-                let mut off = 0u64;
-                while ok && !head_only && off < n {
-                    let start = (off % HTTP_PATTERN_PERIOD as u64) as usize;
-                    let k = ((period.len() - start) as u64).min(n - off) as usize;
-                    ok = write_stoppable(s, &period[start..start + k], &sh.stop)?;
-                    off += k as u64;
-                    sent += k as u64;
-                }
-                if !ok {
+                if !write_stoppable(&mut guard, head.as_bytes(), &sh.stop)? {
                     return Ok(());
+                }
+                let mut sent = head.len() as u64;
+                if !head_only && n > 0 {
+                    // The body goes out from the CPU's process context as
+                    // the socket has room; this thread waits for the end.
+                    drop(guard);
+                    let done = PatternSend::start(sh, stream, &period, n);
+                    let r = done.wait(&sh.stop);
+                    guard = stream.lock();
+                    match r {
+                        Some(r) => sent += r?,
+                        None => return Ok(()),
+                    }
                 }
                 sent
             }
@@ -795,7 +808,7 @@ fn http_serve(sh: &InetdShared, s: &mut Stream) -> std::io::Result<()> {
                 if !head_only {
                     out.extend_from_slice(body.as_bytes());
                 }
-                if !write_stoppable(s, &out, &sh.stop)? {
+                if !write_stoppable(&mut guard, &out, &sh.stop)? {
                     return Ok(());
                 }
                 out.len() as u64
@@ -803,9 +816,125 @@ fn http_serve(sh: &InetdShared, s: &mut Stream) -> std::io::Result<()> {
         };
         c.http.bytes_out.fetch_add(sent, Ordering::Relaxed);
         if !keep {
-            let _ = s.shutdown(std::net::Shutdown::Write);
+            let _ = guard.shutdown(std::net::Shutdown::Write);
             return Ok(());
         }
+    }
+}
+
+/// How a [`PatternSend`] ended: the body bytes sent, or the error that
+/// stopped it.
+#[derive(Default)]
+struct SendDone {
+    result: Mutex<Option<std::io::Result<u64>>>,
+    cv: parking_lot::Condvar,
+}
+
+impl SendDone {
+    fn finish(&self, r: std::io::Result<u64>) {
+        *self.result.lock() = Some(r);
+        self.cv.notify_all();
+    }
+
+    /// Waits for the end; `None` when the stop flag rose first.
+    fn wait(&self, stop: &AtomicBool) -> Option<std::io::Result<u64>> {
+        let mut g = self.result.lock();
+        loop {
+            if let Some(r) = g.take() {
+                return Some(r);
+            }
+            if stop.load(Ordering::Acquire) {
+                return None;
+            }
+            let _ = self.cv.wait_for(&mut g, INETD_POLL);
+        }
+    }
+}
+
+/// The body of a `GET /bytes/N` answer, written from the application
+/// CPU's process context whenever the socket has room.
+///
+/// Mirrors an event-driven server's `EPOLLOUT` loop (or the kernel's
+/// `sendfile()` being pushed by `sk_write_space()`): each step writes
+/// until the send buffer is full (`EAGAIN`), then arms a one-shot wait
+/// for `EPOLLOUT` ([`HostShared::app_on_ready`]) and returns. The step
+/// runs on the CPU whose context the connection thread's calls borrow
+/// (`app_cpu`), so the ACKs that free room and the writes that fill it
+/// run on one thread with no hand-over per write.
+struct PatternSend {
+    host: Weak<HostShared>,
+    stream: Weak<Mutex<Stream>>,
+    cpu: usize,
+    period: Arc<[u8]>,
+    /// Body bytes written so far, and the body's length.
+    off: u64,
+    len: u64,
+    stop: Arc<AtomicBool>,
+    done: Arc<SendDone>,
+}
+
+impl PatternSend {
+    /// Starts sending `len` bytes of the pattern on `stream`; wait on the
+    /// returned [`SendDone`].
+    fn start(
+        sh: &InetdShared,
+        stream: &Arc<Mutex<Stream>>,
+        period: &Arc<[u8]>,
+        len: u64,
+    ) -> Arc<SendDone> {
+        let done = Arc::new(SendDone::default());
+        let cpu = sh.host.socket_host().app_cpu();
+        let p = PatternSend {
+            host: Arc::downgrade(&sh.host),
+            stream: Arc::downgrade(stream),
+            cpu,
+            period: Arc::clone(period),
+            off: 0,
+            len,
+            stop: Arc::clone(&sh.stop),
+            done: Arc::clone(&done),
+        };
+        sh.host.app_on(cpu, move || p.step());
+        done
+    }
+
+    fn step(mut self) {
+        let Some(stream) = self.stream.upgrade() else {
+            return self.done.finish(Err(ErrorKind::BrokenPipe.into()));
+        };
+        let mut s = stream.lock();
+        while self.off < self.len {
+            if self.stop.load(Ordering::Acquire) {
+                return self.done.finish(Err(ErrorKind::Interrupted.into()));
+            }
+            let start = (self.off % HTTP_PATTERN_PERIOD as u64) as usize;
+            let k = ((self.period.len() - start) as u64).min(self.len - self.off) as usize;
+            match s.write(&self.period[start..start + k]) {
+                Ok(0) => return self.done.finish(Err(ErrorKind::WriteZero.into())),
+                Ok(n) => self.off += n as u64,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    // Full: wait for room (a step on the CPU never sleeps).
+                    let fd = s.as_raw_fd();
+                    drop(s);
+                    drop(stream);
+                    let Some(host) = self.host.upgrade() else {
+                        return self.done.finish(Err(ErrorKind::BrokenPipe.into()));
+                    };
+                    let done = Arc::clone(&self.done);
+                    let cpu = self.cpu;
+                    if host
+                        .app_on_ready(cpu, fd, EpollEvents::EPOLLOUT.bits(), move || self.step())
+                        .is_err()
+                    {
+                        done.finish(Err(ErrorKind::BrokenPipe.into()));
+                    }
+                    return;
+                }
+                Err(e) => return self.done.finish(Err(e)),
+            }
+        }
+        self.done.finish(Ok(self.len));
     }
 }
 

@@ -32,11 +32,11 @@
 //!   device stops transmitting (the next receive poll), at 64 KiB, or at
 //!   a segment that cannot be merged.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use netcore::Instant;
 use nic_hw::{ETH_FCS_LEN, PhyError, PhyPort, TapDevice, VirtioNetHdr, append_fcs};
@@ -86,15 +86,59 @@ pub struct TapOffloadStats {
     pub tx_gso_segments: u64,
 }
 
+/// The live counters behind [`TapOffloadStats`]: the PHY (on the device
+/// thread) adds, anyone holding a [`TapOffloadHandle`] reads.
+#[derive(Debug, Default)]
+struct TapOffloadCounters {
+    rx_reads: AtomicU64,
+    rx_gso_frames: AtomicU64,
+    rx_gso_segments: AtomicU64,
+    rx_csum_finished: AtomicU64,
+    rx_dropped: AtomicU64,
+    tx_writes: AtomicU64,
+    tx_gso_frames: AtomicU64,
+    tx_gso_segments: AtomicU64,
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// A reader of a [`TapPhy`]'s offload counters that stays valid after the
+/// PHY was handed to a NIC (the NIC model owns its PHY).
+#[derive(Clone, Debug)]
+pub(crate) struct TapOffloadHandle(Arc<TapOffloadCounters>);
+
+impl TapOffloadHandle {
+    /// What the offloads did so far.
+    pub(crate) fn snapshot(&self) -> TapOffloadStats {
+        let c = &*self.0;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TapOffloadStats {
+            rx_reads: g(&c.rx_reads),
+            rx_gso_frames: g(&c.rx_gso_frames),
+            rx_gso_segments: g(&c.rx_gso_segments),
+            rx_csum_finished: g(&c.rx_csum_finished),
+            rx_dropped: g(&c.rx_dropped),
+            tx_writes: g(&c.tx_writes),
+            tx_gso_frames: g(&c.tx_gso_frames),
+            tx_gso_segments: g(&c.tx_gso_segments),
+        }
+    }
+}
+
 /// A pcap of the frames crossing a TAP, shared between the PHY that
 /// writes it and the owner that flushes it.
 pub type TapCapture = Arc<Mutex<PcapWriter<BufWriter<File>>>>;
 
 /// A TCP segment being merged for the kernel: the first segment's frame
-/// (no FCS) with later payloads appended.
-#[derive(Debug)]
+/// (no FCS) with later payloads appended. Its buffer is kept between
+/// batches, so merging allocates nothing once it has grown.
+#[derive(Debug, Default)]
 struct TxBatch {
     frame: Vec<u8>,
+    /// Whether `frame` holds a batch to write.
+    active: bool,
     /// Ethernet + IP + TCP header bytes.
     hdr_len: usize,
     /// Payload bytes of the first segment (`gso_size`).
@@ -106,16 +150,119 @@ struct TxBatch {
     closed: bool,
 }
 
+/// A TCP/IPv4 super-frame from the kernel being cut into `mss`-sized
+/// segments, one per [`next_into`](GsoSegments::next_into) call.
+///
+/// Mirrors `tcp_gso_segment()` (`net/ipv4/tcp_offload.c`) over
+/// `inet_gso_segment()`: each segment gets its own IP total length, id
+/// and header checksum, its own sequence number and TCP checksum; FIN
+/// and PSH stay on the last segment only, CWR on the first.
+#[derive(Debug, Default)]
+struct GsoSegments {
+    /// The super-frame (no virtio header, no FCS).
+    frame: Vec<u8>,
+    ihl: usize,
+    thl: usize,
+    mss: usize,
+    /// Where the payload ends (the IP total length past Ethernet).
+    end: usize,
+    /// Segments cut so far, and how many there are.
+    next: usize,
+    count: usize,
+}
+
+impl GsoSegments {
+    /// Takes `frame` to cut, or `None` (leaving nothing queued) when it
+    /// is not a plain TCP/IPv4 frame or `mss` is zero.
+    fn start(&mut self, mss: usize) -> Option<usize> {
+        self.next = 0;
+        self.count = 0;
+        let (ihl, thl) = tcp4_headers(&self.frame)?;
+        if mss == 0 {
+            return None;
+        }
+        let tot = usize::from(u16::from_be_bytes([
+            self.frame[ETH_HLEN + 2],
+            self.frame[ETH_HLEN + 3],
+        ]));
+        let hlen = ETH_HLEN + ihl + thl;
+        self.ihl = ihl;
+        self.thl = thl;
+        self.mss = mss;
+        self.end = ETH_HLEN + tot;
+        // A super-frame without payload is just its header.
+        self.count = (self.end - hlen).div_ceil(mss).max(1);
+        Some(self.count)
+    }
+
+    /// Whether segments are left to cut.
+    fn pending(&self) -> bool {
+        self.next < self.count
+    }
+
+    /// Cuts the next segment into `out` (replacing its contents);
+    /// `false` when none is left.
+    fn next_into(&mut self, out: &mut Vec<u8>) -> bool {
+        if !self.pending() {
+            return false;
+        }
+        let (i, ihl, thl, mss) = (self.next, self.ihl, self.thl, self.mss);
+        self.next += 1;
+        let f = &self.frame;
+        let hlen = ETH_HLEN + ihl + thl;
+        let from = (hlen + i * mss).min(self.end);
+        let to = (from + mss).min(self.end);
+        let chunk = &f[from..to];
+        out.clear();
+        out.reserve(hlen + chunk.len() + ETH_FCS_LEN);
+        out.extend_from_slice(&f[..hlen]);
+        out.extend_from_slice(chunk);
+        let ip = ETH_HLEN;
+        let id0 = u16::from_be_bytes([f[ip + 4], f[ip + 5]]);
+        out[ip + 2..ip + 4].copy_from_slice(&((ihl + thl + chunk.len()) as u16).to_be_bytes());
+        out[ip + 4..ip + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+        out[ip + 10..ip + 12].fill(0);
+        let c = ip_fast_csum(&out[ip..ip + ihl]);
+        out[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+        let t = ip + ihl;
+        let seq0 = u32::from_be_bytes([f[t + 4], f[t + 5], f[t + 6], f[t + 7]]);
+        let seq = seq0.wrapping_add((i * mss) as u32);
+        out[t + 4..t + 8].copy_from_slice(&seq.to_be_bytes());
+        let mut fl = f[t + 13];
+        if i + 1 < self.count {
+            fl &= !(TCP_FIN | TCP_PSH);
+        }
+        if i > 0 {
+            fl &= !TCP_CWR;
+        }
+        out[t + 13] = fl;
+        out[t + 16..t + 18].fill(0);
+        let (s, d) = addrs(&out[ip..]);
+        let sum = csum_partial(&out[t..], 0);
+        let c = csum_tcpudp_magic(s, d, (thl + chunk.len()) as u16, IPPROTO_TCP, sum);
+        out[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
+        true
+    }
+}
+
 /// A [`TapDevice`] as a PHY port: pads short frames from the kernel and,
 /// on a TAP with a virtio header, does the checksum and segmentation
 /// offloads.
+///
+/// Frames cross without a copy or an allocation of their own in the
+/// steady state: the NIC's frames are merged from the slices it hands
+/// over into one kept buffer and written with `writev` behind their
+/// virtio header; the kernel's are read into one kept buffer and cut or
+/// finished straight into the NIC's receive buffer.
 #[derive(Debug)]
 pub struct TapPhy {
     tap: TapDevice,
+    /// The last read: the virtio header and the frame.
     buf: Vec<u8>,
-    rxq: VecDeque<Vec<u8>>,
-    tx: Option<TxBatch>,
-    stats: TapOffloadStats,
+    /// A super-frame from the kernel being cut.
+    rx_gso: GsoSegments,
+    tx: TxBatch,
+    stats: Arc<TapOffloadCounters>,
     capture: Option<TapCapture>,
 }
 
@@ -126,9 +273,9 @@ impl TapPhy {
         TapPhy {
             tap,
             buf: vec![0; TAP_READ_MAX],
-            rxq: VecDeque::new(),
-            tx: None,
-            stats: TapOffloadStats::default(),
+            rx_gso: GsoSegments::default(),
+            tx: TxBatch::default(),
+            stats: Arc::default(),
             capture: None,
         }
     }
@@ -152,39 +299,44 @@ impl TapPhy {
 
     /// What the offloads did so far.
     pub fn offload_stats(&self) -> TapOffloadStats {
-        self.stats
+        self.offload_handle().snapshot()
+    }
+
+    /// A handle that reads the offload counters after the PHY was given
+    /// away.
+    pub(crate) fn offload_handle(&self) -> TapOffloadHandle {
+        TapOffloadHandle(Arc::clone(&self.stats))
     }
 
     /// Writes the batch being merged, if any.
     fn flush_tx(&mut self) -> Result<(), PhyError> {
-        let Some(b) = self.tx.take() else {
+        if !self.tx.active {
             return Ok(());
-        };
-        let r = self.write_batch(b);
-        r.map_err(PhyError::from)
-    }
-
-    fn write_batch(&mut self, mut b: TxBatch) -> io::Result<()> {
-        self.stats.tx_writes += 1;
+        }
+        self.tx.active = false;
+        bump(&self.stats.tx_writes, 1);
+        let b = &mut self.tx;
         if b.segs == 1 {
-            return self.write_plain(&b.frame);
+            let r = self.tap.write_vnet(VirtioNetHdr::default(), &b.frame);
+            return r.map_err(PhyError::from);
         }
         // Fix up the IP header (total length, checksum) and give the TCP
         // checksum field the pseudo-header sum a partial checksum needs.
+        let f = &mut b.frame;
         let ip = ETH_HLEN;
-        let tot = b.frame.len() - ETH_HLEN;
-        b.frame[ip + 2..ip + 4].copy_from_slice(&(tot as u16).to_be_bytes());
-        b.frame[ip + 10..ip + 12].fill(0);
-        let ihl = usize::from(b.frame[ip] & 0xf) * 4;
-        let c = ip_fast_csum(&b.frame[ip..ip + ihl]);
-        b.frame[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
-        let (s, d) = addrs(&b.frame[ip..]);
+        let tot = f.len() - ETH_HLEN;
+        f[ip + 2..ip + 4].copy_from_slice(&(tot as u16).to_be_bytes());
+        f[ip + 10..ip + 12].fill(0);
+        let ihl = usize::from(f[ip] & 0xf) * 4;
+        let c = ip_fast_csum(&f[ip..ip + ihl]);
+        f[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+        let (s, d) = addrs(&f[ip..]);
         let tcp = ip + ihl;
-        let tcp_len = b.frame.len() - tcp;
+        let tcp_len = f.len() - tcp;
         let pseudo = !csum_tcpudp_magic(s, d, tcp_len as u16, IPPROTO_TCP, 0);
-        b.frame[tcp + 16..tcp + 18].copy_from_slice(&pseudo.to_be_bytes());
-        self.stats.tx_gso_frames += 1;
-        self.stats.tx_gso_segments += u64::from(b.segs);
+        f[tcp + 16..tcp + 18].copy_from_slice(&pseudo.to_be_bytes());
+        bump(&self.stats.tx_gso_frames, 1);
+        bump(&self.stats.tx_gso_segments, u64::from(b.segs));
         let hdr = VirtioNetHdr {
             flags: VirtioNetHdr::F_NEEDS_CSUM,
             gso_type: VirtioNetHdr::GSO_TCPV4,
@@ -193,76 +345,123 @@ impl TapPhy {
             csum_start: tcp as u16,
             csum_offset: 16,
         };
-        let mut out = Vec::with_capacity(VirtioNetHdr::LEN + b.frame.len());
-        out.extend_from_slice(&hdr.to_bytes());
-        out.extend_from_slice(&b.frame);
-        self.tap.write_raw(&out)
+        self.tap.write_vnet(hdr, f).map_err(PhyError::from)
     }
 
-    /// Writes one frame (no FCS) with a zero virtio header if the device
-    /// has one.
-    fn write_plain(&mut self, frame: &[u8]) -> io::Result<()> {
-        if self.tap.has_vnet_hdr() {
-            let mut out = Vec::with_capacity(VirtioNetHdr::LEN + frame.len());
-            out.extend_from_slice(&VirtioNetHdr::default().to_bytes());
-            out.extend_from_slice(frame);
-            self.tap.write_raw(&out)
-        } else {
-            self.tap.write_raw(frame)
-        }
-    }
-
-    /// Reads one frame from the kernel into the receive queue (several
-    /// after segmentation). `Ok(false)` when none is queued.
-    fn read_one(&mut self) -> io::Result<bool> {
-        let n = match self.tap.read_raw(&mut self.buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        self.stats.rx_reads += 1;
-        if !self.tap.has_vnet_hdr() {
-            let f = self.buf[..n].to_vec();
-            self.rxq.push_back(finish_frame(f));
-            return Ok(true);
-        }
-        let Some(hdr) = VirtioNetHdr::parse(&self.buf[..n]) else {
-            self.stats.rx_dropped += 1;
-            return Ok(true);
-        };
-        let mut frame = self.buf[VirtioNetHdr::LEN..n].to_vec();
-        match hdr.gso_type & !VirtioNetHdr::GSO_ECN {
-            VirtioNetHdr::GSO_NONE => {
-                if hdr.flags & VirtioNetHdr::F_NEEDS_CSUM != 0 {
-                    if finish_csum(&mut frame, &hdr).is_none() {
-                        self.stats.rx_dropped += 1;
-                        return Ok(true);
-                    }
-                    self.stats.rx_csum_finished += 1;
-                }
-                self.rxq.push_back(finish_frame(frame));
+    /// Reads one frame from the kernel into `out` (FCS appended), or
+    /// starts cutting a super-frame and puts its first segment there.
+    /// `Ok(false)` when nothing is queued.
+    fn read_one(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
+        loop {
+            let n = match self.tap.read_raw(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            bump(&self.stats.rx_reads, 1);
+            if !self.tap.has_vnet_hdr() {
+                out.clear();
+                out.extend_from_slice(&self.buf[..n]);
+                finish_frame(out);
+                return Ok(true);
             }
-            VirtioNetHdr::GSO_TCPV4 => match tcp_gso_segment(&frame, usize::from(hdr.gso_size)) {
-                Some(segs) => {
-                    self.stats.rx_gso_frames += 1;
-                    self.stats.rx_gso_segments += segs.len() as u64;
-                    self.rxq.extend(segs.into_iter().map(finish_frame));
+            let Some(hdr) = VirtioNetHdr::parse(&self.buf[..n]) else {
+                bump(&self.stats.rx_dropped, 1);
+                continue;
+            };
+            let frame = &self.buf[VirtioNetHdr::LEN..n];
+            match hdr.gso_type & !VirtioNetHdr::GSO_ECN {
+                VirtioNetHdr::GSO_NONE => {
+                    out.clear();
+                    out.extend_from_slice(frame);
+                    if hdr.flags & VirtioNetHdr::F_NEEDS_CSUM != 0 {
+                        if finish_csum(out, &hdr).is_none() {
+                            bump(&self.stats.rx_dropped, 1);
+                            continue;
+                        }
+                        bump(&self.stats.rx_csum_finished, 1);
+                    }
+                    finish_frame(out);
+                    return Ok(true);
                 }
-                None => self.stats.rx_dropped += 1,
-            },
-            _ => self.stats.rx_dropped += 1,
+                VirtioNetHdr::GSO_TCPV4 => {
+                    self.rx_gso.frame.clear();
+                    self.rx_gso.frame.extend_from_slice(frame);
+                    let Some(count) = self.rx_gso.start(usize::from(hdr.gso_size)) else {
+                        bump(&self.stats.rx_dropped, 1);
+                        continue;
+                    };
+                    bump(&self.stats.rx_gso_frames, 1);
+                    bump(&self.stats.rx_gso_segments, count as u64);
+                    self.rx_gso.next_into(out);
+                    finish_frame(out);
+                    return Ok(true);
+                }
+                _ => bump(&self.stats.rx_dropped, 1),
+            }
         }
-        Ok(true)
+    }
+
+    /// Takes one frame (no FCS) from the NIC: merges it into the batch,
+    /// or writes it.
+    fn transmit_frame(&mut self, frame: &[u8]) -> Result<(), PhyError> {
+        if !self.tap.has_vnet_hdr() {
+            bump(&self.stats.tx_writes, 1);
+            return self.tap.write_raw(frame).map_err(PhyError::from);
+        }
+        // A frame the NIC padded carries its IP length; keep the padding
+        // out of any merge by trusting only the IP total length.
+        let headers = tcp4_headers(frame).and_then(|(ihl, thl)| {
+            let tot = usize::from(u16::from_be_bytes([
+                frame[ETH_HLEN + 2],
+                frame[ETH_HLEN + 3],
+            ]));
+            let flags = frame[ETH_HLEN + ihl + 13];
+            let plain = flags & (TCP_SYN | TCP_RST | TCP_FIN | TCP_URG) == 0;
+            (plain && tot > ihl + thl).then_some((ihl, thl, tot))
+        });
+        let Some((ihl, thl, tot)) = headers else {
+            self.flush_tx()?;
+            bump(&self.stats.tx_writes, 1);
+            let r = self.tap.write_vnet(VirtioNetHdr::default(), frame);
+            return r.map_err(PhyError::from);
+        };
+        let frame = &frame[..ETH_HLEN + tot];
+        let t = ETH_HLEN + ihl;
+        if can_merge(&self.tx, frame, ihl, thl) {
+            let b = &mut self.tx;
+            let len = frame.len() - b.hdr_len;
+            let psh = frame[t + 13] & TCP_PSH;
+            b.frame.extend_from_slice(&frame[b.hdr_len..]);
+            b.frame[t + 13] |= psh;
+            b.segs += 1;
+            b.next_seq = b.next_seq.wrapping_add(len as u32);
+            b.closed = psh != 0 || len < b.mss;
+            return Ok(());
+        }
+        self.flush_tx()?;
+        let hdr_len = t + thl;
+        let mss = frame.len() - hdr_len;
+        let seq = u32::from_be_bytes([frame[t + 4], frame[t + 5], frame[t + 6], frame[t + 7]]);
+        let b = &mut self.tx;
+        b.frame.clear();
+        b.frame.extend_from_slice(frame);
+        b.active = true;
+        b.hdr_len = hdr_len;
+        b.mss = mss;
+        b.segs = 1;
+        b.next_seq = seq.wrapping_add(mss as u32);
+        b.closed = frame[t + 13] & TCP_PSH != 0;
+        Ok(())
     }
 }
 
 /// Pads a frame from the kernel to `ETH_ZLEN` and appends its FCS.
-fn finish_frame(mut f: Vec<u8>) -> Vec<u8> {
+fn finish_frame(f: &mut Vec<u8>) {
     if f.len() < ETH_ZLEN {
         f.resize(ETH_ZLEN, 0);
     }
-    append_fcs(&mut f);
-    f
+    append_fcs(f);
 }
 
 fn addrs(ip: &[u8]) -> (Ipv4Addr, Ipv4Addr) {
@@ -318,73 +517,12 @@ fn tcp4_headers(f: &[u8]) -> Option<(usize, usize)> {
     Some((ihl, thl))
 }
 
-/// Cuts a TCP/IPv4 super-frame into segments of `mss` payload bytes, each
-/// with its own IP length, id and checksum and TCP sequence number and
-/// checksum; FIN and PSH stay on the last segment only, CWR on the first.
-///
-/// Mirrors `tcp_gso_segment()` (`net/ipv4/tcp_offload.c`) over
-/// `inet_gso_segment()`. `None` for a frame it cannot cut.
-fn tcp_gso_segment(f: &[u8], mss: usize) -> Option<Vec<Vec<u8>>> {
-    let (ihl, thl) = tcp4_headers(f)?;
-    if mss == 0 {
-        return None;
-    }
-    let hlen = ETH_HLEN + ihl + thl;
-    let tot = usize::from(u16::from_be_bytes([f[ETH_HLEN + 2], f[ETH_HLEN + 3]]));
-    let end = ETH_HLEN + tot;
-    let payload = &f[hlen..end];
-    let (s, d) = addrs(&f[ETH_HLEN..]);
-    let id0 = u16::from_be_bytes([f[ETH_HLEN + 4], f[ETH_HLEN + 5]]);
-    let seq0 = u32::from_be_bytes(f[ETH_HLEN + ihl + 4..ETH_HLEN + ihl + 8].try_into().ok()?);
-    let flags = f[ETH_HLEN + ihl + 13];
-    let nseg = payload.len().div_ceil(mss).max(1);
-    let mut out = Vec::with_capacity(nseg);
-    for (i, chunk) in payload.chunks(mss).enumerate() {
-        let mut seg = Vec::with_capacity(hlen + chunk.len() + ETH_FCS_LEN);
-        seg.extend_from_slice(&f[..hlen]);
-        seg.extend_from_slice(chunk);
-        let ip = ETH_HLEN;
-        seg[ip + 2..ip + 4].copy_from_slice(&((ihl + thl + chunk.len()) as u16).to_be_bytes());
-        seg[ip + 4..ip + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
-        seg[ip + 10..ip + 12].fill(0);
-        let c = ip_fast_csum(&seg[ip..ip + ihl]);
-        seg[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
-        let t = ip + ihl;
-        let seq = seq0.wrapping_add((i * mss) as u32);
-        seg[t + 4..t + 8].copy_from_slice(&seq.to_be_bytes());
-        let mut fl = flags;
-        if i + 1 < nseg {
-            fl &= !(TCP_FIN | TCP_PSH);
-        }
-        if i > 0 {
-            fl &= !TCP_CWR;
-        }
-        seg[t + 13] = fl;
-        seg[t + 16..t + 18].fill(0);
-        let sum = csum_partial(&seg[t..], 0);
-        let c = csum_tcpudp_magic(s, d, (thl + chunk.len()) as u16, IPPROTO_TCP, sum);
-        seg[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
-        out.push(seg);
-    }
-    if payload.is_empty() {
-        // A super-frame without payload is just its header.
-        let mut seg = f[..hlen].to_vec();
-        let t = ETH_HLEN + ihl;
-        seg[t + 16..t + 18].fill(0);
-        let sum = csum_partial(&seg[t..], 0);
-        let c = csum_tcpudp_magic(s, d, thl as u16, IPPROTO_TCP, sum);
-        seg[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
-        out.push(seg);
-    }
-    Some(out)
-}
-
 /// Whether `seg` (no FCS) may join `b`: same flow, the next sequence
 /// number, the same ACK, window and options, plain ACK (PSH allowed, and
 /// it ends the batch), a full-sized batch so far, and room under 64 KiB.
 /// Mirrors the checks of `tcp_gro_receive()`.
 fn can_merge(b: &TxBatch, seg: &[u8], ihl: usize, thl: usize) -> bool {
-    if b.closed || seg.len() < b.hdr_len || b.hdr_len != ETH_HLEN + ihl + thl {
+    if !b.active || b.closed || seg.len() < b.hdr_len || b.hdr_len != ETH_HLEN + ihl + thl {
         return false;
     }
     let first = &b.frame;
@@ -416,74 +554,38 @@ fn can_merge(b: &TxBatch, seg: &[u8], ihl: usize, thl: usize) -> bool {
 }
 
 impl PhyPort for TapPhy {
-    fn transmit(&mut self, now: Instant, mut frame: Vec<u8>) -> Result<(), PhyError> {
+    fn transmit(&mut self, now: Instant, frame: Vec<u8>) -> Result<(), PhyError> {
+        self.transmit_slice(now, &frame)
+    }
+
+    fn transmit_slice(&mut self, now: Instant, frame: &[u8]) -> Result<(), PhyError> {
         let Some(len) = frame.len().checked_sub(ETH_FCS_LEN) else {
             return Err(PhyError::FrameTooShort { len: frame.len() });
         };
-        frame.truncate(len);
-        self.capture(now, &frame);
-        if !self.tap.has_vnet_hdr() {
-            self.stats.tx_writes += 1;
-            return self.tap.write_raw(&frame).map_err(PhyError::from);
-        }
-        // A frame the NIC padded carries its IP length; keep the padding
-        // out of any merge by trusting only the IP total length.
-        let headers = tcp4_headers(&frame).and_then(|(ihl, thl)| {
-            let tot = usize::from(u16::from_be_bytes([
-                frame[ETH_HLEN + 2],
-                frame[ETH_HLEN + 3],
-            ]));
-            let flags = frame[ETH_HLEN + ihl + 13];
-            let plain = flags & (TCP_SYN | TCP_RST | TCP_FIN | TCP_URG) == 0;
-            (plain && tot > ihl + thl).then_some((ihl, thl, tot))
-        });
-        if let Some((ihl, thl, tot)) = headers {
-            frame.truncate(ETH_HLEN + tot);
-            if let Some(b) = self.tx.as_mut()
-                && can_merge(b, &frame, ihl, thl)
-            {
-                let t = ETH_HLEN + ihl;
-                let len = frame.len() - b.hdr_len;
-                let psh = frame[t + 13] & TCP_PSH;
-                b.frame.extend_from_slice(&frame[b.hdr_len..]);
-                b.frame[t + 13] |= psh;
-                b.segs += 1;
-                b.next_seq = b.next_seq.wrapping_add(len as u32);
-                b.closed = psh != 0 || len < b.mss;
-                return Ok(());
-            }
-            self.flush_tx()?;
-            let t = ETH_HLEN + ihl;
-            let hdr_len = t + thl;
-            let mss = frame.len() - hdr_len;
-            let seq = u32::from_be_bytes([frame[t + 4], frame[t + 5], frame[t + 6], frame[t + 7]]);
-            let closed = frame[t + 13] & TCP_PSH != 0;
-            self.tx = Some(TxBatch {
-                frame,
-                hdr_len,
-                mss,
-                segs: 1,
-                next_seq: seq.wrapping_add(mss as u32),
-                closed,
-            });
-            return Ok(());
-        }
-        self.flush_tx()?;
-        self.stats.tx_writes += 1;
-        self.write_plain(&frame).map_err(PhyError::from)
+        let frame = &frame[..len];
+        self.capture(now, frame);
+        self.transmit_frame(frame)
     }
 
     fn receive(&mut self, now: Instant) -> Result<Option<Vec<u8>>, PhyError> {
+        let mut f = Vec::new();
+        Ok(self.receive_into(now, &mut f)?.then_some(f))
+    }
+
+    fn receive_into(&mut self, now: Instant, buf: &mut Vec<u8>) -> Result<bool, PhyError> {
         // The device polls its PHY after transmitting: the burst is over.
         self.flush_tx()?;
-        if self.rxq.is_empty() {
-            self.read_one()?;
+        let got = if self.rx_gso.pending() {
+            self.rx_gso.next_into(buf);
+            finish_frame(buf);
+            true
+        } else {
+            self.read_one(buf)?
+        };
+        if got {
+            self.capture(now, &buf[..buf.len() - ETH_FCS_LEN]);
         }
-        let f = self.rxq.pop_front();
-        if let Some(f) = &f {
-            self.capture(now, &f[..f.len() - ETH_FCS_LEN]);
-        }
-        Ok(f)
+        Ok(got)
     }
 
     fn next_event(&self) -> Option<Instant> {
@@ -528,6 +630,21 @@ mod tests {
         let c = csum_tcpudp_magic(s, d, tl, IPPROTO_TCP, csum_partial(&f[t..], 0));
         f[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
         f
+    }
+
+    /// Every segment [`GsoSegments`] cuts from `f`.
+    fn tcp_gso_segment(f: &[u8], mss: usize) -> Option<Vec<Vec<u8>>> {
+        let mut g = GsoSegments {
+            frame: f.to_vec(),
+            ..GsoSegments::default()
+        };
+        g.start(mss)?;
+        let mut out = Vec::new();
+        let mut seg = Vec::new();
+        while g.next_into(&mut seg) {
+            out.push(seg.clone());
+        }
+        Some(out)
     }
 
     fn tcp_ok(f: &[u8]) -> bool {
@@ -596,6 +713,7 @@ mod tests {
         let a = tcp_frame(100, 0x10, &[1; 1000]);
         let (ihl, thl) = tcp4_headers(&a).unwrap();
         let b = TxBatch {
+            active: true,
             hdr_len: a.len() - 1000,
             mss: 1000,
             segs: 1,
