@@ -160,6 +160,15 @@ impl PollList {
         core::mem::take(&mut *self.queue.lock())
     }
 
+    /// Takes the whole list into `into`, which must be empty, leaving the
+    /// list empty with `into`'s buffer: once both buffers have grown,
+    /// taking the list allocates nothing. Mirrors `list_splice_init()`,
+    /// which moves list heads and allocates nothing either.
+    pub fn list_splice_init_into(&self, into: &mut VecDeque<Arc<NapiStruct>>) {
+        debug_assert!(into.is_empty(), "list_splice_init_into needs an empty list");
+        core::mem::swap(&mut *self.queue.lock(), into);
+    }
+
     /// Puts `list` (drained) in front of what was scheduled meanwhile, as
     /// `net_rx_action` does at its end with the NAPIs it did not finish.
     /// Mirrors `list_splice()` onto `sd->poll_list`.
@@ -917,6 +926,26 @@ mod tests {
 
     fn net_rx_pending(softirqs: &Softirqs, cpu: usize) -> bool {
         softirqs.local_softirq_pending(cpu).unwrap() & SoftirqNr::NetRx.mask() != 0
+    }
+
+    #[test]
+    fn list_splice_init_into_swaps_buffers_and_keeps_order() {
+        let f = fixture(0, NAPI_POLL_WEIGHT);
+        let list = f.lists.cpu(0).unwrap();
+        for _ in 0..3 {
+            list.list_add_tail(Arc::clone(&f.napi));
+        }
+        let mut scratch: VecDeque<Arc<NapiStruct>> = VecDeque::with_capacity(16);
+        let cap = scratch.capacity();
+        list.list_splice_init_into(&mut scratch);
+        assert_eq!(scratch.len(), 3);
+        assert!(list.is_empty());
+        // the list now owns the scratch buffer: adding needs no allocation
+        assert!(list.queue.lock().capacity() >= cap);
+        scratch.clear();
+        list.list_add_tail(Arc::clone(&f.napi));
+        list.list_splice_init_into(&mut scratch);
+        assert_eq!(scratch.len(), 1);
     }
 
     #[test]

@@ -257,6 +257,8 @@ impl<C: SoftnetContext> Softnet<C> {
             ptype_gen,
             output_queue: VecDeque::new(),
             completion_queue: Vec::new(),
+            rx_list: VecDeque::new(),
+            rx_repoll: VecDeque::new(),
         })
     }
 
@@ -451,6 +453,10 @@ pub struct SoftnetData<C: ?Sized> {
     ptype_gen: u64,
     output_queue: VecDeque<(Arc<NetDev>, u16)>,
     completion_queue: Vec<SkBuff>,
+    /// `net_rx_action`'s working lists, kept between runs so that taking
+    /// the poll list allocates nothing.
+    rx_list: VecDeque<SyncArc<NapiStruct>>,
+    rx_repoll: VecDeque<SyncArc<NapiStruct>>,
 }
 
 impl<C: ?Sized> fmt::Debug for SoftnetData<C> {
@@ -774,13 +780,17 @@ pub fn net_rx_action<C: SoftnetContext>(ctx: &mut C) {
     let usecs = u64::try_from(net.sysctl.netdev_budget_usecs()).unwrap_or(0);
     let time_limit = jiffies(ctx.now()) + usecs_to_jiffies(usecs);
     let mut budget = net.sysctl.netdev_budget();
-    let mut list = poll_list.list_splice_init();
-    let mut repoll: VecDeque<SyncArc<NapiStruct>> = VecDeque::new();
+    let sd = ctx.softnet_data();
+    let mut list = core::mem::take(&mut sd.rx_list);
+    let mut repoll = core::mem::take(&mut sd.rx_repoll);
+    list.clear();
+    repoll.clear();
+    poll_list.list_splice_init_into(&mut list);
     loop {
         let Some(n) = list.pop_front() else {
             if repoll.is_empty() {
                 // `goto start`: anything scheduled while we polled?
-                list = poll_list.list_splice_init();
+                poll_list.list_splice_init_into(&mut list);
                 if list.is_empty() {
                     break;
                 }
@@ -795,11 +805,16 @@ pub fn net_rx_action<C: SoftnetContext>(ctx: &mut C) {
         }
     }
     tracing::trace!(target: "netstack::softnet", cpu, budget = net.sysctl.netdev_budget(), left = budget, "net_rx_action done");
-    list.extend(poll_list.list_splice_init());
-    list.extend(repoll);
+    if !poll_list.is_empty() {
+        list.extend(poll_list.list_splice_init());
+    }
+    list.extend(repoll.drain(..));
     if !list.is_empty() {
         poll_list.list_splice(&mut list);
     }
+    let sd = ctx.softnet_data();
+    sd.rx_list = list;
+    sd.rx_repoll = repoll;
     if !poll_list.is_empty() {
         let _ = net.softirqs.raise_softirq_irqoff(cpu, SoftirqNr::NetRx);
     }
