@@ -494,7 +494,11 @@ fn a_full_ring_stops_every_core_queue_it_serves_and_wakes_them() {
             "queue {i} is woken once the ring is cleaned"
         );
     }
-    assert!(stat(&sim.hosts[0], "tx_queue_0_restart") >= 1);
+    assert_eq!(
+        stat(&sim.hosts[0], "tx_queue_0_restart"),
+        1,
+        "one restart of the one ring"
+    );
 }
 
 #[test]
