@@ -21,6 +21,8 @@
 //! - Linux's CUBIC implements the original HyStart, not the RFC 9406
 //!   HyStart++ conservative slow start; this follows Linux.
 
+use std::sync::{Arc, LazyLock};
+
 use crate::tcp_cong::{CaEvent, CongestionOps, TcpCaState, TcpCwnd};
 use crate::tcp_sock::after;
 
@@ -88,6 +90,36 @@ impl Default for CubicParams {
     }
 }
 
+/// CUBIC's module parameters with the constants `cubictcp_register()`
+/// derives from them (`beta_scale`, `cube_rtt_scale`, `cube_factor`).
+#[derive(Debug)]
+struct CubicConsts {
+    params: CubicParams,
+    cube_rtt_scale: u64,
+    beta_scale: u32,
+    cube_factor: u64,
+}
+
+impl CubicConsts {
+    /// Derives the constants as `cubictcp_register()` does. `beta` is
+    /// clamped to `1..=1023` and `bic_scale` to at least 1 so they stay
+    /// finite.
+    fn new(mut params: CubicParams) -> CubicConsts {
+        params.beta = params.beta.clamp(1, BICTCP_BETA_SCALE - 1);
+        params.bic_scale = params.bic_scale.max(1);
+        let beta_scale =
+            8 * (BICTCP_BETA_SCALE + params.beta) / 3 / (BICTCP_BETA_SCALE - params.beta);
+        let cube_rtt_scale = u64::from(params.bic_scale) * 10;
+        let cube_factor = (1u64 << (10 + 3 * BICTCP_HZ)) / cube_rtt_scale;
+        CubicConsts {
+            params,
+            cube_rtt_scale,
+            beta_scale,
+            cube_factor,
+        }
+    }
+}
+
 /// Per-socket CUBIC state.
 ///
 /// Mirrors `struct bictcp` in `tcp_cubic.c` (`cnt`, `last_max_cwnd`,
@@ -99,10 +131,10 @@ impl Default for CubicParams {
 /// `cubictcp_cwnd_event()`, `cubictcp_acked()`).
 #[derive(Clone, Debug)]
 pub struct Cubic {
-    params: CubicParams,
-    cube_rtt_scale: u64,
-    beta_scale: u32,
-    cube_factor: u64,
+    /// The module parameters and the constants derived from them, shared
+    /// by every socket that uses the same parameters (Linux keeps them as
+    /// module globals; a copy per socket cost ≈ 50 B each).
+    consts: Arc<CubicConsts>,
     /// Increase cwnd by one per `cnt` ACKed segments.
     cnt: u32,
     last_max_cwnd: u32,
@@ -131,24 +163,22 @@ impl Default for Cubic {
 impl Cubic {
     /// CUBIC with Linux's default parameters.
     pub fn new() -> Cubic {
-        Cubic::with_params(CubicParams::default())
+        static DEFAULT: LazyLock<Arc<CubicConsts>> =
+            LazyLock::new(|| Arc::new(CubicConsts::new(CubicParams::default())));
+        Cubic::with_consts(Arc::clone(&DEFAULT))
     }
 
     /// CUBIC with the given parameters; the derived constants are those of
     /// `cubictcp_register()`. `beta` is clamped to `1..=1023` and
     /// `bic_scale` to at least 1 so the constants stay finite.
-    pub fn with_params(mut params: CubicParams) -> Cubic {
-        params.beta = params.beta.clamp(1, BICTCP_BETA_SCALE - 1);
-        params.bic_scale = params.bic_scale.max(1);
-        let beta_scale =
-            8 * (BICTCP_BETA_SCALE + params.beta) / 3 / (BICTCP_BETA_SCALE - params.beta);
-        let cube_rtt_scale = u64::from(params.bic_scale) * 10;
-        let cube_factor = (1u64 << (10 + 3 * BICTCP_HZ)) / cube_rtt_scale;
+    pub fn with_params(params: CubicParams) -> Cubic {
+        Cubic::with_consts(Arc::new(CubicConsts::new(params)))
+    }
+
+    /// CUBIC sharing already-derived constants.
+    fn with_consts(consts: Arc<CubicConsts>) -> Cubic {
         Cubic {
-            params,
-            cube_rtt_scale,
-            beta_scale,
-            cube_factor,
+            consts,
             cnt: 0,
             last_max_cwnd: 0,
             last_cwnd: 0,
@@ -238,7 +268,7 @@ impl Cubic {
                 } else {
                     // K = cbrt((W_max - cwnd) / C) in 2^-10 s.
                     let diff = u64::from(self.last_max_cwnd - cwnd);
-                    self.bic_k = cubic_root(self.cube_factor.saturating_mul(diff)) as u32;
+                    self.bic_k = cubic_root(self.consts.cube_factor.saturating_mul(diff)) as u32;
                     self.bic_origin_point = self.last_max_cwnd;
                 }
             }
@@ -250,6 +280,7 @@ impl Cubic {
             // C/rtt * (t - K)^3; offs is bounded so the product fits for
             // the windows and times TCP reaches (as in Linux).
             let delta = (self
+                .consts
                 .cube_rtt_scale
                 .saturating_mul(offs)
                 .saturating_mul(offs)
@@ -272,9 +303,9 @@ impl Cubic {
                 self.cnt = 20;
             }
         }
-        if self.params.tcp_friendliness {
+        if self.consts.params.tcp_friendliness {
             // The window standard TCP would have (RFC 9438 §4.3).
-            let delta = (cwnd * self.beta_scale) >> 3;
+            let delta = (cwnd * self.consts.beta_scale) >> 3;
             if delta > 0 && self.ack_cnt > delta {
                 let n = self.ack_cnt / delta;
                 self.ack_cnt -= n * delta;
@@ -295,14 +326,16 @@ impl Cubic {
         if after(tp.snd_una, self.end_seq) {
             self.bictcp_hystart_reset(tp);
         }
-        if tp.snd_cwnd < self.params.hystart_low_window {
+        if tp.snd_cwnd < self.consts.params.hystart_low_window {
             return;
         }
-        if self.params.hystart_detect & HYSTART_ACK_TRAIN != 0 {
+        if self.consts.params.hystart_detect & HYSTART_ACK_TRAIN != 0 {
             let now = tp.tcp_mstamp;
             // ACKs of one round arriving closely spaced: once the train
             // spans half the minimum RTT, the pipe is full.
-            if now.saturating_sub(self.last_ack) <= u64::from(self.params.hystart_ack_delta_us) {
+            if now.saturating_sub(self.last_ack)
+                <= u64::from(self.consts.params.hystart_ack_delta_us)
+            {
                 self.last_ack = now;
                 // hystart_ack_delay() is 0 without a pacing rate; unpaced,
                 // the threshold is halved.
@@ -313,7 +346,7 @@ impl Cubic {
                 }
             }
         }
-        if self.params.hystart_detect & HYSTART_DELAY != 0 {
+        if self.consts.params.hystart_detect & HYSTART_DELAY != 0 {
             self.curr_rtt = self.curr_rtt.min(delay);
             if self.sample_cnt < HYSTART_MIN_SAMPLES {
                 self.sample_cnt += 1;
@@ -363,11 +396,11 @@ impl CongestionOps for Cubic {
 
     fn init(&mut self, tp: &mut TcpCwnd) {
         self.bictcp_reset();
-        if self.params.hystart {
+        if self.consts.params.hystart {
             self.bictcp_hystart_reset(tp);
         }
-        if !self.params.hystart && self.params.initial_ssthresh != 0 {
-            tp.snd_ssthresh = self.params.initial_ssthresh;
+        if !self.consts.params.hystart && self.consts.params.initial_ssthresh != 0 {
+            tp.snd_ssthresh = self.consts.params.initial_ssthresh;
         }
     }
 
@@ -375,14 +408,15 @@ impl CongestionOps for Cubic {
         self.epoch_start = 0;
         // W_max, lowered further when the window keeps shrinking (fast
         // convergence).
-        self.last_max_cwnd = if tp.snd_cwnd < self.last_max_cwnd && self.params.fast_convergence {
-            ((u64::from(tp.snd_cwnd) * u64::from(BICTCP_BETA_SCALE + self.params.beta))
-                / u64::from(2 * BICTCP_BETA_SCALE)) as u32
-        } else {
-            tp.snd_cwnd
-        };
-        (((u64::from(tp.snd_cwnd) * u64::from(self.params.beta)) / u64::from(BICTCP_BETA_SCALE))
-            as u32)
+        self.last_max_cwnd =
+            if tp.snd_cwnd < self.last_max_cwnd && self.consts.params.fast_convergence {
+                ((u64::from(tp.snd_cwnd) * u64::from(BICTCP_BETA_SCALE + self.consts.params.beta))
+                    / u64::from(2 * BICTCP_BETA_SCALE)) as u32
+            } else {
+                tp.snd_cwnd
+            };
+        (((u64::from(tp.snd_cwnd) * u64::from(self.consts.params.beta))
+            / u64::from(BICTCP_BETA_SCALE)) as u32)
             .max(2)
     }
 
@@ -431,7 +465,7 @@ impl CongestionOps for Cubic {
         if self.delay_min == 0 || self.delay_min > delay {
             self.delay_min = delay;
         }
-        if !self.found && tp.in_slow_start() && self.params.hystart {
+        if !self.found && tp.in_slow_start() && self.consts.params.hystart {
             self.hystart_update(tp, delay);
         }
     }
@@ -445,6 +479,28 @@ impl CongestionOps for Cubic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cubic_shares_its_constants_between_sockets() {
+        // The per-socket part: the 16 fields of `struct bictcp` plus one
+        // pointer to the shared parameters (was 136 B with a copy of them).
+        assert!(
+            core::mem::size_of::<Cubic>() <= 96,
+            "{}",
+            core::mem::size_of::<Cubic>()
+        );
+        let a = Cubic::new();
+        let b = Cubic::new();
+        assert!(Arc::ptr_eq(&a.consts, &b.consts));
+        let c = Cubic::with_params(CubicParams {
+            beta: 5000,
+            bic_scale: 0,
+            ..CubicParams::default()
+        });
+        assert_eq!(c.consts.params.beta, 1023);
+        assert_eq!(c.consts.params.bic_scale, 1);
+        assert!(!Arc::ptr_eq(&a.consts, &c.consts));
+    }
 
     fn tp_at(now_us: u64, cwnd: u32, ssthresh: u32) -> TcpCwnd {
         TcpCwnd {
@@ -469,9 +525,9 @@ mod tests {
     #[test]
     fn constants_match_cubictcp_register() {
         let c = Cubic::new();
-        assert_eq!(c.beta_scale, 15);
-        assert_eq!(c.cube_rtt_scale, 410);
-        assert_eq!(c.cube_factor, (1u64 << 40) / 410);
+        assert_eq!(c.consts.beta_scale, 15);
+        assert_eq!(c.consts.cube_rtt_scale, 410);
+        assert_eq!(c.consts.cube_factor, (1u64 << 40) / 410);
     }
 
     #[test]
