@@ -483,7 +483,7 @@ mod tests {
     #[test]
     fn cubic_shares_its_constants_between_sockets() {
         // The per-socket part: the 16 fields of `struct bictcp` plus one
-        // pointer to the shared parameters (was 136 B with a copy of them).
+        // pointer to the shared parameters (was 128 B with a copy of them).
         assert!(
             core::mem::size_of::<Cubic>() <= 96,
             "{}",
