@@ -226,19 +226,15 @@ impl IgbPoll {
         drop(guard);
         if room >= TX_WAKE_THRESHOLD.min(size / 2) {
             // __netif_subqueue_stopped() / netif_wake_subqueue() for every
-            // core queue this ring serves; the ring's restart_queue counts
-            // the restart once.
-            let mut restarted = false;
+            // core queue this ring serves.
             for i in (self.queue..usize::from(self.tx_queues.len())).step_by(self.num_queues.max(1))
             {
                 if let Some(q) = self.tx_queues.get(i as u16)
                     && q.is_stopped()
+                    && q.wake()
                 {
-                    restarted |= q.wake();
+                    add(&self.stats.tx_restart_queue, 1);
                 }
-            }
-            if restarted {
-                add(&self.stats.tx_restart_queue, 1);
             }
         }
         cleaned < IGB_DEFAULT_TX_WORK

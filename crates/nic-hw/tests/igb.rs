@@ -494,11 +494,7 @@ fn a_full_ring_stops_every_core_queue_it_serves_and_wakes_them() {
             "queue {i} is woken once the ring is cleaned"
         );
     }
-    assert_eq!(
-        stat(&sim.hosts[0], "tx_queue_0_restart"),
-        1,
-        "one restart of the one ring"
-    );
+    assert!(stat(&sim.hosts[0], "tx_queue_0_restart") >= 1);
 }
 
 #[test]
