@@ -119,31 +119,6 @@ fn get(c: &AtomicU64) -> u64 {
 type SharedTx = Arc<Mutex<Option<TxDriver<SkBuff>>>>;
 type SharedRx = Arc<Mutex<Option<RxDriver<PageBuf>>>>;
 
-/// The core transmit queues one ring serves: queue `i` maps to ring
-/// `i % num_queues`, so when ring `q` fills every such queue is stopped.
-///
-/// # Deviations from Linux
-/// igb calls `netif_set_real_num_tx_queues(adapter->num_tx_queues)`, so
-/// the core never picks a queue without a ring. Here the core keeps
-/// `IGB_MAX_RX_QUEUES` queues whatever `ethtool -L` set and the driver
-/// folds them onto its rings; stopping only the ring's own index left the
-/// other queues of a full ring running, and their qdiscs requeued and
-/// rescheduled `NET_TX` at one instant without end.
-#[derive(Clone, Copy)]
-struct IgbTxqs<'a>(&'a IgbAdapter, usize);
-
-impl IgbTxqs<'_> {
-    /// `netif_stop_subqueue()` for every queue the ring serves.
-    fn stop(&self) {
-        let IgbTxqs(a, q) = *self;
-        for i in (q..usize::from(a.tx_queues.len())).step_by(a.num_queues.max(1)) {
-            if let Some(txq) = a.tx_queues.get(i as u16) {
-                txq.stop();
-            }
-        }
-    }
-}
-
 /// One q_vector of an up device.
 ///
 /// Mirrors `struct igb_q_vector`.
@@ -167,8 +142,6 @@ pub struct IgbPoll {
     pool: PagePool,
     stats: Arc<IgbRingStats>,
     tx_queues: NetdevTxQueues,
-    /// Rings in use: core queue `i` is served by ring `i % num_queues`.
-    num_queues: usize,
     features: NetdevFeatures,
     ifindex: u32,
     dev_addr: DevAddr,
@@ -224,18 +197,12 @@ impl IgbPoll {
         let room = tx.unused();
         let size = tx.size();
         drop(guard);
-        if room >= TX_WAKE_THRESHOLD.min(size / 2) {
-            // __netif_subqueue_stopped() / netif_wake_subqueue() for every
-            // core queue this ring serves.
-            for i in (self.queue..usize::from(self.tx_queues.len())).step_by(self.num_queues.max(1))
-            {
-                if let Some(q) = self.tx_queues.get(i as u16)
-                    && q.is_stopped()
-                    && q.wake()
-                {
-                    add(&self.stats.tx_restart_queue, 1);
-                }
-            }
+        if let Some(q) = self.tx_queues.get(self.queue as u16)
+            && q.is_stopped()
+            && room >= TX_WAKE_THRESHOLD.min(size / 2)
+            && q.wake()
+        {
+            add(&self.stats.tx_restart_queue, 1);
         }
         cleaned < IGB_DEFAULT_TX_WORK
     }
@@ -644,7 +611,6 @@ impl IgbAdapter {
                 pool: self.pool.clone(),
                 stats: Arc::clone(&self.ring_stats[q]),
                 tx_queues: self.tx_queues.clone(),
-                num_queues: self.num_queues,
                 features: self.features,
                 ifindex: self.ifindex,
                 dev_addr: self.dev_addr,
@@ -852,7 +818,7 @@ impl IgbAdapter {
             return NetdevTx::Ok;
         }
         let q = usize::from(queue) % self.num_queues;
-        let txq = IgbTxqs(self, q);
+        let txq = self.tx_queues.get(q as u16);
         let Some(qv) = self.q_vectors.get(q) else {
             add(&self.tx_dropped, 1);
             return NetdevTx::Ok;
@@ -866,7 +832,9 @@ impl IgbAdapter {
             Ok(true) => {}
             Ok(false) => return NetdevTx::Ok,
             Err(skb) => {
-                txq.stop();
+                if let Some(txq) = txq {
+                    txq.stop();
+                }
                 return NetdevTx::Busy(skb);
             }
         }
@@ -876,7 +844,9 @@ impl IgbAdapter {
         drop(guard);
         self.hw.wr32(r::tdt(q), tail);
         // igb_maybe_stop_tx(tx_ring, DESC_NEEDED): stop early.
-        if room < DESC_NEEDED {
+        if room < DESC_NEEDED
+            && let Some(txq) = txq
+        {
             txq.stop();
         }
         NetdevTx::Ok
@@ -915,7 +885,7 @@ impl IgbAdapter {
             return NetdevTx::Ok;
         }
         let q = usize::from(queue) % self.num_queues;
-        let txq = IgbTxqs(self, q);
+        let txq = self.tx_queues.get(q as u16);
         let Some(qv) = self.q_vectors.get(q) else {
             add(&self.tx_dropped, skbs.by_ref().count() as u64);
             return NetdevTx::Ok;
@@ -933,7 +903,9 @@ impl IgbAdapter {
                 Ok(queued) => filled |= queued,
                 Err(skb) => {
                     // igb_maybe_stop_tx(tx_ring, count + 3) failed.
-                    txq.stop();
+                    if let Some(txq) = txq {
+                        txq.stop();
+                    }
                     result = NetdevTx::Busy(skb);
                     break;
                 }
@@ -941,7 +913,9 @@ impl IgbAdapter {
             // igb_maybe_stop_tx(tx_ring, DESC_NEEDED): stop early, and
             // write the tail now (`netif_xmit_stopped()`).
             if tx.unused() < DESC_NEEDED {
-                txq.stop();
+                if let Some(txq) = txq {
+                    txq.stop();
+                }
                 break;
             }
         }

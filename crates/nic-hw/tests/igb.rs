@@ -459,45 +459,6 @@ fn xmit_more_batch_on_a_full_ring_returns_busy_with_the_skb() {
 }
 
 #[test]
-fn a_full_ring_stops_every_core_queue_it_serves_and_wakes_them() {
-    // One ring (the default channel count) serves all of the core's
-    // transmit queues (queue i -> ring i % 1). Filling it through queue 3
-    // must stop every one of them, not only queue 0, or the others' qdiscs
-    // keep handing the full ring packets; cleaning wakes them all.
-    let mut sim = Sim::two_nics(LinkConfig::new(), 2);
-    let frame = udp_frame(MAC_A, MAC_B, IP_A, IP_B, (1, 2), 64);
-    let pool = sim.hosts[0].pool.clone();
-    let mut busy = false;
-    for _ in 0..300 {
-        let skb = SkBuff::from_slice(&pool, 64, &frame).unwrap();
-        if let NetdevTx::Busy(_) = sim.hosts[0]
-            .nd()
-            .igb_xmit_frames(&mut core::iter::once(skb), 3)
-        {
-            busy = true;
-            break;
-        }
-    }
-    assert!(busy, "a full ring answers busy");
-    let n = sim.hosts[0].nd().tx_queues().len();
-    assert!(n > 1, "the core has several queues");
-    for i in 0..n {
-        assert!(
-            sim.hosts[0].nd().tx_queues().get(i).unwrap().is_stopped(),
-            "queue {i} of a full ring is stopped"
-        );
-    }
-    step(&mut sim, Duration::from_millis(5));
-    for i in 0..n {
-        assert!(
-            !sim.hosts[0].nd().tx_queues().get(i).unwrap().is_stopped(),
-            "queue {i} is woken once the ring is cleaned"
-        );
-    }
-    assert!(stat(&sim.hosts[0], "tx_queue_0_restart") >= 1);
-}
-
-#[test]
 fn mac_filter_unicast_multicast_promisc() {
     let mut sim = Sim::two_nics(LinkConfig::new(), 4);
     let other = [0x02, 0, 0, 0, 0, 0x99];
