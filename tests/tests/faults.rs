@@ -225,7 +225,7 @@ fn wire_cut_for_30s_mid_transfer_resumes_after_rto_backoff() {
 fn cut_past_retries2(seed: u64, ip_only: bool) -> Option<i32> {
     let mut p = pair(seed, ip_only);
     let (mut c, mut s) = connect(&mut p);
-    let data: Vec<u8> = (0..500_000u64).map(bulk_pattern).collect();
+    let data: Vec<u8> = (0..2_000_000u64).map(bulk_pattern).collect();
     let (mut sent, mut got) = (0, Vec::new());
     while got.len() < 100_000 {
         transfer_step(
@@ -238,6 +238,12 @@ fn cut_past_retries2(seed: u64, ip_only: bool) -> Option<i32> {
             Duration::from_millis(2),
         );
     }
+    // Data must be outstanding when the path goes: the send buffer grows
+    // with the window (tcp_sndbuf_expand), so top it up first.
+    if let Ok(n) = p.net.app("h1", || c.write(&data[sent..])).unwrap() {
+        sent += n;
+    }
+    assert!(sent > got.len(), "nothing outstanding at the cut ({sent} sent)");
     let h1 = Arc::clone(p.net.host("h1").unwrap().shared());
     let aborts = h1.mibs.get(LinuxMib::TcpAbortOnTimeout);
     p.cut.store(true, Ordering::Relaxed);
