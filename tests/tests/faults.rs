@@ -243,7 +243,10 @@ fn cut_past_retries2(seed: u64, ip_only: bool) -> Option<i32> {
     if let Ok(n) = p.net.app("h1", || c.write(&data[sent..])).unwrap() {
         sent += n;
     }
-    assert!(sent > got.len(), "nothing outstanding at the cut ({sent} sent)");
+    assert!(
+        sent > got.len(),
+        "nothing outstanding at the cut ({sent} sent)"
+    );
     let h1 = Arc::clone(p.net.host("h1").unwrap().shared());
     let aborts = h1.mibs.get(LinuxMib::TcpAbortOnTimeout);
     p.cut.store(true, Ordering::Relaxed);
