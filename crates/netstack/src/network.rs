@@ -642,23 +642,28 @@ mod tests {
 
     /// Two one-CPU hosts on a 10 Gbit/s wire with 1 µs of delay.
     fn pair() -> Network {
-        let mut net = Network::new(7);
+        pair_with(7, Duration::from_micros(1), None)
+    }
+
+    /// Two one-CPU hosts, h1 (198.18.0.1) and h2 (198.18.0.2), on a
+    /// 10 Gbit/s wire with `delay`, seeded with `seed`; `ring` sets the
+    /// NICs' descriptor rings (`ethtool -G`), else igb's default.
+    pub(super) fn pair_with(seed: u64, delay: Duration, ring: Option<u32>) -> Network {
+        let mut net = Network::new(seed);
         let (a, b) = net
             .wire(
                 "w0",
-                LinkConfig::default()
-                    .rate_bps(10_000_000_000)
-                    .delay(Duration::from_micros(1)),
+                LinkConfig::default().rate_bps(10_000_000_000).delay(delay),
             )
             .unwrap();
         for (name, phy, addr) in [("h1", a, "198.18.0.1/24"), ("h2", b, "198.18.0.2/24")] {
-            net.add_host(
-                Host::builder()
-                    .name(name)
-                    .nic(NicConfig::new().phy(phy))
-                    .addr(addr),
-            )
-            .unwrap();
+            let nic = NicConfig::new().phy(phy);
+            let nic = match ring {
+                Some(n) => nic.ring(n),
+                None => nic,
+            };
+            net.add_host(Host::builder().name(name).nic(nic).addr(addr))
+                .unwrap();
         }
         net
     }
@@ -716,7 +721,7 @@ mod burst_tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::{Host, HostSockets, NicConfig};
+    use crate::HostSockets;
     use socket::{TcpListener, TcpStream};
 
     /// Connections opened, then written to, each all at one instant.
@@ -731,31 +736,15 @@ mod burst_tests {
 
     /// Issue 13's livelock: a burst written at one virtual instant that
     /// is several times the transmit ring (the igb model's softnet queues
-    /// beyond its one hardware ring are never stopped, so `NET_TX`
-    /// reschedules itself while the ring waits for the wire) used to keep
+    /// beyond its one hardware ring are not stopped when it fills, so
+    /// `NET_TX` reschedules itself while the ring waits for the wire) used
+    /// to keep
     /// `settle` at that instant for ever. Now both bursts (the SYNs, then
     /// one segment per connection) complete and every byte arrives.
     #[test]
     fn a_burst_written_at_one_instant_completes_and_arrives_whole() {
-        let mut net = Network::new(3);
+        let mut net = super::tests::pair_with(3, Duration::from_micros(5), Some(RING));
         net.set_event_budget(200_000);
-        let (a, b) = net
-            .wire(
-                "w0",
-                LinkConfig::default()
-                    .rate_bps(10_000_000_000)
-                    .delay(Duration::from_micros(5)),
-            )
-            .unwrap();
-        for (name, phy, addr) in [("h1", a, "198.18.0.1/24"), ("h2", b, "198.18.0.2/24")] {
-            net.add_host(
-                Host::builder()
-                    .name(name)
-                    .nic(NicConfig::new().phy(phy).ring(RING))
-                    .addr(addr),
-            )
-            .unwrap();
-        }
         let h1 = Arc::clone(net.host("h1").unwrap().shared());
         let h2 = Arc::clone(net.host("h2").unwrap().shared());
         let to = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 7);
