@@ -35,13 +35,13 @@ const HYSTART_ACK_TRAIN: u32 = 0x1;
 /// `HYSTART_DELAY`.
 const HYSTART_DELAY: u32 = 0x2;
 /// `HYSTART_MIN_SAMPLES`: RTT samples per round before the delay test.
-const HYSTART_MIN_SAMPLES: u32 = 8;
+const HYSTART_MIN_SAMPLES: u8 = 8;
 /// `HYSTART_DELAY_MIN` in µs.
 const HYSTART_DELAY_MIN: u32 = 4000;
 /// `HYSTART_DELAY_MAX` in µs.
 const HYSTART_DELAY_MAX: u32 = 16000;
 /// `bictcp_update()` runs at most every `HZ / 32` for an unchanged cwnd.
-const UPDATE_THROTTLE_US: u64 = 1_000_000 / 32;
+const UPDATE_THROTTLE_US: i32 = 1_000_000 / 32;
 /// One second in µs: delay samples this soon after an epoch starts are
 /// discarded.
 const USEC_PER_SEC: u64 = 1_000_000;
@@ -129,6 +129,12 @@ impl CubicConsts {
 /// operations of `cubictcp` (`cubictcp_init()`, `cubictcp_cong_avoid()`,
 /// `cubictcp_recalc_ssthresh()`, `cubictcp_state()`,
 /// `cubictcp_cwnd_event()`, `cubictcp_acked()`).
+///
+/// As in `struct bictcp` the time stamps are 32 bits (the low bits of the
+/// µs clock, compared modulo 2³²) and `sample_cnt` is a byte, so the
+/// state takes 72 bytes; `epoch_start` alone stays a 64-bit µs value,
+/// since the curve's `t` is measured from it and an epoch can outlast
+/// the 71 minutes a 32-bit µs clock spans.
 #[derive(Clone, Debug)]
 pub struct Cubic {
     /// The module parameters and the constants derived from them, shared
@@ -139,18 +145,23 @@ pub struct Cubic {
     cnt: u32,
     last_max_cwnd: u32,
     last_cwnd: u32,
-    last_time: u64,
+    /// When `last_cwnd` was set, the low 32 bits of the µs clock (Linux
+    /// keeps 32-bit jiffies): only compared for the update throttle.
+    last_time: u32,
     bic_origin_point: u32,
     bic_k: u32,
     delay_min: u32,
     epoch_start: u64,
     ack_cnt: u32,
     tcp_cwnd: u32,
-    sample_cnt: u32,
+    sample_cnt: u8,
     found: bool,
-    round_start: u64,
+    /// Start of the HyStart round, low 32 bits of the µs clock, as
+    /// `bictcp_clock_us()` gives it.
+    round_start: u32,
     end_seq: u32,
-    last_ack: u64,
+    /// Last ACK of the train, low 32 bits of the µs clock.
+    last_ack: u32,
     curr_rtt: u32,
 }
 
@@ -236,8 +247,9 @@ impl Cubic {
     /// Starts a HyStart round at `snd_nxt`. Mirrors
     /// `bictcp_hystart_reset()`.
     fn bictcp_hystart_reset(&mut self, tp: &TcpCwnd) {
-        self.round_start = tp.tcp_mstamp;
-        self.last_ack = tp.tcp_mstamp;
+        let now = bictcp_clock_us(tp);
+        self.round_start = now;
+        self.last_ack = now;
         self.end_seq = tp.snd_nxt;
         self.curr_rtt = u32::MAX;
         self.sample_cnt = 0;
@@ -247,15 +259,18 @@ impl Cubic {
     /// `bictcp_update()`.
     fn bictcp_update(&mut self, tp: &TcpCwnd, cwnd: u32, acked: u32) {
         let now = tp.tcp_mstamp;
+        let now32 = bictcp_clock_us(tp);
         self.ack_cnt = self.ack_cnt.saturating_add(acked);
-        if self.last_cwnd == cwnd && now.saturating_sub(self.last_time) <= UPDATE_THROTTLE_US {
+        if self.last_cwnd == cwnd
+            && (now32.wrapping_sub(self.last_time) as i32) <= UPDATE_THROTTLE_US
+        {
             return;
         }
         // The epoch has started and this is the same instant: only the
         // Reno-friendly part can change.
-        if self.epoch_start == 0 || now != self.last_time {
+        if self.epoch_start == 0 || now32 != self.last_time {
             self.last_cwnd = cwnd;
-            self.last_time = now;
+            self.last_time = now32;
             if self.epoch_start == 0 {
                 // Record the beginning of an epoch (0 means none, so a
                 // clock at 0 starts at 1 µs).
@@ -330,17 +345,17 @@ impl Cubic {
             return;
         }
         if self.consts.params.hystart_detect & HYSTART_ACK_TRAIN != 0 {
-            let now = tp.tcp_mstamp;
+            let now = bictcp_clock_us(tp);
             // ACKs of one round arriving closely spaced: once the train
             // spans half the minimum RTT, the pipe is full.
-            if now.saturating_sub(self.last_ack)
-                <= u64::from(self.consts.params.hystart_ack_delta_us)
+            if i64::from(now.wrapping_sub(self.last_ack) as i32)
+                <= i64::from(self.consts.params.hystart_ack_delta_us)
             {
                 self.last_ack = now;
                 // hystart_ack_delay() is 0 without a pacing rate; unpaced,
                 // the threshold is halved.
-                let threshold = u64::from(self.delay_min) >> 1;
-                if now.saturating_sub(self.round_start) > threshold {
+                let threshold = i64::from(self.delay_min >> 1);
+                if i64::from(now.wrapping_sub(self.round_start) as i32) > threshold {
                     self.found = true;
                     tp.snd_ssthresh = tp.snd_cwnd;
                 }
@@ -359,6 +374,14 @@ impl Cubic {
             }
         }
     }
+}
+
+/// The low 32 bits of the socket's µs clock, which HyStart's and the
+/// throttle's time stamps keep. Mirrors `bictcp_clock_us()` (Linux keeps
+/// `tp->tcp_mstamp` and truncates it the same way); differences are taken
+/// modulo 2³², as the kernel's `(s32)(now - then)`.
+fn bictcp_clock_us(tp: &TcpCwnd) -> u32 {
+    tp.tcp_mstamp as u32
 }
 
 /// The integer cube root of `a`, rounded down.
@@ -483,9 +506,10 @@ mod tests {
     #[test]
     fn cubic_shares_its_constants_between_sockets() {
         // The per-socket part: the 16 fields of `struct bictcp` plus one
-        // pointer to the shared parameters (was 128 B with a copy of them).
+        // pointer to the shared parameters (was 128 B with a copy of
+        // them, 88 with 64-bit time stamps): 72 B, an 80-byte heap chunk.
         assert!(
-            core::mem::size_of::<Cubic>() <= 96,
+            core::mem::size_of::<Cubic>() <= 72,
             "{}",
             core::mem::size_of::<Cubic>()
         );
