@@ -44,7 +44,7 @@ use crate::sockets::{AsHost, HostSockets, v4};
 const IPPROTO_TCP: u8 = 6;
 
 /// A host's TCP: the stack (sockets, hash tables, secrets) and the
-/// wake-up hooks of its sockets.
+/// queue of its sockets' wake-ups.
 ///
 /// Mirrors the TCP part of `struct net` plus `tcp_hashinfo`, set up by
 /// `tcp_init()`.
@@ -52,16 +52,18 @@ const IPPROTO_TCP: u8 = 6;
 pub struct HostTcp {
     /// The host's TCP.
     pub stack: Arc<TcpStack>,
-    /// The socket layer's hooks, by socket.
+    /// The wake-ups TCP raised, delivered to each socket's own hook
+    /// (`sk->sk_wq`) once TCP returns.
     pub wakeups: Arc<TcpWakeups>,
 }
 
 impl HostTcp {
     /// A host's TCP seeded with `seed` (ISNs, ephemeral ports).
     pub(crate) fn new(seed: u64) -> HostTcp {
+        let stack = Arc::new(TcpStack::new(seed ^ 0x7463_7073_7461_636b));
         HostTcp {
-            stack: Arc::new(TcpStack::new(seed ^ 0x7463_7073_7461_636b)),
-            wakeups: Arc::new(TcpWakeups::new()),
+            wakeups: Arc::new(TcpWakeups::new(Arc::clone(&stack))),
+            stack,
         }
     }
 

@@ -52,8 +52,17 @@ impl<C: UdpContext> ProtoOps<C> for UdpOps {
         udp::IPPROTO_UDP
     }
 
+    /// UDP keeps its hook as a closure (`udp::SkWakeup`): one small
+    /// allocation per UDP socket, which wakes the socket layer's wait
+    /// queue while it lives.
     fn set_wakeup(&self, wakeup: Option<Wakeup>) {
-        self.sk.set_wakeup(wakeup);
+        self.sk.set_wakeup(wakeup.map(|wq| -> udp::SkWakeup {
+            Arc::new(move |key| {
+                if let Some(wq) = wq.upgrade() {
+                    wq.wake_up(key);
+                }
+            })
+        }));
     }
 
     fn bind(&self, ctx: &mut C, addr: SocketAddrV4) -> Result<(), Errno> {

@@ -12,7 +12,8 @@
 //!   through an [`InetProtosw`] registered with
 //!   [`SocketLayer::inet_register_protosw`]; UDP's are [`UdpOps`] and
 //!   [`UdpProtosw`], TCP's [`TcpOps`] and [`TcpProtosw`] with the
-//!   wake-up registry [`TcpWakeups`] (`tcp_ops.rs`);
+//!   queue of wake-ups [`TcpWakeups`] (`tcp_ops.rs`; each socket keeps
+//!   its own hook, a weak [`Wakeup`] to its wait queue);
 //! - the calls: [`SocketLayer`] (one host's fd table and system calls:
 //!   `socket`, `bind`, `connect`, `listen`, `accept4`, `sendto`,
 //!   `recvmsg`, `shutdown`, `close`, `setsockopt`, `fcntl`, `ioctl`,

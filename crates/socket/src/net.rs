@@ -5,7 +5,7 @@
 //! (`include/net/protocol.h`).
 
 use std::net::SocketAddrV4;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bitflags::bitflags;
 use netcore::Errno;
@@ -143,13 +143,17 @@ pub enum SkOpt {
     AcceptConn,
 }
 
-/// The wake-up hook the socket layer gives a transport: called with a poll
-/// key (`EPOLLIN`, `EPOLLOUT`, ... bits) whenever readiness may have
-/// changed, never with the transport's socket lock held.
+/// The wake-up hook the socket layer gives a transport: a weak reference
+/// to the socket's wait queue, woken with a poll key (`EPOLLIN`,
+/// `EPOLLOUT`, ... bits) whenever readiness may have changed, never with
+/// the transport's socket lock held.
 ///
 /// Mirrors `sk->sk_wq` reached by `sk_data_ready()`, `sk_write_space()`,
-/// `sk_state_change()` and `sk_error_report()`.
-pub type Wakeup = Arc<dyn Fn(u32) + Send + Sync>;
+/// `sk_state_change()` and `sk_error_report()`: it points into the
+/// socket layer's socket (its embedded wait queue), so a transport socket
+/// holds its hook itself at the cost of one pointer, without a closure
+/// or a table of its own.
+pub type Wakeup = Weak<dyn tcp::SockWq>;
 
 /// What the socket layer calls on a transport socket.
 ///

@@ -243,12 +243,8 @@ impl<C: ?Sized + 'static> Socket<C> {
             // The transport's wake-up reaches the embedded wait queue
             // (`sk->sk_wq`); it holds no reference that would keep the
             // socket alive.
-            let me = me.clone();
-            ops.set_wakeup(Some(Arc::new(move |key| {
-                if let Some(sock) = me.upgrade() {
-                    sock.wq.wake_up(key);
-                }
-            })));
+            let wq: Weak<dyn tcp::SockWq> = me.clone();
+            ops.set_wakeup(Some(wq));
             Socket {
                 ops,
                 wq: WaitQueue::new(),
@@ -260,6 +256,14 @@ impl<C: ?Sized + 'static> Socket<C> {
     /// The transport.
     pub fn ops(&self) -> &Arc<dyn ProtoOps<C>> {
         &self.ops
+    }
+}
+
+/// The socket's embedded wait queue is what its transport wakes
+/// (`sk->sk_wq` pointing into `struct socket`).
+impl<C: ?Sized + 'static> tcp::SockWq for Socket<C> {
+    fn wake_up(&self, key: u32) {
+        self.wq.wake_up(key);
     }
 }
 

@@ -19,7 +19,6 @@
 //! - `SO_REUSEPORT`, `SO_BROADCAST`, `SO_NO_CHECK` and `SO_MARK` are
 //!   `ENOPROTOOPT` (TCP here keeps no such field).
 
-use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -73,31 +72,33 @@ pub fn sk_event_key(event: SkEvent) -> u32 {
     }
 }
 
-/// The wake-up hooks of a host's TCP sockets and the wake-ups waiting to
-/// be delivered.
+/// The wake-ups a host's TCP raised and not yet delivered.
 ///
-/// Mirrors `sk->sk_wq` of each TCP socket: the hook the socket layer
-/// installs ([`ProtoOps::set_wakeup`]), found by socket id. One per host,
-/// shared by its CPUs.
-#[derive(Default)]
+/// Each TCP socket holds its own hook, `sk->sk_wq` (installed by
+/// [`ProtoOps::set_wakeup`], kept by [`TcpSocket::set_sk_wq`]); this queue
+/// holds the wake-ups raised while TCP held a socket lock, by socket id,
+/// until [`TcpWakeups::flush`] finds each socket's hook through the
+/// host's `stack` and calls it. One per host, shared by its CPUs.
 pub struct TcpWakeups {
-    hooks: Mutex<HashMap<SockId, Wakeup>>,
+    stack: Arc<TcpStack>,
     pending: Mutex<Vec<(SockId, u32)>>,
 }
 
 impl std::fmt::Debug for TcpWakeups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpWakeups")
-            .field("hooks", &self.hooks.lock().len())
             .field("pending", &self.pending.lock().len())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl TcpWakeups {
-    /// An empty registry.
-    pub fn new() -> TcpWakeups {
-        TcpWakeups::default()
+    /// An empty queue for the sockets of `stack`.
+    pub fn new(stack: Arc<TcpStack>) -> TcpWakeups {
+        TcpWakeups {
+            stack,
+            pending: Mutex::new(Vec::new()),
+        }
     }
 
     /// Queues `event` for socket `sk` (what a host's
@@ -115,9 +116,8 @@ impl TcpWakeups {
                 return;
             }
             for (sk, key) in batch {
-                let hook = self.hooks.lock().get(&sk).cloned();
-                if let Some(hook) = hook {
-                    hook(key);
+                if let Some(wq) = self.stack.sk_wq(sk) {
+                    wq.wake_up(key);
                 }
             }
         }
@@ -126,18 +126,6 @@ impl TcpWakeups {
     /// Wake-ups queued and not yet delivered.
     pub fn pending(&self) -> usize {
         self.pending.lock().len()
-    }
-
-    fn set(&self, sk: SockId, wakeup: Option<Wakeup>) {
-        let mut hooks = self.hooks.lock();
-        match wakeup {
-            Some(w) => {
-                hooks.insert(sk, w);
-            }
-            None => {
-                hooks.remove(&sk);
-            }
-        }
     }
 }
 
@@ -219,7 +207,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
     }
 
     fn set_wakeup(&self, wakeup: Option<Wakeup>) {
-        self.host.wakeups.set(self.sk.id(), wakeup);
+        self.sk.set_sk_wq(wakeup);
     }
 
     fn bind(&self, ctx: &mut C, addr: SocketAddrV4) -> Result<(), Errno> {
@@ -302,7 +290,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
     }
 
     fn release(&self, ctx: &mut C) {
-        self.host.wakeups.set(self.sk.id(), None);
+        self.sk.set_sk_wq(None);
         self.call(|| self.host.stack.close(ctx, &self.sk));
     }
 

@@ -687,7 +687,7 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
     tp.max_window = tp.snd_wnd;
     tcp_sync_mss(&mut tp, req.pmtu);
     crate::tcp_input::tcp_initialize_rcv_mss(&mut tp);
-    tp.rto = TCP_TIMEOUT_INIT;
+    tp.set_rto(TCP_TIMEOUT_INIT);
     if req.num_retrans == 0 {
         // tcp_synack_rtt_meas(): the handshake gives the first RTT sample.
         let rtt = now.saturating_duration_since(req.synack_sent).as_micros() as i64;

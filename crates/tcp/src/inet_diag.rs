@@ -152,8 +152,8 @@ pub(crate) fn tcp_get_info(now: Instant, tp: &TcpSock) -> TcpInfo {
         options,
         snd_wscale: tp.rx_opt.snd_wscale,
         rcv_wscale: tp.rx_opt.rcv_wscale,
-        rto: tp.rto.as_micros() as u32,
-        ato: tp.ack.ato.as_micros() as u32,
+        rto: tp.rto().as_micros() as u32,
+        ato: tp.ack.ato().as_micros() as u32,
         snd_mss: u32::from(tp.mss_cache),
         rcv_mss: u32::from(tp.ack.rcv_mss),
         // For a listener Linux reports the accept queue here.

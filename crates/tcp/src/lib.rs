@@ -122,7 +122,7 @@ pub use tcp_pacing::TsqList;
 pub use tcp_probe::TcpProbe;
 pub use tcp_rate::RateSample;
 pub use tcp_sock::{
-    MAX_TCP_HEADER, SockId, TCP_DELACK_MAX, TCP_DELACK_MIN, TCP_INIT_CWND, TCP_MSS_DEFAULT,
+    MAX_TCP_HEADER, SockId, SockWq, TCP_DELACK_MAX, TCP_DELACK_MIN, TCP_INIT_CWND, TCP_MSS_DEFAULT,
     TCP_RTO_MAX, TCP_RTO_MIN, TCP_TIMEOUT_INIT, TCP_TIMEWAIT_LEN, TcpState, after, before, between,
 };
 pub use tcp_timer::TcpTimer;

@@ -21,7 +21,7 @@
 //! - No urgent data (`MSG_OOB`), no TCP Fast Open, no ECN, no TSO/GSO.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -55,7 +55,7 @@ use crate::tcp_timer::{TcpTimer, inet_csk_clear_xmit_timers, inet_csk_reset_keep
 /// Handed to the socket layer as `Arc<TcpSocket>`; every operation goes
 /// through [`TcpStack`].
 pub struct TcpSocket {
-    id: SockId,
+    pub(crate) id: SockId,
     inner: Mutex<TcpSock>,
 }
 
@@ -265,7 +265,9 @@ pub enum SockOptName {
 /// a socket's lock before the tables' lock; a listener's lock before its
 /// children's.
 pub struct TcpStack {
-    socks: Mutex<HashMap<SockId, Arc<TcpSocket>>>,
+    /// The full sockets, found by id (one pointer per entry: the id is
+    /// read through the socket, see `tcp_sock.rs`).
+    socks: Mutex<HashSet<Arc<TcpSocket>>>,
     pub(crate) tw: Mutex<HashMap<SockId, InetTimewaitSock>>,
     next_id: AtomicU64,
     pub(crate) hashinfo: Mutex<InetHashinfo>,
@@ -294,7 +296,7 @@ impl TcpStack {
     /// random source: the same seed gives the same ISNs and ports).
     pub fn new(seed: u64) -> TcpStack {
         TcpStack {
-            socks: Mutex::new(HashMap::new()),
+            socks: Mutex::new(HashSet::new()),
             tw: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             hashinfo: Mutex::new(InetHashinfo::new()),
@@ -321,13 +323,13 @@ impl TcpStack {
     }
 
     pub(crate) fn insert(&self, sk: Arc<TcpSocket>) {
-        if self.socks.lock().insert(sk.id, sk).is_none() {
+        if self.socks.lock().replace(sk).is_none() {
             self.mem.sockets_allocated_inc();
         }
     }
 
     pub(crate) fn remove(&self, id: SockId) {
-        if self.socks.lock().remove(&id).is_some() {
+        if self.socks.lock().take(&id).is_some() {
             self.mem.sockets_allocated_dec();
         }
     }
@@ -341,7 +343,7 @@ impl TcpStack {
     /// (the sum of [`TcpSocket::footprint`]), as `/proc/net/sockstat`'s
     /// `mem` accounts the kernel's.
     pub fn sockets_footprint(&self) -> usize {
-        let socks: Vec<Arc<TcpSocket>> = self.socks.lock().values().cloned().collect();
+        let socks: Vec<Arc<TcpSocket>> = self.socks.lock().iter().cloned().collect();
         socks.iter().map(|s| s.footprint()).sum()
     }
 
@@ -351,7 +353,7 @@ impl TcpStack {
     }
 
     pub(crate) fn all_sockets(&self) -> Vec<Arc<TcpSocket>> {
-        let mut v: Vec<_> = self.socks.lock().values().cloned().collect();
+        let mut v: Vec<_> = self.socks.lock().iter().cloned().collect();
         v.sort_by_key(|s| s.id);
         v
     }
@@ -1433,7 +1435,7 @@ pub(crate) fn tcp_fin_time<C: TcpContext>(ctx: &C, tp: &TcpSock) -> Duration {
         ctx.sysctl().get_int(Sysctl::TCP_FIN_TIMEOUT)
     };
     let fin = Duration::from_secs(secs.max(0) as u64);
-    let rto = tp.rto;
+    let rto = tp.rto();
     let min = (rto * 4).saturating_sub(rto / 2);
     fin.max(min)
 }

@@ -164,7 +164,7 @@ fn tcp_disordered_ack(tp: &TcpSock, seg: &TcpSeg) -> bool {
             u32::from(seg.window) << tp.rx_opt.snd_wscale,
         )
         && (tp.rx_opt.ts_recent.wrapping_sub(tp.rx_opt.rcv_tsval) as i32)
-            <= (tp.rto.as_millis() as i32 * 1024 / 1000)
+            <= (tp.rto().as_millis() as i32 * 1024 / 1000)
 }
 
 /// Reads the timestamp option into `rx_opt`; `rcv_tsecr` is turned back
@@ -195,13 +195,13 @@ fn tcp_oow_rate_limited<C: TcpContext>(ctx: &C, tp: &mut TcpSock, mib: LinuxMib)
     let now = ctx.now();
     let limit =
         Duration::from_millis(ctx.sysctl().get_int(Sysctl::TCP_INVALID_RATELIMIT).max(0) as u64);
-    if let Some(last) = tp.last_oow_ack_time
+    if let Some(last) = tp.last_oow_ack_time.get()
         && now.saturating_duration_since(last) < limit
     {
         ctx.mibs().inc(ctx.cpu(), mib);
         return true;
     }
-    tp.last_oow_ack_time = Some(now);
+    tp.last_oow_ack_time.set(Some(now));
     false
 }
 
@@ -433,7 +433,7 @@ pub(crate) fn tcp_rtt_estimator<C: TcpContext>(ctx: &C, tp: &mut TcpSock, mrtt_u
     tp.srtt_us = srtt.max(1) as u32;
     tp.cwnd.srtt_us = tp.srtt_us;
     let rto_us = u64::from(tp.srtt_us >> 3) + u64::from(tp.rttvar_us);
-    tp.rto = Duration::from_micros(rto_us).min(TCP_RTO_MAX);
+    tp.set_rto(Duration::from_micros(rto_us).min(TCP_RTO_MAX));
 }
 
 /// Moves the CA state, telling the congestion controller. Mirrors
@@ -1304,7 +1304,7 @@ fn tcp_ack<C: TcpContext>(
         tcp_process_tlp_ack(ctx, tp, ack, flag);
     }
     if tp.retrans_out == 0 && flag & FLAG_SND_UNA_ADVANCED != 0 {
-        tp.retrans_stamp = None;
+        tp.retrans_stamp.set(None);
     }
     if tcp_ack_is_dubious(tp, flag) {
         let num_dupack =
@@ -1459,7 +1459,7 @@ pub(crate) fn tcp_end_cwnd_reduction(tp: &mut TcpSock) {
 /// `TCPSackRecovery` / `TCPRenoRecovery`.
 pub(crate) fn tcp_enter_recovery<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, ece_ack: bool) {
     // The clock for undo and ETIMEDOUT starts with the fast retransmit.
-    tp.retrans_stamp = None;
+    tp.retrans_stamp.set(None);
     tp.recovery.first_retrans_at = 0;
     let mib = if tcp_is_sack(tp) {
         LinuxMib::TcpSackRecovery
@@ -1496,7 +1496,7 @@ pub(crate) fn tcp_try_keep_open(tp: &mut TcpSock) {
 /// No recovery needed yet. Mirrors `tcp_try_to_open()`.
 fn tcp_try_to_open(tp: &mut TcpSock) {
     if !tcp_any_retrans_done(tp) {
-        tp.retrans_stamp = None;
+        tp.retrans_stamp.set(None);
         tp.recovery.first_retrans_at = 0;
     }
     if tp.ca_state != TcpCaState::Cwr {
@@ -1535,7 +1535,7 @@ fn tcp_try_undo_recovery<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> bool {
 fn tcp_is_non_sack_preventing_reopen(tp: &mut TcpSock) -> bool {
     if tp.snd_una == tp.recovery.high_seq && !tcp_is_sack(tp) {
         if !tcp_any_retrans_done(tp) {
-            tp.retrans_stamp = None;
+            tp.retrans_stamp.set(None);
             tp.recovery.first_retrans_at = 0;
         }
         return true;
@@ -1573,7 +1573,7 @@ fn tcp_try_undo_partial<C: TcpContext>(
             return true;
         }
         if !tcp_any_retrans_done(tp) {
-            tp.retrans_stamp = None;
+            tp.retrans_stamp.set(None);
             tp.recovery.first_retrans_at = 0;
         }
         tcp_undo_cwnd_reduction(tp, true);
@@ -1746,7 +1746,7 @@ fn tcp_fastretrans_alert<C: TcpContext>(
     }
     // D. State exits when high_seq is acked.
     if tp.ca_state == TcpCaState::Open {
-        tp.retrans_stamp = None;
+        tp.retrans_stamp.set(None);
         tp.recovery.first_retrans_at = 0;
     } else if !before(tp.snd_una, tp.recovery.high_seq) {
         match tp.ca_state {
@@ -1901,16 +1901,16 @@ fn tcp_event_data_recv<C: TcpContext>(
     let now = ctx.now();
     tp.ack.pending |= ICSK_ACK_SCHED;
     tcp_measure_rcv_mss(tp, gso_size, len, truesize);
-    if tp.ack.ato.is_zero() {
+    if tp.ack.ato().is_zero() {
         tcp_incr_quickack(tp, MAX_QUICKACKS);
-        tp.ack.ato = TCP_ATO_MIN;
+        tp.ack.set_ato(TCP_ATO_MIN);
     } else {
         let m = now.saturating_duration_since(tp.ack.lrcvtime);
         if m <= TCP_ATO_MIN / 2 {
-            tp.ack.ato = tp.ack.ato / 2 + TCP_ATO_MIN / 2;
-        } else if m < tp.ack.ato {
-            tp.ack.ato = (tp.ack.ato / 2 + m).min(tp.rto);
-        } else if m > tp.rto {
+            tp.ack.set_ato(tp.ack.ato() / 2 + TCP_ATO_MIN / 2);
+        } else if m < tp.ack.ato() {
+            tp.ack.set_ato((tp.ack.ato() / 2 + m).min(tp.rto()));
+        } else if m > tp.rto() {
             tcp_incr_quickack(tp, MAX_QUICKACKS);
         }
     }
@@ -2661,7 +2661,7 @@ fn tcp_rcv_synsent_state_process<C: TcpContext>(
         if let Some((_, ecr)) = seg.opts.timestamp.filter(|_| tp.rx_opt.tstamp_ok)
             && ecr != 0
         {
-            let start = tp.retrans_stamp.map_or(0, |t| tp.tcp_time_stamp(t));
+            let start = tp.retrans_stamp.get().map_or(0, |t| tp.tcp_time_stamp(t));
             if !between(ecr, start, tp.tcp_time_stamp(now)) {
                 ctx.mibs().inc(cpu, LinuxMib::PawsActiveRejected);
                 return true;

@@ -41,7 +41,7 @@ pub(crate) struct InetTimewaitSock {
     pub ts_recent_stamp: u64,
     pub tsoffset: u32,
     pub expires: Instant,
-    pub last_oow_ack_time: Option<Instant>,
+    pub last_oow_ack_time: crate::tcp_sock::OptInstant,
 }
 
 /// What `tcp_timewait_state_process()` decided.
@@ -89,7 +89,7 @@ pub(crate) fn tcp_time_wait<C: TcpContext>(
         ts_recent_stamp: tp.rx_opt.ts_recent_stamp,
         tsoffset: tp.tsoffset,
         expires: now + timeo,
-        last_oow_ack_time: None,
+        last_oow_ack_time: crate::tcp_sock::OptInstant::NONE,
     };
     {
         let mut h = stack.hashinfo.lock();
@@ -248,13 +248,13 @@ fn oow_ack<C: TcpContext>(ctx: &C, tw: &mut InetTimewaitSock, mib: LinuxMib) -> 
             .get_int(netcore::Sysctl::TCP_INVALID_RATELIMIT)
             .max(0) as u64,
     );
-    if let Some(last) = tw.last_oow_ack_time
+    if let Some(last) = tw.last_oow_ack_time.get()
         && now.saturating_duration_since(last) < limit
     {
         ctx.mibs().inc(ctx.cpu(), mib);
         return TwVerdict::Success;
     }
-    tw.last_oow_ack_time = Some(now);
+    tw.last_oow_ack_time.set(Some(now));
     TwVerdict::Ack
 }
 

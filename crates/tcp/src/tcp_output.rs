@@ -401,7 +401,7 @@ fn tcp_event_ack_sent<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     if tp.ack.quick > 0 {
         tp.ack.quick -= 1;
         if tp.ack.quick == 0 {
-            tp.ack.ato = TCP_ATO_MIN;
+            tp.ack.set_ato(TCP_ATO_MIN);
         }
     }
     tp.ack.pending = 0;
@@ -436,7 +436,7 @@ pub(crate) fn tcp_acceptable_seq(tp: &TcpSock) -> u32 {
 /// already due within a quarter of the ATO goes out now.
 pub(crate) fn tcp_send_delayed_ack<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     let now = ctx.now();
-    let mut ato = tp.ack.ato;
+    let mut ato = tp.ack.ato();
     if ato > TCP_DELACK_MIN {
         let mut max_ato = if tp.ack.pingpong > 0 || tp.ack.pending & ICSK_ACK_PUSHED != 0 {
             TCP_DELACK_MAX
@@ -503,6 +503,7 @@ pub(crate) fn tcp_queue_chunk<C: TcpContext>(
             .sysctl()
             .get_int(netcore::Sysctl::TCP_SLOW_START_AFTER_IDLE)
             != 0;
+        let rto_us = tp.rto().as_micros() as u64;
         crate::tcp_cong::tcp_slow_start_after_idle_check(
             tp.ca_ops.as_mut(),
             &mut tp.cwnd,
@@ -510,7 +511,7 @@ pub(crate) fn tcp_queue_chunk<C: TcpContext>(
             ssai,
             tp.packets_out,
             idle.as_micros() as u64,
-            tp.rto.as_micros() as u64,
+            rto_us,
         );
     }
     if !can_append {
@@ -643,6 +644,7 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
         // a write.
         let idle = now.saturating_duration_since(tp.lsndtime);
         let ssai = ctx.sysctl().get_int(Sysctl::TCP_SLOW_START_AFTER_IDLE) != 0;
+        let rto_us = tp.rto().as_micros() as u64;
         crate::tcp_cong::tcp_slow_start_after_idle_check(
             tp.ca_ops.as_mut(),
             &mut tp.cwnd,
@@ -650,7 +652,7 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
             ssai,
             tp.packets_out,
             idle.as_micros() as u64,
-            tp.rto.as_micros() as u64,
+            rto_us,
         );
     }
     if tp.write_queue.len() > tp.packets_out as usize {
@@ -945,12 +947,12 @@ fn tcp_transmit_head<C: TcpContext>(
     }
     tp.lsndtime = now;
     // tcp_event_data_sent(): a reply within the ATO means ping-pong.
-    if len > 0 && now.saturating_duration_since(tp.ack.lrcvtime) < tp.ack.ato {
+    if len > 0 && now.saturating_duration_since(tp.ack.lrcvtime) < tp.ack.ato() {
         tp.ack.pingpong = tp.ack.pingpong.saturating_add(1);
     }
     if tp.packets_out == 1 {
         // First segment in flight: arm the retransmission timer.
-        tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto);
+        tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto());
     }
     Ok(())
 }
@@ -982,7 +984,7 @@ pub(crate) fn tcp_check_probe_timer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock
 /// The base interval of the zero-window probe: the RTO, at least 200 ms.
 /// Mirrors `tcp_probe0_base()`.
 pub(crate) fn tcp_probe0_base(tp: &TcpSock) -> Duration {
-    tp.rto.max(crate::tcp_sock::TCP_RTO_MIN)
+    tp.rto().max(crate::tcp_sock::TCP_RTO_MIN)
 }
 
 /// Queues a FIN (on the unsent tail if there is one) and pushes.
@@ -1117,7 +1119,7 @@ pub(crate) fn tcp_retransmit_skb<C: TcpContext>(
     }
     seg.sacked |= TCPCB_SACKED_RETRANS;
     if tp.retrans_stamp.is_none() {
-        tp.retrans_stamp = Some(first_sent.unwrap_or(now));
+        tp.retrans_stamp.set(Some(first_sent.unwrap_or(now)));
     }
     if tp.recovery.first_retrans_at == 0 {
         tp.recovery.first_retrans_at = tp.tcp_time_stamp(now).max(1);
@@ -1182,7 +1184,7 @@ pub(crate) fn tcp_xmit_retransmit_queue<C: TcpContext>(ctx: &mut C, tp: &mut Tcp
         idx += 1;
     }
     if rearm_timer {
-        tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto);
+        tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto());
     }
 }
 
@@ -1269,7 +1271,7 @@ pub(crate) fn tcp_connect<C: TcpContext>(
     tp.snd_sml = iss;
     tp.snd_wnd = 0;
     tp.snd_wl1 = 0;
-    tp.rto = crate::tcp_sock::TCP_TIMEOUT_INIT;
+    tp.set_rto(crate::tcp_sock::TCP_TIMEOUT_INIT);
     tp.retransmits = 0;
     let Ok(mut skb) = SkBuff::alloc(ctx.page_pool(), MAX_TCP_HEADER) else {
         return Err(Errno::NoBufs);
@@ -1291,11 +1293,11 @@ pub(crate) fn tcp_connect<C: TcpContext>(
     tp.packets_out = 1;
     let now = ctx.now();
     tp.write_queue[0].sent_at = Some(now);
-    tp.retrans_stamp = Some(now);
+    tp.retrans_stamp.set(Some(now));
     ctx.mibs().inc(ctx.cpu(), TcpMib::ActiveOpens);
     let _ = tcp_transmit(ctx, tp, iss, TcpFlags::SYN, None, false);
     tp.lsndtime = now;
-    tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto);
+    tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto());
     Ok(())
 }
 
@@ -1317,7 +1319,7 @@ pub(crate) fn tcp_incr_quickack(tp: &mut TcpSock, max: u8) {
 pub(crate) fn tcp_enter_quickack_mode(tp: &mut TcpSock, max: u8) {
     tcp_incr_quickack(tp, max);
     tp.ack.pingpong = 0;
-    tp.ack.ato = TCP_ATO_MIN;
+    tp.ack.set_ato(TCP_ATO_MIN);
 }
 
 /// Whether an ACK should go out at once. Mirrors `tcp_in_quickack_mode()`.

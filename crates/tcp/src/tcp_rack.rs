@@ -205,7 +205,7 @@ pub(crate) fn tcp_rack_mark_lost<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) -
     if timeout > 0 {
         let when = Duration::from_micros(u64::from(timeout)) + TCP_TIMEOUT_MIN;
         let id = tp.id;
-        let rto = tp.rto;
+        let rto = tp.rto();
         inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::ReoTimeout(id), when, rto);
     }
     timeout > 0

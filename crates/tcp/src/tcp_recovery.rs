@@ -65,7 +65,7 @@ pub(crate) fn tcp_rearm_rto_from<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, f
         ctx.cancel_timer(TcpTimer::ReoTimeout(tp.id));
         return;
     }
-    let mut rto = tp.rto;
+    let mut rto = tp.rto();
     if from_head && let Some(delta) = tcp_rto_delta(ctx, tp) {
         // The head was sent a while ago: the RTO is due from then.
         rto = delta.max(Duration::from_micros(1));
@@ -78,7 +78,7 @@ pub(crate) fn tcp_rearm_rto_from<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, f
 /// `tcp_rto_delta_us()`.
 fn tcp_rto_delta<C: TcpContext>(ctx: &C, tp: &TcpSock) -> Option<Duration> {
     let sent = tp.write_queue.front()?.sent_at?;
-    let due = sent + tp.rto;
+    let due = sent + tp.rto();
     Some(due.saturating_duration_since(ctx.now()))
 }
 
@@ -113,7 +113,7 @@ pub(crate) fn tcp_schedule_loss_probe<C: TcpContext>(
         TCP_TIMEOUT_INIT
     };
     let rto_delta = if advancing_rto {
-        Some(tp.rto)
+        Some(tp.rto())
     } else {
         tcp_rto_delta(ctx, tp)
     };

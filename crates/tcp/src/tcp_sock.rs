@@ -24,6 +24,7 @@
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::num::NonZeroU32;
 use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
 
 use netcore::{Duration, Errno, Instant, SkBuff};
 use wire::{TcpFlags, TcpSackBlock};
@@ -98,6 +99,21 @@ impl TcpState {
             TcpState::Closing => "CLOSING",
         }
     }
+}
+
+/// The wait queue a socket's wake-ups reach: the socket layer's socket.
+///
+/// Mirrors `struct socket_wq` as `sk->sk_wq` points to it: TCP's
+/// `sk_data_ready()`, `sk_write_space()`, `sk_state_change()` and
+/// `sk_error_report()` wake it with a poll key (`EPOLLIN`, `EPOLLOUT`,
+/// ... bits). The socket layer implements it on its socket and gives TCP
+/// a weak reference to it ([`TcpSocket::set_sk_wq`]), so each socket
+/// holds its own hook as Linux's does, with no per-host table and no
+/// allocation of its own. Called with no TCP socket lock held.
+pub trait SockWq: Send + Sync {
+    /// Wakes the waiters and poll callbacks with poll key `key`. Mirrors
+    /// `wake_up_interruptible_poll(&wq->wait, key)`.
+    fn wake_up(&self, key: u32);
 }
 
 /// Sequence number `a` comes before `b` (mod 2^32). Mirrors `before()`.
@@ -271,17 +287,66 @@ pub(crate) struct RxOpt {
     pub user_mss: u16,
 }
 
+/// An optional time stamp in one word (`Option<Instant>` takes two):
+/// `Instant::MAX`, never a real time, stands for none. Linux keeps such
+/// stamps (`retrans_stamp`, `last_oow_ack_time`) as 32-bit clocks with 0
+/// for none.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OptInstant(Instant);
+
+impl OptInstant {
+    /// No time stamp.
+    pub const NONE: OptInstant = OptInstant(Instant::MAX);
+
+    /// The stamp, if set.
+    pub fn get(self) -> Option<Instant> {
+        (self.0 != Instant::MAX).then_some(self.0)
+    }
+
+    /// Sets (or with `None` clears) the stamp.
+    pub fn set(&mut self, t: Option<Instant>) {
+        debug_assert!(t != Some(Instant::MAX), "Instant::MAX is no time stamp");
+        self.0 = t.unwrap_or(Instant::MAX);
+    }
+
+    /// Whether no stamp is set.
+    pub fn is_none(self) -> bool {
+        self.0 == Instant::MAX
+    }
+}
+
+impl core::fmt::Debug for OptInstant {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// The delayed-ACK engine. Mirrors `icsk->icsk_ack`.
+///
+/// `ato` is kept in nanoseconds in one word (read and set through
+/// [`IcskAck::ato`] and [`IcskAck::set_ato`]; a `Duration` takes two).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct IcskAck {
     pub pending: u8,
     pub quick: u8,
     pub pingpong: u8,
-    pub ato: Duration,
+    ato_ns: u64,
     pub timeout: Instant,
     pub lrcvtime: Instant,
     pub last_seg_size: u16,
     pub rcv_mss: u16,
+}
+
+impl IcskAck {
+    /// The ACK timeout (`icsk_ack.ato`).
+    pub fn ato(&self) -> Duration {
+        Duration::from_nanos(self.ato_ns)
+    }
+
+    /// Sets the ACK timeout (at most 584 years).
+    pub fn set_ato(&mut self, ato: Duration) {
+        self.ato_ns = u64::try_from(ato.as_nanos()).unwrap_or(u64::MAX);
+    }
 }
 
 /// Socket options set by the user (`SO_*`, `TCP_*`): the flags, kept
@@ -645,7 +710,9 @@ pub(crate) struct TcpSock {
     pub pmtu: u32,
     pub tsoffset: u32,
     pub lsndtime: Instant,
-    pub retrans_stamp: Option<Instant>,
+    /// When the first retransmission of the current episode went out
+    /// (its original send time), none outside one (`retrans_stamp`).
+    pub retrans_stamp: OptInstant,
     /// The write queue (`sk_write_queue` and `tcp_rtx_queue`), allocated
     /// with the first segment queued and freed when it empties.
     pub write_queue: ColdBox<VecDeque<TxSkb>>,
@@ -671,7 +738,10 @@ pub(crate) struct TcpSock {
     pub mdev_max_us: u32,
     pub rttvar_us: u32,
     pub rtt_seq: u32,
-    pub rto: Duration,
+    /// The retransmission timeout in µs (`icsk_rto`, kept in jiffies by
+    /// Linux); read and set through [`TcpSock::rto`] and
+    /// [`TcpSock::set_rto`].
+    rto_us: u32,
     pub min_rtt_us: u32,
     // icsk
     pub retransmits: u8,
@@ -725,7 +795,7 @@ pub(crate) struct TcpSock {
     /// sndbuf-limited times, allocated when data is first queued.
     pub chrono: ColdBox<TcpChronoState>,
     /// Last out-of-window ACK or challenge ACK sent (`last_oow_ack_time`).
-    pub last_oow_ack_time: Option<Instant>,
+    pub last_oow_ack_time: OptInstant,
     /// A writer found the send buffer full (`SOCK_NOSPACE`).
     pub nospace: bool,
     /// Pacing and TCP Small Queues (`sk_pacing_*`, `tcp_wstamp_ns`,
@@ -736,6 +806,10 @@ pub(crate) struct TcpSock {
     pub listen: Option<Box<ListenState>>,
     /// For a child not yet accepted: the listener it belongs to.
     pub parent: Option<SockId>,
+    /// The socket layer's wait queue (`sk->sk_wq`); `None` before the
+    /// socket layer takes the socket (a child not yet accepted) and after
+    /// it lets go.
+    pub sk_wq: Option<Weak<dyn SockWq>>,
 }
 
 impl TcpSock {
@@ -786,7 +860,7 @@ impl TcpSock {
             pmtu: 0,
             tsoffset: 0,
             lsndtime: Instant::ZERO,
-            retrans_stamp: None,
+            retrans_stamp: OptInstant::NONE,
             write_queue: ColdBox::new(),
             packets_out: 0,
             sacked_out: 0,
@@ -804,7 +878,7 @@ impl TcpSock {
             mdev_max_us: 0,
             rttvar_us: 0,
             rtt_seq: 0,
-            rto: TCP_TIMEOUT_INIT,
+            rto_us: TCP_TIMEOUT_INIT.as_micros() as u32,
             min_rtt_us: u32::MAX,
             retransmits: 0,
             backoff: 0,
@@ -846,12 +920,26 @@ impl TcpSock {
             last_data_recv: Instant::ZERO,
             last_ack_recv: Instant::ZERO,
             chrono: ColdBox::new(),
-            last_oow_ack_time: None,
+            last_oow_ack_time: OptInstant::NONE,
             nospace: false,
             pacing: None,
             listen: None,
             parent: None,
+            sk_wq: None,
         }
+    }
+
+    /// The retransmission timeout (`icsk_rto`).
+    pub fn rto(&self) -> Duration {
+        Duration::from_micros(u64::from(self.rto_us))
+    }
+
+    /// Sets the retransmission timeout: whole µs, at most
+    /// [`TCP_RTO_MAX`] where TCP computes it (longer values saturate at
+    /// 71 minutes).
+    pub fn set_rto(&mut self, rto: Duration) {
+        debug_assert_eq!(rto.subsec_nanos() % 1_000, 0, "rto {rto:?} is not whole µs");
+        self.rto_us = u32::try_from(rto.as_micros()).unwrap_or(u32::MAX);
     }
 
     /// The local address and port.
@@ -928,6 +1016,56 @@ impl TcpSock {
             + self.opts_ext.heap_bytes()
             + self.wmem_queued as usize
             + self.rmem_alloc as usize
+    }
+}
+
+impl crate::TcpSocket {
+    /// Installs (or with `None` removes) the socket layer's wait queue
+    /// that this socket's wake-ups reach. Mirrors `sock_init_data()`
+    /// setting `sk->sk_wq` (and `sock_orphan()` clearing it).
+    pub fn set_sk_wq(&self, wq: Option<Weak<dyn SockWq>>) {
+        self.lock().sk_wq = wq;
+    }
+
+    /// The wait queue this socket's wake-ups reach, if the socket layer
+    /// still holds the socket. Takes the socket lock: call it with none
+    /// held.
+    pub fn sk_wq(&self) -> Option<Arc<dyn SockWq>> {
+        self.lock().sk_wq.as_ref().and_then(Weak::upgrade)
+    }
+}
+
+/// A socket is known by its id: the host's socket table is a set of
+/// `Arc<TcpSocket>` looked up by [`SockId`] (one pointer per entry instead
+/// of an id and a pointer; a million sockets sit in 2²¹ slots).
+impl core::hash::Hash for crate::TcpSocket {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.id().hash(state);
+    }
+}
+
+impl PartialEq for crate::TcpSocket {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for crate::TcpSocket {}
+
+/// Looks a socket up by id in a set of sockets; hashes and compares as
+/// the socket does ([`SockId`]'s `Hash` and `Eq`).
+impl core::borrow::Borrow<SockId> for Arc<crate::TcpSocket> {
+    fn borrow(&self) -> &SockId {
+        &self.id
+    }
+}
+
+impl crate::TcpStack {
+    /// The wait queue of socket `id` (see [`crate::TcpSocket::sk_wq`]);
+    /// `None` when the socket is gone or has none. Call it with no TCP
+    /// socket lock held.
+    pub fn sk_wq(&self, id: SockId) -> Option<Arc<dyn SockWq>> {
+        self.get(id)?.sk_wq()
     }
 }
 

@@ -127,7 +127,7 @@ pub(crate) fn retransmits_timed_out(
     if tp.retransmits == 0 {
         return false;
     }
-    let Some(start) = tp.retrans_stamp else {
+    let Some(start) = tp.retrans_stamp.get() else {
         return false;
     };
     let timeout_ms = if user_timeout_ms != 0 {
@@ -177,7 +177,7 @@ fn tcp_write_timeout<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpS
     } else {
         let mut retry_until = sysctl.get_int(Sysctl::TCP_RETRIES2) as u32;
         if tp.dead {
-            let alive = tp.rto < TCP_RTO_MAX;
+            let alive = tp.rto() < TCP_RTO_MAX;
             let mut r = sysctl.get_int(Sysctl::TCP_ORPHAN_RETRIES) as u32;
             if r == 0 && alive {
                 r = 8;
@@ -259,11 +259,11 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
     let linear = ctx.sysctl().get_int(Sysctl::TCP_SYN_LINEAR_TIMEOUTS) as u32;
     if tp.state != TcpState::SynSent || u32::from(tp.syn_retries_done) > linear {
         tp.backoff = tp.backoff.saturating_add(1);
-        tp.rto = (tp.rto * 2).min(TCP_RTO_MAX);
+        tp.set_rto((tp.rto() * 2).min(TCP_RTO_MAX));
     }
-    let mut when = tp.rto;
+    let mut when = tp.rto();
     if tp.opts_ext.user_timeout != 0
-        && let Some(start) = tp.retrans_stamp
+        && let Some(start) = tp.retrans_stamp.get()
     {
         let elapsed = now.saturating_duration_since(start);
         let remaining =
@@ -343,10 +343,10 @@ pub(crate) fn tcp_delack_timer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     tp.ack.pending &= !ICSK_ACK_TIMER;
     if tp.ack.pending & ICSK_ACK_SCHED != 0 {
         if tp.ack.pingpong == 0 {
-            tp.ack.ato = (tp.ack.ato * 2).min(tp.rto);
+            tp.ack.set_ato((tp.ack.ato() * 2).min(tp.rto()));
         } else {
             tp.ack.pingpong = 0;
-            tp.ack.ato = TCP_ATO_MIN;
+            tp.ack.set_ato(TCP_ATO_MIN);
         }
         tcp_send_ack(ctx, tp);
         ctx.mibs().inc(ctx.cpu(), LinuxMib::DelayedAcks);
