@@ -25,11 +25,26 @@ pub struct WaitQueue {
 }
 
 /// What the queue's lock guards: the wake-up count and the callbacks
-/// (one lock, so an idle socket's queue is 48 bytes).
+/// (one lock, and the callback list allocated with its first entry, so
+/// an idle socket's queue is 32 bytes: a million sockets rarely have
+/// epoll watching them all).
 #[derive(Default)]
 struct WqInner {
     seq: u64,
-    callbacks: Vec<(u64, WaitCallback)>,
+    #[allow(clippy::box_collection)] // one word while unused, three once used
+    callbacks: Option<Box<Vec<(u64, WaitCallback)>>>,
+}
+
+impl WqInner {
+    /// Removes the callbacks `f` rejects; frees the list once empty.
+    fn retain(&mut self, f: impl FnMut(&(u64, WaitCallback)) -> bool) {
+        if let Some(list) = self.callbacks.as_mut() {
+            list.retain(f);
+            if list.is_empty() {
+                self.callbacks = None;
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for WaitQueue {
@@ -37,7 +52,10 @@ impl std::fmt::Debug for WaitQueue {
         let inner = self.inner.lock();
         f.debug_struct("WaitQueue")
             .field("seq", &inner.seq)
-            .field("callbacks", &inner.callbacks.len())
+            .field(
+                "callbacks",
+                &inner.callbacks.as_ref().map_or(0, |l| l.len()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -62,7 +80,7 @@ impl WaitQueue {
         let callbacks: Vec<(u64, WaitCallback)> = {
             let mut inner = self.inner.lock();
             inner.seq = inner.seq.wrapping_add(1);
-            inner.callbacks.clone()
+            inner.callbacks.as_deref().cloned().unwrap_or_default()
         };
         self.cond.notify_all();
         let mut dead = Vec::new();
@@ -72,22 +90,23 @@ impl WaitQueue {
             }
         }
         if !dead.is_empty() {
-            self.inner
-                .lock()
-                .callbacks
-                .retain(|(id, _)| !dead.contains(id));
+            self.inner.lock().retain(|(id, _)| !dead.contains(id));
         }
     }
 
     /// Adds a callback under `id`. Mirrors `add_wait_queue()` as
     /// `ep_ptable_queue_proc()` uses it.
     pub(crate) fn add_callback(&self, id: u64, cb: WaitCallback) {
-        self.inner.lock().callbacks.push((id, cb));
+        self.inner
+            .lock()
+            .callbacks
+            .get_or_insert_default()
+            .push((id, cb));
     }
 
     /// Removes the callback `id`. Mirrors `remove_wait_queue()`.
     pub(crate) fn remove_callback(&self, id: u64) {
-        self.inner.lock().callbacks.retain(|(i, _)| *i != id);
+        self.inner.lock().retain(|(i, _)| *i != id);
     }
 
     /// Blocks until a wake-up after `seen` or until `deadline` on `clock`

@@ -657,7 +657,6 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
     tp.daddr = req.t.raddr;
     tp.dport = req.t.rport;
     tp.state = TcpState::SynRecv;
-    tp.parent = Some(lp.id);
     tp.rcv_nxt = req.rcv_isn.wrapping_add(1);
     tp.rcv_wup = tp.rcv_nxt;
     tp.copied_seq = tp.rcv_nxt;

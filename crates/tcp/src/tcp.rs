@@ -530,7 +530,6 @@ impl TcpStack {
         let l = tp.listen.as_mut().ok_or(Errno::Inval)?;
         let child = l.accept_queue.pop_front().ok_or(Errno::Again)?;
         drop(tp);
-        child.lock().parent = None;
         Ok(child)
     }
 
