@@ -1100,6 +1100,47 @@ mod tests {
         assert_eq!(core::mem::size_of::<ColdBox<VecDeque<RxSkb>>>(), 8);
     }
 
+    /// A socket layer's wait queue that records the keys it is woken with.
+    #[derive(Default)]
+    struct Keys(parking_lot::Mutex<Vec<u32>>);
+
+    impl SockWq for Keys {
+        fn wake_up(&self, key: u32) {
+            self.0.lock().push(key);
+        }
+    }
+
+    #[test]
+    fn a_socket_holds_its_wait_queue_weakly_and_is_found_by_id() {
+        let mut net = Net::new(2);
+        let (client, server) = net.connect_pair(80);
+        // A hook is one weak pointer in the socket: no allocation of its own.
+        assert_eq!(core::mem::size_of::<Option<Weak<dyn SockWq>>>(), 16);
+        assert!(client.sk_wq().is_none());
+        let wq = Arc::new(Keys::default());
+        let weak: Weak<dyn SockWq> = Arc::downgrade(&wq) as Weak<dyn SockWq>;
+        client.set_sk_wq(Some(weak));
+        client.sk_wq().expect("installed").wake_up(1);
+        // The host finds it by the socket's id (what a queued wake-up
+        // carries); the other socket has none.
+        net.hosts[0]
+            .stack
+            .sk_wq(client.id())
+            .expect("found by id")
+            .wake_up(4);
+        assert!(net.hosts[1].stack.sk_wq(server.id()).is_none());
+        assert!(net.hosts[0].stack.sk_wq(SockId(u64::MAX)).is_none());
+        assert_eq!(*wq.0.lock(), [1, 4]);
+        // The socket does not keep the socket layer's socket alive.
+        drop(wq);
+        assert!(client.sk_wq().is_none());
+        // Removed on release (`sock_orphan()`).
+        let wq = Arc::new(Keys::default());
+        client.set_sk_wq(Some(Arc::downgrade(&wq) as Weak<dyn SockWq>));
+        client.set_sk_wq(None);
+        assert!(client.sk_wq().is_none());
+    }
+
     #[test]
     fn a_loss_free_exchange_allocates_no_cold_state() {
         let mut net = Net::new(2);
