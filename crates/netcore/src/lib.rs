@@ -73,7 +73,7 @@ pub use flow_dissector::{jhash_3words, reciprocal_scale, skb_get_hash};
 pub use netdevice::{
     DEFAULT_TX_QUEUE_LEN, DevAddr, ETH_DATA_LEN, ETH_MIN_MTU, MtuError, NETDEV_FEATURE_NAMES,
     NetDevice, NetDeviceFlags, NetdevFeatures, NetdevQueue, NetdevTx, NetdevTxQueues,
-    RtnlLinkStats64, RxMode, validate_mtu,
+    RealNumTxQueuesError, RtnlLinkStats64, RxMode, validate_mtu,
 };
 pub use page_pool::{
     GSO_MAX_SIZE, PAGE_POOL_DEFAULT_BUF_SIZE, PAGE_POOL_DEFAULT_POOL_SIZE, PageBuf, PagePool,

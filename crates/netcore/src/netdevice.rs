@@ -9,7 +9,7 @@
 //! header.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bitflags::bitflags;
@@ -314,6 +314,28 @@ pub fn validate_mtu(mtu: u32, min: u32, max: u32) -> Result<(), MtuError> {
     }
 }
 
+/// A refused [`NetdevTxQueues::set_real_num`]: `real_num_tx_queues`
+/// accepts `1..=num_tx_queues`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RealNumTxQueuesError {
+    /// The count asked for.
+    pub requested: u16,
+    /// How many queues the device has (`dev->num_tx_queues`).
+    pub num_tx_queues: u16,
+}
+
+impl fmt::Display for RealNumTxQueuesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "real_num_tx_queues {} out of range: accepts 1..={}",
+            self.requested, self.num_tx_queues
+        )
+    }
+}
+
+impl core::error::Error for RealNumTxQueuesError {}
+
 /// The driver has stopped the queue (`__QUEUE_STATE_DRV_XOFF`).
 const QUEUE_STATE_DRV_XOFF: u32 = 1 << 0;
 
@@ -368,10 +390,12 @@ impl NetdevQueue {
 /// A device's transmit queues; cloning shares them, so a driver can keep a
 /// handle for its completion path while the core holds the device.
 ///
-/// Mirrors `dev->_tx` / `dev->num_tx_queues`.
+/// Mirrors `dev->_tx` / `dev->num_tx_queues`, with
+/// `dev->real_num_tx_queues`: how many of them the device uses.
 #[derive(Clone, Debug)]
 pub struct NetdevTxQueues {
     queues: Arc<[NetdevQueue]>,
+    real_num: Arc<AtomicU16>,
 }
 
 impl NetdevTxQueues {
@@ -381,12 +405,45 @@ impl NetdevTxQueues {
         let n = usize::from(n.max(1));
         NetdevTxQueues {
             queues: (0..n).map(|_| NetdevQueue::default()).collect(),
+            real_num: Arc::new(AtomicU16::new(n as u16)),
         }
     }
 
     /// How many queues there are (`dev->num_tx_queues`).
     pub fn len(&self) -> u16 {
         self.queues.len() as u16
+    }
+
+    /// How many queues the device uses (`dev->real_num_tx_queues`): the
+    /// core picks a queue for a packet among the first this many. All of
+    /// them until the driver says otherwise.
+    pub fn real_num(&self) -> u16 {
+        self.real_num.load(Ordering::Acquire)
+    }
+
+    /// Sets how many queues the device uses, for a driver with fewer
+    /// rings than queues (igb after `ethtool -L`). Accepts `1..=len()`;
+    /// anything else is refused with [`RealNumTxQueuesError`] and changes
+    /// nothing.
+    ///
+    /// Mirrors `netif_set_real_num_tx_queues()` in `net/core/dev.c`.
+    ///
+    /// # Deviations from Linux
+    ///
+    /// Linux also resets the qdiscs of the queues given up
+    /// (`qdisc_reset_all_tx_gt()`); the queue states here know nothing of
+    /// qdiscs, so packets already queued there are left to the driver,
+    /// which maps them onto its rings.
+    #[doc(alias = "netif_set_real_num_tx_queues")]
+    pub fn set_real_num(&self, n: u16) -> Result<(), RealNumTxQueuesError> {
+        if n == 0 || n > self.len() {
+            return Err(RealNumTxQueuesError {
+                requested: n,
+                num_tx_queues: self.len(),
+            });
+        }
+        self.real_num.store(n, Ordering::Release);
+        Ok(())
     }
 
     /// Always false: a device has at least one queue.
@@ -529,6 +586,22 @@ const _: Option<&dyn NetDevice> = None;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn real_num_tx_queues_range() {
+        let qs = NetdevTxQueues::new(16);
+        assert_eq!(qs.real_num(), 16, "all queues until the driver says");
+        let shared = qs.clone();
+        qs.set_real_num(4).unwrap();
+        assert_eq!(shared.real_num(), 4, "clones share the count");
+        let e = qs.set_real_num(17).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "real_num_tx_queues 17 out of range: accepts 1..=16"
+        );
+        assert!(qs.set_real_num(0).is_err());
+        assert_eq!(qs.real_num(), 4, "a refused count changes nothing");
+    }
 
     #[test]
     fn queue_stop_wake() {

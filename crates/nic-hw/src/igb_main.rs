@@ -197,14 +197,28 @@ impl IgbPoll {
         let room = tx.unused();
         let size = tx.size();
         drop(guard);
-        if let Some(q) = self.tx_queues.get(self.queue as u16)
-            && q.is_stopped()
-            && room >= TX_WAKE_THRESHOLD.min(size / 2)
-            && q.wake()
-        {
+        if room >= TX_WAKE_THRESHOLD.min(size / 2) && self.igb_wake_tx_queues() {
             add(&self.stats.tx_restart_queue, 1);
         }
         cleaned < IGB_DEFAULT_TX_WORK
+    }
+
+    /// Wakes the ring's stopped queue (`netif_wake_subqueue(netdev,
+    /// tx_ring->queue_index)`), and any queue past `real_num_tx_queues`
+    /// that maps onto this ring (one that still held packets when
+    /// `ethtool -L` lowered the count, see [`IgbAdapter::igb_stop_tx`]);
+    /// returns whether any was stopped (one restart, however many).
+    fn igb_wake_tx_queues(&self) -> bool {
+        let n = usize::from(self.tx_queues.real_num()).max(1);
+        let mut woke = false;
+        for q in (self.queue..usize::from(self.tx_queues.len())).step_by(n) {
+            if let Some(txq) = self.tx_queues.get(q as u16)
+                && txq.is_stopped()
+            {
+                woke |= txq.wake();
+            }
+        }
+        woke
     }
 
     /// Reaps received frames, builds skbs on their buffers without copying,
@@ -561,6 +575,11 @@ impl IgbAdapter {
             return Ok(());
         }
         let n = self.num_queues;
+        // netif_set_real_num_tx_queues(): the core picks among the rings'
+        // queues only, so each ring's queue is the one it stops and wakes.
+        self.tx_queues
+            .set_real_num(n as u16)
+            .map_err(|_| Errno::Inval)?;
         let mut rings = Vec::with_capacity(n);
         for _ in 0..n {
             let (txd, txdev) = tx_ring::<SkBuff>(self.tx_ring_count).map_err(|_| Errno::Inval)?;
@@ -808,6 +827,30 @@ impl IgbAdapter {
         }
     }
 
+    /// Stops the queue of ring `ring` (`netif_stop_subqueue(netdev,
+    /// tx_ring->queue_index)` in `igb_maybe_stop_tx()`), and the skb's
+    /// own queue `queue` when that is another one.
+    ///
+    /// # Deviations from Linux
+    ///
+    /// `queue` differs from `ring` only for a queue past
+    /// `real_num_tx_queues` that still held packets when `ethtool -L`
+    /// lowered the count. Linux resets those qdiscs
+    /// (`qdisc_reset_all_tx_gt()`), and would keep retrying such a queue
+    /// while the ring is full; here its packets are kept and the queue is
+    /// stopped with the ring's, and woken with it
+    /// (`IgbPoll::igb_wake_tx_queues`).
+    fn igb_stop_tx(&self, ring: usize, queue: u16) {
+        if let Some(txq) = self.tx_queues.get(ring as u16) {
+            txq.stop();
+        }
+        if usize::from(queue) != ring
+            && let Some(txq) = self.tx_queues.get(queue)
+        {
+            txq.stop();
+        }
+    }
+
     /// Maps one skb onto tx descriptors and rings the doorbell. Mirrors
     /// `igb_xmit_frame_ring()` with `igb_tso()`, `igb_tx_csum()`,
     /// `igb_tx_map()` and `igb_maybe_stop_tx()`, called with
@@ -818,7 +861,6 @@ impl IgbAdapter {
             return NetdevTx::Ok;
         }
         let q = usize::from(queue) % self.num_queues;
-        let txq = self.tx_queues.get(q as u16);
         let Some(qv) = self.q_vectors.get(q) else {
             add(&self.tx_dropped, 1);
             return NetdevTx::Ok;
@@ -832,9 +874,7 @@ impl IgbAdapter {
             Ok(true) => {}
             Ok(false) => return NetdevTx::Ok,
             Err(skb) => {
-                if let Some(txq) = txq {
-                    txq.stop();
-                }
+                self.igb_stop_tx(q, queue);
                 return NetdevTx::Busy(skb);
             }
         }
@@ -844,10 +884,8 @@ impl IgbAdapter {
         drop(guard);
         self.hw.wr32(r::tdt(q), tail);
         // igb_maybe_stop_tx(tx_ring, DESC_NEEDED): stop early.
-        if room < DESC_NEEDED
-            && let Some(txq) = txq
-        {
-            txq.stop();
+        if room < DESC_NEEDED {
+            self.igb_stop_tx(q, queue);
         }
         NetdevTx::Ok
     }
@@ -885,7 +923,6 @@ impl IgbAdapter {
             return NetdevTx::Ok;
         }
         let q = usize::from(queue) % self.num_queues;
-        let txq = self.tx_queues.get(q as u16);
         let Some(qv) = self.q_vectors.get(q) else {
             add(&self.tx_dropped, skbs.by_ref().count() as u64);
             return NetdevTx::Ok;
@@ -903,9 +940,7 @@ impl IgbAdapter {
                 Ok(queued) => filled |= queued,
                 Err(skb) => {
                     // igb_maybe_stop_tx(tx_ring, count + 3) failed.
-                    if let Some(txq) = txq {
-                        txq.stop();
-                    }
+                    self.igb_stop_tx(q, queue);
                     result = NetdevTx::Busy(skb);
                     break;
                 }
@@ -913,9 +948,7 @@ impl IgbAdapter {
             // igb_maybe_stop_tx(tx_ring, DESC_NEEDED): stop early, and
             // write the tail now (`netif_xmit_stopped()`).
             if tx.unused() < DESC_NEEDED {
-                if let Some(txq) = txq {
-                    txq.stop();
-                }
+                self.igb_stop_tx(q, queue);
                 break;
             }
         }

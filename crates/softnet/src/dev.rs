@@ -428,6 +428,12 @@ impl<C: ?Sized> Softnet<C> {
             if stopped && dev.is_up() {
                 return true;
             }
+            // Off the watch list: the next stop must put it back on
+            // (`wait_for_wake` adds a queue only when this flag was clear).
+            if let Some(txq) = dev.txq.get(usize::from(*q)) {
+                txq.wait_wake
+                    .store(false, std::sync::atomic::Ordering::Release);
+            }
             if dev.is_up() {
                 woken.push((dev, *q));
             }
@@ -860,9 +866,10 @@ fn napi_poll_one<C: SoftnetContext>(
 ///
 /// Mirrors `netdev_core_pick_tx()` → `netdev_pick_tx()`: queue 0 on a
 /// single-queue device; else the XPS map of this CPU (`get_xps_queue()`),
-/// else the flow hash (`skb_tx_hash()`).
+/// else the flow hash (`skb_tx_hash()`). Only the queues the driver uses
+/// (`real_num_tx_queues`) are picked.
 pub fn netdev_pick_tx(dev: &NetDev, cpu: usize, skb: &mut SkBuff) -> u16 {
-    let n = dev.num_tx_queues();
+    let n = dev.real_num_tx_queues();
     if n <= 1 {
         return 0;
     }

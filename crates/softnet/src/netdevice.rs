@@ -155,9 +155,17 @@ impl NetDev {
         self.registered.load(Ordering::Acquire)
     }
 
-    /// `dev->real_num_tx_queues`.
+    /// How many tx queues (and qdiscs) the device has:
+    /// `dev->num_tx_queues`.
     pub fn num_tx_queues(&self) -> u16 {
         self.txq.len() as u16
+    }
+
+    /// How many of them the driver uses (`dev->real_num_tx_queues`, set
+    /// by its `netif_set_real_num_tx_queues()`): packets are put only on
+    /// these.
+    pub fn real_num_tx_queues(&self) -> u16 {
+        self.tx_state.real_num().clamp(1, self.num_tx_queues())
     }
 
     /// `dev->real_num_rx_queues`.
@@ -314,7 +322,7 @@ impl NetDev {
     pub(crate) fn get_xps_queue(&self, cpu: usize, skb: &mut netcore::SkBuff) -> Option<u16> {
         let maps = self.xps.read();
         let q = maps.as_ref()?.queue_for(cpu, skb)?;
-        (q < self.num_tx_queues()).then_some(q)
+        (q < self.real_num_tx_queues()).then_some(q)
     }
 }
 
