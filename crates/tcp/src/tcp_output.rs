@@ -918,14 +918,9 @@ fn tcp_transmit_head<C: TcpContext>(
         let ca = &mut tp.ca_ops;
         ca.cwnd_event(&mut tp.cwnd, crate::tcp_cong::CaEvent::TxStart);
     }
-    let payload = (len > 0).then(|| tp.write_queue[idx].skb.copy());
-    let payload = match payload {
-        Some(Ok(p)) => Some(p),
-        Some(Err(_)) => return Err(Errno::NoBufs),
-        None => None,
-    };
-    // The header is built by tcp_transmit from the socket; the payload is
-    // already a private copy so no second copy is needed.
+    // A clone shares the entry's buffer (no byte is copied here); the
+    // segment is built from it by build_segment().
+    let payload = (len > 0).then(|| tp.write_queue[idx].skb.clone());
     tcp_transmit(ctx, tp, seq, flags | extra, payload.as_ref(), false)?;
     let seg = &mut tp.write_queue[idx];
     seg.sent_at = Some(now);
@@ -1064,11 +1059,8 @@ pub(crate) fn tcp_retransmit_skb_core<C: TcpContext>(
         let s = &tp.write_queue[idx];
         (s.seq, s.flags, s.len())
     };
-    let payload = if len > 0 {
-        Some(tp.write_queue[idx].skb.copy().map_err(|_| Errno::NoBufs)?)
-    } else {
-        None
-    };
+    // Shared with the entry, copied once by build_segment().
+    let payload = (len > 0).then(|| tp.write_queue[idx].skb.clone());
     let mut f = flags;
     if f.contains(TcpFlags::SYN) && tp.state == TcpState::SynSent {
         f.remove(TcpFlags::ACK);
