@@ -539,7 +539,9 @@ pub fn udp4_lib_lookup(
 ) -> Option<Arc<UdpSock>> {
     let slots = table.slots.read();
     let slot = slots.get(&dport)?;
-    let hash = udp_ehashfn(daddr, dport, saddr, sport, table.secret);
+    // The flow hash only matters to an `SO_REUSEPORT` group (Linux, too,
+    // computes it only when the winner has `sk_reuseport` set).
+    let hash = || udp_ehashfn(daddr, dport, saddr, sport, table.secret);
     for pass_addr in [daddr, Ipv4Addr::UNSPECIFIED] {
         let mut badness = 0;
         let mut result: Option<&UdpHashEntry> = None;
@@ -548,7 +550,7 @@ pub fn udp4_lib_lookup(
             if score > badness {
                 badness = score;
                 if e.addrs.reuseport
-                    && let Some(sk) = lookup_reuseport(slot, &e.addrs, hash)
+                    && let Some(sk) = lookup_reuseport(slot, &e.addrs, hash())
                 {
                     return Some(sk);
                 }
