@@ -354,7 +354,11 @@ fn serve(attach: &AttachArgs) -> Result<(), NetstackError> {
     );
     print!("{summary}");
     let h = net.host(netstack::TAP_HOST_NAME)?;
-    let st = h.shared().nics()[0].netdev.dev_get_stats();
+    let st = h
+        .shared()
+        .dev("eth0")
+        .map(|d| d.dev_get_stats())
+        .unwrap_or_default();
     println!(
         "eth0: RX packets {} bytes {}  TX packets {} bytes {}",
         st.rx_packets, st.rx_bytes, st.tx_packets, st.tx_bytes

@@ -34,6 +34,7 @@ use parking_lot::Mutex;
 use socket::{EPOLL_CTL_ADD, EpollEvent, EpollEvents, TcpListener, TcpStream};
 
 use crate::error::NetstackError;
+use crate::host::FIRST_NIC_IFINDEX;
 use crate::host::{Host, HostShared, NicConfig};
 use crate::http::{
     BadRequest, HTTP_MAX_HEAD, HTTP_PATTERN_PERIOD, HttpRoute, head_end, parse_request,
@@ -41,8 +42,11 @@ use crate::http::{
 };
 use crate::network::Network;
 use crate::sockets::{HostSockets, UdpSocket};
-use crate::tap::{TapCapture, TapOffloadHandle, TapOffloadStats, TapPhy};
+use crate::tap::{
+    TapCapture, TapNetdev, TapOffloadHandle, TapOffloadStats, TapPhy, TapWorker, TapWorkerHandle,
+};
 use crate::threads::ThreadRuntime;
+use softnet::NetDev;
 
 /// How often service threads look at the stop flag while idle.
 pub const INETD_POLL: StdDuration = StdDuration::from_millis(100);
@@ -69,6 +73,10 @@ pub struct TapHostConfig {
     pub offload: bool,
     /// Seed of the host's random choices (ISNs, ports).
     pub seed: u64,
+    /// Cable the TAP to a simulated igb NIC (its PHY is the TAP: frames
+    /// cross the NIC model's rings, TSO engine and FCS) instead of the
+    /// virtio-net-like TAP device, whose GSO skbs cross whole.
+    pub igb: bool,
 }
 
 impl TapHostConfig {
@@ -83,6 +91,7 @@ impl TapHostConfig {
             pcap: None,
             offload: true,
             seed: 1,
+            igb: false,
         }
     }
 }
@@ -91,6 +100,8 @@ impl TapHostConfig {
 #[derive(Debug)]
 pub struct TapHost {
     rt: Option<ThreadRuntime>,
+    /// The TAP device's worker (none on the igb NIC).
+    worker: Option<TapWorkerHandle>,
     host: Arc<HostShared>,
     capture: Option<TapCapture>,
     offloads: TapOffloadHandle,
@@ -140,17 +151,31 @@ impl TapHost {
         let mut b = Host::builder()
             .name(TAP_HOST_NAME)
             .cpus(cfg.cpus)
-            .seed(cfg.seed)
-            .nic(NicConfig::new().phy(Box::new(phy)))
-            .addr(&cfg.addr);
-        if let Some(gw) = cfg.gateway {
-            b = b.route(&format!("default via {gw}"));
+            .seed(cfg.seed);
+        let mut worker = None;
+        if cfg.igb {
+            b = b.nic(NicConfig::new().phy(Box::new(phy))).addr(&cfg.addr);
+            if let Some(gw) = cfg.gateway {
+                b = b.route(&format!("default via {gw}"));
+            }
+            net.add_host(b)?;
+        } else {
+            let hi = net.add_host(b)?;
+            worker = Some(attach_tap_netdev(&mut net.hosts[hi], phy, cfg)?);
         }
-        net.add_host(b)?;
+        let clock = Arc::clone(net.clock());
         let rt = ThreadRuntime::start(net)?;
         let host = rt.host(TAP_HOST_NAME)?;
+        let worker = match worker {
+            Some((w, dev)) => Some(
+                w.spawn(Arc::clone(&host), dev, clock)
+                    .map_err(|e| NetstackError::Runtime(format!("TAP worker: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(TapHost {
             rt: Some(rt),
+            worker,
             host,
             capture,
             offloads,
@@ -204,10 +229,54 @@ impl TapHost {
             .rt
             .take()
             .ok_or_else(|| NetstackError::Runtime("already stopped".to_owned()))?;
+        if let Some(mut w) = self.worker.take() {
+            w.stop();
+        }
         let net = rt.stop()?;
         self.flush_capture()?;
         Ok(net)
     }
+}
+
+/// Registers a [`TapNetdev`] on `phy` as `eth0` of `host` (ifindex
+/// [`FIRST_NIC_IFINDEX`], the MAC a first NIC would get), opens it and
+/// gives it the address and default route of `cfg`, as `ip link set
+/// eth0 up`, `ip addr add` and `ip route add default via` would.
+fn attach_tap_netdev(
+    host: &mut Host,
+    phy: TapPhy,
+    cfg: &TapHostConfig,
+) -> Result<(TapWorker, Arc<NetDev>), NetstackError> {
+    let sh = Arc::clone(host.shared());
+    let mac = crate::host::default_mac(TAP_HOST_NAME, 0);
+    let (dev, worker) = TapNetdev::new("eth0", FIRST_NIC_IFINDEX, mac, phy)
+        .map_err(|e| NetstackError::Io(format!("TAP {}: {e}", cfg.tap)))?;
+    let netdev = sh
+        .softnet
+        .dev_base()
+        .register_netdevice(Box::new(dev), 1)
+        .map_err(|e| NetstackError::Config(format!("register_netdevice: {e}")))?;
+    softnet::dev_open(&netdev).map_err(|e| NetstackError::Config(format!("dev_open: {e}")))?;
+    let ifindex = netdev.ifindex();
+    sh.ipv4
+        .inetdev_init(&netdev)
+        .map_err(|e| NetstackError::Config(format!("inetdev_init eth0: {e}")))?;
+    sh.ipv4
+        .with_netns_mut(|n| n.devices.set_up(ifindex, true))
+        .map_err(NetstackError::layer)?;
+    host.ip_addr_add("eth0", &cfg.addr)?;
+    host.with_cpu(0, |ctx| {
+        ipv4::inetdev_event(ctx, ifindex, ipv4::NetdevEvent::Up)
+    })?
+    .map_err(NetstackError::layer)?;
+    if let Some(gw) = cfg.gateway {
+        sh.ipv4
+            .with_netns_mut(|n| {
+                n.inet_rtm_newroute(ipv4::FibConfig::new(Ipv4Addr::UNSPECIFIED, 0).via(gw))
+            })
+            .map_err(|e| NetstackError::Config(format!("ip route add default via {gw}: {e}")))?;
+    }
+    Ok((worker, netdev))
 }
 
 /// The counters of one service.
@@ -950,12 +1019,17 @@ fn status_page(sh: &InetdShared) -> String {
         sh.started.elapsed().as_secs_f64()
     );
     let _ = writeln!(s, "{}", sh.counters.summary());
-    for nic in h.nics().iter() {
-        let st = nic.netdev.dev_get_stats();
+    let mut devs: Vec<Arc<softnet::NetDev>> =
+        h.nics().iter().map(|n| Arc::clone(&n.netdev)).collect();
+    if devs.is_empty() {
+        devs.extend(h.dev("eth0"));
+    }
+    for dev in &devs {
+        let st = dev.dev_get_stats();
         let _ = writeln!(
             s,
             "{}: RX packets {} bytes {} errors {} dropped {}  TX packets {} bytes {} errors {} dropped {}",
-            nic.netdev.name(),
+            dev.name(),
             st.rx_packets,
             st.rx_bytes,
             st.rx_errors,

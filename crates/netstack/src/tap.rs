@@ -32,16 +32,23 @@
 //!   device stops transmitting (the next receive poll), at 64 KiB, or at
 //!   a segment that cannot be merged.
 
+use std::collections::VecDeque;
+use std::fmt;
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use netcore::Instant;
+use netcore::{
+    Clock, DevAddr, Errno, Instant, IpSummed, MtuError, NetDevice, NetDeviceFlags, NetdevFeatures,
+    NetdevTx, NetdevTxQueues, PagePool, RtnlLinkStats64, RxMode, SkBuff, SkbGsoType,
+};
 use nic_hw::{ETH_FCS_LEN, PhyError, PhyPort, TapDevice, VirtioNetHdr, append_fcs};
 use parking_lot::Mutex;
-use softnet::PcapWriter;
+use softnet::{NetDev, PcapWriter};
+
+use crate::host::HostShared;
 use wire::{csum_fold, csum_partial, csum_tcpudp_magic, ip_fast_csum};
 
 /// The minimum Ethernet frame without FCS (`ETH_ZLEN`).
@@ -55,6 +62,10 @@ const IPPROTO_UDP: u8 = 17;
 const IP_MAX_LEN: usize = 65_535;
 /// The largest read: a 64 KiB frame plus Ethernet and virtio headers.
 const TAP_READ_MAX: usize = 65_536 + ETH_HLEN + VirtioNetHdr::LEN + 64;
+
+/// The most parts `TapDevice::write_vnet_parts` takes: the headers, the
+/// rest of an skb's head, and its fragments.
+const TAP_MAX_PARTS: usize = 18;
 
 /// TCP flags.
 const TCP_FIN: u8 = 0x01;
@@ -264,6 +275,10 @@ pub struct TapPhy {
     tx: TxBatch,
     stats: Arc<TapOffloadCounters>,
     capture: Option<TapCapture>,
+    /// Scratch for headers and linear copies ([`TapPhy::xmit_skb`]).
+    scratch: Vec<u8>,
+    /// Scratch for segments cut for the capture.
+    rx_seg: Vec<u8>,
 }
 
 impl TapPhy {
@@ -277,6 +292,8 @@ impl TapPhy {
             tx: TxBatch::default(),
             stats: Arc::default(),
             capture: None,
+            scratch: Vec::new(),
+            rx_seg: Vec::new(),
         }
     }
 
@@ -456,6 +473,234 @@ impl TapPhy {
     }
 }
 
+impl TapPhy {
+    /// Sends one skb from the TAP net device ([`TapNetdev`]): a GSO skb
+    /// crosses whole in one `writev` (head and fragments from their own
+    /// buffers behind a `VIRTIO_NET_HDR_GSO_TCPV4` header with a partial
+    /// checksum); any other frame goes through the merge of
+    /// [`PhyPort::transmit_slice`] (one write per burst of one flow).
+    ///
+    /// Mirrors `start_xmit()` → `xmit_skb()` of `drivers/net/virtio_net.c`
+    /// (`virtio_net_hdr_from_skb()`) as `vhost-net`'s `handle_tx()` hands
+    /// it to `tun`.
+    fn xmit_skb(&mut self, now: Instant, skb: &SkBuff) -> Result<(), PhyError> {
+        let head = skb.data();
+        if skb.is_gso() && self.tap.has_vnet_hdr() {
+            return self.xmit_gso(now, skb);
+        }
+        if skb.is_nonlinear() || matches!(skb.ip_summed, IpSummed::Partial { .. }) {
+            // Rare here (TCP fills its checksums, and only GSO skbs carry
+            // fragments): make a linear, finished copy.
+            self.scratch.clear();
+            self.scratch.extend_from_slice(head);
+            for f in skb.frags() {
+                self.scratch.extend_from_slice(f);
+            }
+            if let IpSummed::Partial {
+                csum_start,
+                csum_offset,
+            } = skb.ip_summed
+            {
+                let hdr = VirtioNetHdr {
+                    csum_start: csum_start.saturating_sub(skb.headroom() as u16),
+                    csum_offset,
+                    ..VirtioNetHdr::default()
+                };
+                let mut f = std::mem::take(&mut self.scratch);
+                let done = finish_csum(&mut f, &hdr);
+                self.scratch = f;
+                if done.is_none() {
+                    return Err(PhyError::FrameTooShort { len: skb.len() });
+                }
+            }
+            let f = std::mem::take(&mut self.scratch);
+            self.capture(now, &f);
+            let r = self.transmit_frame(&f);
+            self.scratch = f;
+            return r;
+        }
+        self.capture(now, head);
+        self.transmit_frame(head)
+    }
+
+    /// Writes a TCP/IPv4 GSO skb whole: its headers (copied, so a clone
+    /// TCP keeps for retransmission is not touched) with the IP length
+    /// and checksum of the whole and the pseudo-header sum in the TCP
+    /// checksum field, then the rest of the head and every fragment.
+    fn xmit_gso(&mut self, now: Instant, skb: &SkBuff) -> Result<(), PhyError> {
+        self.flush_tx()?;
+        let head = skb.data();
+        let Some((ihl, thl)) = tcp4_headers(head) else {
+            return Err(PhyError::FrameTooShort { len: skb.len() });
+        };
+        let hlen = ETH_HLEN + ihl + thl;
+        let total = skb.len();
+        if total - ETH_HLEN > IP_MAX_LEN {
+            return Err(PhyError::FrameTooShort { len: total });
+        }
+        let mut h = std::mem::take(&mut self.scratch);
+        h.clear();
+        h.extend_from_slice(&head[..hlen]);
+        let ip = ETH_HLEN;
+        h[ip + 2..ip + 4].copy_from_slice(&((total - ETH_HLEN) as u16).to_be_bytes());
+        h[ip + 10..ip + 12].fill(0);
+        let c = ip_fast_csum(&h[ip..ip + ihl]);
+        h[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+        let (s, d) = addrs(&h[ip..]);
+        let t = ip + ihl;
+        let pseudo = !csum_tcpudp_magic(s, d, (total - t) as u16, IPPROTO_TCP, 0);
+        h[t + 16..t + 18].copy_from_slice(&pseudo.to_be_bytes());
+        let mut gso_type = VirtioNetHdr::GSO_TCPV4;
+        if skb.gso_type.contains(SkbGsoType::TCP_ECN) {
+            gso_type |= VirtioNetHdr::GSO_ECN;
+        }
+        let hdr = VirtioNetHdr {
+            flags: VirtioNetHdr::F_NEEDS_CSUM,
+            gso_type,
+            hdr_len: hlen as u16,
+            gso_size: skb.gso_size,
+            csum_start: t as u16,
+            csum_offset: 16,
+        };
+        let mut parts: [&[u8]; TAP_MAX_PARTS] = [&[]; TAP_MAX_PARTS];
+        parts[0] = &h;
+        parts[1] = &head[hlen..];
+        let mut n = 2;
+        let mut ok = true;
+        for f in skb.frags() {
+            if n == parts.len() {
+                ok = false;
+                break;
+            }
+            parts[n] = f;
+            n += 1;
+        }
+        let r = if ok {
+            bump(&self.stats.tx_writes, 1);
+            bump(&self.stats.tx_gso_frames, 1);
+            bump(&self.stats.tx_gso_segments, u64::from(skb.gso_segs.max(1)));
+            self.tap
+                .write_vnet_parts(hdr, &parts[..n])
+                .map_err(PhyError::from)
+        } else {
+            Err(PhyError::FrameTooShort { len: total })
+        };
+        if self.capture.is_some() {
+            // The cable would carry the segments: cut a linear copy.
+            let mut seg = std::mem::take(&mut self.rx_seg);
+            let mut g = GsoSegments::default();
+            g.frame.extend_from_slice(&h);
+            g.frame.extend_from_slice(&head[hlen..]);
+            for f in skb.frags() {
+                g.frame.extend_from_slice(f);
+            }
+            if g.start(usize::from(skb.gso_size)).is_some() {
+                while g.next_into(&mut seg) {
+                    self.capture(now, &seg);
+                }
+            }
+            self.rx_seg = seg;
+        }
+        self.scratch = h;
+        r
+    }
+
+    /// Reads one frame from the kernel into a new skb of `pool`, or
+    /// `Ok(None)` when none is queued. A TCP super-frame stays whole: the
+    /// skb carries its `gso_size`, `gso_segs` and `SKB_GSO_TCPV4`, as a
+    /// GRO-merged skb would; a frame with `VIRTIO_NET_HDR_F_NEEDS_CSUM`
+    /// or `F_DATA_VALID` is marked `CHECKSUM_UNNECESSARY` (it comes from
+    /// the kernel's own memory, not a wire).
+    ///
+    /// Mirrors `receive_buf()` → `virtio_net_hdr_to_skb()` of
+    /// `drivers/net/virtio_net.c`.
+    fn receive_skb(&mut self, now: Instant, pool: &PagePool) -> io::Result<Option<SkBuff>> {
+        loop {
+            let n = match self.tap.read_raw(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            bump(&self.stats.rx_reads, 1);
+            let (hdr, off) = if self.tap.has_vnet_hdr() {
+                let Some(h) = VirtioNetHdr::parse(&self.buf[..n]) else {
+                    bump(&self.stats.rx_dropped, 1);
+                    continue;
+                };
+                (h, VirtioNetHdr::LEN)
+            } else {
+                (VirtioNetHdr::default(), 0)
+            };
+            let frame = &self.buf[off..n];
+            if frame.len() < ETH_HLEN {
+                bump(&self.stats.rx_dropped, 1);
+                continue;
+            }
+            let gso = hdr.gso_type & !VirtioNetHdr::GSO_ECN;
+            let mut skb = match gso {
+                VirtioNetHdr::GSO_NONE => SkBuff::netdev_alloc(pool, frame.len()),
+                VirtioNetHdr::GSO_TCPV4 if tcp4_headers(frame).is_some() && hdr.gso_size > 0 => {
+                    SkBuff::netdev_alloc(pool, frame.len())
+                }
+                _ => {
+                    bump(&self.stats.rx_dropped, 1);
+                    continue;
+                }
+            }
+            .map_err(|e| io::Error::other(format!("TAP receive: {e}")))?;
+            skb.put_data(frame)
+                .map_err(|e| io::Error::other(format!("TAP receive: {e}")))?;
+            if hdr.flags & (VirtioNetHdr::F_NEEDS_CSUM | VirtioNetHdr::F_DATA_VALID) != 0 {
+                skb.ip_summed = IpSummed::Unnecessary;
+                if hdr.flags & VirtioNetHdr::F_NEEDS_CSUM != 0 {
+                    bump(&self.stats.rx_csum_finished, 1);
+                }
+            }
+            if gso == VirtioNetHdr::GSO_TCPV4 {
+                let mss = usize::from(hdr.gso_size);
+                let (ihl, thl) = tcp4_headers(frame).unwrap_or((20, 20));
+                let payload = frame.len().saturating_sub(ETH_HLEN + ihl + thl);
+                let segs = payload.div_ceil(mss).max(1);
+                skb.gso_size = hdr.gso_size;
+                skb.gso_segs = u16::try_from(segs).unwrap_or(u16::MAX);
+                skb.gso_type = SkbGsoType::TCPV4;
+                if hdr.gso_type & VirtioNetHdr::GSO_ECN != 0 {
+                    skb.gso_type |= SkbGsoType::TCP_ECN;
+                }
+                bump(&self.stats.rx_gso_frames, 1);
+                bump(&self.stats.rx_gso_segments, segs as u64);
+            }
+            if self.capture.is_some() {
+                self.capture_rx(now, &hdr, off, n);
+            }
+            return Ok(Some(skb));
+        }
+    }
+
+    /// Captures a frame read into `buf[off..n]` as the cable would carry
+    /// it: checksums finished, a super-frame cut into its segments.
+    fn capture_rx(&mut self, now: Instant, hdr: &VirtioNetHdr, off: usize, n: usize) {
+        let mut seg = std::mem::take(&mut self.rx_seg);
+        if hdr.gso_type & !VirtioNetHdr::GSO_ECN == VirtioNetHdr::GSO_TCPV4 {
+            let mut g = GsoSegments::default();
+            g.frame.extend_from_slice(&self.buf[off..n]);
+            if g.start(usize::from(hdr.gso_size)).is_some() {
+                while g.next_into(&mut seg) {
+                    self.capture(now, &seg);
+                }
+            }
+        } else {
+            seg.clear();
+            seg.extend_from_slice(&self.buf[off..n]);
+            if hdr.flags & VirtioNetHdr::F_NEEDS_CSUM != 0 {
+                let _ = finish_csum(&mut seg, hdr);
+            }
+            self.capture(now, &seg);
+        }
+        self.rx_seg = seg;
+    }
+}
+
 /// Pads a frame from the kernel to `ETH_ZLEN` and appends its FCS.
 fn finish_frame(f: &mut Vec<u8>) {
     if f.len() < ETH_ZLEN {
@@ -593,6 +838,395 @@ impl PhyPort for TapPhy {
     }
 }
 
+/// How many skbs the TAP net device queues for its worker before it
+/// stops its transmit queue (`tun`'s ring is `txqueuelen` long).
+pub(crate) const TAP_TX_RING: usize = 1024;
+
+/// How long the TAP worker sleeps in `poll(2)` at most, to look at its
+/// stop flag.
+const TAP_WORKER_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Frames the worker reads from the kernel per round before it looks at
+/// the transmit ring again (NAPI's weight).
+const TAP_RX_BUDGET: usize = 64;
+
+/// The skbs the CPUs hand to the TAP worker, and the kick that wakes it.
+///
+/// Mirrors a virtqueue between `virtio_net`'s `start_xmit()` and
+/// `vhost-net`: `sleeping` is the worker's "notify me" flag
+/// (`VRING_USED_F_NO_NOTIFY` cleared), so a busy worker costs the CPUs no
+/// system call.
+struct TapTxRing {
+    q: Mutex<VecDeque<SkBuff>>,
+    sleeping: AtomicBool,
+    kick: File,
+}
+
+impl TapTxRing {
+    fn kick(&self) {
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            let _ = (&self.kick).write(&1u64.to_ne_bytes());
+        }
+    }
+}
+
+/// The device counters of a [`TapNetdev`] (`ip -s link`).
+#[derive(Debug, Default)]
+struct TapNetStats {
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    rx_dropped: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    tx_errors: AtomicU64,
+}
+
+/// A net device whose other end is a TAP: what a virtual machine's
+/// `virtio-net` NIC is, with `vhost-net` and `tun` behind it.
+///
+/// Mirrors `drivers/net/virtio_net.c`'s `start_xmit()` for transmit: the
+/// skb goes on a ring ([`TAP_TX_RING`] long) for the TAP's worker thread
+/// ([`TapWorker`], `vhost-net`'s `handle_tx()`), which writes it to the
+/// TAP; with a virtio header the device advertises `NETIF_F_SG`,
+/// `NETIF_F_HW_CSUM`, `NETIF_F_TSO` and `NETIF_F_TSO_ECN` as `virtio_net`
+/// does with `VIRTIO_NET_F_CSUM | GUEST_TSO4`, so softnet hands it GSO
+/// skbs whole and each crosses in one `writev`. For receive the worker
+/// reads the kernel's frames (`handle_rx()`), super-frames whole, and
+/// queues them on CPU 0's backlog.
+///
+/// # Deviations from Linux
+///
+/// - No NAPI: the worker queues received skbs on a CPU's backlog
+///   (`netif_rx()`), as `tun` itself does for frames written to it.
+/// - Frames that are not GSO skbs are still merged by flow into one
+///   write per burst (the merge rules of `tcp_gro_receive()`), since TCP
+///   may send one MSS at a time.
+pub(crate) struct TapNetdev {
+    name: String,
+    ifindex: u32,
+    mac: DevAddr,
+    mtu: u32,
+    vnet: bool,
+    up: bool,
+    tx_queues: NetdevTxQueues,
+    ring: Arc<TapTxRing>,
+    stats: Arc<TapNetStats>,
+}
+
+impl fmt::Debug for TapNetdev {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TapNetdev")
+            .field("name", &self.name)
+            .field("ifindex", &self.ifindex)
+            .field("vnet", &self.vnet)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TapNetdev {
+    /// A net device named `name` with `ifindex` and `mac` on `phy`'s TAP,
+    /// and the worker that serves it (start it with [`TapWorker::spawn`]
+    /// once the device is registered).
+    ///
+    /// Errors: the kernel refused the worker's `eventfd`.
+    pub fn new(
+        name: &str,
+        ifindex: u32,
+        mac: DevAddr,
+        mut phy: TapPhy,
+    ) -> io::Result<(TapNetdev, TapWorker)> {
+        let kick = phy.tap.kicker()?;
+        let ring = Arc::new(TapTxRing {
+            q: Mutex::new(VecDeque::with_capacity(TAP_TX_RING)),
+            sleeping: AtomicBool::new(false),
+            kick,
+        });
+        let stats = Arc::new(TapNetStats::default());
+        let vnet = phy.tap.has_vnet_hdr();
+        let dev = TapNetdev {
+            name: name.to_owned(),
+            ifindex,
+            mac,
+            mtu: netcore::ETH_DATA_LEN,
+            vnet,
+            up: false,
+            tx_queues: NetdevTxQueues::new(1),
+            ring: Arc::clone(&ring),
+            stats: Arc::clone(&stats),
+        };
+        let worker = TapWorker {
+            phy,
+            ring,
+            stats,
+            batch: VecDeque::with_capacity(TAP_TX_RING),
+        };
+        Ok((dev, worker))
+    }
+}
+
+impl NetDevice for TapNetdev {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+    fn dev_addr(&self) -> DevAddr {
+        self.mac
+    }
+    fn flags(&self) -> NetDeviceFlags {
+        let mut f = NetDeviceFlags::BROADCAST | NetDeviceFlags::MULTICAST;
+        if self.up {
+            f |= NetDeviceFlags::UP | NetDeviceFlags::RUNNING | NetDeviceFlags::LOWER_UP;
+        }
+        f
+    }
+    fn mtu(&self) -> u32 {
+        self.mtu
+    }
+    fn max_mtu(&self) -> u32 {
+        // virtio_net's MAX_MTU.
+        65_535
+    }
+    fn change_mtu(&mut self, new_mtu: u32) -> Result<(), MtuError> {
+        netcore::validate_mtu(new_mtu, self.min_mtu(), self.max_mtu())?;
+        self.mtu = new_mtu;
+        Ok(())
+    }
+    fn features(&self) -> NetdevFeatures {
+        if self.vnet {
+            NetdevFeatures::SG
+                | NetdevFeatures::HW_CSUM
+                | NetdevFeatures::TSO
+                | NetdevFeatures::TSO_ECN
+                | NetdevFeatures::GSO
+        } else {
+            NetdevFeatures::empty()
+        }
+    }
+    fn hw_features(&self) -> NetdevFeatures {
+        self.features()
+    }
+    fn tx_queues(&self) -> &NetdevTxQueues {
+        &self.tx_queues
+    }
+    fn open(&mut self) -> Result<(), Errno> {
+        self.up = true;
+        self.tx_queues.wake_all();
+        Ok(())
+    }
+    fn stop(&mut self) -> Result<(), Errno> {
+        self.up = false;
+        self.tx_queues.stop_all();
+        self.ring.q.lock().clear();
+        Ok(())
+    }
+    fn start_xmit(&mut self, skb: SkBuff, queue: u16) -> NetdevTx {
+        {
+            let mut q = self.ring.q.lock();
+            if q.len() >= TAP_TX_RING {
+                // netif_stop_queue(): the worker wakes it when it drains.
+                if let Some(txq) = self.tx_queues.get(queue) {
+                    txq.stop();
+                }
+                drop(q);
+                self.ring.kick();
+                return NetdevTx::Busy(skb);
+            }
+            q.push_back(skb);
+        }
+        self.ring.kick();
+        NetdevTx::Ok
+    }
+    fn stats64(&self) -> RtnlLinkStats64 {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let s = &*self.stats;
+        RtnlLinkStats64 {
+            rx_packets: g(&s.rx_packets),
+            rx_bytes: g(&s.rx_bytes),
+            rx_dropped: g(&s.rx_dropped),
+            tx_packets: g(&s.tx_packets),
+            tx_bytes: g(&s.tx_bytes),
+            tx_errors: g(&s.tx_errors),
+            ..RtnlLinkStats64::default()
+        }
+    }
+    fn set_rx_mode(&mut self, _mode: &RxMode) {
+        // The TAP takes every frame the kernel sends out of it.
+    }
+}
+
+const _: fn() = || {
+    fn assert_impl<T: NetDevice>() {}
+    assert_impl::<TapNetdev>();
+};
+
+/// The thread behind a [`TapNetdev`]: writes what the CPUs queued to the
+/// TAP and reads what the kernel sent, sleeping in `poll(2)` on both.
+///
+/// Mirrors `vhost-net`'s worker (`handle_tx()` and `handle_rx()` in
+/// `drivers/vhost/net.c`).
+pub(crate) struct TapWorker {
+    phy: TapPhy,
+    ring: Arc<TapTxRing>,
+    stats: Arc<TapNetStats>,
+    batch: VecDeque<SkBuff>,
+}
+
+impl fmt::Debug for TapWorker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TapWorker").finish_non_exhaustive()
+    }
+}
+
+/// A running [`TapWorker`]: stop it before the host's runtime.
+#[derive(Debug)]
+pub(crate) struct TapWorkerHandle {
+    stop: Arc<AtomicBool>,
+    ring: Arc<TapTxRing>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl fmt::Debug for TapTxRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TapTxRing")
+            .field("queued", &self.q.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TapWorkerHandle {
+    /// Stops the worker and waits for it; what it had not written yet is
+    /// dropped.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.ring.sleeping.store(true, Ordering::SeqCst);
+        self.ring.kick();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for TapWorkerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl TapWorker {
+    /// Starts the worker for `dev` (the registered [`TapNetdev`]) of
+    /// `host`, reading time from `clock`.
+    pub fn spawn(
+        self,
+        host: Arc<HostShared>,
+        dev: Arc<NetDev>,
+        clock: Arc<dyn Clock>,
+    ) -> io::Result<TapWorkerHandle> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ring = Arc::clone(&self.ring);
+        let st = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name(format!("vhost-{}", dev.name()))
+            .spawn(move || self.run(&host, &dev, &*clock, &st))?;
+        Ok(TapWorkerHandle {
+            stop,
+            ring,
+            thread: Some(thread),
+        })
+    }
+
+    fn run(mut self, host: &HostShared, dev: &NetDev, clock: &dyn Clock, stop: &AtomicBool) {
+        let mac = wire::EthernetAddress(dev.dev_addr());
+        let ifindex = dev.ifindex();
+        while !stop.load(Ordering::Acquire) {
+            let now = clock.now();
+            let sent = self.handle_tx(now, dev, host);
+            let got = self.handle_rx(now, host, mac, ifindex);
+            if sent || got {
+                continue;
+            }
+            self.ring.sleeping.store(true, Ordering::SeqCst);
+            if self.ring.q.lock().is_empty() && !stop.load(Ordering::Acquire) {
+                let _ = self.phy.tap.wait_readable(TAP_WORKER_POLL);
+            }
+            self.ring.sleeping.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Writes everything queued; wakes the transmit queue if it was
+    /// stopped. Returns whether anything was sent.
+    fn handle_tx(&mut self, now: Instant, dev: &NetDev, host: &HostShared) -> bool {
+        {
+            let mut q = self.ring.q.lock();
+            std::mem::swap(&mut *q, &mut self.batch);
+        }
+        if self.batch.is_empty() {
+            return false;
+        }
+        let s = &*self.stats;
+        while let Some(skb) = self.batch.pop_front() {
+            let len = skb.len() as u64;
+            let segs = u64::from(skb.gso_segs.max(1));
+            match self.phy.xmit_skb(now, &skb) {
+                Ok(()) => {
+                    bump(&s.tx_packets, segs);
+                    bump(&s.tx_bytes, len);
+                }
+                Err(_) => bump(&s.tx_errors, 1),
+            }
+        }
+        if self.phy.flush_tx().is_err() {
+            bump(&s.tx_errors, 1);
+        }
+        if let Some(txq) = dev.tx_queues().get(0)
+            && txq.is_stopped()
+            && dev.is_up()
+        {
+            // netif_wake_subqueue(), and NET_TX to run the qdisc again.
+            txq.wake();
+            let _ = host.softirqs.raise_softirq(0, irq::SoftirqNr::NetTx);
+        }
+        true
+    }
+
+    /// Reads up to [`TAP_RX_BUDGET`] frames and queues them on CPU 0's
+    /// backlog. Returns whether any came.
+    fn handle_rx(
+        &mut self,
+        now: Instant,
+        host: &HostShared,
+        mac: wire::EthernetAddress,
+        ifindex: u32,
+    ) -> bool {
+        let s = &*self.stats;
+        let mut got = false;
+        for _ in 0..TAP_RX_BUDGET {
+            let mut skb = match self.phy.receive_skb(now, &host.pool) {
+                Ok(Some(skb)) => skb,
+                Ok(None) => break,
+                Err(_) => {
+                    bump(&s.rx_dropped, 1);
+                    break;
+                }
+            };
+            got = true;
+            bump(&s.rx_packets, u64::from(skb.gso_segs.max(1)));
+            bump(&s.rx_bytes, skb.len() as u64);
+            skb.ifindex = ifindex;
+            skb.tstamp = now;
+            if ipv4::eth_type_trans(&mut skb, mac).is_err() {
+                bump(&s.rx_dropped, 1);
+                continue;
+            }
+            if host.softnet.enqueue_to_backlog(skb, 0).is_err() {
+                bump(&s.rx_dropped, 1);
+            }
+        }
+        got
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,6 +1317,65 @@ mod tests {
         udp[ETH_HLEN + 9] = IPPROTO_UDP;
         assert!(tcp_gso_segment(&udp, 1448).is_none());
         assert!(tcp_gso_segment(&big[..30], 1448).is_none());
+    }
+
+    /// The kernel's receive counters of `dev` in this thread's namespace
+    /// (`/proc/thread-self/net/dev`): (bytes, packets).
+    fn kernel_rx(dev: &str) -> (u64, u64) {
+        let text = std::fs::read_to_string("/proc/thread-self/net/dev").unwrap();
+        let line = text
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(&format!("{dev}:")))
+            .unwrap_or_else(|| panic!("{dev} not in /proc/net/dev:\n{text}"));
+        let mut f = line.split_whitespace().map(|v| v.parse::<u64>().unwrap());
+        (f.next().unwrap(), f.next().unwrap())
+    }
+
+    #[test]
+    fn a_gso_skb_crosses_the_tap_in_one_write() {
+        if netcore::testutil::skip_unless_root("tap::a_gso_skb_crosses_the_tap_in_one_write") {
+            return;
+        }
+        let t = std::thread::spawn(|| {
+            nic_hw::unshare_net_namespace().expect("unshare(CLONE_NEWNET)");
+            let opts = nic_hw::TapOptions::new().nonblocking(true).vnet_hdr(true);
+            let tap = TapDevice::open_with("nsgso0", opts).unwrap();
+            tap.set_offload(nic_hw::TUN_F_CSUM | nic_hw::TUN_F_TSO4)
+                .unwrap();
+            tap.set_link_up().unwrap();
+            let mut phy = TapPhy::new(tap);
+            let pool = PagePool::new(netcore::PagePoolParams::default()).unwrap();
+            // Three segments' worth in one skb, its TCP checksum left to
+            // the device.
+            let payload: Vec<u8> = (0..3 * 1448u32).map(|i| i as u8).collect();
+            let frame = tcp_frame(1000, 0x18, &payload);
+            let mut skb = SkBuff::netdev_alloc(&pool, frame.len()).unwrap();
+            skb.put_data(&frame).unwrap();
+            skb.gso_size = 1448;
+            skb.gso_segs = 3;
+            skb.gso_type = SkbGsoType::TCPV4;
+            let (bytes0, before) = kernel_rx("nsgso0");
+            phy.xmit_skb(Instant::ZERO, &skb).unwrap();
+            let st = phy.offload_stats();
+            assert_eq!(
+                (st.tx_writes, st.tx_gso_frames, st.tx_gso_segments),
+                (1, 1, 3)
+            );
+            // The kernel received one packet of the whole length (tun
+            // counts what one write brought, before any segmentation).
+            let (bytes, packets) = kernel_rx("nsgso0");
+            assert_eq!(packets, before + 1);
+            assert_eq!(bytes - bytes0, frame.len() as u64);
+            // A plain frame goes out as it is, one write.
+            let small = tcp_frame(9000, 0x18, b"tail");
+            let mut skb = SkBuff::netdev_alloc(&pool, small.len()).unwrap();
+            skb.put_data(&small).unwrap();
+            phy.xmit_skb(Instant::ZERO, &skb).unwrap();
+            phy.flush_tx().unwrap();
+            assert_eq!(phy.offload_stats().tx_writes, 2);
+            assert_eq!(kernel_rx("nsgso0").1, before + 2);
+        });
+        t.join().unwrap();
     }
 
     #[test]

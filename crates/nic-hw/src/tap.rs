@@ -35,6 +35,10 @@ const IFNAMSIZ: usize = libc::IFNAMSIZ;
 /// Largest frame a read can return: 64 KiB of frame plus a virtio header.
 const RX_BUF_LEN: usize = 65_536 + VirtioNetHdr::LEN;
 
+/// The most parts [`TapDevice::write_vnet_parts`] gathers (an skb's head
+/// and `MAX_SKB_FRAGS` fragments).
+const TAP_MAX_PARTS: usize = 18;
+
 /// The header the kernel puts before each frame when `IFF_VNET_HDR` is set.
 ///
 /// Mirrors `struct virtio_net_hdr` in `include/uapi/linux/virtio_net.h`
@@ -144,6 +148,8 @@ pub struct TapDevice {
     ifindex: u32,
     vnet_hdr: bool,
     rx_buf: Vec<u8>,
+    /// The eventfd behind [`TapDevice::kicker`], once asked for.
+    kick: Option<File>,
 }
 
 /// Checks an interface name as the kernel's `dev_valid_name()` does.
@@ -261,6 +267,7 @@ impl TapDevice {
             ifindex,
             vnet_hdr: options.vnet_hdr,
             rx_buf: vec![0; RX_BUF_LEN],
+            kick: None,
         })
     }
 
@@ -428,6 +435,115 @@ impl TapDevice {
                 format!("TAP took {n} of {want} bytes"),
             ))
         }
+    }
+
+    /// Writes one frame gathered from `parts` with `hdr` in front, in one
+    /// `writev(2)`: a GSO skb's linear head and its fragments leave from
+    /// their own buffers. Needs a device opened with
+    /// [`TapOptions::vnet_hdr`]; the frame carries no FCS. At most 18
+    /// parts (an skb's head and its 17 fragments); more are refused with
+    /// `InvalidInput`.
+    ///
+    /// Mirrors what `tun_get_user()` reads through `vhost-net`'s
+    /// `handle_tx()`: a `virtio_net_hdr`, then the frame from the iovec.
+    pub fn write_vnet_parts(&mut self, hdr: VirtioNetHdr, parts: &[&[u8]]) -> io::Result<()> {
+        if !self.vnet_hdr {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "write_vnet_parts needs a TAP opened with IFF_VNET_HDR (TapOptions::vnet_hdr)",
+            ));
+        }
+        if parts.len() > TAP_MAX_PARTS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "write_vnet_parts: {} parts, at most {TAP_MAX_PARTS}",
+                    parts.len()
+                ),
+            ));
+        }
+        let h = hdr.to_bytes();
+        let mut bufs = [io::IoSlice::new(&[]); TAP_MAX_PARTS + 1];
+        bufs[0] = io::IoSlice::new(&h);
+        let mut want = h.len();
+        for (b, p) in bufs[1..].iter_mut().zip(parts) {
+            *b = io::IoSlice::new(p);
+            want += p.len();
+        }
+        let n = self.file.write_vectored(&bufs[..=parts.len()])?;
+        if n == want {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("TAP took {n} of {want} bytes"),
+            ))
+        }
+    }
+
+    /// A descriptor that wakes [`wait_readable`](TapDevice::wait_readable):
+    /// write any 8-byte count to it (an `eventfd(2)`, created on the first
+    /// call; every call returns a handle on the same one).
+    ///
+    /// Mirrors the kick a virtio driver gives its backend (`vhost`'s
+    /// `ioeventfd`): the thread serving the TAP sleeps in `poll(2)` on the
+    /// TAP and this descriptor, so a frame from the kernel and work queued
+    /// by another thread both wake it at once.
+    pub fn kicker(&mut self) -> io::Result<File> {
+        if self.kick.is_none() {
+            // SAFETY: eventfd takes no pointers; the result is checked.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+            let owned =
+                unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            self.kick = Some(File::from(owned));
+        }
+        match &self.kick {
+            Some(k) => k.try_clone(),
+            None => Err(io::Error::other("eventfd missing")),
+        }
+    }
+
+    /// Sleeps until the TAP has a frame to read, the
+    /// [`kicker`](TapDevice::kicker) was written, or `timeout` passed
+    /// (`poll(2)`). Returns whether the TAP is readable; a kick is
+    /// consumed.
+    pub fn wait_readable(&mut self, timeout: std::time::Duration) -> io::Result<bool> {
+        let mut fds = [
+            libc::pollfd {
+                fd: self.file.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.kick.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // Round up, so a short timeout sleeps rather than spins.
+        let ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        // SAFETY: `fds` is a valid array of two pollfd for the call's
+        // duration; a negative fd is ignored by poll.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            };
+        }
+        if fds[1].revents & libc::POLLIN != 0
+            && let Some(k) = &self.kick
+        {
+            let mut b = [0u8; 8];
+            let _ = (&*k).read(&mut b);
+        }
+        Ok(fds[0].revents & libc::POLLIN != 0)
     }
 
     /// Reads one frame the kernel sent and returns it with its FCS
