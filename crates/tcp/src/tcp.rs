@@ -629,6 +629,11 @@ impl TcpStack {
                 // tcp_push_one(): this skb is the send head.
                 tcp_write_xmit(ctx, &mut tp, TCP_NAGLE_PUSH, true);
             }
+            // The loop starts again from tcp_write_queue_tail(): when the
+            // push sent the head of this skb (tso_fragment()), the unsent
+            // rest is the tail and is filled up to the size goal without
+            // a new send-buffer check, as in Linux.
+            skb_len = write_skb_len(&tp);
         }
         if out_of_space {
             // wait_for_space: SOCK_NOSPACE, and what was copied is pushed.

@@ -1192,7 +1192,10 @@ fn send_buffer_full_then_write_space() {
     assert_eq!(net.send(0, &c, &big), Err(Errno::Again));
     assert!(!net.hosts[0].stack.poll(&c).contains(PollMask::OUT));
     net.hosts[0].ctx.events.clear();
-    net.run_for_ms(20);
+    // The write filled the unsent rest of each pushed skb (10 segments
+    // sent, 22 queued): the last of them is ACKed after the peer's
+    // delayed-ACK timer, and only then is the buffer writable again.
+    net.run_for_ms(60);
     assert!(
         net.hosts[0]
             .ctx
@@ -1201,6 +1204,87 @@ fn send_buffer_full_then_write_space() {
     assert!(net.hosts[0].stack.poll(&c).contains(PollMask::OUT));
     let mut buf = vec![0u8; 200_000];
     assert_eq!(net.recv(1, &s, &mut buf), Ok(n));
+}
+
+/// A writer that found the send buffer full (`EAGAIN`, `SOCK_NOSPACE`)
+/// is woken by the ACK that frees enough room, never earlier and never
+/// missed: after every event of the network, either the wake-up rule
+/// of `sk_stream_write_space()` (`sk_stream_wspace() >=
+/// sk_stream_min_wspace()`) does not hold yet, or the writer was woken
+/// and its next write is taken. Every byte reaches the reader once.
+#[test]
+fn blocked_writer_is_woken_when_acks_free_space() {
+    let (mut net, c, s) = pair();
+    // SO_SNDBUF 10000: sk_sndbuf 20000, locked (no tcp_sndbuf_expand()).
+    net.setsockopt(0, &c, SockOpt::SndBuf(10_000)).unwrap();
+    let data = pattern(600_000, 11);
+    let (mut sent, mut wakeups) = (0, 0);
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while sent < data.len() {
+        match net.send(0, &c, &data[sent..]) {
+            Ok(k) => {
+                assert!(k > 0);
+                sent += k;
+                continue;
+            }
+            Err(e) => assert_eq!(e, Errno::Again),
+        }
+        // Blocked: SOCK_NOSPACE is set and poll() has no POLLOUT.
+        assert!(c.lock().nospace);
+        assert!(!net.hosts[0].stack.poll(&c).contains(PollMask::OUT));
+        net.hosts[0].ctx.events.clear();
+        let mut woken = false;
+        for _ in 0..100_000 {
+            assert!(net.step(), "the network went idle with the writer asleep");
+            while let Ok(k) = net.recv(1, &s, &mut buf) {
+                if k == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..k]);
+            }
+            let ev = &mut net.hosts[0].ctx.events;
+            woken = ev.contains(&(c.id(), crate::SkEvent::WriteSpace));
+            ev.clear();
+            let tp = c.lock();
+            let writable = tp.sk_stream_wspace() >= tp.wmem_queued / 2;
+            if woken {
+                assert!(
+                    writable,
+                    "woken with {} of {} queued",
+                    tp.wmem_queued, tp.sndbuf
+                );
+                assert!(!tp.nospace);
+                break;
+            }
+            assert!(
+                !writable || !tp.nospace,
+                "room for the writer ({} of {} queued) but no wake-up",
+                tp.wmem_queued,
+                tp.sndbuf
+            );
+        }
+        assert!(woken, "no wake-up after {sent} bytes");
+        wakeups += 1;
+        assert!(net.hosts[0].stack.poll(&c).contains(PollMask::OUT));
+    }
+    // The buffer was the limit many times over: 600 kB through 20000.
+    assert!(wakeups >= 5, "{wakeups} wake-ups");
+    let ok = net.run_until(Duration::from_secs(10), |n| {
+        while let Ok(k) = n.recv(1, &s, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        got.len() == data.len()
+    });
+    assert!(ok, "got {} of {}", got.len(), data.len());
+    assert_eq!(fnv(&got), fnv(&data));
+    // On the wire: each byte sent once, none retransmitted.
+    let payload: usize = net.from(0).iter().map(|x| x.len()).sum();
+    assert_eq!(payload, data.len());
+    assert_eq!(net.mib(0, TcpMib::RetransSegs), 0);
 }
 
 #[test]
@@ -1568,10 +1652,14 @@ fn forced_push_marks_the_skb_that_passes_half_the_window() {
     net.run_for_ms(1);
     let tp = c.lock();
     // The peer's largest window is 65160: skbs of tcp_xmit_size_goal() =
-    // 22 segments (half the window, whole MSS). forced_push() holds when
-    // the second skb is full (44 segments written since the last push),
-    // so its last segment is marked; the write's last segment is marked
-    // by tcp_push(). The first flight's GSO PSH is not kept in the queue.
+    // 22 segments (half the window, whole MSS). The first skb is sent in
+    // part (tcp_push_one()) and its unsent rest filled again to 22: at 27
+    // segments written forced_push() holds (more than half the window
+    // since the last push), marking segment 26; the next push sends the
+    // rest of cwnd, the skb after it is refilled to segment 32, then a new
+    // skb is full at 54 (half a window past 27): segment 53; the write's
+    // last segment is marked by tcp_push(). The first flight's GSO PSH is
+    // not kept in the queue.
     assert_eq!(tp.max_window, 65160);
     let marked: Vec<usize> = tp
         .write_queue
@@ -1581,7 +1669,7 @@ fn forced_push_marks_the_skb_that_passes_half_the_window() {
         .map(|(i, _)| i)
         .collect();
     assert_eq!(tp.write_queue.len(), 70);
-    assert_eq!(marked, [43, 69]);
+    assert_eq!(marked, [26, 53, 69]);
 }
 
 #[test]
@@ -1630,8 +1718,11 @@ fn send_buffer_is_checked_once_per_skb() {
     net.setsockopt(0, &c, SockOpt::SndBuf(4096)).unwrap();
     // sk_sndbuf is 8192, but tcp_sendmsg_locked() checks it only before
     // a new skb: the first skb (tcp_xmit_size_goal(): 22 MSS with the
-    // peer's 65160-byte window) is filled whole, the second refused.
-    assert_eq!(net.send(0, &c, &pattern(100_000, 5)), Ok(22 * 1448));
+    // peer's 65160-byte window) is filled whole and pushed; each push
+    // sends its head, and the unsent rest (the write queue's tail) is
+    // filled again up to 22 MSS without a check. cwnd takes 10 segments,
+    // so 10 + 22 are queued before a new skb is refused.
+    assert_eq!(net.send(0, &c, &pattern(100_000, 5)), Ok(32 * 1448));
     assert_eq!(net.send(0, &c, &pattern(1000, 6)), Err(Errno::Again));
     assert!(c.lock().nospace);
 }

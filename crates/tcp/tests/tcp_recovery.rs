@@ -553,10 +553,12 @@ fn one_percent_loss_grows_the_send_buffer_with_cwnd() {
     assert!((200_000..20_000_000).contains(&i.delivery_rate), "{i:?}");
     // The same path with a buffer the user fixed at 16 KiB: the writer
     // waits for buffer space while cwnd has room, and the flow is slower
-    // (about 10 Mbit/s).
+    // (about 11 Mbit/s: the buffer is checked once per skb and the unsent
+    // rest of a pushed skb is filled again without a check, as in Linux,
+    // so up to a size goal of data is queued beyond it).
     let (locked_mbit, locked, bufs, i, _) = loss1_run(Some(8192));
     assert!(bufs.iter().all(|&b| b == 16_384));
     assert!(i.sndbuf_limited > 0, "{i:?}");
-    assert!(locked_mbit < mbit - 1.0, "{locked_mbit:.2} vs {mbit:.2}");
+    assert!(locked_mbit < mbit - 0.5, "{locked_mbit:.2} vs {mbit:.2}");
     assert!(locked.iter().any(|x| x.ca_state == CA_RECOVERY));
 }
