@@ -4,12 +4,13 @@
 //! slowdown.
 //!
 //! `cargo build --release -p nic-hw --example nic_profile`, then run it
-//! under the profiler with `reap`, `rx`, `tx`, `tx1` or `idle` and a batch count
+//! under the profiler with `reap`, `rx`, `tx`, `tx1`, `idle` or `csum72` and a batch count
 //! (64 frames per batch): `nic_profile reap 10000`. `reap` is the `nic` bench's
 //! issue figure (wire → device → ring → driver reap + refill, no skb),
 //! `rx` the NAPI poll with skbs, `tx` xmit (one xmit_more run per batch)
 //! → send → clean, `tx1` the same with one `start_xmit` per skb, `idle` 64
-//! device polls and `handle_pending` calls with nothing to do.
+//! device polls and `handle_pending` calls with nothing to do, `csum72` 64
+//! `wire::csum_partial()` calls on 72 bytes.
 
 use core::net::Ipv4Addr;
 use std::hint::black_box;
@@ -66,9 +67,16 @@ fn main() {
         let (f, _) = ops.get_features().expect("features");
         ops.set_features(f - NetdevFeatures::GRO).expect("GRO off");
     }
+    let data72: Vec<u8> = (0..72u8).map(|i| i.wrapping_mul(37)).collect();
     let mut total = 0usize;
     for _ in 0..batches {
-        if what == "idle" {
+        if what == "csum72" {
+            // The shared `csum_partial()` on a 72-byte datagram (what a UDP
+            // receive sums), 64 times per batch.
+            for _ in 0..BATCH {
+                total += black_box(wire::csum_partial(black_box(&data72[..]), 0)) as usize & 1;
+            }
+        } else if what == "idle" {
             // What a CPU's runner does on every turn with nothing to do:
             // poll the device, handle pending hard IRQs.
             for _ in 0..BATCH {
