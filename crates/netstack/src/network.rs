@@ -38,6 +38,35 @@ pub const DEFAULT_EVENT_BUDGET: u64 = 10_000_000;
 /// An application event: a closure run on the network at a virtual time.
 pub type AppEvent = Box<dyn FnOnce(&mut Network) + Send>;
 
+/// An application event in the queue: ordered by (time, seq) alone, so
+/// events at one instant run in the order they were scheduled; the
+/// closure travels with its key (no side table to look it up in).
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    f: AppEvent,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Scheduled) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Scheduled) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Scheduled) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
 /// One link of the network, kept for its counters.
 #[derive(Clone)]
 pub enum Link {
@@ -80,8 +109,8 @@ pub struct Network {
     seed: u64,
     pub(crate) hosts: Vec<Host>,
     links: Vec<Link>,
-    events: BinaryHeap<Reverse<(Instant, u64)>>,
-    actions: std::collections::HashMap<u64, AppEvent>,
+    /// Application events, earliest (then first scheduled) on top.
+    events: BinaryHeap<Reverse<Scheduled>>,
     next_seq: u64,
     event_budget: u64,
     events_run: u64,
@@ -132,7 +161,6 @@ impl Network {
             hosts: Vec::new(),
             links: Vec::new(),
             events: BinaryHeap::new(),
-            actions: std::collections::HashMap::new(),
             next_seq: 0,
             event_budget: DEFAULT_EVENT_BUDGET,
             events_run: 0,
@@ -290,8 +318,11 @@ impl Network {
     pub fn at(&mut self, at: Instant, f: impl FnOnce(&mut Network) + Send + 'static) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.events.push(Reverse((at, seq)));
-        self.actions.insert(seq, Box::new(f));
+        self.events.push(Reverse(Scheduled {
+            at,
+            seq,
+            f: Box::new(f),
+        }));
     }
 
     /// Schedules `f` to run `after` from now.
@@ -486,8 +517,8 @@ impl Network {
         due.clear();
         let now = self.now();
         // An application event due now counts as "now".
-        if let Some(Reverse((t, _))) = self.events.peek()
-            && *t <= now
+        if let Some(Reverse(e)) = self.events.peek()
+            && e.at <= now
         {
             return (Some(now), Some(now));
         }
@@ -499,7 +530,7 @@ impl Network {
             }
         };
         let mut traffic: Option<Instant> = None;
-        later(self.events.peek().map(|Reverse((t, _))| *t), &mut traffic);
+        later(self.events.peek().map(|Reverse(e)| e.at), &mut traffic);
         later(self.ksoftirqd_due, &mut traffic);
         let mut timers: Option<Instant> = None;
         for h in &self.hosts {
@@ -522,17 +553,14 @@ impl Network {
     fn run_due_events(&mut self) -> Result<bool, NetstackError> {
         let now = self.now();
         let mut ran = false;
-        while let Some(Reverse((t, seq))) = self.events.peek().copied() {
-            if t > now {
+        while self.events.peek().is_some_and(|Reverse(e)| e.at <= now) {
+            let Some(Reverse(e)) = self.events.pop() else {
                 break;
-            }
-            self.events.pop();
-            if let Some(f) = self.actions.remove(&seq) {
-                self.spend(1)?;
-                f(self);
-                ran = true;
-                self.settle()?;
-            }
+            };
+            self.spend(1)?;
+            (e.f)(self);
+            ran = true;
+            self.settle()?;
         }
         Ok(ran)
     }
@@ -666,6 +694,37 @@ mod tests {
                 .unwrap();
         }
         net
+    }
+
+    /// Application events run by time, and at one instant in the order
+    /// they were scheduled, whatever the order of scheduling across times.
+    #[test]
+    fn app_events_run_in_time_then_schedule_order() {
+        let mut net = pair();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let t0 = net.now();
+        for (name, us) in [("a", 5), ("b", 2), ("c", 5), ("d", 2), ("e", 0)] {
+            let order = Arc::clone(&order);
+            net.at(t0.saturating_add(Duration::from_micros(us)), move |n| {
+                order
+                    .lock()
+                    .unwrap()
+                    .push((name, n.now().saturating_duration_since(t0)));
+            });
+        }
+        net.run_until_idle().unwrap();
+        let got = order.lock().unwrap().clone();
+        let us = Duration::from_micros;
+        assert_eq!(
+            got,
+            [
+                ("e", us(0)),
+                ("b", us(2)),
+                ("d", us(2)),
+                ("a", us(5)),
+                ("c", us(5))
+            ]
+        );
     }
 
     /// Each frame of a burst arrives at its own instant (serialisation at
