@@ -64,8 +64,9 @@ const IP_MAX_LEN: usize = 65_535;
 const TAP_READ_MAX: usize = 65_536 + ETH_HLEN + VirtioNetHdr::LEN + 64;
 
 /// The most parts `TapDevice::write_vnet_parts` takes: the headers, the
-/// rest of an skb's head, and its fragments.
-const TAP_MAX_PARTS: usize = 18;
+/// rest of an skb's head, and its fragments (a GSO skb with more is
+/// copied into one buffer first).
+const TAP_MAX_PARTS: usize = 64;
 
 /// TCP flags.
 const TCP_FIN: u8 = 0x01;
@@ -530,7 +531,7 @@ impl TapPhy {
     fn xmit_gso(&mut self, now: Instant, skb: &SkBuff) -> Result<(), PhyError> {
         self.flush_tx()?;
         let head = skb.data();
-        let Some((ihl, thl)) = tcp4_headers(head) else {
+        let Some((ihl, thl)) = tcp4_header_lens(head) else {
             return Err(PhyError::FrameTooShort { len: skb.len() });
         };
         let hlen = ETH_HLEN + ihl + thl;
@@ -564,27 +565,31 @@ impl TapPhy {
         };
         let mut parts: [&[u8]; TAP_MAX_PARTS] = [&[]; TAP_MAX_PARTS];
         parts[0] = &h;
-        parts[1] = &head[hlen..];
+        let mut linear = std::mem::take(&mut self.rx_seg);
         let mut n = 2;
-        let mut ok = true;
-        for f in skb.frags() {
-            if n == parts.len() {
-                ok = false;
-                break;
+        if skb.nr_frags() + 2 <= TAP_MAX_PARTS {
+            parts[1] = &head[hlen..];
+            for f in skb.frags() {
+                parts[n] = f;
+                n += 1;
             }
-            parts[n] = f;
-            n += 1;
-        }
-        let r = if ok {
-            bump(&self.stats.tx_writes, 1);
-            bump(&self.stats.tx_gso_frames, 1);
-            bump(&self.stats.tx_gso_segments, u64::from(skb.gso_segs.max(1)));
-            self.tap
-                .write_vnet_parts(hdr, &parts[..n])
-                .map_err(PhyError::from)
         } else {
-            Err(PhyError::FrameTooShort { len: total })
-        };
+            // More fragments than one writev takes here: gather them.
+            linear.clear();
+            linear.extend_from_slice(&head[hlen..]);
+            for f in skb.frags() {
+                linear.extend_from_slice(f);
+            }
+            parts[1] = &linear;
+        }
+        bump(&self.stats.tx_writes, 1);
+        bump(&self.stats.tx_gso_frames, 1);
+        bump(&self.stats.tx_gso_segments, u64::from(skb.gso_segs.max(1)));
+        let r = self
+            .tap
+            .write_vnet_parts(hdr, &parts[..n])
+            .map_err(PhyError::from);
+        self.rx_seg = linear;
         if self.capture.is_some() {
             // The cable would carry the segments: cut a linear copy.
             let mut seg = std::mem::take(&mut self.rx_seg);
@@ -739,6 +744,19 @@ fn finish_csum(frame: &mut [u8], hdr: &VirtioNetHdr) -> Option<()> {
 /// length), or `None` for anything else (VLAN tags, fragments, other
 /// protocols, truncated headers).
 fn tcp4_headers(f: &[u8]) -> Option<(usize, usize)> {
+    let (ihl, thl) = tcp4_header_lens(f)?;
+    let ip = &f[ETH_HLEN..];
+    let tot = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    if tot < ihl + thl || tot > ip.len() {
+        return None;
+    }
+    Some((ihl, thl))
+}
+
+/// Like [`tcp4_headers`] for an skb's linear head, which may hold only
+/// the headers of a longer datagram (the payload in fragments): the IP
+/// total length is not checked against `f`.
+fn tcp4_header_lens(f: &[u8]) -> Option<(usize, usize)> {
     if f.len() < ETH_HLEN + 20 || u16::from_be_bytes([f[12], f[13]]) != ETH_P_IP {
         return None;
     }
@@ -753,10 +771,6 @@ fn tcp4_headers(f: &[u8]) -> Option<(usize, usize)> {
     }
     let thl = usize::from(ip[ihl + 12] >> 4) * 4;
     if thl < 20 || ip.len() < ihl + thl {
-        return None;
-    }
-    let tot = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    if tot < ihl + thl || tot > ip.len() {
         return None;
     }
     Some((ihl, thl))
@@ -1173,10 +1187,14 @@ impl TapWorker {
                     bump(&s.tx_packets, segs);
                     bump(&s.tx_bytes, len);
                 }
-                Err(_) => bump(&s.tx_errors, 1),
+                Err(e) => {
+                    tracing::debug!(target: "netstack::tap", error = %e, len = skb.len(), "TAP write");
+                    bump(&s.tx_errors, 1);
+                }
             }
         }
-        if self.phy.flush_tx().is_err() {
+        if let Err(e) = self.phy.flush_tx() {
+            tracing::debug!(target: "netstack::tap", error = %e, "TAP write");
             bump(&s.tx_errors, 1);
         }
         if let Some(txq) = dev.tx_queues().get(0)
@@ -1366,14 +1384,34 @@ mod tests {
             let (bytes, packets) = kernel_rx("nsgso0");
             assert_eq!(packets, before + 1);
             assert_eq!(bytes - bytes0, frame.len() as u64);
+            // The same with the headers alone in the head and the payload
+            // in two fragments, as TCP builds a GSO skb from its write
+            // queue.
+            let hlen = frame.len() - payload.len();
+            let mut skb = SkBuff::netdev_alloc(&pool, hlen).unwrap();
+            skb.put_data(&frame[..hlen]).unwrap();
+            for part in payload.chunks(2896) {
+                let mut f = SkBuff::netdev_alloc(&pool, part.len()).unwrap();
+                f.put_data(part).unwrap();
+                skb.append_frags(f, 0).map_err(|(_, e)| e).unwrap();
+            }
+            assert!(skb.is_nonlinear());
+            skb.gso_size = 1448;
+            skb.gso_segs = 3;
+            skb.gso_type = SkbGsoType::TCPV4;
+            phy.xmit_skb(Instant::ZERO, &skb).unwrap();
+            let (bytes2, packets2) = kernel_rx("nsgso0");
+            assert_eq!(packets2, before + 2);
+            assert_eq!(bytes2 - bytes, frame.len() as u64);
+            assert_eq!(phy.offload_stats().tx_gso_frames, 2);
             // A plain frame goes out as it is, one write.
             let small = tcp_frame(9000, 0x18, b"tail");
             let mut skb = SkBuff::netdev_alloc(&pool, small.len()).unwrap();
             skb.put_data(&small).unwrap();
             phy.xmit_skb(Instant::ZERO, &skb).unwrap();
             phy.flush_tx().unwrap();
-            assert_eq!(phy.offload_stats().tx_writes, 2);
-            assert_eq!(kernel_rx("nsgso0").1, before + 2);
+            assert_eq!(phy.offload_stats().tx_writes, 3);
+            assert_eq!(kernel_rx("nsgso0").1, before + 3);
         });
         t.join().unwrap();
     }

@@ -35,9 +35,9 @@ const IFNAMSIZ: usize = libc::IFNAMSIZ;
 /// Largest frame a read can return: 64 KiB of frame plus a virtio header.
 const RX_BUF_LEN: usize = 65_536 + VirtioNetHdr::LEN;
 
-/// The most parts [`TapDevice::write_vnet_parts`] gathers (an skb's head
-/// and `MAX_SKB_FRAGS` fragments).
-const TAP_MAX_PARTS: usize = 18;
+/// The most parts [`TapDevice::write_vnet_parts`] gathers: headers, an
+/// skb's head and one fragment per segment of a 64 KiB GSO skb.
+const TAP_MAX_PARTS: usize = 64;
 
 /// The header the kernel puts before each frame when `IFF_VNET_HDR` is set.
 ///
@@ -440,9 +440,9 @@ impl TapDevice {
     /// Writes one frame gathered from `parts` with `hdr` in front, in one
     /// `writev(2)`: a GSO skb's linear head and its fragments leave from
     /// their own buffers. Needs a device opened with
-    /// [`TapOptions::vnet_hdr`]; the frame carries no FCS. At most 18
-    /// parts (an skb's head and its 17 fragments); more are refused with
-    /// `InvalidInput`.
+    /// [`TapOptions::vnet_hdr`]; the frame carries no FCS. At most 64
+    /// parts (headers, an skb's head, and a fragment per segment of a
+    /// 64 KiB GSO skb); more are refused with `InvalidInput`.
     ///
     /// Mirrors what `tun_get_user()` reads through `vhost-net`'s
     /// `handle_tx()`: a `virtio_net_hdr`, then the frame from the iovec.
