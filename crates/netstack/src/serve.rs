@@ -8,7 +8,13 @@
 //! UDP) plus a small HTTP/1.1 responder (`http.rs`).
 //!
 //! ```text
-//!  kernel stack ─ tapN ═ /dev/net/tun ═ TapPhy ─ igb model ─ NAPI ─ softnet ─ IPv4 ─ TCP/UDP ─ sockets ─ Inetd threads
+//!  kernel stack ─ tapN ═ /dev/net/tun ═ vhost worker ─ TapNetdev (eth0) ─ softnet ─ IPv4 ─ TCP/UDP ─ sockets ─ Inetd threads
+//! ```
+//!
+//! With [`TapHostConfig::igb`] the TAP is instead the PHY of an igb NIC:
+//!
+//! ```text
+//!  kernel stack ─ tapN ═ /dev/net/tun ═ TapPhy ─ igb model ─ NAPI ─ softnet ─ …
 //! ```
 //!
 //! # Deviations from Linux
