@@ -670,6 +670,18 @@ fn get_from_python(loss: bool) {
         assert_eq!(r.status, 200);
         assert_eq!(r.bytes, DOWNLOAD + 1);
         assert_eq!(out.split_whitespace().next(), Some(want.as_str()));
+        // The kernel's TSO super-frames arrived whole (one read each), and
+        // our ACKs went out.
+        let st = th.offload_stats();
+        println!("{name}: {st:?}");
+        assert!(
+            st.rx_gso_frames > 0,
+            "no GSO super-frame from the kernel: {st:?}"
+        );
+        assert!(
+            st.rx_gso_segments > 2 * st.rx_gso_frames,
+            "super-frames of more than two segments: {st:?}"
+        );
         stop(th, None);
         assert_clean_capture(&pcap);
         if !loss {
