@@ -100,7 +100,8 @@ impl core::fmt::Debug for ThreadRuntime {
 
 impl ThreadRuntime {
     /// Starts a network built with [`Network::realtime`]: one thread per
-    /// CPU of every host and one device thread.
+    /// CPU of every host and one device thread (none when no host has a
+    /// NIC model).
     pub fn start(mut net: Network) -> Result<ThreadRuntime, NetstackError> {
         if net.is_simulated() {
             return Err(NetstackError::Runtime(
@@ -140,15 +141,26 @@ impl ThreadRuntime {
         let dparker = Arc::clone(&device_parker);
         let device_rounds = Arc::new(AtomicU64::new(0));
         let rounds = Arc::clone(&device_rounds);
-        let device = std::thread::Builder::new()
-            .name("nic-hw".to_owned())
-            .spawn(move || device_thread(&hosts, &dparker, &rounds, &dstop, &*clock))
-            .map_err(|e| NetstackError::Runtime(format!("spawning the device thread: {e}")))?;
+        // No NIC model anywhere (a TAP host's eth0 has its own worker):
+        // no device thread to wake every few microseconds.
+        let has_hw = hosts.iter().any(|h| !h.nic_devices().is_empty());
+        let device = if has_hw {
+            Some(
+                std::thread::Builder::new()
+                    .name("nic-hw".to_owned())
+                    .spawn(move || device_thread(&hosts, &dparker, &rounds, &dstop, &*clock))
+                    .map_err(|e| {
+                        NetstackError::Runtime(format!("spawning the device thread: {e}"))
+                    })?,
+            )
+        } else {
+            None
+        };
         Ok(ThreadRuntime {
             net: Some(net),
             stop,
             cpus,
-            device: Some(device),
+            device,
             device_parker,
             device_rounds,
         })
