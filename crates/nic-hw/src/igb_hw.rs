@@ -1114,8 +1114,16 @@ impl IgbHw {
         let mut first: Option<(TxCmd, TxPopts, u16, u16)> = None;
         while let Some(fetch) = dev.fetch() {
             let desc = &*fetch;
-            let len = usize::from(desc.len).min(desc.buf.len());
-            frame.extend_from_slice(&desc.buf.data()[..len]);
+            // Gather: the buffer's bytes may continue in its fragments.
+            let mut left = usize::from(desc.len).min(desc.buf.len());
+            for part in core::iter::once(desc.buf.data()).chain(desc.buf.frags()) {
+                let n = left.min(part.len());
+                frame.extend_from_slice(&part[..n]);
+                left -= n;
+                if left == 0 {
+                    break;
+                }
+            }
             let head = *first.get_or_insert((desc.cmd, desc.popts, desc.mss, desc.hdr_len));
             let eop = desc.cmd.contains(TxCmd::EOP);
             fetch.write_back();

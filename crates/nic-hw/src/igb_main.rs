@@ -1017,11 +1017,22 @@ impl IgbAdapter {
         for i in 0..count {
             let start = i * IGB_MAX_DATA_PER_TXD;
             let n = IGB_MAX_DATA_PER_TXD.min(len - start);
-            let mut piece = skb.clone();
-            if piece.pull(start).is_err() || piece.trim(n).is_err() {
+            let piece = if start >= skb.headlen() {
+                // Past the linear part: a fragment-only skb sharing the
+                // fragments' buffers (igb_tx_map() maps each frag).
+                SkBuff::alloc(skb.pool(), 0).ok().and_then(|mut p| {
+                    p.append_frags(skb.clone(), start).ok()?;
+                    p.trim(n).ok()?;
+                    Some(p)
+                })
+            } else {
+                let mut p = skb.clone();
+                (p.pull(start).is_ok() && p.trim(n).is_ok()).then_some(p)
+            };
+            let Some(piece) = piece else {
                 add(&self.tx_dropped, 1);
                 return Ok(false);
-            }
+            };
             pieces.push(piece);
         }
         drop(skb);

@@ -93,11 +93,16 @@ pub struct QdiscStats {
 }
 
 impl QdiscStats {
-    /// Counts a dequeued packet. Mirrors `qdisc_bstats_update()`.
+    /// Counts a dequeued packet. Mirrors `qdisc_bstats_update()`: a GSO
+    /// skb counts as its `gso_segs` packets, as `bstats_update()` does.
     #[doc(alias = "qdisc_bstats_update")]
     pub fn bstats_update(&mut self, skb: &SkBuff) {
         self.bytes += skb.len() as u64;
-        self.packets += 1;
+        self.packets += if skb.is_gso() {
+            u64::from(skb.gso_segs.max(1))
+        } else {
+            1
+        };
     }
 
     /// Counts a packet entering the queue (qlen and backlog). Mirrors

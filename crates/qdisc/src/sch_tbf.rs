@@ -140,6 +140,41 @@ impl Tbf {
         &self.params
     }
 
+    /// A GSO packet larger than the bucket: cut into its segments, each
+    /// queued on its own. Mirrors `tbf_segment()`; a segment that does not
+    /// fit is dropped and counted, the packet counts as dropped only when
+    /// no segment was queued.
+    fn tbf_segment(&mut self, skb: SkBuff) -> NetXmit {
+        let Some(segs) = tcp4_segment(&skb) else {
+            self.stats.drop_skb(skb);
+            return NetXmit::Drop;
+        };
+        // The segments keep the GSO skb, and so its owner's charge (TCP
+        // Small Queues), until the last of them is freed, as
+        // tcp_gso_segment() hands the owner on to them.
+        let hold: std::sync::Arc<dyn netcore::SkbDestructor> =
+            std::sync::Arc::new(GsoHold(parking_lot::Mutex::new(Some(skb))));
+        let mut queued = 0;
+        for mut seg in segs {
+            seg.set_destructor(std::sync::Arc::clone(&hold));
+            let len = seg.len() as u32;
+            if len > self.max_size
+                || u64::from(self.stats.backlog) + u64::from(len) > u64::from(self.params.limit)
+            {
+                self.stats.drop_skb(seg);
+                continue;
+            }
+            self.stats.queue_inc(&seg);
+            self.queue.push_back(seg);
+            queued += 1;
+        }
+        if queued > 0 {
+            NetXmit::Success
+        } else {
+            NetXmit::Drop
+        }
+    }
+
     /// Tokens available at `now`, in ns, capped at the bucket size.
     fn toks_at(&self, now: Instant) -> i64 {
         let elapsed =
@@ -155,6 +190,9 @@ impl Qdisc for Tbf {
 
     fn enqueue(&mut self, skb: SkBuff, _now: Instant) -> NetXmit {
         let len = skb.len() as u32;
+        if len > self.max_size && skb.is_gso() {
+            return self.tbf_segment(skb);
+        }
         // larger than the bucket: it could never be sent
         // (and the inner bfifo's byte limit)
         if len > self.max_size
@@ -241,6 +279,92 @@ impl Qdisc for Tbf {
             write!(f, "limit {} ", sprint_size(p.limit))
         }
     }
+}
+
+/// The owner of the segments `tbf_segment()` cut: holds the GSO skb
+/// until every segment is freed.
+struct GsoHold(parking_lot::Mutex<Option<SkBuff>>);
+
+impl netcore::SkbDestructor for GsoHold {
+    fn destruct(&self, _skb: &SkBuff) {}
+
+    fn set_pacing_status_fq(&self) {
+        if let Some(skb) = self.0.lock().as_ref() {
+            skb.set_sk_pacing_status_fq();
+        }
+    }
+}
+
+/// Cuts a TCP/IPv4 GSO skb (network and transport headers set) into
+/// linear segments of `gso_size` payload bytes with full IPv4 and TCP
+/// checksums, or `None` when it is not one. The software path of
+/// `skb_gso_segment()` that `tbf_segment()` calls (`tcp_gso_segment()`
+/// for a device without checksum offload); the segments are not owned.
+fn tcp4_segment(skb: &SkBuff) -> Option<Vec<SkBuff>> {
+    let nh = usize::try_from(skb.network_offset()?).ok()?;
+    let th = usize::try_from(skb.transport_offset()?).ok()?;
+    let mut doff = [0u8; 1];
+    skb.copy_bits(th + 12, &mut doff).ok()?;
+    let hdr_len = th + usize::from(doff[0] >> 4) * 4;
+    let mut hdr = vec![0u8; hdr_len];
+    skb.copy_bits(0, &mut hdr).ok()?;
+    if th < nh + 20 || hdr[nh] >> 4 != 4 || hdr[nh + 9] != 6 {
+        return None;
+    }
+    let mss = usize::from(skb.gso_size);
+    let payload = skb.len().checked_sub(hdr_len)?;
+    if mss == 0 {
+        return None;
+    }
+    let nsegs = payload.div_ceil(mss).max(1);
+    let ip = |o: usize| core::net::Ipv4Addr::new(hdr[o], hdr[o + 1], hdr[o + 2], hdr[o + 3]);
+    let (saddr, daddr) = (ip(nh + 12), ip(nh + 16));
+    let id0 = u16::from_be_bytes([hdr[nh + 4], hdr[nh + 5]]);
+    let seq0 = u32::from_be_bytes([hdr[th + 4], hdr[th + 5], hdr[th + 6], hdr[th + 7]]);
+    let headroom = skb.headroom();
+    let mut out = Vec::with_capacity(nsegs);
+    for i in 0..nsegs {
+        let off = i * mss;
+        let len = mss.min(payload - off);
+        let mut seg = SkBuff::alloc(skb.pool(), headroom + hdr_len + len).ok()?;
+        seg.reserve(headroom).ok()?;
+        let d = seg.put(hdr_len + len).ok()?;
+        d[..hdr_len].copy_from_slice(&hdr);
+        skb.copy_bits(hdr_len + off, &mut d[hdr_len..]).ok()?;
+        let tot_len = u16::try_from(hdr_len - nh + len).ok()?;
+        d[nh + 2..nh + 4].copy_from_slice(&tot_len.to_be_bytes());
+        d[nh + 4..nh + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+        d[nh + 10..nh + 12].fill(0);
+        let ip_check = wire::ip_fast_csum(&d[nh..th]);
+        d[nh + 10..nh + 12].copy_from_slice(&ip_check.to_be_bytes());
+        d[th + 4..th + 8].copy_from_slice(&seq0.wrapping_add(off as u32).to_be_bytes());
+        if i + 1 < nsegs {
+            d[th + 13] &= !0x09; // FIN, PSH on the last segment only
+        }
+        if i > 0 {
+            d[th + 13] &= !0x80; // CWR on the first only
+        }
+        d[th + 16..th + 18].fill(0);
+        let tcp_len = u16::try_from(hdr_len - th + len).ok()?;
+        let sum = wire::csum_partial(&d[th..], 0);
+        let check = wire::csum_tcpudp_magic(saddr, daddr, tcp_len, 6, sum);
+        d[th + 16..th + 18].copy_from_slice(&check.to_be_bytes());
+        seg.reset_mac_header();
+        seg.set_network_header(nh).ok()?;
+        seg.set_transport_header(th).ok()?;
+        seg.protocol = skb.protocol;
+        seg.ifindex = skb.ifindex;
+        seg.mark = skb.mark;
+        seg.priority = skb.priority;
+        seg.queue_mapping = skb.queue_mapping;
+        seg.hash = skb.hash;
+        seg.l4_hash = skb.l4_hash;
+        seg.tstamp = skb.tstamp;
+        seg.vlan_tci = skb.vlan_tci;
+        seg.nfct = skb.nfct;
+        out.push(seg);
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -324,6 +324,83 @@ pub(crate) fn build_segment<C: TcpContext>(
     Ok(skb)
 }
 
+/// The write-queue entries one transmission carries: `segs` consecutive
+/// entries from `idx`, each at most `mss` bytes. More than one entry makes
+/// a GSO packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TxRun {
+    /// The first entry.
+    pub(crate) idx: usize,
+    /// How many entries.
+    pub(crate) segs: usize,
+    /// The segment size of a GSO packet (`gso_size`).
+    pub(crate) mss: u32,
+}
+
+/// Builds the skb of a run of write-queue entries: the TCP header in a
+/// fresh linear head, the entries' payload as fragments that share their
+/// buffers (no byte is copied).
+///
+/// Mirrors the skb that `__tcp_transmit_skb()` hands to IP: one skb for
+/// the whole run. A run of more than one entry is a GSO packet
+/// (`gso_size` = the MSS, `gso_segs`, `SKB_GSO_TCPV4`) with
+/// `CHECKSUM_PARTIAL` and the pseudo-header sum in the checksum field, as
+/// `tcp_v4_send_check()` leaves it for the device or `skb_gso_segment()`;
+/// a single segment has its checksum computed here, over the fragments.
+fn build_run_segment<C: TcpContext>(
+    ctx: &C,
+    tp: &TcpSock,
+    repr: &TcpRepr,
+    run: TxRun,
+) -> Result<SkBuff, Errno> {
+    let hlen = repr.header_len();
+    let mut skb = SkBuff::alloc(ctx.page_pool(), MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
+    skb.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
+    // The header, emitted as if without payload; its checksum is redone
+    // below over the whole segment.
+    let head_repr = TcpRepr {
+        payload_len: 0,
+        ..repr.clone()
+    };
+    let head = skb.push(hlen).map_err(|_| Errno::NoBufs)?;
+    head_repr
+        .emit(head, tp.saddr, tp.daddr)
+        .map_err(|_| Errno::Inval)?;
+    skb.reset_transport_header();
+    for seg in tp.write_queue.range(run.idx..run.idx + run.segs) {
+        if !seg.skb.is_empty() {
+            skb.append_frags(seg.skb.clone(), 0)
+                .map_err(|_| Errno::NoBufs)?;
+        }
+    }
+    let len = u16::try_from(skb.len()).map_err(|_| Errno::MsgSize)?;
+    let check = if run.segs > 1 {
+        skb.gso_size = u16::try_from(run.mss).map_err(|_| Errno::Inval)?;
+        skb.gso_segs = u16::try_from(run.segs).map_err(|_| Errno::Inval)?;
+        skb.gso_type = netcore::SkbGsoType::TCPV4;
+        skb.ip_summed = netcore::IpSummed::Partial {
+            csum_start: u16::try_from(skb.headroom()).map_err(|_| Errno::Inval)?,
+            csum_offset: TCP_CHECK_OFF as u16,
+        };
+        !wire::csum_tcpudp_magic(tp.saddr, tp.daddr, len, IPPROTO_TCP, 0)
+    } else {
+        let data = skb.data_mut().map_err(|_| Errno::NoBufs)?;
+        data[TCP_CHECK_OFF..TCP_CHECK_OFF + 2].fill(0);
+        let sum = skb
+            .checksum(0, usize::from(len), 0)
+            .map_err(|_| Errno::Inval)?;
+        wire::csum_tcpudp_magic(tp.saddr, tp.daddr, len, IPPROTO_TCP, sum)
+    };
+    let data = skb.data_mut().map_err(|_| Errno::NoBufs)?;
+    data[TCP_CHECK_OFF..TCP_CHECK_OFF + 2].copy_from_slice(&check.to_be_bytes());
+    Ok(skb)
+}
+
+/// Where the checksum sits in the TCP header (`offsetof(struct tcphdr, check)`).
+const TCP_CHECK_OFF: usize = 16;
+/// `IPPROTO_TCP`.
+const IPPROTO_TCP: u8 = 6;
+
 /// Sends one segment of `tp`: builds the header from the socket's state
 /// (window, options, ACK) and hands it to IP.
 ///
@@ -336,7 +413,7 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
     tp: &mut TcpSock,
     seq: u32,
     flags: TcpFlags,
-    payload: Option<&SkBuff>,
+    run: Option<TxRun>,
     retrans: bool,
 ) -> Result<(), Errno> {
     let now = ctx.now();
@@ -358,9 +435,18 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
         window,
         urgent: 0,
         options,
-        payload_len: payload.map_or(0, SkBuff::len),
+        payload_len: run.map_or(0, |r| {
+            tp.write_queue
+                .range(r.idx..r.idx + r.segs)
+                .map(|s| s.skb.len())
+                .sum()
+        }),
     };
-    let mut skb = build_segment(ctx, &repr, payload, tp.saddr, tp.daddr)?;
+    let pcount = run.map_or(1, |r| r.segs.max(1));
+    let mut skb = match run {
+        Some(r) if repr.payload_len > 0 => build_run_segment(ctx, tp, &repr, r)?,
+        _ => build_segment(ctx, &repr, None, tp.saddr, tp.daddr)?,
+    };
     // skb_set_hash_from_sk(): the socket's flow hash rides with the skb,
     // so the qdisc and queue selection need not dissect it.
     if tp.txhash != 0 {
@@ -375,14 +461,14 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
     }
     let cpu = ctx.cpu();
     if !retrans {
-        ctx.mibs().inc(cpu, TcpMib::OutSegs);
+        ctx.mibs().add(cpu, TcpMib::OutSegs, pcount as u64);
     }
     if flags.contains(TcpFlags::RST) {
         ctx.mibs().inc(cpu, TcpMib::OutRsts);
     }
-    tp.segs_out += 1;
+    tp.segs_out += pcount as u32;
     if repr.payload_len > 0 {
-        tp.data_segs_out += 1;
+        tp.data_segs_out += pcount as u32;
         tp.bytes_sent += repr.payload_len as u64;
     }
     if ack_flag {
@@ -608,10 +694,11 @@ fn tcp_fragment<C: TcpContext>(
 /// first MSS ends inside `snd_una + snd_wnd`), `tcp_mss_split_point()`
 /// (whole segments inside the window; a trailing partial segment only if
 /// Nagle allows) and `tcp_nagle_test()` when it is a single segment. The
-/// packet's segments go out through `tcp_transmit_skb()` and
-/// `tcp_event_new_data_sent()` (arming the RTO when the first segment
-/// leaves). A packet of more than one segment carries PSH, as
-/// `__tcp_transmit_skb()` forces it on every GSO packet (so its last
+/// packet goes to IP as one skb through `tcp_transmit_skb()` (a GSO skb
+/// whose payload fragments share the entries' buffers), then each entry
+/// is accounted by `tcp_event_new_data_sent()` (arming the RTO when the
+/// first segment leaves). A packet of more than one segment carries PSH,
+/// as `__tcp_transmit_skb()` forces it on every GSO packet (so its last
 /// segment has it after segmentation); a single segment keeps the flags
 /// `tcp_sendmsg_locked()` gave it. `push_one` sends one packet
 /// (`tcp_push_one()`). At the end `tcp_cwnd_validate()` records whether
@@ -621,7 +708,7 @@ fn tcp_fragment<C: TcpContext>(
 /// # Deviations from Linux
 ///
 /// The write queue holds one entry per MSS, so a GSO packet is a run of
-/// consecutive entries sent back to back; `tcp_grow_skb()` (moving bytes
+/// consecutive entries gathered into one skb at transmit time; `tcp_grow_skb()` (moving bytes
 /// from the next skb into a short head skb) is implicit, as a run may span
 /// the skbs `tcp_sendmsg_locked()` would have built. `tcp_tso_should_defer()`
 /// is not modelled: a packet goes as soon as cwnd and the window allow.
@@ -689,7 +776,10 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
             }
             cwnd_quota = 1;
         }
-        let cwnd_quota = cwnd_quota.min(max_segs);
+        // A GSO packet's payload stays within sk_gso_max_size.
+        let cwnd_quota = cwnd_quota
+            .min(max_segs)
+            .min((SK_GSO_MAX_SIZE / mss_now.max(1)).max(1));
         // Entries are at most one MSS (the MSS may have shrunk since they
         // were queued).
         if tp.write_queue[idx].len() > mss_now && tcp_fragment(ctx, tp, idx, mss_now).is_err() {
@@ -729,25 +819,14 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
             .pacing
             .as_ref()
             .map_or(now.as_nanos(), |p| p.tcp_wstamp_ns);
-        let mut run_len = 0;
-        // __tcp_transmit_skb(): PSH on a GSO packet, i.e. on its last
-        // segment once segmented.
-        let mut failed = false;
-        for k in 0..segs {
-            let extra = if segs > 1 && k + 1 == segs {
-                TcpFlags::PSH
-            } else {
-                TcpFlags::empty()
-            };
-            if tcp_transmit_head(ctx, tp, idx + k, now, extra).is_err() {
-                failed = true;
-                break;
-            }
-            run_len += tp.write_queue[idx + k].len();
-            sent_pkts += 1;
+        // One skb for the whole run (a GSO packet when segs > 1).
+        let failed = tcp_transmit_head(ctx, tp, idx, segs, now).is_err();
+        if !failed {
+            sent_pkts += segs;
+            let run_len = tp.write_queue.range(idx..idx + segs).map(TxSkb::len).sum();
+            // The next departure time moves by the GSO packet's length.
+            crate::tcp_pacing::tcp_update_skb_after_send(tp, run_len, prior_wstamp);
         }
-        // The next departure time moves by the GSO packet's length.
-        crate::tcp_pacing::tcp_update_skb_after_send(tp, run_len, prior_wstamp);
         if failed || push_one {
             break;
         }
@@ -897,55 +976,77 @@ pub(crate) fn tcp_get_info_chrono_stats(tp: &TcpSock, now: Instant) -> (u64, u64
     (stats.iter().sum(), stats[1], stats[2])
 }
 
-/// Transmits the first unsent segment (index `idx == packets_out`) and
-/// accounts it as new data sent. Mirrors the tail of `tcp_write_xmit()`
-/// with `tcp_event_new_data_sent()` and `tcp_minshall_update()`.
+/// Transmits the first unsent entries (from index `idx == packets_out`,
+/// `segs` of them) as one skb and accounts each as new data sent.
+///
+/// Mirrors the tail of `tcp_write_xmit()`: `tcp_transmit_skb()` once for
+/// the (GSO) packet, then `tcp_event_new_data_sent()` and
+/// `tcp_minshall_update()`, here per entry since each entry keeps its
+/// own send time, rate sample and loss marks. A packet of more than one
+/// segment carries PSH, as `__tcp_transmit_skb()` forces it on every GSO
+/// packet (so its last segment has it after segmentation); its header
+/// carries the FIN of its last entry, which segmentation also leaves on
+/// the last segment only.
 fn tcp_transmit_head<C: TcpContext>(
     ctx: &mut C,
     tp: &mut TcpSock,
     idx: usize,
+    segs: usize,
     now: Instant,
-    extra: TcpFlags,
 ) -> Result<(), Errno> {
-    let (seq, end_seq, flags, len) = {
-        let s = &tp.write_queue[idx];
-        (s.seq, s.end_seq, s.flags, s.len())
-    };
+    let segs = segs.max(1);
+    let seq = tp.write_queue[idx].seq;
+    let mut flags = tp
+        .write_queue
+        .range(idx..idx + segs)
+        .fold(TcpFlags::empty(), |f, s| f | s.flags);
+    if segs > 1 {
+        flags |= TcpFlags::PSH;
+    }
     let mss_now = u32::from(tcp_current_mss(tp));
-    if tp.packets_out == 0 {
+    let was_idle = tp.packets_out == 0;
+    if was_idle {
         tp.cwnd.tcp_mstamp = now.as_micros();
         tp.cwnd.lsndtime = tp.lsndtime.as_micros();
         let ca = &mut tp.ca_ops;
         ca.cwnd_event(&mut tp.cwnd, crate::tcp_cong::CaEvent::TxStart);
     }
-    // A clone shares the entry's buffer (no byte is copied here); the
-    // segment is built from it by build_segment().
-    let payload = (len > 0).then(|| tp.write_queue[idx].skb.clone());
-    tcp_transmit(ctx, tp, seq, flags | extra, payload.as_ref(), false)?;
-    let seg = &mut tp.write_queue[idx];
-    seg.sent_at = Some(now);
-    seg.flags = flags;
-    crate::tcp_rate::tcp_rate_skb_sent(tp, idx, now.as_micros());
-    tp.snd_nxt = end_seq;
-    tp.packets_out += 1;
-    if len > 0 {
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpOrigDataSent);
-    }
-    if len < mss_now {
-        tp.snd_sml = end_seq;
-    }
-    if matches!(
-        tp.ca_state,
-        crate::tcp_cong::TcpCaState::Recovery | crate::tcp_cong::TcpCaState::Cwr
-    ) {
-        tp.recovery.prr_out += 1;
+    let run = TxRun {
+        idx,
+        segs,
+        mss: mss_now,
+    };
+    tcp_transmit(ctx, tp, seq, flags, Some(run), false)?;
+    let mut sent_data = false;
+    for i in idx..idx + segs {
+        let (end_seq, len) = {
+            let s = &mut tp.write_queue[i];
+            s.sent_at = Some(now);
+            (s.end_seq, s.len())
+        };
+        crate::tcp_rate::tcp_rate_skb_sent(tp, i, now.as_micros());
+        tp.snd_nxt = end_seq;
+        tp.packets_out += 1;
+        if len > 0 {
+            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpOrigDataSent);
+            sent_data = true;
+        }
+        if len < mss_now {
+            tp.snd_sml = end_seq;
+        }
+        if matches!(
+            tp.ca_state,
+            crate::tcp_cong::TcpCaState::Recovery | crate::tcp_cong::TcpCaState::Cwr
+        ) {
+            tp.recovery.prr_out += 1;
+        }
     }
     tp.lsndtime = now;
     // tcp_event_data_sent(): a reply within the ATO means ping-pong.
-    if len > 0 && now.saturating_duration_since(tp.ack.lrcvtime) < tp.ack.ato() {
+    if sent_data && now.saturating_duration_since(tp.ack.lrcvtime) < tp.ack.ato() {
         tp.ack.pingpong = tp.ack.pingpong.saturating_add(1);
     }
-    if tp.packets_out == 1 {
+    if was_idle {
         // First segment in flight: arm the retransmission timer.
         tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto());
     }
@@ -1059,8 +1160,12 @@ pub(crate) fn tcp_retransmit_skb_core<C: TcpContext>(
         let s = &tp.write_queue[idx];
         (s.seq, s.flags, s.len())
     };
-    // Shared with the entry, copied once by build_segment().
-    let payload = (len > 0).then(|| tp.write_queue[idx].skb.clone());
+    // The entry's payload rides as a fragment of its buffer: no copy.
+    let run = TxRun {
+        idx,
+        segs: 1,
+        mss: mss_now,
+    };
     let mut f = flags;
     if f.contains(TcpFlags::SYN) && tp.state == TcpState::SynSent {
         f.remove(TcpFlags::ACK);
@@ -1069,7 +1174,7 @@ pub(crate) fn tcp_retransmit_skb_core<C: TcpContext>(
         .pacing
         .as_ref()
         .map_or(now.as_nanos(), |p| p.tcp_wstamp_ns);
-    tcp_transmit(ctx, tp, seq, f, payload.as_ref(), true)?;
+    tcp_transmit(ctx, tp, seq, f, Some(run), true)?;
     crate::tcp_pacing::tcp_update_skb_after_send(tp, len, prior_wstamp);
     let cpu = ctx.cpu();
     ctx.mibs().inc(cpu, TcpMib::RetransSegs);
@@ -1202,7 +1307,7 @@ pub(crate) fn tcp_write_wakeup<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) -> 
         }
         tp.write_queue[idx].flags |= TcpFlags::PSH;
         let now = ctx.now();
-        return tcp_transmit_head(ctx, tp, idx, now, TcpFlags::empty()).is_ok();
+        return tcp_transmit_head(ctx, tp, idx, 1, now).is_ok();
     }
     // tcp_xmit_probe_skb(): an old sequence number forces an ACK.
     let seq = tp.snd_una.wrapping_sub(1);
@@ -1336,5 +1441,115 @@ pub(crate) fn tcp_dsack_set<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, 
             end_seq,
         });
         tp.dsack_pending = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use netcore::IpSummed;
+    use wire::TcpFlags;
+
+    use crate::testutil::Net;
+
+    /// Sends `n` MSS of patterned data from host 0 with `cwnd` and returns
+    /// the net, the client and server sockets, the data and the MSS.
+    fn send_segments(
+        n: usize,
+        cwnd: u32,
+    ) -> (
+        Net,
+        std::sync::Arc<crate::TcpSocket>,
+        std::sync::Arc<crate::TcpSocket>,
+        Vec<u8>,
+        usize,
+    ) {
+        let mut net = Net::new(2);
+        let (c, s) = net.connect_pair(80);
+        net.log.clear();
+        let mss = usize::from(c.lock().mss_cache);
+        c.lock().cwnd.snd_cwnd = cwnd;
+        let data: Vec<u8> = (0..n * mss).map(|i| (i * 7 % 251) as u8).collect();
+        net.hosts[0].ctx.ip_queue_xmit_calls = 0;
+        assert_eq!(net.send(0, &c, &data), Ok(n * mss));
+        (net, c, s, data, mss)
+    }
+
+    #[test]
+    fn a_run_of_segments_is_one_gso_skb_sharing_the_write_queue_buffers() {
+        let (mut net, c, s, data, mss) = send_segments(10, 20);
+        // One skb for the ten segments: one call into IP.
+        assert_eq!(net.hosts[0].ctx.ip_queue_xmit_calls, 1);
+        let gso = net.hosts[0].ctx.last_gso.take().expect("a GSO skb");
+        assert_eq!(usize::from(gso.gso_size), mss);
+        assert_eq!(gso.gso_segs, 10);
+        assert_eq!(gso.gso_type, netcore::SkbGsoType::TCPV4);
+        assert!(matches!(
+            gso.ip_summed,
+            IpSummed::Partial {
+                csum_offset: 16,
+                ..
+            }
+        ));
+        assert_eq!(gso.len() - gso.headlen(), 10 * mss, "ten segments' bytes");
+        // No byte was copied: each fragment is the window of a write-queue
+        // entry's own buffer.
+        {
+            let tp = c.lock();
+            let frags: Vec<&[u8]> = gso.frags().collect();
+            assert_eq!(frags.len(), 10);
+            for (f, e) in frags.iter().zip(tp.write_queue.iter()) {
+                assert_eq!(f.as_ptr(), e.skb.data().as_ptr());
+                assert_eq!(f.len(), e.skb.len());
+            }
+        }
+        drop(gso);
+        // Cut for the wire (no TSO here), the segments are MSS-sized, valid,
+        // PSH only on the last, and the peer reads the bytes in order.
+        net.run_for_ms(50);
+        let sent: Vec<_> = net
+            .from(0)
+            .into_iter()
+            .filter(|g| g.tcp.payload_len > 0)
+            .collect();
+        assert_eq!(sent.len(), 10);
+        for (k, g) in sent.iter().enumerate() {
+            assert_eq!(g.tcp.payload_len, mss);
+            assert_eq!(g.tcp.flags.contains(TcpFlags::PSH), k == 9, "segment {k}");
+        }
+        let mut got = vec![0u8; data.len()];
+        let mut at = 0;
+        while at < got.len() {
+            let n = net.recv(1, &s, &mut got[at..]).expect("data is readable");
+            assert!(n > 0);
+            at += n;
+        }
+        assert_eq!(got, data);
+        assert!(net.mib(0, netcore::TcpMib::OutSegs) >= 10);
+    }
+
+    #[test]
+    fn half_the_cwnd_per_gso_packet_as_linux_tcp_cwnd_test() {
+        // cwnd 10: tcp_cwnd_test() allows half of it per packet, so two GSO
+        // skbs of five segments each.
+        let (net, c, _s, _data, mss) = send_segments(10, 10);
+        assert_eq!(net.hosts[0].ctx.ip_queue_xmit_calls, 2);
+        let gso = net.hosts[0].ctx.last_gso.as_ref().expect("a GSO skb");
+        assert_eq!(gso.gso_segs, 5);
+        assert_eq!(gso.len() - gso.headlen(), 5 * mss);
+        let tp = c.lock();
+        assert_eq!(tp.packets_out, 10);
+        assert!(tp.write_queue.iter().all(|e| e.sent_at.is_some()));
+    }
+
+    #[test]
+    fn a_single_segment_references_the_entry_and_is_checksummed() {
+        let (mut net, c, s, data, _mss) = send_segments(1, 10);
+        assert_eq!(net.hosts[0].ctx.ip_queue_xmit_calls, 1);
+        assert!(net.hosts[0].ctx.last_gso.is_none());
+        assert_eq!(c.lock().packets_out, 1);
+        net.run_for_ms(50);
+        let mut got = vec![0u8; data.len()];
+        assert_eq!(net.recv(1, &s, &mut got), Ok(data.len()));
+        assert_eq!(got, data);
     }
 }

@@ -35,8 +35,16 @@ pub struct FakeTcpCtx {
     rng: crate::SplitMix64,
     timers: HashMap<TcpTimer, (Instant, u64)>,
     timer_seq: u64,
-    /// Segments handed to `ip_queue_xmit`, with their IP header pushed.
+    /// Segments handed to `ip_queue_xmit`, with their IP header pushed
+    /// (a GSO packet cut into its segments, as a device without TSO has
+    /// `skb_gso_segment()` do).
     pub out: Vec<SkBuff>,
+    /// How many skbs TCP handed to `ip_queue_xmit` (a GSO packet counts
+    /// once).
+    pub ip_queue_xmit_calls: u64,
+    /// The last GSO skb TCP handed to `ip_queue_xmit`, as it was (sharing
+    /// its fragments with the write queue).
+    pub last_gso: Option<SkBuff>,
     /// Wake-ups, in order.
     pub events: Vec<(SockId, SkEvent)>,
     /// The `tcp_probe` trace, recorded when `Some`.
@@ -59,6 +67,8 @@ impl FakeTcpCtx {
             timers: HashMap::new(),
             timer_seq: 0,
             out: Vec::new(),
+            ip_queue_xmit_calls: 0,
+            last_gso: None,
             events: Vec::new(),
             probes: None,
             tsq: None,
@@ -91,6 +101,105 @@ impl FakeTcpCtx {
         self.events.clear();
         found
     }
+}
+
+impl FakeTcpCtx {
+    /// Pushes the IPv4 header of one segment and queues it on `out`.
+    fn ip_queue_xmit_one(
+        &mut self,
+        mut skb: SkBuff,
+        saddr: Ipv4Addr,
+        daddr: Ipv4Addr,
+    ) -> Result<(), Errno> {
+        let ip = Ipv4Repr {
+            src_addr: saddr,
+            dst_addr: daddr,
+            protocol: IpProtocol::Tcp,
+            ttl: 64,
+            tos: 0,
+            ident: 0,
+            dont_frag: true,
+            more_frags: false,
+            frag_offset: 0,
+            options: heapless::Vec::new(),
+            payload_len: skb.len(),
+        };
+        let hlen = ip.header_len();
+        skb.push(hlen).map_err(|_| Errno::NoBufs)?;
+        skb.reset_network_header();
+        let buf = skb.data_mut().map_err(|_| Errno::NoBufs)?;
+        ip.emit(buf).map_err(|_| Errno::Inval)?;
+        self.out.push(skb);
+        Ok(())
+    }
+}
+
+/// The owner of the segments of a GSO skb in [`FakeTcpCtx`]: keeps the
+/// GSO skb, whose owner is the socket, until every segment is freed.
+struct GsoHold(parking_lot::Mutex<Option<SkBuff>>);
+
+impl netcore::SkbDestructor for GsoHold {
+    fn destruct(&self, _skb: &SkBuff) {}
+
+    fn set_pacing_status_fq(&self) {
+        if let Some(skb) = self.0.lock().as_ref() {
+            skb.set_sk_pacing_status_fq();
+        }
+    }
+}
+
+/// Cuts a TCP GSO skb (TCP header, no IP header yet) into linear
+/// segments of `gso_size` payload bytes with full checksums: the work of
+/// `tcp_gso_segment()` for a device without TSO or checksum offload.
+fn tcp_gso_segment_for_test(
+    skb: &SkBuff,
+    pool: &PagePool,
+    saddr: Ipv4Addr,
+    daddr: Ipv4Addr,
+) -> Result<Vec<SkBuff>, Errno> {
+    let head = skb.data();
+    let thlen = usize::from(head.get(12).ok_or(Errno::Inval)? >> 4) * 4;
+    let hdr = head.get(..thlen).ok_or(Errno::Inval)?.to_vec();
+    let payload = skb.len() - thlen;
+    let mss = match skb.gso_size {
+        0 => payload.max(1),
+        n => usize::from(n),
+    };
+    let nsegs = payload.div_ceil(mss).max(1);
+    let seq0 = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
+    let mut out = Vec::with_capacity(nsegs);
+    for i in 0..nsegs {
+        let off = i * mss;
+        let len = mss.min(payload - off);
+        let room = crate::tcp_sock::MAX_TCP_HEADER;
+        let mut seg = SkBuff::alloc(pool, room + thlen + len).map_err(|_| Errno::NoBufs)?;
+        seg.reserve(room).map_err(|_| Errno::NoBufs)?;
+        let d = seg.put(thlen + len).map_err(|_| Errno::NoBufs)?;
+        d[..thlen].copy_from_slice(&hdr);
+        skb.copy_bits(thlen + off, &mut d[thlen..])
+            .map_err(|_| Errno::Inval)?;
+        d[4..8].copy_from_slice(&seq0.wrapping_add(off as u32).to_be_bytes());
+        if i + 1 < nsegs {
+            d[13] &= !((TcpFlags::FIN | TcpFlags::PSH).bits() as u8);
+        }
+        if i > 0 {
+            d[13] &= !(TcpFlags::CWR.bits() as u8);
+        }
+        d[16..18].fill(0);
+        let sum = wire::csum_partial(d, 0);
+        let check = wire::csum_tcpudp_magic(saddr, daddr, (thlen + len) as u16, 6, sum);
+        d[16..18].copy_from_slice(&check.to_be_bytes());
+        seg.reset_transport_header();
+        seg.hash = skb.hash;
+        seg.l4_hash = skb.l4_hash;
+        seg.sw_hash = skb.sw_hash;
+        seg.tstamp = skb.tstamp;
+        seg.priority = skb.priority;
+        seg.mark = skb.mark;
+        seg.queue_mapping = skb.queue_mapping;
+        out.push(seg);
+    }
+    Ok(out)
 }
 
 impl TimerContext<TcpTimer> for FakeTcpCtx {
@@ -145,30 +254,30 @@ impl TcpContext for FakeTcpCtx {
 
     fn ip_queue_xmit(
         &mut self,
-        mut skb: SkBuff,
+        skb: SkBuff,
         saddr: Ipv4Addr,
         daddr: Ipv4Addr,
     ) -> Result<(), Errno> {
-        let ip = Ipv4Repr {
-            src_addr: saddr,
-            dst_addr: daddr,
-            protocol: IpProtocol::Tcp,
-            ttl: 64,
-            tos: 0,
-            ident: 0,
-            dont_frag: true,
-            more_frags: false,
-            frag_offset: 0,
-            options: heapless::Vec::new(),
-            payload_len: skb.len(),
-        };
-        let hlen = ip.header_len();
-        skb.push(hlen).map_err(|_| Errno::NoBufs)?;
-        skb.reset_network_header();
-        let buf = skb.data_mut().map_err(|_| Errno::NoBufs)?;
-        ip.emit(buf).map_err(|_| Errno::Inval)?;
-        self.out.push(skb);
-        Ok(())
+        self.ip_queue_xmit_calls += 1;
+        if skb.is_gso() || skb.is_nonlinear() {
+            // Cut (or, for one segment, made linear) into fresh skbs, as
+            // a device without scatter-gather or TSO needs it.
+            let segs = tcp_gso_segment_for_test(&skb, &self.pool, saddr, daddr)?;
+            if skb.is_gso() {
+                self.last_gso = Some(skb.clone());
+            }
+            // The segments hold the skb TCP built (and so its charge to
+            // the socket) until the last of them is freed, as Linux
+            // splits its truesize among them.
+            let hold: Arc<dyn netcore::SkbDestructor> =
+                Arc::new(GsoHold(parking_lot::Mutex::new(Some(skb))));
+            for mut seg in segs {
+                seg.set_destructor(Arc::clone(&hold));
+                self.ip_queue_xmit_one(seg, saddr, daddr)?;
+            }
+            return Ok(());
+        }
+        self.ip_queue_xmit_one(skb, saddr, daddr)
     }
 
     fn sk_wake(&mut self, sk: SockId, event: SkEvent) {

@@ -133,30 +133,65 @@ impl TcpContext for PdCtx {
         })
     }
 
+    /// Captures what the tun device would see: a GSO skb is cut into its
+    /// `gso_size` segments (sequence numbers, FIN/PSH on the last, CWR on
+    /// the first, checksums redone), as `skb_gso_segment()` does for a
+    /// device without TSO; the payload is read across the skb's fragments.
     fn ip_queue_xmit(
         &mut self,
         skb: SkBuff,
         saddr: Ipv4Addr,
         daddr: Ipv4Addr,
     ) -> Result<(), Errno> {
-        let ip = Ipv4Repr {
-            src_addr: saddr,
-            dst_addr: daddr,
-            protocol: IpProtocol::Tcp,
-            ttl: 64,
-            tos: 0,
-            ident: 0,
-            dont_frag: true,
-            more_frags: false,
-            frag_offset: 0,
-            options: heapless::Vec::new(),
-            payload_len: skb.len(),
+        let mut tcp = vec![0u8; skb.len()];
+        skb.copy_bits(0, &mut tcp).map_err(|_| Errno::Inval)?;
+        let thlen = usize::from(tcp.get(12).ok_or(Errno::Inval)? >> 4) * 4;
+        let payload = tcp.len().checked_sub(thlen).ok_or(Errno::Inval)?;
+        let mss = if skb.is_gso() {
+            usize::from(skb.gso_size).max(1)
+        } else {
+            payload.max(1)
         };
-        let mut bytes = vec![0u8; ip.header_len() + skb.len()];
-        ip.emit(&mut bytes).map_err(|_| Errno::Inval)?;
-        bytes[ip.header_len()..].copy_from_slice(skb.data());
+        let nsegs = payload.div_ceil(mss).max(1);
+        let seq0 = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
         let usecs = self.now_usecs();
-        self.out.push(Captured { usecs, bytes });
+        for i in 0..nsegs {
+            let off = i * mss;
+            let len = mss.min(payload - off);
+            let mut seg = Vec::with_capacity(thlen + len);
+            seg.extend_from_slice(&tcp[..thlen]);
+            seg.extend_from_slice(&tcp[thlen + off..thlen + off + len]);
+            if skb.is_gso() {
+                seg[4..8].copy_from_slice(&seq0.wrapping_add(off as u32).to_be_bytes());
+                if i + 1 < nsegs {
+                    seg[13] &= !((wire::TcpFlags::FIN | wire::TcpFlags::PSH).bits() as u8);
+                }
+                if i > 0 {
+                    seg[13] &= !(wire::TcpFlags::CWR.bits() as u8);
+                }
+                seg[16..18].fill(0);
+                let sum = wire::csum_partial(&seg, 0);
+                let check = wire::csum_tcpudp_magic(saddr, daddr, seg.len() as u16, 6, sum);
+                seg[16..18].copy_from_slice(&check.to_be_bytes());
+            }
+            let ip = Ipv4Repr {
+                src_addr: saddr,
+                dst_addr: daddr,
+                protocol: IpProtocol::Tcp,
+                ttl: 64,
+                tos: 0,
+                ident: 0,
+                dont_frag: true,
+                more_frags: false,
+                frag_offset: 0,
+                options: heapless::Vec::new(),
+                payload_len: seg.len(),
+            };
+            let mut bytes = vec![0u8; ip.header_len() + seg.len()];
+            ip.emit(&mut bytes).map_err(|_| Errno::Inval)?;
+            bytes[ip.header_len()..].copy_from_slice(&seg);
+            self.out.push(Captured { usecs, bytes });
+        }
         Ok(())
     }
 
