@@ -487,6 +487,12 @@ const NO_HEADER: u32 = u32::MAX;
 struct SkbSharedInfo {
     /// Bytes past the linear part, in order.
     frags: Vec<SkbFrag>,
+    /// What the skb's truesize counts beyond its head buffer and itself:
+    /// the buffers of the fragments as they were added, less a head
+    /// buffer that grew under an owned skb's linearize. Stored, not summed
+    /// from `frags`, so it changes only where Linux changes
+    /// `skb->truesize` (see [`SkBuff::truesize`]).
+    frag_truesize: isize,
 }
 
 impl SkBuff {
@@ -701,14 +707,26 @@ impl SkBuff {
         self.page.bytes().len()
     }
 
-    /// The memory the skb accounts for against socket buffers: its buffer
-    /// plus the skb itself.
+    /// The memory the skb accounts for against socket buffers: its head
+    /// buffer, the skb itself, and the buffers its fragments brought.
     ///
-    /// Mirrors `skb->truesize` (`SKB_TRUESIZE()`).
+    /// Mirrors `skb->truesize` (`SKB_TRUESIZE()` plus what
+    /// `skb_gro_receive()` and `skb_add_rx_frag()` add). Like Linux's it is
+    /// a stored figure, not a sum over the fragments taken at each call:
+    /// [`SkBuff::append_frags`] adds to it, and [`SkBuff::trim`],
+    /// [`SkBuff::pull`] and [`SkBuff::linearize`] of an skb that has an
+    /// owner leave it alone, so what a socket charged when it took the
+    /// skb is exactly what it gives back when the skb goes (only an
+    /// unowned skb's linearize recounts it, as `pskb_expand_head()`
+    /// does).
     #[doc(alias = "SKB_TRUESIZE")]
+    #[inline]
     pub fn truesize(&self) -> usize {
-        let frags: usize = self.frag_slice().iter().map(|f| f.page.bytes().len()).sum();
-        self.page.bytes().len() + frags + core::mem::size_of::<SkBuff>()
+        let base = self.page.bytes().len() + core::mem::size_of::<SkBuff>();
+        match self.shinfo.as_deref() {
+            None => base,
+            Some(sh) => base.saturating_add_signed(sh.frag_truesize),
+        }
     }
 
     /// The bytes of the linear part ([`SkBuff::headlen`] of them; all the
@@ -984,6 +1002,7 @@ impl SkBuff {
             shinfo: ManuallyDrop::new(self.shinfo.as_deref().map(|sh| {
                 Box::new(SkbSharedInfo {
                     frags: sh.frags.iter().map(SkbFrag::share).collect(),
+                    frag_truesize: sh.frag_truesize,
                 })
             })),
             data_len: self.data_len,
@@ -1061,6 +1080,7 @@ impl SkBuff {
         let sh = self.shinfo.get_or_insert_with(|| {
             Box::new(SkbSharedInfo {
                 frags: Vec::with_capacity(MAX_SKB_FRAGS),
+                frag_truesize: 0,
             })
         });
         if sh.frags.len() == sh.frags.capacity() {
@@ -1082,6 +1102,7 @@ impl SkBuff {
         let from_sh = from.shinfo.take();
         core::mem::forget(from);
         if offset < head {
+            sh.frag_truesize += page.bytes().len() as isize;
             sh.frags.push(SkbFrag {
                 page,
                 off: from_off + offset,
@@ -1098,6 +1119,7 @@ impl SkBuff {
                 f.off += cut;
                 f.len -= cut;
                 if f.len != 0 {
+                    sh.frag_truesize += f.page.bytes().len() as isize;
                     sh.frags.push(f);
                 }
             }
@@ -1189,6 +1211,7 @@ impl SkBuff {
         if !self.is_nonlinear() {
             return Ok(());
         }
+        let charged = self.truesize();
         let tail = self.tail_off();
         let need = tail + self.data_len();
         if self.tailroom() < self.data_len() || self.page.is_shared() {
@@ -1212,6 +1235,18 @@ impl SkBuff {
         // `need` fits in the buffer, whose size fits in u32.
         self.tail = at as u32;
         self.clear_frags();
+        // pskb_expand_head(): an skb nobody has charged is recounted (its
+        // fragments' buffers are gone, its head may be new); an owned one
+        // keeps the truesize its owner charged.
+        let base = self.page.bytes().len() + core::mem::size_of::<SkBuff>();
+        let owned = self.owner.is_some();
+        if let Some(sh) = self.shinfo.as_deref_mut() {
+            sh.frag_truesize = if owned {
+                charged as isize - base as isize
+            } else {
+                0
+            };
+        }
         Ok(())
     }
 
@@ -1926,6 +1961,40 @@ mod tests {
         drop(keep);
         assert_eq!(p.stats().inflight(), 0);
         assert_eq!(sk.calls.load(Relaxed), 1);
+    }
+
+    /// truesize is stored, as `skb->truesize`: fragments add their
+    /// buffers, a trim keeps it, a linearize keeps what an owner charged
+    /// (its destructor gives back exactly that) and recounts an unowned
+    /// skb.
+    #[test]
+    fn truesize_is_stored_and_an_owner_gets_back_what_it_charged() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = pool(None);
+        let skb_size = core::mem::size_of::<SkBuff>();
+        let mut skb = chained(&p, &[b"abc", b"defg"]);
+        assert_eq!(skb.truesize(), 3 * 256 + skb_size);
+        skb.trim(5).unwrap();
+        assert_eq!(skb.nr_frags(), 1);
+        assert_eq!(skb.truesize(), 3 * 256 + skb_size, "a trim keeps it");
+        let sk = Arc::new(Wmem::default());
+        sk.alloc.fetch_add(skb.truesize(), Relaxed);
+        skb.set_destructor(sk.clone());
+        skb.linearize().unwrap();
+        assert!(!skb.is_nonlinear());
+        assert_eq!(skb.data(), b"HDRab");
+        assert_eq!(skb.truesize(), 3 * 256 + skb_size, "owned: unchanged");
+        let c = skb.clone();
+        assert_eq!(c.truesize(), skb.truesize(), "a clone carries it");
+        drop(c);
+        drop(skb);
+        assert_eq!((sk.alloc.load(Relaxed), sk.calls.load(Relaxed)), (0, 1));
+        // Unowned: recounted to the one buffer it now has.
+        let mut skb = chained(&p, &[b"abc", b"defg"]);
+        skb.linearize().unwrap();
+        assert_eq!(skb.truesize(), 256 + skb_size);
+        drop(skb);
+        assert_eq!(p.stats().inflight(), 0);
     }
 
     #[test]
