@@ -83,9 +83,37 @@ impl<C: Ipv4Context> PacketType<C> for IpRcv<C> {
         ip_rcv_net(&self.net, ctx, skb)
     }
 
+    /// IPv4 takes a GRO packet as it is: the fast path to a protocol that
+    /// reads fragments (TCP) copies nothing; every other stage makes the
+    /// packet linear first ([`ip_rcv_linearize`]).
+    fn accepts_nonlinear(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "ip_rcv"
     }
+}
+
+/// The bytes the linear part of a nonlinear datagram must hold for the
+/// fast path: the longest IPv4 header and the longest TCP header, as
+/// `pskb_may_pull()` makes sure of in `ip_rcv_core()` and `tcp_v4_rcv()`.
+const IP_RCV_HEAD_MIN: usize = 60 + 60;
+
+/// Makes a nonlinear datagram linear for a stage that reads it whole (a
+/// netfilter hook, reassembly, the input route's slow path, a protocol
+/// that does not read fragments), as `skb_linearize()` /
+/// `pskb_may_pull()` would; `None` (counted `InDiscards`, freed with
+/// `NOMEM`) when no buffer can hold it.
+#[cold]
+#[inline(never)]
+fn ip_rcv_linearize(mib: NetMibsCpu<'_>, mut skb: SkBuff) -> Option<SkBuff> {
+    if skb.linearize().is_err() {
+        mib.inc(IpMib::InDiscards);
+        kfree_skb_reason(skb, DropReason::Nomem);
+        return None;
+    }
+    Some(skb)
 }
 
 /// Receives one IPv4 datagram from the device layer.
@@ -251,7 +279,7 @@ fn ip_rcv_core_check(mib: NetMibsCpu<'_>, skb: &SkBuff) -> Result<(RcvHdr, usize
         return Err(ip_rcv_hdr_error(mib, DropReason::IpCsum));
     }
     let tot = usize::from(u16::from_be_bytes([h[2], h[3]]));
-    if d.len() < tot {
+    if len < tot {
         mib.inc(IpExtMib::InTruncatedPkts);
         return Err(DropReason::PktTooSmall);
     }
@@ -422,6 +450,16 @@ fn ip_rcv_chain<const TRACE: bool, const FROM: u8, C: Ipv4Context>(
         return ip_rcv_traced(net, ctx, skb);
     }
     let mib = net.mibs().this_cpu(ctx.smp_processor_id());
+    if from == RcvStage::RcvCore
+        && skb.is_nonlinear()
+        && skb.headlen() < IP_RCV_HEAD_MIN.min(skb.len())
+    {
+        // pskb_may_pull(): the headers into the linear part.
+        match ip_rcv_linearize(mib, skb) {
+            Some(s) => skb = s,
+            None => return NetRx::Drop,
+        }
+    }
     let hdr = if from == RcvStage::RcvCore {
         match ip_rcv_core_check(mib, &skb) {
             Ok((hdr, tot)) => {
@@ -482,6 +520,12 @@ fn ip_rcv_chain<const TRACE: bool, const FROM: u8, C: Ipv4Context>(
         return NetRx::Drop;
     }
     if let Some(prot) = net.inet_protocol_first(hdr.protocol) {
+        if skb.is_nonlinear() && !prot.accepts_nonlinear() {
+            match ip_rcv_linearize(mib, skb) {
+                Some(s) => skb = s,
+                None => return NetRx::Drop,
+            }
+        }
         let r = prot.handler(skb, ctx);
         mib.inc(IpMib::InDelivers);
         if let Err((skb, error)) = r {
@@ -506,6 +550,14 @@ fn ip_protocol_deliver_slow<C: Ipv4Context>(
     protocol: u8,
 ) -> NetRx {
     if let Some(prot) = net.inet_protocol_ref(protocol) {
+        let skb = if skb.is_nonlinear() && !prot.get().accepts_nonlinear() {
+            match ip_rcv_linearize(mib, skb) {
+                Some(s) => s,
+                None => return NetRx::Drop,
+            }
+        } else {
+            skb
+        };
         let r = prot.get().handler(skb, ctx);
         drop(prot);
         mib.inc(IpMib::InDelivers);
@@ -542,6 +594,16 @@ fn ip_rcv_nf_hook<C: Ipv4Context>(
     skb: SkBuff,
     hook: NfInetHooks,
 ) -> NetRx {
+    // Hooks read and rewrite the datagram as one buffer.
+    let skb = if skb.is_nonlinear() {
+        let mib = net.mibs().this_cpu(ctx.smp_processor_id());
+        match ip_rcv_linearize(mib, skb) {
+            Some(s) => s,
+            None => return NetRx::Drop,
+        }
+    } else {
+        skb
+    };
     let in_ifindex = skb.ifindex;
     nf_netrx(nf_hook_ipv4(ctx, hook, in_ifindex, 0, skb, |ctx, skb| {
         if hook == NfInetHooks::LocalIn {
@@ -655,6 +717,15 @@ fn ip_rcv_finish_slow<const TRACE: bool, C: Ipv4Context>(
     skb: SkBuff,
     hdr: &RcvHdr,
 ) -> NetRx {
+    // Forwarding, broadcast and the rest of the slow path see one buffer.
+    let skb = if skb.is_nonlinear() {
+        match ip_rcv_linearize(mib, skb) {
+            Some(s) => s,
+            None => return NetRx::Drop,
+        }
+    } else {
+        skb
+    };
     let RcvHdr { saddr, daddr, .. } = *hdr;
     let mut forwarding = false;
     let route = if skb.ifindex == LOOPBACK_IFINDEX {
@@ -835,8 +906,16 @@ fn ip_local_deliver_defrag<const TRACE: bool, C: Ipv4Context>(
     ctx: &mut C,
     skb: SkBuff,
 ) -> NetRx {
-    let now = ctx.now();
     let cpu = ctx.smp_processor_id();
+    let skb = if skb.is_nonlinear() {
+        match ip_rcv_linearize(net.mibs().this_cpu(cpu), skb) {
+            Some(s) => s,
+            None => return NetRx::Drop,
+        }
+    } else {
+        skb
+    };
+    let now = ctx.now();
     let action = net
         .frags()
         .lock()

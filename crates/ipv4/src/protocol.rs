@@ -192,6 +192,19 @@ pub trait NetProtocol<C: ?Sized>: Send + Sync {
         let _ = (info, ctx);
     }
 
+    /// Whether [`NetProtocol::handler`] reads fragments
+    /// ([`SkBuff::copy_bits`], [`SkBuff::checksum`]) and so takes a GRO
+    /// packet as it is. `false` (the default): IP makes a nonlinear
+    /// datagram linear before the handler sees it, so `skb.data()` is the
+    /// whole datagram.
+    ///
+    /// # Deviations from Linux
+    /// Every Linux handler copes with paged skbs; here a protocol opts in
+    /// (TCP does), as with softnet's `PacketType::accepts_nonlinear`.
+    fn accepts_nonlinear(&self) -> bool {
+        false
+    }
+
     /// The protocol's name, for traces.
     #[allow(clippy::unnecessary_literal_bound)] // implementors may return a field
     fn name(&self) -> &str {

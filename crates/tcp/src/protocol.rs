@@ -124,6 +124,13 @@ impl<C: TcpContext> NetProtocol<C> for TcpProtocol {
         Ok(())
     }
 
+    /// TCP reads a GRO packet's payload where it lies (the receive queue
+    /// keeps it, `recvmsg()` copies from the fragments), so IP hands it
+    /// over without making it linear.
+    fn accepts_nonlinear(&self) -> bool {
+        true
+    }
+
     /// Mirrors `tcp_v4_err()`.
     fn err_handler(&self, info: &IcmpErrInfo<'_>, ctx: &mut C) {
         if let Some((sport, dport, seq, err)) = tcp_icmp_decode(info) {

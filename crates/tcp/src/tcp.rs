@@ -693,12 +693,21 @@ impl TcpStack {
                 break;
             }
             let off = seq.wrapping_sub(s.seq) as usize;
-            let data = s.skb.data();
-            if off >= data.len() {
+            let len = s.skb.len();
+            if off >= len {
                 continue;
             }
-            let n = (data.len() - off).min(buf.len() - copied);
-            buf[copied..copied + n].copy_from_slice(&data[off..off + n]);
+            let n = (len - off).min(buf.len() - copied);
+            let to = &mut buf[copied..copied + n];
+            if s.skb.is_nonlinear() {
+                // skb_copy_datagram_msg(): the linear part, then the
+                // fragments, straight into the user's buffer.
+                if s.skb.copy_bits(off, to).is_err() {
+                    break;
+                }
+            } else {
+                to.copy_from_slice(&s.skb.data()[off..off + n]);
+            }
             copied += n;
             seq = seq.wrapping_add(n as u32);
         }

@@ -17,10 +17,13 @@
 //!
 //! # Deviations from Linux
 //!
-//! - Segments reach TCP linear (softnet linearizes GRO packets for IPv4),
-//!   so `tcp_try_coalesce()` only copies into the tail skb's spare room
-//!   (no fragment stealing) and `tcp_collapse()` copies into small pool
-//!   buffers (2 KiB, not a page).
+//! - A GRO packet reaches TCP as it left GRO, its payload in fragments,
+//!   and in-order data is queued that way (no copy until `recvmsg()`); a
+//!   nonlinear skb that must be cut at the front (a partial overlap) or
+//!   goes to the out-of-order queue is made linear first. So
+//!   `tcp_try_coalesce()` only copies a linear skb into the tail skb's
+//!   spare room (no fragment stealing) and `tcp_collapse()` copies into
+//!   small pool buffers (2 KiB, not a page).
 //! - Receive memory is charged to `tcp_mem` (`tcp_mem.rs`) by the queue
 //!   functions here, but freed memory returns to it when `tcp_v4_rcv()`,
 //!   `recvmsg()` or close reclaim it, not at each free (see `tcp_mem.rs`).
@@ -2168,10 +2171,9 @@ fn tcp_collapse<C: TcpContext>(
     let mut out: Vec<RxSkb> = Vec::new();
     let mut cur: Option<SkBuff> = None;
     for s in q.range(first..to) {
-        let off = seq.wrapping_sub(s.seq) as usize;
-        let data = s.skb.data();
-        let mut rest = data.get(off..).unwrap_or(&[]);
-        while !rest.is_empty() {
+        let mut off = seq.wrapping_sub(s.seq) as usize;
+        let len = s.skb.len();
+        while off < len {
             if cur.as_ref().is_none_or(|c| c.tailroom() == 0) {
                 if let Some(c) = cur.take() {
                     let n = c.len() as u32;
@@ -2187,11 +2189,13 @@ fn tcp_collapse<C: TcpContext>(
                 cur = Some(c);
             }
             let Some(c) = cur.as_mut() else { return };
-            let n = c.tailroom().min(rest.len());
-            if c.put_data(&rest[..n]).is_err() {
+            let n = c.tailroom().min(len - off);
+            // From the linear part and the fragments alike.
+            let Ok(dst) = c.put(n) else { return };
+            if s.skb.copy_bits(off, dst).is_err() {
                 return;
             }
-            rest = &rest[n..];
+            off += n;
             seq = seq.wrapping_add(n as u32);
         }
     }
@@ -2345,6 +2349,13 @@ fn tcp_data_queue_ofo<C: TcpContext>(
     fin: bool,
 ) {
     let cpu = ctx.cpu();
+    // The out-of-order queue trims and merges skbs at both ends: keep it
+    // linear.
+    if skb.is_nonlinear() && skb.linearize().is_err() {
+        ctx.mibs().inc(cpu, LinuxMib::TcpOfoDrop);
+        kfree_skb_reason(skb, DropReason::Nomem);
+        return;
+    }
     let (len, truesize) = (skb.len() as u32, skb.truesize() as u32);
     if !tcp_try_rmem_schedule(stack, ctx, tp, seq, len, truesize) {
         ctx.mibs().inc(cpu, LinuxMib::TcpOfoDrop);
@@ -2526,6 +2537,13 @@ fn tcp_data_queue<C: TcpContext>(
         let cut = tp.rcv_nxt.wrapping_sub(seq);
         if cut > 0 {
             let cut = cut.min(skb.len() as u32);
+            // A partial overlap: what is already held is cut off the
+            // front, from one buffer.
+            if skb.is_nonlinear() && skb.linearize().is_err() {
+                ctx.mibs().inc(cpu, LinuxMib::TcpRcvQDrop);
+                kfree_skb_reason(skb, DropReason::Nomem);
+                return;
+            }
             let _ = skb.pull(cut as usize);
         }
         let truesize = skb.truesize() as u32;
@@ -2980,6 +2998,7 @@ fn tcp_try_coalesce<C: TcpContext>(
     if to.fin
         || seq != to.end_seq()
         || skb.is_empty()
+        || skb.is_nonlinear()
         || skb.len() > to.skb.tailroom()
         || to.skb.is_cloned()
     {

@@ -17,7 +17,7 @@
 use core::net::Ipv4Addr;
 
 use netcore::{DropReason, Errno, IpSummed, LinuxMib, SkBuff, TcpMib, kfree_skb_reason};
-use wire::{Ipv4Packet, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
+use wire::{TcpFlags, TcpOptions, TcpPacket, TcpRepr};
 
 use crate::context::{SkEvent, TcpContext};
 use crate::inet_connection_sock::tcp_listen_rcv;
@@ -31,17 +31,25 @@ use crate::tcp_sock::{TcpState, before};
 /// Receives one TCP segment from IP.
 ///
 /// Mirrors `tcp_v4_rcv()`. The skb's data starts at the TCP header and its
-/// network header is set (the IPv4 header gives the addresses). Consumes
-/// the skb: it is queued, processed or dropped. Counters: `InSegs`,
-/// `InErrs` (bad header), `InCsumErrors` (bad checksum), `OutRsts` (no
-/// socket).
+/// network header is set (the IPv4 header gives the addresses). A GRO
+/// packet may carry its payload in fragments past the header (its linear
+/// part holds at least the header): the payload is checksummed and queued
+/// where it lies. Consumes the skb: it is queued, processed or dropped.
+/// Counters: `InSegs`, `InErrs` (bad header), `InCsumErrors` (bad
+/// checksum), `OutRsts` (no socket).
 #[tracing::instrument(level = "trace", skip_all, fields(len = skb.len()))]
 pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff) {
     let cpu = ctx.cpu();
+    // The addresses, from the IP header IP has checked (its total length
+    // may count fragments past the linear part, so it is not re-checked
+    // against the linear bytes here).
     let Some((saddr, daddr)) = skb.network_header().and_then(|nh| {
-        Ipv4Packet::new_checked(nh)
-            .ok()
-            .map(|ip| (ip.src_addr(), ip.dst_addr()))
+        let h: &[u8; 20] = nh.first_chunk()?;
+        (h[0] >> 4 == 4).then_some(())?;
+        Some((
+            Ipv4Addr::new(h[12], h[13], h[14], h[15]),
+            Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+        ))
     }) else {
         ctx.mibs().inc(cpu, TcpMib::InErrs);
         kfree_skb_reason(skb, DropReason::PktTooSmall);
@@ -53,7 +61,13 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
             kfree_skb_reason(skb, DropReason::PktTooSmall);
             return;
         };
-        if !matches!(skb.ip_summed, IpSummed::Unnecessary) && !p.verify_checksum(saddr, daddr) {
+        if !matches!(skb.ip_summed, IpSummed::Unnecessary)
+            && !(if skb.is_nonlinear() {
+                tcp_checksum_nonlinear_ok(&skb, saddr, daddr)
+            } else {
+                p.verify_checksum(saddr, daddr)
+            })
+        {
             ctx.mibs().inc(cpu, TcpMib::InCsumErrors);
             ctx.mibs().inc(cpu, TcpMib::InErrs);
             kfree_skb_reason(skb, DropReason::TcpCsum);
@@ -61,7 +75,8 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
         }
         ctx.mibs().inc(cpu, TcpMib::InSegs);
         let flags = p.flags();
-        let len = p.payload().len() as u32;
+        // The payload: the rest of the linear part and any fragments.
+        let len = (skb.len() - p.header_len()) as u32;
         let seq = p.seq_number();
         let seg = TcpSeg {
             saddr,
@@ -87,6 +102,20 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
     }
     tracing::trace!(target: "netstack::tcp", sport = seg.sport, dport = seg.dport, seq = seg.seq, ack = seg.ack_seq, flags = ?seg.flags, "tcp_v4_rcv");
     tcp_v4_rcv_seg(stack, ctx, &seg, skb, None);
+}
+
+/// Whether the TCP checksum of a nonlinear segment (header in the linear
+/// part, payload also in fragments) is right, summed across the pieces
+/// (`skb_checksum()` under `tcp_checksum_complete()`).
+#[cold]
+#[inline(never)]
+fn tcp_checksum_nonlinear_ok(skb: &SkBuff, saddr: Ipv4Addr, daddr: Ipv4Addr) -> bool {
+    let len = skb.len();
+    let Ok(tcp_len) = u16::try_from(len) else {
+        return false;
+    };
+    skb.checksum(0, len, 0)
+        .is_ok_and(|sum| wire::csum_tcpudp_magic(saddr, daddr, tcp_len, 6, sum) == 0)
 }
 
 fn tcp_v4_rcv_seg<C: TcpContext>(

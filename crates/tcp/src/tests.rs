@@ -706,6 +706,75 @@ fn zero_window_and_persist_probes() {
     assert!(net.mib(1, LinuxMib::TcpFromZeroWindowAdv) >= 1);
 }
 
+/// A GRO packet (headers and the first payload in the linear part, the
+/// other frames' payloads in fragments) is checksummed across its
+/// pieces, queued as it is (no copy into the receive queue) and read back
+/// byte-exact, its memory charge given back in full; a corrupt byte in a
+/// fragment is an `InCsumErrors` drop that queues nothing.
+#[test]
+fn gro_packet_is_queued_without_a_copy_and_read_back_exactly() {
+    let (mut net, c, s) = pair();
+    let cl = c.local_addr();
+    let sa = s.local_addr();
+    let (seq, ack) = {
+        let tp = s.lock();
+        (tp.rcv_nxt, tp.snd_nxt)
+    };
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let repr = TcpRepr {
+        src_port: cl.port(),
+        dst_port: sa.port(),
+        seq,
+        ack,
+        flags: TcpFlags::ACK | TcpFlags::PSH,
+        window: 1000,
+        urgent: 0,
+        options: TcpOptions::default(),
+        payload_len: payload.len(),
+    };
+    let hl = repr.header_len();
+    let mut segment = vec![0u8; hl + payload.len()];
+    segment[hl..].copy_from_slice(&payload);
+    repr.emit(&mut segment, *cl.ip(), *sa.ip()).unwrap();
+    let in_segs = net.mib(1, TcpMib::InSegs);
+
+    // A corrupt byte in the second fragment: dropped, counted, nothing queued.
+    let mut bad = segment.clone();
+    bad[hl + 2500] ^= 0x40;
+    net.deliver_nonlinear(*cl.ip(), 1, &bad, 1000, 1000);
+    assert_eq!(net.mib(1, TcpMib::InCsumErrors), 1);
+    assert_eq!(s.lock().rcv_nxt, seq);
+    assert_eq!(net.recv(1, &s, &mut [0u8; 16]), Err(Errno::Again));
+
+    net.deliver_nonlinear(*cl.ip(), 1, &segment, 1000, 1000);
+    assert_eq!(
+        net.mib(1, TcpMib::InSegs),
+        in_segs + 1,
+        "one skb, one InSegs"
+    );
+    assert_eq!(net.mib(1, TcpMib::InCsumErrors), 1);
+    {
+        let tp = s.lock();
+        assert_eq!(tp.rcv_nxt, seq.wrapping_add(3000));
+        assert_eq!(tp.receive_queue.len(), 1);
+        let q = tp.receive_queue.back().unwrap();
+        assert!(q.skb.is_nonlinear(), "queued as GRO left it");
+        assert_eq!((q.skb.headlen(), q.skb.nr_frags()), (1000, 2));
+        assert_eq!(tp.rmem_alloc, q.skb.truesize() as u32);
+    }
+    assert_eq!(net.mib(1, LinuxMib::TcpRcvCoalesce), 0);
+    // Read in pieces that straddle the linear part and the fragments.
+    let mut got = Vec::new();
+    for n in [700, 900, 1400] {
+        let mut buf = vec![0u8; n];
+        let k = net.recv(1, &s, &mut buf).unwrap();
+        got.extend_from_slice(&buf[..k]);
+    }
+    assert_eq!(got, payload);
+    assert_eq!(net.recv(1, &s, &mut [0u8; 64]), Err(Errno::Again));
+    assert_eq!(s.lock().rmem_alloc, 0, "the charge came back in full");
+}
+
 #[test]
 fn rfc5961_challenge_acks() {
     let (mut net, c, s) = pair();

@@ -572,6 +572,43 @@ impl Net {
         self.put_on_wire(skb);
     }
 
+    /// Delivers a hand-made TCP segment from `src` to host `to` now, as
+    /// GRO leaves a merged packet: the IP header, the TCP header and the
+    /// first `head` bytes of payload in the linear part, the rest in
+    /// fragments of `frag` bytes, each in a pool buffer of its own (as
+    /// each merged frame's). `segment` is the TCP header and payload,
+    /// checksum included. Whatever TCP sends in answer goes on the wire.
+    pub fn deliver_nonlinear(
+        &mut self,
+        src: Ipv4Addr,
+        to: usize,
+        segment: &[u8],
+        head: usize,
+        frag: usize,
+    ) {
+        let dst = self.addr(to);
+        let h = self.sync(to);
+        let pool = h.ctx.page_pool().clone();
+        let thlen = TcpPacket::new_checked(segment).map_or(20, |p| p.header_len());
+        let split = (thlen + head).min(segment.len());
+        let mut skb = SkBuff::from_slice(&pool, crate::tcp_sock::MAX_TCP_HEADER, &segment[..split])
+            .expect("pool has room");
+        for part in segment[split..].chunks(frag.max(1)) {
+            // A frame's buffer: its (here dummy) headers, then the part.
+            let mut f = SkBuff::from_slice(&pool, 0, &[0u8; 54]).expect("pool has room");
+            f.put_data(part).expect("a frame's buffer holds the part");
+            skb.append_frags(f, 54).expect("chained");
+        }
+        let _ = FakeTcpCtx::ip_queue_xmit_from(&mut skb, src, dst);
+        skb.reset_network_header();
+        if skb.pull(20).is_ok() {
+            skb.reset_transport_header();
+            let h = &mut self.hosts[to];
+            crate::tcp_v4_rcv(&h.stack, &mut h.ctx, skb);
+        }
+        self.collect_out(to);
+    }
+
     /// Runs the next event (a delivery or a timer). Returns false when
     /// nothing is pending.
     pub fn step(&mut self) -> bool {

@@ -441,3 +441,87 @@ fn every_rcv_stage_survives_the_trip_through_its_number() {
         assert_eq!(RcvStage::from_u8(stage as u8), stage);
     }
 }
+
+/// A protocol that reads fragments: records whether each datagram came
+/// nonlinear and its bytes (from the transport header), read across the
+/// pieces.
+#[derive(Debug, Default)]
+struct FragReader {
+    seen: parking_lot::Mutex<Vec<(bool, Vec<u8>)>>,
+}
+
+impl<C: Ipv4Context> crate::NetProtocol<C> for FragReader {
+    fn handler(&self, skb: SkBuff, _ctx: &mut C) -> Result<(), (SkBuff, IcmpError)> {
+        let mut all = vec![0u8; skb.len()];
+        skb.copy_bits(0, &mut all).unwrap();
+        self.seen.lock().push((skb.is_nonlinear(), all));
+        Ok(())
+    }
+
+    fn accepts_nonlinear(&self) -> bool {
+        true
+    }
+}
+
+/// `datagram(8 + 2 * 100)` with protocol `proto` as GRO leaves a merged
+/// packet: the first `head` bytes in the linear part, the rest in two
+/// fragments of their own buffers.
+fn nonlinear(h: &TestIpHost, proto: u8, head: usize) -> (SkBuff, Vec<u8>) {
+    let mut d = datagram(8 + 200);
+    d[9] = proto;
+    for (i, b) in d[20..].iter_mut().enumerate() {
+        *b = (i * 13 + 1) as u8;
+    }
+    refill(&mut d);
+    let mut skb = SkBuff::from_slice(&h.pool, 64, &d[..head]).unwrap();
+    for part in d[head..].chunks(d[head..].len().div_ceil(2)) {
+        let mut f = SkBuff::from_slice(&h.pool, 0, b"hdr").unwrap();
+        f.put_data(part).unwrap();
+        skb.append_frags(f, 3).unwrap();
+    }
+    skb.ifindex = 2;
+    (skb, d[20..].to_vec())
+}
+
+/// A GRO packet reaches a protocol that reads fragments as it is (no
+/// copy), and one that does not linear; a netfilter hook, or a linear
+/// part shorter than the headers, makes it linear first. The counters
+/// are those of the same datagram arriving linear.
+#[test]
+fn nonlinear_datagrams_stay_nonlinear_only_for_a_protocol_that_reads_fragments() {
+    use crate::testutil::RecordingProtocol;
+    for hooked in [false, true] {
+        let mut h = host();
+        let _hooks = hooked.then(|| {
+            h.hooks
+                .nf_register_net_hook(netfilter::NfHookReg::from_fn(
+                    NfInetHooks::LocalIn,
+                    netfilter::NF_IP_PRI_FILTER,
+                    |_, _, _| netfilter::NfVerdict::Accept,
+                ))
+                .unwrap()
+        });
+        let frag_reader = Arc::new(FragReader::default());
+        let linear_only = Arc::new(RecordingProtocol::default());
+        h.ipv4.inet_add_protocol(frag_reader.clone(), 252).unwrap();
+        h.ipv4.inet_add_protocol(linear_only.clone(), 253).unwrap();
+        let (skb, p252) = nonlinear(&h, 252, 140);
+        assert!(skb.is_nonlinear());
+        assert_eq!(ip_rcv(&mut h.cpu, skb), NetRx::Success);
+        let (skb, p253) = nonlinear(&h, 253, 140);
+        assert_eq!(ip_rcv(&mut h.cpu, skb), NetRx::Success);
+        // Only the IP header in the linear part: pulled in first.
+        let (skb, short) = nonlinear(&h, 252, 20);
+        assert_eq!(ip_rcv(&mut h.cpu, skb), NetRx::Success);
+        let seen = frag_reader.seen.lock().clone();
+        assert_eq!(
+            seen,
+            vec![(!hooked, p252), (false, short)],
+            "hooked: {hooked}"
+        );
+        assert_eq!(linear_only.delivered.lock().clone(), vec![p253]);
+        let snmp = h.mibs.snapshot().proc_net_snmp();
+        // InReceives 3, InDelivers 3, no header error, no discard.
+        assert!(snmp.contains("Ip: 2 64 3 0 0 0 0 0 3 "), "{snmp}");
+    }
+}
