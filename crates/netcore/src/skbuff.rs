@@ -1129,6 +1129,75 @@ impl SkBuff {
         Ok(())
     }
 
+    /// Appends `len` bytes of `from`'s data, starting `offset` bytes past
+    /// its `data`, to this skb as fragments that share `from`'s buffers
+    /// (its linear part and its fragments alike): no byte is copied and
+    /// `from` is left as it is. The truesize grows by the bytes taken.
+    ///
+    /// Mirrors the fragment-sharing part of `skb_segment()` in
+    /// `net/core/skbuff.c` (each segment takes a reference on the pages
+    /// its payload lies in, `nskb->truesize += nskb->data_len`). Fails with
+    /// [`SkbError::TooShort`] when the range ends past `from`'s data, and
+    /// with [`SkbError::TooBig`] past [`u32::MAX`] bytes of fragments,
+    /// leaving this skb unchanged.
+    #[doc(alias = "skb_segment")]
+    pub fn add_shared_frags(
+        &mut self,
+        from: &SkBuff,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), SkbError> {
+        let needed = offset.saturating_add(len);
+        if needed > from.len() {
+            return Err(SkbError::TooShort {
+                needed,
+                len: from.len(),
+            });
+        }
+        let total = self.data_len() + len;
+        if total > u32::MAX as usize {
+            return Err(SkbError::TooBig {
+                size: total,
+                max: u32::MAX as usize,
+            });
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let sh = self.shinfo.get_or_insert_with(|| {
+            Box::new(SkbSharedInfo {
+                frags: Vec::with_capacity(MAX_SKB_FRAGS),
+                frag_truesize: 0,
+            })
+        });
+        let head = (&from.page, from.data_off(), from.headlen());
+        let pieces =
+            core::iter::once(head).chain(from.frag_slice().iter().map(|f| (&f.page, f.off, f.len)));
+        let mut pos = 0; // offset of the current piece's first byte
+        let mut done = 0;
+        for (page, off, plen) in pieces {
+            if done == len {
+                break;
+            }
+            let end = pos + plen;
+            let at = offset + done;
+            if at < end {
+                let n = (end - at).min(len - done);
+                sh.frags.push(SkbFrag {
+                    page: page.share(),
+                    off: off + (at - pos),
+                    len: n,
+                });
+                done += n;
+            }
+            pos = end;
+        }
+        sh.frag_truesize += len as isize;
+        // Checked against u32::MAX above.
+        self.data_len = total as u32;
+        Ok(())
+    }
+
     /// Copies `to.len()` bytes of data starting `offset` bytes past `data`
     /// into `to`, reading across the linear part and the fragments.
     ///
@@ -1994,6 +2063,35 @@ mod tests {
         skb.linearize().unwrap();
         assert_eq!(skb.truesize(), 256 + skb_size);
         drop(skb);
+        assert_eq!(p.stats().inflight(), 0);
+    }
+
+    /// Shared fragments read back the range they were taken from (across
+    /// the linear part and fragments), copy nothing, and keep the buffers
+    /// alive after the source is gone.
+    #[test]
+    fn shared_frags_take_a_range_without_a_copy() {
+        let p = pool(None);
+        let src = chained(&p, &[b"hello", b" ", b"world!"]);
+        assert_eq!(p.stats().inflight(), 4);
+        let mut seg = SkBuff::from_slice(&p, 8, b"H").unwrap();
+        seg.add_shared_frags(&src, 1, 10).unwrap();
+        assert_eq!((seg.len(), seg.headlen(), seg.nr_frags()), (11, 1, 4));
+        assert_eq!(p.stats().inflight(), 5, "only the new head: no copy");
+        assert_eq!(seg.truesize(), 256 + core::mem::size_of::<SkBuff>() + 10);
+        assert_eq!(
+            seg.add_shared_frags(&src, 10, 6),
+            Err(SkbError::TooShort {
+                needed: 16,
+                len: 15
+            })
+        );
+        drop(src);
+        let mut all = [0u8; 11];
+        seg.copy_bits(0, &mut all).unwrap();
+        assert_eq!(&all, b"HDRhello wo");
+        assert_eq!(p.stats().inflight(), 5);
+        drop(seg);
         assert_eq!(p.stats().inflight(), 0);
     }
 

@@ -19,8 +19,13 @@
 //! - These are IPv4 and TCP functions that Linux keeps under `net/ipv4`;
 //!   they live in softnet because `ipv4` sits above it in the layer table
 //!   and `validate_xmit_skb()` needs them.
-//! - Segments are linear skbs with copied bytes, where Linux makes each
-//!   segment's payload a set of frags that share the GSO skb's pages.
+//! - As in Linux's `skb_segment()`: for a device with scatter-gather
+//!   (`NETIF_F_SG`) the payload a segment takes from the GSO skb's
+//!   fragments stays there (the segment's fragments share those buffers;
+//!   TCP's GSO skbs carry all their payload so, and none of it is
+//!   copied), and only what lies in the GSO skb's linear part is copied
+//!   into the segment's; for a device without, the segment is linear with
+//!   the whole payload copied in.
 //! - The GSO skb's owner ([`netcore::SkbDestructor`]) is released when it
 //!   is segmented, as if `skb_orphan()`ed, rather than handed on to the
 //!   segments with its truesize split among them.
@@ -134,7 +139,9 @@ fn layout(skb: &SkBuff) -> Result<Layout, GsoError> {
 ///
 /// Mirrors `inet_gso_segment()` → `tcp4_gso_segment()` →
 /// `tcp_gso_segment()`. `features` are the device's: with `IP_CSUM` or
-/// `HW_CSUM` the TCP checksums are left to it. The skb is not changed.
+/// `HW_CSUM` the TCP checksums are left to it; with `SG` a segment's
+/// payload is fragments sharing the skb's buffers, else a copy. The skb is
+/// not changed.
 pub fn tcp4_gso_segment(skb: &SkBuff, features: NetdevFeatures) -> Result<Vec<SkBuff>, GsoError> {
     let allowed =
         SkbGsoType::TCPV4 | SkbGsoType::TCP_ECN | SkbGsoType::TCP_FIXEDID | SkbGsoType::DODGY;
@@ -161,6 +168,7 @@ pub fn tcp4_gso_segment(skb: &SkBuff, features: NetdevFeatures) -> Result<Vec<Sk
     let flags0 = hdr[th + TCP_FLAGS_OFF];
     let fixedid = skb.gso_type.contains(SkbGsoType::TCP_FIXEDID);
     let hw_csum = features.intersects(NetdevFeatures::IP_CSUM | NetdevFeatures::HW_CSUM);
+    let sg = features.contains(NetdevFeatures::SG);
     let headroom = skb.headroom();
     let fin_psh = (TcpFlags::FIN | TcpFlags::PSH).bits() as u8;
     let cwr = TcpFlags::CWR.bits() as u8;
@@ -169,11 +177,20 @@ pub fn tcp4_gso_segment(skb: &SkBuff, features: NetdevFeatures) -> Result<Vec<Sk
     for i in 0..nsegs {
         let off = i * mss;
         let len = mss.min(payload - off);
-        let mut seg = SkBuff::alloc(skb.pool(), headroom + hdr_len + len)?;
+        // With scatter-gather, payload in the skb's fragments stays where
+        // it is (shared, added below) and only what lies in its linear
+        // part is copied; without, all of it is copied in.
+        let start = hdr_len + off;
+        let linear = if sg {
+            skb.headlen().saturating_sub(start).min(len)
+        } else {
+            len
+        };
+        let mut seg = SkBuff::alloc(skb.pool(), headroom + hdr_len + linear)?;
         seg.reserve(headroom)?;
-        let d = seg.put(hdr_len + len)?;
+        let d = seg.put(hdr_len + linear)?;
         d[..hdr_len].copy_from_slice(&hdr);
-        skb.copy_bits(hdr_len + off, &mut d[hdr_len..])?;
+        skb.copy_bits(start, &mut d[hdr_len..])?;
         // IPv4: length, ID, checksum.
         let tot_len = (hdr_len - nh + len) as u16;
         d[nh + 2..nh + 4].copy_from_slice(&tot_len.to_be_bytes());
@@ -202,17 +219,24 @@ pub fn tcp4_gso_segment(skb: &SkBuff, features: NetdevFeatures) -> Result<Vec<Sk
         d[check_at..check_at + 2].fill(0);
         let check = if hw_csum {
             // The pseudo-header sum; the device adds the rest.
-            !csum_tcpudp_magic(saddr, daddr, tcp_len, IPPROTO_TCP, 0)
+            Some(!csum_tcpudp_magic(saddr, daddr, tcp_len, IPPROTO_TCP, 0))
+        } else if linear < len {
+            None
         } else {
-            csum_tcpudp_magic(
-                saddr,
-                daddr,
-                tcp_len,
-                IPPROTO_TCP,
-                csum_partial(&d[th..], 0),
-            )
+            let sum = csum_partial(&d[th..], 0);
+            Some(csum_tcpudp_magic(saddr, daddr, tcp_len, IPPROTO_TCP, sum))
         };
-        d[check_at..check_at + 2].copy_from_slice(&check.to_be_bytes());
+        if linear < len {
+            seg.add_shared_frags(skb, start + linear, len - linear)?;
+        }
+        let check = if let Some(c) = check {
+            c
+        } else {
+            // Over the header and the shared payload.
+            let sum = seg.checksum(th, hdr_len - th + len, 0)?;
+            csum_tcpudp_magic(saddr, daddr, tcp_len, IPPROTO_TCP, sum)
+        };
+        seg.data_mut()?[check_at..check_at + 2].copy_from_slice(&check.to_be_bytes());
         seg.reset_mac_header();
         seg.set_network_header(nh)?;
         seg.set_transport_header(th)?;
@@ -239,4 +263,88 @@ pub fn tcp4_gso_segment(skb: &SkBuff, features: NetdevFeatures) -> Result<Vec<Sk
         segs.push(seg);
     }
     Ok(segs)
+}
+
+#[cfg(test)]
+mod tests {
+    use netcore::{ETH_P_IP, PagePool, PagePoolParams, SkbGsoType};
+    use wire::{Ipv4Packet, TcpPacket};
+
+    use super::*;
+
+    /// A GSO skb as TCP hands it down: Ethernet, IPv4 and TCP headers in
+    /// the linear part, the payload in fragments of `frag` bytes, each in
+    /// a buffer of its own (the write queue's).
+    fn tcp_gso_skb(pool: &PagePool, payload: &[u8], frag: usize, mss: u16) -> SkBuff {
+        let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
+        let tot = (20 + 20 + payload.len()) as u16;
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&tot.to_be_bytes());
+        f.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&[198, 18, 0, 1, 198, 18, 0, 2]);
+        f.extend_from_slice(&40000u16.to_be_bytes());
+        f.extend_from_slice(&80u16.to_be_bytes());
+        f.extend_from_slice(&1000u32.to_be_bytes());
+        f.extend_from_slice(&77u32.to_be_bytes());
+        f.extend_from_slice(&[0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]); // ACK|PSH
+        let mut skb = SkBuff::from_slice(pool, 64, &f).unwrap();
+        for part in payload.chunks(frag) {
+            let mut e = SkBuff::from_slice(pool, 0, &[0u8; 8]).unwrap();
+            e.put_data(part).unwrap();
+            skb.append_frags(e, 8).unwrap();
+        }
+        skb.protocol = ETH_P_IP;
+        skb.set_network_header(14).unwrap();
+        skb.set_transport_header(34).unwrap();
+        skb.gso_size = mss;
+        skb.gso_type = SkbGsoType::TCPV4;
+        skb
+    }
+
+    /// The frame's bytes, across the linear part and fragments.
+    fn bytes(skb: &SkBuff) -> Vec<u8> {
+        let mut b = vec![0u8; skb.len()];
+        skb.copy_bits(0, &mut b).unwrap();
+        b
+    }
+
+    /// With scatter-gather, segments of a GSO skb whose payload is in
+    /// fragments share those buffers (only a header buffer per segment is
+    /// new) and are byte for byte the frames of the copying path, valid
+    /// checksums included; a GSO packet cut off-MSS from its fragments
+    /// still reads back in order.
+    #[test]
+    fn sg_segments_share_the_payload_and_match_the_copied_frames() {
+        let pool = PagePool::new(PagePoolParams::default()).unwrap();
+        let payload: Vec<u8> = (0..4000u32).map(|i| (i * 31 + i / 7) as u8).collect();
+        for (frag, mss) in [(1000, 1000), (1000, 1448)] {
+            let skb = tcp_gso_skb(&pool, &payload, frag, mss);
+            let before = pool.stats().inflight();
+            let shared = tcp4_gso_segment(&skb, NetdevFeatures::SG).unwrap();
+            let n = payload.len().div_ceil(usize::from(mss));
+            assert_eq!(shared.len(), n);
+            assert_eq!(
+                pool.stats().inflight(),
+                before + n as u64,
+                "one header buffer per segment, no payload copied"
+            );
+            let copied = tcp4_gso_segment(&skb, NetdevFeatures::empty()).unwrap();
+            let mut got = Vec::new();
+            for (i, (s, c)) in shared.iter().zip(&copied).enumerate() {
+                assert!(s.is_nonlinear() && s.headlen() == 54, "segment {i}");
+                assert!(!c.is_nonlinear());
+                let b = bytes(s);
+                assert_eq!(b, bytes(c), "segment {i} as the copying path cuts it");
+                let ip = Ipv4Packet::new_verified(&b[14..]).unwrap();
+                let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+                assert!(tcp.verify_checksum(ip.src_addr(), ip.dst_addr()));
+                assert_eq!(tcp.seq_number(), 1000 + (i * usize::from(mss)) as u32);
+                got.extend_from_slice(tcp.payload());
+            }
+            assert_eq!(got, payload);
+            // The pseudo-header sum only, for a device that finishes it.
+            let hw = tcp4_gso_segment(&skb, NetdevFeatures::SG | NetdevFeatures::IP_CSUM).unwrap();
+            assert!(matches!(hw[0].ip_summed, IpSummed::Partial { .. }));
+        }
+    }
 }
