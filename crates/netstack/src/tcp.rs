@@ -95,6 +95,10 @@ impl NetProtocol<CpuCtx> for TcpV4Protocol {
         self.wakeups.flush();
     }
 
+    fn accepts_nonlinear(&self) -> bool {
+        NetProtocol::<CpuCtx>::accepts_nonlinear(&self.inner)
+    }
+
     #[allow(clippy::unnecessary_literal_bound)] // the trait's signature
     fn name(&self) -> &str {
         "tcp"
