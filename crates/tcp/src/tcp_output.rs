@@ -1055,8 +1055,14 @@ fn tcp_transmit_head<C: TcpContext>(
 
 /// Pushes pending frames with the socket's Nagle mode and arms the probe
 /// timer if the peer's window holds them back. Mirrors
-/// `__tcp_push_pending_frames()` + `tcp_check_probe_timer()`.
+/// `tcp_push_pending_frames()` → `__tcp_push_pending_frames()` +
+/// `tcp_check_probe_timer()`: nothing at all when no entry is unsent
+/// (`tcp_send_head()` is `NULL`), as for every segment a receiver that
+/// has nothing to send gets.
 pub(crate) fn tcp_push_pending_frames<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, nonagle: u8) {
+    if tp.write_queue.len() <= tp.packets_out as usize {
+        return;
+    }
     if tp.state == TcpState::Close || tp.state == TcpState::SynSent {
         return;
     }
