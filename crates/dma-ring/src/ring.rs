@@ -250,37 +250,57 @@ impl<S> DriverEnd<S> {
         Some(out)
     }
 
-    /// On a full ring, cleans the descriptor at `next_to_clean` if the
-    /// device has written it back and stages the same slot again, with
-    /// whatever `f` left in it, without moving it: `f` gets the slot and
-    /// its status word. Returns `None` at the first descriptor without `DD`
-    /// or when the ring is not full (the slot to refill is then another).
+    /// On a full ring, cleans up to `budget` descriptors from
+    /// `next_to_clean` that the device has written back, and stages each
+    /// slot again, with whatever `f` left in it, without moving it: `f`
+    /// gets each slot and its status word, in order, up to the first
+    /// descriptor without `DD`. Returns how many; 0 when the ring is not
+    /// full (the slot to refill is then another).
     ///
     /// On a full ring `next_to_use == next_to_clean + size`, so the slot
     /// the driver cleans is the very slot it fills next; a buffer reused in
-    /// place (igb's `igb_reuse_rx_page()`) stays where it is.
+    /// place (igb's `igb_reuse_rx_page()`) stays where it is, and the ring
+    /// stays full. The cursors are read once and written once, so the loop
+    /// keeps them in registers: per descriptor it is the `DD` load, `f`,
+    /// and the store that clears `DD`.
     #[inline(always)]
-    pub(crate) fn clean_restage<R>(&mut self, f: impl FnOnce(&mut S, u32) -> R) -> Option<R> {
-        if self.used() != self.size() || self.next_to_clean == self.tail {
-            return None;
+    pub(crate) fn clean_restage(&mut self, budget: usize, mut f: impl FnMut(&mut S, u32)) -> usize {
+        if self.used() != self.size() {
+            return 0;
         }
-        let slot = self.shared.slot(self.next_to_clean);
-        // Acquire: as in `clean`, pairs with the device's Release of `DD`.
-        let status = slot.status.load(Ordering::Acquire);
-        if status & DD == 0 {
-            return None;
+        // Only descriptors before the tail were handed to the device.
+        let limit = budget.min(self.tail.wrapping_sub(self.next_to_clean));
+        let start = self.next_to_clean;
+        // The slots and the mask in locals: the stores below could alias
+        // `Shared`'s fields as far as the compiler knows, and it would load
+        // them again for every descriptor.
+        let (slots, mask) = (&*self.shared.slots, self.shared.mask);
+        let mut n = 0;
+        while n < limit {
+            let i = start.wrapping_add(n) & mask;
+            debug_assert!(i < slots.len());
+            // SAFETY: as in `Shared::slot`: `mask` is `slots.len() - 1` with
+            // `slots.len()` a power of two, so `i < slots.len()`.
+            let slot = unsafe { slots.get_unchecked(i) };
+            // Acquire: as in `clean`, pairs with the device's Release of `DD`.
+            let status = slot.status.load(Ordering::Acquire);
+            if status & DD == 0 {
+                break;
+            }
+            // SAFETY: the slot is before the tail and `DD` is set, so the
+            // device has written it back and published it (as in `clean`):
+            // it is the driver's. The ring is full, so once cleaned the slot
+            // is in `[next_to_use, next_to_clean + size)`, the driver's until
+            // a tail bump hands it over; the driver holds `&mut self`.
+            slot.desc.with_mut(|desc| f(unsafe { &mut *desc }, status));
+            // Relaxed: as in `stage`, clears this lap's `DD` before the slot
+            // is handed over again by `flush`'s Release.
+            slot.status.store(0, Ordering::Relaxed);
+            n += 1;
         }
-        // SAFETY: `DD` is set, so the slot is the driver's, as in `clean`;
-        // after the clean it is in `[next_to_use, next_to_clean + size)`
-        // (the ring was full), still the driver's until a tail bump hands
-        // it over, and the driver holds `&mut self`.
-        let out = slot.desc.with_mut(|desc| f(unsafe { &mut *desc }, status));
-        // Relaxed: as in `stage`, clears this lap's `DD` before the slot is
-        // handed over again by `flush`'s Release.
-        slot.status.store(0, Ordering::Relaxed);
-        self.next_to_clean = self.next_to_clean.wrapping_add(1);
-        self.next_to_use = self.next_to_use.wrapping_add(1);
-        Some(out)
+        self.next_to_clean = start.wrapping_add(n);
+        self.next_to_use = self.next_to_use.wrapping_add(n);
+        n
     }
 
     /// Takes every outstanding descriptor once the device half is gone, in
@@ -390,6 +410,36 @@ impl<S> DeviceEnd<S> {
         // the device; the `&mut self` borrow makes this the only reference
         // the device side holds to it until it ends.
         Some(slot.desc.with_mut(|desc| unsafe { &mut *desc }))
+    }
+
+    /// Runs `f` on the descriptor at the head, if the device owns one, and
+    /// writes it back if `f` returns a status: `status | DD`, then the head
+    /// advances. `None` when the device owns no descriptor, else whether
+    /// it wrote back. [`with_head`](Self::with_head) and
+    /// [`write_back`](Self::write_back) in one step, the slot found once.
+    #[inline(always)]
+    pub(crate) fn fill_head(&mut self, f: impl FnOnce(&mut S) -> Option<u32>) -> Option<bool> {
+        if !self.peek() {
+            return None;
+        }
+        let slot = self.shared.slot(self.head);
+        // SAFETY: as in `with_head`: `head < tail` as loaded with Acquire,
+        // so the slot is in `[head, tail)`, owned by the device, which holds
+        // `&mut self`; only the store of `DD` below hands it back.
+        let filled = slot.desc.with_mut(
+            #[inline(always)]
+            |desc| f(unsafe { &mut *desc }),
+        );
+        let Some(status) = filled else {
+            return Some(false);
+        };
+        // Release: as in `write_back`, hands the slot to the driver with
+        // everything `f` wrote.
+        slot.status.store(status | DD, Ordering::Release);
+        self.head = self.head.wrapping_add(1);
+        // Relaxed: diagnostic register, see `Shared::head`.
+        self.shared.head.store(self.head, Ordering::Relaxed);
+        Some(true)
     }
 
     /// Runs `f` on the descriptor at the head, then writes `status | DD`

@@ -239,20 +239,21 @@ impl<T: Send> RxDriver<T> {
     #[doc(alias = "igb_reuse_rx_page")]
     #[inline]
     pub fn reuse_rx_irq(&mut self, budget: usize, mut peek: impl FnMut(&T, RxWriteback)) -> usize {
-        let mut done = 0;
-        while done < budget {
-            let in_place = self.end.clean_restage(|slot, status| {
-                if let Some(buf) = slot.buf.as_ref() {
-                    peek(buf, RxSlot::writeback(slot, status));
-                }
-            });
-            if in_place.is_none() {
+        // A full ring stays full (each step frees one slot and fills one),
+        // and one that is not full stays so: one loop or the other.
+        let mut done = self.end.clean_restage(budget, |slot, status| {
+            if let Some(buf) = slot.buf.as_ref() {
+                peek(buf, RxSlot::writeback(slot, status));
+            }
+        });
+        if done == 0 {
+            while done < budget {
                 let Some((buf, wb)) = self.reap() else { break };
                 peek(&buf, wb);
                 let staged = self.stage(buf);
                 debug_assert!(staged.is_ok(), "the slot just reaped is free");
+                done += 1;
             }
-            done += 1;
         }
         self.flush();
         done
@@ -323,6 +324,33 @@ impl<T: Send> RxDevice<T> {
         let posted = self.end.with_head(|slot| slot.buf.is_some())?;
         assert!(posted, "a posted rx descriptor holds a buffer");
         Some(RxFetch { dev: self })
+    }
+
+    /// Fills the descriptor at the head in one step, if the driver has
+    /// posted one: `fill` writes the frame into the posted buffer and
+    /// returns the write-back, or `None` to leave the descriptor posted
+    /// (the frame did not fit). Returns `None` when no descriptor is posted
+    /// (the NIC's `rx_no_buffer_count` case), else whether it wrote back.
+    ///
+    /// [`fetch`](Self::fetch), [`RxFetch::buffer_mut`] and
+    /// [`RxFetch::write_back`] in one call, with the descriptor found once:
+    /// the receive path of a device model that handles one frame at a time.
+    #[inline(always)]
+    pub fn fill(&mut self, fill: impl FnOnce(&mut T) -> Option<RxWriteback>) -> Option<bool> {
+        self.end.fill_head(
+            #[inline(always)]
+            |slot| {
+                let buf = slot
+                    .buf
+                    .as_mut()
+                    .expect("a posted rx descriptor holds a buffer");
+                let wb = fill(buf)?;
+                slot.length = wb.length;
+                slot.rss_hash = wb.rss_hash;
+                slot.vlan = wb.vlan;
+                Some((wb.status_error | RxStatusError::DD).bits())
+            },
+        )
     }
 }
 

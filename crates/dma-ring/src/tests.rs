@@ -111,6 +111,54 @@ fn rx_write_back_fields_round_trip() {
 }
 
 #[test]
+fn rx_fill_writes_back_in_one_step_or_leaves_the_descriptor_posted() {
+    let (mut driver, mut device) = rx_ring::<Vec<u8>>(2).unwrap();
+    // Nothing posted: no descriptor, and the closure is not run.
+    assert_eq!(device.fill(|_| unreachable!("nothing is posted")), None);
+    driver.post(vec![0; 4]).unwrap();
+    driver.post(vec![0; 64]).unwrap();
+    let frame = [0xAB; 10];
+    let fill = |buf: &mut Vec<u8>| {
+        let dst = buf.get_mut(..frame.len())?;
+        dst.copy_from_slice(&frame);
+        Some(RxWriteback {
+            length: frame.len() as u16,
+            status_error: RxStatusError::EOP | RxStatusError::UDPCS,
+            rss_hash: 0x1234_5678,
+            vlan: 7,
+        })
+    };
+    // The 4-byte buffer is too small: declined, still posted, still first.
+    assert_eq!(device.fill(fill), Some(false));
+    assert_eq!(device.fill(fill), Some(false));
+    assert!(driver.reap().is_none(), "nothing was written back");
+    assert_eq!(device.pending(), 2);
+    // Drop the small buffer's descriptor by filling it with nothing, then
+    // the large one takes the frame.
+    assert_eq!(
+        device.fill(|_| Some(RxWriteback::eop(0))),
+        Some(true),
+        "a write-back of length 0"
+    );
+    assert_eq!(device.fill(fill), Some(true));
+    assert_eq!(device.fill(fill), None, "the ring is empty for the device");
+    let (small, wb) = driver.reap().unwrap();
+    assert_eq!((small.len(), wb.length), (4, 0));
+    let (big, wb) = driver.reap().unwrap();
+    assert_eq!(&big[..10], &frame);
+    assert_eq!(
+        wb,
+        RxWriteback {
+            length: 10,
+            status_error: RxStatusError::EOP | RxStatusError::UDPCS | RxStatusError::DD,
+            rss_hash: 0x1234_5678,
+            vlan: 7,
+        }
+    );
+    assert!(driver.is_empty());
+}
+
+#[test]
 fn rx_full_returns_the_buffer_and_empty_fetches_nothing() {
     let (mut driver, mut device) = rx_ring::<u32>(4).unwrap();
     assert!(driver.is_empty());
@@ -197,6 +245,45 @@ fn rx_budget_limits_clean() {
     assert_eq!(driver.clean_rx_irq(3, |_, _| {}), 3);
     assert_eq!(driver.len(), 5);
     assert_eq!(driver.clean_rx_irq(64, |_, _| {}), 5);
+}
+
+#[test]
+fn rx_reuse_on_a_full_ring_stops_at_the_first_descriptor_without_dd() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (mut driver, mut device) = rx_ring::<Counted>(8).unwrap();
+    for id in 0..8 {
+        driver.post(counted(&drops, id)).unwrap();
+    }
+    let mut len = 0u16;
+    let mut seen = Vec::new();
+    // Write back `n` descriptors, then reap with `budget`: the reap takes
+    // min(n, budget) in ring order and leaves the rest for the next call.
+    for (n, budget) in [(3, 64), (5, 2), (0, 64), (8, 8), (7, 5), (1, 64), (6, 1)] {
+        for _ in 0..n {
+            let f = device.fetch().expect("every reused buffer is posted again");
+            f.write_back(RxWriteback::eop(len));
+            len += 1;
+        }
+        let pending = len as usize - seen.len();
+        let before = seen.len();
+        let got = driver.reuse_rx_irq(budget, |b, wb| seen.push((b.id, wb.length)));
+        assert_eq!(
+            got,
+            pending.min(budget),
+            "{n} written back, budget {budget}"
+        );
+        assert_eq!(seen.len() - before, got);
+        assert!(driver.is_full());
+        assert_eq!(driver.tail(), driver.next_to_use(), "flushed");
+    }
+    // Drain what is left, then every frame was seen once, in order, each
+    // in the buffer of its slot (buffers never move on a full ring).
+    while driver.reuse_rx_irq(64, |b, wb| seen.push((b.id, wb.length))) > 0 {}
+    let expect: Vec<(u32, u16)> = (0..len).map(|l| (u32::from(l % 8), l)).collect();
+    assert_eq!(seen, expect);
+    drop(device);
+    assert_eq!(driver.clean_rx_ring().unwrap().len(), 8);
+    assert_eq!(drops.load(Ordering::Relaxed), 8);
 }
 
 #[test]
