@@ -78,11 +78,53 @@ pub fn fcs(frame: &[u8]) -> u32 {
 /// use clones its result.
 #[inline]
 fn crc_engine(state: u32) -> crc32fast::Hasher {
-    static ENGINE: LazyLock<crc32fast::Hasher> = LazyLock::new(crc32fast::Hasher::new);
     if state == 0 {
         ENGINE.clone()
     } else {
         crc32fast::Hasher::new_with_initial(state)
+    }
+}
+
+/// The fastest CRC engine crc32fast has for this CPU, probed once.
+static ENGINE: LazyLock<crc32fast::Hasher> = LazyLock::new(crc32fast::Hasher::new);
+
+/// A MAC's FCS unit: checks received frames on the fastest CRC engine
+/// crc32fast has for this CPU, probed once when the unit is made (as a
+/// NIC's CRC logic is fixed in silicon), so a check is the CRC itself and
+/// a compare, without the probe's lazy-initialisation test or a call
+/// through [`crc32_le`].
+#[derive(Clone)]
+pub struct FcsUnit {
+    engine: crc32fast::Hasher,
+}
+
+impl FcsUnit {
+    /// A unit on this CPU's fastest engine.
+    pub fn new() -> FcsUnit {
+        FcsUnit {
+            engine: ENGINE.clone(),
+        }
+    }
+
+    /// [`check_fcs`] on this unit: whether the last four bytes of
+    /// `frame_with_fcs` are the FCS of the bytes before them.
+    #[inline]
+    pub fn check(&self, frame_with_fcs: &[u8]) -> bool {
+        let mut h = self.engine.clone();
+        h.update(frame_with_fcs);
+        frame_with_fcs.len() >= ETH_FCS_LEN && h.finalize() == FCS_RESIDUE
+    }
+}
+
+impl Default for FcsUnit {
+    fn default() -> Self {
+        FcsUnit::new()
+    }
+}
+
+impl core::fmt::Debug for FcsUnit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("FcsUnit")
     }
 }
 
@@ -256,6 +298,26 @@ mod tests {
             let mut g = f.clone();
             g[bit / 8] ^= 1 << (bit % 8);
             assert!(!check_fcs(&g), "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn fcs_unit_checks_as_check_fcs_does() {
+        let unit = FcsUnit::new();
+        for len in (0..200).chain([1514, 1518]) {
+            let mut f: Vec<u8> = (0..len).map(|i| (i * 13 + 5) as u8).collect();
+            assert_eq!(unit.check(&f), check_fcs(&f), "no FCS, len {len}");
+            append_fcs(&mut f);
+            assert!(unit.check(&f), "len {len}");
+            for bit in [0, 7, f.len() * 4, f.len() * 8 - 1] {
+                let mut g = f.clone();
+                g[bit / 8] ^= 1 << (bit % 8);
+                assert!(!unit.check(&g), "len {len} bit {bit}");
+            }
+        }
+        // Shorter than an FCS: fails, as check_fcs does.
+        for n in 0..4 {
+            assert!(!unit.check(&[0u8; 4][..n]));
         }
     }
 

@@ -48,7 +48,7 @@ use wire::{
 };
 
 use crate::e1000_regs as r;
-use crate::fcs::{ETH_FCS_LEN, append_fcs, check_fcs};
+use crate::fcs::{ETH_FCS_LEN, FcsUnit, append_fcs};
 use crate::pci::{PCI_COMMAND_MASTER, PciConfigHeader, PciFunction};
 use crate::phy::PhyPort;
 use parking_lot::{Mutex, MutexGuard};
@@ -310,6 +310,8 @@ pub struct IgbHw {
     timers_armed: u32,
     msix: Vec<Option<MsixEntry>>,
     stats: E1000HwStats,
+    /// The MAC's CRC logic for received frames.
+    fcs: FcsUnit,
     phy: Option<Box<dyn PhyPort + Send>>,
     phy_errors: u64,
     now: Instant,
@@ -368,6 +370,7 @@ impl IgbHw {
             timers_armed: 0,
             msix: vec![None; r::IGB_MAX_MSIX_VECTORS],
             stats: E1000HwStats::default(),
+            fcs: FcsUnit::new(),
             phy,
             phy_errors: 0,
             now: Instant::ZERO,
@@ -1012,7 +1015,7 @@ impl IgbHw {
             self.stats.roc += 1;
             return RxOutcome::Oversize;
         }
-        if !check_fcs(frame) {
+        if !self.fcs.check(frame) {
             self.stats.crcerrs += 1;
             return RxOutcome::CrcError;
         }

@@ -6,7 +6,8 @@
 //! What is here now — the PHY/wire side:
 //!
 //! - [`fcs`](fcs()): the Ethernet frame check sequence (CRC-32 with
-//!   `PCLMULQDQ` folding), [`append_fcs`], [`check_fcs`] (`lib/crc32.c`).
+//!   `PCLMULQDQ` folding), [`append_fcs`], [`check_fcs`] (`lib/crc32.c`),
+//!   [`FcsUnit`] (the MAC's receive check).
 //! - [`PhyPort`] and [`Medium`]: the seam between a MAC and what it is
 //!   attached to; frames cross it with their FCS. [`MediumPort`] is one port
 //!   of a shared medium.
@@ -50,7 +51,7 @@ mod tap;
 pub mod testutil;
 mod virtual_wire;
 
-pub use fcs::{CRC32_POLY_LE, ETH_FCS_LEN, append_fcs, check_fcs, crc32_le, fcs};
+pub use fcs::{CRC32_POLY_LE, ETH_FCS_LEN, FcsUnit, append_fcs, check_fcs, crc32_le, fcs};
 pub use igb_ethtool::{IGB_MAX_COALESCED_FRAMES, IGB_MAX_ITR_USECS, IGB_MIN_ITR_USECS};
 pub use igb_hw::{
     E1000_DEV_ID_82576, E1000HwStats, IgbDevice, IgbHw, PCI_CLASS_NETWORK_ETHERNET,
