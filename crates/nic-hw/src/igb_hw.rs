@@ -1809,13 +1809,83 @@ mod tests {
     }
 
     #[test]
-    fn toeplitz_table_matches_wire() {
-        let key = wire::RSS_DEFAULT_KEY;
-        let t = ToeplitzTable::new(&key);
-        let input = [66, 9, 149, 187, 161, 142, 100, 80, 0x0a, 0xea, 0x06, 0xe6];
-        assert_eq!(t.hash(&input), wire::toeplitz_hash(&key, &input));
-        assert_eq!(t.hash(&input), 0x51cc_c178);
-        assert_eq!(t.hash(&input[..8]), 0x323e_8fc2);
+    fn toeplitz_table_passes_microsofts_verification_suite() {
+        // "Verifying the RSS Hash Calculation", IPv4: source, destination,
+        // source port, destination port, then the hash over the addresses
+        // and over addresses and ports, with the default key.
+        let vectors: [([u8; 4], [u8; 4], u16, u16, u32, u32); 5] = [
+            (
+                [66, 9, 149, 187],
+                [161, 142, 100, 80],
+                2794,
+                1766,
+                0x323e_8fc2,
+                0x51cc_c178,
+            ),
+            (
+                [199, 92, 111, 2],
+                [65, 69, 140, 83],
+                14230,
+                4739,
+                0xd718_262a,
+                0xc626_b0ea,
+            ),
+            (
+                [24, 19, 198, 95],
+                [12, 22, 207, 184],
+                12898,
+                38024,
+                0xd2d0_a5de,
+                0x5c2b_394a,
+            ),
+            (
+                [38, 27, 205, 30],
+                [209, 142, 163, 6],
+                48228,
+                2217,
+                0x8298_9176,
+                0xafc7_327f,
+            ),
+            (
+                [153, 39, 163, 191],
+                [202, 188, 127, 2],
+                44251,
+                1303,
+                0x5d18_09c5,
+                0x10e8_28a2,
+            ),
+        ];
+        let t = ToeplitzTable::new(&wire::RSS_DEFAULT_KEY);
+        for (src, dst, sport, dport, ipv4, ipv4_tcp) in vectors {
+            let mut input = [0u8; 12];
+            input[..4].copy_from_slice(&src);
+            input[4..8].copy_from_slice(&dst);
+            input[8..10].copy_from_slice(&sport.to_be_bytes());
+            input[10..].copy_from_slice(&dport.to_be_bytes());
+            assert_eq!(t.hash(&input[..8]), ipv4, "{src:?} -> {dst:?}");
+            assert_eq!(
+                t.hash(&input),
+                ipv4_tcp,
+                "{src:?}:{sport} -> {dst:?}:{dport}"
+            );
+        }
+        // Any key, any input: the table is the bit-serial hash.
+        let mut x = 0x0123_4567_89AB_CDEFu64;
+        let mut byte = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        };
+        for _ in 0..50 {
+            let key: [u8; 40] = core::array::from_fn(|_| byte());
+            let t = ToeplitzTable::new(&key);
+            for _ in 0..20 {
+                let input: [u8; 12] = core::array::from_fn(|_| byte());
+                assert_eq!(t.hash(&input), wire::toeplitz_hash(&key, &input));
+                assert_eq!(t.hash(&input[..8]), wire::toeplitz_hash(&key, &input[..8]));
+            }
+        }
     }
 
     #[test]
