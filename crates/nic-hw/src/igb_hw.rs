@@ -1813,7 +1813,8 @@ mod tests {
         // "Verifying the RSS Hash Calculation", IPv4: source, destination,
         // source port, destination port, then the hash over the addresses
         // and over addresses and ports, with the default key.
-        let vectors: [([u8; 4], [u8; 4], u16, u16, u32, u32); 5] = [
+        type Vector = ([u8; 4], [u8; 4], u16, u16, u32, u32);
+        let vectors: [Vector; 5] = [
             (
                 [66, 9, 149, 187],
                 [161, 142, 100, 80],
