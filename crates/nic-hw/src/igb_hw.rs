@@ -1449,10 +1449,10 @@ fn ipv4_offset(frame: &[u8]) -> Option<usize> {
 /// — is recognised with one compare of the EtherType and version/IHL
 /// bytes and checked here; anything else (802.1Q tag, options, a check
 /// switched off, too short to tell) goes to [`rx_checksum_any`], which
-/// gives the same bits for the common frame too (tested). Out of line:
-/// inlined, it cost `receive_frame` more registers and spills than the
-/// call.
-#[inline(never)]
+/// gives the same bits for the common frame too (tested). The fast path
+/// is inlined into `receive_frame` (8 instructions a frame fewer than the
+/// call, callgrind), the general path stays out of line.
+#[inline(always)]
 fn rx_checksum(frame: &[u8], rxcsum: u32) -> RxStatusError {
     const BOTH: u32 = r::RXCSUM_IPOFL | r::RXCSUM_TUOFL;
     if rxcsum & BOTH == BOTH
@@ -1527,7 +1527,9 @@ fn le64_at(b: &[u8; 20], i: usize) -> u64 {
 /// `UDPCS` alone for a UDP checksum of 0 (none sent).
 #[inline(always)]
 fn rx_l4_checksum(ip: &[u8; 20], ihl: usize, payload: &[u8]) -> RxStatusError {
-    if u16::from_be_bytes([ip[6], ip[7]]) & 0x3FFF != 0 {
+    // MF or a fragment offset (bytes 6 and 7, `IP_MF | IP_OFFSET`), tested
+    // in the header's first word, which the header sum loaded already.
+    if le64_at(ip, 0) & 0xFF3F_0000_0000_0000 != 0 {
         return RxStatusError::empty();
     }
     let tot_len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
