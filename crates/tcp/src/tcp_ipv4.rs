@@ -55,46 +55,41 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
         kfree_skb_reason(skb, DropReason::PktTooSmall);
         return;
     };
-    let (seg, hlen) = {
-        let Ok(p) = TcpPacket::new_checked(skb.data()) else {
-            ctx.mibs().inc(cpu, TcpMib::InErrs);
-            kfree_skb_reason(skb, DropReason::PktTooSmall);
-            return;
-        };
-        if !matches!(skb.ip_summed, IpSummed::Unnecessary)
-            && !(if skb.is_nonlinear() {
-                tcp_checksum_nonlinear_ok(&skb, saddr, daddr)
-            } else {
-                p.verify_checksum(saddr, daddr)
-            })
-        {
-            ctx.mibs().inc(cpu, TcpMib::InCsumErrors);
-            ctx.mibs().inc(cpu, TcpMib::InErrs);
-            kfree_skb_reason(skb, DropReason::TcpCsum);
-            return;
-        }
-        ctx.mibs().inc(cpu, TcpMib::InSegs);
-        let flags = p.flags();
-        // The payload: the rest of the linear part and any fragments.
-        let len = (skb.len() - p.header_len()) as u32;
-        let seq = p.seq_number();
-        let seg = TcpSeg {
-            saddr,
-            daddr,
-            sport: p.src_port(),
-            dport: p.dst_port(),
-            seq,
-            end_seq: seq
-                .wrapping_add(len)
-                .wrapping_add(u32::from(flags.contains(TcpFlags::SYN)))
-                .wrapping_add(u32::from(flags.contains(TcpFlags::FIN))),
-            ack_seq: p.ack_number(),
-            flags,
-            window: p.window(),
-            opts: TcpOptions::parse(p.options()).unwrap_or_default(),
-            len,
-        };
-        (seg, p.header_len())
+    // The header: read straight from the bytes when its options are none
+    // or the aligned timestamp (nearly every established segment), else
+    // checked and parsed in full.
+    let Some(h) = tcp_fast_parse(skb.data()).or_else(|| tcp_slow_parse(skb.data())) else {
+        ctx.mibs().inc(cpu, TcpMib::InErrs);
+        kfree_skb_reason(skb, DropReason::PktTooSmall);
+        return;
+    };
+    if !matches!(skb.ip_summed, IpSummed::Unnecessary) && !tcp_checksum_ok(&skb, saddr, daddr) {
+        ctx.mibs().inc(cpu, TcpMib::InCsumErrors);
+        ctx.mibs().inc(cpu, TcpMib::InErrs);
+        kfree_skb_reason(skb, DropReason::TcpCsum);
+        return;
+    }
+    ctx.mibs().inc(cpu, TcpMib::InSegs);
+    let hlen = h.hlen;
+    // The payload: the rest of the linear part and any fragments.
+    let len = (skb.len() - hlen) as u32;
+    let flags = h.flags;
+    let seg = TcpSeg {
+        saddr,
+        daddr,
+        sport: h.sport,
+        dport: h.dport,
+        seq: h.seq,
+        end_seq: h
+            .seq
+            .wrapping_add(len)
+            .wrapping_add(u32::from(flags.contains(TcpFlags::SYN)))
+            .wrapping_add(u32::from(flags.contains(TcpFlags::FIN))),
+        ack_seq: h.ack_seq,
+        flags,
+        window: h.window,
+        opts: h.opts,
+        len,
     };
     if skb.pull(hlen).is_err() {
         ctx.mibs().inc(cpu, TcpMib::InErrs);
@@ -104,12 +99,81 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
     tcp_v4_rcv_seg(stack, ctx, &seg, skb, None);
 }
 
-/// Whether the TCP checksum of a nonlinear segment (header in the linear
-/// part, payload also in fragments) is right, summed across the pieces
-/// (`skb_checksum()` under `tcp_checksum_complete()`).
+/// The header fields `tcp_v4_rcv()` reads, with the header length.
+struct TcpHdrFields {
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack_seq: u32,
+    flags: TcpFlags,
+    window: u16,
+    hlen: usize,
+    opts: TcpOptions,
+}
+
+impl TcpHdrFields {
+    /// The fixed header's fields from its 20 bytes.
+    fn new(h: &[u8; 20], hlen: usize, opts: TcpOptions) -> TcpHdrFields {
+        TcpHdrFields {
+            sport: u16::from_be_bytes([h[0], h[1]]),
+            dport: u16::from_be_bytes([h[2], h[3]]),
+            seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+            ack_seq: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+            // AE is the low bit of the data-offset byte.
+            flags: TcpFlags::from_bits_truncate((u16::from(h[12] & 1) << 8) | u16::from(h[13])),
+            window: u16::from_be_bytes([h[14], h[15]]),
+            hlen,
+            opts,
+        }
+    }
+}
+
+/// The header of a segment whose options are none or exactly the aligned
+/// timestamp (`NOP, NOP, TS`, 12 bytes), read without walking options;
+/// `None` for any other layout, which [`tcp_slow_parse`] takes.
+///
+/// Mirrors `tcp_fast_parse_options()` with `tcp_parse_aligned_timestamp()`.
+#[inline]
+fn tcp_fast_parse(th: &[u8]) -> Option<TcpHdrFields> {
+    /// NOP, NOP, TCPOPT_TIMESTAMP, TCPOLEN_TIMESTAMP.
+    const TS_ALIGNED: [u8; 4] = [1, 1, 8, 10];
+    let h: &[u8; 20] = th.first_chunk()?;
+    let hlen = usize::from(h[12] >> 4) * 4;
+    let opts = match hlen {
+        20 => TcpOptions::default(),
+        32 => {
+            let o: &[u8; 12] = th.get(20..32)?.try_into().ok()?;
+            if o[..4] != TS_ALIGNED {
+                return None;
+            }
+            let tsval = u32::from_be_bytes([o[4], o[5], o[6], o[7]]);
+            let tsecr = u32::from_be_bytes([o[8], o[9], o[10], o[11]]);
+            TcpOptions {
+                timestamp: Some((tsval, tsecr)),
+                ..TcpOptions::default()
+            }
+        }
+        _ => return None,
+    };
+    Some(TcpHdrFields::new(h, hlen, opts))
+}
+
+/// The header of any other segment: the data offset and option layout
+/// checked ([`TcpPacket::new_checked`]), the options parsed in full
+/// (`tcp_parse_options()`). `None` for a malformed header.
 #[cold]
 #[inline(never)]
-fn tcp_checksum_nonlinear_ok(skb: &SkBuff, saddr: Ipv4Addr, daddr: Ipv4Addr) -> bool {
+fn tcp_slow_parse(th: &[u8]) -> Option<TcpHdrFields> {
+    let p = TcpPacket::new_checked(th).ok()?;
+    let h: &[u8; 20] = th.first_chunk()?;
+    let opts = TcpOptions::parse(p.options()).unwrap_or_default();
+    Some(TcpHdrFields::new(h, p.header_len(), opts))
+}
+
+/// Whether the TCP checksum of a segment (header in the linear part, the
+/// payload there and in any fragments) is right, summed across the pieces
+/// (`tcp_checksum_complete()`: `skb_checksum()` and the pseudo-header).
+fn tcp_checksum_ok(skb: &SkBuff, saddr: Ipv4Addr, daddr: Ipv4Addr) -> bool {
     let len = skb.len();
     let Ok(tcp_len) = u16::try_from(len) else {
         return false;
@@ -317,5 +381,80 @@ pub fn tcp_v4_err<C: TcpContext>(
             _ => tp.sk_err_soft = Some(e),
         },
         TcpIcmpError::Other => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A segment's header and `payload`, with `options`, emitted by wire.
+    fn segment(options: TcpOptions, payload: &[u8]) -> Vec<u8> {
+        let repr = TcpRepr {
+            src_port: 40000,
+            dst_port: 80,
+            seq: 0xdead_beef,
+            ack: 77,
+            flags: TcpFlags::ACK | TcpFlags::PSH | TcpFlags::AE,
+            window: 513,
+            urgent: 0,
+            options,
+            payload_len: payload.len(),
+        };
+        let mut b = vec![0u8; repr.header_len() + payload.len()];
+        b[repr.header_len()..].copy_from_slice(payload);
+        let a = Ipv4Addr::new(198, 18, 0, 1);
+        repr.emit(&mut b, a, a).unwrap();
+        b
+    }
+
+    fn fields(h: &TcpHdrFields) -> (u16, u16, u32, u32, TcpFlags, u16, usize, TcpOptions) {
+        (
+            h.sport,
+            h.dport,
+            h.seq,
+            h.ack_seq,
+            h.flags,
+            h.window,
+            h.hlen,
+            h.opts.clone(),
+        )
+    }
+
+    /// The fast parse reads what the full one does for no options and for
+    /// the aligned timestamp, and leaves every other layout (SACK blocks,
+    /// MSS, a truncated header) to it.
+    #[test]
+    fn fast_parse_agrees_with_the_full_parse_or_declines() {
+        let ts = TcpOptions {
+            timestamp: Some((0x0102_0304, 0xa0b0_c0d0)),
+            ..TcpOptions::default()
+        };
+        for (opts, payload) in [(TcpOptions::default(), &b"data"[..]), (ts.clone(), b"")] {
+            let b = segment(opts, payload);
+            let fast = tcp_fast_parse(&b).expect("the fast layout");
+            let slow = tcp_slow_parse(&b).expect("a valid header");
+            assert_eq!(fields(&fast), fields(&slow));
+            assert!(fast.flags.contains(TcpFlags::AE | TcpFlags::PSH));
+        }
+        let mut sack = ts.clone();
+        sack.sack_blocks
+            .push(wire::TcpSackBlock {
+                start_seq: 1,
+                end_seq: 2,
+            })
+            .unwrap();
+        let mss = TcpOptions {
+            mss: Some(1460),
+            ..TcpOptions::default()
+        };
+        for opts in [sack, mss] {
+            let b = segment(opts.clone(), b"x");
+            assert!(tcp_fast_parse(&b).is_none());
+            assert_eq!(tcp_slow_parse(&b).unwrap().opts, opts);
+        }
+        let b = segment(ts, b"");
+        assert!(tcp_fast_parse(&b[..28]).is_none(), "options cut short");
+        assert!(tcp_slow_parse(&b[..28]).is_none());
     }
 }
