@@ -20,7 +20,7 @@ use netcore::Errno;
 use crate::tcp_sock::SockId;
 
 /// The 4-tuple of a connection from the local side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FourTuple {
     /// Local address.
     pub laddr: Ipv4Addr,
@@ -30,6 +30,78 @@ pub struct FourTuple {
     pub raddr: Ipv4Addr,
     /// Remote port.
     pub rport: u16,
+}
+
+impl core::hash::Hash for FourTuple {
+    /// The three words `inet_ehashfn()` hashes: local address, remote
+    /// address, local port << 16 | remote port.
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write_u32(u32::from(self.laddr));
+        state.write_u32(u32::from(self.raddr));
+        state.write_u32((u32::from(self.lport) << 16) | u32::from(self.rport));
+    }
+}
+
+/// The established table's hash: `jhash_3words()` of the 4-tuple's three
+/// words under the host's secret.
+///
+/// Mirrors `inet_ehashfn()` (`inet_ehash_secret`); a keyed hash, so a peer
+/// cannot aim connections at one bucket, at a fraction of SipHash's cost
+/// per segment. The 32-bit result is spread over 64 bits for the table's
+/// control bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct InetEhashfn {
+    secret: u32,
+}
+
+impl InetEhashfn {
+    pub(crate) fn new(secret: u32) -> InetEhashfn {
+        InetEhashfn { secret }
+    }
+}
+
+impl core::hash::BuildHasher for InetEhashfn {
+    type Hasher = InetEhasher;
+
+    fn build_hasher(&self) -> InetEhasher {
+        InetEhasher {
+            secret: self.secret,
+            words: [0; 3],
+            n: 0,
+        }
+    }
+}
+
+/// The hasher of [`InetEhashfn`]: gathers the three words, hashes them at
+/// `finish()`; any other input folds into the seed.
+#[derive(Debug)]
+pub(crate) struct InetEhasher {
+    secret: u32,
+    words: [u32; 3],
+    n: usize,
+}
+
+impl core::hash::Hasher for InetEhasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.secret = self.secret.rotate_left(5) ^ u32::from(b);
+        }
+    }
+
+    fn write_u32(&mut self, w: u32) {
+        if let Some(slot) = self.words.get_mut(self.n) {
+            *slot = w;
+            self.n += 1;
+        } else {
+            self.write(&w.to_ne_bytes());
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        let [a, b, c] = self.words;
+        let h = netcore::jhash_3words(a, b, c, self.secret);
+        u64::from(h).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
 }
 
 /// What an established-hash entry is.
@@ -87,7 +159,7 @@ pub(crate) struct BindOwner {
 /// The host's TCP tables. Mirrors `struct inet_hashinfo`.
 #[derive(Debug, Default)]
 pub struct InetHashinfo {
-    pub(crate) ehash: HashMap<FourTuple, EhashSlot>,
+    pub(crate) ehash: HashMap<FourTuple, EhashSlot, InetEhashfn>,
     pub(crate) lhash: HashMap<u16, Vec<(Ipv4Addr, SockId)>>,
     pub(crate) bhash: HashMap<u16, Vec<BindOwner>>,
     /// `table_perturb[]` of `__inet_hash_connect()`.
@@ -105,6 +177,15 @@ impl InetHashinfo {
     /// Empty tables.
     pub fn new() -> InetHashinfo {
         InetHashinfo::default()
+    }
+
+    /// Empty tables whose established hash is keyed by `secret`
+    /// (`inet_ehash_secret`).
+    pub(crate) fn with_ehash_secret(secret: u32) -> InetHashinfo {
+        InetHashinfo {
+            ehash: HashMap::with_hasher(InetEhashfn::new(secret)),
+            ..InetHashinfo::default()
+        }
     }
 
     /// Finds the socket of an established or TIME-WAIT connection.
@@ -373,6 +454,44 @@ mod tests {
 
     const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
     const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    /// The established hash is `inet_ehashfn()`: jhash of (laddr, raddr,
+    /// lport << 16 | rport) under the secret, spread to 64 bits; another
+    /// secret moves the tuple, and lookups find what was inserted.
+    #[test]
+    fn ehash_is_jhash_of_the_tuple_under_the_secret() {
+        use core::hash::BuildHasher;
+        let t = FourTuple {
+            laddr: A,
+            lport: 80,
+            raddr: B,
+            rport: 40000,
+        };
+        let h = |secret| InetEhashfn::new(secret).hash_one(t);
+        let want = u64::from(netcore::jhash_3words(
+            u32::from(A),
+            u32::from(B),
+            (80 << 16) | 0x9c40, // port 40000
+            7,
+        ))
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        assert_eq!(h(7), want);
+        assert_ne!(h(7), h(8));
+        let mut info = InetHashinfo::with_ehash_secret(7);
+        for p in 0..500u16 {
+            let u = FourTuple { rport: p, ..t };
+            info.ehash
+                .insert(u, EhashSlot::pack(EhashEntry::Sock(SockId(u64::from(p)))));
+        }
+        for p in 0..500u16 {
+            let u = FourTuple { rport: p, ..t };
+            assert_eq!(
+                info.lookup_established(&u),
+                Some(EhashEntry::Sock(SockId(u64::from(p))))
+            );
+        }
+        assert_eq!(info.lookup_established(&FourTuple { lport: 81, ..t }), None);
+    }
 
     #[test]
     fn reuseaddr_rules() {

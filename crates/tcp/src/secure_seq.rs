@@ -74,6 +74,8 @@ pub struct TcpSecrets {
     pub ts_secret: SiphashKey,
     /// Keys of SYN cookies (`syncookie_secret[2]`).
     pub syncookie_secret: [SiphashKey; 2],
+    /// Key of the established table's hash (`inet_ehash_secret`).
+    pub ehash_secret: u32,
 }
 
 impl TcpSecrets {
@@ -85,6 +87,7 @@ impl TcpSecrets {
             net_secret: key(),
             ts_secret: key(),
             syncookie_secret: [key(), key()],
+            ehash_secret: (r.next_u64() >> 32) as u32,
         }
     }
 }

@@ -257,6 +257,32 @@ pub enum SockOptName {
     MaxPacingRate,
 }
 
+/// The hash of the socket tables keyed by [`SockId`]: the ids are
+/// handed out in sequence by the stack (no peer chooses them), so a
+/// multiply-rotate mix spreads them as well as SipHash would, for a few
+/// instructions per lookup (one per segment received).
+pub(crate) type SockIdHash = core::hash::BuildHasherDefault<SockIdHasher>;
+
+/// The hasher of [`SockIdHash`].
+#[derive(Debug, Default)]
+pub(crate) struct SockIdHasher(u64);
+
+impl core::hash::Hasher for SockIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The host's TCP: sockets, lookup tables, secrets and shared limits.
 ///
 /// Mirrors the TCP part of `struct net` (`net->ipv4.tcp_death_row`,
@@ -267,8 +293,8 @@ pub enum SockOptName {
 pub struct TcpStack {
     /// The full sockets, found by id (one pointer per entry: the id is
     /// read through the socket, see `tcp_sock.rs`).
-    socks: Mutex<HashSet<Arc<TcpSocket>>>,
-    pub(crate) tw: Mutex<HashMap<SockId, InetTimewaitSock>>,
+    socks: Mutex<HashSet<Arc<TcpSocket>, SockIdHash>>,
+    pub(crate) tw: Mutex<HashMap<SockId, InetTimewaitSock, SockIdHash>>,
     next_id: AtomicU64,
     pub(crate) hashinfo: Mutex<InetHashinfo>,
     pub(crate) secrets: TcpSecrets,
@@ -295,12 +321,13 @@ impl TcpStack {
     /// A host's TCP with secrets drawn from `seed` (the host's seeded
     /// random source: the same seed gives the same ISNs and ports).
     pub fn new(seed: u64) -> TcpStack {
+        let secrets = TcpSecrets::from_seed(seed);
         TcpStack {
-            socks: Mutex::new(HashSet::new()),
-            tw: Mutex::new(HashMap::new()),
+            socks: Mutex::new(HashSet::default()),
+            tw: Mutex::new(HashMap::default()),
             next_id: AtomicU64::new(1),
-            hashinfo: Mutex::new(InetHashinfo::new()),
-            secrets: TcpSecrets::from_seed(seed),
+            hashinfo: Mutex::new(InetHashinfo::with_ehash_secret(secrets.ehash_secret)),
+            secrets,
             congestion: CongestionRegistry::new(),
             challenge: Mutex::new((u64::MAX, 0)),
             mem: Arc::new(crate::tcp_mem::TcpMemory::new()),
