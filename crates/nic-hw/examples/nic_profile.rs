@@ -9,8 +9,9 @@
 //! issue figure (wire → device → ring → driver reap + refill, no skb),
 //! `rx` the NAPI poll with skbs, `tx` xmit (one xmit_more run per batch)
 //! → send → clean, `tx1` the same with one `start_xmit` per skb, `idle` 64
-//! device polls and `handle_pending` calls with nothing to do, `csum72` 64
-//! `wire::csum_partial()` calls on 72 bytes.
+//! device polls and `handle_pending` calls with nothing to do, `csumN` 64
+//! `wire::csum_partial()` calls on N bytes (at most 2048; `csum72` is a
+//! small UDP datagram).
 
 use core::net::Ipv4Addr;
 use std::hint::black_box;
@@ -67,14 +68,18 @@ fn main() {
         let (f, _) = ops.get_features().expect("features");
         ops.set_features(f - NetdevFeatures::GRO).expect("GRO off");
     }
-    let data72: Vec<u8> = (0..72u8).map(|i| i.wrapping_mul(37)).collect();
+    let data: Vec<u8> = (0..2048u32).map(|i| (i as u8).wrapping_mul(37)).collect();
     let mut total = 0usize;
     for _ in 0..batches {
-        if what == "csum72" {
-            // The shared `csum_partial()` on a 72-byte datagram (what a UDP
-            // receive sums), 64 times per batch.
+        if let Some(n) = what
+            .strip_prefix("csum")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            // The shared `csum_partial()` on an `n`-byte buffer (`csum72`: a
+            // 72-byte datagram, what a UDP receive sums), 64 times per batch.
+            let data = &data[..n.min(data.len())];
             for _ in 0..BATCH {
-                total += black_box(wire::csum_partial(black_box(&data72[..]), 0)) as usize & 1;
+                total += black_box(wire::csum_partial(black_box(data), 0)) as usize & 1;
             }
         } else if what == "idle" {
             // What a CPU's runner does on every turn with nothing to do:

@@ -108,22 +108,32 @@ fn sum_le(buf: &[u8]) -> u64 {
 /// more than they save on a header or a small datagram.
 const SHORT: usize = 256;
 
-/// [`sum_le`] for short buffers: 64-bit little-endian words added with
-/// their carries counted apart (an add and an add-with-carry per 8
-/// bytes, as `do_csum()` does on x86-64). 2^64 is 1 modulo 2^16 − 1, so
-/// a carry counts 1. A tail of 1 to 7 bytes is zero-padded: from a
+/// [`sum_le`] for short buffers: 64-bit little-endian words added into a
+/// 128-bit accumulator (an add and an add-with-carry per 8 bytes, as
+/// `do_csum()` does on x86-64), whose high half counts the carries. 2^64
+/// is 1 modulo 2^16 − 1, so a carry counts 1. A tail of 1 to 7 bytes is zero-padded: from a
 /// buffer of 8 bytes or more it is one load of the last eight bytes,
 /// shifted down (the tail starts a multiple of 8 bytes in, so its first
 /// byte stays a low byte).
+///
+/// There is no loop: the words (at most 31) go in blocks of 16, 8, 4, 2
+/// and 1 as the bits of their count say, each block straight-line code
+/// behind one test (a loop's trip count, unrolling and remainder cost
+/// more than the additions for a header or a small datagram: callgrind,
+/// `csum_partial()` on 20, 72 and 200 bytes, 4, 17 and 38 instructions a
+/// call fewer).
 #[inline]
 fn sum_le_short(buf: &[u8]) -> u64 {
-    let (words, tail) = buf.as_chunks::<8>();
-    let (mut acc, mut carries) = (0u64, 0u64);
-    for w in words {
-        let (s, c) = acc.overflowing_add(u64::from_le_bytes(*w));
-        acc = s;
-        carries += u64::from(c);
-    }
+    debug_assert!(buf.len() < SHORT);
+    let (mut words, tail) = buf.as_chunks::<8>();
+    let mut wide = 0u128;
+    add_words::<16>(&mut wide, &mut words);
+    add_words::<8>(&mut wide, &mut words);
+    add_words::<4>(&mut wide, &mut words);
+    add_words::<2>(&mut wide, &mut words);
+    add_words::<1>(&mut wide, &mut words);
+    debug_assert!(words.is_empty());
+    let (acc, carries) = (wide as u64, (wide >> 64) as u64);
     let last = match (tail.len(), buf.last_chunk::<8>()) {
         (0, _) => 0,
         (t, Some(l)) => u64::from_le_bytes(*l) >> ((8 - t) * 8),
@@ -134,6 +144,22 @@ fn sum_le_short(buf: &[u8]) -> u64 {
     };
     let (acc, c) = acc.overflowing_add(last);
     fold_to_u32(acc) + carries + u64::from(c)
+}
+
+/// Adds the first `N` words of `words` to the 128-bit `acc` (an add and an
+/// add-with-carry each) and steps past them, if bit `N` of their count is set (`N`
+/// a power of two; [`sum_le_short`] calls it with 16, 8, 4, 2, 1 on at
+/// most 31 words, which takes every word).
+#[inline(always)]
+fn add_words<const N: usize>(acc: &mut u128, words: &mut &[[u8; 8]]) {
+    if words.len() & N != 0
+        && let Some((block, rest)) = words.split_first_chunk::<N>()
+    {
+        for w in block {
+            *acc += u128::from(u64::from_le_bytes(*w));
+        }
+        *words = rest;
+    }
 }
 
 /// Reduces a 64-bit sum modulo 2^32 − 1 into a value below 2^33 so that
