@@ -1087,10 +1087,13 @@ impl IgbHw {
         let vector = rq.vector;
         self.stats.gprc += 1;
         self.stats.gorc += len as u64;
-        if dst == 0xFFFF_FFFF_FFFF {
-            self.stats.bprc += 1;
-        } else if dst & 1 != 0 {
-            self.stats.mprc += 1;
+        // Group addresses only (broadcast is one): unicast costs one test.
+        if dst & 1 != 0 {
+            if dst == 0xFFFF_FFFF_FFFF {
+                self.stats.bprc += 1;
+            } else {
+                self.stats.mprc += 1;
+            }
         }
         if let Some(v) = vector {
             self.rx_event(v, now);
