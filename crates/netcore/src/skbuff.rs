@@ -495,6 +495,57 @@ struct SkbSharedInfo {
     frag_truesize: isize,
 }
 
+/// The most spare fragment lists a thread keeps for its next nonlinear
+/// skbs.
+const SHINFO_CACHE_MAX: usize = 64;
+
+std::thread_local! {
+    /// This thread's spare fragment lists, emptied, with their capacity:
+    /// a GRO packet or a GSO skb takes one instead of two allocations
+    /// (the box and its list) and gives it back when freed, as the
+    /// kernel's per-CPU skb caches spare it `kmalloc` and `kfree`.
+    // The boxes themselves are what is kept: an skb holds its list as a
+    // box, so handing one back and forth moves a pointer, not the list.
+    #[allow(clippy::vec_box)]
+    static SHINFO_CACHE: core::cell::RefCell<Vec<Box<SkbSharedInfo>>> =
+        const { core::cell::RefCell::new(Vec::new()) };
+}
+
+impl SkbSharedInfo {
+    /// An empty fragment list with room for [`MAX_SKB_FRAGS`], a spare
+    /// one of this thread's when there is one.
+    #[allow(clippy::unnecessary_box_returns)] // the skb keeps it boxed
+    fn alloc() -> Box<SkbSharedInfo> {
+        SHINFO_CACHE
+            .try_with(|c| c.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                Box::new(SkbSharedInfo {
+                    frags: Vec::with_capacity(MAX_SKB_FRAGS),
+                    frag_truesize: 0,
+                })
+            })
+    }
+
+    /// Drops the fragments (their buffers go back to their pools) and
+    /// keeps the list for this thread's next nonlinear skb, unless the
+    /// thread has enough spares or the list grew large.
+    fn free(mut sh: Box<SkbSharedInfo>) {
+        sh.frags.clear();
+        sh.frag_truesize = 0;
+        if sh.frags.capacity() > 4 * MAX_SKB_FRAGS {
+            return;
+        }
+        let _ = SHINFO_CACHE.try_with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() < SHINFO_CACHE_MAX {
+                c.push(sh);
+            }
+        });
+    }
+}
+
 impl SkBuff {
     #[inline]
     fn with_page(page: Page, data: usize, tail: usize) -> SkBuff {
@@ -1000,10 +1051,10 @@ impl SkBuff {
             nfct: self.nfct,
             owner: ManuallyDrop::new(None),
             shinfo: ManuallyDrop::new(self.shinfo.as_deref().map(|sh| {
-                Box::new(SkbSharedInfo {
-                    frags: sh.frags.iter().map(SkbFrag::share).collect(),
-                    frag_truesize: sh.frag_truesize,
-                })
+                let mut c = SkbSharedInfo::alloc();
+                c.frags.extend(sh.frags.iter().map(SkbFrag::share));
+                c.frag_truesize = sh.frag_truesize;
+                c
             })),
             data_len: self.data_len,
         }
@@ -1077,12 +1128,7 @@ impl SkBuff {
         }
         let head = from.headlen();
         // Room for MAX_SKB_FRAGS at once rather than growing by doubling.
-        let sh = self.shinfo.get_or_insert_with(|| {
-            Box::new(SkbSharedInfo {
-                frags: Vec::with_capacity(MAX_SKB_FRAGS),
-                frag_truesize: 0,
-            })
-        });
+        let sh = self.shinfo.get_or_insert_with(SkbSharedInfo::alloc);
         if sh.frags.len() == sh.frags.capacity() {
             // Grow once to what a 64 KiB packet of fragments this size
             // needs (GRO appends one per segment), not by doubling.
@@ -1123,6 +1169,7 @@ impl SkBuff {
                     sh.frags.push(f);
                 }
             }
+            SkbSharedInfo::free(from_sh);
         }
         // Checked against u32::MAX above.
         self.data_len = total as u32;
@@ -1164,12 +1211,7 @@ impl SkBuff {
         if len == 0 {
             return Ok(());
         }
-        let sh = self.shinfo.get_or_insert_with(|| {
-            Box::new(SkbSharedInfo {
-                frags: Vec::with_capacity(MAX_SKB_FRAGS),
-                frag_truesize: 0,
-            })
-        });
+        let sh = self.shinfo.get_or_insert_with(SkbSharedInfo::alloc);
         let head = (&from.page, from.data_off(), from.headlen());
         let pieces =
             core::iter::once(head).chain(from.frag_slice().iter().map(|f| (&f.page, f.off, f.len)));
@@ -1550,7 +1592,9 @@ impl SkBuff {
     #[inline(never)]
     fn release_slow(&mut self) {
         self.orphan();
-        *self.shinfo = None;
+        if let Some(sh) = self.shinfo.take() {
+            SkbSharedInfo::free(sh);
+        }
     }
 }
 
@@ -2093,6 +2137,34 @@ mod tests {
         assert_eq!(p.stats().inflight(), 5);
         drop(seg);
         assert_eq!(p.stats().inflight(), 0);
+    }
+
+    /// A freed nonlinear skb's fragment list goes back to the thread's
+    /// spares empty (its buffers back to the pool), at most
+    /// `SHINFO_CACHE_MAX` of them, and the next nonlinear skb takes one.
+    #[test]
+    fn fragment_lists_are_reused_empty_and_bounded() {
+        let p = pool(None);
+        let many: Vec<SkBuff> = (0..100).map(|_| chained(&p, &[b"ab", b"cd"])).collect();
+        drop(many);
+        assert_eq!(p.stats().inflight(), 0, "every buffer back in the pool");
+        let spares = SHINFO_CACHE.with(|c| {
+            let c = c.borrow();
+            assert!(
+                c.iter()
+                    .all(|sh| sh.frags.is_empty() && sh.frag_truesize == 0)
+            );
+            c.len()
+        });
+        assert_eq!(spares, SHINFO_CACHE_MAX);
+        let skb = chained(&p, &[b"xyz"]);
+        assert_eq!(
+            SHINFO_CACHE.with(|c| c.borrow().len()),
+            SHINFO_CACHE_MAX - 1
+        );
+        let mut b = [0u8; 6];
+        skb.copy_bits(0, &mut b).unwrap();
+        assert_eq!(&b, b"HDRxyz");
     }
 
     #[test]
