@@ -65,7 +65,9 @@ pub enum HostTimer {
 /// then starts where it would have been, so timers land in the same
 /// buckets either way.
 pub(crate) struct CpuTimers {
-    wheel: Option<TimerWheel<HostTimer>>,
+    /// Boxed: a context moves whenever it is lent to an application
+    /// call, and the wheel's head is most of its size.
+    wheel: Option<Box<TimerWheel<HostTimer>>>,
     /// Where the wheel's clock starts when it is built (`timer_base::clk`).
     start: Instant,
     /// `wheel.next_expiry()` as of the last change.
@@ -96,7 +98,7 @@ impl CpuTimers {
         self.next_expiry.set(NextExpiry::Stale);
         let start = self.start;
         self.wheel
-            .get_or_insert_with(|| TimerWheel::new(start))
+            .get_or_insert_with(|| Box::new(TimerWheel::new(start)))
             .arm(id, at)
     }
 
@@ -133,14 +135,14 @@ impl CpuTimers {
         if let NextExpiry::Known(next) = self.next_expiry.get() {
             return next;
         }
-        let next = self.wheel.as_ref().and_then(TimerWheel::next_expiry);
+        let next = self.wheel.as_deref().and_then(TimerWheel::next_expiry);
         self.next_expiry.set(NextExpiry::Known(next));
         next
     }
 
     /// Timers armed.
     pub(crate) fn len(&self) -> usize {
-        self.wheel.as_ref().map_or(0, TimerWheel::len)
+        self.wheel.as_deref().map_or(0, TimerWheel::len)
     }
 }
 
@@ -155,7 +157,7 @@ fn jiffy(t: Instant) -> u64 {
 impl From<TimerWheel<HostTimer>> for CpuTimers {
     fn from(wheel: TimerWheel<HostTimer>) -> CpuTimers {
         CpuTimers {
-            wheel: Some(wheel),
+            wheel: Some(Box::new(wheel)),
             start: Instant::ZERO,
             next_expiry: Cell::new(NextExpiry::Stale),
         }
@@ -181,6 +183,9 @@ pub struct CpuCtx {
     pub(crate) host: Arc<HostShared>,
     /// Where TCP's trace goes while it is recorded (`None`: off).
     pub(crate) tcp_trace: Option<crate::plot::TcpTraceLog>,
+    /// The route of the last TCP connection this CPU transmitted for
+    /// (see `ip_queue_xmit` in `tcp.rs`).
+    pub(crate) tcp_dst: Option<Box<ipv4::InetSock>>,
 }
 
 impl core::fmt::Debug for CpuCtx {

@@ -18,6 +18,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use irq::{CpuWakeup, IrqTable, Softirqs};
 use napi::PollLists;
@@ -256,6 +257,15 @@ pub struct Host {
     pub(crate) shared: Arc<HostShared>,
     pub(crate) cpus: Vec<CpuCtx>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// One bit per CPU that may have work the simulation has not looked
+    /// at: set by the host's wake-up hook (an IRQ delivered, a softirq
+    /// raised from elsewhere, process work queued) and after process
+    /// context ran on the CPU outside the simulation loop; see
+    /// [`Host::kick_all`].
+    pub(crate) kicked: Arc<AtomicU64>,
+    /// Per CPU, the placeholder context that stood in for it during the
+    /// last [`Host::app`] call, kept for the next one.
+    pub(crate) spare_ctx: Vec<Option<CpuCtx>>,
 }
 
 impl fmt::Debug for Host {
@@ -564,6 +574,7 @@ impl HostBuilder {
                 clock: Arc::clone(&clock),
                 host: Arc::clone(&shared),
                 tcp_trace: None,
+                tcp_dst: None,
             });
         }
         // inet_init() runs on CPU 0 (its neighbour GC timer lives there).
@@ -572,8 +583,15 @@ impl HostBuilder {
             shared,
             cpus,
             clock,
+            kicked: Arc::new(AtomicU64::new(all_cpus(n))),
+            spare_ctx: (0..n).map(|_| None).collect(),
         })
     }
+}
+
+/// The mask with a bit for each of `n` CPUs (1..=64).
+pub(crate) fn all_cpus(n: usize) -> u64 {
+    u64::MAX >> (64 - n.clamp(1, 64))
 }
 
 /// The MAC a NIC gets when none is given: locally administered,
@@ -647,7 +665,19 @@ impl Host {
         let ctx = self.cpus.get_mut(cpu).ok_or_else(|| {
             NetstackError::bad_arg("cpu", "a CPU of the host, or the host runs on threads")
         })?;
-        Ok(f(ctx))
+        let r = f(ctx);
+        // What ran may have left the CPU work (a softirq raised without a
+        // kick) or rung a doorbell: the simulation looks again.
+        self.kicked.fetch_or(1 << cpu, Ordering::AcqRel);
+        Ok(r)
+    }
+
+    /// Marks every CPU as possibly having work, so that the simulation
+    /// looks at each again (after code it does not see ran: an
+    /// application event, a change made between runs).
+    pub(crate) fn kick_all(&self) {
+        self.kicked
+            .store(all_cpus(self.shared.nr_cpus()), Ordering::Release);
     }
 
     /// Queues `work` for CPU `cpu`'s process context (it runs the next

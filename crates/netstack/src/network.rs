@@ -22,10 +22,11 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use netcore::{Clock, Duration, Instant, MonotonicClock, VirtualClock};
-use nic_hw::{LinkConfig, LinkStats, MediumPort, PhyPort, Side, Switch, VirtualWire};
+use nic_hw::{LinkConfig, LinkStats, MediumPort, PhyError, PhyPort, Side, Switch, VirtualWire};
 
 use crate::cpu::{cpu_has_work, cpu_run};
 use crate::error::NetstackError;
@@ -101,6 +102,69 @@ pub type PhyEnd = Box<dyn PhyPort + Send>;
 /// The counters of a wire's two directions: (A→B, B→A).
 pub type WireStats = (LinkStats, LinkStats);
 
+/// One end of a [`VirtualWire`] as a NIC's PHY.
+///
+/// No kernel twin: the cable between two simulated NICs. Like
+/// [`nic_hw::MediumPort`], but its [`PhyPort::next_event`] is this end's
+/// own next arrival where the wire's counters tell it: with nothing in
+/// flight towards this end, nothing can arrive (`None`), and with nothing
+/// in flight from it, the wire's next event is an arrival here. Only when
+/// frames travel both ways does it report the wire's next event (either
+/// direction), as `MediumPort` always does. So the simulation does not
+/// poll a NIC at the instant a frame reaches the NIC at the other end.
+struct WirePort {
+    wire: Arc<Mutex<VirtualWire>>,
+    side: Side,
+}
+
+impl WirePort {
+    fn wire(&self) -> std::sync::MutexGuard<'_, VirtualWire> {
+        // Every wire method finishes its bookkeeping before it can panic,
+        // so a poisoned lock still guards a consistent wire.
+        self.wire
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl PhyPort for WirePort {
+    fn transmit(&mut self, now: Instant, frame: Vec<u8>) -> Result<(), PhyError> {
+        self.wire().transmit(now, self.side, frame);
+        Ok(())
+    }
+
+    fn receive(&mut self, now: Instant) -> Result<Option<Vec<u8>>, PhyError> {
+        Ok(self.wire().receive(now, self.side).map(|d| d.frame))
+    }
+
+    fn next_event(&self) -> Option<Instant> {
+        let w = self.wire();
+        if w.in_flight(self.side.peer()) == 0 {
+            return None;
+        }
+        // With nothing leaving this end, the wire's next event is the
+        // next arrival here; else a bound no later than it.
+        w.next_event()
+    }
+
+    fn transmit_slice(&mut self, now: Instant, frame: &[u8]) -> Result<(), PhyError> {
+        self.wire().transmit_slice(now, self.side, frame);
+        Ok(())
+    }
+
+    fn receive_into(&mut self, now: Instant, buf: &mut Vec<u8>) -> Result<bool, PhyError> {
+        Ok(self.wire().receive_into(now, self.side, buf).is_some())
+    }
+}
+
+impl fmt::Debug for WirePort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WirePort")
+            .field("side", &self.side)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Hosts joined by links, run by the simulation (or handed to the thread
 /// runtime).
 pub struct Network {
@@ -117,16 +181,27 @@ pub struct Network {
     /// CPUs that do not run: (host index, CPU, until).
     stalls: Vec<(usize, usize, Instant)>,
     /// Each NIC's next event (host order, then slot order) as the loop
-    /// last read it, before it moved the clock.
-    nic_due: Vec<Option<Instant>>,
-    /// Whether [`Network::nic_due`] still describes the devices: set when
-    /// the loop moves the clock right after reading it, taken by the next
-    /// settle.
+    /// last read it.
+    nic_due: Vec<NicDue>,
+    /// Whether [`Network::nic_due`] and the hosts' kick masks still
+    /// describe the network: set by the loop when it moves the clock, taken
+    /// by the next settle (any other settle looks at everything).
     nic_due_valid: bool,
     /// When CPUs that were still busy at the end of a settle (softirq work
     /// handed to ksoftirqd round after round) run next, if no other event
     /// comes first.
     ksoftirqd_due: Option<Instant>,
+}
+
+/// What the loop knows of one NIC's next event.
+#[derive(Clone, Copy, Debug)]
+enum NicDue {
+    /// Something may have changed it since it was read: the device was
+    /// polled, a CPU of its host ran or was kicked, a device that may
+    /// share its medium was polled.
+    Stale,
+    /// `next_event()` as last read.
+    Known(Option<Instant>),
 }
 
 /// Settle rounds in a row in which some CPU hit [`crate::cpu::CPU_RUN_MAX_ROUNDS`]
@@ -217,8 +292,14 @@ impl Network {
             wire: Arc::clone(&wire),
         });
         Ok((
-            Box::new(MediumPort::new(Arc::clone(&wire), Side::A)),
-            Box::new(MediumPort::new(wire, Side::B)),
+            Box::new(WirePort {
+                wire: Arc::clone(&wire),
+                side: Side::A,
+            }),
+            Box::new(WirePort {
+                wire,
+                side: Side::B,
+            }),
         ))
     }
 
@@ -257,7 +338,19 @@ impl Network {
                 host.name()
             )));
         }
+        if self.is_simulated() {
+            // The kicks the host's interrupt controller, softirqs and
+            // process queues send (`smp_send_reschedule()`) mark the CPU
+            // for the next settle round.
+            let kicked = Arc::clone(&host.kicked);
+            host.shared.wakeup.set(move |cpu| {
+                if cpu < 64 {
+                    kicked.fetch_or(1 << cpu, Ordering::AcqRel);
+                }
+            });
+        }
         self.hosts.push(host);
+        self.nic_due_valid = false;
         Ok(self.hosts.len() - 1)
     }
 
@@ -402,17 +495,26 @@ impl Network {
     /// Runs every NIC and CPU at the current instant until nothing moves.
     /// Returns how many rounds it took.
     ///
-    /// A round polls each host's NICs, then runs its CPUs that have work.
-    /// Only a CPU's work can give a device more to do at this instant
-    /// (a rung doorbell, a re-armed queue); frames a NIC takes off its
-    /// wire raise their interrupts on the same host, whose CPUs run later
-    /// in the same round. So another round follows only a round in which
-    /// some CPU ran: a frame arriving between interrupts costs one NIC poll.
-    /// When the loop has just moved the clock to the next event, the first
-    /// round skips the devices with nothing due (a device's
-    /// `next_event()`, read before the clock moved, is later than now),
-    /// up to the first device it polls, whose transmissions could reach
-    /// the devices after it.
+    /// A round polls each host's NICs that have something due now (a rung
+    /// doorbell, a moderation timer, a frame arrived at their PHY: their
+    /// `next_event()` is not later than now), then runs its CPUs that have
+    /// work. Only a CPU's work can give a device more to do at this
+    /// instant (a rung doorbell, a re-armed queue); frames a NIC takes off
+    /// its wire raise their interrupts on the same host, whose CPUs run
+    /// later in the same round. So another round follows only a round in
+    /// which some CPU ran: a frame arriving between interrupts costs one
+    /// NIC poll.
+    ///
+    /// Nothing idle is scanned. Each device's `next_event()` is kept
+    /// between reads and read again only after something may have changed
+    /// it: the device was polled, a device that may share its medium was
+    /// polled (its transmissions), a CPU of its host ran or was kicked. A
+    /// CPU is looked at only when its wake-up hook kicked it (an IRQ
+    /// delivered, a softirq raised, process work queued: what wakes an
+    /// idle CPU in Linux), when process context ran on it outside the loop
+    /// ([`crate::Host::with_cpu`], an application step), or when a timer of
+    /// its wheel is due. A settle called from outside the loop looks at
+    /// every device and CPU.
     ///
     /// A CPU that stays busy at one instant (each of
     /// [`SETTLE_MAX_BUSY_ROUNDS`] rounds in a row ends with its softirqs
@@ -424,10 +526,12 @@ impl Network {
     /// on; in virtual time the hardware only moves when the clock does.
     pub fn settle(&mut self) -> Result<u64, NetstackError> {
         self.check_simulated()?;
+        if !std::mem::take(&mut self.nic_due_valid) {
+            self.forget_state();
+        }
         let now = self.now();
         self.stalls.retain(|&(_, _, until)| until > now);
         self.ksoftirqd_due = None;
-        let mut hint = std::mem::take(&mut self.nic_due_valid);
         let mut rounds = 0;
         let mut busy_rounds = 0;
         loop {
@@ -435,17 +539,34 @@ impl Network {
             self.spend(1)?;
             let mut moved = false;
             let mut busy = false;
-            let mut idx = 0;
-            for (hi, h) in self.hosts.iter_mut().enumerate() {
-                for (slot, device) in h.shared.nic_devices().iter().enumerate() {
-                    let due = self.nic_due.get(idx).copied();
-                    idx += 1;
-                    if hint && due.is_some_and(|d| d.is_none_or(|t| t > now)) {
+            let mut first = 0;
+            let Network {
+                hosts,
+                nic_due,
+                stalls,
+                ..
+            } = self;
+            for (hi, h) in hosts.iter_mut().enumerate() {
+                let devices = h.shared.nic_devices();
+                let mine = first..first + devices.len();
+                first = mine.end;
+                if h.kicked.load(Ordering::Acquire) != 0 {
+                    // A kicked CPU may have rung a doorbell.
+                    nic_due[mine.clone()].fill(NicDue::Stale);
+                }
+                for (slot, device) in devices.iter().enumerate() {
+                    let i = mine.start + slot;
+                    let due = match nic_due[i] {
+                        NicDue::Known(due) => due,
+                        NicDue::Stale => device.next_event(),
+                    };
+                    if due.is_none_or(|t| t > now) {
+                        nic_due[i] = NicDue::Known(due);
                         continue;
                     }
-                    // Everything after a polled device is polled.
-                    hint = false;
                     let frames = device.poll(now);
+                    // What it sent may arrive at any device (on any host).
+                    nic_due.fill(NicDue::Stale);
                     if frames > 0 {
                         let _nic = tracing::trace_span!(target: "netstack::nic", "nic", host = %h.shared.name).entered();
                         tracing::trace!(
@@ -456,21 +577,40 @@ impl Network {
                         );
                     }
                 }
+                let mut ran = false;
                 for ctx in &mut h.cpus {
+                    let bit = 1u64 << ctx.cpu;
+                    let kicked = h.kicked.load(Ordering::Acquire) & bit != 0;
+                    if kicked {
+                        h.kicked.fetch_and(!bit, Ordering::AcqRel);
+                    } else if ctx.next_timer().is_none_or(|t| t > now) {
+                        // Idle: nothing woke it and no timer is due.
+                        continue;
+                    }
                     // An idle CPU stays in its idle loop (the check is
                     // cpu_run's own first look, without the IRQ entry).
                     if !cpu_has_work(ctx) {
                         continue;
                     }
-                    if self.stalls.iter().any(|&(x, c, _)| (x, c) == (hi, ctx.cpu)) {
+                    if stalls.iter().any(|&(x, c, _)| (x, c) == (hi, ctx.cpu)) {
+                        // Looked at again when the stall ends.
+                        h.kicked.fetch_or(bit, Ordering::AcqRel);
                         continue;
                     }
                     let s = cpu_run(ctx);
+                    ran = true;
                     moved |= s.did_work() || s.more;
                     busy |= s.more;
+                    if s.more {
+                        h.kicked.fetch_or(bit, Ordering::AcqRel);
+                    }
+                }
+                if ran {
+                    // Its driver may have rung a doorbell or re-armed a
+                    // queue.
+                    nic_due[mine].fill(NicDue::Stale);
                 }
             }
-            hint = false;
             if !moved {
                 return Ok(rounds);
             }
@@ -480,6 +620,18 @@ impl Network {
                 self.ksoftirqd_due = Some(now.saturating_add(KSOFTIRQD_DELAY));
                 return Ok(rounds);
             }
+        }
+    }
+
+    /// Forgets what the loop knows of the devices and CPUs: every
+    /// device's next event is read again and every CPU looked at, after
+    /// code the loop does not see may have changed them.
+    fn forget_state(&mut self) {
+        self.nic_due.clear();
+        for h in &self.hosts {
+            h.kick_all();
+            self.nic_due
+                .extend(h.shared.nic_devices().iter().map(|_| NicDue::Stale));
         }
     }
 
@@ -498,23 +650,34 @@ impl Network {
     /// application event, a frame or moderation timer at a NIC, a timer
     /// on a CPU.
     pub fn next_event(&self) -> Option<Instant> {
-        self.next_events().1
+        let now = self.now();
+        if self.events.peek().is_some_and(|Reverse(e)| e.at <= now) {
+            return Some(now);
+        }
+        let later = |t: Option<Instant>| t.filter(|&t| t > now);
+        let mut next = later(self.events.peek().map(|Reverse(e)| e.at));
+        let mut merge = |t: Option<Instant>| {
+            if let Some(t) = later(t) {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        merge(self.ksoftirqd_due);
+        for h in &self.hosts {
+            for device in h.shared.nic_devices() {
+                merge(device.next_event());
+            }
+            for ctx in &h.cpus {
+                merge(ctx.next_timer());
+            }
+        }
+        next
     }
 
     /// The next instant after now at which something is due, in one pass
-    /// over the network: `(without CPU timers, with CPU timers)`.
-    fn next_events(&self) -> (Option<Instant>, Option<Instant>) {
-        self.next_events_into(&mut Vec::new())
-    }
-
-    /// [`Network::next_events`], keeping each NIC's next event in `due`
-    /// (host order, then slot order; left empty when an application
-    /// event is due now).
-    fn next_events_into(
-        &self,
-        due: &mut Vec<Option<Instant>>,
-    ) -> (Option<Instant>, Option<Instant>) {
-        due.clear();
+    /// over the network: `(without CPU timers, with CPU timers)`. Reads
+    /// again only the devices whose next event the loop no longer knows
+    /// (see [`Network::settle`]), and keeps what it read.
+    fn next_events(&mut self) -> (Option<Instant>, Option<Instant>) {
         let now = self.now();
         // An application event due now counts as "now".
         if let Some(Reverse(e)) = self.events.peek()
@@ -533,10 +696,26 @@ impl Network {
         later(self.events.peek().map(|Reverse(e)| e.at), &mut traffic);
         later(self.ksoftirqd_due, &mut traffic);
         let mut timers: Option<Instant> = None;
+        let devices: usize = self
+            .hosts
+            .iter()
+            .map(|h| h.shared.nic_devices().len())
+            .sum();
+        if self.nic_due.len() != devices {
+            self.forget_state();
+        }
+        let mut i = 0;
         for h in &self.hosts {
+            // A kick since the settle (a socket call outside any CPU) may
+            // have rung a doorbell.
+            let kicked = h.kicked.load(Ordering::Acquire) != 0;
             for device in h.shared.nic_devices() {
-                let next = device.next_event();
-                due.push(next);
+                let next = match self.nic_due[i] {
+                    NicDue::Known(next) if !kicked => next,
+                    _ => device.next_event(),
+                };
+                self.nic_due[i] = NicDue::Known(next);
+                i += 1;
                 later(next, &mut traffic);
             }
             for ctx in &h.cpus {
@@ -560,6 +739,8 @@ impl Network {
             self.spend(1)?;
             (e.f)(self);
             ran = true;
+            // The event may have changed anything: look at everything.
+            self.nic_due_valid = false;
             self.settle()?;
         }
         Ok(ran)
@@ -602,9 +783,7 @@ impl Network {
             if done() {
                 return Ok(());
             }
-            let mut due = std::mem::take(&mut self.nic_due);
-            let (traffic, all) = self.next_events_into(&mut due);
-            self.nic_due = due;
+            let (traffic, all) = self.next_events();
             let next = if with_timers {
                 all
             } else {
@@ -617,7 +796,7 @@ impl Network {
                 Some(t) if t <= until => {
                     self.advance_to(t)?;
                     // Nothing ran since the devices were read: the next
-                    // settle may skip those with nothing due.
+                    // settle may trust what the loop knows of them.
                     self.nic_due_valid = true;
                 }
                 _ => {
@@ -725,6 +904,85 @@ mod tests {
                 ("c", us(5))
             ]
         );
+    }
+
+    /// A wire end reports its own next arrival: nothing while frames only
+    /// leave it, the arrival time while frames only come to it, and the
+    /// wire's next event (either way) while they travel both ways.
+    #[test]
+    fn a_wire_end_reports_its_own_arrivals() {
+        let cfg = LinkConfig::default()
+            .rate_bps(1_000_000_000)
+            .delay(Duration::from_micros(5));
+        let wire = Arc::new(Mutex::new(VirtualWire::symmetric(cfg, 1).unwrap()));
+        let mut a = WirePort {
+            wire: Arc::clone(&wire),
+            side: Side::A,
+        };
+        let mut b = WirePort {
+            wire: Arc::clone(&wire),
+            side: Side::B,
+        };
+        let mut frame = vec![0x02; 60];
+        nic_hw::append_fcs(&mut frame);
+        let t0 = Instant::ZERO;
+        a.transmit_slice(t0, &frame).unwrap();
+        let arrival = wire.lock().unwrap().next_event().unwrap();
+        assert_eq!(a.next_event(), None, "nothing travels towards A");
+        assert_eq!(b.next_event(), Some(arrival));
+        // B answers before A's frame arrives: both ways busy.
+        b.transmit_slice(t0.saturating_add(Duration::from_micros(1)), &frame)
+            .unwrap();
+        assert_eq!(b.next_event(), Some(arrival));
+        assert_eq!(a.next_event(), Some(arrival), "a bound, not later");
+        let mut buf = Vec::new();
+        assert!(!a.receive_into(arrival, &mut buf).unwrap());
+        assert!(b.receive_into(arrival, &mut buf).unwrap());
+        assert_eq!(buf, frame);
+        let back = a.next_event().unwrap();
+        assert!(back > arrival);
+        assert_eq!(b.next_event(), None);
+        assert!(a.receive_into(back, &mut buf).unwrap());
+        assert_eq!((a.next_event(), b.next_event()), (None, None));
+    }
+
+    /// A socket call made outside any CPU (set-up code between runs, or
+    /// the check of `run_until_done`) rings its doorbell without the loop
+    /// seeing it: its kick makes the loop look at the host again, so the
+    /// datagram still leaves at once and arrives.
+    #[test]
+    fn a_send_outside_any_cpu_is_not_lost_by_the_loop() {
+        let mut net = pair();
+        let h1 = Arc::clone(net.host("h1").unwrap().shared());
+        let h2 = Arc::clone(net.host("h2").unwrap().shared());
+        let rx = UdpSocket::bind(&h2, "198.18.0.2:5000").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let tx = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
+        tx.connect("198.18.0.2:5000").unwrap();
+        let mut buf = [0u8; 128];
+        // ARP first, then one datagram sent between runs.
+        tx.send(&[1; 64]).unwrap();
+        net.run_until_idle().unwrap();
+        tx.send(&[2; 64]).unwrap();
+        net.run_until_idle().unwrap();
+        assert_eq!(rx.recv(&mut buf).unwrap(), 64);
+        assert_eq!(rx.recv(&mut buf).unwrap(), 64);
+        assert_eq!(buf[0], 2);
+        // Sent from the loop's own check while a timer keeps it running.
+        let t0 = net.now();
+        net.at(t0.saturating_add(Duration::from_millis(1)), |_| {});
+        let mut sent = false;
+        let until = t0.saturating_add(Duration::from_millis(2));
+        net.run_until_done(until, || {
+            if !sent {
+                sent = true;
+                tx.send(&[3; 64]).unwrap();
+            }
+            false
+        })
+        .unwrap();
+        assert_eq!(rx.recv(&mut buf).unwrap(), 64);
+        assert_eq!(buf[0], 3);
     }
 
     /// Each frame of a burst arrives at its own instant (serialisation at

@@ -175,12 +175,19 @@ struct LendGuard<'a> {
     ctx: &'a mut CpuCtx,
 }
 
+impl LendGuard<'_> {
+    /// Puts the context back; returns the placeholder that stood in for
+    /// it (`None` if the context was already back).
+    fn give_back(&mut self) -> Option<CpuCtx> {
+        let (_, real) = self.slot.lock().take()?;
+        Some(std::mem::replace(self.ctx, real))
+    }
+}
+
 impl Drop for LendGuard<'_> {
     fn drop(&mut self) {
-        if let Some((_, real)) = self.slot.lock().take() {
-            // The placeholder that stood in for the CPU is dropped here.
-            let _ = std::mem::replace(self.ctx, real);
-        }
+        // The placeholder, if the lend did not end normally, is dropped.
+        drop(self.give_back());
     }
 }
 
@@ -239,13 +246,36 @@ impl HostSockets {
 
     /// Runs `f` with `ctx` lent to this thread's socket calls.
     fn lend<R>(&self, ctx: &mut CpuCtx, f: impl FnOnce() -> R) -> R {
+        let (r, placeholder) = self.lend_with(ctx, None, f);
+        drop(placeholder);
+        r
+    }
+
+    /// [`HostSockets::lend`] with `spare` (a placeholder an earlier lend
+    /// handed back, or `None`) standing in for the CPU meanwhile; returns
+    /// the placeholder for the next lend, so a runner that keeps it builds
+    /// none per call.
+    fn lend_with<R>(
+        &self,
+        ctx: &mut CpuCtx,
+        spare: Option<CpuCtx>,
+        f: impl FnOnce() -> R,
+    ) -> (R, Option<CpuCtx>) {
         let cpu = ctx.cpu.min(self.lent.len() - 1);
-        let placeholder = scratch_ctx(&ctx.host, ctx.cpu, &ctx.clock);
+        let placeholder = match spare {
+            // Nothing runs on a placeholder (the runner that owns the CPU
+            // is the one lending it), so one that armed no timer is as
+            // new; the check keeps that true if it ever is not.
+            Some(p) if p.cpu == ctx.cpu && p.timers.len() == 0 => p,
+            _ => scratch_ctx(&ctx.host, ctx.cpu, &ctx.clock),
+        };
         let real = std::mem::replace(ctx, placeholder);
         let slot = &self.lent[cpu];
         *slot.lock() = Some((std::thread::current().id(), real));
-        let _guard = LendGuard { slot, ctx };
-        f()
+        let mut guard = LendGuard { slot, ctx };
+        let r = f();
+        let placeholder = guard.give_back();
+        (r, placeholder)
     }
 
     /// Asks the application CPU's thread for its context, runs `f` with
@@ -338,6 +368,7 @@ fn scratch_ctx(host: &Arc<HostShared>, cpu: usize, clock: &Arc<dyn Clock>) -> Cp
         clock: Arc::clone(clock),
         host: Arc::clone(host),
         tcp_trace: None,
+        tcp_dst: None,
     }
 }
 
@@ -366,7 +397,11 @@ fn with_scratch_ctx<R>(
     while let Some(t) = ctx.timers.pop_expired(Instant::MAX) {
         timers.push(t);
     }
-    if !timers.is_empty() {
+    if timers.is_empty() {
+        // The call may have rung a doorbell or left softirq work: the
+        // runner looks at the CPU and its host's devices again.
+        host.wakeup.kick(ctx.cpu);
+    } else {
         host.run_on(ctx.cpu, move |c| {
             for (id, at) in timers {
                 c.timers.arm(id, at);
@@ -484,7 +519,12 @@ impl Host {
     /// CPU or runs on threads.
     pub fn app<R>(&mut self, cpu: usize, f: impl FnOnce() -> R) -> Result<R, NetstackError> {
         let sockets = Arc::clone(self.shared.socket_host());
-        self.with_cpu(cpu, |ctx| sockets.lend(ctx, f))
+        let spare = self.spare_ctx.get_mut(cpu).and_then(Option::take);
+        let (r, placeholder) = self.with_cpu(cpu, |ctx| sockets.lend_with(ctx, spare, f))?;
+        if let Some(slot) = self.spare_ctx.get_mut(cpu) {
+            *slot = placeholder;
+        }
+        Ok(r)
     }
 
     /// The host's socket layer.

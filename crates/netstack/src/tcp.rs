@@ -18,9 +18,12 @@
 //!
 //! # Deviations from Linux
 //!
-//! - Each segment is routed on its own (`ip_build_and_send_pkt()`
-//!   rather than `ip_queue_xmit()` with the socket's cached route): TCP
-//!   hands the host only the two addresses.
+//! - TCP hands the host only a segment's two addresses, not its socket,
+//!   so the route cache (`sk_dst_cache`, used by `ip_queue_xmit()`) is
+//!   kept per CPU for the last connection it transmitted for: a CPU that
+//!   alternates between peers looks the route up each time. Segments
+//!   carry IP id 0 (with DF), where Linux counts `inet_id` per
+//!   connection.
 //! - Wake-ups are queued while TCP holds the socket lock and delivered
 //!   right after the call returns (see `socket::TcpWakeups`).
 
@@ -202,13 +205,29 @@ impl TcpContext for CpuCtx {
         saddr: Ipv4Addr,
         daddr: Ipv4Addr,
     ) -> Result<(), Errno> {
-        let mut sk = ipv4::InetSock::new(IPPROTO_TCP, &self.host.sysctl);
-        sk.saddr = saddr;
-        sk.pmtudisc = ipv4::IpPmtudisc::Do;
         if let Some(log) = &self.tcp_trace {
             crate::plot::trace_xmit(log, self.clock.now(), &skb, saddr, daddr);
         }
-        ipv4::ip_build_and_send_pkt(self, skb, &mut sk, saddr, daddr).map(|_| ())
+        if saddr.is_unspecified() {
+            let mut sk = tcp_inet_sock(&self.host.sysctl, saddr, Ipv4Addr::UNSPECIFIED);
+            return ipv4::ip_build_and_send_pkt(self, skb, &mut sk, saddr, daddr).map(|_| ());
+        }
+        // The CPU keeps the last connection's route (`sk_dst_cache`),
+        // checked against the routing generation by ip_queue_xmit().
+        let mut sk = match self.tcp_dst.take() {
+            Some(sk) if (sk.saddr, sk.daddr) == (saddr, daddr) => sk,
+            _ => Box::new(tcp_inet_sock(&self.host.sysctl, saddr, daddr)),
+        };
+        if sk.dst_cache.is_some_and(|(rt, _)| rt.prefsrc != saddr) {
+            // A route whose preferred source is not the connection's:
+            // looked up again from the connection's own address.
+            sk.dst_cache = None;
+        }
+        // DF segments carry IP id 0 (see the deviations above).
+        sk.inet_id = 0;
+        let r = ipv4::ip_queue_xmit(self, &mut sk, skb);
+        self.tcp_dst = Some(sk);
+        r
     }
 
     fn sk_wake(&mut self, sk: SockId, event: SkEvent) {
@@ -226,6 +245,17 @@ impl TcpContext for CpuCtx {
     fn tcp_tsq(&self) -> Option<&Arc<tcp::TsqList>> {
         Some(self.host.transports.tcp.stack.tsq_list())
     }
+}
+
+/// The `inet_sock` fields IP reads for a TCP segment from `saddr` to
+/// `daddr`: DF always (`IP_PMTUDISC_DO` on a segment that fits, as
+/// `ip_dont_fragment()` decides for TCP), TTL and TOS by default.
+fn tcp_inet_sock(sysctl: &Sysctl, saddr: Ipv4Addr, daddr: Ipv4Addr) -> ipv4::InetSock {
+    let mut sk = ipv4::InetSock::new(IPPROTO_TCP, sysctl);
+    sk.saddr = saddr;
+    sk.daddr = daddr;
+    sk.pmtudisc = ipv4::IpPmtudisc::Do;
+    sk
 }
 
 /// Runs TCP's TSQ work on this CPU (sockets whose skbs the device freed
