@@ -82,6 +82,9 @@ pub fn sk_event_key(event: SkEvent) -> u32 {
 pub struct TcpWakeups {
     stack: Arc<TcpStack>,
     pending: Mutex<Vec<(SockId, u32)>>,
+    /// The buffer [`TcpWakeups::flush`] swaps with `pending`, kept with its
+    /// capacity so that queueing and delivering allocate nothing.
+    spare: Mutex<Vec<(SockId, u32)>>,
 }
 
 impl std::fmt::Debug for TcpWakeups {
@@ -98,6 +101,7 @@ impl TcpWakeups {
         TcpWakeups {
             stack,
             pending: Mutex::new(Vec::new()),
+            spare: Mutex::new(Vec::new()),
         }
     }
 
@@ -110,17 +114,27 @@ impl TcpWakeups {
 
     /// Delivers the queued wake-ups. Call with no TCP socket lock held.
     pub fn flush(&self) {
+        if self.pending.lock().is_empty() {
+            return;
+        }
+        // A flush from inside a hook finds the spare taken and works with
+        // a new buffer.
+        let mut batch = std::mem::take(&mut *self.spare.lock());
         loop {
-            let batch = std::mem::take(&mut *self.pending.lock());
-            if batch.is_empty() {
-                return;
+            {
+                let mut pending = self.pending.lock();
+                if pending.is_empty() {
+                    break;
+                }
+                std::mem::swap(&mut *pending, &mut batch);
             }
-            for (sk, key) in batch {
+            for (sk, key) in batch.drain(..) {
                 if let Some(wq) = self.stack.sk_wq(sk) {
                     wq.wake_up(key);
                 }
             }
         }
+        *self.spare.lock() = batch;
     }
 
     /// Wake-ups queued and not yet delivered.
