@@ -50,6 +50,7 @@
 use core::fmt;
 use core::hash::{BuildHasherDefault, Hash, Hasher};
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use crate::time::{Duration, Instant};
 
@@ -119,7 +120,7 @@ enum Slot {
 }
 
 #[derive(Debug)]
-struct Entry<T> {
+struct TimerEntry<T> {
     id: Option<T>,
     deadline: Instant,
     /// The deadline in jiffies, rounded up.
@@ -195,7 +196,7 @@ pub struct TimerWheel<T> {
     heads: Box<[u32; WHEEL_SIZE]>,
     /// One bit per bucket with timers. Mirrors `timer_base::pending_map`.
     pending_map: [u64; LVL_DEPTH],
-    slab: Vec<Entry<T>>,
+    slab: Vec<TimerEntry<T>>,
     free: u32,
     ids: HashMap<T, u32, BuildHasherDefault<IdHasher>>,
     /// Expired timers not yet handed out, sorted latest first.
@@ -261,14 +262,19 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
     pub fn arm(&mut self, id: T, deadline: Instant) -> Option<Instant> {
         self.seq += 1;
         let seq = self.seq;
-        let (idx, previous) = if let Some(&idx) = self.ids.get(&id) {
-            let prev = self.slab[idx as usize].deadline;
-            self.detach(idx);
-            (idx, Some(prev))
-        } else {
-            let idx = self.alloc(id);
-            self.ids.insert(id, idx);
-            (idx, None)
+        // One hash of the id: the map's entry is found or made at once.
+        let (idx, previous) = match self.ids.entry(id) {
+            Entry::Occupied(e) => {
+                let idx = *e.get();
+                let prev = self.slab[idx as usize].deadline;
+                self.detach(idx);
+                (idx, Some(prev))
+            }
+            Entry::Vacant(e) => {
+                let idx = alloc(&mut self.slab, &mut self.free, id);
+                e.insert(idx);
+                (idx, None)
+            }
         };
         let e = &mut self.slab[idx as usize];
         e.deadline = deadline;
@@ -362,28 +368,6 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
             n += 1;
         }
         n
-    }
-
-    fn alloc(&mut self, id: T) -> u32 {
-        let entry = Entry {
-            id: Some(id),
-            deadline: Instant::ZERO,
-            expires: 0,
-            seq: 0,
-            prev: NIL,
-            next: NIL,
-            slot: Slot::Free,
-        };
-        if self.free == NIL {
-            let idx = u32::try_from(self.slab.len()).expect("fewer than 2^32 timers");
-            self.slab.push(entry);
-            idx
-        } else {
-            let idx = self.free;
-            self.free = self.slab[idx as usize].next;
-            self.slab[idx as usize] = entry;
-            idx
-        }
     }
 
     fn release(&mut self, idx: u32) {
@@ -513,6 +497,31 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         }
         self.ready
             .sort_unstable_by_key(|&(deadline, seq, _)| core::cmp::Reverse((deadline, seq)));
+    }
+}
+
+/// Takes a free slab slot for `id` (from the free list, else a new one);
+/// returns its index. A free function so that [`TimerWheel::arm`] can
+/// call it while it holds the id map's entry.
+fn alloc<T>(slab: &mut Vec<TimerEntry<T>>, free: &mut u32, id: T) -> u32 {
+    let entry = TimerEntry {
+        id: Some(id),
+        deadline: Instant::ZERO,
+        expires: 0,
+        seq: 0,
+        prev: NIL,
+        next: NIL,
+        slot: Slot::Free,
+    };
+    if *free == NIL {
+        let idx = u32::try_from(slab.len()).expect("fewer than 2^32 timers");
+        slab.push(entry);
+        idx
+    } else {
+        let idx = *free;
+        *free = slab[idx as usize].next;
+        slab[idx as usize] = entry;
+        idx
     }
 }
 
