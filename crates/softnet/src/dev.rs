@@ -920,10 +920,8 @@ pub fn dev_queue_xmit<C: SoftnetContext>(
             // running it: straight to the driver, counted as sent.
             root.qdisc.bstats_bypass(&skb);
             let (mut root, sent) = sch_direct_xmit(ctx, dev, txq, skb, root);
-            if sent && root.qdisc.qlen() > 0 {
-                // Packets other CPUs enqueued meanwhile (with none, the
-                // run would find nothing to dequeue: a bypass qdisc is
-                // work-conserving).
+            if sent {
+                // Packets other CPUs enqueued meanwhile.
                 qdisc_run_inner(ctx, dev, txq, root);
             } else {
                 root.running = false;

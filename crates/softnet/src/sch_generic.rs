@@ -65,6 +65,12 @@ pub(crate) fn qdisc_run_inner<'a, C: SoftnetContext>(
     mut root: MutexGuard<'a, QdiscRoot>,
 ) {
     let _span = tracing::trace_span!(target: "netstack::softnet", "qdisc_run", ifindex = dev.ifindex(), txq).entered();
+    if root.qdisc.qlen() == 0 && root.qdisc.can_bypass() {
+        // A work-conserving qdisc with nothing queued (the run after a
+        // bypass, most often): dequeue would find nothing and arm nothing.
+        root.running = false;
+        return;
+    }
     let quota = dev_tx_weight(ctx.softnet_data().softnet().sysctl());
     let mut packets = 0;
     loop {
