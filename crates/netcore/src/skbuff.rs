@@ -857,6 +857,47 @@ impl SkBuff {
         Ok(())
     }
 
+    /// Removes `len` bytes from the front of the data, reaching into the
+    /// fragments when the linear part holds fewer: the linear part is
+    /// emptied and the leading fragments dropped or shortened. No byte is
+    /// copied, and the truesize stays what an owner charged.
+    ///
+    /// Mirrors `pskb_pull()` in `net/core/skbuff.c` as far as what is left
+    /// goes (Linux first pulls the bytes into the linear part, then drops
+    /// them). Fails with [`SkbError::TooShort`] past the data, leaving the
+    /// skb unchanged.
+    pub fn pskb_pull(&mut self, len: usize) -> Result<(), SkbError> {
+        let head = self.headlen();
+        if len <= head {
+            return self.advance(len);
+        }
+        if len > self.len() {
+            return Err(too_short(len, self.len()));
+        }
+        let mut skip = len - head;
+        self.data = self.tail;
+        if let Some(sh) = self.shinfo.as_deref_mut() {
+            let mut gone = 0;
+            for f in &mut sh.frags {
+                if skip == 0 {
+                    break;
+                }
+                if skip >= f.len {
+                    skip -= f.len;
+                    gone += 1;
+                } else {
+                    f.off += skip;
+                    f.len -= skip;
+                    skip = 0;
+                }
+            }
+            sh.frags.drain(..gone);
+        }
+        // Less than the old data_len, which fits in u32.
+        self.data_len -= (len - head) as u32;
+        Ok(())
+    }
+
     /// Appends `len` bytes to the data, out of the tailroom, and returns
     /// them for the caller to fill in (their contents are unspecified).
     ///
@@ -2165,6 +2206,30 @@ mod tests {
         let mut b = [0u8; 6];
         skb.copy_bits(0, &mut b).unwrap();
         assert_eq!(&b, b"HDRxyz");
+    }
+
+    /// `pskb_pull` takes bytes off the front across the linear part and
+    /// the fragments, copying nothing and keeping the truesize.
+    #[test]
+    fn pskb_pull_reaches_into_the_fragments() {
+        let p = pool(None);
+        for n in 0..=15 {
+            let mut skb = chained(&p, &[b"hello", b" ", b"world!"]);
+            let ts = skb.truesize();
+            skb.pskb_pull(n).unwrap();
+            let mut rest = vec![0u8; skb.len()];
+            skb.copy_bits(0, &mut rest).unwrap();
+            assert_eq!(rest, &b"HDRhello world!"[n..], "pull {n}");
+            assert_eq!(skb.truesize(), ts);
+        }
+        let mut skb = chained(&p, &[b"ab"]);
+        assert_eq!(
+            skb.pskb_pull(6),
+            Err(SkbError::TooShort { needed: 6, len: 5 })
+        );
+        assert_eq!(skb.len(), 5);
+        drop(skb);
+        assert_eq!(p.stats().inflight(), 0);
     }
 
     #[test]

@@ -18,9 +18,9 @@
 //! # Deviations from Linux
 //!
 //! - A GRO packet reaches TCP as it left GRO, its payload in fragments,
-//!   and in-order data is queued that way (no copy until `recvmsg()`); a
-//!   nonlinear skb that must be cut at the front (a partial overlap) or
-//!   goes to the out-of-order queue is made linear first. So
+//!   and is queued that way, in order or out of order (no copy until
+//!   `recvmsg()`); what is already held is cut off its front where it
+//!   lies (`pskb_pull()`), where Linux keeps the overlap and an offset.
 //!   `tcp_try_coalesce()` only copies a linear skb into the tail skb's
 //!   spare room (no fragment stealing) and `tcp_collapse()` copies into
 //!   small pool buffers (2 KiB, not a page).
@@ -2349,13 +2349,6 @@ fn tcp_data_queue_ofo<C: TcpContext>(
     fin: bool,
 ) {
     let cpu = ctx.cpu();
-    // The out-of-order queue trims and merges skbs at both ends: keep it
-    // linear.
-    if skb.is_nonlinear() && skb.linearize().is_err() {
-        ctx.mibs().inc(cpu, LinuxMib::TcpOfoDrop);
-        kfree_skb_reason(skb, DropReason::Nomem);
-        return;
-    }
     let (len, truesize) = (skb.len() as u32, skb.truesize() as u32);
     if !tcp_try_rmem_schedule(stack, ctx, tp, seq, len, truesize) {
         ctx.mibs().inc(cpu, LinuxMib::TcpOfoDrop);
@@ -2390,7 +2383,7 @@ fn tcp_data_queue_ofo<C: TcpContext>(
         if after(pend, seq) {
             let cut = pend.wrapping_sub(seq);
             tcp_dsack_set(ctx, tp, seq, pend);
-            let _ = skb.pull(cut as usize);
+            let _ = skb.pskb_pull(cut as usize);
             seq = pend;
         }
     }
@@ -2488,7 +2481,7 @@ fn tcp_ofo_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> bool {
         }
         let cut = tp.rcv_nxt.wrapping_sub(s.seq);
         if cut > 0 {
-            let _ = s.skb.pull(cut as usize);
+            let _ = s.skb.pskb_pull(cut as usize);
         }
         let seq = tp.rcv_nxt;
         tcp_queue_rcv(ctx, tp, seq, s.skb, s.fin);
@@ -2538,13 +2531,8 @@ fn tcp_data_queue<C: TcpContext>(
         if cut > 0 {
             let cut = cut.min(skb.len() as u32);
             // A partial overlap: what is already held is cut off the
-            // front, from one buffer.
-            if skb.is_nonlinear() && skb.linearize().is_err() {
-                ctx.mibs().inc(cpu, LinuxMib::TcpRcvQDrop);
-                kfree_skb_reason(skb, DropReason::Nomem);
-                return;
-            }
-            let _ = skb.pull(cut as usize);
+            // front, in the linear part or the fragments.
+            let _ = skb.pskb_pull(cut as usize);
         }
         let truesize = skb.truesize() as u32;
         let gso_size = u32::from(skb.gso_size);

@@ -776,10 +776,11 @@ fn gro_packet_is_queued_without_a_copy_and_read_back_exactly() {
 }
 
 /// GRO packets off the in-order path: one that overlaps data already
-/// received is cut at the front (made linear first) and one beyond a hole
-/// goes to the out-of-order queue (linear) and is moved over when the
-/// hole fills; the reader gets every byte once, in order, and the
-/// receive memory charge comes back in full.
+/// received is cut at the front where it lies, and one beyond a hole
+/// waits in the out-of-order queue as it is and moves over when the hole
+/// fills; nothing is made linear (so nothing outgrows the buffer and is
+/// pruned), the reader gets every byte once, in order, and the receive
+/// memory charge comes back in full.
 #[test]
 fn gro_packets_overlapping_or_out_of_order_are_read_back_exactly() {
     let (mut net, c, s) = pair();
@@ -790,10 +791,8 @@ fn gro_packets_overlapping_or_out_of_order_are_read_back_exactly() {
         (tp.rcv_nxt, tp.snd_nxt)
     };
     let stream: Vec<u8> = (0..6000u32).map(|i| (i * 13 + i / 509) as u8).collect();
-    let mut got = Vec::new();
-    // The segment carrying stream[from..to], as GRO leaves it; then the
-    // reader takes what is there.
-    let mut deliver = |net: &mut Net, from: usize, to: usize| {
+    // The segment carrying stream[from..to], as GRO leaves it.
+    let deliver = |net: &mut Net, from: usize, to: usize| {
         let repr = TcpRepr {
             src_port: cl.port(),
             dst_port: sa.port(),
@@ -810,24 +809,26 @@ fn gro_packets_overlapping_or_out_of_order_are_read_back_exactly() {
         b[hl..].copy_from_slice(&stream[from..to]);
         repr.emit(&mut b, *cl.ip(), *sa.ip()).unwrap();
         net.deliver_nonlinear(*cl.ip(), 1, &b, 700, 600);
-        let mut buf = [0u8; 1700];
-        while let Ok(k) = net.recv(1, &s, &mut buf) {
-            got.extend_from_slice(&buf[..k]);
-        }
     };
     deliver(&mut net, 0, 1000);
-    deliver(&mut net, 500, 3000); // overlaps 500 bytes already read
+    deliver(&mut net, 500, 3000); // overlaps 500 bytes held
     assert_eq!(s.lock().rcv_nxt, seq.wrapping_add(3000));
     deliver(&mut net, 4000, 6000); // beyond a hole
     {
         let tp = s.lock();
         assert_eq!(tp.ofo_queue.len(), 1);
-        assert!(!tp.ofo_queue[0].skb.is_nonlinear());
+        assert!(tp.ofo_queue[0].skb.is_nonlinear(), "queued as it came");
     }
     deliver(&mut net, 3000, 4000); // fills it
     assert_eq!(s.lock().rcv_nxt, seq.wrapping_add(6000));
-    assert_eq!(got, stream);
+    assert_eq!(net.mib(1, LinuxMib::PruneCalled), 0);
     assert!(net.mib(1, LinuxMib::TcpOfoQueue) >= 1);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1700];
+    while let Ok(k) = net.recv(1, &s, &mut buf) {
+        got.extend_from_slice(&buf[..k]);
+    }
+    assert_eq!(got, stream);
     let tp = s.lock();
     assert_eq!((tp.rmem_alloc, tp.ofo_queue.len()), (0, 0));
 }
