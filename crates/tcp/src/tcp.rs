@@ -909,7 +909,7 @@ impl TcpStack {
         } else if old == TcpState::SynSent {
             tp.sk_err = Some(Errno::ConnReset);
         }
-        inet_csk_clear_xmit_timers(ctx, tp.id);
+        inet_csk_clear_xmit_timers(ctx, tp);
         tcp_write_queue_purge(tp);
         tcp_purge_receive_queue(tp);
         crate::tcp_mem::sk_mem_reclaim(ctx, tp);
@@ -1215,6 +1215,7 @@ impl TcpStack {
             | TcpTimer::Keepalive(id) => {
                 let Some(sk) = self.get(id) else { return };
                 let mut tp = sk.lock();
+                t::icsk_timer_fired(&mut tp, timer);
                 match timer {
                     TcpTimer::Retransmit(_) => t::tcp_retransmit_timer(self, ctx, &mut tp),
                     TcpTimer::Probe0(_) => t::tcp_probe_timer(self, ctx, &mut tp),
@@ -1388,7 +1389,7 @@ pub(crate) fn tcp_done<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut Tc
         ctx.mibs().inc(ctx.cpu(), TcpMib::AttemptFails);
     }
     tcp_set_state(stack, ctx, tp, TcpState::Close);
-    inet_csk_clear_xmit_timers(ctx, tp.id);
+    inet_csk_clear_xmit_timers(ctx, tp);
     tp.shutdown = SHUTDOWN_MASK;
     if tp.dead {
         inet_csk_destroy_sock(stack, ctx, tp);
@@ -1437,7 +1438,7 @@ pub(crate) fn inet_csk_destroy_sock<C: TcpContext>(
         stack.hashinfo.lock().unbind(tp.id, tp.sport);
         tp.bound = false;
     }
-    inet_csk_clear_xmit_timers(ctx, tp.id);
+    inet_csk_clear_xmit_timers(ctx, tp);
     tcp_write_queue_purge(tp);
     tcp_purge_receive_queue(tp);
     crate::tcp_mem::sk_mem_reclaim(ctx, tp);

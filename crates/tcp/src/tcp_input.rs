@@ -1417,7 +1417,7 @@ fn tcp_ack_probe<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     let Some(head) = tp.write_queue.get(idx) else {
         return;
     };
-    if ctx.timer_pending(TcpTimer::Probe0(tp.id)).is_none() {
+    if !crate::tcp_timer::icsk_pending_is(tp, TcpTimer::Probe0(tp.id)) {
         return;
     }
     let wnd_end = tp.snd_una.wrapping_add(tp.snd_wnd);
@@ -1429,7 +1429,8 @@ fn tcp_ack_probe<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     } else {
         tp.backoff = 0;
         tp.probes_out = 0;
-        ctx.cancel_timer(TcpTimer::Probe0(tp.id));
+        let id = tp.id;
+        crate::tcp_timer::inet_csk_clear_xmit_timer(ctx, tp, TcpTimer::Probe0(id));
     }
 }
 

@@ -24,7 +24,9 @@ use crate::tcp_sock::{
     TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpChrono, TcpSock,
     TcpState, TxSkb, after, before,
 };
-use crate::tcp_timer::{TcpTimer, inet_csk_reset_xmit_timer, tcp_reset_xmit_timer};
+use crate::tcp_timer::{
+    TcpTimer, icsk_pending_is, inet_csk_reset_xmit_timer, tcp_reset_xmit_timer,
+};
 
 /// `TCP_NAGLE_OFF`: `TCP_NODELAY` is set.
 pub const TCP_NAGLE_OFF: u8 = 1;
@@ -490,8 +492,16 @@ fn tcp_event_ack_sent<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
             tp.ack.set_ato(TCP_ATO_MIN);
         }
     }
+    // The wheel holds the delayed-ACK timer only while ICSK_ACK_TIMER is
+    // set (tcp_send_delayed_ack() sets both, the handler clears the bit).
+    debug_assert!(
+        tp.ack.pending & ICSK_ACK_TIMER != 0
+            || ctx.timer_pending(TcpTimer::DelAck(tp.id)).is_none()
+    );
+    if tp.ack.pending & ICSK_ACK_TIMER != 0 {
+        ctx.cancel_timer(TcpTimer::DelAck(tp.id));
+    }
     tp.ack.pending = 0;
-    ctx.cancel_timer(TcpTimer::DelAck(tp.id));
 }
 
 /// Sends a pure ACK now. Mirrors `tcp_send_ack()` / `__tcp_send_ack()`.
@@ -748,6 +758,7 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
     let max_segs = tcp_tso_segs(ctx.sysctl(), tp, mss_now);
     let mut cwnd_limited = false;
     let mut rwnd_limited = false;
+    let mut rto_due = false;
     loop {
         let idx = tp.packets_out as usize;
         if idx >= tp.write_queue.len() {
@@ -820,7 +831,9 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
             .as_ref()
             .map_or(now.as_nanos(), |p| p.tcp_wstamp_ns);
         // One skb for the whole run (a GSO packet when segs > 1).
-        let failed = tcp_transmit_head(ctx, tp, idx, segs, now).is_err();
+        let result = tcp_transmit_head(ctx, tp, idx, segs, now);
+        let failed = result.is_err();
+        rto_due |= result.unwrap_or(false);
         if !failed {
             sent_pkts += segs;
             let run_len = tp.write_queue.range(idx..idx + segs).map(TxSkb::len).sum();
@@ -841,8 +854,13 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
         tcp_cwnd_validate(tp, cwnd_limited, now);
     }
     if sent_pkts > 0 {
-        // Send one loss probe per tail loss episode.
-        crate::tcp_recovery::tcp_schedule_loss_probe(ctx, tp, false);
+        // Send one loss probe per tail loss episode. The probe timer takes
+        // the slot of the RTO the first segment made due, which is only
+        // armed when no probe is scheduled: Linux arms both on the one
+        // timer, the second replacing the first.
+        if !crate::tcp_recovery::tcp_schedule_loss_probe(ctx, tp, false) && rto_due {
+            tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto());
+        }
         return false;
     }
     tp.packets_out == 0 && (tp.write_queue.len() > tp.packets_out as usize)
@@ -987,13 +1005,17 @@ pub(crate) fn tcp_get_info_chrono_stats(tp: &TcpSock, now: Instant) -> (u64, u64
 /// packet (so its last segment has it after segmentation); its header
 /// carries the FIN of its last entry, which segmentation also leaves on
 /// the last segment only.
+///
+/// Returns whether the pipe was empty, so that the retransmission timer
+/// is due (`tcp_event_new_data_sent()` → `tcp_rearm_rto()`); the caller
+/// arms it.
 fn tcp_transmit_head<C: TcpContext>(
     ctx: &mut C,
     tp: &mut TcpSock,
     idx: usize,
     segs: usize,
     now: Instant,
-) -> Result<(), Errno> {
+) -> Result<bool, Errno> {
     let segs = segs.max(1);
     let seq = tp.write_queue[idx].seq;
     let mut flags = tp
@@ -1046,11 +1068,8 @@ fn tcp_transmit_head<C: TcpContext>(
     if sent_data && now.saturating_duration_since(tp.ack.lrcvtime) < tp.ack.ato() {
         tp.ack.pingpong = tp.ack.pingpong.saturating_add(1);
     }
-    if was_idle {
-        // First segment in flight: arm the retransmission timer.
-        tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto());
-    }
-    Ok(())
+    // First segment in flight: the caller arms the retransmission timer.
+    Ok(was_idle)
 }
 
 /// Pushes pending frames with the socket's Nagle mode and arms the probe
@@ -1075,8 +1094,8 @@ pub(crate) fn tcp_push_pending_frames<C: TcpContext>(ctx: &mut C, tp: &mut TcpSo
 /// is pending. Mirrors `tcp_check_probe_timer()`.
 pub(crate) fn tcp_check_probe_timer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     if tp.packets_out == 0
-        && ctx.timer_pending(TcpTimer::Probe0(tp.id)).is_none()
-        && ctx.timer_pending(TcpTimer::Retransmit(tp.id)).is_none()
+        && !icsk_pending_is(tp, TcpTimer::Probe0(tp.id))
+        && !icsk_pending_is(tp, TcpTimer::Retransmit(tp.id))
     {
         let when = tcp_probe0_base(tp);
         inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Probe0(tp.id), when, TCP_RTO_MAX);
@@ -1281,7 +1300,7 @@ pub(crate) fn tcp_xmit_retransmit_queue<C: TcpContext>(ctx: &mut C, tp: &mut Tcp
         ) {
             tp.recovery.prr_out += 1;
         }
-        if idx == 0 && ctx.timer_pending(TcpTimer::ReoTimeout(tp.id)).is_none() {
+        if idx == 0 && !icsk_pending_is(tp, TcpTimer::ReoTimeout(tp.id)) {
             rearm_timer = true;
         }
         idx += 1;
@@ -1313,7 +1332,15 @@ pub(crate) fn tcp_write_wakeup<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) -> 
         }
         tp.write_queue[idx].flags |= TcpFlags::PSH;
         let now = ctx.now();
-        return tcp_transmit_head(ctx, tp, idx, 1, now).is_ok();
+        return match tcp_transmit_head(ctx, tp, idx, 1, now) {
+            Ok(rto_due) => {
+                if rto_due {
+                    tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto());
+                }
+                true
+            }
+            Err(_) => false,
+        };
     }
     // tcp_xmit_probe_skb(): an old sequence number forces an ACK.
     let seq = tp.snd_una.wrapping_sub(1);

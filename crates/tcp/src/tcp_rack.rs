@@ -256,7 +256,7 @@ pub(crate) fn tcp_rack_reo_timeout<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock)
         }
         crate::tcp_output::tcp_xmit_retransmit_queue(ctx, tp);
     }
-    if ctx.timer_pending(TcpTimer::Retransmit(tp.id)).is_none() {
+    if !crate::tcp_timer::icsk_pending_is(tp, TcpTimer::Retransmit(tp.id)) {
         crate::tcp_recovery::tcp_rearm_rto(ctx, tp);
     }
 }

@@ -26,7 +26,10 @@ use crate::context::TcpContext;
 use crate::tcp_cong::TcpCaState;
 use crate::tcp_output::{TCP_NAGLE_OFF, tcp_retransmit_skb_core, tcp_write_xmit};
 use crate::tcp_sock::{TCP_RTO_MAX, TCP_RTO_MIN, TCP_TIMEOUT_INIT, TcpSock, after, before};
-use crate::tcp_timer::{TcpTimer, inet_csk_reset_xmit_timer};
+use crate::tcp_timer::{
+    TcpTimer, icsk_pending_is, inet_csk_clear_rto_timers, inet_csk_clear_xmit_timer,
+    inet_csk_reset_xmit_timer,
+};
 
 /// `TCP_TIMEOUT_MIN`: 2 jiffies, the slack added to the probe timeout
 /// when more than one segment is in flight.
@@ -50,8 +53,8 @@ pub(crate) struct TlpAckFlags {
 /// reordering timer holds the slot, from the head's send time. Mirrors
 /// `tcp_rearm_rto()`.
 pub(crate) fn tcp_rearm_rto<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
-    let offset = ctx.timer_pending(TcpTimer::LossProbe(tp.id)).is_some()
-        || ctx.timer_pending(TcpTimer::ReoTimeout(tp.id)).is_some();
+    let offset = icsk_pending_is(tp, TcpTimer::LossProbe(tp.id))
+        || icsk_pending_is(tp, TcpTimer::ReoTimeout(tp.id));
     tcp_rearm_rto_from(ctx, tp, offset);
 }
 
@@ -60,9 +63,7 @@ pub(crate) fn tcp_rearm_rto<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
 /// (`icsk_pending` still names it in Linux).
 pub(crate) fn tcp_rearm_rto_from<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, from_head: bool) {
     if tp.packets_out == 0 {
-        ctx.cancel_timer(TcpTimer::Retransmit(tp.id));
-        ctx.cancel_timer(TcpTimer::LossProbe(tp.id));
-        ctx.cancel_timer(TcpTimer::ReoTimeout(tp.id));
+        inet_csk_clear_rto_timers(ctx, tp);
         return;
     }
     let mut rto = tp.rto();
@@ -167,7 +168,8 @@ pub(crate) fn tcp_send_loss_probe<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) 
             ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpLossProbes);
         }
     }
-    ctx.cancel_timer(TcpTimer::LossProbe(tp.id));
+    let id = tp.id;
+    inet_csk_clear_xmit_timer(ctx, tp, TcpTimer::LossProbe(id));
     tcp_rearm_rto_from(ctx, tp, !sent);
 }
 

@@ -747,6 +747,12 @@ pub(crate) struct TcpSock {
     pub retransmits: u8,
     pub backoff: u8,
     pub probes_out: u8,
+    /// Which of the timers sharing `icsk_retransmit_timer` is armed
+    /// (`icsk_pending`: 0 or an `ICSK_TIME_*` of `tcp_timer.rs`). Kept in
+    /// step with the host's timer wheel by the helpers of `tcp_timer.rs`,
+    /// so the hot path tests it and cancels only the timer armed. The
+    /// deadline (`icsk_timeout`) stays with the wheel.
+    pub icsk_pending: u8,
     pub ack: IcskAck,
     pub syn_retries_done: u8,
     // tcp_sock: receive side
@@ -881,6 +887,7 @@ impl TcpSock {
             retransmits: 0,
             backoff: 0,
             probes_out: 0,
+            icsk_pending: 0,
             ack: IcskAck::default(),
             syn_retries_done: 0,
             rcv_nxt: 0,

@@ -66,37 +66,137 @@ pub enum TcpTimer {
     },
 }
 
+/// `icsk_pending`: the retransmission timer is armed (`ICSK_TIME_RETRANS`).
+const ICSK_TIME_RETRANS: u8 = 1;
+/// `icsk_pending`: the zero-window probe timer (`ICSK_TIME_PROBE0`).
+const ICSK_TIME_PROBE0: u8 = 3;
+/// `icsk_pending`: the tail loss probe timer (`ICSK_TIME_LOSS_PROBE`).
+const ICSK_TIME_LOSS_PROBE: u8 = 5;
+/// `icsk_pending`: RACK's reordering timer (`ICSK_TIME_REO_TIMEOUT`).
+const ICSK_TIME_REO_TIMEOUT: u8 = 6;
+
+impl TcpTimer {
+    /// The `ICSK_TIME_*` value of a timer of `icsk_retransmit_timer`, 0 for
+    /// the others.
+    fn icsk_time(self) -> u8 {
+        match self {
+            TcpTimer::Retransmit(_) => ICSK_TIME_RETRANS,
+            TcpTimer::Probe0(_) => ICSK_TIME_PROBE0,
+            TcpTimer::LossProbe(_) => ICSK_TIME_LOSS_PROBE,
+            TcpTimer::ReoTimeout(_) => ICSK_TIME_REO_TIMEOUT,
+            _ => 0,
+        }
+    }
+}
+
+/// The timer `tp.icsk_pending` names, if any.
+fn icsk_pending_timer(tp: &TcpSock) -> Option<TcpTimer> {
+    let id = tp.id;
+    match tp.icsk_pending {
+        ICSK_TIME_RETRANS => Some(TcpTimer::Retransmit(id)),
+        ICSK_TIME_PROBE0 => Some(TcpTimer::Probe0(id)),
+        ICSK_TIME_LOSS_PROBE => Some(TcpTimer::LossProbe(id)),
+        ICSK_TIME_REO_TIMEOUT => Some(TcpTimer::ReoTimeout(id)),
+        _ => None,
+    }
+}
+
 /// Arms the retransmit or probe timer `what` for `when` (capped at
 /// `max_when`), cancelling the other one. Mirrors
 /// `inet_csk_reset_xmit_timer()`.
+///
+/// The four timers of `icsk_retransmit_timer` are four ids on the host's
+/// wheel; `tp.icsk_pending` names the one armed, so only that one is
+/// cancelled (one wheel operation), and re-arming the one armed is a
+/// single `mod_timer()`.
 pub(crate) fn inet_csk_reset_xmit_timer<C: TcpContext>(
     ctx: &mut C,
-    tp: &TcpSock,
+    tp: &mut TcpSock,
     what: TcpTimer,
     when: Duration,
     max_when: Duration,
 ) {
-    let when = when.min(max_when);
-    // The four share icsk_retransmit_timer: arming one replaces the others.
-    for other in [
-        TcpTimer::Retransmit(tp.id),
-        TcpTimer::Probe0(tp.id),
-        TcpTimer::LossProbe(tp.id),
-        TcpTimer::ReoTimeout(tp.id),
-    ] {
-        if other != what {
-            ctx.cancel_timer(other);
+    debug_check_icsk_pending(ctx, tp);
+    let at = ctx.now() + when.min(max_when);
+    let kind = what.icsk_time();
+    if tp.icsk_pending != kind
+        && let Some(other) = icsk_pending_timer(tp)
+    {
+        // The four share icsk_retransmit_timer: arming one replaces the others.
+        ctx.cancel_timer(other);
+    }
+    tp.icsk_pending = kind;
+    ctx.arm_timer(what, at);
+}
+
+/// Stops the retransmit/probe timer if `what` is the one armed. Mirrors
+/// `inet_csk_clear_xmit_timer()` for `ICSK_TIME_RETRANS`,
+/// `ICSK_TIME_PROBE0`, `ICSK_TIME_LOSS_PROBE` and `ICSK_TIME_REO_TIMEOUT`.
+///
+/// # Deviations from Linux
+///
+/// Linux leaves the `timer_list` armed (`INET_CSK_CLEAR_TIMERS` is not
+/// defined) and lets the handler find `icsk_pending` clear; here the
+/// wheel entry is removed so that an idle host has no timer left to run.
+pub(crate) fn inet_csk_clear_xmit_timer<C: TcpContext>(
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    what: TcpTimer,
+) {
+    debug_check_icsk_pending(ctx, tp);
+    if tp.icsk_pending == what.icsk_time() {
+        tp.icsk_pending = 0;
+        ctx.cancel_timer(what);
+    }
+}
+
+/// Stops whichever retransmit/probe timer is armed, except the
+/// zero-window probe. The `packets_out == 0` case of `tcp_rearm_rto()`.
+pub(crate) fn inet_csk_clear_rto_timers<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    if let Some(armed) = icsk_pending_timer(tp)
+        && tp.icsk_pending != ICSK_TIME_PROBE0
+    {
+        inet_csk_clear_xmit_timer(ctx, tp, armed);
+    }
+}
+
+/// Whether `what` is the retransmit/probe timer armed
+/// (`icsk->icsk_pending == what`).
+pub(crate) fn icsk_pending_is(tp: &TcpSock, what: TcpTimer) -> bool {
+    tp.icsk_pending != 0 && tp.icsk_pending == what.icsk_time()
+}
+
+/// The retransmit/probe timer `timer` fired: it is no longer armed.
+/// Called by the timer dispatch before the handler runs.
+pub(crate) fn icsk_timer_fired(tp: &mut TcpSock, timer: TcpTimer) {
+    if icsk_pending_is(tp, timer) {
+        tp.icsk_pending = 0;
+    }
+}
+
+/// Debug builds: `tp.icsk_pending` agrees with the wheel.
+fn debug_check_icsk_pending<C: TcpContext>(ctx: &C, tp: &TcpSock) {
+    if cfg!(debug_assertions) {
+        for t in [
+            TcpTimer::Retransmit(tp.id),
+            TcpTimer::Probe0(tp.id),
+            TcpTimer::LossProbe(tp.id),
+            TcpTimer::ReoTimeout(tp.id),
+        ] {
+            debug_assert_eq!(
+                ctx.timer_pending(t).is_some(),
+                icsk_pending_is(tp, t),
+                "icsk_pending out of step for {t:?}"
+            );
         }
     }
-    let at = ctx.now() + when;
-    ctx.arm_timer(what, at);
 }
 
 /// Arms the retransmit/probe timer with `TCP_RTO_MAX` as the cap. Mirrors
 /// `tcp_reset_xmit_timer()`.
 pub(crate) fn tcp_reset_xmit_timer<C: TcpContext>(
     ctx: &mut C,
-    tp: &TcpSock,
+    tp: &mut TcpSock,
     what: TcpTimer,
     when: Duration,
 ) {
@@ -105,11 +205,13 @@ pub(crate) fn tcp_reset_xmit_timer<C: TcpContext>(
 
 /// Stops every timer of a socket. Mirrors `inet_csk_clear_xmit_timers()` +
 /// `sk_stop_timer(sk, &sk->sk_timer)`.
-pub(crate) fn inet_csk_clear_xmit_timers<C: TcpContext>(ctx: &mut C, id: SockId) {
-    ctx.cancel_timer(TcpTimer::Retransmit(id));
-    ctx.cancel_timer(TcpTimer::Probe0(id));
-    ctx.cancel_timer(TcpTimer::LossProbe(id));
-    ctx.cancel_timer(TcpTimer::ReoTimeout(id));
+pub(crate) fn inet_csk_clear_xmit_timers<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    let id = tp.id;
+    debug_check_icsk_pending(ctx, tp);
+    if let Some(armed) = icsk_pending_timer(tp) {
+        tp.icsk_pending = 0;
+        ctx.cancel_timer(armed);
+    }
     ctx.cancel_timer(TcpTimer::DelAck(id));
     ctx.cancel_timer(TcpTimer::Keepalive(id));
     ctx.cancel_timer(TcpTimer::Pacing(id));
