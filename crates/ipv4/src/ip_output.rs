@@ -37,7 +37,7 @@ use crate::context::{Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX, nf_hook_ipv4};
 use crate::eth::{eth_header, ip_eth_mc_map};
 use crate::icmp_rcv::icmp_send_net;
 use crate::ip_output_frag::ip_do_fragment;
-use crate::neighbour::{NeighAction, NudState};
+use crate::neighbour::NeighAction;
 use crate::protocol::IcmpError;
 use crate::route::{Flowi4, Rtable, RtnType};
 
@@ -562,19 +562,16 @@ fn ip_finish_output2<C: Ipv4Context>(
         return neigh_hh_output(net, ctx, skb, rt.oif, ha);
     }
     let nexthop = rt.rt_nexthop(daddr);
-    // neigh_output()'s fast path: a CONNECTED entry's address is used as is.
-    let ha = {
-        let tbl = net.arp_tbl().lock();
-        tbl.peek(rt.oif, nexthop)
-            .filter(|n| n.nud_state.intersects(NudState::CONNECTED))
-            .map(|n| n.ha)
-    };
+    // neigh_output()'s fast path: a CONNECTED entry's address is used as
+    // is; neigh_resolve_output() of a DELAY or PROBE entry sends at once
+    // too (neigh_event_send() only stamps `used`), with no action list.
+    let now = ctx.now();
+    let ha = net.arp_tbl().lock().neigh_output_ha(rt.oif, nexthop, now);
     tracing::trace!(target: "netstack::ipv4", nexthop = %nexthop, "{}", if ha.is_some() { "neigh_hh_output" } else { "neigh_resolve_output" });
     if let Some(ha) = ha {
         return neigh_hh_output(net, ctx, skb, rt.oif, ha);
     }
     let mut actions = Vec::new();
-    let now = ctx.now();
     let r = net
         .arp_tbl()
         .lock()

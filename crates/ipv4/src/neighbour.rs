@@ -379,6 +379,30 @@ impl NeighTable {
         self.neighs.get(self.by_key.get(&(ifindex, ip))?)
     }
 
+    /// The link-layer address to send to `(ifindex, ip)` at once, without
+    /// queueing or probing: that of a CONNECTED entry as is (the
+    /// `neigh_hh_output()` path of `neigh_output()`), or of a DELAY or PROBE
+    /// entry, whose `used` is stamped as `neigh_event_send()` does before
+    /// `neigh_resolve_output()` sends. `None` for any other state or no
+    /// entry: the caller takes [`NeighTable::neigh_resolve_output`].
+    pub fn neigh_output_ha(
+        &mut self,
+        ifindex: u32,
+        ip: Ipv4Addr,
+        now: Instant,
+    ) -> Option<EthernetAddress> {
+        let id = self.by_key.get(&(ifindex, ip))?;
+        let n = self.neighs.get_mut(id)?;
+        if n.nud_state.intersects(NudState::CONNECTED) {
+            return Some(n.ha);
+        }
+        if n.nud_state.intersects(NudState::DELAY | NudState::PROBE) {
+            n.used = now;
+            return Some(n.ha);
+        }
+        None
+    }
+
     fn gc_entries(&self) -> usize {
         self.neighs
             .values()

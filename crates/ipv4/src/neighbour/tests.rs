@@ -482,3 +482,66 @@ fn ip_neigh_show_lines() {
          198.18.0.3 dev eth0 INCOMPLETE\n"
     );
 }
+
+#[test]
+fn output_ha_sends_at_once_only_from_connected_delay_and_probe() {
+    let pool = pool();
+    let mut timers = FakeTimers::new();
+    let t0 = Instant::from_secs(100);
+    timers.advance_to(t0);
+    let mut t = table(t0);
+    let mut out = Vec::new();
+    // No entry: the caller must resolve.
+    assert_eq!(t.neigh_output_ha(ETH0, PEER, t0), None);
+    let id = t.neigh_create(&mut timers, t0, ETH0, PEER, false).unwrap();
+    // Learned from the peer's request: STALE, which must go through
+    // neigh_resolve_output() (and so to DELAY).
+    t.neigh_update(
+        &mut timers,
+        t0,
+        id,
+        Some(PEER_HA),
+        NudState::STALE,
+        NeighUpdateFlags::OVERRIDE,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(t.neigh_output_ha(ETH0, PEER, t0), None);
+    let t1 = t0 + Duration::from_millis(3);
+    t.neigh_resolve_output(
+        &mut timers,
+        t1,
+        ETH0,
+        PEER,
+        datagram(&pool, ME, 1),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(state(&t), NudState::DELAY);
+    assert_eq!(outputs(&out), 1);
+    // DELAY: sent at once, `used` stamped, no state change, no new timer.
+    let t2 = t1 + Duration::from_millis(7);
+    assert_eq!(t.neigh_output_ha(ETH0, PEER, t2), Some(PEER_HA));
+    assert_eq!(t.peek(ETH0, PEER).unwrap().used, t2);
+    assert_eq!(state(&t), NudState::DELAY);
+    timers.assert_timers_installed([(
+        Ipv4Timer::NeighTimer(id),
+        t1 + NeighParms::default().delay_probe_time,
+    )]);
+    // REACHABLE: the address as is, `used` untouched (neigh_hh_output()).
+    t.neigh_update(
+        &mut timers,
+        t2,
+        id,
+        Some(PEER_HA),
+        NudState::REACHABLE,
+        NeighUpdateFlags::OVERRIDE,
+        &mut out,
+    )
+    .unwrap();
+    let t3 = t2 + Duration::from_millis(5);
+    assert_eq!(t.neigh_output_ha(ETH0, PEER, t3), Some(PEER_HA));
+    assert_eq!(t.peek(ETH0, PEER).unwrap().used, t2);
+    // Another interface's entry is not this one.
+    assert_eq!(t.neigh_output_ha(ETH0 + 1, PEER, t3), None);
+}
