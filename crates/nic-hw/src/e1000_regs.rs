@@ -292,6 +292,9 @@ pub const ICR_LSC: u32 = 0x0000_0004;
 /// The EITR interval field: microseconds shifted left by 2, as
 /// `igb_write_itr()` writes it. `E1000_EITR_ITR_INT_MASK`-like.
 pub const EITR_INTERVAL_MASK: u32 = 0x0000_7FFC;
+/// EITR: the write does not restart the interval counter.
+/// `E1000_EITR_CNT_IGNR`.
+pub const EITR_CNT_IGNR: u32 = 0x8000_0000;
 
 // EEPROM words.
 /// EEPROM word of the first two MAC address bytes (`NVM_MAC_ADDR`); the

@@ -18,11 +18,15 @@
 //!   indices); igb clamps into range and rounds up to a multiple of 8.
 //! - Up to 16 combined channels (igb's parts have at most 8 RSS queues).
 //! - `rx-frames` and `tx-frames` are accepted (`0..=4096`, 0 = no frame
-//!   limit) and `tx-usecs` is kept apart from `rx-usecs` even with queue
-//!   pairs: the model moderates in frames and per direction (igb's
-//!   hardware only has one interval per vector). The values 1 and 3 of
-//!   `rx-usecs`/`tx-usecs`, which select igb's dynamic ITR modes, are plain
-//!   intervals here.
+//!   limit), and a fixed `tx-usecs` (10..=10000) delays the tx cause even
+//!   with queue pairs: model registers beside igb's single `EITR` per
+//!   vector. `rx-usecs` drives `EITR` as igb does: 1 and 3 select the
+//!   dynamic modes (`igb_set_itr()`/`igb_update_ring_itr()`), a `tx-usecs`
+//!   of 0, 1 or 3 adds no tx delay (the vector's `EITR` throttles its tx
+//!   work too, as on igb's paired vectors).
+//! - `set_coalesce` writes the new `EITR` at once; igb leaves it to the
+//!   vector's next interrupt (`set_itr`), so only the first interrupt
+//!   after the change can differ.
 
 use std::borrow::Cow;
 

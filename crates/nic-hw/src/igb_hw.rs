@@ -28,10 +28,16 @@
 //! - Checksum and TSO offloads locate the headers by parsing the frame
 //!   (Ethernet, one optional 802.1Q tag, IPv4, TCP/UDP) instead of reading
 //!   `MACLEN`/`IPLEN` from a context descriptor.
-//! - Interrupt moderation has separate rx and tx limits, in time and in
-//!   frames, per vector (`ethtool -C` semantics); igb hardware has a single
-//!   interval per vector (`EITR`). The rx interval is still `EITR`; the
-//!   others are model registers (see [`e1000_regs`](crate::e1000_regs)).
+//! - `EITR` throttles a vector as the 82576's does (an interrupt at
+//!   least the interval after the vector's previous one; a cause raised
+//!   later interrupts at once). A new interval counts from the vector's
+//!   last interrupt, which is what `igb_write_itr()` relies on when it
+//!   writes at the start of one. Beside it the model has frame limits
+//!   per direction and a tx delay (`ethtool -C` `rx-frames`, `tx-frames`,
+//!   `tx-usecs`; model registers, see [`e1000_regs`](crate::e1000_regs)):
+//!   with a frame limit the cause waits for that many frames or for the
+//!   `EITR` interval after the first one, and a reached limit interrupts at
+//!   once.
 //! - A frame larger than one rx buffer is dropped and counted in `ROC`
 //!   instead of spanning several descriptors (no jumbo frames).
 
@@ -186,8 +192,15 @@ struct MsixEntry {
 }
 
 /// Moderation state of one interrupt vector.
+///
+/// `EITR` is a throttle, as on the 82576: once the vector has interrupted,
+/// its next interrupt waits until the interval has passed since that one
+/// (a cause raised later than that interrupts at once). The model's
+/// frame and tx-interval registers decide when a cause is raised (see the
+/// module's deviations).
 #[derive(Clone, Copy, Debug, Default)]
 struct VectorState {
+    /// The `EITR` interval in microseconds (0: no throttling).
     rx_usecs: u32,
     rx_frames: u32,
     tx_usecs: u32,
@@ -196,13 +209,18 @@ struct VectorState {
     tx_pending: u32,
     rx_deadline: Option<Instant>,
     tx_deadline: Option<Instant>,
-    /// `rx_pending` at which the frame limit fires: 1 (0 reads the same)
-    /// when `rx_usecs` is 0 (no moderation), `rx_frames` when set,
-    /// `u32::MAX` when only the timer counts. Kept in step with the
-    /// limits by [`VectorState::set_limits`], so a frame costs one compare.
+    /// `rx_pending` at which the frame limit interrupts: `rx_frames`, or 0
+    /// when it is not set (every frame raises the cause, which `EITR`
+    /// throttles: the hardware). Kept in step with the limits by
+    /// [`VectorState::set_limits`], so a frame costs one compare.
     rx_fire_at: u32,
-    /// The same for tx.
+    /// The same for tx: 0 when neither `tx_frames` nor `tx_usecs` is set,
+    /// `u32::MAX` when only the tx timer counts.
     tx_fire_at: u32,
+    /// When the vector last interrupted: the start of the throttle interval.
+    last_fire: Option<Instant>,
+    /// An unmasked cause is waiting for the throttle interval to end.
+    held: bool,
     /// Interrupts this vector raised (for tests and `/proc/interrupts`
     /// cross-checks).
     raised: u64,
@@ -211,20 +229,26 @@ struct VectorState {
 impl VectorState {
     /// Recomputes the frame thresholds after a limit changed.
     fn set_limits(&mut self) {
-        let at = |usecs: u32, frames: u32| match (usecs, frames) {
-            (0, _) => 1,
+        self.rx_fire_at = self.rx_frames;
+        self.tx_fire_at = match (self.tx_usecs, self.tx_frames) {
+            (0, 0) => 0,
             (_, 0) => u32::MAX,
             (_, f) => f,
         };
-        self.rx_fire_at = at(self.rx_usecs, self.rx_frames);
-        self.tx_fire_at = at(self.tx_usecs, self.tx_frames);
+    }
+
+    /// When the throttle lets the vector interrupt again.
+    fn throttle_end(&self) -> Option<Instant> {
+        let last = self.last_fire?;
+        (self.rx_usecs != 0).then(|| last + Duration::from_micros(u64::from(self.rx_usecs)))
     }
 
     fn deadline(&self) -> Option<Instant> {
-        match (self.rx_deadline, self.tx_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let held = if self.held { self.throttle_end() } else { None };
+        [self.rx_deadline, self.tx_deadline, held]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -695,7 +719,7 @@ impl IgbHw {
                 self.eims |= val;
                 let fire = self.eicr & self.eims;
                 for v in bits(fire) {
-                    self.deliver(v);
+                    self.try_deliver(v);
                 }
             }
             r::EIMC => self.eims &= !val,
@@ -798,15 +822,30 @@ impl IgbHw {
         }
     }
 
-    /// Sets the cause of vector `v` in EICR and interrupts if unmasked.
+    /// Sets the cause of vector `v` in EICR and interrupts if unmasked
+    /// (when the throttle allows).
     fn signal_vector(&mut self, v: usize) {
         if v >= r::IGB_MAX_MSIX_VECTORS {
             return;
         }
         self.eicr |= 1 << v;
         if self.eims & (1 << v) != 0 {
-            self.deliver(v);
+            self.try_deliver(v);
         }
+    }
+
+    /// Interrupts on vector `v` now, or, inside its `EITR` interval, holds
+    /// the interrupt until the interval ends.
+    fn try_deliver(&mut self, v: usize) {
+        let s = &mut self.vectors[v];
+        if let Some(end) = s.throttle_end()
+            && self.now < end
+        {
+            s.held = true;
+            self.timers_armed |= 1 << v;
+            return;
+        }
+        self.deliver(v);
     }
 
     /// Sends vector `v`'s MSI-X message, then applies auto-mask (`EIAM`
@@ -822,6 +861,12 @@ impl IgbHw {
             let _ = irqs.raise_irq(entry.line);
             self.vectors[v].raised += 1;
         }
+        let s = &mut self.vectors[v];
+        s.last_fire = Some(self.now);
+        if s.held {
+            s.held = false;
+            self.rearm(v);
+        }
         if self.gpie & r::GPIE_EIAME != 0 && self.eiam & bit != 0 {
             self.eims &= !bit;
         }
@@ -830,31 +875,58 @@ impl IgbHw {
         }
     }
 
-    /// The moderation limit of vector `v` was reached: reset its counters
-    /// and signal its cause. Out of line: under load it runs once per
-    /// `rx-frames` frames, not per frame.
+    /// Keeps vector `v`'s bit in `timers_armed` exactly while it has a
+    /// deadline.
+    fn rearm(&mut self, v: usize) {
+        if self.vectors[v].deadline().is_some() {
+            self.timers_armed |= 1 << v;
+        } else {
+            self.timers_armed &= !(1 << v);
+        }
+    }
+
+    /// A moderation limit of vector `v` was reached: reset its counters
+    /// and raise its cause. A frame limit (`bypass`) interrupts at once,
+    /// as the model's `rx-frames`/`tx-frames` promise; a timer's cause
+    /// goes through the throttle.
     #[cold]
     #[inline(never)]
-    fn itr_fire(&mut self, v: usize) {
+    fn itr_fire(&mut self, v: usize, bypass: bool) {
         let s = &mut self.vectors[v];
         s.rx_pending = 0;
         s.tx_pending = 0;
         s.rx_deadline = None;
         s.tx_deadline = None;
-        self.timers_armed &= !(1 << v);
-        self.signal_vector(v);
+        self.rearm(v);
+        if bypass {
+            self.eicr |= 1 << v;
+            if self.eims & (1 << v) != 0 {
+                self.deliver(v);
+            }
+        } else {
+            self.signal_vector(v);
+        }
     }
 
-    /// One received frame steps vector `v`'s rx moderation: the interrupt
-    /// fires at the frame limit, or the timer starts with the first frame.
+    /// One received frame steps vector `v`'s rx moderation: without a
+    /// frame limit the cause is raised at once (and throttled by `EITR`);
+    /// with one, at the limit or `rx-usecs` after the first frame.
     #[inline(always)]
     fn rx_event(&mut self, v: usize, now: Instant) {
         let Some(s) = self.vectors.get_mut(v) else {
             return;
         };
+        if s.rx_fire_at == 0 {
+            let bit = 1u32 << v;
+            self.eicr |= bit;
+            if self.eims & bit != 0 {
+                self.try_deliver(v);
+            }
+            return;
+        }
         s.rx_pending += 1;
         if s.rx_pending >= s.rx_fire_at {
-            self.itr_fire(v);
+            self.itr_fire(v, true);
         } else if s.rx_deadline.is_none() {
             s.rx_deadline = Some(now + Duration::from_micros(u64::from(s.rx_usecs)));
             self.timers_armed |= 1 << v;
@@ -863,9 +935,13 @@ impl IgbHw {
 
     fn tx_event(&mut self, v: usize, now: Instant) {
         let s = &mut self.vectors[v];
+        if s.tx_fire_at == 0 {
+            self.signal_vector(v);
+            return;
+        }
         s.tx_pending += 1;
         if s.tx_pending >= s.tx_fire_at {
-            self.itr_fire(v);
+            self.itr_fire(v, true);
         } else if s.tx_deadline.is_none() {
             s.tx_deadline = Some(now + Duration::from_micros(u64::from(s.tx_usecs)));
             self.timers_armed |= 1 << v;
@@ -886,12 +962,23 @@ impl IgbHw {
         [doorbell, timers, phy].into_iter().flatten().min()
     }
 
-    /// Fires every moderation timer due by `now`.
+    /// Fires every moderation timer due by `now` and delivers every
+    /// interrupt whose throttle interval ended.
     pub fn on_timer(&mut self, now: Instant) {
         self.now = self.now.max(now);
         for v in bits(self.timers_armed) {
-            if self.vectors[v].deadline().is_some_and(|d| d <= now) {
-                self.itr_fire(v);
+            let s = &self.vectors[v];
+            let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
+            if due(s.rx_deadline) || due(s.tx_deadline) {
+                self.itr_fire(v, false);
+            }
+            let s = &mut self.vectors[v];
+            if s.held && due(s.throttle_end()) {
+                s.held = false;
+                if self.eicr & self.eims & (1 << v) != 0 {
+                    self.deliver(v);
+                }
+                self.rearm(v);
             }
         }
     }
@@ -2251,6 +2338,10 @@ mod tests {
         let us = |n: u64| Instant::ZERO + Duration::from_micros(n);
         hw.wr32(r::eitr(3), 10 << 2);
         hw.wr32(r::eitr(5), 20 << 2);
+        // With a frame limit the cause waits for `rx-usecs` from the first
+        // frame (the model's rx-frames mode).
+        hw.wr32(r::sim_eitr_frames(3), 4);
+        hw.wr32(r::sim_eitr_frames(5), 4);
         assert_eq!(hw.next_event(), None, "idle: nothing armed");
         hw.rx_event(3, us(0));
         hw.rx_event(5, us(5));
@@ -2278,6 +2369,52 @@ mod tests {
         assert_eq!(hw.next_event(), None);
         hw.poll(us(50));
         assert_eq!(hw.tx_doorbells, 0);
+    }
+
+    #[test]
+    fn eitr_throttles_the_vector_from_its_last_interrupt() {
+        let mut hw = IgbHw::new([2, 0, 0, 0, 0, 1], None);
+        let us = |n: u64| Instant::ZERO + Duration::from_micros(n);
+        let bit = 1u32 << 2;
+        hw.wr32(r::eitr(2), 50 << 2);
+        hw.wr32(r::EIAC, bit); // a delivered cause leaves EICR
+        hw.wr32(r::EIMS, bit);
+        let frame_at = |hw: &mut IgbHw, t: u64| {
+            hw.on_timer(us(t));
+            hw.rx_event(2, us(t));
+        };
+        // The first cause interrupts at once.
+        frame_at(&mut hw, 0);
+        assert_eq!((hw.eicr & bit, hw.vectors[2].last_fire), (0, Some(us(0))));
+        // Inside the interval the interrupt is held until it ends.
+        frame_at(&mut hw, 10);
+        frame_at(&mut hw, 20);
+        assert_eq!(hw.eicr & bit, bit, "held");
+        assert_eq!(hw.next_event(), Some(us(50)));
+        hw.on_timer(us(49));
+        assert_eq!(hw.eicr & bit, bit, "still held");
+        hw.on_timer(us(50));
+        assert_eq!((hw.eicr & bit, hw.vectors[2].last_fire), (0, Some(us(50))));
+        assert_eq!((hw.timers_armed, hw.next_event()), (0, None));
+        // A cause after the interval interrupts at once.
+        frame_at(&mut hw, 200);
+        assert_eq!((hw.eicr & bit, hw.vectors[2].last_fire), (0, Some(us(200))));
+        // A masked cause waits for EIMS; unmasked inside the interval, it
+        // waits for the interval too.
+        hw.wr32(r::EIMC, bit);
+        frame_at(&mut hw, 210);
+        assert_eq!((hw.eicr & bit, hw.timers_armed), (bit, 0));
+        hw.wr32(r::EIMS, bit);
+        assert_eq!(hw.next_event(), Some(us(250)));
+        // A new interval counts from the last interrupt.
+        hw.wr32(r::eitr(2), (20 << 2) | r::EITR_CNT_IGNR);
+        assert_eq!(hw.next_event(), Some(us(220)));
+        hw.on_timer(us(220));
+        assert_eq!((hw.eicr & bit, hw.vectors[2].last_fire), (0, Some(us(220))));
+        // Without an interval every cause interrupts at once.
+        hw.wr32(r::eitr(2), 0);
+        frame_at(&mut hw, 221);
+        assert_eq!((hw.eicr & bit, hw.vectors[2].last_fire), (0, Some(us(221))));
     }
 
     #[test]

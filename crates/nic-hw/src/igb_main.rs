@@ -34,7 +34,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use dma_ring::{
     IGB_DEFAULT_RXD, IGB_DEFAULT_TXD, RxDriver, RxStatusError, TxCmd, TxDesc, TxDriver, TxPopts,
@@ -74,8 +74,21 @@ pub const DESC_NEEDED: usize = 4;
 /// Free descriptors after which a stopped queue is woken.
 /// `TX_WAKE_THRESHOLD` (`DESC_NEEDED * 2`).
 pub const TX_WAKE_THRESHOLD: usize = DESC_NEEDED * 2;
-/// Default interrupt interval: igb's `IGB_DEFAULT_ITR` (3).
+/// Default `rx-usecs`/`tx-usecs`: igb's `IGB_DEFAULT_ITR` (3, dynamic
+/// conservative interrupt moderation).
 pub const IGB_DEFAULT_ITR: u32 = 3;
+/// The `EITR` value a dynamic-mode vector starts with (~6,000 interrupts
+/// per second, 162 µs). `IGB_START_ITR`.
+pub const IGB_START_ITR: u32 = 648;
+/// The `EITR` value of the bulk latency range (~4,000 interrupts per
+/// second, 245 µs). `IGB_4K_ITR`.
+pub const IGB_4K_ITR: u32 = 980;
+/// The `EITR` value of the low latency range (~20,000 interrupts per
+/// second, 49 µs). `IGB_20K_ITR`.
+pub const IGB_20K_ITR: u32 = 196;
+/// The `EITR` value of the lowest latency range (~70,000 interrupts per
+/// second, 14 µs). `IGB_70K_ITR`.
+pub const IGB_70K_ITR: u32 = 56;
 
 /// The IDs igb binds to (`igb_pci_tbl`), limited to the modelled part.
 pub static IGB_PCI_TBL: [PciDeviceId; 1] = [PciDeviceId::device(
@@ -119,6 +132,145 @@ fn get(c: &AtomicU64) -> u64 {
 type SharedTx = Arc<Mutex<Option<TxDriver<SkBuff>>>>;
 type SharedRx = Arc<Mutex<Option<RxDriver<PageBuf>>>>;
 
+/// The class of traffic one interrupt's work falls in.
+///
+/// Mirrors `enum latency_range` in `igb.h`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+enum LatencyRange {
+    /// Few small packets: interrupt as often as allowed.
+    #[default]
+    Lowest,
+    /// Mixed traffic: ~20,000 interrupts per second.
+    Low,
+    /// Full-sized frames or TSO: ~4,000 interrupts per second.
+    Bulk,
+}
+
+/// The work one direction of a q_vector did since its last ITR update.
+///
+/// Mirrors `struct igb_ring_container` (`total_packets`, `total_bytes`,
+/// `itr`).
+#[derive(Clone, Copy, Debug, Default)]
+struct IgbRingContainer {
+    total_packets: u32,
+    total_bytes: u32,
+    itr: LatencyRange,
+}
+
+impl IgbRingContainer {
+    fn add(&mut self, packets: u64, bytes: u64) {
+        self.total_packets = self.total_packets.saturating_add(packets as u32);
+        self.total_bytes = self
+            .total_bytes
+            .saturating_add(u32::try_from(bytes).unwrap_or(u32::MAX));
+    }
+}
+
+/// The interrupt-rate state a q_vector's poll routine and its hard-IRQ
+/// handler share: the `EITR` value to write and whether it changed.
+///
+/// Mirrors `q_vector->itr_val`, `q_vector->set_itr` and the adapter's
+/// `rx_itr_setting`.
+#[derive(Debug)]
+struct IgbItr {
+    /// `itr_val`: the interval in `EITR` units (µs << 2), or a mode value.
+    itr_val: AtomicU32,
+    /// `set_itr`: `itr_val` changed and is written at the next interrupt.
+    set_itr: AtomicBool,
+    /// `adapter->rx_itr_setting`: 0, 1 or 3 (no/dynamic/dynamic
+    /// conservative moderation) or a fixed interval in `EITR` units.
+    rx_itr_setting: AtomicU32,
+}
+
+impl IgbItr {
+    /// The setting and starting value for `rx-usecs` `usecs`, as
+    /// `igb_set_coalesce()` and `igb_alloc_q_vector()` derive them.
+    fn new(usecs: u32) -> IgbItr {
+        let itr = IgbItr {
+            itr_val: AtomicU32::new(0),
+            set_itr: AtomicBool::new(false),
+            rx_itr_setting: AtomicU32::new(0),
+        };
+        itr.set_coalesce(usecs);
+        itr
+    }
+
+    /// Mirrors the per-vector part of `igb_set_coalesce()`: a dynamic
+    /// mode starts at `IGB_START_ITR`, a fixed interval is used as is.
+    fn set_coalesce(&self, usecs: u32) {
+        let setting = if usecs != 0 && usecs <= 3 {
+            usecs
+        } else {
+            usecs << 2
+        };
+        let val = if setting != 0 && setting <= 3 {
+            IGB_START_ITR
+        } else {
+            setting
+        };
+        self.rx_itr_setting.store(setting, Ordering::Relaxed);
+        self.itr_val.store(val, Ordering::Relaxed);
+        self.set_itr.store(true, Ordering::Release);
+    }
+
+    /// Writes a changed interval to the vector's `EITR`: at the start of
+    /// an interrupt, so the new interval runs from this interrupt on.
+    ///
+    /// Mirrors `igb_write_itr()`: a zero interval is written as the
+    /// smallest one (1 µs), with `E1000_EITR_CNT_IGNR` on the 82576.
+    fn igb_write_itr(&self, hw: &IgbDevice, vector: usize) {
+        if !self.set_itr.load(Ordering::Acquire) {
+            return;
+        }
+        let mut val = self.itr_val.load(Ordering::Relaxed) & r::EITR_INTERVAL_MASK;
+        if val == 0 {
+            val = 0x4;
+        }
+        hw.wr32(r::eitr(vector), val | r::EITR_CNT_IGNR);
+        self.set_itr.store(false, Ordering::Relaxed);
+    }
+
+    /// Stores a new interval to be written at the next interrupt.
+    fn set_itr_val(&self, new_itr: u32) {
+        if new_itr != self.itr_val.load(Ordering::Relaxed) {
+            self.itr_val.store(new_itr, Ordering::Relaxed);
+            self.set_itr.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Classifies the work of one interrupt: moves `rc.itr` between the
+/// latency ranges by packet count and bytes, then clears the counters.
+///
+/// Mirrors `igb_update_itr()` (thresholds as igb's).
+fn igb_update_itr(rc: &mut IgbRingContainer) {
+    let (packets, bytes) = (rc.total_packets, rc.total_bytes);
+    if packets == 0 {
+        return;
+    }
+    let per = bytes / packets;
+    rc.itr = match rc.itr {
+        LatencyRange::Lowest if per > 8000 => LatencyRange::Bulk,
+        LatencyRange::Lowest if packets < 5 && bytes > 512 => LatencyRange::Low,
+        LatencyRange::Low if bytes > 10000 => {
+            if per > 8000 || packets < 10 || per > 1200 {
+                LatencyRange::Bulk
+            } else if packets > 35 {
+                LatencyRange::Lowest
+            } else {
+                LatencyRange::Low
+            }
+        }
+        LatencyRange::Low if per > 2000 => LatencyRange::Bulk,
+        LatencyRange::Low if packets <= 2 && bytes < 512 => LatencyRange::Lowest,
+        LatencyRange::Bulk if bytes > 25000 && packets > 35 => LatencyRange::Low,
+        LatencyRange::Bulk if bytes < 1500 => LatencyRange::Low,
+        same => same,
+    };
+    rc.total_bytes = 0;
+    rc.total_packets = 0;
+}
+
 /// One q_vector of an up device.
 ///
 /// Mirrors `struct igb_q_vector`.
@@ -128,6 +280,7 @@ struct IgbQVector {
     rx: SharedRx,
     tx: SharedTx,
     irq: u32,
+    itr: Arc<IgbItr>,
 }
 
 /// The NAPI poll routine of one q_vector.
@@ -148,6 +301,13 @@ pub struct IgbPoll {
     /// The buffers of one refill, taken from the pool in one step (kept
     /// to reuse its allocation).
     refill: Vec<PageBuf>,
+    /// `q_vector->rx`/`q_vector->tx`: work since the last ITR update.
+    rx_c: IgbRingContainer,
+    tx_c: IgbRingContainer,
+    itr: Arc<IgbItr>,
+    /// `adapter->num_q_vectors`: one vector uses `igb_set_itr()`, more
+    /// use `igb_update_ring_itr()`.
+    num_q_vectors: usize,
 }
 
 impl std::fmt::Debug for IgbPoll {
@@ -194,6 +354,7 @@ impl IgbPoll {
         });
         add(&self.stats.tx_packets, packets);
         add(&self.stats.tx_bytes, bytes);
+        self.tx_c.add(packets, bytes);
         let room = tx.unused();
         let size = tx.size();
         drop(guard);
@@ -279,6 +440,7 @@ impl IgbPoll {
         add(&self.stats.rx_packets, packets);
         add(&self.stats.rx_bytes, bytes);
         add(&self.stats.rx_csum_err, csum_err);
+        self.rx_c.add(packets, bytes);
         add(&self.stats.rx_alloc_failed, (want - posted) as u64);
         done
     }
@@ -329,9 +491,80 @@ fn eth_type_trans(skb: &mut SkBuff, dev_addr: DevAddr) -> Result<(), netcore::Sk
     Ok(())
 }
 
+impl IgbPoll {
+    /// Picks the next interrupt interval of a lone q_vector from the
+    /// latency ranges of its rx and tx work.
+    ///
+    /// Mirrors `igb_set_itr()`: conservative mode (setting 3) never uses
+    /// the lowest range; a longer interval (fewer interrupts) goes through
+    /// igb's smoothing step; the value is written at the next interrupt.
+    fn igb_set_itr(&mut self) {
+        let itr_val = self.itr.itr_val.load(Ordering::Relaxed);
+        igb_update_itr(&mut self.tx_c);
+        igb_update_itr(&mut self.rx_c);
+        let mut current = self.rx_c.itr.max(self.tx_c.itr);
+        if current == LatencyRange::Lowest && self.itr.rx_itr_setting.load(Ordering::Relaxed) == 3 {
+            current = LatencyRange::Low;
+        }
+        let mut new_itr = match current {
+            LatencyRange::Lowest => IGB_70K_ITR,
+            LatencyRange::Low => IGB_20K_ITR,
+            LatencyRange::Bulk => IGB_4K_ITR,
+        };
+        if new_itr > itr_val {
+            let damped = u64::from(new_itr) * u64::from(itr_val)
+                / (u64::from(new_itr) + u64::from(itr_val >> 2));
+            new_itr = new_itr.max(u32::try_from(damped).unwrap_or(u32::MAX));
+        }
+        self.itr.set_itr_val(new_itr);
+    }
+
+    /// Picks the next interrupt interval of one of several q_vectors from
+    /// the average frame size of its work.
+    ///
+    /// Mirrors `igb_update_ring_itr()`: half the average wire size (a
+    /// third for mid-sized frames), at least `IGB_20K_ITR` in
+    /// conservative mode.
+    fn igb_update_ring_itr(&mut self) {
+        let avg = |c: &IgbRingContainer| c.total_bytes.checked_div(c.total_packets).unwrap_or(0);
+        let avg_wire_size = avg(&self.rx_c).max(avg(&self.tx_c));
+        self.rx_c.total_bytes = 0;
+        self.rx_c.total_packets = 0;
+        self.tx_c.total_bytes = 0;
+        self.tx_c.total_packets = 0;
+        if avg_wire_size == 0 {
+            return;
+        }
+        // CRC, preamble and inter-frame gap; jumbo frames not starved.
+        let avg_wire_size = (avg_wire_size + 24).min(3000);
+        let mut new_val = if avg_wire_size > 300 && avg_wire_size < 1200 {
+            avg_wire_size / 3
+        } else {
+            avg_wire_size / 2
+        };
+        if new_val < IGB_20K_ITR && self.itr.rx_itr_setting.load(Ordering::Relaxed) == 3 {
+            new_val = IGB_20K_ITR;
+        }
+        self.itr.set_itr_val(new_val);
+    }
+
+    /// Updates the interrupt interval (dynamic modes) and unmasks the
+    /// vector. Mirrors `igb_ring_irq_enable()`.
+    fn igb_ring_irq_enable(&mut self) {
+        if self.itr.rx_itr_setting.load(Ordering::Relaxed) & 3 != 0 {
+            if self.num_q_vectors == 1 {
+                self.igb_set_itr();
+            } else {
+                self.igb_update_ring_itr();
+            }
+        }
+        self.hw.wr32(r::EIMS, 1 << self.vector);
+    }
+}
+
 impl NapiPoll for IgbPoll {
     /// Mirrors `igb_poll()`: tx clean, rx clean within `budget`, and on
-    /// completion `igb_ring_irq_enable()` (unmask the vector in `EIMS`).
+    /// completion `igb_ring_irq_enable()`.
     fn poll(&mut self, napi: &mut NapiPollCtx<'_>, budget: usize) -> usize {
         let clean_complete = self.igb_clean_tx_irq();
         let work = self.igb_clean_rx_irq(napi, budget);
@@ -339,7 +572,7 @@ impl NapiPoll for IgbPoll {
             return budget;
         }
         if napi.napi_complete_done(work) {
-            self.hw.wr32(r::EIMS, 1 << self.vector);
+            self.igb_ring_irq_enable();
         }
         work.min(budget.saturating_sub(1))
     }
@@ -534,22 +767,28 @@ impl IgbAdapter {
         hw.wr32(r::RCTL, rctl);
     }
 
-    /// Writes the moderation of every queue vector.
-    /// Mirrors `igb_write_itr()` for each vector (`igb_set_coalesce()`).
+    /// Applies the coalescing settings to every queue vector: the
+    /// interval setting and starting value (`igb_set_coalesce()`), written
+    /// to `EITR` (`igb_write_itr()`), and the model's frame and tx limits.
+    /// A dynamic `tx-usecs` (1 or 3) adds no tx delay: the vector's
+    /// dynamic `EITR` moderates its tx work as on igb's paired vectors.
     pub(crate) fn igb_write_itr_all(&self) {
         let c = &self.coalesce;
-        let mut hw = self.hw.lock();
-        for q in 0..self.num_queues {
+        for (q, qv) in self.q_vectors.iter().enumerate() {
             let v = q + NON_Q_VECTORS;
-            hw.wr32(
-                r::eitr(v),
-                (c.rx_coalesce_usecs << 2) & r::EITR_INTERVAL_MASK,
-            );
+            qv.itr.set_coalesce(c.rx_coalesce_usecs);
+            qv.itr.igb_write_itr(&self.hw, v);
+            let mut hw = self.hw.lock();
             hw.wr32(
                 r::sim_eitr_frames(v),
                 (c.rx_max_coalesced_frames & 0xFFFF) | (c.tx_max_coalesced_frames << 16),
             );
-            hw.wr32(r::sim_eitr_tx(v), c.tx_coalesce_usecs);
+            let tx_usecs = if c.tx_coalesce_usecs <= 3 {
+                0
+            } else {
+                c.tx_coalesce_usecs
+            };
+            hw.wr32(r::sim_eitr_tx(v), tx_usecs);
         }
     }
 
@@ -621,6 +860,7 @@ impl IgbAdapter {
             let rx: SharedRx = Arc::new(Mutex::new(Some(rxd)));
             let tx: SharedTx = Arc::new(Mutex::new(Some(txd)));
             let vector = q + NON_Q_VECTORS;
+            let itr = Arc::new(IgbItr::new(self.coalesce.rx_coalesce_usecs));
             let poll = IgbPoll {
                 queue: q,
                 vector,
@@ -634,6 +874,10 @@ impl IgbAdapter {
                 ifindex: self.ifindex,
                 dev_addr: self.dev_addr,
                 refill: Vec::with_capacity(self.rx_ring_count),
+                rx_c: IgbRingContainer::default(),
+                tx_c: IgbRingContainer::default(),
+                itr: Arc::clone(&itr),
+                num_q_vectors: n,
             };
             let napi = netif_napi_add(&self.lists, self.ifindex, poll);
             if self.features.contains(NetdevFeatures::GRO) {
@@ -644,6 +888,7 @@ impl IgbAdapter {
                 rx,
                 tx,
                 irq: self.irq_lines[vector],
+                itr,
             });
         }
         // igb_request_irq() → igb_request_msix().
@@ -658,12 +903,16 @@ impl IgbAdapter {
             .map_err(|_| Errno::Busy)?;
         for (q, qv) in q_vectors.iter().enumerate() {
             let napi = Arc::clone(&qv.napi);
+            let (hw, itr) = (Arc::clone(&self.hw), Arc::clone(&qv.itr));
+            let vector = q + NON_Q_VECTORS;
             let name = format!("{}-TxRx-{q}", self.name);
             if self
                 .irqs
                 .request_irq(
                     qv.irq,
-                    move |_irq: u32, ctx: &mut HardIrqContext<'_>| igb_msix_ring(&napi, ctx),
+                    move |_irq: u32, ctx: &mut HardIrqContext<'_>| {
+                        igb_msix_ring(&napi, &itr, &hw, vector, ctx)
+                    },
                     name,
                 )
                 .is_err()
@@ -1068,8 +1317,16 @@ fn tso_header_len(frame: &[u8]) -> Option<usize> {
 }
 
 /// The hard-IRQ handler of a queue vector. Mirrors `igb_msix_ring()`: the
-/// device auto-masked the vector (`EIAM`); schedule its NAPI.
-fn igb_msix_ring(napi: &Arc<NapiStruct>, ctx: &mut HardIrqContext<'_>) -> IrqReturn {
+/// device auto-masked the vector (`EIAM`); write the interval the last
+/// poll chose (`igb_write_itr()`), schedule the NAPI.
+fn igb_msix_ring(
+    napi: &Arc<NapiStruct>,
+    itr: &IgbItr,
+    hw: &IgbDevice,
+    vector: usize,
+    ctx: &mut HardIrqContext<'_>,
+) -> IrqReturn {
+    itr.igb_write_itr(hw, vector);
     let _ = napi_schedule(napi, ctx);
     IrqReturn::Handled
 }
@@ -1379,5 +1636,75 @@ impl PciDriver for IgbDriver {
         pdev.pci_free_irq_vectors();
         pdev.pci_clear_master();
         pdev.pci_disable_device();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rc(itr: LatencyRange, packets: u32, bytes: u32) -> LatencyRange {
+        let mut c = IgbRingContainer {
+            total_packets: packets,
+            total_bytes: bytes,
+            itr,
+        };
+        igb_update_itr(&mut c);
+        assert_eq!((c.total_packets, c.total_bytes), (0, 0), "counters cleared");
+        c.itr
+    }
+
+    #[test]
+    fn igb_update_itr_moves_between_ranges_as_igb() {
+        use LatencyRange::{Bulk, Low, Lowest};
+        // No work: unchanged, counters untouched.
+        let mut idle = IgbRingContainer {
+            itr: Bulk,
+            ..IgbRingContainer::default()
+        };
+        igb_update_itr(&mut idle);
+        assert_eq!(idle.itr, Bulk);
+        // Lowest: TSO-sized average goes bulk; a few mid packets go low.
+        assert_eq!(rc(Lowest, 1, 9000), Bulk);
+        assert_eq!(rc(Lowest, 4, 600), Low);
+        assert_eq!(rc(Lowest, 1, 100), Lowest);
+        assert_eq!(rc(Lowest, 5, 6000), Lowest);
+        // Low: more than 10,000 bytes of full frames, few packets, or
+        // large averages go bulk; many small ones go lowest.
+        assert_eq!(rc(Low, 20, 20 * 1514), Bulk);
+        assert_eq!(rc(Low, 9, 12_000), Bulk);
+        assert_eq!(rc(Low, 40, 40 * 300), Lowest);
+        assert_eq!(rc(Low, 20, 20 * 600), Low);
+        assert_eq!(rc(Low, 3, 9000), Bulk, "average above 2000");
+        assert_eq!(rc(Low, 2, 200), Lowest);
+        assert_eq!(rc(Low, 3, 200), Low);
+        // Bulk: many packets over 25,000 bytes, or under 1,500 bytes, go low.
+        assert_eq!(rc(Bulk, 40, 40 * 1514), Low);
+        assert_eq!(rc(Bulk, 20, 20 * 1514), Bulk);
+        assert_eq!(rc(Bulk, 1, 66), Low);
+        assert_eq!(rc(Bulk, 5, 5000), Bulk);
+    }
+
+    #[test]
+    fn coalesce_settings_start_as_igb() {
+        let itr = |usecs| {
+            let i = IgbItr::new(usecs);
+            (
+                i.rx_itr_setting.load(Ordering::Relaxed),
+                i.itr_val.load(Ordering::Relaxed),
+                i.set_itr.load(Ordering::Relaxed),
+            )
+        };
+        assert_eq!(itr(0), (0, 0, true));
+        assert_eq!(itr(1), (1, IGB_START_ITR, true));
+        assert_eq!(itr(3), (3, IGB_START_ITR, true));
+        assert_eq!(itr(50), (200, 200, true));
+        // An unchanged value is not written again.
+        let i = IgbItr::new(3);
+        i.set_itr.store(false, Ordering::Relaxed);
+        i.set_itr_val(IGB_START_ITR);
+        assert!(!i.set_itr.load(Ordering::Relaxed));
+        i.set_itr_val(IGB_20K_ITR);
+        assert!(i.set_itr.load(Ordering::Relaxed));
     }
 }

@@ -860,3 +860,50 @@ fn dropping_hosts_that_are_up_frees_their_rings() {
     }
     assert_eq!(pool.stats().inflight(), start, "every rx buffer came back");
 }
+
+/// igb's dynamic conservative moderation (`rx-usecs` 3): the first
+/// interrupt comes at once and writes `IGB_START_ITR`; lone small frames
+/// settle at `IGB_20K_ITR` (49 µs between interrupts), bursts of full
+/// frames at `IGB_4K_ITR` (245 µs), each written at the next interrupt.
+#[test]
+fn dynamic_itr_follows_the_traffic() {
+    let mut sim = Sim::two_nics(LinkConfig::new(), 3);
+    let eitr = |sim: &Sim| sim.hosts[1].dev.rd32(nic_hw::e1000_regs::eitr(1));
+    let small = udp_frame(MAC_A, MAC_B, IP_A, IP_B, (1, 2), 64);
+    let full = udp_frame(MAC_A, MAC_B, IP_A, IP_B, (1, 2), 1472);
+    xmit(&mut sim, 0, &small);
+    step(&mut sim, Duration::from_micros(20));
+    assert_eq!(
+        sim.hosts[1].delivered.len(),
+        1,
+        "the first interrupt is at once"
+    );
+    assert_eq!(eitr(&sim), nic_hw::IGB_START_ITR);
+    step(&mut sim, Duration::from_micros(500));
+    xmit(&mut sim, 0, &small);
+    step(&mut sim, Duration::from_micros(20));
+    assert_eq!(sim.hosts[1].delivered.len(), 2);
+    assert_eq!(
+        eitr(&sim),
+        nic_hw::IGB_20K_ITR,
+        "conservative: low, not lowest"
+    );
+    // 49 µs between interrupts: a frame 10 µs after one waits.
+    let t0 = sim.now;
+    xmit(&mut sim, 0, &small);
+    step(&mut sim, Duration::from_micros(5));
+    assert_eq!(sim.hosts[1].delivered.len(), 2, "held by EITR");
+    step(&mut sim, Duration::from_micros(60));
+    assert_eq!(sim.hosts[1].delivered.len(), 3);
+    assert!(sim.now >= t0 + Duration::from_micros(49));
+    // A burst of full frames moves the vector to bulk.
+    step(&mut sim, Duration::from_micros(500));
+    for _ in 0..64 {
+        xmit(&mut sim, 0, &full);
+    }
+    step(&mut sim, Duration::from_micros(500));
+    xmit(&mut sim, 0, &small);
+    step(&mut sim, Duration::from_micros(500));
+    assert_eq!(sim.hosts[1].delivered.len(), 3 + 64 + 1);
+    assert_eq!(eitr(&sim), nic_hw::IGB_4K_ITR);
+}
