@@ -44,6 +44,10 @@
 //!   embedded in the owner; a hash map from id to slab slot gives O(1)
 //!   modify and cancel. Entries live in a slab with index-linked bucket
 //!   lists, so arming allocates nothing once the slab has grown.
+//! - Re-arming a pending timer for an expiry in the bucket it already sits
+//!   in only updates its expiry, as `mod_timer()`'s own shortcut does when
+//!   the new expiry maps to the same bucket (`__mod_timer()` with
+//!   `idx == timer_get_idx(timer)`).
 //! - Within one expiry batch timers fire in deadline order (then arm order);
 //!   Linux runs a bucket's list in insertion order.
 
@@ -262,11 +266,23 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
     pub fn arm(&mut self, id: T, deadline: Instant) -> Option<Instant> {
         self.seq += 1;
         let seq = self.seq;
+        let expires = jiffies_ceil(deadline);
         // One hash of the id: the map's entry is found or made at once.
         let (idx, previous) = match self.ids.entry(id) {
             Entry::Occupied(e) => {
                 let idx = *e.get();
                 let prev = self.slab[idx as usize].deadline;
+                if let Slot::Bucket(b) = self.slab[idx as usize].slot
+                    && self.bucket_for(expires) == Some(usize::from(b))
+                {
+                    // Same bucket: only the expiry changes (mod_timer()'s
+                    // shortcut); collect() reads it when the bucket runs.
+                    let e = &mut self.slab[idx as usize];
+                    e.deadline = deadline;
+                    e.expires = expires;
+                    e.seq = seq;
+                    return Some(prev);
+                }
                 self.detach(idx);
                 (idx, Some(prev))
             }
@@ -278,7 +294,7 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         };
         let e = &mut self.slab[idx as usize];
         e.deadline = deadline;
-        e.expires = jiffies_ceil(deadline);
+        e.expires = expires;
         e.seq = seq;
         self.enqueue(idx);
         previous
@@ -423,15 +439,7 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
             self.ready.insert(pos, item);
             return;
         }
-        let delta = expires - self.clk;
-        let (lvl, expires) = if delta >= WHEEL_TIMEOUT_CUTOFF {
-            (LVL_DEPTH - 1, self.clk + WHEEL_TIMEOUT_MAX)
-        } else {
-            (level_for(delta), expires)
-        };
-        // Round up to the level's granularity: never early.
-        let bucket = expires.div_ceil(lvl_gran(lvl));
-        let b = lvl * LVL_SIZE + (bucket & LVL_MASK) as usize;
+        let b = self.wheel_index(expires);
         let head = self.heads[b];
         {
             let e = &mut self.slab[idx as usize];
@@ -443,7 +451,27 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
             self.slab[head as usize].prev = idx;
         }
         self.heads[b] = idx;
-        self.pending_map[lvl] |= 1 << (b % LVL_SIZE);
+        self.pending_map[b / LVL_SIZE] |= 1 << (b % LVL_SIZE);
+    }
+
+    /// The bucket a timer expiring at jiffy `expires` goes to, or `None`
+    /// if that jiffy has been processed (the timer is due now).
+    fn bucket_for(&self, expires: u64) -> Option<usize> {
+        (expires >= self.clk).then(|| self.wheel_index(expires))
+    }
+
+    /// The bucket for jiffy `expires` (not before `clk`). Mirrors
+    /// `calc_wheel_index()`.
+    fn wheel_index(&self, expires: u64) -> usize {
+        let delta = expires - self.clk;
+        let (lvl, expires) = if delta >= WHEEL_TIMEOUT_CUTOFF {
+            (LVL_DEPTH - 1, self.clk + WHEEL_TIMEOUT_MAX)
+        } else {
+            (level_for(delta), expires)
+        };
+        // Round up to the level's granularity: never early.
+        let bucket = expires.div_ceil(lvl_gran(lvl));
+        lvl * LVL_SIZE + (bucket & LVL_MASK) as usize
     }
 
     /// The jiffy at which the earliest non-empty bucket expires. Mirrors
@@ -673,6 +701,54 @@ mod tests {
             assert_eq!(drain(&mut w, ms(round * 10 + 5)).len(), 2);
         }
         assert_eq!(w.slab.len(), 4);
+    }
+
+    #[test]
+    fn rearm_within_its_bucket_moves_the_expiry() {
+        let mut w = TimerWheel::new(ms(0));
+        // 100 ms away: level 1 (8 ms granularity), bucket at 104 ms.
+        assert_eq!(w.arm(1u32, ms(100)), None);
+        assert_eq!(w.arm(2u32, ms(101)), None);
+        // Later within the same bucket, then earlier within it.
+        assert_eq!(w.arm(1, ms(103)), Some(ms(100)));
+        assert_eq!(w.pending(1), Some(ms(103)));
+        assert_eq!(w.arm(2, ms(97)), Some(ms(101)));
+        assert_eq!(w.next_expiry(), Some(ms(104)));
+        assert!(drain(&mut w, ms(103)).is_empty());
+        // Deadline order within the batch follows the new deadlines.
+        assert_eq!(drain(&mut w, ms(104)), [(2, ms(97)), (1, ms(103))]);
+        // Out of the bucket: it moves.
+        w.arm(3, ms(200));
+        assert_eq!(w.arm(3, ms(150)), Some(ms(200)));
+        assert_eq!(drain(&mut w, ms(199)), [(3, ms(150))]);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn many_ids_arm_cancel_and_fire() {
+        let mut w = TimerWheel::new(ms(0));
+        // Ids that share their low bits: a weak id hash would collide.
+        let id = |n: u32| n << 12;
+        for n in 0..3_000u32 {
+            assert_eq!(w.arm(id(n), ms(1_000 + u64::from(n))), None);
+        }
+        assert_eq!(w.len(), 3_000);
+        for n in (0..3_000u32).filter(|n| n % 3 != 0) {
+            assert_eq!(w.cancel(id(n)), Some(ms(1_000 + u64::from(n))));
+        }
+        assert_eq!(w.len(), 1_000);
+        for n in 0..3_000u32 {
+            let want = (n % 3 == 0).then(|| ms(1_000 + u64::from(n)));
+            assert_eq!(w.pending(id(n)), want, "id {n}");
+            assert_eq!(w.cancel(id(n) + 1), None);
+        }
+        let fired: Vec<u32> = drain(&mut w, ms(10_000))
+            .into_iter()
+            .map(|(i, _)| i >> 12)
+            .collect();
+        assert_eq!(fired, (0..3_000).step_by(3).collect::<Vec<_>>());
+        assert!(w.is_empty());
+        assert_eq!(w.pending(id(0)), None);
     }
 
     #[derive(Debug, Clone)]
