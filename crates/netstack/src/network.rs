@@ -152,6 +152,11 @@ impl PhyPort for WirePort {
         Ok(())
     }
 
+    fn transmit_swap(&mut self, now: Instant, frame: &mut Vec<u8>) -> Result<(), PhyError> {
+        self.wire().transmit_swap(now, self.side, frame);
+        Ok(())
+    }
+
     fn receive_into(&mut self, now: Instant, buf: &mut Vec<u8>) -> Result<bool, PhyError> {
         Ok(self.wire().receive_into(now, self.side, buf).is_some())
     }

@@ -1277,7 +1277,9 @@ struct TxMac<'a> {
 }
 
 impl TxMac<'_> {
-    /// Sends one frame (no FCS yet; `frame` is left with the FCS appended).
+    /// Sends one frame (no FCS yet). The PHY takes the buffer over where
+    /// it can ([`PhyPort::transmit_swap`]), so `frame` is left empty,
+    /// possibly holding another buffer.
     fn send(&mut self, frame: &mut Vec<u8>) {
         if frame.len() < MIN_FRAME_LEN - ETH_FCS_LEN {
             frame.resize(MIN_FRAME_LEN - ETH_FCS_LEN, 0);
@@ -1292,10 +1294,13 @@ impl TxMac<'_> {
         } else if frame[0] & 1 != 0 {
             stats.mptc += 1;
         }
-        if let Some(phy) = self.phy.as_mut()
-            && phy.transmit_slice(self.now, frame).is_err()
-        {
-            *self.phy_errors += 1;
+        match self.phy.as_mut() {
+            Some(phy) => {
+                if phy.transmit_swap(self.now, frame).is_err() {
+                    *self.phy_errors += 1;
+                }
+            }
+            None => frame.clear(),
         }
     }
 }

@@ -148,6 +148,21 @@ pub trait Medium {
         self.transmit(now, port, frame.to_vec())
     }
 
+    /// Like [`transmit`](Medium::transmit), but takes the frame out of
+    /// `frame` and leaves an empty buffer there (one the medium recycled,
+    /// where it keeps any), so a sender that builds every frame in the same
+    /// `Vec` neither copies nor allocates. The default copies and clears.
+    fn transmit_swap(
+        &mut self,
+        now: Instant,
+        port: Self::Port,
+        frame: &mut Vec<u8>,
+    ) -> Result<(), PhyError> {
+        let r = self.transmit_slice(now, port, frame);
+        frame.clear();
+        r
+    }
+
     /// Like [`poll`](Medium::poll), but appends to `out` (which a caller
     /// keeps between calls); returns how many deliveries were appended.
     fn poll_into(&mut self, now: Instant, out: &mut Vec<Delivery<Self::Port>>) -> usize {
@@ -201,6 +216,17 @@ pub trait PhyPort {
     /// the default copies into a new `Vec`.
     fn transmit_slice(&mut self, now: Instant, frame: &[u8]) -> Result<(), PhyError> {
         self.transmit(now, frame.to_vec())
+    }
+
+    /// Sends the frame (FCS included) held in `frame` at `now` and leaves
+    /// `frame` empty, possibly holding another (recycled) buffer. Backends
+    /// that recycle buffers hand the allocation over instead of copying
+    /// it; the default is [`transmit_slice`](PhyPort::transmit_slice)
+    /// followed by `clear`.
+    fn transmit_swap(&mut self, now: Instant, frame: &mut Vec<u8>) -> Result<(), PhyError> {
+        let r = self.transmit_slice(now, frame);
+        frame.clear();
+        r
     }
 
     /// Puts the next frame (FCS included) that has arrived by `now` in
@@ -295,6 +321,11 @@ impl<M: Medium> PhyPort for MediumPort<M> {
         m.transmit_slice(now, self.port, frame)
     }
 
+    fn transmit_swap(&mut self, now: Instant, frame: &mut Vec<u8>) -> Result<(), PhyError> {
+        let mut m = self.medium.lock().unwrap_or_else(PoisonError::into_inner);
+        m.transmit_swap(now, self.port, frame)
+    }
+
     fn receive_into(&mut self, now: Instant, buf: &mut Vec<u8>) -> Result<bool, PhyError> {
         let mut m = self.medium.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(m.receive_into(now, self.port, buf).is_some())
@@ -387,7 +418,9 @@ mod tests {
         let mut a = MediumPort::new(wire.clone(), Side::A);
         let mut b = MediumPort::new(wire.clone(), Side::B);
         a.transmit_slice(Instant::ZERO, &frame(1)).unwrap();
-        a.transmit_slice(Instant::ZERO, &frame(2)).unwrap();
+        let mut two = frame(2);
+        a.transmit_swap(Instant::ZERO, &mut two).unwrap();
+        assert!(two.is_empty(), "swapped out");
         let mut buf = Vec::new();
         assert!(!b.receive_into(Instant::ZERO, &mut buf).unwrap());
         let end = Instant::from_millis(1);
@@ -409,7 +442,9 @@ mod tests {
         let sw = Arc::new(Mutex::new(sw));
         let mut p0 = MediumPort::new(sw.clone(), 0);
         let mut p1 = MediumPort::new(sw.clone(), 1);
-        p0.transmit_slice(Instant::ZERO, &frame(3)).unwrap();
+        let mut three = frame(3);
+        p0.transmit_swap(Instant::ZERO, &mut three).unwrap();
+        assert!(three.is_empty(), "the default copies, then clears");
         assert!(p1.receive_into(end, &mut buf).unwrap());
         assert_eq!(buf, frame(3));
         let mut bad = MediumPort::new(sw, 5);

@@ -746,6 +746,16 @@ impl VirtualWire {
         self.transmit(now, from, buf);
     }
 
+    /// Like [`transmit`](VirtualWire::transmit), but takes the frame out of
+    /// `frame` and leaves a recycled (empty) buffer in its place: no copy,
+    /// and no allocation once the wire has spare buffers.
+    pub fn transmit_swap(&mut self, now: Instant, from: Side, frame: &mut Vec<u8>) {
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        let sent = std::mem::replace(frame, buf);
+        self.transmit(now, from, sent);
+    }
+
     /// Gives a frame buffer back for reuse by later transmits (its contents
     /// are discarded). The wire keeps at most a few hundred.
     pub fn recycle(&mut self, frame: Vec<u8>) {
@@ -858,6 +868,16 @@ impl Medium for VirtualWire {
 
     fn transmit_slice(&mut self, now: Instant, port: Side, frame: &[u8]) -> Result<(), PhyError> {
         VirtualWire::transmit_slice(self, now, port, frame);
+        Ok(())
+    }
+
+    fn transmit_swap(
+        &mut self,
+        now: Instant,
+        port: Side,
+        frame: &mut Vec<u8>,
+    ) -> Result<(), PhyError> {
+        VirtualWire::transmit_swap(self, now, port, frame);
         Ok(())
     }
 
@@ -1212,7 +1232,13 @@ mod tests {
         for i in 0..3_000u32 {
             let side = if i % 4 == 0 { Side::B } else { Side::A };
             let f = frame(i, 64 + (i as usize % 7) * 100);
-            reusing.transmit_slice(now, side, &f);
+            if i % 2 == 0 {
+                reusing.transmit_slice(now, side, &f);
+            } else {
+                let mut buf = f.clone();
+                reusing.transmit_swap(now, side, &mut buf);
+                assert!(buf.is_empty(), "the sender keeps an empty buffer");
+            }
             owning.transmit(now, side, f);
             now += Duration::from_nanos(900);
             if i % 10 == 0 {
@@ -1261,6 +1287,29 @@ mod tests {
         }
         w.recycle(Vec::new());
         assert_eq!(w.spare.len(), MAX_SPARE);
+    }
+
+    #[test]
+    fn transmit_swap_hands_the_buffer_over_and_takes_a_spare() {
+        let mut w = wire(LinkConfig::new(), 1);
+        // No spare yet: the sender is left a new empty Vec.
+        let mut tx = frame(1, 1514);
+        let sent_ptr = tx.as_ptr();
+        w.transmit_swap(Instant::ZERO, Side::A, &mut tx);
+        assert!(tx.is_empty());
+        // The receiver gets the very allocation that was sent (no copy),
+        // and its old buffer becomes a spare.
+        let mut rx = Vec::with_capacity(2048);
+        let rx_old = rx.as_ptr();
+        assert!(w.receive_into(Instant::MAX, Side::B, &mut rx).is_some());
+        assert_eq!((rx.as_ptr(), rx.clone()), (sent_ptr, frame(1, 1514)));
+        // The next swap leaves the sender that spare: no allocation.
+        let mut tx = frame(2, 64);
+        w.transmit_swap(Instant::from_micros(5), Side::A, &mut tx);
+        assert_eq!((tx.as_ptr(), tx.len()), (rx_old, 0));
+        assert!(tx.capacity() >= 2048);
+        assert!(w.receive_into(Instant::MAX, Side::B, &mut rx).is_some());
+        assert_eq!(rx, frame(2, 64));
     }
 
     #[test]
