@@ -422,6 +422,18 @@ pub(crate) trait ColdState: Sized + 'static {
     const EMPTY: &'static Self;
     /// A fresh value equal to [`ColdState::EMPTY`], for the first write.
     fn fresh() -> Self;
+
+    /// A box this thread freed earlier, already equal to
+    /// [`ColdState::EMPTY`], if the type keeps a cache of them.
+    fn take_cached() -> Option<Box<Self>> {
+        None
+    }
+
+    /// Offers a box being freed to this thread's cache; by default (and
+    /// when the cache is full) it is dropped.
+    fn cache(boxed: Box<Self>) {
+        drop(boxed);
+    }
 }
 
 impl<T: ColdState> ColdBox<T> {
@@ -441,9 +453,12 @@ impl<T: ColdState> ColdBox<T> {
         self.0.as_deref_mut()
     }
 
-    /// Drops the state (back to [`ColdState::EMPTY`]).
+    /// Drops the state (back to [`ColdState::EMPTY`]); a queue's box goes
+    /// to the thread's cache for the next queue that fills.
     pub fn free(&mut self) {
-        self.0 = None;
+        if let Some(boxed) = self.0.take() {
+            T::cache(boxed);
+        }
     }
 
     /// Bytes allocated for the state.
@@ -462,7 +477,8 @@ impl<T: ColdState> core::ops::Deref for ColdBox<T> {
 
 impl<T: ColdState> core::ops::DerefMut for ColdBox<T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.0.get_or_insert_with(|| Box::new(T::fresh()))
+        self.0
+            .get_or_insert_with(|| T::take_cached().unwrap_or_else(|| Box::new(T::fresh())))
     }
 }
 
@@ -493,12 +509,49 @@ where
     }
 }
 
-impl<T: 'static> ColdState for VecDeque<T> {
-    const EMPTY: &'static Self = &VecDeque::new();
-    fn fresh() -> Self {
-        VecDeque::new()
-    }
+/// How many freed queue boxes of one type a thread keeps for reuse.
+const QUEUE_CACHE_MAX: usize = 64;
+/// A freed queue with more room than this (entries) is not kept.
+const QUEUE_CACHE_MAX_CAPACITY: usize = 16;
+
+/// The write and receive queues empty and fill again with every exchange
+/// of a request-response connection (they are freed when empty so that
+/// an idle connection holds none). Each type keeps a small per-thread
+/// cache of freed, emptied boxes so that refilling a queue costs no
+/// allocation, as a `kmem_cache`'s per-CPU array does for Linux's skbs.
+macro_rules! cached_queue {
+    ($entry:ty, $cache:ident) => {
+        thread_local! {
+            static $cache: core::cell::RefCell<Vec<Box<VecDeque<$entry>>>> =
+                const { core::cell::RefCell::new(Vec::new()) };
+        }
+
+        impl ColdState for VecDeque<$entry> {
+            const EMPTY: &'static Self = &VecDeque::new();
+            fn fresh() -> Self {
+                VecDeque::new()
+            }
+            fn take_cached() -> Option<Box<Self>> {
+                $cache.try_with(|c| c.borrow_mut().pop()).ok().flatten()
+            }
+            fn cache(mut boxed: Box<Self>) {
+                boxed.clear();
+                if boxed.capacity() > QUEUE_CACHE_MAX_CAPACITY {
+                    return;
+                }
+                let _ = $cache.try_with(|c| {
+                    let mut c = c.borrow_mut();
+                    if c.len() < QUEUE_CACHE_MAX {
+                        c.push(boxed);
+                    }
+                });
+            }
+        }
+    };
 }
+
+cached_queue!(TxSkb, TX_QUEUE_CACHE);
+cached_queue!(RxSkb, RX_QUEUE_CACHE);
 
 impl ColdState for heapless::Vec<TcpSackBlock, 4> {
     const EMPTY: &'static Self = &heapless::Vec::new();
@@ -508,7 +561,10 @@ impl ColdState for heapless::Vec<TcpSackBlock, 4> {
 }
 
 /// Emptying a queue that was never allocated does not allocate it.
-impl<T: 'static> ColdBox<VecDeque<T>> {
+impl<T: 'static> ColdBox<VecDeque<T>>
+where
+    VecDeque<T>: ColdState,
+{
     /// `VecDeque::pop_front`, without allocating an unallocated queue.
     pub fn pop_front(&mut self) -> Option<T> {
         self.allocated_mut()?.pop_front()
@@ -1094,6 +1150,33 @@ mod tests {
     /// The cold parts are boxed ([`ColdBox`]); a field that grows the
     /// struct past this must go out of line too (docs/hardening.md, Scale).
     const TCP_SOCK_BUDGET: usize = 648;
+
+    #[test]
+    fn a_freed_queue_box_is_reused_empty_by_the_next_queue() {
+        let mut a: ColdBox<VecDeque<RxSkb>> = ColdBox::new();
+        a.reserve(4);
+        let addr = core::ptr::from_ref::<VecDeque<RxSkb>>(&a).addr();
+        let cap = a.capacity();
+        assert!(cap >= 4);
+        a.free();
+        assert!(!a.is_allocated());
+        assert_eq!(a.heap_bytes(), 0);
+        // Another socket's queue fills: it gets the same box, empty, with
+        // its buffer, and no allocation.
+        let mut b: ColdBox<VecDeque<RxSkb>> = ColdBox::new();
+        assert!(b.is_empty());
+        assert!(!b.is_allocated());
+        b.reserve(1);
+        assert_eq!(core::ptr::from_ref::<VecDeque<RxSkb>>(&b).addr(), addr);
+        assert_eq!(b.capacity(), cap);
+        assert!(b.is_empty());
+        // A queue that grew large is not kept: its memory goes back.
+        b.reserve(QUEUE_CACHE_MAX_CAPACITY * 4);
+        b.free();
+        let mut c: ColdBox<VecDeque<RxSkb>> = ColdBox::new();
+        c.reserve(1);
+        assert!(c.capacity() <= QUEUE_CACHE_MAX_CAPACITY);
+    }
 
     #[test]
     fn tcp_sock_stays_within_its_size_budget() {
