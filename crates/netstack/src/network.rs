@@ -157,6 +157,26 @@ impl PhyPort for WirePort {
         Ok(())
     }
 
+    fn transmit_swap_fcs_good(
+        &mut self,
+        now: Instant,
+        frame: &mut Vec<u8>,
+    ) -> Result<(), PhyError> {
+        self.wire().transmit_swap_fcs_good(now, self.side, frame);
+        Ok(())
+    }
+
+    fn receive_into_fcs_good(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<bool>, PhyError> {
+        Ok(self
+            .wire()
+            .receive_into_fcs_good(now, self.side, buf)
+            .map(|(_, good)| good))
+    }
+
     fn receive_into(&mut self, now: Instant, buf: &mut Vec<u8>) -> Result<bool, PhyError> {
         Ok(self.wire().receive_into(now, self.side, buf).is_some())
     }

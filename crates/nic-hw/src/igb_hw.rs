@@ -38,6 +38,14 @@
 //!   with a frame limit the cause waits for that many frames or for the
 //!   `EITR` interval after the first one, and a reached limit interrupts at
 //!   once.
+//! - Model note: the receive MAC does not recompute the CRC of a frame
+//!   its PHY vouches for ([`PhyPort::receive_into_fcs_good`]: sent by a
+//!   MAC that computed the FCS, with
+//!   [`PhyPort::transmit_swap_fcs_good`], and not altered by the wire), as
+//!   the check could only pass. Every other frame — corrupted on the wire,
+//!   from a TAP or a switch port, or injected raw — is checked, so
+//!   `CRCERRS` counts exactly what it would. The transmit MAC still
+//!   appends the real FCS to every frame.
 //! - A frame larger than one rx buffer is dropped and counted in `ROC`
 //!   instead of spanning several descriptors (no jumbo frames).
 
@@ -997,12 +1005,12 @@ impl IgbHw {
             // the buffers it recycles.
             let mut frame = core::mem::take(&mut self.rx_frame);
             loop {
-                match phy.receive_into(now, &mut frame) {
-                    Ok(true) => {
+                match phy.receive_into_fcs_good(now, &mut frame) {
+                    Ok(Some(fcs_good)) => {
                         received += 1;
-                        self.receive_frame(now, &frame);
+                        self.receive_frame_checked(now, &frame, fcs_good);
                     }
-                    Ok(false) => break,
+                    Ok(None) => break,
                     Err(_) => {
                         self.phy_errors += 1;
                         break;
@@ -1090,6 +1098,16 @@ impl IgbHw {
     /// the write-back with `DD`, `EOP`, checksum status and the RSS hash,
     /// and the rx moderation step of the queue's vector.
     pub fn receive_frame(&mut self, now: Instant, frame: &[u8]) -> RxOutcome {
+        self.receive_frame_checked(now, frame, false)
+    }
+
+    /// [`receive_frame`](IgbHw::receive_frame) of a frame the PHY vouches
+    /// for (`fcs_good`: sent by a MAC and not altered on the wire), whose
+    /// CRC is then not recomputed: the check could only pass. A frame the
+    /// wire corrupted, or from any port that cannot vouch (TAP, switch, a
+    /// test's raw frame), is checked and counted in `CRCERRS` as before.
+    #[inline]
+    fn receive_frame_checked(&mut self, now: Instant, frame: &[u8], fcs_good: bool) -> RxOutcome {
         if self.rctl & r::RCTL_EN == 0 || !self.bus_master {
             return RxOutcome::Disabled;
         }
@@ -1102,7 +1120,7 @@ impl IgbHw {
             self.stats.roc += 1;
             return RxOutcome::Oversize;
         }
-        if !self.fcs.check(frame) {
+        if !fcs_good && !self.fcs.check(frame) {
             self.stats.crcerrs += 1;
             return RxOutcome::CrcError;
         }
@@ -1296,7 +1314,7 @@ impl TxMac<'_> {
         }
         match self.phy.as_mut() {
             Some(phy) => {
-                if phy.transmit_swap(self.now, frame).is_err() {
+                if phy.transmit_swap_fcs_good(self.now, frame).is_err() {
                     *self.phy_errors += 1;
                 }
             }

@@ -163,6 +163,34 @@ pub trait Medium {
         r
     }
 
+    /// Like [`transmit_swap`](Medium::transmit_swap), for a frame whose FCS
+    /// the sending MAC computed. A medium that tracks it tells the
+    /// receiving port, through
+    /// [`receive_into_fcs_good`](Medium::receive_into_fcs_good), that a
+    /// frame it delivers unchanged would pass the FCS check. The default
+    /// forgets it.
+    fn transmit_swap_fcs_good(
+        &mut self,
+        now: Instant,
+        port: Self::Port,
+        frame: &mut Vec<u8>,
+    ) -> Result<(), PhyError> {
+        self.transmit_swap(now, port, frame)
+    }
+
+    /// Like [`receive_into`](Medium::receive_into), with whether the frame
+    /// is known to pass the FCS check (sent with
+    /// [`transmit_swap_fcs_good`](Medium::transmit_swap_fcs_good) and not
+    /// altered on the way). The default knows nothing: `false`.
+    fn receive_into_fcs_good(
+        &mut self,
+        now: Instant,
+        port: Self::Port,
+        buf: &mut Vec<u8>,
+    ) -> Option<(Instant, bool)> {
+        self.receive_into(now, port, buf).map(|at| (at, false))
+    }
+
     /// Like [`poll`](Medium::poll), but appends to `out` (which a caller
     /// keeps between calls); returns how many deliveries were appended.
     fn poll_into(&mut self, now: Instant, out: &mut Vec<Delivery<Self::Port>>) -> usize {
@@ -227,6 +255,30 @@ pub trait PhyPort {
         let r = self.transmit_slice(now, frame);
         frame.clear();
         r
+    }
+
+    /// Like [`transmit_swap`](PhyPort::transmit_swap), for a frame whose
+    /// FCS the sending MAC itself computed (so it is correct). The default
+    /// is `transmit_swap`: the knowledge is dropped, never invented.
+    fn transmit_swap_fcs_good(
+        &mut self,
+        now: Instant,
+        frame: &mut Vec<u8>,
+    ) -> Result<(), PhyError> {
+        self.transmit_swap(now, frame)
+    }
+
+    /// Like [`receive_into`](PhyPort::receive_into), but returns
+    /// `Some(fcs_good)` for a frame: `true` only when the port knows the
+    /// frame is bit-exact as a MAC sent it with
+    /// [`transmit_swap_fcs_good`](PhyPort::transmit_swap_fcs_good), so its
+    /// FCS check would pass. The default says `false` (check it).
+    fn receive_into_fcs_good(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<bool>, PhyError> {
+        Ok(self.receive_into(now, buf)?.then_some(false))
     }
 
     /// Puts the next frame (FCS included) that has arrived by `now` in
@@ -324,6 +376,25 @@ impl<M: Medium> PhyPort for MediumPort<M> {
     fn transmit_swap(&mut self, now: Instant, frame: &mut Vec<u8>) -> Result<(), PhyError> {
         let mut m = self.medium.lock().unwrap_or_else(PoisonError::into_inner);
         m.transmit_swap(now, self.port, frame)
+    }
+
+    fn transmit_swap_fcs_good(
+        &mut self,
+        now: Instant,
+        frame: &mut Vec<u8>,
+    ) -> Result<(), PhyError> {
+        let mut m = self.medium.lock().unwrap_or_else(PoisonError::into_inner);
+        m.transmit_swap_fcs_good(now, self.port, frame)
+    }
+
+    fn receive_into_fcs_good(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<bool>, PhyError> {
+        let mut m = self.medium.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(m.receive_into_fcs_good(now, self.port, buf)
+            .map(|(_, good)| good))
     }
 
     fn receive_into(&mut self, now: Instant, buf: &mut Vec<u8>) -> Result<bool, PhyError> {

@@ -375,6 +375,9 @@ struct InFlight {
     at: Instant,
     seq: u64,
     frame: Vec<u8>,
+    /// The sender's MAC computed the frame's FCS and the wire changed no
+    /// bit of it: the receiver's FCS check would pass.
+    fcs_good: bool,
 }
 
 /// The serialisation time of one frame length, in whole nanoseconds plus a
@@ -516,9 +519,9 @@ impl Direction {
         random | bursty
     }
 
-    /// Takes `frame` sent at `now`; `spare` supplies the buffer of a
-    /// duplicate.
-    fn transmit(&mut self, now: Instant, frame: Vec<u8>, spare: &mut Vec<Vec<u8>>) {
+    /// Takes `frame` sent at `now` (`fcs_good`: a MAC computed its FCS);
+    /// `spare` supplies the buffer of a duplicate.
+    fn transmit(&mut self, now: Instant, frame: Vec<u8>, fcs_good: bool, spare: &mut Vec<Vec<u8>>) {
         self.stats.tx_frames += 1;
         self.stats.tx_bytes += frame.len() as u64;
 
@@ -539,7 +542,7 @@ impl Direction {
         }
         if self.plain {
             let at = self.delayed_plain(done);
-            self.push_in_order(at, frame);
+            self.push_in_order(at, frame, fcs_good);
             return;
         }
 
@@ -553,24 +556,30 @@ impl Direction {
             let mut copy = spare.pop().unwrap_or_default();
             copy.clear();
             copy.extend_from_slice(&frame);
-            self.launch(done, copy);
+            self.launch(done, copy, fcs_good);
         }
-        self.launch(done, frame);
+        self.launch(done, frame, fcs_good);
     }
 
     /// Puts one copy of a frame that finished serialisation at `done` on
     /// the wire.
-    fn launch(&mut self, done: Instant, mut frame: Vec<u8>) {
-        self.maybe_corrupt(&mut frame);
+    fn launch(&mut self, done: Instant, mut frame: Vec<u8>, fcs_good: bool) {
+        let corrupted = self.maybe_corrupt(&mut frame);
+        let fcs_good = fcs_good && !corrupted;
         let at = self.delayed(done);
         if self.cfg.reorder > 0.0 && self.rng.gen_bool(self.cfg.reorder) {
             let seq = self.seq;
             self.seq += 1;
             self.stats.reordered += 1;
             let at = at + self.cfg.reorder_delay;
-            self.held.push(Reverse(InFlight { at, seq, frame }));
+            self.held.push(Reverse(InFlight {
+                at,
+                seq,
+                frame,
+                fcs_good,
+            }));
         } else {
-            self.push_in_order(at, frame);
+            self.push_in_order(at, frame, fcs_good);
         }
     }
 
@@ -583,21 +592,29 @@ impl Direction {
     /// Queues a frame not picked for reordering: it arrives at `at`, or
     /// right behind the previous such frame if that is later.
     #[inline]
-    fn push_in_order(&mut self, at: Instant, frame: Vec<u8>) {
+    fn push_in_order(&mut self, at: Instant, frame: Vec<u8>, fcs_good: bool) {
         let at = at.max(self.last_arrival);
         self.last_arrival = at;
         let seq = self.seq;
         self.seq += 1;
-        self.in_order.push_back(InFlight { at, seq, frame });
+        self.in_order.push_back(InFlight {
+            at,
+            seq,
+            frame,
+            fcs_good,
+        });
     }
 
-    /// Flips one random bit of `frame` with the configured probability.
-    fn maybe_corrupt(&mut self, frame: &mut [u8]) {
+    /// Flips one random bit of `frame` with the configured probability;
+    /// returns whether it did.
+    fn maybe_corrupt(&mut self, frame: &mut [u8]) -> bool {
         if self.cfg.corrupt > 0.0 && self.rng.gen_bool(self.cfg.corrupt) && !frame.is_empty() {
             let bit = self.rng.gen_range(0..frame.len() as u64 * 8);
             frame[(bit / 8) as usize] ^= 1 << (bit % 8);
             self.stats.corrupted += 1;
+            return true;
         }
+        false
     }
 
     /// When a copy that finished serialisation at `done` arrives, before
@@ -734,7 +751,7 @@ impl VirtualWire {
     /// `now` must not go backwards between calls. Drops are counted in
     /// [`stats`](VirtualWire::stats), never reported.
     pub fn transmit(&mut self, now: Instant, from: Side, frame: Vec<u8>) {
-        self.dirs[from.index()].transmit(now, frame, &mut self.spare);
+        self.dirs[from.index()].transmit(now, frame, false, &mut self.spare);
     }
 
     /// Like [`transmit`](VirtualWire::transmit), but copies `frame` into a
@@ -750,10 +767,22 @@ impl VirtualWire {
     /// `frame` and leaves a recycled (empty) buffer in its place: no copy,
     /// and no allocation once the wire has spare buffers.
     pub fn transmit_swap(&mut self, now: Instant, from: Side, frame: &mut Vec<u8>) {
+        self.transmit_swap_inner(now, from, frame, false);
+    }
+
+    /// Like [`transmit_swap`](VirtualWire::transmit_swap), for a frame whose
+    /// FCS a MAC computed: unless the wire corrupts it, the receiving end
+    /// learns from [`receive_into_fcs_good`](VirtualWire::receive_into_fcs_good)
+    /// that its FCS check would pass.
+    pub fn transmit_swap_fcs_good(&mut self, now: Instant, from: Side, frame: &mut Vec<u8>) {
+        self.transmit_swap_inner(now, from, frame, true);
+    }
+
+    fn transmit_swap_inner(&mut self, now: Instant, from: Side, frame: &mut Vec<u8>, good: bool) {
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
         let sent = std::mem::replace(frame, buf);
-        self.transmit(now, from, sent);
+        self.dirs[from.index()].transmit(now, sent, good, &mut self.spare);
     }
 
     /// Gives a frame buffer back for reuse by later transmits (its contents
@@ -824,10 +853,24 @@ impl VirtualWire {
     /// [`transmit_slice`](VirtualWire::transmit_slice). Returns the arrival
     /// time, or `None` (leaving `buf` alone) when nothing has arrived.
     pub fn receive_into(&mut self, now: Instant, side: Side, buf: &mut Vec<u8>) -> Option<Instant> {
+        self.receive_into_fcs_good(now, side, buf).map(|(at, _)| at)
+    }
+
+    /// Like [`receive_into`](VirtualWire::receive_into), and also tells
+    /// whether the frame is bit-exact as a MAC sent it with
+    /// [`transmit_swap_fcs_good`](VirtualWire::transmit_swap_fcs_good) (its
+    /// FCS check would pass): `false` for a corrupted frame or one sent
+    /// any other way.
+    pub fn receive_into_fcs_good(
+        &mut self,
+        now: Instant,
+        side: Side,
+        buf: &mut Vec<u8>,
+    ) -> Option<(Instant, bool)> {
         let f = self.dirs[side.peer().index()].pop_ready(now)?;
         let old = std::mem::replace(buf, f.frame);
         recycle(&mut self.spare, old);
-        Some(f.at)
+        Some((f.at, f.fcs_good))
     }
 
     /// The counters of the direction that starts at `from`.
@@ -879,6 +922,25 @@ impl Medium for VirtualWire {
     ) -> Result<(), PhyError> {
         VirtualWire::transmit_swap(self, now, port, frame);
         Ok(())
+    }
+
+    fn transmit_swap_fcs_good(
+        &mut self,
+        now: Instant,
+        port: Side,
+        frame: &mut Vec<u8>,
+    ) -> Result<(), PhyError> {
+        VirtualWire::transmit_swap_fcs_good(self, now, port, frame);
+        Ok(())
+    }
+
+    fn receive_into_fcs_good(
+        &mut self,
+        now: Instant,
+        port: Side,
+        buf: &mut Vec<u8>,
+    ) -> Option<(Instant, bool)> {
+        VirtualWire::receive_into_fcs_good(self, now, port, buf)
     }
 
     fn poll_into(&mut self, now: Instant, out: &mut Vec<Delivery<Side>>) -> usize {
@@ -1310,6 +1372,42 @@ mod tests {
         assert!(tx.capacity() >= 2048);
         assert!(w.receive_into(Instant::MAX, Side::B, &mut rx).is_some());
         assert_eq!(rx, frame(2, 64));
+    }
+
+    #[test]
+    fn only_unaltered_mac_frames_are_vouched_for() {
+        let mut w = wire(LinkConfig::new(), 3);
+        let mut buf = Vec::new();
+        let t = Instant::from_millis(1);
+        w.transmit_swap_fcs_good(Instant::ZERO, Side::A, &mut frame(1, 64));
+        w.transmit_swap(Instant::ZERO, Side::A, &mut frame(2, 64));
+        w.transmit_slice(Instant::ZERO, Side::A, &frame(3, 64));
+        w.transmit(Instant::ZERO, Side::A, frame(4, 64));
+        let got: Vec<bool> = (0..4)
+            .map(|_| w.receive_into_fcs_good(t, Side::B, &mut buf).unwrap().1)
+            .collect();
+        assert_eq!(got, [true, false, false, false]);
+        // A corrupted frame (and each corrupted duplicate) is not; the
+        // draws, and so the deliveries, are those of the other calls.
+        let cfg = LinkConfig::new().corrupt(0.5).duplicate(0.5);
+        let (mut a, mut b) = (wire(cfg.clone(), 9), wire(cfg, 9));
+        for i in 0..400 {
+            let now = Instant::from_micros(u64::from(i));
+            a.transmit_swap_fcs_good(now, Side::A, &mut frame(i, 64));
+            b.transmit(now, Side::A, frame(i, 64));
+        }
+        let (mut fa, mut fb) = (Vec::new(), Vec::new());
+        let mut vouched = 0;
+        while let Some((_, good)) = a.receive_into_fcs_good(Instant::MAX, Side::B, &mut fa) {
+            assert!(b.receive_into(Instant::MAX, Side::B, &mut fb).is_some());
+            assert_eq!(fa, fb);
+            let intact = (0..400).any(|i| fa == frame(i, 64));
+            assert_eq!(good, intact, "vouched for exactly the intact frames");
+            vouched += u64::from(good);
+        }
+        let s = a.stats(Side::A);
+        assert_eq!(vouched, s.delivered - s.corrupted);
+        assert!(s.corrupted > 0 && s.duplicated > 0);
     }
 
     #[test]

@@ -88,6 +88,35 @@ fn corrupted_frames_are_dropped_by_the_fcs_check() {
     assert_eq!(stat(b, "rx_packets"), 0);
 }
 
+/// The MAC skips recomputing the CRC only of frames the wire vouches for
+/// (sent by a MAC, unaltered); anything else is checked, so a raw frame
+/// with a wrong FCS still counts in `rx_crc_errors`.
+#[test]
+fn frames_the_wire_cannot_vouch_for_are_fcs_checked() {
+    let mut sim = Sim::two_nics(LinkConfig::new(), 2);
+    let mut good = udp_frame(MAC_A, MAC_B, IP_A, IP_B, (1, 2), 64);
+    append_fcs(&mut good);
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x80; // the FCS itself is wrong, the data intact
+    let now = sim.now;
+    {
+        let mut w = sim.wire.lock().unwrap();
+        w.transmit(now, nic_hw::Side::A, bad.clone());
+        w.transmit_slice(now, nic_hw::Side::A, &bad);
+        w.transmit_swap(now, nic_hw::Side::A, &mut bad);
+        w.transmit(now, nic_hw::Side::A, good);
+    }
+    // And one frame from host A's MAC, which the wire vouches for.
+    let frame = udp_frame(MAC_A, MAC_B, IP_A, IP_B, (1, 2), 64);
+    xmit(&mut sim, 0, &frame);
+    step(&mut sim, Duration::from_millis(1));
+    let b = &sim.hosts[1];
+    assert_eq!(stat(b, "rx_crc_errors"), 3);
+    assert_eq!(stat(b, "rx_packets"), 2);
+    assert_eq!(b.delivered.len(), 2);
+}
+
 #[test]
 fn full_rx_ring_drops_and_counts_missed() {
     let mut sim = Sim::two_nics(LinkConfig::new(), 1);
