@@ -386,12 +386,25 @@ fn build_run_segment<C: TcpContext>(
         };
         !wire::csum_tcpudp_magic(tp.saddr, tp.daddr, len, IPPROTO_TCP, 0)
     } else {
-        let data = skb.data_mut().map_err(|_| Errno::NoBufs)?;
-        data[TCP_CHECK_OFF..TCP_CHECK_OFF + 2].fill(0);
-        let sum = skb
-            .checksum(0, usize::from(len), 0)
-            .map_err(|_| Errno::Inval)?;
-        wire::csum_tcpudp_magic(tp.saddr, tp.daddr, len, IPPROTO_TCP, sum)
+        // One segment: the header was emitted with its checksum over the
+        // header alone; the payload's length (in the pseudo-header) and
+        // sum are added to it (RFC 1624), so the header is summed once.
+        let d = skb.data();
+        let head_check = u16::from_be_bytes([d[TCP_CHECK_OFF], d[TCP_CHECK_OFF + 1]]);
+        let mut sum = wire::csum_add(u32::from(!head_check), u32::from(len) - hlen as u32);
+        let mut off = hlen;
+        for seg in tp.write_queue.range(run.idx..run.idx + run.segs) {
+            let part = if seg.skb.is_nonlinear() {
+                seg.skb
+                    .checksum(0, seg.skb.len(), 0)
+                    .map_err(|_| Errno::Inval)?
+            } else {
+                wire::csum_partial(seg.skb.data(), 0)
+            };
+            sum = wire::csum_block_add(sum, part, off);
+            off += seg.skb.len();
+        }
+        wire::csum_fold(sum)
     };
     let data = skb.data_mut().map_err(|_| Errno::NoBufs)?;
     data[TCP_CHECK_OFF..TCP_CHECK_OFF + 2].copy_from_slice(&check.to_be_bytes());

@@ -259,6 +259,17 @@ impl TcpContext for FakeTcpCtx {
         daddr: Ipv4Addr,
     ) -> Result<(), Errno> {
         self.ip_queue_xmit_calls += 1;
+        if !skb.is_gso() {
+            // TCP fills the checksum of a single segment itself (a GSO
+            // skb's is left partial): it must verify, whatever the layout.
+            let len = skb.len();
+            let sum = skb.checksum(0, len, 0).expect("the whole skb");
+            assert_eq!(
+                wire::csum_tcpudp_magic(saddr, daddr, len as u16, 6, sum),
+                0,
+                "TCP sent a segment with a bad checksum"
+            );
+        }
         if skb.is_gso() || skb.is_nonlinear() {
             // Cut (or, for one segment, made linear) into fresh skbs, as
             // a device without scatter-gather or TSO needs it.
