@@ -252,11 +252,12 @@ impl VectorState {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        let held = if self.held { self.throttle_end() } else { None };
-        [self.rx_deadline, self.tx_deadline, held]
-            .into_iter()
-            .flatten()
-            .min()
+        let timers = min_opt(self.rx_deadline, self.tx_deadline);
+        if self.held {
+            min_opt(timers, self.throttle_end())
+        } else {
+            timers
+        }
     }
 }
 
@@ -960,14 +961,15 @@ impl IgbHw {
     /// [`on_timer`](IgbHw::on_timer): a rung doorbell (now), a moderation
     /// timer, or a frame due at the PHY.
     pub fn next_event(&self) -> Option<Instant> {
-        let doorbell = bits(self.tx_doorbells)
-            .any(|q| self.txq[q].dev.is_some())
-            .then_some(self.now);
-        let timers = bits(self.timers_armed)
-            .filter_map(|v| self.vectors[v].deadline())
-            .min();
-        let phy = self.phy.as_ref().and_then(|p| p.next_event());
-        [doorbell, timers, phy].into_iter().flatten().min()
+        // A rung doorbell on a queue with a ring: nothing is earlier.
+        if self.tx_doorbells != 0 && bits(self.tx_doorbells).any(|q| self.txq[q].dev.is_some()) {
+            return Some(self.now);
+        }
+        let mut next = self.phy.as_ref().and_then(|p| p.next_event());
+        for v in bits(self.timers_armed) {
+            next = min_opt(next, self.vectors[v].deadline());
+        }
+        next
     }
 
     /// Fires every moderation timer due by `now` and delivers every
@@ -1406,6 +1408,15 @@ impl IgbDevice {
     /// See [`IgbHw::on_timer`].
     pub fn on_timer(&self, now: Instant) {
         self.lock().on_timer(now);
+    }
+}
+
+/// The earlier of two optional instants (`None` is "never").
+#[inline]
+fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
