@@ -88,8 +88,13 @@ pub(crate) fn tcp_sync_mss(tp: &mut TcpSock, pmtu: u32) -> u16 {
 /// The payload size of the next segment: `mss_cache` less the option bytes
 /// beyond `tcp_header_len` (SACK blocks). Mirrors `tcp_current_mss()`.
 pub(crate) fn tcp_current_mss(tp: &TcpSock) -> u16 {
-    let opts = established_options(tp, Instant::ZERO);
-    let hlen = 20 + opts.buffer_len() as u16;
+    let opts_len = established_options_len(tp);
+    debug_assert_eq!(
+        opts_len,
+        established_options(tp, Instant::ZERO).buffer_len(),
+        "established_options_len() disagrees with established_options()"
+    );
+    let hlen = 20 + opts_len as u16;
     let base = tcp_header_len(tp);
     tp.mss_cache
         .saturating_sub(hlen.saturating_sub(base))
@@ -281,6 +286,23 @@ pub(crate) fn established_options(tp: &TcpSock, now: Instant) -> TcpOptions {
         }
     }
     o
+}
+
+/// The bytes [`established_options`] takes, without building them: the
+/// `size` that `tcp_established_options()` returns (12 for the aligned
+/// timestamp, 4 + 8 per SACK block, a D-SACK first, as many blocks as
+/// fit).
+fn established_options_len(tp: &TcpSock) -> usize {
+    let mut len = if tp.rx_opt.tstamp_ok { 12 } else { 0 };
+    if tp.rx_opt.sack_ok {
+        let room = if tp.rx_opt.tstamp_ok { 3 } else { 4 };
+        let dsack = usize::from(tp.dsack_pending && tp.duplicate_sack.is_some());
+        let blocks = (dsack + tp.selective_acks.len()).min(room);
+        if blocks > 0 {
+            len += 4 + 8 * blocks;
+        }
+    }
+    len
 }
 
 /// The options of a SYN from a full socket. Mirrors `tcp_syn_options()`.
