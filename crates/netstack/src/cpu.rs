@@ -37,6 +37,17 @@ use crate::host::HostShared;
 /// subsystem's `struct timer_list` sits; here each crate's typed id is
 /// wrapped so one wheel holds them all and expiry is dispatched back to
 /// the crate's `handle_timer`.
+///
+/// # Deviations from Linux
+///
+/// A timer lives on the wheel of the CPU that armed it, keyed by id, and
+/// only that CPU's context sees it: a `timer_delete()` or
+/// `timer_pending()` made on another CPU of the host (a segment of the
+/// flow steered to CPU 1 while the application armed the RTO on CPU 0)
+/// does not reach it, where Linux's `timer_list` knows its base. The timer
+/// then fires on its CPU and the owner's handler finds it stale (TCP's
+/// `icsk_pending`). Contexts say so through
+/// `TimerContext::timers_complete` ([`CpuCtx::timers_complete`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HostTimer {
     /// A softnet timer (the qdisc watchdog).
@@ -72,6 +83,10 @@ pub(crate) struct CpuTimers {
     start: Instant,
     /// `wheel.next_expiry()` as of the last change.
     next_expiry: Cell<NextExpiry>,
+    /// On a context built for one call outside any CPU: every id it
+    /// cancelled, in order, to cancel on the CPU's own wheel after the
+    /// call (see [`CpuTimers::detached`]). `None` on a CPU's context.
+    cancels: Option<Vec<HostTimer>>,
 }
 
 /// What [`CpuTimers`] remembers of its wheel's next expiry.
@@ -90,7 +105,34 @@ impl CpuTimers {
             wheel: None,
             start: now,
             next_expiry: Cell::new(NextExpiry::Known(None)),
+            cancels: None,
         }
+    }
+
+    /// The timers of a context that stands in for a CPU during one call
+    /// made outside any CPU: it starts empty (the CPU's own timers are not
+    /// visible, [`complete`](Self::complete) is `false`), and what the call
+    /// armed ([`pop_expired`](Self::pop_expired) with `Instant::MAX`) and
+    /// cancelled ([`take_cancels`](Self::take_cancels)) is applied to the
+    /// CPU's wheel afterwards, cancels first.
+    pub(crate) fn detached(now: Instant) -> CpuTimers {
+        CpuTimers {
+            cancels: Some(Vec::new()),
+            ..CpuTimers::new(now)
+        }
+    }
+
+    /// Whether this is a CPU's own wheel (not a detached one).
+    pub(crate) fn complete(&self) -> bool {
+        self.cancels.is_none()
+    }
+
+    /// The ids a detached wheel was asked to cancel, in order.
+    pub(crate) fn take_cancels(&mut self) -> Vec<HostTimer> {
+        self.cancels
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Arms `id` for `at`; returns the deadline it replaced.
@@ -104,6 +146,9 @@ impl CpuTimers {
 
     /// Cancels `id`; returns the deadline it had.
     pub(crate) fn cancel(&mut self, id: HostTimer) -> Option<Instant> {
+        if let Some(cancels) = &mut self.cancels {
+            cancels.push(id);
+        }
         let prev = self.wheel.as_mut().and_then(|w| w.cancel(id));
         if prev.is_some() {
             self.next_expiry.set(NextExpiry::Stale);
@@ -160,6 +205,7 @@ impl From<TimerWheel<HostTimer>> for CpuTimers {
             wheel: Some(Box::new(wheel)),
             start: Instant::ZERO,
             next_expiry: Cell::new(NextExpiry::Stale),
+            cancels: None,
         }
     }
 }
@@ -220,6 +266,16 @@ impl CpuCtx {
         self.timers.len()
     }
 
+    /// Whether this context sees every timer a protocol may ask it about
+    /// (`TimerContext::timers_complete`): the CPU's own wheel, on a host
+    /// with one CPU. A context standing in for a CPU during one call sees
+    /// none of the CPU's timers, and on a host with several CPUs a timer
+    /// sits on the wheel of the CPU that armed it (see the deviations of
+    /// [`HostTimer`]).
+    pub fn timers_complete(&self) -> bool {
+        self.timers.complete() && self.host.nr_cpus() == 1
+    }
+
     /// Starts (`Some`) or stops (`None`) recording TCP's trace on this
     /// CPU: each `tcp_probe` sample and each segment TCP transmits.
     ///
@@ -241,6 +297,9 @@ impl TimerContext<SoftnetTimer> for CpuCtx {
     fn timer_pending(&self, id: SoftnetTimer) -> Option<Instant> {
         self.timers.pending(HostTimer::Softnet(id))
     }
+    fn timers_complete(&self) -> bool {
+        CpuCtx::timers_complete(self)
+    }
 }
 
 impl TimerContext<ipv4::Ipv4Timer> for CpuCtx {
@@ -252,6 +311,9 @@ impl TimerContext<ipv4::Ipv4Timer> for CpuCtx {
     }
     fn timer_pending(&self, id: ipv4::Ipv4Timer) -> Option<Instant> {
         self.timers.pending(HostTimer::Ipv4(id))
+    }
+    fn timers_complete(&self) -> bool {
+        CpuCtx::timers_complete(self)
     }
 }
 

@@ -242,6 +242,9 @@ impl TimerContext<NfTimer> for CpuCtx {
     fn timer_pending(&self, id: NfTimer) -> Option<Instant> {
         self.timers.pending(HostTimer::Netfilter(id))
     }
+    fn timers_complete(&self) -> bool {
+        CpuCtx::timers_complete(self)
+    }
 }
 
 impl Host {

@@ -22,7 +22,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use netcore::{Clock, Duration, Instant, MonotonicClock, VirtualClock};
@@ -190,6 +190,95 @@ impl fmt::Debug for WirePort {
     }
 }
 
+/// A PHY end the network made ([`Network::wire`], [`Network::switch`]),
+/// counting in the network's `phy_moves` every call that may give another
+/// NIC an earlier event.
+///
+/// No kernel twin: bookkeeping of the simulation loop. After polling a
+/// NIC, [`Network::settle`] must read again the next event of every NIC the
+/// poll may have affected. A frame put on a medium can reach any NIC, so a
+/// transmit counts. Taking a frame off a full-duplex wire only removes an
+/// event (the other end's next event can only move later, which costs at
+/// most a poll that finds nothing), so a wire end's receive does not count;
+/// a switch moves frames between its ports when any port is used, so every
+/// call on a switch port but `next_event` counts. When a poll moved nothing,
+/// only the polled NIC's next event is read again. Every `PhyPort` method
+/// is forwarded, so the inner port's own versions (the wire's buffer swap,
+/// its FCS vouching) are kept.
+struct CountedPort<P> {
+    inner: P,
+    moves: Arc<AtomicU64>,
+    /// Whether receiving counts too (a switch port).
+    receive_moves: bool,
+}
+
+impl<P> CountedPort<P> {
+    fn moved(&self) {
+        self.moves.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn received(&self) {
+        if self.receive_moves {
+            self.moved();
+        }
+    }
+}
+
+impl<P: PhyPort> PhyPort for CountedPort<P> {
+    fn transmit(&mut self, now: Instant, frame: Vec<u8>) -> Result<(), PhyError> {
+        self.moved();
+        self.inner.transmit(now, frame)
+    }
+
+    fn receive(&mut self, now: Instant) -> Result<Option<Vec<u8>>, PhyError> {
+        self.received();
+        self.inner.receive(now)
+    }
+
+    fn next_event(&self) -> Option<Instant> {
+        self.inner.next_event()
+    }
+
+    fn transmit_slice(&mut self, now: Instant, frame: &[u8]) -> Result<(), PhyError> {
+        self.moved();
+        self.inner.transmit_slice(now, frame)
+    }
+
+    fn transmit_swap(&mut self, now: Instant, frame: &mut Vec<u8>) -> Result<(), PhyError> {
+        self.moved();
+        self.inner.transmit_swap(now, frame)
+    }
+
+    fn receive_into(&mut self, now: Instant, buf: &mut Vec<u8>) -> Result<bool, PhyError> {
+        self.received();
+        self.inner.receive_into(now, buf)
+    }
+
+    fn transmit_swap_fcs_good(
+        &mut self,
+        now: Instant,
+        frame: &mut Vec<u8>,
+    ) -> Result<(), PhyError> {
+        self.moved();
+        self.inner.transmit_swap_fcs_good(now, frame)
+    }
+
+    fn receive_into_fcs_good(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<bool>, PhyError> {
+        self.received();
+        self.inner.receive_into_fcs_good(now, buf)
+    }
+}
+
+impl<P: fmt::Debug> fmt::Debug for CountedPort<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
 /// Hosts joined by links, run by the simulation (or handed to the thread
 /// runtime).
 pub struct Network {
@@ -212,6 +301,13 @@ pub struct Network {
     /// describe the network: set by the loop when it moves the clock, taken
     /// by the next settle (any other settle looks at everything).
     nic_due_valid: bool,
+    /// Bumped by the network's PHY ends on every call that may give a NIC
+    /// an earlier event (see `CountedPort`): a poll that did not bump it
+    /// leaves the other NICs' next events as they were.
+    phy_moves: Arc<AtomicU64>,
+    /// Off: every poll makes every NIC's next event stale (tests compare).
+    #[cfg(test)]
+    precise_nic_due: bool,
     /// When CPUs that were still busy at the end of a settle (softirq work
     /// handed to ksoftirqd round after round) run next, if no other event
     /// comes first.
@@ -222,8 +318,8 @@ pub struct Network {
 #[derive(Clone, Copy, Debug)]
 enum NicDue {
     /// Something may have changed it since it was read: the device was
-    /// polled, a CPU of its host ran or was kicked, a device that may
-    /// share its medium was polled.
+    /// polled, a CPU of its host ran or was kicked, a device polled since
+    /// put a frame on a medium (see `CountedPort`).
     Stale,
     /// `next_event()` as last read.
     Known(Option<Instant>),
@@ -267,6 +363,9 @@ impl Network {
             stalls: Vec::new(),
             nic_due: Vec::new(),
             nic_due_valid: false,
+            phy_moves: Arc::new(AtomicU64::new(0)),
+            #[cfg(test)]
+            precise_nic_due: true,
             ksoftirqd_due: None,
         }
     }
@@ -316,16 +415,14 @@ impl Network {
             name: name.to_owned(),
             wire: Arc::clone(&wire),
         });
-        Ok((
-            Box::new(WirePort {
-                wire: Arc::clone(&wire),
-                side: Side::A,
-            }),
-            Box::new(WirePort {
-                wire,
-                side: Side::B,
-            }),
-        ))
+        let end = |wire, side| -> PhyEnd {
+            Box::new(CountedPort {
+                inner: WirePort { wire, side },
+                moves: Arc::clone(&self.phy_moves),
+                receive_moves: false,
+            })
+        };
+        Ok((end(Arc::clone(&wire), Side::A), end(wire, Side::B)))
     }
 
     /// Adds a learning switch with `ports` ports, each on a link with
@@ -347,7 +444,13 @@ impl Network {
             switch: Arc::clone(&sw),
         });
         Ok((0..ports)
-            .map(|p| Box::new(MediumPort::new(Arc::clone(&sw), p)) as PhyEnd)
+            .map(|p| {
+                Box::new(CountedPort {
+                    inner: MediumPort::new(Arc::clone(&sw), p),
+                    moves: Arc::clone(&self.phy_moves),
+                    receive_moves: true,
+                }) as PhyEnd
+            })
             .collect())
     }
 
@@ -565,10 +668,15 @@ impl Network {
             let mut moved = false;
             let mut busy = false;
             let mut first = 0;
+            #[cfg(test)]
+            let precise = self.precise_nic_due;
+            #[cfg(not(test))]
+            let precise = true;
             let Network {
                 hosts,
                 nic_due,
                 stalls,
+                phy_moves,
                 ..
             } = self;
             for (hi, h) in hosts.iter_mut().enumerate() {
@@ -589,9 +697,17 @@ impl Network {
                         nic_due[i] = NicDue::Known(due);
                         continue;
                     }
+                    let moves = phy_moves.load(Ordering::Relaxed);
                     let frames = device.poll(now);
-                    // What it sent may arrive at any device (on any host).
-                    nic_due.fill(NicDue::Stale);
+                    if phy_moves.load(Ordering::Relaxed) == moves && precise {
+                        // It put nothing on a medium: only its own next
+                        // event changed.
+                        nic_due[i] = NicDue::Stale;
+                    } else {
+                        // What it sent may arrive at any device (on any
+                        // host).
+                        nic_due.fill(NicDue::Stale);
+                    }
                     if frames > 0 {
                         let _nic = tracing::trace_span!(target: "netstack::nic", "nic", host = %h.shared.name).entered();
                         tracing::trace!(
@@ -1008,6 +1124,117 @@ mod tests {
         .unwrap();
         assert_eq!(rx.recv(&mut buf).unwrap(), 64);
         assert_eq!(buf[0], 3);
+    }
+
+    /// A call made outside any CPU (set-up code between simulation steps)
+    /// runs on a stand-in context: it does not see the CPU's timers (and
+    /// says so), and what it cancels and arms reaches the CPU's own wheel
+    /// when the CPU next runs, cancels first.
+    #[test]
+    fn a_call_outside_any_cpu_cancels_and_arms_on_the_cpu_wheel() {
+        use netcore::TimerContext;
+        use socket::SocketHost;
+        use softnet::SoftnetTimer;
+
+        let mut net = pair();
+        let h1 = Arc::clone(net.host("h1").unwrap().shared());
+        let sockets = Arc::clone(h1.socket_host());
+        let dog = |queue| SoftnetTimer::QdiscWatchdog { ifindex: 99, queue };
+        let far = net.now() + Duration::from_secs(100);
+        let sooner = net.now() + Duration::from_secs(50);
+        net.app("h1", || {
+            sockets.with_ctx(|ctx| {
+                assert!(TimerContext::<SoftnetTimer>::timers_complete(ctx));
+                ctx.arm_timer(dog(0), far);
+                ctx.arm_timer(dog(1), far);
+                ctx.arm_timer(dog(2), far);
+            });
+        })
+        .unwrap();
+        sockets.with_ctx(|ctx| {
+            assert!(!TimerContext::<SoftnetTimer>::timers_complete(ctx));
+            assert_eq!(
+                ctx.timer_pending(dog(0)),
+                None,
+                "the CPU's timers are not visible"
+            );
+            ctx.cancel_timer(dog(0));
+            ctx.arm_timer(dog(1), sooner);
+            // Armed and cancelled within the call: cancelled on the CPU.
+            ctx.arm_timer(dog(2), sooner);
+            ctx.cancel_timer(dog(2));
+        });
+        net.run_for(Duration::from_millis(1)).unwrap();
+        let seen = net
+            .app("h1", || {
+                sockets.with_ctx(|ctx| {
+                    [0, 1, 2].map(|q| TimerContext::<SoftnetTimer>::timer_pending(ctx, dog(q)))
+                })
+            })
+            .unwrap();
+        assert_eq!(seen, [None, Some(sooner), None]);
+    }
+
+    /// Datagrams both ways at once, in rounds: h1 and h2 each send a burst
+    /// to the other at the same instant, so frames travel both ways on the
+    /// wire. Returns what an observer sees: the virtual time at the end,
+    /// the loop iterations, the wire's counters and the datagrams each
+    /// side read.
+    fn both_ways(precise: bool) -> (Instant, u64, String, Vec<Vec<u8>>) {
+        let mut net = pair_with(11, Duration::from_micros(3), None);
+        net.precise_nic_due = precise;
+        let h1 = Arc::clone(net.host("h1").unwrap().shared());
+        let h2 = Arc::clone(net.host("h2").unwrap().shared());
+        let s1 = UdpSocket::bind(&h1, "198.18.0.1:4000").unwrap();
+        let s2 = UdpSocket::bind(&h2, "198.18.0.2:5000").unwrap();
+        s1.set_nonblocking(true).unwrap();
+        s2.set_nonblocking(true).unwrap();
+        s1.connect("198.18.0.2:5000").unwrap();
+        s2.connect("198.18.0.1:4000").unwrap();
+        let mut got = Vec::new();
+        for round in 0..6u8 {
+            let n = 8 + usize::from(round) * 5;
+            net.app("h1", || {
+                for i in 0..n {
+                    s1.send(&[round, i as u8, 1].repeat(20 + i)).unwrap();
+                }
+            })
+            .unwrap();
+            net.app("h2", || {
+                for i in 0..n {
+                    s2.send(&[round, i as u8, 2].repeat(30 + i)).unwrap();
+                }
+            })
+            .unwrap();
+            net.run_until_idle().unwrap();
+            for (host, sock) in [("h1", &s1), ("h2", &s2)] {
+                net.app(host, || {
+                    let mut buf = [0u8; 512];
+                    while let Ok(len) = sock.recv(&mut buf) {
+                        got.push(buf[..len].to_vec());
+                    }
+                })
+                .unwrap();
+            }
+        }
+        let stats = format!("{:?}", net.wire_stats("w0"));
+        (net.now(), net.events_run(), stats, got)
+    }
+
+    /// Re-reading only the polled NIC's next event when its poll put
+    /// nothing on the wire changes nothing an observer sees: the same
+    /// datagrams arrive, at the same virtual times, in as many loop
+    /// iterations, as when every poll makes every NIC's event stale.
+    #[test]
+    fn precise_nic_due_is_unobservable_with_traffic_both_ways() {
+        let precise = both_ways(true);
+        let coarse = both_ways(false);
+        // Every datagram both ways (the first ones wait for ARP).
+        assert_eq!(precise.3.len(), 2 * (8 + 13 + 18 + 23 + 28 + 33));
+        assert_eq!(precise.0, coarse.0, "virtual time at the end");
+        assert_eq!(precise.1, coarse.1, "loop iterations");
+        assert_eq!(precise.2, coarse.2, "wire counters");
+        assert_eq!(precise.3, coarse.3, "datagrams read");
     }
 
     /// Each frame of a burst arrives at its own instant (serialisation at

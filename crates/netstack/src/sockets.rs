@@ -29,8 +29,12 @@
 //! - A call made outside any CPU while no thread runtime runs the host
 //!   (set-up code between simulation steps) runs on a context built for the
 //!   call: what it queued for transmission is flushed at once
-//!   (`net_tx_action`) and the timers it armed (ARP) are handed to the
-//!   application CPU.
+//!   (`net_tx_action`), and the timers it armed (ARP) and cancelled (a
+//!   socket closed between steps stops its retransmit timer) are applied
+//!   to the application CPU's wheel when that CPU next runs. The call
+//!   does not see the timers already on that wheel: its context says so
+//!   (`TimerContext::timers_complete` is `false`), and a cancel or re-arm
+//!   returns no previous expiry for them.
 
 use std::net::{SocketAddrV4, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -391,18 +395,26 @@ fn with_scratch_ctx<R>(
     f: impl FnOnce(&mut CpuCtx) -> R,
 ) -> R {
     let mut ctx = scratch_ctx(host, cpu, clock);
+    ctx.timers = CpuTimers::detached(clock.now());
     let r = f(&mut ctx);
     softnet::net_tx_action(&mut ctx);
     let mut timers = Vec::new();
     while let Some(t) = ctx.timers.pop_expired(Instant::MAX) {
         timers.push(t);
     }
-    if timers.is_empty() {
+    let cancels = ctx.timers.take_cancels();
+    if timers.is_empty() && cancels.is_empty() {
         // The call may have rung a doorbell or left softirq work: the
         // runner looks at the CPU and its host's devices again.
         host.wakeup.kick(ctx.cpu);
     } else {
+        // On the CPU's own wheel: what the call cancelled (timers armed
+        // there before it), then what it armed (mod_timer moves a pending
+        // one), so each id ends as the call left it.
         host.run_on(ctx.cpu, move |c| {
+            for id in cancels {
+                c.timers.cancel(id);
+            }
             for (id, at) in timers {
                 c.timers.arm(id, at);
             }

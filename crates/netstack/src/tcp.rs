@@ -148,6 +148,9 @@ impl TimerContext<TcpTimer> for CpuCtx {
     fn timer_pending(&self, id: TcpTimer) -> Option<Instant> {
         self.timers.pending(HostTimer::Tcp(id))
     }
+    fn timers_complete(&self) -> bool {
+        CpuCtx::timers_complete(self)
+    }
 }
 
 impl TcpContext for CpuCtx {
