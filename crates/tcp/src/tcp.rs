@@ -1215,7 +1215,16 @@ impl TcpStack {
             | TcpTimer::Keepalive(id) => {
                 let Some(sk) = self.get(id) else { return };
                 let mut tp = sk.lock();
-                t::icsk_timer_fired(&mut tp, timer);
+                if matches!(
+                    timer,
+                    TcpTimer::Retransmit(_)
+                        | TcpTimer::Probe0(_)
+                        | TcpTimer::LossProbe(_)
+                        | TcpTimer::ReoTimeout(_)
+                ) && !t::icsk_timer_fired(&mut tp, timer)
+                {
+                    return;
+                }
                 match timer {
                     TcpTimer::Retransmit(_) => t::tcp_retransmit_timer(self, ctx, &mut tp),
                     TcpTimer::Probe0(_) => t::tcp_probe_timer(self, ctx, &mut tp),

@@ -2227,3 +2227,69 @@ fn single_segments_of_every_payload_parity_carry_a_correct_checksum() {
         .collect();
     assert_eq!(logged, sent_lens);
 }
+
+#[test]
+fn icsk_pending_names_the_one_armed_retransmit_or_probe_timer_throughout_a_lossy_exchange() {
+    use netcore::TimerContext as _;
+
+    use crate::tcp_timer::{TcpTimer, icsk_pending_timer};
+    // On a single wheel (the test context) the socket's record of its
+    // armed retransmit/probe timer must match the wheel after every event:
+    // RTO, loss probe, RACK reordering timer and zero-window probe.
+    let mut net = Net::with_seed(2, 7);
+    net.impair = Impair {
+        loss: 0.05,
+        reorder: 0.05,
+        reorder_delay: Duration::from_millis(3),
+        ..Impair::default()
+    };
+    let (c, s) = net.connect_pair(80);
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let mut sent = 0;
+    let mut got = 0;
+    let mut buf = vec![0u8; 65536];
+    let mut steps = 0u32;
+    let check = |net: &Net| {
+        for (i, sk) in [(0, &c), (1, &s)] {
+            let tp = sk.lock();
+            let id = tp.id;
+            let armed = icsk_pending_timer(&tp);
+            for t in [
+                TcpTimer::Retransmit(id),
+                TcpTimer::Probe0(id),
+                TcpTimer::LossProbe(id),
+                TcpTimer::ReoTimeout(id),
+            ] {
+                assert_eq!(
+                    net.hosts[i].ctx.timer_pending(t).is_some(),
+                    armed == Some(t),
+                    "host {i}: {t:?} on the wheel vs icsk_pending {armed:?}"
+                );
+            }
+        }
+    };
+    while got < data.len() {
+        if sent < data.len()
+            && let Ok(n) = net.send(0, &c, &data[sent..(sent + 30_000).min(data.len())])
+        {
+            sent += n;
+        }
+        // Read slowly at first so that the window closes (zero-window probes).
+        if (steps > 400 || steps.is_multiple_of(50))
+            && let Ok(n) = net.recv(1, &s, &mut buf)
+        {
+            assert_eq!(buf[..n], data[got..got + n]);
+            got += n;
+        }
+        if !net.step() {
+            net.run_for_ms(1);
+        }
+        check(&net);
+        steps += 1;
+        assert!(steps < 200_000, "transfer did not finish");
+    }
+    assert!(
+        net.mib(0, TcpMib::RetransSegs) > 0,
+        "the loss was exercised"
+    );
+}
