@@ -434,7 +434,18 @@ fn a_nic_removed_and_reprobed_mid_transfer_resumes_byte_exact() {
         !routes.contains("198.18.0.0/24"),
         "the route through eth0 is left:\n{routes}"
     );
-    // igb_remove() gave every posted rx buffer back.
+    // igb_remove() gave every posted rx buffer back. What TCP already
+    // holds is read first: igb's dynamic moderation settles at
+    // IGB_4K_ITR (245 us) in bulk, so one interrupt can hand TCP most of a
+    // ring of frames that the reader has not consumed yet, and those
+    // pages are the socket's, not the ring's.
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = p.net.app("h2", || s.read(&mut buf)).unwrap() {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
     assert!(
         pool_inflight(&p.net, "h2") + u64::from(rx_ring) <= inflight0 + 64,
         "rx buffers not freed: {} in flight, {inflight0} before, ring {rx_ring}",
@@ -582,6 +593,7 @@ fn a_stalled_cpu_with_rps_drops_at_its_backlog_counts_every_frame_and_recovers()
     assert_eq!(max_backlog, 1000, "Linux's default netdev_max_backlog");
     let stat = |cpu: usize| v.softnet.softnet_stat_cpu(cpu).unwrap();
     let rx_packets = || v.dev("eth0").unwrap().dev_get_stats().rx_packets;
+    let rx_missed = || v.dev("eth0").unwrap().dev_get_stats().rx_missed_errors;
     let client = lab.client();
 
     let (mut s, _) = lab.connect();
@@ -626,6 +638,7 @@ fn a_stalled_cpu_with_rps_drops_at_its_backlog_counts_every_frame_and_recovers()
                 [stat(0), stat(1)],
                 lab.mib(UdpMib::NoPorts),
                 client.mibs.get(TcpMib::RetransSegs),
+                rx_missed(),
             ));
             lab.net.stall_cpu("victim", 1, STALL).unwrap();
             let ip = Ip::new(ATTACKER, VICTIM, 17);
@@ -653,7 +666,7 @@ fn a_stalled_cpu_with_rps_drops_at_its_backlog_counts_every_frame_and_recovers()
     assert!(checked_full, "the transfer finished before the stall ended");
     assert!(got == data, "the echo is not byte-exact after the stall");
     lab.run(Duration::from_millis(200));
-    let (_, rx0, st0, noports0, retrans0) = before.unwrap();
+    let (_, rx0, st0, noports0, retrans0, missed0) = before.unwrap();
     let st = [stat(0), stat(1)];
     assert_eq!(
         st[1].input_qlen + st[1].process_qlen,
@@ -676,19 +689,28 @@ fn a_stalled_cpu_with_rps_drops_at_its_backlog_counts_every_frame_and_recovers()
         "NIC frames {frames} = processed {processed} + dropped {dropped}"
     );
     // The flood: what reached UDP (no socket: NoPorts) plus what the
-    // backlog dropped covers every datagram; the rest of the drops are
-    // TCP segments, which the client retransmitted.
+    // backlog dropped plus what the NIC missed covers every datagram; the
+    // rest of the drops are TCP segments, which the client retransmitted.
+    // The NIC misses frames because igb's dynamic moderation holds the
+    // interrupt of a bulk receiver for up to IGB_4K_ITR (245 us), longer
+    // than a line-rate burst takes to fill the rx ring (rx_missed_errors,
+    // as on a real igb).
     let udp_in = lab.mib(UdpMib::NoPorts) - noports0;
     let udp_dropped = BURST - udp_in;
+    let missed = rx_missed() - missed0;
     assert!(udp_in > 0 && udp_dropped > 0, "udp delivered {udp_in}");
-    assert!(u64::from(dropped) >= udp_dropped);
-    let tcp_dropped = u64::from(dropped) - udp_dropped;
+    assert!(
+        u64::from(dropped) + missed >= udp_dropped,
+        "udp lost {udp_dropped}, backlog dropped {dropped}, NIC missed {missed}"
+    );
+    let tcp_dropped = u64::from(dropped) + missed - udp_dropped;
     if tcp_dropped > 0 {
         assert!(client.mibs.get(TcpMib::RetransSegs) > retrans0);
     }
     eprintln!(
         "CPU 1 stalled {STALL:?}: {frames} frames, {processed} processed, {dropped} dropped \
-         at the backlog ({udp_dropped} UDP, {tcp_dropped} TCP); UDP delivered {udp_in} of {BURST}"
+         at the backlog, {missed} missed by the NIC ({udp_dropped} UDP, {tcp_dropped} TCP); \
+         UDP delivered {udp_in} of {BURST}"
     );
     drop(lab.net.app("client", || drop(s)));
     lab.serves_legit_client(50_000);
