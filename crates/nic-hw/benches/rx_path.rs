@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use benchkit::{black_box, measure, report};
 use irq::{CpuWakeup, IrqTable, SoftirqNr};
 use netcore::{
-    ETH_P_IP, EthtoolCoalesce, Instant, NetDevice, NetdevFeatures, PagePool, PagePoolParams, SkBuff,
+    Duration, ETH_P_IP, EthtoolCoalesce, Instant, NetDevice, NetdevFeatures, PagePool,
+    PagePoolParams, SkBuff,
 };
 use nic_hw::testutil::{MAC_A, MAC_B, TEST_FIRST_IRQ, tcp_frame, udp_frame};
 use nic_hw::{IgbDevice, IgbDriver, IgbNetdev, PciBus, append_fcs, e1000_regs as r};
@@ -76,6 +77,8 @@ struct Host {
     netdev: IgbNetdev,
     counter: Arc<Counter>,
     _bus: PciBus,
+    /// Virtual time, advanced a microsecond per cycle.
+    now: Instant,
 }
 
 impl Host {
@@ -117,16 +120,20 @@ impl Host {
             netdev,
             counter,
             _bus: bus,
+            now: Instant::ZERO,
         }
     }
 
     /// One NAPI cycle: the frames arrive, the hard IRQ runs, then the
     /// softirqs until `NET_RX` is idle.
     fn cycle(&mut self, frames: &[Vec<u8>]) {
+        // A microsecond per cycle: igb's smallest interrupt interval
+        // (rx-usecs 0 still writes 1 µs to EITR), so each burst interrupts.
+        self.now += Duration::from_micros(1);
         {
             let mut hw = self.dev.lock();
             for f in frames {
-                black_box(hw.receive_frame(Instant::ZERO, black_box(f)));
+                black_box(hw.receive_frame(self.now, black_box(f)));
             }
         }
         let _ = self.irqs.handle_pending(0, &self.net.softirqs);

@@ -1110,6 +1110,8 @@ impl IgbHw {
     /// test's raw frame), is checked and counted in `CRCERRS` as before.
     #[inline]
     fn receive_frame_checked(&mut self, now: Instant, frame: &[u8], fcs_good: bool) -> RxOutcome {
+        // The interrupt throttle compares against the device's clock.
+        self.now = self.now.max(now);
         if self.rctl & r::RCTL_EN == 0 || !self.bus_master {
             return RxOutcome::Disabled;
         }
