@@ -6,7 +6,9 @@
 //!
 //! - time: [`Instant`] and [`Duration`].
 //! - buffers: [`SkBuff`] on [`PagePool`] buffers ([`PageBuf`]); the flow
-//!   hash [`skb_get_hash`] with [`reciprocal_scale`] and [`jhash_3words`].
+//!   hash [`skb_get_hash`] with [`reciprocal_scale`] and [`jhash_3words`];
+//!   software segmentation of GSO skbs ([`skb_gso_segment`], `net/core/gso.c`,
+//!   with the TCP/IPv4 segmenter [`tcp4_gso_segment`]).
 //! - errors: [`Errno`]; the lock order: [`lock_order`].
 //! - clocks and timers: [`Clock`] ([`VirtualClock`], [`MonotonicClock`]) and
 //!   the hierarchical [`TimerWheel`] of typed timer ids.
@@ -49,12 +51,14 @@ mod ethtool;
 #[cfg(any(test, feature = "testutils"))]
 mod fake_netdevice;
 mod flow_dissector;
+mod gso;
 pub mod lock_order;
 mod netdevice;
 mod page_pool;
 mod skbuff;
 mod snmp;
 mod sysctl;
+mod tcp_offload;
 #[cfg(any(test, feature = "testutils"))]
 pub mod testutil;
 mod time;
@@ -70,6 +74,7 @@ pub use ethtool::{
     format_ringparam, format_stats,
 };
 pub use flow_dissector::{jhash_3words, reciprocal_scale, skb_get_hash};
+pub use gso::{netif_needs_gso, skb_gso_ok, skb_gso_segment};
 pub use netdevice::{
     DEFAULT_TX_QUEUE_LEN, DevAddr, ETH_DATA_LEN, ETH_MIN_MTU, MtuError, NETDEV_FEATURE_NAMES,
     NetDevice, NetDeviceFlags, NetdevFeatures, NetdevQueue, NetdevTx, NetdevTxQueues,
@@ -88,6 +93,7 @@ pub use snmp::{
     TcpMib, UdpLiteMib, UdpMib,
 };
 pub use sysctl::{IntKey, RangeKey, StrKey, Sysctl, SysctlError, SysctlValue, VecKey};
+pub use tcp_offload::{GsoError, tcp4_gso_segment};
 pub use time::{Duration, Instant};
 pub use timer::{HZ, LVL_BITS, LVL_CLK_SHIFT, LVL_DEPTH, LVL_SIZE, TimerWheel};
 pub use timer_context::TimerContext;

@@ -143,9 +143,11 @@ impl Tbf {
     /// A GSO packet larger than the bucket: cut into its segments, each
     /// queued on its own. Mirrors `tbf_segment()`; a segment that does not
     /// fit is dropped and counted, the packet counts as dropped only when
-    /// no segment was queued.
+    /// no segment was queued. The segments are cut by netcore's
+    /// `skb_gso_segment()` as for a device without offloads (linear, full
+    /// checksums): the qdisc does not know the device's features.
     fn tbf_segment(&mut self, skb: SkBuff) -> NetXmit {
-        let Some(segs) = tcp4_segment(&skb) else {
+        let Ok(segs) = netcore::tcp4_gso_segment(&skb, netcore::NetdevFeatures::empty()) else {
             self.stats.drop_skb(skb);
             return NetXmit::Drop;
         };
@@ -295,78 +297,6 @@ impl netcore::SkbDestructor for GsoHold {
     }
 }
 
-/// Cuts a TCP/IPv4 GSO skb (network and transport headers set) into
-/// linear segments of `gso_size` payload bytes with full IPv4 and TCP
-/// checksums, or `None` when it is not one. The software path of
-/// `skb_gso_segment()` that `tbf_segment()` calls (`tcp_gso_segment()`
-/// for a device without checksum offload); the segments are not owned.
-fn tcp4_segment(skb: &SkBuff) -> Option<Vec<SkBuff>> {
-    let nh = usize::try_from(skb.network_offset()?).ok()?;
-    let th = usize::try_from(skb.transport_offset()?).ok()?;
-    let mut doff = [0u8; 1];
-    skb.copy_bits(th + 12, &mut doff).ok()?;
-    let hdr_len = th + usize::from(doff[0] >> 4) * 4;
-    let mut hdr = vec![0u8; hdr_len];
-    skb.copy_bits(0, &mut hdr).ok()?;
-    if th < nh + 20 || hdr[nh] >> 4 != 4 || hdr[nh + 9] != 6 {
-        return None;
-    }
-    let mss = usize::from(skb.gso_size);
-    let payload = skb.len().checked_sub(hdr_len)?;
-    if mss == 0 {
-        return None;
-    }
-    let nsegs = payload.div_ceil(mss).max(1);
-    let ip = |o: usize| core::net::Ipv4Addr::new(hdr[o], hdr[o + 1], hdr[o + 2], hdr[o + 3]);
-    let (saddr, daddr) = (ip(nh + 12), ip(nh + 16));
-    let id0 = u16::from_be_bytes([hdr[nh + 4], hdr[nh + 5]]);
-    let seq0 = u32::from_be_bytes([hdr[th + 4], hdr[th + 5], hdr[th + 6], hdr[th + 7]]);
-    let headroom = skb.headroom();
-    let mut out = Vec::with_capacity(nsegs);
-    for i in 0..nsegs {
-        let off = i * mss;
-        let len = mss.min(payload - off);
-        let mut seg = SkBuff::alloc(skb.pool(), headroom + hdr_len + len).ok()?;
-        seg.reserve(headroom).ok()?;
-        let d = seg.put(hdr_len + len).ok()?;
-        d[..hdr_len].copy_from_slice(&hdr);
-        skb.copy_bits(hdr_len + off, &mut d[hdr_len..]).ok()?;
-        let tot_len = u16::try_from(hdr_len - nh + len).ok()?;
-        d[nh + 2..nh + 4].copy_from_slice(&tot_len.to_be_bytes());
-        d[nh + 4..nh + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
-        d[nh + 10..nh + 12].fill(0);
-        let ip_check = wire::ip_fast_csum(&d[nh..th]);
-        d[nh + 10..nh + 12].copy_from_slice(&ip_check.to_be_bytes());
-        d[th + 4..th + 8].copy_from_slice(&seq0.wrapping_add(off as u32).to_be_bytes());
-        if i + 1 < nsegs {
-            d[th + 13] &= !0x09; // FIN, PSH on the last segment only
-        }
-        if i > 0 {
-            d[th + 13] &= !0x80; // CWR on the first only
-        }
-        d[th + 16..th + 18].fill(0);
-        let tcp_len = u16::try_from(hdr_len - th + len).ok()?;
-        let sum = wire::csum_partial(&d[th..], 0);
-        let check = wire::csum_tcpudp_magic(saddr, daddr, tcp_len, 6, sum);
-        d[th + 16..th + 18].copy_from_slice(&check.to_be_bytes());
-        seg.reset_mac_header();
-        seg.set_network_header(nh).ok()?;
-        seg.set_transport_header(th).ok()?;
-        seg.protocol = skb.protocol;
-        seg.ifindex = skb.ifindex;
-        seg.mark = skb.mark;
-        seg.priority = skb.priority;
-        seg.queue_mapping = skb.queue_mapping;
-        seg.hash = skb.hash;
-        seg.l4_hash = skb.l4_hash;
-        seg.tstamp = skb.tstamp;
-        seg.vlan_tci = skb.vlan_tci;
-        seg.nfct = skb.nfct;
-        out.push(seg);
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,6 +396,80 @@ mod tests {
             Some(Instant::ZERO),
             "the first can go at once"
         );
+    }
+
+    /// A TCP/IPv4 GSO skb of `payload` bytes cut at `mss`, as TCP hands
+    /// one down: Ethernet, IPv4 and TCP headers, then the payload.
+    fn tcp_gso_skb(pool: &netcore::PagePool, payload: usize, mss: u16) -> SkBuff {
+        let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
+        let tot = (40 + payload) as u16;
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&tot.to_be_bytes());
+        f.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&[198, 18, 0, 1, 198, 18, 0, 2]);
+        f.extend_from_slice(&[0x9c, 0x40, 0, 80]);
+        f.extend_from_slice(&1000u32.to_be_bytes());
+        f.extend_from_slice(&77u32.to_be_bytes());
+        f.extend_from_slice(&[0x50, 0x19, 0xff, 0xff, 0, 0, 0, 0]); // ACK|PSH|FIN
+        f.extend((0..payload).map(|i| (i % 251) as u8));
+        let mut skb = SkBuff::from_slice(pool, 64, &f).unwrap();
+        skb.protocol = netcore::ETH_P_IP;
+        skb.set_network_header(14).unwrap();
+        skb.set_transport_header(34).unwrap();
+        skb.gso_size = mss;
+        skb.gso_type = netcore::SkbGsoType::TCPV4;
+        skb
+    }
+
+    /// `tbf_segment()`: a GSO packet larger than the bucket goes out as its
+    /// segments, each a whole frame with valid checksums, the sequence
+    /// advancing by the MSS and PSH/FIN only on the last; a GSO packet
+    /// that is not TCP/IPv4 cannot be cut and is dropped and counted.
+    #[test]
+    fn a_gso_packet_larger_than_the_bucket_is_queued_as_its_segments() {
+        let pool = pool();
+        let mut q = Tbf::new(TbfParams {
+            rate: MBIT,
+            burst: 1600,
+            limit: 100_000,
+        })
+        .unwrap();
+        let skb = tcp_gso_skb(&pool, 4000, 1448);
+        assert_eq!(q.enqueue(skb, Instant::ZERO), NetXmit::Success);
+        assert_eq!(q.stats().qlen, 3, "4000 bytes at 1448 a segment");
+        let mut now = Instant::ZERO;
+        let mut got = Vec::new();
+        for i in 0..3u32 {
+            let seg = loop {
+                if let Some(seg) = q.dequeue(now) {
+                    break seg;
+                }
+                now = q.next_event().expect("a backlogged tbf has a next event");
+            };
+            let mut b = vec![0u8; seg.len()];
+            seg.copy_bits(0, &mut b).unwrap();
+            let ip = wire::Ipv4Packet::new_verified(&b[14..]).unwrap();
+            let tcp = wire::TcpPacket::new_checked(ip.payload()).unwrap();
+            assert!(
+                tcp.verify_checksum(ip.src_addr(), ip.dst_addr()),
+                "segment {i}"
+            );
+            assert_eq!(tcp.seq_number(), 1000 + i * 1448);
+            let last = i == 2;
+            let fin_psh = wire::TcpFlags::FIN | wire::TcpFlags::PSH;
+            assert_eq!(
+                tcp.flags().contains(fin_psh),
+                last,
+                "segment {i}: PSH and FIN on the last only"
+            );
+            assert_eq!(tcp.flags().intersects(fin_psh), last, "segment {i}");
+            got.extend_from_slice(tcp.payload());
+        }
+        assert_eq!(got, (0..4000).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+        let mut udp = tcp_gso_skb(&pool, 4000, 1448);
+        udp.gso_type = netcore::SkbGsoType::UDP_L4;
+        assert_eq!(q.enqueue(udp, now), NetXmit::Drop);
+        assert_eq!(q.stats().drops, 1);
     }
 
     #[test]

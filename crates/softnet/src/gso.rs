@@ -1,10 +1,9 @@
 //! Generic segmentation offload on output: what the device cannot do is
 //! done in software just before the driver.
 //!
-//! Mirrors `skb_gso_segment()`/`__skb_gso_segment()` and `skb_gso_ok()`
-//! of `net/core/gso.c`, and `validate_xmit_skb()` with `netif_needs_gso()`
-//! and `skb_needs_linearize()` of `net/core/dev.c`. The TCP/IPv4 segmenter
-//! itself is in [`crate::tcp_offload`].
+//! Mirrors `validate_xmit_skb()` with `skb_needs_linearize()` of
+//! `net/core/dev.c`. The segmentation itself (`skb_gso_segment()` of
+//! `net/core/gso.c` and the TCP/IPv4 segmenter) is netcore's.
 //!
 //! # Deviations from Linux
 //!
@@ -14,46 +13,11 @@
 
 use std::collections::VecDeque;
 
-use netcore::{DropReason, IpSummed, NetdevFeatures, SkBuff, SkbGsoType, kfree_skb_reason};
+use netcore::{
+    DropReason, NetdevFeatures, SkBuff, kfree_skb_reason, netif_needs_gso, skb_gso_segment,
+};
 
 use crate::netdevice::NetDev;
-use crate::tcp_offload::{GsoError, tcp4_gso_segment};
-
-/// The `NETIF_F_GSO_*` shift: `SKB_GSO_*` bit `n` is feature bit `n + 16`.
-const NETIF_F_GSO_SHIFT: u32 = 16;
-
-/// Whether a device with `features` takes a GSO skb of `gso_type` as it
-/// is. Mirrors `skb_gso_ok()` / `net_gso_ok()`.
-#[doc(alias = "net_gso_ok")]
-pub fn skb_gso_ok(gso_type: SkbGsoType, features: NetdevFeatures) -> bool {
-    let needed = NetdevFeatures::from_bits_retain(u64::from(gso_type.bits()) << NETIF_F_GSO_SHIFT);
-    features.contains(needed)
-}
-
-/// Whether `skb` must be segmented in software before a device with
-/// `features` may send it. Mirrors `netif_needs_gso()`.
-pub fn netif_needs_gso(skb: &SkBuff, features: NetdevFeatures) -> bool {
-    skb.is_gso()
-        && (!skb_gso_ok(skb.gso_type, features)
-            || !matches!(
-                skb.ip_summed,
-                IpSummed::Partial { .. } | IpSummed::Unnecessary
-            ))
-}
-
-/// Segments a GSO skb for a device with `features`.
-///
-/// Mirrors `skb_gso_segment()` → `skb_mac_gso_segment()`: dispatches on
-/// the ethertype and GSO type; only TCP over IPv4 is segmented here
-/// ([`tcp4_gso_segment`]).
-pub fn skb_gso_segment(skb: &SkBuff, features: NetdevFeatures) -> Result<Vec<SkBuff>, GsoError> {
-    if skb.protocol != netcore::ETH_P_IP {
-        return Err(GsoError::Unsupported {
-            gso_type: skb.gso_type,
-        });
-    }
-    tcp4_gso_segment(skb, features)
-}
 
 /// The packets [`validate_xmit_skb`] leaves to send, in order.
 #[derive(Debug)]

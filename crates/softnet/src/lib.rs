@@ -23,11 +23,10 @@
 //! - `net-procfs.c`: [`Softnet::softnet_stat`], [`SoftnetStat`],
 //!   [`Softnet::ptype_show`].
 //! - `sch_generic.c`: [`dev_tx_weight`] and the qdisc run loop.
-//! - `gso.c` (and `validate_xmit_skb()`): [`skb_gso_segment`],
-//!   [`skb_gso_ok`], [`netif_needs_gso`]; software GSO runs on the way to
-//!   the driver for a device without TSO.
-//! - `tcp_offload.c` / `af_inet.c` (GSO half): [`tcp4_gso_segment`],
-//!   [`GsoError`].
+//! - `validate_xmit_skb()`: software GSO runs on the way to the driver
+//!   for a device without TSO, with netcore's [`skb_gso_segment`],
+//!   [`skb_gso_ok`], [`netif_needs_gso`], [`tcp4_gso_segment`] and
+//!   [`GsoError`] (re-exported here).
 //! - a pcap tap: [`PcapTap`], [`PcapFilter`].
 //!
 //! Seams: it consumes `napi` (poll lists, [`napi::napi_poll`]), `irq`
@@ -108,7 +107,6 @@ mod ptype;
 mod rps;
 mod sch_generic;
 mod sync;
-mod tcp_offload;
 #[cfg(all(test, not(loom)))]
 mod tests;
 #[cfg(all(any(test, feature = "testutils"), not(loom)))]
@@ -119,9 +117,11 @@ pub use dev::{
     dev_queue_xmit, handle_timer, net_rx_action, net_tx_action, netdev_pick_tx, netif_receive_skb,
     netif_rx, netif_schedule_queue, netif_tx_wake_queue,
 };
-pub use gso::{netif_needs_gso, skb_gso_ok, skb_gso_segment};
 pub use net_procfs::SoftnetStat;
-pub use netcore::{reciprocal_scale, skb_get_hash};
+pub use netcore::{
+    GsoError, netif_needs_gso, reciprocal_scale, skb_get_hash, skb_gso_ok, skb_gso_segment,
+    tcp4_gso_segment,
+};
 pub use netdevice::{DevBase, IFNAMSIZ, NetDev, dev_close, dev_open};
 pub use pcap::{
     LINKTYPE_ETHERNET, PCAP_MAGIC_NSEC, PCAP_SNAPLEN, PcapFilter, PcapFilterError, PcapTap,
@@ -130,7 +130,6 @@ pub use pcap::{
 pub use ptype::{NetRx, PacketType, PtypeMatch, TcIngress, TcVerdict};
 pub use rps::{CpuMask, RpsMap, skb_tx_hash};
 pub use sch_generic::dev_tx_weight;
-pub use tcp_offload::{GsoError, tcp4_gso_segment};
 
 // The lower-layer types in softnet's own signatures, re-exported so that a
 // layer above (ipv4) can name them without depending on those crates.

@@ -2,8 +2,8 @@
 //!
 //! Mirrors `inet_gso_segment()` (`net/ipv4/af_inet.c`) and
 //! `tcp4_gso_segment()`/`tcp_gso_segment()` (`net/ipv4/tcp_offload.c`),
-//! which `skb_gso_segment()` ([`crate::gso`]) reaches through the offload
-//! tables. Each segment gets a copy of the Ethernet, IPv4 and TCP headers
+//! which `skb_gso_segment()` ([`crate::skb_gso_segment`]) reaches through
+//! the offload tables. Each segment gets a copy of the Ethernet, IPv4 and TCP headers
 //! and its share of the payload, then:
 //!
 //! - IPv4: `tot_len` of the segment, the ID incremented per segment
@@ -17,8 +17,9 @@
 //! # Deviations from Linux
 //!
 //! - These are IPv4 and TCP functions that Linux keeps under `net/ipv4`;
-//!   they live in softnet because `ipv4` sits above it in the layer table
-//!   and `validate_xmit_skb()` needs them.
+//!   they live in netcore, under `skb_gso_segment()`, because every layer
+//!   that segments sits below `ipv4` in the layer table: softnet's
+//!   `validate_xmit_skb()` and the qdiscs (`tbf_segment()`) both call them.
 //! - As in Linux's `skb_segment()`: for a device with scatter-gather
 //!   (`NETIF_F_SG`) the payload a segment takes from the GSO skb's
 //!   fragments stays there (the segment's fragments share those buffers;
@@ -26,14 +27,14 @@
 //!   copied), and only what lies in the GSO skb's linear part is copied
 //!   into the segment's; for a device without, the segment is linear with
 //!   the whole payload copied in.
-//! - The GSO skb's owner ([`netcore::SkbDestructor`]) is released when it
+//! - The GSO skb's owner ([`crate::SkbDestructor`]) is released when it
 //!   is segmented, as if `skb_orphan()`ed, rather than handed on to the
 //!   segments with its truesize split among them.
 
 use core::fmt;
 use std::net::Ipv4Addr;
 
-use netcore::{IpSummed, NetdevFeatures, SkBuff, SkbError, SkbGsoType};
+use crate::{IpSummed, NetdevFeatures, SkBuff, SkbError, SkbGsoType};
 use wire::{TcpFlags, csum_partial, csum_tcpudp_magic, ip_fast_csum};
 
 /// `IPPROTO_TCP`.
@@ -267,7 +268,7 @@ pub fn tcp4_gso_segment(skb: &SkBuff, features: NetdevFeatures) -> Result<Vec<Sk
 
 #[cfg(test)]
 mod tests {
-    use netcore::{ETH_P_IP, PagePool, PagePoolParams, SkbGsoType};
+    use crate::{ETH_P_IP, PagePool, PagePoolParams, SkbGsoType};
     use wire::{Ipv4Packet, TcpPacket};
 
     use super::*;
