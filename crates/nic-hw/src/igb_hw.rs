@@ -57,8 +57,8 @@ use dma_ring::{RxDevice, RxStatusError, RxWriteback, TxCmd, TxDevice, TxPopts};
 use irq::IrqTable;
 use netcore::{Duration, Instant, PageBuf, SkBuff};
 use wire::{
-    FlowKeys, IpProtocol, csum_fold, csum_partial, csum_tcpudp_magic, ip_fast_csum,
-    skb_flow_dissect_flow_keys,
+    FlowKeys, IpProtocol, csum_fold, csum_partial, csum_short_wide, csum_tcpudp_magic,
+    ip_fast_csum, skb_flow_dissect_flow_keys,
 };
 
 use crate::e1000_regs as r;
@@ -1684,54 +1684,18 @@ fn rx_l4_checksum(ip: &[u8; 20], ihl: usize, payload: &[u8]) -> RxStatusError {
 }
 
 /// The ones'-complement sum of `data`'s 16-bit words, in little-endian
-/// word order (bytes swapped in each word), not folded: the data's 64-bit
-/// words added into a 128-bit accumulator (an add and an add-with-carry
-/// each), below 2^72, so a caller may add a few such sums and test them
-/// once with [`csum_ok`].
+/// word order (bytes swapped in each word), not folded, below 2^72, so a
+/// caller may add a few such sums and test them once with [`csum_ok`].
 ///
-/// Below 128 bytes (headers, small datagrams) there is no loop: the words
-/// go in blocks of 8, 4, 2 and 1 as the bits of their count say, each
-/// block straight-line code behind one test. A tail of 1 to 7 bytes is
-/// zero-padded, as the checksum's definition pads an odd byte: from data
-/// of 8 bytes or more it is one load of the last eight bytes, shifted
-/// down. Longer data goes to `csum_partial()`.
+/// Below 128 bytes (headers, small datagrams) it is wire's loop-free
+/// [`csum_short_wide`], inlined here; longer data goes to
+/// `csum_partial()`.
 #[inline(always)]
 fn le_sum(data: &[u8]) -> u128 {
     if data.len() >= 128 {
         return le_sum_long(data);
     }
-    let (mut words, tail) = data.as_chunks::<8>();
-    let mut acc = 0u128;
-    add_words::<8>(&mut acc, &mut words);
-    add_words::<4>(&mut acc, &mut words);
-    add_words::<2>(&mut acc, &mut words);
-    add_words::<1>(&mut acc, &mut words);
-    let last = match (tail.len(), data.last_chunk::<8>()) {
-        (0, _) => 0,
-        // The tail is the top `t` bytes of the last eight; it starts a
-        // multiple of eight bytes in, so its first byte is a low byte.
-        (t, Some(l)) => u64::from_le_bytes(*l) >> ((8 - t) * 8),
-        (_, None) => tail
-            .iter()
-            .rev()
-            .fold(0u64, |w, &b| (w << 8) | u64::from(b)),
-    };
-    acc + u128::from(last)
-}
-
-/// Adds the first `N` words of `words` to `acc` and steps past them, if
-/// bit `N` of their count is set (`N` a power of two; [`le_sum`] calls it
-/// with 8, 4, 2, 1 on at most 15 words, which takes every word).
-#[inline(always)]
-fn add_words<const N: usize>(acc: &mut u128, words: &mut &[[u8; 8]]) {
-    if words.len() & N != 0
-        && let Some((block, rest)) = words.split_first_chunk::<N>()
-    {
-        for w in block {
-            *acc += u128::from(u64::from_le_bytes(*w));
-        }
-        *words = rest;
-    }
+    csum_short_wide(data)
 }
 
 /// [`le_sum`] of 128 bytes or more: `csum_partial()`, out of line so that

@@ -108,8 +108,9 @@ mod udp;
 
 pub use arp::{ARP_ETH_IPV4_LEN, ARPHRD_ETHER, ArpEthIpv4, ArpHdr, ArpOp, ArpPacket, ArpRepr};
 pub use checksum::{
-    csum_add, csum_block_add, csum_fold, csum_partial, csum_replace2, csum_replace4, csum_sub,
-    csum_tcpudp_magic, csum_tcpudp_nofold, ip_compute_csum, ip_fast_csum,
+    csum_add, csum_block_add, csum_fold, csum_partial, csum_replace2, csum_replace4,
+    csum_short_wide, csum_sub, csum_tcpudp_magic, csum_tcpudp_nofold, ip_compute_csum,
+    ip_fast_csum,
 };
 pub use error::WireError;
 pub use ethernet::{
