@@ -88,6 +88,11 @@ pub struct TcpSeg {
     pub opts: TcpOptions,
     /// Payload length.
     pub len: u32,
+    /// The header's length in bytes (`th->doff * 4`) when its options are
+    /// none or exactly the aligned timestamp, the layouts header
+    /// prediction matches (`tcp_parse_aligned_timestamp()`); 0 for any
+    /// other layout, which always takes the slow path.
+    pub pred_hlen: u8,
 }
 
 impl TcpSeg {
@@ -106,6 +111,7 @@ const FLAG_SYN_ACKED: u32 = 0x10;
 const FLAG_DATA_SACKED: u32 = 0x20;
 const FLAG_ECE: u32 = 0x40;
 const FLAG_LOST_RETRANS: u32 = 0x80;
+const FLAG_SLOWPATH: u32 = 0x100;
 const FLAG_ORIG_SACK_ACKED: u32 = 0x200;
 const FLAG_SND_UNA_ADVANCED: u32 = 0x400;
 const FLAG_DSACKING_ACK: u32 = 0x800;
@@ -1250,23 +1256,36 @@ fn tcp_ack<C: TcpContext>(
     {
         tcp_store_ts_recent(tp, now);
     }
-    if seg.seq != seg.end_seq {
-        flag |= FLAG_DATA;
-    }
-    // tcp_ack_update_window()
-    let mut nwin = u32::from(seg.window);
-    if !seg.has(TcpFlags::SYN) {
-        nwin <<= tp.rx_opt.snd_wscale;
-    }
-    if tcp_may_update_window(tp, ack, seg.seq, nwin) {
-        flag |= FLAG_WIN_UPDATE;
+    if flag & FLAG_SLOWPATH == 0 && after(ack, prior_snd_una) {
+        // Header prediction matched: the window is the one we hold, a pure
+        // forward advance (tcp_update_wl()).
         tp.snd_wl1 = seg.seq;
-        if tp.snd_wnd != nwin {
-            tp.snd_wnd = nwin;
-            if nwin > tp.max_window {
-                tp.max_window = nwin;
-                let pmtu = tp.pmtu;
-                tcp_sync_mss(tp, pmtu);
+        flag |= FLAG_WIN_UPDATE;
+        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpHpAcks);
+    } else {
+        if seg.seq == seg.end_seq {
+            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpPureAcks);
+        } else {
+            flag |= FLAG_DATA;
+        }
+        // tcp_ack_update_window()
+        let mut nwin = u32::from(seg.window);
+        if !seg.has(TcpFlags::SYN) {
+            nwin <<= tp.rx_opt.snd_wscale;
+        }
+        if tcp_may_update_window(tp, ack, seg.seq, nwin) {
+            flag |= FLAG_WIN_UPDATE;
+            tp.snd_wl1 = seg.seq;
+            if tp.snd_wnd != nwin {
+                tp.snd_wnd = nwin;
+                // The only place the fast path comes back for a sender.
+                tp.pred_flags = 0;
+                tcp_fast_path_check(tp);
+                if nwin > tp.max_window {
+                    tp.max_window = nwin;
+                    let pmtu = tp.pmtu;
+                    tcp_sync_mss(tp, pmtu);
+                }
             }
         }
     }
@@ -2126,6 +2145,8 @@ fn tcp_prune_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, len: u32)
         return true;
     }
     ctx.mibs().inc(cpu, LinuxMib::RcvPruned);
+    // Being abused: no fast path until the queues drain.
+    tp.pred_flags = 0;
     false
 }
 
@@ -2356,6 +2377,8 @@ fn tcp_data_queue_ofo<C: TcpContext>(
         kfree_skb_reason(skb, DropReason::TcpOfoDrop);
         return;
     }
+    // Header prediction is off while data waits out of order.
+    tp.pred_flags = 0;
     ctx.mibs().inc(cpu, LinuxMib::TcpOfoQueue);
     tp.ack.pending |= ICSK_ACK_SCHED;
     let mut end = seq
@@ -2575,6 +2598,7 @@ fn tcp_data_queue<C: TcpContext>(
         if !tp.selective_acks.is_empty() {
             tcp_sack_remove(tp);
         }
+        tcp_fast_path_check(tp);
         if fin_now {
             tcp_fin(stack, ctx, tp);
         }
@@ -2685,10 +2709,17 @@ fn tcp_rcv_synsent_state_process<C: TcpContext>(
         tcp_syn_options_received(ctx, tp, seg);
         tp.snd_wl1 = seg.seq;
         tcp_parse_ts(tp, seg);
-        let _ = tcp_ack(stack, ctx, tp, seg, 0);
+        let _ = tcp_ack(stack, ctx, tp, seg, FLAG_SLOWPATH);
         tp.rcv_nxt = seg.seq.wrapping_add(1);
         tp.rcv_wup = tp.rcv_nxt;
         tp.snd_wnd = u32::from(seg.window);
+        // The SYN-ACK's window is not scaled: with scaling the fast path
+        // waits for the first window update.
+        if tp.rx_opt.snd_wscale == 0 {
+            tcp_fast_path_on_wnd(tp, tp.snd_wnd);
+        } else {
+            tp.pred_flags = 0;
+        }
         tp.max_window = tp.snd_wnd;
         if tp.rx_opt.saw_tstamp {
             tcp_store_ts_recent(tp, now);
@@ -3000,6 +3031,131 @@ fn tcp_try_coalesce<C: TcpContext>(
     Ok(())
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: send every segment down the slow path, to compare.
+    pub(crate) static HP_OFF: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// The header word header prediction compares: the data offset, the
+/// flags but PSH and the reserved bits, and the window field. Mirrors
+/// `tcp_flag_word(th) & TCP_HP_BITS`; a header layout the fast path
+/// does not read has data offset 0 here and matches nothing.
+fn tcp_hp_word(seg: &TcpSeg) -> u32 {
+    let flags = seg.flags.difference(TcpFlags::PSH).bits();
+    (u32::from(seg.pred_hlen) << 26) | (u32::from(flags) << 16) | u32::from(seg.window)
+}
+
+/// Turns header prediction on for a send window of `snd_wnd` (as the
+/// window field carries it). Mirrors `__tcp_fast_path_on()`.
+pub(crate) fn tcp_fast_path_on_wnd(tp: &mut TcpSock, snd_wnd: u32) {
+    let hlen = u32::from(crate::tcp_output::tcp_header_len(tp));
+    tp.pred_flags = (hlen << 26) | (u32::from(TcpFlags::ACK.bits()) << 16) | snd_wnd;
+}
+
+/// Turns header prediction on for the current send window. Mirrors
+/// `tcp_fast_path_on()`.
+pub(crate) fn tcp_fast_path_on(tp: &mut TcpSock) {
+    tcp_fast_path_on_wnd(tp, tp.snd_wnd >> tp.rx_opt.snd_wscale);
+}
+
+/// Turns header prediction on unless data waits out of order, the
+/// receive window is closed or the receive buffer is full. Mirrors
+/// `tcp_fast_path_check()` (no urgent data here).
+pub(crate) fn tcp_fast_path_check(tp: &mut TcpSock) {
+    if tp.ofo_queue.is_empty() && tp.rcv_wnd != 0 && tp.rmem_alloc < tp.rcvbuf {
+        tcp_fast_path_on(tp);
+    }
+}
+
+/// The header-prediction fast path of an ESTABLISHED socket: a segment
+/// whose header word matches `pred_flags` (only ACK, maybe PSH; the
+/// expected options; the send window unchanged), that starts at
+/// `rcv_nxt`, acknowledges nothing unsent and whose timestamp is not
+/// older than `ts_recent` skips the checks of the slow path: a pure ACK
+/// goes to `tcp_ack()` without the window update (`TCPHPAcks`), in-order
+/// data that fits the window and the memory already reserved is queued
+/// at once (`TCPHPHits`), then acknowledged. Returns the skb when the
+/// segment must take the slow path. Mirrors the fast path of
+/// `tcp_rcv_established()`.
+///
+/// # Deviations from Linux
+///
+/// - Data also needs the receive buffer to take it when the receive
+///   queue holds data (the slow path's `tcp_try_rmem_schedule()` test),
+///   so both paths drop and accept the same segments.
+/// - The receiver's RTT sample from the echoed timestamp is taken in
+///   `tcp_event_data_recv()` on both paths (`tcp_rcv_rtt_measure()`), so
+///   a pure ACK does not record its echo (`rcv_rtt_last_tsecr`).
+fn tcp_rcv_established_fast<C: TcpContext>(
+    stack: &TcpStack,
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    seg: &TcpSeg,
+    skb: SkBuff,
+) -> Option<SkBuff> {
+    #[cfg(test)]
+    if HP_OFF.get() {
+        return Some(skb);
+    }
+    if tcp_hp_word(seg) != tp.pred_flags || seg.seq != tp.rcv_nxt || after(seg.ack_seq, tp.snd_nxt)
+    {
+        return Some(skb);
+    }
+    let now = ctx.now();
+    // tcp_header_len is the timestamp's: the segment carries it aligned
+    // (pred_hlen matched); PAWS in doubt goes the slow way.
+    let ts_hdr = tp.rx_opt.tstamp_ok;
+    if ts_hdr
+        && (!tp.rx_opt.saw_tstamp
+            || (tp.rx_opt.rcv_tsval.wrapping_sub(tp.rx_opt.ts_recent) as i32) < 0)
+    {
+        return Some(skb);
+    }
+    if seg.len == 0 {
+        // A pure ACK: the sender's side of a bulk transfer. In window by
+        // definition (seq == rcv_nxt); seq <= rcv_wup reduces to equality.
+        if ts_hdr && tp.rcv_nxt == tp.rcv_wup {
+            tcp_store_ts_recent(tp, now);
+        }
+        let _ = tcp_ack(stack, ctx, tp, seg, 0);
+        drop(skb);
+        tcp_data_snd_check(ctx, tp);
+        return None;
+    }
+    if after(seg.end_seq, tp.rcv_nxt.wrapping_add(tcp_receive_window(tp))) {
+        return Some(skb);
+    }
+    let truesize = skb.truesize() as u32;
+    if i64::from(truesize) > crate::tcp_mem::sk_forward_alloc(tp)
+        || (!tp.receive_queue.is_empty() && !tcp_can_ingest(tp, seg.len))
+    {
+        return Some(skb);
+    }
+    if ts_hdr && tp.rcv_nxt == tp.rcv_wup {
+        tcp_store_ts_recent(tp, now);
+    }
+    ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpHpHits);
+    // The receiver's side of a bulk transfer.
+    tp.data_segs_in += 1;
+    tp.last_data_recv = now;
+    let gso_size = u32::from(skb.gso_size);
+    let seq = tp.rcv_nxt;
+    tcp_queue_rcv(ctx, tp, seq, skb, false);
+    tcp_event_data_recv(ctx, tp, gso_size, seg.len, truesize);
+    if seg.ack_seq == tp.snd_una {
+        tp.snd_wl1 = seg.seq;
+    } else {
+        let _ = tcp_ack(stack, ctx, tp, seg, FLAG_DATA);
+        tcp_data_snd_check(ctx, tp);
+    }
+    tcp_ack_snd_check(ctx, tp);
+    if !tp.dead {
+        ctx.sk_wake(tp.id, SkEvent::DataReady);
+    }
+    None
+}
+
 /// Runs a segment through a synchronized socket (every state but LISTEN,
 /// which `tcp_v4_rcv()` handles, and CLOSE). Mirrors
 /// `tcp_rcv_state_process()` (which in Linux also covers ESTABLISHED's slow
@@ -3027,6 +3183,14 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
         _ => {}
     }
     tcp_parse_ts(tp, seg);
+    let skb = if tp.state == TcpState::Established {
+        match tcp_rcv_established_fast(stack, ctx, tp, seg, skb) {
+            Some(skb) => skb,
+            None => return false,
+        }
+    } else {
+        skb
+    };
     if let Err(reason) = tcp_validate_incoming(stack, ctx, tp, seg) {
         kfree_skb_reason(skb, reason);
         return false;
@@ -3035,7 +3199,8 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
         kfree_skb_reason(skb, DropReason::TcpFlags);
         return false;
     }
-    let flag = FLAG_UPDATE_TS_RECENT
+    let flag = FLAG_SLOWPATH
+        | FLAG_UPDATE_TS_RECENT
         | if tp.state == TcpState::SynRecv {
             FLAG_NO_CHALLENGE_ACK
         } else {
@@ -3056,6 +3221,7 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
             if tp.rx_opt.tstamp_ok {
                 // tcp_header_len includes TS: handled by tcp_mtu_to_mss.
             }
+            tcp_fast_path_on(tp);
             tcp_init_transfer(ctx, tp);
             tp.ack.lrcvtime = now;
             if !tp.dead {

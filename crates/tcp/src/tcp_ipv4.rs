@@ -58,7 +58,10 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
     // The header: read straight from the bytes when its options are none
     // or the aligned timestamp (nearly every established segment), else
     // checked and parsed in full.
-    let Some(h) = tcp_fast_parse(skb.data()).or_else(|| tcp_slow_parse(skb.data())) else {
+    let fast = tcp_fast_parse(skb.data());
+    // Header prediction takes only the layouts the fast parse reads.
+    let pred_hlen = fast.as_ref().map_or(0, |h| h.hlen as u8);
+    let Some(h) = fast.or_else(|| tcp_slow_parse(skb.data())) else {
         ctx.mibs().inc(cpu, TcpMib::InErrs);
         kfree_skb_reason(skb, DropReason::PktTooSmall);
         return;
@@ -90,6 +93,7 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
         window: h.window,
         opts: h.opts,
         len,
+        pred_hlen,
     };
     if skb.pull(hlen).is_err() {
         ctx.mibs().inc(cpu, TcpMib::InErrs);

@@ -257,6 +257,8 @@ pub(crate) fn tcp_select_window<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> u16
     tp.rcv_wup = tp.rcv_nxt;
     let new_win = new_win.min(65535u32 << wscale) >> wscale;
     if new_win == 0 {
+        // A zero window turns header prediction off.
+        tp.pred_flags = 0;
         if old_win != 0 {
             ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpToZeroWindowAdv);
         }

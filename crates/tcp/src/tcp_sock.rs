@@ -809,6 +809,11 @@ pub(crate) struct TcpSock {
     /// so the hot path tests it and cancels only the timer armed. The
     /// deadline (`icsk_timeout`) stays with the wheel.
     pub icsk_pending: u8,
+    /// Header prediction: the header word (data offset, flags but PSH,
+    /// window) an in-order segment must carry to take the fast path of
+    /// `tcp_rcv_established()`, or 0 when the fast path is off
+    /// (`tp->pred_flags`, see `tcp_fast_path_on()` in `tcp_input.rs`).
+    pub pred_flags: u32,
     pub ack: IcskAck,
     pub syn_retries_done: u8,
     // tcp_sock: receive side
@@ -944,6 +949,7 @@ impl TcpSock {
             backoff: 0,
             probes_out: 0,
             icsk_pending: 0,
+            pred_flags: 0,
             ack: IcskAck::default(),
             syn_retries_done: 0,
             rcv_nxt: 0,

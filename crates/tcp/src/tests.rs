@@ -2293,3 +2293,229 @@ fn icsk_pending_names_the_one_armed_retransmit_or_probe_timer_throughout_a_lossy
         "the loss was exercised"
     );
 }
+
+/// What a header-prediction scenario leaves: every segment on the wire,
+/// the counters of both hosts, and what each side read.
+type HpRun = (Vec<String>, Vec<Vec<(&'static str, u64)>>, Vec<u64>);
+
+/// Request/response rounds, then a bulk transfer each way, on a seeded
+/// network with light reordering; with `hp_off` every segment takes the
+/// slow path.
+fn header_prediction_run(hp_off: bool) -> HpRun {
+    use crate::context::TcpContext;
+    crate::tcp_input::HP_OFF.set(hp_off);
+    let mut net = Net::with_seed(2, 7);
+    let (c, s) = net.connect_pair(80);
+    let mut buf = vec![0u8; 65536];
+    let mut read = [Vec::new(), Vec::new()];
+    for round in 0..50u64 {
+        net.send(0, &c, &pattern(100, round)).unwrap();
+        net.run_for_ms(3);
+        let n = net.recv(1, &s, &mut buf).unwrap();
+        read[1].extend_from_slice(&buf[..n]);
+        net.send(1, &s, &pattern(300, round + 1000)).unwrap();
+        net.run_for_ms(3);
+        let n = net.recv(0, &c, &mut buf).unwrap();
+        read[0].extend_from_slice(&buf[..n]);
+    }
+    for (from, to) in [(0usize, 1usize), (1, 0)] {
+        let (tx, rx) = if from == 0 { (&c, &s) } else { (&s, &c) };
+        let data = pattern(400_000, from as u64);
+        let mut sent = 0;
+        let start = read[to].len();
+        let ok = net.run_until(Duration::from_secs(60), |n| {
+            if sent < data.len()
+                && let Ok(k) = n.send(from, tx, &data[sent..])
+            {
+                sent += k;
+            }
+            while let Ok(k) = n.recv(to, rx, &mut buf) {
+                if k == 0 {
+                    break;
+                }
+                read[to].extend_from_slice(&buf[..k]);
+            }
+            read[to].len() - start == data.len()
+        });
+        assert!(ok, "bulk {from} -> {to} did not finish");
+        assert_eq!(fnv(&read[to][start..]), fnv(&data));
+    }
+    net.run_for_ms(500);
+    crate::tcp_input::HP_OFF.set(false);
+    let wire = net
+        .log
+        .iter()
+        .map(|x| format!("{:?} {} {:?}", x.at, x.src, x.tcp))
+        .collect();
+    let mibs = (0..2)
+        .map(|i| {
+            let snap = net.hosts[i].ctx.mibs().snapshot();
+            snap.group::<TcpMib>()
+                .chain(snap.group::<LinuxMib>())
+                .collect()
+        })
+        .collect();
+    (wire, mibs, read.iter().map(|r| fnv(r)).collect())
+}
+
+/// Header prediction (`tcp_rcv_established()`'s fast path) is taken in
+/// steady state, by the receiver of data (`TCPHPHits`) and the sender
+/// getting pure ACKs (`TCPHPAcks`), and changes nothing else: the same
+/// segments at the same times, the same counters, the same bytes read as
+/// when every segment takes the slow path.
+#[test]
+fn header_prediction_fast_path_matches_the_slow_path() {
+    let (fast_wire, fast_mibs, fast_read) = header_prediction_run(false);
+    let (slow_wire, slow_mibs, slow_read) = header_prediction_run(true);
+    assert_eq!(fast_read, slow_read);
+    assert_eq!(fast_wire.len(), slow_wire.len());
+    for (i, (f, s)) in fast_wire.iter().zip(&slow_wire).enumerate() {
+        assert_eq!(f, s, "segment {i} differs");
+    }
+    let hp = ["TCPHPHits", "TCPHPAcks", "TCPPureAcks"];
+    for host in 0..2 {
+        let get = |m: &[(&str, u64)], name: &str| {
+            m.iter().find(|(n, _)| *n == name).map(|&(_, v)| v).unwrap()
+        };
+        let (fm, sm) = (&fast_mibs[host], &slow_mibs[host]);
+        assert!(get(fm, "TCPHPHits") >= 40, "host {host}");
+        assert!(get(fm, "TCPHPAcks") >= 40, "host {host}");
+        assert_eq!(get(sm, "TCPHPHits"), 0);
+        assert_eq!(get(sm, "TCPHPAcks"), 0);
+        // Pure ACKs the fast path did not take are still counted.
+        assert!(get(sm, "TCPPureAcks") > get(fm, "TCPPureAcks"));
+        for (f, s) in fm.iter().zip(sm) {
+            if !hp.contains(&f.0) {
+                assert_eq!(f, s, "host {host}");
+            }
+        }
+    }
+}
+
+/// Out-of-order data turns header prediction off until the hole is
+/// filled: nothing takes the fast path while the ofo queue holds data,
+/// and it comes back once the queue drains.
+#[test]
+fn header_prediction_off_while_out_of_order_data_waits() {
+    let (mut net, c, s) = pair();
+    let mut buf = vec![0u8; 65536];
+    net.send(0, &c, &[1u8; 1000]).unwrap();
+    net.run_for_ms(50);
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(1000));
+    assert_ne!(s.lock().pred_flags, 0, "the fast path is on after data");
+    let client = net.addr(0);
+    let mut dropped = false;
+    net.set_drop_filter(move |x| {
+        let hit = !dropped && x.src == client && !x.is_empty();
+        dropped |= hit;
+        hit
+    });
+    let data = pattern(5000, 4);
+    net.send(0, &c, &data).unwrap();
+    let ok = net.run_until(Duration::from_secs(1), |n| {
+        let _ = n;
+        !s.lock().ofo_queue.is_empty()
+    });
+    assert!(ok, "no out-of-order data");
+    assert_eq!(s.lock().pred_flags, 0);
+    let hits = net.mib(1, LinuxMib::TcpHpHits);
+    while !s.lock().ofo_queue.is_empty() {
+        assert!(net.step(), "the hole was never filled");
+        assert_eq!(net.mib(1, LinuxMib::TcpHpHits), hits);
+    }
+    net.run_for_ms(50);
+    let mut got = Vec::new();
+    while let Ok(k) = net.recv(1, &s, &mut buf) {
+        got.extend_from_slice(&buf[..k]);
+    }
+    assert_eq!(got, data);
+    assert_ne!(s.lock().pred_flags, 0, "back on once the queue drained");
+    // Unread data leaves memory reserved (sk_forward_alloc) that the
+    // next segments fit in: they take the fast path again.
+    net.send(0, &c, &pattern(8 * 1448, 5)).unwrap();
+    net.run_for_ms(50);
+    assert!(net.mib(1, LinuxMib::TcpHpHits) > hits);
+}
+
+/// A zero receive window turns header prediction off (`tcp_select_window()`)
+/// and the window probes take the slow path; in-order data after the
+/// window reopens turns it back on.
+#[test]
+fn header_prediction_off_with_a_zero_window() {
+    let mut net = Net::new(2);
+    let l = net.socket(1);
+    net.setsockopt(1, &l, SockOpt::RcvBuf(4096)).unwrap();
+    {
+        let h = &mut net.hosts[1];
+        h.stack
+            .bind(&mut h.ctx, &l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80))
+            .unwrap();
+        h.stack.listen(&mut h.ctx, &l, 8).unwrap();
+    }
+    let c = net.socket(0);
+    let _ = net.connect(0, &c, 1, 80);
+    net.run_for_ms(10);
+    let s = net.accept(1, &l).unwrap();
+    let data = pattern(64 * 1024, 3);
+    let mut sent = 0;
+    for _ in 0..20 {
+        if let Ok(k) = net.send(0, &c, &data[sent..]) {
+            sent += k;
+        }
+        net.run_for_ms(20);
+    }
+    assert!(net.from(1).into_iter().any(|x| x.tcp.window == 0));
+    assert_eq!(s.lock().pred_flags, 0);
+    let hits = net.mib(1, LinuxMib::TcpHpHits);
+    net.run_for_ms(2_000);
+    assert!(net.mib(0, LinuxMib::TcpWinProbe) >= 1);
+    assert_eq!(net.mib(1, LinuxMib::TcpHpHits), hits);
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let ok = net.run_until(Duration::from_secs(120), |n| {
+        if sent < data.len()
+            && let Ok(k) = n.send(0, &c, &data[sent..])
+        {
+            sent += k;
+        }
+        while let Ok(k) = n.recv(1, &s, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        got.len() == data.len()
+    });
+    assert!(ok, "got {}", got.len());
+    assert_eq!(fnv(&got), fnv(&data));
+    assert_ne!(s.lock().pred_flags, 0, "in-order data turned it back on");
+}
+
+/// With window scaling the SYN-ACK's window is not the scaled one, so the
+/// client starts with header prediction off (`tcp_rcv_synsent_state_process()`)
+/// while the server turns it on entering ESTABLISHED; the client's first
+/// in-order data turns it on. Outside ESTABLISHED (FIN-WAIT-2 here) data
+/// takes the slow path.
+#[test]
+fn header_prediction_off_until_scaled_window_and_outside_established() {
+    let (mut net, c, s) = pair();
+    assert!(c.lock().rx_opt.snd_wscale > 0);
+    assert_eq!(c.lock().pred_flags, 0);
+    assert_ne!(s.lock().pred_flags, 0);
+    let mut buf = vec![0u8; 4096];
+    net.send(1, &s, &[3u8; 100]).unwrap();
+    net.run_for_ms(50);
+    assert_eq!(net.recv(0, &c, &mut buf), Ok(100));
+    assert_ne!(c.lock().pred_flags, 0);
+    net.shutdown(0, &c, Shutdown::Write).unwrap();
+    net.run_for_ms(50);
+    assert_eq!(c.state(), TcpState::FinWait2);
+    let hits = net.mib(0, LinuxMib::TcpHpHits);
+    for i in 0..3u8 {
+        net.send(1, &s, &[i; 500]).unwrap();
+        net.run_for_ms(50);
+        assert_eq!(net.recv(0, &c, &mut buf), Ok(500));
+        assert!(buf[..500].iter().all(|&b| b == i));
+    }
+    assert_eq!(net.mib(0, LinuxMib::TcpHpHits), hits);
+}
