@@ -255,7 +255,10 @@ impl HostShared {
 /// (simulation) or with [`crate::ThreadRuntime`].
 pub struct Host {
     pub(crate) shared: Arc<HostShared>,
-    pub(crate) cpus: Vec<CpuCtx>,
+    /// Each CPU's context, boxed: lending it to application code
+    /// ([`Host::app`]) or to a CPU thread moves a pointer, not the context.
+    #[allow(clippy::vec_box)] // the box is what a lend swaps
+    pub(crate) cpus: Vec<Box<CpuCtx>>,
     pub(crate) clock: Arc<dyn Clock>,
     /// One bit per CPU that may have work the simulation has not looked
     /// at: set by the host's wake-up hook (an IRQ delivered, a softirq
@@ -265,7 +268,7 @@ pub struct Host {
     pub(crate) kicked: Arc<AtomicU64>,
     /// Per CPU, the placeholder context that stood in for it during the
     /// last [`Host::app`] call, kept for the next one.
-    pub(crate) spare_ctx: Vec<Option<CpuCtx>>,
+    pub(crate) spare_ctx: Vec<Option<Box<CpuCtx>>>,
 }
 
 impl fmt::Debug for Host {
@@ -567,7 +570,7 @@ impl HostBuilder {
         });
         let mut cpus = Vec::with_capacity(n);
         for cpu in 0..n {
-            cpus.push(CpuCtx {
+            cpus.push(Box::new(CpuCtx {
                 cpu,
                 sd: softnet.softnet_data(cpu).map_err(NetstackError::layer)?,
                 timers: TimerWheel::new(now).into(),
@@ -575,7 +578,7 @@ impl HostBuilder {
                 host: Arc::clone(&shared),
                 tcp_trace: None,
                 tcp_dst: None,
-            });
+            }));
         }
         // inet_init() runs on CPU 0 (its neighbour GC timer lives there).
         crate::inet::inet_setup(&mut cpus[0], &self.addrs, &self.routes)?;
@@ -661,6 +664,16 @@ impl Host {
         &mut self,
         cpu: usize,
         f: impl FnOnce(&mut CpuCtx) -> R,
+    ) -> Result<R, NetstackError> {
+        self.with_cpu_box(cpu, |ctx| f(ctx))
+    }
+
+    /// [`Host::with_cpu`] on the box the host keeps the context in, so
+    /// that `f` can lend it by moving the pointer ([`Host::app`]).
+    pub(crate) fn with_cpu_box<R>(
+        &mut self,
+        cpu: usize,
+        f: impl FnOnce(&mut Box<CpuCtx>) -> R,
     ) -> Result<R, NetstackError> {
         let ctx = self.cpus.get_mut(cpu).ok_or_else(|| {
             NetstackError::bad_arg("cpu", "a CPU of the host, or the host runs on threads")

@@ -145,8 +145,9 @@ impl UdpNetContext for CpuCtx {
     }
 }
 
-/// A CPU context lent to application code on one thread.
-type Lent = Option<(ThreadId, CpuCtx)>;
+/// A CPU context lent to application code on one thread. Boxed, so that
+/// lending and giving it back move a pointer, not the context.
+type Lent = Option<(ThreadId, Box<CpuCtx>)>;
 
 /// What the socket layer of a host needs from it: a CPU context for each
 /// call, the clock, the sysctls, and whether a caller may sleep.
@@ -176,15 +177,31 @@ impl std::fmt::Debug for HostSockets {
 /// application code panicked.
 struct LendGuard<'a> {
     slot: &'a Mutex<Lent>,
-    ctx: &'a mut CpuCtx,
+    home: Home<'a>,
+}
+
+/// Where a lent context goes back to.
+enum Home<'a> {
+    /// A runner that keeps its context boxed ([`Host::app`]): the boxes
+    /// are swapped.
+    Boxed(&'a mut Box<CpuCtx>),
+    /// A runner's context reached by reference (process work queued with
+    /// [`HostShared::app_on`]): the contents are swapped back.
+    Inline(&'a mut CpuCtx),
 }
 
 impl LendGuard<'_> {
     /// Puts the context back; returns the placeholder that stood in for
     /// it (`None` if the context was already back).
-    fn give_back(&mut self) -> Option<CpuCtx> {
-        let (_, real) = self.slot.lock().take()?;
-        Some(std::mem::replace(self.ctx, real))
+    fn give_back(&mut self) -> Option<Box<CpuCtx>> {
+        let (_, mut real) = self.slot.lock().take()?;
+        match &mut self.home {
+            Home::Boxed(ctx) => Some(std::mem::replace(*ctx, real)),
+            Home::Inline(ctx) => {
+                std::mem::swap(*ctx, &mut *real);
+                Some(real)
+            }
+        }
     }
 }
 
@@ -198,9 +215,9 @@ impl Drop for LendGuard<'_> {
 /// The hand-over of a CPU thread's context to an application thread.
 enum Handoff {
     Waiting,
-    Offered(CpuCtx),
+    Offered(Box<CpuCtx>),
     InUse,
-    Returned(CpuCtx),
+    Returned(Box<CpuCtx>),
     Cancelled,
 }
 
@@ -248,10 +265,20 @@ impl HostSockets {
         })
     }
 
-    /// Runs `f` with `ctx` lent to this thread's socket calls.
+    /// Runs `f` with `ctx` lent to this thread's socket calls (a
+    /// context the runner does not keep boxed: it is swapped into a box
+    /// holding a stand-in, and back).
     fn lend<R>(&self, ctx: &mut CpuCtx, f: impl FnOnce() -> R) -> R {
-        let (r, placeholder) = self.lend_with(ctx, None, f);
-        drop(placeholder);
+        let mut real = Box::new(scratch_ctx(&ctx.host, ctx.cpu, &ctx.clock));
+        std::mem::swap(ctx, &mut *real);
+        let slot = &self.lent[real.cpu.min(self.lent.len() - 1)];
+        *slot.lock() = Some((std::thread::current().id(), real));
+        let mut guard = LendGuard {
+            slot,
+            home: Home::Inline(ctx),
+        };
+        let r = f();
+        drop(guard.give_back());
         r
     }
 
@@ -261,22 +288,25 @@ impl HostSockets {
     /// none per call.
     fn lend_with<R>(
         &self,
-        ctx: &mut CpuCtx,
-        spare: Option<CpuCtx>,
+        ctx: &mut Box<CpuCtx>,
+        spare: Option<Box<CpuCtx>>,
         f: impl FnOnce() -> R,
-    ) -> (R, Option<CpuCtx>) {
+    ) -> (R, Option<Box<CpuCtx>>) {
         let cpu = ctx.cpu.min(self.lent.len() - 1);
         let placeholder = match spare {
             // Nothing runs on a placeholder (the runner that owns the CPU
             // is the one lending it), so one that armed no timer is as
             // new; the check keeps that true if it ever is not.
             Some(p) if p.cpu == ctx.cpu && p.timers.len() == 0 => p,
-            _ => scratch_ctx(&ctx.host, ctx.cpu, &ctx.clock),
+            _ => Box::new(scratch_ctx(&ctx.host, ctx.cpu, &ctx.clock)),
         };
         let real = std::mem::replace(ctx, placeholder);
         let slot = &self.lent[cpu];
         *slot.lock() = Some((std::thread::current().id(), real));
-        let mut guard = LendGuard { slot, ctx };
+        let mut guard = LendGuard {
+            slot,
+            home: Home::Boxed(ctx),
+        };
         let r = f();
         let placeholder = guard.give_back();
         (r, placeholder)
@@ -295,20 +325,22 @@ impl HostSockets {
             state: Mutex::new(Handoff::Waiting),
             cv: Condvar::new(),
         });
-        let placeholder = scratch_ctx(host, cpu, &self.clock);
+        let mut placeholder = Box::new(scratch_ctx(host, cpu, &self.clock));
         let theirs = Arc::clone(&cell);
         host.run_on(cpu, move |ctx| {
             let mut st = theirs.state.lock();
             if !matches!(*st, Handoff::Waiting) {
                 return;
             }
-            *st = Handoff::Offered(std::mem::replace(ctx, placeholder));
+            std::mem::swap(ctx, &mut *placeholder);
+            *st = Handoff::Offered(placeholder);
             theirs.cv.notify_all();
             loop {
                 if let Handoff::Returned(_) = &*st
-                    && let Handoff::Returned(real) = std::mem::replace(&mut *st, Handoff::Waiting)
+                    && let Handoff::Returned(mut real) =
+                        std::mem::replace(&mut *st, Handoff::Waiting)
                 {
-                    let _ = std::mem::replace(ctx, real);
+                    std::mem::swap(ctx, &mut *real);
                     return;
                 }
                 theirs.cv.wait(&mut st);
@@ -344,7 +376,7 @@ impl HostSockets {
 /// panicked.
 struct GiveBack<'a> {
     cell: &'a HandoffCell,
-    ctx: Option<CpuCtx>,
+    ctx: Option<Box<CpuCtx>>,
 }
 
 impl Drop for GiveBack<'_> {
@@ -532,7 +564,7 @@ impl Host {
     pub fn app<R>(&mut self, cpu: usize, f: impl FnOnce() -> R) -> Result<R, NetstackError> {
         let sockets = Arc::clone(self.shared.socket_host());
         let spare = self.spare_ctx.get_mut(cpu).and_then(Option::take);
-        let (r, placeholder) = self.with_cpu(cpu, |ctx| sockets.lend_with(ctx, spare, f))?;
+        let (r, placeholder) = self.with_cpu_box(cpu, |ctx| sockets.lend_with(ctx, spare, f))?;
         if let Some(slot) = self.spare_ctx.get_mut(cpu) {
             *slot = placeholder;
         }

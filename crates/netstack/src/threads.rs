@@ -84,7 +84,7 @@ impl Parker {
 pub struct ThreadRuntime {
     net: Option<Network>,
     stop: Arc<AtomicBool>,
-    cpus: Vec<(usize, JoinHandle<CpuCtx>)>,
+    cpus: Vec<(usize, JoinHandle<Box<CpuCtx>>)>,
     device: Option<JoinHandle<()>>,
     device_parker: Arc<Parker>,
     device_rounds: Arc<AtomicU64>,
@@ -241,12 +241,12 @@ impl Drop for ThreadRuntime {
 /// next timer. A round that did work kicks the device thread (the driver
 /// may have rung a doorbell or refilled a ring).
 fn cpu_thread(
-    mut ctx: CpuCtx,
+    mut ctx: Box<CpuCtx>,
     parkers: &[Parker],
     device: &Parker,
     stop: &AtomicBool,
     clock: &dyn Clock,
-) -> CpuCtx {
+) -> Box<CpuCtx> {
     let cpu = ctx.cpu;
     while !stop.load(Ordering::Acquire) {
         let s = cpu_run(&mut ctx);
