@@ -1,7 +1,9 @@
 //! Receiving: the state machine of a full socket, ACK processing, SACK,
 //! loss recovery, RTT, the receive and out-of-order queues, and when to ACK.
 //!
-//! Mirrors `net/ipv4/tcp_input.c`: `tcp_rcv_state_process()`,
+//! Mirrors `net/ipv4/tcp_input.c`: the header-prediction fast path of
+//! `tcp_rcv_established()` (`pred_flags`, `tcp_fast_path_check()`),
+//! `tcp_rcv_state_process()`,
 //! `tcp_rcv_synsent_state_process()`, `tcp_validate_incoming()` (PAWS,
 //! `tcp_sequence()`, RFC 5961 RST/SYN checks, `tcp_send_challenge_ack()`),
 //! `tcp_ack()` with `tcp_ack_update_window()`, `tcp_sacktag_write_queue()`,
