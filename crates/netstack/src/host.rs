@@ -665,20 +665,21 @@ impl Host {
         cpu: usize,
         f: impl FnOnce(&mut CpuCtx) -> R,
     ) -> Result<R, NetstackError> {
-        self.with_cpu_box(cpu, |ctx| f(ctx))
+        self.with_cpu_box(cpu, |_, ctx| f(ctx))
     }
 
     /// [`Host::with_cpu`] on the box the host keeps the context in, so
-    /// that `f` can lend it by moving the pointer ([`Host::app`]).
+    /// that `f` can lend it by moving the pointer ([`Host::app`]); `f`
+    /// also gets the host-wide state, borrowed.
     pub(crate) fn with_cpu_box<R>(
         &mut self,
         cpu: usize,
-        f: impl FnOnce(&mut Box<CpuCtx>) -> R,
+        f: impl FnOnce(&HostShared, &mut Box<CpuCtx>) -> R,
     ) -> Result<R, NetstackError> {
         let ctx = self.cpus.get_mut(cpu).ok_or_else(|| {
             NetstackError::bad_arg("cpu", "a CPU of the host, or the host runs on threads")
         })?;
-        let r = f(ctx);
+        let r = f(&self.shared, ctx);
         // What ran may have left the CPU work (a softirq raised without a
         // kick) or rung a doorbell: the simulation looks again.
         self.kicked.fetch_or(1 << cpu, Ordering::AcqRel);

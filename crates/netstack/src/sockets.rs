@@ -39,7 +39,6 @@
 use std::net::{SocketAddrV4, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::thread::ThreadId;
 
 use ipv4::Prandom;
 use netcore::{Clock, Duration, Instant, Sysctl};
@@ -145,9 +144,23 @@ impl UdpNetContext for CpuCtx {
     }
 }
 
-/// A CPU context lent to application code on one thread. Boxed, so that
-/// lending and giving it back move a pointer, not the context.
-type Lent = Option<(ThreadId, Box<CpuCtx>)>;
+/// A CPU context lent to application code on one thread (named by
+/// [`this_thread`]). Boxed, so that lending and giving it back move a
+/// pointer, not the context.
+type Lent = Option<(usize, Box<CpuCtx>)>;
+
+std::thread_local! {
+    /// A byte per thread whose address names the thread.
+    static THREAD_TOKEN: u8 = const { 0 };
+}
+
+/// A number naming the calling thread among the live ones: the address of
+/// its [`THREAD_TOKEN`]. Cheaper than `thread::current().id()` (no
+/// reference count taken); a lend entry lives only while its thread runs
+/// the lend, so a number reused after a thread ended cannot match it.
+fn this_thread() -> usize {
+    THREAD_TOKEN.with(|t| std::ptr::from_ref(t).addr())
+}
 
 /// What the socket layer of a host needs from it: a CPU context for each
 /// call, the clock, the sysctls, and whether a caller may sleep.
@@ -258,7 +271,7 @@ impl HostSockets {
     }
 
     fn lent_here(&self) -> bool {
-        let me = std::thread::current().id();
+        let me = this_thread();
         self.lent.iter().any(|s| {
             s.try_lock()
                 .is_some_and(|g| g.as_ref().is_some_and(|(t, _)| *t == me))
@@ -272,7 +285,7 @@ impl HostSockets {
         let mut real = Box::new(scratch_ctx(&ctx.host, ctx.cpu, &ctx.clock));
         std::mem::swap(ctx, &mut *real);
         let slot = &self.lent[real.cpu.min(self.lent.len() - 1)];
-        *slot.lock() = Some((std::thread::current().id(), real));
+        *slot.lock() = Some((this_thread(), real));
         let mut guard = LendGuard {
             slot,
             home: Home::Inline(ctx),
@@ -302,7 +315,7 @@ impl HostSockets {
         };
         let real = std::mem::replace(ctx, placeholder);
         let slot = &self.lent[cpu];
-        *slot.lock() = Some((std::thread::current().id(), real));
+        *slot.lock() = Some((this_thread(), real));
         let mut guard = LendGuard {
             slot,
             home: Home::Boxed(ctx),
@@ -464,7 +477,7 @@ impl SocketHost for HostSockets {
     /// (the [`UdpSocket`] wrapper keeps its host alive, so only a bare
     /// [`SocketLayer`] kept past its host can get here).
     fn with_ctx<R>(&self, f: impl FnOnce(&mut CpuCtx) -> R) -> R {
-        let me = std::thread::current().id();
+        let me = this_thread();
         for slot in &*self.lent {
             if let Some(mut g) = slot.try_lock()
                 && let Some((t, ctx)) = g.as_mut()
@@ -562,9 +575,10 @@ impl Host {
     /// queued at its next step. Errors name `cpu` when the host has no such
     /// CPU or runs on threads.
     pub fn app<R>(&mut self, cpu: usize, f: impl FnOnce() -> R) -> Result<R, NetstackError> {
-        let sockets = Arc::clone(self.shared.socket_host());
         let spare = self.spare_ctx.get_mut(cpu).and_then(Option::take);
-        let (r, placeholder) = self.with_cpu_box(cpu, |ctx| sockets.lend_with(ctx, spare, f))?;
+        let (r, placeholder) = self.with_cpu_box(cpu, |shared, ctx| {
+            shared.socket_host().lend_with(ctx, spare, f)
+        })?;
         if let Some(slot) = self.spare_ctx.get_mut(cpu) {
             *slot = placeholder;
         }
