@@ -114,25 +114,29 @@ impl TcpWakeups {
 
     /// Delivers the queued wake-ups. Call with no TCP socket lock held.
     pub fn flush(&self) {
-        if self.pending.lock().is_empty() {
-            return;
-        }
-        // A flush from inside a hook finds the spare taken and works with
-        // a new buffer.
-        let mut batch = std::mem::take(&mut *self.spare.lock());
-        loop {
-            {
-                let mut pending = self.pending.lock();
-                if pending.is_empty() {
-                    break;
-                }
-                std::mem::swap(&mut *pending, &mut batch);
+        let mut batch = {
+            let mut pending = self.pending.lock();
+            if pending.is_empty() {
+                return;
             }
+            // The spare (with its capacity) takes the queue's place. A
+            // flush from inside a hook finds the spare taken and leaves a
+            // new buffer there.
+            let spare = std::mem::take(&mut *self.spare.lock());
+            std::mem::replace(&mut *pending, spare)
+        };
+        loop {
             for (sk, key) in batch.drain(..) {
                 if let Some(wq) = self.stack.sk_wq(sk) {
                     wq.wake_up(key);
                 }
             }
+            // What the hooks queued meanwhile.
+            let mut pending = self.pending.lock();
+            if pending.is_empty() {
+                break;
+            }
+            std::mem::swap(&mut *pending, &mut batch);
         }
         *self.spare.lock() = batch;
     }
