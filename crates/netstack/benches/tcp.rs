@@ -117,6 +117,11 @@ fn bulk() {
     .unwrap();
     let cpu = cpu_time().saturating_sub(c0);
     assert!(r.intact && r.closed, "{r:?}");
+    eprintln!(
+        "tcp_bulk/netstack: {} retransmissions, {:.2} Gbit/s of virtual time",
+        r.retrans,
+        r.gbps_virtual()
+    );
     report("tcp_bulk/netstack", r.gbps_real(), "Gbit/s");
     report(
         "tcp_bulk_cpu/netstack",
