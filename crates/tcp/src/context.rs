@@ -107,6 +107,15 @@ pub trait TcpContext: TimerContext<TcpTimer> {
     /// Does nothing unless the host records it.
     fn tcp_probe(&mut self, _sample: &crate::TcpProbe) {}
 
+    /// Whether [`TcpContext::tcp_probe`] records anything: when `false`,
+    /// `tcp_ack()` does not build the sample. Mirrors the
+    /// `trace_tcp_probe_enabled()` static-key test of a tracepoint. The
+    /// default (`true`) always builds it; a host that records the trace
+    /// only on request returns whether it does.
+    fn trace_tcp_probe_enabled(&self) -> bool {
+        true
+    }
+
     /// The host's TSQ list ([`crate::TcpStack::tsq_list`]): sockets whose
     /// skbs were freed below TCP while TCP Small Queues held them back.
     /// `None` (the default) turns TSQ off: TCP's skbs then have no owner.

@@ -1009,18 +1009,27 @@ fn tcp_clean_rtx_queue<C: TcpContext>(
     let mut last_ackt: Option<u64> = None;
     let mut reord = tp.snd_nxt;
     while tp.packets_out > 0 {
-        let Some(s) = tp.write_queue.front() else {
+        let Some(s) = tp.write_queue.front_mut() else {
             break;
         };
         if after(s.end_seq, tp.snd_una) {
             break;
         }
-        let mut s = tp.write_queue.pop_front().expect("checked front");
-        tcp_rate_skb_delivered(&mut tp.rate, &mut s, &mut sack.rate);
+        tcp_rate_skb_delivered(&mut tp.rate, s, &mut sack.rate);
+        // What the rest of the loop reads of the skb, taken before it is
+        // freed in place (no move of the whole TxSkb out of the queue).
+        let (seq, end_seq, sacked, sent_at, syn, truesize) = (
+            s.seq,
+            s.end_seq,
+            s.sacked,
+            s.sent_at,
+            s.flags.contains(TcpFlags::SYN),
+            s.truesize(),
+        );
+        drop(tp.write_queue.pop_front());
         tp.packets_out -= 1;
         acked += 1;
-        let sacked = s.sacked;
-        let sent = s.sent_at.map_or(0, Instant::as_micros);
+        let sent = sent_at.map_or(0, Instant::as_micros);
         if sacked & (TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS) != 0 {
             if sacked & TCPCB_SACKED_RETRANS != 0 {
                 tp.retrans_out = tp.retrans_out.saturating_sub(1);
@@ -1031,10 +1040,10 @@ fn tcp_clean_rtx_queue<C: TcpContext>(
             if first_ackt.is_none() {
                 first_ackt = last_ackt;
             }
-            if before(s.seq, reord) {
-                reord = s.seq;
+            if before(seq, reord) {
+                reord = seq;
             }
-            if !after(s.end_seq, tp.recovery.high_seq) {
+            if !after(end_seq, tp.recovery.high_seq) {
                 flag |= FLAG_ORIG_SACK_ACKED;
             }
         }
@@ -1045,14 +1054,13 @@ fn tcp_clean_rtx_queue<C: TcpContext>(
             let spurious = sacked & TCPCB_EVER_RETRANS != 0
                 && tp.rx_opt.saw_tstamp
                 && tp.rx_opt.rcv_tsecr != 0
-                && s.sent_at
-                    .is_some_and(|t| before(tp.rx_opt.rcv_tsecr, tp.tcp_time_stamp(t)));
+                && sent_at.is_some_and(|t| before(tp.rx_opt.rcv_tsecr, tp.tcp_time_stamp(t)));
             if !spurious {
                 crate::tcp_rack::tcp_rack_advance(
                     tp,
                     now,
                     sacked & (TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS) != 0,
-                    s.end_seq,
+                    end_seq,
                     sent,
                 );
             }
@@ -1060,12 +1068,12 @@ fn tcp_clean_rtx_queue<C: TcpContext>(
         if sacked & TCPCB_LOST != 0 {
             tp.lost_out = tp.lost_out.saturating_sub(1);
         }
-        if s.flags.contains(TcpFlags::SYN) {
+        if syn {
             flag |= FLAG_SYN_ACKED;
         } else {
             flag |= FLAG_DATA_ACKED;
         }
-        tp.wmem_queued = tp.wmem_queued.saturating_sub(s.truesize());
+        tp.wmem_queued = tp.wmem_queued.saturating_sub(truesize);
     }
     if tp.write_queue.is_empty() && tp.write_queue.capacity() > 0 {
         tp.write_queue.free();
@@ -1352,9 +1360,11 @@ fn tcp_ack<C: TcpContext>(
         &mut rs,
     );
     tcp_cong_control(ctx, tp, ack, delivered, flag, &rs);
-    // trace_tcp_probe()
-    let sample = crate::tcp_probe::tcp_probe_sample(tp, now, &rs);
-    ctx.tcp_probe(&sample);
+    // trace_tcp_probe(): built only when someone records it.
+    if ctx.trace_tcp_probe_enabled() {
+        let sample = crate::tcp_probe::tcp_probe_sample(tp, now, &rs);
+        ctx.tcp_probe(&sample);
+    }
     tcp_xmit_recovery(ctx, tp, rexmit);
     AckResult::Ok
 }

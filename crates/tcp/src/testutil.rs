@@ -301,6 +301,10 @@ impl TcpContext for FakeTcpCtx {
         }
     }
 
+    fn trace_tcp_probe_enabled(&self) -> bool {
+        self.probes.is_some()
+    }
+
     fn tcp_tsq(&self) -> Option<&std::sync::Arc<crate::TsqList>> {
         self.tsq.as_ref()
     }
