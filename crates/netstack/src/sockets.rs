@@ -36,6 +36,7 @@
 //!   (`TimerContext::timers_complete` is `false`), and a cancel or re-arm
 //!   returns no previous expiry for them.
 
+use std::cell::Cell;
 use std::net::{SocketAddrV4, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -149,17 +150,31 @@ impl UdpNetContext for CpuCtx {
 /// pointer, not the context.
 type Lent = Option<(usize, Box<CpuCtx>)>;
 
-std::thread_local! {
-    /// A byte per thread whose address names the thread.
-    static THREAD_TOKEN: u8 = const { 0 };
+/// The innermost lend the calling thread runs: the address of the
+/// [`HostSockets`] lending, its slot, and how many lends the thread runs
+/// (nested ones included). `(0, 0, 0)` outside any lend.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct CurrentLend {
+    host: usize,
+    slot: usize,
+    depth: usize,
 }
 
-/// A number naming the calling thread among the live ones: the address of
-/// its [`THREAD_TOKEN`]. Cheaper than `thread::current().id()` (no
-/// reference count taken); a lend entry lives only while its thread runs
-/// the lend, so a number reused after a thread ended cannot match it.
-fn this_thread() -> usize {
-    THREAD_TOKEN.with(|t| std::ptr::from_ref(t).addr())
+std::thread_local! {
+    /// The calling thread's [`CurrentLend`]; its address names the thread.
+    static CURRENT_LEND: Cell<CurrentLend> = const {
+        Cell::new(CurrentLend { host: 0, slot: 0, depth: 0 })
+    };
+}
+
+/// A number naming the calling thread among the live ones (the address of
+/// its [`CURRENT_LEND`]), and the thread's innermost lend. Cheaper than
+/// `thread::current().id()` (no reference count taken); a lend entry lives
+/// only while its thread runs the lend, so a number reused after a thread
+/// ended cannot match it.
+#[inline]
+fn this_thread() -> (usize, CurrentLend) {
+    CURRENT_LEND.with(|c| (std::ptr::from_ref(c).addr(), c.get()))
 }
 
 /// What the socket layer of a host needs from it: a CPU context for each
@@ -191,6 +206,8 @@ impl std::fmt::Debug for HostSockets {
 struct LendGuard<'a> {
     slot: &'a Mutex<Lent>,
     home: Home<'a>,
+    /// The thread's lend before this one, restored when this one ends.
+    outer: CurrentLend,
 }
 
 /// Where a lent context goes back to.
@@ -203,7 +220,31 @@ enum Home<'a> {
     Inline(&'a mut CpuCtx),
 }
 
-impl LendGuard<'_> {
+impl<'a> LendGuard<'a> {
+    /// Lends `real` to the calling thread in `slot` (number `index` of
+    /// `host`'s slots) and records it as the thread's innermost lend,
+    /// until the guard drops.
+    #[inline]
+    fn new(
+        host: &HostSockets,
+        slot: &'a Mutex<Lent>,
+        index: usize,
+        home: Home<'a>,
+        real: Box<CpuCtx>,
+    ) -> Self {
+        let outer = CURRENT_LEND.with(|c| {
+            *slot.lock() = Some((std::ptr::from_ref(c).addr(), real));
+            let outer = c.get();
+            c.set(CurrentLend {
+                host: std::ptr::from_ref(host).addr(),
+                slot: index,
+                depth: outer.depth + 1,
+            });
+            outer
+        });
+        LendGuard { slot, home, outer }
+    }
+
     /// Puts the context back; returns the placeholder that stood in for
     /// it (`None` if the context was already back).
     fn give_back(&mut self) -> Option<Box<CpuCtx>> {
@@ -222,6 +263,7 @@ impl Drop for LendGuard<'_> {
     fn drop(&mut self) {
         // The placeholder, if the lend did not end normally, is dropped.
         drop(self.give_back());
+        CURRENT_LEND.with(|c| c.set(self.outer));
     }
 }
 
@@ -270,8 +312,16 @@ impl HostSockets {
         self.threaded.store(on, Ordering::Release);
     }
 
+    /// Whether the calling thread runs a lend of this host's CPUs.
     fn lent_here(&self) -> bool {
-        let me = this_thread();
+        let (me, cur) = this_thread();
+        cur.host == std::ptr::from_ref(self).addr() || (cur.depth > 1 && self.scan_lent(me))
+    }
+
+    /// Looks through every slot for a lend to thread `me`: needed only
+    /// when the thread runs more than one lend (one of another host inside
+    /// one of this host), as [`CURRENT_LEND`] names the innermost.
+    fn scan_lent(&self, me: usize) -> bool {
         self.lent.iter().any(|s| {
             s.try_lock()
                 .is_some_and(|g| g.as_ref().is_some_and(|(t, _)| *t == me))
@@ -284,12 +334,9 @@ impl HostSockets {
     fn lend<R>(&self, ctx: &mut CpuCtx, f: impl FnOnce() -> R) -> R {
         let mut real = Box::new(scratch_ctx(&ctx.host, ctx.cpu, &ctx.clock));
         std::mem::swap(ctx, &mut *real);
-        let slot = &self.lent[real.cpu.min(self.lent.len() - 1)];
-        *slot.lock() = Some((this_thread(), real));
-        let mut guard = LendGuard {
-            slot,
-            home: Home::Inline(ctx),
-        };
+        let index = real.cpu.min(self.lent.len() - 1);
+        let slot = &self.lent[index];
+        let mut guard = LendGuard::new(self, slot, index, Home::Inline(ctx), real);
         let r = f();
         drop(guard.give_back());
         r
@@ -315,11 +362,7 @@ impl HostSockets {
         };
         let real = std::mem::replace(ctx, placeholder);
         let slot = &self.lent[cpu];
-        *slot.lock() = Some((this_thread(), real));
-        let mut guard = LendGuard {
-            slot,
-            home: Home::Boxed(ctx),
-        };
+        let mut guard = LendGuard::new(self, slot, cpu, Home::Boxed(ctx), real);
         let r = f();
         let placeholder = guard.give_back();
         (r, placeholder)
@@ -477,13 +520,28 @@ impl SocketHost for HostSockets {
     /// (the [`UdpSocket`] wrapper keeps its host alive, so only a bare
     /// [`SocketLayer`] kept past its host can get here).
     fn with_ctx<R>(&self, f: impl FnOnce(&mut CpuCtx) -> R) -> R {
-        let me = this_thread();
-        for slot in &*self.lent {
-            if let Some(mut g) = slot.try_lock()
-                && let Some((t, ctx)) = g.as_mut()
-                && *t == me
-            {
-                return f(ctx);
+        let (me, cur) = this_thread();
+        // The thread's innermost lend, when it is this host's: its slot,
+        // no search. A slot held (a socket call inside another on the
+        // same thread) is passed over as the search would.
+        if cur.host == std::ptr::from_ref(self).addr()
+            && let Some(slot) = self.lent.get(cur.slot)
+            && let Some(mut g) = slot.try_lock()
+            && let Some((t, ctx)) = g.as_mut()
+            && *t == me
+        {
+            return f(ctx);
+        }
+        // An outer lend of this host (another host's lend runs inside it):
+        // the search through every slot.
+        if cur.depth > 1 {
+            for slot in &*self.lent {
+                if let Some(mut g) = slot.try_lock()
+                    && let Some((t, ctx)) = g.as_mut()
+                    && *t == me
+                {
+                    return f(ctx);
+                }
             }
         }
         let Some(host) = self.shared() else {
