@@ -403,6 +403,7 @@ fn tcp_reset_check(tp: &TcpSock, seg: &TcpSeg) -> bool {
 /// Mirrors `tcp_rtt_estimator()` + `tcp_set_rto()` (RFC 6298 with Linux's
 /// `mdev_max` smoothing and `tcp_rto_min_us`).
 pub(crate) fn tcp_rtt_estimator<C: TcpContext>(ctx: &C, tp: &mut TcpSock, mrtt_us: i64) {
+    const RTO_MAX_US: u64 = TCP_RTO_MAX.as_micros() as u64;
     let rto_min_us = ctx.sysctl().get_int(Sysctl::TCP_RTO_MIN_US).max(1) as u32;
     let mut m = mrtt_us.max(1);
     let mut srtt = i64::from(tp.srtt_us);
@@ -443,8 +444,9 @@ pub(crate) fn tcp_rtt_estimator<C: TcpContext>(ctx: &C, tp: &mut TcpSock, mrtt_u
     }
     tp.srtt_us = srtt.max(1) as u32;
     tp.cwnd.srtt_us = tp.srtt_us;
-    let rto_us = u64::from(tp.srtt_us >> 3) + u64::from(tp.rttvar_us);
-    tp.set_rto(Duration::from_micros(rto_us).min(TCP_RTO_MAX));
+    // __tcp_set_rto() bounded by TCP_RTO_MAX, in whole µs.
+    let rto_us = (u64::from(tp.srtt_us >> 3) + u64::from(tp.rttvar_us)).min(RTO_MAX_US);
+    tp.set_rto_us(rto_us as u32);
 }
 
 /// Moves the CA state, telling the congestion controller. Mirrors

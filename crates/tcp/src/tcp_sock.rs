@@ -1008,6 +1008,12 @@ impl TcpSock {
         self.rto_us = u32::try_from(rto.as_micros()).unwrap_or(u32::MAX);
     }
 
+    /// Sets the retransmission timeout in µs, already bounded by the
+    /// caller (the estimator's per-ACK update, without a `Duration`).
+    pub(crate) fn set_rto_us(&mut self, rto_us: u32) {
+        self.rto_us = rto_us;
+    }
+
     /// The local address and port.
     pub fn local(&self) -> SocketAddrV4 {
         SocketAddrV4::new(self.saddr, self.sport)
