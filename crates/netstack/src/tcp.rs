@@ -243,6 +243,12 @@ impl TcpContext for CpuCtx {
         }
     }
 
+    /// Only a host that records the trace (`netstack plot`, a scenario's
+    /// `tcp_probe` report) has the sample built.
+    fn trace_tcp_probe_enabled(&self) -> bool {
+        self.tcp_trace.is_some()
+    }
+
     /// TCP Small Queues on: the host's list, run from the `TASKLET`
     /// softirq ([`tcp_tsq_workfn`]).
     fn tcp_tsq(&self) -> Option<&Arc<tcp::TsqList>> {
