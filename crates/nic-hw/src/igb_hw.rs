@@ -227,6 +227,11 @@ struct VectorState {
     tx_fire_at: u32,
     /// When the vector last interrupted: the start of the throttle interval.
     last_fire: Option<Instant>,
+    /// `last_fire` plus the `EITR` interval (`None` before the first
+    /// interrupt or with no interval): when the throttle lets the vector
+    /// interrupt again. Kept in step by [`VectorState::set_throttle`], so
+    /// the timer checks add no time arithmetic.
+    throttle_end: Option<Instant>,
     /// An unmasked cause is waiting for the throttle interval to end.
     held: bool,
     /// Interrupts this vector raised (for tests and `/proc/interrupts`
@@ -245,16 +250,21 @@ impl VectorState {
         };
     }
 
-    /// When the throttle lets the vector interrupt again.
-    fn throttle_end(&self) -> Option<Instant> {
-        let last = self.last_fire?;
-        (self.rx_usecs != 0).then(|| last + Duration::from_micros(u64::from(self.rx_usecs)))
+    /// Recomputes [`throttle_end`](VectorState::throttle_end) after the
+    /// vector interrupted or its interval changed.
+    fn set_throttle(&mut self) {
+        self.throttle_end = match self.last_fire {
+            Some(last) if self.rx_usecs != 0 => {
+                Some(last + Duration::from_micros(u64::from(self.rx_usecs)))
+            }
+            _ => None,
+        };
     }
 
     fn deadline(&self) -> Option<Instant> {
         let timers = min_opt(self.rx_deadline, self.tx_deadline);
         if self.held {
-            min_opt(timers, self.throttle_end())
+            min_opt(timers, self.throttle_end)
         } else {
             timers
         }
@@ -341,6 +351,10 @@ pub struct IgbHw {
     /// `on_timer` and `next_event` look only at these, so an idle device
     /// costs the same with 1 queue or 16.
     timers_armed: u32,
+    /// The earliest deadline of the vectors in `timers_armed`
+    /// (`Instant::MAX` when none), kept by [`IgbHw::rearm`]: `next_event`
+    /// reads it and `on_timer` returns at once before it.
+    timer_due: Instant,
     msix: Vec<Option<MsixEntry>>,
     stats: E1000HwStats,
     /// The MAC's CRC logic for received frames.
@@ -401,6 +415,7 @@ impl IgbHw {
             vectors: vec![VectorState::default(); r::IGB_MAX_MSIX_VECTORS],
             tx_doorbells: 0,
             timers_armed: 0,
+            timer_due: Instant::MAX,
             msix: vec![None; r::IGB_MAX_MSIX_VECTORS],
             stats: E1000HwStats::default(),
             fcs: FcsUnit::new(),
@@ -447,6 +462,7 @@ impl IgbHw {
         }
         self.tx_doorbells = 0;
         self.timers_armed = 0;
+        self.timer_due = Instant::MAX;
         for v in &mut self.vectors {
             let raised = v.raised;
             *v = VectorState {
@@ -770,13 +786,17 @@ impl IgbHw {
         } else if let Some(v) = idx(r::eitr(0), r::IGB_MAX_MSIX_VECTORS, 4) {
             self.vectors[v].rx_usecs = (val & r::EITR_INTERVAL_MASK) >> 2;
             self.vectors[v].set_limits();
+            self.vectors[v].set_throttle();
+            self.rearm(v);
         } else if let Some(v) = idx(r::sim_eitr_frames(0), r::IGB_MAX_MSIX_VECTORS, 8) {
             self.vectors[v].rx_frames = val & 0xFFFF;
             self.vectors[v].tx_frames = val >> 16;
             self.vectors[v].set_limits();
+            self.rearm(v);
         } else if let Some(v) = idx(r::sim_eitr_tx(0), r::IGB_MAX_MSIX_VECTORS, 8) {
             self.vectors[v].tx_usecs = val & 0xFFFF;
             self.vectors[v].set_limits();
+            self.rearm(v);
         } else if let Some(q) = idx(r::ivar(0), r::IGB_MAX_QUEUES, 4) {
             let dec = |b: u32| (b & r::IVAR_VALID != 0).then_some((b & 0x1F) as usize);
             self.rxq[q].vector = dec(val & 0xFF);
@@ -847,11 +867,13 @@ impl IgbHw {
     /// the interrupt until the interval ends.
     fn try_deliver(&mut self, v: usize) {
         let s = &mut self.vectors[v];
-        if let Some(end) = s.throttle_end()
+        if let Some(end) = s.throttle_end
             && self.now < end
         {
-            s.held = true;
-            self.timers_armed |= 1 << v;
+            if !s.held {
+                s.held = true;
+                self.rearm(v);
+            }
             return;
         }
         self.deliver(v);
@@ -872,6 +894,7 @@ impl IgbHw {
         }
         let s = &mut self.vectors[v];
         s.last_fire = Some(self.now);
+        s.set_throttle();
         if s.held {
             s.held = false;
             self.rearm(v);
@@ -886,12 +909,20 @@ impl IgbHw {
 
     /// Keeps vector `v`'s bit in `timers_armed` exactly while it has a
     /// deadline.
+    /// and [`IgbHw::timer_due`] the earliest deadline.
     fn rearm(&mut self, v: usize) {
         if self.vectors[v].deadline().is_some() {
             self.timers_armed |= 1 << v;
         } else {
             self.timers_armed &= !(1 << v);
         }
+        let mut due = Instant::MAX;
+        for v in bits(self.timers_armed) {
+            if let Some(d) = self.vectors[v].deadline() {
+                due = due.min(d);
+            }
+        }
+        self.timer_due = due;
     }
 
     /// A moderation limit of vector `v` was reached: reset its counters
@@ -938,7 +969,7 @@ impl IgbHw {
             self.itr_fire(v, true);
         } else if s.rx_deadline.is_none() {
             s.rx_deadline = Some(now + Duration::from_micros(u64::from(s.rx_usecs)));
-            self.timers_armed |= 1 << v;
+            self.rearm(v);
         }
     }
 
@@ -953,7 +984,7 @@ impl IgbHw {
             self.itr_fire(v, true);
         } else if s.tx_deadline.is_none() {
             s.tx_deadline = Some(now + Duration::from_micros(u64::from(s.tx_usecs)));
-            self.timers_armed |= 1 << v;
+            self.rearm(v);
         }
     }
 
@@ -965,17 +996,20 @@ impl IgbHw {
         if self.tx_doorbells != 0 && bits(self.tx_doorbells).any(|q| self.txq[q].dev.is_some()) {
             return Some(self.now);
         }
-        let mut next = self.phy.as_ref().and_then(|p| p.next_event());
-        for v in bits(self.timers_armed) {
-            next = min_opt(next, self.vectors[v].deadline());
+        let next = self.phy.as_ref().and_then(|p| p.next_event());
+        if self.timer_due == Instant::MAX {
+            return next;
         }
-        next
+        min_opt(next, Some(self.timer_due))
     }
 
     /// Fires every moderation timer due by `now` and delivers every
     /// interrupt whose throttle interval ended.
     pub fn on_timer(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        if now < self.timer_due {
+            return;
+        }
         for v in bits(self.timers_armed) {
             let s = &self.vectors[v];
             let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
@@ -983,7 +1017,7 @@ impl IgbHw {
                 self.itr_fire(v, false);
             }
             let s = &mut self.vectors[v];
-            if s.held && due(s.throttle_end()) {
+            if s.held && due(s.throttle_end) {
                 s.held = false;
                 if self.eicr & self.eims & (1 << v) != 0 {
                     self.deliver(v);

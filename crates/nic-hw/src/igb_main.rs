@@ -281,6 +281,10 @@ struct IgbQVector {
     tx: SharedTx,
     irq: u32,
     itr: Arc<IgbItr>,
+    /// Set after [`IgbAdapter::igb_stop_tx`] stopped a queue past
+    /// `real_num_tx_queues` that maps onto this ring (shared with the
+    /// ring's [`IgbPoll`]).
+    others_stopped: Arc<AtomicBool>,
 }
 
 /// The NAPI poll routine of one q_vector.
@@ -305,6 +309,9 @@ pub struct IgbPoll {
     rx_c: IgbRingContainer,
     tx_c: IgbRingContainer,
     itr: Arc<IgbItr>,
+    /// See [`IgbQVector::others_stopped`]: the tx clean looks past its own
+    /// queue only when it is set.
+    others_stopped: Arc<AtomicBool>,
     /// `adapter->num_q_vectors`: one vector uses `igb_set_itr()`, more
     /// use `igb_update_ring_itr()`.
     num_q_vectors: usize,
@@ -369,14 +376,30 @@ impl IgbPoll {
     /// that maps onto this ring (one that still held packets when
     /// `ethtool -L` lowered the count, see [`IgbAdapter::igb_stop_tx`]);
     /// returns whether any was stopped (one restart, however many).
+    ///
+    /// The ring's own queue is the one Linux looks at; the others are
+    /// looked at only after `igb_stop_tx` stopped one of them, so the
+    /// common clean tests one queue, not all sixteen.
     fn igb_wake_tx_queues(&self) -> bool {
-        let n = usize::from(self.tx_queues.real_num()).max(1);
         let mut woke = false;
-        for q in (self.queue..usize::from(self.tx_queues.len())).step_by(n) {
-            if let Some(txq) = self.tx_queues.get(q as u16)
-                && txq.is_stopped()
-            {
-                woke |= txq.wake();
+        if let Some(txq) = self.tx_queues.get(self.queue as u16)
+            && txq.is_stopped()
+        {
+            woke |= txq.wake();
+        }
+        // Acquire pairs with the Release store after the stop: a queue
+        // stopped before the flag was set is seen stopped here; one
+        // stopped later sets the flag again for the next clean.
+        if self.others_stopped.load(Ordering::Relaxed)
+            && self.others_stopped.swap(false, Ordering::Acquire)
+        {
+            let n = usize::from(self.tx_queues.real_num()).max(1);
+            for q in (self.queue + n..usize::from(self.tx_queues.len())).step_by(n) {
+                if let Some(txq) = self.tx_queues.get(q as u16)
+                    && txq.is_stopped()
+                {
+                    woke |= txq.wake();
+                }
             }
         }
         woke
@@ -861,6 +884,7 @@ impl IgbAdapter {
             let tx: SharedTx = Arc::new(Mutex::new(Some(txd)));
             let vector = q + NON_Q_VECTORS;
             let itr = Arc::new(IgbItr::new(self.coalesce.rx_coalesce_usecs));
+            let others_stopped = Arc::new(AtomicBool::new(false));
             let poll = IgbPoll {
                 queue: q,
                 vector,
@@ -877,6 +901,7 @@ impl IgbAdapter {
                 rx_c: IgbRingContainer::default(),
                 tx_c: IgbRingContainer::default(),
                 itr: Arc::clone(&itr),
+                others_stopped: Arc::clone(&others_stopped),
                 num_q_vectors: n,
             };
             let napi = netif_napi_add(&self.lists, self.ifindex, poll);
@@ -889,6 +914,7 @@ impl IgbAdapter {
                 tx,
                 irq: self.irq_lines[vector],
                 itr,
+                others_stopped,
             });
         }
         // igb_request_irq() → igb_request_msix().
@@ -1097,6 +1123,10 @@ impl IgbAdapter {
             && let Some(txq) = self.tx_queues.get(queue)
         {
             txq.stop();
+            // Release: the stop is visible to the clean that sees the flag.
+            if let Some(qv) = self.q_vectors.get(ring) {
+                qv.others_stopped.store(true, Ordering::Release);
+            }
         }
     }
 
