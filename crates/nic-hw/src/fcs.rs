@@ -148,6 +148,18 @@ pub fn append_fcs(frame: &mut Vec<u8>) {
     frame.extend_from_slice(&crc.to_le_bytes());
 }
 
+/// Writes the FCS of `frame`'s bytes before its last four into those four
+/// (the room a lazy transmit MAC leaves, see
+/// [`PhyPort::transmit_swap_fcs_good`](crate::PhyPort::transmit_swap_fcs_good)).
+/// A frame shorter than [`ETH_FCS_LEN`] is left alone.
+pub(crate) fn write_fcs(frame: &mut [u8]) {
+    let Some(body) = frame.len().checked_sub(ETH_FCS_LEN) else {
+        return;
+    };
+    let (data, room) = frame.split_at_mut(body);
+    room.copy_from_slice(&fcs(data).to_le_bytes());
+}
+
 /// Whether the last four bytes of `frame_with_fcs` are the FCS of the bytes
 /// before them. Frames shorter than [`ETH_FCS_LEN`] fail.
 ///

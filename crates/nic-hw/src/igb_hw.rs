@@ -40,12 +40,22 @@
 //!   once.
 //! - Model note: the receive MAC does not recompute the CRC of a frame
 //!   its PHY vouches for ([`PhyPort::receive_into_fcs_good`]: sent by a
-//!   MAC that computed the FCS, with
-//!   [`PhyPort::transmit_swap_fcs_good`], and not altered by the wire), as
-//!   the check could only pass. Every other frame — corrupted on the wire,
-//!   from a TAP or a switch port, or injected raw — is checked, so
-//!   `CRCERRS` counts exactly what it would. The transmit MAC still
-//!   appends the real FCS to every frame.
+//!   MAC with [`PhyPort::transmit_swap_fcs_good`] and not altered by the
+//!   wire), as the check could only pass. Every other frame — corrupted on
+//!   the wire, from a TAP or a switch port, or injected raw — is checked,
+//!   so `CRCERRS` counts exactly what it would.
+//! - Model note: the transmit MAC does not compute the FCS either. It
+//!   leaves four bytes of room and vouches for the FCS; the CRC is
+//!   computed where its bytes are read: by the wire before it corrupts a
+//!   frame (the bit flips in the frame as sent, so the receiver's check
+//!   fails as it would), by the wire for a reader that takes a frame's
+//!   bytes as they are (`receive`, `poll`, a decorator's port), by a
+//!   PHY that cannot carry the vouch (a switch or TAP port, any other
+//!   [`PhyPort`]: the default `transmit_swap_fcs_good` writes it), and by
+//!   the receive MAC when `RCTL.SECRC` is clear and the FCS is DMAed to
+//!   the host (`ethtool -K rx-fcs on`). What every reader sees is the
+//!   frame with its real FCS; only a frame that crosses a wire untouched
+//!   to a MAC that strips the FCS is never summed.
 //! - A frame larger than one rx buffer is dropped and counted in `ROC`
 //!   instead of spanning several descriptors (no jumbo frames).
 
@@ -62,7 +72,7 @@ use wire::{
 };
 
 use crate::e1000_regs as r;
-use crate::fcs::{ETH_FCS_LEN, FcsUnit, append_fcs};
+use crate::fcs::{ETH_FCS_LEN, FcsUnit, write_fcs};
 use crate::pci::{PCI_COMMAND_MASTER, PciConfigHeader, PciFunction};
 use crate::phy::PhyPort;
 use parking_lot::{Mutex, MutexGuard};
@@ -1203,12 +1213,18 @@ impl IgbHw {
             rss_hash: if report_hash { hash } else { 0 },
             vlan: 0,
         };
-        // The DMA into the posted buffer, then the write-back.
+        // The DMA into the posted buffer, then the write-back. A vouched
+        // frame's FCS bytes are only room for it: written here when the
+        // FCS is not stripped (`RCTL.SECRC` clear).
+        let write_crc = fcs_good && dma_len == len;
         let filled = dev.fill(
             #[inline(always)]
             |buf| {
                 let dst_bytes = buf.get_mut(off..off + dma_len)?;
                 dma_copy(dst_bytes, &frame[..dma_len]);
+                if write_crc {
+                    write_fcs(dst_bytes);
+                }
                 Some(wb)
             },
         );
@@ -1336,11 +1352,15 @@ impl TxMac<'_> {
     /// Sends one frame (no FCS yet). The PHY takes the buffer over where
     /// it can ([`PhyPort::transmit_swap`]), so `frame` is left empty,
     /// possibly holding another buffer.
+    ///
+    /// The FCS is vouched for, not computed: the frame goes out with four
+    /// bytes of room that the PHY fills in when a reader needs them
+    /// ([`PhyPort::transmit_swap_fcs_good`]; see the module's model notes).
     fn send(&mut self, frame: &mut Vec<u8>) {
         if frame.len() < MIN_FRAME_LEN - ETH_FCS_LEN {
             frame.resize(MIN_FRAME_LEN - ETH_FCS_LEN, 0);
         }
-        append_fcs(frame);
+        frame.extend_from_slice(&[0; ETH_FCS_LEN]);
         let stats = &mut *self.stats;
         stats.gptc += 1;
         stats.tpt += 1;
@@ -1875,6 +1895,7 @@ fn tso_segment(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fcs::append_fcs;
 
     /// Folds a partial sum to 16 bits with end-around carries, the
     /// definition [`csum_ok`] is checked against.
@@ -2449,6 +2470,58 @@ mod tests {
         hw.wr32(r::eitr(2), 0);
         frame_at(&mut hw, 221);
         assert_eq!((hw.eicr & bit, hw.vectors[2].last_fire), (0, Some(us(221))));
+    }
+
+    /// The receive MAC takes a vouched frame's last four bytes as room
+    /// for its FCS: it writes the real FCS when it DMAs them
+    /// (`RCTL.SECRC` clear), and a frame nobody vouches for is checked.
+    #[test]
+    fn a_vouched_fcs_is_written_when_dmaed_and_others_are_checked() {
+        let pool = netcore::PagePool::new(netcore::PagePoolParams::default()).unwrap();
+        let mac = [2, 0, 0, 0, 0, 2];
+        let mut hw = IgbHw::new(mac, None);
+        hw.set_bus_master(true);
+        let (mut drv, dev) = dma_ring::rx_ring::<PageBuf>(8).unwrap();
+        assert!(hw.attach_rx_ring(0, dev).is_ok());
+        hw.wr32(r::rxdctl(0), r::RXDCTL_QUEUE_ENABLE);
+        drv.alloc_rx_buffers(8, || pool.alloc());
+        let mut real = vec![0u8; 60];
+        real[..6].copy_from_slice(&mac);
+        real[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        real[12..14].copy_from_slice(&[0x88, 0xb5]);
+        real[14..]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = i as u8);
+        append_fcs(&mut real);
+        let mut lazy = real.clone();
+        lazy[60..].fill(0);
+        let t = Instant::ZERO;
+        let mut dmaed = |hw: &mut IgbHw, frame: &[u8], good: bool| {
+            let outcome = hw.receive_frame_checked(t, frame, good);
+            let got = drv
+                .reap()
+                .map(|(buf, wb)| buf[..usize::from(wb.length)].to_vec());
+            (outcome, got)
+        };
+        let received = RxOutcome::Received { queue: 0 };
+        // The FCS kept (SECRC clear): the host sees the real one.
+        hw.wr32(r::RCTL, r::RCTL_EN);
+        assert_eq!(dmaed(&mut hw, &lazy, true), (received, Some(real.clone())));
+        assert_eq!(dmaed(&mut hw, &real, false), (received, Some(real.clone())));
+        // Stripped: the bytes before it, whatever the room held.
+        hw.wr32(r::RCTL, r::RCTL_EN | r::RCTL_SECRC);
+        assert_eq!(
+            dmaed(&mut hw, &lazy, true),
+            (received, Some(real[..60].to_vec()))
+        );
+        // Not vouched for: room that holds no FCS is a CRC error.
+        assert_eq!(dmaed(&mut hw, &lazy, false), (RxOutcome::CrcError, None));
+        let mut flipped = real.clone();
+        flipped[20] ^= 4;
+        assert_eq!(dmaed(&mut hw, &flipped, false), (RxOutcome::CrcError, None));
+        assert_eq!(hw.rd32(r::CRCERRS), 2);
+        assert_eq!(hw.rd32(r::GPRC), 3);
     }
 
     #[test]

@@ -37,6 +37,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use netcore::Instant;
 
+use crate::fcs::write_fcs;
+
 /// A frame handed out by a medium: when its last bit arrived, at which port,
 /// and its bytes (FCS included).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,25 +165,31 @@ pub trait Medium {
         r
     }
 
-    /// Like [`transmit_swap`](Medium::transmit_swap), for a frame whose FCS
-    /// the sending MAC computed. A medium that tracks it tells the
-    /// receiving port, through
+    /// Like [`transmit_swap`](Medium::transmit_swap), for a frame from a
+    /// MAC whose last four bytes are room for its FCS, not yet written
+    /// (see [`PhyPort::transmit_swap_fcs_good`]). A medium that tracks
+    /// such frames writes the FCS only when something reads those bytes
+    /// (a corruption, a reader that takes the frame's bytes as they are),
+    /// and tells the receiving port, through
     /// [`receive_into_fcs_good`](Medium::receive_into_fcs_good), that a
     /// frame it delivers unchanged would pass the FCS check. The default
-    /// forgets it.
+    /// writes the FCS and sends the frame with `transmit_swap`.
     fn transmit_swap_fcs_good(
         &mut self,
         now: Instant,
         port: Self::Port,
         frame: &mut Vec<u8>,
     ) -> Result<(), PhyError> {
+        write_fcs(frame);
         self.transmit_swap(now, port, frame)
     }
 
     /// Like [`receive_into`](Medium::receive_into), with whether the frame
     /// is known to pass the FCS check (sent with
     /// [`transmit_swap_fcs_good`](Medium::transmit_swap_fcs_good) and not
-    /// altered on the way). The default knows nothing: `false`.
+    /// altered on the way). Such a frame's last four bytes may not hold
+    /// its FCS yet: a receiver that reads them writes it first. The
+    /// default knows nothing: `false`, and the bytes are the frame's.
     fn receive_into_fcs_good(
         &mut self,
         now: Instant,
@@ -257,14 +265,23 @@ pub trait PhyPort {
         r
     }
 
-    /// Like [`transmit_swap`](PhyPort::transmit_swap), for a frame whose
-    /// FCS the sending MAC itself computed (so it is correct). The default
-    /// is `transmit_swap`: the knowledge is dropped, never invented.
+    /// Like [`transmit_swap`](PhyPort::transmit_swap), for a frame from a
+    /// MAC whose last four bytes are room for the FCS, which the MAC
+    /// vouches for but has not written: the port writes it before any
+    /// reader sees those bytes. A port onto a medium that tracks such
+    /// frames (the [`VirtualWire`](crate::VirtualWire)) hands the frame on
+    /// as it is and the CRC is computed only if a reader needs it; a
+    /// receiving MAC told through
+    /// [`receive_into_fcs_good`](PhyPort::receive_into_fcs_good) that the
+    /// frame arrived unchanged needs no CRC at all. The default writes the
+    /// FCS and sends the frame with `transmit_swap`: the knowledge is
+    /// dropped, never invented.
     fn transmit_swap_fcs_good(
         &mut self,
         now: Instant,
         frame: &mut Vec<u8>,
     ) -> Result<(), PhyError> {
+        write_fcs(frame);
         self.transmit_swap(now, frame)
     }
 
@@ -272,7 +289,10 @@ pub trait PhyPort {
     /// `Some(fcs_good)` for a frame: `true` only when the port knows the
     /// frame is bit-exact as a MAC sent it with
     /// [`transmit_swap_fcs_good`](PhyPort::transmit_swap_fcs_good), so its
-    /// FCS check would pass. The default says `false` (check it).
+    /// FCS check would pass; its last four bytes may then not hold the
+    /// FCS yet (they are the CRC of the rest to whoever needs them, see
+    /// [`fcs`](crate::fcs())). The default says `false` (check it), and
+    /// the bytes are the frame's.
     fn receive_into_fcs_good(
         &mut self,
         now: Instant,

@@ -57,6 +57,7 @@ use std::fmt;
 
 use netcore::{Duration, Instant};
 
+use crate::fcs::write_fcs;
 use crate::phy::{Delivery, Medium, PhyError};
 use crate::rng::Rng;
 
@@ -375,9 +376,22 @@ struct InFlight {
     at: Instant,
     seq: u64,
     frame: Vec<u8>,
-    /// The sender's MAC computed the frame's FCS and the wire changed no
-    /// bit of it: the receiver's FCS check would pass.
+    /// The sender's MAC vouched for the frame's FCS and the wire changed
+    /// no bit of it: the receiver's FCS check would pass. The last four
+    /// bytes are then only room for the FCS, written by
+    /// [`InFlight::into_frame`] when a reader takes the bytes as they are.
     fcs_good: bool,
+}
+
+impl InFlight {
+    /// The frame's bytes with its FCS in place, for a reader that does not
+    /// take the vouch.
+    fn into_frame(mut self) -> Vec<u8> {
+        if self.fcs_good {
+            write_fcs(&mut self.frame);
+        }
+        self.frame
+    }
 }
 
 /// The serialisation time of one frame length, in whole nanoseconds plus a
@@ -564,7 +578,7 @@ impl Direction {
     /// Puts one copy of a frame that finished serialisation at `done` on
     /// the wire.
     fn launch(&mut self, done: Instant, mut frame: Vec<u8>, fcs_good: bool) {
-        let corrupted = self.maybe_corrupt(&mut frame);
+        let corrupted = self.maybe_corrupt(&mut frame, fcs_good);
         let fcs_good = fcs_good && !corrupted;
         let at = self.delayed(done);
         if self.cfg.reorder > 0.0 && self.rng.gen_bool(self.cfg.reorder) {
@@ -606,9 +620,14 @@ impl Direction {
     }
 
     /// Flips one random bit of `frame` with the configured probability;
-    /// returns whether it did.
-    fn maybe_corrupt(&mut self, frame: &mut [u8]) -> bool {
+    /// returns whether it did. A frame whose FCS is still only room for it
+    /// (`fcs_pending`) gets its FCS first: the bit flips in the frame as
+    /// the sender's MAC would have sent it.
+    fn maybe_corrupt(&mut self, frame: &mut [u8], fcs_pending: bool) -> bool {
         if self.cfg.corrupt > 0.0 && self.rng.gen_bool(self.cfg.corrupt) && !frame.is_empty() {
+            if fcs_pending {
+                write_fcs(frame);
+            }
             let bit = self.rng.gen_range(0..frame.len() as u64 * 8);
             frame[(bit / 8) as usize] ^= 1 << (bit % 8);
             self.stats.corrupted += 1;
@@ -770,10 +789,15 @@ impl VirtualWire {
         self.transmit_swap_inner(now, from, frame, false);
     }
 
-    /// Like [`transmit_swap`](VirtualWire::transmit_swap), for a frame whose
-    /// FCS a MAC computed: unless the wire corrupts it, the receiving end
-    /// learns from [`receive_into_fcs_good`](VirtualWire::receive_into_fcs_good)
-    /// that its FCS check would pass.
+    /// Like [`transmit_swap`](VirtualWire::transmit_swap), for a frame from a
+    /// MAC whose last four bytes are room for the FCS it vouches for. The
+    /// wire writes the FCS only when the bytes are read as they are: before
+    /// it corrupts the frame, or when a receiver takes it with
+    /// [`receive`](VirtualWire::receive), [`receive_into`](VirtualWire::receive_into)
+    /// or [`poll`](VirtualWire::poll). Unless the wire corrupts it, the
+    /// receiving end learns from
+    /// [`receive_into_fcs_good`](VirtualWire::receive_into_fcs_good) that its
+    /// FCS check would pass, and the CRC is never computed.
     pub fn transmit_swap_fcs_good(&mut self, now: Instant, from: Side, frame: &mut Vec<u8>) {
         self.transmit_swap_inner(now, from, frame, true);
     }
@@ -831,7 +855,7 @@ impl VirtualWire {
                 out.push(Delivery {
                     at: f.at,
                     port: from.peer(),
-                    frame: f.frame,
+                    frame: f.into_frame(),
                 });
             }
         }
@@ -844,7 +868,7 @@ impl VirtualWire {
         Some(Delivery {
             at: f.at,
             port: side,
-            frame: f.frame,
+            frame: f.into_frame(),
         })
     }
 
@@ -853,14 +877,20 @@ impl VirtualWire {
     /// [`transmit_slice`](VirtualWire::transmit_slice). Returns the arrival
     /// time, or `None` (leaving `buf` alone) when nothing has arrived.
     pub fn receive_into(&mut self, now: Instant, side: Side, buf: &mut Vec<u8>) -> Option<Instant> {
-        self.receive_into_fcs_good(now, side, buf).map(|(at, _)| at)
+        let (at, good) = self.receive_into_fcs_good(now, side, buf)?;
+        if good {
+            write_fcs(buf);
+        }
+        Some(at)
     }
 
     /// Like [`receive_into`](VirtualWire::receive_into), and also tells
     /// whether the frame is bit-exact as a MAC sent it with
     /// [`transmit_swap_fcs_good`](VirtualWire::transmit_swap_fcs_good) (its
     /// FCS check would pass): `false` for a corrupted frame or one sent
-    /// any other way.
+    /// any other way. For `true` the last four bytes are as the MAC left
+    /// them (room for the FCS): a receiver that reads them writes the FCS
+    /// first ([`fcs`](crate::fcs()) of the bytes before them).
     pub fn receive_into_fcs_good(
         &mut self,
         now: Instant,
@@ -1408,6 +1438,52 @@ mod tests {
         let s = a.stats(Side::A);
         assert_eq!(vouched, s.delivered - s.corrupted);
         assert!(s.corrupted > 0 && s.duplicated > 0);
+    }
+
+    #[test]
+    fn a_vouched_fcs_is_written_only_for_readers_that_need_it() {
+        // The MAC leaves room for the FCS (zeros here); the real frame is
+        // the same body with its CRC.
+        let lazy = |seq: u32| {
+            let mut f = frame(seq, 64);
+            f[60..].fill(0);
+            f
+        };
+        let t = Instant::from_millis(1);
+        let mut w = wire(LinkConfig::new(), 3);
+        for seq in 0..4 {
+            w.transmit_swap_fcs_good(Instant::ZERO, Side::A, &mut lazy(seq));
+        }
+        // A vouching receiver gets the bytes as the MAC left them.
+        let mut buf = Vec::new();
+        assert_eq!(
+            w.receive_into_fcs_good(t, Side::B, &mut buf).map(|r| r.1),
+            Some(true)
+        );
+        assert_eq!(buf, lazy(0));
+        // Every other reader gets the frame with its FCS, as on the cable.
+        assert!(w.receive_into(t, Side::B, &mut buf).is_some());
+        assert_eq!(buf, frame(1, 64));
+        assert_eq!(w.receive(t, Side::B).map(|d| d.frame), Some(frame(2, 64)));
+        assert_eq!(Medium::poll(&mut w, t)[0].frame, frame(3, 64));
+        // A corrupted frame had its FCS written before the bit flipped:
+        // it differs from the real frame in exactly one bit and fails the
+        // check, for a vouching receiver too.
+        let mut w = wire(LinkConfig::new().corrupt(1.0), 4);
+        for seq in 0..32 {
+            w.transmit_swap_fcs_good(Instant::ZERO, Side::A, &mut lazy(seq));
+        }
+        for seq in 0..32 {
+            let got = w.receive_into_fcs_good(t, Side::B, &mut buf);
+            assert_eq!(got.map(|r| r.1), Some(false), "frame {seq}");
+            assert!(!check_fcs(&buf));
+            let flipped: u32 = buf
+                .iter()
+                .zip(&frame(seq, 64))
+                .map(|(a, b)| (a ^ b).count_ones())
+                .sum();
+            assert_eq!(flipped, 1, "frame {seq}");
+        }
     }
 
     #[test]
