@@ -116,6 +116,24 @@ pub trait TcpContext: TimerContext<TcpTimer> {
         true
     }
 
+    /// Leaves `id` armed or not, at the host's choice: TCP no longer needs
+    /// it, and ignores it if it fires. Mirrors the clear of
+    /// `inet_csk_clear_xmit_timer()` in Linux, which (without
+    /// `INET_CSK_CLEAR_TIMERS`) only clears `icsk_pending` or
+    /// `icsk_ack.pending` and leaves the `timer_list` queued, so that the
+    /// next `sk_reset_timer()` is a cheap `mod_timer()`.
+    ///
+    /// A host that keeps the entry must not let it move an idle
+    /// simulation's virtual time or run a handler with an effect, and a
+    /// later [`TimerContext::arm_timer`] of the same id must move it. The
+    /// default cancels it ([`TimerContext::cancel_timer`]).
+    ///
+    /// [`TimerContext::arm_timer`]: netcore::TimerContext::arm_timer
+    /// [`TimerContext::cancel_timer`]: netcore::TimerContext::cancel_timer
+    fn disarm_timer(&mut self, id: TcpTimer) {
+        self.cancel_timer(id);
+    }
+
     /// The host's TSQ list ([`crate::TcpStack::tsq_list`]): sockets whose
     /// skbs were freed below TCP while TCP Small Queues held them back.
     /// `None` (the default) turns TSQ off: TCP's skbs then have no owner.

@@ -530,11 +530,12 @@ fn tcp_event_ack_sent<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
         }
     }
     // The delayed-ACK timer is armed only while ICSK_ACK_TIMER is set
-    // (tcp_send_delayed_ack() sets both, the handler clears the bit). A
-    // stale one (left on another CPU's wheel) finds the bit clear and does
-    // nothing, as in Linux, which never stops it here.
+    // (tcp_send_delayed_ack() sets both, the handler clears the bit). It is
+    // left to the host as Linux leaves it queued: one that fires finds the
+    // bit clear and does nothing.
     if tp.ack.pending & ICSK_ACK_TIMER != 0 {
-        ctx.cancel_timer(TcpTimer::DelAck(tp.id));
+        let id = tp.id;
+        crate::tcp_timer::inet_csk_disarm_timer(ctx, tp, TcpTimer::DelAck(id));
     }
     tp.ack.pending = 0;
 }
@@ -593,7 +594,8 @@ pub(crate) fn tcp_send_delayed_ack<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock)
     }
     tp.ack.pending |= ICSK_ACK_SCHED | ICSK_ACK_TIMER;
     tp.ack.timeout = timeout;
-    ctx.arm_timer(TcpTimer::DelAck(tp.id), timeout);
+    let id = tp.id;
+    crate::tcp_timer::sk_reset_timer(ctx, tp, TcpTimer::DelAck(id), timeout);
 }
 
 /// Copies the front of `data` into the write queue: into the unsent tail

@@ -809,6 +809,14 @@ pub(crate) struct TcpSock {
     /// so the hot path tests it and cancels only the timer armed. The
     /// deadline (`icsk_timeout`) stays with the wheel.
     pub icsk_pending: u8,
+    /// Timers TCP cleared lazily ([`TcpContext::disarm_timer`]) and the
+    /// host may still hold: one bit per `ICSK_TIME_*` (`1 << what`, the
+    /// delayed ACK at `1 << ICSK_TIME_DACK`). Arming one clears its bit;
+    /// tearing the socket down cancels those set, as Linux's
+    /// `inet_csk_clear_xmit_timers()` stops the `timer_list`s.
+    ///
+    /// [`TcpContext::disarm_timer`]: crate::TcpContext::disarm_timer
+    pub icsk_lazy: u8,
     /// Header prediction: the header word (data offset, flags but PSH,
     /// window) an in-order segment must carry to take the fast path of
     /// `tcp_rcv_established()`, or 0 when the fast path is off
@@ -949,6 +957,7 @@ impl TcpSock {
             backoff: 0,
             probes_out: 0,
             icsk_pending: 0,
+            icsk_lazy: 0,
             pred_flags: 0,
             ack: IcskAck::default(),
             syn_retries_done: 0,

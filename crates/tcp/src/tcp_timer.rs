@@ -74,8 +74,22 @@ const ICSK_TIME_PROBE0: u8 = 3;
 const ICSK_TIME_LOSS_PROBE: u8 = 5;
 /// `icsk_pending`: RACK's reordering timer (`ICSK_TIME_REO_TIMEOUT`).
 const ICSK_TIME_REO_TIMEOUT: u8 = 6;
+/// `ICSK_TIME_DACK`: the delayed-ACK timer, as a bit of `icsk_lazy`.
+const ICSK_TIME_DACK: u8 = 2;
 
 impl TcpTimer {
+    /// The bit of `TcpSock::icsk_lazy` for this timer (0 for the timers
+    /// never cleared lazily).
+    fn lazy_bit(self) -> u8 {
+        match self {
+            TcpTimer::DelAck(_) => 1 << ICSK_TIME_DACK,
+            _ => match self.icsk_time() {
+                0 => 0,
+                t => 1 << t,
+            },
+        }
+    }
+
     /// The `ICSK_TIME_*` value of a timer of `icsk_retransmit_timer`, 0 for
     /// the others.
     fn icsk_time(self) -> u8 {
@@ -107,8 +121,8 @@ pub(crate) fn icsk_pending_timer(tp: &TcpSock) -> Option<TcpTimer> {
 ///
 /// The four timers of `icsk_retransmit_timer` are four ids on the host's
 /// wheel; `tp.icsk_pending` names the one armed, so only that one is
-/// cancelled (one wheel operation), and re-arming the one armed is a
-/// single `mod_timer()`.
+/// cleared (lazily, [`inet_csk_disarm_timer`]), and re-arming the one
+/// armed is a single `mod_timer()`.
 pub(crate) fn inet_csk_reset_xmit_timer<C: TcpContext>(
     ctx: &mut C,
     tp: &mut TcpSock,
@@ -122,21 +136,42 @@ pub(crate) fn inet_csk_reset_xmit_timer<C: TcpContext>(
         && let Some(other) = icsk_pending_timer(tp)
     {
         // The four share icsk_retransmit_timer: arming one replaces the others.
-        ctx.cancel_timer(other);
+        inet_csk_disarm_timer(ctx, tp, other);
     }
     tp.icsk_pending = kind;
+    sk_reset_timer(ctx, tp, what, at);
+}
+
+/// Arms `what` for `at` (moving it if the host still holds it). Mirrors
+/// `sk_reset_timer()` (`mod_timer()`).
+pub(crate) fn sk_reset_timer<C: TcpContext>(
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    what: TcpTimer,
+    at: netcore::Instant,
+) {
+    tp.icsk_lazy &= !what.lazy_bit();
     ctx.arm_timer(what, at);
 }
 
-/// Stops the retransmit/probe timer if `what` is the one armed. Mirrors
+/// Clears `what` without stopping it: the host may keep the entry, which
+/// does nothing if it fires (its `icsk_pending`/`icsk_ack.pending` bit is
+/// clear). Mirrors the `#ifdef INET_CSK_CLEAR_TIMERS` that
+/// `inet_csk_clear_xmit_timer()` leaves out of Linux's build
+/// ([`TcpContext::disarm_timer`]); `icsk_lazy` remembers it for
+/// [`inet_csk_clear_xmit_timers`].
+pub(crate) fn inet_csk_disarm_timer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, what: TcpTimer) {
+    tp.icsk_lazy |= what.lazy_bit();
+    ctx.disarm_timer(what);
+}
+
+/// Clears the retransmit/probe timer if `what` is the one armed. Mirrors
 /// `inet_csk_clear_xmit_timer()` for `ICSK_TIME_RETRANS`,
-/// `ICSK_TIME_PROBE0`, `ICSK_TIME_LOSS_PROBE` and `ICSK_TIME_REO_TIMEOUT`.
-///
-/// # Deviations from Linux
-///
-/// Linux leaves the `timer_list` armed (`INET_CSK_CLEAR_TIMERS` is not
-/// defined) and lets the handler find `icsk_pending` clear; here the
-/// wheel entry is removed so that an idle host has no timer left to run.
+/// `ICSK_TIME_PROBE0`, `ICSK_TIME_LOSS_PROBE` and `ICSK_TIME_REO_TIMEOUT`:
+/// `icsk_pending` is cleared and the timer is left to the host
+/// ([`inet_csk_disarm_timer`]), as Linux leaves the `timer_list` queued
+/// (`INET_CSK_CLEAR_TIMERS` is not defined) for its handler to find
+/// `icsk_pending` clear.
 pub(crate) fn inet_csk_clear_xmit_timer<C: TcpContext>(
     ctx: &mut C,
     tp: &mut TcpSock,
@@ -144,7 +179,7 @@ pub(crate) fn inet_csk_clear_xmit_timer<C: TcpContext>(
 ) {
     if tp.icsk_pending == what.icsk_time() {
         tp.icsk_pending = 0;
-        ctx.cancel_timer(what);
+        inet_csk_disarm_timer(ctx, tp, what);
     }
 }
 
@@ -197,12 +232,23 @@ pub(crate) fn tcp_reset_xmit_timer<C: TcpContext>(
 }
 
 /// Stops every timer of a socket. Mirrors `inet_csk_clear_xmit_timers()` +
-/// `sk_stop_timer(sk, &sk->sk_timer)`.
+/// `sk_stop_timer(sk, &sk->sk_timer)`. The timers cleared lazily ([`inet_csk_disarm_timer`]) are stopped too.
 pub(crate) fn inet_csk_clear_xmit_timers<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     let id = tp.id;
     if let Some(armed) = icsk_pending_timer(tp) {
         tp.icsk_pending = 0;
         ctx.cancel_timer(armed);
+    }
+    let lazy = core::mem::take(&mut tp.icsk_lazy);
+    for t in [
+        TcpTimer::Retransmit(id),
+        TcpTimer::Probe0(id),
+        TcpTimer::LossProbe(id),
+        TcpTimer::ReoTimeout(id),
+    ] {
+        if lazy & t.lazy_bit() != 0 {
+            ctx.cancel_timer(t);
+        }
     }
     ctx.cancel_timer(TcpTimer::DelAck(id));
     ctx.cancel_timer(TcpTimer::Keepalive(id));

@@ -2519,3 +2519,104 @@ fn header_prediction_off_until_scaled_window_and_outside_established() {
     }
     assert_eq!(net.mib(0, LinuxMib::TcpHpHits), hits);
 }
+
+/// What a lazy-timer scenario leaves: every segment on the wire, the
+/// counters of both hosts, what each side read, and how many timers fired
+/// after TCP had cleared them.
+type LazyRun = (Vec<String>, Vec<Vec<(&'static str, u64)>>, Vec<u64>, u64);
+
+/// Request/response rounds (a delayed ACK armed and cleared by the reply,
+/// a loss probe armed and cleared by the ACK each round), then a transfer
+/// whose segments are lost now and then (TLP, RTO and retransmissions),
+/// stepped at fixed instants; with `lazy` the hosts leave cleared timers
+/// armed, as Linux leaves its `timer_list`s.
+fn lazy_timers_run(lazy: bool) -> LazyRun {
+    use crate::context::TcpContext;
+    let mut net = Net::with_seed(2, 11);
+    for h in &mut net.hosts {
+        h.ctx.lazy_timers = lazy;
+    }
+    let (c, s) = net.connect_pair(80);
+    let mut buf = vec![0u8; 65536];
+    let mut read = [Vec::new(), Vec::new()];
+    for round in 0..30u64 {
+        // Long enough, every few rounds, for a delayed ACK to go out on
+        // its timer before the reply (or the next request) carries it.
+        net.send(0, &c, &pattern(10, round)).unwrap();
+        net.run_for_ms(if round % 5 == 0 { 300 } else { 2 });
+        let n = net.recv(1, &s, &mut buf).unwrap();
+        read[1].extend_from_slice(&buf[..n]);
+        net.send(1, &s, &pattern(20, round + 100)).unwrap();
+        net.run_for_ms(if round % 5 == 2 { 300 } else { 2 });
+        let n = net.recv(0, &c, &mut buf).unwrap();
+        read[0].extend_from_slice(&buf[..n]);
+    }
+    let client = net.addr(0);
+    let mut k = 0u32;
+    net.set_drop_filter(move |x| {
+        k += 1;
+        x.src == client && !x.is_empty() && k.is_multiple_of(7)
+    });
+    let data = pattern(200_000, 5);
+    let mut sent = 0;
+    for _ in 0..20_000 {
+        if sent < data.len()
+            && let Ok(n) = net.send(0, &c, &data[sent..])
+        {
+            sent += n;
+        }
+        while let Ok(n) = net.recv(1, &s, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            read[1].extend_from_slice(&buf[..n]);
+        }
+        if read[1].len() == 300 + data.len() {
+            break;
+        }
+        net.run_for_ms(1);
+    }
+    assert_eq!(read[1].len(), 300 + data.len(), "the transfer finished");
+    net.clear_drop_filter();
+    net.run_for_ms(2000);
+    let wire = net
+        .log
+        .iter()
+        .map(|x| format!("{:?} {} {:?}", x.at, x.src, x.tcp))
+        .collect();
+    let mibs = (0..2)
+        .map(|i| {
+            let snap = net.hosts[i].ctx.mibs().snapshot();
+            snap.group::<TcpMib>()
+                .chain(snap.group::<LinuxMib>())
+                .collect()
+        })
+        .collect();
+    let fired = net.hosts.iter().map(|h| h.ctx.lazy_fired).sum();
+    (wire, mibs, read.iter().map(|r| fnv(r)).collect(), fired)
+}
+
+/// Clearing the delayed-ACK and retransmit/probe timers lazily
+/// (`TcpContext::disarm_timer` leaving them armed, as Linux's
+/// `inet_csk_clear_xmit_timer()` does) changes nothing: the cleared timers
+/// that fire do nothing, and the segments, their times and every counter
+/// are those of a host that cancels them.
+#[test]
+fn lazily_cleared_timers_that_fire_change_nothing() {
+    let (lazy_wire, lazy_mibs, lazy_read, lazy_fired) = lazy_timers_run(true);
+    let (wire, mibs, read, fired) = lazy_timers_run(false);
+    assert_eq!(fired, 0);
+    assert!(lazy_fired > 0, "no cleared timer fired");
+    assert_eq!(lazy_read, read);
+    assert_eq!(lazy_wire.len(), wire.len());
+    for (i, (l, e)) in lazy_wire.iter().zip(&wire).enumerate() {
+        assert_eq!(l, e, "segment {i} differs");
+    }
+    assert_eq!(lazy_mibs, mibs);
+    let get = |m: &[(&str, u64)], name: &str| {
+        m.iter().find(|(n, _)| *n == name).map(|&(_, v)| v).unwrap()
+    };
+    assert!(get(&mibs[0], "TCPLossProbes") + get(&mibs[0], "RetransSegs") > 0);
+    assert!(get(&mibs[0], "DelayedACKs") > 0);
+    assert!(get(&mibs[1], "DelayedACKs") > 0);
+}

@@ -51,6 +51,13 @@ pub struct FakeTcpCtx {
     pub probes: Option<Vec<crate::TcpProbe>>,
     /// The host's TSQ list (TCP Small Queues on), set by [`Net`].
     pub tsq: Option<std::sync::Arc<crate::TsqList>>,
+    /// Whether [`TcpContext::disarm_timer`] leaves the timer armed, as
+    /// Linux leaves a cleared `timer_list` queued (default: it cancels).
+    pub lazy_timers: bool,
+    /// Timers disarmed and left armed, not armed again since.
+    disarmed: std::collections::HashSet<TcpTimer>,
+    /// How many timers fired after TCP had disarmed them.
+    pub lazy_fired: u64,
 }
 
 impl FakeTcpCtx {
@@ -72,6 +79,9 @@ impl FakeTcpCtx {
             events: Vec::new(),
             probes: None,
             tsq: None,
+            lazy_timers: false,
+            disarmed: std::collections::HashSet::new(),
+            lazy_fired: 0,
         }
     }
 
@@ -204,11 +214,13 @@ fn tcp_gso_segment_for_test(
 
 impl TimerContext<TcpTimer> for FakeTcpCtx {
     fn arm_timer(&mut self, id: TcpTimer, at: Instant) -> Option<Instant> {
+        self.disarmed.remove(&id);
         self.timer_seq += 1;
         self.timers.insert(id, (at, self.timer_seq)).map(|p| p.0)
     }
 
     fn cancel_timer(&mut self, id: TcpTimer) -> Option<Instant> {
+        self.disarmed.remove(&id);
         self.timers.remove(&id).map(|p| p.0)
     }
 
@@ -220,6 +232,16 @@ impl TimerContext<TcpTimer> for FakeTcpCtx {
 impl TcpContext for FakeTcpCtx {
     fn now(&self) -> Instant {
         self.now
+    }
+
+    fn disarm_timer(&mut self, id: TcpTimer) {
+        if self.lazy_timers {
+            if self.timers.contains_key(&id) {
+                self.disarmed.insert(id);
+            }
+        } else {
+            self.cancel_timer(id);
+        }
     }
 
     fn mibs(&self) -> &NetMibs {
@@ -675,6 +697,9 @@ impl Net {
             self.now = self.now.max(at);
             let h = &mut self.hosts[i];
             h.ctx.set_now(self.now);
+            if h.ctx.disarmed.contains(&id) {
+                h.ctx.lazy_fired += 1;
+            }
             h.ctx.cancel_timer(id);
             h.stack.handle_timer(&mut h.ctx, id);
             self.collect_out(i);
