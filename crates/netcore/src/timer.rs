@@ -134,6 +134,9 @@ struct TimerEntry<T> {
     prev: u32,
     next: u32,
     slot: Slot,
+    /// Disarmed ([`TimerWheel::disarm`]): still in its bucket, but not
+    /// pending, never handed out, and not counted by `next_expiry`.
+    dead: bool,
 }
 
 /// A small multiplicative hasher for timer ids (small enums and integers);
@@ -206,6 +209,8 @@ pub struct TimerWheel<T> {
     /// Expired timers not yet handed out, sorted latest first.
     ready: Vec<(Instant, u64, u32)>,
     seq: u64,
+    /// Entries disarmed but still in a bucket (in `ids`, not pending).
+    dead: usize,
 }
 
 impl<T: Copy + Eq + Hash> TimerWheel<T> {
@@ -227,6 +232,7 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
             ids: HashMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default()),
             ready: Vec::with_capacity(capacity.min(64)),
             seq: 0,
+            dead: 0,
         }
     }
 
@@ -246,12 +252,12 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
 
     /// Number of pending timers (armed and not yet handed out).
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.ids.len() - self.dead
     }
 
     /// Whether no timer is pending.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.len() == 0
     }
 
     /// Arms `id` to expire at `deadline`, moving it if it is already armed.
@@ -271,7 +277,15 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         let (idx, previous) = match self.ids.entry(id) {
             Entry::Occupied(e) => {
                 let idx = *e.get();
-                let prev = self.slab[idx as usize].deadline;
+                let entry = &mut self.slab[idx as usize];
+                // A disarmed entry comes back to life: it was not pending.
+                let prev = if entry.dead {
+                    entry.dead = false;
+                    self.dead -= 1;
+                    None
+                } else {
+                    Some(entry.deadline)
+                };
                 if let Slot::Bucket(b) = self.slab[idx as usize].slot
                     && self.bucket_for(expires) == Some(usize::from(b))
                 {
@@ -281,10 +295,10 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
                     e.deadline = deadline;
                     e.expires = expires;
                     e.seq = seq;
-                    return Some(prev);
+                    return prev;
                 }
                 self.detach(idx);
-                (idx, Some(prev))
+                (idx, prev)
             }
             Entry::Vacant(e) => {
                 let idx = alloc(&mut self.slab, &mut self.free, id);
@@ -309,10 +323,43 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
     #[doc(alias = "timer_delete")]
     pub fn cancel(&mut self, id: T) -> Option<Instant> {
         let idx = self.ids.remove(&id)?;
-        let deadline = self.slab[idx as usize].deadline;
+        let e = &self.slab[idx as usize];
+        let deadline = (!e.dead).then_some(e.deadline);
+        if e.dead {
+            self.dead -= 1;
+        }
         self.detach(idx);
         self.release(idx);
-        Some(deadline)
+        deadline
+    }
+
+    /// Stops `id` without taking it off the wheel; returns its deadline if
+    /// it was pending.
+    ///
+    /// For an owner that keeps its own "armed" flag and ignores a stale
+    /// expiry, as TCP does with `icsk_pending` when Linux is built without
+    /// `INET_CSK_CLEAR_TIMERS` (`inet_csk_clear_xmit_timer()` leaves the
+    /// `timer_list` queued). Observably it is [`cancel`](Self::cancel): the
+    /// id is no longer [`pending`](Self::pending), is not counted by
+    /// [`len`](Self::len), never comes out of
+    /// [`pop_expired`](Self::pop_expired) and does not move
+    /// [`next_expiry`](Self::next_expiry). The entry stays in its bucket
+    /// (one hash lookup, no unlinking) until the bucket expires or the id
+    /// is armed again, which takes `mod_timer()`'s same-bucket shortcut
+    /// when the new expiry lands in the same bucket.
+    pub fn disarm(&mut self, id: T) -> Option<Instant> {
+        let &idx = self.ids.get(&id)?;
+        let e = &mut self.slab[idx as usize];
+        match e.slot {
+            Slot::Bucket(_) if !e.dead => {
+                e.dead = true;
+                self.dead += 1;
+                Some(e.deadline)
+            }
+            Slot::Bucket(_) | Slot::Free => None,
+            // Already collected: leave the batch now.
+            Slot::Ready => self.cancel(id),
+        }
     }
 
     /// The deadline `id` is armed for, if it is pending.
@@ -320,9 +367,10 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
     /// Mirrors `timer_pending()`, returning the expiry as well.
     #[doc(alias = "timer_pending")]
     pub fn pending(&self, id: T) -> Option<Instant> {
-        self.ids
-            .get(&id)
-            .map(|&idx| self.slab[idx as usize].deadline)
+        self.ids.get(&id).and_then(|&idx| {
+            let e = &self.slab[idx as usize];
+            (!e.dead).then_some(e.deadline)
+        })
     }
 
     /// The earliest instant at which a pending timer is due, so an idle
@@ -336,7 +384,11 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         if let Some(&(deadline, _, _)) = self.ready.last() {
             return Some(deadline);
         }
-        self.next_pending_jiffy().map(jiffies_to_instant)
+        if self.dead == 0 {
+            self.next_pending_jiffy().map(jiffies_to_instant)
+        } else {
+            self.next_live_jiffy().map(jiffies_to_instant)
+        }
     }
 
     /// Hands out one timer whose deadline is at or before `now`, with its
@@ -389,6 +441,7 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
     fn release(&mut self, idx: u32) {
         let e = &mut self.slab[idx as usize];
         e.id = None;
+        e.dead = false;
         e.slot = Slot::Free;
         e.prev = NIL;
         e.next = self.free;
@@ -494,6 +547,44 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         best
     }
 
+    /// [`next_pending_jiffy`](Self::next_pending_jiffy) over the buckets
+    /// that hold a timer not disarmed.
+    fn next_live_jiffy(&self) -> Option<u64> {
+        let mut best: Option<u64> = None;
+        for lvl in 0..LVL_DEPTH {
+            let shift = lvl_shift(lvl);
+            let start = self.clk.div_ceil(lvl_gran(lvl));
+            let pos = (start & LVL_MASK) as u32;
+            // This level's buckets in expiry order, from the first one not
+            // processed yet.
+            let mut map = self.pending_map[lvl].rotate_right(pos);
+            while map != 0 {
+                let off = u64::from(map.trailing_zeros());
+                map &= map - 1;
+                let b = lvl * LVL_SIZE + ((start + off) & LVL_MASK) as usize;
+                if self.bucket_has_live(b) {
+                    let at = (start + off) << shift;
+                    best = Some(best.map_or(at, |x| x.min(at)));
+                    break;
+                }
+            }
+        }
+        best
+    }
+
+    /// Whether bucket `b` holds a timer not disarmed.
+    fn bucket_has_live(&self, b: usize) -> bool {
+        let mut idx = self.heads[b];
+        while idx != NIL {
+            let e = &self.slab[idx as usize];
+            if !e.dead {
+                return true;
+            }
+            idx = e.next;
+        }
+        false
+    }
+
     /// Processes jiffy `j`: moves every bucket expiring at `j` to the ready
     /// batch. Mirrors `collect_expired_timers()`.
     fn collect(&mut self, j: u64) {
@@ -513,7 +604,16 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
                 let next = e.next;
                 e.prev = NIL;
                 e.next = NIL;
-                if e.expires > j {
+                if e.dead {
+                    // Disarmed: dropped here, where Linux's handler would
+                    // find its owner's flag clear and return.
+                    if let Some(id) = e.id {
+                        self.ids.remove(&id);
+                    }
+                    self.dead -= 1;
+                    e.slot = Slot::Free;
+                    self.release(idx);
+                } else if e.expires > j {
                     // Parked beyond the horizon: not due yet, re-queue.
                     self.enqueue(idx);
                 } else {
@@ -540,6 +640,7 @@ fn alloc<T>(slab: &mut Vec<TimerEntry<T>>, free: &mut u32, id: T) -> u32 {
         prev: NIL,
         next: NIL,
         slot: Slot::Free,
+        dead: false,
     };
     if *free == NIL {
         let idx = u32::try_from(slab.len()).expect("fewer than 2^32 timers");
@@ -557,7 +658,7 @@ impl<T: fmt::Debug> fmt::Debug for TimerWheel<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimerWheel")
             .field("clk", &self.clk)
-            .field("pending", &self.ids.len())
+            .field("pending", &(self.ids.len() - self.dead))
             .field("ready", &self.ready.len())
             .finish_non_exhaustive()
     }
@@ -751,10 +852,66 @@ mod tests {
         assert_eq!(w.pending(id(0)), None);
     }
 
+    /// A disarmed timer is gone for every observer: not pending, not
+    /// counted, never fired, and the idle jump skips its bucket; armed
+    /// again it is new (no previous deadline) and fires once, at the new
+    /// time, whether or not it lands in its old bucket.
+    #[test]
+    fn disarm_is_a_cancel_that_leaves_the_entry_queued() {
+        let mut w = TimerWheel::new(ms(0));
+        w.arm(1u32, ms(40));
+        w.arm(2, ms(200));
+        assert_eq!(w.disarm(1), Some(ms(40)));
+        assert_eq!(w.disarm(1), None);
+        assert_eq!(w.pending(1), None);
+        assert_eq!(w.len(), 1);
+        // Timer 2 (level 1, bucket at 200 ms) is the next expiry, not 40 ms.
+        assert_eq!(w.next_expiry(), Some(ms(200)));
+        assert!(drain(&mut w, ms(100)).is_empty());
+        // Purged when its bucket ran: the id is free again.
+        assert_eq!(w.cancel(1), None);
+        // Disarm, then arm into the same bucket (the shortcut) and into
+        // another one.
+        w.arm(3, ms(150));
+        w.arm(4, ms(150));
+        assert_eq!(w.disarm(3), Some(ms(150)));
+        assert_eq!(w.disarm(4), Some(ms(150)));
+        assert_eq!(w.arm(3, ms(151)), None);
+        assert_eq!(w.arm(4, ms(120)), None);
+        assert_eq!(w.pending(3), Some(ms(151)));
+        assert_eq!(w.len(), 3);
+        // A cancel of a disarmed id reports nothing pending.
+        w.arm(5, ms(300));
+        w.disarm(5);
+        assert_eq!(w.cancel(5), None);
+        assert_eq!(w.len(), 3);
+        assert_eq!(w.next_expiry(), Some(ms(120)));
+        assert_eq!(drain(&mut w, ms(160)), [(4, ms(120)), (3, ms(151))]);
+        // Every entry of the earliest buckets disarmed: the jump goes to
+        // the first live one.
+        w.arm(6, ms(170));
+        w.arm(7, ms(170));
+        w.disarm(6);
+        w.disarm(7);
+        assert_eq!(w.next_expiry(), Some(ms(200)));
+        assert_eq!(drain(&mut w, ms(1_000)), [(2, ms(200))]);
+        assert!(w.is_empty());
+        assert_eq!(w.next_expiry(), None);
+        // A timer already collected into the ready batch leaves it.
+        w.arm(8, ms(1_010));
+        w.arm(9, ms(1_010));
+        assert_eq!(w.pop_expired(ms(1_010)), Some((8, ms(1_010))));
+        assert_eq!(w.disarm(9), Some(ms(1_010)));
+        assert_eq!(w.pop_expired(ms(1_010)), None);
+        assert!(w.is_empty());
+        assert!(w.slab.len() <= 8, "slots reused: {}", w.slab.len());
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Arm(u8, u64),
         Cancel(u8),
+        Disarm(u8),
         Advance(u64),
     }
 
@@ -763,6 +920,7 @@ mod tests {
             4 => (0u8..32, prop_oneof![0u64..100, 0u64..5_000, 0u64..3_000_000])
                 .prop_map(|(id, d)| Op::Arm(id, d)),
             1 => (0u8..32).prop_map(Op::Cancel),
+            1 => (0u8..32).prop_map(Op::Disarm),
             3 => prop_oneof![0u64..10, 0u64..2_000, 0u64..500_000].prop_map(Op::Advance),
         ]
     }
@@ -815,12 +973,28 @@ mod tests {
                     Op::Cancel(id) => {
                         prop_assert_eq!(w.cancel(id), model.remove(&id).map(|m| m.0));
                     }
+                    // For the model a disarm is a cancel.
+                    Op::Disarm(id) => {
+                        prop_assert_eq!(w.disarm(id), model.remove(&id).map(|m| m.0));
+                    }
                     Op::Advance(d) => {
                         now += Duration::from_micros(d);
                         check(&mut w, now, &mut model, &mut heap)?;
                     }
                 }
                 prop_assert_eq!(w.len(), model.len());
+                // The idle jump never goes past the earliest live deadline's
+                // bucket, nor stops where only disarmed timers wait.
+                if let Some(next) = w.next_expiry() {
+                    let by = model
+                        .values()
+                        .map(|&(d, armed, _)| d + TimerWheel::<u8>::slack(armed, d))
+                        .min();
+                    prop_assert!(by.is_some(), "next expiry {} with nothing armed", next);
+                    if let Some(by) = by {
+                        prop_assert!(next < by.max(now + Duration::from_millis(1)), "{} past {}", next, by);
+                    }
+                }
             }
             // Run to completion by jumping over idle periods.
             let mut steps = 0;

@@ -156,6 +156,28 @@ impl CpuTimers {
         prev
     }
 
+    /// Stops `id` but may leave it on the wheel
+    /// ([`TimerWheel::disarm`]); returns the deadline it had.
+    ///
+    /// For an owner whose handler ignores a stale expiry (TCP's
+    /// `icsk_pending`, Linux's `inet_csk_clear_xmit_timer()` without
+    /// `INET_CSK_CLEAR_TIMERS`): a disarmed timer is not pending, never
+    /// fires and never moves the CPU's next expiry (an idle simulation's
+    /// virtual time), and arming it again is `mod_timer()` on a queued
+    /// timer. A context standing in for a CPU ([`CpuTimers::detached`])
+    /// cancels, so that the CPU's own wheel hears of it.
+    #[allow(dead_code)] // the TCP glue (tcp.rs) switches to it
+    pub(crate) fn disarm(&mut self, id: HostTimer) -> Option<Instant> {
+        if self.cancels.is_some() {
+            return self.cancel(id);
+        }
+        let prev = self.wheel.as_mut().and_then(|w| w.disarm(id));
+        if prev.is_some() {
+            self.next_expiry.set(NextExpiry::Stale);
+        }
+        prev
+    }
+
     /// The deadline of `id`, if armed.
     pub(crate) fn pending(&self, id: HostTimer) -> Option<Instant> {
         self.wheel.as_ref().and_then(|w| w.pending(id))
@@ -494,7 +516,7 @@ mod tests {
         HostTimer::Softnet(SoftnetTimer::QdiscWatchdog { ifindex: 1, queue })
     }
 
-    /// A seeded walk of arms, cancels and expiries: the remembered next
+    /// A seeded walk of arms, cancels, disarms and expiries: the remembered next
     /// expiry, every armed deadline and every timer handed out match a
     /// plain wheel's, including a wheel built late (first arm after an
     /// empty expiry pass moved its clock).
@@ -518,10 +540,16 @@ mod tests {
                     assert_eq!(lazy.arm(id, at), p);
                     assert_eq!(eager.arm(id, at), p);
                 }
-                2 => {
+                2 if x & (1 << 40) == 0 => {
                     let p = plain.cancel(id);
                     assert_eq!(lazy.cancel(id), p);
                     assert_eq!(eager.cancel(id), p);
+                }
+                // A disarm is a cancel to every observer.
+                2 => {
+                    let p = plain.cancel(id);
+                    assert_eq!(lazy.disarm(id), p);
+                    assert_eq!(eager.disarm(id), p);
                 }
                 _ => {
                     now = now.saturating_add(Duration::from_micros((x >> 20) % 3_000));
@@ -541,6 +569,26 @@ mod tests {
             assert_eq!(lazy.len(), plain.len());
         }
         assert!(!plain.is_empty(), "the walk leaves timers armed");
+    }
+
+    /// A disarm on a stand-in context is a cancel the CPU's wheel hears
+    /// of; on a CPU's wheel it leaves no trace but the queued entry, which
+    /// does not move the next expiry.
+    #[test]
+    fn disarm_on_a_stand_in_context_is_replayed_as_a_cancel() {
+        let at = Instant::ZERO.saturating_add(Duration::from_millis(5));
+        let mut t = CpuTimers::detached(Instant::ZERO);
+        t.arm(watchdog(0), at);
+        assert_eq!(t.disarm(watchdog(0)), Some(at));
+        assert_eq!(t.disarm(watchdog(1)), None);
+        assert_eq!(t.take_cancels(), [watchdog(0), watchdog(1)]);
+        let mut cpu = CpuTimers::new(Instant::ZERO);
+        cpu.arm(watchdog(0), at);
+        assert_eq!(cpu.next_expiry(), Some(at));
+        assert_eq!(cpu.disarm(watchdog(0)), Some(at));
+        assert_eq!((cpu.next_expiry(), cpu.len()), (None, 0));
+        assert!(cpu.take_cancels().is_empty());
+        assert_eq!(cpu.pop_expired(Instant::MAX), None);
     }
 
     #[test]
