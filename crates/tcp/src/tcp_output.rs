@@ -307,6 +307,66 @@ fn established_options_len(tp: &TcpSock) -> usize {
     len
 }
 
+/// Writes the header of a segment of a synchronized connection into
+/// `head` (exactly `20 + established_options_len(tp)` bytes): the fixed
+/// part with a zero checksum, then the options [`established_options`]
+/// lists, laid out as `tcp_options_write()` lays them out (NOP NOP TS;
+/// NOP NOP SACK and the blocks, a D-SACK first).
+///
+/// Mirrors the header fill of `__tcp_transmit_skb()` with
+/// `tcp_options_write()`, written in place from the socket, without the
+/// [`TcpRepr`]/[`TcpOptions`] a SYN goes through.
+fn tcp_established_header_write(
+    head: &mut [u8],
+    tp: &TcpSock,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    window: u16,
+    now: Instant,
+) {
+    let hlen = head.len();
+    let bits = flags.bits();
+    head[0..2].copy_from_slice(&tp.sport.to_be_bytes());
+    head[2..4].copy_from_slice(&tp.dport.to_be_bytes());
+    head[4..8].copy_from_slice(&seq.to_be_bytes());
+    head[8..12].copy_from_slice(&ack.to_be_bytes());
+    head[12] = ((hlen / 4) as u8) << 4 | (bits >> 8) as u8;
+    head[13] = bits as u8;
+    head[14..16].copy_from_slice(&window.to_be_bytes());
+    head[16..20].fill(0);
+    let mut at = 20;
+    if tp.rx_opt.tstamp_ok {
+        head[20..24].copy_from_slice(&[
+            wire::TCPOPT_NOP,
+            wire::TCPOPT_NOP,
+            wire::TCPOPT_TIMESTAMP,
+            wire::TCPOLEN_TIMESTAMP,
+        ]);
+        head[24..28].copy_from_slice(&tp.tcp_time_stamp(now).to_be_bytes());
+        head[28..32].copy_from_slice(&tp.rx_opt.ts_recent.to_be_bytes());
+        at = 32;
+    }
+    if at < hlen {
+        // SACK blocks: as many as the length computed for them.
+        let n = (hlen - at - 4) / 8;
+        head[at..at + 4].copy_from_slice(&[
+            wire::TCPOPT_NOP,
+            wire::TCPOPT_NOP,
+            wire::TCPOPT_SACK,
+            wire::TCPOLEN_SACK_BASE + wire::TCPOLEN_SACK_PERBLOCK * n as u8,
+        ]);
+        at += 4;
+        let dsack = tp.duplicate_sack.filter(|_| tp.dsack_pending);
+        for b in dsack.iter().chain(tp.selective_acks.iter()).take(n) {
+            head[at..at + 4].copy_from_slice(&b.start_seq.to_be_bytes());
+            head[at + 4..at + 8].copy_from_slice(&b.end_seq.to_be_bytes());
+            at += 8;
+        }
+    }
+    debug_assert_eq!(at, hlen, "options disagree with established_options_len()");
+}
+
 /// The options of a SYN from a full socket. Mirrors `tcp_syn_options()`.
 pub(crate) fn syn_options(tp: &TcpSock, now: Instant) -> TcpOptions {
     TcpOptions {
@@ -435,6 +495,86 @@ fn build_run_segment<C: TcpContext>(
     Ok(skb)
 }
 
+/// The header fields of a segment that come from the caller rather than
+/// from the socket.
+#[derive(Clone, Copy, Debug)]
+struct TcpHdrFields {
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    window: u16,
+}
+
+/// Builds the skb of a segment of a synchronized connection: the header
+/// ([`tcp_established_header_write`]) in a fresh linear head, the payload
+/// of `run` (if any) as fragments that share the write queue's buffers.
+///
+/// Mirrors the skb that `__tcp_transmit_skb()` hands to IP, with the
+/// checksum of `tcp_v4_send_check()`: a run of more than one entry is a
+/// GSO packet (`gso_size` = the MSS, `gso_segs`, `SKB_GSO_TCPV4`,
+/// `CHECKSUM_PARTIAL` with the pseudo-header sum in the checksum field);
+/// a single segment has its checksum computed here, over the header and
+/// then each fragment once.
+fn build_established_segment<C: TcpContext>(
+    ctx: &C,
+    tp: &TcpSock,
+    hdr: TcpHdrFields,
+    now: Instant,
+    run: Option<TxRun>,
+    payload_len: usize,
+) -> Result<SkBuff, Errno> {
+    let hlen = 20 + established_options_len(tp);
+    let len = u16::try_from(hlen + payload_len).map_err(|_| Errno::MsgSize)?;
+    let mut skb = SkBuff::alloc(ctx.page_pool(), MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
+    skb.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
+    let head = skb.push(hlen).map_err(|_| Errno::NoBufs)?;
+    tcp_established_header_write(head, tp, hdr.seq, hdr.ack, hdr.flags, hdr.window, now);
+    let mut sum = wire::csum_partial(head, 0);
+    skb.reset_transport_header();
+    let check = match run {
+        Some(run) if run.segs > 1 => {
+            for seg in tp.write_queue.range(run.idx..run.idx + run.segs) {
+                if !seg.skb.is_empty() {
+                    skb.append_frags(seg.skb.clone(), 0)
+                        .map_err(|_| Errno::NoBufs)?;
+                }
+            }
+            skb.gso_size = u16::try_from(run.mss).map_err(|_| Errno::Inval)?;
+            skb.gso_segs = u16::try_from(run.segs).map_err(|_| Errno::Inval)?;
+            skb.gso_type = netcore::SkbGsoType::TCPV4;
+            skb.ip_summed = netcore::IpSummed::Partial {
+                csum_start: u16::try_from(skb.headroom()).map_err(|_| Errno::Inval)?,
+                csum_offset: TCP_CHECK_OFF as u16,
+            };
+            !wire::csum_tcpudp_magic(tp.saddr, tp.daddr, len, IPPROTO_TCP, 0)
+        }
+        Some(run) => {
+            let mut off = hlen;
+            for seg in tp.write_queue.range(run.idx..run.idx + run.segs) {
+                if seg.skb.is_empty() {
+                    continue;
+                }
+                let part = if seg.skb.is_nonlinear() {
+                    seg.skb
+                        .checksum(0, seg.skb.len(), 0)
+                        .map_err(|_| Errno::Inval)?
+                } else {
+                    wire::csum_partial(seg.skb.data(), 0)
+                };
+                sum = wire::csum_block_add(sum, part, off);
+                off += seg.skb.len();
+                skb.append_frags(seg.skb.clone(), 0)
+                    .map_err(|_| Errno::NoBufs)?;
+            }
+            wire::csum_tcpudp_magic(tp.saddr, tp.daddr, len, IPPROTO_TCP, sum)
+        }
+        None => wire::csum_tcpudp_magic(tp.saddr, tp.daddr, len, IPPROTO_TCP, sum),
+    };
+    let data = skb.data_mut().map_err(|_| Errno::NoBufs)?;
+    data[TCP_CHECK_OFF..TCP_CHECK_OFF + 2].copy_from_slice(&check.to_be_bytes());
+    Ok(skb)
+}
+
 /// Where the checksum sits in the TCP header (`offsetof(struct tcphdr, check)`).
 const TCP_CHECK_OFF: usize = 16;
 /// `IPPROTO_TCP`.
@@ -456,35 +596,44 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
     retrans: bool,
 ) -> Result<(), Errno> {
     let now = ctx.now();
-    let syn = flags.contains(TcpFlags::SYN);
-    let (options, window) = if syn {
-        (syn_options(tp, now), tp.rcv_wnd.min(65535) as u16)
+    let ack = if flags.contains(TcpFlags::ACK) {
+        tp.rcv_nxt
     } else {
-        let o = established_options(tp, now);
-        let w = tcp_select_window(ctx, tp);
-        (o, w)
+        0
     };
-    let ack_flag = flags.contains(TcpFlags::ACK);
-    let repr = TcpRepr {
-        src_port: tp.sport,
-        dst_port: tp.dport,
-        seq,
-        ack: if ack_flag { tp.rcv_nxt } else { 0 },
-        flags,
-        window,
-        urgent: 0,
-        options,
-        payload_len: run.map_or(0, |r| {
-            tp.write_queue
-                .range(r.idx..r.idx + r.segs)
-                .map(|s| s.skb.len())
-                .sum()
-        }),
-    };
+    let payload_len: usize = run.map_or(0, |r| {
+        tp.write_queue
+            .range(r.idx..r.idx + r.segs)
+            .map(|s| s.skb.len())
+            .sum()
+    });
     let pcount = run.map_or(1, |r| r.segs.max(1));
-    let mut skb = match run {
-        Some(r) if repr.payload_len > 0 => build_run_segment(ctx, tp, &repr, r)?,
-        _ => build_segment(ctx, &repr, None, tp.saddr, tp.daddr)?,
+    let mut skb = if flags.contains(TcpFlags::SYN) {
+        let repr = TcpRepr {
+            src_port: tp.sport,
+            dst_port: tp.dport,
+            seq,
+            ack,
+            flags,
+            window: tp.rcv_wnd.min(65535) as u16,
+            urgent: 0,
+            options: syn_options(tp, now),
+            payload_len,
+        };
+        match run {
+            Some(r) if payload_len > 0 => build_run_segment(ctx, tp, &repr, r)?,
+            _ => build_segment(ctx, &repr, None, tp.saddr, tp.daddr)?,
+        }
+    } else {
+        let window = tcp_select_window(ctx, tp);
+        let hdr = TcpHdrFields {
+            seq,
+            ack,
+            flags,
+            window,
+        };
+        let run = run.filter(|_| payload_len > 0);
+        build_established_segment(ctx, tp, hdr, now, run, payload_len)?
     };
     // skb_set_hash_from_sk(): the socket's flow hash rides with the skb,
     // so the qdisc and queue selection need not dissect it.
@@ -495,7 +644,7 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
     // segment with data the socket as its owner (`tcp_wfree`, TSQ).
     let (tstamp, _) = crate::tcp_pacing::tcp_wstamp_for_xmit(ctx, tp);
     skb.tstamp = tstamp;
-    if repr.payload_len > 0 {
+    if payload_len > 0 {
         crate::tcp_pacing::tcp_skb_set_owner_w(ctx, tp, &mut skb);
     }
     let cpu = ctx.cpu();
@@ -506,15 +655,15 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
         ctx.mibs().inc(cpu, TcpMib::OutRsts);
     }
     tp.segs_out += pcount as u32;
-    if repr.payload_len > 0 {
+    if payload_len > 0 {
         tp.data_segs_out += pcount as u32;
-        tp.bytes_sent += repr.payload_len as u64;
+        tp.bytes_sent += payload_len as u64;
     }
-    if ack_flag {
+    if flags.contains(TcpFlags::ACK) {
         tcp_event_ack_sent(ctx, tp);
     }
     tp.dsack_pending = false;
-    tracing::trace!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, seq, ack = repr.ack, ?flags, len = repr.payload_len, "tcp_transmit_skb");
+    tracing::trace!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, seq, ack, ?flags, len = payload_len, "tcp_transmit_skb");
     let (saddr, daddr) = (tp.saddr, tp.daddr);
     ctx.ip_queue_xmit(skb, saddr, daddr)
 }
@@ -1542,6 +1691,70 @@ mod tests {
         net.hosts[0].ctx.ip_queue_xmit_calls = 0;
         assert_eq!(net.send(0, &c, &data), Ok(n * mss));
         (net, c, s, data, mss)
+    }
+
+    /// The header written in place from the socket is, byte for byte and
+    /// checksum included, the one [`super::established_options`] and
+    /// `TcpRepr::emit` give, with and without timestamps, for 0 to 4 SACK
+    /// blocks with and without a D-SACK block first.
+    #[test]
+    fn established_header_matches_the_repr_emit() {
+        use wire::{TcpRepr, TcpSackBlock};
+        let mut net = Net::new(2);
+        let (c, _s) = net.connect_pair(80);
+        let now = net.now() + netcore::Duration::from_millis(1234);
+        let ctx = &net.hosts[0].ctx;
+        let mut tp = c.lock();
+        let mut checked = 0;
+        for tstamp in [true, false] {
+            for dsack in [false, true] {
+                for blocks in 0..=4u32 {
+                    tp.rx_opt.tstamp_ok = tstamp;
+                    tp.rx_opt.sack_ok = true;
+                    tp.rx_opt.ts_recent = 0x0102_0304;
+                    tp.dsack_pending = dsack;
+                    tp.duplicate_sack = Some(TcpSackBlock {
+                        start_seq: 7,
+                        end_seq: 9,
+                    });
+                    tp.selective_acks.clear();
+                    for b in 0..blocks {
+                        let _ = tp.selective_acks.push(TcpSackBlock {
+                            start_seq: 1000 * b + 1,
+                            end_seq: 1000 * b + 500,
+                        });
+                    }
+                    let hdr = super::TcpHdrFields {
+                        seq: 0xdead_beef,
+                        ack: 0x0bad_f00d,
+                        flags: TcpFlags::ACK | TcpFlags::PSH,
+                        window: 501,
+                    };
+                    let skb =
+                        super::build_established_segment(ctx, &tp, hdr, now, None, 0).unwrap();
+                    let repr = TcpRepr {
+                        src_port: tp.sport,
+                        dst_port: tp.dport,
+                        seq: hdr.seq,
+                        ack: hdr.ack,
+                        flags: hdr.flags,
+                        window: hdr.window,
+                        urgent: 0,
+                        options: super::established_options(&tp, now),
+                        payload_len: 0,
+                    };
+                    let mut want = vec![0u8; repr.header_len()];
+                    repr.emit(&mut want, tp.saddr, tp.daddr).unwrap();
+                    assert_eq!(
+                        skb.data(),
+                        &want[..],
+                        "tstamp {tstamp} dsack {dsack} blocks {blocks}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 20);
     }
 
     #[test]
