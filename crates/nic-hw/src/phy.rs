@@ -39,6 +39,30 @@ use netcore::Instant;
 
 use crate::fcs::write_fcs;
 
+bitflags::bitflags! {
+    /// What a sending MAC vouches for in a frame it hands to its PHY, and
+    /// what a receiving port learns of it: the model's side channel for
+    /// work that only repeats what the sender did.
+    ///
+    /// No kernel twin (on a cable a frame carries nothing but its bits). A
+    /// medium that delivers a frame changed (a corrupted bit) or through
+    /// anything that cannot carry the vouch drops all of it, so a receiver
+    /// relies on it only for a frame that is bit for bit what the MAC sent.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub struct Vouch: u8 {
+        /// The FCS: the frame's last four bytes are room for the CRC of
+        /// the rest, written by whoever reads them (see
+        /// [`PhyPort::transmit_swap_fcs_good`]); the receiver's FCS check
+        /// would pass.
+        const FCS = 1 << 0;
+        /// The TCP or UDP checksum: the MAC's checksum offload (or TSO)
+        /// wrote it and found that it verifies over the datagram the IPv4
+        /// header delimits, so the receiver's checksum offload would find
+        /// it good. Only with [`Vouch::FCS`].
+        const L4_CSUM = 1 << 1;
+    }
+}
+
 /// A frame handed out by a medium: when its last bit arrived, at which port,
 /// and its bytes (FCS included).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,6 +223,37 @@ pub trait Medium {
         self.receive_into(now, port, buf).map(|at| (at, false))
     }
 
+    /// Like [`transmit_swap_fcs_good`](Medium::transmit_swap_fcs_good)
+    /// with everything the MAC vouches for (`vouch` without
+    /// [`Vouch::FCS`]: like [`transmit_swap`](Medium::transmit_swap)). The
+    /// default keeps only the FCS vouch.
+    fn transmit_swap_vouched(
+        &mut self,
+        now: Instant,
+        port: Self::Port,
+        frame: &mut Vec<u8>,
+        vouch: Vouch,
+    ) -> Result<(), PhyError> {
+        if vouch.contains(Vouch::FCS) {
+            self.transmit_swap_fcs_good(now, port, frame)
+        } else {
+            self.transmit_swap(now, port, frame)
+        }
+    }
+
+    /// Like [`receive_into_fcs_good`](Medium::receive_into_fcs_good), with
+    /// everything the sender vouched for that still holds. The default
+    /// knows only the FCS vouch.
+    fn receive_into_vouched(
+        &mut self,
+        now: Instant,
+        port: Self::Port,
+        buf: &mut Vec<u8>,
+    ) -> Option<(Instant, Vouch)> {
+        self.receive_into_fcs_good(now, port, buf)
+            .map(|(at, good)| (at, if good { Vouch::FCS } else { Vouch::empty() }))
+    }
+
     /// Like [`poll`](Medium::poll), but appends to `out` (which a caller
     /// keeps between calls); returns how many deliveries were appended.
     fn poll_into(&mut self, now: Instant, out: &mut Vec<Delivery<Self::Port>>) -> usize {
@@ -299,6 +354,38 @@ pub trait PhyPort {
         buf: &mut Vec<u8>,
     ) -> Result<Option<bool>, PhyError> {
         Ok(self.receive_into(now, buf)?.then_some(false))
+    }
+
+    /// Like [`transmit_swap_fcs_good`](PhyPort::transmit_swap_fcs_good)
+    /// with everything the MAC vouches for (`vouch` without
+    /// [`Vouch::FCS`]: like [`transmit_swap`](PhyPort::transmit_swap)). The
+    /// default keeps only the FCS vouch; a port onto a medium that carries
+    /// the rest forwards it.
+    fn transmit_swap_vouched(
+        &mut self,
+        now: Instant,
+        frame: &mut Vec<u8>,
+        vouch: Vouch,
+    ) -> Result<(), PhyError> {
+        if vouch.contains(Vouch::FCS) {
+            self.transmit_swap_fcs_good(now, frame)
+        } else {
+            self.transmit_swap(now, frame)
+        }
+    }
+
+    /// Like [`receive_into_fcs_good`](PhyPort::receive_into_fcs_good), with
+    /// everything the sender vouched for that still holds (empty for a
+    /// frame the port cannot vouch for). The default knows only the FCS
+    /// vouch.
+    fn receive_into_vouched(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<Vouch>, PhyError> {
+        Ok(self
+            .receive_into_fcs_good(now, buf)?
+            .map(|good| if good { Vouch::FCS } else { Vouch::empty() }))
     }
 
     /// Puts the next frame (FCS included) that has arrived by `now` in
@@ -415,6 +502,25 @@ impl<M: Medium> PhyPort for MediumPort<M> {
         let mut m = self.medium.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(m.receive_into_fcs_good(now, self.port, buf)
             .map(|(_, good)| good))
+    }
+
+    fn transmit_swap_vouched(
+        &mut self,
+        now: Instant,
+        frame: &mut Vec<u8>,
+        vouch: Vouch,
+    ) -> Result<(), PhyError> {
+        let mut m = self.medium.lock().unwrap_or_else(PoisonError::into_inner);
+        m.transmit_swap_vouched(now, self.port, frame, vouch)
+    }
+
+    fn receive_into_vouched(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<Vouch>, PhyError> {
+        let mut m = self.medium.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(m.receive_into_vouched(now, self.port, buf).map(|(_, v)| v))
     }
 
     fn receive_into(&mut self, now: Instant, buf: &mut Vec<u8>) -> Result<bool, PhyError> {

@@ -58,7 +58,7 @@ use std::fmt;
 use netcore::{Duration, Instant};
 
 use crate::fcs::write_fcs;
-use crate::phy::{Delivery, Medium, PhyError};
+use crate::phy::{Delivery, Medium, PhyError, Vouch};
 use crate::rng::Rng;
 
 /// Bytes of preamble and start-of-frame delimiter before every frame.
@@ -376,18 +376,18 @@ struct InFlight {
     at: Instant,
     seq: u64,
     frame: Vec<u8>,
-    /// The sender's MAC vouched for the frame's FCS and the wire changed
-    /// no bit of it: the receiver's FCS check would pass. The last four
-    /// bytes are then only room for the FCS, written by
+    /// What the sender's MAC vouched for, while the wire has changed no
+    /// bit of the frame (a corruption empties it). With [`Vouch::FCS`]
+    /// the last four bytes are only room for the FCS, written by
     /// [`InFlight::into_frame`] when a reader takes the bytes as they are.
-    fcs_good: bool,
+    vouch: Vouch,
 }
 
 impl InFlight {
     /// The frame's bytes with its FCS in place, for a reader that does not
     /// take the vouch.
     fn into_frame(mut self) -> Vec<u8> {
-        if self.fcs_good {
+        if self.vouch.contains(Vouch::FCS) {
             write_fcs(&mut self.frame);
         }
         self.frame
@@ -533,9 +533,9 @@ impl Direction {
         random | bursty
     }
 
-    /// Takes `frame` sent at `now` (`fcs_good`: a MAC computed its FCS);
-    /// `spare` supplies the buffer of a duplicate.
-    fn transmit(&mut self, now: Instant, frame: Vec<u8>, fcs_good: bool, spare: &mut Vec<Vec<u8>>) {
+    /// Takes `frame` sent at `now` with what its MAC vouches for; `spare`
+    /// supplies the buffer of a duplicate.
+    fn transmit(&mut self, now: Instant, frame: Vec<u8>, vouch: Vouch, spare: &mut Vec<Vec<u8>>) {
         self.stats.tx_frames += 1;
         self.stats.tx_bytes += frame.len() as u64;
 
@@ -556,7 +556,7 @@ impl Direction {
         }
         if self.plain {
             let at = self.delayed_plain(done);
-            self.push_in_order(at, frame, fcs_good);
+            self.push_in_order(at, frame, vouch);
             return;
         }
 
@@ -570,16 +570,16 @@ impl Direction {
             let mut copy = spare.pop().unwrap_or_default();
             copy.clear();
             copy.extend_from_slice(&frame);
-            self.launch(done, copy, fcs_good);
+            self.launch(done, copy, vouch);
         }
-        self.launch(done, frame, fcs_good);
+        self.launch(done, frame, vouch);
     }
 
     /// Puts one copy of a frame that finished serialisation at `done` on
     /// the wire.
-    fn launch(&mut self, done: Instant, mut frame: Vec<u8>, fcs_good: bool) {
-        let corrupted = self.maybe_corrupt(&mut frame, fcs_good);
-        let fcs_good = fcs_good && !corrupted;
+    fn launch(&mut self, done: Instant, mut frame: Vec<u8>, vouch: Vouch) {
+        let corrupted = self.maybe_corrupt(&mut frame, vouch.contains(Vouch::FCS));
+        let vouch = if corrupted { Vouch::empty() } else { vouch };
         let at = self.delayed(done);
         if self.cfg.reorder > 0.0 && self.rng.gen_bool(self.cfg.reorder) {
             let seq = self.seq;
@@ -590,10 +590,10 @@ impl Direction {
                 at,
                 seq,
                 frame,
-                fcs_good,
+                vouch,
             }));
         } else {
-            self.push_in_order(at, frame, fcs_good);
+            self.push_in_order(at, frame, vouch);
         }
     }
 
@@ -606,7 +606,7 @@ impl Direction {
     /// Queues a frame not picked for reordering: it arrives at `at`, or
     /// right behind the previous such frame if that is later.
     #[inline]
-    fn push_in_order(&mut self, at: Instant, frame: Vec<u8>, fcs_good: bool) {
+    fn push_in_order(&mut self, at: Instant, frame: Vec<u8>, vouch: Vouch) {
         let at = at.max(self.last_arrival);
         self.last_arrival = at;
         let seq = self.seq;
@@ -615,7 +615,7 @@ impl Direction {
             at,
             seq,
             frame,
-            fcs_good,
+            vouch,
         });
     }
 
@@ -770,7 +770,7 @@ impl VirtualWire {
     /// `now` must not go backwards between calls. Drops are counted in
     /// [`stats`](VirtualWire::stats), never reported.
     pub fn transmit(&mut self, now: Instant, from: Side, frame: Vec<u8>) {
-        self.dirs[from.index()].transmit(now, frame, false, &mut self.spare);
+        self.dirs[from.index()].transmit(now, frame, Vouch::empty(), &mut self.spare);
     }
 
     /// Like [`transmit`](VirtualWire::transmit), but copies `frame` into a
@@ -786,7 +786,7 @@ impl VirtualWire {
     /// `frame` and leaves a recycled (empty) buffer in its place: no copy,
     /// and no allocation once the wire has spare buffers.
     pub fn transmit_swap(&mut self, now: Instant, from: Side, frame: &mut Vec<u8>) {
-        self.transmit_swap_inner(now, from, frame, false);
+        self.transmit_swap_vouched(now, from, frame, Vouch::empty());
     }
 
     /// Like [`transmit_swap`](VirtualWire::transmit_swap), for a frame from a
@@ -799,14 +799,32 @@ impl VirtualWire {
     /// [`receive_into_fcs_good`](VirtualWire::receive_into_fcs_good) that its
     /// FCS check would pass, and the CRC is never computed.
     pub fn transmit_swap_fcs_good(&mut self, now: Instant, from: Side, frame: &mut Vec<u8>) {
-        self.transmit_swap_inner(now, from, frame, true);
+        self.transmit_swap_vouched(now, from, frame, Vouch::FCS);
     }
 
-    fn transmit_swap_inner(&mut self, now: Instant, from: Side, frame: &mut Vec<u8>, good: bool) {
+    /// Like [`transmit_swap`](VirtualWire::transmit_swap), for a frame with
+    /// what its MAC vouches for: the FCS as in
+    /// [`transmit_swap_fcs_good`](VirtualWire::transmit_swap_fcs_good), and
+    /// the TCP/UDP checksum ([`Vouch::L4_CSUM`], kept only with the FCS).
+    /// The receiving end learns it from
+    /// [`receive_into_vouched`](VirtualWire::receive_into_vouched) unless the
+    /// wire corrupts the frame.
+    pub fn transmit_swap_vouched(
+        &mut self,
+        now: Instant,
+        from: Side,
+        frame: &mut Vec<u8>,
+        vouch: Vouch,
+    ) {
+        let vouch = if vouch.contains(Vouch::FCS) {
+            vouch
+        } else {
+            Vouch::empty()
+        };
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
         let sent = std::mem::replace(frame, buf);
-        self.dirs[from.index()].transmit(now, sent, good, &mut self.spare);
+        self.dirs[from.index()].transmit(now, sent, vouch, &mut self.spare);
     }
 
     /// Gives a frame buffer back for reuse by later transmits (its contents
@@ -897,10 +915,24 @@ impl VirtualWire {
         side: Side,
         buf: &mut Vec<u8>,
     ) -> Option<(Instant, bool)> {
+        self.receive_into_vouched(now, side, buf)
+            .map(|(at, v)| (at, v.contains(Vouch::FCS)))
+    }
+
+    /// Like [`receive_into_fcs_good`](VirtualWire::receive_into_fcs_good),
+    /// with everything the sending MAC vouched for
+    /// ([`transmit_swap_vouched`](VirtualWire::transmit_swap_vouched));
+    /// empty for a corrupted frame or one sent any other way.
+    pub fn receive_into_vouched(
+        &mut self,
+        now: Instant,
+        side: Side,
+        buf: &mut Vec<u8>,
+    ) -> Option<(Instant, Vouch)> {
         let f = self.dirs[side.peer().index()].pop_ready(now)?;
         let old = std::mem::replace(buf, f.frame);
         recycle(&mut self.spare, old);
-        Some((f.at, f.fcs_good))
+        Some((f.at, f.vouch))
     }
 
     /// The counters of the direction that starts at `from`.
@@ -971,6 +1003,26 @@ impl Medium for VirtualWire {
         buf: &mut Vec<u8>,
     ) -> Option<(Instant, bool)> {
         VirtualWire::receive_into_fcs_good(self, now, port, buf)
+    }
+
+    fn transmit_swap_vouched(
+        &mut self,
+        now: Instant,
+        port: Side,
+        frame: &mut Vec<u8>,
+        vouch: Vouch,
+    ) -> Result<(), PhyError> {
+        VirtualWire::transmit_swap_vouched(self, now, port, frame, vouch);
+        Ok(())
+    }
+
+    fn receive_into_vouched(
+        &mut self,
+        now: Instant,
+        port: Side,
+        buf: &mut Vec<u8>,
+    ) -> Option<(Instant, Vouch)> {
+        VirtualWire::receive_into_vouched(self, now, port, buf)
     }
 
     fn poll_into(&mut self, now: Instant, out: &mut Vec<Delivery<Side>>) -> usize {

@@ -117,6 +117,46 @@ fn frames_the_wire_cannot_vouch_for_are_fcs_checked() {
     assert_eq!(b.delivered.len(), 2);
 }
 
+/// A TCP/UDP checksum the sending MAC's offload wrote is not summed again
+/// by the receiving MAC when the wire vouches for the frame; one that does
+/// not verify (a wrong pseudo-header seed from the stack) is still caught
+/// and counted, and the bytes delivered are those a software checksum
+/// gives.
+#[test]
+fn offloaded_checksums_are_vouched_for_only_when_they_verify() {
+    let mut sim = Sim::two_nics(LinkConfig::new(), 5);
+    let good = udp_frame(MAC_A, MAC_B, IP_A, IP_B, (7, 9), 200);
+    let l4_len = (good.len() - 34) as u16;
+    let seed = !wire::csum_tcpudp_magic(IP_A, IP_B, l4_len, 17, 0);
+    for seed in [seed, seed.wrapping_add(1), seed] {
+        let mut f = good.clone();
+        f[40..42].copy_from_slice(&seed.to_be_bytes());
+        let pool = sim.hosts[0].pool.clone();
+        let mut skb = SkBuff::from_slice(&pool, 64, &f).unwrap();
+        skb.ip_summed = IpSummed::Partial {
+            csum_start: 34,
+            csum_offset: 6,
+        };
+        assert!(matches!(sim.hosts[0].nd().start_xmit(skb, 0), NetdevTx::Ok));
+        step(&mut sim, Duration::from_micros(20));
+    }
+    step(&mut sim, Duration::from_millis(1));
+    let b = &sim.hosts[1];
+    assert_eq!(b.delivered.len(), 3);
+    for i in [0, 2] {
+        assert_eq!(b.delivered[i].ip_summed, IpSummed::Unnecessary);
+        assert_eq!(
+            b.delivered[i].data(),
+            &good[14..],
+            "the software checksum's bytes"
+        );
+    }
+    assert_eq!(b.delivered[1].ip_summed, IpSummed::None);
+    assert_ne!(b.delivered[1].data(), &good[14..]);
+    assert_eq!(stat(b, "rx_queue_0_csum_err"), 1);
+    assert_eq!(stat(b, "rx_crc_errors"), 0);
+}
+
 #[test]
 fn full_rx_ring_drops_and_counts_missed() {
     let mut sim = Sim::two_nics(LinkConfig::new(), 1);
