@@ -177,6 +177,28 @@ impl PhyPort for WirePort {
             .map(|(_, good)| good))
     }
 
+    fn transmit_swap_vouched(
+        &mut self,
+        now: Instant,
+        frame: &mut Vec<u8>,
+        vouch: nic_hw::Vouch,
+    ) -> Result<(), PhyError> {
+        self.wire()
+            .transmit_swap_vouched(now, self.side, frame, vouch);
+        Ok(())
+    }
+
+    fn receive_into_vouched(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<nic_hw::Vouch>, PhyError> {
+        Ok(self
+            .wire()
+            .receive_into_vouched(now, self.side, buf)
+            .map(|(_, v)| v))
+    }
+
     fn receive_into(&mut self, now: Instant, buf: &mut Vec<u8>) -> Result<bool, PhyError> {
         Ok(self.wire().receive_into(now, self.side, buf).is_some())
     }
@@ -270,6 +292,25 @@ impl<P: PhyPort> PhyPort for CountedPort<P> {
     ) -> Result<Option<bool>, PhyError> {
         self.received();
         self.inner.receive_into_fcs_good(now, buf)
+    }
+
+    fn transmit_swap_vouched(
+        &mut self,
+        now: Instant,
+        frame: &mut Vec<u8>,
+        vouch: nic_hw::Vouch,
+    ) -> Result<(), PhyError> {
+        self.moved();
+        self.inner.transmit_swap_vouched(now, frame, vouch)
+    }
+
+    fn receive_into_vouched(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<nic_hw::Vouch>, PhyError> {
+        self.received();
+        self.inner.receive_into_vouched(now, buf)
     }
 }
 
