@@ -1026,11 +1026,18 @@ impl IgbHw {
 
     /// Fires every moderation timer due by `now` and delivers every
     /// interrupt whose throttle interval ended.
+    #[inline]
     pub fn on_timer(&mut self, now: Instant) {
         self.now = self.now.max(now);
-        if now < self.timer_due {
-            return;
+        if now >= self.timer_due {
+            self.fire_timers(now);
         }
+    }
+
+    /// [`on_timer`](IgbHw::on_timer) once a deadline is due: visits the
+    /// armed vectors.
+    #[inline(never)]
+    fn fire_timers(&mut self, now: Instant) {
         for v in bits(self.timers_armed) {
             let s = &self.vectors[v];
             let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
@@ -1057,25 +1064,23 @@ impl IgbHw {
             self.igb_xmit_ring(q, now);
         }
         let mut received = 0;
-        if let Some(mut phy) = self.phy.take() {
-            // One buffer for every frame: the PHY swaps its contents with
-            // the buffers it recycles.
-            let mut frame = core::mem::take(&mut self.rx_frame);
-            loop {
-                match phy.receive_into_vouched(now, &mut frame) {
-                    Ok(Some(vouch)) => {
-                        received += 1;
-                        self.receive_frame_checked(now, &frame, vouch);
-                    }
-                    Ok(None) => break,
-                    Err(_) => {
-                        self.phy_errors += 1;
-                        break;
-                    }
+        // One buffer for every frame: the PHY swaps its contents with the
+        // buffers it recycles. It is taken out of the device only while a
+        // frame is being received, so a poll that finds none moves nothing.
+        while let Some(phy) = self.phy.as_mut() {
+            match phy.receive_into_vouched(now, &mut self.rx_frame) {
+                Ok(Some(vouch)) => {
+                    received += 1;
+                    let frame = core::mem::take(&mut self.rx_frame);
+                    self.receive_frame_checked(now, &frame, vouch);
+                    self.rx_frame = frame;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    self.phy_errors += 1;
+                    break;
                 }
             }
-            self.rx_frame = frame;
-            self.phy = Some(phy);
         }
         self.on_timer(now);
         received
