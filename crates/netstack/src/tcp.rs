@@ -233,6 +233,14 @@ impl TcpContext for CpuCtx {
         r
     }
 
+    /// `inet_csk_clear_xmit_timer()` leaves the timer queued: the CPU's
+    /// wheel keeps the entry, not pending and skipped by the next-expiry
+    /// search, so the next `sk_reset_timer()` is `mod_timer()` on it
+    /// (`CpuTimers::disarm`).
+    fn disarm_timer(&mut self, id: TcpTimer) {
+        self.timers.disarm(HostTimer::Tcp(id));
+    }
+
     fn sk_wake(&mut self, sk: SockId, event: SkEvent) {
         self.host.transports.tcp.wakeups.sk_wake(sk, event);
     }
