@@ -274,10 +274,12 @@ impl VectorState {
     /// Recomputes [`throttle_end`](VectorState::throttle_end) after the
     /// vector interrupted or its interval changed.
     fn set_throttle(&mut self) {
+        // In nanoseconds: `Instant + Duration` is a call per interrupt.
         self.throttle_end = match self.last_fire {
-            Some(last) if self.rx_usecs != 0 => {
-                Some(last + Duration::from_micros(u64::from(self.rx_usecs)))
-            }
+            Some(last) if self.rx_usecs != 0 => Some(Instant::from_nanos(
+                last.as_nanos()
+                    .saturating_add(u64::from(self.rx_usecs) * 1_000),
+            )),
             _ => None,
         };
     }
@@ -1491,6 +1493,17 @@ impl IgbDevice {
         self.lock().poll(now)
     }
 
+    /// [`poll`](IgbDevice::poll), then [`next_event`](IgbDevice::next_event)
+    /// under the same lock: the frames received and when the device next
+    /// needs a poll. For an event loop that would read the next event right
+    /// after the poll (nothing else can move the device's own deadlines in
+    /// between; a doorbell rung later is picked up by the next lock).
+    pub fn poll_next_event(&self, now: Instant) -> (usize, Option<Instant>) {
+        let mut hw = self.lock();
+        let received = hw.poll(now);
+        (received, hw.next_event())
+    }
+
     /// See [`IgbHw::next_event`].
     pub fn next_event(&self) -> Option<Instant> {
         self.lock().next_event()
@@ -2519,6 +2532,25 @@ mod tests {
         hw.wr32(r::RCTL, r::RCTL_EN | r::RCTL_BAM);
         assert!(passed(&mut hw, [0xFF; 6]));
         assert_eq!(hw.rd32(r::BPRC), 0, "counted only when received");
+    }
+
+    #[test]
+    fn poll_next_event_is_a_poll_then_next_event() {
+        let dev = IgbDevice::new([2, 0, 0, 0, 0, 1], None);
+        let us = |n: u64| Instant::ZERO + Duration::from_micros(n);
+        {
+            let mut hw = dev.lock();
+            hw.wr32(r::eitr(2), 50 << 2);
+            hw.wr32(r::EIMS, 1 << 2);
+            hw.on_timer(us(0));
+            hw.rx_event(2, us(0)); // interrupts at once
+            hw.on_timer(us(10));
+            hw.rx_event(2, us(10)); // held until the interval ends
+        }
+        assert_eq!(dev.poll_next_event(us(20)), (0, Some(us(50))));
+        assert_eq!(dev.next_event(), Some(us(50)));
+        assert_eq!(dev.poll_next_event(us(50)), (0, None));
+        assert_eq!(dev.lock().vectors[2].last_fire, Some(us(50)));
     }
 
     #[test]
