@@ -107,7 +107,7 @@ impl TcpState {
 /// `sk_data_ready()`, `sk_write_space()`, `sk_state_change()` and
 /// `sk_error_report()` wake it with a poll key (`EPOLLIN`, `EPOLLOUT`,
 /// ... bits). The socket layer implements it on its socket and gives TCP
-/// a weak reference to it ([`TcpSocket::set_sk_wq`]), so each socket
+/// a weak reference to it ([`TcpSocket::set_sk_wq`](crate::TcpSocket::set_sk_wq)), so each socket
 /// holds its own hook as Linux's does, with no per-host table and no
 /// allocation of its own. Called with no TCP socket lock held.
 pub trait SockWq: Send + Sync {

@@ -11,7 +11,10 @@
 //! Timers are typed ids ([`TcpTimer`]) armed through the context; the host
 //! fires them back through [`tcp_handle_timer`](crate::tcp_handle_timer).
 //! As with `icsk_pending`, the retransmission and probe timers exclude each
-//! other: arming one cancels the other.
+//! other: arming one clears the other. Clearing is Linux's lazy one
+//! ([`TcpContext::disarm_timer`](crate::TcpContext::disarm_timer)): the
+//! host may leave the entry queued, and a handler that finds its
+//! `icsk_pending` or `icsk_ack.pending` bit clear does nothing.
 
 use netcore::{Duration, Errno, LinuxMib, Sysctl};
 
