@@ -1307,6 +1307,57 @@ mod tests {
         assert_eq!(seen, [None, Some(sooner), None]);
     }
 
+    /// A socket call of host h1 made inside a lend of another host (x,
+    /// lent inside h1's lend on the same thread) runs on h1's lent CPU
+    /// context, found by searching h1's lend slots: it sees the timers of
+    /// h1's CPU, and x's calls run on x's context; back in h1's lend alone,
+    /// h1's calls still find it directly.
+    #[test]
+    fn a_call_inside_a_nested_lend_finds_the_outer_hosts_context() {
+        use netcore::TimerContext;
+        use socket::SocketHost;
+        use softnet::SoftnetTimer;
+
+        let dog = |ifindex| SoftnetTimer::QdiscWatchdog { ifindex, queue: 0 };
+        let mut a = pair();
+        let mut b = Network::new(9);
+        b.add_host(Host::builder().name("x")).unwrap();
+        let s1 = Arc::clone(a.host("h1").unwrap().shared().socket_host());
+        let sx = Arc::clone(b.host("x").unwrap().shared().socket_host());
+        let far = a.now() + Duration::from_secs(100);
+        let later = b.now() + Duration::from_secs(200);
+        // What a call sees: its context's view of timer 1 and timer 2, and
+        // whether it sees its CPU's timers at all.
+        let look = |s: &crate::HostSockets| {
+            s.with_ctx(|ctx| {
+                (
+                    TimerContext::<SoftnetTimer>::timers_complete(ctx),
+                    ctx.timer_pending(dog(1)),
+                    ctx.timer_pending(dog(2)),
+                )
+            })
+        };
+        a.app("h1", || s1.with_ctx(|ctx| ctx.arm_timer(dog(1), far)))
+            .unwrap();
+        b.app("x", || sx.with_ctx(|ctx| ctx.arm_timer(dog(2), later)))
+            .unwrap();
+        let (inner, outer_inside, outer_after) = a
+            .app("h1", || {
+                let (inner, outer_inside) = b.app("x", || (look(&sx), look(&s1))).unwrap();
+                (inner, outer_inside, look(&s1))
+            })
+            .unwrap();
+        assert_eq!(inner, (true, None, Some(later)), "x's own context");
+        assert_eq!(
+            outer_inside,
+            (true, Some(far), None),
+            "h1's context, nested"
+        );
+        assert_eq!(outer_after, (true, Some(far), None), "h1's context");
+        // Outside any lend: a stand-in that sees none of the CPU's timers.
+        assert_eq!(look(&s1), (false, None, None));
+    }
+
     /// Datagrams both ways at once, in rounds: h1 and h2 each send a burst
     /// to the other at the same instant, so frames travel both ways on the
     /// wire. Returns what an observer sees: the virtual time at the end,
