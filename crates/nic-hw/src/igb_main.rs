@@ -359,9 +359,11 @@ impl IgbPoll {
             }
             // The ring frees the skb where it lies (napi_consume_skb()).
         });
-        add(&self.stats.tx_packets, packets);
-        add(&self.stats.tx_bytes, bytes);
-        self.tx_c.add(packets, bytes);
+        if packets > 0 {
+            add(&self.stats.tx_packets, packets);
+            add(&self.stats.tx_bytes, bytes);
+            self.tx_c.add(packets, bytes);
+        }
         let room = tx.unused();
         let size = tx.size();
         drop(guard);
@@ -452,19 +454,31 @@ impl IgbPoll {
                 napi.napi_gro_receive(skb);
             }
         });
+        // `if (cleaned_count) igb_alloc_rx_buffers(...)`: a poll that
+        // reaped nothing (a tx completion) refills nothing.
         let want = rx.unused();
-        self.pool.alloc_bulk(want, &mut self.refill);
-        let refill = &mut self.refill;
-        let posted = rx.alloc_rx_buffers(want, || refill.pop());
+        let posted = if want > 0 {
+            self.pool.alloc_bulk(want, &mut self.refill);
+            let refill = &mut self.refill;
+            rx.alloc_rx_buffers(want, || refill.pop())
+        } else {
+            0
+        };
         drop(guard);
-        // Nothing is left over (the ring had room for `want`); whatever
-        // is goes back to the pool.
-        self.refill.clear();
-        add(&self.stats.rx_packets, packets);
-        add(&self.stats.rx_bytes, bytes);
-        add(&self.stats.rx_csum_err, csum_err);
-        self.rx_c.add(packets, bytes);
-        add(&self.stats.rx_alloc_failed, (want - posted) as u64);
+        if want > 0 {
+            // Nothing is left over (the ring had room for `want`);
+            // whatever is goes back to the pool.
+            self.refill.clear();
+            add(&self.stats.rx_alloc_failed, (want - posted) as u64);
+        }
+        if packets > 0 {
+            add(&self.stats.rx_packets, packets);
+            add(&self.stats.rx_bytes, bytes);
+            self.rx_c.add(packets, bytes);
+        }
+        if csum_err > 0 {
+            add(&self.stats.rx_csum_err, csum_err);
+        }
         done
     }
 }
