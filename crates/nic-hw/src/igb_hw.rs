@@ -680,6 +680,11 @@ impl IgbHw {
 
     /// Decodes a per-queue register: `(rx?, queue, offset within the block)`.
     fn decode_queue_reg(reg: u32) -> Option<(bool, usize, u32)> {
+        // Below the first block: the interrupt and control registers a
+        // driver writes most (`EIMS` once per poll) skip the search.
+        if reg < 0x02800 {
+            return None;
+        }
         let blocks = [
             (0x02800u32, 0x100u32, true, 0usize),
             (0x03800, 0x100, false, 0),
