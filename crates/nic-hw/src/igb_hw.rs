@@ -103,6 +103,9 @@ const _: () = assert!(r::IGB_MAX_QUEUES <= 32 && r::IGB_MAX_MSIX_VECTORS <= 32);
 const MIN_FRAME_LEN: usize = 64;
 /// The largest frame without jumbo frames, FCS and one VLAN tag included.
 const MAX_STD_FRAME_LEN: u32 = 1522;
+/// The capacity the transmit engine gives a frame buffer before it gathers
+/// into it: a standard frame with its FCS needs no reallocation.
+const TX_FRAME_ROOM: usize = MAX_STD_FRAME_LEN as usize;
 
 /// The hardware statistics registers, accumulated since they were last
 /// read (they clear on read).
@@ -1320,6 +1323,13 @@ impl IgbHw {
         let mut first: Option<(TxCmd, TxPopts, u16, u16)> = None;
         while let Some(fetch) = dev.fetch() {
             let desc = &*fetch;
+            if first.is_none() {
+                // Room for a whole frame and its FCS: the buffer may be one
+                // the PHY recycled from a short frame, and growing it while
+                // gathering would reallocate (a third of `tcp_bulk`'s frames
+                // did). Buffers keep this size as they circulate.
+                frame.reserve(TX_FRAME_ROOM);
+            }
             // Gather: the buffer's bytes may continue in its fragments.
             let mut left = usize::from(desc.len).min(desc.buf.len());
             for part in core::iter::once(desc.buf.data()).chain(desc.buf.frags()) {
@@ -1948,6 +1958,7 @@ fn tso_segment(
     for i in 0..n {
         let chunk = &payload[(i * mss).min(payload.len())..((i + 1) * mss).min(payload.len())];
         seg.clear();
+        seg.reserve(TX_FRAME_ROOM.max(hdr.len() + chunk.len() + ETH_FCS_LEN));
         seg.extend_from_slice(hdr);
         seg.extend_from_slice(chunk);
         let ip_len = (ihl + doff + chunk.len()) as u16;
