@@ -339,8 +339,8 @@ pub struct Network {
     /// last read it.
     nic_due: Vec<NicDue>,
     /// What the loop knows of each host (host order) as a whole: when its
-    /// devices and CPUs next need it, so that a host with nothing due is
-    /// passed over in one comparison.
+    /// devices and CPUs next need it, as `next_events` last read it, so
+    /// that settle passes over a host with nothing due in one comparison.
     host_wake: Vec<HostWake>,
     /// Whether [`Network::nic_due`] and the hosts' kick masks still
     /// describe the network: set by the loop when it moves the clock, taken
@@ -362,8 +362,9 @@ pub struct Network {
     ksoftirqd_due: Option<Instant>,
 }
 
-/// What the loop knows of one host between its visits: a summary of its
-/// entries in `nic_due` and of its CPUs' timers. [`Instant::MAX`] stands
+/// What the loop knows of one host: a summary of its entries in `nic_due`
+/// and of its CPUs' timers, made by `next_events` and marked stale by any
+/// look at the host in a settle (or a frame put on a medium). [`Instant::MAX`] stands
 /// for "nothing" (an event that far away never comes), so that the
 /// summary is two plain comparisons.
 #[derive(Clone, Copy, Debug)]
@@ -738,8 +739,13 @@ impl Network {
     /// delivered, a softirq raised, process work queued: what wakes an
     /// idle CPU in Linux), when process context ran on it outside the loop
     /// ([`crate::Host::with_cpu`], an application step), or when a timer of
-    /// its wheel is due. A settle called from outside the loop looks at
-    /// every device and CPU.
+    /// its wheel is due. A host the last such read found quiet (no device
+    /// event and no timer due by now, not kicked since) is passed over in
+    /// one comparison. After its CPUs ran, a host's devices are read at
+    /// once, and another round follows only when one of them is due now,
+    /// the host was kicked again, or a frame went on a medium in that
+    /// round. A settle called from outside the loop looks at every device
+    /// and CPU.
     ///
     /// A CPU that stays busy at one instant (each of
     /// [`SETTLE_MAX_BUSY_ROUNDS`] rounds in a row ends with its softirqs
@@ -791,6 +797,8 @@ impl Network {
                     // every device and CPU idle.
                     continue;
                 }
+                // Its summary is read again by the next `next_events`.
+                host_wake[hi].look = true;
                 for (slot, device) in devices.iter().enumerate() {
                     let i = mine.start + slot;
                     let due = match nic_due[i] {
@@ -852,21 +860,23 @@ impl Network {
                         h.kicked.fetch_or(bit, Ordering::AcqRel);
                     }
                 }
-                if ran {
+                if more {
                     // Its driver may have rung a doorbell or re-armed a
                     // queue: its devices' next events are read again now.
-                    for (device, due) in devices.iter().zip(&mut nic_due[mine.clone()]) {
-                        *due = NicDue::Known(device.next_event());
+                    // The CPUs' work can only have given work at this
+                    // instant to their own host (a doorbell, a kick):
+                    // another round is needed when the host has some.
+                    let mut due_now = !precise || h.kicked.load(Ordering::Acquire) != 0;
+                    for (device, due) in devices.iter().zip(&mut nic_due[mine]) {
+                        let next = device.next_event();
+                        *due = NicDue::Known(next);
+                        due_now |= next.is_some_and(|t| t <= now);
                     }
+                    moved |= due_now;
+                    moved_cpu = true;
+                } else if ran {
+                    nic_due[mine].fill(NicDue::Stale);
                 }
-                let wake = HostWake::of(&nic_due[mine], &h.cpus);
-                host_wake[hi] = wake;
-                // The CPUs' work can only have given work at this instant
-                // to their own host (a doorbell, a kick): another round
-                // is needed when the host is not quiet now.
-                moved |=
-                    more && (!precise || h.kicked.load(Ordering::Acquire) != 0 || !wake.quiet(now));
-                moved_cpu |= more;
             }
             if phy_moves.load(Ordering::Relaxed) != round_moves && moved_cpu {
                 // A frame put on a medium during a round in which a CPU
