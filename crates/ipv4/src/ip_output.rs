@@ -314,6 +314,7 @@ pub fn ip_build_and_send_pkt<C: Ipv4Context>(
 }
 
 /// Pushes the IP header and hands the datagram to [`ip_local_out`].
+#[inline]
 #[allow(clippy::too_many_arguments)]
 fn ip_build_xmit<C: Ipv4Context>(
     net: &Ipv4Net<C>,
@@ -391,6 +392,7 @@ fn nf_result(r: Result<Result<(), Errno>, NfConsumed>) -> Result<(), Errno> {
     }
 }
 
+#[inline(always)]
 pub(crate) fn ip_local_out_net<C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,
@@ -446,6 +448,7 @@ pub fn ip_output<C: Ipv4Context>(
     ip_output_net(&net, ctx, skb, rt, in_ifindex)
 }
 
+#[inline(always)]
 #[tracing::instrument(level = "trace", name = "ip_output", target = "netstack::ipv4", skip_all, fields(oif = rt.oif, len = skb.len()))]
 pub(crate) fn ip_output_net<C: Ipv4Context>(
     net: &Ipv4Net<C>,
@@ -469,6 +472,7 @@ pub(crate) fn ip_output_net<C: Ipv4Context>(
 
 /// Mirrors `ip_finish_output()` → `__ip_finish_output()`: fragments what
 /// exceeds the route MTU, then `ip_finish_output2()`.
+#[inline(always)]
 pub(crate) fn ip_finish_output<C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,
@@ -525,6 +529,7 @@ fn ip_fragment<C: Ipv4Context>(
 /// Mirrors `ip_finish_output2()`: counts the datagram (`OutTransmits`,
 /// `OutOctets`, and `OutBcastPkts`/`OutMcastPkts`), then hands it to the
 /// loopback for a local route, or to the next hop's neighbour.
+#[inline(always)]
 fn ip_finish_output2<C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,
