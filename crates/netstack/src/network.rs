@@ -980,7 +980,7 @@ impl Network {
             .iter()
             .map(|h| h.shared.nic_devices().len())
             .sum();
-        if self.nic_due.len() != devices {
+        if self.nic_due.len() != devices || self.host_wake.len() != self.hosts.len() {
             self.forget_state();
         }
         #[cfg(test)]
