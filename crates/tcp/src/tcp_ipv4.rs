@@ -17,7 +17,7 @@
 use core::net::Ipv4Addr;
 
 use netcore::{DropReason, Errno, IpSummed, LinuxMib, SkBuff, TcpMib, kfree_skb_reason};
-use wire::{TcpFlags, TcpOptions, TcpPacket, TcpRepr};
+use wire::{TcpFlags, TcpOptions, TcpRepr};
 
 use crate::context::{SkEvent, TcpContext};
 use crate::inet_connection_sock::tcp_listen_rcv;
@@ -162,16 +162,22 @@ fn tcp_fast_parse(th: &[u8]) -> Option<TcpHdrFields> {
     Some(TcpHdrFields::new(h, hlen, opts))
 }
 
-/// The header of any other segment: the data offset and option layout
-/// checked ([`TcpPacket::new_checked`]), the options parsed in full
-/// (`tcp_parse_options()`). `None` for a malformed header.
+/// The header of any other segment: the data offset checked (at least 5
+/// words, within the segment), the options parsed in full
+/// (`tcp_parse_options()`) in one walk that also checks their layout.
+/// `None` for a malformed header or option area — the same segments
+/// [`wire::TcpPacket::new_checked`] refuses, whose option check is the walk
+/// [`TcpOptions::parse`] makes (both stop at `TCPOPT_EOL`).
 #[cold]
 #[inline(never)]
 fn tcp_slow_parse(th: &[u8]) -> Option<TcpHdrFields> {
-    let p = TcpPacket::new_checked(th).ok()?;
     let h: &[u8; 20] = th.first_chunk()?;
-    let opts = TcpOptions::parse(p.options()).unwrap_or_default();
-    Some(TcpHdrFields::new(h, p.header_len(), opts))
+    let hlen = usize::from(h[12] >> 4) * 4;
+    if hlen < 20 {
+        return None;
+    }
+    let opts = TcpOptions::parse(th.get(20..hlen)?).ok()?;
+    Some(TcpHdrFields::new(h, hlen, opts))
 }
 
 /// Whether the TCP checksum of a segment (header in the linear part, the
@@ -460,5 +466,44 @@ mod tests {
         let b = segment(ts, b"");
         assert!(tcp_fast_parse(&b[..28]).is_none(), "options cut short");
         assert!(tcp_slow_parse(&b[..28]).is_none());
+    }
+
+    /// The full parse accepts exactly the headers `TcpPacket::new_checked`
+    /// accepts (data offset, length, option layout) and reads the same
+    /// options, over SYN-like option areas with one byte changed at a
+    /// time, every data offset and cut-short buffers.
+    #[test]
+    fn slow_parse_accepts_what_new_checked_accepts() {
+        let syn = TcpOptions {
+            mss: Some(1460),
+            wscale: Some(7),
+            sack_ok: true,
+            timestamp: Some((5, 0)),
+            ..TcpOptions::default()
+        };
+        let base = segment(syn, b"xy");
+        let reference = |th: &[u8]| {
+            let p = wire::TcpPacket::new_checked(th).ok()?;
+            Some((p.header_len(), TcpOptions::parse(p.options()).ok()?))
+        };
+        let mut checked = 0;
+        let mut accepted = 0;
+        for at in 12..base.len() {
+            for v in [0u8, 1, 2, 3, 4, 5, 8, 10, 0x50, 0x80, 0xf0, 0xff] {
+                let mut b = base.clone();
+                b[at] = v;
+                for cut in [b.len(), 40, 33, 21, 19] {
+                    let th = &b[..cut.min(b.len())];
+                    let got = tcp_slow_parse(th).map(|h| (h.hlen, h.opts));
+                    assert_eq!(got, reference(th), "byte {at} = {v:#x}, {cut} bytes");
+                    checked += 1;
+                    accepted += usize::from(got.is_some());
+                }
+            }
+        }
+        assert!(
+            accepted > 0 && accepted < checked,
+            "{accepted} of {checked}"
+        );
     }
 }
