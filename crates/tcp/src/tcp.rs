@@ -1401,7 +1401,9 @@ pub(crate) fn tcp_done<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut Tc
     inet_csk_clear_xmit_timers(ctx, tp);
     tp.shutdown = SHUTDOWN_MASK;
     if tp.dead {
-        inet_csk_destroy_sock(stack, ctx, tp);
+        // The timers were cleared just above and nothing re-armed them:
+        // tcp_v4_destroy_sock()'s second clear would find none.
+        inet_csk_destroy_sock_cleared(stack, ctx, tp);
     } else {
         ctx.sk_wake(tp.id, SkEvent::StateChange);
     }
@@ -1436,18 +1438,24 @@ fn tcp_purge_receive_queue(tp: &mut TcpSock) {
 }
 
 /// Frees a closed orphan: it leaves the host's socket table. Mirrors
-/// `inet_csk_destroy_sock()`.
+/// `inet_csk_destroy_sock()` (its timers cleared by `tcp_v4_destroy_sock()`).
 pub(crate) fn inet_csk_destroy_sock<C: TcpContext>(
     stack: &TcpStack,
     ctx: &mut C,
     tp: &mut TcpSock,
 ) {
+    inet_csk_clear_xmit_timers(ctx, tp);
+    inet_csk_destroy_sock_cleared(stack, ctx, tp);
+}
+
+/// [`inet_csk_destroy_sock`] for a socket whose timers were just cleared
+/// (`tcp_done()` clears them first): the rest of the destruction.
+fn inet_csk_destroy_sock_cleared<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
     if tp.bound {
         // inet_put_port(): the port is released with the socket.
         stack.hashinfo.lock().unbind(tp.id, tp.sport);
         tp.bound = false;
     }
-    inet_csk_clear_xmit_timers(ctx, tp);
     tcp_write_queue_purge(tp);
     tcp_purge_receive_queue(tp);
     crate::tcp_mem::sk_mem_reclaim(ctx, tp);

@@ -196,6 +196,9 @@ fn orderly_close_active_and_passive_with_time_wait_60s() {
     net.run_for_ms(5);
     assert_eq!(s.state(), TcpState::Close);
     assert_eq!(net.hosts[1].stack.socket_count(), 0);
+    // tcp_done() of the orphan left none of its timers on the host, lazily
+    // cleared ones included.
+    assert_eq!(net.hosts[1].ctx.timers(), [], "timers left after close");
     // Wire: FIN (client), ACK (delayed 40 ms in CLOSE-WAIT? no: the close
     // came first, so the FIN went out and the ACK of the FIN came at once),
     // FIN (server), ACK (client, from TIME-WAIT).
