@@ -1320,48 +1320,54 @@ impl IgbHw {
             now,
         };
         let mut packets = 0u32;
-        let mut first: Option<(TxCmd, TxPopts, u16, u16)> = None;
+        let mut first: Option<TxPopts> = None;
+        // A TSO frame is cut as it is read ([`TsoCut`]): `frame` keeps its
+        // header and `seg` the segment being cut.
+        let mut tso: Option<TsoCut> = None;
         while let Some(fetch) = dev.fetch() {
             let desc = &*fetch;
             if first.is_none() {
-                // Room for a whole frame and its FCS: the buffer may be one
-                // the PHY recycled from a short frame, and growing it while
-                // gathering would reallocate (a third of `tcp_bulk`'s frames
-                // did). Buffers keep this size as they circulate.
-                frame.reserve(TX_FRAME_ROOM);
+                first = Some(desc.popts);
+                if desc.cmd.contains(TxCmd::TSE) {
+                    tso = Some(TsoCut::new(
+                        usize::from(desc.mss),
+                        usize::from(desc.hdr_len),
+                    ));
+                } else {
+                    // Room for a whole frame and its FCS: the buffer may be
+                    // one the PHY recycled from a short frame, and growing
+                    // it while gathering would reallocate (a third of
+                    // `tcp_bulk`'s frames did). Buffers keep this size as
+                    // they circulate.
+                    frame.reserve(TX_FRAME_ROOM);
+                }
             }
             // Gather: the buffer's bytes may continue in its fragments.
             let mut left = usize::from(desc.len).min(desc.buf.len());
             for part in core::iter::once(desc.buf.data()).chain(desc.buf.frags()) {
                 let n = left.min(part.len());
-                frame.extend_from_slice(&part[..n]);
+                match tso.as_mut() {
+                    // Every segment's checksum is computed from its own
+                    // pseudo header: it verifies.
+                    Some(cut) => cut.feed(&part[..n], &mut frame, &mut seg, &mut |f| {
+                        mac.send(f, Vouch::L4_CSUM);
+                    }),
+                    None => frame.extend_from_slice(&part[..n]),
+                }
                 left -= n;
                 if left == 0 {
                     break;
                 }
             }
-            let head = *first.get_or_insert((desc.cmd, desc.popts, desc.mss, desc.hdr_len));
             let eop = desc.cmd.contains(TxCmd::EOP);
             fetch.write_back();
             if !eop {
                 continue;
             }
-            first = None;
+            let popts = first.take().unwrap_or_else(TxPopts::empty);
             packets += 1;
-            let (cmd, popts, mss, hdr_len) = head;
-            if cmd.contains(TxCmd::TSE) {
-                let sent = tso_segment(
-                    &frame,
-                    usize::from(mss),
-                    usize::from(hdr_len),
-                    &mut seg,
-                    // Every segment's checksum is computed from its own
-                    // pseudo header: it verifies.
-                    |f| {
-                        mac.send(f, Vouch::L4_CSUM);
-                    },
-                );
-                if sent {
+            if let Some(cut) = tso.take() {
+                if cut.finish(&frame, &mut seg, &mut |f| mac.send(f, Vouch::L4_CSUM)) {
                     mac.stats.tsctc += 1;
                 } else {
                     mac.stats.tsctfc += 1;
@@ -1911,85 +1917,314 @@ fn tx_checksum(frame: &mut [u8], popts: TxPopts) -> bool {
     false
 }
 
-/// TCP segmentation offload: cuts one large TCP/IPv4 frame into frames of
-/// at most `mss` payload bytes, each with its own IPv4 total length, id
-/// and header checksum, and TCP sequence number, flags and checksum (FIN
-/// and PSH on the last segment only, CWR on the first only). Each segment
-/// is built in `seg` and handed to `emit`, in order.
+/// The fields of a TSO frame's headers that [`TsoCut`] rewrites per
+/// segment, parsed once.
+#[derive(Clone, Copy)]
+struct TsoHeader {
+    l3: usize,
+    ihl: usize,
+    l4: usize,
+    doff: usize,
+    id: u16,
+    seq: u32,
+    flags: u8,
+    src: core::net::Ipv4Addr,
+    dst: core::net::Ipv4Addr,
+}
+
+impl TsoHeader {
+    /// Parses the `hdr_len` header bytes of a TSO frame (`hdr` is exactly
+    /// those bytes): Ethernet (with one VLAN tag or none), IPv4, TCP.
+    /// `None` (`TSCTFC`) when they do not parse, `hdr_len` disagrees with
+    /// them or `mss` is 0.
+    fn parse(hdr: &[u8], mss: usize) -> Option<Self> {
+        let l3 = ipv4_offset(hdr)?;
+        let (&vihl, &proto) = (hdr.get(l3)?, hdr.get(l3 + 9)?);
+        let ihl = usize::from(vihl & 0x0F) * 4;
+        if vihl >> 4 != 4 || ihl < 20 || proto != 6 || mss == 0 {
+            return None;
+        }
+        let l4 = l3 + ihl;
+        let doff = usize::from(*hdr.get(l4 + 12)? >> 4) * 4;
+        if doff < 20 || l4 + doff != hdr.len() {
+            return None;
+        }
+        Some(Self {
+            l3,
+            ihl,
+            l4,
+            doff,
+            id: u16::from_be_bytes([hdr[l3 + 4], hdr[l3 + 5]]),
+            seq: u32::from_be_bytes([hdr[l4 + 4], hdr[l4 + 5], hdr[l4 + 6], hdr[l4 + 7]]),
+            flags: hdr[l4 + 13],
+            src: ipv4_at(hdr, l3 + 12),
+            dst: ipv4_at(hdr, l3 + 16),
+        })
+    }
+}
+
+/// TCP segmentation offload, streaming: cuts one large TCP/IPv4 frame into
+/// frames of at most `mss` payload bytes, each with its own IPv4 total
+/// length, id and header checksum, and TCP sequence number, flags and
+/// checksum (FIN and PSH on the last segment only, CWR on the first only).
 ///
-/// Returns `false` (`TSCTFC`), having emitted nothing, when the headers do
-/// not parse or `hdr_len` disagrees with them.
-fn tso_segment(
-    frame: &[u8],
+/// The frame comes in pieces as the DMA engine reads its descriptors'
+/// buffers ([`feed`](TsoCut::feed)): the first `hdr_len` bytes are kept as
+/// the header, and the payload goes straight into the segment being cut,
+/// so each payload byte is copied once (not gathered into the whole frame
+/// first). A full segment is handed on as soon as a byte of the next one
+/// arrives (then it is not the last); the last goes at the end of packet
+/// ([`finish`](TsoCut::finish)). A frame whose headers do not parse emits
+/// nothing and is counted as failed (`TSCTFC`), as before.
+///
+/// # Model notes
+///
+/// The 82576 also cuts segments as it fetches the payload (its packet
+/// buffer holds a few KB, not a 64 KB frame); what goes on the wire is the
+/// same either way.
+struct TsoCut {
     mss: usize,
     hdr_len: usize,
-    seg: &mut Vec<u8>,
-    mut emit: impl FnMut(&mut Vec<u8>),
-) -> bool {
+    state: TsoState,
+}
+
+/// Where a [`TsoCut`] is in its frame.
+#[derive(Clone, Copy)]
+enum TsoState {
+    /// Gathering the header (fewer than `hdr_len` bytes so far).
+    Header,
+    /// Cutting segment `i`; `open` when `seg` holds its header (and
+    /// possibly payload) and it has not been handed on.
+    Cutting { h: TsoHeader, i: usize, open: bool },
+    /// The headers did not parse: the rest of the frame is dropped.
+    Failed,
+}
+
+impl TsoCut {
+    fn new(mss: usize, hdr_len: usize) -> Self {
+        Self {
+            mss,
+            hdr_len,
+            state: TsoState::Header,
+        }
+    }
+
+    /// Takes the next `data` bytes of the frame; `hdr` keeps the header
+    /// (the caller's buffer, empty at the start of the frame) and `seg`
+    /// the segment being cut; full segments go to `emit`.
+    fn feed(
+        &mut self,
+        mut data: &[u8],
+        hdr: &mut Vec<u8>,
+        seg: &mut Vec<u8>,
+        emit: &mut impl FnMut(&mut Vec<u8>),
+    ) {
+        if let TsoState::Header = self.state {
+            let n = (self.hdr_len - hdr.len()).min(data.len());
+            hdr.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if hdr.len() == self.hdr_len {
+                self.state = match TsoHeader::parse(hdr, self.mss) {
+                    Some(h) => TsoState::Cutting {
+                        h,
+                        i: 0,
+                        open: false,
+                    },
+                    None => TsoState::Failed,
+                };
+            }
+        }
+        let TsoState::Cutting { h, i, open } = &mut self.state else {
+            return;
+        };
+        while !data.is_empty() {
+            if *open && seg.len() - self.hdr_len == self.mss {
+                tso_close(seg, h, self.mss, *i, false);
+                emit(seg);
+                *i += 1;
+                *open = false;
+            }
+            if !*open {
+                tso_open(seg, hdr);
+                *open = true;
+            }
+            let n = (self.mss - (seg.len() - self.hdr_len)).min(data.len());
+            seg.extend_from_slice(&data[..n]);
+            data = &data[n..];
+        }
+    }
+
+    /// Ends the frame: hands on its last segment (a frame with no payload
+    /// is one segment of headers). Returns `false` (`TSCTFC`), having
+    /// emitted nothing at all, when the headers did not parse or the frame
+    /// ended inside them.
+    fn finish(self, hdr: &[u8], seg: &mut Vec<u8>, emit: &mut impl FnMut(&mut Vec<u8>)) -> bool {
+        let TsoState::Cutting { h, i, open } = self.state else {
+            return false;
+        };
+        if !open {
+            tso_open(seg, hdr);
+        }
+        tso_close(seg, &h, self.mss, i, true);
+        emit(seg);
+        true
+    }
+}
+
+/// Starts a segment in `seg`: the frame's header, with room for a whole
+/// frame (the buffer may be a short one the PHY recycled).
+fn tso_open(seg: &mut Vec<u8>, hdr: &[u8]) {
+    seg.clear();
+    seg.reserve(TX_FRAME_ROOM.max(hdr.len() + ETH_FCS_LEN));
+    seg.extend_from_slice(hdr);
+}
+
+/// Completes segment `i` (of `mss`-byte segments) in `seg`, header and
+/// payload in place: IPv4 total length, id and checksum, TCP sequence
+/// number, flags and checksum.
+fn tso_close(seg: &mut [u8], h: &TsoHeader, mss: usize, i: usize, last: bool) {
     const FIN: u8 = 0x01;
     const PSH: u8 = 0x08;
     const CWR: u8 = 0x80;
-    let Some(l3) = ipv4_offset(frame) else {
-        return false;
-    };
-    let (Some(&vihl), Some(&proto)) = (frame.get(l3), frame.get(l3 + 9)) else {
-        return false;
-    };
-    let ihl = usize::from(vihl & 0x0F) * 4;
-    if vihl >> 4 != 4 || ihl < 20 || proto != 6 || mss == 0 {
-        return false;
+    let (l3, l4) = (h.l3, h.l4);
+    let chunk = seg.len() - l4 - h.doff;
+    let ip_len = (h.ihl + h.doff + chunk) as u16;
+    seg[l3 + 2..l3 + 4].copy_from_slice(&ip_len.to_be_bytes());
+    seg[l3 + 4..l3 + 6].copy_from_slice(&h.id.wrapping_add(i as u16).to_be_bytes());
+    seg[l3 + 10..l3 + 12].fill(0);
+    let ipc = ip_fast_csum(&seg[l3..l4]);
+    seg[l3 + 10..l3 + 12].copy_from_slice(&ipc.to_be_bytes());
+    let s = h.seq.wrapping_add((i * mss) as u32);
+    seg[l4 + 4..l4 + 8].copy_from_slice(&s.to_be_bytes());
+    let mut f = h.flags;
+    if !last {
+        f &= !(FIN | PSH);
     }
-    let l4 = l3 + ihl;
-    let Some(&doff) = frame.get(l4 + 12) else {
-        return false;
-    };
-    let doff = usize::from(doff >> 4) * 4;
-    if doff < 20 || l4 + doff != hdr_len || frame.len() < hdr_len {
-        return false;
+    if i != 0 {
+        f &= !CWR;
     }
-    let hdr = &frame[..hdr_len];
-    let payload = &frame[hdr_len..];
-    let id = u16::from_be_bytes([hdr[l3 + 4], hdr[l3 + 5]]);
-    let seq = u32::from_be_bytes([hdr[l4 + 4], hdr[l4 + 5], hdr[l4 + 6], hdr[l4 + 7]]);
-    let flags = hdr[l4 + 13];
-    let src = ipv4_at(hdr, l3 + 12);
-    let dst = ipv4_at(hdr, l3 + 16);
-    let n = payload.len().div_ceil(mss).max(1);
-    for i in 0..n {
-        let chunk = &payload[(i * mss).min(payload.len())..((i + 1) * mss).min(payload.len())];
-        seg.clear();
-        seg.reserve(TX_FRAME_ROOM.max(hdr.len() + chunk.len() + ETH_FCS_LEN));
-        seg.extend_from_slice(hdr);
-        seg.extend_from_slice(chunk);
-        let ip_len = (ihl + doff + chunk.len()) as u16;
-        seg[l3 + 2..l3 + 4].copy_from_slice(&ip_len.to_be_bytes());
-        seg[l3 + 4..l3 + 6].copy_from_slice(&id.wrapping_add(i as u16).to_be_bytes());
-        seg[l3 + 10..l3 + 12].fill(0);
-        let ipc = ip_fast_csum(&seg[l3..l4]);
-        seg[l3 + 10..l3 + 12].copy_from_slice(&ipc.to_be_bytes());
-        let s = seq.wrapping_add((i * mss) as u32);
-        seg[l4 + 4..l4 + 8].copy_from_slice(&s.to_be_bytes());
-        let mut f = flags;
-        if i + 1 != n {
-            f &= !(FIN | PSH);
-        }
-        if i != 0 {
-            f &= !CWR;
-        }
-        seg[l4 + 13] = f;
-        seg[l4 + 16..l4 + 18].fill(0);
-        let tcp_len = (doff + chunk.len()) as u16;
-        let c = csum_tcpudp_magic(src, dst, tcp_len, 6, csum_partial(&seg[l4..], 0));
-        seg[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
-        emit(seg);
-    }
-    true
+    seg[l4 + 13] = f;
+    seg[l4 + 16..l4 + 18].fill(0);
+    let tcp_len = (h.doff + chunk) as u16;
+    let c = csum_tcpudp_magic(h.src, h.dst, tcp_len, 6, csum_partial(&seg[l4..], 0));
+    seg[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fcs::append_fcs;
+
+    /// An Ethernet + IPv4 + TCP (20-byte header) frame for [`TsoCut`]:
+    /// id 0x1234, sequence number near wrapping, CWR|PSH|ACK|FIN.
+    fn tso_frame(payload: usize) -> Vec<u8> {
+        let mut f = vec![0u8; 54];
+        f[..12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[18..20].copy_from_slice(&0x1234u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&[198, 18, 0, 1]);
+        f[30..34].copy_from_slice(&[198, 18, 0, 2]);
+        f[34..38].copy_from_slice(&[0x0f, 0xa0, 0x13, 0x88]);
+        f[38..42].copy_from_slice(&0xffff_f000u32.to_be_bytes());
+        f[46] = 0x50;
+        f[47] = 0x80 | 0x10 | 0x08 | 0x01;
+        f.extend((0..payload).map(|i| (i * 7 + 3) as u8));
+        f
+    }
+
+    /// Cuts `frame` fed in pieces that end at each of `cuts` (offsets into
+    /// the frame); returns the segments and what `finish` said.
+    fn tso_cut(frame: &[u8], mss: usize, hdr_len: usize, cuts: &[usize]) -> (Vec<Vec<u8>>, bool) {
+        let mut out = Vec::new();
+        let (mut hdr, mut seg) = (Vec::new(), Vec::new());
+        let mut emit = |f: &mut Vec<u8>| out.push(core::mem::take(f));
+        let mut cut = TsoCut::new(mss, hdr_len);
+        let mut at = 0;
+        for &end in cuts.iter().chain(core::iter::once(&frame.len())) {
+            let end = end.clamp(at, frame.len());
+            cut.feed(&frame[at..end], &mut hdr, &mut seg, &mut emit);
+            at = end;
+        }
+        let ok = cut.finish(&hdr, &mut seg, &mut emit);
+        (out, ok)
+    }
+
+    #[test]
+    fn tso_cut_gives_the_same_segments_however_the_frame_is_split() {
+        let mss = 100;
+        for payload in [0, 1, 99, 100, 101, 300, 333] {
+            let frame = tso_frame(payload);
+            let (whole, ok) = tso_cut(&frame, mss, 54, &[]);
+            assert!(ok);
+            assert_eq!(
+                whole.len(),
+                payload.div_ceil(mss).max(1),
+                "payload {payload}"
+            );
+            let mut got = Vec::new();
+            for (i, seg) in whole.iter().enumerate() {
+                let chunk = &seg[54..];
+                assert!(chunk.len() <= mss);
+                got.extend_from_slice(chunk);
+                assert_eq!(
+                    usize::from(u16::from_be_bytes([seg[16], seg[17]])),
+                    seg.len() - 14
+                );
+                assert_eq!(u16::from_be_bytes([seg[18], seg[19]]), 0x1234 + i as u16);
+                assert_eq!(ip_fast_csum(&seg[14..34]), 0, "IPv4 checksum verifies");
+                let seq = u32::from_be_bytes([seg[38], seg[39], seg[40], seg[41]]);
+                assert_eq!(seq, 0xffff_f000u32.wrapping_add((i * mss) as u32));
+                let last = i + 1 == whole.len();
+                let f = seg[47];
+                assert_eq!(f & 0x09 == 0x09, last, "FIN and PSH on the last only");
+                assert_eq!(f & 0x09 == 0, !last);
+                assert_eq!(f & 0x80 != 0, i == 0, "CWR on the first only");
+                let sum = csum_partial(&seg[34..], 0);
+                let tcp_len = (seg.len() - 34) as u16;
+                let src = core::net::Ipv4Addr::new(198, 18, 0, 1);
+                let dst = core::net::Ipv4Addr::new(198, 18, 0, 2);
+                assert_eq!(
+                    csum_tcpudp_magic(src, dst, tcp_len, 6, sum),
+                    0,
+                    "TCP checksum"
+                );
+            }
+            assert_eq!(got, frame[54..]);
+            let splits: [&[usize]; 6] = [
+                &[1],
+                &[10, 40, 53],
+                &[54],
+                &[54, 154],
+                &[60, 154, 155, 254, 300],
+                &[20, 100, 153, 154, 253, 255, 256, 354],
+            ];
+            for cuts in splits {
+                assert_eq!(
+                    tso_cut(&frame, mss, 54, cuts),
+                    (whole.clone(), true),
+                    "{cuts:?}"
+                );
+            }
+            let bytewise: Vec<usize> = (1..frame.len()).collect();
+            assert_eq!(tso_cut(&frame, mss, 54, &bytewise), (whole.clone(), true));
+        }
+    }
+
+    #[test]
+    fn tso_cut_emits_nothing_for_a_frame_it_cannot_parse() {
+        let frame = tso_frame(500);
+        // hdr_len disagrees with the headers, the frame ends inside them,
+        // mss 0, not TCP.
+        assert_eq!(tso_cut(&frame, 100, 50, &[20]), (vec![], false));
+        assert_eq!(tso_cut(&frame[..40], 100, 54, &[20]), (vec![], false));
+        assert_eq!(tso_cut(&frame, 0, 54, &[]), (vec![], false));
+        let mut udp = frame.clone();
+        udp[23] = 17;
+        assert_eq!(tso_cut(&udp, 100, 54, &[60]), (vec![], false));
+    }
 
     /// Folds a partial sum to 16 bits with end-around carries, the
     /// definition [`csum_ok`] is checked against.
