@@ -287,7 +287,7 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
                     Some(entry.deadline)
                 };
                 if let Slot::Bucket(b) = self.slab[idx as usize].slot
-                    && self.bucket_for(expires) == Some(usize::from(b))
+                    && self.stays_in(usize::from(b), self.slab[idx as usize].expires, expires)
                 {
                     // Same bucket: only the expiry changes (mod_timer()'s
                     // shortcut); collect() reads it when the bucket runs.
@@ -505,6 +505,21 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         }
         self.heads[b] = idx;
         self.pending_map[b / LVL_SIZE] |= 1 << (b % LVL_SIZE);
+    }
+
+    /// Whether a timer in bucket `b` with expiry jiffy `old` would go to
+    /// the same bucket if armed now for jiffy `new`. The same expiry in a
+    /// bucket of a level below the last stays there while the distance
+    /// from the wheel's clock is still in that level's range (the clock
+    /// only moves forward, so the distance only shrinks): `mod_timer()`'s
+    /// return for an unchanged expiry, without recomputing the bucket.
+    #[inline]
+    fn stays_in(&self, b: usize, old: u64, new: u64) -> bool {
+        let lvl = b / LVL_SIZE;
+        if old == new && new >= self.clk && lvl < LVL_DEPTH - 1 {
+            return lvl == 0 || new - self.clk >= lvl_start(lvl);
+        }
+        self.bucket_for(new) == Some(b)
     }
 
     /// The bucket a timer expiring at jiffy `expires` goes to, or `None`
@@ -850,6 +865,27 @@ mod tests {
         assert_eq!(fired, (0..3_000).step_by(3).collect::<Vec<_>>());
         assert!(w.is_empty());
         assert_eq!(w.pending(id(0)), None);
+    }
+
+    /// Re-armed for the same jiffy, a timer stays in its bucket while its
+    /// distance from the clock is still in its level's range, and moves to
+    /// a finer level once it is not (as a fresh arm would place it).
+    #[test]
+    fn rearm_for_the_same_jiffy_moves_down_a_level_when_due_sooner() {
+        let mut w = TimerWheel::new(ms(0));
+        // 100 ms away: level 1, bucket at 104 ms; 300 ms: level 1, 304 ms.
+        w.arm(1u32, ms(100));
+        w.arm(2u32, ms(300));
+        assert_eq!(w.next_expiry(), Some(ms(104)));
+        assert!(drain(&mut w, ms(60)).is_empty());
+        // 40 ms away now: level 0, exact.
+        assert_eq!(w.arm(1, ms(100)), Some(ms(100)));
+        assert_eq!(w.next_expiry(), Some(ms(100)));
+        // 240 ms away: still level 1, same bucket.
+        assert_eq!(w.arm(2, Instant::from_micros(299_500)), Some(ms(300)));
+        assert_eq!(drain(&mut w, ms(100)), [(1, ms(100))]);
+        assert_eq!(w.next_expiry(), Some(ms(304)));
+        assert_eq!(drain(&mut w, ms(304)), [(2, Instant::from_micros(299_500))]);
     }
 
     /// A disarmed timer is gone for every observer: not pending, not

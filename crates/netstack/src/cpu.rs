@@ -166,7 +166,6 @@ impl CpuTimers {
     /// virtual time), and arming it again is `mod_timer()` on a queued
     /// timer. A context standing in for a CPU ([`CpuTimers::detached`])
     /// cancels, so that the CPU's own wheel hears of it.
-    #[allow(dead_code)] // the TCP glue (tcp.rs) switches to it
     pub(crate) fn disarm(&mut self, id: HostTimer) -> Option<Instant> {
         if self.cancels.is_some() {
             return self.cancel(id);
