@@ -203,6 +203,14 @@ pub struct TimerWheel<T> {
     heads: Box<[u32; WHEEL_SIZE]>,
     /// One bit per bucket with timers. Mirrors `timer_base::pending_map`.
     pending_map: [u64; LVL_DEPTH],
+    /// One bit per bucket with a timer not disarmed: what
+    /// [`next_expiry`](Self::next_expiry) searches, so disarmed entries
+    /// (thousands of them on a host with many idle connections) cost it
+    /// nothing.
+    live_map: [u64; LVL_DEPTH],
+    /// How many timers not disarmed each bucket holds (`live_map`'s bit
+    /// is set when the count is not zero).
+    live: Box<[u32; WHEEL_SIZE]>,
     slab: Vec<TimerEntry<T>>,
     free: u32,
     ids: HashMap<T, u32, BuildHasherDefault<IdHasher>>,
@@ -227,6 +235,8 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
             clk: jiffies_floor(now),
             heads: Box::new([NIL; WHEEL_SIZE]),
             pending_map: [0; LVL_DEPTH],
+            live_map: [0; LVL_DEPTH],
+            live: Box::new([0; WHEEL_SIZE]),
             slab: Vec::with_capacity(capacity),
             free: NIL,
             ids: HashMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default()),
@@ -282,6 +292,11 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
                 let prev = if entry.dead {
                     entry.dead = false;
                     self.dead -= 1;
+                    // A dead entry is always in a bucket (disarm cancels
+                    // one already collected): it counts as live again.
+                    if let Slot::Bucket(b) = entry.slot {
+                        self.live_inc(usize::from(b));
+                    }
                     None
                 } else {
                     Some(entry.deadline)
@@ -351,10 +366,12 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         let &idx = self.ids.get(&id)?;
         let e = &mut self.slab[idx as usize];
         match e.slot {
-            Slot::Bucket(_) if !e.dead => {
+            Slot::Bucket(b) if !e.dead => {
                 e.dead = true;
                 self.dead += 1;
-                Some(e.deadline)
+                let deadline = e.deadline;
+                self.live_dec(usize::from(b));
+                Some(deadline)
             }
             Slot::Bucket(_) | Slot::Free => None,
             // Already collected: leave the batch now.
@@ -384,11 +401,7 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         if let Some(&(deadline, _, _)) = self.ready.last() {
             return Some(deadline);
         }
-        if self.dead == 0 {
-            self.next_pending_jiffy().map(jiffies_to_instant)
-        } else {
-            self.next_live_jiffy().map(jiffies_to_instant)
-        }
+        next_jiffy(self.clk, &self.live_map).map(jiffies_to_instant)
     }
 
     /// Hands out one timer whose deadline is at or before `now`, with its
@@ -414,7 +427,7 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
             if self.clk > target {
                 return None;
             }
-            match self.next_pending_jiffy() {
+            match next_jiffy(self.clk, &self.pending_map) {
                 Some(j) if j <= target => self.collect(j),
                 _ => {
                     self.clk = target + 1;
@@ -468,9 +481,12 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
                 if next != NIL {
                     self.slab[next as usize].prev = prev;
                 }
-                if self.heads[b as usize] == NIL {
-                    let b = b as usize;
+                let b = b as usize;
+                if self.heads[b] == NIL {
                     self.pending_map[b / LVL_SIZE] &= !(1 << (b % LVL_SIZE));
+                }
+                if !self.slab[idx as usize].dead {
+                    self.live_dec(b);
                 }
             }
         }
@@ -505,6 +521,23 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         }
         self.heads[b] = idx;
         self.pending_map[b / LVL_SIZE] |= 1 << (b % LVL_SIZE);
+        self.live_inc(b);
+    }
+
+    /// One more timer not disarmed in bucket `b`.
+    #[inline]
+    fn live_inc(&mut self, b: usize) {
+        self.live[b] += 1;
+        self.live_map[b / LVL_SIZE] |= 1 << (b % LVL_SIZE);
+    }
+
+    /// One timer fewer not disarmed in bucket `b`.
+    #[inline]
+    fn live_dec(&mut self, b: usize) {
+        self.live[b] -= 1;
+        if self.live[b] == 0 {
+            self.live_map[b / LVL_SIZE] &= !(1 << (b % LVL_SIZE));
+        }
     }
 
     /// Whether a timer in bucket `b` with expiry jiffy `old` would go to
@@ -542,64 +575,6 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         lvl * LVL_SIZE + (bucket & LVL_MASK) as usize
     }
 
-    /// The jiffy at which the earliest non-empty bucket expires. Mirrors
-    /// `next_pending_bucket()`/`__next_timer_interrupt()`.
-    fn next_pending_jiffy(&self) -> Option<u64> {
-        let mut best: Option<u64> = None;
-        for lvl in 0..LVL_DEPTH {
-            let map = self.pending_map[lvl];
-            if map == 0 {
-                continue;
-            }
-            let shift = lvl_shift(lvl);
-            // The first bucket of this level not processed yet.
-            let start = self.clk.div_ceil(lvl_gran(lvl));
-            let pos = (start & LVL_MASK) as u32;
-            let off = u64::from(map.rotate_right(pos).trailing_zeros());
-            let at = (start + off) << shift;
-            best = Some(best.map_or(at, |b| b.min(at)));
-        }
-        best
-    }
-
-    /// [`next_pending_jiffy`](Self::next_pending_jiffy) over the buckets
-    /// that hold a timer not disarmed.
-    fn next_live_jiffy(&self) -> Option<u64> {
-        let mut best: Option<u64> = None;
-        for lvl in 0..LVL_DEPTH {
-            let shift = lvl_shift(lvl);
-            let start = self.clk.div_ceil(lvl_gran(lvl));
-            let pos = (start & LVL_MASK) as u32;
-            // This level's buckets in expiry order, from the first one not
-            // processed yet.
-            let mut map = self.pending_map[lvl].rotate_right(pos);
-            while map != 0 {
-                let off = u64::from(map.trailing_zeros());
-                map &= map - 1;
-                let b = lvl * LVL_SIZE + ((start + off) & LVL_MASK) as usize;
-                if self.bucket_has_live(b) {
-                    let at = (start + off) << shift;
-                    best = Some(best.map_or(at, |x| x.min(at)));
-                    break;
-                }
-            }
-        }
-        best
-    }
-
-    /// Whether bucket `b` holds a timer not disarmed.
-    fn bucket_has_live(&self, b: usize) -> bool {
-        let mut idx = self.heads[b];
-        while idx != NIL {
-            let e = &self.slab[idx as usize];
-            if !e.dead {
-                return true;
-            }
-            idx = e.next;
-        }
-        false
-    }
-
     /// Processes jiffy `j`: moves every bucket expiring at `j` to the ready
     /// batch. Mirrors `collect_expired_timers()`.
     fn collect(&mut self, j: u64) {
@@ -613,6 +588,8 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
                 continue;
             }
             self.pending_map[lvl] &= !(1 << (b % LVL_SIZE));
+            self.live_map[lvl] &= !(1 << (b % LVL_SIZE));
+            self.live[b] = 0;
             let mut idx = core::mem::replace(&mut self.heads[b], NIL);
             while idx != NIL {
                 let e = &mut self.slab[idx as usize];
@@ -641,6 +618,46 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         self.ready
             .sort_unstable_by_key(|&(deadline, seq, _)| core::cmp::Reverse((deadline, seq)));
     }
+}
+
+#[cfg(test)]
+impl<T: Copy + Eq + Hash> TimerWheel<T> {
+    /// Checks `live`/`live_map` against the buckets' contents.
+    fn assert_live_counts(&self) {
+        for b in 0..WHEEL_SIZE {
+            let mut n = 0;
+            let mut idx = self.heads[b];
+            while idx != NIL {
+                let e = &self.slab[idx as usize];
+                n += u32::from(!e.dead);
+                idx = e.next;
+            }
+            assert_eq!(self.live[b], n, "bucket {b}");
+            let bit = self.live_map[b / LVL_SIZE] & (1 << (b % LVL_SIZE)) != 0;
+            assert_eq!(bit, n > 0, "bucket {b}");
+        }
+    }
+}
+
+/// The first jiffy, from `clk` on, whose bucket has its bit set in
+/// `maps` (one bitmap per level): the earliest on every level, as
+/// `__next_timer_interrupt()` takes the minimum of each level's first
+/// pending bucket.
+fn next_jiffy(clk: u64, maps: &[u64; LVL_DEPTH]) -> Option<u64> {
+    let mut best: Option<u64> = None;
+    for (lvl, &map) in maps.iter().enumerate() {
+        if map == 0 {
+            continue;
+        }
+        let shift = lvl_shift(lvl);
+        // The first bucket of this level not processed yet.
+        let start = clk.div_ceil(lvl_gran(lvl));
+        let pos = (start & LVL_MASK) as u32;
+        let off = u64::from(map.rotate_right(pos).trailing_zeros());
+        let at = (start + off) << shift;
+        best = Some(best.map_or(at, |b| b.min(at)));
+    }
+    best
 }
 
 /// Takes a free slab slot for `id` (from the free list, else a new one);
@@ -892,6 +909,33 @@ mod tests {
     /// counted, never fired, and the idle jump skips its bucket; armed
     /// again it is new (no previous deadline) and fires once, at the new
     /// time, whether or not it lands in its old bucket.
+    /// Thousands of disarmed timers (idle connections whose handshake
+    /// timers TCP cleared lazily) in the buckets before a live one: the
+    /// idle jump goes straight to the live one, and reviving or cancelling
+    /// them keeps the count of live timers per bucket exact.
+    #[test]
+    fn many_disarmed_timers_before_a_live_one() {
+        let mut w = TimerWheel::new(ms(0));
+        for id in 0..10_000u32 {
+            w.arm(id, ms(1 + u64::from(id % 3000)));
+            assert!(w.disarm(id).is_some());
+        }
+        w.arm(20_000, ms(5000));
+        w.assert_live_counts();
+        assert_eq!(w.len(), 1);
+        let next = w.next_expiry().unwrap();
+        assert!(next >= ms(5000) && next < ms(5000 + 600), "{next}");
+        // Revive one, cancel another disarmed one.
+        w.arm(7, ms(8));
+        assert_eq!(w.cancel(8), None);
+        w.assert_live_counts();
+        assert_eq!(w.next_expiry(), Some(ms(8)));
+        assert_eq!(drain(&mut w, ms(4000)), [(7, ms(8))]);
+        w.assert_live_counts();
+        assert_eq!(drain(&mut w, ms(6000)), [(20_000, ms(5000))]);
+        assert!(w.is_empty());
+    }
+
     #[test]
     fn disarm_is_a_cancel_that_leaves_the_entry_queued() {
         let mut w = TimerWheel::new(ms(0));
@@ -1019,6 +1063,7 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(w.len(), model.len());
+                w.assert_live_counts();
                 // The idle jump never goes past the earliest live deadline's
                 // bucket, nor stops where only disarmed timers wait.
                 if let Some(next) = w.next_expiry() {
