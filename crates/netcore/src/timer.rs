@@ -171,6 +171,15 @@ impl Hasher for IdHasher {
     }
 }
 
+/// Disarmed entries a wheel keeps before it may purge them (see
+/// `TimerWheel::purge_dead`): below this, and below the number of
+/// pending timers, they wait for their bucket to run.
+#[cfg(not(test))]
+const DEAD_PURGE_MIN: usize = 1024;
+/// Small in unit tests, so the wheel's model property test purges often.
+#[cfg(test)]
+const DEAD_PURGE_MIN: usize = 4;
+
 /// A hierarchical timer wheel of typed timer ids.
 ///
 /// Mirrors `struct timer_base` and its operations in `kernel/time/timer.c`:
@@ -371,6 +380,9 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
                 self.dead += 1;
                 let deadline = e.deadline;
                 self.live_dec(usize::from(b));
+                if self.dead > DEAD_PURGE_MIN.max(self.len()) {
+                    self.purge_dead();
+                }
                 Some(deadline)
             }
             Slot::Bucket(_) | Slot::Free => None,
@@ -522,6 +534,36 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         self.heads[b] = idx;
         self.pending_map[b / LVL_SIZE] |= 1 << (b % LVL_SIZE);
         self.live_inc(b);
+    }
+
+    /// Drops every disarmed entry from the buckets. Run when the disarmed
+    /// entries outnumber the pending timers (and [`DEAD_PURGE_MIN`]), so
+    /// their memory stays bounded by the pending timers' (a host with a
+    /// million idle connections whose handshake timers TCP cleared
+    /// lazily) at an amortized O(1) per disarm: each purge frees at least
+    /// half of what it walks.
+    fn purge_dead(&mut self) {
+        for lvl in 0..LVL_DEPTH {
+            let mut map = self.pending_map[lvl];
+            while map != 0 {
+                let b = lvl * LVL_SIZE + map.trailing_zeros() as usize;
+                map &= map - 1;
+                let mut idx = self.heads[b];
+                while idx != NIL {
+                    let e = &self.slab[idx as usize];
+                    let (next, dead, id) = (e.next, e.dead, e.id);
+                    if dead {
+                        self.detach(idx);
+                        if let Some(id) = id {
+                            self.ids.remove(&id);
+                        }
+                        self.dead -= 1;
+                        self.release(idx);
+                    }
+                    idx = next;
+                }
+            }
+        }
     }
 
     /// One more timer not disarmed in bucket `b`.
@@ -911,8 +953,9 @@ mod tests {
     /// time, whether or not it lands in its old bucket.
     /// Thousands of disarmed timers (idle connections whose handshake
     /// timers TCP cleared lazily) in the buckets before a live one: the
-    /// idle jump goes straight to the live one, and reviving or cancelling
-    /// them keeps the count of live timers per bucket exact.
+    /// wheel keeps at most [`DEAD_PURGE_MIN`] of them, the idle jump goes
+    /// straight to the live one, and reviving or cancelling them keeps the
+    /// count of live timers per bucket exact.
     #[test]
     fn many_disarmed_timers_before_a_live_one() {
         let mut w = TimerWheel::new(ms(0));
@@ -920,6 +963,10 @@ mod tests {
             w.arm(id, ms(1 + u64::from(id % 3000)));
             assert!(w.disarm(id).is_some());
         }
+        // Purged whenever they outnumbered the pending timers and the
+        // minimum: their memory stays bounded.
+        assert!(w.dead <= DEAD_PURGE_MIN, "{} disarmed entries kept", w.dead);
+        assert!(w.ids.len() <= DEAD_PURGE_MIN);
         w.arm(20_000, ms(5000));
         w.assert_live_counts();
         assert_eq!(w.len(), 1);
