@@ -478,13 +478,7 @@ fn build_run_segment<C: TcpContext>(
         let mut sum = wire::csum_add(u32::from(!head_check), u32::from(len) - hlen as u32);
         let mut off = hlen;
         for seg in tp.write_queue.range(run.idx..run.idx + run.segs) {
-            let part = if seg.skb.is_nonlinear() {
-                seg.skb
-                    .checksum(0, seg.skb.len(), 0)
-                    .map_err(|_| Errno::Inval)?
-            } else {
-                wire::csum_partial(seg.skb.data(), 0)
-            };
+            let part = skb_payload_csum(&seg.skb)?;
             sum = wire::csum_block_add(sum, part, off);
             off += seg.skb.len();
         }
@@ -554,13 +548,7 @@ fn build_established_segment<C: TcpContext>(
                 if seg.skb.is_empty() {
                     continue;
                 }
-                let part = if seg.skb.is_nonlinear() {
-                    seg.skb
-                        .checksum(0, seg.skb.len(), 0)
-                        .map_err(|_| Errno::Inval)?
-                } else {
-                    wire::csum_partial(seg.skb.data(), 0)
-                };
+                let part = skb_payload_csum(&seg.skb)?;
                 sum = wire::csum_block_add(sum, part, off);
                 off += seg.skb.len();
                 skb.append_frags(seg.skb.clone(), 0)
@@ -1663,6 +1651,15 @@ pub(crate) fn tcp_dsack_set<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, 
     }
 }
 
+/// The unfolded one's-complement sum of all of `skb`'s bytes, linear or
+/// paged (`skb_checksum()`, or `csum_partial()` over the linear data).
+fn skb_payload_csum(skb: &SkBuff) -> Result<u32, Errno> {
+    if skb.is_nonlinear() {
+        skb.checksum(0, skb.len(), 0).map_err(|_| Errno::Inval)
+    } else {
+        Ok(wire::csum_partial(skb.data(), 0))
+    }
+}
 #[cfg(test)]
 mod tests {
     use netcore::IpSummed;
