@@ -368,9 +368,10 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
     /// [`len`](Self::len), never comes out of
     /// [`pop_expired`](Self::pop_expired) and does not move
     /// [`next_expiry`](Self::next_expiry). The entry stays in its bucket
-    /// (one hash lookup, no unlinking) until the bucket expires or the id
-    /// is armed again, which takes `mod_timer()`'s same-bucket shortcut
-    /// when the new expiry lands in the same bucket.
+    /// (one hash lookup, no unlinking) until the bucket expires, the id
+    /// is armed again (`mod_timer()`'s same-bucket shortcut when the new
+    /// expiry lands in the same bucket), or disarmed entries outnumber the
+    /// pending timers and the wheel purges them all.
     pub fn disarm(&mut self, id: T) -> Option<Instant> {
         let &idx = self.ids.get(&id)?;
         let e = &mut self.slab[idx as usize];

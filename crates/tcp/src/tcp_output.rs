@@ -461,14 +461,7 @@ fn build_run_segment<C: TcpContext>(
     }
     let len = u16::try_from(skb.len()).map_err(|_| Errno::MsgSize)?;
     let check = if run.segs > 1 {
-        skb.gso_size = u16::try_from(run.mss).map_err(|_| Errno::Inval)?;
-        skb.gso_segs = u16::try_from(run.segs).map_err(|_| Errno::Inval)?;
-        skb.gso_type = netcore::SkbGsoType::TCPV4;
-        skb.ip_summed = netcore::IpSummed::Partial {
-            csum_start: u16::try_from(skb.headroom()).map_err(|_| Errno::Inval)?,
-            csum_offset: TCP_CHECK_OFF as u16,
-        };
-        !wire::csum_tcpudp_magic(tp.saddr, tp.daddr, len, IPPROTO_TCP, 0)
+        tcp_gso_partial(&mut skb, tp, run, len)?
     } else {
         // One segment: the header was emitted with its checksum over the
         // header alone; the payload's length (in the pseudo-header) and
@@ -533,14 +526,7 @@ fn build_established_segment<C: TcpContext>(
                         .map_err(|_| Errno::NoBufs)?;
                 }
             }
-            skb.gso_size = u16::try_from(run.mss).map_err(|_| Errno::Inval)?;
-            skb.gso_segs = u16::try_from(run.segs).map_err(|_| Errno::Inval)?;
-            skb.gso_type = netcore::SkbGsoType::TCPV4;
-            skb.ip_summed = netcore::IpSummed::Partial {
-                csum_start: u16::try_from(skb.headroom()).map_err(|_| Errno::Inval)?,
-                csum_offset: TCP_CHECK_OFF as u16,
-            };
-            !wire::csum_tcpudp_magic(tp.saddr, tp.daddr, len, IPPROTO_TCP, 0)
+            tcp_gso_partial(&mut skb, tp, run, len)?
         }
         Some(run) => {
             let mut off = hlen;
@@ -561,6 +547,31 @@ fn build_established_segment<C: TcpContext>(
     let data = skb.data_mut().map_err(|_| Errno::NoBufs)?;
     data[TCP_CHECK_OFF..TCP_CHECK_OFF + 2].copy_from_slice(&check.to_be_bytes());
     Ok(skb)
+}
+
+/// Makes `skb`, the header plus `run`'s payload (`len` bytes in all), a
+/// GSO packet: `gso_size` = the MSS, `gso_segs`, `SKB_GSO_TCPV4`, and
+/// `CHECKSUM_PARTIAL` from the TCP header on; returns the pseudo-header
+/// sum that goes into the checksum field for the device or
+/// `skb_gso_segment()` to finish.
+///
+/// Mirrors `tcp_set_skb_tso_segs()` and the `CHECKSUM_PARTIAL` branch of
+/// `__tcp_v4_send_check()`.
+fn tcp_gso_partial(skb: &mut SkBuff, tp: &TcpSock, run: TxRun, len: u16) -> Result<u16, Errno> {
+    skb.gso_size = u16::try_from(run.mss).map_err(|_| Errno::Inval)?;
+    skb.gso_segs = u16::try_from(run.segs).map_err(|_| Errno::Inval)?;
+    skb.gso_type = netcore::SkbGsoType::TCPV4;
+    skb.ip_summed = netcore::IpSummed::Partial {
+        csum_start: u16::try_from(skb.headroom()).map_err(|_| Errno::Inval)?,
+        csum_offset: TCP_CHECK_OFF as u16,
+    };
+    Ok(!wire::csum_tcpudp_magic(
+        tp.saddr,
+        tp.daddr,
+        len,
+        IPPROTO_TCP,
+        0,
+    ))
 }
 
 /// Where the checksum sits in the TCP header (`offsetof(struct tcphdr, check)`).
