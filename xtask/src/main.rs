@@ -18,7 +18,7 @@ const COMMANDS: &[(&str, &str)] = &[
     (
         "test-all",
         "fmt, clippy, the test suite, doc tests, loom models, Miri and bounded fuzzing; one line per step, then `N passed, N failed` \
-         [--require-root-tests] [--no-loom] [--no-miri] [--no-fuzz]",
+         [--require-root-tests] [--no-loom] [--no-miri] [--no-fuzz] [--reclaim]",
     ),
     (
         "bench",

@@ -12,6 +12,12 @@
 //! clippy count as one check each). The exit status is non-zero when
 //! anything failed.
 //!
+//! CI machines have little disk: under CI (or with `--reclaim`) the private
+//! target directories of the loom, Miri and fuzz steps are removed once
+//! their step is done (no later step reads them), and after every step a
+//! line `xtask: disk: ...` says how much space is left, so a run that fills
+//! the disk shows where it did.
+//!
 //! Tests that need root or `../shared/` skip with a printed reason on a
 //! developer's machine; under CI (`CI=true`) or with `--require-root-tests`
 //! this command sets `NETSTACK_FORBID_SKIP=1`, which turns such skips into
@@ -41,6 +47,7 @@ struct Options {
     loom: bool,
     miri: bool,
     fuzz: bool,
+    reclaim: bool,
 }
 
 pub fn run(args: &[String]) -> Result<bool, String> {
@@ -49,6 +56,7 @@ pub fn run(args: &[String]) -> Result<bool, String> {
         loom: true,
         miri: true,
         fuzz: true,
+        reclaim: false,
     };
     for a in args {
         match a.as_str() {
@@ -56,11 +64,13 @@ pub fn run(args: &[String]) -> Result<bool, String> {
             "--no-loom" => opts.loom = false,
             "--no-miri" => opts.miri = false,
             "--no-fuzz" => opts.fuzz = false,
+            "--reclaim" => opts.reclaim = true,
             other => return Err(format!("test-all: unknown option `{other}`")),
         }
     }
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let forbid_skip = ci || opts.require_root_tests;
+    let reclaim = ci || opts.reclaim;
 
     let mut summary: Vec<String> = Vec::new();
     let mut total = Counts::default();
@@ -103,6 +113,7 @@ pub fn run(args: &[String]) -> Result<bool, String> {
         };
         println!("xtask: {line}");
         summary.push(line);
+        report_disk();
     };
 
     // 1. Formatting.
@@ -194,6 +205,9 @@ pub fn run(args: &[String]) -> Result<bool, String> {
             &[("RUSTFLAGS", "--cfg loom"), ("LOOM_MAX_PREEMPTIONS", "2")],
         );
         record("loom", ran_tests(&out), out.elapsed.as_secs_f64());
+        if reclaim {
+            remove_target("target/loom");
+        }
     }
 
     // 6. Miri.
@@ -225,6 +239,9 @@ pub fn run(args: &[String]) -> Result<bool, String> {
             }
             let out = cargo(&args, &[]);
             record("miri", ran_tests(&out), out.elapsed.as_secs_f64());
+            if reclaim {
+                remove_target("target/miri");
+            }
         }
     } else {
         record("miri", Outcome::Skipped("--no-miri given".into()), 0.0);
@@ -266,6 +283,9 @@ pub fn run(args: &[String]) -> Result<bool, String> {
             },
             secs,
         );
+        if reclaim {
+            remove_target("fuzz/target");
+        }
     }
 
     // 8. packetdrill: the conformance corpus; only a script of
@@ -327,6 +347,63 @@ fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Output {
     }
     eprintln!("xtask: running cargo {}", args.join(" "));
     steps::run(&mut cmd, true)
+}
+
+/// Removes a step's private target directory (relative to the workspace
+/// root) and says how much it held.
+fn remove_target(rel: &str) {
+    let dir = steps::root().join(rel);
+    if !dir.is_dir() {
+        return;
+    }
+    let size = dir_size(&dir);
+    match fs::remove_dir_all(&dir) {
+        Ok(()) => println!(
+            "xtask: removed {rel} ({:.2} GiB) to free disk",
+            size as f64 / f64::from(1u32 << 30)
+        ),
+        Err(e) => println!("xtask: could not remove {rel}: {e}"),
+    }
+}
+
+/// Bytes in the files under `dir` (symbolic links not followed).
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Prints the space left on the workspace's file system and the size of
+/// `target/` (`df` does the first; a machine without it prints nothing).
+fn report_disk() {
+    let root = steps::root();
+    let avail = Command::new("df")
+        .args(["-k", "--output=avail"])
+        .arg(&root)
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .nth(1)
+                .and_then(|l| l.trim().parse::<u64>().ok())
+        });
+    if let Some(kib) = avail {
+        println!(
+            "xtask: disk: {:.2} GiB free, target/ {:.2} GiB, fuzz/target/ {:.2} GiB",
+            kib as f64 / f64::from(1u32 << 20),
+            dir_size(&root.join("target")) as f64 / f64::from(1u32 << 30),
+            dir_size(&root.join("fuzz/target")) as f64 / f64::from(1u32 << 30),
+        );
+    }
 }
 
 fn ran_tests(out: &Output) -> Outcome {
