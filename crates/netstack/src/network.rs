@@ -26,7 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use netcore::{Clock, Duration, Instant, MonotonicClock, VirtualClock};
-use nic_hw::{LinkConfig, LinkStats, MediumPort, PhyError, PhyPort, Side, Switch, VirtualWire};
+use nic_hw::{
+    LinkConfig, LinkStats, MediumPort, PhyError, PhyPort, Side, Switch, VirtualWire, WireHeads,
+};
 
 use crate::cpu::{cpu_has_work, cpu_run};
 use crate::error::NetstackError;
@@ -112,12 +114,23 @@ pub type WireStats = (LinkStats, LinkStats);
 /// frames travel both ways does it report the wire's next event (either
 /// direction), as `MediumPort` always does. So the simulation does not
 /// poll a NIC at the instant a frame reaches the NIC at the other end.
+/// Both answers, and [`PhyPort::rx_ready`], come from the wire's
+/// [`WireHeads`] without taking the wire's lock.
 struct WirePort {
     wire: Arc<Mutex<VirtualWire>>,
+    heads: Arc<WireHeads>,
     side: Side,
 }
 
 impl WirePort {
+    fn new(wire: Arc<Mutex<VirtualWire>>, side: Side) -> WirePort {
+        let heads = wire
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .heads();
+        WirePort { wire, heads, side }
+    }
+
     fn wire(&self) -> std::sync::MutexGuard<'_, VirtualWire> {
         // Every wire method finishes its bookkeeping before it can panic,
         // so a poisoned lock still guards a consistent wire.
@@ -138,13 +151,19 @@ impl PhyPort for WirePort {
     }
 
     fn next_event(&self) -> Option<Instant> {
-        let w = self.wire();
-        if w.in_flight(self.side.peer()) == 0 {
-            return None;
-        }
+        // Nothing in flight towards this end: nothing can arrive.
+        let here = self.heads.next_arrival(self.side)?;
         // With nothing leaving this end, the wire's next event is the
-        // next arrival here; else a bound no later than it.
-        w.next_event()
+        // next arrival here; else a bound no later than it (the wire's
+        // next event either way).
+        Some(match self.heads.next_arrival(self.side.peer()) {
+            Some(there) => here.min(there),
+            None => here,
+        })
+    }
+
+    fn rx_ready(&self, now: Instant) -> bool {
+        self.heads.arrived(self.side, now)
     }
 
     fn transmit_slice(&mut self, now: Instant, frame: &[u8]) -> Result<(), PhyError> {
@@ -259,6 +278,11 @@ impl<P: PhyPort> PhyPort for CountedPort<P> {
 
     fn next_event(&self) -> Option<Instant> {
         self.inner.next_event()
+    }
+
+    fn rx_ready(&self, now: Instant) -> bool {
+        // A receive that counts (a switch port's) is never skipped.
+        self.receive_moves || self.inner.rx_ready(now)
     }
 
     fn transmit_slice(&mut self, now: Instant, frame: &[u8]) -> Result<(), PhyError> {
@@ -515,7 +539,7 @@ impl Network {
         });
         let end = |wire, side| -> PhyEnd {
             Box::new(CountedPort {
-                inner: WirePort { wire, side },
+                inner: WirePort::new(wire, side),
                 moves: Arc::clone(&self.phy_moves),
                 receive_moves: false,
             })
@@ -1198,14 +1222,8 @@ mod tests {
             .rate_bps(1_000_000_000)
             .delay(Duration::from_micros(5));
         let wire = Arc::new(Mutex::new(VirtualWire::symmetric(cfg, 1).unwrap()));
-        let mut a = WirePort {
-            wire: Arc::clone(&wire),
-            side: Side::A,
-        };
-        let mut b = WirePort {
-            wire: Arc::clone(&wire),
-            side: Side::B,
-        };
+        let mut a = WirePort::new(Arc::clone(&wire), Side::A);
+        let mut b = WirePort::new(Arc::clone(&wire), Side::B);
         let mut frame = vec![0x02; 60];
         nic_hw::append_fcs(&mut frame);
         let t0 = Instant::ZERO;
@@ -1219,14 +1237,21 @@ mod tests {
         assert_eq!(b.next_event(), Some(arrival));
         assert_eq!(a.next_event(), Some(arrival), "a bound, not later");
         let mut buf = Vec::new();
+        // `rx_ready` says exactly whether a receive would find a frame.
+        assert!(!a.rx_ready(arrival));
+        assert!(!b.rx_ready(Instant::from_nanos(arrival.as_nanos() - 1)));
+        assert!(b.rx_ready(arrival));
         assert!(!a.receive_into(arrival, &mut buf).unwrap());
         assert!(b.receive_into(arrival, &mut buf).unwrap());
         assert_eq!(buf, frame);
+        assert!(!b.rx_ready(arrival));
         let back = a.next_event().unwrap();
         assert!(back > arrival);
         assert_eq!(b.next_event(), None);
+        assert!(a.rx_ready(back));
         assert!(a.receive_into(back, &mut buf).unwrap());
         assert_eq!((a.next_event(), b.next_event()), (None, None));
+        assert!(!a.rx_ready(Instant::MAX) && !b.rx_ready(Instant::MAX));
     }
 
     /// A socket call made outside any CPU (set-up code between runs, or

@@ -1077,7 +1077,12 @@ impl IgbHw {
         // One buffer for every frame: the PHY swaps its contents with the
         // buffers it recycles. It is taken out of the device only while a
         // frame is being received, so a poll that finds none moves nothing.
+        // A port that can tell that nothing has arrived (`rx_ready`) spares
+        // the attempt: most polls only end an interrupt throttle or send.
         while let Some(phy) = self.phy.as_mut() {
+            if !phy.rx_ready(now) {
+                break;
+            }
             match phy.receive_into_vouched(now, &mut self.rx_frame) {
                 Ok(Some(vouch)) => {
                     received += 1;
