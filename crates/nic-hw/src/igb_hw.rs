@@ -71,7 +71,7 @@
 //!   instead of spanning several descriptors (no jumbo frames).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use dma_ring::{RxDevice, RxStatusError, RxWriteback, TxCmd, TxDevice, TxPopts};
@@ -1452,19 +1452,19 @@ impl TxMac<'_> {
 /// held only for one register access or one `poll` step otherwise.
 ///
 /// A transmit doorbell (`TDT` write, once per frame in `igb_xmit_frame_ring()`)
-/// takes no lock: like a posted MMIO write it only sets the queue's doorbell
-/// flag, which the device picks up whenever it is next locked (`poll`,
-/// `next_event`, any register access). The driver publishes the ring's tail
-/// (Release) before it rings; the device takes the flag with Acquire before
-/// it fetches descriptors.
+/// takes no lock: like a posted MMIO write it only sets the queue's bit in
+/// a doorbell word, which the device picks up whenever it is next locked
+/// (`poll`, `next_event`, any register access). The driver publishes the
+/// ring's tail (Release) before it rings; the device takes the word with
+/// Acquire before it fetches descriptors.
 #[derive(Debug)]
 pub struct IgbDevice {
     hw: Mutex<IgbHw>,
-    /// `TDT` writes not yet seen by the model, one flag per tx queue.
-    tdt_doorbell: [AtomicBool; r::IGB_MAX_QUEUES],
-    /// Set after any of `tdt_doorbell`: a lock with no doorbell rung
-    /// looks at this one flag only.
-    tdt_any: AtomicBool,
+    /// `TDT` writes not yet seen by the model, one bit per tx queue. One
+    /// word: a doorbell is one atomic OR, and a lock takes every rung
+    /// doorbell with one swap (a lock with none rung, with one load)
+    /// instead of a swap of a summary flag and a visit of a flag per queue.
+    tdt_bells: AtomicU32,
 }
 
 impl IgbDevice {
@@ -1472,8 +1472,7 @@ impl IgbDevice {
     pub fn new(mac: [u8; 6], phy: Option<Box<dyn PhyPort + Send>>) -> Arc<IgbDevice> {
         Arc::new(IgbDevice {
             hw: Mutex::new(IgbHw::new(mac, phy)),
-            tdt_doorbell: core::array::from_fn(|_| AtomicBool::new(false)),
-            tdt_any: AtomicBool::new(false),
+            tdt_bells: AtomicU32::new(0),
         })
     }
 
@@ -1481,16 +1480,12 @@ impl IgbDevice {
     /// doorbells rung since it was last locked).
     pub fn lock(&self) -> MutexGuard<'_, IgbHw> {
         let mut hw = self.hw.lock();
-        // Relaxed peek, then Acquire: pairs with the Release stores in
-        // `wr32`, so the flags and the descriptors published before them
-        // are visible. A doorbell rung after the swap sets `tdt_any` again
-        // (its flag first), so the next lock picks it up.
-        if self.tdt_any.load(Ordering::Relaxed) && self.tdt_any.swap(false, Ordering::Acquire) {
-            for (q, bell) in self.tdt_doorbell.iter().enumerate() {
-                if bell.load(Ordering::Relaxed) && bell.swap(false, Ordering::Acquire) {
-                    hw.tx_doorbells |= 1 << q;
-                }
-            }
+        // Relaxed peek, then Acquire: pairs with the Release OR in `wr32`,
+        // so the descriptors published before a doorbell are visible. A
+        // doorbell rung after the swap sets its bit again, so the next lock
+        // picks it up.
+        if self.tdt_bells.load(Ordering::Relaxed) != 0 {
+            hw.tx_doorbells |= self.tdt_bells.swap(0, Ordering::Acquire);
         }
         hw
     }
@@ -1506,9 +1501,7 @@ impl IgbDevice {
         if let Some(q) = tdt_queue(reg) {
             // Release: the tail the driver published happens-before the
             // device's Acquire in `lock`.
-            // Two plain stores, no read-modify-write: a doorbell per frame.
-            self.tdt_doorbell[q].store(true, Ordering::Release);
-            self.tdt_any.store(true, Ordering::Release);
+            self.tdt_bells.fetch_or(1 << q, Ordering::Release);
             return;
         }
         self.lock().wr32(reg, val);
@@ -2980,8 +2973,7 @@ mod tests {
             1 << 5,
             "the rung doorbell reaches the model"
         );
-        assert!(!dev.tdt_doorbell[5].load(Ordering::Relaxed));
-        assert!(!dev.tdt_any.load(Ordering::Relaxed));
+        assert_eq!(dev.tdt_bells.load(Ordering::Relaxed), 0);
     }
 
     #[test]
