@@ -939,13 +939,20 @@ impl IgbHw {
     }
 
     /// Keeps vector `v`'s bit in `timers_armed` exactly while it has a
-    /// deadline.
-    /// and [`IgbHw::timer_due`] the earliest deadline.
+    /// deadline, and [`IgbHw::timer_due`] the earliest deadline.
     fn rearm(&mut self, v: usize) {
-        if self.vectors[v].deadline().is_some() {
-            self.timers_armed |= 1 << v;
+        let bit = 1u32 << v;
+        let deadline = self.vectors[v].deadline();
+        if deadline.is_some() {
+            self.timers_armed |= bit;
         } else {
-            self.timers_armed &= !(1 << v);
+            self.timers_armed &= !bit;
+        }
+        // No other vector armed (one queue pair, the usual case): its
+        // deadline is the earliest, without a second look.
+        if self.timers_armed & !bit == 0 {
+            self.timer_due = deadline.unwrap_or(Instant::MAX);
+            return;
         }
         let mut due = Instant::MAX;
         for v in bits(self.timers_armed) {
