@@ -307,15 +307,24 @@ impl GroList {
     /// Sends up the held packets of every bucket, oldest first; with
     /// `flush_old`, stops in each bucket at the first packet held in the
     /// current jiffy. Mirrors `napi_gro_flush()` / `__napi_gro_flush_chain()`.
+    ///
+    /// Inline up to the test of `gro_bitmask`: every poll completion
+    /// flushes, and most find nothing held.
+    #[inline]
     pub(crate) fn napi_gro_flush(
         &mut self,
         sink: &mut dyn GroReceive,
         flush_old: bool,
         jiffies: u64,
     ) {
-        if self.gro_bitmask == 0 {
-            return;
+        if self.gro_bitmask != 0 {
+            self.napi_gro_flush_held(sink, flush_old, jiffies);
         }
+    }
+
+    /// [`napi_gro_flush`](Self::napi_gro_flush) with something held.
+    #[inline(never)]
+    fn napi_gro_flush_held(&mut self, sink: &mut dyn GroReceive, flush_old: bool, jiffies: u64) {
         let mut any = false;
         for bucket in 0..GRO_HASH_BUCKETS {
             if self.gro_bitmask & (1 << bucket) == 0 {
