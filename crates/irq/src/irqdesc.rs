@@ -334,6 +334,7 @@ impl IrqBitmap {
     }
 
     /// Whether a line may be pending: one load of the summary word.
+    #[inline]
     pub(crate) fn any(&self) -> bool {
         self.summary.load(Ordering::Acquire) != 0
     }
@@ -458,6 +459,7 @@ impl IrqTable {
         self.irq_err_count.load(Ordering::Relaxed)
     }
 
+    #[inline]
     pub(crate) fn check_cpu(&self, cpu: usize) -> Result<usize, IrqError> {
         if cpu < self.cpus.len() {
             Ok(cpu)

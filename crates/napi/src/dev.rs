@@ -186,12 +186,19 @@ impl PollList {
     /// list empty with `into`'s buffer: once both buffers have grown,
     /// taking the list allocates nothing. Mirrors `list_splice_init()`,
     /// which moves list heads and allocates nothing either. An empty list
-    /// is left alone without taking the lock.
+    /// is left alone without taking the lock (inline: no call either).
+    #[inline]
     pub fn list_splice_init_into(&self, into: &mut VecDeque<Arc<NapiStruct>>) {
         debug_assert!(into.is_empty(), "list_splice_init_into needs an empty list");
-        if self.is_empty() {
-            return;
+        if !self.is_empty() {
+            self.list_splice_init_into_locked(into);
         }
+    }
+
+    /// [`list_splice_init_into`](Self::list_splice_init_into) of a list
+    /// that was not empty.
+    #[inline(never)]
+    fn list_splice_init_into_locked(&self, into: &mut VecDeque<Arc<NapiStruct>>) {
         let mut q = self.queue.lock();
         core::mem::swap(&mut *q, into);
         self.set_len(&q);
@@ -209,11 +216,13 @@ impl PollList {
     }
 
     /// How many NAPIs are listed.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Acquire)
     }
 
     /// Whether the list is empty (`list_empty()`).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len.load(Ordering::Acquire) == 0
     }
