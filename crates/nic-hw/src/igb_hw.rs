@@ -1029,6 +1029,7 @@ impl IgbHw {
     /// When the device next needs [`poll`](IgbHw::poll) or
     /// [`on_timer`](IgbHw::on_timer): a rung doorbell (now), a moderation
     /// timer, or a frame due at the PHY.
+    #[inline]
     pub fn next_event(&self) -> Option<Instant> {
         // A rung doorbell on a queue with a ring: nothing is earlier.
         if self.tx_doorbells != 0 && bits(self.tx_doorbells).any(|q| self.txq[q].dev.is_some()) {
@@ -1485,6 +1486,7 @@ impl IgbDevice {
 
     /// Locks the model for a sequence of accesses (after handing it the
     /// doorbells rung since it was last locked).
+    #[inline]
     pub fn lock(&self) -> MutexGuard<'_, IgbHw> {
         let mut hw = self.hw.lock();
         // Relaxed peek, then Acquire: pairs with the Release OR in `wr32`,
@@ -1504,6 +1506,7 @@ impl IgbDevice {
 
     /// A register write (`wr32()`); a `TDT` write rings the queue's
     /// doorbell without taking the lock.
+    #[inline]
     pub fn wr32(&self, reg: u32, val: u32) {
         if let Some(q) = tdt_queue(reg) {
             // Release: the tail the driver published happens-before the
@@ -1515,6 +1518,7 @@ impl IgbDevice {
     }
 
     /// See [`IgbHw::poll`].
+    #[inline]
     pub fn poll(&self, now: Instant) -> usize {
         self.lock().poll(now)
     }
@@ -1530,7 +1534,9 @@ impl IgbDevice {
         (received, hw.next_event())
     }
 
-    /// See [`IgbHw::next_event`].
+    /// See [`IgbHw::next_event`] (inline, like it: the simulation reads
+    /// a device's next event more often than it polls it).
+    #[inline]
     pub fn next_event(&self) -> Option<Instant> {
         self.lock().next_event()
     }
