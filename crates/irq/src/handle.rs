@@ -153,6 +153,7 @@ impl IrqTable {
     ///
     /// A runner parks only when this, [`IrqTable::irq_threads_pending`] and
     /// [`Softirqs::local_softirq_pending`] are all clear.
+    #[inline]
     pub fn irqs_pending(&self, cpu: usize) -> Result<bool, IrqError> {
         Ok(self.cpus[self.check_cpu(cpu)?].pending.any())
     }

@@ -258,6 +258,7 @@ impl Softirqs {
         &self.wakeup
     }
 
+    #[inline]
     pub(crate) fn check_cpu(&self, cpu: usize) -> Result<usize, IrqError> {
         if cpu < self.cpus.len() {
             Ok(cpu)
@@ -312,6 +313,7 @@ impl Softirqs {
     /// The pending vectors of `cpu`, one bit per [`SoftirqNr::mask`].
     ///
     /// Mirrors `local_softirq_pending()`.
+    #[inline]
     pub fn local_softirq_pending(&self, cpu: usize) -> Result<u32, IrqError> {
         Ok(self.cpus[self.check_cpu(cpu)?]
             .pending

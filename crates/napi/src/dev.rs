@@ -134,39 +134,74 @@ impl core::error::Error for NapiError {}
 #[derive(Debug)]
 pub struct PollList {
     queue: Mutex<VecDeque<Arc<NapiStruct>>>,
+    /// `queue.len()`, stored under the lock after every change: the
+    /// emptiness tests `net_rx_action` makes (twice a run, most finding the
+    /// list empty) and the splice of an empty list read it without taking
+    /// the lock. A NAPI listed concurrently is followed by a raise of
+    /// `NET_RX` on the list's CPU, so a test that misses it only sees the
+    /// list as it was an instant earlier, as the lock would have let it.
+    len: AtomicUsize,
 }
 
 impl PollList {
     fn new() -> PollList {
         PollList {
             queue: Mutex::new(VecDeque::new()),
+            len: AtomicUsize::new(0),
         }
+    }
+
+    /// Stores the length after a change (the lock is held).
+    #[inline]
+    fn set_len(&self, q: &VecDeque<Arc<NapiStruct>>) {
+        self.len.store(q.len(), Ordering::Release);
     }
 
     /// Appends a scheduled NAPI. Mirrors `list_add_tail(&n->poll_list, ...)`
     /// in `____napi_schedule()`; softnet uses it to put repolled NAPIs back.
     pub fn list_add_tail(&self, napi: Arc<NapiStruct>) {
-        self.queue.lock().push_back(napi);
+        let mut q = self.queue.lock();
+        q.push_back(napi);
+        self.set_len(&q);
     }
 
     /// Takes the first NAPI, if any (`list_first_entry` + `list_del_init`).
     pub fn pop_front(&self) -> Option<Arc<NapiStruct>> {
-        self.queue.lock().pop_front()
+        let mut q = self.queue.lock();
+        let n = q.pop_front();
+        self.set_len(&q);
+        n
     }
 
     /// Takes the whole list, leaving it empty, as `net_rx_action` does at
     /// its start. Mirrors `list_splice_init()`.
     pub fn list_splice_init(&self) -> VecDeque<Arc<NapiStruct>> {
-        core::mem::take(&mut *self.queue.lock())
+        let mut q = self.queue.lock();
+        let list = core::mem::take(&mut *q);
+        self.set_len(&q);
+        list
     }
 
     /// Takes the whole list into `into`, which must be empty, leaving the
     /// list empty with `into`'s buffer: once both buffers have grown,
     /// taking the list allocates nothing. Mirrors `list_splice_init()`,
-    /// which moves list heads and allocates nothing either.
+    /// which moves list heads and allocates nothing either. An empty list
+    /// is left alone without taking the lock (inline: no call either).
+    #[inline]
     pub fn list_splice_init_into(&self, into: &mut VecDeque<Arc<NapiStruct>>) {
         debug_assert!(into.is_empty(), "list_splice_init_into needs an empty list");
-        core::mem::swap(&mut *self.queue.lock(), into);
+        if !self.is_empty() {
+            self.list_splice_init_into_locked(into);
+        }
+    }
+
+    /// [`list_splice_init_into`](Self::list_splice_init_into) of a list
+    /// that was not empty.
+    #[inline(never)]
+    fn list_splice_init_into_locked(&self, into: &mut VecDeque<Arc<NapiStruct>>) {
+        let mut q = self.queue.lock();
+        core::mem::swap(&mut *q, into);
+        self.set_len(&q);
     }
 
     /// Puts `list` (drained) in front of what was scheduled meanwhile, as
@@ -177,16 +212,19 @@ impl PollList {
         while let Some(n) = list.pop_back() {
             q.push_front(n);
         }
+        self.set_len(&q);
     }
 
     /// How many NAPIs are listed.
+    #[inline]
     pub fn len(&self) -> usize {
-        self.queue.lock().len()
+        self.len.load(Ordering::Acquire)
     }
 
     /// Whether the list is empty (`list_empty()`).
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.queue.lock().is_empty()
+        self.len.load(Ordering::Acquire) == 0
     }
 }
 
@@ -946,6 +984,22 @@ mod tests {
         list.list_add_tail(Arc::clone(&f.napi));
         list.list_splice_init_into(&mut scratch);
         assert_eq!(scratch.len(), 1);
+        // The lock-free length follows every change; an empty list's
+        // splice takes nothing.
+        scratch.clear();
+        list.list_splice_init_into(&mut scratch);
+        assert!(scratch.is_empty() && list.is_empty());
+        list.list_add_tail(Arc::clone(&f.napi));
+        list.list_add_tail(Arc::clone(&f.napi));
+        assert_eq!(list.len(), 2);
+        assert!(list.pop_front().is_some());
+        assert_eq!(list.len(), 1);
+        let mut back = list.list_splice_init();
+        assert_eq!((back.len(), list.len()), (1, 0));
+        list.list_splice(&mut back);
+        assert_eq!(list.len(), 1);
+        assert_eq!(list.list_splice_init().len(), 1);
+        assert!(list.is_empty());
     }
 
     #[test]

@@ -42,7 +42,8 @@ use wire::ETH_HLEN;
 
 use crate::dev::GroReceive;
 use crate::tcp_offload::{
-    IPPROTO_TCP, TcpGroVerdict, parse_inet_tcp, tcp_gro_receive, tcp4_gro_complete,
+    IPPROTO_TCP, TcpGroVerdict, parse_inet_tcp, tcp_gro_receive, tcp_segment_closes,
+    tcp4_gro_complete,
 };
 
 /// The number of GRO hash buckets per NAPI. Mirrors `GRO_HASH_BUCKETS`.
@@ -177,6 +178,14 @@ impl GroList {
         if !self.gro_may_hold(&skb) {
             return self.normal(skb, sink);
         }
+        // Nothing held, and a segment that closes (PSH, FIN, ...: every
+        // request and reply of a request/response flow): whatever the
+        // checks below find, it goes up unchanged and nothing is flushed
+        // first, so they are skipped. Not in Linux, which parses and looks
+        // up first; the outcome and the counters are the same.
+        if self.gro_bitmask == 0 && tcp_segment_closes(&skb) {
+            return self.normal(skb, sink);
+        }
         let Some(seg) = parse_inet_tcp(&skb) else {
             // A TCP segment GRO cannot handle (options, fragment, bad
             // checksum): its address pair's held packets go up first, so
@@ -298,15 +307,24 @@ impl GroList {
     /// Sends up the held packets of every bucket, oldest first; with
     /// `flush_old`, stops in each bucket at the first packet held in the
     /// current jiffy. Mirrors `napi_gro_flush()` / `__napi_gro_flush_chain()`.
+    ///
+    /// Inline up to the test of `gro_bitmask`: every poll completion
+    /// flushes, and most find nothing held.
+    #[inline]
     pub(crate) fn napi_gro_flush(
         &mut self,
         sink: &mut dyn GroReceive,
         flush_old: bool,
         jiffies: u64,
     ) {
-        if self.gro_bitmask == 0 {
-            return;
+        if self.gro_bitmask != 0 {
+            self.napi_gro_flush_held(sink, flush_old, jiffies);
         }
+    }
+
+    /// [`napi_gro_flush`](Self::napi_gro_flush) with something held.
+    #[inline(never)]
+    fn napi_gro_flush_held(&mut self, sink: &mut dyn GroReceive, flush_old: bool, jiffies: u64) {
         let mut any = false;
         for bucket in 0..GRO_HASH_BUCKETS {
             if self.gro_bitmask & (1 << bucket) == 0 {
@@ -713,6 +731,38 @@ mod tests {
         assert_eq!(g.napi_gro_receive(bad_skb, &mut out, 0), GroResult::Normal);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].gso_segs, 2, "the held packet went up first");
+        assert_eq!(g.held(), 0);
+    }
+
+    /// With nothing held, a closing segment goes up as it is, whether GRO
+    /// could have parsed it or not; with a packet held, a closing segment
+    /// of its flow still closes the held packet (the full checks run).
+    #[test]
+    fn a_closing_segment_with_nothing_held_goes_up_unchanged() {
+        let pool = pool();
+        let mut g = gro(&pool);
+        let mut psh = seg(0, 1);
+        psh.flags |= TcpFlags::PSH;
+        let mut bad = frame(
+            &pool,
+            &Seg {
+                summed: IpSummed::None,
+                ..psh.clone()
+            },
+        );
+        bad.data_mut().unwrap()[20 + 16] ^= 0xff;
+        let (r, mut out) = run(&mut g, &pool, &[psh.clone()]);
+        assert_eq!(r, [GroResult::Normal]);
+        assert_eq!(g.napi_gro_receive(bad, &mut out, 0), GroResult::Normal);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].gso_segs, 0, "passed up as it came");
+        assert_eq!((g.stats.normal, g.stats.merged, g.stats.flushes), (2, 0, 0));
+        let mut last = seg(1, 100);
+        last.flags |= TcpFlags::PSH;
+        let (r, out) = run(&mut g, &pool, &[seg(0, 100), last]);
+        assert_eq!(r, [GroResult::Held, GroResult::Merged]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].gso_segs, 2);
         assert_eq!(g.held(), 0);
     }
 

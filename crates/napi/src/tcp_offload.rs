@@ -177,6 +177,24 @@ fn inet_gro_flush(iph: &[u8], iph2: &[u8], count: u16, fixedid: bool) -> (bool, 
     (ipid_offset != expect, fixedid)
 }
 
+/// The TCP flags that make `tcp_gro_receive()` send a segment up instead
+/// of holding it (`flush = ... | (flags & (URG|PSH|RST|SYN|FIN))`).
+const CLOSING: TcpFlags = TcpFlags::URG
+    .union(TcpFlags::PSH)
+    .union(TcpFlags::RST)
+    .union(TcpFlags::SYN)
+    .union(TcpFlags::FIN);
+
+/// Whether the flags byte where [`tcp_gro_receive`] reads it (after a
+/// 20-byte IPv4 header) has a closing flag: such a segment is never held,
+/// whether or not [`parse_inet_tcp`] accepts it.
+#[inline]
+pub(crate) fn tcp_segment_closes(skb: &SkBuff) -> bool {
+    skb.data()
+        .get(IPV4_MIN_HLEN + TCP_FLAGS_OFF)
+        .is_some_and(|&f| TcpFlags::from_bits_retain(u16::from(f)).intersects(CLOSING))
+}
+
 /// `tcp_gro_receive()` against the held packet `p` of the segment's flow.
 ///
 /// Takes the segment; hands it back unless it was merged.
@@ -193,7 +211,7 @@ pub(crate) fn tcp_gro_receive(
         .map_or(TcpFlags::empty(), |&f| {
             TcpFlags::from_bits_retain(u16::from(f))
         });
-    let closing = TcpFlags::URG | TcpFlags::PSH | TcpFlags::RST | TcpFlags::SYN | TcpFlags::FIN;
+    let closing = CLOSING;
     let len = seg.payload_len;
     // Not merged: the segment goes up at once if it closes (an empty one
     // counts as shorter than `mss` = 1), else it is held.

@@ -77,5 +77,5 @@ pub use tap::{
 };
 pub use virtual_wire::{
     GilbertElliott, IFG_LEN, LinkConfig, LinkConfigError, LinkStats, PREAMBLE_SFD_LEN, Side,
-    VirtualWire,
+    VirtualWire, WireHeads,
 };

@@ -302,6 +302,19 @@ pub trait PhyPort {
     /// becoming readable, another transmit) can produce one.
     fn next_event(&self) -> Option<Instant>;
 
+    /// Whether a receive at `now` may find a frame: `false` only when the
+    /// port knows that none has arrived, so a MAC polling it can skip the
+    /// attempt. The default says `true` (try).
+    ///
+    /// No kernel twin as such: the model's stand-in for the PHY's receive
+    /// data valid signal (`RX_DV` on MII), which tells the MAC whether a
+    /// frame is coming in without the MAC reading anything.
+    #[inline]
+    fn rx_ready(&self, now: Instant) -> bool {
+        let _ = now;
+        true
+    }
+
     /// Sends a copy of `frame` (FCS included) at `now`. Backends that
     /// recycle buffers (the virtual media) avoid an allocation per frame;
     /// the default copies into a new `Vec`.

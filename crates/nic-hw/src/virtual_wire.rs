@@ -54,6 +54,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use netcore::{Duration, Instant};
 
@@ -735,6 +737,61 @@ pub struct VirtualWire {
     /// Emptied frame buffers handed back by receivers, reused by
     /// [`transmit_slice`](VirtualWire::transmit_slice) and duplication.
     spare: Vec<Vec<u8>>,
+    /// Each direction's next arrival, republished after every change to
+    /// its frames in flight.
+    heads: Arc<WireHeads>,
+}
+
+/// The next arrival at each end of a [`VirtualWire`], published by the
+/// wire for readers that do not take its lock (see
+/// [`VirtualWire::heads`]).
+///
+/// No kernel twin: the simulation's view of the medium. Lets a port ask
+/// "can a frame have reached me by now?" and "when is the wire's next
+/// event?" with two atomic loads, where taking the wire's lock and looking
+/// at its queues cost a NIC poll most of its time when nothing had
+/// arrived.
+#[derive(Debug)]
+pub struct WireHeads {
+    /// In nanoseconds, per direction (index of the sending side); `NONE`
+    /// when nothing is in flight that way.
+    at_ns: [AtomicU64; 2],
+}
+
+impl WireHeads {
+    /// Nothing in flight. A frame arriving at `u64::MAX` ns is published
+    /// one nanosecond earlier: a bound, never later than the arrival.
+    const NONE: u64 = u64::MAX;
+
+    fn new() -> WireHeads {
+        WireHeads {
+            at_ns: [AtomicU64::new(Self::NONE), AtomicU64::new(Self::NONE)],
+        }
+    }
+
+    fn publish(&self, from: usize, next: Option<Instant>) {
+        let ns = next.map_or(Self::NONE, |t| t.as_nanos().min(Self::NONE - 1));
+        self.at_ns[from].store(ns, Ordering::Release);
+    }
+
+    /// When the next frame in flight towards `side` arrives (no later
+    /// than; see [`WireHeads`]), or `None` when none is in flight. As of
+    /// the wire's last change: a frame sent since the load may arrive
+    /// earlier, exactly as if it had been sent after it.
+    #[inline]
+    pub fn next_arrival(&self, side: Side) -> Option<Instant> {
+        let ns = self.at_ns[side.peer().index()].load(Ordering::Acquire);
+        (ns != Self::NONE).then(|| Instant::from_nanos(ns))
+    }
+
+    /// Whether a frame has arrived at `side` by `now`: `false` means
+    /// [`VirtualWire::receive`] (and the other receives) at `now` would
+    /// find nothing.
+    #[inline]
+    pub fn arrived(&self, side: Side, now: Instant) -> bool {
+        let ns = self.at_ns[side.peer().index()].load(Ordering::Acquire);
+        ns != Self::NONE && ns <= now.as_nanos()
+    }
 }
 
 impl VirtualWire {
@@ -757,7 +814,22 @@ impl VirtualWire {
                 Direction::new(b_to_a, root.fork(1)),
             ],
             spare: Vec::new(),
+            heads: Arc::new(WireHeads::new()),
         })
+    }
+
+    /// The wire's [`WireHeads`]: each end's next arrival, readable
+    /// without the wire's lock and kept up to date by every transmit and
+    /// receive.
+    pub fn heads(&self) -> Arc<WireHeads> {
+        Arc::clone(&self.heads)
+    }
+
+    /// Republishes direction `from`'s next arrival after its frames in
+    /// flight changed.
+    #[inline]
+    fn publish(&self, from: usize) {
+        self.heads.publish(from, self.dirs[from].next_event());
     }
 
     /// A link with the same configuration both ways.
@@ -771,6 +843,7 @@ impl VirtualWire {
     /// [`stats`](VirtualWire::stats), never reported.
     pub fn transmit(&mut self, now: Instant, from: Side, frame: Vec<u8>) {
         self.dirs[from.index()].transmit(now, frame, Vouch::empty(), &mut self.spare);
+        self.publish(from.index());
     }
 
     /// Like [`transmit`](VirtualWire::transmit), but copies `frame` into a
@@ -825,6 +898,7 @@ impl VirtualWire {
         buf.clear();
         let sent = std::mem::replace(frame, buf);
         self.dirs[from.index()].transmit(now, sent, vouch, &mut self.spare);
+        self.publish(from.index());
     }
 
     /// Gives a frame buffer back for reuse by later transmits (its contents
@@ -869,7 +943,9 @@ impl VirtualWire {
                     }
                 }
             };
-            if let Some(f) = self.dirs[from.index()].pop_ready(now) {
+            let f = self.dirs[from.index()].pop_ready(now);
+            self.publish(from.index());
+            if let Some(f) = f {
                 out.push(Delivery {
                     at: f.at,
                     port: from.peer(),
@@ -883,6 +959,7 @@ impl VirtualWire {
     /// The next frame arrived at `side` by `now`, if any.
     pub fn receive(&mut self, now: Instant, side: Side) -> Option<Delivery<Side>> {
         let f = self.dirs[side.peer().index()].pop_ready(now)?;
+        self.publish(side.peer().index());
         Some(Delivery {
             at: f.at,
             port: side,
@@ -930,6 +1007,7 @@ impl VirtualWire {
         buf: &mut Vec<u8>,
     ) -> Option<(Instant, Vouch)> {
         let f = self.dirs[side.peer().index()].pop_ready(now)?;
+        self.publish(side.peer().index());
         let old = std::mem::replace(buf, f.frame);
         recycle(&mut self.spare, old);
         Some((f.at, f.vouch))
@@ -1157,6 +1235,59 @@ mod tests {
             .reorder(0.05, Duration::from_micros(50))
             .corrupt(0.05)
             .queue_limit(Some(8))
+    }
+
+    /// The published heads follow every transmit and receive, both ways,
+    /// impairments included, and `arrived` says exactly whether a receive
+    /// finds a frame.
+    #[test]
+    fn heads_track_each_directions_next_arrival() {
+        let mut w = wire(impaired(), 11);
+        let heads = w.heads();
+        let check = |w: &VirtualWire| {
+            for side in [Side::A, Side::B] {
+                let next = w.dirs[side.peer().index()].next_event();
+                assert_eq!(heads.next_arrival(side), next);
+            }
+        };
+        check(&w);
+        let mut buf = Vec::new();
+        let mut now = Instant::ZERO;
+        for i in 0..3000u32 {
+            now += Duration::from_nanos(u64::from(i % 7) * 700);
+            let side = if i % 3 == 0 { Side::B } else { Side::A };
+            match i % 5 {
+                0 => w.transmit(now, side, frame(i, 64 + (i as usize % 200))),
+                1 => w.transmit_slice(now, side, &frame(i, 80)),
+                2 => {
+                    let mut f = frame(i, 64);
+                    w.transmit_swap_fcs_good(now, side, &mut f);
+                }
+                3 => {
+                    let ready = heads.arrived(side.peer(), now);
+                    assert_eq!(
+                        w.receive_into_vouched(now, side.peer(), &mut buf).is_some(),
+                        ready
+                    );
+                }
+                _ => {
+                    let ready = heads.arrived(side, now);
+                    assert_eq!(w.receive(now, side).is_some(), ready);
+                }
+            }
+            check(&w);
+            if i % 500 == 499 {
+                w.poll(now + Duration::from_micros(30));
+                check(&w);
+            }
+        }
+        w.poll(Instant::MAX);
+        check(&w);
+        assert_eq!(
+            (heads.next_arrival(Side::A), heads.next_arrival(Side::B)),
+            (None, None)
+        );
+        assert!(!heads.arrived(Side::A, Instant::MAX));
     }
 
     #[test]
