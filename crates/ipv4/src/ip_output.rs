@@ -246,7 +246,7 @@ pub fn ip_queue_xmit<C: Ipv4Context>(
         mark: sk.mark,
     };
     let genid = net.rt_genid();
-    let rt = if let Some(rt) = sk.sk_dst_check(genid) {
+    let mut rt = if let Some(rt) = sk.sk_dst_check(genid) {
         fl4.saddr = rt.prefsrc;
         rt
     } else {
@@ -263,6 +263,18 @@ pub fn ip_queue_xmit<C: Ipv4Context>(
         sk.dst_cache = Some((rt, genid));
         rt
     };
+    if rt.rt_type == RtnType::Unicast
+        && rt.oif != LOOPBACK_IFINDEX
+        && rt.neigh.is_none_or(|h| h.genid != net.neigh_genid())
+    {
+        // dst->neighbour: the cached route keeps the next hop's entry
+        // (checked again by ip_finish_output2()).
+        let nexthop = rt.rt_nexthop(fl4.daddr);
+        rt.neigh = net.arp_tbl().lock().neigh_hint(rt.oif, nexthop);
+        if let Some((cached, _)) = sk.dst_cache.as_mut() {
+            cached.neigh = rt.neigh;
+        }
+    }
     let df = ip_dont_fragment(sk);
     ip_build_xmit(&net, ctx, skb, sk, &fl4, &rt, df)
 }
@@ -570,8 +582,14 @@ fn ip_finish_output2<C: Ipv4Context>(
     // neigh_output()'s fast path: a CONNECTED entry's address is used as
     // is; neigh_resolve_output() of a DELAY or PROBE entry sends at once
     // too (neigh_event_send() only stamps `used`), with no action list.
+    // A socket's cached route brings the entry along (no lookup).
     let now = ctx.now();
-    let ha = net.arp_tbl().lock().neigh_output_ha(rt.oif, nexthop, now);
+    let ha = {
+        let mut tbl = net.arp_tbl().lock();
+        rt.neigh
+            .and_then(|h| tbl.neigh_hint_output(&h, rt.oif, nexthop, now))
+            .or_else(|| tbl.neigh_output_ha(rt.oif, nexthop, now))
+    };
     tracing::trace!(target: "netstack::ipv4", nexthop = %nexthop, "{}", if ha.is_some() { "neigh_hh_output" } else { "neigh_resolve_output" });
     if let Some(ha) = ha {
         return neigh_hh_output(net, ctx, skb, rt.oif, ha);
