@@ -429,14 +429,13 @@ pub(crate) fn ip_local_out_net<C: Ipv4Context>(
     h[10..12].copy_from_slice(&c.to_be_bytes());
     skb.protocol = ETH_P_IP;
     skb.reset_network_header();
-    let rt = *rt;
     nf_result(nf_hook_ipv4(
         ctx,
         NfInetHooks::LocalOut,
         0,
         rt.oif,
         skb,
-        |ctx, skb| ip_output_net(net, ctx, skb, &rt, 0),
+        |ctx, skb| ip_output_net(net, ctx, skb, rt, 0),
     ))
 }
 
@@ -471,14 +470,13 @@ pub(crate) fn ip_output_net<C: Ipv4Context>(
 ) -> Result<(), Errno> {
     skb.ifindex = rt.oif;
     skb.protocol = ETH_P_IP;
-    let rt = *rt;
     nf_result(nf_hook_ipv4(
         ctx,
         NfInetHooks::PostRouting,
         in_ifindex,
         rt.oif,
         skb,
-        |ctx, skb| ip_finish_output(net, ctx, skb, &rt),
+        |ctx, skb| ip_finish_output(net, ctx, skb, rt),
     ))
 }
 

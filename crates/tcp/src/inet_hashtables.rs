@@ -12,6 +12,7 @@
 //!   bhash:  port -> bucket [(owner, addr, SO_REUSEADDR, listening)]
 //! ```
 
+use core::cell::Cell;
 use core::net::Ipv4Addr;
 use std::collections::HashMap;
 
@@ -160,6 +161,9 @@ pub(crate) struct BindOwner {
 #[derive(Debug, Default)]
 pub struct InetHashinfo {
     pub(crate) ehash: HashMap<FourTuple, EhashSlot, InetEhashfn>,
+    /// The entry [`InetHashinfo::lookup_established`] found last, emptied
+    /// by every change of `ehash`.
+    ehash_last: Cell<Option<(FourTuple, EhashSlot)>>,
     pub(crate) lhash: HashMap<u16, Vec<(Ipv4Addr, SockId)>>,
     pub(crate) bhash: HashMap<u16, Vec<BindOwner>>,
     /// `table_perturb[]` of `__inet_hash_connect()`.
@@ -190,8 +194,29 @@ impl InetHashinfo {
 
     /// Finds the socket of an established or TIME-WAIT connection.
     /// Mirrors `__inet_lookup_established()`.
+    ///
+    /// # Deviations from Linux
+    ///
+    /// The entry found last is kept until the table changes, so that the
+    /// segments of one busy connection in a row skip the keyed hash of the
+    /// 4-tuple (Linux hashes each); the result is the same.
+    #[inline]
     pub fn lookup_established(&self, t: &FourTuple) -> Option<EhashEntry> {
-        self.ehash.get(t).map(|s| s.unpack())
+        if let Some((last, slot)) = self.ehash_last.get()
+            && last == *t
+        {
+            return Some(slot.unpack());
+        }
+        let slot = *self.ehash.get(t)?;
+        self.ehash_last.set(Some((*t, slot)));
+        Some(slot.unpack())
+    }
+
+    /// `ehash` changed: the entry [`InetHashinfo::lookup_established`]
+    /// keeps may be gone.
+    #[inline]
+    fn ehash_changed(&self) {
+        self.ehash_last.set(None);
     }
 
     /// Finds the listener for `(daddr, dport)`: an exact address beats the
@@ -355,6 +380,7 @@ impl InetHashinfo {
         if self.ehash.contains_key(&t) {
             return Err(Errno::AddrNotAvail);
         }
+        self.ehash_changed();
         self.ehash.insert(t, EhashSlot::pack(e));
         Ok(())
     }
@@ -363,6 +389,7 @@ impl InetHashinfo {
     /// `inet_twsk_unhash()`.
     pub(crate) fn ehash_remove(&mut self, t: &FourTuple, e: EhashEntry) {
         if self.ehash.get(t) == Some(&EhashSlot::pack(e)) {
+            self.ehash_changed();
             self.ehash.remove(t);
         }
     }
@@ -434,6 +461,7 @@ impl InetHashinfo {
                         by_connect: true,
                         time_wait: false,
                     });
+                    self.ehash_changed();
                     self.ehash.insert(t, EhashSlot::pack(EhashEntry::Sock(id)));
                     let i = i.max(rand8 % 8 * step);
                     self.table_perturb[index] = self.table_perturb[index].wrapping_add(i + step);
@@ -554,6 +582,18 @@ mod tests {
         assert_eq!(h.ehash_len(), 1);
         h.ehash_remove(&t, EhashEntry::TimeWait(SockId(7)));
         assert_eq!(h.lookup_established(&t), None);
+        // The entry found last is not kept past a change of the table.
+        h.ehash_insert(t, EhashEntry::Sock(SockId(8))).unwrap();
+        assert_eq!(h.lookup_established(&t), Some(EhashEntry::Sock(SockId(8))));
+        let u = FourTuple { rport: 81, ..t };
+        assert_eq!(h.lookup_established(&u), None);
+        assert_eq!(h.lookup_established(&t), Some(EhashEntry::Sock(SockId(8))));
+        h.ehash_remove(&t, EhashEntry::Sock(SockId(8)));
+        h.ehash_insert(t, EhashEntry::TimeWait(SockId(9))).unwrap();
+        assert_eq!(
+            h.lookup_established(&t),
+            Some(EhashEntry::TimeWait(SockId(9)))
+        );
     }
 
     #[test]
