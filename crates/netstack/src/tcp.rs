@@ -180,11 +180,25 @@ impl TcpContext for CpuCtx {
 
     /// `ip_route_connect()`: the FIB's output route, its source address
     /// and MTU.
+    ///
+    /// A lookup from a given source takes the route the CPU keeps for the
+    /// last connection (`sk_dst_cache`, see `ip_queue_xmit` below) when it
+    /// is between the same addresses and still of the current routing
+    /// generation: that route came from the same lookup key (no device,
+    /// TOS or mark), so the result is the same.
     fn ip_route_output(
         &mut self,
         daddr: Ipv4Addr,
         saddr: Option<Ipv4Addr>,
     ) -> Result<TcpRoute, Errno> {
+        if let (Some(saddr), Some(sk)) = (saddr, self.tcp_dst.as_deref())
+            && (sk.saddr, sk.daddr) == (saddr, daddr)
+            && let Some((rt, genid)) = sk.dst_cache
+            && rt.prefsrc == saddr
+            && genid == self.host.ipv4.rt_genid()
+        {
+            return Ok(TcpRoute { saddr, mtu: rt.mtu });
+        }
         let mut fl4 = ipv4::Flowi4 {
             daddr,
             saddr: saddr.unwrap_or(Ipv4Addr::UNSPECIFIED),
