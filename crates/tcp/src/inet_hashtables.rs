@@ -15,6 +15,7 @@
 use core::cell::Cell;
 use core::net::Ipv4Addr;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use netcore::Errno;
 
@@ -70,6 +71,41 @@ impl core::hash::BuildHasher for InetEhashfn {
             words: [0; 3],
             n: 0,
         }
+    }
+}
+
+/// The hash of the port-keyed tables (`lhash`, `bhash`): the port times
+/// a 64-bit odd constant. Mirrors `inet_lhashfn()`/`inet_bhashfn()`, which
+/// hash a port by a mix with the namespace alone (the port is ours, not
+/// the peer's, so it needs no keyed hash).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PortHash;
+
+impl core::hash::BuildHasher for PortHash {
+    type Hasher = PortHasher;
+
+    fn build_hasher(&self) -> PortHasher {
+        PortHasher(0)
+    }
+}
+
+/// The hasher of [`PortHash`].
+#[derive(Debug)]
+pub(crate) struct PortHasher(u64);
+
+impl core::hash::Hasher for PortHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u16(&mut self, port: u16) {
+        self.0 = (self.0 ^ u64::from(port)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -164,8 +200,8 @@ pub struct InetHashinfo {
     /// The entry [`InetHashinfo::lookup_established`] found last, emptied
     /// by every change of `ehash`.
     ehash_last: Cell<Option<(FourTuple, EhashSlot)>>,
-    pub(crate) lhash: HashMap<u16, Vec<(Ipv4Addr, SockId)>>,
-    pub(crate) bhash: HashMap<u16, Vec<BindOwner>>,
+    pub(crate) lhash: HashMap<u16, Vec<(Ipv4Addr, SockId)>, PortHash>,
+    pub(crate) bhash: HashMap<u16, Vec<BindOwner>, PortHash>,
     /// `table_perturb[]` of `__inet_hash_connect()`.
     pub(crate) table_perturb: Vec<u32>,
 }
@@ -377,20 +413,24 @@ impl InetHashinfo {
     /// Inserts a connection; `EADDRNOTAVAIL` if the 4-tuple is taken.
     /// Mirrors `inet_ehash_insert()`.
     pub(crate) fn ehash_insert(&mut self, t: FourTuple, e: EhashEntry) -> Result<(), Errno> {
-        if self.ehash.contains_key(&t) {
-            return Err(Errno::AddrNotAvail);
+        match self.ehash.entry(t) {
+            Entry::Occupied(_) => Err(Errno::AddrNotAvail),
+            Entry::Vacant(v) => {
+                v.insert(EhashSlot::pack(e));
+                self.ehash_last.set(None);
+                Ok(())
+            }
         }
-        self.ehash_changed();
-        self.ehash.insert(t, EhashSlot::pack(e));
-        Ok(())
     }
 
     /// Removes a connection if it is still `e`. Mirrors `inet_unhash()` /
     /// `inet_twsk_unhash()`.
     pub(crate) fn ehash_remove(&mut self, t: &FourTuple, e: EhashEntry) {
-        if self.ehash.get(t) == Some(&EhashSlot::pack(e)) {
-            self.ehash_changed();
-            self.ehash.remove(t);
+        if let Entry::Occupied(o) = self.ehash.entry(*t)
+            && *o.get() == EhashSlot::pack(e)
+        {
+            o.remove();
+            self.ehash_last.set(None);
         }
     }
 
