@@ -86,11 +86,28 @@ pub(crate) fn nf_hook_ipv4<C: NfHookContext, R>(
     skb: SkBuff,
     okfn: impl FnOnce(&mut C, SkBuff) -> R,
 ) -> Result<R, NfConsumed> {
-    if ctx.nf_hooks().nf_hook_entries_head(hook).is_none() {
-        tracing::trace!(target: "netstack::netfilter", in_ifindex, out_ifindex, verdict = "NF_ACCEPT", hooks = 0, "{}", hook.c_name());
+    if nf_hook_ipv4_none(ctx, hook, in_ifindex, out_ifindex) {
         return Ok(okfn(ctx, skb));
     }
     nf_hook_slow_ipv4(ctx, hook, in_ifindex, out_ifindex, skb, okfn)
+}
+
+/// Whether no hook is registered at `hook`, so that [`nf_hook_ipv4`]
+/// would accept the datagram at once (traced as it does): lets a caller
+/// continue with a direct call instead of the `okfn` closure, which
+/// costs a move of the skb per hook point.
+#[inline(always)]
+pub(crate) fn nf_hook_ipv4_none<C: NfHookContext>(
+    ctx: &C,
+    hook: NfInetHooks,
+    in_ifindex: u32,
+    out_ifindex: u32,
+) -> bool {
+    if ctx.nf_hooks().nf_hook_entries_head(hook).is_none() {
+        tracing::trace!(target: "netstack::netfilter", in_ifindex, out_ifindex, verdict = "NF_ACCEPT", hooks = 0, "{}", hook.c_name());
+        return true;
+    }
+    false
 }
 
 /// The part of [`nf_hook_ipv4`] that runs registered hooks, kept out of
@@ -98,7 +115,7 @@ pub(crate) fn nf_hook_ipv4<C: NfHookContext, R>(
 /// `nf_hook_slow()`.
 #[cold]
 #[inline(never)]
-fn nf_hook_slow_ipv4<C: NfHookContext, R>(
+pub(crate) fn nf_hook_slow_ipv4<C: NfHookContext, R>(
     ctx: &mut C,
     hook: NfInetHooks,
     in_ifindex: u32,

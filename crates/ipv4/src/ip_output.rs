@@ -33,7 +33,9 @@ use softnet::{dev_queue_xmit, netif_rx};
 use wire::{ETH_HLEN, EthernetAddress, IP_DF, IP_OFFSET};
 
 use crate::arp::arp_solicit;
-use crate::context::{Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX, nf_hook_ipv4};
+use crate::context::{
+    Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX, nf_hook_ipv4_none, nf_hook_slow_ipv4,
+};
 use crate::eth::{eth_header, ip_eth_mc_map};
 use crate::icmp_rcv::icmp_send_net;
 use crate::ip_output_frag::ip_do_fragment;
@@ -429,7 +431,10 @@ pub(crate) fn ip_local_out_net<C: Ipv4Context>(
     h[10..12].copy_from_slice(&c.to_be_bytes());
     skb.protocol = ETH_P_IP;
     skb.reset_network_header();
-    nf_result(nf_hook_ipv4(
+    if nf_hook_ipv4_none(ctx, NfInetHooks::LocalOut, 0, rt.oif) {
+        return ip_output_net(net, ctx, skb, rt, 0);
+    }
+    nf_result(nf_hook_slow_ipv4(
         ctx,
         NfInetHooks::LocalOut,
         0,
@@ -470,7 +475,10 @@ pub(crate) fn ip_output_net<C: Ipv4Context>(
 ) -> Result<(), Errno> {
     skb.ifindex = rt.oif;
     skb.protocol = ETH_P_IP;
-    nf_result(nf_hook_ipv4(
+    if nf_hook_ipv4_none(ctx, NfInetHooks::PostRouting, in_ifindex, rt.oif) {
+        return ip_finish_output(net, ctx, skb, rt);
+    }
+    nf_result(nf_hook_slow_ipv4(
         ctx,
         NfInetHooks::PostRouting,
         in_ifindex,
@@ -584,9 +592,13 @@ fn ip_finish_output2<C: Ipv4Context>(
     let now = ctx.now();
     let ha = {
         let mut tbl = net.arp_tbl().lock();
-        rt.neigh
-            .and_then(|h| tbl.neigh_hint_output(&h, rt.oif, nexthop, now))
-            .or_else(|| tbl.neigh_output_ha(rt.oif, nexthop, now))
+        match rt.neigh {
+            Some(h) => match tbl.neigh_hint_output(&h, rt.oif, nexthop, now) {
+                Some(ha) => Some(ha),
+                None => tbl.neigh_output_ha(rt.oif, nexthop, now),
+            },
+            None => tbl.neigh_output_ha(rt.oif, nexthop, now),
+        }
     };
     tracing::trace!(target: "netstack::ipv4", nexthop = %nexthop, "{}", if ha.is_some() { "neigh_hh_output" } else { "neigh_resolve_output" });
     if let Some(ha) = ha {

@@ -403,7 +403,7 @@ impl NeighTable {
     /// [`NeighTable::neigh_output_ha`] from a hint: the kept address if
     /// `hint` is for `(ifindex, ip)` and the table is unchanged since (a
     /// DELAY or PROBE entry's `used` stamped as that would), else `None`.
-    #[inline]
+    #[inline(always)]
     pub fn neigh_hint_output(
         &mut self,
         hint: &NeighHint,
@@ -414,10 +414,22 @@ impl NeighTable {
         if hint.genid != self.genid() || hint.ifindex != ifindex || hint.nexthop != ip {
             return None;
         }
-        if !hint.connected {
-            self.neighs.get_mut(&hint.id)?.used = now;
+        if !hint.connected && !self.neigh_stamp_used(hint.id, now) {
+            return None;
         }
         Some(hint.ha)
+    }
+
+    /// Stamps `used` of entry `id` (the DELAY/PROBE output of
+    /// `neigh_event_send()`); whether it exists.
+    fn neigh_stamp_used(&mut self, id: NeighId, now: Instant) -> bool {
+        match self.neighs.get_mut(&id) {
+            Some(n) => {
+                n.used = now;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The parameters.
