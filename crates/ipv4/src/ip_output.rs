@@ -233,6 +233,7 @@ pub fn ip_route_output_key<C: Ipv4Context>(ctx: &C, fl4: &mut Flowi4) -> Result<
 /// [`Errno::HostUnreach`] when there is no route (counted `OutNoRoutes`,
 /// dropped `IP_OUTNOROUTES`); otherwise those of [`ip_local_out`].
 #[tracing::instrument(level = "trace", name = "ip_queue_xmit", target = "netstack::ipv4", skip_all, fields(daddr = %sk.daddr, len = skb.len()))]
+#[inline(always)]
 pub fn ip_queue_xmit<C: Ipv4Context>(
     ctx: &mut C,
     sk: &mut InetSock,
@@ -328,7 +329,7 @@ pub fn ip_build_and_send_pkt<C: Ipv4Context>(
 }
 
 /// Pushes the IP header and hands the datagram to [`ip_local_out`].
-#[inline]
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn ip_build_xmit<C: Ipv4Context>(
     net: &Ipv4Net<C>,
