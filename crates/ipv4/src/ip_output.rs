@@ -105,6 +105,11 @@ pub struct InetSock {
     /// was computed in (`sk_dst_cache`); stale once
     /// [`Ipv4Net::rt_genid`] moves on.
     pub dst_cache: Option<(Rtable, u64)>,
+    /// Whether `saddr` is the source the route lookup of `dst_cache` chose
+    /// (the socket had none, as `ip_route_connect()` fills `inet_saddr`):
+    /// then `dst_cache` also answers a lookup toward `daddr` without a
+    /// source in the same generation.
+    pub saddr_from_route: bool,
 }
 
 impl InetSock {
@@ -129,6 +134,7 @@ impl InetSock {
             mark: 0,
             priority: 0,
             dst_cache: None,
+            saddr_from_route: false,
         }
     }
 
@@ -260,6 +266,7 @@ pub fn ip_queue_xmit<C: Ipv4Context>(
             kfree_skb_reason(skb, DropReason::IpOutnoroutes);
             return Err(Errno::HostUnreach);
         };
+        sk.saddr_from_route = sk.saddr.is_unspecified();
         if sk.saddr.is_unspecified() {
             sk.saddr = fl4.saddr;
         }

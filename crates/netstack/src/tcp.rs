@@ -181,23 +181,31 @@ impl TcpContext for CpuCtx {
     /// `ip_route_connect()`: the FIB's output route, its source address
     /// and MTU.
     ///
-    /// A lookup from a given source takes the route the CPU keeps for the
-    /// last connection (`sk_dst_cache`, see `ip_queue_xmit` below) when it
-    /// is between the same addresses and still of the current routing
-    /// generation: that route came from the same lookup key (no device,
-    /// TOS or mark), so the result is the same.
+    /// The route the CPU keeps for the last connection (`sk_dst_cache`,
+    /// see `ip_queue_xmit` below) answers when it is toward `daddr`, from
+    /// `saddr` or, without one, from the source that route's own lookup
+    /// chose, and still of the current routing generation: it came from
+    /// the same lookup key (no device, TOS or mark; the FIB result does
+    /// not depend on the source), so the result is the same. A lookup
+    /// without a source leaves its route there for the connection's
+    /// first segment.
     fn ip_route_output(
         &mut self,
         daddr: Ipv4Addr,
         saddr: Option<Ipv4Addr>,
     ) -> Result<TcpRoute, Errno> {
-        if let (Some(saddr), Some(sk)) = (saddr, self.tcp_dst.as_deref())
-            && (sk.saddr, sk.daddr) == (saddr, daddr)
-            && let Some((rt, genid)) = sk.dst_cache
-            && rt.prefsrc == saddr
-            && genid == self.host.ipv4.rt_genid()
+        let genid = self.host.ipv4.rt_genid();
+        if let Some(sk) = self.tcp_dst.as_deref()
+            && sk.daddr == daddr
+            && saddr.map_or(sk.saddr_from_route, |s| s == sk.saddr)
+            && let Some((rt, cached)) = sk.dst_cache
+            && rt.prefsrc == sk.saddr
+            && cached == genid
         {
-            return Ok(TcpRoute { saddr, mtu: rt.mtu });
+            return Ok(TcpRoute {
+                saddr: sk.saddr,
+                mtu: rt.mtu,
+            });
         }
         let mut fl4 = ipv4::Flowi4 {
             daddr,
@@ -208,6 +216,12 @@ impl TcpContext for CpuCtx {
             mark: 0,
         };
         let rt = ipv4::ip_route_output_key(self, &mut fl4)?;
+        if saddr.is_none() {
+            let mut sk = Box::new(tcp_inet_sock(&self.host.sysctl, fl4.saddr, daddr));
+            sk.dst_cache = Some((rt, genid));
+            sk.saddr_from_route = true;
+            self.tcp_dst = Some(sk);
+        }
         Ok(TcpRoute {
             saddr: fl4.saddr,
             mtu: rt.mtu,
