@@ -88,9 +88,14 @@ struct TcpV4Protocol {
 
 impl NetProtocol<CpuCtx> for TcpV4Protocol {
     fn handler(&self, skb: SkBuff, ctx: &mut CpuCtx) -> Result<(), (SkBuff, IcmpError)> {
-        let r = self.inner.handler(skb, ctx);
+        // The error (which carries the skb) is held across the flush only
+        // when there is one: the common Ok is not a move of the skb.
+        if let Err(e) = self.inner.handler(skb, ctx) {
+            self.wakeups.flush();
+            return Err(e);
+        }
         self.wakeups.flush();
-        r
+        Ok(())
     }
 
     fn err_handler(&self, info: &IcmpErrInfo<'_>, ctx: &mut CpuCtx) {
