@@ -59,19 +59,16 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
     // or the aligned timestamp (nearly every established segment), else
     // checked and parsed in full.
     // Header prediction takes only the layouts the fast parse reads.
-    let (h, pred_hlen) = match tcp_fast_parse(skb.data()) {
-        Some(h) => {
-            let hlen = h.hlen as u8;
-            (h, hlen)
-        }
-        None => match tcp_slow_parse(skb.data()) {
-            Some(h) => (h, 0),
-            None => {
-                ctx.mibs().inc(cpu, TcpMib::InErrs);
-                kfree_skb_reason(skb, DropReason::PktTooSmall);
-                return;
-            }
-        },
+    let (h, pred_hlen) = if let Some(h) = tcp_fast_parse(skb.data()) {
+        let hlen = h.hlen as u8;
+        (h, hlen)
+    } else {
+        let Some(h) = tcp_slow_parse(skb.data()) else {
+            ctx.mibs().inc(cpu, TcpMib::InErrs);
+            kfree_skb_reason(skb, DropReason::PktTooSmall);
+            return;
+        };
+        (h, 0)
     };
     if !matches!(skb.ip_summed, IpSummed::Unnecessary) && !tcp_checksum_ok(&skb, saddr, daddr) {
         ctx.mibs().inc(cpu, TcpMib::InCsumErrors);
