@@ -86,11 +86,28 @@ pub(crate) fn nf_hook_ipv4<C: NfHookContext, R>(
     skb: SkBuff,
     okfn: impl FnOnce(&mut C, SkBuff) -> R,
 ) -> Result<R, NfConsumed> {
-    if ctx.nf_hooks().nf_hook_entries_head(hook).is_none() {
-        tracing::trace!(target: "netstack::netfilter", in_ifindex, out_ifindex, verdict = "NF_ACCEPT", hooks = 0, "{}", hook.c_name());
+    if nf_hook_ipv4_none(ctx, hook, in_ifindex, out_ifindex) {
         return Ok(okfn(ctx, skb));
     }
     nf_hook_slow_ipv4(ctx, hook, in_ifindex, out_ifindex, skb, okfn)
+}
+
+/// Whether no hook is registered at `hook`, so that [`nf_hook_ipv4`]
+/// would accept the datagram at once (traced as it does): lets a caller
+/// continue with a direct call instead of the `okfn` closure, which
+/// costs a move of the skb per hook point.
+#[inline(always)]
+pub(crate) fn nf_hook_ipv4_none<C: NfHookContext>(
+    ctx: &C,
+    hook: NfInetHooks,
+    in_ifindex: u32,
+    out_ifindex: u32,
+) -> bool {
+    if ctx.nf_hooks().nf_hook_entries_head(hook).is_none() {
+        tracing::trace!(target: "netstack::netfilter", in_ifindex, out_ifindex, verdict = "NF_ACCEPT", hooks = 0, "{}", hook.c_name());
+        return true;
+    }
+    false
 }
 
 /// The part of [`nf_hook_ipv4`] that runs registered hooks, kept out of
@@ -98,7 +115,7 @@ pub(crate) fn nf_hook_ipv4<C: NfHookContext, R>(
 /// `nf_hook_slow()`.
 #[cold]
 #[inline(never)]
-fn nf_hook_slow_ipv4<C: NfHookContext, R>(
+pub(crate) fn nf_hook_slow_ipv4<C: NfHookContext, R>(
     ctx: &mut C,
     hook: NfInetHooks,
     in_ifindex: u32,
@@ -171,6 +188,63 @@ impl fmt::Debug for Ipv4Dev {
             .field("dev_addr", &self.dev_addr)
             .field("loopback", &self.loopback)
             .finish_non_exhaustive()
+    }
+}
+
+/// The devices with IPv4 state by ifindex (`dev_get_by_index()`'s part
+/// for IPv4 output): ifindexes below [`DevTable::DIRECT`] in a vector
+/// indexed by ifindex, so that the per-packet lookup is an index, not a
+/// hash; others in a map.
+struct DevTable {
+    direct: Vec<Option<Ipv4Dev>>,
+    other: HashMap<u32, Ipv4Dev, HashRnd>,
+}
+
+impl DevTable {
+    /// The ifindexes kept in the vector.
+    const DIRECT: u32 = 256;
+
+    #[inline]
+    fn get(&self, ifindex: u32) -> Option<&Ipv4Dev> {
+        if ifindex < Self::DIRECT {
+            self.direct.get(ifindex as usize)?.as_ref()
+        } else {
+            self.other.get(&ifindex)
+        }
+    }
+
+    fn get_mut(&mut self, ifindex: u32) -> Option<&mut Ipv4Dev> {
+        if ifindex < Self::DIRECT {
+            self.direct.get_mut(ifindex as usize)?.as_mut()
+        } else {
+            self.other.get_mut(&ifindex)
+        }
+    }
+
+    fn insert(&mut self, ifindex: u32, dev: Ipv4Dev) {
+        if ifindex < Self::DIRECT {
+            let i = ifindex as usize;
+            if self.direct.len() <= i {
+                self.direct.resize(i + 1, None);
+            }
+            self.direct[i] = Some(dev);
+        } else {
+            self.other.insert(ifindex, dev);
+        }
+    }
+
+    fn remove(&mut self, ifindex: u32) {
+        if ifindex < Self::DIRECT {
+            if let Some(d) = self.direct.get_mut(ifindex as usize) {
+                *d = None;
+            }
+        } else {
+            self.other.remove(&ifindex);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.direct.iter().flatten().count() + self.other.len()
     }
 }
 
@@ -448,8 +522,10 @@ pub struct Ipv4Net<C: ?Sized> {
     mibs: Arc<NetMibs>,
     pool: PagePool,
     netns: RwLock<NetnsIpv4>,
-    devs: RwLock<HashMap<u32, Ipv4Dev, HashRnd>>,
+    devs: RwLock<DevTable>,
     arp_tbl: Mutex<NeighTable>,
+    /// The ARP table's generation ([`NeighTable::genid_handle`]).
+    neigh_genid: Arc<AtomicU64>,
     frags: Mutex<Ipv4Frags>,
     icmp_limit: Mutex<IcmpRateLimit>,
     inet_protos: InetProtos<C>,
@@ -511,7 +587,10 @@ impl<C: ?Sized> Ipv4Net<C> {
         let _ = netns.inet_rtm_newaddr(
             InIfaddr::new(LOOPBACK_IFINDEX, Ipv4Addr::LOCALHOST, 8, "lo").with_scope(RtScope::Host),
         );
-        let mut devs = HashMap::with_hasher(HashRnd(mix64(seed ^ 3)));
+        let mut devs = DevTable {
+            direct: Vec::new(),
+            other: HashMap::with_hasher(HashRnd(mix64(seed ^ 3))),
+        };
         devs.insert(
             LOOPBACK_IFINDEX,
             Ipv4Dev {
@@ -523,8 +602,10 @@ impl<C: ?Sized> Ipv4Net<C> {
             },
         );
         let parms = NeighParms::from_sysctl(&sysctl);
+        let arp_tbl = NeighTable::new(parms, mix64(seed ^ 1), now);
         Ipv4Net {
-            arp_tbl: Mutex::new(NeighTable::new(parms, mix64(seed ^ 1), now)),
+            neigh_genid: arp_tbl.genid_handle(),
+            arp_tbl: Mutex::new(arp_tbl),
             frags: Mutex::new(Ipv4Frags::new(&sysctl)),
             icmp_limit: Mutex::new(IcmpRateLimit::new(mix64(seed ^ 2))),
             inet_protos: InetProtos::new(),
@@ -656,7 +737,7 @@ impl<C: ?Sized> Ipv4Net<C> {
             self.inet_addr_lst.rebuild(&netns);
         }
         self.rt_cache_flush();
-        self.devs.write().remove(&ifindex);
+        self.devs.write().remove(ifindex);
         self.arp_tbl.lock().neigh_ifdown(timers, ifindex);
         Ok(())
     }
@@ -664,7 +745,7 @@ impl<C: ?Sized> Ipv4Net<C> {
     /// Records a device's new MTU. Mirrors `inetdev_event(NETDEV_CHANGEMTU)`.
     /// Errors: [`Errno::NoDev`] for a device without IPv4 state.
     pub fn netdev_change_mtu(&self, ifindex: u32, mtu: u32) -> Result<(), Errno> {
-        self.devs.write().get_mut(&ifindex).ok_or(Errno::NoDev)?.mtu = mtu;
+        self.devs.write().get_mut(ifindex).ok_or(Errno::NoDev)?.mtu = mtu;
         self.netns.write().devices.set_mtu(ifindex, mtu)?;
         self.rt_cache_flush();
         Ok(())
@@ -680,7 +761,7 @@ impl<C: ?Sized> Ipv4Net<C> {
     pub fn netdev_change_addr(&self, ifindex: u32) -> Result<(), Errno> {
         {
             let mut devs = self.devs.write();
-            let d = devs.get_mut(&ifindex).ok_or(Errno::NoDev)?;
+            let d = devs.get_mut(ifindex).ok_or(Errno::NoDev)?;
             if let Some(nd) = d.dev.as_ref() {
                 d.dev_addr = EthernetAddress(nd.dev_addr());
             }
@@ -696,6 +777,14 @@ impl<C: ?Sized> Ipv4Net<C> {
         self.rt_genid.fetch_add(1, Ordering::Release);
     }
 
+    /// The ARP table's generation ([`NeighTable::genid`]) read without its
+    /// lock: whether a socket's [`NeighHint`](crate::NeighHint) may still
+    /// hold. Only a hint; the output path checks it again under the lock.
+    #[inline]
+    pub fn neigh_genid(&self) -> u64 {
+        self.neigh_genid.load(Ordering::Acquire)
+    }
+
     /// The route generation. Mirrors `rt_genid_ipv4()`.
     #[inline]
     pub fn rt_genid(&self) -> u64 {
@@ -704,7 +793,7 @@ impl<C: ?Sized> Ipv4Net<C> {
 
     /// The IPv4 view of device `ifindex`.
     pub fn dev(&self, ifindex: u32) -> Option<Ipv4Dev> {
-        self.devs.read().get(&ifindex).cloned()
+        self.devs.read().get(ifindex).cloned()
     }
 
     /// Registers `prot` as the handler of IP protocol `protocol`.

@@ -733,6 +733,7 @@ fn ip_rcv_finish_slow<const TRACE: bool, C: Ipv4Context>(
         // (Linux keeps skb_dst): it is for this host.
         Ok(Rtable {
             mtu: LOOPBACK_MTU,
+            neigh: None,
             rt_type: if daddr.is_broadcast() {
                 RtnType::Broadcast
             } else {

@@ -33,7 +33,9 @@ use softnet::{dev_queue_xmit, netif_rx};
 use wire::{ETH_HLEN, EthernetAddress, IP_DF, IP_OFFSET};
 
 use crate::arp::arp_solicit;
-use crate::context::{Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX, nf_hook_ipv4};
+use crate::context::{
+    Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX, nf_hook_ipv4_none, nf_hook_slow_ipv4,
+};
 use crate::eth::{eth_header, ip_eth_mc_map};
 use crate::icmp_rcv::icmp_send_net;
 use crate::ip_output_frag::ip_do_fragment;
@@ -103,6 +105,11 @@ pub struct InetSock {
     /// was computed in (`sk_dst_cache`); stale once
     /// [`Ipv4Net::rt_genid`] moves on.
     pub dst_cache: Option<(Rtable, u64)>,
+    /// Whether `saddr` is the source the route lookup of `dst_cache` chose
+    /// (the socket had none, as `ip_route_connect()` fills `inet_saddr`):
+    /// then `dst_cache` also answers a lookup toward `daddr` without a
+    /// source in the same generation.
+    pub saddr_from_route: bool,
 }
 
 impl InetSock {
@@ -127,6 +134,7 @@ impl InetSock {
             mark: 0,
             priority: 0,
             dst_cache: None,
+            saddr_from_route: false,
         }
     }
 
@@ -231,6 +239,7 @@ pub fn ip_route_output_key<C: Ipv4Context>(ctx: &C, fl4: &mut Flowi4) -> Result<
 /// [`Errno::HostUnreach`] when there is no route (counted `OutNoRoutes`,
 /// dropped `IP_OUTNOROUTES`); otherwise those of [`ip_local_out`].
 #[tracing::instrument(level = "trace", name = "ip_queue_xmit", target = "netstack::ipv4", skip_all, fields(daddr = %sk.daddr, len = skb.len()))]
+#[inline(always)]
 pub fn ip_queue_xmit<C: Ipv4Context>(
     ctx: &mut C,
     sk: &mut InetSock,
@@ -246,7 +255,7 @@ pub fn ip_queue_xmit<C: Ipv4Context>(
         mark: sk.mark,
     };
     let genid = net.rt_genid();
-    let rt = if let Some(rt) = sk.sk_dst_check(genid) {
+    let mut rt = if let Some(rt) = sk.sk_dst_check(genid) {
         fl4.saddr = rt.prefsrc;
         rt
     } else {
@@ -257,12 +266,25 @@ pub fn ip_queue_xmit<C: Ipv4Context>(
             kfree_skb_reason(skb, DropReason::IpOutnoroutes);
             return Err(Errno::HostUnreach);
         };
+        sk.saddr_from_route = sk.saddr.is_unspecified();
         if sk.saddr.is_unspecified() {
             sk.saddr = fl4.saddr;
         }
         sk.dst_cache = Some((rt, genid));
         rt
     };
+    if rt.rt_type == RtnType::Unicast
+        && rt.oif != LOOPBACK_IFINDEX
+        && rt.neigh.is_none_or(|h| h.genid != net.neigh_genid())
+    {
+        // dst->neighbour: the cached route keeps the next hop's entry
+        // (checked again by ip_finish_output2()).
+        let nexthop = rt.rt_nexthop(fl4.daddr);
+        rt.neigh = net.arp_tbl().lock().neigh_hint(rt.oif, nexthop);
+        if let Some((cached, _)) = sk.dst_cache.as_mut() {
+            cached.neigh = rt.neigh;
+        }
+    }
     let df = ip_dont_fragment(sk);
     ip_build_xmit(&net, ctx, skb, sk, &fl4, &rt, df)
 }
@@ -314,7 +336,7 @@ pub fn ip_build_and_send_pkt<C: Ipv4Context>(
 }
 
 /// Pushes the IP header and hands the datagram to [`ip_local_out`].
-#[inline]
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn ip_build_xmit<C: Ipv4Context>(
     net: &Ipv4Net<C>,
@@ -417,14 +439,16 @@ pub(crate) fn ip_local_out_net<C: Ipv4Context>(
     h[10..12].copy_from_slice(&c.to_be_bytes());
     skb.protocol = ETH_P_IP;
     skb.reset_network_header();
-    let rt = *rt;
-    nf_result(nf_hook_ipv4(
+    if nf_hook_ipv4_none(ctx, NfInetHooks::LocalOut, 0, rt.oif) {
+        return ip_output_net(net, ctx, skb, rt, 0);
+    }
+    nf_result(nf_hook_slow_ipv4(
         ctx,
         NfInetHooks::LocalOut,
         0,
         rt.oif,
         skb,
-        |ctx, skb| ip_output_net(net, ctx, skb, &rt, 0),
+        |ctx, skb| ip_output_net(net, ctx, skb, rt, 0),
     ))
 }
 
@@ -459,14 +483,16 @@ pub(crate) fn ip_output_net<C: Ipv4Context>(
 ) -> Result<(), Errno> {
     skb.ifindex = rt.oif;
     skb.protocol = ETH_P_IP;
-    let rt = *rt;
-    nf_result(nf_hook_ipv4(
+    if nf_hook_ipv4_none(ctx, NfInetHooks::PostRouting, in_ifindex, rt.oif) {
+        return ip_finish_output(net, ctx, skb, rt);
+    }
+    nf_result(nf_hook_slow_ipv4(
         ctx,
         NfInetHooks::PostRouting,
         in_ifindex,
         rt.oif,
         skb,
-        |ctx, skb| ip_finish_output(net, ctx, skb, &rt),
+        |ctx, skb| ip_finish_output(net, ctx, skb, rt),
     ))
 }
 
@@ -570,8 +596,18 @@ fn ip_finish_output2<C: Ipv4Context>(
     // neigh_output()'s fast path: a CONNECTED entry's address is used as
     // is; neigh_resolve_output() of a DELAY or PROBE entry sends at once
     // too (neigh_event_send() only stamps `used`), with no action list.
+    // A socket's cached route brings the entry along (no lookup).
     let now = ctx.now();
-    let ha = net.arp_tbl().lock().neigh_output_ha(rt.oif, nexthop, now);
+    let ha = {
+        let mut tbl = net.arp_tbl().lock();
+        match rt.neigh {
+            Some(h) => match tbl.neigh_hint_output(&h, rt.oif, nexthop, now) {
+                Some(ha) => Some(ha),
+                None => tbl.neigh_output_ha(rt.oif, nexthop, now),
+            },
+            None => tbl.neigh_output_ha(rt.oif, nexthop, now),
+        }
+    };
     tracing::trace!(target: "netstack::ipv4", nexthop = %nexthop, "{}", if ha.is_some() { "neigh_hh_output" } else { "neigh_resolve_output" });
     if let Some(ha) = ha {
         return neigh_hh_output(net, ctx, skb, rt.oif, ha);

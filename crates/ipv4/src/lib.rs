@@ -108,7 +108,8 @@ pub use ip_output::{
 };
 pub use ip_output_frag::{FragmentError, ip_do_fragment};
 pub use neighbour::{
-    NeighAction, NeighParms, NeighStatistics, NeighTable, NeighUpdateFlags, Neighbour, NudState,
+    NeighAction, NeighHint, NeighParms, NeighStatistics, NeighTable, NeighUpdateFlags, Neighbour,
+    NudState,
 };
 pub use protocol::{IcmpErrInfo, IcmpError, NetProtocol};
 pub use random::Prandom;

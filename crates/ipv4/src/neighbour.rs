@@ -20,6 +20,8 @@
 use core::fmt::Write as _;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use netcore::{
     DropReason, Duration, Errno, Instant, SkBuff, Sysctl, TimerContext, kfree_skb_reason,
@@ -304,6 +306,37 @@ pub struct NeighTable {
     rng: Prandom,
     last_rand: Instant,
     last_flush: Instant,
+    /// Moves whenever an entry may have changed its state or address, or
+    /// was created or removed: the validity of a [`NeighHint`]. Shared
+    /// with [`Ipv4Net`](crate::Ipv4Net), which reads it without the lock.
+    genid: Arc<AtomicU64>,
+}
+
+/// A neighbour entry kept with a socket's cached route, valid while the
+/// table's [`NeighTable::genid`] is unchanged.
+///
+/// Stands for the `dst->neighbour` of older Linux (newer kernels look the
+/// entry up per packet, `__ipv4_neigh_lookup_noref()`): only an entry
+/// that sends at once is kept, one in a `NUD_CONNECTED` state (whose
+/// output, `neigh_hh_output()`, has no side effect) or in DELAY or PROBE
+/// (whose output stamps `used`, which [`NeighTable::neigh_hint_output`]
+/// does too), so using the kept address while nothing in the table
+/// changed sends exactly what [`NeighTable::neigh_output_ha`] would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighHint {
+    /// The entry.
+    pub id: NeighId,
+    /// The device the entry belongs to.
+    pub ifindex: u32,
+    /// The next hop the entry resolves (`primary_key`).
+    pub nexthop: Ipv4Addr,
+    /// The entry's link-layer address.
+    pub ha: EthernetAddress,
+    /// Whether the entry was in a `NUD_CONNECTED` state (else DELAY or
+    /// PROBE: its output stamps `used`).
+    pub connected: bool,
+    /// The table generation it was read in.
+    pub genid: u64,
 }
 
 const HZ_100: Duration = Duration::from_millis(10);
@@ -327,6 +360,75 @@ impl NeighTable {
             rng,
             last_rand: now,
             last_flush: now,
+            genid: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The table generation: moves whenever an entry may have changed its
+    /// state or link-layer address, or was created or removed.
+    #[inline]
+    pub fn genid(&self) -> u64 {
+        self.genid.load(Ordering::Acquire)
+    }
+
+    /// The generation counter itself, for a reader without the lock
+    /// ([`Ipv4Net::neigh_genid`](crate::Ipv4Net::neigh_genid)).
+    pub fn genid_handle(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.genid)
+    }
+
+    fn genid_bump(&self) {
+        self.genid.fetch_add(1, Ordering::Release);
+    }
+
+    /// A [`NeighHint`] for `(ifindex, ip)` when its entry sends at once
+    /// (a `NUD_CONNECTED` state, DELAY or PROBE); `None` otherwise.
+    /// Reads only.
+    pub fn neigh_hint(&self, ifindex: u32, ip: Ipv4Addr) -> Option<NeighHint> {
+        let id = *self.by_key.get(&(ifindex, ip))?;
+        let n = self.neighs.get(&id)?;
+        let connected = n.nud_state.intersects(NudState::CONNECTED);
+        (connected || n.nud_state.intersects(NudState::DELAY | NudState::PROBE)).then_some(
+            NeighHint {
+                id,
+                ifindex,
+                nexthop: ip,
+                ha: n.ha,
+                connected,
+                genid: self.genid(),
+            },
+        )
+    }
+
+    /// [`NeighTable::neigh_output_ha`] from a hint: the kept address if
+    /// `hint` is for `(ifindex, ip)` and the table is unchanged since (a
+    /// DELAY or PROBE entry's `used` stamped as that would), else `None`.
+    #[inline(always)]
+    pub fn neigh_hint_output(
+        &mut self,
+        hint: &NeighHint,
+        ifindex: u32,
+        ip: Ipv4Addr,
+        now: Instant,
+    ) -> Option<EthernetAddress> {
+        if hint.genid != self.genid() || hint.ifindex != ifindex || hint.nexthop != ip {
+            return None;
+        }
+        if !hint.connected && !self.neigh_stamp_used(hint.id, now) {
+            return None;
+        }
+        Some(hint.ha)
+    }
+
+    /// Stamps `used` of entry `id` (the DELAY/PROBE output of
+    /// `neigh_event_send()`); whether it exists.
+    fn neigh_stamp_used(&mut self, id: NeighId, now: Instant) -> bool {
+        match self.neighs.get_mut(&id) {
+            Some(n) => {
+                n.used = now;
+                true
+            }
+            None => false,
         }
     }
 
@@ -443,6 +545,7 @@ impl NeighTable {
                 }
             }
         }
+        self.genid_bump();
         let id = NeighId(self.next_id);
         self.next_id += 1;
         self.stats.allocs += 1;
@@ -471,6 +574,7 @@ impl NeighTable {
     /// Removes an entry, dropping its queued packets. Mirrors
     /// `neigh_remove_one()` → `neigh_destroy()`.
     fn neigh_destroy<T: TimerContext<Ipv4Timer>>(&mut self, timers: &mut T, id: NeighId) {
+        self.genid_bump();
         if let Some(n) = self.neighs.remove(&id) {
             timers.cancel_timer(Ipv4Timer::NeighTimer(id));
             self.by_key.remove(&(n.ifindex, n.primary_key));
@@ -556,6 +660,7 @@ impl NeighTable {
         skb: Option<SkBuff>,
         out: &mut Vec<NeighAction>,
     ) {
+        self.genid_bump();
         let parms = self.parms;
         let Some(n) = self.neighs.get_mut(&id) else {
             if let Some(skb) = skb {
@@ -639,6 +744,7 @@ impl NeighTable {
         flags: NeighUpdateFlags,
         out: &mut Vec<NeighAction>,
     ) -> Result<(), Errno> {
+        self.genid_bump();
         let parms = self.parms;
         let reachable_time = self.reachable_time;
         let n = self.neighs.get_mut(&id).ok_or(Errno::NoEnt)?;
@@ -809,6 +915,7 @@ impl NeighTable {
         id: NeighId,
         out: &mut Vec<NeighAction>,
     ) {
+        self.genid_bump();
         let parms = self.parms;
         let reachable_time = self.reachable_time;
         let Some(n) = self.neighs.get_mut(&id) else {

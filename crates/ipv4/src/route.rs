@@ -985,7 +985,9 @@ impl NetnsIpv4 {
 /// packet path reads: the route type (`rt_type`), the output device
 /// (`dst.dev`), the gateway (`rt_gw4` when `rt_uses_gateway`) and the
 /// source to use (`fl4->saddr` on output, `spec_dst` on input). It is
-/// computed per packet and never cached (no `dst` cache).
+/// computed per packet, except the route a connected socket keeps
+/// ([`InetSock::dst_cache`](crate::InetSock::dst_cache), `sk_dst_cache`)
+/// with its next hop's neighbour ([`Rtable::neigh`]).
 #[doc(alias = "rtable")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rtable {
@@ -1002,6 +1004,10 @@ pub struct Rtable {
     /// The output device's MTU (`dst_mtu()`); for local input routes the
     /// input device's.
     pub mtu: u32,
+    /// The next hop's neighbour as a socket's cached route last found it
+    /// connected (`dst->neighbour`); `None` from a lookup. Checked
+    /// against the ARP table's generation before use.
+    pub neigh: Option<crate::neighbour::NeighHint>,
 }
 
 impl Rtable {
@@ -1125,6 +1131,7 @@ impl NetnsIpv4 {
             }
             return Ok(Rtable {
                 mtu: 0,
+                neigh: None,
                 rt_type: RtnType::Broadcast,
                 oif: ifindex,
                 gateway: None,
@@ -1153,6 +1160,7 @@ impl NetnsIpv4 {
         match res.rt_type() {
             RtnType::Broadcast => Ok(Rtable {
                 mtu: 0,
+                neigh: None,
                 rt_type: RtnType::Broadcast,
                 oif: ifindex,
                 gateway: None,
@@ -1160,6 +1168,7 @@ impl NetnsIpv4 {
             }),
             RtnType::Local => Ok(Rtable {
                 mtu: 0,
+                neigh: None,
                 rt_type: RtnType::Local,
                 oif: ifindex,
                 gateway: None,
@@ -1168,6 +1177,7 @@ impl NetnsIpv4 {
             _ if !forwarding => Err(RouteInputError::Unreachable(Errno::HostUnreach)),
             RtnType::Unicast => Ok(Rtable {
                 mtu: 0,
+                neigh: None,
                 rt_type: RtnType::Unicast,
                 oif: res.alias.nh.oif,
                 gateway: res.alias.nh.gw,
@@ -1240,6 +1250,7 @@ impl NetnsIpv4 {
                 };
                 return Ok(Rtable {
                     mtu: 0,
+                    neigh: None,
                     rt_type,
                     oif: fl4.oif,
                     gateway: None,
@@ -1255,6 +1266,7 @@ impl NetnsIpv4 {
             }
             return Ok(Rtable {
                 mtu: 0,
+                neigh: None,
                 rt_type: RtnType::Local,
                 oif: lo,
                 gateway: None,
@@ -1274,6 +1286,7 @@ impl NetnsIpv4 {
                 }
                 return Ok(Rtable {
                     mtu: 0,
+                    neigh: None,
                     rt_type: RtnType::Unicast,
                     oif: fl4.oif,
                     gateway: None,
@@ -1287,6 +1300,7 @@ impl NetnsIpv4 {
             }
             return Ok(Rtable {
                 mtu: 0,
+                neigh: None,
                 rt_type: RtnType::Local,
                 oif: lo,
                 gateway: None,
@@ -1315,6 +1329,7 @@ impl NetnsIpv4 {
         };
         Ok(Rtable {
             mtu: 0,
+            neigh: None,
             rt_type,
             oif,
             gateway,

@@ -88,9 +88,14 @@ struct TcpV4Protocol {
 
 impl NetProtocol<CpuCtx> for TcpV4Protocol {
     fn handler(&self, skb: SkBuff, ctx: &mut CpuCtx) -> Result<(), (SkBuff, IcmpError)> {
-        let r = self.inner.handler(skb, ctx);
+        // The error (which carries the skb) is held across the flush only
+        // when there is one: the common Ok is not a move of the skb.
+        if let Err(e) = self.inner.handler(skb, ctx) {
+            self.wakeups.flush();
+            return Err(e);
+        }
         self.wakeups.flush();
-        r
+        Ok(())
     }
 
     fn err_handler(&self, info: &IcmpErrInfo<'_>, ctx: &mut CpuCtx) {
@@ -180,11 +185,33 @@ impl TcpContext for CpuCtx {
 
     /// `ip_route_connect()`: the FIB's output route, its source address
     /// and MTU.
+    ///
+    /// The route the CPU keeps for the last connection (`sk_dst_cache`,
+    /// see `ip_queue_xmit` below) answers when it is toward `daddr`, from
+    /// `saddr` or, without one, from the source that route's own lookup
+    /// chose, and still of the current routing generation: it came from
+    /// the same lookup key (no device, TOS or mark; the FIB result does
+    /// not depend on the source), so the result is the same. A lookup
+    /// without a source leaves its route there for the connection's
+    /// first segment.
     fn ip_route_output(
         &mut self,
         daddr: Ipv4Addr,
         saddr: Option<Ipv4Addr>,
     ) -> Result<TcpRoute, Errno> {
+        let genid = self.host.ipv4.rt_genid();
+        if let Some(sk) = self.tcp_dst.as_deref()
+            && sk.daddr == daddr
+            && saddr.map_or(sk.saddr_from_route, |s| s == sk.saddr)
+            && let Some((rt, cached)) = sk.dst_cache
+            && rt.prefsrc == sk.saddr
+            && cached == genid
+        {
+            return Ok(TcpRoute {
+                saddr: sk.saddr,
+                mtu: rt.mtu,
+            });
+        }
         let mut fl4 = ipv4::Flowi4 {
             daddr,
             saddr: saddr.unwrap_or(Ipv4Addr::UNSPECIFIED),
@@ -194,6 +221,12 @@ impl TcpContext for CpuCtx {
             mark: 0,
         };
         let rt = ipv4::ip_route_output_key(self, &mut fl4)?;
+        if saddr.is_none() {
+            let mut sk = Box::new(tcp_inet_sock(&self.host.sysctl, fl4.saddr, daddr));
+            sk.dst_cache = Some((rt, genid));
+            sk.saddr_from_route = true;
+            self.tcp_dst = Some(sk);
+        }
         Ok(TcpRoute {
             saddr: fl4.saddr,
             mtu: rt.mtu,

@@ -12,8 +12,10 @@
 //!   bhash:  port -> bucket [(owner, addr, SO_REUSEADDR, listening)]
 //! ```
 
+use core::cell::Cell;
 use core::net::Ipv4Addr;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use netcore::Errno;
 
@@ -69,6 +71,41 @@ impl core::hash::BuildHasher for InetEhashfn {
             words: [0; 3],
             n: 0,
         }
+    }
+}
+
+/// The hash of the port-keyed tables (`lhash`, `bhash`): the port times
+/// a 64-bit odd constant. Mirrors `inet_lhashfn()`/`inet_bhashfn()`, which
+/// hash a port by a mix with the namespace alone (the port is ours, not
+/// the peer's, so it needs no keyed hash).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PortHash;
+
+impl core::hash::BuildHasher for PortHash {
+    type Hasher = PortHasher;
+
+    fn build_hasher(&self) -> PortHasher {
+        PortHasher(0)
+    }
+}
+
+/// The hasher of [`PortHash`].
+#[derive(Debug)]
+pub(crate) struct PortHasher(u64);
+
+impl core::hash::Hasher for PortHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u16(&mut self, port: u16) {
+        self.0 = (self.0 ^ u64::from(port)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -160,8 +197,11 @@ pub(crate) struct BindOwner {
 #[derive(Debug, Default)]
 pub struct InetHashinfo {
     pub(crate) ehash: HashMap<FourTuple, EhashSlot, InetEhashfn>,
-    pub(crate) lhash: HashMap<u16, Vec<(Ipv4Addr, SockId)>>,
-    pub(crate) bhash: HashMap<u16, Vec<BindOwner>>,
+    /// The entry [`InetHashinfo::lookup_established`] found last, emptied
+    /// by every change of `ehash`.
+    ehash_last: Cell<Option<(FourTuple, EhashSlot)>>,
+    pub(crate) lhash: HashMap<u16, Vec<(Ipv4Addr, SockId)>, PortHash>,
+    pub(crate) bhash: HashMap<u16, Vec<BindOwner>, PortHash>,
     /// `table_perturb[]` of `__inet_hash_connect()`.
     pub(crate) table_perturb: Vec<u32>,
 }
@@ -190,8 +230,29 @@ impl InetHashinfo {
 
     /// Finds the socket of an established or TIME-WAIT connection.
     /// Mirrors `__inet_lookup_established()`.
+    ///
+    /// # Deviations from Linux
+    ///
+    /// The entry found last is kept until the table changes, so that the
+    /// segments of one busy connection in a row skip the keyed hash of the
+    /// 4-tuple (Linux hashes each); the result is the same.
+    #[inline]
     pub fn lookup_established(&self, t: &FourTuple) -> Option<EhashEntry> {
-        self.ehash.get(t).map(|s| s.unpack())
+        if let Some((last, slot)) = self.ehash_last.get()
+            && last == *t
+        {
+            return Some(slot.unpack());
+        }
+        let slot = *self.ehash.get(t)?;
+        self.ehash_last.set(Some((*t, slot)));
+        Some(slot.unpack())
+    }
+
+    /// `ehash` changed: the entry [`InetHashinfo::lookup_established`]
+    /// keeps may be gone.
+    #[inline]
+    fn ehash_changed(&self) {
+        self.ehash_last.set(None);
     }
 
     /// Finds the listener for `(daddr, dport)`: an exact address beats the
@@ -352,18 +413,24 @@ impl InetHashinfo {
     /// Inserts a connection; `EADDRNOTAVAIL` if the 4-tuple is taken.
     /// Mirrors `inet_ehash_insert()`.
     pub(crate) fn ehash_insert(&mut self, t: FourTuple, e: EhashEntry) -> Result<(), Errno> {
-        if self.ehash.contains_key(&t) {
-            return Err(Errno::AddrNotAvail);
+        match self.ehash.entry(t) {
+            Entry::Occupied(_) => Err(Errno::AddrNotAvail),
+            Entry::Vacant(v) => {
+                v.insert(EhashSlot::pack(e));
+                self.ehash_last.set(None);
+                Ok(())
+            }
         }
-        self.ehash.insert(t, EhashSlot::pack(e));
-        Ok(())
     }
 
     /// Removes a connection if it is still `e`. Mirrors `inet_unhash()` /
     /// `inet_twsk_unhash()`.
     pub(crate) fn ehash_remove(&mut self, t: &FourTuple, e: EhashEntry) {
-        if self.ehash.get(t) == Some(&EhashSlot::pack(e)) {
-            self.ehash.remove(t);
+        if let Entry::Occupied(o) = self.ehash.entry(*t)
+            && *o.get() == EhashSlot::pack(e)
+        {
+            o.remove();
+            self.ehash_last.set(None);
         }
     }
 
@@ -434,6 +501,7 @@ impl InetHashinfo {
                         by_connect: true,
                         time_wait: false,
                     });
+                    self.ehash_changed();
                     self.ehash.insert(t, EhashSlot::pack(EhashEntry::Sock(id)));
                     let i = i.max(rand8 % 8 * step);
                     self.table_perturb[index] = self.table_perturb[index].wrapping_add(i + step);
@@ -554,6 +622,18 @@ mod tests {
         assert_eq!(h.ehash_len(), 1);
         h.ehash_remove(&t, EhashEntry::TimeWait(SockId(7)));
         assert_eq!(h.lookup_established(&t), None);
+        // The entry found last is not kept past a change of the table.
+        h.ehash_insert(t, EhashEntry::Sock(SockId(8))).unwrap();
+        assert_eq!(h.lookup_established(&t), Some(EhashEntry::Sock(SockId(8))));
+        let u = FourTuple { rport: 81, ..t };
+        assert_eq!(h.lookup_established(&u), None);
+        assert_eq!(h.lookup_established(&t), Some(EhashEntry::Sock(SockId(8))));
+        h.ehash_remove(&t, EhashEntry::Sock(SockId(8)));
+        h.ehash_insert(t, EhashEntry::TimeWait(SockId(9))).unwrap();
+        assert_eq!(
+            h.lookup_established(&t),
+            Some(EhashEntry::TimeWait(SockId(9)))
+        );
     }
 
     #[test]

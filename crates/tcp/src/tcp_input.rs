@@ -2473,22 +2473,32 @@ fn tcp_queue_rcv<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, skb: SkBuff
     tp.rcv_nxt = seq.wrapping_add(len);
     tp.bytes_received += u64::from(len);
     if len > 0 {
-        let skb = match tp.receive_queue.back_mut() {
-            Some(tail) => tcp_try_coalesce(ctx, tail, seq, skb).err(),
-            None => Some(skb),
-        };
-        if let Some(skb) = skb {
-            tp.rmem_alloc += skb.truesize() as u32;
-            tp.receive_queue.push_back(RxSkb {
-                seq,
-                skb,
-                fin: false,
-            });
+        // Each arm queues the skb itself: no Option<SkBuff> in between
+        // (a move of the skb each way).
+        match tp.receive_queue.back_mut() {
+            Some(tail) => {
+                if let Err(skb) = tcp_try_coalesce(ctx, tail, seq, skb) {
+                    tcp_queue_rcv_tail(tp, seq, skb);
+                }
+            }
+            None => tcp_queue_rcv_tail(tp, seq, skb),
         }
     }
     if fin {
         tp.rcv_nxt = tp.rcv_nxt.wrapping_add(1);
     }
+}
+
+/// Queues `skb` as a new tail entry of the receive queue, charged to
+/// `rmem_alloc`.
+#[inline(always)]
+fn tcp_queue_rcv_tail(tp: &mut TcpSock, seq: u32, skb: SkBuff) {
+    tp.rmem_alloc += skb.truesize() as u32;
+    tp.receive_queue.push_back(RxSkb {
+        seq,
+        skb,
+        fin: false,
+    });
 }
 
 /// Moves segments that now continue `rcv_nxt` from the out-of-order queue.

@@ -58,13 +58,17 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
     // The header: read straight from the bytes when its options are none
     // or the aligned timestamp (nearly every established segment), else
     // checked and parsed in full.
-    let fast = tcp_fast_parse(skb.data());
     // Header prediction takes only the layouts the fast parse reads.
-    let pred_hlen = fast.as_ref().map_or(0, |h| h.hlen as u8);
-    let Some(h) = fast.or_else(|| tcp_slow_parse(skb.data())) else {
-        ctx.mibs().inc(cpu, TcpMib::InErrs);
-        kfree_skb_reason(skb, DropReason::PktTooSmall);
-        return;
+    let (h, pred_hlen) = if let Some(h) = tcp_fast_parse(skb.data()) {
+        let hlen = h.hlen as u8;
+        (h, hlen)
+    } else {
+        let Some(h) = tcp_slow_parse(skb.data()) else {
+            ctx.mibs().inc(cpu, TcpMib::InErrs);
+            kfree_skb_reason(skb, DropReason::PktTooSmall);
+            return;
+        };
+        (h, 0)
     };
     if !matches!(skb.ip_summed, IpSummed::Unnecessary) && !tcp_checksum_ok(&skb, saddr, daddr) {
         ctx.mibs().inc(cpu, TcpMib::InCsumErrors);

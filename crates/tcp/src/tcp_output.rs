@@ -1016,7 +1016,11 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
             .as_ref()
             .map_or(now.as_nanos(), |p| p.tcp_wstamp_ns);
         // One skb for the whole run (a GSO packet when segs > 1).
-        let result = tcp_transmit_head(ctx, tp, idx, segs, now);
+        // Nothing that tcp_current_mss() reads has changed before the first
+        // transmission of this call; a later one recomputes it (the first
+        // may have sent the pending D-SACK).
+        let mss = (sent_pkts == 0).then_some(mss_now);
+        let result = tcp_transmit_head(ctx, tp, idx, segs, now, mss);
         let failed = result.is_err();
         rto_due |= result.unwrap_or(false);
         if !failed {
@@ -1189,7 +1193,8 @@ pub(crate) fn tcp_get_info_chrono_stats(tp: &TcpSock, now: Instant) -> (u64, u64
 /// segment carries PSH, as `__tcp_transmit_skb()` forces it on every GSO
 /// packet (so its last segment has it after segmentation); its header
 /// carries the FIN of its last entry, which segmentation also leaves on
-/// the last segment only.
+/// the last segment only. `mss_now` is `tcp_current_mss()` when the
+/// caller has it current, else it is computed here.
 ///
 /// Returns whether the pipe was empty, so that the retransmission timer
 /// is due (`tcp_event_new_data_sent()` → `tcp_rearm_rto()`); the caller
@@ -1200,6 +1205,7 @@ fn tcp_transmit_head<C: TcpContext>(
     idx: usize,
     segs: usize,
     now: Instant,
+    mss_now: Option<u32>,
 ) -> Result<bool, Errno> {
     let segs = segs.max(1);
     let seq = tp.write_queue[idx].seq;
@@ -1210,7 +1216,7 @@ fn tcp_transmit_head<C: TcpContext>(
     if segs > 1 {
         flags |= TcpFlags::PSH;
     }
-    let mss_now = u32::from(tcp_current_mss(tp));
+    let mss_now = mss_now.unwrap_or_else(|| u32::from(tcp_current_mss(tp)));
     let was_idle = tp.packets_out == 0;
     if was_idle {
         tp.cwnd.tcp_mstamp = now.as_micros();
@@ -1517,7 +1523,7 @@ pub(crate) fn tcp_write_wakeup<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) -> 
         }
         tp.write_queue[idx].flags |= TcpFlags::PSH;
         let now = ctx.now();
-        return match tcp_transmit_head(ctx, tp, idx, 1, now) {
+        return match tcp_transmit_head(ctx, tp, idx, 1, now, None) {
             Ok(rto_due) => {
                 if rto_due {
                     tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto());

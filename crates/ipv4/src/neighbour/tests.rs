@@ -545,3 +545,69 @@ fn output_ha_sends_at_once_only_from_connected_delay_and_probe() {
     // Another interface's entry is not this one.
     assert_eq!(t.neigh_output_ha(ETH0 + 1, PEER, t3), None);
 }
+
+#[test]
+fn a_hint_sends_as_the_lookup_until_the_table_changes() {
+    let mut timers = FakeTimers::new();
+    let t0 = Instant::from_secs(100);
+    timers.advance_to(t0);
+    let mut t = table(t0);
+    let mut out = Vec::new();
+    assert_eq!(t.neigh_hint(ETH0, PEER), None);
+    let id = t.neigh_create(&mut timers, t0, ETH0, PEER, false).unwrap();
+    // NONE and INCOMPLETE do not send at once: no hint.
+    assert_eq!(t.neigh_hint(ETH0, PEER), None);
+    t.neigh_update(
+        &mut timers,
+        t0,
+        id,
+        Some(PEER_HA),
+        NudState::REACHABLE,
+        NeighUpdateFlags::OVERRIDE,
+        &mut out,
+    )
+    .unwrap();
+    let h = t.neigh_hint(ETH0, PEER).unwrap();
+    assert!(h.connected);
+    assert_eq!(h.genid, t.genid());
+    let t1 = t0 + Duration::from_secs(1);
+    assert_eq!(t.neigh_hint_output(&h, ETH0, PEER, t1), Some(PEER_HA));
+    // Not for another next hop or device.
+    assert_eq!(t.neigh_hint_output(&h, ETH0, ME, t1), None);
+    assert_eq!(t.neigh_hint_output(&h, ETH0 + 1, PEER, t1), None);
+    // A CONNECTED entry's output leaves `used` alone, as the lookup does.
+    assert_eq!(t.peek(ETH0, PEER).unwrap().used, t0);
+    // A new address (or any state change) ends the hint.
+    let other = EthernetAddress([2, 0, 0, 0, 0, 9]);
+    t.neigh_update(
+        &mut timers,
+        t1,
+        id,
+        Some(other),
+        NudState::REACHABLE,
+        NeighUpdateFlags::OVERRIDE,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(t.neigh_hint_output(&h, ETH0, PEER, t1), None);
+    assert_eq!(t.neigh_output_ha(ETH0, PEER, t1), Some(other));
+    // A DELAY entry's hint stamps `used` as neigh_output_ha() does.
+    t.neigh_update(
+        &mut timers,
+        t1,
+        id,
+        Some(other),
+        NudState::DELAY,
+        NeighUpdateFlags::OVERRIDE | NeighUpdateFlags::ADMIN,
+        &mut out,
+    )
+    .unwrap();
+    let h = t.neigh_hint(ETH0, PEER).unwrap();
+    assert!(!h.connected);
+    let t2 = t1 + Duration::from_secs(1);
+    assert_eq!(t.neigh_hint_output(&h, ETH0, PEER, t2), Some(other));
+    assert_eq!(t.peek(ETH0, PEER).unwrap().used, t2);
+    // Removal ends it too.
+    t.neigh_delete(&mut timers, ETH0, PEER).unwrap();
+    assert_eq!(t.neigh_hint_output(&h, ETH0, PEER, t2), None);
+}
