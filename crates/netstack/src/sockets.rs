@@ -208,6 +208,9 @@ struct LendGuard<'a> {
     home: Home<'a>,
     /// The thread's lend before this one, restored when this one ends.
     outer: CurrentLend,
+    /// The context is back in its runner's hands (the lend ended
+    /// normally): the drop has nothing to put back and takes no lock.
+    returned: bool,
 }
 
 /// Where a lent context goes back to.
@@ -242,12 +245,21 @@ impl<'a> LendGuard<'a> {
             });
             outer
         });
-        LendGuard { slot, home, outer }
+        LendGuard {
+            slot,
+            home,
+            outer,
+            returned: false,
+        }
     }
 
     /// Puts the context back; returns the placeholder that stood in for
     /// it (`None` if the context was already back).
     fn give_back(&mut self) -> Option<Box<CpuCtx>> {
+        if self.returned {
+            return None;
+        }
+        self.returned = true;
         let (_, mut real) = self.slot.lock().take()?;
         match &mut self.home {
             Home::Boxed(ctx) => Some(std::mem::replace(*ctx, real)),
