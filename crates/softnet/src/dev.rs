@@ -814,7 +814,9 @@ pub fn net_rx_action<C: SoftnetContext>(ctx: &mut C) {
     if !poll_list.is_empty() {
         list.extend(poll_list.list_splice_init());
     }
-    list.extend(repoll.drain(..));
+    if !repoll.is_empty() {
+        list.extend(repoll.drain(..));
+    }
     if !list.is_empty() {
         poll_list.list_splice(&mut list);
     }
