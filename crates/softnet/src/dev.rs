@@ -917,10 +917,10 @@ pub fn dev_queue_xmit<C: SoftnetContext>(
             kfree_skb_reason(skb, DropReason::QdiscDrop);
             return Ok(NetXmit::Drop);
         }
-        if root.qdisc.can_bypass() && root.qdisc.qlen() == 0 && qdisc_run_begin(&mut root) {
+        if !root.running && root.qdisc.bypass(&skb) && qdisc_run_begin(&mut root) {
             // A work-conserving qdisc with nothing queued and nobody
-            // running it: straight to the driver, counted as sent.
-            root.qdisc.bstats_bypass(&skb);
+            // running it: straight to the driver, counted as sent (by
+            // `bypass`).
             let (mut root, sent) = sch_direct_xmit(ctx, dev, txq, skb, root);
             if sent {
                 // Packets other CPUs enqueued meanwhile.
