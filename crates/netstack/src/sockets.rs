@@ -255,6 +255,7 @@ impl<'a> LendGuard<'a> {
 
     /// Puts the context back; returns the placeholder that stood in for
     /// it (`None` if the context was already back).
+    #[inline]
     fn give_back(&mut self) -> Option<Box<CpuCtx>> {
         if self.returned {
             return None;
