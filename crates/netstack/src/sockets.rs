@@ -315,6 +315,7 @@ impl HostSockets {
     }
 
     /// Whether a thread runtime runs the host's CPUs.
+    #[inline]
     pub fn threaded(&self) -> bool {
         self.threaded.load(Ordering::Acquire)
     }
@@ -579,6 +580,7 @@ impl SocketHost for HostSockets {
         &self.sysctl
     }
 
+    #[inline]
     fn can_sleep(&self) -> bool {
         self.threaded() && !self.lent_here()
     }
