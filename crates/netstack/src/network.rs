@@ -1018,7 +1018,7 @@ impl Network {
     #[inline]
     fn run_due_events(&mut self) -> Result<bool, NetstackError> {
         let now = self.now();
-        if !self.events.peek().is_some_and(|Reverse(e)| e.at <= now) {
+        if self.events.peek().is_none_or(|Reverse(e)| e.at > now) {
             return Ok(false);
         }
         self.run_events_due_at(now)
