@@ -122,6 +122,7 @@ impl VirtualClock {
 }
 
 impl Clock for VirtualClock {
+    #[inline]
     fn now(&self) -> Instant {
         Instant::from_nanos(self.nanos.load(Ordering::Relaxed))
     }
