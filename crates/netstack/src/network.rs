@@ -411,6 +411,14 @@ impl HostWake {
     }
 }
 
+/// `a == b` for host names, byte by byte: names are short and looked up
+/// on every application step ([`Network::app`]), where the library's
+/// `bcmp` call costs more than comparing a few bytes.
+#[inline]
+fn name_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
 /// What the loop knows of one NIC's next event.
 #[derive(Clone, Copy, Debug)]
 enum NicDue {
@@ -597,7 +605,7 @@ impl Network {
     pub fn host(&self, name: &str) -> Result<&Host, NetstackError> {
         self.hosts
             .iter()
-            .find(|h| h.name() == name)
+            .find(|h| name_eq(h.name(), name))
             .ok_or_else(|| NetstackError::NoHost(name.to_owned()))
     }
 
@@ -605,7 +613,7 @@ impl Network {
     pub fn host_mut(&mut self, name: &str) -> Result<&mut Host, NetstackError> {
         self.hosts
             .iter_mut()
-            .find(|h| h.name() == name)
+            .find(|h| name_eq(h.name(), name))
             .ok_or_else(|| NetstackError::NoHost(name.to_owned()))
     }
 
@@ -1023,7 +1031,7 @@ impl Network {
     /// Runs the application events due now, settling after each; returns
     /// whether one ran. Inlined for the common case of none due (one
     /// look at the heap each loop iteration).
-    #[inline]
+    #[inline(always)]
     fn run_due_events(&mut self) -> Result<bool, NetstackError> {
         let now = self.now();
         if self.events.peek().is_none_or(|Reverse(e)| e.at > now) {
