@@ -25,17 +25,33 @@ use crate::time::{Duration, Instant};
 pub trait Clock: Send + Sync {
     /// The current instant.
     fn now(&self) -> Instant;
+
+    /// This clock as a [`VirtualClock`], when it is one (`None` by
+    /// default): a reader that takes the time on every packet keeps the
+    /// virtual clock and reads it with one load instead of a call through
+    /// `dyn Clock`.
+    fn as_virtual(&self) -> Option<&VirtualClock> {
+        None
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> Instant {
         (**self).now()
     }
+
+    fn as_virtual(&self) -> Option<&VirtualClock> {
+        (**self).as_virtual()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for &C {
     fn now(&self) -> Instant {
         (**self).now()
+    }
+
+    fn as_virtual(&self) -> Option<&VirtualClock> {
+        (**self).as_virtual()
     }
 }
 
@@ -122,8 +138,13 @@ impl VirtualClock {
 }
 
 impl Clock for VirtualClock {
+    #[inline]
     fn now(&self) -> Instant {
         Instant::from_nanos(self.nanos.load(Ordering::Relaxed))
+    }
+
+    fn as_virtual(&self) -> Option<&VirtualClock> {
+        Some(self)
     }
 }
 

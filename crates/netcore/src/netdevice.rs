@@ -382,6 +382,7 @@ impl NetdevQueue {
 
     /// Whether the queue is stopped. Mirrors `netif_tx_queue_stopped()`.
     #[doc(alias = "netif_tx_queue_stopped")]
+    #[inline]
     pub fn is_stopped(&self) -> bool {
         self.state.load(Ordering::Acquire) & QUEUE_STATE_DRV_XOFF != 0
     }

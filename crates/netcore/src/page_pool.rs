@@ -811,6 +811,7 @@ impl PagePool {
     }
 
     /// The largest buffer [`PagePool::alloc_size`] can return.
+    #[inline]
     pub fn max_buf_size(&self) -> usize {
         self.inner.classes.last().map_or(0, |c| c.params.buf_size)
     }

@@ -990,6 +990,7 @@ impl SkBuff {
     /// Mirrors `skb_reserve()`. Fails with [`SkbError::NotEmpty`] on an skb
     /// that holds data and [`SkbError::NoTailroom`] past the buffer's end.
     #[doc(alias = "skb_reserve")]
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<(), SkbError> {
         if !self.is_empty() {
             return Err(SkbError::NotEmpty { len: self.len() });

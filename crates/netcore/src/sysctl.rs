@@ -483,11 +483,13 @@ impl Sysctl {
     }
 
     /// `net.core.netdev_budget`: packets per `net_rx_action` run.
+    #[inline]
     pub fn netdev_budget(&self) -> i64 {
         self.get_int(Sysctl::NETDEV_BUDGET)
     }
 
     /// `net.core.netdev_budget_usecs`: time limit of one `net_rx_action` run.
+    #[inline]
     pub fn netdev_budget_usecs(&self) -> i64 {
         self.get_int(Sysctl::NETDEV_BUDGET_USECS)
     }

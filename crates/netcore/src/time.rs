@@ -70,23 +70,32 @@ impl Instant {
     }
 
     /// `self + d`, or `None` past [`Instant::MAX`].
+    #[inline]
     pub fn checked_add(self, d: Duration) -> Option<Instant> {
         let d = u64::try_from(d.as_nanos()).ok()?;
         self.nanos.checked_add(d).map(Instant::from_nanos)
     }
 
     /// `self + d`, clamped at [`Instant::MAX`].
+    ///
+    /// Inlined (the stack adds to instants on every segment: timers,
+    /// timestamps); a `d` past `u64` nanoseconds clamps as an overflowing
+    /// sum does.
+    #[inline]
     pub fn saturating_add(self, d: Duration) -> Instant {
-        self.checked_add(d).unwrap_or(Instant::MAX)
+        let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Instant::from_nanos(self.nanos.saturating_add(d))
     }
 
     /// `self - d`, or `None` before the epoch.
+    #[inline]
     pub fn checked_sub(self, d: Duration) -> Option<Instant> {
         let d = u64::try_from(d.as_nanos()).ok()?;
         self.nanos.checked_sub(d).map(Instant::from_nanos)
     }
 
     /// The time from `earlier` to `self`, or zero if `earlier` is later.
+    #[inline]
     pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration::from_nanos(self.nanos.saturating_sub(earlier.nanos))
     }
@@ -95,12 +104,14 @@ impl Instant {
 impl Add<Duration> for Instant {
     type Output = Instant;
     /// Saturates at [`Instant::MAX`] rather than panicking.
+    #[inline]
     fn add(self, d: Duration) -> Instant {
         self.saturating_add(d)
     }
 }
 
 impl AddAssign<Duration> for Instant {
+    #[inline]
     fn add_assign(&mut self, d: Duration) {
         *self = *self + d;
     }
@@ -109,6 +120,7 @@ impl AddAssign<Duration> for Instant {
 impl Sub<Instant> for Instant {
     type Output = Duration;
     /// Saturates at zero rather than panicking.
+    #[inline]
     fn sub(self, earlier: Instant) -> Duration {
         self.saturating_duration_since(earlier)
     }

@@ -686,21 +686,27 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
 /// `maps` (one bitmap per level): the earliest on every level, as
 /// `__next_timer_interrupt()` takes the minimum of each level's first
 /// pending bucket.
+///
+/// Called each time a CPU's next expiry is read after a change, so kept
+/// lean: the granularities are powers of two (a shift, no division) and
+/// the minimum is a plain `u64` (`u64::MAX` for none: no jiffy of a
+/// wheel whose clock is an [`Instant`] in jiffies comes near it).
+#[inline]
 fn next_jiffy(clk: u64, maps: &[u64; LVL_DEPTH]) -> Option<u64> {
-    let mut best: Option<u64> = None;
+    let mut best = u64::MAX;
     for (lvl, &map) in maps.iter().enumerate() {
         if map == 0 {
             continue;
         }
         let shift = lvl_shift(lvl);
-        // The first bucket of this level not processed yet.
-        let start = clk.div_ceil(lvl_gran(lvl));
+        // The first bucket of this level not processed yet:
+        // `clk.div_ceil(lvl_gran(lvl))`.
+        let start = (clk + (lvl_gran(lvl) - 1)) >> shift;
         let pos = (start & LVL_MASK) as u32;
         let off = u64::from(map.rotate_right(pos).trailing_zeros());
-        let at = (start + off) << shift;
-        best = Some(best.map_or(at, |b| b.min(at)));
+        best = best.min((start + off) << shift);
     }
-    best
+    (best != u64::MAX).then_some(best)
 }
 
 /// Takes a free slab slot for `id` (from the free list, else a new one);

@@ -574,7 +574,7 @@ impl HostBuilder {
                 cpu,
                 sd: softnet.softnet_data(cpu).map_err(NetstackError::layer)?,
                 timers: TimerWheel::new(now).into(),
-                clock: Arc::clone(&clock),
+                clock: crate::cpu::CpuClock::new(&clock),
                 host: Arc::clone(&shared),
                 tcp_trace: None,
                 tcp_dst: None,

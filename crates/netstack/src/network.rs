@@ -432,6 +432,14 @@ impl HostWake {
     }
 }
 
+/// `a == b` for host names, byte by byte: names are short and looked up
+/// on every application step ([`Network::app`]), where the library's
+/// `bcmp` call costs more than comparing a few bytes.
+#[inline]
+fn name_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
 /// What the loop knows of one NIC's next event.
 #[derive(Clone, Copy, Debug)]
 enum NicDue {
@@ -509,8 +517,16 @@ impl Network {
     }
 
     /// The current time.
+    ///
+    /// In virtual time the clock is read directly (the loop reads it many
+    /// times per step), not through `dyn Clock`: `clock` is the same
+    /// virtual clock then.
+    #[inline]
     pub fn now(&self) -> Instant {
-        self.clock.now()
+        match &self.vclock {
+            Some(vc) => vc.now(),
+            None => self.clock.now(),
+        }
     }
 
     /// The clock every host reads.
@@ -610,7 +626,7 @@ impl Network {
     pub fn host(&self, name: &str) -> Result<&Host, NetstackError> {
         self.hosts
             .iter()
-            .find(|h| h.name() == name)
+            .find(|h| name_eq(h.name(), name))
             .ok_or_else(|| NetstackError::NoHost(name.to_owned()))
     }
 
@@ -618,7 +634,7 @@ impl Network {
     pub fn host_mut(&mut self, name: &str) -> Result<&mut Host, NetstackError> {
         self.hosts
             .iter_mut()
-            .find(|h| h.name() == name)
+            .find(|h| name_eq(h.name(), name))
             .ok_or_else(|| NetstackError::NoHost(name.to_owned()))
     }
 
@@ -1031,8 +1047,20 @@ impl Network {
         (some(traffic), some(traffic.min(timers)))
     }
 
+    /// Runs the application events due now, settling after each; returns
+    /// whether one ran. Inlined for the common case of none due (one
+    /// look at the heap each loop iteration).
+    #[inline(always)]
     fn run_due_events(&mut self) -> Result<bool, NetstackError> {
         let now = self.now();
+        if self.events.peek().is_none_or(|Reverse(e)| e.at > now) {
+            return Ok(false);
+        }
+        self.run_events_due_at(now)
+    }
+
+    /// [`Network::run_due_events`] once one is due at `now`.
+    fn run_events_due_at(&mut self, now: Instant) -> Result<bool, NetstackError> {
         let mut ran = false;
         while self.events.peek().is_some_and(|Reverse(e)| e.at <= now) {
             let Some(Reverse(e)) = self.events.pop() else {

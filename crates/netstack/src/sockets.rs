@@ -47,7 +47,7 @@ use parking_lot::{Condvar, Mutex};
 use socket::{SocketHost, SocketLayer, UdpProtosw};
 use udp::{UdpNetContext, UdpTable};
 
-use crate::cpu::{CpuCtx, CpuTimers};
+use crate::cpu::{CpuClock, CpuCtx, CpuTimers};
 use crate::error::NetstackError;
 use crate::host::{Host, HostShared};
 use crate::network::Network;
@@ -208,6 +208,9 @@ struct LendGuard<'a> {
     home: Home<'a>,
     /// The thread's lend before this one, restored when this one ends.
     outer: CurrentLend,
+    /// The context is back in its runner's hands (the lend ended
+    /// normally): the drop has nothing to put back and takes no lock.
+    returned: bool,
 }
 
 /// Where a lent context goes back to.
@@ -242,12 +245,22 @@ impl<'a> LendGuard<'a> {
             });
             outer
         });
-        LendGuard { slot, home, outer }
+        LendGuard {
+            slot,
+            home,
+            outer,
+            returned: false,
+        }
     }
 
     /// Puts the context back; returns the placeholder that stood in for
     /// it (`None` if the context was already back).
+    #[inline]
     fn give_back(&mut self) -> Option<Box<CpuCtx>> {
+        if self.returned {
+            return None;
+        }
+        self.returned = true;
         let (_, mut real) = self.slot.lock().take()?;
         match &mut self.home {
             Home::Boxed(ctx) => Some(std::mem::replace(*ctx, real)),
@@ -302,6 +315,7 @@ impl HostSockets {
     }
 
     /// Whether a thread runtime runs the host's CPUs.
+    #[inline]
     pub fn threaded(&self) -> bool {
         self.threaded.load(Ordering::Acquire)
     }
@@ -332,7 +346,7 @@ impl HostSockets {
     /// context the runner does not keep boxed: it is swapped into a box
     /// holding a stand-in, and back).
     fn lend<R>(&self, ctx: &mut CpuCtx, f: impl FnOnce() -> R) -> R {
-        let mut real = Box::new(scratch_ctx(&ctx.host, ctx.cpu, &ctx.clock));
+        let mut real = Box::new(scratch_ctx(&ctx.host, ctx.cpu, ctx.clock.clone()));
         std::mem::swap(ctx, &mut *real);
         let index = real.cpu.min(self.lent.len() - 1);
         let slot = &self.lent[index];
@@ -358,7 +372,7 @@ impl HostSockets {
             // is the one lending it), so one that armed no timer is as
             // new; the check keeps that true if it ever is not.
             Some(p) if p.cpu == ctx.cpu && p.timers.len() == 0 => p,
-            _ => Box::new(scratch_ctx(&ctx.host, ctx.cpu, &ctx.clock)),
+            _ => Box::new(scratch_ctx(&ctx.host, ctx.cpu, ctx.clock.clone())),
         };
         let real = std::mem::replace(ctx, placeholder);
         let slot = &self.lent[cpu];
@@ -381,7 +395,7 @@ impl HostSockets {
             state: Mutex::new(Handoff::Waiting),
             cv: Condvar::new(),
         });
-        let mut placeholder = Box::new(scratch_ctx(host, cpu, &self.clock));
+        let mut placeholder = Box::new(scratch_ctx(host, cpu, CpuClock::new(&self.clock)));
         let theirs = Arc::clone(&cell);
         host.run_on(cpu, move |ctx| {
             let mut st = theirs.state.lock();
@@ -447,7 +461,7 @@ impl Drop for GiveBack<'_> {
 /// A context for CPU `cpu` of `host` that no runner owns: a stand-in
 /// while the real one is lent, or the context of a call made outside any
 /// CPU.
-fn scratch_ctx(host: &Arc<HostShared>, cpu: usize, clock: &Arc<dyn Clock>) -> CpuCtx {
+fn scratch_ctx(host: &Arc<HostShared>, cpu: usize, clock: CpuClock) -> CpuCtx {
     let cpu = cpu.min(host.nr_cpus() - 1);
     CpuCtx {
         cpu,
@@ -457,7 +471,7 @@ fn scratch_ctx(host: &Arc<HostShared>, cpu: usize, clock: &Arc<dyn Clock>) -> Cp
             .unwrap_or_else(|_| unreachable_cpu(host)),
         // No allocation: the wheel is built only if the call arms a timer.
         timers: CpuTimers::new(clock.now()),
-        clock: Arc::clone(clock),
+        clock,
         host: Arc::clone(host),
         tcp_trace: None,
         tcp_dst: None,
@@ -482,7 +496,7 @@ fn with_scratch_ctx<R>(
     clock: &Arc<dyn Clock>,
     f: impl FnOnce(&mut CpuCtx) -> R,
 ) -> R {
-    let mut ctx = scratch_ctx(host, cpu, clock);
+    let mut ctx = scratch_ctx(host, cpu, CpuClock::new(clock));
     ctx.timers = CpuTimers::detached(clock.now());
     let r = f(&mut ctx);
     softnet::net_tx_action(&mut ctx);
@@ -566,6 +580,7 @@ impl SocketHost for HostSockets {
         &self.sysctl
     }
 
+    #[inline]
     fn can_sleep(&self) -> bool {
         self.threaded() && !self.lent_here()
     }

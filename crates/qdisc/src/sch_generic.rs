@@ -291,6 +291,33 @@ pub trait Qdisc: Send {
         let _ = skb;
     }
 
+    /// The bypass test and count of a packet offered now, in one call
+    /// through a `dyn Qdisc`: when the qdisc may be bypassed
+    /// ([`Qdisc::can_bypass`]) and holds nothing ([`Qdisc::qlen`] is 0),
+    /// counts `skb` with [`Qdisc::bstats_bypass`] and returns `true`;
+    /// otherwise changes nothing and returns `false`. Mirrors the
+    /// `(q->flags & TCQ_F_CAN_BYPASS) && !qdisc_qlen(q)` test of
+    /// `__dev_xmit_skb()` with its `qdisc_bstats_update()`. Not meant to be
+    /// overridden: the default is those three calls, monomorphised for
+    /// each qdisc, so only the first goes through the vtable.
+    fn bypass(&mut self, skb: &SkBuff) -> bool {
+        if self.can_bypass() && self.qlen() == 0 {
+            self.bstats_bypass(skb);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether the qdisc may be bypassed and holds nothing, so that a run
+    /// of it would dequeue nothing and arm nothing (the run after a
+    /// bypass). One call through a `dyn Qdisc` for
+    /// [`Qdisc::qlen`] and [`Qdisc::can_bypass`]; not meant to be
+    /// overridden.
+    fn idle_bypassable(&self) -> bool {
+        self.qlen() == 0 && self.can_bypass()
+    }
+
     /// Whether the qdisc queues at all. `false` only for `noqueue`, whose
     /// device the caller drives directly. Mirrors the `q->enqueue != NULL`
     /// test of `__dev_queue_xmit()`.

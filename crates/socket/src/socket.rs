@@ -173,6 +173,7 @@ impl SockFileCell {
         }
     }
 
+    #[inline]
     fn get(&self) -> SockFile {
         SockFile {
             nonblock: self.nonblock(),
@@ -528,7 +529,11 @@ impl<H: SocketHost> SocketLayer<H> {
         // the queue so a poll/attempt disagreement cannot spin.
         let mut raced = 0u32;
         loop {
-            let seen = sock.wq.seq();
+            // The wake-up count, taken before the attempt so that a wake-up
+            // after it is not lost: only when the call may sleep (a lock
+            // saved on every non-blocking call and every call from
+            // simulation code, which never sleeps).
+            let seen = (!nonblock && self.host.can_sleep()).then(|| sock.wq.seq());
             match self.with_ctx(&mut attempt) {
                 Err(Errno::Again) => {}
                 other => return other,
@@ -536,6 +541,12 @@ impl<H: SocketHost> SocketLayer<H> {
             if nonblock || !self.host.can_sleep() {
                 return Err(Errno::Again);
             }
+            let Some(seen) = seen else {
+                // It could not sleep when the attempt began (a thread
+                // runtime took the host meanwhile): try again at once, the
+                // count taken first this time.
+                continue;
+            };
             if sock.ops.poll() & ready != 0 && raced < WAIT_LOOP_RACE_RETRIES {
                 raced += 1;
                 continue;

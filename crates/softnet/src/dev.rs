@@ -814,7 +814,9 @@ pub fn net_rx_action<C: SoftnetContext>(ctx: &mut C) {
     if !poll_list.is_empty() {
         list.extend(poll_list.list_splice_init());
     }
-    list.extend(repoll.drain(..));
+    if !repoll.is_empty() {
+        list.extend(repoll.drain(..));
+    }
     if !list.is_empty() {
         poll_list.list_splice(&mut list);
     }
@@ -915,10 +917,10 @@ pub fn dev_queue_xmit<C: SoftnetContext>(
             kfree_skb_reason(skb, DropReason::QdiscDrop);
             return Ok(NetXmit::Drop);
         }
-        if root.qdisc.can_bypass() && root.qdisc.qlen() == 0 && qdisc_run_begin(&mut root) {
+        if !root.running && root.qdisc.bypass(&skb) && qdisc_run_begin(&mut root) {
             // A work-conserving qdisc with nothing queued and nobody
-            // running it: straight to the driver, counted as sent.
-            root.qdisc.bstats_bypass(&skb);
+            // running it: straight to the driver, counted as sent (by
+            // `bypass`).
             let (mut root, sent) = sch_direct_xmit(ctx, dev, txq, skb, root);
             if sent {
                 // Packets other CPUs enqueued meanwhile.

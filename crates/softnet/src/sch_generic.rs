@@ -64,8 +64,10 @@ pub(crate) fn qdisc_run_inner<'a, C: SoftnetContext>(
     txq: u16,
     mut root: MutexGuard<'a, QdiscRoot>,
 ) {
+    // Entered even for the empty run below: the walk of a segment
+    // (`netstack::run_tcp_walk`) shows `qdisc_run` after `dev_queue_xmit`.
     let _span = tracing::trace_span!(target: "netstack::softnet", "qdisc_run", ifindex = dev.ifindex(), txq).entered();
-    if root.qdisc.qlen() == 0 && root.qdisc.can_bypass() {
+    if root.qdisc.idle_bypassable() {
         // A work-conserving qdisc with nothing queued (the run after a
         // bypass, most often): dequeue would find nothing and arm nothing.
         root.running = false;
