@@ -946,7 +946,7 @@ pub fn dev_queue_xmit<C: SoftnetContext>(
             (NetdevTx::Ok, _) => return Ok(NetXmit::Success),
             (NetdevTx::Busy(s), rest) => {
                 // Segments behind a refused one go with it.
-                for seg in rest {
+                for seg in rest.into_iter().flatten() {
                     dev.tx_dropped_inc();
                     kfree_skb_reason(seg, DropReason::NotSpecified);
                 }
@@ -1009,26 +1009,29 @@ pub(crate) fn dev_hard_start_xmit<C: SoftnetContext>(
 
 /// Hands the packets [`validate_xmit_skb`] left to the driver, in order,
 /// until one is refused; returns the last verdict and the packets not yet
-/// tried (behind a refused one).
+/// tried (behind a refused one), `None` when there was a single packet.
 ///
 /// Mirrors `dev_hard_start_xmit()`'s loop over an skb list (`xmit_one()`
-/// per packet). A dropped packet counts as sent, as Linux continues.
+/// per packet). A dropped packet counts as sent, as Linux continues. The
+/// rest is an `Option` so the common single packet neither builds nor
+/// drops an empty `VecDeque` (a non-inlined drop, ~65 instructions per
+/// packet).
 pub(crate) fn dev_hard_start_xmit_list<C: SoftnetContext>(
     ctx: &mut C,
     dev: &NetDev,
     txq: u16,
     skbs: XmitSkbs,
-) -> (NetdevTx, VecDeque<SkBuff>) {
+) -> (NetdevTx, Option<VecDeque<SkBuff>>) {
     match skbs {
-        XmitSkbs::One(skb) => (dev_hard_start_xmit(ctx, dev, txq, skb), VecDeque::new()),
-        XmitSkbs::Dropped => (NetdevTx::Ok, VecDeque::new()),
+        XmitSkbs::One(skb) => (dev_hard_start_xmit(ctx, dev, txq, skb), None),
+        XmitSkbs::Dropped => (NetdevTx::Ok, None),
         XmitSkbs::Segs(mut segs) => {
             while let Some(seg) = segs.pop_front() {
                 if let NetdevTx::Busy(seg) = dev_hard_start_xmit(ctx, dev, txq, seg) {
-                    return (NetdevTx::Busy(seg), segs);
+                    return (NetdevTx::Busy(seg), Some(segs));
                 }
             }
-            (NetdevTx::Ok, segs)
+            (NetdevTx::Ok, Some(segs))
         }
     }
 }
