@@ -406,15 +406,23 @@ impl<C: ?Sized> Softnet<C> {
             .store(w.len(), std::sync::atomic::Ordering::Release);
     }
 
-    /// Takes the watched queues the driver has woken since.
-    fn take_woken(&self) -> Vec<(Arc<NetDev>, u16)> {
+    /// Takes the watched queues the driver has woken since; `None`, without
+    /// the lock or a list to build and free, when no queue is watched (the
+    /// common case: checked after every `NET_RX` and `NET_TX` run).
+    #[inline]
+    fn take_woken(&self) -> Option<Vec<(Arc<NetDev>, u16)>> {
         if self
             .wake_watch_len
             .load(std::sync::atomic::Ordering::Acquire)
             == 0
         {
-            return Vec::new();
+            return None;
         }
+        Some(self.take_woken_watched())
+    }
+
+    /// [`Softnet::take_woken`] when some queue is watched.
+    fn take_woken_watched(&self) -> Vec<(Arc<NetDev>, u16)> {
         let mut woken = Vec::new();
         let mut w = self.wake_watch.lock();
         w.retain(|(weak, q)| {
@@ -821,13 +829,25 @@ pub fn net_rx_action<C: SoftnetContext>(ctx: &mut C) {
         poll_list.list_splice(&mut list);
     }
     let sd = ctx.softnet_data();
-    sd.rx_list = list;
-    sd.rx_repoll = repoll;
+    put_back(&mut sd.rx_list, list);
+    put_back(&mut sd.rx_repoll, repoll);
     if !poll_list.is_empty() {
         let _ = net.softirqs.raise_softirq_irqoff(cpu, SoftirqNr::NetRx);
     }
-    for (dev, q) in net.take_woken() {
+    for (dev, q) in net.take_woken().into_iter().flatten() {
         netif_schedule_queue(ctx, &dev, q);
+    }
+}
+
+/// Puts a working list back in `slot`, which holds the empty list
+/// `mem::take` left there. An unallocated list is forgotten rather than
+/// dropped: it owns nothing, and its drop (not inlined) costs ~20
+/// instructions per `net_rx_action`; one that somehow holds anything is
+/// dropped as usual.
+fn put_back<T>(slot: &mut VecDeque<T>, list: VecDeque<T>) {
+    let old = core::mem::replace(slot, list);
+    if old.capacity() == 0 {
+        core::mem::forget(old);
     }
 }
 
@@ -1122,7 +1142,7 @@ pub fn net_tx_action<C: SoftnetContext>(ctx: &mut C) {
             None => netif_schedule_queue(ctx, &dev, queue),
         }
     }
-    for (dev, q) in net.take_woken() {
+    for (dev, q) in net.take_woken().into_iter().flatten() {
         netif_schedule_queue(ctx, &dev, q);
     }
 }
