@@ -834,8 +834,10 @@ pub fn net_rx_action<C: SoftnetContext>(ctx: &mut C) {
     if !poll_list.is_empty() {
         let _ = net.softirqs.raise_softirq_irqoff(cpu, SoftirqNr::NetRx);
     }
-    for (dev, q) in net.take_woken().into_iter().flatten() {
-        netif_schedule_queue(ctx, &dev, q);
+    if let Some(woken) = net.take_woken() {
+        for (dev, q) in woken {
+            netif_schedule_queue(ctx, &dev, q);
+        }
     }
 }
 
@@ -1142,8 +1144,10 @@ pub fn net_tx_action<C: SoftnetContext>(ctx: &mut C) {
             None => netif_schedule_queue(ctx, &dev, queue),
         }
     }
-    for (dev, q) in net.take_woken().into_iter().flatten() {
-        netif_schedule_queue(ctx, &dev, q);
+    if let Some(woken) = net.take_woken() {
+        for (dev, q) in woken {
+            netif_schedule_queue(ctx, &dev, q);
+        }
     }
 }
 
