@@ -21,7 +21,7 @@
 
 use std::net::SocketAddrV4;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use netcore::Errno;
 use parking_lot::Mutex;
@@ -81,16 +81,26 @@ pub fn sk_event_key(event: SkEvent) -> u32 {
 /// host's `stack` and calls it. One per host, shared by its CPUs.
 pub struct TcpWakeups {
     stack: Arc<TcpStack>,
-    pending: Mutex<Vec<(SockId, u32)>>,
-    /// The buffer [`TcpWakeups::flush`] swaps with `pending`, kept with its
-    /// capacity so that queueing and delivering allocate nothing.
-    spare: Mutex<Vec<(SockId, u32)>>,
+    queue: Mutex<WakeQueue>,
+    /// Whether `queue.pending` holds anything; changed only with `queue`
+    /// locked, read without it so that a flush with nothing to deliver
+    /// (most of them) takes no lock.
+    queued: AtomicBool,
+}
+
+/// The wake-ups not yet delivered, and the buffer [`TcpWakeups::flush`]
+/// swaps with them (kept with its capacity so that queueing and
+/// delivering allocate nothing), under one lock.
+#[derive(Default)]
+struct WakeQueue {
+    pending: Vec<(SockId, u32)>,
+    spare: Vec<(SockId, u32)>,
 }
 
 impl std::fmt::Debug for TcpWakeups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpWakeups")
-            .field("pending", &self.pending.lock().len())
+            .field("pending", &self.pending())
             .finish_non_exhaustive()
     }
 }
@@ -100,8 +110,8 @@ impl TcpWakeups {
     pub fn new(stack: Arc<TcpStack>) -> TcpWakeups {
         TcpWakeups {
             stack,
-            pending: Mutex::new(Vec::new()),
-            spare: Mutex::new(Vec::new()),
+            queue: Mutex::new(WakeQueue::default()),
+            queued: AtomicBool::new(false),
         }
     }
 
@@ -109,21 +119,27 @@ impl TcpWakeups {
     /// [`TcpContext::sk_wake`] does). Wake-ups of a socket without a hook
     /// (not yet accepted, or closed) are dropped at delivery.
     pub fn sk_wake(&self, sk: SockId, event: SkEvent) {
-        self.pending.lock().push((sk, sk_event_key(event)));
+        let mut q = self.queue.lock();
+        q.pending.push((sk, sk_event_key(event)));
+        self.queued.store(true, Ordering::Release);
     }
 
     /// Delivers the queued wake-ups. Call with no TCP socket lock held.
     pub fn flush(&self) {
+        if !self.queued.load(Ordering::Acquire) {
+            return;
+        }
         let mut batch = {
-            let mut pending = self.pending.lock();
-            if pending.is_empty() {
+            let mut q = self.queue.lock();
+            if q.pending.is_empty() {
                 return;
             }
             // The spare (with its capacity) takes the queue's place. A
             // flush from inside a hook finds the spare taken and leaves a
             // new buffer there.
-            let spare = std::mem::take(&mut *self.spare.lock());
-            std::mem::replace(&mut *pending, spare)
+            let spare = std::mem::take(&mut q.spare);
+            self.queued.store(false, Ordering::Release);
+            std::mem::replace(&mut q.pending, spare)
         };
         loop {
             for (sk, key) in batch.drain(..) {
@@ -132,18 +148,19 @@ impl TcpWakeups {
                 }
             }
             // What the hooks queued meanwhile.
-            let mut pending = self.pending.lock();
-            if pending.is_empty() {
+            let mut q = self.queue.lock();
+            if q.pending.is_empty() {
+                q.spare = batch;
                 break;
             }
-            std::mem::swap(&mut *pending, &mut batch);
+            self.queued.store(false, Ordering::Release);
+            std::mem::swap(&mut q.pending, &mut batch);
         }
-        *self.spare.lock() = batch;
     }
 
     /// Wake-ups queued and not yet delivered.
     pub fn pending(&self) -> usize {
-        self.pending.lock().len()
+        self.queue.lock().pending.len()
     }
 }
 

@@ -8,6 +8,7 @@
 use netcore::{Clock, Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A callback on a wait queue: `(key)`. Returns `false` when it is dead
 /// and should be removed.
@@ -20,17 +21,20 @@ pub(crate) type WaitCallback = Arc<dyn Fn(u32) -> bool + Send + Sync>;
 /// every blocked caller and runs every callback with the key.
 #[derive(Default)]
 pub struct WaitQueue {
+    /// The wake-up count. Changed only with `inner` locked (so a waiter
+    /// that checks it under the lock cannot miss a wake-up) but read
+    /// without the lock by [`WaitQueue::seq`].
+    seq: AtomicU64,
     inner: Mutex<WqInner>,
     cond: Condvar,
 }
 
-/// What the queue's lock guards: the wake-up count and the callbacks
-/// (one lock, and the callback list allocated with its first entry, so
+/// What the queue's lock guards: the callbacks and the changes of the
+/// wake-up count (one lock, and the callback list allocated with its first entry, so
 /// an idle socket's queue is 32 bytes: a million sockets rarely have
 /// epoll watching them all).
 #[derive(Default)]
 struct WqInner {
-    seq: u64,
     #[allow(clippy::box_collection)] // one word while unused, three once used
     callbacks: Option<Box<Vec<(u64, WaitCallback)>>>,
 }
@@ -51,7 +55,7 @@ impl std::fmt::Debug for WaitQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let inner = self.inner.lock();
         f.debug_struct("WaitQueue")
-            .field("seq", &inner.seq)
+            .field("seq", &self.seq.load(Ordering::Acquire))
             .field(
                 "callbacks",
                 &inner.callbacks.as_ref().map_or(0, |l| l.len()),
@@ -67,8 +71,9 @@ impl WaitQueue {
     }
 
     /// The current wake-up count; pass it to [`WaitQueue::wait_changed`].
+    #[inline]
     pub fn seq(&self) -> u64 {
-        self.inner.lock().seq
+        self.seq.load(Ordering::Acquire)
     }
 
     /// Wakes every waiter and runs every callback with `key`.
@@ -76,11 +81,23 @@ impl WaitQueue {
     /// Mirrors `wake_up_interruptible_sync_poll(&wq->wait, key)`. The
     /// callback list is copied first so a callback may take locks that
     /// are held while callbacks are added (epoll's).
+    ///
+    /// A queue without callbacks (no epoll watches the socket, the common
+    /// case) only bumps the count and wakes blocked callers: no list is
+    /// copied or freed.
     pub fn wake_up(&self, key: u32) {
         let callbacks: Vec<(u64, WaitCallback)> = {
-            let mut inner = self.inner.lock();
-            inner.seq = inner.seq.wrapping_add(1);
-            inner.callbacks.as_deref().cloned().unwrap_or_default()
+            let inner = self.inner.lock();
+            // Under the lock: see `wait_changed`.
+            self.seq.fetch_add(1, Ordering::AcqRel);
+            match inner.callbacks.as_deref() {
+                None => {
+                    drop(inner);
+                    self.cond.notify_all();
+                    return;
+                }
+                Some(list) => list.clone(),
+            }
         };
         self.cond.notify_all();
         let mut dead = Vec::new();
@@ -118,7 +135,7 @@ impl WaitQueue {
     pub fn wait_changed(&self, seen: u64, clock: &dyn Clock, deadline: Option<Instant>) -> bool {
         let mut inner = self.inner.lock();
         loop {
-            if inner.seq != seen {
+            if self.seq.load(Ordering::Acquire) != seen {
                 return true;
             }
             let slice = match deadline {

@@ -143,7 +143,7 @@ pub(crate) fn sch_direct_xmit<'a, C: SoftnetContext>(
         NetdevTx::Busy(skb) => {
             tracing::trace!(target: "netstack::softnet", ifindex = dev.ifindex(), txq, "dev_requeue_skb");
             root.qdisc.requeue(skb);
-            for seg in rest {
+            for seg in rest.into_iter().flatten() {
                 root.qdisc.requeue(seg);
             }
             netif_schedule_queue(ctx, dev, txq);

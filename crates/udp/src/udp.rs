@@ -853,14 +853,20 @@ pub fn udp_sendmsg<C: UdpContext>(
     buf: &[u8],
     to: Option<SocketAddrV4>,
 ) -> Result<usize, Errno> {
-    inet_autobind(ctx, sk)?;
     let len = buf.len();
-    if len > UDP_MAX_PAYLOAD {
-        return Err(Errno::MsgSize);
-    }
-    let genid = ctx.rt_genid();
-    let (fl, no_check, broadcast_ok, cached, txhash) = {
+    let (fl, no_check, broadcast_ok, cached, txhash, genid) = {
         let mut inner = sk.lock();
+        // inet_autobind(), which takes the socket lock itself: only an
+        // unbound socket lets go of the lock taken here for the flow.
+        if inner.addrs.num == 0 {
+            drop(inner);
+            inet_autobind(ctx, sk)?;
+            inner = sk.lock();
+        }
+        if len > UDP_MAX_PAYLOAD {
+            return Err(Errno::MsgSize);
+        }
+        let genid = ctx.rt_genid();
         let connected = to.is_none();
         let (daddr, dport) = if let Some(to) = to {
             if to.port() == 0 {
@@ -889,7 +895,14 @@ pub fn udp_sendmsg<C: UdpContext>(
         } else {
             None
         };
-        (fl, inner.no_check_tx, inner.broadcast, cached, inner.txhash)
+        (
+            fl,
+            inner.no_check_tx,
+            inner.broadcast,
+            cached,
+            inner.txhash,
+            genid,
+        )
     };
     let rt = if let Some(Some(rt)) = cached {
         rt
