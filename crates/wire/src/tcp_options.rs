@@ -103,6 +103,21 @@ fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// The blocks of a SACK option's `data` (its length already checked to be
+/// a whole number of blocks); more blocks than fit is `bad`.
+fn sack_blocks(data: &[u8], bad: WireError) -> Result<SackBlocks, WireError> {
+    let mut blocks = SackBlocks::new();
+    for b in data.chunks_exact(usize::from(TCPOLEN_SACK_PERBLOCK)) {
+        blocks
+            .push(TcpSackBlock {
+                start_seq: be32(b),
+                end_seq: be32(&b[4..]),
+            })
+            .map_err(|_| bad)?;
+    }
+    Ok(blocks)
+}
+
 impl<'a> TcpOption<'a> {
     /// Reads one option from the front of `buf` and returns it with the rest.
     fn parse(buf: &'a [u8]) -> Result<(Self, &'a [u8]), WireError> {
@@ -135,16 +150,7 @@ impl<'a> TcpOption<'a> {
                 if len >= TCPOLEN_SACK_BASE + TCPOLEN_SACK_PERBLOCK
                     && (len - TCPOLEN_SACK_BASE).is_multiple_of(TCPOLEN_SACK_PERBLOCK) =>
             {
-                let mut blocks = SackBlocks::new();
-                for b in data.chunks_exact(usize::from(TCPOLEN_SACK_PERBLOCK)) {
-                    blocks
-                        .push(TcpSackBlock {
-                            start_seq: be32(b),
-                            end_seq: be32(&b[4..]),
-                        })
-                        .map_err(|_| bad)?;
-                }
-                TcpOption::SackRange(blocks)
+                TcpOption::SackRange(sack_blocks(data, bad)?)
             }
             TCPOPT_MSS | TCPOPT_WINDOW | TCPOPT_SACK_PERM | TCPOPT_TIMESTAMP | TCPOPT_SACK => {
                 return Err(bad);
@@ -315,16 +321,7 @@ impl TcpOptions {
                         && (len - TCPOLEN_SACK_BASE).is_multiple_of(TCPOLEN_SACK_PERBLOCK) =>
                 {
                     // The last SACK option wins, as a whole.
-                    let mut blocks = SackBlocks::new();
-                    for b in data.chunks_exact(usize::from(TCPOLEN_SACK_PERBLOCK)) {
-                        blocks
-                            .push(TcpSackBlock {
-                                start_seq: be32(b),
-                                end_seq: be32(&b[4..]),
-                            })
-                            .map_err(|_| bad)?;
-                    }
-                    out.sack_blocks = blocks;
+                    out.sack_blocks = sack_blocks(data, bad)?;
                 }
                 TCPOPT_MSS | TCPOPT_WINDOW | TCPOPT_SACK_PERM | TCPOPT_TIMESTAMP | TCPOPT_SACK => {
                     return Err(bad);
