@@ -78,7 +78,7 @@ pub use gso::{netif_needs_gso, skb_gso_ok, skb_gso_segment};
 pub use netdevice::{
     DEFAULT_TX_QUEUE_LEN, DevAddr, ETH_DATA_LEN, ETH_MIN_MTU, MtuError, NETDEV_FEATURE_NAMES,
     NetDevice, NetDeviceFlags, NetdevFeatures, NetdevQueue, NetdevTx, NetdevTxQueues,
-    RealNumTxQueuesError, RtnlLinkStats64, RxMode, validate_mtu,
+    RealNumTxQueuesError, RtnlLinkStats64, RxMode, SharedNetdevFeatures, validate_mtu,
 };
 pub use page_pool::{
     GSO_MAX_SIZE, PAGE_POOL_DEFAULT_BUF_SIZE, PAGE_POOL_DEFAULT_POOL_SIZE, PageBuf, PagePool,

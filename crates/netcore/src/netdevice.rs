@@ -9,7 +9,7 @@
 //! header.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bitflags::bitflags;
@@ -388,6 +388,42 @@ impl NetdevQueue {
     }
 }
 
+/// A device's enabled offloads as the transmit path reads them: one
+/// atomic word the driver stores into whenever `dev->features` changes;
+/// cloning shares it.
+///
+/// Mirrors the lockless reads of `dev->features` in `validate_xmit_skb()`
+/// (`netif_skb_features()`), which Linux does without `netif_tx_lock`.
+///
+/// # Deviations from Linux
+///
+/// Linux keeps one `dev->features` word; here a driver keeps its own copy
+/// behind its own lock and publishes every change in this cell too
+/// ([`NetDevice::shared_features`]), so the core reads the features
+/// without taking the device lock.
+#[doc(alias = "netdev_features_t")]
+#[derive(Clone, Debug, Default)]
+pub struct SharedNetdevFeatures(Arc<AtomicU64>);
+
+impl SharedNetdevFeatures {
+    /// A cell holding `features`.
+    pub fn new(features: NetdevFeatures) -> SharedNetdevFeatures {
+        SharedNetdevFeatures(Arc::new(AtomicU64::new(features.bits())))
+    }
+
+    /// The features last stored.
+    #[inline]
+    pub fn load(&self) -> NetdevFeatures {
+        NetdevFeatures::from_bits_retain(self.0.load(Ordering::Acquire))
+    }
+
+    /// Publishes `features` (what the driver set in `dev->features`).
+    #[inline]
+    pub fn store(&self, features: NetdevFeatures) {
+        self.0.store(features.bits(), Ordering::Release);
+    }
+}
+
 /// A device's transmit queues; cloning shares them, so a driver can keep a
 /// handle for its completion path while the core holds the device.
 ///
@@ -544,6 +580,16 @@ pub trait NetDevice: Send {
     /// The enabled offloads (`dev->features`).
     fn features(&self) -> NetdevFeatures;
 
+    /// The cell in which the driver publishes every change of
+    /// [`features`](NetDevice::features), if it keeps one: the core then
+    /// reads the features on transmit without the device lock. `None` (the
+    /// default) makes the core ask [`features`](NetDevice::features) under
+    /// the device lock. A driver that returns a cell must store into it
+    /// each time its features change, before the change can be observed.
+    fn shared_features(&self) -> Option<SharedNetdevFeatures> {
+        None
+    }
+
     /// The offloads that can be toggled (`dev->hw_features`).
     fn hw_features(&self) -> NetdevFeatures {
         self.features()
@@ -602,6 +648,23 @@ mod tests {
         );
         assert!(qs.set_real_num(0).is_err());
         assert_eq!(qs.real_num(), 4, "a refused count changes nothing");
+    }
+
+    #[test]
+    fn shared_features_clones_share() {
+        let f = SharedNetdevFeatures::new(NetdevFeatures::SG | NetdevFeatures::TSO);
+        let core_side = f.clone();
+        assert_eq!(core_side.load(), NetdevFeatures::SG | NetdevFeatures::TSO);
+        f.store(NetdevFeatures::SG);
+        assert_eq!(
+            core_side.load(),
+            NetdevFeatures::SG,
+            "clones share the word"
+        );
+        assert_eq!(
+            SharedNetdevFeatures::default().load(),
+            NetdevFeatures::empty()
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use netcore::{
     DevAddr, Errno, MtuError, NetDevice, NetDeviceFlags, NetdevFeatures, NetdevTx, NetdevTxQueues,
-    RtnlLinkStats64, RxMode, SkBuff,
+    RtnlLinkStats64, RxMode, SharedNetdevFeatures, SkBuff,
 };
 use nic_hw::IgbNetdev;
 
@@ -89,6 +89,9 @@ impl NetDevice for DriverNetDevice {
     }
     fn hw_features(&self) -> NetdevFeatures {
         self.adapter.lock().hw_features()
+    }
+    fn shared_features(&self) -> Option<SharedNetdevFeatures> {
+        self.adapter.lock().shared_features()
     }
     fn tx_queues(&self) -> &NetdevTxQueues {
         &self.tx_queues

@@ -342,7 +342,7 @@ impl EthtoolOps for IgbAdapter {
         if f == self.features {
             return Ok(());
         }
-        self.igb_reinit_locked(|a| a.features = f)
+        self.igb_reinit_locked(|a| a.set_features_locked(f))
             .map_err(|_| EthtoolError::NotSupported { op: "set_features" })
     }
 

@@ -45,7 +45,7 @@ use napi::{NapiPoll, NapiPollCtx, NapiStruct, PollLists, napi_schedule, netif_na
 use netcore::{
     DevAddr, ETH_DATA_LEN, ETH_MIN_MTU, Errno, EthtoolCoalesce, IpSummed, MtuError, NET_SKB_PAD,
     NetDevice, NetDeviceFlags, NetdevFeatures, NetdevTx, NetdevTxQueues, PageBuf, PagePool,
-    PktType, RtnlLinkStats64, RxMode, SkBuff, validate_mtu,
+    PktType, RtnlLinkStats64, RxMode, SharedNetdevFeatures, SkBuff, validate_mtu,
 };
 use parking_lot::Mutex;
 
@@ -633,6 +633,10 @@ pub struct IgbAdapter {
     pub(crate) tx_ring_count: usize,
     pub(crate) coalesce: EthtoolCoalesce,
     pub(crate) features: NetdevFeatures,
+    /// `features`, published for the core's transmit path (which reads it
+    /// without this adapter's lock); stored with every change of
+    /// `features` ([`IgbAdapter::set_features_locked`]).
+    shared_features: SharedNetdevFeatures,
     mtu: u32,
     flags: NetDeviceFlags,
     tx_queues: NetdevTxQueues,
@@ -1095,6 +1099,13 @@ impl IgbAdapter {
         self.removed = true;
     }
 
+    /// Sets `dev->features` and publishes it to the core's transmit path.
+    /// Mirrors the `netdev->features = features` of `igb_set_features()`.
+    pub(crate) fn set_features_locked(&mut self, features: NetdevFeatures) {
+        self.features = features;
+        self.shared_features.store(features);
+    }
+
     /// Reconfigures with the device down and back up if it was up (ring,
     /// channel and feature changes). Mirrors `igb_reinit_locked()`.
     pub(crate) fn igb_reinit_locked(
@@ -1431,6 +1442,10 @@ impl NetDevice for IgbAdapter {
         IGB_HW_FEATURES
     }
 
+    fn shared_features(&self) -> Option<SharedNetdevFeatures> {
+        Some(self.shared_features.clone())
+    }
+
     fn tx_queues(&self) -> &NetdevTxQueues {
         &self.tx_queues
     }
@@ -1652,6 +1667,7 @@ impl PciDriver for IgbDriver {
                 ..EthtoolCoalesce::default()
             },
             features: IGB_HW_FEATURES,
+            shared_features: SharedNetdevFeatures::new(IGB_HW_FEATURES),
             mtu: ETH_DATA_LEN,
             flags: NetDeviceFlags::BROADCAST | NetDeviceFlags::MULTICAST,
             tx_queues: NetdevTxQueues::new(IGB_MAX_RX_QUEUES as u16),

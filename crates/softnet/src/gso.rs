@@ -40,7 +40,7 @@ pub(crate) fn validate_xmit_skb(mut skb: SkBuff, dev: &NetDev) -> XmitSkbs {
     if !skb.is_gso() && !skb.is_nonlinear() {
         return XmitSkbs::One(skb);
     }
-    let features = dev.device_lock().features();
+    let features = dev.features();
     if netif_needs_gso(&skb, features) {
         return match skb_gso_segment(&skb, features) {
             Ok(segs) => {

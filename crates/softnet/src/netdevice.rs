@@ -28,7 +28,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use netcore::Sysctl;
-use netcore::{DevAddr, Errno, NetDevice, NetdevTxQueues, RtnlLinkStats64};
+use netcore::{
+    DevAddr, Errno, NetDevice, NetdevFeatures, NetdevTxQueues, RtnlLinkStats64,
+    SharedNetdevFeatures,
+};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use qdisc::{Noqueue, PfifoFast, Qdisc, QdiscDev, qdisc_create_dflt};
 
@@ -89,6 +92,9 @@ pub struct NetDev {
     dev_addr: DevAddr,
     nr_cpus: usize,
     device: Mutex<Box<dyn NetDevice>>,
+    /// The driver's published `dev->features`, read on transmit without
+    /// the device lock (`None`: the driver keeps none, ask it under lock).
+    features: Option<SharedNetdevFeatures>,
     tx_state: NetdevTxQueues,
     pub(crate) txq: Box<[TxQueue]>,
     rxq: Box<[RxQueue]>,
@@ -188,6 +194,18 @@ impl NetDev {
 
     pub(crate) fn device_lock(&self) -> MutexGuard<'_, Box<dyn NetDevice>> {
         self.device.lock()
+    }
+
+    /// The device's enabled offloads (`dev->features`): from the driver's
+    /// published cell without the device lock when it keeps one (as Linux
+    /// reads `dev->features` on transmit), else from the driver under the
+    /// device lock.
+    #[inline]
+    pub(crate) fn features(&self) -> NetdevFeatures {
+        match &self.features {
+            Some(f) => f.load(),
+            None => self.device.lock().features(),
+        }
     }
 
     /// Runs `f` on the qdisc of tx queue `queue` with its root lock held
@@ -406,6 +424,7 @@ impl DevBase {
             return Err(Errno::Exist);
         }
         let tx_state = dev.tx_queues().clone();
+        let features = dev.shared_features();
         let (txqueuelen, mtu) = (dev.txqueuelen(), dev.mtu());
         let txq = (0..tx_state.len())
             .map(|_| TxQueue {
@@ -431,6 +450,7 @@ impl DevBase {
             ifindex,
             nr_cpus: self.nr_cpus,
             device: Mutex::new(dev),
+            features,
             tx_state,
             txq,
             rxq,
