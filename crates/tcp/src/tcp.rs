@@ -868,7 +868,7 @@ impl TcpStack {
         } else if tp.state == TcpState::FinWait2 {
             let tmo = tcp_fin_time(ctx, &tp);
             if tmo > TCP_TIMEWAIT_LEN {
-                inet_csk_reset_keepalive_timer(ctx, tp.id, tmo.saturating_sub(TCP_TIMEWAIT_LEN));
+                inet_csk_reset_keepalive_timer(ctx, &mut tp, tmo.saturating_sub(TCP_TIMEWAIT_LEN));
             } else {
                 crate::tcp_minisocks::tcp_time_wait(self, ctx, &mut tp, TcpState::FinWait2, tmo);
                 return;
@@ -937,7 +937,7 @@ impl TcpStack {
                     && !matches!(tp.state, TcpState::Close | TcpState::Listen)
                 {
                     let when = crate::tcp_timer::keepalive_time_when(ctx, &tp);
-                    inet_csk_reset_keepalive_timer(ctx, tp.id, when);
+                    inet_csk_reset_keepalive_timer(ctx, &mut tp, when);
                 } else if !v {
                     ctx.cancel_timer(TcpTimer::Keepalive(tp.id));
                 }
@@ -983,7 +983,7 @@ impl TcpStack {
                     let last = tp.rcv_tstamp.max(tp.ack.lrcvtime);
                     let elapsed = ctx.now().saturating_duration_since(last);
                     let when = Duration::from_secs(u64::from(v)).saturating_sub(elapsed);
-                    inet_csk_reset_keepalive_timer(ctx, tp.id, when);
+                    inet_csk_reset_keepalive_timer(ctx, &mut tp, when);
                 }
             }
             SockOpt::KeepIntvl(v) => {

@@ -2866,7 +2866,7 @@ pub(crate) fn tcp_init_transfer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     tcp_init_buffer_space(ctx.sysctl(), tp, now);
     if tp.opts.keepalive {
         let when = crate::tcp_timer::keepalive_time_when(ctx, tp);
-        inet_csk_reset_keepalive_timer(ctx, tp.id, when);
+        inet_csk_reset_keepalive_timer(ctx, tp, when);
     }
 }
 
@@ -3275,13 +3275,9 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
                 }
                 let tmo = crate::tcp::tcp_fin_time(ctx, tp);
                 if tmo > TCP_TIMEWAIT_LEN {
-                    inet_csk_reset_keepalive_timer(
-                        ctx,
-                        tp.id,
-                        tmo.saturating_sub(TCP_TIMEWAIT_LEN),
-                    );
+                    inet_csk_reset_keepalive_timer(ctx, tp, tmo.saturating_sub(TCP_TIMEWAIT_LEN));
                 } else if seg.has(TcpFlags::FIN) {
-                    inet_csk_reset_keepalive_timer(ctx, tp.id, tmo);
+                    inet_csk_reset_keepalive_timer(ctx, tp, tmo);
                 } else {
                     crate::tcp_minisocks::tcp_time_wait(stack, ctx, tp, TcpState::FinWait2, tmo);
                     return false;

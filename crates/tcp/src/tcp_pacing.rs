@@ -320,7 +320,7 @@ pub(crate) fn tcp_needs_internal_pacing(tp: &TcpSock) -> bool {
 /// With internal pacing, holds the send while the next departure time is
 /// in the future, arming the pacing timer for it. Mirrors
 /// `tcp_pacing_check()`.
-pub(crate) fn tcp_pacing_check<C: TcpContext>(ctx: &mut C, tp: &TcpSock) -> bool {
+pub(crate) fn tcp_pacing_check<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) -> bool {
     if !tcp_needs_internal_pacing(tp) {
         return false;
     }
@@ -333,7 +333,9 @@ pub(crate) fn tcp_pacing_check<C: TcpContext>(ctx: &mut C, tp: &TcpSock) -> bool
     }
     let id = TcpTimer::Pacing(tp.id);
     if ctx.timer_pending(id).is_none() {
-        ctx.arm_timer(id, Instant::from_nanos(p.tcp_wstamp_ns));
+        let at = Instant::from_nanos(p.tcp_wstamp_ns);
+        tp.icsk_lazy |= crate::tcp_timer::TIMER_USED_PACING;
+        ctx.arm_timer(id, at);
     }
     true
 }

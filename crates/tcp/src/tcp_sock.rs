@@ -813,7 +813,11 @@ pub(crate) struct TcpSock {
     /// host may still hold: one bit per `ICSK_TIME_*` (`1 << what`, the
     /// delayed ACK at `1 << ICSK_TIME_DACK`). Arming one clears its bit;
     /// tearing the socket down cancels those set, as Linux's
-    /// `inet_csk_clear_xmit_timers()` stops the `timer_list`s.
+    /// `inet_csk_clear_xmit_timers()` stops the `timer_list`s. Three
+    /// bits the `ICSK_TIME_*` values leave free record which of the
+    /// delayed-ACK, keepalive and pacing timers were ever armed
+    /// (`TIMER_USED_*` in `tcp_timer.rs`), so the teardown cancels only
+    /// those.
     ///
     /// [`TcpContext::disarm_timer`]: crate::TcpContext::disarm_timer
     pub icsk_lazy: u8,

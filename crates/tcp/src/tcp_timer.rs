@@ -80,6 +80,20 @@ const ICSK_TIME_REO_TIMEOUT: u8 = 6;
 /// `ICSK_TIME_DACK`: the delayed-ACK timer, as a bit of `icsk_lazy`.
 const ICSK_TIME_DACK: u8 = 2;
 
+/// `icsk_lazy` bit (one the `ICSK_TIME_*` bits leave free): the
+/// delayed-ACK timer was armed at some time.
+///
+/// The three `TIMER_USED_*` bits tell [`inet_csk_clear_xmit_timers`] which
+/// of the delayed-ACK, keepalive and pacing timers may be on the host's
+/// wheel: a timer never armed is not, and cancelling it would be a lookup
+/// for nothing. (Linux's `sk_stop_timer()` of an idle `timer_list` is a
+/// flag test; this keeps the teardown as cheap.)
+const TIMER_USED_DELACK: u8 = 1 << 0;
+/// `icsk_lazy` bit: the keepalive timer was armed at some time.
+const TIMER_USED_KEEPALIVE: u8 = 1 << 4;
+/// `icsk_lazy` bit: the pacing timer was armed at some time.
+pub(crate) const TIMER_USED_PACING: u8 = 1 << 7;
+
 impl TcpTimer {
     /// The bit of `TcpSock::icsk_lazy` for this timer (0 for the timers
     /// never cleared lazily).
@@ -154,6 +168,9 @@ pub(crate) fn sk_reset_timer<C: TcpContext>(
     at: netcore::Instant,
 ) {
     tp.icsk_lazy &= !what.lazy_bit();
+    if let TcpTimer::DelAck(_) = what {
+        tp.icsk_lazy |= TIMER_USED_DELACK;
+    }
     ctx.arm_timer(what, at);
 }
 
@@ -253,9 +270,17 @@ pub(crate) fn inet_csk_clear_xmit_timers<C: TcpContext>(ctx: &mut C, tp: &mut Tc
             ctx.cancel_timer(t);
         }
     }
-    ctx.cancel_timer(TcpTimer::DelAck(id));
-    ctx.cancel_timer(TcpTimer::Keepalive(id));
-    ctx.cancel_timer(TcpTimer::Pacing(id));
+    // Only the timers ever armed can be on the wheel (`TIMER_USED_*`).
+    let used = lazy;
+    if used & TIMER_USED_DELACK != 0 {
+        ctx.cancel_timer(TcpTimer::DelAck(id));
+    }
+    if used & TIMER_USED_KEEPALIVE != 0 {
+        ctx.cancel_timer(TcpTimer::Keepalive(id));
+    }
+    if used & TIMER_USED_PACING != 0 {
+        ctx.cancel_timer(TcpTimer::Pacing(id));
+    }
 }
 
 /// Whether retransmissions started at `retrans_stamp` have gone on for
@@ -523,11 +548,12 @@ fn keepalive_probes<C: TcpContext>(ctx: &C, tp: &TcpSock) -> u8 {
 /// `inet_csk_reset_keepalive_timer()`.
 pub(crate) fn inet_csk_reset_keepalive_timer<C: TcpContext>(
     ctx: &mut C,
-    id: SockId,
+    tp: &mut TcpSock,
     after: Duration,
 ) {
     let at = ctx.now() + after;
-    ctx.arm_timer(TcpTimer::Keepalive(id), at);
+    tp.icsk_lazy |= TIMER_USED_KEEPALIVE;
+    ctx.arm_timer(TcpTimer::Keepalive(tp.id), at);
 }
 
 /// The keepalive timer fired. Mirrors `tcp_keepalive_timer()`: an orphaned
@@ -585,7 +611,7 @@ pub(crate) fn tcp_keepalive_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C, 
             when.saturating_sub(elapsed)
         }
     };
-    inet_csk_reset_keepalive_timer(ctx, tp.id, next);
+    inet_csk_reset_keepalive_timer(ctx, tp, next);
 }
 
 /// Forgets the RTT-based state after the write error path. (Helper for
