@@ -103,6 +103,20 @@ fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// Splits the option of `kind` at the start of `buf` (neither EOL nor
+/// NOP) into its length, its data after kind and length, and the rest of
+/// the options; a missing or impossible length is a `BadOption`.
+fn split_option(kind: u8, buf: &[u8]) -> Result<(u8, &[u8], &[u8]), WireError> {
+    let Some(&len) = buf.get(1) else {
+        return Err(WireError::BadOption { kind, len: 0 });
+    };
+    if len < 2 || usize::from(len) > buf.len() {
+        return Err(WireError::BadOption { kind, len });
+    }
+    let (opt, rest) = buf.split_at(usize::from(len));
+    Ok((len, &opt[2..], rest))
+}
+
 /// The blocks of a SACK option's `data` (its length already checked to be
 /// a whole number of blocks); more blocks than fit is `bad`.
 fn sack_blocks(data: &[u8], bad: WireError) -> Result<SackBlocks, WireError> {
@@ -129,15 +143,8 @@ impl<'a> TcpOption<'a> {
             TCPOPT_NOP => return Ok((TcpOption::NoOperation, after)),
             _ => {}
         }
-        let Some(&len) = after.first() else {
-            return Err(WireError::BadOption { kind, len: 0 });
-        };
+        let (len, data, rest) = split_option(kind, buf)?;
         let bad = WireError::BadOption { kind, len };
-        if len < 2 || usize::from(len) > buf.len() {
-            return Err(bad);
-        }
-        let (opt, rest) = buf.split_at(usize::from(len));
-        let data = &opt[2..];
         let option = match kind {
             TCPOPT_MSS if len == TCPOLEN_MSS => TcpOption::MaxSegmentSize(be16(data)),
             TCPOPT_WINDOW if len == TCPOLEN_WINDOW => TcpOption::WindowScale(data[0]),
@@ -300,15 +307,8 @@ impl TcpOptions {
                 }
                 _ => {}
             }
-            let Some(&len) = after.first() else {
-                return Err(WireError::BadOption { kind, len: 0 });
-            };
+            let (len, data, rest) = split_option(kind, buf)?;
             let bad = WireError::BadOption { kind, len };
-            if len < 2 || usize::from(len) > buf.len() {
-                return Err(bad);
-            }
-            let (opt, rest) = buf.split_at(usize::from(len));
-            let data = &opt[2..];
             match kind {
                 TCPOPT_MSS if len == TCPOLEN_MSS => out.mss = Some(be16(data)),
                 TCPOPT_WINDOW if len == TCPOLEN_WINDOW => out.wscale = Some(data[0]),
