@@ -323,20 +323,8 @@ impl CongestionRegistry {
     }
 
     /// A new instance of `name`. Mirrors `tcp_ca_find()` + `.init`.
-    ///
-    /// The built-in Reno and CUBIC are made directly, without the lock and
-    /// the map: [`CongestionRegistry::new`] registers them, nothing removes
-    /// an entry and [`CongestionRegistry::register`] refuses a taken name,
-    /// so the map's factory for either name always builds the same thing.
-    /// (Linux's `tcp_assign_congestion_control()` likewise takes the
-    /// default's ops by pointer instead of searching `tcp_cong_list` per
-    /// socket.)
     pub fn find(&self, name: &str) -> Option<Box<dyn CongestionOps>> {
-        match name {
-            "cubic" => Some(Box::new(Cubic::new())),
-            "reno" => Some(Box::new(Reno)),
-            _ => self.algos.read().get(name).map(|f| f()),
-        }
+        self.algos.read().get(name).map(|f| f())
     }
 
     /// The default for a new socket: `tcp_congestion_control` if
