@@ -382,9 +382,12 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 }
 
 /// Prints the space left on the workspace's file system and the size of
-/// `target/` (`df` does the first; a machine without it prints nothing).
+/// the target directory (`CARGO_TARGET_DIR` when set, else `target/`; `df`
+/// does the first, a machine without it prints nothing).
 fn report_disk() {
     let root = steps::root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), std::path::PathBuf::from);
     let avail = Command::new("df")
         .args(["-k", "--output=avail"])
         .arg(&root)
@@ -398,9 +401,9 @@ fn report_disk() {
         });
     if let Some(kib) = avail {
         println!(
-            "xtask: disk: {:.2} GiB free, target/ {:.2} GiB, fuzz/target/ {:.2} GiB",
+            "xtask: disk: {:.2} GiB free, target {:.2} GiB, fuzz/target/ {:.2} GiB",
             kib as f64 / f64::from(1u32 << 20),
-            dir_size(&root.join("target")) as f64 / f64::from(1u32 << 30),
+            dir_size(&target) as f64 / f64::from(1u32 << 30),
             dir_size(&root.join("fuzz/target")) as f64 / f64::from(1u32 << 30),
         );
     }
