@@ -630,12 +630,7 @@ impl Network {
             // The kicks the host's interrupt controller, softirqs and
             // process queues send (`smp_send_reschedule()`) mark the CPU
             // for the next settle round.
-            let kicked = Arc::clone(&host.kicked);
-            host.shared.wakeup.set(move |cpu| {
-                if cpu < 64 {
-                    kicked.fetch_or(1 << cpu, Ordering::AcqRel);
-                }
-            });
+            host.shared.wakeup.set_mask(Arc::clone(&host.kicked));
         }
         self.hosts.push(host);
         self.nic_due_valid = false;
@@ -965,6 +960,11 @@ impl Network {
             devices += h.shared.nic_devices().len();
         }
         // In place: the same devices as last time, as a rule.
+        if self.nic_due.len() == devices && self.host_wake.len() == self.hosts.len() {
+            self.nic_due.fill(NicDue::Stale);
+            self.host_wake.fill(HostWake::LOOK);
+            return;
+        }
         self.nic_due.clear();
         self.nic_due.resize(devices, NicDue::Stale);
         self.host_wake.clear();
