@@ -508,8 +508,9 @@ pub fn cpu_run(ctx: &mut CpuCtx) -> CpuRunStats {
     for _ in 0..CPU_RUN_MAX_ROUNDS {
         let mut worked = false;
         loop {
-            let work = host.process_queue(cpu).lock().pop_front();
-            let Some(work) = work else { break };
+            let Some(work) = host.pop_process_work(cpu) else {
+                break;
+            };
             work(ctx);
             stats.process_work += 1;
             worked = true;
@@ -568,17 +569,17 @@ pub fn cpu_run(ctx: &mut CpuCtx) -> CpuRunStats {
 /// Whether `cpu_run` would find work now (process work, IRQs, softirqs,
 /// or a due timer).
 ///
-/// The lock-free looks come first: a CPU the loop looks at was kicked,
-/// as a rule by an interrupt, so the process queue's lock is taken only
-/// when no interrupt, softirq or timer is pending (every look only
-/// reads, so their order changes nothing but the cost).
+/// Every look is lock-free (the process queue's by the host's mask of
+/// non-empty queues) and only reads, so their order changes nothing but
+/// the cost: interrupts first, as a CPU the loop looks at was kicked, as
+/// a rule, by one.
 pub fn cpu_has_work(ctx: &CpuCtx) -> bool {
     let host = &ctx.host;
     let cpu = ctx.cpu;
     host.irqs.irqs_pending(cpu).unwrap_or(false)
         || host.softirqs.local_softirq_pending(cpu).unwrap_or(0) != 0
         || ctx.timers.due_by(ctx.clock.now())
-        || !host.process_queue(cpu).lock().is_empty()
+        || host.process_pending(cpu)
 }
 
 /// The action of one softirq vector: `open_softirq()`'s table.
