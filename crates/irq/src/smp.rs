@@ -15,7 +15,8 @@
 //! raise paths (it runs on the raising thread, possibly inside a handler).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
@@ -40,6 +41,13 @@ pub struct CpuWakeup {
 #[derive(Default)]
 struct WakeupInner {
     hook: RwLock<Option<Arc<KickFn>>>,
+    /// The mask [`CpuWakeup::set_mask`] registered (one per hook: a
+    /// later different mask is registered as a callback).
+    mask: OnceLock<Arc<AtomicU64>>,
+    /// Whether kicks go to `mask` instead of the callback: set by
+    /// `set_mask`, cleared by `set` and `clear` (under `hook`'s write
+    /// lock, so that registrations are ordered).
+    mask_on: AtomicBool,
 }
 
 impl CpuWakeup {
@@ -50,12 +58,33 @@ impl CpuWakeup {
 
     /// Registers (or replaces) the runtime's "kick CPU n" callback.
     pub fn set(&self, kick: impl Fn(usize) + Send + Sync + 'static) {
-        *self.inner.hook.write() = Some(Arc::new(kick));
+        let mut hook = self.inner.hook.write();
+        self.inner.mask_on.store(false, Ordering::Release);
+        *hook = Some(Arc::new(kick));
+    }
+
+    /// Registers (or replaces) a callback that sets bit `n` of `mask`
+    /// for a kick of CPU `n` (CPUs from 64 on are not marked): the same
+    /// as [`CpuWakeup::set`] with that closure, but a kick takes no lock
+    /// and makes no indirect call (a runtime that polls marked CPUs, the
+    /// simulation, kicks on every interrupt it delivers).
+    pub fn set_mask(&self, mask: Arc<AtomicU64>) {
+        let mut hook = self.inner.hook.write();
+        let current = self.inner.mask.get_or_init(|| Arc::clone(&mask));
+        if Arc::ptr_eq(current, &mask) {
+            *hook = None;
+            self.inner.mask_on.store(true, Ordering::Release);
+        } else {
+            self.inner.mask_on.store(false, Ordering::Release);
+            *hook = Some(Arc::new(move |cpu| mark(&mask, cpu)));
+        }
     }
 
     /// Removes the callback; later kicks go nowhere.
     pub fn clear(&self) {
-        *self.inner.hook.write() = None;
+        let mut hook = self.inner.hook.write();
+        self.inner.mask_on.store(false, Ordering::Release);
+        *hook = None;
     }
 
     /// Wakes `cpu`: calls the registered callback, if any.
@@ -63,6 +92,12 @@ impl CpuWakeup {
     /// Mirrors `smp_send_reschedule(cpu)` / `wake_up_process(ksoftirqd)`.
     /// Callable from any thread.
     pub fn kick(&self, cpu: usize) {
+        if self.inner.mask_on.load(Ordering::Acquire)
+            && let Some(mask) = self.inner.mask.get()
+        {
+            mark(mask, cpu);
+            return;
+        }
         // Clone the Arc out so the callback runs without the lock held: a
         // callback that registers a new hook must not deadlock.
         let hook = self.inner.hook.read().clone();
@@ -72,10 +107,62 @@ impl CpuWakeup {
     }
 }
 
+/// Sets `cpu`'s bit of a kick mask ([`CpuWakeup::set_mask`]).
+#[inline]
+fn mark(mask: &AtomicU64, cpu: usize) {
+    if cpu < 64 {
+        mask.fetch_or(1 << cpu, Ordering::AcqRel);
+    }
+}
+
 impl fmt::Debug for CpuWakeup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let registered =
+            self.inner.hook.read().is_some() || self.inner.mask_on.load(Ordering::Acquire);
         f.debug_struct("CpuWakeup")
-            .field("registered", &self.inner.hook.read().is_some())
+            .field("registered", &registered)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mask takes the kicks until a callback or `clear` replaces it;
+    /// registered again it takes them again, and a second mask is
+    /// served (as a callback) too.
+    #[test]
+    fn a_mask_takes_kicks_until_replaced() {
+        let w = CpuWakeup::new();
+        let m = Arc::new(AtomicU64::new(0));
+        w.set_mask(Arc::clone(&m));
+        w.kick(3);
+        w.kick(64);
+        assert_eq!(m.load(Ordering::Relaxed), 1 << 3);
+        let calls = Arc::new(AtomicU64::new(0));
+        let c = Arc::clone(&calls);
+        w.set(move |cpu| {
+            c.fetch_add(cpu as u64, Ordering::Relaxed);
+        });
+        w.kick(5);
+        assert_eq!(
+            (m.load(Ordering::Relaxed), calls.load(Ordering::Relaxed)),
+            (1 << 3, 5)
+        );
+        w.clear();
+        w.kick(1);
+        assert_eq!(m.load(Ordering::Relaxed), 1 << 3);
+        w.set_mask(Arc::clone(&m));
+        w.kick(1);
+        assert_eq!(m.load(Ordering::Relaxed), (1 << 3) | (1 << 1));
+        let other = Arc::new(AtomicU64::new(0));
+        w.set_mask(Arc::clone(&other));
+        w.kick(2);
+        assert_eq!(
+            (m.load(Ordering::Relaxed), other.load(Ordering::Relaxed)),
+            (0b1010, 1 << 2)
+        );
+        assert!(format!("{w:?}").contains("true"));
     }
 }

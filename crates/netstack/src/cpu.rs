@@ -68,7 +68,12 @@ pub enum HostTimer {
 /// `run_local_timers()`) need not search the wheel: here the runtimes ask
 /// for the next expiry of every CPU each time they look for work, and the
 /// wheel is searched again only after a timer was armed, cancelled or
-/// handed out.
+/// handed out. Between a change and that search it keeps a bound no later
+/// than the next expiry (arming only lowers it to the new deadline), which
+/// answers "is a timer due now?" ([`CpuTimers::due_by`], the tick's
+/// question) without the search while the timers armed since are later
+/// than now (TCP's retransmission and delayed-ACK timers, re-armed for
+/// every segment).
 ///
 /// The wheel's buckets are allocated when the first timer is armed, so a
 /// context that never arms one (the stand-in a CPU keeps while its context
@@ -92,10 +97,27 @@ pub(crate) struct CpuTimers {
 /// What [`CpuTimers`] remembers of its wheel's next expiry.
 #[derive(Clone, Copy, Debug)]
 enum NextExpiry {
-    /// A change made it stale (`timer_base::next_expiry_recalc`).
-    Stale,
+    /// A change made it stale (`timer_base::next_expiry_recalc`), but no
+    /// timer expires before this instant ([`Instant::ZERO`]: nothing
+    /// known).
+    NotBefore(Instant),
     /// Known: the earliest expiry, `None` with no timer armed.
     Known(Option<Instant>),
+}
+
+/// Stale, with nothing known.
+const STALE: NextExpiry = NextExpiry::NotBefore(Instant::ZERO);
+
+/// A bound no later than any expiry the wheel reports for a timer armed
+/// for `at`: a timer goes to a bucket that expires at or after its
+/// deadline (rounded up to jiffies and to its level's granularity, or
+/// into the ready batch with its deadline when already due), except one
+/// parked at the wheel's horizon (`WHEEL_TIMEOUT_MAX`, 62 << 24 jiffies
+/// after the wheel's clock, which is never before zero): no bucket
+/// expires before the smaller `1 << 29` jiffies.
+fn expiry_floor(at: Instant) -> Instant {
+    const HORIZON: Instant = Instant::from_nanos((1 << 29) * NSEC_PER_JIFFY);
+    at.min(HORIZON)
 }
 
 impl CpuTimers {
@@ -107,6 +129,18 @@ impl CpuTimers {
             next_expiry: Cell::new(NextExpiry::Known(None)),
             cancels: None,
         }
+    }
+
+    /// The bound kept after a change that cannot bring the next expiry
+    /// before `floor` (a cancel: `Instant::MAX`; an arm: the new timer's
+    /// floor).
+    fn lower_to(&self, floor: Instant) {
+        let bound = match self.next_expiry.get() {
+            NextExpiry::Known(next) => next.unwrap_or(Instant::MAX),
+            NextExpiry::NotBefore(b) => b,
+        };
+        self.next_expiry
+            .set(NextExpiry::NotBefore(bound.min(floor)));
     }
 
     /// The timers of a context that stands in for a CPU during one call
@@ -137,7 +171,7 @@ impl CpuTimers {
 
     /// Arms `id` for `at`; returns the deadline it replaced.
     pub(crate) fn arm(&mut self, id: HostTimer, at: Instant) -> Option<Instant> {
-        self.next_expiry.set(NextExpiry::Stale);
+        self.lower_to(expiry_floor(at));
         let start = self.start;
         self.wheel
             .get_or_insert_with(|| Box::new(TimerWheel::new(start)))
@@ -151,7 +185,7 @@ impl CpuTimers {
         }
         let prev = self.wheel.as_mut().and_then(|w| w.cancel(id));
         if prev.is_some() {
-            self.next_expiry.set(NextExpiry::Stale);
+            self.lower_to(Instant::MAX);
         }
         prev
     }
@@ -172,7 +206,7 @@ impl CpuTimers {
         }
         let prev = self.wheel.as_mut().and_then(|w| w.disarm(id));
         if prev.is_some() {
-            self.next_expiry.set(NextExpiry::Stale);
+            self.lower_to(Instant::MAX);
         }
         prev
     }
@@ -192,7 +226,7 @@ impl CpuTimers {
             }
             return None;
         };
-        self.next_expiry.set(NextExpiry::Stale);
+        self.next_expiry.set(STALE);
         wheel.pop_expired(now)
     }
 
@@ -204,6 +238,29 @@ impl CpuTimers {
         let next = self.wheel.as_deref().and_then(TimerWheel::next_expiry);
         self.next_expiry.set(NextExpiry::Known(next));
         next
+    }
+
+    /// What is known of the next expiry without searching the wheel: an
+    /// instant no later than it ([`Instant::MAX`] for none) and whether
+    /// it is the expiry itself.
+    #[inline]
+    pub(crate) fn expiry_bound(&self) -> (Instant, bool) {
+        match self.next_expiry.get() {
+            NextExpiry::Known(next) => (next.unwrap_or(Instant::MAX), true),
+            NextExpiry::NotBefore(bound) => (bound, false),
+        }
+    }
+
+    /// Whether a timer is due at `now`: `next_expiry() <= now`, without
+    /// searching the wheel while the bound kept since the last change is
+    /// later than `now`.
+    #[inline]
+    pub(crate) fn due_by(&self, now: Instant) -> bool {
+        match self.next_expiry.get() {
+            NextExpiry::Known(next) => next.is_some_and(|t| t <= now),
+            NextExpiry::NotBefore(bound) if bound > now => false,
+            NextExpiry::NotBefore(_) => self.next_expiry().is_some_and(|t| t <= now),
+        }
     }
 
     /// Timers armed.
@@ -225,7 +282,7 @@ impl From<TimerWheel<HostTimer>> for CpuTimers {
         CpuTimers {
             wheel: Some(Box::new(wheel)),
             start: Instant::ZERO,
-            next_expiry: Cell::new(NextExpiry::Stale),
+            next_expiry: Cell::new(STALE),
             cancels: None,
         }
     }
@@ -314,6 +371,19 @@ impl CpuCtx {
     /// matters). Mirrors `get_next_timer_interrupt()`.
     pub fn next_timer(&self) -> Option<Instant> {
         self.timers.next_expiry()
+    }
+
+    /// See [`CpuTimers::expiry_bound`].
+    #[inline]
+    pub(crate) fn timer_bound(&self) -> (Instant, bool) {
+        self.timers.expiry_bound()
+    }
+
+    /// Whether a timer of this CPU is due at `now` (`next_timer() <= now`,
+    /// cheaper: see [`CpuTimers::due_by`]).
+    #[inline]
+    pub fn timer_due(&self, now: Instant) -> bool {
+        self.timers.due_by(now)
     }
 
     /// Timers armed on this CPU.
@@ -438,8 +508,9 @@ pub fn cpu_run(ctx: &mut CpuCtx) -> CpuRunStats {
     for _ in 0..CPU_RUN_MAX_ROUNDS {
         let mut worked = false;
         loop {
-            let work = host.process_queue(cpu).lock().pop_front();
-            let Some(work) = work else { break };
+            let Some(work) = host.pop_process_work(cpu) else {
+                break;
+            };
             work(ctx);
             stats.process_work += 1;
             worked = true;
@@ -452,7 +523,7 @@ pub fn cpu_run(ctx: &mut CpuCtx) -> CpuRunStats {
         let n = host.irqs.handle_pending(cpu, softirqs).unwrap_or(0);
         stats.hardirqs += n;
         worked |= n > 0;
-        if ctx.timers.next_expiry().is_some_and(|t| t <= clock.now()) {
+        if ctx.timers.due_by(clock.now()) {
             // run_local_timers(): the tick raises TIMER_SOFTIRQ.
             let _ = softirqs.raise_softirq_irqoff(cpu, SoftirqNr::Timer);
         }
@@ -498,20 +569,17 @@ pub fn cpu_run(ctx: &mut CpuCtx) -> CpuRunStats {
 /// Whether `cpu_run` would find work now (process work, IRQs, softirqs,
 /// or a due timer).
 ///
-/// The lock-free looks come first: a CPU the loop looks at was kicked,
-/// as a rule by an interrupt, so the process queue's lock is taken only
-/// when no interrupt, softirq or timer is pending (every look only
-/// reads, so their order changes nothing but the cost).
+/// Every look is lock-free (the process queue's by the host's mask of
+/// non-empty queues) and only reads, so their order changes nothing but
+/// the cost: interrupts first, as a CPU the loop looks at was kicked, as
+/// a rule, by one.
 pub fn cpu_has_work(ctx: &CpuCtx) -> bool {
     let host = &ctx.host;
     let cpu = ctx.cpu;
     host.irqs.irqs_pending(cpu).unwrap_or(false)
         || host.softirqs.local_softirq_pending(cpu).unwrap_or(0) != 0
-        || ctx
-            .timers
-            .next_expiry()
-            .is_some_and(|t| t <= ctx.clock.now())
-        || !host.process_queue(cpu).lock().is_empty()
+        || ctx.timers.due_by(ctx.clock.now())
+        || host.process_pending(cpu)
 }
 
 /// The action of one softirq vector: `open_softirq()`'s table.
@@ -557,13 +625,16 @@ mod tests {
     /// A seeded walk of arms, cancels, disarms and expiries: the remembered next
     /// expiry, every armed deadline and every timer handed out match a
     /// plain wheel's, including a wheel built late (first arm after an
-    /// empty expiry pass moved its clock).
+    /// empty expiry pass moved its clock), and whether a timer is due
+    /// now, asked of a wheel never asked for its next expiry (so that it
+    /// answers from the bound it keeps across changes).
     #[test]
     fn cpu_timers_behave_like_a_plain_wheel() {
         let start = Instant::ZERO.saturating_add(Duration::from_micros(1_500));
         let mut plain: TimerWheel<HostTimer> = TimerWheel::new(start);
         let mut lazy = CpuTimers::new(start);
         let mut eager: CpuTimers = TimerWheel::new(start).into();
+        let mut bounded = CpuTimers::new(start);
         let mut now = start;
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for step in 0..4_000u32 {
@@ -577,17 +648,20 @@ mod tests {
                     let p = plain.arm(id, at);
                     assert_eq!(lazy.arm(id, at), p);
                     assert_eq!(eager.arm(id, at), p);
+                    assert_eq!(bounded.arm(id, at), p);
                 }
                 2 if x & (1 << 40) == 0 => {
                     let p = plain.cancel(id);
                     assert_eq!(lazy.cancel(id), p);
                     assert_eq!(eager.cancel(id), p);
+                    assert_eq!(bounded.cancel(id), p);
                 }
                 // A disarm is a cancel to every observer.
                 2 => {
                     let p = plain.cancel(id);
                     assert_eq!(lazy.disarm(id), p);
                     assert_eq!(eager.disarm(id), p);
+                    assert_eq!(bounded.disarm(id), p);
                 }
                 _ => {
                     now = now.saturating_add(Duration::from_micros((x >> 20) % 3_000));
@@ -595,12 +669,15 @@ mod tests {
                         let p = plain.pop_expired(now);
                         assert_eq!(lazy.pop_expired(now), p);
                         assert_eq!(eager.pop_expired(now), p);
+                        assert_eq!(bounded.pop_expired(now), p);
                         if p.is_none() {
                             break;
                         }
                     }
                 }
             }
+            let due = plain.next_expiry().is_some_and(|t| t <= now);
+            assert_eq!(bounded.due_by(now), due, "step {step}");
             assert_eq!(lazy.next_expiry(), plain.next_expiry(), "step {step}");
             assert_eq!(eager.next_expiry(), plain.next_expiry(), "step {step}");
             assert_eq!(lazy.pending(id), plain.pending(id));

@@ -188,6 +188,10 @@ pub struct HostShared {
     /// The igb driver.
     pub driver: Arc<IgbDriver>,
     process: Box<[Mutex<VecDeque<ProcessWork>>]>,
+    /// A bit per CPU whose process queue is not empty, kept under the
+    /// queue's lock: a runtime's look for work reads it without the lock
+    /// (as `need_resched` is read before the runqueue's lock is taken).
+    process_queued: AtomicU64,
 }
 
 impl fmt::Debug for HostShared {
@@ -205,13 +209,41 @@ impl HostShared {
         self.process.len()
     }
 
-    pub(crate) fn process_queue(&self, cpu: usize) -> &Mutex<VecDeque<ProcessWork>> {
-        &self.process[cpu.min(self.process.len() - 1)]
+    /// The index of `cpu`'s process queue (the last CPU's for a CPU the
+    /// host does not have).
+    fn process_index(&self, cpu: usize) -> usize {
+        cpu.min(self.process.len() - 1)
+    }
+
+    /// Whether `cpu`'s process queue has work (without its lock).
+    #[inline]
+    pub(crate) fn process_pending(&self, cpu: usize) -> bool {
+        self.process_queued.load(Ordering::Acquire) & (1 << self.process_index(cpu)) != 0
+    }
+
+    /// Takes the next work queued for `cpu`'s process context.
+    #[inline]
+    pub(crate) fn pop_process_work(&self, cpu: usize) -> Option<ProcessWork> {
+        if !self.process_pending(cpu) {
+            return None;
+        }
+        let i = self.process_index(cpu);
+        let mut q = self.process[i].lock();
+        let work = q.pop_front();
+        if q.is_empty() {
+            self.process_queued.fetch_and(!(1 << i), Ordering::Release);
+        }
+        work
     }
 
     /// Queues `work` for `cpu`'s process context and kicks the CPU.
     pub fn run_on(&self, cpu: usize, work: impl FnOnce(&mut CpuCtx) + Send + 'static) {
-        self.process_queue(cpu).lock().push_back(Box::new(work));
+        let i = self.process_index(cpu);
+        {
+            let mut q = self.process[i].lock();
+            q.push_back(Box::new(work));
+            self.process_queued.fetch_or(1 << i, Ordering::Release);
+        }
         self.wakeup.kick(cpu);
     }
 
@@ -567,6 +599,7 @@ impl HostBuilder {
             bus: Mutex::new(bus),
             driver,
             process: (0..n).map(|_| Mutex::new(VecDeque::new())).collect(),
+            process_queued: AtomicU64::new(0),
         });
         let mut cpus = Vec::with_capacity(n);
         for cpu in 0..n {
@@ -629,6 +662,7 @@ impl Drop for Host {
             let work: Vec<ProcessWork> = q.lock().drain(..).collect();
             drop(work);
         }
+        self.shared.process_queued.store(0, Ordering::Release);
     }
 }
 

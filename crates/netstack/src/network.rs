@@ -395,8 +395,14 @@ struct HostWake {
     look: bool,
     /// The earliest of its devices' known next events.
     nic: Instant,
-    /// The earliest of its CPUs' next timers.
+    /// The earliest of its CPUs' next timers, or when `timer_exact` is
+    /// false an instant no later than it (what the CPUs' wheels know
+    /// without a search, see `CpuTimers`): enough to tell that nothing
+    /// is due now, and to pass over the host's timers when something
+    /// else comes first.
     timer: Instant,
+    /// Whether `timer` is the CPUs' earliest timer itself.
+    timer_exact: bool,
 }
 
 impl HostWake {
@@ -404,6 +410,7 @@ impl HostWake {
         look: true,
         nic: Instant::MAX,
         timer: Instant::MAX,
+        timer_exact: true,
     };
 
     /// Whether a host whose kick mask is clear has nothing to do at `now`.
@@ -412,12 +419,14 @@ impl HostWake {
     }
 
     /// The summary of a host after a look at it: its devices' entries
-    /// `dues` and its CPUs' timers.
-    fn of(dues: &[NicDue], cpus: &[Box<crate::cpu::CpuCtx>]) -> HostWake {
+    /// `dues` and its CPUs' timers (their bound when the wheel would
+    /// need a search and the bound is later than `now`).
+    fn of(dues: &[NicDue], cpus: &[Box<crate::cpu::CpuCtx>], now: Instant) -> HostWake {
         let mut w = HostWake {
             look: false,
             nic: Instant::MAX,
             timer: Instant::MAX,
+            timer_exact: true,
         };
         for d in dues {
             match *d {
@@ -426,9 +435,25 @@ impl HostWake {
             }
         }
         for ctx in cpus {
-            w.timer = w.timer.min(ctx.next_timer().unwrap_or(Instant::MAX));
+            let (bound, exact) = ctx.timer_bound();
+            if exact || bound > now {
+                w.timer = w.timer.min(bound);
+                w.timer_exact &= exact;
+            } else {
+                w.timer = w.timer.min(ctx.next_timer().unwrap_or(Instant::MAX));
+            }
         }
         w
+    }
+
+    /// Makes `timer` exact (searches the wheels that need it).
+    fn exact_timer(&mut self, cpus: &[Box<crate::cpu::CpuCtx>]) {
+        self.timer = cpus
+            .iter()
+            .map(|ctx| ctx.next_timer().unwrap_or(Instant::MAX))
+            .min()
+            .unwrap_or(Instant::MAX);
+        self.timer_exact = true;
     }
 }
 
@@ -605,12 +630,7 @@ impl Network {
             // The kicks the host's interrupt controller, softirqs and
             // process queues send (`smp_send_reschedule()`) mark the CPU
             // for the next settle round.
-            let kicked = Arc::clone(&host.kicked);
-            host.shared.wakeup.set(move |cpu| {
-                if cpu < 64 {
-                    kicked.fetch_or(1 << cpu, Ordering::AcqRel);
-                }
-            });
+            host.shared.wakeup.set_mask(Arc::clone(&host.kicked));
         }
         self.hosts.push(host);
         self.nic_due_valid = false;
@@ -873,7 +893,7 @@ impl Network {
                     let kicked = h.kicked.load(Ordering::Acquire) & bit != 0;
                     if kicked {
                         h.kicked.fetch_and(!bit, Ordering::AcqRel);
-                    } else if ctx.next_timer().is_none_or(|t| t > now) {
+                    } else if !ctx.timer_due(now) {
                         // Idle: nothing woke it and no timer is due.
                         continue;
                     }
@@ -940,6 +960,11 @@ impl Network {
             devices += h.shared.nic_devices().len();
         }
         // In place: the same devices as last time, as a rule.
+        if self.nic_due.len() == devices && self.host_wake.len() == self.hosts.len() {
+            self.nic_due.fill(NicDue::Stale);
+            self.host_wake.fill(HostWake::LOOK);
+            return;
+        }
         self.nic_due.clear();
         self.nic_due.resize(devices, NicDue::Stale);
         self.host_wake.clear();
@@ -987,8 +1012,10 @@ impl Network {
     /// The next instant after now at which something is due, in one pass
     /// over the network: `(without CPU timers, with CPU timers)`. Reads
     /// again only the devices whose next event the loop no longer knows
-    /// (see [`Network::settle`]), and keeps what it read.
-    fn next_events(&mut self) -> (Option<Instant>, Option<Instant>) {
+    /// (see [`Network::settle`]), and keeps what it read. Without
+    /// `with_timers` and without traffic, the second is not needed (the
+    /// idle mode stops): then it may be `None` with a timer armed.
+    fn next_events(&mut self, with_timers: bool) -> (Option<Instant>, Option<Instant>) {
         let now = self.now();
         // An application event due now counts as "now".
         if let Some(Reverse(e)) = self.events.peek()
@@ -1010,6 +1037,9 @@ impl Network {
         );
         later(never(self.ksoftirqd_due), &mut traffic);
         let mut timers = Instant::MAX;
+        // The earliest bound of the hosts whose timers are not known
+        // exactly (see `HostWake::timer`).
+        let mut bounds = Instant::MAX;
         let devices: usize = self
             .hosts
             .iter()
@@ -1038,10 +1068,25 @@ impl Network {
                     };
                     *due = NicDue::Known(next);
                 }
-                *wake = HostWake::of(&self.nic_due[mine], &h.cpus);
+                *wake = HostWake::of(&self.nic_due[mine], &h.cpus, now);
             }
             later(wake.nic, &mut traffic);
-            later(wake.timer, &mut timers);
+            if wake.timer_exact {
+                later(wake.timer, &mut timers);
+            } else {
+                // A bound, later than now (`HostWake::of`).
+                bounds = bounds.min(wake.timer);
+            }
+        }
+        // Without traffic, the idle mode stops whatever the timers say.
+        if bounds < traffic.min(timers) && (with_timers || traffic != Instant::MAX) {
+            // A host's timer may come first: its wheels are searched.
+            for (h, wake) in self.hosts.iter().zip(&mut self.host_wake) {
+                if !wake.timer_exact {
+                    wake.exact_timer(&h.cpus);
+                    later(wake.timer, &mut timers);
+                }
+            }
         }
         let some = |t: Instant| (t != Instant::MAX).then_some(t);
         (some(traffic), some(traffic.min(timers)))
@@ -1113,7 +1158,7 @@ impl Network {
             if done() {
                 return Ok(());
             }
-            let (traffic, all) = self.next_events();
+            let (traffic, all) = self.next_events(with_timers);
             let next = if with_timers {
                 all
             } else {
