@@ -453,7 +453,7 @@ fn build_run_segment<C: TcpContext>(
         .emit(head, tp.saddr, tp.daddr)
         .map_err(|_| Errno::Inval)?;
     skb.reset_transport_header();
-    for seg in tp.write_queue.range(run.idx..run.idx + run.segs) {
+    for seg in run_entries(&tp.write_queue, run.idx, run.segs) {
         if !seg.skb.is_empty() {
             skb.append_frags(seg.skb.clone(), 0)
                 .map_err(|_| Errno::NoBufs)?;
@@ -470,7 +470,7 @@ fn build_run_segment<C: TcpContext>(
         let head_check = u16::from_be_bytes([d[TCP_CHECK_OFF], d[TCP_CHECK_OFF + 1]]);
         let mut sum = wire::csum_add(u32::from(!head_check), u32::from(len) - hlen as u32);
         let mut off = hlen;
-        for seg in tp.write_queue.range(run.idx..run.idx + run.segs) {
+        for seg in run_entries(&tp.write_queue, run.idx, run.segs) {
             let part = skb_payload_csum(&seg.skb)?;
             sum = wire::csum_block_add(sum, part, off);
             off += seg.skb.len();
@@ -520,7 +520,7 @@ fn build_established_segment<C: TcpContext>(
     skb.reset_transport_header();
     let check = match run {
         Some(run) if run.segs > 1 => {
-            for seg in tp.write_queue.range(run.idx..run.idx + run.segs) {
+            for seg in run_entries(&tp.write_queue, run.idx, run.segs) {
                 if !seg.skb.is_empty() {
                     skb.append_frags(seg.skb.clone(), 0)
                         .map_err(|_| Errno::NoBufs)?;
@@ -530,7 +530,7 @@ fn build_established_segment<C: TcpContext>(
         }
         Some(run) => {
             let mut off = hlen;
-            for seg in tp.write_queue.range(run.idx..run.idx + run.segs) {
+            for seg in run_entries(&tp.write_queue, run.idx, run.segs) {
                 if seg.skb.is_empty() {
                     continue;
                 }
@@ -574,6 +574,17 @@ fn tcp_gso_partial(skb: &mut SkBuff, tp: &TcpSock, run: TxRun, len: u16) -> Resu
     ))
 }
 
+/// The write-queue entries of a run: `segs` of them from `idx`. An index
+/// walk: a run is one entry or a few, for which `VecDeque::range()`
+/// (splitting the ring into two slices first) costs more.
+fn run_entries(
+    q: &std::collections::VecDeque<TxSkb>,
+    idx: usize,
+    segs: usize,
+) -> impl Iterator<Item = &TxSkb> + '_ {
+    (idx..idx + segs).map(move |j| &q[j])
+}
+
 /// Where the checksum sits in the TCP header (`offsetof(struct tcphdr, check)`).
 const TCP_CHECK_OFF: usize = 16;
 /// `IPPROTO_TCP`.
@@ -601,8 +612,7 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
         0
     };
     let payload_len: usize = run.map_or(0, |r| {
-        tp.write_queue
-            .range(r.idx..r.idx + r.segs)
+        run_entries(&tp.write_queue, r.idx, r.segs)
             .map(|s| s.skb.len())
             .sum()
     });
@@ -1025,7 +1035,9 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
         rto_due |= result.unwrap_or(false);
         if !failed {
             sent_pkts += segs;
-            let run_len = tp.write_queue.range(idx..idx + segs).map(TxSkb::len).sum();
+            let run_len = run_entries(&tp.write_queue, idx, segs)
+                .map(TxSkb::len)
+                .sum();
             // The next departure time moves by the GSO packet's length.
             crate::tcp_pacing::tcp_update_skb_after_send(tp, run_len, prior_wstamp);
         }
@@ -1209,10 +1221,8 @@ fn tcp_transmit_head<C: TcpContext>(
 ) -> Result<bool, Errno> {
     let segs = segs.max(1);
     let seq = tp.write_queue[idx].seq;
-    let mut flags = tp
-        .write_queue
-        .range(idx..idx + segs)
-        .fold(TcpFlags::empty(), |f, s| f | s.flags);
+    let mut flags =
+        run_entries(&tp.write_queue, idx, segs).fold(TcpFlags::empty(), |f, s| f | s.flags);
     if segs > 1 {
         flags |= TcpFlags::PSH;
     }
