@@ -658,7 +658,7 @@ fn loopback_xmit<C: Ipv4Context>(ctx: &mut C, mut skb: SkBuff) {
 /// `neigh_hh_output()` / `neigh_connected_output()` → `dev_queue_xmit()`.
 /// Inline: on the transmit path of every packet, where a call would move
 /// the skb once more.
-#[inline]
+#[inline(always)]
 pub(crate) fn neigh_hh_output<C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,

@@ -1010,7 +1010,7 @@ fn dev_queue_xmit_nit<C: SoftnetContext>(ctx: &mut C, ptypes: &PtypeLists<C>, sk
 /// Linux, a packet the driver refuses and that is sent again later is seen
 /// by the taps each time it is tried. Inline: on the transmit path of
 /// every packet, where a call would move the skb once more.
-#[inline]
+#[inline(always)]
 pub(crate) fn dev_hard_start_xmit<C: SoftnetContext>(
     ctx: &mut C,
     dev: &NetDev,
