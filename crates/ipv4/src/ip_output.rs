@@ -666,16 +666,16 @@ pub(crate) fn neigh_hh_output<C: Ipv4Context>(
     ifindex: u32,
     ha: EthernetAddress,
 ) -> Result<(), Errno> {
-    let Some(dev) = net.dev(ifindex) else {
+    let Some((dev, dev_addr)) = net.dev_xmit(ifindex) else {
         kfree_skb_reason(skb, DropReason::DevReady);
         return Err(Errno::NoDev);
     };
-    let Some(nd) = dev.dev else {
+    let Some(nd) = dev else {
         loopback_xmit(ctx, skb);
         return Ok(());
     };
     skb_cow_head(net, &mut skb, ETH_HLEN)?;
-    if eth_header(&mut skb, ETH_P_IP, ha, dev.dev_addr).is_err() {
+    if eth_header(&mut skb, ETH_P_IP, ha, dev_addr).is_err() {
         kfree_skb_reason(skb, DropReason::Nomem);
         return Err(Errno::NoBufs);
     }
