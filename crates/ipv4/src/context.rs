@@ -796,6 +796,16 @@ impl<C: ?Sized> Ipv4Net<C> {
         self.devs.read().get(ifindex).cloned()
     }
 
+    /// What the transmit of every packet reads of device `ifindex`: its
+    /// softnet device (`None` for the built-in loopback) and hardware
+    /// address; [`dev`](Self::dev) without the copy of the rest, inline.
+    #[inline]
+    pub(crate) fn dev_xmit(&self, ifindex: u32) -> Option<(Option<Arc<NetDev>>, EthernetAddress)> {
+        let devs = self.devs.read();
+        let d = devs.get(ifindex)?;
+        Some((d.dev.clone(), d.dev_addr))
+    }
+
     /// Registers `prot` as the handler of IP protocol `protocol`.
     ///
     /// Mirrors `inet_add_protocol()` in `net/ipv4/protocol.c`.

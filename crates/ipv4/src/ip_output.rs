@@ -273,20 +273,35 @@ pub fn ip_queue_xmit<C: Ipv4Context>(
         sk.dst_cache = Some((rt, genid));
         rt
     };
-    if rt.rt_type == RtnType::Unicast
-        && rt.oif != LOOPBACK_IFINDEX
-        && rt.neigh.is_none_or(|h| h.genid != net.neigh_genid())
+    if rt_neigh_refresh(&net, &mut rt, fl4.daddr)
+        && let Some((cached, _)) = sk.dst_cache.as_mut()
     {
-        // dst->neighbour: the cached route keeps the next hop's entry
-        // (checked again by ip_finish_output2()).
-        let nexthop = rt.rt_nexthop(fl4.daddr);
-        rt.neigh = net.arp_tbl().lock().neigh_hint(rt.oif, nexthop);
-        if let Some((cached, _)) = sk.dst_cache.as_mut() {
-            cached.neigh = rt.neigh;
-        }
+        cached.neigh = rt.neigh;
     }
     let df = ip_dont_fragment(sk);
     ip_build_xmit(&net, ctx, skb, sk, &fl4, &rt, df)
+}
+
+/// Gives a socket's cached unicast route the next hop's neighbour entry
+/// (`dst->neighbour`, which `ip_finish_output2()` checks again) when it has
+/// none or one from an older neighbour table generation. Returns whether
+/// `rt.neigh` was looked up again (the caller then stores it in its cache).
+///
+/// Mirrors the `dst->neighbour` a Linux `rtable` keeps through its
+/// `rt_gw4`/`dst_neigh_lookup()` for the life of the route; the hint here
+/// is validated by [`NeighTable::neigh_hint_output`](crate::NeighTable::neigh_hint_output)
+/// on every use instead of being reference counted.
+#[inline]
+pub fn rt_neigh_refresh<C: ?Sized>(net: &Ipv4Net<C>, rt: &mut Rtable, daddr: Ipv4Addr) -> bool {
+    if rt.rt_type != RtnType::Unicast
+        || rt.oif == LOOPBACK_IFINDEX
+        || rt.neigh.is_some_and(|h| h.genid == net.neigh_genid())
+    {
+        return false;
+    }
+    let nexthop = rt.rt_nexthop(daddr);
+    rt.neigh = net.arp_tbl().lock().neigh_hint(rt.oif, nexthop);
+    true
 }
 
 /// Sends a transport segment with explicit addresses (a reply, a SYN-ACK,
@@ -589,26 +604,29 @@ fn ip_finish_output2<C: Ipv4Context>(
         RtnType::Multicast => Some(ip_eth_mc_map(daddr)),
         _ => None,
     };
-    if let Some(ha) = dst {
-        return neigh_hh_output(net, ctx, skb, rt.oif, ha);
-    }
     let nexthop = rt.rt_nexthop(daddr);
-    // neigh_output()'s fast path: a CONNECTED entry's address is used as
-    // is; neigh_resolve_output() of a DELAY or PROBE entry sends at once
-    // too (neigh_event_send() only stamps `used`), with no action list.
-    // A socket's cached route brings the entry along (no lookup).
     let now = ctx.now();
-    let ha = {
-        let mut tbl = net.arp_tbl().lock();
-        match rt.neigh {
-            Some(h) => match tbl.neigh_hint_output(&h, rt.oif, nexthop, now) {
-                Some(ha) => Some(ha),
+    // One call of the (inline) neigh_hh_output() for all three cases.
+    let ha = if dst.is_some() {
+        dst
+    } else {
+        // neigh_output()'s fast path: a CONNECTED entry's address is used
+        // as is; neigh_resolve_output() of a DELAY or PROBE entry sends at
+        // once too (neigh_event_send() only stamps `used`), with no action
+        // list. A socket's cached route brings the entry along (no lookup).
+        let ha = {
+            let mut tbl = net.arp_tbl().lock();
+            match rt.neigh {
+                Some(h) => match tbl.neigh_hint_output(&h, rt.oif, nexthop, now) {
+                    Some(ha) => Some(ha),
+                    None => tbl.neigh_output_ha(rt.oif, nexthop, now),
+                },
                 None => tbl.neigh_output_ha(rt.oif, nexthop, now),
-            },
-            None => tbl.neigh_output_ha(rt.oif, nexthop, now),
-        }
+            }
+        };
+        tracing::trace!(target: "netstack::ipv4", nexthop = %nexthop, "{}", if ha.is_some() { "neigh_hh_output" } else { "neigh_resolve_output" });
+        ha
     };
-    tracing::trace!(target: "netstack::ipv4", nexthop = %nexthop, "{}", if ha.is_some() { "neigh_hh_output" } else { "neigh_resolve_output" });
     if let Some(ha) = ha {
         return neigh_hh_output(net, ctx, skb, rt.oif, ha);
     }
@@ -638,6 +656,9 @@ fn loopback_xmit<C: Ipv4Context>(ctx: &mut C, mut skb: SkBuff) {
 
 /// Pushes the Ethernet header toward `ha` and transmits. Mirrors
 /// `neigh_hh_output()` / `neigh_connected_output()` → `dev_queue_xmit()`.
+/// Inline: on the transmit path of every packet, where a call would move
+/// the skb once more.
+#[inline(always)]
 pub(crate) fn neigh_hh_output<C: Ipv4Context>(
     net: &Ipv4Net<C>,
     ctx: &mut C,
@@ -645,16 +666,16 @@ pub(crate) fn neigh_hh_output<C: Ipv4Context>(
     ifindex: u32,
     ha: EthernetAddress,
 ) -> Result<(), Errno> {
-    let Some(dev) = net.dev(ifindex) else {
+    let Some((dev, dev_addr)) = net.dev_xmit(ifindex) else {
         kfree_skb_reason(skb, DropReason::DevReady);
         return Err(Errno::NoDev);
     };
-    let Some(nd) = dev.dev else {
+    let Some(nd) = dev else {
         loopback_xmit(ctx, skb);
         return Ok(());
     };
     skb_cow_head(net, &mut skb, ETH_HLEN)?;
-    if eth_header(&mut skb, ETH_P_IP, ha, dev.dev_addr).is_err() {
+    if eth_header(&mut skb, ETH_P_IP, ha, dev_addr).is_err() {
         kfree_skb_reason(skb, DropReason::Nomem);
         return Err(Errno::NoBufs);
     }

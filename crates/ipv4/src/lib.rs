@@ -104,7 +104,7 @@ pub use ip_fragment::{FragAction, FragKey, Ipv4Frags};
 pub use ip_input::{IpRcv, ip_local_deliver, ip_rcv, ip_rcv_core};
 pub use ip_output::{
     InetSock, IpPmtudisc, MAX_IP_HEADROOM, ip_build_and_send_pkt, ip_local_out, ip_output,
-    ip_queue_xmit, ip_route_output_key,
+    ip_queue_xmit, ip_route_output_key, rt_neigh_refresh,
 };
 pub use ip_output_frag::{FragmentError, ip_do_fragment};
 pub use neighbour::{

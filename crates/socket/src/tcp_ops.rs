@@ -125,10 +125,19 @@ impl TcpWakeups {
     }
 
     /// Delivers the queued wake-ups. Call with no TCP socket lock held.
+    ///
+    /// Inline for the test of the flag (most calls find nothing queued and
+    /// then pay no call, prologue or epilogue); the delivery is out of line.
+    #[inline]
     pub fn flush(&self) {
-        if !self.queued.load(Ordering::Acquire) {
-            return;
+        if self.queued.load(Ordering::Acquire) {
+            self.flush_queued();
         }
+    }
+
+    /// [`flush`](Self::flush) once the flag said something was queued.
+    #[inline(never)]
+    fn flush_queued(&self) {
         let mut batch = {
             let mut q = self.queue.lock();
             if q.pending.is_empty() {

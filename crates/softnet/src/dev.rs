@@ -797,8 +797,15 @@ pub fn net_rx_action<C: SoftnetContext>(ctx: &mut C) {
     let sd = ctx.softnet_data();
     let mut list = core::mem::take(&mut sd.rx_list);
     let mut repoll = core::mem::take(&mut sd.rx_repoll);
-    list.clear();
-    repoll.clear();
+    // Both come back empty (see the end of this function); the tests
+    // spare the out-of-line `VecDeque::clear` (~18 instructions each) per
+    // softirq run.
+    if !list.is_empty() {
+        list.clear();
+    }
+    if !repoll.is_empty() {
+        repoll.clear();
+    }
     poll_list.list_splice_init_into(&mut list);
     loop {
         let Some(n) = list.pop_front() else {
@@ -1001,7 +1008,9 @@ fn dev_queue_xmit_nit<C: SoftnetContext>(ctx: &mut C, ptypes: &PtypeLists<C>, sk
 /// Mirrors `dev_hard_start_xmit()` → `xmit_one()` → `netdev_start_xmit()`,
 /// with `sch_direct_xmit()`'s `netif_xmit_frozen_or_stopped()` check. Like
 /// Linux, a packet the driver refuses and that is sent again later is seen
-/// by the taps each time it is tried.
+/// by the taps each time it is tried. Inline: on the transmit path of
+/// every packet, where a call would move the skb once more.
+#[inline(always)]
 pub(crate) fn dev_hard_start_xmit<C: SoftnetContext>(
     ctx: &mut C,
     dev: &NetDev,

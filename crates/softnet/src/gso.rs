@@ -30,6 +30,16 @@ pub(crate) enum XmitSkbs {
     Dropped,
 }
 
+/// Whether [`validate_xmit_skb`] would hand `skb` to the driver as it is:
+/// not GSO, and linear or for a device with scatter-gather. The transmit
+/// path tests this first so that the common packet goes to the driver
+/// without the [`XmitSkbs`] it would be wrapped in (a move of the skb and
+/// a call, ~50 instructions per packet).
+#[inline(always)]
+pub(crate) fn skb_xmit_as_is(skb: &SkBuff, dev: &NetDev) -> bool {
+    !skb.is_gso() && (!skb.is_nonlinear() || dev.features().contains(NetdevFeatures::SG))
+}
+
 /// Makes a packet fit the device: segments a GSO packet the device cannot
 /// take, linearizes a nonlinear one when the device lacks scatter-gather.
 ///

@@ -20,9 +20,10 @@ use netcore::{NetdevTx, Sysctl};
 use parking_lot::MutexGuard;
 
 use crate::dev::{
-    SoftnetContext, SoftnetTimer, dev_hard_start_xmit_list, netif_schedule_queue, wait_for_wake,
+    SoftnetContext, SoftnetTimer, dev_hard_start_xmit, dev_hard_start_xmit_list,
+    netif_schedule_queue, wait_for_wake,
 };
-use crate::gso::validate_xmit_skb;
+use crate::gso::{skb_xmit_as_is, validate_xmit_skb};
 use crate::netdevice::{NetDev, QdiscRoot};
 use netcore::SkBuff;
 
@@ -136,7 +137,11 @@ pub(crate) fn sch_direct_xmit<'a, C: SoftnetContext>(
 ) -> (MutexGuard<'a, QdiscRoot>, bool) {
     // The root lock is not held while the driver runs.
     drop(root);
-    let (ret, rest) = dev_hard_start_xmit_list(ctx, dev, txq, validate_xmit_skb(skb, dev));
+    let (ret, rest) = if skb_xmit_as_is(&skb, dev) {
+        (dev_hard_start_xmit(ctx, dev, txq, skb), None)
+    } else {
+        dev_hard_start_xmit_list(ctx, dev, txq, validate_xmit_skb(skb, dev))
+    };
     let mut root = dev.txq[usize::from(txq)].root.lock();
     match ret {
         NetdevTx::Ok => (root, true),

@@ -125,6 +125,14 @@ impl<C: UdpNetContext> UdpContext for C {
         self.ipv4().rt_genid()
     }
 
+    #[inline]
+    fn dst_neigh_refresh(&mut self, rt: &mut RouteInfo, daddr: Ipv4Addr) -> bool {
+        match rt.dst.as_mut() {
+            Some(dst) => ipv4::rt_neigh_refresh(self.ipv4(), dst, daddr),
+            None => false,
+        }
+    }
+
     fn ip_send_skb(
         &mut self,
         mut skb: SkBuff,

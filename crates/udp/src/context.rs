@@ -109,6 +109,20 @@ pub trait UdpContext {
     /// route's `rt_genid` against the namespace's).
     fn rt_genid(&self) -> u64;
 
+    /// Gives the route a connected socket cached the next hop's neighbour
+    /// entry (`dst->neighbour`) when it has none or a stale one; returns
+    /// whether `rt` changed (the caller then caches it again). IP output
+    /// checks the entry on every use; with it, a send skips the neighbour
+    /// table lookup. The default (an IP layer without neighbour entries,
+    /// the fake of `testutil`) leaves `rt` as it is.
+    ///
+    /// Mirrors the neighbour a Linux `rtable` keeps for its life
+    /// (`ipv4::rt_neigh_refresh`).
+    fn dst_neigh_refresh(&mut self, rt: &mut RouteInfo, daddr: Ipv4Addr) -> bool {
+        let _ = (rt, daddr);
+        false
+    }
+
     /// Sends one UDP datagram along `rt`: `skb.data()` starts at the UDP
     /// header and the skb has at least [`crate::UDP_MAX_HEADER`] bytes of
     /// headroom. IP pushes its header, fragments when the datagram does not

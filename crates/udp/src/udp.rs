@@ -904,7 +904,16 @@ pub fn udp_sendmsg<C: UdpContext>(
             genid,
         )
     };
-    let rt = if let Some(Some(rt)) = cached {
+    let rt = if let Some(Some(mut rt)) = cached {
+        if ctx.dst_neigh_refresh(&mut rt, fl.daddr) {
+            // The route keeps the next hop's entry from now on.
+            let mut inner = sk.lock();
+            if let Some((c, g)) = inner.dst_cache.as_mut()
+                && *g == genid
+            {
+                *c = rt;
+            }
+        }
         rt
     } else {
         let rt = match ctx.ip_route_output(&fl) {
