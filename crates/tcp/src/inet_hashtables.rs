@@ -104,6 +104,12 @@ impl core::hash::Hasher for PortHasher {
         self.0 = (self.0 ^ u64::from(port)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 
+    /// A listener's request numbers (`ListenState::req_index`): counted
+    /// up by the listener itself, so like a port they need no keyed hash.
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
     fn finish(&self) -> u64 {
         self.0
     }

@@ -471,8 +471,9 @@ impl TcpStack {
             return Err(Errno::AddrInUse);
         }
         h.hash_listener(tp.id, tp.saddr, tp.sport);
+        let ehashfn = *h.ehash.hasher();
         drop(h);
-        tp.listen = Some(Box::new(ListenState::new(backlog)));
+        tp.listen = Some(Box::new(ListenState::new(backlog, ehashfn)));
         tp.state = TcpState::Listen;
         Ok(())
     }
