@@ -37,7 +37,7 @@ use netcore::{Duration, Instant, LinuxMib, SkBuff, Sysctl, TcpMib};
 use wire::{TcpFlags, TcpOptions, TcpRepr};
 
 use crate::context::{SkEvent, TcpContext};
-use crate::inet_hashtables::{BindOwner, EhashEntry, FourTuple};
+use crate::inet_hashtables::{BindOwner, EhashEntry, FourTuple, InetEhashfn, PortHash};
 use crate::secure_seq::{secure_tcp_seq, secure_tcp_ts_off};
 use crate::syncookies::{
     cookie_init_timestamp, cookie_timestamp_decode, cookie_v4_check_mss, cookie_v4_init_sequence,
@@ -90,19 +90,69 @@ pub(crate) struct RequestSock {
 #[derive(Debug, Default)]
 pub(crate) struct ListenState {
     pub max_ack_backlog: u32,
-    pub syn_queue: HashMap<FourTuple, RequestSock>,
+    /// The requests by 4-tuple, hashed as the established table is
+    /// (`inet_ehashfn()` under `inet_ehash_secret`): Linux keeps request
+    /// socks in the established hash itself (`inet_ehash_insert()`).
+    pub syn_queue: HashMap<FourTuple, RequestSock, InetEhashfn>,
     /// Request number → its 4-tuple, for the SYN-ACK timers.
-    pub req_index: HashMap<u32, FourTuple>,
+    pub req_index: HashMap<u32, FourTuple, PortHash>,
     pub next_req: u32,
     pub accept_queue: VecDeque<Arc<TcpSocket>>,
     pub last_synq_overflow: Option<Instant>,
+    /// The listener's congestion control as resolved in the registry, by
+    /// name, for its children (see [`ListenState::child_ca_ops`]).
+    pub child_ca: ChildCa,
+}
+
+/// The registered algorithm a listener's children are made with: the
+/// listener's `icsk_ca_ops` pointer that `inet_csk_clone_lock()` copies
+/// into each child. Kept by name so a later `setsockopt(TCP_CONGESTION)`
+/// on the listener is followed.
+#[derive(Default)]
+pub(crate) struct ChildCa(Option<(&'static str, crate::tcp_cong::CongestionFactory)>);
+
+impl std::fmt::Debug for ChildCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ChildCa")
+            .field(&self.0.as_ref().map(|(name, _)| *name))
+            .finish()
+    }
 }
 
 impl ListenState {
-    pub fn new(backlog: u32) -> ListenState {
+    /// An empty listener of `backlog` whose SYN queue hashes with
+    /// `ehashfn`, the host's established-table hash.
+    pub fn new(backlog: u32, ehashfn: InetEhashfn) -> ListenState {
         ListenState {
             max_ack_backlog: backlog,
+            syn_queue: HashMap::with_hasher(ehashfn),
             ..ListenState::default()
+        }
+    }
+
+    /// A new instance of the listener's algorithm `name` for a child, as
+    /// `inet_csk_clone_lock()` copies `icsk_ca_ops` and
+    /// `tcp_init_congestion_control()` runs `.init`. The registry is
+    /// searched once per name and its factory kept (the registry only
+    /// grows, so the kept factory is what a new search would give); an
+    /// unknown name gives Reno.
+    fn child_ca_ops(
+        &mut self,
+        registry: &crate::tcp_cong::CongestionRegistry,
+        name: &'static str,
+    ) -> Box<dyn crate::tcp_cong::CongestionOps> {
+        if let Some((kept, factory)) = &self.child_ca.0
+            && *kept == name
+        {
+            return factory();
+        }
+        match registry.factory(name) {
+            Some(factory) => {
+                let ca = factory();
+                self.child_ca = ChildCa(Some((name, factory)));
+                ca
+            }
+            None => Box::new(crate::tcp_cong::Reno),
         }
     }
 
@@ -642,10 +692,8 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
         listendrop(ctx);
         return None;
     }
-    let ca = stack
-        .congestion
-        .find(lp.ca_ops.name())
-        .unwrap_or_else(|| Box::new(crate::tcp_cong::Reno));
+    let ca_name = lp.ca_ops.name();
+    let ca = lp.listen.as_mut()?.child_ca_ops(&stack.congestion, ca_name);
     let mut tp = TcpSock::new(stack.alloc_id(), lp.sndbuf, lp.rcvbuf, ca);
     tp.opts = lp.opts;
     tp.opts_ext = lp.opts_ext.clone();

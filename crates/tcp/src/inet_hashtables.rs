@@ -104,6 +104,12 @@ impl core::hash::Hasher for PortHasher {
         self.0 = (self.0 ^ u64::from(port)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 
+    /// A listener's request numbers (`ListenState::req_index`): counted
+    /// up by the listener itself, so like a port they need no keyed hash.
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
     fn finish(&self) -> u64 {
         self.0
     }
@@ -434,6 +440,28 @@ impl InetHashinfo {
         }
     }
 
+    /// Puts `new` in the place of `old` under the same 4-tuple, with one
+    /// lookup: what [`ehash_remove`](Self::ehash_remove) of `old` then
+    /// [`ehash_insert`](Self::ehash_insert) of `new` would leave (an entry
+    /// other than `old` stays; an empty place takes `new`). Mirrors
+    /// `inet_twsk_hashdance_schedule()`, which adds the TIME-WAIT sock to
+    /// the full socket's chain and unlinks the socket from it under one
+    /// bucket lock.
+    pub(crate) fn ehash_replace(&mut self, t: FourTuple, old: EhashEntry, new: EhashEntry) {
+        match self.ehash.entry(t) {
+            Entry::Occupied(mut o) => {
+                if *o.get() == EhashSlot::pack(old) {
+                    o.insert(EhashSlot::pack(new));
+                    self.ehash_last.set(None);
+                }
+            }
+            Entry::Vacant(v) => {
+                v.insert(EhashSlot::pack(new));
+                self.ehash_last.set(None);
+            }
+        }
+    }
+
     /// Picks a local port for `connect()` and hashes the connection.
     ///
     /// Mirrors `__inet_hash_connect()` of Linux 6.x: the search starts at
@@ -592,6 +620,35 @@ mod tests {
         // Port 0 picks an odd offset in the range.
         let p = h.bind(SockId(7), A, 0, false, r, 12).unwrap();
         assert_eq!(p, 32768 + 13);
+    }
+
+    #[test]
+    fn ehash_replace_is_remove_then_insert() {
+        let t = FourTuple {
+            laddr: A,
+            lport: 80,
+            raddr: B,
+            rport: 40000,
+        };
+        let (sock, tw, other) = (
+            EhashEntry::Sock(SockId(1)),
+            EhashEntry::TimeWait(SockId(2)),
+            EhashEntry::Sock(SockId(3)),
+        );
+        for before in [None, Some(sock), Some(other)] {
+            let mut a = InetHashinfo::with_ehash_secret(7);
+            let mut b = InetHashinfo::with_ehash_secret(7);
+            if let Some(e) = before {
+                a.ehash_insert(t, e).unwrap();
+                b.ehash_insert(t, e).unwrap();
+            }
+            assert_eq!(a.lookup_established(&t), before);
+            a.ehash_remove(&t, sock);
+            let _ = a.ehash_insert(t, tw);
+            b.ehash_replace(t, sock, tw);
+            assert_eq!(a.lookup_established(&t), b.lookup_established(&t));
+            assert_eq!(a.ehash.len(), b.ehash.len());
+        }
     }
 
     #[test]

@@ -471,8 +471,9 @@ impl TcpStack {
             return Err(Errno::AddrInUse);
         }
         h.hash_listener(tp.id, tp.saddr, tp.sport);
+        let ehashfn = *h.ehash.hasher();
         drop(h);
-        tp.listen = Some(Box::new(ListenState::new(backlog)));
+        tp.listen = Some(Box::new(ListenState::new(backlog, ehashfn)));
         tp.state = TcpState::Listen;
         Ok(())
     }
@@ -1336,6 +1337,21 @@ pub(crate) fn tcp_set_state<C: TcpContext>(
     tp: &mut TcpSock,
     state: TcpState,
 ) {
+    tcp_set_state_hashed(stack, ctx, tp, state, true);
+}
+
+/// [`tcp_set_state`] for a socket that may already be out of the lookup
+/// tables: with `hashed` false, CLOSE skips `inet_unhash()` as Linux's
+/// does for an `sk_unhashed()` socket (one that
+/// `inet_twsk_hashdance_schedule()` took out for its TIME-WAIT sock, and
+/// whose automatic port went to the TIME-WAIT sock too).
+fn tcp_set_state_hashed<C: TcpContext>(
+    stack: &TcpStack,
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    state: TcpState,
+    hashed: bool,
+) {
     let old = tp.state;
     let cpu = ctx.cpu();
     let mibs = ctx.mibs();
@@ -1354,7 +1370,9 @@ pub(crate) fn tcp_set_state<C: TcpContext>(
             if matches!(old, TcpState::CloseWait | TcpState::Established) {
                 mibs.inc(cpu, TcpMib::EstabResets);
             }
-            unhash(stack, tp);
+            if hashed {
+                unhash(stack, tp);
+            }
             if matches!(old, TcpState::Established | TcpState::CloseWait) {
                 mibs.dec(cpu, TcpMib::CurrEstab);
             }
@@ -1394,10 +1412,21 @@ fn unhash(stack: &TcpStack, tp: &mut TcpSock) {
 /// orphan freed. Mirrors `tcp_done()` (`AttemptFails` from SYN-SENT and
 /// SYN-RECV).
 pub(crate) fn tcp_done<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
+    tcp_done_hashed(stack, ctx, tp, true);
+}
+
+/// [`tcp_done`] for a socket that may already be out of the lookup
+/// tables (`hashed` false: see [`tcp_set_state_hashed`]).
+pub(crate) fn tcp_done_hashed<C: TcpContext>(
+    stack: &TcpStack,
+    ctx: &mut C,
+    tp: &mut TcpSock,
+    hashed: bool,
+) {
     if matches!(tp.state, TcpState::SynSent | TcpState::SynRecv) {
         ctx.mibs().inc(ctx.cpu(), TcpMib::AttemptFails);
     }
-    tcp_set_state(stack, ctx, tp, TcpState::Close);
+    tcp_set_state_hashed(stack, ctx, tp, TcpState::Close, hashed);
     inet_csk_clear_xmit_timers(ctx, tp);
     tp.shutdown = SHUTDOWN_MASK;
     if tp.dead {

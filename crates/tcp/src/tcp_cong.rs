@@ -327,6 +327,15 @@ impl CongestionRegistry {
         self.algos.read().get(name).map(|f| f())
     }
 
+    /// The registered algorithm `name` itself, to make instances from
+    /// later without the lock and the lookup. Mirrors `tcp_ca_find()`
+    /// returning the `struct tcp_congestion_ops` pointer a socket keeps in
+    /// `icsk_ca_ops`. Algorithms are never unregistered here, so a factory
+    /// once found stays the one registered under its name.
+    pub fn factory(&self, name: &str) -> Option<CongestionFactory> {
+        self.algos.read().get(name).cloned()
+    }
+
     /// The default for a new socket: `tcp_congestion_control` if
     /// registered, else Reno (`tcp_assign_congestion_control()`).
     pub fn default_for(&self, sysctl_name: &str) -> Box<dyn CongestionOps> {

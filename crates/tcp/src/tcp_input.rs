@@ -2068,8 +2068,12 @@ fn tcp_fin<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
         }
         _ => {}
     }
-    for s in tp.ofo_queue.drain(..) {
-        tp.rmem_alloc = tp.rmem_alloc.saturating_sub(s.skb.truesize() as u32);
+    // An empty queue is often not allocated: leave it so (a write would
+    // allocate it only to free it).
+    if let Some(ofo) = tp.ofo_queue.allocated_mut() {
+        for s in ofo.drain(..) {
+            tp.rmem_alloc = tp.rmem_alloc.saturating_sub(s.skb.truesize() as u32);
+        }
     }
     tp.ofo_queue.free();
     // tcp_sack_reset(): no SACK blocks and no pending D-SACK, so the ACK

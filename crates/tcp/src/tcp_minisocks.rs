@@ -17,7 +17,7 @@ use wire::TcpFlags;
 
 use crate::context::TcpContext;
 use crate::inet_hashtables::{EhashEntry, FourTuple};
-use crate::tcp::{TcpStack, four_tuple, tcp_done};
+use crate::tcp::{TcpStack, four_tuple, tcp_done_hashed};
 use crate::tcp_input::TcpSeg;
 use crate::tcp_sock::TcpSock;
 use crate::tcp_sock::{SockId, TCP_TIMEWAIT_LEN, TcpState, after, before};
@@ -93,8 +93,7 @@ pub(crate) fn tcp_time_wait<C: TcpContext>(
     };
     {
         let mut h = stack.hashinfo.lock();
-        h.ehash_remove(&t, EhashEntry::Sock(tp.id));
-        let _ = h.ehash_insert(t, EhashEntry::TimeWait(id));
+        h.ehash_replace(t, EhashEntry::Sock(tp.id), EhashEntry::TimeWait(id));
         if tp.bound {
             h.rebind_time_wait(tp.id, id, tp.sport);
             tp.bound = false;
@@ -103,7 +102,10 @@ pub(crate) fn tcp_time_wait<C: TcpContext>(
     stack.tw.lock().insert(id, tw);
     ctx.arm_timer(TcpTimer::TimeWait(id), now + timeo);
     tracing::debug!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, state = ?state, "tcp_time_wait");
-    tcp_done(stack, ctx, tp);
+    // The hash dance above took the socket out of the tables (its entry
+    // is the TIME-WAIT sock's now, or was never its own): tcp_done()'s
+    // inet_unhash() finds it sk_unhashed().
+    tcp_done_hashed(stack, ctx, tp, false);
 }
 
 /// Removes a mini socket from the tables. Mirrors `inet_twsk_kill()`.
