@@ -1040,14 +1040,19 @@ impl Network {
         // The earliest bound of the hosts whose timers are not known
         // exactly (see `HostWake::timer`).
         let mut bounds = Instant::MAX;
-        let devices: usize = self
-            .hosts
-            .iter()
-            .map(|h| h.shared.nic_devices().len())
-            .sum();
-        if self.nic_due.len() != devices || self.host_wake.len() != self.hosts.len() {
+        // A host's devices are fixed when it is built, and `forget_state`
+        // sizes `nic_due` and `host_wake` together: a summary per host
+        // means an entry per device (without a sum over the hosts here).
+        if self.host_wake.len() != self.hosts.len() {
             self.forget_state();
         }
+        debug_assert_eq!(
+            self.nic_due.len(),
+            self.hosts
+                .iter()
+                .map(|h| h.shared.nic_devices().len())
+                .sum::<usize>()
+        );
         #[cfg(test)]
         let precise = self.precise_nic_due;
         #[cfg(not(test))]
