@@ -954,17 +954,22 @@ impl Network {
     /// device's next event is read again and every CPU looked at, after
     /// code the loop does not see may have changed them.
     fn forget_state(&mut self) {
-        let mut devices = 0;
         for h in &self.hosts {
             h.kick_all();
-            devices += h.shared.nic_devices().len();
         }
-        // In place: the same devices as last time, as a rule.
-        if self.nic_due.len() == devices && self.host_wake.len() == self.hosts.len() {
+        // In place: the same hosts as last time, as a rule, so the same
+        // devices (a host's are fixed when it is built, and both vectors
+        // are sized together below).
+        if self.host_wake.len() == self.hosts.len() {
             self.nic_due.fill(NicDue::Stale);
             self.host_wake.fill(HostWake::LOOK);
             return;
         }
+        let devices = self
+            .hosts
+            .iter()
+            .map(|h| h.shared.nic_devices().len())
+            .sum();
         self.nic_due.clear();
         self.nic_due.resize(devices, NicDue::Stale);
         self.host_wake.clear();
