@@ -954,17 +954,22 @@ impl Network {
     /// device's next event is read again and every CPU looked at, after
     /// code the loop does not see may have changed them.
     fn forget_state(&mut self) {
-        let mut devices = 0;
         for h in &self.hosts {
             h.kick_all();
-            devices += h.shared.nic_devices().len();
         }
-        // In place: the same devices as last time, as a rule.
-        if self.nic_due.len() == devices && self.host_wake.len() == self.hosts.len() {
+        // In place: the same hosts as last time, as a rule, so the same
+        // devices (a host's are fixed when it is built, and both vectors
+        // are sized together below).
+        if self.host_wake.len() == self.hosts.len() {
             self.nic_due.fill(NicDue::Stale);
             self.host_wake.fill(HostWake::LOOK);
             return;
         }
+        let devices = self
+            .hosts
+            .iter()
+            .map(|h| h.shared.nic_devices().len())
+            .sum();
         self.nic_due.clear();
         self.nic_due.resize(devices, NicDue::Stale);
         self.host_wake.clear();
@@ -1040,14 +1045,19 @@ impl Network {
         // The earliest bound of the hosts whose timers are not known
         // exactly (see `HostWake::timer`).
         let mut bounds = Instant::MAX;
-        let devices: usize = self
-            .hosts
-            .iter()
-            .map(|h| h.shared.nic_devices().len())
-            .sum();
-        if self.nic_due.len() != devices || self.host_wake.len() != self.hosts.len() {
+        // A host's devices are fixed when it is built, and `forget_state`
+        // sizes `nic_due` and `host_wake` together: a summary per host
+        // means an entry per device (without a sum over the hosts here).
+        if self.host_wake.len() != self.hosts.len() {
             self.forget_state();
         }
+        debug_assert_eq!(
+            self.nic_due.len(),
+            self.hosts
+                .iter()
+                .map(|h| h.shared.nic_devices().len())
+                .sum::<usize>()
+        );
         #[cfg(test)]
         let precise = self.precise_nic_due;
         #[cfg(not(test))]
