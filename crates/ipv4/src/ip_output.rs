@@ -245,7 +245,7 @@ pub fn ip_queue_xmit<C: Ipv4Context>(
     sk: &mut InetSock,
     skb: SkBuff,
 ) -> Result<(), Errno> {
-    let net = Arc::clone(ctx.ipv4());
+    let net = ctx.ipv4();
     let mut fl4 = Flowi4 {
         daddr: sk.daddr,
         saddr: sk.saddr,
@@ -262,7 +262,7 @@ pub fn ip_queue_xmit<C: Ipv4Context>(
         let route = net.netns().read().ip_route_output_key(&mut fl4);
         let Ok(rt) = route else {
             let cpu = ctx.smp_processor_id();
-            net.mibs().inc(cpu, IpMib::OutNoRoutes);
+            ctx.ipv4().mibs().inc(cpu, IpMib::OutNoRoutes);
             kfree_skb_reason(skb, DropReason::IpOutnoroutes);
             return Err(Errno::HostUnreach);
         };
@@ -273,13 +273,13 @@ pub fn ip_queue_xmit<C: Ipv4Context>(
         sk.dst_cache = Some((rt, genid));
         rt
     };
-    if rt_neigh_refresh(&net, &mut rt, fl4.daddr)
+    if rt_neigh_refresh(net, &mut rt, fl4.daddr)
         && let Some((cached, _)) = sk.dst_cache.as_mut()
     {
         cached.neigh = rt.neigh;
     }
     let df = ip_dont_fragment(sk);
-    ip_build_xmit(&net, ctx, skb, sk, &fl4, &rt, df)
+    ip_build_xmit(CtxNet, ctx, skb, sk, &fl4, &rt, df)
 }
 
 /// Gives a socket's cached unicast route the next hop's neighbour entry
@@ -324,7 +324,7 @@ pub fn ip_build_and_send_pkt<C: Ipv4Context>(
     saddr: Ipv4Addr,
     daddr: Ipv4Addr,
 ) -> Result<Ipv4Addr, Errno> {
-    let net = Arc::clone(ctx.ipv4());
+    let net = ctx.ipv4();
     let mut fl4 = Flowi4 {
         daddr,
         saddr,
@@ -336,7 +336,7 @@ pub fn ip_build_and_send_pkt<C: Ipv4Context>(
     let route = net.netns().read().ip_route_output_key(&mut fl4);
     let Ok(rt) = route else {
         let cpu = ctx.smp_processor_id();
-        net.mibs().inc(cpu, IpMib::OutNoRoutes);
+        ctx.ipv4().mibs().inc(cpu, IpMib::OutNoRoutes);
         kfree_skb_reason(skb, DropReason::IpOutnoroutes);
         return Err(Errno::HostUnreach);
     };
@@ -346,15 +346,15 @@ pub fn ip_build_and_send_pkt<C: Ipv4Context>(
         IpPmtudisc::Want => skb.len() + 20 <= mtu,
         IpPmtudisc::Dont => false,
     };
-    ip_build_xmit(&net, ctx, skb, sk, &fl4, &rt, df)?;
+    ip_build_xmit(CtxNet, ctx, skb, sk, &fl4, &rt, df)?;
     Ok(fl4.saddr)
 }
 
 /// Pushes the IP header and hands the datagram to [`ip_local_out`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn ip_build_xmit<C: Ipv4Context>(
-    net: &Ipv4Net<C>,
+fn ip_build_xmit<C: Ipv4Context, N: NetOf<C>>(
+    net: N,
     ctx: &mut C,
     mut skb: SkBuff,
     sk: &mut InetSock,
@@ -362,13 +362,13 @@ fn ip_build_xmit<C: Ipv4Context>(
     rt: &Rtable,
     df: bool,
 ) -> Result<(), Errno> {
-    skb_cow_head(net, &mut skb, 20)?;
+    skb_cow_head(net.of(ctx), &mut skb, 20)?;
     skb.reset_transport_header();
     let ttl = if rt.rt_type == RtnType::Multicast {
         sk.mc_ttl
     } else {
         sk.uc_ttl
-            .unwrap_or_else(|| net.sysctl().get_int(Sysctl::IP_DEFAULT_TTL) as u8)
+            .unwrap_or_else(|| net.of(ctx).sysctl().get_int(Sysctl::IP_DEFAULT_TTL) as u8)
     };
     let segs = skb.gso_segs.max(1);
     // ip_select_ident_segs(): a connected socket's own counter; else 0
@@ -380,7 +380,8 @@ fn ip_build_xmit<C: Ipv4Context>(
     } else if df {
         0
     } else {
-        net.ip_select_ident(fl4.daddr, fl4.saddr, sk.protocol, segs, ctx.now())
+        net.of(ctx)
+            .ip_select_ident(fl4.daddr, fl4.saddr, sk.protocol, segs, ctx.now())
     };
     let len = skb.len() + 20;
     let Ok(h) = skb.push(20) else {
@@ -417,8 +418,44 @@ fn ip_build_xmit<C: Ipv4Context>(
 /// route MTU; [`Errno::NetDown`] when the device is down; [`Errno::NoBufs`]
 /// when no buffer was available or the qdisc dropped it.
 pub fn ip_local_out<C: Ipv4Context>(ctx: &mut C, skb: SkBuff, rt: &Rtable) -> Result<(), Errno> {
-    let net = Arc::clone(ctx.ipv4());
-    ip_local_out_net(&net, ctx, skb, rt)
+    ip_local_out_net(CtxNet, ctx, skb, rt)
+}
+
+/// Where the output path reads the IPv4 state from: a reference its
+/// caller holds, or the context ([`CtxNet`]), read again at each use.
+/// Linux passes `net` along as a plain pointer; here the context is
+/// borrowed mutably on the way down, and reading the state through it
+/// spares the `Arc` clone and drop (two locked instructions) per packet
+/// that holding it alongside would cost.
+pub(crate) trait NetOf<C: Ipv4Context>: Copy {
+    /// The IPv4 state, borrowed for as long as `ctx` is.
+    fn of<'a>(self, ctx: &'a C) -> &'a Ipv4Net<C>
+    where
+        Self: 'a;
+}
+
+impl<C: Ipv4Context> NetOf<C> for &Ipv4Net<C> {
+    #[inline(always)]
+    fn of<'a>(self, _ctx: &'a C) -> &'a Ipv4Net<C>
+    where
+        Self: 'a,
+    {
+        self
+    }
+}
+
+/// The IPv4 state of the context itself ([`Ipv4Context::ipv4`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CtxNet;
+
+impl<C: Ipv4Context> NetOf<C> for CtxNet {
+    #[inline(always)]
+    fn of<'a>(self, ctx: &'a C) -> &'a Ipv4Net<C>
+    where
+        Self: 'a,
+    {
+        ctx.ipv4()
+    }
 }
 
 fn nf_result(r: Result<Result<(), Errno>, NfConsumed>) -> Result<(), Errno> {
@@ -430,14 +467,16 @@ fn nf_result(r: Result<Result<(), Errno>, NfConsumed>) -> Result<(), Errno> {
 }
 
 #[inline(always)]
-pub(crate) fn ip_local_out_net<C: Ipv4Context>(
-    net: &Ipv4Net<C>,
+pub(crate) fn ip_local_out_net<C: Ipv4Context, N: NetOf<C>>(
+    net: N,
     ctx: &mut C,
     mut skb: SkBuff,
     rt: &Rtable,
 ) -> Result<(), Errno> {
     let cpu = ctx.smp_processor_id();
-    net.mibs().inc(cpu, IpMib::OutRequests);
+    // this_cpu: a plain load + store on the CPU's own thread (Linux's
+    // __IP_INC_STATS), a locked add anywhere else.
+    net.of(ctx).mibs().this_cpu(cpu).inc(IpMib::OutRequests);
     let len = skb.len();
     let Ok(h) = skb.data_mut() else {
         kfree_skb_reason(skb, DropReason::Nomem);
@@ -483,14 +522,13 @@ pub fn ip_output<C: Ipv4Context>(
     rt: &Rtable,
     in_ifindex: u32,
 ) -> Result<(), Errno> {
-    let net = Arc::clone(ctx.ipv4());
-    ip_output_net(&net, ctx, skb, rt, in_ifindex)
+    ip_output_net(CtxNet, ctx, skb, rt, in_ifindex)
 }
 
 #[inline(always)]
 #[tracing::instrument(level = "trace", name = "ip_output", target = "netstack::ipv4", skip_all, fields(oif = rt.oif, len = skb.len()))]
-pub(crate) fn ip_output_net<C: Ipv4Context>(
-    net: &Ipv4Net<C>,
+pub(crate) fn ip_output_net<C: Ipv4Context, N: NetOf<C>>(
+    net: N,
     ctx: &mut C,
     mut skb: SkBuff,
     rt: &Rtable,
@@ -514,8 +552,8 @@ pub(crate) fn ip_output_net<C: Ipv4Context>(
 /// Mirrors `ip_finish_output()` → `__ip_finish_output()`: fragments what
 /// exceeds the route MTU, then `ip_finish_output2()`.
 #[inline(always)]
-pub(crate) fn ip_finish_output<C: Ipv4Context>(
-    net: &Ipv4Net<C>,
+pub(crate) fn ip_finish_output<C: Ipv4Context, N: NetOf<C>>(
+    net: N,
     ctx: &mut C,
     skb: SkBuff,
     rt: &Rtable,
@@ -524,7 +562,10 @@ pub(crate) fn ip_finish_output<C: Ipv4Context>(
     if skb.is_gso() || skb.len() <= mtu {
         return ip_finish_output2(net, ctx, skb, rt);
     }
-    ip_fragment(net, ctx, skb, rt, mtu)
+    // Rare path: the state held alongside the context (the same one:
+    // every `net` here is the context's).
+    let net = Arc::clone(ctx.ipv4());
+    ip_fragment(&net, ctx, skb, rt, mtu)
 }
 
 /// Mirrors `ip_fragment()`: a DF datagram is refused (`FragFails`, ICMP
@@ -571,28 +612,30 @@ fn ip_fragment<C: Ipv4Context>(
 /// `OutOctets`, and `OutBcastPkts`/`OutMcastPkts`), then hands it to the
 /// loopback for a local route, or to the next hop's neighbour.
 #[inline(always)]
-fn ip_finish_output2<C: Ipv4Context>(
-    net: &Ipv4Net<C>,
+fn ip_finish_output2<C: Ipv4Context, N: NetOf<C>>(
+    net: N,
     ctx: &mut C,
     skb: SkBuff,
     rt: &Rtable,
 ) -> Result<(), Errno> {
+    // this_cpu: plain load + store on the CPU's own thread (Linux's
+    // IP_UPD_PO_STATS is a this_cpu op), a locked add anywhere else.
     let cpu = ctx.smp_processor_id();
-    let mibs = net.mibs();
+    let mibs = net.of(ctx).mibs().this_cpu(cpu);
     let len = skb.len() as u64;
     match rt.rt_type {
         RtnType::Multicast => {
-            mibs.inc(cpu, IpExtMib::OutMcastPkts);
-            mibs.add(cpu, IpExtMib::OutMcastOctets, len);
+            mibs.inc(IpExtMib::OutMcastPkts);
+            mibs.add(IpExtMib::OutMcastOctets, len);
         }
         RtnType::Broadcast => {
-            mibs.inc(cpu, IpExtMib::OutBcastPkts);
-            mibs.add(cpu, IpExtMib::OutBcastOctets, len);
+            mibs.inc(IpExtMib::OutBcastPkts);
+            mibs.add(IpExtMib::OutBcastOctets, len);
         }
         _ => {}
     }
-    mibs.inc(cpu, IpMib::OutTransmits);
-    mibs.add(cpu, IpExtMib::OutOctets, len);
+    mibs.inc(IpMib::OutTransmits);
+    mibs.add(IpExtMib::OutOctets, len);
     if rt.oif == LOOPBACK_IFINDEX || rt.rt_type == RtnType::Local {
         loopback_xmit(ctx, skb);
         return Ok(());
@@ -614,14 +657,30 @@ fn ip_finish_output2<C: Ipv4Context>(
         // as is; neigh_resolve_output() of a DELAY or PROBE entry sends at
         // once too (neigh_event_send() only stamps `used`), with no action
         // list. A socket's cached route brings the entry along (no lookup).
-        let ha = {
-            let mut tbl = net.arp_tbl().lock();
-            match rt.neigh {
-                Some(h) => match tbl.neigh_hint_output(&h, rt.oif, nexthop, now) {
-                    Some(ha) => Some(ha),
+        //
+        // A CONNECTED hint of the table's current generation is used
+        // without the table lock, as neigh_output() reads nud_state and
+        // the hh cache locklessly: its output changes nothing in the
+        // table, and a change concurrent with this read is ordered after
+        // it (as a Linux writer racing the lockless reader would be).
+        let ha = match rt.neigh {
+            Some(h)
+                if h.connected
+                    && h.ifindex == rt.oif
+                    && h.nexthop == nexthop
+                    && h.genid == net.of(ctx).neigh_genid() =>
+            {
+                Some(h.ha)
+            }
+            hint => {
+                let mut tbl = net.of(ctx).arp_tbl().lock();
+                match hint {
+                    Some(h) => match tbl.neigh_hint_output(&h, rt.oif, nexthop, now) {
+                        Some(ha) => Some(ha),
+                        None => tbl.neigh_output_ha(rt.oif, nexthop, now),
+                    },
                     None => tbl.neigh_output_ha(rt.oif, nexthop, now),
-                },
-                None => tbl.neigh_output_ha(rt.oif, nexthop, now),
+                }
             }
         };
         tracing::trace!(target: "netstack::ipv4", nexthop = %nexthop, "{}", if ha.is_some() { "neigh_hh_output" } else { "neigh_resolve_output" });
@@ -631,11 +690,14 @@ fn ip_finish_output2<C: Ipv4Context>(
         return neigh_hh_output(net, ctx, skb, rt.oif, ha);
     }
     let mut actions = Vec::new();
+    // Rare path: the state held alongside the context (the same one:
+    // every `net` here is the context's).
+    let net = Arc::clone(ctx.ipv4());
     let r = net
         .arp_tbl()
         .lock()
         .neigh_resolve_output(ctx, now, rt.oif, nexthop, skb, &mut actions);
-    neigh_run_actions(net, ctx, actions);
+    neigh_run_actions(&net, ctx, actions);
     r
 }
 
@@ -659,14 +721,14 @@ fn loopback_xmit<C: Ipv4Context>(ctx: &mut C, mut skb: SkBuff) {
 /// Inline: on the transmit path of every packet, where a call would move
 /// the skb once more.
 #[inline(always)]
-pub(crate) fn neigh_hh_output<C: Ipv4Context>(
-    net: &Ipv4Net<C>,
+pub(crate) fn neigh_hh_output<C: Ipv4Context, N: NetOf<C>>(
+    net: N,
     ctx: &mut C,
     mut skb: SkBuff,
     ifindex: u32,
     ha: EthernetAddress,
 ) -> Result<(), Errno> {
-    let Some((dev, dev_addr)) = net.dev_xmit(ifindex) else {
+    let Some((dev, dev_addr)) = net.of(ctx).dev_xmit(ifindex) else {
         kfree_skb_reason(skb, DropReason::DevReady);
         return Err(Errno::NoDev);
     };
@@ -674,7 +736,7 @@ pub(crate) fn neigh_hh_output<C: Ipv4Context>(
         loopback_xmit(ctx, skb);
         return Ok(());
     };
-    skb_cow_head(net, &mut skb, ETH_HLEN)?;
+    skb_cow_head(net.of(ctx), &mut skb, ETH_HLEN)?;
     if eth_header(&mut skb, ETH_P_IP, ha, dev_addr).is_err() {
         kfree_skb_reason(skb, DropReason::Nomem);
         return Err(Errno::NoBufs);

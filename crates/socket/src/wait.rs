@@ -19,18 +19,37 @@ pub(crate) type WaitCallback = Arc<dyn Fn(u32) -> bool + Send + Sync>;
 /// Mirrors `struct socket_wq`. A wake-up bumps a sequence number (so a
 /// waiter that checked readiness before sleeping cannot miss it), wakes
 /// every blocked caller and runs every callback with the key.
+///
+/// A wake-up of a queue nobody waits on and no callback watches (the
+/// common case; Linux's `wq_has_sleeper()` test) is one atomic add: the
+/// word that counts wake-ups also counts the blocked callers and flags a
+/// callback list, so the add itself tells the waker whether there is
+/// anything to do under the lock.
 #[derive(Default)]
 pub struct WaitQueue {
-    /// The wake-up count. Changed only with `inner` locked (so a waiter
-    /// that checks it under the lock cannot miss a wake-up) but read
-    /// without the lock by [`WaitQueue::seq`].
+    /// The wake-up count (from bit [`SEQ_SHIFT`] up), the number of
+    /// callers blocked in [`wait_changed`](Self::wait_changed) (low
+    /// bits, [`WAITERS`]) and whether there are callbacks
+    /// ([`HAS_CALLBACKS`]). The low parts change only with `inner`
+    /// locked; the count is bumped without the lock by a wake-up. A
+    /// waiter registers itself (one RMW on this word) before it checks
+    /// the count, so a wake-up either is seen by that check or sees the
+    /// waiter and takes the lock to wake it.
     seq: AtomicU64,
     inner: Mutex<WqInner>,
     cond: Condvar,
 }
 
+/// The bits of [`WaitQueue::seq`] that count blocked callers.
+const WAITERS: u64 = (1 << 24) - 1;
+/// The bit of [`WaitQueue::seq`] set while the queue has callbacks.
+const HAS_CALLBACKS: u64 = 1 << 24;
+/// Where the wake-up count starts in [`WaitQueue::seq`].
+const SEQ_SHIFT: u32 = 25;
+
 /// What the queue's lock guards: the callbacks and the changes of the
-/// wake-up count (one lock, and the callback list allocated with its first entry, so
+/// waiter count and callback flag in [`WaitQueue::seq`] (one lock, and
+/// the callback list allocated with its first entry, so
 /// an idle socket's queue is 32 bytes: a million sockets rarely have
 /// epoll watching them all).
 #[derive(Default)]
@@ -41,11 +60,14 @@ struct WqInner {
 
 impl WqInner {
     /// Removes the callbacks `f` rejects; frees the list once empty.
-    fn retain(&mut self, f: impl FnMut(&(u64, WaitCallback)) -> bool) {
+    /// `seq` is the queue's word, whose callback flag is cleared with
+    /// the list.
+    fn retain(&mut self, seq: &AtomicU64, f: impl FnMut(&(u64, WaitCallback)) -> bool) {
         if let Some(list) = self.callbacks.as_mut() {
             list.retain(f);
             if list.is_empty() {
                 self.callbacks = None;
+                seq.fetch_and(!HAS_CALLBACKS, Ordering::AcqRel);
             }
         }
     }
@@ -55,7 +77,7 @@ impl std::fmt::Debug for WaitQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let inner = self.inner.lock();
         f.debug_struct("WaitQueue")
-            .field("seq", &self.seq.load(Ordering::Acquire))
+            .field("seq", &self.seq())
             .field(
                 "callbacks",
                 &inner.callbacks.as_ref().map_or(0, |l| l.len()),
@@ -73,7 +95,7 @@ impl WaitQueue {
     /// The current wake-up count; pass it to [`WaitQueue::wait_changed`].
     #[inline]
     pub fn seq(&self) -> u64 {
-        self.seq.load(Ordering::Acquire)
+        self.seq.load(Ordering::Acquire) >> SEQ_SHIFT
     }
 
     /// Wakes every waiter and runs every callback with `key`.
@@ -82,14 +104,22 @@ impl WaitQueue {
     /// callback list is copied first so a callback may take locks that
     /// are held while callbacks are added (epoll's).
     ///
-    /// A queue without callbacks (no epoll watches the socket, the common
-    /// case) only bumps the count and wakes blocked callers: no list is
-    /// copied or freed.
+    /// A queue with no blocked caller and no callback (no epoll watches
+    /// the socket, the common case) only bumps the count, without the
+    /// lock (`wq_has_sleeper()` false); one without callbacks only bumps
+    /// it and wakes blocked callers: no list is copied or freed.
     pub fn wake_up(&self, key: u32) {
+        // AcqRel: a callback registered after this bump reads it with its
+        // own RMW and so sees what the waker did before waking.
+        let old = self.seq.fetch_add(1 << SEQ_SHIFT, Ordering::AcqRel);
+        if old & (WAITERS | HAS_CALLBACKS) == 0 {
+            return;
+        }
         let callbacks: Vec<(u64, WaitCallback)> = {
+            // A blocked caller checks the count and sleeps under the lock:
+            // taking it here waits until it sleeps, so the notify reaches
+            // it.
             let inner = self.inner.lock();
-            // Under the lock: see `wait_changed`.
-            self.seq.fetch_add(1, Ordering::AcqRel);
             match inner.callbacks.as_deref() {
                 None => {
                     drop(inner);
@@ -107,23 +137,25 @@ impl WaitQueue {
             }
         }
         if !dead.is_empty() {
-            self.inner.lock().retain(|(id, _)| !dead.contains(id));
+            self.inner
+                .lock()
+                .retain(&self.seq, |(id, _)| !dead.contains(id));
         }
     }
 
     /// Adds a callback under `id`. Mirrors `add_wait_queue()` as
     /// `ep_ptable_queue_proc()` uses it.
     pub(crate) fn add_callback(&self, id: u64, cb: WaitCallback) {
-        self.inner
-            .lock()
-            .callbacks
-            .get_or_insert_default()
-            .push((id, cb));
+        let mut inner = self.inner.lock();
+        if inner.callbacks.is_none() {
+            self.seq.fetch_or(HAS_CALLBACKS, Ordering::AcqRel);
+        }
+        inner.callbacks.get_or_insert_default().push((id, cb));
     }
 
     /// Removes the callback `id`. Mirrors `remove_wait_queue()`.
     pub(crate) fn remove_callback(&self, id: u64) {
-        self.inner.lock().retain(|(i, _)| *i != id);
+        self.inner.lock().retain(&self.seq, |(i, _)| *i != id);
     }
 
     /// Blocks until a wake-up after `seen` or until `deadline` on `clock`
@@ -134,8 +166,11 @@ impl WaitQueue {
     /// virtual clock advanced by another thread is honoured too.
     pub fn wait_changed(&self, seen: u64, clock: &dyn Clock, deadline: Option<Instant>) -> bool {
         let mut inner = self.inner.lock();
+        // Registered before the first check (see `seq`), gone on return.
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        let _waiter = Waiter(&self.seq);
         loop {
-            if self.seq.load(Ordering::Acquire) != seen {
+            if self.seq() != seen {
                 return true;
             }
             let slice = match deadline {
@@ -150,5 +185,15 @@ impl WaitQueue {
             };
             self.cond.wait_for(&mut inner, slice);
         }
+    }
+}
+
+/// A caller blocked in [`WaitQueue::wait_changed`], counted in the queue's
+/// word until it returns (with the lock held: the guard drops before it).
+struct Waiter<'a>(&'a AtomicU64);
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -253,7 +253,8 @@ impl<C: SoftnetContext> Softnet<C> {
         Ok(SoftnetData {
             cpu,
             net: Arc::clone(self),
-            ptypes,
+            ptype_taps: !ptypes.all.is_empty(),
+            ptypes: Some(ptypes),
             ptype_gen,
             output_queue: VecDeque::new(),
             completion_queue: Vec::new(),
@@ -463,8 +464,15 @@ impl<C: ?Sized> Softnet<C> {
 pub struct SoftnetData<C: ?Sized> {
     cpu: usize,
     net: Arc<Softnet<C>>,
-    ptypes: Arc<PtypeLists<C>>,
+    /// This CPU's view of the handler lists; `None` while `net_rx_action`
+    /// has taken it out (it lends the lists to the whole poll without an
+    /// `Arc` clone: two locked instructions per softirq run).
+    ptypes: Option<Arc<PtypeLists<C>>>,
+    /// The registry generation of `ptypes` (or of the taken-out view).
     ptype_gen: u64,
+    /// Whether generation `ptype_gen` has `ETH_P_ALL` taps: what every
+    /// transmit asks, answered while the lists are lent out.
+    ptype_taps: bool,
     output_queue: VecDeque<(Arc<NetDev>, u16)>,
     completion_queue: Vec<SkBuff>,
     /// `net_rx_action`'s working lists, kept between runs so that taking
@@ -497,14 +505,50 @@ impl<C: ?Sized> SoftnetData<C> {
     /// This CPU's view of the handler lists, refreshed if they changed.
     fn ptypes(&mut self) -> Arc<PtypeLists<C>> {
         self.refresh_ptypes();
-        Arc::clone(&self.ptypes)
+        match &self.ptypes {
+            Some(p) => Arc::clone(p),
+            None => self.snapshot_ptypes(),
+        }
+    }
+
+    /// Takes this CPU's view of the handler lists out (refreshed if they
+    /// changed), for [`put_ptypes`](Self::put_ptypes) to give back: a
+    /// move, not an `Arc` clone. What runs meanwhile on this CPU and asks
+    /// for the lists gets its own snapshot.
+    #[inline]
+    fn take_ptypes(&mut self) -> Arc<PtypeLists<C>> {
+        self.refresh_ptypes();
+        match self.ptypes.take() {
+            Some(p) => p,
+            None => self.snapshot_ptypes(),
+        }
+    }
+
+    /// Gives back what [`take_ptypes`](Self::take_ptypes) took, unless a
+    /// caller in between installed a snapshot (as new or newer).
+    #[inline]
+    fn put_ptypes(&mut self, lists: Arc<PtypeLists<C>>) {
+        if self.ptypes.is_none() {
+            self.ptypes = Some(lists);
+        }
+    }
+
+    /// Installs a fresh snapshot of the registry and returns a clone.
+    #[cold]
+    fn snapshot_ptypes(&mut self) -> Arc<PtypeLists<C>> {
+        let (lists, generation) = self.net.ptypes.snapshot();
+        self.ptype_taps = !lists.all.is_empty();
+        self.ptype_gen = generation;
+        self.ptypes = Some(Arc::clone(&lists));
+        lists
     }
 
     #[inline]
     fn refresh_ptypes(&mut self) {
         if self.net.ptypes.generation() != self.ptype_gen {
             let (lists, generation) = self.net.ptypes.snapshot();
-            self.ptypes = lists;
+            self.ptype_taps = !lists.all.is_empty();
+            self.ptypes = Some(lists);
             self.ptype_gen = generation;
         }
     }
@@ -782,15 +826,29 @@ pub fn netif_rx<C: SoftnetContext>(ctx: &mut C, mut skb: SkBuff) -> NetRx {
 /// and `NET_RX` is raised again if it is not empty.
 ///
 /// Call it from the CPU's softirq dispatch for [`SoftirqNr::NetRx`].
-#[tracing::instrument(level = "trace", skip_all, name = "net_rx_action")]
+#[inline]
 pub fn net_rx_action<C: SoftnetContext>(ctx: &mut C) {
+    let net = Arc::clone(ctx.softnet_data().softnet());
+    net_rx_action_in(ctx, &net);
+}
+
+/// [`net_rx_action`] for a caller that holds the host's softnet state
+/// apart from the context (`net` must be the context's
+/// [`SoftnetData::softnet`]): spares the `Arc` clone and drop (two
+/// locked instructions) the context's own reference would cost per
+/// softirq run, as it is borrowed mutably for the whole poll.
+#[tracing::instrument(level = "trace", skip_all, name = "net_rx_action")]
+pub fn net_rx_action_in<C: SoftnetContext>(ctx: &mut C, net: &Softnet<C>) {
     let sd = ctx.softnet_data();
+    debug_assert!(
+        core::ptr::eq(net, Arc::as_ptr(&sd.net)),
+        "net_rx_action_in: another host's softnet"
+    );
     let cpu = sd.cpu;
-    let net = Arc::clone(&sd.net);
-    let ptypes = sd.ptypes();
     let Ok(poll_list) = net.poll_lists.cpu(cpu) else {
         return;
     };
+    let ptypes = sd.take_ptypes();
     let usecs = u64::try_from(net.sysctl.netdev_budget_usecs()).unwrap_or(0);
     let time_limit = jiffies(ctx.now()) + usecs_to_jiffies(usecs);
     let mut budget = net.sysctl.netdev_budget();
@@ -819,7 +877,7 @@ pub fn net_rx_action<C: SoftnetContext>(ctx: &mut C) {
             }
             break;
         };
-        budget -= napi_poll_one(ctx, &net, &ptypes, cpu, &n, &mut repoll) as i64;
+        budget -= napi_poll_one(ctx, net, &ptypes, cpu, &n, &mut repoll) as i64;
         if budget <= 0 || jiffies(ctx.now()) >= time_limit {
             net.cpus[cpu].queue.time_squeeze.inc_local();
             break;
@@ -836,6 +894,7 @@ pub fn net_rx_action<C: SoftnetContext>(ctx: &mut C) {
         poll_list.list_splice(&mut list);
     }
     let sd = ctx.softnet_data();
+    sd.put_ptypes(ptypes);
     put_back(&mut sd.rx_list, list);
     put_back(&mut sd.rx_repoll, repoll);
     if !poll_list.is_empty() {
@@ -1027,8 +1086,8 @@ pub(crate) fn dev_hard_start_xmit<C: SoftnetContext>(
     }
     let sd = ctx.softnet_data();
     sd.refresh_ptypes();
-    if !sd.ptypes.all.is_empty() {
-        let ptypes = Arc::clone(&sd.ptypes);
+    if sd.ptype_taps {
+        let ptypes = sd.ptypes();
         dev_queue_xmit_nit(ctx, &ptypes, &skb);
     }
     let mut d = dev.device_lock();

@@ -114,8 +114,8 @@ pub mod testutil;
 
 pub use dev::{
     Softnet, SoftnetContext, SoftnetData, SoftnetError, SoftnetTimer, dev_kfree_skb_irq,
-    dev_queue_xmit, handle_timer, net_rx_action, net_tx_action, netdev_pick_tx, netif_receive_skb,
-    netif_rx, netif_schedule_queue, netif_tx_wake_queue,
+    dev_queue_xmit, handle_timer, net_rx_action, net_rx_action_in, net_tx_action, netdev_pick_tx,
+    netif_receive_skb, netif_rx, netif_schedule_queue, netif_tx_wake_queue,
 };
 pub use net_procfs::SoftnetStat;
 pub use netcore::{

@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
 
 use netcore::{Errno, SkBuff, SkbDestructor, Sysctl};
 
@@ -186,6 +186,10 @@ pub struct UdpSock {
     wmem_alloc: AtomicUsize,
     /// `sk_drops`.
     drops: AtomicU32,
+    /// `sk_sndbuf` as the skb destructor reads it, without the socket
+    /// lock (Linux's `READ_ONCE(sk->sk_sndbuf)`): a copy of
+    /// [`UdpSockInner::sndbuf`], stored with it.
+    sndbuf_once: AtomicI32,
     /// The inode number `/proc/net/udp` and `ss` print.
     ino: u64,
 }
@@ -208,6 +212,7 @@ impl UdpSock {
     #[doc(alias = "udp_init_sock")]
     pub fn new(ino: u64, sysctl: &Sysctl) -> Arc<UdpSock> {
         let clamp = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
+        let sndbuf = clamp(sysctl.get_int(Sysctl::WMEM_DEFAULT));
         Arc::new(UdpSock {
             inner: Mutex::new(UdpSockInner {
                 addrs: SockAddrs {
@@ -222,7 +227,7 @@ impl UdpSock {
                 saddr: Ipv4Addr::UNSPECIFIED,
                 state: UdpState::Close,
                 rcvbuf: clamp(sysctl.get_int(Sysctl::RMEM_DEFAULT)),
-                sndbuf: clamp(sysctl.get_int(Sysctl::WMEM_DEFAULT)),
+                sndbuf,
                 rmem_alloc: 0,
                 receive_queue: VecDeque::new(),
                 err: None,
@@ -241,6 +246,7 @@ impl UdpSock {
             wakeup: RwLock::new(None),
             wmem_alloc: AtomicUsize::new(0),
             drops: AtomicU32::new(0),
+            sndbuf_once: AtomicI32::new(sndbuf),
             ino,
         })
     }
@@ -327,6 +333,7 @@ impl UdpSock {
         {
             let mut sk = self.lock();
             sk.sndbuf = bytes;
+            self.sndbuf_once.store(bytes, Ordering::Relaxed);
             sk.userlocks |= SOCK_SNDBUF_LOCK;
         }
         self.wake(POLLOUT | POLLWRNORM | POLLWRBAND);
@@ -502,12 +509,8 @@ impl SkbDestructor for UdpSock {
             .unwrap_or(0);
         let after = before.saturating_sub(len);
         // sndbuf is read without the lock, as Linux reads sk_sndbuf with
-        // READ_ONCE(); a socket whose lock is held elsewhere gets the
-        // wake-up anyway (a spurious wake-up is harmless).
-        let half = self
-            .inner
-            .try_lock()
-            .map_or(0, |sk| usize::try_from(sk.sndbuf).unwrap_or(0) / 2);
+        // READ_ONCE(): no lock is taken per freed datagram.
+        let half = usize::try_from(self.sndbuf_once.load(Ordering::Relaxed)).unwrap_or(0) / 2;
         if before >= half && after < half || half == 0 {
             self.wake(POLLOUT | POLLWRNORM | POLLWRBAND);
         }

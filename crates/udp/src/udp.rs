@@ -813,7 +813,7 @@ pub fn udp_recvmsg<C: UdpContext>(
         inner.rmem_alloc = inner.rmem_alloc.saturating_sub(skb.truesize());
         drop(inner);
         consume_skb(skb);
-        ctx.mibs().inc(ctx.cpu(), UdpMib::InDatagrams);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(UdpMib::InDatagrams);
     }
     Ok(out)
 }
@@ -989,7 +989,7 @@ pub fn udp_sendmsg<C: UdpContext>(
     };
     match result {
         Ok(()) => {
-            ctx.mibs().inc(ctx.cpu(), UdpMib::OutDatagrams);
+            ctx.mibs().this_cpu(ctx.cpu()).inc(UdpMib::OutDatagrams);
             Ok(len)
         }
         Err(Errno::NoBufs) => {
