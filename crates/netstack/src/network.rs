@@ -30,7 +30,7 @@ use nic_hw::{
     LinkConfig, LinkStats, MediumPort, PhyError, PhyPort, Side, Switch, VirtualWire, WireHeads,
 };
 
-use crate::cpu::{cpu_has_work, cpu_run};
+use crate::cpu::{cpu_has_work, cpu_run_in};
 use crate::error::NetstackError;
 use crate::host::{Host, HostBuilder};
 
@@ -935,7 +935,7 @@ impl Network {
                         h.kicked.fetch_or(bit, Ordering::AcqRel);
                         continue;
                     }
-                    let s = cpu_run(ctx);
+                    let s = cpu_run_in(ctx, &h.shared, &h.cpu_clock);
                     ran = true;
                     more |= s.did_work() || s.more;
                     busy |= s.more;
