@@ -225,7 +225,11 @@ impl IrqTable {
         let Some(handler) = action.as_mut() else {
             return false;
         };
-        desc.kstat_irqs[cpu].fetch_add(1, Ordering::Relaxed);
+        // kstat_incr_irqs_this_cpu(): a plain increment, as Linux's is.
+        // Every write of the counter happens here under the action lock, so
+        // a load and a store lose nothing (readers see whole values).
+        let kstat = &desc.kstat_irqs[cpu];
+        kstat.store(kstat.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         let mut ctx = HardIrqContext { cpu, softirqs };
         match handler.handle(desc.irq(), &mut ctx) {
             IrqReturn::None => {

@@ -409,7 +409,11 @@ impl Softirqs {
                 let Ok(nr) = SoftirqNr::try_from(nr) else {
                     continue;
                 };
-                this.kstat[nr as usize].fetch_add(1, Ordering::Relaxed);
+                // kstat_incr_softirqs_this_cpu(): a plain increment, as
+                // Linux's is. Only `cpu`'s own runner runs its softirqs (see
+                // `do_softirq`), so it is the counter's only writer.
+                let kstat = &this.kstat[nr as usize];
+                kstat.store(kstat.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
                 action(nr, &mut ctx);
                 run.actions += 1;
             }

@@ -292,6 +292,8 @@ pub struct Host {
     #[allow(clippy::vec_box)] // the box is what a lend swaps
     pub(crate) cpus: Vec<Box<CpuCtx>>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The CPUs' view of `clock`, held for [`crate::cpu::cpu_run_in`].
+    pub(crate) cpu_clock: crate::cpu::CpuClock,
     /// One bit per CPU that may have work the simulation has not looked
     /// at: set by the host's wake-up hook (an IRQ delivered, a softirq
     /// raised from elsewhere, process work queued) and after process
@@ -618,6 +620,7 @@ impl HostBuilder {
         Ok(Host {
             shared,
             cpus,
+            cpu_clock: crate::cpu::CpuClock::new(&clock),
             clock,
             kicked: Arc::new(AtomicU64::new(all_cpus(n))),
             spare_ctx: (0..n).map(|_| None).collect(),

@@ -30,7 +30,7 @@ use nic_hw::{
     LinkConfig, LinkStats, MediumPort, PhyError, PhyPort, Side, Switch, VirtualWire, WireHeads,
 };
 
-use crate::cpu::{cpu_has_work, cpu_run};
+use crate::cpu::{cpu_has_work, cpu_run_in};
 use crate::error::NetstackError;
 use crate::host::{Host, HostBuilder};
 
@@ -119,14 +119,42 @@ pub type WireStats = (LinkStats, LinkStats);
 /// [`WireHeads`] without taking the wire's lock.
 struct WirePort {
     wire: Arc<parking_lot::Mutex<VirtualWire>>,
+    end: Arc<WireEnd>,
+    side: Side,
+}
+
+/// A [`WirePort`]'s view of its wire's [`WireHeads`]: the port's
+/// [`PhyPort::next_event`], also handed to the NIC model as its lock-free
+/// [`PhyPort::shared_next_event`].
+#[derive(Debug)]
+struct WireEnd {
     heads: Arc<WireHeads>,
     side: Side,
+}
+
+impl nic_hw::PhyNextEvent for WireEnd {
+    #[inline]
+    fn next_event(&self) -> Option<Instant> {
+        // Nothing in flight towards this end: nothing can arrive.
+        let here = self.heads.next_arrival(self.side)?;
+        // With nothing leaving this end, the wire's next event is the
+        // next arrival here; else a bound no later than it (the wire's
+        // next event either way).
+        Some(match self.heads.next_arrival(self.side.peer()) {
+            Some(there) => here.min(there),
+            None => here,
+        })
+    }
 }
 
 impl WirePort {
     fn new(wire: Arc<parking_lot::Mutex<VirtualWire>>, side: Side) -> WirePort {
         let heads = wire.lock().heads();
-        WirePort { wire, heads, side }
+        WirePort {
+            wire,
+            end: Arc::new(WireEnd { heads, side }),
+            side,
+        }
     }
 
     /// The wire, locked. Every wire method finishes its bookkeeping before
@@ -148,19 +176,15 @@ impl PhyPort for WirePort {
     }
 
     fn next_event(&self) -> Option<Instant> {
-        // Nothing in flight towards this end: nothing can arrive.
-        let here = self.heads.next_arrival(self.side)?;
-        // With nothing leaving this end, the wire's next event is the
-        // next arrival here; else a bound no later than it (the wire's
-        // next event either way).
-        Some(match self.heads.next_arrival(self.side.peer()) {
-            Some(there) => here.min(there),
-            None => here,
-        })
+        nic_hw::PhyNextEvent::next_event(&*self.end)
+    }
+
+    fn shared_next_event(&self) -> Option<Arc<dyn nic_hw::PhyNextEvent>> {
+        Some(self.end.clone())
     }
 
     fn rx_ready(&self, now: Instant) -> bool {
-        self.heads.arrived(self.side, now)
+        self.end.heads.arrived(self.side, now)
     }
 
     fn transmit_slice(&mut self, now: Instant, frame: &[u8]) -> Result<(), PhyError> {
@@ -275,6 +299,10 @@ impl<P: PhyPort> PhyPort for CountedPort<P> {
 
     fn next_event(&self) -> Option<Instant> {
         self.inner.next_event()
+    }
+
+    fn shared_next_event(&self) -> Option<Arc<dyn nic_hw::PhyNextEvent>> {
+        self.inner.shared_next_event()
     }
 
     fn rx_ready(&self, now: Instant) -> bool {
@@ -907,7 +935,7 @@ impl Network {
                         h.kicked.fetch_or(bit, Ordering::AcqRel);
                         continue;
                     }
-                    let s = cpu_run(ctx);
+                    let s = cpu_run_in(ctx, &h.shared, &h.cpu_clock);
                     ran = true;
                     more |= s.did_work() || s.more;
                     busy |= s.more;

@@ -36,7 +36,7 @@ use std::thread::JoinHandle;
 use netcore::{Clock, Duration};
 use parking_lot::{Condvar, Mutex};
 
-use crate::cpu::{CpuCtx, cpu_has_work, cpu_run};
+use crate::cpu::{CpuCtx, cpu_has_work, cpu_run_in};
 use crate::error::NetstackError;
 use crate::host::HostShared;
 use crate::network::Network;
@@ -248,8 +248,11 @@ fn cpu_thread(
     clock: &dyn Clock,
 ) -> Box<CpuCtx> {
     let cpu = ctx.cpu;
+    // Held for the thread's life: a run borrows them (see `cpu_run_in`).
+    let host = Arc::clone(&ctx.host);
+    let cpu_clock = ctx.clock.clone();
     while !stop.load(Ordering::Acquire) {
-        let s = cpu_run(&mut ctx);
+        let s = cpu_run_in(&mut ctx, &host, &cpu_clock);
         if s.did_work() {
             device.unpark();
         }

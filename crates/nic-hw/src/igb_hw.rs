@@ -71,7 +71,7 @@
 //!   instead of spanning several descriptors (no jumbo frames).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use dma_ring::{RxDevice, RxStatusError, RxWriteback, TxCmd, TxDevice, TxPopts};
@@ -85,7 +85,7 @@ use wire::{
 use crate::e1000_regs as r;
 use crate::fcs::{ETH_FCS_LEN, FcsUnit, write_fcs};
 use crate::pci::{PCI_COMMAND_MASTER, PciConfigHeader, PciFunction};
-use crate::phy::{PhyPort, Vouch};
+use crate::phy::{PhyNextEvent, PhyPort, Vouch};
 use parking_lot::{Mutex, MutexGuard};
 
 /// Intel's PCI vendor id. `PCI_VENDOR_ID_INTEL`.
@@ -1032,7 +1032,7 @@ impl IgbHw {
     #[inline]
     pub fn next_event(&self) -> Option<Instant> {
         // A rung doorbell on a queue with a ring: nothing is earlier.
-        if self.tx_doorbells != 0 && bits(self.tx_doorbells).any(|q| self.txq[q].dev.is_some()) {
+        if self.doorbell_due() {
             return Some(self.now);
         }
         let next = self.phy.as_ref().and_then(|p| p.next_event());
@@ -1040,6 +1040,33 @@ impl IgbHw {
             return next;
         }
         min_opt(next, Some(self.timer_due))
+    }
+
+    /// Whether a rung doorbell on a queue with a ring makes the device due
+    /// at once ([`next_event`](IgbHw::next_event)'s first case).
+    #[inline]
+    fn doorbell_due(&self) -> bool {
+        self.tx_doorbells != 0 && bits(self.tx_doorbells).any(|q| self.txq[q].dev.is_some())
+    }
+
+    /// The device's own part of [`next_event`](IgbHw::next_event) (all of
+    /// it but the PHY's), encoded for [`IgbDevice`]'s published word (see
+    /// [`OwnDue`]).
+    #[inline]
+    fn own_due(&self) -> u64 {
+        if self.doorbell_due() {
+            let ns = self.now.as_nanos();
+            return if ns < OwnDue::DOORBELL {
+                OwnDue::DOORBELL | ns
+            } else {
+                OwnDue::STALE
+            };
+        }
+        match self.timer_due.as_nanos() {
+            u64::MAX => OwnDue::NO_TIMER,
+            ns if ns < OwnDue::NO_TIMER => ns,
+            _ => OwnDue::STALE,
+        }
     }
 
     /// Fires every moderation timer due by `now` and delivers every
@@ -1473,28 +1500,118 @@ pub struct IgbDevice {
     /// doorbell with one swap (a lock with none rung, with one load)
     /// instead of a swap of a summary flag and a visit of a flag per queue.
     tdt_bells: AtomicU32,
+    /// The model's own part of its next event ([`IgbHw::own_due`]), as of
+    /// the last unlock: republished by every [`IgbGuard`] as it drops, so
+    /// [`IgbDevice::next_event`] reads it without the lock.
+    own_due: AtomicU64,
+    /// The PHY's next event without the lock, when the port gives one
+    /// ([`PhyPort::shared_next_event`]); else `next_event` locks.
+    phy_due: PhyDue,
+}
+
+/// How [`IgbDevice::next_event`] learns the PHY's next event.
+#[derive(Debug)]
+enum PhyDue {
+    /// No PHY: never.
+    Absent,
+    /// From the port's shared handle.
+    Shared(Arc<dyn PhyNextEvent>),
+    /// Only the port itself knows: read under the lock.
+    Locked,
+}
+
+/// The encoding of [`IgbDevice`]'s `own_due` word.
+struct OwnDue;
+
+impl OwnDue {
+    /// Unknown: the reader takes the lock (an instant the encoding cannot
+    /// hold, never met in practice).
+    const STALE: u64 = u64::MAX;
+    /// Flag: a rung doorbell on a queue with a ring, due at the instant in
+    /// the low bits whatever the PHY says.
+    const DOORBELL: u64 = 1 << 63;
+    /// No moderation timer armed (`timer_due == Instant::MAX`).
+    const NO_TIMER: u64 = Self::DOORBELL - 1;
+}
+
+/// [`IgbDevice::lock`]'s guard: the model, locked; on drop it republishes
+/// the model's own next event before the unlock.
+pub struct IgbGuard<'a> {
+    hw: MutexGuard<'a, IgbHw>,
+    own_due: &'a AtomicU64,
+}
+
+impl core::ops::Deref for IgbGuard<'_> {
+    type Target = IgbHw;
+
+    #[inline]
+    fn deref(&self) -> &IgbHw {
+        &self.hw
+    }
+}
+
+impl core::ops::DerefMut for IgbGuard<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut IgbHw {
+        &mut self.hw
+    }
+}
+
+impl Drop for IgbGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let due = self.hw.own_due();
+        // Release (before the unlock): a reader that sees the value sees
+        // the model's state it was computed from. Only the lock holder
+        // writes the word, so a plain store suffices.
+        if self.own_due.load(Ordering::Relaxed) != due {
+            self.own_due.store(due, Ordering::Release);
+        }
+    }
+}
+
+impl fmt::Debug for IgbGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IgbGuard").finish_non_exhaustive()
+    }
 }
 
 impl IgbDevice {
     /// An 82576 with `mac` in its EEPROM, attached to `phy`.
     pub fn new(mac: [u8; 6], phy: Option<Box<dyn PhyPort + Send>>) -> Arc<IgbDevice> {
+        let phy_due = match &phy {
+            None => PhyDue::Absent,
+            Some(p) => p.shared_next_event().map_or(PhyDue::Locked, PhyDue::Shared),
+        };
+        let hw = IgbHw::new(mac, phy);
+        let own_due = AtomicU64::new(hw.own_due());
         Arc::new(IgbDevice {
-            hw: Mutex::new(IgbHw::new(mac, phy)),
+            hw: Mutex::new(hw),
             tdt_bells: AtomicU32::new(0),
+            own_due,
+            phy_due,
         })
     }
 
     /// Locks the model for a sequence of accesses (after handing it the
     /// doorbells rung since it was last locked).
     #[inline]
-    pub fn lock(&self) -> MutexGuard<'_, IgbHw> {
-        let mut hw = self.hw.lock();
+    pub fn lock(&self) -> IgbGuard<'_> {
+        let mut hw = IgbGuard {
+            hw: self.hw.lock(),
+            own_due: &self.own_due,
+        };
         // Relaxed peek, then Acquire: pairs with the Release OR in `wr32`,
         // so the descriptors published before a doorbell are visible. A
         // doorbell rung after the swap sets its bit again, so the next lock
         // picks it up.
         if self.tdt_bells.load(Ordering::Relaxed) != 0 {
-            hw.tx_doorbells |= self.tdt_bells.swap(0, Ordering::Acquire);
+            // Until this guard republishes, a lock-free `next_event` that
+            // finds no doorbell word set (the swap's Release pairs with its
+            // Acquire load) finds this mark and takes the lock, so it never
+            // misses the doorbells taken here.
+            self.own_due.store(OwnDue::STALE, Ordering::Relaxed);
+            hw.tx_doorbells |= self.tdt_bells.swap(0, Ordering::AcqRel);
         }
         hw
     }
@@ -1536,8 +1653,32 @@ impl IgbDevice {
 
     /// See [`IgbHw::next_event`] (inline, like it: the simulation reads
     /// a device's next event more often than it polls it).
+    ///
+    /// Without the lock when it can: the model's own part as published by
+    /// the last unlock (the answer the lock would give to a reader ordered
+    /// before any holder now) and the PHY's from its shared handle. A
+    /// doorbell rung since the last lock, a PHY without a handle or an
+    /// unencodable instant take the lock, as before.
     #[inline]
     pub fn next_event(&self) -> Option<Instant> {
+        // Acquire: pairs with `lock`'s swap (see there).
+        if self.tdt_bells.load(Ordering::Acquire) == 0 {
+            let own = self.own_due.load(Ordering::Acquire);
+            if own != OwnDue::STALE {
+                if own & OwnDue::DOORBELL != 0 {
+                    return Some(Instant::from_nanos(own & !OwnDue::DOORBELL));
+                }
+                let phy = match &self.phy_due {
+                    PhyDue::Absent => None,
+                    PhyDue::Shared(p) => p.next_event(),
+                    PhyDue::Locked => return self.lock().next_event(),
+                };
+                if own == OwnDue::NO_TIMER {
+                    return phy;
+                }
+                return min_opt(phy, Some(Instant::from_nanos(own)));
+            }
+        }
         self.lock().next_event()
     }
 

@@ -100,6 +100,8 @@ pub static IGB_PCI_TBL: [PciDeviceId; 1] = [PciDeviceId::device(
 /// Per-ring counters, kept across `stop`/`open`.
 ///
 /// Mirrors `struct igb_rx_queue_stats` / `igb_tx_queue_stats` (`u64_stats`).
+/// Read them; the driver writes the packet and byte counts only under
+/// their ring's lock, with a plain load and store (see `add_locked`).
 #[derive(Debug, Default)]
 pub struct IgbRingStats {
     /// Frames passed up on this rx queue.
@@ -122,6 +124,14 @@ pub struct IgbRingStats {
 
 fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// [`add`] for a counter whose every writer holds the same ring lock (the
+/// packet and byte counts, `u64_stats_update_begin()`'s single writer per
+/// ring in Linux): a load and a store, no locked add. Readers see whole
+/// values either way.
+fn add_locked(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
 fn get(c: &AtomicU64) -> u64 {
@@ -360,8 +370,9 @@ impl IgbPoll {
             // The ring frees the skb where it lies (napi_consume_skb()).
         });
         if packets > 0 {
-            add(&self.stats.tx_packets, packets);
-            add(&self.stats.tx_bytes, bytes);
+            // Under the tx ring's lock, like every write of these two.
+            add_locked(&self.stats.tx_packets, packets);
+            add_locked(&self.stats.tx_bytes, bytes);
             self.tx_c.add(packets, bytes);
         }
         let room = tx.unused();
@@ -464,16 +475,21 @@ impl IgbPoll {
         } else {
             0
         };
+        if packets > 0 {
+            // Under the rx ring's lock, like every write of these two.
+            add_locked(&self.stats.rx_packets, packets);
+            add_locked(&self.stats.rx_bytes, bytes);
+        }
         drop(guard);
         if want > 0 {
             // Nothing is left over (the ring had room for `want`);
             // whatever is goes back to the pool.
             self.refill.clear();
-            add(&self.stats.rx_alloc_failed, (want - posted) as u64);
+            if want > posted {
+                add(&self.stats.rx_alloc_failed, (want - posted) as u64);
+            }
         }
         if packets > 0 {
-            add(&self.stats.rx_packets, packets);
-            add(&self.stats.rx_bytes, bytes);
             self.rx_c.add(packets, bytes);
         }
         if csum_err > 0 {
@@ -731,12 +747,13 @@ impl IgbAdapter {
         let Some(rx) = guard.as_mut() else { return 0 };
         let mut bytes = 0u64;
         let done = rx.reuse_rx_irq(budget, |_, wb| bytes += u64::from(wb.length));
-        drop(guard);
         if done > 0 {
+            // Under the rx ring's lock (see `add_locked`).
             let st = &self.ring_stats[q];
-            add(&st.rx_packets, done as u64);
-            add(&st.rx_bytes, bytes);
+            add_locked(&st.rx_packets, done as u64);
+            add_locked(&st.rx_bytes, bytes);
         }
+        drop(guard);
         done
     }
 

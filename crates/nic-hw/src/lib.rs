@@ -67,7 +67,7 @@ pub use pci::{
     PCI_ANY_ID, PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PciBdf, PciBus,
     PciConfigHeader, PciDev, PciDeviceId, PciDriver, PciError, PciFunction, pci_match_id,
 };
-pub use phy::{Delivery, Medium, MediumPort, PhyError, PhyPort, Vouch};
+pub use phy::{Delivery, Medium, MediumPort, PhyError, PhyNextEvent, PhyPort, Vouch};
 pub use rng::Rng;
 pub use switch::{BR_DEFAULT_AGEING_TIME, Switch, SwitchPortStats};
 #[cfg(target_os = "linux")]

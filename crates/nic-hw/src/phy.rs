@@ -285,6 +285,17 @@ pub trait Medium {
     }
 }
 
+/// A PHY end's [`PhyPort::next_event`], readable without the lock of the
+/// NIC model that owns the port (see [`PhyPort::shared_next_event`]).
+///
+/// No kernel twin: the simulation's view of the medium, as
+/// [`crate::WireHeads`] is.
+pub trait PhyNextEvent: fmt::Debug + Send + Sync {
+    /// The same answer as the port's [`PhyPort::next_event`] at the same
+    /// moment.
+    fn next_event(&self) -> Option<Instant>;
+}
+
 /// One endpoint of a medium: what a NIC model owns as its PHY.
 ///
 /// Mirrors the MAC's view of `struct phy_device` (`include/linux/phy.h`):
@@ -301,6 +312,14 @@ pub trait PhyPort {
     /// time, or `None` if only an outside event (a host file descriptor
     /// becoming readable, another transmit) can produce one.
     fn next_event(&self) -> Option<Instant>;
+
+    /// The port's [`next_event`](PhyPort::next_event) as a handle that any
+    /// thread may read without the port (its owner's lock), when the port
+    /// can give one: its answers are always the port's own. The default
+    /// gives none (the owner reads the port under its lock).
+    fn shared_next_event(&self) -> Option<Arc<dyn PhyNextEvent>> {
+        None
+    }
 
     /// Whether a receive at `now` may find a frame: `false` only when the
     /// port knows that none has arrived, so a MAC polling it can skip the
