@@ -546,7 +546,7 @@ pub(crate) fn cpu_run_in(ctx: &mut CpuCtx, host: &HostShared, clock: &CpuClock) 
                     || clock.now(),
                     || false,
                     |nr, _| {
-                        softirq_action(ctx, nr);
+                        softirq_action(ctx, host, nr);
                     },
                 )
                 .unwrap_or_default();
@@ -561,7 +561,7 @@ pub(crate) fn cpu_run_in(ctx: &mut CpuCtx, host: &HostShared, clock: &CpuClock) 
                         || clock.now(),
                         || false,
                         |nr, _| {
-                            softirq_action(ctx, nr);
+                            softirq_action(ctx, host, nr);
                         },
                     )
                     .unwrap_or_default();
@@ -594,10 +594,13 @@ pub fn cpu_has_work(ctx: &CpuCtx) -> bool {
         || host.process_pending(cpu)
 }
 
-/// The action of one softirq vector: `open_softirq()`'s table.
-fn softirq_action(ctx: &mut CpuCtx, nr: SoftirqNr) {
+/// The action of one softirq vector: `open_softirq()`'s table. `host`
+/// is the context's own host, which `cpu_run_in` holds apart from the
+/// context: `net_rx_action_in` borrows its softnet state from it instead
+/// of cloning the context's `Arc` per run.
+fn softirq_action(ctx: &mut CpuCtx, host: &HostShared, nr: SoftirqNr) {
     match nr {
-        SoftirqNr::NetRx => softnet::net_rx_action(ctx),
+        SoftirqNr::NetRx => softnet::net_rx_action_in(ctx, &host.softnet),
         SoftirqNr::NetTx => softnet::net_tx_action(ctx),
         SoftirqNr::Timer => run_timer_softirq(ctx),
         SoftirqNr::Tasklet => crate::tcp::tcp_tsq_workfn(ctx),
