@@ -22,8 +22,8 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use bitflags::bitflags;
 use netcore::{Duration, Errno, Sysctl, TcpMib};
@@ -57,6 +57,13 @@ use crate::tcp_timer::{TcpTimer, inet_csk_clear_xmit_timers, inet_csk_reset_keep
 pub struct TcpSocket {
     pub(crate) id: SockId,
     inner: Mutex<TcpSock>,
+    /// The socket layer's wait queue (`sk->sk_wq`); `None` before the
+    /// socket layer takes the socket (a child not yet accepted) and after
+    /// it lets go. Linux reads it under RCU, not under the socket lock;
+    /// here it sits behind a lock of its own that is never held while
+    /// taking another, so [`TcpStack::sk_wq`] reaches it under the socket
+    /// table's lock without cloning the socket or taking its lock.
+    pub(crate) wq: Mutex<Option<Weak<dyn crate::SockWq>>>,
 }
 
 impl core::fmt::Debug for TcpSocket {
@@ -77,6 +84,7 @@ impl TcpSocket {
         Arc::new(TcpSocket {
             id: tp.id,
             inner: Mutex::new(tp),
+            wq: Mutex::new(None),
         })
     }
 
@@ -293,7 +301,7 @@ impl core::hash::Hasher for SockIdHasher {
 pub struct TcpStack {
     /// The full sockets, found by id (one pointer per entry: the id is
     /// read through the socket, see `tcp_sock.rs`).
-    socks: Mutex<HashSet<Arc<TcpSocket>, SockIdHash>>,
+    pub(crate) socks: Mutex<HashSet<Arc<TcpSocket>, SockIdHash>>,
     pub(crate) tw: Mutex<HashMap<SockId, InetTimewaitSock, SockIdHash>>,
     next_id: AtomicU64,
     pub(crate) hashinfo: Mutex<InetHashinfo>,
