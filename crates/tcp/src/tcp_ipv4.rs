@@ -209,10 +209,19 @@ fn tcp_v4_rcv_seg<C: TcpContext>(
         raddr: seg.saddr,
         rport: seg.sport,
     };
-    let found = stack.hashinfo.lock().lookup_established(&t);
+    // The socket comes out of the tables under the lookup's lock.
+    let (found, sk) = {
+        let h = stack.hashinfo.lock();
+        let found = h.lookup_established(&t);
+        let sk = match found {
+            Some(EhashEntry::Sock(id)) => h.socks.get(&id).cloned(),
+            _ => None,
+        };
+        (found, sk)
+    };
     match found {
-        Some(EhashEntry::Sock(id)) => {
-            let Some(sk) = stack.get(id) else {
+        Some(EhashEntry::Sock(_)) => {
+            let Some(sk) = sk else {
                 tcp_v4_send_reset(ctx, seg);
                 kfree_skb_reason(skb, DropReason::NoSocket);
                 return;

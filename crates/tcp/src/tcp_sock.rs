@@ -1145,12 +1145,12 @@ impl crate::TcpStack {
     /// `None` when the socket is gone or has none. Call it with no TCP
     /// socket lock held.
     ///
-    /// Reads it under the socket table's lock instead of cloning the
+    /// Reads it under the socket tables' lock instead of cloning the
     /// socket out of the table (an `Arc` increment and decrement per
     /// wake-up); the wait queue's lock is a leaf, so the nesting orders
     /// no other lock.
     pub fn sk_wq(&self, id: SockId) -> Option<Arc<dyn SockWq>> {
-        self.socks.lock().get(&id)?.sk_wq()
+        self.hashinfo.lock().socks.get(&id)?.sk_wq()
     }
 }
 
