@@ -209,13 +209,18 @@ fn tcp_v4_rcv_seg<C: TcpContext>(
         raddr: seg.saddr,
         rport: seg.sport,
     };
-    // The socket comes out of the tables under the lookup's lock.
+    // The socket comes out of the tables under the lookup's lock, the
+    // listener too when no connection matches (`__inet_lookup()`: the
+    // established hash, then the listening one).
     let (found, sk) = {
         let h = stack.hashinfo.lock();
         let found = h.lookup_established(&t);
         let sk = match found {
             Some(EhashEntry::Sock(id)) => h.socks.get(&id).cloned(),
-            _ => None,
+            Some(EhashEntry::TimeWait(_)) => None,
+            None => h
+                .lookup_listener(seg.daddr, seg.dport)
+                .and_then(|id| h.socks.get(&id).cloned()),
         };
         (found, sk)
     };
@@ -259,8 +264,7 @@ fn tcp_v4_rcv_seg<C: TcpContext>(
             }
         }
         None => {
-            let listener = stack.hashinfo.lock().lookup_listener(seg.daddr, seg.dport);
-            let Some(sk) = listener.and_then(|id| stack.get(id)) else {
+            let Some(sk) = sk else {
                 tcp_v4_send_reset(ctx, seg);
                 kfree_skb_reason(skb, DropReason::NoSocket);
                 return;
