@@ -76,7 +76,7 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
         kfree_skb_reason(skb, DropReason::TcpCsum);
         return;
     }
-    ctx.mibs().inc(cpu, TcpMib::InSegs);
+    ctx.mibs().this_cpu(cpu).inc(TcpMib::InSegs);
     let hlen = h.hlen;
     // The payload: the rest of the linear part and any fragments.
     let len = (skb.len() - hlen) as u32;
