@@ -210,6 +210,18 @@ pub struct InetHashinfo {
     pub(crate) bhash: HashMap<u16, Vec<BindOwner>, PortHash>,
     /// `table_perturb[]` of `__inet_hash_connect()`.
     pub(crate) table_perturb: Vec<u32>,
+    /// The host's full sockets by [`SockId`], which the entries above
+    /// name.
+    ///
+    /// # Deviations from Linux
+    ///
+    /// Linux's ehash entries are the sockets themselves; here they name
+    /// a socket by id and this set, under the same lock, holds the
+    /// socket, so a lookup hands back the socket it found under one
+    /// lock (`__inet_lookup_established()` with its `refcount_inc`)
+    /// instead of a second table's lock.
+    pub(crate) socks:
+        std::collections::HashSet<std::sync::Arc<crate::TcpSocket>, crate::tcp::SockIdHash>,
 }
 
 /// `INET_TABLE_PERTURB_SIZE`.

@@ -21,9 +21,9 @@
 //! - No urgent data (`MSG_OOB`), no TCP Fast Open, no ECN, no TSO/GSO.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use bitflags::bitflags;
 use netcore::{Duration, Errno, Sysctl, TcpMib};
@@ -57,6 +57,13 @@ use crate::tcp_timer::{TcpTimer, inet_csk_clear_xmit_timers, inet_csk_reset_keep
 pub struct TcpSocket {
     pub(crate) id: SockId,
     inner: Mutex<TcpSock>,
+    /// The socket layer's wait queue (`sk->sk_wq`); `None` before the
+    /// socket layer takes the socket (a child not yet accepted) and after
+    /// it lets go. Linux reads it under RCU, not under the socket lock;
+    /// here it sits behind a lock of its own that is never held while
+    /// taking another, so [`TcpStack::sk_wq`] reaches it under the socket
+    /// table's lock without cloning the socket or taking its lock.
+    pub(crate) wq: Mutex<Option<Weak<dyn crate::SockWq>>>,
 }
 
 impl core::fmt::Debug for TcpSocket {
@@ -77,6 +84,7 @@ impl TcpSocket {
         Arc::new(TcpSocket {
             id: tp.id,
             inner: Mutex::new(tp),
+            wq: Mutex::new(None),
         })
     }
 
@@ -293,7 +301,6 @@ impl core::hash::Hasher for SockIdHasher {
 pub struct TcpStack {
     /// The full sockets, found by id (one pointer per entry: the id is
     /// read through the socket, see `tcp_sock.rs`).
-    socks: Mutex<HashSet<Arc<TcpSocket>, SockIdHash>>,
     pub(crate) tw: Mutex<HashMap<SockId, InetTimewaitSock, SockIdHash>>,
     next_id: AtomicU64,
     pub(crate) hashinfo: Mutex<InetHashinfo>,
@@ -311,7 +318,7 @@ pub struct TcpStack {
 impl core::fmt::Debug for TcpStack {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("TcpStack")
-            .field("sockets", &self.socks.lock().len())
+            .field("sockets", &self.hashinfo.lock().socks.len())
             .field("time_wait", &self.tw.lock().len())
             .finish_non_exhaustive()
     }
@@ -323,7 +330,6 @@ impl TcpStack {
     pub fn new(seed: u64) -> TcpStack {
         let secrets = TcpSecrets::from_seed(seed);
         TcpStack {
-            socks: Mutex::new(HashSet::default()),
             tw: Mutex::new(HashMap::default()),
             next_id: AtomicU64::new(1),
             hashinfo: Mutex::new(InetHashinfo::with_ehash_secret(secrets.ehash_secret)),
@@ -346,31 +352,31 @@ impl TcpStack {
     }
 
     pub(crate) fn get(&self, id: SockId) -> Option<Arc<TcpSocket>> {
-        self.socks.lock().get(&id).cloned()
+        self.hashinfo.lock().socks.get(&id).cloned()
     }
 
     pub(crate) fn insert(&self, sk: Arc<TcpSocket>) {
-        if self.socks.lock().replace(sk).is_none() {
+        if self.hashinfo.lock().socks.replace(sk).is_none() {
             self.mem.sockets_allocated_inc();
         }
     }
 
     pub(crate) fn remove(&self, id: SockId) {
-        if self.socks.lock().take(&id).is_some() {
+        if self.hashinfo.lock().socks.take(&id).is_some() {
             self.mem.sockets_allocated_dec();
         }
     }
 
     /// The number of full sockets the host holds (TIME-WAIT not included).
     pub fn socket_count(&self) -> usize {
-        self.socks.lock().len()
+        self.hashinfo.lock().socks.len()
     }
 
     /// The bytes of our structures held by every full socket of this host
     /// (the sum of [`TcpSocket::footprint`]), as `/proc/net/sockstat`'s
     /// `mem` accounts the kernel's.
     pub fn sockets_footprint(&self) -> usize {
-        let socks: Vec<Arc<TcpSocket>> = self.socks.lock().iter().cloned().collect();
+        let socks: Vec<Arc<TcpSocket>> = self.hashinfo.lock().socks.iter().cloned().collect();
         socks.iter().map(|s| s.footprint()).sum()
     }
 
@@ -380,7 +386,7 @@ impl TcpStack {
     }
 
     pub(crate) fn all_sockets(&self) -> Vec<Arc<TcpSocket>> {
-        let mut v: Vec<_> = self.socks.lock().iter().cloned().collect();
+        let mut v: Vec<_> = self.hashinfo.lock().socks.iter().cloned().collect();
         v.sort_by_key(|s| s.id);
         v
     }

@@ -1273,7 +1273,7 @@ fn tcp_ack<C: TcpContext>(
         // forward advance (tcp_update_wl()).
         tp.snd_wl1 = seg.seq;
         flag |= FLAG_WIN_UPDATE;
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpHpAcks);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpHpAcks);
     } else {
         if seg.seq == seg.end_seq {
             ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpPureAcks);
@@ -3163,7 +3163,7 @@ fn tcp_rcv_established_fast<C: TcpContext>(
     if ts_hdr && tp.rcv_nxt == tp.rcv_wup {
         tcp_store_ts_recent(tp, now);
     }
-    ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpHpHits);
+    ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpHpHits);
     // The receiver's side of a bulk transfer.
     tp.data_segs_in += 1;
     tp.last_data_recv = now;

@@ -76,7 +76,7 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
         kfree_skb_reason(skb, DropReason::TcpCsum);
         return;
     }
-    ctx.mibs().inc(cpu, TcpMib::InSegs);
+    ctx.mibs().this_cpu(cpu).inc(TcpMib::InSegs);
     let hlen = h.hlen;
     // The payload: the rest of the linear part and any fragments.
     let len = (skb.len() - hlen) as u32;
@@ -209,10 +209,24 @@ fn tcp_v4_rcv_seg<C: TcpContext>(
         raddr: seg.saddr,
         rport: seg.sport,
     };
-    let found = stack.hashinfo.lock().lookup_established(&t);
+    // The socket comes out of the tables under the lookup's lock, the
+    // listener too when no connection matches (`__inet_lookup()`: the
+    // established hash, then the listening one).
+    let (found, sk) = {
+        let h = stack.hashinfo.lock();
+        let found = h.lookup_established(&t);
+        let sk = match found {
+            Some(EhashEntry::Sock(id)) => h.socks.get(&id).cloned(),
+            Some(EhashEntry::TimeWait(_)) => None,
+            None => h
+                .lookup_listener(seg.daddr, seg.dport)
+                .and_then(|id| h.socks.get(&id).cloned()),
+        };
+        (found, sk)
+    };
     match found {
-        Some(EhashEntry::Sock(id)) => {
-            let Some(sk) = stack.get(id) else {
+        Some(EhashEntry::Sock(_)) => {
+            let Some(sk) = sk else {
                 tcp_v4_send_reset(ctx, seg);
                 kfree_skb_reason(skb, DropReason::NoSocket);
                 return;
@@ -250,8 +264,7 @@ fn tcp_v4_rcv_seg<C: TcpContext>(
             }
         }
         None => {
-            let listener = stack.hashinfo.lock().lookup_listener(seg.daddr, seg.dport);
-            let Some(sk) = listener.and_then(|id| stack.get(id)) else {
+            let Some(sk) = sk else {
                 tcp_v4_send_reset(ctx, seg);
                 kfree_skb_reason(skb, DropReason::NoSocket);
                 return;

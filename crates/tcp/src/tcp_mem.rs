@@ -373,12 +373,12 @@ pub(crate) fn sk_mem_reclaim<C: TcpContext>(ctx: &C, tp: &mut TcpSock) {
     if reclaimable < SK_MEM_QUANTUM {
         return;
     }
-    let Some(prot) = tp.sk_mem.prot.clone() else {
+    let Some(prot) = tp.sk_mem.prot.as_deref() else {
         return;
     };
     let amt = (reclaimable / SK_MEM_QUANTUM).min(tp.sk_mem.pages);
+    sk_mem_reduce_allocated(prot, ctx, amt);
     tp.sk_mem.pages -= amt;
-    sk_mem_reduce_allocated(&prot, ctx, amt);
 }
 
 /// Whether the socket's protocol is under memory pressure. Mirrors

@@ -658,7 +658,7 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
     }
     let cpu = ctx.cpu();
     if !retrans {
-        ctx.mibs().add(cpu, TcpMib::OutSegs, pcount as u64);
+        ctx.mibs().this_cpu(cpu).add(TcpMib::OutSegs, pcount as u64);
     }
     if flags.contains(TcpFlags::RST) {
         ctx.mibs().inc(cpu, TcpMib::OutRsts);
@@ -1251,7 +1251,9 @@ fn tcp_transmit_head<C: TcpContext>(
         tp.snd_nxt = end_seq;
         tp.packets_out += 1;
         if len > 0 {
-            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpOrigDataSent);
+            ctx.mibs()
+                .this_cpu(ctx.cpu())
+                .inc(LinuxMib::TcpOrigDataSent);
             sent_data = true;
         }
         if len < mss_now {

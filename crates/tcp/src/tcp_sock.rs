@@ -883,10 +883,6 @@ pub(crate) struct TcpSock {
     pub pacing: Option<Box<crate::tcp_pacing::TcpPacing>>,
     /// Listener state (SYN and accept queues), only on a listening socket.
     pub listen: Option<Box<ListenState>>,
-    /// The socket layer's wait queue (`sk->sk_wq`); `None` before the
-    /// socket layer takes the socket (a child not yet accepted) and after
-    /// it lets go.
-    pub sk_wq: Option<Weak<dyn SockWq>>,
 }
 
 impl TcpSock {
@@ -1004,7 +1000,6 @@ impl TcpSock {
             nospace: false,
             pacing: None,
             listen: None,
-            sk_wq: None,
         }
     }
 
@@ -1109,14 +1104,14 @@ impl crate::TcpSocket {
     /// that this socket's wake-ups reach. Mirrors `sock_init_data()`
     /// setting `sk->sk_wq` (and `sock_orphan()` clearing it).
     pub fn set_sk_wq(&self, wq: Option<Weak<dyn SockWq>>) {
-        self.lock().sk_wq = wq;
+        *self.wq.lock() = wq;
     }
 
     /// The wait queue this socket's wake-ups reach, if the socket layer
-    /// still holds the socket. Takes the socket lock: call it with none
-    /// held.
+    /// still holds the socket. Takes only the wait queue's own lock (a
+    /// leaf: nothing is locked under it), not the socket lock.
     pub fn sk_wq(&self) -> Option<Arc<dyn SockWq>> {
-        self.lock().sk_wq.as_ref().and_then(Weak::upgrade)
+        self.wq.lock().as_ref().and_then(Weak::upgrade)
     }
 }
 
@@ -1149,8 +1144,13 @@ impl crate::TcpStack {
     /// The wait queue of socket `id` (see [`crate::TcpSocket::sk_wq`]);
     /// `None` when the socket is gone or has none. Call it with no TCP
     /// socket lock held.
+    ///
+    /// Reads it under the socket tables' lock instead of cloning the
+    /// socket out of the table (an `Arc` increment and decrement per
+    /// wake-up); the wait queue's lock is a leaf, so the nesting orders
+    /// no other lock.
     pub fn sk_wq(&self, id: SockId) -> Option<Arc<dyn SockWq>> {
-        self.get(id)?.sk_wq()
+        self.hashinfo.lock().socks.get(&id)?.sk_wq()
     }
 }
 
