@@ -135,6 +135,31 @@ impl VirtualClock {
             Ok(())
         }
     }
+
+    /// [`VirtualClock::set`] for the clock's only writer: a load and a
+    /// store instead of `set`'s locked `fetch_max` (one per simulation
+    /// step).
+    ///
+    /// Contract: while this runs, no other thread moves the clock (with
+    /// `set`, `advance` or this). The simulation loop of a virtual-time
+    /// network is the one writer of its clock (`Network::advance_to`,
+    /// under `&mut Network`; the thread runtime runs on a real clock), so
+    /// the load proves what `fetch_max` would find. Readers on other
+    /// threads see the old or the new time, as with `set`. Broken, the
+    /// contract loses a racing writer's move (the clock could step back
+    /// to `t`); it never breaks memory safety.
+    pub fn set_single_writer(&self, t: Instant) -> Result<(), ClockWentBackwards> {
+        let requested = t.as_nanos();
+        let now = self.nanos.load(Ordering::Relaxed);
+        if now > requested {
+            return Err(ClockWentBackwards {
+                now: Instant::from_nanos(now),
+                requested: t,
+            });
+        }
+        self.nanos.store(requested, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 impl Clock for VirtualClock {
@@ -206,6 +231,18 @@ mod tests {
         );
         c.set(Instant::from_millis(10)).unwrap();
         assert_eq!(c.advance(Duration::MAX), Instant::MAX);
+    }
+
+    #[test]
+    fn single_writer_set_moves_forward_and_refuses_to_go_back() {
+        let c = VirtualClock::starting_at(Instant::from_millis(5));
+        c.set_single_writer(Instant::from_millis(5)).unwrap();
+        c.set_single_writer(Instant::from_millis(9)).unwrap();
+        assert_eq!(c.now(), Instant::from_millis(9));
+        let err = c.set_single_writer(Instant::from_millis(7)).unwrap_err();
+        assert_eq!(err.now, Instant::from_millis(9));
+        assert_eq!(err.requested, Instant::from_millis(7));
+        assert_eq!(c.now(), Instant::from_millis(9));
     }
 
     #[test]

@@ -718,8 +718,16 @@ impl Host {
         })?;
         let r = f(&self.shared, ctx);
         // What ran may have left the CPU work (a softirq raised without a
-        // kick) or rung a doorbell: the simulation looks again.
-        self.kicked.fetch_or(1 << cpu, Ordering::AcqRel);
+        // kick) or rung a doorbell: the simulation looks again. Only the
+        // simulation loop clears a bit (settle, under `&mut Network`, so
+        // not while this runs under `&mut Host`), and it runs after this
+        // on the thread that owns the host: a bit a plain load finds set
+        // (a kick inside `f`) stays set until then, and the locked
+        // `fetch_or` would change nothing.
+        let bit = 1 << cpu;
+        if self.kicked.load(Ordering::Relaxed) & bit == 0 {
+            self.kicked.fetch_or(bit, Ordering::AcqRel);
+        }
         Ok(r)
     }
 

@@ -1243,10 +1243,17 @@ impl Network {
         self.run_until_inner(Instant::MAX, false, &mut || false)
     }
 
+    /// Moves the virtual clock to `t` (never back).
+    ///
+    /// The loop is the clock's only writer: nothing else moves a network's
+    /// virtual clock (hosts and sockets only read it; the thread runtime
+    /// runs on a real clock), so a load and a store keep it monotonic
+    /// ([`VirtualClock::set_single_writer`]), without `fetch_max`. Code
+    /// that reaches the clock through [`Network::clock`] must not move it.
     fn advance_to(&mut self, t: Instant) -> Result<(), NetstackError> {
         let vc = self.check_simulated()?;
         if t > vc.now() {
-            vc.set(t)
+            vc.set_single_writer(t)
                 .map_err(|e| NetstackError::Runtime(format!("virtual clock: {e}")))?;
         }
         Ok(())
