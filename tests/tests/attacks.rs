@@ -641,7 +641,15 @@ fn a_reader_that_stops_is_bounded_by_its_receive_buffer_and_resumes_exact() {
 fn tcp_mem_pressure_bounds_memory_and_connections_recover() {
     // tcp_mem in pages: pressure at 32 pages (128 KiB), hard limit 48.
     const HARD: usize = 48 * 4096;
-    let mut lab = Lab::new(11, &[("net.ipv4.tcp_mem", "16 32 48")]);
+    // No per-CPU reserve (its default, 256 pages, is far above these
+    // limits): every charge reaches memory_allocated at once.
+    let mut lab = Lab::new(
+        11,
+        &[
+            ("net.ipv4.tcp_mem", "16 32 48"),
+            ("net.core.mem_pcpu_rsv", "0"),
+        ],
+    );
     lab.echo.reading = false;
     let v = lab.victim();
     let mut conns = Vec::new();

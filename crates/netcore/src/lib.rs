@@ -55,6 +55,7 @@ mod gso;
 pub mod lock_order;
 mod netdevice;
 mod page_pool;
+mod percpu;
 mod skbuff;
 mod snmp;
 mod sysctl;
@@ -84,6 +85,7 @@ pub use page_pool::{
     GSO_MAX_SIZE, PAGE_POOL_DEFAULT_BUF_SIZE, PAGE_POOL_DEFAULT_POOL_SIZE, PageBuf, PagePool,
     PagePoolParamError, PagePoolParams, PagePoolStats, SizeClass,
 };
+pub use percpu::{PerCpuI64, PerCpuI64Cpu};
 pub use skbuff::{
     ETH_P_ARP, ETH_P_IP, IpSummed, MAX_SKB_FRAGS, NET_SKB_PAD, PktType, SkBuff, SkbDestructor,
     SkbError, SkbGsoType,
@@ -92,7 +94,9 @@ pub use snmp::{
     IcmpMib, IcmpMsgDir, IpExtMib, IpMib, LinuxMib, MibField, MibSnapshot, NetMibs, NetMibsCpu,
     TcpMib, UdpLiteMib, UdpMib,
 };
-pub use sysctl::{IntKey, RangeKey, StrKey, Sysctl, SysctlError, SysctlValue, VecKey};
+pub use sysctl::{
+    IntKey, RangeKey, SK_MEMORY_PCPU_RESERVE, StrKey, Sysctl, SysctlError, SysctlValue, VecKey,
+};
 pub use tcp_offload::{GsoError, tcp4_gso_segment};
 pub use time::{Duration, Instant};
 pub use timer::{HZ, LVL_BITS, LVL_CLK_SHIFT, LVL_DEPTH, LVL_SIZE, TimerWheel};

@@ -486,18 +486,25 @@ impl MibCpu {
     /// one writer of the local shard.
     #[inline]
     fn owned_by(&self, me: u64) -> bool {
-        let owner = self.owner.load(Ordering::Relaxed);
-        if owner == me {
-            return true;
-        }
-        // Relaxed: the owner id orders nothing; only the thread whose id
-        // is stored ever writes `local`, and it read its own store.
-        owner == 0
-            && self
-                .owner
-                .compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+        claim_owner(&self.owner, me)
     }
+}
+
+/// Whether the calling thread (id `me`, from [`mib_thread`]) is, or has
+/// just become, the one thread named by `owner_cell` (0: nobody yet; once
+/// set, never changed).
+#[inline]
+pub(crate) fn claim_owner(owner_cell: &AtomicU64, me: u64) -> bool {
+    let owner = owner_cell.load(Ordering::Relaxed);
+    if owner == me {
+        return true;
+    }
+    // Relaxed: the owner id orders nothing; only the thread whose id is
+    // stored ever writes the owned data, and it read its own store.
+    owner == 0
+        && owner_cell
+            .compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// The source of [`mib_thread`] ids; 0 is never handed out.
@@ -512,7 +519,7 @@ thread_local! {
 /// runs (never reused, never 0); `None` while the thread is being torn
 /// down.
 #[inline]
-fn mib_thread() -> Option<u64> {
+pub(crate) fn mib_thread() -> Option<u64> {
     MIB_THREAD
         .try_with(|id| {
             let v = id.get();

@@ -43,6 +43,12 @@ const INT_MAX: i64 = i32::MAX as i64;
 const UINT_MAX: i64 = u32::MAX as i64;
 const LONG_MAX: i64 = i64::MAX;
 
+/// The default of `net.core.mem_pcpu_rsv`: 1 MiB in 4 KiB pages, the
+/// protocol memory a CPU may reserve before it updates the protocol's
+/// global `memory_allocated`. Mirrors `SK_MEMORY_PCPU_RESERVE`
+/// (`1 << (20 - PAGE_SHIFT)`).
+pub const SK_MEMORY_PCPU_RESERVE: i64 = 1 << (20 - 12);
+
 /// Congestion controls built into netstack. Mirrors what
 /// `tcp_available_congestion_control` lists.
 const CONGESTION_CONTROLS: &[&str] = &["reno", "cubic"];
@@ -137,6 +143,7 @@ sysctls! {
     FLOW_LIMIT_TABLE_LEN: IntKey = "net.core.flow_limit_table_len", POS, Def::Int(4096);
     GRO_NORMAL_BATCH: IntKey = "net.core.gro_normal_batch", int(1, INT_MAX), Def::Int(8);
     MAX_SKB_FRAGS: IntKey = "net.core.max_skb_frags", int(1, 17), Def::Int(17);
+    MEM_PCPU_RSV: IntKey = "net.core.mem_pcpu_rsv", POS, Def::Int(SK_MEMORY_PCPU_RESERVE);
     MESSAGE_BURST: IntKey = "net.core.message_burst", POS, Def::Int(10);
     MESSAGE_COST: IntKey = "net.core.message_cost", POS, Def::Int(5);
     NETDEV_BUDGET: IntKey = "net.core.netdev_budget", POS, Def::Int(300);

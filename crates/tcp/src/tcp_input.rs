@@ -2607,7 +2607,7 @@ fn tcp_data_queue<C: TcpContext>(
                 }
             }
         } else if !sk_rmem_schedule(&stack.mem, ctx, tp, truesize) {
-            sk_forced_mem_schedule(&stack.mem, tp, truesize);
+            sk_forced_mem_schedule(&stack.mem, ctx, tp, truesize);
         }
         let len = skb.len() as u32;
         let seq_now = tp.rcv_nxt;

@@ -40,10 +40,15 @@
 //!   each segment `tcp_v4_rcv()` processed, after `recvmsg()` and when the
 //!   socket is closed or freed. A socket dropped without that returns its
 //!   pages when it is freed.
-//! - `memory_allocated` is one atomic per host, not a per-CPU cache in
-//!   front of a global counter (`sk_memory_allocated_add()` batches per
-//!   CPU); `tcp_mem` is per host (network namespace), where Linux's is
-//!   global. There is no memory cgroup.
+//! - `tcp_mem` and `memory_allocated` (with its per-CPU reserves) are per
+//!   host (network namespace), where Linux's are global. There is no
+//!   memory cgroup.
+//! - A CPU's reserve in front of `memory_allocated` (as
+//!   `sk_memory_allocated_add()` batches up to `net.core.mem_pcpu_rsv`
+//!   pages) is written by one thread only, the first that charged memory
+//!   for that CPU (see [`netcore::PerCpuI64`]); charges made on any other
+//!   thread, and pages a socket returns when it is dropped without a
+//!   context, go to `memory_allocated` at once.
 //! - Refusing send memory does not shrink `SO_SNDBUF`
 //!   (`sk_stream_moderate_sndbuf()`): netstack has no `tcp_sndbuf_expand()`
 //!   to grow it back, so the writer is refused (`EAGAIN`) until memory is
@@ -55,7 +60,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use netcore::{LinuxMib, Sysctl};
+use netcore::{LinuxMib, PerCpuI64, Sysctl};
 
 use crate::context::TcpContext;
 use crate::tcp_sock::TcpSock;
@@ -63,6 +68,11 @@ use crate::tcp_sock::TcpSock;
 /// The accounting unit of protocol memory: one page
 /// (`PAGE_SIZE`, formerly `SK_MEM_QUANTUM`). `tcp_mem` counts these.
 pub const SK_MEM_QUANTUM: i64 = 4096;
+
+/// The CPUs that have a reserve in front of `memory_allocated`: Linux's
+/// default `CONFIG_NR_CPUS` on x86-64 (a higher CPU number charges the
+/// global counter directly).
+const TCP_MEM_PCPU_CPUS: usize = 64;
 
 /// One host's TCP memory: the pages every TCP socket holds, whether TCP is
 /// under memory pressure, and how many sockets there are.
@@ -76,10 +86,15 @@ pub const SK_MEM_QUANTUM: i64 = 4096;
 /// Shared by the host's [`crate::TcpStack`] and its sockets (each socket
 /// that holds memory keeps a reference, as `sk->sk_prot` does).
 #[doc(alias = "tcp_memory_allocated")]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TcpMemory {
-    /// Pages charged to TCP sockets (`tcp_memory_allocated`).
+    /// Pages charged to TCP sockets (`tcp_memory_allocated`), less what
+    /// the CPUs hold in `per_cpu_fw_alloc`.
     memory_allocated: AtomicI64,
+    /// Each CPU's pages not yet added to (or, below zero, taken from)
+    /// `memory_allocated`: `tcp_memory_per_cpu_fw_alloc`, which
+    /// `tcp_prot.per_cpu_fw_alloc` points at.
+    per_cpu_fw_alloc: PerCpuI64,
     /// 0, or the time (ms, at least 1) pressure was entered
     /// (`tcp_memory_pressure`, which holds jiffies).
     memory_pressure: AtomicU64,
@@ -88,6 +103,18 @@ pub struct TcpMemory {
     /// Orphaned full sockets: closed by the user, still alive in TCP
     /// (`tcp_orphan_count`).
     orphans: AtomicI64,
+}
+
+impl Default for TcpMemory {
+    fn default() -> TcpMemory {
+        TcpMemory {
+            memory_allocated: AtomicI64::new(0),
+            per_cpu_fw_alloc: PerCpuI64::new(TCP_MEM_PCPU_CPUS),
+            memory_pressure: AtomicU64::new(0),
+            sockets_allocated: AtomicI64::new(0),
+            orphans: AtomicI64::new(0),
+        }
+    }
 }
 
 impl TcpMemory {
@@ -104,8 +131,10 @@ impl TcpMemory {
         self.orphans.load(Ordering::Relaxed).max(0) as u64
     }
 
-    /// The pages charged to TCP sockets now. Mirrors
-    /// `sk_memory_allocated()` (the `mem` of `/proc/net/sockstat`).
+    /// The pages charged to TCP sockets, as the global counter has them:
+    /// each CPU may hold up to `net.core.mem_pcpu_rsv` pages more or less
+    /// in its reserve. Mirrors `sk_memory_allocated()` (the `mem` of
+    /// `/proc/net/sockstat`, `proto_memory_allocated()`).
     pub fn memory_allocated(&self) -> i64 {
         self.memory_allocated.load(Ordering::Relaxed)
     }
@@ -132,15 +161,47 @@ impl TcpMemory {
         self.sockets_allocated.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Adds `amt` pages; returns the new total. Mirrors
-    /// `sk_memory_allocated_add()`.
-    fn memory_allocated_add(&self, amt: i64) -> i64 {
-        self.memory_allocated.fetch_add(amt, Ordering::Relaxed) + amt
+    /// Adds `amt` pages to `cpu`'s reserve, and the reserve to the global
+    /// counter once it reaches `net.core.mem_pcpu_rsv`. Mirrors
+    /// `sk_memory_allocated_add()` (`this_cpu_add_return()` then
+    /// `proto_memory_pcpu_drain()`); off the CPU's owning thread the pages
+    /// go to the global counter at once.
+    #[inline]
+    fn memory_allocated_add(&self, sysctl: &Sysctl, cpu: usize, amt: i64) {
+        let Some(pcpu) = self.per_cpu_fw_alloc.this_cpu(cpu) else {
+            self.memory_allocated.fetch_add(amt, Ordering::Relaxed);
+            return;
+        };
+        if pcpu.add_return(amt) >= sysctl.get_int(Sysctl::MEM_PCPU_RSV) {
+            self.memory_pcpu_drain(cpu);
+        }
     }
 
-    /// Takes `amt` pages away. Mirrors `sk_memory_allocated_sub()`.
-    fn memory_allocated_sub(&self, amt: i64) {
-        self.memory_allocated.fetch_sub(amt, Ordering::Relaxed);
+    /// Takes `amt` pages from `cpu`'s reserve, and the reserve from the
+    /// global counter once it is `net.core.mem_pcpu_rsv` below zero.
+    /// Mirrors `sk_memory_allocated_sub()`.
+    #[inline]
+    fn memory_allocated_sub(&self, sysctl: &Sysctl, cpu: usize, amt: i64) {
+        let Some(pcpu) = self.per_cpu_fw_alloc.this_cpu(cpu) else {
+            self.memory_allocated.fetch_sub(amt, Ordering::Relaxed);
+            return;
+        };
+        if pcpu.add_return(-amt) <= -sysctl.get_int(Sysctl::MEM_PCPU_RSV) {
+            self.memory_pcpu_drain(cpu);
+        }
+    }
+
+    /// Moves `cpu`'s reserve to the global counter. Mirrors
+    /// `proto_memory_pcpu_drain()`.
+    #[cold]
+    fn memory_pcpu_drain(&self, cpu: usize) {
+        let Some(pcpu) = self.per_cpu_fw_alloc.this_cpu(cpu) else {
+            return;
+        };
+        let val = pcpu.xchg(0);
+        if val != 0 {
+            self.memory_allocated.fetch_add(val, Ordering::Relaxed);
+        }
     }
 }
 
@@ -164,11 +225,15 @@ impl SkMem {
 }
 
 impl Drop for SkMem {
+    /// Returns what the socket still holds straight to the global counter
+    /// (there is no context, so no CPU, here; Linux's `sk_mem_reclaim()`
+    /// in `sk_destruct` goes through the CPU's reserve).
     fn drop(&mut self) {
         if let Some(prot) = &self.prot
             && self.pages > 0
         {
-            prot.memory_allocated_sub(self.pages);
+            prot.memory_allocated
+                .fetch_sub(self.pages, Ordering::Relaxed);
         }
     }
 }
@@ -254,7 +319,8 @@ pub(crate) fn sk_mem_raise_allocated<C: TcpContext>(
     kind: SkMemKind,
 ) -> bool {
     let sysctl = ctx.sysctl();
-    let allocated = mem.memory_allocated_add(amt);
+    mem.memory_allocated_add(sysctl, ctx.cpu(), amt);
+    let allocated = mem.memory_allocated();
     if allocated <= sk_prot_mem_limits(sysctl, 0) {
         tcp_leave_memory_pressure(mem, ctx);
         return true;
@@ -286,7 +352,7 @@ pub(crate) fn sk_mem_raise_allocated<C: TcpContext>(
         return true;
     }
     tracing::trace!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, allocated, ?kind, "sock_exceed_buf_limit");
-    mem.memory_allocated_sub(amt);
+    mem.memory_allocated_sub(sysctl, ctx.cpu(), amt);
     false
 }
 
@@ -345,7 +411,12 @@ pub(crate) fn sk_wmem_schedule<C: TcpContext>(
 /// Charges the pages `size` bytes need whatever the limits say, so a
 /// connection always makes progress (the first skb of an empty queue).
 /// Mirrors `sk_forced_mem_schedule()`.
-pub(crate) fn sk_forced_mem_schedule(mem: &Arc<TcpMemory>, tp: &mut TcpSock, size: u32) {
+pub(crate) fn sk_forced_mem_schedule<C: TcpContext>(
+    mem: &Arc<TcpMemory>,
+    ctx: &C,
+    tp: &mut TcpSock,
+    size: u32,
+) {
     let delta = i64::from(size) - sk_forward_alloc(tp);
     if delta <= 0 {
         return;
@@ -353,13 +424,13 @@ pub(crate) fn sk_forced_mem_schedule(mem: &Arc<TcpMemory>, tp: &mut TcpSock, siz
     let amt = sk_mem_pages(delta);
     sk_mem_attach(mem, tp);
     tp.sk_mem.pages += amt;
-    mem.memory_allocated_add(amt);
+    mem.memory_allocated_add(ctx.sysctl(), ctx.cpu(), amt);
 }
 
 /// Gives `amt` pages back to the protocol; pressure ends below
 /// `tcp_mem[0]`. Mirrors `__sk_mem_reduce_allocated()`.
 pub(crate) fn sk_mem_reduce_allocated<C: TcpContext>(mem: &TcpMemory, ctx: &C, amt: i64) {
-    mem.memory_allocated_sub(amt);
+    mem.memory_allocated_sub(ctx.sysctl(), ctx.cpu(), amt);
     if mem.under_memory_pressure() && mem.memory_allocated() < sk_prot_mem_limits(ctx.sysctl(), 0) {
         tcp_leave_memory_pressure(mem, ctx);
     }
@@ -413,7 +484,7 @@ pub(crate) fn tcp_wmem_schedule<C: TcpContext>(
     }
     let left = ctx.sysctl().tcp_wmem()[0] - i64::from(tp.wmem_queued);
     if left > 0 {
-        sk_forced_mem_schedule(mem, tp, left.min(i64::from(copy)) as u32);
+        sk_forced_mem_schedule(mem, ctx, tp, left.min(i64::from(copy)) as u32);
     }
     sk_forward_alloc(tp).clamp(0, i64::from(copy)) as u32
 }
@@ -520,11 +591,42 @@ mod tests {
 
     const Q: u32 = SK_MEM_QUANTUM as u32;
 
+    /// A context with `tcp_mem` set and no per-CPU reserve
+    /// (`net.core.mem_pcpu_rsv` = 0): every charge reaches
+    /// `memory_allocated` at once, so limits of a few pages are exact.
     fn ctx(tcp_mem: &str) -> FakeTcpCtx {
         let pool = PagePool::new(PagePoolParams::default()).unwrap();
         let c = FakeTcpCtx::new(Ipv4Addr::new(198, 18, 0, 1), 1, pool);
         c.sysctl().set("net.ipv4.tcp_mem", tcp_mem).unwrap();
+        c.sysctl().set("net.core.mem_pcpu_rsv", "0").unwrap();
         c
+    }
+
+    /// With the default reserve (256 pages, `SK_MEMORY_PCPU_RESERVE`) a
+    /// CPU's charges reach `memory_allocated` only once they add up to
+    /// the reserve, and its returns once they add up to minus the
+    /// reserve, as `sk_memory_allocated_add()`/`_sub()` batch them.
+    #[test]
+    fn charges_reach_memory_allocated_in_batches_of_mem_pcpu_rsv() {
+        let pool = PagePool::new(PagePoolParams::default()).unwrap();
+        let c = FakeTcpCtx::new(Ipv4Addr::new(198, 18, 0, 1), 1, pool);
+        let rsv = c.sysctl().get_int(Sysctl::MEM_PCPU_RSV);
+        assert_eq!(rsv, netcore::SK_MEMORY_PCPU_RESERVE);
+        assert_eq!(rsv, 256);
+        let mem = Arc::new(TcpMemory::new());
+        let mut tp = sock(1);
+        assert!(sk_rmem_schedule(&mem, &c, &mut tp, 255 * Q));
+        assert_eq!((tp.sk_mem.pages(), mem.memory_allocated()), (255, 0));
+        assert!(sk_rmem_schedule(&mem, &c, &mut tp, 256 * Q));
+        // The reserve reached 256: all of it moved to the global count.
+        assert_eq!((tp.sk_mem.pages(), mem.memory_allocated()), (256, 256));
+        sk_mem_reclaim(&c, &mut tp);
+        // 256 pages back to the reserve: -256 moves them at once.
+        assert_eq!((tp.sk_mem.pages(), mem.memory_allocated()), (0, 0));
+        assert!(sk_rmem_schedule(&mem, &c, &mut tp, 3 * Q));
+        sk_mem_reclaim(&c, &mut tp);
+        assert_eq!((tp.sk_mem.pages(), mem.memory_allocated()), (0, 0));
+        assert_eq!(mem.per_cpu_fw_alloc.sum(), 0);
     }
 
     fn sock(id: u64) -> TcpSock {
@@ -625,7 +727,7 @@ mod tests {
         assert_eq!(mem.memory_allocated(), 6);
         // The first skb of an empty queue is charged whatever the limits.
         let mut forced = sock(3);
-        sk_forced_mem_schedule(&mem, &mut forced, 3 * Q);
+        sk_forced_mem_schedule(&mem, &c, &mut forced, 3 * Q);
         assert_eq!((forced.sk_mem.pages(), mem.memory_allocated()), (3, 9));
         // Freed sockets give their pages back.
         drop(forced);
@@ -667,6 +769,12 @@ mod tests {
             .ctx
             .sysctl()
             .set("net.ipv4.tcp_mem", "2 4 6")
+            .unwrap();
+        // No per-CPU reserve: limits of a few pages are exact.
+        net.hosts[0]
+            .ctx
+            .sysctl()
+            .set("net.core.mem_pcpu_rsv", "0")
             .unwrap();
         let pairs: Vec<_> = (0..2).map(|i| net.connect_pair(80 + i)).collect();
         let from = net.addr(0);
@@ -726,6 +834,12 @@ mod tests {
     #[test]
     fn close_past_tcp_mem_resets_instead_of_keeping_an_orphan() {
         let mut net = Net::new(2);
+        // No per-CPU reserve: the pages held are in memory_allocated.
+        net.hosts[0]
+            .ctx
+            .sysctl()
+            .set("net.core.mem_pcpu_rsv", "0")
+            .unwrap();
         let (c, _s) = net.connect_pair(80);
         let from = net.addr(0);
         net.set_drop_filter(move |seg| seg.src == from && !seg.is_empty());
@@ -852,6 +966,12 @@ mod tests {
             .ctx
             .sysctl()
             .set("net.ipv4.tcp_mem", "4 8 12")
+            .unwrap();
+        // No per-CPU reserve: limits of a few pages are exact.
+        net.hosts[1]
+            .ctx
+            .sysctl()
+            .set("net.core.mem_pcpu_rsv", "0")
             .unwrap();
         let pairs: Vec<_> = (0..3).map(|i| net.connect_pair(80 + i)).collect();
         let data: Vec<u8> = (0..150_000u32).map(|i| (i * 7 + i / 251) as u8).collect();

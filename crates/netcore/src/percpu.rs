@@ -1,0 +1,132 @@
+//! A per-CPU signed counter written only by its CPU's thread: the shape of
+//! Linux's `this_cpu_add_return()`/`this_cpu_xchg()` on a per-CPU `int`
+//! (such as `proto->per_cpu_fw_alloc`).
+//!
+//! ```text
+//!   PerCpuI64: [cpu 0 | owner t7] [cpu 1 | owner t9] ...   (one cache line each)
+//!   this_cpu(cpu) on the owner thread -> PerCpuI64Cpu: load + store, no lock
+//!   this_cpu(cpu) on any other thread -> None: the caller takes its locked
+//!                                        path (e.g. the global counter)
+//! ```
+
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::snmp::{claim_owner, mib_thread};
+
+/// One CPU's value and the thread that writes it.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+struct PcpuSlot {
+    value: AtomicI64,
+    /// The thread id (as `NetMibs` names threads) of the one writer; 0
+    /// until a thread claims it, then never changed.
+    owner: AtomicU64,
+}
+
+/// A signed per-CPU counter, one cache line per CPU.
+///
+/// Mirrors a `DEFINE_PER_CPU(int, ...)` variable used with
+/// `this_cpu_add_return()` and `this_cpu_xchg()`.
+///
+/// # Deviations from Linux
+///
+/// Linux's `this_cpu_*()` ops rely on running on the CPU. Here a CPU's
+/// context may be used from more than one thread (see `NetMibs`), so each
+/// CPU's value has one writer thread instead: the first thread that asks
+/// for [`PerCpuI64::this_cpu`] of that CPU. Every other thread gets
+/// `None` and must take its own (locked) path; a CPU number past the
+/// counter's size gets `None` too.
+#[derive(Debug)]
+pub struct PerCpuI64 {
+    cpus: Box<[PcpuSlot]>,
+}
+
+impl PerCpuI64 {
+    /// Zero on each of `ncpus` CPUs.
+    pub fn new(ncpus: usize) -> PerCpuI64 {
+        PerCpuI64 {
+            cpus: (0..ncpus).map(|_| PcpuSlot::default()).collect(),
+        }
+    }
+
+    /// `cpu`'s value, if the calling thread is (or now becomes) its one
+    /// writer. Mirrors `this_cpu_ptr()`.
+    #[doc(alias = "this_cpu_ptr")]
+    #[inline]
+    pub fn this_cpu(&self, cpu: usize) -> Option<PerCpuI64Cpu<'_>> {
+        let slot = self.cpus.get(cpu)?;
+        let me = mib_thread()?;
+        claim_owner(&slot.owner, me).then_some(PerCpuI64Cpu {
+            slot,
+            _thread: PhantomData,
+        })
+    }
+
+    /// The sum over the CPUs (a racy snapshot, as `percpu_counter_sum()`).
+    pub fn sum(&self) -> i64 {
+        self.cpus
+            .iter()
+            .map(|s| s.value.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// One CPU's value of a [`PerCpuI64`], on the thread that writes it.
+///
+/// Neither `Send` nor `Sync`: it stays on the thread that owns the value,
+/// so a plain load and store loses nothing.
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let c = netcore::PerCpuI64::new(1);
+/// send(c.this_cpu(0).unwrap()); // a handle cannot move to another thread
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct PerCpuI64Cpu<'a> {
+    slot: &'a PcpuSlot,
+    _thread: PhantomData<*const ()>,
+}
+
+impl PerCpuI64Cpu<'_> {
+    /// Adds `v`; returns the new value. Mirrors `this_cpu_add_return()`
+    /// (a plain load and store: this thread is the one writer).
+    #[inline]
+    pub fn add_return(self, v: i64) -> i64 {
+        let n = self.slot.value.load(Ordering::Relaxed).wrapping_add(v);
+        self.slot.value.store(n, Ordering::Relaxed);
+        n
+    }
+
+    /// Sets `v`; returns the old value. Mirrors `this_cpu_xchg()`.
+    #[inline]
+    pub fn xchg(self, v: i64) -> i64 {
+        let old = self.slot.value.load(Ordering::Relaxed);
+        self.slot.value.store(v, Ordering::Relaxed);
+        old
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_thread_owns_a_cpu_and_others_get_none() {
+        let c = PerCpuI64::new(2);
+        let mine = c.this_cpu(1).unwrap();
+        assert_eq!(mine.add_return(5), 5);
+        assert_eq!(mine.add_return(-2), 3);
+        assert!(c.this_cpu(7).is_none());
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(c.this_cpu(1).is_none());
+                assert!(c.this_cpu(0).is_some());
+            });
+        });
+        assert!(c.this_cpu(0).is_none());
+        assert_eq!(c.sum(), 3);
+        assert_eq!(c.this_cpu(1).unwrap().xchg(0), 3);
+        assert_eq!(c.sum(), 0);
+    }
+}
