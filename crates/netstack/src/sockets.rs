@@ -22,10 +22,12 @@
 //! - A CPU context belongs to its runner (the simulation loop or a CPU
 //!   thread), so "running on a CPU" is a lend: application code given to
 //!   [`HostShared::app_on`], [`Host::app`] or [`Network::app`] runs with the
-//!   CPU's context moved into the host's lend slot, where the socket layer
-//!   finds it; the CPU runs nothing else meanwhile (as with bottom halves
-//!   off). On the thread runtime a call from an application thread asks the
-//!   CPU thread for its context and waits for it.
+//!   CPU's context moved into the calling thread's stack of lends (only
+//!   that thread uses it, as only the task running on a CPU uses its
+//!   per-CPU data), where the socket layer finds it; the CPU runs nothing
+//!   else meanwhile (as with bottom halves off). On the thread runtime a
+//!   call from an application thread asks the CPU thread for its context
+//!   and waits for it.
 //! - A call made outside any CPU while no thread runtime runs the host
 //!   (set-up code between simulation steps) runs on a context built for the
 //!   call: what it queued for transmission is flushed at once
@@ -36,7 +38,7 @@
 //!   (`TimerContext::timers_complete` is `false`), and a cancel or re-arm
 //!   returns no previous expiry for them.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::net::{SocketAddrV4, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -98,7 +100,7 @@ impl Transports {
             host: OnceLock::new(),
             clock: Arc::clone(clock),
             sysctl: Arc::clone(sysctl),
-            lent: (0..cpus).map(|_| Mutex::new(None)).collect(),
+            cpus: cpus.max(1),
             threaded: AtomicBool::new(false),
             remote: Mutex::new(()),
             app_cpu: AtomicUsize::new(0),
@@ -145,36 +147,36 @@ impl UdpNetContext for CpuCtx {
     }
 }
 
-/// A CPU context lent to application code on one thread (named by
-/// [`this_thread`]). Boxed, so that lending and giving it back move a
-/// pointer, not the context.
-type Lent = Option<(usize, Box<CpuCtx>)>;
-
-/// The innermost lend the calling thread runs: the address of the
-/// [`HostSockets`] lending, its slot, and how many lends the thread runs
-/// (nested ones included). `(0, 0, 0)` outside any lend.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct CurrentLend {
+/// A CPU context lent to application code on the calling thread: the
+/// address of the [`HostSockets`] lending, and the context (boxed, so that
+/// lending and giving it back move a pointer, not the context; `None`
+/// while a socket call of the thread runs on it).
+///
+/// Mirrors `current` running on a CPU with bottom halves off: only the
+/// task that runs there uses the CPU's `softnet_data` and timers. Only the
+/// lending thread ever uses a lent context, so the lends live in a
+/// thread-local stack ([`LENDS`]), not in a slot of the host other threads
+/// would have to lock past: a lend costs no atomic operation.
+struct Lend {
     host: usize,
-    slot: usize,
-    depth: usize,
+    ctx: Option<Box<CpuCtx>>,
 }
 
 std::thread_local! {
-    /// The calling thread's [`CurrentLend`]; its address names the thread.
-    static CURRENT_LEND: Cell<CurrentLend> = const {
-        Cell::new(CurrentLend { host: 0, slot: 0, depth: 0 })
-    };
+    /// The lends the calling thread runs, innermost last (a lend of one
+    /// host can run inside another's, and of the same host inside that).
+    static LENDS: RefCell<Vec<Lend>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A number naming the calling thread among the live ones (the address of
-/// its [`CURRENT_LEND`]), and the thread's innermost lend. Cheaper than
-/// `thread::current().id()` (no reference count taken); a lend entry lives
-/// only while its thread runs the lend, so a number reused after a thread
-/// ended cannot match it.
+/// Runs `f` on the calling thread's lends; `None` when they cannot be
+/// reached (the thread's locals are being destroyed, or a borrow is
+/// live, which no code path leaves across a call): as if no lend ran.
 #[inline]
-fn this_thread() -> (usize, CurrentLend) {
-    CURRENT_LEND.with(|c| (std::ptr::from_ref(c).addr(), c.get()))
+fn with_lends<R>(f: impl FnOnce(&mut Vec<Lend>) -> R) -> Option<R> {
+    LENDS
+        .try_with(|l| l.try_borrow_mut().ok().map(|mut l| f(&mut l)))
+        .ok()
+        .flatten()
 }
 
 /// What the socket layer of a host needs from it: a CPU context for each
@@ -186,7 +188,8 @@ pub struct HostSockets {
     host: OnceLock<Weak<HostShared>>,
     clock: Arc<dyn Clock>,
     sysctl: Arc<Sysctl>,
-    lent: Box<[Mutex<Lent>]>,
+    /// The host's CPUs (lends themselves live in [`LENDS`]).
+    cpus: usize,
     threaded: AtomicBool,
     remote: Mutex<()>,
     app_cpu: AtomicUsize,
@@ -204,12 +207,15 @@ impl std::fmt::Debug for HostSockets {
 /// Puts a lent context back in its runner's hands, even if the
 /// application code panicked.
 struct LendGuard<'a> {
-    slot: &'a Mutex<Lent>,
     home: Home<'a>,
-    /// The thread's lend before this one, restored when this one ends.
-    outer: CurrentLend,
+    /// Where the lend sits in [`LENDS`]; `None` if the thread's locals
+    /// could not be reached (the lend then holds the context itself and
+    /// socket calls do not find it).
+    index: Option<usize>,
+    /// The context, when it is not in [`LENDS`] (see `index`).
+    kept: Option<Box<CpuCtx>>,
     /// The context is back in its runner's hands (the lend ended
-    /// normally): the drop has nothing to put back and takes no lock.
+    /// normally): the drop has nothing to put back.
     returned: bool,
 }
 
@@ -224,31 +230,22 @@ enum Home<'a> {
 }
 
 impl<'a> LendGuard<'a> {
-    /// Lends `real` to the calling thread in `slot` (number `index` of
-    /// `host`'s slots) and records it as the thread's innermost lend,
-    /// until the guard drops.
+    /// Lends `real` to the calling thread's socket calls on `host`, as
+    /// the thread's innermost lend, until the guard drops.
     #[inline]
-    fn new(
-        host: &HostSockets,
-        slot: &'a Mutex<Lent>,
-        index: usize,
-        home: Home<'a>,
-        real: Box<CpuCtx>,
-    ) -> Self {
-        let outer = CURRENT_LEND.with(|c| {
-            *slot.lock() = Some((std::ptr::from_ref(c).addr(), real));
-            let outer = c.get();
-            c.set(CurrentLend {
+    fn new(host: &HostSockets, home: Home<'a>, real: Box<CpuCtx>) -> Self {
+        let mut real = Some(real);
+        let index = with_lends(|l| {
+            l.push(Lend {
                 host: std::ptr::from_ref(host).addr(),
-                slot: index,
-                depth: outer.depth + 1,
+                ctx: real.take(),
             });
-            outer
+            l.len() - 1
         });
         LendGuard {
-            slot,
             home,
-            outer,
+            index,
+            kept: real,
             returned: false,
         }
     }
@@ -261,7 +258,17 @@ impl<'a> LendGuard<'a> {
             return None;
         }
         self.returned = true;
-        let (_, mut real) = self.slot.lock().take()?;
+        let mut real = match self.index {
+            // Lends end innermost first: this one is the last (truncate
+            // also drops any a forgotten guard left above it).
+            Some(i) => with_lends(|l| {
+                let ctx = l.get_mut(i).and_then(|e| e.ctx.take());
+                l.truncate(i);
+                ctx
+            })
+            .flatten(),
+            None => self.kept.take(),
+        }?;
         match &mut self.home {
             Home::Boxed(ctx) => Some(std::mem::replace(*ctx, real)),
             Home::Inline(ctx) => {
@@ -276,7 +283,26 @@ impl Drop for LendGuard<'_> {
     fn drop(&mut self) {
         // The placeholder, if the lend did not end normally, is dropped.
         drop(self.give_back());
-        CURRENT_LEND.with(|c| c.set(self.outer));
+    }
+}
+
+/// A lent context a socket call runs on, taken out of its [`LENDS`]
+/// entry; put back when the call ends, also on unwind.
+struct InUse {
+    index: usize,
+    ctx: Option<Box<CpuCtx>>,
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.ctx.take() {
+            // The entry outlives the call (its lend ends after it).
+            let _ = with_lends(|l| {
+                if let Some(e) = l.get_mut(self.index) {
+                    e.ctx = Some(ctx);
+                }
+            });
+        }
     }
 }
 
@@ -307,7 +333,7 @@ impl HostSockets {
     /// Sets the CPU application threads' calls run on (`taskset`); errors
     /// name `cpu` when the host has no such CPU.
     pub fn set_app_cpu(&self, cpu: usize) -> Result<(), NetstackError> {
-        if cpu >= self.lent.len() {
+        if cpu >= self.cpus {
             return Err(NetstackError::bad_arg("cpu", "a CPU of the host"));
         }
         self.app_cpu.store(cpu, Ordering::Relaxed);
@@ -328,18 +354,27 @@ impl HostSockets {
 
     /// Whether the calling thread runs a lend of this host's CPUs.
     fn lent_here(&self) -> bool {
-        let (me, cur) = this_thread();
-        cur.host == std::ptr::from_ref(self).addr() || (cur.depth > 1 && self.scan_lent(me))
+        let me = std::ptr::from_ref(self).addr();
+        with_lends(|l| l.iter().any(|e| e.host == me)).unwrap_or(false)
     }
 
-    /// Looks through every slot for a lend to thread `me`: needed only
-    /// when the thread runs more than one lend (one of another host inside
-    /// one of this host), as [`CURRENT_LEND`] names the innermost.
-    fn scan_lent(&self, me: usize) -> bool {
-        self.lent.iter().any(|s| {
-            s.try_lock()
-                .is_some_and(|g| g.as_ref().is_some_and(|(t, _)| *t == me))
+    /// Takes the context of this host's innermost lend on the calling
+    /// thread that no socket call of the thread runs on already (a call
+    /// inside another passes over the one in use).
+    #[inline]
+    fn take_lent(&self) -> Option<InUse> {
+        let me = std::ptr::from_ref(self).addr();
+        with_lends(|l| {
+            l.iter_mut()
+                .enumerate()
+                .rev()
+                .find(|(_, e)| e.host == me && e.ctx.is_some())
+                .map(|(index, e)| InUse {
+                    index,
+                    ctx: e.ctx.take(),
+                })
         })
+        .flatten()
     }
 
     /// Runs `f` with `ctx` lent to this thread's socket calls (a
@@ -348,9 +383,7 @@ impl HostSockets {
     fn lend<R>(&self, ctx: &mut CpuCtx, f: impl FnOnce() -> R) -> R {
         let mut real = Box::new(scratch_ctx(&ctx.host, ctx.cpu, ctx.clock.clone()));
         std::mem::swap(ctx, &mut *real);
-        let index = real.cpu.min(self.lent.len() - 1);
-        let slot = &self.lent[index];
-        let mut guard = LendGuard::new(self, slot, index, Home::Inline(ctx), real);
+        let mut guard = LendGuard::new(self, Home::Inline(ctx), real);
         let r = f();
         drop(guard.give_back());
         r
@@ -366,7 +399,6 @@ impl HostSockets {
         spare: Option<Box<CpuCtx>>,
         f: impl FnOnce() -> R,
     ) -> (R, Option<Box<CpuCtx>>) {
-        let cpu = ctx.cpu.min(self.lent.len() - 1);
         let placeholder = match spare {
             // Nothing runs on a placeholder (the runner that owns the CPU
             // is the one lending it), so one that armed no timer is as
@@ -375,8 +407,7 @@ impl HostSockets {
             _ => Box::new(scratch_ctx(&ctx.host, ctx.cpu, ctx.clock.clone())),
         };
         let real = std::mem::replace(ctx, placeholder);
-        let slot = &self.lent[cpu];
-        let mut guard = LendGuard::new(self, slot, cpu, Home::Boxed(ctx), real);
+        let mut guard = LendGuard::new(self, Home::Boxed(ctx), real);
         let r = f();
         let placeholder = guard.give_back();
         (r, placeholder)
@@ -534,29 +565,12 @@ impl SocketHost for HostSockets {
     /// (the [`UdpSocket`] wrapper keeps its host alive, so only a bare
     /// [`SocketLayer`] kept past its host can get here).
     fn with_ctx<R>(&self, f: impl FnOnce(&mut CpuCtx) -> R) -> R {
-        let (me, cur) = this_thread();
-        // The thread's innermost lend, when it is this host's: its slot,
-        // no search. A slot held (a socket call inside another on the
-        // same thread) is passed over as the search would.
-        if cur.host == std::ptr::from_ref(self).addr()
-            && let Some(slot) = self.lent.get(cur.slot)
-            && let Some(mut g) = slot.try_lock()
-            && let Some((t, ctx)) = g.as_mut()
-            && *t == me
+        // A lend of this host on the calling thread (the innermost one
+        // not in use by a socket call the thread runs already).
+        if let Some(mut in_use) = self.take_lent()
+            && let Some(ctx) = in_use.ctx.as_mut()
         {
             return f(ctx);
-        }
-        // An outer lend of this host (another host's lend runs inside it):
-        // the search through every slot.
-        if cur.depth > 1 {
-            for slot in &*self.lent {
-                if let Some(mut g) = slot.try_lock()
-                    && let Some((t, ctx)) = g.as_mut()
-                    && *t == me
-                {
-                    return f(ctx);
-                }
-            }
         }
         let Some(host) = self.shared() else {
             panic!("a socket call on a host that no longer exists");
