@@ -171,7 +171,7 @@ std::thread_local! {
 /// Runs `f` on the calling thread's lends; `None` when they cannot be
 /// reached (the thread's locals are being destroyed, or a borrow is
 /// live, which no code path leaves across a call): as if no lend ran.
-#[inline]
+#[inline(always)]
 fn with_lends<R>(f: impl FnOnce(&mut Vec<Lend>) -> R) -> Option<R> {
     LENDS
         .try_with(|l| l.try_borrow_mut().ok().map(|mut l| f(&mut l)))
@@ -308,6 +308,7 @@ struct InUse {
 }
 
 impl Drop for InUse {
+    #[inline]
     fn drop(&mut self) {
         if let Some(ctx) = self.ctx.take() {
             // The entry outlives the call (its lend ends after it).
