@@ -1459,7 +1459,7 @@ mod tests {
 
     /// A socket call of host h1 made inside a lend of another host (x,
     /// lent inside h1's lend on the same thread) runs on h1's lent CPU
-    /// context, found by searching h1's lend slots: it sees the timers of
+    /// context, found by searching the thread's lends: it sees the timers of
     /// h1's CPU, and x's calls run on x's context; back in h1's lend alone,
     /// h1's calls still find it directly.
     #[test]
