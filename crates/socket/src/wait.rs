@@ -197,3 +197,105 @@ impl Drop for Waiter<'_> {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netcore::VirtualClock;
+    use std::sync::mpsc;
+
+    /// The blocked-caller count in the queue's word.
+    fn waiters(q: &WaitQueue) -> u64 {
+        q.seq.load(Ordering::Acquire) & WAITERS
+    }
+
+    fn has_callbacks(q: &WaitQueue) -> bool {
+        q.seq.load(Ordering::Acquire) & HAS_CALLBACKS != 0
+    }
+
+    /// With nobody waiting and no callback, a wake-up only counts: it does
+    /// not take the queue's lock (`wq_has_sleeper()` false), so it
+    /// finishes while another holder keeps the lock.
+    #[test]
+    fn a_wake_up_nobody_waits_for_takes_no_lock() {
+        let q = Arc::new(WaitQueue::default());
+        let held = q.inner.lock();
+        let (tx, rx) = mpsc::channel();
+        let waker = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || {
+                q.wake_up(1);
+                tx.send(q.seq()).unwrap();
+            })
+        };
+        // A liveness bound, not a speed one: a wake-up that took the lock
+        // would wait here for as long as the test holds it.
+        let seq = rx.recv_timeout(std::time::Duration::from_secs(30));
+        drop(held);
+        waker.join().unwrap();
+        assert_eq!(seq, Ok(1));
+    }
+
+    /// A caller blocked in `wait_changed` is counted in the word until it
+    /// returns, and a wake-up ends its wait with `true`.
+    #[test]
+    fn a_blocked_caller_is_counted_until_a_wake_up_ends_its_wait() {
+        let q = Arc::new(WaitQueue::default());
+        let clock = VirtualClock::starting_at(Instant::from_secs(1));
+        let seen = q.seq();
+        let sleeper = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || q.wait_changed(seen, &clock, None))
+        };
+        let mut polls = 0;
+        while waiters(&q) == 0 {
+            polls += 1;
+            assert!(polls < 30_000, "the caller never registered as a waiter");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(waiters(&q), 1);
+        q.wake_up(1);
+        assert!(sleeper.join().unwrap());
+        assert_eq!((waiters(&q), q.seq()), (0, seen + 1));
+    }
+
+    /// A timed-out wait returns `false` and leaves the count as it was.
+    #[test]
+    fn a_timed_out_wait_unregisters() {
+        let q = WaitQueue::default();
+        let clock = VirtualClock::starting_at(Instant::from_secs(1));
+        let past = Instant::from_secs(1);
+        assert!(!q.wait_changed(q.seq(), &clock, Some(past)));
+        assert_eq!(waiters(&q), 0);
+    }
+
+    /// Callbacks run with the key; one that returns `false` is dropped; the
+    /// word's callback flag follows the list, so a queue left without
+    /// callbacks goes back to the lock-free wake-up.
+    #[test]
+    fn callbacks_run_with_the_key_and_their_flag_follows_the_list() {
+        let q = WaitQueue::default();
+        assert!(!has_callbacks(&q));
+        let keys = Arc::new(Mutex::new(Vec::new()));
+        let k = Arc::clone(&keys);
+        q.add_callback(
+            7,
+            Arc::new(move |key| {
+                k.lock().push(key);
+                true
+            }),
+        );
+        q.add_callback(8, Arc::new(|_| false));
+        assert!(has_callbacks(&q));
+        q.wake_up(0x41);
+        assert_eq!(*keys.lock(), [0x41]);
+        assert_eq!(q.inner.lock().callbacks.as_ref().map(|l| l.len()), Some(1));
+        assert!(has_callbacks(&q));
+        q.remove_callback(7);
+        assert!(!has_callbacks(&q));
+        assert!(q.inner.lock().callbacks.is_none());
+        q.wake_up(0x42);
+        assert_eq!(*keys.lock(), [0x41]);
+        assert_eq!(q.seq(), 2);
+    }
+}
