@@ -13,6 +13,7 @@
 //!                       └──────────── woken by the transport's Wakeup ◄──────────┘
 //! ```
 
+use std::borrow::Cow;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -298,6 +299,32 @@ impl<C: ?Sized + 'static> Clone for File<C> {
     }
 }
 
+/// An fd looked up once by the owner of the fd, for its later calls.
+///
+/// Linux's `fdget()` takes no reference on a file when the fd table is
+/// not shared, and reads the table under RCU without a lock. The
+/// `std::net`-shaped wrappers own their fd; an `FdRef` keeps the socket
+/// the fd named when it was taken, and [`SocketLayer`]'s calls on it
+/// (`sendto_ref`, `recvfrom_ref`) borrow that socket, with neither the
+/// table's lock nor a reference count, while no socket's file has left
+/// the table since; after a `close` of any socket they look the fd up
+/// again, so an fd closed or reused behind the owner's back gives what
+/// the plain calls give (`EBADF`, or the socket now behind the fd).
+pub struct FdRef<C: ?Sized + 'static> {
+    fd: Fd,
+    sock: Arc<Socket<C>>,
+    /// `SocketLayer::fd_gen` when the fd was last seen naming `sock`.
+    gen_seen: AtomicU64,
+}
+
+impl<C: ?Sized + 'static> std::fmt::Debug for FdRef<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FdRef")
+            .field("fd", &self.fd)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The socket layer of one host: its fd table and system calls.
 ///
 /// Mirrors a process's `files_struct` (the fd table, limited by
@@ -318,6 +345,10 @@ pub struct SocketLayer<H: SocketHost> {
     rlimit_nofile: AtomicU64,
     nr_files: AtomicU64,
     next_ino: AtomicU64,
+    /// Bumped (under `fds`' lock, so a plain load and store) whenever a
+    /// socket's file leaves the table: an [`FdRef`] taken before the bump
+    /// looks its fd up again, one taken after it borrows its socket.
+    fd_gen: AtomicU64,
     inetsw: RwLock<Vec<Arc<dyn InetProtosw<H::Ctx>>>>,
 }
 
@@ -428,6 +459,7 @@ impl<H: SocketHost> SocketLayer<H> {
             rlimit_nofile: AtomicU64::new(INR_OPEN_CUR),
             nr_files: AtomicU64::new(3),
             next_ino: AtomicU64::new(10_000),
+            fd_gen: AtomicU64::new(0),
             inetsw: RwLock::new(Vec::new()),
         })
     }
@@ -499,6 +531,51 @@ impl<H: SocketHost> SocketLayer<H> {
         match self.file(fd)? {
             File::Socket(s) => Ok(s),
             _ => Err(Errno::NotSock),
+        }
+    }
+
+    /// Looks `fd` up once for the calls of an owner of the fd (the
+    /// `std::net`-shaped wrappers): see [`FdRef`].
+    pub fn fd_ref(&self, fd: Fd) -> Result<FdRef<H::Ctx>, Errno> {
+        let fds = self.fds.lock();
+        let gen_now = self.fd_gen.load(Ordering::Relaxed);
+        match usize::try_from(fd).ok().and_then(|i| fds.get(i)) {
+            Some(File::Socket(s)) => Ok(FdRef {
+                fd,
+                sock: Arc::clone(s),
+                gen_seen: AtomicU64::new(gen_now),
+            }),
+            Some(File::Reserved) | None => Err(Errno::BadF),
+            Some(_) => Err(Errno::NotSock),
+        }
+    }
+
+    /// The socket behind `r`'s fd, borrowed from `r` while the fd still
+    /// names it.
+    ///
+    /// Mirrors `fdget()` / `sockfd_lookup_light()` on a table no other
+    /// thread changed: Linux reads the table under RCU and takes no
+    /// reference (`FDPUT_FPUT` unset). Here no socket's file has left the
+    /// table since `r` last checked (`fd_gen` unchanged, one plain load):
+    /// the fd still names `r`'s socket, so the call borrows it without
+    /// the table's lock or a reference count. Otherwise the fd is looked
+    /// up as [`SocketLayer::sock`] does (`EBADF`, `ENOTSOCK`, or another
+    /// socket now behind the fd), and `r` is marked current again when it
+    /// still names `r`'s socket.
+    fn fdget<'a>(&self, r: &'a FdRef<H::Ctx>) -> Result<Cow<'a, Arc<Socket<H::Ctx>>>, Errno> {
+        if self.fd_gen.load(Ordering::Acquire) == r.gen_seen.load(Ordering::Relaxed) {
+            return Ok(Cow::Borrowed(&r.sock));
+        }
+        let fds = self.fds.lock();
+        let gen_now = self.fd_gen.load(Ordering::Relaxed);
+        match usize::try_from(r.fd).ok().and_then(|i| fds.get(i)) {
+            Some(File::Socket(s)) if Arc::ptr_eq(s, &r.sock) => {
+                r.gen_seen.store(gen_now, Ordering::Relaxed);
+                Ok(Cow::Borrowed(&r.sock))
+            }
+            Some(File::Socket(s)) => Ok(Cow::Owned(Arc::clone(s))),
+            Some(File::Reserved) | None => Err(Errno::BadF),
+            Some(_) => Err(Errno::NotSock),
         }
     }
 
@@ -745,10 +822,34 @@ impl<H: SocketHost> SocketLayer<H> {
         to: Option<SocketAddrV4>,
     ) -> Result<usize, Errno> {
         let sock = self.sock(fd)?;
+        self.sendto_sock(&sock, buf, flags, to)
+    }
+
+    /// [`SocketLayer::sendto`] on the fd of `r` (see [`FdRef`]).
+    pub fn sendto_ref(
+        &self,
+        r: &FdRef<H::Ctx>,
+        buf: &[u8],
+        flags: MsgFlags,
+        to: Option<SocketAddrV4>,
+    ) -> Result<usize, Errno> {
+        let sock = self.fdget(r)?;
+        self.sendto_sock(&sock, buf, flags, to)
+    }
+
+    /// `sock_sendmsg()` and the wait for room: [`SocketLayer::sendto`]
+    /// after the fd lookup.
+    fn sendto_sock(
+        &self,
+        sock: &Socket<H::Ctx>,
+        buf: &[u8],
+        flags: MsgFlags,
+        to: Option<SocketAddrV4>,
+    ) -> Result<usize, Errno> {
         let file = sock.file.get();
         let nonblock = file.nonblock || flags.contains(MsgFlags::DONTWAIT);
         let writable = crate::eventpoll::EpollEvents::EPOLLOUT.bits();
-        self.wait_loop(&sock, nonblock, file.sndtimeo, writable, |ctx| {
+        self.wait_loop(sock, nonblock, file.sndtimeo, writable, |ctx| {
             sock.ops.sendmsg(ctx, buf, to, flags)
         })
     }
@@ -809,8 +910,31 @@ impl<H: SocketHost> SocketLayer<H> {
         Ok(r)
     }
 
+    /// [`SocketLayer::recvfrom`] on the fd of `r` (see [`FdRef`]).
+    pub fn recvfrom_ref(
+        &self,
+        r: &FdRef<H::Ctx>,
+        buf: &mut [u8],
+        flags: MsgFlags,
+    ) -> Result<(usize, Option<SocketAddrV4>), Errno> {
+        let sock = self.fdget(r)?;
+        let r = self.recv_sock(&sock, buf, flags)?;
+        Ok((r.len, r.from))
+    }
+
     fn recv_inner(&self, fd: Fd, buf: &mut [u8], flags: MsgFlags) -> Result<RecvMsg, Errno> {
         let sock = self.sock(fd)?;
+        self.recv_sock(&sock, buf, flags)
+    }
+
+    /// `sock_recvmsg()` and the wait for data: [`SocketLayer::recvmsg`]
+    /// after the fd lookup.
+    fn recv_sock(
+        &self,
+        sock: &Socket<H::Ctx>,
+        buf: &mut [u8],
+        flags: MsgFlags,
+    ) -> Result<RecvMsg, Errno> {
         let file = sock.file.get();
         let nonblock = file.nonblock || flags.contains(MsgFlags::DONTWAIT);
         let flags = if nonblock {
@@ -819,7 +943,7 @@ impl<H: SocketHost> SocketLayer<H> {
             flags - MsgFlags::DONTWAIT
         };
         let readable = crate::eventpoll::EpollEvents::EPOLLIN.bits();
-        self.wait_loop(&sock, nonblock, file.rcvtimeo, readable, |ctx| {
+        self.wait_loop(sock, nonblock, file.rcvtimeo, readable, |ctx| {
             sock.ops.recvmsg(ctx, buf, flags)
         })
     }
@@ -844,7 +968,12 @@ impl<H: SocketHost> SocketLayer<H> {
                 .ok()
                 .filter(|&i| fds.get(i).is_some_and(|f| !matches!(f, File::Reserved)))
                 .ok_or(Errno::BadF)?;
-            fds.take(i).ok_or(Errno::BadF)?
+            let file = fds.take(i).ok_or(Errno::BadF)?;
+            // Writers of fd_gen hold the table's lock: no RMW needed.
+            let gen_now = self.fd_gen.load(Ordering::Relaxed);
+            self.fd_gen
+                .store(gen_now.wrapping_add(1), Ordering::Release);
+            file
         };
         self.nr_files.fetch_sub(1, Ordering::Relaxed);
         if let File::Epoll(ep) = &file {

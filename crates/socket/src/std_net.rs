@@ -14,7 +14,7 @@ use netcore::{Duration, Errno};
 
 use crate::net::{AF_INET, MsgFlags, SockType};
 use crate::socket::{
-    FIONBIO, Fd, SO_BROADCAST, SO_ERROR, SO_RCVTIMEO, SO_REUSEADDR, SO_SNDTIMEO, SOL_SOCKET,
+    FIONBIO, Fd, FdRef, SO_BROADCAST, SO_ERROR, SO_RCVTIMEO, SO_REUSEADDR, SO_SNDTIMEO, SOL_SOCKET,
     SocketHost, SocketLayer,
 };
 
@@ -93,6 +93,10 @@ impl<H: SocketHost> OwnedFd<H> {
 ///
 /// Mirrors `std::net::UdpSocket`.
 pub struct UdpSocket<H: SocketHost> {
+    /// The fd's socket for the per-datagram calls (`fdget()` without a
+    /// reference, see [`FdRef`]); dropped before the fd is closed, so the
+    /// close frees the socket as before.
+    sock: FdRef<H::Ctx>,
     fd: OwnedFd<H>,
 }
 
@@ -109,7 +113,8 @@ impl<H: SocketHost> UdpSocket<H> {
     pub fn bind(layer: &Arc<SocketLayer<H>>, addr: SocketAddrV4) -> io::Result<UdpSocket<H>> {
         let fd = OwnedFd::socket(layer, SockType::Dgram)?;
         layer.bind(fd.fd, addr).map_err(io_err)?;
-        Ok(UdpSocket { fd })
+        let sock = layer.fd_ref(fd.fd).map_err(io_err)?;
+        Ok(UdpSocket { fd, sock })
     }
 
     /// The fd.
@@ -136,7 +141,7 @@ impl<H: SocketHost> UdpSocket<H> {
     pub fn send_to(&self, buf: &[u8], addr: SocketAddrV4) -> io::Result<usize> {
         self.fd
             .layer
-            .sendto(self.fd.fd, buf, MsgFlags::empty(), Some(addr))
+            .sendto_ref(&self.sock, buf, MsgFlags::empty(), Some(addr))
             .map_err(io_err)
     }
 
@@ -144,7 +149,7 @@ impl<H: SocketHost> UdpSocket<H> {
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.fd
             .layer
-            .send(self.fd.fd, buf, MsgFlags::empty())
+            .sendto_ref(&self.sock, buf, MsgFlags::empty(), None)
             .map_err(io_err)
     }
 
@@ -153,7 +158,7 @@ impl<H: SocketHost> UdpSocket<H> {
         let (n, from) = self
             .fd
             .layer
-            .recvfrom(self.fd.fd, buf, MsgFlags::empty())
+            .recvfrom_ref(&self.sock, buf, MsgFlags::empty())
             .map_err(io_err)?;
         Ok((
             n,
@@ -165,7 +170,8 @@ impl<H: SocketHost> UdpSocket<H> {
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.fd
             .layer
-            .recv(self.fd.fd, buf, MsgFlags::empty())
+            .recvfrom_ref(&self.sock, buf, MsgFlags::empty())
+            .map(|(n, _)| n)
             .map_err(io_err)
     }
 
@@ -174,7 +180,7 @@ impl<H: SocketHost> UdpSocket<H> {
         let (n, from) = self
             .fd
             .layer
-            .recvfrom(self.fd.fd, buf, MsgFlags::PEEK)
+            .recvfrom_ref(&self.sock, buf, MsgFlags::PEEK)
             .map_err(io_err)?;
         Ok((
             n,
