@@ -262,9 +262,14 @@ impl UdpSock {
 
     /// Calls the wake-up hook with `key`. Must be called without the socket
     /// lock held.
+    ///
+    /// The hook is called under the read side of its lock, as Linux calls
+    /// `sk_data_ready` under `rcu_read_lock()`: no reference is taken on
+    /// it, and [`UdpSock::set_wakeup`] waits for a wake-up in progress.
+    /// (The hook only wakes the socket layer's queue, which never sets
+    /// the hook of this socket.)
     pub(crate) fn wake(&self, key: u32) {
-        let hook = self.wakeup.read().clone();
-        if let Some(hook) = hook {
+        if let Some(hook) = &*self.wakeup.read() {
             hook(key);
         }
     }
