@@ -818,6 +818,34 @@ pub fn udp_recvmsg<C: UdpContext>(
     Ok(out)
 }
 
+/// The checks `sock_alloc_send_pskb()` makes before a datagram is
+/// built, under the socket lock `inner` (released on return): a pending
+/// error is returned and cleared, a send-shut socket gives `EPIPE`, a full
+/// send buffer (`sk_wmem_alloc >= sk_sndbuf`) `EAGAIN` (the caller counts
+/// `SndbufErrors`). Then `ip_select_ident_segs()`: a connected socket
+/// numbers its datagrams with its own counter (`atomic_add_return()`, so
+/// the first is the random start + 1); `None` lets IP choose.
+fn udp_sendmsg_room(
+    sk: &UdpSock,
+    mut inner: parking_lot::MutexGuard<'_, crate::sock::UdpSockInner>,
+) -> Result<Option<u16>, Errno> {
+    if let Some(err) = inner.err.take() {
+        return Err(err);
+    }
+    if inner.shutdown & SEND_SHUTDOWN != 0 {
+        return Err(Errno::Pipe);
+    }
+    if sk.wmem_alloc() >= usize::try_from(inner.sndbuf).unwrap_or(0) {
+        return Err(Errno::Again);
+    }
+    Ok(
+        (inner.state == UdpState::Established && !inner.addrs.daddr.is_unspecified()).then(|| {
+            inner.inet_id = inner.inet_id.wrapping_add(1);
+            inner.inet_id
+        }),
+    )
+}
+
 /// Sends one datagram without blocking.
 ///
 /// Mirrors `inet_sendmsg()` → `udp_sendmsg()` → `ip_make_skb()` →
@@ -854,68 +882,80 @@ pub fn udp_sendmsg<C: UdpContext>(
     to: Option<SocketAddrV4>,
 ) -> Result<usize, Errno> {
     let len = buf.len();
-    let (fl, no_check, broadcast_ok, cached, txhash, genid) = {
-        let mut inner = sk.lock();
-        // inet_autobind(), which takes the socket lock itself: only an
-        // unbound socket lets go of the lock taken here for the flow.
-        if inner.addrs.num == 0 {
-            drop(inner);
-            inet_autobind(ctx, sk)?;
-            inner = sk.lock();
+    let mut inner = sk.lock();
+    // inet_autobind(), which takes the socket lock itself: only an
+    // unbound socket lets go of the lock taken here for the flow.
+    if inner.addrs.num == 0 {
+        drop(inner);
+        inet_autobind(ctx, sk)?;
+        inner = sk.lock();
+    }
+    if len > UDP_MAX_PAYLOAD {
+        return Err(Errno::MsgSize);
+    }
+    let genid = ctx.rt_genid();
+    let connected = to.is_none();
+    let (daddr, dport) = if let Some(to) = to {
+        if to.port() == 0 {
+            return Err(Errno::Inval);
         }
-        if len > UDP_MAX_PAYLOAD {
-            return Err(Errno::MsgSize);
+        (*to.ip(), to.port())
+    } else {
+        if inner.state != UdpState::Established {
+            return Err(Errno::DestAddrReq);
         }
-        let genid = ctx.rt_genid();
-        let connected = to.is_none();
-        let (daddr, dport) = if let Some(to) = to {
-            if to.port() == 0 {
-                return Err(Errno::Inval);
-            }
-            (*to.ip(), to.port())
-        } else {
-            if inner.state != UdpState::Established {
-                return Err(Errno::DestAddrReq);
-            }
-            (inner.addrs.daddr, inner.addrs.dport)
-        };
-        let fl = Flowi4 {
-            oif: inner.addrs.bound_dev_if,
-            mark: inner.mark,
-            tos: inner.tos,
-            proto: IPPROTO_UDP,
-            daddr,
-            saddr: inner.saddr,
-            dport,
-            sport: inner.addrs.num,
-        };
-        // Only a send to the connected peer uses (and fills) the cache.
-        let cached = if connected {
-            Some(inner.sk_dst_check(genid))
-        } else {
-            None
-        };
-        (
-            fl,
-            inner.no_check_tx,
-            inner.broadcast,
-            cached,
-            inner.txhash,
-            genid,
-        )
+        (inner.addrs.daddr, inner.addrs.dport)
     };
-    let rt = if let Some(Some(mut rt)) = cached {
+    let fl = Flowi4 {
+        oif: inner.addrs.bound_dev_if,
+        mark: inner.mark,
+        tos: inner.tos,
+        proto: IPPROTO_UDP,
+        daddr,
+        saddr: inner.saddr,
+        dport,
+        sport: inner.addrs.num,
+    };
+    let (no_check, broadcast_ok, txhash) = (inner.no_check_tx, inner.broadcast, inner.txhash);
+    // Only a send to the connected peer uses (and fills) the cache.
+    let cached = if connected {
+        inner.sk_dst_check(genid)
+    } else {
+        None
+    };
+    let (rt, mut skb, id) = if let Some(mut rt) = cached {
+        // The connected fast path: the cached route, the skb and the
+        // checks of sock_alloc_send_pskb() under the one lock taken for
+        // the flow (Linux reads the connected socket's destination and
+        // cached dst without lock_sock(); the neighbour table's lock and
+        // the page pool's are leaves, taken under it).
         if ctx.dst_neigh_refresh(&mut rt, fl.daddr) {
             // The route keeps the next hop's entry from now on.
-            let mut inner = sk.lock();
             if let Some((c, g)) = inner.dst_cache.as_mut()
                 && *g == genid
             {
                 *c = rt;
             }
         }
-        rt
+        if rt.broadcast && !broadcast_ok {
+            return Err(Errno::Acces);
+        }
+        let Ok(skb) = SkBuff::alloc(ctx.page_pool(), UDP_MAX_HEADER + UDP_HLEN + len) else {
+            drop(inner);
+            ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
+            return Err(Errno::NoBufs);
+        };
+        let id = udp_sendmsg_room(sk, inner);
+        let id = match id {
+            Err(Errno::Again) => {
+                ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
+                return Err(Errno::Again);
+            }
+            other => other?,
+        };
+        (rt, skb, id)
     } else {
+        drop(inner);
         let rt = match ctx.ip_route_output(&fl) {
             Ok(rt) => rt,
             Err(e) => {
@@ -925,42 +965,27 @@ pub fn udp_sendmsg<C: UdpContext>(
                 return Err(e);
             }
         };
-        if cached.is_some() {
+        if connected {
             // sk_dst_set()
             sk.lock().dst_cache = Some((rt, genid));
         }
-        rt
-    };
-    if rt.broadcast && !broadcast_ok {
-        return Err(Errno::Acces);
-    }
-    let ulen = UDP_HLEN + len;
-    let Ok(mut skb) = SkBuff::alloc(ctx.page_pool(), UDP_MAX_HEADER + ulen) else {
-        ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
-        return Err(Errno::NoBufs);
-    };
-    let id = {
-        let mut inner = sk.lock();
-        if let Some(err) = inner.err.take() {
-            return Err(err);
+        if rt.broadcast && !broadcast_ok {
+            return Err(Errno::Acces);
         }
-        if inner.shutdown & SEND_SHUTDOWN != 0 {
-            return Err(Errno::Pipe);
-        }
-        // sock_alloc_send_pskb(): room while sk_wmem_alloc < sk_sndbuf.
-        if sk.wmem_alloc() >= usize::try_from(inner.sndbuf).unwrap_or(0) {
-            drop(inner);
+        let Ok(skb) = SkBuff::alloc(ctx.page_pool(), UDP_MAX_HEADER + UDP_HLEN + len) else {
             ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
-            return Err(Errno::Again);
-        }
-        // ip_select_ident_segs(): a connected socket numbers its datagrams
-        // with its own counter (atomic_add_return(), so the first is the
-        // random start + 1).
-        (inner.state == UdpState::Established && !inner.addrs.daddr.is_unspecified()).then(|| {
-            inner.inet_id = inner.inet_id.wrapping_add(1);
-            inner.inet_id
-        })
+            return Err(Errno::NoBufs);
+        };
+        let id = match udp_sendmsg_room(sk, sk.lock()) {
+            Err(Errno::Again) => {
+                ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
+                return Err(Errno::Again);
+            }
+            other => other?,
+        };
+        (rt, skb, id)
     };
+    let ulen = UDP_HLEN + len;
     // skb_set_owner_w(): charged until the skb is freed (transmitted,
     // dropped, or read by a local receiver); skb_set_hash_from_sk(): a
     // connected socket's datagrams carry its sk_txhash, so the device
