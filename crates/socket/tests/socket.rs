@@ -60,6 +60,45 @@ fn udp_socket_wrappers_talk_both_ways() {
 }
 
 #[test]
+fn udp_socket_wrapper_sees_its_fd_closed_or_reused_behind_its_back() {
+    // The wrapper's calls borrow the socket it looked up at bind (FdRef);
+    // a close of its fd through the layer must still give EBADF, and a
+    // new socket on the same fd number is the one the calls reach, as
+    // with std::net over the C library.
+    let (a, b) = FakeSocketHost::pair();
+    let rx = UdpSocket::bind(&b, any(5000)).unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let s = UdpSocket::bind(&a, any(4000)).unwrap();
+    let other = udp(&a, 4001);
+    let to = SocketAddrV4::new(B, 5000);
+    s.send_to(b"one", to).unwrap();
+    a.close(other).unwrap();
+    s.send_to(b"two", to).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        rx.recv_from(&mut buf).unwrap(),
+        (3, SocketAddrV4::new(A, 4000))
+    );
+    assert_eq!(
+        rx.recv_from(&mut buf).unwrap(),
+        (3, SocketAddrV4::new(A, 4000))
+    );
+    let fd = s.as_raw_fd();
+    a.close(fd).unwrap();
+    let ebadf = Some(Errno::BadF.as_i32());
+    assert_eq!(s.send_to(b"x", to).unwrap_err().raw_os_error(), ebadf);
+    assert_eq!(s.recv(&mut buf).unwrap_err().raw_os_error(), ebadf);
+    let reused = udp(&a, 4002);
+    assert_eq!(reused, fd, "the lowest free fd");
+    s.send_to(b"three", to).unwrap();
+    assert_eq!(
+        rx.recv_from(&mut buf).unwrap(),
+        (5, SocketAddrV4::new(A, 4002)),
+        "sent from the socket now behind the fd"
+    );
+}
+
+#[test]
 fn port_unreachable_reaches_a_connected_socket_as_econnrefused() {
     let (a, _b) = FakeSocketHost::pair();
     let s = UdpSocket::bind(&a, any(0)).unwrap();
