@@ -17,8 +17,8 @@
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use netcore::{Errno, SkBuff, SkbDestructor, Sysctl};
 
@@ -69,6 +69,13 @@ pub const SOCK_BINDPORT_LOCK: u8 = 8;
 /// `sk_error_report()` and `sk_state_change()` calling
 /// `wake_up_interruptible_sync_poll()` with a key.
 pub type SkWakeup = Arc<dyn Fn(u32) + Send + Sync>;
+
+/// [`UdpSock`]'s wake-up mode: no hook.
+const WAKE_NONE: u8 = 0;
+/// [`UdpSock`]'s wake-up mode: the first hook installed.
+const WAKE_FIRST: u8 = 1;
+/// [`UdpSock`]'s wake-up mode: a hook installed after the first.
+const WAKE_LATER: u8 = 2;
 
 /// The state of a UDP socket: closed (unconnected, bound or not) or
 /// connected.
@@ -178,7 +185,15 @@ impl UdpSockInner {
 /// removed from the table by [`crate::udp_lib_close`].
 pub struct UdpSock {
     inner: Mutex<UdpSockInner>,
-    wakeup: RwLock<Option<SkWakeup>>,
+    /// The first wake-up hook installed, kept for the socket's life so a
+    /// wake-up reads it with a plain load (see [`UdpSock::wake`]).
+    wakeup_first: OnceLock<SkWakeup>,
+    /// Which hook a wake-up calls: [`WAKE_NONE`], [`WAKE_FIRST`] or
+    /// [`WAKE_LATER`].
+    wakeup_mode: AtomicU8,
+    /// A hook installed after the first (a socket given a second hook);
+    /// its write side also orders the [`UdpSock::set_wakeup`] calls.
+    wakeup_later: RwLock<Option<SkWakeup>>,
     /// `sk_wmem_alloc`: truesize of the datagrams this socket sent that
     /// are not freed yet (queued in a qdisc, on a TX ring, in flight to a
     /// local socket). An atomic, as in Linux, so the skb destructor never
@@ -243,7 +258,9 @@ impl UdpSock {
                 txhash: 0,
                 inet_id: 0,
             }),
-            wakeup: RwLock::new(None),
+            wakeup_first: OnceLock::new(),
+            wakeup_mode: AtomicU8::new(WAKE_NONE),
+            wakeup_later: RwLock::new(None),
             wmem_alloc: AtomicUsize::new(0),
             drops: AtomicU32::new(0),
             sndbuf_once: AtomicI32::new(sndbuf),
@@ -255,22 +272,51 @@ impl UdpSock {
         self.inner.lock()
     }
 
-    /// Installs the hook called on every readiness change.
+    /// Installs the hook called on every readiness change (`None`: no
+    /// more wake-ups).
     pub fn set_wakeup(&self, wakeup: Option<SkWakeup>) {
-        *self.wakeup.write() = wakeup;
+        let mut later = self.wakeup_later.write();
+        let mode = match wakeup {
+            None => {
+                *later = None;
+                WAKE_NONE
+            }
+            Some(hook) => match self.wakeup_first.set(hook) {
+                Ok(()) => WAKE_FIRST,
+                Err(hook) => {
+                    *later = Some(hook);
+                    WAKE_LATER
+                }
+            },
+        };
+        self.wakeup_mode.store(mode, Ordering::Release);
     }
 
     /// Calls the wake-up hook with `key`. Must be called without the socket
     /// lock held.
     ///
-    /// The hook is called under the read side of its lock, as Linux calls
-    /// `sk_data_ready` under `rcu_read_lock()`: no reference is taken on
-    /// it, and [`UdpSock::set_wakeup`] waits for a wake-up in progress.
-    /// (The hook only wakes the socket layer's queue, which never sets
-    /// the hook of this socket.)
+    /// Mirrors `sk->sk_data_ready()` / `sk_write_space()` reaching the
+    /// socket's wait queue through `sk->sk_wq`, which Linux reads under
+    /// `rcu_read_lock()`: no lock and no reference. The hook a socket
+    /// gets first (the socket layer's, the only one it ever gets) is read
+    /// with plain loads; no lock is held while it runs, so it may make
+    /// socket calls (close this socket, too). A wake-up that read the
+    /// hook before a `set_wakeup(None)` still runs it, as an RCU reader
+    /// that started before the update does.
     pub(crate) fn wake(&self, key: u32) {
-        if let Some(hook) = &*self.wakeup.read() {
-            hook(key);
+        match self.wakeup_mode.load(Ordering::Acquire) {
+            WAKE_FIRST => {
+                if let Some(hook) = self.wakeup_first.get() {
+                    hook(key);
+                }
+            }
+            WAKE_LATER => {
+                let hook = self.wakeup_later.read().clone();
+                if let Some(hook) = hook {
+                    hook(key);
+                }
+            }
+            _ => {}
         }
     }
 
