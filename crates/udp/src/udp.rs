@@ -818,34 +818,6 @@ pub fn udp_recvmsg<C: UdpContext>(
     Ok(out)
 }
 
-/// The checks `sock_alloc_send_pskb()` makes before a datagram is
-/// built, under the socket lock `inner` (released on return): a pending
-/// error is returned and cleared, a send-shut socket gives `EPIPE`, a full
-/// send buffer (`sk_wmem_alloc >= sk_sndbuf`) `EAGAIN` (the caller counts
-/// `SndbufErrors`). Then `ip_select_ident_segs()`: a connected socket
-/// numbers its datagrams with its own counter (`atomic_add_return()`, so
-/// the first is the random start + 1); `None` lets IP choose.
-fn udp_sendmsg_room(
-    sk: &UdpSock,
-    mut inner: parking_lot::MutexGuard<'_, crate::sock::UdpSockInner>,
-) -> Result<Option<u16>, Errno> {
-    if let Some(err) = inner.err.take() {
-        return Err(err);
-    }
-    if inner.shutdown & SEND_SHUTDOWN != 0 {
-        return Err(Errno::Pipe);
-    }
-    if sk.wmem_alloc() >= usize::try_from(inner.sndbuf).unwrap_or(0) {
-        return Err(Errno::Again);
-    }
-    Ok(
-        (inner.state == UdpState::Established && !inner.addrs.daddr.is_unspecified()).then(|| {
-            inner.inet_id = inner.inet_id.wrapping_add(1);
-            inner.inet_id
-        }),
-    )
-}
-
 /// Sends one datagram without blocking.
 ///
 /// Mirrors `inet_sendmsg()` → `udp_sendmsg()` → `ip_make_skb()` →
@@ -923,12 +895,12 @@ pub fn udp_sendmsg<C: UdpContext>(
     } else {
         None
     };
-    let (rt, mut skb, id) = if let Some(mut rt) = cached {
+    let (rt, mut inner) = if let Some(mut rt) = cached {
         // The connected fast path: the cached route, the skb and the
         // checks of sock_alloc_send_pskb() under the one lock taken for
-        // the flow (Linux reads the connected socket's destination and
+        // the flow (Linux reads a connected socket's destination and its
         // cached dst without lock_sock(); the neighbour table's lock and
-        // the page pool's are leaves, taken under it).
+        // the page pool's, taken under it, are leaves).
         if ctx.dst_neigh_refresh(&mut rt, fl.daddr) {
             // The route keeps the next hop's entry from now on.
             if let Some((c, g)) = inner.dst_cache.as_mut()
@@ -937,23 +909,7 @@ pub fn udp_sendmsg<C: UdpContext>(
                 *c = rt;
             }
         }
-        if rt.broadcast && !broadcast_ok {
-            return Err(Errno::Acces);
-        }
-        let Ok(skb) = SkBuff::alloc(ctx.page_pool(), UDP_MAX_HEADER + UDP_HLEN + len) else {
-            drop(inner);
-            ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
-            return Err(Errno::NoBufs);
-        };
-        let id = udp_sendmsg_room(sk, inner);
-        let id = match id {
-            Err(Errno::Again) => {
-                ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
-                return Err(Errno::Again);
-            }
-            other => other?,
-        };
-        (rt, skb, id)
+        (rt, inner)
     } else {
         drop(inner);
         let rt = match ctx.ip_route_output(&fl) {
@@ -965,26 +921,44 @@ pub fn udp_sendmsg<C: UdpContext>(
                 return Err(e);
             }
         };
+        let mut inner = sk.lock();
         if connected {
             // sk_dst_set()
-            sk.lock().dst_cache = Some((rt, genid));
+            inner.dst_cache = Some((rt, genid));
         }
-        if rt.broadcast && !broadcast_ok {
-            return Err(Errno::Acces);
-        }
-        let Ok(skb) = SkBuff::alloc(ctx.page_pool(), UDP_MAX_HEADER + UDP_HLEN + len) else {
-            ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
-            return Err(Errno::NoBufs);
-        };
-        let id = match udp_sendmsg_room(sk, sk.lock()) {
-            Err(Errno::Again) => {
-                ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
-                return Err(Errno::Again);
-            }
-            other => other?,
-        };
-        (rt, skb, id)
+        (rt, inner)
     };
+    if rt.broadcast && !broadcast_ok {
+        return Err(Errno::Acces);
+    }
+    let Ok(mut skb) = SkBuff::alloc(ctx.page_pool(), UDP_MAX_HEADER + UDP_HLEN + len) else {
+        drop(inner);
+        ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
+        return Err(Errno::NoBufs);
+    };
+    // sock_alloc_send_pskb(): a pending error is returned and cleared, a
+    // send-shut socket gives EPIPE, and there is room while
+    // sk_wmem_alloc < sk_sndbuf.
+    if let Some(err) = inner.err.take() {
+        return Err(err);
+    }
+    if inner.shutdown & SEND_SHUTDOWN != 0 {
+        return Err(Errno::Pipe);
+    }
+    if sk.wmem_alloc() >= usize::try_from(inner.sndbuf).unwrap_or(0) {
+        drop(inner);
+        ctx.mibs().inc(ctx.cpu(), UdpMib::SndbufErrors);
+        return Err(Errno::Again);
+    }
+    // ip_select_ident_segs(): a connected socket numbers its datagrams
+    // with its own counter (atomic_add_return(), so the first is the
+    // random start + 1).
+    let id =
+        (inner.state == UdpState::Established && !inner.addrs.daddr.is_unspecified()).then(|| {
+            inner.inet_id = inner.inet_id.wrapping_add(1);
+            inner.inet_id
+        });
+    drop(inner);
     let ulen = UDP_HLEN + len;
     // skb_set_owner_w(): charged until the skb is freed (transmitted,
     // dropped, or read by a local receiver); skb_set_hash_from_sk(): a
