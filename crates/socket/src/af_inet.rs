@@ -11,6 +11,7 @@ use netcore::Errno;
 use udp::{UdpContext, UdpSock};
 
 use crate::net::{InetProtosw, MsgFlags, ProtoOps, RecvMsg, SkOpt, SockType, Wakeup};
+use crate::wait::WaitQueue;
 
 /// A UDP socket as the socket layer sees it.
 ///
@@ -19,6 +20,9 @@ use crate::net::{InetProtosw, MsgFlags, ProtoOps, RecvMsg, SkOpt, SockType, Wake
 #[derive(Debug)]
 pub struct UdpOps {
     sk: Arc<UdpSock>,
+    /// The socket's wait queue (`struct socket_wq`), held here so that
+    /// UDP's wake-up hook can hold it too ([`ProtoOps::install_wait_queue`]).
+    wq: Arc<WaitQueue>,
     /// `SO_KEEPALIVE` and `SO_LINGER` are accepted on any socket and only
     /// acted on by TCP; UDP keeps them for `getsockopt`.
     keepalive: parking_lot::Mutex<(bool, i64)>,
@@ -29,6 +33,7 @@ impl UdpOps {
     pub fn new(sk: Arc<UdpSock>) -> UdpOps {
         UdpOps {
             sk,
+            wq: Arc::new(WaitQueue::new()),
             keepalive: parking_lot::Mutex::new((false, -1)),
         }
     }
@@ -63,6 +68,21 @@ impl<C: UdpContext> ProtoOps<C> for UdpOps {
                 }
             })
         }));
+    }
+
+    /// UDP's hook holds the socket's wait queue (`UdpOps::wq`): a
+    /// wake-up wakes it with no reference taken (`sk->sk_wq` under RCU).
+    /// The queue lives as long as the UDP socket, which wakes nothing
+    /// after a close (`set_wakeup(None)`).
+    fn install_wait_queue(&self) -> bool {
+        let wq = Arc::clone(&self.wq);
+        self.sk
+            .set_wakeup(Some(Arc::new(move |key| wq.wake_up(key))));
+        true
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.wq)
     }
 
     fn bind(&self, ctx: &mut C, addr: SocketAddrV4) -> Result<(), Errno> {

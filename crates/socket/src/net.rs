@@ -10,6 +10,8 @@ use std::sync::{Arc, Weak};
 use bitflags::bitflags;
 use netcore::Errno;
 
+use crate::wait::WaitQueue;
+
 /// `AF_UNSPEC`.
 pub const AF_UNSPEC: i32 = 0;
 /// `AF_INET`, the only family this stack implements.
@@ -176,6 +178,25 @@ pub trait ProtoOps<C: ?Sized>: Send + Sync {
 
     /// Installs (or, with `None`, removes) the wake-up hook.
     fn set_wakeup(&self, wakeup: Option<Wakeup>);
+
+    /// Makes the wait queue the transport holds itself (see
+    /// [`ProtoOps::wait_queue`]) its wake-up target and returns `true`;
+    /// `false` (the default) for a transport that takes the [`Wakeup`]
+    /// hook instead (the socket layer then calls `set_wakeup` with a hook
+    /// to the queue it embeds).
+    ///
+    /// Mirrors `sk->sk_wq`, which Linux reads under RCU: a transport
+    /// holding its queue wakes it with no reference taken per wake-up
+    /// (upgrading the [`Wakeup`] is a locked RMW, dropping it another).
+    fn install_wait_queue(&self) -> bool {
+        false
+    }
+
+    /// The socket's wait queue when the transport holds it (`None`, the
+    /// default: the one the socket layer embeds).
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        None
+    }
 
     /// Binds to a local address. Mirrors `proto_ops.bind` (`inet_bind`).
     fn bind(&self, ctx: &mut C, addr: SocketAddrV4) -> Result<(), Errno>;

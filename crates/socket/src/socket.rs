@@ -226,6 +226,8 @@ pub struct SocketFile {
 /// Linux) and the file flags.
 pub struct Socket<C: ?Sized + 'static> {
     ops: Arc<dyn ProtoOps<C>>,
+    /// The wait queue, unless the transport holds it
+    /// ([`ProtoOps::wait_queue`]): see [`Socket::wq`].
     wq: WaitQueue,
     file: SockFileCell,
 }
@@ -242,11 +244,13 @@ impl<C: ?Sized + 'static> std::fmt::Debug for Socket<C> {
 impl<C: ?Sized + 'static> Socket<C> {
     fn new(ops: Arc<dyn ProtoOps<C>>, nonblock: bool) -> Arc<Socket<C>> {
         Arc::new_cyclic(|me: &Weak<Socket<C>>| {
-            // The transport's wake-up reaches the embedded wait queue
-            // (`sk->sk_wq`); it holds no reference that would keep the
-            // socket alive.
-            let wq: Weak<dyn tcp::SockWq> = me.clone();
-            ops.set_wakeup(Some(wq));
+            // The transport's wake-up reaches the wait queue (`sk->sk_wq`):
+            // one it holds itself, or the embedded one through a hook
+            // that holds no reference that would keep the socket alive.
+            if !ops.install_wait_queue() {
+                let hook: Weak<dyn tcp::SockWq> = me.clone();
+                ops.set_wakeup(Some(hook));
+            }
             Socket {
                 ops,
                 wq: WaitQueue::new(),
@@ -259,13 +263,20 @@ impl<C: ?Sized + 'static> Socket<C> {
     pub fn ops(&self) -> &Arc<dyn ProtoOps<C>> {
         &self.ops
     }
+
+    /// The socket's wait queue (`sock->wq`): the transport's when it
+    /// holds one ([`ProtoOps::wait_queue`], UDP), else the embedded one.
+    #[inline]
+    fn wq(&self) -> &WaitQueue {
+        self.ops.wait_queue().unwrap_or(&self.wq)
+    }
 }
 
 /// The socket's embedded wait queue is what its transport wakes
 /// (`sk->sk_wq` pointing into `struct socket`).
 impl<C: ?Sized + 'static> tcp::SockWq for Socket<C> {
     fn wake_up(&self, key: u32) {
-        self.wq.wake_up(key);
+        self.wq().wake_up(key);
     }
 }
 
@@ -275,7 +286,7 @@ impl<C: ?Sized + 'static> Pollable for Socket<C> {
     }
 
     fn wait_queue(&self) -> &WaitQueue {
-        &self.wq
+        self.wq()
     }
 }
 
@@ -610,7 +621,7 @@ impl<H: SocketHost> SocketLayer<H> {
             // after it is not lost: only when the call may sleep (a lock
             // saved on every non-blocking call and every call from
             // simulation code, which never sleeps).
-            let seen = (!nonblock && self.host.can_sleep()).then(|| sock.wq.seq());
+            let seen = (!nonblock && self.host.can_sleep()).then(|| sock.wq().seq());
             match self.with_ctx(&mut attempt) {
                 Err(Errno::Again) => {}
                 other => return other,
@@ -629,7 +640,7 @@ impl<H: SocketHost> SocketLayer<H> {
                 continue;
             }
             raced = 0;
-            if !sock.wq.wait_changed(seen, clock, deadline) {
+            if !sock.wq().wait_changed(seen, clock, deadline) {
                 return Err(Errno::Again);
             }
         }
@@ -738,11 +749,11 @@ impl<H: SocketHost> SocketLayer<H> {
                     | crate::eventpoll::EpollEvents::EPOLLERR
                     | crate::eventpoll::EpollEvents::EPOLLHUP;
                 loop {
-                    let seen = sock.wq.seq();
+                    let seen = sock.wq().seq();
                     if sock.ops.poll() & done.bits() != 0 {
                         break;
                     }
-                    if !sock.wq.wait_changed(seen, clock, deadline) {
+                    if !sock.wq().wait_changed(seen, clock, deadline) {
                         return Err(Errno::InProgress);
                     }
                 }
@@ -987,7 +998,7 @@ impl<H: SocketHost> SocketLayer<H> {
             }
             sock.ops.set_wakeup(None);
             self.with_ctx(|ctx| sock.ops.release(ctx));
-            sock.wq.wake_up(u32::MAX);
+            sock.wq().wake_up(u32::MAX);
         }
         Ok(())
     }
@@ -1243,7 +1254,7 @@ impl<H: SocketHost> SocketLayer<H> {
         let slot: Arc<Mutex<Option<PollCallback>>> = Arc::new(Mutex::new(Some(Box::new(cb))));
         let id = crate::eventpoll::NEXT_ITEM_ID.fetch_add(1, Ordering::Relaxed);
         let theirs = Arc::clone(&slot);
-        sock.wq.add_callback(
+        sock.wq().add_callback(
             id,
             Arc::new(move |key| {
                 if key & mask == 0 {
@@ -1259,7 +1270,7 @@ impl<H: SocketHost> SocketLayer<H> {
         // vfs_poll() at submission: ready now → complete inline.
         let now = sock.ops.poll() & mask;
         if now != 0 {
-            sock.wq.remove_callback(id);
+            sock.wq().remove_callback(id);
             let cb = slot.lock().take();
             if let Some(cb) = cb {
                 cb(now);
