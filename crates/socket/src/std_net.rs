@@ -104,7 +104,7 @@ impl<H: SocketHost> std::fmt::Debug for UdpSocket<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UdpSocket")
             .field("fd", &self.fd.fd)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,7 +114,7 @@ impl<H: SocketHost> UdpSocket<H> {
         let fd = OwnedFd::socket(layer, SockType::Dgram)?;
         layer.bind(fd.fd, addr).map_err(io_err)?;
         let sock = layer.fd_ref(fd.fd).map_err(io_err)?;
-        Ok(UdpSocket { fd, sock })
+        Ok(UdpSocket { sock, fd })
     }
 
     /// The fd.
