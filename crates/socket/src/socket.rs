@@ -273,10 +273,12 @@ impl<C: ?Sized + 'static> Socket<C> {
 }
 
 /// The socket's embedded wait queue is what its transport wakes
-/// (`sk->sk_wq` pointing into `struct socket`).
+/// (`sk->sk_wq` pointing into `struct socket`). Only a transport that
+/// holds no queue of its own gets this hook (see [`Socket::new`]), so the
+/// embedded queue is the socket's.
 impl<C: ?Sized + 'static> tcp::SockWq for Socket<C> {
     fn wake_up(&self, key: u32) {
-        self.wq().wake_up(key);
+        self.wq.wake_up(key);
     }
 }
 
