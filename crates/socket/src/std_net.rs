@@ -270,13 +270,11 @@ impl<H: SocketHost> TcpListener<H> {
     /// Accepts a connection.
     pub fn accept(&self) -> io::Result<(TcpStream<H>, SocketAddrV4)> {
         let (fd, peer) = self.fd.layer.accept(self.fd.fd).map_err(io_err)?;
-        let stream = TcpStream {
-            fd: OwnedFd {
-                layer: Arc::clone(&self.fd.layer),
-                fd,
-            },
+        let fd = OwnedFd {
+            layer: Arc::clone(&self.fd.layer),
+            fd,
         };
-        Ok((stream, peer))
+        Ok((TcpStream::new(fd)?, peer))
     }
 
     /// Sets `O_NONBLOCK`.
@@ -289,6 +287,9 @@ impl<H: SocketHost> TcpListener<H> {
 ///
 /// Mirrors `std::net::TcpStream`, with `Read` and `Write`.
 pub struct TcpStream<H: SocketHost> {
+    /// The fd's socket for `read` and `write` (`fdget()` without a
+    /// reference, see [`FdRef`]); dropped before the fd is closed.
+    sock: FdRef<H::Ctx>,
     fd: OwnedFd<H>,
 }
 
@@ -296,16 +297,21 @@ impl<H: SocketHost> std::fmt::Debug for TcpStream<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpStream")
             .field("fd", &self.fd.fd)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl<H: SocketHost> TcpStream<H> {
+    fn new(fd: OwnedFd<H>) -> io::Result<TcpStream<H>> {
+        let sock = fd.layer.fd_ref(fd.fd).map_err(io_err)?;
+        Ok(TcpStream { sock, fd })
+    }
+
     /// Connects to `addr` (blocking until the handshake ends).
     pub fn connect(layer: &Arc<SocketLayer<H>>, addr: SocketAddrV4) -> io::Result<TcpStream<H>> {
         let fd = OwnedFd::socket(layer, SockType::Stream)?;
         layer.connect(fd.fd, addr).map_err(io_err)?;
-        Ok(TcpStream { fd })
+        TcpStream::new(fd)
     }
 
     /// Starts connecting to `addr` without waiting: the socket is
@@ -320,7 +326,7 @@ impl<H: SocketHost> TcpStream<H> {
         let fd = OwnedFd::socket(layer, SockType::Stream)?;
         fd.set_nonblocking(true)?;
         match layer.connect(fd.fd, addr) {
-            Ok(()) | Err(Errno::InProgress) => Ok(TcpStream { fd }),
+            Ok(()) | Err(Errno::InProgress) => TcpStream::new(fd),
             Err(e) => Err(io_err(e)),
         }
     }
@@ -383,7 +389,8 @@ impl<H: SocketHost> io::Read for TcpStream<H> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.fd
             .layer
-            .recv(self.fd.fd, buf, MsgFlags::empty())
+            .recvfrom_ref(&self.sock, buf, MsgFlags::empty())
+            .map(|(n, _)| n)
             .map_err(io_err)
     }
 }
@@ -392,7 +399,7 @@ impl<H: SocketHost> io::Write for TcpStream<H> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.fd
             .layer
-            .send(self.fd.fd, buf, MsgFlags::NOSIGNAL)
+            .sendto_ref(&self.sock, buf, MsgFlags::NOSIGNAL, None)
             .map_err(io_err)
     }
 
