@@ -8,7 +8,7 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddrV4};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use netcore::{Duration, Errno};
 
@@ -43,6 +43,18 @@ impl<H: SocketHost> Drop for OwnedFd<H> {
 }
 
 impl<H: SocketHost> OwnedFd<H> {
+    /// The [`FdRef`] of this fd kept in `cell`, taken at the first call
+    /// that needs it (a socket that makes no call pays no lookup for it).
+    /// A failed lookup (the fd was closed behind the owner's back) is
+    /// returned as the call's error and not kept.
+    fn fd_ref<'a>(&self, cell: &'a OnceLock<FdRef<H::Ctx>>) -> Result<&'a FdRef<H::Ctx>, Errno> {
+        if let Some(r) = cell.get() {
+            return Ok(r);
+        }
+        let r = self.layer.fd_ref(self.fd)?;
+        Ok(cell.get_or_init(|| r))
+    }
+
     fn socket(layer: &Arc<SocketLayer<H>>, ty: SockType) -> io::Result<OwnedFd<H>> {
         let fd = layer.socket(AF_INET, ty as i32, 0).map_err(io_err)?;
         Ok(OwnedFd {
@@ -94,9 +106,9 @@ impl<H: SocketHost> OwnedFd<H> {
 /// Mirrors `std::net::UdpSocket`.
 pub struct UdpSocket<H: SocketHost> {
     /// The fd's socket for the per-datagram calls (`fdget()` without a
-    /// reference, see [`FdRef`]); dropped before the fd is closed, so the
-    /// close frees the socket as before.
-    sock: FdRef<H::Ctx>,
+    /// reference, see [`FdRef`]), taken at the first; dropped before the
+    /// fd is closed, so the close frees the socket as before.
+    sock: OnceLock<FdRef<H::Ctx>>,
     fd: OwnedFd<H>,
 }
 
@@ -113,8 +125,10 @@ impl<H: SocketHost> UdpSocket<H> {
     pub fn bind(layer: &Arc<SocketLayer<H>>, addr: SocketAddrV4) -> io::Result<UdpSocket<H>> {
         let fd = OwnedFd::socket(layer, SockType::Dgram)?;
         layer.bind(fd.fd, addr).map_err(io_err)?;
-        let sock = layer.fd_ref(fd.fd).map_err(io_err)?;
-        Ok(UdpSocket { sock, fd })
+        Ok(UdpSocket {
+            sock: OnceLock::new(),
+            fd,
+        })
     }
 
     /// The fd.
@@ -140,16 +154,20 @@ impl<H: SocketHost> UdpSocket<H> {
     /// Sends to `addr`.
     pub fn send_to(&self, buf: &[u8], addr: SocketAddrV4) -> io::Result<usize> {
         self.fd
-            .layer
-            .sendto_ref(&self.sock, buf, MsgFlags::empty(), Some(addr))
+            .fd_ref(&self.sock)
+            .and_then(|r| {
+                self.fd
+                    .layer
+                    .sendto_ref(r, buf, MsgFlags::empty(), Some(addr))
+            })
             .map_err(io_err)
     }
 
     /// Sends to the connected peer.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.fd
-            .layer
-            .sendto_ref(&self.sock, buf, MsgFlags::empty(), None)
+            .fd_ref(&self.sock)
+            .and_then(|r| self.fd.layer.sendto_ref(r, buf, MsgFlags::empty(), None))
             .map_err(io_err)
     }
 
@@ -157,8 +175,8 @@ impl<H: SocketHost> UdpSocket<H> {
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
         let (n, from) = self
             .fd
-            .layer
-            .recvfrom_ref(&self.sock, buf, MsgFlags::empty())
+            .fd_ref(&self.sock)
+            .and_then(|r| self.fd.layer.recvfrom_ref(r, buf, MsgFlags::empty()))
             .map_err(io_err)?;
         Ok((
             n,
@@ -169,8 +187,8 @@ impl<H: SocketHost> UdpSocket<H> {
     /// Receives one datagram from the connected peer.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.fd
-            .layer
-            .recvfrom_ref(&self.sock, buf, MsgFlags::empty())
+            .fd_ref(&self.sock)
+            .and_then(|r| self.fd.layer.recvfrom_ref(r, buf, MsgFlags::empty()))
             .map(|(n, _)| n)
             .map_err(io_err)
     }
@@ -179,8 +197,8 @@ impl<H: SocketHost> UdpSocket<H> {
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
         let (n, from) = self
             .fd
-            .layer
-            .recvfrom_ref(&self.sock, buf, MsgFlags::PEEK)
+            .fd_ref(&self.sock)
+            .and_then(|r| self.fd.layer.recvfrom_ref(r, buf, MsgFlags::PEEK))
             .map_err(io_err)?;
         Ok((
             n,
@@ -274,7 +292,7 @@ impl<H: SocketHost> TcpListener<H> {
             layer: Arc::clone(&self.fd.layer),
             fd,
         };
-        Ok((TcpStream::new(fd)?, peer))
+        Ok((TcpStream::new(fd), peer))
     }
 
     /// Sets `O_NONBLOCK`.
@@ -288,8 +306,9 @@ impl<H: SocketHost> TcpListener<H> {
 /// Mirrors `std::net::TcpStream`, with `Read` and `Write`.
 pub struct TcpStream<H: SocketHost> {
     /// The fd's socket for `read` and `write` (`fdget()` without a
-    /// reference, see [`FdRef`]); dropped before the fd is closed.
-    sock: FdRef<H::Ctx>,
+    /// reference, see [`FdRef`]), taken at the first; dropped before the
+    /// fd is closed.
+    sock: OnceLock<FdRef<H::Ctx>>,
     fd: OwnedFd<H>,
 }
 
@@ -302,16 +321,18 @@ impl<H: SocketHost> std::fmt::Debug for TcpStream<H> {
 }
 
 impl<H: SocketHost> TcpStream<H> {
-    fn new(fd: OwnedFd<H>) -> io::Result<TcpStream<H>> {
-        let sock = fd.layer.fd_ref(fd.fd).map_err(io_err)?;
-        Ok(TcpStream { sock, fd })
+    fn new(fd: OwnedFd<H>) -> TcpStream<H> {
+        TcpStream {
+            sock: OnceLock::new(),
+            fd,
+        }
     }
 
     /// Connects to `addr` (blocking until the handshake ends).
     pub fn connect(layer: &Arc<SocketLayer<H>>, addr: SocketAddrV4) -> io::Result<TcpStream<H>> {
         let fd = OwnedFd::socket(layer, SockType::Stream)?;
         layer.connect(fd.fd, addr).map_err(io_err)?;
-        TcpStream::new(fd)
+        Ok(TcpStream::new(fd))
     }
 
     /// Starts connecting to `addr` without waiting: the socket is
@@ -326,7 +347,7 @@ impl<H: SocketHost> TcpStream<H> {
         let fd = OwnedFd::socket(layer, SockType::Stream)?;
         fd.set_nonblocking(true)?;
         match layer.connect(fd.fd, addr) {
-            Ok(()) | Err(Errno::InProgress) => TcpStream::new(fd),
+            Ok(()) | Err(Errno::InProgress) => Ok(TcpStream::new(fd)),
             Err(e) => Err(io_err(e)),
         }
     }
@@ -388,8 +409,8 @@ impl<H: SocketHost> TcpStream<H> {
 impl<H: SocketHost> io::Read for TcpStream<H> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.fd
-            .layer
-            .recvfrom_ref(&self.sock, buf, MsgFlags::empty())
+            .fd_ref(&self.sock)
+            .and_then(|r| self.fd.layer.recvfrom_ref(r, buf, MsgFlags::empty()))
             .map(|(n, _)| n)
             .map_err(io_err)
     }
@@ -398,8 +419,8 @@ impl<H: SocketHost> io::Read for TcpStream<H> {
 impl<H: SocketHost> io::Write for TcpStream<H> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.fd
-            .layer
-            .sendto_ref(&self.sock, buf, MsgFlags::NOSIGNAL, None)
+            .fd_ref(&self.sock)
+            .and_then(|r| self.fd.layer.sendto_ref(r, buf, MsgFlags::NOSIGNAL, None))
             .map_err(io_err)
     }
 

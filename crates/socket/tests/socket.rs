@@ -90,6 +90,11 @@ fn udp_socket_wrapper_sees_its_fd_closed_or_reused_behind_its_back() {
     assert_eq!(s.recv(&mut buf).unwrap_err().raw_os_error(), ebadf);
     let reused = udp(&a, 4002);
     assert_eq!(reused, fd, "the lowest free fd");
+    // Closed before its first call: the lazy lookup fails the same way.
+    let unused = UdpSocket::bind(&a, any(4003)).unwrap();
+    a.close(unused.as_raw_fd()).unwrap();
+    assert_eq!(unused.send_to(b"x", to).unwrap_err().raw_os_error(), ebadf);
+    drop(unused);
     s.send_to(b"three", to).unwrap();
     assert_eq!(
         rx.recv_from(&mut buf).unwrap(),
