@@ -47,10 +47,21 @@ impl<H: SocketHost> OwnedFd<H> {
     /// that needs it (a socket that makes no call pays no lookup for it).
     /// A failed lookup (the fd was closed behind the owner's back) is
     /// returned as the call's error and not kept.
+    #[inline]
     fn fd_ref<'a>(&self, cell: &'a OnceLock<FdRef<H::Ctx>>) -> Result<&'a FdRef<H::Ctx>, Errno> {
-        if let Some(r) = cell.get() {
-            return Ok(r);
+        match cell.get() {
+            Some(r) => Ok(r),
+            None => self.fd_ref_first(cell),
         }
+    }
+
+    /// [`OwnedFd::fd_ref`]'s first call: the lookup.
+    #[cold]
+    #[inline(never)]
+    fn fd_ref_first<'a>(
+        &self,
+        cell: &'a OnceLock<FdRef<H::Ctx>>,
+    ) -> Result<&'a FdRef<H::Ctx>, Errno> {
         let r = self.layer.fd_ref(self.fd)?;
         Ok(cell.get_or_init(|| r))
     }
