@@ -98,7 +98,7 @@ struct WakeQueue {
 
 /// Wake-ups [`TcpWakeups::flush`] takes per lock of the queue: a segment
 /// or a call raises a few.
-const WAKE_BATCH: usize = 8;
+const WAKE_BATCH: usize = 4;
 
 impl std::fmt::Debug for TcpWakeups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -156,10 +156,14 @@ impl TcpWakeups {
         loop {
             let n = q.pending.len().min(WAKE_BATCH);
             if n == 0 {
-                return;
+                break;
             }
             batch[..n].copy_from_slice(&q.pending[..n]);
-            q.pending.drain(..n);
+            if n == q.pending.len() {
+                q.pending.clear();
+            } else {
+                q.pending.drain(..n);
+            }
             let left = !q.pending.is_empty();
             if !left {
                 self.queued.store(false, Ordering::Release);
@@ -174,10 +178,12 @@ impl TcpWakeups {
             // What is left, and what the hooks (or other CPUs) queued
             // meanwhile.
             if !left && !self.queued.load(Ordering::Acquire) {
-                return;
+                break;
             }
             q = self.queue.lock();
         }
+        // Every slot was taken above: nothing to drop.
+        std::mem::forget(wqs);
     }
 
     /// Wake-ups queued and not yet delivered.
