@@ -220,7 +220,7 @@ impl IdIndex {
     }
 
     /// The slot holding `id` (whose hash is `hash`), if any.
-    #[inline]
+    #[inline(always)]
     fn find<T: Copy + Eq>(&self, slab: &[TimerEntry<T>], id: T, hash: u32) -> Option<usize> {
         if self.len == 0 {
             return None;
@@ -232,7 +232,7 @@ impl IdIndex {
     /// with the empty slot that ends its probe run (where
     /// [`insert_at`](Self::insert_at) may put it). The table must have a
     /// slot.
-    #[inline]
+    #[inline(always)]
     fn probe<T: Copy + Eq>(
         &self,
         slab: &[TimerEntry<T>],
@@ -522,27 +522,13 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         self.seq += 1;
         let seq = self.seq;
         let expires = jiffies_ceil(deadline);
-        // A hinted id needs no hash; else one hash of the id: the map's
-        // entry is found or made at once.
+        // A hinted id needs no hash; else one hash of the id: its index
+        // slot is found or made at once.
         // Ok: the id's entry; Err: a new entry.
         let found = if let Some(idx) = self.hinted_mru(id) {
             Ok(idx)
         } else {
-            let hash = id_hash(&id);
-            if self.ids.full() {
-                self.ids.grow();
-            }
-            let found = match self.ids.probe(&self.slab, id, hash) {
-                Ok(pos) => Ok(self.ids.slots[pos].idx),
-                Err(pos) => {
-                    let idx = alloc(&mut self.slab, &mut self.free, id);
-                    self.ids.insert_at(pos, hash, idx);
-                    Err(idx)
-                }
-            };
-            let (Ok(idx) | Err(idx)) = found;
-            self.remember(idx);
-            found
+            self.index_or_alloc(id)
         };
         let (idx, previous) = match found {
             Ok(idx) => {
@@ -582,6 +568,29 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         e.seq = seq;
         self.enqueue(idx);
         previous
+    }
+
+    /// The slab entry of `id` when no hint holds it: `Ok` with the entry
+    /// the index maps it to, else `Err` with a new entry for it, indexed.
+    /// The index becomes a hint. Out of line: a socket re-arming its timers
+    /// finds them by a hint and does not carry this path.
+    #[inline(never)]
+    fn index_or_alloc(&mut self, id: T) -> Result<u32, u32> {
+        let hash = id_hash(&id);
+        if self.ids.full() {
+            self.ids.grow();
+        }
+        let found = match self.ids.probe(&self.slab, id, hash) {
+            Ok(pos) => Ok(self.ids.slots[pos].idx),
+            Err(pos) => {
+                let idx = alloc(&mut self.slab, &mut self.free, id);
+                self.ids.insert_at(pos, hash, idx);
+                Err(idx)
+            }
+        };
+        let (Ok(idx) | Err(idx)) = found;
+        self.remember(idx);
+        found
     }
 
     /// Cancels `id`; returns its deadline if it was pending.
