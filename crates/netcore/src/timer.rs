@@ -41,8 +41,8 @@
 //!   they are re-queued instead of firing early: a timer never fires before
 //!   its deadline.
 //! - Timers are keyed by id (`mod_timer` on an id), not by a `timer_list`
-//!   embedded in the owner; a hash map from id to slab slot gives O(1)
-//!   modify and cancel. Entries live in a slab with index-linked bucket
+//!   embedded in the owner; an index from id to slab slot (open
+//!   addressing, [`IdIndex`]) gives O(1) modify and cancel. Entries live in a slab with index-linked bucket
 //!   lists, so arming allocates nothing once the slab has grown.
 //! - Re-arming a pending timer for an expiry in the bucket it already sits
 //!   in only updates its expiry, as `mod_timer()`'s own shortcut does when
@@ -52,9 +52,7 @@
 //!   Linux runs a bucket's list in insertion order.
 
 use core::fmt;
-use core::hash::{BuildHasherDefault, Hash, Hasher};
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use core::hash::{Hash, Hasher};
 
 use crate::time::{Duration, Instant};
 
@@ -171,6 +169,169 @@ impl Hasher for IdHasher {
     }
 }
 
+/// The hash of `id` that [`IdIndex`] keeps: the high half of
+/// [`IdHasher`]'s product (its best-mixed bits).
+#[inline(always)]
+fn id_hash<T: Hash>(id: &T) -> u32 {
+    let mut h = IdHasher::default();
+    id.hash(&mut h);
+    (h.finish() >> 32) as u32
+}
+
+/// One slot of an [`IdIndex`]: a slab index (`NIL` for an empty slot)
+/// and the hash of the id that entry holds.
+#[derive(Clone, Copy, Debug)]
+struct IdSlot {
+    idx: u32,
+    hash: u32,
+}
+
+const EMPTY_SLOT: IdSlot = IdSlot { idx: NIL, hash: 0 };
+
+/// The index from timer id to slab entry: open addressing with linear
+/// probing over slab indices, the ids themselves being read from the slab
+/// (a slab entry holds `Some(id)` exactly while the index maps `id` to
+/// it). A removal shifts the entries after it back (no tombstones), so
+/// the table never needs a rehash in place, however many ids come and go
+/// (one socket's timers per connection). Each slot is 8 bytes, whatever
+/// the id's size.
+///
+/// Linux needs no index (the owner embeds its `timer_list`); this is the
+/// cheapest lookup by id that keeps the wheel's interface.
+struct IdIndex {
+    slots: Vec<IdSlot>,
+    len: usize,
+}
+
+impl IdIndex {
+    /// An index with room for `capacity` ids before it grows.
+    fn with_capacity(capacity: usize) -> IdIndex {
+        let slots = if capacity == 0 {
+            Vec::new()
+        } else {
+            vec![EMPTY_SLOT; (capacity * 2 + 1).next_power_of_two().max(8)]
+        };
+        IdIndex { slots, len: 0 }
+    }
+
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
+    }
+
+    /// The slot holding `id` (whose hash is `hash`), if any.
+    #[inline(always)]
+    fn find<T: Copy + Eq>(&self, slab: &[TimerEntry<T>], id: T, hash: u32) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        self.probe(slab, id, hash).ok()
+    }
+
+    /// `Ok` with the slot holding `id` (whose hash is `hash`), or `Err`
+    /// with the empty slot that ends its probe run (where
+    /// [`insert_at`](Self::insert_at) may put it). The table must have a
+    /// slot.
+    #[inline(always)]
+    fn probe<T: Copy + Eq>(
+        &self,
+        slab: &[TimerEntry<T>],
+        id: T,
+        hash: u32,
+    ) -> Result<usize, usize> {
+        let mask = self.mask();
+        let mut pos = hash as usize & mask;
+        loop {
+            let s = self.slots[pos];
+            if s.idx == NIL {
+                return Err(pos);
+            }
+            if s.hash == hash && slab[s.idx as usize].id.is_some_and(|i| i == id) {
+                return Ok(pos);
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// Whether one more id needs a bigger table (at most half full, so
+    /// that a probe for an id not in the index ends after ~2.5 slots).
+    #[inline(always)]
+    fn full(&self) -> bool {
+        (self.len + 1) * 2 > self.slots.len()
+    }
+
+    /// Puts slab entry `idx` (hash `hash`) into empty slot `pos`, from
+    /// [`probe`](Self::probe) with no growth since.
+    #[inline]
+    fn insert_at(&mut self, pos: usize, hash: u32, idx: u32) {
+        self.slots[pos] = IdSlot { idx, hash };
+        self.len += 1;
+    }
+
+    /// The slot holding slab entry `idx`, whose id's hash is `hash`.
+    #[inline]
+    fn find_idx(&self, idx: u32, hash: u32) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.mask();
+        let mut pos = hash as usize & mask;
+        loop {
+            let s = self.slots[pos];
+            if s.idx == idx {
+                return Some(pos);
+            }
+            if s.idx == NIL {
+                return None;
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// Empties slot `pos`, moving back the entries of its probe run that
+    /// may take it (backward-shift deletion); returns the slab index it
+    /// held.
+    #[inline]
+    fn remove_at(&mut self, pos: usize) -> u32 {
+        let mask = self.mask();
+        let idx = self.slots[pos].idx;
+        let mut hole = pos;
+        let mut j = pos;
+        loop {
+            j = (j + 1) & mask;
+            let s = self.slots[j];
+            if s.idx == NIL {
+                break;
+            }
+            let home = s.hash as usize & mask;
+            // `s` may fill the hole if the hole lies on its probe path,
+            // from its home slot to `j`.
+            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
+                self.slots[hole] = s;
+                hole = j;
+            }
+        }
+        self.slots[hole] = EMPTY_SLOT;
+        self.len -= 1;
+        idx
+    }
+
+    /// Doubles the table (8 slots at first).
+    #[cold]
+    fn grow(&mut self) {
+        let cap = (self.slots.len() * 2).max(8);
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY_SLOT; cap]);
+        let mask = cap - 1;
+        for s in old.into_iter().filter(|s| s.idx != NIL) {
+            let mut pos = s.hash as usize & mask;
+            while self.slots[pos].idx != NIL {
+                pos = (pos + 1) & mask;
+            }
+            self.slots[pos] = s;
+        }
+    }
+}
+
 /// Disarmed entries a wheel keeps before it may purge them (see
 /// `TimerWheel::purge_dead`): below this, and below the number of
 /// pending timers, they wait for their bucket to run.
@@ -222,7 +383,7 @@ pub struct TimerWheel<T> {
     live: Box<[u32; WHEEL_SIZE]>,
     slab: Vec<TimerEntry<T>>,
     free: u32,
-    ids: HashMap<T, u32, BuildHasherDefault<IdHasher>>,
+    ids: IdIndex,
     /// Expired timers not yet handed out, sorted latest first.
     ready: Vec<(Instant, u64, u32)>,
     seq: u64,
@@ -259,7 +420,7 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
             live: Box::new([0; WHEEL_SIZE]),
             slab: Vec::with_capacity(capacity),
             free: NIL,
-            ids: HashMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default()),
+            ids: IdIndex::with_capacity(capacity),
             ready: Vec::with_capacity(capacity.min(64)),
             seq: 0,
             dead: 0,
@@ -318,7 +479,8 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         if let Some(idx) = self.hinted_mru(id) {
             return Some(idx);
         }
-        let idx = *self.ids.get(&id)?;
+        let pos = self.ids.find(&self.slab, id, id_hash(&id))?;
+        let idx = self.ids.slots[pos].idx;
         self.remember(idx);
         Some(idx)
     }
@@ -339,7 +501,7 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
 
     /// Number of pending timers (armed and not yet handed out).
     pub fn len(&self) -> usize {
-        self.ids.len() - self.dead
+        self.ids.len - self.dead
     }
 
     /// Whether no timer is pending.
@@ -360,23 +522,13 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         self.seq += 1;
         let seq = self.seq;
         let expires = jiffies_ceil(deadline);
-        // A hinted id needs no hash; else one hash of the id: the map's
-        // entry is found or made at once.
+        // A hinted id needs no hash; else one hash of the id: its index
+        // slot is found or made at once.
         // Ok: the id's entry; Err: a new entry.
         let found = if let Some(idx) = self.hinted_mru(id) {
             Ok(idx)
         } else {
-            let found = match self.ids.entry(id) {
-                Entry::Occupied(e) => Ok(*e.get()),
-                Entry::Vacant(e) => {
-                    let idx = alloc(&mut self.slab, &mut self.free, id);
-                    e.insert(idx);
-                    Err(idx)
-                }
-            };
-            let (Ok(idx) | Err(idx)) = found;
-            self.remember(idx);
-            found
+            self.index_or_alloc(id)
         };
         let (idx, previous) = match found {
             Ok(idx) => {
@@ -418,6 +570,29 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         previous
     }
 
+    /// The slab entry of `id` when no hint holds it: `Ok` with the entry
+    /// the index maps it to, else `Err` with a new entry for it, indexed.
+    /// The index becomes a hint. Out of line: a socket re-arming its timers
+    /// finds them by a hint and does not carry this path.
+    #[inline(never)]
+    fn index_or_alloc(&mut self, id: T) -> Result<u32, u32> {
+        let hash = id_hash(&id);
+        if self.ids.full() {
+            self.ids.grow();
+        }
+        let found = match self.ids.probe(&self.slab, id, hash) {
+            Ok(pos) => Ok(self.ids.slots[pos].idx),
+            Err(pos) => {
+                let idx = alloc(&mut self.slab, &mut self.free, id);
+                self.ids.insert_at(pos, hash, idx);
+                Err(idx)
+            }
+        };
+        let (Ok(idx) | Err(idx)) = found;
+        self.remember(idx);
+        found
+    }
+
     /// Cancels `id`; returns its deadline if it was pending.
     ///
     /// Mirrors `timer_delete()` (formerly `del_timer()`). O(1), except for
@@ -426,7 +601,8 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
     #[doc(alias = "del_timer")]
     #[doc(alias = "timer_delete")]
     pub fn cancel(&mut self, id: T) -> Option<Instant> {
-        let idx = self.ids.remove(&id)?;
+        let pos = self.ids.find(&self.slab, id, id_hash(&id))?;
+        let idx = self.ids.remove_at(pos);
         let e = &self.slab[idx as usize];
         let deadline = (!e.dead).then_some(e.deadline);
         if e.dead {
@@ -478,7 +654,10 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
     #[doc(alias = "timer_pending")]
     pub fn pending(&self, id: T) -> Option<Instant> {
         self.hinted(id)
-            .or_else(|| self.ids.get(&id).copied())
+            .or_else(|| {
+                let pos = self.ids.find(&self.slab, id, id_hash(&id))?;
+                Some(self.ids.slots[pos].idx)
+            })
             .and_then(|idx| {
                 let e = &self.slab[idx as usize];
                 (!e.dead).then_some(e.deadline)
@@ -513,7 +692,7 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
         loop {
             if let Some((deadline, _, idx)) = self.ready.pop() {
                 let id = self.slab[idx as usize].id.expect("ready timer has an id");
-                self.ids.remove(&id);
+                self.unindex(idx, id);
                 self.slab[idx as usize].slot = Slot::Free;
                 self.release(idx);
                 return Some((id, deadline));
@@ -544,6 +723,14 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
             n += 1;
         }
         n
+    }
+
+    /// Takes slab entry `idx`, which holds `id`, out of the id index.
+    #[inline]
+    fn unindex(&mut self, idx: u32, id: T) {
+        if let Some(pos) = self.ids.find_idx(idx, id_hash(&id)) {
+            self.ids.remove_at(pos);
+        }
     }
 
     fn release(&mut self, idx: u32) {
@@ -638,7 +825,7 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
                     if dead {
                         self.detach(idx);
                         if let Some(id) = id {
-                            self.ids.remove(&id);
+                            self.unindex(idx, id);
                         }
                         self.dead -= 1;
                         self.release(idx);
@@ -724,11 +911,11 @@ impl<T: Copy + Eq + Hash> TimerWheel<T> {
                 if e.dead {
                     // Disarmed: dropped here, where Linux's handler would
                     // find its owner's flag clear and return.
+                    e.slot = Slot::Free;
                     if let Some(id) = e.id {
-                        self.ids.remove(&id);
+                        self.unindex(idx, id);
                     }
                     self.dead -= 1;
-                    e.slot = Slot::Free;
                     self.release(idx);
                 } else if e.expires > j {
                     // Parked beyond the horizon: not due yet, re-queue.
@@ -793,7 +980,7 @@ fn next_jiffy(clk: u64, maps: &[u64; LVL_DEPTH]) -> Option<u64> {
 
 /// Takes a free slab slot for `id` (from the free list, else a new one);
 /// returns its index. A free function so that [`TimerWheel::arm`] can
-/// call it while it holds the id map's entry.
+/// call it beside the id index.
 fn alloc<T>(slab: &mut Vec<TimerEntry<T>>, free: &mut u32, id: T) -> u32 {
     let entry = TimerEntry {
         id: Some(id),
@@ -821,7 +1008,7 @@ impl<T: fmt::Debug> fmt::Debug for TimerWheel<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimerWheel")
             .field("clk", &self.clk)
-            .field("pending", &(self.ids.len() - self.dead))
+            .field("pending", &(self.ids.len - self.dead))
             .field("ready", &self.ready.len())
             .finish_non_exhaustive()
     }
@@ -833,6 +1020,7 @@ mod tests {
     use proptest::prelude::*;
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
+    use std::collections::HashMap;
 
     fn ms(n: u64) -> Instant {
         Instant::from_millis(n)
@@ -950,6 +1138,35 @@ mod tests {
         }
         assert_eq!(fired, [1, 2]);
         assert_eq!(w.pending(3), Some(Instant::MAX));
+    }
+
+    #[test]
+    fn the_id_index_survives_churn() {
+        // Many ids come and go (as sockets' timers do): every id armed
+        // and not cancelled is found, every cancelled one is not, and the
+        // index never holds more than the live ids.
+        let mut w = TimerWheel::new(ms(0));
+        let mut model: HashMap<u64, Instant> = HashMap::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for step in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = x % 3_000;
+            if x & 0x100 == 0 {
+                let at = ms(1_000 + (x >> 20) % 100_000);
+                assert_eq!(w.arm(id, at), model.insert(id, at), "step {step}");
+            } else {
+                assert_eq!(w.cancel(id), model.remove(&id), "step {step}");
+            }
+            if step % 997 == 0 {
+                for probe in 0..3_000u64 {
+                    assert_eq!(w.pending(probe), model.get(&probe).copied());
+                }
+            }
+            assert_eq!(w.ids.len, model.len());
+        }
+        assert_eq!(w.len(), model.len());
     }
 
     #[test]
@@ -1076,7 +1293,7 @@ mod tests {
         // Purged whenever they outnumbered the pending timers and the
         // minimum: their memory stays bounded.
         assert!(w.dead <= DEAD_PURGE_MIN, "{} disarmed entries kept", w.dead);
-        assert!(w.ids.len() <= DEAD_PURGE_MIN);
+        assert!(w.ids.len <= DEAD_PURGE_MIN);
         w.arm(20_000, ms(5000));
         w.assert_live_counts();
         assert_eq!(w.len(), 1);

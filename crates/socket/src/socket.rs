@@ -994,9 +994,13 @@ impl<H: SocketHost> SocketLayer<H> {
         }
         if let File::Socket(sock) = file {
             let epolls: Vec<Arc<Eventpoll>> = self.epolls.lock().clone();
-            let target: Arc<dyn Pollable> = sock.clone();
-            for ep in epolls {
-                ep.release_file(fd, &target);
+            // The socket as a poll target only when an epoll instance may
+            // hold it (no reference count to take and drop otherwise).
+            if !epolls.is_empty() {
+                let target: Arc<dyn Pollable> = sock.clone();
+                for ep in epolls {
+                    ep.release_file(fd, &target);
+                }
             }
             sock.ops.set_wakeup(None);
             self.with_ctx(|ctx| sock.ops.release(ctx));

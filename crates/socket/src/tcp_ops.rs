@@ -88,14 +88,17 @@ pub struct TcpWakeups {
     queued: AtomicBool,
 }
 
-/// The wake-ups not yet delivered, and the buffer [`TcpWakeups::flush`]
-/// swaps with them (kept with its capacity so that queueing and
-/// delivering allocate nothing), under one lock.
+/// The wake-ups not yet delivered, under one lock. [`TcpWakeups::flush`]
+/// copies them out a few at a time ([`WAKE_BATCH`]), so the buffer keeps
+/// its capacity and queueing allocates nothing once it has grown.
 #[derive(Default)]
 struct WakeQueue {
     pending: Vec<(SockId, u32)>,
-    spare: Vec<(SockId, u32)>,
 }
+
+/// Wake-ups [`TcpWakeups::flush`] takes per lock of the queue: a segment
+/// or a call raises a few.
+const WAKE_BATCH: usize = 4;
 
 impl std::fmt::Debug for TcpWakeups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,35 +139,51 @@ impl TcpWakeups {
     }
 
     /// [`flush`](Self::flush) once the flag said something was queued.
+    ///
+    /// Takes up to [`WAKE_BATCH`] wake-ups, oldest first, with one lock of
+    /// the queue; finds their sockets' wait queues with one lock of the
+    /// socket tables ([`TcpStack::sk_wqs`]) and wakes them in order with
+    /// no lock held. The queue is locked again only for what is left, or
+    /// if the flag says that more was queued meanwhile (as
+    /// [`flush`](Self::flush) itself reads it): whoever queues a wake-up
+    /// flushes after it, so one this flush misses is delivered by its
+    /// raiser.
     #[inline(never)]
     fn flush_queued(&self) {
-        let mut batch = {
-            let mut q = self.queue.lock();
-            if q.pending.is_empty() {
-                return;
-            }
-            // The spare (with its capacity) takes the queue's place. A
-            // flush from inside a hook finds the spare taken and leaves a
-            // new buffer there.
-            let spare = std::mem::take(&mut q.spare);
-            self.queued.store(false, Ordering::Release);
-            std::mem::replace(&mut q.pending, spare)
-        };
+        let mut batch = [(SockId(0), 0u32); WAKE_BATCH];
+        let mut wqs: [Option<Arc<dyn tcp::SockWq>>; WAKE_BATCH] = Default::default();
+        let mut q = self.queue.lock();
         loop {
-            for (sk, key) in batch.drain(..) {
-                if let Some(wq) = self.stack.sk_wq(sk) {
+            let n = q.pending.len().min(WAKE_BATCH);
+            if n == 0 {
+                break;
+            }
+            batch[..n].copy_from_slice(&q.pending[..n]);
+            if n == q.pending.len() {
+                q.pending.clear();
+            } else {
+                q.pending.drain(..n);
+            }
+            let left = !q.pending.is_empty();
+            if !left {
+                self.queued.store(false, Ordering::Release);
+            }
+            drop(q);
+            self.stack.sk_wqs(&batch[..n], &mut wqs[..n]);
+            for (wq, &(_, key)) in wqs[..n].iter_mut().zip(&batch[..n]) {
+                if let Some(wq) = wq.take() {
                     wq.wake_up(key);
                 }
             }
-            // What the hooks queued meanwhile.
-            let mut q = self.queue.lock();
-            if q.pending.is_empty() {
-                q.spare = batch;
+            // What is left, and what the hooks (or other CPUs) queued
+            // meanwhile.
+            if !left && !self.queued.load(Ordering::Acquire) {
                 break;
             }
-            self.queued.store(false, Ordering::Release);
-            std::mem::swap(&mut q.pending, &mut batch);
+            q = self.queue.lock();
         }
+        // Every slot was taken above: nothing to drop.
+        std::mem::forget(wqs);
     }
 
     /// Wake-ups queued and not yet delivered.
@@ -333,8 +352,13 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
         self.call(|| self.host.stack.shutdown(ctx, &self.sk, how))
     }
 
+    /// `inet_release()` → `tcp_close()`. The hook to the socket layer's
+    /// wait queue is already off (`sock_orphan()`): the socket layer takes
+    /// it off before it releases ([`crate::SocketLayer::close`] calls
+    /// [`ProtoOps::set_wakeup`] with `None`), or frees the socket with it
+    /// when its creation failed; it is not taken off twice (a lock pair
+    /// per close).
     fn release(&self, ctx: &mut C) {
-        self.sk.set_sk_wq(None);
         self.call(|| self.host.stack.close(ctx, &self.sk));
     }
 

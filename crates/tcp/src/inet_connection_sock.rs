@@ -168,7 +168,7 @@ impl ListenState {
 }
 
 fn listendrop<C: TcpContext>(ctx: &C) {
-    ctx.mibs().inc(ctx.cpu(), LinuxMib::ListenDrops);
+    ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::ListenDrops);
 }
 
 /// A random flow hash for a socket's or request's segments, never 0 (0
@@ -231,10 +231,10 @@ fn send_synack<C: TcpContext>(ctx: &mut C, req: &RequestSock, tsval: Option<u32>
     skb.set_hash(req.txhash, true);
     let cpu = ctx.cpu();
     if retrans {
-        ctx.mibs().inc(cpu, TcpMib::RetransSegs);
-        ctx.mibs().inc(cpu, LinuxMib::TcpSynRetrans);
+        ctx.mibs().this_cpu(cpu).inc(TcpMib::RetransSegs);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpSynRetrans);
     } else {
-        ctx.mibs().inc(cpu, TcpMib::OutSegs);
+        ctx.mibs().this_cpu(cpu).inc(TcpMib::OutSegs);
     }
     let _ = ctx.ip_queue_xmit(skb, req.t.laddr, req.t.raddr);
 }
@@ -276,15 +276,15 @@ pub(crate) fn tcp_conn_request<C: TcpContext>(
     if (syncookies == 2 || l.reqsk_queue_is_full()) && isn.is_none() {
         if syncookies != 0 {
             want_cookie = true;
-            ctx.mibs().inc(cpu, LinuxMib::TcpReqQFullDoCookies);
+            ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpReqQFullDoCookies);
         } else {
-            ctx.mibs().inc(cpu, LinuxMib::TcpReqQFullDrop);
+            ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpReqQFullDrop);
             listendrop(ctx);
             return;
         }
     }
     if l.acceptq_is_full() {
-        ctx.mibs().inc(cpu, LinuxMib::ListenOverflows);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::ListenOverflows);
         listendrop(ctx);
         return;
     }
@@ -359,7 +359,7 @@ pub(crate) fn tcp_conn_request<C: TcpContext>(
         );
         req.snt_isn = cookie;
         req.mss = qmss;
-        ctx.mibs().inc(cpu, LinuxMib::SyncookiesSent);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::SyncookiesSent);
         let Some(l) = lp.listen.as_mut() else { return };
         l.last_synq_overflow = Some(now);
         let tsval = req.tstamp_ok.then(|| {
@@ -517,7 +517,7 @@ fn tcp_check_req<C: TcpContext>(
         return false;
     }
     if seg.flags.intersects(TcpFlags::RST | TcpFlags::SYN) {
-        ctx.mibs().inc(cpu, TcpMib::AttemptFails);
+        ctx.mibs().this_cpu(cpu).inc(TcpMib::AttemptFails);
         if let Some(l) = lp.listen.as_mut() {
             l.syn_queue.remove(&t);
             l.req_index.remove(&req.id);
@@ -526,7 +526,7 @@ fn tcp_check_req<C: TcpContext>(
             listener: lp.id,
             req: req.id,
         });
-        ctx.mibs().inc(cpu, LinuxMib::EmbryonicRsts);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::EmbryonicRsts);
         return !seg.has(TcpFlags::RST);
     }
     if !seg.has(TcpFlags::ACK) {
@@ -546,7 +546,7 @@ fn tcp_check_req<C: TcpContext>(
             req: req.id,
         });
         if abort {
-            ctx.mibs().inc(cpu, LinuxMib::EmbryonicRsts);
+            ctx.mibs().this_cpu(cpu).inc(LinuxMib::EmbryonicRsts);
             return true;
         }
     } else if let Some(r) = lp.listen.as_mut().and_then(|l| l.syn_queue.get_mut(&t)) {
@@ -582,7 +582,7 @@ fn send_req_ack<C: TcpContext>(ctx: &mut C, req: &RequestSock) {
     if let Ok(mut skb) = build_segment(ctx, &repr, None, req.t.laddr, req.t.raddr) {
         // tcp_v4_reqsk_send_ack() replies with the request's hash.
         skb.set_hash(req.txhash, true);
-        ctx.mibs().inc(ctx.cpu(), TcpMib::OutSegs);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(TcpMib::OutSegs);
         let _ = ctx.ip_queue_xmit(skb, req.t.laddr, req.t.raddr);
     }
 }
@@ -618,10 +618,10 @@ fn cookie_v4_check<C: TcpContext>(
         seg.ack_seq,
         now,
     ) else {
-        ctx.mibs().inc(cpu, LinuxMib::SyncookiesFailed);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::SyncookiesFailed);
         return None;
     };
-    ctx.mibs().inc(cpu, LinuxMib::SyncookiesRecv);
+    ctx.mibs().this_cpu(cpu).inc(LinuxMib::SyncookiesRecv);
     let sysctl = ctx.sysctl().clone();
     let t = FourTuple {
         laddr: seg.daddr,
@@ -688,7 +688,7 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
     let cpu = ctx.cpu();
     let now = ctx.now();
     if lp.listen.as_ref()?.acceptq_is_full() {
-        ctx.mibs().inc(cpu, LinuxMib::ListenOverflows);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::ListenOverflows);
         listendrop(ctx);
         return None;
     }
@@ -742,7 +742,7 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
         crate::tcp_input::tcp_ack_update_rtt(ctx, &mut tp, 0, Some(rtt), Some(rtt), &mut rs);
     }
     tp.rcv_tstamp = now;
-    ctx.mibs().inc(cpu, TcpMib::PassiveOpens);
+    ctx.mibs().this_cpu(cpu).inc(TcpMib::PassiveOpens);
     {
         let mut h = stack.hashinfo.lock();
         let t = four_tuple(&tp);

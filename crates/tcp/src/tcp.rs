@@ -853,12 +853,16 @@ impl TcpStack {
         } else {
             let unread = tp.rcv_queued_bytes() > 0;
             if unread {
-                ctx.mibs().inc(cpu, netcore::LinuxMib::TcpAbortOnClose);
+                ctx.mibs()
+                    .this_cpu(cpu)
+                    .inc(netcore::LinuxMib::TcpAbortOnClose);
                 tcp_set_state(self, ctx, &mut tp, TcpState::Close);
                 tcp_send_active_reset(ctx, &mut tp);
             } else if tp.opts_ext.linger == Some(0) {
                 self.disconnect(ctx, &mut tp);
-                ctx.mibs().inc(cpu, netcore::LinuxMib::TcpAbortOnData);
+                ctx.mibs()
+                    .this_cpu(cpu)
+                    .inc(netcore::LinuxMib::TcpAbortOnData);
             } else if tcp_close_state(self, ctx, &mut tp) {
                 tcp_send_fin(ctx, &mut tp);
             }
@@ -871,7 +875,9 @@ impl TcpStack {
             // No FIN-WAIT-2 wanted: abort (`TCPAbortOnLinger`).
             tcp_set_state(self, ctx, &mut tp, TcpState::Close);
             tcp_send_active_reset(ctx, &mut tp);
-            ctx.mibs().inc(cpu, netcore::LinuxMib::TcpAbortOnLinger);
+            ctx.mibs()
+                .this_cpu(cpu)
+                .inc(netcore::LinuxMib::TcpAbortOnLinger);
         } else if tp.state == TcpState::FinWait2 {
             let tmo = tcp_fin_time(ctx, &tp);
             if tmo > TCP_TIMEWAIT_LEN {
@@ -886,7 +892,9 @@ impl TcpStack {
             // (`TCPAbortOnMemory`).
             tcp_set_state(self, ctx, &mut tp, TcpState::Close);
             tcp_send_active_reset(ctx, &mut tp);
-            ctx.mibs().inc(cpu, netcore::LinuxMib::TcpAbortOnMemory);
+            ctx.mibs()
+                .this_cpu(cpu)
+                .inc(netcore::LinuxMib::TcpAbortOnMemory);
         }
         if tp.state == TcpState::Close {
             inet_csk_destroy_sock(self, ctx, &mut tp);
@@ -1364,28 +1372,28 @@ fn tcp_set_state_hashed<C: TcpContext>(
     match state {
         TcpState::Established => {
             if old != TcpState::Established {
-                mibs.inc(cpu, TcpMib::CurrEstab);
+                mibs.this_cpu(cpu).inc(TcpMib::CurrEstab);
             }
         }
         TcpState::CloseWait => {
             if old == TcpState::SynRecv {
-                mibs.inc(cpu, TcpMib::CurrEstab);
+                mibs.this_cpu(cpu).inc(TcpMib::CurrEstab);
             }
         }
         TcpState::Close => {
             if matches!(old, TcpState::CloseWait | TcpState::Established) {
-                mibs.inc(cpu, TcpMib::EstabResets);
+                mibs.this_cpu(cpu).inc(TcpMib::EstabResets);
             }
             if hashed {
                 unhash(stack, tp);
             }
             if matches!(old, TcpState::Established | TcpState::CloseWait) {
-                mibs.dec(cpu, TcpMib::CurrEstab);
+                mibs.this_cpu(cpu).dec(TcpMib::CurrEstab);
             }
         }
         _ => {
             if matches!(old, TcpState::Established | TcpState::CloseWait) {
-                mibs.dec(cpu, TcpMib::CurrEstab);
+                mibs.this_cpu(cpu).dec(TcpMib::CurrEstab);
             }
         }
     }
@@ -1430,7 +1438,7 @@ pub(crate) fn tcp_done_hashed<C: TcpContext>(
     hashed: bool,
 ) {
     if matches!(tp.state, TcpState::SynSent | TcpState::SynRecv) {
-        ctx.mibs().inc(ctx.cpu(), TcpMib::AttemptFails);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(TcpMib::AttemptFails);
     }
     tcp_set_state_hashed(stack, ctx, tp, TcpState::Close, hashed);
     inet_csk_clear_xmit_timers(ctx, tp);
@@ -1453,7 +1461,8 @@ pub(crate) fn tcp_write_err<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &m
     tcp_write_queue_purge(tp);
     tcp_done(stack, ctx, tp);
     ctx.mibs()
-        .inc(ctx.cpu(), netcore::LinuxMib::TcpAbortOnTimeout);
+        .this_cpu(ctx.cpu())
+        .inc(netcore::LinuxMib::TcpAbortOnTimeout);
 }
 
 /// Frees the write queue. Mirrors `tcp_write_queue_purge()`.

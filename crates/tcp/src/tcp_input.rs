@@ -209,7 +209,7 @@ fn tcp_oow_rate_limited<C: TcpContext>(ctx: &C, tp: &mut TcpSock, mib: LinuxMib)
     if let Some(last) = tp.last_oow_ack_time.get()
         && now.saturating_duration_since(last) < limit
     {
-        ctx.mibs().inc(ctx.cpu(), mib);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(mib);
         return true;
     }
     tp.last_oow_ack_time.set(Some(now));
@@ -244,7 +244,9 @@ pub(crate) fn tcp_send_challenge_ack<C: TcpContext>(
         }
         ch.1 -= 1;
     }
-    ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpChallengeAck);
+    ctx.mibs()
+        .this_cpu(ctx.cpu())
+        .inc(LinuxMib::TcpChallengeAck);
     tcp_send_ack(ctx, tp);
 }
 
@@ -252,7 +254,7 @@ pub(crate) fn tcp_send_challenge_ack<C: TcpContext>(
 /// Mirrors `tcp_send_dupack()`.
 fn tcp_send_dupack<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, seg: &TcpSeg) {
     if seg.end_seq != seg.seq && before(seg.seq, tp.rcv_nxt) {
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::DelayedAckLost);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::DelayedAckLost);
         tcp_enter_quickack_mode(tp, MAX_QUICKACKS);
         let end = if after(seg.end_seq, tp.rcv_nxt) {
             tp.rcv_nxt
@@ -325,7 +327,7 @@ fn tcp_validate_incoming<C: TcpContext>(
         if syn {
             return Err(syn_challenge(stack, ctx, tp));
         }
-        ctx.mibs().inc(cpu, LinuxMib::PawsEstabRejected);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::PawsEstabRejected);
         if !(seg.seq == seg.end_seq || syn)
             || !tcp_oow_rate_limited(ctx, tp, LinuxMib::TcpAckSkippedPaws)
         {
@@ -340,7 +342,7 @@ fn tcp_validate_incoming<C: TcpContext>(
                 return Err(syn_challenge(stack, ctx, tp));
             }
             if after(seg.seq, tp.rcv_nxt) {
-                ctx.mibs().inc(cpu, LinuxMib::BeyondWindow);
+                ctx.mibs().this_cpu(cpu).inc(LinuxMib::BeyondWindow);
             }
             if seg.seq != seg.end_seq || !tcp_oow_rate_limited(ctx, tp, LinuxMib::TcpAckSkippedSeq)
             {
@@ -383,8 +385,8 @@ fn tcp_validate_incoming<C: TcpContext>(
 
 fn syn_challenge<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) -> DropReason {
     let cpu = ctx.cpu();
-    ctx.mibs().inc(cpu, TcpMib::InErrs);
-    ctx.mibs().inc(cpu, LinuxMib::TcpSynChallenge);
+    ctx.mibs().this_cpu(cpu).inc(TcpMib::InErrs);
+    ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpSynChallenge);
     tcp_send_challenge_ack(stack, ctx, tp);
     DropReason::TcpInvalidSyn
 }
@@ -575,7 +577,7 @@ fn tcp_check_sack_reordering<C: TcpContext>(ctx: &C, tp: &mut TcpSock, low_seq: 
     } else {
         LinuxMib::TcpSackReorder
     };
-    ctx.mibs().inc(ctx.cpu(), mib);
+    ctx.mibs().this_cpu(ctx.cpu()).inc(mib);
 }
 
 /// Without SACK, duplicate ACKs beyond the flight mean reordering: the
@@ -591,7 +593,7 @@ fn tcp_check_reno_reordering<C: TcpContext>(ctx: &C, tp: &mut TcpSock, addend: u
     let max = ctx.sysctl().get_int(Sysctl::TCP_MAX_REORDERING).max(1) as u32;
     tp.reordering = (tp.packets_out + addend).min(max);
     tp.recovery.reord_seen = tp.recovery.reord_seen.saturating_add(1);
-    ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpRenoReorder);
+    ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpRenoReorder);
 }
 
 /// Without SACK, a duplicate ACK stands for one segment delivered.
@@ -637,7 +639,9 @@ pub(crate) fn tcp_enter_loss<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     let n = (tp.packets_out as usize).min(tp.write_queue.len());
     let is_reneg = n > 0 && tp.write_queue[0].sacked & TCPCB_SACKED_ACKED != 0;
     if is_reneg {
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpSackReneging);
+        ctx.mibs()
+            .this_cpu(ctx.cpu())
+            .inc(LinuxMib::TcpSackReneging);
         tp.sacked_out = 0;
         tp.recovery.is_sack_reneg = true;
     } else if !tcp_is_sack(tp) {
@@ -841,18 +845,20 @@ fn tcp_check_dsack<C: TcpContext>(
         return false;
     };
     if before(first.start_seq, seg.ack_seq) {
-        ctx.mibs().inc(cpu, LinuxMib::TcpDsackRecv);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpDsackRecv);
     } else if let Some(second) = blocks.get(1) {
         if after(first.end_seq, second.end_seq) || before(first.start_seq, second.start_seq) {
             return false;
         }
-        ctx.mibs().inc(cpu, LinuxMib::TcpDsackOfoRecv);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpDsackOfoRecv);
     } else {
         return false;
     }
     let dup_segs = tcp_dsack_seen(tp, first.start_seq, first.end_seq, state);
     if dup_segs == 0 {
-        ctx.mibs().inc(cpu, LinuxMib::TcpDsackIgnoredDubious);
+        ctx.mibs()
+            .this_cpu(cpu)
+            .inc(LinuxMib::TcpDsackIgnoredDubious);
         return false;
     }
     ctx.mibs()
@@ -910,9 +916,11 @@ fn tcp_sacktag_write_queue<C: TcpContext>(
             || (dup_sack && before(b.start_seq, lower.wrapping_sub(tp.max_window)))
         {
             if !dup_sack || after(b.end_seq, tp.snd_nxt) {
-                ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpSackDiscard);
+                ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpSackDiscard);
             } else {
-                ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpDsackIgnoredOld);
+                ctx.mibs()
+                    .this_cpu(ctx.cpu())
+                    .inc(LinuxMib::TcpDsackIgnoredOld);
             }
             continue;
         }
@@ -1276,7 +1284,7 @@ fn tcp_ack<C: TcpContext>(
         ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpHpAcks);
     } else {
         if seg.seq == seg.end_seq {
-            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpPureAcks);
+            ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpPureAcks);
         } else {
             flag |= FLAG_DATA;
         }
@@ -1503,7 +1511,7 @@ pub(crate) fn tcp_enter_recovery<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, e
     } else {
         LinuxMib::TcpRenoRecovery
     };
-    ctx.mibs().inc(ctx.cpu(), mib);
+    ctx.mibs().this_cpu(ctx.cpu()).inc(mib);
     tp.recovery.prior_ssthresh = 0;
     tcp_init_undo(tp);
     if !matches!(tp.ca_state, TcpCaState::Cwr | TcpCaState::Recovery) {
@@ -1553,7 +1561,7 @@ fn tcp_try_undo_recovery<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> bool {
             LinuxMib::TcpFullUndo
         };
         tcp_undo_cwnd_reduction(tp, false);
-        ctx.mibs().inc(ctx.cpu(), mib);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(mib);
     } else if tp.rack.reo_wnd_persist > 0 {
         tp.rack.reo_wnd_persist -= 1;
     }
@@ -1587,7 +1595,7 @@ fn tcp_try_undo_dsack<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> bool {
         tp.rack.reo_wnd_persist =
             (tp.rack.reo_wnd_persist + 1).min(crate::tcp_rack::TCP_RACK_RECOVERY_THRESH);
         tcp_undo_cwnd_reduction(tp, false);
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpDsackUndo);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpDsackUndo);
         return true;
     }
     false
@@ -1614,7 +1622,7 @@ fn tcp_try_undo_partial<C: TcpContext>(
             tp.recovery.first_retrans_at = 0;
         }
         tcp_undo_cwnd_reduction(tp, true);
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpPartialUndo);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpPartialUndo);
         tcp_try_keep_open(tp);
     } else {
         *do_lost = tcp_force_fast_retransmit(tp);
@@ -1629,9 +1637,9 @@ fn tcp_try_undo_loss<C: TcpContext>(ctx: &C, tp: &mut TcpSock, frto_undo: bool) 
     if frto_undo || tcp_may_undo(tp) {
         tcp_undo_cwnd_reduction(tp, true);
         let cpu = ctx.cpu();
-        ctx.mibs().inc(cpu, LinuxMib::TcpLossUndo);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpLossUndo);
         if frto_undo {
-            ctx.mibs().inc(cpu, LinuxMib::TcpSpuriousRtos);
+            ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpSpuriousRtos);
         }
         tp.retransmits = 0;
         if tcp_is_non_sack_preventing_reopen(tp) {
@@ -2140,7 +2148,7 @@ fn tcp_clamp_window(sysctl: &Sysctl, tp: &mut TcpSock) {
 /// peer retransmits). Counters: `PruneCalled`, `RcvPruned`.
 fn tcp_prune_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, len: u32) -> bool {
     let cpu = ctx.cpu();
-    ctx.mibs().inc(cpu, LinuxMib::PruneCalled);
+    ctx.mibs().this_cpu(cpu).inc(LinuxMib::PruneCalled);
     if !tcp_can_ingest(tp, len) {
         tcp_clamp_window(ctx.sysctl(), tp);
     } else if tcp_under_memory_pressure(tp) {
@@ -2162,7 +2170,7 @@ fn tcp_prune_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, len: u32)
     if tcp_can_ingest(tp, len) {
         return true;
     }
-    ctx.mibs().inc(cpu, LinuxMib::RcvPruned);
+    ctx.mibs().this_cpu(cpu).inc(LinuxMib::RcvPruned);
     // Being abused: no fast path until the queues drain.
     tp.pred_flags = 0;
     false
@@ -2291,7 +2299,7 @@ fn tcp_prune_ofo_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, len: 
     if tp.ofo_queue.is_empty() {
         return false;
     }
-    ctx.mibs().inc(ctx.cpu(), LinuxMib::OfoPruned);
+    ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::OfoPruned);
     let mut pruned = false;
     while let Some(last) = tp.ofo_queue.back() {
         if after(seq, last.seq) {
@@ -2391,13 +2399,13 @@ fn tcp_data_queue_ofo<C: TcpContext>(
     let cpu = ctx.cpu();
     let (len, truesize) = (skb.len() as u32, skb.truesize() as u32);
     if !tcp_try_rmem_schedule(stack, ctx, tp, seq, len, truesize) {
-        ctx.mibs().inc(cpu, LinuxMib::TcpOfoDrop);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpOfoDrop);
         kfree_skb_reason(skb, DropReason::TcpOfoDrop);
         return;
     }
     // Header prediction is off while data waits out of order.
     tp.pred_flags = 0;
-    ctx.mibs().inc(cpu, LinuxMib::TcpOfoQueue);
+    ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpOfoQueue);
     tp.ack.pending |= ICSK_ACK_SCHED;
     let mut end = seq
         .wrapping_add(skb.len() as u32)
@@ -2416,7 +2424,7 @@ fn tcp_data_queue_ofo<C: TcpContext>(
         let pend = prev.end_seq();
         if !before(pend, end) {
             // Fully covered: a duplicate.
-            ctx.mibs().inc(cpu, LinuxMib::TcpOfoMerge);
+            ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpOfoMerge);
             tcp_dsack_set(ctx, tp, seq, end);
             tcp_sack_new_ofo_skb(tp, orig.0, orig.1);
             kfree_skb_reason(skb, DropReason::TcpOfomerge);
@@ -2437,7 +2445,7 @@ fn tcp_data_queue_ofo<C: TcpContext>(
         }
         if !before(end, next.end_seq()) {
             let n = tp.ofo_queue.remove(pos).expect("in range");
-            ctx.mibs().inc(cpu, LinuxMib::TcpOfoMerge);
+            ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpOfoMerge);
             tcp_dsack_set(ctx, tp, n.seq, n.end_seq());
             tp.rmem_alloc = tp.rmem_alloc.saturating_sub(n.skb.truesize() as u32);
             continue;
@@ -2573,7 +2581,7 @@ fn tcp_data_queue<C: TcpContext>(
             tcp_dsack_set(ctx, tp, seq, tp.rcv_nxt);
         }
         if tcp_receive_window(tp) == 0 && !(seg.len == 0 && fin) && !before(seq, tp.rcv_nxt) {
-            ctx.mibs().inc(cpu, LinuxMib::TcpZeroWindowDrop);
+            ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpZeroWindowDrop);
             tcp_enter_quickack_mode(tp, MAX_QUICKACKS);
             tp.ack.pending |= ICSK_ACK_SCHED;
             kfree_skb_reason(skb, DropReason::TcpZerowindow);
@@ -2601,7 +2609,7 @@ fn tcp_data_queue<C: TcpContext>(
                     ctx.sk_wake(tp.id, SkEvent::DataReady);
                 }
                 if !skb.is_empty() {
-                    ctx.mibs().inc(cpu, LinuxMib::TcpRcvQDrop);
+                    ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpRcvQDrop);
                     kfree_skb_reason(skb, DropReason::ProtoMem);
                     return;
                 }
@@ -2637,7 +2645,7 @@ fn tcp_data_queue<C: TcpContext>(
     }
     if !after(data_end.wrapping_add(u32::from(fin)), tp.rcv_nxt) {
         // A retransmission of data we hold: ACK at once with a D-SACK.
-        ctx.mibs().inc(cpu, LinuxMib::DelayedAckLost);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::DelayedAckLost);
         tcp_dsack_set(ctx, tp, seq, seg.end_seq);
         tcp_enter_quickack_mode(tp, MAX_QUICKACKS);
         tp.ack.pending |= ICSK_ACK_SCHED;
@@ -2722,7 +2730,7 @@ fn tcp_rcv_synsent_state_process<C: TcpContext>(
         {
             let start = tp.retrans_stamp.get().map_or(0, |t| tp.tcp_time_stamp(t));
             if !between(ecr, start, tp.tcp_time_stamp(now)) {
-                ctx.mibs().inc(cpu, LinuxMib::PawsActiveRejected);
+                ctx.mibs().this_cpu(cpu).inc(LinuxMib::PawsActiveRejected);
                 return true;
             }
         }
@@ -3055,7 +3063,7 @@ fn tcp_try_coalesce<C: TcpContext>(
     if to.skb.put_data(skb.data()).is_err() {
         return Err(skb);
     }
-    ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpRcvCoalesce);
+    ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpRcvCoalesce);
     Ok(())
 }
 
@@ -3264,7 +3272,7 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
                 if tp.opts_ext.linger2 < 0 {
                     // TCP_LINGER2 < 0: no orphaned FIN-WAIT-2 at all.
                     tcp_done(stack, ctx, tp);
-                    ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpAbortOnData);
+                    ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpAbortOnData);
                     return true;
                 }
                 if seg.end_seq != seg.seq
@@ -3273,7 +3281,7 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
                         tp.rcv_nxt,
                     )
                 {
-                    ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpAbortOnData);
+                    ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpAbortOnData);
                     tcp_done(stack, ctx, tp);
                     return true;
                 }
@@ -3319,7 +3327,7 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
                 )
                 && tp.dead
             {
-                ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpAbortOnData);
+                ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpAbortOnData);
                 tcp_reset(stack, ctx, tp);
                 return true;
             }

@@ -51,7 +51,7 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
             Ipv4Addr::new(h[16], h[17], h[18], h[19]),
         ))
     }) else {
-        ctx.mibs().inc(cpu, TcpMib::InErrs);
+        ctx.mibs().this_cpu(cpu).inc(TcpMib::InErrs);
         kfree_skb_reason(skb, DropReason::PktTooSmall);
         return;
     };
@@ -64,15 +64,15 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
         (h, hlen)
     } else {
         let Some(h) = tcp_slow_parse(skb.data()) else {
-            ctx.mibs().inc(cpu, TcpMib::InErrs);
+            ctx.mibs().this_cpu(cpu).inc(TcpMib::InErrs);
             kfree_skb_reason(skb, DropReason::PktTooSmall);
             return;
         };
         (h, 0)
     };
     if !matches!(skb.ip_summed, IpSummed::Unnecessary) && !tcp_checksum_ok(&skb, saddr, daddr) {
-        ctx.mibs().inc(cpu, TcpMib::InCsumErrors);
-        ctx.mibs().inc(cpu, TcpMib::InErrs);
+        ctx.mibs().this_cpu(cpu).inc(TcpMib::InCsumErrors);
+        ctx.mibs().this_cpu(cpu).inc(TcpMib::InErrs);
         kfree_skb_reason(skb, DropReason::TcpCsum);
         return;
     }
@@ -100,7 +100,7 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
         pred_hlen,
     };
     if skb.pull(hlen).is_err() {
-        ctx.mibs().inc(cpu, TcpMib::InErrs);
+        ctx.mibs().this_cpu(cpu).inc(TcpMib::InErrs);
         return;
     }
     tracing::trace!(target: "netstack::tcp", sport = seg.sport, dport = seg.dport, seq = seg.seq, ack = seg.ack_seq, flags = ?seg.flags, "tcp_v4_rcv");
@@ -308,12 +308,12 @@ pub fn tcp_v4_send_reset<C: TcpContext>(ctx: &mut C, seg: &TcpSeg) {
         payload_len: 0,
     };
     send_reply(ctx, &repr, seg.daddr, seg.saddr);
-    ctx.mibs().inc(ctx.cpu(), TcpMib::OutRsts);
+    ctx.mibs().this_cpu(ctx.cpu()).inc(TcpMib::OutRsts);
 }
 
 fn send_reply<C: TcpContext>(ctx: &mut C, repr: &TcpRepr, saddr: Ipv4Addr, daddr: Ipv4Addr) {
     if let Ok(skb) = build_segment(ctx, repr, None, saddr, daddr) {
-        ctx.mibs().inc(ctx.cpu(), TcpMib::OutSegs);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(TcpMib::OutSegs);
         let _ = ctx.ip_queue_xmit(skb, saddr, daddr);
     }
 }
@@ -388,7 +388,9 @@ pub fn tcp_v4_err<C: TcpContext>(
     let Some(sk) = stack.get(id) else { return };
     let mut tp = sk.lock();
     if tp.state != TcpState::SynSent && (before(seq, tp.snd_una) || !before(seq, tp.snd_nxt)) {
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::OutOfWindowIcmps);
+        ctx.mibs()
+            .this_cpu(ctx.cpu())
+            .inc(LinuxMib::OutOfWindowIcmps);
         return;
     }
     match err {

@@ -278,7 +278,9 @@ pub(crate) fn tcp_enter_memory_pressure<C: TcpContext>(mem: &TcpMemory, ctx: &C)
         .compare_exchange(0, since, Ordering::Relaxed, Ordering::Relaxed)
         .is_ok()
     {
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpMemoryPressures);
+        ctx.mibs()
+            .this_cpu(ctx.cpu())
+            .inc(LinuxMib::TcpMemoryPressures);
         tracing::debug!(target: "netstack::tcp", allocated = mem.memory_allocated(), "tcp_enter_memory_pressure");
     }
 }
@@ -577,7 +579,9 @@ pub(crate) fn tcp_out_of_resources<C: TcpContext>(
         crate::tcp_output::tcp_send_active_reset(ctx, tp);
     }
     crate::tcp::tcp_done(stack, ctx, tp);
-    ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpAbortOnMemory);
+    ctx.mibs()
+        .this_cpu(ctx.cpu())
+        .inc(LinuxMib::TcpAbortOnMemory);
     true
 }
 

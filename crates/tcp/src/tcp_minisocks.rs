@@ -122,7 +122,7 @@ pub(crate) fn inet_twsk_kill<C: TcpContext>(stack: &TcpStack, ctx: &mut C, id: S
 /// TIME-WAIT is over. Mirrors `tw_timer_handler()` (`TW` counted).
 pub(crate) fn tw_timer_handler<C: TcpContext>(stack: &TcpStack, ctx: &mut C, id: SockId) {
     if stack.tw.lock().contains_key(&id) {
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::TimeWaited);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TimeWaited);
         inet_twsk_kill(stack, ctx, id);
     }
 }
@@ -206,7 +206,7 @@ pub(crate) fn tcp_timewait_state_process<C: TcpContext>(
         TwVerdict::Syn(isn)
     } else {
         if paws_reject {
-            ctx.mibs().inc(ctx.cpu(), LinuxMib::PawsTimewait);
+            ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::PawsTimewait);
         }
         if rst {
             TwVerdict::Success
@@ -253,7 +253,7 @@ fn oow_ack<C: TcpContext>(ctx: &C, tw: &mut InetTimewaitSock, mib: LinuxMib) -> 
     if let Some(last) = tw.last_oow_ack_time.get()
         && now.saturating_duration_since(last) < limit
     {
-        ctx.mibs().inc(ctx.cpu(), mib);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(mib);
         return TwVerdict::Success;
     }
     tw.last_oow_ack_time.set(Some(now));

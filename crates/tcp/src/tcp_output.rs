@@ -249,7 +249,9 @@ pub(crate) fn tcp_select_window<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> u16
     let wscale = u32::from(tp.rx_opt.rcv_wscale);
     if new_win < cur_win {
         if new_win == 0 {
-            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpWantZeroWindowAdv);
+            ctx.mibs()
+                .this_cpu(ctx.cpu())
+                .inc(LinuxMib::TcpWantZeroWindowAdv);
         }
         new_win = (cur_win + (1 << wscale) - 1) >> wscale << wscale;
     }
@@ -260,10 +262,14 @@ pub(crate) fn tcp_select_window<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> u16
         // A zero window turns header prediction off.
         tp.pred_flags = 0;
         if old_win != 0 {
-            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpToZeroWindowAdv);
+            ctx.mibs()
+                .this_cpu(ctx.cpu())
+                .inc(LinuxMib::TcpToZeroWindowAdv);
         }
     } else if old_win == 0 {
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpFromZeroWindowAdv);
+        ctx.mibs()
+            .this_cpu(ctx.cpu())
+            .inc(LinuxMib::TcpFromZeroWindowAdv);
     }
     new_win as u16
 }
@@ -661,7 +667,7 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
         ctx.mibs().this_cpu(cpu).add(TcpMib::OutSegs, pcount as u64);
     }
     if flags.contains(TcpFlags::RST) {
-        ctx.mibs().inc(cpu, TcpMib::OutRsts);
+        ctx.mibs().this_cpu(cpu).inc(TcpMib::OutRsts);
     }
     tp.segs_out += pcount as u32;
     if payload_len > 0 {
@@ -1405,9 +1411,9 @@ pub(crate) fn tcp_retransmit_skb_core<C: TcpContext>(
     tcp_transmit(ctx, tp, seq, f, Some(run), true)?;
     crate::tcp_pacing::tcp_update_skb_after_send(tp, len, prior_wstamp);
     let cpu = ctx.cpu();
-    ctx.mibs().inc(cpu, TcpMib::RetransSegs);
+    ctx.mibs().this_cpu(cpu).inc(TcpMib::RetransSegs);
     if f.contains(TcpFlags::SYN) {
-        ctx.mibs().inc(cpu, LinuxMib::TcpSynRetrans);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpSynRetrans);
     }
     tp.total_retrans += 1;
     tp.bytes_retrans += u64::from(len);
@@ -1496,7 +1502,7 @@ pub(crate) fn tcp_xmit_retransmit_queue<C: TcpContext>(ctx: &mut C, tp: &mut Tcp
         if tcp_retransmit_skb(ctx, tp, idx).is_err() {
             break;
         }
-        ctx.mibs().inc(ctx.cpu(), mib);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(mib);
         if matches!(
             tp.ca_state,
             crate::tcp_cong::TcpCaState::Recovery | crate::tcp_cong::TcpCaState::Cwr
@@ -1627,7 +1633,7 @@ pub(crate) fn tcp_connect<C: TcpContext>(
     let now = ctx.now();
     tp.write_queue[0].sent_at = Some(now);
     tp.retrans_stamp.set(Some(now));
-    ctx.mibs().inc(ctx.cpu(), TcpMib::ActiveOpens);
+    ctx.mibs().this_cpu(ctx.cpu()).inc(TcpMib::ActiveOpens);
     let _ = tcp_transmit(ctx, tp, iss, TcpFlags::SYN, None, false);
     tp.lsndtime = now;
     tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto());
@@ -1671,7 +1677,7 @@ pub(crate) fn tcp_dsack_set<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, 
         } else {
             LinuxMib::TcpDsackOfoSent
         };
-        ctx.mibs().inc(ctx.cpu(), mib);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(mib);
         tp.duplicate_sack = Some(TcpSackBlock {
             start_seq: seq,
             end_seq,

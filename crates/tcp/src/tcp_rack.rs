@@ -144,7 +144,9 @@ pub(crate) fn tcp_mark_skb_lost<C: TcpContext>(ctx: &C, tp: &mut TcpSock, idx: u
         if sacked & TCPCB_SACKED_RETRANS != 0 {
             tp.write_queue[idx].sacked &= !TCPCB_SACKED_RETRANS;
             tp.retrans_out = tp.retrans_out.saturating_sub(1);
-            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpLostRetransmit);
+            ctx.mibs()
+                .this_cpu(ctx.cpu())
+                .inc(LinuxMib::TcpLostRetransmit);
             tp.recovery.lost = tp.recovery.lost.wrapping_add(1);
         }
     } else {

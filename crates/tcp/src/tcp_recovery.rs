@@ -165,7 +165,7 @@ pub(crate) fn tcp_send_loss_probe<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) 
         if sent {
             // Record snd_nxt for loss detection.
             tp.recovery.tlp_high_seq = NonZeroU32::new(tp.snd_nxt);
-            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpLossProbes);
+            ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpLossProbes);
         }
     }
     let id = tp.id;
@@ -198,7 +198,9 @@ pub(crate) fn tcp_process_tlp_ack<C: TcpContext>(
         crate::tcp_input::tcp_set_ca_state(tp, TcpCaState::Cwr);
         crate::tcp_input::tcp_end_cwnd_reduction(tp);
         crate::tcp_input::tcp_try_keep_open(tp);
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpLossProbeRecovery);
+        ctx.mibs()
+            .this_cpu(ctx.cpu())
+            .inc(LinuxMib::TcpLossProbeRecovery);
     } else if !(flags.snd_una_advanced || flags.not_dup || flags.data_sacked) {
         // A pure duplicate: the original and the probe both arrived.
         tp.recovery.tlp_high_seq = None;

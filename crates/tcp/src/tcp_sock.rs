@@ -1152,6 +1152,21 @@ impl crate::TcpStack {
     pub fn sk_wq(&self, id: SockId) -> Option<Arc<dyn SockWq>> {
         self.hashinfo.lock().socks.get(&id)?.sk_wq()
     }
+
+    /// [`sk_wq`](Self::sk_wq) for each socket of `batch` (whatever it
+    /// carries beside the id), under one lock of the socket tables:
+    /// `out[i]` becomes the wait queue of `batch[i]`'s socket (`None` for
+    /// a socket gone or without one; `out` as long as `batch`). Call it
+    /// with no TCP socket lock held.
+    ///
+    /// A batch of wake-ups (the ones a segment or a call raised) finds its
+    /// sockets with one lock pair instead of one per wake-up.
+    pub fn sk_wqs<K>(&self, batch: &[(SockId, K)], out: &mut [Option<Arc<dyn SockWq>>]) {
+        let h = self.hashinfo.lock();
+        for ((id, _), wq) in batch.iter().zip(out) {
+            *wq = h.socks.get(id).and_then(|sk| sk.sk_wq());
+        }
+    }
 }
 
 /// The buffer that backs a window of `win` bytes: `__tcp_space_from_win()`.

@@ -362,7 +362,9 @@ fn tcp_write_timeout<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpS
         tcp_write_err(stack, ctx, tp);
     } else if crate::inet_connection_sock::sk_rethink_txhash(ctx, tp) {
         // The path may be what failed: try another hash (ECMP, queue).
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpTimeoutRehash);
+        ctx.mibs()
+            .this_cpu(ctx.cpu())
+            .inc(LinuxMib::TcpTimeoutRehash);
     }
     expired
 }
@@ -388,7 +390,7 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
         tcp_enter_loss(ctx, tp);
         let _ = tcp_retransmit_skb(ctx, tp, 0);
     } else {
-        ctx.mibs().inc(cpu, LinuxMib::TcpTimeouts);
+        ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpTimeouts);
         if tcp_write_timeout(stack, ctx, tp) {
             return;
         }
@@ -406,7 +408,7 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
                 _ => None,
             };
             if let Some(mib) = mib {
-                ctx.mibs().inc(cpu, mib);
+                ctx.mibs().this_cpu(cpu).inc(mib);
             }
         }
         tcp_enter_loss(ctx, tp);
@@ -481,7 +483,7 @@ pub(crate) fn tcp_probe_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: 
 pub(crate) fn tcp_send_probe0<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     let sent_data = tcp_write_wakeup(ctx, tp);
     if !sent_data {
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpWinProbe);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpWinProbe);
     }
     let unsent = tp.write_queue.len() > tp.packets_out as usize;
     if tp.packets_out > 0 || !unsent {
@@ -517,7 +519,7 @@ pub(crate) fn tcp_delack_timer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
             tp.ack.set_ato(TCP_ATO_MIN);
         }
         tcp_send_ack(ctx, tp);
-        ctx.mibs().inc(ctx.cpu(), LinuxMib::DelayedAcks);
+        ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::DelayedAcks);
     }
 }
 
@@ -604,7 +606,7 @@ pub(crate) fn tcp_keepalive_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C, 
                 return;
             }
             tcp_write_wakeup(ctx, tp);
-            ctx.mibs().inc(ctx.cpu(), LinuxMib::TcpKeepAlive);
+            ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::TcpKeepAlive);
             tp.probes_out = tp.probes_out.saturating_add(1);
             keepalive_intvl_when(ctx, tp)
         } else {
