@@ -1332,25 +1332,15 @@ impl IgbAdapter {
             return Ok(true);
         }
         // One descriptor per IGB_MAX_DATA_PER_TXD bytes, each a clone of
-        // the skb trimmed to its piece; all are cut before any is filled so
-        // that a failure loses the frame whole.
+        // its piece of the skb that shares only the buffers the piece lies
+        // in (igb_tx_map() maps the head and each frag; a descriptor here
+        // holds an skb instead of a DMA address); all are cut before any
+        // is filled so that a failure loses the frame whole.
         let mut pieces = Vec::with_capacity(count);
         for i in 0..count {
             let start = i * IGB_MAX_DATA_PER_TXD;
             let n = IGB_MAX_DATA_PER_TXD.min(len - start);
-            let piece = if start >= skb.headlen() {
-                // Past the linear part: a fragment-only skb sharing the
-                // fragments' buffers (igb_tx_map() maps each frag).
-                SkBuff::alloc(skb.pool(), 0).ok().and_then(|mut p| {
-                    p.append_frags(skb.clone(), start).ok()?;
-                    p.trim(n).ok()?;
-                    Some(p)
-                })
-            } else {
-                let mut p = skb.clone();
-                (p.pull(start).is_ok() && p.trim(n).is_ok()).then_some(p)
-            };
-            let Some(piece) = piece else {
+            let Ok(piece) = skb.clone_range(start, n) else {
                 add(&self.tx_dropped, 1);
                 return Ok(false);
             };
