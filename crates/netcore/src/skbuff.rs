@@ -1227,6 +1227,70 @@ impl SkBuff {
         Ok(())
     }
 
+    /// Appends `from`'s data past its first `offset` bytes as fragments
+    /// sharing its buffers, leaving `from` as it is: the result of
+    /// `self.append_frags(from.clone(), offset)` without building the
+    /// clone (one reference taken per buffer appended, no metadata copied,
+    /// no fragment list allocated and freed). The truesize grows as
+    /// [`SkBuff::append_frags`]'s does, by each appended buffer whole.
+    ///
+    /// Mirrors `skb_gro_receive()`'s chaining as [`SkBuff::append_frags`]
+    /// does, for a caller that keeps its skb (TCP's write queue building a
+    /// GSO skb from its segments, where Linux's `tcp_transmit_skb()`
+    /// clones). Fails with [`SkbError::TooShort`] when `offset` is past
+    /// `from`'s data and with [`SkbError::TooBig`] past [`u32::MAX`] bytes
+    /// of fragments, leaving this skb unchanged.
+    pub fn append_frags_shared(&mut self, from: &SkBuff, offset: usize) -> Result<(), SkbError> {
+        if offset > from.len() {
+            return Err(SkbError::TooShort {
+                needed: offset,
+                len: from.len(),
+            });
+        }
+        let added = from.len() - offset;
+        let total = self.data_len() + added;
+        if total > u32::MAX as usize {
+            return Err(SkbError::TooBig {
+                size: total,
+                max: u32::MAX as usize,
+            });
+        }
+        let head = from.headlen();
+        let sh = self.shinfo.get_or_insert_with(SkbSharedInfo::alloc);
+        if sh.frags.len() == sh.frags.capacity() {
+            // As append_frags: once to what a 64 KiB packet needs.
+            let len = sh.frags.len();
+            let need = (GSO_MAX_SIZE / added.max(1) + 1)
+                .min(4 * MAX_SKB_FRAGS)
+                .max(2 * len);
+            sh.frags.reserve_exact(need.max(len + 1) - len);
+        }
+        if offset < head {
+            sh.frag_truesize += from.page.bytes().len() as isize;
+            sh.frags.push(SkbFrag {
+                page: from.page.share(),
+                off: from.data_off() + offset,
+                len: head - offset,
+            });
+        }
+        let mut skip = offset.saturating_sub(head);
+        for f in from.frag_slice() {
+            let cut = skip.min(f.len);
+            skip -= cut;
+            if f.len != cut {
+                sh.frag_truesize += f.page.bytes().len() as isize;
+                sh.frags.push(SkbFrag {
+                    page: f.page.share(),
+                    off: f.off + cut,
+                    len: f.len - cut,
+                });
+            }
+        }
+        // Checked against u32::MAX above.
+        self.data_len = total as u32;
+        Ok(())
+    }
+
     /// Appends `len` bytes of `from`'s data, starting `offset` bytes past
     /// its `data`, to this skb as fragments that share `from`'s buffers
     /// (its linear part and its fragments alike): no byte is copied and
@@ -1879,6 +1943,37 @@ mod tests {
         assert_eq!(a.data(), b"456789", "a failed advance changes nothing");
         a.advance(6).unwrap();
         assert!(a.is_empty());
+    }
+
+    #[test]
+    fn append_frags_shared_is_append_frags_of_a_clone() {
+        let p = pool(None);
+        let mut from = SkBuff::from_slice(&p, 8, b"0123").unwrap();
+        from.append_frags(SkBuff::from_slice(&p, 0, b"4567").unwrap(), 0)
+            .unwrap();
+        let bytes = |s: &SkBuff| {
+            let mut v = vec![0; s.len()];
+            s.copy_bits(0, &mut v).unwrap();
+            v
+        };
+        for offset in 0..=from.len() {
+            let mut a = SkBuff::from_slice(&p, 0, b"hd").unwrap();
+            let mut b = SkBuff::from_slice(&p, 0, b"hd").unwrap();
+            a.append_frags(from.clone(), offset).unwrap();
+            b.append_frags_shared(&from, offset).unwrap();
+            assert_eq!(bytes(&a), bytes(&b), "{offset}");
+            assert_eq!(
+                (a.len(), a.nr_frags(), a.truesize()),
+                (b.len(), b.nr_frags(), b.truesize())
+            );
+        }
+        assert_eq!(bytes(&from), b"01234567", "from is left as it is");
+        let mut c = SkBuff::from_slice(&p, 0, b"hd").unwrap();
+        assert_eq!(
+            c.append_frags_shared(&from, 9).unwrap_err(),
+            SkbError::TooShort { needed: 9, len: 8 }
+        );
+        assert_eq!(c.len(), 2);
     }
 
     #[test]
