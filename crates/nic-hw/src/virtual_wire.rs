@@ -868,14 +868,25 @@ impl VirtualWire {
         let cap = self.spare_cap;
         self.dirs[from.index()].transmit(now, frame, Vouch::empty(), &mut self.spare, cap);
         self.publish(from.index());
-        self.grow_spare_cap();
     }
 
-    /// Raises the spare bound to the frames now in flight (see
-    /// [`MAX_SPARE`]).
+    /// A spare buffer for a frame about to be sent, or a new one when
+    /// there is none: then the spare bound rises to the frames in flight
+    /// plus this one (see [`MAX_SPARE`]), so that they are all kept when
+    /// they come back. Only a miss reads the queues.
     #[inline]
+    fn take_spare(&mut self) -> Vec<u8> {
+        if let Some(buf) = self.spare.pop() {
+            buf
+        } else {
+            self.grow_spare_cap();
+            Vec::new()
+        }
+    }
+
+    #[cold]
     fn grow_spare_cap(&mut self) {
-        let n = self.dirs[0].in_flight() + self.dirs[1].in_flight();
+        let n = self.dirs[0].in_flight() + self.dirs[1].in_flight() + 1;
         if n > self.spare_cap {
             self.spare_cap = n.min(MAX_SPARE);
         }
@@ -885,7 +896,7 @@ impl VirtualWire {
     /// buffer the wire recycled from an earlier delivery, so a steady
     /// stream allocates nothing.
     pub fn transmit_slice(&mut self, now: Instant, from: Side, frame: &[u8]) {
-        let mut buf = self.spare.pop().unwrap_or_default();
+        let mut buf = self.take_spare();
         buf.extend_from_slice(frame);
         self.transmit(now, from, buf);
     }
@@ -929,13 +940,12 @@ impl VirtualWire {
         } else {
             Vouch::empty()
         };
-        let mut buf = self.spare.pop().unwrap_or_default();
+        let mut buf = self.take_spare();
         buf.clear();
         let sent = std::mem::replace(frame, buf);
         let cap = self.spare_cap;
         self.dirs[from.index()].transmit(now, sent, vouch, &mut self.spare, cap);
         self.publish(from.index());
-        self.grow_spare_cap();
     }
 
     /// Gives a frame buffer back for reuse by later transmits (its contents
@@ -1609,7 +1619,7 @@ mod tests {
         let mut w = wire(LinkConfig::new(), 1);
         let n = MIN_SPARE + 100;
         for i in 0..n {
-            w.transmit(Instant::ZERO, Side::A, frame(i as u32, 64));
+            w.transmit_slice(Instant::ZERO, Side::A, &frame(i as u32, 64));
         }
         let mut buf = Vec::new();
         let mut got = 0;
