@@ -928,6 +928,7 @@ impl VirtualWire {
     /// The receiving end learns it from
     /// [`receive_into_vouched`](VirtualWire::receive_into_vouched) unless the
     /// wire corrupts the frame.
+    #[inline]
     pub fn transmit_swap_vouched(
         &mut self,
         now: Instant,
