@@ -46,11 +46,6 @@
 //!             ▼ class is at its limit, fail (alloc_fail)
 //! ```
 //!
-//! A released buffer's bytes go to the releasing thread's free list (up to
-//! 8 MiB a thread), from which the next buffer created with that size, in
-//! any pool, takes them instead of the allocator (see `Pcp`), as Linux's
-//! page allocator serves a pool from its per-CPU lists.
-//!
 //! A buffer is one reference-counted allocation (a `triomphe` `Arc`, which
 //! has no weak references) holding its bytes, its class and an internal
 //! handle to its pool, set when the buffer is created. Free buffers and
@@ -286,82 +281,6 @@ struct PageData {
     pool: PagePool,
 }
 
-impl Drop for PageData {
-    /// A released buffer (ring full, pool destroyed, thread cache retired)
-    /// gives its bytes to this thread's [`Pcp`].
-    fn drop(&mut self) {
-        Pcp::put(std::mem::take(&mut self.bytes));
-    }
-}
-
-/// The most bytes of released buffers one thread keeps for reuse.
-///
-/// Mirrors the per-CPU page lists' high watermark (`pcp->high`, a few
-/// MiB on a machine with gigabytes of memory per CPU).
-const PCP_HIGH_BYTES: usize = 8 << 20;
-
-/// One thread's free lists of released buffer bytes, one per size: what a
-/// pool releases (its ring full, the pool destroyed) any pool of the
-/// thread reuses for its next new buffer of that size, instead of the
-/// allocator zeroing fresh memory (and the kernel faulting it in).
-///
-/// Mirrors the page allocator's per-CPU lists (`struct per_cpu_pages`,
-/// `free_unref_page()` / `rmqueue_pcplist()`) under Linux's page_pool:
-/// `page_pool_return_page()` frees a page there and the pool's next
-/// `alloc_pages_bulk()` takes it back. The pool's counters are those of
-/// Linux's: such a buffer was released (`release_cnt`) and the new one
-/// created (`alloc_slow`, `hold_cnt`). Like a page from the allocator, a
-/// reused buffer is not cleared.
-struct Pcp {
-    /// `(buffer size, free bytes of that size)`, most recently used first
-    /// by insertion order (a thread sees one or two sizes).
-    lists: Vec<(usize, Vec<Box<[u8]>>)>,
-    /// Bytes held over all lists, at most [`PCP_HIGH_BYTES`].
-    bytes: usize,
-}
-
-thread_local! {
-    static PCP: RefCell<Pcp> = const { RefCell::new(Pcp { lists: Vec::new(), bytes: 0 }) };
-}
-
-impl Pcp {
-    /// Keeps `bytes` for reuse, or frees it when the thread keeps enough
-    /// (or is exiting).
-    fn put(bytes: Box<[u8]>) {
-        let size = bytes.len();
-        if size == 0 {
-            return;
-        }
-        let mut slot = Some(bytes);
-        let _ = PCP.try_with(|p| {
-            let Ok(mut p) = p.try_borrow_mut() else {
-                return;
-            };
-            if p.bytes + size > PCP_HIGH_BYTES {
-                return;
-            }
-            let Some(b) = slot.take() else { return };
-            p.bytes += size;
-            match p.lists.iter_mut().find(|(s, _)| *s == size) {
-                Some((_, l)) => l.push(b),
-                None => p.lists.push((size, vec![b])),
-            }
-        });
-    }
-
-    /// Bytes of a released buffer of `size`, if this thread keeps one.
-    fn take(size: usize) -> Option<Box<[u8]>> {
-        PCP.try_with(|p| {
-            let mut p = p.try_borrow_mut().ok()?;
-            let b = p.lists.iter_mut().find(|(s, _)| *s == size)?.1.pop()?;
-            p.bytes -= size;
-            Some(b)
-        })
-        .ok()
-        .flatten()
-    }
-}
-
 /// The counters a thread's cache updates without a lock. Only the owning
 /// thread writes them (with plain load + store, no read-modify-write);
 /// [`PagePool::stats`] reads them through the class's registry.
@@ -440,16 +359,10 @@ impl PoolInner {
         self.users.load(Relaxed) > 0
     }
 
-    /// Creates a buffer whose creation `reserve_new` has counted: its bytes
-    /// come from this thread's free list of released buffers ([`Pcp`])
-    /// when it has some of the size, from the allocator otherwise.
-    ///
-    /// Mirrors `__page_pool_alloc_pages_slow()` → `alloc_pages_bulk()`,
-    /// which the page allocator serves from its per-CPU lists.
+    /// Creates a buffer whose creation `reserve_new` has counted.
     fn new_page(self: &Arc<PoolInner>, class: usize) -> UniqueArc<PageData> {
-        let size = self.classes[class].params.buf_size;
         UniqueArc::new(PageData {
-            bytes: Pcp::take(size).unwrap_or_else(|| vec![0; size].into_boxed_slice()),
+            bytes: vec![0; self.classes[class].params.buf_size].into_boxed_slice(),
             class: class as u8,
             cacheable: self.classes[class].cache_cap > 0,
             key: self.key(class),
@@ -1391,35 +1304,6 @@ mod tests {
             (1, 1, 1, 1)
         );
         assert_eq!(s.inflight(), 0);
-    }
-
-    #[test]
-    fn released_bytes_serve_the_next_new_buffer() {
-        // A ring of 1 and no thread caches: the second free is released,
-        // and the thread's free list gives its bytes to the next buffer
-        // any pool creates with that size, without clearing them.
-        let params = PagePoolParams {
-            small: SizeClass {
-                buf_size: 4000,
-                pool_size: 1,
-                limit: None,
-            },
-            large: None,
-        };
-        let pool = PagePool::new(params).unwrap();
-        let a = pool.alloc().unwrap();
-        let mut b = pool.alloc().unwrap();
-        b[..4].copy_from_slice(b"left");
-        let at = b.as_ptr();
-        drop(a);
-        drop(b);
-        assert_eq!(pool.stats().release_cnt, 1);
-        let other = PagePool::new(params).unwrap();
-        let c = other.alloc().unwrap();
-        assert_eq!(c.as_ptr(), at, "the released bytes");
-        assert_eq!(&c[..4], b"left");
-        let s = other.stats();
-        assert_eq!((s.alloc_slow, s.hold_cnt), (1, 1), "a new buffer");
     }
 
     #[test]
