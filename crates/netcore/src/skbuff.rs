@@ -1068,6 +1068,20 @@ impl SkBuff {
     }
 
     fn share_fields(&self) -> SkBuff {
+        let mut c = self.share_head();
+        *c.shinfo = self.shinfo.as_deref().map(|sh| {
+            let mut c = SkbSharedInfo::alloc();
+            c.frags.extend(sh.frags.iter().map(SkbFrag::share));
+            c.frag_truesize = sh.frag_truesize;
+            c
+        });
+        c
+    }
+
+    /// A copy of the metadata sharing the head buffer, without fragments
+    /// (`shinfo` empty, but `data_len` copied: the caller sets both).
+    #[inline]
+    fn share_head(&self) -> SkBuff {
         SkBuff {
             page: self.page.share(),
             data: self.data,
@@ -1092,12 +1106,7 @@ impl SkBuff {
             vlan_tci: self.vlan_tci,
             nfct: self.nfct,
             owner: ManuallyDrop::new(None),
-            shinfo: ManuallyDrop::new(self.shinfo.as_deref().map(|sh| {
-                let mut c = SkbSharedInfo::alloc();
-                c.frags.extend(sh.frags.iter().map(SkbFrag::share));
-                c.frag_truesize = sh.frag_truesize;
-                c
-            })),
+            shinfo: ManuallyDrop::new(None),
             data_len: self.data_len,
         }
     }
@@ -1218,6 +1227,70 @@ impl SkBuff {
         Ok(())
     }
 
+    /// Appends `from`'s data past its first `offset` bytes as fragments
+    /// sharing its buffers, leaving `from` as it is: the result of
+    /// `self.append_frags(from.clone(), offset)` without building the
+    /// clone (one reference taken per buffer appended, no metadata copied,
+    /// no fragment list allocated and freed). The truesize grows as
+    /// [`SkBuff::append_frags`]'s does, by each appended buffer whole.
+    ///
+    /// Mirrors `skb_gro_receive()`'s chaining as [`SkBuff::append_frags`]
+    /// does, for a caller that keeps its skb (TCP's write queue building a
+    /// GSO skb from its segments, where Linux's `tcp_transmit_skb()`
+    /// clones). Fails with [`SkbError::TooShort`] when `offset` is past
+    /// `from`'s data and with [`SkbError::TooBig`] past [`u32::MAX`] bytes
+    /// of fragments, leaving this skb unchanged.
+    pub fn append_frags_shared(&mut self, from: &SkBuff, offset: usize) -> Result<(), SkbError> {
+        if offset > from.len() {
+            return Err(SkbError::TooShort {
+                needed: offset,
+                len: from.len(),
+            });
+        }
+        let added = from.len() - offset;
+        let total = self.data_len() + added;
+        if total > u32::MAX as usize {
+            return Err(SkbError::TooBig {
+                size: total,
+                max: u32::MAX as usize,
+            });
+        }
+        let head = from.headlen();
+        let sh = self.shinfo.get_or_insert_with(SkbSharedInfo::alloc);
+        if sh.frags.len() == sh.frags.capacity() {
+            // As append_frags: once to what a 64 KiB packet needs.
+            let len = sh.frags.len();
+            let need = (GSO_MAX_SIZE / added.max(1) + 1)
+                .min(4 * MAX_SKB_FRAGS)
+                .max(2 * len);
+            sh.frags.reserve_exact(need.max(len + 1) - len);
+        }
+        if offset < head {
+            sh.frag_truesize += from.page.bytes().len() as isize;
+            sh.frags.push(SkbFrag {
+                page: from.page.share(),
+                off: from.data_off() + offset,
+                len: head - offset,
+            });
+        }
+        let mut skip = offset.saturating_sub(head);
+        for f in from.frag_slice() {
+            let cut = skip.min(f.len);
+            skip -= cut;
+            if f.len != cut {
+                sh.frag_truesize += f.page.bytes().len() as isize;
+                sh.frags.push(SkbFrag {
+                    page: f.page.share(),
+                    off: f.off + cut,
+                    len: f.len - cut,
+                });
+            }
+        }
+        // Checked against u32::MAX above.
+        self.data_len = total as u32;
+        Ok(())
+    }
+
     /// Appends `len` bytes of `from`'s data, starting `offset` bytes past
     /// its `data`, to this skb as fragments that share `from`'s buffers
     /// (its linear part and its fragments alike): no byte is copied and
@@ -1280,6 +1353,67 @@ impl SkBuff {
         // Checked against u32::MAX above.
         self.data_len = total as u32;
         Ok(())
+    }
+
+    /// A clone of the `len` bytes of data that start `offset` bytes past
+    /// `data`, sharing only the buffers those bytes lie in: the head buffer
+    /// (with an empty linear part when the range starts past it) and the
+    /// fragments the range covers, cut to it. No byte is copied, and no
+    /// reference is taken on a fragment outside the range. The clone has
+    /// no owner; its truesize counts the fragment bytes it took, as
+    /// [`SkBuff::add_shared_frags`] does.
+    ///
+    /// What `skb_clone()` followed by `pskb_pull(offset)` and
+    /// `pskb_trim(len)` would leave, without taking and dropping a
+    /// reference on every fragment outside the range. Linux has no such
+    /// call: its drivers map each piece of an skb for DMA
+    /// (`igb_tx_map()`), where a descriptor here holds an skb of its own
+    /// (see `nic_hw`'s transmit path). Fails with [`SkbError::TooShort`]
+    /// when the range ends past the data.
+    pub fn clone_range(&self, offset: usize, len: usize) -> Result<SkBuff, SkbError> {
+        let needed = offset.saturating_add(len);
+        if needed > self.len() {
+            return Err(SkbError::TooShort {
+                needed,
+                len: self.len(),
+            });
+        }
+        let headlen = self.headlen();
+        let mut c = self.share_head();
+        c.data_len = 0;
+        // The linear part: the head bytes the range covers (none when it
+        // starts past them).
+        let head_start = offset.min(headlen);
+        let head_end = needed.min(headlen);
+        // Within the buffer: both are at most headlen past data.
+        c.data = (self.data_off() + head_start) as u32;
+        c.tail = (self.data_off() + head_end) as u32;
+        if needed > headlen {
+            let mut sh = SkbSharedInfo::alloc();
+            let mut pos = headlen; // offset of the current fragment's first byte
+            for f in self.frag_slice() {
+                let end = pos + f.len;
+                if end > offset && pos < needed {
+                    let from = offset.max(pos);
+                    let to = needed.min(end);
+                    sh.frags.push(SkbFrag {
+                        page: f.page.share(),
+                        off: f.off + (from - pos),
+                        len: to - from,
+                    });
+                }
+                if end >= needed {
+                    break;
+                }
+                pos = end;
+            }
+            let taken = needed - headlen.max(offset);
+            sh.frag_truesize = taken as isize;
+            // At most the original's data_len, which fits in u32.
+            c.data_len = taken as u32;
+            *c.shinfo = Some(sh);
+        }
+        Ok(c)
     }
 
     /// Copies `to.len()` bytes of data starting `offset` bytes past `data`
@@ -1809,6 +1943,76 @@ mod tests {
         assert_eq!(a.data(), b"456789", "a failed advance changes nothing");
         a.advance(6).unwrap();
         assert!(a.is_empty());
+    }
+
+    #[test]
+    fn append_frags_shared_is_append_frags_of_a_clone() {
+        let p = pool(None);
+        let mut from = SkBuff::from_slice(&p, 8, b"0123").unwrap();
+        from.append_frags(SkBuff::from_slice(&p, 0, b"4567").unwrap(), 0)
+            .unwrap();
+        let bytes = |s: &SkBuff| {
+            let mut v = vec![0; s.len()];
+            s.copy_bits(0, &mut v).unwrap();
+            v
+        };
+        for offset in 0..=from.len() {
+            let mut a = SkBuff::from_slice(&p, 0, b"hd").unwrap();
+            let mut b = SkBuff::from_slice(&p, 0, b"hd").unwrap();
+            a.append_frags(from.clone(), offset).unwrap();
+            b.append_frags_shared(&from, offset).unwrap();
+            assert_eq!(bytes(&a), bytes(&b), "{offset}");
+            assert_eq!(
+                (a.len(), a.nr_frags(), a.truesize()),
+                (b.len(), b.nr_frags(), b.truesize())
+            );
+        }
+        assert_eq!(bytes(&from), b"01234567", "from is left as it is");
+        let mut c = SkBuff::from_slice(&p, 0, b"hd").unwrap();
+        assert_eq!(
+            c.append_frags_shared(&from, 9).unwrap_err(),
+            SkbError::TooShort { needed: 9, len: 8 }
+        );
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn clone_range_shares_only_the_range() {
+        let p = pool(None);
+        let mut a = SkBuff::from_slice(&p, 0, b"head").unwrap();
+        for f in [&b"one"[..], b"two", b"three"] {
+            a.append_frags(SkBuff::from_slice(&p, 0, f).unwrap(), 0)
+                .unwrap();
+        }
+        let bytes = |s: &SkBuff| {
+            let mut v = vec![0; s.len()];
+            s.copy_bits(0, &mut v).unwrap();
+            v
+        };
+        let whole = bytes(&a);
+        assert_eq!(whole, b"headonetwothree");
+        for off in 0..=whole.len() {
+            for len in 0..=whole.len() - off {
+                let c = a.clone_range(off, len).unwrap();
+                assert_eq!(bytes(&c), &whole[off..off + len], "{off}+{len}");
+                assert_eq!(c.len(), len);
+            }
+        }
+        // "twot": an empty linear part and the two fragments it lies in.
+        let c = a.clone_range(7, 4).unwrap();
+        assert_eq!((c.headlen(), c.nr_frags(), c.data_len()), (0, 2, 4));
+        // "ad" + "o": the head and one fragment.
+        let c = a.clone_range(2, 3).unwrap();
+        assert_eq!((c.headlen(), c.nr_frags()), (2, 1));
+        assert_eq!(
+            a.clone_range(10, 6).unwrap_err(),
+            SkbError::TooShort {
+                needed: 16,
+                len: 15
+            }
+        );
+        drop(c);
+        assert_eq!(p.stats().inflight(), 4, "the clones hold no buffer");
     }
 
     #[test]

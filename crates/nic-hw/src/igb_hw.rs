@@ -1338,6 +1338,15 @@ impl IgbHw {
     /// (gathering each frame up to its `EOP`), applies the offloads, adds
     /// the FCS, sends the frames to the PHY, writes `DD` back and steps the
     /// queue's tx moderation.
+    ///
+    /// Of the payload copies of a TCP bulk transfer (four per segment:
+    /// `send()` into the write queue's skbs and `recv()` out of the
+    /// receive queue, which the socket API requires, and the two DMAs of
+    /// the hardware model) this is the transmit DMA: the gather from the
+    /// skb's buffers into the frame the MAC sends (cut into segments by the
+    /// TSO engine as it reads). The frame then moves to the wire and to the
+    /// receiving device without a copy ([`PhyPort::transmit_swap_vouched`]),
+    /// whose receive DMA ([`dma_copy`]) writes it into a posted buffer.
     fn igb_xmit_ring(&mut self, q: usize, now: Instant) {
         if self.tctl & r::TCTL_EN == 0 || !self.bus_master {
             return;

@@ -1331,34 +1331,32 @@ impl IgbAdapter {
             }
             return Ok(true);
         }
-        // One descriptor per IGB_MAX_DATA_PER_TXD bytes, each a clone of
-        // the skb trimmed to its piece; all are cut before any is filled so
-        // that a failure loses the frame whole.
-        let mut pieces = Vec::with_capacity(count);
-        for i in 0..count {
+        // One descriptor per IGB_MAX_DATA_PER_TXD bytes (igb_tx_map() maps
+        // the head and each frag; a descriptor here holds an skb instead of
+        // a DMA address): the first holds the skb itself, cut to its
+        // piece, each other one a clone of its piece that shares only the
+        // buffers the piece lies in. All are cut before any is filled so
+        // that a failure loses the frame whole. The skb's owner is released
+        // here, as when the skb was dropped after cloning every piece.
+        let mut rest = Vec::with_capacity(count - 1);
+        for i in 1..count {
             let start = i * IGB_MAX_DATA_PER_TXD;
             let n = IGB_MAX_DATA_PER_TXD.min(len - start);
-            let piece = if start >= skb.headlen() {
-                // Past the linear part: a fragment-only skb sharing the
-                // fragments' buffers (igb_tx_map() maps each frag).
-                SkBuff::alloc(skb.pool(), 0).ok().and_then(|mut p| {
-                    p.append_frags(skb.clone(), start).ok()?;
-                    p.trim(n).ok()?;
-                    Some(p)
-                })
-            } else {
-                let mut p = skb.clone();
-                (p.pull(start).is_ok() && p.trim(n).is_ok()).then_some(p)
-            };
-            let Some(piece) = piece else {
+            let Ok(piece) = skb.clone_range(start, n) else {
                 add(&self.tx_dropped, 1);
                 return Ok(false);
             };
-            pieces.push(piece);
+            rest.push(piece);
         }
-        drop(skb);
-        let last = pieces.len() - 1;
-        for (i, piece) in pieces.into_iter().enumerate() {
+        let mut skb = skb;
+        skb.orphan();
+        if skb.trim(IGB_MAX_DATA_PER_TXD.min(len)).is_err() {
+            // Unreachable: `count > 1` means the skb is longer.
+            add(&self.tx_dropped, 1);
+            return Ok(false);
+        }
+        let last = count - 1;
+        for (i, piece) in core::iter::once(skb).chain(rest).enumerate() {
             let n = piece.len() as u16;
             let mut desc = TxDesc::new(piece, n);
             if i != last {

@@ -536,8 +536,16 @@ impl Direction {
     }
 
     /// Takes `frame` sent at `now` with what its MAC vouches for; `spare`
-    /// supplies the buffer of a duplicate.
-    fn transmit(&mut self, now: Instant, frame: Vec<u8>, vouch: Vouch, spare: &mut Vec<Vec<u8>>) {
+    /// supplies the buffer of a duplicate and keeps (up to `cap`) the
+    /// buffer of a dropped frame.
+    fn transmit(
+        &mut self,
+        now: Instant,
+        frame: Vec<u8>,
+        vouch: Vouch,
+        spare: &mut Vec<Vec<u8>>,
+        cap: usize,
+    ) {
         self.stats.tx_frames += 1;
         self.stats.tx_bytes += frame.len() as u64;
 
@@ -547,7 +555,7 @@ impl Direction {
             }
             if self.backlog.len() >= limit {
                 self.stats.dropped_queue += 1;
-                recycle(spare, frame);
+                recycle(spare, cap, frame);
                 return;
             }
         }
@@ -564,7 +572,7 @@ impl Direction {
 
         if self.lost() {
             self.stats.dropped_loss += 1;
-            recycle(spare, frame);
+            recycle(spare, cap, frame);
             return;
         }
         if self.cfg.duplicate > 0.0 && self.rng.gen_bool(self.cfg.duplicate) {
@@ -701,12 +709,23 @@ impl Direction {
     }
 }
 
-/// Most spare frame buffers a wire keeps for reuse.
-const MAX_SPARE: usize = 256;
+/// Spare frame buffers a wire keeps for reuse at least (see
+/// [`MAX_SPARE`]).
+const MIN_SPARE: usize = 256;
 
-/// Keeps `frame`'s allocation for a later frame, if there is room.
-fn recycle(spare: &mut Vec<Vec<u8>>, mut frame: Vec<u8>) {
-    if spare.len() < MAX_SPARE && frame.capacity() > 0 {
+/// Most spare frame buffers a wire keeps for reuse. Between [`MIN_SPARE`]
+/// and this, a wire keeps as many as it has ever had frames in flight:
+/// a burst of a whole window (a TSO engine emptying its ring onto the
+/// wire) then finds its buffers among the spares of the previous one,
+/// where a fixed bound of 256 had the wire free buffers as a window's
+/// frames arrived and allocate them again for the next window (`tcp_bulk`:
+/// one allocation and one free per four segments).
+const MAX_SPARE: usize = 8192;
+
+/// Keeps `frame`'s allocation for a later frame, if there are fewer than
+/// `cap` spares.
+fn recycle(spare: &mut Vec<Vec<u8>>, cap: usize, mut frame: Vec<u8>) {
+    if spare.len() < cap && frame.capacity() > 0 {
         frame.clear();
         spare.push(frame);
     }
@@ -737,6 +756,9 @@ pub struct VirtualWire {
     /// Emptied frame buffers handed back by receivers, reused by
     /// [`transmit_slice`](VirtualWire::transmit_slice) and duplication.
     spare: Vec<Vec<u8>>,
+    /// How many spares the wire keeps: the most frames it has had in
+    /// flight, within [`MIN_SPARE`]..=[`MAX_SPARE`].
+    spare_cap: usize,
     /// Each direction's next arrival, republished after every change to
     /// its frames in flight.
     heads: Arc<WireHeads>,
@@ -814,6 +836,7 @@ impl VirtualWire {
                 Direction::new(b_to_a, root.fork(1)),
             ],
             spare: Vec::new(),
+            spare_cap: MIN_SPARE,
             heads: Arc::new(WireHeads::new()),
         })
     }
@@ -842,15 +865,38 @@ impl VirtualWire {
     /// `now` must not go backwards between calls. Drops are counted in
     /// [`stats`](VirtualWire::stats), never reported.
     pub fn transmit(&mut self, now: Instant, from: Side, frame: Vec<u8>) {
-        self.dirs[from.index()].transmit(now, frame, Vouch::empty(), &mut self.spare);
+        let cap = self.spare_cap;
+        self.dirs[from.index()].transmit(now, frame, Vouch::empty(), &mut self.spare, cap);
         self.publish(from.index());
+    }
+
+    /// A spare buffer for a frame about to be sent, or a new one when
+    /// there is none: then the spare bound rises to the frames in flight
+    /// plus this one (see [`MAX_SPARE`]), so that they are all kept when
+    /// they come back. Only a miss reads the queues.
+    #[inline]
+    fn take_spare(&mut self) -> Vec<u8> {
+        if let Some(buf) = self.spare.pop() {
+            buf
+        } else {
+            self.grow_spare_cap();
+            Vec::new()
+        }
+    }
+
+    #[cold]
+    fn grow_spare_cap(&mut self) {
+        let n = self.dirs[0].in_flight() + self.dirs[1].in_flight() + 1;
+        if n > self.spare_cap {
+            self.spare_cap = n.min(MAX_SPARE);
+        }
     }
 
     /// Like [`transmit`](VirtualWire::transmit), but copies `frame` into a
     /// buffer the wire recycled from an earlier delivery, so a steady
     /// stream allocates nothing.
     pub fn transmit_slice(&mut self, now: Instant, from: Side, frame: &[u8]) {
-        let mut buf = self.spare.pop().unwrap_or_default();
+        let mut buf = self.take_spare();
         buf.extend_from_slice(frame);
         self.transmit(now, from, buf);
     }
@@ -882,6 +928,7 @@ impl VirtualWire {
     /// The receiving end learns it from
     /// [`receive_into_vouched`](VirtualWire::receive_into_vouched) unless the
     /// wire corrupts the frame.
+    #[inline]
     pub fn transmit_swap_vouched(
         &mut self,
         now: Instant,
@@ -894,17 +941,18 @@ impl VirtualWire {
         } else {
             Vouch::empty()
         };
-        let mut buf = self.spare.pop().unwrap_or_default();
+        let mut buf = self.take_spare();
         buf.clear();
         let sent = std::mem::replace(frame, buf);
-        self.dirs[from.index()].transmit(now, sent, vouch, &mut self.spare);
+        let cap = self.spare_cap;
+        self.dirs[from.index()].transmit(now, sent, vouch, &mut self.spare, cap);
         self.publish(from.index());
     }
 
     /// Gives a frame buffer back for reuse by later transmits (its contents
     /// are discarded). The wire keeps at most a few hundred.
     pub fn recycle(&mut self, frame: Vec<u8>) {
-        recycle(&mut self.spare, frame);
+        recycle(&mut self.spare, self.spare_cap, frame);
     }
 
     /// The arrival time of the next frame in flight either way.
@@ -1009,7 +1057,7 @@ impl VirtualWire {
         let f = self.dirs[side.peer().index()].pop_ready(now)?;
         self.publish(side.peer().index());
         let old = std::mem::replace(buf, f.frame);
-        recycle(&mut self.spare, old);
+        recycle(&mut self.spare, self.spare_cap, old);
         Some((f.at, f.vouch))
     }
 
@@ -1556,12 +1604,33 @@ mod tests {
         let d = w.receive(Instant::MAX, Side::A).unwrap();
         assert_eq!(d.frame, frame(8, 64));
         assert!(d.frame.capacity() >= 100, "the recycled allocation");
-        // recycle() keeps at most MAX_SPARE buffers and no empty ones.
-        for _ in 0..MAX_SPARE + 10 {
+        // recycle() keeps at most MIN_SPARE buffers (no more frames were
+        // ever in flight) and no empty ones.
+        for _ in 0..MIN_SPARE + 10 {
             w.recycle(vec![0; 64]);
         }
         w.recycle(Vec::new());
-        assert_eq!(w.spare.len(), MAX_SPARE);
+        assert_eq!(w.spare.len(), MIN_SPARE);
+    }
+
+    #[test]
+    fn spares_cover_the_most_frames_in_flight() {
+        // A burst of more frames than MIN_SPARE: as they arrive, the wire
+        // keeps every buffer the receiver hands back for the next burst.
+        let mut w = wire(LinkConfig::new(), 1);
+        let n = MIN_SPARE + 100;
+        for i in 0..n {
+            w.transmit_slice(Instant::ZERO, Side::A, &frame(i as u32, 64));
+        }
+        let mut buf = Vec::new();
+        let mut got = 0;
+        while w.receive_into(Instant::MAX, Side::B, &mut buf).is_some() {
+            got += 1;
+        }
+        assert_eq!(got, n);
+        // The receiver's first buffer was empty (not kept); it holds the
+        // last frame's.
+        assert_eq!(w.spare.len(), n - 1);
     }
 
     #[test]
