@@ -461,7 +461,7 @@ fn build_run_segment<C: TcpContext>(
     skb.reset_transport_header();
     for seg in run_entries(&tp.write_queue, run.idx, run.segs) {
         if !seg.skb.is_empty() {
-            skb.append_frags(seg.skb.clone(), 0)
+            skb.append_frags_shared(&seg.skb, 0)
                 .map_err(|_| Errno::NoBufs)?;
         }
     }
@@ -528,7 +528,7 @@ fn build_established_segment<C: TcpContext>(
         Some(run) if run.segs > 1 => {
             for seg in run_entries(&tp.write_queue, run.idx, run.segs) {
                 if !seg.skb.is_empty() {
-                    skb.append_frags(seg.skb.clone(), 0)
+                    skb.append_frags_shared(&seg.skb, 0)
                         .map_err(|_| Errno::NoBufs)?;
                 }
             }
@@ -543,7 +543,7 @@ fn build_established_segment<C: TcpContext>(
                 let part = skb_payload_csum(&seg.skb)?;
                 sum = wire::csum_block_add(sum, part, off);
                 off += seg.skb.len();
-                skb.append_frags(seg.skb.clone(), 0)
+                skb.append_frags_shared(&seg.skb, 0)
                     .map_err(|_| Errno::NoBufs)?;
             }
             wire::csum_tcpudp_magic(tp.saddr, tp.daddr, len, IPPROTO_TCP, sum)
