@@ -323,8 +323,11 @@ impl<C: ?Sized + 'static> Clone for File<C> {
 /// the table since; after a `close` of any socket they look the fd up
 /// again, so an fd closed or reused behind the owner's back gives what
 /// the plain calls give (`EBADF`, or the socket now behind the fd).
+///
+/// It does not hold the fd: its owner passes the fd it owns to each call,
+/// so that a `TcpStream` grows by 16 bytes for it (an established
+/// connection holds two; see the scale figures in docs/performance.md).
 pub struct FdRef<C: ?Sized + 'static> {
-    fd: Fd,
     sock: Arc<Socket<C>>,
     /// `SocketLayer::fd_gen` when the fd was last seen naming `sock`.
     gen_seen: AtomicU64,
@@ -332,9 +335,7 @@ pub struct FdRef<C: ?Sized + 'static> {
 
 impl<C: ?Sized + 'static> std::fmt::Debug for FdRef<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FdRef")
-            .field("fd", &self.fd)
-            .finish_non_exhaustive()
+        f.debug_struct("FdRef").finish_non_exhaustive()
     }
 }
 
@@ -554,7 +555,6 @@ impl<H: SocketHost> SocketLayer<H> {
         let gen_now = self.fd_gen.load(Ordering::Relaxed);
         match usize::try_from(fd).ok().and_then(|i| fds.get(i)) {
             Some(File::Socket(s)) => Ok(FdRef {
-                fd,
                 sock: Arc::clone(s),
                 gen_seen: AtomicU64::new(gen_now),
             }),
@@ -575,13 +575,17 @@ impl<H: SocketHost> SocketLayer<H> {
     /// up as [`SocketLayer::sock`] does (`EBADF`, `ENOTSOCK`, or another
     /// socket now behind the fd), and `r` is marked current again when it
     /// still names `r`'s socket.
-    fn fdget<'a>(&self, r: &'a FdRef<H::Ctx>) -> Result<Cow<'a, Arc<Socket<H::Ctx>>>, Errno> {
+    fn fdget<'a>(
+        &self,
+        fd: Fd,
+        r: &'a FdRef<H::Ctx>,
+    ) -> Result<Cow<'a, Arc<Socket<H::Ctx>>>, Errno> {
         if self.fd_gen.load(Ordering::Acquire) == r.gen_seen.load(Ordering::Relaxed) {
             return Ok(Cow::Borrowed(&r.sock));
         }
         let fds = self.fds.lock();
         let gen_now = self.fd_gen.load(Ordering::Relaxed);
-        match usize::try_from(r.fd).ok().and_then(|i| fds.get(i)) {
+        match usize::try_from(fd).ok().and_then(|i| fds.get(i)) {
             Some(File::Socket(s)) if Arc::ptr_eq(s, &r.sock) => {
                 r.gen_seen.store(gen_now, Ordering::Relaxed);
                 Ok(Cow::Borrowed(&r.sock))
@@ -838,15 +842,17 @@ impl<H: SocketHost> SocketLayer<H> {
         self.sendto_sock(&sock, buf, flags, to)
     }
 
-    /// [`SocketLayer::sendto`] on the fd of `r` (see [`FdRef`]).
+    /// [`SocketLayer::sendto`] on `fd`, whose [`FdRef`] is `r` (taken
+    /// by [`SocketLayer::fd_ref`] of the same fd).
     pub fn sendto_ref(
         &self,
+        fd: Fd,
         r: &FdRef<H::Ctx>,
         buf: &[u8],
         flags: MsgFlags,
         to: Option<SocketAddrV4>,
     ) -> Result<usize, Errno> {
-        let sock = self.fdget(r)?;
+        let sock = self.fdget(fd, r)?;
         self.sendto_sock(&sock, buf, flags, to)
     }
 
@@ -923,14 +929,16 @@ impl<H: SocketHost> SocketLayer<H> {
         Ok(r)
     }
 
-    /// [`SocketLayer::recvfrom`] on the fd of `r` (see [`FdRef`]).
+    /// [`SocketLayer::recvfrom`] on `fd`, whose [`FdRef`] is `r` (taken
+    /// by [`SocketLayer::fd_ref`] of the same fd).
     pub fn recvfrom_ref(
         &self,
+        fd: Fd,
         r: &FdRef<H::Ctx>,
         buf: &mut [u8],
         flags: MsgFlags,
     ) -> Result<(usize, Option<SocketAddrV4>), Errno> {
-        let sock = self.fdget(r)?;
+        let sock = self.fdget(fd, r)?;
         let r = self.recv_sock(&sock, buf, flags)?;
         Ok((r.len, r.from))
     }
