@@ -512,6 +512,20 @@ std::thread_local! {
 }
 
 impl SkbSharedInfo {
+    /// Makes room for one more fragment of about `added` bytes: when the
+    /// list is full it grows once to what a 64 KiB packet of fragments
+    /// that size needs (GRO appends one per segment), not by doubling.
+    #[inline]
+    fn reserve_frag(&mut self, added: usize) {
+        if self.frags.len() == self.frags.capacity() {
+            let len = self.frags.len();
+            let need = (GSO_MAX_SIZE / added.max(1) + 1)
+                .min(4 * MAX_SKB_FRAGS)
+                .max(2 * len);
+            self.frags.reserve_exact(need.max(len + 1) - len);
+        }
+    }
+
     /// An empty fragment list with room for [`MAX_SKB_FRAGS`], a spare
     /// one of this thread's when there is one.
     #[allow(clippy::unnecessary_box_returns)] // the skb keeps it boxed
@@ -1178,17 +1192,8 @@ impl SkBuff {
             return Err((Box::new(from), e));
         }
         let head = from.headlen();
-        // Room for MAX_SKB_FRAGS at once rather than growing by doubling.
         let sh = self.shinfo.get_or_insert_with(SkbSharedInfo::alloc);
-        if sh.frags.len() == sh.frags.capacity() {
-            // Grow once to what a 64 KiB packet of fragments this size
-            // needs (GRO appends one per segment), not by doubling.
-            let len = sh.frags.len();
-            let need = (GSO_MAX_SIZE / added.max(1) + 1)
-                .min(4 * MAX_SKB_FRAGS)
-                .max(2 * len);
-            sh.frags.reserve_exact(need.max(len + 1) - len);
-        }
+        sh.reserve_frag(added);
         // Take `from` apart: release its owner while it is still whole,
         // then move its buffer and fragments out (no reference count is
         // touched). Nothing is left for its drop to release, so it is
@@ -1257,14 +1262,7 @@ impl SkBuff {
         }
         let head = from.headlen();
         let sh = self.shinfo.get_or_insert_with(SkbSharedInfo::alloc);
-        if sh.frags.len() == sh.frags.capacity() {
-            // As append_frags: once to what a 64 KiB packet needs.
-            let len = sh.frags.len();
-            let need = (GSO_MAX_SIZE / added.max(1) + 1)
-                .min(4 * MAX_SKB_FRAGS)
-                .max(2 * len);
-            sh.frags.reserve_exact(need.max(len + 1) - len);
-        }
+        sh.reserve_frag(added);
         if offset < head {
             sh.frag_truesize += from.page.bytes().len() as isize;
             sh.frags.push(SkbFrag {
