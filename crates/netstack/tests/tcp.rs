@@ -212,6 +212,62 @@ fn connected(
     (c, s, l)
 }
 
+/// A stream borrows the socket its fd named at its first call
+/// (`socket::FdRef`): when the fd is closed behind its back its calls
+/// get `EBADF`, and when a new socket takes the fd number they reach
+/// that socket, as `std::net::TcpStream` over the C library would.
+#[test]
+fn a_stream_whose_fd_is_closed_or_reused_behind_its_back() {
+    const EBADF: i32 = 9;
+    let mut net = pair(13, 0.0);
+    let (mut c, mut s, l) = connected(&mut net, 81);
+    let h1 = Arc::clone(net.host("h1").unwrap().shared());
+    assert_eq!(net.app("h1", || c.write(b"one")).unwrap().unwrap(), 3);
+    let fd = c.as_raw_fd();
+    net.app("h1", || h1.socket_layer().close(fd))
+        .unwrap()
+        .unwrap();
+    let e = net.app("h1", || c.write(b"x")).unwrap().unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(EBADF));
+    let e = net
+        .app("h1", || c.read(&mut [0u8; 4]))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(EBADF));
+    net.run_for(Duration::from_millis(1)).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(net.app("h2", || s.read(&mut buf)).unwrap().unwrap(), 3);
+    assert_eq!(&buf[..3], b"one");
+    assert_eq!(
+        net.app("h2", || s.read(&mut buf)).unwrap().unwrap(),
+        0,
+        "the close sent a FIN"
+    );
+    // A new connection takes the lowest free fd: the closed one's number.
+    let c2 = net
+        .app("h1", || {
+            TcpStream::connect_nonblocking(h1.socket_layer(), SocketAddrV4::new(H2, 81))
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(c2.as_raw_fd(), fd);
+    net.run_for(Duration::from_millis(1)).unwrap();
+    let (mut s2, _) = net.app("h2", || l.accept()).unwrap().unwrap();
+    s2.set_nonblocking(true).unwrap();
+    assert_eq!(net.app("h1", || c.write(b"two")).unwrap().unwrap(), 3);
+    net.run_for(Duration::from_millis(1)).unwrap();
+    assert_eq!(net.app("h2", || s2.read(&mut buf)).unwrap().unwrap(), 3);
+    assert_eq!(
+        &buf[..3],
+        b"two",
+        "the old stream's write reached the new socket"
+    );
+    // `c` and `c2` name the same fd: the first drop closes it, the second
+    // finds it closed (EBADF, ignored), as a double close would.
+    drop(c);
+    drop(c2);
+}
+
 /// The active closer's TIME-WAIT lasts `TCP_TIMEWAIT_LEN` (60 s) of
 /// virtual time from the FIN that put it there. On a host its timer sits
 /// on the CPU's timer wheel, which like Linux's (`kernel/time/timer.c`)
