@@ -239,6 +239,16 @@ impl IdIndex {
         id: T,
         hash: u32,
     ) -> Result<usize, usize> {
+        self.probe_run(hash, |s| {
+            s.hash == hash && slab[s.idx as usize].id.is_some_and(|i| i == id)
+        })
+    }
+
+    /// Walks the probe run of `hash`: `Ok` with the first slot `hit`
+    /// accepts, or `Err` with the empty slot that ends the run. The table
+    /// must have a slot.
+    #[inline(always)]
+    fn probe_run(&self, hash: u32, mut hit: impl FnMut(IdSlot) -> bool) -> Result<usize, usize> {
         let mask = self.mask();
         let mut pos = hash as usize & mask;
         loop {
@@ -246,7 +256,7 @@ impl IdIndex {
             if s.idx == NIL {
                 return Err(pos);
             }
-            if s.hash == hash && slab[s.idx as usize].id.is_some_and(|i| i == id) {
+            if hit(s) {
                 return Ok(pos);
             }
             pos = (pos + 1) & mask;
@@ -274,18 +284,7 @@ impl IdIndex {
         if self.len == 0 {
             return None;
         }
-        let mask = self.mask();
-        let mut pos = hash as usize & mask;
-        loop {
-            let s = self.slots[pos];
-            if s.idx == idx {
-                return Some(pos);
-            }
-            if s.idx == NIL {
-                return None;
-            }
-            pos = (pos + 1) & mask;
-        }
+        self.probe_run(hash, |s| s.idx == idx).ok()
     }
 
     /// Empties slot `pos`, moving back the entries of its probe run that

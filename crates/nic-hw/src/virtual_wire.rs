@@ -950,7 +950,8 @@ impl VirtualWire {
     }
 
     /// Gives a frame buffer back for reuse by later transmits (its contents
-    /// are discarded). The wire keeps at most a few hundred.
+    /// are discarded). The wire keeps as many as it has had frames in
+    /// flight, from 256 up to 8,192.
     pub fn recycle(&mut self, frame: Vec<u8>) {
         recycle(&mut self.spare, self.spare_cap, frame);
     }
