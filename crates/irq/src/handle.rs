@@ -139,13 +139,22 @@ impl IrqTable {
         let cpu = self.check_cpu(cpu)?;
         softirqs.check_cpu(cpu)?;
         let mut ran = 0;
-        self.cpus[cpu].pending.drain(|irq| {
+        let mut handle = |irq: u32| {
             if let Some(desc) = self.descs.get(irq as usize)
                 && self.handle_edge_irq(desc, cpu, softirqs)
             {
                 ran += 1;
             }
-        });
+        };
+        let c = &self.cpus[cpu];
+        // The runner owns the CPU's plain bitmap (the first to drain it
+        // claims it); another thread takes its bits with locked swaps.
+        if c.owner.claim() {
+            c.local.drain_plain(&mut handle);
+        } else {
+            c.local.drain(&mut handle);
+        }
+        c.pending.drain(&mut handle);
         Ok(ran)
     }
 
@@ -155,7 +164,8 @@ impl IrqTable {
     /// [`Softirqs::local_softirq_pending`] are all clear.
     #[inline]
     pub fn irqs_pending(&self, cpu: usize) -> Result<bool, IrqError> {
-        Ok(self.cpus[self.check_cpu(cpu)?].pending.any())
+        let c = &self.cpus[self.check_cpu(cpu)?];
+        Ok(c.local.any() || c.pending.any())
     }
 
     /// Whether a handler on `cpu` returned [`IrqReturn::WakeThread`] and its

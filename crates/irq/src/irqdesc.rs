@@ -24,6 +24,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use netcore::PcpuOwner;
 use parking_lot::Mutex;
 
 use crate::handle::IrqHandler;
@@ -333,6 +334,52 @@ impl IrqBitmap {
         }
     }
 
+    /// [`set`](Self::set) for the bitmap's one writer thread (the owner
+    /// of an [`IrqCpu::local`] bitmap): plain loads and stores, no locked
+    /// instruction. Returns whether the bit was clear before.
+    #[inline]
+    pub(crate) fn set_plain(&self, irq: u32) -> bool {
+        let w = (irq / 64) as usize;
+        let bit = 1u64 << (irq % 64);
+        let prev = self.words[w].load(Ordering::Relaxed);
+        self.words[w].store(prev | bit, Ordering::Relaxed);
+        if prev == 0 {
+            let s = self.summary.load(Ordering::Relaxed);
+            self.summary
+                .store(s | (1 << (w / self.group)), Ordering::Relaxed);
+        }
+        prev & bit == 0
+    }
+
+    /// [`drain`](Self::drain) on the bitmap's one writer thread (see
+    /// [`set_plain`](Self::set_plain)): plain loads and stores.
+    #[inline]
+    pub(crate) fn drain_plain(&self, mut f: impl FnMut(u32)) {
+        let mut summary = self.summary.load(Ordering::Relaxed);
+        if summary == 0 {
+            return;
+        }
+        self.summary.store(0, Ordering::Relaxed);
+        while summary != 0 {
+            let first = summary.trailing_zeros() as usize * self.group;
+            summary &= summary - 1;
+            let end = (first + self.group).min(self.words.len());
+            for i in first..end {
+                let word = &self.words[i];
+                let mut bits = word.load(Ordering::Relaxed);
+                if bits == 0 {
+                    continue;
+                }
+                word.store(0, Ordering::Relaxed);
+                while bits != 0 {
+                    let b = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    f(i as u32 * 64 + b);
+                }
+            }
+        }
+    }
+
     /// Whether a line may be pending: one load of the summary word.
     #[inline]
     pub(crate) fn any(&self) -> bool {
@@ -342,8 +389,20 @@ impl IrqBitmap {
 
 /// Per-CPU interrupt state the controller keeps.
 pub(crate) struct IrqCpu {
-    /// Lines raised for this CPU and not yet handled.
+    /// Lines raised for this CPU and not yet handled, by any thread but
+    /// [`owner`](Self::owner).
     pub(crate) pending: IrqBitmap,
+    /// Lines raised for this CPU by its owner thread, written with plain
+    /// loads and stores (the simulation delivers every interrupt from the
+    /// thread that runs the CPUs; a device thread uses `pending`).
+    ///
+    /// Mirrors how the kernel touches its own CPU's interrupt state with
+    /// no locked instruction; here the CPU's runner owns the bitmap (see
+    /// [`PcpuOwner`]). Drained before `pending`, each lowest line first.
+    pub(crate) local: IrqBitmap,
+    /// The thread that drains this CPU's lines ([`IrqTable::handle_pending`]'s
+    /// caller), once it has drained.
+    pub(crate) owner: PcpuOwner,
     /// Lines whose handler returned `WakeThread` on this CPU.
     pub(crate) threads: IrqBitmap,
 }
@@ -406,6 +465,8 @@ impl IrqTable {
             cpus: (0..nr_cpus)
                 .map(|_| IrqCpu {
                     pending: IrqBitmap::new(nr_irqs),
+                    local: IrqBitmap::new(nr_irqs),
+                    owner: PcpuOwner::new(),
                     threads: IrqBitmap::new(nr_irqs),
                 })
                 .collect(),
@@ -477,7 +538,13 @@ impl IrqTable {
     /// replay): the per-CPU pending bit is the CPU's IRR bit.
     pub(crate) fn deliver_to_cpu(&self, desc: &IrqDesc) -> usize {
         let cpu = desc.affinity().min(self.cpus.len() - 1);
-        if self.cpus[cpu].pending.set(desc.irq) {
+        let c = &self.cpus[cpu];
+        let newly = if c.owner.is_mine() {
+            c.local.set_plain(desc.irq)
+        } else {
+            c.pending.set(desc.irq)
+        };
+        if newly {
             self.wakeup.kick(cpu);
         }
         cpu

@@ -76,7 +76,7 @@ mod softirq;
 pub use chip::IrqRaise;
 pub use handle::{HardIrqContext, IrqHandler, IrqReturn};
 pub use irqdesc::{IrqDesc, IrqError, IrqTable};
-pub use smp::{CpuWakeup, KickFn};
+pub use smp::{CpuWakeup, KickFn, KickMask};
 pub use softirq::{
     MAX_SOFTIRQ_RESTART, MAX_SOFTIRQ_TIME, NR_SOFTIRQS, SoftirqContext, SoftirqNr, SoftirqRun,
     Softirqs,

@@ -16,6 +16,8 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use netcore::PcpuOwner;
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
@@ -43,7 +45,7 @@ struct WakeupInner {
     hook: RwLock<Option<Arc<KickFn>>>,
     /// The mask [`CpuWakeup::set_mask`] registered (one per hook: a
     /// later different mask is registered as a callback).
-    mask: OnceLock<Arc<AtomicU64>>,
+    mask: OnceLock<Arc<KickMask>>,
     /// Whether kicks go to `mask` instead of the callback: set by
     /// `set_mask`, cleared by `set` and `clear` (under `hook`'s write
     /// lock, so that registrations are ordered).
@@ -68,7 +70,7 @@ impl CpuWakeup {
     /// as [`CpuWakeup::set`] with that closure, but a kick takes no lock
     /// and makes no indirect call (a runtime that polls marked CPUs, the
     /// simulation, kicks on every interrupt it delivers).
-    pub fn set_mask(&self, mask: Arc<AtomicU64>) {
+    pub fn set_mask(&self, mask: Arc<KickMask>) {
         let mut hook = self.inner.hook.write();
         let current = self.inner.mask.get_or_init(|| Arc::clone(&mask));
         if Arc::ptr_eq(current, &mask) {
@@ -109,9 +111,77 @@ impl CpuWakeup {
 
 /// Sets `cpu`'s bit of a kick mask ([`CpuWakeup::set_mask`]).
 #[inline]
-fn mark(mask: &AtomicU64, cpu: usize) {
+fn mark(mask: &KickMask, cpu: usize) {
     if cpu < 64 {
-        mask.fetch_or(1 << cpu, Ordering::AcqRel);
+        mask.mark(1 << cpu);
+    }
+}
+
+/// The CPUs a polling runtime (the simulation) must look at again, bit
+/// `n` for CPU `n`: set by kicks ([`CpuWakeup::set_mask`]), cleared by
+/// the runtime's loop as it looks.
+///
+/// Two words: one the loop's own thread (its [`PcpuOwner`], the first to
+/// [`clear`](KickMask::clear)) sets with a plain load and store, as the
+/// simulation delivers every interrupt and runs every CPU from that one
+/// thread; one other threads set with a locked `or`. Linux's reschedule
+/// IPI to the current CPU is likewise no IPI at all, only a flag.
+#[derive(Debug, Default)]
+pub struct KickMask {
+    shared: AtomicU64,
+    local: AtomicU64,
+    owner: PcpuOwner,
+}
+
+impl KickMask {
+    /// A mask with `bits` set.
+    pub fn new(bits: u64) -> KickMask {
+        KickMask {
+            shared: AtomicU64::new(bits),
+            local: AtomicU64::new(0),
+            owner: PcpuOwner::new(),
+        }
+    }
+
+    /// Sets `bits`: a plain load and store on the owner's thread, a
+    /// locked `or` on any other.
+    #[inline]
+    pub fn mark(&self, bits: u64) {
+        if self.owner.is_mine() {
+            let v = self.local.load(Ordering::Relaxed);
+            if v & bits != bits {
+                self.local.store(v | bits, Ordering::Relaxed);
+            }
+        } else {
+            self.shared.fetch_or(bits, Ordering::AcqRel);
+        }
+    }
+
+    /// The bits set in either word.
+    #[inline]
+    pub fn load(&self) -> u64 {
+        self.shared.load(Ordering::Acquire) | self.local.load(Ordering::Relaxed)
+    }
+
+    /// Clears `bits` in both words; the loop that consumes the mask calls
+    /// it (the first caller becomes the owner). A word is written only
+    /// when it holds one of `bits`.
+    #[inline]
+    pub fn clear(&self, bits: u64) {
+        let v = self.local.load(Ordering::Relaxed);
+        if v & bits != 0 {
+            if self.owner.claim() {
+                self.local.store(v & !bits, Ordering::Relaxed);
+            } else {
+                self.local.fetch_and(!bits, Ordering::AcqRel);
+            }
+        } else {
+            // Claim early, so that kicks from this thread go plain.
+            self.owner.claim();
+        }
+        if self.shared.load(Ordering::Relaxed) & bits != 0 {
+            self.shared.fetch_and(!bits, Ordering::AcqRel);
+        }
     }
 }
 
@@ -135,34 +205,51 @@ mod tests {
     #[test]
     fn a_mask_takes_kicks_until_replaced() {
         let w = CpuWakeup::new();
-        let m = Arc::new(AtomicU64::new(0));
+        let m = Arc::new(KickMask::new(0));
         w.set_mask(Arc::clone(&m));
         w.kick(3);
         w.kick(64);
-        assert_eq!(m.load(Ordering::Relaxed), 1 << 3);
+        assert_eq!(m.load(), 1 << 3);
         let calls = Arc::new(AtomicU64::new(0));
         let c = Arc::clone(&calls);
         w.set(move |cpu| {
             c.fetch_add(cpu as u64, Ordering::Relaxed);
         });
         w.kick(5);
-        assert_eq!(
-            (m.load(Ordering::Relaxed), calls.load(Ordering::Relaxed)),
-            (1 << 3, 5)
-        );
+        assert_eq!((m.load(), calls.load(Ordering::Relaxed)), (1 << 3, 5));
         w.clear();
         w.kick(1);
-        assert_eq!(m.load(Ordering::Relaxed), 1 << 3);
+        assert_eq!(m.load(), 1 << 3);
         w.set_mask(Arc::clone(&m));
         w.kick(1);
-        assert_eq!(m.load(Ordering::Relaxed), (1 << 3) | (1 << 1));
-        let other = Arc::new(AtomicU64::new(0));
+        assert_eq!(m.load(), (1 << 3) | (1 << 1));
+        let other = Arc::new(KickMask::new(0));
         w.set_mask(Arc::clone(&other));
         w.kick(2);
-        assert_eq!(
-            (m.load(Ordering::Relaxed), other.load(Ordering::Relaxed)),
-            (0b1010, 1 << 2)
-        );
+        assert_eq!((m.load(), other.load()), (0b1010, 1 << 2));
         assert!(format!("{w:?}").contains("true"));
+    }
+
+    /// Kicks from the thread that clears the mask go to its plain word,
+    /// others to the shared one; both are seen and both are cleared.
+    #[test]
+    fn the_clearing_thread_marks_plainly_and_others_atomically() {
+        let m = Arc::new(KickMask::new(0b1));
+        assert_eq!(m.load(), 0b1);
+        m.clear(0b1);
+        assert_eq!(m.load(), 0);
+        m.mark(0b10);
+        assert_eq!(m.local.load(Ordering::Relaxed), 0b10);
+        let m2 = Arc::clone(&m);
+        std::thread::spawn(move || m2.mark(0b100)).join().unwrap();
+        assert_eq!(m.shared.load(Ordering::Relaxed), 0b100);
+        assert_eq!(m.load(), 0b110);
+        m.clear(0b110);
+        assert_eq!(m.load(), 0);
+        // Another thread's clear takes the owner's bits with a locked and.
+        m.mark(0b1000);
+        let m3 = Arc::clone(&m);
+        std::thread::spawn(move || m3.clear(0b1000)).join().unwrap();
+        assert_eq!(m.load(), 0);
     }
 }

@@ -107,6 +107,49 @@ impl PerCpuI64Cpu<'_> {
     }
 }
 
+/// The one thread that may write some per-CPU state with plain loads and
+/// stores: the CPU's runner, the only thread that takes the state (drains
+/// pending bits, runs the work they name).
+///
+/// Mirrors the guarantee Linux's per-CPU data gets from running on its
+/// CPU with interrupts off (`__this_cpu_or()`, `set_softirq_pending()`):
+/// no other writer, so no locked instruction. Here a CPU may be driven
+/// from more than one thread over its life (see `NetMibs`), so the first
+/// thread that [`claim`](PcpuOwner::claim)s it (the consumer, as it takes
+/// the state) is its owner for good; producers ask
+/// [`is_mine`](PcpuOwner::is_mine), which never claims, and any other
+/// thread takes the atomic path.
+#[derive(Debug, Default)]
+pub struct PcpuOwner {
+    /// The owner's thread id (as `NetMibs` names threads); 0 until claimed.
+    owner: AtomicU64,
+}
+
+impl PcpuOwner {
+    /// Nobody owns it yet.
+    pub const fn new() -> PcpuOwner {
+        PcpuOwner {
+            owner: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the calling thread owns the state, claiming it when nobody
+    /// does yet: for the state's consumer.
+    #[inline]
+    pub fn claim(&self) -> bool {
+        mib_thread().is_some_and(|me| claim_owner(&self.owner, me))
+    }
+
+    /// Whether the calling thread owns the state (never claims it): for a
+    /// producer, which writes the owner's plain word only from the owner's
+    /// own thread.
+    #[inline]
+    pub fn is_mine(&self) -> bool {
+        let owner = self.owner.load(Ordering::Relaxed);
+        owner != 0 && mib_thread() == Some(owner)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +171,20 @@ mod tests {
         assert_eq!(c.sum(), 3);
         assert_eq!(c.this_cpu(1).unwrap().xchg(0), 3);
         assert_eq!(c.sum(), 0);
+    }
+
+    #[test]
+    fn a_pcpu_owner_is_the_first_claimer_and_producers_never_claim() {
+        let o = std::sync::Arc::new(PcpuOwner::new());
+        // A producer asking first does not become the owner.
+        assert!(!o.is_mine());
+        let o2 = std::sync::Arc::clone(&o);
+        let other = std::thread::spawn(move || (o2.claim(), o2.is_mine()))
+            .join()
+            .unwrap();
+        assert_eq!(other, (true, true));
+        // The other thread claimed it: this one is not its owner.
+        assert!(!o.claim());
+        assert!(!o.is_mine());
     }
 }

@@ -299,7 +299,7 @@ pub struct Host {
     /// raised from elsewhere, process work queued) and after process
     /// context ran on the CPU outside the simulation loop; see
     /// [`Host::kick_all`].
-    pub(crate) kicked: Arc<AtomicU64>,
+    pub(crate) kicked: Arc<irq::KickMask>,
     /// Per CPU, the placeholder context that stood in for it during the
     /// last [`Host::app`] call, kept for the next one.
     pub(crate) spare_ctx: Vec<Option<Box<CpuCtx>>>,
@@ -622,7 +622,7 @@ impl HostBuilder {
             cpus,
             cpu_clock: crate::cpu::CpuClock::new(&clock),
             clock,
-            kicked: Arc::new(AtomicU64::new(all_cpus(n))),
+            kicked: Arc::new(irq::KickMask::new(all_cpus(n))),
             spare_ctx: (0..n).map(|_| None).collect(),
         })
     }
@@ -718,16 +718,9 @@ impl Host {
         })?;
         let r = f(&self.shared, ctx);
         // What ran may have left the CPU work (a softirq raised without a
-        // kick) or rung a doorbell: the simulation looks again. Only the
-        // simulation loop clears a bit (settle, under `&mut Network`, so
-        // not while this runs under `&mut Host`), and it runs after this
-        // on the thread that owns the host: a bit a plain load finds set
-        // (a kick inside `f`) stays set until then, and the locked
-        // `fetch_or` would change nothing.
-        let bit = 1 << cpu;
-        if self.kicked.load(Ordering::Relaxed) & bit == 0 {
-            self.kicked.fetch_or(bit, Ordering::AcqRel);
-        }
+        // kick) or rung a doorbell: the simulation looks again. On the
+        // simulation's own thread the mark is a plain load and store.
+        self.kicked.mark(1 << cpu);
         Ok(r)
     }
 
@@ -735,8 +728,7 @@ impl Host {
     /// looks at each again (after code it does not see ran: an
     /// application event, a change made between runs).
     pub(crate) fn kick_all(&self) {
-        self.kicked
-            .store(all_cpus(self.shared.nr_cpus()), Ordering::Release);
+        self.kicked.mark(all_cpus(self.shared.nr_cpus()));
     }
 
     /// Queues `work` for CPU `cpu`'s process context (it runs the next

@@ -872,7 +872,7 @@ impl Network {
                 let devices = h.shared.nic_devices();
                 let mine = first..first + devices.len();
                 first = mine.end;
-                if h.kicked.load(Ordering::Acquire) != 0 {
+                if h.kicked.load() != 0 {
                     // A kicked CPU may have rung a doorbell.
                     nic_due[mine.clone()].fill(NicDue::Stale);
                 } else if precise && host_wake[hi].quiet(now) {
@@ -918,9 +918,9 @@ impl Network {
                 let mut more = false;
                 for ctx in &mut h.cpus {
                     let bit = 1u64 << ctx.cpu;
-                    let kicked = h.kicked.load(Ordering::Acquire) & bit != 0;
+                    let kicked = h.kicked.load() & bit != 0;
                     if kicked {
-                        h.kicked.fetch_and(!bit, Ordering::AcqRel);
+                        h.kicked.clear(bit);
                     } else if !ctx.timer_due(now) {
                         // Idle: nothing woke it and no timer is due.
                         continue;
@@ -932,7 +932,7 @@ impl Network {
                     }
                     if stalls.iter().any(|&(x, c, _)| (x, c) == (hi, ctx.cpu)) {
                         // Looked at again when the stall ends.
-                        h.kicked.fetch_or(bit, Ordering::AcqRel);
+                        h.kicked.mark(bit);
                         continue;
                     }
                     let s = cpu_run_in(ctx, &h.shared, &h.cpu_clock);
@@ -940,7 +940,7 @@ impl Network {
                     more |= s.did_work() || s.more;
                     busy |= s.more;
                     if s.more {
-                        h.kicked.fetch_or(bit, Ordering::AcqRel);
+                        h.kicked.mark(bit);
                     }
                 }
                 if more {
@@ -949,7 +949,7 @@ impl Network {
                     // The CPUs' work can only have given work at this
                     // instant to their own host (a doorbell, a kick):
                     // another round is needed when the host has some.
-                    let mut due_now = !precise || h.kicked.load(Ordering::Acquire) != 0;
+                    let mut due_now = !precise || h.kicked.load() != 0;
                     for (device, due) in devices.iter().zip(&mut nic_due[mine]) {
                         let next = device.next_event();
                         *due = NicDue::Known(next);
@@ -1097,7 +1097,7 @@ impl Network {
             i = mine.end;
             // A kick since the settle (a socket call outside any CPU) may
             // have rung a doorbell.
-            let kicked = h.kicked.load(Ordering::Acquire) != 0;
+            let kicked = h.kicked.load() != 0;
             if kicked || wake.look || !precise {
                 for (device, due) in devices.iter().zip(&mut self.nic_due[mine.clone()]) {
                     let next = match *due {
