@@ -58,6 +58,7 @@ mod page_pool;
 mod percpu;
 mod skbuff;
 mod snmp;
+mod spinlock;
 mod sysctl;
 mod tcp_offload;
 #[cfg(any(test, feature = "testutils"))]
@@ -94,6 +95,7 @@ pub use snmp::{
     IcmpMib, IcmpMsgDir, IpExtMib, IpMib, LinuxMib, MibField, MibSnapshot, NetMibs, NetMibsCpu,
     TcpMib, UdpLiteMib, UdpMib,
 };
+pub use spinlock::{SpinLock, SpinLockGuard};
 pub use sysctl::{
     IntKey, RangeKey, SK_MEMORY_PCPU_RESERVE, StrKey, Sysctl, SysctlError, SysctlValue, VecKey,
 };

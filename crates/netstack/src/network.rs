@@ -79,7 +79,7 @@ pub enum Link {
         name: String,
         /// The wire (its ends' lock: `parking_lot`'s, taken for every
         /// frame sent and received, costs a third of std's).
-        wire: Arc<parking_lot::Mutex<VirtualWire>>,
+        wire: Arc<netcore::SpinLock<VirtualWire>>,
     },
     /// A learning switch.
     Switch {
@@ -118,7 +118,7 @@ pub type WireStats = (LinkStats, LinkStats);
 /// Both answers, and [`PhyPort::rx_ready`], come from the wire's
 /// [`WireHeads`] without taking the wire's lock.
 struct WirePort {
-    wire: Arc<parking_lot::Mutex<VirtualWire>>,
+    wire: Arc<netcore::SpinLock<VirtualWire>>,
     end: Arc<WireEnd>,
     side: Side,
 }
@@ -148,7 +148,7 @@ impl nic_hw::PhyNextEvent for WireEnd {
 }
 
 impl WirePort {
-    fn new(wire: Arc<parking_lot::Mutex<VirtualWire>>, side: Side) -> WirePort {
+    fn new(wire: Arc<netcore::SpinLock<VirtualWire>>, side: Side) -> WirePort {
         let heads = wire.lock().heads();
         WirePort {
             wire,
@@ -160,7 +160,7 @@ impl WirePort {
     /// The wire, locked. Every wire method finishes its bookkeeping before
     /// it can panic, so a lock released by a panic (no poisoning) still
     /// guards a consistent wire.
-    fn wire(&self) -> parking_lot::MutexGuard<'_, VirtualWire> {
+    fn wire(&self) -> netcore::SpinLockGuard<'_, VirtualWire> {
         self.wire.lock()
     }
 }
@@ -269,14 +269,48 @@ impl fmt::Debug for WirePort {
 /// its FCS vouching) are kept.
 struct CountedPort<P> {
     inner: P,
-    moves: Arc<AtomicU64>,
+    moves: Arc<PhyMoves>,
     /// Whether receiving counts too (a switch port).
     receive_moves: bool,
 }
 
+/// The count of calls that may have put a frame on a medium
+/// ([`CountedPort`]), which [`Network::settle`] compares before and after
+/// a poll.
+///
+/// No kernel twin. The settle loop's thread (the first to read it: a
+/// [`netcore::PcpuOwner`]) counts with a plain load and store, as every
+/// NIC of a simulated network is polled from that thread; any other
+/// thread (a device thread) adds with a locked add.
+#[derive(Debug, Default)]
+struct PhyMoves {
+    local: AtomicU64,
+    shared: AtomicU64,
+    owner: netcore::PcpuOwner,
+}
+
+impl PhyMoves {
+    #[inline]
+    fn inc(&self) {
+        if self.owner.is_mine() {
+            let v = self.local.load(Ordering::Relaxed);
+            self.local.store(v + 1, Ordering::Relaxed);
+        } else {
+            self.shared.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The count so far; the caller becomes the owner if nobody is.
+    #[inline]
+    fn read(&self) -> u64 {
+        self.owner.claim();
+        self.local.load(Ordering::Relaxed) + self.shared.load(Ordering::Relaxed)
+    }
+}
+
 impl<P> CountedPort<P> {
     fn moved(&self) {
-        self.moves.fetch_add(1, Ordering::Relaxed);
+        self.moves.inc();
     }
 
     fn received(&self) {
@@ -398,7 +432,7 @@ pub struct Network {
     /// Bumped by the network's PHY ends on every call that may give a NIC
     /// an earlier event (see `CountedPort`): a poll that did not bump it
     /// leaves the other NICs' next events as they were.
-    phy_moves: Arc<AtomicU64>,
+    phy_moves: Arc<PhyMoves>,
     /// Off: every poll makes every NIC's next event stale, every round
     /// looks at every host, a round in which a CPU ran is always followed
     /// by another, and the next event is read from every host: the loop
@@ -543,7 +577,7 @@ impl Network {
             nic_due: Vec::new(),
             host_wake: Vec::new(),
             nic_due_valid: false,
-            phy_moves: Arc::new(AtomicU64::new(0)),
+            phy_moves: Arc::new(PhyMoves::default()),
             #[cfg(test)]
             precise_nic_due: true,
             ksoftirqd_due: None,
@@ -598,7 +632,7 @@ impl Network {
     pub fn wire(&mut self, name: &str, cfg: LinkConfig) -> Result<(PhyEnd, PhyEnd), NetstackError> {
         let wire = VirtualWire::symmetric(cfg, self.link_seed())
             .map_err(|e| NetstackError::Config(format!("link {name}: {e}")))?;
-        let wire = Arc::new(parking_lot::Mutex::new(wire));
+        let wire = Arc::new(netcore::SpinLock::new(wire));
         self.links.push(Link::Wire {
             name: name.to_owned(),
             wire: Arc::clone(&wire),
@@ -866,7 +900,7 @@ impl Network {
                 phy_moves,
                 ..
             } = self;
-            let round_moves = phy_moves.load(Ordering::Relaxed);
+            let round_moves = phy_moves.read();
             let mut moved_cpu = false;
             for (hi, h) in hosts.iter_mut().enumerate() {
                 let devices = h.shared.nic_devices();
@@ -892,9 +926,9 @@ impl Network {
                         nic_due[i] = NicDue::Known(due);
                         continue;
                     }
-                    let moves = phy_moves.load(Ordering::Relaxed);
+                    let moves = phy_moves.read();
                     let frames = device.poll(now);
-                    if phy_moves.load(Ordering::Relaxed) == moves && precise {
+                    if phy_moves.read() == moves && precise {
                         // It put nothing on a medium: only its own next
                         // event changed.
                         nic_due[i] = NicDue::Stale;
@@ -961,7 +995,7 @@ impl Network {
                     nic_due[mine].fill(NicDue::Stale);
                 }
             }
-            if phy_moves.load(Ordering::Relaxed) != round_moves && moved_cpu {
+            if phy_moves.read() != round_moves && moved_cpu {
                 // A frame put on a medium during a round in which a CPU
                 // ran: any device may have it now, look again.
                 moved = true;
@@ -1334,7 +1368,7 @@ mod tests {
         let cfg = LinkConfig::default()
             .rate_bps(1_000_000_000)
             .delay(Duration::from_micros(5));
-        let wire = Arc::new(parking_lot::Mutex::new(
+        let wire = Arc::new(netcore::SpinLock::new(
             VirtualWire::symmetric(cfg, 1).unwrap(),
         ));
         let mut a = WirePort::new(Arc::clone(&wire), Side::A);

@@ -86,7 +86,7 @@ use crate::e1000_regs as r;
 use crate::fcs::{ETH_FCS_LEN, FcsUnit, write_fcs};
 use crate::pci::{PCI_COMMAND_MASTER, PciConfigHeader, PciFunction};
 use crate::phy::{PhyNextEvent, PhyPort, Vouch};
-use parking_lot::{Mutex, MutexGuard};
+use netcore::{SpinLock, SpinLockGuard};
 
 /// Intel's PCI vendor id. `PCI_VENDOR_ID_INTEL`.
 pub const PCI_VENDOR_ID_INTEL: u16 = 0x8086;
@@ -1503,7 +1503,7 @@ impl TxMac<'_> {
 /// Acquire before it fetches descriptors.
 #[derive(Debug)]
 pub struct IgbDevice {
-    hw: Mutex<IgbHw>,
+    hw: SpinLock<IgbHw>,
     /// `TDT` writes not yet seen by the model, one bit per tx queue. One
     /// word: a doorbell is one atomic OR, and a lock takes every rung
     /// doorbell with one swap (a lock with none rung, with one load)
@@ -1546,7 +1546,7 @@ impl OwnDue {
 /// [`IgbDevice::lock`]'s guard: the model, locked; on drop it republishes
 /// the model's own next event before the unlock.
 pub struct IgbGuard<'a> {
-    hw: MutexGuard<'a, IgbHw>,
+    hw: SpinLockGuard<'a, IgbHw>,
     own_due: &'a AtomicU64,
 }
 
@@ -1595,7 +1595,7 @@ impl IgbDevice {
         let hw = IgbHw::new(mac, phy);
         let own_due = AtomicU64::new(hw.own_due());
         Arc::new(IgbDevice {
-            hw: Mutex::new(hw),
+            hw: SpinLock::new(hw),
             tdt_bells: AtomicU32::new(0),
             own_due,
             phy_due,

@@ -42,6 +42,7 @@ use dma_ring::{
 };
 use irq::{HardIrqContext, IrqReturn, IrqTable};
 use napi::{NapiPoll, NapiPollCtx, NapiStruct, PollLists, napi_schedule, netif_napi_add};
+use netcore::SpinLock;
 use netcore::{
     DevAddr, ETH_DATA_LEN, ETH_MIN_MTU, Errno, EthtoolCoalesce, IpSummed, MtuError, NET_SKB_PAD,
     NetDevice, NetDeviceFlags, NetdevFeatures, NetdevTx, NetdevTxQueues, PageBuf, PagePool,
@@ -139,8 +140,8 @@ fn get(c: &AtomicU64) -> u64 {
 }
 
 /// One queue pair's rings, shared by `start_xmit` and the poll routine.
-type SharedTx = Arc<Mutex<Option<TxDriver<SkBuff>>>>;
-type SharedRx = Arc<Mutex<Option<RxDriver<PageBuf>>>>;
+type SharedTx = Arc<SpinLock<Option<TxDriver<SkBuff>>>>;
+type SharedRx = Arc<SpinLock<Option<RxDriver<PageBuf>>>>;
 
 /// The class of traffic one interrupt's work falls in.
 ///
@@ -915,8 +916,8 @@ impl IgbAdapter {
             let want = rxd.unused();
             let posted = rxd.alloc_rx_buffers(want, || self.pool.alloc());
             add(&self.ring_stats[q].rx_alloc_failed, (want - posted) as u64);
-            let rx: SharedRx = Arc::new(Mutex::new(Some(rxd)));
-            let tx: SharedTx = Arc::new(Mutex::new(Some(txd)));
+            let rx: SharedRx = Arc::new(SpinLock::new(Some(rxd)));
+            let tx: SharedTx = Arc::new(SpinLock::new(Some(txd)));
             let vector = q + NON_Q_VECTORS;
             let itr = Arc::new(IgbItr::new(self.coalesce.rx_coalesce_usecs));
             let others_stopped = Arc::new(AtomicBool::new(false));
@@ -1528,7 +1529,7 @@ impl NetDevice for IgbAdapter {
 /// A registered igb net device, shared by the driver (for `remove`) and
 /// whoever drives it (the host, a test). The lock is the device lock of
 /// `netcore::NetDevice`'s contract.
-pub type IgbNetdev = Arc<Mutex<IgbAdapter>>;
+pub type IgbNetdev = Arc<SpinLock<IgbAdapter>>;
 
 /// The igb PCI driver.
 ///
@@ -1694,7 +1695,7 @@ impl PciDriver for IgbDriver {
             rx_mode: RxMode::default(),
             removed: false,
         };
-        let netdev: IgbNetdev = Arc::new(Mutex::new(adapter));
+        let netdev: IgbNetdev = Arc::new(SpinLock::new(adapter));
         self.netdevs.lock().push((pdev.bdf(), Arc::clone(&netdev)));
         Ok(Box::new(netdev))
     }

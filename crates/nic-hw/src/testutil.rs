@@ -136,7 +136,7 @@ impl TestHost {
     }
 
     /// The net device; panics after removal (a test bug).
-    pub fn nd(&self) -> parking_lot::MutexGuard<'_, crate::IgbAdapter> {
+    pub fn nd(&self) -> netcore::SpinLockGuard<'_, crate::IgbAdapter> {
         self.netdev.as_ref().expect("device not removed").lock()
     }
 

@@ -32,7 +32,8 @@ use netcore::{
     DevAddr, Errno, NetDevice, NetdevFeatures, NetdevTxQueues, RtnlLinkStats64,
     SharedNetdevFeatures,
 };
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use netcore::{SpinLock, SpinLockGuard};
+use parking_lot::{Mutex, RwLock};
 use qdisc::{Noqueue, PfifoFast, Qdisc, QdiscDev, qdisc_create_dflt};
 
 use crate::SoftnetError;
@@ -91,7 +92,7 @@ pub struct NetDev {
     ifindex: u32,
     dev_addr: DevAddr,
     nr_cpus: usize,
-    device: Mutex<Box<dyn NetDevice>>,
+    device: SpinLock<Box<dyn NetDevice>>,
     /// The driver's published `dev->features`, read on transmit without
     /// the device lock (`None`: the driver keeps none, ask it under lock).
     features: Option<SharedNetdevFeatures>,
@@ -192,7 +193,7 @@ impl NetDev {
         f(&mut **self.device.lock())
     }
 
-    pub(crate) fn device_lock(&self) -> MutexGuard<'_, Box<dyn NetDevice>> {
+    pub(crate) fn device_lock(&self) -> SpinLockGuard<'_, Box<dyn NetDevice>> {
         self.device.lock()
     }
 
@@ -449,7 +450,7 @@ impl DevBase {
             name: name.clone(),
             ifindex,
             nr_cpus: self.nr_cpus,
-            device: Mutex::new(dev),
+            device: SpinLock::new(dev),
             features,
             tx_state,
             txq,
