@@ -69,6 +69,68 @@ pub const LOOPBACK_MTU: u32 = 65536;
 pub trait Ipv4Context: SoftnetContext + NfHookContext + TimerContext<Ipv4Timer> {
     /// The host's IPv4 state (`dev_net(skb->dev)->ipv4`).
     fn ipv4(&self) -> &Arc<Ipv4Net<Self>>;
+
+    /// This CPU's cache of the device it last transmitted on, if the
+    /// context keeps one (the default keeps none: every transmit reads
+    /// the device table).
+    fn xmit_dev_cache(&mut self) -> Option<&mut XmitDevCache> {
+        None
+    }
+}
+
+/// The device a CPU last transmitted on, as the output path reads it:
+/// the softnet device and the hardware address, kept with the device
+/// table's generation they were read in.
+///
+/// Mirrors `dst->dev` of the routes a CPU uses: Linux reaches the output
+/// device through the route with no lookup and no reference count per
+/// packet (the route holds the device). Here routes are plain values, so
+/// the CPU keeps the last device instead; a transmit on it takes the
+/// entry out, uses it and puts it back (a move, not an `Arc` clone), and
+/// any change of the table (a device registered or removed, its MTU or
+/// address changed) makes it stale.
+#[derive(Default)]
+pub struct XmitDevCache {
+    entry: Option<XmitDev>,
+}
+
+impl fmt::Debug for XmitDevCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XmitDevCache")
+            .field("ifindex", &self.entry.as_ref().map(|e| e.ifindex))
+            .finish()
+    }
+}
+
+impl XmitDevCache {
+    /// Takes the entry if it is device `ifindex`'s of generation `genid`.
+    #[inline]
+    pub(crate) fn take(&mut self, ifindex: u32, genid: u64) -> Option<XmitDev> {
+        if self
+            .entry
+            .as_ref()
+            .is_some_and(|e| e.ifindex == ifindex && e.genid == genid)
+        {
+            self.entry.take()
+        } else {
+            None
+        }
+    }
+
+    /// Keeps `entry` (replacing what a nested transmit may have left).
+    #[inline]
+    pub(crate) fn put(&mut self, entry: XmitDev) {
+        self.entry = Some(entry);
+    }
+}
+
+/// One [`XmitDevCache`] entry.
+pub(crate) struct XmitDev {
+    pub(crate) ifindex: u32,
+    pub(crate) genid: u64,
+    /// `None` for the built-in loopback.
+    pub(crate) dev: Option<Arc<NetDev>>,
+    pub(crate) dev_addr: EthernetAddress,
 }
 
 /// Runs the netfilter hooks of `hook`, then `okfn` — `NF_HOOK()` with the
@@ -523,6 +585,9 @@ pub struct Ipv4Net<C: ?Sized> {
     pool: PagePool,
     netns: RwLock<NetnsIpv4>,
     devs: RwLock<DevTable>,
+    /// Bumped by every change of `devs` ([`XmitDevCache`] entries of an
+    /// older generation are stale).
+    devs_genid: AtomicU64,
     arp_tbl: Mutex<NeighTable>,
     /// The ARP table's generation ([`NeighTable::genid_handle`]).
     neigh_genid: Arc<AtomicU64>,
@@ -614,6 +679,7 @@ impl<C: ?Sized> Ipv4Net<C> {
             rt_genid: AtomicU64::new(1),
             netns: RwLock::new(netns),
             devs: RwLock::new(devs),
+            devs_genid: AtomicU64::new(0),
             sysctl,
             mibs,
             pool,
@@ -713,6 +779,7 @@ impl<C: ?Sized> Ipv4Net<C> {
                 loopback,
             },
         );
+        self.devs_changed();
         Ok(())
     }
 
@@ -738,6 +805,7 @@ impl<C: ?Sized> Ipv4Net<C> {
         }
         self.rt_cache_flush();
         self.devs.write().remove(ifindex);
+        self.devs_changed();
         self.arp_tbl.lock().neigh_ifdown(timers, ifindex);
         Ok(())
     }
@@ -746,6 +814,7 @@ impl<C: ?Sized> Ipv4Net<C> {
     /// Errors: [`Errno::NoDev`] for a device without IPv4 state.
     pub fn netdev_change_mtu(&self, ifindex: u32, mtu: u32) -> Result<(), Errno> {
         self.devs.write().get_mut(ifindex).ok_or(Errno::NoDev)?.mtu = mtu;
+        self.devs_changed();
         self.netns.write().devices.set_mtu(ifindex, mtu)?;
         self.rt_cache_flush();
         Ok(())
@@ -766,6 +835,7 @@ impl<C: ?Sized> Ipv4Net<C> {
                 d.dev_addr = EthernetAddress(nd.dev_addr());
             }
         }
+        self.devs_changed();
         self.rt_cache_flush();
         Ok(())
     }
@@ -789,6 +859,18 @@ impl<C: ?Sized> Ipv4Net<C> {
     #[inline]
     pub fn rt_genid(&self) -> u64 {
         self.rt_genid.load(Ordering::Acquire)
+    }
+
+    /// Makes every [`XmitDevCache`] entry stale (after a change of the
+    /// device table).
+    fn devs_changed(&self) {
+        self.devs_genid.fetch_add(1, Ordering::Release);
+    }
+
+    /// The device table's generation ([`XmitDevCache`]).
+    #[inline]
+    pub(crate) fn devs_genid(&self) -> u64 {
+        self.devs_genid.load(Ordering::Acquire)
     }
 
     /// The IPv4 view of device `ifindex`.
@@ -887,6 +969,61 @@ mod tests {
         fn name(&self) -> &str {
             self.0
         }
+    }
+
+    #[test]
+    fn the_xmit_dev_cache_hands_its_entry_only_to_its_device_and_generation() {
+        let mut c = XmitDevCache::default();
+        assert!(c.take(2, 0).is_none());
+        c.put(XmitDev {
+            ifindex: 2,
+            genid: 5,
+            dev: None,
+            dev_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+        });
+        // Another device, or the same one after a change of the table:
+        // no entry, and the cached one stays for its own device.
+        assert!(c.take(3, 5).is_none());
+        assert!(c.take(2, 6).is_none());
+        let e = c.take(2, 5).expect("the cached device");
+        assert_eq!((e.ifindex, e.dev_addr.0[5]), (2, 1));
+        // Taken out for the transmit: a nested transmit finds none.
+        assert!(c.take(2, 5).is_none());
+        assert!(format!("{c:?}").contains("None"));
+    }
+
+    /// Every change of the device table moves its generation, so no CPU
+    /// transmits on a cached device entry older than the change; a
+    /// datagram sent after the change goes out on the new state, one
+    /// sent on an unchanged table reuses the entry.
+    #[test]
+    fn every_change_of_the_device_table_makes_cached_devices_stale() {
+        use crate::testutil::TestNetwork;
+        let mut n = TestNetwork::new();
+        let a = n.add_host(Sysctl::new());
+        let b = n.add_host(Sysctl::new());
+        let g0 = n.hosts[a].ipv4.devs_genid();
+        let ia = n.hosts[a].add_device(1, 1500, Ipv4Addr::new(198, 18, 0, 1), 24);
+        let ib = n.hosts[b].add_device(2, 1500, Ipv4Addr::new(198, 18, 0, 2), 24);
+        n.connect(&[(a, ia), (b, ib)]);
+        let net = Arc::clone(&n.hosts[a].ipv4);
+        let g1 = net.devs_genid();
+        assert!(g1 > g0, "registering a device");
+        n.hosts[a]
+            .ping(Ipv4Addr::new(198, 18, 0, 2), 1, 2, 8)
+            .unwrap();
+        n.run_until_idle();
+        // The CPU kept eth0 for its transmits.
+        let host = &mut n.hosts[a];
+        assert!(host.cpu.xmit_dev.take(ia, g1).is_some());
+        net.netdev_change_mtu(ia, 1400).unwrap();
+        let g2 = net.devs_genid();
+        assert!(g2 > g1, "an MTU change");
+        net.netdev_change_addr(ia).unwrap();
+        let g3 = net.devs_genid();
+        assert!(g3 > g2, "an address change");
+        net.inetdev_destroy(&mut host.cpu, ia).unwrap();
+        assert!(net.devs_genid() > g3, "a device removed");
     }
 
     #[test]

@@ -28,13 +28,13 @@ use netcore::{
     kfree_skb_reason,
 };
 use netfilter::{NfConsumed, NfInetHooks};
-use softnet::NetXmit;
+use softnet::{NetDev, NetXmit};
 use softnet::{dev_queue_xmit, netif_rx};
 use wire::{ETH_HLEN, EthernetAddress, IP_DF, IP_OFFSET};
 
 use crate::arp::arp_solicit;
 use crate::context::{
-    Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX, nf_hook_ipv4_none, nf_hook_slow_ipv4,
+    Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX, XmitDev, nf_hook_ipv4_none, nf_hook_slow_ipv4,
 };
 use crate::eth::{eth_header, ip_eth_mc_map};
 use crate::icmp_rcv::icmp_send_net;
@@ -724,25 +724,58 @@ fn loopback_xmit<C: Ipv4Context>(ctx: &mut C, mut skb: SkBuff) {
 pub(crate) fn neigh_hh_output<C: Ipv4Context, N: NetOf<C>>(
     net: N,
     ctx: &mut C,
-    mut skb: SkBuff,
+    skb: SkBuff,
     ifindex: u32,
     ha: EthernetAddress,
 ) -> Result<(), Errno> {
-    let Some((dev, dev_addr)) = net.of(ctx).dev_xmit(ifindex) else {
-        kfree_skb_reason(skb, DropReason::DevReady);
-        return Err(Errno::NoDev);
+    // The CPU's last output device (`dst->dev`), taken out for this
+    // transmit and put back after: no table lock, no reference count.
+    let genid = net.of(ctx).devs_genid();
+    let cached = ctx.xmit_dev_cache().and_then(|c| c.take(ifindex, genid));
+    let entry = if let Some(e) = cached {
+        e
+    } else {
+        let Some((dev, dev_addr)) = net.of(ctx).dev_xmit(ifindex) else {
+            kfree_skb_reason(skb, DropReason::DevReady);
+            return Err(Errno::NoDev);
+        };
+        XmitDev {
+            ifindex,
+            genid,
+            dev,
+            dev_addr,
+        }
     };
-    let Some(nd) = dev else {
-        loopback_xmit(ctx, skb);
-        return Ok(());
+    let r = match entry.dev.as_ref() {
+        None => {
+            loopback_xmit(ctx, skb);
+            Ok(())
+        }
+        Some(nd) => dev_hh_xmit(net, ctx, skb, nd, ha, entry.dev_addr),
     };
+    if let Some(c) = ctx.xmit_dev_cache() {
+        c.put(entry);
+    }
+    r
+}
+
+/// The Ethernet header and `dev_queue_xmit()` of [`neigh_hh_output`].
+#[inline(always)]
+fn dev_hh_xmit<C: Ipv4Context, N: NetOf<C>>(
+    net: N,
+    ctx: &mut C,
+    mut skb: SkBuff,
+    nd: &Arc<NetDev>,
+    ha: EthernetAddress,
+    dev_addr: EthernetAddress,
+) -> Result<(), Errno> {
     skb_cow_head(net.of(ctx), &mut skb, ETH_HLEN)?;
     if eth_header(&mut skb, ETH_P_IP, ha, dev_addr).is_err() {
         kfree_skb_reason(skb, DropReason::Nomem);
         return Err(Errno::NoBufs);
     }
     // net_xmit_eval(): a congestion notice is success, a drop ENOBUFS.
-    match dev_queue_xmit(ctx, &nd, skb)? {
+    match dev_queue_xmit(ctx, nd, skb)? {
         NetXmit::Drop => Err(Errno::NoBufs),
         NetXmit::Success | NetXmit::Cn => Ok(()),
     }

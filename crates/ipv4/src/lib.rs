@@ -87,7 +87,9 @@ pub use arp::{
     ArpDecision, ArpFrame, ArpRcv, arp_create, arp_parse, arp_process, arp_rcv, arp_solicit,
     inetdev_send_gratuitous_arp,
 };
-pub use context::{Ipv4Context, Ipv4Dev, Ipv4Net, LOOPBACK_IFINDEX, LOOPBACK_MTU, ip_nf_reinject};
+pub use context::{
+    Ipv4Context, Ipv4Dev, Ipv4Net, LOOPBACK_IFINDEX, LOOPBACK_MTU, XmitDevCache, ip_nf_reinject,
+};
 pub use devinet::{
     DevconfKnob, DevconfTarget, IfaFlags, InDevice, InIfaddr, InetDevices, Ipv4Devconf, LinkFacts,
     NetdevEvent, inetdev_event,

@@ -102,6 +102,8 @@ pub struct Ipv4TestCtx {
     pub softnet_timers: TestTimers<SoftnetTimer>,
     /// The IPv4 timers armed on this CPU (neighbours, fragments).
     pub timers: TestTimers<Ipv4Timer>,
+    /// The CPU's last output device, as the host's CPUs keep it.
+    pub(crate) xmit_dev: crate::XmitDevCache,
 }
 
 impl core::fmt::Debug for Ipv4TestCtx {
@@ -152,6 +154,10 @@ impl NfHookContext for Ipv4TestCtx {
 impl Ipv4Context for Ipv4TestCtx {
     fn ipv4(&self) -> &Arc<Ipv4Net<Self>> {
         &self.ipv4
+    }
+
+    fn xmit_dev_cache(&mut self) -> Option<&mut crate::XmitDevCache> {
+        Some(&mut self.xmit_dev)
     }
 }
 
@@ -330,6 +336,7 @@ impl TestIpHost {
             ipv4: Arc::clone(&ipv4),
             softnet_timers: TestTimers::new(),
             timers: TestTimers::new(),
+            xmit_dev: crate::XmitDevCache::default(),
         };
         crate::af_inet::inet_init(&mut cpu).expect("first inet_init");
         TestIpHost {

@@ -310,6 +310,9 @@ pub struct CpuCtx {
     /// The route of the last TCP connection this CPU transmitted for
     /// (see `ip_queue_xmit` in `tcp.rs`).
     pub(crate) tcp_dst: Option<Box<ipv4::InetSock>>,
+    /// The device this CPU last transmitted on (`dst->dev`; see
+    /// `ipv4::XmitDevCache`).
+    pub(crate) xmit_dev: ipv4::XmitDevCache,
 }
 
 /// The clock a CPU reads: the host's clock, with the virtual clock kept

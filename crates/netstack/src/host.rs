@@ -613,6 +613,7 @@ impl HostBuilder {
                 host: Arc::clone(&shared),
                 tcp_trace: None,
                 tcp_dst: None,
+                xmit_dev: ipv4::XmitDevCache::default(),
             }));
         }
         // inet_init() runs on CPU 0 (its neighbour GC timer lives there).

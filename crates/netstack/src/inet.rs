@@ -21,6 +21,11 @@ impl Ipv4Context for CpuCtx {
     fn ipv4(&self) -> &Arc<Ipv4Net<Self>> {
         &self.host.ipv4
     }
+
+    #[inline]
+    fn xmit_dev_cache(&mut self) -> Option<&mut ipv4::XmitDevCache> {
+        Some(&mut self.xmit_dev)
+    }
 }
 
 /// A route in `ip route add` syntax.

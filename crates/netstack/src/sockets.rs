@@ -521,6 +521,7 @@ fn scratch_ctx(host: &Arc<HostShared>, cpu: usize, clock: CpuClock) -> CpuCtx {
         host: Arc::clone(host),
         tcp_trace: None,
         tcp_dst: None,
+        xmit_dev: ipv4::XmitDevCache::default(),
     }
 }
 
