@@ -313,6 +313,9 @@ pub struct CpuCtx {
     /// The device this CPU last transmitted on (`dst->dev`; see
     /// `ipv4::XmitDevCache`).
     pub(crate) xmit_dev: ipv4::XmitDevCache,
+    /// The socket of this CPU's last UDP receive lookup (see
+    /// `udp::UdpRcvCache`).
+    pub(crate) udp_rcv: udp::UdpRcvCache,
 }
 
 /// The clock a CPU reads: the host's clock, with the virtual clock kept

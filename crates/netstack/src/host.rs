@@ -614,6 +614,7 @@ impl HostBuilder {
                 tcp_trace: None,
                 tcp_dst: None,
                 xmit_dev: ipv4::XmitDevCache::default(),
+                udp_rcv: udp::UdpRcvCache::default(),
             }));
         }
         // inet_init() runs on CPU 0 (its neighbour GC timer lives there).

@@ -145,6 +145,11 @@ impl UdpNetContext for CpuCtx {
     fn prandom_u32(&mut self) -> u32 {
         (self.host.transports.rng.lock().next_u64() >> 32) as u32
     }
+
+    #[inline]
+    fn udp_rcv_cache(&mut self) -> Option<&mut udp::UdpRcvCache> {
+        Some(&mut self.udp_rcv)
+    }
 }
 
 /// A CPU context lent to application code on the calling thread: the
@@ -522,6 +527,7 @@ fn scratch_ctx(host: &Arc<HostShared>, cpu: usize, clock: CpuClock) -> CpuCtx {
         tcp_trace: None,
         tcp_dst: None,
         xmit_dev: ipv4::XmitDevCache::default(),
+        udp_rcv: udp::UdpRcvCache::default(),
     }
 }
 

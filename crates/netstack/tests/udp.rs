@@ -683,3 +683,39 @@ fn the_device_thread_sleeps_when_idle_and_wakes_for_traffic() {
     drop((rx, tx));
     rt.stop().unwrap();
 }
+
+/// Each CPU keeps the socket of its last receive lookup (`UdpRcvCache`);
+/// a bind, connect or close makes it stale, so what arrives after goes
+/// where a fresh lookup sends it: to the socket bound after a close, and
+/// not to a socket that connected elsewhere since (NoPorts instead).
+#[test]
+fn receive_lookups_follow_binds_connects_and_closes() {
+    let mut net = pair();
+    let (h1, h2) = (host(&net, "h1"), host(&net, "h2"));
+    let client = UdpSocket::bind(&h1, "0.0.0.0:4444").unwrap();
+    let a = UdpSocket::bind(&h2, "0.0.0.0:7").unwrap();
+    let send = |net: &mut Network, msg: &'static [u8]| {
+        net.app("h1", || client.send_to(msg, "198.18.0.2:7"))
+            .unwrap()
+            .unwrap();
+        step(net);
+    };
+    send(&mut net, b"one");
+    assert_eq!(recv_now(&mut net, "h2", &a).unwrap().0, b"one");
+    send(&mut net, b"two");
+    assert_eq!(recv_now(&mut net, "h2", &a).unwrap().0, b"two");
+    // Closed, and another socket bound to the port: the new one gets it.
+    drop(a);
+    let b = UdpSocket::bind(&h2, "0.0.0.0:7").unwrap();
+    send(&mut net, b"three");
+    assert_eq!(recv_now(&mut net, "h2", &b).unwrap().0, b"three");
+    // Connected to another peer: datagrams from this one match no socket.
+    net.app("h2", || b.connect("198.18.0.1:5555"))
+        .unwrap()
+        .unwrap();
+    let no_ports = udp(&net, "h2", UdpMib::NoPorts);
+    send(&mut net, b"four");
+    assert_eq!(udp(&net, "h2", UdpMib::NoPorts), no_ports + 1);
+    let e = recv_now(&mut net, "h2", &b).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+}

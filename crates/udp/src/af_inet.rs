@@ -59,6 +59,10 @@ pub trait UdpNetContext: Ipv4Context {
     fn cpu_id(&self) -> usize;
     /// A random 32-bit number.
     fn prandom_u32(&mut self) -> u32;
+    /// This CPU's receive lookup cache ([`UdpContext::udp_rcv_cache`]).
+    fn udp_rcv_cache(&mut self) -> Option<&mut crate::UdpRcvCache> {
+        None
+    }
 }
 
 /// The CPU clock, through the supertrait of [`Ipv4Context`] (UDP does not
@@ -94,6 +98,10 @@ impl<C: UdpNetContext> UdpContext for C {
 
     fn prandom_u32(&mut self) -> u32 {
         UdpNetContext::prandom_u32(self)
+    }
+
+    fn udp_rcv_cache(&mut self) -> Option<&mut crate::UdpRcvCache> {
+        UdpNetContext::udp_rcv_cache(self)
     }
 
     fn inet_addr_valid_or_nonlocal(&self, addr: Ipv4Addr) -> bool {

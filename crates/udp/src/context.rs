@@ -90,6 +90,12 @@ pub trait UdpContext {
     /// A random 32-bit number (`get_random_u32()`), for ephemeral ports.
     fn prandom_u32(&mut self) -> u32;
 
+    /// This CPU's cache of its last receive lookup, if the context keeps
+    /// one (the default keeps none: every datagram looks its socket up).
+    fn udp_rcv_cache(&mut self) -> Option<&mut crate::UdpRcvCache> {
+        None
+    }
+
     /// Whether `addr` may be bound: one of this host's addresses, or
     /// broadcast/multicast, as `inet_addr_valid_or_nonlocal()` decides
     /// (`ip_nonlocal_bind` included). `0.0.0.0` is handled by the caller.

@@ -75,8 +75,8 @@ pub use sock::{
 };
 pub use sock_reuseport::{jhash_3words, reciprocal_scale, udp_ehashfn};
 pub use udp::{
-    IPPROTO_UDP, UDP_MAX_HEADER, UDP_MAX_PAYLOAD, UDP_WAKE_READ, UDP_WAKE_WRITE, UdpRecv, UdpTable,
-    inet_autobind, inet_bind, ip4_datagram_connect, proc_net_udp, ss_udp, udp_disconnect, udp_err,
-    udp_lib_close, udp_queue_rcv_skb, udp_rcv, udp_recvmsg, udp_sendmsg, udp_shutdown,
-    udp_skb_addrs, udp4_lib_lookup,
+    IPPROTO_UDP, UDP_MAX_HEADER, UDP_MAX_PAYLOAD, UDP_WAKE_READ, UDP_WAKE_WRITE, UdpRcvCache,
+    UdpRecv, UdpTable, inet_autobind, inet_bind, ip4_datagram_connect, proc_net_udp, ss_udp,
+    udp_disconnect, udp_err, udp_lib_close, udp_queue_rcv_skb, udp_rcv, udp_recvmsg, udp_sendmsg,
+    udp_shutdown, udp_skb_addrs, udp4_lib_lookup,
 };

@@ -23,7 +23,8 @@ use std::sync::{Arc, OnceLock};
 use netcore::{Errno, SkBuff, SkbDestructor, Sysctl};
 
 use crate::context::RouteInfo;
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use netcore::{SpinLock, SpinLockGuard};
+use parking_lot::RwLock;
 
 /// Readable (`EPOLLIN`, `POLLIN`).
 pub const POLLIN: u32 = 0x001;
@@ -184,7 +185,11 @@ impl UdpSockInner {
 /// [`UdpSock::new`] (`udp_init_sock()`), bound by [`crate::inet_bind`],
 /// removed from the table by [`crate::udp_lib_close`].
 pub struct UdpSock {
-    inner: Mutex<UdpSockInner>,
+    /// The socket's state. A spinlock: UDP's paths never sleep holding
+    /// it, as Linux's take only the receive queue's spinlock
+    /// (`sk_receive_queue.lock`) and `bh_lock_sock()`, never the
+    /// sleeping `lock_sock()` on the fast path.
+    inner: SpinLock<UdpSockInner>,
     /// The first wake-up hook installed, kept for the socket's life so a
     /// wake-up reads it with a plain load (see [`UdpSock::wake`]).
     wakeup_first: OnceLock<SkWakeup>,
@@ -229,7 +234,7 @@ impl UdpSock {
         let clamp = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
         let sndbuf = clamp(sysctl.get_int(Sysctl::WMEM_DEFAULT));
         Arc::new(UdpSock {
-            inner: Mutex::new(UdpSockInner {
+            inner: SpinLock::new(UdpSockInner {
                 addrs: SockAddrs {
                     rcv_saddr: Ipv4Addr::UNSPECIFIED,
                     num: 0,
@@ -268,7 +273,7 @@ impl UdpSock {
         })
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, UdpSockInner> {
+    pub(crate) fn lock(&self) -> SpinLockGuard<'_, UdpSockInner> {
         self.inner.lock()
     }
 

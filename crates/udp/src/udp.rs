@@ -72,6 +72,70 @@ pub struct UdpTable {
     /// `udp_ehash_secret`, the seed of the flow hash.
     secret: u32,
     next_seq: AtomicU64,
+    /// Bumped by every change of `slots` (bind, connect, disconnect,
+    /// close): a [`UdpRcvCache`] entry of an older generation is stale.
+    genid: AtomicU64,
+}
+
+/// The socket a CPU last delivered a datagram to, with the flow and the
+/// table generation it was looked up for.
+///
+/// Linux's receive lookup takes no lock and no reference (RCU, and UDP
+/// sockets are freed after a grace period, `SOCK_RCU_FREE`). Here the
+/// table is behind a reader-writer lock and sockets are reference
+/// counted, so each CPU keeps the last result instead: a datagram of the
+/// same flow (addresses, ports, input device) on an unchanged table
+/// takes the socket out, is queued to it, and puts it back, with no
+/// lock and no reference count; any bind, connect or close makes the
+/// entry stale, so a lookup gives the same socket it would give anyway.
+#[derive(Default)]
+pub struct UdpRcvCache {
+    entry: Option<(UdpFlowKey, u64, Arc<UdpSock>)>,
+}
+
+impl std::fmt::Debug for UdpRcvCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpRcvCache")
+            .field("flow", &self.entry.as_ref().map(|e| e.0))
+            .finish()
+    }
+}
+
+/// What [`udp4_lib_lookup`] decides on: the datagram's addresses and
+/// ports, and its input device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct UdpFlowKey {
+    saddr: Ipv4Addr,
+    sport: u16,
+    daddr: Ipv4Addr,
+    dport: u16,
+    dif: u32,
+}
+
+impl UdpRcvCache {
+    /// Takes the socket if it was looked up for `key` in generation `genid`.
+    #[inline]
+    fn take(&mut self, key: &UdpFlowKey, genid: u64) -> Option<Arc<UdpSock>> {
+        if self
+            .entry
+            .as_ref()
+            .is_some_and(|(k, g, _)| k == key && *g == genid)
+        {
+            self.entry.take().map(|(_, _, sk)| sk)
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    fn put(&mut self, key: UdpFlowKey, genid: u64, sk: Arc<UdpSock>) {
+        self.entry = Some((key, genid, sk));
+    }
+
+    /// Forgets the entry (the socket it holds is released).
+    pub fn clear(&mut self) {
+        self.entry = None;
+    }
 }
 
 impl std::fmt::Debug for UdpTable {
@@ -92,7 +156,20 @@ impl UdpTable {
             slots: RwLock::new(HashMap::default()),
             secret,
             next_seq: AtomicU64::new(0),
+            genid: AtomicU64::new(0),
         }
+    }
+
+    /// The table's generation ([`UdpRcvCache`]).
+    #[inline]
+    pub fn genid(&self) -> u64 {
+        self.genid.load(Ordering::Acquire)
+    }
+
+    /// Makes every [`UdpRcvCache`] entry stale; called with the table
+    /// locked for writing, after the change.
+    fn changed(&self) {
+        self.genid.fetch_add(1, Ordering::Release);
     }
 
     /// Number of bound sockets.
@@ -126,6 +203,7 @@ impl UdpTable {
         {
             e.addrs = addrs;
         }
+        self.changed();
     }
 
     fn unhash(&self, sk: &Arc<UdpSock>, port: u16) {
@@ -136,6 +214,7 @@ impl UdpTable {
                 slots.remove(&port);
             }
         }
+        self.changed();
     }
 }
 
@@ -255,6 +334,7 @@ fn udp_lib_get_port<C: UdpContext>(
     // IPv4 sockets go to the head of the chain (`hlist_add_head_rcu`), so on
     // equal scores the most recently bound socket wins.
     slots.entry(port).or_default().insert(0, entry);
+    table.changed();
     Ok(port)
 }
 
@@ -652,12 +732,26 @@ pub fn udp_rcv<C: UdpContext>(ctx: &mut C, mut skb: SkBuff) -> Result<(), SkBuff
         udp4_lib_mcast_deliver(ctx, skb, saddr, sport, daddr, dport);
         return Ok(());
     }
-    let table = ctx.udp_table();
-    if let Some(sk) = udp4_lib_lookup(table, saddr, sport, daddr, dport, skb.ifindex) {
+    let key = UdpFlowKey {
+        saddr,
+        sport,
+        daddr,
+        dport,
+        dif: skb.ifindex,
+    };
+    let genid = ctx.udp_table().genid();
+    let sk = match ctx.udp_rcv_cache().and_then(|c| c.take(&key, genid)) {
+        Some(sk) => Some(sk),
+        None => udp4_lib_lookup(ctx.udp_table(), saddr, sport, daddr, dport, skb.ifindex),
+    };
+    if let Some(sk) = sk {
         udp_queue_rcv_skb(ctx, &sk, skb);
+        if let Some(c) = ctx.udp_rcv_cache() {
+            c.put(key, genid, sk);
+        }
         Ok(())
     } else {
-        mibs.inc(cpu, UdpMib::NoPorts);
+        ctx.mibs().inc(cpu, UdpMib::NoPorts);
         tracing::trace!(target: "netstack::udp", %saddr, sport, %daddr, dport, reason = "NO_SOCKET");
         Err(skb)
     }
