@@ -24,7 +24,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use netcore::PcpuOwner;
+use netcore::{PcpuOwner, SpinLock};
 use parking_lot::Mutex;
 
 use crate::handle::IrqHandler;
@@ -169,7 +169,7 @@ pub struct IrqDesc {
     /// The action, locked while the handler runs (`desc->lock` plus
     /// `IRQD_IRQ_INPROGRESS`: holding it is what `synchronize_irq()` waits for).
     /// Mirrors `struct irqaction`'s `handler`/`thread_fn` pair.
-    pub(crate) action: Mutex<Option<Box<dyn IrqHandler>>>,
+    pub(crate) action: SpinLock<Option<Box<dyn IrqHandler>>>,
     /// The action's name (`irqaction.name`), readable while the handler runs
     /// on another CPU.
     pub(crate) name: Mutex<Option<Arc<str>>>,
@@ -183,7 +183,7 @@ impl IrqDesc {
             affinity: AtomicUsize::new(0),
             kstat_irqs: (0..nr_cpus).map(|_| AtomicU64::new(0)).collect(),
             irqs_unhandled: AtomicU64::new(0),
-            action: Mutex::new(None),
+            action: SpinLock::new(None),
             name: Mutex::new(None),
         }
     }
