@@ -308,11 +308,33 @@ impl IrqBitmap {
 
     /// [`drain`](Self::drain) once the summary says something may be set.
     #[inline(never)]
-    fn drain_pending(&self, mut f: impl FnMut(u32)) {
+    fn drain_pending(&self, f: impl FnMut(u32)) {
         // Acquire: pairs with the Release in `set`, so the words it made
         // non-empty are seen below. A word that becomes non-empty after the
         // swap sets its summary bit again.
-        let mut summary = self.summary.swap(0, Ordering::Acquire);
+        let summary = self.summary.swap(0, Ordering::Acquire);
+        self.drain_words(
+            summary,
+            |word| {
+                if word.load(Ordering::Relaxed) == 0 {
+                    0
+                } else {
+                    word.swap(0, Ordering::AcqRel)
+                }
+            },
+            f,
+        );
+    }
+
+    /// Calls `f` for every bit of the words `summary` names, lowest line
+    /// first, each word taken (read and cleared) by `take`.
+    #[inline(always)]
+    fn drain_words(
+        &self,
+        mut summary: u64,
+        take: impl Fn(&AtomicU64) -> u64,
+        mut f: impl FnMut(u32),
+    ) {
         while summary != 0 {
             let first = summary.trailing_zeros() as usize * self.group;
             summary &= summary - 1;
@@ -320,11 +342,7 @@ impl IrqBitmap {
             // `enumerate().skip().take()` chain cost a sixth of a drain).
             let end = (first + self.group).min(self.words.len());
             for i in first..end {
-                let word = &self.words[i];
-                if word.load(Ordering::Relaxed) == 0 {
-                    continue;
-                }
-                let mut bits = word.swap(0, Ordering::AcqRel);
+                let mut bits = take(&self.words[i]);
                 while bits != 0 {
                     let b = bits.trailing_zeros();
                     bits &= bits - 1;
@@ -354,30 +372,23 @@ impl IrqBitmap {
     /// [`drain`](Self::drain) on the bitmap's one writer thread (see
     /// [`set_plain`](Self::set_plain)): plain loads and stores.
     #[inline]
-    pub(crate) fn drain_plain(&self, mut f: impl FnMut(u32)) {
-        let mut summary = self.summary.load(Ordering::Relaxed);
+    pub(crate) fn drain_plain(&self, f: impl FnMut(u32)) {
+        let summary = self.summary.load(Ordering::Relaxed);
         if summary == 0 {
             return;
         }
         self.summary.store(0, Ordering::Relaxed);
-        while summary != 0 {
-            let first = summary.trailing_zeros() as usize * self.group;
-            summary &= summary - 1;
-            let end = (first + self.group).min(self.words.len());
-            for i in first..end {
-                let word = &self.words[i];
-                let mut bits = word.load(Ordering::Relaxed);
-                if bits == 0 {
-                    continue;
+        self.drain_words(
+            summary,
+            |word| {
+                let bits = word.load(Ordering::Relaxed);
+                if bits != 0 {
+                    word.store(0, Ordering::Relaxed);
                 }
-                word.store(0, Ordering::Relaxed);
-                while bits != 0 {
-                    let b = bits.trailing_zeros();
-                    bits &= bits - 1;
-                    f(i as u32 * 64 + b);
-                }
-            }
-        }
+                bits
+            },
+            f,
+        );
     }
 
     /// Whether a line may be pending: one load of the summary word.
