@@ -356,3 +356,41 @@ fn proc_softirqs_text() {
         )
     );
 }
+
+/// The CPU's runner (the thread that ran its softirqs first) raises on
+/// its own CPU into a word only it writes; another thread's raise goes
+/// to the shared word. A round takes both, lowest vector first, and
+/// leaves nothing behind; a raise from another thread after the owner
+/// claimed the CPU still runs.
+#[test]
+fn the_owners_raises_and_other_threads_raises_run_in_one_round() {
+    let (s, _) = softirqs(1);
+    let s = Arc::new(s);
+    let run = |s: &Softirqs| {
+        let mut order = Vec::new();
+        s.do_softirq(0, || Instant::ZERO, || false, |nr, _| order.push(nr))
+            .unwrap();
+        order
+    };
+    // This thread becomes the owner by running the CPU's softirqs.
+    s.raise_softirq_irqoff(0, SoftirqNr::Tasklet).unwrap();
+    assert_eq!(run(&s), [SoftirqNr::Tasklet]);
+    s.raise_softirq_irqoff(0, SoftirqNr::NetRx).unwrap();
+    let other = Arc::clone(&s);
+    std::thread::spawn(move || other.raise_softirq_irqoff(0, SoftirqNr::Timer).unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(
+        s.local_softirq_pending(0).unwrap(),
+        SoftirqNr::Timer.mask() | SoftirqNr::NetRx.mask()
+    );
+    assert_eq!(run(&s), [SoftirqNr::Timer, SoftirqNr::NetRx]);
+    assert_eq!(s.local_softirq_pending(0).unwrap(), 0);
+    // Another thread raising alone.
+    let other = Arc::clone(&s);
+    std::thread::spawn(move || other.raise_softirq_irqoff(0, SoftirqNr::NetTx).unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(run(&s), [SoftirqNr::NetTx]);
+    assert!(run(&s).is_empty());
+}
