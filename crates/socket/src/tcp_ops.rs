@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use netcore::Errno;
-use parking_lot::Mutex;
 use tcp::{SkEvent, SockId, SockOpt, SockOptName, TcpContext, TcpSocket, TcpStack, TcpState};
 
 use crate::net::{InetProtosw, MsgFlags, ProtoOps, RecvMsg, SkOpt, SockType, Wakeup};
@@ -81,7 +80,9 @@ pub fn sk_event_key(event: SkEvent) -> u32 {
 /// host's `stack` and calls it. One per host, shared by its CPUs.
 pub struct TcpWakeups {
     stack: Arc<TcpStack>,
-    queue: Mutex<WakeQueue>,
+    /// A spinlock: held to push or take a few ids, as the wait queue
+    /// head's spinlock a Linux wake-up takes.
+    queue: netcore::SpinLock<WakeQueue>,
     /// Whether `queue.pending` holds anything; changed only with `queue`
     /// locked, read without it so that a flush with nothing to deliver
     /// (most of them) takes no lock.
@@ -113,7 +114,7 @@ impl TcpWakeups {
     pub fn new(stack: Arc<TcpStack>) -> TcpWakeups {
         TcpWakeups {
             stack,
-            queue: Mutex::new(WakeQueue::default()),
+            queue: netcore::SpinLock::new(WakeQueue::default()),
             queued: AtomicBool::new(false),
         }
     }

@@ -60,10 +60,10 @@ pub struct TcpSocket {
     /// The socket layer's wait queue (`sk->sk_wq`); `None` before the
     /// socket layer takes the socket (a child not yet accepted) and after
     /// it lets go. Linux reads it under RCU, not under the socket lock;
-    /// here it sits behind a lock of its own that is never held while
+    /// here it sits behind a spinlock of its own that is never held while
     /// taking another, so [`TcpStack::sk_wq`] reaches it under the socket
     /// table's lock without cloning the socket or taking its lock.
-    pub(crate) wq: Mutex<Option<Weak<dyn crate::SockWq>>>,
+    pub(crate) wq: netcore::SpinLock<Option<Weak<dyn crate::SockWq>>>,
 }
 
 impl core::fmt::Debug for TcpSocket {
@@ -84,7 +84,7 @@ impl TcpSocket {
         Arc::new(TcpSocket {
             id: tp.id,
             inner: Mutex::new(tp),
-            wq: Mutex::new(None),
+            wq: netcore::SpinLock::new(None),
         })
     }
 
