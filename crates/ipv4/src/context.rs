@@ -88,7 +88,9 @@ pub trait Ipv4Context: SoftnetContext + NfHookContext + TimerContext<Ipv4Timer> 
 /// the CPU keeps the last device instead; a transmit on it takes the
 /// entry out, uses it and puts it back (a move, not an `Arc` clone), and
 /// any change of the table (a device registered or removed, its MTU or
-/// address changed) makes it stale.
+/// address changed) makes it stale. A stale entry still holds its device
+/// until the CPU's next transmit replaces it, as a cached route holds its
+/// device (`dev_hold()`) until the route is released.
 #[derive(Default)]
 pub struct XmitDevCache {
     entry: Option<XmitDev>,

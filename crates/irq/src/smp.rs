@@ -15,11 +15,10 @@
 //! raise paths (it runs on the raising thread, possibly inside a handler).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use netcore::PcpuOwner;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use netcore::PcpuBits;
 use parking_lot::RwLock;
 
 /// The callback type the runtime registers: it receives the CPU to wake.
@@ -113,7 +112,7 @@ impl CpuWakeup {
 #[inline]
 fn mark(mask: &KickMask, cpu: usize) {
     if cpu < 64 {
-        mask.mark(1 << cpu);
+        mask.or(1 << cpu);
     }
 }
 
@@ -121,69 +120,12 @@ fn mark(mask: &KickMask, cpu: usize) {
 /// `n` for CPU `n`: set by kicks ([`CpuWakeup::set_mask`]), cleared by
 /// the runtime's loop as it looks.
 ///
-/// Two words: one the loop's own thread (its [`PcpuOwner`], the first to
-/// [`clear`](KickMask::clear)) sets with a plain load and store, as the
-/// simulation delivers every interrupt and runs every CPU from that one
-/// thread; one other threads set with a locked `or`. Linux's reschedule
-/// IPI to the current CPU is likewise no IPI at all, only a flag.
-#[derive(Debug, Default)]
-pub struct KickMask {
-    shared: AtomicU64,
-    local: AtomicU64,
-    owner: PcpuOwner,
-}
-
-impl KickMask {
-    /// A mask with `bits` set.
-    pub fn new(bits: u64) -> KickMask {
-        KickMask {
-            shared: AtomicU64::new(bits),
-            local: AtomicU64::new(0),
-            owner: PcpuOwner::new(),
-        }
-    }
-
-    /// Sets `bits`: a plain load and store on the owner's thread, a
-    /// locked `or` on any other.
-    #[inline]
-    pub fn mark(&self, bits: u64) {
-        if self.owner.is_mine() {
-            let v = self.local.load(Ordering::Relaxed);
-            if v & bits != bits {
-                self.local.store(v | bits, Ordering::Relaxed);
-            }
-        } else {
-            self.shared.fetch_or(bits, Ordering::AcqRel);
-        }
-    }
-
-    /// The bits set in either word.
-    #[inline]
-    pub fn load(&self) -> u64 {
-        self.shared.load(Ordering::Acquire) | self.local.load(Ordering::Relaxed)
-    }
-
-    /// Clears `bits` in both words; the loop that consumes the mask calls
-    /// it (the first caller becomes the owner). A word is written only
-    /// when it holds one of `bits`.
-    #[inline]
-    pub fn clear(&self, bits: u64) {
-        let v = self.local.load(Ordering::Relaxed);
-        if v & bits != 0 {
-            if self.owner.claim() {
-                self.local.store(v & !bits, Ordering::Relaxed);
-            } else {
-                self.local.fetch_and(!bits, Ordering::AcqRel);
-            }
-        } else {
-            // Claim early, so that kicks from this thread go plain.
-            self.owner.claim();
-        }
-        if self.shared.load(Ordering::Relaxed) & bits != 0 {
-            self.shared.fetch_and(!bits, Ordering::AcqRel);
-        }
-    }
-}
+/// A [`PcpuBits`]: the loop's own thread (the first to clear a bit) sets
+/// bits with a plain load and store, as the simulation delivers every
+/// interrupt and runs every CPU from that thread, the way Linux's
+/// `resched_curr()` on the current CPU only sets a flag and sends no IPI;
+/// other threads set them with a locked `or`.
+pub type KickMask = PcpuBits;
 
 impl fmt::Debug for CpuWakeup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -197,6 +139,8 @@ impl fmt::Debug for CpuWakeup {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU64;
+
     use super::*;
 
     /// A mask takes the kicks until a callback or `clear` replaces it;
@@ -228,28 +172,5 @@ mod tests {
         w.kick(2);
         assert_eq!((m.load(), other.load()), (0b1010, 1 << 2));
         assert!(format!("{w:?}").contains("true"));
-    }
-
-    /// Kicks from the thread that clears the mask go to its plain word,
-    /// others to the shared one; both are seen and both are cleared.
-    #[test]
-    fn the_clearing_thread_marks_plainly_and_others_atomically() {
-        let m = Arc::new(KickMask::new(0b1));
-        assert_eq!(m.load(), 0b1);
-        m.clear(0b1);
-        assert_eq!(m.load(), 0);
-        m.mark(0b10);
-        assert_eq!(m.local.load(Ordering::Relaxed), 0b10);
-        let m2 = Arc::clone(&m);
-        std::thread::spawn(move || m2.mark(0b100)).join().unwrap();
-        assert_eq!(m.shared.load(Ordering::Relaxed), 0b100);
-        assert_eq!(m.load(), 0b110);
-        m.clear(0b110);
-        assert_eq!(m.load(), 0);
-        // Another thread's clear takes the owner's bits with a locked and.
-        m.mark(0b1000);
-        let m3 = Arc::clone(&m);
-        std::thread::spawn(move || m3.clear(0b1000)).join().unwrap();
-        assert_eq!(m.load(), 0);
     }
 }

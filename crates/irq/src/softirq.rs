@@ -19,16 +19,16 @@
 //! The pending word of each CPU is atomic, so any thread may raise a softirq
 //! for any CPU; the actions run only on the thread that calls `do_softirq`
 //! or `run_ksoftirqd` for that CPU. That thread (the CPU's runner, the
-//! first to run its softirqs: a [`PcpuOwner`]) raises on its own CPU into
-//! a second word with a plain load and store, as Linux's
-//! `__raise_softirq_irqoff()` is a `__this_cpu_or()`; a round takes both. Actions are not registered globally
+//! first to run its softirqs) raises on its own CPU with a plain load and
+//! store ([`PcpuBits`]), as Linux's `__raise_softirq_irqoff()` is a
+//! `__this_cpu_or()`. Actions are not registered globally
 //! (`open_softirq()`): the runner passes one dispatch closure, which has
 //! `&mut` access to its CPU's own state (the softnet data, the timer wheel).
 
 use core::fmt;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
-use netcore::{Duration, Instant, PcpuOwner};
+use netcore::{Duration, Instant, PcpuBits};
 
 use crate::irqdesc::IrqError;
 use crate::smp::CpuWakeup;
@@ -149,47 +149,15 @@ impl fmt::Display for SoftirqNr {
 ///
 /// Mirrors `irq_stat[cpu].__softirq_pending` and `kstat_cpu(cpu).softirqs[]`.
 struct SoftirqCpu {
-    /// Pending vectors, one bit each (`local_softirq_pending()`), raised
-    /// by any thread but [`owner`](Self::owner).
-    pending: AtomicU32,
-    /// Vectors the owner raised on its own CPU (`raise_softirq_irqoff()`
-    /// from an IRQ handler or an action), with a plain load and store, as
-    /// Linux's `or_softirq_pending()` is a `__this_cpu_or()`. Taken with
-    /// `pending` each round.
-    local: AtomicU32,
-    /// The CPU's runner: the thread that runs its softirqs, once it has.
-    owner: PcpuOwner,
+    /// Pending vectors, one bit each (`local_softirq_pending()`). The
+    /// CPU's runner (the first thread to run its softirqs) raises on it
+    /// with a plain load and store, as Linux's `or_softirq_pending()` is a
+    /// `__this_cpu_or()`; other threads with a locked `or`.
+    pending: PcpuBits,
     /// Runs per vector (`kstat_softirqs_cpu()`).
     kstat: [AtomicU64; NR_SOFTIRQS],
     /// Times `do_softirq` handed leftovers to ksoftirqd.
     ksoftirqd_wakeups: AtomicU64,
-}
-
-impl SoftirqCpu {
-    /// Whether nothing is pending in either word.
-    #[inline]
-    fn is_idle(&self) -> bool {
-        self.pending.load(Ordering::Acquire) == 0 && self.local.load(Ordering::Relaxed) == 0
-    }
-
-    /// Takes both words for a round (`set_softirq_pending(0)`): the
-    /// owner's own with a plain load and store when the caller is the
-    /// owner (`owned`), the shared one with a swap only when a bit is set.
-    #[inline]
-    fn take(&self, owned: bool) -> u32 {
-        let mut bits = self.local.load(Ordering::Relaxed);
-        if bits != 0 {
-            if owned {
-                self.local.store(0, Ordering::Relaxed);
-            } else {
-                bits = self.local.swap(0, Ordering::AcqRel);
-            }
-        }
-        if self.pending.load(Ordering::Relaxed) != 0 {
-            bits |= self.pending.swap(0, Ordering::AcqRel);
-        }
-        bits
-    }
 }
 
 /// What one `do_softirq` or `run_ksoftirqd` call did.
@@ -278,9 +246,7 @@ impl Softirqs {
         }
         let cpus = (0..nr_cpus)
             .map(|_| SoftirqCpu {
-                pending: AtomicU32::new(0),
-                local: AtomicU32::new(0),
-                owner: PcpuOwner::new(),
+                pending: PcpuBits::new(0),
                 kstat: core::array::from_fn(|_| AtomicU64::new(0)),
                 ksoftirqd_wakeups: AtomicU64::new(0),
             })
@@ -323,7 +289,7 @@ impl Softirqs {
         let cpu = self.check_cpu(cpu)?;
         // Release: what the raiser wrote before (an skb queued for the CPU)
         // is visible to the CPU that takes the word with Acquire.
-        let prev = self.cpus[cpu].pending.fetch_or(nr.mask(), Ordering::AcqRel);
+        let prev = self.cpus[cpu].pending.or(u64::from(nr.mask()));
         if prev == 0 {
             self.wakeup.kick(cpu);
         }
@@ -346,12 +312,7 @@ impl Softirqs {
     /// `raise_softirq_irqoff` for a CPU already checked.
     pub(crate) fn raise_on_owner(&self, cpu: usize, nr: SoftirqNr) {
         if let Some(c) = self.cpus.get(cpu) {
-            if c.owner.is_mine() {
-                let v = c.local.load(Ordering::Relaxed);
-                c.local.store(v | nr.mask(), Ordering::Relaxed);
-            } else {
-                c.pending.fetch_or(nr.mask(), Ordering::AcqRel);
-            }
+            c.pending.or(u64::from(nr.mask()));
         }
     }
 
@@ -360,8 +321,8 @@ impl Softirqs {
     /// Mirrors `local_softirq_pending()`.
     #[inline]
     pub fn local_softirq_pending(&self, cpu: usize) -> Result<u32, IrqError> {
-        let c = &self.cpus[self.check_cpu(cpu)?];
-        Ok(c.pending.load(Ordering::Acquire) | c.local.load(Ordering::Relaxed))
+        // Bits past NR_SOFTIRQS are never set: raises go through SoftirqNr.
+        Ok(self.cpus[self.check_cpu(cpu)?].pending.load() as u32)
     }
 
     /// Whether ksoftirqd on `cpu` has work: softirqs are pending there.
@@ -432,10 +393,9 @@ impl Softirqs {
     ) -> SoftirqRun {
         let this = &self.cpus[cpu];
         let mut run = SoftirqRun::default();
-        if this.is_idle() {
+        if this.pending.load() == 0 {
             return run;
         }
-        let owned = this.owner.claim();
         let end = now().saturating_add(MAX_SOFTIRQ_TIME);
         let mut max_restart = MAX_SOFTIRQ_RESTART;
         let mut ctx = SoftirqContext {
@@ -445,7 +405,7 @@ impl Softirqs {
         };
         loop {
             // set_softirq_pending(0): take the whole word for this round.
-            let mut pending = this.take(owned);
+            let mut pending = this.pending.take();
             run.rounds += 1;
             while pending != 0 {
                 let nr = pending.trailing_zeros();
@@ -462,7 +422,7 @@ impl Softirqs {
                 action(nr, &mut ctx);
                 run.actions += 1;
             }
-            if this.is_idle() {
+            if this.pending.load() == 0 {
                 return run;
             }
             max_restart -= 1;

@@ -86,7 +86,7 @@ pub use page_pool::{
     GSO_MAX_SIZE, PAGE_POOL_DEFAULT_BUF_SIZE, PAGE_POOL_DEFAULT_POOL_SIZE, PageBuf, PagePool,
     PagePoolParamError, PagePoolParams, PagePoolStats, SizeClass,
 };
-pub use percpu::{PcpuOwner, PerCpuI64, PerCpuI64Cpu};
+pub use percpu::{PcpuBits, PcpuOwner, PerCpuI64, PerCpuI64Cpu};
 pub use skbuff::{
     ETH_P_ARP, ETH_P_IP, IpSummed, MAX_SKB_FRAGS, NET_SKB_PAD, PktType, SkBuff, SkbDestructor,
     SkbError, SkbGsoType,

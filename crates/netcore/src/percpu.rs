@@ -150,6 +150,96 @@ impl PcpuOwner {
     }
 }
 
+/// A word of per-CPU bits set from any thread and taken by one: a CPU's
+/// pending softirqs, the CPUs a polling runtime must look at.
+///
+/// Two words: one only the owner (a [`PcpuOwner`], claimed by the first
+/// thread that takes or clears bits: the consumer) writes, with plain
+/// loads and stores, as Linux's `__this_cpu_or()` on its own CPU needs
+/// no locked instruction; one every other thread sets with a locked
+/// `or`. Readers see the union. A take by a thread that is not the owner
+/// takes the owner's word with a locked swap too.
+#[derive(Debug, Default)]
+pub struct PcpuBits {
+    shared: AtomicU64,
+    local: AtomicU64,
+    owner: PcpuOwner,
+}
+
+impl PcpuBits {
+    /// A word with `bits` set.
+    pub const fn new(bits: u64) -> PcpuBits {
+        PcpuBits {
+            shared: AtomicU64::new(bits),
+            local: AtomicU64::new(0),
+            owner: PcpuOwner::new(),
+        }
+    }
+
+    /// Sets `bits`; returns the word written as it was before (the
+    /// owner's own on its thread, the shared one elsewhere), so a caller
+    /// that kicks the consumer when it finds nothing set kicks at least
+    /// whenever the consumer may have taken everything. Release on the
+    /// shared word: what the setter wrote before is seen by the take.
+    #[inline]
+    pub fn or(&self, bits: u64) -> u64 {
+        if self.owner.is_mine() {
+            let v = self.local.load(Ordering::Relaxed);
+            if v & bits != bits {
+                self.local.store(v | bits, Ordering::Relaxed);
+            }
+            v
+        } else {
+            self.shared.fetch_or(bits, Ordering::AcqRel)
+        }
+    }
+
+    /// The bits set in either word.
+    #[inline]
+    pub fn load(&self) -> u64 {
+        self.shared.load(Ordering::Acquire) | self.local.load(Ordering::Relaxed)
+    }
+
+    /// Takes every set bit, leaving none (`set_softirq_pending(0)` after
+    /// reading them). The caller becomes the owner if nobody is.
+    #[inline]
+    pub fn take(&self) -> u64 {
+        let mut bits = self.local.load(Ordering::Relaxed);
+        if bits != 0 {
+            if self.owner.claim() {
+                self.local.store(0, Ordering::Relaxed);
+            } else {
+                bits = self.local.swap(0, Ordering::AcqRel);
+            }
+        } else {
+            self.owner.claim();
+        }
+        if self.shared.load(Ordering::Relaxed) != 0 {
+            bits |= self.shared.swap(0, Ordering::AcqRel);
+        }
+        bits
+    }
+
+    /// Clears `bits` in both words, writing a word only when it holds one
+    /// of them. The caller becomes the owner if nobody is.
+    #[inline]
+    pub fn clear(&self, bits: u64) {
+        let v = self.local.load(Ordering::Relaxed);
+        if v & bits != 0 {
+            if self.owner.claim() {
+                self.local.store(v & !bits, Ordering::Relaxed);
+            } else {
+                self.local.fetch_and(!bits, Ordering::AcqRel);
+            }
+        } else {
+            self.owner.claim();
+        }
+        if self.shared.load(Ordering::Relaxed) & bits != 0 {
+            self.shared.fetch_and(!bits, Ordering::AcqRel);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +276,40 @@ mod tests {
         // The other thread claimed it: this one is not its owner.
         assert!(!o.claim());
         assert!(!o.is_mine());
+    }
+
+    /// The consumer's own sets go to its plain word, other threads' to
+    /// the shared one; reads see both, takes and clears empty both,
+    /// whichever thread makes them.
+    #[test]
+    fn pcpu_bits_set_by_the_owner_plainly_and_by_others_atomically() {
+        let b = std::sync::Arc::new(PcpuBits::new(0b1));
+        assert_eq!(b.load(), 0b1);
+        // The first take claims the word for this thread.
+        assert_eq!(b.take(), 0b1);
+        assert_eq!(b.or(0b10), 0);
+        assert_eq!(b.or(0b10), 0b10);
+        assert_eq!(b.local.load(Ordering::Relaxed), 0b10);
+        let b2 = std::sync::Arc::clone(&b);
+        let prev = std::thread::spawn(move || b2.or(0b100)).join().unwrap();
+        assert_eq!(prev, 0, "the shared word was empty");
+        assert_eq!(b.shared.load(Ordering::Relaxed), 0b100);
+        assert_eq!(b.load(), 0b110);
+        b.clear(0b100);
+        assert_eq!(b.load(), 0b10);
+        assert_eq!(b.take(), 0b10);
+        assert_eq!(b.load(), 0);
+        // Another thread takes and clears the owner's bits with locked
+        // instructions, losing none.
+        b.or(0b1000);
+        b.or(0b10000);
+        let b3 = std::sync::Arc::clone(&b);
+        let (took, left) = std::thread::spawn(move || {
+            b3.clear(0b10000);
+            (b3.take(), b3.load())
+        })
+        .join()
+        .unwrap();
+        assert_eq!((took, left), (0b1000, 0));
     }
 }

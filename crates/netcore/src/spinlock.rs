@@ -19,11 +19,15 @@
 //! A kernel spinlock holder cannot be preempted (`spin_lock()` disables
 //! preemption); a thread holding a [`SpinLock`] can be. A waiter therefore
 //! yields its CPU between looks (`sched_yield()`) instead of spinning
-//! tight, so a preempted holder gets to run. Use it only where Linux
-//! uses a spinlock around a few hundred instructions (a device's register
-//! file, a descriptor ring, the xmit lock, a wire); the sleeping locks of
-//! the design (the socket lock, the qdisc root lock, the FIB and
-//! neighbour tables) stay `parking_lot` mutexes.
+//! tight, so a preempted holder gets to run. Use it where the packet path
+//! takes a lock for a few hundred instructions (a device's register
+//! file, a descriptor ring, the xmit lock, a wire). Two of them are also
+//! held for longer by rare control operations, as Linux's xmit lock is
+//! by `netif_tx_lock()` callers: the device lock around every `ndo_*`
+//! call (`open` builds rings) and the igb adapter's lock (ethtool
+//! reconfigures under it); a waiter then yields until they finish. The
+//! sleeping locks of the design (the TCP socket lock, the qdisc root
+//! lock, the FIB and neighbour tables) stay `parking_lot` mutexes.
 
 /// A spinlock. Mirrors `spinlock_t` (`spin_lock()`/`spin_unlock()`).
 ///

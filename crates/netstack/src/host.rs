@@ -722,7 +722,7 @@ impl Host {
         // What ran may have left the CPU work (a softirq raised without a
         // kick) or rung a doorbell: the simulation looks again. On the
         // simulation's own thread the mark is a plain load and store.
-        self.kicked.mark(1 << cpu);
+        self.kicked.or(1 << cpu);
         Ok(r)
     }
 
@@ -730,7 +730,7 @@ impl Host {
     /// looks at each again (after code it does not see ran: an
     /// application event, a change made between runs).
     pub(crate) fn kick_all(&self) {
-        self.kicked.mark(all_cpus(self.shared.nr_cpus()));
+        self.kicked.or(all_cpus(self.shared.nr_cpus()));
     }
 
     /// Queues `work` for CPU `cpu`'s process context (it runs the next

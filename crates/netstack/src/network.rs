@@ -966,7 +966,7 @@ impl Network {
                     }
                     if stalls.iter().any(|&(x, c, _)| (x, c) == (hi, ctx.cpu)) {
                         // Looked at again when the stall ends.
-                        h.kicked.mark(bit);
+                        h.kicked.or(bit);
                         continue;
                     }
                     let s = cpu_run_in(ctx, &h.shared, &h.cpu_clock);
@@ -974,7 +974,7 @@ impl Network {
                     more |= s.did_work() || s.more;
                     busy |= s.more;
                     if s.more {
-                        h.kicked.mark(bit);
+                        h.kicked.or(bit);
                     }
                 }
                 if more {

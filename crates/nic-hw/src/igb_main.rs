@@ -1528,7 +1528,9 @@ impl NetDevice for IgbAdapter {
 
 /// A registered igb net device, shared by the driver (for `remove`) and
 /// whoever drives it (the host, a test). The lock is the device lock of
-/// `netcore::NetDevice`'s contract.
+/// `netcore::NetDevice`'s contract: a spinlock, since every transmit takes
+/// it (`ndo_start_xmit`); `open`, `stop` and ethtool hold it longer, and a
+/// transmit waiting on them yields its thread.
 pub type IgbNetdev = Arc<SpinLock<IgbAdapter>>;
 
 /// The igb PCI driver.

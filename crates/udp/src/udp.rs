@@ -80,14 +80,18 @@ pub struct UdpTable {
 /// The socket a CPU last delivered a datagram to, with the flow and the
 /// table generation it was looked up for.
 ///
-/// Linux's receive lookup takes no lock and no reference (RCU, and UDP
-/// sockets are freed after a grace period, `SOCK_RCU_FREE`). Here the
+/// Linux's receive lookup (`__udp4_lib_lookup()` from `__udp4_lib_rcv()`)
+/// takes no lock and no reference (RCU, and UDP sockets are freed after a
+/// grace period, `SOCK_RCU_FREE`). Here the
 /// table is behind a reader-writer lock and sockets are reference
 /// counted, so each CPU keeps the last result instead: a datagram of the
 /// same flow (addresses, ports, input device) on an unchanged table
 /// takes the socket out, is queued to it, and puts it back, with no
 /// lock and no reference count; any bind, connect or close makes the
 /// entry stale, so a lookup gives the same socket it would give anyway.
+/// A stale entry still holds its socket (a closed one is freed when the
+/// CPU's next datagram replaces the entry), as an RCU reader delays the
+/// free of a socket it saw.
 #[derive(Default)]
 pub struct UdpRcvCache {
     entry: Option<(UdpFlowKey, u64, Arc<UdpSock>)>,
@@ -130,11 +134,6 @@ impl UdpRcvCache {
     #[inline]
     fn put(&mut self, key: UdpFlowKey, genid: u64, sk: Arc<UdpSock>) {
         self.entry = Some((key, genid, sk));
-    }
-
-    /// Forgets the entry (the socket it holds is released).
-    pub fn clear(&mut self) {
-        self.entry = None;
     }
 }
 
