@@ -723,7 +723,7 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
     tp.rx_opt.snd_wscale = if req.wscale_ok { req.snd_wscale } else { 0 };
     tp.rx_opt.rcv_wscale = if req.wscale_ok { req.rcv_wscale } else { 0 };
     tp.rx_opt.ts_recent = req.ts_recent;
-    tp.rx_opt.ts_recent_stamp = now.as_nanos() / 1_000_000_000;
+    tp.rx_opt.ts_recent_stamp = crate::tcp_input::secs(now);
     tp.rx_opt.mss_clamp = req.mss;
     tp.rx_opt.user_mss = lp.rx_opt.user_mss;
     tp.tsoffset = req.ts_off;

@@ -474,19 +474,53 @@ impl InetHashinfo {
         }
     }
 
+    /// Hashes the connection `id` of a socket whose port `bind()` chose:
+    /// the 4-tuple must be free, or held by a TIME-WAIT socket for which
+    /// `twsk_unique` returns `Some` (that socket is taken over: the caller
+    /// deschedules it). Mirrors `__inet_check_established()` as
+    /// `__inet_hash_connect()` calls it for a bound port (`twp == NULL`).
+    ///
+    /// Errors: `EADDRNOTAVAIL` when the 4-tuple is taken.
+    pub(crate) fn check_established<T>(
+        &mut self,
+        t: FourTuple,
+        id: SockId,
+        twsk_unique: impl FnOnce(SockId) -> Option<T>,
+    ) -> Result<Option<(SockId, T)>, Errno> {
+        let tw = match self.ehash.get(&t).map(|e| e.unpack()) {
+            None => None,
+            Some(EhashEntry::TimeWait(tw)) => {
+                Some((tw, twsk_unique(tw).ok_or(Errno::AddrNotAvail)?))
+            }
+            Some(EhashEntry::Sock(_)) => return Err(Errno::AddrNotAvail),
+        };
+        if let Some((tw_id, _)) = &tw {
+            // The TIME-WAIT socket's share of the port goes with it.
+            self.unbind(*tw_id, t.lport);
+        }
+        self.ehash_changed();
+        self.ehash.insert(t, EhashSlot::pack(EhashEntry::Sock(id)));
+        Ok(tw)
+    }
+
     /// Picks a local port for `connect()` and hashes the connection.
     ///
     /// Mirrors `__inet_hash_connect()` of Linux 6.x: the search starts at
     /// `table_perturb[index] + (port_offset >> 32)` modulo the range, tries
     /// the ports of the range's low parity first in steps of two, then the
     /// other parity; a port already used by `connect()` may be shared when
-    /// the 4-tuple is unique (`__inet_check_established()`), a port bound by
-    /// `bind()` may not. On success `table_perturb[index]` moves on by the
-    /// distance searched plus a random multiple of two (`get_random_u32_below(8)`).
+    /// the 4-tuple is unique (`__inet_check_established()`: free, or held
+    /// by a TIME-WAIT socket for which `twsk_unique` returns `Some`), a port
+    /// bound by `bind()` may not. On success `table_perturb[index]` moves on
+    /// by the distance searched plus a random multiple of two
+    /// (`get_random_u32_below(8)`).
     ///
-    /// Errors: `EADDRNOTAVAIL` when every port is taken.
+    /// Returns the port, and the TIME-WAIT socket taken over (its hash
+    /// entry and port are the connection's now; the caller deschedules it)
+    /// with what `twsk_unique` said. Errors: `EADDRNOTAVAIL` when every port
+    /// is taken.
     #[allow(clippy::too_many_arguments)] // the kernel function's inputs, one by one
-    pub(crate) fn hash_connect(
+    pub(crate) fn hash_connect<T>(
         &mut self,
         id: SockId,
         laddr: Ipv4Addr,
@@ -495,7 +529,8 @@ impl InetHashinfo {
         range: (u16, u16),
         port_offset: u64,
         rand8: u32,
-    ) -> Result<u16, Errno> {
+        mut twsk_unique: impl FnMut(SockId) -> Option<T>,
+    ) -> Result<(u16, Option<(SockId, T)>), Errno> {
         if self.table_perturb.is_empty() {
             self.table_perturb = vec![0; INET_TABLE_PERTURB_SIZE];
         }
@@ -525,14 +560,26 @@ impl InetHashinfo {
                     rport,
                 };
                 let usable = match self.bhash.get(&p) {
-                    None => true,
+                    None => Some(None),
                     // Only connect()-ed owners (TIME-WAIT ones included):
-                    // the port is shared if this 4-tuple is free.
-                    Some(owners) => {
-                        owners.iter().all(|o| o.by_connect) && !self.ehash.contains_key(&t)
+                    // the port is shared if this 4-tuple is unique.
+                    Some(owners) if owners.iter().all(|o| o.by_connect) => {
+                        match self.ehash.get(&t).map(|e| e.unpack()) {
+                            None => Some(None),
+                            Some(EhashEntry::TimeWait(tw)) => {
+                                twsk_unique(tw).map(|r| Some((tw, r)))
+                            }
+                            Some(EhashEntry::Sock(_)) => None,
+                        }
                     }
+                    Some(_) => None,
                 };
-                if usable {
+                if let Some(tw) = usable {
+                    if let Some((tw_id, _)) = &tw {
+                        // inet_twsk_bind_unhash(): the port is the new
+                        // connection's; the hash entry is replaced below.
+                        self.unbind(*tw_id, p);
+                    }
                     self.bhash.entry(p).or_default().push(BindOwner {
                         id,
                         addr: laddr,
@@ -545,7 +592,7 @@ impl InetHashinfo {
                     self.ehash.insert(t, EhashSlot::pack(EhashEntry::Sock(id)));
                     let i = i.max(rand8 % 8 * step);
                     self.table_perturb[index] = self.table_perturb[index].wrapping_add(i + step);
-                    return Ok(p);
+                    return Ok((p, tw));
                 }
                 i += step;
                 port += step;
@@ -714,24 +761,87 @@ mod tests {
         assert_eq!(h.lookup_listener(A, 80), Some(SockId(1)));
     }
 
+    /// `hash_connect()` to B:`rport` from A, no TIME-WAIT socket taken over.
+    fn hc(h: &mut InetHashinfo, id: SockId, rport: u16, r: (u16, u16)) -> Result<u16, Errno> {
+        h.hash_connect(id, A, B, rport, r, 0, 0, |_| None::<()>)
+            .map(|(p, _)| p)
+    }
+
+    /// A TIME-WAIT 4-tuple that `twsk_unique` lets go is taken over with
+    /// its port, by the port search and by a bound socket alike; one it
+    /// keeps blocks the port for that peer.
+    #[test]
+    fn connect_takes_over_a_time_wait_tuple_twsk_unique_allows() {
+        let r = (1000, 1000);
+        let t = FourTuple {
+            laddr: A,
+            lport: 1000,
+            raddr: B,
+            rport: 80,
+        };
+        let time_wait = |h: &mut InetHashinfo, from: u64, tw: u64| {
+            h.rebind_time_wait(SockId(from), SockId(tw), 1000);
+            h.ehash_replace(
+                t,
+                EhashEntry::Sock(SockId(from)),
+                EhashEntry::TimeWait(SockId(tw)),
+            );
+        };
+        let mut h = InetHashinfo::new();
+        assert_eq!(hc(&mut h, SockId(1), 80, r), Ok(1000));
+        time_wait(&mut h, 1, 50);
+        // Kept: the one port of the range is taken for this peer.
+        let mut asked = Vec::new();
+        let got = h.hash_connect(SockId(2), A, B, 80, r, 0, 0, |tw| {
+            asked.push(tw);
+            None::<u32>
+        });
+        assert_eq!(got, Err(Errno::AddrNotAvail));
+        assert_eq!(asked, [SockId(50)]);
+        // Let go: the new connection holds the tuple and the port alone.
+        let got = h.hash_connect(SockId(3), A, B, 80, r, 0, 0, |_| Some(7u32));
+        assert_eq!(got, Ok((1000, Some((SockId(50), 7)))));
+        assert_eq!(h.lookup_established(&t), Some(EhashEntry::Sock(SockId(3))));
+        let owners: Vec<_> = h.bhash[&1000].iter().map(|o| o.id).collect();
+        assert_eq!(owners, [SockId(3)]);
+        // A bound socket: the same rule through check_established().
+        time_wait(&mut h, 3, 60);
+        assert_eq!(
+            h.check_established(t, SockId(4), |_| None::<()>),
+            Err(Errno::AddrNotAvail)
+        );
+        assert_eq!(
+            h.check_established(t, SockId(4), Some),
+            Ok(Some((SockId(60), SockId(60))))
+        );
+        assert_eq!(h.lookup_established(&t), Some(EhashEntry::Sock(SockId(4))));
+        // (Its port had no other owner: 4 was not bound by bind() here.)
+        assert!(!h.bhash.contains_key(&1000));
+        // A live connection on the tuple is never taken over.
+        assert_eq!(
+            h.check_established(t, SockId(5), |_| Some(())),
+            Err(Errno::AddrNotAvail)
+        );
+    }
+
     #[test]
     fn hash_connect_parity_and_sharing() {
         let mut h = InetHashinfo::new();
         let r = (32768, 60999);
         // Offset 0 from the key: first port is `low`, even parity.
-        let p1 = h.hash_connect(SockId(1), A, B, 80, r, 0, 0).unwrap();
+        let p1 = hc(&mut h, SockId(1), 80, r).unwrap();
         assert_eq!(p1, 32768);
         // The perturbation moved on by one step: next search starts at +2.
-        let p2 = h.hash_connect(SockId(2), A, B, 80, r, 0, 0).unwrap();
+        let p2 = hc(&mut h, SockId(2), 80, r).unwrap();
         assert_eq!(p2, 32770);
         // A different destination may share a port used by connect().
         h.table_perturb[0] = 0;
-        let p3 = h.hash_connect(SockId(3), A, B, 81, r, 0, 0).unwrap();
+        let p3 = hc(&mut h, SockId(3), 81, r).unwrap();
         assert_eq!(p3, 32768);
         // A port bound by bind() is skipped.
         h.table_perturb[0] = 0;
         h.bind(SockId(9), A, 32772, false, r, 0).unwrap();
-        let p4 = h.hash_connect(SockId(4), A, B, 80, r, 0, 0).unwrap();
+        let p4 = hc(&mut h, SockId(4), 80, r).unwrap();
         assert_eq!(p4, 32774);
         // A TIME-WAIT 4-tuple blocks its own port for that peer only.
         h.table_perturb[0] = 0;
@@ -744,18 +854,15 @@ mod tests {
         };
         h.ehash
             .insert(t, EhashSlot::pack(EhashEntry::TimeWait(SockId(50))));
-        let p5 = h.hash_connect(SockId(5), A, B, 80, r, 0, 0).unwrap();
+        let p5 = hc(&mut h, SockId(5), 80, r).unwrap();
         assert_ne!(p5, 32768);
         h.table_perturb[0] = 0;
-        assert_eq!(h.hash_connect(SockId(6), A, B, 82, r, 0, 0), Ok(32768));
+        assert_eq!(hc(&mut h, SockId(6), 82, r), Ok(32768));
         // A tiny range runs out, then tries the other parity.
         let mut h = InetHashinfo::new();
         let r = (1000, 1001);
-        assert_eq!(h.hash_connect(SockId(1), A, B, 80, r, 0, 0), Ok(1000));
-        assert_eq!(h.hash_connect(SockId(2), A, B, 80, r, 0, 0), Ok(1001));
-        assert_eq!(
-            h.hash_connect(SockId(3), A, B, 80, r, 0, 0),
-            Err(Errno::AddrNotAvail)
-        );
+        assert_eq!(hc(&mut h, SockId(1), 80, r), Ok(1000));
+        assert_eq!(hc(&mut h, SockId(2), 80, r), Ok(1001));
+        assert_eq!(hc(&mut h, SockId(3), 80, r), Err(Errno::AddrNotAvail));
     }
 }

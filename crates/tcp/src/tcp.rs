@@ -518,36 +518,58 @@ impl TcpStack {
         tp.dport = addr.port();
         tp.pmtu = route.mtu;
         let id = tp.id;
-        {
+        let now = ctx.now();
+        let range = port_range(ctx.sysctl());
+        let rand8 = if tp.bound { 0 } else { ctx.prandom_u32() };
+        let recycled = {
             let mut h = self.hashinfo.lock();
+            // A TIME-WAIT socket on the 4-tuple may be taken over
+            // (tcp_twsk_unique()); its table is locked inside the hash
+            // lock, the one place the two nest.
+            let bound = tp.bound;
+            let sysctl = ctx.sysctl();
+            let twsk_unique = |tw| {
+                let tws = self.tw.lock();
+                crate::tcp_minisocks::tcp_twsk_unique(tws.get(&tw)?, bound, sysctl, now)
+            };
             if tp.bound {
-                // bind() chose the port: only the 4-tuple must be free.
+                // bind() chose the port: only the 4-tuple must be unique.
                 let t = four_tuple(&tp);
-                h.ehash_insert(t, EhashEntry::Sock(id))?;
+                h.check_established(t, id, twsk_unique)?
             } else {
                 let off = secure_ipv4_port_ephemeral(&self.secrets, tp.saddr, tp.daddr, tp.dport);
-                let rand8 = ctx.prandom_u32();
-                let port = h.hash_connect(
+                let (port, recycled) = h.hash_connect(
                     id,
                     tp.saddr,
                     tp.daddr,
                     tp.dport,
-                    port_range(ctx.sysctl()),
+                    range,
                     off,
                     rand8,
+                    twsk_unique,
                 )?;
                 tp.sport = port;
                 tp.bound = true;
+                recycled
             }
-        }
+        };
+        // tcp_twsk_unique(): the connection goes on from the TIME-WAIT
+        // socket's sequence space and timestamp.
+        let reuse = recycled.map(|(tw, reuse)| {
+            crate::tcp_minisocks::inet_twsk_recycle(self, ctx, tw);
+            tp.rx_opt.ts_recent = reuse.ts_recent;
+            tp.rx_opt.ts_recent_stamp = reuse.ts_recent_stamp;
+            reuse.write_seq
+        });
         // sk_set_txhash(): every segment of the connection carries this
         // hash, so the device layer picks a queue without dissecting it.
         tp.txhash = crate::inet_connection_sock::net_tx_rndhash(ctx);
-        let now = ctx.now();
         if ctx.sysctl().get_int(Sysctl::TCP_TIMESTAMPS) != 0 {
             tp.tsoffset = secure_tcp_ts_off(&self.secrets, tp.saddr, tp.daddr);
         }
-        let iss = secure_tcp_seq(&self.secrets, tp.saddr, tp.daddr, tp.sport, tp.dport, now);
+        let iss = reuse.unwrap_or_else(|| {
+            secure_tcp_seq(&self.secrets, tp.saddr, tp.daddr, tp.sport, tp.dport, now)
+        });
         tcp_set_state(self, ctx, &mut tp, TcpState::SynSent);
         tcp_connect(ctx, &mut tp, iss)?;
         Err(Errno::InProgress)

@@ -139,9 +139,16 @@ enum AckResult {
     Drop(DropReason),
 }
 
-/// The stamp of `tcp_store_ts_recent()` is in seconds.
-fn secs(now: Instant) -> u64 {
-    now.as_nanos() / 1_000_000_000
+/// The clock of `tcp_store_ts_recent()`'s stamp (`ts_recent_stamp`), in
+/// seconds as `ktime_get_seconds()`.
+///
+/// # Deviations from Linux
+/// The simulation's clock starts at 0 where Linux's starts at boot, long
+/// before any connection: the seconds are counted from 1, so that a stamp
+/// of 0 keeps meaning "no timestamp seen" (`tcp_twsk_unique()` and the
+/// TIME-WAIT PAWS check test it) in the first second too.
+pub(crate) fn secs(now: Instant) -> u64 {
+    now.as_nanos() / 1_000_000_000 + 1
 }
 
 /// Records the peer's timestamp as the one to echo. Mirrors

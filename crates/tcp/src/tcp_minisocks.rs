@@ -42,6 +42,9 @@ pub(crate) struct InetTimewaitSock {
     pub tsoffset: u32,
     pub expires: Instant,
     pub last_oow_ack_time: crate::tcp_sock::OptInstant,
+    /// When the connection entered this state (`tw_entry_stamp`), from
+    /// which `tcp_tw_reuse_delay` counts.
+    pub entry_stamp: Instant,
 }
 
 /// What `tcp_timewait_state_process()` decided.
@@ -90,6 +93,7 @@ pub(crate) fn tcp_time_wait<C: TcpContext>(
         tsoffset: tp.tsoffset,
         expires: now + timeo,
         last_oow_ack_time: crate::tcp_sock::OptInstant::NONE,
+        entry_stamp: now,
     };
     {
         let mut h = stack.hashinfo.lock();
@@ -119,6 +123,71 @@ pub(crate) fn inet_twsk_kill<C: TcpContext>(stack: &TcpStack, ctx: &mut C, id: S
     h.unbind(id, tw.t.lport);
 }
 
+/// What a connection takes over from the TIME-WAIT socket it replaces:
+/// its first sequence number and the peer's last timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TwReuse {
+    /// `write_seq`: the old connection's `snd_nxt` + 65,537 (never 0), so
+    /// that the new sequence space starts past anything still in flight.
+    pub write_seq: u32,
+    pub ts_recent: u32,
+    pub ts_recent_stamp: u64,
+}
+
+/// Whether a connect may take over the 4-tuple of `tw`, and what it takes.
+/// `bound`: the connecting socket's port was chosen by `bind()` (Linux
+/// calls with `twp == NULL`), which may take over any TIME-WAIT socket that
+/// saw timestamps; an ephemeral port search takes over one only as
+/// `net.ipv4.tcp_tw_reuse` allows (1: always; 2, the default: when either
+/// address is a loopback one; never a FIN-WAIT-2 one) and only once
+/// `tcp_tw_reuse_delay` ms have passed since it entered TIME-WAIT.
+///
+/// Mirrors `tcp_twsk_unique()` in `net/ipv4/tcp_ipv4.c` (Linux 6.13+,
+/// with `tw_entry_stamp`). Not modelled: the `tw_bound_dev_if ==
+/// LOOPBACK_IFINDEX` case of `tcp_tw_reuse=2` (the sockets here are not
+/// bound to devices) and TCP repair.
+pub(crate) fn tcp_twsk_unique(
+    tw: &InetTimewaitSock,
+    bound: bool,
+    sysctl: &netcore::Sysctl,
+    now: Instant,
+) -> Option<TwReuse> {
+    let mut reuse = sysctl.get_int(netcore::Sysctl::TCP_TW_REUSE);
+    if tw.substate == TcpState::FinWait2 {
+        reuse = 0;
+    }
+    if reuse == 2 && !(tw.t.raddr.is_loopback() || tw.t.laddr.is_loopback()) {
+        reuse = 0;
+    }
+    let delay = sysctl.get_int(netcore::Sysctl::TCP_TW_REUSE_DELAY).max(0) as u64;
+    let ripe = now > tw.entry_stamp + Duration::from_millis(delay);
+    if tw.ts_recent_stamp == 0 || !(bound || (reuse != 0 && ripe)) {
+        return None;
+    }
+    let mut write_seq = tw.snd_nxt.wrapping_add(65535 + 2);
+    if write_seq == 0 {
+        write_seq = 1;
+    }
+    Some(TwReuse {
+        write_seq,
+        ts_recent: tw.ts_recent,
+        ts_recent_stamp: tw.ts_recent_stamp,
+    })
+}
+
+/// Takes TIME-WAIT socket `id`, whose 4-tuple a new connection now holds,
+/// off its timer and out of the TIME-WAIT table (`TWRecycled` counted).
+/// Mirrors the `inet_twsk_deschedule_put()` of `__inet_hash_connect()` /
+/// `__inet_check_established()`, which took its hash entry and port.
+pub(crate) fn inet_twsk_recycle<C: TcpContext>(stack: &TcpStack, ctx: &mut C, id: SockId) {
+    if stack.tw.lock().remove(&id).is_some() {
+        ctx.cancel_timer(TcpTimer::TimeWait(id));
+    }
+    ctx.mibs()
+        .this_cpu(ctx.cpu())
+        .inc(LinuxMib::TimeWaitRecycled);
+}
+
 /// TIME-WAIT is over. Mirrors `tw_timer_handler()` (`TW` counted).
 pub(crate) fn tw_timer_handler<C: TcpContext>(stack: &TcpStack, ctx: &mut C, id: SockId) {
     if stack.tw.lock().contains_key(&id) {
@@ -144,7 +213,7 @@ pub(crate) fn tcp_timewait_state_process<C: TcpContext>(
     seg: &TcpSeg,
 ) -> (TwVerdict, Option<InetTimewaitSock>) {
     let now = ctx.now();
-    let secs = now.as_nanos() / 1_000_000_000;
+    let secs = crate::tcp_input::secs(now);
     let mut tws = stack.tw.lock();
     let Some(tw) = tws.get_mut(&id) else {
         return (TwVerdict::Success, None);

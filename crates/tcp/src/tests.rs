@@ -1251,15 +1251,7 @@ fn time_wait_accepts_newer_syn() {
     net.close(0, &c);
     net.run_for_ms(5);
     assert_eq!(net.hosts[1].stack.time_wait_count(), 1);
-    let tw_snd_nxt = net
-        .from(1)
-        .into_iter()
-        .rev()
-        .find(|x| x.tcp.flags.contains(FIN))
-        .unwrap()
-        .tcp
-        .seq
-        .wrapping_add(1);
+    let tw_snd_nxt = fin_snd_nxt(&net, 1);
     // A new listener on the same port (SO_REUSEADDR on both), and the
     // client from the same port.
     let l2 = listener(&mut net);
@@ -2622,4 +2614,182 @@ fn lazily_cleared_timers_that_fire_change_nothing() {
     assert!(get(&mibs[0], "TCPLossProbes") + get(&mibs[0], "RetransSegs") > 0);
     assert!(get(&mibs[0], "DelayedACKs") > 0);
     assert!(get(&mibs[1], "DelayedACKs") > 0);
+}
+
+/// Host 0 connects to host 1's listener on port 80 from its only ephemeral
+/// port, exchanges a byte each way and closes first, leaving its side of
+/// the 4-tuple in TIME-WAIT. Returns the old connection's `snd_nxt` (its
+/// FIN's sequence number + 1).
+fn client_time_wait(net: &mut Net, l: &crate::TcpSocket) -> u32 {
+    let c = net.socket(0);
+    assert_eq!(net.connect(0, &c, 1, 80), Err(Errno::InProgress));
+    net.run_for_ms(10);
+    assert_eq!(c.state(), TcpState::Established);
+    assert_eq!(c.local_addr().port(), 40000);
+    let s = net.accept(1, l).unwrap();
+    net.send(0, &c, b"q").unwrap();
+    net.send(1, &s, b"a").unwrap();
+    net.run_for_ms(10);
+    let mut buf = [0u8; 2];
+    assert_eq!(net.recv(0, &c, &mut buf), Ok(1));
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(1));
+    net.close(0, &c);
+    net.run_for_ms(10);
+    net.close(1, &s);
+    net.run_for_ms(10);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+    fin_snd_nxt(net, 0)
+}
+
+/// The `snd_nxt` after host `i`'s last FIN on the wire: its sequence
+/// number + 1.
+fn fin_snd_nxt(net: &Net, i: usize) -> u32 {
+    let fin = net
+        .from(i)
+        .into_iter()
+        .rev()
+        .find(|x| x.tcp.flags.contains(FIN));
+    fin.expect("a FIN from the host").tcp.seq.wrapping_add(1)
+}
+
+/// `net.ipv4.tcp_tw_reuse`: with the ephemeral range down to one port
+/// held in TIME-WAIT, a connect to the same peer fails with EADDRNOTAVAIL
+/// under 0 and under the default 2 (the peer is not a loopback address);
+/// under 1 it takes the TIME-WAIT socket over, but only once
+/// `tcp_tw_reuse_delay` (1 s) has passed since the socket entered
+/// TIME-WAIT: the SYN starts the sequence space at the old `snd_nxt` +
+/// 65,537, `TWRecycled` counts it, and the new connection carries data.
+#[test]
+fn tcp_tw_reuse_takes_over_time_wait_after_the_delay() {
+    use crate::context::TcpContext;
+    let mut net = Net::new(2);
+    let sysctl = |net: &Net, key, v| net.hosts[0].ctx.sysctl().set_int(key, v).unwrap();
+    net.hosts[0]
+        .ctx
+        .sysctl()
+        .set("net.ipv4.ip_local_port_range", "40000 40000")
+        .unwrap();
+    let l = net.listen(1, 80, 8);
+    let snd_nxt = client_time_wait(&mut net, &l);
+    let t_tw = net.now();
+    let try_connect = |net: &mut Net| {
+        let c = net.socket(0);
+        (net.connect(0, &c, 1, 80), c)
+    };
+    for reuse in [0, 2] {
+        sysctl(&net, netcore::Sysctl::TCP_TW_REUSE, reuse);
+        net.run_until_time(t_tw + Duration::from_millis(1500));
+        assert_eq!(
+            try_connect(&mut net).0,
+            Err(Errno::AddrNotAvail),
+            "tcp_tw_reuse={reuse}"
+        );
+    }
+    assert_eq!(net.mib(0, LinuxMib::TimeWaitRecycled), 0);
+    // A fresh TIME-WAIT, then tcp_tw_reuse=1 before and after the delay.
+    net.run_for_ms(61_000);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 0);
+    sysctl(&net, netcore::Sysctl::TCP_TW_REUSE, 0);
+    let snd_nxt2 = client_time_wait(&mut net, &l);
+    assert_ne!(snd_nxt2, snd_nxt);
+    let t_tw = net.now();
+    sysctl(&net, netcore::Sysctl::TCP_TW_REUSE, 1);
+    net.run_until_time(t_tw + Duration::from_millis(900));
+    assert_eq!(
+        try_connect(&mut net).0,
+        Err(Errno::AddrNotAvail),
+        "before the delay"
+    );
+    net.run_until_time(t_tw + Duration::from_millis(1100));
+    net.log.clear();
+    let (r, c) = try_connect(&mut net);
+    assert_eq!(r, Err(Errno::InProgress));
+    assert_eq!(net.mib(0, LinuxMib::TimeWaitRecycled), 1);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 0);
+    let syn = net.log.iter().find(|x| x.is(SYN)).expect("a SYN");
+    assert_eq!(syn.tcp.seq, snd_nxt2.wrapping_add(65537));
+    assert_eq!(syn.tcp.src_port, 40000);
+    net.run_for_ms(10);
+    assert_eq!(c.state(), TcpState::Established);
+    let s = net.accept(1, &l).unwrap();
+    net.send(0, &c, b"again").unwrap();
+    net.run_for_ms(10);
+    let mut buf = [0u8; 8];
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"again");
+    // The recycled socket's timer is gone with it: nothing happens at
+    // the old TIME-WAIT's end.
+    net.run_until_time(t_tw + Duration::from_secs(61));
+    assert_eq!(c.state(), TcpState::Established);
+    assert_eq!(net.mib(0, LinuxMib::TimeWaited), 1);
+}
+
+/// A socket whose port `bind()` chose takes over its own TIME-WAIT 4-tuple
+/// at once, whatever `tcp_tw_reuse` says, as `__inet_check_established()`
+/// with no `twp` lets it when the old connection saw timestamps.
+#[test]
+fn bound_connect_takes_over_its_time_wait_tuple() {
+    use crate::context::TcpContext;
+    let mut net = Net::new(2);
+    net.hosts[0]
+        .ctx
+        .sysctl()
+        .set_int(netcore::Sysctl::TCP_TW_REUSE, 0)
+        .unwrap();
+    let l = net.listen(1, 80, 8);
+    let bound = |net: &mut Net| {
+        let c = net.socket(0);
+        net.setsockopt(0, &c, SockOpt::ReuseAddr(true)).unwrap();
+        let h = &mut net.hosts[0];
+        h.stack
+            .bind(
+                &mut h.ctx,
+                &c,
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5555),
+            )
+            .unwrap();
+        c
+    };
+    let c = bound(&mut net);
+    assert_eq!(net.connect(0, &c, 1, 80), Err(Errno::InProgress));
+    net.run_for_ms(10);
+    let s = net.accept(1, &l).unwrap();
+    net.close(0, &c);
+    net.run_for_ms(10);
+    net.close(1, &s);
+    net.run_for_ms(10);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+    let snd_nxt = fin_snd_nxt(&net, 0);
+    let c2 = bound(&mut net);
+    net.log.clear();
+    assert_eq!(net.connect(0, &c2, 1, 80), Err(Errno::InProgress));
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 0);
+    assert_eq!(net.mib(0, LinuxMib::TimeWaitRecycled), 1);
+    let syn = net.log.iter().find(|x| x.is(SYN)).expect("a SYN");
+    assert_eq!(syn.tcp.seq, snd_nxt.wrapping_add(65537));
+    net.run_for_ms(10);
+    assert_eq!(c2.state(), TcpState::Established);
+}
+
+/// A TIME-WAIT socket whose connection saw no timestamps (none were
+/// negotiated) is never taken over: without PAWS an old duplicate could
+/// land in the new connection (`tcp_twsk_unique()` needs
+/// `tw_ts_recent_stamp`).
+#[test]
+fn time_wait_without_timestamps_is_not_taken_over() {
+    use crate::context::TcpContext;
+    let mut net = Net::new(2);
+    let sysctl = net.hosts[0].ctx.sysctl();
+    sysctl
+        .set("net.ipv4.ip_local_port_range", "40000 40000")
+        .unwrap();
+    sysctl.set_int(netcore::Sysctl::TCP_TW_REUSE, 1).unwrap();
+    sysctl.set_int(netcore::Sysctl::TCP_TIMESTAMPS, 0).unwrap();
+    let l = net.listen(1, 80, 8);
+    client_time_wait(&mut net, &l);
+    net.run_for_ms(2000);
+    let c = net.socket(0);
+    assert_eq!(net.connect(0, &c, 1, 80), Err(Errno::AddrNotAvail));
+    assert_eq!(net.mib(0, LinuxMib::TimeWaitRecycled), 0);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
 }
