@@ -391,6 +391,55 @@ fn nodelay_echo_delivers_the_tail() {
     assert!(tcp(&net, "h1", TcpMib::OutSegs) - out0 >= k as u64 / 2);
 }
 
+/// Autocorking (`tcp_autocorking`, on by default): twenty 100-byte writes
+/// with `TCP_NODELAY` in one application step. The first goes out alone;
+/// the next ones wait as long as the tail's truesize stays below what the
+/// socket has in the NIC's ring (`sk_wmem_alloc`): writes 2-16 leave
+/// together when the tail outgrows the first packet (1,500 bytes, two
+/// segments), writes 17-20 once the ring frees those packets (TSQ): four
+/// segments, `TCPAutoCorking` counted once (the flag stays set). With
+/// `tcp_autocorking=0` each write is a segment until the initial
+/// congestion window (10) is full, and the last ten leave together on the
+/// first ACK: eleven segments. The receiver gets the bytes in order
+/// either way.
+#[test]
+fn autocorking_coalesces_small_writes_while_packets_wait_below_tcp() {
+    for autocork in [true, false] {
+        let mut net = pair(23, 0.0);
+        let h1 = net.host("h1").unwrap().shared();
+        h1.sysctl
+            .set("net.ipv4.tcp_autocorking", if autocork { "1" } else { "0" })
+            .unwrap();
+        let (mut c, mut s, _l) = connected(&mut net, 7002);
+        c.set_nodelay(true).unwrap();
+        net.run_for(Duration::from_millis(1)).unwrap();
+        let msg: Vec<u8> = (0..2000u64).map(bulk_pattern).collect();
+        let out0 = tcp(&net, "h1", TcpMib::OutSegs);
+        net.app("h1", || {
+            for chunk in msg.chunks(100) {
+                assert_eq!(c.write(chunk).unwrap(), 100);
+            }
+        })
+        .unwrap();
+        net.run_for(Duration::from_millis(5)).unwrap();
+        let mut got = vec![0u8; 4096];
+        let n = net.app("h2", || s.read(&mut got)).unwrap().unwrap();
+        assert_eq!(&got[..n], &msg[..], "autocork {autocork}");
+        let segs = tcp(&net, "h1", TcpMib::OutSegs) - out0;
+        let corked = net
+            .host("h1")
+            .unwrap()
+            .shared()
+            .mibs
+            .get(netcore::LinuxMib::TcpAutoCorking);
+        if autocork {
+            assert_eq!((segs, corked), (4, 1));
+        } else {
+            assert_eq!((segs, corked), (11, 0));
+        }
+    }
+}
+
 /// `netstack::TcpListener`/`TcpStream`, shaped like `std::net`'s, over a
 /// host's socket layer: connect, accept, both ways, refusal as an errno.
 #[test]

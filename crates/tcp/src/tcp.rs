@@ -695,8 +695,7 @@ impl TcpStack {
             // wait_for_space: SOCK_NOSPACE, and what was copied is pushed.
             tp.nospace = true;
             if copied > 0 {
-                tcp_mark_push(&mut tp);
-                tcp_push_pending_frames(ctx, &mut tp, TCP_NAGLE_PUSH);
+                tcp_push(ctx, &mut tp, false, TCP_NAGLE_PUSH, skb_goal);
             }
         }
         if copied == 0 {
@@ -711,16 +710,14 @@ impl TcpStack {
             }
             return Err(Errno::Again);
         }
-        // tcp_push(): mark PSH unless MSG_MORE, or when forced.
-        if !flags.contains(MsgFlags::MORE) || forced_push(&tp) {
-            tcp_mark_push(&mut tp);
-        }
-        let nonagle = if flags.contains(MsgFlags::MORE) {
-            TCP_NAGLE_CORK
-        } else {
-            tp_nonagle(&tp)
-        };
-        tcp_push_pending_frames(ctx, &mut tp, nonagle);
+        let nonagle = tp_nonagle(&tp);
+        tcp_push(
+            ctx,
+            &mut tp,
+            flags.contains(MsgFlags::MORE),
+            nonagle,
+            skb_goal,
+        );
         Ok(copied)
     }
 
@@ -1316,6 +1313,62 @@ fn write_skb_len(tp: &TcpSock) -> u32 {
 /// push. Mirrors `forced_push()`.
 fn forced_push(tp: &TcpSock) -> bool {
     after(tp.write_seq, tp.pushed_seq.wrapping_add(tp.max_window >> 1))
+}
+
+/// Ends a write: marks the unsent tail PSH unless `more` (`MSG_MORE`) or
+/// when a push is forced, then sends what Nagle (`nonagle`, or cork with
+/// `more`) lets go — unless autocorking holds the tail back.
+///
+/// Autocorking (`tcp_should_autocork()`, `net.ipv4.tcp_autocorking`): a
+/// tail smaller than `size_goal` (the skb Linux would fill) waits while
+/// data is in flight and some of this socket's packets are still below
+/// TCP (in a qdisc or a device ring, `sk_wmem_alloc` above the tail's
+/// truesize): `TSQF_THROTTLED` is set (`TCPAutoCorking` counted when it
+/// was not), so the free of those packets (`tcp_wfree()`) runs TSQ's
+/// `tcp_write_xmit()`, which sends the tail grown by the writes made in
+/// the meantime. Mirrors `tcp_push()`.
+fn tcp_push<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, more: bool, nonagle: u8, size_goal: u32) {
+    let skb_len = write_skb_len(tp);
+    if skb_len == 0 {
+        return;
+    }
+    if !more || forced_push(tp) {
+        tcp_mark_push(tp);
+    }
+    let truesize = write_skb_truesize(tp);
+    if skb_len < size_goal
+        && ctx.sysctl().get_int(Sysctl::TCP_AUTOCORKING) != 0
+        && tp.packets_out > 0
+        && crate::tcp_pacing::sk_wmem_alloc(tp) > truesize
+    {
+        if crate::tcp_pacing::tsq_throttle(tp) {
+            ctx.mibs()
+                .this_cpu(ctx.cpu())
+                .inc(netcore::LinuxMib::TcpAutoCorking);
+        }
+        // A free below TCP may have come before the flag was set.
+        if crate::tcp_pacing::sk_wmem_alloc(tp) > truesize {
+            return;
+        }
+    }
+    let nonagle = if more { TCP_NAGLE_CORK } else { nonagle };
+    tcp_push_pending_frames(ctx, tp, nonagle);
+}
+
+/// The truesize of the skb Linux would be filling: the unsent write-queue
+/// entries from `write_skb_seq` on.
+fn write_skb_truesize(tp: &TcpSock) -> usize {
+    let start = if after(tp.write_skb_seq, tp.snd_nxt) {
+        tp.write_skb_seq
+    } else {
+        tp.snd_nxt
+    };
+    tp.write_queue
+        .iter()
+        .rev()
+        .take_while(|e| after(e.end_seq, start))
+        .map(|e| e.skb.truesize())
+        .sum()
 }
 
 /// Marks the unsent tail segment PSH. Mirrors `tcp_mark_push()`.

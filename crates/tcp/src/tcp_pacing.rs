@@ -16,6 +16,8 @@
 //!                    TCP ≤ max(2 skbs, ~1 ms at the pacing rate)) ─► transmit:
 //!                    skb->tstamp = tcp_wstamp_ns (EDT), owner = the socket (tcp_wfree)
 //!                    ─► tcp_update_skb_after_send: tcp_wstamp_ns += len / rate
+//!  tcp_push ─► autocorking: a small tail waits while packets are below TCP
+//!                    (TSQF_THROTTLED set, counted TCPAutoCorking)
 //!  qdisc (fq) holds the skb until its tstamp; the device frees it ─► tcp_wfree:
 //!                    TSQF_THROTTLED ─► TsqList ─► kick (the host's TASKLET softirq)
 //!                    ─► TcpStack::tcp_tsq_workfn ─► tcp_tsq_write ─► tcp_write_xmit
@@ -389,6 +391,29 @@ pub(crate) fn tcp_skb_set_owner_w<C: TcpContext>(ctx: &C, tp: &mut TcpSock, skb:
     skb.orphan();
     tsq.wmem_alloc.fetch_add(skb.truesize(), Ordering::AcqRel);
     skb.set_destructor(tsq as Arc<dyn SkbDestructor>);
+}
+
+/// `sk_wmem_alloc` as Linux reads it: the bytes (truesize) of this
+/// socket's skbs below TCP, plus the 1 the socket's own reference adds to
+/// the counter.
+pub(crate) fn sk_wmem_alloc(tp: &TcpSock) -> usize {
+    let below = tp
+        .pacing
+        .as_ref()
+        .and_then(|p| p.tsq.as_ref())
+        .map_or(0, |t| t.wmem_alloc.load(Ordering::Acquire));
+    below + 1
+}
+
+/// Sets `TSQF_THROTTLED`, so that the next free below TCP runs the TSQ
+/// work for the socket; returns whether the flag was clear (the
+/// `test_bit()` + `set_bit()` of `tcp_push()`). Does nothing without TSQ.
+pub(crate) fn tsq_throttle(tp: &TcpSock) -> bool {
+    let Some(t) = tp.pacing.as_ref().and_then(|p| p.tsq.as_ref()) else {
+        return false;
+    };
+    t.flags.load(Ordering::Acquire) & TSQF_THROTTLED == 0
+        && t.flags.fetch_or(TSQF_THROTTLED, Ordering::AcqRel) & TSQF_THROTTLED == 0
 }
 
 /// TCP Small Queues: whether sending an skb of `truesize` must wait
