@@ -732,7 +732,7 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
     tp.advmss = req.advmss;
     tp.snd_wnd = u32::from(seg.window) << tp.rx_opt.snd_wscale;
     tp.max_window = tp.snd_wnd;
-    tcp_sync_mss(&mut tp, req.pmtu);
+    tcp_sync_mss(&mut tp, req.pmtu, ctx.sysctl());
     crate::tcp_input::tcp_initialize_rcv_mss(&mut tp);
     tp.set_rto(TCP_TIMEOUT_INIT);
     if req.num_retrans == 0 {

@@ -1391,7 +1391,8 @@ pub(crate) fn tcp_cleanup_rbuf<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, cop
         if unacked > u32::from(tp.ack.rcv_mss)
             || (copied > 0
                 && (tp.ack.pending & ICSK_ACK_PUSHED2 != 0
-                    || (tp.ack.pending & ICSK_ACK_PUSHED != 0 && tp.ack.pingpong == 0))
+                    || (tp.ack.pending & ICSK_ACK_PUSHED != 0
+                        && !tp.ack.in_pingpong_mode(ctx.sysctl())))
                 && tp.rmem_alloc == 0)
         {
             time_to_ack = true;

@@ -1311,7 +1311,7 @@ fn tcp_ack<C: TcpContext>(
                 if nwin > tp.max_window {
                     tp.max_window = nwin;
                     let pmtu = tp.pmtu;
-                    tcp_sync_mss(tp, pmtu);
+                    tcp_sync_mss(tp, pmtu, ctx.sysctl());
                 }
             }
         }
@@ -2071,7 +2071,7 @@ fn tcp_fin<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
     match tp.state {
         TcpState::SynRecv | TcpState::Established => {
             tcp_set_state(stack, ctx, tp, TcpState::CloseWait);
-            tp.ack.pingpong = 1;
+            tp.ack.enter_pingpong_mode(ctx.sysctl());
         }
         TcpState::FinWait1 => {
             tcp_send_ack(ctx, tp);
@@ -2683,7 +2683,7 @@ pub(crate) fn tcp_ack_snd_check<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
         w >= tp.rcv_wnd
     };
     if full
-        || tcp_in_quickack_mode(tp)
+        || tcp_in_quickack_mode(tp, ctx.sysctl())
         || tp.ack.pending & ICSK_ACK_NOW != 0
         || !tp.ofo_queue.is_empty()
     {
@@ -2768,7 +2768,7 @@ fn tcp_rcv_synsent_state_process<C: TcpContext>(
             tcp_store_ts_recent(tp, now);
         }
         let pmtu = tp.pmtu;
-        tcp_sync_mss(tp, pmtu);
+        tcp_sync_mss(tp, pmtu, ctx.sysctl());
         tcp_initialize_rcv_mss(tp);
         tp.copied_seq = tp.rcv_nxt;
         tcp_finish_connect(stack, ctx, tp);
@@ -2797,7 +2797,7 @@ fn tcp_rcv_synsent_state_process<C: TcpContext>(
         tp.snd_wl1 = seg.seq;
         tp.max_window = tp.snd_wnd;
         let pmtu = tp.pmtu;
-        tcp_sync_mss(tp, pmtu);
+        tcp_sync_mss(tp, pmtu, ctx.sysctl());
         tcp_initialize_rcv_mss(tp);
         // tcp_send_synack(): the SYN again, now with ACK.
         if let Some(s) = tp.write_queue.front_mut() {

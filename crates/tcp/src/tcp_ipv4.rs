@@ -397,7 +397,7 @@ pub fn tcp_v4_err<C: TcpContext>(
         TcpIcmpError::FragNeeded(mtu) => {
             let mtu = u32::from(mtu).max(68);
             if mtu < tp.pmtu {
-                crate::tcp_output::tcp_sync_mss(&mut tp, mtu);
+                crate::tcp_output::tcp_sync_mss(&mut tp, mtu, ctx.sysctl());
                 crate::tcp_output::tcp_xmit_retransmit_queue(ctx, &mut tp);
             }
         }

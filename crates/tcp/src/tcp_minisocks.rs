@@ -62,7 +62,9 @@ pub(crate) enum TwVerdict {
 
 /// Moves a full socket to TIME-WAIT (or FIN-WAIT-2) as a mini socket that
 /// takes over its hash entry and port for `timeo` (`TCP_TIMEWAIT_LEN` for
-/// TIME-WAIT), then finishes the full socket. Mirrors `tcp_time_wait()` +
+/// TIME-WAIT), then finishes the full socket. With `tcp_max_tw_buckets`
+/// mini sockets already alive the connection closes without one
+/// (`TCPTimeWaitOverflow`). Mirrors `tcp_time_wait()` +
 /// `inet_twsk_hashdance()`.
 pub(crate) fn tcp_time_wait<C: TcpContext>(
     stack: &TcpStack,
@@ -77,6 +79,20 @@ pub(crate) fn tcp_time_wait<C: TcpContext>(
     } else {
         timeo
     };
+    // inet_twsk_alloc(): no mini socket past tcp_max_tw_buckets (counting
+    // the FIN-WAIT-2 ones); the connection is simply closed.
+    let max_tw = ctx
+        .sysctl()
+        .get_int(netcore::Sysctl::TCP_MAX_TW_BUCKETS)
+        .max(0) as usize;
+    if stack.tw.lock().len() >= max_tw {
+        ctx.mibs()
+            .this_cpu(ctx.cpu())
+            .inc(LinuxMib::TcpTimeWaitOverflow);
+        tracing::debug!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, "TCP: time wait bucket table overflow");
+        tcp_done_hashed(stack, ctx, tp, true);
+        return;
+    }
     let id = stack.alloc_id();
     let t = four_tuple(tp);
     let tw = InetTimewaitSock {
@@ -203,7 +219,8 @@ fn reschedule<C: TcpContext>(ctx: &mut C, tw: &mut InetTimewaitSock, timeo: Dura
 
 /// Handles a segment for a mini socket. Mirrors
 /// `tcp_timewait_state_process()`: in FIN-WAIT-2 a FIN moves it to
-/// TIME-WAIT (ACKed); in TIME-WAIT an in-window RST kills it (RFC 1337 off),
+/// TIME-WAIT (ACKed); in TIME-WAIT an in-window RST kills it (unless
+/// `tcp_rfc1337`, which ignores it),
 /// a bare ACK restarts the 60 s, an out-of-window segment is ACKed (rate
 /// limited, `TCPACKSkippedTimeWait`), and a newer SYN may reopen.
 pub(crate) fn tcp_timewait_state_process<C: TcpContext>(
@@ -251,12 +268,15 @@ pub(crate) fn tcp_timewait_state_process<C: TcpContext>(
             TwVerdict::Ack
         }
     } else if !paws_reject && seg.seq == tw.rcv_nxt && (seg.seq == seg.end_seq || rst) {
-        if rst {
+        if !rst {
+            reschedule(ctx, tw, TCP_TIMEWAIT_LEN);
+        } else if ctx.sysctl().get_int(netcore::Sysctl::TCP_RFC1337) == 0 {
+            // TIME-WAIT assassination (RFC 1337's hazard H2), allowed
+            // unless tcp_rfc1337: then the RST is ignored.
             drop(tws);
             inet_twsk_kill(stack, ctx, id);
             return (TwVerdict::Success, None);
         }
-        reschedule(ctx, tw, TCP_TIMEWAIT_LEN);
         if saw_ts {
             tw.ts_recent = tsval;
             tw.ts_recent_stamp = secs;

@@ -53,11 +53,14 @@ pub(crate) fn tcp_header_len(tp: &TcpSock) -> u16 {
 }
 
 /// Converts a path MTU to an MSS: `__tcp_mtu_to_mss()` minus the
-/// timestamp option (`tcp_mtu_to_mss()`).
-pub(crate) fn tcp_mtu_to_mss(tp: &TcpSock, pmtu: u32) -> u16 {
+/// timestamp option (`tcp_mtu_to_mss()`). The peer's MSS clamps it, and
+/// `tcp_min_snd_mss` (48) bounds it from below, so that a tiny MSS option
+/// cannot make the stack cut data into thousands of segments.
+pub(crate) fn tcp_mtu_to_mss(tp: &TcpSock, pmtu: u32, sysctl: &netcore::Sysctl) -> u16 {
     let mut mss = pmtu.saturating_sub(40).min(u32::from(u16::MAX)) as u16;
     mss = mss.min(tp.rx_opt.mss_clamp);
-    mss = mss.max(48);
+    let min_snd_mss = sysctl.get_int(netcore::Sysctl::TCP_MIN_SND_MSS);
+    mss = mss.max(u16::try_from(min_snd_mss).unwrap_or(48));
     mss - (tcp_header_len(tp) - 20)
 }
 
@@ -77,8 +80,8 @@ fn tcp_bound_to_half_wnd(tp: &TcpSock, pktsize: u32) -> u32 {
 }
 
 /// Recomputes `mss_cache` for a path MTU. Mirrors `tcp_sync_mss()`.
-pub(crate) fn tcp_sync_mss(tp: &mut TcpSock, pmtu: u32) -> u16 {
-    let mss = tcp_mtu_to_mss(tp, pmtu);
+pub(crate) fn tcp_sync_mss(tp: &mut TcpSock, pmtu: u32, sysctl: &netcore::Sysctl) -> u16 {
+    let mss = tcp_mtu_to_mss(tp, pmtu, sysctl);
     let mss = tcp_bound_to_half_wnd(tp, u32::from(mss)) as u16;
     tp.pmtu = pmtu;
     tp.mss_cache = mss;
@@ -734,11 +737,12 @@ pub(crate) fn tcp_send_delayed_ack<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock)
     let now = ctx.now();
     let mut ato = tp.ack.ato();
     if ato > TCP_DELACK_MIN {
-        let mut max_ato = if tp.ack.pingpong > 0 || tp.ack.pending & ICSK_ACK_PUSHED != 0 {
-            TCP_DELACK_MAX
-        } else {
-            Duration::from_millis(500)
-        };
+        let mut max_ato =
+            if tp.ack.in_pingpong_mode(ctx.sysctl()) || tp.ack.pending & ICSK_ACK_PUSHED != 0 {
+                TCP_DELACK_MAX
+            } else {
+                Duration::from_millis(500)
+            };
         if tp.srtt_us != 0 {
             let rtt = Duration::from_micros(u64::from(tp.srtt_us >> 3)).max(TCP_DELACK_MIN);
             max_ato = max_ato.min(rtt);
@@ -1578,7 +1582,7 @@ pub(crate) fn tcp_connect<C: TcpContext>(
     }
     tp.max_window = 0;
     let pmtu = tp.pmtu;
-    tcp_sync_mss(tp, pmtu);
+    tcp_sync_mss(tp, pmtu, &sysctl);
     tp.ack.rcv_mss = tp.advmss.clamp(
         crate::tcp_sock::TCP_MIN_MSS,
         crate::tcp_sock::TCP_MSS_DEFAULT,
@@ -1662,8 +1666,8 @@ pub(crate) fn tcp_enter_quickack_mode(tp: &mut TcpSock, max: u8) {
 }
 
 /// Whether an ACK should go out at once. Mirrors `tcp_in_quickack_mode()`.
-pub(crate) fn tcp_in_quickack_mode(tp: &TcpSock) -> bool {
-    tp.ack.quick > 0 && tp.ack.pingpong == 0
+pub(crate) fn tcp_in_quickack_mode(tp: &TcpSock, sysctl: &netcore::Sysctl) -> bool {
+    tp.ack.quick > 0 && !tp.ack.in_pingpong_mode(sysctl)
 }
 
 /// The bound on quick ACKs (`TCP_MAX_QUICKACKS`), re-exported for input.

@@ -347,6 +347,20 @@ impl IcskAck {
     pub fn set_ato(&mut self, ato: Duration) {
         self.ato_ns = u64::try_from(ato.as_nanos()).unwrap_or(u64::MAX);
     }
+
+    /// Whether the connection is interactive: at least
+    /// `tcp_pingpong_thresh` replies went out within the ATO of the data
+    /// they answered. Mirrors `inet_csk_in_pingpong_mode()`.
+    pub fn in_pingpong_mode(&self, sysctl: &netcore::Sysctl) -> bool {
+        i64::from(self.pingpong) >= sysctl.get_int(netcore::Sysctl::TCP_PINGPONG_THRESH)
+    }
+
+    /// Marks the connection interactive at once (the peer's FIN). Mirrors
+    /// `inet_csk_enter_pingpong_mode()`.
+    pub fn enter_pingpong_mode(&mut self, sysctl: &netcore::Sysctl) {
+        let thresh = sysctl.get_int(netcore::Sysctl::TCP_PINGPONG_THRESH);
+        self.pingpong = u8::try_from(thresh.max(0)).unwrap_or(u8::MAX);
+    }
 }
 
 /// Socket options set by the user (`SO_*`, `TCP_*`): the flags, kept

@@ -512,11 +512,11 @@ pub(crate) fn tcp_delack_timer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     }
     tp.ack.pending &= !ICSK_ACK_TIMER;
     if tp.ack.pending & ICSK_ACK_SCHED != 0 {
-        if tp.ack.pingpong == 0 {
-            tp.ack.set_ato((tp.ack.ato() * 2).min(tp.rto()));
-        } else {
+        if tp.ack.in_pingpong_mode(ctx.sysctl()) {
             tp.ack.pingpong = 0;
             tp.ack.set_ato(TCP_ATO_MIN);
+        } else {
+            tp.ack.set_ato((tp.ack.ato() * 2).min(tp.rto()));
         }
         tcp_send_ack(ctx, tp);
         ctx.mibs().this_cpu(ctx.cpu()).inc(LinuxMib::DelayedAcks);

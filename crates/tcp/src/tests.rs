@@ -2793,3 +2793,161 @@ fn time_wait_without_timestamps_is_not_taken_over() {
     assert_eq!(net.mib(0, LinuxMib::TimeWaitRecycled), 0);
     assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
 }
+
+/// `tcp_rfc1337`: an in-window RST kills a TIME-WAIT socket by default
+/// ("TIME-WAIT assassination"); with the knob set it is ignored and the
+/// socket lasts its 60 s.
+#[test]
+fn rfc1337_keeps_time_wait_through_a_reset() {
+    use crate::context::TcpContext;
+    for rfc1337 in [0, 1] {
+        let (mut net, c, s) = pair();
+        net.hosts[0]
+            .ctx
+            .sysctl()
+            .set_int(netcore::Sysctl::TCP_RFC1337, rfc1337)
+            .unwrap();
+        let cl = c.local_addr();
+        net.close(0, &c);
+        net.run_for_ms(5);
+        net.close(1, &s);
+        net.run_for_ms(5);
+        assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+        let rst = TcpRepr {
+            src_port: 80,
+            dst_port: cl.port(),
+            seq: fin_snd_nxt(&net, 1),
+            ack: 0,
+            flags: RST,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+            payload_len: 0,
+        };
+        net.inject(net.addr(1), 0, &rst, &[]);
+        net.run_for_ms(5);
+        let left = net.hosts[0].stack.time_wait_count();
+        assert_eq!(left, rfc1337 as usize, "tcp_rfc1337={rfc1337}");
+        net.run_for_ms(60_000);
+        assert_eq!(net.hosts[0].stack.time_wait_count(), 0);
+    }
+}
+
+/// `tcp_max_tw_buckets`: once that many mini sockets live, a closing
+/// connection gets none (`TCPTimeWaitOverflow`) and its port is free at
+/// once.
+#[test]
+fn time_wait_overflow_closes_without_a_mini_socket() {
+    use crate::context::TcpContext;
+    let mut net = Net::new(2);
+    let sysctl = net.hosts[0].ctx.sysctl();
+    sysctl
+        .set_int(netcore::Sysctl::TCP_MAX_TW_BUCKETS, 1)
+        .unwrap();
+    sysctl
+        .set("net.ipv4.ip_local_port_range", "40000 40001")
+        .unwrap();
+    let l = net.listen(1, 80, 8);
+    client_time_wait(&mut net, &l);
+    assert_eq!(net.mib(0, LinuxMib::TcpTimeWaitOverflow), 0);
+    // The second connection takes the other port and closes the same way.
+    let c = net.socket(0);
+    assert_eq!(net.connect(0, &c, 1, 80), Err(Errno::InProgress));
+    net.run_for_ms(10);
+    let s = net.accept(1, &l).unwrap();
+    let port = c.local_addr().port();
+    assert_eq!(port, 40001);
+    net.close(0, &c);
+    net.run_for_ms(10);
+    net.close(1, &s);
+    net.run_for_ms(10);
+    assert_eq!(net.mib(0, LinuxMib::TcpTimeWaitOverflow), 1);
+    assert_eq!(net.hosts[0].stack.time_wait_count(), 1);
+    assert_eq!(net.hosts[0].stack.socket_count(), 0);
+    // Its port is free again: a third connect gets it.
+    let c = net.socket(0);
+    assert_eq!(net.connect(0, &c, 1, 80), Err(Errno::InProgress));
+    assert_eq!(c.local_addr().port(), 40001);
+}
+
+/// `tcp_pingpong_thresh`: one reply within the ATO makes the connection
+/// interactive under the default 1, and its next data is ACKed late
+/// (delayed ACK, no quick ACK); under 3 it is still ACKed at once.
+#[test]
+fn pingpong_threshold_decides_when_acks_are_delayed() {
+    use crate::context::TcpContext;
+    for thresh in [1, 3] {
+        let mut net = Net::new(2);
+        net.hosts[1]
+            .ctx
+            .sysctl()
+            .set_int(netcore::Sysctl::TCP_PINGPONG_THRESH, thresh)
+            .unwrap();
+        let (c, s) = net.connect_pair(80);
+        let mut buf = [0u8; 100];
+        net.send(0, &c, &[1; 100]).unwrap();
+        net.run_for_ms(5);
+        assert_eq!(net.recv(1, &s, &mut buf), Ok(100));
+        net.send(1, &s, &[2; 100]).unwrap();
+        net.run_for_ms(5);
+        assert_eq!(net.recv(0, &c, &mut buf), Ok(100));
+        net.log.clear();
+        let t1 = net.now();
+        net.send(0, &c, &[3; 100]).unwrap();
+        net.run_for_ms(100);
+        let data = net.from(0).into_iter().find(|x| x.len() == 100).cloned();
+        let end = data.expect("the data").tcp.seq.wrapping_add(100);
+        let ack = net.from(1).into_iter().find(|x| x.tcp.ack == end).cloned();
+        let late = ack.expect("an ACK of the data").at - t1;
+        if thresh == 1 {
+            assert!(late >= Duration::from_millis(40), "ACKed after {late:?}");
+        } else {
+            assert_eq!(late, Duration::from_millis(1), "thresh {thresh}");
+        }
+    }
+}
+
+/// `tcp_min_snd_mss`: a peer announcing an MSS of 10 gets segments of
+/// 48 bytes (the default), or of what the knob says; never of 10.
+#[test]
+fn min_snd_mss_bounds_a_tiny_peer_mss() {
+    use crate::context::TcpContext;
+    for (min, want) in [(None, 48usize), (Some(100), 100)] {
+        let mut net = Net::new(2);
+        if let Some(m) = min {
+            net.hosts[1]
+                .ctx
+                .sysctl()
+                .set_int(netcore::Sysctl::TCP_MIN_SND_MSS, m)
+                .unwrap();
+        }
+        let l = net.listen(1, 80, 8);
+        let peer = Ipv4Addr::new(198, 18, 0, 99);
+        let mk = |seq: u32, ack: u32, flags: TcpFlags, mss: Option<u16>| TcpRepr {
+            src_port: 5000,
+            dst_port: 80,
+            seq,
+            ack,
+            flags,
+            window: 65535,
+            urgent: 0,
+            options: TcpOptions {
+                mss,
+                ..TcpOptions::default()
+            },
+            payload_len: 0,
+        };
+        net.inject(peer, 1, &mk(1000, 0, SYN, Some(10)), &[]);
+        net.run_for_ms(1);
+        let sa = net.from(1).into_iter().find(|x| x.is(SYN | ACK)).cloned();
+        let isn = sa.expect("a SYN-ACK").tcp.seq;
+        net.inject(peer, 1, &mk(1001, isn.wrapping_add(1), ACK, None), &[]);
+        net.run_for_ms(1);
+        let s = net.accept(1, &l).unwrap();
+        net.log.clear();
+        net.send(1, &s, &[9; 300]).unwrap();
+        net.run_for_ms(1);
+        let first = net.from(1).into_iter().find(|x| !x.is_empty()).cloned();
+        assert_eq!(first.expect("data").len(), want, "tcp_min_snd_mss {min:?}");
+    }
+}
