@@ -18,6 +18,11 @@
 //! (`tcp_congestion_control`) sit behind a read-write lock.
 //!
 //! # Deviations from Linux
+//! - Some keys are accepted but change nothing, because what they tune is
+//!   not built here (busy polling, RFS, ECN, Fast Open, SACK compression,
+//!   PLPMTUD, ICMP redirects, …) or is obsolete in Linux too
+//!   (`tcp_adv_win_scale`, `ipfrag_low_thresh`); the crate's README lists
+//!   them with the reason for each.
 //! - Values Linux computes from the machine's memory at boot are fixed
 //!   here to those of a 4-CPU host with 8 GiB of RAM: `tcp_mem`, `udp_mem`
 //!   (`nr_free_buffer_pages()`), `tcp_max_tw_buckets`, `tcp_max_orphans`
