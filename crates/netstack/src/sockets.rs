@@ -107,7 +107,7 @@ impl Transports {
         });
         let layer = SocketLayer::new(host);
         layer.inet_register_protosw(Arc::new(UdpProtosw));
-        let tcp = crate::tcp::HostTcp::new(seed);
+        let tcp = crate::tcp::HostTcp::new(seed, sysctl);
         layer.inet_register_protosw(Arc::new(tcp.protosw()));
         Transports {
             udp: UdpTable::new(secret),

@@ -62,8 +62,9 @@ pub struct HostTcp {
 
 impl HostTcp {
     /// A host's TCP seeded with `seed` (ISNs, ephemeral ports).
-    pub(crate) fn new(seed: u64) -> HostTcp {
+    pub(crate) fn new(seed: u64, sysctl: &netcore::Sysctl) -> HostTcp {
         let stack = Arc::new(TcpStack::new(seed ^ 0x7463_7073_7461_636b));
+        stack.set_sysctl(sysctl.clone());
         HostTcp {
             wakeups: Arc::new(TcpWakeups::new(Arc::clone(&stack))),
             stack,

@@ -51,6 +51,8 @@ pub const TCP_LINGER2: i32 = 8;
 pub const TCP_WINDOW_CLAMP: i32 = 10;
 /// `TCP_USER_TIMEOUT`.
 pub const TCP_USER_TIMEOUT: i32 = 18;
+/// `TCP_NOTSENT_LOWAT`.
+pub const TCP_NOTSENT_LOWAT: i32 = 25;
 
 /// The poll key a TCP wake-up carries to the socket's wait queue.
 ///
@@ -426,7 +428,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
     /// Mirrors `do_tcp_setsockopt()` for the `SOL_TCP` options TCP keeps
     /// (`TCP_NODELAY`, `TCP_MAXSEG`, `TCP_CORK`, `TCP_KEEPIDLE`,
     /// `TCP_KEEPINTVL`, `TCP_KEEPCNT`, `TCP_SYNCNT`, `TCP_LINGER2`,
-    /// `TCP_WINDOW_CLAMP`, `TCP_USER_TIMEOUT`): an `int`, `EINVAL` when
+    /// `TCP_WINDOW_CLAMP`, `TCP_USER_TIMEOUT`, `TCP_NOTSENT_LOWAT`): an `int`, `EINVAL` when
     /// shorter or out of the option's range.
     fn setsockopt(
         &self,
@@ -458,6 +460,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             TCP_SYNCNT => SockOpt::SynCnt(v),
             TCP_WINDOW_CLAMP => SockOpt::WindowClamp(v),
             TCP_USER_TIMEOUT => SockOpt::UserTimeout(v),
+            TCP_NOTSENT_LOWAT => SockOpt::NotsentLowat(v),
             _ => return Err(Errno::NoProtoOpt),
         };
         self.call(|| self.host.stack.setsockopt(ctx, &self.sk, o))
@@ -484,6 +487,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             TCP_SYNCNT => SockOptName::SynCnt,
             TCP_LINGER2 => SockOptName::Linger2,
             TCP_USER_TIMEOUT => SockOptName::UserTimeout,
+            TCP_NOTSENT_LOWAT => SockOptName::NotsentLowat,
             _ => return Err(Errno::NoProtoOpt),
         };
         let v = self.host.stack.getsockopt(ctx, &self.sk, name)?;

@@ -218,6 +218,9 @@ pub enum SockOpt {
     SynCnt(u32),
     /// `TCP_USER_TIMEOUT` in ms.
     UserTimeout(u32),
+    /// `TCP_NOTSENT_LOWAT` in bytes (0: the sysctl's): writes stop, and
+    /// `EPOLLOUT` clears, while that many bytes are queued unsent.
+    NotsentLowat(u32),
     /// `TCP_WINDOW_CLAMP`.
     WindowClamp(u32),
     /// `TCP_LINGER2` in seconds: how long an orphaned connection stays in
@@ -258,6 +261,8 @@ pub enum SockOptName {
     SynCnt,
     /// `TCP_USER_TIMEOUT`.
     UserTimeout,
+    /// `TCP_NOTSENT_LOWAT` (0 when unset).
+    NotsentLowat,
     /// `TCP_LINGER2`: -1 when disabled, else the FIN-WAIT-2 lifetime in
     /// seconds (`tcp_fin_timeout` when unset).
     Linger2,
@@ -313,6 +318,9 @@ pub struct TcpStack {
     pub(crate) mem: Arc<crate::tcp_mem::TcpMemory>,
     /// Sockets TSQ held back whose skbs were freed (`tsq_work`).
     pub(crate) tsq: Arc<crate::TsqList>,
+    /// The host's sysctls, for what TCP reads without a context (`poll`);
+    /// see [`TcpStack::set_sysctl`].
+    sysctl: std::sync::OnceLock<Sysctl>,
 }
 
 impl core::fmt::Debug for TcpStack {
@@ -338,7 +346,15 @@ impl TcpStack {
             challenge: Mutex::new((u64::MAX, 0)),
             mem: Arc::new(crate::tcp_mem::TcpMemory::new()),
             tsq: Arc::new(crate::TsqList::default()),
+            sysctl: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Gives TCP the host's sysctl registry for what it reads outside a
+    /// [`TcpContext`]: `poll()`'s `tcp_notsent_lowat`. Set once (later
+    /// calls are ignored); until set, `poll()` knows no unsent-bytes mark.
+    pub fn set_sysctl(&self, sysctl: Sysctl) {
+        let _ = self.sysctl.set(sysctl);
     }
 
     /// The host's TCP memory: pages charged against `net.ipv4.tcp_mem`
@@ -981,7 +997,16 @@ impl TcpStack {
             SockOpt::SndBuf(v) => {
                 tp.sndbuf = (v.min(SYSCTL_MEM_MAX) * 2).max(SOCK_MIN_SNDBUF);
                 tp.opts.sndbuf_locked = true;
-                if tp.nospace && tp.sk_stream_wspace() >= tp.wmem_queued / 2 {
+                if tp.nospace && tp.sk_stream_is_writeable(Some(ctx.sysctl())) {
+                    tp.nospace = false;
+                    ctx.sk_wake(tp.id, SkEvent::WriteSpace);
+                }
+            }
+            SockOpt::NotsentLowat(v) => {
+                // do_tcp_setsockopt(): the mark moves, and a writer it
+                // now lets go is woken (sk->sk_write_space()).
+                tp.opts_ext.notsent_lowat = v;
+                if tp.nospace && tp.sk_stream_is_writeable(Some(ctx.sysctl())) {
                     tp.nospace = false;
                     ctx.sk_wake(tp.id, SkEvent::WriteSpace);
                 }
@@ -1149,6 +1174,7 @@ impl TcpStack {
                     .unwrap_or(s.get_int(Sysctl::TCP_SYN_RETRIES) as u8),
             ),
             SockOptName::UserTimeout => i64::from(tp.opts_ext.user_timeout),
+            SockOptName::NotsentLowat => i64::from(tp.opts_ext.notsent_lowat),
             SockOptName::Linger2 => match tp.opts_ext.linger2 {
                 0 => s.get_int(Sysctl::TCP_FIN_TIMEOUT),
                 v => i64::from(v),
@@ -1185,9 +1211,7 @@ impl TcpStack {
             if tp.rcv_queued_bytes() > 0 {
                 mask |= PollMask::IN | PollMask::RDNORM;
             }
-            if tp.shutdown & SEND_SHUTDOWN != 0
-                || tp.sk_stream_wspace() >= tp.wmem_queued / 2 && tp.sk_stream_memory_free()
-            {
+            if tp.shutdown & SEND_SHUTDOWN != 0 || tp.sk_stream_is_writeable(self.sysctl.get()) {
                 mask |= PollMask::OUT | PollMask::WRNORM;
             }
         }

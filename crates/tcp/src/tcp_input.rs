@@ -2704,7 +2704,7 @@ pub(crate) fn tcp_data_snd_check<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     if tp.nospace && tcp_should_expand_sndbuf(tp) {
         tcp_sndbuf_expand(ctx.sysctl(), tp);
     }
-    if tp.nospace && tp.sk_stream_wspace() >= tp.wmem_queued / 2 {
+    if tp.nospace && tp.sk_stream_is_writeable(Some(ctx.sysctl())) {
         tp.nospace = false;
         if !tp.dead {
             ctx.sk_wake(tp.id, SkEvent::WriteSpace);

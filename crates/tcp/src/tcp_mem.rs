@@ -811,7 +811,10 @@ mod tests {
             sent_b > 0 && sent_b <= 4096,
             "second writer queued {sent_b}"
         );
-        assert!(b.lock().sk_stream_memory_free(), "refused with buffer room");
+        assert!(
+            b.lock().sk_stream_memory_free(u32::MAX, 0),
+            "refused with buffer room"
+        );
         // Past tcp_mem[2] only the forced tcp_wmem[0] was added (the first
         // writer may have gone past it while filling an skb beyond its
         // SO_SNDBUF, which Linux grants too).

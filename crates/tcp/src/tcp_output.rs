@@ -795,7 +795,8 @@ pub(crate) fn tcp_queue_chunk<C: TcpContext>(
         // new_segment: the send buffer is checked once per skb
         // (sk_stream_memory_free()), so an skb being filled may take the
         // queue past sk_sndbuf as in Linux.
-        if !tp.sk_stream_memory_free() {
+        let lowat = tp.tcp_notsent_lowat(Some(ctx.sysctl()));
+        if !tp.sk_stream_memory_free(lowat, 0) {
             return Ok(None);
         }
         // tcp_skb_entail() → tcp_slow_start_after_idle_check()

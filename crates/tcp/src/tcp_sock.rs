@@ -394,6 +394,9 @@ pub(crate) struct SockOptsExt {
     /// FIN-WAIT-2 (reset at once).
     pub linger2: i32,
     pub window_clamp: u32,
+    /// `TCP_NOTSENT_LOWAT` (`tp->notsent_lowat`) in bytes; 0: the
+    /// sysctl's.
+    pub notsent_lowat: u32,
 }
 
 impl ColdState for SockOptsExt {
@@ -406,6 +409,7 @@ impl ColdState for SockOptsExt {
         user_timeout: 0,
         linger2: 0,
         window_clamp: 0,
+        notsent_lowat: 0,
     };
     fn fresh() -> Self {
         *Self::EMPTY
@@ -1090,9 +1094,37 @@ impl TcpSock {
         self.sndbuf.saturating_sub(self.wmem_queued)
     }
 
-    /// Whether writing is allowed by the buffer (`sk_stream_memory_free()`).
-    pub fn sk_stream_memory_free(&self) -> bool {
-        self.wmem_queued < self.sndbuf
+    /// Whether writing is allowed (`__sk_stream_memory_free()`): room in
+    /// the send buffer, and fewer unsent bytes than `notsent_lowat`
+    /// (`tcp_stream_memory_free()`), doubled when `wake` is 1 (a writer is
+    /// woken only once they fall below half the mark).
+    pub fn sk_stream_memory_free(&self, notsent_lowat: u32, wake: u32) -> bool {
+        if self.wmem_queued >= self.sndbuf {
+            return false;
+        }
+        let notsent = u64::from(self.write_seq.wrapping_sub(self.snd_nxt));
+        (notsent << wake) < u64::from(notsent_lowat)
+    }
+
+    /// The unsent-bytes mark: `TCP_NOTSENT_LOWAT`, else
+    /// `net.ipv4.tcp_notsent_lowat` (by default `UINT_MAX`: no mark; also
+    /// when no registry is at hand). Mirrors `tcp_notsent_lowat()`.
+    pub fn tcp_notsent_lowat(&self, sysctl: Option<&netcore::Sysctl>) -> u32 {
+        match (self.opts_ext.notsent_lowat, sysctl) {
+            (0, Some(s)) => {
+                u32::try_from(s.get_int(netcore::Sysctl::TCP_NOTSENT_LOWAT)).unwrap_or(u32::MAX)
+            }
+            (0, None) => u32::MAX,
+            (v, _) => v,
+        }
+    }
+
+    /// Whether the socket is writable for poll and for a writer waiting
+    /// for room: `__sk_stream_is_writeable(sk, 1)`, free space at least
+    /// half of what is queued and the unsent bytes below half the mark.
+    pub fn sk_stream_is_writeable(&self, sysctl: Option<&netcore::Sysctl>) -> bool {
+        self.sk_stream_wspace() >= self.wmem_queued / 2
+            && self.sk_stream_memory_free(self.tcp_notsent_lowat(sysctl), 1)
     }
 
     /// A rough count of the heap this socket holds beyond its struct.

@@ -2951,3 +2951,66 @@ fn min_snd_mss_bounds_a_tiny_peer_mss() {
         assert_eq!(first.expect("data").len(), want, "tcp_min_snd_mss {min:?}");
     }
 }
+
+/// `TCP_NOTSENT_LOWAT` (or `net.ipv4.tcp_notsent_lowat`): a write stops
+/// once a new skb would start with the mark's worth of bytes unsent, where
+/// without a mark the send buffer alone bounds it; `EPOLLOUT` stays clear
+/// until the unsent bytes fall below half the mark, and then the waiting
+/// writer is woken. `getsockopt` reads the option back.
+#[test]
+fn notsent_lowat_bounds_unsent_bytes_and_wakes_the_writer() {
+    use crate::context::TcpContext;
+    const LOWAT: u32 = 16_384;
+    for mark in ["none", "sockopt", "sysctl"] {
+        let (mut net, c, s) = pair();
+        net.setsockopt(0, &c, SockOpt::SndBuf(4 << 20)).unwrap();
+        match mark {
+            "sockopt" => net.setsockopt(0, &c, SockOpt::NotsentLowat(LOWAT)).unwrap(),
+            "sysctl" => net.hosts[0]
+                .ctx
+                .sysctl()
+                .set_int(netcore::Sysctl::TCP_NOTSENT_LOWAT, i64::from(LOWAT))
+                .unwrap(),
+            _ => {}
+        }
+        let h = &net.hosts[0];
+        let opt = h.stack.getsockopt(&h.ctx, &c, SockOptName::NotsentLowat);
+        assert_eq!(
+            opt,
+            Ok(if mark == "sockopt" {
+                i64::from(LOWAT)
+            } else {
+                0
+            })
+        );
+        let big = vec![3u8; 1_000_000];
+        let n = net.send(0, &c, &big).unwrap();
+        if mark == "none" {
+            // SO_SNDBUF is capped at wmem_max (212992) and doubled.
+            assert!(n > 300_000, "{mark}: {n}");
+            continue;
+        }
+        assert!(n < 100_000, "{mark}: {n}");
+        let unsent = |c: &crate::TcpSocket| {
+            let tp = c.lock();
+            tp.write_seq.wrapping_sub(tp.snd_nxt)
+        };
+        assert!(unsent(&c) >= LOWAT / 2, "{mark}: {} unsent", unsent(&c));
+        assert!(!net.hosts[0].stack.poll(&c).contains(PollMask::OUT));
+        net.hosts[0].ctx.events.clear();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0;
+        let ok = net.run_until(Duration::from_secs(5), |net| {
+            got += net.recv(1, &s, &mut buf).unwrap_or(0);
+            net.hosts[0].stack.poll(&c).contains(PollMask::OUT)
+        });
+        assert!(ok, "{mark}: never writable again");
+        assert!(unsent(&c) < LOWAT / 2, "{mark}: {} unsent", unsent(&c));
+        assert!(
+            net.hosts[0]
+                .ctx
+                .take_event(c.id(), crate::SkEvent::WriteSpace),
+            "{mark}: the writer was not woken"
+        );
+    }
+}

@@ -460,6 +460,7 @@ impl Net {
                 let addr = Ipv4Addr::new(198, 18, 0, i as u8 + 1);
                 let stack = TcpStack::new(seed.wrapping_mul(31).wrapping_add(i as u64));
                 let mut ctx = FakeTcpCtx::new(addr, seed ^ (i as u64 + 100), pool.clone());
+                stack.set_sysctl(ctx.sysctl.clone());
                 ctx.tsq = Some(std::sync::Arc::clone(stack.tsq_list()));
                 Host { stack, ctx }
             })
