@@ -53,6 +53,8 @@ pub const TCP_WINDOW_CLAMP: i32 = 10;
 pub const TCP_USER_TIMEOUT: i32 = 18;
 /// `TCP_NOTSENT_LOWAT`.
 pub const TCP_NOTSENT_LOWAT: i32 = 25;
+/// `TCP_RTO_MAX_MS`.
+pub const TCP_RTO_MAX_MS: i32 = 44;
 
 /// The poll key a TCP wake-up carries to the socket's wait queue.
 ///
@@ -428,7 +430,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
     /// Mirrors `do_tcp_setsockopt()` for the `SOL_TCP` options TCP keeps
     /// (`TCP_NODELAY`, `TCP_MAXSEG`, `TCP_CORK`, `TCP_KEEPIDLE`,
     /// `TCP_KEEPINTVL`, `TCP_KEEPCNT`, `TCP_SYNCNT`, `TCP_LINGER2`,
-    /// `TCP_WINDOW_CLAMP`, `TCP_USER_TIMEOUT`, `TCP_NOTSENT_LOWAT`): an `int`, `EINVAL` when
+    /// `TCP_WINDOW_CLAMP`, `TCP_USER_TIMEOUT`, `TCP_NOTSENT_LOWAT`, `TCP_RTO_MAX_MS`): an `int`, `EINVAL` when
     /// shorter or out of the option's range.
     fn setsockopt(
         &self,
@@ -461,6 +463,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             TCP_WINDOW_CLAMP => SockOpt::WindowClamp(v),
             TCP_USER_TIMEOUT => SockOpt::UserTimeout(v),
             TCP_NOTSENT_LOWAT => SockOpt::NotsentLowat(v),
+            TCP_RTO_MAX_MS => SockOpt::RtoMaxMs(v),
             _ => return Err(Errno::NoProtoOpt),
         };
         self.call(|| self.host.stack.setsockopt(ctx, &self.sk, o))
@@ -488,6 +491,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             TCP_LINGER2 => SockOptName::Linger2,
             TCP_USER_TIMEOUT => SockOptName::UserTimeout,
             TCP_NOTSENT_LOWAT => SockOptName::NotsentLowat,
+            TCP_RTO_MAX_MS => SockOptName::RtoMaxMs,
             _ => return Err(Errno::NoProtoOpt),
         };
         let v = self.host.stack.getsockopt(ctx, &self.sk, name)?;

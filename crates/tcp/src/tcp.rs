@@ -221,6 +221,9 @@ pub enum SockOpt {
     /// `TCP_NOTSENT_LOWAT` in bytes (0: the sysctl's): writes stop, and
     /// `EPOLLOUT` clears, while that many bytes are queued unsent.
     NotsentLowat(u32),
+    /// `TCP_RTO_MAX_MS` (1000..=120000): the socket's largest RTO and
+    /// probe interval.
+    RtoMaxMs(u32),
     /// `TCP_WINDOW_CLAMP`.
     WindowClamp(u32),
     /// `TCP_LINGER2` in seconds: how long an orphaned connection stays in
@@ -263,6 +266,8 @@ pub enum SockOptName {
     UserTimeout,
     /// `TCP_NOTSENT_LOWAT` (0 when unset).
     NotsentLowat,
+    /// `TCP_RTO_MAX_MS`: the socket's largest RTO in ms.
+    RtoMaxMs,
     /// `TCP_LINGER2`: -1 when disabled, else the FIN-WAIT-2 lifetime in
     /// seconds (`tcp_fin_timeout` when unset).
     Linger2,
@@ -416,12 +421,18 @@ impl TcpStack {
         let ca = self
             .congestion
             .default_for(&sysctl.get_str(Sysctl::TCP_CONGESTION_CONTROL));
-        let tp = TcpSock::new(
+        let mut tp = TcpSock::new(
             self.alloc_id(),
             sysctl.tcp_wmem()[1] as u32,
             sysctl.tcp_rmem()[1] as u32,
             ca,
         );
+        // tcp_init_sock(): icsk_rto_max from tcp_rto_max_ms, kept out of
+        // line unless it differs from TCP_RTO_MAX.
+        let rto_max_ms = sysctl.get_int(Sysctl::TCP_RTO_MAX_MS);
+        if u128::try_from(rto_max_ms).ok() != Some(crate::tcp_sock::TCP_RTO_MAX.as_millis()) {
+            tp.opts_ext.rto_max_ms = u32::try_from(rto_max_ms).unwrap_or(0);
+        }
         let sk = TcpSocket::new(tp);
         self.insert(sk.clone());
         sk
@@ -1002,6 +1013,13 @@ impl TcpStack {
                     ctx.sk_wake(tp.id, SkEvent::WriteSpace);
                 }
             }
+            SockOpt::RtoMaxMs(v) => {
+                // do_tcp_setsockopt(): 1 s .. TCP_RTO_MAX_SEC.
+                if !(1000..=120_000).contains(&v) {
+                    return Err(Errno::Inval);
+                }
+                tp.opts_ext.rto_max_ms = v;
+            }
             SockOpt::NotsentLowat(v) => {
                 // do_tcp_setsockopt(): the mark moves, and a writer it
                 // now lets go is woken (sk->sk_write_space()).
@@ -1175,6 +1193,7 @@ impl TcpStack {
             ),
             SockOptName::UserTimeout => i64::from(tp.opts_ext.user_timeout),
             SockOptName::NotsentLowat => i64::from(tp.opts_ext.notsent_lowat),
+            SockOptName::RtoMaxMs => tp.rto_max().as_millis() as i64,
             SockOptName::Linger2 => match tp.opts_ext.linger2 {
                 0 => s.get_int(Sysctl::TCP_FIN_TIMEOUT),
                 v => i64::from(v),

@@ -56,8 +56,8 @@ use crate::tcp_output::{
 use crate::tcp_rate::{RateSample, tcp_rate_gen, tcp_rate_skb_delivered, tcp_update_rtt_min};
 use crate::tcp_sock::{
     ICSK_ACK_NOW, ICSK_ACK_PUSHED, ICSK_ACK_SCHED, RCV_SHUTDOWN, RxSkb, SEND_SHUTDOWN, TCP_ATO_MIN,
-    TCP_RTO_MAX, TCP_TIMEWAIT_LEN, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED,
-    TCPCB_SACKED_RETRANS, TcpSock, TcpState, after, before, between,
+    TCP_TIMEWAIT_LEN, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS,
+    TcpSock, TcpState, after, before, between,
 };
 use crate::tcp_timer::{TcpTimer, inet_csk_reset_keepalive_timer, inet_csk_reset_xmit_timer};
 
@@ -412,7 +412,7 @@ fn tcp_reset_check(tp: &TcpSock, seg: &TcpSeg) -> bool {
 /// Mirrors `tcp_rtt_estimator()` + `tcp_set_rto()` (RFC 6298 with Linux's
 /// `mdev_max` smoothing and `tcp_rto_min_us`).
 pub(crate) fn tcp_rtt_estimator<C: TcpContext>(ctx: &C, tp: &mut TcpSock, mrtt_us: i64) {
-    const RTO_MAX_US: u64 = TCP_RTO_MAX.as_micros() as u64;
+    let rto_max_us = u64::try_from(tp.rto_max().as_micros()).unwrap_or(u64::MAX);
     let rto_min_us = ctx.sysctl().get_int(Sysctl::TCP_RTO_MIN_US).max(1) as u32;
     let mut m = mrtt_us.max(1);
     let mut srtt = i64::from(tp.srtt_us);
@@ -453,8 +453,9 @@ pub(crate) fn tcp_rtt_estimator<C: TcpContext>(ctx: &C, tp: &mut TcpSock, mrtt_u
     }
     tp.srtt_us = srtt.max(1) as u32;
     tp.cwnd.srtt_us = tp.srtt_us;
-    // __tcp_set_rto() bounded by TCP_RTO_MAX, in whole µs.
-    let rto_us = (u64::from(tp.srtt_us >> 3) + u64::from(tp.rttvar_us)).min(RTO_MAX_US);
+    // __tcp_set_rto() bounded by tcp_rto_max() (tcp_bound_rto()), in
+    // whole µs.
+    let rto_us = (u64::from(tp.srtt_us >> 3) + u64::from(tp.rttvar_us)).min(rto_max_us);
     tp.set_rto_us(rto_us as u32);
 }
 
@@ -1471,9 +1472,10 @@ fn tcp_ack_probe<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     let wnd_end = tp.snd_una.wrapping_add(tp.snd_wnd);
     if after(head.end_seq, wnd_end) {
         let when = (crate::tcp_output::tcp_probe0_base(tp) * (1u32 << tp.backoff.min(20)))
-            .min(TCP_RTO_MAX);
+            .min(tp.rto_max());
         let id = tp.id;
-        inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Probe0(id), when, TCP_RTO_MAX);
+        let max = tp.rto_max();
+        inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Probe0(id), when, max);
     } else {
         tp.backoff = 0;
         tp.probes_out = 0;
@@ -1764,7 +1766,8 @@ fn tcp_check_sack_reneging<C: TcpContext>(
         let delay =
             Duration::from_micros(u64::from(tp.srtt_us >> 4)).max(Duration::from_millis(10));
         let id = tp.id;
-        inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), delay, TCP_RTO_MAX);
+        let max = tp.rto_max();
+        inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), delay, max);
         *ack_flag &= !FLAG_SET_XMIT_TIMER;
         return true;
     }

@@ -20,9 +20,9 @@ use wire::{TcpFlags, TcpOptions, TcpRepr, TcpSackBlock};
 use crate::context::TcpContext;
 use crate::tcp_sock::{
     ICSK_ACK_PUSHED, ICSK_ACK_SCHED, ICSK_ACK_TIMER, MAX_TCP_HEADER, TCP_ATO_MIN, TCP_DELACK_MAX,
-    TCP_DELACK_MIN, TCP_MAX_QUICKACKS, TCP_MAX_WSCALE, TCP_RTO_MAX, TCP_SKB_OVERHEAD,
-    TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpChrono, TcpSock,
-    TcpState, TxSkb, after, before,
+    TCP_DELACK_MIN, TCP_MAX_QUICKACKS, TCP_MAX_WSCALE, TCP_SKB_OVERHEAD, TCPCB_EVER_RETRANS,
+    TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpChrono, TcpSock, TcpState, TxSkb,
+    after, before,
 };
 use crate::tcp_timer::{
     TcpTimer, icsk_pending_is, inet_csk_reset_xmit_timer, tcp_reset_xmit_timer,
@@ -1312,7 +1312,8 @@ pub(crate) fn tcp_check_probe_timer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock
         && !icsk_pending_is(tp, TcpTimer::Retransmit(tp.id))
     {
         let when = tcp_probe0_base(tp);
-        inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Probe0(tp.id), when, TCP_RTO_MAX);
+        let max = tp.rto_max();
+        inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Probe0(tp.id), when, max);
     }
 }
 

@@ -25,7 +25,7 @@ use netcore::{Duration, LinuxMib, Sysctl};
 use crate::context::TcpContext;
 use crate::tcp_cong::TcpCaState;
 use crate::tcp_output::{TCP_NAGLE_OFF, tcp_retransmit_skb_core, tcp_write_xmit};
-use crate::tcp_sock::{TCP_RTO_MAX, TCP_RTO_MIN, TCP_TIMEOUT_INIT, TcpSock, after, before};
+use crate::tcp_sock::{TCP_RTO_MIN, TCP_TIMEOUT_INIT, TcpSock, after, before};
 use crate::tcp_timer::{
     TcpTimer, icsk_pending_is, inet_csk_clear_rto_timers, inet_csk_clear_xmit_timer,
     inet_csk_reset_xmit_timer,
@@ -72,7 +72,8 @@ pub(crate) fn tcp_rearm_rto_from<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, f
         rto = delta.max(Duration::from_micros(1));
     }
     let id = tp.id;
-    inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), rto, TCP_RTO_MAX);
+    let max = tp.rto_max();
+    inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), rto, max);
 }
 
 /// How far in the future the RTO of the head is. Mirrors
@@ -124,7 +125,8 @@ pub(crate) fn tcp_schedule_loss_probe<C: TcpContext>(
         timeout = timeout.min(d);
     }
     let id = tp.id;
-    inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::LossProbe(id), timeout, TCP_RTO_MAX);
+    let max = tp.rto_max();
+    inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::LossProbe(id), timeout, max);
     true
 }
 

@@ -397,6 +397,9 @@ pub(crate) struct SockOptsExt {
     /// `TCP_NOTSENT_LOWAT` (`tp->notsent_lowat`) in bytes; 0: the
     /// sysctl's.
     pub notsent_lowat: u32,
+    /// `icsk_rto_max` in ms (`TCP_RTO_MAX_MS`, else `tcp_rto_max_ms` when
+    /// the socket was created); 0: `TCP_RTO_MAX`.
+    pub rto_max_ms: u32,
 }
 
 impl ColdState for SockOptsExt {
@@ -410,6 +413,7 @@ impl ColdState for SockOptsExt {
         linger2: 0,
         window_clamp: 0,
         notsent_lowat: 0,
+        rto_max_ms: 0,
     };
     fn fresh() -> Self {
         *Self::EMPTY
@@ -1087,6 +1091,16 @@ impl TcpSock {
             self.rcv_nxt
         };
         end.wrapping_sub(self.copied_seq)
+    }
+
+    /// The largest RTO and probe interval of this socket (`icsk_rto_max`:
+    /// `TCP_RTO_MAX_MS`, else `net.ipv4.tcp_rto_max_ms` when the socket
+    /// was created, by default `TCP_RTO_MAX`). Mirrors `tcp_rto_max()`.
+    pub fn rto_max(&self) -> Duration {
+        match self.opts_ext.rto_max_ms {
+            0 => TCP_RTO_MAX,
+            ms => Duration::from_millis(u64::from(ms)),
+        }
     }
 
     /// Free space in the send buffer: `sk_stream_wspace()`.

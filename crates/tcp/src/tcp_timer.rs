@@ -26,8 +26,8 @@ use crate::tcp_output::{
     tcp_probe0_base, tcp_retransmit_skb, tcp_send_ack, tcp_send_active_reset, tcp_write_wakeup,
 };
 use crate::tcp_sock::{
-    ICSK_ACK_SCHED, ICSK_ACK_TIMER, SockId, TCP_ATO_MIN, TCP_RTO_MAX, TCP_RTO_MIN,
-    TCP_TIMEOUT_INIT, TCP_TIMEWAIT_LEN, TcpSock, TcpState,
+    ICSK_ACK_SCHED, ICSK_ACK_TIMER, SockId, TCP_ATO_MIN, TCP_RTO_MIN, TCP_TIMEOUT_INIT,
+    TCP_TIMEWAIT_LEN, TcpSock, TcpState,
 };
 
 /// A TCP timer of one socket.
@@ -240,15 +240,16 @@ pub(crate) fn icsk_timer_fired(tp: &mut TcpSock, timer: TcpTimer) -> bool {
     }
 }
 
-/// Arms the retransmit/probe timer with `TCP_RTO_MAX` as the cap. Mirrors
-/// `tcp_reset_xmit_timer()`.
+/// Arms the retransmit/probe timer with the socket's `tcp_rto_max()` as
+/// the cap. Mirrors `tcp_reset_xmit_timer()`.
 pub(crate) fn tcp_reset_xmit_timer<C: TcpContext>(
     ctx: &mut C,
     tp: &mut TcpSock,
     what: TcpTimer,
     when: Duration,
 ) {
-    inet_csk_reset_xmit_timer(ctx, tp, what, when, TCP_RTO_MAX);
+    let max = tp.rto_max();
+    inet_csk_reset_xmit_timer(ctx, tp, what, when, max);
 }
 
 /// Stops every timer of a socket. Mirrors `inet_csk_clear_xmit_timers()` +
@@ -307,7 +308,7 @@ pub(crate) fn retransmits_timed_out(
             TCP_RTO_MIN
         }
         .as_millis() as u64;
-        let rto_max = TCP_RTO_MAX.as_millis() as u64;
+        let rto_max = tp.rto_max().as_millis() as u64;
         let thresh = (rto_max / rto_base).ilog2();
         let boundary = u64::from(boundary);
         let thresh = u64::from(thresh);
@@ -345,7 +346,7 @@ fn tcp_write_timeout<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpS
     } else {
         let mut retry_until = sysctl.get_int(Sysctl::TCP_RETRIES2) as u32;
         if tp.dead {
-            let alive = tp.rto() < TCP_RTO_MAX;
+            let alive = tp.rto() < tp.rto_max();
             let mut r = sysctl.get_int(Sysctl::TCP_ORPHAN_RETRIES) as u32;
             if r == 0 && alive {
                 r = 8;
@@ -383,7 +384,7 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
     if tp.snd_wnd == 0 && !tp.dead && !matches!(tp.state, TcpState::SynSent | TcpState::SynRecv) {
         // The receiver shrank its window: retransmissions act as probes
         // and never time the connection out while it answers.
-        if now.saturating_duration_since(tp.rcv_tstamp) > TCP_RTO_MAX {
+        if now.saturating_duration_since(tp.rcv_tstamp) > tp.rto_max() {
             tcp_write_err(stack, ctx, tp);
             return;
         }
@@ -421,7 +422,7 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
                 tp,
                 TcpTimer::Retransmit(id),
                 Duration::from_millis(500),
-                TCP_RTO_MAX,
+                tp.rto_max(),
             );
             return;
         }
@@ -429,7 +430,7 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
     let linear = ctx.sysctl().get_int(Sysctl::TCP_SYN_LINEAR_TIMEOUTS) as u32;
     if tp.state != TcpState::SynSent || u32::from(tp.syn_retries_done) > linear {
         tp.backoff = tp.backoff.saturating_add(1);
-        tp.set_rto((tp.rto() * 2).min(TCP_RTO_MAX));
+        tp.set_rto((tp.rto() * 2).min(tp.rto_max()));
     }
     let mut when = tp.rto();
     if tp.opts_ext.user_timeout != 0
@@ -441,7 +442,8 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
         when = when.min(remaining.max(Duration::from_millis(1)));
     }
     let id = tp.id;
-    inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), when, TCP_RTO_MAX);
+    let max = tp.rto_max();
+    inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), when, max);
 }
 
 /// The zero-window probe timer fired. Mirrors `tcp_probe_timer()` and
@@ -457,7 +459,7 @@ pub(crate) fn tcp_probe_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: 
     let sysctl = ctx.sysctl();
     let mut max_probes = sysctl.get_int(Sysctl::TCP_RETRIES2) as u32;
     if tp.dead {
-        let alive = tcp_probe0_base(tp) * (1u32 << tp.backoff.min(16)) < TCP_RTO_MAX;
+        let alive = tcp_probe0_base(tp) * (1u32 << tp.backoff.min(16)) < tp.rto_max();
         let mut r = sysctl.get_int(Sysctl::TCP_ORPHAN_RETRIES) as u32;
         if r == 0 && alive {
             r = 8;
@@ -496,7 +498,7 @@ pub(crate) fn tcp_send_probe0<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     if tp.backoff < retries2 {
         tp.backoff += 1;
     }
-    let when = (tcp_probe0_base(tp) * (1u32 << tp.backoff.min(20))).min(TCP_RTO_MAX);
+    let when = (tcp_probe0_base(tp) * (1u32 << tp.backoff.min(20))).min(tp.rto_max());
     let id = tp.id;
     tcp_reset_xmit_timer(ctx, tp, TcpTimer::Probe0(id), when);
 }

@@ -3014,3 +3014,52 @@ fn notsent_lowat_bounds_unsent_bytes_and_wakes_the_writer() {
         );
     }
 }
+
+/// `net.ipv4.tcp_rto_max_ms` (read when the socket is made) and
+/// `TCP_RTO_MAX_MS` cap the retransmission backoff: with the peer gone,
+/// the intervals between retransmissions of the same segment double up
+/// to the cap and stay there, where the default lets them reach 3.2 s
+/// and beyond. The option takes 1,000..=120,000 ms (`EINVAL` otherwise)
+/// and reads back.
+#[test]
+fn rto_max_caps_the_retransmission_backoff() {
+    use crate::context::TcpContext;
+    for cap in [None, Some("sysctl"), Some("sockopt")] {
+        let mut net = Net::new(2);
+        if cap == Some("sysctl") {
+            net.hosts[0]
+                .ctx
+                .sysctl()
+                .set_int(netcore::Sysctl::TCP_RTO_MAX_MS, 1500)
+                .unwrap();
+        }
+        let (c, _s) = net.connect_pair(80);
+        if cap == Some("sockopt") {
+            for bad in [999, 120_001] {
+                let r = net.setsockopt(0, &c, SockOpt::RtoMaxMs(bad));
+                assert_eq!(r, Err(Errno::Inval));
+            }
+            net.setsockopt(0, &c, SockOpt::RtoMaxMs(1500)).unwrap();
+        }
+        let h = &net.hosts[0];
+        let want = if cap.is_some() { 1500 } else { 120_000 };
+        let got = h.stack.getsockopt(&h.ctx, &c, SockOptName::RtoMaxMs);
+        assert_eq!(got, Ok(want), "{cap:?}");
+        net.set_drop_filter(|s| s.src == Ipv4Addr::new(198, 18, 0, 2));
+        net.log.clear();
+        net.send(0, &c, b"are you there").unwrap();
+        net.run_for_ms(20_000);
+        let at: Vec<_> = net.from(0).iter().map(|x| x.at).collect();
+        let gaps: Vec<u128> = at.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+        assert!(gaps.len() >= 6, "{cap:?}: {gaps:?}");
+        let longest = *gaps.iter().max().unwrap();
+        let rto = net.hosts[0].stack.tcp_info(&net.hosts[0].ctx, &c).rto;
+        if cap.is_some() {
+            assert_eq!(longest, 1500, "{cap:?}: {gaps:?}");
+            assert_eq!(gaps.iter().rev().take(3).collect::<Vec<_>>(), [&1500; 3]);
+            assert_eq!(rto, 1_500_000, "{cap:?}: TCP_INFO rto (µs)");
+        } else {
+            assert!(longest >= 3200, "{gaps:?}");
+        }
+    }
+}
