@@ -496,10 +496,11 @@ impl<H: SocketHost> SocketLayer<H> {
     }
 
     /// Sets the `RLIMIT_NOFILE` limit (`setrlimit`): fds at or above it
-    /// cannot be allocated. `EPERM` above `fs.nr_open` (1048576), as for
-    /// an unprivileged raise.
+    /// cannot be allocated. `EPERM` above `fs.nr_open` (by default
+    /// 1048576, `NR_OPEN_DEFAULT`), as `do_prlimit()` refuses it.
     pub fn set_rlimit_nofile(&self, limit: u64) -> Result<(), Errno> {
-        if limit > NR_OPEN_DEFAULT {
+        let nr_open = self.host.sysctl().get_int(Sysctl::FS_NR_OPEN);
+        if limit > u64::try_from(nr_open).unwrap_or(0) {
             return Err(Errno::Perm);
         }
         self.rlimit_nofile.store(limit, Ordering::Relaxed);

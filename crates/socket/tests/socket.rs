@@ -411,6 +411,12 @@ fn emfile_at_rlimit_nofile_and_enfile_at_file_max() {
     assert_eq!(a.socket(AF_INET, DGRAM, 0), Ok(4));
     a.set_rlimit_nofile(1024).unwrap();
     assert_eq!(a.set_rlimit_nofile(NR_OPEN_DEFAULT + 1), Err(Errno::Perm));
+    // fs.nr_open is the ceiling, as setrlimit() finds it.
+    a.host().udp.sysctl.set("fs.nr_open", "2048").unwrap();
+    assert_eq!(a.set_rlimit_nofile(2049), Err(Errno::Perm));
+    a.set_rlimit_nofile(2048).unwrap();
+    a.host().udp.sysctl.set("fs.nr_open", "1048576").unwrap();
+    a.set_rlimit_nofile(1024).unwrap();
     // fs.file-max counts every open file of the host (3 stdio + 3 sockets).
     assert_eq!(a.nr_files(), 6);
     a.host().udp.sysctl.set("fs.file-max", "7").unwrap();
