@@ -86,7 +86,7 @@ pub use ss::{SsOptions, SsRow, ss_process, ss_render};
 pub use std_net::{TcpListener, TcpStream, UdpSocket};
 pub use tcp_ops::{
     IPPROTO_TCP, TCP_CORK, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_LINGER2, TCP_MAXSEG,
-    TCP_NODELAY, TCP_NOTSENT_LOWAT, TCP_RTO_MAX_MS, TCP_SYNCNT, TCP_USER_TIMEOUT, TCP_WINDOW_CLAMP,
-    TcpOps, TcpProtosw, TcpWakeups, sk_event_key,
+    TCP_NODELAY, TCP_NOTSENT_LOWAT, TCP_RTO_MAX_MS, TCP_SYNCNT, TCP_THIN_LINEAR_TIMEOUTS,
+    TCP_USER_TIMEOUT, TCP_WINDOW_CLAMP, TcpOps, TcpProtosw, TcpWakeups, sk_event_key,
 };
 pub use wait::WaitQueue;

@@ -53,6 +53,8 @@ pub const TCP_WINDOW_CLAMP: i32 = 10;
 pub const TCP_USER_TIMEOUT: i32 = 18;
 /// `TCP_NOTSENT_LOWAT`.
 pub const TCP_NOTSENT_LOWAT: i32 = 25;
+/// `TCP_THIN_LINEAR_TIMEOUTS`.
+pub const TCP_THIN_LINEAR_TIMEOUTS: i32 = 16;
 /// `TCP_RTO_MAX_MS`.
 pub const TCP_RTO_MAX_MS: i32 = 44;
 
@@ -430,7 +432,8 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
     /// Mirrors `do_tcp_setsockopt()` for the `SOL_TCP` options TCP keeps
     /// (`TCP_NODELAY`, `TCP_MAXSEG`, `TCP_CORK`, `TCP_KEEPIDLE`,
     /// `TCP_KEEPINTVL`, `TCP_KEEPCNT`, `TCP_SYNCNT`, `TCP_LINGER2`,
-    /// `TCP_WINDOW_CLAMP`, `TCP_USER_TIMEOUT`, `TCP_NOTSENT_LOWAT`, `TCP_RTO_MAX_MS`): an `int`, `EINVAL` when
+    /// `TCP_WINDOW_CLAMP`, `TCP_USER_TIMEOUT`, `TCP_NOTSENT_LOWAT`, `TCP_RTO_MAX_MS`,
+    /// `TCP_THIN_LINEAR_TIMEOUTS`): an `int`, `EINVAL` when
     /// shorter or out of the option's range.
     fn setsockopt(
         &self,
@@ -464,6 +467,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             TCP_USER_TIMEOUT => SockOpt::UserTimeout(v),
             TCP_NOTSENT_LOWAT => SockOpt::NotsentLowat(v),
             TCP_RTO_MAX_MS => SockOpt::RtoMaxMs(v),
+            TCP_THIN_LINEAR_TIMEOUTS => SockOpt::ThinLinearTimeouts(v != 0),
             _ => return Err(Errno::NoProtoOpt),
         };
         self.call(|| self.host.stack.setsockopt(ctx, &self.sk, o))
@@ -492,6 +496,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             TCP_USER_TIMEOUT => SockOptName::UserTimeout,
             TCP_NOTSENT_LOWAT => SockOptName::NotsentLowat,
             TCP_RTO_MAX_MS => SockOptName::RtoMaxMs,
+            TCP_THIN_LINEAR_TIMEOUTS => SockOptName::ThinLinearTimeouts,
             _ => return Err(Errno::NoProtoOpt),
         };
         let v = self.host.stack.getsockopt(ctx, &self.sk, name)?;

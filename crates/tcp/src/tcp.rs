@@ -224,6 +224,9 @@ pub enum SockOpt {
     /// `TCP_RTO_MAX_MS` (1000..=120000): the socket's largest RTO and
     /// probe interval.
     RtoMaxMs(u32),
+    /// `TCP_THIN_LINEAR_TIMEOUTS`: a thin stream's first six RTOs do not
+    /// back off (as `net.ipv4.tcp_thin_linear_timeouts` for every socket).
+    ThinLinearTimeouts(bool),
     /// `TCP_WINDOW_CLAMP`.
     WindowClamp(u32),
     /// `TCP_LINGER2` in seconds: how long an orphaned connection stays in
@@ -268,6 +271,8 @@ pub enum SockOptName {
     NotsentLowat,
     /// `TCP_RTO_MAX_MS`: the socket's largest RTO in ms.
     RtoMaxMs,
+    /// `TCP_THIN_LINEAR_TIMEOUTS`.
+    ThinLinearTimeouts,
     /// `TCP_LINGER2`: -1 when disabled, else the FIN-WAIT-2 lifetime in
     /// seconds (`tcp_fin_timeout` when unset).
     Linger2,
@@ -1013,6 +1018,7 @@ impl TcpStack {
                     ctx.sk_wake(tp.id, SkEvent::WriteSpace);
                 }
             }
+            SockOpt::ThinLinearTimeouts(v) => tp.opts_ext.thin_lto = v,
             SockOpt::RtoMaxMs(v) => {
                 // do_tcp_setsockopt(): 1 s .. TCP_RTO_MAX_SEC.
                 if !(1000..=120_000).contains(&v) {
@@ -1194,6 +1200,7 @@ impl TcpStack {
             SockOptName::UserTimeout => i64::from(tp.opts_ext.user_timeout),
             SockOptName::NotsentLowat => i64::from(tp.opts_ext.notsent_lowat),
             SockOptName::RtoMaxMs => tp.rto_max().as_millis() as i64,
+            SockOptName::ThinLinearTimeouts => i64::from(tp.opts_ext.thin_lto),
             SockOptName::Linger2 => match tp.opts_ext.linger2 {
                 0 => s.get_int(Sysctl::TCP_FIN_TIMEOUT),
                 v => i64::from(v),

@@ -400,6 +400,8 @@ pub(crate) struct SockOptsExt {
     /// `icsk_rto_max` in ms (`TCP_RTO_MAX_MS`, else `tcp_rto_max_ms` when
     /// the socket was created); 0: `TCP_RTO_MAX`.
     pub rto_max_ms: u32,
+    /// `TCP_THIN_LINEAR_TIMEOUTS` (`tp->thin_lto`).
+    pub thin_lto: bool,
 }
 
 impl ColdState for SockOptsExt {
@@ -414,6 +416,7 @@ impl ColdState for SockOptsExt {
         window_clamp: 0,
         notsent_lowat: 0,
         rto_max_ms: 0,
+        thin_lto: false,
     };
     fn fresh() -> Self {
         *Self::EMPTY

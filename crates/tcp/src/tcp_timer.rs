@@ -427,8 +427,21 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
             return;
         }
     }
-    let linear = ctx.sysctl().get_int(Sysctl::TCP_SYN_LINEAR_TIMEOUTS) as u32;
-    if tp.state != TcpState::SynSent || u32::from(tp.syn_retries_done) > linear {
+    let sysctl = ctx.sysctl();
+    let linear = sysctl.get_int(Sysctl::TCP_SYN_LINEAR_TIMEOUTS) as u32;
+    let thin_lto = tp.opts_ext.thin_lto || sysctl.get_int(Sysctl::TCP_THIN_LINEAR_TIMEOUTS) != 0;
+    if tp.state == TcpState::Established
+        && thin_lto
+        && tcp_stream_is_thin(tp)
+        && tp.retransmits <= TCP_THIN_LINEAR_RETRIES
+    {
+        // A thin stream (few packets in flight, so too few dup ACKs for a
+        // fast retransmit) keeps retrying at the un-backed-off RTO.
+        tp.backoff = 0;
+        let rto_min = Duration::from_micros(sysctl.get_int(Sysctl::TCP_RTO_MIN_US).max(1) as u64);
+        let rto = Duration::from_micros(u64::from((tp.srtt_us >> 3) + tp.rttvar_us));
+        tp.set_rto(rto.clamp(rto_min, tp.rto_max().max(rto_min)));
+    } else if tp.state != TcpState::SynSent || u32::from(tp.syn_retries_done) > linear {
         tp.backoff = tp.backoff.saturating_add(1);
         tp.set_rto((tp.rto() * 2).min(tp.rto_max()));
     }
@@ -444,6 +457,16 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
     let id = tp.id;
     let max = tp.rto_max();
     inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), when, max);
+}
+
+/// Retransmissions of a thin stream that keep the RTO linear
+/// (`TCP_THIN_LINEAR_RETRIES`).
+const TCP_THIN_LINEAR_RETRIES: u8 = 6;
+
+/// Whether the stream is thin: fewer than four packets in flight, out of
+/// the initial slow start. Mirrors `tcp_stream_is_thin()`.
+fn tcp_stream_is_thin(tp: &TcpSock) -> bool {
+    tp.packets_out < 4 && tp.cwnd.snd_ssthresh < crate::TCP_INFINITE_SSTHRESH
 }
 
 /// The zero-window probe timer fired. Mirrors `tcp_probe_timer()` and

@@ -3063,3 +3063,51 @@ fn rto_max_caps_the_retransmission_backoff() {
         }
     }
 }
+
+/// `tcp_thin_linear_timeouts` / `TCP_THIN_LINEAR_TIMEOUTS`: a thin stream
+/// (one small segment in flight) whose peer went silent retransmits at the
+/// un-backed-off RTO six times before backing off; by default every RTO
+/// doubles.
+#[test]
+fn thin_linear_timeouts_keep_the_first_six_rtos_flat() {
+    use crate::context::TcpContext;
+    for thin in [None, Some("sysctl"), Some("sockopt")] {
+        let mut net = Net::new(2);
+        if thin == Some("sysctl") {
+            net.hosts[0]
+                .ctx
+                .sysctl()
+                .set_int(netcore::Sysctl::TCP_THIN_LINEAR_TIMEOUTS, 1)
+                .unwrap();
+        }
+        let (c, _s) = net.connect_pair(80);
+        if thin == Some("sockopt") {
+            net.setsockopt(0, &c, SockOpt::ThinLinearTimeouts(true))
+                .unwrap();
+        }
+        let h = &net.hosts[0];
+        let opt = h
+            .stack
+            .getsockopt(&h.ctx, &c, SockOptName::ThinLinearTimeouts);
+        assert_eq!(opt, Ok(i64::from(thin == Some("sockopt"))));
+        net.set_drop_filter(|s| s.src == Ipv4Addr::new(198, 18, 0, 2));
+        net.log.clear();
+        net.send(0, &c, b"ping").unwrap();
+        net.run_for_ms(30_000);
+        let at: Vec<_> = net.from(0).iter().map(|x| x.at).collect();
+        let gaps: Vec<u128> = at.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+        assert!(gaps.len() >= 8, "{thin:?}: {gaps:?}");
+        // The tail loss probe one RTO (202 ms here) after the segment, the
+        // first RTO one later.
+        let first = gaps[0];
+        assert_eq!(gaps[1], first, "{thin:?}: {gaps:?}");
+        if thin.is_some() {
+            // Retransmissions 1 to 6 keep the interval; the 7th backs off.
+            assert!(gaps[..8].iter().all(|&g| g == first), "{thin:?}: {gaps:?}");
+            assert_eq!(gaps[8], 2 * first, "{thin:?}: {gaps:?}");
+        } else {
+            assert_eq!(gaps[2], 2 * first, "{gaps:?}");
+            assert_eq!(gaps[3], 4 * first, "{gaps:?}");
+        }
+    }
+}
