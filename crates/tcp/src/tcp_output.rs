@@ -161,11 +161,16 @@ pub(crate) fn tcp_advertise_mss(mtu: u32, user_mss: u16) -> u16 {
     }
 }
 
+/// The largest window offered to a peer that may read the field as signed
+/// (`MAX_TCP_WINDOW`).
+const MAX_TCP_WINDOW: u32 = 32767;
+
 /// Picks the initial receive window, its clamp and the window scale.
 ///
 /// Mirrors `tcp_select_initial_window()`: the window is the space rounded
 /// down to a multiple of the MSS and at most 65535 (a SYN's window is never
-/// scaled); the scale is chosen so that the largest buffer
+/// scaled), or 32767 under `tcp_workaround_signed_windows` (for peers that
+/// read the field as signed); the scale is chosen so that the largest buffer
 /// (`max(tcp_rmem[2], rmem_max)`) fits: `ilog2(space) - 15`, at most 14.
 pub fn tcp_select_initial_window(
     sysctl: &Sysctl,
@@ -183,7 +188,11 @@ pub fn tcp_select_initial_window(
     if space > mss {
         space = space / mss * mss;
     }
-    let rcv_wnd = space.min(65535);
+    let rcv_wnd = if sysctl.get_int(Sysctl::TCP_WORKAROUND_SIGNED_WINDOWS) != 0 {
+        space.min(MAX_TCP_WINDOW)
+    } else {
+        space.min(65535)
+    };
     let mut wscale = 0u8;
     if wscale_ok {
         let rmem_max = sysctl.tcp_rmem()[2].max(0) as u32;
@@ -260,7 +269,14 @@ pub(crate) fn tcp_select_window<C: TcpContext>(ctx: &C, tp: &mut TcpSock) -> u16
     }
     tp.rcv_wnd = new_win;
     tp.rcv_wup = tp.rcv_nxt;
-    let new_win = new_win.min(65535u32 << wscale) >> wscale;
+    // The largest window the field can carry: 32767 to a peer without
+    // window scaling under tcp_workaround_signed_windows.
+    let max = if wscale == 0 && ctx.sysctl().get_int(Sysctl::TCP_WORKAROUND_SIGNED_WINDOWS) != 0 {
+        MAX_TCP_WINDOW
+    } else {
+        65535u32 << wscale
+    };
+    let new_win = new_win.min(max) >> wscale;
     if new_win == 0 {
         // A zero window turns header prediction off.
         tp.pred_flags = 0;

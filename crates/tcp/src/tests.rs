@@ -3111,3 +3111,40 @@ fn thin_linear_timeouts_keep_the_first_six_rtos_flat() {
         }
     }
 }
+
+/// `tcp_workaround_signed_windows`: a server facing a client without
+/// window scaling never offers more than 32767 (its SYN-ACK included),
+/// where by default it offers up to 65535.
+#[test]
+fn workaround_signed_windows_caps_the_offered_window() {
+    use crate::context::TcpContext;
+    for workaround in [0, 1] {
+        let mut net = Net::new(2);
+        net.hosts[0]
+            .ctx
+            .sysctl()
+            .set_int(netcore::Sysctl::TCP_WINDOW_SCALING, 0)
+            .unwrap();
+        net.hosts[1]
+            .ctx
+            .sysctl()
+            .set_int(netcore::Sysctl::TCP_WORKAROUND_SIGNED_WINDOWS, workaround)
+            .unwrap();
+        let (c, s) = net.connect_pair(80);
+        net.send(0, &c, &[1; 5000]).unwrap();
+        net.run_for_ms(100);
+        let mut buf = [0u8; 5000];
+        assert_eq!(net.recv(1, &s, &mut buf), Ok(5000));
+        net.run_for_ms(100);
+        let windows: Vec<u16> = net.from(1).iter().map(|x| x.tcp.window).collect();
+        let largest = *windows.iter().max().unwrap();
+        let syn_ack = net.from(1).into_iter().find(|x| x.is(SYN | ACK)).cloned();
+        let syn_ack = syn_ack.expect("a SYN-ACK").tcp.window;
+        if workaround == 1 {
+            assert!(largest <= 32767, "{windows:?}");
+            assert!(syn_ack <= 32767 && syn_ack > 30_000, "{syn_ack}");
+        } else {
+            assert!(largest > 32767, "{windows:?}");
+        }
+    }
+}
