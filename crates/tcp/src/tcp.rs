@@ -1385,10 +1385,12 @@ fn tcp_push<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, more: bool, nonagle: u
     if !more || forced_push(tp) {
         tcp_mark_push(tp);
     }
-    let truesize = write_skb_truesize(tp);
-    if skb_len < size_goal
+    // The cheap tests first: a request/response write finds nothing in
+    // flight and reads neither the sysctl nor the queue.
+    if tp.packets_out > 0
+        && skb_len < size_goal
         && ctx.sysctl().get_int(Sysctl::TCP_AUTOCORKING) != 0
-        && tp.packets_out > 0
+        && let truesize = write_skb_truesize(tp)
         && crate::tcp_pacing::sk_wmem_alloc(tp) > truesize
     {
         if crate::tcp_pacing::tsq_throttle(tp) {
