@@ -1291,6 +1291,10 @@ impl TcpStack {
                 let Some(sk) = self.get(id) else { return };
                 crate::tcp_pacing::tcp_pace_kick(ctx, &mut sk.lock());
             }
+            TcpTimer::CompressedAck(id) => {
+                let Some(sk) = self.get(id) else { return };
+                crate::tcp_input::tcp_compressed_ack_kick(ctx, &mut sk.lock());
+            }
             TcpTimer::Retransmit(id)
             | TcpTimer::Probe0(id)
             | TcpTimer::LossProbe(id)

@@ -2330,6 +2330,36 @@ fn tcp_prune_ofo_queue<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seq: u32, len: 
     pruned
 }
 
+/// [`tcp_sack_new_ofo_skb`], which may have to forget the oldest block for
+/// the new one: then ACKs held back by SACK compression (more than three)
+/// go out first, carrying the block about to be forgotten. Mirrors the
+/// `tcp_sack_compress_send_ack()` call of `tcp_sack_new_ofo_skb()`.
+fn tcp_sack_new_ofo<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, seq: u32, end_seq: u32) {
+    let touches = |b: &TcpSackBlock| !after(seq, b.end_seq) && !after(b.start_seq, end_seq);
+    if tp.selective_acks.is_full()
+        && !tp.selective_acks.iter().any(touches)
+        && u32::from(tp.rcv_rtt_est.compressed_ack) > crate::tcp_sock::TCP_REORDERING_DEFAULT
+    {
+        tcp_sack_compress_send_ack(ctx, tp);
+    }
+    tcp_sack_new_ofo_skb(tp, seq, end_seq);
+}
+
+/// Sends the ACK SACK compression was holding back now (counting all but
+/// it as saved). Mirrors `tcp_sack_compress_send_ack()`.
+fn tcp_sack_compress_send_ack<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    let held = tp.rcv_rtt_est.compressed_ack;
+    if held == 0 {
+        return;
+    }
+    ctx.cancel_timer(TcpTimer::CompressedAck(tp.id));
+    ctx.mibs()
+        .this_cpu(ctx.cpu())
+        .add(LinuxMib::TcpAckCompressed, u64::from(held - 1));
+    tp.rcv_rtt_est.compressed_ack = 0;
+    tcp_send_ack(ctx, tp);
+}
+
 /// Updates the SACK blocks to report for a new out-of-order segment:
 /// extend and move to the front the block it touches, merging neighbours,
 /// or add a new first block. Mirrors `tcp_sack_new_ofo_skb()`,
@@ -2400,7 +2430,7 @@ fn tcp_sack_remove(tp: &mut TcpSock) {
 /// Counters: `TCPOFOQueue`, `TCPOFOMerge`, `TCPOFODrop`.
 fn tcp_data_queue_ofo<C: TcpContext>(
     stack: &TcpStack,
-    ctx: &C,
+    ctx: &mut C,
     tp: &mut TcpSock,
     mut seq: u32,
     mut skb: SkBuff,
@@ -2436,7 +2466,7 @@ fn tcp_data_queue_ofo<C: TcpContext>(
             // Fully covered: a duplicate.
             ctx.mibs().this_cpu(cpu).inc(LinuxMib::TcpOfoMerge);
             tcp_dsack_set(ctx, tp, seq, end);
-            tcp_sack_new_ofo_skb(tp, orig.0, orig.1);
+            tcp_sack_new_ofo(ctx, tp, orig.0, orig.1);
             kfree_skb_reason(skb, DropReason::TcpOfomerge);
             return;
         }
@@ -2475,7 +2505,7 @@ fn tcp_data_queue_ofo<C: TcpContext>(
     let skb = if pos == tp.ofo_queue.len() && pos > 0 && !fin {
         match tcp_try_coalesce(ctx, &mut tp.ofo_queue[pos - 1], seq, skb) {
             Ok(()) => {
-                tcp_sack_new_ofo_skb(tp, orig.0, orig.1);
+                tcp_sack_new_ofo(ctx, tp, orig.0, orig.1);
                 return;
             }
             Err(skb) => skb,
@@ -2485,7 +2515,7 @@ fn tcp_data_queue_ofo<C: TcpContext>(
     };
     tp.rmem_alloc += skb.truesize() as u32;
     tp.ofo_queue.insert(pos, RxSkb { seq, skb, fin });
-    tcp_sack_new_ofo_skb(tp, orig.0, orig.1);
+    tcp_sack_new_ofo(ctx, tp, orig.0, orig.1);
 }
 
 /// Appends in-order data to the receive queue, into the tail skb's spare
@@ -2673,8 +2703,13 @@ fn tcp_data_queue<C: TcpContext>(
 
 /// Sends an ACK now or schedules a delayed one. Mirrors
 /// `__tcp_ack_snd_check()`: now when more than one full segment is
-/// unacknowledged and the window moves, in quick-ACK mode, when
-/// `ICSK_ACK_NOW` is set, or while out-of-order data is held.
+/// unacknowledged and the window moves, in quick-ACK mode, or when
+/// `ICSK_ACK_NOW` is set; while out-of-order data is held, the first
+/// three duplicate ACKs for a `rcv_nxt` go at once (enough for the
+/// sender's fast retransmit) and, with SACK, later ones are compressed:
+/// at most `tcp_comp_sack_nr` (44) are held back, for 5 % of the RTT but
+/// at most `tcp_comp_sack_delay_ns` (1 ms), then one ACK carries the
+/// SACK blocks of them all (`TCPAckCompressed` counts the ones saved).
 pub(crate) fn tcp_ack_snd_check<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     if tp.ack.pending & ICSK_ACK_SCHED == 0 {
         return;
@@ -2685,15 +2720,56 @@ pub(crate) fn tcp_ack_snd_check<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
         let w = tcp_select_window_raw(tp);
         w >= tp.rcv_wnd
     };
-    if full
-        || tcp_in_quickack_mode(tp, ctx.sysctl())
-        || tp.ack.pending & ICSK_ACK_NOW != 0
-        || !tp.ofo_queue.is_empty()
-    {
+    if full || tcp_in_quickack_mode(tp, ctx.sysctl()) || tp.ack.pending & ICSK_ACK_NOW != 0 {
         tcp_send_ack(ctx, tp);
         return;
     }
-    tcp_send_delayed_ack(ctx, tp);
+    if tp.ofo_queue.is_empty() {
+        tcp_send_delayed_ack(ctx, tp);
+        return;
+    }
+    let sysctl = ctx.sysctl();
+    let comp_nr = sysctl.get_int(Sysctl::TCP_COMP_SACK_NR);
+    if !tp.rx_opt.sack_ok || i64::from(tp.rcv_rtt_est.compressed_ack) >= comp_nr {
+        tcp_send_ack(ctx, tp);
+        return;
+    }
+    let rcv_nxt = tp.rcv_nxt;
+    let est = &mut *tp.rcv_rtt_est;
+    if est.compressed_ack_rcv_nxt != rcv_nxt {
+        est.compressed_ack_rcv_nxt = rcv_nxt;
+        est.dup_ack_counter = 0;
+    }
+    if u32::from(est.dup_ack_counter) < crate::tcp_sock::TCP_REORDERING_DEFAULT {
+        est.dup_ack_counter += 1;
+        tcp_send_ack(ctx, tp);
+        return;
+    }
+    est.compressed_ack = est.compressed_ack.saturating_add(1);
+    let id = TcpTimer::CompressedAck(tp.id);
+    if ctx.timer_pending(id).is_some() {
+        return;
+    }
+    // 5 % of the RTT (the receiver's estimate, or the smoothed RTT when
+    // smaller; both in µs << 3), at most tcp_comp_sack_delay_ns.
+    let mut rtt = u64::from(tp.rcv_rtt_est.rtt_us);
+    if tp.srtt_us != 0 && u64::from(tp.srtt_us) < rtt {
+        rtt = u64::from(tp.srtt_us);
+    }
+    let max_ns = sysctl.get_int(Sysctl::TCP_COMP_SACK_DELAY_NS).max(0) as u64;
+    let delay = Duration::from_nanos((rtt * 125 / 20).min(max_ns));
+    let at = ctx.now() + delay;
+    ctx.arm_timer(id, at);
+}
+
+/// The SACK-compression timer fired: the ACK held back goes out (it is
+/// one of the compressed ones, so it is not counted as saved). Mirrors
+/// `tcp_compressed_ack_kick()`.
+pub(crate) fn tcp_compressed_ack_kick<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    if tp.rcv_rtt_est.compressed_ack > 0 && tp.state != TcpState::Close {
+        tp.rcv_rtt_est.compressed_ack -= 1;
+        tcp_send_ack(ctx, tp);
+    }
 }
 
 /// Sends what the window now allows and wakes a writer waiting for room.

@@ -706,6 +706,15 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
 /// stop the delayed-ACK timer. Mirrors `tcp_event_ack_sent()` with
 /// `tcp_dec_quickack_mode()` and `inet_csk_clear_xmit_timer(ICSK_TIME_DACK)`.
 fn tcp_event_ack_sent<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    // The ACKs SACK compression held back are covered by this one.
+    if tp.rcv_rtt_est.compressed_ack > 0 {
+        let saved = tp.rcv_rtt_est.compressed_ack;
+        ctx.mibs()
+            .this_cpu(ctx.cpu())
+            .add(LinuxMib::TcpAckCompressed, u64::from(saved));
+        tp.rcv_rtt_est.compressed_ack = 0;
+        ctx.cancel_timer(TcpTimer::CompressedAck(tp.id));
+    }
     if tp.ack.quick > 0 {
         tp.ack.quick -= 1;
         if tp.ack.quick == 0 {

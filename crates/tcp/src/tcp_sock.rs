@@ -689,12 +689,20 @@ impl ColdState for TcpRecoveryState {
 /// sample (`seq`) and when it began (`time`), plus the echoed time stamp
 /// of the last sample (`rcv_rtt_last_tsecr`). Kept in a [`ColdBox`]: a
 /// connection that never receives data never allocates it.
+///
+/// The receiver's SACK compression state lives here too (it is used only
+/// by a connection that receives data, out of order):
+/// `tp->compressed_ack` (ACKs held back), `tp->dup_ack_counter` (the
+/// immediate duplicate ACKs sent for `compressed_ack_rcv_nxt`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RcvRttEst {
     pub rtt_us: u32,
     pub seq: u32,
     pub time: Option<Instant>,
     pub last_tsecr: u32,
+    pub compressed_ack: u8,
+    pub dup_ack_counter: u8,
+    pub compressed_ack_rcv_nxt: u32,
 }
 
 impl ColdState for RcvRttEst {
@@ -703,6 +711,9 @@ impl ColdState for RcvRttEst {
         seq: 0,
         time: None,
         last_tsecr: 0,
+        compressed_ack: 0,
+        dup_ack_counter: 0,
+        compressed_ack_rcv_nxt: 0,
     };
     fn fresh() -> Self {
         *Self::EMPTY

@@ -59,6 +59,10 @@ pub enum TcpTimer {
     /// The next departure time of an internally paced socket. Mirrors
     /// `tp->pacing_timer` (an hrtimer, `tcp_pace_kick()`).
     Pacing(SockId),
+    /// The end of a SACK-compression delay. Mirrors
+    /// `tp->compressed_ack_timer` (an hrtimer, `tcp_compressed_ack_kick()`;
+    /// its 100 µs slack is not modelled).
+    CompressedAck(SockId),
     /// SYN-ACK retransmission of one request socket of a listener.
     /// Mirrors `rsk_timer` (`reqsk_timer_handler()`).
     SynAck {
@@ -281,6 +285,11 @@ pub(crate) fn inet_csk_clear_xmit_timers<C: TcpContext>(ctx: &mut C, tp: &mut Tc
     }
     if used & TIMER_USED_PACING != 0 {
         ctx.cancel_timer(TcpTimer::Pacing(id));
+    }
+    // tcp_clear_xmit_timers(): the SACK-compression timer is armed only
+    // while ACKs are held back.
+    if tp.rcv_rtt_est.compressed_ack > 0 {
+        ctx.cancel_timer(TcpTimer::CompressedAck(id));
     }
 }
 

@@ -3148,3 +3148,77 @@ fn workaround_signed_windows_caps_the_offered_window() {
         }
     }
 }
+
+/// SACK compression (`tcp_comp_sack_nr`, 44 by default): of the eight
+/// segments that arrive above a hole, the first three are answered at
+/// once with duplicate ACKs (the sender's fast retransmit needs three),
+/// the other five by one ACK 5 % of an RTT later that carries all their
+/// SACK blocks (`TCPAckCompressed` 4: the ACKs saved). With
+/// `tcp_comp_sack_nr=0` every one gets its duplicate ACK at once. The
+/// hole is repaired by fast retransmit either way.
+#[test]
+fn sack_compression_holds_back_duplicate_acks_after_three() {
+    use crate::context::TcpContext;
+    for comp_nr in [44, 0] {
+        let (mut net, c, s) = pair();
+        net.hosts[1]
+            .ctx
+            .sysctl()
+            .set_int(netcore::Sysctl::TCP_COMP_SACK_NR, comp_nr)
+            .unwrap();
+        // Past the quick-ACK mode of the connection's start, which ACKs
+        // every segment at once (compression waits for it to end); no tail
+        // loss probes, whose duplicates would grant it again.
+        net.hosts[0]
+            .ctx
+            .sysctl()
+            .set_int(netcore::Sysctl::TCP_EARLY_RETRANS, 0)
+            .unwrap();
+        let mut buf = vec![0u8; 100_000];
+        for _ in 0..4 {
+            net.send(0, &c, &pattern(20 * 1448, 3)).unwrap();
+            net.run_for_ms(50);
+            assert_eq!(net.recv(1, &s, &mut buf), Ok(20 * 1448));
+        }
+        net.log.clear();
+        let mut n = 0;
+        net.set_drop_filter(move |x| {
+            if !x.is_empty() && x.src == Ipv4Addr::new(198, 18, 0, 1) {
+                n += 1;
+                return n == 2;
+            }
+            false
+        });
+        let data = pattern(10 * 1448, 7);
+        net.send(0, &c, &data).unwrap();
+        net.run_for_ms(50);
+        assert_eq!(net.recv(1, &s, &mut buf), Ok(data.len()));
+        assert_eq!(&buf[..data.len()], &data[..]);
+        let dupacks: Vec<_> = net
+            .from(1)
+            .into_iter()
+            .filter(|x| !x.tcp.options.sack_blocks.is_empty())
+            .cloned()
+            .collect();
+        let compressed = net.mib(1, LinuxMib::TcpAckCompressed);
+        if comp_nr == 44 {
+            assert_eq!(dupacks.len(), 4, "{dupacks:#?}");
+            assert_eq!(compressed, 4);
+            // The held-back ACK: one twentieth of the 2 ms RTT later,
+            // SACKing all eight segments above the hole.
+            let (third, last) = (&dupacks[2], &dupacks[3]);
+            assert_eq!(
+                last.at - third.at,
+                Duration::from_micros(100),
+                "{dupacks:#?}"
+            );
+            let b = last.tcp.options.sack_blocks[0];
+            assert_eq!(b.end_seq.wrapping_sub(b.start_seq), 8 * 1448);
+        } else {
+            assert_eq!(dupacks.len(), 8, "{dupacks:#?}");
+            assert_eq!(compressed, 0);
+        }
+        assert_eq!(net.mib(0, LinuxMib::TcpSackRecovery), 1);
+        assert_eq!(net.mib(0, LinuxMib::TcpTimeouts), 0);
+    }
+}

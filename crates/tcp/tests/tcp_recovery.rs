@@ -477,9 +477,10 @@ fn newreno_repairs_two_holes_in_one_recovery() {
 /// 5 ms each way, 1 % random loss each way) with Linux's default
 /// tcp_wmem; `sndbuf` set by the user if given. Returns the goodput in
 /// Mbit/s, the `TCP_INFO` samples every 10 ms, SO_SNDBUF at each of them,
-/// the final `TCP_INFO` and the RTOs (`TCPTimeouts`).
-fn loss1_run(sndbuf: Option<u32>) -> (f64, Vec<Sample>, Vec<i64>, TcpInfo, u64) {
-    let mut net = Net::with_seed(2, 3);
+/// the final `TCP_INFO` and the RTOs (`TCPTimeouts`). `seed` draws the
+/// losses.
+fn loss1_run(sndbuf: Option<u32>, seed: u64) -> (f64, Vec<Sample>, Vec<i64>, TcpInfo, u64) {
+    let mut net = Net::with_seed(2, seed);
     net.delay = Duration::from_millis(5);
     net.logging = false;
     net.impair.loss = 0.01;
@@ -520,8 +521,11 @@ fn one_percent_loss_grows_the_send_buffer_with_cwnd() {
     // tcp_sndbuf_expand() grows it to two windows when the connection is
     // set up and whenever the writer waits while cwnd has room, so the
     // window, not the buffer, limits the flow.
-    let (mbit, samples, bufs, i, rtos) = loss1_run(None);
-    assert_eq!(rtos, 0);
+    let (mbit, samples, bufs, i, rtos) = loss1_run(None, 3);
+    // Recovery repairs the losses without timeouts but for one: at 1.54 s
+    // the cumulative ACK of a flight and then the ACK of the tail loss
+    // probe are both lost (1 % each way), which only the RTO repairs.
+    assert!(rtos <= 1, "{rtos} RTOs");
     // Two initial windows of worst-case segments: 20 times the MSS with
     // its headers and shared info rounded up to 2048, plus the skb.
     assert!((41_000..50_000).contains(&bufs[0]), "{}", bufs[0]);
@@ -556,9 +560,13 @@ fn one_percent_loss_grows_the_send_buffer_with_cwnd() {
     // (about 11 Mbit/s: the buffer is checked once per skb and the unsent
     // rest of a pushed skb is filled again without a check, as in Linux,
     // so up to a size goal of data is queued beyond it).
-    let (locked_mbit, locked, bufs, i, _) = loss1_run(Some(8192));
+    let (_, locked, bufs, i, _) = loss1_run(Some(8192), 3);
     assert!(bufs.iter().all(|&b| b == 16_384));
     assert!(i.sndbuf_limited > 0, "{i:?}");
-    assert!(locked_mbit < mbit - 0.5, "{locked_mbit:.2} vs {mbit:.2}");
     assert!(locked.iter().any(|x| x.ca_state == CA_RECOVERY));
+    // Slower on average over three loss patterns (one pattern alone may
+    // cost the free flow an RTO and leave the two level).
+    let mean = |sndbuf| (3..6).map(|seed| loss1_run(sndbuf, seed).0).sum::<f64>() / 3.0;
+    let (free, locked_mbit) = (mean(None), mean(Some(8192)));
+    assert!(locked_mbit < free - 0.5, "{locked_mbit:.2} vs {free:.2}");
 }
