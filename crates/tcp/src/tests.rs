@@ -3222,3 +3222,73 @@ fn sack_compression_holds_back_duplicate_acks_after_three() {
         assert_eq!(net.mib(0, LinuxMib::TcpTimeouts), 0);
     }
 }
+
+/// SACK compression never loses a hole's report: when a fifth hole would
+/// push the oldest of the four SACK blocks out of the ACK, the ACKs held
+/// back (more than three) go out at once, still reporting it.
+#[test]
+fn sack_compression_sends_before_a_block_is_forgotten() {
+    use crate::context::TcpContext;
+    let (mut net, c, s) = pair();
+    net.hosts[0]
+        .ctx
+        .sysctl()
+        .set_int(netcore::Sysctl::TCP_EARLY_RETRANS, 0)
+        .unwrap();
+    let mut buf = vec![0u8; 100_000];
+    for _ in 0..4 {
+        net.send(0, &c, &pattern(20 * 1448, 3)).unwrap();
+        net.run_for_ms(50);
+        assert_eq!(net.recv(1, &s, &mut buf), Ok(20 * 1448));
+    }
+    net.log.clear();
+    // Segments 2, 5, 8, 11 and 14 of the next flight are lost: five holes.
+    let mut n = 0;
+    net.set_drop_filter(move |x| {
+        if !x.is_empty() && x.src == Ipv4Addr::new(198, 18, 0, 1) {
+            n += 1;
+            return n <= 16 && n % 3 == 2;
+        }
+        false
+    });
+    let first_seq = c.lock().snd_nxt;
+    net.send(0, &c, &pattern(16 * 1448, 9)).unwrap();
+    let arrive = net.now() + Duration::from_millis(1);
+    net.run_for_ms(2);
+    let mss = 1448u32;
+    let seg = |i: u32| first_seq.wrapping_add((i - 1) * mss);
+    let at_once: Vec<_> = net
+        .from(1)
+        .into_iter()
+        .filter(|x| x.at == arrive && !x.tcp.options.sack_blocks.is_empty())
+        .cloned()
+        .collect();
+    // Three duplicate ACKs, then the held-back ACK, sent as segment 15
+    // opens a fifth block: it still reports segments 6-7, which the ACKs
+    // after it no longer carry (with timestamps an ACK has room for the
+    // three newest of the four blocks kept).
+    assert_eq!(at_once.len(), 4, "{at_once:#?}");
+    let blocks = |x: &crate::testutil::Seg| -> Vec<(u32, u32)> {
+        let rel = |q: u32| q.wrapping_sub(first_seq) / mss + 1;
+        let b = &x.tcp.options.sack_blocks;
+        b.iter()
+            .map(|b| (rel(b.start_seq), rel(b.end_seq)))
+            .collect()
+    };
+    assert_eq!(blocks(&at_once[3]), [(12, 14), (9, 11), (6, 8)]);
+    let later: Vec<_> = net
+        .from(1)
+        .into_iter()
+        .filter(|x| x.at > arrive && x.at < arrive + Duration::from_millis(1))
+        .cloned()
+        .collect();
+    assert_eq!(later.len(), 1, "{later:#?}");
+    assert_eq!(later[0].at - arrive, Duration::from_micros(100));
+    assert_eq!(blocks(&later[0]), [(15, 17), (12, 14), (9, 11)]);
+    // Saved: the ACKs of segments 7, 9, 10, 12 and 13, one sent for all
+    // five (4). Segment 15's is that ACK (sent as it arrived, it leaves
+    // nothing scheduled), 16's is the last one (held, then sent: none
+    // saved), as in Linux.
+    assert_eq!(net.mib(1, LinuxMib::TcpAckCompressed), 4);
+    let _ = seg;
+}
