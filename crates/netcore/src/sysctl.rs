@@ -19,7 +19,7 @@
 //!
 //! # Deviations from Linux
 //! - Some keys are accepted but change nothing, because what they tune is
-//!   not built here (busy polling, RFS, ECN, Fast Open, SACK compression,
+//!   not built here (busy polling, RFS, ECN, Fast Open,
 //!   PLPMTUD, ICMP redirects, …) or is obsolete in Linux too
 //!   (`tcp_adv_win_scale`, `ipfrag_low_thresh`); the crate's README lists
 //!   them with the reason for each.

@@ -59,7 +59,7 @@ use crate::tcp_sock::{
     TCP_TIMEWAIT_LEN, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS,
     TcpSock, TcpState, after, before, between,
 };
-use crate::tcp_timer::{TcpTimer, inet_csk_reset_keepalive_timer, inet_csk_reset_xmit_timer};
+use crate::tcp_timer::{TcpTimer, inet_csk_reset_keepalive_timer};
 
 /// A received segment's header fields, read once in `tcp_v4_rcv()`.
 ///
@@ -1474,8 +1474,7 @@ fn tcp_ack_probe<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
         let when = (crate::tcp_output::tcp_probe0_base(tp) * (1u32 << tp.backoff.min(20)))
             .min(tp.rto_max());
         let id = tp.id;
-        let max = tp.rto_max();
-        inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Probe0(id), when, max);
+        crate::tcp_timer::tcp_reset_xmit_timer(ctx, tp, TcpTimer::Probe0(id), when);
     } else {
         tp.backoff = 0;
         tp.probes_out = 0;
@@ -1766,8 +1765,7 @@ fn tcp_check_sack_reneging<C: TcpContext>(
         let delay =
             Duration::from_micros(u64::from(tp.srtt_us >> 4)).max(Duration::from_millis(10));
         let id = tp.id;
-        let max = tp.rto_max();
-        inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), delay, max);
+        crate::tcp_timer::tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), delay);
         *ack_flag &= !FLAG_SET_XMIT_TIMER;
         return true;
     }

@@ -24,9 +24,7 @@ use crate::tcp_sock::{
     TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpChrono, TcpSock, TcpState, TxSkb,
     after, before,
 };
-use crate::tcp_timer::{
-    TcpTimer, icsk_pending_is, inet_csk_reset_xmit_timer, tcp_reset_xmit_timer,
-};
+use crate::tcp_timer::{TcpTimer, icsk_pending_is, tcp_reset_xmit_timer};
 
 /// `TCP_NAGLE_OFF`: `TCP_NODELAY` is set.
 pub const TCP_NAGLE_OFF: u8 = 1;
@@ -1337,8 +1335,7 @@ pub(crate) fn tcp_check_probe_timer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock
         && !icsk_pending_is(tp, TcpTimer::Retransmit(tp.id))
     {
         let when = tcp_probe0_base(tp);
-        let max = tp.rto_max();
-        inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Probe0(tp.id), when, max);
+        crate::tcp_timer::tcp_reset_xmit_timer(ctx, tp, TcpTimer::Probe0(tp.id), when);
     }
 }
 

@@ -28,7 +28,6 @@ use crate::tcp_output::{TCP_NAGLE_OFF, tcp_retransmit_skb_core, tcp_write_xmit};
 use crate::tcp_sock::{TCP_RTO_MIN, TCP_TIMEOUT_INIT, TcpSock, after, before};
 use crate::tcp_timer::{
     TcpTimer, icsk_pending_is, inet_csk_clear_rto_timers, inet_csk_clear_xmit_timer,
-    inet_csk_reset_xmit_timer,
 };
 
 /// `TCP_TIMEOUT_MIN`: 2 jiffies, the slack added to the probe timeout
@@ -72,8 +71,7 @@ pub(crate) fn tcp_rearm_rto_from<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, f
         rto = delta.max(Duration::from_micros(1));
     }
     let id = tp.id;
-    let max = tp.rto_max();
-    inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), rto, max);
+    crate::tcp_timer::tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), rto);
 }
 
 /// How far in the future the RTO of the head is. Mirrors
@@ -125,8 +123,7 @@ pub(crate) fn tcp_schedule_loss_probe<C: TcpContext>(
         timeout = timeout.min(d);
     }
     let id = tp.id;
-    let max = tp.rto_max();
-    inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::LossProbe(id), timeout, max);
+    crate::tcp_timer::tcp_reset_xmit_timer(ctx, tp, TcpTimer::LossProbe(id), timeout);
     true
 }
 

@@ -426,12 +426,11 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
         tp.syn_retries_done = tp.syn_retries_done.saturating_add(1);
         if tcp_retransmit_skb(ctx, tp, 0).is_err() {
             let id = tp.id;
-            inet_csk_reset_xmit_timer(
+            tcp_reset_xmit_timer(
                 ctx,
                 tp,
                 TcpTimer::Retransmit(id),
                 Duration::from_millis(500),
-                tp.rto_max(),
             );
             return;
         }
@@ -464,8 +463,7 @@ pub(crate) fn tcp_retransmit_timer<C: TcpContext>(stack: &TcpStack, ctx: &mut C,
         when = when.min(remaining.max(Duration::from_millis(1)));
     }
     let id = tp.id;
-    let max = tp.rto_max();
-    inet_csk_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), when, max);
+    tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(id), when);
 }
 
 /// Retransmissions of a thin stream that keep the RTO linear

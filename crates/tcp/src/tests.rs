@@ -3149,6 +3149,45 @@ fn workaround_signed_windows_caps_the_offered_window() {
     }
 }
 
+/// A connection past the quick-ACK mode of its start (which ACKs every
+/// segment at once, so compression waits for it to end), with
+/// `tcp_comp_sack_nr` set on the receiver and no tail loss probes on the
+/// sender (whose duplicates would grant quick ACKs again); log cleared.
+fn pair_past_quickack(
+    comp_nr: i64,
+) -> (
+    Net,
+    std::sync::Arc<crate::TcpSocket>,
+    std::sync::Arc<crate::TcpSocket>,
+) {
+    use crate::context::TcpContext;
+    let (mut net, c, s) = pair();
+    let set = |net: &Net, i: usize, key, v| net.hosts[i].ctx.sysctl().set_int(key, v).unwrap();
+    set(&net, 1, netcore::Sysctl::TCP_COMP_SACK_NR, comp_nr);
+    set(&net, 0, netcore::Sysctl::TCP_EARLY_RETRANS, 0);
+    let mut buf = vec![0u8; 100_000];
+    for _ in 0..4 {
+        net.send(0, &c, &pattern(20 * 1448, 3)).unwrap();
+        net.run_for_ms(50);
+        assert_eq!(net.recv(1, &s, &mut buf), Ok(20 * 1448));
+    }
+    net.log.clear();
+    (net, c, s)
+}
+
+/// Drops host 0's data segments whose number (from 1, counted from now)
+/// `lost` picks.
+fn drop_data_segments(net: &mut Net, lost: impl Fn(u32) -> bool + 'static) {
+    let mut n = 0;
+    net.set_drop_filter(move |x| {
+        if !x.is_empty() && x.src == Ipv4Addr::new(198, 18, 0, 1) {
+            n += 1;
+            return lost(n);
+        }
+        false
+    });
+}
+
 /// SACK compression (`tcp_comp_sack_nr`, 44 by default): of the eight
 /// segments that arrive above a hole, the first three are answered at
 /// once with duplicate ACKs (the sender's fast retransmit needs three),
@@ -3158,37 +3197,10 @@ fn workaround_signed_windows_caps_the_offered_window() {
 /// hole is repaired by fast retransmit either way.
 #[test]
 fn sack_compression_holds_back_duplicate_acks_after_three() {
-    use crate::context::TcpContext;
     for comp_nr in [44, 0] {
-        let (mut net, c, s) = pair();
-        net.hosts[1]
-            .ctx
-            .sysctl()
-            .set_int(netcore::Sysctl::TCP_COMP_SACK_NR, comp_nr)
-            .unwrap();
-        // Past the quick-ACK mode of the connection's start, which ACKs
-        // every segment at once (compression waits for it to end); no tail
-        // loss probes, whose duplicates would grant it again.
-        net.hosts[0]
-            .ctx
-            .sysctl()
-            .set_int(netcore::Sysctl::TCP_EARLY_RETRANS, 0)
-            .unwrap();
+        let (mut net, c, s) = pair_past_quickack(comp_nr);
+        drop_data_segments(&mut net, |n| n == 2);
         let mut buf = vec![0u8; 100_000];
-        for _ in 0..4 {
-            net.send(0, &c, &pattern(20 * 1448, 3)).unwrap();
-            net.run_for_ms(50);
-            assert_eq!(net.recv(1, &s, &mut buf), Ok(20 * 1448));
-        }
-        net.log.clear();
-        let mut n = 0;
-        net.set_drop_filter(move |x| {
-            if !x.is_empty() && x.src == Ipv4Addr::new(198, 18, 0, 1) {
-                n += 1;
-                return n == 2;
-            }
-            false
-        });
         let data = pattern(10 * 1448, 7);
         net.send(0, &c, &data).unwrap();
         net.run_for_ms(50);
@@ -3223,34 +3235,14 @@ fn sack_compression_holds_back_duplicate_acks_after_three() {
     }
 }
 
-/// SACK compression never loses a hole's report: when a fifth hole would
-/// push the oldest of the four SACK blocks out of the ACK, the ACKs held
-/// back (more than three) go out at once, still reporting it.
+/// SACK compression never drops a hole's report unsent: when a new hole
+/// would push a block out of the four kept, the ACKs held back (more than
+/// three) go out at once, reporting the blocks as they were.
 #[test]
 fn sack_compression_sends_before_a_block_is_forgotten() {
-    use crate::context::TcpContext;
-    let (mut net, c, s) = pair();
-    net.hosts[0]
-        .ctx
-        .sysctl()
-        .set_int(netcore::Sysctl::TCP_EARLY_RETRANS, 0)
-        .unwrap();
-    let mut buf = vec![0u8; 100_000];
-    for _ in 0..4 {
-        net.send(0, &c, &pattern(20 * 1448, 3)).unwrap();
-        net.run_for_ms(50);
-        assert_eq!(net.recv(1, &s, &mut buf), Ok(20 * 1448));
-    }
-    net.log.clear();
+    let (mut net, c, _s) = pair_past_quickack(44);
     // Segments 2, 5, 8, 11 and 14 of the next flight are lost: five holes.
-    let mut n = 0;
-    net.set_drop_filter(move |x| {
-        if !x.is_empty() && x.src == Ipv4Addr::new(198, 18, 0, 1) {
-            n += 1;
-            return n <= 16 && n % 3 == 2;
-        }
-        false
-    });
+    drop_data_segments(&mut net, |n| n <= 16 && n % 3 == 2);
     let first_seq = c.lock().snd_nxt;
     net.send(0, &c, &pattern(16 * 1448, 9)).unwrap();
     let arrive = net.now() + Duration::from_millis(1);
