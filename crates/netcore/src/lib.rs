@@ -52,6 +52,7 @@ mod ethtool;
 mod fake_netdevice;
 mod flow_dissector;
 mod gso;
+mod inet_ecn;
 pub mod lock_order;
 mod netdevice;
 mod page_pool;
@@ -77,6 +78,9 @@ pub use ethtool::{
 };
 pub use flow_dissector::{jhash_3words, reciprocal_scale, skb_get_hash};
 pub use gso::{netif_needs_gso, skb_gso_ok, skb_gso_segment};
+pub use inet_ecn::{
+    INET_ECN_CE, INET_ECN_ECT_0, INET_ECN_ECT_1, INET_ECN_MASK, INET_ECN_NOT_ECT, inet_ecn_set_ce,
+};
 pub use netdevice::{
     DEFAULT_TX_QUEUE_LEN, DevAddr, ETH_DATA_LEN, ETH_MIN_MTU, MtuError, NETDEV_FEATURE_NAMES,
     NetDevice, NetDeviceFlags, NetdevFeatures, NetdevQueue, NetdevTx, NetdevTxQueues,

@@ -241,12 +241,14 @@ impl TcpContext for CpuCtx {
         skb: SkBuff,
         saddr: Ipv4Addr,
         daddr: Ipv4Addr,
+        tos: u8,
     ) -> Result<(), Errno> {
         if let Some(log) = &self.tcp_trace {
             crate::plot::trace_xmit(log, self.clock.now(), &skb, saddr, daddr);
         }
         if saddr.is_unspecified() {
             let mut sk = tcp_inet_sock(&self.host.sysctl, saddr, Ipv4Addr::UNSPECIFIED);
+            sk.tos = tos;
             return ipv4::ip_build_and_send_pkt(self, skb, &mut sk, saddr, daddr).map(|_| ());
         }
         // The CPU keeps the last connection's route (`sk_dst_cache`),
@@ -262,6 +264,8 @@ impl TcpContext for CpuCtx {
         }
         // DF segments carry IP id 0 (see the deviations above).
         sk.inet_id = 0;
+        // The connection's ECN field (`inet->tos` as tcp_ecn_send() left it).
+        sk.tos = tos;
         let r = ipv4::ip_queue_xmit(self, &mut sk, skb);
         self.tcp_dst = Some(sk);
         r

@@ -929,3 +929,105 @@ fn serve_command_stops_cleanly_on_sigint_with_a_summary() {
         assert!(out.contains("eth0: RX packets"), "{out}");
     });
 }
+
+/// How many packets of `pcap` match `filter`.
+fn count_packets(pcap: &Path, filter: &str) -> usize {
+    tshark_fields(pcap, filter, &["frame.number"])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+/// ECN with the kernel as the peer: the kernel asks for it
+/// (`net.ipv4.tcp_ecn=1` in its namespace) and downloads 20 MiB from our
+/// responder while nftables marks CE on one in a hundred of our ECT(0)
+/// packets as they enter the kernel. Our SYN-ACK accepts (ECE, no CWR),
+/// our new data leaves ECT(0), the kernel echoes the marks with ECE, and
+/// we answer with CWR and a reduced window (`TCPDeliveredCE`); the body
+/// arrives whole.
+#[test]
+fn the_kernel_negotiates_ecn_with_us_and_we_answer_its_echo_with_cwr() {
+    if skip("interop::the_kernel_negotiates_ecn_with_us") {
+        return;
+    }
+    in_netns(|| {
+        const LEN: u64 = 20 * 1024 * 1024;
+        let s = Scratch::new("ecn");
+        let pcap = s.path("ecn.pcap");
+        let th = attach(&pcap);
+        // This thread's namespace: its /proc/sys/net is the one curl sees.
+        std::fs::write("/proc/sys/net/ipv4/tcp_ecn", "1").unwrap();
+        for cmd in [
+            "add table inet cemark",
+            "add chain inet cemark in { type filter hook input priority 0 ; }",
+            "add rule inet cemark in iifname nstap0 ip ecn ect0 numgen inc mod 100 == 0 counter ip ecn set ce",
+        ] {
+            let args: Vec<&str> = std::iter::once("nft").chain(cmd.split(' ')).collect();
+            ok(10, &args);
+        }
+        let inetd = Inetd::start(th.host()).unwrap();
+        let body = s.path("ecn.bin");
+        let stats = ok(
+            60,
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "60",
+                "-o",
+                body.to_str().unwrap(),
+                "-w",
+                "%{http_code} %{size_download}",
+                &format!("http://{US}/bytes/{LEN}"),
+            ],
+        );
+        assert_eq!(stats, format!("200 {LEN}"));
+        assert_eq!(file_sha256(&body), pattern_sha256(LEN));
+        let marked = loss_drops_in("cemark");
+        let mibs = &th.host().mibs;
+        let delivered_ce = mibs.get(netcore::LinuxMib::TcpDeliveredCe);
+        let retrans = mibs.get(TcpMib::RetransSegs);
+        stop(th, Some(inetd));
+        println!(
+            "ecn: nftables marked {marked}; TCPDeliveredCE {delivered_ce}; retransmitted {retrans}"
+        );
+        assert!(marked > 10, "nftables marked {marked}");
+        assert!(delivered_ce > 0, "no ACK echoing CE reached us");
+        let synack = format!("ip.src == {US} && tcp.flags.syn == 1 && tcp.flags.ack == 1");
+        assert_eq!(
+            count_packets(&pcap, &format!("{synack} && tcp.flags.ece == 1")),
+            1
+        );
+        assert_eq!(
+            count_packets(&pcap, &format!("{synack} && tcp.flags.cwr == 1")),
+            0
+        );
+        let kernel_syn = "ip.src == 198.18.0.1 && tcp.flags.syn == 1 && tcp.flags.ack == 0";
+        assert_eq!(
+            count_packets(
+                &pcap,
+                &format!("{kernel_syn} && tcp.flags.ece == 1 && tcp.flags.cwr == 1")
+            ),
+            1
+        );
+        let data = format!("ip.src == {US} && tcp.len > 0");
+        let ect0 = count_packets(&pcap, &format!("{data} && ip.dsfield.ecn == 2"));
+        assert!(ect0 > 1000, "{ect0} ECT(0) data packets");
+        assert!(count_packets(&pcap, "ip.src == 198.18.0.1 && tcp.flags.ece == 1") > 0);
+        let cwr = count_packets(&pcap, &format!("{data} && tcp.flags.cwr == 1"));
+        assert!(cwr > 0, "we never sent CWR");
+        assert_clean_capture(&pcap);
+    });
+}
+
+/// The packets the first counter of nftables table `inet NAME` counted.
+fn loss_drops_in(name: &str) -> u64 {
+    let out = ok(10, &["nft", "list", "table", "inet", name]);
+    out.lines()
+        .find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let i = w.iter().position(|x| *x == "packets")?;
+            w.get(i + 1)?.parse::<u64>().ok()
+        })
+        .unwrap_or(0)
+}

@@ -10,13 +10,16 @@
 //! compared with wrapping arithmetic. `1/sqrt(count)` is kept as a Q0.16
 //! fixed-point number refined by one Newton step per change of `count`.
 //!
+//! With `ecn` on, a packet CoDel picks that is ECN-capable (ECT(0),
+//! ECT(1), or already CE) is marked CE and sent on instead of dropped
+//! (`INET_ECN_set_ce()`, counted in `ecn_mark`); the control law moves on
+//! as after a drop. Other packets are dropped.
+//!
 //! # Deviations from Linux
 //!
-//! - No ECN marking yet: with `ecn` on, Linux marks ECN-capable packets CE
-//!   instead of dropping them (`INET_ECN_set_ce()`); here every packet
-//!   CoDel picks is dropped, as Linux does for packets that are not
-//!   ECN-capable. `ecn_mark` stays 0.
-//! - No `ce_threshold` marking (same reason); the parameter is not offered.
+//! - No `ce_threshold` marking (marking every ECT packet whose sojourn
+//!   exceeds a threshold, for DCTCP-style senders); the parameter is not
+//!   offered.
 
 use netcore::{Instant, SkBuff};
 
@@ -80,8 +83,7 @@ pub struct CodelParams {
     /// Below this many bytes of backlog CoDel never drops (one MTU-sized
     /// packet's worth, `psched_mtu()`).
     pub mtu: u32,
-    /// Mark ECN-capable packets instead of dropping (see the module's
-    /// deviations: not implemented, packets are dropped).
+    /// Mark ECN-capable packets CE instead of dropping them.
     pub ecn: bool,
 }
 
@@ -131,7 +133,7 @@ pub struct CodelStats {
     pub drop_count: u32,
     /// Bytes dropped by the control law.
     pub drop_len: u32,
-    /// Packets CE-marked instead of dropped (always 0 here).
+    /// Packets CE-marked instead of dropped.
     pub ecn_mark: u32,
 }
 
@@ -252,6 +254,14 @@ pub fn codel_dequeue(
             while vars.dropping && time_after_eq(now, vars.drop_next) {
                 vars.count = vars.count.wrapping_add(1);
                 codel_newton_step(vars);
+                if params.ecn && netcore::inet_ecn_set_ce(&mut item.skb) {
+                    // Marked, not dropped: it goes out, the next mark
+                    // is due as the next drop would have been.
+                    stats.ecn_mark += 1;
+                    vars.drop_next =
+                        codel_control_law(vars.drop_next, params.interval, vars.rec_inv_sqrt);
+                    return Some(item);
+                }
                 stats.drop_len = stats.drop_len.wrapping_add(item.skb.len() as u32);
                 queue.drop_skb(item);
                 stats.drop_count += 1;
@@ -269,13 +279,19 @@ pub fn codel_dequeue(
             }
         }
     } else if drop {
-        stats.drop_len = stats.drop_len.wrapping_add(item.skb.len() as u32);
-        queue.drop_skb(item);
-        stats.drop_count += 1;
-        let next = queue.dequeue_head();
-        // Linux re-evaluates here for its side effects on the state
-        // (ldelay, first_above_time); the verdict is not used.
-        let _ = codel_should_drop(next.as_ref(), vars, params, stats, queue.backlog(), now);
+        let next = if params.ecn && netcore::inet_ecn_set_ce(&mut item.skb) {
+            stats.ecn_mark += 1;
+            Some(item)
+        } else {
+            stats.drop_len = stats.drop_len.wrapping_add(item.skb.len() as u32);
+            queue.drop_skb(item);
+            stats.drop_count += 1;
+            let next = queue.dequeue_head();
+            // Linux re-evaluates here for its side effects on the state
+            // (ldelay, first_above_time); the verdict is not used.
+            let _ = codel_should_drop(next.as_ref(), vars, params, stats, queue.backlog(), now);
+            next
+        };
         vars.dropping = true;
         // If the delay went above target soon after the last dropping
         // state ended, start from that state's drop rate.

@@ -6,10 +6,13 @@
 //! `fq_codel_reset()`, `fq_codel_init()`/`fq_codel_change()`,
 //! `fq_codel_dump_stats()`) on top of [`crate::codel`].
 //!
+//! With `ecn` on (the default, printed as `ecn`), CoDel marks the
+//! ECN-capable packets it picks CE instead of dropping them (`ecn_mark`);
+//! the packets dropped when the qdisc is over its limit are dropped
+//! whatever their ECN field, as in Linux.
+//!
 //! # Deviations from Linux
 //!
-//! - No ECN marking (see [`crate::codel`]): with `ecn` on (the default,
-//!   and printed as `ecn`), packets CoDel picks are dropped, not marked.
 //! - No `ce_threshold` and no external classifier (`tc filter`); a packet
 //!   goes to the flow `skb.priority` names (when its major number is this
 //!   qdisc's handle, as in Linux) or to its hash bucket.
@@ -764,6 +767,78 @@ mod tests {
             0,
             "drops came from CoDel, not the limit"
         );
+    }
+
+    /// An Ethernet frame of `len` bytes holding an IPv4 packet whose ECN
+    /// field is `ecn`, with the flow hash `hash`.
+    fn ipv4_frame(pool: &netcore::PagePool, len: usize, hash: u32, ecn: u8) -> SkBuff {
+        let mut skb = skb_hash(pool, len, hash);
+        let d = skb.data_mut().unwrap();
+        d[12..14].copy_from_slice(&netcore::ETH_P_IP.to_be_bytes());
+        let ip = &mut d[14..34];
+        ip[0] = 0x45;
+        ip[1] = ecn;
+        ip[2..4].copy_from_slice(&((len - 14) as u16).to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&[198, 18, 0, 1]);
+        ip[16..20].copy_from_slice(&[198, 18, 0, 2]);
+        let check = wire::ip_fast_csum(ip);
+        ip[10..12].copy_from_slice(&check.to_be_bytes());
+        skb.set_network_header(14).unwrap();
+        skb.protocol = netcore::ETH_P_IP;
+        skb
+    }
+
+    /// A bulk flow offered faster than the link serves it builds a
+    /// standing queue. With `ecn` on and ECT(0) packets CoDel marks them
+    /// CE (valid header checksum, `ecn_mark`) and drops none; with `ecn`
+    /// off, or packets that are not ECN-capable, it drops instead.
+    #[test]
+    fn codel_marks_ecn_capable_packets_instead_of_dropping_them() {
+        let pool = pool();
+        for (ecn, ect, marks) in [
+            (true, true, true),
+            (true, false, false),
+            (false, true, false),
+        ] {
+            let case = format!("ecn {ecn}, ECT {ect}");
+            let mut q = FqCodel::new(FqCodelParams {
+                ecn,
+                ..FqCodelParams::default()
+            })
+            .unwrap();
+            let field = if ect { netcore::INET_ECN_ECT_0 } else { 0 };
+            let hash = hash_of_flow(10);
+            let tx_time = Duration::from_nanos(121_120);
+            let mut next_tx = Instant::ZERO;
+            let (mut sent, mut ce) = (0u32, 0u32);
+            for tick in 0..2_000_000u64 {
+                let now = Instant::from_micros(tick);
+                if tick.is_multiple_of(100) {
+                    let _ = q.enqueue(ipv4_frame(&pool, 1514, hash, field), now);
+                }
+                if now >= next_tx
+                    && let Some(skb) = q.dequeue(now)
+                {
+                    let ip = skb.network_header().unwrap();
+                    assert_eq!(wire::ip_fast_csum(&ip[..20]), 0, "{case}: checksum");
+                    ce += u32::from(ip[1] & 3 == netcore::INET_ECN_CE);
+                    sent += 1;
+                    next_tx = now + tx_time;
+                }
+            }
+            let (drops, mark) = (q.stats().drops, q.xstats().ecn_mark);
+            assert!(sent > 15_000, "{case}: {sent} sent");
+            if marks {
+                assert_eq!(drops, 0, "{case}");
+                assert!(mark > 20, "{case}: {mark} marks");
+            } else {
+                assert!(drops > 20, "{case}: {drops} drops");
+                assert_eq!(mark, 0, "{case}");
+            }
+            assert_eq!(ce, mark, "{case}: CE packets on the wire");
+        }
     }
 
     #[test]

@@ -93,10 +93,19 @@ pub trait TcpContext: TimerContext<TcpTimer> {
     /// `ip_build_and_send_pkt()`, `ip_send_unicast_reply()` for segments of
     /// no full socket). Takes ownership of `skb`.
     ///
+    /// `tos` is the IP header's TOS byte; TCP sets only its ECN field
+    /// (ECT(0) on new data of an ECN connection, `tcp_ecn_send()`), the
+    /// rest of it is 0 (no `IP_TOS` on TCP sockets).
+    ///
     /// Errors: the IP layer's, e.g. `ENOBUFS` when a queue dropped it;
     /// TCP treats them as a loss (`tcp_transmit_skb()` does the same).
-    fn ip_queue_xmit(&mut self, skb: SkBuff, saddr: Ipv4Addr, daddr: Ipv4Addr)
-    -> Result<(), Errno>;
+    fn ip_queue_xmit(
+        &mut self,
+        skb: SkBuff,
+        saddr: Ipv4Addr,
+        daddr: Ipv4Addr,
+        tos: u8,
+    ) -> Result<(), Errno>;
 
     /// Tells the socket layer that `sk` has `event`. Mirrors the
     /// `sk_data_ready`/`sk_write_space`/`sk_state_change`/`sk_error_report`

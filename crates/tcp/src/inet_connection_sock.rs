@@ -70,6 +70,8 @@ pub(crate) struct RequestSock {
     pub wscale_ok: bool,
     pub sack_ok: bool,
     pub tstamp_ok: bool,
+    /// The SYN asked for ECN and it was accepted (`inet_rsk(req)->ecn_ok`).
+    pub ecn_ok: bool,
     pub ts_recent: u32,
     pub ts_off: u32,
     /// The flow hash of the SYN-ACKs, inherited by the child
@@ -218,7 +220,7 @@ fn send_synack<C: TcpContext>(ctx: &mut C, req: &RequestSock, tsval: Option<u32>
         dst_port: req.t.rport,
         seq: req.snt_isn,
         ack: req.rcv_isn.wrapping_add(1),
-        flags: TcpFlags::SYN | TcpFlags::ACK,
+        flags: TcpFlags::SYN | TcpFlags::ACK | crate::tcp_ecn::tcp_ecn_make_synack(req.ecn_ok),
         window: req.rcv_wnd.min(65535) as u16,
         urgent: 0,
         options: opts,
@@ -236,7 +238,7 @@ fn send_synack<C: TcpContext>(ctx: &mut C, req: &RequestSock, tsval: Option<u32>
     } else {
         ctx.mibs().this_cpu(cpu).inc(TcpMib::OutSegs);
     }
-    let _ = ctx.ip_queue_xmit(skb, req.t.laddr, req.t.raddr);
+    let _ = ctx.ip_queue_xmit(skb, req.t.laddr, req.t.raddr, 0);
 }
 
 /// Sizes a request's receive window. Mirrors `tcp_openreq_init_rwin()`.
@@ -324,6 +326,7 @@ pub(crate) fn tcp_conn_request<C: TcpContext>(
         wscale_ok: sysctl.get_int(Sysctl::TCP_WINDOW_SCALING) != 0 && o.wscale.is_some(),
         sack_ok: sysctl.get_int(Sysctl::TCP_SACK) != 0 && o.sack_ok,
         tstamp_ok,
+        ecn_ok: crate::tcp_ecn::tcp_ecn_create_request(&sysctl, seg),
         ts_recent: o.timestamp.map_or(0, |t| t.0),
         ts_off: if tstamp_ok {
             secure_tcp_ts_off(&stack.secrets, t.laddr, t.raddr)
@@ -344,6 +347,8 @@ pub(crate) fn tcp_conn_request<C: TcpContext>(
         req.sack_ok = false;
         req.wscale_ok = false;
         req.snd_wscale = 0;
+        // ... nor ECN.
+        req.ecn_ok = false;
     }
     openreq_init_rwin(ctx, lp, &mut req);
     if want_cookie {
@@ -367,6 +372,7 @@ pub(crate) fn tcp_conn_request<C: TcpContext>(
                 now.as_millis() as u32,
                 req.wscale_ok.then_some(req.snd_wscale),
                 req.sack_ok,
+                req.ecn_ok,
             )
             .wrapping_add(req.ts_off)
         });
@@ -583,7 +589,7 @@ fn send_req_ack<C: TcpContext>(ctx: &mut C, req: &RequestSock) {
         // tcp_v4_reqsk_send_ack() replies with the request's hash.
         skb.set_hash(req.txhash, true);
         ctx.mibs().this_cpu(ctx.cpu()).inc(TcpMib::OutSegs);
-        let _ = ctx.ip_queue_xmit(skb, req.t.laddr, req.t.raddr);
+        let _ = ctx.ip_queue_xmit(skb, req.t.laddr, req.t.raddr, 0);
     }
 }
 
@@ -631,16 +637,16 @@ fn cookie_v4_check<C: TcpContext>(
     };
     let route = ctx.ip_route_output(seg.saddr, Some(seg.daddr)).ok()?;
     let ts_off = secure_tcp_ts_off(&stack.secrets, t.laddr, t.raddr);
-    let (wscale, sack, tstamp_ok) = match seg.opts.timestamp {
+    let (wscale, sack, ecn, tstamp_ok) = match seg.opts.timestamp {
         Some((_, ecr)) if sysctl.get_int(Sysctl::TCP_TIMESTAMPS) != 0 => {
-            let (w, s) = cookie_timestamp_decode(ecr.wrapping_sub(ts_off));
+            let (w, s, e) = cookie_timestamp_decode(ecr.wrapping_sub(ts_off));
             if w.is_some() && sysctl.get_int(Sysctl::TCP_WINDOW_SCALING) == 0 {
                 return Some(false);
             }
-            (w, s, true)
+            (w, s, e, true)
         }
         Some(_) => return Some(false),
-        None => (None, false, false),
+        None => (None, false, false, false),
     };
     let mut req = RequestSock {
         id: 0,
@@ -655,6 +661,9 @@ fn cookie_v4_check<C: TcpContext>(
         wscale_ok: wscale.is_some(),
         sack_ok: sack,
         tstamp_ok,
+        // cookie_ecn_ok(): the cookie says the SYN asked, and tcp_ecn
+        // still accepts.
+        ecn_ok: ecn && sysctl.get_int(Sysctl::TCP_ECN) != 0,
         ts_recent: seg.opts.timestamp.map_or(0, |t| t.0),
         ts_off,
         // cookie_tcp_reqsk_init(): a fresh hash for the child.
@@ -718,6 +727,12 @@ fn tcp_v4_syn_recv_sock<C: TcpContext>(
     tp.window_clamp = req.window_clamp;
     tp.rcv_ssthresh = req.rcv_wnd;
     tp.rx_opt.tstamp_ok = req.tstamp_ok;
+    // tcp_ecn_openreq_child()
+    tp.ecn_flags = if req.ecn_ok {
+        crate::tcp_ecn::TCP_ECN_OK
+    } else {
+        0
+    };
     tp.rx_opt.sack_ok = req.sack_ok;
     tp.rx_opt.wscale_ok = req.wscale_ok;
     tp.rx_opt.snd_wscale = if req.wscale_ok { req.snd_wscale } else { 0 };

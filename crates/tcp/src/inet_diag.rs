@@ -30,7 +30,8 @@ pub struct TcpInfo {
     pub probes: u8,
     /// `tcpi_backoff`.
     pub backoff: u8,
-    /// `tcpi_options`: `TCPI_OPT_TIMESTAMPS` 1, `SACK` 2, `WSCALE` 4.
+    /// `tcpi_options`: `TCPI_OPT_TIMESTAMPS` 1, `SACK` 2, `WSCALE` 4,
+    /// `ECN` 8 (negotiated), `ECN_SEEN` 16 (an ECT or CE segment came).
     pub options: u8,
     /// `tcpi_snd_wscale`.
     pub snd_wscale: u8,
@@ -102,6 +103,9 @@ pub struct TcpInfo {
     pub data_segs_out: u32,
     /// `tcpi_delivered`.
     pub delivered: u32,
+    /// `tcpi_delivered_ce`: segments delivered by ACKs echoing ECN
+    /// congestion.
+    pub delivered_ce: u32,
     /// `tcpi_busy_time` (µs with data queued or in flight, the limited
     /// times included).
     pub busy_time: u64,
@@ -138,6 +142,12 @@ pub(crate) fn tcp_get_info(now: Instant, tp: &TcpSock) -> TcpInfo {
     }
     if tp.rx_opt.wscale_ok {
         options |= 4;
+    }
+    if tp.ecn_flags & crate::tcp_ecn::TCP_ECN_OK != 0 {
+        options |= 8;
+    }
+    if tp.ecn_flags & crate::tcp_ecn::TCP_ECN_SEEN != 0 {
+        options |= 16;
     }
     let (busy_time, rwnd_limited, sndbuf_limited) =
         crate::tcp_output::tcp_get_info_chrono_stats(tp, now);
@@ -189,6 +199,7 @@ pub(crate) fn tcp_get_info(now: Instant, tp: &TcpSock) -> TcpInfo {
         data_segs_in: tp.data_segs_in,
         data_segs_out: tp.data_segs_out,
         delivered: tp.delivered,
+        delivered_ce: tp.recovery.delivered_ce,
         busy_time,
         rwnd_limited,
         sndbuf_limited,

@@ -42,6 +42,8 @@
 //!   [`Minmax`] in `win_minmax.rs`);
 //! - tables: [`InetHashinfo`] (`inet_hashtables.rs`); secrets and ISNs:
 //!   [`secure_tcp_seq`] (`secure_seq.rs`); SYN cookies (`syncookies.rs`);
+//! - ECN (RFC 3168): negotiation, ECT marking, CE echo and CWR
+//!   (`tcp_ecn.rs`);
 //! - congestion control: [`CongestionOps`], [`Reno`],
 //!   [`CongestionRegistry`] (`tcp_cong.rs`), [`Cubic`] (`tcp_cubic.rs`);
 //! - `TCP_INFO` and `ss`: [`TcpInfo`], [`SsEntry`] (`inet_diag.rs`);
@@ -78,6 +80,7 @@ mod syncookies;
 mod tcp;
 mod tcp_cong;
 mod tcp_cubic;
+mod tcp_ecn;
 mod tcp_input;
 mod tcp_ipv4;
 mod tcp_mem;

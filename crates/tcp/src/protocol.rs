@@ -108,11 +108,13 @@ pub fn tcp_ip_queue_xmit<C: Ipv4Context>(
     skb: SkBuff,
     saddr: Ipv4Addr,
     daddr: Ipv4Addr,
+    tos: u8,
 ) -> Result<(), Errno> {
     let sysctl = Arc::clone(ctx.ipv4().sysctl());
     let mut sk = InetSock::new(IPPROTO_TCP, &sysctl);
     sk.saddr = saddr;
     sk.daddr = daddr;
+    sk.tos = tos;
     ip_build_and_send_pkt(ctx, skb, &mut sk, saddr, daddr).map(|_| ())
 }
 

@@ -5,12 +5,12 @@
 //! client's MSS in `msstab` (`secure_tcp_syn_cookie()`,
 //! `check_tcp_syn_cookie()`, `cookie_v4_init_sequence()`,
 //! `__cookie_v4_check()`); with timestamps, the low six bits of our TS value
-//! carry window scale and SACK (`cookie_init_timestamp()`,
-//! `cookie_timestamp_decode()`).
+//! carry window scale, SACK and ECN (`cookie_init_timestamp()`,
+//! `cookie_timestamp_decode()`, `cookie_ecn_ok()`).
 //!
 //! ```text
 //!  ISN = H0(4-tuple) + client ISN + (minute << 24) + ((H1(4-tuple, minute) + mssind) & 0xffffff)
-//!  TSval = (now_ms & ~0x3f) | sack << 4 | wscale (0xf = none)      (+ ts offset)
+//!  TSval = (now_ms & ~0x3f) | ecn << 5 | sack << 4 | wscale (0xf = none)   (+ ts offset)
 //! ```
 
 use core::net::Ipv4Addr;
@@ -34,6 +34,8 @@ const TSMASK: u32 = (1 << TSBITS) - 1;
 const TS_OPT_WSCALE_MASK: u32 = 0xf;
 /// `TS_OPT_SACK`.
 const TS_OPT_SACK: u32 = 1 << 4;
+/// `TS_OPT_ECN`.
+const TS_OPT_ECN: u32 = 1 << 5;
 
 /// The minute counter. Mirrors `tcp_cookie_time()` (`jiffies /
 /// TCP_SYNCOOKIE_PERIOD`, 60 s).
@@ -161,10 +163,13 @@ pub fn cookie_v4_check_mss(
 /// The TS value of a cookie SYN-ACK (before the offset): the clock with
 /// the options in its low bits, never ahead of the clock. Mirrors
 /// `cookie_init_timestamp()`.
-pub fn cookie_init_timestamp(now_ms: u32, wscale: Option<u8>, sack_ok: bool) -> u32 {
+pub fn cookie_init_timestamp(now_ms: u32, wscale: Option<u8>, sack_ok: bool, ecn_ok: bool) -> u32 {
     let mut options = wscale.map_or(TS_OPT_WSCALE_MASK, |w| u32::from(w) & TS_OPT_WSCALE_MASK);
     if sack_ok {
         options |= TS_OPT_SACK;
+    }
+    if ecn_ok {
+        options |= TS_OPT_ECN;
     }
     let mut ts = (now_ms >> TSBITS << TSBITS) | options;
     if ts > now_ms {
@@ -173,13 +178,18 @@ pub fn cookie_init_timestamp(now_ms: u32, wscale: Option<u8>, sack_ok: bool) -> 
     ts
 }
 
-/// Reads window scale and SACK back from the echoed TS value (offset
-/// already removed). Mirrors `cookie_timestamp_decode()`: `(wscale, sack)`.
-pub fn cookie_timestamp_decode(tsecr: u32) -> (Option<u8>, bool) {
+/// Reads window scale, SACK and ECN back from the echoed TS value
+/// (offset already removed). Mirrors `cookie_timestamp_decode()` and the
+/// `TS_OPT_ECN` test of `cookie_ecn_ok()`: `(wscale, sack, ecn)`.
+pub fn cookie_timestamp_decode(tsecr: u32) -> (Option<u8>, bool, bool) {
     let options = tsecr & TSMASK;
     let w = options & TS_OPT_WSCALE_MASK;
     let wscale = (w != TS_OPT_WSCALE_MASK).then_some(w as u8);
-    (wscale, options & TS_OPT_SACK != 0)
+    (
+        wscale,
+        options & TS_OPT_SACK != 0,
+        options & TS_OPT_ECN != 0,
+    )
 }
 
 #[cfg(test)]
@@ -232,10 +242,10 @@ mod tests {
 
     #[test]
     fn timestamp_options() {
-        let ts = cookie_init_timestamp(1_000_000, Some(7), true);
+        let ts = cookie_init_timestamp(1_000_000, Some(7), true, false);
         assert!(ts <= 1_000_000);
-        assert_eq!(cookie_timestamp_decode(ts), (Some(7), true));
-        let ts = cookie_init_timestamp(1_000_000, None, false);
-        assert_eq!(cookie_timestamp_decode(ts), (None, false));
+        assert_eq!(cookie_timestamp_decode(ts), (Some(7), true, false));
+        let ts = cookie_init_timestamp(1_000_000, None, false, true);
+        assert_eq!(cookie_timestamp_decode(ts), (None, false, true));
     }
 }

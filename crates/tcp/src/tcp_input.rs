@@ -95,6 +95,9 @@ pub struct TcpSeg {
     /// prediction matches (`tcp_parse_aligned_timestamp()`); 0 for any
     /// other layout, which always takes the slow path.
     pub pred_hlen: u8,
+    /// The IP header's TOS byte, whose low two bits are the ECN field
+    /// (`TCP_SKB_CB(skb)->ip_dsfield`).
+    pub ip_dsfield: u8,
 }
 
 impl TcpSeg {
@@ -558,6 +561,7 @@ fn tcp_undo_cwnd_reduction(tp: &mut TcpSock, unmark_loss: bool) {
         if tp.recovery.prior_ssthresh > tp.cwnd.snd_ssthresh {
             tp.cwnd.snd_ssthresh = tp.recovery.prior_ssthresh;
         }
+        crate::tcp_ecn::tcp_ecn_withdraw_cwr(tp);
     }
     tp.recovery.undo_marker = None;
     // Make RACK look at the queue again.
@@ -690,6 +694,7 @@ pub(crate) fn tcp_enter_loss<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     tcp_set_ca_state(tp, TcpCaState::Loss);
     tp.recovery.high_seq = tp.snd_nxt;
     tp.recovery.tlp_high_seq = None;
+    crate::tcp_ecn::tcp_ecn_queue_cwr(tp);
     // F-RTO step 1: only when no recovery was under way, or on repeated
     // timeouts of the same snd_una.
     tp.recovery.frto =
@@ -1301,6 +1306,9 @@ fn tcp_ack<C: TcpContext>(
         if !seg.has(TcpFlags::SYN) {
             nwin <<= tp.rx_opt.snd_wscale;
         }
+        if crate::tcp_ecn::tcp_ecn_rcv_ecn_echo(tp, seg.flags) {
+            flag |= FLAG_ECE;
+        }
         if tcp_may_update_window(tp, ack, seg.seq, nwin) {
             flag |= FLAG_WIN_UPDATE;
             tp.snd_wl1 = seg.seq;
@@ -1329,6 +1337,10 @@ fn tcp_ack<C: TcpContext>(
         flag |= tcp_sacktag_write_queue(ctx, tp, seg, prior_snd_una, &mut sack_state);
     }
     tp.delivered = tp.delivered.wrapping_add(sack_state.sack_delivered);
+    // Linux takes CWR from any segment, pure ACKs included.
+    if tp.ecn_flags != 0 {
+        crate::tcp_ecn::tcp_ecn_accept_cwr(tp, seg);
+    }
     tp.rcv_tstamp = now;
     tp.last_ack_recv = now;
     tp.probes_out = 0;
@@ -1365,7 +1377,7 @@ fn tcp_ack<C: TcpContext>(
     if flag & FLAG_SET_XMIT_TIMER != 0 {
         tcp_set_xmit_timer(ctx, tp);
     }
-    let delivered = tp.delivered.wrapping_sub(prior_delivered);
+    let delivered = tcp_newly_delivered(ctx, tp, prior_delivered, flag);
     let losses = tp.recovery.lost.wrapping_sub(prior_lost);
     let mut rs = sack_state.rate;
     rs.is_ack_delayed = flag & FLAG_ACK_MAYBE_DELAYED != 0;
@@ -1385,6 +1397,29 @@ fn tcp_ack<C: TcpContext>(
     }
     tcp_xmit_recovery(ctx, tp, rexmit);
     AckResult::Ok
+}
+
+/// Segments this ACK delivered (cumulatively or by SACK), counted in
+/// `TCPDelivered`, and in `TCPDeliveredCE` and `delivered_ce` when the
+/// ACK echoed congestion. Mirrors `tcp_newly_delivered()` with the
+/// `ece_ack` part of `tcp_count_delivered()`.
+#[inline]
+fn tcp_newly_delivered<C: TcpContext>(
+    ctx: &C,
+    tp: &mut TcpSock,
+    prior_delivered: u32,
+    flag: u32,
+) -> u32 {
+    let delivered = tp.delivered.wrapping_sub(prior_delivered);
+    if delivered > 0 {
+        let mibs = ctx.mibs().this_cpu(ctx.cpu());
+        mibs.add(LinuxMib::TcpDelivered, u64::from(delivered));
+        if flag & FLAG_ECE != 0 {
+            mibs.add(LinuxMib::TcpDeliveredCe, u64::from(delivered));
+            tp.recovery.delivered_ce = tp.recovery.delivered_ce.wrapping_add(delivered);
+        }
+    }
+    delivered
 }
 
 /// Hands `tcp_process_tlp_ack()` the ACK's flags.
@@ -1495,6 +1530,19 @@ pub(crate) fn tcp_init_cwnd_reduction(tp: &mut TcpSock) {
     tp.recovery.prr_out = 0;
     let ss = tp.ca_ops.ssthresh(&tp.cwnd);
     tp.cwnd.snd_ssthresh = ss;
+    crate::tcp_ecn::tcp_ecn_queue_cwr(tp);
+}
+
+/// The peer echoed a CE mark: reduce cwnd once, through CWR (PRR down to
+/// the controller's ssthresh), unless a reduction is already under way;
+/// no undo for it. Mirrors `tcp_enter_cwr()`.
+pub(crate) fn tcp_enter_cwr(tp: &mut TcpSock) {
+    tp.recovery.prior_ssthresh = 0;
+    if (tp.ca_state as u8) < (TcpCaState::Cwr as u8) {
+        tp.recovery.undo_marker = None;
+        tcp_init_cwnd_reduction(tp);
+        tcp_set_ca_state(tp, TcpCaState::Cwr);
+    }
 }
 
 /// Ends a reduction: cwnd set to ssthresh in CWR or Recovery (unless it
@@ -1546,11 +1594,15 @@ pub(crate) fn tcp_try_keep_open(tp: &mut TcpSock) {
     }
 }
 
-/// No recovery needed yet. Mirrors `tcp_try_to_open()`.
-fn tcp_try_to_open(tp: &mut TcpSock) {
+/// No recovery needed yet; an ECN echo (`FLAG_ECE` in `flag`) reduces
+/// cwnd through CWR. Mirrors `tcp_try_to_open()`.
+fn tcp_try_to_open(tp: &mut TcpSock, flag: u32) {
     if !tcp_any_retrans_done(tp) {
         tp.retrans_stamp.set(None);
         tp.recovery.first_retrans_at = 0;
+    }
+    if flag & FLAG_ECE != 0 {
+        tcp_enter_cwr(tp);
     }
     if tp.ca_state != TcpCaState::Cwr {
         tcp_try_keep_open(tp);
@@ -1832,7 +1884,7 @@ fn tcp_fastretrans_alert<C: TcpContext>(
                 return;
             }
             if tcp_try_undo_dsack(ctx, tp) {
-                tcp_try_to_open(tp);
+                tcp_try_to_open(tp, flag);
             }
             tcp_identify_packet_loss(ctx, tp, ack_flag);
             if tp.ca_state != TcpCaState::Recovery {
@@ -1840,7 +1892,7 @@ fn tcp_fastretrans_alert<C: TcpContext>(
                     return;
                 }
                 // Undone, but a loss is evident: a new recovery.
-                tcp_enter_recovery(ctx, tp, false);
+                tcp_enter_recovery(ctx, tp, flag & FLAG_ECE != 0);
             }
         }
         TcpCaState::Loss => {
@@ -1893,10 +1945,10 @@ fn tcp_open_state<C: TcpContext>(
     }
     tcp_identify_packet_loss(ctx, tp, ack_flag);
     if !tcp_time_to_recover(ctx, tp) {
-        tcp_try_to_open(tp);
+        tcp_try_to_open(tp, flag);
         return false;
     }
-    tcp_enter_recovery(ctx, tp, false);
+    tcp_enter_recovery(ctx, tp, flag & FLAG_ECE != 0);
     true
 }
 
@@ -1950,6 +2002,7 @@ fn tcp_event_data_recv<C: TcpContext>(
     gso_size: u32,
     len: u32,
     truesize: u32,
+    ip_dsfield: u8,
 ) {
     let now = ctx.now();
     tp.ack.pending |= ICSK_ACK_SCHED;
@@ -1969,6 +2022,7 @@ fn tcp_event_data_recv<C: TcpContext>(
     }
     tp.ack.lrcvtime = now;
     tcp_rcv_rtt_measure(tp, now, len);
+    crate::tcp_ecn::tcp_ecn_check_ce(tp, ip_dsfield);
     if len >= 128 {
         tcp_grow_window(ctx.sysctl(), tp, len, truesize);
     }
@@ -2659,7 +2713,7 @@ fn tcp_data_queue<C: TcpContext>(
         let seq_now = tp.rcv_nxt;
         tcp_queue_rcv(ctx, tp, seq_now, skb, fin);
         if len > 0 {
-            tcp_event_data_recv(ctx, tp, gso_size, len, truesize);
+            tcp_event_data_recv(ctx, tp, gso_size, len, truesize, seg.ip_dsfield);
         }
         let mut fin_now = fin;
         if !tp.ofo_queue.is_empty() {
@@ -2696,6 +2750,8 @@ fn tcp_data_queue<C: TcpContext>(
         kfree_skb_reason(skb, DropReason::TcpOverwindow);
         return;
     }
+    // tcp_data_queue_ofo() begins with tcp_ecn_check_ce().
+    crate::tcp_ecn::tcp_ecn_check_ce(tp, seg.ip_dsfield);
     tcp_data_queue_ofo(stack, ctx, tp, seq, skb, fin);
 }
 
@@ -2825,8 +2881,9 @@ fn tcp_rcv_synsent_state_process<C: TcpContext>(
         if !seg.has(TcpFlags::SYN) {
             return false;
         }
-        // The SYN-ACK: settle the options.
+        // The SYN-ACK: settle the options and ECN.
         tcp_syn_options_received(ctx, tp, seg);
+        crate::tcp_ecn::tcp_ecn_rcv_synack(tp, seg.flags);
         tp.snd_wl1 = seg.seq;
         tcp_parse_ts(tp, seg);
         let _ = tcp_ack(stack, ctx, tp, seg, FLAG_SLOWPATH);
@@ -2862,6 +2919,7 @@ fn tcp_rcv_synsent_state_process<C: TcpContext>(
     if seg.has(TcpFlags::SYN) {
         // Simultaneous open: crossed SYNs.
         tcp_syn_options_received(ctx, tp, seg);
+        crate::tcp_ecn::tcp_ecn_rcv_syn(tp, seg.flags);
         tcp_set_state(stack, ctx, tp, TcpState::SynRecv);
         tcp_parse_ts(tp, seg);
         if tp.rx_opt.saw_tstamp {
@@ -2876,19 +2934,14 @@ fn tcp_rcv_synsent_state_process<C: TcpContext>(
         let pmtu = tp.pmtu;
         tcp_sync_mss(tp, pmtu, ctx.sysctl());
         tcp_initialize_rcv_mss(tp);
-        // tcp_send_synack(): the SYN again, now with ACK.
+        // tcp_send_synack(): the SYN again, now with ACK (and ECE if ECN
+        // is still on, tcp_ecn_send_synack()).
+        let synack = TcpFlags::SYN | TcpFlags::ACK | crate::tcp_ecn::tcp_ecn_send_synack(tp);
         if let Some(s) = tp.write_queue.front_mut() {
-            s.flags = TcpFlags::SYN | TcpFlags::ACK;
+            s.flags = synack;
         }
         let iss = tp.snd_una;
-        let _ = crate::tcp_output::tcp_transmit(
-            ctx,
-            tp,
-            iss,
-            TcpFlags::SYN | TcpFlags::ACK,
-            None,
-            false,
-        );
+        let _ = crate::tcp_output::tcp_transmit(ctx, tp, iss, synack, None, false);
         return false;
     }
     false
@@ -3262,7 +3315,7 @@ fn tcp_rcv_established_fast<C: TcpContext>(
     let gso_size = u32::from(skb.gso_size);
     let seq = tp.rcv_nxt;
     tcp_queue_rcv(ctx, tp, seq, skb, false);
-    tcp_event_data_recv(ctx, tp, gso_size, seg.len, truesize);
+    tcp_event_data_recv(ctx, tp, gso_size, seg.len, truesize, seg.ip_dsfield);
     if seg.ack_seq == tp.snd_una {
         tp.snd_wl1 = seg.seq;
     } else {

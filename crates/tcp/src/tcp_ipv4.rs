@@ -43,12 +43,13 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
     // The addresses, from the IP header IP has checked (its total length
     // may count fragments past the linear part, so it is not re-checked
     // against the linear bytes here).
-    let Some((saddr, daddr)) = skb.network_header().and_then(|nh| {
+    let Some((saddr, daddr, ip_dsfield)) = skb.network_header().and_then(|nh| {
         let h: &[u8; 20] = nh.first_chunk()?;
         (h[0] >> 4 == 4).then_some(())?;
         Some((
             Ipv4Addr::new(h[12], h[13], h[14], h[15]),
             Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+            h[1],
         ))
     }) else {
         ctx.mibs().this_cpu(cpu).inc(TcpMib::InErrs);
@@ -98,6 +99,7 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
         opts: h.opts,
         len,
         pred_hlen,
+        ip_dsfield,
     };
     if skb.pull(hlen).is_err() {
         ctx.mibs().this_cpu(cpu).inc(TcpMib::InErrs);
@@ -314,7 +316,7 @@ pub fn tcp_v4_send_reset<C: TcpContext>(ctx: &mut C, seg: &TcpSeg) {
 fn send_reply<C: TcpContext>(ctx: &mut C, repr: &TcpRepr, saddr: Ipv4Addr, daddr: Ipv4Addr) {
     if let Ok(skb) = build_segment(ctx, repr, None, saddr, daddr) {
         ctx.mibs().this_cpu(ctx.cpu()).inc(TcpMib::OutSegs);
-        let _ = ctx.ip_queue_xmit(skb, saddr, daddr);
+        let _ = ctx.ip_queue_xmit(skb, saddr, daddr, 0);
     }
 }
 

@@ -640,6 +640,13 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
             .sum()
     });
     let pcount = run.map_or(1, |r| r.segs.max(1));
+    // tcp_ecn_send(): on an ECN connection, new data is ECT(0) and may owe
+    // CWR; every segment but a SYN echoes ECE while a CE mark is unanswered.
+    let mut flags = flags;
+    let (mut tos, mut ecn_cwr) = (0, false);
+    if crate::tcp_ecn::tcp_ecn_ok(tp) && !flags.contains(TcpFlags::SYN) {
+        (tos, ecn_cwr) = crate::tcp_ecn::tcp_ecn_send(tp, !retrans && payload_len > 0, &mut flags);
+    }
     let mut skb = if flags.contains(TcpFlags::SYN) {
         let repr = TcpRepr {
             src_port: tp.sport,
@@ -667,6 +674,10 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
         let run = run.filter(|_| payload_len > 0);
         build_established_segment(ctx, tp, hdr, now, run, payload_len)?
     };
+    if ecn_cwr && skb.is_gso() {
+        // Segmentation must keep CWR on the first segment only.
+        skb.gso_type |= netcore::SkbGsoType::TCP_ECN;
+    }
     // skb_set_hash_from_sk(): the socket's flow hash rides with the skb,
     // so the qdisc and queue selection need not dissect it.
     if tp.txhash != 0 {
@@ -697,7 +708,7 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
     tp.dsack_pending = false;
     tracing::trace!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, seq, ack, ?flags, len = payload_len, "tcp_transmit_skb");
     let (saddr, daddr) = (tp.saddr, tp.daddr);
-    ctx.ip_queue_xmit(skb, saddr, daddr)
+    ctx.ip_queue_xmit(skb, saddr, daddr, tos)
 }
 
 /// An ACK went out: leave quick-ACK mode by the segments it covered and
@@ -1432,6 +1443,12 @@ pub(crate) fn tcp_retransmit_skb_core<C: TcpContext>(
     if f.contains(TcpFlags::SYN) && tp.state == TcpState::SynSent {
         f.remove(TcpFlags::ACK);
     }
+    if f.contains(TcpFlags::SYN) {
+        // The SYN goes again without ECE|CWR under tcp_ecn_fallback, for
+        // good (the queued segment loses them).
+        crate::tcp_ecn::tcp_ecn_clear_syn(ctx.sysctl(), &mut f);
+        tp.write_queue[idx].flags = f | (flags & TcpFlags::ACK);
+    }
     let prior_wstamp = tp
         .pacing
         .as_ref()
@@ -1645,11 +1662,12 @@ pub(crate) fn tcp_connect<C: TcpContext>(
     };
     skb.reserve(MAX_TCP_HEADER).map_err(|_| Errno::NoBufs)?;
     tp.wmem_queued += TCP_SKB_OVERHEAD;
+    let syn = TcpFlags::SYN | crate::tcp_ecn::tcp_ecn_send_syn(&sysctl, tp);
     tp.write_queue.push_back(TxSkb {
         skb,
         seq: iss,
         end_seq: iss.wrapping_add(1),
-        flags: TcpFlags::SYN,
+        flags: syn,
         sacked: 0,
         sent_at: None,
         tx: crate::tcp_rate::TcpSkbTx::default(),
@@ -1662,7 +1680,7 @@ pub(crate) fn tcp_connect<C: TcpContext>(
     tp.write_queue[0].sent_at = Some(now);
     tp.retrans_stamp.set(Some(now));
     ctx.mibs().this_cpu(ctx.cpu()).inc(TcpMib::ActiveOpens);
-    let _ = tcp_transmit(ctx, tp, iss, TcpFlags::SYN, None, false);
+    let _ = tcp_transmit(ctx, tp, iss, syn, None, false);
     tp.lsndtime = now;
     tcp_reset_xmit_timer(ctx, tp, TcpTimer::Retransmit(tp.id), tp.rto());
     Ok(())

@@ -26,7 +26,6 @@
 //! - `tcp_rate_check_app_limited()` cannot see `sk_wmem_alloc` (bytes in
 //!   the host's qdisc and NIC): TCP hands `ip_queue_xmit()` a copy and
 //!   is not told when the device sent it, so that test is left out.
-//! - `delivered_ce` is not kept (no ECN).
 //! - The send and delivery stamps are µs in a `u32` (Linux keeps `u64`)
 //!   compared with wrapping arithmetic, which keeps the socket within
 //!   its 1000-byte budget and the per-segment state at 16 bytes; a

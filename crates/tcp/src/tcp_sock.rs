@@ -654,6 +654,9 @@ pub(crate) struct TcpRecoveryState {
     pub tlp_high_seq: Option<NonZeroU32>,
     /// Whether that probe was a retransmission (`tlp_retrans`).
     pub tlp_retrans: bool,
+    /// Segments delivered by ACKs that echoed ECN congestion
+    /// (`tp->delivered_ce`; here because only an ECN episode writes it).
+    pub delivered_ce: u32,
 }
 
 impl TcpRecoveryState {
@@ -674,6 +677,7 @@ impl TcpRecoveryState {
         reord_seen: 0,
         tlp_high_seq: None,
         tlp_retrans: false,
+        delivered_ce: 0,
     };
 }
 
@@ -893,6 +897,8 @@ pub(crate) struct TcpSock {
     pub duplicate_sack: Option<TcpSackBlock>,
     pub dsack_pending: bool,
     pub rcv_fin: bool,
+    /// ECN state, `TCP_ECN_*` bits (`tp->ecn_flags`, `tcp_ecn.rs`).
+    pub ecn_flags: u8,
     // counters for TCP_INFO
     pub total_retrans: u32,
     pub bytes_acked: u64,
@@ -1019,6 +1025,7 @@ impl TcpSock {
             duplicate_sack: None,
             dsack_pending: false,
             rcv_fin: false,
+            ecn_flags: 0,
             total_retrans: 0,
             bytes_acked: 0,
             bytes_received: 0,

@@ -120,13 +120,14 @@ impl FakeTcpCtx {
         mut skb: SkBuff,
         saddr: Ipv4Addr,
         daddr: Ipv4Addr,
+        tos: u8,
     ) -> Result<(), Errno> {
         let ip = Ipv4Repr {
             src_addr: saddr,
             dst_addr: daddr,
             protocol: IpProtocol::Tcp,
             ttl: 64,
-            tos: 0,
+            tos,
             ident: 0,
             dont_frag: true,
             more_frags: false,
@@ -279,6 +280,7 @@ impl TcpContext for FakeTcpCtx {
         skb: SkBuff,
         saddr: Ipv4Addr,
         daddr: Ipv4Addr,
+        tos: u8,
     ) -> Result<(), Errno> {
         self.ip_queue_xmit_calls += 1;
         if !skb.is_gso() {
@@ -306,11 +308,11 @@ impl TcpContext for FakeTcpCtx {
                 Arc::new(GsoHold(parking_lot::Mutex::new(Some(skb))));
             for mut seg in segs {
                 seg.set_destructor(Arc::clone(&hold));
-                self.ip_queue_xmit_one(seg, saddr, daddr)?;
+                self.ip_queue_xmit_one(seg, saddr, daddr, tos)?;
             }
             return Ok(());
         }
-        self.ip_queue_xmit_one(skb, saddr, daddr)
+        self.ip_queue_xmit_one(skb, saddr, daddr, tos)
     }
 
     fn sk_wake(&mut self, sk: SockId, event: SkEvent) {
@@ -351,6 +353,9 @@ pub struct Seg {
     pub dst: Ipv4Addr,
     /// Its TCP header.
     pub tcp: TcpRepr,
+    /// The IP header's ECN field (the TOS byte's low two bits), as it
+    /// left the sender.
+    pub ecn: u8,
     /// Whether the wire dropped it.
     pub dropped: bool,
 }
@@ -386,6 +391,7 @@ pub struct Impair {
 }
 
 type DropFilter = Box<dyn FnMut(&Seg) -> bool>;
+type CeMarker = Box<dyn FnMut(&Seg) -> bool>;
 
 /// A bottleneck in front of every host: segments towards a host leave a
 /// drop-tail FIFO at `rate_bps` (serialised by IP length) before the
@@ -433,6 +439,7 @@ pub struct Net {
     now: Instant,
     rng: crate::SplitMix64,
     drop_filter: Option<DropFilter>,
+    ce_marker: Option<CeMarker>,
     /// Record segments in [`Net::log`] (turn off for long transfers).
     pub logging: bool,
     /// A rate-limited drop-tail queue before each host (none by default).
@@ -475,6 +482,7 @@ impl Net {
             now: Instant::ZERO,
             rng: crate::SplitMix64::new(seed ^ 0x5eed),
             drop_filter: None,
+            ce_marker: None,
             logging: true,
             bottleneck: None,
             queues: (0..n).map(|_| BottleneckQueue::default()).collect(),
@@ -519,6 +527,14 @@ impl Net {
         self.drop_filter = None;
     }
 
+    /// Marks CE on every ECN-capable segment (ECT(0) or ECT(1)) for which
+    /// `f` returns true, as an AQM with ECN does instead of dropping
+    /// (`INET_ECN_set_ce()`); segments that are not ECN-capable pass
+    /// unmarked. The log keeps the codepoint the sender set.
+    pub fn set_ce_marker(&mut self, f: impl FnMut(&Seg) -> bool + 'static) {
+        self.ce_marker = Some(Box::new(f));
+    }
+
     fn chance(&mut self, p: f64) -> bool {
         p > 0.0 && (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
@@ -541,11 +557,20 @@ impl Net {
             dropped = true;
         }
         let dst = seg.dst;
+        let mark = matches!(seg.ecn, 1 | 2) && self.ce_marker.as_mut().is_some_and(|f| f(&seg));
         if self.logging {
             self.log.push(Seg { dropped, ..seg });
         }
         if dropped {
             return;
+        }
+        if mark && let Ok(d) = skb.data_mut() {
+            // INET_ECN_set_ce(): CE, and the header checksum redone.
+            d[1] |= 3;
+            d[10..12].fill(0);
+            let hlen = usize::from(d[0] & 0xf) * 4;
+            let check = wire::ip_fast_csum(&d[..hlen]);
+            d[10..12].copy_from_slice(&check.to_be_bytes());
         }
         let Some(to) = self.hosts.iter().position(|h| h.ctx.addr == dst) else {
             return;
@@ -948,6 +973,7 @@ pub fn parse_seg(at: Instant, data: &[u8]) -> Option<Seg> {
         src: ip.src_addr(),
         dst: ip.dst_addr(),
         tcp: repr,
+        ecn: data.get(1).map_or(0, |tos| tos & 3),
         dropped: false,
     })
 }

@@ -1322,7 +1322,7 @@ fn sockopt_name(n: &str) -> Option<SockOptName> {
 
 /// The `tcpi_*` names of a `TCP_INFO` snapshot.
 fn snapshot(i: &TcpInfo) -> BTreeMap<String, i128> {
-    let fields: [(&str, i128); 45] = [
+    let fields: [(&str, i128); 46] = [
         ("state", i.state.into()),
         ("ca_state", i.ca_state.into()),
         ("retransmits", i.retransmits.into()),
@@ -1361,6 +1361,7 @@ fn snapshot(i: &TcpInfo) -> BTreeMap<String, i128> {
         ("data_segs_in", i.data_segs_in.into()),
         ("data_segs_out", i.data_segs_out.into()),
         ("delivered", i.delivered.into()),
+        ("delivered_ce", i.delivered_ce.into()),
         ("busy_time", i.busy_time.into()),
         ("rwnd_limited", i.rwnd_limited.into()),
         ("sndbuf_limited", i.sndbuf_limited.into()),

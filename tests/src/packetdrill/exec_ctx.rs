@@ -142,6 +142,7 @@ impl TcpContext for PdCtx {
         skb: SkBuff,
         saddr: Ipv4Addr,
         daddr: Ipv4Addr,
+        tos: u8,
     ) -> Result<(), Errno> {
         let mut tcp = vec![0u8; skb.len()];
         skb.copy_bits(0, &mut tcp).map_err(|_| Errno::Inval)?;
@@ -179,7 +180,7 @@ impl TcpContext for PdCtx {
                 dst_addr: daddr,
                 protocol: IpProtocol::Tcp,
                 ttl: 64,
-                tos: 0,
+                tos,
                 ident: 0,
                 dont_frag: true,
                 more_frags: false,
