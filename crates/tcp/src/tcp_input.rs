@@ -470,7 +470,7 @@ pub(crate) fn tcp_set_ca_state(tp: &mut TcpSock, st: TcpCaState) {
 }
 
 /// The peer sends SACK options. Mirrors `tcp_is_sack()`.
-fn tcp_is_sack(tp: &TcpSock) -> bool {
+pub(crate) fn tcp_is_sack(tp: &TcpSock) -> bool {
     tp.rx_opt.sack_ok
 }
 

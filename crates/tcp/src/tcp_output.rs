@@ -1428,6 +1428,19 @@ pub(crate) fn tcp_retransmit_skb_core<C: TcpContext>(
                 tp.lost_out += 1;
             }
         }
+    } else {
+        // A short segment may take the sent ones after it along, up to
+        // one MSS inside the window.
+        let wnd_end = tp.snd_una.wrapping_add(tp.snd_wnd);
+        let avail = wnd_end.wrapping_sub(tp.write_queue[idx].seq) as i32;
+        let avail = if avail <= 0 {
+            mss_now as i32
+        } else {
+            avail.min(mss_now as i32)
+        };
+        if (tp.write_queue[idx].len() as i32) < avail {
+            tcp_retrans_try_collapse(ctx, tp, idx, avail, mss_now);
+        }
     }
     let (seq, flags, len) = {
         let s = &tp.write_queue[idx];
@@ -1467,6 +1480,81 @@ pub(crate) fn tcp_retransmit_skb_core<C: TcpContext>(
     seg.sent_at = Some(now);
     crate::tcp_rate::tcp_rate_skb_sent(tp, idx, now.as_micros());
     Ok(())
+}
+
+/// Whether a sent segment may be merged on retransmission: one segment
+/// at the current MSS, not SACKed, and its buffer not still shared with
+/// a copy in the host's queues or the device (`skb_cloned()`: bytes are
+/// copied into it). Mirrors `tcp_can_collapse()`.
+fn tcp_can_collapse(s: &TxSkb, mss_now: u32) -> bool {
+    s.len() <= mss_now && !s.skb.is_cloned() && s.sacked & TCPCB_SACKED_ACKED == 0
+}
+
+/// Merges into write-queue entry `to`, about to be retransmitted, the
+/// sent segments after it while their bytes fit in `space` (at most one
+/// MSS, inside the peer's window) and in `to`'s buffer, so a run of small
+/// lost segments goes again as one (`net.ipv4.tcp_retrans_collapse`, on
+/// by default). Each merged segment leaves the flight
+/// (`tcp_adjust_pcount()`: `packets_out`, and `lost_out` or
+/// `retrans_out` when it was so marked); its flags (PSH, FIN) and its
+/// ever-retransmitted mark move to `to`. Mirrors
+/// `tcp_retrans_try_collapse()` with `tcp_collapse_retrans()`.
+fn tcp_retrans_try_collapse<C: TcpContext>(
+    ctx: &C,
+    tp: &mut TcpSock,
+    to: usize,
+    mut space: i32,
+    mss_now: u32,
+) {
+    if ctx.sysctl().get_int(Sysctl::TCP_RETRANS_COLLAPSE) == 0 {
+        return;
+    }
+    let head = &tp.write_queue[to];
+    if head.flags.contains(TcpFlags::SYN) || !tcp_can_collapse(head, mss_now) {
+        return;
+    }
+    space -= head.len() as i32;
+    let wnd_end = tp.snd_una.wrapping_add(tp.snd_wnd);
+    // Only sent segments (Linux walks the retransmission queue).
+    while to + 1 < (tp.packets_out as usize).min(tp.write_queue.len()) {
+        let next = &tp.write_queue[to + 1];
+        if !tcp_can_collapse(next, mss_now) {
+            break;
+        }
+        space -= next.len() as i32;
+        if space < 0
+            || next.len() as usize > tp.write_queue[to].skb.tailroom()
+            || after(next.end_seq, wnd_end)
+        {
+            break;
+        }
+        // tcp_collapse_retrans()
+        let Some(next) = tp.write_queue.remove(to + 1) else {
+            break;
+        };
+        let head = &mut tp.write_queue[to];
+        if head.skb.put_data(next.skb.data()).is_err() {
+            // Cannot happen (room was checked); keep the segment.
+            tp.write_queue.insert(to + 1, next);
+            break;
+        }
+        head.end_seq = next.end_seq;
+        head.flags |= next.flags;
+        head.sacked |= next.sacked & TCPCB_EVER_RETRANS;
+        // tcp_adjust_pcount(next, 1)
+        tp.packets_out -= 1;
+        if next.sacked & TCPCB_SACKED_RETRANS != 0 {
+            tp.retrans_out = tp.retrans_out.saturating_sub(1);
+        }
+        if next.sacked & TCPCB_LOST != 0 {
+            tp.lost_out = tp.lost_out.saturating_sub(1);
+        }
+        if !crate::tcp_input::tcp_is_sack(tp) {
+            tp.sacked_out = tp.sacked_out.saturating_sub(1);
+        }
+        // Its bytes now live in `to`: only its overhead is freed.
+        tp.wmem_queued = tp.wmem_queued.saturating_sub(TCP_SKB_OVERHEAD);
+    }
 }
 
 /// Retransmits write-queue entry `idx` as part of recovery. Mirrors

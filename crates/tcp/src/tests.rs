@@ -3284,3 +3284,59 @@ fn sack_compression_sends_before_a_block_is_forgotten() {
     assert_eq!(net.mib(1, LinuxMib::TcpAckCompressed), 4);
     let _ = seg;
 }
+
+/// `tcp_retrans_collapse` (on by default): five small NODELAY writes,
+/// each sent alone and each lost once. The tail loss probe resends the
+/// last; its SACK shows the four before it lost, and the retransmission
+/// of the first takes the three after it along, one 400-byte segment
+/// (the SACKed fifth stops the merge). With the sysctl off each goes
+/// again alone. Either way the receiver gets the 500 bytes in order.
+#[test]
+fn retransmission_collapses_small_lost_segments_into_one() {
+    use crate::context::TcpContext;
+    for collapse in [1, 0] {
+        let (mut net, c, s) = pair();
+        net.delay = Duration::from_millis(10);
+        net.hosts[0]
+            .ctx
+            .sysctl()
+            .set_int(netcore::Sysctl::TCP_RETRANS_COLLAPSE, collapse)
+            .unwrap();
+        net.setsockopt(0, &c, SockOpt::NoDelay(true)).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        net.set_drop_filter(move |x| {
+            !x.is_empty() && x.src == Ipv4Addr::new(198, 18, 0, 1) && seen.insert(x.tcp.seq)
+        });
+        let data = pattern(500, 7);
+        for chunk in data.chunks(100) {
+            assert_eq!(net.send(0, &c, chunk), Ok(100));
+            net.run_for_ms(1);
+        }
+        net.run_for_ms(2000);
+        let mut buf = [0u8; 600];
+        assert_eq!(net.recv(1, &s, &mut buf), Ok(500), "collapse={collapse}");
+        assert_eq!(&buf[..500], &data[..]);
+        let sent: Vec<(u32, usize, bool)> = net
+            .from(0)
+            .iter()
+            .filter(|x| !x.is_empty())
+            .map(|x| (x.tcp.seq, x.len(), x.dropped))
+            .collect();
+        let first: Vec<_> = sent.iter().filter(|x| x.2).collect();
+        assert_eq!(first.len(), 5, "collapse={collapse}: {sent:?}");
+        assert!(first.iter().all(|x| x.1 == 100));
+        let again: Vec<usize> = sent.iter().filter(|x| !x.2).map(|x| x.1).collect();
+        if collapse == 1 {
+            // The probe (100 bytes), then one segment for the other four
+            // less the SACKed one.
+            assert_eq!(again, [100, 400], "{sent:?}");
+        } else {
+            assert_eq!(again, [100; 5], "{sent:?}");
+        }
+        assert_eq!(
+            net.mib(0, TcpMib::RetransSegs),
+            again.len() as u64,
+            "collapse={collapse}"
+        );
+    }
+}
