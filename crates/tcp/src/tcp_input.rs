@@ -701,6 +701,39 @@ pub(crate) fn tcp_enter_loss<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
         ctx.sysctl().get_int(Sysctl::TCP_FRTO) != 0 && (new_recovery || tp.retransmits > 0);
 }
 
+/// The path MTU fell: every sent segment longer than the new MSS was
+/// dropped on the way, so it is marked lost and sent again at once, cut
+/// to the new MSS, without touching cwnd (the data in flight did not
+/// grow; its units shrank). The state becomes Loss with `high_seq` at
+/// `snd_nxt` and no undo. Mirrors `tcp_simple_retransmit()`.
+pub(crate) fn tcp_simple_retransmit<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+    let mss = u32::from(crate::tcp_output::tcp_current_mss(tp));
+    let n = (tp.packets_out as usize).min(tp.write_queue.len());
+    for i in 0..n {
+        if tp.write_queue[i].len() > mss {
+            crate::tcp_rack::tcp_mark_skb_lost(ctx, tp, i);
+        }
+    }
+    if tp.lost_out == 0 {
+        return;
+    }
+    if !tcp_is_sack(tp) {
+        // tcp_limit_reno_sacked()
+        let holes = tp.lost_out.max(1).min(tp.packets_out);
+        if tp.sacked_out + holes > tp.packets_out {
+            tp.sacked_out = tp.packets_out - holes;
+        }
+    }
+    if tp.ca_state != TcpCaState::Loss {
+        tp.recovery.high_seq = tp.snd_nxt;
+        tp.cwnd.snd_ssthresh = crate::tcp_cong::tcp_current_ssthresh(&tp.cwnd, tp.ca_state);
+        tp.recovery.prior_ssthresh = 0;
+        tp.recovery.undo_marker = None;
+        tcp_set_ca_state(tp, TcpCaState::Loss);
+    }
+    crate::tcp_output::tcp_xmit_retransmit_queue(ctx, tp);
+}
+
 /// What `tcp_sacktag_write_queue()` and `tcp_clean_rtx_queue()` learn
 /// from one ACK. Mirrors `struct tcp_sacktag_state`.
 #[derive(Clone, Copy, Debug, Default)]

@@ -397,10 +397,15 @@ pub fn tcp_v4_err<C: TcpContext>(
     }
     match err {
         TcpIcmpError::FragNeeded(mtu) => {
+            // tcp_v4_mtu_reduced(): a smaller path MTU lowers the MSS and
+            // what was sent too large goes again at once (the router
+            // dropped it); EMSGSIZE is kept as the soft error in case the
+            // connection does not recover.
             let mtu = u32::from(mtu).max(68);
-            if mtu < tp.pmtu {
+            if mtu < tp.pmtu && !matches!(tp.state, TcpState::Listen | TcpState::Close) {
+                tp.sk_err_soft = Some(Errno::MsgSize);
                 crate::tcp_output::tcp_sync_mss(&mut tp, mtu, ctx.sysctl());
-                crate::tcp_output::tcp_xmit_retransmit_queue(ctx, &mut tp);
+                crate::tcp_input::tcp_simple_retransmit(ctx, &mut tp);
             }
         }
         TcpIcmpError::Unreachable(e) => match tp.state {

@@ -1402,6 +1402,13 @@ pub(crate) fn tcp_send_active_reset<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock
 /// it, counts `RetransSegs` (`TCPSynRetrans` for a SYN), `total_retrans`
 /// and `bytes_retrans`, and marks it `TCPCB_EVER_RETRANS`. The loss
 /// probe uses this directly: its copy is not counted in `retrans_out`.
+///
+/// # Deviations from Linux
+///
+/// The write queue holds one entry per MSS, so when the MSS falls (a
+/// smaller path MTU) each entry sent at the old MSS goes again as one
+/// segment of the new MSS and its rest; Linux, whose skb holds a run of
+/// segments, cuts the whole run at the new MSS (fewer, fuller segments).
 #[doc(alias = "__tcp_retransmit_skb")]
 pub(crate) fn tcp_retransmit_skb_core<C: TcpContext>(
     ctx: &mut C,

@@ -3340,3 +3340,60 @@ fn retransmission_collapses_small_lost_segments_into_one() {
         );
     }
 }
+
+/// "Fragmentation needed" for a segment in flight (`tcp_v4_mtu_reduced()`):
+/// the MSS drops to the new path MTU's (1200 - 40 - 12 of timestamps =
+/// 1148) and every sent segment longer than that goes again at once, cut
+/// to it (`tcp_simple_retransmit()`, CA state Loss, cwnd untouched),
+/// without waiting for the RTO; the receiver gets every byte. Each
+/// 1448-byte write-queue entry goes as 1148 + 300 (Linux, whose one skb
+/// holds the four segments, cuts the run into five of 1148 and one of
+/// 52; see the deviation in `tcp_retransmit_skb_core()`).
+#[test]
+fn fragmentation_needed_retransmits_at_once_with_the_smaller_mss() {
+    let (mut net, c, s) = pair();
+    net.delay = Duration::from_millis(10);
+    // The path drops what does not fit 1200 bytes, as a router would.
+    net.set_drop_filter(|x| x.len() + 52 > 1200);
+    let data = pattern(4 * 1448, 11);
+    assert_eq!(net.send(0, &c, &data), Ok(data.len()));
+    net.run_for_ms(1);
+    let first = net.log.iter().find(|x| !x.is_empty()).unwrap().clone();
+    assert_eq!(first.len(), 1448);
+    let cwnd = net.hosts[0].stack.tcp_info(&net.hosts[0].ctx, &c).snd_cwnd;
+    net.log.clear();
+    let h = &mut net.hosts[0];
+    crate::tcp_v4_err(
+        &h.stack,
+        &mut h.ctx,
+        first.src,
+        first.tcp.src_port,
+        first.dst,
+        first.tcp.dst_port,
+        first.tcp.seq,
+        crate::TcpIcmpError::FragNeeded(1200),
+    );
+    let info = h.stack.tcp_info(&h.ctx, &c);
+    assert_eq!(info.snd_mss, 1148);
+    assert_eq!(info.ca_state, crate::TcpCaState::Loss as u8);
+    assert_eq!(info.snd_cwnd, cwnd, "cwnd untouched");
+    // Sent at once (as fast as the pacing rate lets them go), long
+    // before the RTO (over 200 ms).
+    net.run_for_ms(20);
+    let again: Vec<usize> = net
+        .log
+        .iter()
+        .filter(|x| !x.is_empty())
+        .map(|x| x.len())
+        .collect();
+    assert_eq!(
+        again,
+        [1148, 300, 1148, 300, 1148, 300, 1148, 300],
+        "{again:?}"
+    );
+    net.run_for_ms(100);
+    let mut buf = vec![0u8; 8192];
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(data.len()));
+    assert_eq!(&buf[..data.len()], &data[..]);
+    assert_eq!(net.mib(0, TcpMib::RetransSegs), 8);
+}

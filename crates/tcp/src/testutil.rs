@@ -749,6 +749,11 @@ impl Net {
 
     /// Runs events up to `t` and sets the clock to `t`.
     pub fn run_until_time(&mut self, t: Instant) {
+        // Segments a test made a host send outside the loop (a direct
+        // call such as `tcp_v4_err()`) go on the wire first.
+        for i in 0..self.hosts.len() {
+            self.collect_out(i);
+        }
         loop {
             let wire_next = self
                 .wire
