@@ -3384,7 +3384,7 @@ fn fragmentation_needed_retransmits_at_once_with_the_smaller_mss() {
         .log
         .iter()
         .filter(|x| !x.is_empty())
-        .map(|x| x.len())
+        .map(crate::testutil::Seg::len)
         .collect();
     assert_eq!(
         again,
