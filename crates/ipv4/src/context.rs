@@ -9,13 +9,14 @@
 //! ```text
 //!   CPU 0 ctx ──┐                      Ipv4Net (Arc, one per host)
 //!   CPU 1 ctx ──┼── ipv4() ──▶  netns (RwLock: devices, FIB)   arp_tbl (Mutex)
-//!   …           │               frags (Mutex)  icmp limits (Mutex)
+//!   …           │               frags (Mutex)  icmp limits (Mutex)  PMTU exceptions (Mutex)
 //!               │               inet_protos[256] (write-once cells)  ip_idents (atomics)
 //!               └── softnet_data(), nf_hooks(), TimerContext<Ipv4Timer>
 //! ```
 //!
 //! Lock order (see `netcore::lock_order`): `netns` before `arp_tbl`; no
-//! other lock of this file is taken while one of them is held, and none is
+//! other lock of this file is taken while one of them is held (the PMTU
+//! exceptions are read after the `netns` lock is released), and none is
 //! held across a call into softnet, netfilter or a protocol handler.
 
 use core::fmt;
@@ -23,10 +24,10 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use netcore::{
-    Errno, HZ, Instant, NetDeviceFlags, NetMibs, PagePool, SkBuff, Sysctl, SysctlValue,
+    Duration, Errno, HZ, Instant, NetDeviceFlags, NetMibs, PagePool, SkBuff, Sysctl, SysctlValue,
     TimerContext,
 };
 use netfilter::{
@@ -43,7 +44,8 @@ use crate::ip_fragment::Ipv4Frags;
 use crate::neighbour::{NeighParms, NeighTable};
 use crate::protocol::NetProtocol;
 use crate::random::HashRnd;
-use crate::route::{NetnsIpv4, RtScope};
+use crate::route::{Flowi4, NetnsIpv4, RtScope, RtnType};
+use crate::route_exception::FnheTable;
 use crate::timers::Ipv4Timer;
 
 /// The interface index of the loopback device, as in Linux (`lo` is
@@ -599,6 +601,13 @@ pub struct Ipv4Net<C: ?Sized> {
     idents: IpIdents,
     inet_addr_lst: InetAddrLst,
     rt_genid: AtomicU64,
+    /// Path MTU exceptions by destination (`fib_nh_exception`), and
+    /// whether there is any (read without the lock on every lookup).
+    fnhe: Mutex<FnheTable>,
+    fnhe_any: AtomicBool,
+    /// When the first exception expires, in ns of the host clock
+    /// (`u64::MAX`: none).
+    fnhe_next_expiry: AtomicU64,
 }
 
 // The host shares one `Ipv4Net` between its CPU threads.
@@ -679,6 +688,9 @@ impl<C: ?Sized> Ipv4Net<C> {
             idents: IpIdents::new(seed),
             inet_addr_lst: InetAddrLst::new(),
             rt_genid: AtomicU64::new(1),
+            fnhe: Mutex::new(FnheTable::default()),
+            fnhe_any: AtomicBool::new(false),
+            fnhe_next_expiry: AtomicU64::new(u64::MAX),
             netns: RwLock::new(netns),
             devs: RwLock::new(devs),
             devs_genid: AtomicU64::new(0),
@@ -855,6 +867,86 @@ impl<C: ?Sized> Ipv4Net<C> {
     #[inline]
     pub fn neigh_genid(&self) -> u64 {
         self.neigh_genid.load(Ordering::Acquire)
+    }
+
+    /// The path MTU an exception sets toward `daddr` at `now`, if one
+    /// applies. Mirrors the `rt_pmtu` part of `ipv4_mtu()`.
+    #[inline]
+    pub fn rt_pmtu(&self, daddr: Ipv4Addr, now: Instant) -> Option<u32> {
+        if !self.fnhe_any.load(Ordering::Acquire) {
+            return None;
+        }
+        self.fnhe.lock().pmtu(daddr, now)
+    }
+
+    /// Whether any path MTU exception is kept (a load, no lock).
+    #[inline]
+    pub fn has_pmtu_exceptions(&self) -> bool {
+        self.fnhe_any.load(Ordering::Acquire)
+    }
+
+    /// The exception toward `daddr` (expired or not), for `ip route get`.
+    pub fn rt_exception(&self, daddr: Ipv4Addr) -> Option<crate::FibNhException> {
+        self.fnhe.lock().get(daddr).copied()
+    }
+
+    /// "Fragmentation needed" said the path toward `daddr` carries at most
+    /// `mtu` bytes: an exception lowers the MTU of the routes toward it
+    /// for `net.ipv4.route.mtu_expires` (600 s), never below
+    /// `net.ipv4.route.min_pmtu` (552). Returns whether it changed
+    /// anything (cached routes are then stale: [`Ipv4Net::rt_cache_flush`]).
+    /// A destination with no route, or routed to this host, is ignored.
+    ///
+    /// Mirrors `ipv4_update_pmtu()` / `ipv4_sk_update_pmtu()` →
+    /// `__ip_rt_update_pmtu()` (see [`FnheTable::update_pmtu`]).
+    pub fn ip_rt_update_pmtu(&self, daddr: Ipv4Addr, mtu: u32, now: Instant) -> bool {
+        let mut fl4 = Flowi4::new(daddr, 0);
+        let dev_mtu = match self.netns.read().ip_route_output_key(&mut fl4) {
+            Ok(rt) if rt.rt_type == RtnType::Unicast && rt.oif != LOOPBACK_IFINDEX => rt.mtu,
+            _ => return false,
+        };
+        let old_mtu = self.rt_pmtu(daddr, now).map_or(dev_mtu, |p| p.min(dev_mtu));
+        let min_pmtu = self.sysctl.get_int(Sysctl::ROUTE_MIN_PMTU).max(68) as u32;
+        let expires =
+            Duration::from_secs(self.sysctl.get_int(Sysctl::ROUTE_MTU_EXPIRES).max(0) as u64);
+        let changed = {
+            let mut t = self.fnhe.lock();
+            let changed = t.update_pmtu(daddr, old_mtu, mtu, min_pmtu, expires, now);
+            self.fnhe_published(&t);
+            changed
+        };
+        if changed {
+            self.rt_cache_flush();
+        }
+        changed
+    }
+
+    /// Publishes what the lock-free readers of the exception table look
+    /// at: whether there is one, and when the first expires.
+    fn fnhe_published(&self, t: &FnheTable) {
+        self.fnhe_any.store(!t.is_empty(), Ordering::Release);
+        let next = t.next_expiry().map_or(u64::MAX, Instant::as_nanos);
+        self.fnhe_next_expiry.store(next, Ordering::Release);
+    }
+
+    /// The route generation for a socket checking its cached route at
+    /// `now`: when a path MTU exception has expired since, it is dropped
+    /// and the generation bumped, so cached routes see the device's MTU
+    /// again. Without exceptions, one atomic load more than
+    /// [`Ipv4Net::rt_genid`].
+    /// `now` is read only while an exception is kept.
+    #[inline]
+    pub fn rt_genid_at(&self, now: impl FnOnce() -> Instant) -> u64 {
+        let next = self.fnhe_next_expiry.load(Ordering::Acquire);
+        let now = if next == u64::MAX { None } else { Some(now()) };
+        if let Some(now) = now.filter(|now| next <= now.as_nanos()) {
+            let mut t = self.fnhe.lock();
+            if t.expire(now) > 0 {
+                self.rt_cache_flush();
+            }
+            self.fnhe_published(&t);
+        }
+        self.rt_genid()
     }
 
     /// The route generation. Mirrors `rt_genid_ipv4()`.

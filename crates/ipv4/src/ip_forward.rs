@@ -23,6 +23,27 @@ use crate::ip_output::ip_output_net;
 use crate::protocol::IcmpError;
 use crate::route::Rtable;
 
+/// Whether a packet to forward is too big for the next hop's `mtu` and
+/// may not be fragmented: longer than it, DF set, and (for a GRO packet)
+/// with segments that would not fit either, whose network length is the
+/// IP and transport headers plus `gso_size`. Mirrors `ip_exceeds_mtu()`
+/// with `skb_gso_validate_network_len()`.
+fn ip_exceeds_mtu(skb: &SkBuff, mtu: usize) -> bool {
+    let d = skb.data();
+    if skb.len() <= mtu || d.len() < 20 || u16::from_be_bytes([d[6], d[7]]) & IP_DF == 0 {
+        return false;
+    }
+    if skb.is_gso() {
+        let ihl = usize::from(d[0] & 0x0f) * 4;
+        let thl = match d[9] {
+            6 => d.get(ihl + 12).map_or(20, |b| usize::from(b >> 4) * 4),
+            _ => 8,
+        };
+        return ihl + thl + usize::from(skb.gso_size) > mtu;
+    }
+    true
+}
+
 /// Forwards a datagram along `rt` (a unicast input route).
 ///
 /// Mirrors `ip_forward()`: only link-layer unicasts to this host are
@@ -63,8 +84,7 @@ pub fn ip_forward<C: Ipv4Context>(
         return NetRx::Drop;
     }
     let mtu = rt.mtu as usize;
-    let df = u16::from_be_bytes([d[6], d[7]]) & IP_DF != 0;
-    if skb.len() > mtu && df && !skb.is_gso() {
+    if ip_exceeds_mtu(&skb, mtu) {
         net.mibs().inc(cpu, IpMib::FragFails);
         let _ = icmp_send_net(
             net,

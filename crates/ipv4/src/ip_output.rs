@@ -220,7 +220,23 @@ fn skb_realloc_headroom<C: ?Sized>(
 /// Those of the lookup ([`Errno::NetUnreach`], [`Errno::HostUnreach`],
 /// [`Errno::Inval`] for a non-local source, [`Errno::NoDev`]).
 pub fn ip_route_output_key<C: Ipv4Context>(ctx: &C, fl4: &mut Flowi4) -> Result<Rtable, Errno> {
-    ctx.ipv4().netns().read().ip_route_output_key(fl4)
+    let mut rt = ctx.ipv4().netns().read().ip_route_output_key(fl4)?;
+    rt_apply_pmtu(ctx, &mut rt, fl4.daddr);
+    Ok(rt)
+}
+
+/// Lowers a fresh route's MTU to the path MTU an exception keeps toward
+/// `daddr` ([`Ipv4Net::ip_rt_update_pmtu`](crate::Ipv4Net::ip_rt_update_pmtu)).
+/// Mirrors the exception part of `ipv4_mtu()` (`rt_pmtu` while
+/// `dst.expires` has not passed).
+#[inline]
+fn rt_apply_pmtu<C: Ipv4Context>(ctx: &C, rt: &mut Rtable, daddr: Ipv4Addr) {
+    let net = ctx.ipv4();
+    if net.has_pmtu_exceptions()
+        && let Some(pmtu) = net.rt_pmtu(daddr, ctx.now())
+    {
+        rt.mtu = rt.mtu.min(pmtu);
+    }
 }
 
 /// Sends a transport segment of a connected socket.
@@ -254,18 +270,19 @@ pub fn ip_queue_xmit<C: Ipv4Context>(
         tos: sk.tos,
         mark: sk.mark,
     };
-    let genid = net.rt_genid();
+    let genid = net.rt_genid_at(|| ctx.now());
     let mut rt = if let Some(rt) = sk.sk_dst_check(genid) {
         fl4.saddr = rt.prefsrc;
         rt
     } else {
         let route = net.netns().read().ip_route_output_key(&mut fl4);
-        let Ok(rt) = route else {
+        let Ok(mut rt) = route else {
             let cpu = ctx.smp_processor_id();
             ctx.ipv4().mibs().inc(cpu, IpMib::OutNoRoutes);
             kfree_skb_reason(skb, DropReason::IpOutnoroutes);
             return Err(Errno::HostUnreach);
         };
+        rt_apply_pmtu(ctx, &mut rt, fl4.daddr);
         sk.saddr_from_route = sk.saddr.is_unspecified();
         if sk.saddr.is_unspecified() {
             sk.saddr = fl4.saddr;
@@ -334,12 +351,13 @@ pub fn ip_build_and_send_pkt<C: Ipv4Context>(
         mark: sk.mark,
     };
     let route = net.netns().read().ip_route_output_key(&mut fl4);
-    let Ok(rt) = route else {
+    let Ok(mut rt) = route else {
         let cpu = ctx.smp_processor_id();
         ctx.ipv4().mibs().inc(cpu, IpMib::OutNoRoutes);
         kfree_skb_reason(skb, DropReason::IpOutnoroutes);
         return Err(Errno::HostUnreach);
     };
+    rt_apply_pmtu(ctx, &mut rt, fl4.daddr);
     let mtu = rt.mtu as usize;
     let df = match sk.pmtudisc {
         IpPmtudisc::Do | IpPmtudisc::Probe => true,

@@ -33,7 +33,8 @@
 //!   (`fib_trie.c`), [`Fib`], [`FibConfig`], [`NetnsIpv4`] with
 //!   `ip_route_input`/`ip_route_output_key`, [`Rtable`], [`Flowi4`]
 //!   (`fib_frontend.c`, `fib_semantics.c`, `route.c`), with `ip addr`/`ip
-//!   route` listings;
+//!   route` listings; path MTU exceptions [`FnheTable`] kept by
+//!   [`Ipv4Net::ip_rt_update_pmtu`] (`route_exception.rs`);
 //! - fragments: [`Ipv4Frags`] (reassembly, `ip_fragment.c` and
 //!   `inet_fragment.c`) and [`ip_do_fragment`] (`ip_output.c`);
 //! - timers: [`Ipv4Timer`], [`handle_timer`]; randomness: [`Prandom`];
@@ -77,6 +78,7 @@ mod neighbour;
 mod protocol;
 mod random;
 mod route;
+mod route_exception;
 #[cfg(any(test, feature = "testutils"))]
 pub mod testutil;
 mod timers;
@@ -119,6 +121,7 @@ pub use route::{
     Fib, FibAlias, FibConfig, FibNh, FibResult, Flowi4, NetnsIpv4, RT_TABLE_LOCAL, RT_TABLE_MAIN,
     RouteInputError, RouteTable, RtProt, RtScope, Rtable, RtnType,
 };
+pub use route_exception::{FNHE_MAX, FibNhException, FnheTable};
 pub use timers::{FragId, Ipv4Timer, NeighId, handle_timer};
 
 /// The README's examples run as doctests.

@@ -224,6 +224,10 @@ sysctls! {
     NEIGH_UCAST_SOLICIT: IntKey = "net.ipv4.neigh.default.ucast_solicit", POS, Def::Int(3);
     NEIGH_UNRES_QLEN: IntKey = "net.ipv4.neigh.default.unres_qlen", POS, Def::Int(101);
     NEIGH_UNRES_QLEN_BYTES: IntKey = "net.ipv4.neigh.default.unres_qlen_bytes", POS, Def::Int(212_992);
+    // net.ipv4.route (net/ipv4/route.c ipv4_route_netns_table; mtu_expires
+    // in seconds, kept in jiffies by Linux)
+    ROUTE_MIN_PMTU: IntKey = "net.ipv4.route.min_pmtu", int(68, 65535), Def::Int(552);
+    ROUTE_MTU_EXPIRES: IntKey = "net.ipv4.route.mtu_expires", POS, Def::Int(600);
     // net.ipv4 TCP (net/ipv4/tcp_ipv4.c tcp_sk_init, tcp.c tcp_init)
     TCP_ABORT_ON_OVERFLOW: IntKey = "net.ipv4.tcp_abort_on_overflow", BOOL, Def::Int(0);
     TCP_ADV_WIN_SCALE: IntKey = "net.ipv4.tcp_adv_win_scale", int(-31, 31), Def::Int(1);

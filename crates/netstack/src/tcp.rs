@@ -200,7 +200,7 @@ impl TcpContext for CpuCtx {
         daddr: Ipv4Addr,
         saddr: Option<Ipv4Addr>,
     ) -> Result<TcpRoute, Errno> {
-        let genid = self.host.ipv4.rt_genid();
+        let genid = self.host.ipv4.rt_genid_at(|| self.clock.now());
         if let Some(sk) = self.tcp_dst.as_deref()
             && sk.daddr == daddr
             && saddr.map_or(sk.saddr_from_route, |s| s == sk.saddr)
@@ -269,6 +269,15 @@ impl TcpContext for CpuCtx {
         let r = ipv4::ip_queue_xmit(self, &mut sk, skb);
         self.tcp_dst = Some(sk);
         r
+    }
+
+    /// `inet_csk_update_pmtu()`: the exception goes to the host's IPv4
+    /// state; the MTU is the route's after it.
+    fn ip_rt_update_pmtu(&mut self, daddr: Ipv4Addr, mtu: u32) -> u32 {
+        let now = self.clock.now();
+        self.host.ipv4.ip_rt_update_pmtu(daddr, mtu, now);
+        let mut fl4 = ipv4::Flowi4::new(daddr, 6);
+        ipv4::ip_route_output_key(self, &mut fl4).map_or(mtu, |rt| rt.mtu)
     }
 
     /// `inet_csk_clear_xmit_timer()` leaves the timer queued: the CPU's

@@ -510,3 +510,95 @@ fn tcp_linger2_through_setsockopt() {
         Err(netcore::Errno::Inval)
     );
 }
+
+/// h1 — r — h2 with the router's second link at MTU 1200: h1's TCP starts
+/// at MSS 1448 and TSO; the router cannot forward the 1500-byte segments
+/// with DF (a GRO packet whose segments do not fit, `ip_exceeds_mtu()`)
+/// and answers "fragmentation needed, MTU 1200". h1 keeps that as a path
+/// MTU exception toward h2, drops its MSS to 1148 and resends at once
+/// (no RTO); a second connection starts from the exception and never
+/// meets the router's limit; once `net.ipv4.route.mtu_expires` has passed
+/// a third one starts from the device MTU again.
+#[test]
+fn the_router_s_fragmentation_needed_sets_a_path_mtu_exception_for_the_destination() {
+    use netcore::{IcmpMib, IpMib, LinuxMib};
+    let mut net = Network::new(21);
+    let (a, ra) = net.wire("w0", LinkConfig::default()).unwrap();
+    let (rb, b) = net.wire("w1", LinkConfig::default()).unwrap();
+    let h2 = Ipv4Addr::new(198, 18, 1, 2);
+    for (name, nics, route, fwd) in [
+        (
+            "h1",
+            vec![(a, "198.18.0.1/24")],
+            Some("default via 198.18.0.254"),
+            false,
+        ),
+        (
+            "r",
+            vec![(ra, "198.18.0.254/24"), (rb, "198.18.1.254/24")],
+            None,
+            true,
+        ),
+        (
+            "h2",
+            vec![(b, "198.18.1.2/24")],
+            Some("default via 198.18.1.254"),
+            false,
+        ),
+    ] {
+        let mut hb = Host::builder().name(name).cpus(1);
+        for (phy, addr) in nics {
+            hb = hb.nic(NicConfig::new().phy(phy)).addr(addr);
+        }
+        if let Some(r) = route {
+            hb = hb.route(r);
+        }
+        if fwd {
+            hb = hb.sysctl("net.ipv4.ip_forward", "1");
+        }
+        net.add_host(hb).unwrap();
+    }
+    let r = Arc::clone(net.host("r").unwrap().shared());
+    let eth1 = r.dev("eth1").unwrap().ifindex();
+    r.ipv4.netdev_change_mtu(eth1, 1200).unwrap();
+    let h1 = Arc::clone(net.host("h1").unwrap().shared());
+    h1.sysctl.set("net.ipv4.route.mtu_expires", "30").unwrap();
+    let run = |net: &mut Network| {
+        let rep = tcp_bulk(
+            net,
+            "h1",
+            "h2",
+            SocketAddrV4::new(h2, 5001),
+            1 << 20,
+            Duration::from_micros(50),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert!(rep.intact && rep.closed, "{rep:?}");
+        rep
+    };
+    let first = run(&mut net);
+    let too_big = r.mibs.get(IpMib::FragFails);
+    assert!(too_big > 0, "the router sent no fragmentation needed");
+    assert!(r.mibs.get(IcmpMib::OutMsgs) > 0);
+    assert!(first.retrans > 0, "{first:?}");
+    assert_eq!(
+        h1.mibs.get(LinuxMib::TcpTimeouts),
+        0,
+        "resent at once, not after an RTO"
+    );
+    let e = h1
+        .ipv4
+        .rt_exception(h2)
+        .expect("a PMTU exception toward h2");
+    assert_eq!(e.pmtu, 1200);
+    // The next connection starts at MSS 1148: the router drops nothing.
+    let second = run(&mut net);
+    assert_eq!(second.retrans, 0, "{second:?}");
+    assert_eq!(r.mibs.get(IpMib::FragFails), too_big);
+    // Past mtu_expires the exception no longer applies.
+    net.run_for(Duration::from_secs(31)).unwrap();
+    let third = run(&mut net);
+    assert!(r.mibs.get(IpMib::FragFails) > too_big, "{third:?}");
+    assert!(third.intact);
+}

@@ -719,3 +719,75 @@ fn receive_lookups_follow_binds_connects_and_closes() {
     let e = recv_now(&mut net, "h2", &b).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
 }
+
+/// h1 — r — h2 with the router's link to h2 at MTU 1200. A 1400-byte
+/// datagram leaves h1 whole with DF (`IP_PMTUDISC_WANT`, the default);
+/// the router cannot forward it and answers "fragmentation needed". The
+/// connected socket reads `EMSGSIZE` once, h1 keeps the path MTU for h2
+/// (`ipv4_sk_update_pmtu()`), and the same datagram sent again leaves in
+/// two fragments that fit and arrive whole.
+#[test]
+fn fragmentation_needed_teaches_the_path_mtu_and_the_next_datagram_is_fragmented() {
+    let mut net = Network::new(9);
+    let (a, ra) = net.wire("w0", LinkConfig::default()).unwrap();
+    let (rb, b) = net.wire("w1", LinkConfig::default()).unwrap();
+    for (name, nics, route, fwd) in [
+        (
+            "h1",
+            vec![(a, "198.18.0.1/24")],
+            Some("default via 198.18.0.254"),
+            false,
+        ),
+        (
+            "r",
+            vec![(ra, "198.18.0.254/24"), (rb, "198.18.1.254/24")],
+            None,
+            true,
+        ),
+        (
+            "h2",
+            vec![(b, "198.18.1.2/24")],
+            Some("default via 198.18.1.254"),
+            false,
+        ),
+    ] {
+        let mut hb = Host::builder().name(name).cpus(1);
+        for (phy, addr) in nics {
+            hb = hb.nic(NicConfig::new().phy(phy)).addr(addr);
+        }
+        if let Some(r) = route {
+            hb = hb.route(r);
+        }
+        if fwd {
+            hb = hb.sysctl("net.ipv4.ip_forward", "1");
+        }
+        net.add_host(hb).unwrap();
+    }
+    let r = host(&net, "r");
+    let eth1 = r.dev("eth1").unwrap().ifindex();
+    r.ipv4.netdev_change_mtu(eth1, 1200).unwrap();
+    let (h1, h2) = (host(&net, "h1"), host(&net, "h2"));
+    let rx = UdpSocket::bind(&h2, "0.0.0.0:7000").unwrap();
+    let tx = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
+    tx.connect("198.18.1.2:7000").unwrap();
+    let dgram: Vec<u8> = (0..1400u32).map(|i| (i * 13 % 251) as u8).collect();
+    net.app("h1", || tx.send(&dgram)).unwrap().unwrap();
+    net.run_for(Duration::from_millis(5)).unwrap();
+    assert_eq!(ip(&net, "r", IpMib::FragFails), 1);
+    assert_eq!(udp(&net, "h2", UdpMib::InDatagrams), 0);
+    assert_eq!(ip(&net, "h1", IpMib::FragCreates), 0, "sent whole");
+    let err = recv_now(&mut net, "h1", &tx).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(90), "EMSGSIZE: {err}");
+    assert_eq!(
+        h1.ipv4
+            .rt_exception(Ipv4Addr::new(198, 18, 1, 2))
+            .map(|e| e.pmtu),
+        Some(1200)
+    );
+    net.app("h1", || tx.send(&dgram)).unwrap().unwrap();
+    net.run_for(Duration::from_millis(5)).unwrap();
+    assert_eq!(ip(&net, "h1", IpMib::FragCreates), 2);
+    assert_eq!(ip(&net, "r", IpMib::FragFails), 1, "nothing more dropped");
+    let (got, _) = recv_now(&mut net, "h2", &rx).unwrap();
+    assert_eq!(got, dgram);
+}

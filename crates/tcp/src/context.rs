@@ -107,6 +107,19 @@ pub trait TcpContext: TimerContext<TcpTimer> {
         tos: u8,
     ) -> Result<(), Errno>;
 
+    /// "Fragmentation needed" said the path toward `daddr` carries at most
+    /// `mtu` bytes: the IP layer keeps it for the routes toward `daddr`
+    /// (a path MTU exception); returns the MTU of the route toward `daddr`
+    /// after it (`dst_mtu()`, which `net.ipv4.route.min_pmtu` may keep
+    /// above `mtu`). The default, for an IP layer with no route cache,
+    /// returns `mtu`.
+    ///
+    /// Mirrors `inet_csk_update_pmtu()`.
+    fn ip_rt_update_pmtu(&mut self, daddr: Ipv4Addr, mtu: u32) -> u32 {
+        let _ = daddr;
+        mtu
+    }
+
     /// Tells the socket layer that `sk` has `event`. Mirrors the
     /// `sk_data_ready`/`sk_write_space`/`sk_state_change`/`sk_error_report`
     /// callbacks.

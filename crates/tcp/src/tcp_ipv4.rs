@@ -401,9 +401,17 @@ pub fn tcp_v4_err<C: TcpContext>(
             // what was sent too large goes again at once (the router
             // dropped it); EMSGSIZE is kept as the soft error in case the
             // connection does not recover.
-            let mtu = u32::from(mtu).max(68);
-            if mtu < tp.pmtu && !matches!(tp.state, TcpState::Listen | TcpState::Close) {
+            if matches!(tp.state, TcpState::Listen | TcpState::Close) {
+                return;
+            }
+            let icmp_mtu = u32::from(mtu);
+            let daddr = tp.daddr;
+            let mtu = ctx.ip_rt_update_pmtu(daddr, icmp_mtu).max(68);
+            if icmp_mtu < mtu {
+                // The route keeps a larger MTU (min_pmtu) than the path's.
                 tp.sk_err_soft = Some(Errno::MsgSize);
+            }
+            if mtu < tp.pmtu {
                 crate::tcp_output::tcp_sync_mss(&mut tp, mtu, ctx.sysctl());
                 crate::tcp_input::tcp_simple_retransmit(ctx, &mut tp);
             }

@@ -129,8 +129,13 @@ impl<C: UdpNetContext> UdpContext for C {
         })
     }
 
+    fn ip_rt_update_pmtu(&mut self, daddr: Ipv4Addr, mtu: u32) {
+        let now = self.now();
+        self.ipv4().ip_rt_update_pmtu(daddr, mtu, now);
+    }
+
     fn rt_genid(&self) -> u64 {
-        self.ipv4().rt_genid()
+        self.ipv4().rt_genid_at(|| self.now())
     }
 
     #[inline]

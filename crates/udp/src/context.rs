@@ -107,6 +107,16 @@ pub trait UdpContext {
     /// call returns (`ENETUNREACH`, `EHOSTUNREACH`, `EINVAL`).
     fn ip_route_output(&mut self, fl: &Flowi4) -> Result<RouteInfo, Errno>;
 
+    /// "Fragmentation needed" said the path toward `daddr` carries at most
+    /// `mtu` bytes: the IP layer keeps it as a path MTU exception for the
+    /// routes toward `daddr`. The default (the fake of `testutil`, with no
+    /// route cache) forgets it.
+    ///
+    /// Mirrors `ipv4_sk_update_pmtu()`.
+    fn ip_rt_update_pmtu(&mut self, daddr: Ipv4Addr, mtu: u32) {
+        let _ = (daddr, mtu);
+    }
+
     /// The routing generation: a route a connected socket cached
     /// (`sk_dst_cache`) under another generation is stale and looked up
     /// again.

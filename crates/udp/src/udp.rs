@@ -1184,7 +1184,7 @@ pub fn udp_err<C: UdpContext>(
     ctx: &mut C,
     icmp_type: u8,
     code: u8,
-    _info: u32,
+    info: u32,
     quoted: &[u8],
 ) -> Result<(), Errno> {
     let ihl = usize::from(quoted.first().map_or(0, |b| b & 0x0f)) * 4;
@@ -1203,7 +1203,12 @@ pub fn udp_err<C: UdpContext>(
     let (err, harderr) = match icmp_type {
         ICMP_SOURCE_QUENCH | ICMP_REDIRECT => return Ok(()),
         ICMP_PARAMETERPROB => (Errno::Proto, true),
-        ICMP_DEST_UNREACH if code == ICMP_FRAG_NEEDED => (Errno::MsgSize, true),
+        ICMP_DEST_UNREACH if code == ICMP_FRAG_NEEDED => {
+            // ipv4_sk_update_pmtu(): the path MTU is learned for every
+            // socket toward the peer, connected or not.
+            ctx.ip_rt_update_pmtu(peer, info);
+            (Errno::MsgSize, true)
+        }
         ICMP_DEST_UNREACH => ICMP_ERR_CONVERT
             .get(usize::from(code))
             .copied()

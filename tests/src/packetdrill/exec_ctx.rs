@@ -37,6 +37,9 @@ pub(super) struct PdCtx {
     pub(super) remote: Ipv4Addr,
     /// The route MTU (`--mtu`, or an init `ip link … mtu`).
     pub(super) mtu: u32,
+    /// The path MTU toward the peer learned from "fragmentation needed"
+    /// (the host's route exception), if any.
+    pmtu: Option<u32>,
     /// Segments sent, in order.
     pub(super) out: Vec<Captured>,
     /// Sockets the stack woke (`sk_write_space`, `sk_data_ready`, …)
@@ -57,6 +60,7 @@ impl PdCtx {
             local,
             remote,
             mtu,
+            pmtu: None,
             out: Vec::new(),
             woken: std::collections::BTreeSet::new(),
         }
@@ -129,8 +133,20 @@ impl TcpContext for PdCtx {
         }
         Ok(TcpRoute {
             saddr: saddr.unwrap_or(self.local),
-            mtu: self.mtu,
+            mtu: self.pmtu.map_or(self.mtu, |p| p.min(self.mtu)),
         })
+    }
+
+    /// The host's route exception (`__ip_rt_update_pmtu()`): lower only,
+    /// never below `net.ipv4.route.min_pmtu`; a script runs far shorter
+    /// than its 600 s life.
+    fn ip_rt_update_pmtu(&mut self, daddr: Ipv4Addr, mtu: u32) -> u32 {
+        let old = self.pmtu.map_or(self.mtu, |p| p.min(self.mtu));
+        if daddr == self.remote && mtu <= old {
+            let min = self.sysctl.get_int(Sysctl::ROUTE_MIN_PMTU).max(68) as u32;
+            self.pmtu = Some(if mtu < min { old.min(min) } else { mtu });
+        }
+        self.pmtu.map_or(self.mtu, |p| p.min(self.mtu))
     }
 
     /// Captures what the tun device would see: a GSO skb is cut into its
