@@ -45,7 +45,7 @@ use crate::neighbour::{NeighParms, NeighTable};
 use crate::protocol::NetProtocol;
 use crate::random::HashRnd;
 use crate::route::{Flowi4, NetnsIpv4, RtScope, RtnType};
-use crate::route_exception::FnheTable;
+use crate::route_exception::{FnheTable, RedirectPeers};
 use crate::timers::Ipv4Timer;
 
 /// The interface index of the loopback device, as in Linux (`lo` is
@@ -608,6 +608,8 @@ pub struct Ipv4Net<C: ?Sized> {
     /// When the first exception expires, in ns of the host clock
     /// (`u64::MAX`: none).
     fnhe_next_expiry: AtomicU64,
+    /// The redirects sent per source (`inet_peer` rate limiting).
+    redirect_peers: Mutex<RedirectPeers>,
 }
 
 // The host shares one `Ipv4Net` between its CPU threads.
@@ -691,6 +693,7 @@ impl<C: ?Sized> Ipv4Net<C> {
             fnhe: Mutex::new(FnheTable::default()),
             fnhe_any: AtomicBool::new(false),
             fnhe_next_expiry: AtomicU64::new(u64::MAX),
+            redirect_peers: Mutex::new(RedirectPeers::default()),
             netns: RwLock::new(netns),
             devs: RwLock::new(devs),
             devs_genid: AtomicU64::new(0),
@@ -883,6 +886,113 @@ impl<C: ?Sized> Ipv4Net<C> {
     #[inline]
     pub fn has_pmtu_exceptions(&self) -> bool {
         self.fnhe_any.load(Ordering::Acquire)
+    }
+
+    /// The exception toward `daddr` that applies at `now`: its path MTU
+    /// and first hop ([`crate::ip_route_output_key`] binds them to the
+    /// route, `rt_bind_exception()`).
+    #[inline]
+    pub fn rt_exception_at(&self, daddr: Ipv4Addr, now: Instant) -> Option<crate::FibNhException> {
+        if !self.fnhe_any.load(Ordering::Acquire) {
+            return None;
+        }
+        self.fnhe.lock().lookup(daddr, now).copied()
+    }
+
+    /// An ICMP redirect from `old_gw` (`code` 0–3: net, host, net and TOS,
+    /// host and TOS) says `new_gw` is the better first hop toward
+    /// `daddr`. Taken (as an exception for `net.ipv4.route.gc_timeout`,
+    /// 300 s; cached routes flushed) only when the route toward `daddr`
+    /// goes through `old_gw` itself, the device accepts redirects
+    /// (`accept_redirects` of `conf/all` or `conf/default`; of both on a
+    /// router) and `new_gw` is another unicast address, not multicast,
+    /// broadcast or `0.0.0.0/8`. Returns whether it was taken.
+    ///
+    /// Mirrors `ip_do_redirect()` → `__ip_do_redirect()` with the
+    /// `shared_media` default (1), under which `secure_redirects` is not
+    /// consulted.
+    ///
+    /// # Deviations from Linux
+    ///
+    /// Linux takes the redirect only once the new gateway's neighbour
+    /// entry is valid, and otherwise starts resolving it (a later redirect
+    /// is taken); here it is taken at once and the output path resolves
+    /// the new gateway on first use. The per-device `accept_redirects` is
+    /// `conf/default`'s (there is no per-device copy).
+    pub fn ip_rt_do_redirect(
+        &self,
+        daddr: Ipv4Addr,
+        old_gw: Ipv4Addr,
+        new_gw: Ipv4Addr,
+        code: u8,
+        now: Instant,
+    ) -> bool {
+        if code > 3 {
+            return false;
+        }
+        let mut fl4 = Flowi4::new(daddr, 0);
+        let (oif, gateway) = {
+            let netns = self.netns.read();
+            let Ok(rt) = netns.ip_route_output_key(&mut fl4) else {
+                return false;
+            };
+            if rt.rt_type != RtnType::Unicast || rt.oif == LOOPBACK_IFINDEX {
+                return false;
+            }
+            if new_gw == old_gw
+                || new_gw.is_multicast()
+                || new_gw.is_broadcast()
+                || new_gw.octets()[0] == 0
+                || netns.inet_addr_type(new_gw) != RtnType::Unicast
+            {
+                return false;
+            }
+            (rt.oif, rt.gateway)
+        };
+        let current = self
+            .rt_exception_at(daddr, now)
+            .and_then(|e| e.gw.filter(|_| e.oif == oif))
+            .or(gateway);
+        if current != Some(old_gw) {
+            return false;
+        }
+        let get = |k| self.sysctl.get_int(k) != 0;
+        let (all, dflt) = (
+            get(Sysctl::CONF_ALL_ACCEPT_REDIRECTS),
+            get(Sysctl::CONF_DEFAULT_ACCEPT_REDIRECTS),
+        );
+        let rx = if get(Sysctl::IP_FORWARD) {
+            all && dflt
+        } else {
+            all || dflt
+        };
+        if !rx {
+            return false;
+        }
+        let expires =
+            Duration::from_secs(self.sysctl.get_int(Sysctl::ROUTE_GC_TIMEOUT).max(0) as u64);
+        let changed = {
+            let mut t = self.fnhe.lock();
+            let changed = t.update_gw(daddr, oif, new_gw, expires, now);
+            self.fnhe_published(&t);
+            changed
+        };
+        if changed {
+            self.rt_cache_flush();
+        }
+        true
+    }
+
+    /// Whether this router should tell `saddr` of a better first hop for
+    /// the datagram it is forwarding back out of the device it came in on
+    /// (`send_redirects` of `conf/all` or `conf/default`), and the rate
+    /// limit allows one now. Mirrors the `IPSKB_DOREDIRECT` test of
+    /// `__mkroute_input()` (with `shared_media`'s default, 1) and
+    /// `ip_rt_send_redirect()`'s limiter.
+    pub fn ip_rt_send_redirect_allowed(&self, saddr: Ipv4Addr, now: Instant) -> bool {
+        let tx = self.sysctl.get_int(Sysctl::CONF_ALL_SEND_REDIRECTS) != 0
+            || self.sysctl.get_int(Sysctl::CONF_DEFAULT_SEND_REDIRECTS) != 0;
+        tx && self.redirect_peers.lock().allow(saddr, now)
     }
 
     /// The exception toward `daddr` (expired or not), for `ip route get`.

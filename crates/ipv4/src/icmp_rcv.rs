@@ -195,7 +195,9 @@ pub fn icmp_rcv<C: Ipv4Context>(ctx: &mut C, skb: SkBuff) -> bool {
     }
     match icmp_type {
         8 => icmp_echo(&net, ctx, skb, to_broadcast),
-        3 | 4 | 11 | 12 => icmp_unreach(&net, ctx, skb),
+        // icmp_unreach(), and icmp_redirect() for 5: the same checks of
+        // the quoted header, then the protocol's err_handler.
+        3 | 4 | 5 | 11 | 12 => icmp_unreach(&net, ctx, skb),
         _ => {
             // icmp_discard(), ping_rcv() without a ping socket, timestamps.
             consume_skb(skb);
@@ -306,6 +308,9 @@ fn icmp_unreach<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> b
         }
     } else if icmp_type == 12 {
         info = u32::from(d[4]);
+    } else if icmp_type == 5 {
+        // icmp_redirect(): the new gateway (icmp_hdr(skb)->un.gateway).
+        info = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
     }
     if quoted.len() < ihl + 8 {
         net.mibs().inc(cpu, IcmpMib::InErrors);

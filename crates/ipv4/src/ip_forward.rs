@@ -12,6 +12,8 @@
 //!            └─ ForwDatagrams ─▶ ip_output (POST_ROUTING, fragmentation, neighbour)
 //! ```
 
+use std::net::Ipv4Addr;
+
 use netcore::{DropReason, IpMib, PktType, SkBuff, kfree_skb_reason};
 use netfilter::{NfConsumed, NfInetHooks};
 use softnet::NetRx;
@@ -107,7 +109,18 @@ pub fn ip_forward<C: Ipv4Context>(
     let new = u16::from_be_bytes([h[8], h[9]]);
     let check = csum_replace2(u16::from_be_bytes([h[10], h[11]]), old, new);
     h[10..12].copy_from_slice(&check.to_be_bytes());
+    let (saddr, daddr) = (
+        Ipv4Addr::new(h[12], h[13], h[14], h[15]),
+        Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+    );
     let in_ifindex = skb.ifindex;
+    // Back out of the device it came in on: the sender could have used
+    // the next hop itself (IPSKB_DOREDIRECT, ip_rt_send_redirect()). The
+    // datagram is forwarded all the same.
+    if rt.oif == in_ifindex && net.ip_rt_send_redirect_allowed(saddr, ctx.now()) {
+        let gateway = rt.rt_nexthop(daddr);
+        let _ = icmp_send_net(net, ctx, &skb, IcmpError::Redirect { gateway });
+    }
     let rt = *rt;
     match nf_hook_ipv4(
         ctx,

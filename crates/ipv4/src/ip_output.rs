@@ -225,17 +225,25 @@ pub fn ip_route_output_key<C: Ipv4Context>(ctx: &C, fl4: &mut Flowi4) -> Result<
     Ok(rt)
 }
 
-/// Lowers a fresh route's MTU to the path MTU an exception keeps toward
-/// `daddr` ([`Ipv4Net::ip_rt_update_pmtu`](crate::Ipv4Net::ip_rt_update_pmtu)).
-/// Mirrors the exception part of `ipv4_mtu()` (`rt_pmtu` while
-/// `dst.expires` has not passed).
+/// Binds to a fresh route what an exception keeps toward `daddr`: the
+/// path MTU ([`Ipv4Net::ip_rt_update_pmtu`](crate::Ipv4Net::ip_rt_update_pmtu))
+/// lowers its MTU, and a redirect's first hop
+/// ([`Ipv4Net::ip_rt_do_redirect`](crate::Ipv4Net::ip_rt_do_redirect))
+/// replaces its gateway when the route leaves through the same device.
+/// Mirrors `rt_bind_exception()` and the exception part of `ipv4_mtu()`.
 #[inline]
 fn rt_apply_pmtu<C: Ipv4Context>(ctx: &C, rt: &mut Rtable, daddr: Ipv4Addr) {
     let net = ctx.ipv4();
     if net.has_pmtu_exceptions()
-        && let Some(pmtu) = net.rt_pmtu(daddr, ctx.now())
+        && rt.rt_type == RtnType::Unicast
+        && let Some(e) = net.rt_exception_at(daddr, ctx.now())
     {
-        rt.mtu = rt.mtu.min(pmtu);
+        if e.pmtu != 0 {
+            rt.mtu = rt.mtu.min(e.pmtu);
+        }
+        if let Some(gw) = e.gw.filter(|_| e.oif == rt.oif) {
+            rt.gateway = Some(gw);
+        }
     }
 }
 

@@ -121,7 +121,10 @@ pub use route::{
     Fib, FibAlias, FibConfig, FibNh, FibResult, Flowi4, NetnsIpv4, RT_TABLE_LOCAL, RT_TABLE_MAIN,
     RouteInputError, RouteTable, RtProt, RtScope, Rtable, RtnType,
 };
-pub use route_exception::{FNHE_MAX, FibNhException, FnheTable};
+pub use route_exception::{
+    FNHE_MAX, FibNhException, FnheTable, IP_RT_REDIRECT_LOAD, IP_RT_REDIRECT_NUMBER,
+    IP_RT_REDIRECT_SILENCE, RedirectPeers,
+};
 pub use timers::{FragId, Ipv4Timer, NeighId, handle_timer};
 
 /// The README's examples run as doctests.

@@ -45,6 +45,12 @@ pub enum IcmpError {
         /// The offending octet.
         pointer: u8,
     },
+    /// Redirect for the host: `gateway` is the better first hop toward
+    /// the datagram's destination (`ICMP_REDIRECT`, `ICMP_REDIR_HOST`).
+    Redirect {
+        /// The gateway to use.
+        gateway: Ipv4Addr,
+    },
 }
 
 impl IcmpError {
@@ -70,6 +76,10 @@ impl IcmpError {
             },
             IcmpError::TimeExceeded(code) => IcmpMessage::TimeExceeded { code },
             IcmpError::ParamProb { pointer } => IcmpMessage::ParamProblem { pointer },
+            IcmpError::Redirect { gateway } => IcmpMessage::Redirect {
+                code: wire::IcmpRedirect::Host,
+                gateway,
+            },
         }
     }
 }
@@ -80,12 +90,13 @@ impl IcmpError {
 /// Mirrors the arguments of `net_protocol.err_handler(skb, info)`: the
 /// ICMP header (`icmp_hdr(skb)`), `info` (the next-hop MTU of a
 /// fragmentation-needed message when `ip_no_pmtu_disc` allows it, the
-/// pointer of a parameter problem, else 0) and `skb->data`, the quoted
+/// pointer of a parameter problem, the gateway of a redirect as a
+/// big-endian `u32`, else 0) and `skb->data`, the quoted
 /// datagram: its IP header and at least 8 bytes after it (checked by
 /// `icmp_socket_deliver()` before the call).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IcmpErrInfo<'a> {
-    /// The ICMP type (3, 4, 11 or 12).
+    /// The ICMP type (3, 4, 5, 11 or 12).
     pub icmp_type: u8,
     /// The ICMP code.
     pub code: u8,

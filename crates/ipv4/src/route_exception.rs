@@ -1,10 +1,12 @@
-//! Path MTU exceptions: what "fragmentation needed" taught about the path
-//! toward one destination, kept for `net.ipv4.route.mtu_expires`.
+//! Route exceptions: what ICMP taught about the path toward one
+//! destination: a smaller path MTU ("fragmentation needed", kept for
+//! `net.ipv4.route.mtu_expires`) or a better first hop (a redirect, kept
+//! for `net.ipv4.route.gc_timeout`).
 //!
-//! Mirrors the PMTU half of `struct fib_nh_exception` (`fnhe_pmtu`,
+//! Mirrors `struct fib_nh_exception` (`fnhe_pmtu`, `fnhe_gw`,
 //! `fnhe_expires`, `fnhe_mtu_locked`) with `__ip_rt_update_pmtu()`,
-//! `update_or_create_fnhe()` and the exception part of `ipv4_mtu()` in
-//! `net/ipv4/route.c`.
+//! `__ip_do_redirect()`, `update_or_create_fnhe()`, `rt_bind_exception()`
+//! and the exception part of `ipv4_mtu()` in `net/ipv4/route.c`.
 //!
 //! ```text
 //!  ICMP frag needed (mtu) ─▶ tcp_v4_err / udp_err ─▶ ip_rt_update_pmtu(daddr, mtu)
@@ -37,11 +39,17 @@ use netcore::{Duration, Instant};
 /// The most exceptions kept (Linux: `FNHE_HASH_SIZE` × `FNHE_RECLAIM_DEPTH`).
 pub const FNHE_MAX: usize = 2048 * 5;
 
-/// A learned path MTU. Mirrors the PMTU fields of `struct fib_nh_exception`.
+/// What is known about the path toward one destination. Mirrors `struct
+/// fib_nh_exception`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FibNhException {
-    /// The path MTU (`fnhe_pmtu`).
+    /// The path MTU (`fnhe_pmtu`), 0 for none.
     pub pmtu: u32,
+    /// The first hop a redirect named (`fnhe_gw`), for routes leaving
+    /// through device `oif`.
+    pub gw: Option<Ipv4Addr>,
+    /// The device of the route the redirect corrected.
+    pub oif: u32,
     /// When it stops applying (`fnhe_expires`).
     pub expires: Instant,
     /// It was clamped up to `min_pmtu` (`fnhe_mtu_locked`).
@@ -58,10 +66,53 @@ impl FnheTable {
     /// The path MTU toward `daddr` at `now`, if an exception applies.
     /// Mirrors the `rt_pmtu` test of `ipv4_mtu()`.
     pub fn pmtu(&self, daddr: Ipv4Addr, now: Instant) -> Option<u32> {
-        self.map
-            .get(&daddr)
-            .filter(|e| now < e.expires)
-            .map(|e| e.pmtu)
+        self.lookup(daddr, now).map(|e| e.pmtu).filter(|&p| p != 0)
+    }
+
+    /// The exception toward `daddr` that applies at `now`.
+    pub fn lookup(&self, daddr: Ipv4Addr, now: Instant) -> Option<&FibNhException> {
+        self.map.get(&daddr).filter(|e| now < e.expires)
+    }
+
+    /// Records that a redirect named `gw` as the first hop toward `daddr`
+    /// for routes through device `oif`, for `expires` from `now` (an
+    /// exception's one lifetime covers its path MTU too). Returns whether
+    /// the first hop changed. Mirrors `update_or_create_fnhe()` with a
+    /// gateway.
+    pub fn update_gw(
+        &mut self,
+        daddr: Ipv4Addr,
+        oif: u32,
+        gw: Ipv4Addr,
+        expires: Duration,
+        now: Instant,
+    ) -> bool {
+        self.make_room(daddr);
+        let old = self.lookup(daddr, now).copied();
+        let e = FibNhException {
+            pmtu: old.map_or(0, |e| e.pmtu),
+            gw: Some(gw),
+            oif,
+            expires: now + expires,
+            locked: old.is_some_and(|e| e.locked),
+        };
+        self.map.insert(daddr, e);
+        old.is_none_or(|o| o.gw != Some(gw) || o.oif != oif)
+    }
+
+    /// Makes room for one more destination (`fnhe_oldest()`: the
+    /// exception closest to expiring goes).
+    fn make_room(&mut self, daddr: Ipv4Addr) {
+        if self.map.len() >= FNHE_MAX && !self.map.contains_key(&daddr) {
+            let oldest = self
+                .map
+                .iter()
+                .min_by_key(|(_, e)| e.expires)
+                .map(|(a, _)| *a);
+            if let Some(oldest) = oldest {
+                self.map.remove(&oldest);
+            }
+        }
     }
 
     /// The exception toward `daddr`, expired or not.
@@ -126,22 +177,15 @@ impl FnheTable {
         {
             return false;
         }
-        if self.map.len() >= FNHE_MAX && !self.map.contains_key(&daddr) {
-            // fnhe_oldest(): the one closest to expiring makes room.
-            if let Some(oldest) = self
-                .map
-                .iter()
-                .min_by_key(|(_, e)| e.expires)
-                .map(|(a, _)| *a)
-            {
-                self.map.remove(&oldest);
-            }
-        }
+        self.make_room(daddr);
+        let old = self.lookup(daddr, now).copied();
         let lowered = self.pmtu(daddr, now).is_none_or(|p| mtu < p);
         self.map.insert(
             daddr,
             FibNhException {
                 pmtu: mtu,
+                gw: old.and_then(|e| e.gw),
+                oif: old.map_or(0, |e| e.oif),
                 expires: now + expires,
                 locked,
             },
@@ -217,5 +261,101 @@ mod tests {
             "the oldest went"
         );
         assert!(t.get(new).is_some());
+    }
+}
+
+/// Redirects sent to one host, for their rate limit. Mirrors the
+/// `rate_last`/`n_redirects` of the `inet_peer` that
+/// `ip_rt_send_redirect()` keeps per source.
+#[derive(Clone, Copy, Debug)]
+struct RedirectPeer {
+    rate_last: Instant,
+    n_redirects: u32,
+}
+
+/// How many redirects go to one host before the router gives up on it
+/// (`ip_rt_redirect_number`).
+pub const IP_RT_REDIRECT_NUMBER: u32 = 9;
+/// The first gap between two redirects to one host, doubled after each
+/// (`ip_rt_redirect_load`, `HZ / 50`).
+pub const IP_RT_REDIRECT_LOAD: Duration = Duration::from_millis(20);
+/// A quiet time after which a host's count starts again
+/// (`ip_rt_redirect_silence`, `ip_rt_redirect_load << (number + 1)`).
+pub const IP_RT_REDIRECT_SILENCE: Duration =
+    Duration::from_millis(20 << (IP_RT_REDIRECT_NUMBER + 1));
+/// The most hosts remembered (Linux's `inet_peer` tree is bounded by its
+/// own garbage collection).
+const REDIRECT_PEERS_MAX: usize = 4096;
+
+/// The per-source state of the redirects a router sends.
+#[derive(Debug, Default)]
+pub struct RedirectPeers {
+    peers: std::collections::HashMap<Ipv4Addr, RedirectPeer>,
+}
+
+impl RedirectPeers {
+    /// Whether a redirect may go to `saddr` at `now`, counting it if so:
+    /// the first at once, then each more than `20 ms << n` after the
+    /// last, n being the number sent (40, 80, 160 ms ...); after nine the
+    /// host is ignored until it has sent nothing that needed a redirect
+    /// for 20.48 s. Mirrors the limiter of
+    /// `ip_rt_send_redirect()`.
+    pub fn allow(&mut self, saddr: Ipv4Addr, now: Instant) -> bool {
+        if self.peers.len() >= REDIRECT_PEERS_MAX && !self.peers.contains_key(&saddr) {
+            let oldest = self
+                .peers
+                .iter()
+                .min_by_key(|(_, p)| p.rate_last)
+                .map(|(a, _)| *a);
+            if let Some(oldest) = oldest {
+                self.peers.remove(&oldest);
+            }
+        }
+        let p = self.peers.entry(saddr).or_insert(RedirectPeer {
+            rate_last: now,
+            n_redirects: 0,
+        });
+        if now > p.rate_last + IP_RT_REDIRECT_SILENCE {
+            p.n_redirects = 0;
+        }
+        if p.n_redirects >= IP_RT_REDIRECT_NUMBER {
+            p.rate_last = now;
+            return false;
+        }
+        let gap = IP_RT_REDIRECT_LOAD * (1u32 << p.n_redirects);
+        if p.n_redirects == 0 || now > p.rate_last + gap {
+            p.rate_last = now;
+            p.n_redirects += 1;
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod redirect_tests {
+    use super::*;
+
+    #[test]
+    fn redirects_back_off_then_stop_until_silence() {
+        let mut r = RedirectPeers::default();
+        let h = Ipv4Addr::new(198, 18, 0, 1);
+        let ms = |n: u64| Instant::from_millis(n);
+        assert!(r.allow(h, ms(1000)), "the first at once");
+        assert!(!r.allow(h, ms(1040)), "not more than 40 ms later");
+        assert!(r.allow(h, ms(1041)));
+        assert!(!r.allow(h, ms(1100)), "inside 80 ms");
+        assert!(r.allow(h, ms(1122)));
+        let t0 = 1122;
+        // Every packet asks; only the allowed ones are counted.
+        let mut t = t0;
+        let mut sent = 3;
+        while t < 30_000 {
+            t += 5;
+            sent += u32::from(r.allow(h, ms(t)));
+        }
+        assert_eq!(sent, IP_RT_REDIRECT_NUMBER, "nine, then silence");
+        // Quiet for 20.48 s: counted afresh.
+        assert!(r.allow(h, ms(t + 20_481)));
     }
 }

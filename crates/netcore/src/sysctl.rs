@@ -224,8 +224,10 @@ sysctls! {
     NEIGH_UCAST_SOLICIT: IntKey = "net.ipv4.neigh.default.ucast_solicit", POS, Def::Int(3);
     NEIGH_UNRES_QLEN: IntKey = "net.ipv4.neigh.default.unres_qlen", POS, Def::Int(101);
     NEIGH_UNRES_QLEN_BYTES: IntKey = "net.ipv4.neigh.default.unres_qlen_bytes", POS, Def::Int(212_992);
-    // net.ipv4.route (net/ipv4/route.c ipv4_route_netns_table; mtu_expires
-    // in seconds, kept in jiffies by Linux)
+    // net.ipv4.route (net/ipv4/route.c ipv4_route_netns_table and
+    // ipv4_route_table; gc_timeout and mtu_expires in seconds, kept in
+    // jiffies by Linux)
+    ROUTE_GC_TIMEOUT: IntKey = "net.ipv4.route.gc_timeout", POS, Def::Int(300);
     ROUTE_MIN_PMTU: IntKey = "net.ipv4.route.min_pmtu", int(68, 65535), Def::Int(552);
     ROUTE_MTU_EXPIRES: IntKey = "net.ipv4.route.mtu_expires", POS, Def::Int(600);
     // net.ipv4 TCP (net/ipv4/tcp_ipv4.c tcp_sk_init, tcp.c tcp_init)

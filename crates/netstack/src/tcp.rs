@@ -280,6 +280,14 @@ impl TcpContext for CpuCtx {
         ipv4::ip_route_output_key(self, &mut fl4).map_or(mtu, |rt| rt.mtu)
     }
 
+    /// `ip_do_redirect()` on the host's IPv4 state.
+    fn ip_rt_redirect(&mut self, daddr: Ipv4Addr, old_gw: Ipv4Addr, new_gw: Ipv4Addr, code: u8) {
+        let now = self.clock.now();
+        self.host
+            .ipv4
+            .ip_rt_do_redirect(daddr, old_gw, new_gw, code, now);
+    }
+
     /// `inet_csk_clear_xmit_timer()` leaves the timer queued: the CPU's
     /// wheel keeps the entry, not pending and skipped by the next-expiry
     /// search, so the next `sk_reset_timer()` is `mod_timer()` on it

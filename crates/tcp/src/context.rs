@@ -120,6 +120,15 @@ pub trait TcpContext: TimerContext<TcpTimer> {
         mtu
     }
 
+    /// An ICMP redirect from `old_gw` (code `code`) named `new_gw` the
+    /// better first hop toward `daddr`: the IP layer checks it and keeps
+    /// it for the routes toward `daddr`. The default forgets it.
+    ///
+    /// Mirrors `do_redirect()` → `ip_do_redirect()`.
+    fn ip_rt_redirect(&mut self, daddr: Ipv4Addr, old_gw: Ipv4Addr, new_gw: Ipv4Addr, code: u8) {
+        let _ = (daddr, old_gw, new_gw, code);
+    }
+
     /// Tells the socket layer that `sk` has `event`. Mirrors the
     /// `sk_data_ready`/`sk_write_space`/`sk_state_change`/`sk_error_report`
     /// callbacks.

@@ -41,8 +41,8 @@ impl TcpProtocol {
 ///
 /// Mirrors the decoding at the top of `tcp_v4_err()`: destination
 /// unreachable (fragmentation needed with its MTU, otherwise the errno of
-/// `icmp_err_convert[]`) and time exceeded (`EHOSTUNREACH`) matter; other
-/// types are ignored. `None` when the quoted TCP header is too short.
+/// `icmp_err_convert[]`), time exceeded (`EHOSTUNREACH`) and redirects
+/// (with their gateway and sender) matter; other types are ignored. `None` when the quoted TCP header is too short.
 pub fn tcp_icmp_decode(info: &IcmpErrInfo<'_>) -> Option<(u16, u16, u32, TcpIcmpError)> {
     let th = info.transport();
     if th.len() < 8 {
@@ -57,6 +57,11 @@ pub fn tcp_icmp_decode(info: &IcmpErrInfo<'_>) -> Option<(u16, u16, u32, TcpIcmp
             TcpIcmpError::Unreachable(info.errno().map_or(Errno::HostUnreach, |e| e.0))
         }
         (11, _) => TcpIcmpError::Unreachable(Errno::HostUnreach),
+        (5, code) if code <= 3 => TcpIcmpError::Redirect {
+            gateway: core::net::Ipv4Addr::from(info.info),
+            from: info.from,
+            code,
+        },
         _ => TcpIcmpError::Other,
     };
     Some((sport, dport, seq, err))

@@ -357,6 +357,16 @@ pub enum TcpIcmpError {
     Unreachable(Errno),
     /// Fragmentation needed with the next-hop MTU (`ICMP_FRAG_NEEDED`).
     FragNeeded(u16),
+    /// A redirect (`ICMP_REDIRECT`, code 0–3) from the router `from`:
+    /// `gateway` is the better first hop toward the peer.
+    Redirect {
+        /// The new first hop.
+        gateway: Ipv4Addr,
+        /// The router that sent the redirect.
+        from: Ipv4Addr,
+        /// The ICMP code.
+        code: u8,
+    },
     /// Source quench and others: ignored.
     Other,
 }
@@ -415,6 +425,15 @@ pub fn tcp_v4_err<C: TcpContext>(
                 crate::tcp_output::tcp_sync_mss(&mut tp, mtu, ctx.sysctl());
                 crate::tcp_input::tcp_simple_retransmit(ctx, &mut tp);
             }
+        }
+        TcpIcmpError::Redirect {
+            gateway,
+            from,
+            code,
+        } => {
+            // do_redirect() → ip_do_redirect()
+            let daddr = tp.daddr;
+            ctx.ip_rt_redirect(daddr, from, gateway, code);
         }
         TcpIcmpError::Unreachable(e) => match tp.state {
             TcpState::SynSent | TcpState::SynRecv => {

@@ -30,7 +30,14 @@ impl<C: UdpContext> NetProtocol<C> for UdpProtocol {
     }
 
     fn err_handler(&self, info: &IcmpErrInfo<'_>, ctx: &mut C) {
-        let _ = udp_err(ctx, info.icmp_type, info.code, info.info, info.quoted);
+        let _ = udp_err(
+            ctx,
+            info.icmp_type,
+            info.code,
+            info.info,
+            info.from,
+            info.quoted,
+        );
     }
 
     #[allow(clippy::unnecessary_literal_bound)] // the trait's signature
@@ -127,6 +134,12 @@ impl<C: UdpNetContext> UdpContext for C {
             csum_offload: false,
             dst: Some(rt),
         })
+    }
+
+    fn ip_rt_redirect(&mut self, daddr: Ipv4Addr, old_gw: Ipv4Addr, new_gw: Ipv4Addr, code: u8) {
+        let now = self.now();
+        self.ipv4()
+            .ip_rt_do_redirect(daddr, old_gw, new_gw, code, now);
     }
 
     fn ip_rt_update_pmtu(&mut self, daddr: Ipv4Addr, mtu: u32) {

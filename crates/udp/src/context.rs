@@ -117,6 +117,15 @@ pub trait UdpContext {
         let _ = (daddr, mtu);
     }
 
+    /// An ICMP redirect from `old_gw` (code `code`) named `new_gw` the
+    /// better first hop toward `daddr`: the IP layer checks it and keeps
+    /// it for the routes toward `daddr`. The default forgets it.
+    ///
+    /// Mirrors `ipv4_sk_redirect()`.
+    fn ip_rt_redirect(&mut self, daddr: Ipv4Addr, old_gw: Ipv4Addr, new_gw: Ipv4Addr, code: u8) {
+        let _ = (daddr, old_gw, new_gw, code);
+    }
+
     /// The routing generation: a route a connected socket cached
     /// (`sk_dst_cache`) under another generation is stale and looked up
     /// again.

@@ -295,7 +295,14 @@ impl UdpContext for FakeUdpCtx {
                         None => return Ok(()),
                     }
                 };
-                let _ = udp_err(&mut sender.ctx(), 3, 3, 0, &quoted);
+                let _ = udp_err(
+                    &mut sender.ctx(),
+                    3,
+                    3,
+                    0,
+                    std::net::Ipv4Addr::UNSPECIFIED,
+                    &quoted,
+                );
             }
         }
         Ok(())

@@ -1170,7 +1170,8 @@ const ICMP_FRAG_NEEDED: u8 = 4;
 /// Delivers an ICMP error about a datagram this host sent to the socket
 /// that sent it.
 ///
-/// Mirrors `udp_err()` → `__udp4_lib_err()`. `quoted` is the ICMP payload:
+/// Mirrors `udp_err()` → `__udp4_lib_err()`. `from` sent the ICMP message;
+/// `quoted` is the ICMP payload:
 /// the offending IP header and at least the first 8 bytes after it. The
 /// sender is found by the reversed addresses; none counts ICMP `InErrors`
 /// and returns `ENOENT`. The error becomes `sk_err` only when it is "hard"
@@ -1178,13 +1179,15 @@ const ICMP_FRAG_NEEDED: u8 = 4;
 /// problem, the administratively prohibited codes) and the socket is
 /// connected, as Linux does without `IP_RECVERR`; the next `recvmsg` or
 /// `sendmsg` returns it (`ECONNREFUSED`, `EMSGSIZE`, ...) and `poll`
-/// reports `POLLERR`. Source quench and redirects are ignored here.
+/// reports `POLLERR`. A redirect updates the route toward the peer
+/// (`ipv4_sk_redirect()`); source quench is ignored.
 #[doc(alias = "__udp4_lib_err")]
 pub fn udp_err<C: UdpContext>(
     ctx: &mut C,
     icmp_type: u8,
     code: u8,
     info: u32,
+    from: Ipv4Addr,
     quoted: &[u8],
 ) -> Result<(), Errno> {
     let ihl = usize::from(quoted.first().map_or(0, |b| b & 0x0f)) * 4;
@@ -1201,7 +1204,13 @@ pub fn udp_err<C: UdpContext>(
         return Err(Errno::NoEnt);
     };
     let (err, harderr) = match icmp_type {
-        ICMP_SOURCE_QUENCH | ICMP_REDIRECT => return Ok(()),
+        ICMP_SOURCE_QUENCH => return Ok(()),
+        ICMP_REDIRECT => {
+            // ipv4_sk_redirect(): `from` says `info` is the better first
+            // hop toward the peer.
+            ctx.ip_rt_redirect(peer, from, Ipv4Addr::from(info), code);
+            return Ok(());
+        }
         ICMP_PARAMETERPROB => (Errno::Proto, true),
         ICMP_DEST_UNREACH if code == ICMP_FRAG_NEEDED => {
             // ipv4_sk_update_pmtu(): the path MTU is learned for every

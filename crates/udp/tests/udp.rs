@@ -130,9 +130,22 @@ fn icmp_errors_for_unknown_sockets_count_icmp_in_errors() {
     q[16..20].copy_from_slice(&p.b.addr.octets());
     q[20..22].copy_from_slice(&4444u16.to_be_bytes());
     q[22..24].copy_from_slice(&9u16.to_be_bytes());
-    assert_eq!(udp_err(&mut p.ca, 3, 3, 0, &q), Err(Errno::NoEnt));
+    assert_eq!(
+        udp_err(&mut p.ca, 3, 3, 0, std::net::Ipv4Addr::UNSPECIFIED, &q),
+        Err(Errno::NoEnt)
+    );
     assert_eq!(p.a.mibs.get(IcmpMib::InErrors), 1);
-    assert_eq!(udp_err(&mut p.ca, 3, 3, 0, &q[..22]), Err(Errno::Inval));
+    assert_eq!(
+        udp_err(
+            &mut p.ca,
+            3,
+            3,
+            0,
+            std::net::Ipv4Addr::UNSPECIFIED,
+            &q[..22]
+        ),
+        Err(Errno::Inval)
+    );
 }
 
 #[test]
@@ -149,15 +162,15 @@ fn frag_needed_and_other_icmp_errors_map_like_linux() {
     q[20..22].copy_from_slice(&port.to_be_bytes());
     q[22..24].copy_from_slice(&7u16.to_be_bytes());
     // Frag needed: EMSGSIZE.
-    udp_err(&mut p.ca, 3, 4, 1400, &q).unwrap();
+    udp_err(&mut p.ca, 3, 4, 1400, std::net::Ipv4Addr::UNSPECIFIED, &q).unwrap();
     assert_eq!(recv(&mut p.ca, &sa), Err(Errno::MsgSize));
     // Host unreachable is soft: not reported without IP_RECVERR.
-    udp_err(&mut p.ca, 3, 1, 0, &q).unwrap();
+    udp_err(&mut p.ca, 3, 1, 0, std::net::Ipv4Addr::UNSPECIFIED, &q).unwrap();
     assert_eq!(recv(&mut p.ca, &sa), Err(Errno::Again));
     // Parameter problem: EPROTO. Source quench: ignored.
-    udp_err(&mut p.ca, 12, 0, 0, &q).unwrap();
+    udp_err(&mut p.ca, 12, 0, 0, std::net::Ipv4Addr::UNSPECIFIED, &q).unwrap();
     assert_eq!(sa.sock_error(), Some(Errno::Proto));
-    udp_err(&mut p.ca, 4, 0, 0, &q).unwrap();
+    udp_err(&mut p.ca, 4, 0, 0, std::net::Ipv4Addr::UNSPECIFIED, &q).unwrap();
     assert_eq!(sa.sock_error(), None);
 }
 
