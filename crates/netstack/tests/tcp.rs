@@ -602,3 +602,77 @@ fn the_router_s_fragmentation_needed_sets_a_path_mtu_exception_for_the_destinati
     assert!(r.mibs.get(IpMib::FragFails) > too_big, "{third:?}");
     assert!(third.intact);
 }
+
+/// Urgent data through the socket layer: `send(MSG_OOB)` on h1; on h2
+/// epoll reports `EPOLLPRI`, `recv` stops at the mark, `SIOCATMARK` says
+/// 1 there, `recvmsg(MSG_OOB)` returns the urgent byte flagged `MSG_OOB`,
+/// and the stream goes on without it; with `SO_OOBINLINE` (read back as
+/// 1) `MSG_OOB` is `EINVAL` and the byte stays in the stream.
+#[test]
+fn urgent_data_through_the_socket_layer() {
+    use socket::{MsgFlags, SIOCATMARK, SO_OOBINLINE, SOL_SOCKET};
+    for inline in [false, true] {
+        let mut net = pair(29, 0.0);
+        let (c, s, _l) = connected(&mut net, 7005);
+        let (h1, h2) = (
+            Arc::clone(net.host("h1").unwrap().shared()),
+            Arc::clone(net.host("h2").unwrap().shared()),
+        );
+        let (l1, l2) = (h1.socket_layer(), h2.socket_layer());
+        let (fc, fs) = (c.as_raw_fd(), s.as_raw_fd());
+        if inline {
+            l2.setsockopt_int(fs, SOL_SOCKET, SO_OOBINLINE, 1).unwrap();
+            assert_eq!(l2.getsockopt_int(fs, SOL_SOCKET, SO_OOBINLINE), Ok(1));
+        }
+        let ep = l2.epoll_create1(0).unwrap();
+        let ev = EpollEvent {
+            events: EpollEvents::EPOLLPRI,
+            data: 1,
+        };
+        l2.epoll_ctl(ep, EPOLL_CTL_ADD, fs, Some(ev)).unwrap();
+        net.app("h1", || l1.send(fc, b"ab", MsgFlags::empty()))
+            .unwrap()
+            .unwrap();
+        net.app("h1", || l1.send(fc, b"!", MsgFlags::OOB))
+            .unwrap()
+            .unwrap();
+        net.app("h1", || l1.send(fc, b"cd", MsgFlags::empty()))
+            .unwrap()
+            .unwrap();
+        net.run_for(Duration::from_millis(5)).unwrap();
+        let evs = l2.epoll_wait(ep, 4, 0).unwrap();
+        assert_eq!(evs.len(), 1, "EPOLLPRI");
+        assert!(evs[0].events.contains(EpollEvents::EPOLLPRI));
+        let mut buf = [0u8; 16];
+        let got = net
+            .app("h2", || l2.recv(fs, &mut buf, MsgFlags::empty()))
+            .unwrap();
+        assert_eq!(got, Ok(2));
+        assert_eq!(&buf[..2], b"ab", "stops at the mark");
+        let mut at = 0;
+        l2.ioctl(fs, SIOCATMARK, &mut at).unwrap();
+        assert_eq!(at, 1);
+        let oob = net
+            .app("h2", || l2.recvmsg(fs, &mut [&mut buf[..]], MsgFlags::OOB))
+            .unwrap();
+        if inline {
+            assert_eq!(oob.map(|m| m.len), Err(netcore::Errno::Inval));
+            let got = net
+                .app("h2", || l2.recv(fs, &mut buf, MsgFlags::empty()))
+                .unwrap();
+            assert_eq!(got, Ok(3));
+            assert_eq!(&buf[..3], b"!cd");
+        } else {
+            let m = oob.unwrap();
+            assert_eq!((m.len, buf[0]), (1, b'!'));
+            assert!(m.flags.contains(MsgFlags::OOB));
+            let got = net
+                .app("h2", || l2.recv(fs, &mut buf, MsgFlags::empty()))
+                .unwrap();
+            assert_eq!(got, Ok(2));
+            assert_eq!(&buf[..2], b"cd");
+        }
+        l2.ioctl(fs, SIOCATMARK, &mut at).unwrap();
+        assert_eq!(at, 0);
+    }
+}

@@ -24,8 +24,10 @@ pub struct UdpOps {
     /// UDP's wake-up hook can hold it too ([`ProtoOps::install_wait_queue`]).
     wq: Arc<WaitQueue>,
     /// `SO_KEEPALIVE` and `SO_LINGER` are accepted on any socket and only
-    /// acted on by TCP; UDP keeps them for `getsockopt`.
+    /// acted on by TCP; UDP keeps them for `getsockopt`, and
+    /// `SO_OOBINLINE` too (no urgent data in UDP).
     keepalive: parking_lot::Mutex<(bool, i64)>,
+    oobinline: std::sync::atomic::AtomicBool,
 }
 
 impl UdpOps {
@@ -35,6 +37,7 @@ impl UdpOps {
             sk,
             wq: Arc::new(WaitQueue::new()),
             keepalive: parking_lot::Mutex::new((false, -1)),
+            oobinline: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -172,6 +175,9 @@ impl<C: UdpContext> ProtoOps<C> for UdpOps {
             SkOpt::Mark => self.sk.set_mark(val as u32),
             SkOpt::KeepAlive => self.keepalive.lock().0 = flag(val),
             SkOpt::Linger => self.keepalive.lock().1 = val,
+            SkOpt::OobInline => self
+                .oobinline
+                .store(flag(val), std::sync::atomic::Ordering::Relaxed),
             SkOpt::Error | SkOpt::AcceptConn => return Err(Errno::NoProtoOpt),
         }
         Ok(())
@@ -190,6 +196,9 @@ impl<C: UdpContext> ProtoOps<C> for UdpOps {
             SkOpt::Linger => self.keepalive.lock().1,
             SkOpt::Error => self.sk.sock_error().map_or(0, |e| i64::from(e.as_i32())),
             SkOpt::AcceptConn => 0,
+            SkOpt::OobInline => {
+                i64::from(self.oobinline.load(std::sync::atomic::Ordering::Relaxed))
+            }
         })
     }
 

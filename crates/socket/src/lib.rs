@@ -76,11 +76,11 @@ pub use net::{
 };
 pub use socket::{
     F_GETFL, F_SETFL, FIONBIO, FIONREAD, Fd, FdRef, INR_OPEN_CUR, NR_OPEN_DEFAULT, O_NONBLOCK,
-    O_RDWR, SO_ACCEPTCONN, SO_BROADCAST, SO_DOMAIN, SO_ERROR, SO_KEEPALIVE, SO_LINGER, SO_MARK,
-    SO_NO_CHECK, SO_PROTOCOL, SO_RCVBUF, SO_RCVTIMEO, SO_REUSEADDR, SO_REUSEPORT, SO_SNDBUF,
-    SO_SNDTIMEO, SO_TYPE, SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, SOCKADDR_IN_LEN, SOL_IP, SOL_SOCKET,
-    SOL_TCP, SOL_UDP, Socket, SocketFile, SocketHost, SocketLayer, sockaddr_in_bytes,
-    sockaddr_in_parse,
+    O_RDWR, SIOCATMARK, SO_ACCEPTCONN, SO_BROADCAST, SO_DOMAIN, SO_ERROR, SO_KEEPALIVE, SO_LINGER,
+    SO_MARK, SO_NO_CHECK, SO_OOBINLINE, SO_PROTOCOL, SO_RCVBUF, SO_RCVTIMEO, SO_REUSEADDR,
+    SO_REUSEPORT, SO_SNDBUF, SO_SNDTIMEO, SO_TYPE, SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF,
+    SOCKADDR_IN_LEN, SOL_IP, SOL_SOCKET, SOL_TCP, SOL_UDP, Socket, SocketFile, SocketHost,
+    SocketLayer, sockaddr_in_bytes, sockaddr_in_parse,
 };
 pub use ss::{SsOptions, SsRow, ss_process, ss_render};
 pub use std_net::{TcpListener, TcpStream, UdpSocket};

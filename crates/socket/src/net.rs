@@ -143,6 +143,9 @@ pub enum SkOpt {
     Error,
     /// Whether the socket listens (`SO_ACCEPTCONN`), 0 or 1.
     AcceptConn,
+    /// `SOCK_URGINLINE` (`SO_OOBINLINE`), 0 or 1: urgent data stays in
+    /// the stream.
+    OobInline,
 }
 
 /// The wake-up hook the socket layer gives a transport: a weak reference
@@ -254,6 +257,12 @@ pub trait ProtoOps<C: ?Sized>: Send + Sync {
     /// Bytes `ioctl(FIONREAD)` reports. Mirrors `SIOCINQ` in the
     /// protocol's `ioctl`.
     fn ioctl_inq(&self) -> usize;
+
+    /// Whether the next byte to read is urgent data (`SIOCATMARK`); the
+    /// protocols without urgent data: `ENOTTY` (no such ioctl for them).
+    fn ioctl_atmark(&self) -> Result<bool, Errno> {
+        Err(Errno::NoTty)
+    }
 
     /// Sets a `struct sock` field (see [`SkOpt`]); `ENOPROTOOPT` when the
     /// transport has no such field. Runs on a CPU (`ctx`): TCP arms the

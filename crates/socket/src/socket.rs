@@ -58,6 +58,8 @@ pub const SO_SNDBUF: i32 = 7;
 pub const SO_RCVBUF: i32 = 8;
 /// `SO_KEEPALIVE`.
 pub const SO_KEEPALIVE: i32 = 9;
+/// `SO_OOBINLINE`.
+pub const SO_OOBINLINE: i32 = 10;
 /// `SO_NO_CHECK`.
 pub const SO_NO_CHECK: i32 = 11;
 /// `SO_LINGER` (`struct linger`, 8 bytes).
@@ -89,6 +91,8 @@ pub const O_NONBLOCK: i32 = 0o4000;
 pub const FIONREAD: u32 = 0x541B;
 /// `FIONBIO`.
 pub const FIONBIO: u32 = 0x5421;
+/// `SIOCATMARK`: whether the read point is at the urgent mark.
+pub const SIOCATMARK: u32 = 0x8905;
 
 /// The default `RLIMIT_NOFILE` soft limit (`INR_OPEN_CUR`).
 pub const INR_OPEN_CUR: u64 = 1024;
@@ -1071,6 +1075,7 @@ impl<H: SocketHost> SocketLayer<H> {
                     SO_REUSEADDR => (SkOpt::ReuseAddr, i64::from(val != 0)),
                     SO_REUSEPORT => (SkOpt::ReusePort, i64::from(val != 0)),
                     SO_KEEPALIVE => (SkOpt::KeepAlive, i64::from(val != 0)),
+                    SO_OOBINLINE => (SkOpt::OobInline, i64::from(val != 0)),
                     SO_BROADCAST => (SkOpt::Broadcast, i64::from(val != 0)),
                     SO_NO_CHECK => (SkOpt::NoCheck, i64::from(val != 0)),
                     SO_MARK => (SkOpt::Mark, i64::from(val as u32)),
@@ -1128,6 +1133,7 @@ impl<H: SocketHost> SocketLayer<H> {
                 SO_REUSEADDR => put(optval, &int(ops.sk_getopt(ctx, SkOpt::ReuseAddr)?)),
                 SO_REUSEPORT => put(optval, &int(ops.sk_getopt(ctx, SkOpt::ReusePort)?)),
                 SO_KEEPALIVE => put(optval, &int(ops.sk_getopt(ctx, SkOpt::KeepAlive)?)),
+                SO_OOBINLINE => put(optval, &int(ops.sk_getopt(ctx, SkOpt::OobInline)?)),
                 SO_BROADCAST => put(optval, &int(ops.sk_getopt(ctx, SkOpt::Broadcast)?)),
                 SO_NO_CHECK => put(optval, &int(ops.sk_getopt(ctx, SkOpt::NoCheck)?)),
                 SO_MARK => put(optval, &int(ops.sk_getopt(ctx, SkOpt::Mark)?)),
@@ -1174,8 +1180,9 @@ impl<H: SocketHost> SocketLayer<H> {
     }
 
     /// `ioctl(fd, FIONREAD, &n)` (the first datagram's length on UDP, the
-    /// bytes queued on TCP) and `ioctl(fd, FIONBIO, &on)`; other requests,
-    /// or a file that is not a socket → `ENOTTY`.
+    /// bytes queued on TCP), `ioctl(fd, SIOCATMARK, &at)` (TCP: 1 when the
+    /// next byte to read is the urgent one) and `ioctl(fd, FIONBIO, &on)`;
+    /// other requests, or a file that is not a socket → `ENOTTY`.
     pub fn ioctl(&self, fd: Fd, request: u32, arg: &mut i32) -> Result<(), Errno> {
         let File::Socket(sock) = self.file(fd)? else {
             return Err(Errno::NoTty);
@@ -1183,6 +1190,7 @@ impl<H: SocketHost> SocketLayer<H> {
         match request {
             FIONREAD => *arg = i32::try_from(sock.ops.ioctl_inq()).unwrap_or(i32::MAX),
             FIONBIO => sock.file.set_nonblock(*arg != 0),
+            SIOCATMARK => *arg = i32::from(sock.ops.ioctl_atmark()?),
             _ => return Err(Errno::NoTty),
         }
         Ok(())

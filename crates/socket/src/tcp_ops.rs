@@ -60,12 +60,13 @@ pub const TCP_RTO_MAX_MS: i32 = 44;
 
 /// The poll key a TCP wake-up carries to the socket's wait queue.
 ///
-/// Mirrors the keys of `sock_def_readable()` (`EPOLLIN | EPOLLRDNORM`),
+/// Mirrors the keys of `sock_def_readable()` (`EPOLLIN | EPOLLPRI |
+/// EPOLLRDNORM | EPOLLRDBAND`: data or urgent data),
 /// `sk_stream_write_space()` (`EPOLLOUT | EPOLLWRNORM`),
 /// `sock_def_wakeup()` (every waiter) and `sock_def_error_report()`
 /// (`EPOLLERR`).
 pub fn sk_event_key(event: SkEvent) -> u32 {
-    const IN: u32 = 0x001 | 0x040;
+    const IN: u32 = 0x001 | 0x002 | 0x040 | 0x080;
     const OUT: u32 = 0x004 | 0x100;
     const ERR: u32 = 0x008;
     const HUP: u32 = 0x010 | 0x2000;
@@ -316,13 +317,12 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
         to: Option<SocketAddrV4>,
         flags: MsgFlags,
     ) -> Result<usize, Errno> {
-        // tcp_sendmsg() ignores msg_name on a connected socket; MSG_OOB
-        // (urgent data) is not implemented.
+        // tcp_sendmsg() ignores msg_name on a connected socket.
         let _ = to;
-        if flags.contains(MsgFlags::OOB) {
-            return Err(Errno::OpNotSupp);
-        }
         let mut f = tcp::MsgFlags::empty();
+        if flags.contains(MsgFlags::OOB) {
+            f |= tcp::MsgFlags::OOB;
+        }
         if flags.contains(MsgFlags::MORE) {
             f |= tcp::MsgFlags::MORE;
         }
@@ -333,19 +333,29 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
     }
 
     fn recvmsg(&self, ctx: &mut C, buf: &mut [u8], flags: MsgFlags) -> Result<RecvMsg, Errno> {
-        if flags.contains(MsgFlags::OOB) {
-            return Err(Errno::Inval);
-        }
         let mut f = tcp::MsgFlags::empty();
         if flags.contains(MsgFlags::PEEK) {
             f |= tcp::MsgFlags::PEEK;
         }
+        let oob = flags.contains(MsgFlags::OOB);
+        if oob {
+            f |= tcp::MsgFlags::OOB;
+        }
         let n = self.call(|| self.host.stack.recvmsg(ctx, &self.sk, buf, f))?;
+        // tcp_recv_urg(): the urgent byte comes with MSG_OOB (and
+        // MSG_TRUNC into an empty buffer).
+        let mut out = MsgFlags::empty();
+        if oob {
+            out |= MsgFlags::OOB;
+            if buf.is_empty() {
+                out |= MsgFlags::TRUNC;
+            }
+        }
         Ok(RecvMsg {
-            len: n,
+            len: if oob { 1 } else { n },
             copied: n,
             from: None,
-            flags: MsgFlags::empty(),
+            flags: out,
         })
     }
 
@@ -389,6 +399,10 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
         self.sk.inq()
     }
 
+    fn ioctl_atmark(&self) -> Result<bool, Errno> {
+        self.host.stack.ioctl_atmark(&self.sk)
+    }
+
     fn sk_setopt(&self, ctx: &mut C, opt: SkOpt, val: i64) -> Result<(), Errno> {
         // The socket layer hands the buffer sizes already doubled;
         // TCP's SockOpt doubles them itself.
@@ -398,6 +412,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             SkOpt::SndBuf => SockOpt::SndBuf(half(val)),
             SkOpt::ReuseAddr => SockOpt::ReuseAddr(val != 0),
             SkOpt::KeepAlive => SockOpt::KeepAlive(val != 0),
+            SkOpt::OobInline => SockOpt::OobInline(val != 0),
             SkOpt::Linger => {
                 self.linger
                     .store(i32::try_from(val).unwrap_or(i32::MAX), Ordering::Relaxed);
@@ -419,6 +434,7 @@ impl<C: TcpContext> ProtoOps<C> for TcpOps {
             SkOpt::SndBuf => SockOptName::SndBuf,
             SkOpt::ReuseAddr => SockOptName::ReuseAddr,
             SkOpt::KeepAlive => SockOptName::KeepAlive,
+            SkOpt::OobInline => SockOptName::OobInline,
             SkOpt::Error => SockOptName::Error,
             SkOpt::Linger => return Ok(i64::from(self.linger.load(Ordering::Relaxed))),
             SkOpt::AcceptConn => return Ok(i64::from(self.sk.state() == TcpState::Listen)),

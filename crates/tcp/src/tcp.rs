@@ -18,7 +18,7 @@
 //!
 //! - Blocking, `SO_RCVTIMEO`/`SO_SNDTIMEO` and lingering close with a
 //!   timeout belong to the socket layer.
-//! - No urgent data (`MSG_OOB`), no TCP Fast Open, no ECN, no TSO/GSO.
+//! - No TCP Fast Open.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::collections::HashMap;
@@ -44,8 +44,8 @@ use crate::tcp_output::{
 };
 use crate::tcp_sock::{
     ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK,
-    SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, SYSCTL_MEM_MAX, SockId, TCP_TIMEWAIT_LEN, TcpSock, TcpState,
-    after,
+    SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, SYSCTL_MEM_MAX, SockId, TCP_TIMEWAIT_LEN, TCP_URG_READ,
+    TCP_URG_VALID, TcpSock, TcpState, after,
 };
 use crate::tcp_timer::{TcpTimer, inet_csk_clear_xmit_timers, inet_csk_reset_keepalive_timer};
 
@@ -142,6 +142,9 @@ bitflags! {
     /// Flags of `sendmsg`/`recvmsg`. Mirrors the `MSG_*` bits.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
     pub struct MsgFlags: u32 {
+        /// `MSG_OOB`: urgent data (send: its last byte is urgent; receive:
+        /// read the urgent byte).
+        const OOB = 0x1;
         /// `MSG_PEEK`: read without consuming.
         const PEEK = 0x2;
         /// `MSG_DONTWAIT`: never wait (the operations here never do).
@@ -160,6 +163,8 @@ bitflags! {
     pub struct PollMask: u32 {
         /// `EPOLLIN`.
         const IN = 0x001;
+        /// `EPOLLPRI`: urgent data to read.
+        const PRI = 0x002;
         /// `EPOLLOUT`.
         const OUT = 0x004;
         /// `EPOLLERR`.
@@ -202,6 +207,8 @@ pub enum SockOpt {
     SndBuf(u32),
     /// `SO_RCVBUF` (stored doubled).
     RcvBuf(u32),
+    /// `SO_OOBINLINE`: urgent data stays in the normal stream.
+    OobInline(bool),
     /// `TCP_NODELAY`.
     NoDelay(bool),
     /// `TCP_CORK`.
@@ -251,6 +258,8 @@ pub enum SockOptName {
     RcvBuf,
     /// `SO_ERROR` (reading clears it): the errno number, 0 for none.
     Error,
+    /// `SO_OOBINLINE`.
+    OobInline,
     /// `TCP_NODELAY`.
     NoDelay,
     /// `TCP_CORK`.
@@ -742,6 +751,10 @@ impl TcpStack {
             }
             return Err(Errno::Again);
         }
+        // tcp_mark_urg(): the last byte written is the urgent one.
+        if flags.contains(MsgFlags::OOB) {
+            tp.snd_up = Some(tp.write_seq);
+        }
         let nonagle = tp_nonagle(&tp);
         tcp_push(
             ctx,
@@ -771,18 +784,41 @@ impl TcpStack {
             return Err(Errno::NotConn);
         }
         let peek = flags.contains(MsgFlags::PEEK);
+        if flags.contains(MsgFlags::OOB) {
+            return tcp_recv_urg(&mut tp, buf, peek);
+        }
         let mut copied = 0usize;
         let mut seq = tp.copied_seq;
         for s in &tp.receive_queue {
             if copied == buf.len() {
                 break;
             }
-            let off = seq.wrapping_sub(s.seq) as usize;
+            // Reading stops at the urgent mark once something was read.
+            if tp.urg_data != 0 && tp.urg_seq == seq && copied > 0 {
+                break;
+            }
+            let mut off = seq.wrapping_sub(s.seq) as usize;
             let len = s.skb.len();
             if off >= len {
                 continue;
             }
-            let n = (len - off).min(buf.len() - copied);
+            let mut n = (len - off).min(buf.len() - copied);
+            if tp.urg_data != 0 {
+                let urg_offset = tp.urg_seq.wrapping_sub(seq) as usize;
+                if urg_offset < n {
+                    if urg_offset > 0 {
+                        n = urg_offset;
+                    } else if !tp.opts.oobinline {
+                        // The urgent byte is not part of the stream.
+                        seq = seq.wrapping_add(1);
+                        off += 1;
+                        n -= 1;
+                        if n == 0 {
+                            continue;
+                        }
+                    }
+                }
+            }
             let to = &mut buf[copied..copied + n];
             if s.skb.is_nonlinear() {
                 // skb_copy_datagram_msg(): the linear part, then the
@@ -819,6 +855,10 @@ impl TcpStack {
         tracing::trace!(target: "netstack::tcp", sport = tp.sport, dport = tp.dport, copied, "tcp_recvmsg");
         if !peek {
             tp.copied_seq = seq;
+            if tp.urg_data != 0 && after(tp.copied_seq, tp.urg_seq) {
+                tp.urg_data = 0;
+                crate::tcp_input::tcp_fast_path_check(&mut tp);
+            }
             while let Some(front) = tp.receive_queue.front() {
                 let end = front.seq.wrapping_add(front.skb.len() as u32);
                 if after(end, tp.copied_seq) {
@@ -1039,6 +1079,7 @@ impl TcpStack {
                 tp.rcvbuf = (v.min(SYSCTL_MEM_MAX) * 2).max(SOCK_MIN_RCVBUF);
                 tp.opts.rcvbuf_locked = true;
             }
+            SockOpt::OobInline(v) => tp.opts.oobinline = v,
             SockOpt::NoDelay(v) => {
                 tp.opts.nodelay = v;
                 if v {
@@ -1164,6 +1205,7 @@ impl TcpStack {
             SockOptName::SndBuf => i64::from(tp.sndbuf),
             SockOptName::RcvBuf => i64::from(tp.rcvbuf),
             SockOptName::Error => tp.sk_err.take().map_or(0, |e| i64::from(e as i32)),
+            SockOptName::OobInline => i64::from(tp.opts.oobinline),
             SockOptName::NoDelay => i64::from(tp.opts.nodelay),
             SockOptName::Cork => i64::from(tp.opts.cork),
             SockOptName::KeepIdle => i64::from(
@@ -1234,8 +1276,14 @@ impl TcpStack {
             mask |= PollMask::IN | PollMask::RDNORM | PollMask::RDHUP;
         }
         if !matches!(tp.state, TcpState::SynSent | TcpState::SynRecv) {
-            if tp.rcv_queued_bytes() > 0 {
+            // tcp_stream_is_readable(): an urgent byte at the read point,
+            // out of line, is not data to read.
+            let at_mark = tp.urg_data != 0 && tp.urg_seq == tp.copied_seq && !tp.opts.oobinline;
+            if tp.rcv_queued_bytes() > u32::from(at_mark) {
                 mask |= PollMask::IN | PollMask::RDNORM;
+            }
+            if tp.urg_data & TCP_URG_VALID != 0 {
+                mask |= PollMask::PRI;
             }
             if tp.shutdown & SEND_SHUTDOWN != 0 || tp.sk_stream_is_writeable(self.sysctl.get()) {
                 mask |= PollMask::OUT | PollMask::WRNORM;
@@ -1255,6 +1303,16 @@ impl TcpStack {
             return Err(Errno::Inval);
         }
         Ok(tp.rcv_queued_bytes())
+    }
+
+    /// Whether the next byte to read is the urgent one. Mirrors
+    /// `ioctl(SIOCATMARK)` (`tcp_ioctl()`); `EINVAL` on a listener.
+    pub fn ioctl_atmark(&self, sk: &TcpSocket) -> Result<bool, Errno> {
+        let tp = sk.lock();
+        if tp.state == TcpState::Listen {
+            return Err(Errno::Inval);
+        }
+        Ok(tp.urg_data != 0 && tp.urg_seq == tp.copied_seq)
     }
 
     /// Bytes not yet acknowledged by the peer. Mirrors
@@ -1672,4 +1730,36 @@ pub(crate) fn tcp_fin_time<C: TcpContext>(ctx: &C, tp: &TcpSock) -> Duration {
     let rto = tp.rto();
     let min = (rto * 4).saturating_sub(rto / 2);
     fin.max(min)
+}
+
+/// `recv(MSG_OOB)`: the urgent byte, out of the stream. Mirrors
+/// `tcp_recv_urg()`: `EINVAL` with `SO_OOBINLINE`, without urgent data,
+/// or once it was read; `ENOTCONN` on a closed socket that never got a
+/// FIN; the byte (left for the next call with `MSG_PEEK`; 0 bytes for an
+/// empty buffer, as `MSG_TRUNC`); 0 at end of stream; `EAGAIN` when the
+/// pointer came and the byte not yet (this call never waits, as in BSD).
+fn tcp_recv_urg(tp: &mut TcpSock, buf: &mut [u8], peek: bool) -> Result<usize, Errno> {
+    if tp.opts.oobinline || tp.urg_data == 0 || tp.urg_data == TCP_URG_READ {
+        return Err(Errno::Inval);
+    }
+    if tp.state == TcpState::Close && !tp.rcv_fin {
+        return Err(Errno::NotConn);
+    }
+    if tp.urg_data & TCP_URG_VALID != 0 {
+        let c = tp.urg_data as u8;
+        if !peek {
+            tp.urg_data = TCP_URG_READ;
+        }
+        return match buf.first_mut() {
+            Some(b) => {
+                *b = c;
+                Ok(1)
+            }
+            None => Ok(0),
+        };
+    }
+    if tp.state == TcpState::Close || tp.shutdown & RCV_SHUTDOWN != 0 {
+        return Ok(0);
+    }
+    Err(Errno::Again)
 }

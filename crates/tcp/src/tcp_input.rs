@@ -56,8 +56,8 @@ use crate::tcp_output::{
 use crate::tcp_rate::{RateSample, tcp_rate_gen, tcp_rate_skb_delivered, tcp_update_rtt_min};
 use crate::tcp_sock::{
     ICSK_ACK_NOW, ICSK_ACK_PUSHED, ICSK_ACK_SCHED, RCV_SHUTDOWN, RxSkb, SEND_SHUTDOWN, TCP_ATO_MIN,
-    TCP_TIMEWAIT_LEN, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS,
-    TcpSock, TcpState, after, before, between,
+    TCP_TIMEWAIT_LEN, TCP_URG_NOTYET, TCP_URG_VALID, TCPCB_EVER_RETRANS, TCPCB_LOST,
+    TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSock, TcpState, after, before, between,
 };
 use crate::tcp_timer::{TcpTimer, inet_csk_reset_keepalive_timer};
 
@@ -98,6 +98,8 @@ pub struct TcpSeg {
     /// The IP header's TOS byte, whose low two bits are the ECN field
     /// (`TCP_SKB_CB(skb)->ip_dsfield`).
     pub ip_dsfield: u8,
+    /// The urgent pointer field (`th->urg_ptr`), meaningful with URG.
+    pub urg_ptr: u16,
 }
 
 impl TcpSeg {
@@ -734,6 +736,68 @@ pub(crate) fn tcp_simple_retransmit<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock
     crate::tcp_output::tcp_xmit_retransmit_queue(ctx, tp);
 }
 
+/// A segment with URG set: where the urgent byte is. Mirrors
+/// `tcp_check_urg()`: the pointer names the byte after the urgent one
+/// unless `tcp_stdurg` (RFC 1122's reading) is set; a pointer to data
+/// already read, already received, or not beyond the urgent byte known is
+/// ignored; an urgent byte still unread (and not inline) when a new one
+/// comes is dropped from the stream. The new byte is awaited
+/// (`TCP_URG_NOTYET`) and header prediction is off. No `SIGURG` (no
+/// process to signal).
+fn tcp_check_urg<C: TcpContext>(ctx: &C, tp: &mut TcpSock, seg: &TcpSeg) {
+    let mut ptr = u32::from(seg.urg_ptr);
+    if ptr != 0 && ctx.sysctl().get_int(Sysctl::TCP_STDURG) == 0 {
+        ptr -= 1;
+    }
+    let ptr = ptr.wrapping_add(seg.seq);
+    if after(tp.copied_seq, ptr) || before(ptr, tp.rcv_nxt) {
+        return;
+    }
+    if tp.urg_data != 0 && !after(ptr, tp.urg_seq) {
+        return;
+    }
+    if tp.urg_seq == tp.copied_seq
+        && tp.urg_data != 0
+        && !tp.opts.oobinline
+        && tp.copied_seq != tp.rcv_nxt
+    {
+        // The old urgent byte was never read: skip it in the stream.
+        tp.copied_seq = tp.copied_seq.wrapping_add(1);
+        if let Some(front) = tp.receive_queue.front()
+            && !before(tp.copied_seq, front.end_seq())
+            && let Some(s) = tp.receive_queue.pop_front()
+        {
+            tp.rmem_alloc = tp.rmem_alloc.saturating_sub(s.skb.truesize() as u32);
+        }
+    }
+    tp.urg_data = TCP_URG_NOTYET;
+    tp.urg_seq = ptr;
+    tp.pred_flags = 0;
+}
+
+/// Step 6 of segment processing: a new urgent pointer, and the urgent
+/// byte once the segment that carries it is here (`TCP_URG_VALID` with
+/// the byte; readers woken). Mirrors `tcp_urg()`.
+fn tcp_urg<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock, seg: &TcpSeg, skb: &SkBuff) {
+    if seg.has(TcpFlags::URG) {
+        tcp_check_urg(ctx, tp, seg);
+    }
+    if tp.urg_data != TCP_URG_NOTYET {
+        return;
+    }
+    let ptr = tp
+        .urg_seq
+        .wrapping_sub(seg.seq)
+        .wrapping_sub(u32::from(seg.has(TcpFlags::SYN))) as usize;
+    let mut byte = [0u8];
+    if ptr < skb.len() && skb.copy_bits(ptr, &mut byte).is_ok() {
+        tp.urg_data = TCP_URG_VALID | u16::from(byte[0]);
+        if !tp.dead {
+            ctx.sk_wake(tp.id, SkEvent::DataReady);
+        }
+    }
+}
+
 /// What `tcp_sacktag_write_queue()` and `tcp_clean_rtx_queue()` learn
 /// from one ACK. Mirrors `struct tcp_sacktag_state`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -1362,6 +1426,11 @@ fn tcp_ack<C: TcpContext>(
         tp.bytes_acked += u64::from(ack.wrapping_sub(tp.snd_una));
     }
     tp.snd_una = ack;
+    // The urgent point acknowledged: urgent mode ends (tcp_clean_rtx_queue()
+    // moving snd_up along with snd_una).
+    if tp.snd_up.is_some_and(|up| !after(up, ack)) {
+        tp.snd_up = None;
+    }
     // What the congestion controller reads of the socket (tcp_mstamp,
     // snd_una, snd_nxt) is current for this ACK.
     tp.cwnd.snd_una = tp.snd_una;
@@ -3269,7 +3338,7 @@ pub(crate) fn tcp_fast_path_on(tp: &mut TcpSock) {
 /// receive window is closed or the receive buffer is full. Mirrors
 /// `tcp_fast_path_check()` (no urgent data here).
 pub(crate) fn tcp_fast_path_check(tp: &mut TcpSock) {
-    if tp.ofo_queue.is_empty() && tp.rcv_wnd != 0 && tp.rmem_alloc < tp.rcvbuf {
+    if tp.ofo_queue.is_empty() && tp.rcv_wnd != 0 && tp.rmem_alloc < tp.rcvbuf && tp.urg_data == 0 {
         tcp_fast_path_on(tp);
     }
 }
@@ -3477,6 +3546,10 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
             return false;
         }
         _ => {}
+    }
+    // Step 6: the URG bit.
+    if seg.has(TcpFlags::URG) || tp.urg_data == TCP_URG_NOTYET {
+        tcp_urg(ctx, tp, seg, &skb);
     }
     // Step 7: the segment text.
     match tp.state {

@@ -100,6 +100,10 @@ pub fn tcp_v4_rcv<C: TcpContext>(stack: &TcpStack, ctx: &mut C, mut skb: SkBuff)
         len,
         pred_hlen,
         ip_dsfield,
+        urg_ptr: skb
+            .data()
+            .get(18..20)
+            .map_or(0, |u| u16::from_be_bytes([u[0], u[1]])),
     };
     if skb.pull(hlen).is_err() {
         ctx.mibs().this_cpu(cpu).inc(TcpMib::InErrs);

@@ -357,7 +357,15 @@ fn tcp_established_header_write(
     head[12] = ((hlen / 4) as u8) << 4 | (bits >> 8) as u8;
     head[13] = bits as u8;
     head[14..16].copy_from_slice(&window.to_be_bytes());
-    head[16..20].fill(0);
+    head[16..18].fill(0);
+    let urg_ptr = match tp.snd_up {
+        Some(up) if flags.contains(TcpFlags::URG) && before(up, seq.wrapping_add(0x10000)) => {
+            up.wrapping_sub(seq) as u16
+        }
+        Some(_) if flags.contains(TcpFlags::URG) => 0xFFFF,
+        _ => 0,
+    };
+    head[18..20].copy_from_slice(&urg_ptr.to_be_bytes());
     let mut at = 20;
     if tp.rx_opt.tstamp_ok {
         head[20..24].copy_from_slice(&[
@@ -643,6 +651,16 @@ pub(crate) fn tcp_transmit<C: TcpContext>(
     // tcp_ecn_send(): on an ECN connection, new data is ECT(0) and may owe
     // CWR; every segment but a SYN echoes ECE while a CE mark is unanswered.
     let mut flags = flags;
+    // tcp_urg_mode(): a segment before the urgent point says where it
+    // is (a pointer 16 bits wide: beyond it, 0xFFFF while that stays
+    // short of snd_nxt).
+    if let Some(up) = tp.snd_up
+        && before(seq, up)
+        && !flags.contains(TcpFlags::SYN)
+        && (before(up, seq.wrapping_add(0x10000)) || after(seq.wrapping_add(0xFFFF), tp.snd_nxt))
+    {
+        flags.insert(TcpFlags::URG);
+    }
     let (mut tos, mut ecn_cwr) = (0, false);
     if crate::tcp_ecn::tcp_ecn_ok(tp) && !flags.contains(TcpFlags::SYN) {
         (tos, ecn_cwr) = crate::tcp_ecn::tcp_ecn_send(tp, !retrans && payload_len > 0, &mut flags);
@@ -892,7 +910,8 @@ fn tcp_nagle_test(tp: &TcpSock, skb: &TxSkb, cur_mss: u32, nonagle: u8) -> bool 
     if nonagle & TCP_NAGLE_PUSH != 0 {
         return true;
     }
-    if skb.flags.contains(TcpFlags::FIN) {
+    // Neither urgent data nor the final FIN waits for Nagle.
+    if tp.snd_up.is_some() || skb.flags.contains(TcpFlags::FIN) {
         return true;
     }
     let partial = skb.len() < cur_mss;
@@ -964,7 +983,9 @@ fn tcp_fragment<C: TcpContext>(
 /// is not modelled: a packet goes as soon as cwnd and the window allow.
 /// Data that leaves an empty pipe after an idle RTO first restarts cwnd
 /// (`tcp_slow_start_after_idle_check()`), also when a zero window, not the
-/// application, kept the pipe empty.
+/// application, kept the pipe empty. While urgent data is unacknowledged
+/// each packet is one segment with its own urgent pointer (Linux's GSO
+/// copies the one pointer to every segment).
 pub(crate) fn tcp_write_xmit<C: TcpContext>(
     ctx: &mut C,
     tp: &mut TcpSock,
@@ -995,7 +1016,13 @@ pub(crate) fn tcp_write_xmit<C: TcpContext>(
     if tp.write_queue.len() > tp.packets_out as usize {
         crate::tcp_pacing::tcp_update_pacing_rate(ctx, tp);
     }
-    let max_segs = tcp_tso_segs(ctx.sysctl(), tp, mss_now);
+    // In urgent mode each segment goes alone, so each carries its own
+    // urgent pointer (see the deviation above).
+    let max_segs = if tp.snd_up.is_some() {
+        1
+    } else {
+        tcp_tso_segs(ctx.sysctl(), tp, mss_now)
+    };
     let mut cwnd_limited = false;
     let mut rwnd_limited = false;
     let mut rto_due = false;

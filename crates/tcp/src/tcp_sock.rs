@@ -203,6 +203,12 @@ pub const ICSK_ACK_TIMER: u8 = 2;
 pub const ICSK_ACK_PUSHED: u8 = 4;
 /// Twice pushed. Mirrors `ICSK_ACK_PUSHED2`.
 pub const ICSK_ACK_PUSHED2: u8 = 8;
+/// The urgent byte is in `urg_data`'s low bits. Mirrors `TCP_URG_VALID`.
+pub const TCP_URG_VALID: u16 = 0x0100;
+/// The urgent pointer came, its byte not yet. Mirrors `TCP_URG_NOTYET`.
+pub const TCP_URG_NOTYET: u16 = 0x0200;
+/// The urgent byte was read with `MSG_OOB`. Mirrors `TCP_URG_READ`.
+pub const TCP_URG_READ: u16 = 0x0400;
 /// Send the ACK at once. Mirrors `ICSK_ACK_NOW`.
 pub const ICSK_ACK_NOW: u8 = 16;
 
@@ -373,6 +379,8 @@ pub(crate) struct SockOpts {
     pub cork: bool,
     pub sndbuf_locked: bool,
     pub rcvbuf_locked: bool,
+    /// `SO_OOBINLINE` (`SOCK_URGINLINE`): urgent data stays in the stream.
+    pub oobinline: bool,
 }
 
 /// The numeric socket options, allocated when the first is set (most
@@ -899,6 +907,16 @@ pub(crate) struct TcpSock {
     pub rcv_fin: bool,
     /// ECN state, `TCP_ECN_*` bits (`tp->ecn_flags`, `tcp_ecn.rs`).
     pub ecn_flags: u8,
+    /// Urgent data received (`tp->urg_data`): 0 for none, else
+    /// [`TCP_URG_NOTYET`] (the pointer came, the byte not yet),
+    /// [`TCP_URG_VALID`] with the byte in the low 8 bits, or
+    /// [`TCP_URG_READ`] (read with `MSG_OOB`).
+    pub urg_data: u16,
+    /// Where the urgent byte is in the sequence space (`tp->urg_seq`).
+    pub urg_seq: u32,
+    /// The end of the urgent data we send (`tp->snd_up`) while it is not
+    /// yet acknowledged: `Some` is Linux's `tcp_urg_mode()`.
+    pub snd_up: Option<u32>,
     // counters for TCP_INFO
     pub total_retrans: u32,
     pub bytes_acked: u64,
@@ -959,6 +977,7 @@ impl TcpSock {
                 cork: false,
                 sndbuf_locked: false,
                 rcvbuf_locked: false,
+                oobinline: false,
             },
             opts_ext: ColdBox::new(),
             snd_una: 0,
@@ -1026,6 +1045,9 @@ impl TcpSock {
             dsack_pending: false,
             rcv_fin: false,
             ecn_flags: 0,
+            urg_data: 0,
+            urg_seq: 0,
+            snd_up: None,
             total_retrans: 0,
             bytes_acked: 0,
             bytes_received: 0,

@@ -13,6 +13,7 @@ use crate::{MsgFlags, PollMask, Shutdown, SockOpt, SockOptName, TcpState};
 const SYN: TcpFlags = TcpFlags::SYN;
 const ACK: TcpFlags = TcpFlags::ACK;
 const FIN: TcpFlags = TcpFlags::FIN;
+const URG: TcpFlags = TcpFlags::URG;
 const PSH: TcpFlags = TcpFlags::PSH;
 const RST: TcpFlags = TcpFlags::RST;
 
@@ -3396,4 +3397,106 @@ fn fragmentation_needed_retransmits_at_once_with_the_smaller_mss() {
     assert_eq!(net.recv(1, &s, &mut buf), Ok(data.len()));
     assert_eq!(&buf[..data.len()], &data[..]);
     assert_eq!(net.mib(0, TcpMib::RetransSegs), 8);
+}
+
+/// Urgent data (`MSG_OOB`, RFC 9293 §3.8.5 with Linux's BSD reading of
+/// the pointer): "xyz" sent with `MSG_OOB` between "abc" and "def" leaves
+/// in a segment with URG whose pointer is one past the urgent byte 'z'.
+/// The reader gets `EPOLLPRI`; a read stops at the mark ("abcxy"),
+/// `SIOCATMARK` is then true, `recv(MSG_OOB)` returns 'z' once (then
+/// `EINVAL`) and the stream goes on without it ("def"). With
+/// `SO_OOBINLINE` the byte stays in the stream and `MSG_OOB` is `EINVAL`.
+#[test]
+fn urgent_data_is_marked_and_read_out_of_band_or_inline() {
+    for inline in [false, true] {
+        let (mut net, c, s) = pair();
+        if inline {
+            net.setsockopt(1, &s, SockOpt::OobInline(true)).unwrap();
+        }
+        net.setsockopt(0, &c, SockOpt::NoDelay(true)).unwrap();
+        net.send(0, &c, b"abc").unwrap();
+        net.run_for_ms(5);
+        net.send_flags(0, &c, b"xyz", MsgFlags::OOB).unwrap();
+        net.run_for_ms(5);
+        net.send(0, &c, b"def").unwrap();
+        net.run_for_ms(5);
+        let data: Vec<_> = net.from(0).into_iter().filter(|x| !x.is_empty()).collect();
+        assert_eq!(data.len(), 3, "{data:?}");
+        assert!(!data[0].tcp.flags.contains(URG));
+        assert!(data[1].tcp.flags.contains(URG), "{:?}", data[1]);
+        assert_eq!(data[1].tcp.urgent, 3, "one past 'z'");
+        assert!(
+            !data[2].tcp.flags.contains(URG),
+            "urgent mode ended with the ACK"
+        );
+        let h = &net.hosts[1];
+        assert!(h.stack.poll(&s).contains(PollMask::PRI));
+        assert_eq!(h.stack.ioctl_atmark(&s), Ok(false));
+        let mut buf = [0u8; 64];
+        assert_eq!(net.recv(1, &s, &mut buf), Ok(5));
+        assert_eq!(&buf[..5], b"abcxy", "stops at the mark");
+        assert_eq!(net.hosts[1].stack.ioctl_atmark(&s), Ok(true));
+        let oob = net.recv_flags(1, &s, &mut buf, MsgFlags::OOB);
+        if inline {
+            assert_eq!(oob, Err(Errno::Inval));
+            assert_eq!(net.recv(1, &s, &mut buf), Ok(4));
+            assert_eq!(&buf[..4], b"zdef");
+        } else {
+            assert_eq!(oob, Ok(1));
+            assert_eq!(buf[0], b'z');
+            assert_eq!(
+                net.recv_flags(1, &s, &mut buf, MsgFlags::OOB),
+                Err(Errno::Inval)
+            );
+            assert!(!net.hosts[1].stack.poll(&s).contains(PollMask::PRI));
+            assert_eq!(net.recv(1, &s, &mut buf), Ok(3));
+            assert_eq!(&buf[..3], b"def");
+        }
+        assert_eq!(net.hosts[1].stack.ioctl_atmark(&s), Ok(false));
+    }
+}
+
+/// A second urgent byte before the first was read: the first, unread and
+/// out of line, is dropped from the stream (`tcp_check_urg()`), and
+/// `MSG_OOB` returns the newer one. With the pointer announced but its
+/// byte not yet here, `MSG_OOB` is `EAGAIN` and never waits.
+#[test]
+fn a_newer_urgent_byte_replaces_an_unread_one() {
+    let (mut net, c, s) = pair();
+    net.setsockopt(0, &c, SockOpt::NoDelay(true)).unwrap();
+    net.send_flags(0, &c, b"12", MsgFlags::OOB).unwrap();
+    net.run_for_ms(5);
+    let mut buf = [0u8; 16];
+    // Read up to the mark: the next byte is the urgent '2'.
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(1));
+    assert_eq!(net.hosts[1].stack.ioctl_atmark(&s), Ok(true));
+    net.send_flags(0, &c, b"34", MsgFlags::OOB).unwrap();
+    net.run_for_ms(5);
+    assert_eq!(net.recv_flags(1, &s, &mut buf, MsgFlags::OOB), Ok(1));
+    assert_eq!(buf[0], b'4');
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(1));
+    assert_eq!(buf[0], b'3', "'2' was dropped, '4' is out of band");
+    // An urgent pointer without its byte yet: inject a segment whose
+    // pointer reaches past its data.
+    let x = net.from(0).last().map(|x| (*x).clone()).unwrap();
+    let ack_c = net.from(1).last().unwrap().tcp.seq;
+    let repr = TcpRepr {
+        src_port: x.tcp.src_port,
+        dst_port: x.tcp.dst_port,
+        seq: x.tcp.seq.wrapping_add(2),
+        ack: ack_c,
+        flags: ACK | URG,
+        window: 1000,
+        urgent: 10,
+        options: x.tcp.options,
+        payload_len: 1,
+    };
+    net.inject(x.src, 1, &repr, b"5");
+    net.run_for_ms(1);
+    assert_eq!(
+        net.recv_flags(1, &s, &mut buf, MsgFlags::OOB),
+        Err(Errno::Again)
+    );
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(1));
+    assert_eq!(buf[0], b'5');
 }
