@@ -3500,3 +3500,34 @@ fn a_newer_urgent_byte_replaces_an_unread_one() {
     assert_eq!(net.recv(1, &s, &mut buf), Ok(1));
     assert_eq!(buf[0], b'5');
 }
+
+/// `tcp_stdurg=1` reads the urgent pointer as RFC 1122 does: it names the
+/// urgent byte itself, here the one after "xyz" ('d', in the next
+/// segment), where the default BSD reading names 'z'.
+#[test]
+fn tcp_stdurg_reads_the_pointer_as_the_urgent_byte() {
+    use crate::context::TcpContext;
+    let (mut net, c, s) = pair();
+    net.hosts[1]
+        .ctx
+        .sysctl()
+        .set_int(netcore::Sysctl::TCP_STDURG, 1)
+        .unwrap();
+    net.setsockopt(0, &c, SockOpt::NoDelay(true)).unwrap();
+    net.send_flags(0, &c, b"xyz", MsgFlags::OOB).unwrap();
+    net.run_for_ms(5);
+    let mut buf = [0u8; 16];
+    // The pointer came; its byte not yet.
+    assert_eq!(
+        net.recv_flags(1, &s, &mut buf, MsgFlags::OOB),
+        Err(Errno::Again)
+    );
+    net.send(0, &c, b"def").unwrap();
+    net.run_for_ms(5);
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(3));
+    assert_eq!(&buf[..3], b"xyz");
+    assert_eq!(net.recv_flags(1, &s, &mut buf, MsgFlags::OOB), Ok(1));
+    assert_eq!(buf[0], b'd');
+    assert_eq!(net.recv(1, &s, &mut buf), Ok(2));
+    assert_eq!(&buf[..2], b"ef");
+}
