@@ -36,6 +36,8 @@ pub enum Report {
     IpRoute,
     /// `ip neigh show`.
     IpNeigh,
+    /// `ip tcp_metrics show`.
+    IpTcpMetrics,
     /// `ethtool -S DEV`.
     EthtoolStats(String),
     /// `ethtool -g DEV`.
@@ -89,7 +91,7 @@ pub enum Report {
 }
 
 /// The report names [`Report::from_str`] accepts.
-pub const REPORT_NAMES: &str = "\"ip addr\", \"ip route\", \"ip neigh\", \"ethtool -S DEV\", \
+pub const REPORT_NAMES: &str = "\"ip addr\", \"ip route\", \"ip neigh\", \"ip tcp_metrics\", \"ethtool -S DEV\", \
 \"ethtool -g DEV\", \"ethtool -c DEV\", \"ethtool -l DEV\", \"ethtool -i DEV\", \"tc -s qdisc\", \
 \"/proc/interrupts\", \"/proc/softirqs\", \"/proc/net/softnet_stat\", \"/proc/net/snmp\", \
 \"netstat -s\", \"sysctl -a\", \"iptables-save\", \"iptables-save -c\", \"conntrack -L\", \
@@ -106,6 +108,7 @@ impl FromStr for Report {
             ["ip", "addr" | "a" | "address", ..] => Some(Report::IpAddr),
             ["ip", "route" | "r", ..] => Some(Report::IpRoute),
             ["ip", "neigh" | "n" | "neighbour", ..] => Some(Report::IpNeigh),
+            ["ip", "tcp_metrics" | "tcpmetrics", ..] => Some(Report::IpTcpMetrics),
             ["ethtool", "-S", _] => dev(2).map(Report::EthtoolStats),
             ["ethtool", "-g", _] => dev(2).map(Report::EthtoolRing),
             ["ethtool", "-c", _] => dev(2).map(Report::EthtoolCoalesce),
@@ -139,6 +142,7 @@ impl fmt::Display for Report {
             Report::IpAddr => f.write_str("ip addr"),
             Report::IpRoute => f.write_str("ip route"),
             Report::IpNeigh => f.write_str("ip neigh"),
+            Report::IpTcpMetrics => f.write_str("ip tcp_metrics"),
             Report::EthtoolStats(d) => write!(f, "ethtool -S {d}"),
             Report::EthtoolRing(d) => write!(f, "ethtool -g {d}"),
             Report::EthtoolCoalesce(d) => write!(f, "ethtool -c {d}"),
@@ -213,6 +217,17 @@ impl Host {
             Report::IpAddr => Ok(crate::inet::ip_addr_show(s)),
             Report::IpRoute => Ok(crate::inet::ip_route_show(s)),
             Report::IpNeigh => Ok(crate::inet::ip_neigh_show(s)),
+            Report::IpTcpMetrics => {
+                let source = |daddr| {
+                    let mut fl4 = ipv4::Flowi4::new(daddr, 6);
+                    let _ = s.ipv4.with_netns(|n| n.ip_route_output_key(&mut fl4));
+                    fl4.saddr
+                };
+                Ok(s.transports
+                    .tcp
+                    .stack
+                    .tcp_metrics_show(self.clock.now(), source))
+            }
             Report::EthtoolStats(d) => ethtool(d, &|ops| {
                 Ok(format!(
                     "NIC statistics:\n{}",

@@ -676,3 +676,38 @@ fn urgent_data_through_the_socket_layer() {
         assert_eq!(at, 0);
     }
 }
+
+/// `ip tcp_metrics`: after a transfer h1 closed (so entered TIME-WAIT) it
+/// lists what the connection measured toward h2, with h1's source
+/// address; with `net.ipv4.tcp_no_metrics_save=1` it lists nothing.
+#[test]
+fn ip_tcp_metrics_lists_the_closed_connection_s_peer() {
+    for nosave in ["0", "1"] {
+        let mut net = pair(31, 0.0);
+        let h1 = Arc::clone(net.host("h1").unwrap().shared());
+        h1.sysctl
+            .set("net.ipv4.tcp_no_metrics_save", nosave)
+            .unwrap();
+        let r = tcp_bulk(
+            &mut net,
+            "h1",
+            "h2",
+            SocketAddrV4::new(H2, 5001),
+            1 << 20,
+            Duration::from_micros(20),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert!(r.intact && r.closed);
+        net.run_for(Duration::from_millis(10)).unwrap();
+        let report: netstack::Report = "ip tcp_metrics".parse().unwrap();
+        let out = net.host("h1").unwrap().report(&report).unwrap();
+        if nosave == "1" {
+            assert_eq!(out, "");
+        } else {
+            assert!(out.starts_with("198.18.0.2 age "), "{out}");
+            assert!(out.contains(" rtt ") && out.contains("us rttvar "), "{out}");
+            assert!(out.trim_end().ends_with("source 198.18.0.1"), "{out}");
+        }
+    }
+}

@@ -36,7 +36,8 @@
 //!   (`tcp_recovery.rs`); RACK loss detection and NewReno loss marking
 //!   (`tcp_rack.rs`);
 //! - memory: `tcp_mem` accounting and pressure, [`TcpMemory`]
-//!   (`tcp_mem.rs`);
+//!   (`tcp_mem.rs`); per-destination metrics, [`TcpMetricsBlock`]
+//!   (`tcp_metrics.rs`);
 //! - the per-ACK trace: [`TcpProbe`] (`tcp_probe.rs`); delivery-rate
 //!   samples [`RateSample`] and the windowed min RTT (`tcp_rate.rs`,
 //!   [`Minmax`] in `win_minmax.rs`);
@@ -84,6 +85,7 @@ mod tcp_ecn;
 mod tcp_input;
 mod tcp_ipv4;
 mod tcp_mem;
+mod tcp_metrics;
 mod tcp_minisocks;
 mod tcp_output;
 mod tcp_pacing;
@@ -120,6 +122,7 @@ pub use tcp_cubic::{Cubic, CubicParams, cubic_root};
 pub use tcp_input::TcpSeg;
 pub use tcp_ipv4::{TcpIcmpError, tcp_v4_err, tcp_v4_rcv, tcp_v4_send_reset};
 pub use tcp_mem::{SK_MEM_QUANTUM, TcpMemory};
+pub use tcp_metrics::{TCP_METRICS_TIMEOUT, TCP_TIMEOUT_FALLBACK, TcpMetricsBlock};
 pub use tcp_output::{TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, tcp_select_initial_window};
 pub use tcp_pacing::TsqList;
 pub use tcp_probe::TcpProbe;

@@ -337,6 +337,8 @@ pub struct TcpStack {
     pub(crate) mem: Arc<crate::tcp_mem::TcpMemory>,
     /// Sockets TSQ held back whose skbs were freed (`tsq_work`).
     pub(crate) tsq: Arc<crate::TsqList>,
+    /// What closed connections learned per destination (`tcp_metrics`).
+    pub(crate) metrics: Mutex<crate::tcp_metrics::TcpMetrics>,
     /// The host's sysctls, for what TCP reads without a context (`poll`);
     /// see [`TcpStack::set_sysctl`].
     sysctl: std::sync::OnceLock<Sysctl>,
@@ -365,6 +367,7 @@ impl TcpStack {
             challenge: Mutex::new((u64::MAX, 0)),
             mem: Arc::new(crate::tcp_mem::TcpMemory::new()),
             tsq: Arc::new(crate::TsqList::default()),
+            metrics: Mutex::new(crate::tcp_metrics::TcpMetrics::default()),
             sysctl: std::sync::OnceLock::new(),
         }
     }
@@ -374,6 +377,25 @@ impl TcpStack {
     /// calls are ignored); until set, `poll()` knows no unsent-bytes mark.
     pub fn set_sysctl(&self, sysctl: Sysctl) {
         let _ = self.sysctl.set(sysctl);
+    }
+
+    /// `ip tcp_metrics show` at `now`: what closed connections left for
+    /// each destination (`saddr` names this host's address toward it).
+    pub fn tcp_metrics_show(
+        &self,
+        now: netcore::Instant,
+        saddr: impl Fn(Ipv4Addr) -> Ipv4Addr,
+    ) -> String {
+        self.metrics.lock().show(now, saddr)
+    }
+
+    /// The cached metrics toward `daddr` at `now`, if any.
+    pub fn tcp_metrics_get(
+        &self,
+        daddr: Ipv4Addr,
+        now: netcore::Instant,
+    ) -> Option<crate::TcpMetricsBlock> {
+        self.metrics.lock().get(daddr, now).copied()
     }
 
     /// The host's TCP memory: pages charged against `net.ipv4.tcp_mem`

@@ -3091,11 +3091,13 @@ pub(crate) fn tcp_finish_connect<C: TcpContext>(stack: &TcpStack, ctx: &mut C, t
     let now = ctx.now();
     tcp_set_state(stack, ctx, tp, TcpState::Established);
     tp.ack.lrcvtime = now;
-    tcp_init_transfer(ctx, tp);
+    tcp_init_transfer(stack, ctx, tp);
 }
 
-/// Sets up cwnd and buffers for data transfer. Mirrors `tcp_init_transfer()`.
-pub(crate) fn tcp_init_transfer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
+/// Sets up cwnd and buffers for data transfer. Mirrors `tcp_init_transfer()`
+/// with `tcp_init_metrics()` (the destination's cached metrics and the
+/// first RTO).
+pub(crate) fn tcp_init_transfer<C: TcpContext>(stack: &TcpStack, ctx: &mut C, tp: &mut TcpSock) {
     let now = ctx.now();
     tp.cwnd.tcp_mstamp = now.as_micros();
     tp.cwnd.snd_una = tp.snd_una;
@@ -3110,6 +3112,7 @@ pub(crate) fn tcp_init_transfer<C: TcpContext>(ctx: &mut C, tp: &mut TcpSock) {
     tp.rcv_tstamp = now;
     // tcp_init_sock(): the reordering degree starts at the sysctl.
     tp.reordering = ctx.sysctl().get_int(Sysctl::TCP_REORDERING).max(1) as u32;
+    crate::tcp_metrics::tcp_init_metrics(&stack.metrics, ctx, tp);
     // The send half of tcp_init_buffer_space().
     if !tp.opts.sndbuf_locked {
         tcp_sndbuf_expand(ctx.sysctl(), tp);
@@ -3497,7 +3500,7 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
                 // tcp_header_len includes TS: handled by tcp_mtu_to_mss.
             }
             tcp_fast_path_on(tp);
-            tcp_init_transfer(ctx, tp);
+            tcp_init_transfer(stack, ctx, tp);
             tp.ack.lrcvtime = now;
             if !tp.dead {
                 ctx.sk_wake(tp.id, SkEvent::StateChange);
@@ -3542,6 +3545,7 @@ pub(crate) fn tcp_rcv_state_process<C: TcpContext>(
             return false;
         }
         TcpState::LastAck if tp.snd_una == tp.write_seq => {
+            crate::tcp_metrics::tcp_update_metrics(&stack.metrics, ctx, tp);
             tcp_done(stack, ctx, tp);
             return false;
         }

@@ -64,7 +64,8 @@ pub(crate) enum TwVerdict {
 /// takes over its hash entry and port for `timeo` (`TCP_TIMEWAIT_LEN` for
 /// TIME-WAIT), then finishes the full socket. With `tcp_max_tw_buckets`
 /// mini sockets already alive the connection closes without one
-/// (`TCPTimeWaitOverflow`). Mirrors `tcp_time_wait()` +
+/// (`TCPTimeWaitOverflow`). The connection's metrics are saved for its
+/// peer (`tcp_update_metrics()`). Mirrors `tcp_time_wait()` +
 /// `inet_twsk_hashdance()`.
 pub(crate) fn tcp_time_wait<C: TcpContext>(
     stack: &TcpStack,
@@ -74,6 +75,8 @@ pub(crate) fn tcp_time_wait<C: TcpContext>(
     timeo: Duration,
 ) {
     let now = ctx.now();
+    // What the connection measured stays for the next one to the peer.
+    crate::tcp_metrics::tcp_update_metrics(&stack.metrics, ctx, tp);
     let timeo = if state == TcpState::TimeWait {
         TCP_TIMEWAIT_LEN
     } else {

@@ -3531,3 +3531,88 @@ fn tcp_stdurg_reads_the_pointer_as_the_urgent_byte() {
     assert_eq!(net.recv(1, &s, &mut buf), Ok(2));
     assert_eq!(&buf[..2], b"ef");
 }
+
+/// `tcp_metrics`: a connection over a 100 ms RTT path closes (the client
+/// enters TIME-WAIT and saves what it measured); the path then becomes
+/// 10 ms, and the next connection's first RTO comes from the cached RTT
+/// (rtt + max(2·rtt, 200 ms), over 300 ms, `tcp_init_metrics()`), not from its
+/// 10 ms handshake (which gives the 200 ms floor plus a little). With
+/// `tcp_no_metrics_save` nothing is cached and the handshake decides.
+#[test]
+fn tcp_metrics_seed_the_next_connection_s_rto() {
+    use crate::context::TcpContext;
+    for nosave in [0, 1] {
+        let mut net = Net::new(2);
+        net.hosts[0]
+            .ctx
+            .sysctl()
+            .set_int(netcore::Sysctl::TCP_NO_METRICS_SAVE, nosave)
+            .unwrap();
+        net.delay = Duration::from_millis(50);
+        let (c, s) = net.connect_pair(80);
+        net.send(0, &c, &[7u8; 10_000]).unwrap();
+        net.run_for_ms(1000);
+        net.close(0, &c);
+        net.run_for_ms(500);
+        net.close(1, &s);
+        net.run_for_ms(500);
+        let server = Ipv4Addr::new(198, 18, 0, 2);
+        let cached = net.hosts[0].stack.tcp_metrics_get(server, net.now());
+        let mut expect_rto_ms = 0;
+        if nosave == 1 {
+            assert!(cached.is_none());
+        } else {
+            let m = cached.expect("metrics for the server");
+            let rtt_us = m.rtt / 8;
+            assert!(
+                (100_000..=120_000).contains(&rtt_us),
+                "cached RTT {rtt_us} µs"
+            );
+            expect_rto_ms = (rtt_us + (2 * rtt_us).max(200_000)) / 1000;
+            let shown = net.hosts[0]
+                .stack
+                .tcp_metrics_show(net.now(), |_| Ipv4Addr::new(198, 18, 0, 1));
+            assert!(shown.starts_with("198.18.0.2 age "), "{shown}");
+            assert!(shown.contains(&format!(" rtt {rtt_us}us")), "{shown}");
+            assert!(shown.ends_with(" source 198.18.0.1\n"), "{shown}");
+        }
+        net.delay = Duration::from_millis(5);
+        let l = net.listen(1, 81, 8);
+        let c2 = net.socket(0);
+        let _ = net.connect(0, &c2, 1, 81);
+        net.run_for_ms(20);
+        assert_eq!(c2.state(), TcpState::Established);
+        let rto = net.hosts[0].stack.tcp_info(&net.hosts[0].ctx, &c2).rto / 1000;
+        if nosave == 1 {
+            assert!((200..220).contains(&rto), "RTO {rto} ms from the handshake");
+        } else {
+            assert_eq!(rto, expect_rto_ms, "RTO from the cached RTT");
+            assert!(rto >= 300);
+        }
+        drop(l);
+    }
+}
+
+/// No RTT from the handshake (the SYN was retransmitted, no timestamps)
+/// and none cached: the first RTO is 3 s (`TCP_TIMEOUT_FALLBACK`, RFC
+/// 6298 5.7), not the 1 s initial one.
+#[test]
+fn no_handshake_rtt_falls_back_to_a_3_second_rto() {
+    use crate::context::TcpContext;
+    let mut net = Net::new(2);
+    net.hosts[0]
+        .ctx
+        .sysctl()
+        .set_int(netcore::Sysctl::TCP_TIMESTAMPS, 0)
+        .unwrap();
+    let mut first = true;
+    net.set_drop_filter(move |x| {
+        let d = first && x.tcp.flags.contains(SYN);
+        first &= !d;
+        d
+    });
+    let (c, _s) = net.connect_pair(80);
+    let info = net.hosts[0].stack.tcp_info(&net.hosts[0].ctx, &c);
+    assert_eq!(info.rto, 3_000_000);
+    assert_eq!(info.rttvar, 3_000_000 >> 2, "mdev 3 s, reported as rttvar");
+}
