@@ -1,6 +1,8 @@
 //! TCP between simulated hosts through every layer: sockets, TCP, IPv4,
 //! neighbours, qdisc, the igb NIC model, NAPI, softnet and a wire.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -522,45 +524,9 @@ fn tcp_linger2_through_setsockopt() {
 #[test]
 fn the_router_s_fragmentation_needed_sets_a_path_mtu_exception_for_the_destination() {
     use netcore::{IcmpMib, IpMib, LinuxMib};
-    let mut net = Network::new(21);
-    let (a, ra) = net.wire("w0", LinkConfig::default()).unwrap();
-    let (rb, b) = net.wire("w1", LinkConfig::default()).unwrap();
+    let mut net = common::routed_with_narrow_link(21, 1200);
     let h2 = Ipv4Addr::new(198, 18, 1, 2);
-    for (name, nics, route, fwd) in [
-        (
-            "h1",
-            vec![(a, "198.18.0.1/24")],
-            Some("default via 198.18.0.254"),
-            false,
-        ),
-        (
-            "r",
-            vec![(ra, "198.18.0.254/24"), (rb, "198.18.1.254/24")],
-            None,
-            true,
-        ),
-        (
-            "h2",
-            vec![(b, "198.18.1.2/24")],
-            Some("default via 198.18.1.254"),
-            false,
-        ),
-    ] {
-        let mut hb = Host::builder().name(name).cpus(1);
-        for (phy, addr) in nics {
-            hb = hb.nic(NicConfig::new().phy(phy)).addr(addr);
-        }
-        if let Some(r) = route {
-            hb = hb.route(r);
-        }
-        if fwd {
-            hb = hb.sysctl("net.ipv4.ip_forward", "1");
-        }
-        net.add_host(hb).unwrap();
-    }
     let r = Arc::clone(net.host("r").unwrap().shared());
-    let eth1 = r.dev("eth1").unwrap().ifindex();
-    r.ipv4.netdev_change_mtu(eth1, 1200).unwrap();
     let h1 = Arc::clone(net.host("h1").unwrap().shared());
     h1.sysctl.set("net.ipv4.route.mtu_expires", "30").unwrap();
     let run = |net: &mut Network| {

@@ -2,6 +2,8 @@
 //! fragmentation), neighbours, qdisc, the igb NIC model, NAPI, softnet and
 //! a wire; on the simulation and on the thread runtime.
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
@@ -728,44 +730,7 @@ fn receive_lookups_follow_binds_connects_and_closes() {
 /// two fragments that fit and arrive whole.
 #[test]
 fn fragmentation_needed_teaches_the_path_mtu_and_the_next_datagram_is_fragmented() {
-    let mut net = Network::new(9);
-    let (a, ra) = net.wire("w0", LinkConfig::default()).unwrap();
-    let (rb, b) = net.wire("w1", LinkConfig::default()).unwrap();
-    for (name, nics, route, fwd) in [
-        (
-            "h1",
-            vec![(a, "198.18.0.1/24")],
-            Some("default via 198.18.0.254"),
-            false,
-        ),
-        (
-            "r",
-            vec![(ra, "198.18.0.254/24"), (rb, "198.18.1.254/24")],
-            None,
-            true,
-        ),
-        (
-            "h2",
-            vec![(b, "198.18.1.2/24")],
-            Some("default via 198.18.1.254"),
-            false,
-        ),
-    ] {
-        let mut hb = Host::builder().name(name).cpus(1);
-        for (phy, addr) in nics {
-            hb = hb.nic(NicConfig::new().phy(phy)).addr(addr);
-        }
-        if let Some(r) = route {
-            hb = hb.route(r);
-        }
-        if fwd {
-            hb = hb.sysctl("net.ipv4.ip_forward", "1");
-        }
-        net.add_host(hb).unwrap();
-    }
-    let r = host(&net, "r");
-    let eth1 = r.dev("eth1").unwrap().ifindex();
-    r.ipv4.netdev_change_mtu(eth1, 1200).unwrap();
+    let mut net = common::routed_with_narrow_link(9, 1200);
     let (h1, h2) = (host(&net, "h1"), host(&net, "h2"));
     let rx = UdpSocket::bind(&h2, "0.0.0.0:7000").unwrap();
     let tx = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
