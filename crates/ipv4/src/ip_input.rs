@@ -45,7 +45,7 @@ use crate::ip_forward::ip_forward;
 use crate::ip_fragment::FragAction;
 use crate::ip_output::ip_is_fragment;
 use crate::protocol::IcmpError;
-use crate::route::{Flowi4, RouteInputError, Rtable, RtnType};
+use crate::route::{Flowi4, RouteInputError, RpFilter, Rtable, RtnType};
 
 /// The IPv4 packet handler registered with `dev_add_pack` by
 /// [`inet_init`](crate::inet_init).
@@ -681,6 +681,7 @@ fn ip_rcv_finish_core<const TRACE: bool, C: Ipv4Context>(
         || !net.inet_lookup_ifaddr(hdr.daddr)
         || martian_source(hdr.saddr)
         || net.inet_lookup_ifaddr(hdr.saddr)
+        || rp_filter_mode(net) != 0
     {
         return RcvRoute::Lookup;
     }
@@ -691,6 +692,16 @@ fn ip_rcv_finish_core<const TRACE: bool, C: Ipv4Context>(
         tracing::trace!(target: "netstack::ipv4", saddr = %hdr.saddr, daddr = %hdr.daddr, rt_type = ?RtnType::Local, decision = "local", "ip_route_input");
     }
     RcvRoute::Local
+}
+
+/// The reverse-path filter's mode: `rp_filter` of `conf/all` or of the
+/// device (here `conf/default`'s), the larger (`IN_DEV_MAXCONF()`): 0 off,
+/// 1 strict, 2 loose.
+#[inline]
+fn rp_filter_mode<C: ?Sized>(net: &Ipv4Net<C>) -> i64 {
+    let s = net.sysctl();
+    s.get_int(Sysctl::CONF_ALL_RP_FILTER)
+        .max(s.get_int(Sysctl::CONF_DEFAULT_RP_FILTER))
 }
 
 /// Mirrors `ip_rcv_options()` → `ip_options_compile()`: whether the
@@ -757,6 +768,27 @@ fn ip_rcv_finish_slow<const TRACE: bool, C: Ipv4Context>(
             return NetRx::Drop;
         }
     };
+    // fib_validate_source() with rp_filter: the route back to the source.
+    let rpf = rp_filter_mode(net);
+    if rpf != 0 && skb.ifindex != LOOPBACK_IFINDEX && !saddr.is_unspecified() {
+        let verdict = net
+            .netns()
+            .read()
+            .fib_validate_source(saddr, skb.ifindex, rpf == 1);
+        match verdict {
+            RpFilter::Accept => {}
+            RpFilter::Reject => {
+                let cpu = ctx.smp_processor_id();
+                net.mibs().inc(cpu, netcore::LinuxMib::IpRpFilter);
+                kfree_skb_reason(skb, DropReason::IpRpfilter);
+                return NetRx::Drop;
+            }
+            RpFilter::Martian => {
+                kfree_skb_reason(skb, DropReason::NotSpecified);
+                return NetRx::Drop;
+            }
+        }
+    }
     if hdr.ihl > 20 && !ip_rcv_options(mib, skb.data()) {
         kfree_skb_reason(skb, DropReason::IpInhdr);
         return NetRx::Drop;

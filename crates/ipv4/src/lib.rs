@@ -119,7 +119,7 @@ pub use protocol::{IcmpErrInfo, IcmpError, NetProtocol};
 pub use random::Prandom;
 pub use route::{
     Fib, FibAlias, FibConfig, FibNh, FibResult, Flowi4, NetnsIpv4, RT_TABLE_LOCAL, RT_TABLE_MAIN,
-    RouteInputError, RouteTable, RtProt, RtScope, Rtable, RtnType,
+    RouteInputError, RouteTable, RpFilter, RtProt, RtScope, Rtable, RtnType,
 };
 pub use route_exception::{
     FNHE_MAX, FibNhException, FnheTable, IP_RT_REDIRECT_LOAD, IP_RT_REDIRECT_NUMBER,

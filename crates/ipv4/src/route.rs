@@ -1054,6 +1054,18 @@ impl Flowi4 {
     }
 }
 
+/// What reverse-path filtering says of a source
+/// ([`NetnsIpv4::fib_validate_source`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RpFilter {
+    /// The route back is good.
+    Accept,
+    /// No route back, or (strict) not through the arrival device: `-EXDEV`.
+    Reject,
+    /// The route back is not unicast (local, broadcast, ...): `-EINVAL`.
+    Martian,
+}
+
 /// Why an input route lookup gave no route to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteInputError {
@@ -1088,8 +1100,9 @@ impl NetnsIpv4 {
     ///
     /// # Deviations from Linux
     ///
-    /// No reverse-path filter (`rp_filter` is 0 by default in Linux too),
-    /// no multicast groups (IGMP is not implemented), no redirect decision.
+    /// The reverse-path filter (`rp_filter`) is applied by the caller
+    /// ([`NetnsIpv4::fib_validate_source`]); no multicast groups (IGMP is
+    /// not implemented); the redirect decision is `ip_forward()`'s.
     pub fn ip_route_input(
         &self,
         daddr: Ipv4Addr,
@@ -1186,6 +1199,27 @@ impl NetnsIpv4 {
                     .unwrap_or(Ipv4Addr::UNSPECIFIED),
             }),
             _ => Err(RouteInputError::MartianDestination),
+        }
+    }
+
+    /// Reverse-path filtering of a datagram from `saddr` that arrived on
+    /// `ifindex`: the route back to `saddr` must be a unicast one, and in
+    /// strict mode (`rp_filter=1`) leave through `ifindex` itself; in loose
+    /// mode (2) any unicast route back will do. Mirrors
+    /// `__fib_validate_source()` with `rpf` set (RFC 3704): no route back
+    /// is `-EXDEV` ([`RpFilter::Reject`], counted `IPReversePathFilter`), a
+    /// route back that is not unicast is `-EINVAL` (a martian source).
+    pub fn fib_validate_source(&self, saddr: Ipv4Addr, ifindex: u32, strict: bool) -> RpFilter {
+        match self.fib.fib_lookup(saddr) {
+            Ok(res) if res.rt_type() == RtnType::Unicast => {
+                if res.alias.nh.oif == ifindex || !strict {
+                    RpFilter::Accept
+                } else {
+                    RpFilter::Reject
+                }
+            }
+            Ok(_) => RpFilter::Martian,
+            Err(_) => RpFilter::Reject,
         }
     }
 

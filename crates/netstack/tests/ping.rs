@@ -165,3 +165,67 @@ fn a_ping_to_an_unroutable_address_fails_with_the_errno() {
     let m = net.host("h1").unwrap().shared().mibs.snapshot();
     assert_eq!(m.get(IpMib::OutNoRoutes), 1);
 }
+
+/// Reverse-path filtering on the router (`rp_filter`, RFC 3704): h1 sends
+/// to h2 from two extra addresses, 198.18.1.77 (in the subnet of the
+/// router's *other* link) and 203.0.113.5 (no route back at all). With
+/// the filter off both are forwarded; strict (1) drops both, the first
+/// because the route back leaves through another device; loose (2)
+/// forwards the first (some route back exists) and drops the second.
+/// Drops count `IPReversePathFilter`.
+#[test]
+fn the_router_s_reverse_path_filter_drops_sources_it_would_not_route_back() {
+    use netcore::LinuxMib;
+    use netstack::UdpSocket;
+    for (mode, forwarded, filtered) in [("0", 2, 0), ("1", 0, 2), ("2", 1, 1)] {
+        let mut net = Network::new(8);
+        let (a, ra) = net.wire("w0", LinkConfig::default()).unwrap();
+        let (rb, b) = net.wire("w1", LinkConfig::default()).unwrap();
+        net.add_host(
+            Host::builder()
+                .name("h1")
+                .nic(NicConfig::new().phy(a))
+                .addr("198.18.0.1/24")
+                .addr("198.18.1.77/32")
+                .addr("203.0.113.5/32")
+                .route("default via 198.18.0.254"),
+        )
+        .unwrap();
+        net.add_host(
+            Host::builder()
+                .name("r")
+                .nic(NicConfig::new().phy(ra))
+                .addr("198.18.0.254/24")
+                .nic(NicConfig::new().phy(rb))
+                .addr("198.18.1.254/24")
+                .sysctl("net.ipv4.ip_forward", "1")
+                .sysctl("net.ipv4.conf.all.rp_filter", mode),
+        )
+        .unwrap();
+        net.add_host(
+            Host::builder()
+                .name("h2")
+                .nic(NicConfig::new().phy(b))
+                .addr("198.18.1.2/24")
+                .route("default via 198.18.1.254"),
+        )
+        .unwrap();
+        let h1 = Arc::clone(net.host("h1").unwrap().shared());
+        for src in ["198.18.1.77:4000", "203.0.113.5:4000"] {
+            let s = UdpSocket::bind(&h1, src).unwrap();
+            net.app("h1", || s.send_to(b"x", "198.18.1.2:9"))
+                .unwrap()
+                .unwrap();
+            net.run_for(Duration::from_millis(20)).unwrap();
+        }
+        let r = net.host("r").unwrap().shared().mibs.snapshot();
+        assert_eq!(r.get(IpMib::ForwDatagrams), forwarded, "rp_filter={mode}");
+        let rpf = net
+            .host("r")
+            .unwrap()
+            .shared()
+            .mibs
+            .get(LinuxMib::IpRpFilter);
+        assert_eq!(rpf, filtered, "rp_filter={mode}");
+    }
+}
