@@ -882,6 +882,21 @@ impl<C: ?Sized> Ipv4Net<C> {
         self.fnhe.lock().pmtu(daddr, now)
     }
 
+    /// Whether a socket may bind to `addr`: one of this host's addresses,
+    /// a broadcast or multicast one, or any address with
+    /// `net.ipv4.ip_nonlocal_bind` (the caller handles `0.0.0.0`). Mirrors
+    /// `inet_addr_valid_or_nonlocal()` with `inet_addr_type_table()`
+    /// (no `IP_FREEBIND`/`IP_TRANSPARENT`).
+    pub fn inet_addr_valid_or_nonlocal(&self, addr: Ipv4Addr) -> bool {
+        if self.sysctl.get_int(Sysctl::IP_NONLOCAL_BIND) != 0 {
+            return true;
+        }
+        matches!(
+            self.netns.read().inet_addr_type(addr),
+            RtnType::Local | RtnType::Broadcast | RtnType::Multicast
+        )
+    }
+
     /// Whether any path MTU exception is kept (a load, no lock).
     #[inline]
     pub fn has_pmtu_exceptions(&self) -> bool {

@@ -280,6 +280,11 @@ impl TcpContext for CpuCtx {
         ipv4::ip_route_output_key(self, &mut fl4).map_or(mtu, |rt| rt.mtu)
     }
 
+    /// `inet_addr_valid_or_nonlocal()` on the host's addresses.
+    fn inet_addr_valid_or_nonlocal(&self, addr: Ipv4Addr) -> bool {
+        self.host.ipv4.inet_addr_valid_or_nonlocal(addr)
+    }
+
     /// `ip_do_redirect()` on the host's IPv4 state.
     fn ip_rt_redirect(&mut self, daddr: Ipv4Addr, old_gw: Ipv4Addr, new_gw: Ipv4Addr, code: u8) {
         let now = self.clock.now();

@@ -677,3 +677,34 @@ fn ip_tcp_metrics_lists_the_closed_connection_s_peer() {
         }
     }
 }
+
+/// `bind()` to an address this host does not have is `EADDRNOTAVAIL` for
+/// TCP as for UDP (`inet_addr_valid_or_nonlocal()`), and allowed with
+/// `net.ipv4.ip_nonlocal_bind=1`; one of the host's own addresses always
+/// binds.
+#[test]
+fn bind_to_a_foreign_address_needs_ip_nonlocal_bind() {
+    use socket::AF_INET;
+    const SOCK_STREAM: i32 = 1;
+    let net = pair(33, 0.0);
+    let h1 = Arc::clone(net.host("h1").unwrap().shared());
+    let layer = h1.socket_layer();
+    let foreign = SocketAddrV4::new(Ipv4Addr::new(198, 18, 9, 9), 7000);
+    let own = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 7001);
+    for ty in [SOCK_STREAM, 2] {
+        let fd = layer.socket(AF_INET, ty, 0).unwrap();
+        assert_eq!(
+            layer.bind(fd, foreign),
+            Err(netcore::Errno::AddrNotAvail),
+            "type {ty}"
+        );
+        layer.bind(fd, own).unwrap();
+        layer.close(fd).unwrap();
+    }
+    h1.sysctl.set("net.ipv4.ip_nonlocal_bind", "1").unwrap();
+    for ty in [SOCK_STREAM, 2] {
+        let fd = layer.socket(AF_INET, ty, 0).unwrap();
+        assert_eq!(layer.bind(fd, foreign), Ok(()), "type {ty}");
+        layer.close(fd).unwrap();
+    }
+}

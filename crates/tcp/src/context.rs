@@ -120,6 +120,15 @@ pub trait TcpContext: TimerContext<TcpTimer> {
         mtu
     }
 
+    /// Whether a socket may bind to `addr` (not `0.0.0.0`): one of the
+    /// host's addresses, broadcast, multicast, or anything with
+    /// `net.ipv4.ip_nonlocal_bind`. Mirrors `inet_addr_valid_or_nonlocal()`.
+    /// The default (a host without an address table) allows any.
+    fn inet_addr_valid_or_nonlocal(&self, addr: Ipv4Addr) -> bool {
+        let _ = addr;
+        true
+    }
+
     /// An ICMP redirect from `old_gw` (code `code`) named `new_gw` the
     /// better first hop toward `daddr`: the IP layer checks it and keeps
     /// it for the routes toward `daddr`. The default forgets it.

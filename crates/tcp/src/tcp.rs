@@ -477,13 +477,18 @@ impl TcpStack {
     /// Binds to a local address and port (0 = pick one). Mirrors
     /// `inet_bind()` + `inet_csk_get_port()`.
     ///
-    /// Errors: `EINVAL` if already bound, `EADDRINUSE`.
+    /// Errors: `EADDRNOTAVAIL` for an address not of this host (unless
+    /// `ip_nonlocal_bind`), `EINVAL` if already bound, `EADDRINUSE`.
     pub fn bind<C: TcpContext>(
         &self,
         ctx: &mut C,
         sk: &TcpSocket,
         addr: SocketAddrV4,
     ) -> Result<(), Errno> {
+        // __inet_bind(): the address first.
+        if !addr.ip().is_unspecified() && !ctx.inet_addr_valid_or_nonlocal(*addr.ip()) {
+            return Err(Errno::AddrNotAvail);
+        }
         let mut tp = sk.lock();
         if tp.state != TcpState::Close || tp.sport != 0 {
             return Err(Errno::Inval);

@@ -112,8 +112,7 @@ impl<C: UdpNetContext> UdpContext for C {
     }
 
     fn inet_addr_valid_or_nonlocal(&self, addr: Ipv4Addr) -> bool {
-        let ty = self.ipv4().with_netns(|n| n.inet_addr_type(addr));
-        matches!(ty, RtnType::Local | RtnType::Broadcast | RtnType::Multicast)
+        self.ipv4().inet_addr_valid_or_nonlocal(addr)
     }
 
     fn ip_route_output(&mut self, fl: &Flowi4) -> Result<RouteInfo, Errno> {
