@@ -138,14 +138,85 @@ pub enum ArpDecision {
     Updated,
     /// Nothing to do (not for us, unsolicited, or refused).
     Ignored,
+    /// A request `arp_filter` refused (counted `ArpFilter`).
+    Filtered,
+}
+
+/// The per-device ARP reply policy (`IN_DEV_ARP_IGNORE()`,
+/// `IN_DEV_ARPFILTER()`): each the larger of `conf/all` and the device's
+/// (here `conf/default`'s).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArpConf {
+    /// `arp_ignore`: 0 answer for any local address; 1 only for an
+    /// address of the receiving device; 2 also only when the asker is in
+    /// that address's subnet; 3 not for host-scope addresses; 8 never.
+    pub ignore: i64,
+    /// `arp_filter`: answer only when the route back to the asker leaves
+    /// through the receiving device.
+    pub filter: bool,
+}
+
+impl ArpConf {
+    /// The policy the sysctls set.
+    pub fn from_sysctl(s: &netcore::Sysctl) -> ArpConf {
+        use netcore::Sysctl;
+        ArpConf {
+            ignore: s
+                .get_int(Sysctl::CONF_ALL_ARP_IGNORE)
+                .max(s.get_int(Sysctl::CONF_DEFAULT_ARP_IGNORE)),
+            filter: s.get_int(Sysctl::CONF_ALL_ARP_FILTER) != 0
+                || s.get_int(Sysctl::CONF_DEFAULT_ARP_FILTER) != 0,
+        }
+    }
+}
+
+/// Whether a request from `sip` for our `tip`, received on `ifindex`,
+/// goes unanswered under `arp_ignore` mode `mode`. Mirrors
+/// `arp_ignore()` with `inet_confirm_addr()`: modes 1 and 2 need `tip`
+/// on the receiving device (2: with `sip` in its subnet), mode 3 any
+/// address of scope link or wider, mode 8 ignores every request.
+fn arp_ignore(net: &NetnsIpv4, mode: i64, ifindex: u32, sip: Ipv4Addr, tip: Ipv4Addr) -> bool {
+    let confirmed = |dev: Option<u32>, peer: Option<Ipv4Addr>, scope: RtScope| {
+        net.devices
+            .iter()
+            .filter(|d| dev.is_none_or(|i| d.ifindex == i))
+            .any(|d| {
+                d.ifa_list().iter().any(|ifa| {
+                    ifa.ifa_local == tip
+                        && ifa.ifa_scope <= scope
+                        && peer.is_none_or(|p| {
+                            (u32::from(p) ^ u32::from(ifa.ifa_local)) & ifa.mask() == 0
+                        })
+                })
+            })
+    };
+    match mode {
+        1 => !confirmed(Some(ifindex), None, RtScope::Host),
+        2 => !confirmed(Some(ifindex), Some(sip), RtScope::Host),
+        3 => !confirmed(None, None, RtScope::Link),
+        8 => true,
+        _ => false,
+    }
+}
+
+/// Whether `arp_filter` drops a request from `sip` for `tip` received on
+/// `ifindex`: the route from `tip` back to `sip` leaves through another
+/// device (or there is none). Mirrors `arp_filter()`; the caller counts
+/// `ArpFilter`.
+fn arp_filter(net: &NetnsIpv4, sip: Ipv4Addr, tip: Ipv4Addr, ifindex: u32) -> bool {
+    let mut fl4 = crate::route::Flowi4::new(sip, 0);
+    fl4.saddr = tip;
+    net.ip_route_output_key(&mut fl4)
+        .map_or(true, |rt| rt.oif != ifindex)
 }
 
 /// Processes a received ARP packet.
 ///
 /// Mirrors `arp_process()` with Linux's defaults:
 /// - a DAD probe (sender 0.0.0.0) asking for a local address gets a reply;
-/// - a request whose target is a local address of this host (any device:
-///   `arp_ignore=0`) creates or refreshes the sender's entry as STALE
+/// - a request whose target is a local address of this host (on any
+///   device with `arp_ignore=0`; see [`ArpConf`] for the other modes and
+///   `arp_filter`) creates or refreshes the sender's entry as STALE
 ///   (`neigh_event_ns()`) and is answered;
 /// - otherwise an existing entry for the sender is updated — REACHABLE for
 ///   a unicast reply, STALE for requests and broadcast replies — and a
@@ -163,6 +234,7 @@ pub fn arp_process<T: TimerContext<Ipv4Timer>>(
     dev_addr: EthernetAddress,
     pkt_type: PktType,
     arp: &ArpRepr,
+    conf: ArpConf,
     out: &mut Vec<NeighAction>,
 ) -> ArpDecision {
     let (sip, tip, sha) = (arp.sip, arp.tip, arp.sha);
@@ -184,6 +256,14 @@ pub fn arp_process<T: TimerContext<Ipv4Timer>>(
     // ip_route_input_noref(tip, sip): a martian source gets no answer.
     let martian = sip.is_multicast() || sip.is_broadcast() || sip.is_loopback();
     if request && !martian && net.inet_addr_type(tip) == RtnType::Local {
+        // arp_ignore() and arp_filter(): some local targets get no answer
+        // on this device, and the asker is not learned either.
+        if arp_ignore(net, conf.ignore, ifindex, sip, tip) {
+            return ArpDecision::Ignored;
+        }
+        if conf.filter && arp_filter(net, sip, tip, ifindex) {
+            return ArpDecision::Filtered;
+        }
         if tbl
             .neigh_event_ns(timers, now, ifindex, sip, sha, out)
             .is_some()
@@ -377,6 +457,7 @@ fn arp_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> Ne
     };
     let now = ctx.now();
     let mut out = Vec::new();
+    let conf = ArpConf::from_sysctl(net.sysctl());
     let decision = {
         let netns = net.netns().read();
         let mut tbl = net.arp_tbl().lock();
@@ -389,10 +470,15 @@ fn arp_rcv_net<C: Ipv4Context>(net: &Ipv4Net<C>, ctx: &mut C, skb: SkBuff) -> Ne
             dev.dev_addr,
             skb.pkt_type,
             &arp,
+            conf,
             &mut out,
         )
     };
     consume_skb(skb);
+    if decision == ArpDecision::Filtered {
+        net.mibs()
+            .inc(ctx.smp_processor_id(), netcore::LinuxMib::ArpFilter);
+    }
     if let ArpDecision::Reply(frame) = decision
         && let Some(nd) = dev.dev.as_ref()
         && let Ok(reply) = frame.to_skb(net.pool())
@@ -456,6 +542,7 @@ mod tests {
             MY_HA,
             PktType::Broadcast,
             &request("198.18.0.2", "198.18.0.1"),
+            ArpConf::default(),
             &mut out,
         );
         let ArpDecision::Reply(reply) = d else {
@@ -483,6 +570,7 @@ mod tests {
             MY_HA,
             PktType::Broadcast,
             &request("198.18.0.3", "198.19.0.1"),
+            ArpConf::default(),
             &mut out,
         );
         assert!(matches!(d, ArpDecision::Reply(r) if r.arp.sip == ip("198.19.0.1")));
@@ -496,6 +584,7 @@ mod tests {
             MY_HA,
             PktType::Broadcast,
             &request("198.18.0.4", "198.18.0.9"),
+            ArpConf::default(),
             &mut out,
         );
         assert_eq!(d, ArpDecision::Ignored);
@@ -510,6 +599,7 @@ mod tests {
             MY_HA,
             PktType::Broadcast,
             &request("0.0.0.0", "198.18.0.1"),
+            ArpConf::default(),
             &mut out,
         );
         assert!(
@@ -554,6 +644,7 @@ mod tests {
             MY_HA,
             PktType::Host,
             &reply,
+            ArpConf::default(),
             &mut out,
         );
         assert_eq!(d, ArpDecision::Updated);
@@ -576,6 +667,7 @@ mod tests {
             MY_HA,
             PktType::Host,
             &other,
+            ArpConf::default(),
             &mut out,
         );
         assert_eq!(tbl.peek(ETH0, ip("198.18.0.2")).unwrap().ha, PEER_HA);
@@ -590,6 +682,7 @@ mod tests {
             MY_HA,
             PktType::Host,
             &other,
+            ArpConf::default(),
             &mut out,
         );
         assert_eq!(tbl.peek(ETH0, ip("198.18.0.2")).unwrap().ha, other.sha);
@@ -689,5 +782,58 @@ mod tests {
             (skb.len(), skb.protocol, skb.ifindex),
             (42, ETH_P_ARP, ETH0)
         );
+    }
+
+    /// `arp_ignore` and `arp_filter` on a host with eth0 (198.18.0.1/24)
+    /// and eth1 (198.19.0.1/24): requests arriving on eth0 for each
+    /// address, from askers in and out of eth0's subnet.
+    #[test]
+    fn arp_ignore_and_arp_filter_choose_which_requests_get_answers() {
+        let net = net();
+        let now = Instant::from_secs(1);
+        let ask = |conf: ArpConf, sip: &str, tip: &str| {
+            let mut timers = FakeTimers::new();
+            let mut tbl = NeighTable::new(NeighParms::default(), 1, now);
+            let mut out = Vec::new();
+            let d = arp_process(
+                &mut tbl,
+                &mut timers,
+                now,
+                &net,
+                ETH0,
+                MY_HA,
+                PktType::Broadcast,
+                &request(sip, tip),
+                conf,
+                &mut out,
+            );
+            match d {
+                ArpDecision::Reply(_) => "reply",
+                ArpDecision::Filtered => "filtered",
+                _ => "ignored",
+            }
+        };
+        let ignore = |mode| ArpConf {
+            ignore: mode,
+            filter: false,
+        };
+        // 0 (Linux's default): any local address, on any device (ARP flux).
+        assert_eq!(ask(ignore(0), "198.18.0.9", "198.19.0.1"), "reply");
+        // 1: only eth0's own address.
+        assert_eq!(ask(ignore(1), "198.18.0.9", "198.19.0.1"), "ignored");
+        assert_eq!(ask(ignore(1), "198.18.7.9", "198.18.0.1"), "reply");
+        // 2: and only for askers in its subnet.
+        assert_eq!(ask(ignore(2), "198.18.0.9", "198.18.0.1"), "reply");
+        assert_eq!(ask(ignore(2), "198.18.7.9", "198.18.0.1"), "ignored");
+        // 8: never.
+        assert_eq!(ask(ignore(8), "198.18.0.9", "198.18.0.1"), "ignored");
+        // arp_filter: the route back to an asker in eth1's subnet leaves
+        // through eth1, not eth0.
+        let filter = ArpConf {
+            ignore: 0,
+            filter: true,
+        };
+        assert_eq!(ask(filter, "198.18.0.9", "198.18.0.1"), "reply");
+        assert_eq!(ask(filter, "198.19.0.9", "198.18.0.1"), "filtered");
     }
 }

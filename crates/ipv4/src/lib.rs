@@ -86,8 +86,8 @@ mod timers;
 pub use af_inet::inet_init;
 
 pub use arp::{
-    ArpDecision, ArpFrame, ArpRcv, arp_create, arp_parse, arp_process, arp_rcv, arp_solicit,
-    inetdev_send_gratuitous_arp,
+    ArpConf, ArpDecision, ArpFrame, ArpRcv, arp_create, arp_parse, arp_process, arp_rcv,
+    arp_solicit, inetdev_send_gratuitous_arp,
 };
 pub use context::{
     Ipv4Context, Ipv4Dev, Ipv4Net, LOOPBACK_IFINDEX, LOOPBACK_MTU, XmitDevCache, ip_nf_reinject,
