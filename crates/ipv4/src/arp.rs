@@ -308,8 +308,9 @@ pub fn arp_process<T: TimerContext<Ipv4Timer>>(
 /// for other actions or when the probe is left to user space
 /// (`app_solicit`).
 ///
-/// Mirrors `arp_solicit()` with `arp_announce=0`: the source address is
-/// that of the packet waiting for resolution if it is local, else
+/// Mirrors `arp_solicit()`: with `arp_announce` 0 (the default) the
+/// source address is that of the packet waiting for resolution if it is
+/// local (1: and on a subnet of the device with the target; 2: never), else
 /// `inet_select_addr(dev, target, RT_SCOPE_LINK)`; the first
 /// `ucast_solicit` probes of a round (PROBE state) go unicast to the cached
 /// address, the following ones broadcast.
@@ -318,6 +319,7 @@ pub fn arp_solicit(
     parms: &NeighParms,
     net: &NetnsIpv4,
     dev_addr: EthernetAddress,
+    announce: i64,
 ) -> Option<ArpFrame> {
     let NeighAction::Solicit {
         ifindex,
@@ -329,8 +331,25 @@ pub fn arp_solicit(
     else {
         return None;
     };
+    // arp_announce: 0 the waiting packet's source if it is ours; 1 only
+    // if the target is on a subnet of this device that holds it too; 2
+    // never (the device's best address for the target).
+    let onlink = |a: Ipv4Addr, b: Ipv4Addr| {
+        net.devices.dev(ifindex).is_some_and(|d| {
+            d.ifa_list().iter().any(|ifa| {
+                let m = ifa.mask();
+                let local = u32::from(ifa.ifa_local);
+                (u32::from(a) ^ local) & m == 0 && (u32::from(b) ^ local) & m == 0
+            })
+        })
+    };
     let saddr = saddr_hint
         .filter(|&s| net.inet_addr_type(s) == RtnType::Local)
+        .filter(|&s| match announce {
+            0 => true,
+            1 => onlink(target, s),
+            _ => false,
+        })
         .or_else(|| net.devices.inet_select_addr(ifindex, target, RtScope::Link))
         .unwrap_or(Ipv4Addr::UNSPECIFIED);
     let dst_hw = if probes < parms.ucast_probes {
@@ -621,7 +640,7 @@ mod tests {
             .unwrap();
         // The who-has: broadcast, source chosen on the subnet (the queued
         // bytes are not a valid datagram, so no hint).
-        let who_has = arp_solicit(&out[0], tbl.parms(), &net, MY_HA).unwrap();
+        let who_has = arp_solicit(&out[0], tbl.parms(), &net, MY_HA, 0).unwrap();
         assert_eq!(who_has.eth_dst, EthernetAddress::BROADCAST);
         assert_eq!(
             (who_has.arp.sip, who_has.arp.tip, who_has.arp.tha),
@@ -700,14 +719,22 @@ mod tests {
             saddr_hint: hint.map(ip),
         };
         // A local source of the queued packet is used, even of another device.
-        let f = arp_solicit(&solicit(3, Some("198.19.0.1")), &parms, &net, MY_HA).unwrap();
+        let f = arp_solicit(&solicit(3, Some("198.19.0.1")), &parms, &net, MY_HA, 0).unwrap();
         assert_eq!(f.arp.sip, ip("198.19.0.1"));
         // A forwarded packet's foreign source is not.
-        let f = arp_solicit(&solicit(3, Some("203.0.113.7")), &parms, &net, MY_HA).unwrap();
+        let f = arp_solicit(&solicit(3, Some("203.0.113.7")), &parms, &net, MY_HA, 0).unwrap();
         assert_eq!(f.arp.sip, ip("198.18.0.1"));
         // Probes 0..3 (PROBE state) are unicast to the cached address.
-        let f = arp_solicit(&solicit(0, None), &parms, &net, MY_HA).unwrap();
+        let f = arp_solicit(&solicit(0, None), &parms, &net, MY_HA, 0).unwrap();
         assert_eq!((f.eth_dst, f.arp.tha), (PEER_HA, EthernetAddress::ZERO));
+        // arp_announce 1: eth1's address is not on the target's subnet of
+        // eth0, so eth0's own address asks; 2: the hint is never used.
+        let f = arp_solicit(&solicit(3, Some("198.19.0.1")), &parms, &net, MY_HA, 1).unwrap();
+        assert_eq!(f.arp.sip, ip("198.18.0.1"));
+        let f = arp_solicit(&solicit(3, Some("198.18.0.1")), &parms, &net, MY_HA, 1).unwrap();
+        assert_eq!(f.arp.sip, ip("198.18.0.1"));
+        let f = arp_solicit(&solicit(3, Some("198.19.0.1")), &parms, &net, MY_HA, 2).unwrap();
+        assert_eq!(f.arp.sip, ip("198.18.0.1"));
     }
 
     #[test]

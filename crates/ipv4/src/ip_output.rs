@@ -830,9 +830,13 @@ pub(crate) fn neigh_run_actions<C: Ipv4Context>(
                     continue;
                 };
                 let parms = *net.arp_tbl().lock().parms();
+                let s = net.sysctl();
+                let announce = s
+                    .get_int(Sysctl::CONF_ALL_ARP_ANNOUNCE)
+                    .max(s.get_int(Sysctl::CONF_DEFAULT_ARP_ANNOUNCE));
                 let frame = {
                     let netns = net.netns().read();
-                    arp_solicit(&action, &parms, &netns, dev.dev_addr)
+                    arp_solicit(&action, &parms, &netns, dev.dev_addr, announce)
                 };
                 if let Some(frame) = frame
                     && let Ok(skb) = frame.to_skb(net.pool())
