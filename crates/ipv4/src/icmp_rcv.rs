@@ -26,7 +26,7 @@ use crate::context::{Ipv4Context, Ipv4Net, LOOPBACK_IFINDEX};
 use crate::icmp::{IcmpSendCtx, IcmpSendError, icmp_build_error, icmp_build_reply};
 use crate::ip_output::ip_local_out_net;
 use crate::protocol::{IcmpErrInfo, IcmpError, NetProtocol};
-use crate::route::{Flowi4, RtnType};
+use crate::route::{Flowi4, RtScope, RtnType};
 
 /// `NR_ICMP_TYPES`: the highest known ICMP type.
 const NR_ICMP_TYPES: u8 = 18;
@@ -37,7 +37,8 @@ const NR_ICMP_UNREACH: u8 = 15;
 ///
 /// Mirrors `icmp_send()` → `__icmp_send()`: the source is the offending
 /// datagram's destination when that is local, else chosen by the route
-/// back (`icmp_errors_use_inbound_ifaddr` 0); the message is built by
+/// back (with `icmp_errors_use_inbound_ifaddr`, for a datagram that
+/// came in from outside: the receiving device's address); the message is built by
 /// [`icmp_build_error`] (which applies the suppression rules and rate
 /// limits and counts `OutMsgs` and `OutType<N>`) and sent with
 /// [`ip_local_out`](crate::ip_local_out). `skb_in` is only read.
@@ -71,6 +72,16 @@ pub(crate) fn icmp_send_net<C: Ipv4Context>(
         let daddr_type = netns.inet_addr_type(iph_daddr);
         let saddr = if daddr_type == RtnType::Local {
             iph_daddr
+        } else if net.sysctl().get_int(Sysctl::ICMP_ERRORS_USE_INBOUND_IFADDR) != 0
+            && skb_in.ifindex != LOOPBACK_IFINDEX
+            && netns.inet_addr_type(iph_saddr) != RtnType::Local
+        {
+            // A datagram that came in from outside: the error leaves from
+            // the address of the device it came in on.
+            netns
+                .devices
+                .inet_select_addr(skb_in.ifindex, iph_saddr, RtScope::Link)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED)
         } else {
             Ipv4Addr::UNSPECIFIED
         };

@@ -901,3 +901,32 @@ fn segment_without_headroom_or_shared_with_a_clone_is_copied_not_corrupted() {
     assert_eq!(n.hosts[0].mib(IpMib::OutRequests), 2);
     assert_eq!(n.hosts[0].mib(IpMib::OutTransmits), 2);
 }
+
+/// `icmp_errors_use_inbound_ifaddr`: R routes back to A through B (a /32
+/// route), so the time-exceeded for A's TTL-1 datagram leaves through
+/// R's second device. Its source is that device's address by default
+/// (the route's choice), and with the sysctl the address of the device
+/// the datagram came in on.
+#[test]
+fn icmp_errors_use_inbound_ifaddr_picks_the_receiving_device_s_address() {
+    for (inbound, src) in [(0, [198, 18, 2, 1]), (1, [198, 18, 1, 1])] {
+        let mut n = routed(1500);
+        n.hosts[1]
+            .sysctl
+            .set_int(Sysctl::ICMP_ERRORS_USE_INBOUND_IFADDR, inbound)
+            .unwrap();
+        n.hosts[1].route_add(ip("198.18.1.2"), 32, ip("198.18.2.2"));
+        send(&mut n.hosts[0], ip("198.18.2.2"), 40, |sk| {
+            sk.uc_ttl = Some(1);
+        })
+        .unwrap();
+        n.run_until_idle();
+        assert_eq!(n.hosts[1].icmpmsg(IcmpMsgDir::Out, 11), 1);
+        let icmp: Vec<Vec<u8>> = ipv4_frames(&n, 1)
+            .into_iter()
+            .filter(|f| f[9] == 1 && f[20] == 11)
+            .collect();
+        assert_eq!(icmp.len(), 1, "inbound={inbound}");
+        assert_eq!(icmp[0][12..16], src, "inbound={inbound}");
+    }
+}
