@@ -2,11 +2,13 @@
 //! decision on a received packet, solicitation for the neighbour cache, and
 //! gratuitous ARP.
 //!
-//! Mirrors `net/ipv4/arp.c` with `arp_ignore=0`, `arp_announce=0`,
-//! `arp_filter=0`, `arp_accept=0` and no proxy ARP (Linux's defaults).
+//! Mirrors `net/ipv4/arp.c`: `arp_ignore`, `arp_filter` ([`ArpConf`])
+//! and `arp_announce` ([`arp_solicit`]) are honoured, by default 0 as in
+//! Linux; `arp_accept` is always 0 and there is no proxy ARP.
 //!
 //! ```text
 //!  frame ─▶ arp_parse ─▶ arp_process ─┬─▶ Reply(ArpFrame)          request for a local address
+//!                                     ├─▶ Filtered                 refused by arp_filter
 //!                                     ├─▶ NeighTable::neigh_update  reply / request from a known peer
 //!                                     └─▶ Ignored                   everything else
 //!  NeighAction::Solicit ─▶ arp_solicit ─▶ ArpFrame (who-has)
@@ -535,6 +537,44 @@ mod tests {
         net
     }
 
+    /// A host built by [`net`] whose eth0 receives the packets, with
+    /// its ARP table, timers and the actions `arp_process()` queues.
+    struct Host {
+        net: NetnsIpv4,
+        tbl: NeighTable,
+        timers: FakeTimers<Ipv4Timer>,
+        out: Vec<NeighAction>,
+    }
+
+    impl Host {
+        fn new(now: Instant) -> Host {
+            let mut timers = FakeTimers::new();
+            timers.advance_to(now);
+            Host {
+                net: net(),
+                tbl: NeighTable::new(NeighParms::default(), 1, now),
+                timers,
+                out: Vec::new(),
+            }
+        }
+
+        /// `arp` arrives on eth0 at `now`.
+        fn rx(&mut self, now: Instant, pkt: PktType, arp: &ArpRepr, conf: ArpConf) -> ArpDecision {
+            arp_process(
+                &mut self.tbl,
+                &mut self.timers,
+                now,
+                &self.net,
+                ETH0,
+                MY_HA,
+                pkt,
+                arp,
+                conf,
+                &mut self.out,
+            )
+        }
+    }
+
     fn request(sip: &str, tip: &str) -> ArpRepr {
         ArpRepr {
             operation: ArpOp::Request,
@@ -547,22 +587,13 @@ mod tests {
 
     #[test]
     fn request_for_a_local_address_is_answered_and_learns_the_sender() {
-        let net = net();
-        let mut timers = FakeTimers::new();
         let now = Instant::from_secs(1);
-        let mut tbl = NeighTable::new(NeighParms::default(), 1, now);
-        let mut out = Vec::new();
-        let d = arp_process(
-            &mut tbl,
-            &mut timers,
+        let mut h = Host::new(now);
+        let d = h.rx(
             now,
-            &net,
-            ETH0,
-            MY_HA,
             PktType::Broadcast,
             &request("198.18.0.2", "198.18.0.1"),
             ArpConf::default(),
-            &mut out,
         );
         let ArpDecision::Reply(reply) = d else {
             panic!("{d:?}")
@@ -577,49 +608,31 @@ mod tests {
                 2, 0, 0, 0, 0, 2, 198, 18, 0, 2, // tha, tip
             ]
         );
-        let n = tbl.peek(ETH0, ip("198.18.0.2")).unwrap();
+        let n = h.tbl.peek(ETH0, ip("198.18.0.2")).unwrap();
         assert_eq!((n.nud_state, n.ha), (NudState::STALE, PEER_HA));
         // arp_ignore=0: an address of another device is answered too.
-        let d = arp_process(
-            &mut tbl,
-            &mut timers,
+        let d = h.rx(
             now,
-            &net,
-            ETH0,
-            MY_HA,
             PktType::Broadcast,
             &request("198.18.0.3", "198.19.0.1"),
             ArpConf::default(),
-            &mut out,
         );
         assert!(matches!(d, ArpDecision::Reply(r) if r.arp.sip == ip("198.19.0.1")));
         // Not ours: ignored, nothing learnt (arp_accept=0).
-        let d = arp_process(
-            &mut tbl,
-            &mut timers,
+        let d = h.rx(
             now,
-            &net,
-            ETH0,
-            MY_HA,
             PktType::Broadcast,
             &request("198.18.0.4", "198.18.0.9"),
             ArpConf::default(),
-            &mut out,
         );
         assert_eq!(d, ArpDecision::Ignored);
-        assert!(tbl.peek(ETH0, ip("198.18.0.4")).is_none());
+        assert!(h.tbl.peek(ETH0, ip("198.18.0.4")).is_none());
         // DAD probe: answered to the asker, target IP 0.
-        let d = arp_process(
-            &mut tbl,
-            &mut timers,
+        let d = h.rx(
             now,
-            &net,
-            ETH0,
-            MY_HA,
             PktType::Broadcast,
             &request("0.0.0.0", "198.18.0.1"),
             ArpConf::default(),
-            &mut out,
         );
         assert!(
             matches!(d, ArpDecision::Reply(r) if r.arp.tip.is_unspecified() && r.eth_dst == PEER_HA)
@@ -628,25 +641,22 @@ mod tests {
 
     #[test]
     fn reply_resolves_a_pending_entry_and_locktime_protects_it() {
-        let net = net();
         let pool = PagePool::new(PagePoolParams::default()).unwrap();
-        let mut timers = FakeTimers::new();
         let now = Instant::from_secs(10);
-        timers.advance_to(now);
-        let mut tbl = NeighTable::new(NeighParms::default(), 1, now);
-        let mut out = Vec::new();
+        let mut h = Host::new(now);
         let skb = SkBuff::from_slice(&pool, 64, &[0u8; 20]).unwrap();
-        tbl.neigh_resolve_output(&mut timers, now, ETH0, ip("198.18.0.2"), skb, &mut out)
+        h.tbl
+            .neigh_resolve_output(&mut h.timers, now, ETH0, ip("198.18.0.2"), skb, &mut h.out)
             .unwrap();
         // The who-has: broadcast, source chosen on the subnet (the queued
         // bytes are not a valid datagram, so no hint).
-        let who_has = arp_solicit(&out[0], tbl.parms(), &net, MY_HA, 0).unwrap();
+        let who_has = arp_solicit(&h.out[0], h.tbl.parms(), &h.net, MY_HA, 0).unwrap();
         assert_eq!(who_has.eth_dst, EthernetAddress::BROADCAST);
         assert_eq!(
             (who_has.arp.sip, who_has.arp.tip, who_has.arp.tha),
             (ip("198.18.0.1"), ip("198.18.0.2"), EthernetAddress::ZERO)
         );
-        out.clear();
+        h.out.clear();
         let reply = ArpRepr {
             operation: ArpOp::Reply,
             sha: PEER_HA,
@@ -654,22 +664,11 @@ mod tests {
             tha: MY_HA,
             tip: ip("198.18.0.1"),
         };
-        let d = arp_process(
-            &mut tbl,
-            &mut timers,
-            now,
-            &net,
-            ETH0,
-            MY_HA,
-            PktType::Host,
-            &reply,
-            ArpConf::default(),
-            &mut out,
-        );
+        let d = h.rx(now, PktType::Host, &reply, ArpConf::default());
         assert_eq!(d, ArpDecision::Updated);
-        assert!(matches!(&out[..], [NeighAction::Output { ha, .. }] if *ha == PEER_HA));
+        assert!(matches!(&h.out[..], [NeighAction::Output { ha, .. }] if *ha == PEER_HA));
         assert_eq!(
-            tbl.peek(ETH0, ip("198.18.0.2")).unwrap().nud_state,
+            h.tbl.peek(ETH0, ip("198.18.0.2")).unwrap().nud_state,
             NudState::REACHABLE
         );
         // A second reply with another address within locktime: the first wins.
@@ -677,34 +676,12 @@ mod tests {
             sha: EthernetAddress([2, 0, 0, 0, 0, 9]),
             ..reply
         };
-        arp_process(
-            &mut tbl,
-            &mut timers,
-            now,
-            &net,
-            ETH0,
-            MY_HA,
-            PktType::Host,
-            &other,
-            ArpConf::default(),
-            &mut out,
-        );
-        assert_eq!(tbl.peek(ETH0, ip("198.18.0.2")).unwrap().ha, PEER_HA);
+        h.rx(now, PktType::Host, &other, ArpConf::default());
+        assert_eq!(h.tbl.peek(ETH0, ip("198.18.0.2")).unwrap().ha, PEER_HA);
         // After locktime it replaces it.
         let later = now + Duration::from_secs(2);
-        arp_process(
-            &mut tbl,
-            &mut timers,
-            later,
-            &net,
-            ETH0,
-            MY_HA,
-            PktType::Host,
-            &other,
-            ArpConf::default(),
-            &mut out,
-        );
-        assert_eq!(tbl.peek(ETH0, ip("198.18.0.2")).unwrap().ha, other.sha);
+        h.rx(later, PktType::Host, &other, ArpConf::default());
+        assert_eq!(h.tbl.peek(ETH0, ip("198.18.0.2")).unwrap().ha, other.sha);
     }
 
     #[test]
@@ -722,7 +699,7 @@ mod tests {
         let f = arp_solicit(&solicit(3, Some("198.19.0.1")), &parms, &net, MY_HA, 0).unwrap();
         assert_eq!(f.arp.sip, ip("198.19.0.1"));
         // A forwarded packet's foreign source is not.
-        let f = arp_solicit(&solicit(3, Some("203.0.113.7")), &parms, &net, MY_HA, 0).unwrap();
+        let f = arp_solicit(&solicit(3, Some("198.19.200.7")), &parms, &net, MY_HA, 0).unwrap();
         assert_eq!(f.arp.sip, ip("198.18.0.1"));
         // Probes 0..3 (PROBE state) are unicast to the cached address.
         let f = arp_solicit(&solicit(0, None), &parms, &net, MY_HA, 0).unwrap();
@@ -812,29 +789,20 @@ mod tests {
     }
 
     /// `arp_ignore` and `arp_filter` on a host with eth0 (198.18.0.1/24)
-    /// and eth1 (198.19.0.1/24): requests arriving on eth0 for each
+    /// and eth1 (198.19.0.1/24, and 198.19.5.1 of host scope): requests arriving on eth0 for each
     /// address, from askers in and out of eth0's subnet.
     #[test]
     fn arp_ignore_and_arp_filter_choose_which_requests_get_answers() {
-        let net = net();
         let now = Instant::from_secs(1);
         let ask = |conf: ArpConf, sip: &str, tip: &str| {
-            let mut timers = FakeTimers::new();
-            let mut tbl = NeighTable::new(NeighParms::default(), 1, now);
-            let mut out = Vec::new();
-            let d = arp_process(
-                &mut tbl,
-                &mut timers,
-                now,
-                &net,
-                ETH0,
-                MY_HA,
-                PktType::Broadcast,
-                &request(sip, tip),
-                conf,
-                &mut out,
-            );
-            match d {
+            let mut h = Host::new(now);
+            // A host-scope address on eth1 (`ip addr add ... scope host`).
+            h.net
+                .inet_rtm_newaddr(
+                    InIfaddr::new(3, ip("198.19.5.1"), 32, "eth1").with_scope(RtScope::Host),
+                )
+                .unwrap();
+            match h.rx(now, PktType::Broadcast, &request(sip, tip), conf) {
                 ArpDecision::Reply(_) => "reply",
                 ArpDecision::Filtered => "filtered",
                 _ => "ignored",
@@ -852,6 +820,10 @@ mod tests {
         // 2: and only for askers in its subnet.
         assert_eq!(ask(ignore(2), "198.18.0.9", "198.18.0.1"), "reply");
         assert_eq!(ask(ignore(2), "198.18.7.9", "198.18.0.1"), "ignored");
+        // 3: any address but those of host scope.
+        assert_eq!(ask(ignore(0), "198.18.0.9", "198.19.5.1"), "reply");
+        assert_eq!(ask(ignore(3), "198.18.0.9", "198.19.5.1"), "ignored");
+        assert_eq!(ask(ignore(3), "198.18.0.9", "198.19.0.1"), "reply");
         // 8: never.
         assert_eq!(ask(ignore(8), "198.18.0.9", "198.18.0.1"), "ignored");
         // arp_filter: the route back to an asker in eth1's subnet leaves

@@ -168,7 +168,7 @@ fn a_ping_to_an_unroutable_address_fails_with_the_errno() {
 
 /// Reverse-path filtering on the router (`rp_filter`, RFC 3704): h1 sends
 /// to h2 from two extra addresses, 198.18.1.77 (in the subnet of the
-/// router's *other* link) and 203.0.113.5 (no route back at all). With
+/// router's *other* link) and 198.19.200.5 (no route back at all). With
 /// the filter off both are forwarded; strict (1) drops both, the first
 /// because the route back leaves through another device; loose (2)
 /// forwards the first (some route back exists) and drops the second.
@@ -187,7 +187,7 @@ fn the_router_s_reverse_path_filter_drops_sources_it_would_not_route_back() {
                 .nic(NicConfig::new().phy(a))
                 .addr("198.18.0.1/24")
                 .addr("198.18.1.77/32")
-                .addr("203.0.113.5/32")
+                .addr("198.19.200.5/32")
                 .route("default via 198.18.0.254"),
         )
         .unwrap();
@@ -211,7 +211,7 @@ fn the_router_s_reverse_path_filter_drops_sources_it_would_not_route_back() {
         )
         .unwrap();
         let h1 = Arc::clone(net.host("h1").unwrap().shared());
-        for src in ["198.18.1.77:4000", "203.0.113.5:4000"] {
+        for src in ["198.18.1.77:4000", "198.19.200.5:4000"] {
             let s = UdpSocket::bind(&h1, src).unwrap();
             net.app("h1", || s.send_to(b"x", "198.18.1.2:9"))
                 .unwrap()

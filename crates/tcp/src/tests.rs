@@ -3593,6 +3593,68 @@ fn tcp_metrics_seed_the_next_connection_s_rto() {
     }
 }
 
+/// `tcp_no_ssthresh_metrics_save=0`: a connection that left slow start
+/// on a loss and closes in congestion avoidance saves its ssthresh, and
+/// the next one to the same host starts with it instead of infinity
+/// (`tcp_update_metrics()`, `tcp_init_metrics()`). With Linux's default
+/// (1) nothing of it is saved and the next one starts at infinity.
+#[test]
+fn a_saved_ssthresh_seeds_the_next_connection() {
+    use crate::context::TcpContext;
+    for nosave in [0, 1] {
+        let mut net = Net::new(2);
+        net.hosts[0]
+            .ctx
+            .sysctl()
+            .set_int(netcore::Sysctl::TCP_NO_SSTHRESH_METRICS_SAVE, nosave)
+            .unwrap();
+        net.delay = Duration::from_millis(5);
+        let client = Ipv4Addr::new(198, 18, 0, 1);
+        let mut data_segs = 0;
+        net.set_drop_filter(move |x| {
+            if x.src == client && x.tcp.payload_len > 0 {
+                data_segs += 1;
+                data_segs == 10
+            } else {
+                false
+            }
+        });
+        let (c, s) = net.connect_pair(80);
+        net.send(0, &c, &vec![7u8; 200_000]).unwrap();
+        net.run_for_ms(1000);
+        let first = net.hosts[0].stack.tcp_info(&net.hosts[0].ctx, &c);
+        assert!(
+            first.snd_ssthresh < crate::TCP_INFINITE_SSTHRESH,
+            "{first:?}"
+        );
+        assert!(first.snd_cwnd >= first.snd_ssthresh, "{first:?}");
+        net.close(0, &c);
+        net.run_for_ms(500);
+        net.close(1, &s);
+        net.run_for_ms(500);
+        let server = Ipv4Addr::new(198, 18, 0, 2);
+        let m = net.hosts[0]
+            .stack
+            .tcp_metrics_get(server, net.now())
+            .expect("metrics for the server");
+        let l = net.listen(1, 81, 8);
+        let c2 = net.socket(0);
+        let _ = net.connect(0, &c2, 1, 81);
+        net.run_for_ms(20);
+        assert_eq!(c2.state(), TcpState::Established);
+        let next = net.hosts[0].stack.tcp_info(&net.hosts[0].ctx, &c2);
+        if nosave == 0 {
+            // max(cwnd / 2, ssthresh) at the close.
+            assert!(m.ssthresh >= first.snd_ssthresh, "{m:?} vs {first:?}");
+            assert_eq!(next.snd_ssthresh, m.ssthresh);
+        } else {
+            assert_eq!(m.ssthresh, 0, "{m:?}");
+            assert_eq!(next.snd_ssthresh, crate::TCP_INFINITE_SSTHRESH);
+        }
+        drop(l);
+    }
+}
+
 /// No RTT from the handshake (the SYN was retransmitted, no timestamps)
 /// and none cached: the first RTO is 3 s (`TCP_TIMEOUT_FALLBACK`, RFC
 /// 6298 5.7), not the 1 s initial one.
