@@ -331,6 +331,8 @@ pub struct CpuCtx {
 pub(crate) struct CpuClock {
     clock: Arc<dyn Clock>,
     virt: Option<netcore::VirtualClock>,
+    /// `virt` caches the real `clock` ([`CpuClock::cached`]).
+    cached: bool,
 }
 
 impl CpuClock {
@@ -339,6 +341,7 @@ impl CpuClock {
         CpuClock {
             clock: Arc::clone(clock),
             virt: clock.as_virtual().cloned(),
+            cached: false,
         }
     }
 
@@ -348,6 +351,41 @@ impl CpuClock {
         match &self.virt {
             Some(v) => v.now(),
             None => self.clock.now(),
+        }
+    }
+
+    /// A view of the real clock `clock` that reads the instant its CPU
+    /// thread last stored ([`CpuClock::tick`]) instead of the clock: the
+    /// `idle=poll` runtime's CPUs, which store it at every turn of their
+    /// loop and every round of [`cpu_run_in`].
+    ///
+    /// As Linux's TCP reads its clock once per burst (`tcp_mstamp_refresh()`)
+    /// and timers run off `jiffies`, the stack here sees time advance in
+    /// steps of one round (a NAPI poll, a softirq pass, one application
+    /// step), not within one: on this machine a read of the real clock (a
+    /// vDSO `clock_gettime`) cost as much as a tenth of a 64-byte
+    /// datagram's path.
+    pub(crate) fn cached(clock: &Arc<dyn Clock>) -> CpuClock {
+        CpuClock {
+            clock: Arc::clone(clock),
+            virt: Some(netcore::VirtualClock::starting_at(clock.now())),
+            cached: true,
+        }
+    }
+
+    /// Stores the real clock's instant in a [`CpuClock::cached`] view (the
+    /// one writer is its CPU's thread); returns it. On any other view,
+    /// returns the current instant.
+    #[inline]
+    pub(crate) fn tick(&self) -> Instant {
+        match &self.virt {
+            Some(v) if self.cached => {
+                let now = self.clock.now();
+                // A real clock does not go backwards; the store cannot fail.
+                let _ = v.set_single_writer(now);
+                now
+            }
+            _ => self.now(),
         }
     }
 }
@@ -524,11 +562,23 @@ pub(crate) fn cpu_run_in(ctx: &mut CpuCtx, host: &HostShared, clock: &CpuClock) 
         tracing::trace_span!(target: "netstack::cpu", "cpu", host = %host.name, cpu).entered();
     let mut stats = CpuRunStats::default();
     for _ in 0..CPU_RUN_MAX_ROUNDS {
+        // A CPU that caches the real clock stores it once per round (see
+        // `CpuClock::cached`); on any other clock this is a read.
+        clock.tick();
         let mut worked = false;
-        loop {
-            let Some(work) = host.pop_process_work(cpu) else {
+        // The work queued when the round found the queue: what a step
+        // queues (a step that queues itself again, as a task that yields)
+        // runs in the next round, after the interrupts and softirqs, so
+        // that it cannot keep them from the CPU.
+        let mut left = usize::MAX;
+        while left > 0 {
+            let Some((work, behind)) = host.pop_process_work(cpu) else {
                 break;
             };
+            if left == usize::MAX {
+                left = behind + 1;
+            }
+            left -= 1;
             work(ctx);
             stats.process_work += 1;
             worked = true;
@@ -638,6 +688,27 @@ fn run_timer_softirq(ctx: &mut CpuCtx) {
 mod tests {
     use super::*;
     use netcore::Duration;
+
+    /// A CPU of the `idle=poll` runtime reads the instant its loop last
+    /// stored, not the clock: time stands still between two ticks and
+    /// jumps to the real clock's at the next.
+    #[test]
+    fn a_cached_cpu_clock_moves_at_its_ticks_only() {
+        let real: Arc<dyn Clock> = Arc::new(netcore::MonotonicClock::new());
+        let c = CpuClock::cached(&real);
+        let t0 = c.tick();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        assert_eq!(c.now(), t0, "no tick, no time");
+        let t1 = c.tick();
+        assert!(t1.saturating_duration_since(t0) >= Duration::from_millis(3));
+        assert_eq!(c.now(), t1);
+        assert!(real.now() >= t1);
+        // The runtimes' other views read the clock each time.
+        let plain = CpuClock::new(&real);
+        let p0 = plain.now();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        assert!(plain.now() > p0);
+    }
 
     fn watchdog(queue: u16) -> HostTimer {
         HostTimer::Softnet(SoftnetTimer::QdiscWatchdog { ifindex: 1, queue })

@@ -221,9 +221,10 @@ impl HostShared {
         self.process_queued.load(Ordering::Acquire) & (1 << self.process_index(cpu)) != 0
     }
 
-    /// Takes the next work queued for `cpu`'s process context.
+    /// Takes the next work queued for `cpu`'s process context, with how
+    /// much is queued behind it.
     #[inline]
-    pub(crate) fn pop_process_work(&self, cpu: usize) -> Option<ProcessWork> {
+    pub(crate) fn pop_process_work(&self, cpu: usize) -> Option<(ProcessWork, usize)> {
         if !self.process_pending(cpu) {
             return None;
         }
@@ -233,7 +234,7 @@ impl HostShared {
         if q.is_empty() {
             self.process_queued.fetch_and(!(1 << i), Ordering::Release);
         }
-        work
+        work.map(|w| (w, q.len()))
     }
 
     /// Queues `work` for `cpu`'s process context and kicks the CPU.

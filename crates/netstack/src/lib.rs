@@ -119,7 +119,7 @@ pub use tcp::{
     HostTcp, TcpBulkReport, TcpListener, TcpStream, bulk_pattern, tcp_bulk, tcp_handle_timer,
 };
 pub use threads::{
-    DEVICE_ACTIVE_WINDOW, DEVICE_IDLE_MAX, DEVICE_IDLE_SLEEP, IDLE_PARK_MAX, ThreadRuntime,
+    CpuIdle, DEVICE_ACTIVE_WINDOW, DEVICE_IDLE_MAX, DEVICE_IDLE_SLEEP, IDLE_PARK_MAX, ThreadRuntime,
 };
 pub use walk::{Stage, TcpWalk, Walk, WalkLayer, record_walk, run_tcp_walk};
 

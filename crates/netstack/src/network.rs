@@ -22,7 +22,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use netcore::{Clock, Duration, Instant, MonotonicClock, VirtualClock};
@@ -117,11 +117,38 @@ pub type WireStats = (LinkStats, LinkStats);
 /// poll a NIC at the instant a frame reaches the NIC at the other end.
 /// Both answers, and [`PhyPort::rx_ready`], come from the wire's
 /// [`WireHeads`] without taking the wire's lock.
+///
+/// On the thread runtime, frames a MAC hands over with
+/// [`PhyPort::transmit_swap_vouched`] (each transmit pass of the igb
+/// model) wait in the port until the pass ends
+/// ([`PhyPort::flush`]) and go on the wire under one lock, each at the
+/// instant it was sent: the wire computes the same serialisation and
+/// arrival times as if each had been put there at once (nothing reads
+/// this direction of the wire between the send and the flush but the
+/// other end, which sees the frames no earlier than their arrival). On
+/// the thread runtime the two ends are run by two threads, and a lock of
+/// the wire per frame on each side had the threads spend their time
+/// waiting for each other's cache lines.
 struct WirePort {
     wire: Arc<netcore::SpinLock<VirtualWire>>,
     end: Arc<WireEnd>,
     side: Side,
+    /// Frames sent since the last flush: (when, frame, vouch).
+    outbox: Vec<(Instant, Vec<u8>, nic_hw::Vouch)>,
+    /// Empty frame buffers to hand a MAC for the frames it gives us, so
+    /// that `transmit_swap_vouched` need not lock the wire for one.
+    spares: Vec<Vec<u8>>,
+    /// Whether the thread runtime runs the network (its `threaded`
+    /// flag): only then are frames held back for the flush. On the
+    /// simulation's one thread nobody waits for the lock, and most
+    /// passes send one frame (a request, an ACK).
+    batch: Arc<AtomicBool>,
 }
+
+/// The most frames a [`WirePort`] holds back before it puts them on the
+/// wire without waiting for the flush (a bound on the outbox, which a
+/// MAC that never flushes would otherwise grow).
+const WIRE_OUTBOX_MAX: usize = 256;
 
 /// A [`WirePort`]'s view of its wire's [`WireHeads`]: the port's
 /// [`PhyPort::next_event`], also handed to the NIC model as its lock-free
@@ -148,12 +175,39 @@ impl nic_hw::PhyNextEvent for WireEnd {
 }
 
 impl WirePort {
-    fn new(wire: Arc<netcore::SpinLock<VirtualWire>>, side: Side) -> WirePort {
+    fn new(
+        wire: Arc<netcore::SpinLock<VirtualWire>>,
+        side: Side,
+        batch: Arc<AtomicBool>,
+    ) -> WirePort {
         let heads = wire.lock().heads();
         WirePort {
             wire,
             end: Arc::new(WireEnd { heads, side }),
             side,
+            outbox: Vec::new(),
+            spares: Vec::new(),
+            batch,
+        }
+    }
+
+    /// Puts the held-back frames on the wire, in the order and at the
+    /// instants they were sent, and keeps the buffers the wire swaps back.
+    #[inline]
+    fn flush_outbox(&mut self) {
+        if !self.outbox.is_empty() {
+            self.flush_outbox_slow();
+        }
+    }
+
+    #[inline(never)]
+    fn flush_outbox_slow(&mut self) {
+        let mut wire = self.wire.lock();
+        for (now, mut frame, vouch) in self.outbox.drain(..) {
+            wire.transmit_swap_vouched(now, self.side, &mut frame, vouch);
+            if frame.capacity() > 0 && self.spares.len() < WIRE_OUTBOX_MAX {
+                self.spares.push(frame);
+            }
         }
     }
 
@@ -167,6 +221,7 @@ impl WirePort {
 
 impl PhyPort for WirePort {
     fn transmit(&mut self, now: Instant, frame: Vec<u8>) -> Result<(), PhyError> {
+        self.flush_outbox();
         self.wire().transmit(now, self.side, frame);
         Ok(())
     }
@@ -188,11 +243,13 @@ impl PhyPort for WirePort {
     }
 
     fn transmit_slice(&mut self, now: Instant, frame: &[u8]) -> Result<(), PhyError> {
+        self.flush_outbox();
         self.wire().transmit_slice(now, self.side, frame);
         Ok(())
     }
 
     fn transmit_swap(&mut self, now: Instant, frame: &mut Vec<u8>) -> Result<(), PhyError> {
+        self.flush_outbox();
         self.wire().transmit_swap(now, self.side, frame);
         Ok(())
     }
@@ -202,6 +259,7 @@ impl PhyPort for WirePort {
         now: Instant,
         frame: &mut Vec<u8>,
     ) -> Result<(), PhyError> {
+        self.flush_outbox();
         self.wire().transmit_swap_fcs_good(now, self.side, frame);
         Ok(())
     }
@@ -223,8 +281,24 @@ impl PhyPort for WirePort {
         frame: &mut Vec<u8>,
         vouch: nic_hw::Vouch,
     ) -> Result<(), PhyError> {
-        self.wire()
-            .transmit_swap_vouched(now, self.side, frame, vouch);
+        if !self.batch.load(Ordering::Relaxed) {
+            self.flush_outbox();
+            self.wire()
+                .transmit_swap_vouched(now, self.side, frame, vouch);
+            return Ok(());
+        }
+        if self.outbox.len() >= WIRE_OUTBOX_MAX {
+            self.flush_outbox();
+        }
+        let mut empty = self.spares.pop().unwrap_or_default();
+        empty.clear();
+        let sent = std::mem::replace(frame, empty);
+        self.outbox.push((now, sent, vouch));
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), PhyError> {
+        self.flush_outbox();
         Ok(())
     }
 
@@ -281,12 +355,28 @@ struct CountedPort<P> {
 /// No kernel twin. The settle loop's thread (the first to read it: a
 /// [`netcore::PcpuOwner`]) counts with a plain load and store, as every
 /// NIC of a simulated network is polled from that thread; any other
-/// thread (a device thread) adds with a locked add.
-#[derive(Debug, Default)]
+/// thread (a device thread) adds with a locked add. While the thread
+/// runtime runs the network nobody reads the count (there is no settle
+/// loop), and the CPU threads that run NIC models in `idle=poll` mode
+/// would contend for the shared word on every frame: it is not kept then
+/// ([`PhyMoves::set_counting`]).
+#[derive(Debug)]
 struct PhyMoves {
     local: AtomicU64,
     shared: AtomicU64,
     owner: netcore::PcpuOwner,
+    counting: AtomicBool,
+}
+
+impl Default for PhyMoves {
+    fn default() -> PhyMoves {
+        PhyMoves {
+            local: AtomicU64::new(0),
+            shared: AtomicU64::new(0),
+            owner: netcore::PcpuOwner::default(),
+            counting: AtomicBool::new(true),
+        }
+    }
 }
 
 impl PhyMoves {
@@ -295,9 +385,17 @@ impl PhyMoves {
         if self.owner.is_mine() {
             let v = self.local.load(Ordering::Relaxed);
             self.local.store(v + 1, Ordering::Relaxed);
-        } else {
+        } else if self.counting.load(Ordering::Relaxed) {
             self.shared.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Stops (while the thread runtime runs the network) or resumes
+    /// counting moves from threads other than the settle loop's. A settle
+    /// compares counts taken around one poll on its own thread, so what
+    /// went uncounted in between changes none of its answers.
+    fn set_counting(&self, on: bool) {
+        self.counting.store(on, Ordering::Relaxed);
     }
 
     /// The count so far; the caller becomes the owner if nobody is.
@@ -387,6 +485,10 @@ impl<P: PhyPort> PhyPort for CountedPort<P> {
         self.inner.transmit_swap_vouched(now, frame, vouch)
     }
 
+    fn flush(&mut self) -> Result<(), PhyError> {
+        self.inner.flush()
+    }
+
     fn receive_into_vouched(
         &mut self,
         now: Instant,
@@ -433,6 +535,9 @@ pub struct Network {
     /// an earlier event (see `CountedPort`): a poll that did not bump it
     /// leaves the other NICs' next events as they were.
     phy_moves: Arc<PhyMoves>,
+    /// Set while the thread runtime runs the network (the wires' ports
+    /// batch their frames then: see [`WirePort`]).
+    threaded: Arc<AtomicBool>,
     /// Off: every poll makes every NIC's next event stale, every round
     /// looks at every host, a round in which a CPU ran is always followed
     /// by another, and the next event is read from every host: the loop
@@ -578,6 +683,7 @@ impl Network {
             host_wake: Vec::new(),
             nic_due_valid: false,
             phy_moves: Arc::new(PhyMoves::default()),
+            threaded: Arc::new(AtomicBool::new(false)),
             #[cfg(test)]
             precise_nic_due: true,
             ksoftirqd_due: None,
@@ -591,6 +697,14 @@ impl Network {
         n.clock = Arc::new(MonotonicClock::new());
         n.vclock = None;
         n
+    }
+
+    /// Told by the thread runtime when it starts (`true`) and stops
+    /// running the network: the moves of [`PhyMoves`] are not counted and
+    /// the [`WirePort`]s batch their frames while it runs.
+    pub(crate) fn set_threaded(&self, on: bool) {
+        self.phy_moves.set_counting(!on);
+        self.threaded.store(on, Ordering::Relaxed);
     }
 
     /// Whether the network runs in virtual time.
@@ -639,7 +753,7 @@ impl Network {
         });
         let end = |wire, side| -> PhyEnd {
             Box::new(CountedPort {
-                inner: WirePort::new(wire, side),
+                inner: WirePort::new(wire, side, Arc::clone(&self.threaded)),
                 moves: Arc::clone(&self.phy_moves),
                 receive_moves: false,
             })
@@ -1371,8 +1485,9 @@ mod tests {
         let wire = Arc::new(netcore::SpinLock::new(
             VirtualWire::symmetric(cfg, 1).unwrap(),
         ));
-        let mut a = WirePort::new(Arc::clone(&wire), Side::A);
-        let mut b = WirePort::new(Arc::clone(&wire), Side::B);
+        let batch = Arc::new(AtomicBool::new(false));
+        let mut a = WirePort::new(Arc::clone(&wire), Side::A, Arc::clone(&batch));
+        let mut b = WirePort::new(Arc::clone(&wire), Side::B, batch);
         let mut frame = vec![0x02; 60];
         nic_hw::append_fcs(&mut frame);
         let t0 = Instant::ZERO;
@@ -1401,6 +1516,57 @@ mod tests {
         assert!(a.receive_into(back, &mut buf).unwrap());
         assert_eq!((a.next_event(), b.next_event()), (None, None));
         assert!(!a.rx_ready(Instant::MAX) && !b.rx_ready(Instant::MAX));
+    }
+
+    /// On the thread runtime a wire end holds back what a MAC sends in one
+    /// transmit pass until the pass ends (`flush`), and the wire then
+    /// gives each frame the serialisation and arrival it would have had
+    /// if sent at once: the same arrivals as an end that does not batch,
+    /// fed the same frames at the same instants.
+    #[test]
+    fn a_batching_wire_end_sends_at_the_flush_with_the_instants_given() {
+        let cfg = LinkConfig::default()
+            .rate_bps(1_000_000_000)
+            .delay(Duration::from_micros(5));
+        let arrivals = |batch: bool| {
+            let wire = Arc::new(netcore::SpinLock::new(
+                VirtualWire::symmetric(cfg.clone(), 1).unwrap(),
+            ));
+            let flag = Arc::new(AtomicBool::new(batch));
+            let mut a = WirePort::new(Arc::clone(&wire), Side::A, Arc::clone(&flag));
+            let mut b = WirePort::new(Arc::clone(&wire), Side::B, flag);
+            let sends = [(0u64, 60usize), (0, 1514), (3_000, 200), (3_000, 60)];
+            for (i, &(at, len)) in sends.iter().enumerate() {
+                let mut frame = vec![i as u8; len];
+                a.transmit_swap_vouched(Instant::from_nanos(at), &mut frame, nic_hw::Vouch::FCS)
+                    .unwrap();
+                assert!(frame.is_empty(), "the MAC gets an empty buffer back");
+            }
+            let held = wire.lock().in_flight(Side::A);
+            a.flush().unwrap();
+            assert_eq!(wire.lock().in_flight(Side::A), sends.len());
+            let mut got = Vec::new();
+            let mut buf = Vec::new();
+            loop {
+                let next = wire.lock().next_event();
+                let Some(at) = next else { break };
+                assert!(b.rx_ready(at));
+                let vouch = b.receive_into_vouched(at, &mut buf).unwrap().unwrap();
+                got.push((at, buf.len(), buf[0], vouch));
+            }
+            (held, got)
+        };
+        let (held, batched) = arrivals(true);
+        assert_eq!(held, 0, "nothing on the wire before the flush");
+        let (held, direct) = arrivals(false);
+        assert_eq!(held, 4, "without batching each frame goes at once");
+        assert_eq!(batched, direct);
+        assert_eq!(batched.len(), 4);
+        assert_eq!(
+            batched.iter().map(|g| g.2).collect::<Vec<_>>(),
+            [0, 1, 2, 3],
+            "in the order sent"
+        );
     }
 
     /// A socket call made outside any CPU (set-up code between runs, or

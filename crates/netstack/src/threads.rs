@@ -17,6 +17,21 @@
 //! rang a transmit doorbell or refilled a receive ring: the posted MMIO
 //! write that wakes the hardware).
 //!
+//! # Polling CPUs (`idle=poll`)
+//!
+//! [`ThreadRuntime::start_with`] and [`CpuIdle::Poll`] make each CPU
+//! thread spin instead of parking, as a kernel booted with `idle=poll`
+//! does (`cpu_idle_poll()`): nothing waits for a wake-up, so an interrupt
+//! or a queued step is seen within one turn of the loop. In that mode
+//! there is no device thread: each NIC model is run by one CPU thread of
+//! its own host (NIC `i` by CPU `i % nr_cpus`), between that CPU's
+//! rounds, whenever the NIC has something due ([`IgbDevice::next_event`],
+//! read without its lock). That is a deviation: a NIC is not run by a CPU.
+//! It is what lets a host with one CPU run on one core with nothing else
+//! beside it; with a device thread as well, two spinning hosts would be
+//! three spinning threads on a two-core machine. Poll mode is for
+//! measuring: every CPU thread takes a core whether or not it has work.
+//!
 //! # Deviations from Linux
 //!
 //! - A TAP descriptor cannot wake the device thread (the NIC model is
@@ -36,7 +51,9 @@ use std::thread::JoinHandle;
 use netcore::{Clock, Duration};
 use parking_lot::{Condvar, Mutex};
 
-use crate::cpu::{CpuCtx, cpu_has_work, cpu_run_in};
+use nic_hw::IgbDevice;
+
+use crate::cpu::{CpuClock, CpuCtx, cpu_has_work, cpu_run_in};
 use crate::error::NetstackError;
 use crate::host::HostShared;
 use crate::network::Network;
@@ -56,6 +73,20 @@ pub const DEVICE_ACTIVE_WINDOW: Duration = Duration::from_millis(10);
 /// doubles from [`DEVICE_IDLE_SLEEP`] up to this): how late a frame from
 /// a backend that cannot wake it (a TAP) may be seen after a quiet spell.
 pub const DEVICE_IDLE_MAX: Duration = Duration::from_millis(1);
+
+/// What a CPU thread does with nothing to run: Linux's `idle=` boot
+/// parameter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CpuIdle {
+    /// Sleep until an interrupt, a queued step or the next timer wakes it
+    /// (the default idle loop: `cpuidle` halts the CPU and an IPI wakes
+    /// it). A device thread runs the NIC models.
+    #[default]
+    Halt,
+    /// Spin, looking for work on every turn (`idle=poll`); the CPU threads
+    /// run their own host's NIC models (see the module's documentation).
+    Poll,
+}
 
 /// A CPU's idle state: parked until kicked or its timeout.
 #[derive(Default)]
@@ -101,8 +132,15 @@ impl core::fmt::Debug for ThreadRuntime {
 impl ThreadRuntime {
     /// Starts a network built with [`Network::realtime`]: one thread per
     /// CPU of every host and one device thread (none when no host has a
-    /// NIC model).
-    pub fn start(mut net: Network) -> Result<ThreadRuntime, NetstackError> {
+    /// NIC model). Idle CPUs sleep ([`CpuIdle::Halt`]).
+    pub fn start(net: Network) -> Result<ThreadRuntime, NetstackError> {
+        ThreadRuntime::start_with(net, CpuIdle::Halt)
+    }
+
+    /// [`ThreadRuntime::start`] with the idle behaviour `idle`: with
+    /// [`CpuIdle::Poll`] every CPU thread spins and runs its host's NIC
+    /// models, and there is no device thread.
+    pub fn start_with(mut net: Network, idle: CpuIdle) -> Result<ThreadRuntime, NetstackError> {
         if net.is_simulated() {
             return Err(NetstackError::Runtime(
                 "the thread runtime needs a network on the real clock (Network::realtime)"
@@ -111,6 +149,7 @@ impl ThreadRuntime {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let clock = Arc::clone(net.clock());
+        net.set_threaded(true);
         let device_parker = Arc::new(Parker::default());
         let mut cpus = Vec::new();
         for (hi, host) in net.hosts.iter_mut().enumerate() {
@@ -118,12 +157,39 @@ impl ThreadRuntime {
                 Arc::new((0..host.nr_cpus()).map(|_| Parker::default()).collect());
             let p = Arc::clone(&parkers);
             host.shared.socket_host().set_threaded(true);
-            host.shared.wakeup.set(move |cpu| {
-                if let Some(p) = p.get(cpu) {
-                    p.unpark();
-                }
-            });
+            if idle == CpuIdle::Halt {
+                host.shared.wakeup.set(move |cpu| {
+                    if let Some(p) = p.get(cpu) {
+                        p.unpark();
+                    }
+                });
+            } else {
+                // Nobody sleeps: a kick has nothing to wake.
+                host.shared.wakeup.clear();
+            }
+            let nr_cpus = host.nr_cpus();
             for ctx in std::mem::take(&mut host.cpus) {
+                if idle == CpuIdle::Poll {
+                    let devices: Vec<Arc<IgbDevice>> = host
+                        .shared
+                        .nic_devices()
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| i % nr_cpus == ctx.cpu)
+                        .map(|(_, d)| Arc::clone(d))
+                        .collect();
+                    let stop = Arc::clone(&stop);
+                    let clock = Arc::clone(&clock);
+                    let name = format!("{}-cpu{}", host.shared.name, ctx.cpu);
+                    let h = std::thread::Builder::new()
+                        .name(name)
+                        .spawn(move || cpu_thread_poll(ctx, &devices, &stop, &clock))
+                        .map_err(|e| {
+                            NetstackError::Runtime(format!("spawning a CPU thread: {e}"))
+                        })?;
+                    cpus.push((hi, h));
+                    continue;
+                }
                 let parkers = Arc::clone(&parkers);
                 let stop = Arc::clone(&stop);
                 let clock = Arc::clone(&clock);
@@ -143,7 +209,7 @@ impl ThreadRuntime {
         let rounds = Arc::clone(&device_rounds);
         // No NIC model anywhere (a TAP host's eth0 has its own worker):
         // no device thread to wake every few microseconds.
-        let has_hw = hosts.iter().any(|h| !h.nic_devices().is_empty());
+        let has_hw = idle == CpuIdle::Halt && hosts.iter().any(|h| !h.nic_devices().is_empty());
         let device = if has_hw {
             Some(
                 std::thread::Builder::new()
@@ -211,6 +277,7 @@ impl ThreadRuntime {
                 Err(_) => failed = true,
             }
         }
+        net.set_threaded(false);
         for h in &mut net.hosts {
             h.cpus.sort_by_key(|c| c.cpu);
             h.shared.wakeup.clear();
@@ -268,6 +335,38 @@ fn cpu_thread(
             p.park_timeout(timeout);
         }
     }
+    ctx
+}
+
+/// One CPU that never sleeps (`idle=poll`): each turn runs the NIC models
+/// it was given that have something due, then the CPU's own work; with
+/// nothing to do it spins (`cpu_relax()`).
+fn cpu_thread_poll(
+    mut ctx: Box<CpuCtx>,
+    devices: &[Arc<IgbDevice>],
+    stop: &AtomicBool,
+    clock: &Arc<dyn Clock>,
+) -> Box<CpuCtx> {
+    let host = Arc::clone(&ctx.host);
+    // The CPU reads the instant its loop last stored (see
+    // `CpuClock::cached`); the context gets its own clock back at the end.
+    let cpu_clock = CpuClock::cached(clock);
+    let own_clock = std::mem::replace(&mut ctx.clock, cpu_clock.clone());
+    while !stop.load(Ordering::Acquire) {
+        let now = cpu_clock.tick();
+        let mut moved = false;
+        for d in devices {
+            if d.next_event().is_some_and(|t| t <= now) {
+                d.poll(now);
+                moved = true;
+            }
+        }
+        let s = cpu_run_in(&mut ctx, &host, &cpu_clock);
+        if !moved && !s.did_work() {
+            std::hint::spin_loop();
+        }
+    }
+    ctx.clock = own_clock;
     ctx
 }
 

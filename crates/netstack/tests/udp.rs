@@ -6,9 +6,10 @@ mod common;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use netcore::{Duration, IcmpMsgDir, IpMib, UdpMib};
-use netstack::{Host, Network, NicConfig, ThreadRuntime, UdpSocket};
+use netstack::{CpuIdle, Host, Network, NicConfig, ThreadRuntime, UdpSocket};
 use nic_hw::LinkConfig;
 use socket::{
     AF_INET, EPOLL_CTL_ADD, EpollEvent, EpollEvents, MsgFlags, SO_RCVBUF, SO_REUSEPORT, SO_SNDBUF,
@@ -355,8 +356,23 @@ fn queued_application_steps_run_on_a_cpu() {
 
 #[test]
 fn blocking_send_and_receive_on_the_thread_runtime() {
-    let net = pair_on(Network::realtime(3));
-    let rt = ThreadRuntime::start(net).unwrap();
+    blocking_echo_on_threads(CpuIdle::Halt, 3);
+}
+
+/// The same exchange with CPUs that never sleep (`idle=poll`): each CPU
+/// thread runs its own host's NIC model (NIC 0 on CPU 0 of each host with
+/// two CPUs), and there is no device thread.
+#[test]
+fn blocking_send_and_receive_on_polling_cpus() {
+    let rt = blocking_echo_on_threads(CpuIdle::Poll, 4);
+    assert_eq!(rt, 0, "no device thread in idle=poll mode");
+}
+
+/// Three datagrams echoed between an application thread on h1 and one on
+/// h2, both blocking; returns the device thread's rounds.
+fn blocking_echo_on_threads(idle: CpuIdle, seed: u64) -> u64 {
+    let net = pair_on(Network::realtime(seed));
+    let rt = ThreadRuntime::start_with(net, idle).unwrap();
     let (h1, h2) = (rt.host("h1").unwrap(), rt.host("h2").unwrap());
     let server = UdpSocket::bind(&h2, "0.0.0.0:7").unwrap();
     server
@@ -382,10 +398,51 @@ fn blocking_send_and_receive_on_the_thread_runtime() {
         assert_eq!(&buf[..n], msg.as_slice());
     }
     echo.join().unwrap();
+    let rounds = rt.device_rounds();
     let net = rt.stop().unwrap();
     assert_eq!(udp(&net, "h1", UdpMib::InDatagrams), 3);
     assert_eq!(udp(&net, "h2", UdpMib::InDatagrams), 3);
     assert_eq!(udp(&net, "h2", UdpMib::OutDatagrams), 3);
+    rounds
+}
+
+/// An application step that queues itself again (a task that yields)
+/// runs behind the interrupts and softirqs of its CPU, not before them
+/// all: the datagram the first step sends to its own host (through `lo`:
+/// `netif_rx()`, then `NET_RX_SOFTIRQ`) is in the socket when the second
+/// step looks. Were the queue run until empty before the softirqs, the
+/// steps would never see it.
+#[test]
+fn a_step_that_queues_itself_again_leaves_the_softirqs_their_turn() {
+    fn step(
+        h: &Arc<netstack::HostShared>,
+        socks: Arc<(UdpSocket, UdpSocket)>,
+        i: u32,
+        seen_at: Arc<AtomicU32>,
+    ) {
+        let host = Arc::clone(h);
+        h.app_on(0, move || {
+            let (rx, tx) = &*socks;
+            if i == 0 {
+                tx.send_to(&[7; 8], "198.18.0.2:9").unwrap();
+            }
+            let mut buf = [0u8; 64];
+            if rx.recv(&mut buf).is_ok() {
+                seen_at.store(i, Ordering::Relaxed);
+            } else if i < 100 {
+                step(&host, socks, i + 1, seen_at);
+            }
+        });
+    }
+    let mut net = pair();
+    let h2 = host(&net, "h2");
+    let rx = UdpSocket::bind(&h2, "198.18.0.2:9").unwrap();
+    let tx = UdpSocket::bind(&h2, "0.0.0.0:0").unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let seen_at = Arc::new(AtomicU32::new(u32::MAX));
+    step(&h2, Arc::new((rx, tx)), 0, Arc::clone(&seen_at));
+    net.run_until_idle().unwrap();
+    assert_eq!(seen_at.load(Ordering::Relaxed), 1);
 }
 
 /// `/proc/net/udp` and `ss -uanp` on a host, in the kernel's and

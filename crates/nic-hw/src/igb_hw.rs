@@ -1105,8 +1105,15 @@ impl IgbHw {
     /// Returns how many frames it received from the PHY.
     pub fn poll(&mut self, now: Instant) -> usize {
         self.now = self.now.max(now);
-        for q in bits(core::mem::take(&mut self.tx_doorbells)) {
+        let bells = core::mem::take(&mut self.tx_doorbells);
+        for q in bits(bells) {
             self.igb_xmit_ring(q, now);
+        }
+        if bells != 0
+            && let Some(phy) = self.phy.as_mut()
+            && phy.flush().is_err()
+        {
+            self.phy_errors += 1;
         }
         let mut received = 0;
         // One buffer for every frame: the PHY swaps its contents with the

@@ -406,6 +406,19 @@ pub trait PhyPort {
         }
     }
 
+    /// Puts on the medium, at the instants they were given, the frames a
+    /// port held back from [`transmit_swap_vouched`](PhyPort::transmit_swap_vouched)
+    /// calls to hand them over together. A MAC calls it when it has sent
+    /// what it had to send at that instant (the end of a transmit pass),
+    /// before it receives. The default holds nothing back: nothing to do.
+    ///
+    /// No kernel twin: a port shared with another thread (a wire whose
+    /// other end another CPU's thread runs) takes the medium's lock once
+    /// per burst instead of once per frame.
+    fn flush(&mut self) -> Result<(), PhyError> {
+        Ok(())
+    }
+
     /// Like [`receive_into_fcs_good`](PhyPort::receive_into_fcs_good), with
     /// everything the sender vouched for that still holds (empty for a
     /// frame the port cannot vouch for). The default knows only the FCS
