@@ -708,3 +708,69 @@ fn bind_to_a_foreign_address_needs_ip_nonlocal_bind() {
         layer.close(fd).unwrap();
     }
 }
+
+/// A transfer between application threads on hosts whose CPUs poll
+/// (`idle=poll`: one spinning thread per CPU, which also runs its host's
+/// NIC model; no device thread) arrives whole and in order, and the
+/// connection closes cleanly: the runtime `tcp_bulk_2cpu` measures.
+#[test]
+fn a_transfer_on_polling_cpus_arrives_whole() {
+    const LEN: u64 = 4 << 20;
+    let mut net = Network::realtime(11);
+    let (a, b) = net
+        .wire(
+            "w0",
+            LinkConfig::default()
+                .rate_bps(10_000_000_000)
+                .delay(Duration::from_micros(1)),
+        )
+        .unwrap();
+    for (name, phy, addr) in [("h1", a, "198.18.0.1/24"), ("h2", b, "198.18.0.2/24")] {
+        net.add_host(
+            Host::builder()
+                .name(name)
+                .nic(NicConfig::new().phy(phy))
+                .addr(addr),
+        )
+        .unwrap();
+    }
+    let rt = netstack::ThreadRuntime::start_with(net, netstack::CpuIdle::Poll).unwrap();
+    let (h1, h2) = (rt.host("h1").unwrap(), rt.host("h2").unwrap());
+    let l = TcpListener::bind(
+        h2.socket_layer(),
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5005),
+    )
+    .unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(h1.socket_layer(), SocketAddrV4::new(H2, 5005)).unwrap();
+        let data: Vec<u8> = (0..LEN).map(bulk_pattern).collect();
+        c.write_all(&data).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        // Wait for the peer's FIN before the socket goes.
+        let mut end = [0u8; 1];
+        assert_eq!(c.read(&mut end).unwrap(), 0);
+    });
+    let (mut s, _) = l.accept().unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        for (i, &b) in buf[..n].iter().enumerate() {
+            assert_eq!(b, bulk_pattern(got + i as u64), "byte {}", got + i as u64);
+        }
+        got += n as u64;
+    }
+    assert_eq!(got, LEN);
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    writer.join().unwrap();
+    assert_eq!(rt.device_rounds(), 0, "no device thread");
+    drop((s, l));
+    let net = rt.stop().unwrap();
+    assert_eq!(tcp(&net, "h1", TcpMib::ActiveOpens), 1);
+    assert_eq!(tcp(&net, "h2", TcpMib::PassiveOpens), 1);
+}
