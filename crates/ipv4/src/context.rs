@@ -1092,6 +1092,21 @@ impl<C: ?Sized> Ipv4Net<C> {
         self.devs_genid.load(Ordering::Acquire)
     }
 
+    /// Whether device `ifindex` sums TCP and UDP over IPv4 itself
+    /// (`dev->features & (NETIF_F_IP_CSUM | NETIF_F_HW_CSUM)`), so that a
+    /// transport may leave `CHECKSUM_PARTIAL` for it; `false` for the
+    /// loopback and an unknown device.
+    pub fn dev_ip_csum_offload(&self, ifindex: u32) -> bool {
+        self.devs
+            .read()
+            .get(ifindex)
+            .and_then(|d| d.dev.as_ref())
+            .is_some_and(|nd| {
+                nd.features()
+                    .intersects(netcore::NetdevFeatures::IP_CSUM | netcore::NetdevFeatures::HW_CSUM)
+            })
+    }
+
     /// The IPv4 view of device `ifindex`.
     pub fn dev(&self, ifindex: u32) -> Option<Ipv4Dev> {
         self.devs.read().get(ifindex).cloned()

@@ -813,3 +813,110 @@ fn fragmentation_needed_teaches_the_path_mtu_and_the_next_datagram_is_fragmented
     let (got, _) = recv_now(&mut net, "h2", &rx).unwrap();
     assert_eq!(got, dgram);
 }
+
+/// The one's-complement sum of `data` (RFC 1071), folded, not inverted.
+fn ones_sum(data: &[u8], mut sum: u32) -> u16 {
+    for c in data.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// The UDP checksum fields of the datagrams to port `dport` in a pcap
+/// file, each with the pseudo-header sum alone and the checksum the
+/// datagram should carry (`None` for a first fragment: the rest of the
+/// datagram is elsewhere).
+fn udp_checks(pcap: &[u8], dport: u16) -> Vec<(u16, u16, Option<u16>)> {
+    let mut out = Vec::new();
+    let mut off = 24;
+    while off + 16 <= pcap.len() {
+        let caplen = u32::from_le_bytes(pcap[off + 8..off + 12].try_into().unwrap()) as usize;
+        let f = &pcap[off + 16..(off + 16 + caplen).min(pcap.len())];
+        off += 16 + caplen;
+        if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[23] != 17 {
+            continue;
+        }
+        let ihl = usize::from(f[14] & 0x0f) * 4;
+        let u = &f[14 + ihl..];
+        if u16::from_be_bytes([u[2], u[3]]) != dport {
+            continue;
+        }
+        let ulen = usize::from(u16::from_be_bytes([u[4], u[5]]));
+        let mut pseudo = f[26..34].to_vec();
+        pseudo.extend_from_slice(&[0, 17]);
+        pseudo.extend_from_slice(&(ulen as u16).to_be_bytes());
+        let p = ones_sum(&pseudo, 0);
+        let full = (ulen <= u.len()).then(|| {
+            let mut zeroed = u[..ulen].to_vec();
+            zeroed[6..8].fill(0);
+            !ones_sum(&zeroed, u32::from(p))
+        });
+        out.push((u16::from_be_bytes([u[6], u[7]]), p, full));
+    }
+    out
+}
+
+/// UDP leaves its checksum to a NIC that offers to compute it
+/// (`CHECKSUM_PARTIAL`, as `__ip_append_data()` does on an igb, which has
+/// `NETIF_F_IP_CSUM`): a capture on the sender shows the pseudo-header
+/// sum in the field, as tcpdump on a Linux sender shows "bad udp cksum"
+/// for offloaded datagrams, and the receiver finds the checksum good. A
+/// datagram that goes as fragments, and every datagram once `ethtool -K
+/// eth0 tx off` took the offload away, is summed by the stack.
+#[test]
+fn udp_leaves_its_checksum_to_a_nic_that_offers_it() {
+    let mut net = pair();
+    let path = std::env::temp_dir().join(format!("netstack-{}-udpcsum.pcap", std::process::id()));
+    let cap = net.host("h1").unwrap().capture("eth0", &path).unwrap();
+    let (h1, h2) = (host(&net, "h1"), host(&net, "h2"));
+    let rx = UdpSocket::bind(&h2, "198.18.0.2:9").unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let send = |net: &mut Network, len: usize| {
+        let tx = UdpSocket::bind(&h1, "0.0.0.0:0").unwrap();
+        let msg = vec![0xa5u8; len];
+        net.app("h1", || tx.send_to(&msg, "198.18.0.2:9"))
+            .unwrap()
+            .unwrap();
+        net.run_for(Duration::from_millis(5)).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = net.app("h2", || rx.recv(&mut buf)).unwrap().unwrap();
+        assert_eq!(&buf[..n], msg.as_slice());
+    };
+    send(&mut net, 100); // offloaded
+    send(&mut net, 3000); // fragmented: summed by the stack
+    net.host("h1")
+        .unwrap()
+        .with_ethtool("eth0", |ops| {
+            let (f, _) = ops.get_features().unwrap();
+            ops.set_features(
+                f - netcore::NetdevFeatures::IP_CSUM - netcore::NetdevFeatures::HW_CSUM,
+            )
+            .unwrap();
+        })
+        .unwrap();
+    send(&mut net, 100); // tx off: summed by the stack
+    cap.flush().unwrap();
+    let pcap = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let checks = udp_checks(&pcap, 9);
+    assert_eq!(checks.len(), 3, "{checks:?}");
+    let (field, pseudo, full) = checks[0];
+    assert_eq!(
+        field, pseudo,
+        "offloaded: the pseudo-header sum for the NIC"
+    );
+    assert_ne!(Some(field), full);
+    let (field, pseudo, full) = checks[1];
+    assert_eq!(full, None, "the first fragment");
+    assert_ne!(
+        field, pseudo,
+        "a fragmented datagram is summed by the stack"
+    );
+    let (field, _, full) = checks[2];
+    assert_eq!(Some(field), full, "tx off: summed by the stack");
+    assert_eq!(udp(&net, "h2", UdpMib::InCsumErrors), 0);
+    assert_eq!(udp(&net, "h2", UdpMib::InDatagrams), 3);
+}

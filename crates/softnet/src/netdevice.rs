@@ -202,7 +202,7 @@ impl NetDev {
     /// reads `dev->features` on transmit), else from the driver under the
     /// device lock.
     #[inline]
-    pub(crate) fn features(&self) -> NetdevFeatures {
+    pub fn features(&self) -> NetdevFeatures {
         match &self.features {
             Some(f) => f.load(),
             None => self.device.lock().features(),

@@ -130,7 +130,12 @@ impl<C: UdpNetContext> UdpContext for C {
             // dst_mtu(): the route carries its device's MTU.
             mtu: rt.mtu,
             broadcast: rt.rt_type == RtnType::Broadcast,
-            csum_offload: false,
+            // `rt->dst.dev->features`, read when the route is looked up
+            // (Linux reads it at every send; a socket here keeps a route
+            // until the routes or the device table change, so an
+            // `ethtool -K tx off` reaches the sockets that look up again,
+            // and the igb model sums a CHECKSUM_PARTIAL datagram anyway).
+            csum_offload: rt.rt_type != RtnType::Local && self.ipv4().dev_ip_csum_offload(rt.oif),
             dst: Some(rt),
         })
     }

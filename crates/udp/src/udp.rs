@@ -45,6 +45,9 @@ pub const IPPROTO_UDP: u8 = 17;
 /// headers (`MAX_HEADER` + the largest IPv4 header, rounded).
 pub const UDP_MAX_HEADER: usize = 128;
 
+/// An IPv4 header without options (`sizeof(struct iphdr)`).
+const IPV4_HLEN: usize = 20;
+
 /// The largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP). A larger
 /// `sendmsg` fails with `EMSGSIZE`.
 pub const UDP_MAX_PAYLOAD: usize = 0xFFFF - 20 - UDP_HLEN;
@@ -1066,7 +1069,11 @@ pub fn udp_sendmsg<C: UdpContext>(
     } else {
         fl.saddr
     };
-    let built = udp_build(&mut skb, &fl, rt_saddr, buf, no_check, rt.csum_offload);
+    // __ip_append_data(): CHECKSUM_PARTIAL only for a datagram that goes
+    // as one packet (`length + fragheaderlen <= mtu`) on a device that
+    // sums it; a fragmented one is summed here.
+    let offload = rt.csum_offload && IPV4_HLEN + ulen <= rt.mtu as usize;
+    let built = udp_build(&mut skb, &fl, rt_saddr, buf, no_check, offload);
     let result = match built {
         Ok(()) => {
             skb.mark = fl.mark;
