@@ -15,8 +15,8 @@
 //! it: the two hosts on the thread runtime in `idle=poll` mode
 //! ([`CpuIdle::Poll`]: each host's one CPU is a thread that spins and
 //! runs its own NIC model, two threads in all), the sender an application
-//! step on h1's CPU that sends batches of 32 for as long as its send
-//! buffer admits them, the receiver a step on h2's CPU woken by the
+//! step on h1's CPU that sends up to 32 batches of 32 while its send
+//! buffer admits them and then waits for `EPOLLOUT`, the receiver a step on h2's CPU woken by the
 //! socket's `sk_data_ready()` that drains the queue. The figure is
 //! datagrams received per second of wall time over a one-second window
 //! after a warm-up (what the sender sends beyond that is dropped and
@@ -27,7 +27,9 @@
 //!
 //! `UDP_BENCH_PROFILE=N` runs N batches of the simulated exchange only and
 //! prints the runtime's loop iterations per datagram (for `perf record` or
-//! `valgrind --tool=callgrind`).
+//! `valgrind --tool=callgrind`); `UDP_BENCH_2CPU=1` runs only the two-CPU
+//! figure, and `UDP_BENCH_2CPU_MS=N` shortens its warm-up and window to N
+//! ms each (for `perf record`).
 
 use std::net::SocketAddrV4;
 use std::sync::Arc;

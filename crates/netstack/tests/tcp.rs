@@ -716,24 +716,7 @@ fn bind_to_a_foreign_address_needs_ip_nonlocal_bind() {
 #[test]
 fn a_transfer_on_polling_cpus_arrives_whole() {
     const LEN: u64 = 4 << 20;
-    let mut net = Network::realtime(11);
-    let (a, b) = net
-        .wire(
-            "w0",
-            LinkConfig::default()
-                .rate_bps(10_000_000_000)
-                .delay(Duration::from_micros(1)),
-        )
-        .unwrap();
-    for (name, phy, addr) in [("h1", a, "198.18.0.1/24"), ("h2", b, "198.18.0.2/24")] {
-        net.add_host(
-            Host::builder()
-                .name(name)
-                .nic(NicConfig::new().phy(phy))
-                .addr(addr),
-        )
-        .unwrap();
-    }
+    let net = common::two_hosts(Network::realtime(11));
     let rt = netstack::ThreadRuntime::start_with(net, netstack::CpuIdle::Poll).unwrap();
     let (h1, h2) = (rt.host("h1").unwrap(), rt.host("h2").unwrap());
     let l = TcpListener::bind(

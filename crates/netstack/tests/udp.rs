@@ -814,28 +814,14 @@ fn fragmentation_needed_teaches_the_path_mtu_and_the_next_datagram_is_fragmented
     assert_eq!(got, dgram);
 }
 
-/// The one's-complement sum of `data` (RFC 1071), folded, not inverted.
-fn ones_sum(data: &[u8], mut sum: u32) -> u16 {
-    for c in data.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
 /// The UDP checksum fields of the datagrams to port `dport` in a pcap
-/// file, each with the pseudo-header sum alone and the checksum the
-/// datagram should carry (`None` for a first fragment: the rest of the
-/// datagram is elsewhere).
+/// file, each with the pseudo-header sum alone (what `CHECKSUM_PARTIAL`
+/// leaves in the field) and the checksum the datagram should carry
+/// (`None` for a first fragment: the rest of the datagram is elsewhere).
 fn udp_checks(pcap: &[u8], dport: u16) -> Vec<(u16, u16, Option<u16>)> {
+    let addr = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
     let mut out = Vec::new();
-    let mut off = 24;
-    while off + 16 <= pcap.len() {
-        let caplen = u32::from_le_bytes(pcap[off + 8..off + 12].try_into().unwrap()) as usize;
-        let f = &pcap[off + 16..(off + 16 + caplen).min(pcap.len())];
-        off += 16 + caplen;
+    for f in common::pcap_frames(pcap) {
         if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[23] != 17 {
             continue;
         }
@@ -844,17 +830,18 @@ fn udp_checks(pcap: &[u8], dport: u16) -> Vec<(u16, u16, Option<u16>)> {
         if u16::from_be_bytes([u[2], u[3]]) != dport {
             continue;
         }
-        let ulen = usize::from(u16::from_be_bytes([u[4], u[5]]));
-        let mut pseudo = f[26..34].to_vec();
-        pseudo.extend_from_slice(&[0, 17]);
-        pseudo.extend_from_slice(&(ulen as u16).to_be_bytes());
-        let p = ones_sum(&pseudo, 0);
-        let full = (ulen <= u.len()).then(|| {
-            let mut zeroed = u[..ulen].to_vec();
+        let ulen = u16::from_be_bytes([u[4], u[5]]);
+        let (saddr, daddr) = (addr(&f[26..30]), addr(&f[30..34]));
+        let pseudo = !wire::csum_tcpudp_magic(saddr, daddr, ulen, 17, 0);
+        let full = (usize::from(ulen) <= u.len()).then(|| {
+            let mut zeroed = u[..usize::from(ulen)].to_vec();
             zeroed[6..8].fill(0);
-            !ones_sum(&zeroed, u32::from(p))
+            match wire::csum_tcpudp_magic(saddr, daddr, ulen, 17, wire::csum_partial(&zeroed, 0)) {
+                0 => 0xffff,
+                c => c,
+            }
         });
-        out.push((u16::from_be_bytes([u[6], u[7]]), p, full));
+        out.push((u16::from_be_bytes([u[6], u[7]]), pseudo, full));
     }
     out
 }

@@ -1,7 +1,48 @@
 //! Topologies more than one test file of this crate builds.
 
+use netcore::Duration;
 use netstack::{Host, Network, NicConfig};
 use nic_hw::LinkConfig;
+
+/// h1 (198.18.0.1) and h2 (198.18.0.2), one CPU each, added to `net`
+/// (in virtual or real time) on a 10 Gbit/s wire with 1 µs of delay.
+#[allow(dead_code)] // not every test file of the crate uses every topology
+pub fn two_hosts(mut net: Network) -> Network {
+    let (a, b) = net
+        .wire(
+            "w0",
+            LinkConfig::default()
+                .rate_bps(10_000_000_000)
+                .delay(Duration::from_micros(1)),
+        )
+        .unwrap();
+    for (name, phy, addr) in [("h1", a, "198.18.0.1/24"), ("h2", b, "198.18.0.2/24")] {
+        net.add_host(
+            Host::builder()
+                .name(name)
+                .nic(NicConfig::new().phy(phy))
+                .addr(addr),
+        )
+        .unwrap();
+    }
+    net
+}
+
+/// The frames of a pcap file (libpcap format, as `Host::capture` writes
+/// it), each as captured.
+#[allow(dead_code)] // not every test file of the crate reads captures
+pub fn pcap_frames(pcap: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut off = 24;
+    while off + 16 <= pcap.len() {
+        let caplen =
+            u32::from_le_bytes([pcap[off + 8], pcap[off + 9], pcap[off + 10], pcap[off + 11]])
+                as usize;
+        out.push(&pcap[off + 16..(off + 16 + caplen).min(pcap.len())]);
+        off += 16 + caplen;
+    }
+    out
+}
 
 /// h1 (198.18.0.1) — r — h2 (198.18.1.2), each link a wire, r forwarding,
 /// with the IPv4 MTU of r's link to h2 (`eth1`) set to `mtu`: what r
